@@ -1,0 +1,47 @@
+# make demo  - create .venv, install torch==2.13.0 and semrec, run the demo
+# make test  - the same install plus test extras, then the whole test suite
+# make bench - the benchmarks in quick mode;  make lint - ruff and clang-format;  make clean
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+TORCH  := torch==2.13.0
+# Build tools for a --no-build-isolation build (an isolated build would fetch a CUDA torch).
+BUILD_DEPS := scikit-build-core pybind11 cmeel-eigen ninja "cmake>=3.26"
+SOURCES := $(shell find cpp python -type f) CMakeLists.txt pyproject.toml
+
+.PHONY: demo test bench lint clean install
+
+demo: $(VENV)/.stamp-install
+	$(BIN)/semrec demo
+
+test: $(VENV)/.stamp-install
+	$(BIN)/python -m pytest
+
+bench: $(VENV)/.stamp-install
+	$(BIN)/pip install --quiet ".[bench]" --no-build-isolation
+	$(BIN)/python benchmarks/similarity.py --quick
+
+lint: $(VENV)/.stamp-venv
+	$(BIN)/pip install --quiet "ruff==0.17.6" "clang-format==23.1.5"
+	$(BIN)/ruff check python tests benchmarks
+	$(BIN)/ruff format --check python tests benchmarks
+	find cpp -name '*.cpp' -o -name '*.hpp' | xargs $(BIN)/clang-format --dry-run -Werror
+
+install: $(VENV)/.stamp-install
+
+$(VENV)/.stamp-venv:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	# torch first, pinned: anything looser resolves to a multi-GB CUDA build.
+	$(BIN)/pip install --quiet $(TORCH)
+	$(BIN)/pip install --quiet $(BUILD_DEPS)
+	touch $@
+
+$(VENV)/.stamp-install: $(VENV)/.stamp-venv $(SOURCES)
+	$(BIN)/pip install --no-build-isolation ".[test]"
+	touch $@
+
+clean:
+	rm -rf build dist $(VENV) .pytest_cache .ruff_cache
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,84 @@
+// Helpers shared by the binding files: array views, the Ctrl-C hook and GIL handling.
+// Validation with user-facing messages lives in the Python layer; the checks here only keep a
+// direct call of the private module from crashing.
+#pragma once
+
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <chrono>
+#include <optional>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <utility>
+
+#include "semrec/parallel.hpp"
+#include "semrec/similarity.hpp"
+
+namespace semrec::bindings {
+
+namespace py = pybind11;
+
+template <class T>
+using CArray = py::array_t<T, py::array::c_style>;
+
+inline MatrixView matrix_view(const CArray<float>& a, const char* name) {
+  if (a.ndim() != 2) throw std::invalid_argument(std::string(name) + " must be 2-D");
+  return {a.data(), a.shape(0), a.shape(1)};
+}
+
+// A CSR structure passed as (indptr int64, indices int32, n_cols); None means absent.
+inline CsrView csr_view(const std::optional<CArray<std::int64_t>>& indptr,
+                        const std::optional<CArray<std::int32_t>>& indices, std::int64_t cols,
+                        const char* name) {
+  if (!indptr || !indices) return {};
+  if (indptr->ndim() != 1 || indices->ndim() != 1 || indptr->shape(0) < 1) {
+    throw std::invalid_argument(std::string(name) + ": indptr and indices must be 1-D");
+  }
+  const std::int64_t rows = indptr->shape(0) - 1;
+  if (indptr->data()[rows] != indices->shape(0) || indptr->data()[0] != 0) {
+    throw std::invalid_argument(std::string(name) + ": indptr does not match indices");
+  }
+  for (std::int64_t i = 0; i < rows; ++i) {
+    if (indptr->data()[i + 1] < indptr->data()[i]) {
+      throw std::invalid_argument(std::string(name) + ": indptr must be non-decreasing");
+    }
+  }
+  return {indptr->data(), indices->data(), rows, cols};
+}
+
+// Polls Python's signal handlers (so Ctrl-C stops a long kernel) at most every 50 ms. The
+// kernel calls it only on the thread that released the GIL, which is the one signals reach.
+class PythonStopCheck {
+ public:
+  bool operator()() {
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last_ < std::chrono::milliseconds(50)) return false;
+    last_ = now;
+    py::gil_scoped_acquire gil;
+    return PyErr_CheckSignals() != 0;
+  }
+
+ private:
+  std::chrono::steady_clock::time_point last_ = std::chrono::steady_clock::now();
+};
+
+// Runs fn(stop) with the GIL released. Python objects must all have been read before.
+template <class Fn>
+void without_gil(Fn&& fn) {
+  bool interrupted = false;
+  {
+    py::gil_scoped_release release;
+    try {
+      fn(StopCheck(PythonStopCheck()));
+    } catch (const Interrupted&) {
+      interrupted = true;
+    }
+  }
+  // The KeyboardInterrupt raised by the signal handler is pending: re-raise it.
+  if (interrupted) throw py::error_already_set();
+}
+
+}  // namespace semrec::bindings

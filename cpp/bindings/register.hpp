@@ -1,0 +1,11 @@
+// One register_<concern>(module) function per binding file; the module files assemble them.
+#pragma once
+
+#include <pybind11/pybind11.h>
+
+namespace semrec::bindings {
+
+void register_similarity(pybind11::module_& m);  // similarity.cpp -> _core_*
+void register_pooling(pybind11::module_& m);     // pooling.cpp -> _text
+
+}  // namespace semrec::bindings

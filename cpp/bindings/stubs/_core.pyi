@@ -1,0 +1,27 @@
+# Type stubs for the kernel modules semrec._core_{generic,avx2,avx512} (one file per variant).
+import numpy as np
+import numpy.typing as npt
+
+isa: str
+
+def max_threads() -> int: ...
+def topk(
+    queries: npt.NDArray[np.float32],
+    items: npt.NDArray[np.float32],
+    k: int,
+    metric: str,
+    exclude_indptr: npt.NDArray[np.int64] | None,
+    exclude_indices: npt.NDArray[np.int32] | None,
+    num_threads: int,
+) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.float32]]: ...
+def topk_candidates(
+    queries: npt.NDArray[np.float32],
+    items: npt.NDArray[np.float32],
+    cand_indptr: npt.NDArray[np.int64],
+    cand_indices: npt.NDArray[np.int32],
+    k: int,
+    metric: str,
+    exclude_indptr: npt.NDArray[np.int64] | None,
+    exclude_indices: npt.NDArray[np.int32] | None,
+    num_threads: int,
+) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.float32]]: ...

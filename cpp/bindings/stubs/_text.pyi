@@ -1,0 +1,9 @@
+# Type stubs for the LibTorch module semrec._text.
+import numpy as np
+import numpy.typing as npt
+
+def mean_pool(
+    hidden: npt.NDArray[np.float32], lengths: npt.NDArray[np.int64], normalize: bool
+) -> npt.NDArray[np.float32]: ...
+def torch_num_threads() -> int: ...
+def set_torch_num_threads(n: int) -> None: ...

@@ -1,0 +1,7 @@
+// The LibTorch module. Import torch before it (semrec.text does) so torch's libraries are loaded.
+#include "bindings/register.hpp"
+
+PYBIND11_MODULE(_text, m) {
+  m.doc() = "semrec LibTorch kernels";
+  semrec::bindings::register_pooling(m);
+}

@@ -1,0 +1,56 @@
+"""Loads the compiled kernel module that best fits this CPU.
+
+The torch-free kernels are built several times (``_core_generic``, ``_core_avx2``,
+``_core_avx512``) so that one wheel runs everywhere and still uses the widest vector unit the
+CPU has. ``SEMREC_ISA=generic|avx2|avx512`` forces a variant (useful for testing and for
+reporting a suspected miscompilation).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from types import ModuleType
+
+_VARIANTS = ("native", "avx512", "avx2", "generic")
+# CPU features (as NumPy names them) each variant is compiled to use: x86-64-v4 / -v3.
+_REQUIRES = {
+    "avx512": ("AVX512F", "AVX512CD", "AVX512BW", "AVX512DQ", "AVX512VL", "AVX2", "FMA3"),
+    "avx2": ("AVX2", "FMA3", "F16C", "BMI2"),
+}
+
+
+def _cpu_features() -> dict[str, bool]:
+    try:
+        from numpy._core._multiarray_umath import __cpu_features__
+    except ImportError:  # NumPy < 2
+        from numpy.core._multiarray_umath import __cpu_features__
+    return dict(__cpu_features__)
+
+
+def _supported(variant: str, features: dict[str, bool]) -> bool:
+    return all(features.get(flag, False) for flag in _REQUIRES.get(variant, ()))
+
+
+def _load_core() -> ModuleType:
+    forced = os.environ.get("SEMREC_ISA")
+    if forced is not None and forced not in _VARIANTS:
+        raise ImportError(f"SEMREC_ISA must be one of {', '.join(_VARIANTS)}, got {forced!r}")
+    features = _cpu_features()
+    errors: list[str] = []
+    for variant in (forced,) if forced else _VARIANTS:
+        if not forced and not _supported(variant, features):
+            continue
+        try:
+            return importlib.import_module(f"semrec._core_{variant}")
+        except ImportError as exc:
+            errors.append(f"_core_{variant}: {exc}")
+    raise ImportError(
+        "semrec's compiled kernels could not be loaded ("
+        + ("; ".join(errors) or "no variant built for this CPU")
+        + "). Reinstall the package: pip install torch==2.13.0, then "
+        "pip install --no-build-isolation semrec (see README, 'Building from source')."
+    )
+
+
+core = _load_core()

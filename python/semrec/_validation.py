@@ -1,0 +1,128 @@
+"""Input checks shared by the public API: one place for the messages users see.
+
+Every check names the argument, says what was received and what is expected, and raises the
+exception type the conventions assign (TypeError / ValueError / IndexError).
+"""
+
+from __future__ import annotations
+
+import operator
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+
+def as_float32_matrix(
+    x: Any, name: str, *, allow_1d: bool = False, check_finite: bool = True
+) -> tuple[np.ndarray, bool]:
+    """Return ``x`` as a 2-D C-contiguous float32 array without copying, and whether it was 1-D.
+
+    Lists are converted; an ndarray of another dtype or layout is rejected rather than copied
+    silently, because a hidden copy of an embedding matrix costs memory and time on every call.
+    """
+    if not isinstance(x, np.ndarray):
+        if sp.issparse(x):
+            raise TypeError(f"{name} must be a dense float32 array, got a sparse matrix")
+        x = np.asarray(x, dtype=np.float32)
+    if x.dtype != np.float32:
+        raise TypeError(
+            f"{name} must have dtype float32, got {x.dtype}; pass {name}.astype(np.float32)"
+        )
+    was_1d = x.ndim == 1
+    if was_1d and allow_1d:
+        x = x.reshape(1, -1)
+    if x.ndim != 2:
+        expected = "1-D or 2-D" if allow_1d else "2-D (rows, dim)"
+        raise ValueError(f"{name} must be {expected}, got an array of shape {x.shape}")
+    if not x.flags.c_contiguous:
+        raise ValueError(
+            f"{name} must be C-contiguous (row-major); pass np.ascontiguousarray({name})"
+        )
+    if check_finite and x.size and not np.isfinite(x).all():
+        bad_row = int(np.flatnonzero(~np.isfinite(x).all(axis=1))[0])
+        raise ValueError(
+            f"{name} contains NaN or infinite values (first in row {bad_row}); "
+            "clean or drop those rows"
+        )
+    return x, was_1d
+
+
+def positive_int(value: Any, name: str) -> int:
+    """Return ``value`` as an int >= 1."""
+    if isinstance(value, bool | np.bool_):
+        raise TypeError(f"{name} must be an int, got bool")
+    try:
+        n = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}") from None
+    if n < 1:
+        raise ValueError(f"{name} must be >= 1, got {n}")
+    return n
+
+
+def choice(value: Any, name: str, options: tuple[str, ...]) -> str:
+    """Return ``value`` if it is one of ``options``."""
+    if not isinstance(value, str) or value not in options:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, options))}, got {value!r}")
+    return value
+
+
+def csr_structure(
+    m: Any, name: str, shape: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Validate a CSR matrix and return its (indptr int64, indices int32), rows sorted.
+
+    Unsorted rows are sorted in a copy (the caller's matrix is never modified); duplicate
+    entries are kept, the kernels tolerate them.
+    """
+    if not sp.issparse(m):
+        raise TypeError(
+            f"{name} must be a scipy.sparse CSR matrix of shape {shape}, got {type(m).__name__}"
+        )
+    if m.format != "csr":
+        raise TypeError(f"{name} must be in CSR format, got {m.format.upper()}; pass {name}.tocsr()")
+    if m.shape != shape:
+        raise ValueError(f"{name} must have shape {shape} (queries x items), got {m.shape}")
+    indptr = np.asarray(m.indptr)
+    indices = np.asarray(m.indices)
+    if indptr.ndim != 1 or indptr.shape[0] != shape[0] + 1:
+        raise ValueError(f"{name} is malformed: indptr has length {indptr.shape}, "
+                         f"expected {shape[0] + 1}")
+    if indptr[0] != 0 or indptr[-1] != indices.shape[0] or (np.diff(indptr) < 0).any():
+        raise ValueError(
+            f"{name} is malformed: indptr must start at 0, never decrease and end at nnz "
+            f"({indices.shape[0]}); rebuild it with scipy.sparse.csr_array"
+        )
+    if indices.size and (indices.min() < 0 or indices.max() >= shape[1]):
+        bad = indices[(indices < 0) | (indices >= shape[1])][0]
+        raise IndexError(f"{name} holds item id {bad}, outside [0, {shape[1]})")
+    indptr = indptr.astype(np.int64, copy=False)
+    indices = indices.astype(np.int32, copy=False)
+    if not _rows_sorted(indptr, indices):
+        order = np.lexsort((indices, np.repeat(np.arange(shape[0]), np.diff(indptr))))
+        indices = indices[order]
+    return np.ascontiguousarray(indptr), np.ascontiguousarray(indices)
+
+
+def _rows_sorted(indptr: np.ndarray, indices: np.ndarray) -> bool:
+    if indices.size < 2:
+        return True
+    descending = np.flatnonzero(np.diff(indices) < 0) + 1
+    # A decrease is fine only where a new row starts.
+    return bool(np.isin(descending, indptr).all())
+
+
+def item_ids(ids: Any, name: str, n_items: int) -> np.ndarray:
+    """Validate a 1-D array of item indices and return it as int32."""
+    arr = np.asarray(ids)
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be a 1-D array of item ids, got shape {arr.shape}")
+    if arr.size == 0:
+        return arr.astype(np.int32)
+    if not np.issubdtype(arr.dtype, np.integer):
+        raise TypeError(f"{name} must hold integer item ids, got dtype {arr.dtype}")
+    if arr.min() < 0 or arr.max() >= n_items:
+        bad = arr[(arr < 0) | (arr >= n_items)][0]
+        raise IndexError(f"{name} holds item id {bad}, outside [0, {n_items})")
+    return arr.astype(np.int32, copy=False)
