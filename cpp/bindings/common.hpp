@@ -8,8 +8,8 @@
 #include <pybind11/stl.h>
 
 #include <chrono>
-#include <optional>
 #include <cstdint>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <utility>

@@ -9,7 +9,8 @@ namespace py = pybind11;
 PYBIND11_MODULE(SEMREC_MODULE_NAME, m) {
   m.doc() = "semrec kernels (" SEMREC_ISA ")";
   m.attr("isa") = SEMREC_ISA;
-  m.def("max_threads", [] { return omp_get_num_procs(); },
-        "Number of processors OpenMP sees (what num_threads=0 means).");
+  m.def(
+      "max_threads", [] { return omp_get_num_procs(); },
+      "Number of processors OpenMP sees (what num_threads=0 means).");
   semrec::bindings::register_similarity(m);
 }

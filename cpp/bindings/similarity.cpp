@@ -41,9 +41,9 @@ void register_similarity(py::module_& m) {
         without_gil([&](const StopCheck& stop) { topk(q, x, k, met, ex, num_threads, out, stop); });
         return result;
       },
-      py::arg("queries").noconvert(), py::arg("items").noconvert(), py::arg("k"),
-      py::arg("metric"), py::arg("exclude_indptr").noconvert(),
-      py::arg("exclude_indices").noconvert(), py::arg("num_threads"),
+      py::arg("queries").noconvert(), py::arg("items").noconvert(), py::arg("k"), py::arg("metric"),
+      py::arg("exclude_indptr").noconvert(), py::arg("exclude_indices").noconvert(),
+      py::arg("num_threads"),
       "Exact blocked top-k; see semrec.similarity.topk for the documented API.");
 
   m.def(

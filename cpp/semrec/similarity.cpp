@@ -275,11 +275,12 @@ void topk(MatrixView queries, MatrixView items, int k, Metric metric, CsrView ex
       for (std::size_t i = 0; i < all.size(); ++i) {
         all[i] = {part_scores[off + i], part_ids[off + i]};
       }
-      std::partial_sort(all.begin(), all.begin() + k, all.end(), [](const Entry& a, const Entry& b) {
-        // Padding (id -1) always sorts last.
-        if ((a.id < 0) != (b.id < 0)) return b.id < 0;
-        return better(a, b);
-      });
+      std::partial_sort(all.begin(), all.begin() + k, all.end(),
+                        [](const Entry& a, const Entry& b) {
+                          // Padding (id -1) always sorts last.
+                          if ((a.id < 0) != (b.id < 0)) return b.id < 0;
+                          return better(a, b);
+                        });
       for (int i = 0; i < k; ++i) {
         out.ids[q * k + i] = all[i].id;
         out.scores[q * k + i] = all[i].id < 0 ? kNegInf : all[i].score;
@@ -288,9 +289,8 @@ void topk(MatrixView queries, MatrixView items, int k, Metric metric, CsrView ex
   });
 }
 
-void topk_candidates(MatrixView queries, MatrixView items, CsrView candidates, int k,
-                     Metric metric, CsrView exclude, int num_threads, TopKOutput out,
-                     const StopCheck& stop) {
+void topk_candidates(MatrixView queries, MatrixView items, CsrView candidates, int k, Metric metric,
+                     CsrView exclude, int num_threads, TopKOutput out, const StopCheck& stop) {
   check_common(queries, items, k, exclude, out);
   if (!candidates.present()) throw std::invalid_argument("candidates are missing");
   check_csr(candidates, queries.rows, items.rows, "candidates");

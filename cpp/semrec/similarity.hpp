@@ -42,8 +42,7 @@ void topk(MatrixView queries, MatrixView items, int k, Metric metric, CsrView ex
           int num_threads, TopKOutput out, const StopCheck& stop = {});
 
 // As topk, but query i only considers the items listed in row i of `candidates` (sorted).
-void topk_candidates(MatrixView queries, MatrixView items, CsrView candidates, int k,
-                     Metric metric, CsrView exclude, int num_threads, TopKOutput out,
-                     const StopCheck& stop = {});
+void topk_candidates(MatrixView queries, MatrixView items, CsrView candidates, int k, Metric metric,
+                     CsrView exclude, int num_threads, TopKOutput out, const StopCheck& stop = {});
 
 }  // namespace semrec

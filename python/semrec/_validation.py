@@ -68,9 +68,7 @@ def choice(value: Any, name: str, options: tuple[str, ...]) -> str:
     return value
 
 
-def csr_structure(
-    m: Any, name: str, shape: tuple[int, int]
-) -> tuple[np.ndarray, np.ndarray]:
+def csr_structure(m: Any, name: str, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     """Validate a CSR matrix and return its (indptr int64, indices int32), rows sorted.
 
     Unsorted rows are sorted in a copy (the caller's matrix is never modified); duplicate
@@ -81,14 +79,17 @@ def csr_structure(
             f"{name} must be a scipy.sparse CSR matrix of shape {shape}, got {type(m).__name__}"
         )
     if m.format != "csr":
-        raise TypeError(f"{name} must be in CSR format, got {m.format.upper()}; pass {name}.tocsr()")
+        raise TypeError(
+            f"{name} must be in CSR format, got {m.format.upper()}; pass {name}.tocsr()"
+        )
     if m.shape != shape:
         raise ValueError(f"{name} must have shape {shape} (queries x items), got {m.shape}")
     indptr = np.asarray(m.indptr)
     indices = np.asarray(m.indices)
     if indptr.ndim != 1 or indptr.shape[0] != shape[0] + 1:
-        raise ValueError(f"{name} is malformed: indptr has length {indptr.shape}, "
-                         f"expected {shape[0] + 1}")
+        raise ValueError(
+            f"{name} is malformed: indptr has length {indptr.shape}, expected {shape[0] + 1}"
+        )
     if indptr[0] != 0 or indptr[-1] != indices.shape[0] or (np.diff(indptr) < 0).any():
         raise ValueError(
             f"{name} is malformed: indptr must start at 0, never decrease and end at nnz "

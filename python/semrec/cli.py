@@ -16,10 +16,26 @@ import scipy.sparse as sp
 import semrec
 
 TOPICS = (
-    "space opera", "film noir", "romantic comedy", "nature documentary", "heist thriller",
-    "animated family", "war drama", "cyberpunk", "western", "courtroom drama",
-    "sports story", "musical", "slasher horror", "costume drama", "buddy cop",
-    "time travel", "spy caper", "coming of age", "disaster epic", "mockumentary",
+    "space opera",
+    "film noir",
+    "romantic comedy",
+    "nature documentary",
+    "heist thriller",
+    "animated family",
+    "war drama",
+    "cyberpunk",
+    "western",
+    "courtroom drama",
+    "sports story",
+    "musical",
+    "slasher horror",
+    "costume drama",
+    "buddy cop",
+    "time travel",
+    "spy caper",
+    "coming of age",
+    "disaster epic",
+    "mockumentary",
 )
 
 
@@ -60,8 +76,11 @@ def demo(args: argparse.Namespace) -> int:
     )
     rng = np.random.default_rng(args.seed + 1)
     seen = sp.random_array(
-        (args.users, args.items), density=min(1.0, 20 / args.items), format="csr",
-        dtype=np.float32, rng=rng,
+        (args.users, args.items),
+        density=min(1.0, 20 / args.items),
+        format="csr",
+        dtype=np.float32,
+        rng=rng,
     )
     print(
         f"semrec {semrec.__version__} demo: {args.users:,} users x {args.items:,} items, "
@@ -107,8 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Top-k search for every user of a seeded synthetic catalogue, excluding "
         "items they have seen; prints the results and the time against plain NumPy.",
     )
-    p.add_argument("--items", type=_positive, default=200_000, help="catalogue size (200000)")
-    p.add_argument("--users", type=_positive, default=5_000, help="number of users (5000)")
+    p.add_argument("--items", type=_positive, default=100_000, help="catalogue size (100000)")
+    p.add_argument("--users", type=_positive, default=2_000, help="number of users (2000)")
     p.add_argument("--dim", type=_positive, default=128, help="embedding dimension (128)")
     p.add_argument("--k", type=_positive, default=5, help="recommendations per user (5)")
     p.add_argument("--show", type=int, default=5, help="users to print (5)")

@@ -189,8 +189,9 @@ def item_neighbours(
         (np.ones(n, dtype=np.float32), np.arange(n, dtype=np.int32), np.arange(n + 1)),
         shape=(n, n),
     )
-    ids, scores = topk(x, x, k, metric=metric, exclude=diagonal, num_threads=num_threads,
-                       check_finite=False)
+    ids, scores = topk(
+        x, x, k, metric=metric, exclude=diagonal, num_threads=num_threads, check_finite=False
+    )
     keep = ids >= 0
     rows = np.repeat(np.arange(n), keep.sum(axis=1))
     graph = sp.csr_array((scores[keep], (rows, ids[keep])), shape=(n, n), dtype=np.float32)

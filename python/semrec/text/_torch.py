@@ -19,7 +19,8 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on a broken install
     raise ImportError(
         f"semrec's LibTorch extension failed to load ({exc}). Reinstall with "
-        f"torch=={REQUIRED_TORCH} present and --no-build-isolation (README, 'Building from source')."
+        f"torch=={REQUIRED_TORCH} present and --no-build-isolation "
+        "(README, 'Building from source')."
     ) from exc
 
 # LibTorch follows the package-wide thread setting from the moment it is first used.

@@ -1,0 +1,144 @@
+"""Thread control and the one-OpenMP-runtime guarantee."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+import semrec
+
+
+def _run(code: str) -> str:
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, check=True
+    )
+    return result.stdout.strip()
+
+
+@pytest.mark.parametrize("torch_first", [True, False])
+def test_one_openmp_runtime_with_torch(torch_first: bool) -> None:
+    # A fresh process, so import order is really exercised; kernels of both modules are run so
+    # that every runtime that could load has loaded.
+    imports = "import torch; import semrec" if torch_first else "import semrec; import torch"
+    out = _run(
+        f"""
+        {imports}
+        import numpy as np
+        import semrec.text
+        from threadpoolctl import threadpool_info
+        x = np.random.default_rng(0).standard_normal((500, 16)).astype(np.float32)
+        semrec.topk(x, x, 5, num_threads=2)
+        semrec.text.mean_pool(np.ones((2, 3, 4), np.float32), np.array([3, 1]))
+        torch.ones(256, 256) @ torch.ones(256, 256)
+        libs = [i for i in threadpool_info() if i["user_api"] == "openmp"]
+        print(len(libs), libs[0]["filepath"] if libs else "")
+        """
+    )
+    count, path = out.split(" ", 1)
+    assert count == "1", f"expected exactly one OpenMP runtime, got {out}"
+    assert "torch" in path, f"the runtime should be the one torch ships, got {path}"
+
+
+def test_set_num_threads_governs_kernels_and_torch() -> None:
+    out = _run(
+        """
+        import semrec, torch
+        semrec.set_num_threads(1)
+        import semrec.text
+        from semrec.text._torch import text_ext
+        a = (semrec.get_num_threads(), torch.get_num_threads(), text_ext.torch_num_threads())
+        semrec.set_num_threads(2)
+        b = (semrec.get_num_threads(), torch.get_num_threads(), text_ext.torch_num_threads())
+        print(*a, *b)
+        """
+    )
+    assert out.split() == ["1", "1", "1", "2", "2", "2"]
+
+
+def test_default_threads_follow_environment() -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", "import semrec; print(semrec.get_num_threads())"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"SEMREC_NUM_THREADS": "1", "PATH": ""},
+    )
+    assert result.stdout.strip() == "1"
+
+
+def test_set_num_threads_validates() -> None:
+    before = semrec.get_num_threads()
+    with pytest.raises(ValueError, match="num_threads"):
+        semrec.set_num_threads(-1)
+    with pytest.raises(TypeError, match="num_threads"):
+        semrec.set_num_threads(1.5)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="num_threads"):
+        semrec.set_num_threads(True)
+    assert semrec.get_num_threads() == before
+    semrec.set_num_threads(0)  # all cores
+    try:
+        assert semrec.get_num_threads() >= 1
+    finally:
+        semrec.set_num_threads(before)
+
+
+def test_every_built_isa_variant_agrees() -> None:
+    # Each instruction-set build of the kernels must give the same answer (up to the rounding
+    # of fused multiply-adds) as the one this CPU picked.
+    code = """
+        import os, numpy as np, semrec
+        from semrec._native import core
+        rng = np.random.default_rng(3)
+        x = rng.integers(-3, 4, size=(5000, 24)).astype(np.float32)
+        ids, scores = semrec.topk(x[:50], x, 7, metric="dot")
+        np.save(os.environ["OUT"], np.concatenate([ids, scores]))
+        print(core.isa)
+    """
+    import importlib.util
+    import os
+    import tempfile
+
+    import numpy as np
+
+    variants = [
+        v
+        for v in ("generic", "avx2", "avx512")
+        if importlib.util.find_spec(f"semrec._core_{v}") is not None
+    ]
+    assert "generic" in variants
+    from semrec._native import _cpu_features, _supported
+
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for v in variants:
+            if not _supported(v, _cpu_features()):
+                continue
+            out = os.path.join(tmp, f"{v}.npy")
+            env = dict(os.environ, SEMREC_ISA=v, OUT=out)
+            proc = subprocess.run(
+                [sys.executable, "-c", textwrap.dedent(code)],
+                capture_output=True,
+                text=True,
+                check=True,
+                env=env,
+            )
+            assert proc.stdout.strip() == v
+            results[v] = np.load(out)
+    reference = results.pop("generic")
+    for v, got in results.items():
+        # Integer-valued data: every variant computes exact products, so results are equal.
+        np.testing.assert_array_equal(got, reference, err_msg=v)
+
+
+def test_forcing_an_unknown_isa_is_a_clear_error() -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", "import semrec"],
+        capture_output=True,
+        text=True,
+        env={"SEMREC_ISA": "sse9", "PATH": ""},
+    )
+    assert result.returncode != 0
+    assert "SEMREC_ISA must be one of" in result.stderr
