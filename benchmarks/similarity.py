@@ -252,6 +252,7 @@ def machine_header(args: argparse.Namespace) -> str:
     )
     chunks = ", ".join(f"{chunk_rows(n)} at {fmt_count(n)} items" for n in args.items)
     t = args.threads
+    load = os.getloadavg()[0]
     return "\n".join(
         [
             "semrec.similarity.topk benchmark",
@@ -261,6 +262,8 @@ def machine_header(args: argparse.Namespace) -> str:
             f"faiss {faiss.__version__}, scipy {version('scipy')}, "
             f"Python {platform.python_version()}",
             f"BLAS     : {blas}",
+            f"load     : {load:.2f} (1-min load average before the run"
+            + ("; other work is running, timings will be noisy)" if load > 0.5 else ")"),
             f"threads  : {t} for all — semrec num_threads={t}, OMP_NUM_THREADS="
             f"{os.environ['OMP_NUM_THREADS']}, faiss.omp_set_num_threads({t}), "
             f"threadpool_limits({t}) for BLAS",

@@ -9,6 +9,7 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 import scipy.sparse as sp
+
 import semrec
 from semrec.similarity import item_neighbours, topk
 
@@ -301,12 +302,50 @@ def test_duplicate_items(metric: str) -> None:
 
 
 @pytest.mark.parametrize("metric", ["cosine", "dot"])
-def test_duplicate_queries_give_identical_rows(metric: str) -> None:
+@pytest.mark.parametrize("n_copies", [2, 9, 100, 4096, 4180])
+def test_identical_item_rows_tie_by_lower_id(metric: str, n_copies: int) -> None:
+    """Copies of one float row are the same item: they must score bit-identically, wherever
+    they sit in an item block, so they come out in id order."""
+    rng = np.random.default_rng(60 + n_copies)
+    items = np.ascontiguousarray(np.tile(normal_data(rng, 24), (n_copies, 1)))
+    queries = normal_data(rng, 40, 24)
+    k = min(n_copies, 20)
+    ids, scores = topk(queries, items, k, metric=metric)
+    np.testing.assert_array_equal(ids, np.tile(np.arange(k), (40, 1)))
+    np.testing.assert_array_equal(scores, np.repeat(scores[:, :1], k, axis=1))
+    # Every copy, not just the best k.
+    ids, scores = topk(queries, items, n_copies, metric=metric)
+    np.testing.assert_array_equal(ids, np.tile(np.arange(n_copies), (40, 1)))
+
+
+@pytest.mark.parametrize("metric", ["cosine", "dot"])
+def test_duplicate_item_rows_among_others(metric: str) -> None:
+    """Copies of 30 rows: at the start, after an item block boundary, and reversed at the end."""
+    rng = np.random.default_rng(61)
+    base = normal_data(rng, 30, 24)
+    filler = normal_data(rng, 4090, 24)
+    items = np.ascontiguousarray(np.concatenate([base, filler, base, base[::-1]]))
+    n_items = items.shape[0]
+    queries = normal_data(rng, 20, 24)
+    ids, scores = topk(queries, items, n_items, metric=metric)
+    by_id = np.empty(ids.shape, dtype=np.float32)
+    np.put_along_axis(by_id, ids, scores, axis=1)
+    first, second, third = by_id[:, :30], by_id[:, 4120:4150], by_id[:, 4150:][:, ::-1]
+    np.testing.assert_array_equal(first, second)
+    np.testing.assert_array_equal(first, third)
+    rank = np.empty(ids.shape, dtype=np.int64)
+    np.put_along_axis(rank, ids, np.arange(n_items)[None, :], axis=1)
+    assert (rank[:, :30] < rank[:, 4120:4150]).all()
+
+
+@pytest.mark.parametrize("dim", [3, 24, 100])
+@pytest.mark.parametrize("metric", ["cosine", "dot"])
+def test_duplicate_queries_give_identical_rows(metric: str, dim: int) -> None:
     rng = np.random.default_rng(7)
-    base = normal_data(rng, 5, 24)
+    base = normal_data(rng, 5, dim)
     # The same rows at many positions, across a query block boundary.
     queries = np.ascontiguousarray(np.concatenate([base] * 61 + [base[::-1]]))
-    items = normal_data(rng, 5000, 24)
+    items = normal_data(rng, 5000, dim)
     ids, scores = topk(queries, items, 15, metric=metric)
     for r in range(queries.shape[0]):
         j = r % 5 if r < 305 else 4 - (r - 305)

@@ -11,19 +11,101 @@
 namespace semrec {
 namespace {
 
-using RowMatrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-using ConstRowMap = Eigen::Map<const RowMatrix>;
 using ConstVectorMap = Eigen::Map<const Eigen::VectorXf>;
 
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
-// Target block shapes for the blocked product: a 256 x 4096 float score block (4 MiB) stays in
-// L2/L3 while it is scanned, and packing the item block costs 1/256 of the multiply.
+// ---------------------------------------------------------------------------------------------
+// Dot products with one fixed summation order.
+//
+// Every score is q[0]*x[0] + q[1]*x[1] + ... accumulated left to right, one fused multiply-add
+// per term (multiply + add on CPUs without FMA; the core is built with -ffp-contract=fast). Both
+// kernels below follow that order exactly, so a score is bitwise the same whichever kernel,
+// block position, batch size or thread computed it: identical items tie exactly and the tie
+// goes to the lower id. (Eigen's GEMM sums in different orders for edge rows, which broke that.)
+
+#if defined(__AVX512F__)
+constexpr int kLanes = 16;    // floats per vector register
+constexpr int kItemRows = 8;  // items per register tile: 8 x 2 accumulators of 32 zmm
+#elif defined(__AVX2__)
+constexpr int kLanes = 8;
+constexpr int kItemRows = 6;  // 6 x 2 accumulators of 16 ymm
+#else
+constexpr int kLanes = 4;
+constexpr int kItemRows = 4;  // 4 x 2 accumulators of 16 xmm
+#endif
+constexpr std::int64_t kQueryTile = 2 * kLanes;  // queries per register tile
+
+typedef float Vec __attribute__((vector_size(kLanes * sizeof(float)), aligned(4), may_alias));
+
+// Target block shapes: a block of 256 packed queries (384 KiB at dim 384) is reused from L2 by
+// every item; the 512 x 256 score block (512 KiB) is scanned while it is still in L2.
 constexpr std::int64_t kQueryBlock = 256;
-constexpr std::int64_t kItemBlock = 4096;
-constexpr std::int64_t kBlockAlign = 16;
-// Queries per task in the gather (candidate list) kernel.
+constexpr std::int64_t kItemBlock = 512;
+// Below this many queries, lanes would mostly hold padding: use the per-query scan instead.
+constexpr std::int64_t kMinTiledQueries = 8;
+// Queries per task in the per-query kernels; items per scoring pass there.
 constexpr std::int64_t kGatherBlock = 64;
+constexpr std::int64_t kScanPiece = 2048;
+
+// Copies queries [q0, q0 + n) into tiles packed[t][kk][kQueryTile], zero padded to whole tiles.
+void pack_queries(const float* q, std::int64_t n, std::int64_t dim, float* packed) {
+  const std::int64_t tiles = (n + kQueryTile - 1) / kQueryTile;
+  std::fill(packed, packed + tiles * dim * kQueryTile, 0.0f);
+  for (std::int64_t i = 0; i < n; ++i) {
+    float* dst = packed + (i / kQueryTile) * dim * kQueryTile + i % kQueryTile;
+    const float* src = q + i * dim;
+    for (std::int64_t kk = 0; kk < dim; ++kk) dst[kk * kQueryTile] = src[kk];
+  }
+}
+
+// s[r][c] = dot(item r, query c) for R items and one packed tile of kQueryTile queries.
+template <int R>
+inline void tile_kernel(const float* tile, const float* const* x, std::int64_t dim, float* s,
+                        std::int64_t lds) {
+  Vec acc[R][2] = {};
+  for (std::int64_t kk = 0; kk < dim; ++kk) {
+    const Vec b0 = *reinterpret_cast<const Vec*>(tile + kk * kQueryTile);
+    const Vec b1 = *reinterpret_cast<const Vec*>(tile + kk * kQueryTile + kLanes);
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+      const float a = x[r][kk];
+      acc[r][0] += a * b0;
+      acc[r][1] += a * b1;
+    }
+  }
+  for (int r = 0; r < R; ++r) {
+    *reinterpret_cast<Vec*>(s + r * lds) = acc[r][0];
+    *reinterpret_cast<Vec*>(s + r * lds + kLanes) = acc[r][1];
+  }
+}
+
+// out[r] = dot(q, x[r]) for 8 items at once (8 independent chains hide the FMA latency).
+inline void dot8(const float* q, const float* const* x, int count, std::int64_t dim, float* out) {
+  float acc[8] = {};
+  for (std::int64_t kk = 0; kk < dim; ++kk) {
+    const float a = q[kk];
+#pragma GCC unroll 8
+    for (int r = 0; r < 8; ++r) acc[r] += a * x[r][kk];
+  }
+  for (int r = 0; r < count; ++r) out[r] = acc[r];
+}
+
+// Scores of query q against items item(0..n-1) into out[0..n-1].
+template <class ItemRow>
+void scan_scores(const float* q, std::int64_t dim, std::int64_t n, ItemRow item, float* out) {
+  const float* rows[8];
+  for (std::int64_t j = 0; j < n; j += 8) {
+    const int count = static_cast<int>(std::min<std::int64_t>(8, n - j));
+    for (int r = 0; r < 8; ++r) rows[r] = item(j + (r < count ? r : 0));
+    dot8(q, rows, count, dim, out + j);
+  }
+}
+
+float inverse_norm(const float* row, std::int64_t dim) {
+  const float norm = ConstVectorMap(row, dim).norm();
+  return norm > 0.0f ? 1.0f / norm : 0.0f;
+}
 
 struct Entry {
   float score;
@@ -80,9 +162,10 @@ class TopK {
   std::vector<Entry> heap_;
 };
 
-// Feeds one row of scores (items id0, id0+1, ...) to the selector. Most scores fall below the
-// threshold, so 16 at a time are tested with one vectorised comparison before any branching.
-void select_row(const float* s, std::int64_t n, std::int64_t id0, TopK& top) {
+// Feeds scores s[0..n) of items id(0), id(1), ... (increasing ids) to the selector. Most scores
+// fall below the threshold, so 16 at a time are tested with one vectorised comparison first.
+template <class Id>
+void select_scores(const float* s, std::int64_t n, Id id, TopK& top) {
   std::int64_t j = 0;
   for (; j + 16 <= n; j += 16) {
     const float thr = top.threshold();
@@ -90,34 +173,47 @@ void select_row(const float* s, std::int64_t n, std::int64_t id0, TopK& top) {
     for (int t = 0; t < 16; ++t) any |= static_cast<int>(s[j + t] > thr);
     if (!any) continue;
     for (int t = 0; t < 16; ++t) {
-      if (s[j + t] > top.threshold()) top.push(s[j + t], static_cast<std::int32_t>(id0 + j + t));
+      if (s[j + t] > top.threshold()) top.push(s[j + t], id(j + t));
     }
   }
   for (; j < n; ++j) {
-    if (s[j] > top.threshold()) top.push(s[j], static_cast<std::int32_t>(id0 + j));
+    if (s[j] > top.threshold()) top.push(s[j], id(j));
   }
 }
 
-// A 1-D partition into equal-width blocks. Block b owns [begin(b), end(b)) but is always
-// computed over the full width starting at start(b) (the last block overlaps its neighbour), so
-// every product has the same shape and a score never depends on where the block edges fall.
-struct Grid {
-  std::int64_t n = 0, width = 0, count = 0;
+// [0, n) cut into blocks of a fixed width (the last one shorter). Widths depend on the input
+// sizes only, never on the thread count.
+struct Blocks {
+  std::int64_t n = 0, width = 1, count = 0;
+  Blocks(std::int64_t n_, std::int64_t width_)
+      : n(n_), width(width_), count((n_ + width_ - 1) / width_) {}
   std::int64_t begin(std::int64_t b) const { return b * width; }
   std::int64_t end(std::int64_t b) const { return std::min(n, (b + 1) * width); }
-  std::int64_t start(std::int64_t b) const { return std::min(begin(b), n - width); }
 };
 
-Grid make_grid(std::int64_t n, std::int64_t target, std::int64_t align) {
-  Grid g;
-  g.n = n;
-  if (n <= 0) return g;
-  const std::int64_t blocks = (n + target - 1) / target;
-  std::int64_t width = (n + blocks - 1) / blocks;
-  width = (width + align - 1) / align * align;
-  g.width = std::min(width, n);
-  g.count = (n + g.width - 1) / g.width;
-  return g;
+// Splits [0, n_tasks_per_row) further into chunks when there are too few rows of tasks to keep
+// every thread busy; the per-chunk top-k lists are merged afterwards, exactly.
+std::int64_t chunk_count(std::int64_t row_tasks, std::int64_t max_chunks, int num_threads) {
+  if (row_tasks >= 2 * num_threads) return 1;
+  return std::max<std::int64_t>(
+      1, std::min(max_chunks, (4 * num_threads + row_tasks - 1) / row_tasks));
+}
+
+// Each query's per-chunk lists (chunks x k, best first, padded) merged into its final k.
+void merge_chunks(std::int64_t nq, int k, std::int64_t chunks, const std::vector<std::int32_t>& ids,
+                  const std::vector<float>& scores, int num_threads, const StopCheck& stop,
+                  TopKOutput out) {
+  parallel_tasks((nq + kGatherBlock - 1) / kGatherBlock, num_threads, stop, [&](std::int64_t t) {
+    TopK top(k);
+    for (std::int64_t q = t * kGatherBlock; q < std::min(nq, (t + 1) * kGatherBlock); ++q) {
+      // Chunks cover increasing id ranges, so feeding them in order keeps the tie rule.
+      for (std::int64_t c = 0; c < chunks; ++c) {
+        const std::int64_t off = (q * chunks + c) * k;
+        for (int i = 0; i < k && ids[off + i] >= 0; ++i) top.push(scores[off + i], ids[off + i]);
+      }
+      top.write(out.ids + q * k, out.scores + q * k);
+    }
+  });
 }
 
 std::string shape_str(std::int64_t r, std::int64_t c) {
@@ -165,15 +261,12 @@ void check_common(MatrixView queries, MatrixView items, int k, CsrView exclude, 
   check_csr(exclude, queries.rows, items.rows, "exclude");
 }
 
-// 1 / ||row|| for every row (0 for a zero row, so that its cosine with anything is 0).
 std::vector<float> inverse_norms(MatrixView m, int num_threads, const StopCheck& stop) {
   std::vector<float> inv(static_cast<std::size_t>(m.rows));
   constexpr std::int64_t kRows = 4096;
   parallel_tasks((m.rows + kRows - 1) / kRows, num_threads, stop, [&](std::int64_t t) {
-    const std::int64_t end = std::min(m.rows, (t + 1) * kRows);
-    for (std::int64_t i = t * kRows; i < end; ++i) {
-      const float norm = ConstVectorMap(m.row(i), m.cols).norm();
-      inv[static_cast<std::size_t>(i)] = norm > 0.0f ? 1.0f / norm : 0.0f;
+    for (std::int64_t i = t * kRows; i < std::min(m.rows, (t + 1) * kRows); ++i) {
+      inv[static_cast<std::size_t>(i)] = inverse_norm(m.row(i), m.cols);
     }
   });
   return inv;
@@ -184,30 +277,13 @@ void fill_padding(std::int64_t rows, int k, TopKOutput out) {
   std::fill(out.scores, out.scores + rows * k, kNegInf);
 }
 
-}  // namespace
-
-void topk(MatrixView queries, MatrixView items, int k, Metric metric, CsrView exclude,
-          int num_threads, TopKOutput out, const StopCheck& stop) {
-  check_common(queries, items, k, exclude, out);
-  const std::int64_t nq = queries.rows, ni = items.rows, dim = queries.cols;
-  if (nq == 0) return;
-  if (ni == 0) return fill_padding(nq, k, out);
-
-  const bool cosine = metric == Metric::cosine;
-  std::vector<float> inv_q, inv_x;
-  if (cosine) {
-    inv_q = inverse_norms(queries, num_threads, stop);
-    inv_x = inverse_norms(items, num_threads, stop);
-  }
-
-  const Grid qgrid = make_grid(nq, kQueryBlock, 8);
-  const Grid igrid = make_grid(ni, kItemBlock, kBlockAlign);
-  // Too few query blocks to keep every thread busy: also split the items into chunks and merge
-  // the per-chunk top-k lists afterwards (exact, so the result is the same for any split).
-  std::int64_t chunks = 1;
-  if (qgrid.count < 2 * num_threads) {
-    chunks = std::min(igrid.count, (4 * num_threads + qgrid.count - 1) / qgrid.count);
-  }
+// Many queries: tiles of queries in vector lanes times groups of items, one block at a time.
+void topk_tiled(MatrixView queries, MatrixView items, int k, bool cosine,
+                const std::vector<float>& inv_q, const std::vector<float>& inv_x, CsrView exclude,
+                int num_threads, TopKOutput out, const StopCheck& stop) {
+  const std::int64_t nq = queries.rows, dim = queries.cols;
+  const Blocks qblocks(nq, kQueryBlock), iblocks(items.rows, kItemBlock);
+  const std::int64_t chunks = chunk_count(qblocks.count, iblocks.count, num_threads);
   std::vector<std::int32_t> part_ids;
   std::vector<float> part_scores;
   if (chunks > 1) {
@@ -215,78 +291,157 @@ void topk(MatrixView queries, MatrixView items, int k, Metric metric, CsrView ex
     part_scores.resize(part_ids.size());
   }
 
-  const ConstRowMap Q(queries.data, nq, dim);
-  const ConstRowMap X(items.data, ni, dim);
-
-  parallel_tasks(qgrid.count * chunks, num_threads, stop, [&](std::int64_t task) {
+  parallel_tasks(qblocks.count * chunks, num_threads, stop, [&](std::int64_t task) {
     const std::int64_t qb = task / chunks, chunk = task % chunks;
-    const std::int64_t q0 = qgrid.begin(qb), q1 = qgrid.end(qb), qs = qgrid.start(qb);
-    const std::int64_t b0 = chunk * igrid.count / chunks, b1 = (chunk + 1) * igrid.count / chunks;
+    const std::int64_t q0 = qblocks.begin(qb), nqb = qblocks.end(qb) - q0;
+    const std::int64_t tiles = (nqb + kQueryTile - 1) / kQueryTile, lds = tiles * kQueryTile;
+    const std::int64_t b0 = chunk * iblocks.count / chunks;
+    const std::int64_t b1 = (chunk + 1) * iblocks.count / chunks;
 
-    std::vector<TopK> tops(static_cast<std::size_t>(q1 - q0), TopK(k));
+    std::vector<float> packed(static_cast<std::size_t>(lds * dim));
+    pack_queries(queries.row(q0), nqb, dim, packed.data());
+    std::vector<float> scale(static_cast<std::size_t>(lds), 0.0f);
+    if (cosine) std::copy(inv_q.begin() + q0, inv_q.begin() + q0 + nqb, scale.begin());
+
+    std::vector<TopK> tops(static_cast<std::size_t>(nqb), TopK(k));
+    std::vector<float> thresholds(static_cast<std::size_t>(nqb), kNegInf);
     std::vector<std::int64_t> cursor;  // next exclusion entry of each query
     if (exclude.present()) {
-      cursor.resize(tops.size());
-      const std::int32_t first = static_cast<std::int32_t>(igrid.begin(b0));
-      for (std::int64_t q = q0; q < q1; ++q) {
-        const std::int32_t* a = exclude.indices + exclude.indptr[q];
-        const std::int32_t* b = exclude.indices + exclude.indptr[q + 1];
-        cursor[q - q0] = std::lower_bound(a, b, first) - exclude.indices;
+      cursor.resize(static_cast<std::size_t>(nqb));
+      const auto first = static_cast<std::int32_t>(iblocks.begin(b0));
+      for (std::int64_t q = 0; q < nqb; ++q) {
+        const std::int32_t* a = exclude.indices + exclude.indptr[q0 + q];
+        const std::int32_t* b = exclude.indices + exclude.indptr[q0 + q + 1];
+        cursor[q] = std::lower_bound(a, b, first) - exclude.indices;
       }
     }
 
-    RowMatrix S(qgrid.width, igrid.width);
+    std::vector<float> S(static_cast<std::size_t>(kItemBlock * lds));  // S[item][query]
+    const float* rows[kItemRows];
     for (std::int64_t ib = b0; ib < b1; ++ib) {
-      const std::int64_t i0 = igrid.begin(ib), i1 = igrid.end(ib), is = igrid.start(ib);
-      S.noalias() = Q.middleRows(qs, qgrid.width) * X.middleRows(is, igrid.width).transpose();
-      for (std::int64_t q = q0; q < q1; ++q) {
-        float* row = S.row(q - qs).data() + (i0 - is);
-        const std::int64_t n = i1 - i0;
-        if (cosine) {
-          const float iq = inv_q[q];
-          const float* ix = inv_x.data() + i0;
-          for (std::int64_t j = 0; j < n; ++j) row[j] *= iq * ix[j];
+      const std::int64_t i0 = iblocks.begin(ib), n = iblocks.end(ib) - i0;
+      std::int64_t g = 0;
+      for (; g + kItemRows <= n; g += kItemRows) {
+        for (int r = 0; r < kItemRows; ++r) rows[r] = items.row(i0 + g + r);
+        for (std::int64_t t = 0; t < tiles; ++t) {
+          tile_kernel<kItemRows>(packed.data() + t * dim * kQueryTile, rows, dim,
+                                 S.data() + g * lds + t * kQueryTile, lds);
         }
-        if (exclude.present()) {
-          std::int64_t& p = cursor[q - q0];
-          const std::int64_t end = exclude.indptr[q + 1];
-          for (; p < end && exclude.indices[p] < i1; ++p) row[exclude.indices[p] - i0] = kNegInf;
+      }
+      for (; g < n; ++g) {
+        rows[0] = items.row(i0 + g);
+        for (std::int64_t t = 0; t < tiles; ++t) {
+          tile_kernel<1>(packed.data() + t * dim * kQueryTile, rows, dim,
+                         S.data() + g * lds + t * kQueryTile, lds);
         }
-        select_row(row, n, i0, tops[q - q0]);
+      }
+      if (cosine) {
+        for (std::int64_t j = 0; j < n; ++j) {
+          float* row = S.data() + j * lds;
+          const float ix = inv_x[i0 + j];
+          for (std::int64_t q = 0; q < lds; ++q) row[q] *= scale[q] * ix;
+        }
+      }
+      if (exclude.present()) {
+        for (std::int64_t q = 0; q < nqb; ++q) {
+          std::int64_t& p = cursor[q];
+          const std::int64_t end = exclude.indptr[q0 + q + 1];
+          for (; p < end && exclude.indices[p] < i0 + n; ++p) {
+            S[(exclude.indices[p] - i0) * lds + q] = kNegInf;
+          }
+        }
+      }
+      // Items in increasing id order; all queries of the block compared at once per item.
+      for (std::int64_t j = 0; j < n; ++j) {
+        const float* row = S.data() + j * lds;
+        const auto id = static_cast<std::int32_t>(i0 + j);
+        std::int64_t q = 0;
+        for (; q + 16 <= nqb; q += 16) {
+          int any = 0;
+          for (int t = 0; t < 16; ++t) any |= static_cast<int>(row[q + t] > thresholds[q + t]);
+          if (!any) continue;
+          for (std::int64_t t = q; t < q + 16; ++t) {
+            if (row[t] > thresholds[t]) {
+              tops[t].push(row[t], id);
+              thresholds[t] = tops[t].threshold();
+            }
+          }
+        }
+        for (; q < nqb; ++q) {
+          if (row[q] > thresholds[q]) {
+            tops[q].push(row[q], id);
+            thresholds[q] = tops[q].threshold();
+          }
+        }
       }
     }
 
-    for (std::int64_t q = q0; q < q1; ++q) {
-      if (chunks == 1) {
-        tops[q - q0].write(out.ids + q * k, out.scores + q * k);
-      } else {
-        const std::int64_t off = (q * chunks + chunk) * k;
-        tops[q - q0].write(part_ids.data() + off, part_scores.data() + off);
-      }
+    for (std::int64_t q = 0; q < nqb; ++q) {
+      const std::int64_t off = chunks == 1 ? (q0 + q) * k : ((q0 + q) * chunks + chunk) * k;
+      tops[q].write((chunks == 1 ? out.ids : part_ids.data()) + off,
+                    (chunks == 1 ? out.scores : part_scores.data()) + off);
     }
   });
+  if (chunks > 1) merge_chunks(nq, k, chunks, part_ids, part_scores, num_threads, stop, out);
+}
 
-  if (chunks == 1) return;
-  const std::int64_t merge_blocks = (nq + kGatherBlock - 1) / kGatherBlock;
-  parallel_tasks(merge_blocks, num_threads, stop, [&](std::int64_t t) {
-    std::vector<Entry> all(static_cast<std::size_t>(chunks * k));
-    for (std::int64_t q = t * kGatherBlock; q < std::min(nq, (t + 1) * kGatherBlock); ++q) {
-      const std::int64_t off = q * chunks * k;
-      for (std::size_t i = 0; i < all.size(); ++i) {
-        all[i] = {part_scores[off + i], part_ids[off + i]};
-      }
-      std::partial_sort(all.begin(), all.begin() + k, all.end(),
-                        [](const Entry& a, const Entry& b) {
-                          // Padding (id -1) always sorts last.
-                          if ((a.id < 0) != (b.id < 0)) return b.id < 0;
-                          return better(a, b);
-                        });
-      for (int i = 0; i < k; ++i) {
-        out.ids[q * k + i] = all[i].id;
-        out.scores[q * k + i] = all[i].id < 0 ? kNegInf : all[i].score;
-      }
+// Few queries: each query scans item ranges on its own (8 items at a time), ranges in parallel.
+void topk_scan(MatrixView queries, MatrixView items, int k, bool cosine,
+               const std::vector<float>& inv_q, const std::vector<float>& inv_x, CsrView exclude,
+               int num_threads, TopKOutput out, const StopCheck& stop) {
+  const std::int64_t nq = queries.rows, dim = queries.cols;
+  const Blocks pieces(items.rows, kScanPiece);
+  const std::int64_t chunks = chunk_count(nq, pieces.count, num_threads);
+  std::vector<std::int32_t> part_ids(static_cast<std::size_t>(nq * chunks * k));
+  std::vector<float> part_scores(part_ids.size());
+
+  parallel_tasks(nq * chunks, num_threads, stop, [&](std::int64_t task) {
+    const std::int64_t q = task / chunks, chunk = task % chunks;
+    const std::int64_t p0 = chunk * pieces.count / chunks, p1 = (chunk + 1) * pieces.count / chunks;
+    const float* query = queries.row(q);
+    TopK top(k);
+    std::vector<float> s(static_cast<std::size_t>(kScanPiece));
+    std::int64_t e = 0, e_end = 0;
+    if (exclude.present()) {
+      const std::int32_t* a = exclude.indices + exclude.indptr[q];
+      const std::int32_t* b = exclude.indices + exclude.indptr[q + 1];
+      e = std::lower_bound(a, b, static_cast<std::int32_t>(pieces.begin(p0))) - exclude.indices;
+      e_end = exclude.indptr[q + 1];
     }
+    for (std::int64_t p = p0; p < p1; ++p) {
+      const std::int64_t i0 = pieces.begin(p), n = pieces.end(p) - i0;
+      scan_scores(query, dim, n, [&](std::int64_t j) { return items.row(i0 + j); }, s.data());
+      if (cosine) {
+        for (std::int64_t j = 0; j < n; ++j) s[j] *= inv_q[q] * inv_x[i0 + j];
+      }
+      for (; e < e_end && exclude.indices[e] < i0 + n; ++e) s[exclude.indices[e] - i0] = kNegInf;
+      select_scores(
+          s.data(), n, [&](std::int64_t j) { return static_cast<std::int32_t>(i0 + j); }, top);
+    }
+    const std::int64_t off = (q * chunks + chunk) * k;
+    top.write(part_ids.data() + off, part_scores.data() + off);
   });
+  merge_chunks(nq, k, chunks, part_ids, part_scores, num_threads, stop, out);
+}
+
+}  // namespace
+
+void topk(MatrixView queries, MatrixView items, int k, Metric metric, CsrView exclude,
+          int num_threads, TopKOutput out, const StopCheck& stop) {
+  check_common(queries, items, k, exclude, out);
+  if (queries.rows == 0) return;
+  if (items.rows == 0) return fill_padding(queries.rows, k, out);
+  const bool cosine = metric == Metric::cosine;
+  std::vector<float> inv_q, inv_x;
+  if (cosine) {
+    inv_q = inverse_norms(queries, num_threads, stop);
+    inv_x = inverse_norms(items, num_threads, stop);
+  }
+  if (queries.rows >= kMinTiledQueries) {
+    topk_tiled(queries, items, k, cosine, inv_q, inv_x, exclude, num_threads, out, stop);
+  } else {
+    topk_scan(queries, items, k, cosine, inv_q, inv_x, exclude, num_threads, out, stop);
+  }
 }
 
 void topk_candidates(MatrixView queries, MatrixView items, CsrView candidates, int k, Metric metric,
@@ -299,26 +454,29 @@ void topk_candidates(MatrixView queries, MatrixView items, CsrView candidates, i
 
   parallel_tasks((nq + kGatherBlock - 1) / kGatherBlock, num_threads, stop, [&](std::int64_t t) {
     TopK top(k);
+    std::vector<std::int32_t> ids;
+    std::vector<float> s;
     for (std::int64_t q = t * kGatherBlock; q < std::min(nq, (t + 1) * kGatherBlock); ++q) {
-      const ConstVectorMap query(queries.row(q), dim);
-      const float qnorm = cosine ? query.norm() : 1.0f;
+      // The query's distinct, non-excluded candidates, in increasing id order.
+      ids.clear();
       std::int64_t e = exclude.present() ? exclude.indptr[q] : 0;
       const std::int64_t e_end = exclude.present() ? exclude.indptr[q + 1] : 0;
-      std::int32_t previous = -1;
       for (std::int64_t p = candidates.indptr[q]; p < candidates.indptr[q + 1]; ++p) {
         const std::int32_t j = candidates.indices[p];
-        if (j == previous) continue;  // duplicate candidate
-        previous = j;
+        if (!ids.empty() && ids.back() == j) continue;
         while (e < e_end && exclude.indices[e] < j) ++e;
         if (e < e_end && exclude.indices[e] == j) continue;
-        const ConstVectorMap item(items.row(j), dim);
-        float s = query.dot(item);
-        if (cosine) {
-          const float denom = qnorm * item.norm();
-          s = denom > 0.0f ? s / denom : 0.0f;
-        }
-        if (s > top.threshold()) top.push(s, j);
+        ids.push_back(j);
       }
+      const auto n = static_cast<std::int64_t>(ids.size());
+      s.resize(ids.size());
+      const float* query = queries.row(q);
+      scan_scores(query, dim, n, [&](std::int64_t i) { return items.row(ids[i]); }, s.data());
+      if (cosine) {
+        const float iq = inverse_norm(query, dim);
+        for (std::int64_t i = 0; i < n; ++i) s[i] *= iq * inverse_norm(items.row(ids[i]), dim);
+      }
+      select_scores(s.data(), n, [&](std::int64_t i) { return ids[i]; }, top);
       top.write(out.ids + q * k, out.scores + q * k);
     }
   });

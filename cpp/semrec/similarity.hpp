@@ -35,9 +35,9 @@ struct TopKOutput {
 
 // For every query row, the k items with the highest score, best first, ties broken by the lower
 // item id. Items listed in the query's row of `exclude` are skipped. Rows with fewer than k
-// eligible items are padded with id -1 and score -inf. Scores come from a blocked matrix product
-// whose block shapes depend only on the input sizes, so results do not depend on num_threads.
-// For metric=cosine a zero vector scores 0 against everything.
+// eligible items are padded with id -1 and score -inf. Each score is summed in one fixed order,
+// so it is bitwise the same for any thread count, batch size or position of the item: identical
+// items tie exactly. For metric=cosine a zero vector scores 0 against everything.
 void topk(MatrixView queries, MatrixView items, int k, Metric metric, CsrView exclude,
           int num_threads, TopKOutput out, const StopCheck& stop = {});
 
