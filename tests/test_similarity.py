@@ -878,3 +878,50 @@ def test_bad_ndim(arg: str, value: np.ndarray) -> None:
     kwargs = {"queries": _q(), "items": _x(), "k": 3} | {arg: value}
     with pytest.raises((ValueError, TypeError), match=arg):
         topk(**kwargs)
+
+
+# ---------------------------------------------------------------------------------------------
+# One summation order everywhere: a score does not depend on the batch or the code path
+
+
+@pytest.mark.parametrize("metric", ["cosine", "dot"])
+def test_scores_do_not_depend_on_batch_or_path(metric: str) -> None:
+    rng = np.random.default_rng(7)
+    items = rng.standard_normal((3000, 48)).astype(np.float32)
+    queries = rng.standard_normal((40, 48)).astype(np.float32)
+    ids, scores = topk(queries, items, 25, metric=metric)
+    for i in (0, 17, 39):  # alone (per-query scan) versus inside the batch (tiled kernel)
+        one_ids, one_scores = topk(queries[i], items, 25, metric=metric)
+        np.testing.assert_array_equal(one_ids, ids[i])
+        np.testing.assert_array_equal(one_scores, scores[i])
+    # Per-query candidate lists holding every item take the gather path: same bits again.
+    everything = sp.csr_array(np.ones((40, 3000), dtype=np.float32))
+    cand_ids, cand_scores = topk(queries, items, 25, metric=metric, candidates=everything)
+    np.testing.assert_array_equal(cand_ids, ids)
+    np.testing.assert_array_equal(cand_scores, scores)
+
+
+def test_ctrl_c_interrupts_a_long_search() -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    code = (
+        "import numpy as np, semrec\n"
+        "x = np.ones((200_000, 256), np.float32)\n"
+        "print('ready', flush=True)\n"
+        "try:\n"
+        "    for _ in range(100):\n"
+        "        semrec.topk(x[:20_000], x, 10, metric='dot', check_finite=False)\n"
+        "except KeyboardInterrupt:\n"
+        "    print('interrupted', flush=True)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == "ready"
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    # Uninterrupted, the loop is hours of work: only the stop hook ends it within the timeout.
+    out, _ = proc.communicate(timeout=60)
+    assert "interrupted" in out

@@ -1,6 +1,9 @@
 #include "semrec/similarity.hpp"
 
 #include <Eigen/Core>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -19,7 +22,8 @@ constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 // Dot products with one fixed summation order.
 //
 // Every score is q[0]*x[0] + q[1]*x[1] + ... accumulated left to right, one fused multiply-add
-// per term (multiply + add on CPUs without FMA; the core is built with -ffp-contract=fast). Both
+// per term where the instruction set has FMA (explicit intrinsics; the core is built with
+// -ffp-contract=off so the compiler never fuses on its own), multiply then add elsewhere. All
 // kernels below follow that order exactly, so a score is bitwise the same whichever kernel,
 // block position, batch size or thread computed it: identical items tie exactly and the tie
 // goes to the lower id. (Eigen's GEMM sums in different orders for edge rows, which broke that.)
@@ -36,7 +40,28 @@ constexpr int kItemRows = 4;  // 4 x 2 accumulators of 16 xmm
 #endif
 constexpr std::int64_t kQueryTile = 2 * kLanes;  // queries per register tile
 
-typedef float Vec __attribute__((vector_size(kLanes * sizeof(float)), aligned(4), may_alias));
+typedef float Vec __attribute__((vector_size(kLanes * sizeof(float))));
+// The same vector, for loads and stores at any float-aligned address.
+typedef float VecMem __attribute__((vector_size(kLanes * sizeof(float)), aligned(4), may_alias));
+
+// c + a * b, rounded once where the CPU has FMA.
+inline Vec madd(float a, Vec b, Vec c) {
+#if defined(__AVX512F__)
+  return _mm512_fmadd_ps(_mm512_set1_ps(a), b, c);
+#elif defined(__FMA__) && defined(__AVX2__)
+  return _mm256_fmadd_ps(_mm256_set1_ps(a), b, c);
+#else
+  return c + a * b;
+#endif
+}
+
+inline float madd(float a, float b, float c) {
+#if defined(__FMA__)
+  return __builtin_fmaf(a, b, c);
+#else
+  return c + a * b;
+#endif
+}
 
 // Target block shapes: a block of 256 packed queries (384 KiB at dim 384) is reused from L2 by
 // every item; the 512 x 256 score block (512 KiB) is scanned while it is still in L2.
@@ -65,18 +90,18 @@ inline void tile_kernel(const float* tile, const float* const* x, std::int64_t d
                         std::int64_t lds) {
   Vec acc[R][2] = {};
   for (std::int64_t kk = 0; kk < dim; ++kk) {
-    const Vec b0 = *reinterpret_cast<const Vec*>(tile + kk * kQueryTile);
-    const Vec b1 = *reinterpret_cast<const Vec*>(tile + kk * kQueryTile + kLanes);
+    const Vec b0 = *reinterpret_cast<const VecMem*>(tile + kk * kQueryTile);
+    const Vec b1 = *reinterpret_cast<const VecMem*>(tile + kk * kQueryTile + kLanes);
 #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
       const float a = x[r][kk];
-      acc[r][0] += a * b0;
-      acc[r][1] += a * b1;
+      acc[r][0] = madd(a, b0, acc[r][0]);
+      acc[r][1] = madd(a, b1, acc[r][1]);
     }
   }
   for (int r = 0; r < R; ++r) {
-    *reinterpret_cast<Vec*>(s + r * lds) = acc[r][0];
-    *reinterpret_cast<Vec*>(s + r * lds + kLanes) = acc[r][1];
+    *reinterpret_cast<VecMem*>(s + r * lds) = acc[r][0];
+    *reinterpret_cast<VecMem*>(s + r * lds + kLanes) = acc[r][1];
   }
 }
 
@@ -86,7 +111,7 @@ inline void dot8(const float* q, const float* const* x, int count, std::int64_t 
   for (std::int64_t kk = 0; kk < dim; ++kk) {
     const float a = q[kk];
 #pragma GCC unroll 8
-    for (int r = 0; r < 8; ++r) acc[r] += a * x[r][kk];
+    for (int r = 0; r < 8; ++r) acc[r] = madd(a, x[r][kk], acc[r]);
   }
   for (int r = 0; r < count; ++r) out[r] = acc[r];
 }
