@@ -5,6 +5,7 @@
 #include <immintrin.h>
 #endif
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <limits>
 #include <stdexcept>
@@ -382,14 +383,14 @@ void topk_tiled(MatrixView queries, MatrixView items, int k, bool cosine,
         const auto id = static_cast<std::int32_t>(i0 + j);
         std::int64_t q = 0;
         for (; q + 16 <= nqb; q += 16) {
-          int any = 0;
-          for (int t = 0; t < 16; ++t) any |= static_cast<int>(row[q + t] > thresholds[q + t]);
-          if (!any) continue;
-          for (std::int64_t t = q; t < q + 16; ++t) {
-            if (row[t] > thresholds[t]) {
-              tops[t].push(row[t], id);
-              thresholds[t] = tops[t].threshold();
-            }
+          // One vector comparison for 16 queries; only the lanes that pass touch a heap.
+          unsigned mask = 0;
+          for (int t = 0; t < 16; ++t) mask |= unsigned{row[q + t] > thresholds[q + t]} << t;
+          while (mask != 0) {
+            const std::int64_t t = q + std::countr_zero(mask);
+            mask &= mask - 1;
+            tops[t].push(row[t], id);
+            thresholds[t] = tops[t].threshold();
           }
         }
         for (; q < nqb; ++q) {
