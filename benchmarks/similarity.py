@@ -11,8 +11,9 @@ same problem: exact top-k by inner product of L2-normalised float32 queries agai
 L2-normalised float32 items, i.e. cosine similarity. The methods, side by side:
 
 * semrec: ``semrec.similarity.topk(Q, X, k, metric="dot", exclude=csr, check_finite=False)``.
-* numpy:  chunked ``Q @ X.T`` into a preallocated buffer, ``np.argpartition`` for the top k, then a
-  sort of the k; with exclusion the excluded entries of the chunk are set to -inf first.
+* numpy:  chunked ``Q @ X.T`` into a preallocated buffer, ``np.argpartition`` for the top k (a few
+  rows per call, to keep its index array small), then a sort of the k; with exclusion the
+  excluded entries of the chunk are set to -inf first.
 * faiss:  ``IndexFlatIP.search`` (the index is built outside the timing). With exclusion
   ("faiss+filter") it searches ``k + max excluded per row`` and drops the excluded ids afterwards.
 * GEMM:   the bare float32 matrix product of the same total shape (chunked ``np.matmul`` into a
@@ -21,12 +22,12 @@ L2-normalised float32 items, i.e. cosine similarity. The methods, side by side:
 
 Protocol. Every library runs on ``--threads`` threads: OMP_NUM_THREADS (and the BLAS variables) are
 set before numpy and faiss are imported, then ``faiss.omp_set_num_threads``,
-``threadpoolctl.threadpool_limits`` (BLAS) and semrec's ``num_threads``. Within a configuration
-the methods alternate: one warm-up call each, then ``--repeats`` timed rounds; the table shows the
-median and [min-max] wall-clock seconds. Ratios are other method's median / semrec's median (> 1
-means semrec is faster). Once per configuration semrec's top-k scores are checked against NumPy's
-(max abs difference <= 1e-4). Nothing of size queries x items is ever materialised: the NumPy
-paths work on chunks of at most CHUNK_BYTES of scores.
+``threadpoolctl.threadpool_limits`` (BLAS) and semrec's ``num_threads``. Within a configuration the
+methods alternate: one warm-up call each, then ``--repeats`` timed rounds (each round starting with
+the next method); the table shows the median and [min-max] wall-clock seconds. Ratios are other
+method's median / semrec's median (> 1 means semrec is faster). Once per configuration semrec's
+top-k scores are checked against NumPy's (max abs difference <= 1e-4). Nothing of size queries x
+items is ever materialised: the NumPy paths work on chunks of at most CHUNK_BYTES of scores.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS
 
 import gc  # noqa: E402
 import platform  # noqa: E402
+import resource  # noqa: E402
 import statistics  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
@@ -67,6 +69,7 @@ import semrec.similarity  # noqa: E402
 
 CHUNK_BYTES = 512 * 2**20  # score buffer of the NumPy baseline and of the GEMM reference
 MAX_CHUNK = 1024  # queries per chunk when the buffer allows it
+PARTITION_BYTES = 8 * 2**20  # int64 indices that one np.argpartition call may return
 TOLERANCE = 1e-4  # max abs difference between semrec's and NumPy's top-k scores
 SEED = 20240601
 
@@ -145,6 +148,7 @@ def numpy_topk(
     """Chunked exact top-k: scores of a chunk of queries, argpartition, then sort the k."""
     nq, n = q.shape[0], x.shape[0]
     chunk = buf.shape[0]
+    part = max(1, PARTITION_BYTES // (8 * n))
     ids = np.empty((nq, k), dtype=np.int64)
     scores = np.empty((nq, k), dtype=np.float32)
     for s in range(0, nq, chunk):
@@ -155,12 +159,18 @@ def numpy_topk(
             ptr = exclude.indptr
             rows = np.repeat(np.arange(e - s), np.diff(ptr[s : e + 1]))
             block[rows, exclude.indices[ptr[s] : ptr[e]]] = -np.inf
-        top = np.argpartition(block, n - k, axis=1)[:, n - k :]
-        top.sort(axis=1)  # so that the stable sort below puts equal scores by lower id
-        top_scores = np.take_along_axis(block, top, axis=1)
-        order = np.argsort(-top_scores, axis=1, kind="stable")
-        ids[s:e] = np.take_along_axis(top, order, axis=1)
-        scores[s:e] = np.take_along_axis(top_scores, order, axis=1)
+        # argpartition returns an int64 index array as large as its input: partition a few
+        # rows at a time so that it stays small (one huge allocation per chunk costs page
+        # faults and THP compaction, and made this baseline both slower and erratic).
+        for r in range(s, e, part):
+            r_end = min(r + part, e)
+            rows_scores = block[r - s : r_end - s]
+            top = np.argpartition(rows_scores, n - k, axis=1)[:, n - k :]
+            top.sort(axis=1)  # so that the stable sort below puts equal scores by lower id
+            top_scores = np.take_along_axis(rows_scores, top, axis=1)
+            order = np.argsort(-top_scores, axis=1, kind="stable")
+            ids[r:r_end] = np.take_along_axis(top, order, axis=1)
+            scores[r:r_end] = np.take_along_axis(top_scores, order, axis=1)
     return ids, scores
 
 
@@ -194,13 +204,19 @@ def gemm(q: np.ndarray, x: np.ndarray, buf: np.ndarray) -> None:
 def time_alternating(
     methods: dict[str, Callable[[], TopK | None]], repeats: int
 ) -> tuple[dict[str, list[float]], dict[str, TopK | None]]:
-    """One warm-up call per method, then `repeats` rounds that call every method in turn."""
+    """One warm-up call per method, then `repeats` rounds that call every method in turn.
+
+    Each round starts one method later than the previous one, so that no method always runs
+    right after the same other one (thread pools keep spinning for a while after a call).
+    """
     results = {name: fn() for name, fn in methods.items()}
     times: dict[str, list[float]] = {name: [] for name in methods}
-    for _ in range(repeats):
-        for name, fn in methods.items():
+    names = list(methods)
+    for round_ in range(repeats):
+        shift = round_ % len(names)
+        for name in names[shift:] + names[:shift]:
             t0 = time.perf_counter()
-            fn()
+            methods[name]()
             times[name].append(time.perf_counter() - t0)
     return times, results
 
@@ -271,10 +287,11 @@ def machine_header(args: argparse.Namespace) -> str:
             "semrec timed with check_finite=False",
             f"exclusion: ~{args.exclude} random item ids per query (CSR); faiss+filter searches "
             "k + max excluded per row, then drops them",
-            f"numpy    : chunked Q @ X.T ({chunks}) + argpartition + sort of the k; "
+            f"numpy    : chunked Q @ X.T (queries per chunk: {chunks}) + argpartition (a few rows "
+            "at a time) + sort of the k; "
             "GEMM = the same chunked np.matmul alone",
-            f"timing   : methods alternate, 1 warm-up each, then median [min–max] of "
-            f"{args.repeats} runs, seconds",
+            f"timing   : methods alternate (rotating order), 1 warm-up each, then median "
+            f"[min–max] of {args.repeats} runs, seconds",
             "ratios   : vs faiss = faiss s / semrec s, vs numpy = numpy s / semrec s "
             "(> 1: semrec is faster)",
             "GFLOP/s  : 2·queries·items·dim / median s; % GEMM = semrec GFLOP/s / GEMM GFLOP/s",
@@ -285,8 +302,8 @@ def machine_header(args: argparse.Namespace) -> str:
 
 
 COLUMNS = [
-    ("items", 5), ("dim", 4), ("k", 4), ("excl", 4), ("semrec s", 22), ("numpy s", 22),
-    ("faiss s", 30), ("vs faiss", 8), ("vs numpy", 8), ("semrec GF/s", 11), ("GEMM GF/s", 9),
+    ("items", 5), ("dim", 4), ("k", 4), ("excl", 4), ("semrec s", 25), ("numpy s", 25),
+    ("faiss s", 33), ("vs faiss", 8), ("vs numpy", 8), ("semrec GF/s", 11), ("GEMM GF/s", 9),
     ("% GEMM", 6), ("ok", 2),
 ]  # fmt: skip
 
@@ -343,11 +360,36 @@ def bench_config(
     )
 
 
+def cpu_seconds() -> tuple[float, float, float]:
+    """(wall clock, busy CPU seconds of the whole machine incl. steal, this process's CPU)."""
+    busy = float("nan")
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(v) for v in f.readline().split()[1:]]
+        busy = (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        pass
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    return time.perf_counter(), busy, own.ru_utime + own.ru_stime
+
+
+def contention_note(start: tuple[float, float, float]) -> str:
+    """How much CPU everything but this benchmark used while it ran (and the VM's steal)."""
+    end = cpu_seconds()
+    wall, busy, own = (b - a for a, b in zip(start, end, strict=True))
+    share = max(0.0, busy - own) / (wall * (os.cpu_count() or 1))
+    verdict = "timings are contended" if share > 0.05 else "a quiet machine"
+    return (
+        f"other processes (and steal) used {100 * share:.0f}% of the CPUs during the run: {verdict}"
+    )
+
+
 def main() -> None:
     args = parse_args()
     rng = np.random.default_rng(SEED)
     semrec.set_num_threads(args.threads)
     faiss.omp_set_num_threads(args.threads)
+    start = cpu_seconds()
     with threadpool_limits(limits=args.threads):
         print(machine_header(args))
         print()
@@ -366,6 +408,8 @@ def main() -> None:
                         print(bench_config(q, x, index, buf, k, excl, args), flush=True)
                 del x, q, index
                 gc.collect()
+    print()
+    print(contention_note(start))
 
 
 if __name__ == "__main__":

@@ -66,8 +66,9 @@ inline float madd(float a, float b, float c) {
 
 // Target block shapes: a block of 256 packed queries (384 KiB at dim 384) is reused from L2 by
 // every item; the 512 x 256 score block (512 KiB) is scanned while it is still in L2.
-constexpr std::int64_t kQueryBlock = 256;
+constexpr std::int64_t kQueryBlock = 512;
 constexpr std::int64_t kItemBlock = 512;
+constexpr std::int64_t kDepthBlock = 128;
 // Below this many queries, lanes would mostly hold padding: use the per-query scan instead.
 constexpr std::int64_t kMinTiledQueries = 8;
 // Queries per task in the per-query kernels; items per scoring pass there.
@@ -85,12 +86,23 @@ void pack_queries(const float* q, std::int64_t n, std::int64_t dim, float* packe
   }
 }
 
-// s[r][c] = dot(item r, query c) for R items and one packed tile of kQueryTile queries.
+// s[r][c] (+)= dot(item r, query c) over `depth` terms, for R items and one packed tile of
+// kQueryTile queries. With `accumulate` the sums continue from s, so splitting the depth into
+// blocks keeps the exact left-to-right order of the terms.
 template <int R>
-inline void tile_kernel(const float* tile, const float* const* x, std::int64_t dim, float* s,
-                        std::int64_t lds) {
-  Vec acc[R][2] = {};
-  for (std::int64_t kk = 0; kk < dim; ++kk) {
+inline void tile_kernel(const float* tile, const float* const* x, std::int64_t depth,
+                        bool accumulate, float* s, std::int64_t lds) {
+  Vec acc[R][2];
+  for (int r = 0; r < R; ++r) {
+    if (accumulate) {
+      acc[r][0] = *reinterpret_cast<const VecMem*>(s + r * lds);
+      acc[r][1] = *reinterpret_cast<const VecMem*>(s + r * lds + kLanes);
+    } else {
+      acc[r][0] = Vec{};
+      acc[r][1] = Vec{};
+    }
+  }
+  for (std::int64_t kk = 0; kk < depth; ++kk) {
     const Vec b0 = *reinterpret_cast<const VecMem*>(tile + kk * kQueryTile);
     const Vec b1 = *reinterpret_cast<const VecMem*>(tile + kk * kQueryTile + kLanes);
 #pragma GCC unroll 8
@@ -143,49 +155,51 @@ inline bool better(const Entry& a, const Entry& b) {
   return a.score > b.score || (a.score == b.score && a.id < b.id);
 }
 
-// The k best entries seen so far, as a heap whose front is the worst one kept.
+// The k best entries seen so far. Candidates go into a buffer of up to 2k entries; when it
+// fills, a selection keeps the k best and raises the entry threshold. That costs O(1) per
+// candidate on average, against O(log k) for a heap, which matters for large k.
 class TopK {
  public:
-  explicit TopK(int k) : k_(k) { heap_.reserve(static_cast<std::size_t>(k)); }
+  explicit TopK(int k) : k_(k) {}
 
   // A candidate can only enter if it scores strictly above this. Candidates arrive in
   // increasing id order, so an equal score would lose the tie to the entry already kept.
   float threshold() const { return threshold_; }
 
   void push(float score, std::int32_t id) {
-    const Entry e{score, id};
-    if (static_cast<int>(heap_.size()) < k_) {
-      heap_.push_back(e);
-      std::push_heap(heap_.begin(), heap_.end(), better);
-      if (static_cast<int>(heap_.size()) == k_) threshold_ = heap_.front().score;
-    } else if (better(e, heap_.front())) {
-      std::pop_heap(heap_.begin(), heap_.end(), better);
-      heap_.back() = e;
-      std::push_heap(heap_.begin(), heap_.end(), better);
-      threshold_ = heap_.front().score;
-    }
+    if (buffer_.empty()) buffer_.reserve(2 * static_cast<std::size_t>(k_));
+    buffer_.push_back({score, id});
+    if (buffer_.size() == 2 * static_cast<std::size_t>(k_)) shrink();
   }
 
-  // Writes the kept entries best first, padded to k with (-1, -inf); empties the heap.
+  // Writes the kept entries best first, padded to k with (-1, -inf); empties the selector.
   void write(std::int32_t* ids, float* scores) {
-    std::sort_heap(heap_.begin(), heap_.end(), better);
+    shrink();
+    std::sort(buffer_.begin(), buffer_.end(), better);
     std::size_t i = 0;
-    for (; i < heap_.size(); ++i) {
-      ids[i] = heap_[i].id;
-      scores[i] = heap_[i].score;
+    for (; i < buffer_.size(); ++i) {
+      ids[i] = buffer_[i].id;
+      scores[i] = buffer_[i].score;
     }
     for (; i < static_cast<std::size_t>(k_); ++i) {
       ids[i] = -1;
       scores[i] = kNegInf;
     }
-    heap_.clear();
+    buffer_.clear();
     threshold_ = kNegInf;
   }
 
  private:
+  void shrink() {
+    if (buffer_.size() <= static_cast<std::size_t>(k_)) return;
+    std::nth_element(buffer_.begin(), buffer_.begin() + (k_ - 1), buffer_.end(), better);
+    buffer_.resize(static_cast<std::size_t>(k_));
+    threshold_ = buffer_[k_ - 1].score;
+  }
+
   int k_;
   float threshold_ = kNegInf;
-  std::vector<Entry> heap_;
+  std::vector<Entry> buffer_;
 };
 
 // Feeds scores s[0..n) of items id(0), id(1), ... (increasing ids) to the selector. Most scores
@@ -346,19 +360,22 @@ void topk_tiled(MatrixView queries, MatrixView items, int k, bool cosine,
     const float* rows[kItemRows];
     for (std::int64_t ib = b0; ib < b1; ++ib) {
       const std::int64_t i0 = iblocks.begin(ib), n = iblocks.end(ib) - i0;
-      std::int64_t g = 0;
-      for (; g + kItemRows <= n; g += kItemRows) {
-        for (int r = 0; r < kItemRows; ++r) rows[r] = items.row(i0 + g + r);
+      if (dim == 0) std::fill(S.begin(), S.end(), 0.0f);
+      // Depth blocks keep one query tile's slice in L1 while the block's items stream past it.
+      for (std::int64_t k0 = 0; k0 < dim; k0 += kDepthBlock) {
+        const std::int64_t depth = std::min(kDepthBlock, dim - k0);
         for (std::int64_t t = 0; t < tiles; ++t) {
-          tile_kernel<kItemRows>(packed.data() + t * dim * kQueryTile, rows, dim,
-                                 S.data() + g * lds + t * kQueryTile, lds);
-        }
-      }
-      for (; g < n; ++g) {
-        rows[0] = items.row(i0 + g);
-        for (std::int64_t t = 0; t < tiles; ++t) {
-          tile_kernel<1>(packed.data() + t * dim * kQueryTile, rows, dim,
-                         S.data() + g * lds + t * kQueryTile, lds);
+          const float* tile = packed.data() + (t * dim + k0) * kQueryTile;
+          float* out_tile = S.data() + t * kQueryTile;
+          std::int64_t g = 0;
+          for (; g + kItemRows <= n; g += kItemRows) {
+            for (int r = 0; r < kItemRows; ++r) rows[r] = items.row(i0 + g + r) + k0;
+            tile_kernel<kItemRows>(tile, rows, depth, k0 > 0, out_tile + g * lds, lds);
+          }
+          for (; g < n; ++g) {
+            rows[0] = items.row(i0 + g) + k0;
+            tile_kernel<1>(tile, rows, depth, k0 > 0, out_tile + g * lds, lds);
+          }
         }
       }
       if (cosine) {
