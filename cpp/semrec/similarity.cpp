@@ -29,17 +29,21 @@ constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 // block position, batch size or thread computed it: identical items tie exactly and the tie
 // goes to the lower id. (Eigen's GEMM sums in different orders for edge rows, which broke that.)
 
+// A register tile is kItemRows items x kVecs vectors of queries (kLanes floats each).
 #if defined(__AVX512F__)
-constexpr int kLanes = 16;    // floats per vector register
-constexpr int kItemRows = 8;  // items per register tile: 8 x 2 accumulators of 32 zmm
+constexpr int kLanes = 16;
+constexpr int kVecs = 4;  // 6 x 4 accumulators (of 32 zmm): 24 FMAs per 10 loads
+constexpr int kItemRows = 6;
 #elif defined(__AVX2__)
 constexpr int kLanes = 8;
-constexpr int kItemRows = 6;  // 6 x 2 accumulators of 16 ymm
+constexpr int kVecs = 2;
+constexpr int kItemRows = 6;  // 6 x 2 accumulators (of 16 ymm)
 #else
 constexpr int kLanes = 4;
-constexpr int kItemRows = 4;  // 4 x 2 accumulators of 16 xmm
+constexpr int kVecs = 2;
+constexpr int kItemRows = 4;  // 4 x 2 accumulators (of 16 xmm)
 #endif
-constexpr std::int64_t kQueryTile = 2 * kLanes;  // queries per register tile
+constexpr std::int64_t kQueryTile = kVecs * kLanes;  // queries per register tile
 
 typedef float Vec __attribute__((vector_size(kLanes * sizeof(float))));
 // The same vector, for loads and stores at any float-aligned address.
@@ -64,8 +68,9 @@ inline float madd(float a, float b, float c) {
 #endif
 }
 
-// Target block shapes: a block of 256 packed queries (384 KiB at dim 384) is reused from L2 by
-// every item; the 512 x 256 score block (512 KiB) is scanned while it is still in L2.
+// Block shapes: 512 queries are packed once per task and reused for every item; within a depth
+// block of 128 terms one packed query tile (32 KiB with AVX-512) stays in L1 while the item block's
+// rows stream past it; the 512 x 512 score block (1 MiB) is scanned for the top k while in L2.
 constexpr std::int64_t kQueryBlock = 512;
 constexpr std::int64_t kItemBlock = 512;
 constexpr std::int64_t kDepthBlock = 128;
@@ -92,29 +97,28 @@ void pack_queries(const float* q, std::int64_t n, std::int64_t dim, float* packe
 template <int R>
 inline void tile_kernel(const float* tile, const float* const* x, std::int64_t depth,
                         bool accumulate, float* s, std::int64_t lds) {
-  Vec acc[R][2];
+  Vec acc[R][kVecs];
   for (int r = 0; r < R; ++r) {
-    if (accumulate) {
-      acc[r][0] = *reinterpret_cast<const VecMem*>(s + r * lds);
-      acc[r][1] = *reinterpret_cast<const VecMem*>(s + r * lds + kLanes);
-    } else {
-      acc[r][0] = Vec{};
-      acc[r][1] = Vec{};
+    for (int v = 0; v < kVecs; ++v) {
+      acc[r][v] =
+          accumulate ? Vec(*reinterpret_cast<const VecMem*>(s + r * lds + v * kLanes)) : Vec{};
     }
   }
   for (std::int64_t kk = 0; kk < depth; ++kk) {
-    const Vec b0 = *reinterpret_cast<const VecMem*>(tile + kk * kQueryTile);
-    const Vec b1 = *reinterpret_cast<const VecMem*>(tile + kk * kQueryTile + kLanes);
-#pragma GCC unroll 8
+    Vec b[kVecs];
+    for (int v = 0; v < kVecs; ++v) {
+      b[v] = *reinterpret_cast<const VecMem*>(tile + kk * kQueryTile + v * kLanes);
+    }
+#pragma GCC unroll 16
     for (int r = 0; r < R; ++r) {
       const float a = x[r][kk];
-      acc[r][0] = madd(a, b0, acc[r][0]);
-      acc[r][1] = madd(a, b1, acc[r][1]);
+      for (int v = 0; v < kVecs; ++v) acc[r][v] = madd(a, b[v], acc[r][v]);
     }
   }
   for (int r = 0; r < R; ++r) {
-    *reinterpret_cast<VecMem*>(s + r * lds) = acc[r][0];
-    *reinterpret_cast<VecMem*>(s + r * lds + kLanes) = acc[r][1];
+    for (int v = 0; v < kVecs; ++v) {
+      *reinterpret_cast<VecMem*>(s + r * lds + v * kLanes) = acc[r][v];
+    }
   }
 }
 
