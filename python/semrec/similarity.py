@@ -1,8 +1,10 @@
 """Exact top-k similarity search (C++ kernel: ``cpp/semrec/similarity.cpp``).
 
-The kernel multiplies blocks of queries by blocks of items (Eigen, vectorised for the CPU) and
-keeps each query's best ``k`` in a bounded heap while the block is still in cache, so the full
-score matrix is never materialised. Work is spread over query blocks (and over item ranges when
+The kernel multiplies blocks of queries by blocks of items with a register-tiled micro-kernel
+(AVX-512, AVX2 or SSE, chosen at import) and keeps each query's best ``k`` while the block is
+still in cache, so the full score matrix is never materialised. Every score is summed in one
+fixed order, so identical items tie exactly and results do not depend on the batch or the
+thread count. Work is spread over query blocks (and over item ranges when
 there are few queries); the GIL is released and Ctrl-C interrupts a long search.
 """
 
@@ -88,6 +90,8 @@ def topk(
     )
     x, _ = check.as_float32_matrix(items, "items", check_finite=check_finite)
     k = check.positive_int(k, "k")
+    if k > np.iinfo(np.int32).max:
+        raise ValueError(f"k must be < 2**31, got {k}")
     metric = check.choice(metric, "metric", METRICS)
     threads = resolve_num_threads(num_threads)
     if x.shape[0] == 0:
