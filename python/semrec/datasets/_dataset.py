@@ -89,8 +89,7 @@ class Dataset:
             if timestamps is not None:
                 timestamps = np.asarray(timestamps)[keep]
             m.eliminate_zeros()
-        m.indices = m.indices.astype(np.int32, copy=False)
-        m.indptr = m.indptr.astype(np.int64, copy=False)
+        _index_dtypes(m)
         self.interactions: sp.csr_array = m
         if timestamps is not None:
             timestamps = np.asarray(timestamps)
@@ -359,12 +358,21 @@ class Dataset:
         np.cumsum(np.bincount(rows, minlength=self.n_users), out=indptr[1:])
         sub = sp.csr_array((m.data[keep], m.indices[keep], indptr), shape=m.shape)
         sub.has_sorted_indices = True
+        _index_dtypes(sub)
         out = Dataset.__new__(Dataset)
         out.__dict__.update(self.__dict__)
         out.interactions = sub
         out.timestamps = None if self.timestamps is None else self.timestamps[keep]
         out.split_info = {}
         return out
+
+
+def _index_dtypes(m: sp.csr_array) -> None:
+    """One index dtype for indptr and indices (scipy needs them alike): int32 when it fits."""
+    fits = max(m.nnz, *m.shape) < np.iinfo(np.int32).max
+    dtype = np.int32 if fits else np.int64
+    m.indices = m.indices.astype(dtype, copy=False)
+    m.indptr = m.indptr.astype(dtype, copy=False)
 
 
 def _id_array(ids: Iterable[Hashable] | None, n: int, name: str) -> np.ndarray:

@@ -125,6 +125,8 @@ def _check_ratings(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
     for col in ("user_id", "item_id", "timestamp"):
         if not pd.api.types.is_integer_dtype(frame[col]):
             raise FormatError(f"{path}: column {col} must be integer, got {frame[col].dtype}")
+    if not pd.api.types.is_numeric_dtype(frame["rating"]):
+        raise FormatError(f"{path}: ratings must be numbers, got {frame['rating'].dtype}")
     return frame
 
 
