@@ -29,7 +29,9 @@ def frame() -> pd.DataFrame:
 
 def test_from_pandas_builds_sorted_csr_with_aligned_timestamps() -> None:
     items = pd.DataFrame({"item": [10, 20, 30, 40], "title": ["x", "y", "z", "w"]})
-    ds = Dataset.from_pandas(frame(), "user", "item", "rating", "time", items=items, item_text="title")
+    ds = Dataset.from_pandas(
+        frame(), "user", "item", "rating", "time", items=items, item_text="title"
+    )
     assert ds.user_ids.tolist() == ["a", "b", "c"]
     assert ds.item_ids.tolist() == [10, 20, 30, 40]  # item 40 from the table joins the catalogue
     m = ds.interactions
@@ -101,7 +103,7 @@ def test_movielens_malformed_and_missing(tmp_path: Path, movielens_dir: Path) ->
     broken = tmp_path / "ml-100k"
     shutil.copytree(movielens_dir, broken, ignore=shutil.ignore_patterns("movie_wiki.csv"))
     (broken / "u.data").write_text("196\t242\tthree\t881250949\n")
-    with pytest.raises(semrec.FormatError, match="malformed|integer|lack"):
+    with pytest.raises(semrec.FormatError, match=r"malformed|integer|lack|numbers"):
         movielens("100k", path=broken)
 
 
@@ -152,7 +154,9 @@ def test_synthetic_is_seeded_and_has_the_protocol_shape() -> None:
     assert (coo.data[same] >= 4).all() and (coo.data[~same] <= 3).all()
     # and item text carries the topic: items of one topic share vocabulary
     t0 = [t for t, k in zip(a.item_text, a.items["topic"], strict=True) if k == 0]
-    assert all(any(w in t for w in ("galaxy", "starship", "planet", "orbit", "astronaut")) for t in t0)
+    assert all(
+        any(w in t for w in ("galaxy", "starship", "planet", "orbit", "astronaut")) for t in t0
+    )
 
 
 def test_synthetic_size_s() -> None:

@@ -52,7 +52,12 @@ def reference_table(recs: np.ndarray, relevant: list[set[int]], k: int) -> dict[
         dcg = sum(h / math.log2(r + 2) for r, h in enumerate(hits))
         ndcg.append(dcg / sum(1 / math.log2(r + 2) for r in range(min(k, len(rel)))))
         hit.append(float(sum(hits) > 0))
-    return {"precision": np.mean(prec), "recall": np.mean(rec), "ndcg": np.mean(ndcg), "hit_rate": np.mean(hit)}
+    return {
+        "precision": np.mean(prec),
+        "recall": np.mean(rec),
+        "ndcg": np.mean(ndcg),
+        "hit_rate": np.mean(hit),
+    }
 
 
 def test_evaluate_matches_reference(warm: tuple[Dataset, Dataset]) -> None:
@@ -61,7 +66,9 @@ def test_evaluate_matches_reference(warm: tuple[Dataset, Dataset]) -> None:
     table, detail = semrec.evaluate(model, train, test, k=(5, 10), per_user=True)
     t = test.interactions
     users = [u for u in range(test.n_users) if (t[[u]].data >= 4).any()]
-    relevant = [set(t.indices[t.indptr[u] : t.indptr[u + 1]][t[[u]].data >= 4].tolist()) for u in users]
+    relevant = [
+        set(t.indices[t.indptr[u] : t.indptr[u + 1]][t[[u]].data >= 4].tolist()) for u in users
+    ]
     recs, _ = model.recommend(np.array(users), k=10)
     assert table.attrs["n_users"] == len(users)
     for k in (5, 10):
@@ -93,7 +100,9 @@ def test_evaluate_rating_metrics_and_diversity(warm: tuple[Dataset, Dataset]) ->
 
 def test_compare_includes_baselines(warm: tuple[Dataset, Dataset]) -> None:
     train, test = warm
-    table = semrec.compare({"mine": semrec.MostPopular().fit(train.interactions)}, train, test, k=10)
+    table = semrec.compare(
+        {"mine": semrec.MostPopular().fit(train.interactions)}, train, test, k=10
+    )
     assert set(table.index.get_level_values("model")) == {"mine", "Random", "MostPopular"}
     assert table.loc[("mine", 10), "ndcg"] == table.loc[("MostPopular", 10), "ndcg"]
     assert table.loc[("Random", 10), "ndcg"] < table.loc[("MostPopular", 10), "ndcg"]

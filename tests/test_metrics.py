@@ -89,7 +89,9 @@ def test_ranking_matches_ranx(seed: int) -> None:
     )
     run = ranx.Run(
         {
-            f"q{u:06d}": {f"d{i}": float(recs.shape[1] - r) for r, i in enumerate(recs[u]) if i >= 0}
+            f"q{u:06d}": {
+                f"d{i}": float(recs.shape[1] - r) for r, i in enumerate(recs[u]) if i >= 0
+            }
             for u in users
         }
     )

@@ -25,9 +25,14 @@ def check_partition(ds: Dataset, train: Dataset, test: Dataset) -> None:
     assert not pairs(train) & pairs(test)  # no leakage
     assert pairs(train) | pairs(test) == pairs(ds)
     # weights and timestamps travel with their interaction
-    full = {(u, i): (w, t) for (u, i), w, t in zip(_coo(ds), ds.interactions.tocoo().data, ds.timestamps, strict=True)}
+    full = {
+        (u, i): (w, t)
+        for (u, i), w, t in zip(_coo(ds), ds.interactions.tocoo().data, ds.timestamps, strict=True)
+    }
     for part in (train, test):
-        for (u, i), w, t in zip(_coo(part), part.interactions.tocoo().data, part.timestamps, strict=True):
+        for (u, i), w, t in zip(
+            _coo(part), part.interactions.tocoo().data, part.timestamps, strict=True
+        ):
             assert full[(u, i)] == (w, t)
 
 
@@ -66,7 +71,7 @@ def test_leave_last_k(data: Dataset) -> None:
 
 def test_random_holdout_is_seeded(data: Dataset) -> None:
     a_train, a_test = split.random_holdout(data, 0.25, random_state=5)
-    b_train, b_test = split.random_holdout(data, 0.25, random_state=5)
+    _, b_test = split.random_holdout(data, 0.25, random_state=5)
     _, c_test = split.random_holdout(data, 0.25, random_state=6)
     check_partition(data, a_train, a_test)
     assert pairs(a_test) == pairs(b_test) and pairs(a_test) != pairs(c_test)

@@ -58,9 +58,8 @@ void register_metrics(py::module_& m) {
                                              static_cast<std::size_t>(item_value.size()));
         CArray<double> out(r.rows);
         double* dst = out.mutable_data();
-        without_gil([&](const StopCheck& stop) {
-          mean_item_value(r, k, values, num_threads, dst, stop);
-        });
+        without_gil(
+            [&](const StopCheck& stop) { mean_item_value(r, k, values, num_threads, dst, stop); });
         return out;
       },
       py::arg("recs").noconvert(), py::arg("k"), py::arg("item_value").noconvert(),
@@ -74,9 +73,8 @@ void register_metrics(py::module_& m) {
         const MatrixView e = matrix_view(embeddings, "embeddings");
         CArray<double> out(r.rows);
         double* dst = out.mutable_data();
-        without_gil([&](const StopCheck& stop) {
-          intra_list_diversity(r, k, e, num_threads, dst, stop);
-        });
+        without_gil(
+            [&](const StopCheck& stop) { intra_list_diversity(r, k, e, num_threads, dst, stop); });
         return out;
       },
       py::arg("recs").noconvert(), py::arg("k"), py::arg("embeddings").noconvert(),
@@ -85,7 +83,8 @@ void register_metrics(py::module_& m) {
   m.def(
       "error_sums",
       [](const CArray<float>& predicted, const CArray<float>& actual) {
-        const std::span<const float> p(predicted.data(), static_cast<std::size_t>(predicted.size()));
+        const std::span<const float> p(predicted.data(),
+                                       static_cast<std::size_t>(predicted.size()));
         const std::span<const float> a(actual.data(), static_cast<std::size_t>(actual.size()));
         double squared = 0.0, absolute = 0.0;
         without_gil([&](const StopCheck&) { error_sums(p, a, squared, absolute); });

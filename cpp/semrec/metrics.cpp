@@ -147,8 +147,8 @@ void intra_list_diversity(const RecommendationView& recs, int k, const MatrixVie
   });
 }
 
-void error_sums(std::span<const float> predicted, std::span<const float> actual,
-                double& squared, double& absolute) {
+void error_sums(std::span<const float> predicted, std::span<const float> actual, double& squared,
+                double& absolute) {
   if (predicted.size() != actual.size()) {
     throw std::invalid_argument("predicted and actual must have the same length");
   }

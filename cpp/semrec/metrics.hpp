@@ -39,7 +39,7 @@ void intra_list_diversity(const RecommendationView& recs, int k, const MatrixVie
                           int num_threads, double* out, const StopCheck& stop);
 
 // Sums of squared and absolute errors over aligned arrays, in a fixed order.
-void error_sums(std::span<const float> predicted, std::span<const float> actual,
-                double& squared, double& absolute);
+void error_sums(std::span<const float> predicted, std::span<const float> actual, double& squared,
+                double& absolute);
 
 }  // namespace semrec

@@ -81,7 +81,11 @@ def ranking_metrics(
     if per_user:
         return values
     has_relevant = np.diff(indptr) > 0
-    means = values[has_relevant].mean(axis=0) if has_relevant.any() else np.full(values.shape[1:], np.nan)
+    means = (
+        values[has_relevant].mean(axis=0)
+        if has_relevant.any()
+        else np.full(values.shape[1:], np.nan)
+    )
     return pd.DataFrame(means, index=pd.Index(cutoffs, name="k"), columns=list(RANKING_METRICS))
 
 

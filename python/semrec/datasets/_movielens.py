@@ -68,7 +68,7 @@ def movielens(
     """
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {tuple(VARIANTS)}, got {variant!r}")
-    archive, folder, marker = VARIANTS[variant]
+    _, folder, marker = VARIANTS[variant]
     root = Path(path) if path is not None else cache_dir() / folder
     if not (root / marker).exists():
         if not download:
