@@ -100,8 +100,13 @@ def evaluate(
         relevant.eliminate_zeros()
     has_relevant = np.diff(relevant.indptr) > 0
     if users is not None:
+        chosen = np.asarray(users).reshape(-1)
+        if chosen.size and not np.issubdtype(chosen.dtype, np.integer):
+            raise TypeError(f"users must hold integer user indices, got dtype {chosen.dtype}")
+        if chosen.size and (chosen.min() < 0 or chosen.max() >= test.n_users):
+            raise IndexError(f"users holds indices outside [0, {test.n_users})")
         mask = np.zeros(test.n_users, dtype=bool)
-        mask[np.asarray(users, dtype=np.int64)] = True
+        mask[chosen] = True
         has_relevant &= mask
     eval_users = np.flatnonzero(has_relevant).astype(np.int32)
     if eval_users.size == 0:
