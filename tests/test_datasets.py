@@ -164,3 +164,32 @@ def test_synthetic_size_s() -> None:
     assert (s.n_users, s.n_items, s.n_interactions) == (1_000, 2_000, 100_000)
     with pytest.raises(ValueError, match="size"):
         synthetic_size("XL")
+
+
+def test_movielens_1m_and_latest_small_formats(tmp_path: Path) -> None:
+    one_m = tmp_path / "ml-1m"
+    one_m.mkdir()
+    (one_m / "ratings.dat").write_text("1::10::5::978300760\n2::10::3::978302109\n2::20::4::9783\n")
+    (one_m / "movies.dat").write_text(
+        "10::Heat: The Sequel (1995)::Action|Crime\n20::Toy Story (1995)::Animation\n",
+        encoding="latin-1",
+    )
+    (one_m / "users.dat").write_text("1::F::1::10::48067\n2::M::56::16::70072\n")
+    ml = movielens("1m", path=one_m)
+    assert ml.interactions.toarray().tolist() == [[5.0, 0.0], [3.0, 4.0]]
+    assert ml.timestamps.tolist() == [978300760, 978302109, 9783]
+    assert ml.item_text == [
+        "Heat: The Sequel (1995) — Action, Crime",
+        "Toy Story (1995) — Animation",
+    ]
+    assert ml.users["age"].tolist() == [1, 56]
+
+    small = tmp_path / "ml-latest-small"
+    small.mkdir()
+    (small / "ratings.csv").write_text("userId,movieId,rating,timestamp\n1,1,4.5,964982703\n")
+    (small / "movies.csv").write_text(
+        'movieId,title,genres\n1,"Toy Story (1995)",(no genres listed)\n'
+    )
+    latest = movielens("latest-small", path=small)
+    assert latest.interactions.toarray().tolist() == [[4.5]]
+    assert latest.item_text == ["Toy Story (1995)"]

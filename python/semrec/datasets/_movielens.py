@@ -159,7 +159,7 @@ def _parse_1m(root: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     # '::' separated; ratings and users hold no ':' so the fast parser splits on ':' alone.
     cols = ["user_id", "item_id", "rating", "timestamp"]
     path = root / "ratings.dat"
-    raw = _read(path, sep=":", names=[c for col in cols for c in (col, "_" + col)])
+    raw = _read(path, sep=":", names=_double_colon(cols))
     ratings = _check_ratings(raw[cols], path)
     lines = (root / "movies.dat").read_text(encoding="latin-1").splitlines()
     parts = [line.split("::") for line in lines if line]
@@ -168,8 +168,13 @@ def _parse_1m(root: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     movies = pd.DataFrame(parts, columns=["item_id", "title", "genres"])
     movies["item_id"] = movies["item_id"].astype(np.int64)
     ucols = ["user_id", "gender", "age", "occupation", "zip_code"]
-    users = _read(root / "users.dat", sep=":", names=[c for col in ucols for c in (col, "_" + col)])
+    users = _read(root / "users.dat", sep=":", names=_double_colon(ucols))
     return ratings, movies, users[ucols]
+
+
+def _double_colon(cols: list[str]) -> list[str]:
+    """Column names for a '::' file read with sep=':' (an empty field between each pair)."""
+    return [name for j, col in enumerate(cols) for name in ((col,) if j == 0 else ("_" + col, col))]
 
 
 def _parse_latest(root: Path) -> tuple[pd.DataFrame, pd.DataFrame, None]:
