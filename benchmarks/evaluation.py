@@ -38,6 +38,7 @@ import statistics  # noqa: E402
 import time  # noqa: E402
 import warnings  # noqa: E402
 from collections.abc import Callable  # noqa: E402
+from importlib.metadata import version  # noqa: E402
 
 import numpy as np  # noqa: E402
 
@@ -135,7 +136,7 @@ def main() -> None:
     print(
         f"\nranking metrics ({', '.join(NAMES)}) @ {K}, threads={args.threads} "
         f"(semrec num_threads, NUMBA_NUM_THREADS, OMP_NUM_THREADS), "
-        f"median [min-max] of {args.repeats}, ranx {ranx.__version__}"
+        f"median [min-max] of {args.repeats}, ranx {version('ranx')}"
     )
     print(f"{'method':32s} {'seconds':>28s} {'ratio vs semrec':>16s}")
     for name, times in rows.items():
