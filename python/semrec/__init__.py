@@ -4,17 +4,27 @@ Language-model embeddings of item and user text, mixed with collaborative filter
 See the README for the tour; the public API is re-exported here.
 """
 
+from semrec import datasets, metrics, split
 from semrec._threads import get_num_threads, set_num_threads
+from semrec.baselines import MostPopular, Random
 from semrec.errors import FormatError
+from semrec.evaluation import compare, evaluate
 from semrec.similarity import item_neighbours, topk
 
 __version__ = "0.1.0"
 
 __all__ = [
     "FormatError",
+    "MostPopular",
+    "Random",
     "__version__",
+    "compare",
+    "datasets",
+    "evaluate",
     "get_num_threads",
     "item_neighbours",
+    "metrics",
     "set_num_threads",
+    "split",
     "topk",
 ]

@@ -25,3 +25,27 @@ def topk_candidates(
     exclude_indices: npt.NDArray[np.int32] | None,
     num_threads: int,
 ) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.float32]]: ...
+def ranking_metrics(
+    recs: npt.NDArray[np.int32],
+    rel_indptr: npt.NDArray[np.int64],
+    rel_indices: npt.NDArray[np.int32],
+    n_items: int,
+    cutoffs: list[int],
+    num_threads: int,
+) -> npt.NDArray[np.float64]: ...
+def distinct_items(recs: npt.NDArray[np.int32], k: int, n_items: int) -> int: ...
+def mean_item_value(
+    recs: npt.NDArray[np.int32],
+    k: int,
+    item_value: npt.NDArray[np.float64],
+    num_threads: int,
+) -> npt.NDArray[np.float64]: ...
+def intra_list_diversity(
+    recs: npt.NDArray[np.int32],
+    k: int,
+    embeddings: npt.NDArray[np.float32],
+    num_threads: int,
+) -> npt.NDArray[np.float64]: ...
+def error_sums(
+    predicted: npt.NDArray[np.float32], actual: npt.NDArray[np.float32]
+) -> tuple[float, float]: ...

@@ -1,0 +1,8 @@
+"""Datasets: the `Dataset` container, MovieLens loaders and seeded synthetic data."""
+
+from semrec.datasets._dataset import Dataset
+from semrec.datasets._download import cache_dir
+from semrec.datasets._movielens import movielens
+from semrec.datasets._synthetic import SYNTHETIC_SIZES, synthetic, synthetic_size
+
+__all__ = ["SYNTHETIC_SIZES", "Dataset", "cache_dir", "movielens", "synthetic", "synthetic_size"]

@@ -1,0 +1,456 @@
+"""The `Dataset`: interactions as a users x items CSR plus the raw-id maps and item/user tables."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Iterable
+from os import PathLike
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+DUPLICATES = ("raise", "sum", "last")
+
+
+class Dataset:
+    """Interactions of users with items, with the maps between raw ids and indices.
+
+    Models see contiguous ``int32`` indices; the dataset owns the mapping from raw ids (any
+    hashable) to indices and back, and carries item text, timestamps and metadata.
+
+    Parameters
+    ----------
+    interactions : scipy.sparse CSR, shape (n_users, n_items)
+        Interaction weights (ratings, counts). Stored as ``csr_array`` of float32 with sorted
+        indices; explicit zeros are dropped and duplicate entries are rejected.
+    timestamps : array of int64, optional
+        One per stored interaction, aligned with ``interactions.data`` *after* canonicalisation
+        (so pass them only for a matrix that already has sorted indices and no zeros).
+    user_ids, item_ids : array, optional
+        Raw id of each index (default: the indices themselves).
+    items : DataFrame, optional
+        One row per item index (metadata such as genres, and a ``text`` column when item text
+        exists).
+    users : DataFrame, optional
+        One row per user index.
+
+    Attributes
+    ----------
+    split_info : dict
+        Extra outputs of a splitter (e.g. ``"cold_items"``, ``"history"``); empty otherwise.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from semrec.datasets import Dataset
+    >>> df = pd.DataFrame({"user": ["a", "a", "b"], "item": [10, 20, 10], "rating": [5, 3, 4]})
+    >>> ds = Dataset.from_pandas(df, "user", "item", weight_col="rating")
+    >>> ds.n_users, ds.n_items, ds.n_interactions
+    (2, 2, 3)
+    >>> ds.user_index(["b"]).tolist()
+    [1]
+    """
+
+    def __init__(
+        self,
+        interactions: Any,
+        *,
+        timestamps: np.ndarray | None = None,
+        user_ids: Iterable[Hashable] | None = None,
+        item_ids: Iterable[Hashable] | None = None,
+        items: pd.DataFrame | None = None,
+        users: pd.DataFrame | None = None,
+    ) -> None:
+        if not sp.issparse(interactions) or interactions.format != "csr":
+            got = interactions.format.upper() if sp.issparse(interactions) else type(interactions)
+            raise TypeError(
+                f"interactions must be a scipy.sparse CSR matrix (users x items), got {got}"
+            )
+        m = sp.csr_array(interactions, dtype=np.float32, copy=True)
+        if m.data.size and not np.isfinite(m.data).all():
+            raise ValueError("interactions contains NaN or infinite weights; clean them first")
+        if not m.has_canonical_format:
+            before = m.nnz
+            m.sum_duplicates()
+            if m.nnz != before:
+                raise ValueError(
+                    f"interactions holds {before - m.nnz} duplicate (user, item) entries; "
+                    "combine them first (Dataset.from_pandas(..., duplicates='sum'))"
+                )
+            if timestamps is not None:
+                raise ValueError(
+                    "timestamps can only be given for interactions with sorted indices, since "
+                    "they are aligned with interactions.data"
+                )
+        zeros = m.data == 0
+        if zeros.any():
+            keep = ~zeros
+            if timestamps is not None:
+                timestamps = np.asarray(timestamps)[keep]
+            m.eliminate_zeros()
+        _index_dtypes(m)
+        self.interactions: sp.csr_array = m
+        if timestamps is not None:
+            timestamps = np.asarray(timestamps)
+            if timestamps.shape != (m.nnz,):
+                raise ValueError(
+                    f"timestamps must have one value per interaction ({m.nnz}), "
+                    f"got shape {timestamps.shape}"
+                )
+            if not np.issubdtype(timestamps.dtype, np.integer):
+                raise TypeError(f"timestamps must be integers, got dtype {timestamps.dtype}")
+            timestamps = timestamps.astype(np.int64, copy=False)
+        self.timestamps: np.ndarray | None = timestamps
+        self.user_ids = _id_array(user_ids, m.shape[0], "user_ids")
+        self.item_ids = _id_array(item_ids, m.shape[1], "item_ids")
+        self._user_lookup = pd.Index(self.user_ids)
+        self._item_lookup = pd.Index(self.item_ids)
+        for name, lookup in (("user_ids", self._user_lookup), ("item_ids", self._item_lookup)):
+            if not lookup.is_unique:
+                dup = lookup[lookup.duplicated()][0]
+                raise ValueError(f"{name} must be unique, {dup!r} appears more than once")
+        self.items = _table(items, m.shape[1], "items")
+        self.users = None if users is None else _table(users, m.shape[0], "users")
+        self.split_info: dict[str, Any] = {}
+
+    # -- constructors ----------------------------------------------------------------------
+    @classmethod
+    def from_pandas(
+        cls,
+        interactions: pd.DataFrame,
+        user_col: str,
+        item_col: str,
+        weight_col: str | None = None,
+        time_col: str | None = None,
+        items: pd.DataFrame | None = None,
+        item_text: str | Callable[[pd.Series], str] | None = "text",
+        users: pd.DataFrame | None = None,
+        *,
+        duplicates: str = "raise",
+    ) -> Dataset:
+        """Build a dataset from a long table with one row per interaction.
+
+        Parameters
+        ----------
+        interactions : DataFrame
+            One row per (user, item) interaction.
+        user_col, item_col : str
+            Columns holding the raw user and item ids.
+        weight_col : str, optional
+            Column of weights (e.g. ratings); every interaction weighs 1 without it.
+        time_col : str, optional
+            Column of integer timestamps (or datetimes, converted to epoch seconds).
+        items : DataFrame, optional
+            Item table with an ``item_col`` column; its items join the catalogue even when
+            nobody interacted with them.
+        item_text : str or callable, optional
+            Column of ``items`` holding the text, or a function of an item row returning it.
+            Ignored when absent from ``items``.
+        users : DataFrame, optional
+            User table with a ``user_col`` column.
+        duplicates : {'raise', 'sum', 'last'}
+            What to do with repeated (user, item) pairs: raise ``ValueError`` (default), sum
+            their weights (keeping the latest timestamp), or keep the latest one.
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> from semrec.datasets import Dataset
+        >>> df = pd.DataFrame({"u": [1, 2], "i": ["x", "y"]})
+        >>> Dataset.from_pandas(df, "u", "i").n_interactions
+        2
+        """
+        if not isinstance(interactions, pd.DataFrame):
+            raise TypeError(f"interactions must be a pandas DataFrame, got {type(interactions)}")
+        if duplicates not in DUPLICATES:
+            raise ValueError(f"duplicates must be one of {DUPLICATES}, got {duplicates!r}")
+        _require_columns(interactions, [user_col, item_col, weight_col, time_col], "interactions")
+        if len(interactions) == 0:
+            raise ValueError("interactions is empty: a dataset needs at least one interaction")
+        for col in (user_col, item_col):
+            if interactions[col].isna().any():
+                raise ValueError(f"interactions[{col!r}] contains missing ids")
+        item_catalogue = interactions[item_col]
+        if items is not None:
+            if not isinstance(items, pd.DataFrame):
+                raise TypeError(f"items must be a pandas DataFrame, got {type(items)}")
+            _require_columns(items, [item_col], "items")
+            item_catalogue = pd.concat([item_catalogue, items[item_col]], ignore_index=True)
+        user_catalogue = interactions[user_col]
+        if users is not None:
+            _require_columns(users, [user_col], "users")
+            user_catalogue = pd.concat([user_catalogue, users[user_col]], ignore_index=True)
+        user_ids = np.sort(pd.unique(user_catalogue))
+        item_ids = np.sort(pd.unique(item_catalogue))
+        u = pd.Index(user_ids).get_indexer(interactions[user_col]).astype(np.int64)
+        i = pd.Index(item_ids).get_indexer(interactions[item_col]).astype(np.int64)
+        if weight_col is None:
+            w = np.ones(len(interactions), dtype=np.float32)
+        else:
+            w = pd.to_numeric(interactions[weight_col], errors="coerce").to_numpy(np.float64)
+            if not np.isfinite(w).all():
+                raise ValueError(f"interactions[{weight_col!r}] has missing or non-numeric values")
+            w = w.astype(np.float32)
+        t = None
+        if time_col is not None:
+            t = _timestamps(interactions[time_col], time_col)
+        # Sorted by user, item (and time, so 'last' keeps the latest of repeated pairs).
+        order = np.lexsort((i, u) if t is None else (t, i, u))
+        u, i, w = u[order], i[order], w[order]
+        t = None if t is None else t[order]
+        key = u * len(item_ids) + i
+        first = np.ones(len(key), dtype=bool)
+        first[1:] = key[1:] != key[:-1]
+        if not first.all():
+            if duplicates == "raise":
+                k = int(np.flatnonzero(~first)[0])
+                raise ValueError(
+                    f"interactions holds {int((~first).sum())} duplicate (user, item) rows, "
+                    f"e.g. user {user_ids[u[k]]!r}, item {item_ids[i[k]]!r}; pass "
+                    "duplicates='sum' or duplicates='last', or drop them first"
+                )
+            group = np.cumsum(first) - 1
+            last = np.ones(len(key), dtype=bool)
+            last[:-1] = key[1:] != key[:-1]
+            if duplicates == "sum":
+                w = np.bincount(group, weights=w).astype(np.float32)
+            else:
+                w = w[last]
+            t = None if t is None else t[last]  # rows are time-sorted within a pair
+            u, i = u[first], i[first]
+        indptr = np.zeros(len(user_ids) + 1, dtype=np.int64)
+        np.cumsum(np.bincount(u, minlength=len(user_ids)), out=indptr[1:])
+        m = sp.csr_array((w, i.astype(np.int32), indptr), shape=(len(user_ids), len(item_ids)))
+        m.has_sorted_indices = True
+        item_table = _align(items, item_col, item_ids)
+        if items is not None:
+            if callable(item_text):
+                item_table["text"] = [str(item_text(row)) for _, row in item_table.iterrows()]
+            elif isinstance(item_text, str) and item_text in item_table.columns:
+                item_table["text"] = item_table[item_text].fillna("").astype(str)
+        user_table = None if users is None else _align(users, user_col, user_ids)
+        return cls(
+            m,
+            timestamps=t,
+            user_ids=user_ids,
+            item_ids=item_ids,
+            items=item_table,
+            users=user_table,
+        )
+
+    @classmethod
+    def from_csv(
+        cls,
+        path: str | PathLike[str],
+        user_col: str,
+        item_col: str,
+        weight_col: str | None = None,
+        time_col: str | None = None,
+        *,
+        items: str | PathLike[str] | pd.DataFrame | None = None,
+        item_text: str | Callable[[pd.Series], str] | None = "text",
+        duplicates: str = "raise",
+        **read_csv_kwargs: Any,
+    ) -> Dataset:
+        """Read interactions (and optionally an item table) from CSV files.
+
+        Extra keyword arguments go to :func:`pandas.read_csv` (e.g. ``sep="\\t"``).
+
+        Examples
+        --------
+        >>> from semrec.datasets import Dataset
+        >>> ds = Dataset.from_csv("ratings.csv", "userId", "movieId", "rating")  # doctest: +SKIP
+        """
+        frame = _read_csv(path, **read_csv_kwargs)
+        if items is not None and not isinstance(items, pd.DataFrame):
+            items = _read_csv(items, **read_csv_kwargs)
+        return cls.from_pandas(
+            frame,
+            user_col,
+            item_col,
+            weight_col,
+            time_col,
+            items=items,
+            item_text=item_text,
+            duplicates=duplicates,
+        )
+
+    # -- properties -------------------------------------------------------------------------
+    @property
+    def n_users(self) -> int:
+        return int(self.interactions.shape[0])
+
+    @property
+    def n_items(self) -> int:
+        return int(self.interactions.shape[1])
+
+    @property
+    def n_interactions(self) -> int:
+        return int(self.interactions.nnz)
+
+    @property
+    def item_text(self) -> list[str] | None:
+        """Text of each item index, or None when the dataset has no item text."""
+        if "text" not in self.items.columns:
+            return None
+        return self.items["text"].astype(str).tolist()
+
+    # -- id maps -------------------------------------------------------------------------------
+    def user_index(self, raw_ids: Any) -> Any:
+        """Map raw user ids to int32 indices (a scalar gives a scalar); unknown ids: KeyError."""
+        return _lookup(self._user_lookup, raw_ids, "user")
+
+    def item_index(self, raw_ids: Any) -> Any:
+        """Map raw item ids to int32 indices (a scalar gives a scalar); unknown ids: KeyError."""
+        return _lookup(self._item_lookup, raw_ids, "item")
+
+    # -- description ---------------------------------------------------------------------------
+    def summary(self) -> dict[str, Any]:
+        """Counts, density and activity quantiles (interactions per user and per item).
+
+        Examples
+        --------
+        >>> import scipy.sparse as sp
+        >>> from semrec.datasets import Dataset
+        >>> Dataset(sp.csr_array([[1.0, 0.0], [2.0, 3.0]])).summary()["density"]
+        0.75
+        """
+        m = self.interactions
+        per_user = np.diff(m.indptr)
+        per_item = np.bincount(m.indices, minlength=self.n_items)
+        cells = self.n_users * self.n_items
+        q = (0.0, 0.25, 0.5, 0.75, 1.0)
+        out: dict[str, Any] = {
+            "n_users": self.n_users,
+            "n_items": self.n_items,
+            "n_interactions": self.n_interactions,
+            "density": self.n_interactions / cells if cells else 0.0,
+            "user_activity_quantiles": dict(zip(q, _quantiles(per_user, q), strict=True)),
+            "item_popularity_quantiles": dict(zip(q, _quantiles(per_item, q), strict=True)),
+            "weights": (float(m.data.min()), float(m.data.max())) if m.nnz else None,
+            "has_timestamps": self.timestamps is not None,
+            "has_item_text": "text" in self.items.columns,
+        }
+        return out
+
+    def __repr__(self) -> str:
+        s = self.summary()
+        ua = s["user_activity_quantiles"]
+        ip = s["item_popularity_quantiles"]
+        extras = [name for name in ("timestamps", "item_text") if s[f"has_{name}"]]
+        meta = [c for c in self.items.columns if c != "text"]
+        return (
+            f"Dataset({s['n_users']:,} users x {s['n_items']:,} items, "
+            f"{s['n_interactions']:,} interactions, density {s['density']:.4%})\n"
+            f"  interactions per user: min {ua[0.0]:g}, median {ua[0.5]:g}, max {ua[1.0]:g}\n"
+            f"  interactions per item: min {ip[0.0]:g}, median {ip[0.5]:g}, max {ip[1.0]:g}\n"
+            f"  with: {', '.join(extras) or 'no timestamps, no item text'}"
+            + (f"; item metadata: {', '.join(map(str, meta))}" if meta else "")
+        )
+
+    # -- used by the splitters ------------------------------------------------------------------
+    def _subset(self, keep: np.ndarray) -> Dataset:
+        """A dataset with the same id maps and tables holding the interactions where keep."""
+        m = self.interactions
+        rows = np.repeat(np.arange(self.n_users), np.diff(m.indptr))[keep]
+        indptr = np.zeros(self.n_users + 1, dtype=np.int64)
+        np.cumsum(np.bincount(rows, minlength=self.n_users), out=indptr[1:])
+        sub = sp.csr_array((m.data[keep], m.indices[keep], indptr), shape=m.shape)
+        sub.has_sorted_indices = True
+        _index_dtypes(sub)
+        out = Dataset.__new__(Dataset)
+        out.__dict__.update(self.__dict__)
+        out.interactions = sub
+        out.timestamps = None if self.timestamps is None else self.timestamps[keep]
+        out.split_info = {}
+        return out
+
+
+def _index_dtypes(m: sp.csr_array) -> None:
+    """One index dtype for indptr and indices (scipy needs them alike): int32 when it fits."""
+    fits = max(m.nnz, *m.shape) < np.iinfo(np.int32).max
+    dtype = np.int32 if fits else np.int64
+    m.indices = m.indices.astype(dtype, copy=False)
+    m.indptr = m.indptr.astype(dtype, copy=False)
+
+
+def _id_array(ids: Iterable[Hashable] | None, n: int, name: str) -> np.ndarray:
+    if ids is None:
+        return np.arange(n)
+    arr = np.asarray(list(ids) if not isinstance(ids, np.ndarray | pd.Index) else ids)
+    if arr.shape != (n,):
+        raise ValueError(f"{name} must hold {n} ids (one per index), got shape {arr.shape}")
+    return arr
+
+
+def _table(table: pd.DataFrame | None, n: int, name: str) -> pd.DataFrame:
+    if table is None:
+        return pd.DataFrame(index=pd.RangeIndex(n))
+    if not isinstance(table, pd.DataFrame):
+        raise TypeError(f"{name} must be a pandas DataFrame, got {type(table).__name__}")
+    if len(table) != n:
+        raise ValueError(f"{name} must have one row per index ({n}), got {len(table)} rows")
+    return table.reset_index(drop=True)
+
+
+def _align(table: pd.DataFrame | None, col: str, ids: np.ndarray) -> pd.DataFrame:
+    """Rows of table reordered to follow ids (missing ids give empty rows)."""
+    if table is None:
+        return pd.DataFrame(index=pd.RangeIndex(len(ids)))
+    if table[col].duplicated().any():
+        dup = table[col][table[col].duplicated()].iloc[0]
+        raise ValueError(f"the {col!r} column of the table lists {dup!r} more than once")
+    out = table.set_index(col).reindex(pd.Index(ids, name=col)).reset_index()
+    return out
+
+
+def _require_columns(frame: pd.DataFrame, cols: list[str | None], name: str) -> None:
+    missing = [c for c in cols if c is not None and c not in frame.columns]
+    if missing:
+        raise ValueError(
+            f"{name} has no column {missing[0]!r}; its columns are {list(frame.columns)}"
+        )
+
+
+def _timestamps(col: pd.Series, name: str) -> np.ndarray:
+    if pd.api.types.is_datetime64_any_dtype(col):
+        return (col.astype("datetime64[s]").astype("int64")).to_numpy()
+    if col.isna().any():
+        raise ValueError(f"interactions[{name!r}] has missing timestamps")
+    if not pd.api.types.is_integer_dtype(col):
+        raise TypeError(
+            f"interactions[{name!r}] must hold integer timestamps or datetimes, got {col.dtype}"
+        )
+    return col.to_numpy(np.int64)
+
+
+def _read_csv(path: Any, **kwargs: Any) -> pd.DataFrame:
+    try:
+        return pd.read_csv(path, **kwargs)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no such CSV file: {path}") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        from semrec.errors import FormatError
+
+        raise FormatError(f"{path} is not a readable CSV file: {exc}") from exc
+
+
+def _lookup(index: pd.Index, raw_ids: Any, what: str) -> Any:
+    scalar = np.ndim(raw_ids) == 0
+    values = [raw_ids] if scalar else list(np.asarray(raw_ids).ravel())
+    pos = index.get_indexer(values)
+    if (pos < 0).any():
+        missing = [values[j] for j in np.flatnonzero(pos < 0)[:3]]
+        raise KeyError(
+            f"unknown {what} id(s) {missing} ({int((pos < 0).sum())} missing); "
+            f"the dataset knows {len(index)} {what}s, see dataset.{what}_ids"
+        )
+    pos = pos.astype(np.int32)
+    return pos[0] if scalar else pos.reshape(np.shape(raw_ids))
+
+
+def _quantiles(values: np.ndarray, q: tuple[float, ...]) -> list[float]:
+    if values.size == 0:
+        return [0.0] * len(q)
+    return [float(v) for v in np.quantile(values, q)]

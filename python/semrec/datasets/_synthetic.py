@@ -1,0 +1,201 @@
+"""Seeded synthetic interactions whose item text carries the same latent topics as behaviour."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from semrec import _validation as check
+from semrec.datasets._dataset import Dataset
+
+# Protocol sizes (PROTOCOL.md): (n_users, n_items, n_interactions).
+SYNTHETIC_SIZES: dict[str, tuple[int, int, int]] = {
+    "S": (1_000, 2_000, 100_000),
+    "M": (100_000, 20_000, 5_000_000),
+    "L": (1_000_000, 100_000, 50_000_000),
+}
+
+# One vocabulary per theme; topics beyond the list reuse themes with a numbered qualifier.
+_THEMES: list[tuple[str, ...]] = [
+    ("galaxy", "starship", "planet", "orbit", "astronaut"),
+    ("castle", "dragon", "wizard", "kingdom", "sword"),
+    ("detective", "murder", "clue", "suspect", "alibi"),
+    ("kitchen", "recipe", "chef", "flavour", "bakery"),
+    ("football", "stadium", "coach", "league", "goal"),
+    ("guitar", "concert", "melody", "band", "album"),
+    ("forest", "river", "mountain", "wildlife", "trail"),
+    ("startup", "market", "investor", "profit", "merger"),
+    ("romance", "wedding", "lover", "heartbreak", "kiss"),
+    ("ghost", "haunting", "curse", "nightmare", "crypt"),
+    ("robot", "algorithm", "circuit", "android", "laboratory"),
+    ("pirate", "ocean", "treasure", "island", "ship"),
+    ("cowboy", "ranch", "saloon", "sheriff", "frontier"),
+    ("soldier", "battle", "trench", "general", "war"),
+    ("painter", "gallery", "canvas", "sculpture", "museum"),
+    ("school", "teacher", "exam", "classroom", "student"),
+    ("hospital", "doctor", "surgery", "patient", "nurse"),
+    ("garden", "flower", "orchard", "harvest", "seed"),
+    ("comedian", "prank", "joke", "sitcom", "laughter"),
+    ("politician", "election", "senate", "campaign", "scandal"),
+]
+_ADJECTIVES = (
+    "bold", "quiet", "dark", "bright", "strange", "gentle", "wild", "lost", "golden", "hidden",
+    "ancient", "modern", "restless", "silent", "broken", "brave", "curious", "distant", "final",
+    "secret",
+)  # fmt: skip
+
+
+def synthetic(
+    n_users: int,
+    n_items: int,
+    n_interactions: int,
+    *,
+    n_topics: int = 20,
+    topic_affinity: float = 0.8,
+    popularity_exponent: float = 1.0,
+    activity_sigma: float = 1.0,
+    with_text: bool = True,
+    random_state: int | np.random.Generator | None = 0,
+) -> Dataset:
+    """Generate a seeded dataset with power-law popularity and topic-driven behaviour.
+
+    Each item belongs to one of ``n_topics`` latent topics and has a popularity drawn from a
+    Zipf law (``popularity ∝ rank**-popularity_exponent``). Each user has a favourite topic and
+    a log-normal activity level. An interaction picks, with probability ``topic_affinity``, an
+    item of the user's topic (by popularity) and otherwise any item (by popularity). Ratings
+    are 4-5 for on-topic and 1-3 for off-topic items, so ``relevance_threshold=4`` marks
+    on-topic items. Item text is ``"<adjective> <topic noun> and the <topic noun> #<i>"`` made
+    from the topic's vocabulary, so text models see the same topics. Timestamps are spread
+    over 2020.
+
+    Parameters
+    ----------
+    n_users, n_items, n_interactions : int
+        Size; exactly ``n_interactions`` distinct (user, item) pairs are produced.
+    n_topics : int
+        Number of latent topics (``items["topic"]`` holds each item's label).
+    topic_affinity : float
+        Probability that an interaction falls in the user's topic.
+    popularity_exponent : float
+        Zipf exponent of item popularity (about 1 in the protocol).
+    activity_sigma : float
+        Sigma of the log-normal user activity.
+    with_text : bool
+        Generate ``items["text"]`` (skipping it saves time at the L size).
+    random_state : None, int or numpy.random.Generator
+        Seed; the same seed gives the same dataset.
+
+    Examples
+    --------
+    >>> from semrec.datasets import synthetic
+    >>> ds = synthetic(100, 200, 2_000, random_state=0)
+    >>> ds.n_interactions
+    2000
+    >>> ds.items["topic"].nunique() <= 20
+    True
+    """
+    n_users = check.positive_int(n_users, "n_users")
+    n_items = check.positive_int(n_items, "n_items")
+    n_interactions = check.positive_int(n_interactions, "n_interactions")
+    n_topics = check.positive_int(n_topics, "n_topics")
+    if n_interactions > n_users * n_items // 2:
+        raise ValueError(
+            f"n_interactions ({n_interactions}) must be at most half of n_users * n_items "
+            f"({n_users * n_items // 2}) to leave room for distinct pairs"
+        )
+    if not 0.0 <= topic_affinity <= 1.0:
+        raise ValueError(f"topic_affinity must lie in [0, 1], got {topic_affinity}")
+    rng = np.random.default_rng(random_state)
+
+    item_topic = rng.integers(0, n_topics, n_items)
+    rank = rng.permutation(n_items) + 1
+    popularity = rank.astype(np.float64) ** -popularity_exponent
+    # Global CDF, and one CDF per topic laid side by side on [t, t + 1) (one searchsorted).
+    global_cdf = np.cumsum(popularity / popularity.sum())
+    by_topic = np.lexsort((np.arange(n_items), item_topic))
+    topic_of_sorted = item_topic[by_topic]
+    topic_mass = np.bincount(item_topic, weights=popularity, minlength=n_topics)
+    within = popularity[by_topic] / topic_mass[topic_of_sorted]
+    topic_cdf = np.cumsum(within)
+    starts = np.searchsorted(topic_of_sorted, np.arange(n_topics))
+    topic_cdf -= np.concatenate(([0.0], topic_cdf))[starts][topic_of_sorted]
+    topic_cdf += topic_of_sorted
+    present = np.bincount(item_topic, minlength=n_topics) > 0
+
+    user_topic = rng.choice(np.flatnonzero(present), n_users)
+    activity = rng.lognormal(0.0, activity_sigma, n_users)
+    activity /= activity.sum()
+
+    users_out = np.empty(0, dtype=np.int64)
+    items_out = np.empty(0, dtype=np.int64)
+    needed = n_interactions
+    while needed > 0:
+        draws = int(needed * 1.3) + 16
+        u = rng.choice(n_users, draws, p=activity)
+        on_topic = rng.random(draws) < topic_affinity
+        x = rng.random(draws)
+        i = np.empty(draws, dtype=np.int64)
+        t_pos = np.searchsorted(topic_cdf, user_topic[u[on_topic]] + x[on_topic], side="right")
+        i[on_topic] = by_topic[np.minimum(t_pos, n_items - 1)]
+        g_pos = np.searchsorted(global_cdf, x[~on_topic], side="right")
+        i[~on_topic] = np.minimum(g_pos, n_items - 1)
+        users_out = np.concatenate((users_out, u))
+        items_out = np.concatenate((items_out, i))
+        _, first = np.unique(users_out * n_items + items_out, return_index=True)
+        first.sort()  # keep draw order so the subsample below stays random
+        users_out, items_out = users_out[first], items_out[first]
+        needed = n_interactions - len(users_out)
+    keep = np.sort(rng.choice(len(users_out), n_interactions, replace=False))
+    u, i = users_out[keep], items_out[keep]
+    order = np.lexsort((i, u))
+    u, i = u[order], i[order]
+    match = item_topic[i] == user_topic[u]
+    rating = np.where(match, rng.integers(4, 6, len(u)), rng.integers(1, 4, len(u)))
+    start = 1_577_836_800  # 2020-01-01 UTC
+    timestamps = start + rng.integers(0, 366 * 86_400, len(u))
+
+    indptr = np.zeros(n_users + 1, dtype=np.int64)
+    np.cumsum(np.bincount(u, minlength=n_users), out=indptr[1:])
+    m = sp.csr_array(
+        (rating.astype(np.float32), i.astype(np.int32), indptr), shape=(n_users, n_items)
+    )
+    m.has_sorted_indices = True
+    items: dict[str, Any] = {"topic": item_topic}
+    if with_text:
+        items["text"] = _item_text(item_topic, rng)
+    users = pd.DataFrame({"topic": user_topic})
+    return Dataset(m, timestamps=timestamps, items=pd.DataFrame(items), users=users)
+
+
+def synthetic_size(size: str, **kwargs: Any) -> Dataset:
+    """The protocol's scale data: ``size`` is ``"S"``, ``"M"`` or ``"L"`` (see SYNTHETIC_SIZES).
+
+    Examples
+    --------
+    >>> from semrec.datasets import synthetic_size
+    >>> synthetic_size("S").n_users
+    1000
+    """
+    if size not in SYNTHETIC_SIZES:
+        raise ValueError(f"size must be one of {tuple(SYNTHETIC_SIZES)}, got {size!r}")
+    return synthetic(*SYNTHETIC_SIZES[size], **kwargs)
+
+
+def _item_text(item_topic: np.ndarray, rng: np.random.Generator) -> list[str]:
+    n = len(item_topic)
+    adjective = rng.integers(0, len(_ADJECTIVES), n)
+    noun_a = rng.integers(0, 5, n)
+    noun_b = (noun_a + 1 + rng.integers(0, 4, n)) % 5
+    texts = []
+    for idx in range(n):
+        t = int(item_topic[idx])
+        words = _THEMES[t % len(_THEMES)]
+        qualifier = f" (series {t // len(_THEMES)})" if t >= len(_THEMES) else ""
+        texts.append(
+            f"{_ADJECTIVES[adjective[idx]]} {words[noun_a[idx]]} and the "
+            f"{words[noun_b[idx]]}{qualifier} #{idx}"
+        )
+    return texts

@@ -1,0 +1,237 @@
+"""`evaluate` a model on a split and `compare` several models in one table."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from semrec import metrics as M
+from semrec.baselines import MostPopular, Random
+from semrec.datasets import Dataset
+
+DEFAULT_METRICS = (*M.RANKING_METRICS, "coverage", "novelty")
+ALL_METRICS = (*M.RANKING_METRICS, *M.LIST_METRICS, *M.RATING_METRICS)
+
+
+def evaluate(
+    model: Any,
+    train: Dataset,
+    test: Dataset,
+    k: int | Iterable[int] = (10, 20),
+    metrics: Iterable[str] | None = None,
+    relevance_threshold: float | None = 4,
+    users: Any = None,
+    *,
+    items: Any = None,
+    item_embeddings: np.ndarray | None = None,
+    per_user: bool = False,
+    batch_size: int = 8192,
+    num_threads: int | None = None,
+) -> pd.DataFrame | tuple[pd.DataFrame, pd.DataFrame]:
+    """Evaluate a fitted model's top-k recommendations against a test split.
+
+    A test item is relevant when its weight is ``>= relevance_threshold`` (every test item
+    when ``None``). Users with at least one relevant test item are evaluated (restricted to
+    ``users`` when given); each gets ``model.recommend(users, k=max(k), exclude_seen=True,
+    items=items)``, so the model must have been fitted on ``train``.
+
+    Parameters
+    ----------
+    model : object with ``recommend`` (and ``predict(users, items)`` for rmse/mae)
+    train, test : Dataset
+        The output of a splitter (same id maps).
+    k : int or sequence of int
+        Cutoffs; one table row each.
+    metrics : sequence of str, optional
+        Any of ``precision, recall, ndcg, map, hit_rate, mrr, coverage, novelty, diversity,
+        rmse, mae``. Default: the ranking metrics plus coverage and novelty (and diversity
+        when ``item_embeddings`` is given).
+    relevance_threshold : float or None
+        Minimum test weight for relevance.
+    users : int array, optional
+        User indices to evaluate.
+    items : int array, optional
+        Candidate items (e.g. ``test.split_info["cold_items"]`` for the cold-item split).
+    item_embeddings : float32 array, optional
+        Item vectors for intra-list diversity.
+    per_user : bool
+        Also return a per-user table (columns ``user``, ``k`` and the per-user metrics).
+    batch_size : int
+        Users per ``recommend`` call.
+    num_threads : int, optional
+        Threads for the metric kernels.
+
+    Returns
+    -------
+    DataFrame
+        Index ``k``, one column per metric; ``table.attrs["n_users"]`` is the number of users
+        evaluated. With ``per_user=True``, a pair ``(table, per_user_table)``.
+
+    Examples
+    --------
+    >>> import semrec
+    >>> from semrec.datasets import synthetic
+    >>> from semrec.split import last_fraction
+    >>> train, test = last_fraction(synthetic(200, 300, 4_000))
+    >>> model = semrec.MostPopular().fit(train.interactions)
+    >>> table = semrec.evaluate(model, train, test, k=(10, 20))
+    >>> list(table.index)
+    [10, 20]
+    """
+    for name, ds in (("train", train), ("test", test)):
+        if not isinstance(ds, Dataset):
+            raise TypeError(f"{name} must be a semrec.datasets.Dataset, got {type(ds).__name__}")
+    if train.interactions.shape != test.interactions.shape:
+        raise ValueError(
+            f"train and test must share id maps (shape {train.interactions.shape} vs "
+            f"{test.interactions.shape}); split one Dataset with semrec.split"
+        )
+    if not hasattr(model, "recommend"):
+        raise TypeError(f"model must have a recommend method, got {type(model).__name__}")
+    cutoffs = M._cutoffs(k)
+    wanted = _metrics(metrics, item_embeddings)
+    relevant = test.interactions
+    if relevance_threshold is not None:
+        relevant = sp.csr_array(relevant.multiply(relevant >= relevance_threshold))
+        relevant.eliminate_zeros()
+    has_relevant = np.diff(relevant.indptr) > 0
+    if users is not None:
+        chosen = np.asarray(users).reshape(-1)
+        if chosen.size and not np.issubdtype(chosen.dtype, np.integer):
+            raise TypeError(f"users must hold integer user indices, got dtype {chosen.dtype}")
+        if chosen.size and (chosen.min() < 0 or chosen.max() >= test.n_users):
+            raise IndexError(f"users holds indices outside [0, {test.n_users})")
+        mask = np.zeros(test.n_users, dtype=bool)
+        mask[chosen] = True
+        has_relevant &= mask
+    eval_users = np.flatnonzero(has_relevant).astype(np.int32)
+    if eval_users.size == 0:
+        raise ValueError(
+            "no user has a relevant test item"
+            + ("" if relevance_threshold is None else f" (weight >= {relevance_threshold})")
+            + "; check the split or lower relevance_threshold"
+        )
+    recs = _recommend(model, eval_users, max(cutoffs), items, batch_size)
+    rel = relevant[eval_users]
+    table = pd.DataFrame(index=pd.Index(cutoffs, name="k"))
+    per_user_cols: dict[str, np.ndarray] = {}
+    ranking = [m for m in M.RANKING_METRICS if m in wanted]
+    if ranking:
+        values = M.ranking_metrics(recs, rel, cutoffs, per_user=True, num_threads=num_threads)
+        for j, name in enumerate(M.RANKING_METRICS):
+            if name in wanted:
+                table[name] = values[:, :, j].mean(axis=0)
+                per_user_cols[name] = values[:, :, j].T.ravel()
+    popularity = np.bincount(train.interactions.indices, minlength=train.n_items)
+    for name in ("coverage", "novelty", "diversity"):
+        if name not in wanted:
+            continue
+        column, per = [], []
+        for c in cutoffs:
+            if name == "coverage":
+                column.append(M.catalog_coverage(recs, train.n_items, c))
+                continue
+            if name == "novelty":
+                v = M.novelty(recs, popularity, train.n_users, c, per_user=True)
+            else:
+                v = M.intra_list_diversity(recs, item_embeddings, c, per_user=True)
+            column.append(M._nanmean(v))
+            per.append(v)
+        table[name] = column
+        if per:
+            per_user_cols[name] = np.concatenate(per)
+    if "rmse" in wanted or "mae" in wanted:
+        predicted, actual = _predict(model, test)
+        for name, fn in (("rmse", M.rmse), ("mae", M.mae)):
+            if name in wanted:
+                table[name] = fn(predicted, actual)
+    table.attrs["n_users"] = len(eval_users)
+    if not per_user:
+        return table
+    detail = pd.DataFrame(
+        {"user": np.tile(eval_users, len(cutoffs)), "k": np.repeat(cutoffs, len(eval_users))}
+    )
+    for name, col in per_user_cols.items():
+        detail[name] = col
+    return table, detail
+
+
+def compare(
+    models: Mapping[str, Any],
+    train: Dataset,
+    test: Dataset,
+    *,
+    baselines: bool = True,
+    random_state: Any = 0,
+    **evaluate_kwargs: Any,
+) -> pd.DataFrame:
+    """Evaluate several fitted models on one split; one table indexed by (model, k).
+
+    With ``baselines=True`` the package's ``Random`` and ``MostPopular`` (fitted on ``train``)
+    are added unless ``models`` already holds those names. Extra keyword arguments go to
+    :func:`evaluate`.
+
+    Examples
+    --------
+    >>> import semrec
+    >>> from semrec.datasets import synthetic
+    >>> from semrec.split import last_fraction
+    >>> train, test = last_fraction(synthetic(200, 300, 4_000))
+    >>> table = semrec.compare({}, train, test, k=10)
+    >>> sorted(table.index.get_level_values("model").unique())
+    ['MostPopular', 'Random']
+    """
+    if not isinstance(models, Mapping):
+        raise TypeError(f"models must be a dict of name -> fitted model, got {type(models)}")
+    all_models = dict(models)
+    if baselines:
+        all_models.setdefault("Random", Random(random_state=random_state).fit(train.interactions))
+        all_models.setdefault("MostPopular", MostPopular().fit(train.interactions))
+    if not all_models:
+        raise ValueError("models is empty and baselines=False: nothing to compare")
+    tables = {name: evaluate(m, train, test, **evaluate_kwargs) for name, m in all_models.items()}
+    return pd.concat(tables, names=["model"])
+
+
+def _metrics(metrics: Iterable[str] | None, item_embeddings: Any) -> set[str]:
+    if metrics is None:
+        wanted = set(DEFAULT_METRICS)
+        if item_embeddings is not None:
+            wanted.add("diversity")
+        return wanted
+    wanted = {metrics} if isinstance(metrics, str) else set(metrics)
+    unknown = wanted - set(ALL_METRICS)
+    if unknown:
+        raise ValueError(f"unknown metric(s) {sorted(unknown)}; choose from {list(ALL_METRICS)}")
+    if "diversity" in wanted and item_embeddings is None:
+        raise ValueError("metric 'diversity' needs item_embeddings= (one row per item)")
+    return wanted
+
+
+def _recommend(model: Any, users: np.ndarray, k: int, items: Any, batch_size: int) -> np.ndarray:
+    out = np.empty((len(users), k), dtype=np.int32)
+    kwargs = {} if items is None else {"items": items}
+    for start in range(0, len(users), batch_size):
+        batch = users[start : start + batch_size]
+        ids, _ = model.recommend(batch, k=k, exclude_seen=True, **kwargs)
+        ids = np.asarray(ids)
+        if ids.shape != (len(batch), k):
+            raise ValueError(
+                f"model.recommend returned ids of shape {ids.shape}, expected {(len(batch), k)}"
+            )
+        out[start : start + len(batch)] = ids
+    return out
+
+
+def _predict(model: Any, test: Dataset) -> tuple[np.ndarray, np.ndarray]:
+    if not hasattr(model, "predict"):
+        raise TypeError(
+            f"rmse/mae need model.predict(users, items); {type(model).__name__} has none"
+        )
+    coo = test.interactions.tocoo()
+    predicted = np.asarray(model.predict(coo.row.astype(np.int32), coo.col.astype(np.int32)))
+    return predicted, coo.data

@@ -1,0 +1,233 @@
+"""Train/test splitters (definitions in PROTOCOL.md). Each returns ``(train, test)`` Datasets
+that share the id maps and tables of the input, so indices mean the same items in both.
+
+Splitters that need extra outputs put them in ``test.split_info``:
+``cold_items`` stores ``"cold_items"`` (int32 item indices); ``new_users`` stores ``"users"``
+(int32 indices of the new users) and ``"history"`` (a Dataset holding their revealed
+interactions, for ``fold_in`` or profile building).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from semrec import _validation as check
+from semrec.datasets import Dataset
+
+
+def random_holdout(
+    dataset: Dataset, fraction: float = 0.2, *, random_state: Any = 0
+) -> tuple[Dataset, Dataset]:
+    """Per user, a random ``floor(fraction * n_u)`` of the interactions go to test.
+
+    Users with a single interaction stay entirely in train.
+
+    Examples
+    --------
+    >>> from semrec.datasets import synthetic
+    >>> from semrec.split import random_holdout
+    >>> train, test = random_holdout(synthetic(50, 100, 1000), 0.2)
+    >>> train.n_interactions + test.n_interactions
+    1000
+    """
+    _check_dataset(dataset)
+    fraction = _fraction(fraction)
+    rng = np.random.default_rng(random_state)
+    rows = _rows(dataset)
+    rank = _rank_within_user(dataset, (rng.random(dataset.n_interactions), rows))
+    n_test = np.floor(fraction * np.diff(dataset.interactions.indptr)).astype(np.int64)
+    return _split(dataset, rank < n_test[rows])
+
+
+def temporal_global(
+    dataset: Dataset, fraction: float = 0.2, *, at: int | None = None
+) -> tuple[Dataset, Dataset]:
+    """A global time cut: interactions after the cut go to test.
+
+    The cut is ``at`` (a timestamp; test holds ``t > at``) or else the timestamp that leaves
+    ``fraction`` of the interactions after it. Test users need not appear in train.
+
+    Examples
+    --------
+    >>> from semrec.datasets import synthetic
+    >>> from semrec.split import temporal_global
+    >>> train, test = temporal_global(synthetic(50, 100, 1000), 0.2)
+    >>> int(train.timestamps.max()) <= int(test.timestamps.min())
+    True
+    """
+    t = _timestamps(dataset)
+    if at is None:
+        fraction = _fraction(fraction)
+        at = int(np.quantile(t, 1.0 - fraction, method="lower"))
+    return _split(dataset, t > at)
+
+
+def last_fraction(
+    dataset: Dataset, fraction: float = 0.2, min_test: int = 1
+) -> tuple[Dataset, Dataset]:
+    """The protocol's warm split: per user, sorted by (timestamp, item), the last
+    ``max(min_test, floor(fraction * n_u))`` interactions go to test.
+
+    At least one interaction of every user stays in train, so every test user is in train.
+
+    Examples
+    --------
+    >>> from semrec.datasets import synthetic
+    >>> from semrec.split import last_fraction
+    >>> train, test = last_fraction(synthetic(50, 100, 1000))
+    >>> bool((test.interactions.sum(axis=1) > 0).sum() <= 50)
+    True
+    """
+    fraction = _fraction(fraction)
+    if isinstance(min_test, bool) or not isinstance(min_test, int | np.integer) or min_test < 0:
+        raise ValueError(f"min_test must be an int >= 0, got {min_test!r}")
+    n_u = np.diff(dataset.interactions.indptr)
+    n_test = np.maximum(min_test, np.floor(fraction * n_u).astype(np.int64))
+    return _last(dataset, n_test)
+
+
+def leave_last_k(dataset: Dataset, k: int = 1) -> tuple[Dataset, Dataset]:
+    """Per user, sorted by (timestamp, item), the last ``k`` interactions go to test
+    (at most ``n_u - 1``, so every test user keeps one train interaction).
+
+    Examples
+    --------
+    >>> from semrec.datasets import synthetic
+    >>> from semrec.split import leave_last_k
+    >>> train, test = leave_last_k(synthetic(50, 100, 1000), k=1)
+    >>> test.n_interactions
+    50
+    """
+    k = check.positive_int(k, "k")
+    return _last(dataset, np.full(dataset.n_users, k, dtype=np.int64))
+
+
+def cold_items(
+    dataset: Dataset, fraction: float = 0.1, min_interactions: int = 5, *, random_state: Any = 0
+) -> tuple[Dataset, Dataset]:
+    """Draw ``fraction`` of the items with at least ``min_interactions`` interactions; all
+    their interactions move to test. ``test.split_info["cold_items"]`` lists them (evaluate
+    with ``items=`` those so users rank the cold items only).
+
+    Examples
+    --------
+    >>> from semrec.datasets import synthetic
+    >>> from semrec.split import cold_items
+    >>> train, test = cold_items(synthetic(50, 100, 1000))
+    >>> cold = test.split_info["cold_items"]
+    >>> int(train.interactions[:, cold].nnz)
+    0
+    """
+    _check_dataset(dataset)
+    fraction = _fraction(fraction)
+    min_interactions = check.positive_int(min_interactions, "min_interactions")
+    rng = np.random.default_rng(random_state)
+    counts = np.bincount(dataset.interactions.indices, minlength=dataset.n_items)
+    eligible = np.flatnonzero(counts >= min_interactions)
+    n_cold = round(fraction * len(eligible))
+    if n_cold == 0:
+        raise ValueError(
+            f"no cold items drawn: {len(eligible)} items have >= {min_interactions} "
+            f"interactions and fraction={fraction}; lower min_interactions or raise fraction"
+        )
+    cold = np.sort(rng.choice(eligible, n_cold, replace=False)).astype(np.int32)
+    is_cold = np.zeros(dataset.n_items, dtype=bool)
+    is_cold[cold] = True
+    train, test = _split(dataset, is_cold[dataset.interactions.indices])
+    test.split_info["cold_items"] = cold
+    return train, test
+
+
+def new_users(
+    dataset: Dataset, fraction: float = 0.1, n_reveal: int = 5, *, random_state: Any = 0
+) -> tuple[Dataset, Dataset]:
+    """Draw ``fraction`` of the users and remove them from train. Each reveals its first
+    ``n_reveal`` interactions (by time, then item) as history; the rest goes to test.
+
+    ``test.split_info["users"]`` holds the new users, ``test.split_info["history"]`` a Dataset
+    with the revealed interactions only.
+
+    Examples
+    --------
+    >>> from semrec.datasets import synthetic
+    >>> from semrec.split import new_users
+    >>> train, test = new_users(synthetic(50, 100, 1000))
+    >>> history = test.split_info["history"]
+    >>> int(train.interactions[test.split_info["users"]].nnz)
+    0
+    """
+    _check_dataset(dataset)
+    fraction = _fraction(fraction)
+    n_reveal = check.positive_int(n_reveal, "n_reveal")
+    rng = np.random.default_rng(random_state)
+    n_new = round(fraction * dataset.n_users)
+    if n_new == 0:
+        raise ValueError(f"fraction={fraction} of {dataset.n_users} users draws nobody")
+    chosen = np.sort(rng.choice(dataset.n_users, n_new, replace=False)).astype(np.int32)
+    is_new = np.zeros(dataset.n_users, dtype=bool)
+    is_new[chosen] = True
+    rows = _rows(dataset)
+    t = _timestamps(dataset)
+    rank = _rank_within_user(dataset, (dataset.interactions.indices, t, rows))
+    new_row = is_new[rows]
+    revealed = new_row & (rank < n_reveal)
+    train = dataset._subset(~new_row)
+    test = dataset._subset(new_row & ~revealed)
+    test.split_info["users"] = chosen
+    test.split_info["history"] = dataset._subset(revealed)
+    return train, test
+
+
+# -- helpers ----------------------------------------------------------------------------------
+def _check_dataset(dataset: Any) -> None:
+    if not isinstance(dataset, Dataset):
+        raise TypeError(f"dataset must be a semrec.datasets.Dataset, got {type(dataset)}")
+    if dataset.n_interactions == 0:
+        raise ValueError("dataset has no interactions to split")
+
+
+def _fraction(fraction: Any) -> float:
+    if isinstance(fraction, bool) or not isinstance(fraction, int | float | np.floating):
+        raise TypeError(f"fraction must be a float in (0, 1), got {type(fraction).__name__}")
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"fraction must lie strictly between 0 and 1, got {fraction}")
+    return float(fraction)
+
+
+def _timestamps(dataset: Dataset) -> np.ndarray:
+    _check_dataset(dataset)
+    if dataset.timestamps is None:
+        raise ValueError(
+            "this split orders interactions by time but the dataset has no timestamps; "
+            "build it with time_col=, or use random_holdout"
+        )
+    return dataset.timestamps
+
+
+def _rows(dataset: Dataset) -> np.ndarray:
+    return np.repeat(np.arange(dataset.n_users), np.diff(dataset.interactions.indptr))
+
+
+def _rank_within_user(dataset: Dataset, keys: tuple[np.ndarray, ...]) -> np.ndarray:
+    """Position (0-based) of each interaction within its user when sorted by keys (lexsort
+    order: the last key, the row, is primary)."""
+    order = np.lexsort(keys)
+    rank = np.empty(dataset.n_interactions, dtype=np.int64)
+    rows = keys[-1][order]
+    rank[order] = np.arange(dataset.n_interactions) - dataset.interactions.indptr[rows]
+    return rank
+
+
+def _last(dataset: Dataset, n_test: np.ndarray) -> tuple[Dataset, Dataset]:
+    t = _timestamps(dataset)
+    rows = _rows(dataset)
+    n_u = np.diff(dataset.interactions.indptr)
+    n_test = np.minimum(n_test, np.maximum(n_u - 1, 0))
+    rank = _rank_within_user(dataset, (dataset.interactions.indices, t, rows))
+    return _split(dataset, rank >= (n_u - n_test)[rows])
+
+
+def _split(dataset: Dataset, to_test: np.ndarray) -> tuple[Dataset, Dataset]:
+    return dataset._subset(~to_test), dataset._subset(to_test)

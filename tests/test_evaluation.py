@@ -1,0 +1,123 @@
+"""evaluate / compare and the Random / MostPopular baselines."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+import semrec
+from semrec import split
+from semrec.datasets import Dataset, synthetic
+
+
+@pytest.fixture(scope="module")
+def warm() -> tuple[Dataset, Dataset]:
+    return split.last_fraction(synthetic(150, 120, 3_000, random_state=4))
+
+
+def test_most_popular_ranks_by_count_and_excludes_seen() -> None:
+    x = sp.csr_array(np.array([[1, 0, 1, 0], [0, 0, 1, 0], [1, 0, 1, 0]], dtype=np.float32))
+    model = semrec.MostPopular().fit(x)
+    ids, scores = model.recommend([0, 1], k=4)
+    assert ids.tolist() == [[1, 3, -1, -1], [0, 1, 3, -1]]  # ties by lower index, -1 padding
+    assert np.isneginf(scores[0, 2:]).all() and scores[1, 0] == 2
+    assert model.recommend(1, k=2, items=[3, 2])[0].tolist() == [3, -1]
+    assert model.recommend(1, k=1, exclude_seen=False)[0].tolist() == [2]
+    with pytest.raises(IndexError, match="outside"):
+        model.recommend([5])
+
+
+def test_random_is_seeded_uniform_and_excludes_seen() -> None:
+    x = sp.csr_array(np.array([[1, 0, 1, 0, 0]] * 300, dtype=np.float32))
+    model = semrec.Random(random_state=7).fit(x)
+    ids, _ = model.recommend(np.arange(300), k=4)
+    again, _ = model.recommend(np.arange(300), k=4)
+    np.testing.assert_array_equal(ids, again)
+    assert set(ids[:, :3].ravel().tolist()) == {1, 3, 4}
+    assert (ids[:, 3] == -1).all()
+    first = np.bincount(ids[:, 0], minlength=5)[[1, 3, 4]]
+    assert first.min() > 60  # about 100 each
+    assert "random_state=7" in repr(model)
+
+
+def reference_table(recs: np.ndarray, relevant: list[set[int]], k: int) -> dict[str, float]:
+    prec, rec, ndcg, hit = [], [], [], []
+    for lst, rel in zip(recs.tolist(), relevant, strict=True):
+        hits = [1 if i in rel else 0 for i in lst[:k]]
+        prec.append(sum(hits) / k)
+        rec.append(sum(hits) / len(rel))
+        dcg = sum(h / math.log2(r + 2) for r, h in enumerate(hits))
+        ndcg.append(dcg / sum(1 / math.log2(r + 2) for r in range(min(k, len(rel)))))
+        hit.append(float(sum(hits) > 0))
+    return {
+        "precision": np.mean(prec),
+        "recall": np.mean(rec),
+        "ndcg": np.mean(ndcg),
+        "hit_rate": np.mean(hit),
+    }
+
+
+def test_evaluate_matches_reference(warm: tuple[Dataset, Dataset]) -> None:
+    train, test = warm
+    model = semrec.MostPopular().fit(train.interactions)
+    table, detail = semrec.evaluate(model, train, test, k=(5, 10), per_user=True)
+    t = test.interactions
+    users = [u for u in range(test.n_users) if (t[[u]].data >= 4).any()]
+    relevant = [
+        set(t.indices[t.indptr[u] : t.indptr[u + 1]][t[[u]].data >= 4].tolist()) for u in users
+    ]
+    recs, _ = model.recommend(np.array(users), k=10)
+    assert table.attrs["n_users"] == len(users)
+    for k in (5, 10):
+        for name, value in reference_table(recs, relevant, k).items():
+            assert table.loc[k, name] == pytest.approx(value, abs=1e-12)
+        distinct = len({i for row in recs[:, :k].tolist() for i in row if i >= 0})
+        assert table.loc[k, "coverage"] == pytest.approx(distinct / train.n_items)
+    assert len(detail) == 2 * len(users)
+    assert detail.groupby("k")["ndcg"].mean().to_numpy() == pytest.approx(table["ndcg"].to_numpy())
+
+
+def test_evaluate_rating_metrics_and_diversity(warm: tuple[Dataset, Dataset]) -> None:
+    train, test = warm
+
+    class Constant(semrec.MostPopular):
+        def predict(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+            return np.full(len(users), 3.0)
+
+    model = Constant().fit(train.interactions)
+    emb = np.random.default_rng(0).standard_normal((train.n_items, 4)).astype(np.float32)
+    table = semrec.evaluate(
+        model, train, test, k=10, metrics=["rmse", "mae", "diversity"], item_embeddings=emb
+    )
+    r = test.interactions.data
+    assert table.loc[10, "rmse"] == pytest.approx(math.sqrt(np.mean((r - 3.0) ** 2)))
+    assert table.loc[10, "mae"] == pytest.approx(np.mean(np.abs(r - 3.0)))
+    assert 0.5 < table.loc[10, "diversity"] < 1.5
+
+
+def test_compare_includes_baselines(warm: tuple[Dataset, Dataset]) -> None:
+    train, test = warm
+    table = semrec.compare(
+        {"mine": semrec.MostPopular().fit(train.interactions)}, train, test, k=10
+    )
+    assert set(table.index.get_level_values("model")) == {"mine", "Random", "MostPopular"}
+    assert table.loc[("mine", 10), "ndcg"] == table.loc[("MostPopular", 10), "ndcg"]
+    assert table.loc[("Random", 10), "ndcg"] < table.loc[("MostPopular", 10), "ndcg"]
+
+
+def test_evaluate_errors(warm: tuple[Dataset, Dataset]) -> None:
+    train, test = warm
+    model = semrec.MostPopular().fit(train.interactions)
+    with pytest.raises(ValueError, match="unknown metric"):
+        semrec.evaluate(model, train, test, metrics=["auc"])
+    with pytest.raises(ValueError, match="item_embeddings"):
+        semrec.evaluate(model, train, test, metrics=["diversity"])
+    with pytest.raises(TypeError, match="recommend"):
+        semrec.evaluate(object(), train, test)
+    with pytest.raises(ValueError, match="no user has a relevant"):
+        semrec.evaluate(model, train, test, relevance_threshold=99)
+    with pytest.raises(TypeError, match="predict"):
+        semrec.evaluate(model, train, test, metrics=["rmse"])

@@ -1,0 +1,168 @@
+"""Metric kernels against a straightforward Python reference and the published ranx library."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from semrec import metrics
+from semrec.metrics import RANKING_METRICS
+
+
+def reference_ranking(lst: list[int], relevant: set[int], k: int) -> dict[str, float]:
+    """PROTOCOL.md definitions, one user at a time."""
+    top = [i for i in lst[:k]]
+    hits = [1 if (i >= 0 and i in relevant) else 0 for i in top]
+    n_hits = sum(hits)
+    dcg = sum(h / math.log2(r + 2) for r, h in enumerate(hits))
+    ideal = sum(1 / math.log2(r + 2) for r in range(min(len(relevant), k)))
+    ap, seen = 0.0, 0
+    for r, h in enumerate(hits):
+        if h:
+            seen += 1
+            ap += seen / (r + 1)
+    first = next((r for r, h in enumerate(hits) if h), None)
+    return {
+        "precision": n_hits / k,
+        "recall": n_hits / len(relevant),
+        "ndcg": dcg / ideal,
+        "map": ap / min(len(relevant), k),
+        "hit_rate": float(n_hits > 0),
+        "mrr": 0.0 if first is None else 1 / (first + 1),
+    }
+
+
+def random_case(rng: np.random.Generator, n_users: int, n_items: int, width: int, pad: bool):
+    recs = np.stack([rng.permutation(n_items)[:width] for _ in range(n_users)]).astype(np.int32)
+    if pad:  # trailing padding on some rows, as topk produces
+        for u in range(n_users):
+            cut = rng.integers(1, width + 1)
+            recs[u, cut:] = -1
+    dense = rng.random((n_users, n_items)) < rng.uniform(0.02, 0.3)
+    dense[0] = False  # a user without relevant items
+    relevant = sp.csr_array(dense.astype(np.float32))
+    return recs, relevant
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_ranking_matches_python_reference(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    recs, relevant = random_case(rng, 60, 50, 20, pad=seed % 2 == 1)
+    ks = (1, 5, 10, 20)
+    values = metrics.ranking_metrics(recs, relevant, ks, per_user=True, num_threads=2)
+    expected_sum = {(k, m): 0.0 for k in ks for m in RANKING_METRICS}
+    n_eval = 0
+    for u in range(recs.shape[0]):
+        rel = set(relevant.indices[relevant.indptr[u] : relevant.indptr[u + 1]].tolist())
+        if not rel:
+            assert (values[u] == 0).all()
+            continue
+        n_eval += 1
+        for c, k in enumerate(ks):
+            ref = reference_ranking(recs[u].tolist(), rel, k)
+            for j, name in enumerate(RANKING_METRICS):
+                assert values[u, c, j] == pytest.approx(ref[name], abs=1e-12), (u, k, name)
+                expected_sum[(k, name)] += ref[name]
+    table = metrics.ranking_metrics(recs, relevant, ks)
+    for (k, name), total in expected_sum.items():
+        assert table.loc[k, name] == pytest.approx(total / n_eval, abs=1e-12)
+
+
+@pytest.mark.slow  # ranx compiles its numba kernels on first use
+@pytest.mark.parametrize("seed", range(3))
+def test_ranking_matches_ranx(seed: int) -> None:
+    ranx = pytest.importorskip("ranx")
+    rng = np.random.default_rng(100 + seed)
+    recs, relevant = random_case(rng, 80, 40, 20, pad=True)
+    users = [u for u in range(recs.shape[0]) if relevant.indptr[u + 1] > relevant.indptr[u]]
+    qrels = ranx.Qrels(
+        {
+            f"q{u:06d}": {
+                f"d{i}": 1 for i in relevant.indices[relevant.indptr[u] : relevant.indptr[u + 1]]
+            }
+            for u in users
+        }
+    )
+    run = ranx.Run(
+        {
+            f"q{u:06d}": {
+                f"d{i}": float(recs.shape[1] - r) for r, i in enumerate(recs[u]) if i >= 0
+            }
+            for u in users
+        }
+    )
+    ours = metrics.ranking_metrics(recs, relevant, (5, 10, 20), per_user=True)[users]
+    n_rel = np.diff(relevant.indptr)[users]
+    for c, k in enumerate((5, 10, 20)):
+        names = [f"precision@{k}", f"recall@{k}", f"ndcg@{k}", f"map@{k}", f"hit_rate@{k}"]
+        names.append(f"mrr@{k}")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # numba's own type-safety warnings inside ranx
+            theirs = ranx.evaluate(qrels, run, names, return_mean=False, make_comparable=True)
+        for j, name in enumerate(names):
+            expected = np.asarray(theirs[name], dtype=np.float64)
+            if name.startswith("map"):
+                # ranx divides average precision by |relevant|; the protocol by min(|rel|, k).
+                expected = expected * n_rel / np.minimum(n_rel, k)
+            np.testing.assert_allclose(ours[:, c, j], expected, rtol=1e-12, atol=1e-12)
+
+
+def test_ranking_is_independent_of_thread_count(rng: np.random.Generator) -> None:
+    recs, relevant = random_case(rng, 3000, 200, 20, pad=False)
+    one = metrics.ranking_metrics(recs, relevant, (10, 20), per_user=True, num_threads=1)
+    two = metrics.ranking_metrics(recs, relevant, (10, 20), per_user=True, num_threads=2)
+    np.testing.assert_array_equal(one, two)
+
+
+def test_coverage_novelty_diversity_match_reference(rng: np.random.Generator) -> None:
+    recs, _ = random_case(rng, 40, 30, 10, pad=True)
+    k = 7
+    real = [[i for i in row[:k] if i >= 0] for row in recs.tolist()]
+    assert metrics.catalog_coverage(recs, 30, k) == len({i for r in real for i in r}) / 30
+
+    popularity = rng.integers(0, 20, 30)
+    info = [-math.log2(max(p, 1) / 25) for p in popularity]
+    expected_novelty = np.mean([np.mean([info[i] for i in r]) for r in real])
+    assert metrics.novelty(recs, popularity, 25, k) == pytest.approx(expected_novelty, rel=1e-12)
+
+    emb = rng.standard_normal((30, 8)).astype(np.float32)
+    per_list = []
+    for r in real:
+        if len(r) < 2:
+            continue
+        dists = []
+        for a in range(len(r)):
+            for b in range(a + 1, len(r)):
+                x, y = emb[r[a]].astype(np.float64), emb[r[b]].astype(np.float64)
+                dists.append(1 - x @ y / np.linalg.norm(x) / np.linalg.norm(y))
+        per_list.append(np.mean(dists))
+    got = metrics.intra_list_diversity(recs, emb, k)
+    assert got == pytest.approx(np.mean(per_list), rel=1e-5)
+
+
+def test_rmse_mae_closed_form() -> None:
+    p = np.array([1.0, 2.0, 4.0])
+    a = np.array([2.0, 2.0, 1.0])
+    assert metrics.rmse(p, a) == pytest.approx(math.sqrt((1 + 0 + 9) / 3))
+    assert metrics.mae(p, a) == pytest.approx(4 / 3)
+
+
+def test_bad_inputs_raise_clear_errors() -> None:
+    rel = sp.csr_array(np.eye(3, dtype=np.float32))
+    recs = np.array([[0, 1], [1, 2], [2, 0]], dtype=np.int32)
+    with pytest.raises(ValueError, match="fewer than k=5"):
+        metrics.ranking_metrics(recs, rel, 5)
+    with pytest.raises(IndexError, match="outside"):
+        metrics.ranking_metrics(np.array([[0, 9]] * 3), rel, 2)
+    with pytest.raises(TypeError, match="integer"):
+        metrics.ranking_metrics(recs.astype(float), rel, 2)
+    with pytest.raises(ValueError, match="shape"):
+        metrics.ranking_metrics(recs[:2], rel, 2)
+    with pytest.raises(TypeError, match="CSR"):
+        metrics.ranking_metrics(recs, np.eye(3), 2)
+    with pytest.raises(ValueError, match="differ in length"):
+        metrics.rmse([1.0], [1.0, 2.0])
