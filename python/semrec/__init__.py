@@ -11,10 +11,21 @@ from semrec.similarity import item_neighbours, topk
 __version__ = "0.1.0"
 
 __all__ = [
+    "EmbeddingCache",
     "FormatError",
+    "TextEncoder",
     "__version__",
     "get_num_threads",
     "item_neighbours",
     "set_num_threads",
     "topk",
 ]
+
+
+def __getattr__(name: str):
+    # The text encoder imports torch: load it on first use, not with the package.
+    if name in ("TextEncoder", "EmbeddingCache"):
+        import semrec.text
+
+        return getattr(semrec.text, name)
+    raise AttributeError(f"module 'semrec' has no attribute {name!r}")
