@@ -15,6 +15,11 @@ from semrec import EmbeddingCache, TextEncoder
 
 torch = pytest.importorskip("torch")
 
+# The reference libraries warn about their own deprecations; those are not ours to fix.
+pytestmark = pytest.mark.filterwarnings(
+    "ignore::FutureWarning", "ignore::DeprecationWarning", "ignore::UserWarning"
+)
+
 
 def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     a = a / np.linalg.norm(a, axis=1, keepdims=True)

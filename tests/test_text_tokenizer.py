@@ -8,6 +8,11 @@ from text_helpers import default_model_dir, english_words, generate_texts
 
 tokenizers = pytest.importorskip("tokenizers")
 
+# The reference libraries warn about their own deprecations; those are not ours to fix.
+pytestmark = pytest.mark.filterwarnings(
+    "ignore::FutureWarning", "ignore::DeprecationWarning", "ignore::UserWarning"
+)
+
 
 @pytest.fixture(scope="module")
 def setup():

@@ -1,6 +1,7 @@
 #include "semrec/text/bert.hpp"
 
 #include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
 
 #include <algorithm>
 #include <fstream>
@@ -145,8 +146,7 @@ void BertEncoder::encode(const std::vector<std::vector<std::int32_t>>& ids,
   std::iota(order.begin(), order.end(), 0);
   std::stable_sort(order.begin(), order.end(),
                    [&](auto a, auto b) { return ids[a].size() > ids[b].size(); });
-  at::NoGradGuard no_grad;
-  at::InferenceMode inference;
+  c10::InferenceMode inference;  // no autograd bookkeeping
   for (std::int64_t start = 0; start < n; start += batch_size) {
     const std::int64_t stop = std::min(n, start + batch_size);
     const std::int64_t b = stop - start;

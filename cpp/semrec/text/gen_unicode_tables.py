@@ -1,7 +1,7 @@
 """Generate the BERT normaliser's Unicode table (run by CMake; output goes to the build dir).
 
 Each codepoint gets flags that reproduce the Hugging Face BERT normaliser and pre-tokeniser:
-removed (controls Cc/Cf/Co, unassigned Cn, surrogates, U+0000, U+FFFD), whitespace (becomes a
+removed (controls Cc/Cf/Co, surrogates, U+0000, U+FFFD), whitespace (becomes a
 space), CJK ideograph (isolated by spaces), punctuation (a word boundary), and, when it is not
 itself, its replacement text lower(strip_Mn(NFD(c))). Runs of codepoints sharing the same flags
 and no replacement are merged into one range, so the table stays small.
@@ -25,7 +25,7 @@ def flags_of(cp: int) -> tuple[int, str | None]:
     cat = unicodedata.category(c)
     if cp in (0x09, 0x0A, 0x0D) or cp in WHITESPACE:
         return SPACE, None
-    if cp == 0 or cp == 0xFFFD or cat in ("Cc", "Cf", "Co", "Cn", "Cs"):
+    if cp == 0 or cp == 0xFFFD or cat in ("Cc", "Cf", "Co", "Cs"):
         return REMOVE, None
     flags = 0
     if any(lo <= cp <= hi for lo, hi in CJK):
