@@ -14,7 +14,7 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 
@@ -101,14 +101,14 @@ def main() -> None:
     for name, texts in sets.items():
         n = len(texts)
         st_rates = {
-            b: rate(lambda b=b: st.encode(texts, batch_size=b), n, repeat)
+            b: rate(lambda b=b, t=texts: st.encode(t, batch_size=b), n, repeat)
             for b in ((32,) if args.quick else (16, 32, 64, 128))
         }
         st32, st_best = st_rates[32], max(st_rates.values())
-        r32 = rate(lambda: fp32.encode(texts, batch_size=64), n, repeat)
-        r16 = rate(lambda: bf16.encode(texts, batch_size=64), n, repeat)
-        tok = rate(lambda: fp32.tokenize(texts), n, repeat + 2)
-        hf = rate(lambda: hf_tok.encode_batch(texts), n, repeat + 2)
+        r32 = rate(lambda t=texts: fp32.encode(t, batch_size=64), n, repeat)
+        r16 = rate(lambda t=texts: bf16.encode(t, batch_size=64), n, repeat)
+        tok = rate(lambda t=texts: fp32.tokenize(t), n, repeat + 2)
+        hf = rate(lambda t=texts: hf_tok.encode_batch(t), n, repeat + 2)
         print(f"{name:<10} {st32:9.1f} {st_best:9.1f} {r32:9.1f} {r16:9.1f} "
               f"{r32 / st_best:7.2f} {r16 / st_best:7.2f} {tok:10.0f} {hf:10.0f} "
               f"{tok / hf:6.2f}")  # fmt: skip

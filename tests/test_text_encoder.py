@@ -107,11 +107,22 @@ def _write_tiny_bert(directory, prefix: str) -> None:
     (directory / "vocab.txt").write_text("\n".join(TINY_VOCAB) + "\n", encoding="utf-8")
     (directory / "sentence_bert_config.json").write_text('{"max_seq_length": 16}')
     (directory / "modules.json").write_text(
-        json.dumps([
-            {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
-            {"idx": 1, "name": "1", "path": "1_Pooling",
-             "type": "sentence_transformers.models.Pooling"},
-        ])  # fmt: skip
+        json.dumps(
+            [
+                {
+                    "idx": 0,
+                    "name": "0",
+                    "path": "",
+                    "type": "sentence_transformers.models.Transformer",
+                },
+                {
+                    "idx": 1,
+                    "name": "1",
+                    "path": "1_Pooling",
+                    "type": "sentence_transformers.models.Pooling",
+                },
+            ]
+        )
     )
     (directory / "1_Pooling").mkdir(exist_ok=True)
     (directory / "1_Pooling" / "config.json").write_text(
@@ -160,12 +171,12 @@ def test_corrupt_and_missing_files_raise_clear_errors(tmp_path):
     missing = tmp_path / "missing"
     shutil.copytree(good, missing)
     (missing / "model.safetensors").unlink()
-    with pytest.raises(FileNotFoundError, match="model.safetensors"):
+    with pytest.raises(FileNotFoundError, match=r"model\.safetensors"):
         TextEncoder(missing)
     novocab = tmp_path / "novocab"
     shutil.copytree(good, novocab)
     (novocab / "vocab.txt").unlink()
-    with pytest.raises(FileNotFoundError, match="vocab.txt"):
+    with pytest.raises(FileNotFoundError, match=r"vocab\.txt"):
         TextEncoder(novocab)
 
 

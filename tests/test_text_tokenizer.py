@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from text_helpers import default_model_dir, english_words, generate_texts
 
 tokenizers = pytest.importorskip("tokenizers")

@@ -43,7 +43,9 @@ def _stable(text: str) -> str:
     """
     old = unicodedata.ucd_3_2_0
     return "".join(
-        c for c in text if ord(c) < 0x20000 and unicodedata.category(c) == old.category(c)
+        c
+        for c in text
+        if (ord(c) < 0x20000 and unicodedata.category(c) == old.category(c))
         or 0x20000 <= ord(c) <= 0x2A6DF
     )
 

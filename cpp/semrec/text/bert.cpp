@@ -129,8 +129,8 @@ at::Tensor BertEncoder::Impl::forward(const at::Tensor& ids, const at::Tensor& l
   return (x * w).sum(1) / lengths.to(at::kFloat).clamp_min(1).unsqueeze(1);
 }
 
-void BertEncoder::encode(const std::vector<std::vector<std::int32_t>>& ids,
-                         std::int64_t batch_size, bool normalize, float* out) const {
+void BertEncoder::encode(const std::vector<std::vector<std::int32_t>>& ids, std::int64_t batch_size,
+                         bool normalize, float* out) const {
   const auto n = static_cast<std::int64_t>(ids.size());
   const std::int64_t h = impl_->cfg.hidden;
   for (const auto& s : ids) {

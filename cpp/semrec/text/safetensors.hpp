@@ -15,9 +15,9 @@ struct SafetensorsError : std::runtime_error {
 };
 
 struct SafetensorsHeader {
-  std::string json;            // the header text, to be parsed by the caller
-  std::uint64_t data_start;    // file offset of the data block
-  std::uint64_t data_size;     // bytes in the data block
+  std::string json;          // the header text, to be parsed by the caller
+  std::uint64_t data_start;  // file offset of the data block
+  std::uint64_t data_size;   // bytes in the data block
 };
 
 // Reads and checks the header framing; throws std::runtime_error (missing file) or

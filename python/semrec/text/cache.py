@@ -57,9 +57,9 @@ class EmbeddingCache:
         unique = list(dict.fromkeys(keys))
         for start in range(0, len(unique), 500):
             part = unique[start : start + 500]
+            marks = ",".join("?" * len(part))
             rows = self._db.execute(
-                f"SELECT key, vec FROM emb WHERE model = ? AND key IN ({','.join('?' * len(part))})",
-                [model, *part],
+                f"SELECT key, vec FROM emb WHERE model = ? AND key IN ({marks})", [model, *part]
             )
             found.update(rows)
         dim = self.encoder.dim
@@ -73,7 +73,7 @@ class EmbeddingCache:
         if missing:
             first = [rows[0] for rows in missing.values()]
             vectors = self.encoder.encode([texts[i] for i in first], **kwargs)
-            for (key, rows), vec in zip(missing.items(), vectors, strict=True):
+            for rows, vec in zip(missing.values(), vectors, strict=True):
                 out[rows] = vec
             self._db.executemany(
                 "INSERT OR REPLACE INTO emb VALUES (?, ?, ?)",
