@@ -4,4 +4,5 @@
 PYBIND11_MODULE(_text, m) {
   m.doc() = "semrec LibTorch kernels";
   semrec::bindings::register_pooling(m);
+  semrec::bindings::register_text_encoder(m);
 }

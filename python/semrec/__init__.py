@@ -14,9 +14,11 @@ from semrec.similarity import item_neighbours, topk
 __version__ = "0.1.0"
 
 __all__ = [
+    "EmbeddingCache",
     "FormatError",
     "MostPopular",
     "Random",
+    "TextEncoder",
     "__version__",
     "compare",
     "datasets",
@@ -28,3 +30,12 @@ __all__ = [
     "split",
     "topk",
 ]
+
+
+def __getattr__(name: str):
+    # The text encoder imports torch: load it on first use, not with the package.
+    if name in ("TextEncoder", "EmbeddingCache"):
+        import semrec.text
+
+        return getattr(semrec.text, name)
+    raise AttributeError(f"module 'semrec' has no attribute {name!r}")

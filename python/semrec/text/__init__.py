@@ -1,9 +1,11 @@
-"""Text side of semrec: LibTorch kernels (and, later, the tokenizer and encoder).
+"""Text side of semrec: the C++/LibTorch WordPiece tokenizer, BERT encoder and pooling.
 
 torch is imported before the extension so that its shared libraries (and its OpenMP runtime,
 which semrec's kernels share) are loaded first.
 """
 
+from semrec.text.cache import EmbeddingCache
+from semrec.text.encoder import TextEncoder
 from semrec.text.pooling import mean_pool
 
-__all__ = ["mean_pool"]
+__all__ = ["EmbeddingCache", "TextEncoder", "mean_pool"]

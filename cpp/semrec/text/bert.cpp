@@ -1,0 +1,175 @@
+#include "semrec/text/bert.hpp"
+
+#include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
+
+#include <algorithm>
+#include <fstream>
+#include <map>
+#include <numeric>
+#include <stdexcept>
+
+namespace semrec::text {
+
+namespace {
+
+at::ScalarType dtype_of(const std::string& name) {
+  if (name == "F32") return at::kFloat;
+  if (name == "F16") return at::kHalf;
+  if (name == "BF16") return at::kBFloat16;
+  throw SafetensorsError("unsupported tensor dtype " + name);
+}
+
+struct Layer {
+  at::Tensor qkv_w, qkv_b, out_w, out_b, ln1_w, ln1_b, inter_w, inter_b, down_w, down_b, ln2_w,
+      ln2_b;
+};
+
+}  // namespace
+
+struct BertEncoder::Impl {
+  BertConfig cfg;
+  at::Tensor word, position, token_type0, emb_ln_w, emb_ln_b;
+  std::vector<Layer> layers;
+
+  at::Tensor forward(const at::Tensor& ids, const at::Tensor& lengths) const;
+};
+
+BertEncoder::BertEncoder(const BertConfig& config, const std::string& path,
+                         std::uint64_t data_start, const std::vector<TensorEntry>& entries,
+                         const std::string& prefix)
+    : impl_(std::make_unique<Impl>()) {
+  impl_->cfg = config;
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error("cannot open " + path);
+  std::map<std::string, const TensorEntry*> by_name;
+  for (const auto& e : entries) {
+    if (e.name.rfind(prefix, 0) == 0) by_name[e.name.substr(prefix.size())] = &e;
+  }
+  const at::ScalarType compute = config.bf16 ? at::kBFloat16 : at::kFloat;
+  auto load = [&](const std::string& name, std::vector<std::int64_t> shape) {
+    auto it = by_name.find(name);
+    if (it == by_name.end()) throw SafetensorsError("missing tensor " + prefix + name);
+    const TensorEntry& e = *it->second;
+    if (e.shape != shape) throw SafetensorsError("tensor " + e.name + " has the wrong shape");
+    at::Tensor t = at::empty(shape, at::TensorOptions().dtype(dtype_of(e.dtype)));
+    if (static_cast<std::uint64_t>(t.nbytes()) != e.end - e.begin) {
+      throw SafetensorsError("tensor " + e.name + ": byte size does not match its shape");
+    }
+    in.seekg(static_cast<std::streamoff>(data_start + e.begin));
+    in.read(static_cast<char*>(t.data_ptr()), static_cast<std::streamsize>(t.nbytes()));
+    if (!in) throw SafetensorsError("cannot read tensor " + e.name);
+    return t.to(at::kFloat);
+  };
+  const std::int64_t h = config.hidden, inter = config.intermediate;
+  auto& m = *impl_;
+  m.word = load("embeddings.word_embeddings.weight", {config.vocab_size, h});
+  m.position = load("embeddings.position_embeddings.weight", {config.max_positions, h});
+  m.token_type0 = load("embeddings.token_type_embeddings.weight", {config.type_vocab_size, h})[0];
+  m.emb_ln_w = load("embeddings.LayerNorm.weight", {h});
+  m.emb_ln_b = load("embeddings.LayerNorm.bias", {h});
+  for (std::int64_t l = 0; l < config.layers; ++l) {
+    const std::string p = "encoder.layer." + std::to_string(l) + ".";
+    Layer L;
+    // Fused QKV: one (3h x h) matmul instead of three.
+    L.qkv_w = at::cat({load(p + "attention.self.query.weight", {h, h}),
+                       load(p + "attention.self.key.weight", {h, h}),
+                       load(p + "attention.self.value.weight", {h, h})});
+    L.qkv_b = at::cat({load(p + "attention.self.query.bias", {h}),
+                       load(p + "attention.self.key.bias", {h}),
+                       load(p + "attention.self.value.bias", {h})});
+    L.out_w = load(p + "attention.output.dense.weight", {h, h});
+    L.out_b = load(p + "attention.output.dense.bias", {h});
+    L.ln1_w = load(p + "attention.output.LayerNorm.weight", {h});
+    L.ln1_b = load(p + "attention.output.LayerNorm.bias", {h});
+    L.inter_w = load(p + "intermediate.dense.weight", {inter, h});
+    L.inter_b = load(p + "intermediate.dense.bias", {inter});
+    L.down_w = load(p + "output.dense.weight", {h, inter});
+    L.down_b = load(p + "output.dense.bias", {h});
+    L.ln2_w = load(p + "output.LayerNorm.weight", {h});
+    L.ln2_b = load(p + "output.LayerNorm.bias", {h});
+    for (at::Tensor* t : {&L.qkv_w, &L.qkv_b, &L.out_w, &L.out_b, &L.ln1_w, &L.ln1_b, &L.inter_w,
+                          &L.inter_b, &L.down_w, &L.down_b, &L.ln2_w, &L.ln2_b}) {
+      *t = t->to(compute).contiguous();
+    }
+    m.layers.push_back(std::move(L));
+  }
+  for (at::Tensor* t : {&m.word, &m.position, &m.token_type0, &m.emb_ln_w, &m.emb_ln_b}) {
+    *t = t->to(compute).contiguous();
+  }
+}
+
+BertEncoder::~BertEncoder() = default;
+
+std::int64_t BertEncoder::dim() const { return impl_->cfg.hidden; }
+
+// ids: (b, len) int64 padded; lengths: (b,) int64. Returns pooled (b, hidden) float32.
+at::Tensor BertEncoder::Impl::forward(const at::Tensor& ids, const at::Tensor& lengths) const {
+  const std::int64_t b = ids.size(0), len = ids.size(1), h = cfg.hidden, heads = cfg.heads;
+  const double eps = cfg.layer_norm_eps;
+  at::Tensor x = at::embedding(word, ids) + position.slice(0, 0, len) + token_type0;
+  x = at::layer_norm(x, {h}, emb_ln_w, emb_ln_b, eps);
+  at::Tensor valid = at::arange(len, lengths.options()).unsqueeze(0) < lengths.unsqueeze(1);
+  // Key mask only when the batch is padded: unpadded batches take SDPA's fastest path.
+  const bool padded = lengths.min().item<std::int64_t>() < len;
+  std::optional<at::Tensor> mask;
+  if (padded) mask = valid.view({b, 1, 1, len});
+  for (const Layer& L : layers) {
+    at::Tensor qkv = at::linear(x, L.qkv_w, L.qkv_b).view({b, len, 3, heads, h / heads});
+    qkv = qkv.permute({2, 0, 3, 1, 4});  // (3, b, heads, len, d)
+    at::Tensor a = at::scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], mask);
+    a = a.transpose(1, 2).reshape({b, len, h});
+    x = at::layer_norm(x + at::linear(a, L.out_w, L.out_b), {h}, L.ln1_w, L.ln1_b, eps);
+    at::Tensor f = at::gelu(at::linear(x, L.inter_w, L.inter_b));  // exact erf GELU
+    x = at::layer_norm(x + at::linear(f, L.down_w, L.down_b), {h}, L.ln2_w, L.ln2_b, eps);
+  }
+  x = x.to(at::kFloat);
+  if (!cfg.mean_pooling) return x.select(1, 0).contiguous();
+  at::Tensor w = valid.to(at::kFloat).unsqueeze(2);
+  return (x * w).sum(1) / lengths.to(at::kFloat).clamp_min(1).unsqueeze(1);
+}
+
+void BertEncoder::encode(const std::vector<std::vector<std::int32_t>>& ids, std::int64_t batch_size,
+                         bool normalize, float* out) const {
+  const auto n = static_cast<std::int64_t>(ids.size());
+  const std::int64_t h = impl_->cfg.hidden;
+  for (const auto& s : ids) {
+    if (s.empty() || static_cast<std::int64_t>(s.size()) > impl_->cfg.max_positions) {
+      throw std::invalid_argument("token sequence length out of range");
+    }
+    for (auto t : s) {
+      if (t < 0 || t >= impl_->cfg.vocab_size) throw std::invalid_argument("token id out of range");
+    }
+  }
+  // Longest first, so every batch is padded only to its own longest sequence.
+  std::vector<std::int64_t> order(n);
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(),
+                   [&](auto a, auto b) { return ids[a].size() > ids[b].size(); });
+  c10::InferenceMode inference;  // no autograd bookkeeping
+  for (std::int64_t start = 0; start < n; start += batch_size) {
+    const std::int64_t stop = std::min(n, start + batch_size);
+    const std::int64_t b = stop - start;
+    const auto len = static_cast<std::int64_t>(ids[order[start]].size());
+    at::Tensor batch = at::zeros({b, len}, at::kLong);
+    at::Tensor lengths = at::empty({b}, at::kLong);
+    auto* bp = batch.data_ptr<std::int64_t>();
+    auto* lp = lengths.data_ptr<std::int64_t>();
+    for (std::int64_t r = 0; r < b; ++r) {
+      const auto& s = ids[order[start + r]];
+      lp[r] = static_cast<std::int64_t>(s.size());
+      std::copy(s.begin(), s.end(), bp + r * len);
+    }
+    at::Tensor pooled = impl_->forward(batch, lengths);
+    if (normalize) {
+      pooled = pooled / pooled.norm(2, {1}, true).clamp_min(1e-12);
+    }
+    pooled = pooled.contiguous();
+    const float* pp = pooled.data_ptr<float>();
+    for (std::int64_t r = 0; r < b; ++r) {
+      std::copy(pp + r * h, pp + (r + 1) * h, out + order[start + r] * h);
+    }
+  }
+}
+
+}  // namespace semrec::text

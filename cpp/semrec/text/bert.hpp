@@ -1,0 +1,45 @@
+// BERT-family sentence encoder on LibTorch. The interface uses plain types (pimpl), so binding
+// code never includes torch headers.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "semrec/text/safetensors.hpp"
+
+namespace semrec::text {
+
+struct BertConfig {
+  std::int64_t vocab_size = 0, hidden = 0, layers = 0, heads = 0, intermediate = 0;
+  std::int64_t max_positions = 0, type_vocab_size = 2;
+  double layer_norm_eps = 1e-12;
+  bool mean_pooling = true;  // else the [CLS] state
+  bool bf16 = false;         // weights and activations in bfloat16 (pooling in float32)
+};
+
+class BertEncoder {
+ public:
+  // Loads the weights from a safetensors file. `prefix` is stripped from tensor names ("bert."
+  // or ""); the entries are validated by the caller.
+  BertEncoder(const BertConfig& config, const std::string& path, std::uint64_t data_start,
+              const std::vector<TensorEntry>& entries, const std::string& prefix);
+  ~BertEncoder();
+  BertEncoder(const BertEncoder&) = delete;
+  BertEncoder& operator=(const BertEncoder&) = delete;
+
+  // Encodes token sequences ([CLS] ... [SEP]) into out (n x hidden, float32). Sequences are
+  // sorted by length and batched so that padding is minimal; pad positions are masked out of
+  // attention and pooling.
+  void encode(const std::vector<std::vector<std::int32_t>>& ids, std::int64_t batch_size,
+              bool normalize, float* out) const;
+
+  std::int64_t dim() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace semrec::text

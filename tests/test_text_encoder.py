@@ -1,0 +1,203 @@
+"""BERT encoder: vectors match sentence-transformers / transformers; loader errors are clear."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import struct
+
+import numpy as np
+import pytest
+from text_helpers import default_model_dir, english_words, generate_texts
+
+import semrec
+from semrec import EmbeddingCache, TextEncoder
+
+torch = pytest.importorskip("torch")
+
+# The reference libraries warn about their own deprecations; those are not ours to fix.
+pytestmark = pytest.mark.filterwarnings(
+    "ignore::FutureWarning", "ignore::DeprecationWarning", "ignore::UserWarning"
+)
+
+
+def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    a = a / np.linalg.norm(a, axis=1, keepdims=True)
+    b = b / np.linalg.norm(b, axis=1, keepdims=True)
+    return (a * b).sum(axis=1)
+
+
+@pytest.fixture(scope="module")
+def parity_texts():
+    directory = default_model_dir()
+    vocab = (directory / "vocab.txt").read_text(encoding="utf-8").splitlines()
+    texts = generate_texts(1000, seed=3, words=english_words(vocab))
+    return [t for t in texts if t.strip()] or ["x"]
+
+
+@pytest.fixture(scope="module")
+def st_reference(parity_texts):
+    st = pytest.importorskip("sentence_transformers")
+    model = st.SentenceTransformer(str(default_model_dir()), device="cpu")
+    return model.encode(parity_texts, batch_size=64, convert_to_numpy=True)
+
+
+@pytest.mark.slow
+def test_fp32_matches_sentence_transformers(parity_texts, st_reference):
+    assert len(parity_texts) >= 990
+    ours = TextEncoder().encode(parity_texts, batch_size=32)
+    assert ours.dtype == np.float32 and ours.shape == st_reference.shape
+    cos = _cosines(ours, st_reference)
+    assert cos.min() >= 0.99999, f"worst cosine {cos.min()} for {parity_texts[cos.argmin()]!r}"
+
+
+@pytest.mark.slow
+def test_bf16_matches_sentence_transformers(parity_texts, st_reference):
+    ours = TextEncoder(precision="bf16").encode(parity_texts)
+    cos = _cosines(ours, st_reference)
+    assert cos.min() >= 0.999, f"worst cosine {cos.min()}"
+
+
+def test_order_batch_size_and_streaming_do_not_change_vectors():
+    enc = TextEncoder()
+    texts = ["a space opera", "a much longer text about a romantic comedy set in paris", "x"]
+    full = enc.encode(texts, batch_size=3)
+    one = np.vstack([enc.encode(t) for t in texts])
+    streamed = enc.encode(iter(texts), batch_size=1, show_progress=True)
+    np.testing.assert_allclose(one, full, atol=1e-5)
+    np.testing.assert_allclose(streamed, full, atol=1e-5)
+    raw = enc.encode(texts, normalize=False)
+    np.testing.assert_allclose(raw / np.linalg.norm(raw, axis=1, keepdims=True), full, atol=1e-6)
+    assert enc.dim == 384 and enc.max_length == 256
+
+
+def test_bad_encode_inputs():
+    enc = TextEncoder()
+    with pytest.raises(ValueError, match="empty"):
+        enc.encode([])
+    with pytest.raises(TypeError, match="None"):
+        enc.encode(None)
+    with pytest.raises(TypeError, match=r"texts\[0\]"):
+        enc.encode([1.5])
+    with pytest.raises(ValueError, match="batch_size"):
+        enc.encode(["a"], batch_size=0)
+    with pytest.raises(ValueError, match="precision"):
+        TextEncoder(precision="fp8")
+
+
+# --- a tiny random BERT with CLS pooling (bge-style layout), written here ---------------------
+
+TINY_VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "movie", "film", "space"]
+TINY_VOCAB += ["war", "love", "story", "##s", "a", "of", "!", ",", "##ing", "great", "bad"]
+
+
+def _write_tiny_bert(directory, prefix: str) -> None:
+    transformers = pytest.importorskip("transformers")
+    safetensors_torch = pytest.importorskip("safetensors.torch")
+    config = transformers.BertConfig(
+        vocab_size=len(TINY_VOCAB), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+        intermediate_size=48, max_position_embeddings=40, layer_norm_eps=1e-7,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    model = transformers.BertModel(config).eval()
+    directory.mkdir(parents=True, exist_ok=True)
+    config.save_pretrained(directory)
+    state = {prefix + k: v.contiguous() for k, v in model.state_dict().items()}
+    safetensors_torch.save_file(state, str(directory / "model.safetensors"))
+    (directory / "vocab.txt").write_text("\n".join(TINY_VOCAB) + "\n", encoding="utf-8")
+    (directory / "sentence_bert_config.json").write_text('{"max_seq_length": 16}')
+    (directory / "modules.json").write_text(
+        json.dumps(
+            [
+                {
+                    "idx": 0,
+                    "name": "0",
+                    "path": "",
+                    "type": "sentence_transformers.models.Transformer",
+                },
+                {
+                    "idx": 1,
+                    "name": "1",
+                    "path": "1_Pooling",
+                    "type": "sentence_transformers.models.Pooling",
+                },
+            ]
+        )
+    )
+    (directory / "1_Pooling").mkdir(exist_ok=True)
+    (directory / "1_Pooling" / "config.json").write_text(
+        '{"word_embedding_dimension": 32, "pooling_mode_cls_token": true,'
+        ' "pooling_mode_mean_tokens": false}'
+    )
+    return model
+
+
+@pytest.mark.parametrize("prefix", ["", "bert."])
+def test_tiny_cls_bert_matches_transformers(tmp_path, prefix):
+    transformers = pytest.importorskip("transformers")
+    model = _write_tiny_bert(tmp_path / "tiny", prefix)
+    texts = ["the space war", "a love story, great!", "bad films", "zzz unknown", "movie " * 30]
+    hf_tok = transformers.BertTokenizerFast(str(tmp_path / "tiny" / "vocab.txt"))
+    enc = TextEncoder(tmp_path / "tiny")
+    ours_ids = enc.tokenize(texts)
+    batch = hf_tok(texts, truncation=True, max_length=16, padding=True, return_tensors="pt")
+    ref_ids = [row[row != 0].tolist() for row in batch["input_ids"]]
+    assert ours_ids == ref_ids
+    with torch.no_grad():
+        hidden = model(**batch).last_hidden_state[:, 0].numpy()
+    ours = enc.encode(texts, normalize=False)
+    np.testing.assert_allclose(ours, hidden, rtol=1e-4, atol=1e-5)
+
+
+def test_corrupt_and_missing_files_raise_clear_errors(tmp_path):
+    good = tmp_path / "good"
+    _write_tiny_bert(good, "")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        TextEncoder(tmp_path / "nowhere")
+    data = (good / "model.safetensors").read_bytes()
+    (header_len,) = struct.unpack("<Q", data[:8])
+    cases = {
+        "truncated": data[: len(data) // 2],
+        "short": data[:5],
+        "bad_length": struct.pack("<Q", 10**12) + data[8:],
+        "bad_json": data[:8] + b"{" * header_len + data[8 + header_len :],
+    }
+    for name, content in cases.items():
+        broken = tmp_path / name
+        shutil.copytree(good, broken)
+        (broken / "model.safetensors").write_bytes(content)
+        with pytest.raises(semrec.FormatError):
+            TextEncoder(broken)
+    missing = tmp_path / "missing"
+    shutil.copytree(good, missing)
+    (missing / "model.safetensors").unlink()
+    with pytest.raises(FileNotFoundError, match=r"model\.safetensors"):
+        TextEncoder(missing)
+    novocab = tmp_path / "novocab"
+    shutil.copytree(good, novocab)
+    (novocab / "vocab.txt").unlink()
+    with pytest.raises(FileNotFoundError, match=r"vocab\.txt"):
+        TextEncoder(novocab)
+
+
+def test_hub_id_without_files_says_how_to_get_them(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(FileNotFoundError, match="download"):
+        TextEncoder("no-such-org/no-such-model-semrec")
+
+
+def test_embedding_cache_reuses_vectors(tmp_path):
+    enc = TextEncoder()
+    cache = EmbeddingCache(enc, tmp_path / "emb.sqlite")
+    texts = ["a space opera", "a romantic comedy", "a space opera"]
+    first = cache.encode(texts)
+    assert len(cache) == 2
+    np.testing.assert_allclose(first, enc.encode(texts), atol=1e-6)
+    cache.close()
+    again = EmbeddingCache(enc, tmp_path / "emb.sqlite")
+    calls = []
+    original = enc.encode
+    enc.encode = lambda *a, **k: calls.append(a) or original(*a, **k)
+    np.testing.assert_array_equal(again.encode(texts[:2]), first[:2])
+    assert not calls
+    again.close()

@@ -1,0 +1,58 @@
+"""WordPiece tokenizer: ids identical to the Hugging Face fast tokenizer (BERT uncased)."""
+
+from __future__ import annotations
+
+import pytest
+from text_helpers import default_model_dir, english_words, generate_texts
+
+tokenizers = pytest.importorskip("tokenizers")
+
+# The reference libraries warn about their own deprecations; those are not ours to fix.
+pytestmark = pytest.mark.filterwarnings(
+    "ignore::FutureWarning", "ignore::DeprecationWarning", "ignore::UserWarning"
+)
+
+
+@pytest.fixture(scope="module")
+def setup():
+    from semrec import TextEncoder
+
+    directory = default_model_dir()
+    reference = tokenizers.Tokenizer.from_file(str(directory / "tokenizer.json"))
+    encoder = TextEncoder()
+    reference.enable_truncation(encoder.max_length)
+    reference.no_padding()
+    vocab = (directory / "vocab.txt").read_text(encoding="utf-8").splitlines()
+    return encoder, reference, vocab
+
+
+def test_ids_match_hf_tokenizers_on_generated_strings(setup):
+    encoder, reference, vocab = setup
+    texts = generate_texts(6000, seed=7, words=english_words(vocab))
+    ours = encoder.tokenize(texts)
+    theirs = [e.ids for e in reference.encode_batch(texts)]
+    mismatches = [(t, a, b) for t, a, b in zip(texts, ours, theirs, strict=True) if a != b]
+    assert not mismatches, f"{len(mismatches)} mismatches, first: {mismatches[:3]!r}"
+
+
+def test_truncation_counts_cls_and_sep(setup):
+    encoder, _, _ = setup
+    ids = encoder.tokenize("word " * 1000)[0]
+    assert len(ids) == encoder.max_length == 256
+    assert ids[0] == 101 and ids[-1] == 102
+
+
+def test_literal_special_tokens_are_plain_text(setup):
+    encoder, _, vocab = setup
+    ids = encoder.tokenize("a [SEP] b")[0]
+    assert [vocab[i] for i in ids] == ["[CLS]", "a", "[", "sep", "]", "b", "[SEP]"]
+
+
+def test_bad_inputs(setup):
+    encoder, _, _ = setup
+    with pytest.raises(TypeError, match="texts"):
+        encoder.tokenize(None)
+    with pytest.raises(TypeError, match=r"texts\[1\]"):
+        encoder.tokenize(["ok", 3])
+    with pytest.raises(TypeError, match="bytes"):
+        encoder.tokenize(b"abc")

