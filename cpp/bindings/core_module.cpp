@@ -13,4 +13,5 @@ PYBIND11_MODULE(SEMREC_MODULE_NAME, m) {
       "max_threads", [] { return omp_get_num_procs(); },
       "Number of processors OpenMP sees (what num_threads=0 means).");
   semrec::bindings::register_similarity(m);
+  semrec::bindings::register_als(m);
 }

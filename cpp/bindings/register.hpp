@@ -6,6 +6,7 @@
 namespace semrec::bindings {
 
 void register_similarity(pybind11::module_& m);  // similarity.cpp -> _core_*
+void register_als(pybind11::module_& m);         // als.cpp -> _core_*
 void register_pooling(pybind11::module_& m);     // pooling.cpp -> _text
 
 }  // namespace semrec::bindings

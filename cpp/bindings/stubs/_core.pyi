@@ -25,3 +25,28 @@ def topk_candidates(
     exclude_indices: npt.NDArray[np.int32] | None,
     num_threads: int,
 ) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.float32]]: ...
+def als_gram(other: npt.NDArray[np.float32], dims: int, num_threads: int) -> npt.NDArray[np.float64]: ...
+def als_solve(
+    indptr: npt.NDArray[np.int64],
+    indices: npt.NDArray[np.int32],
+    values: npt.NDArray[np.float32],
+    other: npt.NDArray[np.float32],
+    gram: npt.NDArray[np.float64] | None,
+    factors: npt.NDArray[np.float32],
+    implicit: bool,
+    solve_dims: int,
+    regularization: float,
+    solver: str,
+    cg_steps: int,
+    num_threads: int,
+) -> None: ...
+def als_loss(
+    indptr: npt.NDArray[np.int64],
+    indices: npt.NDArray[np.int32],
+    values: npt.NDArray[np.float32],
+    factors: npt.NDArray[np.float32],
+    other: npt.NDArray[np.float32],
+    gram: npt.NDArray[np.float64] | None,
+    implicit: bool,
+    num_threads: int,
+) -> float: ...
