@@ -358,5 +358,25 @@ def test_bad_inputs(rng):
         model.fold_in(np.zeros((1, r.shape[1])))
     with pytest.raises(IndexError, match="user"):
         model.recommend(r.shape[0])
-    with pytest.raises(ValueError, match="diverged"):
-        make(factors=2, alpha=1e38, regularization=0.0).fit(r * 1e30)
+    with pytest.raises(ValueError, match="overflows"):
+        make(factors=2, alpha=1e38).fit(r * 1e30)
+
+
+def test_divergence_is_reported(rng, monkeypatch):
+    import semrec.als
+
+    real = semrec.als.core
+
+    class Poisoned:
+        """The real kernels, except that a half-step leaves a NaN behind."""
+
+        def __getattr__(self, name):
+            return getattr(real, name)
+
+        def als_solve(self, *args):
+            real.als_solve(*args)
+            args[5][0, 0] = np.nan
+
+    monkeypatch.setattr(semrec.als, "core", Poisoned())
+    with pytest.raises(ValueError, match="diverged at iteration 0"):
+        make(factors=2).fit(random_interactions(rng))

@@ -4,6 +4,7 @@
 #include <Eigen/Core>
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -125,7 +126,8 @@ void als_solve(CsrValuesView r, MatrixView other, const double* gram, const AlsS
         throw std::invalid_argument("normal equations are not positive definite (row " +
                                     std::to_string(u) + "); use regularization > 0");
       }
-      x = llt.solve(b.cast<double>()).cast<float>();
+      const Eigen::VectorXd solution = llt.solve(b.cast<double>());
+      x = solution.cast<float>();
     } else {
       // Conjugate gradient on (G + Yuᵀ W Yu + λI) x = b, warm-started from the current row.
       // The matrix is applied as products with Yu, never formed: O(n·s) per step, not O(n·s²).
@@ -142,6 +144,10 @@ void als_solve(CsrValuesView r, MatrixView other, const double* gram, const AlsS
       Eigen::VectorXf res = b - ap;
       Eigen::VectorXf p = res;
       float rs_old = res.squaredNorm();
+      if (!std::isfinite(rs_old)) {
+        // Overflow: hand NaN back so the caller's divergence check reports it.
+        x.setConstant(std::numeric_limits<float>::quiet_NaN());
+      }
       for (int step = 0; step < settings.cg_steps && rs_old > 1e-20f; ++step) {
         apply(p, ap);
         const float pap = p.dot(ap);

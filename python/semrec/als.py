@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from semrec import _validation as check
 from semrec._native import core
@@ -190,6 +190,11 @@ class ALS:
                 values = self.alpha * weights.astype(np.float64)
         else:
             values = weights.astype(np.float64) - self.global_mean_
+        if values.size and np.abs(values).max() > np.finfo(np.float32).max:
+            raise ValueError(
+                f"confidence alpha * r overflows float32 (alpha={self.alpha}, max weight "
+                f"{weights.max()}); reduce alpha or rescale the interaction weights"
+            )
         return np.ascontiguousarray(values, dtype=np.float32)
 
     def fit(
