@@ -231,11 +231,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small data only (a few minutes)")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--sizes", default="S,M,L", help="synthetic sizes without --quick")
+    parser.add_argument("--no-quality", action="store_true", help="speed table only")
     args = parser.parse_args()
     with threadpool_limits(1):
         users, items, ratings, _ = movielens()
         ml = sp.csr_array((ratings, (users, items)), shape=(users.max() + 1, items.max() + 1))
-        sizes = ["S"] if args.quick else ["S", "M", "L"]
+        sizes = ["S"] if args.quick else args.sizes.split(",")
         repeats = 5
         print(
             f"Seconds per ALS iteration (CG, 3 steps; {args.threads} threads, BLAS 1 thread; "
@@ -251,7 +253,8 @@ def main() -> None:
             big = data.nnz > 10_000_000
             for factors in (64, 128):
                 seconds_per_iteration(name, data, factors, 2 if big else repeats)
-        quality_table(args.quick)
+        if not args.no_quality:
+            quality_table(args.quick)
 
 
 if __name__ == "__main__":

@@ -157,7 +157,6 @@ def test_implicit_recovers_planted_blocks():
     assert (item_group[ids] == user_group[:, None]).mean() > 0.95
 
 
-@pytest.mark.slow
 def test_explicit_beats_global_mean_on_movielens(movielens_dir: Path):
     raw = np.loadtxt(movielens_dir / "u.data", dtype=np.int64)
     users, items, ratings = raw[:, 0] - 1, raw[:, 1] - 1, raw[:, 2].astype(np.float32)
