@@ -14,4 +14,5 @@ PYBIND11_MODULE(SEMREC_MODULE_NAME, m) {
       "Number of processors OpenMP sees (what num_threads=0 means).");
   semrec::bindings::register_similarity(m);
   semrec::bindings::register_metrics(m);
+  semrec::bindings::register_als(m);
 }

@@ -6,6 +6,7 @@ See the README for the tour; the public API is re-exported here.
 
 from semrec import datasets, metrics, split
 from semrec._threads import get_num_threads, set_num_threads
+from semrec.als import ALS
 from semrec.baselines import MostPopular, Random
 from semrec.errors import FormatError
 from semrec.evaluation import compare, evaluate
@@ -14,6 +15,7 @@ from semrec.similarity import item_neighbours, topk
 __version__ = "0.1.0"
 
 __all__ = [
+    "ALS",
     "EmbeddingCache",
     "FormatError",
     "MostPopular",

@@ -127,3 +127,61 @@ def item_ids(ids: Any, name: str, n_items: int) -> np.ndarray:
         bad = arr[(arr < 0) | (arr >= n_items)][0]
         raise IndexError(f"{name} holds item id {bad}, outside [0, {n_items})")
     return arr.astype(np.int32, copy=False)
+
+
+def interactions(m: Any, name: str, *, nonnegative: bool) -> sp.csr_array:
+    """Validate a users x items CSR matrix and return a canonical float32 copy.
+
+    The copy has sorted rows, duplicates summed and explicit zeros dropped (the conventions'
+    boundary rule); the caller's matrix is never modified.
+    """
+    if not sp.issparse(m):
+        raise TypeError(
+            f"{name} must be a scipy.sparse CSR matrix (users x items), got {type(m).__name__}"
+        )
+    if m.format != "csr":
+        raise TypeError(
+            f"{name} must be in CSR format, got {m.format.upper()}; pass {name}.tocsr()"
+        )
+    if m.ndim != 2 or m.shape[0] == 0 or m.shape[1] == 0:
+        raise ValueError(f"{name} must be a non-empty users x items matrix, got shape {m.shape}")
+    csr_structure(m, name, m.shape)  # structure and index checks with their messages
+    if not (np.issubdtype(m.dtype, np.number) and not np.iscomplexobj(m.data)):
+        raise TypeError(f"{name} must hold real numbers, got dtype {m.dtype}")
+    data = np.asarray(m.data)
+    if not np.isfinite(data).all():
+        raise ValueError(f"{name} contains NaN or infinite weights; drop or fix those entries")
+    if nonnegative and (data < 0).any():
+        raise ValueError(
+            f"{name} contains negative weights (min {data.min()}); implicit feedback needs "
+            "weights >= 0 (counts, durations, ratings)"
+        )
+    out = sp.csr_array(
+        (data.astype(np.float32), np.asarray(m.indices, dtype=np.int32), m.indptr),
+        shape=m.shape,
+        copy=True,
+    )
+    out.sum_duplicates()
+    out.eliminate_zeros()
+    if out.nnz == 0:
+        raise ValueError(f"{name} has no non-zero entries; there is nothing to learn from")
+    out.indptr = out.indptr.astype(np.int64)
+    out.indices = out.indices.astype(np.int32)
+    return out
+
+
+def index_array(ids: Any, name: str, n: int, what: str) -> tuple[np.ndarray, bool]:
+    """Validate a scalar or 1-D array of indices in [0, n); return int64 and whether scalar."""
+    arr = np.asarray(ids)
+    scalar = arr.ndim == 0
+    arr = arr.reshape(-1) if scalar else arr
+    if arr.ndim != 1:
+        raise ValueError(
+            f"{name} must be a {what} id or a 1-D array of them, got shape {arr.shape}"
+        )
+    if arr.size and not np.issubdtype(arr.dtype, np.integer):
+        raise TypeError(f"{name} must hold integer {what} ids, got dtype {arr.dtype}")
+    if arr.size and (arr.min() < 0 or arr.max() >= n):
+        bad = arr[(arr < 0) | (arr >= n)][0]
+        raise IndexError(f"{name} holds {what} id {bad}, outside [0, {n})")
+    return arr.astype(np.int64, copy=False), scalar

@@ -49,3 +49,28 @@ def intra_list_diversity(
 def error_sums(
     predicted: npt.NDArray[np.float32], actual: npt.NDArray[np.float32]
 ) -> tuple[float, float]: ...
+def als_gram(other: npt.NDArray[np.float32], dims: int, num_threads: int) -> npt.NDArray[np.float64]: ...
+def als_solve(
+    indptr: npt.NDArray[np.int64],
+    indices: npt.NDArray[np.int32],
+    values: npt.NDArray[np.float32],
+    other: npt.NDArray[np.float32],
+    gram: npt.NDArray[np.float64] | None,
+    factors: npt.NDArray[np.float32],
+    implicit: bool,
+    solve_dims: int,
+    regularization: float,
+    solver: str,
+    cg_steps: int,
+    num_threads: int,
+) -> None: ...
+def als_loss(
+    indptr: npt.NDArray[np.int64],
+    indices: npt.NDArray[np.int32],
+    values: npt.NDArray[np.float32],
+    factors: npt.NDArray[np.float32],
+    other: npt.NDArray[np.float32],
+    gram: npt.NDArray[np.float64] | None,
+    implicit: bool,
+    num_threads: int,
+) -> float: ...

@@ -1,0 +1,97 @@
+#include "semrec/als.hpp"
+
+#include <optional>
+#include <string>
+
+#include "bindings/common.hpp"
+#include "bindings/register.hpp"
+
+namespace semrec::bindings {
+
+namespace {
+
+CsrValuesView csr_values_view(const CArray<std::int64_t>& indptr,
+                              const CArray<std::int32_t>& indices, const CArray<float>& values,
+                              std::int64_t cols) {
+  const CsrView structure = csr_view(indptr, indices, cols, "ratings");
+  if (values.ndim() != 1 || values.shape(0) != indices.shape(0)) {
+    throw std::invalid_argument("ratings: values must be 1-D and match indices");
+  }
+  return {structure.indptr, structure.indices, values.data(), structure.rows, cols};
+}
+
+AlsSolver parse_solver(const std::string& name) {
+  if (name == "cg") return AlsSolver::cg;
+  if (name == "cholesky") return AlsSolver::cholesky;
+  throw std::invalid_argument("solver must be 'cg' or 'cholesky', got '" + name + "'");
+}
+
+const double* gram_pointer(const std::optional<CArray<double>>& gram, std::int64_t dims) {
+  if (!gram) return nullptr;
+  if (gram->ndim() != 2 || gram->shape(0) != dims || gram->shape(1) != dims) {
+    throw std::invalid_argument("gram must be a square matrix of the solved dimension");
+  }
+  return gram->data();
+}
+
+}  // namespace
+
+void register_als(py::module_& m) {
+  m.def(
+      "als_gram",
+      [](const CArray<float>& other, int dims, int num_threads) {
+        const MatrixView y = matrix_view(other, "other");
+        CArray<double> out({static_cast<py::ssize_t>(dims), static_cast<py::ssize_t>(dims)});
+        double* data = out.mutable_data();
+        without_gil([&](const StopCheck& stop) { als_gram(y, dims, num_threads, data, stop); });
+        return out;
+      },
+      py::arg("other").noconvert(), py::arg("dims"), py::arg("num_threads"),
+      "YᵀY of the leading dims columns of other, in double.");
+
+  m.def(
+      "als_solve",
+      [](const CArray<std::int64_t>& indptr, const CArray<std::int32_t>& indices,
+         const CArray<float>& values, const CArray<float>& other,
+         std::optional<CArray<double>> gram, CArray<float> factors, bool implicit, int solve_dims,
+         float regularization, const std::string& solver, int cg_steps, int num_threads) {
+        const MatrixView y = matrix_view(other, "other");
+        const CsrValuesView r = csr_values_view(indptr, indices, values, y.rows);
+        const MatrixView x = matrix_view(factors, "factors");
+        if (x.rows != r.rows || x.cols != y.cols) {
+          throw std::invalid_argument("factors must have shape (ratings rows, other cols)");
+        }
+        const AlsSettings settings{implicit, solve_dims, regularization, parse_solver(solver),
+                                   cg_steps};
+        const double* g = gram_pointer(gram, solve_dims);
+        float* out = factors.mutable_data();
+        without_gil(
+            [&](const StopCheck& stop) { als_solve(r, y, g, settings, num_threads, out, stop); });
+      },
+      py::arg("indptr").noconvert(), py::arg("indices").noconvert(), py::arg("values").noconvert(),
+      py::arg("other").noconvert(), py::arg("gram").noconvert(), py::arg("factors").noconvert(),
+      py::arg("implicit"), py::arg("solve_dims"), py::arg("regularization"), py::arg("solver"),
+      py::arg("cg_steps"), py::arg("num_threads"),
+      "One ALS half-step in place on factors; see semrec.ALS for the documented API.");
+
+  m.def(
+      "als_loss",
+      [](const CArray<std::int64_t>& indptr, const CArray<std::int32_t>& indices,
+         const CArray<float>& values, const CArray<float>& factors, const CArray<float>& other,
+         std::optional<CArray<double>> gram, bool implicit, int num_threads) {
+        const MatrixView y = matrix_view(other, "other");
+        const MatrixView x = matrix_view(factors, "factors");
+        const CsrValuesView r = csr_values_view(indptr, indices, values, y.rows);
+        const double* g = gram_pointer(gram, y.cols);
+        double loss = 0.0;
+        without_gil([&](const StopCheck& stop) {
+          loss = als_loss(r, x, y, g, implicit, num_threads, stop);
+        });
+        return loss;
+      },
+      py::arg("indptr").noconvert(), py::arg("indices").noconvert(), py::arg("values").noconvert(),
+      py::arg("factors").noconvert(), py::arg("other").noconvert(), py::arg("gram").noconvert(),
+      py::arg("implicit"), py::arg("num_threads"), "Data term of the ALS training loss.");
+}
+
+}  // namespace semrec::bindings

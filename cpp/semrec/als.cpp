@@ -1,0 +1,199 @@
+#include "semrec/als.hpp"
+
+#include <Eigen/Cholesky>
+#include <Eigen/Core>
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace semrec {
+namespace {
+
+using RowMatrixF = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+using ConstRowMapF = Eigen::Map<const RowMatrixF>;
+using ConstRowMapD =
+    Eigen::Map<const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>;
+
+constexpr std::int64_t kGramChunk = 4096;  // rows per partial Gram matrix
+
+void check_inputs(CsrValuesView r, MatrixView other, int dims) {
+  if (dims < 1 || dims > other.cols) {
+    throw std::invalid_argument("solve_dims must be in [1, " + std::to_string(other.cols) + "]");
+  }
+  if (r.cols != other.rows) {
+    throw std::invalid_argument("ratings has " + std::to_string(r.cols) +
+                                " columns but other has " + std::to_string(other.rows) + " rows");
+  }
+}
+
+// Scratch reused across rows by one thread. Eigen allocates dynamic matrices aligned, so the
+// vectorised reductions below peel identically on every thread: results never depend on which
+// thread solved a row.
+struct Scratch {
+  RowMatrixF gathered;  // the other side's rows for this row's entries (capacity grows)
+  Eigen::VectorXf weights, targets;
+
+  void reserve(std::int64_t n, int dims) {
+    if (gathered.rows() < n || gathered.cols() != dims) {
+      gathered.resize(std::max<std::int64_t>(n, gathered.rows()), dims);
+    }
+    if (weights.size() < n) {
+      weights.resize(n);
+      targets.resize(n);
+    }
+  }
+};
+
+}  // namespace
+
+void als_gram(MatrixView other, int dims, int num_threads, double* out, const StopCheck& stop) {
+  if (dims < 1 || dims > other.cols) throw std::invalid_argument("dims out of range");
+  const std::int64_t chunks = (other.rows + kGramChunk - 1) / kGramChunk;
+  std::vector<Eigen::MatrixXd> partial(static_cast<std::size_t>(chunks));
+  const ConstRowMapF y(other.data, other.rows, other.cols);
+  parallel_tasks(chunks, num_threads, stop, [&](std::int64_t c) {
+    const std::int64_t begin = c * kGramChunk;
+    const std::int64_t n = std::min(kGramChunk, other.rows - begin);
+    const RowMatrixF block = y.block(begin, 0, n, dims);
+    const Eigen::MatrixXf g = block.transpose() * block;
+    partial[static_cast<std::size_t>(c)] = g.cast<double>();
+  });
+  // Summed in chunk order, so the result is the same for any thread count.
+  Eigen::MatrixXd total = Eigen::MatrixXd::Zero(dims, dims);
+  for (const auto& p : partial) total += p;
+  Eigen::Map<Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>(out, dims,
+                                                                                     dims) = total;
+}
+
+void als_solve(CsrValuesView r, MatrixView other, const double* gram, const AlsSettings& settings,
+               int num_threads, float* factors, const StopCheck& stop) {
+  const int s = settings.solve_dims;
+  const int d = static_cast<int>(other.cols);
+  check_inputs(r, other, s);
+  if (settings.implicit && gram == nullptr) {
+    throw std::invalid_argument("implicit ALS needs the Gram matrix of the other side");
+  }
+  if (settings.solver == AlsSolver::cg && settings.cg_steps < 1) {
+    throw std::invalid_argument("cg_steps must be >= 1");
+  }
+  const float lambda = settings.regularization;
+  Eigen::MatrixXd gram_d = Eigen::MatrixXd::Zero(s, s);
+  if (settings.implicit) gram_d = ConstRowMapD(gram, s, s);
+  const Eigen::MatrixXf gram_f = gram_d.cast<float>();
+  const ConstRowMapF y(other.data, other.rows, other.cols);
+
+  parallel_tasks(r.rows, num_threads, stop, [&](std::int64_t u) {
+    thread_local Scratch scratch;
+    const std::int64_t begin = r.indptr[u];
+    const std::int64_t n = r.indptr[u + 1] - begin;
+    float* row = factors + u * d;
+    if (n == 0) {  // no evidence: the regularised solution is zero
+      std::fill(row, row + s, 0.0f);
+      return;
+    }
+    scratch.reserve(n, s);
+    auto yu = scratch.gathered.topRows(n);
+    auto w = scratch.weights.head(n);
+    auto t = scratch.targets.head(n);
+    const Eigen::VectorXf fixed_self = Eigen::Map<const Eigen::VectorXf>(row + s, d - s);
+    for (std::int64_t k = 0; k < n; ++k) {
+      const std::int32_t i = r.indices[begin + k];
+      if (i < 0 || i >= other.rows) throw std::out_of_range("column index out of range");
+      yu.row(k) = y.row(i).head(s);
+      const float v = r.values[begin + k];
+      if (settings.implicit) {
+        w(k) = v;
+        t(k) = 1.0f + v;
+      } else {
+        w(k) = 1.0f;
+        // The fixed columns (biases) are part of the prediction: solve for what they leave.
+        t(k) = d > s ? v - y.row(i).tail(d - s).dot(fixed_self.transpose()) : v;
+      }
+    }
+    const Eigen::VectorXf b = yu.transpose() * t;
+    Eigen::VectorXf x = Eigen::Map<const Eigen::VectorXf>(row, s);
+
+    if (settings.solver == AlsSolver::cholesky) {
+      const RowMatrixF weighted = w.asDiagonal() * yu;
+      Eigen::MatrixXd a = gram_d;
+      a += (yu.transpose() * weighted).cast<double>();
+      a.diagonal().array() += static_cast<double>(lambda);
+      Eigen::LLT<Eigen::MatrixXd> llt(a);
+      if (llt.info() != Eigen::Success) {
+        throw std::invalid_argument("normal equations are not positive definite (row " +
+                                    std::to_string(u) + "); use regularization > 0");
+      }
+      const Eigen::VectorXd solution = llt.solve(b.cast<double>());
+      x = solution.cast<float>();
+    } else {
+      // Conjugate gradient on (G + Yuᵀ W Yu + λI) x = b, warm-started from the current row.
+      // The matrix is applied as products with Yu, never formed: O(n·s) per step, not O(n·s²).
+      Eigen::VectorXf tmp(n);
+      auto apply = [&](const Eigen::VectorXf& p, Eigen::VectorXf& out) {
+        tmp.noalias() = yu * p;
+        tmp.array() *= w.array();
+        out.noalias() = yu.transpose() * tmp;
+        if (settings.implicit) out.noalias() += gram_f * p;
+        out += lambda * p;
+      };
+      Eigen::VectorXf ap(s);
+      apply(x, ap);
+      Eigen::VectorXf res = b - ap;
+      Eigen::VectorXf p = res;
+      float rs_old = res.squaredNorm();
+      if (!std::isfinite(rs_old)) {
+        // Overflow: hand NaN back so the caller's divergence check reports it.
+        x.setConstant(std::numeric_limits<float>::quiet_NaN());
+      }
+      for (int step = 0; step < settings.cg_steps && rs_old > 1e-20f; ++step) {
+        apply(p, ap);
+        const float pap = p.dot(ap);
+        if (!(pap > 0.0f)) break;  // converged to rounding, or a degenerate direction
+        const float alpha = rs_old / pap;
+        x += alpha * p;
+        res -= alpha * ap;
+        const float rs_new = res.squaredNorm();
+        p = res + (rs_new / rs_old) * p;
+        rs_old = rs_new;
+      }
+    }
+    Eigen::Map<Eigen::VectorXf>(row, s) = x;
+  });
+}
+
+double als_loss(CsrValuesView r, MatrixView factors, MatrixView other, const double* gram,
+                bool implicit, int num_threads, const StopCheck& stop) {
+  check_inputs(r, other, static_cast<int>(other.cols));
+  if (factors.rows != r.rows || factors.cols != other.cols) {
+    throw std::invalid_argument("factors do not match ratings and other");
+  }
+  if (implicit && gram == nullptr) throw std::invalid_argument("implicit loss needs the Gram");
+  const int d = static_cast<int>(other.cols);
+  const ConstRowMapF x(factors.data, factors.rows, d);
+  const ConstRowMapF y(other.data, other.rows, d);
+  Eigen::MatrixXd g;
+  if (implicit) g = ConstRowMapD(gram, d, d);
+  std::vector<double> per_row(static_cast<std::size_t>(r.rows), 0.0);
+  parallel_tasks(r.rows, num_threads, stop, [&](std::int64_t u) {
+    const Eigen::VectorXd xu = x.row(u).transpose().cast<double>();
+    double sum = implicit ? xu.dot(g * xu) : 0.0;  // every cell as if unobserved (c=1, p=0)
+    for (std::int64_t k = r.indptr[u]; k < r.indptr[u + 1]; ++k) {
+      const double v = r.values[k];
+      const double pred = y.row(r.indices[k]).cast<double>().dot(xu.transpose());
+      if (implicit) {
+        sum += (1.0 + v) * (1.0 - pred) * (1.0 - pred) - pred * pred;
+      } else {
+        sum += (v - pred) * (v - pred);
+      }
+    }
+    per_row[static_cast<std::size_t>(u)] = sum;
+  });
+  double total = 0.0;
+  for (double v : per_row) total += v;
+  return total;
+}
+
+}  // namespace semrec

@@ -1,0 +1,381 @@
+"""ALS against an independent dense NumPy implementation of the normal equations."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+import semrec
+from semrec import ALS
+
+
+def random_interactions(rng, n_users=40, n_items=30, density=0.2, explicit=False):
+    mask = rng.random((n_users, n_items)) < density
+    mask[np.arange(n_users), rng.integers(0, n_items, n_users)] = True  # no empty user
+    values = rng.integers(1, 6, (n_users, n_items)).astype(np.float32)
+    return sp.csr_array(np.where(mask, values, 0).astype(np.float32))
+
+
+def implicit_half_step(r: np.ndarray, other: np.ndarray, reg: float, alpha: float) -> np.ndarray:
+    """Exact Hu-Koren-Volinsky update of every row of one side, in float64."""
+    y = other.astype(np.float64)
+    out = np.zeros((r.shape[0], y.shape[1]))
+    for u in range(r.shape[0]):
+        c = 1.0 + alpha * r[u]
+        p = (r[u] > 0).astype(np.float64)
+        a = y.T @ (c[:, None] * y) + reg * np.eye(y.shape[1])
+        out[u] = np.linalg.solve(a, y.T @ (c * p))
+    return out
+
+
+def explicit_half_step(r: np.ndarray, other: np.ndarray, reg: float) -> np.ndarray:
+    y = other.astype(np.float64)
+    out = np.zeros((r.shape[0], y.shape[1]))
+    for u in range(r.shape[0]):
+        seen = r[u] != 0
+        a = y[seen].T @ y[seen] + reg * np.eye(y.shape[1])
+        out[u] = np.linalg.solve(a, y[seen].T @ r[u, seen])
+    return out
+
+
+def implicit_loss(r: np.ndarray, u: np.ndarray, v: np.ndarray, reg: float, alpha: float) -> float:
+    s = u.astype(np.float64) @ v.astype(np.float64).T
+    c = 1.0 + alpha * r
+    p = (r > 0).astype(np.float64)
+    return float((c * (p - s) ** 2).sum() + reg * ((u**2).sum() + (v**2).sum()))
+
+
+def make(**kw):
+    kw.setdefault("show_progress", False)
+    kw.setdefault("random_state", 7)
+    return ALS(**kw)
+
+
+# ---------------------------------------------------------------------------------------------
+# Solvers against the reference
+
+
+@pytest.mark.parametrize("feedback", ["implicit", "explicit"])
+def test_cholesky_half_steps_match_dense_reference(rng, feedback):
+    r = random_interactions(rng)
+    dense = r.toarray().astype(np.float64)
+    kw = {
+        "factors": 6,
+        "regularization": 0.5,
+        "alpha": 3.0,
+        "solver": "cholesky",
+        "feedback": feedback,
+    }
+    one = make(iterations=1, **kw).fit(r)
+    two = make(iterations=2, **kw).fit(r)
+    if feedback == "implicit":
+        users = implicit_half_step(dense, one.item_factors_, 0.5, 3.0)
+        items = implicit_half_step(dense.T, users.astype(np.float32), 0.5, 3.0)
+    else:
+        users = explicit_half_step(dense, one.item_factors_, 0.5)
+        items = explicit_half_step(dense.T, users.astype(np.float32), 0.5)
+    np.testing.assert_allclose(two.user_factors_, users, rtol=2e-3, atol=2e-4)
+    np.testing.assert_allclose(two.item_factors_, items, rtol=2e-3, atol=2e-4)
+
+
+def test_cg_converges_to_cholesky_as_cg_steps_grows(rng):
+    r = random_interactions(rng)
+    kw = {"factors": 8, "regularization": 0.5, "alpha": 2.0, "iterations": 2}
+    exact = make(solver="cholesky", **kw).fit(r).user_factors_
+    errors = []
+    for steps in (1, 2, 4, 8, 16):
+        approx = make(solver="cg", cg_steps=steps, **kw).fit(r).user_factors_
+        errors.append(np.abs(approx - exact).max())
+    assert all(b <= a * 1.01 + 1e-6 for a, b in itertools.pairwise(errors)), errors
+    assert errors[0] > 10 * errors[-1]
+    assert errors[-1] < 1e-3 * np.abs(exact).max()
+
+
+@pytest.mark.parametrize("solver", ["cg", "cholesky"])
+def test_training_loss_decreases_and_matches_reference(rng, solver):
+    r = random_interactions(rng)
+    losses = []
+    model = make(
+        factors=5,
+        regularization=0.1,
+        alpha=2.0,
+        iterations=8,
+        solver=solver,
+        calculate_training_loss=True,
+    )
+    model.fit(r, callback=lambda it, sec, loss: losses.append(loss))
+    assert len(losses) == 8
+    assert all(b <= a * (1 + 1e-6) for a, b in itertools.pairwise(losses)), losses
+    ref = implicit_loss(r.toarray(), model.user_factors_, model.item_factors_, 0.1, 2.0)
+    assert losses[-1] == pytest.approx(ref, rel=1e-4)
+
+
+def test_log_confidence(rng):
+    r = random_interactions(rng)
+    kw = {"factors": 4, "regularization": 0.5, "solver": "cholesky"}
+    one = make(iterations=1, confidence="log", alpha=2.0, epsilon=0.5, **kw).fit(r)
+    two = make(iterations=2, confidence="log", alpha=2.0, epsilon=0.5, **kw).fit(r)
+    # log confidence c = 1 + 2 log1p(r / 0.5) is linear confidence with alpha=1 on these values
+    weights = 2.0 * np.log1p(r.toarray() / 0.5)
+    users = implicit_half_step(weights, one.item_factors_, 0.5, 1.0)
+    np.testing.assert_allclose(two.user_factors_, users, rtol=2e-3, atol=2e-4)
+
+
+# ---------------------------------------------------------------------------------------------
+# Quality
+
+
+def test_recovers_planted_low_rank_ratings():
+    gen = np.random.default_rng(3)
+    truth = gen.standard_normal((120, 3)) @ gen.standard_normal((3, 90))
+    observed = gen.random(truth.shape) < 0.5
+    r = sp.csr_array(np.where(observed, truth, 0).astype(np.float32))
+    model = make(
+        factors=3, feedback="explicit", regularization=1e-3, iterations=40, solver="cholesky"
+    ).fit(r)
+    users, items = np.nonzero(~observed)
+    error = model.predict(users, items) - truth[users, items]
+    assert np.sqrt(np.mean(error**2)) < 0.05 * truth.std()
+
+
+def test_implicit_recovers_planted_blocks():
+    gen = np.random.default_rng(4)
+    n_users, n_items, groups = 90, 60, 3
+    user_group = np.arange(n_users) % groups
+    item_group = np.arange(n_items) % groups
+    same = user_group[:, None] == item_group[None, :]
+    clicks = same & (gen.random(same.shape) < 0.5)
+    model = make(factors=3, regularization=0.1, alpha=10.0, iterations=10)
+    model.fit(sp.csr_array(clicks.astype(np.float32)))
+    ids, _ = model.recommend(np.arange(n_users), k=5)
+    assert (item_group[ids] == user_group[:, None]).mean() > 0.95
+
+
+def test_explicit_beats_global_mean_on_movielens(movielens_dir: Path):
+    raw = np.loadtxt(movielens_dir / "u.data", dtype=np.int64)
+    users, items, ratings = raw[:, 0] - 1, raw[:, 1] - 1, raw[:, 2].astype(np.float32)
+    shape = (users.max() + 1, items.max() + 1)
+    test = np.random.default_rng(0).random(len(raw)) < 0.2
+    train = sp.csr_array((ratings[~test], (users[~test], items[~test])), shape=shape)
+    model = make(
+        factors=16,
+        feedback="explicit",
+        biases=True,
+        regularization=8.0,
+        iterations=10,
+        solver="cholesky",
+    ).fit(train)
+    rmse = np.sqrt(np.mean((model.predict(users[test], items[test]) - ratings[test]) ** 2))
+    baseline = np.sqrt(np.mean((ratings[~test].mean() - ratings[test]) ** 2))
+    assert rmse < 0.9 * baseline, (rmse, baseline)
+
+
+# ---------------------------------------------------------------------------------------------
+# Verbs
+
+
+def test_recommend_matches_numpy_and_excludes_seen(rng):
+    r = random_interactions(rng)
+    model = make(factors=4).fit(r)
+    scores = model.user_factors_ @ model.item_factors_.T
+    scores[r.toarray() > 0] = -np.inf
+    ids, got = model.recommend(np.arange(r.shape[0]), k=5)
+    expected = np.take_along_axis(scores, ids.astype(np.int64), axis=1)
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(got[:, 0], scores.max(axis=1), rtol=1e-5, atol=1e-6)
+    single_ids, _ = model.recommend(3, k=5)
+    assert single_ids.tolist() == ids[3].tolist()
+    allowed = np.array([0, 5, 9])
+    cand_ids, _ = model.recommend(0, k=3, items=allowed, exclude_seen=False)
+    assert set(cand_ids[cand_ids >= 0].tolist()) <= set(allowed.tolist())
+
+
+def test_explicit_biases_scores_are_predicted_ratings(rng):
+    r = random_interactions(rng, explicit=True)
+    model = make(factors=3, feedback="explicit", biases=True, regularization=1.0).fit(r)
+    assert model.user_biases_.shape == (r.shape[0],)
+    dense = (
+        model.user_factors_ @ model.item_factors_.T
+        + model.user_biases_[:, None]
+        + model.item_biases_[None, :]
+        + model.global_mean_
+    )
+    np.testing.assert_allclose(model.score(2, np.arange(r.shape[1])), dense[2], rtol=1e-5)
+    np.testing.assert_allclose(model.predict([1, 2], [3, 4]), dense[[1, 2], [3, 4]], rtol=1e-5)
+    _, scores = model.recommend(2, k=3, exclude_seen=False)
+    np.testing.assert_allclose(scores, np.sort(dense[2])[::-1][:3], rtol=1e-5)
+
+
+def test_similar_items_and_users_cosine(rng):
+    model = make(factors=4).fit(random_interactions(rng))
+    v = model.item_factors_ / np.linalg.norm(model.item_factors_, axis=1, keepdims=True)
+    sims = v @ v.T
+    np.fill_diagonal(sims, -np.inf)
+    ids, scores = model.similar_items(0, k=3)
+    assert 0 not in ids.tolist()
+    np.testing.assert_allclose(scores, np.sort(sims[0])[::-1][:3], rtol=1e-5)
+    uids, _ = model.similar_users([1, 2], k=2)
+    assert uids.shape == (2, 2) and 1 not in uids[0].tolist()
+
+
+def test_fold_in_is_one_more_exact_half_step(rng):
+    r = random_interactions(rng)
+    model = make(factors=5, regularization=0.3, alpha=4.0, solver="cg").fit(r)
+    rows = np.array([0, 7, 11])
+    folded = model.fold_in(r[rows])
+    ref = implicit_half_step(r.toarray()[rows], model.item_factors_, 0.3, 4.0)
+    np.testing.assert_allclose(folded, ref, rtol=2e-3, atol=2e-4)
+
+
+def test_update_reacts_at_once_and_new_users(rng):
+    r = random_interactions(rng)
+    model = make(factors=5, regularization=0.3, alpha=4.0).fit(r)
+    ids, _ = model.recommend(0, k=1)
+    item = int(ids[0])
+    factors = model.update(0, item, 2.0)
+    assert item not in model.recommend(0, k=5)[0].tolist()  # now seen
+    history = r.toarray()[0]
+    history[item] += 2.0
+    ref = implicit_half_step(history[None], model.item_factors_, 0.3, 4.0)[0]
+    np.testing.assert_allclose(factors, ref, rtol=2e-3, atol=2e-4)
+    n = model.n_users_
+    model.update(n, 3)
+    assert model.n_users_ == n + 1 and model.interactions_.shape[0] == n + 1
+    assert model.recommend(n, k=2)[0].shape == (2,)
+    with pytest.raises(IndexError, match="user"):
+        model.update(n + 5, 3)
+
+
+def test_explicit_fold_in_with_biases(rng):
+    r = random_interactions(rng)
+    model = make(factors=3, feedback="explicit", biases=True, regularization=1.0).fit(r)
+    history = sp.csr_array(r[[4]])
+    model.fold_in(history, users=[4])
+    dense = r.toarray()[4]
+    seen = dense != 0
+    design = np.hstack([model.item_factors_, np.ones((r.shape[1], 1), np.float32)])[seen]
+    target = dense[seen] - model.global_mean_ - model.item_biases_[seen]
+    ref = np.linalg.solve(design.T.astype(np.float64) @ design + np.eye(4), design.T @ target)
+    np.testing.assert_allclose(model.user_factors_[4], ref[:3], rtol=2e-3, atol=2e-4)
+    assert model.user_biases_[4] == pytest.approx(ref[3], rel=2e-3, abs=2e-4)
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"solver": "cg"},
+        {"solver": "cholesky"},
+        {"feedback": "explicit", "biases": True, "regularization": 1.0},
+    ],
+)
+def test_same_seed_same_factors_for_1_and_2_threads(rng, kw):
+    r = random_interactions(rng, n_users=300, n_items=200, density=0.05)
+    one = make(factors=8, iterations=3, num_threads=1, **kw).fit(r)
+    two = make(factors=8, iterations=3, num_threads=2, **kw).fit(r)
+    np.testing.assert_array_equal(one.user_factors_, two.user_factors_)
+    np.testing.assert_array_equal(one.item_factors_, two.item_factors_)
+
+
+def test_save_load_roundtrip(rng, tmp_path):
+    model = make(factors=3, feedback="explicit", biases=True, regularization=1.0)
+    model.fit(random_interactions(rng))
+    path = tmp_path / "model.npz"
+    model.save(path)
+    loaded = ALS.load(path)
+    assert repr(loaded) == repr(model)
+    np.testing.assert_array_equal(loaded.user_factors_, model.user_factors_)
+    np.testing.assert_array_equal(loaded.item_biases_, model.item_biases_)
+    for got, want in zip(loaded.recommend([0, 1]), model.recommend([0, 1]), strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_load_rejects_corrupt_and_other_versions(rng, tmp_path):
+    model = make(factors=2).fit(random_interactions(rng))
+    path = tmp_path / "m.npz"
+    model.save(path)
+    with pytest.raises(FileNotFoundError):
+        ALS.load(tmp_path / "missing.npz")
+    (tmp_path / "junk.npz").write_bytes(b"not a zip at all")
+    with pytest.raises(semrec.FormatError):
+        ALS.load(tmp_path / "junk.npz")
+    truncated = tmp_path / "cut.npz"
+    truncated.write_bytes(path.read_bytes()[:200])
+    with pytest.raises(semrec.FormatError):
+        ALS.load(truncated)
+    with np.load(path) as z:
+        arrays = {k: z[k] for k in z.files}
+    meta = json.loads(arrays["metadata"].tobytes())
+    meta["version"] = 99
+    arrays["metadata"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    np.savez(tmp_path / "v99.npz", **arrays)
+    with pytest.raises(semrec.FormatError, match="version"):
+        ALS.load(tmp_path / "v99.npz")
+    assert zipfile.is_zipfile(path)
+
+
+def test_repr_shows_hyperparameters():
+    text = repr(ALS(factors=12, solver="cholesky"))
+    assert text.startswith("ALS(factors=12") and "solver='cholesky'" in text
+
+
+def test_bad_inputs(rng):
+    r = random_interactions(rng)
+    model = make(factors=2)
+    with pytest.raises(TypeError, match="CSR"):
+        model.fit(r.tocoo())
+    with pytest.raises(TypeError, match=r"scipy\.sparse"):
+        model.fit(r.toarray())
+    bad = r.copy()
+    bad.data[0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        model.fit(bad)
+    neg = r.copy()
+    neg.data[0] = -1
+    with pytest.raises(ValueError, match="negative"):
+        model.fit(neg)
+    make(factors=2, feedback="explicit").fit(neg)  # ratings may be negative
+    with pytest.raises(ValueError, match=r"non-empty|no non-zero"):
+        model.fit(sp.csr_array((0, 5), dtype=np.float32))
+    with pytest.raises(ValueError, match="no non-zero"):
+        model.fit(sp.csr_array((3, 5), dtype=np.float32))
+    with pytest.raises(ValueError, match="solver"):
+        make(solver="lu").fit(r)
+    with pytest.raises(ValueError, match="biases"):
+        make(biases=True).fit(r)
+    with pytest.raises(ValueError, match="not fitted"):
+        make().recommend(0)
+    model.fit(r)
+    with pytest.raises(ValueError, match="shape"):
+        model.fold_in(sp.csr_array((1, r.shape[1] + 1), dtype=np.float32))
+    with pytest.raises(TypeError, match="CSR"):
+        model.fold_in(np.zeros((1, r.shape[1])))
+    with pytest.raises(IndexError, match="user"):
+        model.recommend(r.shape[0])
+    with pytest.raises(ValueError, match="overflows"):
+        make(factors=2, alpha=1e38).fit(r * 1e30)
+
+
+def test_divergence_is_reported(rng, monkeypatch):
+    import semrec.als
+
+    real = semrec.als.core
+
+    class Poisoned:
+        """The real kernels, except that a half-step leaves a NaN behind."""
+
+        def __getattr__(self, name):
+            return getattr(real, name)
+
+        def als_solve(self, *args):
+            real.als_solve(*args)
+            args[5][0, 0] = np.nan
+
+    monkeypatch.setattr(semrec.als, "core", Poisoned())
+    with pytest.raises(ValueError, match="diverged at iteration 0"):
+        make(factors=2).fit(random_interactions(rng))
