@@ -68,20 +68,25 @@ def choice(value: Any, name: str, options: tuple[str, ...]) -> str:
     return value
 
 
+def require_csr(m: Any, name: str, expected: str) -> None:
+    """Raise a TypeError unless ``m`` is a scipy.sparse matrix or array in CSR format."""
+    if not sp.issparse(m):
+        raise TypeError(
+            f"{name} must be a scipy.sparse CSR matrix {expected}, got {type(m).__name__}"
+        )
+    if m.format != "csr":
+        raise TypeError(
+            f"{name} must be in CSR format, got {m.format.upper()}; pass {name}.tocsr()"
+        )
+
+
 def csr_structure(m: Any, name: str, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     """Validate a CSR matrix and return its (indptr int64, indices int32), rows sorted.
 
     Unsorted rows are sorted in a copy (the caller's matrix is never modified); duplicate
     entries are kept, the kernels tolerate them.
     """
-    if not sp.issparse(m):
-        raise TypeError(
-            f"{name} must be a scipy.sparse CSR matrix of shape {shape}, got {type(m).__name__}"
-        )
-    if m.format != "csr":
-        raise TypeError(
-            f"{name} must be in CSR format, got {m.format.upper()}; pass {name}.tocsr()"
-        )
+    require_csr(m, name, f"of shape {shape}")
     if m.shape != shape:
         raise ValueError(f"{name} must have shape {shape} (queries x items), got {m.shape}")
     indptr = np.asarray(m.indptr)
@@ -135,14 +140,7 @@ def interactions(m: Any, name: str, *, nonnegative: bool) -> sp.csr_array:
     The copy has sorted rows, duplicates summed and explicit zeros dropped (the conventions'
     boundary rule); the caller's matrix is never modified.
     """
-    if not sp.issparse(m):
-        raise TypeError(
-            f"{name} must be a scipy.sparse CSR matrix (users x items), got {type(m).__name__}"
-        )
-    if m.format != "csr":
-        raise TypeError(
-            f"{name} must be in CSR format, got {m.format.upper()}; pass {name}.tocsr()"
-        )
+    require_csr(m, name, "(users x items)")
     if m.ndim != 2 or m.shape[0] == 0 or m.shape[1] == 0:
         raise ValueError(f"{name} must be a non-empty users x items matrix, got shape {m.shape}")
     csr_structure(m, name, m.shape)  # structure and index checks with their messages
