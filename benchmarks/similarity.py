@@ -3,7 +3,7 @@
 How to run (from the project root, in the project's virtualenv; faiss-cpu is the ``bench`` extra):
 
     python benchmarks/similarity.py --quick     # 1k queries x 100k items: a few minutes
-    python benchmarks/similarity.py             # 10k queries x {100k, 1M} items: long on 2 cores
+    python benchmarks/similarity.py             # 10k queries x {100k, 1M} items: ~2 h on 2 cores
     python benchmarks/similarity.py --threads 2 --repeats 5 --queries 2000 --items 100000,1000000
 
 What it measures. Every configuration (items x dim x k, without and with exclusion) solves the
@@ -24,10 +24,11 @@ Protocol. Every library runs on ``--threads`` threads: OMP_NUM_THREADS (and the 
 set before numpy and faiss are imported, then ``faiss.omp_set_num_threads``,
 ``threadpoolctl.threadpool_limits`` (BLAS) and semrec's ``num_threads``. Within a configuration the
 methods alternate: one warm-up call each, then ``--repeats`` timed rounds (each round starting with
-the next method); the table shows the median and [min-max] wall-clock seconds. Ratios are other
-method's median / semrec's median (> 1 means semrec is faster). Once per configuration semrec's
-top-k scores are checked against NumPy's (max abs difference <= 1e-4). Nothing of size queries x
-items is ever materialised: the NumPy paths work on chunks of at most CHUNK_BYTES of scores.
+the next method, each call after a short idle pause); the table shows the median and [min-max]
+wall-clock seconds. Ratios are other method's median / semrec's median (> 1 means semrec is
+faster). Once per configuration semrec's top-k scores are checked against NumPy's (max abs
+difference <= 1e-4). Nothing of size queries x items is ever materialised: the NumPy paths work on
+chunks of at most CHUNK_BYTES of scores.
 """
 
 from __future__ import annotations
@@ -70,6 +71,7 @@ import semrec.similarity  # noqa: E402
 CHUNK_BYTES = 512 * 2**20  # score buffer of the NumPy baseline and of the GEMM reference
 MAX_CHUNK = 1024  # queries per chunk when the buffer allows it
 PARTITION_BYTES = 8 * 2**20  # int64 indices that one np.argpartition call may return
+SETTLE_SECONDS = 0.3  # idle pause before every timed call, outside the timing
 TOLERANCE = 1e-4  # max abs difference between semrec's and NumPy's top-k scores
 SEED = 20240601
 
@@ -206,8 +208,9 @@ def time_alternating(
 ) -> tuple[dict[str, list[float]], dict[str, TopK | None]]:
     """One warm-up call per method, then `repeats` rounds that call every method in turn.
 
-    Each round starts one method later than the previous one, so that no method always runs
-    right after the same other one (thread pools keep spinning for a while after a call).
+    Each round starts one method later than the previous one, and every call is preceded by a
+    pause of SETTLE_SECONDS: OpenBLAS worker threads busy-wait for a while after a product, and
+    without the pause they would steal a core from whichever method runs next.
     """
     results = {name: fn() for name, fn in methods.items()}
     times: dict[str, list[float]] = {name: [] for name in methods}
@@ -215,6 +218,7 @@ def time_alternating(
     for round_ in range(repeats):
         shift = round_ % len(names)
         for name in names[shift:] + names[:shift]:
+            time.sleep(SETTLE_SECONDS)
             t0 = time.perf_counter()
             methods[name]()
             times[name].append(time.perf_counter() - t0)
@@ -278,8 +282,8 @@ def machine_header(args: argparse.Namespace) -> str:
             f"faiss {faiss.__version__}, scipy {version('scipy')}, "
             f"Python {platform.python_version()}",
             f"BLAS     : {blas}",
-            f"load     : {load:.2f} (1-min load average before the run"
-            + ("; other work is running, timings will be noisy)" if load > 0.5 else ")"),
+            f"load     : {load:.2f} (1-min load average at the start; the last line measures "
+            "what else ran during the benchmark)",
             f"threads  : {t} for all — semrec num_threads={t}, OMP_NUM_THREADS="
             f"{os.environ['OMP_NUM_THREADS']}, faiss.omp_set_num_threads({t}), "
             f"threadpool_limits({t}) for BLAS",
@@ -291,7 +295,8 @@ def machine_header(args: argparse.Namespace) -> str:
             "at a time) + sort of the k; "
             "GEMM = the same chunked np.matmul alone",
             f"timing   : methods alternate (rotating order), 1 warm-up each, then median "
-            f"[min–max] of {args.repeats} runs, seconds",
+            f"[min–max] of {args.repeats} runs, seconds; a {SETTLE_SECONDS:g} s pause before "
+            "each call lets spinning thread pools (OpenBLAS) go idle",
             "ratios   : vs faiss = faiss s / semrec s, vs numpy = numpy s / semrec s "
             "(> 1: semrec is faster)",
             "GFLOP/s  : 2·queries·items·dim / median s; % GEMM = semrec GFLOP/s / GEMM GFLOP/s",
