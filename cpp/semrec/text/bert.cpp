@@ -3,6 +3,8 @@
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
 
+#include "semrec/text/pooling_ops.hpp"
+
 #include <algorithm>
 #include <fstream>
 #include <map>
@@ -125,8 +127,7 @@ at::Tensor BertEncoder::Impl::forward(const at::Tensor& ids, const at::Tensor& l
   }
   x = x.to(at::kFloat);
   if (!cfg.mean_pooling) return x.select(1, 0).contiguous();
-  at::Tensor w = valid.to(at::kFloat).unsqueeze(2);
-  return (x * w).sum(1) / lengths.to(at::kFloat).clamp_min(1).unsqueeze(1);
+  return masked_mean(x.contiguous(), lengths);
 }
 
 void BertEncoder::encode(const std::vector<std::vector<std::int32_t>>& ids, std::int64_t batch_size,
@@ -162,7 +163,7 @@ void BertEncoder::encode(const std::vector<std::vector<std::int32_t>>& ids, std:
     }
     at::Tensor pooled = impl_->forward(batch, lengths);
     if (normalize) {
-      pooled = pooled / pooled.norm(2, {1}, true).clamp_min(1e-12);
+      pooled = l2_normalize(pooled);
     }
     pooled = pooled.contiguous();
     const float* pp = pooled.data_ptr<float>();

@@ -1,5 +1,7 @@
 #include "semrec/text/pooling.hpp"
 
+#include "semrec/text/pooling_ops.hpp"
+
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
@@ -7,6 +9,18 @@
 #include <string>
 
 namespace semrec::text {
+
+at::Tensor masked_mean(const at::Tensor& hidden, const at::Tensor& lengths) {
+  const std::int64_t seq_len = hidden.size(1);
+  const at::Tensor mask =
+      (at::arange(seq_len, lengths.options()).unsqueeze(0) < lengths.unsqueeze(1)).to(at::kFloat);
+  at::Tensor sums = at::bmm(mask.unsqueeze(1), hidden).squeeze(1);  // (n, dim)
+  return sums.div_(lengths.clamp_min(1).to(at::kFloat).unsqueeze(1));
+}
+
+at::Tensor l2_normalize(const at::Tensor& rows) {
+  return rows / rows.norm(2, {1}, /*keepdim=*/true).clamp_min(1e-12);
+}
 
 void mean_pool(const float* hidden, std::int64_t n, std::int64_t seq_len, std::int64_t dim,
                const std::int64_t* lengths, bool normalize, float* out) {
@@ -25,12 +39,8 @@ void mean_pool(const float* hidden, std::int64_t n, std::int64_t seq_len, std::i
   const at::Tensor len = at::from_blob(const_cast<std::int64_t*>(lengths), {n}, i64);
   at::Tensor result = at::from_blob(out, {n, dim}, f32);
 
-  const at::Tensor mask = (at::arange(seq_len, i64).unsqueeze(0) < len.unsqueeze(1)).to(at::kFloat);
-  at::Tensor pooled = at::bmm(mask.unsqueeze(1), h).squeeze(1);  // (n, dim) sums
-  pooled.div_(len.clamp_min(1).to(at::kFloat).unsqueeze(1));
-  if (normalize) {
-    pooled.div_(pooled.norm(2, {1}, /*keepdim=*/true).clamp_min(1e-12));
-  }
+  at::Tensor pooled = masked_mean(h, len);
+  if (normalize) pooled = l2_normalize(pooled);
   result.copy_(pooled);
 }
 
