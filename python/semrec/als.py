@@ -10,14 +10,11 @@ never form the per-row matrix), in parallel, with the GIL released.
 
 from __future__ import annotations
 
-import io
-import json
 import logging
 import math
 import os
 import sys
 import time
-import zipfile
 from collections.abc import Callable
 from typing import Any
 
@@ -25,6 +22,7 @@ import numpy as np
 import scipy.sparse as sp
 from tqdm import tqdm
 
+from semrec import _persist as persist
 from semrec import _validation as check
 from semrec._native import core
 from semrec._threads import resolve_num_threads
@@ -649,24 +647,11 @@ class ALS:
         params = {p: getattr(self, p) for p in self._PARAMS}
         if not (params["random_state"] is None or isinstance(params["random_state"], int)):
             params["random_state"] = None  # a Generator is not data; its job is done after fit
-        meta = {
-            "format": FORMAT_NAME,
-            "version": FORMAT_VERSION,
-            "params": params,
-            "global_mean": self.global_mean_,
-        }
-        blob = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+        meta = {"params": params, "global_mean": self.global_mean_}
         train = self.interactions_
-        with open(path, "wb") as f:
-            np.savez(
-                f,
-                metadata=blob,
-                users=self._users,
-                items=self._items,
-                indptr=train.indptr,
-                indices=train.indices,
-                data=train.data,
-            )
+        arrays = {"users": self._users, "items": self._items}
+        arrays |= {"indptr": train.indptr, "indices": train.indices, "data": train.data}
+        persist.write(path, FORMAT_NAME, FORMAT_VERSION, meta, arrays)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> ALS:
@@ -675,21 +660,7 @@ class ALS:
         Raises ``FileNotFoundError`` for a missing file and :class:`semrec.FormatError` for a
         corrupt file or one of another format version.
         """
-        with open(path, "rb") as f:
-            raw = f.read()
-        try:
-            with np.load(io.BytesIO(raw), allow_pickle=False) as z:
-                arrays = {name: z[name] for name in z.files}
-            meta = json.loads(arrays["metadata"].tobytes().decode())
-        except (zipfile.BadZipFile, OSError, ValueError, KeyError, EOFError) as exc:
-            raise FormatError(f"{path} is not a readable semrec ALS file ({exc})") from None
-        if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
-            raise FormatError(f"{path} is not a semrec ALS file (format {meta!r})")
-        if meta.get("version") != FORMAT_VERSION:
-            raise FormatError(
-                f"{path} has ALS format version {meta.get('version')!r}; this semrec reads "
-                f"version {FORMAT_VERSION}. Re-train and save with this version."
-            )
+        meta, arrays = persist.read(path, FORMAT_NAME, FORMAT_VERSION)
         try:
             model = cls(**meta["params"])
             model._check_params()
