@@ -8,22 +8,28 @@ from semrec import datasets, metrics, split
 from semrec._threads import get_num_threads, set_num_threads
 from semrec.als import ALS
 from semrec.baselines import MostPopular, Random
+from semrec.coldstart import ColdStartALS
 from semrec.errors import FormatError
 from semrec.evaluation import compare, evaluate
+from semrec.hybrid import Hybrid
+from semrec.rerank import diversify
 from semrec.similarity import item_neighbours, topk
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ALS",
+    "ColdStartALS",
     "EmbeddingCache",
     "FormatError",
+    "Hybrid",
     "MostPopular",
     "Random",
     "TextEncoder",
     "__version__",
     "compare",
     "datasets",
+    "diversify",
     "evaluate",
     "get_num_threads",
     "item_neighbours",

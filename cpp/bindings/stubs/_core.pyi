@@ -74,3 +74,11 @@ def als_loss(
     implicit: bool,
     num_threads: int,
 ) -> float: ...
+def mmr(
+    ids: npt.NDArray[np.int32],
+    relevance: npt.NDArray[np.float32],
+    embeddings: npt.NDArray[np.float32],
+    k: int,
+    lambda_: float,
+    num_threads: int,
+) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.float32], npt.NDArray[np.int32]]: ...
