@@ -16,7 +16,25 @@ mmr
     max-similarity). Both get the same relevance (already in [0, 1]; semrec with
     ``normalize="none"``) and must pick the same items (checked, printed).
 
-Protocol (PROTOCOL.md): same data and threads for everyone (``--threads``: semrec's
+mmr_quality, hybrid, coldstart (quality, MovieLens-100k at ../shared/datasets/ml-100k)
+    Item embeddings: semrec.TextEncoder (all-MiniLM-L6-v2) over the protocol's item text, or
+    hashed random-projection embeddings of the same text when the encoder is unavailable (the
+    table header says which). ALS hyperparameters are picked on a validation split carved from
+    train the same way (``last_fraction`` / ``cold_items``) from a grid of (factors, reg, alpha)
+    (8 points, 4 with --quick), 15 iterations. "text profile" is a minimal content model
+    written here (rating-weighted mean of a user's item embeddings, cosine to every item).
+
+    * mmr_quality: warm split; ALS top-100 candidates re-ranked by ``diversify`` for a sweep
+      of lambda; NDCG@10, intra-list diversity@10 (text embeddings), coverage@10.
+    * hybrid: warm split; ``Hybrid.tune`` picks the (ALS, text profile) weights on validation
+      (simplex grid, step 0.1), members then refitted on the full train; NDCG@10 beside each
+      member, random and most-popular.
+    * coldstart: cold-item split (10% of items with >= 5 interactions, seed 0); users rank the
+      cold items only; ``ColdStartALS`` (ridge regularization picked on a validation cold split
+      from 1, 10, 100, 1000) vs plain ALS, text profile, a (ColdStartALS, text profile) hybrid
+      tuned on validation, random and most-popular; Recall@20 and NDCG@20.
+
+Speed protocol (PROTOCOL.md): same data and threads for everyone (``--threads``: semrec's
 ``num_threads``, OMP_NUM_THREADS and ``threadpoolctl`` for NumPy's BLAS), methods alternate,
 one warm-up each, then the median and [min-max] of ``--repeats`` rounds; ratio = NumPy median /
 semrec median.
@@ -35,14 +53,21 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS
 
 import statistics  # noqa: E402
 import time  # noqa: E402
+import zlib  # noqa: E402
 from collections.abc import Callable  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
+import scipy.sparse as sp  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
 import semrec  # noqa: E402
+from semrec import split  # noqa: E402
+from semrec.datasets import Dataset  # noqa: E402
 
 SEED = 0
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 
 
 def timed_pair(
@@ -125,7 +150,226 @@ def part_mmr(args: argparse.Namespace) -> None:
         print(f"| {label:<28} | {fmt(t):>22} | {n_users / t[0]:>10.0f} | {r:>5.2f}x |")
 
 
-PARTS: dict[str, Callable[[argparse.Namespace], None]] = {"mmr": part_mmr}
+# -- quality on MovieLens-100k ----------------------------------------------------------------
+_CACHE: dict[str, Any] = {}
+
+
+def movielens() -> Dataset:
+    if "ml" not in _CACHE:
+        if not (DATA / "ml-100k" / "u.data").exists():
+            raise SystemExit(f"MovieLens-100k not found at {DATA / 'ml-100k'}")
+        _CACHE["ml"] = semrec.datasets.movielens("100k", path=DATA / "ml-100k")
+    return _CACHE["ml"]
+
+
+def item_embeddings() -> tuple[np.ndarray, str]:
+    """Text embeddings of the items, and a label saying where they came from."""
+    if "emb" not in _CACHE:
+        texts = [str(t) for t in movielens().items["text"]]
+        try:
+            encoder = semrec.TextEncoder()
+            _CACHE["emb"] = (encoder.encode(texts), "semrec.TextEncoder (all-MiniLM-L6-v2)")
+        except Exception as exc:  # no model files: say so and fall back
+            rng = np.random.default_rng(SEED)
+            rows, cols = [], []
+            for i, text in enumerate(texts):
+                for word in text.lower().split():
+                    rows.append(i)
+                    cols.append(zlib.crc32(word.encode()) % 4096)
+            bag = sp.csr_array((np.ones(len(rows)), (rows, cols)), shape=(len(texts), 4096))
+            emb = bag @ rng.standard_normal((4096, 384))
+            emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+            _CACHE["emb"] = (
+                emb.astype(np.float32),
+                f"random projection ({exc.__class__.__name__})",
+            )
+    return _CACHE["emb"]
+
+
+class TextProfile:
+    """Minimal content model: rating-weighted mean of a user's item embeddings, cosine."""
+
+    def __init__(self, emb: np.ndarray) -> None:
+        self.emb = emb
+
+    def fit(self, interactions: sp.csr_array) -> TextProfile:
+        self.interactions_ = sp.csr_array(interactions, dtype=np.float32)
+        profiles = self.interactions_ @ self.emb
+        norms = np.linalg.norm(profiles, axis=1, keepdims=True)
+        self.profiles = np.ascontiguousarray(profiles / np.where(norms > 0, norms, 1), np.float32)
+        return self
+
+    def score(self, users: Any, items: Any) -> np.ndarray:
+        return self.profiles[np.asarray(users)] @ self.emb[np.asarray(items)].T
+
+    def recommend(self, users, k=10, *, exclude_seen=True, items=None):
+        u = np.asarray(users).reshape(-1)
+        ids, scores = semrec.topk(
+            self.profiles[u],
+            self.emb,
+            k,
+            metric="dot",
+            exclude=self.interactions_[u] if exclude_seen else None,
+            candidates=None if items is None else np.asarray(items),
+        )
+        return (ids[0], scores[0]) if np.ndim(users) == 0 else (ids, scores)
+
+
+def als_grid(quick: bool) -> list[tuple[int, float, float]]:
+    grid = [(f, reg, alpha) for f in (32, 64) for reg in (0.1, 10.0) for alpha in (1.0, 10.0)]
+    return grid[::2] if quick else grid
+
+
+def make_als(params: tuple[int, float, float]) -> semrec.ALS:
+    factors, reg, alpha = params
+    return semrec.ALS(
+        factors, regularization=reg, alpha=alpha, iterations=15, random_state=0, show_progress=False
+    )
+
+
+def metric(model: Any, train: Dataset, test: Dataset, name: str, k: int, **kw: Any) -> float:
+    table = semrec.evaluate(model, train, test, k=k, metrics=[name], **kw)
+    return float(table.loc[k, name])
+
+
+def tuned_als(train: Dataset, quick: bool, score: Callable[[Any, Dataset, Dataset], float]):
+    """ALS with the grid point that scores best on a validation split carved from train."""
+    fit_set, valid = split.last_fraction(train)
+    results = [
+        (score(make_als(p).fit(fit_set.interactions), fit_set, valid), p) for p in als_grid(quick)
+    ]
+    return max(results)[1]
+
+
+def part_mmr_quality(args: argparse.Namespace) -> None:
+    data = movielens()
+    emb, source = item_embeddings()
+    train, test = split.last_fraction(data)
+    params = tuned_als(train, args.quick, lambda m, a, b: metric(m, a, b, "ndcg", 10))
+    als = make_als(params).fit(train.interactions)
+
+    class Diversified:
+        def __init__(self, lam: float) -> None:
+            self.lam = lam
+
+        def recommend(self, users, k=10, *, exclude_seen=True, items=None):
+            ids, scores = als.recommend(users, k=100, exclude_seen=exclude_seen, items=items)
+            return semrec.diversify(ids, scores, emb, k, self.lam)
+
+    print(
+        f"\nMMR lambda sweep, MovieLens-100k warm split; ALS {params} (tuned on validation) "
+        f"top-100 -> diversify -> 10; embeddings: {source}"
+    )
+    print("| lambda | NDCG@10 | intra-list diversity@10 | coverage@10 |")
+    print("|---:|---:|---:|---:|")
+    for lam in (1.0, 0.9, 0.8, 0.7, 0.5, 0.3):
+        table = semrec.evaluate(
+            Diversified(lam),
+            train,
+            test,
+            k=10,
+            metrics=["ndcg", "diversity", "coverage"],
+            item_embeddings=emb,
+        )
+        row = table.loc[10]
+        print(f"| {lam:.1f} | {row.ndcg:.4f} | {row.diversity:.4f} | {row.coverage:.4f} |")
+
+
+def part_hybrid(args: argparse.Namespace) -> None:
+    data = movielens()
+    emb, source = item_embeddings()
+    train, test = split.last_fraction(data)
+    fit_set, valid = split.last_fraction(train)
+    params = tuned_als(train, args.quick, lambda m, a, b: metric(m, a, b, "ndcg", 10))
+    members = [
+        make_als(params).fit(fit_set.interactions),
+        TextProfile(emb).fit(fit_set.interactions),
+    ]
+    tuned = semrec.Hybrid.tune(members, fit_set, valid, grid=10, k=10, show_progress=False)
+    weights = [w for _, w in tuned.models]
+    als = make_als(params).fit(train.interactions)
+    profile = TextProfile(emb).fit(train.interactions)
+    hybrid = semrec.Hybrid([(als, weights[0]), (profile, weights[1])])
+    models = {
+        "random": semrec.Random(random_state=0).fit(train.interactions),
+        "most popular": semrec.MostPopular().fit(train.interactions),
+        f"ALS {params}": als,
+        "text profile": profile,
+        f"Hybrid zscore, weights {weights} (tuned)": hybrid,
+    }
+    print(
+        f"\nHybrid, MovieLens-100k warm split; embeddings: {source}; weights by Hybrid.tune on "
+        "validation (simplex step 0.1, 11 points), ALS grid as above"
+    )
+    print("| model | NDCG@10 | Recall@10 |")
+    print("|---|---:|---:|")
+    for name, model in models.items():
+        table = semrec.evaluate(model, train, test, k=10, metrics=["ndcg", "recall"])
+        print(f"| {name} | {table.loc[10, 'ndcg']:.4f} | {table.loc[10, 'recall']:.4f} |")
+
+
+def part_coldstart(args: argparse.Namespace) -> None:
+    data = movielens()
+    emb, source = item_embeddings()
+    train, test = split.cold_items(data, 0.1, 5, random_state=0)
+    cold = test.split_info["cold_items"]
+    fit_set, valid = split.cold_items(train, 0.1, 5, random_state=0)
+    valid_cold = valid.split_info["cold_items"]
+
+    def recall(model: Any, a: Dataset, b: Dataset, items: np.ndarray) -> float:
+        return metric(model, a, b, "recall", 20, items=items)
+
+    # ALS and the ridge penalty picked together on the validation cold split.
+    scored = []
+    for p in als_grid(args.quick):
+        als = make_als(p).fit(fit_set.interactions)
+        for reg in (1.0, 10.0, 100.0, 1000.0):
+            model = semrec.ColdStartALS(als, emb, regularization=reg).fit()
+            scored.append((recall(model, fit_set, valid, valid_cold), p, reg))
+    _, params, reg = max(scored)
+    als_v = make_als(params).fit(fit_set.interactions)
+    members = [
+        semrec.ColdStartALS(als_v, emb, regularization=reg).fit(),
+        TextProfile(emb).fit(fit_set.interactions),
+    ]
+    # Hybrid weights for cold items: tuned on the validation cold split, ranking its cold items.
+    tuned = semrec.Hybrid.tune(
+        members, fit_set, valid, k=20, metric="recall", items=valid_cold, show_progress=False
+    )
+    best_w = tuple(w for _, w in tuned.models)
+    als = make_als(params).fit(train.interactions)
+    coldstart = semrec.ColdStartALS(als, emb, regularization=reg).fit()
+    profile = TextProfile(emb).fit(train.interactions)
+    models = {
+        "random": semrec.Random(random_state=0).fit(train.interactions),
+        "most popular": semrec.MostPopular().fit(train.interactions),
+        f"plain ALS {params}": als,
+        "text profile": profile,
+        f"ColdStartALS (ridge reg {reg})": coldstart,
+        f"Hybrid(ColdStartALS, text profile) {best_w}": semrec.Hybrid(
+            [(coldstart, best_w[0]), (profile, best_w[1])]
+        ),
+    }
+    print(
+        f"\nCold-item split, MovieLens-100k: {cold.size} cold items, users rank them only; "
+        f"embeddings: {source}; ALS {params} and ridge reg picked on a validation cold split"
+    )
+    print("| model | Recall@20 | NDCG@20 | Recall@20 / random |")
+    print("|---|---:|---:|---:|")
+    base = None
+    for name, model in models.items():
+        table = semrec.evaluate(model, train, test, k=20, metrics=["recall", "ndcg"], items=cold)
+        r, n = table.loc[20, "recall"], table.loc[20, "ndcg"]
+        base = base or r
+        print(f"| {name} | {r:.4f} | {n:.4f} | {r / base:.2f}x |")
+
+
+PARTS: dict[str, Callable[[argparse.Namespace], None]] = {
+    "mmr": part_mmr,
+    "mmr_quality": part_mmr_quality,
+    "hybrid": part_hybrid,
+    "coldstart": part_coldstart,
+}
 
 
 def main() -> None:

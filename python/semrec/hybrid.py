@@ -209,6 +209,7 @@ class Hybrid(Recommender):
         metric: str = "ndcg",
         normalize: str = "zscore",
         relevance_threshold: float | None = 4,
+        items: np.ndarray | None = None,
         show_progress: bool | None = None,
     ) -> Hybrid:
         """Pick the weights that maximise a ranking metric on a validation split.
@@ -234,6 +235,9 @@ class Hybrid(Recommender):
             As in :class:`Hybrid`.
         relevance_threshold : float or None, default 4
             As in :func:`semrec.evaluate`.
+        items : 1-D int array, optional
+            Rank only these items (e.g. the validation split's cold items), as in
+            :func:`semrec.evaluate`.
         show_progress : bool, optional
             A tqdm bar over the grid; ``None`` shows it when stderr is a terminal.
 
@@ -273,6 +277,7 @@ class Hybrid(Recommender):
                 k=k,
                 metrics=[metric],
                 relevance_threshold=relevance_threshold,
+                items=items,
             )
             value = float(table.loc[k, metric])
             logger.debug("Hybrid.tune weights %s: %s@%d = %.5f", w, metric, k, value)
