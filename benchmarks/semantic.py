@@ -31,7 +31,7 @@ mmr_quality, hybrid, coldstart (quality, MovieLens-100k at ../shared/datasets/ml
       member, random and most-popular.
     * coldstart: cold-item split (10% of items with >= 5 interactions, seed 0); users rank the
       cold items only; ``ColdStartALS`` (ridge regularization picked on a validation cold split
-      from 1, 10, 100, 1000) vs plain ALS, text profile, a (ColdStartALS, text profile) hybrid
+      from 1, 10, ..., 10^4) vs plain ALS, text profile, a (ColdStartALS, text profile) hybrid
       tuned on validation, random and most-popular; Recall@20 and NDCG@20.
 
 Speed protocol (PROTOCOL.md): same data and threads for everyone (``--threads``: semrec's
@@ -323,7 +323,7 @@ def part_coldstart(args: argparse.Namespace) -> None:
     scored = []
     for p in als_grid(args.quick):
         als = make_als(p).fit(fit_set.interactions)
-        for reg in (1.0, 10.0, 100.0, 1000.0):
+        for reg in (1.0, 10.0, 100.0, 1000.0, 10000.0):
             model = semrec.ColdStartALS(als, emb, regularization=reg).fit()
             scored.append((recall(model, fit_set, valid, valid_cold), p, reg))
     _, params, reg = max(scored)

@@ -113,6 +113,14 @@ def test_padding_and_short_rows(rng):
     assert -1 not in got_ids[0]
 
 
+def test_empty_inputs(rng):
+    emb = unit(rng.standard_normal((5, 4), dtype=np.float32))
+    ids, scores = semrec.diversify(np.zeros((3, 0), np.int32), np.zeros((3, 0)), emb, k=2)
+    assert (ids == -1).all() and np.isneginf(scores).all() and ids.shape == (3, 2)
+    ids, scores = semrec.diversify(np.zeros((0, 4), np.int32), np.zeros((0, 4)), emb, k=2)
+    assert ids.shape == scores.shape == (0, 2)
+
+
 def test_repeated_id_is_picked_once(rng):
     emb = unit(rng.standard_normal((5, 4), dtype=np.float32))
     ids = np.array([[3, 3, 1, 3]], dtype=np.int32)

@@ -100,8 +100,9 @@ def diversify(
     threads = resolve_num_threads(num_threads)
     relevance = minmax_rows(rel, cand >= 0) if normalize == "minmax" else rel
     picked, _, positions = core.mmr(cand, relevance, unit_rows(emb), k, lambda_, threads)
-    out_scores = np.take_along_axis(rel, np.maximum(positions, 0), axis=1)
-    out_scores[positions < 0] = -np.inf
+    out_scores = np.full(picked.shape, -np.inf, dtype=np.float32)
+    rows, cols = np.nonzero(positions >= 0)
+    out_scores[rows, cols] = rel[rows, positions[rows, cols]]
     return (picked[0], out_scores[0]) if single else (picked, out_scores)
 
 
@@ -111,8 +112,8 @@ def minmax_rows(scores: np.ndarray, valid: np.ndarray) -> np.ndarray:
     Entries outside ``valid`` are left as they are (the kernel never reads them).
     """
     s = scores.astype(np.float64)
-    lo = np.where(valid, s, np.inf).min(axis=1, keepdims=True)
-    hi = np.where(valid, s, -np.inf).max(axis=1, keepdims=True)
+    lo = np.min(s, axis=1, keepdims=True, where=valid, initial=np.inf)
+    hi = np.max(s, axis=1, keepdims=True, where=valid, initial=-np.inf)
     span = hi - lo
     with np.errstate(invalid="ignore"):
         scaled = np.where(span > 0, (s - lo) / np.where(span > 0, span, 1.0), 1.0)
