@@ -192,3 +192,20 @@ def test_bad_inputs_raise(rng, tmp_path):
     with pytest.raises(NotImplementedError, match=r"als\.save"):
         model.save(tmp_path / "m.npz")
     assert repr(model).startswith("ColdStartALS(als=ALS(") and "regularization=1.0" in repr(model)
+
+
+def test_min_interactions_maps_rare_items_too(rng):
+    clicks, emb, *_ = topic_catalogue(rng)
+    counts = np.bincount(clicks.indices, minlength=60)
+    threshold = int(np.median(counts[counts > 0]))
+    als = semrec.ALS(factors=4, iterations=3, random_state=0, show_progress=False)
+    model = semrec.ColdStartALS(als, emb, min_interactions=threshold, fit_intercept=False)
+    model.fit(clicks)
+    rare = np.flatnonzero(counts < threshold)
+    np.testing.assert_array_equal(model.cold_items_, rare)
+    warm = np.flatnonzero(counts >= threshold)
+    ref = normal_equations(
+        emb[warm].astype(np.float64), als.item_factors_[warm].astype(np.float64), 1.0, False
+    )
+    np.testing.assert_allclose(model.item_factors_[rare], emb[rare] @ ref, rtol=1e-4, atol=1e-5)
+    np.testing.assert_array_equal(model.intercept_, np.zeros(4, np.float32))
