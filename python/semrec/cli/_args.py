@@ -114,7 +114,26 @@ def add_data_arguments(p: argparse.ArgumentParser, *, text_help: str) -> None:
         metavar="COL",
         help="item id column of --items (default: the --item-column name)",
     )
-    g.add_argument("--sep", help="CSV field separator (default: ',' and tab for .tsv)")
+    g.add_argument(
+        "--column-names",
+        type=names,
+        metavar="NAMES",
+        help="comma-separated column names of an --interactions CSV without a header line",
+    )
+    add_sep_argument(g)
+
+
+def separator(text: str) -> str:
+    """A CSV separator; ``tab`` and ``\\t`` spell a tab (awkward to type in a shell)."""
+    return "\t" if text in ("tab", "\\t") else text
+
+
+def add_sep_argument(g: Any) -> None:
+    g.add_argument(
+        "--sep",
+        type=separator,
+        help="CSV field separator, 'tab' for a tab (default: ',', and tab for .tsv files)",
+    )
 
 
 def add_model_arguments(p: argparse.ArgumentParser) -> None:

@@ -36,8 +36,13 @@ def _parquet_engine() -> None:
         ) from None
 
 
-def read_table(path: str, what: str, sep: str | None = None) -> pd.DataFrame:
-    """A CSV/TSV/Parquet file as a DataFrame; FileNotFoundError / FormatError otherwise."""
+def read_table(
+    path: str, what: str, sep: str | None = None, names: list[str] | None = None
+) -> pd.DataFrame:
+    """A CSV/TSV/Parquet file as a DataFrame; FileNotFoundError / FormatError otherwise.
+
+    ``names`` are the column names of a CSV file without a header line.
+    """
     _check_file(path, what)
     p = Path(path)
     if is_parquet(p):
@@ -52,10 +57,13 @@ def read_table(path: str, what: str, sep: str | None = None) -> pd.DataFrame:
         with warnings.catch_warnings():
             # Rows longer than the header would silently become an index or lose data.
             warnings.simplefilter("error", pd.errors.ParserWarning)
-            frame = pd.read_csv(p, sep=sep, index_col=False)
+            frame = pd.read_csv(
+                p, sep=sep, index_col=False, header=None if names else "infer", names=names
+            )
     except pd.errors.ParserWarning:
         raise FormatError(
             f"{path} is malformed: some rows have more fields than the header"
+            + (" (or than --column-names)" if names else "")
         ) from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, EOFError) as exc:
         raise FormatError(f"{path} is not a readable CSV file ({exc})") from None
@@ -96,7 +104,7 @@ def require_columns(frame: pd.DataFrame, columns: dict[str, str | None], path: s
 
 def load_dataset(args: argparse.Namespace) -> Dataset:
     """The interactions (and item table) named by the shared data options."""
-    frame = read_table(args.interactions, "--interactions", args.sep)
+    frame = read_table(args.interactions, "--interactions", args.sep, args.column_names)
     require_columns(
         frame,
         {

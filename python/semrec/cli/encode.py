@@ -34,7 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--items", required=True, metavar="FILE", help="table: .csv, .tsv, .parquet")
     g.add_argument("--text-column", required=True, metavar="COL", help="column holding the text")
     g.add_argument("--id-column", metavar="COL", help="id column to keep (Parquet output)")
-    g.add_argument("--sep", help="CSV field separator (default: ',' and tab for .tsv)")
+    _args.add_sep_argument(g)
     g = p.add_argument_group("encoding")
     g.add_argument("--out", required=True, metavar="FILE", help="output: .npy or .parquet")
     g.add_argument(
