@@ -330,3 +330,16 @@ def test_help_lists_models_and_examples(capsys) -> None:
         assert "examples:" in text and f"semrec {command} --" in text
         if command != "encode":
             assert all(name in text for name in MODELS)
+
+
+def test_headerless_tsv_input_and_gzip_output(files, tmp_path) -> None:
+    ratings = pd.read_csv(files["ratings"])
+    tsv = tmp_path / "u.data"
+    ratings.to_csv(tsv, sep="\t", header=False, index=False)
+    out = tmp_path / "recs.csv.gz"
+    args = _recommend(files, out, "--model", "popular", "--k", "3")
+    args[2] = str(tsv)
+    assert main([*args, "--sep", "tab", "--column-names", "userId,movieId,rating,ts"]) == 0
+    got = pd.read_csv(out).sort_values(["user", "rank"]).reset_index(drop=True)
+    want = _popular_reference(ratings, 3).sort_values(["user", "rank"]).reset_index(drop=True)
+    pd.testing.assert_frame_equal(got, want, check_dtype=False)
