@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 from typing import Any
 
 
@@ -19,6 +20,11 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
 
     def __init__(self, prog: str) -> None:
         super().__init__(prog, max_help_position=34, width=100)
+
+
+def paragraph(text: str) -> str:
+    """A description wrapped to the help width (the formatter keeps line breaks as written)."""
+    return textwrap.fill(text, 95)
 
 
 def positive(text: str) -> int:

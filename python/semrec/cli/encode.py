@@ -25,8 +25,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "encode",
         help="embed a text column with the language model (to .npy or .parquet)",
-        description="Embed each row's text with a sentence-transformers model running in "
-        "semrec's C++ encoder (default: the bundled all-MiniLM-L6-v2, offline).",
+        description=_args.paragraph(
+            "Embed each row's text with a sentence-transformers model running in "
+            "semrec's C++ encoder (default: the bundled all-MiniLM-L6-v2, offline)."
+        ),
         epilog=EPILOG,
         formatter_class=_args.HelpFormatter,
     )

@@ -37,9 +37,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "evaluate",
         help="split an interactions file, fit models and print a metrics table",
-        description="Hold out part of an interactions table, fit each model on the rest and "
-        "print ranking metrics (precision, recall, ndcg, map, hit rate, mrr, coverage, "
-        "novelty) side by side.\n\nmodels:\n" + registry.describe(),
+        description=_args.paragraph(
+            "Hold out part of an interactions table, fit each model on the rest and "
+            "print ranking metrics (precision, recall, ndcg, map, hit rate, mrr, coverage, "
+            "novelty) side by side."
+        )
+        + "\n\nmodels:\n"
+        + registry.describe(),
         epilog=EPILOG,
         formatter_class=_args.HelpFormatter,
     )
@@ -56,7 +60,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     g.add_argument("--split", choices=SPLITS, default="warm", help="how to hold out (warm)")
     g.add_argument(
-        "--test-fraction", type=_args.fraction, default=0.2, help="share held out per user (0.2)"
+        "--test-fraction",
+        type=_args.fraction,
+        default=0.2,
+        metavar="F",
+        help="share held out per user (0.2)",
     )
     g.add_argument("--k", type=_args.cutoffs, default=(10,), metavar="K", help="k or k1,k2 (10)")
     g.add_argument(

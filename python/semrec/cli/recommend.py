@@ -31,8 +31,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "recommend",
         help="fit a model on an interactions file and write each user's top-k items",
-        description="Fit a model on an interactions table (CSV or Parquet) and write each "
-        "user's top-k unseen items.\n\nmodels:\n" + registry.describe(),
+        description=_args.paragraph(
+            "Fit a model on an interactions table (CSV or Parquet) and write each "
+            "user's top-k unseen items."
+        )
+        + "\n\nmodels:\n"
+        + registry.describe(),
         epilog=EPILOG,
         formatter_class=_args.HelpFormatter,
     )
