@@ -148,8 +148,9 @@ def load_dataset(args: argparse.Namespace) -> Dataset:
             item_text=args.text_column,
             duplicates=args.duplicates,
         )
-    except (ValueError, TypeError) as exc:  # name the file: there may be two
-        raise type(exc)(f"{args.interactions}: {exc}") from None
+    except (ValueError, TypeError) as exc:  # name the files: the message names columns only
+        files = args.interactions + (f" with {args.items}" if args.items else "")
+        raise type(exc)(f"{files}: {exc}") from None
 
 
 def check_output(path: str, endings: Iterable[str], option: str = "--out") -> str:
