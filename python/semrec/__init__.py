@@ -46,4 +46,8 @@ def __getattr__(name: str):
         import semrec.text
 
         return getattr(semrec.text, name)
+    if name in ("plot", "explain"):  # semrec.plot imports matplotlib only when drawing
+        import importlib
+
+        return importlib.import_module(f"semrec.{name}")
     raise AttributeError(f"module 'semrec' has no attribute {name!r}")
