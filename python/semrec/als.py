@@ -398,7 +398,7 @@ class ALS:
             k,
             metric="dot",
             exclude=exclude,
-            candidates=items,
+            candidates=None if items is None else check.item_ids(items, "items", self.n_items_),
             num_threads=self.num_threads,
             check_finite=False,
         )
