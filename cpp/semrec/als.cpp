@@ -49,6 +49,48 @@ struct Scratch {
 
 }  // namespace
 
+void csr_transpose(CsrValuesView m, int num_threads, std::int64_t* out_indptr,
+                   std::int32_t* out_indices, float* out_values, const StopCheck& stop) {
+  // Counting sort by column over a few contiguous row blocks: each block counts its columns,
+  // the prefix sums give every (block, column) its own output slot range, and the blocks then
+  // scatter in row order without sharing a slot.
+  constexpr std::int64_t kMinRowsPerBlock = 4096;
+  const std::int64_t blocks = std::max<std::int64_t>(
+      1, std::min<std::int64_t>(4 * std::max(num_threads, 1), m.rows / kMinRowsPerBlock));
+  const auto cols = static_cast<std::size_t>(m.cols);
+  std::vector<std::vector<std::int64_t>> offset(static_cast<std::size_t>(blocks));
+  auto first_row = [&](std::int64_t b) { return m.rows * b / blocks; };
+  parallel_tasks(blocks, num_threads, stop, [&](std::int64_t b) {
+    auto& count = offset[static_cast<std::size_t>(b)];
+    count.assign(cols, 0);
+    for (std::int64_t k = m.indptr[first_row(b)]; k < m.indptr[first_row(b + 1)]; ++k) {
+      const std::int32_t c = m.indices[k];
+      if (c < 0 || c >= m.cols) throw std::out_of_range("column index out of range");
+      ++count[static_cast<std::size_t>(c)];
+    }
+  });
+  std::int64_t total = 0;
+  for (std::size_t c = 0; c < cols; ++c) {
+    out_indptr[c] = total;
+    for (auto& count : offset) {
+      const std::int64_t n = count[c];
+      count[c] = total;
+      total += n;
+    }
+  }
+  out_indptr[cols] = total;
+  parallel_tasks(blocks, num_threads, stop, [&](std::int64_t b) {
+    auto& next = offset[static_cast<std::size_t>(b)];
+    for (std::int64_t r = first_row(b); r < first_row(b + 1); ++r) {
+      for (std::int64_t k = m.indptr[r]; k < m.indptr[r + 1]; ++k) {
+        const std::int64_t slot = next[static_cast<std::size_t>(m.indices[k])]++;
+        out_indices[slot] = static_cast<std::int32_t>(r);
+        out_values[slot] = m.values[k];
+      }
+    }
+  });
+}
+
 void als_gram(MatrixView other, int dims, int num_threads, double* out, const StopCheck& stop) {
   if (dims < 1 || dims > other.cols) throw std::invalid_argument("dims out of range");
   const std::int64_t chunks = (other.rows + kGramChunk - 1) / kGramChunk;
