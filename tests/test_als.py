@@ -476,3 +476,22 @@ def test_kernel_transpose_matches_scipy(rng, threads):
     np.testing.assert_array_equal(indptr, want.indptr)
     np.testing.assert_array_equal(indices, want.indices)
     np.testing.assert_array_equal(values, want.data)
+
+
+def test_fit_canonicalises_unsorted_duplicate_input(rng):
+    r = random_interactions(rng)
+    coo = r.tocoo()
+    # The same matrix with shuffled rows, an entry split in two and an explicit zero.
+    order = rng.permutation(coo.nnz)
+    rows = np.r_[coo.row[order], coo.row[0], 0]
+    cols = np.r_[coo.col[order], coo.col[0], (coo.col[coo.row == 0].max() + 1) % r.shape[1]]
+    vals = np.r_[coo.data[order], 0.0, 0.0].astype(np.float64)
+    vals[np.flatnonzero(order == 0)[0]] -= 1.0
+    vals[-2] = 1.0
+    messy = sp.csr_matrix((vals, (rows, cols)), shape=r.shape)
+    messy.has_canonical_format = False
+    kw = {"factors": 4, "iterations": 2}
+    want = make(**kw).fit(r)
+    got = make(**kw).fit(messy)
+    np.testing.assert_array_equal(got.interactions_.toarray(), r.toarray())
+    np.testing.assert_array_equal(got.user_factors_, want.user_factors_)

@@ -235,7 +235,7 @@ class ALS:
         (2, 2)
         """
         self._check_params()
-        train = check.interactions(interactions, "interactions", nonnegative=self._implicit)
+        train = _training_matrix(interactions, nonnegative=self._implicit)
         threads = resolve_num_threads(self.num_threads)
         rng = np.random.default_rng(self.random_state)
         n_users, n_items = train.shape
@@ -438,6 +438,8 @@ class ALS:
         ids, scalar = check.index_array(users, "users", self.n_users_, "user")
         exclude = self._history_rows(ids) if exclude_seen else None
         queries = np.ascontiguousarray(self._users[ids])
+        # A single user's scan is shorter than waking a second thread (results are the same).
+        small = ids.size * self.n_items_ < 2_000_000
         result_ids, scores = topk(
             queries,
             self._items,
@@ -445,7 +447,7 @@ class ALS:
             metric="dot",
             exclude=exclude,
             candidates=items,
-            num_threads=self.num_threads,
+            num_threads=1 if small else self.num_threads,
             check_finite=False,
         )
         if self.global_mean_:
@@ -843,6 +845,46 @@ def _kernel_csr(m: sp.csr_array, values: np.ndarray | None) -> sp.csr_array:
     out.indices = np.ascontiguousarray(out.indices, dtype=np.int32)
     out.data = np.ascontiguousarray(out.data, dtype=np.float32)
     return out
+
+
+def _training_matrix(m: Any, *, nonnegative: bool) -> sp.csr_array:
+    """check.interactions, with a one-pass path for input that is already canonical float32.
+
+    Data sets and splits hand over sorted, duplicate-free float32 CSR matrices; re-sorting and
+    de-duplicating those costs more than an ALS iteration at scale, so only verify it.
+    """
+    canonical = (
+        sp.issparse(m)
+        and m.format == "csr"
+        and m.ndim == 2
+        and m.nnz > 0
+        and m.dtype == np.float32
+        and m.indptr.ndim == 1
+        and m.indptr.shape[0] == m.shape[0] + 1
+        and m.indptr[0] == 0
+        and m.indptr[-1] == m.indices.shape[0] == m.data.shape[0]
+        and (np.diff(m.indptr) >= 0).all()
+        and m.has_canonical_format  # scipy's one-pass C check: rows sorted, no duplicates
+    )
+    if canonical:
+        indices, data = np.asarray(m.indices), np.asarray(m.data)
+        lowest, highest = int(indices.min()), int(indices.max())
+        clean = np.isfinite(data).all() and data.all()  # finite, and no explicit zeros
+        if clean and 0 <= lowest and highest < m.shape[1]:
+            if nonnegative and data.min() < 0:
+                raise ValueError(
+                    f"interactions contains negative weights (min {data.min()}); implicit "
+                    "feedback needs weights >= 0 (counts, durations, ratings)"
+                )
+            # Filled in place: scipy's constructor would re-check and narrow the indices.
+            out = sp.csr_array(m.shape, dtype=np.float32)
+            out.indptr = m.indptr.astype(np.int64)
+            out.indices = indices.astype(np.int32)
+            out.data = data.copy()
+            out.has_sorted_indices = True
+            out.has_canonical_format = True
+            return out
+    return check.interactions(m, "interactions", nonnegative=nonnegative)
 
 
 def _canonical_rows(history: Any, *, nonnegative: bool) -> sp.csr_array:
