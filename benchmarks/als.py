@@ -1,7 +1,8 @@
 """semrec.ALS beside implicit==0.7.3: seconds per iteration, ranking quality, time-to-quality.
 
 Usage: python benchmarks/als.py [--quick] [--threads 2] [--sizes S,M,L] [--factors 64,128]
-       [--no-quality] [--no-speed] [--ttq ML,M] [--cache /tmp/semrec-bench]
+       [--no-quality] [--no-speed] [--ttq ML,M] [--streaming ML,M]
+       [--cache /tmp/semrec-bench] [--iterations 3] [--repeats N] [--no-ml]
 
 Both libraries solve the same problem: semrec's confidence is c = 1 + alpha * r and implicit
 receives 1 + alpha * r with its own alpha = 1 (its confidence is alpha * r). Same factors,
@@ -143,15 +144,17 @@ def synthetic_cached(size: str, cache: Path) -> datasets.Dataset:
 # Benchmarks
 
 
-def seconds_per_iteration(name, train, factors, repeats, iterations=3):
+def seconds_per_iteration(name, train, factors, repeats, iterations=3, warmup=True):
+    """Each library's own per-iteration time (its fit callback's seconds: the two half-steps),
+    averaged over iterations 2..n of a fit (the first also pays for touching fresh memory)."""
     times = {"semrec": [], "implicit": []}
-    for attempt in range(repeats + 1):  # the first round is the warm-up
+    for attempt in range(repeats + int(warmup)):
         for lib, make in (("semrec", semrec_model), ("implicit", implicit_model)):
             model = make(factors, 0.01, 10.0, iterations)
-            start = time.perf_counter()
-            fit(model, train)
-            if attempt:
-                times[lib].append((time.perf_counter() - start) / iterations)
+            per = []
+            fit(model, train, callback=lambda _, seconds, *rest, per=per: per.append(seconds))
+            if attempt >= int(warmup):
+                times[lib].append(float(np.mean(per[1:] if len(per) > 1 else per)))
     s, i = np.array(times["semrec"]), np.array(times["implicit"])
     print(
         f"| {name:<22} | {factors:>3} | {np.median(s):.4f} ({s.min():.4f}-{s.max():.4f}) "
@@ -231,6 +234,44 @@ def time_to_quality(name, data, params, repeats, max_users=10_000):
         print(f"  {lib} curve (last repeat): {points}", flush=True)
 
 
+def streaming_latency(name, data, factors=64, events=300):
+    """Milliseconds per click: record it, re-solve the user, recommend 10 (after training)."""
+    train = data.interactions
+    semrec_als = fit(semrec_model(factors, 0.1, 10.0, 2), train)
+    implicit_als = fit(implicit_model(factors, 0.1, 10.0, 2), train)
+    rng = np.random.default_rng(0)
+    users = rng.integers(0, train.shape[0], events)
+    items = rng.integers(0, train.shape[1], events)
+    rows = {}  # implicit keeps no history: the caller does
+    times = {"semrec": [], "implicit": []}
+    for n, (u, i) in enumerate(zip(users.tolist(), items.tolist(), strict=True)):
+        start = time.perf_counter()
+        semrec_als.update(u, i, 1.0)
+        semrec_als.recommend(u, k=10)
+        times["semrec"].append(time.perf_counter() - start)
+        # The updated history, built outside the clock.
+        row = rows.get(u, sp.csr_matrix(train[[u]])) + sp.csr_matrix(
+            ([1.0], ([0], [i])), shape=(1, train.shape[1]), dtype=np.float32
+        )
+        rows[u] = row
+        confidence = row.copy()
+        confidence.data = 1.0 + 10.0 * confidence.data
+        start = time.perf_counter()
+        implicit_als.partial_fit_users([u], confidence)
+        implicit_als.recommend(u, confidence, N=10)
+        if n >= 20:  # the first events warm up both
+            times["implicit"].append(time.perf_counter() - start)
+        else:
+            times["semrec"].pop()
+    s, i = np.array(times["semrec"]) * 1e3, np.array(times["implicit"]) * 1e3
+    print(
+        f"| {name} | {factors} | {np.median(s):.3f} ({np.percentile(s, 90):.3f}) "
+        f"| {np.median(i):.3f} ({np.percentile(i, 90):.3f}) "
+        f"| {np.median(i) / np.median(s):5.2f}x |",
+        flush=True,
+    )
+
+
 def quality_table(quick: bool):
     train_set, test = split.last_fraction(datasets.movielens("100k", path=DATA))
     fit_set, valid = split.last_fraction(train_set)
@@ -273,6 +314,9 @@ def main() -> None:
     parser.add_argument(
         "--ttq", default="ML,M", help="time-to-quality data sets (ML, S, M, L; '' for none)"
     )
+    parser.add_argument(
+        "--streaming", default="ML,M", help="click-latency data sets (ML, S, M, L; '' for none)"
+    )
     parser.add_argument("--cache", type=Path, default=Path("/tmp/semrec-bench"))
     parser.add_argument("--iterations", type=int, default=3, help="per timed fit (speed)")
     parser.add_argument("--repeats", type=int, default=None, help="default 5 (2 above 10M nnz)")
@@ -284,8 +328,9 @@ def main() -> None:
             sizes = ["S"] if args.quick else [s for s in args.sizes.split(",") if s]
             print(
                 f"Seconds per ALS iteration (CG, 3 steps; {args.threads} threads, BLAS 1 thread; "
-                f"median (min-max) of the repeats after 1 warm-up; fit of {args.iterations} "
-                f"iterations / {args.iterations})\n"
+                f"each library's fit callback, mean of iterations 2-{args.iterations} of a fit; "
+                "median (min-max) over 5 fits after 1 warm-up fit, or over 2 fits without a "
+                "warm-up above 10M interactions)\n"
             )
             print("| data | factors | semrec s/iter | implicit s/iter | speed-up |")
             print("|---|---|---|---|---|")
@@ -295,10 +340,12 @@ def main() -> None:
                 data = synthetic_cached(size, args.cache).interactions
                 data_sets.append((f"synthetic {size} ({n_u}x{n_i})", data))
             for name, data in data_sets:
-                big = data.nnz > 10_000_000
+                big = data.nnz > 10_000_000  # L: no warm-up fit, 2 fits (see the header)
                 repeats = args.repeats or (2 if big else 5)
                 for factors in factor_list:
-                    seconds_per_iteration(name, data, factors, repeats, args.iterations)
+                    seconds_per_iteration(
+                        name, data, factors, repeats, args.iterations, warmup=not big
+                    )
         ttq = [] if args.quick else [s for s in args.ttq.split(",") if s]
         if ttq:
             params = (64, 0.1, 10.0, 15)
@@ -318,6 +365,20 @@ def main() -> None:
                 data = ml if name == "ML" else synthetic_cached(name, args.cache)
                 label = "MovieLens-100k" if name == "ML" else f"synthetic {name}"
                 time_to_quality(label, data, params, 3)
+        streaming = [] if args.quick else [s for s in args.streaming.split(",") if s]
+        if streaming:
+            print(
+                "\nOne click, in milliseconds: update(user, item) + recommend(user, k=10) for "
+                "semrec; partial_fit_users + recommend with the updated row for implicit (the "
+                "row is prepared outside the clock). Median (90th percentile) of 280 random "
+                "clicks after 20 warm-up clicks, after a 2-iteration fit; 2 threads\n"
+            )
+            print("| data | factors | semrec ms | implicit ms | speed-up |")
+            print("|---|---|---|---|---|")
+            for name in streaming:
+                data = ml if name == "ML" else synthetic_cached(name, args.cache)
+                label = "MovieLens-100k" if name == "ML" else f"synthetic {name}"
+                streaming_latency(label, data)
         if not args.no_quality:
             quality_table(args.quick)
 

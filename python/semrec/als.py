@@ -257,7 +257,7 @@ class ALS:
         )
         by_item = _KernelCsr(t_indptr, t_indices, t_values)  # no scipy: it would narrow indptr
         self._users, self._items = users, items
-        self._user_buffer = None
+        self._user_buffer = self._user_views = self._item_views = None
 
         show = self.show_progress if self.show_progress is not None else sys.stderr.isatty()
         bar = tqdm(total=self.iterations, desc="ALS", unit="it", disable=not show)
@@ -266,6 +266,7 @@ class ALS:
                 start = time.perf_counter()
                 self._half_step(by_user, self._items, self._users, threads, swap=False)
                 self._half_step(by_item, self._users, self._items, threads, swap=True)
+                self._user_views = self._item_views = None
                 seconds = time.perf_counter() - start
                 if not (np.isfinite(self._users).all() and np.isfinite(self._items).all()):
                     raise ValueError(
@@ -338,10 +339,7 @@ class ALS:
 
     def _publish(self) -> None:
         """Expose the learned state as the documented attributes."""
-        f = self.factors
-        self._user_views = None
-        self.item_factors_ = np.ascontiguousarray(self._items[:, :f])
-        self.item_biases_ = self._items[:, f + 1].copy() if self.biases else None
+        self._user_views = self._item_views = None
         self._gram = (
             core.als_gram(self._items, self.factors, resolve_num_threads(self.num_threads))
             if self._implicit
@@ -370,6 +368,16 @@ class ALS:
         """Learned user biases (explicit feedback with ``biases=True``), else None."""
         return self._user_attributes()[1]
 
+    @property
+    def item_factors_(self) -> np.ndarray:
+        """Item factors, float32 of shape (n_items, factors) (also readable in a callback)."""
+        return self._item_attributes()[0]
+
+    @property
+    def item_biases_(self) -> np.ndarray | None:
+        """Learned item biases (explicit feedback with ``biases=True``), else None."""
+        return self._item_attributes()[1]
+
     def _user_attributes(self) -> tuple[np.ndarray, np.ndarray | None]:
         self._check_fitted()
         if not self.biases:  # the internal matrix is exactly the factors: no copy
@@ -381,6 +389,18 @@ class ALS:
                 self._users[:, f].copy(),
             )
         return self._user_views
+
+    def _item_attributes(self) -> tuple[np.ndarray, np.ndarray | None]:
+        self._check_fitted()
+        if not self.biases:
+            return self._items, None
+        if self._item_views is None:  # layout [y, 1, b_i]
+            f = self.factors
+            self._item_views = (
+                np.ascontiguousarray(self._items[:, :f]),
+                self._items[:, f + 1].copy(),
+            )
+        return self._item_views
 
     @property
     def interactions_(self) -> sp.csr_array:
