@@ -141,7 +141,16 @@ void als_solve(CsrValuesView r, MatrixView other, const double* gram, const AlsS
     auto w = scratch.weights.head(n);
     auto t = scratch.targets.head(n);
     const Eigen::VectorXf fixed_self = Eigen::Map<const Eigen::VectorXf>(row + s, d - s);
+    constexpr std::int64_t kAhead = 8;  // rows of `other` requested ahead of the gather
+    const std::int64_t line_floats = 64 / static_cast<std::int64_t>(sizeof(float));
     for (std::int64_t k = 0; k < n; ++k) {
+      if (k + kAhead < n) {
+        const std::int32_t ahead = r.indices[begin + k + kAhead];
+        if (ahead >= 0 && ahead < other.rows) {
+          const float* next = other.data + static_cast<std::int64_t>(ahead) * d;
+          for (std::int64_t c = 0; c < s; c += line_floats) __builtin_prefetch(next + c);
+        }
+      }
       const std::int32_t i = r.indices[begin + k];
       if (i < 0 || i >= other.rows) throw std::out_of_range("column index out of range");
       yu.row(k) = y.row(i).head(s);
@@ -155,10 +164,10 @@ void als_solve(CsrValuesView r, MatrixView other, const double* gram, const AlsS
         t(k) = d > s ? v - y.row(i).tail(d - s).dot(fixed_self.transpose()) : v;
       }
     }
-    const Eigen::VectorXf b = yu.transpose() * t;
     Eigen::VectorXf x = Eigen::Map<const Eigen::VectorXf>(row, s);
 
     if (settings.solver == AlsSolver::cholesky) {
+      const Eigen::VectorXf b = yu.transpose() * t;
       const RowMatrixF weighted = w.asDiagonal() * yu;
       Eigen::MatrixXd a = gram_d;
       a += (yu.transpose() * weighted).cast<double>();
@@ -182,8 +191,12 @@ void als_solve(CsrValuesView r, MatrixView other, const double* gram, const AlsS
         out += lambda * p;
       };
       Eigen::VectorXf ap(s);
-      apply(x, ap);
-      Eigen::VectorXf res = b - ap;
+      // Residual b - A x in one pass over Yu: Yuᵀ (t - W Yu x) - (G + λI) x.
+      tmp.noalias() = yu * x;
+      tmp.array() = t.array() - w.array() * tmp.array();
+      Eigen::VectorXf res = yu.transpose() * tmp;
+      if (settings.implicit) res.noalias() -= gram_f * x;
+      res -= lambda * x;
       Eigen::VectorXf p = res;
       float rs_old = res.squaredNorm();
       if (!std::isfinite(rs_old)) {

@@ -456,20 +456,31 @@ class ALS:
         """
         self._check_fitted()
         ids, scalar = check.index_array(users, "users", self.n_users_, "user")
-        exclude = self._history_rows(ids) if exclude_seen else None
+        k = check.positive_int(k, "k")
         queries = np.ascontiguousarray(self._users[ids])
         # A single user's scan is shorter than waking a second thread (results are the same).
         small = ids.size * self.n_items_ < 2_000_000
-        result_ids, scores = topk(
-            queries,
-            self._items,
-            k,
-            metric="dot",
-            exclude=exclude,
-            candidates=items,
-            num_threads=1 if small else self.num_threads,
-            check_finite=False,
-        )
+        threads = 1 if small else resolve_num_threads(self.num_threads)
+        seen = self._history_arrays(ids) if exclude_seen else (None, None)
+        if items is None and k < 2**31:
+            # The model's own arrays are valid by construction: straight to the kernel, which
+            # keeps a streaming click (update + recommend) free of re-validation.
+            result_ids, scores = core.topk(queries, self._items, k, "dot", *seen, threads)
+        else:
+            exclude = None
+            if exclude_seen:
+                ones = np.ones(seen[1].size, dtype=np.float32)
+                exclude = sp.csr_array((ones, seen[1], seen[0]), shape=(ids.size, self.n_items_))
+            result_ids, scores = topk(
+                queries,
+                self._items,
+                k,
+                metric="dot",
+                exclude=exclude,
+                candidates=items,
+                num_threads=threads,
+                check_finite=False,
+            )
         if self.global_mean_:
             scores = scores + np.float32(self.global_mean_)
         return (result_ids[0], scores[0]) if scalar else (result_ids, scores)
@@ -693,18 +704,18 @@ class ALS:
         start, end = train.indptr[u], train.indptr[u + 1]
         return train.indices[start:end], train.data[start:end]
 
-    def _history_rows(self, ids: np.ndarray) -> sp.csr_array:
-        """The histories of ``ids`` as a CSR (what recommend excludes); no merge for a few."""
+    def _history_arrays(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The histories of ``ids`` as CSR (indptr int64, indices int32); no merge for a few."""
         if ids.size > 64 and self._changed:
             self._merge_changes()
-        if not self._changed:
-            return self._train[ids]
-        rows = [self._user_row(u) for u in ids.tolist()]
-        indptr = np.zeros(len(rows) + 1, dtype=np.int64)
-        np.cumsum([r[0].size for r in rows], out=indptr[1:])
-        indices = np.concatenate([r[0] for r in rows]).astype(np.int32, copy=False)
-        data = np.concatenate([r[1] for r in rows]).astype(np.float32, copy=False)
-        return sp.csr_array((data, indices, indptr), shape=(len(rows), self.n_items_))
+        if self._changed or ids.size == 1:
+            rows = [self._user_row(u)[0] for u in ids.tolist()]
+            indptr = np.zeros(len(rows) + 1, dtype=np.int64)
+            np.cumsum([r.size for r in rows], out=indptr[1:])
+            indices = rows[0] if len(rows) == 1 else np.concatenate(rows)
+            return indptr, np.ascontiguousarray(indices, dtype=np.int32)
+        picked = self._train[ids]
+        return picked.indptr.astype(np.int64), picked.indices.astype(np.int32)
 
     def _maybe_merge(self) -> None:
         # Merging is O(all interactions): only once the overlay is a sizeable share of it.
