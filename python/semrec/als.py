@@ -243,10 +243,16 @@ class ALS:
         self.global_mean_ = float(train.data.mean(dtype=np.float64)) if self.biases else 0.0
         # Initial item factors come from NumPy's generator; every later step is deterministic
         # C++. The user side is solved first, so its start only seeds CG: zero, as in a fold-in.
-        scale = np.float32(0.01 if self._implicit else 0.1 / math.sqrt(self.factors))
+        # Implicit feedback starts from small positive item factors: the first user solve then
+        # points every user along the popularity direction, which the next iterations refine
+        # (on MovieLens this reaches a given NDCG in fewer iterations than a centred start).
         users = np.zeros((n_users, self._dims), dtype=np.float32)
-        items = rng.standard_normal((n_items, self._dims), dtype=np.float32)
-        items *= scale
+        if self._implicit:
+            items = rng.random((n_items, self._dims), dtype=np.float32)
+            items *= np.float32(0.01)
+        else:
+            items = rng.standard_normal((n_items, self._dims), dtype=np.float32)
+            items *= np.float32(0.1 / math.sqrt(self.factors))
         if self.biases:  # layout: users [x, b_u, 1], items [y, 1, b_i]; dot = x·y + b_u + b_i
             users[:, -1] = 1.0
             items[:, -2:] = (1.0, 0.0)
