@@ -34,7 +34,8 @@ void check_inputs(CsrValuesView r, MatrixView other, int dims) {
 // thread solved a row.
 struct Scratch {
   RowMatrixF gathered;  // the other side's rows for this row's entries (capacity grows)
-  Eigen::VectorXf weights, targets;
+  Eigen::VectorXf weights, targets, per_entry;
+  Eigen::VectorXf x, ap, res, p;  // CG vectors of the solved dimension: no allocation per row
 
   void reserve(std::int64_t n, int dims) {
     if (gathered.rows() < n || gathered.cols() != dims) {
@@ -43,7 +44,12 @@ struct Scratch {
     if (weights.size() < n) {
       weights.resize(n);
       targets.resize(n);
+      per_entry.resize(n);
     }
+    x.resize(dims);
+    ap.resize(dims);
+    res.resize(dims);
+    p.resize(dims);
   }
 };
 
@@ -164,7 +170,8 @@ void als_solve(CsrValuesView r, MatrixView other, const double* gram, const AlsS
         t(k) = d > s ? v - y.row(i).tail(d - s).dot(fixed_self.transpose()) : v;
       }
     }
-    Eigen::VectorXf x = Eigen::Map<const Eigen::VectorXf>(row, s);
+    Eigen::VectorXf& x = scratch.x;
+    x = Eigen::Map<const Eigen::VectorXf>(row, s);
 
     if (settings.solver == AlsSolver::cholesky) {
       const Eigen::VectorXf b = yu.transpose() * t;
@@ -182,7 +189,7 @@ void als_solve(CsrValuesView r, MatrixView other, const double* gram, const AlsS
     } else {
       // Conjugate gradient on (G + Yuᵀ W Yu + λI) x = b, warm-started from the current row.
       // The matrix is applied as products with Yu, never formed: O(n·s) per step, not O(n·s²).
-      Eigen::VectorXf tmp(n);
+      auto tmp = scratch.per_entry.head(n);
       auto apply = [&](const Eigen::VectorXf& p, Eigen::VectorXf& out) {
         tmp.noalias() = yu * p;
         tmp.array() *= w.array();
@@ -190,14 +197,16 @@ void als_solve(CsrValuesView r, MatrixView other, const double* gram, const AlsS
         if (settings.implicit) out.noalias() += gram_f * p;
         out += lambda * p;
       };
-      Eigen::VectorXf ap(s);
+      Eigen::VectorXf& ap = scratch.ap;
+      Eigen::VectorXf& res = scratch.res;
+      Eigen::VectorXf& p = scratch.p;
       // Residual b - A x in one pass over Yu: Yuᵀ (t - W Yu x) - (G + λI) x.
       tmp.noalias() = yu * x;
       tmp.array() = t.array() - w.array() * tmp.array();
-      Eigen::VectorXf res = yu.transpose() * tmp;
+      res.noalias() = yu.transpose() * tmp;
       if (settings.implicit) res.noalias() -= gram_f * x;
       res -= lambda * x;
-      Eigen::VectorXf p = res;
+      p = res;
       float rs_old = res.squaredNorm();
       if (!std::isfinite(rs_old)) {
         // Overflow: hand NaN back so the caller's divergence check reports it.

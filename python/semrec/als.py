@@ -464,9 +464,7 @@ class ALS:
         ids, scalar = check.index_array(users, "users", self.n_users_, "user")
         k = check.positive_int(k, "k")
         queries = np.ascontiguousarray(self._users[ids])
-        # A single user's scan is shorter than waking a second thread (results are the same).
-        small = ids.size * self.n_items_ < 2_000_000
-        threads = 1 if small else resolve_num_threads(self.num_threads)
+        threads = resolve_num_threads(self.num_threads)
         seen = self._history_arrays(ids) if exclude_seen else (None, None)
         if items is None and k < 2**31:
             # The model's own arrays are valid by construction: straight to the kernel, which
@@ -757,8 +755,9 @@ class ALS:
             data[indptr[u] : indptr[u + 1]] = w
             following = u + 1
         copy_base(following, n_base)
-        merged = sp.csr_array((data, indices, indptr), shape=(n, base.shape[1]))
-        merged.has_sorted_indices = True
+        merged = sp.csr_array((n, base.shape[1]), dtype=np.float32)  # filled, not re-checked
+        merged.indptr, merged.indices, merged.data = indptr, indices, data
+        merged.has_canonical_format = True
         self._set_interactions(merged)
 
     def update(self, user: int, item: int, weight: float = 1.0) -> np.ndarray:
