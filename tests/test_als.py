@@ -252,6 +252,87 @@ def test_update_reacts_at_once_and_new_users(rng):
         model.update(n + 5, 3)
 
 
+def test_update_equals_fold_in_of_the_changed_history(rng):
+    r = random_interactions(rng)
+    model = make(factors=5, regularization=0.3, alpha=4.0).fit(r)
+    history = r.toarray()
+    seen = np.flatnonzero(history[3])
+    for item, weight in ((int(seen[0]), 1.5), (int(np.flatnonzero(history[3] == 0)[0]), 2.0)):
+        got = model.update(3, item, weight)
+        history[3, item] += weight
+        want = model.fold_in(sp.csr_array(history[[3]]))[0]
+        np.testing.assert_array_equal(got, want)
+        np.testing.assert_array_equal(model.user_factors_[3], want)
+        ref = implicit_half_step(history[[3]], model.item_factors_, 0.3, 4.0)[0]
+        np.testing.assert_allclose(got, ref, rtol=2e-3, atol=2e-4)
+    # Taking a whole weight back removes the interaction: the item is recommendable again.
+    item = int(seen[0])
+    model.update(3, item, -float(history[3, item]))
+    history[3, item] = 0.0
+    assert model.interactions_[[3]].toarray()[0, item] == 0
+    assert model.interactions_.nnz == np.count_nonzero(history)
+    ids = model.recommend(3, k=r.shape[1])[0]
+    assert item in ids.tolist()
+    with pytest.raises(ValueError, match=">= 0"):
+        model.update(3, int(seen[1]), -100.0)
+    with pytest.raises(ValueError, match="finite"):
+        model.update(3, 0, float("nan"))
+
+
+def test_exclude_seen_sees_an_update_at_once(rng):
+    r = random_interactions(rng, n_users=100)
+    model = make(factors=5, regularization=0.3, alpha=4.0).fit(r)
+    users = np.arange(100)
+    best = model.recommend(users, k=1)[0][:, 0]
+    for u in (5, 60):
+        model.update(u, int(best[u]))
+    assert best[5] not in model.recommend(5, k=10)[0].tolist()  # few users: no merge
+    batch = model.recommend(users, k=10)[0]  # many users: reads the merged matrix
+    assert best[5] not in batch[5].tolist() and best[60] not in batch[60].tolist()
+    # Candidate filter and exclusion together, against a NumPy reference.
+    candidates = np.unique([int(best[60]), 1, 2, 3])
+    ids, _ = model.recommend(60, k=4, items=candidates)
+    scores = model.user_factors_[60] @ model.item_factors_[candidates].T
+    allowed = [c for c in candidates[np.argsort(-scores, kind="stable")] if c != best[60]]
+    allowed = [c for c in allowed if not r[[60]].toarray()[0, c]]
+    assert ids[: len(allowed)].tolist() == allowed
+
+
+def test_many_updates_then_save_load_give_the_same_model(rng, tmp_path):
+    r = random_interactions(rng, n_users=30, n_items=20)
+    model = make(factors=4, regularization=0.3, alpha=2.0).fit(r)
+    dense = r.toarray()
+    events = np.random.default_rng(1)
+    for _ in range(200):
+        n = dense.shape[0]
+        u = int(events.integers(0, n + 1))
+        i = int(events.integers(0, 20))
+        w = float(events.integers(1, 4))
+        model.update(u, i, w)
+        if u == n:
+            dense = np.vstack([dense, np.zeros((1, 20), np.float32)])
+        dense[u, i] += w
+    # Many new users at once push the per-user overlay over its merge threshold.
+    extra = sp.csr_array(events.integers(0, 2, (1100, 20)).astype(np.float32))
+    model.fold_in(extra, users=np.arange(dense.shape[0], dense.shape[0] + 1100))
+    dense = np.vstack([dense, extra.toarray()])
+    model.update(2, 3, 1.0)
+    dense[2, 3] += 1.0
+    np.testing.assert_array_equal(model.interactions_.toarray(), dense)
+    path = tmp_path / "streamed.npz"
+    model.save(path)
+    loaded = ALS.load(path)
+    np.testing.assert_array_equal(loaded.interactions_.toarray(), dense)
+    np.testing.assert_array_equal(loaded.user_factors_, model.user_factors_)
+    users = np.arange(dense.shape[0])
+    for got, want in zip(loaded.recommend(users), model.recommend(users), strict=True):
+        np.testing.assert_array_equal(got, want)
+    # Every streamed user's factors are its exact fold-in against the final item factors.
+    ref = implicit_half_step(dense[:40], model.item_factors_, 0.3, 2.0)
+    changed = np.flatnonzero((dense[:30] != r.toarray()).any(axis=1))
+    np.testing.assert_allclose(model.user_factors_[changed], ref[changed], rtol=2e-3, atol=2e-4)
+
+
 def test_explicit_fold_in_with_biases(rng):
     r = random_interactions(rng)
     model = make(factors=3, feedback="explicit", biases=True, regularization=1.0).fit(r)
@@ -379,3 +460,38 @@ def test_divergence_is_reported(rng, monkeypatch):
     monkeypatch.setattr(semrec.als, "core", Poisoned())
     with pytest.raises(ValueError, match="diverged at iteration 0"):
         make(factors=2).fit(random_interactions(rng))
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_kernel_transpose_matches_scipy(rng, threads):
+    from semrec._native import core
+
+    m = sp.random_array((9000, 300), density=0.01, format="csr", rng=rng, dtype=np.float32)
+    m.sort_indices()
+    indptr, indices, values = core.csr_transpose(
+        m.indptr.astype(np.int64), m.indices.astype(np.int32), m.data, 300, threads
+    )
+    want = sp.csr_array(m.T)
+    want.sort_indices()
+    np.testing.assert_array_equal(indptr, want.indptr)
+    np.testing.assert_array_equal(indices, want.indices)
+    np.testing.assert_array_equal(values, want.data)
+
+
+def test_fit_canonicalises_unsorted_duplicate_input(rng):
+    r = random_interactions(rng)
+    coo = r.tocoo()
+    # The same matrix with shuffled rows, an entry split in two and an explicit zero.
+    order = rng.permutation(coo.nnz)
+    rows = np.r_[coo.row[order], coo.row[0], 0]
+    cols = np.r_[coo.col[order], coo.col[0], (coo.col[coo.row == 0].max() + 1) % r.shape[1]]
+    vals = np.r_[coo.data[order], 0.0, 0.0].astype(np.float64)
+    vals[np.flatnonzero(order == 0)[0]] -= 1.0
+    vals[-2] = 1.0
+    messy = sp.csr_matrix((vals, (rows, cols)), shape=r.shape)
+    messy.has_canonical_format = False
+    kw = {"factors": 4, "iterations": 2}
+    want = make(**kw).fit(r)
+    got = make(**kw).fit(messy)
+    np.testing.assert_array_equal(got.interactions_.toarray(), r.toarray())
+    np.testing.assert_array_equal(got.user_factors_, want.user_factors_)

@@ -38,6 +38,24 @@ const double* gram_pointer(const std::optional<CArray<double>>& gram, std::int64
 
 void register_als(py::module_& m) {
   m.def(
+      "csr_transpose",
+      [](const CArray<std::int64_t>& indptr, const CArray<std::int32_t>& indices,
+         const CArray<float>& values, std::int64_t cols, int num_threads) {
+        const CsrValuesView r = csr_values_view(indptr, indices, values, cols);
+        CArray<std::int64_t> t_indptr({static_cast<py::ssize_t>(cols + 1)});
+        CArray<std::int32_t> t_indices({static_cast<py::ssize_t>(indices.shape(0))});
+        CArray<float> t_values({static_cast<py::ssize_t>(indices.shape(0))});
+        std::int64_t* p = t_indptr.mutable_data();
+        std::int32_t* i = t_indices.mutable_data();
+        float* v = t_values.mutable_data();
+        without_gil([&](const StopCheck& stop) { csr_transpose(r, num_threads, p, i, v, stop); });
+        return py::make_tuple(t_indptr, t_indices, t_values);
+      },
+      py::arg("indptr").noconvert(), py::arg("indices").noconvert(), py::arg("values").noconvert(),
+      py::arg("cols"), py::arg("num_threads"),
+      "Transpose of a CSR matrix as (indptr, indices, values), rows in input-row order.");
+
+  m.def(
       "als_gram",
       [](const CArray<float>& other, int dims, int num_threads) {
         const MatrixView y = matrix_view(other, "other");

@@ -34,7 +34,8 @@ void check_inputs(CsrValuesView r, MatrixView other, int dims) {
 // thread solved a row.
 struct Scratch {
   RowMatrixF gathered;  // the other side's rows for this row's entries (capacity grows)
-  Eigen::VectorXf weights, targets;
+  Eigen::VectorXf weights, targets, per_entry;
+  Eigen::VectorXf x, ap, res, p;  // CG vectors of the solved dimension: no allocation per row
 
   void reserve(std::int64_t n, int dims) {
     if (gathered.rows() < n || gathered.cols() != dims) {
@@ -43,11 +44,58 @@ struct Scratch {
     if (weights.size() < n) {
       weights.resize(n);
       targets.resize(n);
+      per_entry.resize(n);
     }
+    x.resize(dims);
+    ap.resize(dims);
+    res.resize(dims);
+    p.resize(dims);
   }
 };
 
 }  // namespace
+
+void csr_transpose(CsrValuesView m, int num_threads, std::int64_t* out_indptr,
+                   std::int32_t* out_indices, float* out_values, const StopCheck& stop) {
+  // Counting sort by column over a few contiguous row blocks: each block counts its columns,
+  // the prefix sums give every (block, column) its own output slot range, and the blocks then
+  // scatter in row order without sharing a slot.
+  constexpr std::int64_t kMinRowsPerBlock = 4096;
+  const std::int64_t blocks = std::max<std::int64_t>(
+      1, std::min<std::int64_t>(4 * std::max(num_threads, 1), m.rows / kMinRowsPerBlock));
+  const auto cols = static_cast<std::size_t>(m.cols);
+  std::vector<std::vector<std::int64_t>> offset(static_cast<std::size_t>(blocks));
+  auto first_row = [&](std::int64_t b) { return m.rows * b / blocks; };
+  parallel_tasks(blocks, num_threads, stop, [&](std::int64_t b) {
+    auto& count = offset[static_cast<std::size_t>(b)];
+    count.assign(cols, 0);
+    for (std::int64_t k = m.indptr[first_row(b)]; k < m.indptr[first_row(b + 1)]; ++k) {
+      const std::int32_t c = m.indices[k];
+      if (c < 0 || c >= m.cols) throw std::out_of_range("column index out of range");
+      ++count[static_cast<std::size_t>(c)];
+    }
+  });
+  std::int64_t total = 0;
+  for (std::size_t c = 0; c < cols; ++c) {
+    out_indptr[c] = total;
+    for (auto& count : offset) {
+      const std::int64_t n = count[c];
+      count[c] = total;
+      total += n;
+    }
+  }
+  out_indptr[cols] = total;
+  parallel_tasks(blocks, num_threads, stop, [&](std::int64_t b) {
+    auto& next = offset[static_cast<std::size_t>(b)];
+    for (std::int64_t r = first_row(b); r < first_row(b + 1); ++r) {
+      for (std::int64_t k = m.indptr[r]; k < m.indptr[r + 1]; ++k) {
+        const std::int64_t slot = next[static_cast<std::size_t>(m.indices[k])]++;
+        out_indices[slot] = static_cast<std::int32_t>(r);
+        out_values[slot] = m.values[k];
+      }
+    }
+  });
+}
 
 void als_gram(MatrixView other, int dims, int num_threads, double* out, const StopCheck& stop) {
   if (dims < 1 || dims > other.cols) throw std::invalid_argument("dims out of range");
@@ -99,7 +147,16 @@ void als_solve(CsrValuesView r, MatrixView other, const double* gram, const AlsS
     auto w = scratch.weights.head(n);
     auto t = scratch.targets.head(n);
     const Eigen::VectorXf fixed_self = Eigen::Map<const Eigen::VectorXf>(row + s, d - s);
+    constexpr std::int64_t kAhead = 8;  // rows of `other` requested ahead of the gather
+    const std::int64_t line_floats = 64 / static_cast<std::int64_t>(sizeof(float));
     for (std::int64_t k = 0; k < n; ++k) {
+      if (k + kAhead < n) {
+        const std::int32_t ahead = r.indices[begin + k + kAhead];
+        if (ahead >= 0 && ahead < other.rows) {
+          const float* next = other.data + static_cast<std::int64_t>(ahead) * d;
+          for (std::int64_t c = 0; c < s; c += line_floats) __builtin_prefetch(next + c);
+        }
+      }
       const std::int32_t i = r.indices[begin + k];
       if (i < 0 || i >= other.rows) throw std::out_of_range("column index out of range");
       yu.row(k) = y.row(i).head(s);
@@ -113,10 +170,11 @@ void als_solve(CsrValuesView r, MatrixView other, const double* gram, const AlsS
         t(k) = d > s ? v - y.row(i).tail(d - s).dot(fixed_self.transpose()) : v;
       }
     }
-    const Eigen::VectorXf b = yu.transpose() * t;
-    Eigen::VectorXf x = Eigen::Map<const Eigen::VectorXf>(row, s);
+    Eigen::VectorXf& x = scratch.x;
+    x = Eigen::Map<const Eigen::VectorXf>(row, s);
 
     if (settings.solver == AlsSolver::cholesky) {
+      const Eigen::VectorXf b = yu.transpose() * t;
       const RowMatrixF weighted = w.asDiagonal() * yu;
       Eigen::MatrixXd a = gram_d;
       a += (yu.transpose() * weighted).cast<double>();
@@ -131,7 +189,7 @@ void als_solve(CsrValuesView r, MatrixView other, const double* gram, const AlsS
     } else {
       // Conjugate gradient on (G + Yuᵀ W Yu + λI) x = b, warm-started from the current row.
       // The matrix is applied as products with Yu, never formed: O(n·s) per step, not O(n·s²).
-      Eigen::VectorXf tmp(n);
+      auto tmp = scratch.per_entry.head(n);
       auto apply = [&](const Eigen::VectorXf& p, Eigen::VectorXf& out) {
         tmp.noalias() = yu * p;
         tmp.array() *= w.array();
@@ -139,10 +197,16 @@ void als_solve(CsrValuesView r, MatrixView other, const double* gram, const AlsS
         if (settings.implicit) out.noalias() += gram_f * p;
         out += lambda * p;
       };
-      Eigen::VectorXf ap(s);
-      apply(x, ap);
-      Eigen::VectorXf res = b - ap;
-      Eigen::VectorXf p = res;
+      Eigen::VectorXf& ap = scratch.ap;
+      Eigen::VectorXf& res = scratch.res;
+      Eigen::VectorXf& p = scratch.p;
+      // Residual b - A x in one pass over Yu: Yuᵀ (t - W Yu x) - (G + λI) x.
+      tmp.noalias() = yu * x;
+      tmp.array() = t.array() - w.array() * tmp.array();
+      res.noalias() = yu.transpose() * tmp;
+      if (settings.implicit) res.noalias() -= gram_f * x;
+      res -= lambda * x;
+      p = res;
       float rs_old = res.squaredNorm();
       if (!std::isfinite(rs_old)) {
         // Overflow: hand NaN back so the caller's divergence check reports it.

@@ -33,6 +33,13 @@ struct AlsSettings {
   int cg_steps = 3;  // conjugate-gradient iterations per row, warm-started from the row
 };
 
+// The transpose of `m` (m.cols x m.rows) into caller-allocated arrays: out_indptr of
+// m.cols + 1, out_indices and out_values of nnz. Each output row lists its entries in increasing
+// input-row order, so sorted input gives sorted output; the result is identical for any thread
+// count.
+void csr_transpose(CsrValuesView m, int num_threads, std::int64_t* out_indptr,
+                   std::int32_t* out_indices, float* out_values, const StopCheck& stop = {});
+
 // YᵀY of the first `dims` columns of `other`, summed in double in a fixed order (row-major
 // dims x dims into `out`): identical for any thread count.
 void als_gram(MatrixView other, int dims, int num_threads, double* out, const StopCheck& stop = {});

@@ -49,6 +49,13 @@ def intra_list_diversity(
 def error_sums(
     predicted: npt.NDArray[np.float32], actual: npt.NDArray[np.float32]
 ) -> tuple[float, float]: ...
+def csr_transpose(
+    indptr: npt.NDArray[np.int64],
+    indices: npt.NDArray[np.int32],
+    values: npt.NDArray[np.float32],
+    cols: int,
+    num_threads: int,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int32], npt.NDArray[np.float32]]: ...
 def als_gram(other: npt.NDArray[np.float32], dims: int, num_threads: int) -> npt.NDArray[np.float64]: ...
 def als_solve(
     indptr: npt.NDArray[np.int64],
