@@ -306,12 +306,16 @@ def test_ctrl_c_interrupts_a_long_encode_and_the_encoder_stays_usable() -> None:
         "print('usable', np.array_equal(before, after), torch.get_num_threads() == threads)\n"
     )
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    assert proc.stdout.readline().strip() == "ready"
-    time.sleep(1.0)
-    proc.send_signal(signal.SIGINT)
-    # Uninterrupted, that call (63 batches on 1 thread) is minutes of work: only the stop hook
-    # ends it in time.
-    out, _ = proc.communicate(timeout=60)
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "ready"
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGINT)
+        # Uninterrupted, that call (63 batches on 1 thread) is minutes of work: only the stop
+        # hook ends it in time.
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        proc.kill()  # never leave a runaway encoder behind when the test fails
+        proc.wait()
     assert "interrupted" in out
     assert "usable True True" in out

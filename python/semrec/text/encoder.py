@@ -142,7 +142,8 @@ class TextEncoder:
         num_threads : int, optional
             Threads for this call; ``None`` uses the encoder's ``num_threads`` (by default the
             package setting, ``semrec.get_num_threads()``), ``0`` all cores. LibTorch's own
-            thread setting is restored afterwards. The vectors do not depend on it.
+            thread setting is restored afterwards. fp32 vectors do not depend on it; bf16
+            ones only within bf16 rounding (oneDNN may split a reduction across threads).
 
         Returns
         -------
