@@ -1,7 +1,12 @@
 """Text encoder throughput: semrec (fp32, bf16) vs sentence-transformers; tokenizer vs HF.
 
 Texts: MovieLens-100k item texts ("<title> — <genres>" plus the wiki sentence when present)
-and long texts (~200 tokens). Prints texts/s and ratios. ``--quick`` uses fewer texts.
+and long texts (192-256 tokens, a part of them truncated at 256). Same model
+(all-MiniLM-L6-v2) and threads for everyone. sentence-transformers runs at its default
+batch_size=32 and at the best of a small batch-size search. Protocol (shared/PROTOCOL.md): the
+methods alternate, one warm-up, median and min-max of ``--repeat`` runs; ratios are medians
+over sentence-transformers' median. ``--quick`` uses fewer texts and repeats; ``--set`` runs
+one text set (each set fits in one exclusive benchmark slot).
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
 
 import numpy as np
 
@@ -53,25 +59,55 @@ def movielens_texts() -> list[str]:
 
 
 def long_texts(n: int, rng: np.random.Generator, vocab: list[str]) -> list[str]:
+    # Whole-word vocabulary entries are one token each: 190-259 words give 192-256 tokens.
     words = [w for w in vocab if w.isalpha() and w.isascii() and len(w) > 3][:8000]
-    return [" ".join(rng.choice(words, size=150)) for _ in range(n)]
+    return [" ".join(rng.choice(words, size=int(rng.integers(190, 260)))) for _ in range(n)]
 
 
-def rate(fn, n: int, repeat: int) -> float:
-    fn()  # warm-up
-    best = float("inf")
-    for _ in range(repeat):
-        t = time.perf_counter()
+def timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def measure(methods: dict, repeat: int) -> dict[str, list[float]]:
+    """Seconds per run of each method: one warm-up each, then the methods alternate."""
+    for fn in methods.values():
         fn()
-        best = min(best, time.perf_counter() - t)
-    return n / best
+    times: dict[str, list[float]] = {name: [] for name in methods}
+    for _ in range(repeat):
+        for name, fn in methods.items():
+            times[name].append(timed(fn))
+    return times
+
+
+def best_st_batch(st, texts: list[str], sizes: tuple[int, ...]) -> tuple[int, dict[int, float]]:
+    """sentence-transformers' fastest batch size on these texts (mean of 2 alternating runs)."""
+    times = measure({b: (lambda b=b: st.encode(texts, batch_size=b)) for b in sizes}, 2)
+    medians = {b: float(np.mean(t)) for b, t in times.items()}
+    return min(medians, key=medians.get), medians
+
+
+def row(name: str, n: int, times: list[float], ref: float) -> str:
+    med = float(np.median(times))
+    return (
+        f"| {name} | {n / med:,.0f} | {n / max(times):,.0f}-{n / min(times):,.0f} | "
+        f"{ref / med:.2f}x |"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--set", choices=("movielens", "long", "all"), default="all")
+    parser.add_argument("--batch-size", type=int, default=64, help="semrec's batch size")
+    parser.add_argument("--n-movielens", type=int, default=1682, help="item texts to encode")
+    parser.add_argument("--n-long", type=int, default=256, help="long texts to encode")
+    parser.add_argument("--search-every", type=int, default=1, help="ST search on every k-th")
     args = parser.parse_args()
+    os.environ["RAYON_NUM_THREADS"] = str(args.threads)  # HF tokenizers' thread pool
 
     import torch
     from sentence_transformers import SentenceTransformer
@@ -86,32 +122,63 @@ def main() -> None:
     directory = resolve_model_dir(None)
     vocab = (directory / "vocab.txt").read_text(encoding="utf-8").splitlines()
     rng = np.random.default_rng(0)
-    n_ml, n_long = (400, 64) if args.quick else (1682, 400)
-    repeat = 1 if args.quick else 3
-    sets = {"movielens": movielens_texts()[:n_ml], "long": long_texts(n_long, rng, vocab)}
+    n_ml, n_long = (400, 64) if args.quick else (args.n_movielens, args.n_long)
+    repeat = 2 if args.quick else max(5, args.repeat)
+    sets = {}
+    if args.set in ("movielens", "all"):
+        sets["movielens"] = movielens_texts()[:n_ml]
+    if args.set in ("long", "all"):
+        sets["long"] = long_texts(n_long, rng, vocab)
 
     fp32, bf16 = TextEncoder(), TextEncoder(precision="bf16")
     st = SentenceTransformer(str(directory), device="cpu")
     hf_tok = Tokenizer.from_file(str(directory / "tokenizer.json"))
     hf_tok.enable_truncation(fp32.max_length)
+    b = args.batch_size
 
-    print(f"threads={args.threads}  texts/s (higher is better), ratio vs sentence-transformers")
-    print(f"{'set':<10} {'ST b32':>9} {'ST best':>9} {'fp32':>9} {'bf16':>9} {'fp32 x':>7} "
-          f"{'bf16 x':>7} {'tok':>10} {'HF tok':>10} {'tok x':>6}")  # fmt: skip
+    print(
+        f"threads={args.threads} (semrec, torch); all-MiniLM-L6-v2; repeats={repeat}; "
+        f"semrec batch_size={b}; texts/s median and min-max; ratio = ST b32 median / median"
+    )
     for name, texts in sets.items():
         n = len(texts)
-        st_rates = {
-            b: rate(lambda b=b, t=texts: st.encode(t, batch_size=b), n, repeat)
-            for b in ((32,) if args.quick else (16, 32, 64, 128))
-        }
-        st32, st_best = st_rates[32], max(st_rates.values())
-        r32 = rate(lambda t=texts: fp32.encode(t, batch_size=64), n, repeat)
-        r16 = rate(lambda t=texts: bf16.encode(t, batch_size=64), n, repeat)
-        tok = rate(lambda t=texts: fp32.tokenize(t), n, repeat + 2)
-        hf = rate(lambda t=texts: hf_tok.encode_batch(t), n, repeat + 2)
-        print(f"{name:<10} {st32:9.1f} {st_best:9.1f} {r32:9.1f} {r16:9.1f} "
-              f"{r32 / st_best:7.2f} {r16 / st_best:7.2f} {tok:10.0f} {hf:10.0f} "
-              f"{tok / hf:6.2f}")  # fmt: skip
+        lengths = [len(ids) for ids in fp32.tokenize(texts)]
+        sizes = (32, 64) if args.quick else (16, 32, 64, 128)
+        # The search may run on a sample (--search-every) to fit one exclusive benchmark slot.
+        sample = texts[:: args.search_every]
+        best, search = best_st_batch(st, sample, sizes)
+        print(f"\n### {name}: {n} texts, tokens mean {np.mean(lengths):.0f}, max {max(lengths)}")
+        print(
+            f"ST batch-size search on {len(sample)} of them (s, mean of 2): "
+            + ", ".join(f"{k}: {v:.2f}" for k, v in search.items()),
+            flush=True,
+        )
+        st32 = "sentence-transformers, batch 32"
+        st_best = f"sentence-transformers, batch {best} (best)" if best != 32 else st32
+        methods = {st32: lambda t=texts: st.encode(t, batch_size=32)}
+        if st_best != st32:
+            methods[st_best] = lambda t=texts, k=best: st.encode(t, batch_size=k)
+        methods["semrec fp32"] = lambda t=texts: fp32.encode(t, batch_size=b)
+        methods["semrec bf16"] = lambda t=texts: bf16.encode(t, batch_size=b)
+        times = measure(methods, repeat)
+        ref32 = float(np.median(times[st32]))
+        ref_best = float(np.median(times[st_best]))
+        print("| method | texts/s | min-max | vs ST b32 | vs ST best |")
+        print("|---|---|---|---|---|")
+        for method, t in times.items():
+            print(f"{row(method, n, t, ref32)} {ref_best / float(np.median(t)):.2f}x |", flush=True)
+        tok = measure(
+            {
+                "HF tokenizers encode_batch": lambda t=texts: hf_tok.encode_batch(t),
+                "semrec tokenize": lambda t=texts: fp32.tokenize(t),
+            },
+            repeat,
+        )
+        ref = float(np.median(tok["HF tokenizers encode_batch"]))
+        print("| tokenizer | texts/s | min-max | vs HF |")
+        print("|---|---|---|---|")
+        for method, t in tok.items():
+            print(row(method, n, t, ref))
 
 
 if __name__ == "__main__":

@@ -201,3 +201,121 @@ def test_embedding_cache_reuses_vectors(tmp_path):
     np.testing.assert_array_equal(again.encode(texts[:2]), first[:2])
     assert not calls
     again.close()
+
+
+# --- threads, Ctrl-C, and the plain-ATen fallback ------------------------------------------
+
+
+def _mixed_texts(n: int, seed: int) -> list[str]:
+    vocab = (default_model_dir() / "vocab.txt").read_text(encoding="utf-8").splitlines()
+    return [t for t in generate_texts(n, seed=seed, words=english_words(vocab)) if t.strip()]
+
+
+def test_num_threads_per_call_is_used_and_restored(monkeypatch):
+    enc = TextEncoder()
+    texts = _mixed_texts(24, seed=11)
+    real = torch.set_num_threads
+    seen: list[int] = []
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: (seen.append(n), real(n))[1])
+    real(3)
+    try:
+        one = enc.encode(texts, num_threads=1)
+        assert seen == [1, 3] and torch.get_num_threads() == 3
+        seen.clear()
+        all_cores = enc.encode(texts, num_threads=0)
+        assert seen == [semrec._native.core.max_threads(), 3]
+        seen.clear()
+        semrec.set_num_threads(2)  # None: the package default at call time
+        real(3)
+        seen.clear()
+        two = enc.encode(texts)
+        assert seen == [2, 3]
+        seen.clear()
+        TextEncoder(num_threads=1).encode("x")  # the encoder's own setting beats the default
+        assert seen == [1, 3]
+        seen.clear()
+        with pytest.raises(TypeError, match=r"texts\[1\]"):  # fails mid-call: still restored
+            enc.encode(iter(["fine", 3]), num_threads=1)
+        assert seen == [1, 3] and torch.get_num_threads() == 3
+    finally:
+        semrec.set_num_threads(0)
+        real(semrec.get_num_threads())
+    # fp32: every kernel splits work without changing the summation order.
+    np.testing.assert_array_equal(one, two)
+    np.testing.assert_array_equal(one, all_cores)
+
+
+def test_bad_num_threads():
+    enc = TextEncoder()
+    with pytest.raises(ValueError, match="num_threads"):
+        enc.encode("x", num_threads=-1)
+    with pytest.raises(TypeError, match="num_threads"):
+        enc.encode("x", num_threads="2")
+    with pytest.raises(ValueError, match="num_threads"):
+        TextEncoder(num_threads=-2)
+    assert "num_threads=None" in repr(enc)
+
+
+def test_bf16_vectors_barely_depend_on_threads():
+    # oneDNN may split a bf16 GEMM's reduction across threads: equal to bf16 rounding only.
+    enc = TextEncoder(precision="bf16")
+    texts = _mixed_texts(60, seed=12)
+    cos = _cosines(enc.encode(texts, num_threads=1), enc.encode(texts, num_threads=2))
+    assert cos.min() >= 0.9999
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("precision", "bound"), [("fp32", 0.99999), ("bf16", 0.999)])
+def test_plain_aten_path_matches_sentence_transformers(precision, bound):
+    # Where oneDNN is missing the encoder runs at::linear + separate GELU / add: same maths.
+    st = pytest.importorskip("sentence_transformers")
+    from semrec.text._model import load_model_files
+    from semrec.text._torch import text_ext
+
+    texts = _mixed_texts(80, seed=13)
+    reference = st.SentenceTransformer(str(default_model_dir()), device="cpu").encode(texts)
+    enc = TextEncoder(precision=precision)
+    files = load_model_files(None, bf16=precision == "bf16")
+    files.config.onednn = False
+    enc._model = text_ext.BertEncoder(
+        files.config, str(files.weights), files.data_start, files.entries, files.prefix
+    )
+    cos = _cosines(enc.encode(texts, batch_size=16), reference)
+    assert cos.min() >= bound, f"worst cosine {cos.min()}"
+
+
+@pytest.mark.slow
+def test_ctrl_c_interrupts_a_long_encode_and_the_encoder_stays_usable() -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    code = (
+        "import numpy as np, torch, semrec\n"
+        "enc = semrec.TextEncoder()\n"
+        "before = enc.encode(['a space opera', 'a romantic comedy'])\n"
+        "threads = torch.get_num_threads()\n"
+        "long = ' '.join(['word'] * 300)\n"
+        "print('ready', flush=True)\n"
+        "try:\n"
+        "    enc.encode([long] * 4000, batch_size=64, num_threads=1)\n"  # one C++ call
+        "except KeyboardInterrupt:\n"
+        "    print('interrupted', flush=True)\n"
+        "after = enc.encode(['a space opera', 'a romantic comedy'])\n"
+        "print('usable', np.array_equal(before, after), torch.get_num_threads() == threads)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "ready"
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGINT)
+        # Uninterrupted, that call (63 batches on 1 thread) is minutes of work: only the stop
+        # hook ends it in time.
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        proc.kill()  # never leave a runaway encoder behind when the test fails
+        proc.wait()
+    assert "interrupted" in out
+    assert "usable True True" in out

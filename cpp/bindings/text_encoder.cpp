@@ -73,7 +73,8 @@ void register_text_encoder(py::module_& m) {
       .def_readwrite("type_vocab_size", &BertConfig::type_vocab_size)
       .def_readwrite("layer_norm_eps", &BertConfig::layer_norm_eps)
       .def_readwrite("mean_pooling", &BertConfig::mean_pooling)
-      .def_readwrite("bf16", &BertConfig::bf16);
+      .def_readwrite("bf16", &BertConfig::bf16)
+      .def_readwrite("onednn", &BertConfig::onednn);
 
   py::class_<BertEncoder>(m, "BertEncoder")
       .def(py::init([](const BertConfig& cfg, const std::string& path, std::uint64_t data_start,
@@ -90,10 +91,8 @@ void register_text_encoder(py::module_& m) {
              std::int64_t batch_size, bool normalize) {
             CArray<float> out({static_cast<std::int64_t>(ids.size()), enc.dim()});
             float* ptr = out.mutable_data();
-            {
-              py::gil_scoped_release release;
-              enc.encode(ids, batch_size, normalize, ptr);
-            }
+            without_gil(
+                [&](const StopCheck& stop) { enc.encode(ids, batch_size, normalize, ptr, stop); });
             return out;
           },
           py::arg("ids"), py::arg("batch_size"), py::arg("normalize"))
@@ -104,14 +103,13 @@ void register_text_encoder(py::module_& m) {
             const auto strings = to_strings(texts);
             CArray<float> out({static_cast<std::int64_t>(strings.size()), enc.dim()});
             float* ptr = out.mutable_data();
-            {
-              py::gil_scoped_release release;
+            without_gil([&](const StopCheck& stop) {
               std::vector<std::vector<std::int32_t>> ids(strings.size());
               for (std::size_t i = 0; i < strings.size(); ++i) {
                 ids[i] = tok.encode(strings[i], max_length);
               }
-              enc.encode(ids, batch_size, normalize, ptr);
-            }
+              enc.encode(ids, batch_size, normalize, ptr, stop);
+            });
             return out;
           },
           py::arg("tokenizer"), py::arg("texts"), py::arg("max_length"), py::arg("batch_size"),

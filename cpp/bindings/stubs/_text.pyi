@@ -34,6 +34,7 @@ class BertConfig:
     layer_norm_eps: float
     mean_pooling: bool
     bf16: bool
+    onednn: bool
 
 class BertEncoder:
     def __init__(

@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
 
+#include "semrec/text/dense.hpp"
 #include "semrec/text/pooling_ops.hpp"
 
 #include <algorithm>
@@ -23,8 +24,8 @@ at::ScalarType dtype_of(const std::string& name) {
 }
 
 struct Layer {
-  at::Tensor qkv_w, qkv_b, out_w, out_b, ln1_w, ln1_b, inter_w, inter_b, down_w, down_b, ln2_w,
-      ln2_b;
+  Dense qkv, out, inter, down;
+  at::Tensor ln1_w, ln1_b, ln2_w, ln2_b;
 };
 
 }  // namespace
@@ -34,7 +35,7 @@ struct BertEncoder::Impl {
   at::Tensor word, position, token_type0, emb_ln_w, emb_ln_b;
   std::vector<Layer> layers;
 
-  at::Tensor forward(const at::Tensor& ids, const at::Tensor& lengths) const;
+  at::Tensor forward(const at::Tensor& ids, const at::Tensor& lengths, const StopCheck& stop) const;
 };
 
 BertEncoder::BertEncoder(const BertConfig& config, const std::string& path,
@@ -70,30 +71,31 @@ BertEncoder::BertEncoder(const BertConfig& config, const std::string& path,
   m.token_type0 = load("embeddings.token_type_embeddings.weight", {config.type_vocab_size, h})[0];
   m.emb_ln_w = load("embeddings.LayerNorm.weight", {h});
   m.emb_ln_b = load("embeddings.LayerNorm.bias", {h});
+  const bool onednn = config.onednn && onednn_usable(compute);
+  auto dense = [&](const std::string& name, std::int64_t rows, std::int64_t cols) {
+    return Dense(load(name + ".weight", {rows, cols}).to(compute),
+                 load(name + ".bias", {rows}).to(compute), onednn);
+  };
+  auto norm = [&](const std::string& name) { return load(name, {h}).to(compute).contiguous(); };
   for (std::int64_t l = 0; l < config.layers; ++l) {
     const std::string p = "encoder.layer." + std::to_string(l) + ".";
     Layer L;
-    // Fused QKV: one (3h x h) matmul instead of three.
-    L.qkv_w = at::cat({load(p + "attention.self.query.weight", {h, h}),
-                       load(p + "attention.self.key.weight", {h, h}),
-                       load(p + "attention.self.value.weight", {h, h})});
-    L.qkv_b = at::cat({load(p + "attention.self.query.bias", {h}),
-                       load(p + "attention.self.key.bias", {h}),
-                       load(p + "attention.self.value.bias", {h})});
-    L.out_w = load(p + "attention.output.dense.weight", {h, h});
-    L.out_b = load(p + "attention.output.dense.bias", {h});
-    L.ln1_w = load(p + "attention.output.LayerNorm.weight", {h});
-    L.ln1_b = load(p + "attention.output.LayerNorm.bias", {h});
-    L.inter_w = load(p + "intermediate.dense.weight", {inter, h});
-    L.inter_b = load(p + "intermediate.dense.bias", {inter});
-    L.down_w = load(p + "output.dense.weight", {h, inter});
-    L.down_b = load(p + "output.dense.bias", {h});
-    L.ln2_w = load(p + "output.LayerNorm.weight", {h});
-    L.ln2_b = load(p + "output.LayerNorm.bias", {h});
-    for (at::Tensor* t : {&L.qkv_w, &L.qkv_b, &L.out_w, &L.out_b, &L.ln1_w, &L.ln1_b, &L.inter_w,
-                          &L.inter_b, &L.down_w, &L.down_b, &L.ln2_w, &L.ln2_b}) {
-      *t = t->to(compute).contiguous();
-    }
+    // Fused QKV: one (3h x h) GEMM instead of three.
+    const std::string self = p + "attention.self.";
+    L.qkv = Dense(at::cat({load(self + "query.weight", {h, h}), load(self + "key.weight", {h, h}),
+                           load(self + "value.weight", {h, h})})
+                      .to(compute),
+                  at::cat({load(self + "query.bias", {h}), load(self + "key.bias", {h}),
+                           load(self + "value.bias", {h})})
+                      .to(compute),
+                  onednn);
+    L.out = dense(p + "attention.output.dense", h, h);
+    L.ln1_w = norm(p + "attention.output.LayerNorm.weight");
+    L.ln1_b = norm(p + "attention.output.LayerNorm.bias");
+    L.inter = dense(p + "intermediate.dense", inter, h);
+    L.down = dense(p + "output.dense", h, inter);
+    L.ln2_w = norm(p + "output.LayerNorm.weight");
+    L.ln2_b = norm(p + "output.LayerNorm.bias");
     m.layers.push_back(std::move(L));
   }
   for (at::Tensor* t : {&m.word, &m.position, &m.token_type0, &m.emb_ln_w, &m.emb_ln_b}) {
@@ -106,7 +108,8 @@ BertEncoder::~BertEncoder() = default;
 std::int64_t BertEncoder::dim() const { return impl_->cfg.hidden; }
 
 // ids: (b, len) int64 padded; lengths: (b,) int64. Returns pooled (b, hidden) float32.
-at::Tensor BertEncoder::Impl::forward(const at::Tensor& ids, const at::Tensor& lengths) const {
+at::Tensor BertEncoder::Impl::forward(const at::Tensor& ids, const at::Tensor& lengths,
+                                      const StopCheck& stop) const {
   const std::int64_t b = ids.size(0), len = ids.size(1), h = cfg.hidden, heads = cfg.heads;
   const double eps = cfg.layer_norm_eps;
   at::Tensor x = at::embedding(word, ids) + position.slice(0, 0, len) + token_type0;
@@ -117,13 +120,14 @@ at::Tensor BertEncoder::Impl::forward(const at::Tensor& ids, const at::Tensor& l
   std::optional<at::Tensor> mask;
   if (padded) mask = valid.view({b, 1, 1, len});
   for (const Layer& L : layers) {
-    at::Tensor qkv = at::linear(x, L.qkv_w, L.qkv_b).view({b, len, 3, heads, h / heads});
+    if (stop && stop()) throw Interrupted();
+    at::Tensor qkv = L.qkv(x).view({b, len, 3, heads, h / heads});
     qkv = qkv.permute({2, 0, 3, 1, 4});  // (3, b, heads, len, d)
     at::Tensor a = at::scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], mask);
     a = a.transpose(1, 2).reshape({b, len, h});
-    x = at::layer_norm(x + at::linear(a, L.out_w, L.out_b), {h}, L.ln1_w, L.ln1_b, eps);
-    at::Tensor f = at::gelu(at::linear(x, L.inter_w, L.inter_b));  // exact erf GELU
-    x = at::layer_norm(x + at::linear(f, L.down_w, L.down_b), {h}, L.ln2_w, L.ln2_b, eps);
+    x = at::layer_norm(L.out(a, Epilogue::none, &x), {h}, L.ln1_w, L.ln1_b, eps);
+    at::Tensor f = L.inter(x, Epilogue::gelu);  // exact erf GELU
+    x = at::layer_norm(L.down(f, Epilogue::none, &x), {h}, L.ln2_w, L.ln2_b, eps);
   }
   x = x.to(at::kFloat);
   if (!cfg.mean_pooling) return x.select(1, 0).contiguous();
@@ -131,7 +135,7 @@ at::Tensor BertEncoder::Impl::forward(const at::Tensor& ids, const at::Tensor& l
 }
 
 void BertEncoder::encode(const std::vector<std::vector<std::int32_t>>& ids, std::int64_t batch_size,
-                         bool normalize, float* out) const {
+                         bool normalize, float* out, const StopCheck& stop) const {
   const auto n = static_cast<std::int64_t>(ids.size());
   const std::int64_t h = impl_->cfg.hidden;
   for (const auto& s : ids) {
@@ -149,8 +153,8 @@ void BertEncoder::encode(const std::vector<std::vector<std::int32_t>>& ids, std:
                    [&](auto a, auto b) { return ids[a].size() > ids[b].size(); });
   c10::InferenceMode inference;  // no autograd bookkeeping
   for (std::int64_t start = 0; start < n; start += batch_size) {
-    const std::int64_t stop = std::min(n, start + batch_size);
-    const std::int64_t b = stop - start;
+    const std::int64_t end = std::min(n, start + batch_size);
+    const std::int64_t b = end - start;
     const auto len = static_cast<std::int64_t>(ids[order[start]].size());
     at::Tensor batch = at::zeros({b, len}, at::kLong);
     at::Tensor lengths = at::empty({b}, at::kLong);
@@ -161,7 +165,8 @@ void BertEncoder::encode(const std::vector<std::vector<std::int32_t>>& ids, std:
       lp[r] = static_cast<std::int64_t>(s.size());
       std::copy(s.begin(), s.end(), bp + r * len);
     }
-    at::Tensor pooled = impl_->forward(batch, lengths);
+    if (stop && stop()) throw Interrupted();
+    at::Tensor pooled = impl_->forward(batch, lengths, stop);
     if (normalize) {
       pooled = l2_normalize(pooled);
     }

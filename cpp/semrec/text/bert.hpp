@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "semrec/parallel.hpp"
 #include "semrec/text/safetensors.hpp"
 
 namespace semrec::text {
@@ -17,6 +18,7 @@ struct BertConfig {
   double layer_norm_eps = 1e-12;
   bool mean_pooling = true;  // else the [CLS] state
   bool bf16 = false;         // weights and activations in bfloat16 (pooling in float32)
+  bool onednn = true;        // prepacked oneDNN GEMMs with fused epilogues where available
 };
 
 class BertEncoder {
@@ -31,9 +33,10 @@ class BertEncoder {
 
   // Encodes token sequences ([CLS] ... [SEP]) into out (n x hidden, float32). Sequences are
   // sorted by length and batched so that padding is minimal; pad positions are masked out of
-  // attention and pooling.
+  // attention and pooling. stop is polled between batches and layers (throws Interrupted).
+  // Runs on the calling thread's LibTorch intra-op thread count.
   void encode(const std::vector<std::vector<std::int32_t>>& ids, std::int64_t batch_size,
-              bool normalize, float* out) const;
+              bool normalize, float* out, const StopCheck& stop = {}) const;
 
   std::int64_t dim() const;
 

@@ -56,7 +56,8 @@ class TextEncoder:
         ``"bf16"`` runs the transformer in bfloat16 (fast on CPUs with AVX-512 BF16 / AMX);
         cosine to the fp32 vectors stays above 0.999.
     num_threads : int, optional
-        Threads for LibTorch; default ``semrec.get_num_threads()``.
+        Threads for each ``encode`` call that does not pass its own: ``None`` follows
+        ``semrec.get_num_threads()`` at call time, ``0`` means all cores.
 
     Examples
     --------
@@ -75,7 +76,8 @@ class TextEncoder:
     ) -> None:
         choice(precision, "precision", ("fp32", "bf16"))
         self.precision = precision
-        self.num_threads = resolve_num_threads(num_threads)
+        resolve_num_threads(num_threads)  # checked now, resolved at each call
+        self.num_threads = num_threads
         files = load_model_files(model, bf16=precision == "bf16")
         self.model_path = files.path
         self.identity = f"{files.identity}:{precision}"
@@ -123,6 +125,7 @@ class TextEncoder:
         batch_size: int = 64,
         show_progress: bool = False,
         normalize: bool = True,
+        num_threads: int | None = None,
     ) -> np.ndarray:
         """Embed texts.
 
@@ -136,10 +139,17 @@ class TextEncoder:
             Show a tqdm progress bar.
         normalize : bool, default True
             L2-normalise each vector (sentence-transformers models with a Normalize module).
+        num_threads : int, optional
+            Threads for this call; ``None`` uses the encoder's ``num_threads`` (by default the
+            package setting, ``semrec.get_num_threads()``), ``0`` all cores. LibTorch's own
+            thread setting is restored afterwards. fp32 vectors do not depend on it; bf16
+            ones only within bf16 rounding (oneDNN may split a reduction across threads).
 
         Returns
         -------
         ndarray of float32, shape (n, dim)
+
+        Ctrl-C stops a long call between two batches; the encoder stays usable.
 
         Examples
         --------
@@ -149,15 +159,18 @@ class TextEncoder:
         1.0
         """
         batch_size = positive_int(batch_size, "batch_size")
+        threads = resolve_num_threads(self.num_threads if num_threads is None else num_threads)
         iterator = _checked_texts(texts)
         total = len(texts) if hasattr(texts, "__len__") and not isinstance(texts, str) else None
         parts = []
-        torch.set_num_threads(self.num_threads)
         progress = None
         if show_progress:
             from tqdm.auto import tqdm
 
             progress = tqdm(total=total, unit="text", desc="encoding")
+        # LibTorch's intra-op count is per calling thread; the caller's value comes back after.
+        previous = torch.get_num_threads()
+        torch.set_num_threads(threads)
         try:
             while chunk := list(islice(iterator, _CHUNK)):
                 parts.append(
@@ -168,6 +181,7 @@ class TextEncoder:
                 if progress is not None:
                     progress.update(len(chunk))
         finally:
+            torch.set_num_threads(previous)
             if progress is not None:
                 progress.close()
         if not parts:
@@ -175,4 +189,7 @@ class TextEncoder:
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
     def __repr__(self) -> str:
-        return f"TextEncoder(model={str(self.model_path)!r}, precision={self.precision!r})"
+        return (
+            f"TextEncoder(model={str(self.model_path)!r}, precision={self.precision!r}, "
+            f"num_threads={self.num_threads!r})"
+        )
