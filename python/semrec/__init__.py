@@ -8,6 +8,7 @@ from semrec import datasets, metrics, split
 from semrec._threads import get_num_threads, set_num_threads
 from semrec.als import ALS
 from semrec.baselines import MostPopular, Random
+from semrec.content import ContentRecommender
 from semrec.errors import FormatError
 from semrec.evaluation import compare, evaluate
 from semrec.similarity import item_neighbours, topk
@@ -16,6 +17,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ALS",
+    "ContentRecommender",
     "EmbeddingCache",
     "FormatError",
     "MostPopular",
