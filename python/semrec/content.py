@@ -412,7 +412,7 @@ class ContentRecommender(Recommender):
         >>> r = sp.csr_array(np.array([[1, 1, 0]], dtype=np.float32))
         >>> model = semrec.ContentRecommender(emb, show_progress=False).fit(r)
         >>> ids, shares = model.explain(0, 2)
-        >>> ids.tolist(), shares.round(3).tolist()
+        >>> ids.tolist(), shares.astype(float).round(3).tolist()
         ([1, 0], [0.566, 0.424])
         """
         self._check_fitted()
@@ -511,7 +511,7 @@ class ContentRecommender(Recommender):
         >>> model = semrec.ContentRecommender(emb, show_progress=False)
         >>> model = model.fit(sp.csr_array(np.array([[1, 0, 0]], dtype=np.float32)))
         >>> new = sp.csr_array(np.array([[0, 1, 1]], dtype=np.float32))
-        >>> model.fold_in(new, users=[1]).round(3).tolist()
+        >>> model.fold_in(new, users=[1]).astype(float).round(3).tolist()
         [[0.0, 0.707, 0.707]]
         """
         self._check_fitted()

@@ -80,7 +80,7 @@ def user_profiles(
     >>> from semrec.interest import user_profiles
     >>> emb = np.eye(3, dtype=np.float32)
     >>> likes = sp.csr_array(np.array([[2, 0, 0], [1, 1, 0]], dtype=np.float32))
-    >>> user_profiles(likes, emb).round(3).tolist()
+    >>> user_profiles(likes, emb).astype(float).round(3).tolist()
     [[1.0, 0.0, 0.0], [0.707, 0.707, 0.0]]
     """
     x, _ = check.as_float32_matrix(item_embeddings, "item_embeddings")
@@ -131,7 +131,7 @@ class StreamingProfiles:
     >>> state = StreamingProfiles(np.eye(3, dtype=np.float32), half_life=10.0)
     >>> state.update(0, 1, t=0.0)
     >>> state.update(0, 2, t=10.0)          # one half-life later: counts twice as much
-    >>> state.profile(0).round(3).tolist()
+    >>> state.profile(0).astype(float).round(3).tolist()
     [0.0, 0.447, 0.894]
     >>> state.update_many([1, 1], [0, 2], weights=[1.0, -1.0], times=[10.0, 10.0])
     >>> state.n_users
