@@ -71,6 +71,15 @@ void normalise_into(const float* sum, double mass, std::int64_t n, float* out) {
   for (std::int64_t d = 0; d < n; ++d) out[d] = sum[d] * inv;
 }
 
+// Asks for a whole embedding row ahead of its use: rows of random items are the kernel's
+// memory traffic, and the hardware prefetcher only starts after the first misses of a row.
+void prefetch_row(MatrixView items, std::int64_t i) {
+  if (i < 0 || i >= items.rows) return;
+  const char* p = reinterpret_cast<const char*>(items.row(i));
+  const std::int64_t bytes = items.cols * static_cast<std::int64_t>(sizeof(float));
+  for (std::int64_t b = 0; b < bytes; b += 64) __builtin_prefetch(p + b);
+}
+
 double decay(double dt, double half_life) { return std::exp2(-dt / half_life); }
 
 template <class Time>
@@ -88,9 +97,11 @@ double accumulate_row(const InterestEvents<Time>& ev, std::int64_t r, MatrixView
                       double half_life, double ref, float* acc) {
   const bool decayed = half_life > 0.0;
   double mass = 0.0;
-  for (std::int64_t j = ev.csr.indptr[r]; j < ev.csr.indptr[r + 1]; ++j) {
+  const std::int64_t end = ev.csr.indptr[r + 1];
+  for (std::int64_t j = ev.csr.indptr[r]; j < end; ++j) {
     const std::int32_t i = ev.csr.indices[j];
     if (i < 0 || i >= items.rows) throw std::out_of_range("interactions: item id out of range");
+    if (j + 1 < end) prefetch_row(items, ev.csr.indices[j + 1]);
     double f = ev.weights[j];
     if (decayed) f *= decay(ref - static_cast<double>(ev.times[j]), half_life);
     const float a = static_cast<float>(f);
@@ -195,9 +206,11 @@ void InterestState::add_many(MatrixView items, std::int64_t n, const std::int64_
     if (u < 0 || u >= n_users() || i < 0 || i >= items.rows) {
       throw std::out_of_range("event " + std::to_string(k) + ": user or item id out of range");
     }
-    if (k + 2 < n) {  // the next rows are random accesses: start fetching them early
-      __builtin_prefetch(sums_.data() + users[k + 2] * dim_);
-      __builtin_prefetch(items.row(ids[k + 2]));
+    if (k + 2 < n) {  // random rows: touch their first line early (whole rows measured slower)
+      const std::int64_t next_user = users[k + 2];
+      const std::int32_t next_item = ids[k + 2];
+      if (next_user >= 0 && next_user < n_users()) __builtin_prefetch(sum(next_user));
+      if (next_item >= 0 && next_item < items.rows) __builtin_prefetch(items.row(next_item));
     }
     add(u, items.row(i), weights ? weights[k] : 1.0f, times ? static_cast<double>(times[k]) : now);
   }

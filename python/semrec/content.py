@@ -620,7 +620,7 @@ class ContentRecommender(Recommender):
         shape = (self._stream.n_users, self._stream.n_items)
         if self._seen.shape != shape:
             self._seen.resize(shape)
-        rows = self._seen[users]
+        rows = _csr_rows(self._seen, users)
         if self._seen_upto == len(self._log):
             return rows
         tail_users, tail_items, tail_weights, _ = self._log.arrays(slice(self._seen_upto, None))
@@ -787,6 +787,16 @@ class _EventLog:
         m.sum_duplicates()
         m.eliminate_zeros()
         return _canonical(m)
+
+
+def _csr_rows(m: sp.csr_array, rows: np.ndarray) -> sp.csr_array:
+    """``m[rows]`` in O(selected entries); scipy's fancy indexing copies the whole indptr."""
+    starts = m.indptr[rows]
+    counts = m.indptr[rows + 1] - starts
+    indptr = np.zeros(rows.size + 1, dtype=np.int64)
+    np.cumsum(counts, out=indptr[1:])
+    pos = np.arange(indptr[-1]) + np.repeat(starts - indptr[:-1], counts)
+    return sp.csr_array((m.data[pos], m.indices[pos], indptr), shape=(rows.size, m.shape[1]))
 
 
 def _canonical(m: sp.csr_array) -> sp.csr_array:
