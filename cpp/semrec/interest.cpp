@@ -80,6 +80,12 @@ void prefetch_row(MatrixView items, std::int64_t i) {
   for (std::int64_t b = 0; b < bytes; b += 64) __builtin_prefetch(p + b);
 }
 
+// No more threads than tasks: waking an idle OpenMP thread costs more than a small task.
+int useful_threads(int num_threads, std::int64_t n_tasks) {
+  if (num_threads < 1 || n_tasks >= num_threads) return num_threads;
+  return static_cast<int>(std::max<std::int64_t>(n_tasks, 1));
+}
+
 double decay(double dt, double half_life) { return std::exp2(-dt / half_life); }
 
 template <class Time>
@@ -130,7 +136,7 @@ void interest_profiles(InterestEvents<Time> events, MatrixView items, double hal
   const std::int64_t n_users = events.csr.rows;
   const std::int64_t dim = items.cols;
   const std::int64_t n_tasks = (n_users + kUsersPerTask - 1) / kUsersPerTask;
-  parallel_tasks(n_tasks, num_threads, stop, [&](std::int64_t task) {
+  parallel_tasks(n_tasks, useful_threads(num_threads, n_tasks), stop, [&](std::int64_t task) {
     const std::int64_t end = std::min(n_users, (task + 1) * kUsersPerTask);
     for (std::int64_t u = task * kUsersPerTask; u < end; ++u) {
       float* row = out + u * dim;
@@ -253,7 +259,7 @@ void InterestState::add_rows(InterestEvents<Time> events, MatrixView items, std:
   const std::int64_t n_tasks = (rows + kUsersPerTask - 1) / kUsersPerTask;
   std::vector<double> task_latest(static_cast<std::size_t>(n_tasks),
                                   -std::numeric_limits<double>::infinity());
-  parallel_tasks(n_tasks, num_threads, stop, [&](std::int64_t task) {
+  parallel_tasks(n_tasks, useful_threads(num_threads, n_tasks), stop, [&](std::int64_t task) {
     std::vector<float> partial(static_cast<std::size_t>(dim_));
     const std::int64_t end = std::min(rows, (task + 1) * kUsersPerTask);
     for (std::int64_t r = task * kUsersPerTask; r < end; ++r) {

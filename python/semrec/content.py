@@ -38,6 +38,7 @@ logger = logging.getLogger("semrec")
 
 # fit adds users in this many chunks (progress bar steps, Ctrl-C checks between them).
 _FIT_CHUNKS = 32
+_MIN_CHUNK = 4096
 # Events kept outside the cached "seen" matrix before it is rebuilt.
 _TAIL_LIMIT = 65_536
 
@@ -204,7 +205,7 @@ class ContentRecommender(Recommender):
         n_users = interactions.shape[0]
         stream._state.grow(n_users)
         show = self.show_progress if self.show_progress is not None else sys.stderr.isatty()
-        step = max(1, -(-n_users // _FIT_CHUNKS))
+        step = max(_MIN_CHUNK, -(-n_users // _FIT_CHUNKS))
         with tqdm(total=n_users, desc="profiles", unit="user", disable=not show) as bar:
             for first in range(0, n_users, step):
                 last = min(n_users, first + step)
