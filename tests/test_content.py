@@ -300,3 +300,19 @@ def test_added_text_item_reaches_users_of_its_topic(topical):
         hit = (ids == new[t]).any(axis=1)
         assert hit[user_topic == t].mean() >= 0.9
         assert hit[user_topic != t].mean() <= 0.1
+
+
+def test_fit_is_identical_for_any_thread_count_and_ignores_zero_entries(case):
+    m, emb, times = case
+    a = ContentRecommender(emb, half_life=900.0, num_threads=1, show_progress=False)
+    b = ContentRecommender(emb, half_life=900.0, num_threads=3, show_progress=False)
+    a.fit(m, timestamps=times)
+    b.fit(m, timestamps=times)
+    users = np.arange(50)
+    np.testing.assert_array_equal(a.profiles(users), b.profiles(users))
+    z = m.copy()
+    z.data[0] = 0.0  # an explicit zero: no event, not seen
+    c = ContentRecommender(emb, half_life=900.0, show_progress=False).fit(z, timestamps=times)
+    assert c.interactions_.nnz == m.nnz - 1
+    u = int(np.searchsorted(m.indptr, 0, side="right") - 1)
+    assert z.indices[0] in c.recommend(u, k=120)[0]
