@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 
+from semrec import ALS
 from semrec.cli import main
+from semrec.cli.models import MODELS
+from semrec.datasets import Dataset, synthetic
 
 
 def test_demo_runs_and_prints_results_and_timing(capsys: pytest.CaptureFixture[str]) -> None:
@@ -36,3 +42,304 @@ def test_bad_argument_is_a_one_line_error() -> None:
     )
     assert result.returncode == 2
     assert "must be >= 1" in result.stderr
+
+
+# -- the pipeline commands on small files written from semrec.datasets.synthetic ----------------
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """ratings.csv (string user ids, integer item ids), movies.csv, their Parquet twins."""
+    d = tmp_path_factory.mktemp("cli")
+    ds = synthetic(80, 120, 1_500, random_state=1)
+    m = ds.interactions.tocoo()
+    ratings = pd.DataFrame(
+        {
+            "userId": [f"u{r}" for r in m.row],
+            "movieId": m.col + 1000,
+            "rating": m.data,
+            "ts": ds.timestamps,
+        }
+    )
+    movies = pd.DataFrame({"movieId": np.arange(120) + 1000, "title": ds.items["text"]})
+    paths = {
+        "ratings": d / "ratings.csv",
+        "movies": d / "movies.csv",
+        "ratings_pq": d / "ratings.parquet",
+    }
+    ratings.to_csv(paths["ratings"], index=False)
+    movies.to_csv(paths["movies"], index=False)
+    ratings.to_parquet(paths["ratings_pq"], index=False)
+    return paths
+
+
+RATING_COLUMNS = ["--user-column", "userId", "--item-column", "movieId"]
+
+
+def _recommend(files: dict[str, Path], out: Path, *extra: str) -> list[str]:
+    return [
+        "recommend",
+        "--interactions",
+        str(files["ratings"]),
+        *RATING_COLUMNS,
+        "--out",
+        str(out),
+        "--quiet",
+        *extra,
+    ]
+
+
+def _popular_reference(ratings: pd.DataFrame, k: int) -> pd.DataFrame:
+    """Most popular unseen items per user, ties to the smaller item id, written with pandas."""
+    counts = ratings.groupby("movieId").size()
+    order = sorted(counts.index, key=lambda i: (-counts[i], i))
+    rows = []
+    for user, seen in ratings.groupby("userId")["movieId"]:
+        recs = [i for i in order if i not in set(seen)][:k]
+        rows += [(user, i, rank, float(counts[i])) for rank, i in enumerate(recs, 1)]
+    return pd.DataFrame(rows, columns=["user", "item", "rank", "score"])
+
+
+def test_recommend_popular_matches_a_pandas_reference(files, tmp_path, capsys) -> None:
+    out = tmp_path / "recs.csv"
+    assert main(_recommend(files, out, "--model", "popular", "--k", "7")) == 0
+    got = pd.read_csv(out).sort_values(["user", "rank"]).reset_index(drop=True)
+    want = _popular_reference(pd.read_csv(files["ratings"]), 7)
+    want = want.sort_values(["user", "rank"]).reset_index(drop=True)
+    pd.testing.assert_frame_equal(got, want, check_dtype=False)
+    assert capsys.readouterr().err == ""  # --quiet
+
+
+def test_recommend_als_writes_raw_ids_unseen_and_sorted(files, tmp_path) -> None:
+    out = tmp_path / "recs.parquet"
+    args = _recommend(files, out, "--model", "als", "--k", "5", "--param", "factors=8")
+    assert main([*args, "--param", "als.iterations=4", "--weight-column", "rating"]) == 0
+    recs = pd.read_parquet(out)
+    assert list(recs.columns) == ["user", "item", "rank", "score"]
+    ratings = pd.read_csv(files["ratings"])
+    assert set(recs["user"]) == set(ratings["userId"])
+    assert recs.groupby("user").size().eq(5).all()
+    assert recs.groupby("user")["rank"].apply(list).map(lambda r: r == [1, 2, 3, 4, 5]).all()
+    assert recs.groupby("user")["score"].apply(lambda s: s.is_monotonic_decreasing).all()
+    seen = set(zip(ratings["userId"], ratings["movieId"], strict=True))
+    assert not any((u, i) in seen for u, i in zip(recs["user"], recs["item"], strict=True))
+    # The same seed and parameters give the library's model, mapped back to raw ids.
+    ds = Dataset.from_pandas(ratings, "userId", "movieId", "rating")
+    model = ALS(factors=8, iterations=4, random_state=0, show_progress=False)
+    ids, _ = model.fit(ds.interactions).recommend(np.arange(ds.n_users), k=5)
+    first = recs[recs["user"] == ds.user_ids[0]].sort_values("rank")["item"].tolist()
+    assert first == ds.item_ids[ids[0]].tolist()
+
+
+def test_recommend_from_parquet_for_listed_users(files, tmp_path) -> None:
+    users = tmp_path / "users.txt"
+    users.write_text("u3\nu10\n")
+    with_header = tmp_path / "users.csv"
+    with_header.write_text("userId,note\nu10,x\nu3,y\n")
+    outs = []
+    for i, listing in enumerate((users, with_header)):
+        out = tmp_path / f"recs{i}.csv"
+        args = _recommend(files, out, "--model", "popular", "--k", "4", "--users", str(listing))
+        args[2] = str(files["ratings_pq"])
+        assert main(args) == 0
+        outs.append(pd.read_csv(out).sort_values(["user", "rank"]).reset_index(drop=True))
+    want = _popular_reference(pd.read_csv(files["ratings"]), 4)
+    want = want[want["user"].isin(["u3", "u10"])].sort_values(["user", "rank"])
+    for got in outs:
+        pd.testing.assert_frame_equal(got, want.reset_index(drop=True), check_dtype=False)
+
+
+def _warm_popular_reference(ratings: pd.DataFrame, k: int) -> tuple[float, float]:
+    """Recall@k and hit rate@k of most-popular on the warm split, written with pandas."""
+    ratings = ratings.sort_values(["userId", "ts", "movieId"])
+    test_parts, train_parts = [], []
+    for _, events in ratings.groupby("userId"):
+        n_test = min(max(1, int(np.floor(0.2 * len(events)))), len(events) - 1)
+        train_parts.append(events.iloc[: len(events) - n_test])
+        test_parts.append(events.iloc[len(events) - n_test :])
+    train, test = pd.concat(train_parts), pd.concat(test_parts)
+    counts = train.groupby("movieId").size()
+    catalogue = sorted(ratings["movieId"].unique())
+    order = sorted(catalogue, key=lambda i: (-counts.get(i, 0), i))
+    recalls, hits = [], []
+    for user, events in test.groupby("userId"):
+        seen = set(train.loc[train["userId"] == user, "movieId"])
+        recs = [i for i in order if i not in seen][:k]
+        n_hits = len(set(recs) & set(events["movieId"]))
+        recalls.append(n_hits / len(events))
+        hits.append(n_hits > 0)
+    return float(np.mean(recalls)), float(np.mean(hits))
+
+
+def test_evaluate_prints_a_table_matching_a_pandas_reference(files, tmp_path, capsys) -> None:
+    out = tmp_path / "metrics.csv"
+    args = ["evaluate", "--interactions", str(files["ratings"]), *RATING_COLUMNS]
+    args += ["--timestamp-column", "ts", "--models", "popular,als,random", "--k", "5,10"]
+    args += ["--param", "factors=16", "--out", str(out), "-q"]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "warm split" in printed and "ndcg" in printed
+    for name in ("popular", "als", "random"):
+        assert name in printed
+    table = pd.read_csv(out).set_index(["model", "k"])
+    recall, hit_rate = _warm_popular_reference(pd.read_csv(files["ratings"]), 10)
+    assert table.loc[("popular", 10), "recall"] == pytest.approx(recall, rel=1e-5)
+    assert table.loc[("popular", 10), "hit_rate"] == pytest.approx(hit_rate, rel=1e-5)
+    # The catalogue is topical: factorisation beats guessing by far.
+    assert table.loc[("als", 10), "ndcg"] > 2 * table.loc[("random", 10), "ndcg"]
+
+
+def test_evaluate_random_split_with_item_text_adds_diversity(files, capsys) -> None:
+    args = ["evaluate", "--interactions", str(files["ratings"]), *RATING_COLUMNS, "-q"]
+    args += ["--items", str(files["movies"]), "--text-column", "title"]
+    args += ["--models", "popular,random", "--split", "random", "--k", "10"]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "random split" in printed and "diversity" in printed
+
+
+def test_encode_npy_and_parquet_match_the_encoder(files, tmp_path) -> None:
+    from semrec.text import TextEncoder
+
+    titles = pd.read_csv(files["movies"])["title"].tolist()
+    want = TextEncoder().encode(titles)
+    npy = tmp_path / "emb.npy"
+    base = ["encode", "--items", str(files["movies"]), "--text-column", "title", "-q"]
+    assert main([*base, "--out", str(npy), "--batch-size", "16"]) == 0
+    np.testing.assert_allclose(np.load(npy), want, atol=1e-5)
+    pq = tmp_path / "emb.parquet"
+    assert main([*base, "--id-column", "movieId", "--out", str(pq)]) == 0
+    table = pd.read_parquet(pq)
+    assert table["movieId"].tolist() == list(range(1000, 1120))
+    np.testing.assert_allclose(np.stack(table["embedding"]), want, atol=1e-5)
+
+
+# -- failures: one line, non-zero, nothing written or damaged -----------------------------------
+
+
+def _write(path: Path, text: str | bytes) -> Path:
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text)
+    return path
+
+
+BAD_INPUTS = {
+    "missing file": (lambda d, f: ["--interactions", str(d / "nope.csv")], "not found"),
+    "unknown column": (
+        lambda d, f: ["--weight-column", "stars"],
+        "has no column 'stars' (from --weight-column)",
+    ),
+    "ragged rows": (
+        lambda d, f: ["--interactions", str(_write(d / "r.csv", "userId,movieId\na,1,9\nb,2\n"))],
+        "malformed",
+    ),
+    "missing ids": (
+        lambda d, f: ["--interactions", str(_write(d / "m.csv", "userId,movieId\na,1\nb,\n"))],
+        "missing ids",
+    ),
+    "binary file": (
+        lambda d, f: ["--interactions", str(_write(d / "b.csv", bytes(range(128, 256)) * 8))],
+        "not a readable CSV file",
+    ),
+    "empty file": (
+        lambda d, f: ["--interactions", str(_write(d / "e.csv", ""))],
+        "not a readable CSV file",
+    ),
+    "unknown model": (lambda d, f: ["--model", "deepfm"], "unknown model 'deepfm'"),
+    "unknown parameter": (lambda d, f: ["--param", "factorz=8"], "parameter 'factorz'"),
+    "bad parameter value": (lambda d, f: ["--param", "factors=-3"], "factors"),
+    "unknown user": (
+        lambda d, f: ["--users", str(_write(d / "u.txt", "u1\nnobody\n"))],
+        "'nobody'",
+    ),
+    "text without items": (lambda d, f: ["--text-column", "title"], "needs --items"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUTS))
+def test_bad_input_is_one_line_and_leaves_the_output_untouched(
+    case, files, tmp_path, capsys
+) -> None:
+    make_args, message = BAD_INPUTS[case]
+    out = _write(tmp_path / "recs.csv", "precious previous result\n")
+    code = main(_recommend(files, out, "--model", "als", *make_args(tmp_path, files)))
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err.startswith("semrec recommend: error:") and err.count("\n") == 1, err
+    assert message in err
+    assert out.read_text() == "precious previous result\n"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+def test_failure_while_writing_keeps_the_old_file_and_no_debris(
+    files, tmp_path, monkeypatch, capsys
+) -> None:
+    out = _write(tmp_path / "recs.csv", "precious previous result\n")
+
+    def half_write(self, path, **kwargs):
+        Path(path).write_text("user,item,rank,score\nu0,")
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", half_write)
+    assert main(_recommend(files, out, "--model", "popular")) == 1
+    assert "No space left on device" in capsys.readouterr().err
+    assert out.read_text() == "precious previous result\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["recs.csv"]
+
+
+def test_bad_output_and_split_options_fail_before_any_work(files, tmp_path, capsys) -> None:
+    assert main(_recommend(files, tmp_path / "recs.txt")) == 1
+    assert "--out must end with one of" in capsys.readouterr().err
+    assert main(_recommend(files, tmp_path / "no" / "recs.csv")) == 1
+    assert "does not exist" in capsys.readouterr().err
+    args = ["evaluate", "--interactions", str(files["ratings"]), *RATING_COLUMNS, "-q"]
+    assert main(args) == 1  # warm split without timestamps
+    assert "--timestamp-column" in capsys.readouterr().err
+    assert main([*args, "--split", "random", "--models", "als,fm"]) == 1
+    assert "unknown model 'fm'" in capsys.readouterr().err
+    encode = ["encode", "--items", str(files["movies"]), "--text-column", "title"]
+    assert main([*encode, "--id-column", "movieId", "--out", str(tmp_path / "e.npy")]) == 1
+    assert "needs a .parquet output" in capsys.readouterr().err
+    assert main([*encode[:-1], "plot", "--out", str(tmp_path / "e.npy")]) == 1
+    assert "no column 'plot'" in capsys.readouterr().err
+
+
+def test_errors_in_a_real_process_have_no_traceback(files, tmp_path) -> None:
+    args = [*_recommend(files, tmp_path / "r.csv"), "--user-column", "who"]
+    result = subprocess.run(
+        [sys.executable, "-m", "semrec.cli", *args],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines() == [
+        f"semrec recommend: error: {files['ratings']} has no column 'who' (from --user-column); "
+        "its columns are userId, movieId, rating, ts"
+    ]
+
+
+def test_help_lists_models_and_examples(capsys) -> None:
+    for command in ("recommend", "evaluate", "encode"):
+        with pytest.raises(SystemExit) as stop:
+            main([command, "--help"])
+        assert stop.value.code == 0
+        text = capsys.readouterr().out
+        assert "examples:" in text and f"semrec {command} --" in text
+        if command != "encode":
+            assert all(name in text for name in MODELS)
+
+
+def test_headerless_tsv_input_and_gzip_output(files, tmp_path) -> None:
+    ratings = pd.read_csv(files["ratings"])
+    tsv = tmp_path / "u.data"
+    ratings.to_csv(tsv, sep="\t", header=False, index=False)
+    out = tmp_path / "recs.csv.gz"
+    args = _recommend(files, out, "--model", "popular", "--k", "3")
+    args[2] = str(tsv)
+    assert main([*args, "--sep", "tab", "--column-names", "userId,movieId,rating,ts"]) == 0
+    got = pd.read_csv(out).sort_values(["user", "rank"]).reset_index(drop=True)
+    want = _popular_reference(ratings, 3).sort_values(["user", "rank"]).reset_index(drop=True)
+    pd.testing.assert_frame_equal(got, want, check_dtype=False)

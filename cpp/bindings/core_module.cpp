@@ -16,4 +16,5 @@ PYBIND11_MODULE(SEMREC_MODULE_NAME, m) {
   semrec::bindings::register_metrics(m);
   semrec::bindings::register_als(m);
   semrec::bindings::register_interest(m);
+  semrec::bindings::register_rerank(m);
 }

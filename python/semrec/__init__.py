@@ -9,8 +9,11 @@ from semrec._threads import get_num_threads, set_num_threads
 from semrec.als import ALS
 from semrec.baselines import MostPopular, Random
 from semrec.content import ContentRecommender
+from semrec.coldstart import ColdStartALS
 from semrec.errors import FormatError
 from semrec.evaluation import compare, evaluate
+from semrec.hybrid import Hybrid
+from semrec.rerank import diversify
 from semrec.similarity import item_neighbours, topk
 
 __version__ = "0.1.0"
@@ -18,14 +21,17 @@ __version__ = "0.1.0"
 __all__ = [
     "ALS",
     "ContentRecommender",
+    "ColdStartALS",
     "EmbeddingCache",
     "FormatError",
+    "Hybrid",
     "MostPopular",
     "Random",
     "TextEncoder",
     "__version__",
     "compare",
     "datasets",
+    "diversify",
     "evaluate",
     "get_num_threads",
     "item_neighbours",
@@ -42,4 +48,8 @@ def __getattr__(name: str):
         import semrec.text
 
         return getattr(semrec.text, name)
+    if name in ("plot", "explain"):  # semrec.plot imports matplotlib only when drawing
+        import importlib
+
+        return importlib.import_module(f"semrec.{name}")
     raise AttributeError(f"module 'semrec' has no attribute {name!r}")

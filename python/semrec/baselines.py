@@ -2,57 +2,43 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
-import scipy.sparse as sp
 
 from semrec import _validation as check
+from semrec._base import Recommender
 from semrec.similarity import topk
 
 
-class _Baseline:
-    interactions_: sp.csr_array
-    n_items_: int
+class _Baseline(Recommender):
+    _PARAMS: ClassVar[tuple[str, ...]] = ()
 
     def fit(self, interactions: Any) -> Any:
-        if not sp.issparse(interactions) or interactions.format != "csr":
-            raise TypeError(
-                "interactions must be a scipy.sparse CSR matrix (users x items), "
-                f"got {type(interactions).__name__}"
-            )
-        self.interactions_ = sp.csr_array(interactions)
-        self.n_items_ = int(interactions.shape[1])
+        """Remember the training interactions (users x items CSR); returns ``self``."""
+        self.interactions_ = check.interactions(interactions, "interactions", nonnegative=False)
         self._fit()
         return self
 
     def _fit(self) -> None:
         pass
 
-    def _users(self, users: Any) -> tuple[np.ndarray, bool]:
-        if not hasattr(self, "interactions_"):
-            raise RuntimeError(f"{type(self).__name__} is not fitted; call fit(interactions)")
-        arr = np.asarray(users)
-        single = arr.ndim == 0
-        arr = arr.reshape(-1)
-        if arr.size and not np.issubdtype(arr.dtype, np.integer):
-            raise TypeError(f"users must be integer user indices, got dtype {arr.dtype}")
-        n = self.interactions_.shape[0]
-        if arr.size and (arr.min() < 0 or arr.max() >= n):
-            bad = arr[(arr < 0) | (arr >= n)][0]
-            raise IndexError(f"users holds user index {bad}, outside [0, {n})")
-        return arr.astype(np.int32), single
+    # The state is the training matrix (saved by the base class); the rest is derived from it.
+    def _state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        return {"seed": getattr(self, "_seed", None)}, {}
 
-    def _exclude(self, users: np.ndarray, exclude_seen: bool) -> sp.csr_array | None:
-        return self.interactions_[users] if exclude_seen else None
-
-    def __repr__(self) -> str:
-        params = ", ".join(f"{k}={v!r}" for k, v in self.__dict__.items() if not k.endswith("_"))
-        return f"{type(self).__name__}({params})"
+    def _restore(self, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+        self._fit()
+        if meta.get("seed") is not None:
+            self._seed = int(meta["seed"])
 
 
 class MostPopular(_Baseline):
+    _FORMAT_NAME = "semrec.MostPopular"
+
     """Recommend the items most users interacted with (ties: lower item index first).
+
+    ``score(user, item)`` is the item's number of training users, the same for everyone.
 
     Examples
     --------
@@ -67,6 +53,9 @@ class MostPopular(_Baseline):
         counts = np.bincount(self.interactions_.indices, minlength=self.n_items_)
         self.popularity_ = counts.astype(np.float32)
 
+    def _score_rows(self, users: np.ndarray) -> np.ndarray:
+        return np.broadcast_to(self.popularity_, (users.size, self.n_items_))
+
     def recommend(
         self, users: Any, k: int = 10, *, exclude_seen: bool = True, items: Any = None
     ) -> tuple[np.ndarray, np.ndarray]:
@@ -79,7 +68,7 @@ class MostPopular(_Baseline):
             self.popularity_[:, None].copy(),
             k,
             metric="dot",
-            exclude=self._exclude(u, exclude_seen),
+            exclude=self.interactions_[u] if exclude_seen else None,
             candidates=None if items is None else check.item_ids(items, "items", self.n_items_),
         )
         return (ids[0], scores[0]) if single else (ids, scores)
@@ -88,10 +77,13 @@ class MostPopular(_Baseline):
 class Random(_Baseline):
     """Recommend uniformly random items (never seen ones when ``exclude_seen``).
 
+    Each user's scores are uniform in [0, 1), drawn from a generator seeded by
+    ``(seed, user)``: the same user gets the same list in any batch or call.
+
     Parameters
     ----------
     random_state : None, int or numpy.random.Generator
-        Seed; a call with the same users gives the same lists.
+        Seed (a generator or ``None`` draws the seed once, at ``fit``).
 
     Examples
     --------
@@ -102,36 +94,28 @@ class Random(_Baseline):
     [-1, 1, 2]
     """
 
+    _PARAMS = ("random_state",)
+    _FORMAT_NAME = "semrec.Random"
+
     def __init__(self, random_state: Any = 0) -> None:
         self.random_state = random_state
 
-    def recommend(
-        self, users: Any, k: int = 10, *, exclude_seen: bool = True, items: Any = None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """``k`` random items per user, scores uniform in [0, 1); padding ``-1`` / ``-inf``."""
-        u, single = self._users(users)
-        k = check.positive_int(k, "k")
-        rng = np.random.default_rng(self.random_state)
-        allowed = np.ones(self.n_items_, dtype=bool)
-        if items is not None:
-            allowed[:] = False
-            allowed[check.item_ids(items, "items", self.n_items_)] = True
-        ids = np.full((len(u), k), -1, dtype=np.int32)
-        scores = np.full((len(u), k), -np.inf, dtype=np.float32)
-        width = min(k, self.n_items_)
-        for start in range(0, len(u), 1024):
-            batch = u[start : start + 1024]
-            s = rng.random((len(batch), self.n_items_), dtype=np.float32)
-            s[:, ~allowed] = -np.inf
-            if exclude_seen:
-                seen = self.interactions_[batch].tocoo()
-                s[seen.row, seen.col] = -np.inf
-            top = np.argpartition(-s, width - 1, axis=1)[:, :width]
-            top_scores = np.take_along_axis(s, top, axis=1)
-            order = np.argsort(-top_scores, axis=1, kind="stable")
-            top = np.take_along_axis(top, order, axis=1)
-            top_scores = np.take_along_axis(top_scores, order, axis=1)
-            valid = np.isfinite(top_scores)
-            ids[start : start + len(batch), :width] = np.where(valid, top, -1)
-            scores[start : start + len(batch), :width] = top_scores
-        return (ids[0], scores[0]) if single else (ids, scores)
+    def _fit(self) -> None:
+        seed = self.random_state
+        if isinstance(seed, np.random.Generator) or seed is None:
+            # A generator or fresh entropy picks the per-user seed base once, at fit time.
+            self._seed = int(np.random.default_rng(seed).integers(2**63))
+        elif isinstance(seed, int | np.integer) and not isinstance(seed, bool) and seed >= 0:
+            self._seed = int(seed)
+        else:
+            raise TypeError(
+                f"random_state must be None, a non-negative int or a numpy Generator, got {seed!r}"
+            )
+
+    def _score_rows(self, users: np.ndarray) -> np.ndarray:
+        out = np.empty((users.size, self.n_items_), dtype=np.float32)
+        for row, user in enumerate(users.tolist()):
+            out[row] = np.random.default_rng([self._seed, user]).random(
+                self.n_items_, dtype=np.float32
+            )
+        return out

@@ -1,19 +1,15 @@
-"""The ``semrec`` command line.
-
-``semrec demo`` runs the main job on a seeded synthetic catalogue (offline, no files needed).
-"""
+"""``semrec demo``: the main job on a seeded synthetic catalogue (offline, no files needed)."""
 
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from collections.abc import Sequence
 
 import numpy as np
 import scipy.sparse as sp
 
 import semrec
+from semrec.cli._args import positive
 
 TOPICS = (
     "space opera",
@@ -114,44 +110,18 @@ def demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="semrec", description="Semantic recommendation on an OpenMP C++ core."
-    )
-    parser.add_argument("--version", action="version", version=f"semrec {semrec.__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "demo",
         help="run the demo on a seeded synthetic catalogue",
         description="Top-k search for every user of a seeded synthetic catalogue, excluding "
         "items they have seen; prints the results and the time against plain NumPy.",
     )
-    p.add_argument("--items", type=_positive, default=100_000, help="catalogue size (100000)")
-    p.add_argument("--users", type=_positive, default=2_000, help="number of users (2000)")
-    p.add_argument("--dim", type=_positive, default=128, help="embedding dimension (128)")
-    p.add_argument("--k", type=_positive, default=5, help="recommendations per user (5)")
+    p.add_argument("--items", type=positive, default=100_000, help="catalogue size (100000)")
+    p.add_argument("--users", type=positive, default=2_000, help="number of users (2000)")
+    p.add_argument("--dim", type=positive, default=128, help="embedding dimension (128)")
+    p.add_argument("--k", type=positive, default=5, help="recommendations per user (5)")
     p.add_argument("--show", type=int, default=5, help="users to print (5)")
     p.add_argument("--seed", type=int, default=0, help="random seed (0)")
     p.add_argument("--threads", type=int, default=None, help="threads (default: all cores)")
     p.set_defaults(run=demo)
-    return parser
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return int(args.run(args))
-    except (ValueError, TypeError, IndexError, FileNotFoundError) as exc:
-        print(f"semrec: error: {exc}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,183 @@
+"""Argument types and the option groups that several commands share."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import textwrap
+from typing import Any
+
+
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line, pointing at ``--help``."""
+
+    def error(self, message: str) -> Any:
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps the epilog's example lines as written; wider option column."""
+
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, max_help_position=34, width=100)
+
+
+def paragraph(text: str) -> str:
+    """A description wrapped to the help width (the formatter keeps line breaks as written)."""
+    return textwrap.fill(text, 95)
+
+
+def positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"must lie strictly between 0 and 1, got {value}")
+    return value
+
+
+def cutoffs(text: str) -> tuple[int, ...]:
+    """``"10"`` or ``"5,10,20"``."""
+    values = tuple(positive(part) for part in text.split(",") if part.strip())
+    if not values:
+        raise argparse.ArgumentTypeError(f"expected k values such as 10 or 5,10,20, got {text!r}")
+    return tuple(sorted(set(values)))
+
+
+def names(text: str) -> list[str]:
+    """A comma-separated list, e.g. ``"als,popular,random"``."""
+    values = [part.strip() for part in text.split(",") if part.strip()]
+    if not values:
+        raise argparse.ArgumentTypeError(f"expected names such as als,popular, got {text!r}")
+    return list(dict.fromkeys(values))
+
+
+def param(text: str) -> tuple[str | None, str, Any]:
+    """``NAME=VALUE`` or ``MODEL.NAME=VALUE``; the value is parsed as int, float, bool or None
+    when it looks like one, else kept as a string."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE (e.g. factors=32), got {text!r}")
+    model, _, name = key.strip().rpartition(".")
+    return (model or None), name, parse_value(raw.strip())
+
+
+def parse_value(raw: str) -> Any:
+    lowered = raw.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if lowered == "none":
+        return None
+    for kind in (int, float):
+        try:
+            return kind(raw)
+        except ValueError:
+            pass
+    return raw
+
+
+def add_data_arguments(p: argparse.ArgumentParser, *, text_help: str) -> None:
+    """The input options of ``recommend`` and ``evaluate``."""
+    g = p.add_argument_group("input")
+    g.add_argument(
+        "--interactions",
+        required=True,
+        metavar="FILE",
+        help="interactions table, one row per (user, item) event: .csv, .tsv, .csv.gz or .parquet",
+    )
+    g.add_argument("--user-column", default="user", metavar="COL", help="raw user ids (user)")
+    g.add_argument("--item-column", default="item", metavar="COL", help="raw item ids (item)")
+    g.add_argument(
+        "--weight-column",
+        metavar="COL",
+        help="interaction weights: ratings, counts (default: every event weighs 1)",
+    )
+    g.add_argument(
+        "--timestamp-column", metavar="COL", help="integer timestamps or datetimes of events"
+    )
+    g.add_argument(
+        "--duplicates",
+        choices=("sum", "last", "raise"),
+        default="sum",
+        help="repeated (user, item) rows: sum their weights (default), keep the last one "
+        "(by time), or stop with an error",
+    )
+    g.add_argument("--items", metavar="FILE", help="item table (adds items nobody interacted with)")
+    g.add_argument("--text-column", metavar="COL", help=text_help)
+    g.add_argument(
+        "--item-id-column",
+        metavar="COL",
+        help="item id column of --items (default: the --item-column name)",
+    )
+    g.add_argument(
+        "--column-names",
+        type=names,
+        metavar="NAMES",
+        help="comma-separated column names of an --interactions CSV without a header line",
+    )
+    add_sep_argument(g)
+
+
+def separator(text: str) -> str:
+    """A CSV separator; ``tab`` and ``\\t`` spell a tab (awkward to type in a shell)."""
+    return "\t" if text in ("tab", "\\t") else text
+
+
+def add_sep_argument(g: Any) -> None:
+    g.add_argument(
+        "--sep",
+        type=separator,
+        help="CSV field separator, 'tab' for a tab (default: ',', and tab for .tsv files)",
+    )
+
+
+def add_model_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("model")
+    g.add_argument(
+        "--param",
+        type=param,
+        action="append",
+        default=[],
+        metavar="[MODEL.]NAME=VALUE",
+        help="a model hyperparameter, e.g. factors=128 or als.iterations=30 (repeatable); "
+        "NAME=VALUE goes to every chosen model that takes NAME",
+    )
+    g.add_argument("--seed", type=int, default=0, metavar="N", help="random seed (0)")
+    g.add_argument(
+        "--threads", type=int, metavar="N", help="threads (default: all cores; 0 also all)"
+    )
+    g.add_argument(
+        "--encoder",
+        metavar="DIR",
+        help="text model for item text: a sentence-transformers directory (default: the "
+        "bundled all-MiniLM-L6-v2)",
+    )
+    g.add_argument(
+        "--batch-size", type=positive, default=64, metavar="N", help="texts per encoder batch (64)"
+    )
+    g.add_argument("--bf16", action="store_true", help="run the text model in bfloat16")
+
+
+def add_common_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars or status lines")
+
+
+def status(message: str) -> None:
+    """A progress line for the person at the terminal (stderr, so stdout stays data)."""
+    print(f"semrec: {message}", file=sys.stderr, flush=True)
+
+
+def show_progress(args: argparse.Namespace) -> bool:
+    """Progress bars go to a terminal only (not into log files), and never with --quiet."""
+    return not args.quiet and sys.stderr.isatty()

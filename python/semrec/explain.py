@@ -1,0 +1,83 @@
+"""Explanations: which items of a user's history make a recommendation, and by how much.
+
+Every model's ``explain(user, item, k=5)`` returns the same shape, built by
+:func:`explanation`: a :class:`pandas.DataFrame` with one row per history item, the largest
+contributions first (at most ``k`` rows), and the columns
+
+``item`` (int32)
+    Index of the history item.
+``contribution`` (float64)
+    Its additive part of the score, in the score's units.
+``share`` (float64)
+    ``contribution / sum(|contribution|)`` over the *whole* history (not only the ``k`` rows
+    shown): in [-1, 1], sign kept, and the absolute shares of the whole history add up to 1.
+    When every contribution is positive and the model is purely additive, this is the
+    fraction of the score the item explains ("recommended because you liked X (40%)").
+
+``frame.attrs`` holds ``user``, ``item`` (the explained pair), ``score`` (the model's score
+for it), ``explained`` (the sum of all history contributions) and ``rest`` (``score -
+explained``: intercepts and biases that no history item carries, or the approximation gap
+when the model's score is not exactly the sum; each model documents when it is exact).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from semrec import _validation as check
+
+COLUMNS = ("item", "contribution", "share")
+
+
+def explanation(
+    items: Any, contributions: Any, k: int, *, user: int, item: int, score: float
+) -> pd.DataFrame:
+    """The common explanation table from all history items and their contributions.
+
+    Rows are sorted by contribution (largest first, ties by item index) and cut to ``k``.
+
+    Examples
+    --------
+    >>> from semrec.explain import explanation
+    >>> table = explanation([3, 7, 9], [0.5, 1.5, -0.5], 2, user=0, item=4, score=1.5)
+    >>> table.to_dict("list")
+    {'item': [7, 3], 'contribution': [1.5, 0.5], 'share': [0.6, 0.2]}
+    >>> table.attrs["rest"]
+    0.0
+    """
+    k = check.positive_int(k, "k")
+    ids = np.asarray(items, dtype=np.int32).reshape(-1)
+    values = np.asarray(contributions, dtype=np.float64).reshape(-1)
+    if ids.shape != values.shape:
+        raise ValueError(
+            f"items and contributions must have the same length, got {ids.size} and {values.size}"
+        )
+    scale = np.abs(values).sum()
+    shares = values / scale if scale > 0 else np.zeros_like(values)
+    order = np.lexsort((ids, -values))[:k]
+    frame = pd.DataFrame(
+        {"item": ids[order], "contribution": values[order], "share": shares[order]}
+    )
+    explained = float(values.sum())
+    frame.attrs.update(
+        user=int(user),
+        item=int(item),
+        score=float(score),
+        explained=explained,
+        rest=float(score) - explained,
+    )
+    return frame
+
+
+def scalar_id(value: Any, name: str, n: int, what: str) -> int:
+    """One user or item index, checked like every model's ids."""
+    if np.ndim(value) != 0:
+        raise TypeError(
+            f"{name} must be a single {what} index, got an array of shape "
+            f"{np.shape(value)}; explain one (user, item) pair per call"
+        )
+    ids, _ = check.index_array(value, name, n, what)
+    return int(ids[0])

@@ -1,0 +1,394 @@
+"""Weighted blends of fitted recommenders, with per-user score normalisation.
+
+Scores of different models live on different scales (ALS dot products, cosines, counts), so
+each member's scores for a user are first normalised over the whole catalogue, then summed with
+the member weights. That is the seeds' ``alpha * CF + (1 - alpha) * content`` for two members.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+import scipy.stats
+from tqdm import tqdm
+
+from semrec import _validation as check
+from semrec._base import BATCH_USERS, Recommender, select_topk
+from semrec.datasets import Dataset
+from semrec.metrics import RANKING_METRICS
+
+logger = logging.getLogger("semrec")
+
+NORMALIZE = ("zscore", "minmax", "rank")
+
+
+class Hybrid(Recommender):
+    """Blend the per-user normalised scores of several fitted models.
+
+    For each user, every member with a non-zero weight scores every item; the scores are
+    normalised over the user's row (see ``normalize``) and summed with the weights. Ranking
+    then follows the blended score (ties to the lower item id).
+
+    Parameters
+    ----------
+    models : sequence of (model, weight)
+        Models with the common verbs (``score(users, items)``, or at least ``recommend``, and
+        ``interactions_``), all over the same users and items, and weights ``>= 0``, not all 0.
+        A weight of 0 drops that model (it is never called); the weights' overall scale does
+        not matter, only their ratios.
+    normalize : {"zscore", "minmax", "rank"}, default "zscore"
+        Per user over all items: ``"zscore"`` subtracts the mean and divides by the standard
+        deviation; ``"minmax"`` maps the row to [0, 1]; ``"rank"`` replaces scores by their
+        rank (ties averaged) scaled to [0, 1]. A constant row becomes all 0 (that model then
+        has no say for that user). Scores of ``-inf`` (an item the model must never return)
+        are left out of the statistics and stay ``-inf`` in the blend.
+
+    Notes
+    -----
+    Fitting is optional: members fitted beforehand are used as they are, and the items a user
+    has seen (for ``exclude_seen``) are those of the first weighted member. ``fit(interactions)``
+    fits the members that are not fitted yet (all of them with ``refit=True``) and makes
+    ``interactions`` the seen items. ``save`` / ``load`` are not supported: save the member
+    models and rebuild the Hybrid from them.
+
+    Examples
+    --------
+    >>> import numpy as np, scipy.sparse as sp, semrec
+    >>> clicks = sp.random_array((40, 30), density=0.2, format="csr", rng=0, dtype=np.float32)
+    >>> als = semrec.ALS(factors=4, iterations=3, random_state=0, show_progress=False)
+    >>> hybrid = semrec.Hybrid([(als, 0.7), (semrec.MostPopular(), 0.3)]).fit(clicks)
+    >>> hybrid.recommend([0, 1], k=5)[0].shape
+    (2, 5)
+    """
+
+    _PARAMS = ("models", "normalize")
+
+    def __init__(self, models: Sequence[tuple[Any, float]], normalize: str = "zscore") -> None:
+        self.models = models
+        self.normalize = normalize
+        self._interactions: sp.csr_array | None = None
+        self._members()  # fail early on a malformed list
+
+    # -- members -----------------------------------------------------------------------------
+    def _members(self) -> list[tuple[Any, float]]:
+        """The validated (model, weight) pairs with a non-zero weight."""
+        check.choice(self.normalize, "normalize", NORMALIZE)
+        if isinstance(self.models, str | bytes) or not isinstance(self.models, Sequence):
+            raise TypeError(
+                f"models must be a list of (model, weight) pairs, got {type(self.models).__name__}"
+            )
+        if len(self.models) == 0:
+            raise ValueError("models is empty; give at least one (model, weight) pair")
+        active = []
+        for n, pair in enumerate(self.models):
+            if not (isinstance(pair, tuple | list) and len(pair) == 2):
+                raise TypeError(f"models[{n}] must be a (model, weight) pair, got {pair!r}")
+            model, weight = pair
+            if isinstance(weight, bool) or not isinstance(
+                weight, int | float | np.integer | np.floating
+            ):
+                raise TypeError(f"the weight of models[{n}] must be a number, got {weight!r}")
+            if not (np.isfinite(weight) and weight >= 0):
+                raise ValueError(f"the weight of models[{n}] must be finite and >= 0, got {weight}")
+            if not (hasattr(model, "score") or hasattr(model, "recommend")):
+                raise TypeError(
+                    f"models[{n}] ({type(model).__name__}) has neither score nor recommend"
+                )
+            if weight > 0:
+                active.append((model, float(weight)))
+        if not active:
+            raise ValueError("every weight is 0; give at least one model a weight > 0")
+        return active
+
+    @property
+    def interactions_(self) -> sp.csr_array:  # type: ignore[override]
+        """Seen items: those given to ``fit``, else the first weighted member's."""
+        if self._interactions is not None:
+            return self._interactions
+        return self._members()[0][0].interactions_
+
+    def _check_fitted(self) -> None:
+        self._members()
+        shapes = []
+        for n, (model, weight) in enumerate(self.models):
+            if weight == 0:
+                continue
+            shape = _fitted_shape(model)
+            if shape is None:
+                raise ValueError(
+                    f"models[{n}] ({type(model).__name__}) is not fitted; fit it first or call "
+                    "Hybrid.fit(interactions)"
+                )
+            shapes.append(shape)
+        if self._interactions is not None:
+            shapes.append(self._interactions.shape)
+        if len(set(shapes)) > 1:
+            raise ValueError(
+                f"the models disagree on the number of users and items: {shapes}; fit them on "
+                "the same interactions"
+            )
+
+    def fit(self, interactions: Any, *, refit: bool = False) -> Hybrid:
+        """Fit the members that are not fitted yet on ``interactions`` (every one if ``refit``).
+
+        ``interactions`` (users x items CSR) also becomes the seen items for ``exclude_seen``.
+
+        Returns
+        -------
+        self
+        """
+        self._members()
+        check.require_csr(interactions, "interactions", "(users x items)")
+        for model, weight in self.models:
+            if weight > 0 and (refit or _fitted_shape(model) is None):
+                model.fit(interactions)
+        self._interactions = check.interactions(interactions, "interactions", nonnegative=False)
+        self._check_fitted()
+        return self
+
+    # -- scoring -----------------------------------------------------------------------------
+    def _blend(self, users: np.ndarray) -> np.ndarray:
+        """Blended float64 scores of every item for each user (float64 keeps member ties)."""
+        n_items = self.n_items_
+        total = np.zeros((users.size, n_items), dtype=np.float64)
+        for model, weight in self._members():
+            raw = member_scores(model, users, n_items)
+            total += weight * normalize_rows(raw, self.normalize, name=type(model).__name__)
+        return total
+
+    def _score_rows(self, users: np.ndarray) -> np.ndarray:
+        return self._blend(users).astype(np.float32)
+
+    def recommend(
+        self,
+        users: int | np.ndarray,
+        k: int = 10,
+        *,
+        exclude_seen: bool = True,
+        items: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` items by blended score for each user, best first.
+
+        Parameters and returns as :meth:`semrec.ALS.recommend`; scores are the blended,
+        normalised scores.
+        """
+        u, scalar = self._users(users)
+        k = check.positive_int(k, "k")
+        allowed = None
+        if items is not None:
+            allowed = np.zeros(self.n_items_, dtype=bool)
+            allowed[check.item_ids(items, "items", self.n_items_)] = True
+        ids = np.empty((u.size, k), dtype=np.int32)
+        scores = np.empty((u.size, k), dtype=np.float32)
+        for start in range(0, u.size, BATCH_USERS):
+            batch = u[start : start + BATCH_USERS]
+            exclude = self.interactions_[batch] if exclude_seen else None
+            ids[start : start + batch.size], scores[start : start + batch.size] = select_topk(
+                self._blend(batch), k, exclude=exclude, allowed=allowed
+            )
+        return (ids[0], scores[0]) if scalar else (ids, scores)
+
+    # -- weight search -----------------------------------------------------------------------
+    @classmethod
+    def tune(
+        cls,
+        models: Sequence[Any],
+        train: Dataset,
+        validation: Dataset,
+        *,
+        grid: int | Sequence[Sequence[float]] = 10,
+        k: int = 10,
+        metric: str = "ndcg",
+        normalize: str = "zscore",
+        relevance_threshold: float | None = 4,
+        items: np.ndarray | None = None,
+        show_progress: bool | None = None,
+    ) -> Hybrid:
+        """Pick the weights that maximise a ranking metric on a validation split.
+
+        Every weight vector of the grid is evaluated with :func:`semrec.evaluate` (each costs
+        one scoring pass of every weighted member over the validation users).
+
+        Parameters
+        ----------
+        models : sequence of models
+            Fitted on ``train.interactions`` (carve ``validation`` from the training data, e.g.
+            ``train, validation = semrec.split.last_fraction(train)``; never tune on test).
+        train, validation : Dataset
+            Output of a splitter, sharing id maps.
+        grid : int or sequence of weight vectors, default 10
+            An int ``n`` searches every weight vector on the simplex with step ``1 / n``
+            (each single model alone included); or give the weight vectors to try.
+        k : int, default 10
+            Cutoff of the metric.
+        metric : str, default "ndcg"
+            One of ``precision, recall, ndcg, map, hit_rate, mrr``.
+        normalize : str, default "zscore"
+            As in :class:`Hybrid`.
+        relevance_threshold : float or None, default 4
+            As in :func:`semrec.evaluate`.
+        items : 1-D int array, optional
+            Rank only these items (e.g. the validation split's cold items), as in
+            :func:`semrec.evaluate`.
+        show_progress : bool, optional
+            A tqdm bar over the grid; ``None`` shows it when stderr is a terminal.
+
+        Returns
+        -------
+        Hybrid
+            With the best weights (the first in grid order on a tie); its ``tuning_``
+            attribute is a DataFrame of every weight vector tried and its metric.
+
+        Examples
+        --------
+        >>> import semrec
+        >>> from semrec.datasets import synthetic
+        >>> from semrec.split import last_fraction
+        >>> train, validation = last_fraction(synthetic(200, 300, 4_000))
+        >>> pop = semrec.MostPopular().fit(train.interactions)
+        >>> rnd = semrec.Random(random_state=0).fit(train.interactions)
+        >>> best = semrec.Hybrid.tune([pop, rnd], train, validation, grid=2, show_progress=False)
+        >>> best.tuning_.shape
+        (3, 3)
+        """
+        check.choice(metric, "metric", RANKING_METRICS)
+        k = check.positive_int(k, "k")
+        if isinstance(models, str | bytes) or not isinstance(models, Sequence) or not models:
+            raise TypeError("models must be a non-empty list of fitted models")
+        weights = _grid(grid, len(models))
+        from semrec.evaluation import evaluate  # evaluation imports the model modules
+
+        show = show_progress if show_progress is not None else sys.stderr.isatty()
+        rows = []
+        for w in tqdm(weights, desc="Hybrid.tune", disable=not show):
+            hybrid = cls(list(zip(models, w, strict=True)), normalize=normalize)
+            table = evaluate(
+                hybrid,
+                train,
+                validation,
+                k=k,
+                metrics=[metric],
+                relevance_threshold=relevance_threshold,
+                items=items,
+            )
+            value = float(table.loc[k, metric])
+            logger.debug("Hybrid.tune weights %s: %s@%d = %.5f", w, metric, k, value)
+            rows.append((*w, value))
+        columns = [f"w{j}" for j in range(len(models))] + [f"{metric}@{k}"]
+        table = pd.DataFrame(rows, columns=columns)
+        best = int(np.argmax(table[columns[-1]].to_numpy()))
+        chosen = cls(list(zip(models, weights[best], strict=True)), normalize=normalize)
+        chosen.tuning_ = table
+        return chosen
+
+    # -- persistence -------------------------------------------------------------------------
+    def save(self, path: str | os.PathLike[str]) -> NoReturn:
+        """Not supported: save each member model and rebuild the Hybrid from them."""
+        raise NotImplementedError(
+            "Hybrid.save is not supported: save each member model (model.save(path)) and "
+            "rebuild Hybrid([(Model.load(path), weight), ...]) after loading them"
+        )
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> NoReturn:
+        """Not supported: load the member models and rebuild the Hybrid from them."""
+        raise NotImplementedError(
+            "Hybrid.load is not supported: load each member model and rebuild "
+            "Hybrid([(model, weight), ...])"
+        )
+
+
+def normalize_rows(scores: np.ndarray, how: str, *, name: str = "scores") -> np.ndarray:
+    """Normalise each row of a score block (float64 result), as :class:`Hybrid` documents.
+
+    ``-inf`` entries are ignored by the statistics and stay ``-inf``; NaN or ``+inf`` raise.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from semrec.hybrid import normalize_rows
+    >>> normalize_rows(np.array([[1.0, 2.0, 3.0]]), "minmax").tolist()
+    [[0.0, 0.5, 1.0]]
+    """
+    check.choice(how, "normalize", NORMALIZE)
+    s = np.asarray(scores, dtype=np.float64)
+    if np.isnan(s).any() or np.isposinf(s).any():
+        raise ValueError(f"{name} returned NaN or +inf scores; only -inf may mark excluded items")
+    finite = np.isfinite(s)
+    count = finite.sum(axis=1, keepdims=True)
+    if how == "rank":
+        # rankdata puts the -inf entries first; shift them out so finite ranks start at 1.
+        ranks = scipy.stats.rankdata(s, axis=1, method="average") - (s.shape[1] - count)
+        return np.where(finite, (ranks - 1.0) / np.maximum(count - 1, 1), -np.inf)
+    zeroed = np.where(finite, s, 0.0)
+    if how == "zscore":
+        center = zeroed.sum(axis=1, keepdims=True) / np.maximum(count, 1)
+        deviation = np.where(finite, s - center, 0.0)
+        spread = np.sqrt(np.square(deviation).sum(axis=1, keepdims=True) / np.maximum(count, 1))
+    else:
+        center = np.min(s, axis=1, keepdims=True, where=finite, initial=np.inf)
+        spread = np.max(s, axis=1, keepdims=True, where=finite, initial=-np.inf) - center
+    ok = (count > 0) & (spread > 0)
+    scaled = np.where(ok, (zeroed - np.where(ok, center, 0.0)) / np.where(ok, spread, 1.0), 0.0)
+    out = np.full_like(s, -np.inf)
+    np.copyto(out, scaled, where=finite)
+    return out
+
+
+def member_scores(model: Any, users: np.ndarray, n_items: int) -> np.ndarray:
+    """Scores of every item for ``users`` from ``model.score``, or from a full-catalogue
+    ``recommend`` (unlisted items -inf) for models without ``score``."""
+    if hasattr(model, "score"):
+        out = np.asarray(model.score(users, np.arange(n_items)), dtype=np.float64)
+    else:
+        ids, scores = model.recommend(users, k=n_items, exclude_seen=False)
+        ids = np.asarray(ids).reshape(users.size, -1)
+        scores = np.asarray(scores, dtype=np.float64).reshape(users.size, -1)
+        out = np.full((users.size, n_items), -np.inf)
+        rows, cols = np.nonzero(ids >= 0)
+        out[rows, ids[rows, cols]] = scores[rows, cols]
+    if out.shape != (users.size, n_items):
+        raise ValueError(
+            f"{type(model).__name__} returned scores of shape {out.shape}, expected "
+            f"{(users.size, n_items)}"
+        )
+    return out
+
+
+def _fitted_shape(model: Any) -> tuple[int, int] | None:
+    try:
+        shape = model.interactions_.shape
+    except (AttributeError, ValueError, RuntimeError):
+        return None
+    return (int(shape[0]), int(shape[1]))
+
+
+def _grid(grid: Any, n_models: int) -> list[tuple[float, ...]]:
+    if isinstance(grid, int | np.integer) and not isinstance(grid, bool):
+        steps = check.positive_int(grid, "grid")
+        points = [
+            tuple(c / steps for c in combo)
+            for combo in itertools.product(range(steps + 1), repeat=n_models)
+            if sum(combo) == steps
+        ]
+        return sorted(points, reverse=True)
+    try:
+        points = [tuple(float(w) for w in row) for row in grid]
+    except TypeError:
+        raise TypeError(
+            f"grid must be an int (simplex steps) or a list of weight vectors, got {grid!r}"
+        ) from None
+    if not points:
+        raise ValueError("grid is empty; give at least one weight vector")
+    for row in points:
+        if len(row) != n_models:
+            raise ValueError(f"every grid row needs {n_models} weights (one per model), got {row}")
+    return points

@@ -1,0 +1,329 @@
+"""Figures for evaluations and models (matplotlib, an optional extra: ``pip install
+'semrec[plot]'``).
+
+Every function returns a :class:`matplotlib.figure.Figure` built without pyplot, so nothing
+depends on a display or on global state: it renders in a notebook, in a script on a server,
+or through :func:`save` to a PNG file.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from semrec import _validation as check
+
+# Categorical colours up to this many labels; more labels share a continuous colour map.
+_MAX_CATEGORIES = 20
+
+
+def _figure(**kwargs: Any) -> Any:
+    try:
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise ImportError(
+            "semrec.plot needs matplotlib: pip install 'semrec[plot]' (or pip install matplotlib)"
+        ) from None
+    return Figure(layout="constrained", **kwargs)
+
+
+def metrics_vs_k(
+    results: pd.DataFrame | Mapping[str, pd.DataFrame],
+    metrics: str | Sequence[str] = ("ndcg", "recall"),
+) -> Any:
+    """One panel per metric: its value against the cutoff ``k``, one line per model.
+
+    Parameters
+    ----------
+    results : DataFrame or dict of str -> DataFrame
+        The table of :func:`semrec.compare` (index ``(model, k)``), or ``{name: table}`` of
+        :func:`semrec.evaluate` tables (index ``k``).
+    metrics : str or sequence of str
+        Columns to plot.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> import semrec, semrec.plot
+    >>> from semrec.datasets import synthetic
+    >>> from semrec.split import last_fraction
+    >>> train, test = last_fraction(synthetic(200, 300, 4_000))
+    >>> table = semrec.compare({}, train, test, k=(5, 10, 20))
+    >>> fig = semrec.plot.metrics_vs_k(table, "ndcg")
+    >>> fig.axes[0].get_ylabel()
+    'ndcg'
+    """
+    tables = _by_model(results)
+    names = [metrics] if isinstance(metrics, str) else list(metrics)
+    if not names:
+        raise ValueError("metrics is empty; name at least one column, e.g. 'ndcg'")
+    for model, table in tables.items():
+        missing = [m for m in names if m not in table.columns]
+        if missing:
+            raise ValueError(
+                f"results for {model!r} have no column {missing[0]!r}; they have "
+                f"{list(table.columns)}"
+            )
+    fig = _figure(figsize=(4.2 * len(names), 3.4))
+    axes = fig.subplots(1, len(names), squeeze=False)[0]
+    for ax, metric in zip(axes, names, strict=True):
+        for model, table in tables.items():
+            ks = np.asarray(table.index, dtype=float)
+            ax.plot(ks, table[metric].to_numpy(dtype=float), marker="o", label=str(model))
+        ax.set_xlabel("k")
+        ax.set_ylabel(metric)
+        ax.set_title(f"{metric}@k")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize="small")
+    return fig
+
+
+def diversity_tradeoff(
+    sweep: pd.DataFrame,
+    *,
+    parameter: str = "lambda",
+    accuracy: str = "ndcg",
+    diversity: str = "diversity",
+    coverage: str | None = "coverage",
+) -> Any:
+    """The accuracy / diversity trade-off of a re-ranking sweep (e.g. the MMR ``lambda``).
+
+    Left: accuracy against diversity, each point labelled with its parameter value. Right:
+    every measure against the parameter.
+
+    Parameters
+    ----------
+    sweep : DataFrame
+        One row per parameter value with columns ``parameter``, ``accuracy``, ``diversity``
+        (and ``coverage`` unless None).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> import pandas as pd, semrec.plot
+    >>> sweep = pd.DataFrame({"lambda": [0.0, 0.5, 1.0], "ndcg": [0.30, 0.28, 0.2],
+    ...                       "diversity": [0.4, 0.6, 0.8], "coverage": [0.1, 0.2, 0.3]})
+    >>> len(semrec.plot.diversity_tradeoff(sweep).axes)
+    2
+    """
+    if not isinstance(sweep, pd.DataFrame):
+        raise TypeError(f"sweep must be a pandas DataFrame, got {type(sweep).__name__}")
+    columns = [parameter, accuracy, diversity] + ([coverage] if coverage else [])
+    missing = [c for c in columns if c not in sweep.columns]
+    if missing:
+        raise ValueError(
+            f"sweep has no column {missing[0]!r}; it has {list(sweep.columns)} (rename, or "
+            "pass parameter=, accuracy=, diversity=, coverage=)"
+        )
+    if len(sweep) == 0:
+        raise ValueError("sweep is empty: it needs one row per parameter value")
+    data = sweep.sort_values(parameter)
+    fig = _figure(figsize=(9, 3.6))
+    left, right = fig.subplots(1, 2)
+    x = data[diversity].to_numpy(dtype=float)
+    y = data[accuracy].to_numpy(dtype=float)
+    left.plot(x, y, marker="o", color="C0")
+    for value, xi, yi in zip(data[parameter], x, y, strict=True):
+        left.annotate(f"{value:g}", (xi, yi), textcoords="offset points", xytext=(4, 4),
+                      fontsize="small")  # fmt: skip
+    left.set_xlabel(diversity)
+    left.set_ylabel(accuracy)
+    left.set_title(f"{accuracy} vs {diversity} (labels: {parameter})")
+    left.grid(alpha=0.3)
+    p = data[parameter].to_numpy(dtype=float)
+    for column in columns[1:]:
+        right.plot(p, data[column].to_numpy(dtype=float), marker="o", label=column)
+    right.set_xlabel(parameter)
+    right.set_title(f"measures vs {parameter}")
+    right.legend(fontsize="small")
+    right.grid(alpha=0.3)
+    return fig
+
+
+def pca_2d(vectors: np.ndarray) -> np.ndarray:
+    """The first two principal components of ``vectors`` (rows), by an SVD of the centred
+    data; each component's sign is fixed so its largest-magnitude loading is positive.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from semrec.plot import pca_2d
+    >>> pca_2d(np.random.default_rng(0).standard_normal((10, 5))).shape
+    (10, 2)
+    """
+    x = np.asarray(vectors, dtype=np.float64)
+    if x.ndim != 2 or x.shape[0] < 2 or x.shape[1] < 2:
+        raise ValueError(f"vectors must be a 2-D array of at least 2 x 2, got shape {x.shape}")
+    if not np.isfinite(x).all():
+        raise ValueError("vectors contains NaN or infinite values")
+    x = x - x.mean(axis=0)
+    _, _, vt = np.linalg.svd(x, full_matrices=False)
+    axes = vt[:2]
+    flip = np.sign(axes[np.arange(2), np.abs(axes).argmax(axis=1)])
+    return x @ (axes * flip[:, None]).T
+
+
+def embedding_map(
+    item_embeddings: np.ndarray,
+    labels: Sequence[Any] | np.ndarray | None = None,
+    history: Sequence[int] | np.ndarray | None = None,
+    recommended: Sequence[int] | np.ndarray | None = None,
+    *,
+    title: str = "item embeddings (PCA)",
+) -> Any:
+    """A 2-D PCA map of item embeddings coloured by label (genre, topic), with one user's
+    history and recommendations marked.
+
+    Parameters
+    ----------
+    item_embeddings : array, shape (n_items, dim)
+    labels : sequence, optional
+        One label per item (up to 20 distinct labels get their own colour and legend entry).
+    history, recommended : sequence of int, optional
+        Item indices to mark (history: black circles; recommendations: red stars).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> import numpy as np, semrec.plot
+    >>> x = np.random.default_rng(0).standard_normal((50, 8)).astype(np.float32)
+    >>> fig = semrec.plot.embedding_map(x, labels=np.arange(50) % 3, history=[0, 1],
+    ...                                 recommended=[2, 3])
+    >>> fig.axes[0].get_title()
+    'item embeddings (PCA)'
+    """
+    points = pca_2d(item_embeddings)
+    n = points.shape[0]
+    fig = _figure(figsize=(6.4, 5.2))
+    ax = fig.subplots()
+    if labels is None:
+        ax.scatter(points[:, 0], points[:, 1], s=8, color="0.6", alpha=0.6, linewidths=0)
+    else:
+        values = np.asarray(labels)
+        if values.shape != (n,):
+            raise ValueError(f"labels must hold one label per item ({n}), got {values.shape}")
+        kinds, codes = np.unique(values, return_inverse=True)
+        if kinds.size <= _MAX_CATEGORIES:
+            for code, kind in enumerate(kinds):
+                mine = codes == code
+                ax.scatter(points[mine, 0], points[mine, 1], s=8, alpha=0.6, linewidths=0,
+                           color=f"C{code % 10}" if kinds.size <= 10 else None,
+                           label=str(kind))  # fmt: skip
+        else:
+            ax.scatter(points[:, 0], points[:, 1], s=8, c=codes, cmap="viridis", alpha=0.6,
+                       linewidths=0)  # fmt: skip
+    for ids, name, style in (
+        (history, "history", {"marker": "o", "facecolors": "none", "edgecolors": "black"}),
+        (recommended, "recommended", {"marker": "*", "color": "red"}),
+    ):
+        if ids is None:
+            continue
+        chosen = check.item_ids(ids, name, n)
+        ax.scatter(points[chosen, 0], points[chosen, 1], s=90, linewidths=1.4, label=name,
+                   zorder=3, **style)  # fmt: skip
+    ax.set_xlabel("PC 1")
+    ax.set_ylabel("PC 2")
+    ax.set_title(title)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize="x-small", markerscale=1.5, loc="best", ncols=2)
+    return fig
+
+
+def training_loss(losses: Sequence[float] | np.ndarray) -> Any:
+    """Training loss per iteration (e.g. ALS with ``calculate_training_loss=True``).
+
+    Parameters
+    ----------
+    losses : sequence of float
+        One value per iteration, e.g. collected by ``fit``'s ``callback``.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> import numpy as np, scipy.sparse as sp, semrec, semrec.plot
+    >>> clicks = sp.random_array((50, 30), density=0.2, format="csr", rng=0, dtype=np.float32)
+    >>> losses = []
+    >>> model = semrec.ALS(factors=4, iterations=5, calculate_training_loss=True,
+    ...                    random_state=0, show_progress=False)
+    >>> _ = model.fit(clicks, callback=lambda it, seconds, loss: losses.append(loss))
+    >>> semrec.plot.training_loss(losses).axes[0].get_xlabel()
+    'iteration'
+    """
+    values = np.asarray([np.nan if v is None else v for v in losses], dtype=float)
+    if values.ndim != 1 or values.size == 0:
+        raise ValueError("losses must be a non-empty 1-D sequence, one value per iteration")
+    if not np.isfinite(values).all():
+        raise ValueError(
+            "losses holds None, NaN or inf; fit ALS with calculate_training_loss=True to get "
+            "a loss per iteration"
+        )
+    fig = _figure(figsize=(5, 3.4))
+    ax = fig.subplots()
+    ax.plot(np.arange(1, values.size + 1), values, marker="o")
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("training loss")
+    ax.set_title("training loss")
+    if values.min() > 0 and values.max() / values.min() > 100:
+        ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def save(fig: Any, path: str | os.PathLike[str], *, dpi: int = 150) -> None:
+    """Write ``fig`` to ``path`` (PNG unless the name ends in .svg / .pdf), through a
+    temporary file renamed over the target so a failure leaves no partial image.
+
+    Examples
+    --------
+    >>> import os, tempfile, semrec.plot
+    >>> path = os.path.join(tempfile.mkdtemp(), "loss.png")
+    >>> semrec.plot.save(semrec.plot.training_loss([3.0, 2.0, 1.5]), path)
+    >>> os.path.getsize(path) > 0
+    True
+    """
+    target = os.fspath(path)
+    ext = os.path.splitext(target)[1].lower().lstrip(".") or "png"
+    tmp = os.path.join(
+        os.path.dirname(target) or ".", f".{os.getpid()}.tmp-{os.path.basename(target)}"
+    )
+    try:
+        fig.savefig(tmp, dpi=check.positive_int(dpi, "dpi"), format=ext)
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def _by_model(results: Any) -> dict[str, pd.DataFrame]:
+    if isinstance(results, pd.DataFrame):
+        if results.index.nlevels == 2:
+            level = results.index.names[0] or 0
+            return {
+                str(name): table.droplevel(0)
+                for name, table in results.groupby(level=level, sort=False)
+            }
+        return {"model": results}
+    if isinstance(results, Mapping):
+        if not results:
+            raise ValueError("results is empty: pass at least one model's table")
+        return {str(name): table for name, table in results.items()}
+    raise TypeError(
+        "results must be a semrec.compare table or a dict of model name -> semrec.evaluate "
+        f"table, got {type(results).__name__}"
+    )

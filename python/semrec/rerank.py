@@ -1,0 +1,174 @@
+"""Diversity re-ranking by maximal marginal relevance (C++ kernel: ``cpp/semrec/rerank.cpp``).
+
+MMR (Carbonell & Goldstein, 1998) turns a relevance-ordered candidate list into a list that is
+both relevant and varied: it picks the most relevant candidate first, then repeatedly the one
+that maximises ``lambda_ * relevance - (1 - lambda_) * max cosine to the items already picked``.
+It works on the output of any model's ``recommend`` (take, say, 200 candidates and keep 10).
+To measure the effect, use :func:`semrec.metrics.intra_list_diversity` and
+:func:`semrec.metrics.catalog_coverage`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from semrec import _validation as check
+from semrec._native import core
+from semrec._threads import resolve_num_threads
+
+NORMALIZE = ("minmax", "none")
+
+# Rows whose norm is this close to 1 count as normalised (float32 rounding of a unit vector).
+_UNIT_TOLERANCE = 1e-4
+
+
+def diversify(
+    ids: np.ndarray,
+    scores: np.ndarray,
+    item_embeddings: np.ndarray,
+    k: int,
+    lambda_: float = 0.5,
+    *,
+    normalize: str = "minmax",
+    num_threads: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Re-rank candidate lists with MMR, trading relevance for diversity.
+
+    Parameters
+    ----------
+    ids : int array, shape (n_users, n_candidates) or (n_candidates,)
+        Candidate item ids per user (e.g. ``model.recommend(users, k=200)[0]``); ``-1`` marks
+        padding and is never picked. A repeated id is picked at most once. A 1-D list gives
+        1-D results.
+    scores : float array, same shape as ``ids``
+        The candidates' relevance (higher is better), finite wherever the id is real.
+    item_embeddings : ndarray of float32, shape (n_items, dim)
+        Item vectors (typically text embeddings), C-contiguous. Rows that are not unit length
+        are L2-normalised in a copy, so the similarity is always the cosine.
+    k : int
+        Items to keep per user (rows with fewer distinct candidates are padded).
+    lambda_ : float in [0, 1], default 0.5
+        Weight of relevance. ``1`` keeps the plain relevance order (the top ``k``); ``0``
+        picks the most relevant item, then only maximises diversity.
+    normalize : {"minmax", "none"}, default "minmax"
+        How relevance is put on the scale of cosine similarity before the trade-off.
+        ``"minmax"`` rescales each user's candidate scores to [0, 1] (the best candidate 1, the
+        worst 0; a row of equal scores becomes all 1), so ``lambda_`` means the same for every
+        model and user whatever the scale of its scores. ``"none"`` uses the scores as given
+        (when they already are similarities, e.g. a content model's cosine).
+    num_threads : int, optional
+        ``None`` uses :func:`semrec.get_num_threads`, ``0`` all cores. The result does not
+        depend on it.
+
+    Returns
+    -------
+    ids : ndarray of int32, shape (n_users, k)
+        The picked items in pick order; padding ``-1``.
+    scores : ndarray of float32, shape (n_users, k)
+        Their original ``scores`` (not normalised); padding ``-inf``.
+
+    Raises
+    ------
+    TypeError
+        Non-integer ids, non-float scores, or embeddings that are not float32.
+    ValueError
+        Shapes that do not match, NaN/inf scores on real ids, ``lambda_`` outside [0, 1],
+        ``k < 1``, an unknown ``normalize``.
+    IndexError
+        An id outside ``[0, n_items)`` other than the ``-1`` padding.
+
+    Examples
+    --------
+    >>> import numpy as np, semrec
+    >>> emb = np.array([[1, 0], [1, 0], [0, 1]], dtype=np.float32)
+    >>> ids = np.array([0, 1, 2], dtype=np.int32)            # 0 and 1 are the same item kind
+    >>> scores = np.array([0.9, 0.8, 0.5], dtype=np.float32)
+    >>> semrec.diversify(ids, scores, emb, k=2, lambda_=0.5)[0].tolist()
+    [0, 2]
+    >>> semrec.diversify(ids, scores, emb, k=2, lambda_=1.0)[0].tolist()
+    [0, 1]
+    """
+    emb, _ = check.as_float32_matrix(item_embeddings, "item_embeddings")
+    if emb.shape[0] == 0:
+        raise ValueError("item_embeddings is empty (0 rows); there is nothing to re-rank")
+    cand, rel, single = _candidates(ids, scores, emb.shape[0])
+    k = check.positive_int(k, "k")
+    lambda_ = _unit_interval(lambda_, "lambda_")
+    normalize = check.choice(normalize, "normalize", NORMALIZE)
+    threads = resolve_num_threads(num_threads)
+    relevance = minmax_rows(rel, cand >= 0) if normalize == "minmax" else rel
+    picked, _, positions = core.mmr(cand, relevance, unit_rows(emb), k, lambda_, threads)
+    out_scores = np.full(picked.shape, -np.inf, dtype=np.float32)
+    rows, cols = np.nonzero(positions >= 0)
+    out_scores[rows, cols] = rel[rows, positions[rows, cols]]
+    return (picked[0], out_scores[0]) if single else (picked, out_scores)
+
+
+def minmax_rows(scores: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Rescale each row's ``valid`` entries to [0, 1] (a constant row becomes 1); float32.
+
+    Entries outside ``valid`` are left as they are (the kernel never reads them).
+    """
+    s = scores.astype(np.float64)
+    lo = np.min(s, axis=1, keepdims=True, where=valid, initial=np.inf)
+    hi = np.max(s, axis=1, keepdims=True, where=valid, initial=-np.inf)
+    span = hi - lo
+    with np.errstate(invalid="ignore"):
+        scaled = np.where(span > 0, (s - lo) / np.where(span > 0, span, 1.0), 1.0)
+    return np.ascontiguousarray(np.where(valid, scaled, s), dtype=np.float32)
+
+
+def unit_rows(emb: np.ndarray) -> np.ndarray:
+    """``emb`` itself when every row is unit length (or zero), else an L2-normalised copy."""
+    norms = np.sqrt(np.einsum("ij,ij->i", emb, emb, dtype=np.float64))
+    if np.all((np.abs(norms - 1.0) <= _UNIT_TOLERANCE) | (norms == 0)):
+        return emb
+    safe = np.where(norms > 0, norms, 1.0)[:, None]
+    return np.ascontiguousarray(emb / safe, dtype=np.float32)
+
+
+def _candidates(ids: Any, scores: Any, n_items: int) -> tuple[np.ndarray, np.ndarray, bool]:
+    cand = np.asarray(ids)
+    rel = np.asarray(scores)
+    if not np.issubdtype(cand.dtype, np.integer):
+        raise TypeError(f"ids must hold integer item ids, got dtype {cand.dtype}")
+    if not (np.issubdtype(rel.dtype, np.floating) or np.issubdtype(rel.dtype, np.integer)):
+        raise TypeError(f"scores must hold real numbers, got dtype {rel.dtype}")
+    single = cand.ndim == 1
+    if single:
+        cand, rel = cand.reshape(1, -1), rel.reshape(1, -1) if rel.ndim == 1 else rel
+    if cand.ndim != 2:
+        raise ValueError(
+            f"ids must be 2-D (n_users, n_candidates) or 1-D, got an array of shape {cand.shape}"
+        )
+    if rel.shape != cand.shape:
+        raise ValueError(
+            f"scores must have the same shape as ids {np.shape(ids)}, got {np.shape(scores)}"
+        )
+    if cand.size and (cand.min() < -1 or cand.max() >= n_items):
+        bad = cand[(cand < -1) | (cand >= n_items)][0]
+        raise IndexError(
+            f"ids holds item id {bad}, outside [0, {n_items}) (the rows of item_embeddings) "
+            "or -1 padding"
+        )
+    cand = np.ascontiguousarray(cand, dtype=np.int32)
+    rel = np.ascontiguousarray(rel, dtype=np.float32)
+    real = cand >= 0
+    if not np.isfinite(rel[real]).all():
+        row = int(np.flatnonzero((~np.isfinite(rel) & real).any(axis=1))[0])
+        raise ValueError(
+            f"scores holds NaN or infinite values for real candidate ids (first in row {row}); "
+            "mark missing candidates with id -1"
+        )
+    return cand, rel, single
+
+
+def _unit_interval(value: Any, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+        raise TypeError(f"{name} must be a number in [0, 1], got {type(value).__name__}")
+    value = float(value)
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} must lie in [0, 1] (1 = relevance only), got {value}")
+    return value

@@ -1,0 +1,211 @@
+"""Ridge map from text embeddings to ALS factors, and cold items made recommendable."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+import semrec
+from semrec.coldstart import ridge_map
+
+N_TOPICS, USERS_PER_TOPIC, ITEMS_PER_TOPIC, COLD_PER_TOPIC, DIM = 3, 30, 20, 3, 16
+
+
+def normal_equations(e, f, reg, intercept):
+    if intercept:
+        e = np.hstack([e, np.ones((e.shape[0], 1))])
+    penalty = np.eye(e.shape[1]) * reg
+    if intercept:
+        penalty[-1, -1] = 0.0
+    return np.linalg.solve(e.T @ e + penalty, e.T @ f)
+
+
+@pytest.mark.parametrize("intercept", [True, False])
+@pytest.mark.parametrize("reg", [0.0, 0.5, 10.0])
+def test_ridge_map_solves_the_normal_equations(rng, intercept, reg):
+    e = rng.standard_normal((80, 12))
+    f = rng.standard_normal((80, 5))
+    w, b = ridge_map(e.astype(np.float32), f, reg, fit_intercept=intercept)
+    ref = normal_equations(e.astype(np.float32).astype(np.float64), f, reg, intercept)
+    np.testing.assert_allclose(w, ref[:12], rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(b, ref[12] if intercept else np.zeros(5), rtol=1e-8, atol=1e-10)
+
+
+def test_ridge_map_singular_without_regularization_raises(rng):
+    e = rng.standard_normal((3, 10))  # fewer rows than dimensions
+    with pytest.raises(ValueError, match="regularization > 0"):
+        ridge_map(e, rng.standard_normal((3, 2)), 0.0)
+
+
+def topic_catalogue(rng):
+    """Users like items of one topic; item text embeddings cluster by topic; some items cold."""
+    n_items = N_TOPICS * ITEMS_PER_TOPIC
+    item_topic = np.repeat(np.arange(N_TOPICS), ITEMS_PER_TOPIC)
+    user_topic = np.repeat(np.arange(N_TOPICS), USERS_PER_TOPIC)
+    centres = np.eye(N_TOPICS, DIM)
+    emb = centres[item_topic] + 0.15 * rng.standard_normal((n_items, DIM))
+    emb = (emb / np.linalg.norm(emb, axis=1, keepdims=True)).astype(np.float32)
+    cold = np.concatenate(
+        [np.arange(t * ITEMS_PER_TOPIC, t * ITEMS_PER_TOPIC + COLD_PER_TOPIC) for t in range(3)]
+    )
+    rows, cols = [], []
+    for u, t in enumerate(user_topic):
+        warm = np.setdiff1d(np.flatnonzero(item_topic == t), cold)
+        picks = rng.choice(warm, size=8, replace=False)
+        rows += [u] * picks.size
+        cols += picks.tolist()
+    clicks = sp.csr_array(
+        (np.ones(len(rows), np.float32), (rows, cols)), shape=(len(user_topic), n_items)
+    )
+    return clicks, emb, item_topic, user_topic, cold
+
+
+def fitted(rng, **kwargs):
+    clicks, emb, item_topic, user_topic, cold = topic_catalogue(rng)
+    als = semrec.ALS(factors=8, iterations=10, regularization=0.1, random_state=0)
+    als.show_progress = False
+    model = semrec.ColdStartALS(als, emb, **kwargs).fit(clicks)
+    return model, clicks, emb, item_topic, user_topic, cold
+
+
+def test_mapped_factors_equal_the_reference_map(rng):
+    model, clicks, emb, _, _, cold = fitted(rng, regularization=0.3)
+    warm = np.setdiff1d(np.arange(emb.shape[0]), cold)
+    np.testing.assert_array_equal(np.sort(model.cold_items_), cold)
+    ref = normal_equations(
+        emb[warm].astype(np.float64), model.als.item_factors_[warm].astype(np.float64), 0.3, True
+    )
+    np.testing.assert_allclose(model.weights_, ref[:DIM], rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(model.intercept_, ref[DIM], rtol=1e-4, atol=1e-5)
+    np.testing.assert_array_equal(model.item_factors_[warm], model.als.item_factors_[warm])
+    expected = emb[cold].astype(np.float64) @ ref[:DIM] + ref[DIM]
+    np.testing.assert_allclose(model.item_factors_[cold], expected, rtol=1e-4, atol=1e-5)
+    users = np.arange(clicks.shape[0])
+    np.testing.assert_allclose(
+        model.score(users, np.arange(60)),
+        model.als.user_factors_ @ model.item_factors_.T,
+        rtol=1e-5,
+        atol=1e-6,
+    )
+
+
+def test_cold_items_rank_for_the_right_users(rng):
+    model, clicks, _, item_topic, user_topic, cold = fitted(rng)
+    users = np.arange(clicks.shape[0])
+    ids, _scores = model.recommend(users, k=1, items=cold)
+    hits = item_topic[ids[:, 0]] == user_topic
+    assert hits.mean() >= 0.9
+    # Plain ALS knows nothing about the cold items: its choice among them is near chance.
+    plain, _ = model.als.recommend(users, k=1, items=cold)
+    assert (item_topic[plain[:, 0]] == user_topic).mean() < hits.mean()
+    # Across the whole catalogue the mapped cold items are ranked, not buried.
+    top, _ = model.recommend(users, k=20)
+    assert np.isin(top, cold).any(axis=1).mean() > 0.5
+
+
+def test_add_items_makes_text_only_items_recommendable(rng):
+    model, clicks, _emb, _, user_topic, _cold = fitted(rng)
+    new = np.eye(N_TOPICS, DIM, dtype=np.float32)  # one new item per topic, pure topic text
+    ids = model.add_items(new)
+    np.testing.assert_array_equal(ids, [60, 61, 62])
+    assert model.n_items_ == 63 and model.item_embeddings_.shape == (63, DIM)
+    assert model.interactions_.shape == (clicks.shape[0], 63)
+    np.testing.assert_array_equal(model.cold_items_[-3:], ids)
+    got, _ = model.recommend(np.arange(clicks.shape[0]), k=1, items=ids)
+    assert (got[:, 0] - 60 == user_topic).mean() >= 0.9
+    one = model.add_items(new[0])
+    assert one.tolist() == [63]
+    np.testing.assert_allclose(
+        model.item_factors_[63], new[0] @ model.weights_ + model.intercept_, rtol=1e-6
+    )
+
+
+def test_extra_embedding_rows_are_text_only_items(rng):
+    clicks, emb, _item_topic, user_topic, _ = topic_catalogue(rng)
+    extra = np.vstack([emb, np.eye(N_TOPICS, DIM, dtype=np.float32)])
+    als = semrec.ALS(factors=8, iterations=10, regularization=0.1, random_state=0)
+    als.show_progress = False
+    model = semrec.ColdStartALS(als, extra).fit(clicks)
+    assert model.n_items_ == 63 and set(model.cold_items_) >= {60, 61, 62}
+    got, _ = model.recommend(np.arange(90), k=1, items=[60, 61, 62])
+    assert (got[:, 0] - 60 == user_topic).mean() >= 0.9
+
+
+def test_blends_in_hybrid(rng):
+    model, clicks, *_ = fitted(rng)
+    hybrid = semrec.Hybrid([(model, 1.0), (semrec.MostPopular().fit(clicks), 0.0)])
+    users = np.arange(clicks.shape[0])
+    np.testing.assert_array_equal(hybrid.recommend(users, k=10)[0], model.recommend(users, k=10)[0])
+
+
+def test_explicit_als_with_biases_maps_the_bias_too(rng):
+    clicks, emb, *_ = topic_catalogue(rng)
+    ratings = clicks.copy()
+    ratings.data = rng.integers(1, 6, ratings.nnz).astype(np.float32)
+    als = semrec.ALS(
+        factors=4, feedback="explicit", biases=True, regularization=0.1, random_state=0
+    )
+    als.show_progress = False
+    model = semrec.ColdStartALS(als, emb).fit(ratings)
+    warm = np.flatnonzero(np.bincount(ratings.indices, minlength=60) > 0)
+    cold = np.setdiff1d(np.arange(60), warm)
+    targets = np.hstack([als.item_factors_, als.item_biases_[:, None]]).astype(np.float64)
+    ref = normal_equations(emb[warm].astype(np.float64), targets[warm], 1.0, True)
+    mapped_bias = emb[cold] @ ref[:DIM, -1] + ref[DIM, -1]
+    np.testing.assert_allclose(model.item_biases_[cold], mapped_bias, rtol=1e-4, atol=1e-5)
+    users = np.arange(5)
+    expected = (
+        als.user_factors_[users] @ model.item_factors_.T
+        + als.user_biases_[users, None]
+        + model.item_biases_[None, :]
+        + als.global_mean_
+    )
+    np.testing.assert_allclose(model.score(users, np.arange(60)), expected, rtol=1e-4, atol=1e-4)
+    ids, _scores = model.recommend(users, k=5, exclude_seen=False)
+    ref_ids = np.argsort(-expected, axis=1, kind="stable")[:, :5]
+    np.testing.assert_array_equal(ids, ref_ids)
+
+
+def test_bad_inputs_raise(rng, tmp_path):
+    clicks, emb, *_ = topic_catalogue(rng)
+    als = semrec.ALS(factors=4, iterations=2, random_state=0, show_progress=False)
+    with pytest.raises(ValueError, match="not fitted"):
+        semrec.ColdStartALS(als, emb).fit()
+    with pytest.raises(TypeError, match="float32"):
+        semrec.ColdStartALS(als, emb.astype(np.float64)).fit(clicks)
+    with pytest.raises(ValueError, match="one embedding per item"):
+        semrec.ColdStartALS(als, emb[:10]).fit(clicks)
+    with pytest.raises(ValueError, match="regularization"):
+        semrec.ColdStartALS(als, emb, regularization=-1.0).fit(clicks)
+    with pytest.raises(ValueError, match="no item has"):
+        semrec.ColdStartALS(als, emb, min_interactions=10_000).fit(clicks)
+    with pytest.raises(TypeError, match=r"semrec\.ALS"):
+        semrec.ColdStartALS(semrec.MostPopular().fit(clicks), emb).fit()
+    with pytest.raises(ValueError, match="not fitted"):
+        semrec.ColdStartALS(als, emb).recommend(0)
+    model = semrec.ColdStartALS(als, emb).fit(clicks)
+    with pytest.raises(ValueError, match="dimension"):
+        model.add_items(np.ones((2, DIM + 1), np.float32))
+    with pytest.raises(IndexError, match="outside"):
+        model.recommend(0, items=[60])
+    with pytest.raises(NotImplementedError, match=r"als\.save"):
+        model.save(tmp_path / "m.npz")
+    assert repr(model).startswith("ColdStartALS(als=ALS(") and "regularization=1.0" in repr(model)
+
+
+def test_min_interactions_maps_rare_items_too(rng):
+    clicks, emb, *_ = topic_catalogue(rng)
+    counts = np.bincount(clicks.indices, minlength=60)
+    threshold = int(np.median(counts[counts > 0]))
+    als = semrec.ALS(factors=4, iterations=3, random_state=0, show_progress=False)
+    model = semrec.ColdStartALS(als, emb, min_interactions=threshold, fit_intercept=False)
+    model.fit(clicks)
+    rare = np.flatnonzero(counts < threshold)
+    np.testing.assert_array_equal(model.cold_items_, rare)
+    warm = np.flatnonzero(counts >= threshold)
+    ref = normal_equations(
+        emb[warm].astype(np.float64), als.item_factors_[warm].astype(np.float64), 1.0, False
+    )
+    np.testing.assert_allclose(model.item_factors_[rare], emb[rare] @ ref, rtol=1e-4, atol=1e-5)
+    np.testing.assert_array_equal(model.intercept_, np.zeros(4, np.float32))

@@ -1,0 +1,247 @@
+"""Hybrid blends: normalisations against NumPy, weight behaviour, fitting, tuning, errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+import semrec
+from semrec.datasets import synthetic
+from semrec.hybrid import normalize_rows
+from semrec.split import last_fraction
+
+
+class Fixed:
+    """A test model with the common verbs whose scores are a given dense matrix."""
+
+    def __init__(self, scores: np.ndarray, interactions: sp.csr_array) -> None:
+        self.table = np.asarray(scores, dtype=np.float32)
+        self.interactions_ = interactions
+        self.calls = 0
+
+    def score(self, users, items):
+        self.calls += 1
+        return self.table[np.asarray(users)][:, np.asarray(items)]
+
+    def recommend(self, users, k=10, *, exclude_seen=True, items=None):
+        raise AssertionError("Hybrid must use score when a model has it")
+
+
+class Broken(Fixed):
+    def score(self, users, items):
+        raise AssertionError("a model with weight 0 must never be called")
+
+
+@pytest.fixture
+def clicks() -> sp.csr_array:
+    return sp.random_array((40, 50), density=0.15, format="csr", rng=3, dtype=np.float32)
+
+
+@pytest.fixture
+def als(clicks) -> semrec.ALS:
+    return semrec.ALS(factors=6, iterations=4, random_state=0, show_progress=False).fit(clicks)
+
+
+def rank_reference(row: np.ndarray) -> np.ndarray:
+    """Average ranks among the finite entries, scaled to [0, 1], by counting."""
+    finite = np.isfinite(row)
+    v = row[finite]
+    below = (v[None, :] < v[:, None]).sum(axis=1)
+    equal = (v[None, :] == v[:, None]).sum(axis=1)
+    ranks = below + (equal + 1) / 2
+    out = np.full(row.shape, -np.inf)
+    out[finite] = (ranks - 1) / max(v.size - 1, 1)
+    return out
+
+
+@pytest.mark.parametrize("how", ["zscore", "minmax", "rank"])
+def test_normalisations_equal_numpy(rng, how):
+    s = rng.standard_normal((6, 30))
+    s[1, 5:9] = s[1, 4]  # ties
+    s[2] = 3.0  # constant row
+    s[3, [0, 7, 11]] = -np.inf  # excluded items
+    got = normalize_rows(s, how)
+    for r, row in enumerate(s):
+        finite = np.isfinite(row)
+        v = row[finite]
+        if how == "zscore":
+            expected = (v - v.mean()) / v.std() if v.std() > 0 else np.zeros_like(v)
+            np.testing.assert_allclose(got[r, finite], expected, rtol=1e-10, atol=1e-12)
+        elif how == "minmax":
+            span = v.max() - v.min()
+            expected = (v - v.min()) / span if span > 0 else np.zeros_like(v)
+            np.testing.assert_allclose(got[r, finite], expected, rtol=1e-12, atol=1e-12)
+        else:
+            np.testing.assert_allclose(got[r], rank_reference(row), rtol=1e-12)
+        assert np.isneginf(got[r, ~finite]).all()
+
+
+def test_normalize_rejects_nan():
+    with pytest.raises(ValueError, match="NaN"):
+        normalize_rows(np.array([[1.0, np.nan]]), "zscore")
+
+
+def test_blend_equals_weighted_numpy(rng, clicks, als):
+    other = Fixed(rng.standard_normal((40, 50)) * 100 + 5, clicks)
+    hybrid = semrec.Hybrid([(als, 0.3), (other, 0.7)])
+    users, items = np.arange(40), np.arange(50)
+    a = als.score(users, items).astype(np.float64)
+    b = other.table.astype(np.float64)
+
+    def z(x):
+        return (x - x.mean(axis=1, keepdims=True)) / x.std(axis=1, keepdims=True)
+
+    expected = 0.3 * z(a) + 0.7 * z(b)
+    np.testing.assert_allclose(hybrid.score(users, items), expected, rtol=1e-4, atol=1e-4)
+    # recommend ranks by the same blend, seen items excluded, ties to the lower id.
+    ids, _ = hybrid.recommend(users, k=5)
+    masked = np.where(clicks.toarray() > 0, -np.inf, expected)
+    for u in range(40):
+        ref = np.lexsort((np.arange(50), -masked[u]))[:5]
+        np.testing.assert_array_equal(ids[u], ref)
+
+
+@pytest.mark.parametrize("how", ["zscore", "minmax", "rank"])
+def test_weight_one_alone_reproduces_the_model(rng, clicks, als, how):
+    other = Broken(rng.standard_normal((40, 50)), clicks)
+    hybrid = semrec.Hybrid([(other, 0.0), (als, 1.0)], normalize=how)
+    users = np.arange(40)
+    got, _ = hybrid.recommend(users, k=10)
+    scores = np.where(clicks.toarray() > 0, -np.inf, als.score(users, np.arange(50)))
+    ref = np.stack([np.lexsort((np.arange(50), -row))[:10] for row in scores])
+    np.testing.assert_array_equal(got, ref)
+    np.testing.assert_array_equal(got, als.recommend(users, k=10)[0])
+
+
+def test_model_without_score_uses_recommend(clicks):
+    pop = semrec.MostPopular().fit(clicks)
+    hybrid = semrec.Hybrid([(pop, 2.0)], normalize="minmax")
+    np.testing.assert_array_equal(
+        hybrid.recommend(np.arange(40), k=8)[0], pop.recommend(np.arange(40), k=8)[0]
+    )
+
+
+def test_only_weight_ratios_matter(rng, clicks, als):
+    other = Fixed(rng.standard_normal((40, 50)), clicks)
+    a = semrec.Hybrid([(als, 1.0), (other, 3.0)]).recommend(np.arange(40), k=10)[0]
+    b = semrec.Hybrid([(als, 0.25), (other, 0.75)]).recommend(np.arange(40), k=10)[0]
+    np.testing.assert_array_equal(a, b)
+
+
+def test_items_and_exclude_seen(rng, clicks, als):
+    other = Fixed(rng.standard_normal((40, 50)), clicks)
+    hybrid = semrec.Hybrid([(als, 0.5), (other, 0.5)])
+    allowed = np.arange(10, 30)
+    ids, scores = hybrid.recommend(np.arange(40), k=25, items=allowed)
+    real = ids >= 0
+    assert np.isin(ids[real], allowed).all()
+    assert (np.isneginf(scores) == ~real).all()
+    for u in range(40):
+        seen = set(clicks[[u]].indices)
+        assert not seen & set(ids[u][real[u]])
+        assert real[u].sum() == len(set(allowed) - seen)
+    ids_all, _ = hybrid.recommend(np.arange(40), k=50, exclude_seen=False)
+    assert (ids_all >= 0).all()
+    one_ids, _ = hybrid.recommend(7, k=5)
+    assert one_ids.shape == (5,)
+    np.testing.assert_array_equal(one_ids, hybrid.recommend([7], k=5)[0][0])
+
+
+def test_fit_fits_only_unfitted_members(clicks, als):
+    before = als.item_factors_
+    fresh = semrec.ALS(factors=3, iterations=2, random_state=1, show_progress=False)
+    hybrid = semrec.Hybrid([(als, 1.0), (fresh, 1.0)])
+    with pytest.raises(ValueError, match="not fitted"):
+        hybrid.recommend(0)
+    assert hybrid.fit(clicks) is hybrid
+    assert als.item_factors_ is before
+    assert fresh.item_factors_.shape == (50, 3)
+    hybrid.fit(clicks, refit=True)
+    assert als.item_factors_ is not before
+
+
+def test_shape_mismatch_raises(clicks, als):
+    other = Fixed(np.zeros((40, 49)), clicks[:, :49])
+    with pytest.raises(ValueError, match="disagree"):
+        semrec.Hybrid([(als, 1.0), (other, 1.0)]).recommend(0)
+
+
+def test_tune_picks_the_planted_model():
+    data = synthetic(150, 200, 5_000, random_state=0)
+    train, validation = last_fraction(data)
+    # The oracle scores exactly the validation items high; the other model is noise.
+    oracle = Fixed(validation.interactions.toarray(), train.interactions)
+    noise = Fixed(np.random.default_rng(0).random((150, 200)), train.interactions)
+    best = semrec.Hybrid.tune([noise, oracle], train, validation, grid=4, k=10, show_progress=False)
+    table = best.tuning_
+    assert list(table.columns) == ["w0", "w1", "ndcg@10"]
+    assert table[["w0", "w1"]].values.tolist() == [
+        [1, 0],
+        [0.75, 0.25],
+        [0.5, 0.5],
+        [0.25, 0.75],
+        [0, 1],
+    ]
+    scores = table["ndcg@10"].to_numpy()
+    assert scores[-1] == pytest.approx(1.0)  # the oracle alone ranks validation items first
+    assert scores[0] == scores.min() < 0.2  # noise alone
+    first_best = int(np.flatnonzero(scores == scores.max())[0])
+    assert [w for _, w in best.models] == table.iloc[first_best][["w0", "w1"]].tolist()
+    refit = semrec.evaluate(best, train, validation, k=10, metrics=["ndcg"])
+    assert scores.max() == pytest.approx(float(refit.loc[10, "ndcg"]))
+    two = semrec.Hybrid.tune(
+        [noise, oracle], train, validation, grid=[(1, 0), (0, 1)], show_progress=False
+    )
+    assert [w for _, w in two.models] == [0.0, 1.0]
+    chosen = semrec.Hybrid.tune(
+        [noise, oracle], train, validation, grid=[(1, 0), (0.5, 0.5)], show_progress=False
+    )
+    assert [w for _, w in chosen.models] == [0.5, 0.5]
+
+
+def test_repr_and_persistence(clicks, als, tmp_path):
+    hybrid = semrec.Hybrid([(als, 1.0)], normalize="rank")
+    assert repr(hybrid).startswith("Hybrid(models=[(ALS(") and "normalize='rank'" in repr(hybrid)
+    with pytest.raises(NotImplementedError, match="member model"):
+        hybrid.save(tmp_path / "h.npz")
+    with pytest.raises(NotImplementedError):
+        semrec.Hybrid.load(tmp_path / "h.npz")
+
+
+@pytest.mark.parametrize(
+    ("models", "kwargs", "error", "match"),
+    [
+        ([], {}, ValueError, "empty"),
+        ("als", {}, TypeError, "list of"),
+        ([("x", 1.0, 2)], {}, TypeError, "pair"),
+        ([(None, 1.0)], {}, TypeError, "neither score nor recommend"),
+        ([("als", -1.0)], {}, ValueError, ">= 0"),
+        ([("als", "1")], {}, TypeError, "number"),
+        ([("als", 0.0)], {}, ValueError, "every weight is 0"),
+        ([("als", 1.0)], {"normalize": "l2"}, ValueError, "normalize"),
+    ],
+)
+def test_bad_arguments_raise(als, models, kwargs, error, match):
+    if not isinstance(models, str):
+        models = [tuple(als if m == "als" else m for m in pair) for pair in models]
+    with pytest.raises(error, match=match):
+        semrec.Hybrid(models, **kwargs)
+
+
+def test_nan_member_scores_raise(clicks):
+    bad = Fixed(np.full((40, 50), np.nan), clicks)
+    with pytest.raises(ValueError, match="NaN"):
+        semrec.Hybrid([(bad, 1.0)]).recommend(0)
+
+
+def test_tune_bad_arguments(clicks):
+    data = synthetic(50, 80, 1_000, random_state=0)
+    train, validation = last_fraction(data)
+    pop = semrec.MostPopular().fit(train.interactions)
+    with pytest.raises(ValueError, match="metric"):
+        semrec.Hybrid.tune([pop], train, validation, metric="auc")
+    with pytest.raises(ValueError, match="needs 1 weights"):
+        semrec.Hybrid.tune([pop], train, validation, grid=[(1, 0)])
+    with pytest.raises(TypeError, match="non-empty list"):
+        semrec.Hybrid.tune([], train, validation)

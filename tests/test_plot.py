@@ -1,0 +1,131 @@
+"""Figures render to PNG without a display and show the data they were given."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+pytest.importorskip("matplotlib", reason="semrec.plot needs the optional matplotlib (plot extra)")
+
+from semrec import plot
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def _png(fig, tmp_path, name="fig.png") -> bytes:
+    path = tmp_path / name
+    plot.save(fig, path)
+    data = path.read_bytes()
+    assert data.startswith(PNG) and len(data) > 2_000
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+    return data
+
+
+def _compare_table() -> pd.DataFrame:
+    index = pd.MultiIndex.from_product([["ALS", "MostPopular"], [5, 10, 20]], names=["model", "k"])
+    return pd.DataFrame(
+        {"ndcg": [0.2, 0.25, 0.3, 0.1, 0.12, 0.15], "recall": [0.1, 0.2, 0.4, 0.05, 0.1, 0.2]},
+        index=index,
+    )
+
+
+def test_metrics_vs_k_draws_one_line_per_model_and_panel(tmp_path) -> None:
+    table = _compare_table()
+    fig = plot.metrics_vs_k(table, ["ndcg", "recall"])
+    assert [ax.get_ylabel() for ax in fig.axes] == ["ndcg", "recall"]
+    for ax, metric in zip(fig.axes, ["ndcg", "recall"], strict=True):
+        lines = {line.get_label(): line for line in ax.get_lines()}
+        assert set(lines) == {"ALS", "MostPopular"}
+        for model, line in lines.items():
+            np.testing.assert_array_equal(line.get_xdata(), [5, 10, 20])
+            np.testing.assert_allclose(line.get_ydata(), table.loc[model, metric])
+    _png(fig, tmp_path)
+    # A dict of evaluate tables works the same way.
+    by_model = {name: table.loc[name] for name in ("ALS", "MostPopular")}
+    assert len(plot.metrics_vs_k(by_model, "ndcg").axes[0].get_lines()) == 2
+    with pytest.raises(ValueError, match="no column 'map'"):
+        plot.metrics_vs_k(table, "map")
+
+
+def test_diversity_tradeoff_plots_the_sweep(tmp_path) -> None:
+    sweep = pd.DataFrame(
+        {
+            "lambda": [1.0, 0.0, 0.5],
+            "ndcg": [0.2, 0.3, 0.28],
+            "diversity": [0.8, 0.4, 0.6],
+            "coverage": [0.3, 0.1, 0.2],
+        }
+    )
+    fig = plot.diversity_tradeoff(sweep)
+    left, right = fig.axes
+    (curve,) = left.get_lines()
+    np.testing.assert_allclose(curve.get_xdata(), [0.4, 0.6, 0.8])  # sorted by lambda
+    np.testing.assert_allclose(curve.get_ydata(), [0.3, 0.28, 0.2])
+    assert [t.get_text() for t in left.texts] == ["0", "0.5", "1"]
+    assert {line.get_label() for line in right.get_lines()} == {"ndcg", "diversity", "coverage"}
+    _png(fig, tmp_path)
+    with pytest.raises(ValueError, match="no column 'lambda'"):
+        plot.diversity_tradeoff(sweep.rename(columns={"lambda": "mu"}))
+
+
+def test_pca_matches_the_covariance_eigenvectors(rng) -> None:
+    x = rng.standard_normal((300, 6)) @ np.diag([5.0, 3.0, 1.0, 0.5, 0.2, 0.1])
+    x = x @ np.linalg.qr(rng.standard_normal((6, 6)))[0]
+    got = plot.pca_2d(x.astype(np.float32))
+    centred = x - x.mean(axis=0)
+    _, vectors = np.linalg.eigh(np.cov(centred, rowvar=False))
+    want = centred @ vectors[:, ::-1][:, :2]
+    for j in range(2):  # eigenvectors are defined up to sign
+        sign = np.sign(got[:, j] @ want[:, j])
+        np.testing.assert_allclose(got[:, j], sign * want[:, j], atol=1e-3)
+    assert got[:, 0].var() > got[:, 1].var()
+
+
+def test_embedding_map_marks_history_and_recommendations(rng, tmp_path) -> None:
+    centres = rng.standard_normal((3, 16)) * 4
+    labels = np.repeat(["space", "noir", "comedy"], 40)
+    emb = (centres[np.repeat(np.arange(3), 40)] + rng.standard_normal((120, 16))).astype(np.float32)
+    fig = plot.embedding_map(emb, labels, history=[0, 1, 2], recommended=[50, 60])
+    ax = fig.axes[0]
+    points = plot.pca_2d(emb)
+    by_label = {c.get_label(): c for c in ax.collections}
+    assert {"space", "noir", "comedy", "history", "recommended"} <= set(by_label)
+    np.testing.assert_allclose(by_label["history"].get_offsets(), points[[0, 1, 2]])
+    np.testing.assert_allclose(by_label["recommended"].get_offsets(), points[[50, 60]])
+    np.testing.assert_allclose(by_label["noir"].get_offsets(), points[40:80])
+    _png(fig, tmp_path)
+    many = plot.embedding_map(emb, labels=np.arange(120))  # beyond 20 labels: a colour map
+    _png(many, tmp_path, "many.png")
+    with pytest.raises(IndexError):
+        plot.embedding_map(emb, recommended=[500])
+    with pytest.raises(ValueError, match="one label per item"):
+        plot.embedding_map(emb, labels=["a", "b"])
+
+
+def test_training_loss_from_the_als_callback(tmp_path) -> None:
+    import scipy.sparse as sp
+
+    import semrec
+
+    clicks = sp.random_array((60, 40), density=0.2, format="csr", rng=0, dtype=np.float32)
+    losses: list[float] = []
+    model = semrec.ALS(factors=4, iterations=6, calculate_training_loss=True, random_state=0)
+    model.show_progress = False
+    model.fit(clicks, callback=lambda it, seconds, loss: losses.append(loss))
+    fig = plot.training_loss(losses)
+    (line,) = fig.axes[0].get_lines()
+    np.testing.assert_array_equal(line.get_xdata(), np.arange(1, 7))
+    np.testing.assert_allclose(line.get_ydata(), losses)
+    _png(fig, tmp_path)
+    with pytest.raises(ValueError, match="calculate_training_loss"):
+        plot.training_loss([None, None])
+
+
+def test_missing_matplotlib_says_how_to_install(monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
+    with pytest.raises(ImportError, match=r"pip install 'semrec\[plot\]'"):
+        plot.training_loss([1.0, 0.5])
