@@ -151,17 +151,34 @@ def test_fold_in_matches_batch_and_stores_users(case):
         model.fold_in(history, users=[0])
 
 
-def test_explain_shares_sum_to_the_score(case):
+def test_explain_contributions_sum_to_the_score(case):
     m, emb, times = case
     model = fitted(m, emb, times, half_life=3000.0)
     model.update(7, 11, 2.0)
     for user, item in [(7, 11), (7, 90), (12, 0)]:
-        ids, shares = model.explain(user, item)
-        assert shares.sum() == pytest.approx(float(model.score(user, [item])[0]), abs=1e-5)
-        assert set(ids) == set(model.interactions_[[user]].indices) | ({11} if user == 7 else set())
-        assert (np.diff(shares) <= 0).all()
-    top_ids, top = model.explain(7, 90, k=2)
-    assert top.shape == (2,) and top_ids.tolist() == model.explain(7, 90)[0][:2].tolist()
+        table = model.explain(user, item, k=1000)
+        score = float(model.score(user, [item])[0])
+        assert table.attrs["score"] == pytest.approx(score)
+        assert table["contribution"].sum() == pytest.approx(score, abs=1e-5)
+        assert abs(table.attrs["rest"]) < 1e-5
+        history = set(model.interactions_[[user]].indices) | ({11} if user == 7 else set())
+        assert set(table["item"]) == history
+        assert (np.diff(table["contribution"]) <= 0).all()
+        np.testing.assert_allclose(np.abs(table["share"]).sum(), 1.0)
+    # Reference for one pair: w * decay * cos / |decayed sum|, events of the same item summed.
+    rows = np.repeat(np.arange(50), np.diff(m.indptr))
+    mine = rows == 12
+    f = m.data[mine] * 0.5 ** ((times[mine].max() - times[mine]) / 3000.0)
+    e = unit(emb)
+    total = (f[:, None] * e[m.indices[mine]]).sum(axis=0)
+    shares = f * (e[m.indices[mine]] @ e[0]) / np.linalg.norm(total)
+    want = dict(zip(m.indices[mine], shares, strict=True))
+    table = model.explain(12, 0, k=1000)
+    got = dict(zip(table["item"], table["contribution"], strict=True))
+    assert got.keys() == want.keys()
+    for key, value in want.items():
+        assert got[key] == pytest.approx(value, abs=1e-6)
+    assert len(model.explain(7, 90, k=2)) == 2
 
 
 def test_add_items_embedding_is_recommendable_without_interactions():
@@ -257,7 +274,7 @@ def test_bad_inputs_raise_clear_errors(case):
         model.recommend_text(42)
     with pytest.raises(ValueError, match="query is empty"):
         model.recommend_text([])
-    with pytest.raises(IndexError, match="item 999"):
+    with pytest.raises(IndexError, match="999"):
         model.explain(0, 999)
 
 

@@ -23,6 +23,7 @@ from semrec import _validation as check
 from semrec._base import Recommender
 from semrec._threads import resolve_num_threads
 from semrec.datasets import Dataset
+from semrec.explain import explanation, scalar_id
 from semrec.interest import (
     StreamingProfiles,
     _events_csr,
@@ -239,7 +240,14 @@ class ContentRecommender(Recommender):
         return out[0] if scalar else out
 
     def _score_rows(self, users: np.ndarray) -> np.ndarray:
-        return self.profiles(np.asarray(users, dtype=np.int64)) @ self.item_embeddings_.T
+        return self._cosines(np.asarray(users, dtype=np.int64), slice(None))
+
+    def _cosines(self, users: np.ndarray, items: Any) -> np.ndarray:
+        # Summed in float64: BLAS picks other kernels (other rounding) for one row than for
+        # many, and a user's scores must not depend on who else is in the batch.
+        profiles = self.profiles(users).astype(np.float64)
+        out = profiles @ self.item_embeddings_[items].astype(np.float64).T
+        return out.astype(np.float32)
 
     def score(self, users: int | np.ndarray, items: np.ndarray) -> np.ndarray:
         """Cosine between each listed user's profile and each listed item.
@@ -256,7 +264,7 @@ class ContentRecommender(Recommender):
         """
         u, scalar = self._users(users)
         i, _ = check.index_array(items, "items", self.n_items_, "item")
-        out = self.profiles(u) @ self.item_embeddings_[i].T
+        out = self._cosines(u, i)
         return out[0] if scalar else out
 
     def recommend(
@@ -306,7 +314,7 @@ class ContentRecommender(Recommender):
             k,
             metric="dot",
             exclude=exclude,
-            candidates=items,
+            candidates=None if items is None else check.item_ids(items, "items", self.n_items_),
             num_threads=self.num_threads,
             check_finite=False,
         )
@@ -377,34 +385,34 @@ class ContentRecommender(Recommender):
             self.item_embeddings_,
             k,
             metric="dot",
-            candidates=items,
+            candidates=None if items is None else check.item_ids(items, "items", self.n_items_),
             num_threads=self.num_threads,
             check_finite=False,
         )
         return (ids[0], scores[0]) if single else (ids, scores)
 
-    def explain(
-        self, user: int, item: int, *, k: int | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Which history items make ``item`` score what it does for ``user``.
+    def explain(self, user: int, item: int, k: int = 5) -> Any:
+        """The items of ``user``'s history that contribute most to the score of ``item``.
 
-        The score is additive over the history: item ``i`` contributes
-        ``w_i * decay_i * cos(e_i, e_item) / norm`` (summed over its events), where ``norm`` is
-        the length of the user's decayed sum, so the contributions add up to
-        ``score(user, item)``.
+        The score is exactly additive over the history: a history item ``i`` contributes
+        ``w_i * decay_i * cos(e_i, e_item) / norm`` (summed over its events), where ``decay_i =
+        0.5 ** ((t_ref - t_i) / half_life)`` and ``norm`` is the length of the user's decayed
+        sum, so the contributions add up to ``score(user, item)`` up to float rounding
+        (``attrs["rest"]`` is about 0). Dislikes contribute with the opposite sign. A user whose
+        profile is zero gets contributions of 0.
 
         Parameters
         ----------
         user, item : int
-        k : int, optional
-            Keep only the ``k`` largest contributions (all by default).
+        k : int, default 5
+            Rows to return.
 
         Returns
         -------
-        items : ndarray of int32
-            History items, largest contribution first (dislikes are negative, last).
-        contributions : ndarray of float32
-            Their shares of the score (empty when the user's profile is zero).
+        pandas.DataFrame
+            Columns ``item``, ``contribution``, ``share`` (largest contribution first) and
+            ``attrs`` ``user``, ``item``, ``score``, ``explained``, ``rest``; see
+            :mod:`semrec.explain`.
 
         Examples
         --------
@@ -412,30 +420,29 @@ class ContentRecommender(Recommender):
         >>> emb = np.array([[1, 0], [0, 1], [0.6, 0.8]], dtype=np.float32)
         >>> r = sp.csr_array(np.array([[1, 1, 0]], dtype=np.float32))
         >>> model = semrec.ContentRecommender(emb, show_progress=False).fit(r)
-        >>> ids, shares = model.explain(0, 2)
-        >>> ids.tolist(), shares.astype(float).round(3).tolist()
+        >>> table = model.explain(0, 2)
+        >>> table["item"].tolist(), table["contribution"].round(3).tolist()
         ([1, 0], [0.566, 0.424])
+        >>> round(table.attrs["score"], 3)
+        0.99
         """
         self._check_fitted()
-        u = _one_id(user, "user", self.n_users_)
-        j = _one_id(item, "item", self.n_items_)
+        u = scalar_id(user, "user", self.n_users_, "user")
+        j = scalar_id(item, "item", self.n_items_, "item")
         total, ref, _, _ = self._stream._raw(u)
-        empty = (np.empty(0, dtype=np.int32), np.empty(0, dtype=np.float32))
-        if not self.profiles(u).any():
-            return empty
-        norm = float(np.linalg.norm(total.astype(np.float64)))
         ev_items, ev_weights, ev_times = self._log.of_user(u)
+        hist, inverse = np.unique(ev_items, return_inverse=True)
+        score = float(self.score(u, [j])[0])
+        if score == 0.0 and not self.profiles(u).any():
+            return explanation(hist, np.zeros(hist.size), k, user=u, item=j, score=score)
+        norm = float(np.linalg.norm(total.astype(np.float64)))
         factors = ev_weights.astype(np.float64)
         if self.half_life is not None:
             factors *= np.exp2(-(ref - ev_times) / float(self.half_life))
         emb = self.item_embeddings_
         cosines = emb[ev_items].astype(np.float64) @ emb[j].astype(np.float64)
-        hist, inverse = np.unique(ev_items, return_inverse=True)
-        share = np.bincount(inverse, weights=factors * cosines / norm, minlength=hist.size)
-        order = np.lexsort((hist, -share))
-        if k is not None:
-            order = order[: check.positive_int(k, "k")]
-        return hist[order].astype(np.int32), share[order].astype(np.float32)
+        contributions = np.bincount(inverse, weights=factors * cosines / norm, minlength=hist.size)
+        return explanation(hist, contributions, k, user=u, item=j, score=score)
 
     # -- real time ---------------------------------------------------------------------------
     def update(
