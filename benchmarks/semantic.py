@@ -7,6 +7,16 @@ How to run (from the project root, in the project's virtualenv):
 
 Parts
 -----
+profiles
+    ``semrec.interest.user_profiles`` with a 30-day half-life on synthetic M and L (``--sizes``;
+    L skipped with --quick) against scipy.sparse: build the decayed weight matrix, multiply it
+    by the embedding matrix, row-normalise. dim 384; semrec on ``--threads``, scipy's product
+    is single-threaded. Timing: alternate, 1 warm-up round, 0.3 s settle pause before each call.
+streaming
+    Events per second of ``StreamingProfiles.update_many`` on one thread at dim 384 (the 5M
+    synthetic-M events replayed in time order, with and without decay), then the latency of
+    one Python ``update()`` call (StreamingProfiles, ContentRecommender) and of update +
+    ``recommend(k=10)`` for one user of a ContentRecommender fitted on synthetic M.
 mmr
     MMR diversity re-ranking (``semrec.diversify``): per user, keep k=10 of 200 candidates
     (random item ids out of 20k, relevance sorted descending as a model's output would be) with
@@ -64,7 +74,8 @@ from threadpoolctl import threadpool_limits  # noqa: E402
 
 import semrec  # noqa: E402
 from semrec import split  # noqa: E402
-from semrec.datasets import Dataset  # noqa: E402
+from semrec.datasets import Dataset, synthetic_size  # noqa: E402
+from semrec.interest import StreamingProfiles, user_profiles  # noqa: E402
 
 SEED = 0
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
@@ -87,6 +98,160 @@ def timed_pair(
 
 def fmt(t: tuple[float, float, float]) -> str:
     return f"{t[0]:.3f} [{t[1]:.3f}-{t[2]:.3f}]"
+
+
+DIM = 384
+DAY = 86_400
+HALF_LIFE = 30 * DAY
+
+
+def embeddings(n_items: int, seed: int = 0) -> np.ndarray:
+    x = np.random.default_rng(seed).standard_normal((n_items, DIM), dtype=np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def summary(seconds: list[float]) -> str:
+    s = np.asarray(seconds)
+    return f"{np.median(s):.3f} ({s.min():.3f}-{s.max():.3f})"
+
+
+def alternate(methods: dict[str, Callable[[], object]], repeats: int) -> dict[str, list[float]]:
+    """Run the methods in turn, 1 warm-up round then ``repeats`` timed rounds."""
+    times: dict[str, list[float]] = {name: [] for name in methods}
+    for attempt in range(repeats + 1):
+        for name, run in methods.items():
+            time.sleep(0.3)  # let spinning BLAS/OpenMP threads of the previous call settle
+            start = time.perf_counter()
+            run()
+            if attempt:
+                times[name].append(time.perf_counter() - start)
+    return times
+
+
+# -- profiles ---------------------------------------------------------------------------------
+
+
+def scipy_profiles(m: sp.csr_array, emb: np.ndarray, ts: np.ndarray, t_now: float) -> np.ndarray:
+    weights = sp.csr_array(
+        ((m.data * 0.5 ** ((t_now - ts) / HALF_LIFE)).astype(np.float32), m.indices, m.indptr),
+        shape=m.shape,
+    )
+    p = weights @ emb
+    norms = np.linalg.norm(p, axis=1, keepdims=True)
+    return np.divide(p, norms, out=np.zeros_like(p), where=norms > 0)
+
+
+def part_profiles(args: argparse.Namespace) -> None:
+    sizes = ["M"] if args.quick else args.sizes.split(",")
+    print(
+        f"\n## profiles: user_profiles with time decay vs scipy.sparse (dim {DIM}, "
+        f"half-life 30 days, {THREADS} threads for semrec, scipy single-threaded product, "
+        f"median (min-max) of {args.repeats} after 1 warm-up, alternating)\n"
+    )
+    print("| data | users | events | semrec s | scipy.sparse s | speed-up | max abs diff |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for size in sizes:
+        profiles_row(size, args.repeats)
+
+
+def profiles_row(size: str, repeats: int) -> None:
+    ds = synthetic_size(size, with_text=False)
+    m, ts = ds.interactions, ds.timestamps
+    emb = embeddings(m.shape[1])
+    t_now = float(ts.max())
+
+    def ours() -> np.ndarray:
+        return user_profiles(
+            m, emb, timestamps=ts, t_now=t_now, half_life=HALF_LIFE, num_threads=THREADS
+        )
+
+    diff = float(np.abs(ours() - scipy_profiles(m, emb, ts, t_now)).max())
+    with threadpool_limits(1):
+        times = alternate(
+            {"semrec": ours, "scipy": lambda: scipy_profiles(m, emb, ts, t_now)}, repeats
+        )
+    ratio = np.median(times["scipy"]) / np.median(times["semrec"])
+    print(
+        f"| synthetic {size} | {m.shape[0]:,} | {m.nnz:,} | {summary(times['semrec'])} "
+        f"| {summary(times['scipy'])} | {ratio:.2f}x | {diff:.1e} |",
+        flush=True,
+    )
+
+
+# -- streaming --------------------------------------------------------------------------------
+
+
+def part_streaming(args: argparse.Namespace) -> None:
+    ds = synthetic_size("M", with_text=False)
+    m, ts = ds.interactions, ds.timestamps
+    emb = embeddings(m.shape[1])
+    order = np.argsort(ts, kind="stable")
+    users = np.repeat(np.arange(m.shape[0], dtype=np.int64), np.diff(m.indptr))[order]
+    items = m.indices[order].astype(np.int32)
+    weights = m.data[order]
+    times = ts[order]
+    print(
+        f"\n## streaming: StreamingProfiles.update_many, one thread, dim {DIM}, synthetic M "
+        f"events ({users.size:,}) in time order, half-life 30 days, median (min-max) of "
+        f"{args.repeats} after 1 warm-up\n"
+    )
+
+    def replay(half_life: float | None) -> None:
+        state = StreamingProfiles(emb, half_life=half_life, num_threads=1)
+        state.update_many(users, items, weights, times if half_life else None)
+
+    seconds = alternate(
+        {"decay": lambda: replay(HALF_LIFE), "plain": lambda: replay(None)}, args.repeats
+    )
+    print("| mode | seconds | events/s | target |")
+    print("|---|---:|---:|---:|")
+    for name, label in (("decay", "half-life 30 days"), ("plain", "no decay")):
+        rate = users.size / np.median(seconds[name])
+        print(f"| {label} | {summary(seconds[name])} | {rate / 1e6:.2f}M | >= 1M |", flush=True)
+
+    model = semrec.ContentRecommender(
+        emb, half_life=HALF_LIFE, num_threads=THREADS, show_progress=False
+    )
+    start = time.perf_counter()
+    model.fit(ds)
+    fit_seconds = time.perf_counter() - start
+    state = StreamingProfiles(emb, half_life=HALF_LIFE)
+    state.update_many(users, items, weights, times)
+    rng = np.random.default_rng(0)
+    n_calls = 2_000
+    picks_u = rng.integers(0, m.shape[0], n_calls)
+    picks_i = rng.integers(0, m.shape[1], n_calls)
+    t_now = float(ts.max())
+
+    def single_state() -> None:
+        for u, i in zip(picks_u.tolist(), picks_i.tolist(), strict=True):
+            state.update(u, i, 1.0, t_now)
+
+    def single_model() -> None:
+        for u, i in zip(picks_u.tolist(), picks_i.tolist(), strict=True):
+            model.update(u, i, 1.0, t_now)
+
+    def update_recommend() -> None:
+        for u, i in zip(picks_u[:200].tolist(), picks_i[:200].tolist(), strict=True):
+            model.update(u, i, 1.0, t_now)
+            model.recommend(u, k=10)
+
+    lat = alternate(
+        {"state": single_state, "model": single_model, "both": update_recommend}, args.repeats
+    )
+    print(
+        f"\nLatency per call (Python, {THREADS} threads for recommend; ContentRecommender "
+        f"fitted on synthetic M in {fit_seconds:.2f} s, {m.shape[1]:,} items):\n"
+    )
+    print("| call | microseconds (median, min-max) |")
+    print("|---|---:|")
+    for name, label, calls in (
+        ("state", "StreamingProfiles.update(user, item, w, t)", n_calls),
+        ("model", "ContentRecommender.update(user, item, w, t)", n_calls),
+        ("both", "ContentRecommender.update + recommend(user, k=10)", 200),
+    ):
+        us = np.asarray(lat[name]) / calls * 1e6
+        print(f"| {label} | {np.median(us):.1f} ({us.min():.1f}-{us.max():.1f}) |", flush=True)
 
 
 # -- mmr --------------------------------------------------------------------------------------
@@ -365,6 +530,8 @@ def part_coldstart(args: argparse.Namespace) -> None:
 
 
 PARTS: dict[str, Callable[[argparse.Namespace], None]] = {
+    "profiles": part_profiles,
+    "streaming": part_streaming,
     "mmr": part_mmr,
     "mmr_quality": part_mmr_quality,
     "hybrid": part_hybrid,
@@ -380,6 +547,7 @@ def main() -> None:
     parser.add_argument("--parts", default=",".join(PARTS), help=f"any of {', '.join(PARTS)}")
     parser.add_argument("--threads", type=int, default=THREADS)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--sizes", default="M,L", help="synthetic sizes for the profiles part")
     args = parser.parse_args()
     chosen = [p.strip() for p in args.parts.split(",") if p.strip()]
     unknown = [p for p in chosen if p not in PARTS]

@@ -48,8 +48,9 @@ MODELS: dict[str, Callable[[np.ndarray], Any]] = {
     "Random": lambda emb: semrec.Random(random_state=3),
     "Hybrid": lambda emb: semrec.Hybrid([(_als(), 0.7), (semrec.MostPopular(), 0.3)]),
     "ColdStartALS": lambda emb: semrec.ColdStartALS(_als(), emb),
+    "ContentRecommender": lambda emb: semrec.ContentRecommender(emb, show_progress=False),
 }
-SAVABLE = {"ALS", "ALS-explicit", "MostPopular", "Random"}
+SAVABLE = {"ALS", "ALS-explicit", "MostPopular", "Random", "ContentRecommender"}
 
 
 @pytest.fixture(params=sorted(MODELS))

@@ -15,5 +15,6 @@ PYBIND11_MODULE(SEMREC_MODULE_NAME, m) {
   semrec::bindings::register_similarity(m);
   semrec::bindings::register_metrics(m);
   semrec::bindings::register_als(m);
+  semrec::bindings::register_interest(m);
   semrec::bindings::register_rerank(m);
 }

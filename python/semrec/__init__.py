@@ -9,6 +9,7 @@ from semrec._threads import get_num_threads, set_num_threads
 from semrec.als import ALS
 from semrec.baselines import MostPopular, Random
 from semrec.coldstart import ColdStartALS
+from semrec.content import ContentRecommender
 from semrec.errors import FormatError
 from semrec.evaluation import compare, evaluate
 from semrec.hybrid import Hybrid
@@ -20,6 +21,7 @@ __version__ = "0.1.0"
 __all__ = [
     "ALS",
     "ColdStartALS",
+    "ContentRecommender",
     "EmbeddingCache",
     "FormatError",
     "Hybrid",

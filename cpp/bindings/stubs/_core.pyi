@@ -81,6 +81,51 @@ def als_loss(
     implicit: bool,
     num_threads: int,
 ) -> float: ...
+def interest_profiles(
+    indptr: npt.NDArray[np.int64],
+    indices: npt.NDArray[np.int32],
+    weights: npt.NDArray[np.float32],
+    times: npt.NDArray[np.int64] | npt.NDArray[np.float64] | None,
+    items: npt.NDArray[np.float32],
+    half_life: float,
+    num_threads: int,
+) -> npt.NDArray[np.float32]: ...
+
+class InterestState:
+    def __init__(self, dim: int, half_life: float) -> None: ...
+    @property
+    def dim(self) -> int: ...
+    @property
+    def n_users(self) -> int: ...
+    @property
+    def half_life(self) -> float: ...
+    @property
+    def latest(self) -> float: ...
+    def grow(self, n_users: int) -> None: ...
+    def reset(self, users: npt.NDArray[np.int64]) -> None: ...
+    def add(
+        self, items: npt.NDArray[np.float32], user: int, item: int, weight: float, t: float
+    ) -> None: ...
+    def add_many(
+        self,
+        items: npt.NDArray[np.float32],
+        users: npt.NDArray[np.int64],
+        ids: npt.NDArray[np.int32],
+        weights: npt.NDArray[np.float32] | None,
+        times: npt.NDArray[np.int64] | npt.NDArray[np.float64] | None,
+    ) -> None: ...
+    def add_rows(
+        self,
+        indptr: npt.NDArray[np.int64],
+        indices: npt.NDArray[np.int32],
+        weights: npt.NDArray[np.float32],
+        times: npt.NDArray[np.int64] | npt.NDArray[np.float64] | None,
+        items: npt.NDArray[np.float32],
+        first_user: int,
+        num_threads: int,
+    ) -> None: ...
+    def profiles(self, users: npt.NDArray[np.int64], num_threads: int) -> npt.NDArray[np.float32]: ...
+    def raw(self, user: int) -> tuple[npt.NDArray[np.float32], float, float, int]: ...
 def mmr(
     ids: npt.NDArray[np.int32],
     relevance: npt.NDArray[np.float32],

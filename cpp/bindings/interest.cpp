@@ -1,0 +1,146 @@
+#include "semrec/interest.hpp"
+
+#include <optional>
+#include <string>
+
+#include "bindings/common.hpp"
+#include "bindings/register.hpp"
+
+namespace semrec::bindings {
+
+namespace {
+
+template <class Time>
+InterestEvents<Time> events_view(const CArray<std::int64_t>& indptr,
+                                 const CArray<std::int32_t>& indices, const CArray<float>& weights,
+                                 const std::optional<CArray<Time>>& times, std::int64_t cols) {
+  const CsrView csr = csr_view(indptr, indices, cols, "interactions");
+  if (weights.ndim() != 1 || weights.shape(0) != indices.shape(0)) {
+    throw std::invalid_argument("weights must be 1-D and match indices");
+  }
+  if (times && (times->ndim() != 1 || times->shape(0) != indices.shape(0))) {
+    throw std::invalid_argument("timestamps must be 1-D and match indices");
+  }
+  return {csr, weights.data(), times ? times->data() : nullptr};
+}
+
+template <class Time>
+void def_profiles(py::module_& m) {
+  m.def(
+      "interest_profiles",
+      [](const CArray<std::int64_t>& indptr, const CArray<std::int32_t>& indices,
+         const CArray<float>& weights, std::optional<CArray<Time>> times,
+         const CArray<float>& items, double half_life, int num_threads) {
+        const MatrixView x = matrix_view(items, "items");
+        const auto ev = events_view<Time>(indptr, indices, weights, times, x.rows);
+        CArray<float> out({ev.csr.rows, x.cols});
+        float* data = out.mutable_data();
+        without_gil([&](const StopCheck& stop) {
+          interest_profiles(ev, x, half_life, num_threads, data, stop);
+        });
+        return out;
+      },
+      py::arg("indptr").noconvert(), py::arg("indices").noconvert(), py::arg("weights").noconvert(),
+      py::arg("times").noconvert(), py::arg("items").noconvert(), py::arg("half_life"),
+      py::arg("num_threads"),
+      "Normalised, decayed user profiles; see semrec.interest.user_profiles.");
+}
+
+template <class Time>
+void def_state_methods(py::class_<InterestState>& cls) {
+  cls.def(
+      "add_many",
+      [](InterestState& s, const CArray<float>& items, const CArray<std::int64_t>& users,
+         const CArray<std::int32_t>& ids, std::optional<CArray<float>> weights,
+         std::optional<CArray<Time>> times) {
+        const MatrixView x = matrix_view(items, "items");
+        const std::int64_t n = users.size();
+        if (users.ndim() != 1 || ids.ndim() != 1 || ids.size() != n ||
+            (weights && weights->size() != n) || (times && times->size() != n)) {
+          throw std::invalid_argument("users, items, weights and times must be 1-D, same length");
+        }
+        const float* w = weights ? weights->data() : nullptr;
+        const Time* t = times ? times->data() : nullptr;
+        without_gil(
+            [&](const StopCheck& stop) { s.add_many(x, n, users.data(), ids.data(), w, t, stop); });
+      },
+      py::arg("items").noconvert(), py::arg("users").noconvert(), py::arg("ids").noconvert(),
+      py::arg("weights").noconvert(), py::arg("times").noconvert(),
+      "Apply events in order (users must already exist).");
+  cls.def(
+      "add_rows",
+      [](InterestState& s, const CArray<std::int64_t>& indptr, const CArray<std::int32_t>& indices,
+         const CArray<float>& weights, std::optional<CArray<Time>> times,
+         const CArray<float>& items, std::int64_t first_user, int num_threads) {
+        const MatrixView x = matrix_view(items, "items");
+        const auto ev = events_view<Time>(indptr, indices, weights, times, x.rows);
+        without_gil(
+            [&](const StopCheck& stop) { s.add_rows(ev, x, first_user, num_threads, stop); });
+      },
+      py::arg("indptr").noconvert(), py::arg("indices").noconvert(), py::arg("weights").noconvert(),
+      py::arg("times").noconvert(), py::arg("items").noconvert(), py::arg("first_user"),
+      py::arg("num_threads"), "Add CSR row r to user first_user + r, in parallel over rows.");
+}
+
+}  // namespace
+
+void register_interest(py::module_& m) {
+  def_profiles<std::int64_t>(m);
+  def_profiles<double>(m);
+
+  py::class_<InterestState> cls(m, "InterestState",
+                                "Per-user decayed sums; see semrec.interest.StreamingProfiles.");
+  cls.def(py::init<std::int64_t, double>(), py::arg("dim"), py::arg("half_life"))
+      .def_property_readonly("dim", &InterestState::dim)
+      .def_property_readonly("n_users", &InterestState::n_users)
+      .def_property_readonly("half_life", &InterestState::half_life)
+      .def_property_readonly("latest", &InterestState::latest)
+      .def("grow", &InterestState::grow, py::arg("n_users"))
+      .def(
+          "reset",
+          [](InterestState& s, const CArray<std::int64_t>& users) {
+            s.reset(users.data(), users.size());
+          },
+          py::arg("users").noconvert())
+      .def(
+          "add",
+          [](InterestState& s, const CArray<float>& items, std::int64_t user, std::int64_t item,
+             float weight, double t) {
+            const MatrixView x = matrix_view(items, "items");
+            if (x.cols != s.dim()) throw std::invalid_argument("items dimension differs");
+            if (user < 0 || user >= s.n_users() || item < 0 || item >= x.rows) {
+              throw std::out_of_range("user or item id out of range");
+            }
+            s.add(user, x.row(item), weight, t);
+          },
+          py::arg("items").noconvert(), py::arg("user"), py::arg("item"), py::arg("weight"),
+          py::arg("t"))
+      .def(
+          "profiles",
+          [](const InterestState& s, const CArray<std::int64_t>& users, int num_threads) {
+            CArray<float> out({users.size(), s.dim()});
+            float* data = out.mutable_data();
+            const std::int64_t* ids = users.data();
+            const std::int64_t n = users.size();
+            if (n <= 64) {
+              s.profiles(ids, n, num_threads, data);
+            } else {
+              without_gil([&](const StopCheck&) { s.profiles(ids, n, num_threads, data); });
+            }
+            return out;
+          },
+          py::arg("users").noconvert(), py::arg("num_threads"))
+      .def(
+          "raw",
+          [](const InterestState& s, std::int64_t user) {
+            if (user < 0 || user >= s.n_users()) throw std::out_of_range("user id out of range");
+            CArray<float> sum(s.dim());
+            std::copy(s.sum(user), s.sum(user) + s.dim(), sum.mutable_data());
+            return py::make_tuple(sum, s.reference_time(user), s.mass(user), s.count(user));
+          },
+          py::arg("user"), "(sum, reference_time, mass, count) of one user.");
+  def_state_methods<std::int64_t>(cls);
+  def_state_methods<double>(cls);
+}
+
+}  // namespace semrec::bindings

@@ -1,0 +1,88 @@
+// User-interest aggregation: each user's profile is the L2-normalised, weighted and time-decayed
+// sum of the embeddings of the items in their history,
+//   profile_u = normalise( Σ_i w_ui · 0.5^((t_now − t_ui) / half_life) · e_i ).
+// Every decay factor shares 0.5^(t_now / half_life), so the direction does not depend on t_now:
+// sums are kept relative to a per-user reference time instead, which keeps them finite however
+// far apart the timestamps are. A profile is zero when the history is empty or cancels out.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "semrec/parallel.hpp"
+#include "semrec/similarity.hpp"
+
+namespace semrec {
+
+// Interactions as a CSR (rows are users) with one weight and, optionally, one timestamp per
+// stored entry. Indices need not be sorted; duplicates are separate events.
+template <class Time>
+struct InterestEvents {
+  CsrView csr;
+  const float* weights = nullptr;
+  const Time* times = nullptr;  // null: no timestamps (only allowed without decay)
+};
+
+// Normalised profiles of every row of `events` into `out` (events.csr.rows x items.cols).
+// half_life <= 0 means no decay. Parallel over users; each row depends only on its own entries,
+// so the result is identical for any thread count. Time is std::int64_t or double.
+template <class Time>
+void interest_profiles(InterestEvents<Time> events, MatrixView items, double half_life,
+                       int num_threads, float* out, const StopCheck& stop = {});
+
+// Streaming profiles: per-user decayed sums that absorb one event in O(dim), in any time order,
+// and give the same direction as interest_profiles over the same events. Not thread-safe:
+// one writer at a time.
+class InterestState {
+ public:
+  InterestState(std::int64_t dim, double half_life);
+
+  std::int64_t dim() const { return dim_; }
+  std::int64_t n_users() const { return static_cast<std::int64_t>(count_.size()); }
+  double half_life() const { return half_life_; }
+  // The latest event time seen (0 before any timed event): "now" on the state's clock.
+  double latest() const { return latest_; }
+
+  // Grows to at least n_users users (new users have no events). Never shrinks.
+  void grow(std::int64_t n_users);
+  // Forgets every event of these users.
+  void reset(const std::int64_t* users, std::int64_t n);
+
+  // One event: `item` points to the item's embedding (dim floats). user < n_users().
+  void add(std::int64_t user, const float* item, float weight, double t);
+  // Events applied in order; ids index rows of `items`. weights/times may be null (1 / latest).
+  // Bounds are the caller's to check.
+  template <class Time>
+  void add_many(MatrixView items, std::int64_t n, const std::int64_t* users,
+                const std::int32_t* ids, const float* weights, const Time* times,
+                const StopCheck& stop = {});
+  // Row r of `events` is added to user first_user + r (parallel over rows, thread-count
+  // independent: each user is touched by one task).
+  template <class Time>
+  void add_rows(InterestEvents<Time> events, MatrixView items, std::int64_t first_user,
+                int num_threads, const StopCheck& stop = {});
+
+  // Normalised profiles of the listed users into out (n x dim).
+  void profiles(const std::int64_t* users, std::int64_t n, int num_threads, float* out) const;
+
+  // Raw state of one user: sum = Σ w·0.5^((ref − t)/half_life)·e, mass = Σ |w|·decay·‖e‖.
+  const float* sum(std::int64_t user) const { return sums_.data() + user * dim_; }
+  double reference_time(std::int64_t user) const { return ref_[user]; }
+  double mass(std::int64_t user) const { return mass_[user]; }
+  std::int64_t count(std::int64_t user) const { return count_[user]; }
+
+ private:
+  // Adds a partial sum held at time `ref` into the user's sum.
+  void merge(std::int64_t user, const float* partial, double ref, double mass, std::int64_t count);
+
+  std::int64_t dim_;
+  double half_life_;
+  double latest_ = 0.0;
+  bool timed_ = false;
+  std::vector<float> sums_;
+  std::vector<double> ref_;
+  std::vector<double> mass_;
+  std::vector<std::int64_t> count_;
+};
+
+}  // namespace semrec

@@ -1,0 +1,414 @@
+"""User-interest profiles from item embeddings (C++ kernel: ``cpp/semrec/interest.cpp``).
+
+A user's profile is the direction of the weighted, time-decayed sum of the embeddings of the
+items in their history::
+
+    profile_u = normalise( sum_i  w_ui * 0.5 ** ((t_now - t_ui) / half_life) * e_i )
+
+Weights may be negative (dislikes push the profile away from an item). A user with no history,
+or whose likes and dislikes cancel, gets the zero vector. Every decay factor shares the factor
+``0.5 ** (t_now / half_life)``, so the normalised direction does not depend on ``t_now``: the
+kernels keep each user's sum relative to a reference time of its own (never overflowing
+however far apart the timestamps are), and a streaming state absorbs one event in O(dim), in
+any time order, with the same result as the batch computation.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from semrec import _validation as check
+from semrec._native import core
+from semrec._threads import resolve_num_threads
+
+
+def user_profiles(
+    interactions: sp.csr_array | sp.csr_matrix,
+    item_embeddings: np.ndarray,
+    *,
+    timestamps: np.ndarray | None = None,
+    t_now: float | None = None,
+    half_life: float | None = None,
+    num_threads: int | None = None,
+) -> np.ndarray:
+    """L2-normalised interest profile of every user (row) of a users x items matrix.
+
+    Parameters
+    ----------
+    interactions : scipy.sparse CSR, shape (n_users, n_items)
+        Interaction weights (ratings, counts, ``-1`` for a dislike). Every stored entry is one
+        event: duplicates add up, explicit zeros contribute nothing, rows need not be sorted.
+    item_embeddings : ndarray of float32, shape (n_items, dim)
+        One C-contiguous row per item (used as given; normalise them first for cosine-style
+        profiles).
+    timestamps : 1-D array of int or float, optional
+        One time per stored entry, aligned with ``interactions.data``. Needed for ``half_life``.
+    t_now : float, optional
+        The time the profiles are computed at. It does not change the result (the decay factor
+        it contributes is common to every event and cancels in the normalisation); accepted so
+        that code can state it.
+    half_life : float, optional
+        An event ``half_life`` older than another counts half as much (same unit as
+        ``timestamps``). ``None``: no decay, a plain weighted sum.
+    num_threads : int, optional
+        ``None`` uses :func:`semrec.get_num_threads`, ``0`` all cores. The result does not
+        depend on it.
+
+    Returns
+    -------
+    ndarray of float32, shape (n_users, dim)
+        Unit rows, or zero rows for users without (net) history.
+
+    Raises
+    ------
+    TypeError
+        Not a CSR matrix, wrong dtypes.
+    ValueError
+        Shape mismatch, NaN/inf weights, embeddings or timestamps, bad ``half_life``,
+        ``half_life`` without ``timestamps``, malformed CSR.
+    IndexError
+        An item id outside the embedding matrix.
+
+    Examples
+    --------
+    >>> import numpy as np, scipy.sparse as sp
+    >>> from semrec.interest import user_profiles
+    >>> emb = np.eye(3, dtype=np.float32)
+    >>> likes = sp.csr_array(np.array([[2, 0, 0], [1, 1, 0]], dtype=np.float32))
+    >>> user_profiles(likes, emb).astype(float).round(3).tolist()
+    [[1.0, 0.0, 0.0], [0.707, 0.707, 0.0]]
+    """
+    x, _ = check.as_float32_matrix(item_embeddings, "item_embeddings")
+    decay = _half_life(half_life)
+    if t_now is not None:
+        _time_value(t_now, "t_now")
+    indptr, indices, weights = _events_csr(interactions, "interactions", x.shape[0])
+    times = _timestamps(timestamps, weights.size)
+    if decay and times is None:
+        raise ValueError("half_life needs timestamps (one per stored interaction)")
+    return core.interest_profiles(
+        indptr, indices, weights, times, x, decay, resolve_num_threads(num_threads)
+    )
+
+
+class StreamingProfiles:
+    """Interest profiles updated one event at a time, equal to :func:`user_profiles`.
+
+    Each user keeps a decayed running sum, so an event costs O(dim) whatever the history
+    length, events may arrive out of time order, and the profile always equals the batch
+    computation over the same events. New users appear when an event names them.
+
+    Parameters
+    ----------
+    item_embeddings : ndarray of float32, shape (n_items, dim)
+        One C-contiguous row per item (kept by reference; :meth:`add_items` appends).
+    half_life : float, optional
+        Time decay as in :func:`user_profiles`; ``None`` for a plain weighted sum.
+    n_users : int, default 0
+        Users known from the start (more appear with their first event).
+    num_threads : int, optional
+        Threads for :meth:`profiles` over many users.
+
+    Attributes
+    ----------
+    n_users : int
+    latest : float
+        The latest event time seen: "now" for an event given without a time.
+
+    Notes
+    -----
+    Not thread-safe: apply updates from one thread at a time.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from semrec.interest import StreamingProfiles
+    >>> state = StreamingProfiles(np.eye(3, dtype=np.float32), half_life=10.0)
+    >>> state.update(0, 1, t=0.0)
+    >>> state.update(0, 2, t=10.0)          # one half-life later: counts twice as much
+    >>> state.profile(0).astype(float).round(3).tolist()
+    [0.0, 0.447, 0.894]
+    >>> state.update_many([1, 1], [0, 2], weights=[1.0, -1.0], times=[10.0, 10.0])
+    >>> state.n_users
+    2
+    """
+
+    def __init__(
+        self,
+        item_embeddings: np.ndarray,
+        *,
+        half_life: float | None = None,
+        n_users: int = 0,
+        num_threads: int | None = None,
+    ) -> None:
+        x, _ = check.as_float32_matrix(item_embeddings, "item_embeddings")
+        if x.shape[1] == 0:
+            raise ValueError("item_embeddings must have at least one column")
+        self.half_life = half_life
+        self.num_threads = num_threads
+        self._items = x
+        self._state = core.InterestState(x.shape[1], _half_life(half_life))
+        if n_users:
+            self._state.grow(_scalar_id(n_users, "n_users"))
+
+    def __repr__(self) -> str:
+        return (
+            f"StreamingProfiles(n_items={self.n_items}, dim={self.dim}, "
+            f"half_life={self.half_life!r}, n_users={self.n_users})"
+        )
+
+    @property
+    def item_embeddings(self) -> np.ndarray:
+        """The item matrix events refer to, shape (n_items, dim)."""
+        return self._items
+
+    @property
+    def n_users(self) -> int:
+        return int(self._state.n_users)
+
+    @property
+    def n_items(self) -> int:
+        return int(self._items.shape[0])
+
+    @property
+    def dim(self) -> int:
+        return int(self._items.shape[1])
+
+    @property
+    def latest(self) -> float:
+        return float(self._state.latest)
+
+    def update(self, user: int, item: int, weight: float = 1.0, t: float | None = None) -> None:
+        """Apply one event: ``user`` interacted with ``item`` with ``weight`` at time ``t``.
+
+        ``t=None`` means "now", the latest time seen so far. ``user`` may be any id >= 0; ids
+        beyond the known users create them (without history).
+        """
+        u = _scalar_id(user, "user")
+        i = _scalar_id(item, "item")
+        if i >= self._items.shape[0]:
+            raise IndexError(f"item {i} is outside [0, {self._items.shape[0]})")
+        w = _weight(weight)
+        ts = self._state.latest if t is None else _time_value(t, "t")
+        if u >= self._state.n_users:
+            self._state.grow(u + 1)
+        self._state.add(self._items, u, i, w, ts)
+
+    def update_many(
+        self,
+        users: np.ndarray,
+        items: np.ndarray,
+        weights: np.ndarray | None = None,
+        times: np.ndarray | None = None,
+    ) -> None:
+        """Apply many events in the given order (one C++ call; the GIL is released).
+
+        Parameters
+        ----------
+        users, items : 1-D arrays of int, same length
+        weights : 1-D array of float, optional
+            Default 1 for every event.
+        times : 1-D array of int or float, optional
+            Default: every event happens "now" (the latest time seen before the call).
+
+        Nothing is applied if any event is invalid.
+        """
+        u = _id_array(users, "users", np.int64)
+        i = _id_array(items, "items", np.int32)
+        n = u.size
+        if i.size != n:
+            raise ValueError(f"users and items must have the same length, got {n} and {i.size}")
+        w = None
+        if weights is not None:
+            w = _float_array(weights, "weights", np.float32, n)
+        ts = _timestamps(times, n, name="times")
+        if n == 0:
+            return
+        if u.min() < 0:
+            raise IndexError(f"users holds {u.min()}; user ids must be >= 0")
+        if i.min() < 0 or i.max() >= self._items.shape[0]:
+            bad = i[(i < 0) | (i >= self._items.shape[0])][0]
+            raise IndexError(f"items holds item id {bad}, outside [0, {self._items.shape[0]})")
+        self._state.grow(int(u.max()) + 1)
+        self._state.add_many(self._items, u, i, w, ts)
+
+    def profile(self, user: int) -> np.ndarray:
+        """The normalised profile of one user, shape (dim,)."""
+        u = _scalar_id(user, "user")
+        if u >= self._state.n_users:
+            raise IndexError(f"user {u} is outside [0, {self._state.n_users})")
+        return self._state.profiles(np.array([u], dtype=np.int64), 1)[0]
+
+    def profiles(self, users: np.ndarray | None = None) -> np.ndarray:
+        """Normalised profiles of the listed users (all users by default), shape (n, dim)."""
+        if users is None:
+            ids = np.arange(self._state.n_users, dtype=np.int64)
+        else:
+            ids, _ = check.index_array(users, "users", self._state.n_users, "user")
+        return self._state.profiles(ids, resolve_num_threads(self.num_threads))
+
+    def reset(self, users: np.ndarray) -> None:
+        """Forget the whole history of these users (their profiles become zero)."""
+        ids, _ = check.index_array(users, "users", self._state.n_users, "user")
+        self._state.reset(ids)
+
+    def add_items(self, embeddings: np.ndarray) -> np.ndarray:
+        """Append item rows (same dim); returns their new ids."""
+        x, _ = check.as_float32_matrix(embeddings, "embeddings", allow_1d=True)
+        if x.shape[1] != self.dim:
+            raise ValueError(
+                f"embeddings must have dimension {self.dim} like the other items, got {x.shape[1]}"
+            )
+        start = self._items.shape[0]
+        self._items = np.ascontiguousarray(np.vstack([self._items, x]))
+        return np.arange(start, start + x.shape[0], dtype=np.int32)
+
+    def _add_rows(
+        self,
+        indptr: np.ndarray,
+        indices: np.ndarray,
+        weights: np.ndarray,
+        times: np.ndarray | None,
+        first_user: int,
+    ) -> None:
+        """Add validated CSR rows to users ``first_user + r`` (which must exist)."""
+        self._state.add_rows(
+            indptr,
+            indices,
+            weights,
+            times,
+            self._items,
+            first_user,
+            resolve_num_threads(self.num_threads),
+        )
+
+    def _raw(self, user: int) -> tuple[np.ndarray, float, float, int]:
+        """(sum, reference time, mass, event count) of one user."""
+        return self._state.raw(user)
+
+
+# -- validation helpers (shared with semrec.content) ------------------------------------------
+
+
+def _half_life(half_life: Any) -> float:
+    """``half_life`` as the kernel's float (0 = no decay)."""
+    if half_life is None:
+        return 0.0
+    if isinstance(half_life, bool) or not isinstance(half_life, int | float | np.number):
+        raise TypeError(f"half_life must be a number or None, got {type(half_life).__name__}")
+    value = float(half_life)
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"half_life must be a finite number > 0 (or None), got {half_life}")
+    return value
+
+
+def _time_value(t: Any, name: str) -> float:
+    if isinstance(t, bool) or not isinstance(t, int | float | np.number):
+        raise TypeError(f"{name} must be a number (a timestamp), got {type(t).__name__}")
+    value = float(t)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {t}")
+    return value
+
+
+def _weight(weight: Any) -> float:
+    if isinstance(weight, bool) or not isinstance(weight, int | float | np.number):
+        raise TypeError(f"weight must be a number, got {type(weight).__name__}")
+    value = float(weight)
+    if not math.isfinite(value):
+        raise ValueError(f"weight must be finite, got {weight}")
+    return value
+
+
+def _scalar_id(value: Any, name: str) -> int:
+    if isinstance(value, bool | np.bool_):
+        raise TypeError(f"{name} must be an int id, got bool")
+    try:
+        n = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an int id, got {type(value).__name__}") from None
+    if n < 0:
+        raise IndexError(f"{name} must be >= 0, got {n}")
+    return n
+
+
+def _id_array(ids: Any, name: str, dtype: type) -> np.ndarray:
+    arr = np.asarray(ids)
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be a 1-D array of ids, got shape {arr.shape}")
+    if arr.size and not np.issubdtype(arr.dtype, np.integer):
+        raise TypeError(f"{name} must hold integer ids, got dtype {arr.dtype}")
+    return np.ascontiguousarray(arr, dtype=dtype)
+
+
+def _float_array(values: Any, name: str, dtype: type, n: int) -> np.ndarray:
+    arr = np.asarray(values)
+    if arr.ndim != 1 or arr.size != n:
+        raise ValueError(f"{name} must be a 1-D array of length {n}, got shape {arr.shape}")
+    if arr.size and not (np.issubdtype(arr.dtype, np.integer) or arr.dtype.kind == "f"):
+        raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
+    arr = np.ascontiguousarray(arr, dtype=dtype)
+    if arr.size and not np.isfinite(arr).all():
+        raise ValueError(f"{name} contains NaN or infinite values")
+    return arr
+
+
+def _timestamps(times: Any, n: int, name: str = "timestamps") -> np.ndarray | None:
+    """Times as int64 (integers, no copy when already int64) or float64, finite, length n."""
+    if times is None:
+        return None
+    arr = np.asarray(times)
+    if arr.ndim != 1 or arr.size != n:
+        raise ValueError(
+            f"{name} must be a 1-D array with one time per event ({n}), got shape {arr.shape}"
+        )
+    if np.issubdtype(arr.dtype, np.integer):
+        return np.ascontiguousarray(arr, dtype=np.int64)
+    if arr.dtype.kind != "f":
+        raise TypeError(f"{name} must hold integers or floats, got dtype {arr.dtype}")
+    arr = np.ascontiguousarray(arr, dtype=np.float64)
+    if arr.size and not np.isfinite(arr).all():
+        raise ValueError(f"{name} contains NaN or infinite values")
+    return arr
+
+
+def _events_csr(m: Any, name: str, n_items: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(indptr int64, indices int32, weights float32) of a users x items CSR, checked.
+
+    Entries keep their order (timestamps stay aligned); copies are made only to fix dtypes.
+    """
+    check.require_csr(m, name, "(users x items)")
+    if m.ndim != 2 or m.shape[1] != n_items:
+        raise ValueError(
+            f"{name} must have one column per item ({n_items}, the rows of item_embeddings), "
+            f"got shape {m.shape}"
+        )
+    indptr = np.asarray(m.indptr)
+    indices = np.asarray(m.indices)
+    data = np.asarray(m.data)
+    if indptr.shape != (m.shape[0] + 1,) or indices.shape != data.shape:
+        raise ValueError(f"{name} is malformed: indptr/indices/data lengths do not match")
+    nnz = indices.size
+    if indptr[0] != 0 or indptr[-1] != nnz or (np.diff(indptr) < 0).any():
+        raise ValueError(
+            f"{name} is malformed: indptr must start at 0, never decrease and end at nnz "
+            f"({nnz}); rebuild it with scipy.sparse.csr_array"
+        )
+    if nnz and (indices.min() < 0 or indices.max() >= n_items):
+        bad = indices[(indices < 0) | (indices >= n_items)][0]
+        raise IndexError(f"{name} holds item id {bad}, outside [0, {n_items})")
+    if not (np.issubdtype(data.dtype, np.number) and not np.iscomplexobj(data)):
+        raise TypeError(f"{name} must hold real numbers, got dtype {data.dtype}")
+    weights = np.ascontiguousarray(data, dtype=np.float32)
+    if nnz and not np.isfinite(weights).all():
+        raise ValueError(f"{name} contains NaN or infinite weights; drop or fix those entries")
+    return (
+        np.ascontiguousarray(indptr, dtype=np.int64),
+        np.ascontiguousarray(indices, dtype=np.int32),
+        weights,
+    )

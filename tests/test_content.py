@@ -1,0 +1,335 @@
+"""ContentRecommender: recommendations equal a NumPy cosine reference; real-time verbs work."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+import semrec
+from semrec import ContentRecommender, FormatError
+from semrec.datasets import synthetic
+from semrec.datasets._synthetic import _THEMES
+
+
+def unit(x):
+    x = np.asarray(x, dtype=np.float64)
+    n = np.linalg.norm(x, axis=-1, keepdims=True)
+    return np.divide(x, n, out=np.zeros_like(x), where=n > 0)
+
+
+def ref_profiles(m, emb, times=None, half_life=None):
+    m = sp.csr_array(m)
+    rows = np.repeat(np.arange(m.shape[0]), np.diff(m.indptr))
+    f = m.data.astype(np.float64)
+    if half_life is not None:
+        f = f * 0.5 ** ((np.max(times) - times) / half_life)
+    sums = np.zeros((m.shape[0], emb.shape[1]))
+    np.add.at(sums, rows, f[:, None] * unit(emb)[m.indices])
+    return unit(sums)
+
+
+@pytest.fixture
+def case(rng):
+    n_users, n_items, dim = 50, 120, 24
+    m = sp.random_array((n_users, n_items), density=0.05, format="csr", rng=rng)
+    m.data = rng.uniform(1, 5, m.nnz)
+    m.data[rng.random(m.nnz) < 0.2] *= -1
+    m = sp.csr_array(m, dtype=np.float32)
+    emb = rng.standard_normal((n_items, dim)).astype(np.float32)
+    times = rng.integers(0, 10_000, m.nnz)
+    return m, emb, times
+
+
+def fitted(m, emb, times=None, half_life=None):
+    model = ContentRecommender(emb, half_life=half_life, show_progress=False)
+    return model.fit(m, timestamps=times)
+
+
+def test_recommend_and_score_match_numpy_cosine(case):
+    m, emb, times = case
+    model = fitted(m, emb, times, half_life=2000.0)
+    prof = ref_profiles(m, emb, times, 2000.0)
+    scores = prof @ unit(emb).T
+    np.testing.assert_allclose(model.score(np.arange(50), np.arange(120)), scores, atol=2e-5)
+    np.testing.assert_allclose(model.score(3, [7, 1]), scores[3, [7, 1]], atol=2e-5)
+    ids, got = model.recommend(np.arange(50), k=5)
+    dense = m.toarray()
+    for u in range(50):
+        if not prof[u].any():
+            continue
+        s = np.where(dense[u] != 0, -np.inf, scores[u])
+        want = np.sort(s)[::-1][:5]
+        np.testing.assert_allclose(got[u], want, atol=2e-5)
+        assert not (dense[u, ids[u]] != 0).any()
+    ids_all, _ = model.recommend(0, k=120, exclude_seen=False)
+    assert ids_all.shape == (120,) and set(ids_all) == set(range(120))
+    only, _ = model.recommend([1, 2], k=3, items=np.array([5, 6, 7, 8]), exclude_seen=False)
+    assert set(only.ravel()) <= {5, 6, 7, 8}
+
+
+def test_similar_items_is_cosine_without_itself(case):
+    _, emb, _ = case
+    model = fitted(sp.csr_array((1, 120), dtype=np.float32), emb)
+    ids, scores = model.similar_items([0, 9], k=4)
+    cos = unit(emb) @ unit(emb).T
+    for row, item in enumerate([0, 9]):
+        c = cos[item].copy()
+        c[item] = -np.inf
+        np.testing.assert_allclose(scores[row], np.sort(c)[::-1][:4], atol=1e-5)
+        assert item not in ids[row]
+
+
+def test_users_without_history_score_zero(case):
+    m, emb, _ = case
+    m = sp.vstack([m, sp.csr_array((2, 120), dtype=np.float32)]).tocsr()
+    model = fitted(m, emb)
+    assert not model.score(50, np.arange(120)).any()
+    assert model.recommend(51, k=3)[0].tolist() == [0, 1, 2]  # all tie at 0: lowest ids
+
+
+def test_update_changes_recommendations_at_once_and_equals_refit(case):
+    m, emb, times = case
+    model = fitted(m, emb, times, half_life=500.0)
+    before, _ = model.recommend(4, k=5)
+    target = int(before[0])
+    # A strong dislike of the current favourite, now: it and its neighbours drop.
+    model.update(4, target, weight=-50.0)
+    after, _ = model.recommend(4, k=5, exclude_seen=False)
+    assert target not in after
+    # The same events as a batch give the same profile (t=None meant "latest").
+    rows = np.repeat(np.arange(50), np.diff(m.indptr))
+    t_all = np.r_[times, times.max()]
+    f = np.r_[m.data, -50.0] * 0.5 ** ((t_all.max() - t_all) / 500.0)
+    mine = np.r_[rows, 4] == 4
+    items_all = np.r_[m.indices, target]
+    want = unit((f[mine][:, None] * unit(emb)[items_all[mine]]).sum(axis=0))
+    np.testing.assert_allclose(model.profiles(4), want, atol=2e-5)
+    # A new user starts with update(n_users_).
+    n = model.n_users_
+    profile = model.update(n, 17, t=float(times.max()))
+    assert model.n_users_ == n + 1
+    np.testing.assert_allclose(profile, unit(emb[17]), atol=1e-6)
+    ids, _ = model.recommend(n, k=3, exclude_seen=False)
+    assert ids[0] == 17
+    assert 17 not in model.recommend(n, k=3)[0]  # seen at once
+    assert model.interactions_[n, 17] == 1.0
+
+
+def test_update_seen_and_interactions_stay_consistent(case):
+    m, emb, _ = case
+    model = fitted(m, emb)
+    model.update(0, 3, 2.0)
+    model.update(0, 3, 1.0)
+    model.update(1, 4, 1.0)
+    assert model.interactions_[0, 3] == pytest.approx(m[0, 3] + 3.0)
+    assert 3 not in model.recommend(0, k=119)[0] or m[0, 3] + 3.0 == 0
+    expected_seen = (m.toarray() != 0).sum(axis=1)
+    expected_seen[0] += m[0, 3] == 0
+    expected_seen[1] += m[1, 4] == 0
+    ids, _ = model.recommend(np.arange(50), k=120)
+    np.testing.assert_array_equal((ids >= 0).sum(axis=1), 120 - expected_seen)
+
+
+def test_fold_in_matches_batch_and_stores_users(case):
+    m, emb, times = case
+    model = fitted(m, emb, times, half_life=800.0)
+    history = sp.csr_array(m[[2, 3]])
+    t = np.asarray(times)[np.r_[m.indptr[2] : m.indptr[4]]]
+    got = model.fold_in(history, timestamps=t)
+    np.testing.assert_allclose(got, ref_profiles(history, emb, t, 800.0), atol=2e-5)
+    assert model.n_users_ == 50
+    # Store: replace user 0 with user 2's history, append one new user.
+    stored = model.fold_in(sp.csr_array(m[[2, 3]]), timestamps=t, users=[0, 50])
+    np.testing.assert_allclose(stored, got, atol=2e-5)
+    np.testing.assert_allclose(model.profiles([0, 50]), got, atol=2e-5)
+    assert model.n_users_ == 51
+    np.testing.assert_array_equal(model.interactions_[[0]].toarray(), m[[2]].toarray())
+    with pytest.raises(IndexError, match="next new ids 51"):
+        model.fold_in(history, users=[0, 60])
+    with pytest.raises(ValueError, match="one id per history row"):
+        model.fold_in(history, users=[0])
+
+
+def test_explain_contributions_sum_to_the_score(case):
+    m, emb, times = case
+    model = fitted(m, emb, times, half_life=3000.0)
+    model.update(7, 11, 2.0)
+    for user, item in [(7, 11), (7, 90), (12, 0)]:
+        table = model.explain(user, item, k=1000)
+        score = float(model.score(user, [item])[0])
+        assert table.attrs["score"] == pytest.approx(score)
+        assert table["contribution"].sum() == pytest.approx(score, abs=1e-5)
+        assert abs(table.attrs["rest"]) < 1e-5
+        history = set(model.interactions_[[user]].indices) | ({11} if user == 7 else set())
+        assert set(table["item"]) == history
+        assert (np.diff(table["contribution"]) <= 0).all()
+        np.testing.assert_allclose(np.abs(table["share"]).sum(), 1.0)
+    # Reference for one pair: w * decay * cos / |decayed sum|, events of the same item summed.
+    rows = np.repeat(np.arange(50), np.diff(m.indptr))
+    mine = rows == 12
+    f = m.data[mine] * 0.5 ** ((times[mine].max() - times[mine]) / 3000.0)
+    e = unit(emb)
+    total = (f[:, None] * e[m.indices[mine]]).sum(axis=0)
+    shares = f * (e[m.indices[mine]] @ e[0]) / np.linalg.norm(total)
+    want = dict(zip(m.indices[mine], shares, strict=True))
+    table = model.explain(12, 0, k=1000)
+    got = dict(zip(table["item"], table["contribution"], strict=True))
+    assert got.keys() == want.keys()
+    for key, value in want.items():
+        assert got[key] == pytest.approx(value, abs=1e-6)
+    assert len(model.explain(7, 90, k=2)) == 2
+
+
+def test_add_items_embedding_is_recommendable_without_interactions():
+    emb = np.eye(4, dtype=np.float32)
+    likes = sp.csr_array(np.array([[1, 0, 0, 0], [0, 0, 1, 0]], dtype=np.float32))
+    model = fitted(likes, emb)
+    new = model.add_items(np.array([[3.0, 0.3, 0, 0], [0, 0, 0.2, 2.0]], dtype=np.float32))
+    assert new.tolist() == [4, 5] and model.n_items_ == 6
+    ids, _ = model.recommend([0, 1], k=1)
+    assert ids.ravel().tolist() == [4, 5]
+    np.testing.assert_allclose(np.linalg.norm(model.item_embeddings_[4:], axis=1), 1.0)
+    model.update(0, 5)
+    assert 5 in model.interactions_[[0]].indices
+
+
+def test_fit_accepts_a_dataset_with_its_timestamps():
+    ds = synthetic(80, 60, 800, n_topics=4, with_text=False, random_state=1)
+    emb = np.random.default_rng(0).standard_normal((60, 8)).astype(np.float32)
+    a = ContentRecommender(emb, half_life=86_400.0, show_progress=False).fit(ds)
+    b = fitted(ds.interactions, emb, ds.timestamps, half_life=86_400.0)
+    np.testing.assert_array_equal(a.profiles(np.arange(80)), b.profiles(np.arange(80)))
+    want = ref_profiles(ds.interactions, emb, ds.timestamps.astype(float), 86_400.0)
+    np.testing.assert_allclose(a.profiles(np.arange(80)), want, atol=2e-5)
+
+
+def test_save_load_roundtrip(tmp_path, case):
+    m, emb, times = case
+    model = fitted(m, emb, times, half_life=700.0)
+    model.update(3, 5, -2.0, t=9_999)
+    model.update(model.n_users_, 8)
+    model.add_items(np.ones((1, 24), dtype=np.float32))
+    path = tmp_path / "content.npz"
+    model.save(path)
+    loaded = ContentRecommender.load(path)
+    assert loaded.n_users_ == 51 and loaded.n_items_ == 121 and loaded.half_life == 700.0
+    users = np.arange(51)
+    np.testing.assert_allclose(loaded.profiles(users), model.profiles(users), atol=1e-6)
+    np.testing.assert_array_equal(loaded.recommend(users, k=5)[0], model.recommend(users, k=5)[0])
+    assert (loaded.interactions_ != model.interactions_).nnz == 0
+    loaded.update(3, 6)  # still live after loading
+    assert repr(loaded).startswith("ContentRecommender(item_embeddings=<array (121, 24)>")
+
+
+def test_load_rejects_damaged_files(tmp_path, case):
+    m, emb, _ = case
+    path = tmp_path / "content.npz"
+    fitted(m, emb).save(path)
+    raw = path.read_bytes()
+    (tmp_path / "cut.npz").write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(FormatError):
+        ContentRecommender.load(tmp_path / "cut.npz")
+    semrec.ALS(factors=2, show_progress=False).fit(abs(m)).save(tmp_path / "als.npz")
+    with pytest.raises(FormatError, match=r"not a semrec\.ContentRecommender file"):
+        ContentRecommender.load(tmp_path / "als.npz")
+    with np.load(path) as z:
+        arrays = dict(z)
+    arrays["event_items"] = arrays["event_items"] + 500
+    np.savez(tmp_path / "bad.npz", **arrays)
+    with pytest.raises(FormatError, match="corrupt"):
+        ContentRecommender.load(tmp_path / "bad.npz")
+    with pytest.raises(FileNotFoundError):
+        ContentRecommender.load(tmp_path / "missing.npz")
+
+
+def test_bad_inputs_raise_clear_errors(case):
+    m, emb, _ = case
+    with pytest.raises(ValueError, match="not fitted"):
+        ContentRecommender(emb).recommend(0)
+    with pytest.raises(ValueError, match="half_life needs timestamps"):
+        ContentRecommender(emb, half_life=5.0, show_progress=False).fit(m)
+    with pytest.raises(TypeError, match="float32"):
+        ContentRecommender(emb.astype(np.float64), show_progress=False).fit(m)
+    with pytest.raises(ValueError, match="one column per item"):
+        ContentRecommender(emb[:10], show_progress=False).fit(m)
+    model = fitted(m, emb)
+    with pytest.raises(IndexError, match="user 52 is outside"):
+        model.update(52, 0)
+    with pytest.raises(IndexError, match="item 120 is outside"):
+        model.update(0, 120)
+    with pytest.raises(TypeError, match="user must be an int"):
+        model.update("alice", 0)
+    with pytest.raises(ValueError, match="weight must be finite"):
+        model.update(0, 0, float("nan"))
+    with pytest.raises(IndexError, match="outside"):
+        model.recommend(50)
+    with pytest.raises(ValueError, match="k must be >= 1"):
+        model.recommend(0, k=0)
+    with pytest.raises(ValueError, match="dimension 24"):
+        model.add_items(np.ones((2, 5), dtype=np.float32))
+    with pytest.raises(ValueError, match="one column per item"):
+        model.fold_in(sp.csr_array((1, 3), dtype=np.float32))
+    with pytest.raises(TypeError, match="query must be a string"):
+        model.recommend_text(42)
+    with pytest.raises(ValueError, match="query is empty"):
+        model.recommend_text([])
+    with pytest.raises(IndexError, match="999"):
+        model.explain(0, 999)
+
+
+# -- text: the real encoder on a catalogue whose topics are known ------------------------------
+
+
+@pytest.fixture(scope="module")
+def topical():
+    ds = synthetic(150, 200, 3000, n_topics=5, random_state=0)
+    encoder = semrec.TextEncoder()
+    model = ContentRecommender(encoder.encode(ds.item_text), encoder=encoder, show_progress=False)
+    return ds, model.fit(ds)
+
+
+@pytest.mark.slow
+def test_recommend_text_returns_the_topic_of_the_query(topical):
+    ds, model = topical
+    topic = ds.items["topic"].to_numpy()
+    queries = [" ".join(_THEMES[t]) for t in range(5)]
+    ids, scores = model.recommend_text(queries, k=10)
+    assert ids.shape == (5, 10) and (np.diff(scores, axis=1) <= 0).all()
+    for t in range(5):
+        assert (topic[ids[t]] == t).mean() >= 0.8, (queries[t], topic[ids[t]])
+    one, _ = model.recommend_text("a story about a " + _THEMES[2][0], k=3)
+    assert one.shape == (3,) and (topic[one] == 2).all()
+
+
+@pytest.mark.slow
+def test_added_text_item_reaches_users_of_its_topic(topical):
+    ds, base = topical
+    model = ContentRecommender(base.item_embeddings, encoder=base.encoder, show_progress=False)
+    model.fit(ds)
+    user_topic = ds.users["topic"].to_numpy()
+    texts = [f"strange {_THEMES[t][1]} and the {_THEMES[t][3]} #new" for t in range(5)]
+    new = model.add_items(texts)
+    assert new.tolist() == list(range(200, 205))
+    k = 200 // 5  # about one topic's worth of items
+    ids, _ = model.recommend(np.arange(150), k=k)
+    for t in range(5):
+        hit = (ids == new[t]).any(axis=1)
+        assert hit[user_topic == t].mean() >= 0.9
+        assert hit[user_topic != t].mean() <= 0.1
+
+
+def test_fit_is_identical_for_any_thread_count_and_ignores_zero_entries(case):
+    m, emb, times = case
+    a = ContentRecommender(emb, half_life=900.0, num_threads=1, show_progress=False)
+    b = ContentRecommender(emb, half_life=900.0, num_threads=3, show_progress=False)
+    a.fit(m, timestamps=times)
+    b.fit(m, timestamps=times)
+    users = np.arange(50)
+    np.testing.assert_array_equal(a.profiles(users), b.profiles(users))
+    z = m.copy()
+    z.data[0] = 0.0  # an explicit zero: no event, not seen
+    c = ContentRecommender(emb, half_life=900.0, show_progress=False).fit(z, timestamps=times)
+    assert c.interactions_.nnz == m.nnz - 1
+    u = int(np.searchsorted(m.indptr, 0, side="right") - 1)
+    assert z.indices[0] in c.recommend(u, k=120)[0]

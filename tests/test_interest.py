@@ -1,0 +1,257 @@
+"""User-interest profiles: batch kernel and streaming state against a NumPy reference."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from semrec.interest import StreamingProfiles, user_profiles
+
+
+def reference(m, emb, times=None, half_life=None, t_now=None):
+    """normalise(sum_i w_i 0.5**((t_now - t_i)/half_life) e_i) per row, in float64."""
+    m = sp.csr_array(m)
+    rows = np.repeat(np.arange(m.shape[0]), np.diff(m.indptr))
+    f = m.data.astype(np.float64)
+    if half_life is not None:
+        t = np.asarray(times, dtype=np.float64)
+        now = t.max() if t_now is None else t_now
+        f = f * 0.5 ** ((now - t) / half_life)
+    sums = np.zeros((m.shape[0], emb.shape[1]))
+    np.add.at(sums, rows, f[:, None] * emb[m.indices].astype(np.float64))
+    norms = np.linalg.norm(sums, axis=1, keepdims=True)
+    return np.divide(sums, norms, out=np.zeros_like(sums), where=norms > 0)
+
+
+def random_case(rng, n_users=60, n_items=40, dim=16, density=0.15, negative=True):
+    m = sp.random_array((n_users, n_items), density=density, format="csr", rng=rng)
+    m.data = rng.uniform(0.5, 5.0, m.nnz).astype(np.float32)
+    if negative:
+        m.data[rng.random(m.nnz) < 0.3] *= -1
+    m = sp.csr_array(m, dtype=np.float32)
+    emb = rng.standard_normal((n_items, dim)).astype(np.float32)
+    times = rng.integers(0, 1000, m.nnz).astype(np.int64)
+    return m, emb, times
+
+
+def events_of(m, times):
+    users = np.repeat(np.arange(m.shape[0]), np.diff(m.indptr))
+    return users, m.indices.copy(), m.data.copy(), np.asarray(times)
+
+
+# -- batch ------------------------------------------------------------------------------------
+
+
+def test_batch_matches_numpy_without_decay(rng):
+    m, emb, _ = random_case(rng, negative=False)
+    m = sp.csr_array(m)
+    m.indptr[20:] = m.indptr[20]  # users 20.. have no history
+    m = sp.csr_array((m.data[: m.indptr[20]], m.indices[: m.indptr[20]], m.indptr), shape=m.shape)
+    got = user_profiles(m, emb)
+    assert got.dtype == np.float32 and got.shape == (60, 16)
+    np.testing.assert_allclose(got, reference(m, emb), atol=2e-6)
+    assert not got[20:].any()
+    has = np.diff(m.indptr) > 0
+    assert has[:20].sum() >= 15
+    np.testing.assert_allclose(np.linalg.norm(got[has], axis=1), 1.0, rtol=1e-6)
+
+
+def test_batch_matches_numpy_with_negative_weights_and_decay(rng):
+    m, emb, times = random_case(rng)
+    for half_life in (50.0, 400, 1e6):
+        got = user_profiles(m, emb, timestamps=times, t_now=2000, half_life=half_life)
+        want = reference(m, emb, times, half_life)
+        np.testing.assert_allclose(got, want, atol=2e-5)
+    # Float timestamps give the same profiles as the equal integers.
+    got_f = user_profiles(m, emb, timestamps=times.astype(np.float64), half_life=50.0)
+    got_i = user_profiles(m, emb, timestamps=times, half_life=50.0)
+    np.testing.assert_array_equal(got_f, got_i)
+
+
+def test_t_now_does_not_change_the_direction(rng):
+    m, emb, times = random_case(rng)
+    a = user_profiles(m, emb, timestamps=times, t_now=1000, half_life=30.0)
+    b = user_profiles(m, emb, timestamps=times, t_now=10**9, half_life=30.0)
+    np.testing.assert_array_equal(a, b)
+    # The reference at the huge t_now underflows to nothing; ours keeps the direction.
+    np.testing.assert_allclose(a, reference(m, emb, times, 30.0, t_now=1000), atol=2e-5)
+
+
+def test_duplicates_and_unsorted_rows_are_separate_events(rng):
+    emb = rng.standard_normal((5, 8)).astype(np.float32)
+    indptr = np.array([0, 3])
+    m = sp.csr_array((np.array([1.0, 2.0, 1.0], np.float32), np.array([4, 1, 4]), indptr), (1, 5))
+    want = emb[4] * 2 + emb[1] * 2
+    np.testing.assert_allclose(user_profiles(m, emb)[0], want / np.linalg.norm(want), atol=1e-6)
+
+
+def test_identical_for_any_thread_count(rng):
+    m, emb, times = random_case(rng, n_users=700, n_items=80, dim=40)
+    one = user_profiles(m, emb, timestamps=times, half_life=100.0, num_threads=1)
+    for threads in (2, 3, 0):
+        again = user_profiles(m, emb, timestamps=times, half_life=100.0, num_threads=threads)
+        np.testing.assert_array_equal(one, again)
+
+
+def test_decay_halves_a_weight_at_exactly_one_half_life():
+    emb = np.eye(2, dtype=np.float32)
+    m = sp.csr_array(np.ones((1, 2), dtype=np.float32))
+    got = user_profiles(m, emb, timestamps=np.array([0, 7]), t_now=7, half_life=7.0)[0]
+    # item 0 is one half-life old: weight 0.5 against 1 for item 1.
+    assert got[0] / got[1] == pytest.approx(0.5, rel=1e-6)
+    state = StreamingProfiles(emb, half_life=7.0)
+    state.update(0, 1, t=7)
+    state.update(0, 0, t=0)
+    assert state.profile(0)[0] / state.profile(0)[1] == pytest.approx(0.5, rel=1e-6)
+
+
+def test_timestamps_far_apart_do_not_overflow():
+    emb = np.eye(3, dtype=np.float32)
+    m = sp.csr_array(np.ones((1, 3), dtype=np.float32))
+    times = np.array([0, 10**12, 2 * 10**12])
+    got = user_profiles(m, emb, timestamps=times, half_life=1.0)
+    np.testing.assert_array_equal(got, [[0, 0, 1]])
+    state = StreamingProfiles(emb, half_life=1.0)
+    state.update_many([0, 0, 0], [2, 0, 1], times=times[[2, 0, 1]])
+    np.testing.assert_array_equal(state.profile(0), [0, 0, 1])
+
+
+def test_cancelling_likes_and_dislikes_give_zero():
+    emb = np.array([[1, 2], [3, 1]], dtype=np.float32)
+    m = sp.csr_array((np.array([2.0, -2.0, 1.0], np.float32), [0, 0, 1], [0, 2, 3]), (2, 2))
+    got = user_profiles(m, emb, timestamps=np.array([5, 5, 1]), half_life=3.0)
+    np.testing.assert_array_equal(got[0], [0, 0])
+    assert np.linalg.norm(got[1]) == pytest.approx(1.0)
+    state = StreamingProfiles(emb)
+    state.update(0, 0, 2.0)
+    state.update(0, 0, -2.0)
+    np.testing.assert_array_equal(state.profile(0), [0, 0])
+
+
+# -- streaming --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("half_life", [None, 120.0])
+def test_streaming_equals_batch_in_any_event_order(rng, half_life):
+    m, emb, times = random_case(rng, n_users=40, n_items=30, dim=12, density=0.3)
+    want = user_profiles(m, emb, timestamps=times, half_life=half_life)
+    users, items, weights, ts = events_of(m, times)
+    for trial in range(3):
+        order = rng.permutation(users.size)
+        state = StreamingProfiles(emb, half_life=half_life)
+        if trial == 0:  # one Python call per event
+            for e in order:
+                state.update(int(users[e]), int(items[e]), float(weights[e]), float(ts[e]))
+        else:  # batched, int then float times
+            t = ts[order] if trial == 1 else ts[order].astype(np.float64)
+            state.update_many(users[order], items[order], weights[order], t)
+        assert state.n_users == users.max() + 1
+        np.testing.assert_allclose(state.profiles(), want[: state.n_users], atol=2e-5)
+
+
+def test_streaming_new_users_appear_and_default_time_is_latest(rng):
+    emb = np.eye(3, dtype=np.float32)
+    state = StreamingProfiles(emb, half_life=10.0, n_users=2)
+    assert state.n_users == 2 and not state.profiles().any()
+    state.update(5, 0, t=100)
+    assert state.n_users == 6 and state.latest == 100
+    state.update(5, 1)  # t=None: "now" = 100, same age as the first event
+    np.testing.assert_allclose(state.profile(5), [2**-0.5, 2**-0.5, 0], rtol=1e-6)
+    state.update_many([7], [2])
+    assert state.n_users == 8
+    np.testing.assert_array_equal(state.profile(7), [0, 0, 1])
+    assert not state.profiles([0, 1, 6]).any()
+
+
+def test_streaming_add_items_and_reset(rng):
+    state = StreamingProfiles(np.eye(2, dtype=np.float32))
+    (new,) = state.add_items(np.array([[0.6, 0.8]], dtype=np.float32))
+    assert new == 2 and state.n_items == 3
+    state.update(0, new)
+    np.testing.assert_allclose(state.profile(0), [0.6, 0.8], rtol=1e-6)
+    state.reset([0])
+    assert not state.profile(0).any()
+    state.update(0, 0)
+    np.testing.assert_array_equal(state.profile(0), [1, 0])
+
+
+def test_update_many_applies_nothing_when_an_event_is_bad():
+    state = StreamingProfiles(np.eye(2, dtype=np.float32))
+    with pytest.raises(IndexError, match="items holds item id 9"):
+        state.update_many([0, 1], [1, 9])
+    with pytest.raises(ValueError, match="weights contains NaN"):
+        state.update_many([0, 1], [1, 0], weights=[1.0, np.nan])
+    assert state.n_users == 0
+
+
+# -- errors -----------------------------------------------------------------------------------
+
+
+def test_user_profiles_bad_inputs(rng):
+    m, emb, times = random_case(rng)
+    with pytest.raises(TypeError, match="CSR"):
+        user_profiles(m.toarray(), emb)
+    with pytest.raises(TypeError, match="CSR format"):
+        user_profiles(m.tocoo(), emb)
+    with pytest.raises(TypeError, match="float32"):
+        user_profiles(m, emb.astype(np.float64))
+    with pytest.raises(ValueError, match="one column per item"):
+        user_profiles(m, emb[:-1])
+    with pytest.raises(ValueError, match="half_life needs timestamps"):
+        user_profiles(m, emb, half_life=3.0)
+    with pytest.raises(ValueError, match="half_life must be a finite number > 0"):
+        user_profiles(m, emb, timestamps=times, half_life=-1.0)
+    with pytest.raises(TypeError, match="half_life must be a number"):
+        user_profiles(m, emb, timestamps=times, half_life="1 day")
+    with pytest.raises(ValueError, match="one time per event"):
+        user_profiles(m, emb, timestamps=times[:-1], half_life=1.0)
+    with pytest.raises(TypeError, match="integers or floats"):
+        user_profiles(m, emb, timestamps=times.astype(str), half_life=1.0)
+    with pytest.raises(ValueError, match="timestamps contains NaN"):
+        user_profiles(m, emb, timestamps=np.full(m.nnz, np.nan), half_life=1.0)
+    with pytest.raises(ValueError, match="t_now must be finite"):
+        user_profiles(m, emb, t_now=float("inf"))
+    bad = m.copy()
+    bad.data[0] = np.nan
+    with pytest.raises(ValueError, match="NaN or infinite weights"):
+        user_profiles(bad, emb)
+    bad = m.copy()
+    bad.indices[0] = 40
+    with pytest.raises(IndexError, match="item id 40"):
+        user_profiles(bad, emb[:40])
+    nan_emb = emb.copy()
+    nan_emb[3, 0] = np.inf
+    with pytest.raises(ValueError, match="row 3"):
+        user_profiles(m, nan_emb)
+
+
+def test_streaming_bad_inputs():
+    emb = np.eye(3, dtype=np.float32)
+    state = StreamingProfiles(emb, half_life=2.0)
+    with pytest.raises(IndexError, match="item 3 is outside"):
+        state.update(0, 3)
+    with pytest.raises(IndexError, match="user must be >= 0"):
+        state.update(-1, 0)
+    with pytest.raises(TypeError, match="user must be an int"):
+        state.update(True, 0)
+    with pytest.raises(TypeError, match="item must be an int"):
+        state.update(0, 1.5)
+    with pytest.raises(ValueError, match="weight must be finite"):
+        state.update(0, 1, np.inf)
+    with pytest.raises(TypeError, match="t must be a number"):
+        state.update(0, 1, 1.0, t="now")
+    with pytest.raises(ValueError, match="same length"):
+        state.update_many([0, 1], [0])
+    with pytest.raises(TypeError, match="integer ids"):
+        state.update_many([0.5], [0])
+    with pytest.raises(IndexError, match="users holds -2"):
+        state.update_many([-2], [0])
+    with pytest.raises(IndexError, match="outside"):
+        state.profile(0)
+    with pytest.raises(ValueError, match="dimension 3"):
+        state.add_items(np.ones((1, 2), dtype=np.float32))
+    with pytest.raises(ValueError, match="half_life"):
+        StreamingProfiles(emb, half_life=0)
+    assert state.n_users == 0
+    assert repr(state) == "StreamingProfiles(n_items=3, dim=3, half_life=2.0, n_users=0)"
