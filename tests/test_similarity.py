@@ -918,10 +918,15 @@ def test_ctrl_c_interrupts_a_long_search() -> None:
         "    print('interrupted', flush=True)\n"
     )
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    assert proc.stdout.readline().strip() == "ready"
-    time.sleep(1.0)
-    proc.send_signal(signal.SIGINT)
-    # Uninterrupted, the loop is hours of work: only the stop hook ends it within the timeout.
-    out, _ = proc.communicate(timeout=60)
-    assert "interrupted" in out
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "ready"
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGINT)
+        # Uninterrupted, the loop is hours of work: only the stop hook ends it within the timeout.
+        out, _ = proc.communicate(timeout=60)
+        assert "interrupted" in out
+    finally:
+        if proc.poll() is None:  # never leave hours of work running after a failure
+            proc.kill()
+            proc.wait()
