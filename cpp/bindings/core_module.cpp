@@ -15,4 +15,5 @@ PYBIND11_MODULE(SEMREC_MODULE_NAME, m) {
   semrec::bindings::register_similarity(m);
   semrec::bindings::register_metrics(m);
   semrec::bindings::register_als(m);
+  semrec::bindings::register_knn(m);
 }

@@ -10,6 +10,7 @@ from semrec.als import ALS
 from semrec.baselines import MostPopular, Random
 from semrec.errors import FormatError
 from semrec.evaluation import compare, evaluate
+from semrec.knn import ItemKNN, UserKNN
 from semrec.similarity import item_neighbours, topk
 
 __version__ = "0.1.0"
@@ -18,9 +19,11 @@ __all__ = [
     "ALS",
     "EmbeddingCache",
     "FormatError",
+    "ItemKNN",
     "MostPopular",
     "Random",
     "TextEncoder",
+    "UserKNN",
     "__version__",
     "compare",
     "datasets",
