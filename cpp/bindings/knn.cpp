@@ -49,8 +49,8 @@ void register_knn(py::module_& m) {
          const CArray<float>& q_values, const CArray<std::int64_t>& t_indptr,
          const CArray<std::int32_t>& t_indices, const CArray<float>& t_values,
          std::int64_t n_targets, const CArray<float>& query_norms,
-         const CArray<float>& target_norms, std::optional<CArray<std::int32_t>> self, int k,
-         float shrink, int num_threads) {
+         const CArray<float>& target_norms, std::optional<CArray<std::int32_t>> self,
+         std::optional<CArray<std::int32_t>> target_ids, int k, float shrink, int num_threads) {
         const std::int64_t dims = t_indptr.ndim() == 1 ? t_indptr.shape(0) - 1 : 0;
         const CsrValuesView q = values_view(q_indptr, q_indices, q_values, dims, "queries");
         const CsrValuesView t = values_view(t_indptr, t_indices, t_values, n_targets, "targets_t");
@@ -63,9 +63,16 @@ void register_knn(py::module_& m) {
           }
           me = self->data();
         }
+        const std::int32_t* names = nullptr;
+        if (target_ids) {
+          if (target_ids->ndim() != 1 || target_ids->shape(0) != n_targets) {
+            throw std::invalid_argument("target_ids must have one id per target");
+          }
+          names = target_ids->data();
+        }
         CsrResult graph;
         without_gil([&](const StopCheck& stop) {
-          graph = neighbour_graph(q, t, qn, tn, me, {k, shrink}, num_threads, stop);
+          graph = neighbour_graph(q, t, qn, tn, me, names, {k, shrink}, num_threads, stop);
         });
         return py::make_tuple(adopt(std::move(graph.indptr)), adopt(std::move(graph.indices)),
                               adopt(std::move(graph.values)));
@@ -74,7 +81,8 @@ void register_knn(py::module_& m) {
       py::arg("q_values").noconvert(), py::arg("t_indptr").noconvert(),
       py::arg("t_indices").noconvert(), py::arg("t_values").noconvert(), py::arg("n_targets"),
       py::arg("query_norms").noconvert(), py::arg("target_norms").noconvert(),
-      py::arg("self").noconvert(), py::arg("k"), py::arg("shrink"), py::arg("num_threads"),
+      py::arg("self").noconvert(), py::arg("target_ids").noconvert(), py::arg("k"),
+      py::arg("shrink"), py::arg("num_threads"),
       "Top-k cosine neighbour graph (indptr, indices, values); see semrec.ItemKNN.");
 
   m.def(

@@ -15,9 +15,9 @@ namespace {
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 // Rows per parallel task: enough to amortise scheduling, few enough to balance heavy rows.
 constexpr std::int64_t kRowsPerTask = 8;
-// A row whose accumulation touches more than this share of all columns is accumulated into the
-// dense array without bookkeeping and scanned in full; lighter rows track what they touch.
-constexpr std::int64_t kDenseShare = 4;
+// A row whose accumulation does more than kDenseShare adds per column goes to the dense array
+// without bookkeeping and is scanned in full; lighter rows list the columns they touch.
+constexpr std::int64_t kDenseShare = 1;
 
 struct Entry {
   float score;
@@ -70,23 +70,54 @@ class Selector {
   std::vector<Entry> buffer_;
 };
 
-// Per-thread scratch: a dense accumulator over the columns (all zero between rows) and the stamp
-// of the row that last wrote each column (how the sparse path spots first touches).
+// Per-thread scratch: a dense accumulator over the columns and a bitmap of the columns the
+// current row has touched (small enough to stay in L1). Both are all zero between rows.
 struct Scratch {
   std::vector<float> acc;
-  std::vector<std::int64_t> stamp;
+  std::vector<std::uint64_t> seen;
   std::vector<std::int32_t> touched;
 
   void ensure(std::int64_t n) {
     if (acc.empty() && n > 0) {
       acc.assign(static_cast<std::size_t>(n), 0.0f);
-      stamp.assign(static_cast<std::size_t>(n), -1);
+      seen.assign(static_cast<std::size_t>((n + 63) / 64), 0);
+    }
+  }
+  bool marked(std::int32_t j) const { return (seen[j >> 6] >> (j & 63)) & 1u; }
+  void mark(std::int32_t j) { seen[j >> 6] |= std::uint64_t{1} << (j & 63); }
+  // Clears what the sparse path left: the touched columns (and `extra`, marked by the caller).
+  void reset_sparse() {
+    for (const std::int32_t j : touched) {
+      acc[j] = 0.0f;
+      seen[j >> 6] = 0;
     }
   }
 };
 
-// Sum over the row's entries (col, a) of a * (row `col` of m): the cost of accumulating a row.
-std::int64_t row_work(const CsrValuesView& row_of, std::int64_t r, const CsrValuesView& m) {
+// The matrix a row is multiplied with, its (column, value) pairs interleaved: one memory stream
+// per row instead of two, which matters because every row is visited from many places.
+struct Cell {
+  std::int32_t col;
+  float value;
+};
+struct Packed {
+  const std::int64_t* indptr = nullptr;
+  std::vector<Cell> cells;
+  std::int64_t cols = 0;
+};
+
+Packed pack(const CsrValuesView& m) {
+  Packed out;
+  out.indptr = m.indptr;
+  out.cols = m.cols;
+  const std::int64_t nnz = m.rows > 0 ? m.indptr[m.rows] : 0;
+  out.cells.resize(static_cast<std::size_t>(nnz));
+  for (std::int64_t p = 0; p < nnz; ++p) out.cells[p] = {m.indices[p], m.values[p]};
+  return out;
+}
+
+// Sum over the row's entries (col, a) of the length of row `col` of m: the cost of a row.
+std::int64_t row_work(const CsrValuesView& row_of, std::int64_t r, const Packed& m) {
   std::int64_t work = 0;
   for (std::int64_t p = row_of.indptr[r]; p < row_of.indptr[r + 1]; ++p) {
     const std::int32_t c = row_of.indices[p];
@@ -95,37 +126,55 @@ std::int64_t row_work(const CsrValuesView& row_of, std::int64_t r, const CsrValu
   return work;
 }
 
-// acc[j] += a * m[c, j] for every entry (c, a) of row r, columns ascending: one fixed order.
-inline void accumulate_dense(const CsrValuesView& row_of, std::int64_t r, const CsrValuesView& m,
-                             float* acc) {
-  for (std::int64_t p = row_of.indptr[r]; p < row_of.indptr[r + 1]; ++p) {
-    const std::int32_t c = row_of.indices[p];
-    const float a = row_of.values[p];
-    const std::int32_t* idx = m.indices + m.indptr[c];
-    const float* val = m.values + m.indptr[c];
-    const std::int64_t n = m.indptr[c + 1] - m.indptr[c];
-    for (std::int64_t q = 0; q < n; ++q) acc[idx[q]] += a * val[q];
+// The rows of m a row visits are scattered in memory; fetching the next ones ahead hides the
+// latency of each row's first cache lines (the hardware prefetcher only follows a row once
+// it has started).
+constexpr std::int64_t kPrefetchRow = 2;
+constexpr std::int64_t kPrefetchIndptr = 6;
+
+inline void prefetch_ahead(const CsrValuesView& row_of, std::int64_t p, std::int64_t end,
+                           const Packed& m) {
+  if (p + kPrefetchIndptr < end) __builtin_prefetch(m.indptr + row_of.indices[p + kPrefetchIndptr]);
+  if (p + kPrefetchRow < end) {
+    const Cell* next = m.cells.data() + m.indptr[row_of.indices[p + kPrefetchRow]];
+    __builtin_prefetch(next);
+    __builtin_prefetch(next + 8);
   }
 }
 
-// The same sums, tracking first touches with stamps. A first write stores 0 + a*b = a*b, so the
-// result is bitwise the dense path's.
-inline void accumulate_sparse(const CsrValuesView& row_of, std::int64_t r, const CsrValuesView& m,
-                              std::int64_t tag, Scratch& s) {
-  float* acc = s.acc.data();
-  std::int64_t* stamp = s.stamp.data();
-  for (std::int64_t p = row_of.indptr[r]; p < row_of.indptr[r + 1]; ++p) {
+// acc[j] += a * m[c, j] for every entry (c, a) of row r, in one fixed order (the row's entries,
+// then m's). Both paths below sum alike, so their results are bitwise equal.
+inline void accumulate_dense(const CsrValuesView& row_of, std::int64_t r, const Packed& m,
+                             float* acc) {
+  const std::int64_t end = row_of.indptr[r + 1];
+  for (std::int64_t p = row_of.indptr[r]; p < end; ++p) {
+    prefetch_ahead(row_of, p, end, m);
     const std::int32_t c = row_of.indices[p];
     const float a = row_of.values[p];
-    for (std::int64_t q = m.indptr[c]; q < m.indptr[c + 1]; ++q) {
-      const std::int32_t j = m.indices[q];
-      if (stamp[j] != tag) {
-        stamp[j] = tag;
-        acc[j] = a * m.values[q];
+    const Cell* cell = m.cells.data() + m.indptr[c];
+    const std::int64_t n = m.indptr[c + 1] - m.indptr[c];
+    for (std::int64_t q = 0; q < n; ++q) acc[cell[q].col] += a * cell[q].value;
+  }
+}
+
+// The same sums, listing each column on its first touch.
+inline void accumulate_sparse(const CsrValuesView& row_of, std::int64_t r, const Packed& m,
+                              Scratch& s) {
+  float* acc = s.acc.data();
+  const std::int64_t end = row_of.indptr[r + 1];
+  for (std::int64_t p = row_of.indptr[r]; p < end; ++p) {
+    prefetch_ahead(row_of, p, end, m);
+    const std::int32_t c = row_of.indices[p];
+    const float a = row_of.values[p];
+    const Cell* cell = m.cells.data() + m.indptr[c];
+    const std::int64_t n = m.indptr[c + 1] - m.indptr[c];
+    for (std::int64_t q = 0; q < n; ++q) {
+      const std::int32_t j = cell[q].col;
+      if (!s.marked(j)) {
+        s.mark(j);
         s.touched.push_back(j);
-      } else {
-        acc[j] += a * m.values[q];
       }
+      acc[j] += a * cell[q].value;
     }
   }
 }
@@ -155,7 +204,8 @@ void check_values_csr(const CsrValuesView& m, const char* name) {
 
 CsrResult neighbour_graph(CsrValuesView queries, CsrValuesView targets_t, const float* query_norms,
                           const float* target_norms, const std::int32_t* self,
-                          NeighbourSettings settings, int num_threads, const StopCheck& stop) {
+                          const std::int32_t* target_ids, NeighbourSettings settings,
+                          int num_threads, const StopCheck& stop) {
   if (settings.k < 1) throw std::invalid_argument("k must be >= 1");
   if (!(settings.shrink >= 0.0f)) throw std::invalid_argument("shrink must be >= 0");
   if (queries.cols != targets_t.rows) {
@@ -171,43 +221,54 @@ CsrResult neighbour_graph(CsrValuesView queries, CsrValuesView targets_t, const 
   std::vector<std::vector<Entry>> kept(static_cast<std::size_t>(n_tasks));
   std::vector<std::int64_t> counts(static_cast<std::size_t>(nq), 0);
   std::vector<Scratch> scratch(static_cast<std::size_t>(num_threads));
+  const Packed targets = pack(targets_t);
 
   parallel_tasks(n_tasks, num_threads, stop, [&](std::int64_t task) {
     Scratch& s = scratch[static_cast<std::size_t>(omp_get_thread_num())];
     s.ensure(nt);
     Selector top(settings.k);
     std::vector<Entry>& out = kept[static_cast<std::size_t>(task)];
-    float sims[64];
     for (std::int64_t r = task * kRowsPerTask; r < std::min(nq, (task + 1) * kRowsPerTask); ++r) {
       const float nr = query_norms[r];
       const std::int32_t me = self ? self[r] : -1;
       if (nr > 0.0f) {
-        if (row_work(queries, r, targets_t) * kDenseShare > nt) {
+        if (row_work(queries, r, targets) > kDenseShare * nt) {
           float* acc = s.acc.data();
-          accumulate_dense(queries, r, targets_t, acc);
+          accumulate_dense(queries, r, targets, acc);
           if (me >= 0 && me < nt) acc[me] = 0.0f;
-          for (std::int64_t j0 = 0; j0 < nt; j0 += 64) {
-            const int n = static_cast<int>(std::min<std::int64_t>(64, nt - j0));
-            for (int j = 0; j < n; ++j) {
-              const float a = acc[j0 + j];
-              sims[j] = a != 0.0f ? a / (nr * target_norms[j0 + j] + shrink) : 0.0f;
-            }
+          for (std::int64_t j0 = 0; j0 < nt; j0 += 16) {
+            const int n = static_cast<int>(std::min<std::int64_t>(16, nt - j0));
+            float* a = acc + j0;
+            const float* tn = target_norms + j0;
+            // Cheap pre-filter (no division): sim >= floor needs a >= floor * denominator; the
+            // slack covers rounding, the exact test follows.
             const float floor = top.floor();
+            int any = 0;
             for (int j = 0; j < n; ++j) {
-              const auto id = static_cast<std::int32_t>(j0 + j);
-              if (sims[j] >= floor && top.admits(sims[j], id)) top.push(sims[j], id);
+              any |=
+                  static_cast<int>(a[j] > 0.0f && a[j] * 1.0001f >= floor * (nr * tn[j] + shrink));
             }
+            if (any) {
+              for (int j = 0; j < n; ++j) {
+                if (a[j] == 0.0f) continue;
+                const float sim = a[j] / (nr * tn[j] + shrink);
+                const auto id = static_cast<std::int32_t>(j0 + j);
+                const std::int32_t name = target_ids ? target_ids[id] : id;
+                if (top.admits(sim, name)) top.push(sim, name);
+              }
+            }
+            for (int j = 0; j < n; ++j) a[j] = 0.0f;
           }
-          std::memset(acc, 0, static_cast<std::size_t>(nt) * sizeof(float));
         } else {
           s.touched.clear();
-          accumulate_sparse(queries, r, targets_t, r, s);
+          accumulate_sparse(queries, r, targets, s);
           for (const std::int32_t j : s.touched) {
             if (j == me) continue;
             const float sim = s.acc[j] / (nr * target_norms[j] + shrink);
-            if (top.admits(sim, j)) top.push(sim, j);
+            const std::int32_t name = target_ids ? target_ids[j] : j;
+            if (top.admits(sim, name)) top.push(sim, name);
           }
-          for (const std::int32_t j : s.touched) s.acc[j] = 0.0f;
+          s.reset_sparse();
         }
       }
       std::vector<Entry>& best = top.finish();
@@ -262,28 +323,22 @@ void neighbour_topk(CsrValuesView history, CsrValuesView graph, int k, CsrView e
   }
   const std::int64_t n_tasks = (nq + kRowsPerTask - 1) / kRowsPerTask;
   std::vector<Scratch> scratch(static_cast<std::size_t>(num_threads));
+  const Packed through = pack(graph);
 
   parallel_tasks(n_tasks, num_threads, stop, [&](std::int64_t task) {
     Scratch& s = scratch[static_cast<std::size_t>(omp_get_thread_num())];
     s.ensure(n_items);
     Selector top(k);
     float* acc = s.acc.data();
-    std::int64_t* stamp = s.stamp.data();
     for (std::int64_t r = task * kRowsPerTask; r < std::min(nq, (task + 1) * kRowsPerTask); ++r) {
-      const bool dense = row_work(history, r, graph) * kDenseShare > n_items;
+      const bool dense = row_work(history, r, through) > kDenseShare * n_items;
       // Excluded items hold -inf: every later sum keeps them there, below any eligible score.
       const std::int64_t e0 = exclude.present() ? exclude.indptr[r] : 0;
       const std::int64_t e1 = exclude.present() ? exclude.indptr[r + 1] : 0;
-      // Tags that no stamp holds yet; rows of several calls never share a scratch.
-      const std::int64_t tag = r;
-      for (std::int64_t e = e0; e < e1; ++e) {
-        const std::int32_t j = exclude.indices[e];
-        acc[j] = kNegInf;
-        stamp[j] = tag;
-      }
+      for (std::int64_t e = e0; e < e1; ++e) acc[exclude.indices[e]] = kNegInf;
       std::int64_t positives = 0;
       if (dense) {
-        accumulate_dense(history, r, graph, acc);
+        accumulate_dense(history, r, through, acc);
         const std::int64_t n = candidates ? n_candidates : n_items;
         for (std::int64_t c = 0; c < n; ++c) {
           const std::int32_t j = candidates ? candidates[c] : static_cast<std::int32_t>(c);
@@ -295,7 +350,7 @@ void neighbour_topk(CsrValuesView history, CsrValuesView graph, int k, CsrView e
         }
       } else {
         s.touched.clear();
-        accumulate_sparse(history, r, graph, tag, s);
+        accumulate_sparse(history, r, through, s);
         for (const std::int32_t j : s.touched) {
           const float v = acc[j];
           if (v > 0.0f && (candidates == nullptr || allowed[j])) {
@@ -310,8 +365,7 @@ void neighbour_topk(CsrValuesView history, CsrValuesView graph, int k, CsrView e
         const std::int64_t n = candidates ? n_candidates : n_items;
         for (std::int64_t c = 0; c < n && static_cast<int>(best.size()) < k; ++c) {
           const std::int32_t j = candidates ? candidates[c] : static_cast<std::int32_t>(c);
-          const bool zero = dense ? acc[j] == 0.0f : (stamp[j] != tag || acc[j] == 0.0f);
-          if (zero) best.push_back({0.0f, j});
+          if (acc[j] == 0.0f) best.push_back({0.0f, j});
         }
       }
       std::int32_t* ids = out.ids + r * k;
@@ -326,7 +380,7 @@ void neighbour_topk(CsrValuesView history, CsrValuesView graph, int k, CsrView e
       if (dense) {
         std::memset(acc, 0, static_cast<std::size_t>(n_items) * sizeof(float));
       } else {
-        for (const std::int32_t j : s.touched) acc[j] = 0.0f;
+        s.reset_sparse();
         for (std::int64_t e = e0; e < e1; ++e) acc[exclude.indices[e]] = 0.0f;
       }
     }

@@ -29,9 +29,13 @@ struct NeighbourSettings {
 // (self may be null: nothing excluded); ties go to the lower target id. Each dot product is
 // summed in one fixed order (over the query's columns, ascending), so the graph is identical for
 // any thread count. Returns a q x t CSR matrix of float similarities.
+// `target_ids` (may be null: the identity) names target column t in the output and in the
+// tie-break: a caller may renumber the targets (popular ones first keeps the accumulator's hot
+// part in L1) and still get the graph in its own ids. `self` is in the renumbered ids.
 CsrResult neighbour_graph(CsrValuesView queries, CsrValuesView targets_t, const float* query_norms,
                           const float* target_norms, const std::int32_t* self,
-                          NeighbourSettings settings, int num_threads, const StopCheck& stop = {});
+                          const std::int32_t* target_ids, NeighbourSettings settings,
+                          int num_threads, const StopCheck& stop = {});
 
 // Scores of every item for every query row: scores = history (q x d) @ graph (d x n_items),
 // and the k best items per row, best first, ties by the lower id. Items in the row's `exclude`

@@ -69,18 +69,35 @@ def _arrays(m: sp.csr_array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def _transpose(m: sp.csr_array) -> sp.csr_array:
-    return _kernel_csr(m.T.tocsr())
+    """The transpose as CSR (scipy's conversion leaves it canonical: sorted, no duplicates)."""
+    return sp.csr_array(m.T.tocsr())
 
 
 def _row_norms(m: sp.csr_array) -> np.ndarray:
-    rows = np.repeat(np.arange(m.shape[0]), np.diff(m.indptr))
-    sq = np.bincount(rows, weights=np.square(m.data, dtype=np.float64), minlength=m.shape[0])
-    return np.sqrt(sq).astype(np.float32)
+    out = np.zeros(m.shape[0])
+    filled = np.diff(m.indptr) > 0
+    if m.nnz:
+        # Segments start at the non-empty rows only, so each sums exactly its own row.
+        out[filled] = np.add.reduceat(np.square(m.data, dtype=np.float64), m.indptr[:-1][filled])
+    return np.sqrt(out).astype(np.float32)
 
 
 def _rows(m: sp.csr_array, ids: np.ndarray) -> sp.csr_array:
-    """Rows ``ids`` of ``m`` (in that order) as a kernel CSR."""
-    return _kernel_csr(m[ids])
+    """Rows ``ids`` of a canonical ``m``, in that order."""
+    return sp.csr_array(m[ids])
+
+
+class _Targets:
+    """Rows of a documents x terms matrix prepared as the kernel's targets: transposed, and
+    renumbered most frequent first, which keeps the hot part of the kernel's accumulator small
+    (power-law data put most sums on few targets). The kernel reports the original ids."""
+
+    def __init__(self, docs: sp.csr_array, norms: np.ndarray) -> None:
+        self.order = np.argsort(-np.diff(docs.indptr), kind="stable").astype(np.int32)
+        self.rank = np.empty_like(self.order)
+        self.rank[self.order] = np.arange(self.order.size, dtype=np.int32)
+        self.matrix = _transpose(docs[self.order])  # terms x renumbered documents
+        self.norms = np.ascontiguousarray(norms[self.order])
 
 
 def _padded(graph: sp.csr_array, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -139,7 +156,7 @@ def _apply_weights(
 ) -> sp.csr_array:
     """Re-weight the rows of a documents x terms matrix with fitted term statistics."""
     if weighting == "none":
-        return _kernel_csr(docs)
+        return docs
     x = docs.data.astype(np.float64)
     terms = docs.indices
     if weighting == "tfidf":
@@ -149,7 +166,10 @@ def _apply_weights(
         lengths = np.where(np.diff(docs.indptr) > 0, lengths, 0.0)
         rel = np.repeat(lengths, np.diff(docs.indptr)) / (avg_len if avg_len > 0 else 1.0)
         w = x * (k1 + 1.0) / (x + k1 * (1.0 - b + b * rel)) * idf[terms]
-    return _kernel_csr(sp.csr_array((w.astype(np.float32), terms, docs.indptr), shape=docs.shape))
+    out = sp.csr_array((w.astype(np.float32), terms, docs.indptr), shape=docs.shape)
+    if (out.data == 0).any():  # tf-idf gives terms present in every document weight 0
+        out.eliminate_zeros()
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -206,7 +226,7 @@ class _NeighbourCF(Recommender):
     # -- orientation -----------------------------------------------------------------------
     def _docs(self, interactions: sp.csr_array) -> sp.csr_array:
         """The compared rows (documents x terms) of a users x items matrix."""
-        return _transpose(interactions) if self._KIND == "item" else _kernel_csr(interactions)
+        return _transpose(interactions) if self._KIND == "item" else interactions
 
     def _weigh(self, docs: sp.csr_array) -> sp.csr_array:
         return _apply_weights(
@@ -239,8 +259,8 @@ class _NeighbourCF(Recommender):
         docs = self._docs(train)
         self._idf, self._avg_len = _weight_stats(docs, self.weighting)
         weighted = self._weigh(docs)
-        terms = _transpose(weighted)  # terms x documents
         norms = _row_norms(weighted)
+        targets = _Targets(weighted, norms)
         n = weighted.shape[0]
         chunks = _FIT_CHUNKS if self.show_progress else 1
         bounds = np.linspace(0, n, chunks + 1).astype(np.int64)
@@ -250,15 +270,17 @@ class _NeighbourCF(Recommender):
             total=n, desc=f"{type(self).__name__}", unit=what, disable=not self.show_progress
         ) as bar:
             for lo, hi in itertools.pairwise(bounds):
+                me = np.arange(lo, hi, dtype=np.int32)
                 parts.append(
-                    _graph_rows(weighted, lo, hi, terms, norms, norms, self, threads, self_ids=True)
+                    _graph_rows(weighted, lo, hi, targets, norms[lo:hi], self, threads, self_ids=me)
                 )
                 bar.update(int(hi - lo))
         self.similarity_ = (
             _kernel_csr(sp.vstack(parts, format="csr")) if len(parts) > 1 else parts[0]
         )
         self.interactions_ = train
-        self._weighted, self._terms, self._norms = weighted, terms, norms
+        self._weighted, self._norms, self._targets = weighted, norms, targets
+        self._term_side = None
         logger.debug("%s: %d x %d graph, %d edges", type(self).__name__, n, n, self.similarity_.nnz)
         return self
 
@@ -317,6 +339,14 @@ class _NeighbourCF(Recommender):
         return (ids[0], scores[0]) if scalar else (ids, scores)
 
     # -- neighbours ----------------------------------------------------------------------------
+    def _terms(self) -> tuple[sp.csr_array, np.ndarray, _Targets]:
+        """The other side (terms x documents), its norms and its kernel targets; built once."""
+        if self._term_side is None:
+            terms = _transpose(self._weighted)
+            norms = _row_norms(terms)
+            self._term_side = (terms, norms, _Targets(terms, norms))
+        return self._term_side
+
     def _similar(self, kind: str, ids: Any, k: int) -> tuple[np.ndarray, np.ndarray]:
         self._check_fitted()
         k = check.positive_int(k, "k")
@@ -326,21 +356,17 @@ class _NeighbourCF(Recommender):
             out = _padded(self.similarity_[q], k)
         else:
             # The other side's vectors are the columns of the weighted document matrix.
-            n = self._terms.shape[0]
-            q, scalar = check.index_array(ids, f"{kind}s", n, kind)
-            lo_hi = _rows(self._terms, q)
-            norms = _row_norms(self._terms)
-            settings = _Settings(k, self.shrinkage)
+            terms, norms, targets = self._terms()
+            q, scalar = check.index_array(ids, f"{kind}s", terms.shape[0], kind)
             graph = _graph_rows(
-                lo_hi,
+                _rows(terms, q),
                 0,
                 q.size,
-                self._weighted,
+                targets,
                 norms[q],
-                norms,
-                settings,
+                _Settings(k, self.shrinkage),
                 resolve_num_threads(self.num_threads),
-                self_ids=q,
+                self_ids=q.astype(np.int32),
             )
             out = _padded(graph, k)
         return (out[0][0], out[1][0]) if scalar else out
@@ -545,8 +571,9 @@ class _NeighbourCF(Recommender):
         if self._idf is not None and self._idf.shape != (w_shape[1],):
             raise ValueError("idf does not match the weighted matrix")
         self._avg_len = float(meta["avg_len"])
-        self._terms = _transpose(self._weighted)
         self._norms = _row_norms(self._weighted)
+        self._targets = _Targets(self._weighted, self._norms)
+        self._term_side = None
         self.interactions_ = _kernel_csr(self.interactions_)
 
 
@@ -562,41 +589,37 @@ def _graph_rows(
     queries: sp.csr_array,
     lo: int,
     hi: int,
-    targets_t: sp.csr_array,
+    targets: _Targets,
     query_norms: np.ndarray,
-    target_norms: np.ndarray,
     settings: Any,
     threads: int,
     *,
-    self_ids: bool | np.ndarray,
+    self_ids: np.ndarray,
 ) -> sp.csr_array:
-    """Neighbour rows lo..hi of ``queries`` (zero-copy slices) against the columns of targets_t.
+    """Neighbour rows lo..hi of ``queries`` (zero-copy slices) among the targets' documents.
 
-    ``self_ids=True`` excludes target ``r`` from query row ``r`` (a graph of a matrix with
-    itself); an array excludes one target id per query row (-1: none).
+    ``query_norms`` covers the rows lo..hi; ``self_ids`` names, per row, one document that is
+    never its neighbour (-1: none).
     """
     q_indptr, q_indices, q_data = _arrays(queries)
     start, stop = q_indptr[lo], q_indptr[hi]
-    indptr = q_indptr[lo : hi + 1] - start
-    if self_ids is True:
-        me = np.arange(lo, hi, dtype=np.int32)
-    else:
-        me = np.ascontiguousarray(self_ids, dtype=np.int32)
-    norms = np.ascontiguousarray(query_norms[lo:hi] if self_ids is True else query_norms)
+    me = np.asarray(self_ids, dtype=np.int32)
+    me = np.where(me >= 0, targets.rank[np.maximum(me, 0)], -1).astype(np.int32)
     g_indptr, g_indices, g_values = core.knn_graph(
-        indptr,
+        q_indptr[lo : hi + 1] - start,
         q_indices[start:stop],
         q_data[start:stop],
-        *_arrays(targets_t),
-        targets_t.shape[1],
-        norms,
-        target_norms,
+        *_arrays(targets.matrix),
+        targets.order.size,
+        np.ascontiguousarray(query_norms, dtype=np.float32),
+        targets.norms,
         me,
+        targets.order,
         int(settings.neighbours),
         float(settings.shrinkage),
         threads,
     )
-    return sp.csr_array((g_values, g_indices, g_indptr), shape=(hi - lo, targets_t.shape[1]))
+    return sp.csr_array((g_values, g_indices, g_indptr), shape=(hi - lo, targets.order.size))
 
 
 class ItemKNN(_NeighbourCF):
@@ -698,9 +721,8 @@ class UserKNN(_NeighbourCF):
             weighted,
             0,
             history.shape[0],
-            self._terms,
+            self._targets,
             _row_norms(weighted),
-            self._norms,
             self,
             resolve_num_threads(self.num_threads),
             self_ids=me,

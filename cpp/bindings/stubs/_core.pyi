@@ -85,6 +85,7 @@ def knn_graph(
     query_norms: npt.NDArray[np.float32],
     target_norms: npt.NDArray[np.float32],
     self: npt.NDArray[np.int32] | None,
+    target_ids: npt.NDArray[np.int32] | None,
     k: int,
     shrink: float,
     num_threads: int,
