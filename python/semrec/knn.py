@@ -73,13 +73,17 @@ def _transpose(m: sp.csr_array) -> sp.csr_array:
     return sp.csr_array(m.T.tocsr())
 
 
-def _row_norms(m: sp.csr_array) -> np.ndarray:
-    out = np.zeros(m.shape[0])
-    filled = np.diff(m.indptr) > 0
-    if m.nnz:
+def _row_sums(indptr: np.ndarray, values: np.ndarray) -> np.ndarray:
+    out = np.zeros(indptr.size - 1)
+    filled = np.diff(indptr) > 0
+    if values.size:
         # Segments start at the non-empty rows only, so each sums exactly its own row.
-        out[filled] = np.add.reduceat(np.square(m.data, dtype=np.float64), m.indptr[:-1][filled])
-    return np.sqrt(out).astype(np.float32)
+        out[filled] = np.add.reduceat(values, indptr[:-1][filled])
+    return out
+
+
+def _row_norms(m: sp.csr_array) -> np.ndarray:
+    return np.sqrt(_row_sums(m.indptr, np.square(m.data, dtype=np.float64))).astype(np.float32)
 
 
 def _rows(m: sp.csr_array, ids: np.ndarray) -> sp.csr_array:
@@ -88,16 +92,29 @@ def _rows(m: sp.csr_array, ids: np.ndarray) -> sp.csr_array:
 
 
 class _Targets:
-    """Rows of a documents x terms matrix prepared as the kernel's targets: transposed, and
-    renumbered most frequent first, which keeps the hot part of the kernel's accumulator small
-    (power-law data put most sums on few targets). The kernel reports the original ids."""
+    """Documents prepared as the kernel's targets from the transposed (terms x documents)
+    weighted matrix: documents renumbered most frequent first, which keeps the hot part of the
+    kernel's accumulator small (power-law data put most sums on few targets). The kernel maps
+    the numbers back, so results are in the original ids."""
 
-    def __init__(self, docs: sp.csr_array, norms: np.ndarray) -> None:
-        self.order = np.argsort(-np.diff(docs.indptr), kind="stable").astype(np.int32)
+    def __init__(self, docs_t: sp.csr_array, norms: np.ndarray, counts: np.ndarray) -> None:
+        self.order = np.argsort(-counts, kind="stable").astype(np.int32)
         self.rank = np.empty_like(self.order)
         self.rank[self.order] = np.arange(self.order.size, dtype=np.int32)
-        self.matrix = _transpose(docs[self.order])  # terms x renumbered documents
+        # Renumbering leaves each row's columns unsorted; the kernel does not need them sorted.
+        self.matrix = sp.csr_array(
+            (docs_t.data, self.rank[docs_t.indices], docs_t.indptr), shape=docs_t.shape
+        )
         self.norms = np.ascontiguousarray(norms[self.order])
+
+    def transposed_docs(self) -> sp.csr_array:
+        """The terms x documents matrix in the original document ids (rows sorted)."""
+        out = sp.csr_array(
+            (self.matrix.data, self.order[self.matrix.indices], self.matrix.indptr),
+            shape=self.matrix.shape,
+        )
+        out.sort_indices()
+        return out
 
 
 def _padded(graph: sp.csr_array, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -151,25 +168,48 @@ def _weight_stats(docs: sp.csr_array, weighting: str) -> tuple[np.ndarray | None
     return idf, avg_len
 
 
-def _apply_weights(
-    docs: sp.csr_array, weighting: str, idf: np.ndarray | None, avg_len: float, k1: float, b: float
-) -> sp.csr_array:
-    """Re-weight the rows of a documents x terms matrix with fitted term statistics."""
-    if weighting == "none":
-        return docs
-    x = docs.data.astype(np.float64)
-    terms = docs.indices
+def _entry_weights(
+    x: np.ndarray,
+    doc: np.ndarray,
+    term: np.ndarray,
+    lengths: np.ndarray,
+    weighting: str,
+    idf: np.ndarray,
+    avg_len: float,
+    k1: float,
+    b: float,
+) -> np.ndarray:
+    """The weight of each entry (value x of document ``doc`` and term ``term``), float32."""
+    x = x.astype(np.float64)
     if weighting == "tfidf":
-        w = np.sqrt(x) * idf[terms]
-    else:
-        lengths = np.add.reduceat(x, docs.indptr[:-1]) if x.size else np.zeros(0)
-        lengths = np.where(np.diff(docs.indptr) > 0, lengths, 0.0)
-        rel = np.repeat(lengths, np.diff(docs.indptr)) / (avg_len if avg_len > 0 else 1.0)
-        w = x * (k1 + 1.0) / (x + k1 * (1.0 - b + b * rel)) * idf[terms]
-    out = sp.csr_array((w.astype(np.float32), terms, docs.indptr), shape=docs.shape)
-    if (out.data == 0).any():  # tf-idf gives terms present in every document weight 0
-        out.eliminate_zeros()
-    return out
+        return (np.sqrt(x) * idf[term]).astype(np.float32)
+    rel = lengths[doc] / (avg_len if avg_len > 0 else 1.0)
+    return (x * (k1 + 1.0) / (x + k1 * (1.0 - b + b * rel)) * idf[term]).astype(np.float32)
+
+
+def _apply_weights(
+    docs: sp.csr_array,
+    weighting: str,
+    idf: np.ndarray | None,
+    avg_len: float,
+    k1: float,
+    b: float,
+    docs_t: sp.csr_array | None = None,
+) -> tuple[sp.csr_array, sp.csr_array | None]:
+    """Re-weight a documents x terms matrix (and its transpose, when given) with the fitted
+    term statistics; weights are per entry, so both layouts get them without a transpose."""
+    if weighting == "none":
+        return docs, docs_t
+    lengths = _row_sums(docs.indptr, docs.data.astype(np.float64))
+    rows = np.repeat(np.arange(docs.shape[0]), np.diff(docs.indptr))
+    stats = (lengths, weighting, idf, avg_len, k1, b)
+    w = _entry_weights(docs.data, rows, docs.indices, *stats)
+    out = sp.csr_array((w, docs.indices, docs.indptr), shape=docs.shape)
+    if docs_t is None:
+        return out, None
+    rows_t = np.repeat(np.arange(docs_t.shape[0]), np.diff(docs_t.indptr))
+    w_t = _entry_weights(docs_t.data, docs_t.indices, rows_t, *stats)
+    return out, sp.csr_array((w_t, docs_t.indices, docs_t.indptr), shape=docs_t.shape)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -224,13 +264,16 @@ class _NeighbourCF(Recommender):
         resolve_num_threads(self.num_threads)
 
     # -- orientation -----------------------------------------------------------------------
-    def _docs(self, interactions: sp.csr_array) -> sp.csr_array:
-        """The compared rows (documents x terms) of a users x items matrix."""
-        return _transpose(interactions) if self._KIND == "item" else interactions
+    def _layouts(self, interactions: sp.csr_array) -> tuple[sp.csr_array, sp.csr_array]:
+        """The compared rows (documents x terms) of a users x items matrix, and the transpose."""
+        other = _transpose(interactions)
+        return (other, interactions) if self._KIND == "item" else (interactions, other)
 
-    def _weigh(self, docs: sp.csr_array) -> sp.csr_array:
+    def _weigh(
+        self, docs: sp.csr_array, docs_t: sp.csr_array | None = None
+    ) -> tuple[sp.csr_array, sp.csr_array | None]:
         return _apply_weights(
-            docs, self.weighting, self._idf, self._avg_len, self.bm25_k1, self.bm25_b
+            docs, self.weighting, self._idf, self._avg_len, self.bm25_k1, self.bm25_b, docs_t
         )
 
     # -- fit ---------------------------------------------------------------------------------
@@ -256,11 +299,11 @@ class _NeighbourCF(Recommender):
         self._check_params()
         train = check.interactions(interactions, "interactions", nonnegative=True)
         threads = resolve_num_threads(self.num_threads)
-        docs = self._docs(train)
+        docs, docs_t = self._layouts(train)
         self._idf, self._avg_len = _weight_stats(docs, self.weighting)
-        weighted = self._weigh(docs)
+        weighted, weighted_t = self._weigh(docs, docs_t)
         norms = _row_norms(weighted)
-        targets = _Targets(weighted, norms)
+        targets = _Targets(weighted_t, norms, np.diff(weighted.indptr))
         n = weighted.shape[0]
         chunks = _FIT_CHUNKS if self.show_progress else 1
         bounds = np.linspace(0, n, chunks + 1).astype(np.int64)
@@ -342,9 +385,9 @@ class _NeighbourCF(Recommender):
     def _terms(self) -> tuple[sp.csr_array, np.ndarray, _Targets]:
         """The other side (terms x documents), its norms and its kernel targets; built once."""
         if self._term_side is None:
-            terms = _transpose(self._weighted)
+            terms = self._targets.transposed_docs()
             norms = _row_norms(terms)
-            self._term_side = (terms, norms, _Targets(terms, norms))
+            self._term_side = (terms, norms, _Targets(self._weighted, norms, np.diff(terms.indptr)))
         return self._term_side
 
     def _similar(self, kind: str, ids: Any, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -572,7 +615,8 @@ class _NeighbourCF(Recommender):
             raise ValueError("idf does not match the weighted matrix")
         self._avg_len = float(meta["avg_len"])
         self._norms = _row_norms(self._weighted)
-        self._targets = _Targets(self._weighted, self._norms)
+        counts = np.diff(self._weighted.indptr)
+        self._targets = _Targets(_transpose(self._weighted), self._norms, counts)
         self._term_side = None
         self.interactions_ = _kernel_csr(self.interactions_)
 
@@ -712,7 +756,7 @@ class UserKNN(_NeighbourCF):
         return self.interactions_
 
     def _scores_of(self, history: sp.csr_array, users: np.ndarray | None) -> np.ndarray:
-        weighted = self._weigh(history)
+        weighted, _ = self._weigh(history)
         me = np.full(history.shape[0], -1, dtype=np.int32)
         if users is not None:
             fitted = users < self._weighted.shape[0]
