@@ -220,6 +220,18 @@ CsrResult neighbour_graph(CsrValuesView queries, CsrValuesView targets_t, const 
   const std::int64_t n_tasks = (nq + kRowsPerTask - 1) / kRowsPerTask;
   std::vector<std::vector<Entry>> kept(static_cast<std::size_t>(n_tasks));
   std::vector<std::int64_t> counts(static_cast<std::size_t>(nq), 0);
+  // Heaviest rows first, so no thread is left alone with a heavy row at the end.
+  std::vector<std::int64_t> work(static_cast<std::size_t>(nq), 0);
+  for (std::int64_t r = 0; r < nq; ++r) {
+    for (std::int64_t p = queries.indptr[r]; p < queries.indptr[r + 1]; ++p) {
+      const std::int32_t c = queries.indices[p];
+      work[r] += targets_t.indptr[c + 1] - targets_t.indptr[c];
+    }
+  }
+  std::vector<std::int64_t> order(static_cast<std::size_t>(nq));
+  for (std::int64_t r = 0; r < nq; ++r) order[r] = r;
+  std::stable_sort(order.begin(), order.end(),
+                   [&](std::int64_t a, std::int64_t b) { return work[a] > work[b]; });
   std::vector<Scratch> scratch(static_cast<std::size_t>(num_threads));
   const Packed targets = pack(targets_t);
 
@@ -228,11 +240,13 @@ CsrResult neighbour_graph(CsrValuesView queries, CsrValuesView targets_t, const 
     s.ensure(nt);
     Selector top(settings.k);
     std::vector<Entry>& out = kept[static_cast<std::size_t>(task)];
-    for (std::int64_t r = task * kRowsPerTask; r < std::min(nq, (task + 1) * kRowsPerTask); ++r) {
+    for (std::int64_t pos = task * kRowsPerTask; pos < std::min(nq, (task + 1) * kRowsPerTask);
+         ++pos) {
+      const std::int64_t r = order[pos];
       const float nr = query_norms[r];
       const std::int32_t me = self ? self[r] : -1;
       if (nr > 0.0f) {
-        if (row_work(queries, r, targets) > kDenseShare * nt) {
+        if (work[r] > kDenseShare * nt) {
           float* acc = s.acc.data();
           accumulate_dense(queries, r, targets, acc);
           if (me >= 0 && me < nt) acc[me] = 0.0f;
@@ -245,8 +259,8 @@ CsrResult neighbour_graph(CsrValuesView queries, CsrValuesView targets_t, const 
             const float floor = top.floor();
             int any = 0;
             for (int j = 0; j < n; ++j) {
-              any |=
-                  static_cast<int>(a[j] > 0.0f && a[j] * 1.0001f >= floor * (nr * tn[j] + shrink));
+              any |= static_cast<int>(a[j] > 0.0f) &
+                     static_cast<int>(a[j] * 1.0001f >= floor * (nr * tn[j] + shrink));
             }
             if (any) {
               for (int j = 0; j < n; ++j) {
@@ -285,12 +299,15 @@ CsrResult neighbour_graph(CsrValuesView queries, CsrValuesView targets_t, const 
   for (std::int64_t r = 0; r < nq; ++r) result.indptr[r + 1] = result.indptr[r] + counts[r];
   result.indices.resize(static_cast<std::size_t>(result.indptr[nq]));
   result.values.resize(result.indices.size());
-  std::size_t at = 0;
-  for (const auto& part : kept) {
-    for (const Entry& e : part) {
-      result.indices[at] = e.id;
-      result.values[at] = e.score;
-      ++at;
+  for (std::int64_t task = 0; task < n_tasks; ++task) {
+    const Entry* e = kept[task].data();
+    for (std::int64_t pos = task * kRowsPerTask; pos < std::min(nq, (task + 1) * kRowsPerTask);
+         ++pos) {
+      const std::int64_t r = order[pos];
+      for (std::int64_t at = result.indptr[r]; at < result.indptr[r + 1]; ++at, ++e) {
+        result.indices[at] = e->id;
+        result.values[at] = e->score;
+      }
     }
   }
   return result;

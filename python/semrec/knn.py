@@ -153,19 +153,20 @@ def _replace_rows(
 # Weighting
 
 
-def _weight_stats(docs: sp.csr_array, weighting: str) -> tuple[np.ndarray | None, float]:
-    """Per-term idf and the mean document length of a documents x terms matrix."""
-    n_docs = docs.shape[0]
+def _weight_stats(
+    doc: np.ndarray, term: np.ndarray, values: np.ndarray, n_docs: int, n_terms: int, weighting: str
+) -> tuple[np.ndarray | None, float, np.ndarray | None]:
+    """Per-term idf, the mean document length and each document's length, from the entries."""
     if weighting == "none":
-        return None, 0.0
-    df = np.bincount(docs.indices, minlength=docs.shape[1]).astype(np.float64)
+        return None, 0.0, None
+    lengths = np.bincount(doc, weights=values, minlength=n_docs)
+    df = np.bincount(term, minlength=n_terms).astype(np.float64)
     if weighting == "tfidf":
         with np.errstate(divide="ignore"):
             idf = np.where(df > 0, np.log(n_docs / np.maximum(df, 1.0)), 0.0)
     else:
         idf = np.log1p((n_docs - df + 0.5) / (df + 0.5))
-    avg_len = float(docs.sum(dtype=np.float64) / n_docs)
-    return idf, avg_len
+    return idf, float(lengths.sum() / n_docs), lengths
 
 
 def _entry_weights(
@@ -264,10 +265,34 @@ class _NeighbourCF(Recommender):
         resolve_num_threads(self.num_threads)
 
     # -- orientation -----------------------------------------------------------------------
-    def _layouts(self, interactions: sp.csr_array) -> tuple[sp.csr_array, sp.csr_array]:
-        """The compared rows (documents x terms) of a users x items matrix, and the transpose."""
-        other = _transpose(interactions)
-        return (other, interactions) if self._KIND == "item" else (interactions, other)
+    def _layouts(self, train: sp.csr_array) -> tuple[sp.csr_array, sp.csr_array]:
+        """The weighted documents x terms matrix and its transpose (weights are per entry, so
+        they are computed on the users x items layout, then transposed once)."""
+        rows = np.repeat(np.arange(train.shape[0]), np.diff(train.indptr))
+        n_users, n_items = train.shape
+        if self._KIND == "item":
+            doc, term, n_docs, n_terms = train.indices, rows, n_items, n_users
+        else:
+            doc, term, n_docs, n_terms = rows, train.indices, n_users, n_items
+        self._idf, self._avg_len, lengths = _weight_stats(
+            doc, term, train.data, n_docs, n_terms, self.weighting
+        )
+        weighted = train
+        if self.weighting != "none":
+            w = _entry_weights(
+                train.data,
+                doc,
+                term,
+                lengths,
+                self.weighting,
+                self._idf,
+                self._avg_len,
+                self.bm25_k1,
+                self.bm25_b,
+            )
+            weighted = sp.csr_array((w, train.indices, train.indptr), shape=train.shape)
+        other = _transpose(weighted)
+        return (other, weighted) if self._KIND == "item" else (weighted, other)
 
     def _weigh(
         self, docs: sp.csr_array, docs_t: sp.csr_array | None = None
@@ -299,9 +324,7 @@ class _NeighbourCF(Recommender):
         self._check_params()
         train = check.interactions(interactions, "interactions", nonnegative=True)
         threads = resolve_num_threads(self.num_threads)
-        docs, docs_t = self._layouts(train)
-        self._idf, self._avg_len = _weight_stats(docs, self.weighting)
-        weighted, weighted_t = self._weigh(docs, docs_t)
+        weighted, weighted_t = self._layouts(train)
         norms = _row_norms(weighted)
         targets = _Targets(weighted_t, norms, np.diff(weighted.indptr))
         n = weighted.shape[0]
