@@ -23,6 +23,7 @@ bench: $(VENV)/.stamp-install
 	$(BIN)/python benchmarks/similarity.py --quick
 	$(BIN)/python benchmarks/evaluation.py --quick
 	$(BIN)/python benchmarks/encoder.py --quick
+	$(BIN)/python benchmarks/semantic.py --quick
 
 lint: $(VENV)/.stamp-venv
 	$(BIN)/pip install --quiet "ruff==0.17.6" "clang-format==23.1.5"
