@@ -592,7 +592,7 @@ class _NeighbourCF(Recommender):
         >>> r = sp.csr_array(np.array([[1, 1, 0], [1, 1, 1], [0, 1, 1]], dtype=np.float32))
         >>> ids, parts = semrec.ItemKNN(2, show_progress=False).fit(r).explain(0, 2)
         >>> ids
-        array([1], dtype=int32)
+        array([1, 0], dtype=int32)
         """
         (u,), _ = self._users(user)
         (i,), _ = check.index_array(item, "item", self.n_items_, "item")
