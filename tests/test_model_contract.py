@@ -49,8 +49,20 @@ MODELS: dict[str, Callable[[np.ndarray], Any]] = {
     "Hybrid": lambda emb: semrec.Hybrid([(_als(), 0.7), (semrec.MostPopular(), 0.3)]),
     "ColdStartALS": lambda emb: semrec.ColdStartALS(_als(), emb),
     "ContentRecommender": lambda emb: semrec.ContentRecommender(emb, show_progress=False),
+    "ItemKNN": lambda emb: semrec.ItemKNN(10, show_progress=False),
+    "ItemKNN-bm25": lambda emb: semrec.ItemKNN(10, weighting="bm25", show_progress=False),
+    "UserKNN": lambda emb: semrec.UserKNN(10, shrinkage=1.0, show_progress=False),
 }
-SAVABLE = {"ALS", "ALS-explicit", "MostPopular", "Random", "ContentRecommender"}
+SAVABLE = {
+    "ALS",
+    "ALS-explicit",
+    "MostPopular",
+    "Random",
+    "ContentRecommender",
+    "ItemKNN",
+    "ItemKNN-bm25",
+    "UserKNN",
+}
 
 
 @pytest.fixture(params=sorted(MODELS))

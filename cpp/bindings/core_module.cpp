@@ -17,4 +17,5 @@ PYBIND11_MODULE(SEMREC_MODULE_NAME, m) {
   semrec::bindings::register_als(m);
   semrec::bindings::register_interest(m);
   semrec::bindings::register_rerank(m);
+  semrec::bindings::register_knn(m);
 }

@@ -13,6 +13,7 @@ from semrec.content import ContentRecommender
 from semrec.errors import FormatError
 from semrec.evaluation import compare, evaluate
 from semrec.hybrid import Hybrid
+from semrec.knn import ItemKNN, UserKNN
 from semrec.rerank import diversify
 from semrec.similarity import item_neighbours, topk
 
@@ -25,9 +26,11 @@ __all__ = [
     "EmbeddingCache",
     "FormatError",
     "Hybrid",
+    "ItemKNN",
     "MostPopular",
     "Random",
     "TextEncoder",
+    "UserKNN",
     "__version__",
     "compare",
     "datasets",

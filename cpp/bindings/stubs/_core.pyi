@@ -134,3 +134,33 @@ def mmr(
     lambda_: float,
     num_threads: int,
 ) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.float32], npt.NDArray[np.int32]]: ...
+def knn_graph(
+    q_indptr: npt.NDArray[np.int64],
+    q_indices: npt.NDArray[np.int32],
+    q_values: npt.NDArray[np.float32],
+    t_indptr: npt.NDArray[np.int64],
+    t_indices: npt.NDArray[np.int32],
+    t_values: npt.NDArray[np.float32],
+    n_targets: int,
+    query_norms: npt.NDArray[np.float32],
+    target_norms: npt.NDArray[np.float32],
+    self: npt.NDArray[np.int32] | None,
+    target_ids: npt.NDArray[np.int32] | None,
+    k: int,
+    shrink: float,
+    num_threads: int,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int32], npt.NDArray[np.float32]]: ...
+def knn_topk(
+    h_indptr: npt.NDArray[np.int64],
+    h_indices: npt.NDArray[np.int32],
+    h_values: npt.NDArray[np.float32],
+    g_indptr: npt.NDArray[np.int64],
+    g_indices: npt.NDArray[np.int32],
+    g_values: npt.NDArray[np.float32],
+    n_items: int,
+    k: int,
+    exclude_indptr: npt.NDArray[np.int64] | None,
+    exclude_indices: npt.NDArray[np.int32] | None,
+    candidates: npt.NDArray[np.int32] | None,
+    num_threads: int,
+) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.float32]]: ...

@@ -1,0 +1,407 @@
+#include "semrec/knn.hpp"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cstring>
+#include <limits>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace semrec {
+namespace {
+
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+// Rows per parallel task: enough to amortise scheduling, few enough to balance heavy rows.
+constexpr std::int64_t kRowsPerTask = 8;
+// A row whose accumulation does more than kDenseShare adds per column goes to the dense array
+// without bookkeeping and is scanned in full; lighter rows list the columns they touch.
+constexpr std::int64_t kDenseShare = 1;
+
+struct Entry {
+  float score;
+  std::int32_t id;
+};
+
+// Higher score first; among equal scores the lower id first.
+inline bool better(const Entry& a, const Entry& b) {
+  return a.score > b.score || (a.score == b.score && a.id < b.id);
+}
+
+// The k best entries with a score above 0, fed in any order. Entries collect in a buffer of up
+// to 2k; when it fills, a selection keeps the k best and the worst of them becomes the bar
+// every later entry must beat (O(1) per entry on average).
+class Selector {
+ public:
+  explicit Selector(int k) : k_(static_cast<std::size_t>(k)) { buffer_.reserve(2 * k_); }
+
+  bool admits(float score, std::int32_t id) const {
+    return full_ ? better({score, id}, bar_) : score > 0.0f;
+  }
+  // The lowest score that can still enter (a cheap pre-filter before admits()).
+  float floor() const { return full_ ? bar_.score : 0.0f; }
+
+  void push(float score, std::int32_t id) {
+    buffer_.push_back({score, id});
+    if (buffer_.size() == 2 * k_) shrink();
+  }
+
+  // The kept entries, best first; empties the selector.
+  std::vector<Entry>& finish() {
+    shrink();
+    std::sort(buffer_.begin(), buffer_.end(), better);
+    full_ = false;
+    return buffer_;
+  }
+
+ private:
+  void shrink() {
+    if (buffer_.size() <= k_) return;
+    std::nth_element(buffer_.begin(), buffer_.begin() + (k_ - 1), buffer_.end(), better);
+    buffer_.resize(k_);
+    bar_ = buffer_[k_ - 1];
+    full_ = true;
+  }
+
+  std::size_t k_;
+  bool full_ = false;
+  Entry bar_{0.0f, 0};
+  std::vector<Entry> buffer_;
+};
+
+// Per-thread scratch: a dense accumulator over the columns and a bitmap of the columns the
+// current row has touched (small enough to stay in L1). Both are all zero between rows.
+struct Scratch {
+  std::vector<float> acc;
+  std::vector<std::uint64_t> seen;
+  std::vector<std::int32_t> touched;
+
+  void ensure(std::int64_t n) {
+    if (acc.empty() && n > 0) {
+      acc.assign(static_cast<std::size_t>(n), 0.0f);
+      seen.assign(static_cast<std::size_t>((n + 63) / 64), 0);
+    }
+  }
+  bool marked(std::int32_t j) const { return (seen[j >> 6] >> (j & 63)) & 1u; }
+  void mark(std::int32_t j) { seen[j >> 6] |= std::uint64_t{1} << (j & 63); }
+  // Clears what the sparse path left: the touched columns (and `extra`, marked by the caller).
+  void reset_sparse() {
+    for (const std::int32_t j : touched) {
+      acc[j] = 0.0f;
+      seen[j >> 6] = 0;
+    }
+  }
+};
+
+// The matrix a row is multiplied with, its (column, value) pairs interleaved: one memory stream
+// per row instead of two, which matters because every row is visited from many places.
+struct Cell {
+  std::int32_t col;
+  float value;
+};
+struct Packed {
+  const std::int64_t* indptr = nullptr;
+  std::vector<Cell> cells;
+  std::int64_t cols = 0;
+};
+
+Packed pack(const CsrValuesView& m) {
+  Packed out;
+  out.indptr = m.indptr;
+  out.cols = m.cols;
+  const std::int64_t nnz = m.rows > 0 ? m.indptr[m.rows] : 0;
+  out.cells.resize(static_cast<std::size_t>(nnz));
+  for (std::int64_t p = 0; p < nnz; ++p) out.cells[p] = {m.indices[p], m.values[p]};
+  return out;
+}
+
+// Sum over the row's entries (col, a) of the length of row `col` of m: the cost of a row.
+std::int64_t row_work(const CsrValuesView& row_of, std::int64_t r, const Packed& m) {
+  std::int64_t work = 0;
+  for (std::int64_t p = row_of.indptr[r]; p < row_of.indptr[r + 1]; ++p) {
+    const std::int32_t c = row_of.indices[p];
+    work += m.indptr[c + 1] - m.indptr[c];
+  }
+  return work;
+}
+
+// The rows of m a row visits are scattered in memory; fetching the next ones ahead hides the
+// latency of each row's first cache lines (the hardware prefetcher only follows a row once
+// it has started).
+constexpr std::int64_t kPrefetchRow = 2;
+constexpr std::int64_t kPrefetchIndptr = 6;
+
+inline void prefetch_ahead(const CsrValuesView& row_of, std::int64_t p, std::int64_t end,
+                           const Packed& m) {
+  if (p + kPrefetchIndptr < end) __builtin_prefetch(m.indptr + row_of.indices[p + kPrefetchIndptr]);
+  if (p + kPrefetchRow < end) {
+    const Cell* next = m.cells.data() + m.indptr[row_of.indices[p + kPrefetchRow]];
+    __builtin_prefetch(next);
+    __builtin_prefetch(next + 8);
+  }
+}
+
+// acc[j] += a * m[c, j] for every entry (c, a) of row r, in one fixed order (the row's entries,
+// then m's). Both paths below sum alike, so their results are bitwise equal.
+inline void accumulate_dense(const CsrValuesView& row_of, std::int64_t r, const Packed& m,
+                             float* acc) {
+  const std::int64_t end = row_of.indptr[r + 1];
+  for (std::int64_t p = row_of.indptr[r]; p < end; ++p) {
+    prefetch_ahead(row_of, p, end, m);
+    const std::int32_t c = row_of.indices[p];
+    const float a = row_of.values[p];
+    const Cell* cell = m.cells.data() + m.indptr[c];
+    const std::int64_t n = m.indptr[c + 1] - m.indptr[c];
+    for (std::int64_t q = 0; q < n; ++q) acc[cell[q].col] += a * cell[q].value;
+  }
+}
+
+// The same sums, listing each column on its first touch.
+inline void accumulate_sparse(const CsrValuesView& row_of, std::int64_t r, const Packed& m,
+                              Scratch& s) {
+  float* acc = s.acc.data();
+  const std::int64_t end = row_of.indptr[r + 1];
+  for (std::int64_t p = row_of.indptr[r]; p < end; ++p) {
+    prefetch_ahead(row_of, p, end, m);
+    const std::int32_t c = row_of.indices[p];
+    const float a = row_of.values[p];
+    const Cell* cell = m.cells.data() + m.indptr[c];
+    const std::int64_t n = m.indptr[c + 1] - m.indptr[c];
+    for (std::int64_t q = 0; q < n; ++q) {
+      const std::int32_t j = cell[q].col;
+      if (!s.marked(j)) {
+        s.mark(j);
+        s.touched.push_back(j);
+      }
+      acc[j] += a * cell[q].value;
+    }
+  }
+}
+
+void check_values_csr(const CsrValuesView& m, const char* name) {
+  if (m.rows < 0 || m.cols < 0 || (m.rows > 0 && m.indptr == nullptr)) {
+    throw std::invalid_argument(std::string(name) + " is malformed");
+  }
+  if (m.cols > std::numeric_limits<std::int32_t>::max()) {
+    throw std::invalid_argument(std::string(name) + " has more than 2^31 - 1 columns");
+  }
+  for (std::int64_t r = 0; r < m.rows; ++r) {
+    if (m.indptr[r + 1] < m.indptr[r]) {
+      throw std::invalid_argument(std::string(name) + ": indptr must be non-decreasing");
+    }
+  }
+  const std::int64_t nnz = m.rows > 0 ? m.indptr[m.rows] : 0;
+  for (std::int64_t p = 0; p < nnz; ++p) {
+    if (m.indices[p] < 0 || m.indices[p] >= m.cols) {
+      throw std::out_of_range(std::string(name) + ": column index " + std::to_string(m.indices[p]) +
+                              " out of range for " + std::to_string(m.cols) + " columns");
+    }
+  }
+}
+
+}  // namespace
+
+CsrResult neighbour_graph(CsrValuesView queries, CsrValuesView targets_t, const float* query_norms,
+                          const float* target_norms, const std::int32_t* self,
+                          const std::int32_t* target_ids, NeighbourSettings settings,
+                          int num_threads, const StopCheck& stop) {
+  if (settings.k < 1) throw std::invalid_argument("k must be >= 1");
+  if (!(settings.shrink >= 0.0f)) throw std::invalid_argument("shrink must be >= 0");
+  if (queries.cols != targets_t.rows) {
+    throw std::invalid_argument("queries have " + std::to_string(queries.cols) +
+                                " columns but targets_t has " + std::to_string(targets_t.rows) +
+                                " rows");
+  }
+  check_values_csr(queries, "queries");
+  check_values_csr(targets_t, "targets_t");
+  const std::int64_t nq = queries.rows, nt = targets_t.cols;
+  const float shrink = settings.shrink;
+  const std::int64_t n_tasks = (nq + kRowsPerTask - 1) / kRowsPerTask;
+  std::vector<std::vector<Entry>> kept(static_cast<std::size_t>(n_tasks));
+  std::vector<std::int64_t> counts(static_cast<std::size_t>(nq), 0);
+  // Heaviest rows first, so no thread is left alone with a heavy row at the end.
+  std::vector<std::int64_t> work(static_cast<std::size_t>(nq), 0);
+  for (std::int64_t r = 0; r < nq; ++r) {
+    for (std::int64_t p = queries.indptr[r]; p < queries.indptr[r + 1]; ++p) {
+      const std::int32_t c = queries.indices[p];
+      work[r] += targets_t.indptr[c + 1] - targets_t.indptr[c];
+    }
+  }
+  std::vector<std::int64_t> order(static_cast<std::size_t>(nq));
+  for (std::int64_t r = 0; r < nq; ++r) order[r] = r;
+  std::stable_sort(order.begin(), order.end(),
+                   [&](std::int64_t a, std::int64_t b) { return work[a] > work[b]; });
+  std::vector<Scratch> scratch(static_cast<std::size_t>(num_threads));
+  const Packed targets = pack(targets_t);
+
+  parallel_tasks(n_tasks, num_threads, stop, [&](std::int64_t task) {
+    Scratch& s = scratch[static_cast<std::size_t>(omp_get_thread_num())];
+    s.ensure(nt);
+    Selector top(settings.k);
+    std::vector<Entry>& out = kept[static_cast<std::size_t>(task)];
+    for (std::int64_t pos = task * kRowsPerTask; pos < std::min(nq, (task + 1) * kRowsPerTask);
+         ++pos) {
+      const std::int64_t r = order[pos];
+      const float nr = query_norms[r];
+      const std::int32_t me = self ? self[r] : -1;
+      if (nr > 0.0f) {
+        if (work[r] > kDenseShare * nt) {
+          float* acc = s.acc.data();
+          accumulate_dense(queries, r, targets, acc);
+          if (me >= 0 && me < nt) acc[me] = 0.0f;
+          for (std::int64_t j0 = 0; j0 < nt; j0 += 16) {
+            const int n = static_cast<int>(std::min<std::int64_t>(16, nt - j0));
+            float* a = acc + j0;
+            const float* tn = target_norms + j0;
+            // Cheap pre-filter (no division): sim >= floor needs a >= floor * denominator; the
+            // slack covers rounding, the exact test follows.
+            const float floor = top.floor();
+            int any = 0;
+            for (int j = 0; j < n; ++j) {
+              any |= static_cast<int>(a[j] > 0.0f) &
+                     static_cast<int>(a[j] * 1.0001f >= floor * (nr * tn[j] + shrink));
+            }
+            if (any) {
+              for (int j = 0; j < n; ++j) {
+                if (a[j] == 0.0f) continue;
+                const float sim = a[j] / (nr * tn[j] + shrink);
+                const auto id = static_cast<std::int32_t>(j0 + j);
+                const std::int32_t name = target_ids ? target_ids[id] : id;
+                if (top.admits(sim, name)) top.push(sim, name);
+              }
+            }
+            for (int j = 0; j < n; ++j) a[j] = 0.0f;
+          }
+        } else {
+          s.touched.clear();
+          accumulate_sparse(queries, r, targets, s);
+          for (const std::int32_t j : s.touched) {
+            if (j == me) continue;
+            const float sim = s.acc[j] / (nr * target_norms[j] + shrink);
+            const std::int32_t name = target_ids ? target_ids[j] : j;
+            if (top.admits(sim, name)) top.push(sim, name);
+          }
+          s.reset_sparse();
+        }
+      }
+      std::vector<Entry>& best = top.finish();
+      std::sort(best.begin(), best.end(),
+                [](const Entry& a, const Entry& b) { return a.id < b.id; });
+      out.insert(out.end(), best.begin(), best.end());
+      counts[static_cast<std::size_t>(r)] = static_cast<std::int64_t>(best.size());
+      best.clear();
+    }
+  });
+
+  CsrResult result;
+  result.indptr.resize(static_cast<std::size_t>(nq) + 1, 0);
+  for (std::int64_t r = 0; r < nq; ++r) result.indptr[r + 1] = result.indptr[r] + counts[r];
+  result.indices.resize(static_cast<std::size_t>(result.indptr[nq]));
+  result.values.resize(result.indices.size());
+  for (std::int64_t task = 0; task < n_tasks; ++task) {
+    const Entry* e = kept[task].data();
+    for (std::int64_t pos = task * kRowsPerTask; pos < std::min(nq, (task + 1) * kRowsPerTask);
+         ++pos) {
+      const std::int64_t r = order[pos];
+      for (std::int64_t at = result.indptr[r]; at < result.indptr[r + 1]; ++at, ++e) {
+        result.indices[at] = e->id;
+        result.values[at] = e->score;
+      }
+    }
+  }
+  return result;
+}
+
+void neighbour_topk(CsrValuesView history, CsrValuesView graph, int k, CsrView exclude,
+                    const std::int32_t* candidates, std::int64_t n_candidates, int num_threads,
+                    TopKOutput out, const StopCheck& stop) {
+  if (k < 1) throw std::invalid_argument("k must be >= 1, got " + std::to_string(k));
+  if (history.cols != graph.rows) {
+    throw std::invalid_argument("history has " + std::to_string(history.cols) +
+                                " columns but graph has " + std::to_string(graph.rows) + " rows");
+  }
+  check_values_csr(history, "history");
+  check_values_csr(graph, "graph");
+  const std::int64_t nq = history.rows, n_items = graph.cols;
+  if (exclude.present() && (exclude.rows != nq || exclude.cols != n_items)) {
+    throw std::invalid_argument("exclude must have one row per history row and n_items columns");
+  }
+  std::vector<unsigned char> allowed;
+  if (candidates != nullptr) {
+    allowed.assign(static_cast<std::size_t>(n_items), 0);
+    for (std::int64_t c = 0; c < n_candidates; ++c) {
+      const std::int32_t j = candidates[c];
+      if (j < 0 || j >= n_items || (c > 0 && j <= candidates[c - 1])) {
+        throw std::invalid_argument("candidates must be sorted, distinct item ids in range");
+      }
+      allowed[static_cast<std::size_t>(j)] = 1;
+    }
+  }
+  const std::int64_t n_tasks = (nq + kRowsPerTask - 1) / kRowsPerTask;
+  std::vector<Scratch> scratch(static_cast<std::size_t>(num_threads));
+  const Packed through = pack(graph);
+
+  parallel_tasks(n_tasks, num_threads, stop, [&](std::int64_t task) {
+    Scratch& s = scratch[static_cast<std::size_t>(omp_get_thread_num())];
+    s.ensure(n_items);
+    Selector top(k);
+    float* acc = s.acc.data();
+    for (std::int64_t r = task * kRowsPerTask; r < std::min(nq, (task + 1) * kRowsPerTask); ++r) {
+      const bool dense = row_work(history, r, through) > kDenseShare * n_items;
+      // Excluded items hold -inf: every later sum keeps them there, below any eligible score.
+      const std::int64_t e0 = exclude.present() ? exclude.indptr[r] : 0;
+      const std::int64_t e1 = exclude.present() ? exclude.indptr[r + 1] : 0;
+      for (std::int64_t e = e0; e < e1; ++e) acc[exclude.indices[e]] = kNegInf;
+      std::int64_t positives = 0;
+      if (dense) {
+        accumulate_dense(history, r, through, acc);
+        const std::int64_t n = candidates ? n_candidates : n_items;
+        for (std::int64_t c = 0; c < n; ++c) {
+          const std::int32_t j = candidates ? candidates[c] : static_cast<std::int32_t>(c);
+          const float v = acc[j];
+          if (v > 0.0f) {
+            ++positives;
+            if (v >= top.floor() && top.admits(v, j)) top.push(v, j);
+          }
+        }
+      } else {
+        s.touched.clear();
+        accumulate_sparse(history, r, through, s);
+        for (const std::int32_t j : s.touched) {
+          const float v = acc[j];
+          if (v > 0.0f && (candidates == nullptr || allowed[j])) {
+            ++positives;
+            if (top.admits(v, j)) top.push(v, j);
+          }
+        }
+      }
+      std::vector<Entry>& best = top.finish();
+      // Fewer than k positive scores: the lowest eligible ids with score exactly 0 follow.
+      if (positives < k) {
+        const std::int64_t n = candidates ? n_candidates : n_items;
+        for (std::int64_t c = 0; c < n && static_cast<int>(best.size()) < k; ++c) {
+          const std::int32_t j = candidates ? candidates[c] : static_cast<std::int32_t>(c);
+          if (acc[j] == 0.0f) best.push_back({0.0f, j});
+        }
+      }
+      std::int32_t* ids = out.ids + r * k;
+      float* scores = out.scores + r * k;
+      for (int i = 0; i < k; ++i) {
+        const bool have = i < static_cast<int>(best.size());
+        ids[i] = have ? best[i].id : -1;
+        scores[i] = have ? best[i].score : kNegInf;
+      }
+      best.clear();
+      // Leave the accumulator all zero, as the dense path expects it.
+      if (dense) {
+        std::memset(acc, 0, static_cast<std::size_t>(n_items) * sizeof(float));
+      } else {
+        s.reset_sparse();
+        for (std::int64_t e = e0; e < e1; ++e) acc[exclude.indices[e]] = 0.0f;
+      }
+    }
+  });
+}
+
+}  // namespace semrec

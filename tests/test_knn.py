@@ -1,0 +1,530 @@
+"""ItemKNN / UserKNN against a dense NumPy re-implementation written here (and implicit)."""
+
+from __future__ import annotations
+
+import zipfile
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+import semrec
+from semrec import ItemKNN, UserKNN
+
+# ---------------------------------------------------------------------------------------------
+# The reference: weighting, cosine with shrinkage, top-K, scores, all dense float64.
+
+
+def weigh_ref(docs: np.ndarray, weighting: str, k1: float = 1.2, b: float = 0.75) -> np.ndarray:
+    """Re-weight a dense documents x terms matrix (module docstring of semrec.knn)."""
+    n = docs.shape[0]
+    present = docs > 0
+    df = present.sum(axis=0).astype(np.float64)
+    if weighting == "none":
+        return docs.astype(np.float64)
+    if weighting == "tfidf":
+        idf = np.log(n / np.maximum(df, 1))
+        return np.where(present, np.sqrt(docs) * idf, 0.0)
+    idf = np.log(1 + (n - df + 0.5) / (df + 0.5))
+    lengths = docs.sum(axis=1, keepdims=True)
+    norm = k1 * (1 - b + b * lengths / lengths.mean())
+    with np.errstate(invalid="ignore", divide="ignore"):
+        w = docs * (k1 + 1) / (docs + norm) * idf
+    return np.where(present, w, 0.0)
+
+
+def cosine_ref(a: np.ndarray, t: np.ndarray, shrink: float) -> np.ndarray:
+    """dot / (|a| |t| + shrink) between the rows of a and the rows of t."""
+    dots = a @ t.T
+    denom = np.outer(np.linalg.norm(a, axis=1), np.linalg.norm(t, axis=1)) + shrink
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(dots != 0, dots / denom, 0.0)
+
+
+def graph_ref(sims: np.ndarray, k: int, self_ids: np.ndarray | None = None) -> np.ndarray:
+    """Keep each row's k largest positive entries (ties by lower id), self excluded."""
+    out = np.zeros_like(sims)
+    for r in range(sims.shape[0]):
+        row = sims[r].copy()
+        if self_ids is not None and self_ids[r] >= 0:
+            row[self_ids[r]] = 0.0
+        cand = np.flatnonzero(row > 0)
+        order = cand[np.lexsort((cand, -row[cand]))][:k]
+        out[r, order] = row[order]
+    return out
+
+
+def reference_graph(r: np.ndarray, kind: str, k: int, weighting: str, shrink: float, **kw):
+    docs = r.T if kind == "item" else r
+    w = weigh_ref(docs, weighting, **kw)
+    sims = cosine_ref(w, w, shrink)
+    return graph_ref(sims, k, np.arange(docs.shape[0])), sims
+
+
+def assert_graph_matches(got: sp.csr_array, sims: np.ndarray, k: int) -> None:
+    """Every kept similarity is correct, the kept ones are the k best, self never kept.
+
+    Only near-ties (within float32 rounding) at the k-th place may be resolved differently.
+    """
+    got = sp.csr_array(got)
+    for row in range(sims.shape[0]):
+        cols = got.indices[got.indptr[row] : got.indptr[row + 1]]
+        vals = got.data[got.indptr[row] : got.indptr[row + 1]]
+        assert row not in cols
+        assert np.all(np.diff(cols) > 0)
+        np.testing.assert_allclose(vals, sims[row, cols], rtol=2e-5, atol=1e-7)
+        ref = np.delete(sims[row], row)
+        best = np.sort(ref[ref > 0])[::-1][:k]
+        np.testing.assert_allclose(np.sort(vals)[::-1], best, rtol=2e-5, atol=1e-7)
+
+
+def topk_ref(scores: np.ndarray, k: int, exclude: np.ndarray | None = None, allowed=None):
+    """Brute-force top-k (score desc, id asc) with -1 / -inf padding."""
+    scores = scores.astype(np.float64).copy()
+    if exclude is not None:
+        scores[exclude] = -np.inf
+    if allowed is not None:
+        scores[:, ~allowed] = -np.inf
+    ids = np.full((scores.shape[0], k), -1)
+    out = np.full((scores.shape[0], k), -np.inf)
+    for r in range(scores.shape[0]):
+        cand = np.flatnonzero(scores[r] > -np.inf)
+        order = cand[np.lexsort((cand, -scores[r, cand]))][:k]
+        ids[r, : order.size] = order
+        out[r, : order.size] = scores[r, order]
+    return ids, out
+
+
+def random_interactions(rng, n_users=60, n_items=40, density=0.2, integer=False):
+    mask = rng.random((n_users, n_items)) < density
+    mask[np.arange(n_users), rng.integers(0, n_items, n_users)] = True
+    if integer:
+        values = rng.integers(1, 6, (n_users, n_items)).astype(np.float32)
+    else:
+        values = rng.uniform(0.5, 5.0, (n_users, n_items)).astype(np.float32)
+    return sp.csr_array(np.where(mask, values, 0).astype(np.float32))
+
+
+def make(cls, k=10, **kw):
+    kw.setdefault("show_progress", False)
+    return cls(k, **kw)
+
+
+# Both shapes: a dense one (every row takes the dense accumulator) and a sparse one (rows track
+# what they touch), so both kernel paths meet the reference.
+SHAPES = {"dense": (60, 40, 0.25), "sparse": (400, 900, 0.006)}
+MODELS = {"item": ItemKNN, "user": UserKNN}
+
+
+# ---------------------------------------------------------------------------------------------
+# Similarities
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("kind", MODELS)
+@pytest.mark.parametrize(
+    ("weighting", "shrink"), [("none", 0.0), ("none", 3.0), ("tfidf", 0.0), ("bm25", 1.0)]
+)
+def test_graph_matches_dense_reference(rng, shape, kind, weighting, shrink):
+    n_users, n_items, density = SHAPES[shape]
+    r = random_interactions(rng, n_users, n_items, density)
+    k = 7
+    model = make(MODELS[kind], k, weighting=weighting, shrinkage=shrink, bm25_k1=1.5, bm25_b=0.6)
+    model.fit(r)
+    _, sims = reference_graph(r.toarray(), kind, k, weighting, shrink, k1=1.5, b=0.6)
+    n = n_items if kind == "item" else n_users
+    assert model.similarity_.shape == (n, n)
+    assert model.similarity_.dtype == np.float32
+    assert_graph_matches(model.similarity_, sims, k)
+
+
+@pytest.mark.parametrize("kind", MODELS)
+def test_graph_without_truncation_is_every_positive_similarity(rng, kind):
+    r = random_interactions(rng, 50, 30, 0.2)
+    model = make(MODELS[kind], 1000, weighting="bm25").fit(r)
+    ref, _ = reference_graph(r.toarray(), kind, 1000, "bm25", 0.0)
+    got = model.similarity_.toarray()
+    np.testing.assert_array_equal(got > 0, ref > 0)
+    np.testing.assert_allclose(got, ref, rtol=2e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("kind", MODELS)
+def test_ties_at_the_cut_go_to_the_lower_id(kind):
+    # Entity 0 overlaps entities 1..4 identically: four exact ties for two places.
+    base = np.array([[1, 1, 0, 0], [0, 1, 1, 0], [1, 0, 1, 1]], dtype=np.float32)
+    block = np.concatenate([base[:, [0]]] + [base[:, [1]]] * 4 + [base[:, [2]]], axis=1)
+    r = block if kind == "item" else block.T
+    model = make(MODELS[kind], 2).fit(sp.csr_array(r))
+    ids, scores = (model.similar_items if kind == "item" else model.similar_users)(1, k=3)
+    # 1's twins are 2, 3, 4 (cosine 1); only two are kept and they are the lowest ids.
+    np.testing.assert_array_equal(ids, [2, 3, -1])
+    assert scores[0] == scores[1] and scores[2] == -np.inf
+
+
+def test_similar_items_of_userknn_and_users_of_itemknn_are_cosines(rng):
+    r = random_interactions(rng, 50, 30, 0.25)
+    dense = r.toarray()
+    user_model = make(UserKNN, 5, weighting="tfidf", shrinkage=2.0).fit(r)
+    w = weigh_ref(dense, "tfidf")  # users are the documents: item vectors are its columns
+    ids, scores = user_model.similar_items(np.arange(30), k=4)
+    sims = cosine_ref(w.T, w.T, 2.0)
+    for item in range(30):
+        np.testing.assert_allclose(
+            scores[item], np.sort(np.delete(sims[item], item))[::-1][:4], rtol=2e-5
+        )
+        np.testing.assert_allclose(sims[item, ids[item]], scores[item], rtol=2e-5)
+    item_model = make(ItemKNN, 5).fit(r)
+    ids, scores = item_model.similar_users(3, k=4)
+    sims = cosine_ref(dense, dense, 0.0)[3]
+    np.testing.assert_allclose(scores, np.sort(np.delete(sims, 3))[::-1][:4], rtol=2e-5)
+    assert 3 not in ids
+
+
+# ---------------------------------------------------------------------------------------------
+# Scores and recommendations
+
+
+def dense_scores(model, r: np.ndarray) -> np.ndarray:
+    g = model.similarity_.toarray().astype(np.float64)
+    return r @ g if isinstance(model, ItemKNN) else g @ r
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("kind", MODELS)
+def test_recommend_matches_brute_force(rng, shape, kind):
+    n_users, n_items, density = SHAPES[shape]
+    r = random_interactions(rng, n_users, n_items, density)
+    model = make(MODELS[kind], 8, weighting="bm25").fit(r)
+    users = np.arange(n_users)
+    ref = dense_scores(model, r.toarray())
+    np.testing.assert_allclose(model.score(users, np.arange(n_items)), ref, rtol=1e-5, atol=1e-6)
+    for exclude_seen in (True, False):
+        ids, scores = model.recommend(users, k=12, exclude_seen=exclude_seen)
+        _, ref_scores = topk_ref(ref, 12, r.toarray() > 0 if exclude_seen else None)
+        np.testing.assert_allclose(scores, ref_scores, rtol=1e-5, atol=1e-6)
+        got = np.take_along_axis(ref, np.maximum(ids, 0), axis=1)
+        np.testing.assert_allclose(np.where(ids >= 0, got, -np.inf), scores, rtol=1e-5, atol=1e-6)
+        if exclude_seen:
+            assert not (r.toarray()[users[:, None], np.maximum(ids, 0)] > 0)[ids >= 0].any()
+
+
+@pytest.mark.parametrize("kind", MODELS)
+def test_recommend_with_candidates_matches_brute_force(rng, kind):
+    r = random_interactions(rng, 60, 40, 0.2)
+    model = make(MODELS[kind], 6).fit(r)
+    allowed = np.zeros(40, dtype=bool)
+    allowed[rng.choice(40, 9, replace=False)] = True
+    ids, scores = model.recommend(np.arange(60), k=5, items=np.flatnonzero(allowed)[::-1])
+    ref = dense_scores(model, r.toarray())
+    _, ref_scores = topk_ref(ref, 5, r.toarray() > 0, allowed)
+    np.testing.assert_allclose(scores, ref_scores, rtol=1e-5, atol=1e-6)
+    assert allowed[ids[ids >= 0]].all()
+
+
+def test_unreached_items_score_zero_after_positives_by_id_then_padding():
+    # Item 0 and 1 co-occur; items 2..4 are reached by no neighbour of user 0.
+    r = sp.csr_array(np.array([[1, 0, 0, 0, 0], [1, 1, 0, 0, 0], [0, 0, 1, 1, 1]], np.float32))
+    model = make(ItemKNN, 5).fit(r)
+    ids, scores = model.recommend(0, k=5)
+    np.testing.assert_array_equal(ids, [1, 2, 3, 4, -1])
+    assert scores[0] > 0 and (scores[1:4] == 0).all() and scores[4] == -np.inf
+    ids, _ = model.recommend(0, k=3, items=[4, 3, 0])
+    np.testing.assert_array_equal(ids, [3, 4, -1])
+
+
+def test_scalar_and_batch_agree(rng):
+    r = random_interactions(rng)
+    model = make(UserKNN, 5).fit(r)
+    ids, scores = model.recommend([4, 7], k=6)
+    one_ids, one_scores = model.recommend(7, k=6)
+    assert one_ids.shape == (6,)
+    np.testing.assert_array_equal(one_ids, ids[1])
+    np.testing.assert_array_equal(one_scores, scores[1])
+
+
+@pytest.mark.parametrize("kind", MODELS)
+def test_identical_for_any_thread_count(rng, kind):
+    r = random_interactions(rng, 400, 900, 0.01)
+    r = sp.csr_array(sp.vstack([r, random_interactions(rng, 30, 900, 0.3)]))  # some dense rows
+    runs = []
+    for threads in (1, 2, 3):
+        model = make(MODELS[kind], 20, weighting="bm25", shrinkage=1.0, num_threads=threads)
+        model.fit(r)
+        runs.append((model.similarity_, model.recommend(np.arange(430), k=15)))
+    for graph, (ids, scores) in runs[1:]:
+        for name in ("indptr", "indices", "data"):
+            np.testing.assert_array_equal(getattr(graph, name), getattr(runs[0][0], name))
+        np.testing.assert_array_equal(ids, runs[0][1][0])
+        np.testing.assert_array_equal(scores, runs[0][1][1])
+
+
+def test_progress_chunks_do_not_change_the_graph(rng):
+    r = random_interactions(rng, 100, 80, 0.1)
+    quiet = make(ItemKNN, 5).fit(r).similarity_
+    shown = ItemKNN(5, show_progress=True).fit(r).similarity_
+    assert (quiet != shown).nnz == 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Real time: fold_in, update, explain
+
+
+def test_itemknn_fold_in_is_history_times_graph(rng):
+    r = random_interactions(rng)
+    model = make(ItemKNN, 6, weighting="tfidf").fit(r)
+    rows = np.array([3, 10, 11])
+    np.testing.assert_allclose(model.fold_in(r[rows]), model.score(rows, np.arange(40)), rtol=1e-6)
+    new = random_interactions(rng, 2, 40, 0.2)
+    expected = new.toarray() @ model.similarity_.toarray()
+    np.testing.assert_allclose(model.fold_in(new, users=[60, 61]), expected, rtol=1e-5)
+    assert model.n_users_ == 62
+    _, scores = model.recommend(61, k=5)
+    _, ref_scores = topk_ref(expected[[1]], 5, new.toarray()[[1]] > 0)
+    np.testing.assert_allclose(scores, ref_scores[0], rtol=1e-5)
+
+
+@pytest.mark.parametrize("shrink", [0.0, 2.0])
+def test_userknn_fold_in_equals_the_row_of_a_refit(rng, shrink):
+    r = random_interactions(rng, 60, 40, 0.2)
+    full = make(UserKNN, 8, shrinkage=shrink).fit(r)
+    without = make(UserKNN, 8, shrinkage=shrink).fit(r[np.arange(59)])
+    scores = without.fold_in(r[[59]])
+    np.testing.assert_allclose(scores[0], full.score(59, np.arange(40)), rtol=1e-5, atol=1e-7)
+    # Stored under the next id it recommends what the refit recommends.
+    without.fold_in(r[[59]], users=[59])
+    np.testing.assert_allclose(
+        without.recommend(59, k=10)[1], full.recommend(59, k=10)[1], rtol=1e-5
+    )
+
+
+def test_userknn_fold_in_of_a_fitted_user_reproduces_its_row(rng):
+    r = random_interactions(rng, 60, 40, 0.2)
+    model = make(UserKNN, 8, weighting="bm25").fit(r)
+    before = model.similarity_[[5]].toarray()
+    model.fold_in(r[[5]], users=[5])
+    np.testing.assert_array_equal(model.similarity_[[5]].toarray(), before)
+
+
+def test_update_changes_recommendations_at_once(rng):
+    r = random_interactions(rng)
+    model = make(ItemKNN, 6).fit(r)
+    item = int(model.recommend(0, k=1)[0][0])
+    model.update(0, item, 2.0)
+    assert item not in model.recommend(0, k=10)[0]
+    changed = r.toarray()
+    changed[0, item] += 2.0
+    np.testing.assert_allclose(
+        model.score(0, np.arange(40)), changed[0] @ model.similarity_.toarray(), rtol=1e-5
+    )
+    model.update(60, 3)  # a new user
+    assert model.n_users_ == 61
+    ref = model.similarity_.toarray()[3]
+    _, ref_scores = topk_ref(ref[None, :], 5, np.eye(40, dtype=bool)[[3]])
+    np.testing.assert_allclose(model.recommend(60, k=5)[1], ref_scores[0], rtol=1e-6)
+
+
+def test_userknn_update_recomputes_that_users_neighbours(rng):
+    r = random_interactions(rng, 60, 40, 0.2)
+    model = make(UserKNN, 6).fit(r)
+    model.update(2, 7, 3.0)
+    changed = r.toarray()
+    changed[2, 7] += 3.0
+    sims = cosine_ref(changed[[2]], r.toarray(), 0.0)  # against the users as fitted
+    ref = graph_ref(sims, 6, np.array([2]))
+    np.testing.assert_allclose(model.similarity_[[2]].toarray(), ref, rtol=2e-5, atol=1e-7)
+    with pytest.raises(ValueError, match="negative"):
+        model.update(2, 7, -100.0)
+
+
+@pytest.mark.parametrize("kind", MODELS)
+def test_explain_contributions_sum_to_the_score(rng, kind):
+    r = random_interactions(rng)
+    model = make(MODELS[kind], 6, weighting="bm25").fit(r)
+    item = int(model.recommend(4, k=1)[0][0])
+    ids, parts = model.explain(4, item)
+    assert parts.size > 0 and np.all(np.diff(parts) <= 0)
+    np.testing.assert_allclose(parts.sum(), model.score(4, [item])[0], rtol=1e-5)
+    g = model.similarity_.toarray()
+    dense = r.toarray()
+    expected = dense[4, ids] * g[ids, item] if kind == "item" else g[4, ids] * dense[ids, item]
+    np.testing.assert_allclose(parts, expected, rtol=1e-6)
+
+
+# ---------------------------------------------------------------------------------------------
+# Persistence
+
+
+@pytest.mark.parametrize("kind", MODELS)
+def test_save_load_roundtrip(rng, tmp_path, kind):
+    r = random_interactions(rng)
+    model = make(MODELS[kind], 6, weighting="tfidf", shrinkage=1.5).fit(r)
+    model.fold_in(random_interactions(rng, 1, 40), users=[60])
+    path = tmp_path / "knn.npz"
+    model.save(path)
+    loaded = MODELS[kind].load(path)
+    assert repr(loaded) == repr(model)
+    for a, b in zip(
+        loaded.recommend(np.arange(61), k=7), model.recommend(np.arange(61), k=7), strict=True
+    ):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(loaded.similar_items(2, k=4)[0], model.similar_items(2, k=4)[0])
+    new = random_interactions(rng, 2, 40)
+    np.testing.assert_array_equal(loaded.fold_in(new), model.fold_in(new))
+
+
+def test_load_rejects_corrupt_and_foreign_files(rng, tmp_path):
+    r = random_interactions(rng)
+    path = tmp_path / "item.npz"
+    make(ItemKNN, 5).fit(r).save(path)
+    with pytest.raises(semrec.FormatError, match="UserKNN"):
+        UserKNN.load(path)
+    raw = path.read_bytes()
+    (tmp_path / "cut.npz").write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(semrec.FormatError):
+        ItemKNN.load(tmp_path / "cut.npz")
+    # A structurally valid file whose graph points outside the catalogue.
+    with zipfile.ZipFile(path) as z:
+        members = {name: z.read(name) for name in z.namelist()}
+    bad = tmp_path / "bad.npz"
+    with zipfile.ZipFile(bad, "w") as z:
+        for name, data in members.items():
+            if name == "similarity_indices.npy":
+                arr = np.load(path)["similarity_indices"].copy()
+                arr[0] = 10_000
+                from io import BytesIO
+
+                buf = BytesIO()
+                np.save(buf, arr)
+                data = buf.getvalue()
+            z.writestr(name, data)
+    with pytest.raises(semrec.FormatError, match="corrupt"):
+        ItemKNN.load(bad)
+    with pytest.raises(FileNotFoundError):
+        ItemKNN.load(tmp_path / "missing.npz")
+
+
+# ---------------------------------------------------------------------------------------------
+# Bad inputs
+
+
+def test_bad_inputs_raise_clear_errors(rng):
+    r = random_interactions(rng)
+    with pytest.raises(TypeError, match="CSR"):
+        make(ItemKNN).fit(r.toarray())
+    with pytest.raises(TypeError, match="CSR format"):
+        make(ItemKNN).fit(sp.coo_array(r))
+    nan = r.copy()
+    nan.data[0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        make(UserKNN).fit(nan)
+    neg = r.copy()
+    neg.data[0] = -1
+    with pytest.raises(ValueError, match="negative"):
+        make(ItemKNN).fit(neg)
+    with pytest.raises(ValueError, match="neighbours must be >= 1"):
+        make(ItemKNN, -3).fit(r)
+    with pytest.raises(TypeError, match="neighbours must be an int"):
+        make(ItemKNN, 2.5).fit(r)
+    with pytest.raises(ValueError, match="weighting must be one of"):
+        make(ItemKNN, weighting="idf").fit(r)
+    with pytest.raises(ValueError, match="shrinkage"):
+        make(ItemKNN, shrinkage=-1.0).fit(r)
+    with pytest.raises(ValueError, match="bm25_b"):
+        make(UserKNN, bm25_b=1.5).fit(r)
+    with pytest.raises(ValueError, match="not fitted"):
+        make(ItemKNN).recommend(0)
+    model = make(ItemKNN, 5).fit(r)
+    with pytest.raises(IndexError, match="user id 60"):
+        model.recommend([0, 60])
+    with pytest.raises(IndexError, match="item id -1"):
+        model.recommend(0, items=[-1, 2])
+    with pytest.raises(ValueError, match="k must be >= 1"):
+        model.recommend(0, k=0)
+    with pytest.raises(IndexError, match="item id 40"):
+        model.similar_items(40)
+    with pytest.raises(ValueError, match="shape"):
+        model.fold_in(sp.csr_array((1, 39), dtype=np.float32))
+    with pytest.raises(TypeError, match="CSR"):
+        model.fold_in(np.zeros((1, 40), dtype=np.float32))
+    with pytest.raises(IndexError, match="next new ids"):
+        model.fold_in(r[[0]], users=[65])
+    with pytest.raises(IndexError, match="item id 40"):
+        model.update(0, 40)
+    with pytest.raises(TypeError, match="weight"):
+        model.update(0, 1, "1")
+    with pytest.raises(IndexError, match="user id 61"):
+        model.explain(61, 0)
+
+
+def test_kernel_rejects_malformed_arrays_without_crashing():
+    core = semrec._native.core
+    indptr = np.array([0, 2], dtype=np.int64)
+    indices = np.array([0, 5], dtype=np.int32)  # column 5 of a 3-column matrix
+    values = np.ones(2, dtype=np.float32)
+    with pytest.raises((ValueError, IndexError)):
+        core.knn_topk(
+            indptr,
+            indices,
+            values,
+            np.array([0, 0, 0, 0], np.int64),
+            np.zeros(0, np.int32),
+            np.zeros(0, np.float32),
+            3,
+            2,
+            None,
+            None,
+            None,
+            1,
+        )
+    with pytest.raises(TypeError):
+        core.knn_topk(
+            indptr,
+            indices,
+            values.astype(np.float64),
+            indptr,
+            indices,
+            values,
+            3,
+            2,
+            None,
+            None,
+            None,
+            1,
+        )
+
+
+def test_repr_shows_hyperparameters():
+    text = repr(ItemKNN(50, weighting="bm25", shrinkage=10.0))
+    assert text.startswith("ItemKNN(neighbours=50, weighting='bm25', shrinkage=10.0")
+
+
+# ---------------------------------------------------------------------------------------------
+# implicit, when installed
+
+
+# implicit's own fit passes itself a COO matrix and warns about it.
+@pytest.mark.filterwarnings("ignore:Method expects CSR input")
+def test_cosine_graph_matches_implicit(rng):
+    nn = pytest.importorskip(
+        "implicit.nearest_neighbours", reason="implicit is not installed (pip install .[bench])"
+    )
+    r = random_interactions(rng, 80, 50, 0.15)
+    ours = make(ItemKNN, 1000).fit(r).similarity_.toarray()
+    theirs = nn.CosineRecommender(K=1000, num_threads=1)
+    theirs.fit(sp.csr_matrix(r), show_progress=False)
+    full = theirs.similarity.toarray()
+    np.fill_diagonal(full, 0.0)  # implicit counts each item as its own neighbour
+    np.testing.assert_allclose(ours, full, rtol=1e-5, atol=1e-6)
+    # Truncated at K: implicit's K includes the item itself, ours does not.
+    ours = make(ItemKNN, 9).fit(r).similarity_
+    theirs = nn.CosineRecommender(K=10, num_threads=1)
+    theirs.fit(sp.csr_matrix(r), show_progress=False)
+    other = theirs.similarity.tolil()
+    other.setdiag(0)
+    other = sp.csr_array(other.tocsr())
+    other.eliminate_zeros()
+    for row in range(50):
+        a = np.sort(ours.data[ours.indptr[row] : ours.indptr[row + 1]])
+        b = np.sort(other.data[other.indptr[row] : other.indptr[row + 1]])
+        np.testing.assert_allclose(a, b[-a.size :] if b.size else b, rtol=1e-5)
+        assert a.size == min(9, b.size) or a.size == b.size
