@@ -341,9 +341,13 @@ def test_explain_contributions_sum_to_the_score(rng, kind):
     r = random_interactions(rng)
     model = make(MODELS[kind], 6, weighting="bm25").fit(r)
     item = int(model.recommend(4, k=1)[0][0])
-    ids, parts = model.explain(4, item)
+    table = model.explain(4, item, k=1000)
+    ids = table["item" if kind == "item" else "neighbour"].to_numpy()
+    parts = table["contribution"].to_numpy()
     assert parts.size > 0 and np.all(np.diff(parts) <= 0)
     np.testing.assert_allclose(parts.sum(), model.score(4, [item])[0], rtol=1e-5)
+    assert abs(table.attrs["rest"]) < 1e-5
+    np.testing.assert_allclose(np.abs(table["share"]).sum(), 1.0, rtol=1e-6)
     g = model.similarity_.toarray()
     dense = r.toarray()
     expected = dense[4, ids] * g[ids, item] if kind == "item" else g[4, ids] * dense[ids, item]

@@ -32,6 +32,7 @@ import math
 from typing import Any, ClassVar
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 from tqdm import tqdm
 
@@ -39,6 +40,7 @@ from semrec import _validation as check
 from semrec._base import Recommender
 from semrec._native import core
 from semrec._threads import resolve_num_threads
+from semrec.explain import explanation, scalar_id
 
 logger = logging.getLogger("semrec")
 
@@ -221,6 +223,7 @@ class _NeighbourCF(Recommender):
     """What ItemKNN and UserKNN share; ``_KIND`` names the compared entities."""
 
     _KIND: ClassVar[str] = ""
+    _EXPLAINED_BY: ClassVar[str] = "item"
     _PARAMS = (
         "neighbours",
         "weighting",
@@ -574,36 +577,33 @@ class _NeighbourCF(Recommender):
         self.fold_in(sp.csr_array(row.astype(np.float32)[None, :]), users=[u])
 
     # -- explanations ----------------------------------------------------------------------------
-    def explain(self, user: int, item: int) -> tuple[np.ndarray, np.ndarray]:
+    def explain(self, user: int, item: int, k: int = 5) -> pd.DataFrame:
         """Why ``user`` gets ``item``: the contributions that sum to ``score(user, item)``.
 
-        Returns
-        -------
-        ids : ndarray of int32
-            ItemKNN: the user's history items; UserKNN: the user's neighbours. Only those that
-            contribute, largest contribution first (ties by lower id).
-        contributions : ndarray of float32
-            ItemKNN ``r[user, j] * sim(j, item)``; UserKNN ``sim(user, v) * r[v, item]``.
-            They sum to the score.
+        Returns the common explanation table of :mod:`semrec.explain` (largest contribution
+        first, at most ``k`` rows, ``attrs`` with the score; ``rest`` is 0 up to rounding, the
+        score being exactly the sum). ItemKNN: column ``item``, the user's history items, each
+        contributing ``r[user, j] * sim(j, item)``. UserKNN: column ``neighbour``, the user's
+        neighbours, each contributing ``sim(user, v) * r[v, item]``. Only non-zero
+        contributions are listed.
 
         Examples
         --------
         >>> import numpy as np, scipy.sparse as sp, semrec
         >>> r = sp.csr_array(np.array([[1, 1, 0], [1, 1, 1], [0, 1, 1]], dtype=np.float32))
-        >>> ids, parts = semrec.ItemKNN(2, show_progress=False).fit(r).explain(0, 2)
-        >>> ids
-        array([1, 0], dtype=int32)
+        >>> semrec.ItemKNN(2, show_progress=False).fit(r).explain(0, 2)["item"].tolist()
+        [1, 0]
         """
-        (u,), _ = self._users(user)
-        (i,), _ = check.index_array(item, "item", self.n_items_, "item")
+        u = scalar_id(user, "user", self.n_users_, "user")
+        i = scalar_id(item, "item", self.n_items_, "item")
         history = self._history(np.array([u]))
         through = self._through()
         ids = history.indices
         parts = history.data.astype(np.float32) * through[ids][:, [i]].toarray().ravel()
         keep = parts != 0
-        ids, parts = ids[keep], parts[keep]
-        order = np.lexsort((ids, -parts))
-        return ids[order].astype(np.int32), parts[order].astype(np.float32)
+        score = float(self.score(u, [i])[0])
+        frame = explanation(ids[keep], parts[keep], k, user=u, item=i, score=score)
+        return frame.rename(columns={"item": self._EXPLAINED_BY})
 
     # -- persistence ----------------------------------------------------------------------------
     def _state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -732,6 +732,7 @@ class ItemKNN(_NeighbourCF):
 
     _KIND = "item"
     _FORMAT_NAME = "semrec.ItemKNN"
+    _EXPLAINED_BY = "item"
 
     def _history(self, users: np.ndarray) -> sp.csr_array:
         return _rows(self.interactions_, users)
@@ -771,6 +772,7 @@ class UserKNN(_NeighbourCF):
 
     _KIND = "user"
     _FORMAT_NAME = "semrec.UserKNN"
+    _EXPLAINED_BY = "neighbour"
 
     def _history(self, users: np.ndarray) -> sp.csr_array:
         return _rows(self.similarity_, users)
