@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import semrec
 from semrec import ALS
 from semrec.cli import main
 from semrec.cli.models import MODELS
@@ -129,6 +130,40 @@ def test_recommend_als_writes_raw_ids_unseen_and_sorted(files, tmp_path) -> None
     ids, _ = model.fit(ds.interactions).recommend(np.arange(ds.n_users), k=5)
     first = recs[recs["user"] == ds.user_ids[0]].sort_values("rank")["item"].tolist()
     assert first == ds.item_ids[ids[0]].tolist()
+
+
+@pytest.mark.parametrize("name", ["itemknn", "userknn", "content", "hybrid"])
+def test_recommend_with_each_registered_model_equals_the_library(files, tmp_path, name) -> None:
+    out = tmp_path / "recs.csv"
+    text = [
+        "--items",
+        str(files["movies"]),
+        "--text-column",
+        "title",
+        "--item-id-column",
+        "movieId",
+    ]
+    args = _recommend(files, out, "--model", name, "--k", "4", "--weight-column", "rating")
+    args += ["--param", "als.factors=8", "--param", "als.iterations=3"] if name == "hybrid" else []
+    assert main(args + (text if name in ("content", "hybrid") else [])) == 0
+    recs = pd.read_csv(out)
+    ratings = pd.read_csv(files["ratings"])
+    ds = Dataset.from_pandas(ratings, "userId", "movieId", "rating")
+    if name in ("itemknn", "userknn"):
+        cls = semrec.ItemKNN if name == "itemknn" else semrec.UserKNN
+        model = cls(show_progress=False).fit(ds.interactions)
+    else:
+        titles = pd.read_csv(files["movies"]).set_index("movieId").loc[ds.item_ids, "title"]
+        emb = semrec.TextEncoder().encode(list(titles), show_progress=False)
+        content = semrec.ContentRecommender(emb, show_progress=False).fit(ds.interactions)
+        model = content
+        if name == "hybrid":
+            als = ALS(factors=8, iterations=3, random_state=0, show_progress=False)
+            model = semrec.Hybrid([(als.fit(ds.interactions), 0.7), (content, 0.3)])
+    ids, _ = model.recommend(np.arange(ds.n_users), k=4)
+    for u in (0, 5, 17):
+        got = recs[recs["user"] == ds.user_ids[u]].sort_values("rank")["item"].tolist()
+        assert got == ds.item_ids[ids[u][ids[u] >= 0]].tolist()
 
 
 def test_recommend_from_parquet_for_listed_users(files, tmp_path) -> None:

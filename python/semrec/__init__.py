@@ -10,7 +10,7 @@ from semrec.als import ALS
 from semrec.baselines import MostPopular, Random
 from semrec.coldstart import ColdStartALS
 from semrec.content import ContentRecommender
-from semrec.errors import FormatError
+from semrec.errors import FormatError, NotFittedError
 from semrec.evaluation import compare, evaluate
 from semrec.hybrid import Hybrid
 from semrec.knn import ItemKNN, UserKNN
@@ -28,6 +28,7 @@ __all__ = [
     "Hybrid",
     "ItemKNN",
     "MostPopular",
+    "NotFittedError",
     "Random",
     "TextEncoder",
     "UserKNN",

@@ -17,10 +17,20 @@ import scipy.sparse as sp
 
 from semrec import _persist as persist
 from semrec import _validation as check
-from semrec.errors import FormatError
+from semrec.errors import FormatError, NotFittedError
 
 # Users scored per dense block in the default recommend: bounds memory at 256 x n_items floats.
 BATCH_USERS = 256
+
+
+def dot_scores(queries: np.ndarray, items: np.ndarray, offset: float = 0.0) -> np.ndarray:
+    """``queries @ items.T + offset`` as float32, the same for a row alone or in any batch.
+
+    Computed in float64: BLAS sums one row (gemv) and a batch (gemm) in different orders, and
+    a user's scores must not depend on who else is asked at the same time.
+    """
+    out = queries.astype(np.float64) @ items.T.astype(np.float64)
+    return (out + offset).astype(np.float32)
 
 
 def select_topk(
@@ -84,7 +94,7 @@ class Recommender:
     def _check_fitted(self) -> None:
         if not hasattr(self, "interactions_"):
             name = type(self).__name__
-            raise ValueError(f"this {name} is not fitted yet; call fit(interactions) first")
+            raise NotFittedError(f"this {name} is not fitted yet; call fit(interactions) first")
 
     @property
     def n_users_(self) -> int:

@@ -24,9 +24,10 @@ from tqdm import tqdm
 
 from semrec import _persist as persist
 from semrec import _validation as check
+from semrec._base import dot_scores
 from semrec._native import core
 from semrec._threads import resolve_num_threads
-from semrec.errors import FormatError
+from semrec.errors import FormatError, NotFittedError
 from semrec.similarity import topk
 
 logger = logging.getLogger("semrec")
@@ -358,7 +359,7 @@ class ALS:
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "_users"):
-            raise ValueError("this ALS model is not fitted yet; call fit(interactions) first")
+            raise NotFittedError("this ALS model is not fitted yet; call fit(interactions) first")
 
     @property
     def n_users_(self) -> int:
@@ -506,7 +507,7 @@ class ALS:
         self._check_fitted()
         u, scalar = check.index_array(users, "users", self.n_users_, "user")
         i, _ = check.index_array(items, "items", self.n_items_, "item")
-        out = self._users[u] @ self._items[i].T + np.float32(self.global_mean_)
+        out = dot_scores(self._users[u], self._items[i], self.global_mean_)
         return out[0] if scalar else out
 
     def predict(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:

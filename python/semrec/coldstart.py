@@ -20,7 +20,8 @@ import scipy.linalg
 import scipy.sparse as sp
 
 from semrec import _validation as check
-from semrec._base import Recommender
+from semrec._base import Recommender, dot_scores
+from semrec.errors import NotFittedError
 from semrec.similarity import topk
 
 
@@ -225,7 +226,7 @@ class ColdStartALS(Recommender):
     # -- state -------------------------------------------------------------------------------
     def _check_fitted(self) -> None:
         if not hasattr(self, "item_factors_"):
-            raise ValueError("this ColdStartALS is not fitted yet; call fit() first")
+            raise NotFittedError("this ColdStartALS is not fitted yet; call fit() first")
 
     @property
     def n_users_(self) -> int:
@@ -263,8 +264,7 @@ class ColdStartALS(Recommender):
         return np.ascontiguousarray(queries), np.ascontiguousarray(items)
 
     def _score_rows(self, users: np.ndarray) -> np.ndarray:
-        queries, items = self._vectors(users)
-        return queries @ items.T
+        return dot_scores(*self._vectors(users))
 
     def recommend(
         self,

@@ -23,6 +23,7 @@ from semrec import _validation as check
 from semrec._base import Recommender
 from semrec._threads import resolve_num_threads
 from semrec.datasets import Dataset
+from semrec.errors import NotFittedError
 from semrec.explain import explanation, scalar_id
 from semrec.interest import (
     StreamingProfiles,
@@ -118,7 +119,7 @@ class ContentRecommender(Recommender):
     # -- fitted state ------------------------------------------------------------------------
     def _check_fitted(self) -> None:
         if not hasattr(self, "_stream"):
-            raise ValueError(
+            raise NotFittedError(
                 "this ContentRecommender is not fitted yet; call fit(interactions) first"
             )
 

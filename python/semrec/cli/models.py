@@ -18,7 +18,10 @@ import numpy as np
 from semrec.als import ALS
 from semrec.baselines import MostPopular, Random
 from semrec.cli import _args
+from semrec.content import ContentRecommender
 from semrec.datasets import Dataset
+from semrec.hybrid import Hybrid
+from semrec.knn import ItemKNN, UserKNN
 
 Factory = Callable[[argparse.Namespace, Dataset], Any]
 
@@ -96,16 +99,61 @@ def _random(args: argparse.Namespace, train: Dataset) -> Any:
     return build(Random, "random", args, random_state=args.seed).fit(train.interactions)
 
 
+@builds(ContentRecommender)
+def _content(args: argparse.Namespace, train: Dataset) -> Any:
+    """user-interest profiles over the item-text embeddings (needs --items/--text-column)"""
+    model = build(
+        ContentRecommender,
+        "content",
+        args,
+        item_embeddings=item_embeddings(args, train),
+        num_threads=args.threads,
+        show_progress=_args.show_progress(args),
+    )
+    return model.fit(train)
+
+
+def _knn(cls: type, name: str) -> Factory:
+    @builds(cls)
+    def factory(args: argparse.Namespace, train: Dataset) -> Any:
+        model = build(
+            cls, name, args, num_threads=args.threads, show_progress=_args.show_progress(args)
+        )
+        return model.fit(train.interactions)
+
+    what = "items" if cls is ItemKNN else "users"
+    factory.__doc__ = f"neighbourhood CF over similar {what} (semrec.{cls.__name__})"
+    return factory
+
+
+def _hybrid(args: argparse.Namespace, train: Dataset) -> Any:
+    """ALS and content, z-scored and blended als_weight (0.7) : 1 - als_weight"""
+    values = {key: value for model, key, value in args.param if model in (None, "hybrid")}
+    weight = float(values.get("als_weight", 0.7))
+    if not 0.0 <= weight <= 1.0:
+        raise ValueError(f"--param hybrid.als_weight must lie in [0, 1], got {weight}")
+    return Hybrid([(_als(args, train), weight), (_content(args, train), 1.0 - weight)])
+
+
+class _HybridParams:
+    """What ``--param hybrid.NAME`` accepts; the members take ``als.*`` and ``content.*``."""
+
+    def __init__(self, als_weight: float = 0.7) -> None:
+        self.als_weight = als_weight
+
+
+_hybrid.model_class = _HybridParams  # type: ignore[attr-defined]
+_hybrid.members = ("als", "content")  # type: ignore[attr-defined]
+
+
 MODELS: dict[str, Factory] = {
     "als": _als,
+    "content": _content,
+    "itemknn": _knn(ItemKNN, "itemknn"),
+    "userknn": _knn(UserKNN, "userknn"),
+    "hybrid": _hybrid,
     "popular": _popular,
     "random": _random,
-    # The models of the other branches plug in here, one entry each, once they land on main:
-    #   "content": semrec.ContentRecommender fitted on item_embeddings(args, train)
-    #   "itemknn", "userknn": semrec.ItemKNN / semrec.UserKNN on train.interactions
-    #   "hybrid": semrec.Hybrid (ALS + content, item_embeddings(args, train))
-    # A model that needs item text calls item_embeddings(args, train), which explains to the
-    # user that --items and --text-column are needed.
 }
 
 
@@ -127,6 +175,8 @@ def check_names(names: list[str]) -> list[str]:
 
 def check_params(args: argparse.Namespace, names: list[str]) -> None:
     """Every ``--param`` must reach at least one chosen model (catches typos before work)."""
+    # A composite model (hybrid) also takes its members' parameters (als.*, content.*).
+    names = list(dict.fromkeys([*names, *(m for n in names for m in _members(n))]))
     for model, key, _ in args.param:
         if model is not None and model not in names:
             raise ValueError(
@@ -138,6 +188,10 @@ def check_params(args: argparse.Namespace, names: list[str]) -> None:
                 f"--param {key}: none of the chosen models ({', '.join(names)}) has a "
                 f"parameter {key!r}"
             )
+
+
+def _members(name: str) -> tuple[str, ...]:
+    return getattr(MODELS[name], "members", ())
 
 
 def _takes(name: str, key: str) -> bool:
