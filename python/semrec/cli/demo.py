@@ -533,9 +533,10 @@ def demo(args: argparse.Namespace) -> int:
     console.say("\n" + query_text)
 
     # 6. a real-time update: the user clicks the query's best items (a topic new to them)
-    fresh = [int(i) for i in ids if labels[i] not in user_labels] or [int(i) for i in ids]
-    clicks = fresh[:3]
-    topic = labels[clicks[0]]
+    fresh = [int(i) for i in ids if labels[i] not in user_labels]
+    topic = labels[fresh[0] if fresh else int(ids[0])]
+    clicks = [int(i) for i in ids if labels[i] == topic][:3]
+    novelty = "new to them" if fresh else "already in their history"
     lists = {"content": content, "ALS": als}
     old = {n: model.recommend(u, k=10)[0] for n, model in lists.items()}
     first_before = {n: first_rank(model, u, labels, topic) for n, model in lists.items()}
@@ -545,8 +546,8 @@ def demo(args: argparse.Namespace) -> int:
         als.update(u, i, 5.0)
     update_ms = (time.perf_counter() - t0) * 1e3
     rt = [
-        f"Real-time update: user {u} clicks {len(clicks)} [{topic}] items "
-        f"({', '.join(short(names[i], 40) for i in clicks)}); ContentRecommender.update + "
+        f"Real-time update: user {u} clicks {len(clicks)} [{topic}] item(s) ({novelty}: "
+        f"{', '.join(short(names[i], 40) for i in clicks)}); ContentRecommender.update + "
         f"ALS.update took {update_ms:.1f} ms in all"
     ]
     for model_name, model in lists.items():
