@@ -1,127 +1,622 @@
-"""``semrec demo``: the main job on a seeded synthetic catalogue (offline, no files needed)."""
+"""``semrec demo``: the end-to-end tour, on a seeded synthetic catalogue (offline) or MovieLens.
+
+Steps: encode the item text (cached in the output folder), fit ALS, content, ItemKNN and a
+tuned hybrid, evaluate them on the protocol's warm, cold-item and new-user splits beside random
+and most-popular (one table), a sample user's recommendations with explanations, a text query,
+a real-time update, then figures and a self-contained HTML report written to ``--out``.
+"""
 
 from __future__ import annotations
 
 import argparse
+import base64
+import hashlib
+import html
+import io
+import os
+import sys
 import time
+import zlib
+from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 
 import semrec
-from semrec.cli._args import positive
+from semrec import split
+from semrec.datasets import Dataset, synthetic
+from semrec.datasets._synthetic import _THEMES
 
-TOPICS = (
-    "space opera",
-    "film noir",
-    "romantic comedy",
-    "nature documentary",
-    "heist thriller",
-    "animated family",
-    "war drama",
-    "cyberpunk",
-    "western",
-    "courtroom drama",
-    "sports story",
-    "musical",
-    "slasher horror",
-    "costume drama",
-    "buddy cop",
-    "time travel",
-    "spy caper",
-    "coming of age",
-    "disaster epic",
-    "mockumentary",
-)
+# (n_users, n_items, n_interactions) of the synthetic catalogue per --size.
+SIZES: dict[str, tuple[int, int, int]] = {
+    "tiny": (300, 500, 8_000),
+    "small": (2_000, 1_500, 60_000),
+}
+ML_QUERY = "space adventure with robots"
+KS = (5, 10, 20)
+LAMBDAS = (1.0, 0.8, 0.6, 0.4, 0.2)
+# Rows of the comparison table, in order.
+MODELS = ("random", "most-popular", "ALS", "ItemKNN", "content", "ColdStartALS", "hybrid")
+COLUMNS = ("NDCG@10 warm", "Recall@20 cold", "NDCG@10 new users")
 
 
-def synthetic_catalogue(
-    n_items: int, n_users: int, dim: int, seed: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Topical item embeddings and user profiles: each item and user leans to one topic."""
-    rng = np.random.default_rng(seed)
-    centres = rng.standard_normal((len(TOPICS), dim)).astype(np.float32)
-    item_topic = rng.integers(len(TOPICS), size=n_items)
-    items = centres[item_topic] + 1.5 * rng.standard_normal((n_items, dim), dtype=np.float32)
-    user_topic = rng.integers(len(TOPICS), size=n_users)
-    users = centres[user_topic] + 1.0 * rng.standard_normal((n_users, dim), dtype=np.float32)
-    items /= np.linalg.norm(items, axis=1, keepdims=True)
-    users /= np.linalg.norm(users, axis=1, keepdims=True)
-    return items, item_topic, users, user_topic
+def als_model(seed: int, *, loss: bool = False) -> semrec.ALS:
+    """The demo's ALS (fixed hyperparameters; the hybrid's weights are what gets tuned)."""
+    return semrec.ALS(
+        64,
+        regularization=1.0,
+        alpha=10.0,
+        iterations=15,
+        calculate_training_loss=loss,
+        random_state=seed,
+        show_progress=False,
+    )
 
 
-def _numpy_topk(q: np.ndarray, x: np.ndarray, k: int, seen: sp.csr_array) -> np.ndarray:
-    """The plain NumPy way (chunked product + argpartition), for the timing comparison."""
-    out = np.empty((q.shape[0], k), dtype=np.int64)
-    for start in range(0, q.shape[0], 1024):
-        scores = q[start : start + 1024] @ x.T
-        block = seen[start : start + 1024].tocoo()
-        scores[block.row, block.col] = -np.inf
-        part = np.argpartition(-scores, k, axis=1)[:, :k]
-        order = np.argsort(-np.take_along_axis(scores, part, axis=1), axis=1, kind="stable")
-        out[start : start + 1024] = np.take_along_axis(part, order, axis=1)
+def knn_model() -> semrec.ItemKNN:
+    return semrec.ItemKNN(100, show_progress=False)
+
+
+class _Console:
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self.start = time.perf_counter()
+
+    def say(self, text: str = "") -> None:
+        if not self.quiet:
+            print(text, flush=True)
+
+    def step(self, text: str) -> None:
+        self.say(f"[{time.perf_counter() - self.start:6.1f}s] {text}")
+
+
+# -- data -------------------------------------------------------------------------------------
+
+
+def load(args: argparse.Namespace) -> tuple[Dataset, np.ndarray, np.ndarray, str]:
+    """The dataset, each item's short name and label (topic / first genre), and a description."""
+    if args.dataset == "synthetic":
+        n_users, n_items, n = SIZES[args.size]
+        ds = synthetic(n_users, n_items, n, random_state=args.seed)
+        topics = ds.items["topic"].to_numpy()
+        labels = np.array([_THEMES[t % len(_THEMES)][0] for t in topics], dtype=object)
+        names = np.array([str(t) for t in ds.items["text"]], dtype=object)
+        what = f"synthetic catalogue (--size {args.size}, seed {args.seed})"
+        return ds, names, labels, what
+    if args.data_dir is None:
+        raise ValueError("--dataset ml-100k needs --data-dir PATH (the folder holding u.data)")
+    path = Path(args.data_dir)
+    if not (path / "u.data").is_file() or not (path / "u.item").is_file():
+        raise FileNotFoundError(
+            f"--data-dir {str(path)!r}: no MovieLens-100k files there (expected u.data and "
+            "u.item, as unpacked from ml-100k.zip)"
+        )
+    ds = shuffled_items(semrec.datasets.movielens("100k", path=path, show_progress=False), 0)
+    names = np.array([str(t) for t in ds.items["title"]], dtype=object)
+    labels = np.array([str(g).split("|")[0] for g in ds.items["genres"]], dtype=object)
+    return ds, names, labels, f"MovieLens-100k ({path})"
+
+
+def shuffled_items(ds: Dataset, seed: int) -> Dataset:
+    """The same data with the item indices randomly permuted.
+
+    Models break score ties by the lower item index, and MovieLens numbers its films roughly by
+    popularity: on the cold-item split, where most-popular scores every cold item alike, the
+    tie-break alone would look like skill. Shuffled indices make a tie worth exactly random.
+    """
+    perm = np.random.default_rng(seed).permutation(ds.n_items)  # new index p holds item perm[p]
+    m = ds.interactions.tocoo()
+    cols = np.argsort(perm)[m.col]
+    order = np.lexsort((cols, m.row))
+    shuffled = sp.csr_array(
+        (m.data[order], cols[order].astype(np.int32), ds.interactions.indptr), shape=m.shape
+    )
+    return Dataset(
+        shuffled,
+        timestamps=ds.timestamps[order],
+        user_ids=ds.user_ids,
+        item_ids=ds.item_ids[perm],
+        items=ds.items.iloc[perm].reset_index(drop=True),
+        users=ds.users,
+    )
+
+
+class HashedEncoder:
+    """Fallback when the bundled language model is unavailable: hashed bag-of-words vectors
+    projected to 384 dimensions (words in common -> similar vectors)."""
+
+    identity = "hashed-bow-384"
+    dim = 384
+
+    def __init__(self, seed: int = 0) -> None:
+        self.projection = np.random.default_rng(seed).standard_normal((4096, self.dim))
+
+    def encode(self, texts: list[str], **_: Any) -> np.ndarray:
+        rows, cols = [], []
+        for i, text in enumerate(texts):
+            for word in text.lower().replace(",", " ").split():
+                rows.append(i)
+                cols.append(zlib.crc32(word.rstrip("s").encode()) % 4096)
+        bag = sp.csr_array((np.ones(len(rows)), (rows, cols)), shape=(len(texts), 4096))
+        x = bag @ self.projection
+        norms = np.linalg.norm(x, axis=1, keepdims=True)
+        return (x / np.where(norms > 0, norms, 1.0)).astype(np.float32)
+
+
+def encoder_for(console: _Console) -> Any:
+    try:
+        return semrec.TextEncoder()
+    except Exception as exc:  # no model files or no LibTorch: say so, keep going
+        print(
+            f"semrec demo: the bundled TextEncoder is unavailable ({type(exc).__name__}: {exc}); "
+            "using hashed bag-of-words embeddings instead",
+            file=sys.stderr,
+        )
+        return HashedEncoder()
+
+
+def embed(texts: list[str], encoder: Any, out: Path, console: _Console) -> tuple[np.ndarray, str]:
+    """Item embeddings, cached in ``out/cache`` as .npy keyed by the model and the texts."""
+    key = hashlib.sha256(
+        "\n".join([str(encoder.identity), *texts]).encode("utf-8", "surrogatepass")
+    ).hexdigest()[:20]
+    path = out / "cache" / f"item-embeddings-{key}.npy"
+    if path.is_file():
+        emb = np.load(path)
+        if emb.shape == (len(texts), encoder.dim):
+            return np.ascontiguousarray(emb, dtype=np.float32), f"cached ({path})"
+    start = time.perf_counter()
+    if isinstance(encoder, HashedEncoder):
+        emb = encoder.encode(texts)
+    else:
+        emb = encoder.encode(texts, show_progress=not console.quiet)
+    seconds = time.perf_counter() - start
+    buffer = io.BytesIO()
+    np.save(buffer, emb)
+    write_atomic(path, buffer.getvalue())
+    return emb, f"encoded in {seconds:.1f} s, cached to {path}"
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write to a temporary file beside ``path``, then rename: never a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.{os.getpid()}.tmp"
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+# -- evaluation -------------------------------------------------------------------------------
+
+
+def value(model: Any, train: Dataset, test: Dataset, metric: str, k: int, **kw: Any) -> float:
+    table = semrec.evaluate(model, train, test, k=k, metrics=[metric], **kw)
+    return float(table.loc[k, metric])
+
+
+class Diversified:
+    """A model's top 50 re-ranked to k by MMR (``evaluate`` calls ``recommend`` on it)."""
+
+    def __init__(self, model: Any, emb: np.ndarray, lambda_: float) -> None:
+        self.model, self.emb, self.lambda_ = model, emb, lambda_
+
+    def recommend(self, users: Any, k: int = 10, *, exclude_seen: bool = True, items: Any = None):
+        ids, scores = self.model.recommend(users, 50, exclude_seen=exclude_seen, items=items)
+        return semrec.diversify(ids, scores, self.emb, k, lambda_=self.lambda_)
+
+
+def warm_part(ds: Dataset, emb: np.ndarray, encoder: Any, seed: int) -> dict[str, Any]:
+    """Warm split: the three families, the hybrid (weights tuned on validation), baselines."""
+    train, test = split.last_fraction(ds)
+    fit_set, valid = split.last_fraction(train)
+    members = [
+        semrec.ContentRecommender(emb, show_progress=False).fit(fit_set),
+        als_model(seed).fit(fit_set.interactions),
+        knn_model().fit(fit_set.interactions),
+    ]
+    tuned = semrec.Hybrid.tune(members, fit_set, valid, grid=4, k=10, show_progress=False)
+    weights = [w for _, w in tuned.models]
+    losses: list[float] = []
+    models: dict[str, Any] = {
+        "random": semrec.Random(random_state=seed).fit(train.interactions),
+        "most-popular": semrec.MostPopular().fit(train.interactions),
+        "ALS": als_model(seed, loss=True).fit(
+            train.interactions, callback=lambda it, seconds, loss: losses.append(loss)
+        ),
+        "ItemKNN": knn_model().fit(train.interactions),
+        "content": semrec.ContentRecommender(emb, encoder=encoder, show_progress=False).fit(train),
+    }
+    models["hybrid"] = semrec.Hybrid(
+        [(models[n], w) for n, w in zip(("content", "ALS", "ItemKNN"), weights, strict=True)]
+    )
+    tables = {
+        name: semrec.evaluate(model, train, test, k=KS, metrics=["ndcg", "recall"])
+        for name, model in models.items()
+    }
+    sweep = []
+    for lam in LAMBDAS:
+        t = semrec.evaluate(
+            Diversified(models["hybrid"], emb, lam),
+            train,
+            test,
+            k=10,
+            metrics=["ndcg", "diversity", "coverage"],
+            item_embeddings=emb,
+        )
+        sweep.append({"lambda": lam, **{c: float(t.loc[10, c]) for c in t.columns}})
+    return {
+        "train": train,
+        "test": test,
+        "models": models,
+        "tables": tables,
+        "weights": dict(zip(("content", "ALS", "ItemKNN"), weights, strict=True)),
+        "losses": losses,
+        "sweep": pd.DataFrame(sweep),
+    }
+
+
+def cold_part(ds: Dataset, emb: np.ndarray, seed: int) -> dict[str, float]:
+    """Cold-item split: users rank the cold items only (Recall@20)."""
+    train, test = split.cold_items(ds, 0.1, 5, random_state=seed)
+    cold = test.split_info["cold_items"]
+    als = als_model(seed).fit(train.interactions)
+    models = {
+        "random": semrec.Random(random_state=seed).fit(train.interactions),
+        "most-popular": semrec.MostPopular().fit(train.interactions),
+        "content": semrec.ContentRecommender(emb, show_progress=False).fit(train),
+        "ColdStartALS": semrec.ColdStartALS(als, emb, regularization=1.0).fit(),
+    }
+    return {n: value(m, train, test, "recall", 20, items=cold) for n, m in models.items()}
+
+
+def new_user_part(
+    ds: Dataset, emb: np.ndarray, weights: dict[str, float], seed: int
+) -> dict[str, float]:
+    """New-user split: 5 revealed interactions per new user, folded into every model."""
+    train, test = split.new_users(ds, 0.1, 5, random_state=seed)
+    new = test.split_info["users"]
+    history = test.split_info["history"]
+    rows = history.interactions[new]
+    m = history.interactions
+    times = np.concatenate([history.timestamps[m.indptr[u] : m.indptr[u + 1]] for u in new])
+    content = semrec.ContentRecommender(emb, show_progress=False).fit(train)
+    content.fold_in(rows, timestamps=times, users=new)
+    als = als_model(seed).fit(train.interactions)
+    als.fold_in(rows, users=new)
+    knn = knn_model().fit(train.interactions)
+    knn.fold_in(rows, users=new)
+    models = {
+        "random": semrec.Random(random_state=seed).fit(train.interactions),
+        "most-popular": semrec.MostPopular().fit(train.interactions),
+        "ALS": als,
+        "ItemKNN": knn,
+        "content": content,
+        "hybrid": semrec.Hybrid(
+            [(content, weights["content"]), (als, weights["ALS"]), (knn, weights["ItemKNN"])]
+        ),
+    }
+    return {n: value(mod, train, test, "ndcg", 10, users=new) for n, mod in models.items()}
+
+
+def comparison(warm: dict[str, Any], cold: dict[str, float], new: dict[str, float]) -> list:
+    rows = []
+    for name in MODELS:
+        w = warm["tables"].get(name)
+        rows.append(
+            [
+                name,
+                None if w is None else float(w.loc[10, "ndcg"]),
+                cold.get(name),
+                new.get(name),
+            ]
+        )
+    return rows
+
+
+def format_table(header: list[str], rows: list[list[Any]]) -> str:
+    cells = [
+        [c if isinstance(c, str) else "-" if c is None else f"{c:.4f}" for c in r] for r in rows
+    ]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(header)]
+    lines = [
+        "  ".join(
+            h.ljust(w) if i == 0 else h.rjust(w)
+            for i, (h, w) in enumerate(zip(header, widths, strict=True))
+        )
+    ]
+    lines.append("  ".join("-" * w for w in widths))
+    for r in cells:
+        lines.append(
+            "  ".join(
+                c.ljust(w) if i == 0 else c.rjust(w)
+                for i, (c, w) in enumerate(zip(r, widths, strict=True))
+            )
+        )
+    return "\n".join(lines)
+
+
+# -- the sample user --------------------------------------------------------------------------
+
+
+def short(text: Any, width: int = 60) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def sample_user(train: Dataset, test: Dataset) -> int:
+    """The user with the shortest history of at least 8 train items among those with a
+    relevant test item (ties: the lowest index)."""
+    n_train = np.diff(train.interactions.indptr)
+    t = test.interactions
+    relevant = np.zeros(train.n_users, dtype=bool)
+    relevant[np.repeat(np.arange(t.shape[0]), np.diff(t.indptr))[t.data >= 4]] = True
+    candidates = np.flatnonzero(relevant & (n_train >= 8))
+    if candidates.size == 0:
+        candidates = np.flatnonzero(n_train > 0)
+    return int(candidates[np.argmin(n_train[candidates])])
+
+
+def because(model: Any, user: int, item: int, names: np.ndarray) -> str:
+    why = model.explain(user, item, k=2)
+    parts = [
+        f"{short(names[i], 40)} ({s:.0%})"
+        for i, s in zip(why["item"], why["share"], strict=True)
+        if s > 0
+    ]
+    return "because you liked " + ", ".join(parts) if parts else "(no positive contribution)"
+
+
+def rec_lines(model: Any, user: int, names: np.ndarray, labels: np.ndarray, k: int = 5) -> list:
+    ids, scores = model.recommend(user, k=k)
+    out = []
+    for i, s in zip(ids, scores, strict=True):
+        if i < 0:
+            continue
+        out.append((int(i), f"{short(names[i], 50)} [{labels[i]}] {s:.3f}"))
     return out
 
 
+def first_rank(model: Any, user: int, labels: np.ndarray, label: Any) -> int:
+    """1-based rank of the user's best unseen item with ``label`` (0 if none)."""
+    ids = model.recommend(user, k=labels.size)[0]
+    ids = ids[ids >= 0]
+    hits = np.flatnonzero(labels[ids] == label)
+    return int(hits[0]) + 1 if hits.size else 0
+
+
+# -- figures and report -----------------------------------------------------------------------
+
+
+def figures(warm: dict[str, Any], emb: np.ndarray, labels: np.ndarray, user_marks: tuple) -> dict:
+    """PNG bytes of each figure (rendered in memory; written only at the end)."""
+    import semrec.plot
+
+    tables = {
+        n: warm["tables"][n]
+        for n in ("hybrid", "ALS", "ItemKNN", "content", "most-popular", "random")
+    }
+    history, recommended = user_marks
+    figs = {
+        "metrics_vs_k": semrec.plot.metrics_vs_k(tables, ("ndcg", "recall")),
+        "mmr_tradeoff": semrec.plot.diversity_tradeoff(warm["sweep"]),
+        "embedding_map": semrec.plot.embedding_map(
+            emb, labels, history, recommended, title="item embeddings (PCA): sample user"
+        ),
+        "als_training_loss": semrec.plot.training_loss(warm["losses"]),
+    }
+    out = {}
+    for name, fig in figs.items():
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=110)
+        out[name] = buffer.getvalue()
+    return out
+
+
+def html_report(title: str, sections: list[tuple[str, str]], pngs: dict[str, bytes]) -> bytes:
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'>",
+        f"<title>{html.escape(title)}</title>",
+        "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto;padding:0 1em}"
+        "pre{background:#f6f6f6;padding:.8em;overflow-x:auto}img{max-width:100%}</style>",
+        f"</head><body><h1>{html.escape(title)}</h1>",
+    ]
+    for heading, text in sections:
+        parts.append(f"<h2>{html.escape(heading)}</h2><pre>{html.escape(text)}</pre>")
+    if pngs:
+        parts.append("<h2>Figures</h2>")
+    for name, data in pngs.items():
+        encoded = base64.b64encode(data).decode("ascii")
+        parts.append(
+            f"<h3>{html.escape(name)}</h3><img alt='{html.escape(name)}' "
+            f"src='data:image/png;base64,{encoded}'>"
+        )
+    parts.append("</body></html>\n")
+    return "".join(parts).encode("utf-8")
+
+
+# -- the command ------------------------------------------------------------------------------
+
+
 def demo(args: argparse.Namespace) -> int:
-    """Similarity search on a synthetic catalogue: result table and timing."""
+    """The tour; see the module docstring."""
+    console = _Console(args.quiet)
     if args.threads is not None:
         semrec.set_num_threads(args.threads)
-    items, item_topic, users, user_topic = synthetic_catalogue(
-        args.items, args.users, args.dim, args.seed
-    )
-    rng = np.random.default_rng(args.seed + 1)
-    seen = sp.random_array(
-        (args.users, args.items),
-        density=min(1.0, 20 / args.items),
-        format="csr",
-        dtype=np.float32,
-        rng=rng,
-    )
-    print(
-        f"semrec {semrec.__version__} demo: {args.users:,} users x {args.items:,} items, "
-        f"dim {args.dim}, k={args.k}, {semrec.get_num_threads()} threads, "
-        f"kernel {semrec._native.core.isa}"
-    )
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"--out {str(out)!r} exists and is not a folder")
+    want_figures = not args.no_figures
+    if want_figures:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            print(
+                "semrec demo: matplotlib is not installed, skipping the figures "
+                "(pip install 'semrec[plot]')",
+                file=sys.stderr,
+            )
+            want_figures = False
 
-    t0 = time.perf_counter()
-    ids, scores = semrec.topk(users, items, args.k, metric="dot", exclude=seen)
-    t_semrec = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    reference = _numpy_topk(users, items, args.k, seen)
-    t_numpy = time.perf_counter() - t0
+    ds, names, labels, what = load(args)
+    console.say(
+        f"semrec {semrec.__version__} demo on the {what}: {ds.n_users:,} users x "
+        f"{ds.n_items:,} items, {ds.n_interactions:,} interactions, "
+        f"{semrec.get_num_threads()} threads"
+    )
+    texts = [str(t) for t in ds.items["text"]]
+    encoder = encoder_for(console)
+    console.step(f"1. encoding {len(texts):,} item texts with {type(encoder).__name__}")
+    emb, how = embed(texts, encoder, out, console)
+    console.step(f"   embeddings {emb.shape}: {how}")
 
-    print("\nTop recommendations for the first users (item id: topic, score)")
-    print(f"{'user':>5}  {'likes':<18} recommendations")
-    for u in range(min(args.show, args.users)):
-        recs = ", ".join(
-            f"{i}: {TOPICS[item_topic[i]]} {s:.2f}" for i, s in zip(ids[u], scores[u], strict=True)
+    console.step("2-3. warm split: fitting ALS, content, ItemKNN; tuning the hybrid on validation")
+    warm = warm_part(ds, emb, encoder, args.seed)
+    console.step("     cold-item split: content and ColdStartALS on the held-out items")
+    cold = cold_part(ds, emb, args.seed)
+    console.step("     new-user split: 5 revealed interactions folded in")
+    new = new_user_part(ds, emb, warm["weights"], args.seed)
+    weights = ", ".join(f"{n} {w:.2f}" for n, w in warm["weights"].items())
+    rows = comparison(warm, cold, new)
+    table = format_table(["model", *COLUMNS], rows)
+    caption = (
+        "Comparison (relevant = rating >= 4; warm: last 20% per user; cold: 10% of items held "
+        "out, users rank the cold items only; new users: 10% of users, 5 interactions folded in; "
+        f"hybrid weights tuned on a validation split carved from train: {weights})"
+    )
+    print(f"\n{caption}\n{table}\n", flush=True)
+
+    train, test = warm["train"], warm["test"]
+    models = warm["models"]
+    content, als = models["content"], models["ALS"]
+    u = sample_user(train, test)
+    seen = train.interactions
+    hist = seen.indices[seen.indptr[u] : seen.indptr[u + 1]]
+    ratings = seen.data[seen.indptr[u] : seen.indptr[u + 1]]
+    order = np.argsort(-ratings, kind="stable")
+    sample = [f"Sample user {u} ({hist.size} items in train), highest rated first:"]
+    sample += [
+        f"  {r:g}  {short(names[i])} [{labels[i]}]"
+        for i, r in zip(hist[order][:8], ratings[order][:8], strict=True)
+    ]
+    sample.append("\nContent recommendations, explained:")
+    before = rec_lines(content, u, names, labels)
+    for i, line in before:
+        sample.append(f"  {line}\n      {because(content, u, i, names)}")
+    sample.append("\nHybrid recommendations:")
+    hybrid_recs = rec_lines(models["hybrid"], u, names, labels)
+    sample += [f"  {line}" for _, line in hybrid_recs]
+    sample_text = "\n".join(sample)
+    console.say(sample_text)
+
+    # 5. a text query
+    user_labels = set(labels[hist])
+    if args.dataset == "synthetic":
+        counts = pd.Series(labels[hist]).value_counts()
+        topic = next(
+            (t for t in _THEMES if t[0] not in counts.index and t[0] in set(labels)),
+            _THEMES[0],
         )
-        print(f"{u:>5}  {TOPICS[user_topic[u]]:<18} {recs}")
+        query = f"stories of {topic[1]}s, {topic[4]}s and {topic[0]}s"
+    else:
+        query = ML_QUERY
+    ids, scores = content.recommend_text(query, k=5)
+    query_lines = [f'Text query: "{query}"']
+    query_lines += [
+        f"  {short(names[i], 50)} [{labels[i]}] {s:.3f}" for i, s in zip(ids, scores, strict=True)
+    ]
+    query_text = "\n".join(query_lines)
+    console.say("\n" + query_text)
 
-    on_topic = float((item_topic[ids] == user_topic[:, None]).mean())
-    agree = float((np.sort(ids, axis=1) == np.sort(reference, axis=1)).mean())
-    print(f"\nrecommendations on the user's topic: {on_topic:.1%}")
-    print(f"agreement with the NumPy reference:   {agree:.1%}")
-    print(f"\n{'method':<26}{'seconds':>10}{'queries/s':>14}")
-    print(f"{'semrec.topk':<26}{t_semrec:>10.3f}{args.users / t_semrec:>14,.0f}")
-    print(f"{'numpy @ + argpartition':<26}{t_numpy:>10.3f}{args.users / t_numpy:>14,.0f}")
-    print(f"speed-up: {t_numpy / t_semrec:.1f}x")
+    # 6. a real-time update: the user clicks the query's best items (a topic new to them)
+    fresh = [int(i) for i in ids if labels[i] not in user_labels]
+    topic = labels[fresh[0] if fresh else int(ids[0])]
+    clicks = [int(i) for i in ids if labels[i] == topic][:3]
+    novelty = "new to them" if fresh else "already in their history"
+    lists = {"content": content, "ALS": als}
+    old = {n: model.recommend(u, k=10)[0] for n, model in lists.items()}
+    first_before = {n: first_rank(model, u, labels, topic) for n, model in lists.items()}
+    t0 = time.perf_counter()
+    for i in clicks:
+        content.update(u, i, 5.0)
+        als.update(u, i, 5.0)
+    update_ms = (time.perf_counter() - t0) * 1e3
+    rt = [
+        f"Real-time update: user {u} clicks {len(clicks)} [{topic}] item(s) ({novelty}: "
+        f"{', '.join(short(names[i], 40) for i in clicks)}); ContentRecommender.update + "
+        f"ALS.update took {update_ms:.1f} ms in all"
+    ]
+    for model_name, model in lists.items():
+        now = model.recommend(u, k=10)[0]
+        on_before = int(np.sum(labels[old[model_name]] == topic))
+        on_after = int(np.sum(labels[now] == topic))
+        moved = len(set(now.tolist()) - set(old[model_name].tolist()))
+        rt.append(
+            f"  {model_name}: [{topic}] items in the top 10: {on_before} -> {on_after}, best "
+            f"[{topic}] item at rank {first_before[model_name]} -> "
+            f"{first_rank(model, u, labels, topic)} ({moved} of 10 changed); top 5 now:"
+        )
+        rt += [f"    {line}" for _, line in rec_lines(model, u, names, labels)]
+    update_text = "\n".join(rt)
+    console.say("\n" + update_text)
+
+    # 7. figures and the report, rendered in memory, then written atomically
+    pngs: dict[str, bytes] = {}
+    if want_figures:
+        console.step("7. rendering figures")
+        pngs = figures(warm, emb, labels, (hist, [i for i, _ in before]))
+    sweep = warm["sweep"].to_string(index=False, float_format=lambda v: f"{v:.4f}")
+    report = html_report(
+        f"semrec {semrec.__version__} demo: {what}",
+        [
+            ("Comparison", f"{caption}\n\n{table}"),
+            ("MMR sweep (hybrid's top 50 re-ranked to 10, warm split)", sweep),
+            ("Sample user", sample_text),
+            ("Text query", query_text),
+            ("Real-time update", update_text),
+        ],
+        pngs,
+    )
+    for name, data in pngs.items():
+        write_atomic(out / f"{name}.png", data)
+    write_atomic(out / "report.html", report)
+    written = ", ".join([*(f"{n}.png" for n in pngs), "report.html"])
+    console.step(f"wrote {written} to {out}")
+    print(f"report: {out / 'report.html'} ({time.perf_counter() - console.start:.1f} s in all)")
     return 0
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "demo",
-        help="run the demo on a seeded synthetic catalogue",
-        description="Top-k search for every user of a seeded synthetic catalogue, excluding "
-        "items they have seen; prints the results and the time against plain NumPy.",
+        help="the end-to-end tour (synthetic catalogue, or MovieLens-100k)",
+        description="Encode item text with the bundled language model (cached in --out), fit "
+        "ALS, content, ItemKNN and a tuned hybrid, evaluate them on the warm, cold-item and "
+        "new-user splits beside random and most-popular (one table), explain a sample user's "
+        "recommendations, answer a text query, show a real-time update, and write figures and "
+        "a self-contained HTML report to --out.",
     )
-    p.add_argument("--items", type=positive, default=100_000, help="catalogue size (100000)")
-    p.add_argument("--users", type=positive, default=2_000, help="number of users (2000)")
-    p.add_argument("--dim", type=positive, default=128, help="embedding dimension (128)")
-    p.add_argument("--k", type=positive, default=5, help="recommendations per user (5)")
-    p.add_argument("--show", type=int, default=5, help="users to print (5)")
+    p.add_argument(
+        "--dataset",
+        choices=("synthetic", "ml-100k"),
+        default="synthetic",
+        help="synthetic (seeded, offline; default) or ml-100k (needs --data-dir)",
+    )
+    p.add_argument("--data-dir", default=None, help="folder holding MovieLens-100k's u.data etc.")
+    p.add_argument(
+        "--size",
+        choices=tuple(SIZES),
+        default="small",
+        help="synthetic size: tiny (300 users x 200 items, seconds) or small (default, "
+        "2000 x 1500, 60k interactions)",
+    )
+    p.add_argument("--out", default="semrec-demo", help="output folder (./semrec-demo)")
     p.add_argument("--seed", type=int, default=0, help="random seed (0)")
     p.add_argument("--threads", type=int, default=None, help="threads (default: all cores)")
+    p.add_argument("--quiet", action="store_true", help="print only the table and the report path")
+    p.add_argument("--no-figures", action="store_true", help="skip the figures (no matplotlib)")
     p.set_defaults(run=demo)

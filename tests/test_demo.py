@@ -1,0 +1,142 @@
+"""``semrec demo`` end to end at --size tiny: the table, the report, the figures, failures."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import semrec
+from semrec import split
+from semrec.cli import main
+from semrec.datasets import synthetic
+
+# --size tiny is documented as 300 users x 500 items, 8000 interactions (seed from --seed).
+TINY = (300, 500, 8_000)
+SEED = 3
+MODELS = ("random", "most-popular", "ALS", "ItemKNN", "content", "ColdStartALS", "hybrid")
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    out = tmp_path_factory.mktemp("demo") / "report"
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        code = main(
+            ["demo", "--size", "tiny", "--seed", str(SEED), "--threads", "2", "--out", str(out)]
+        )
+    return {"code": code, "out": out, "stdout": stdout.getvalue(), "stderr": stderr.getvalue()}
+
+
+def table_rows(stdout: str) -> dict[str, list[float | None]]:
+    """The comparison table's rows: model -> [warm NDCG@10, cold Recall@20, new-user NDCG@10]."""
+    lines = stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("model ")) + 2
+    rows = {}
+    for line in lines[start:]:
+        if not line.strip():
+            break
+        name, *cells = line.split()
+        rows[name] = [None if c == "-" else float(c) for c in cells]
+    return rows
+
+
+def test_demo_exits_zero_and_prints_every_model_row(run: dict) -> None:
+    assert run["code"] == 0, run["stderr"]
+    rows = table_rows(run["stdout"])
+    assert list(rows) == list(MODELS)
+    assert all(len(cells) == 3 for cells in rows.values())
+    # '-' exactly where a model does not apply.
+    assert rows["ColdStartALS"][0] is None and rows["ColdStartALS"][2] is None
+    assert rows["ALS"][1] is None and rows["ItemKNN"][1] is None
+    assert all(v is not None for v in rows["random"] + rows["most-popular"] + rows["content"])
+    for part in ("Sample user", "because you liked", "Text query", "Real-time update"):
+        assert part in run["stdout"]
+
+
+def test_printed_numbers_match_an_independent_evaluation(run: dict) -> None:
+    rows = table_rows(run["stdout"])
+    ds = synthetic(*TINY, random_state=SEED)
+    train, test = split.last_fraction(ds)
+    warm_pop = semrec.MostPopular().fit(train.interactions)
+    warm_knn = semrec.ItemKNN(100, show_progress=False).fit(train.interactions)
+    for name, model in (("most-popular", warm_pop), ("ItemKNN", warm_knn)):
+        ndcg = semrec.evaluate(model, train, test, k=10, metrics=["ndcg"]).loc[10, "ndcg"]
+        assert rows[name][0] == pytest.approx(float(ndcg), abs=5e-5)
+
+    train, test = split.cold_items(ds, 0.1, 5, random_state=SEED)
+    cold = test.split_info["cold_items"]
+    pop = semrec.MostPopular().fit(train.interactions)
+    recall = semrec.evaluate(pop, train, test, k=20, items=cold, metrics=["recall"])
+    assert rows["most-popular"][1] == pytest.approx(float(recall.loc[20, "recall"]), abs=5e-5)
+
+    train, test = split.new_users(ds, 0.1, 5, random_state=SEED)
+    pop = semrec.MostPopular().fit(train.interactions)
+    new = semrec.evaluate(pop, train, test, k=10, users=test.split_info["users"], metrics=["ndcg"])
+    assert rows["most-popular"][2] == pytest.approx(float(new.loc[10, "ndcg"]), abs=5e-5)
+
+
+def test_report_and_figures_written(run: dict) -> None:
+    out: Path = run["out"]
+    report = (out / "report.html").read_text(encoding="utf-8")
+    assert report.startswith("<!doctype html>") and report.rstrip().endswith("</html>")
+    assert "because you liked" in report and "hybrid" in report
+    assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")]
+    assert len(list((out / "cache").glob("item-embeddings-*.npy"))) == 1
+    pytest.importorskip("matplotlib", reason="figures need matplotlib")
+    names = ("metrics_vs_k", "mmr_tradeoff", "embedding_map", "als_training_loss")
+    for name in names:
+        data = (out / f"{name}.png").read_bytes()
+        assert data.startswith(b"\x89PNG\r\n\x1a\n")
+    assert report.count("data:image/png;base64,") == len(names)
+
+
+def test_rerun_reuses_the_cached_embeddings(run: dict, capsys: pytest.CaptureFixture[str]) -> None:
+    cache = next((run["out"] / "cache").glob("item-embeddings-*.npy"))
+    before = np.load(cache)
+    code = main(
+        ["demo", "--size", "tiny", "--seed", str(SEED), "--no-figures", "--out", str(run["out"])]
+    )
+    assert code == 0
+    assert "cached (" in capsys.readouterr().out
+    np.testing.assert_array_equal(np.load(cache), before)
+
+
+def test_bad_data_dir_is_a_one_line_error_and_writes_nothing(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = subprocess.run(
+        [sys.executable, "-m", "semrec.cli", "demo", "--dataset", "ml-100k", "--data-dir",
+         str(tmp_path / "nowhere"), "--out", str(out)],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--data-dir" in lines[0] and "u.data" in lines[0]
+    assert not out.exists()
+
+
+def test_failure_while_writing_leaves_nothing_half_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import semrec.cli.demo as demo
+
+    def broken(*args: object, **kwargs: object) -> bytes:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(demo, "html_report", broken)
+    out = tmp_path / "out"
+    code = main(["demo", "--size", "tiny", "--no-figures", "--quiet", "--out", str(out)])
+    assert code == 1
+    assert "disk full" in capsys.readouterr().err
+    left = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    assert all(p.startswith("cache/item-embeddings-") and p.endswith(".npy") for p in left)
+
+
+def test_ml100k_without_data_dir_names_the_argument(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--dataset", "ml-100k"]) == 1
+    assert "--data-dir" in capsys.readouterr().err
