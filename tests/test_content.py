@@ -8,8 +8,7 @@ import scipy.sparse as sp
 
 import semrec
 from semrec import ContentRecommender, FormatError
-from semrec.datasets import synthetic
-from semrec.datasets._synthetic import _THEMES
+from semrec.datasets import SYNTHETIC_THEMES, synthetic
 
 
 def unit(x):
@@ -293,12 +292,12 @@ def topical():
 def test_recommend_text_returns_the_topic_of_the_query(topical):
     ds, model = topical
     topic = ds.items["topic"].to_numpy()
-    queries = [" ".join(_THEMES[t]) for t in range(5)]
+    queries = [" ".join(SYNTHETIC_THEMES[t]) for t in range(5)]
     ids, scores = model.recommend_text(queries, k=10)
     assert ids.shape == (5, 10) and (np.diff(scores, axis=1) <= 0).all()
     for t in range(5):
         assert (topic[ids[t]] == t).mean() >= 0.8, (queries[t], topic[ids[t]])
-    one, _ = model.recommend_text("a story about a " + _THEMES[2][0], k=3)
+    one, _ = model.recommend_text("a story about a " + SYNTHETIC_THEMES[2][0], k=3)
     assert one.shape == (3,) and (topic[one] == 2).all()
 
 
@@ -308,7 +307,9 @@ def test_added_text_item_reaches_users_of_its_topic(topical):
     model = ContentRecommender(base.item_embeddings, encoder=base.encoder, show_progress=False)
     model.fit(ds)
     user_topic = ds.users["topic"].to_numpy()
-    texts = [f"strange {_THEMES[t][1]} and the {_THEMES[t][3]} #new" for t in range(5)]
+    texts = [
+        f"strange {SYNTHETIC_THEMES[t][1]} and the {SYNTHETIC_THEMES[t][3]} #new" for t in range(5)
+    ]
     new = model.add_items(texts)
     assert new.tolist() == list(range(200, 205))
     k = 200 // 5  # about one topic's worth of items

@@ -26,8 +26,7 @@ import scipy.sparse as sp
 
 import semrec
 from semrec import split
-from semrec.datasets import Dataset, synthetic
-from semrec.datasets._synthetic import _THEMES
+from semrec.datasets import SYNTHETIC_THEMES, Dataset, synthetic
 
 # (n_users, n_items, n_interactions) of the synthetic catalogue per --size.
 SIZES: dict[str, tuple[int, int, int]] = {
@@ -81,7 +80,9 @@ def load(args: argparse.Namespace) -> tuple[Dataset, np.ndarray, np.ndarray, str
         n_users, n_items, n = SIZES[args.size]
         ds = synthetic(n_users, n_items, n, random_state=args.seed)
         topics = ds.items["topic"].to_numpy()
-        labels = np.array([_THEMES[t % len(_THEMES)][0] for t in topics], dtype=object)
+        labels = np.array(
+            [SYNTHETIC_THEMES[t % len(SYNTHETIC_THEMES)][0] for t in topics], dtype=object
+        )
         names = np.array([str(t) for t in ds.items["text"]], dtype=object)
         what = f"synthetic catalogue (--size {args.size}, seed {args.seed})"
         return ds, names, labels, what
@@ -518,8 +519,8 @@ def demo(args: argparse.Namespace) -> int:
     if args.dataset == "synthetic":
         counts = pd.Series(labels[hist]).value_counts()
         topic = next(
-            (t for t in _THEMES if t[0] not in counts.index and t[0] in set(labels)),
-            _THEMES[0],
+            (t for t in SYNTHETIC_THEMES if t[0] not in counts.index and t[0] in set(labels)),
+            SYNTHETIC_THEMES[0],
         )
         query = f"stories of {topic[1]}s, {topic[4]}s and {topic[0]}s"
     else:

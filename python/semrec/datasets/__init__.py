@@ -3,6 +3,14 @@
 from semrec.datasets._dataset import Dataset
 from semrec.datasets._download import cache_dir
 from semrec.datasets._movielens import movielens
-from semrec.datasets._synthetic import SYNTHETIC_SIZES, synthetic, synthetic_size
+from semrec.datasets._synthetic import SYNTHETIC_SIZES, SYNTHETIC_THEMES, synthetic, synthetic_size
 
-__all__ = ["SYNTHETIC_SIZES", "Dataset", "cache_dir", "movielens", "synthetic", "synthetic_size"]
+__all__ = [
+    "SYNTHETIC_SIZES",
+    "SYNTHETIC_THEMES",
+    "Dataset",
+    "cache_dir",
+    "movielens",
+    "synthetic",
+    "synthetic_size",
+]

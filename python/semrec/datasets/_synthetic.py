@@ -19,7 +19,7 @@ SYNTHETIC_SIZES: dict[str, tuple[int, int, int]] = {
 }
 
 # One vocabulary per theme; topics beyond the list reuse themes with a numbered qualifier.
-_THEMES: list[tuple[str, ...]] = [
+SYNTHETIC_THEMES: list[tuple[str, ...]] = [
     ("galaxy", "starship", "planet", "orbit", "astronaut"),
     ("castle", "dragon", "wizard", "kingdom", "sword"),
     ("detective", "murder", "clue", "suspect", "alibi"),
@@ -192,8 +192,8 @@ def _item_text(item_topic: np.ndarray, rng: np.random.Generator) -> list[str]:
     texts = []
     for idx in range(n):
         t = int(item_topic[idx])
-        words = _THEMES[t % len(_THEMES)]
-        qualifier = f" (series {t // len(_THEMES)})" if t >= len(_THEMES) else ""
+        words = SYNTHETIC_THEMES[t % len(SYNTHETIC_THEMES)]
+        qualifier = f" (series {t // len(SYNTHETIC_THEMES)})" if t >= len(SYNTHETIC_THEMES) else ""
         texts.append(
             f"{_ADJECTIVES[adjective[idx]]} {words[noun_a[idx]]} and the "
             f"{words[noun_b[idx]]}{qualifier} #{idx}"
