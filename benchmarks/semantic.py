@@ -740,7 +740,9 @@ def part_cold(args: argparse.Namespace) -> None:
         f"hybrid content {weights[0]:.1f} + mapped ALS {weights[1]:.1f}": semrec.Hybrid(
             [(content, weights[0]), (mapped, weights[1])]
         ),
-        "most-popular (cold items: no counts, all tied)": semrec.MostPopular().fit(train.interactions),
+        "most-popular (cold items: no counts, all tied)": semrec.MostPopular().fit(
+            train.interactions
+        ),
         "random": semrec.Random(random_state=SEED).fit(train.interactions),
     }
     rows = []
