@@ -1,5 +1,6 @@
 # make demo  - create .venv, install torch==2.13.0 and semrec, run the demo
-# make test  - the same install plus test extras, then the whole test suite
+# make test  - the same install plus test extras, then the whole test suite and the notebooks
+# make notebooks - execute notebooks/*.ipynb with nbmake (part of make test)
 # make bench - the benchmarks in quick mode;  make lint - ruff and clang-format;  make clean
 
 PYTHON ?= python3
@@ -10,13 +11,20 @@ TORCH  := torch==2.13.0
 BUILD_DEPS := scikit-build-core pybind11 cmeel-eigen ninja "cmake>=3.26"
 SOURCES := $(shell find cpp python -type f) CMakeLists.txt pyproject.toml
 
-.PHONY: demo test bench lint clean install
+.PHONY: demo test notebooks bench lint clean install
 
 demo: $(VENV)/.stamp-install
 	$(BIN)/semrec demo
 
 test: $(VENV)/.stamp-install
 	$(BIN)/python -m pytest
+	$(MAKE) notebooks
+
+# Runs every notebook top to bottom in a fresh kernel of this interpreter (ipykernel's
+# "python3"); tests/test_notebooks.py checks that the committed copies carry no outputs.
+# JUPYTER_PATH puts this venv's kernelspec ahead of any user-level "python3" kernel.
+notebooks: $(VENV)/.stamp-install
+	JUPYTER_PATH="$(abspath $(VENV))/share/jupyter" $(BIN)/python -m pytest --nbmake notebooks -p no:cacheprovider
 
 bench: $(VENV)/.stamp-install
 	$(BIN)/pip install --quiet ".[bench]" --no-build-isolation
@@ -28,8 +36,8 @@ bench: $(VENV)/.stamp-install
 
 lint: $(VENV)/.stamp-venv
 	$(BIN)/pip install --quiet "ruff==0.17.6" "clang-format==23.1.5"
-	$(BIN)/ruff check python tests benchmarks
-	$(BIN)/ruff format --check python tests benchmarks
+	$(BIN)/ruff check python tests benchmarks notebooks
+	$(BIN)/ruff format --check python tests benchmarks notebooks
 	find cpp -name '*.cpp' -o -name '*.hpp' | xargs $(BIN)/clang-format --dry-run -Werror
 
 install: $(VENV)/.stamp-install

@@ -9,8 +9,6 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
-from tqdm.auto import tqdm
-
 from semrec.errors import FormatError
 
 logger = logging.getLogger("semrec")
@@ -31,6 +29,10 @@ def fetch(url: str, dest: Path, *, md5: str | None, show_progress: bool = True) 
     dest.parent.mkdir(parents=True, exist_ok=True)
     partial = dest.with_suffix(dest.suffix + ".part")
     logger.info("downloading %s to %s", url, dest)
+    # Imported here: tqdm.auto warns at import time in a Jupyter kernel without ipywidgets,
+    # and importing semrec must stay silent.
+    from tqdm.auto import tqdm
+
     with urllib.request.urlopen(url, timeout=60) as response:
         total = int(response.headers.get("Content-Length") or 0) or None
         digest = hashlib.md5()
