@@ -245,3 +245,71 @@ def test_tune_bad_arguments(clicks):
         semrec.Hybrid.tune([pop], train, validation, grid=[(1, 0)])
     with pytest.raises(TypeError, match="non-empty list"):
         semrec.Hybrid.tune([], train, validation)
+
+
+class Linear(Fixed):
+    """Additive test model: score(u, i) = sum_j r_uj * sim[j, i], explained term by term."""
+
+    def __init__(self, sim: np.ndarray, interactions: sp.csr_array) -> None:
+        super().__init__(interactions.toarray() @ sim, interactions)
+        self.sim = sim
+
+    def explain(self, user, item, k=5):
+        from semrec.explain import explanation
+
+        row = self.interactions_[[user]]
+        parts = row.data * self.sim[row.indices, item]
+        score = float(self.table[user, item])
+        return explanation(row.indices, parts, k, user=user, item=item, score=score)
+
+
+@pytest.mark.parametrize("how", ["zscore", "minmax"])
+def test_explain_scales_member_contributions_exactly(rng, clicks, how):
+    a = Linear(rng.random((50, 50)), clicks)
+    b = Linear(rng.standard_normal((50, 50)), clicks)
+    pop = semrec.MostPopular().fit(clicks)
+    hybrid = semrec.Hybrid([(a, 0.6), (b, 0.3), (pop, 0.1)], normalize=how)
+    user, item = 4, 17
+    why = hybrid.explain(user, item, k=100)
+    history = clicks[[user]]
+    expected = np.zeros(50)
+    for model, weight in ((a, 0.6), (b, 0.3)):
+        row = model.table[user].astype(np.float64)
+        scale = row.std() if how == "zscore" else np.ptp(row)
+        terms = history.data * model.sim[history.indices, item]
+        expected[history.indices] += weight / scale * terms
+    got = np.zeros(50)
+    got[why["item"].to_numpy()] = why["contribution"].to_numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-9)
+    assert why.attrs["score"] == pytest.approx(float(hybrid.score(user, [item])[0]), rel=1e-6)
+    assert why.attrs["explained"] + why.attrs["rest"] == pytest.approx(why.attrs["score"])
+    parts = {m["model"]: m for m in why.attrs["members"]}
+    assert parts["MostPopular"]["explained"] == 0.0  # no history terms: all in rest
+    assert sum(m["part"] for m in why.attrs["members"]) == pytest.approx(why.attrs["score"])
+
+
+def test_explain_with_real_members_and_rank(clicks):
+    knn = semrec.ItemKNN(neighbours=20, show_progress=False).fit(clicks)
+    user_knn = semrec.UserKNN(neighbours=10, show_progress=False).fit(clicks)
+    user, item = 2, 9
+    alone = semrec.Hybrid([(knn, 1.0)], normalize="rank").explain(user, item, k=100)
+    own = knn.explain(user, item, k=100)
+    # rank is not linear: the member's normalised part is split in proportion to its terms
+    assert alone.attrs["explained"] == pytest.approx(alone.attrs["score"])
+    np.testing.assert_allclose(
+        alone["contribution"].to_numpy(),
+        own["contribution"].to_numpy() * alone.attrs["score"] / own["contribution"].sum(),
+    )
+    mixed = semrec.Hybrid([(knn, 0.5), (user_knn, 0.5)]).explain(user, item)
+    parts = {m["model"]: m for m in mixed.attrs["members"]}
+    assert parts["UserKNN"]["explained"] == 0.0  # its terms are neighbours, not items
+
+
+def test_explain_rejects_an_excluded_item(clicks):
+    table = np.ones((40, 50), dtype=np.float32)
+    table[1, 3] = -np.inf
+    hybrid = semrec.Hybrid([(Fixed(table, clicks), 1.0)])
+    with pytest.raises(ValueError, match="-inf"):
+        hybrid.explain(1, 3)
+    with pytest.raises(IndexError):
+        hybrid.explain(1, 50)

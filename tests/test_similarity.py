@@ -909,6 +909,9 @@ def test_ctrl_c_interrupts_a_long_search() -> None:
 
     code = (
         "import numpy as np, semrec\n"
+        # A shell that started the test run in the background passes SIGINT on as ignored;
+        # Python only installs its Ctrl-C handler when it is not, so install it explicitly.
+        "import signal; signal.signal(signal.SIGINT, signal.default_int_handler)\n"
         "x = np.ones((200_000, 256), np.float32)\n"
         "print('ready', flush=True)\n"
         "try:\n"

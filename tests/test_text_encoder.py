@@ -293,6 +293,9 @@ def test_ctrl_c_interrupts_a_long_encode_and_the_encoder_stays_usable() -> None:
 
     code = (
         "import numpy as np, torch, semrec\n"
+        # A shell that started the test run in the background passes SIGINT on as ignored;
+        # Python only installs its Ctrl-C handler when it is not, so install it explicitly.
+        "import signal; signal.signal(signal.SIGINT, signal.default_int_handler)\n"
         "enc = semrec.TextEncoder()\n"
         "before = enc.encode(['a space opera', 'a romantic comedy'])\n"
         "threads = torch.get_num_threads()\n"

@@ -196,6 +196,95 @@ class Hybrid(Recommender):
             )
         return (ids[0], scores[0]) if scalar else (ids, scores)
 
+    # -- explanations ------------------------------------------------------------------------
+    def explain(self, user: int, item: int, k: int = 5) -> pd.DataFrame:
+        """The history items that contribute most to the blended score of ``item``.
+
+        The blend is ``sum_m w_m * norm_m(s_m)``. With ``"zscore"`` and ``"minmax"`` each
+        member's normalisation is affine for a given user, ``norm_m(s) = (s - c_m) / d_m`` (its
+        row mean and standard deviation, or minimum and range), so each member's own history
+        contributions (its ``explain``) carry over scaled by ``w_m / d_m`` and are summed per
+        item; that decomposition is exact. What no history item carries goes to
+        ``attrs["rest"]``: the members' offsets ``-w_m c_m / d_m`` and their own ``rest``, and
+        the whole part of members without an item-keyed ``explain`` (MostPopular, Random, and
+        UserKNN, whose terms are neighbours). With ``"rank"``, which is not linear, each
+        member's normalised part is split in proportion to its raw contributions: an
+        approximation, said here rather than hidden.
+
+        Parameters
+        ----------
+        user, item : int
+        k : int, default 5
+            Rows to return.
+
+        Returns
+        -------
+        pandas.DataFrame
+            The common table of :mod:`semrec.explain` (columns ``item``, ``contribution``,
+            ``share``; ``attrs`` ``user``, ``item``, ``score``, ``explained``, ``rest``) in the
+            blended score's units, plus ``attrs["members"]``: one dict per weighted member with
+            its ``model`` name, ``weight``, ``part`` (its term of the blended score) and
+            ``explained`` (the part its history items carry here).
+
+        Raises
+        ------
+        ValueError
+            A member gives the item a score of ``-inf`` (it never recommends it).
+
+        Examples
+        --------
+        >>> import numpy as np, scipy.sparse as sp, semrec
+        >>> clicks = sp.random_array((40, 30), density=0.2, format="csr", rng=0, dtype=np.float32)
+        >>> knn = semrec.ItemKNN(neighbours=10, show_progress=False)
+        >>> hybrid = semrec.Hybrid([(knn, 0.8), (semrec.MostPopular(), 0.2)]).fit(clicks)
+        >>> why = hybrid.explain(0, 5, k=3)
+        >>> [m["model"] for m in why.attrs["members"]]
+        ['ItemKNN', 'MostPopular']
+        >>> bool(abs(why.attrs["explained"] + why.attrs["rest"] - why.attrs["score"]) < 1e-9)
+        True
+        """
+        from semrec.explain import explanation, scalar_id
+
+        self._check_fitted()
+        u = scalar_id(user, "user", self.n_users_, "user")
+        i = scalar_id(item, "item", self.n_items_, "item")
+        n_items = self.n_items_
+        score = 0.0
+        items, parts, members = [], [], []
+        for model, weight in self._members():
+            name = type(model).__name__
+            raw = member_scores(model, np.array([u]), n_items)
+            normed = normalize_rows(raw, self.normalize, name=name)[0, i]
+            if not np.isfinite(normed):
+                raise ValueError(
+                    f"{name} scores item {i} -inf for user {u} (it never recommends it), so the "
+                    "blend has nothing to explain"
+                )
+            part = weight * float(normed)
+            score += part
+            table = _item_contributions(model, u, i, n_items)
+            explained = 0.0
+            if table is not None:
+                ids, values = table
+                if self.normalize == "rank":
+                    total = values.sum()
+                    scale = part / total if abs(total) > 1e-12 * np.abs(values).sum() else 0.0
+                else:
+                    _, spread = _row_center_spread(raw, self.normalize)
+                    scale = weight / float(spread[0, 0]) if spread[0, 0] > 0 else 0.0
+                items.append(ids)
+                parts.append(values * scale)
+                explained = float(parts[-1].sum())
+            members.append({"model": name, "weight": weight, "part": part, "explained": explained})
+        ids = np.concatenate(items) if items else np.empty(0, dtype=np.int32)
+        values = np.concatenate(parts) if parts else np.empty(0)
+        history, inverse = np.unique(ids, return_inverse=True)
+        summed = np.zeros(history.size)
+        np.add.at(summed, inverse, values)
+        frame = explanation(history, summed, k, user=u, item=i, score=score)
+        frame.attrs["members"] = members
+        return frame
+
     # -- weight search -----------------------------------------------------------------------
     @classmethod
     def tune(
@@ -329,18 +418,38 @@ def normalize_rows(scores: np.ndarray, how: str, *, name: str = "scores") -> np.
         ranks = scipy.stats.rankdata(s, axis=1, method="average") - (s.shape[1] - count)
         return np.where(finite, (ranks - 1.0) / np.maximum(count - 1, 1), -np.inf)
     zeroed = np.where(finite, s, 0.0)
-    if how == "zscore":
-        center = zeroed.sum(axis=1, keepdims=True) / np.maximum(count, 1)
-        deviation = np.where(finite, s - center, 0.0)
-        spread = np.sqrt(np.square(deviation).sum(axis=1, keepdims=True) / np.maximum(count, 1))
-    else:
-        center = np.min(s, axis=1, keepdims=True, where=finite, initial=np.inf)
-        spread = np.max(s, axis=1, keepdims=True, where=finite, initial=-np.inf) - center
+    center, spread = _row_center_spread(s, how)
     ok = (count > 0) & (spread > 0)
     scaled = np.where(ok, (zeroed - np.where(ok, center, 0.0)) / np.where(ok, spread, 1.0), 0.0)
     out = np.full_like(s, -np.inf)
     np.copyto(out, scaled, where=finite)
     return out
+
+
+def _row_center_spread(s: np.ndarray, how: str) -> tuple[np.ndarray, np.ndarray]:
+    """Per-row offset and scale of the affine normalisations over the finite entries."""
+    finite = np.isfinite(s)
+    count = finite.sum(axis=1, keepdims=True)
+    if how == "zscore":
+        center = np.where(finite, s, 0.0).sum(axis=1, keepdims=True) / np.maximum(count, 1)
+        deviation = np.where(finite, s - center, 0.0)
+        spread = np.sqrt(np.square(deviation).sum(axis=1, keepdims=True) / np.maximum(count, 1))
+    else:
+        center = np.min(s, axis=1, keepdims=True, where=finite, initial=np.inf)
+        spread = np.max(s, axis=1, keepdims=True, where=finite, initial=-np.inf) - center
+    return center, spread
+
+
+def _item_contributions(
+    model: Any, user: int, item: int, n_items: int
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """A member's per-history-item contributions, or None when it has no item-keyed explain."""
+    if not hasattr(model, "explain"):
+        return None
+    table = model.explain(user, item, k=n_items)
+    if "item" not in table.columns:  # UserKNN explains by neighbour
+        return None
+    return table["item"].to_numpy(np.int32), table["contribution"].to_numpy(np.float64)
 
 
 def member_scores(model: Any, users: np.ndarray, n_items: int) -> np.ndarray:

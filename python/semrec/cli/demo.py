@@ -508,9 +508,10 @@ def demo(args: argparse.Namespace) -> int:
     before = rec_lines(content, u, names, labels)
     for i, line in before:
         sample.append(f"  {line}\n      {because(content, u, i, names)}")
-    sample.append("\nHybrid recommendations:")
+    sample.append("\nHybrid recommendations, explained:")
     hybrid_recs = rec_lines(models["hybrid"], u, names, labels)
-    sample += [f"  {line}" for _, line in hybrid_recs]
+    for i, line in hybrid_recs:
+        sample.append(f"  {line}\n      {because(models['hybrid'], u, i, names)}")
     sample_text = "\n".join(sample)
     console.say(sample_text)
 
