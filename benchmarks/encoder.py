@@ -102,7 +102,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--set", choices=("movielens", "long", "all"), default="all")
-    parser.add_argument("--batch-size", type=int, default=64, help="semrec's batch size")
+    parser.add_argument("--batch-size", type=int, default=32, help="semrec's batch size")
     parser.add_argument("--n-movielens", type=int, default=1682, help="item texts to encode")
     parser.add_argument("--n-long", type=int, default=256, help="long texts to encode")
     parser.add_argument("--search-every", type=int, default=1, help="ST search on every k-th")

@@ -164,7 +164,7 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
         "bundled all-MiniLM-L6-v2)",
     )
     g.add_argument(
-        "--batch-size", type=positive, default=64, metavar="N", help="texts per encoder batch (64)"
+        "--batch-size", type=positive, default=32, metavar="N", help="texts per encoder batch (32)"
     )
     g.add_argument("--bf16", action="store_true", help="run the text model in bfloat16")
 

@@ -45,7 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="sentence-transformers model directory (default: bundled all-MiniLM-L6-v2)",
     )
     g.add_argument(
-        "--batch-size", type=_args.positive, default=64, metavar="N", help="texts per batch (64)"
+        "--batch-size", type=_args.positive, default=32, metavar="N", help="texts per batch (32)"
     )
     g.add_argument(
         "--bf16",

@@ -122,7 +122,7 @@ class TextEncoder:
         self,
         texts: str | Iterable[str],
         *,
-        batch_size: int = 64,
+        batch_size: int = 32,
         show_progress: bool = False,
         normalize: bool = True,
         num_threads: int | None = None,
@@ -133,7 +133,7 @@ class TextEncoder:
         ----------
         texts : str or iterable of str
             Any iterable (read in chunks, so a generator over a large catalogue is fine).
-        batch_size : int, default 64
+        batch_size : int, default 32
             Texts per forward pass.
         show_progress : bool, default False
             Show a tqdm progress bar.
