@@ -120,14 +120,16 @@ MODELS = {"item": ItemKNN, "user": UserKNN}
 # Similarities
 
 
+# Counts (at most 256 distinct values) take the kernel's packed 4-byte cells, floats the wide ones.
+@pytest.mark.parametrize("integer", [False, True], ids=["floats", "counts"])
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("kind", MODELS)
 @pytest.mark.parametrize(
     ("weighting", "shrink"), [("none", 0.0), ("none", 3.0), ("tfidf", 0.0), ("bm25", 1.0)]
 )
-def test_graph_matches_dense_reference(rng, shape, kind, weighting, shrink):
+def test_graph_matches_dense_reference(rng, shape, kind, weighting, shrink, integer):
     n_users, n_items, density = SHAPES[shape]
-    r = random_interactions(rng, n_users, n_items, density)
+    r = random_interactions(rng, n_users, n_items, density, integer=integer)
     k = 7
     model = make(MODELS[kind], k, weighting=weighting, shrinkage=shrink, bm25_k1=1.5, bm25_b=0.6)
     model.fit(r)
