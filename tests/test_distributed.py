@@ -126,10 +126,14 @@ def test_threads_share_the_cores(client, frame):
         {},
         {"solver": "cholesky"},
         {"feedback": "explicit", "biases": True, "regularization": 0.1},
+        {"shuffled": True},
     ],
-    ids=["implicit-cg", "implicit-cholesky", "explicit-biases"],
+    ids=["implicit-cg", "implicit-cholesky", "explicit-biases", "unindexed-input"],
 )
 def test_fit_als_equals_single_machine(client, data, frame, params, tmp_path):
+    if params.pop("shuffled", False):  # plain columns: fit_als shuffles users into blocks too
+        frame = frame.reset_index()
+        assert frame.index.name != "user"
     kwargs = {"factors": 8, "iterations": 3, "random_state": 7, "show_progress": False, **params}
     calls = []
     model = fit_als(
@@ -173,16 +177,21 @@ def test_fit_als_survives_a_killed_worker(client, data, frame):
     np.testing.assert_array_equal(model.user_factors_, reference.user_factors_)
     np.testing.assert_array_equal(model.item_factors_, reference.item_factors_)
     client.wait_for_workers(2, timeout=60)  # the nanny restarts it for the next tests
+    assert killed[0] not in client.scheduler_info(n_workers=-1)["workers"]
 
 
 # ----------------------------------------------------------------------------------------------
 # Profiles, recommendations, evaluation
 
 
-def test_interest_profiles_equal_user_profiles(client, data, frame):
+@pytest.mark.parametrize("indexed", [True, False], ids=["user-indexed", "columns"])
+def test_interest_profiles_equal_user_profiles(client, data, frame, indexed):
     emb = np.random.default_rng(0).standard_normal((data.n_items, 12), dtype=np.float32)
-    profiles = interest_profiles(frame, emb, client=client)
+    source = frame if indexed else frame.reset_index()
+    profiles = interest_profiles(source, emb, client=client, npartitions=5)
     assert isinstance(profiles, da.Array) and profiles.dtype == np.float32
+    # As given (3 user ranges), or shuffled into the 5 blocks asked for.
+    assert profiles.numblocks[0] == (3 if indexed else 5)
     np.testing.assert_allclose(
         gather(client, profiles), user_profiles(data.interactions, emb), atol=1e-6
     )

@@ -30,10 +30,13 @@ def interactions_frame(
     *,
     timestamps: np.ndarray | None = None,
 ) -> dd.DataFrame:
-    """A CSR interaction matrix as a Dask DataFrame with columns ``user``, ``item``, ``weight``.
+    """A CSR interaction matrix as a user-partitioned Dask DataFrame.
 
-    Rows keep the CSR order (by user), so each partition holds a range of users. For data that
-    does not fit in memory, read the same three columns with ``dask.dataframe.read_parquet``.
+    Indexed by ``user`` with known divisions, so each partition holds a range of users and the
+    distributed functions use the partitions without a shuffle. For data that does not fit in
+    memory, read the same columns with ``dask.dataframe.read_parquet(..., index="user",
+    calculate_divisions=True)`` from files written in user order, or pass any frame with
+    ``user``, ``item``, ``weight`` columns (it is shuffled by user first).
 
     Parameters
     ----------
@@ -45,15 +48,15 @@ def interactions_frame(
     Returns
     -------
     dask.dataframe.DataFrame
-        ``user`` and ``item`` int32, ``weight`` float32 (and ``t``).
+        Index ``user`` (int32); columns ``item`` int32, ``weight`` float32 (and ``t``).
 
     Examples
     --------
     >>> import numpy as np, scipy.sparse as sp
     >>> from semrec.distributed import interactions_frame
     >>> frame = interactions_frame(sp.csr_array(np.eye(4, dtype=np.float32)), npartitions=2)
-    >>> list(frame.columns), frame.npartitions
-    (['user', 'item', 'weight'], 2)
+    >>> frame.index.name, list(frame.columns), frame.npartitions
+    ('user', ['item', 'weight'], 2)
     """
     if not sp.issparse(interactions) or interactions.format != "csr":
         raise TypeError(
@@ -74,7 +77,13 @@ def interactions_frame(
                 f"got {times.size}"
             )
         columns["t"] = times
-    return dd.from_pandas(pd.DataFrame(columns), npartitions=npartitions, sort=False)
+    # Indexed by user with known divisions: every function uses the partitions as they are.
+    return dd.from_pandas(pd.DataFrame(columns).set_index("user"), npartitions=npartitions)
+
+
+def partitioned_by(frame: dd.DataFrame, key: str) -> bool:
+    """Is ``frame`` indexed by ``key`` with known divisions (each partition a range of ids)?"""
+    return frame.index.name == key and frame.known_divisions
 
 
 def infer_shape(
@@ -85,7 +94,8 @@ def infer_shape(
         if not (isinstance(shape, tuple | list) and len(shape) == 2):
             raise TypeError(f"shape must be a pair (n_users, n_items), got {shape!r}")
         return check.positive_int(shape[0], "shape[0]"), check.positive_int(shape[1], "shape[1]")
-    top_user, top_item = client.gather(client.compute([frame[user].max(), frame[item].max()]))
+    users = frame.index if frame.index.name == user else frame[user]
+    top_user, top_item = client.gather(client.compute([users.max(), frame[item].max()]))
     return int(top_user) + 1, int(top_item) + 1
 
 
@@ -96,23 +106,33 @@ def row_blocks(
     weight: str,
     n_rows: int,
     n_cols: int,
-    npartitions: int,
+    npartitions: int | None,
     *,
     extra: str | None = None,
     sum_duplicates: bool = True,
 ) -> list[tuple[int, int, Delayed]]:
-    """``(start, stop, lazy Block)`` covering rows ``[0, n_rows)``, one per output partition.
+    """``(start, stop, lazy Block)`` covering rows ``[0, n_rows)``, one per partition.
 
-    The frame is shuffled by ``key`` into ranges of consecutive ids (``set_index`` with known
-    divisions): Dask moves the data; each block then becomes a CSR matrix on its worker.
+    A frame indexed by ``key`` with known divisions is used as it is (each partition is a
+    range of ids; ``npartitions`` is ignored). Any other frame is shuffled by ``key`` into
+    ``npartitions`` (default: its own count) ranges of consecutive ids (``set_index`` with
+    given divisions): Dask moves the data; each block then becomes a CSR matrix on its worker.
     """
-    npartitions = check.positive_int(npartitions, "npartitions")
-    # Divisions must increase strictly and the last one is inclusive: at most n_rows // 2 cuts.
-    n_blocks = max(1, min(npartitions, n_rows // 2))
-    bounds = np.linspace(0, n_rows, n_blocks + 1).astype(np.int64)
-    divisions = [*bounds[:-1].tolist(), n_rows - 1]
-    columns = [key, other, weight] + ([extra] if extra else [])
-    indexed = frame[columns].set_index(key, divisions=divisions)
+    values = [other, weight] + ([extra] if extra else [])
+    if partitioned_by(frame, key):
+        divisions = frame.divisions
+        bounds = np.array([0, *divisions[1:-1], n_rows], dtype=np.int64)
+        indexed = frame[values]
+    else:
+        npartitions = check.positive_int(npartitions or frame.npartitions, "npartitions")
+        if frame.index.name in (key, other, weight, extra):  # e.g. items of a user-indexed frame
+            frame = frame.reset_index()
+        # Divisions must increase strictly and the last one is inclusive: at most n_rows // 2
+        # cuts.
+        n_blocks = max(1, min(npartitions, n_rows // 2))
+        bounds = np.linspace(0, n_rows, n_blocks + 1).astype(np.int64)
+        divisions = [*bounds[:-1].tolist(), n_rows - 1]
+        indexed = frame[[key, *values]].set_index(key, divisions=divisions)
     build = dask.delayed(_csr_block, pure=True)
     args = (key, other, weight, n_cols, extra, sum_duplicates)
     out = []

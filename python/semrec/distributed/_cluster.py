@@ -104,7 +104,7 @@ def dask_frame(frame: Any, name: str, columns: Iterable[str]) -> dd.DataFrame:
         )
     if not isinstance(frame, dd.DataFrame):
         raise TypeError(f"{name} must be a Dask DataFrame, got {type(frame).__name__}")
-    missing = [c for c in columns if c not in frame.columns]
+    missing = [c for c in columns if c not in frame.columns and c != frame.index.name]
     if missing:
         raise ValueError(
             f"{name} has no column {missing[0]!r} (columns: {list(frame.columns)}); name the "

@@ -56,7 +56,9 @@ def fit_als(
     shape : (n_users, n_items), optional
         Default: largest ids + 1 (one pass over the data).
     npartitions : int, optional
-        Blocks of users and of items (default: the input's partitions).
+        Blocks when the input is shuffled (default: its partition count). A frame indexed by
+        user with known divisions (as :func:`interactions_frame` makes) is used as it is.
+        The item side is always shuffled by item, into as many blocks.
     callback : callable, optional
         ``callback(iteration, seconds, loss)`` after each iteration, as in ``ALS.fit``
         (``loss`` is None: ``calculate_training_loss`` is not supported here).

@@ -65,7 +65,8 @@ def evaluate(
     shape : (n_users, n_items), optional
         Default: the model's ``(n_users_, n_items_)``.
     npartitions : int, optional
-        User blocks (default: ``test``'s partitions).
+        Blocks when the input is shuffled (default: its partition count). A frame indexed by
+        user with known divisions (as :func:`interactions_frame` makes) is used as it is.
     client, num_threads
         See :mod:`semrec.distributed`.
 
@@ -98,7 +99,7 @@ def evaluate(
     counts = client.compute(train[item].value_counts()).result()
     popularity = np.zeros(n_items, dtype=np.int64)
     popularity[counts.index.to_numpy()] = counts.to_numpy()
-    blocks = row_blocks(test, user, item, weight, n_users, n_items, npartitions or test.npartitions)
+    blocks = row_blocks(test, user, item, weight, n_users, n_items, npartitions)
     model_sent = broadcast(client, model)
     popularity_sent = broadcast(client, popularity)
     emb_sent = None if item_embeddings is None else broadcast(client, item_embeddings)

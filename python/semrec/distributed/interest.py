@@ -52,7 +52,8 @@ def interest_profiles(
     n_users : int, optional
         Default: largest user id + 1.
     npartitions : int, optional
-        User blocks (default: the input's partitions).
+        Blocks when the input is shuffled (default: its partition count). A frame indexed by
+        user with known divisions (as :func:`interactions_frame` makes) is used as it is.
     client, num_threads
         See :mod:`semrec.distributed`.
 
@@ -81,7 +82,7 @@ def interest_profiles(
         raise IndexError(
             f"interactions name item {n_cols - 1}, but item_embeddings has {emb.shape[0]} rows"
         )
-    parts = npartitions or frame.npartitions
+    parts = npartitions
     blocks = row_blocks(
         frame, user, item, weight, rows, emb.shape[0], parts, extra=timestamp, sum_duplicates=False
     )
