@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
-from distributed import Client, Future
+from distributed import Client, Future, wait
 from tqdm import tqdm
 
 from semrec._threads import resolve_num_threads
@@ -121,6 +121,13 @@ def fit_als(
         [_delayed_kernel_block(model, b, nonnegative) for *_, b in by_item_raw]
     )
 
+    # Build every block before the first iteration, so that its time (and the callback's) is
+    # the iteration's own; the item side's shuffle runs here.
+    start = time.perf_counter()
+    with client.as_current():  # wait() uses the current client, which may be another one
+        wait(by_user + by_item)
+    logger.info("fit_als: %d user and %d item blocks ready in %.1fs", len(by_user),
+                len(by_item), time.perf_counter() - start)  # fmt: skip
     threads = resolve_num_threads(None)
     rng = np.random.default_rng(model.random_state)
     _, items = model._initial_factors(rng, 0, n_items)

@@ -57,7 +57,7 @@ def evaluate(
         Fitted on ``train``.
     train, test : dask.dataframe.DataFrame
         Interactions (``user``, ``item``, ``weight`` columns); ``train`` only gives item
-        popularity (novelty).
+        popularity for novelty (one pass over it, skipped when novelty is not asked for).
     k, metrics, relevance_threshold, items, item_embeddings, batch_size
         As for ``semrec.evaluate``; ``rmse`` and ``mae`` are not supported here.
     user, item, weight : str
@@ -81,7 +81,7 @@ def evaluate(
     >>> evaluate(model, interactions_frame(train.interactions),
     ...          interactions_frame(test.interactions), k=10)       # doctest: +SKIP
     """
-    train = dask_frame(train, "train", (item,))
+    train = dask_frame(train, "train", (item,))  # an item column or index
     test = dask_frame(test, "test", (user, item, weight))
     if not hasattr(model, "recommend"):
         raise TypeError(f"model must have a recommend method, got {type(model).__name__}")
@@ -96,9 +96,11 @@ def evaluate(
     client = client_for(client)
     table = worker_threads(client, num_threads)
     n_users, n_items = infer_shape(client, test, user, item, shape)
-    counts = client.compute(train[item].value_counts()).result()
     popularity = np.zeros(n_items, dtype=np.int64)
-    popularity[counts.index.to_numpy()] = counts.to_numpy()
+    if "novelty" in wanted:  # one pass over train, only when needed
+        items_column = train.index if train.index.name == item else train[item]
+        counts = client.compute(items_column.value_counts()).result()
+        popularity[counts.index.to_numpy()] = counts.to_numpy()
     blocks = row_blocks(test, user, item, weight, n_users, n_items, npartitions)
     model_sent = broadcast(client, model)
     popularity_sent = broadcast(client, popularity)
