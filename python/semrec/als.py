@@ -247,16 +247,7 @@ class ALS:
         # Implicit feedback starts from small positive item factors: the first user solve then
         # points every user along the popularity direction, which the next iterations refine
         # (on MovieLens this reaches a given NDCG in fewer iterations than a centred start).
-        users = np.zeros((n_users, self._dims), dtype=np.float32)
-        if self._implicit:
-            items = rng.random((n_items, self._dims), dtype=np.float32)
-            items *= np.float32(0.01)
-        else:
-            items = rng.standard_normal((n_items, self._dims), dtype=np.float32)
-            items *= np.float32(0.1 / math.sqrt(self.factors))
-        if self.biases:  # layout: users [x, b_u, 1], items [y, 1, b_i]; dot = x·y + b_u + b_i
-            users[:, -1] = 1.0
-            items[:, -2:] = (1.0, 0.0)
+        users, items = self._initial_factors(rng, n_users, n_items)
         # train is canonical with int64 indptr / int32 indices already: no scipy round trip.
         by_user = _KernelCsr(train.indptr, train.indices, self._values(train.data))
         # The kernel's own parallel transpose: scipy's takes longer than an iteration at scale.
@@ -293,6 +284,28 @@ class ALS:
         self._publish()
         return self
 
+    def _initial_users(self, n_users: int) -> np.ndarray:
+        """User factors before the first solve: zero (they only seed CG, as in a fold-in)."""
+        users = np.zeros((n_users, self._dims), dtype=np.float32)
+        if self.biases:  # layout: users [x, b_u, 1]; the constant column is never solved
+            users[:, -1] = 1.0
+        return users
+
+    def _initial_factors(
+        self, rng: np.random.Generator, n_users: int, n_items: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Initial (users, items): only the item side draws from ``rng``."""
+        users = self._initial_users(n_users)
+        if self._implicit:
+            items = rng.random((n_items, self._dims), dtype=np.float32)
+            items *= np.float32(0.01)
+        else:
+            items = rng.standard_normal((n_items, self._dims), dtype=np.float32)
+            items *= np.float32(0.1 / math.sqrt(self.factors))
+        if self.biases:  # layout: items [y, 1, b_i]; dot = x·y + b_u + b_i
+            items[:, -2:] = (1.0, 0.0)
+        return users, items
+
     def _half_step(
         self,
         ratings: sp.csr_array | _KernelCsr,
@@ -304,17 +317,52 @@ class ALS:
         solver: str | None = None,
     ) -> None:
         """Solve every row of ``target`` in place against ``other``."""
+        other, gram = self._solving_side(other, threads, swap=swap)
+        self._solve_rows(ratings, other, gram, target, threads, swap=swap, solver=solver)
+
+    def _swap_perm(self) -> np.ndarray:
+        """Column order that puts the item side's fixed column last: [y, b_i, 1]."""
+        return np.r_[np.arange(self.factors), self.factors + 1, self.factors]
+
+    def _solving_side(
+        self, other: np.ndarray, threads: int, *, swap: bool
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """``other`` in the layout the kernel solves against, and its gram (implicit only).
+
+        Separate from the solve so that a distributed fit computes both once per half-step
+        and broadcasts them to every block of rows.
+        """
         if self.biases and swap:
-            # The item side solves [y, b_i] with the fixed column last: present both sides with
-            # their last two columns swapped, solve, and swap back.
-            perm = np.r_[np.arange(self.factors), self.factors + 1, self.factors]
-            other = np.ascontiguousarray(other[:, perm])
-            swapped = np.ascontiguousarray(target[:, perm])
-            self._half_step(ratings, other, swapped, threads, swap=False, solver=solver)
-            target[:] = swapped[:, perm]
-            return
+            other = np.ascontiguousarray(other[:, self._swap_perm()])
         solve_dims = self.factors + 1 if self.biases else self.factors
         gram = core.als_gram(other, solve_dims, threads) if self._implicit else None
+        return other, gram
+
+    def _solve_rows(
+        self,
+        ratings: sp.csr_array | _KernelCsr,
+        other: np.ndarray,
+        gram: np.ndarray | None,
+        target: np.ndarray,
+        threads: int,
+        *,
+        swap: bool,
+        solver: str | None = None,
+    ) -> None:
+        """Solve the rows of ``target`` (one per row of ``ratings``) in place.
+
+        ``other`` and ``gram`` come from :meth:`_solving_side`. Each row's solve depends only
+        on its own ratings, its start value, ``other`` and ``gram``: any block of rows solved
+        alone gives exactly the rows of the full solve.
+        """
+        if self.biases and swap:
+            # The item side solves [y, b_i] with the fixed column last: present it with its
+            # last two columns swapped, solve, and swap back.
+            perm = self._swap_perm()
+            swapped = np.ascontiguousarray(target[:, perm])
+            self._solve_rows(ratings, other, gram, swapped, threads, swap=False, solver=solver)
+            target[:] = swapped[:, perm]
+            return
         core.als_solve(
             ratings.indptr,
             ratings.indices,
@@ -323,7 +371,7 @@ class ALS:
             gram,
             target,
             self._implicit,
-            solve_dims,
+            self.factors + 1 if self.biases else self.factors,
             float(self.regularization),
             solver or self.solver,
             int(self.cg_steps),

@@ -1,0 +1,179 @@
+"""User-partitioned interactions: a Dask DataFrame of (user, item, weight) rows cut into
+CSR blocks of consecutive rows, the unit every distributed function maps over."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import dask
+import dask.dataframe as dd
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from dask.delayed import Delayed
+
+from semrec import _validation as check
+
+
+class Block(NamedTuple):
+    """Rows ``[start, stop)`` of a users x items (or items x users) matrix."""
+
+    start: int
+    stop: int
+    matrix: sp.csr_array  # (stop - start) x n_cols, canonical: sorted, int32 indices
+    extra: np.ndarray | None  # one value per stored entry (timestamps), aligned with data
+
+
+def interactions_frame(
+    interactions: sp.csr_array | sp.csr_matrix,
+    npartitions: int = 4,
+    *,
+    timestamps: np.ndarray | None = None,
+) -> dd.DataFrame:
+    """A CSR interaction matrix as a user-partitioned Dask DataFrame.
+
+    Indexed by ``user`` with known divisions, so each partition holds a range of users and the
+    distributed functions use the partitions without a shuffle. For data that does not fit in
+    memory, read the same columns with ``dask.dataframe.read_parquet(..., index="user",
+    calculate_divisions=True)`` from files written in user order, or pass any frame with
+    ``user``, ``item``, ``weight`` columns (it is shuffled by user first).
+
+    Parameters
+    ----------
+    interactions : scipy.sparse CSR, shape (n_users, n_items)
+    npartitions : int, default 4
+    timestamps : 1-D array, optional
+        One per stored entry (aligned with ``interactions.data``): added as column ``t``.
+
+    Returns
+    -------
+    dask.dataframe.DataFrame
+        Index ``user`` (int32); columns ``item`` int32, ``weight`` float32 (and ``t``).
+
+    Examples
+    --------
+    >>> import numpy as np, scipy.sparse as sp
+    >>> from semrec.distributed import interactions_frame
+    >>> frame = interactions_frame(sp.csr_array(np.eye(4, dtype=np.float32)), npartitions=2)
+    >>> frame.index.name, list(frame.columns), frame.npartitions
+    ('user', ['item', 'weight'], 2)
+    """
+    if not sp.issparse(interactions) or interactions.format != "csr":
+        raise TypeError(
+            f"interactions must be a scipy.sparse CSR matrix, got {type(interactions).__name__}"
+        )
+    npartitions = check.positive_int(npartitions, "npartitions")
+    coo = interactions.tocoo()
+    columns = {
+        "user": coo.row.astype(np.int32),
+        "item": coo.col.astype(np.int32),
+        "weight": coo.data.astype(np.float32),
+    }
+    if timestamps is not None:
+        times = np.asarray(timestamps).reshape(-1)
+        if times.size != interactions.nnz:
+            raise ValueError(
+                f"timestamps must hold one value per stored entry ({interactions.nnz}), "
+                f"got {times.size}"
+            )
+        columns["t"] = times
+    # Indexed by user with known divisions: every function uses the partitions as they are.
+    return dd.from_pandas(pd.DataFrame(columns).set_index("user"), npartitions=npartitions)
+
+
+def partitioned_by(frame: dd.DataFrame, key: str) -> bool:
+    """Is ``frame`` indexed by ``key`` with known divisions (each partition a range of ids)?"""
+    return frame.index.name == key and frame.known_divisions
+
+
+def infer_shape(
+    client: Any, frame: dd.DataFrame, user: str, item: str, shape: tuple[int, int] | None
+) -> tuple[int, int]:
+    """``shape`` checked, or (max user + 1, max item + 1) computed in one pass."""
+    if shape is not None:
+        if not (isinstance(shape, tuple | list) and len(shape) == 2):
+            raise TypeError(f"shape must be a pair (n_users, n_items), got {shape!r}")
+        return check.positive_int(shape[0], "shape[0]"), check.positive_int(shape[1], "shape[1]")
+    users = frame.index if frame.index.name == user else frame[user]
+    top_user, top_item = client.gather(client.compute([users.max(), frame[item].max()]))
+    return int(top_user) + 1, int(top_item) + 1
+
+
+def row_blocks(
+    frame: dd.DataFrame,
+    key: str,
+    other: str,
+    weight: str,
+    n_rows: int,
+    n_cols: int,
+    npartitions: int | None,
+    *,
+    extra: str | None = None,
+    sum_duplicates: bool = True,
+) -> list[tuple[int, int, Delayed]]:
+    """``(start, stop, lazy Block)`` covering rows ``[0, n_rows)``, one per partition.
+
+    A frame indexed by ``key`` with known divisions is used as it is (each partition is a
+    range of ids; ``npartitions`` is ignored). Any other frame is shuffled by ``key`` into
+    ``npartitions`` (default: its own count) ranges of consecutive ids (``set_index`` with
+    given divisions): Dask moves the data; each block then becomes a CSR matrix on its worker.
+    """
+    values = [other, weight] + ([extra] if extra else [])
+    if partitioned_by(frame, key):
+        divisions = frame.divisions
+        bounds = np.array([0, *divisions[1:-1], n_rows], dtype=np.int64)
+        indexed = frame[values]
+    else:
+        npartitions = check.positive_int(npartitions or frame.npartitions, "npartitions")
+        if frame.index.name in (key, other, weight, extra):  # e.g. items of a user-indexed frame
+            frame = frame.reset_index()
+        # Divisions must increase strictly and the last one is inclusive: at most n_rows // 2
+        # cuts.
+        n_blocks = max(1, min(npartitions, n_rows // 2))
+        bounds = np.linspace(0, n_rows, n_blocks + 1).astype(np.int64)
+        divisions = [*bounds[:-1].tolist(), n_rows - 1]
+        indexed = frame[[key, *values]].set_index(key, divisions=divisions)
+    build = dask.delayed(_csr_block, pure=True)
+    args = (key, other, weight, n_cols, extra, sum_duplicates)
+    out = []
+    for b, part in enumerate(indexed.to_delayed()):
+        start, stop = int(bounds[b]), int(bounds[b + 1])
+        out.append((start, stop, build(part, start, stop, *args)))
+    return out
+
+
+def _csr_block(
+    part: pd.DataFrame,
+    start: int,
+    stop: int,
+    key: str,
+    other: str,
+    weight: str,
+    n_cols: int,
+    extra: str | None,
+    sum_duplicates: bool,
+) -> Block:
+    rows = part.index.to_numpy().astype(np.int64) - start
+    cols = part[other].to_numpy()
+    if rows.size and (rows.min() < 0 or rows.max() >= stop - start):
+        bad = rows[(rows < 0) | (rows >= stop - start)][0] + start
+        raise IndexError(f"column {key!r} holds id {bad}, outside the block [{start}, {stop})")
+    if cols.size and (cols.min() < 0 or cols.max() >= n_cols):
+        bad = cols[(cols < 0) | (cols >= n_cols)][0]
+        raise IndexError(f"column {other!r} holds id {bad}, outside [0, {n_cols})")
+    values = part[weight].to_numpy(dtype=np.float32)
+    if values.size and not np.isfinite(values).all():
+        raise ValueError(f"column {weight!r} holds NaN or inf")
+    order = np.lexsort((cols, rows))  # by row, then column: the canonical CSR order
+    rows, cols, values = rows[order], cols[order].astype(np.int32), values[order]
+    indptr = np.zeros(stop - start + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=stop - start), out=indptr[1:])
+    matrix = sp.csr_array((values, cols, indptr), shape=(stop - start, n_cols))
+    times = None if extra is None else part[extra].to_numpy()[order]
+    if sum_duplicates:
+        matrix.sum_duplicates()  # as the single-machine checks do: duplicates add up
+        matrix.eliminate_zeros()
+    matrix.has_sorted_indices = True
+    matrix.indptr = matrix.indptr.astype(np.int64, copy=False)
+    matrix.indices = matrix.indices.astype(np.int32, copy=False)
+    return Block(start, stop, matrix, times)

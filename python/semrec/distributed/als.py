@@ -1,0 +1,229 @@
+"""Block ALS on Dask: each half-step maps semrec's C++ row solver over blocks of rows."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+from distributed import Client, Future, wait
+from tqdm import tqdm
+
+from semrec._threads import resolve_num_threads
+from semrec.als import ALS, Callback, _KernelCsr, logger
+from semrec.distributed._blocks import Block, infer_shape, row_blocks
+from semrec.distributed._cluster import (
+    broadcast,
+    client_for,
+    dask_frame,
+    use_threads,
+    worker_threads,
+)
+
+
+def fit_als(
+    interactions: Any,
+    *,
+    user: str = "user",
+    item: str = "item",
+    weight: str = "weight",
+    shape: tuple[int, int] | None = None,
+    npartitions: int | None = None,
+    callback: Callback | None = None,
+    client: Client | None = None,
+    num_threads: int | None = None,
+    **params: Any,
+) -> ALS:
+    """Fit :class:`semrec.ALS` on a cluster: the same factors as a single-machine fit.
+
+    Each half-step computes the small ``dims x dims`` gram of the opposite factor matrix once
+    on the client, broadcasts both to every worker (``client.scatter(..., broadcast=True)``) and
+    maps the C++ row solver over blocks of users (then items). A row's solve depends only on its
+    ratings, its previous value, the opposite factors and the gram, so the factors equal
+    ``semrec.ALS(**params).fit(matrix)`` for the same data and ``random_state`` bit for bit
+    (the initial factors come from ``ALS`` itself). Tasks are pure functions of their inputs:
+    when a worker dies, Dask recomputes its blocks and the result does not change.
+
+    Parameters
+    ----------
+    interactions : dask.dataframe.DataFrame
+        One row per interaction with integer ``user`` and ``item`` indices and a ``weight``.
+        Duplicate pairs add up and zero weights are dropped, as in ``ALS.fit``.
+    user, item, weight : str
+        Column names.
+    shape : (n_users, n_items), optional
+        Default: largest ids + 1 (one pass over the data).
+    npartitions : int, optional
+        Blocks when the input is shuffled (default: its partition count). A frame indexed by
+        user with known divisions (as :func:`interactions_frame` makes) is used as it is.
+        The item side is always shuffled by item, into as many blocks.
+    callback : callable, optional
+        ``callback(iteration, seconds, loss)`` after each iteration, as in ``ALS.fit``
+        (``loss`` is None: ``calculate_training_loss`` is not supported here).
+    client : distributed.Client, optional
+        Default: the current client.
+    num_threads : int, optional
+        semrec threads per task; default ``max(1, cores_on_host // dask_threads_on_host)``.
+        The returned model keeps ``num_threads=None`` (the package default on the client).
+    **params
+        ``semrec.ALS`` hyperparameters (``factors``, ``iterations``, ``regularization``,
+        ``alpha``, ``solver``, ``feedback``, ``biases``, ``random_state``, ``show_progress``...).
+        Implicit and explicit feedback, with or without biases, are all supported.
+
+    Returns
+    -------
+    semrec.ALS
+        Fitted, with ``interactions_`` gathered on the client (``recommend``, ``save`` work).
+
+    Raises
+    ------
+    NotImplementedError
+        ``calculate_training_loss=True``.
+
+    Examples
+    --------
+    >>> from distributed import Client                                  # doctest: +SKIP
+    >>> from semrec.datasets import synthetic                           # doctest: +SKIP
+    >>> from semrec.distributed import fit_als, interactions_frame      # doctest: +SKIP
+    >>> client = Client(n_workers=2, threads_per_worker=1)              # doctest: +SKIP
+    >>> frame = interactions_frame(synthetic(1000, 2000, 100_000).interactions)  # doctest: +SKIP
+    >>> model = fit_als(frame, factors=32, iterations=5, random_state=0)  # doctest: +SKIP
+    >>> model.recommend(0, k=5)                                         # doctest: +SKIP
+    """
+    model = ALS(**params)
+    model._check_params()
+    if model.calculate_training_loss:
+        raise NotImplementedError(
+            "fit_als does not compute the training loss (calculate_training_loss=True); fit "
+            "without it, or compute the loss of the returned model on one machine"
+        )
+    frame = dask_frame(interactions, "interactions", (user, item, weight))
+    client = client_for(client)
+    table = worker_threads(client, num_threads)
+    n_users, n_items = infer_shape(client, frame, user, item, shape)
+    parts = npartitions or frame.npartitions
+
+    raw = client.compute(
+        [b for *_, b in row_blocks(frame, user, item, weight, n_users, n_items, parts)]
+    )
+    by_item_raw = row_blocks(frame, item, user, weight, n_items, n_users, parts)
+    if model.biases:
+        sums = client.gather([client.submit(_sum_count, b, pure=False) for b in raw])
+        total, count = (sum(x) for x in zip(*sums, strict=True))
+        model.global_mean_ = float(total / count)
+    else:
+        model.global_mean_ = 0.0
+    nonnegative = model._implicit
+    by_user = [client.submit(_kernel_block, model, b, nonnegative, pure=False) for b in raw]
+    by_item = client.compute(
+        [_delayed_kernel_block(model, b, nonnegative) for *_, b in by_item_raw]
+    )
+
+    # Build every block before the first iteration, so that its time (and the callback's) is
+    # the iteration's own; the item side's shuffle runs here.
+    start = time.perf_counter()
+    with client.as_current():  # wait() uses the current client, which may be another one
+        wait(by_user + by_item)
+    logger.info("fit_als: %d user and %d item blocks ready in %.1fs", len(by_user),
+                len(by_item), time.perf_counter() - start)  # fmt: skip
+    threads = resolve_num_threads(None)
+    rng = np.random.default_rng(model.random_state)
+    _, items = model._initial_factors(rng, 0, n_items)
+    users = np.empty((n_users, model._dims), dtype=np.float32)
+    users_warm: Future | None = None  # iteration 0: the task makes ALS's initial users
+    items_sent = broadcast(client, items)  # natural layout = the user side's solving layout
+    show = model.show_progress if model.show_progress is not None else sys.stderr.isatty()
+    bar = tqdm(total=model.iterations, desc="ALS (dask)", unit="it", disable=not show)
+    try:
+        for iteration in range(model.iterations):
+            start = time.perf_counter()
+            _, gram = model._solving_side(items, threads, swap=False)
+            users = _solve_all(client, model, by_user, items_sent, gram, users_warm, False, table)
+            solving, gram = model._solving_side(users, threads, swap=True)
+            users_sent = broadcast(client, solving)
+            users_warm = users_sent if solving is users else broadcast(client, users)
+            items = _solve_all(client, model, by_item, users_sent, gram, items_sent, True, table)
+            items_sent = broadcast(client, items)
+            seconds = time.perf_counter() - start
+            if not (np.isfinite(users).all() and np.isfinite(items).all()):
+                raise ValueError(
+                    f"ALS diverged at iteration {iteration}: the factors contain NaN or inf. "
+                    "Increase regularization, or reduce alpha or the interaction weights."
+                )
+            bar.update(1)
+            logger.debug("distributed ALS iteration %d: %.3fs", iteration, seconds)
+            if callback is not None:
+                callback(iteration, seconds, None)
+    finally:
+        bar.close()
+    train = sp.vstack([b.matrix for b in client.gather(raw)], format="csr")
+    train.indptr = train.indptr.astype(np.int64, copy=False)
+    train.indices = train.indices.astype(np.int32, copy=False)
+    model._users, model._items = users, items
+    model._user_buffer = model._user_views = model._item_views = None
+    model._set_interactions(train)
+    model._publish()
+    return model
+
+
+def _solve_all(
+    client: Client,
+    model: ALS,
+    blocks: list[Future],
+    other: Future,
+    gram: np.ndarray | None,
+    warm: Future | None,
+    swap: bool,
+    table: dict[str, int],
+) -> np.ndarray:
+    """One half-step: every block solved against ``other``, gathered in row order."""
+    gram_sent = None if gram is None else broadcast(client, gram)
+    tasks = [
+        client.submit(_solve_block, model, b, other, gram_sent, warm, swap, table, pure=False)
+        for b in blocks
+    ]
+    return np.concatenate(client.gather(tasks))
+
+
+def _sum_count(block: Block) -> tuple[float, int]:
+    data = block.matrix.data
+    return float(data.sum(dtype=np.float64)), int(data.size)
+
+
+def _kernel_block(model: ALS, block: Block, nonnegative: bool) -> tuple[int, int, _KernelCsr]:
+    """The block as the kernel takes it: values are ``c - 1`` or the centred rating."""
+    m = block.matrix
+    if nonnegative and m.data.size and m.data.min() < 0:
+        raise ValueError(
+            f"interactions contains negative weights (min {m.data.min()}); implicit feedback "
+            "needs weights >= 0 (counts, durations, ratings)"
+        )
+    return block.start, block.stop, _KernelCsr(m.indptr, m.indices, model._values(m.data))
+
+
+def _delayed_kernel_block(model: ALS, block: Any, nonnegative: bool) -> Any:
+    import dask
+
+    return dask.delayed(_kernel_block, pure=True)(model, block, nonnegative)
+
+
+def _solve_block(
+    model: ALS,
+    block: tuple[int, int, _KernelCsr],
+    other: np.ndarray,
+    gram: np.ndarray | None,
+    warm: np.ndarray | None,
+    swap: bool,
+    table: dict[str, int],
+) -> np.ndarray:
+    """New factors of the block's rows. Pure: reads its inputs, returns a new array."""
+    threads = use_threads(table)
+    start, stop, ratings = block
+    if warm is None:
+        target = model._initial_users(stop - start)
+    else:
+        target = np.array(warm[start:stop], dtype=np.float32, order="C")  # a copy: never in place
+    model._solve_rows(ratings, other, gram, target, threads, swap=swap)
+    return target

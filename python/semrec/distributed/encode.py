@@ -1,0 +1,129 @@
+"""Text embeddings of a Dask DataFrame's text column, partition by partition."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import dask.dataframe as dd
+import numpy as np
+import pandas as pd
+from distributed import Client
+
+from semrec import _validation as check
+from semrec.distributed import _worker
+from semrec.distributed._cluster import client_for, dask_frame, use_threads, worker_threads
+
+
+def encode(
+    frame: Any,
+    text_column: str,
+    model: str | os.PathLike[str] | None = None,
+    *,
+    keep: Sequence[str] = (),
+    prefix: str = "e",
+    precision: str = "fp32",
+    batch_size: int = 64,
+    normalize: bool = True,
+    client: Client | None = None,
+    num_threads: int | None = None,
+) -> dd.DataFrame:
+    """Embed the texts of a Dask DataFrame with :class:`semrec.TextEncoder`, on the workers.
+
+    Each worker process loads the encoder once and reuses it for every partition it encodes;
+    each task runs with ``max(1, cores_on_host // dask_threads_on_host)`` threads (or
+    ``num_threads``) so that Dask threads times encoder threads never exceed the cores.
+
+    Parameters
+    ----------
+    frame : dask.dataframe.DataFrame
+        Any partitioning; the output has the same partitions and index.
+    text_column : str
+        Column of strings.
+    model : str or path-like, optional
+        As for ``TextEncoder``: ``None`` for the bundled all-MiniLM-L6-v2, or a model directory
+        readable by every worker.
+    keep : sequence of str
+        Columns of ``frame`` to carry into the output (an id column, say).
+    prefix : str, default "e"
+        Embedding columns are named ``e0 ... e{dim-1}``.
+    precision, batch_size, normalize
+        As for ``TextEncoder`` / ``TextEncoder.encode``.
+    client : distributed.Client, optional
+        Default: the current client.
+    num_threads : int, optional
+        Encoder threads per task (default: the worker's share of the cores).
+
+    Returns
+    -------
+    dask.dataframe.DataFrame
+        The ``keep`` columns, then one float32 column per dimension. Write it with
+        ``to_parquet``; ``out[[f"e{j}" for j in range(dim)]].to_dask_array(lengths=True)`` is
+        the ``(n, dim)`` float32 Dask array.
+
+    Examples
+    --------
+    >>> import dask.dataframe as dd, pandas as pd                     # doctest: +SKIP
+    >>> from semrec.distributed import encode                         # doctest: +SKIP
+    >>> texts = pd.DataFrame({"id": [1, 2], "text": ["space opera", "romance"]})  # doctest: +SKIP
+    >>> texts = dd.from_pandas(texts, npartitions=2)                  # doctest: +SKIP
+    >>> out = encode(texts, "text", keep=["id"])                      # doctest: +SKIP
+    >>> out.to_parquet("embeddings.parquet")                          # doctest: +SKIP
+    """
+    keep = [keep] if isinstance(keep, str) else list(keep)
+    frame = dask_frame(frame, "frame", [text_column, *keep])
+    check.positive_int(batch_size, "batch_size")
+    client = client_for(client)
+    table = worker_threads(client, num_threads)
+    name = None if model is None else os.fspath(model)
+    # The dimension, for the output's metadata, from one tiny task on a worker (the client need
+    # not load the model at all).
+    dim = client.submit(_dim, name, precision, table, pure=False).result()
+    vectors = pd.DataFrame(
+        np.empty((0, dim), dtype=np.float32), columns=[f"{prefix}{j}" for j in range(dim)]
+    )
+    meta = pd.concat([frame._meta[keep], vectors.set_axis(frame._meta.index[:0])], axis=1)
+    return frame.map_partitions(
+        _encode_partition,
+        text_column,
+        keep,
+        prefix,
+        name,
+        precision,
+        batch_size,
+        normalize,
+        table,
+        meta=meta,
+        align_dataframes=False,
+    )
+
+
+def _dim(model: str | None, precision: str, table: dict[str, int]) -> int:
+    use_threads(table)
+    return _worker.encoder(model, precision).dim
+
+
+def _encode_partition(
+    part: pd.DataFrame,
+    text_column: str,
+    keep: list[str],
+    prefix: str,
+    model: str | None,
+    precision: str,
+    batch_size: int,
+    normalize: bool,
+    table: dict[str, int],
+) -> pd.DataFrame:
+    threads = use_threads(table)
+    encoder = _worker.encoder(model, precision)
+    texts = part[text_column]
+    if len(texts) and not texts.map(lambda t: isinstance(t, str)).all():
+        raise TypeError(f"column {text_column!r} must hold strings only")
+    vectors = encoder.encode(
+        texts.tolist(), batch_size=batch_size, normalize=normalize, num_threads=threads
+    )
+    out = pd.DataFrame(
+        vectors, index=part.index, columns=[f"{prefix}{j}" for j in range(vectors.shape[1])]
+    )
+    return pd.concat([part[keep], out], axis=1) if keep else out

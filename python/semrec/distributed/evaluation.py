@@ -1,0 +1,178 @@
+"""Evaluation as a map over user blocks of the test interactions and a sum-reduce."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import dask
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from distributed import Client
+
+from semrec import metrics as M
+from semrec.distributed._blocks import Block, infer_shape, row_blocks
+from semrec.distributed._cluster import (
+    broadcast,
+    client_for,
+    dask_frame,
+    use_threads,
+    worker_threads,
+)
+from semrec.evaluation import _metrics, _recommend
+
+PER_USER = ("novelty", "diversity")
+
+
+def evaluate(
+    model: Any,
+    train: Any,
+    test: Any,
+    k: int | Iterable[int] = (10, 20),
+    metrics: Iterable[str] | None = None,
+    relevance_threshold: float | None = 4,
+    *,
+    items: np.ndarray | None = None,
+    item_embeddings: np.ndarray | None = None,
+    user: str = "user",
+    item: str = "item",
+    weight: str = "weight",
+    shape: tuple[int, int] | None = None,
+    npartitions: int | None = None,
+    batch_size: int = 8192,
+    client: Client | None = None,
+    num_threads: int | None = None,
+) -> pd.DataFrame:
+    """:func:`semrec.evaluate` over a cluster: per-user metrics summed per block of users.
+
+    Each task takes one block of test users, recommends for the users with a relevant item
+    (the model and item embeddings are broadcast once), and returns per-metric sums and counts;
+    the client adds them up. The table equals ``semrec.evaluate`` on the same split (to float
+    rounding of the sums).
+
+    Parameters
+    ----------
+    model : fitted semrec model
+        Fitted on ``train``.
+    train, test : dask.dataframe.DataFrame
+        Interactions (``user``, ``item``, ``weight`` columns); ``train`` only gives item
+        popularity for novelty (one pass over it, skipped when novelty is not asked for).
+    k, metrics, relevance_threshold, items, item_embeddings, batch_size
+        As for ``semrec.evaluate``; ``rmse`` and ``mae`` are not supported here.
+    user, item, weight : str
+        Column names.
+    shape : (n_users, n_items), optional
+        Default: the model's ``(n_users_, n_items_)``.
+    npartitions : int, optional
+        Blocks when the input is shuffled (default: its partition count). A frame indexed by
+        user with known divisions (as :func:`interactions_frame` makes) is used as it is.
+    client, num_threads
+        See :mod:`semrec.distributed`.
+
+    Returns
+    -------
+    DataFrame
+        Index ``k``, one column per metric; ``attrs["n_users"]`` users evaluated.
+
+    Examples
+    --------
+    >>> from semrec.distributed import evaluate, interactions_frame  # doctest: +SKIP
+    >>> evaluate(model, interactions_frame(train.interactions),
+    ...          interactions_frame(test.interactions), k=10)       # doctest: +SKIP
+    """
+    train = dask_frame(train, "train", (item,))  # an item column or index
+    test = dask_frame(test, "test", (user, item, weight))
+    if not hasattr(model, "recommend"):
+        raise TypeError(f"model must have a recommend method, got {type(model).__name__}")
+    cutoffs = M._cutoffs(k)
+    wanted = _metrics(metrics, item_embeddings)
+    if {"rmse", "mae"} & wanted:
+        raise NotImplementedError(
+            "rmse/mae are not computed by semrec.distributed.evaluate; use semrec.evaluate"
+        )
+    if shape is None and hasattr(model, "n_users_"):
+        shape = (model.n_users_, model.n_items_)
+    client = client_for(client)
+    table = worker_threads(client, num_threads)
+    n_users, n_items = infer_shape(client, test, user, item, shape)
+    popularity = np.zeros(n_items, dtype=np.int64)
+    if "novelty" in wanted:  # one pass over train, only when needed
+        items_column = train.index if train.index.name == item else train[item]
+        counts = client.compute(items_column.value_counts()).result()
+        popularity[counts.index.to_numpy()] = counts.to_numpy()
+    blocks = row_blocks(test, user, item, weight, n_users, n_items, npartitions)
+    model_sent = broadcast(client, model)
+    popularity_sent = broadcast(client, popularity)
+    emb_sent = None if item_embeddings is None else broadcast(client, item_embeddings)
+    settings = (cutoffs, wanted, relevance_threshold, items, batch_size, n_users, n_items)
+    task = dask.delayed(_block_sums, pure=True)
+    parts = client.gather(
+        client.compute(
+            [task(b, model_sent, emb_sent, popularity_sent, settings, table) for *_, b in blocks]
+        )
+    )
+    n = sum(p["n"] for p in parts)
+    if n == 0:
+        raise ValueError(
+            "no user has a relevant test item"
+            + ("" if relevance_threshold is None else f" (weight >= {relevance_threshold})")
+            + "; check the split or lower relevance_threshold"
+        )
+    out = pd.DataFrame(index=pd.Index(cutoffs, name="k"))
+    ranking = sum(p["ranking"] for p in parts)
+    for j, name in enumerate(M.RANKING_METRICS):
+        if name in wanted:
+            out[name] = ranking[:, j] / n
+    for name in ("coverage", "novelty", "diversity"):
+        if name == "coverage" and name in wanted:
+            seen = np.logical_or.reduce([p["coverage"] for p in parts])
+            out[name] = seen.sum(axis=1) / n_items
+        elif name in wanted:
+            total = sum(p[name][0] for p in parts)
+            count = sum(p[name][1] for p in parts)
+            out[name] = np.where(count > 0, total / np.maximum(count, 1), np.nan)
+    out.attrs["n_users"] = int(n)
+    return out
+
+
+def _block_sums(
+    block: Block,
+    model: Any,
+    item_embeddings: np.ndarray | None,
+    popularity: np.ndarray,
+    settings: tuple[Any, ...],
+    table: dict[str, int],
+) -> dict[str, Any]:
+    """Per-metric sums (and non-NaN counts) over one block's evaluated users."""
+    cutoffs, wanted, threshold, items, batch_size, n_users, n_items = settings
+    threads = use_threads(table)
+    relevant = block.matrix
+    if threshold is not None:
+        relevant = sp.csr_array(relevant.multiply(relevant >= threshold))
+        relevant.eliminate_zeros()
+    rows = np.flatnonzero(np.diff(relevant.indptr) > 0)
+    out: dict[str, Any] = {"n": rows.size, "ranking": np.zeros((len(cutoffs), 6))}
+    out["coverage"] = np.zeros((len(cutoffs), n_items), dtype=bool)
+    for name in PER_USER:
+        out[name] = (np.zeros(len(cutoffs)), np.zeros(len(cutoffs), dtype=np.int64))
+    if rows.size == 0:
+        return out
+    users = (rows + block.start).astype(np.int32)
+    recs = _recommend(model, users, max(cutoffs), items, batch_size)
+    values = M.ranking_metrics(recs, relevant[rows], cutoffs, per_user=True, num_threads=threads)
+    out["ranking"] = values.sum(axis=0)
+    for c, cutoff in enumerate(cutoffs):
+        listed = recs[:, :cutoff].ravel()
+        out["coverage"][c, listed[listed >= 0]] = True
+        for name in PER_USER:
+            if name not in wanted:
+                continue
+            if name == "novelty":
+                v = M.novelty(recs, popularity, n_users, cutoff, per_user=True)
+            else:
+                v = M.intra_list_diversity(recs, item_embeddings, cutoff, per_user=True)
+            ok = ~np.isnan(v)
+            out[name][0][c] = v[ok].sum()
+            out[name][1][c] = ok.sum()
+    return out

@@ -1,0 +1,110 @@
+"""User-interest profiles over user-partitioned interactions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dask
+import dask.array as da
+import numpy as np
+from distributed import Client
+
+from semrec import _validation as check
+from semrec.distributed._blocks import Block, infer_shape, row_blocks
+from semrec.distributed._cluster import (
+    broadcast,
+    client_for,
+    dask_frame,
+    use_threads,
+    worker_threads,
+)
+from semrec.interest import user_profiles
+
+
+def interest_profiles(
+    interactions: Any,
+    item_embeddings: np.ndarray,
+    *,
+    user: str = "user",
+    item: str = "item",
+    weight: str = "weight",
+    timestamp: str | None = None,
+    half_life: float | None = None,
+    n_users: int | None = None,
+    npartitions: int | None = None,
+    client: Client | None = None,
+    num_threads: int | None = None,
+) -> da.Array:
+    """:func:`semrec.user_profiles` of every user, computed per block of users on the workers.
+
+    The item matrix is sent to every worker once (``client.scatter(..., broadcast=True)``) and
+    each task receives it by reference, never pickled into the task.
+
+    Parameters
+    ----------
+    interactions : dask.dataframe.DataFrame
+        One row per event: ``user`` and ``item`` indices, a ``weight`` (and a ``timestamp``).
+    item_embeddings : ndarray of float32, shape (n_items, dim)
+    user, item, weight, timestamp : str
+        Column names; ``timestamp`` is needed for ``half_life``.
+    half_life : float, optional
+        As for ``user_profiles``.
+    n_users : int, optional
+        Default: largest user id + 1.
+    npartitions : int, optional
+        Blocks when the input is shuffled (default: its partition count). A frame indexed by
+        user with known divisions (as :func:`interactions_frame` makes) is used as it is.
+    client, num_threads
+        See :mod:`semrec.distributed`.
+
+    Returns
+    -------
+    dask.array.Array of float32, shape (n_users, dim)
+        Chunked by user block; equal to ``semrec.user_profiles`` on the whole matrix.
+
+    Examples
+    --------
+    >>> from semrec.distributed import interest_profiles, interactions_frame  # doctest: +SKIP
+    >>> profiles = interest_profiles(interactions_frame(matrix), embeddings)  # doctest: +SKIP
+    >>> profiles.compute().shape                                             # doctest: +SKIP
+    (1000, 384)
+    """
+    columns = (user, item, weight) + ((timestamp,) if timestamp else ())
+    frame = dask_frame(interactions, "interactions", columns)
+    emb, _ = check.as_float32_matrix(item_embeddings, "item_embeddings")
+    if half_life is not None and timestamp is None:
+        raise ValueError("half_life needs timestamp= (the column holding each event's time)")
+    client = client_for(client)
+    table = worker_threads(client, num_threads)
+    shape = None if n_users is None else (n_users, emb.shape[0])
+    rows, n_cols = infer_shape(client, frame, user, item, shape)
+    if n_cols > emb.shape[0]:
+        raise IndexError(
+            f"interactions name item {n_cols - 1}, but item_embeddings has {emb.shape[0]} rows"
+        )
+    parts = npartitions
+    blocks = row_blocks(
+        frame, user, item, weight, rows, emb.shape[0], parts, extra=timestamp, sum_duplicates=False
+    )
+    sent = broadcast(client, emb)
+    task = dask.delayed(_profiles_block, pure=True)
+    chunks = [
+        da.from_delayed(
+            task(b, sent, half_life, table), shape=(stop - start, emb.shape[1]), dtype=np.float32
+        )
+        for start, stop, b in blocks
+    ]
+    return da.concatenate(chunks, axis=0)
+
+
+def _profiles_block(
+    block: Block, item_embeddings: np.ndarray, half_life: float | None, table: dict[str, int]
+) -> np.ndarray:
+    threads = use_threads(table)
+    return user_profiles(
+        block.matrix,
+        item_embeddings,
+        timestamps=block.extra,
+        half_life=half_life,
+        num_threads=threads,
+    )

@@ -1,0 +1,303 @@
+"""semrec.distributed on a LocalCluster (2 spawned worker processes x 1 thread) against the
+single-machine functions, which their own tests check against NumPy."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import subprocess
+import sys
+
+import pytest
+
+distributed = pytest.importorskip("distributed")
+
+import dask  # noqa: E402
+import dask.array as da  # noqa: E402
+import dask.dataframe as dd  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+import semrec  # noqa: E402
+from semrec.datasets import synthetic  # noqa: E402
+from semrec.distributed import (  # noqa: E402
+    _worker,
+    encode,
+    evaluate,
+    fit_als,
+    interactions_frame,
+    interest_profiles,
+    recommend,
+)
+from semrec.distributed._cluster import worker_threads  # noqa: E402
+from semrec.interest import user_profiles  # noqa: E402
+from semrec.split import last_fraction  # noqa: E402
+
+START_METHOD = "distributed.worker.multiprocessing-method"
+
+
+@pytest.fixture(scope="module")
+def client():
+    # Not the default client: every call passes client=, and "no client" can be tested.
+    cluster = distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    )
+    with distributed.Client(cluster, set_as_default=False) as c:
+        yield c
+    cluster.close()
+
+
+@pytest.fixture(scope="module")
+def data():
+    # Synthetic S (1k users x 2k items x 100k interactions).
+    return synthetic(1000, 2000, 100_000, random_state=0)
+
+
+@pytest.fixture(scope="module")
+def frame(data):
+    return interactions_frame(data.interactions, npartitions=3)
+
+
+@pytest.fixture(scope="module")
+def split(data):
+    return last_fraction(data)
+
+
+@pytest.fixture(scope="module")
+def als(split):
+    train, _ = split
+    return semrec.ALS(factors=16, iterations=3, random_state=0, show_progress=False).fit(
+        train.interactions
+    )
+
+
+def gather(client, collection):
+    return client.compute(collection).result()
+
+
+# ----------------------------------------------------------------------------------------------
+# Packaging and cluster set-up
+
+
+def test_importing_semrec_does_not_import_dask():
+    code = (
+        "import sys, semrec\n"
+        "assert not any(m.split('.')[0] in ('dask', 'distributed') for m in sys.modules)"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, env=os.environ)
+
+
+def test_missing_dask_names_the_extra():
+    code = (
+        "import sys; sys.modules['dask'] = None\n"
+        "try:\n    import semrec.distributed\nexcept ImportError as e:\n    print(e)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], check=True, capture_output=True, text=True, env=os.environ
+    ).stdout
+    assert 'pip install "semrec[dask]"' in out
+
+
+def test_workers_are_not_forked_and_fork_is_refused(client, frame):
+    assert dask.config.get(START_METHOD) in ("spawn", "forkserver")
+    with dask.config.set({START_METHOD: "fork"}), pytest.raises(RuntimeError, match="spawn"):
+        fit_als(frame, iterations=1, client=client)
+
+
+def test_threads_share_the_cores(client, frame):
+    cores = len(os.sched_getaffinity(0))
+    share = max(1, cores // 2)  # two workers of one thread on this host
+    table = worker_threads(client, None)
+    assert sorted(table.values()) == [share, share]
+    assert worker_threads(client, 3) == dict.fromkeys(table, 3)
+    # Each task applies its share in its worker process (an override, then the rule again).
+    for num_threads, expected in ((2, 2), (None, share)):
+        fit_als(frame, factors=4, iterations=2, client=client, num_threads=num_threads)
+        assert set(client.run(semrec.get_num_threads).values()) == {expected}
+
+
+# ----------------------------------------------------------------------------------------------
+# ALS
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {},
+        {"solver": "cholesky"},
+        {"feedback": "explicit", "biases": True, "regularization": 0.1},
+        {"shuffled": True},
+    ],
+    ids=["implicit-cg", "implicit-cholesky", "explicit-biases", "unindexed-input"],
+)
+def test_fit_als_equals_single_machine(client, data, frame, params, tmp_path):
+    if params.pop("shuffled", False):  # plain columns: fit_als shuffles users into blocks too
+        frame = frame.reset_index()
+        assert frame.index.name != "user"
+    kwargs = {"factors": 8, "iterations": 3, "random_state": 7, "show_progress": False, **params}
+    calls = []
+    model = fit_als(
+        frame,
+        shape=data.interactions.shape,
+        client=client,
+        callback=lambda *args: calls.append(args),
+        **kwargs,
+    )
+    reference = semrec.ALS(**kwargs).fit(data.interactions)
+    # Every row is solved by the same kernel against the same inputs: bit for bit.
+    np.testing.assert_array_equal(model.user_factors_, reference.user_factors_)
+    np.testing.assert_array_equal(model.item_factors_, reference.item_factors_)
+    if params.get("biases"):
+        np.testing.assert_array_equal(model.item_biases_, reference.item_biases_)
+        assert model.global_mean_ == pytest.approx(reference.global_mean_, rel=1e-12)
+    assert [c[0] for c in calls] == [0, 1, 2]
+    assert (model.interactions_ != reference.interactions_).nnz == 0
+    np.testing.assert_array_equal(
+        model.recommend([0, 5], k=5)[0], reference.recommend([0, 5], 5)[0]
+    )
+    model.save(tmp_path / "als.npz")
+    np.testing.assert_array_equal(
+        semrec.ALS.load(tmp_path / "als.npz").item_factors_, reference.item_factors_
+    )
+
+
+def test_fit_als_survives_a_killed_worker(client, data, frame):
+    kwargs = {"factors": 8, "iterations": 3, "random_state": 3, "show_progress": False}
+    killed = []
+
+    def kill_one(iteration, seconds, loss):
+        if iteration == 0:  # the worker holds blocks and broadcast copies: Dask must recompute
+            victim = sorted(client.scheduler_info(n_workers=-1)["workers"])[0]
+            client.run(os._exit, 1, workers=[victim], on_error="ignore")
+            killed.append(victim)
+
+    model = fit_als(frame, client=client, callback=kill_one, **kwargs)
+    reference = semrec.ALS(**kwargs).fit(data.interactions)
+    assert killed
+    np.testing.assert_array_equal(model.user_factors_, reference.user_factors_)
+    np.testing.assert_array_equal(model.item_factors_, reference.item_factors_)
+    client.wait_for_workers(2, timeout=60)  # the nanny restarts it for the next tests
+    assert killed[0] not in client.scheduler_info(n_workers=-1)["workers"]
+
+
+# ----------------------------------------------------------------------------------------------
+# Profiles, recommendations, evaluation
+
+
+@pytest.mark.parametrize("indexed", [True, False], ids=["user-indexed", "columns"])
+def test_interest_profiles_equal_user_profiles(client, data, frame, indexed):
+    emb = np.random.default_rng(0).standard_normal((data.n_items, 12), dtype=np.float32)
+    source = frame if indexed else frame.reset_index()
+    profiles = interest_profiles(source, emb, client=client, npartitions=5)
+    assert isinstance(profiles, da.Array) and profiles.dtype == np.float32
+    # As given (3 user ranges), or shuffled into the 5 blocks asked for.
+    assert profiles.numblocks[0] == (3 if indexed else 5)
+    np.testing.assert_allclose(
+        gather(client, profiles), user_profiles(data.interactions, emb), atol=1e-6
+    )
+
+
+def test_interest_profiles_with_decay_equal_user_profiles(client, data):
+    emb = np.random.default_rng(1).standard_normal((data.n_items, 8), dtype=np.float32)
+    times = data.timestamps
+    timed = interactions_frame(data.interactions, npartitions=2, timestamps=times)
+    profiles = interest_profiles(timed, emb, timestamp="t", half_life=86_400 * 30, client=client)
+    reference = user_profiles(data.interactions, emb, timestamps=times, half_life=86_400 * 30)
+    np.testing.assert_allclose(gather(client, profiles), reference, atol=1e-5)
+
+
+def test_recommend_equals_model_recommend(client, als):
+    users = np.arange(0, als.n_users_, 3, dtype=np.int32)
+    ids, scores = recommend(als, da.from_array(users, chunks=100), k=7, client=client)
+    got_ids, got_scores = client.gather(client.compute([ids, scores]))
+    want_ids, want_scores = als.recommend(users, k=7)
+    np.testing.assert_array_equal(got_ids, want_ids)
+    np.testing.assert_array_equal(got_scores, want_scores)
+
+
+def test_large_model_is_scattered_not_embedded(client):
+    # 40k items x 64 factors: a 10 MB model, past Dask's large-graph warning (an error here).
+    big = synthetic(200, 40_000, 5_000, with_text=False, random_state=0)
+    model = semrec.ALS(factors=64, iterations=1, random_state=0, show_progress=False)
+    model.fit(big.interactions)
+    model_bytes = len(pickle.dumps(model))
+    assert model_bytes > 10_000_000
+    users = da.arange(200, chunks=50)
+    ids, _ = recommend(model, users, k=3, client=client)
+    graph = dict(ids.__dask_graph__())
+    # The graph references the model's future by key; pickled whole it stays tiny.
+    assert len(pickle.dumps(graph)) < 100_000
+    np.testing.assert_array_equal(gather(client, ids), model.recommend(np.arange(200), k=3)[0])
+
+
+def test_evaluate_equals_semrec_evaluate(client, split, als):
+    train, test = split
+    emb = np.random.default_rng(2).standard_normal((train.n_items, 8), dtype=np.float32)
+    got = evaluate(
+        als,
+        interactions_frame(train.interactions, 3),
+        interactions_frame(test.interactions, 4),
+        k=(5, 10),
+        item_embeddings=emb,
+        client=client,
+    )
+    want = semrec.evaluate(als, train, test, k=(5, 10), item_embeddings=emb)
+    assert got.attrs["n_users"] == want.attrs["n_users"]
+    pd.testing.assert_frame_equal(got[want.columns], want, rtol=1e-10)
+
+
+# ----------------------------------------------------------------------------------------------
+# Text
+
+
+def test_encode_equals_text_encoder_and_writes_parquet(client, data, tmp_path):
+    texts = data.items["text"].iloc[:240].tolist()
+    frame = dd.from_pandas(pd.DataFrame({"id": np.arange(240), "text": texts}), npartitions=4)
+    out = encode(frame, "text", keep=["id"], client=client)
+    dim = semrec.TextEncoder().dim
+    vectors = out[[f"e{j}" for j in range(dim)]].to_dask_array(lengths=True)
+    assert vectors.dtype == np.float32
+    reference = semrec.TextEncoder().encode(texts)
+    np.testing.assert_allclose(gather(client, vectors), reference, atol=1e-5)
+    # Written to Parquet and read back unchanged; the id column travels with the vectors.
+    gather(client, out.to_parquet(tmp_path / "emb", compute=False))
+    back = pd.read_parquet(tmp_path / "emb").sort_values("id")
+    np.testing.assert_array_equal(back["id"], np.arange(240))
+    np.testing.assert_allclose(back.iloc[:, 1:].to_numpy(), reference, atol=1e-5)
+    # One load per worker process however many partitions it encoded.
+    assert set(client.run(_worker.load_count).values()) <= {0, 1}
+
+
+# ----------------------------------------------------------------------------------------------
+# Errors
+
+
+def test_pandas_input_says_how_to_convert(client, data):
+    pandas_frame = pd.DataFrame({"user": [0], "item": [0], "weight": [1.0]})
+    with pytest.raises(TypeError, match="from_pandas"):
+        fit_als(pandas_frame, client=client)
+    with pytest.raises(TypeError, match="from_pandas"):
+        interest_profiles(pandas_frame, np.ones((1, 2), np.float32), client=client)
+
+
+def test_missing_column_is_named(client, frame):
+    with pytest.raises(ValueError, match="'rating'"):
+        fit_als(frame, weight="rating", client=client)
+    with pytest.raises(ValueError, match="'title'"):
+        encode(frame, "title", client=client)
+
+
+def test_no_running_client_says_how_to_start_one(frame):
+    with pytest.raises(RuntimeError, match=r"Client\(\)"):
+        fit_als(frame, iterations=1)
+
+
+def test_wrong_types_and_unsupported_options(client, frame, als):
+    with pytest.raises(TypeError, match=r"dask\.array\.from_array"):
+        recommend(als, np.arange(3), client=client)
+    with pytest.raises(TypeError, match="client"):
+        fit_als(frame, client="tcp://nowhere")
+    with pytest.raises(NotImplementedError, match="calculate_training_loss"):
+        fit_als(frame, calculate_training_loss=True, client=client)
+    with pytest.raises(ValueError, match="timestamp"):
+        interest_profiles(frame, np.ones((2000, 2), np.float32), half_life=1.0, client=client)
