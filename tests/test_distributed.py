@@ -135,7 +135,8 @@ def test_fit_als_equals_single_machine(client, data, frame, params, tmp_path):
         frame = frame.reset_index()
         assert frame.index.name != "user"
     kwargs = {"factors": 8, "iterations": 3, "random_state": 7, "show_progress": False, **params}
-    calls = []
+    kwargs["calculate_training_loss"] = True
+    calls, losses = [], []
     model = fit_als(
         frame,
         shape=data.interactions.shape,
@@ -143,7 +144,7 @@ def test_fit_als_equals_single_machine(client, data, frame, params, tmp_path):
         callback=lambda *args: calls.append(args),
         **kwargs,
     )
-    reference = semrec.ALS(**kwargs).fit(data.interactions)
+    reference = semrec.ALS(**kwargs).fit(data.interactions, callback=lambda *a: losses.append(a[2]))
     # Every row is solved by the same kernel against the same inputs: bit for bit.
     np.testing.assert_array_equal(model.user_factors_, reference.user_factors_)
     np.testing.assert_array_equal(model.item_factors_, reference.item_factors_)
@@ -151,6 +152,8 @@ def test_fit_als_equals_single_machine(client, data, frame, params, tmp_path):
         np.testing.assert_array_equal(model.item_biases_, reference.item_biases_)
         assert model.global_mean_ == pytest.approx(reference.global_mean_, rel=1e-12)
     assert [c[0] for c in calls] == [0, 1, 2]
+    # The loss's data term is summed per user block: equal up to the order of the sums.
+    np.testing.assert_allclose([c[2] for c in calls], losses, rtol=1e-6)
     assert (model.interactions_ != reference.interactions_).nnz == 0
     np.testing.assert_array_equal(
         model.recommend([0, 5], k=5)[0], reference.recommend([0, 5], 5)[0]
@@ -246,6 +249,33 @@ def test_evaluate_equals_semrec_evaluate(client, split, als):
     pd.testing.assert_frame_equal(got[want.columns], want, rtol=1e-10)
 
 
+def test_evaluate_rating_errors_equal_semrec_evaluate(client, split):
+    train, test = split
+    ratings = semrec.ALS(
+        factors=8, iterations=3, feedback="explicit", biases=True, random_state=0,
+        show_progress=False,
+    ).fit(train.interactions)  # fmt: skip
+    metrics = ["ndcg", "rmse", "mae"]
+    got = evaluate(
+        ratings,
+        interactions_frame(train.interactions, 2),
+        interactions_frame(test.interactions, 3),
+        k=10,
+        metrics=metrics,
+        client=client,
+    )
+    want = semrec.evaluate(ratings, train, test, k=10, metrics=metrics)
+    pd.testing.assert_frame_equal(got[want.columns], want, rtol=1e-10)
+    with pytest.raises(TypeError, match="predict"):
+        evaluate(
+            semrec.MostPopular().fit(train.interactions),
+            interactions_frame(train.interactions, 2),
+            interactions_frame(test.interactions, 2),
+            metrics=["rmse"],
+            client=client,
+        )
+
+
 # ----------------------------------------------------------------------------------------------
 # Text
 
@@ -297,7 +327,5 @@ def test_wrong_types_and_unsupported_options(client, frame, als):
         recommend(als, np.arange(3), client=client)
     with pytest.raises(TypeError, match="client"):
         fit_als(frame, client="tcp://nowhere")
-    with pytest.raises(NotImplementedError, match="calculate_training_loss"):
-        fit_als(frame, calculate_training_loss=True, client=client)
     with pytest.raises(ValueError, match="timestamp"):
         interest_profiles(frame, np.ones((2000, 2), np.float32), half_life=1.0, client=client)

@@ -385,13 +385,17 @@ class ALS:
         data = core.als_loss(
             by_user.indptr, by_user.indices, by_user.data, u, v, gram, self._implicit, threads
         )
+        return float(data + self._penalty(u, v))
+
+    def _penalty(self, u: np.ndarray, v: np.ndarray) -> float:
+        """``regularization`` times the squared norms of the factors (the loss's second term)."""
         if self.biases:  # the constant columns carry no penalty
             penalised = np.square(u[:, :-1]).sum(dtype=np.float64)
             penalised += np.square(v[:, : self.factors]).sum(dtype=np.float64)
             penalised += np.square(v[:, -1]).sum(dtype=np.float64)
         else:
             penalised = np.square(u).sum(dtype=np.float64) + np.square(v).sum(dtype=np.float64)
-        return float(data + self.regularization * penalised)
+        return float(self.regularization * penalised)
 
     def _publish(self) -> None:
         """Expose the learned state as the documented attributes."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from typing import Any
@@ -11,6 +12,7 @@ import scipy.sparse as sp
 from distributed import Client, Future, wait
 from tqdm import tqdm
 
+from semrec._native import core
 from semrec._threads import resolve_num_threads
 from semrec.als import ALS, Callback, _KernelCsr, logger
 from semrec.distributed._blocks import Block, infer_shape, row_blocks
@@ -61,7 +63,8 @@ def fit_als(
         The item side is always shuffled by item, into as many blocks.
     callback : callable, optional
         ``callback(iteration, seconds, loss)`` after each iteration, as in ``ALS.fit``
-        (``loss`` is None: ``calculate_training_loss`` is not supported here).
+        (``loss`` is None unless ``calculate_training_loss=True``: then the data term is
+        summed over the user blocks on the workers, equal to ``ALS``'s loss to float rounding).
     client : distributed.Client, optional
         Default: the current client.
     num_threads : int, optional
@@ -77,10 +80,6 @@ def fit_als(
     semrec.ALS
         Fitted, with ``interactions_`` gathered on the client (``recommend``, ``save`` work).
 
-    Raises
-    ------
-    NotImplementedError
-        ``calculate_training_loss=True``.
 
     Examples
     --------
@@ -94,11 +93,6 @@ def fit_als(
     """
     model = ALS(**params)
     model._check_params()
-    if model.calculate_training_loss:
-        raise NotImplementedError(
-            "fit_als does not compute the training loss (calculate_training_loss=True); fit "
-            "without it, or compute the loss of the returned model on one machine"
-        )
     frame = dask_frame(interactions, "interactions", (user, item, weight))
     client = client_for(client)
     table = worker_threads(client, num_threads)
@@ -152,10 +146,14 @@ def fit_als(
                     f"ALS diverged at iteration {iteration}: the factors contain NaN or inf. "
                     "Increase regularization, or reduce alpha or the interaction weights."
                 )
+            loss = None
+            if model.calculate_training_loss:
+                loss = _training_loss(client, model, by_user, users_warm, users, items, table)
+                bar.set_postfix(loss=f"{loss:.5g}")
             bar.update(1)
-            logger.debug("distributed ALS iteration %d: %.3fs", iteration, seconds)
+            logger.debug("distributed ALS iteration %d: %.3fs, loss %s", iteration, seconds, loss)
             if callback is not None:
-                callback(iteration, seconds, None)
+                callback(iteration, seconds, loss)
     finally:
         bar.close()
     train = sp.vstack([b.matrix for b in client.gather(raw)], format="csr")
@@ -185,6 +183,42 @@ def _solve_all(
         for b in blocks
     ]
     return np.concatenate(client.gather(tasks))
+
+
+def _training_loss(
+    client: Client,
+    model: ALS,
+    blocks: list[Future],
+    users_sent: Future,
+    users: np.ndarray,
+    items: np.ndarray,
+    table: dict[str, int],
+) -> float:
+    """``ALS``'s training objective: the data term summed over user blocks, plus the penalty."""
+    threads = resolve_num_threads(None)
+    gram = core.als_gram(items, items.shape[1], threads) if model._implicit else None
+    items_sent = broadcast(client, items)
+    gram_sent = None if gram is None else broadcast(client, gram)
+    tasks = [
+        client.submit(_block_loss, model._implicit, b, users_sent, items_sent, gram_sent, table)
+        for b in blocks
+    ]
+    data = math.fsum(client.gather(tasks))
+    return float(data + model._penalty(users, items))
+
+
+def _block_loss(
+    implicit: bool,
+    block: tuple[int, int, _KernelCsr],
+    users: np.ndarray,
+    items: np.ndarray,
+    gram: np.ndarray | None,
+    table: dict[str, int],
+) -> float:
+    threads = use_threads(table)
+    start, stop, r = block
+    rows = np.ascontiguousarray(users[start:stop])
+    return float(core.als_loss(r.indptr, r.indices, r.data, rows, items, gram, implicit, threads))
 
 
 def _sum_count(block: Block) -> tuple[float, int]:

@@ -59,7 +59,8 @@ def evaluate(
         Interactions (``user``, ``item``, ``weight`` columns); ``train`` only gives item
         popularity for novelty (one pass over it, skipped when novelty is not asked for).
     k, metrics, relevance_threshold, items, item_embeddings, batch_size
-        As for ``semrec.evaluate``; ``rmse`` and ``mae`` are not supported here.
+        As for ``semrec.evaluate`` (``rmse`` and ``mae`` need ``model.predict``; they are
+        summed over every test entry of each block, squared and absolute errors).
     user, item, weight : str
         Column names.
     shape : (n_users, n_items), optional
@@ -87,9 +88,9 @@ def evaluate(
         raise TypeError(f"model must have a recommend method, got {type(model).__name__}")
     cutoffs = M._cutoffs(k)
     wanted = _metrics(metrics, item_embeddings)
-    if {"rmse", "mae"} & wanted:
-        raise NotImplementedError(
-            "rmse/mae are not computed by semrec.distributed.evaluate; use semrec.evaluate"
+    if {"rmse", "mae"} & wanted and not hasattr(model, "predict"):
+        raise TypeError(
+            f"rmse/mae need model.predict(users, items); {type(model).__name__} has none"
         )
     if shape is None and hasattr(model, "n_users_"):
         shape = (model.n_users_, model.n_items_)
@@ -132,6 +133,12 @@ def evaluate(
             total = sum(p[name][0] for p in parts)
             count = sum(p[name][1] for p in parts)
             out[name] = np.where(count > 0, total / np.maximum(count, 1), np.nan)
+    if {"rmse", "mae"} & wanted:
+        squared, absolute, count = (sum(p["errors"][j] for p in parts) for j in range(3))
+        if "rmse" in wanted:
+            out["rmse"] = np.sqrt(squared / count) if count else np.nan
+        if "mae" in wanted:
+            out["mae"] = absolute / count if count else np.nan
     out.attrs["n_users"] = int(n)
     return out
 
@@ -154,6 +161,12 @@ def _block_sums(
     rows = np.flatnonzero(np.diff(relevant.indptr) > 0)
     out: dict[str, Any] = {"n": rows.size, "ranking": np.zeros((len(cutoffs), 6))}
     out["coverage"] = np.zeros((len(cutoffs), n_items), dtype=bool)
+    if {"rmse", "mae"} & wanted:  # every test entry, relevant or not
+        m = block.matrix
+        users = np.repeat(np.arange(block.start, block.stop, dtype=np.int32), np.diff(m.indptr))
+        predicted = np.asarray(model.predict(users, m.indices.astype(np.int32)), np.float64)
+        error = predicted - m.data.astype(np.float64)
+        out["errors"] = (float(np.square(error).sum()), float(np.abs(error).sum()), error.size)
     for name in PER_USER:
         out[name] = (np.zeros(len(cutoffs)), np.zeros(len(cutoffs), dtype=np.int64))
     if rows.size == 0:
