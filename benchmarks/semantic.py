@@ -340,9 +340,31 @@ def knn_data(args: argparse.Namespace) -> list[tuple[str, sp.csr_array]]:
         print(f"(MovieLens-100k skipped: not found at {DATA / 'ml-100k'})")
     sizes = [s for s in args.knn_sizes.split(",") if s and not (args.quick and s == "L")]
     for size in sizes:
-        ds = synthetic_size(size, with_text=False)
-        data.append((f"synthetic {size}", ds.interactions))
+        data.append((f"synthetic {size}", synthetic_interactions(size, args.cache)))
     return data
+
+
+def synthetic_interactions(size: str, cache: Path) -> sp.csr_array:
+    """synthetic_size(size)'s interactions, cached as .npz between runs (L takes minutes to
+    generate); the same files as benchmarks/als.py's cache."""
+    path = cache / f"synthetic-{size}.npz"
+    if path.exists():
+        z = np.load(path)
+        return sp.csr_array((z["data"], z["indices"], z["indptr"]), shape=tuple(z["shape"]))
+    ds = synthetic_size(size, with_text=False)
+    m = ds.interactions
+    cache.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(
+        tmp,
+        data=m.data,
+        indices=m.indices,
+        indptr=m.indptr,
+        shape=np.array(m.shape),
+        timestamps=ds.timestamps,
+    )
+    tmp.rename(path)
+    return m
 
 
 def implicit_model(weighting: str):
@@ -818,6 +840,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--sizes", default="M,L", help="synthetic sizes for the profiles part")
     parser.add_argument("--knn-sizes", default="S,M,L", help="synthetic sizes for the knn part")
+    parser.add_argument(
+        "--cache",
+        type=Path,
+        default=Path("/tmp/semrec-bench"),
+        help="where the knn part caches generated synthetic data (.npz)",
+    )
     args = parser.parse_args()
     chosen = [p.strip() for p in args.parts.split(",") if p.strip()]
     unknown = [p for p in chosen if p not in PARTS]

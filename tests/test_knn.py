@@ -534,3 +534,32 @@ def test_cosine_graph_matches_implicit(rng):
         b = np.sort(other.data[other.indptr[row] : other.indptr[row + 1]])
         np.testing.assert_allclose(a, b[-a.size :] if b.size else b, rtol=1e-5)
         assert a.size == min(9, b.size) or a.size == b.size
+
+
+def test_fit_canonicalises_messy_input_even_when_flagged_canonical(rng):
+    # Each row reversed, one entry split in two (a duplicate) and an explicit zero added; the
+    # scipy flag claims canonical form, which fit must verify rather than trust.
+    r = random_interactions(rng, 80, 50, 0.2)
+    rows, vals = [], []
+    for u in range(r.shape[0]):
+        lo, hi = r.indptr[u], r.indptr[u + 1]
+        c, v = list(r.indices[lo:hi][::-1]), list(r.data[lo:hi][::-1])
+        if u % 3 == 0:
+            c, v = [*c, c[0]], [v[0] / 2, *v[1:], v[0] / 2]  # a duplicate that sums back
+        if u % 5 == 0:
+            free = np.setdiff1d(np.arange(r.shape[1]), c)[0]
+            c, v = [*c, free], [*v, 0.0]
+        rows.append(c)
+        vals.append(v)
+    indptr = np.concatenate([[0], np.cumsum([len(c) for c in rows])])
+    messy = sp.csr_array(
+        (np.concatenate(vals).astype(np.float32), np.concatenate(rows), indptr), shape=r.shape
+    )
+    messy.has_canonical_format = True
+    clean = make(ItemKNN, 10).fit(r)
+    fitted = make(ItemKNN, 10).fit(messy)
+    assert fitted.interactions_.has_canonical_format
+    np.testing.assert_array_equal(fitted.interactions_.indices, clean.interactions_.indices)
+    np.testing.assert_allclose(fitted.interactions_.data, clean.interactions_.data, rtol=1e-6)
+    np.testing.assert_array_equal(fitted.similarity_.indices, clean.similarity_.indices)
+    np.testing.assert_allclose(fitted.similarity_.data, clean.similarity_.data, rtol=1e-5)

@@ -70,9 +70,15 @@ def _arrays(m: sp.csr_array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     )
 
 
-def _transpose(m: sp.csr_array) -> sp.csr_array:
-    """The transpose as CSR (scipy's conversion leaves it canonical: sorted, no duplicates)."""
-    return sp.csr_array(m.T.tocsr())
+def _transpose(m: sp.csr_array, threads: int = 1) -> sp.csr_array:
+    """The transpose as CSR, canonical (rows sorted, no duplicates) when ``m`` is: the kernel's
+    parallel counting sort writes each row in input-row order (scipy's serial one takes
+    seconds at scale)."""
+    indptr, indices, data = core.csr_transpose(*_arrays(m), m.shape[1], threads)
+    out = sp.csr_array((m.shape[1], m.shape[0]), dtype=np.float32)
+    out.indptr, out.indices, out.data = indptr, indices, data  # no constructor: no re-check
+    out.has_sorted_indices = True  # rows are filled in input-row order
+    return out
 
 
 def _row_sums(indptr: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -271,8 +277,13 @@ class _NeighbourCF(Recommender):
     def _layouts(self, train: sp.csr_array) -> tuple[sp.csr_array, sp.csr_array]:
         """The weighted documents x terms matrix and its transpose (weights are per entry, so
         they are computed on the users x items layout, then transposed once)."""
-        rows = np.repeat(np.arange(train.shape[0]), np.diff(train.indptr))
         n_users, n_items = train.shape
+        # Each entry's row; only the weightings need it (50M int64 at scale).
+        rows = (
+            np.repeat(np.arange(n_users), np.diff(train.indptr))
+            if self.weighting != "none"
+            else None
+        )
         if self._KIND == "item":
             doc, term, n_docs, n_terms = train.indices, rows, n_items, n_users
         else:
@@ -294,7 +305,7 @@ class _NeighbourCF(Recommender):
                 self.bm25_b,
             )
             weighted = sp.csr_array((w, train.indices, train.indptr), shape=train.shape)
-        other = _transpose(weighted)
+        other = _transpose(weighted, resolve_num_threads(self.num_threads))
         return (other, weighted) if self._KIND == "item" else (weighted, other)
 
     def _weigh(
