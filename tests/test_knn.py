@@ -260,11 +260,29 @@ def test_identical_for_any_thread_count(rng, kind):
         np.testing.assert_array_equal(scores, runs[0][1][1])
 
 
-def test_progress_chunks_do_not_change_the_graph(rng):
+def test_progress_bar_reaches_the_end_and_does_not_change_the_graph(rng, capsys):
     r = random_interactions(rng, 100, 80, 0.1)
     quiet = make(ItemKNN, 5).fit(r).similarity_
     shown = ItemKNN(5, show_progress=True).fit(r).similarity_
     assert (quiet != shown).nnz == 0
+    assert "80/80" in capsys.readouterr().err  # tqdm's final count: every item
+
+
+def test_a_failing_progress_callback_stops_the_kernel_cleanly(rng):
+    from semrec import knn
+
+    r = random_interactions(rng, 300, 200, 0.1)
+    model = make(ItemKNN, 5).fit(r)
+
+    def fail(done):
+        raise RuntimeError("progress display broke")
+
+    n = model._weighted.shape[0]
+    with pytest.raises(RuntimeError, match="progress display broke"):
+        knn._graph_rows(
+            model._weighted, 0, n, model._targets, model._norms, model, 1,
+            self_ids=np.arange(n, dtype=np.int32), progress=fail,
+        )  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 #include "semrec/knn.hpp"
 
+#include <chrono>
 #include <memory>
 #include <optional>
 #include <string>
@@ -50,7 +51,8 @@ void register_knn(py::module_& m) {
          const CArray<std::int32_t>& t_indices, const CArray<float>& t_values,
          std::int64_t n_targets, const CArray<float>& query_norms,
          const CArray<float>& target_norms, std::optional<CArray<std::int32_t>> self,
-         std::optional<CArray<std::int32_t>> target_ids, int k, float shrink, int num_threads) {
+         std::optional<CArray<std::int32_t>> target_ids, int k, float shrink, int num_threads,
+         std::optional<py::function> progress) {
         const std::int64_t dims = t_indptr.ndim() == 1 ? t_indptr.shape(0) - 1 : 0;
         const CsrValuesView q = values_view(q_indptr, q_indices, q_values, dims, "queries");
         const CsrValuesView t = values_view(t_indptr, t_indices, t_values, n_targets, "targets_t");
@@ -70,10 +72,24 @@ void register_knn(py::module_& m) {
           }
           names = target_ids->data();
         }
+        // progress(rows_done) is a Python callable (a tqdm bar's update): called with the GIL
+        // at most every 100 ms.
+        Progress report;
+        if (progress) {
+          auto last = std::chrono::steady_clock::now() - std::chrono::seconds(1);  // report at once
+          report = [&progress, last](std::int64_t done) mutable {
+            const auto now = std::chrono::steady_clock::now();
+            if (now - last < std::chrono::milliseconds(100)) return;
+            last = now;
+            py::gil_scoped_acquire gil;
+            (*progress)(done);
+          };
+        }
         CsrResult graph;
         without_gil([&](const StopCheck& stop) {
-          graph = neighbour_graph(q, t, qn, tn, me, names, {k, shrink}, num_threads, stop);
+          graph = neighbour_graph(q, t, qn, tn, me, names, {k, shrink}, num_threads, stop, report);
         });
+        if (progress) (*progress)(q.rows);
         return py::make_tuple(adopt(std::move(graph.indptr)), adopt(std::move(graph.indices)),
                               adopt(std::move(graph.values)));
       },
@@ -82,7 +98,7 @@ void register_knn(py::module_& m) {
       py::arg("t_indices").noconvert(), py::arg("t_values").noconvert(), py::arg("n_targets"),
       py::arg("query_norms").noconvert(), py::arg("target_norms").noconvert(),
       py::arg("self").noconvert(), py::arg("target_ids").noconvert(), py::arg("k"),
-      py::arg("shrink"), py::arg("num_threads"),
+      py::arg("shrink"), py::arg("num_threads"), py::arg("progress") = py::none(),
       "Top-k cosine neighbour graph (indptr, indices, values); see semrec.ItemKNN.");
 
   m.def(

@@ -3,6 +3,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <limits>
 #include <stdexcept>
@@ -310,7 +311,7 @@ void check_values_csr(const CsrValuesView& m, const char* name) {
 CsrResult neighbour_graph(CsrValuesView queries, CsrValuesView targets_t, const float* query_norms,
                           const float* target_norms, const std::int32_t* self,
                           const std::int32_t* target_ids, NeighbourSettings settings,
-                          int num_threads, const StopCheck& stop) {
+                          int num_threads, const StopCheck& stop, const Progress& progress) {
   if (settings.k < 1) throw std::invalid_argument("k must be >= 1");
   if (!(settings.shrink >= 0.0f)) throw std::invalid_argument("shrink must be >= 0");
   if (queries.cols != targets_t.rows) {
@@ -340,7 +341,14 @@ CsrResult neighbour_graph(CsrValuesView queries, CsrValuesView targets_t, const 
   std::vector<Scratch> scratch(static_cast<std::size_t>(num_threads));
   const Packed targets = pack(targets_t);
 
-  parallel_tasks(n_tasks, num_threads, stop, [&](std::int64_t task) {
+  // One call for the whole graph (packing the targets once) still reports progress: from the
+  // stop check, which runs on the calling thread between tasks.
+  std::atomic<std::int64_t> rows_done{0};
+  const StopCheck check = [&]() {
+    if (progress) progress(rows_done.load(std::memory_order_relaxed));
+    return stop && stop();
+  };
+  parallel_tasks(n_tasks, num_threads, check, [&](std::int64_t task) {
     Scratch& s = scratch[static_cast<std::size_t>(omp_get_thread_num())];
     s.ensure(nt);
     Selector top(settings.k);
@@ -397,7 +405,10 @@ CsrResult neighbour_graph(CsrValuesView queries, CsrValuesView targets_t, const 
       counts[static_cast<std::size_t>(r)] = static_cast<std::int64_t>(best.size());
       best.clear();
     }
+    rows_done.fetch_add(std::min(nq, (task + 1) * kRowsPerTask) - task * kRowsPerTask,
+                        std::memory_order_relaxed);
   });
+  if (progress) progress(nq);
 
   CsrResult result;
   result.indptr.resize(static_cast<std::size_t>(nq) + 1, 0);

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "semrec/als.hpp"  // CsrValuesView
@@ -17,6 +18,10 @@ struct CsrResult {
   std::vector<std::int32_t> indices;
   std::vector<float> values;
 };
+
+// Told, on the calling thread between tasks, how many query rows are finished (for a progress
+// bar); the caller decides how often it is worth acting on.
+using Progress = std::function<void(std::int64_t rows_done)>;
 
 struct NeighbourSettings {
   int k = 100;          // neighbours kept per row
@@ -35,7 +40,8 @@ struct NeighbourSettings {
 CsrResult neighbour_graph(CsrValuesView queries, CsrValuesView targets_t, const float* query_norms,
                           const float* target_norms, const std::int32_t* self,
                           const std::int32_t* target_ids, NeighbourSettings settings,
-                          int num_threads, const StopCheck& stop = {});
+                          int num_threads, const StopCheck& stop = {},
+                          const Progress& progress = {});
 
 // Scores of every item for every query row: scores = history (q x d) @ graph (d x n_items),
 // and the k best items per row, best first, ties by the lower id. Items in the row's `exclude`

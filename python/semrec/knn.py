@@ -26,9 +26,9 @@ kept, the row itself never, ties go to the lower id.
 
 from __future__ import annotations
 
-import itertools
 import logging
 import math
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
@@ -45,8 +45,6 @@ from semrec.explain import explanation, scalar_id
 logger = logging.getLogger("semrec")
 
 WEIGHTINGS = ("none", "tfidf", "bm25")
-# Rows per kernel call during fit, so the progress bar moves; results do not depend on it.
-_FIT_CHUNKS = 20
 
 
 # ---------------------------------------------------------------------------------------------
@@ -342,22 +340,20 @@ class _NeighbourCF(Recommender):
         norms = _row_norms(weighted)
         targets = _Targets(weighted_t, norms, np.diff(weighted.indptr))
         n = weighted.shape[0]
-        chunks = _FIT_CHUNKS if self.show_progress else 1
-        bounds = np.linspace(0, n, chunks + 1).astype(np.int64)
-        parts = []
         what = "items" if self._KIND == "item" else "users"
         with tqdm(
             total=n, desc=f"{type(self).__name__}", unit=what, disable=not self.show_progress
         ) as bar:
-            for lo, hi in itertools.pairwise(bounds):
-                me = np.arange(lo, hi, dtype=np.int32)
-                parts.append(
-                    _graph_rows(weighted, lo, hi, targets, norms[lo:hi], self, threads, self_ids=me)
-                )
-                bar.update(int(hi - lo))
-        self.similarity_ = (
-            _kernel_csr(sp.vstack(parts, format="csr")) if len(parts) > 1 else parts[0]
-        )
+            # One kernel call (the targets are packed once); it reports rows done (heaviest
+            # rows first, so the bar speeds up towards the end).
+            def report(done: int) -> None:
+                bar.update(done - bar.n)
+
+            me = np.arange(n, dtype=np.int32)
+            self.similarity_ = _graph_rows(
+                weighted, 0, n, targets, norms, self, threads, self_ids=me,
+                progress=report if self.show_progress else None,
+            )  # fmt: skip
         self.interactions_ = train
         self._weighted, self._norms, self._targets = weighted, norms, targets
         self._term_side = None
@@ -673,11 +669,12 @@ def _graph_rows(
     threads: int,
     *,
     self_ids: np.ndarray,
+    progress: Callable[[int], None] | None = None,
 ) -> sp.csr_array:
     """Neighbour rows lo..hi of ``queries`` (zero-copy slices) among the targets' documents.
 
     ``query_norms`` covers the rows lo..hi; ``self_ids`` names, per row, one document that is
-    never its neighbour (-1: none).
+    never its neighbour (-1: none); ``progress(rows_done)`` is called now and then.
     """
     q_indptr, q_indices, q_data = _arrays(queries)
     start, stop = q_indptr[lo], q_indptr[hi]
@@ -696,6 +693,7 @@ def _graph_rows(
         int(settings.neighbours),
         float(settings.shrinkage),
         threads,
+        progress,
     )
     return sp.csr_array((g_values, g_indices, g_indptr), shape=(hi - lo, targets.order.size))
 

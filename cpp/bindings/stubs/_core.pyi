@@ -1,4 +1,6 @@
 # Type stubs for the kernel modules semrec._core_{generic,avx2,avx512} (one file per variant).
+from collections.abc import Callable
+
 import numpy as np
 import numpy.typing as npt
 
@@ -149,6 +151,7 @@ def knn_graph(
     k: int,
     shrink: float,
     num_threads: int,
+    progress: Callable[[int], object] | None = None,
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int32], npt.NDArray[np.float32]]: ...
 def knn_topk(
     h_indptr: npt.NDArray[np.int64],
