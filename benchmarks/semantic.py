@@ -83,6 +83,7 @@ import semrec  # noqa: E402
 from semrec import split  # noqa: E402
 from semrec.datasets import Dataset, synthetic_size  # noqa: E402
 from semrec.interest import StreamingProfiles, user_profiles  # noqa: E402
+from semrec.rerank import Diversified  # noqa: E402
 
 SEED = 0
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
@@ -345,26 +346,11 @@ def knn_data(args: argparse.Namespace) -> list[tuple[str, sp.csr_array]]:
 
 
 def synthetic_interactions(size: str, cache: Path) -> sp.csr_array:
-    """synthetic_size(size)'s interactions, cached as .npz between runs (L takes minutes to
-    generate); the same files as benchmarks/als.py's cache."""
-    path = cache / f"synthetic-{size}.npz"
-    if path.exists():
-        z = np.load(path)
-        return sp.csr_array((z["data"], z["indices"], z["indptr"]), shape=tuple(z["shape"]))
-    ds = synthetic_size(size, with_text=False)
-    m = ds.interactions
-    cache.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez(
-        tmp,
-        data=m.data,
-        indices=m.indices,
-        indptr=m.indptr,
-        shape=np.array(m.shape),
-        timestamps=ds.timestamps,
-    )
-    tmp.rename(path)
-    return m
+    """synthetic_size(size)'s interactions through benchmarks/als.py's .npz cache (L takes
+    minutes to generate; both benchmarks share the files)."""
+    from als import synthetic_cached  # a sibling script: benchmarks/ is on sys.path
+
+    return synthetic_cached(size, cache).interactions
 
 
 def implicit_model(weighting: str):
@@ -620,17 +606,6 @@ def print_rows(title: str, header: list[str], rows: list[list[Any]]) -> None:
     for r in rows:
         cells = [f"{v:.4f}" if isinstance(v, float) else str(v) for v in r]
         print("| " + " | ".join(cells) + " |")
-
-
-class Diversified:
-    """A model's top 100 re-ranked to k by MMR (evaluate() calls recommend on it)."""
-
-    def __init__(self, model: Any, emb: np.ndarray, lambda_: float) -> None:
-        self.model, self.emb, self.lambda_ = model, emb, lambda_
-
-    def recommend(self, users, k=10, *, exclude_seen=True, items=None):
-        ids, scores = self.model.recommend(users, 100, exclude_seen=exclude_seen, items=items)
-        return semrec.diversify(ids, scores, self.emb, k, lambda_=self.lambda_)
 
 
 def part_warm(args: argparse.Namespace) -> None:

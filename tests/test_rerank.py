@@ -220,3 +220,38 @@ def test_nan_score_on_real_id_raises(rng):
         semrec.diversify(ids, rel, emb, k=5)
     ids[2, 5] = -1  # padding may carry any score
     assert semrec.diversify(ids, rel, emb, k=5)[0].shape == (12, 5)
+
+
+class Ranked:
+    """A model whose recommend returns fixed candidate lists (best first)."""
+
+    def __init__(self, ids, rel):
+        order = np.argsort(-rel, axis=1, kind="stable")
+        self.ids = np.take_along_axis(ids, order, axis=1)
+        self.rel = np.take_along_axis(rel, order, axis=1)
+        self.asked = []
+
+    def recommend(self, users, k=10, *, exclude_seen=True, items=None):
+        self.asked.append(k)
+        return self.ids[users, :k], self.rel[users, :k]
+
+
+def test_diversified_model_reranks_its_top_candidates(rng):
+    from semrec.rerank import Diversified
+
+    emb = unit(rng.standard_normal((60, 16), dtype=np.float32))
+    ids, rel = candidates(rng)
+    model = Ranked(ids, rel)
+    varied = Diversified(model, emb, 0.4, candidates=15, normalize="none")
+    users = np.arange(ids.shape[0])
+    got_ids, got_scores = varied.recommend(users, k=6)
+    ref_ids, ref_rel = mmr_reference(model.ids[:, :15], model.rel[:, :15], emb, 6, 0.4)
+    np.testing.assert_array_equal(got_ids, ref_ids)
+    np.testing.assert_array_equal(got_scores, ref_rel.astype(np.float32))
+    varied.recommend(users, k=20)  # more than `candidates`: asks the model for k
+    assert model.asked == [15, 20]
+    assert "lambda_=0.4" in repr(varied)
+    with pytest.raises(TypeError, match="recommend"):
+        Diversified(object(), emb)
+    with pytest.raises(ValueError, match="lambda_"):
+        Diversified(model, emb, 1.5)

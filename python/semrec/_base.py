@@ -115,6 +115,11 @@ class Recommender:
         """Dense float32 scores of every item for each user id, shape (len(users), n_items)."""
         raise NotImplementedError
 
+    def _rank_rows(self, users: np.ndarray) -> np.ndarray:
+        """The scores ``recommend`` ranks by: ``_score_rows`` unless a model keeps a finer
+        dtype for its ties (its returned scores are float32 either way)."""
+        return np.array(self._score_rows(users), dtype=np.float32)
+
     def score(self, users: int | np.ndarray, items: np.ndarray) -> np.ndarray:
         """Scores of every listed item for every listed user.
 
@@ -167,9 +172,8 @@ class Recommender:
         for start in range(0, u.size, BATCH_USERS):
             batch = u[start : start + BATCH_USERS]
             exclude = self.interactions_[batch] if exclude_seen else None
-            block = np.array(self._score_rows(batch), dtype=np.float32)
             ids[start : start + batch.size], scores[start : start + batch.size] = select_topk(
-                block, k, exclude=exclude, allowed=allowed
+                self._rank_rows(batch), k, exclude=exclude, allowed=allowed
             )
         return (ids[0], scores[0]) if scalar else (ids, scores)
 

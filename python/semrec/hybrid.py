@@ -21,7 +21,7 @@ import scipy.stats
 from tqdm import tqdm
 
 from semrec import _validation as check
-from semrec._base import BATCH_USERS, Recommender, select_topk
+from semrec._base import Recommender
 from semrec.datasets import Dataset
 from semrec.metrics import RANKING_METRICS
 
@@ -167,34 +167,8 @@ class Hybrid(Recommender):
     def _score_rows(self, users: np.ndarray) -> np.ndarray:
         return self._blend(users).astype(np.float32)
 
-    def recommend(
-        self,
-        users: int | np.ndarray,
-        k: int = 10,
-        *,
-        exclude_seen: bool = True,
-        items: np.ndarray | None = None,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Top-``k`` items by blended score for each user, best first.
-
-        Parameters and returns as :meth:`semrec.ALS.recommend`; scores are the blended,
-        normalised scores.
-        """
-        u, scalar = self._users(users)
-        k = check.positive_int(k, "k")
-        allowed = None
-        if items is not None:
-            allowed = np.zeros(self.n_items_, dtype=bool)
-            allowed[check.item_ids(items, "items", self.n_items_)] = True
-        ids = np.empty((u.size, k), dtype=np.int32)
-        scores = np.empty((u.size, k), dtype=np.float32)
-        for start in range(0, u.size, BATCH_USERS):
-            batch = u[start : start + BATCH_USERS]
-            exclude = self.interactions_[batch] if exclude_seen else None
-            ids[start : start + batch.size], scores[start : start + batch.size] = select_topk(
-                self._blend(batch), k, exclude=exclude, allowed=allowed
-            )
-        return (ids[0], scores[0]) if scalar else (ids, scores)
+    def _rank_rows(self, users: np.ndarray) -> np.ndarray:
+        return self._blend(users)  # float64: members' ties stay ties
 
     # -- explanations ------------------------------------------------------------------------
     def explain(self, user: int, item: int, k: int = 5) -> pd.DataFrame:

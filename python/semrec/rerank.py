@@ -106,6 +106,79 @@ def diversify(
     return (picked[0], out_scores[0]) if single else (picked, out_scores)
 
 
+class Diversified:
+    """Any fitted model with its recommendations re-ranked by MMR.
+
+    ``recommend(users, k)`` takes the model's top ``candidates`` per user and keeps ``k`` of
+    them with :func:`diversify`, so a diversified model can be served, or measured with
+    :func:`semrec.evaluate` (which only calls ``recommend``), like any other.
+
+    Parameters
+    ----------
+    model : fitted model
+        Anything with ``recommend(users, k, exclude_seen=..., items=...)``.
+    item_embeddings : ndarray of float32, shape (n_items, dim)
+        The vectors whose cosine measures how alike two items are.
+    lambda_ : float in [0, 1], default 0.5
+        Weight of relevance, as in :func:`diversify`.
+    candidates : int, default 100
+        Items per user taken from ``model`` (at least ``k``).
+    normalize : {"minmax", "none"}, default "minmax"
+        As in :func:`diversify`.
+
+    Examples
+    --------
+    >>> import numpy as np, scipy.sparse as sp, semrec
+    >>> from semrec.rerank import Diversified
+    >>> clicks = sp.random_array((20, 30), density=0.2, format="csr", rng=0, dtype=np.float32)
+    >>> emb = np.random.default_rng(0).standard_normal((30, 8), dtype=np.float32)
+    >>> varied = Diversified(semrec.MostPopular().fit(clicks), emb, lambda_=0.3, candidates=15)
+    >>> varied.recommend([0, 1], k=5)[0].shape
+    (2, 5)
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        item_embeddings: np.ndarray,
+        lambda_: float = 0.5,
+        *,
+        candidates: int = 100,
+        normalize: str = "minmax",
+    ) -> None:
+        if not hasattr(model, "recommend"):
+            raise TypeError(f"model must have a recommend method, got {type(model).__name__}")
+        self.model = model
+        self.item_embeddings, _ = check.as_float32_matrix(item_embeddings, "item_embeddings")
+        self.lambda_ = _unit_interval(lambda_, "lambda_")
+        self.candidates = check.positive_int(candidates, "candidates")
+        self.normalize = check.choice(normalize, "normalize", NORMALIZE)
+
+    def __repr__(self) -> str:
+        return (
+            f"Diversified({type(self.model).__name__}, lambda_={self.lambda_}, "
+            f"candidates={self.candidates}, normalize={self.normalize!r})"
+        )
+
+    def recommend(
+        self,
+        users: int | np.ndarray,
+        k: int = 10,
+        *,
+        exclude_seen: bool = True,
+        items: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The model's top ``candidates`` for each user, re-ranked to ``k`` by MMR; the scores
+        are the model's (padding ``-1`` / ``-inf``)."""
+        k = check.positive_int(k, "k")
+        ids, scores = self.model.recommend(
+            users, max(self.candidates, k), exclude_seen=exclude_seen, items=items
+        )
+        return diversify(
+            ids, scores, self.item_embeddings, k, self.lambda_, normalize=self.normalize
+        )
+
+
 def minmax_rows(scores: np.ndarray, valid: np.ndarray) -> np.ndarray:
     """Rescale each row's ``valid`` entries to [0, 1] (a constant row becomes 1); float32.
 

@@ -27,6 +27,7 @@ import scipy.sparse as sp
 import semrec
 from semrec import split
 from semrec.datasets import SYNTHETIC_THEMES, Dataset, synthetic
+from semrec.rerank import Diversified
 
 # (n_users, n_items, n_interactions) of the synthetic catalogue per --size.
 SIZES: dict[str, tuple[int, int, int]] = {
@@ -200,17 +201,6 @@ def value(model: Any, train: Dataset, test: Dataset, metric: str, k: int, **kw: 
     return float(table.loc[k, metric])
 
 
-class Diversified:
-    """A model's top 50 re-ranked to k by MMR (``evaluate`` calls ``recommend`` on it)."""
-
-    def __init__(self, model: Any, emb: np.ndarray, lambda_: float) -> None:
-        self.model, self.emb, self.lambda_ = model, emb, lambda_
-
-    def recommend(self, users: Any, k: int = 10, *, exclude_seen: bool = True, items: Any = None):
-        ids, scores = self.model.recommend(users, 50, exclude_seen=exclude_seen, items=items)
-        return semrec.diversify(ids, scores, self.emb, k, lambda_=self.lambda_)
-
-
 def warm_part(ds: Dataset, emb: np.ndarray, encoder: Any, seed: int) -> dict[str, Any]:
     """Warm split: the three families, the hybrid (weights tuned on validation), baselines."""
     train, test = split.last_fraction(ds)
@@ -242,7 +232,7 @@ def warm_part(ds: Dataset, emb: np.ndarray, encoder: Any, seed: int) -> dict[str
     sweep = []
     for lam in LAMBDAS:
         t = semrec.evaluate(
-            Diversified(models["hybrid"], emb, lam),
+            Diversified(models["hybrid"], emb, lam, candidates=50),
             train,
             test,
             k=10,
