@@ -1,6 +1,7 @@
 # make demo  - create .venv, install torch==2.13.0 and semrec, run the demo
 # make test  - the same install plus test extras, then the whole test suite and the notebooks
 # make notebooks - execute notebooks/*.ipynb with nbmake (part of make test)
+# make fuzz - the file readers' fuzz tests with SEMREC_FUZZ_CASES=20000 cases each
 # make bench - the benchmarks in quick mode;  make lint - ruff and clang-format;  make clean
 
 PYTHON ?= python3
@@ -11,7 +12,7 @@ TORCH  := torch==2.13.0
 BUILD_DEPS := scikit-build-core pybind11 cmeel-eigen ninja "cmake>=3.26"
 SOURCES := $(shell find cpp python -type f) CMakeLists.txt pyproject.toml
 
-.PHONY: demo test notebooks bench lint clean install
+.PHONY: demo test notebooks fuzz bench lint clean install
 
 demo: $(VENV)/.stamp-install
 	$(BIN)/semrec demo
@@ -25,6 +26,9 @@ test: $(VENV)/.stamp-install
 # JUPYTER_PATH puts this venv's kernelspec ahead of any user-level "python3" kernel.
 notebooks: $(VENV)/.stamp-install
 	JUPYTER_PATH="$(abspath $(VENV))/share/jupyter" $(BIN)/python -m pytest --nbmake notebooks -p no:cacheprovider
+
+fuzz: $(VENV)/.stamp-install
+	SEMREC_FUZZ_CASES=20000 $(BIN)/python -m pytest -m fuzz -p no:cacheprovider
 
 bench: $(VENV)/.stamp-install
 	$(BIN)/pip install --quiet ".[bench]" --no-build-isolation

@@ -142,3 +142,39 @@ def test_forcing_an_unknown_isa_is_a_clear_error() -> None:
     )
     assert result.returncode != 0
     assert "SEMREC_ISA must be one of" in result.stderr
+
+
+def test_thread_counts_above_the_cores_are_capped() -> None:
+    # One cap for every kernel: more threads than cores is never faster, and 100k threads used
+    # to crash the kernels that keep a scratch buffer per thread.
+    from semrec._threads import available_cores, resolve_num_threads
+
+    cores = available_cores()
+    assert resolve_num_threads(100_000) == cores
+    assert resolve_num_threads(2**40) == cores
+    assert resolve_num_threads(0) == cores
+    assert resolve_num_threads(1) == 1
+    with pytest.raises(ValueError, match="num_threads"):
+        resolve_num_threads(-1)
+    with pytest.raises(TypeError, match="num_threads"):
+        resolve_num_threads(2.0)
+
+
+def test_huge_thread_counts_run_and_match_one_thread() -> None:
+    import numpy as np
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((300, 8)).astype(np.float32)
+    expected = semrec.topk(x[:20], x, 5, num_threads=1)
+    for n in (1000, 100_000, 2**40):
+        got = semrec.topk(x[:20], x, 5, num_threads=n)
+        np.testing.assert_array_equal(got[0], expected[0])
+        np.testing.assert_array_equal(got[1], expected[1])
+    clicks = sp.random_array((40, 30), density=0.2, format="csr", rng=0, dtype=np.float32)
+    one = semrec.ItemKNN(5, num_threads=1).fit(clicks).recommend(np.arange(40), k=3)
+    many = semrec.ItemKNN(5, num_threads=100_000).fit(clicks).recommend(np.arange(40), k=3)
+    np.testing.assert_array_equal(one[0], many[0])
+    als = semrec.ALS(4, num_threads=100_000, random_state=0, show_progress=False).fit(clicks)
+    ref = semrec.ALS(4, num_threads=1, random_state=0, show_progress=False).fit(clicks)
+    np.testing.assert_array_equal(als.item_factors_, ref.item_factors_)

@@ -11,14 +11,22 @@ from semrec._native import core
 _num_threads: int | None = None
 
 
+def available_cores() -> int:
+    """Cores this process may run on (its CPU affinity where the OS tells, else all)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # not every OS has affinity masks
+        return max(1, core.max_threads())
+
+
 def _default() -> int:
     env = os.environ.get("SEMREC_NUM_THREADS") or os.environ.get("OMP_NUM_THREADS")
     if env:
         try:
-            return max(1, int(env.split(",")[0]))
+            return min(max(1, int(env.split(",")[0])), available_cores())
         except ValueError:
             pass
-    return max(1, core.max_threads())
+    return available_cores()
 
 
 def set_num_threads(n: int) -> None:
@@ -27,8 +35,10 @@ def set_num_threads(n: int) -> None:
     Parameters
     ----------
     n : int
-        Number of threads; ``0`` means all cores. The setting also applies to LibTorch (the text
-        encoder), which shares the same OpenMP runtime.
+        Number of threads; ``0`` means all cores. More threads than cores never speed up these
+        compute-bound kernels, so a larger count is capped to the cores this process may use.
+        The setting also applies to LibTorch (the text encoder), which shares the same OpenMP
+        runtime.
 
     Examples
     --------
@@ -54,7 +64,11 @@ def get_num_threads() -> int:
 
 
 def resolve_num_threads(num_threads: int | None) -> int:
-    """Turn a ``num_threads`` argument into a positive count (``None``: default, ``0``: all)."""
+    """Turn a ``num_threads`` argument into a thread count in ``[1, available_cores()]``.
+
+    ``None`` is the package default and ``0`` all cores; a count above the cores is capped
+    (this is the one place every kernel's and LibTorch's thread count goes through).
+    """
     if num_threads is None:
         return get_num_threads()
     if isinstance(num_threads, bool):
@@ -67,4 +81,5 @@ def resolve_num_threads(num_threads: int | None) -> int:
         ) from None
     if n < 0:
         raise ValueError(f"num_threads must be >= 0 (0 means all cores), got {n}")
-    return n if n > 0 else max(1, core.max_threads())
+    cores = available_cores()
+    return cores if n == 0 else min(n, cores)
