@@ -19,9 +19,7 @@ import numpy as np
 FUZZ_CASES = int(os.environ.get("SEMREC_FUZZ_CASES", "200"))
 
 
-def corruptions(
-    blob: bytes, cases: int = FUZZ_CASES, seed: int = 0
-) -> Iterator[tuple[str, bytes]]:
+def corruptions(blob: bytes, cases: int = FUZZ_CASES, seed: int = 0) -> Iterator[tuple[str, bytes]]:
     """``cases`` damaged copies of ``blob``, each with a short description of the damage.
 
     The kinds alternate: a truncation (to any length, the empty file included), one flipped
