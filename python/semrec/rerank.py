@@ -183,6 +183,13 @@ def minmax_rows(scores: np.ndarray, valid: np.ndarray) -> np.ndarray:
     """Rescale each row's ``valid`` entries to [0, 1] (a constant row becomes 1); float32.
 
     Entries outside ``valid`` are left as they are (the kernel never reads them).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from semrec.rerank import minmax_rows
+    >>> minmax_rows(np.array([[1.0, 3.0, 9.0]]), np.array([[True, True, False]])).tolist()
+    [[0.0, 1.0, 9.0]]
     """
     s = scores.astype(np.float64)
     lo = np.min(s, axis=1, keepdims=True, where=valid, initial=np.inf)
@@ -194,7 +201,15 @@ def minmax_rows(scores: np.ndarray, valid: np.ndarray) -> np.ndarray:
 
 
 def unit_rows(emb: np.ndarray) -> np.ndarray:
-    """``emb`` itself when every row is unit length (or zero), else an L2-normalised copy."""
+    """``emb`` itself when every row is unit length (or zero), else an L2-normalised copy.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from semrec.rerank import unit_rows
+    >>> unit_rows(np.array([[3, 4], [0, 0]], dtype=np.float32)).tolist()
+    [[0.6000000238418579, 0.800000011920929], [0.0, 0.0]]
+    """
     norms = np.sqrt(np.einsum("ij,ij->i", emb, emb, dtype=np.float64))
     if np.all((np.abs(norms - 1.0) <= _UNIT_TOLERANCE) | (norms == 0)):
         return emb
