@@ -35,6 +35,11 @@ logger = logging.getLogger("semrec")
 Callback = Callable[[int, float, float | None], Any]
 
 
+def _learned(users: bool, part: int, doc: str) -> property:
+    """A read-only attribute: the factors (part 0) or biases (1) of one side."""
+    return property(lambda self: self._views(users=users)[part], doc=doc + ".")
+
+
 class ALS(Recommender):
     """Matrix factorisation by alternating least squares, for implicit or explicit feedback.
 
@@ -122,20 +127,7 @@ class ALS(Recommender):
         num_threads: int | None = None,
         show_progress: bool | None = None,
     ) -> None:
-        self.factors = factors
-        self.regularization = regularization
-        self.alpha = alpha
-        self.iterations = iterations
-        self.solver = solver
-        self.cg_steps = cg_steps
-        self.feedback = feedback
-        self.confidence = confidence
-        self.epsilon = epsilon
-        self.biases = biases
-        self.calculate_training_loss = calculate_training_loss
-        self.random_state = random_state
-        self.num_threads = num_threads
-        self.show_progress = show_progress
+        self._set_params(locals())
 
     @property
     def _problem(self) -> ALSSolve:
@@ -307,35 +299,13 @@ class ALS(Recommender):
             self._gram = self._problem.gram(items, resolve_num_threads(self.num_threads))
 
     # -- The learned state -----------------------------------------------------------------------
-    @property
-    def n_users_(self) -> int:
-        self._check_fitted()
-        return int(self._users.shape[0])
+    def _shape(self) -> tuple[int, int]:
+        return self._users.shape[0], self._items.shape[0]
 
-    @property
-    def n_items_(self) -> int:
-        self._check_fitted()
-        return int(self._items.shape[0])
-
-    @property
-    def user_factors_(self) -> np.ndarray:
-        """User factors, float32 of shape (n_users, factors) (kept current by fold-in/update)."""
-        return self._views(users=True)[0]
-
-    @property
-    def user_biases_(self) -> np.ndarray | None:
-        """Learned user biases (explicit feedback with ``biases=True``), else None."""
-        return self._views(users=True)[1]
-
-    @property
-    def item_factors_(self) -> np.ndarray:
-        """Item factors, float32 of shape (n_items, factors) (also readable in a callback)."""
-        return self._views(users=False)[0]
-
-    @property
-    def item_biases_(self) -> np.ndarray | None:
-        """Learned item biases (explicit feedback with ``biases=True``), else None."""
-        return self._views(users=False)[1]
+    user_factors_ = _learned(True, 0, "User factors, float32 (n_users, factors); kept current")
+    user_biases_ = _learned(True, 1, "User biases (explicit feedback with biases), else None")
+    item_factors_ = _learned(False, 0, "Item factors, float32 (n_items, factors)")
+    item_biases_ = _learned(False, 1, "Item biases (explicit feedback with biases), else None")
 
     def _views(self, *, users: bool) -> tuple[np.ndarray, np.ndarray | None]:
         """(factors, biases) of one side, built once per change (not on every read)."""

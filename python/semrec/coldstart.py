@@ -155,11 +155,8 @@ class ColdStartALS(Recommender):
         fit_intercept: bool = True,
         min_interactions: int = 1,
     ) -> None:
-        self.als = als
         self.item_embeddings = item_embeddings
-        self.regularization = regularization
-        self.fit_intercept = fit_intercept
-        self.min_interactions = min_interactions
+        self._set_params(locals())
 
     def fit(self, interactions: Any = None) -> ColdStartALS:
         """Fit the map on the warm items (fitting the ALS first when ``interactions`` is given).
@@ -236,15 +233,8 @@ class ColdStartALS(Recommender):
         self.cold_items_ = cold
 
     # -- state -------------------------------------------------------------------------------
-    @property
-    def n_users_(self) -> int:
-        self._check_fitted()
-        return int(self.als.n_users_)
-
-    @property
-    def n_items_(self) -> int:
-        self._check_fitted()
-        return int(self.item_factors_.shape[0])
+    def _shape(self) -> tuple[int, int]:
+        return self.als.n_users_, self.item_factors_.shape[0]
 
     @property
     def interactions_(self) -> sp.csr_array:

@@ -99,10 +99,7 @@ class ContentRecommender(Recommender):
         show_progress: bool | None = True,
     ) -> None:
         self.item_embeddings = item_embeddings
-        self.half_life = half_life
-        self.encoder = encoder
-        self.num_threads = num_threads
-        self.show_progress = show_progress
+        self._set_params(locals())
 
     def __repr__(self) -> str:
         emb = self.item_embeddings
@@ -161,15 +158,8 @@ class ContentRecommender(Recommender):
         return cls(item_embeddings.aligned_to(dataset), **params).fit(dataset)
 
     # -- fitted state ------------------------------------------------------------------------
-    @property
-    def n_users_(self) -> int:
-        self._check_fitted()
-        return self._stream.n_users
-
-    @property
-    def n_items_(self) -> int:
-        self._check_fitted()
-        return self._stream.n_items
+    def _shape(self) -> tuple[int, int]:
+        return self._stream.n_users, self._stream.n_items
 
     @property
     def item_embeddings_(self) -> np.ndarray:

@@ -190,9 +190,8 @@ def compare(
     Examples
     --------
     >>> import semrec
-    >>> from semrec.datasets import synthetic
-    >>> from semrec.split import last_fraction
-    >>> train, test = last_fraction(synthetic(200, 300, 4_000))
+    >>> data = semrec.datasets.synthetic(200, 300, 4_000)
+    >>> train, test = semrec.split.last_fraction(data)
     >>> table = semrec.compare({}, train, test, k=10)
     >>> sorted(table.index.get_level_values("model").unique())
     ['MostPopular', 'Random']

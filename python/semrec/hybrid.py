@@ -131,16 +131,6 @@ class Hybrid(Recommender):
             return sp.csr_array(self._interactions[users])
         return _seen_union([model.interactions_[users] for model, _ in self._members()])
 
-    @property
-    def n_users_(self) -> int:
-        self._check_fitted()
-        return self._shape()[0]
-
-    @property
-    def n_items_(self) -> int:
-        self._check_fitted()
-        return self._shape()[1]
-
     def _shape(self) -> tuple[int, int]:
         if self._interactions is not None:
             return self._interactions.shape
@@ -327,9 +317,8 @@ class Hybrid(Recommender):
         Examples
         --------
         >>> import semrec
-        >>> from semrec.datasets import synthetic
-        >>> from semrec.split import last_fraction
-        >>> train, validation = last_fraction(synthetic(200, 300, 4_000))
+        >>> data = semrec.datasets.synthetic(200, 300, 4_000)
+        >>> train, validation = semrec.split.last_fraction(data)
         >>> pop = semrec.MostPopular().fit(train.interactions)
         >>> rnd = semrec.Random(random_state=0).fit(train.interactions)
         >>> best = semrec.Hybrid.tune([pop, rnd], train, validation, grid=2, show_progress=False)

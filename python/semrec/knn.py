@@ -63,6 +63,10 @@ WEIGHTINGS = ("none", "tfidf", "bm25")
 class _NeighbourCF(Recommender):
     """What ItemKNN and UserKNN share; ``_KIND`` names the compared entities."""
 
+    _HINTS = {  # noqa: RUF012 (class constant)
+        "add_items": "an item without interactions has no neighbours; use ContentRecommender "
+        "or ColdStartALS for items known by their text",
+    }
     _KIND: ClassVar[str] = ""
     _EXPLAINED_BY: ClassVar[str] = "item"
     _PARAMS = (
@@ -74,10 +78,6 @@ class _NeighbourCF(Recommender):
         "num_threads",
         "show_progress",
     )
-    _HINTS = {  # noqa: RUF012 (class constant)
-        "add_items": "an item without interactions has no neighbours; use ContentRecommender "
-        "or ColdStartALS for items known by their text",
-    }
 
     def __init__(
         self,
@@ -90,13 +90,7 @@ class _NeighbourCF(Recommender):
         num_threads: int | None = None,
         show_progress: bool = True,
     ) -> None:
-        self.neighbours = neighbours
-        self.weighting = weighting
-        self.shrinkage = shrinkage
-        self.bm25_k1 = bm25_k1
-        self.bm25_b = bm25_b
-        self.num_threads = num_threads
-        self.show_progress = show_progress
+        self._set_params(locals())
 
     def _check_params(self) -> None:
         check.positive_int(self.neighbours, "neighbours")
@@ -158,15 +152,9 @@ class _NeighbourCF(Recommender):
             Non-negative weights (counts, ratings, confidences); explicit zeros are dropped and
             duplicates summed.
 
-        Returns
-        -------
-        self
-
-        Raises
-        ------
-        TypeError, ValueError, IndexError
-            Not a CSR matrix, empty, NaN/inf or negative weights, malformed structure, or bad
-            hyperparameters.
+        Returns ``self``; raises TypeError, ValueError or IndexError for an input that is not
+        a CSR matrix, is empty, holds NaN/inf or negative weights or a malformed structure, and
+        for bad hyperparameters.
         """
         self._check_params()
         train = check.canonical_csr(interactions, "interactions", nonnegative=True)
@@ -198,11 +186,12 @@ class _NeighbourCF(Recommender):
 
     # -- scoring -----------------------------------------------------------------------------
     def _history(self, users: np.ndarray) -> sp.csr_array:
-        raise NotImplementedError
+        """What a user's scores are summed over: its history (ItemKNN) or neighbours."""
+        return rows_of(self.interactions_ if self._KIND == "item" else self.similarity_, users)
 
     def _through(self) -> sp.csr_array:
         """The matrix a history row is multiplied with to score every item."""
-        raise NotImplementedError
+        return self.similarity_ if self._KIND == "item" else self.interactions_
 
     def _score_rows(self, users: np.ndarray) -> np.ndarray:
         return np.asarray((self._history(users) @ self._through()).toarray(), dtype=np.float32)
@@ -421,12 +410,6 @@ class ItemKNN(_NeighbourCF):
     _FORMAT_NAME = "semrec.ItemKNN"
     _EXPLAINED_BY = "item"
 
-    def _history(self, users: np.ndarray) -> sp.csr_array:
-        return rows_of(self.interactions_, users)
-
-    def _through(self) -> sp.csr_array:
-        return self.similarity_
-
     def _scores_of(self, history: sp.csr_array, users: np.ndarray | None) -> np.ndarray:
         scores = np.asarray((history @ self.similarity_).toarray(), dtype=np.float32)
         if users is not None:
@@ -460,12 +443,6 @@ class UserKNN(_NeighbourCF):
     _KIND = "user"
     _FORMAT_NAME = "semrec.UserKNN"
     _EXPLAINED_BY = "neighbour"
-
-    def _history(self, users: np.ndarray) -> sp.csr_array:
-        return rows_of(self.similarity_, users)
-
-    def _through(self) -> sp.csr_array:
-        return self.interactions_
 
     def _scores_of(self, history: sp.csr_array, users: np.ndarray | None) -> np.ndarray:
         weighted, _ = self._weigh(check.without_zeros(history))

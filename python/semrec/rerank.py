@@ -160,20 +160,14 @@ class Diversified:
             f"candidates={self.candidates}, normalize={self.normalize!r})"
         )
 
-    def recommend(
-        self,
-        users: int | np.ndarray,
-        k: int = 10,
-        *,
-        exclude_seen: bool = True,
-        items: np.ndarray | None = None,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """The model's top ``candidates`` for each user, re-ranked to ``k`` by MMR; the scores
-        are the model's (padding ``-1`` / ``-inf``)."""
+    def recommend(self, users: Any, k: int = 10, **options: Any) -> tuple[np.ndarray, np.ndarray]:
+        """The model's top ``candidates`` for each user, re-ranked to ``k`` by MMR.
+
+        ``options`` (``exclude_seen``, ``items``) go to the model's ``recommend``, which sees
+        the same users; the scores are the model's (padding ``-1`` / ``-inf``).
+        """
         k = check.positive_int(k, "k")
-        ids, scores = self.model.recommend(
-            users, max(self.candidates, k), exclude_seen=exclude_seen, items=items
-        )
+        ids, scores = self.model.recommend(users, max(self.candidates, k), **options)
         return diversify(
             ids, scores, self.item_embeddings, k, self.lambda_, normalize=self.normalize
         )
