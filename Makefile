@@ -1,5 +1,6 @@
 # make demo  - create .venv, install torch==2.13.0 and semrec, run the demo
-# make test  - the same install plus test extras, then the whole test suite and the notebooks
+# make test  - the same install plus test extras, then the whole test suite, the docstring
+#              examples (make doctest) and the notebooks
 # make notebooks - execute notebooks/*.ipynb with nbmake (part of make test)
 # make fuzz - the file readers' fuzz tests with SEMREC_FUZZ_CASES=20000 cases each
 # make bench - the benchmarks in quick mode;  make lint - ruff and clang-format;  make clean
@@ -12,14 +13,20 @@ TORCH  := torch==2.13.0
 BUILD_DEPS := scikit-build-core pybind11 cmeel-eigen ninja "cmake>=3.26"
 SOURCES := $(shell find cpp python -type f) CMakeLists.txt pyproject.toml
 
-.PHONY: demo test notebooks fuzz bench lint clean install
+.PHONY: demo test doctest notebooks fuzz bench lint clean install
 
 demo: $(VENV)/.stamp-install
 	$(BIN)/semrec demo
 
 test: $(VENV)/.stamp-install
 	$(BIN)/python -m pytest
+	$(MAKE) doctest
 	$(MAKE) notebooks
+
+# Every example in the installed package's docstrings runs (tests/test_docstrings.py checks
+# that each public class and function has one).
+doctest: $(VENV)/.stamp-install
+	$(BIN)/python -m pytest --doctest-modules --pyargs semrec -p no:cacheprovider -q
 
 # Runs every notebook top to bottom in a fresh kernel of this interpreter (ipykernel's
 # "python3"); tests/test_notebooks.py checks that the committed copies carry no outputs.

@@ -67,16 +67,16 @@ def ranking_metrics(
     >>> float(ranking_metrics(recs, relevant, k=2).loc[2, "mrr"])
     0.5
     """
-    cutoffs = _cutoffs(k)
+    ks = cutoffs(k)
     recs = _recommendations(recommendations, "recommendations", relevant_shape(relevant)[1])
     shape = (recs.shape[0], relevant_shape(relevant)[1])
-    if recs.shape[1] < max(cutoffs):
+    if recs.shape[1] < max(ks):
         raise ValueError(
-            f"recommendations hold {recs.shape[1]} items per user, fewer than k={max(cutoffs)}"
+            f"recommendations hold {recs.shape[1]} items per user, fewer than k={max(ks)}"
         )
     indptr, indices = check.csr_structure(relevant, "relevant", shape)
     values = core.ranking_metrics(
-        recs, indptr, indices, shape[1], list(cutoffs), resolve_num_threads(num_threads)
+        recs, indptr, indices, shape[1], list(ks), resolve_num_threads(num_threads)
     )
     if per_user:
         return values
@@ -86,7 +86,7 @@ def ranking_metrics(
         if has_relevant.any()
         else np.full(values.shape[1:], np.nan)
     )
-    return pd.DataFrame(means, index=pd.Index(cutoffs, name="k"), columns=list(RANKING_METRICS))
+    return pd.DataFrame(means, index=pd.Index(ks, name="k"), columns=list(RANKING_METRICS))
 
 
 def catalog_coverage(recommendations: np.ndarray, n_items: int, k: int) -> float:
@@ -195,12 +195,29 @@ def mae(predicted: Any, actual: Any) -> float:
 
 # -- helpers ----------------------------------------------------------------------------------
 def relevant_shape(relevant: Any) -> tuple[int, int]:
+    """The shape of a users x items relevance matrix (a TypeError unless it is sparse).
+
+    Examples
+    --------
+    >>> import scipy.sparse as sp
+    >>> from semrec.metrics import relevant_shape
+    >>> relevant_shape(sp.csr_array((3, 5)))
+    (3, 5)
+    """
     if not sp.issparse(relevant):
         raise TypeError(f"relevant must be a scipy.sparse CSR matrix, got {type(relevant)}")
     return relevant.shape
 
 
-def _cutoffs(k: int | Iterable[int]) -> tuple[int, ...]:
+def cutoffs(k: int | Iterable[int]) -> tuple[int, ...]:
+    """Cutoffs as a tuple of ints >= 1 (an int gives one).
+
+    Examples
+    --------
+    >>> from semrec.metrics import cutoffs
+    >>> cutoffs(10), cutoffs([5, 20])
+    ((10,), (5, 20))
+    """
     ks = (k,) if np.ndim(k) == 0 else tuple(k)  # type: ignore[arg-type]
     if not ks:
         raise ValueError("k must name at least one cutoff")
