@@ -62,6 +62,7 @@ lint: $(VENV)/.stamp-venv
 install: $(VENV)/.stamp-install
 
 wheel: $(STAMP_WHEEL)
+	$(BIN)/python -m build --sdist --no-isolation --outdir dist .
 
 $(VENV)/.stamp-venv:
 	$(PYTHON) -m venv $(VENV)
@@ -71,13 +72,12 @@ $(VENV)/.stamp-venv:
 	$(BIN)/pip install --quiet $(BUILD_DEPS)
 	touch $@
 
-# The binary wheel (build/wheel/ holds the unrepaired one) and the sdist.
+# The repaired binary wheel (build/wheel/ holds the unrepaired one); `make wheel` adds the sdist.
 $(STAMP_WHEEL): $(VENV)/.stamp-venv $(SOURCES)
 	rm -rf build/wheel dist
 	$(BIN)/pip wheel --no-build-isolation --no-deps --wheel-dir build/wheel .
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/auditwheel repair --wheel-dir dist $(addprefix --exclude ,$(WHEEL_EXCLUDE)) \
-		build/wheel/semrec-*.whl
-	$(BIN)/python -m build --sdist --no-isolation --outdir dist .
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/auditwheel repair --wheel-dir dist \
+		$(addprefix --exclude ,$(WHEEL_EXCLUDE)) build/wheel/semrec-*.whl
 	touch $@
 
 # semrec from the wheel with its runtime dependencies and matplotlib (what the demo draws with).
