@@ -15,7 +15,7 @@
 #include <utility>
 
 #include "semrec/parallel.hpp"
-#include "semrec/similarity.hpp"
+#include "semrec/views.hpp"
 
 namespace semrec::bindings {
 
@@ -47,6 +47,18 @@ inline CsrView csr_view(const std::optional<CArray<std::int64_t>>& indptr,
     }
   }
   return {indptr->data(), indices->data(), rows, cols};
+}
+
+// A CSR matrix with float values: its structure (as csr_view) and one value per entry.
+inline CsrValuesView csr_values_view(const CArray<std::int64_t>& indptr,
+                                     const CArray<std::int32_t>& indices,
+                                     const CArray<float>& values, std::int64_t cols,
+                                     const char* name) {
+  const CsrView structure = csr_view(indptr, indices, cols, name);
+  if (values.ndim() != 1 || values.shape(0) != indices.shape(0)) {
+    throw std::invalid_argument(std::string(name) + ": values must be 1-D and match indices");
+  }
+  return {structure.indptr, structure.indices, values.data(), structure.rows, cols};
 }
 
 // Polls Python's signal handlers (so Ctrl-C stops a long kernel) at most every 50 ms. The

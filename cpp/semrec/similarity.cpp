@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include "semrec/topk_selector.hpp"
+
 namespace semrec {
 namespace {
 
@@ -149,67 +151,10 @@ float inverse_norm(const float* row, std::int64_t dim) {
   return norm > 0.0f ? 1.0f / norm : 0.0f;
 }
 
-struct Entry {
-  float score;
-  std::int32_t id;
-};
-
-// Higher score first; among equal scores the lower id first.
-inline bool better(const Entry& a, const Entry& b) {
-  return a.score > b.score || (a.score == b.score && a.id < b.id);
-}
-
-// The k best entries seen so far. Candidates go into a buffer of up to 2k entries; when it
-// fills, a selection keeps the k best and raises the entry threshold. That costs O(1) per
-// candidate on average, against O(log k) for a heap, which matters for large k.
-class TopK {
- public:
-  explicit TopK(int k) : k_(k) {}
-
-  // A candidate can only enter if it scores strictly above this. Candidates arrive in
-  // increasing id order, so an equal score would lose the tie to the entry already kept.
-  float threshold() const { return threshold_; }
-
-  void push(float score, std::int32_t id) {
-    if (buffer_.empty()) buffer_.reserve(2 * static_cast<std::size_t>(k_));
-    buffer_.push_back({score, id});
-    if (buffer_.size() == 2 * static_cast<std::size_t>(k_)) shrink();
-  }
-
-  // Writes the kept entries best first, padded to k with (-1, -inf); empties the selector.
-  void write(std::int32_t* ids, float* scores) {
-    shrink();
-    std::sort(buffer_.begin(), buffer_.end(), better);
-    std::size_t i = 0;
-    for (; i < buffer_.size(); ++i) {
-      ids[i] = buffer_[i].id;
-      scores[i] = buffer_[i].score;
-    }
-    for (; i < static_cast<std::size_t>(k_); ++i) {
-      ids[i] = -1;
-      scores[i] = kNegInf;
-    }
-    buffer_.clear();
-    threshold_ = kNegInf;
-  }
-
- private:
-  void shrink() {
-    if (buffer_.size() <= static_cast<std::size_t>(k_)) return;
-    std::nth_element(buffer_.begin(), buffer_.begin() + (k_ - 1), buffer_.end(), better);
-    buffer_.resize(static_cast<std::size_t>(k_));
-    threshold_ = buffer_[k_ - 1].score;
-  }
-
-  int k_;
-  float threshold_ = kNegInf;
-  std::vector<Entry> buffer_;
-};
-
 // Feeds scores s[0..n) of items id(0), id(1), ... (increasing ids) to the selector. Most scores
 // fall below the threshold, so 16 at a time are tested with one vectorised comparison first.
 template <class Id>
-void select_scores(const float* s, std::int64_t n, Id id, TopK& top) {
+void select_scores(const float* s, std::int64_t n, Id id, TopKSelector& top) {
   std::int64_t j = 0;
   for (; j + 16 <= n; j += 16) {
     const float thr = top.threshold();
@@ -248,7 +193,7 @@ void merge_chunks(std::int64_t nq, int k, std::int64_t chunks, const std::vector
                   const std::vector<float>& scores, int num_threads, const StopCheck& stop,
                   TopKOutput out) {
   parallel_tasks((nq + kGatherBlock - 1) / kGatherBlock, num_threads, stop, [&](std::int64_t t) {
-    TopK top(k);
+    TopKSelector top(k);
     for (std::int64_t q = t * kGatherBlock; q < std::min(nq, (t + 1) * kGatherBlock); ++q) {
       // Chunks cover increasing id ranges, so feeding them in order keeps the tie rule.
       for (std::int64_t c = 0; c < chunks; ++c) {
@@ -347,7 +292,7 @@ void topk_tiled(MatrixView queries, MatrixView items, int k, bool cosine,
     std::vector<float> scale(static_cast<std::size_t>(lds), 0.0f);
     if (cosine) std::copy(inv_q.begin() + q0, inv_q.begin() + q0 + nqb, scale.begin());
 
-    std::vector<TopK> tops(static_cast<std::size_t>(nqb), TopK(k));
+    std::vector<TopKSelector> tops(static_cast<std::size_t>(nqb), TopKSelector(k));
     std::vector<float> thresholds(static_cast<std::size_t>(nqb), kNegInf);
     std::vector<std::int64_t> cursor;  // next exclusion entry of each query
     if (exclude.present()) {
@@ -446,7 +391,7 @@ void topk_scan(MatrixView queries, MatrixView items, int k, bool cosine,
     const std::int64_t q = task / chunks, chunk = task % chunks;
     const std::int64_t p0 = chunk * pieces.count / chunks, p1 = (chunk + 1) * pieces.count / chunks;
     const float* query = queries.row(q);
-    TopK top(k);
+    TopKSelector top(k);
     std::vector<float> s(static_cast<std::size_t>(kScanPiece));
     std::int64_t e = 0, e_end = 0;
     if (exclude.present()) {
@@ -500,7 +445,7 @@ void topk_candidates(MatrixView queries, MatrixView items, CsrView candidates, i
   const bool cosine = metric == Metric::cosine;
 
   parallel_tasks((nq + kGatherBlock - 1) / kGatherBlock, num_threads, stop, [&](std::int64_t t) {
-    TopK top(k);
+    TopKSelector top(k);
     std::vector<std::int32_t> ids;
     std::vector<float> s;
     for (std::int64_t q = t * kGatherBlock; q < std::min(nq, (t + 1) * kGatherBlock); ++q) {
