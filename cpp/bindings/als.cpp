@@ -30,7 +30,7 @@ void register_als(py::module_& m) {
   m.def(
       "csr_transpose",
       [](const CArray<std::int64_t>& indptr, const CArray<std::int32_t>& indices,
-         const CArray<float>& values, std::int64_t cols, int num_threads) {
+         const CArray<float>& values, std::int64_t cols, ThreadCount num_threads) {
         const CsrValuesView r = csr_values_view(indptr, indices, values, cols, "ratings");
         CArray<std::int64_t> t_indptr({static_cast<py::ssize_t>(cols + 1)});
         CArray<std::int32_t> t_indices({static_cast<py::ssize_t>(indices.shape(0))});
@@ -47,7 +47,7 @@ void register_als(py::module_& m) {
 
   m.def(
       "als_gram",
-      [](const CArray<float>& other, int dims, int num_threads) {
+      [](const CArray<float>& other, int dims, ThreadCount num_threads) {
         const MatrixView y = matrix_view(other, "other");
         CArray<double> out({static_cast<py::ssize_t>(dims), static_cast<py::ssize_t>(dims)});
         double* data = out.mutable_data();
@@ -62,7 +62,7 @@ void register_als(py::module_& m) {
       [](const CArray<std::int64_t>& indptr, const CArray<std::int32_t>& indices,
          const CArray<float>& values, const CArray<float>& other,
          std::optional<CArray<double>> gram, CArray<float> factors, bool implicit, int solve_dims,
-         float regularization, const std::string& solver, int cg_steps, int num_threads) {
+         float regularization, const std::string& solver, int cg_steps, ThreadCount num_threads) {
         const MatrixView y = matrix_view(other, "other");
         const CsrValuesView r = csr_values_view(indptr, indices, values, y.rows, "ratings");
         const MatrixView x = matrix_view(factors, "factors");
@@ -86,7 +86,7 @@ void register_als(py::module_& m) {
       "als_loss",
       [](const CArray<std::int64_t>& indptr, const CArray<std::int32_t>& indices,
          const CArray<float>& values, const CArray<float>& factors, const CArray<float>& other,
-         std::optional<CArray<double>> gram, bool implicit, int num_threads) {
+         std::optional<CArray<double>> gram, bool implicit, ThreadCount num_threads) {
         const MatrixView y = matrix_view(other, "other");
         const MatrixView x = matrix_view(factors, "factors");
         const CsrValuesView r = csr_values_view(indptr, indices, values, y.rows, "ratings");

@@ -42,8 +42,8 @@ void register_knn(py::module_& m) {
          const CArray<std::int32_t>& t_indices, const CArray<float>& t_values,
          std::int64_t n_targets, const CArray<float>& query_norms,
          const CArray<float>& target_norms, std::optional<CArray<std::int32_t>> self,
-         std::optional<CArray<std::int32_t>> target_ids, int k, float shrink, int num_threads,
-         std::optional<py::function> progress) {
+         std::optional<CArray<std::int32_t>> target_ids, int k, float shrink,
+         ThreadCount num_threads, std::optional<py::function> progress) {
         const std::int64_t dims = t_indptr.ndim() == 1 ? t_indptr.shape(0) - 1 : 0;
         const CsrValuesView q = csr_values_view(q_indptr, q_indices, q_values, dims, "queries");
         const CsrValuesView t =
@@ -100,7 +100,7 @@ void register_knn(py::module_& m) {
          const CArray<std::int32_t>& g_indices, const CArray<float>& g_values, std::int64_t n_items,
          int k, std::optional<CArray<std::int64_t>> exclude_indptr,
          std::optional<CArray<std::int32_t>> exclude_indices,
-         std::optional<CArray<std::int32_t>> candidates, int num_threads) {
+         std::optional<CArray<std::int32_t>> candidates, ThreadCount num_threads) {
         const std::int64_t dims = g_indptr.ndim() == 1 ? g_indptr.shape(0) - 1 : 0;
         const CsrValuesView h = csr_values_view(h_indptr, h_indices, h_values, dims, "history");
         const CsrValuesView g = csr_values_view(g_indptr, g_indices, g_values, n_items, "graph");

@@ -289,7 +289,7 @@ CsrResult neighbour_graph(CsrValuesView queries, CsrValuesView targets_t, const 
   for (std::int64_t r = 0; r < nq; ++r) order[r] = r;
   std::stable_sort(order.begin(), order.end(),
                    [&](std::int64_t a, std::int64_t b) { return work[a] > work[b]; });
-  std::vector<Scratch> scratch(static_cast<std::size_t>(num_threads));
+  std::vector<Scratch> scratch(static_cast<std::size_t>(usable_threads(num_threads)));
   const Packed targets = pack(targets_t);
 
   // One call for the whole graph (packing the targets once) still reports progress: from the
@@ -391,9 +391,7 @@ void neighbour_topk(CsrValuesView history, CsrValuesView graph, int k, CsrView e
   check_values_csr(history, "history");
   check_values_csr(graph, "graph");
   const std::int64_t nq = history.rows, n_items = graph.cols;
-  if (exclude.present() && (exclude.rows != nq || exclude.cols != n_items)) {
-    throw std::invalid_argument("exclude must have one row per history row and n_items columns");
-  }
+  check_csr(exclude, nq, n_items, "exclude", /*require_sorted=*/false);
   std::vector<unsigned char> allowed;
   if (candidates != nullptr) {
     allowed.assign(static_cast<std::size_t>(n_items), 0);
@@ -406,7 +404,7 @@ void neighbour_topk(CsrValuesView history, CsrValuesView graph, int k, CsrView e
     }
   }
   const std::int64_t n_tasks = (nq + kRowsPerTask - 1) / kRowsPerTask;
-  std::vector<Scratch> scratch(static_cast<std::size_t>(num_threads));
+  std::vector<Scratch> scratch(static_cast<std::size_t>(usable_threads(num_threads)));
   const Packed through = pack(graph);
 
   parallel_tasks(n_tasks, num_threads, stop, [&](std::int64_t task) {

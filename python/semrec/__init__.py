@@ -15,7 +15,7 @@ from semrec.evaluation import compare, evaluate
 from semrec.hybrid import Hybrid
 from semrec.knn import ItemKNN, UserKNN
 from semrec.rerank import diversify
-from semrec.similarity import item_neighbours, topk
+from semrec.similarity import ItemIndex, item_neighbours, topk
 
 __version__ = "0.1.0"
 
@@ -26,6 +26,7 @@ __all__ = [
     "EmbeddingCache",
     "FormatError",
     "Hybrid",
+    "ItemIndex",
     "ItemKNN",
     "MostPopular",
     "NotFittedError",
