@@ -161,6 +161,9 @@ void tile(int r, const float* q, const T* x, std::int64_t stride, std::int64_t p
 // Scaling by powers of two, so that no norm or product overflows or underflows. Multiplying by
 // 2^e is exact, so for vectors of ordinary magnitude every score keeps the same bits.
 
+// The power of two 2^e as a float, for e in [-126, 127].
+inline float pow2(int e) { return std::bit_cast<float>(static_cast<std::uint32_t>(e + 127) << 23); }
+
 // The e that brings max |row| into [1, 2); 0 for a zero (or non-finite) row.
 int unit_exponent(const float* row, std::int64_t dim) {
   float m = 0.0f;
@@ -173,7 +176,7 @@ void scale_row(const float* src, std::int64_t dim, int e, float* dst) {
   if (e == 0) {
     std::copy(src, src + dim, dst);
   } else if (e >= -126 && e <= 127) {
-    const float f = std::bit_cast<float>(static_cast<std::uint32_t>(e + 127) << 23);
+    const float f = pow2(e);
     for (std::int64_t kk = 0; kk < dim; ++kk) dst[kk] = src[kk] * f;
   } else {
     for (std::int64_t kk = 0; kk < dim; ++kk) dst[kk] = std::ldexp(src[kk], e);
@@ -203,6 +206,48 @@ inline T convert(float v) {
   }
 }
 
+#if defined(__AVX2__)
+// Rows r[0..7] become columns: r[t] holds element t of each of the eight rows.
+inline void transpose8(__m256 r[8]) {
+  __m256 t[8], s[8];
+  for (int i = 0; i < 4; ++i) {
+    t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  for (int h = 0; h < 2; ++h) {
+    const int a = 4 * h;
+    s[a] = _mm256_shuffle_ps(t[a], t[a + 2], _MM_SHUFFLE(1, 0, 1, 0));
+    s[a + 1] = _mm256_shuffle_ps(t[a], t[a + 2], _MM_SHUFFLE(3, 2, 3, 2));
+    s[a + 2] = _mm256_shuffle_ps(t[a + 1], t[a + 3], _MM_SHUFFLE(1, 0, 1, 0));
+    s[a + 3] = _mm256_shuffle_ps(t[a + 1], t[a + 3], _MM_SHUFFLE(3, 2, 3, 2));
+  }
+  for (int i = 0; i < 4; ++i) {
+    r[i] = _mm256_permute2f128_ps(s[i], s[i + 4], 0x20);
+    r[i + 4] = _mm256_permute2f128_ps(s[i], s[i + 4], 0x31);
+  }
+}
+
+// One whole panel of float32 rows (each times its factor f[r], a power of two): eight rows by
+// eight terms at a time through an in-register transpose, so that a query against a raw
+// matrix costs little more than streaming it.
+void pack_panel(const float* const* src, const float* f, std::int64_t dim, float* dst) {
+  std::int64_t kk = 0;
+  for (; kk + 8 <= dim; kk += 8) {
+    for (std::int64_t r0 = 0; r0 < kPanel; r0 += 8) {
+      __m256 r[8];
+      for (int i = 0; i < 8; ++i) {
+        r[i] = _mm256_mul_ps(_mm256_loadu_ps(src[r0 + i] + kk), _mm256_set1_ps(f[r0 + i]));
+      }
+      transpose8(r);
+      for (int t = 0; t < 8; ++t) _mm256_storeu_ps(dst + (kk + t) * kPanel + r0, r[t]);
+    }
+  }
+  for (; kk < dim; ++kk) {
+    for (std::int64_t r = 0; r < kPanel; ++r) dst[kk * kPanel + r] = src[r][kk] * f[r];
+  }
+}
+#endif
+
 // Writes rows i0 .. i0 + n - 1 of `rows`, row i scaled by 2^(exponent[i] + shift) when exponent
 // is given, into `panels` as items first .. first + n - 1 (panel (first + j) / kPanel, lane
 // (first + j) % kPanel).
@@ -210,7 +255,26 @@ template <class T>
 void pack_rows(MatrixView rows, std::int64_t i0, std::int64_t n, const std::int16_t* exponent,
                int shift, T* panels, std::int64_t first, float* scratch) {
   const std::int64_t dim = rows.cols;
-  for (std::int64_t j = 0; j < n; ++j) {
+  std::int64_t j = 0;
+#if defined(__AVX2__)
+  if constexpr (std::is_same_v<T, float>) {
+    // Whole panels whose factors are normal floats (every row of ordinary magnitude).
+    for (; (first + j) % kPanel == 0 && j + kPanel <= n; j += kPanel) {
+      const float* src[kPanel];
+      float f[kPanel];
+      bool plain = true;
+      for (std::int64_t r = 0; r < kPanel; ++r) {
+        src[r] = rows.row(i0 + j + r);
+        const int e = exponent ? exponent[i0 + j + r] + shift : 0;
+        plain = plain && e >= -126 && e <= 127;
+        f[r] = plain ? pow2(e) : 1.0f;
+      }
+      if (!plain) break;
+      pack_panel(src, f, dim, panels + ((first + j) / kPanel) * dim * kPanel);
+    }
+  }
+#endif
+  for (; j < n; ++j) {
     const std::int64_t slot = first + j;
     T* dst = panels + (slot / kPanel) * dim * kPanel + slot % kPanel;
     const float* src = rows.row(i0 + j);
