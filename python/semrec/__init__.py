@@ -7,6 +7,7 @@ See the README for the tour; the public API is re-exported here.
 from semrec import datasets, metrics, split
 from semrec._threads import get_num_threads, set_num_threads
 from semrec.als import ALS
+from semrec.ann import HNSWIndex
 from semrec.baselines import MostPopular, Random
 from semrec.coldstart import ColdStartALS
 from semrec.content import ContentRecommender
@@ -25,6 +26,7 @@ __all__ = [
     "ContentRecommender",
     "EmbeddingCache",
     "FormatError",
+    "HNSWIndex",
     "Hybrid",
     "ItemIndex",
     "ItemKNN",
