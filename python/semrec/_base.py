@@ -159,7 +159,7 @@ class Recommender:
         return ids, scores
 
     # -- how recommend searches the items (dot-product models) -------------------------------
-    def use_index(self, kind: str = "exact", *, storage: str = "float16", **params: int) -> Any:
+    def use_index(self, kind: str = "exact", *, storage: str = "float32", **params: int) -> Any:
         """Choose how ``recommend`` searches the items: exactly (the default) or approximately.
 
         Parameters
@@ -168,13 +168,12 @@ class Recommender:
             ``"exact"`` scores every item (vectors checked and packed once: a
             :class:`semrec.ItemIndex`). ``"hnsw"``: a :class:`semrec.HNSWIndex` (extra
             ``semrec[ann]``) proposes the items; returned scores are exact, seen items and
-            ``items=`` are honoured, but some of the true top k may be missed (recall@10 >=
-            0.95 at the defaults in ``benchmarks/realtime.py``). Built now (unfitted: at the
-            first ``recommend``), grown by ``add_items``, rebuilt when the item vectors change,
-            saved with the model.
-        storage : {"float16", "float32"}, default "float16"
+            ``items=`` are honoured, but some of the true top k may be missed (recall: see
+            ``benchmarks/realtime.py``). Built now (unfitted: at the first ``recommend``), grown
+            by ``add_items``, rebuilt when the item vectors change, saved with the model.
+        storage : {"float32", "float16"}, default "float32"
             The exact index's packed copy (see :class:`semrec.ItemIndex`): answers are exact
-            either way; float16 makes one user's query stream half the bytes.
+            either way; float16 halves what one user's query streams (catalogues beyond cache).
         **params : int
             ``"hnsw"``: ``m``, ``ef_construction``, ``ef_search`` (see HNSWIndex).
 
@@ -186,7 +185,8 @@ class Recommender:
         --------
         >>> import numpy as np, scipy.sparse as sp, semrec
         >>> emb = np.random.default_rng(0).standard_normal((500, 16)).astype(np.float32)
-        >>> model = semrec.ContentRecommender(emb, show_progress=False).fit(sp.eye_array(2, 500))
+        >>> clicks = sp.eye_array(2, 500, format="csr")
+        >>> model = semrec.ContentRecommender(emb, show_progress=False).fit(clicks)
         >>> exact = model.recommend(0, k=5)[0]
         >>> approx = model.use_index("hnsw", ef_search=64).recommend(0, k=5)[0]
         >>> len(set(exact) & set(approx)) >= 4

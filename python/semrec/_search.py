@@ -1,9 +1,9 @@
 """How a dot-product model searches its items: the vectors checked and packed once.
 
 A model's ``recommend`` goes through :class:`ItemSearch`: it holds an :class:`ItemIndex` of the
-item vectors the model's ``_vectors`` hook hands over (validated once, packed for the kernel in
-float16 by default: one user's query streams half the bytes and is re-scored exactly; holding a
-reference to the float32 rows rather than a copy) and, when the model was asked to, an approximate
+item vectors the model's ``_vectors`` hook hands over (validated once, packed for the kernel,
+holding a reference to the float32 rows rather than a copy; float16 panels on request) and,
+when the model was asked to, an approximate
 :class:`semrec.HNSWIndex` over the same index. The index is rebuilt only when the item vectors
 change: the hook hands over another array, or the model says so (``Recommender._items_changed``,
 for vectors changed in place or rows appended, which are then added incrementally).
@@ -25,8 +25,9 @@ logger = logging.getLogger("semrec")
 KINDS = ("exact", "hnsw")
 # HNSWIndex settings a model's index accepts (with their defaults in semrec.HNSWIndex).
 HNSW_PARAMS = ("m", "ef_construction", "ef_search")
-# Exact answers either way (see ItemIndex); float16 halves the bytes a single query streams.
-DEFAULT_STORAGE = "float16"
+# Exact answers either way (see ItemIndex). float32: on a 20k x 384 catalogue (in cache) a
+# click measured 0.61x NumPy's time with float32 panels, 0.69x with float16 (realtime.py).
+DEFAULT_STORAGE = "float32"
 
 
 class ItemSearch:
