@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator
 import numpy as np
 
 from semrec.errors import FormatError
-from semrec.text.encoder import TextEncoder, _checked_texts
+from semrec.text.encoder import TextEncoder, checked_texts
 
 _FORMAT = "semrec-embedding-cache"
 _VERSION = "2"
@@ -135,7 +135,7 @@ class EmbeddingCache:
     def encode(self, texts: str | Iterable[str], **kwargs) -> np.ndarray:
         """Like ``TextEncoder.encode``; only texts not yet stored are encoded."""
         db = self._connection()
-        texts = list(_checked_texts(texts))
+        texts = list(checked_texts(texts))
         if not texts:
             raise ValueError("texts is empty; pass at least one string")
         normalize = bool(kwargs.get("normalize", True))

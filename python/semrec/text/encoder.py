@@ -23,7 +23,18 @@ _CHUNK = 4096
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def _checked_texts(texts: Any, name: str = "texts") -> Iterator[str]:
+def checked_texts(texts: Any, name: str = "texts") -> Iterator[str]:
+    """The strings of ``texts`` (a str or an iterable of str), each checked as it is read.
+
+    TypeError names the first item that is not a str, ValueError the first holding a lone
+    surrogate (Python strings may, UTF-8 text may not).
+
+    Examples
+    --------
+    >>> from semrec.text.encoder import checked_texts
+    >>> list(checked_texts("one text"))
+    ['one text']
+    """
     if texts is None:
         raise TypeError(f"{name} must be a string or an iterable of strings, got None")
     if isinstance(texts, bytes):
@@ -143,7 +154,7 @@ class TextEncoder:
         >>> TextEncoder().tokenize("Hello!")
         [[101, 7592, 999, 102]]
         """
-        return self._tokenizer.encode_batch(list(_checked_texts(texts)), self._max_length)
+        return self._tokenizer.encode_batch(list(checked_texts(texts)), self._max_length)
 
     def encode(
         self,
@@ -187,7 +198,7 @@ class TextEncoder:
         """
         batch_size = positive_int(batch_size, "batch_size")
         threads = resolve_num_threads(self.num_threads if num_threads is None else num_threads)
-        iterator = _checked_texts(texts)
+        iterator = checked_texts(texts)
         total = len(texts) if hasattr(texts, "__len__") and not isinstance(texts, str) else None
         parts = []
         progress = None
@@ -213,7 +224,13 @@ class TextEncoder:
                 progress.close()
         if not parts:
             raise ValueError("texts is empty; pass at least one string")
-        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+        out = parts[0] if len(parts) == 1 else np.concatenate(parts)
+        if not np.isfinite(out).all():  # finite but absurd weights overflow in the forward pass
+            raise FormatError(
+                f"the model in {self.model_path} produced non-finite vectors: its weights are "
+                "corrupt or out of range"
+            )
+        return out
 
     def __repr__(self) -> str:
         return (

@@ -35,7 +35,15 @@ _FBGEMM_RANK = {"avx2": _AVX2, "avx512": 6, "avx512_e1": _UNCAPPED, "avx512_vnni
 
 @dataclass(frozen=True)
 class CpuFeatures:
-    """What the CPU has and what the libraries may use (see the module docstring)."""
+    """What the CPU has and what the libraries may use (see the module docstring).
+
+    Examples
+    --------
+    >>> from semrec.text.precision import CpuFeatures
+    >>> avx2_only = CpuFeatures(True, False, False, False, False, {}, "AVX2")
+    >>> avx2_only.vnni, avx2_only.level
+    (False, 3)
+    """
 
     avx2: bool
     avx512: bool
@@ -92,7 +100,14 @@ class CpuFeatures:
 
 
 def cpu_features() -> CpuFeatures:
-    """The CPU's features and the ISA caps in force in this process."""
+    """The CPU's features and the ISA caps in force in this process.
+
+    Examples
+    --------
+    >>> from semrec.text import cpu_features
+    >>> cpu_features().describe().startswith("CPU features:")
+    True
+    """
     cpu = torch.cpu
     caps = {
         name: os.environ[name]
@@ -126,6 +141,12 @@ def resolve_precision(requested: str, features: CpuFeatures | None = None) -> st
     stay within 0.999 cosine of fp32. int8 (cosine about 0.99) is never chosen for you. An
     explicit ``bf16`` on a CPU without native bf16 would run through emulation, several times
     slower than fp32: it runs as fp32 instead, with a warning (once per process).
+
+    Examples
+    --------
+    >>> from semrec.text.precision import CpuFeatures, resolve_precision
+    >>> resolve_precision("auto", CpuFeatures(True, False, False, False, False, {}, "AVX2"))
+    'fp32'
     """
     features = features or cpu_features()
     if requested == "auto":
