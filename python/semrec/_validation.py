@@ -6,6 +6,7 @@ exception type the conventions assign (TypeError / ValueError / IndexError).
 
 from __future__ import annotations
 
+import math
 import operator
 from typing import Any
 
@@ -59,6 +60,104 @@ def positive_int(value: Any, name: str) -> int:
     if n < 1:
         raise ValueError(f"{name} must be >= 1, got {n}")
     return n
+
+
+def number(
+    value: Any,
+    name: str,
+    *,
+    minimum: float | None = None,
+    above: float | None = None,
+    maximum: float | None = None,
+) -> float:
+    """Return ``value`` as a finite float, optionally ``>= minimum``, ``> above``, ``<= maximum``.
+
+    Python and NumPy ints and floats are numbers; bools, strings and arrays are not.
+
+    Examples
+    --------
+    >>> from semrec._validation import number
+    >>> number(3, "alpha", minimum=0)
+    3.0
+    >>> number(-1.0, "alpha", minimum=0)
+    Traceback (most recent call last):
+    ...
+    ValueError: alpha must be a finite number >= 0, got -1.0
+    """
+    if isinstance(value, bool | np.bool_) or not isinstance(value, int | float | np.number):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+    if isinstance(value, complex | np.complexfloating):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    out = float(value)
+    bounds = "".join(
+        f" {op} {bound:g}"
+        for op, bound in ((">=", minimum), (">", above), ("<=", maximum))
+        if bound is not None
+    )
+    ok = math.isfinite(out)
+    ok = ok and (minimum is None or out >= minimum) and (above is None or out > above)
+    ok = ok and (maximum is None or out <= maximum)
+    if not ok:
+        what = f"a finite number{bounds}" if bounds else "finite"
+        raise ValueError(f"{name} must be {what}, got {value}")
+    return out
+
+
+def one_id(value: Any, name: str, n: int | None) -> int:
+    """One user or item id as a Python int, in ``[0, n)`` (``n=None``: any id >= 0).
+
+    Examples
+    --------
+    >>> from semrec._validation import one_id
+    >>> one_id(2, "item", 5)
+    2
+    >>> one_id(7, "item", 5)
+    Traceback (most recent call last):
+    ...
+    IndexError: item 7 is outside [0, 5) (there is no item id 7)
+    """
+    if isinstance(value, bool | np.bool_):
+        raise TypeError(f"{name} must be an int id, got bool")
+    if np.ndim(value) != 0:
+        raise TypeError(
+            f"{name} must be a single {name} id, got an array of shape {np.shape(value)}"
+        )
+    try:
+        out = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an int id, got {type(value).__name__}") from None
+    if out < 0 and n is None:
+        raise IndexError(f"{name} must be >= 0, got {out}")
+    if n is not None and not 0 <= out < n:
+        raise IndexError(f"{name} {out} is outside [0, {n}) (there is no {name} id {out})")
+    return int(out)
+
+
+def new_user_ids(users: Any, rows: int, n_users: int) -> np.ndarray:
+    """Validate the ``users`` of ``fold_in``: one distinct id per history row, each an existing
+    user (replaced) or one of the next new ids ``n_users, n_users + 1, ...`` (appended).
+
+    The one rule for every model; returns int64 ids.
+    """
+    ids = np.asarray(users)
+    if ids.ndim != 1 or ids.size != rows:
+        raise ValueError(
+            f"users must be a 1-D array with one id per history row ({rows}), got shape {ids.shape}"
+        )
+    if ids.size and not np.issubdtype(ids.dtype, np.integer):
+        raise TypeError(f"users must hold integer user ids, got dtype {ids.dtype}")
+    ids = ids.astype(np.int64)
+    new = np.sort(ids[ids >= n_users])
+    if (
+        (ids < 0).any()
+        or np.unique(ids).size != ids.size
+        or not np.array_equal(new, np.arange(n_users, n_users + new.size))
+    ):
+        raise IndexError(
+            f"users must be distinct existing ids in [0, {n_users}) or the next new ids "
+            f"{n_users}, {n_users + 1}, ...; got {ids.tolist()}"
+        )
+    return ids
 
 
 def choice(value: Any, name: str, options: tuple[str, ...]) -> str:
@@ -158,51 +257,182 @@ def item_ids(ids: Any, name: str, n_items: int) -> np.ndarray:
     return arr.astype(np.int32, copy=False)
 
 
-def interactions(m: Any, name: str, *, nonnegative: bool) -> sp.csr_array:
-    """Validate a users x items CSR matrix and return a canonical float32 copy.
+def events(m: Any, name: str, n_items: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(indptr int64, indices int32, weights float32) of a users x items CSR of events.
 
-    The copy has sorted rows, duplicates summed and explicit zeros dropped (the conventions'
-    boundary rule); the caller's matrix is never modified.
+    Every stored entry is one event: entries keep their order (timestamps stay aligned),
+    duplicates and zeros included; copies are made only to fix dtypes.
     """
     require_csr(m, name, "(users x items)")
-    if m.ndim != 2 or m.shape[0] == 0 or m.shape[1] == 0:
-        raise ValueError(f"{name} must be a non-empty users x items matrix, got shape {m.shape}")
-    _structure(m, name, m.shape)  # structure and index checks with their messages
-    if not (np.issubdtype(m.dtype, np.number) and not np.iscomplexobj(m.data)):
-        raise TypeError(f"{name} must hold real numbers, got dtype {m.dtype}")
+    if m.ndim != 2 or m.shape[1] != n_items:
+        raise ValueError(
+            f"{name} must have one column per item ({n_items}, the rows of item_embeddings), "
+            f"got shape {m.shape}"
+        )
+    indptr, indices = _structure(m, name, m.shape)
     data = np.asarray(m.data)
+    if data.shape != indices.shape:
+        raise ValueError(f"{name} is malformed: indptr/indices/data lengths do not match")
+    if not (np.issubdtype(data.dtype, np.number) and not np.iscomplexobj(data)):
+        raise TypeError(f"{name} must hold real numbers, got dtype {data.dtype}")
+    weights = np.ascontiguousarray(data, dtype=np.float32)
+    if weights.size and not np.isfinite(weights).all():
+        raise ValueError(f"{name} contains NaN or infinite weights; drop or fix those entries")
+    return (
+        np.ascontiguousarray(indptr, dtype=np.int64),
+        np.ascontiguousarray(indices, dtype=np.int32),
+        weights,
+    )
+
+
+def timestamps(times: Any, n: int, name: str = "timestamps") -> np.ndarray | None:
+    """Times as int64 (integers, no copy when already int64) or float64, finite, length n."""
+    if times is None:
+        return None
+    arr = np.asarray(times)
+    if arr.ndim != 1 or arr.size != n:
+        raise ValueError(
+            f"{name} must be a 1-D array with one time per event ({n}), got shape {arr.shape}"
+        )
+    if np.issubdtype(arr.dtype, np.integer):
+        return np.ascontiguousarray(arr, dtype=np.int64)
+    if arr.dtype.kind != "f":
+        raise TypeError(f"{name} must hold integers or floats, got dtype {arr.dtype}")
+    arr = np.ascontiguousarray(arr, dtype=np.float64)
+    if arr.size and not np.isfinite(arr).all():
+        raise ValueError(f"{name} contains NaN or infinite values")
+    return arr
+
+
+def id_array(ids: Any, name: str, dtype: type) -> np.ndarray:
+    """A 1-D array of integer ids as ``dtype`` (range checks are the caller's)."""
+    arr = np.asarray(ids)
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be a 1-D array of ids, got shape {arr.shape}")
+    if arr.size and not np.issubdtype(arr.dtype, np.integer):
+        raise TypeError(f"{name} must hold integer ids, got dtype {arr.dtype}")
+    return np.ascontiguousarray(arr, dtype=dtype)
+
+
+def float_array(values: Any, name: str, n: int, dtype: type = np.float32) -> np.ndarray:
+    """A 1-D array of ``n`` finite real numbers as ``dtype``."""
+    arr = np.asarray(values)
+    if arr.ndim != 1 or arr.size != n:
+        raise ValueError(f"{name} must be a 1-D array of length {n}, got shape {arr.shape}")
+    if arr.size and not (np.issubdtype(arr.dtype, np.integer) or arr.dtype.kind == "f"):
+        raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
+    arr = np.ascontiguousarray(arr, dtype=dtype)
+    if arr.size and not np.isfinite(arr).all():
+        raise ValueError(f"{name} contains NaN or infinite values")
+    return arr
+
+
+def canonical_csr(
+    m: Any,
+    name: str = "interactions",
+    *,
+    nonnegative: bool = False,
+    trusted: bool = False,
+    allow_empty: bool = False,
+) -> sp.csr_array:
+    """Validate a users x items CSR matrix and return a canonical float32 copy.
+
+    The copy has int64 ``indptr``, int32 ``indices``, sorted rows and duplicates summed. Every
+    stored entry is an interaction, explicit zeros included: a weight of 0 (a centred rating
+    equal to the mean, a like and a dislike that cancel) is still "seen"; models that learn
+    from the weights drop them from their training values (:func:`without_zeros`). The
+    caller's matrix is never modified.
+
+    ``trusted=True`` takes scipy's ``has_canonical_format`` flag at its word (for matrices
+    semrec built itself); otherwise the rows are verified in one vectorised pass.
+    ``allow_empty`` accepts a matrix without entries (a history of new users).
+    """
+    require_csr(m, name, "(users x items)")
+    if m.ndim != 2 or m.shape[1] == 0 or (m.shape[0] == 0 and not allow_empty):
+        raise ValueError(f"{name} must be a non-empty users x items matrix, got shape {m.shape}")
+    indptr, indices = _structure(m, name, m.shape)  # structure and index checks
+    data = np.asarray(m.data)
+    if not (np.issubdtype(data.dtype, np.number) and not np.iscomplexobj(data)):
+        raise TypeError(f"{name} must hold real numbers, got dtype {m.dtype}")
+    if data.shape != indices.shape:
+        raise ValueError(f"{name} is malformed: data and indices have different lengths")
     if not np.isfinite(data).all():
         raise ValueError(f"{name} contains NaN or infinite weights; drop or fix those entries")
-    if nonnegative and (data < 0).any():
+    if nonnegative and data.size and data.min() < 0:
         raise ValueError(
             f"{name} contains negative weights (min {data.min()}); implicit feedback needs "
             "weights >= 0 (counts, durations, ratings)"
         )
-    indptr = np.asarray(m.indptr)
-    indices = np.asarray(m.indices)
-    if data.size == indices.size > 0 and data.all() and _rows_increasing(indptr, indices):
-        # Already canonical (checked here, not taken from scipy's has_canonical_format hint):
-        # scipy's sum_duplicates / eliminate_zeros would only copy it again.
-        out = sp.csr_array(m.shape, dtype=np.float32)
-        out.indptr = indptr.astype(np.int64)
-        out.indices = indices.astype(np.int32)
-        out.data = data.astype(np.float32)  # a copy: the caller's arrays are never shared
-        if out.data.all():  # a float64 weight may round to 0 in float32
-            out.has_sorted_indices = True
-            out.has_canonical_format = True
-            return out
-    out = sp.csr_array(
-        (data.astype(np.float32), np.asarray(m.indices, dtype=np.int32), m.indptr),
-        shape=m.shape,
-        copy=True,
-    )
-    out.sum_duplicates()
-    out.eliminate_zeros()
-    if out.nnz == 0:
+    if data.size == 0 and not allow_empty:
         raise ValueError(f"{name} has no non-zero entries; there is nothing to learn from")
-    out.indptr = out.indptr.astype(np.int64)
-    out.indices = out.indices.astype(np.int32)
+    canonical = (trusted and bool(m.has_canonical_format)) or _rows_increasing(indptr, indices)
+    if canonical:
+        # Already canonical: one copy with the kernels' dtypes (the caller's arrays are never
+        # shared), no scipy round trip.
+        return csr_from_arrays(
+            m.shape, indptr.astype(np.int64), indices.astype(np.int32), data.astype(np.float32)
+        )
+    rows = np.repeat(np.arange(m.shape[0], dtype=np.int64), np.diff(indptr))
+    order = np.lexsort((indices, rows))  # stable: duplicates keep their stored order
+    rows, cols = rows[order], indices[order].astype(np.int32)
+    values = data[order].astype(np.float32)
+    first = np.ones(cols.size, dtype=bool)
+    first[1:] = (rows[1:] != rows[:-1]) | (cols[1:] != cols[:-1])
+    if not first.all():  # duplicates add up; a sum of 0 stays an entry (still seen)
+        starts = np.flatnonzero(first)
+        values = np.add.reduceat(values, starts).astype(np.float32)
+        rows, cols = rows[starts], cols[starts]
+    new_indptr = np.zeros(m.shape[0] + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=m.shape[0]), out=new_indptr[1:])
+    return csr_from_arrays(m.shape, new_indptr, cols, values)
+
+
+def without_zeros(m: sp.csr_array) -> sp.csr_array:
+    """A canonical CSR without its explicit zeros (``m`` itself when it has none).
+
+    What a model learns from: a stored 0 is an interaction (seen) but carries no weight.
+    """
+    keep = m.data != 0
+    if keep.all():
+        return m
+    rows = np.repeat(np.arange(m.shape[0], dtype=np.int64), np.diff(m.indptr))[keep]
+    indptr = np.zeros(m.shape[0] + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=m.shape[0]), out=indptr[1:])
+    return csr_from_arrays(m.shape, indptr, m.indices[keep], m.data[keep])
+
+
+def summed(*matrices: sp.csr_array) -> sp.csr_array:
+    """The entries of several same-shape CSR matrices in one canonical CSR, duplicates summed.
+
+    Unlike scipy's ``a + b``, an entry whose values cancel stays (as a 0): it is still seen.
+    """
+    shape = matrices[0].shape
+    rows = [np.repeat(np.arange(shape[0], dtype=np.int64), np.diff(m.indptr)) for m in matrices]
+    rows_all = np.concatenate(rows)
+    order = np.argsort(rows_all, kind="stable")
+    indptr = np.zeros(shape[0] + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows_all, minlength=shape[0]), out=indptr[1:])
+    indices = np.concatenate([np.asarray(m.indices) for m in matrices])[order]
+    data = np.concatenate([np.asarray(m.data, dtype=np.float32) for m in matrices])[order]
+    raw = sp.csr_array((data, indices, indptr), shape=shape)
+    return canonical_csr(raw, "matrices", allow_empty=True)
+
+
+def csr_from_arrays(
+    shape: tuple[int, int], indptr: np.ndarray, indices: np.ndarray, data: np.ndarray
+) -> sp.csr_array:
+    """A canonical CSR from arrays the caller knows to be canonical (int64 indptr, int32
+    sorted indices, float32 data): filled in place, without scipy's re-checks."""
+    out = sp.csr_array(shape, dtype=np.float32)
+    out.indptr, out.indices, out.data = indptr, indices, data
+    out.has_sorted_indices = True
+    out.has_canonical_format = True
     return out
+
+
+def interactions(m: Any, name: str, *, nonnegative: bool) -> sp.csr_array:
+    """:func:`canonical_csr` for a model's training input (at least one entry)."""
+    return canonical_csr(m, name, nonnegative=nonnegative)
 
 
 def index_array(ids: Any, name: str, n: int, what: str) -> tuple[np.ndarray, bool]:

@@ -9,9 +9,11 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from semrec import _validation as check
 from semrec import metrics as M
 from semrec.baselines import MostPopular, Random
 from semrec.datasets import Dataset
+from semrec.datasets._embeddings import check_alignment
 
 DEFAULT_METRICS = (*M.RANKING_METRICS, "coverage", "novelty")
 ALL_METRICS = (*M.RANKING_METRICS, *M.LIST_METRICS, *M.RATING_METRICS)
@@ -37,7 +39,10 @@ def evaluate(
     A test item is relevant when its weight is ``>= relevance_threshold`` (every test item
     when ``None``). Users with at least one relevant test item are evaluated (restricted to
     ``users`` when given); each gets ``model.recommend(users, k=max(k), exclude_seen=True,
-    items=items)``, so the model must have been fitted on ``train``.
+    items=items)``, so the model must have been fitted on ``train``. The lists never hold an
+    item the user has interacted with in ``train`` (or in the revealed history of a new-user
+    split, ``test.split_info["history"]``), whatever its weight: should a model return one,
+    it is removed and the list refilled from the model's next items.
 
     Parameters
     ----------
@@ -92,8 +97,11 @@ def evaluate(
         )
     if not hasattr(model, "recommend"):
         raise TypeError(f"model must have a recommend method, got {type(model).__name__}")
-    cutoffs = M._cutoffs(k)
-    wanted = _metrics(metrics, item_embeddings)
+    if item_embeddings is not None:
+        check_alignment(item_embeddings, train)
+        item_embeddings = np.asarray(item_embeddings)
+    cutoffs = M.cutoffs(k)
+    wanted = metric_names(metrics, item_embeddings)
     relevant = test.interactions
     if relevance_threshold is not None:
         relevant = sp.csr_array(relevant.multiply(relevant >= relevance_threshold))
@@ -115,7 +123,9 @@ def evaluate(
             + ("" if relevance_threshold is None else f" (weight >= {relevance_threshold})")
             + "; check the split or lower relevance_threshold"
         )
-    recs = _recommend(model, eval_users, max(cutoffs), items, batch_size)
+    recs = recommend_lists(
+        model, eval_users, max(cutoffs), items, batch_size, known_history(train, test)
+    )
     rel = relevant[eval_users]
     table = pd.DataFrame(index=pd.Index(cutoffs, name="k"))
     per_user_cols: dict[str, np.ndarray] = {}
@@ -139,7 +149,8 @@ def evaluate(
                 v = M.novelty(recs, popularity, train.n_users, c, per_user=True)
             else:
                 v = M.intra_list_diversity(recs, item_embeddings, c, per_user=True)
-            column.append(M._nanmean(v))
+            ok = ~np.isnan(v)
+            column.append(float(v[ok].mean()) if ok.any() else float("nan"))
             per.append(v)
         table[name] = column
         if per:
@@ -171,16 +182,16 @@ def compare(
 ) -> pd.DataFrame:
     """Evaluate several fitted models on one split; one table indexed by (model, k).
 
-    With ``baselines=True`` the package's ``Random`` and ``MostPopular`` (fitted on ``train``)
-    are added unless ``models`` already holds those names. Extra keyword arguments go to
-    :func:`evaluate`.
+    With ``baselines=True`` the package's ``Random`` and ``MostPopular`` are added unless
+    ``models`` already holds those names. They see the same history as the models: ``train``
+    plus, on a new-user split, the revealed history (``test.split_info["history"]``), and they
+    exclude it. Extra keyword arguments go to :func:`evaluate`.
 
     Examples
     --------
     >>> import semrec
-    >>> from semrec.datasets import synthetic
-    >>> from semrec.split import last_fraction
-    >>> train, test = last_fraction(synthetic(200, 300, 4_000))
+    >>> data = semrec.datasets.synthetic(200, 300, 4_000)
+    >>> train, test = semrec.split.last_fraction(data)
     >>> table = semrec.compare({}, train, test, k=10)
     >>> sorted(table.index.get_level_values("model").unique())
     ['MostPopular', 'Random']
@@ -189,15 +200,24 @@ def compare(
         raise TypeError(f"models must be a dict of name -> fitted model, got {type(models)}")
     all_models = dict(models)
     if baselines:
-        all_models.setdefault("Random", Random(random_state=random_state).fit(train.interactions))
-        all_models.setdefault("MostPopular", MostPopular().fit(train.interactions))
+        history = known_history(train, test)
+        all_models.setdefault("Random", Random(random_state=random_state).fit(history))
+        all_models.setdefault("MostPopular", MostPopular().fit(history))
     if not all_models:
         raise ValueError("models is empty and baselines=False: nothing to compare")
     tables = {name: evaluate(m, train, test, **evaluate_kwargs) for name, m in all_models.items()}
     return pd.concat(tables, names=["model"])
 
 
-def _metrics(metrics: Iterable[str] | None, item_embeddings: Any) -> set[str]:
+def metric_names(metrics: Iterable[str] | None, item_embeddings: Any) -> set[str]:
+    """The metrics ``evaluate`` computes for its ``metrics`` argument (checked).
+
+    Examples
+    --------
+    >>> from semrec.evaluation import metric_names
+    >>> sorted(metric_names(["ndcg", "recall"], None))
+    ['ndcg', 'recall']
+    """
     if metrics is None:
         wanted = set(DEFAULT_METRICS)
         if item_embeddings is not None:
@@ -212,19 +232,83 @@ def _metrics(metrics: Iterable[str] | None, item_embeddings: Any) -> set[str]:
     return wanted
 
 
-def _recommend(model: Any, users: np.ndarray, k: int, items: Any, batch_size: int) -> np.ndarray:
+def known_history(train: Dataset, test: Dataset) -> sp.csr_array:
+    """Everything the models may know of each user: ``train``'s interactions plus, on a
+    new-user split, the revealed history (``test.split_info["history"]``).
+
+    Examples
+    --------
+    >>> from semrec.datasets import synthetic
+    >>> from semrec.split import new_users
+    >>> from semrec.evaluation import known_history
+    >>> train, test = new_users(synthetic(50, 100, 1000))
+    >>> int(known_history(train, test).nnz) == train.n_interactions + int(
+    ...     test.split_info["history"].n_interactions)
+    True
+    """
+    history = test.split_info.get("history")
+    if not isinstance(history, Dataset):
+        return train.interactions
+    return check.summed(train.interactions, history.interactions)
+
+
+def recommend_lists(
+    model: Any,
+    users: np.ndarray,
+    k: int,
+    items: Any,
+    batch_size: int,
+    seen: sp.csr_array | None = None,
+) -> np.ndarray:
+    """Each user's top ``k`` from ``model.recommend`` (in batches of ``batch_size`` users);
+    items in ``seen`` (users x items) are never kept: a list holding some is asked again,
+    longer, and refilled.
+
+    Examples
+    --------
+    >>> import numpy as np, scipy.sparse as sp, semrec
+    >>> from semrec.evaluation import recommend_lists
+    >>> model = semrec.MostPopular().fit(sp.csr_array([[1.0, 1.0, 0.0], [1.0, 0.0, 0.0]]))
+    >>> recommend_lists(model, np.array([1]), 2, None, 8192).tolist()
+    [[1, 2]]
+    """
     out = np.empty((len(users), k), dtype=np.int32)
     kwargs = {} if items is None else {"items": items}
     for start in range(0, len(users), batch_size):
         batch = users[start : start + batch_size]
-        ids, _ = model.recommend(batch, k=k, exclude_seen=True, **kwargs)
-        ids = np.asarray(ids)
-        if ids.shape != (len(batch), k):
-            raise ValueError(
-                f"model.recommend returned ids of shape {ids.shape}, expected {(len(batch), k)}"
-            )
+        ids = _ids(model, batch, k, kwargs)
+        if seen is not None:
+            bad = _seen_mask(ids, seen, batch)
+            redo = np.flatnonzero(bad.any(axis=1))
+            if redo.size:
+                extra = int(np.diff(seen.indptr)[batch[redo]].max())
+                longer = _ids(model, batch[redo], k + extra, kwargs)
+                kept = np.where(_seen_mask(longer, seen, batch[redo]), -1, longer)
+                for row, line in zip(redo.tolist(), kept, strict=True):
+                    real = line[line >= 0][:k]
+                    ids[row] = -1
+                    ids[row, : real.size] = real
         out[start : start + len(batch)] = ids
     return out
+
+
+def _ids(model: Any, users: np.ndarray, k: int, kwargs: dict[str, Any]) -> np.ndarray:
+    ids, _ = model.recommend(users, k=k, exclude_seen=True, **kwargs)
+    ids = np.array(ids, dtype=np.int32)
+    if ids.shape != (len(users), k):
+        raise ValueError(
+            f"model.recommend returned ids of shape {ids.shape}, expected {(len(users), k)}"
+        )
+    return ids
+
+
+def _seen_mask(ids: np.ndarray, seen: sp.csr_array, users: np.ndarray) -> np.ndarray:
+    """True where ``ids[r, j]`` is an item user ``users[r]`` has in ``seen``."""
+    rows = sp.csr_array(seen[users])
+    entries = np.repeat(np.arange(users.size, dtype=np.int64), np.diff(rows.indptr))
+    keys = entries * seen.shape[1] + rows.indices
+    listed = np.arange(users.size, dtype=np.int64)[:, None] * seen.shape[1] + ids
+    return (ids >= 0) & np.isin(listed, keys)
 
 
 def _predict(model: Any, test: Dataset) -> tuple[np.ndarray, np.ndarray]:
