@@ -49,7 +49,7 @@ def st_reference(parity_texts):
 @pytest.mark.slow
 def test_fp32_matches_sentence_transformers(parity_texts, st_reference):
     assert len(parity_texts) >= 990
-    ours = TextEncoder().encode(parity_texts, batch_size=32)
+    ours = TextEncoder(precision="fp32").encode(parity_texts, batch_size=32)
     assert ours.dtype == np.float32 and ours.shape == st_reference.shape
     cos = _cosines(ours, st_reference)
     assert cos.min() >= 0.99999, f"worst cosine {cos.min()} for {parity_texts[cos.argmin()]!r}"
