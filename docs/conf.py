@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).parent / "_ext"))
 
 project = "semrec"
 author = "the semrec developers"
-copyright = "2026, the semrec developers"  # noqa: A001 - Sphinx's name
+copyright = "2026, the semrec developers"
 release = semrec.__version__
 version = release
 
@@ -27,14 +27,19 @@ extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.autosummary",
     "sphinx.ext.intersphinx",
-    "sphinxarg.ext",  # the command line's reference from its argparse parser
     "sphinx_copybutton",
     "semrec_api",
 ]
 
 source_suffix = {".rst": "restructuredtext", ".md": "myst-nb"}
 root_doc = "index"
-exclude_patterns = ["_build", "jupyter_execute", "**.ipynb_checkpoints"]
+# api/generated/cli_commands.md is a fragment that api/cli.md includes, not a page of its own.
+exclude_patterns = [
+    "_build",
+    "jupyter_execute",
+    "**.ipynb_checkpoints",
+    "api/generated/cli_commands.md",
+]
 templates_path: list[str] = []
 
 # -- MyST and execution -----------------------------------------------------------------------

@@ -32,7 +32,7 @@ from sphinx.util import logging
 logger = logging.getLogger(__name__)
 
 PACKAGE = "semrec"
-# The command line's API is its commands: documented by sphinx-argparse on api/cli.md.
+# The command line's API is its commands: api/cli.md includes their --help (cli_page()).
 CLI = "semrec.cli"
 # Exceptions keep the members of the built-in exception classes out of their pages.
 INHERITED_FROM_BUILTINS = "BaseException, Exception, ValueError, RuntimeError, object"
@@ -149,6 +149,8 @@ def _object_page(entry: Name) -> str:
     if entry.kind in ("class", "exception"):
         lines += [
             "   :members:",
+            # properties and methods without a docstring of their own are public API too
+            "   :undoc-members:",
             f"   :inherited-members: {INHERITED_FROM_BUILTINS}",
             "   :show-inheritance:",
         ]
@@ -159,6 +161,9 @@ def _module_page(module_name: str, entries: list[Name]) -> str:
     lines = [
         _title(module_name),
         f".. automodule:: {module_name}\n   :no-members:\n",
+        # The tables below name objects in full; no current module, or autosummary would ask
+        # for names relative to it.
+        ".. currentmodule:: None\n",
     ]
     depth = module_name.count(".") + 1
     submodules = [
@@ -193,7 +198,29 @@ def write_pages(out_dir: Path) -> list[str]:
     index = [_title("Modules"), ".. toctree::\n   :maxdepth: 1\n"]
     index += [f"   {m}" for m in modules]
     (out_dir / "index.rst").write_text("\n".join(index) + "\n")
+    (out_dir / "cli_commands.md").write_text(cli_page())
     return modules
+
+
+def cli_page() -> str:
+    """Each command's ``--help``, exactly as the installed ``semrec`` prints it.
+
+    Shown as text rather than parsed (the help texts are written for a terminal, not as
+    reStructuredText), one section per command."""
+    from semrec.cli import build_parser
+
+    parser = build_parser()
+    sections = [("semrec", parser)] + [
+        (f"semrec {name}", sub) for name, sub in sorted(_subparsers(parser).choices.items())
+    ]
+    out = []
+    for title, command_parser in sections:
+        out += [f"## `{title}`\n", "```text", command_parser.format_help().rstrip(), "```\n"]
+    return "\n".join(out)
+
+
+def _subparsers(parser):
+    return next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
 
 
 def _on_builder_inited(app: Sphinx) -> None:
@@ -226,9 +253,7 @@ def missing_from(documented: set[str]) -> list[str]:
 def cli_commands() -> list[str]:
     from semrec.cli import build_parser
 
-    parser = build_parser()
-    sub = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
-    return sorted(sub.choices)
+    return sorted(_subparsers(build_parser()).choices)
 
 
 def _on_build_finished(app: Sphinx, exc: Exception | None) -> None:
