@@ -373,7 +373,7 @@ class Recommender:
 
         Parameters
         ----------
-        history : scipy.sparse CSR, shape (n, n_items_)
+        history : scipy.sparse CSR, shape (n, ``n_items_``)
             One row per user: that user's whole history (weights as in ``fit``; every stored
             entry is an interaction, a weight of 0 included).
         users : 1-D array of int, optional

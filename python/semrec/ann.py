@@ -9,7 +9,7 @@ searching blindly deeper. hnswlib would do the graph too, but its filters are Py
 per visited node and its releases have slowed.
 
 Recall is a property of the data and of ``ef_search``: ``benchmarks/realtime.py`` measures it
-against the exact search (recall@10 and latency at 1M x 384 are in the README). The returned
+against the exact search (recall@10 and latency at 1M x 384: benchmarks/README.md). The returned
 scores are always exact (semrec's fixed-order kernel over the returned ids), so an item found
 by both paths has bitwise the same score, and ties still go to the lower id.
 

@@ -64,7 +64,7 @@ class ContentRecommender(Recommender):
 
     Attributes
     ----------
-    item_embeddings_ : ndarray of float32, shape (n_items_, dim)
+    item_embeddings_ : ndarray of float32, shape (``n_items_``, dim)
         The normalised catalogue, including items added by :meth:`add_items`.
     interactions_ : scipy.sparse.csr_array
         Summed weights of every event so far (users x items), an entry for every item with an
