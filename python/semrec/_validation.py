@@ -69,8 +69,10 @@ def number(
     minimum: float | None = None,
     above: float | None = None,
     maximum: float | None = None,
+    below: float | None = None,
 ) -> float:
-    """Return ``value`` as a finite float, optionally ``>= minimum``, ``> above``, ``<= maximum``.
+    """Return ``value`` as a finite float, optionally ``>= minimum`` or ``> above``, and
+    ``<= maximum`` or ``< below``.
 
     Python and NumPy ints and floats are numbers; bools, strings and arrays are not.
 
@@ -83,21 +85,34 @@ def number(
     Traceback (most recent call last):
     ...
     ValueError: alpha must be a finite number >= 0, got -1.0
+    >>> number(1.0, "fraction", above=0, below=1)
+    Traceback (most recent call last):
+    ...
+    ValueError: fraction must be a finite number strictly between 0 and 1, got 1.0
     """
     if isinstance(value, bool | np.bool_) or not isinstance(value, int | float | np.number):
         raise TypeError(f"{name} must be a number, got {type(value).__name__}")
     if isinstance(value, complex | np.complexfloating):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
     out = float(value)
-    bounds = "".join(
-        f" {op} {bound:g}"
-        for op, bound in ((">=", minimum), (">", above), ("<=", maximum))
-        if bound is not None
-    )
+    low = minimum if minimum is not None else above
+    high = maximum if maximum is not None else below
     ok = math.isfinite(out)
     ok = ok and (minimum is None or out >= minimum) and (above is None or out > above)
-    ok = ok and (maximum is None or out <= maximum)
+    ok = ok and (maximum is None or out <= maximum) and (below is None or out < below)
     if not ok:
+        if above is not None and below is not None:
+            bounds = f" strictly between {low:g} and {high:g}"
+        elif low is not None and high is not None:
+            left = "[" if minimum is not None else "("
+            right = "]" if maximum is not None else ")"
+            bounds = f" in {left}{low:g}, {high:g}{right}"
+        elif low is not None:
+            bounds = f" {'>=' if minimum is not None else '>'} {low:g}"
+        elif high is not None:
+            bounds = f" {'<=' if maximum is not None else '<'} {high:g}"
+        else:
+            bounds = ""
         what = f"a finite number{bounds}" if bounds else "finite"
         raise ValueError(f"{name} must be {what}, got {value}")
     return out

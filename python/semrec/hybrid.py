@@ -101,12 +101,7 @@ class Hybrid(Recommender):
             if not (isinstance(pair, tuple | list) and len(pair) == 2):
                 raise TypeError(f"models[{n}] must be a (model, weight) pair, got {pair!r}")
             model, weight = pair
-            if isinstance(weight, bool) or not isinstance(
-                weight, int | float | np.integer | np.floating
-            ):
-                raise TypeError(f"the weight of models[{n}] must be a number, got {weight!r}")
-            if not (np.isfinite(weight) and weight >= 0):
-                raise ValueError(f"the weight of models[{n}] must be finite and >= 0, got {weight}")
+            weight = check.number(weight, f"the weight of models[{n}]", minimum=0)
             if not (hasattr(model, "score") or hasattr(model, "recommend")):
                 raise TypeError(
                     f"models[{n}] ({type(model).__name__}) has neither score nor recommend"

@@ -216,11 +216,7 @@ def _check_dataset(dataset: Any) -> None:
 
 
 def _fraction(fraction: Any) -> float:
-    if isinstance(fraction, bool) or not isinstance(fraction, int | float | np.floating):
-        raise TypeError(f"fraction must be a float in (0, 1), got {type(fraction).__name__}")
-    if not 0.0 < fraction < 1.0:
-        raise ValueError(f"fraction must lie strictly between 0 and 1, got {fraction}")
-    return float(fraction)
+    return check.number(fraction, "fraction", above=0, below=1)
 
 
 def _timestamps(dataset: Dataset) -> np.ndarray:
