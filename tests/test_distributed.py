@@ -40,7 +40,7 @@ START_METHOD = "distributed.worker.multiprocessing-method"
 def client():
     # Not the default client: every call passes client=, and "no client" can be tested.
     cluster = distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
     )
     with distributed.Client(cluster, set_as_default=False) as c:
         yield c
