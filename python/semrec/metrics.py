@@ -128,8 +128,15 @@ def novelty(
     2.0
     """
     pop = np.asarray(popularity, dtype=np.float64)
-    if pop.ndim != 1 or (pop < 0).any():
-        raise ValueError("popularity must be a 1-D array of non-negative counts")
+    if pop.ndim != 1:
+        raise ValueError(f"popularity must be a 1-D array of counts, got shape {pop.shape}")
+    bad = ~(np.isfinite(pop) & (pop >= 0))
+    if bad.any():
+        item = int(np.flatnonzero(bad)[0])
+        raise ValueError(
+            "popularity must hold finite, non-negative counts (users per item); "
+            f"item {item} has {pop[item]}"
+        )
     n_users = check.positive_int(n_users, "n_users")
     recs = _recommendations(recommendations, "recommendations", len(pop))
     k = _width_cutoff(k, recs)
@@ -157,8 +164,11 @@ def intra_list_diversity(
     1.0
     """
     emb, _ = check.as_float32_matrix(item_embeddings, "item_embeddings")
-    norms = np.linalg.norm(emb, axis=1, keepdims=True)
-    unit = np.ascontiguousarray(emb / np.where(norms > 0, norms, 1.0), dtype=np.float32)
+    # Norms in float64: a float32 sum of squares underflows for tiny vectors and overflows for
+    # huge ones, and the distances would then be those of unnormalised rows.
+    e64 = emb.astype(np.float64)
+    norms = np.sqrt(np.einsum("ij,ij->i", e64, e64))[:, None]
+    unit = np.ascontiguousarray(e64 / np.where(norms > 0, norms, 1.0), dtype=np.float32)
     recs = _recommendations(recommendations, "recommendations", emb.shape[0])
     k = _width_cutoff(k, recs)
     values = core.intra_list_diversity(recs, k, unit, resolve_num_threads(num_threads))
