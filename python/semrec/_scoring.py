@@ -57,7 +57,8 @@ def select_topk(
     width = min(k, n_items)
     if n == 0 or width == 0:
         return ids, out
-    top = np.argpartition(-scores, width - 1, axis=1)[:, :width]
+    # The width largest, in no order (partitioning the scores as they are: no negated copy).
+    top = np.argpartition(scores, n_items - width, axis=1)[:, n_items - width :]
     top_scores = np.take_along_axis(scores, top, axis=1)
     # Sort by (score desc, id asc); a partition may cut a tie at the boundary, so re-select the
     # boundary ties by id to keep the documented tie-break.

@@ -306,9 +306,12 @@ def _seen_mask(ids: np.ndarray, seen: sp.csr_array, users: np.ndarray) -> np.nda
     """True where ``ids[r, j]`` is an item user ``users[r]`` has in ``seen``."""
     rows = sp.csr_array(seen[users])
     entries = np.repeat(np.arange(users.size, dtype=np.int64), np.diff(rows.indptr))
-    keys = entries * seen.shape[1] + rows.indices
+    keys = np.sort(entries * seen.shape[1] + rows.indices)  # sorted already for sorted rows
     listed = np.arange(users.size, dtype=np.int64)[:, None] * seen.shape[1] + ids
-    return (ids >= 0) & np.isin(listed, keys)
+    if keys.size == 0:
+        return np.zeros(ids.shape, dtype=bool)
+    pos = np.minimum(np.searchsorted(keys, listed), keys.size - 1)
+    return (ids >= 0) & (keys[pos] == listed)
 
 
 def _predict(model: Any, test: Dataset) -> tuple[np.ndarray, np.ndarray]:
