@@ -100,12 +100,32 @@ def nearest(
     vectors: np.ndarray, ids: np.ndarray, k: int, metric: str, threads: int | None
 ) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` rows of ``vectors`` closest to each row ``ids`` (itself excluded)."""
-    return topk(
+    found = topk(
         np.ascontiguousarray(vectors[ids]),
         vectors,
-        k,
+        min(k, max(vectors.shape[0], 1)),  # the kernel allocates by k: pad past the rows here
         metric=metric,
         exclude=itself(ids, vectors.shape[0]),
         num_threads=threads,
         check_finite=False,
     )
+    return padded_to(found, k)
+
+
+def padded_to(found: tuple[np.ndarray, np.ndarray], k: int) -> tuple[np.ndarray, np.ndarray]:
+    """A top-k result ``(ids, scores)`` widened to ``k`` columns with ``-1`` / ``-inf``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from semrec._scoring import padded_to
+    >>> padded_to((np.array([[2]], np.int32), np.array([[0.5]], np.float32)), 2)[0].tolist()
+    [[2, -1]]
+    """
+    ids, scores = found
+    if ids.shape[1] >= k:
+        return ids, scores
+    out_ids = np.full((ids.shape[0], k), -1, dtype=np.int32)
+    out_scores = np.full((ids.shape[0], k), -np.inf, dtype=np.float32)
+    out_ids[:, : ids.shape[1]], out_scores[:, : ids.shape[1]] = ids, scores
+    return out_ids, out_scores

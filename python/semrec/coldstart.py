@@ -177,7 +177,11 @@ class ColdStartALS(Recommender):
         check.number(self.regularization, "regularization", minimum=0)
         min_count = check.positive_int(self.min_interactions, "min_interactions")
         if not isinstance(self.als, ALS):
-            raise TypeError(f"als must be a semrec.ALS, got {type(self.als).__name__}")
+            raise TypeError(
+                f"als must be a semrec.ALS (fitted, or fitted by fit(interactions)), got "
+                f"{type(self.als).__name__}: ColdStartALS maps item embeddings to ALS item "
+                "factors, which other models do not have"
+            )
         if interactions is not None:
             self.als.fit(interactions)
         elif not hasattr(self.als, "item_factors_"):

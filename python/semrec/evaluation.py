@@ -87,9 +87,9 @@ def evaluate(
     >>> list(table.index)
     [10, 20]
     """
-    for name, ds in (("train", train), ("test", test)):
-        if not isinstance(ds, Dataset):
-            raise TypeError(f"{name} must be a semrec.datasets.Dataset, got {type(ds).__name__}")
+    check.dataset(train, "train")
+    check.dataset(test, "test")
+    batch_size = check.positive_int(batch_size, "batch_size")
     if train.interactions.shape != test.interactions.shape:
         raise ValueError(
             f"train and test must share id maps (shape {train.interactions.shape} vs "
@@ -198,6 +198,8 @@ def compare(
     """
     if not isinstance(models, Mapping):
         raise TypeError(f"models must be a dict of name -> fitted model, got {type(models)}")
+    check.dataset(train, "train")
+    check.dataset(test, "test")
     all_models = dict(models)
     if baselines:
         history = known_history(train, test)
@@ -246,7 +248,8 @@ def known_history(train: Dataset, test: Dataset) -> sp.csr_array:
     ...     test.split_info["history"].n_interactions)
     True
     """
-    history = test.split_info.get("history")
+    check.dataset(train, "train")
+    history = check.dataset(test, "test").split_info.get("history")
     if not isinstance(history, Dataset):
         return train.interactions
     return check.summed(train.interactions, history.interactions)

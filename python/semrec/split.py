@@ -80,6 +80,7 @@ def last_fraction(
     >>> bool((test.interactions.sum(axis=1) > 0).sum() <= 50)
     True
     """
+    _check_dataset(dataset)
     fraction = _fraction(fraction)
     if isinstance(min_test, bool) or not isinstance(min_test, int | np.integer) or min_test < 0:
         raise ValueError(f"min_test must be an int >= 0, got {min_test!r}")
@@ -100,6 +101,7 @@ def leave_last_k(dataset: Dataset, k: int = 1) -> tuple[Dataset, Dataset]:
     >>> test.n_interactions
     50
     """
+    _check_dataset(dataset)
     k = check.positive_int(k, "k")
     return _last(dataset, np.full(dataset.n_users, k, dtype=np.int64))
 
@@ -209,8 +211,7 @@ def new_users(
 
 # -- helpers ----------------------------------------------------------------------------------
 def _check_dataset(dataset: Any) -> None:
-    if not isinstance(dataset, Dataset):
-        raise TypeError(f"dataset must be a semrec.datasets.Dataset, got {type(dataset)}")
+    check.dataset(dataset)
     if dataset.n_interactions == 0:
         raise ValueError("dataset has no interactions to split")
 
