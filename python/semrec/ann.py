@@ -238,13 +238,15 @@ class HNSWIndex:
             "ef_search": self.ef_search,
             "sha256": _digest(vectors, graph),
         }
-        persist.write(path, _FORMAT, _VERSION, meta, {"vectors": vectors, "graph": graph})
+        meta = {"format": _FORMAT, "version": _VERSION, **meta}
+        persist.write(path, meta, {"vectors": vectors, "graph": graph})
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], *, num_threads: int | None = None) -> HNSWIndex:
         """Load an index written by :meth:`save`; damage raises :class:`semrec.FormatError`."""
         faiss = _faiss()
-        meta, arrays = persist.read(path, _FORMAT, _VERSION)
+        saved = persist.read(path, _FORMAT, _VERSION)
+        meta, arrays = saved.meta, saved.arrays
         try:
             vectors, graph = arrays["vectors"], arrays["graph"]
             ok = (
