@@ -28,7 +28,7 @@ import scipy.sparse as sp
 
 from semrec import _persist as persist
 from semrec import _validation as check
-from semrec._scoring import dot_scores, nearest, select_topk
+from semrec._scoring import dot_scores, nearest, padded_to, select_topk
 from semrec._search import ItemSearch
 from semrec.errors import FormatError, NotFittedError
 from semrec.similarity import topk
@@ -133,17 +133,18 @@ class Recommender:
         """Top-k of validated users: exact top-k over the dot products, or over dense rows."""
         if self._is_dot_product():
             queries, items = self._vectors(users)
-            ids, scores = topk(
+            width = min(k, max(items.shape[0], 1))  # the kernel allocates by k: pad the rest
+            found, top = topk(
                 queries,
                 self._item_search().index_for(items, self._threads),
-                k,
+                width,
                 exclude=self._seen_rows(users) if exclude_seen else None,
                 candidates=candidates,
                 num_threads=self._threads,
             )
             if self._score_offset:
-                scores = scores + np.float32(self._score_offset)  # -inf padding stays -inf
-            return ids, scores
+                top = top + np.float32(self._score_offset)  # -inf padding stays -inf
+            return padded_to((found, top), k)
         allowed = None
         if candidates is not None:
             allowed = np.zeros(self.n_items_, dtype=bool)
@@ -255,9 +256,7 @@ class Recommender:
         (2, 2)
         """
         u, scalar = self._user_ids(users)
-        k = check.positive_int(k, "k")
-        if k > np.iinfo(np.int32).max:
-            raise ValueError(f"k must be < 2**31, got {k}")
+        k = check.result_width(k, u.size, self.n_items_)
         candidates = None if items is None else check.item_ids(items, "items", self.n_items_)
         ids, scores = self._recommend_rows(u, k, bool(exclude_seen), candidates)
         return (ids[0], scores[0]) if scalar else (ids, scores)
@@ -313,7 +312,7 @@ class Recommender:
         """
         self._check_fitted()
         ids, scalar = check.index_array(items, "items", self.n_items_, "item")
-        k = check.positive_int(k, "k")
+        k = check.result_width(k, ids.size, self.n_items_)
         found, scores = self._similar_items(ids, k)
         return (found[0], scores[0]) if scalar else (found, scores)
 
