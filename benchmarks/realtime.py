@@ -5,13 +5,18 @@ How to run (from the project root, in the project's virtualenv; faiss-cpu is the
     python benchmarks/realtime.py                 # 20k-item clicks, then 1M x 384 single queries
     python benchmarks/realtime.py --quick         # 200k items for the single-query part
     python benchmarks/realtime.py --isa avx2      # emulate an AVX2-only CPU (see _bench.py)
+    python benchmarks/realtime.py --only clicks   # one part (repeatable: clicks, scan, ann)
 
 Part 1, the click. A ContentRecommender over ``--click-items`` items (384-d, unit length, in 20
 topics) is fitted on seeded synthetic interactions; then the same ``--clicks`` random (user,
 item) clicks are replayed by every method, which each keep their own state:
 
 * semrec model: ``model.update(user, item)`` then ``model.recommend(user, k=10)`` (seen items
-  excluded), the model as it is.
+  excluded), the model as it is (its items in an exact float32 ItemIndex: the default).
+* semrec model f16: the same with ``model.use_index("exact", storage="float16")`` (float16
+  panels, candidates re-scored exactly).
+* semrec model hnsw: the same with ``model.use_index("hnsw")`` (approximate; faiss): its
+  recall@10 against NumPy's exact lists is the last column.
 * semrec index: ``model.update(user, item)`` (returns the new profile) then
   ``semrec.topk(profile, index, 10, exclude=seen)`` over an ``ItemIndex`` of the embeddings:
   the kernel path a model takes once it holds its item vectors in an index.
@@ -19,8 +24,9 @@ item) clicks are replayed by every method, which each keep their own state:
   to -inf, ``argpartition`` and a sort of the 10 (by score, then id).
 
 Each click runs the methods in rotating order; the table gives p50 / p99 / mean latency, the
-ratio of medians to NumPy (< 1: semrec faster) and how many of the clicks gave exactly NumPy's
-top-10 ids (the rest, if any, differ only at a score tie within float32 rounding, checked).
+ratio of medians to NumPy (< 1: semrec faster), min-max of that ratio over 5 equal slices of
+the clicks, how many of the clicks gave exactly NumPy's top-10 ids (the rest, if any, differ
+only at a score tie within float32 rounding, checked) and the mean recall@10 against NumPy.
 
 Part 2, one query. Exact top-10 of single queries over ``--items`` items x 384 (unit rows): the
 raw matrix (``topk(q, X, 10, metric="dot", check_finite=False)``), an ``ItemIndex`` in float32
@@ -30,6 +36,11 @@ GB/s = bytes of the float32 matrix / time (the float16 index streams half of the
 rate is shown too). The memory bandwidth probe is a plain NumPy ``X.sum()`` over the same array
 (one thread), and the same sum split over ``--threads`` Python threads (NumPy releases the GIL):
 "% of bandwidth" divides by the larger of the two.
+
+Part 3, approximate. ``--ann-items`` items (200k; --quick 50k; building the graph at 1M takes
+minutes on 2 cores): single-query top-10 through an exact float16 ``ItemIndex`` and through a
+``semrec.HNSWIndex`` over it (faiss HNSW, default settings; returned scores are exact), p50/p99,
+the speed-up, and recall@10 of the approximate lists against the exact ones.
 """
 
 from __future__ import annotations
@@ -70,10 +81,15 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--clicks", type=int, default=300)
     parser.add_argument("--items", type=int, help="items in part 2 (1M; --quick: 200k)")
     parser.add_argument("--queries", type=int, default=60, help="single queries in part 2")
-    parser.add_argument("--skip", choices=["clicks", "scan"], help="run one part only")
+    parser.add_argument("--ann-items", type=int, help="items in part 3 (200k; --quick: 50k)")
+    parser.add_argument(
+        "--only", choices=["clicks", "scan", "ann"], action="append", help="run these parts only"
+    )
     args = parser.parse_args()
     if args.items is None:
         args.items = 200_000 if args.quick else 1_000_000
+    if args.ann_items is None:
+        args.ann_items = 50_000 if args.quick else 200_000
     return args
 
 
@@ -150,16 +166,21 @@ def bench_clicks(args: argparse.Namespace) -> list[str]:
             history
         )
 
-    m_model, m_index = model(), model()
+    m_model, m_f16, m_index = model(), model(), model()
+    m_f16.use_index("exact", storage="float16")
+    m_hnsw = model().use_index("hnsw") if faiss is not None else None
     index = semrec.ItemIndex(m_index.item_embeddings_, metric="dot", num_threads=args.threads)
     seen = [history.indices[history.indptr[u] : history.indptr[u + 1]].copy()
             for u in range(history.shape[0])]  # fmt: skip
     reference = NumpyClicks(m_model.item_embeddings_, history)
-    results: dict[str, list] = {"semrec model": [], "semrec index": [], "numpy": []}
+    results: dict[str, list] = {}
 
-    def via_model(c: int) -> None:
-        m_model.update(int(users[c]), int(items[c]))
-        results["semrec model"].append(m_model.recommend(int(users[c]), k=10))
+    def via(name: str, m: semrec.ContentRecommender) -> Callable[[int], None]:
+        def click(c: int) -> None:
+            m.update(int(users[c]), int(items[c]))
+            results.setdefault(name, []).append(m.recommend(int(users[c]), k=10))
+
+        return click
 
     def via_index(c: int) -> None:
         u, i = int(users[c]), int(items[c])
@@ -170,14 +191,18 @@ def bench_clicks(args: argparse.Namespace) -> list[str]:
             (np.ones(seen[u].size, np.float32), seen[u], np.array([0, seen[u].size])),
             shape=(1, n_items),
         )
-        results["semrec index"].append(
+        results.setdefault("semrec index", []).append(
             semrec.topk(profile, index, 10, exclude=row, num_threads=args.threads)
         )
 
     def via_numpy(c: int) -> None:
-        results["numpy"].append(reference.click(int(users[c]), int(items[c])))
+        results.setdefault("numpy", []).append(reference.click(int(users[c]), int(items[c])))
 
-    methods = {"semrec model": via_model, "semrec index": via_index, "numpy": via_numpy}
+    methods = {"semrec model": via("semrec model", m_model)}
+    methods["semrec model f16"] = via("semrec model f16", m_f16)
+    if m_hnsw is not None:
+        methods["semrec model hnsw"] = via("semrec model hnsw", m_hnsw)
+    methods.update({"semrec index": via_index, "numpy": via_numpy})
     for fn in methods.values():  # warm-up click (case 0), not timed
         fn(0)
     for r in results.values():
@@ -188,25 +213,36 @@ def bench_clicks(args: argparse.Namespace) -> list[str]:
     ref_scores = [s for _, s in results["numpy"]]
     rows = []
     med_np = statistics.median(times["numpy"])
+    slices = np.array_split(np.arange(args.clicks), 5)
     for name in methods:
         same = tie_only = 0
+        hits = 0
         for c, (ids, scores) in enumerate(results[name]):
+            hits += np.intersect1d(ids, ref_ids[c]).size
             if np.array_equal(ids, ref_ids[c]):
                 same += 1
             elif np.allclose(scores, ref_scores[c], rtol=0, atol=2e-6):
                 tie_only += 1
         p50, p99, mean = percentiles(times[name])
+        ratios = [
+            statistics.median(np.take(times[name], part))
+            / statistics.median(np.take(times["numpy"], part))
+            for part in slices
+        ]
         rows.append(
-            f"{name:<13} | {p50 * 1e3:8.3f} | {p99 * 1e3:8.3f} | {mean * 1e3:8.3f} | "
-            f"{statistics.median(times[name]) / med_np:9.2f} | {same}/{args.clicks}"
+            f"{name:<17} | {p50 * 1e3:7.3f} | {p99 * 1e3:7.3f} | {mean * 1e3:7.3f} | "
+            f"{statistics.median(times[name]) / med_np:9.2f} | {min(ratios):4.2f}-"
+            f"{max(ratios):4.2f} | {hits / (10 * args.clicks):6.3f} | {same}/{args.clicks}"
             + (f" (+{tie_only} at float32 ties)" if tie_only else "")
         )
     header = [
         f"Part 1: one click = update(user, item) + top-10, {n_items} items x {DIM} "
         f"(20 topics, unit rows), {history.shape[0]} users fitted on {history.nnz} events, "
         f"{args.clicks} clicks, methods rotating click by click",
-        "method        |  p50 ms  |  p99 ms  | mean ms  | p50/numpy | identical top-10 ids",
-        "--------------+----------+----------+----------+-----------+---------------------",
+        "method            | p50 ms  | p99 ms  | mean ms | p50/numpy | min-max   | recall "
+        "| identical top-10 ids",
+        "------------------+---------+---------+---------+-----------+-----------+--------"
+        "+---------------------",
     ]
     return header + rows
 
@@ -308,6 +344,59 @@ def bench_scan(args: argparse.Namespace) -> list[str]:
     return rows
 
 
+# ---------------------------------------------------------------------------------------------
+# Part 3: the approximate index
+
+
+def bench_ann(args: argparse.Namespace) -> list[str]:
+    if faiss is None:
+        return ["Part 3 skipped: faiss-cpu is not installed (pip install semrec[ann])"]
+    rng = np.random.default_rng(SEED + 2)
+    n = args.ann_items
+    x = topic_vectors(rng, rng.integers(0, 200, size=n), 200)
+    index = semrec.ItemIndex(x, metric="dot", storage="float16", num_threads=args.threads)
+    t0 = time.perf_counter()
+    ann = semrec.HNSWIndex(index, num_threads=args.threads)
+    build = time.perf_counter() - t0
+    queries = topic_vectors(rng, rng.integers(0, 200, size=args.queries + 1), 200)
+    t = args.threads
+    results: dict[str, list] = {"exact": [], "hnsw": []}
+    searched = {"exact": index, "hnsw": ann}
+    methods: dict[str, Callable[[int], object]] = {
+        name: (lambda c, name=name: results[name].append(
+            semrec.topk(queries[c], searched[name], 10, num_threads=t)
+        ))
+        for name in searched
+    }  # fmt: skip
+    for fn in methods.values():
+        fn(args.queries)  # warm-up on the extra query
+    for r in results.values():
+        r.clear()
+    times = run_alternating(methods, args.queries)
+    pairs = list(zip(results["exact"], results["hnsw"], strict=True))
+    recall = np.mean([np.intersect1d(a[0], b[0]).size / 10 for a, b in pairs])
+    exact_scores = all(
+        np.allclose(b[1], index.vectors[b[0]] @ queries[c], rtol=1e-5, atol=1e-6)
+        for c, (_, b) in enumerate(pairs)
+    )
+    med_exact = statistics.median(times["exact"])
+    rows = [
+        f"Part 3: top-10 of one query over {n} x {DIM} (200 topics), {args.queries} queries, "
+        f"alternating; HNSWIndex(m={ann.m}, ef_construction={ann.ef_construction}, "
+        f"ef_search={ann.ef_search}) built in {build:.1f} s; recall@10 vs exact {recall:.3f}; "
+        f"HNSW scores exact: {exact_scores}",
+        "method                         |  p50 ms  |  p99 ms  | exact p50 / this p50",
+        "-------------------------------+----------+----------+---------------------",
+    ]
+    labels = {"exact": "exact ItemIndex (float16)", "hnsw": "HNSWIndex (approximate)"}
+    for name, ts in times.items():
+        p50, p99, _ = percentiles(ts)
+        rows.append(
+            f"{labels[name]:<30} | {p50 * 1e3:8.3f} | {p99 * 1e3:8.3f} | {med_exact / p50:8.1f}"
+        )
+    return rows
+
+
 def main() -> None:
     args = parse_args()
     semrec.set_num_threads(args.threads)
@@ -327,11 +416,11 @@ def main() -> None:
             "threadpool_limits for BLAS, faiss.omp_set_num_threads)"
         )
         print()
-        if args.skip != "clicks":
-            print("\n".join(bench_clicks(args)), flush=True)
-            print()
-        if args.skip != "scan":
-            print("\n".join(bench_scan(args)), flush=True)
+        parts = {"clicks": bench_clicks, "scan": bench_scan, "ann": bench_ann}
+        for name, part in parts.items():
+            if args.only is None or name in args.only:
+                print("\n".join(part(args)), flush=True)
+                print()
     print()
     print(_bench.contention_note(start))
 

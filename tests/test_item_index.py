@@ -27,7 +27,7 @@ def clustered(rng: np.random.Generator, n: int, dim: int) -> np.ndarray:
 
 @pytest.mark.parametrize("storage", ["float32", "float16"])
 @pytest.mark.parametrize("metric", ["cosine", "dot"])
-@pytest.mark.parametrize("n_queries", [1, 3, 13, 700])
+@pytest.mark.parametrize("n_queries", [1, 3, 8, 9, 700])
 def test_bitwise_equal_to_the_matrix(metric, storage, n_queries):
     rng = np.random.default_rng(n_queries)
     x = clustered(rng, 5000, 48)

@@ -785,6 +785,11 @@ void exact_scan(const Queries& q, const std::vector<const float*>& query_rows, M
   scan(s, num_threads, stop, out);
 }
 
+// Up to this many queries a float16 scan streams half the bytes and wins (it is memory-bound);
+// beyond, the tile reuses each item across queries and the float32 scan is faster (measured:
+// 500 queries over 20k x 384, float16 panels 1.2x slower than float32 rows).
+constexpr std::int64_t kHalfQueries = 8;
+
 // Float16 panels: an approximate scan keeps the best `wide` candidates of each query; they are
 // re-scored exactly from the float32 rows. The k best of them are the exact answer when the k-th
 // exact score beats every other item's upper bound (its approximate score plus the error bound);
@@ -905,7 +910,15 @@ void topk(MatrixView queries, const PreparedItems& items, MatrixView rows, int k
   const bool cosine = items.metric() == Metric::cosine;
   const Queries q = prepare_queries(queries, cosine, num_threads, stop);
   if (items.storage() == ItemStorage::float16) {
-    return half_search(q, q.inv_norm, items, rows, exclude, k, num_threads, out, stop);
+    if (q.m.rows <= kHalfQueries) {
+      return half_search(q, q.inv_norm, items, rows, exclude, k, num_threads, out, stop);
+    }
+    // Many queries make the scan compute-bound: the float32 rows (the same sums) are faster
+    // than float16 panels plus re-scoring.
+    const ItemScaling scaling =
+        cosine ? ItemScaling{d.exponent.data(), d.inv_norm.data()} : ItemScaling{};
+    return exact_scan(q, row_pointers(q.m), rows, scaling, exclude, nullptr, k, num_threads, out,
+                      stop);
   }
   const std::vector<const float*> query_rows = row_pointers(q.m);
   Scan<float> s;

@@ -29,6 +29,7 @@ import scipy.sparse as sp
 from semrec import _persist as persist
 from semrec import _validation as check
 from semrec._scoring import dot_scores, nearest, padded_to, select_topk
+from semrec._search import ItemSearch
 from semrec.errors import FormatError, NotFittedError
 from semrec.similarity import topk
 
@@ -36,6 +37,8 @@ __all__ = ["FORMATS", "Recommender", "dot_scores", "load_nested", "nest", "selec
 
 # Users scored per dense block by score-matrix models: bounds memory at 256 x n_items floats.
 BATCH_USERS = 256
+
+_NO_USERS = np.empty(0, dtype=np.int64)  # _vectors(_NO_USERS)[1]: the item vectors alone
 
 # Every saved model class, by format name: what a Hybrid or ColdStartALS file loads members with.
 FORMATS: dict[str, type[Recommender]] = {}
@@ -133,13 +136,11 @@ class Recommender:
             width = min(k, max(items.shape[0], 1))  # the kernel allocates by k: pad the rest
             found, top = topk(
                 queries,
-                items,
+                self._item_search().index_for(items, self._threads),
                 width,
-                metric="dot",
                 exclude=self._seen_rows(users) if exclude_seen else None,
                 candidates=candidates,
                 num_threads=self._threads,
-                check_finite=False,
             )
             if self._score_offset:
                 top = top + np.float32(self._score_offset)  # -inf padding stays -inf
@@ -157,6 +158,64 @@ class Recommender:
                 self._rank_rows(batch), k, exclude=exclude, allowed=allowed
             )
         return ids, scores
+
+    # -- how recommend searches the items (dot-product models) -------------------------------
+    def use_index(self, kind: str = "exact", *, storage: str = "float32", **params: int) -> Any:
+        """Choose how ``recommend`` searches the items: exactly (the default) or approximately.
+
+        Parameters
+        ----------
+        kind : {"exact", "hnsw"}
+            ``"exact"`` scores every item (vectors checked and packed once: a
+            :class:`semrec.ItemIndex`). ``"hnsw"``: a :class:`semrec.HNSWIndex` (extra
+            ``semrec[ann]``) proposes the items; returned scores are exact, seen items and
+            ``items=`` are honoured, but some of the true top k may be missed (recall: see
+            ``benchmarks/realtime.py``). Built now (unfitted: at the first ``recommend``), grown
+            by ``add_items``, rebuilt when the item vectors change, saved with the model.
+        storage : {"float32", "float16"}, default "float32"
+            The exact index's packed copy (see :class:`semrec.ItemIndex`): answers are exact
+            either way; float16 halves what one user's query streams (catalogues beyond cache).
+        **params : int
+            ``"hnsw"``: ``m``, ``ef_construction``, ``ef_search`` (see HNSWIndex).
+
+        Returns
+        -------
+        self
+
+        Examples
+        --------
+        >>> import numpy as np, scipy.sparse as sp, semrec
+        >>> emb = np.random.default_rng(0).standard_normal((500, 16)).astype(np.float32)
+        >>> clicks = sp.eye_array(2, 500, format="csr")
+        >>> model = semrec.ContentRecommender(emb, show_progress=False).fit(clicks)
+        >>> exact = model.recommend(0, k=5)[0]
+        >>> approx = model.use_index("hnsw", ef_search=64).recommend(0, k=5)[0]
+        >>> len(set(exact) & set(approx)) >= 4
+        True
+        """
+        if not self._is_dot_product():
+            raise self._unsupported("use_index")
+        self._item_search().use(kind, storage, params)
+        if self._FITTED_BY in vars(self):
+            self.item_index_  # noqa: B018 (built now rather than on the first recommend)
+        return self
+
+    @property
+    def item_index_(self) -> Any:
+        """The index ``recommend`` searches: a :class:`semrec.ItemIndex`, or the
+        :class:`semrec.HNSWIndex` chosen with :meth:`use_index` (dot-product models)."""
+        self._check_fitted()
+        if not self._is_dot_product():
+            raise self._unsupported("use_index")
+        return self._item_search().index_for(self._vectors(_NO_USERS)[1], self._threads)
+
+    def _item_search(self) -> ItemSearch:
+        return vars(self).setdefault("_item_search_state", ItemSearch())
+
+    def _items_changed(self, first: int = 0) -> None:
+        """A model that changes its item vectors in place, or appends rows (``first`` = the
+        old count), says so here; an array replaced by another one is noticed anyway."""
+        self._item_search().changed(first)
 
     # -- the verbs -------------------------------------------------------------------------------
     def recommend(
@@ -454,7 +513,10 @@ class Recommender:
         self._check_fitted()
         meta, arrays = self._state()
         header = {"format": self._FORMAT_NAME, "version": self._FORMAT_VERSION}
-        return {**header, "params": self._params(), **meta}, arrays
+        meta = {**header, "params": self._params(), **meta}
+        if not (search := self._item_search()).is_default():  # the choice, an HNSW graph
+            search.save_into(meta, arrays, "item_index", self.item_index_)
+        return meta, arrays
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the fitted model to ``path``.
@@ -499,6 +561,9 @@ class Recommender:
         try:
             model = cls._from_params(saved.params(cls._PARAMS), saved)
             model._restore(saved)
+            if "item_index" in saved.meta:
+                items = model._vectors(_NO_USERS)[1]
+                model._item_search().load(saved, "item_index", items, model._threads)
         except FormatError:
             raise
         except (KeyError, TypeError, ValueError, IndexError) as exc:

@@ -200,6 +200,7 @@ class ALS(Recommender):
                 solve.half_step(by_user, items, users, threads, swap=False)
                 solve.half_step(by_item, users, items, threads, swap=True)
                 self._user_views = self._item_views = None
+                self._items_changed()  # in place: a callback's recommend re-indexes them
                 seconds = time.perf_counter() - start
                 if not (np.isfinite(users).all() and np.isfinite(items).all()):
                     raise ValueError(
@@ -293,6 +294,7 @@ class ALS(Recommender):
         self._buffer = RowBuffer(users, fill=self._problem.initial_users(1)[0])
         self._users, self._items = users, items
         self._user_views = self._item_views = None
+        self._items_changed()
         self._histories = Histories(train)
         self.global_mean_ = mean
         if gram:

@@ -19,7 +19,6 @@ run on the calling thread.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import threading
 from typing import Any
@@ -30,7 +29,6 @@ import scipy.sparse as sp
 from semrec import _persist as persist
 from semrec import _validation as check
 from semrec._threads import resolve_num_threads
-from semrec.errors import FormatError
 from semrec.similarity import ItemIndex, topk
 
 _FORMAT = "semrec.HNSWIndex"
@@ -127,6 +125,70 @@ class HNSWIndex:
             f"HNSWIndex(n_items={len(self)}, dim={self.items.dim}, metric={self.items.metric!r}, "
             f"m={self.m}, ef_construction={self.ef_construction}, ef_search={self.ef_search})"
         )
+
+    def settings(self) -> dict[str, int]:
+        """``m``, ``ef_construction`` and ``ef_search``, as given to the constructor.
+
+        Examples
+        --------
+        >>> import numpy as np, semrec
+        >>> semrec.HNSWIndex(np.eye(3, dtype=np.float32), m=8).settings()["m"]
+        8
+        """
+        return {"m": self.m, "ef_construction": self.ef_construction, "ef_search": self.ef_search}
+
+    def graph_bytes(self) -> np.ndarray:
+        """The graph serialised by faiss (uint8), for :meth:`from_bytes`; without the vectors.
+
+        Examples
+        --------
+        >>> import numpy as np, semrec
+        >>> ann = semrec.HNSWIndex(np.eye(3, dtype=np.float32))
+        >>> again = semrec.HNSWIndex.from_bytes(ann.items, ann.graph_bytes(), **ann.settings())
+        >>> len(again)
+        3
+        """
+        with self._lock:
+            return np.asarray(_faiss().serialize_index(self._graph), dtype=np.uint8)
+
+    @classmethod
+    def from_bytes(
+        cls, items: ItemIndex, graph: np.ndarray, *, m: int, ef_construction: int, ef_search: int
+    ) -> HNSWIndex:
+        """An index over ``items`` from a graph serialised by :meth:`graph_bytes` over them.
+
+        Raises ValueError when ``graph`` is not a faiss HNSW graph of ``len(items)`` vectors
+        of ``items.dim`` dimensions.
+        """
+        faiss = _faiss()
+        if not isinstance(items, ItemIndex):
+            raise TypeError(f"items must be a semrec.ItemIndex, got {type(items).__name__}")
+        blob = np.ascontiguousarray(graph, dtype=np.uint8).reshape(-1)
+        try:
+            loaded = faiss.deserialize_index(blob)
+        except RuntimeError as exc:  # faiss reports an unreadable blob this way
+            raise ValueError(f"graph is not a faiss index ({str(exc).splitlines()[0]})") from None
+        if not isinstance(loaded, faiss.IndexHNSWFlat) or loaded.metric_type != (
+            faiss.METRIC_INNER_PRODUCT
+        ):
+            raise ValueError(f"graph is a {type(loaded).__name__}, not an inner-product HNSW")
+        if loaded.ntotal != len(items) or loaded.d != items.dim:
+            raise ValueError(
+                f"graph holds {loaded.ntotal} vectors of dimension {loaded.d}, the items "
+                f"{len(items)} of dimension {items.dim}"
+            )
+        self = cls.__new__(cls)
+        self.items = items
+        self.m = check.positive_int(m, "m")
+        self.ef_construction = check.positive_int(ef_construction, "ef_construction")
+        self.ef_search = check.positive_int(ef_search, "ef_search")
+        self._lock = threading.Lock()
+        self._graph = loaded
+        return self
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        # Pickled as its ItemIndex and the serialised graph (sent to worker processes).
+        return _unpickle_hnsw, (self.items, self.graph_bytes(), self.settings())
 
     def _graph_rows(self, x: np.ndarray) -> np.ndarray:
         if self.items.metric != "cosine":
@@ -226,58 +288,47 @@ class HNSWIndex:
 
     # -- persistence -------------------------------------------------------------------------
     def save(self, path: str | os.PathLike[str]) -> None:
-        """Save vectors and graph to ``path`` (``.npz`` + JSON metadata, atomic, no pickle)."""
-        faiss = _faiss()
-        graph = faiss.serialize_index(self._graph)
-        vectors = np.ascontiguousarray(self.items.vectors)
+        """Save vectors and graph to ``path`` (``.npz`` + JSON metadata with a SHA-256 of each
+        array, written atomically, no pickle).
+
+        Examples
+        --------
+        >>> import numpy as np, semrec, tempfile, os
+        >>> path = os.path.join(tempfile.mkdtemp(), "ann.npz")
+        >>> semrec.HNSWIndex(np.eye(3, dtype=np.float32)).save(path)
+        >>> len(semrec.HNSWIndex.load(path))
+        3
+        """
         meta = {
+            "format": _FORMAT,
+            "version": _VERSION,
             "metric": self.items.metric,
             "storage": self.items.storage,
-            "m": self.m,
-            "ef_construction": self.ef_construction,
-            "ef_search": self.ef_search,
-            "sha256": _digest(vectors, graph),
+            **self.settings(),
         }
-        meta = {"format": _FORMAT, "version": _VERSION, **meta}
-        persist.write(path, meta, {"vectors": vectors, "graph": graph})
+        arrays = {"vectors": np.ascontiguousarray(self.items.vectors), "graph": self.graph_bytes()}
+        persist.write(path, meta, arrays)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], *, num_threads: int | None = None) -> HNSWIndex:
         """Load an index written by :meth:`save`; damage raises :class:`semrec.FormatError`."""
-        faiss = _faiss()
         saved = persist.read(path, _FORMAT, _VERSION)
-        meta, arrays = saved.meta, saved.arrays
+        vectors = saved.array("vectors", np.float32, (None, None))
+        graph = saved.array("graph", np.uint8, (None,))
         try:
-            vectors, graph = arrays["vectors"], arrays["graph"]
-            ok = (
-                vectors.dtype == np.float32
-                and vectors.ndim == 2
-                and graph.dtype == np.uint8
-                and meta.get("sha256") == _digest(vectors, graph)
+            items = ItemIndex(
+                vectors,
+                metric=saved.value("metric", str),
+                storage=saved.value("storage", str),
+                num_threads=num_threads,
+                copy=False,
             )
-        except KeyError as exc:
-            raise FormatError(f"{path}: missing array {exc}") from None
-        if not ok:
-            raise FormatError(f"{path}: the arrays do not match their checksum (damaged file)")
-        self = cls.__new__(cls)
-        try:
-            self.items = ItemIndex(
-                vectors, metric=meta["metric"], storage=meta["storage"], num_threads=num_threads
-            )
-            self.m = check.positive_int(meta["m"], "m")
-            self.ef_construction = check.positive_int(meta["ef_construction"], "ef_construction")
-            self.ef_search = check.positive_int(meta["ef_search"], "ef_search")
-        except (KeyError, TypeError, ValueError) as exc:
-            raise FormatError(f"{path}: bad metadata ({exc})") from None
-        self._lock = threading.Lock()
-        self._graph = faiss.deserialize_index(graph)
-        if self._graph.ntotal != vectors.shape[0] or self._graph.d != vectors.shape[1]:
-            raise FormatError(f"{path}: the graph does not match the vectors")
-        return self
+            names = ("m", "ef_construction", "ef_search")
+            params = {name: saved.value(name, int) for name in names}
+            return cls.from_bytes(items, graph, **params)
+        except (TypeError, ValueError) as exc:
+            raise saved.error("graph", f"does not match the vectors ({exc})") from None
 
 
-def _digest(vectors: np.ndarray, graph: np.ndarray) -> str:
-    h = hashlib.sha256()
-    h.update(np.ascontiguousarray(vectors).view(np.uint8))
-    h.update(np.ascontiguousarray(graph).view(np.uint8))
-    return h.hexdigest()
+def _unpickle_hnsw(items: ItemIndex, graph: np.ndarray, settings: dict[str, int]) -> HNSWIndex:
+    return HNSWIndex.from_bytes(items, graph, **settings)

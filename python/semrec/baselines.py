@@ -63,10 +63,11 @@ class MostPopular(_Baseline):
     def _fit(self) -> None:
         counts = np.bincount(self.interactions_.indices, minlength=self.n_items_)
         self.popularity_ = counts.astype(np.float32)
+        self._counts = np.ascontiguousarray(self.popularity_[:, None])  # one array: indexed once
 
     def _vectors(self, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         # A dot product of 1 with each item's count: the count, for every user.
-        return np.ones((users.size, 1), dtype=np.float32), self.popularity_[:, None].copy()
+        return np.ones((users.size, 1), dtype=np.float32), self._counts
 
 
 class Random(_Baseline):

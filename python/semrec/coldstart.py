@@ -235,6 +235,15 @@ class ColdStartALS(Recommender):
         self.item_factors_ = np.ascontiguousarray(mapped[:, :f])
         self.item_biases_ = mapped[:, f].copy() if mapped.shape[1] > f else None
         self.cold_items_ = cold
+        self._items = self._item_vectors(self.item_factors_, self.item_biases_)
+
+    @staticmethod
+    def _item_vectors(factors: np.ndarray, biases: np.ndarray | None) -> np.ndarray:
+        """What the users' vectors meet in the dot product: ``[y, b_i, 1]`` with biases."""
+        if biases is None:
+            return factors
+        ones = np.ones((factors.shape[0], 1), np.float32)
+        return np.ascontiguousarray(np.hstack([factors, biases[:, None], ones]))
 
     # -- state -------------------------------------------------------------------------------
     def _shape(self) -> tuple[int, int]:
@@ -260,14 +269,10 @@ class ColdStartALS(Recommender):
     def _vectors(self, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """User and item vectors whose dot product is the score (biases folded in)."""
         queries = np.asarray(self.als.user_factors_[users], dtype=np.float32)
-        items = self.item_factors_
         if self.item_biases_ is not None:
             offset = self.als.user_biases_[users] + np.float32(self.als.global_mean_)
             queries = np.hstack([queries, np.ones((users.size, 1), np.float32), offset[:, None]])
-            items = np.hstack(
-                [items, self.item_biases_[:, None], np.ones((items.shape[0], 1), np.float32)]
-            )
-        return np.ascontiguousarray(queries), np.ascontiguousarray(items)
+        return np.ascontiguousarray(queries), self._items  # built once per change of the items
 
     def _item_space(self) -> tuple[np.ndarray, str]:
         return self.item_factors_, "cosine"
@@ -310,6 +315,8 @@ class ColdStartALS(Recommender):
             self.item_biases_ = np.concatenate([biases, mapped[:, -1]])
         self.item_embeddings_ = np.vstack([self.item_embeddings_, new])
         self.cold_items_ = np.concatenate([self.cold_items_, ids])
+        self._items = self._item_vectors(self.item_factors_, self.item_biases_)
+        self._items_changed(start)  # rows appended: only those are indexed
         return ids
 
     # -- persistence: the ALS inside the same file -----------------------------------------------

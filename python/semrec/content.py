@@ -421,7 +421,9 @@ class ContentRecommender(Recommender):
                 f"items must have dimension {self._stream.dim} like the catalogue, "
                 f"got {vectors.shape[1]}"
             )
-        return self._stream.add_items(vectors)
+        ids = self._stream.add_items(vectors)
+        self._items_changed(int(ids[0]) if ids.size else self._stream.n_items)  # rows appended
+        return ids
 
     # -- helpers -----------------------------------------------------------------------------
     def _encode(self, texts: list[str], what: str) -> np.ndarray:
@@ -461,6 +463,8 @@ class ContentRecommender(Recommender):
         shape = (self._stream.n_users, self._stream.n_items)
         if self._seen.shape != shape:
             self._seen.resize(shape)
+        if users.size == 1:  # a click: no matrix algebra, only this user's events
+            return self._seen_row(int(users[0]))
         rows = csr_rows(self._seen, users)
         if self._seen_upto == len(self._log):
             return rows
@@ -470,6 +474,22 @@ class ContentRecommender(Recommender):
         local = np.searchsorted(uniq, tail_users[mine])
         tail = events_matrix(local, tail_items[mine], tail_weights[mine], (uniq.size, shape[1]))
         return check.summed(rows, tail[inverse])
+
+    def _seen_row(self, user: int) -> sp.csr_array:
+        """One user's seen items, for exclusion: the consolidated row and later events."""
+        indptr = self._seen.indptr
+        items = np.asarray(self._seen.indices[indptr[user] : indptr[user + 1]], dtype=np.int32)
+        if self._seen_upto < len(self._log):
+            tail_users, tail_items, _, _ = self._log.arrays(slice(self._seen_upto, None))
+            later = tail_items[tail_users == user]
+            if later.size:  # sorted; duplicates are fine for an exclusion
+                items = np.sort(np.concatenate([items, later.astype(np.int32)]))
+        return check.csr_from_arrays(
+            (1, self._stream.n_items),
+            np.array([0, items.size], dtype=np.int64),
+            items,
+            np.ones(items.size, dtype=np.float32),
+        )
 
     # -- persistence: the catalogue and every event ----------------------------------------------
     def _params(self) -> dict[str, Any]:

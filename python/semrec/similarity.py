@@ -47,9 +47,16 @@ class ItemIndex:
         How the packed copy holds the vectors. ``"float16"`` streams half the bytes per search:
         the best candidates are then re-scored exactly in float32 and the answer is certified
         by a rigorous error bound (a query that cannot be certified is searched again in
-        float32), so ids and scores are still exactly those of ``"float32"``.
+        float32), so ids and scores are still exactly those of ``"float32"``. Searches of
+        more than 8 queries at once scan the float32 rows instead (compute-bound, they gain
+        nothing from the smaller panels); the float16 copy is also the smaller one in memory.
     num_threads : int, optional
         Threads for packing; as in :func:`topk`.
+    copy : bool, default True
+        Search a copy of ``vectors``. ``False`` keeps a reference instead (no second float32
+        copy of a large catalogue): ``vectors`` must then be float32, C-contiguous, and never
+        modified while the index is in use (later :meth:`add` calls copy into a buffer of the
+        index's own).
 
     Attributes
     ----------
@@ -63,7 +70,8 @@ class ItemIndex:
     Notes
     -----
     Concurrent searches are safe, and so is :meth:`add` during searches: a search sees the
-    items that were indexed when it started.
+    items that were indexed when it started. An index pickles (its vectors; the packed copy is
+    rebuilt when unpickled), so models that hold one can be sent to worker processes.
 
     Examples
     --------
@@ -85,6 +93,7 @@ class ItemIndex:
         metric: str = "cosine",
         storage: str = "float32",
         num_threads: int | None = None,
+        copy: bool = True,
     ) -> None:
         x, _ = check.as_float32_matrix(vectors, "vectors")
         self.metric = check.choice(metric, "metric", METRICS)
@@ -92,9 +101,15 @@ class ItemIndex:
         self.dim = int(x.shape[1])
         self._lock = threading.Lock()  # one add at a time
         self._prepared = core.PreparedItems(self.dim, self.metric, self.storage)
-        self._buffer = np.array(x, dtype=np.float32, order="C", copy=True)
+        self._buffer = np.array(x, dtype=np.float32, order="C", copy=True) if copy else x
         self._n = 0
         self._append(self._buffer, resolve_num_threads(num_threads))
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        # The indexed rows (the caller's array itself when the index holds a reference, so a
+        # pickle that also holds that array stores it once); packing is redone when unpickled.
+        rows = self._buffer if self._buffer.shape[0] == self._n else self.vectors
+        return _unpickle_item_index, (rows, self.metric, self.storage)
 
     @property
     def vectors(self) -> np.ndarray:
@@ -178,6 +193,10 @@ class ItemIndex:
         return topk(
             queries, self, k, exclude=exclude, candidates=candidates, num_threads=num_threads
         )
+
+
+def _unpickle_item_index(rows: np.ndarray, metric: str, storage: str) -> ItemIndex:
+    return ItemIndex(rows, metric=metric, storage=storage, copy=False)
 
 
 def topk(
