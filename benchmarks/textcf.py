@@ -1,0 +1,316 @@
+"""TextCF benchmarks on MovieLens-100k (PROTOCOL.md splits), in parts (``--parts a,b``).
+
+How to run (project root, project virtualenv; ../shared/datasets/ml-100k must exist):
+
+    python benchmarks/textcf.py                       # every part
+    python benchmarks/textcf.py --parts speed --quick
+    SEMREC_ISA=avx2 ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2 \\
+        python benchmarks/textcf.py --parts speed       # the AVX2 (Zen 3) column
+
+Item embeddings are semrec.TextEncoder (all-MiniLM-L6-v2) vectors of the protocol's item text,
+cached in ``--cache`` (default /tmp/semrec-textcf).
+
+Parts
+-----
+speed
+    Seconds per training epoch on the warm split's train set (the issue's configuration: MLP
+    384 -> 768 -> 64, 2 layers, tau 0.15, 256 negatives per positive, batch 2048, Adam 5e-4):
+    semrec's C++ trainer against the plain-PyTorch reference loop of tests/textcf_reference.py
+    (each positive's negative vectors gathered), and against the same loop reading the scores
+    from the dense batch-users x items product as the C++ trainer does (a control: it shows how
+    much of the gain is the algorithm and how much the C++). Alternating, 1 warm-up epoch each,
+    median [min-max] of --repeats epochs; ratio = semrec / peer (target <= 0.8).
+propagation
+    One forward propagation (2 layers) of (users + items) x 64 vectors: semrec's CSR kernel
+    against torch.sparse (COO and CSR) products with the same normalised adjacency.
+curve
+    Training curve with the defaults on the warm split's train set, validation carved from it
+    (last 20% per user, relevant = rating >= 4): cumulative seconds and validation NDCG@10 per
+    epoch; time to 99% of the final (best) validation NDCG (target <= 60 s on 2 cores).
+
+Threads: --threads (default 2) for semrec, torch, OMP_NUM_THREADS and BLAS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+_pre = argparse.ArgumentParser(add_help=False)
+_pre.add_argument("--threads", type=int, default=2)
+THREADS: int = _pre.parse_known_args()[0].threads
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_var] = str(THREADS)
+
+import hashlib  # noqa: E402
+import platform  # noqa: E402
+import statistics  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+import numpy as np  # noqa: E402
+import scipy.sparse as sp  # noqa: E402
+import torch  # noqa: E402
+from threadpoolctl import threadpool_limits  # noqa: E402
+
+import semrec  # noqa: E402
+from semrec import split  # noqa: E402
+from semrec.datasets import Dataset  # noqa: E402
+from semrec.textcf import network, training  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from textcf_reference import ReferenceLoop, torch_adjacency  # noqa: E402
+
+SEED = 0
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
+ISSUE = dict(
+    hidden=768, factors=64, layers=2, tau=0.15, negatives=256, batch_size=2048,
+    learning_rate=5e-4,
+)  # fmt: skip
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def isa_note() -> str:
+    forced = os.environ.get("ATEN_CPU_CAPABILITY")
+    return f"ISA capped at {forced} (emulated)" if forced else "native ISA (AVX-512, no AMX)"
+
+
+_CACHE: dict[Any, Any] = {}
+
+
+def movielens() -> Dataset:
+    if "ml" not in _CACHE:
+        if not (DATA / "ml-100k" / "u.data").exists():
+            raise SystemExit(f"MovieLens-100k not found at {DATA / 'ml-100k'}")
+        _CACHE["ml"] = semrec.datasets.movielens("100k", path=DATA / "ml-100k")
+    return _CACHE["ml"]
+
+
+def item_embeddings(cache: Path) -> np.ndarray:
+    """MiniLM vectors of the items' protocol text, cached on disk by a hash of the texts."""
+    if "emb" not in _CACHE:
+        texts = [str(t) for t in movielens().items["text"]]
+        key = hashlib.sha256("\n".join(texts).encode()).hexdigest()[:16]
+        path = cache / f"ml100k-minilm-{key}.npy"
+        if path.exists():
+            emb = np.load(path)
+        else:
+            emb = semrec.TextEncoder().encode(texts)
+            cache.mkdir(parents=True, exist_ok=True)
+            np.save(path, emb)
+        _CACHE["emb"] = np.ascontiguousarray(emb, dtype=np.float32)
+    return _CACHE["emb"]
+
+
+def relevant(ds: Dataset, threshold: float = 4) -> sp.csr_array:
+    m = sp.csr_array(ds.interactions)
+    out = sp.csr_array(m.multiply(m >= threshold))
+    out.eliminate_zeros()
+    return out
+
+
+def summary(seconds: list[float]) -> str:
+    return f"{statistics.median(seconds):.3f} [{min(seconds):.3f}-{max(seconds):.3f}]"
+
+
+def alternate(methods: dict[str, Callable[[], object]], repeats: int) -> dict[str, list[float]]:
+    """1 warm-up round, then ``repeats`` timed rounds, the methods in turn."""
+    times: dict[str, list[float]] = {name: [] for name in methods}
+    for attempt in range(repeats + 1):
+        for name, run in methods.items():
+            start = time.perf_counter()
+            run()
+            if attempt:
+                times[name].append(time.perf_counter() - start)
+    return times
+
+
+def settings(**kw: Any) -> training.Settings:
+    params = dict(ISSUE, negative_slope=0.01, weight_decay=0.0, epochs=1, patience=None,
+                  seed=SEED, threads=THREADS, show_progress=False)  # fmt: skip
+    params.update(kw)
+    return training.Settings(**params)
+
+
+def problem(cache: Path) -> tuple[sp.csr_array, np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """The warm split's train set, node inputs, embeddings and initial weights."""
+    train, _ = split.last_fraction(movielens())
+    m = semrec._validation.interactions(train.interactions, "train", nonnegative=True)
+    emb = item_embeddings(cache)
+    input_sum, mass = network.user_inputs(m, emb)
+    inputs = np.vstack([network.means(input_sum, mass), emb]).astype(np.float32)
+    weights = network.initial_weights(emb.shape[1], 768, 64, np.random.default_rng(SEED))
+    return m, emb, inputs, weights
+
+
+# -- speed ------------------------------------------------------------------------------------
+def part_speed(args: argparse.Namespace) -> None:
+    m, _, inputs, weights = problem(args.cache)
+    s = settings()
+    trainer = training.make_trainer(s, inputs, m, weights)
+    loops = {
+        scores: ReferenceLoop(
+            weights, inputs, m, layers=s.layers, tau=s.tau, negatives=s.negatives,
+            batch_size=s.batch_size, learning_rate=s.learning_rate, seed=SEED, scores=scores,
+        )  # fmt: skip
+        for scores in ("gather", "dense")
+    }
+    epoch = iter(range(10**6))
+    repeats = 3 if args.quick else args.repeats
+    times = alternate(
+        {
+            "semrec": lambda: trainer.epoch(next(epoch)),
+            "gather": loops["gather"].epoch,
+            "dense": loops["dense"].epoch,
+        },
+        repeats,
+    )
+    print(
+        f"\n## speed: seconds per epoch, ML-100k warm-split train ({m.nnz:,} interactions, "
+        f"{m.shape[0]} users, {m.shape[1]} items), MiniLM 384-d, MLP 384-768-64, 2 layers, "
+        f"256 negatives, batch 2048; {THREADS} threads; {cpu_name()}, {isa_note()}; median "
+        f"[min-max] of {repeats} after 1 warm-up, alternating\n"
+    )
+    print("| trainer | s/epoch | semrec / this |")
+    print("|---|---:|---:|")
+    ours = statistics.median(times["semrec"])
+    rows = (
+        ("semrec C++ (LibTorch)", "semrec"),
+        ("plain-PyTorch reference loop (gathered negatives)", "gather"),
+        ("plain-PyTorch loop, dense batch-user scores (control)", "dense"),
+    )
+    for label, key in rows:
+        ratio = ours / statistics.median(times[key])
+        print(f"| {label} | {summary(times[key])} | {ratio:.2f} |", flush=True)
+    print("target: semrec / reference loop <= 0.8")
+
+
+# -- propagation ------------------------------------------------------------------------------
+def part_propagation(args: argparse.Namespace) -> None:
+    m, _, _, _ = problem(args.cache)
+    n = sum(m.shape)
+    x = np.random.default_rng(SEED).standard_normal((n, 64), dtype=np.float32)
+    coo = torch_adjacency(m)
+    csr = coo.to_sparse_csr()
+    xt = torch.from_numpy(x)
+
+    def torch_prop(a: torch.Tensor) -> torch.Tensor:
+        h, total = xt, xt.clone()
+        for _ in range(2):
+            h = a @ h
+            total += h
+        return total / 3
+
+    want = torch_prop(coo).numpy()
+    got = training.propagate(m, x, 2)
+    diff = float(np.abs(got - want).max())
+    repeats = 20 if args.quick else 100
+
+    def many(fn: Callable[[], object]) -> Callable[[], None]:
+        return lambda: [fn() for _ in range(repeats)]  # type: ignore[func-returns-value]
+
+    times = alternate(
+        {
+            "semrec": many(lambda: training.propagate(m, x, 2)),
+            "coo": many(lambda: torch_prop(coo)),
+            "csr": many(lambda: torch_prop(csr)),
+        },
+        args.repeats,
+    )
+    print(
+        f"\n## propagation: 2 layers over the ML-100k warm-train graph ({n:,} nodes, "
+        f"{2 * m.nnz:,} edges), 64 columns; ms per call (median [min-max] of {args.repeats} "
+        f"rounds of {repeats} calls); {THREADS} threads; max abs diff to torch {diff:.1e}\n"
+    )
+    print("| method | ms per call | semrec speed-up |")
+    print("|---|---:|---:|")
+    ours = statistics.median(times["semrec"])
+    for label, key in (
+        ("semrec CSR kernel", "semrec"),
+        ("torch.sparse COO mm", "coo"),
+        ("torch.sparse CSR mm", "csr"),
+    ):
+        t = [1000 * v / repeats for v in times[key]]
+        print(f"| {label} | {summary(t)} | {statistics.median(times[key]) / ours:.2f}x |")
+
+
+# -- curve ------------------------------------------------------------------------------------
+def part_curve(args: argparse.Namespace) -> None:
+    train, _ = split.last_fraction(movielens())
+    fit_set, valid = split.last_fraction(train)
+    emb = item_embeddings(args.cache)
+    marks: list[tuple[int, float, float, float]] = []
+    start = time.perf_counter()
+
+    def record(epoch: int, loss: float, metric: float | None) -> None:
+        marks.append((epoch, time.perf_counter() - start, loss, float(metric)))
+
+    model = semrec.TextCF(emb, random_state=SEED, num_threads=THREADS, show_progress=False, **args.textcf)
+    start = time.perf_counter()
+    model.fit(fit_set, validation=relevant(valid), callback=record)
+    final = max(mk[3] for mk in marks)
+    reach = next(mk for mk in marks if mk[3] >= 0.99 * final)
+    print(
+        f"\n## curve: {model!r}\nML-100k warm-split train minus validation ({fit_set.n_interactions:,} "
+        f"interactions); validation NDCG@10 (relevant = rating >= 4) after each epoch; "
+        f"{THREADS} threads; {cpu_name()}, {isa_note()}\n"
+    )
+    print("| epoch | seconds (cumulative, incl. validation) | loss | validation NDCG@10 |")
+    print("|---:|---:|---:|---:|")
+    for epoch, seconds, loss, metric in marks:
+        print(f"| {epoch} | {seconds:.1f} | {loss:.4f} | {metric:.4f} |")
+    print(
+        f"best {final:.4f} at epoch {model.best_epoch_}; 99% of it ({0.99 * final:.4f}) reached "
+        f"at epoch {reach[0]} after {reach[1]:.1f} s (target <= 60 s)"
+    )
+
+
+PARTS: dict[str, Callable[[argparse.Namespace], None]] = {
+    "speed": part_speed,
+    "propagation": part_propagation,
+    "curve": part_curve,
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="fewer repeats")
+    parser.add_argument("--parts", default=",".join(PARTS), help=f"any of {', '.join(PARTS)}")
+    parser.add_argument("--threads", type=int, default=THREADS)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--cache", type=Path, default=Path("/tmp/semrec-textcf"))
+    parser.add_argument(
+        "--textcf", default="", help="extra TextCF parameters for curve, e.g. 'epochs=30,tau=0.1'"
+    )
+    args = parser.parse_args()
+    args.textcf = {
+        k: eval(v, {})  # noqa: S307 - a benchmark's own command line
+        for k, v in (kv.split("=", 1) for kv in args.textcf.split(",") if kv)
+    }
+    chosen = [p.strip() for p in args.parts.split(",") if p.strip()]
+    unknown = [p for p in chosen if p not in PARTS]
+    if unknown:
+        parser.error(f"unknown part(s) {unknown}; choose from {list(PARTS)}")
+    semrec.set_num_threads(args.threads)
+    torch.set_num_threads(args.threads)
+    with threadpool_limits(limits=args.threads):
+        for part in chosen:
+            PARTS[part](args)
+
+
+if __name__ == "__main__":
+    main()
