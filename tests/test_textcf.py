@@ -62,13 +62,23 @@ def test_adjacency_reference_is_symmetric_normalised() -> None:
 
 
 # -- forward, loss and gradients against plain PyTorch --------------------------------------
+@pytest.mark.parametrize("means", [True, False], ids=["user-means", "user-inputs"])
 @pytest.mark.parametrize(("hidden", "layers"), [(7, 2), (7, 0), (0, 2), (0, 0), (6, 3)])
-def test_forward_loss_and_gradients_equal_the_pytorch_reference(hidden: int, layers: int) -> None:
+def test_forward_loss_and_gradients_equal_the_pytorch_reference(
+    hidden: int, layers: int, means: bool
+) -> None:
     m, emb, rng = _problem()
     s = _settings(hidden=hidden, layers=layers)
     weights = network.initial_weights(emb.shape[1], hidden, s.factors, rng)
     inputs = _inputs(m, emb)
-    trainer = training.make_trainer(s, inputs, m, weights)
+    if not means:  # users with inputs of their own (text): any vectors
+        inputs[: m.shape[0]] = rng.standard_normal((m.shape[0], emb.shape[1]))
+    dense = m.toarray()
+    dense[-1] = 0  # a user without history
+    m = sp.csr_array(dense)
+    if means:
+        inputs[m.shape[0] - 1] = 0
+    trainer = training.make_trainer(s, inputs, m, weights, user_means=means)
     coo = sp.coo_array(m)
     pick = rng.choice(coo.nnz, 10)
     users = coo.row[pick].astype(np.int32)

@@ -14,10 +14,21 @@ import scipy.sparse as sp
 import torch
 
 
+def binary(interactions: sp.csr_array) -> sp.csr_array:
+    """Ones where an interaction is stored (float64, int64 indices: one dtype for scipy)."""
+    return sp.csr_array(
+        (
+            np.ones(interactions.nnz),
+            np.asarray(interactions.indices, dtype=np.int64),
+            np.asarray(interactions.indptr, dtype=np.int64),
+        ),
+        shape=interactions.shape,
+    )
+
+
 def normalised_adjacency(interactions: sp.csr_array) -> sp.csr_array:
     """``D^-1/2 A D^-1/2`` of the bipartite graph (users first, then items), binary edges."""
-    r = sp.csr_array(interactions, dtype=np.float64, copy=True)
-    r.data[:] = 1.0
+    r = binary(interactions)
     n_users, n_items = r.shape
     a = sp.block_array([[None, r], [r.T, None]], format="csr")
     a.resize((n_users + n_items, n_users + n_items))
@@ -166,7 +177,7 @@ class ReferenceLoop:
         self.model = ReferenceTextCF(weights, negative_slope)
         self.inputs = torch.from_numpy(inputs)
         self.adjacency = torch_adjacency(interactions)
-        coo = sp.coo_array(interactions)
+        coo = sp.coo_array(binary(interactions))
         self.users = torch.from_numpy(coo.row.astype(np.int64))
         self.items = torch.from_numpy(coo.col.astype(np.int64))
         self.pool = torch.from_numpy(np.unique(coo.col).astype(np.int64))

@@ -57,15 +57,21 @@ void register_textcf(py::module_& m) {
                        std::int64_t factors, double negative_slope, std::int64_t layers,
                        double tau, std::int64_t negatives, std::int64_t batch_size,
                        double learning_rate, double weight_decay, std::uint64_t seed,
-                       std::int64_t score_block) {
+                       std::int64_t score_block, const std::optional<CArray<float>>& values) {
              if (inputs.ndim() != 2 || inputs.shape(0) != users + items) {
                throw std::invalid_argument("inputs must be (users + items) x dim");
              }
-             const TrainingPairs pairs = pairs_of(indptr, indices, users, items);
+             TrainingPairs pairs = pairs_of(indptr, indices, users, items);
+             if (values) {
+               if (values->ndim() != 1 || values->shape(0) != indices.shape(0)) {
+                 throw std::invalid_argument("values must have one weight per index");
+               }
+               pairs.values = values->data();
+             }
              const auto initial = named_arrays(weights);
-             TextCFConfig cfg{hidden,     factors,   negative_slope, layers,
-                              tau,        negatives, batch_size,     learning_rate,
-                              weight_decay, seed,    score_block};
+             TextCFConfig cfg{hidden,       factors, negative_slope, layers,
+                              tau,          negatives, batch_size,   learning_rate,
+                              weight_decay, seed,    score_block,    values.has_value()};
              py::gil_scoped_release release;
              return std::make_unique<TextCFTrainer>(cfg, inputs.data(), inputs.shape(1), pairs,
                                                     initial);
@@ -75,7 +81,9 @@ void register_textcf(py::module_& m) {
            py::arg("weights"), py::arg("hidden"), py::arg("factors"), py::arg("negative_slope"),
            py::arg("layers"), py::arg("tau"), py::arg("negatives"), py::arg("batch_size"),
            py::arg("learning_rate"), py::arg("weight_decay"), py::arg("seed"),
-           py::arg("score_block") = std::int64_t{1} << 24)
+           py::arg("score_block") = std::int64_t{1} << 24, py::arg("values") = py::none(),
+           "With values (the interaction weights), users' inputs are the weighted means of "
+           "their items' and their rows of inputs are not read.")
       .def(
           "epoch",
           [](TextCFTrainer& t, std::int64_t epoch_index) {

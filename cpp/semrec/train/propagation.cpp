@@ -1,12 +1,11 @@
 #include "semrec/train/propagation.hpp"
 
-#include <ATen/Parallel.h>
-
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 namespace semrec::train {
 
@@ -34,46 +33,28 @@ BipartiteGraph::BipartiteGraph(const std::int64_t* indptr, const std::int32_t* i
     }
   }
   const std::int64_t n = users + items;
-  indptr_.assign(n + 1, 0);
-  for (std::int64_t u = 0; u < users; ++u) indptr_[u + 1] = indptr[u + 1] - indptr[u];
-  for (std::int64_t i = 0; i < items; ++i) indptr_[users + i + 1] = item_degree[i];
-  for (std::int64_t r = 0; r < n; ++r) indptr_[r + 1] += indptr_[r];
-  indices_.resize(2 * nnz);
-  values_.resize(2 * nnz);
-  std::vector<std::int64_t> fill(indptr_.begin() + users, indptr_.end() - 1);
+  std::vector<std::int64_t> node_ptr(n + 1, 0);
+  for (std::int64_t u = 0; u < users; ++u) node_ptr[u + 1] = indptr[u + 1] - indptr[u];
+  for (std::int64_t i = 0; i < items; ++i) node_ptr[users + i + 1] = item_degree[i];
+  for (std::int64_t r = 0; r < n; ++r) node_ptr[r + 1] += node_ptr[r];
+  std::vector<std::int32_t> node_idx(2 * nnz);
+  std::vector<float> node_val(2 * nnz);
+  std::vector<std::int64_t> fill(node_ptr.begin() + users, node_ptr.end() - 1);
   for (std::int64_t u = 0; u < users; ++u) {
     const double du = static_cast<double>(indptr[u + 1] - indptr[u]);
     for (std::int64_t k = indptr[u]; k < indptr[u + 1]; ++k) {
       const std::int32_t i = indices[k];
       const float w = static_cast<float>(1.0 / std::sqrt(du * static_cast<double>(item_degree[i])));
-      const std::int64_t user_slot = indptr_[u] + (k - indptr[u]);
-      indices_[user_slot] = static_cast<std::int32_t>(users + i);
-      values_[user_slot] = w;
+      const std::int64_t user_slot = node_ptr[u] + (k - indptr[u]);
+      node_idx[user_slot] = static_cast<std::int32_t>(users + i);
+      node_val[user_slot] = w;
       // Users are visited in increasing order, so each item's row is sorted by user id.
       const std::int64_t item_slot = fill[i]++;
-      indices_[item_slot] = static_cast<std::int32_t>(u);
-      values_[item_slot] = w;
+      node_idx[item_slot] = static_cast<std::int32_t>(u);
+      node_val[item_slot] = w;
     }
   }
-}
-
-std::int64_t BipartiteGraph::degree(std::int64_t node) const {
-  return indptr_[node + 1] - indptr_[node];
-}
-
-void BipartiteGraph::multiply(const float* x, std::int64_t dim, float* out) const {
-  const std::int64_t n = nodes();
-  at::parallel_for(0, n, 64, [&](std::int64_t begin, std::int64_t end) {
-    for (std::int64_t r = begin; r < end; ++r) {
-      float* dst = out + r * dim;
-      std::fill(dst, dst + dim, 0.0f);
-      for (std::int64_t k = indptr_[r]; k < indptr_[r + 1]; ++k) {
-        const float w = values_[k];
-        const float* src = x + static_cast<std::int64_t>(indices_[k]) * dim;
-        for (std::int64_t d = 0; d < dim; ++d) dst[d] += w * src[d];
-      }
-    }
-  });
+  adjacency_ = SparseRows(std::move(node_ptr), std::move(node_idx), std::move(node_val), n);
 }
 
 void BipartiteGraph::propagate(const float* x, std::int64_t dim, std::int64_t layers, float* out,

@@ -11,6 +11,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "semrec/train/sparse.hpp"
+
 namespace semrec::train {
 
 class BipartiteGraph {
@@ -23,12 +25,14 @@ class BipartiteGraph {
   std::int64_t users() const { return users_; }
   std::int64_t items() const { return items_; }
   std::int64_t nodes() const { return users_ + items_; }
-  std::int64_t degree(std::int64_t node) const;
+  std::int64_t degree(std::int64_t node) const { return adjacency_.row_size(node); }
 
   // out = Â x; x and out are nodes() x dim, row-major, and must not overlap. Parallel over
   // output rows (LibTorch's intra-op threads); each row sums its neighbours in index order,
   // so the result is identical for any thread count.
-  void multiply(const float* x, std::int64_t dim, float* out) const;
+  void multiply(const float* x, std::int64_t dim, float* out) const {
+    adjacency_.multiply(x, dim, out);
+  }
 
   // out = (1 / (L + 1)) Σ_{l=0..L} Â^l x. When `layer_outputs` is given it receives every
   // Â^l x, l = 0..L, as (L + 1) consecutive nodes() x dim blocks.
@@ -38,9 +42,7 @@ class BipartiteGraph {
  private:
   std::int64_t users_, items_;
   // Rows of Â: users' rows (over item nodes) then items' rows (over user nodes), one CSR.
-  std::vector<std::int64_t> indptr_;
-  std::vector<std::int32_t> indices_;  // node ids
-  std::vector<float> values_;
+  SparseRows adjacency_;
 };
 
 }  // namespace semrec::train

@@ -14,6 +14,7 @@
 #include <string>
 
 #include "semrec/train/propagation.hpp"
+#include "semrec/train/sparse.hpp"
 
 namespace semrec::train {
 
@@ -52,10 +53,21 @@ struct BatchRows {
 
 }  // namespace
 
+// The network's activations for some users (rows first) and every item.
+struct Activations {
+  std::int64_t users = 0;  // leading rows that are users
+  at::Tensor user_inputs;  // those users' inputs (only without user_means)
+  at::Tensor z;            // first layer pre-activations
+  at::Tensor g;            // LeakyReLU(z) (MLP only)
+  at::Tensor h;            // network outputs
+};
+
 struct TextCFTrainer::Impl {
   TextCFConfig cfg;
   std::int64_t users = 0, items = 0, dim = 0;
-  at::Tensor inputs;  // nodes x dim
+  at::Tensor user_inputs, item_inputs;  // users x dim (unused with user_means), items x dim
+  SparseRows means;                     // users x items: row-normalised interaction weights
+  std::vector<std::int32_t> all_users;   // 0 .. users - 1
   std::unique_ptr<BipartiteGraph> graph;
   std::vector<std::int32_t> pos_user, pos_item;
   std::vector<std::int32_t> pool;     // items with >= 1 training interaction
@@ -80,9 +92,77 @@ struct TextCFTrainer::Impl {
     return n;
   }
 
-  at::Tensor mlp(const at::Tensor& x) {
-    if (!l2) return l1->forward(x);
-    return l2->forward(at::leaky_relu(l1->forward(x), cfg.negative_slope));
+  // Forward pass of the listed users (all when null) and every item, without autograd: the
+  // backward below is written out (two linear layers), which also lets users' first layer
+  // come from the items' (user_means): x_u W1^T = Σ_j a_uj (e_j W1^T) with a_uj the row-
+  // normalised weights, a sparse product instead of a users x dim x hidden GEMM.
+  Activations forward(const std::vector<std::int32_t>* selected) {
+    at::NoGradGuard no_grad;
+    Activations a;
+    a.users = selected ? static_cast<std::int64_t>(selected->size()) : users;
+    const at::Tensor& w1 = l1->weight;
+    const at::Tensor& b1 = l1->bias;
+    a.z = at::empty({a.users + items, w1.size(0)}, kF32);
+    at::Tensor z_users = a.z.narrow(0, 0, a.users);
+    at::Tensor z_items = a.z.narrow(0, a.users, items);
+    at::addmm_out(z_items, b1, item_inputs, w1.t());
+    if (cfg.user_means) {
+      const std::int32_t* rows = selected ? selected->data() : all_users.data();
+      means.multiply_rows(rows, a.users, z_items.data_ptr<float>(), z_items.size(1),
+                          z_users.data_ptr<float>());
+      for (std::int64_t n = 0; n < a.users; ++n) {  // no history: x_u = 0, z_u = b1
+        if (means.row_size(rows[n]) == 0) z_users[n].copy_(b1);
+      }
+    } else {
+      a.user_inputs = selected ? user_inputs.index_select(0, index_tensor(*selected)) : user_inputs;
+      at::addmm_out(z_users, b1, a.user_inputs, w1.t());
+    }
+    if (!l2) {
+      a.h = a.z;
+      return a;
+    }
+    a.g = at::leaky_relu(a.z, cfg.negative_slope);
+    a.h = at::addmm(l2->bias, a.g, l2->weight.t());
+    return a;
+  }
+
+  // Sets every weight's .grad() from dL/dh of the rows of `a`.
+  void backward(const Activations& a, const at::Tensor& dh,
+                const std::vector<std::int32_t>* selected) {
+    at::NoGradGuard no_grad;
+    at::Tensor dz = dh;
+    if (l2) {
+      l2->weight.mutable_grad() = dh.t().mm(a.g);
+      l2->bias.mutable_grad() = dh.sum(0);
+      dz = at::leaky_relu_backward(dh.mm(l2->weight), a.z, cfg.negative_slope, false);
+    }
+    const at::Tensor dz_users = dz.narrow(0, 0, a.users).contiguous();
+    at::Tensor dz_items = dz.narrow(0, a.users, items);
+    if (cfg.user_means) {
+      // Users' rows reach the weights through the items': dZ_items += A^T dZ_users.
+      at::Tensor total = dz_items.clone();
+      const std::int32_t* rows = selected ? selected->data() : all_users.data();
+      means.add_transposed_rows(rows, a.users, dz_users.data_ptr<float>(), dz.size(1),
+                                total.data_ptr<float>());
+      at::Tensor db1 = total.sum(0);
+      for (std::int64_t n = 0; n < a.users; ++n) {
+        if (means.row_size(rows[n]) == 0) db1 += dz_users[n];
+      }
+      l1->weight.mutable_grad() = total.t().mm(item_inputs);
+      l1->bias.mutable_grad() = db1;
+    } else {
+      at::Tensor dw1 = dz_items.t().mm(item_inputs);
+      dw1.addmm_(dz_users.t(), a.user_inputs);
+      l1->weight.mutable_grad() = dw1;
+      l1->bias.mutable_grad() = dz.sum(0);
+    }
+  }
+
+  static at::Tensor index_tensor(const std::vector<std::int32_t>& ids) {
+    return at::from_blob(const_cast<std::int32_t*>(ids.data()),
+                         {static_cast<std::int64_t>(ids.size())},
+                         at::TensorOptions().dtype(at::kInt))
+        .to(at::kLong);
   }
 
   // Propagated node vectors (p of the header), or h itself without layers.
@@ -161,57 +241,45 @@ struct TextCFTrainer::Impl {
   // Forward and backward of one batch; the weights' .grad() hold the gradient afterwards.
   double forward_backward(const std::int32_t* bu, const std::int32_t* bi, std::int64_t n,
                           const std::int32_t* neg) {
+    at::NoGradGuard no_grad;
     const BatchRows rows = group(bu, n);
     const std::int64_t n_rows = static_cast<std::int64_t>(rows.users.size());
-    const at::Tensor row_ids =
-        at::from_blob(const_cast<std::int32_t*>(rows.users.data()), {n_rows},
-                      at::TensorOptions().dtype(at::kInt))
-            .to(at::kLong);
-    for (auto& w : weights()) {
-      if (w.grad().defined()) w.mutable_grad().zero_();
-    }
     // Without propagation only the batch's users need the network; with it, every node does.
-    at::Tensor h = cfg.layers == 0
-                       ? mlp(at::cat({inputs.index_select(0, row_ids), inputs.narrow(0, users, items)}))
-                       : mlp(inputs);
-    at::Tensor dh;
+    const std::vector<std::int32_t>* selected = cfg.layers == 0 ? &rows.users : nullptr;
+    const Activations act = forward(selected);
+    const at::Tensor p = propagated(act.h.contiguous());
+    const at::Tensor norms = p.norm(2, {1}, /*keepdim=*/true).clamp_min(1e-12);
+    const at::Tensor v = p / norms;
+    const at::Tensor row_ids = index_tensor(rows.users);
+    const at::Tensor q = selected ? v.narrow(0, 0, n_rows) : v.index_select(0, row_ids);
+    const at::Tensor vi = v.narrow(0, act.users, items);
+    at::Tensor dq = at::empty({n_rows, v.size(1)}, kF32);
+    at::Tensor dvi = at::zeros({items, v.size(1)}, kF32);
+    const double inv_tau = 1.0 / cfg.tau;
     double loss = 0.0;
-    {
-      at::NoGradGuard no_grad;
-      const at::Tensor p = propagated(h.detach().contiguous());
-      const at::Tensor norms = p.norm(2, {1}, /*keepdim=*/true).clamp_min(1e-12);
-      const at::Tensor v = p / norms;
-      const std::int64_t item_start = cfg.layers == 0 ? n_rows : users;
-      const at::Tensor q = cfg.layers == 0 ? v.narrow(0, 0, n_rows) : v.index_select(0, row_ids);
-      const at::Tensor vi = v.narrow(0, item_start, items);
-      at::Tensor dq = at::empty({n_rows, v.size(1)}, kF32);
-      at::Tensor dvi = at::zeros({items, v.size(1)}, kF32);
-      const double inv_tau = 1.0 / cfg.tau;
-      // Rows per chunk bound the dense score block (16M floats by default).
-      const std::int64_t chunk = std::max<std::int64_t>(1, cfg.score_block / items);
-      for (std::int64_t first = 0; first < n_rows; first += chunk) {
-        const std::int64_t count = std::min(chunk, n_rows - first);
-        const at::Tensor qc = q.narrow(0, first, count);
-        at::Tensor s = at::mm(qc, vi.t()).mul_(inv_tau).contiguous();
-        at::Tensor ds = at::zeros_like(s);
-        loss += softmax_rows(rows, first, count, s.data_ptr<float>(), ds.data_ptr<float>(), bi,
-                             neg, 1.0 / static_cast<double>(n));
-        at::Tensor dqc = dq.narrow(0, first, count);
-        at::mm_out(dqc, ds, vi).mul_(inv_tau);
-        dvi.addmm_(ds.t(), qc, 1.0, inv_tau);
-      }
-      at::Tensor dv = at::zeros_like(v);
-      if (cfg.layers == 0) {
-        dv.narrow(0, 0, n_rows).copy_(dq);
-      } else {
-        dv.index_copy_(0, row_ids, dq);
-      }
-      dv.narrow(0, item_start, items).copy_(dvi);
-      // Through v = p / ||p||: dp = (dv - v (v . dv)) / ||p||.
-      const at::Tensor dp = ((dv - v * (v * dv).sum({1}, /*keepdim=*/true)) / norms).contiguous();
-      dh = propagated(dp);  // the propagation operator is symmetric
+    // Rows per chunk bound the dense score block (16M floats by default).
+    const std::int64_t chunk = std::max<std::int64_t>(1, cfg.score_block / items);
+    for (std::int64_t first = 0; first < n_rows; first += chunk) {
+      const std::int64_t count = std::min(chunk, n_rows - first);
+      const at::Tensor qc = q.narrow(0, first, count);
+      at::Tensor s = at::mm(qc, vi.t()).mul_(inv_tau).contiguous();
+      at::Tensor ds = at::zeros_like(s);
+      loss += softmax_rows(rows, first, count, s.data_ptr<float>(), ds.data_ptr<float>(), bi, neg,
+                           1.0 / static_cast<double>(n));
+      at::Tensor dqc = dq.narrow(0, first, count);
+      at::mm_out(dqc, ds, vi).mul_(inv_tau);
+      dvi.addmm_(ds.t(), qc, 1.0, inv_tau);
     }
-    h.backward(dh);
+    at::Tensor dv = at::zeros_like(v);
+    if (selected) {
+      dv.narrow(0, 0, n_rows).copy_(dq);
+    } else {
+      dv.index_copy_(0, row_ids, dq);
+    }
+    dv.narrow(0, act.users, items).copy_(dvi);
+    // Through v = p / ||p||: dp = (dv - v (v . dv)) / ||p||.
+    const at::Tensor dp = ((dv - v * (v * dv).sum({1}, /*keepdim=*/true)) / norms).contiguous();
+    backward(act, propagated(dp), selected);  // the propagation operator is symmetric
     return loss / static_cast<double>(n);
   }
 };
@@ -233,9 +301,30 @@ TextCFTrainer::TextCFTrainer(const TextCFConfig& config, const float* inputs, st
   m.graph = std::make_unique<BipartiteGraph>(pairs.indptr, pairs.indices, pairs.users,
                                              pairs.items);
   const std::int64_t nodes = m.users + m.items;
-  m.inputs = at::from_blob(const_cast<float*>(inputs), {nodes, dim}, kF32).clone();
+  const at::Tensor all = at::from_blob(const_cast<float*>(inputs), {nodes, dim}, kF32);
+  m.item_inputs = all.narrow(0, m.users, m.items).clone();
+  if (!config.user_means) m.user_inputs = all.narrow(0, 0, m.users).clone();
   const std::int64_t nnz = pairs.indptr[pairs.users];
   if (nnz < 1) throw std::invalid_argument("TextCFTrainer: no interactions");
+  if (config.user_means) {
+    if (!pairs.values) throw std::invalid_argument("TextCFTrainer: user_means needs weights");
+    std::vector<std::int64_t> ptr(pairs.indptr, pairs.indptr + m.users + 1);
+    std::vector<std::int32_t> idx(pairs.indices, pairs.indices + nnz);
+    std::vector<float> val(nnz);
+    for (std::int64_t u = 0; u < m.users; ++u) {
+      double mass = 0.0;
+      for (std::int64_t k = ptr[u]; k < ptr[u + 1]; ++k) mass += pairs.values[k];
+      if (ptr[u + 1] > ptr[u] && !(mass > 0)) {
+        throw std::invalid_argument("TextCFTrainer: a user's weights must sum to > 0");
+      }
+      for (std::int64_t k = ptr[u]; k < ptr[u + 1]; ++k) {
+        val[k] = static_cast<float>(pairs.values[k] / mass);
+      }
+    }
+    m.means = SparseRows(std::move(ptr), std::move(idx), std::move(val), m.items);
+  }
+  m.all_users.resize(m.users);
+  std::iota(m.all_users.begin(), m.all_users.end(), 0);
   m.pos_user.resize(nnz);
   m.pos_item.assign(pairs.indices, pairs.indices + nnz);
   std::vector<char> warm(m.items, 0);
@@ -321,7 +410,7 @@ double TextCFTrainer::batch_gradients(const std::int32_t* users, const std::int3
 void TextCFTrainer::vectors(float* out, float* layer_outputs) const {
   Impl& m = *impl_;
   at::NoGradGuard no_grad;
-  const at::Tensor h = m.mlp(m.inputs).contiguous();
+  const at::Tensor h = m.forward(nullptr).h.contiguous();
   const at::Tensor p = m.propagated(h, layer_outputs);
   const at::Tensor v = (p / p.norm(2, {1}, /*keepdim=*/true).clamp_min(1e-12)).contiguous();
   std::memcpy(out, v.data_ptr<float>(), sizeof(float) * v.numel());

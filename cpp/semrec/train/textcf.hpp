@@ -3,7 +3,8 @@
 // torch::optim). The interface uses plain types (pimpl), so binding code never includes torch.
 //
 // Model. Node inputs x are rows: users first (each the weighted mean of its history's item
-// embeddings, computed by the caller), then items (their embeddings). h = MLP(x) with
+// embeddings, computed by the caller, or by the trainer with user_means), then items (their
+// embeddings). h = MLP(x) with
 // MLP = Linear(dim, hidden) -> LeakyReLU -> Linear(hidden, factors), or one Linear(dim, factors)
 // when hidden == 0. With L > 0 layers, p = (1 / (L + 1)) Σ_l Â^l h over the user-item graph
 // (propagation.hpp), else p = h. Vectors v = p / ||p||; score(u, i) = v_u · v_i.
@@ -40,6 +41,10 @@ struct TextCFConfig {
   std::uint64_t seed = 0;     // shuffling and negative sampling
   // Most floats in one block of the dense score matrix (rows are processed in blocks).
   std::int64_t score_block = std::int64_t{1} << 24;
+  // Users' inputs are the weighted means of their items' inputs (TrainingPairs::values):
+  // their first layer is then computed from the items' (a sparse product); the users' rows of
+  // `inputs` are not read.
+  bool user_means = false;
 };
 
 // A named float32 tensor, row-major: the network's weights ("l1.weight" (hidden x dim),
@@ -50,11 +55,13 @@ struct NamedArray {
   std::vector<float> values;
 };
 
-// Users x items interactions: canonical CSR structure (rows strictly increasing).
+// Users x items interactions: canonical CSR structure (rows strictly increasing), with the
+// interaction weights (needed only with user_means).
 struct TrainingPairs {
   const std::int64_t* indptr = nullptr;
   const std::int32_t* indices = nullptr;
   std::int64_t users = 0, items = 0;
+  const float* values = nullptr;
 };
 
 class TextCFTrainer {

@@ -282,7 +282,12 @@ class TextCF(RealTimeVerbs, Recommender):
             train, emb, users_emb, float(self.user_text_weight)
         )
         inputs = np.vstack([network.means(input_sum, mass), emb]).astype(np.float32)
-        result = training.train(settings, inputs, train, weights, relevant, callback)
+        # Without user text, users' inputs are pure means of item embeddings: the trainer
+        # then derives their first layer from the items' (cheaper, same values).
+        user_means = users_emb is None or float(self.user_text_weight) == 0
+        result = training.train(
+            settings, inputs, train, weights, relevant, callback, user_means=user_means
+        )
 
         self.weights_ = result.weights
         self.user_factors_ = np.ascontiguousarray(result.vectors[:n_users])

@@ -82,13 +82,17 @@ def make_trainer(
     inputs: np.ndarray,
     interactions: sp.csr_array,
     weights: dict[str, np.ndarray],
+    *,
+    user_means: bool = True,
     score_block: int = 1 << 24,
 ) -> Any:
     """The C++ trainer (``semrec._text.TextCFTrainer``) over canonical interactions.
 
-    ``inputs`` holds the node inputs, users first, as float32 (users + items, dim).
-    ``score_block`` bounds the floats of one block of the dense score matrix (tests make it
-    small to exercise the blocking).
+    ``inputs`` holds the node inputs, users first, as float32 (users + items, dim). With
+    ``user_means`` the users' inputs are the weighted means of their items' (the interaction
+    weights) and the trainer derives their first layer from the items' (a sparse product
+    instead of a dense one); their rows of ``inputs`` are then not read. ``score_block``
+    bounds the floats of one block of the dense score matrix (tests make it small).
     """
     s = settings
     n_users, n_items = interactions.shape
@@ -110,6 +114,7 @@ def make_trainer(
         s.weight_decay,
         s.seed,
         score_block,
+        np.ascontiguousarray(interactions.data, dtype=np.float32) if user_means else None,
     )
 
 
@@ -133,15 +138,20 @@ def train(
     weights: dict[str, np.ndarray],
     validation: sp.csr_array | None,
     callback: Callback | None,
+    *,
+    user_means: bool = True,
 ) -> Result:
-    """Train from ``weights``; with ``validation``, keep the epoch with the best NDCG@10."""
+    """Train from ``weights``; with ``validation``, keep the epoch with the best NDCG@10.
+
+    ``user_means``: see :func:`make_trainer` (False when users also have text embeddings).
+    """
     n_users = interactions.shape[0]
     s = settings
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(s.threads)
     bar = tqdm(total=s.epochs, desc="TextCF", unit="epoch", disable=not s.show_progress)
     try:
-        trainer = make_trainer(s, inputs, interactions, weights)
+        trainer = make_trainer(s, inputs, interactions, weights, user_means=user_means)
         history: list[dict[str, float | None]] = []
         best = (-np.inf, -1, trainer.parameters())
         for epoch in range(s.epochs):
