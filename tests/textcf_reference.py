@@ -105,6 +105,20 @@ def infonce(
     return (torch.logsumexp(logits, dim=1) - positive).mean()
 
 
+def infonce_full(
+    v: torch.Tensor,
+    n_users: int,
+    users: torch.Tensor,
+    items: torch.Tensor,
+    pool: torch.Tensor,
+    tau: float,
+) -> torch.Tensor:
+    """The full softmax: each positive against every item of ``pool`` (itself included)."""
+    scores = v[users] @ v[n_users + pool].T / tau
+    positive = (v[users] * v[n_users + items]).sum(dim=1) / tau
+    return (torch.logsumexp(scores, dim=1) - positive).mean()
+
+
 def infonce_dense(
     v: torch.Tensor,
     n_users: int,
@@ -134,17 +148,18 @@ def loss_and_gradients(
     tau: float,
     negative_slope: float = 0.01,
 ) -> tuple[float, dict[str, np.ndarray], np.ndarray]:
-    """Loss, the gradient of every weight, and the node vectors, for one batch."""
+    """Loss, the gradient of every weight, and the node vectors, for one batch (``negatives``
+    with 0 columns: the full softmax)."""
     model = ReferenceTextCF(weights, negative_slope)
     v = model(torch.from_numpy(inputs), torch_adjacency(interactions), layers)
-    loss = infonce(
-        v,
-        interactions.shape[0],
-        torch.from_numpy(users.astype(np.int64)),
-        torch.from_numpy(items.astype(np.int64)),
-        torch.from_numpy(negatives.astype(np.int64)),
-        tau,
-    )
+    u = torch.from_numpy(users.astype(np.int64))
+    i = torch.from_numpy(items.astype(np.int64))
+    if negatives.shape[1] == 0:  # full softmax over the items with interactions
+        pool = torch.from_numpy(np.unique(interactions.indices).astype(np.int64))
+        loss = infonce_full(v, interactions.shape[0], u, i, pool, tau)
+    else:
+        n = torch.from_numpy(negatives.astype(np.int64))
+        loss = infonce(v, interactions.shape[0], u, i, n, tau)
     loss.backward()
     grads = {name: p.grad.numpy().copy() for name, p in model.named_parameters()}
     return float(loss.detach()), grads, v.detach().numpy()

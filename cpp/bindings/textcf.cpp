@@ -31,8 +31,8 @@ std::vector<NamedArray> named_arrays(const py::dict& arrays) {
   for (const auto& [key, value] : arrays) {
     const auto a = value.cast<CArray<float>>();
     std::vector<std::int64_t> shape(a.shape(), a.shape() + a.ndim());
-    out.push_back({key.cast<std::string>(), shape,
-                   std::vector<float>(a.data(), a.data() + a.size())});
+    out.push_back(
+        {key.cast<std::string>(), shape, std::vector<float>(a.data(), a.data() + a.size())});
   }
   return out;
 }
@@ -52,12 +52,12 @@ py::dict to_dict(const std::vector<NamedArray>& arrays) {
 void register_textcf(py::module_& m) {
   py::class_<TextCFTrainer>(m, "TextCFTrainer")
       .def(py::init([](const CArray<float>& inputs, const CArray<std::int64_t>& indptr,
-                       const CArray<std::int32_t>& indices, std::int64_t users,
-                       std::int64_t items, const py::dict& weights, std::int64_t hidden,
-                       std::int64_t factors, double negative_slope, std::int64_t layers,
-                       double tau, std::int64_t negatives, std::int64_t batch_size,
-                       double learning_rate, double weight_decay, std::uint64_t seed,
-                       std::int64_t score_block, const std::optional<CArray<float>>& values) {
+                       const CArray<std::int32_t>& indices, std::int64_t users, std::int64_t items,
+                       const py::dict& weights, std::int64_t hidden, std::int64_t factors,
+                       double negative_slope, std::int64_t layers, double tau,
+                       std::int64_t negatives, std::int64_t batch_size, double learning_rate,
+                       double weight_decay, std::uint64_t seed, std::int64_t score_block,
+                       const std::optional<CArray<float>>& values) {
              if (inputs.ndim() != 2 || inputs.shape(0) != users + items) {
                throw std::invalid_argument("inputs must be (users + items) x dim");
              }
@@ -69,19 +69,19 @@ void register_textcf(py::module_& m) {
                pairs.values = values->data();
              }
              const auto initial = named_arrays(weights);
-             TextCFConfig cfg{hidden,       factors, negative_slope, layers,
-                              tau,          negatives, batch_size,   learning_rate,
-                              weight_decay, seed,    score_block,    values.has_value()};
+             TextCFConfig cfg{hidden,       factors,   negative_slope, layers,
+                              tau,          negatives, batch_size,     learning_rate,
+                              weight_decay, seed,      score_block,    values.has_value()};
              py::gil_scoped_release release;
              return std::make_unique<TextCFTrainer>(cfg, inputs.data(), inputs.shape(1), pairs,
                                                     initial);
            }),
            py::arg("inputs").noconvert(), py::arg("indptr").noconvert(),
-           py::arg("indices").noconvert(), py::arg("users"), py::arg("items"),
-           py::arg("weights"), py::arg("hidden"), py::arg("factors"), py::arg("negative_slope"),
-           py::arg("layers"), py::arg("tau"), py::arg("negatives"), py::arg("batch_size"),
-           py::arg("learning_rate"), py::arg("weight_decay"), py::arg("seed"),
-           py::arg("score_block") = std::int64_t{1} << 24, py::arg("values") = py::none(),
+           py::arg("indices").noconvert(), py::arg("users"), py::arg("items"), py::arg("weights"),
+           py::arg("hidden"), py::arg("factors"), py::arg("negative_slope"), py::arg("layers"),
+           py::arg("tau"), py::arg("negatives"), py::arg("batch_size"), py::arg("learning_rate"),
+           py::arg("weight_decay"), py::arg("seed"), py::arg("score_block") = std::int64_t{1} << 24,
+           py::arg("values") = py::none(),
            "With values (the interaction weights), users' inputs are the weighted means of "
            "their items' and their rows of inputs are not read.")
       .def(
@@ -94,8 +94,8 @@ void register_textcf(py::module_& m) {
           py::arg("epoch_index"))
       .def(
           "batch_gradients",
-          [](TextCFTrainer& t, const CArray<std::int32_t>& users,
-             const CArray<std::int32_t>& items, const CArray<std::int32_t>& negatives) {
+          [](TextCFTrainer& t, const CArray<std::int32_t>& users, const CArray<std::int32_t>& items,
+             const CArray<std::int32_t>& negatives) {
             const std::int64_t n = users.size();
             if (users.ndim() != 1 || items.ndim() != 1 || items.size() != n ||
                 negatives.ndim() != 2 || negatives.shape(0) != n) {
@@ -134,7 +134,9 @@ void register_textcf(py::module_& m) {
       .def("parameters", [](const TextCFTrainer& t) { return to_dict(t.parameters()); })
       .def(
           "set_parameters",
-          [](TextCFTrainer& t, const py::dict& weights) { t.set_parameters(named_arrays(weights)); },
+          [](TextCFTrainer& t, const py::dict& weights) {
+            t.set_parameters(named_arrays(weights));
+          },
           py::arg("weights"))
       .def_property_readonly("positives", &TextCFTrainer::positives);
 

@@ -24,8 +24,8 @@ SparseRows::SparseRows(std::vector<std::int64_t> indptr, std::vector<std::int32_
 namespace {
 
 // dst = Σ_k values[k] * x[indices[k]] over one row's entries, in entry order.
-inline void row_product(const std::int32_t* idx, const float* val, std::int64_t n,
-                        const float* x, std::int64_t dim, float* dst) {
+inline void row_product(const std::int32_t* idx, const float* val, std::int64_t n, const float* x,
+                        std::int64_t dim, float* dst) {
   std::fill(dst, dst + dim, 0.0f);
   for (std::int64_t k = 0; k < n; ++k) {
     const float w = val[k];
@@ -57,8 +57,8 @@ void SparseRows::multiply_rows(const std::int32_t* rows, std::int64_t count, con
   });
 }
 
-void SparseRows::add_transposed_rows(const std::int32_t* rows, std::int64_t count,
-                                     const float* y, std::int64_t dim, float* out) const {
+void SparseRows::add_transposed_rows(const std::int32_t* rows, std::int64_t count, const float* y,
+                                     std::int64_t dim, float* out) const {
   constexpr std::int64_t kSlice = 64;  // columns per task: one cache line of floats x 4
   const std::int64_t slices = (dim + kSlice - 1) / kSlice;
   at::parallel_for(0, slices, 1, [&](std::int64_t begin, std::int64_t end) {

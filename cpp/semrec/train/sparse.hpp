@@ -22,8 +22,8 @@ class SparseRows {
   void multiply(const float* x, std::int64_t dim, float* out) const;
 
   // out[n] = row rows[n] of M x, for n < count (out: count x dim).
-  void multiply_rows(const std::int32_t* rows, std::int64_t count, const float* x,
-                     std::int64_t dim, float* out) const;
+  void multiply_rows(const std::int32_t* rows, std::int64_t count, const float* x, std::int64_t dim,
+                     float* out) const;
 
   // out += M[rows]^T y: y holds one row per listed row (count x dim), out is cols() x dim.
   // Parallel over slices of the dim columns; within a slice, entries are added in row order.

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <numeric>
 #include <stdexcept>
 #include <string>
@@ -67,10 +68,10 @@ struct TextCFTrainer::Impl {
   std::int64_t users = 0, items = 0, dim = 0;
   at::Tensor user_inputs, item_inputs;  // users x dim (unused with user_means), items x dim
   SparseRows means;                     // users x items: row-normalised interaction weights
-  std::vector<std::int32_t> all_users;   // 0 .. users - 1
+  std::vector<std::int32_t> all_users;  // 0 .. users - 1
   std::unique_ptr<BipartiteGraph> graph;
   std::vector<std::int32_t> pos_user, pos_item;
-  std::vector<std::int32_t> pool;     // items with >= 1 training interaction
+  std::vector<std::int32_t> pool;      // items with >= 1 training interaction
   std::vector<std::int32_t> user_row;  // user -> row in the current batch, -1 when absent
   torch::nn::Linear l1{nullptr}, l2{nullptr};
   std::unique_ptr<torch::optim::Adam> adam;
@@ -199,35 +200,58 @@ struct TextCFTrainer::Impl {
   }
 
   // Loss (summed over the rows' positives) and its gradient dS for rows [first, first + count)
-  // of the score matrix S = Q Vi^T / tau (count x items, row-major).
-  double softmax_rows(const BatchRows& rows, std::int64_t first, std::int64_t count,
-                      const float* s, float* ds, const std::int32_t* bi, const std::int32_t* neg,
+  // of the score matrix S = Q Vi^T / tau (count x items, row-major). Sampled: each positive
+  // against its own negatives. Full (negatives == 0): against every item of the pool, whose
+  // log-sum-exp is computed once per row.
+  double softmax_rows(const BatchRows& rows, std::int64_t first, std::int64_t count, const float* s,
+                      float* ds, const std::int32_t* bi, const std::int32_t* neg,
                       double scale) const {
     const std::int64_t k_neg = cfg.negatives;
     std::vector<double> row_loss(count, 0.0);
     at::parallel_for(0, count, 16, [&](std::int64_t begin, std::int64_t end) {
-      std::vector<float> logits(k_neg + 1);
+      std::vector<double> logits(k_neg > 0 ? k_neg + 1 : pool.size());
       for (std::int64_t c = begin; c < end; ++c) {
         const std::int64_t r = first + c;
         const float* srow = s + c * items;
         float* drow = ds + c * items;
         double loss = 0.0;
+        if (k_neg == 0) {
+          double top = -std::numeric_limits<double>::infinity();
+          for (std::size_t k = 0; k < pool.size(); ++k) {
+            logits[k] = srow[pool[k]];
+            top = std::max(top, logits[k]);
+          }
+          double total = 0.0;
+          for (double& l : logits) total += (l = std::exp(l - top));
+          const double lse = top + std::log(total);
+          const double positives = static_cast<double>(rows.start[r + 1] - rows.start[r]);
+          for (std::size_t k = 0; k < pool.size(); ++k) {
+            drow[pool[k]] += static_cast<float>(positives * logits[k] / total * scale);
+          }
+          for (std::int64_t slot = rows.start[r]; slot < rows.start[r + 1]; ++slot) {
+            const std::int32_t i = bi[rows.order[slot]];
+            loss += lse - srow[i];
+            drow[i] -= static_cast<float>(scale);
+          }
+          row_loss[c] = loss;
+          continue;
+        }
         for (std::int64_t slot = rows.start[r]; slot < rows.start[r + 1]; ++slot) {
           const std::int64_t b = rows.order[slot];
           const std::int32_t* nb = neg + b * k_neg;
           logits[0] = srow[bi[b]];
-          float top = logits[0];
+          double top = logits[0];
           for (std::int64_t k = 0; k < k_neg; ++k) {
             logits[k + 1] = srow[nb[k]];
             top = std::max(top, logits[k + 1]);
           }
           double total = 0.0;
-          for (std::int64_t k = 0; k <= k_neg; ++k) total += std::exp(double(logits[k]) - top);
-          loss += double(top) + std::log(total) - double(logits[0]);
-          const double inv = 1.0 / total;
-          drow[bi[b]] += static_cast<float>((std::exp(double(logits[0]) - top) * inv - 1.0) * scale);
+          for (std::int64_t k = 0; k <= k_neg; ++k)
+            total += (logits[k] = std::exp(logits[k] - top));
+          loss += top + std::log(total) - srow[bi[b]];
+          drow[bi[b]] += static_cast<float>((logits[0] / total - 1.0) * scale);
           for (std::int64_t k = 0; k < k_neg; ++k) {
-            drow[nb[k]] += static_cast<float>(std::exp(double(logits[k + 1]) - top) * inv * scale);
+            drow[nb[k]] += static_cast<float>(logits[k + 1] / total * scale);
           }
         }
         row_loss[c] = loss;
@@ -290,7 +314,7 @@ TextCFTrainer::TextCFTrainer(const TextCFConfig& config, const float* inputs, st
   Impl& m = *impl_;
   m.cfg = config;
   if (dim < 1 || config.factors < 1 || config.hidden < 0 || config.layers < 0 ||
-      config.negatives < 1 || config.batch_size < 1 || !(config.tau > 0) ||
+      config.negatives < 0 || config.batch_size < 1 || !(config.tau > 0) ||
       config.score_block < 1) {
     throw std::invalid_argument("TextCFTrainer: invalid configuration");
   }
@@ -298,8 +322,7 @@ TextCFTrainer::TextCFTrainer(const TextCFConfig& config, const float* inputs, st
   m.items = pairs.items;
   m.dim = dim;
   if (m.items < 1) throw std::invalid_argument("TextCFTrainer: no items");
-  m.graph = std::make_unique<BipartiteGraph>(pairs.indptr, pairs.indices, pairs.users,
-                                             pairs.items);
+  m.graph = std::make_unique<BipartiteGraph>(pairs.indptr, pairs.indices, pairs.users, pairs.items);
   const std::int64_t nodes = m.users + m.items;
   const at::Tensor all = at::from_blob(const_cast<float*>(inputs), {nodes, dim}, kF32);
   m.item_inputs = all.narrow(0, m.users, m.items).clone();
@@ -345,8 +368,7 @@ TextCFTrainer::TextCFTrainer(const TextCFConfig& config, const float* inputs, st
   set_parameters(initial);
   std::vector<at::Tensor> params = m.weights();
   m.adam = std::make_unique<torch::optim::Adam>(
-      params,
-      torch::optim::AdamOptions(config.learning_rate).weight_decay(config.weight_decay));
+      params, torch::optim::AdamOptions(config.learning_rate).weight_decay(config.weight_decay));
 }
 
 TextCFTrainer::~TextCFTrainer() = default;

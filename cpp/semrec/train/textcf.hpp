@@ -16,7 +16,8 @@
 //   -log( exp(s(u,i)/tau) / (exp(s(u,i)/tau) + Σ_k exp(s(u,n_k)/tau)) ),
 // averaged over the batch. Negatives are per positive, as written; the scores are read from
 // the dense (batch users x items) product, which costs one GEMM instead of gathering
-// batch x negatives item vectors.
+// batch x negatives item vectors. negatives == 0 is the full softmax: every item of that pool
+// in the denominator (the positive included), read from the same product.
 #pragma once
 
 #include <cstdint>
@@ -34,7 +35,7 @@ struct TextCFConfig {
   double negative_slope = 0.01;  // LeakyReLU
   std::int64_t layers = 2;
   double tau = 0.15;
-  std::int64_t negatives = 256;
+  std::int64_t negatives = 256;  // 0: full softmax over the pool
   std::int64_t batch_size = 2048;
   double learning_rate = 5e-4;
   double weight_decay = 0.0;  // L2 added to the gradient, as torch::optim::Adam does

@@ -58,8 +58,9 @@ class TextCF(RealTimeVerbs, Recommender):
         Propagation layers (0: none).
     tau : float, default 0.15
         Softmax temperature.
-    negatives : int, default 256
-        Sampled negative items per positive.
+    negatives : int or "all", default 256
+        Sampled negative items per positive; ``"all"``: the full softmax over every item
+        with training interactions (computed from the same dense scores, at no extra cost).
     batch_size : int, default 2048
         Interactions per Adam step.
     learning_rate : float, default 5e-4
@@ -145,7 +146,7 @@ class TextCF(RealTimeVerbs, Recommender):
         factors: int = 64,
         layers: int = 2,
         tau: float = 0.15,
-        negatives: int = 256,
+        negatives: int | str = 256,
         batch_size: int = 2048,
         learning_rate: float = 5e-4,
         weight_decay: float = 0.0,
@@ -191,8 +192,11 @@ class TextCF(RealTimeVerbs, Recommender):
     # -- training ----------------------------------------------------------------------------
     def _settings(self) -> training.Settings:
         check.choice(self.network, "network", NETWORKS)
-        for name in ("hidden", "factors", "negatives", "batch_size", "epochs"):
+        for name in ("hidden", "factors", "batch_size", "epochs"):
             check.positive_int(getattr(self, name), name)
+        negatives = (
+            0 if self.negatives == "all" else check.positive_int(self.negatives, "negatives")
+        )
         layers = _non_negative_int(self.layers, "layers")
         patience = None if self.patience is None else check.positive_int(self.patience, "patience")
         tau = _number(self.tau, "tau", positive=True)
@@ -211,7 +215,7 @@ class TextCF(RealTimeVerbs, Recommender):
             negative_slope=slope,
             layers=layers,
             tau=tau,
-            negatives=int(self.negatives),
+            negatives=negatives,
             batch_size=int(self.batch_size),
             learning_rate=lr,
             weight_decay=wd,
@@ -278,9 +282,7 @@ class TextCF(RealTimeVerbs, Recommender):
         rng = np.random.default_rng(self.random_state)
         weights = network.initial_weights(emb.shape[1], settings.hidden, settings.factors, rng)
         settings.seed = int(rng.integers(2**63))
-        input_sum, mass = network.user_inputs(
-            train, emb, users_emb, float(self.user_text_weight)
-        )
+        input_sum, mass = network.user_inputs(train, emb, users_emb, float(self.user_text_weight))
         inputs = np.vstack([network.means(input_sum, mass), emb]).astype(np.float32)
         # Without user text, users' inputs are pure means of item embeddings: the trainer
         # then derives their first layer from the items' (cheaper, same values).
@@ -360,9 +362,7 @@ class TextCF(RealTimeVerbs, Recommender):
         )
         return (ids[0], scores[0]) if scalar else (ids, scores)
 
-    def similar_items(
-        self, items: int | np.ndarray, k: int = 10
-    ) -> tuple[np.ndarray, np.ndarray]:
+    def similar_items(self, items: int | np.ndarray, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
         """The ``k`` items whose vectors are closest (cosine) to each given item's, itself
         excluded."""
         self._check_fitted()
@@ -421,7 +421,9 @@ def _number(value: Any, name: str, *, positive: bool = False) -> float:
         raise TypeError(f"{name} must be a number, got {type(value).__name__}")
     ok = math.isfinite(value) and (value > 0 if positive else value >= 0)
     if not ok:
-        raise ValueError(f"{name} must be a finite number {'> 0' if positive else '>= 0'}, got {value}")
+        raise ValueError(
+            f"{name} must be a finite number {'> 0' if positive else '>= 0'}, got {value}"
+        )
     return float(value)
 
 

@@ -136,7 +136,9 @@ def graph_sums(interactions: sp.csr_array, graph: Graph) -> tuple[np.ndarray, np
 
 def means(input_sum: np.ndarray, mass: np.ndarray) -> np.ndarray:
     """The network inputs of users: weighted means (zero without any history), float64."""
-    return np.divide(input_sum, mass[:, None], out=np.zeros_like(input_sum), where=mass[:, None] > 0)
+    return np.divide(
+        input_sum, mass[:, None], out=np.zeros_like(input_sum), where=mass[:, None] > 0
+    )
 
 
 def user_vectors(

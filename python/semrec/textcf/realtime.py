@@ -260,13 +260,12 @@ class RealTimeVerbs:
         row = self.interactions_[[u]]
         history = row.indices.astype(np.int32)
         x = network.means(s.input_sum[[u]], s.mass[[u]])
-        jacobian, offset = network.linearised(self.weights_, x, self.negative_slope)
+        jacobian, _ = network.linearised(self.weights_, x, self.negative_slope)
         n_layers = s.graph_sum.shape[1]
         degree = float(s.degree[u])
         hop = 1.0 / math.sqrt(degree) if degree > 0 else 0.0
         h = (
-            network.mlp(self.weights_, x, self.negative_slope)[0]
-            + s.graph_sum[u].sum(axis=0) * hop
+            network.mlp(self.weights_, x, self.negative_slope)[0] + s.graph_sum[u].sum(axis=0) * hop
         ) / (n_layers + 1)
         norm = float(np.linalg.norm(h))
         target = self.item_factors_[i].astype(np.float64)
