@@ -265,14 +265,16 @@ def test_update_equals_fold_in_of_the_changed_history(rng):
         np.testing.assert_array_equal(model.user_factors_[3], want)
         ref = implicit_half_step(history[[3]], model.item_factors_, 0.3, 4.0)[0]
         np.testing.assert_allclose(got, ref, rtol=2e-3, atol=2e-4)
-    # Taking a whole weight back removes the interaction: the item is recommendable again.
+    # Taking a whole weight back leaves an interaction of weight 0: it carries nothing in the
+    # solve, but the user did interact with the item, so it stays seen (issue 13).
     item = int(seen[0])
-    model.update(3, item, -float(history[3, item]))
+    got = model.update(3, item, -float(history[3, item]))
     history[3, item] = 0.0
+    np.testing.assert_array_equal(got, model.fold_in(sp.csr_array(history[[3]]))[0])
     assert model.interactions_[[3]].toarray()[0, item] == 0
-    assert model.interactions_.nnz == np.count_nonzero(history)
+    assert model.interactions_.nnz == np.count_nonzero(history) + 1
     ids = model.recommend(3, k=r.shape[1])[0]
-    assert item in ids.tolist()
+    assert item not in ids.tolist()
     with pytest.raises(ValueError, match=">= 0"):
         model.update(3, int(seen[1]), -100.0)
     with pytest.raises(ValueError, match="finite"):
@@ -495,3 +497,29 @@ def test_fit_canonicalises_unsorted_duplicate_input(rng):
     got = make(**kw).fit(messy)
     np.testing.assert_array_equal(got.interactions_.toarray(), r.toarray())
     np.testing.assert_array_equal(got.user_factors_, want.user_factors_)
+
+
+@pytest.mark.parametrize("feedback", ["implicit", "explicit"])
+def test_zero_weights_are_seen_but_carry_nothing(rng, feedback):
+    """A stored 0 (e.g. a centred rating equal to the mean) is an interaction: excluded from
+    recommend like any seen item, and left out of the solve (issue 13). The factors equal a
+    fit without those entries, bit for bit."""
+    r = random_interactions(rng, explicit=feedback == "explicit")
+    zeroed = r.copy()
+    zeroed.data[::4] = 0.0
+    dropped = sp.csr_array(zeroed.toarray())  # the same weights without the zero entries
+    kw = {"factors": 4, "iterations": 3, "feedback": feedback, "regularization": 0.5}
+    a, b = make(**kw).fit(zeroed), make(**kw).fit(dropped)
+    np.testing.assert_array_equal(a.user_factors_, b.user_factors_)
+    np.testing.assert_array_equal(a.item_factors_, b.item_factors_)
+    assert a.interactions_.nnz == r.nnz
+    ids, _ = a.recommend(np.arange(r.shape[0]), k=r.shape[1])
+    for u in range(r.shape[0]):
+        seen = set(zeroed.indices[zeroed.indptr[u] : zeroed.indptr[u + 1]].tolist())
+        assert not seen & set(ids[u][ids[u] >= 0].tolist())
+    # fold_in and update: the zero stays seen, the solve ignores it.
+    np.testing.assert_array_equal(a.fold_in(zeroed[[3]]), b.fold_in(dropped[[3]]))
+    u, (i,) = 5, np.flatnonzero(r[[5]].toarray()[0] == 0)[:1]
+    a.update(u, int(i), 2.0)
+    a.update(u, int(i), -2.0)  # the weights cancel: still an interaction
+    assert int(i) not in a.recommend(u, k=r.shape[1])[0]

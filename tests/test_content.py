@@ -320,7 +320,7 @@ def test_added_text_item_reaches_users_of_its_topic(topical):
         assert hit[user_topic != t].mean() <= 0.1
 
 
-def test_fit_is_identical_for_any_thread_count_and_ignores_zero_entries(case):
+def test_fit_is_identical_for_any_thread_count_and_zero_entries_are_seen(case):
     m, emb, times = case
     a = ContentRecommender(emb, half_life=900.0, num_threads=1, show_progress=False)
     b = ContentRecommender(emb, half_life=900.0, num_threads=3, show_progress=False)
@@ -329,8 +329,59 @@ def test_fit_is_identical_for_any_thread_count_and_ignores_zero_entries(case):
     users = np.arange(50)
     np.testing.assert_array_equal(a.profiles(users), b.profiles(users))
     z = m.copy()
-    z.data[0] = 0.0  # an explicit zero: no event, not seen
+    z.data[0] = 0.0  # an explicit zero: an event of weight 0, seen (issue 13)
     c = ContentRecommender(emb, half_life=900.0, show_progress=False).fit(z, timestamps=times)
-    assert c.interactions_.nnz == m.nnz - 1
+    assert c.interactions_.nnz == m.nnz
     u = int(np.searchsorted(m.indptr, 0, side="right") - 1)
-    assert z.indices[0] in c.recommend(u, k=120)[0]
+    assert z.indices[0] not in c.recommend(u, k=120)[0]
+    # ... and it moves no profile: the same as without the entry.
+    kept = np.ones(m.nnz, dtype=bool)
+    kept[0] = False
+    dropped = sp.csr_array(z.toarray())  # rows are sorted: the order of times[kept]
+    d = ContentRecommender(emb, half_life=900.0, show_progress=False)
+    d.fit(dropped, timestamps=times[kept])
+    np.testing.assert_array_equal(c.profiles(users), d.profiles(users))
+
+
+def test_centred_rating_of_zero_and_cancelled_weights_stay_seen(case):
+    """Centred ratings: a rating equal to the centre becomes weight 0; a like and a dislike
+    of one item cancel. Both are still items the user interacted with (issue 13)."""
+    m, emb, times = case
+    ratings = m.copy()
+    ratings.data = np.abs(ratings.data)
+    centre = float(ratings.data[0])
+    centred = ratings.copy()
+    centred.data = centred.data - np.float32(centre)  # the first event becomes a 0
+    ds = semrec.datasets.Dataset(centred, timestamps=times)
+    assert ds.interactions.nnz == m.nnz  # the Dataset keeps it, timestamps aligned
+    model = ContentRecommender(emb, show_progress=False).fit(ds)
+    u = int(np.searchsorted(m.indptr, 0, side="right") - 1)
+    assert centred.indices[0] not in model.recommend(u, k=120)[0]
+    fresh = int(np.setdiff1d(np.arange(120), centred[[7]].indices)[0])
+    model.update(7, fresh, 1.0)
+    model.update(7, fresh, -1.0)  # cancels: still seen, in recommend and after a reload
+    assert fresh not in model.recommend(7, k=120)[0]
+    model.update(8, fresh, 0.0)
+    assert fresh not in model.recommend(8, k=120)[0]
+    new = model.n_users_
+    model.fold_in(sp.csr_array(([0.0, 2.0], [3, 4], [0, 2]), shape=(1, 120)), users=[new])
+    assert not {3, 4} & set(model.recommend(new, k=120)[0].tolist())
+
+
+@pytest.mark.slow
+def test_encode_items_carries_the_ids_through_a_cold_split(topical):
+    """encode_items keeps each vector with its item; after the cold split renumbers the
+    items, from_dataset matches them by id: the same vectors as encoding the split's own
+    text (issue 13)."""
+    ds, model = topical
+    emb = model.encoder.encode_items(ds)
+    assert (emb.item_ids == ds.item_ids).all()
+    np.testing.assert_array_equal(np.asarray(emb), model.encoder.encode(ds.item_text))
+    train, _ = semrec.split.cold_items(ds, 0.1, 5, random_state=0)
+    direct = model.encoder.encode(train.item_text)
+    cold_model = ContentRecommender.from_dataset(train, emb, show_progress=False)
+    np.testing.assert_allclose(cold_model.item_embeddings_, direct, atol=1e-6)
+    with pytest.raises(ValueError, match="not aligned"):
+        ContentRecommender(emb, show_progress=False).fit(train)
+    with pytest.raises(ValueError, match="no item text"):
+        model.encoder.encode_items(semrec.datasets.Dataset(ds.interactions))

@@ -36,18 +36,19 @@ def test_from_pandas_builds_sorted_csr_with_aligned_timestamps() -> None:
     assert ds.item_ids.tolist() == [10, 20, 30, 40]  # item 40 from the table joins the catalogue
     m = ds.interactions
     assert isinstance(m, sp.csr_array) and m.dtype == np.float32
-    # the explicit zero (a, 30) is dropped, with its timestamp
+    # the explicit zero (a, 30) is kept with its timestamp: it is an interaction (issue 13)
     expected = np.array([[5, 0, 0, 0], [0, 4, 0, 0], [3, 0, 0, 0]], dtype=np.float32)
     np.testing.assert_array_equal(m.toarray(), expected)
-    assert ds.timestamps.tolist() == [3, 5, 1]
+    assert m.indices.tolist() == [0, 2, 1, 0] and m.data.tolist() == [5, 0, 4, 3]
+    assert ds.timestamps.tolist() == [3, 4, 5, 1]
     assert ds.item_text == ["x", "y", "z", "w"]
     assert ds.user_index(["c", "a"]).tolist() == [2, 0]
     assert ds.item_index(40) == 3
     with pytest.raises(KeyError, match="unknown user"):
         ds.user_index(["zz"])
-    assert (ds.n_users, ds.n_items, ds.n_interactions) == (3, 4, 3)
+    assert (ds.n_users, ds.n_items, ds.n_interactions) == (3, 4, 4)
     assert "3 users x 4 items" in repr(ds)
-    assert ds.summary()["density"] == pytest.approx(3 / 12)
+    assert ds.summary()["density"] == pytest.approx(4 / 12)
 
 
 def test_duplicates_rejected_or_combined() -> None:
@@ -78,7 +79,7 @@ def test_bad_inputs_raise_clear_errors(tmp_path: Path) -> None:
     path = tmp_path / "r.csv"
     frame().to_csv(path, index=False)
     ds = Dataset.from_csv(path, "user", "item", "rating", "time")
-    assert ds.n_interactions == 3
+    assert ds.n_interactions == 4
 
 
 def test_movielens_100k_counts(movielens_dir: Path) -> None:
@@ -193,3 +194,95 @@ def test_movielens_1m_and_latest_small_formats(tmp_path: Path) -> None:
     latest = movielens("latest-small", path=small)
     assert latest.interactions.toarray().tolist() == [[4.5]]
     assert latest.item_text == ["Toy Story (1995)"]
+
+
+def write_latest_small(folder: Path) -> None:
+    """A tiny ml-latest-small: half-star ratings, a movie nobody rated, user tags."""
+    folder.mkdir()
+    (folder / "ratings.csv").write_text(
+        "userId,movieId,rating,timestamp\n1,1,4.5,10\n1,2,2.5,11\n2,1,3.0,12\n2,3,0.5,13\n"
+    )
+    (folder / "movies.csv").write_text(
+        "movieId,title,genres\n1,Toy Story (1995),Animation|Comedy\n2,Heat (1995),Crime\n"
+        "3,Up (2009),(no genres listed)\n4,Nobody Rated This (2001),Drama\n"
+    )
+    (folder / "tags.csv").write_text(
+        "userId,movieId,tag,timestamp\n1,1,pixar,5\n2,1,funny,6\n3,1,pixar,7\n2,1,toys,8\n"
+        "1,2,heist,9\n1,4,  ,9\n"
+    )
+
+
+def test_latest_small_unrated_items_half_stars_and_tags(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    folder = tmp_path / "ml-latest-small"
+    write_latest_small(folder)
+    with caplog.at_level("WARNING", logger="semrec"):
+        ml = movielens("latest-small", path=folder)
+    assert "1 of 4 movies have no rating" in caplog.text and "drop_unrated=True" in caplog.text
+    assert ml.item_ids.tolist() == [1, 2, 3, 4] and ml.n_interactions == 4
+    assert ml.interactions.toarray().tolist() == [[4.5, 2.5, 0, 0], [3.0, 0, 0.5, 0]]
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="semrec"):
+        dropped = movielens("latest-small", path=folder, drop_unrated=True)
+        kept = movielens("latest-small", path=folder, drop_unrated=False)
+    assert caplog.text == ""
+    assert dropped.item_ids.tolist() == [1, 2, 3] and kept.n_items == 4
+    tagged = movielens("latest-small", path=folder, tags=True, drop_unrated=True)
+    assert tagged.item_text == [
+        "Toy Story (1995) — Animation, Comedy. Tags: pixar, funny, toys",
+        "Heat (1995) — Crime. Tags: heist",
+        "Up (2009)",
+    ]
+    two = movielens("latest-small", path=folder, tags=2, drop_unrated=True)
+    assert two.item_text[0] == "Toy Story (1995) — Animation, Comedy. Tags: pixar, funny"
+    with pytest.raises(ValueError, match="no user tags"):
+        movielens("100k", path=tmp_path, tags=True)
+    with pytest.raises(TypeError, match="tags"):
+        movielens("latest-small", path=folder, tags="yes")
+
+
+def test_item_embeddings_follow_their_items(tmp_path: Path) -> None:
+    from semrec.datasets import ItemEmbeddings
+
+    ds = synthetic(30, 40, 300, random_state=2)
+    vectors = np.random.default_rng(0).standard_normal((40, 6)).astype(np.float32)
+    emb = ItemEmbeddings(vectors, ds.item_ids)
+    assert np.asarray(emb) is emb.vectors and emb.shape == (40, 6) and len(emb) == 40
+    shuffled = ds.permute_items(4)
+    perm = shuffled.split_info["item_permutation"]
+    aligned = emb.aligned_to(shuffled)
+    np.testing.assert_array_equal(aligned.vectors, vectors[perm])
+    assert emb.aligned_to(ds) is emb
+    aligned.check_aligned(shuffled)
+    with pytest.raises(ValueError, match=r"not aligned.*aligned_to"):
+        emb.check_aligned(shuffled)
+    with pytest.raises(ValueError, match="no embedding"):
+        ItemEmbeddings(vectors[:10], ds.item_ids[:10]).aligned_to(ds)
+    with pytest.raises(ValueError, match="unique"):
+        ItemEmbeddings(vectors[:2], [1, 1])
+    with pytest.raises(ValueError, match="one id per row"):
+        ItemEmbeddings(vectors, ds.item_ids[:3])
+    # Models given both a Dataset and id-carrying embeddings check them.
+    with pytest.raises(ValueError, match="not aligned"):
+        semrec.ContentRecommender(emb, show_progress=False).fit(shuffled)
+    model = semrec.ContentRecommender.from_dataset(shuffled, emb, show_progress=False)
+    np.testing.assert_allclose(
+        model.item_embeddings_,
+        vectors[perm] / np.linalg.norm(vectors[perm], axis=1)[:, None],
+        rtol=1e-6,
+    )
+    als = semrec.ALS(factors=2, iterations=2, random_state=0, show_progress=False)
+    with pytest.raises(ValueError, match="not aligned"):
+        semrec.ColdStartALS(als, emb).fit(shuffled)
+    semrec.ColdStartALS(als, aligned).fit(shuffled)
+    with pytest.raises(ValueError, match="not aligned"):
+        semrec.evaluate(
+            model,
+            shuffled,
+            shuffled,
+            k=5,
+            metrics=["diversity"],
+            item_embeddings=emb,
+            relevance_threshold=None,
+        )

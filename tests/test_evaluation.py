@@ -121,3 +121,46 @@ def test_evaluate_errors(warm: tuple[Dataset, Dataset]) -> None:
         semrec.evaluate(model, train, test, relevance_threshold=99)
     with pytest.raises(TypeError, match="predict"):
         semrec.evaluate(model, train, test, metrics=["rmse"])
+
+
+def test_evaluate_never_counts_an_item_seen_in_train(warm: tuple[Dataset, Dataset]) -> None:
+    """A model whose own seen set misses train items (here: it excludes nothing) is scored on
+    lists with those removed and refilled from its next items (issue 13)."""
+    train, test = warm
+
+    class Forgetful(semrec.MostPopular):
+        def recommend(self, users, k=10, *, exclude_seen=True, items=None):
+            return super().recommend(users, k, exclude_seen=False, items=items)
+
+    forgetful = Forgetful().fit(train.interactions)
+    honest = semrec.MostPopular().fit(train.interactions)
+    want = semrec.evaluate(honest, train, test, k=(5, 10))
+    got = semrec.evaluate(forgetful, train, test, k=(5, 10))
+    assert (
+        forgetful.recommend(np.arange(150), k=10)[0] != honest.recommend(np.arange(150), k=10)[0]
+    ).any()
+    assert got.equals(want)
+
+
+def test_new_user_baselines_know_and_exclude_the_revealed_history() -> None:
+    """compare's baselines see train + the revealed histories, as the folded-in models do,
+    and never recommend a revealed item (issue 13)."""
+    data = synthetic(200, 60, 4_000, random_state=5)
+    train, test = split.new_users(data, 0.2, 5, random_state=0)
+    history = test.split_info["history"]
+    new = test.split_info["users"]
+    table = semrec.compare({}, train, test, k=10, users=new, metrics=["ndcg"])
+    # Reference: popularity counted over train + history, revealed items excluded.
+    known = train.interactions.toarray() + history.interactions.toarray()
+    counts = (known != 0).sum(axis=0)
+    t = test.interactions
+    ndcg = []
+    for u in new:
+        relevant = set(t.indices[t.indptr[u] : t.indptr[u + 1]][t[[u]].data >= 4].tolist())
+        if not relevant:
+            continue
+        allowed = [i for i in range(60) if known[u, i] == 0]
+        ranked = sorted(allowed, key=lambda i: (-counts[i], i))[:10]
+        dcg = sum(1 / math.log2(r + 2) for r, i in enumerate(ranked) if i in relevant)
+        ndcg.append(dcg / sum(1 / math.log2(r + 2) for r in range(min(10, len(relevant)))))
+    assert table.loc[("MostPopular", 10), "ndcg"] == pytest.approx(np.mean(ndcg), abs=1e-12)

@@ -313,3 +313,52 @@ def test_explain_rejects_an_excluded_item(clicks):
         hybrid.explain(1, 3)
     with pytest.raises(IndexError):
         hybrid.explain(1, 50)
+
+
+def test_seen_items_are_the_union_of_the_members(rng, clicks):
+    """Members fitted on different data: the hybrid excludes what any weighted member has
+    seen (issue 13), or exactly what fit was given."""
+    more = clicks.copy().tolil()
+    more[0, [1, 2, 3]] = 1.0  # the second member has seen three more items of user 0
+    more = sp.csr_array(more.tocsr())
+    a = Fixed(rng.standard_normal((40, 50)), clicks)
+    b = Fixed(rng.standard_normal((40, 50)), more)
+    hybrid = semrec.Hybrid([(a, 0.5), (b, 0.5)])
+    union = (clicks.toarray() != 0) | (more.toarray() != 0)
+    np.testing.assert_array_equal(hybrid.interactions_.toarray() != 0, union)
+    ids, _ = hybrid.recommend(np.arange(40), k=50)
+    for u in range(40):
+        assert not set(np.flatnonzero(union[u])) & set(ids[u][ids[u] >= 0].tolist())
+        assert (ids[u] >= 0).sum() == 50 - union[u].sum()
+    # A weight-0 member is not part of the blend, nor of the seen items.
+    only_a = semrec.Hybrid([(a, 1.0), (b, 0.0)])
+    np.testing.assert_array_equal(only_a.interactions_.toarray() != 0, clicks.toarray() != 0)
+    # fit(interactions) makes those the seen items, whatever the members saw.
+    fitted = semrec.Hybrid([(a, 0.5), (b, 0.5)]).fit(clicks)
+    np.testing.assert_array_equal(fitted.interactions_.toarray(), clicks.toarray())
+
+
+def test_tune_equals_evaluate_of_each_hybrid_and_returns_a_usable_one(rng):
+    """The cached search gives exactly the table of evaluate(Hybrid(models, w)) per weight
+    vector, with real members whose seen sets differ; the result recommends at once."""
+    data = synthetic(120, 150, 4_000, random_state=2)
+    train, validation = last_fraction(data)
+    x = train.interactions
+    als = semrec.ALS(factors=8, iterations=4, random_state=0, show_progress=False).fit(x)
+    knn = semrec.UserKNN(15, show_progress=False).fit(x)
+    extra = x.copy()
+    extra.data[::7] = 0.0  # zero weights: still seen
+    pop = semrec.MostPopular().fit(extra)
+    for how in ("zscore", "rank"):
+        members = [als, knn, pop]
+        best = semrec.Hybrid.tune(
+            members, train, validation, grid=3, k=10, normalize=how, show_progress=False
+        )
+        for _, row in best.tuning_.iterrows():
+            weights = [row["w0"], row["w1"], row["w2"]]
+            hybrid = semrec.Hybrid(list(zip(members, weights, strict=True)), normalize=how)
+            table = semrec.evaluate(hybrid, train, validation, k=10, metrics=["ndcg"])
+            assert float(table.loc[10, "ndcg"]) == row["ndcg@10"]
+    ids, _ = best.recommend(np.arange(120), k=5)
+    assert ids.shape == (120, 5)
+    assert not any(set(ids[u]) & set(x[[u]].indices) for u in range(120))

@@ -577,7 +577,38 @@ def test_fit_canonicalises_messy_input_even_when_flagged_canonical(rng):
     clean = make(ItemKNN, 10).fit(r)
     fitted = make(ItemKNN, 10).fit(messy)
     assert fitted.interactions_.has_canonical_format
-    np.testing.assert_array_equal(fitted.interactions_.indices, clean.interactions_.indices)
-    np.testing.assert_allclose(fitted.interactions_.data, clean.interactions_.data, rtol=1e-6)
+    # The explicit zeros stay as entries (they are seen items, issue 13); the rest is clean's.
+    nonzero = fitted.interactions_.data != 0
+    assert (~nonzero).sum() == len(range(0, r.shape[0], 5))
+    np.testing.assert_array_equal(
+        fitted.interactions_.indices[nonzero], clean.interactions_.indices
+    )
+    np.testing.assert_allclose(
+        fitted.interactions_.data[nonzero], clean.interactions_.data, rtol=1e-6
+    )
     np.testing.assert_array_equal(fitted.similarity_.indices, clean.similarity_.indices)
     np.testing.assert_allclose(fitted.similarity_.data, clean.similarity_.data, rtol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["item", "user"])
+def test_zero_weights_are_seen_but_carry_nothing(rng, kind):
+    """A stored 0 is an interaction (excluded from recommend, kept by update and fold_in) but
+    adds nothing to the graph or the scores (issue 13)."""
+    cls = semrec.ItemKNN if kind == "item" else semrec.UserKNN
+    r = sp.random_array((30, 25), density=0.25, format="csr", rng=rng, dtype=np.float32)
+    zeroed = r.copy()
+    zeroed.data[::3] = 0.0
+    dropped = sp.csr_array(zeroed.toarray())
+    a = cls(5, show_progress=False).fit(zeroed)
+    b = cls(5, show_progress=False).fit(dropped)
+    assert (a.similarity_ != b.similarity_).nnz == 0
+    users = np.arange(30)
+    np.testing.assert_array_equal(a.score(users, np.arange(25)), b.score(users, np.arange(25)))
+    ids, _ = a.recommend(users, k=25)
+    for u in users:
+        seen = set(zeroed.indices[zeroed.indptr[u] : zeroed.indptr[u + 1]].tolist())
+        assert not seen & set(ids[u][ids[u] >= 0].tolist())
+        assert (ids[u] >= 0).sum() == 25 - len(seen)
+    a.update(0, 24, 0.0)  # a new interaction of weight 0
+    assert 24 not in a.recommend(0, k=25)[0]
+    assert a.interactions_[[0]].indices.tolist().count(24) == 1

@@ -166,3 +166,19 @@ def test_save_load_roundtrip(fitted: Any, tmp_path: Any) -> None:
     path.write_bytes(path.read_bytes()[:100])
     with pytest.raises(semrec.FormatError):
         type(fitted).load(path)
+
+
+def test_zero_weight_interactions_stay_seen(data: Any) -> None:
+    """A stored 0 (a centred rating equal to the user's mean) is an interaction: every model
+    excludes it like any other seen item (issue 13)."""
+    x, emb = data
+    zeroed = x.copy()
+    zeroed.data[::5] = 0.0  # every 5th interaction now weighs 0
+    for name, make in MODELS.items():
+        model = make(emb).fit(zeroed)
+        ids, _ = model.recommend(np.arange(N_USERS), k=N_ITEMS)
+        for u in range(N_USERS):
+            seen = set(zeroed.indices[zeroed.indptr[u] : zeroed.indptr[u + 1]].tolist())
+            listed = set(ids[u][ids[u] >= 0].tolist())
+            assert not listed & seen, f"{name} recommends a seen item to user {u}"
+            assert len(listed) == N_ITEMS - len(seen), name

@@ -19,9 +19,12 @@ def pairs(ds: Dataset) -> set[tuple[int, int]]:
     return set(zip(coo.row.tolist(), coo.col.tolist(), strict=True))
 
 
-def check_partition(ds: Dataset, train: Dataset, test: Dataset) -> None:
+def check_partition(ds: Dataset, train: Dataset, test: Dataset, *, same_maps: bool = True) -> None:
     assert train.interactions.shape == test.interactions.shape == ds.interactions.shape
-    assert train.user_ids is ds.user_ids and test.item_ids is ds.item_ids
+    if same_maps:
+        assert train.user_ids is ds.user_ids and test.item_ids is ds.item_ids
+    else:
+        assert (train.item_ids == ds.item_ids).all() and (test.item_ids == ds.item_ids).all()
     assert not pairs(train) & pairs(test)  # no leakage
     assert pairs(train) | pairs(test) == pairs(ds)
     # weights and timestamps travel with their interaction
@@ -88,14 +91,22 @@ def test_temporal_global(data: Dataset) -> None:
 
 def test_cold_items(data: Dataset) -> None:
     train, test = split.cold_items(data, 0.1, min_interactions=5, random_state=0)
-    check_partition(data, train, test)
+    # The items are renumbered first (seeded); the split is then a partition of that data.
+    permuted = data.permute_items(0)
+    perm = permuted.split_info["item_permutation"]
+    assert (test.split_info["item_permutation"] == perm).all()
+    assert (train.item_ids == data.item_ids[perm]).all()
+    check_partition(permuted, train, test, same_maps=False)
+    plain_train, plain_test = split.cold_items(data, 0.1, 5, random_state=0, permute_items=False)
+    check_partition(data, plain_train, plain_test)
+    original, data = data, permuted
     cold = test.split_info["cold_items"]
     counts = np.bincount(data.interactions.indices, minlength=data.n_items)
     eligible = np.flatnonzero(counts >= 5)
     assert len(cold) == round(0.1 * len(eligible)) and set(cold) <= set(eligible)
     assert train.interactions[:, cold].nnz == 0
     assert set(np.unique(test.interactions.indices)) == set(cold)
-    again = split.cold_items(data, 0.1, min_interactions=5, random_state=0)[1]
+    again = split.cold_items(original, 0.1, min_interactions=5, random_state=0)[1]
     assert (again.split_info["cold_items"] == cold).all()
 
 
@@ -122,3 +133,66 @@ def test_errors(data: Dataset) -> None:
     no_time = Dataset(data.interactions)
     with pytest.raises(ValueError, match="no timestamps"):
         split.last_fraction(no_time)
+
+
+def test_permute_items_moves_every_item_attribute_together(data: Dataset) -> None:
+    shuffled = data.permute_items(random_state=7)
+    perm = shuffled.split_info["item_permutation"]
+    assert sorted(perm.tolist()) == list(range(data.n_items))
+    assert not (perm == np.arange(data.n_items)).all()
+    np.testing.assert_array_equal(
+        shuffled.interactions.toarray(), data.interactions.toarray()[:, perm]
+    )
+    assert (shuffled.item_ids == data.item_ids[perm]).all()
+    assert shuffled.items["text"].tolist() == [data.items["text"][p] for p in perm]
+
+    # each (user, raw item) keeps its weight and timestamp
+    def events(ds: Dataset) -> set[tuple[int, object, float, int]]:
+        coo = ds.interactions.tocoo()
+        return set(
+            zip(
+                coo.row.tolist(),
+                ds.item_ids[coo.col].tolist(),
+                coo.data.tolist(),
+                ds.timestamps.tolist(),
+                strict=True,
+            )
+        )
+
+    assert events(shuffled) == events(data)
+    assert (shuffled.permute_items(7).split_info["item_permutation"] == perm).all()
+    assert shuffled.item_index(data.item_ids[perm[3]]) == 3
+
+
+def test_a_model_scoring_every_cold_item_alike_scores_like_random() -> None:
+    """Items numbered by popularity (as MovieLens roughly is): with the catalogue's order the
+    tie-break of a model without information (most-popular: every cold item has count 0)
+    looks like skill; with the split's default permutation it is worth exactly random,
+    whose expected Recall@k is k / (number of cold items) (issue 13)."""
+    import semrec
+
+    base = synthetic(300, 400, 12_000, n_topics=4, random_state=1)
+    counts = np.bincount(base.interactions.indices, minlength=base.n_items)
+    by_popularity = np.argsort(-counts, kind="stable")
+    m = base.interactions[:, by_popularity]
+    m.sort_indices()
+    ds = Dataset(m, item_ids=base.item_ids[by_popularity])
+
+    def recall(train: Dataset, test: Dataset, k: int) -> float:
+        model = semrec.MostPopular().fit(train.interactions)
+        cold = test.split_info["cold_items"]
+        table = semrec.evaluate(model, train, test, k=k, items=cold, metrics=["recall"])
+        return float(table.loc[k, "recall"])
+
+    k = 5
+    train, test = split.cold_items(ds, 0.1, 5, random_state=0, permute_items=False)
+    expected = k / test.split_info["cold_items"].size
+    assert recall(train, test, k) > 2 * expected  # the leak
+    seeds = range(24)
+    permuted = [recall(*split.cold_items(ds, 0.1, 5, random_state=s), k) for s in seeds]
+    cold_sizes = {
+        split.cold_items(ds, 0.1, 5, random_state=s)[1].split_info["cold_items"].size for s in seeds
+    }
+    assert cold_sizes == {test.split_info["cold_items"].size}
+    mean, sem = np.mean(permuted), np.std(permuted, ddof=1) / np.sqrt(len(permuted))
+    assert abs(mean - expected) < 3 * sem + 0.01, (mean, expected, sem)

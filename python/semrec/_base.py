@@ -50,8 +50,8 @@ def select_topk(
     if allowed is not None:
         scores[:, ~allowed] = -np.inf
     if exclude is not None:
-        seen = sp.coo_array(exclude)
-        scores[seen.row, seen.col] = -np.inf
+        rows = np.repeat(np.arange(exclude.shape[0]), np.diff(exclude.indptr))
+        scores[rows, exclude.indices] = -np.inf
     ids = np.full((n, k), -1, dtype=np.int32)
     out = np.full((n, k), -np.inf, dtype=np.float32)
     width = min(k, n_items)
@@ -109,6 +109,10 @@ class Recommender:
     def _users(self, users: Any) -> tuple[np.ndarray, bool]:
         self._check_fitted()
         return check.index_array(users, "users", self.n_users_, "user")
+
+    def _seen_rows(self, users: np.ndarray) -> sp.csr_array:
+        """The items each listed user has interacted with (what ``exclude_seen`` removes)."""
+        return sp.csr_array(self.interactions_[users])
 
     # -- scoring -----------------------------------------------------------------------------
     def _score_rows(self, users: np.ndarray) -> np.ndarray:
@@ -171,7 +175,7 @@ class Recommender:
         scores = np.empty((u.size, k), dtype=np.float32)
         for start in range(0, u.size, BATCH_USERS):
             batch = u[start : start + BATCH_USERS]
-            exclude = self.interactions_[batch] if exclude_seen else None
+            exclude = self._seen_rows(batch) if exclude_seen else None
             ids[start : start + batch.size], scores[start : start + batch.size] = select_topk(
                 self._rank_rows(batch), k, exclude=exclude, allowed=allowed
             )

@@ -158,51 +158,111 @@ def item_ids(ids: Any, name: str, n_items: int) -> np.ndarray:
     return arr.astype(np.int32, copy=False)
 
 
-def interactions(m: Any, name: str, *, nonnegative: bool) -> sp.csr_array:
+def canonical_csr(
+    m: Any,
+    name: str = "interactions",
+    *,
+    nonnegative: bool = False,
+    trusted: bool = False,
+    allow_empty: bool = False,
+) -> sp.csr_array:
     """Validate a users x items CSR matrix and return a canonical float32 copy.
 
-    The copy has sorted rows, duplicates summed and explicit zeros dropped (the conventions'
-    boundary rule); the caller's matrix is never modified.
+    The copy has int64 ``indptr``, int32 ``indices``, sorted rows and duplicates summed. Every
+    stored entry is an interaction, explicit zeros included: a weight of 0 (a centred rating
+    equal to the mean, a like and a dislike that cancel) is still "seen"; models that learn
+    from the weights drop them from their training values (:func:`without_zeros`). The
+    caller's matrix is never modified.
+
+    ``trusted=True`` takes scipy's ``has_canonical_format`` flag at its word (for matrices
+    semrec built itself); otherwise the rows are verified in one vectorised pass.
+    ``allow_empty`` accepts a matrix without entries (a history of new users).
     """
     require_csr(m, name, "(users x items)")
-    if m.ndim != 2 or m.shape[0] == 0 or m.shape[1] == 0:
+    if m.ndim != 2 or m.shape[1] == 0 or (m.shape[0] == 0 and not allow_empty):
         raise ValueError(f"{name} must be a non-empty users x items matrix, got shape {m.shape}")
-    _structure(m, name, m.shape)  # structure and index checks with their messages
-    if not (np.issubdtype(m.dtype, np.number) and not np.iscomplexobj(m.data)):
-        raise TypeError(f"{name} must hold real numbers, got dtype {m.dtype}")
+    indptr, indices = _structure(m, name, m.shape)  # structure and index checks
     data = np.asarray(m.data)
+    if not (np.issubdtype(data.dtype, np.number) and not np.iscomplexobj(data)):
+        raise TypeError(f"{name} must hold real numbers, got dtype {m.dtype}")
+    if data.shape != indices.shape:
+        raise ValueError(f"{name} is malformed: data and indices have different lengths")
     if not np.isfinite(data).all():
         raise ValueError(f"{name} contains NaN or infinite weights; drop or fix those entries")
-    if nonnegative and (data < 0).any():
+    if nonnegative and data.size and data.min() < 0:
         raise ValueError(
             f"{name} contains negative weights (min {data.min()}); implicit feedback needs "
             "weights >= 0 (counts, durations, ratings)"
         )
-    indptr = np.asarray(m.indptr)
-    indices = np.asarray(m.indices)
-    if data.size == indices.size > 0 and data.all() and _rows_increasing(indptr, indices):
-        # Already canonical (checked here, not taken from scipy's has_canonical_format hint):
-        # scipy's sum_duplicates / eliminate_zeros would only copy it again.
-        out = sp.csr_array(m.shape, dtype=np.float32)
-        out.indptr = indptr.astype(np.int64)
-        out.indices = indices.astype(np.int32)
-        out.data = data.astype(np.float32)  # a copy: the caller's arrays are never shared
-        if out.data.all():  # a float64 weight may round to 0 in float32
-            out.has_sorted_indices = True
-            out.has_canonical_format = True
-            return out
-    out = sp.csr_array(
-        (data.astype(np.float32), np.asarray(m.indices, dtype=np.int32), m.indptr),
-        shape=m.shape,
-        copy=True,
-    )
-    out.sum_duplicates()
-    out.eliminate_zeros()
-    if out.nnz == 0:
+    if data.size == 0 and not allow_empty:
         raise ValueError(f"{name} has no non-zero entries; there is nothing to learn from")
-    out.indptr = out.indptr.astype(np.int64)
-    out.indices = out.indices.astype(np.int32)
+    canonical = (trusted and bool(m.has_canonical_format)) or _rows_increasing(indptr, indices)
+    if canonical:
+        # Already canonical: one copy with the kernels' dtypes (the caller's arrays are never
+        # shared), no scipy round trip.
+        return _csr_from(
+            m.shape, indptr.astype(np.int64), indices.astype(np.int32), data.astype(np.float32)
+        )
+    rows = np.repeat(np.arange(m.shape[0], dtype=np.int64), np.diff(indptr))
+    order = np.lexsort((indices, rows))  # stable: duplicates keep their stored order
+    rows, cols = rows[order], indices[order].astype(np.int32)
+    values = data[order].astype(np.float32)
+    first = np.ones(cols.size, dtype=bool)
+    first[1:] = (rows[1:] != rows[:-1]) | (cols[1:] != cols[:-1])
+    if not first.all():  # duplicates add up; a sum of 0 stays an entry (still seen)
+        starts = np.flatnonzero(first)
+        values = np.add.reduceat(values, starts).astype(np.float32)
+        rows, cols = rows[starts], cols[starts]
+    new_indptr = np.zeros(m.shape[0] + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=m.shape[0]), out=new_indptr[1:])
+    return _csr_from(m.shape, new_indptr, cols, values)
+
+
+def without_zeros(m: sp.csr_array) -> sp.csr_array:
+    """A canonical CSR without its explicit zeros (``m`` itself when it has none).
+
+    What a model learns from: a stored 0 is an interaction (seen) but carries no weight.
+    """
+    keep = m.data != 0
+    if keep.all():
+        return m
+    rows = np.repeat(np.arange(m.shape[0], dtype=np.int64), np.diff(m.indptr))[keep]
+    indptr = np.zeros(m.shape[0] + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=m.shape[0]), out=indptr[1:])
+    return _csr_from(m.shape, indptr, m.indices[keep], m.data[keep])
+
+
+def summed(*matrices: sp.csr_array) -> sp.csr_array:
+    """The entries of several same-shape CSR matrices in one canonical CSR, duplicates summed.
+
+    Unlike scipy's ``a + b``, an entry whose values cancel stays (as a 0): it is still seen.
+    """
+    shape = matrices[0].shape
+    rows = [np.repeat(np.arange(shape[0], dtype=np.int64), np.diff(m.indptr)) for m in matrices]
+    rows_all = np.concatenate(rows)
+    order = np.argsort(rows_all, kind="stable")
+    indptr = np.zeros(shape[0] + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows_all, minlength=shape[0]), out=indptr[1:])
+    indices = np.concatenate([np.asarray(m.indices) for m in matrices])[order]
+    data = np.concatenate([np.asarray(m.data, dtype=np.float32) for m in matrices])[order]
+    raw = sp.csr_array((data, indices, indptr), shape=shape)
+    return canonical_csr(raw, "matrices", allow_empty=True)
+
+
+def _csr_from(
+    shape: tuple[int, int], indptr: np.ndarray, indices: np.ndarray, data: np.ndarray
+) -> sp.csr_array:
+    """A canonical CSR from arrays known to be valid (filled in place: no scipy re-check)."""
+    out = sp.csr_array(shape, dtype=np.float32)
+    out.indptr, out.indices, out.data = indptr, indices, data
+    out.has_sorted_indices = True
+    out.has_canonical_format = True
     return out
+
+
+def interactions(m: Any, name: str, *, nonnegative: bool) -> sp.csr_array:
+    """:func:`canonical_csr` for a model's training input (at least one entry)."""
+    return canonical_csr(m, name, nonnegative=nonnegative)
 
 
 def index_array(ids: Any, name: str, n: int, what: str) -> tuple[np.ndarray, bool]:

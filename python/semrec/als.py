@@ -237,11 +237,18 @@ class ALS:
         """
         self._check_params()
         train = _training_matrix(interactions, nonnegative=self._implicit)
+        # Every stored entry is seen; the kernel learns from the non-zero weights only.
+        weights = check.without_zeros(train)
+        if weights.nnz == 0:
+            raise ValueError(
+                "interactions has no non-zero entries (only zero weights); there is nothing to "
+                "learn from"
+            )
         threads = resolve_num_threads(self.num_threads)
         rng = np.random.default_rng(self.random_state)
         n_users, n_items = train.shape
         self._set_interactions(train)
-        self.global_mean_ = float(train.data.mean(dtype=np.float64)) if self.biases else 0.0
+        self.global_mean_ = float(weights.data.mean(dtype=np.float64)) if self.biases else 0.0
         # Initial item factors come from NumPy's generator; every later step is deterministic
         # C++. The user side is solved first, so its start only seeds CG: zero, as in a fold-in.
         # Implicit feedback starts from small positive item factors: the first user solve then
@@ -249,7 +256,7 @@ class ALS:
         # (on MovieLens this reaches a given NDCG in fewer iterations than a centred start).
         users, items = self._initial_factors(rng, n_users, n_items)
         # train is canonical with int64 indptr / int32 indices already: no scipy round trip.
-        by_user = _KernelCsr(train.indptr, train.indices, self._values(train.data))
+        by_user = _KernelCsr(weights.indptr, weights.indices, self._values(weights.data))
         # The kernel's own parallel transpose: scipy's takes longer than an iteration at scale.
         t_indptr, t_indices, t_values = core.csr_transpose(
             by_user.indptr, by_user.indices, by_user.data, n_items, threads
@@ -686,7 +693,16 @@ class ALS:
     def _solve_histories(
         self, indptr: np.ndarray, indices: np.ndarray, weights: np.ndarray
     ) -> np.ndarray:
-        """Exact solve of users' rows (int64 indptr, sorted int32 indices, float32 weights)."""
+        """Exact solve of users' rows (int64 indptr, sorted int32 indices, float32 weights).
+
+        Zero weights are seen but carry nothing: they are left out of the solve, as in fit.
+        """
+        keep = weights != 0
+        if not keep.all():
+            rows = np.repeat(np.arange(indptr.size - 1), np.diff(indptr))[keep]
+            indptr = np.zeros_like(indptr)
+            np.cumsum(np.bincount(rows, minlength=indptr.size - 1), out=indptr[1:])
+            indices, weights = np.ascontiguousarray(indices[keep]), weights[keep]
         target = np.zeros((indptr.size - 1, self._dims), dtype=np.float32)
         if self.biases:
             target[:, -1] = 1.0
@@ -841,9 +857,7 @@ class ALS:
         if pos < indices.size and indices[pos] == i:
             weights = weights.copy()
             weights[pos] = np.float32(float(weights[pos]) + float(weight))
-            if weights[pos] == 0:  # explicit zeros are dropped, as in fit
-                indices, weights = np.delete(indices, pos), np.delete(weights, pos)
-        elif weight != 0:
+        else:  # a new interaction, seen even with weight 0
             indices, weights = _insert(indices, pos, i), _insert(weights, pos, weight)
         if self._implicit and weights.size and weights.min() < 0:
             raise ValueError(
@@ -1023,7 +1037,7 @@ def _training_matrix(m: Any, *, nonnegative: bool) -> sp.csr_array:
     if canonical:
         indices, data = np.asarray(m.indices), np.asarray(m.data)
         lowest, highest = int(indices.min()), int(indices.max())
-        clean = np.isfinite(data).all() and data.all()  # finite, and no explicit zeros
+        clean = np.isfinite(data).all()  # explicit zeros are kept: they are seen
         if clean and 0 <= lowest and highest < m.shape[1]:
             if nonnegative and data.min() < 0:
                 raise ValueError(
@@ -1045,15 +1059,13 @@ def _canonical_rows(history: Any, *, nonnegative: bool) -> sp.csr_array:
     """Histories for fold_in: the same checks as fit's input, but empty rows are allowed."""
     if history.format != "csr":
         raise TypeError(f"history must be in CSR format, got {history.format.upper()}")
-    if history.nnz == 0:
-        return sp.csr_array(history.shape, dtype=np.float32)
-    return check.interactions(history, "history", nonnegative=nonnegative)
+    return check.canonical_csr(history, "history", nonnegative=nonnegative, allow_empty=True)
 
 
 def _history_contributions(model: ALS, u: int, i: int) -> tuple[np.ndarray, np.ndarray]:
     """Each history item's term of ``model``'s score for (u, i), by the linear decomposition
     of the exact user solve (float64; see ALS.explain)."""
-    row = sp.csr_array(model.interactions_[[u]])
+    row = check.without_zeros(sp.csr_array(model.interactions_[[u]]))  # zeros carry nothing
     history = row.indices.astype(np.int32)
     dims = model.factors + 1 if model.biases else model.factors
     z = model._items[:, :dims].astype(np.float64)

@@ -21,6 +21,8 @@ import scipy.sparse as sp
 
 from semrec import _validation as check
 from semrec._base import Recommender, dot_scores
+from semrec.datasets import Dataset
+from semrec.datasets._embeddings import check_alignment
 from semrec.errors import NotFittedError
 from semrec.similarity import topk
 
@@ -161,10 +163,19 @@ class ColdStartALS(Recommender):
     def fit(self, interactions: Any = None) -> ColdStartALS:
         """Fit the map on the warm items (fitting the ALS first when ``interactions`` is given).
 
+        Parameters
+        ----------
+        interactions : scipy.sparse CSR or semrec.datasets.Dataset, optional
+            Fit the ALS on these first. A Dataset is checked against ``item_embeddings`` when
+            those carry item ids (:class:`semrec.datasets.ItemEmbeddings`).
+
         Returns
         -------
         self
         """
+        if isinstance(interactions, Dataset):
+            check_alignment(self.item_embeddings, interactions)
+            interactions = interactions.interactions
         _non_negative(self.regularization, "regularization")
         min_count = check.positive_int(self.min_interactions, "min_interactions")
         if not hasattr(self.als, "fold_in"):
@@ -182,7 +193,8 @@ class ColdStartALS(Recommender):
                 f"item_embeddings has {emb.shape[0]} rows but the ALS has {n_cf} items; give one "
                 "embedding per item (extra rows are text-only items)"
             )
-        counts = np.bincount(self.als.interactions_.indices, minlength=n_cf)
+        trained = check.without_zeros(self.als.interactions_)  # what the factors learnt from
+        counts = np.bincount(trained.indices, minlength=n_cf)
         warm = np.zeros(emb.shape[0], dtype=bool)
         warm[:n_cf] = counts >= min_count
         if not warm.any():

@@ -22,7 +22,8 @@ from tqdm import tqdm
 from semrec import _validation as check
 from semrec._base import Recommender
 from semrec._threads import resolve_num_threads
-from semrec.datasets import Dataset
+from semrec.datasets import Dataset, ItemEmbeddings
+from semrec.datasets._embeddings import check_alignment
 from semrec.errors import NotFittedError
 from semrec.explain import explanation, scalar_id
 from semrec.interest import (
@@ -116,6 +117,56 @@ class ContentRecommender(Recommender):
         params = ", ".join(f"{p}={getattr(self, p)!r}" for p in self._PARAMS)
         return f"ContentRecommender(item_embeddings=<array {shape}>, {params})"
 
+    @classmethod
+    def from_dataset(
+        cls,
+        dataset: Dataset,
+        item_embeddings: ItemEmbeddings | None = None,
+        **params: Any,
+    ) -> ContentRecommender:
+        """A model fitted on ``dataset``, its item vectors matched to the items by id.
+
+        Parameters
+        ----------
+        dataset : semrec.datasets.Dataset
+            Interactions (and timestamps) to fit on.
+        item_embeddings : semrec.datasets.ItemEmbeddings, optional
+            Vectors that carry their item ids (e.g. ``TextEncoder().encode_items(full)`` of a
+            dataset this one was split or renumbered from): reordered to ``dataset``'s items.
+            Default: the dataset's item text encoded with ``encoder`` (a
+            :class:`semrec.TextEncoder` unless ``encoder=`` is given).
+        **params
+            Hyperparameters of :class:`ContentRecommender` (``half_life``, ``encoder`` ...).
+
+        Examples
+        --------
+        >>> import numpy as np, scipy.sparse as sp, semrec
+        >>> from semrec.datasets import Dataset, ItemEmbeddings
+        >>> ds = Dataset(sp.csr_array([[1.0, 0.0, 0.0]]), item_ids=["a", "b", "c"])
+        >>> emb = ItemEmbeddings(np.array([[1, 0], [0.9, 0.1], [0, 1]], np.float32), ds.item_ids)
+        >>> shuffled = ds.permute_items(random_state=3)   # items renumbered
+        >>> model = semrec.ContentRecommender.from_dataset(shuffled, emb, show_progress=False)
+        >>> shuffled.item_ids[model.recommend(0, k=1)[0]].tolist()
+        ['b']
+        """
+        if not isinstance(dataset, Dataset):
+            raise TypeError(f"dataset must be a semrec.datasets.Dataset, got {type(dataset)}")
+        if item_embeddings is None:
+            encoder = params.get("encoder")
+            if encoder is None:
+                from semrec.text import TextEncoder
+
+                encoder = TextEncoder(num_threads=params.get("num_threads"))
+            item_embeddings = encoder.encode_items(dataset)
+        if not isinstance(item_embeddings, ItemEmbeddings):
+            raise TypeError(
+                "item_embeddings must be semrec.datasets.ItemEmbeddings (vectors with their "
+                f"item ids, e.g. TextEncoder().encode_items(dataset)), got "
+                f"{type(item_embeddings).__name__}; a plain array is matched by row order: "
+                "pass it to ContentRecommender(...) instead"
+            )
+        return cls(item_embeddings.aligned_to(dataset), **params).fit(dataset)
+
     # -- fitted state ------------------------------------------------------------------------
     def _check_fitted(self) -> None:
         if not hasattr(self, "_stream"):
@@ -186,6 +237,7 @@ class ContentRecommender(Recommender):
         2
         """
         if isinstance(interactions, Dataset):
+            check_alignment(self.item_embeddings, interactions)
             if timestamps is None:
                 timestamps = interactions.timestamps
             interactions = interactions.interactions
@@ -203,6 +255,8 @@ class ContentRecommender(Recommender):
                 "time per stored interaction, or a Dataset that has them"
             )
         times = np.zeros(weights.size) if times is None else times.astype(np.float64)
+        users = np.repeat(np.arange(interactions.shape[0], dtype=np.int32), np.diff(indptr))
+        log = _EventLog.from_arrays(users, indices, weights, times)  # every event is seen
         indptr, indices, weights, times = _drop_zeros(indptr, indices, weights, times)
         n_users = interactions.shape[0]
         stream._state.grow(n_users)
@@ -221,8 +275,7 @@ class ContentRecommender(Recommender):
                 )
                 bar.update(last - first)
         self._stream = stream
-        users = np.repeat(np.arange(n_users, dtype=np.int32), np.diff(indptr))
-        self._log = _EventLog.from_arrays(users, indices, weights, times)
+        self._log = log
         self._seen = None
         self._seen_upto = 0
         logger.debug(
@@ -284,8 +337,9 @@ class ContentRecommender(Recommender):
             User ids; a scalar gives 1-D results.
         k : int, default 10
         exclude_seen : bool, default True
-            Never return items the user has interacted with (any event so far, including
-            :meth:`update`; an item whose weights sum to 0 no longer counts as seen).
+            Never return items the user has interacted with: any event so far, including
+            :meth:`update`, whatever its weight (a weight of 0, or a like and a dislike that
+            cancel, still mark the item seen).
         items : 1-D array of int, optional
             Only recommend among these item ids.
 
@@ -484,7 +538,8 @@ class ContentRecommender(Recommender):
         ts = state.latest if t is None else _time_value(t, "t")
         if u == n:
             state.grow(n + 1)
-        state.add(self._stream.item_embeddings, u, i, w, ts)
+        if w != 0:  # a weight-0 event is seen (logged) but moves no profile
+            state.add(self._stream.item_embeddings, u, i, w, ts)
         self._log.append(u, i, w, ts)
         return state.profiles(np.array([u], dtype=np.int64), 1)[0]
 
@@ -542,12 +597,13 @@ class ContentRecommender(Recommender):
             self._stream.reset(existing)
             self._log.remove_users(existing)
             self._seen = None
+        event_users = np.repeat(ids, np.diff(indptr))
+        self._log.extend(event_users.astype(np.int32), indices, weights, times)  # all seen
         indptr, indices, weights, times = _drop_zeros(indptr, indices, weights, times)
         event_users = np.repeat(ids, np.diff(indptr))
         self._stream.update_many(event_users, indices, weights, times)
         if ids.size:
             self._stream._state.grow(int(ids.max()) + 1)
-        self._log.extend(event_users.astype(np.int32), indices, weights, times)
         return self._stream.profiles(ids)
 
     def add_items(self, embeddings_or_text: np.ndarray | str | list[str]) -> np.ndarray:
@@ -615,9 +671,7 @@ class ContentRecommender(Recommender):
         elif self._seen_upto < len(self._log):
             tail = self._log.matrix(slice(self._seen_upto, None), shape)
             self._seen.resize(shape)
-            merged = sp.csr_array(self._seen + tail)
-            merged.eliminate_zeros()
-            self._seen = _canonical(merged)
+            self._seen = check.summed(self._seen, tail)  # a sum of 0 stays seen
             self._seen_upto = len(self._log)
         if self._seen.shape != shape:
             self._seen.resize(shape)
@@ -636,12 +690,8 @@ class ContentRecommender(Recommender):
         uniq, inverse = np.unique(users, return_inverse=True)
         mine = np.isin(tail_users, uniq)
         local = np.searchsorted(uniq, tail_users[mine])
-        tail = sp.csr_array(
-            (tail_weights[mine], (local, tail_items[mine])), shape=(uniq.size, shape[1])
-        )[inverse]
-        merged = sp.csr_array(rows + tail)
-        merged.eliminate_zeros()
-        return merged
+        tail = _events_matrix(local, tail_items[mine], tail_weights[mine], (uniq.size, shape[1]))
+        return check.summed(rows, tail[inverse])
 
     # -- persistence -------------------------------------------------------------------------
     def _params(self) -> dict[str, Any]:
@@ -690,7 +740,8 @@ class ContentRecommender(Recommender):
         order = np.argsort(users, kind="stable")
         indptr = np.zeros(n_users + 1, dtype=np.int64)
         np.cumsum(np.bincount(users, minlength=n_users), out=indptr[1:])
-        stream._add_rows(indptr, items[order], weights[order], times[order], 0)
+        rows = _drop_zeros(indptr, items[order], weights[order], times[order])
+        stream._add_rows(*rows, 0)
         self._stream = stream
         self._log = _EventLog.from_arrays(users, items, weights, times)
         self._seen = None
@@ -790,12 +841,10 @@ class _EventLog:
         self.extend(*kept)
 
     def matrix(self, part: slice, shape: tuple[int, int]) -> sp.csr_array:
-        """Summed weights of a slice of the log as a users x items CSR (zeros dropped)."""
+        """Summed weights of a slice of the log as a users x items CSR; every item with an
+        event has an entry (a sum of 0 included: it is seen)."""
         users, items, weights, _ = self.arrays(part)
-        m = sp.csr_array((weights, (users, items)), shape=shape)
-        m.sum_duplicates()
-        m.eliminate_zeros()
-        return _canonical(m)
+        return _events_matrix(users, items, weights, shape)
 
 
 def _csr_rows(m: sp.csr_array, rows: np.ndarray) -> sp.csr_array:
@@ -808,12 +857,16 @@ def _csr_rows(m: sp.csr_array, rows: np.ndarray) -> sp.csr_array:
     return sp.csr_array((m.data[pos], m.indices[pos], indptr), shape=(rows.size, m.shape[1]))
 
 
-def _canonical(m: sp.csr_array) -> sp.csr_array:
-    m.sort_indices()
-    m.indptr = m.indptr.astype(np.int64)
-    m.indices = m.indices.astype(np.int32)
-    m.data = m.data.astype(np.float32, copy=False)
-    return m
+def _events_matrix(
+    users: np.ndarray, items: np.ndarray, weights: np.ndarray, shape: tuple[int, int]
+) -> sp.csr_array:
+    """Events as a canonical users x items CSR: weights of repeated pairs summed, an entry for
+    every pair with an event (sums of 0 kept)."""
+    order = np.argsort(users, kind="stable")
+    indptr = np.zeros(shape[0] + 1, dtype=np.int64)
+    np.cumsum(np.bincount(users, minlength=shape[0]), out=indptr[1:])
+    raw = sp.csr_array((weights[order], items[order], indptr), shape=shape)
+    return check.canonical_csr(raw, "events", allow_empty=True)
 
 
 def _normalised(x: Any, name: str, *, allow_1d: bool = False) -> np.ndarray:

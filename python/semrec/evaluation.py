@@ -9,9 +9,11 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from semrec import _validation as check
 from semrec import metrics as M
 from semrec.baselines import MostPopular, Random
 from semrec.datasets import Dataset
+from semrec.datasets._embeddings import check_alignment
 
 DEFAULT_METRICS = (*M.RANKING_METRICS, "coverage", "novelty")
 ALL_METRICS = (*M.RANKING_METRICS, *M.LIST_METRICS, *M.RATING_METRICS)
@@ -37,7 +39,10 @@ def evaluate(
     A test item is relevant when its weight is ``>= relevance_threshold`` (every test item
     when ``None``). Users with at least one relevant test item are evaluated (restricted to
     ``users`` when given); each gets ``model.recommend(users, k=max(k), exclude_seen=True,
-    items=items)``, so the model must have been fitted on ``train``.
+    items=items)``, so the model must have been fitted on ``train``. The lists never hold an
+    item the user has interacted with in ``train`` (or in the revealed history of a new-user
+    split, ``test.split_info["history"]``), whatever its weight: should a model return one,
+    it is removed and the list refilled from the model's next items.
 
     Parameters
     ----------
@@ -92,6 +97,9 @@ def evaluate(
         )
     if not hasattr(model, "recommend"):
         raise TypeError(f"model must have a recommend method, got {type(model).__name__}")
+    if item_embeddings is not None:
+        check_alignment(item_embeddings, train)
+        item_embeddings = np.asarray(item_embeddings)
     cutoffs = M._cutoffs(k)
     wanted = _metrics(metrics, item_embeddings)
     relevant = test.interactions
@@ -115,7 +123,9 @@ def evaluate(
             + ("" if relevance_threshold is None else f" (weight >= {relevance_threshold})")
             + "; check the split or lower relevance_threshold"
         )
-    recs = _recommend(model, eval_users, max(cutoffs), items, batch_size)
+    recs = _recommend(
+        model, eval_users, max(cutoffs), items, batch_size, known_history(train, test)
+    )
     rel = relevant[eval_users]
     table = pd.DataFrame(index=pd.Index(cutoffs, name="k"))
     per_user_cols: dict[str, np.ndarray] = {}
@@ -171,9 +181,10 @@ def compare(
 ) -> pd.DataFrame:
     """Evaluate several fitted models on one split; one table indexed by (model, k).
 
-    With ``baselines=True`` the package's ``Random`` and ``MostPopular`` (fitted on ``train``)
-    are added unless ``models`` already holds those names. Extra keyword arguments go to
-    :func:`evaluate`.
+    With ``baselines=True`` the package's ``Random`` and ``MostPopular`` are added unless
+    ``models`` already holds those names. They see the same history as the models: ``train``
+    plus, on a new-user split, the revealed history (``test.split_info["history"]``), and they
+    exclude it. Extra keyword arguments go to :func:`evaluate`.
 
     Examples
     --------
@@ -189,8 +200,9 @@ def compare(
         raise TypeError(f"models must be a dict of name -> fitted model, got {type(models)}")
     all_models = dict(models)
     if baselines:
-        all_models.setdefault("Random", Random(random_state=random_state).fit(train.interactions))
-        all_models.setdefault("MostPopular", MostPopular().fit(train.interactions))
+        history = known_history(train, test)
+        all_models.setdefault("Random", Random(random_state=random_state).fit(history))
+        all_models.setdefault("MostPopular", MostPopular().fit(history))
     if not all_models:
         raise ValueError("models is empty and baselines=False: nothing to compare")
     tables = {name: evaluate(m, train, test, **evaluate_kwargs) for name, m in all_models.items()}
@@ -212,19 +224,73 @@ def _metrics(metrics: Iterable[str] | None, item_embeddings: Any) -> set[str]:
     return wanted
 
 
-def _recommend(model: Any, users: np.ndarray, k: int, items: Any, batch_size: int) -> np.ndarray:
+def known_history(train: Dataset, test: Dataset) -> sp.csr_array:
+    """Everything the models may know of each user: ``train``'s interactions plus, on a
+    new-user split, the revealed history (``test.split_info["history"]``).
+
+    Examples
+    --------
+    >>> from semrec.datasets import synthetic
+    >>> from semrec.split import new_users
+    >>> from semrec.evaluation import known_history
+    >>> train, test = new_users(synthetic(50, 100, 1000))
+    >>> int(known_history(train, test).nnz) == train.n_interactions + int(
+    ...     test.split_info["history"].n_interactions)
+    True
+    """
+    history = test.split_info.get("history")
+    if not isinstance(history, Dataset):
+        return train.interactions
+    return check.summed(train.interactions, history.interactions)
+
+
+def _recommend(
+    model: Any,
+    users: np.ndarray,
+    k: int,
+    items: Any,
+    batch_size: int,
+    seen: sp.csr_array | None = None,
+) -> np.ndarray:
+    """Each user's top ``k`` from ``model.recommend``; items in ``seen`` (users x items) are
+    never kept: a list holding some is asked again, longer, and refilled."""
     out = np.empty((len(users), k), dtype=np.int32)
     kwargs = {} if items is None else {"items": items}
     for start in range(0, len(users), batch_size):
         batch = users[start : start + batch_size]
-        ids, _ = model.recommend(batch, k=k, exclude_seen=True, **kwargs)
-        ids = np.asarray(ids)
-        if ids.shape != (len(batch), k):
-            raise ValueError(
-                f"model.recommend returned ids of shape {ids.shape}, expected {(len(batch), k)}"
-            )
+        ids = _ids(model, batch, k, kwargs)
+        if seen is not None:
+            bad = _seen_mask(ids, seen, batch)
+            redo = np.flatnonzero(bad.any(axis=1))
+            if redo.size:
+                extra = int(np.diff(seen.indptr)[batch[redo]].max())
+                longer = _ids(model, batch[redo], k + extra, kwargs)
+                kept = np.where(_seen_mask(longer, seen, batch[redo]), -1, longer)
+                for row, line in zip(redo.tolist(), kept, strict=True):
+                    real = line[line >= 0][:k]
+                    ids[row] = -1
+                    ids[row, : real.size] = real
         out[start : start + len(batch)] = ids
     return out
+
+
+def _ids(model: Any, users: np.ndarray, k: int, kwargs: dict[str, Any]) -> np.ndarray:
+    ids, _ = model.recommend(users, k=k, exclude_seen=True, **kwargs)
+    ids = np.array(ids, dtype=np.int32)
+    if ids.shape != (len(users), k):
+        raise ValueError(
+            f"model.recommend returned ids of shape {ids.shape}, expected {(len(users), k)}"
+        )
+    return ids
+
+
+def _seen_mask(ids: np.ndarray, seen: sp.csr_array, users: np.ndarray) -> np.ndarray:
+    """True where ``ids[r, j]`` is an item user ``users[r]`` has in ``seen``."""
+    rows = sp.csr_array(seen[users])
+    entries = np.repeat(np.arange(users.size, dtype=np.int64), np.diff(rows.indptr))
+    keys = entries * seen.shape[1] + rows.indices
+    listed = np.arange(users.size, dtype=np.int64)[:, None] * seen.shape[1] + ids
+    return (ids >= 0) & np.isin(listed, keys)
 
 
 def _predict(model: Any, test: Dataset) -> tuple[np.ndarray, np.ndarray]:

@@ -21,7 +21,7 @@ import scipy.stats
 from tqdm import tqdm
 
 from semrec import _validation as check
-from semrec._base import Recommender
+from semrec._base import Recommender, select_topk
 from semrec.datasets import Dataset
 from semrec.metrics import RANKING_METRICS
 
@@ -54,10 +54,10 @@ class Hybrid(Recommender):
     Notes
     -----
     Fitting is optional: members fitted beforehand are used as they are, and the items a user
-    has seen (for ``exclude_seen``) are those of the first weighted member. ``fit(interactions)``
-    fits the members that are not fitted yet (all of them with ``refit=True``) and makes
-    ``interactions`` the seen items. ``save`` / ``load`` are not supported: save the member
-    models and rebuild the Hybrid from them.
+    has seen (for ``exclude_seen``) are the union of what the weighted members have seen.
+    ``fit(interactions)`` fits the members that are not fitted yet (all of them with
+    ``refit=True``) and makes ``interactions`` the seen items instead. ``save`` / ``load`` are
+    not supported: save the member models and rebuild the Hybrid from them.
 
     Examples
     --------
@@ -110,10 +110,20 @@ class Hybrid(Recommender):
 
     @property
     def interactions_(self) -> sp.csr_array:  # type: ignore[override]
-        """Seen items: those given to ``fit``, else the first weighted member's."""
+        """Seen items: those given to ``fit``, else the union of the weighted members' seen
+        items (an entry of 1 where any member has seen the item)."""
         if self._interactions is not None:
             return self._interactions
-        return self._members()[0][0].interactions_
+        members = self._members()
+        n_users = _fitted_shape(members[0][0])
+        if n_users is None:
+            raise ValueError("the first weighted member is not fitted; fit it first")
+        return self._seen_rows(np.arange(n_users[0]))
+
+    def _seen_rows(self, users: np.ndarray) -> sp.csr_array:
+        if self._interactions is not None:
+            return sp.csr_array(self._interactions[users])
+        return seen_union([model.interactions_[users] for model, _ in self._members()])
 
     def _check_fitted(self) -> None:
         self._members()
@@ -277,8 +287,9 @@ class Hybrid(Recommender):
     ) -> Hybrid:
         """Pick the weights that maximise a ranking metric on a validation split.
 
-        Every weight vector of the grid is evaluated with :func:`semrec.evaluate` (each costs
-        one scoring pass of every weighted member over the validation users).
+        Every weight vector of the grid is evaluated with :func:`semrec.evaluate`, exactly as
+        ``evaluate(Hybrid(models, weights), train, validation)`` would: each member scores the
+        validation users once, and every weight vector blends those cached, normalised rows.
 
         Parameters
         ----------
@@ -307,8 +318,10 @@ class Hybrid(Recommender):
         Returns
         -------
         Hybrid
-            With the best weights (the first in grid order on a tie); its ``tuning_``
-            attribute is a DataFrame of every weight vector tried and its metric.
+            With the best weights (the first in grid order on a tie), ready to use: like any
+            Hybrid not given to ``fit``, it excludes the union of what its weighted members
+            have seen. Its ``tuning_`` attribute is a DataFrame of every weight vector tried
+            and its metric.
 
         Examples
         --------
@@ -329,12 +342,13 @@ class Hybrid(Recommender):
         weights = _grid(grid, len(models))
         from semrec.evaluation import evaluate  # evaluation imports the model modules
 
+        cls([(m, 1.0) for m in models], normalize=normalize)._check_fitted()
+        cache = _BlendCache(models, normalize)
         show = show_progress if show_progress is not None else sys.stderr.isatty()
         rows = []
         for w in tqdm(weights, desc="Hybrid.tune", disable=not show):
-            hybrid = cls(list(zip(models, w, strict=True)), normalize=normalize)
             table = evaluate(
-                hybrid,
+                cache.with_weights(w),
                 train,
                 validation,
                 k=k,
@@ -426,6 +440,20 @@ def _item_contributions(
     return table["item"].to_numpy(np.int32), table["contribution"].to_numpy(np.float64)
 
 
+def seen_union(rows: Sequence[Any]) -> sp.csr_array:
+    """The union of several users x items matrices' entries (1 where any has an entry; a
+    stored 0 counts: it is a seen item)."""
+    patterns = []
+    for m in rows:
+        m = sp.csr_array(m)
+        patterns.append(
+            sp.csr_array((np.ones(m.nnz, dtype=np.float32), m.indices, m.indptr), shape=m.shape)
+        )
+    union = check.summed(*patterns)
+    union.data[:] = 1.0
+    return union
+
+
 def member_scores(model: Any, users: np.ndarray, n_items: int) -> np.ndarray:
     """Scores of every item for ``users`` from ``model.score``, or from a full-catalogue
     ``recommend`` (unlisted items -inf) for models without ``score``."""
@@ -444,6 +472,52 @@ def member_scores(model: Any, users: np.ndarray, n_items: int) -> np.ndarray:
             f"{(users.size, n_items)}"
         )
     return out
+
+
+class _BlendCache:
+    """What ``Hybrid.tune`` evaluates: each member's normalised rows, scored once per batch
+    of users, blended for any weight vector exactly as :meth:`Hybrid.recommend` blends them
+    (same float64 sums in the same order, same seen items, same selection)."""
+
+    def __init__(self, models: Sequence[Any], normalize: str) -> None:
+        self.models = list(models)
+        self.normalize = normalize
+        self.n_items = _fitted_shape(self.models[0])[1]  # type: ignore[index]
+        self.batches: dict[bytes, tuple[list[np.ndarray], list[sp.csr_array]]] = {}
+        self.weights: tuple[float, ...] = ()
+
+    def with_weights(self, weights: Sequence[float]) -> _BlendCache:
+        self.weights = tuple(float(w) for w in weights)
+        return self
+
+    def _rows(self, users: np.ndarray) -> tuple[list[np.ndarray], list[sp.csr_array]]:
+        key = users.tobytes()
+        if key not in self.batches:
+            normed = [
+                normalize_rows(
+                    member_scores(m, users, self.n_items), self.normalize, name=type(m).__name__
+                )
+                for m in self.models
+            ]
+            seen = [sp.csr_array(m.interactions_[users]) for m in self.models]
+            self.batches[key] = (normed, seen)
+        return self.batches[key]
+
+    def recommend(
+        self, users: Any, k: int = 10, *, exclude_seen: bool = True, items: Any = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        users = np.asarray(users, dtype=np.int64).reshape(-1)
+        normed, seen = self._rows(users)
+        total = np.zeros((users.size, self.n_items), dtype=np.float64)
+        active = [j for j, w in enumerate(self.weights) if w > 0]
+        for j in active:
+            total += self.weights[j] * normed[j]
+        allowed = None
+        if items is not None:
+            allowed = np.zeros(self.n_items, dtype=bool)
+            allowed[check.item_ids(items, "items", self.n_items)] = True
+        exclude = seen_union([seen[j] for j in active]) if exclude_seen else None
+        return select_topk(total, k, exclude=exclude, allowed=allowed)
 
 
 def _fitted_shape(model: Any) -> tuple[int, int] | None:

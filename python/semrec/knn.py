@@ -152,7 +152,8 @@ def _replace_rows(
     )
     source = np.arange(total)
     source[ids] = n_old + np.arange(ids.size)
-    return _kernel_csr(stacked[source])
+    # Explicit zeros stay: in interactions they are seen items.
+    return check.canonical_csr(stacked[source], "rows", allow_empty=True)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -336,7 +337,8 @@ class _NeighbourCF(Recommender):
         self._check_params()
         train = check.interactions(interactions, "interactions", nonnegative=True)
         threads = resolve_num_threads(self.num_threads)
-        weighted, weighted_t = self._layouts(train)
+        # Every stored entry is seen (interactions_); the graph learns from non-zero weights.
+        weighted, weighted_t = self._layouts(check.without_zeros(train))
         norms = _row_norms(weighted)
         targets = _Targets(weighted_t, norms, np.diff(weighted.indptr))
         n = weighted.shape[0]
@@ -403,7 +405,7 @@ class _NeighbourCF(Recommender):
             exclude = history if self._KIND == "item" else _rows(self.interactions_, u)
         ex_indptr, ex_indices, _ = (None, None, None) if exclude is None else _arrays(exclude)
         ids, scores = core.knn_topk(
-            *_arrays(history),
+            *_arrays(check.without_zeros(history)),  # a seen 0 reaches no neighbour
             *_arrays(through),
             self.n_items_,
             k,
@@ -487,9 +489,7 @@ class _NeighbourCF(Recommender):
                 f"history must have shape (n_users, {self.n_items_}) (one row per user, one "
                 f"column per item of the model), got {history.shape}"
             )
-        if history.nnz == 0:
-            return _kernel_csr(sp.csr_array(history.shape, dtype=np.float32))
-        return _kernel_csr(check.interactions(history, "history", nonnegative=True))
+        return check.canonical_csr(history, "history", nonnegative=True, allow_empty=True)
 
     def _check_new_ids(self, users: Any, n_rows: int) -> np.ndarray:
         ids = np.asarray(users)
@@ -571,17 +571,19 @@ class _NeighbourCF(Recommender):
             raise TypeError(f"weight must be a number, got {type(weight).__name__}")
         if not math.isfinite(weight):
             raise ValueError(f"weight must be finite, got {weight}")
-        if u < self.n_users_:
-            row = self.interactions_[[u]].toarray()[0].astype(np.float64)
-        else:
-            row = np.zeros(self.n_items_)
-        row[i] += weight
-        if row[i] < 0:
+        old = self.interactions_[[u]] if u < self.n_users_ else sp.csr_array((1, self.n_items_))
+        cols = np.r_[old.indices, i].astype(np.int32)  # sparse: a seen 0 stays an entry
+        values = np.r_[old.data, np.float32(weight)].astype(np.float64)
+        row = check.canonical_csr(
+            sp.csr_array((values, cols, np.array([0, cols.size])), shape=(1, self.n_items_))
+        )
+        total = float(row[0, i])
+        if total < 0:
             raise ValueError(
-                f"update would make interaction ({u}, {i}) negative ({row[i]}); weights must "
+                f"update would make interaction ({u}, {i}) negative ({total}); weights must "
                 "stay >= 0"
             )
-        self.fold_in(sp.csr_array(row.astype(np.float32)[None, :]), users=[u])
+        self.fold_in(row, users=[u])
 
     # -- explanations ----------------------------------------------------------------------------
     def explain(self, user: int, item: int, k: int = 5) -> pd.DataFrame:
@@ -648,7 +650,7 @@ class _NeighbourCF(Recommender):
         counts = np.diff(self._weighted.indptr)
         self._targets = _Targets(_transpose(self._weighted), self._norms, counts)
         self._term_side = None
-        self.interactions_ = _kernel_csr(self.interactions_)
+        self.interactions_ = check.canonical_csr(self.interactions_, trusted=True)
 
 
 class _Settings:
@@ -790,7 +792,7 @@ class UserKNN(_NeighbourCF):
         return self.interactions_
 
     def _scores_of(self, history: sp.csr_array, users: np.ndarray | None) -> np.ndarray:
-        weighted, _ = self._weigh(history)
+        weighted, _ = self._weigh(check.without_zeros(history))
         me = np.full(history.shape[0], -1, dtype=np.int32)
         if users is not None:
             fitted = users < self._weighted.shape[0]

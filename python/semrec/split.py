@@ -105,24 +105,49 @@ def leave_last_k(dataset: Dataset, k: int = 1) -> tuple[Dataset, Dataset]:
 
 
 def cold_items(
-    dataset: Dataset, fraction: float = 0.1, min_interactions: int = 5, *, random_state: Any = 0
+    dataset: Dataset,
+    fraction: float = 0.1,
+    min_interactions: int = 5,
+    *,
+    random_state: Any = 0,
+    permute_items: bool = True,
 ) -> tuple[Dataset, Dataset]:
-    """Draw ``fraction`` of the items with at least ``min_interactions`` interactions; all
-    their interactions move to test. ``test.split_info["cold_items"]`` lists them (evaluate
-    with ``items=`` those so users rank the cold items only).
+    """The protocol's cold-item split: permute the item indices, then draw ``fraction`` of the
+    items with at least ``min_interactions`` interactions; all their interactions move to test.
+
+    ``test.split_info["cold_items"]`` lists them (evaluate with ``items=`` those so users rank
+    the cold items only).
+
+    The permutation (:meth:`Dataset.permute_items`, seeded with ``random_state``) is there
+    because every model breaks score ties by the lower item index: a model that scores every
+    cold item alike would otherwise rank them in catalogue order, which follows popularity on
+    real data, and look better than random. So **train and test number the items in a new
+    order**: build item vectors from ``train`` (``encoder.encode(train.item_text)``), carry
+    them as :class:`semrec.datasets.ItemEmbeddings` (``embeddings.aligned_to(train)``), or
+    index them with ``test.split_info["item_permutation"]`` (new index ``p`` is the input's
+    item ``perm[p]``). ``permute_items=False`` keeps the input's order (for data already
+    permuted).
 
     Examples
     --------
     >>> from semrec.datasets import synthetic
     >>> from semrec.split import cold_items
-    >>> train, test = cold_items(synthetic(50, 100, 1000))
+    >>> data = synthetic(50, 100, 1000)
+    >>> train, test = cold_items(data)
     >>> cold = test.split_info["cold_items"]
     >>> int(train.interactions[:, cold].nnz)
     0
+    >>> perm = test.split_info["item_permutation"]
+    >>> bool((train.item_ids == data.item_ids[perm]).all())
+    True
     """
     _check_dataset(dataset)
     fraction = _fraction(fraction)
     min_interactions = check.positive_int(min_interactions, "min_interactions")
+    perm = None
+    if permute_items:
+        dataset = dataset.permute_items(random_state)
+        perm = dataset.split_info["item_permutation"]
     rng = np.random.default_rng(random_state)
     counts = np.bincount(dataset.interactions.indices, minlength=dataset.n_items)
     eligible = np.flatnonzero(counts >= min_interactions)
@@ -137,6 +162,8 @@ def cold_items(
     is_cold[cold] = True
     train, test = _split(dataset, is_cold[dataset.interactions.indices])
     test.split_info["cold_items"] = cold
+    if perm is not None:
+        train.split_info["item_permutation"] = test.split_info["item_permutation"] = perm
     return train, test
 
 

@@ -26,7 +26,7 @@ import scipy.sparse as sp
 
 import semrec
 from semrec import split
-from semrec.datasets import SYNTHETIC_THEMES, Dataset, synthetic
+from semrec.datasets import SYNTHETIC_THEMES, Dataset, ItemEmbeddings, synthetic
 from semrec.rerank import Diversified
 
 # (n_users, n_items, n_interactions) of the synthetic catalogue per --size.
@@ -95,34 +95,13 @@ def load(args: argparse.Namespace) -> tuple[Dataset, np.ndarray, np.ndarray, str
             f"--data-dir {str(path)!r}: no MovieLens-100k files there (expected u.data and "
             "u.item, as unpacked from ml-100k.zip)"
         )
-    ds = shuffled_items(semrec.datasets.movielens("100k", path=path, show_progress=False), 0)
+    # MovieLens numbers its films roughly by popularity: a random item order keeps the models'
+    # tie-break (lower index first) from looking like skill.
+    ml = semrec.datasets.movielens("100k", path=path, show_progress=False)
+    ds = ml.permute_items(0)
     names = np.array([str(t) for t in ds.items["title"]], dtype=object)
     labels = np.array([str(g).split("|")[0] for g in ds.items["genres"]], dtype=object)
     return ds, names, labels, f"MovieLens-100k ({path})"
-
-
-def shuffled_items(ds: Dataset, seed: int) -> Dataset:
-    """The same data with the item indices randomly permuted.
-
-    Models break score ties by the lower item index, and MovieLens numbers its films roughly by
-    popularity: on the cold-item split, where most-popular scores every cold item alike, the
-    tie-break alone would look like skill. Shuffled indices make a tie worth exactly random.
-    """
-    perm = np.random.default_rng(seed).permutation(ds.n_items)  # new index p holds item perm[p]
-    m = ds.interactions.tocoo()
-    cols = np.argsort(perm)[m.col]
-    order = np.lexsort((cols, m.row))
-    shuffled = sp.csr_array(
-        (m.data[order], cols[order].astype(np.int32), ds.interactions.indptr), shape=m.shape
-    )
-    return Dataset(
-        shuffled,
-        timestamps=ds.timestamps[order],
-        user_ids=ds.user_ids,
-        item_ids=ds.item_ids[perm],
-        items=ds.items.iloc[perm].reset_index(drop=True),
-        users=ds.users,
-    )
 
 
 class HashedEncoder:
@@ -253,14 +232,15 @@ def warm_part(ds: Dataset, emb: np.ndarray, encoder: Any, seed: int) -> dict[str
 
 def cold_part(ds: Dataset, emb: np.ndarray, seed: int) -> dict[str, float]:
     """Cold-item split: users rank the cold items only (Recall@20)."""
-    train, test = split.cold_items(ds, 0.1, 5, random_state=seed)
+    train, test = split.cold_items(ds, 0.1, 5, random_state=seed)  # items renumbered
     cold = test.split_info["cold_items"]
+    aligned = ItemEmbeddings(emb, ds.item_ids).aligned_to(train)
     als = als_model(seed).fit(train.interactions)
     models = {
         "random": semrec.Random(random_state=seed).fit(train.interactions),
         "most-popular": semrec.MostPopular().fit(train.interactions),
-        "content": semrec.ContentRecommender(emb, show_progress=False).fit(train),
-        "ColdStartALS": semrec.ColdStartALS(als, emb, regularization=1.0).fit(),
+        "content": semrec.ContentRecommender(aligned, show_progress=False).fit(train),
+        "ColdStartALS": semrec.ColdStartALS(als, aligned, regularization=1.0).fit(),
     }
     return {n: value(m, train, test, "recall", 20, items=cold) for n, m in models.items()}
 
@@ -281,9 +261,10 @@ def new_user_part(
     als.fold_in(rows, users=new)
     knn = knn_model().fit(train.interactions)
     knn.fold_in(rows, users=new)
+    known = semrec.evaluation.known_history(train, test)  # what the models know, too
     models = {
-        "random": semrec.Random(random_state=seed).fit(train.interactions),
-        "most-popular": semrec.MostPopular().fit(train.interactions),
+        "random": semrec.Random(random_state=seed).fit(known),
+        "most-popular": semrec.MostPopular().fit(known),
         "ALS": als,
         "ItemKNN": knn,
         "content": content,

@@ -10,6 +10,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from semrec import _validation as check
+
 DUPLICATES = ("raise", "sum", "last")
 
 
@@ -23,10 +25,11 @@ class Dataset:
     ----------
     interactions : scipy.sparse CSR, shape (n_users, n_items)
         Interaction weights (ratings, counts). Stored as ``csr_array`` of float32 with sorted
-        indices; explicit zeros are dropped and duplicate entries are rejected.
+        indices; duplicate entries are rejected. Every stored entry is an interaction, explicit
+        zeros included (a centred rating of 0 is still an item the user has seen).
     timestamps : array of int64, optional
-        One per stored interaction, aligned with ``interactions.data`` *after* canonicalisation
-        (so pass them only for a matrix that already has sorted indices and no zeros).
+        One per stored interaction, aligned with ``interactions.data`` (so pass them only for
+        a matrix that already has sorted indices).
     user_ids, item_ids : array, optional
         Raw id of each index (default: the indices themselves).
     items : DataFrame, optional
@@ -67,28 +70,17 @@ class Dataset:
             raise TypeError(
                 f"interactions must be a scipy.sparse CSR matrix (users x items), got {got}"
             )
-        m = sp.csr_array(interactions, dtype=np.float32, copy=True)
-        if m.data.size and not np.isfinite(m.data).all():
-            raise ValueError("interactions contains NaN or infinite weights; clean them first")
-        if not m.has_canonical_format:
-            before = m.nnz
-            m.sum_duplicates()
-            if m.nnz != before:
-                raise ValueError(
-                    f"interactions holds {before - m.nnz} duplicate (user, item) entries; "
-                    "combine them first (Dataset.from_pandas(..., duplicates='sum'))"
-                )
-            if timestamps is not None:
-                raise ValueError(
-                    "timestamps can only be given for interactions with sorted indices, since "
-                    "they are aligned with interactions.data"
-                )
-        zeros = m.data == 0
-        if zeros.any():
-            keep = ~zeros
-            if timestamps is not None:
-                timestamps = np.asarray(timestamps)[keep]
-            m.eliminate_zeros()
+        m = check.canonical_csr(interactions, "interactions", allow_empty=True)
+        if m.nnz != interactions.nnz:
+            raise ValueError(
+                f"interactions holds {interactions.nnz - m.nnz} duplicate (user, item) entries; "
+                "combine them first (Dataset.from_pandas(..., duplicates='sum'))"
+            )
+        if timestamps is not None and not np.array_equal(m.indices, interactions.indices):
+            raise ValueError(
+                "timestamps can only be given for interactions with sorted indices, since "
+                "they are aligned with interactions.data"
+            )
         _index_dtypes(m)
         self.interactions: sp.csr_array = m
         if timestamps is not None:
@@ -348,6 +340,64 @@ class Dataset:
             f"  with: {', '.join(extras) or 'no timestamps, no item text'}"
             + (f"; item metadata: {', '.join(map(str, meta))}" if meta else "")
         )
+
+    # -- item order ----------------------------------------------------------------------------
+    def permute_items(self, random_state: Any = 0) -> Dataset:
+        """The same data with the item indices in a seeded random order.
+
+        Every model breaks score ties by the lower item index, and real catalogues number
+        their items in an order that follows popularity (MovieLens roughly does): where a model
+        scores many items alike (cold items), the tie order alone would look like skill. After
+        a permutation a tie is worth exactly random. :func:`semrec.split.cold_items` does this
+        by default.
+
+        Item vectors built for the original order must follow: keep them as
+        :class:`semrec.datasets.ItemEmbeddings` (they carry their item ids;
+        ``embeddings.aligned_to(permuted)``) or index them with
+        ``permuted.split_info["item_permutation"]``.
+
+        Parameters
+        ----------
+        random_state : None, int or numpy.random.Generator, default 0
+            Seeds ``numpy.random.default_rng(random_state).permutation(n_items)``.
+
+        Returns
+        -------
+        Dataset
+            New item index ``p`` holds the original item ``perm[p]``; interactions, timestamps,
+            ``item_ids`` and the ``items`` table follow, users are unchanged.
+            ``split_info["item_permutation"]`` is ``perm`` (int64).
+
+        Examples
+        --------
+        >>> import scipy.sparse as sp
+        >>> from semrec.datasets import Dataset
+        >>> ds = Dataset(sp.csr_array([[1.0, 0.0, 2.0]]), item_ids=["a", "b", "c"])
+        >>> shuffled = ds.permute_items(random_state=1)
+        >>> perm = shuffled.split_info["item_permutation"]
+        >>> bool((shuffled.item_ids == ds.item_ids[perm]).all())
+        True
+        >>> bool((shuffled.interactions.toarray() == ds.interactions.toarray()[:, perm]).all())
+        True
+        """
+        perm = np.random.default_rng(random_state).permutation(self.n_items)
+        new_index = np.argsort(perm)
+        m = self.interactions
+        rows = np.repeat(np.arange(self.n_users), np.diff(m.indptr))
+        cols = new_index[m.indices]
+        order = np.lexsort((cols, rows))
+        out = Dataset.__new__(Dataset)
+        out.__dict__.update(self.__dict__)
+        out.interactions = sp.csr_array(
+            (m.data[order], cols[order].astype(m.indices.dtype), m.indptr.copy()), shape=m.shape
+        )
+        out.interactions.has_sorted_indices = True
+        out.timestamps = None if self.timestamps is None else self.timestamps[order]
+        out.item_ids = self.item_ids[perm]
+        out._item_lookup = pd.Index(out.item_ids)
+        out.items = self.items.iloc[perm].reset_index(drop=True)
+        out.split_info = {"item_permutation": perm}
+        return out
 
     # -- used by the splitters ------------------------------------------------------------------
     def _subset(self, keep: np.ndarray) -> Dataset:

@@ -6,6 +6,7 @@ Wikipedia summary from ``movie_wiki.csv`` when that file is present and the titl
 
 from __future__ import annotations
 
+import logging
 import re
 from os import PathLike
 from pathlib import Path
@@ -25,6 +26,10 @@ VARIANTS = {
     "latest-small": ("ml-latest-small.zip", "ml-latest-small", "ratings.csv"),
 }
 WIKI_FILE = "movie_wiki.csv"
+# Tags appended to an item's text with tags=True.
+TAGS_PER_ITEM = 5
+
+logger = logging.getLogger("semrec")
 
 
 def movielens(
@@ -34,8 +39,21 @@ def movielens(
     *,
     base_url: str = BASE_URL,
     show_progress: bool = True,
+    drop_unrated: bool | None = None,
+    tags: bool | int = False,
 ) -> Dataset:
     """Load a MovieLens dataset (ratings as weights, timestamps, movie text and metadata).
+
+    ============  ======  =======  =========  ==========================================
+    variant       users   movies   ratings    notes
+    ============  ======  =======  =========  ==========================================
+    100k          943     1,682    100,000    ratings 1-5; every movie rated
+    1m            6,040   3,883    1,000,209  ratings 1-5; 3,706 movies rated
+    latest-small  610     9,742    100,836    half stars 0.5-5; 9,724 movies rated;
+                                              3,683 user tags (``tags=True``)
+    ============  ======  =======  =========  ==========================================
+
+    (Counts of the official archives; "movies" counts every movie of the movie file.)
 
     Parameters
     ----------
@@ -52,6 +70,14 @@ def movielens(
         Where the archives live (a mirror, or a ``file://`` URL).
     show_progress : bool
         Show a progress bar while downloading.
+    drop_unrated : bool, optional
+        Movies of the movie file that nobody rated (1m and latest-small list some) join the
+        catalogue as items without interactions. ``True`` drops them, ``False`` keeps them;
+        ``None`` (default) keeps them and logs a warning that says how many there are.
+    tags : bool or int, default False
+        latest-small only: append the movie's most frequent user tags (from ``tags.csv``) to
+        its text, ``"<text>. Tags: a, b, c"``; ``True`` appends up to 5, an int that many.
+        Ties between tags go to the one used first (by time).
 
     Returns
     -------
@@ -68,6 +94,7 @@ def movielens(
     """
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {tuple(VARIANTS)}, got {variant!r}")
+    n_tags = _tag_count(tags, variant)
     _, folder, marker = VARIANTS[variant]
     root = Path(path) if path is not None else cache_dir() / folder
     if not (root / marker).exists():
@@ -80,9 +107,24 @@ def movielens(
     parse = {"100k": _parse_100k, "1m": _parse_1m, "latest-small": _parse_latest}[variant]
     try:
         ratings, movies, users = parse(root)
+        movies["text"] = _item_text(movies, root / WIKI_FILE)
+        if n_tags:
+            movies["text"] = _with_tags(movies, _read_tags(root / "tags.csv"), n_tags)
     except (ValueError, pd.errors.ParserError, UnicodeDecodeError, IndexError) as exc:
         raise FormatError(f"MovieLens {variant} files in {root} are malformed: {exc}") from exc
-    movies["text"] = _item_text(movies, root / WIKI_FILE)
+    rated = movies["item_id"].isin(ratings["item_id"])
+    if not rated.all():
+        unrated = int((~rated).sum())
+        if drop_unrated:
+            movies = movies[rated].reset_index(drop=True)
+        elif drop_unrated is None:
+            logger.warning(
+                "MovieLens %s: %d of %d movies have no rating; they are items without "
+                "interactions (pass drop_unrated=True to drop them, False to keep them quietly)",
+                variant,
+                unrated,
+                len(movies),
+            )
     return Dataset.from_pandas(
         ratings,
         "user_id",
@@ -186,6 +228,42 @@ def _parse_latest(root: Path) -> tuple[pd.DataFrame, pd.DataFrame, None]:
     movies = pd.read_csv(root / "movies.csv").rename(columns={"movieId": "item_id"})
     movies["genres"] = movies["genres"].replace("(no genres listed)", "")
     return _check_ratings(ratings, root / "ratings.csv"), movies, None
+
+
+def _tag_count(tags: bool | int, variant: str) -> int:
+    if isinstance(tags, bool):
+        n = TAGS_PER_ITEM if tags else 0
+    elif isinstance(tags, int) and tags >= 0:
+        n = tags
+    else:
+        raise TypeError(f"tags must be a bool or an int >= 0, got {tags!r}")
+    if n and variant != "latest-small":
+        raise ValueError(f"tags: MovieLens {variant} has no user tags (latest-small has)")
+    return n
+
+
+def _read_tags(path: Path) -> pd.DataFrame:
+    if not path.exists():
+        raise FileNotFoundError(f"tags=True needs {path} (part of ml-latest-small)")
+    tags = pd.read_csv(path).rename(columns={"userId": "user_id", "movieId": "item_id"})
+    if not {"item_id", "tag", "timestamp"} <= set(tags.columns):
+        raise FormatError(f"{path}: expected columns userId, movieId, tag, timestamp")
+    return tags
+
+
+def _with_tags(movies: pd.DataFrame, tags: pd.DataFrame, n: int) -> list[str]:
+    """Each movie's text with its ``n`` most frequent tags appended (ties: first used)."""
+    tags = tags.dropna(subset=["tag"]).sort_values("timestamp", kind="stable")
+    tags = tags.assign(tag=tags["tag"].astype(str).str.strip())
+    tags = tags[tags["tag"] != ""]
+    counts = tags.groupby(["item_id", "tag"], sort=False).size().reset_index(name="n")
+    counts = counts.sort_values(["item_id", "n"], ascending=[True, False], kind="stable")
+    top = counts.groupby("item_id", sort=False)["tag"].apply(lambda t: ", ".join(t.iloc[:n]))
+    texts = []
+    for item, text in zip(movies["item_id"], movies["text"], strict=True):
+        extra = top.get(item)
+        texts.append(f"{text}. Tags: {extra}" if extra else text)
+    return texts
 
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'])")

@@ -188,6 +188,46 @@ class TextEncoder:
             raise ValueError("texts is empty; pass at least one string")
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
+    def encode_items(self, dataset: Any, **encode_kwargs: Any) -> Any:
+        """Embed a dataset's item text; the vectors keep the items' ids.
+
+        Parameters
+        ----------
+        dataset : semrec.datasets.Dataset
+            With item text (``dataset.item_text``).
+        **encode_kwargs
+            Passed to :meth:`encode` (``batch_size``, ``show_progress`` ...).
+
+        Returns
+        -------
+        semrec.datasets.ItemEmbeddings
+            Row ``i`` is the dataset's item ``i``, and it knows it: models given both check
+            the alignment, and ``aligned_to(other)`` follows a renumbered dataset.
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> from semrec import TextEncoder
+        >>> from semrec.datasets import Dataset
+        >>> events = pd.DataFrame({"user": [1, 1], "item": ["x", "y"]})
+        >>> items = pd.DataFrame({"item": ["x", "y"], "text": ["a space opera", "a comedy"]})
+        >>> dataset = Dataset.from_pandas(events, "user", "item", items=items)
+        >>> emb = TextEncoder().encode_items(dataset)
+        >>> emb.shape, emb.item_ids.tolist()
+        ((2, 384), ['x', 'y'])
+        """
+        from semrec.datasets import Dataset, ItemEmbeddings
+
+        if not isinstance(dataset, Dataset):
+            raise TypeError(f"dataset must be a semrec.datasets.Dataset, got {type(dataset)}")
+        texts = dataset.item_text
+        if texts is None:
+            raise ValueError(
+                "dataset has no item text (no 'text' column in dataset.items); build it with "
+                "items=... and item_text=..."
+            )
+        return ItemEmbeddings(self.encode(texts, **encode_kwargs), dataset.item_ids)
+
     def __repr__(self) -> str:
         return (
             f"TextEncoder(model={str(self.model_path)!r}, precision={self.precision!r}, "
