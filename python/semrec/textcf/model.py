@@ -17,7 +17,8 @@ import scipy.sparse as sp
 from semrec import _validation as check
 from semrec._base import Recommender, dot_scores
 from semrec._threads import resolve_num_threads
-from semrec.datasets import Dataset
+from semrec.datasets import Dataset, ItemEmbeddings
+from semrec.datasets._embeddings import check_alignment
 from semrec.errors import NotFittedError
 from semrec.similarity import topk
 from semrec.textcf import network, persistence, training
@@ -45,8 +46,9 @@ class TextCF(RealTimeVerbs, Recommender):
 
     Parameters
     ----------
-    item_embeddings : ndarray of float32, shape (n_items, dim)
-        One text embedding per item (e.g. ``semrec.TextEncoder().encode(texts)``); any dim.
+    item_embeddings : ndarray of float32 or ItemEmbeddings, shape (n_items, dim)
+        One text embedding per item (e.g. ``semrec.TextEncoder().encode_items(dataset)``);
+        any dim.
     user_embeddings : ndarray of float32, shape (n_users, dim), optional
         Users' own text embeddings (same encoder), mixed into their input.
     network : {"mlp", "linear"}, default "mlp"
@@ -238,8 +240,10 @@ class TextCF(RealTimeVerbs, Recommender):
         Parameters
         ----------
         interactions : scipy.sparse CSR or Dataset, shape (n_users, n_items)
-            Positive weights (ratings, counts); they weight each user's mean embedding. Every
-            stored interaction is a positive of the loss.
+            Weights >= 0 (ratings, counts); they weight each user's mean embedding, and every
+            interaction with a non-zero weight is a positive of the loss. A stored 0 is seen
+            (never recommended back) but not learned from. With a Dataset, item embeddings
+            that carry ids (:class:`semrec.datasets.ItemEmbeddings`) are checked to be aligned.
         validation : scipy.sparse CSR or Dataset, optional
             Held-out interactions of the same users and items; each stored entry is a relevant
             item. After each epoch the model's NDCG@10 on it (training items excluded) is
@@ -260,7 +264,14 @@ class TextCF(RealTimeVerbs, Recommender):
             Ctrl-C, honoured between batches; the model is then left as it was.
         """
         settings = self._settings()
-        train = _interactions(interactions, "interactions")
+        if isinstance(interactions, Dataset):
+            check_alignment(self.item_embeddings, interactions)
+        seen = _interactions(interactions, "interactions")
+        train = check.without_zeros(seen)  # a stored 0 is seen but carries no weight
+        if train.nnz == 0:
+            raise ValueError(
+                "interactions has no non-zero weights; TextCF learns from positive weights"
+            )
         n_users, n_items = train.shape
         emb = _embeddings(self.item_embeddings, "item_embeddings", n_items, "item")
         users_emb = None
@@ -302,7 +313,7 @@ class TextCF(RealTimeVerbs, Recommender):
         self.item_embeddings_ = emb
         self.history_ = result.history
         self.best_epoch_ = result.best_epoch
-        self.interactions_ = train
+        self.interactions_ = seen
         return self
 
     # -- state -------------------------------------------------------------------------------
@@ -407,7 +418,7 @@ def _interactions(x: Any, name: str, *, nonnegative: bool = True) -> sp.csr_arra
 
 
 def _embeddings(x: Any, name: str, rows: int, what: str) -> np.ndarray:
-    emb, _ = check.as_float32_matrix(x, name)
+    emb, _ = check.as_float32_matrix(np.asarray(x) if isinstance(x, ItemEmbeddings) else x, name)
     if emb.shape[0] != rows:
         raise ValueError(
             f"{name} has {emb.shape[0]} rows but the interactions have {rows} {what}s; give "

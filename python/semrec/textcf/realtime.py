@@ -84,10 +84,11 @@ class RealTimeVerbs:
                     f"{self.item_embeddings_.shape[1]}) (one row per history row, the items' "
                     f"dimension), got {text.shape}"
                 )
+        weighted = check.without_zeros(rows)  # a stored 0 is seen, not learned from
         input_sum, mass = network.user_inputs(
-            rows, self.item_embeddings_, text, float(self.user_text_weight)
+            weighted, self.item_embeddings_, text, float(self.user_text_weight)
         )
-        graph_sum, degree = network.graph_sums(rows, self.graph_)
+        graph_sum, degree = network.graph_sums(weighted, self.graph_)
         state = UserState(input_sum, mass, graph_sum, degree)
         vectors = network.user_vectors(
             self.weights_, state, np.arange(rows.shape[0]), self.negative_slope
@@ -115,7 +116,7 @@ class RealTimeVerbs:
 
         The user's weighted embedding sum gains ``weight * e_item`` (O(dim)); a first
         interaction with the item also adds its edge to the user's propagation layers
-        (O(layers * factors)); then one forward pass. ``user`` may be ``n_users_`` to start a
+        (O(layers * factors)); then one forward pass. A weight of 0 only marks the item seen. ``user`` may be ``n_users_`` to start a
         new user. The items' side of the graph is the fitted one until the next ``fit``.
 
         Returns
@@ -138,15 +139,19 @@ class RealTimeVerbs:
         i = scalar_id(item, "item", self.n_items_, "item")
         if isinstance(weight, bool) or not isinstance(weight, int | float | np.number):
             raise TypeError(f"weight must be a number, got {type(weight).__name__}")
-        if not (math.isfinite(weight) and weight > 0):
-            raise ValueError(f"weight must be a finite number > 0, got {weight}")
+        if not (math.isfinite(weight) and weight >= 0):
+            raise ValueError(
+                f"weight must be a finite number >= 0 (TextCF averages embeddings with positive "
+                f"weights; 0 marks the item seen), got {weight}"
+            )
         if u == self.n_users_:  # a new user starts with no history
             self.fold_in(sp.csr_array((1, self.n_items_), dtype=np.float32), users=[u])
         s = self.user_state_
         s.input_sum[u] += float(weight) * self.item_embeddings_[i]
         s.mass[u] += float(weight)
         row = self.interactions_[[u]]
-        if i not in row.indices:
+        before = row.data[row.indices == i]
+        if weight > 0 and not (before.size and before[0] > 0):  # the user's new edge to i
             scale = self.graph_.item_scale(np.array([i]))[0]
             s.graph_sum[u] += self.graph_.item_layers[:, i].astype(np.float64) * scale
             s.degree[u] += 1
@@ -258,7 +263,9 @@ class RealTimeVerbs:
         i = scalar_id(item, "item", self.n_items_, "item")
         s = self.user_state_
         row = self.interactions_[[u]]
-        history = row.indices.astype(np.int32)
+        weighted = row.data != 0  # stored zeros are seen but take no part in the score
+        history = row.indices[weighted].astype(np.int32)
+        weights = row.data[weighted].astype(np.float64)
         x = network.means(s.input_sum[[u]], s.mass[[u]])
         jacobian, _ = network.linearised(self.weights_, x, self.negative_slope)
         n_layers = s.graph_sum.shape[1]
@@ -271,7 +278,7 @@ class RealTimeVerbs:
         target = self.item_factors_[i].astype(np.float64)
         scale = 1.0 / ((n_layers + 1) * norm) if norm > 0 else 0.0
         mass = float(s.mass[u])
-        direct = (row.data[:, None] / mass) * (self.item_embeddings_[history] @ jacobian.T)
+        direct = (weights[:, None] / mass) * (self.item_embeddings_[history] @ jacobian.T)
         layered = self.graph_.item_layers[:, history].astype(np.float64).sum(axis=0)
         layered *= (self.graph_.item_scale(history) * hop)[:, None]
         contributions = ((direct + layered) @ target) * scale if history.size else np.zeros(0)
@@ -286,10 +293,7 @@ def _history(history: Any, n_items: int) -> sp.csr_array:
             f"history must have shape (n_users, {n_items}) (one row per user, one column per "
             f"item of the model), got {history.shape}"
         )
-    if history.nnz == 0:
-        return sp.csr_array(history.shape, dtype=np.float32)
-    rows = check.interactions(history, "history", nonnegative=True)
-    return rows
+    return check.canonical_csr(history, "history", nonnegative=True, allow_empty=True)
 
 
 def _target_ids(users: Any, n: int, n_users: int) -> np.ndarray:
