@@ -5,6 +5,7 @@ How to run (from the project root, in the project's virtualenv; faiss-cpu is the
     python benchmarks/similarity.py --quick     # 1k queries x 100k items: a few minutes
     python benchmarks/similarity.py             # 10k queries x {100k, 1M} items: ~2 h on 2 cores
     python benchmarks/similarity.py --threads 2 --repeats 5 --queries 2000 --items 100000,1000000
+    python benchmarks/similarity.py --quick --isa avx2   # emulate an AVX2-only CPU (see _bench.py)
 
 What it measures. Every configuration (items x dim x k, without and with exclusion) solves the
 same problem: exact top-k by inner product of L2-normalised float32 queries against
@@ -20,6 +21,10 @@ L2-normalised float32 items, i.e. cosine similarity. The methods, side by side:
   preallocated buffer, with NumPy's BLAS): the compute ceiling of any exact method. Reported as
   GFLOP/s = 2 * queries * items * dim / seconds, and semrec's GFLOP/s as a share of it.
 
+The header names the CPU's features and the code path every library took (semrec's kernel
+variant and register tile, each BLAS and its core type, faiss's SIMD level); with ``--isa avx2``
+all of them take their AVX2 paths, which emulates an AVX2-only CPU (AMD Zen 3) on this one.
+
 Protocol. Every library runs on ``--threads`` threads: OMP_NUM_THREADS (and the BLAS variables) are
 set before numpy and faiss are imported, then ``faiss.omp_set_num_threads``,
 ``threadpoolctl.threadpool_limits`` (BLAS) and semrec's ``num_threads``. Within a configuration the
@@ -33,32 +38,22 @@ chunks of at most CHUNK_BYTES of scores.
 
 from __future__ import annotations
 
-import argparse
-import os
+import _bench
 
-# BLAS and OpenMP runtimes read their thread counts when they are loaded, so pin them before
-# numpy and faiss are imported. main() parses the full command line again.
-USABLE_CPUS: int = (
-    len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-)
-_pre = argparse.ArgumentParser(add_help=False)
-_pre.add_argument("--threads", type=int, default=USABLE_CPUS)
-THREADS: int = _pre.parse_known_args()[0].threads
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS"):
-    os.environ[_var] = str(THREADS)
+KNOWN = _bench.pin_environment()
 
+import argparse  # noqa: E402
 import gc  # noqa: E402
-import platform  # noqa: E402
-import resource  # noqa: E402
+import os  # noqa: E402
 import statistics  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
-from importlib.metadata import PackageNotFoundError, version  # noqa: E402
+from importlib.metadata import version  # noqa: E402
 
 import numpy as np  # noqa: E402
 import scipy.sparse as sp  # noqa: E402
-from threadpoolctl import threadpool_info, threadpool_limits  # noqa: E402
+from threadpoolctl import threadpool_limits  # noqa: E402
 
 try:
     import faiss
@@ -84,7 +79,7 @@ def parse_args() -> argparse.Namespace:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--quick", action="store_true", help="1k queries, 100k items only")
-    parser.add_argument("--threads", type=int, default=THREADS, help="threads for every library")
+    _bench.add_common_arguments(parser, KNOWN.threads)
     parser.add_argument("--repeats", type=int, default=5, help="timed runs per method")
     parser.add_argument("--queries", type=int, help="number of queries (10000; --quick: 1000)")
     parser.add_argument("--items", type=_int_list, help="item counts (100000,1000000)")
@@ -236,52 +231,17 @@ def fmt_count(n: int) -> str:
     return str(n)
 
 
-def semrec_version() -> str:
-    """The installed version, plus the compiled kernel variant (instruction set) in use."""
-    try:
-        text = version("semrec")
-    except PackageNotFoundError:  # e.g. run from a source tree on PYTHONPATH
-        text = str(getattr(semrec, "__version__", "unknown"))
-    native = sys.modules.get("semrec._native")
-    kernel = getattr(getattr(native, "core", None), "__name__", None)
-    return f"{text} ({kernel.rsplit('.', 1)[-1]})" if kernel else text
-
-
-def _blas_owner(path: str) -> str:
-    return next((lib for lib in ("numpy", "scipy", "faiss", "torch") if lib in path), "other")
-
-
 def machine_header(args: argparse.Namespace) -> str:
-    cpu, flags = "unknown CPU", set()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                if key.strip() == "model name":
-                    cpu = value.strip()
-                elif key.strip() == "flags":
-                    flags = set(value.split())
-    except OSError:
-        pass
-    simd = ", ".join(s for s in ("avx2", "fma", "avx512f", "avx512_vnni") if s in flags) or "-"
-    blas = "; ".join(
-        f"{_blas_owner(i['filepath'])}: {i['internal_api']} {i.get('version')} "
-        f"{i.get('architecture', '')}, {i['num_threads']} threads"
-        for i in threadpool_info()
-        if i["user_api"] == "blas"
-    )
     chunks = ", ".join(f"{chunk_rows(n)} at {fmt_count(n)} items" for n in args.items)
     t = args.threads
     load = os.getloadavg()[0]
     return "\n".join(
         [
             "semrec.similarity.topk benchmark",
-            f"machine  : {cpu}; {os.cpu_count()} logical CPUs, {USABLE_CPUS} "
-            f"usable; SIMD {simd}; {platform.system()} {platform.release()}",
-            f"versions : semrec {semrec_version()}, numpy {np.__version__}, "
-            f"faiss {faiss.__version__}, scipy {version('scipy')}, "
-            f"Python {platform.python_version()}",
-            f"BLAS     : {blas}",
+            _bench.machine_line(),
+            _bench.paths_line(),
+            f"versions : semrec {_bench.semrec_version()}, numpy {np.__version__}, "
+            f"faiss {faiss.__version__}, scipy {version('scipy')}",
             f"load     : {load:.2f} (1-min load average at the start; the last line measures "
             "what else ran during the benchmark)",
             f"threads  : {t} for all — semrec num_threads={t}, OMP_NUM_THREADS="
@@ -365,36 +325,12 @@ def bench_config(
     )
 
 
-def cpu_seconds() -> tuple[float, float, float]:
-    """(wall clock, busy CPU seconds of the whole machine incl. steal, this process's CPU)."""
-    busy = float("nan")
-    try:
-        with open("/proc/stat") as f:
-            fields = [int(v) for v in f.readline().split()[1:]]
-        busy = (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        pass
-    own = resource.getrusage(resource.RUSAGE_SELF)
-    return time.perf_counter(), busy, own.ru_utime + own.ru_stime
-
-
-def contention_note(start: tuple[float, float, float]) -> str:
-    """How much CPU everything but this benchmark used while it ran (and the VM's steal)."""
-    end = cpu_seconds()
-    wall, busy, own = (b - a for a, b in zip(start, end, strict=True))
-    share = max(0.0, busy - own) / (wall * (os.cpu_count() or 1))
-    verdict = "timings are contended" if share > 0.05 else "a quiet machine"
-    return (
-        f"other processes (and steal) used {100 * share:.0f}% of the CPUs during the run: {verdict}"
-    )
-
-
 def main() -> None:
     args = parse_args()
     rng = np.random.default_rng(SEED)
     semrec.set_num_threads(args.threads)
     faiss.omp_set_num_threads(args.threads)
-    start = cpu_seconds()
+    start = _bench.cpu_seconds()
     with threadpool_limits(limits=args.threads):
         print(machine_header(args))
         print()
@@ -414,7 +350,7 @@ def main() -> None:
                 del x, q, index
                 gc.collect()
     print()
-    print(contention_note(start))
+    print(_bench.contention_note(start))
 
 
 if __name__ == "__main__":

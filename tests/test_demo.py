@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import html
 import io
+import json
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -30,7 +34,15 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> dict:
         code = main(
             ["demo", "--size", "tiny", "--seed", str(SEED), "--threads", "2", "--out", str(out)]
         )
-    return {"code": code, "out": out, "stdout": stdout.getvalue(), "stderr": stderr.getvalue()}
+    # The report as this run wrote it (a later test re-runs the demo into the same folder).
+    page = (out / "report.html").read_text(encoding="utf-8") if code == 0 else ""
+    return {
+        "code": code,
+        "out": out,
+        "stdout": stdout.getvalue(),
+        "stderr": stderr.getvalue(),
+        "report": page,
+    }
 
 
 def table_rows(stdout: str) -> dict[str, list[float | None]]:
@@ -141,3 +153,52 @@ def test_failure_while_writing_leaves_nothing_half_written(
 def test_ml100k_without_data_dir_names_the_argument(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["demo", "--dataset", "ml-100k"]) == 1
     assert "--data-dir" in capsys.readouterr().err
+
+
+# What the page reports about itself once loaded in a browser (tables, images, layout).
+PROBE = """<script>addEventListener('load', () => {
+  const tables = [...document.querySelectorAll('table')].map(t => ({
+    head: t.tHead ? t.tHead.rows[0].cells.length : 0,
+    rows: t.tBodies.length ? t.tBodies[0].rows.length : 0,
+    best: t.querySelectorAll('td.best').length}));
+  const images = [...document.images].map(i => ({
+    loaded: i.complete && i.naturalWidth > 0, width: i.getBoundingClientRect().width}));
+  const right = Math.max(...[...document.body.querySelectorAll('*')].map(
+    e => e.getBoundingClientRect().right));
+  const out = document.createElement('pre');
+  out.id = 'probe';
+  out.textContent = JSON.stringify({tables, images, right, viewport: window.innerWidth,
+    scroll: document.documentElement.scrollWidth, items: document.querySelectorAll('li').length});
+  document.body.appendChild(out);
+});</script>"""
+
+
+def test_report_renders_in_a_browser_without_overflow(run: dict, tmp_path: Path) -> None:
+    """Headless Chromium at 1280 px: real tables, every figure decoded, nothing wider."""
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("headless Chromium is not installed (Debian package chromium)")
+    page = run["report"]
+    # One self-contained file: nothing is fetched from anywhere.
+    assert not re.search(r"""(?:src|href)\s*=\s*["']?(?:https?:|//|file:)""", page)
+    assert "<script" not in page.lower()
+    probe = tmp_path / "probe.html"
+    probe.write_text(page.replace("</body>", PROBE + "</body>"), encoding="utf-8")
+    result = subprocess.run(
+        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+         "--window-size=1280,900", "--virtual-time-budget=10000", "--dump-dom", probe.as_uri()],
+        capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    found = re.search(r'<pre id="probe">(.*?)</pre>', result.stdout, flags=re.S)
+    assert found, f"Chromium printed no probe result: {result.stderr[-2000:]}"
+    dom = json.loads(html.unescape(found.group(1)))
+    tables = dom["tables"]
+    assert len(tables) >= 3  # comparison, MMR sweep, real-time update
+    comparison = tables[0]
+    assert comparison["head"] == 4 and comparison["rows"] == len(MODELS)
+    assert comparison["best"] >= 3  # the best value of every metric column is marked
+    assert len(dom["images"]) == 4
+    assert all(i["loaded"] and i["width"] > 100 for i in dom["images"]), dom["images"]
+    assert dom["items"] >= 8 + 5 + 5  # history, content and hybrid recommendations
+    assert dom["viewport"] == 1280
+    assert dom["scroll"] <= 1280 and dom["right"] <= 1280, (dom["scroll"], dom["right"])

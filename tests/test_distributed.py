@@ -39,8 +39,10 @@ START_METHOD = "distributed.worker.multiprocessing-method"
 @pytest.fixture(scope="module")
 def client():
     # Not the default client: every call passes client=, and "no client" can be tested.
+    # ":0": any free port (None means the default 8787, which another test run on the same
+    # machine may hold; the port-change warning is then an error under filterwarnings).
     cluster = distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
     )
     with distributed.Client(cluster, set_as_default=False) as c:
         yield c

@@ -269,7 +269,7 @@ def test_progress_bar_reaches_the_end_and_does_not_change_the_graph(rng, capsys)
 
 
 def test_a_failing_progress_callback_stops_the_kernel_cleanly(rng):
-    from semrec import knn
+    from semrec import _knn_graph as knn_graph
 
     r = random_interactions(rng, 300, 200, 0.1)
     model = make(ItemKNN, 5).fit(r)
@@ -279,7 +279,7 @@ def test_a_failing_progress_callback_stops_the_kernel_cleanly(rng):
 
     n = model._weighted.shape[0]
     with pytest.raises(RuntimeError, match="progress display broke"):
-        knn._graph_rows(
+        knn_graph.graph_rows(
             model._weighted, 0, n, model._targets, model._norms, model, 1,
             self_ids=np.arange(n, dtype=np.int32), progress=fail,
         )  # fmt: skip

@@ -10,16 +10,6 @@ namespace semrec::bindings {
 
 namespace {
 
-CsrValuesView csr_values_view(const CArray<std::int64_t>& indptr,
-                              const CArray<std::int32_t>& indices, const CArray<float>& values,
-                              std::int64_t cols) {
-  const CsrView structure = csr_view(indptr, indices, cols, "ratings");
-  if (values.ndim() != 1 || values.shape(0) != indices.shape(0)) {
-    throw std::invalid_argument("ratings: values must be 1-D and match indices");
-  }
-  return {structure.indptr, structure.indices, values.data(), structure.rows, cols};
-}
-
 AlsSolver parse_solver(const std::string& name) {
   if (name == "cg") return AlsSolver::cg;
   if (name == "cholesky") return AlsSolver::cholesky;
@@ -40,8 +30,8 @@ void register_als(py::module_& m) {
   m.def(
       "csr_transpose",
       [](const CArray<std::int64_t>& indptr, const CArray<std::int32_t>& indices,
-         const CArray<float>& values, std::int64_t cols, int num_threads) {
-        const CsrValuesView r = csr_values_view(indptr, indices, values, cols);
+         const CArray<float>& values, std::int64_t cols, ThreadCount num_threads) {
+        const CsrValuesView r = csr_values_view(indptr, indices, values, cols, "ratings");
         CArray<std::int64_t> t_indptr({static_cast<py::ssize_t>(cols + 1)});
         CArray<std::int32_t> t_indices({static_cast<py::ssize_t>(indices.shape(0))});
         CArray<float> t_values({static_cast<py::ssize_t>(indices.shape(0))});
@@ -57,7 +47,7 @@ void register_als(py::module_& m) {
 
   m.def(
       "als_gram",
-      [](const CArray<float>& other, int dims, int num_threads) {
+      [](const CArray<float>& other, int dims, ThreadCount num_threads) {
         const MatrixView y = matrix_view(other, "other");
         CArray<double> out({static_cast<py::ssize_t>(dims), static_cast<py::ssize_t>(dims)});
         double* data = out.mutable_data();
@@ -72,9 +62,9 @@ void register_als(py::module_& m) {
       [](const CArray<std::int64_t>& indptr, const CArray<std::int32_t>& indices,
          const CArray<float>& values, const CArray<float>& other,
          std::optional<CArray<double>> gram, CArray<float> factors, bool implicit, int solve_dims,
-         float regularization, const std::string& solver, int cg_steps, int num_threads) {
+         float regularization, const std::string& solver, int cg_steps, ThreadCount num_threads) {
         const MatrixView y = matrix_view(other, "other");
-        const CsrValuesView r = csr_values_view(indptr, indices, values, y.rows);
+        const CsrValuesView r = csr_values_view(indptr, indices, values, y.rows, "ratings");
         const MatrixView x = matrix_view(factors, "factors");
         if (x.rows != r.rows || x.cols != y.cols) {
           throw std::invalid_argument("factors must have shape (ratings rows, other cols)");
@@ -96,10 +86,10 @@ void register_als(py::module_& m) {
       "als_loss",
       [](const CArray<std::int64_t>& indptr, const CArray<std::int32_t>& indices,
          const CArray<float>& values, const CArray<float>& factors, const CArray<float>& other,
-         std::optional<CArray<double>> gram, bool implicit, int num_threads) {
+         std::optional<CArray<double>> gram, bool implicit, ThreadCount num_threads) {
         const MatrixView y = matrix_view(other, "other");
         const MatrixView x = matrix_view(factors, "factors");
-        const CsrValuesView r = csr_values_view(indptr, indices, values, y.rows);
+        const CsrValuesView r = csr_values_view(indptr, indices, values, y.rows, "ratings");
         const double* g = gram_pointer(gram, y.cols);
         double loss = 0.0;
         without_gil([&](const StopCheck& stop) {

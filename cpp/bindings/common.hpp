@@ -9,13 +9,14 @@
 
 #include <chrono>
 #include <cstdint>
+#include <limits>
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <utility>
 
 #include "semrec/parallel.hpp"
-#include "semrec/similarity.hpp"
+#include "semrec/views.hpp"
 
 namespace semrec::bindings {
 
@@ -48,6 +49,27 @@ inline CsrView csr_view(const std::optional<CArray<std::int64_t>>& indptr,
   }
   return {indptr->data(), indices->data(), rows, cols};
 }
+
+// A CSR matrix with float values: its structure (as csr_view) and one value per entry.
+inline CsrValuesView csr_values_view(const CArray<std::int64_t>& indptr,
+                                     const CArray<std::int32_t>& indices,
+                                     const CArray<float>& values, std::int64_t cols,
+                                     const char* name) {
+  const CsrView structure = csr_view(indptr, indices, cols, name);
+  if (values.ndim() != 1 || values.shape(0) != indices.shape(0)) {
+    throw std::invalid_argument(std::string(name) + ": values must be 1-D and match indices");
+  }
+  return {structure.indptr, structure.indices, values.data(), structure.rows, cols};
+}
+
+// num_threads as every binding receives it: any Python int, capped by usable_threads (so a
+// direct call of the private module with an absurd count runs on the cores there are); 0 and
+// negative counts reach the kernel, which rejects them. The Python layer has already resolved
+// the count (semrec._threads.resolve_num_threads); this is the safety net behind it.
+struct ThreadCount {
+  int value = 1;
+  operator int() const { return value; }
+};
 
 // Polls Python's signal handlers (so Ctrl-C stops a long kernel) at most every 50 ms. The
 // kernel calls it only on the thread that released the GIL, which is the one signals reach.
@@ -82,3 +104,33 @@ void without_gil(Fn&& fn) {
 }
 
 }  // namespace semrec::bindings
+
+namespace pybind11::detail {
+
+template <>
+struct type_caster<semrec::bindings::ThreadCount> {
+  PYBIND11_TYPE_CASTER(semrec::bindings::ThreadCount, const_name("int"));
+
+  bool load(handle src, bool /*convert*/) {
+    if (!src || PyBool_Check(src.ptr()) || !PyLong_Check(src.ptr())) return false;
+    int overflow = 0;
+    const long long n = PyLong_AsLongLongAndOverflow(src.ptr(), &overflow);
+    if (n == -1 && PyErr_Occurred()) {
+      PyErr_Clear();
+      return false;
+    }
+    if (overflow < 0 || n < 1) {
+      value.value = 0;  // the kernel reports it
+    } else {
+      value.value =
+          semrec::usable_threads(overflow > 0 ? std::numeric_limits<long long>::max() : n);
+    }
+    return true;
+  }
+
+  static handle cast(semrec::bindings::ThreadCount src, return_value_policy, handle) {
+    return PyLong_FromLong(src.value);
+  }
+};
+
+}  // namespace pybind11::detail

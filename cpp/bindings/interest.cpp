@@ -30,7 +30,7 @@ void def_profiles(py::module_& m) {
       "interest_profiles",
       [](const CArray<std::int64_t>& indptr, const CArray<std::int32_t>& indices,
          const CArray<float>& weights, std::optional<CArray<Time>> times,
-         const CArray<float>& items, double half_life, int num_threads) {
+         const CArray<float>& items, double half_life, ThreadCount num_threads) {
         const MatrixView x = matrix_view(items, "items");
         const auto ev = events_view<Time>(indptr, indices, weights, times, x.rows);
         CArray<float> out({ev.csr.rows, x.cols});
@@ -71,7 +71,7 @@ void def_state_methods(py::class_<InterestState>& cls) {
       "add_rows",
       [](InterestState& s, const CArray<std::int64_t>& indptr, const CArray<std::int32_t>& indices,
          const CArray<float>& weights, std::optional<CArray<Time>> times,
-         const CArray<float>& items, std::int64_t first_user, int num_threads) {
+         const CArray<float>& items, std::int64_t first_user, ThreadCount num_threads) {
         const MatrixView x = matrix_view(items, "items");
         const auto ev = events_view<Time>(indptr, indices, weights, times, x.rows);
         without_gil(
@@ -117,7 +117,7 @@ void register_interest(py::module_& m) {
           py::arg("t"))
       .def(
           "profiles",
-          [](const InterestState& s, const CArray<std::int64_t>& users, int num_threads) {
+          [](const InterestState& s, const CArray<std::int64_t>& users, ThreadCount num_threads) {
             CArray<float> out({users.size(), s.dim()});
             float* data = out.mutable_data();
             const std::int64_t* ids = users.data();

@@ -14,15 +14,6 @@ namespace semrec::bindings {
 
 namespace {
 
-CsrValuesView values_view(const CArray<std::int64_t>& indptr, const CArray<std::int32_t>& indices,
-                          const CArray<float>& values, std::int64_t cols, const char* name) {
-  const CsrView structure = csr_view(indptr, indices, cols, name);
-  if (values.ndim() != 1 || values.shape(0) != indices.shape(0)) {
-    throw std::invalid_argument(std::string(name) + ": values must be 1-D and match indices");
-  }
-  return {structure.indptr, structure.indices, values.data(), structure.rows, cols};
-}
-
 const float* vector_of(const CArray<float>& a, std::int64_t n, const char* name) {
   if (a.ndim() != 1 || a.shape(0) != n) {
     throw std::invalid_argument(std::string(name) + " must be 1-D of length " + std::to_string(n));
@@ -51,11 +42,12 @@ void register_knn(py::module_& m) {
          const CArray<std::int32_t>& t_indices, const CArray<float>& t_values,
          std::int64_t n_targets, const CArray<float>& query_norms,
          const CArray<float>& target_norms, std::optional<CArray<std::int32_t>> self,
-         std::optional<CArray<std::int32_t>> target_ids, int k, float shrink, int num_threads,
-         std::optional<py::function> progress) {
+         std::optional<CArray<std::int32_t>> target_ids, int k, float shrink,
+         ThreadCount num_threads, std::optional<py::function> progress) {
         const std::int64_t dims = t_indptr.ndim() == 1 ? t_indptr.shape(0) - 1 : 0;
-        const CsrValuesView q = values_view(q_indptr, q_indices, q_values, dims, "queries");
-        const CsrValuesView t = values_view(t_indptr, t_indices, t_values, n_targets, "targets_t");
+        const CsrValuesView q = csr_values_view(q_indptr, q_indices, q_values, dims, "queries");
+        const CsrValuesView t =
+            csr_values_view(t_indptr, t_indices, t_values, n_targets, "targets_t");
         const float* qn = vector_of(query_norms, q.rows, "query_norms");
         const float* tn = vector_of(target_norms, n_targets, "target_norms");
         const std::int32_t* me = nullptr;
@@ -108,10 +100,10 @@ void register_knn(py::module_& m) {
          const CArray<std::int32_t>& g_indices, const CArray<float>& g_values, std::int64_t n_items,
          int k, std::optional<CArray<std::int64_t>> exclude_indptr,
          std::optional<CArray<std::int32_t>> exclude_indices,
-         std::optional<CArray<std::int32_t>> candidates, int num_threads) {
+         std::optional<CArray<std::int32_t>> candidates, ThreadCount num_threads) {
         const std::int64_t dims = g_indptr.ndim() == 1 ? g_indptr.shape(0) - 1 : 0;
-        const CsrValuesView h = values_view(h_indptr, h_indices, h_values, dims, "history");
-        const CsrValuesView g = values_view(g_indptr, g_indices, g_values, n_items, "graph");
+        const CsrValuesView h = csr_values_view(h_indptr, h_indices, h_values, dims, "history");
+        const CsrValuesView g = csr_values_view(g_indptr, g_indices, g_values, n_items, "graph");
         const CsrView ex = csr_view(exclude_indptr, exclude_indices, n_items, "exclude");
         if (k < 1) throw std::invalid_argument("k must be >= 1");
         const std::int32_t* cand = nullptr;

@@ -21,7 +21,7 @@ void register_metrics(py::module_& m) {
       "ranking_metrics",
       [](const CArray<std::int32_t>& recs, const CArray<std::int64_t>& rel_indptr,
          const CArray<std::int32_t>& rel_indices, std::int64_t n_items,
-         const std::vector<int>& cutoffs, int num_threads) {
+         const std::vector<int>& cutoffs, ThreadCount num_threads) {
         const RecommendationView r = recs_view(recs);
         const CsrView rel = csr_view(rel_indptr, rel_indices, n_items, "relevant");
         CArray<double> out({r.rows, static_cast<std::int64_t>(cutoffs.size()),
@@ -52,7 +52,7 @@ void register_metrics(py::module_& m) {
   m.def(
       "mean_item_value",
       [](const CArray<std::int32_t>& recs, int k, const CArray<double>& item_value,
-         int num_threads) {
+         ThreadCount num_threads) {
         const RecommendationView r = recs_view(recs);
         const std::span<const double> values(item_value.data(),
                                              static_cast<std::size_t>(item_value.size()));
@@ -68,7 +68,7 @@ void register_metrics(py::module_& m) {
   m.def(
       "intra_list_diversity",
       [](const CArray<std::int32_t>& recs, int k, const CArray<float>& embeddings,
-         int num_threads) {
+         ThreadCount num_threads) {
         const RecommendationView r = recs_view(recs);
         const MatrixView e = matrix_view(embeddings, "embeddings");
         CArray<double> out(r.rows);

@@ -9,7 +9,7 @@ void register_rerank(py::module_& m) {
   m.def(
       "mmr",
       [](const CArray<std::int32_t>& ids, const CArray<float>& relevance,
-         const CArray<float>& embeddings, int k, double lambda, int num_threads) {
+         const CArray<float>& embeddings, int k, double lambda, ThreadCount num_threads) {
         if (ids.ndim() != 2 || relevance.ndim() != 2 || ids.shape(0) != relevance.shape(0) ||
             ids.shape(1) != relevance.shape(1)) {
           throw std::invalid_argument("ids and relevance must be 2-D arrays of the same shape");

@@ -16,6 +16,12 @@ Metric parse_metric(const std::string& name) {
   throw std::invalid_argument("metric must be 'cosine' or 'dot', got '" + name + "'");
 }
 
+ItemStorage parse_storage(const std::string& name) {
+  if (name == "float32") return ItemStorage::float32;
+  if (name == "float16") return ItemStorage::float16;
+  throw std::invalid_argument("storage must be 'float32' or 'float16', got '" + name + "'");
+}
+
 py::tuple allocate(std::int64_t rows, int k, TopKOutput& out) {
   if (k < 1) throw std::invalid_argument("k must be >= 1");
   CArray<std::int32_t> ids({rows, static_cast<std::int64_t>(k)});
@@ -31,7 +37,7 @@ void register_similarity(py::module_& m) {
       "topk",
       [](const CArray<float>& queries, const CArray<float>& items, int k, const std::string& metric,
          std::optional<CArray<std::int64_t>> exclude_indptr,
-         std::optional<CArray<std::int32_t>> exclude_indices, int num_threads) {
+         std::optional<CArray<std::int32_t>> exclude_indices, ThreadCount num_threads) {
         const MatrixView q = matrix_view(queries, "queries");
         const MatrixView x = matrix_view(items, "items");
         const CsrView ex = csr_view(exclude_indptr, exclude_indices, x.rows, "exclude");
@@ -51,7 +57,7 @@ void register_similarity(py::module_& m) {
       [](const CArray<float>& queries, const CArray<float>& items,
          const CArray<std::int64_t>& cand_indptr, const CArray<std::int32_t>& cand_indices, int k,
          const std::string& metric, std::optional<CArray<std::int64_t>> exclude_indptr,
-         std::optional<CArray<std::int32_t>> exclude_indices, int num_threads) {
+         std::optional<CArray<std::int32_t>> exclude_indices, ThreadCount num_threads) {
         const MatrixView q = matrix_view(queries, "queries");
         const MatrixView x = matrix_view(items, "items");
         const CsrView cand = csr_view(cand_indptr, cand_indices, x.rows, "candidates");
@@ -69,6 +75,68 @@ void register_similarity(py::module_& m) {
       py::arg("metric"), py::arg("exclude_indptr").noconvert(),
       py::arg("exclude_indices").noconvert(), py::arg("num_threads"),
       "Top-k over per-query candidate lists; see semrec.similarity.topk.");
+
+  py::class_<PreparedItems>(m, "PreparedItems",
+                            "Item vectors packed for repeated search; see semrec.ItemIndex.")
+      .def(py::init([](std::int64_t dim, const std::string& metric, const std::string& storage) {
+             return std::make_unique<PreparedItems>(dim, parse_metric(metric),
+                                                    parse_storage(storage));
+           }),
+           py::arg("dim"), py::arg("metric"), py::arg("storage"))
+      .def(
+          "append",
+          [](PreparedItems& self, const CArray<float>& rows, ThreadCount num_threads) {
+            const MatrixView x = matrix_view(rows, "rows");
+            without_gil([&](const StopCheck& stop) { self.append(x, num_threads, stop); });
+          },
+          py::arg("rows").noconvert(), py::arg("num_threads"),
+          "Packs rows (finite, checked by the caller) as the next items.")
+      .def_property_readonly("size", &PreparedItems::size)
+      .def_property_readonly("nbytes", &PreparedItems::bytes);
+
+  m.def(
+      "topk_prepared",
+      [](const CArray<float>& queries, const PreparedItems& items, const CArray<float>& rows, int k,
+         std::optional<CArray<std::int64_t>> exclude_indptr,
+         std::optional<CArray<std::int32_t>> exclude_indices, ThreadCount num_threads) {
+        const MatrixView q = matrix_view(queries, "queries");
+        const MatrixView x = matrix_view(rows, "rows");
+        const CsrView ex = csr_view(exclude_indptr, exclude_indices, x.rows, "exclude");
+        TopKOutput out;
+        py::tuple result = allocate(q.rows, k, out);
+        without_gil(
+            [&](const StopCheck& stop) { topk(q, items, x, k, ex, num_threads, out, stop); });
+        return result;
+      },
+      py::arg("queries").noconvert(), py::arg("items"), py::arg("rows").noconvert(), py::arg("k"),
+      py::arg("exclude_indptr").noconvert(), py::arg("exclude_indices").noconvert(),
+      py::arg("num_threads"), "Top-k over prepared items; see semrec.similarity.topk.");
+
+  m.def(
+      "topk_candidates_prepared",
+      [](const CArray<float>& queries, const PreparedItems& items, const CArray<float>& rows,
+         const CArray<std::int64_t>& cand_indptr, const CArray<std::int32_t>& cand_indices, int k,
+         std::optional<CArray<std::int64_t>> exclude_indptr,
+         std::optional<CArray<std::int32_t>> exclude_indices, ThreadCount num_threads) {
+        const MatrixView q = matrix_view(queries, "queries");
+        const MatrixView x = matrix_view(rows, "rows");
+        const CsrView cand = csr_view(cand_indptr, cand_indices, x.rows, "candidates");
+        const CsrView ex = csr_view(exclude_indptr, exclude_indices, x.rows, "exclude");
+        TopKOutput out;
+        py::tuple result = allocate(q.rows, k, out);
+        without_gil([&](const StopCheck& stop) {
+          topk_candidates(q, items, x, cand, k, ex, num_threads, out, stop);
+        });
+        return result;
+      },
+      py::arg("queries").noconvert(), py::arg("items"), py::arg("rows").noconvert(),
+      py::arg("cand_indptr").noconvert(), py::arg("cand_indices").noconvert(), py::arg("k"),
+      py::arg("exclude_indptr").noconvert(), py::arg("exclude_indices").noconvert(),
+      py::arg("num_threads"), "Top-k over per-query candidates of prepared items.");
+
+  m.def(
+      "kernel_description", [] { return std::string(kernel_description()); },
+      "The compiled search kernel: instruction set and register tile.");
 }
 
 }  // namespace semrec::bindings

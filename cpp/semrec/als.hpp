@@ -5,20 +5,11 @@
 #include <cstdint>
 
 #include "semrec/parallel.hpp"
-#include "semrec/similarity.hpp"
+#include "semrec/views.hpp"
 
 namespace semrec {
 
 enum class AlsSolver { cg, cholesky };
-
-// A CSR matrix with float values owned by the caller; each row's indices sorted ascending.
-struct CsrValuesView {
-  const std::int64_t* indptr = nullptr;
-  const std::int32_t* indices = nullptr;
-  const float* values = nullptr;
-  std::int64_t rows = 0;
-  std::int64_t cols = 0;
-};
 
 struct AlsSettings {
   // Implicit: values are c - 1 (c the confidence), the preference of an observed entry is 1 and

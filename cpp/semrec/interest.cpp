@@ -48,15 +48,19 @@ void scale(float a, float* y, std::int64_t n) {
   for (std::int64_t d = 0; d < n; ++d) y[d] *= a;
 }
 
+// ‖x‖² of a profile sum, in double: float squares underflow for tiny vectors (1e-30, whose
+// profile then came out zero or too long) and overflow for huge ones. Once per profile, so the
+// double lanes cost nothing measurable.
 double squared_norm(const float* x, std::int64_t n) {
-  float lanes[kLanes] = {};
+  constexpr int kNormLanes = 8;
+  double lanes[kNormLanes] = {};
   std::int64_t d = 0;
-  for (; d + kLanes <= n; d += kLanes) {
-    for (int l = 0; l < kLanes; ++l) lanes[l] += x[d + l] * x[d + l];
+  for (; d + kNormLanes <= n; d += kNormLanes) {
+    for (int l = 0; l < kNormLanes; ++l) lanes[l] += static_cast<double>(x[d + l]) * x[d + l];
   }
   double total = 0.0;
   for (; d < n; ++d) total += static_cast<double>(x[d]) * x[d];
-  for (float v : lanes) total += v;
+  for (double v : lanes) total += v;
   return total;
 }
 

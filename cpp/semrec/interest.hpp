@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "semrec/parallel.hpp"
-#include "semrec/similarity.hpp"
+#include "semrec/views.hpp"
 
 namespace semrec {
 

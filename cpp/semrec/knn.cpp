@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "semrec/topk_selector.hpp"
+
 namespace semrec {
 namespace {
 
@@ -23,57 +25,6 @@ constexpr std::int64_t kDenseShare = 1;
 // costs less than the sparse path's per-add bookkeeping and per-touch division (measured at
 // 100k and 20k targets: the kernel 15-20% faster than with the threshold at nt).
 constexpr std::int64_t kGraphDenseDivisor = 8;
-
-struct Entry {
-  float score;
-  std::int32_t id;
-};
-
-// Higher score first; among equal scores the lower id first.
-inline bool better(const Entry& a, const Entry& b) {
-  return a.score > b.score || (a.score == b.score && a.id < b.id);
-}
-
-// The k best entries with a score above 0, fed in any order. Entries collect in a buffer of up
-// to 2k; when it fills, a selection keeps the k best and the worst of them becomes the bar
-// every later entry must beat (O(1) per entry on average).
-class Selector {
- public:
-  explicit Selector(int k) : k_(static_cast<std::size_t>(k)) { buffer_.reserve(2 * k_); }
-
-  bool admits(float score, std::int32_t id) const {
-    return full_ ? better({score, id}, bar_) : score > 0.0f;
-  }
-  // The lowest score that can still enter (a cheap pre-filter before admits()).
-  float floor() const { return full_ ? bar_.score : 0.0f; }
-
-  void push(float score, std::int32_t id) {
-    buffer_.push_back({score, id});
-    if (buffer_.size() == 2 * k_) shrink();
-  }
-
-  // The kept entries, best first; empties the selector.
-  std::vector<Entry>& finish() {
-    shrink();
-    std::sort(buffer_.begin(), buffer_.end(), better);
-    full_ = false;
-    return buffer_;
-  }
-
- private:
-  void shrink() {
-    if (buffer_.size() <= k_) return;
-    std::nth_element(buffer_.begin(), buffer_.begin() + (k_ - 1), buffer_.end(), better);
-    buffer_.resize(k_);
-    bar_ = buffer_[k_ - 1];
-    full_ = true;
-  }
-
-  std::size_t k_;
-  bool full_ = false;
-  Entry bar_{0.0f, 0};
-  std::vector<Entry> buffer_;
-};
 
 // Per-thread scratch: a dense accumulator over the columns and a bitmap of the columns the
 // current row has touched (small enough to stay in L1). Both are all zero between rows.
@@ -324,7 +275,7 @@ CsrResult neighbour_graph(CsrValuesView queries, CsrValuesView targets_t, const 
   const std::int64_t nq = queries.rows, nt = targets_t.cols;
   const float shrink = settings.shrink;
   const std::int64_t n_tasks = (nq + kRowsPerTask - 1) / kRowsPerTask;
-  std::vector<std::vector<Entry>> kept(static_cast<std::size_t>(n_tasks));
+  std::vector<std::vector<ScoredId>> kept(static_cast<std::size_t>(n_tasks));
   std::vector<std::int64_t> counts(static_cast<std::size_t>(nq), 0);
   // Heaviest rows first, so no thread is left alone with a heavy row at the end.
   std::vector<std::int64_t> work(static_cast<std::size_t>(nq), 0);
@@ -338,7 +289,7 @@ CsrResult neighbour_graph(CsrValuesView queries, CsrValuesView targets_t, const 
   for (std::int64_t r = 0; r < nq; ++r) order[r] = r;
   std::stable_sort(order.begin(), order.end(),
                    [&](std::int64_t a, std::int64_t b) { return work[a] > work[b]; });
-  std::vector<Scratch> scratch(static_cast<std::size_t>(num_threads));
+  std::vector<Scratch> scratch(static_cast<std::size_t>(usable_threads(num_threads)));
   const Packed targets = pack(targets_t);
 
   // One call for the whole graph (packing the targets once) still reports progress: from the
@@ -351,8 +302,8 @@ CsrResult neighbour_graph(CsrValuesView queries, CsrValuesView targets_t, const 
   parallel_tasks(n_tasks, num_threads, check, [&](std::int64_t task) {
     Scratch& s = scratch[static_cast<std::size_t>(omp_get_thread_num())];
     s.ensure(nt);
-    Selector top(settings.k);
-    std::vector<Entry>& out = kept[static_cast<std::size_t>(task)];
+    TopKSelector top(settings.k, 0.0f);
+    std::vector<ScoredId>& out = kept[static_cast<std::size_t>(task)];
     for (std::int64_t pos = task * kRowsPerTask; pos < std::min(nq, (task + 1) * kRowsPerTask);
          ++pos) {
       const std::int64_t r = order[pos];
@@ -369,7 +320,7 @@ CsrResult neighbour_graph(CsrValuesView queries, CsrValuesView targets_t, const 
             const float* tn = target_norms + j0;
             // Cheap pre-filter (no division): sim >= floor needs a >= floor * denominator; the
             // slack covers rounding, the exact test follows.
-            const float floor = top.floor();
+            const float floor = top.threshold();
             int any = 0;
             for (int j = 0; j < n; ++j) {
               any |= static_cast<int>(a[j] > 0.0f) &
@@ -398,12 +349,12 @@ CsrResult neighbour_graph(CsrValuesView queries, CsrValuesView targets_t, const 
           s.reset_sparse();
         }
       }
-      std::vector<Entry>& best = top.finish();
+      std::vector<ScoredId>& best = top.finish();
       std::sort(best.begin(), best.end(),
-                [](const Entry& a, const Entry& b) { return a.id < b.id; });
+                [](const ScoredId& a, const ScoredId& b) { return a.id < b.id; });
       out.insert(out.end(), best.begin(), best.end());
       counts[static_cast<std::size_t>(r)] = static_cast<std::int64_t>(best.size());
-      best.clear();
+      top.reset();
     }
     rows_done.fetch_add(std::min(nq, (task + 1) * kRowsPerTask) - task * kRowsPerTask,
                         std::memory_order_relaxed);
@@ -416,7 +367,7 @@ CsrResult neighbour_graph(CsrValuesView queries, CsrValuesView targets_t, const 
   result.indices.resize(static_cast<std::size_t>(result.indptr[nq]));
   result.values.resize(result.indices.size());
   for (std::int64_t task = 0; task < n_tasks; ++task) {
-    const Entry* e = kept[task].data();
+    const ScoredId* e = kept[task].data();
     for (std::int64_t pos = task * kRowsPerTask; pos < std::min(nq, (task + 1) * kRowsPerTask);
          ++pos) {
       const std::int64_t r = order[pos];
@@ -440,9 +391,7 @@ void neighbour_topk(CsrValuesView history, CsrValuesView graph, int k, CsrView e
   check_values_csr(history, "history");
   check_values_csr(graph, "graph");
   const std::int64_t nq = history.rows, n_items = graph.cols;
-  if (exclude.present() && (exclude.rows != nq || exclude.cols != n_items)) {
-    throw std::invalid_argument("exclude must have one row per history row and n_items columns");
-  }
+  check_csr(exclude, nq, n_items, "exclude", /*require_sorted=*/false);
   std::vector<unsigned char> allowed;
   if (candidates != nullptr) {
     allowed.assign(static_cast<std::size_t>(n_items), 0);
@@ -455,13 +404,13 @@ void neighbour_topk(CsrValuesView history, CsrValuesView graph, int k, CsrView e
     }
   }
   const std::int64_t n_tasks = (nq + kRowsPerTask - 1) / kRowsPerTask;
-  std::vector<Scratch> scratch(static_cast<std::size_t>(num_threads));
+  std::vector<Scratch> scratch(static_cast<std::size_t>(usable_threads(num_threads)));
   const Packed through = pack(graph);
 
   parallel_tasks(n_tasks, num_threads, stop, [&](std::int64_t task) {
     Scratch& s = scratch[static_cast<std::size_t>(omp_get_thread_num())];
     s.ensure(n_items);
-    Selector top(k);
+    TopKSelector top(k, 0.0f);
     float* acc = s.acc.data();
     for (std::int64_t r = task * kRowsPerTask; r < std::min(nq, (task + 1) * kRowsPerTask); ++r) {
       const bool dense = row_work(history, r, through) > kDenseShare * n_items;
@@ -478,7 +427,7 @@ void neighbour_topk(CsrValuesView history, CsrValuesView graph, int k, CsrView e
           const float v = acc[j];
           if (v > 0.0f) {
             ++positives;
-            if (v >= top.floor() && top.admits(v, j)) top.push(v, j);
+            if (v >= top.threshold() && top.admits(v, j)) top.push(v, j);
           }
         }
       } else {
@@ -492,7 +441,7 @@ void neighbour_topk(CsrValuesView history, CsrValuesView graph, int k, CsrView e
           }
         }
       }
-      std::vector<Entry>& best = top.finish();
+      std::vector<ScoredId>& best = top.finish();
       // Fewer than k positive scores: the lowest eligible ids with score exactly 0 follow.
       if (positives < k) {
         const std::int64_t n = candidates ? n_candidates : n_items;
@@ -508,7 +457,7 @@ void neighbour_topk(CsrValuesView history, CsrValuesView graph, int k, CsrView e
         ids[i] = have ? best[i].id : -1;
         scores[i] = have ? best[i].score : kNegInf;
       }
-      best.clear();
+      top.reset();
       // Leave the accumulator all zero, as the dense path expects it.
       if (dense) {
         std::memset(acc, 0, static_cast<std::size_t>(n_items) * sizeof(float));

@@ -6,9 +6,8 @@
 #include <functional>
 #include <vector>
 
-#include "semrec/als.hpp"  // CsrValuesView
 #include "semrec/parallel.hpp"
-#include "semrec/similarity.hpp"
+#include "semrec/views.hpp"
 
 namespace semrec {
 

@@ -5,7 +5,7 @@
 #include <span>
 
 #include "semrec/parallel.hpp"
-#include "semrec/similarity.hpp"
+#include "semrec/views.hpp"
 
 namespace semrec {
 

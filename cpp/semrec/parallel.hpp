@@ -4,6 +4,7 @@
 
 #include <omp.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <exception>
@@ -22,12 +23,21 @@ struct Interrupted : std::runtime_error {
   Interrupted() : std::runtime_error("semrec: interrupted") {}
 };
 
+// The thread count a kernel really starts: at least 1 (fewer is the caller's bug, reported),
+// at most the processors OpenMP may use. More threads than processors never speed these
+// kernels up, and a huge count would start (and allocate for) that many threads; this is the
+// one cap, applied where the bindings receive a count and again by every parallel loop.
+inline int usable_threads(long long requested) {
+  if (requested < 1) throw std::invalid_argument("num_threads must be >= 1");
+  return static_cast<int>(std::min<long long>(requested, std::max(1, omp_get_num_procs())));
+}
+
 // Runs fn(task) for task in [0, n_tasks) on num_threads threads. Tasks are scheduled
 // dynamically, so fn must make each task's output independent of which thread runs it; that is
 // what keeps every kernel's result identical for any thread count.
 template <class Fn>
 void parallel_tasks(std::int64_t n_tasks, int num_threads, const StopCheck& stop, Fn&& fn) {
-  if (num_threads < 1) throw std::invalid_argument("num_threads must be >= 1");
+  num_threads = usable_threads(num_threads);
   std::atomic<bool> abort{false};
   std::atomic<bool> interrupted{false};
   std::exception_ptr error;

@@ -4,7 +4,7 @@
 #include <cstdint>
 
 #include "semrec/parallel.hpp"
-#include "semrec/similarity.hpp"
+#include "semrec/views.hpp"
 
 namespace semrec {
 

@@ -7,10 +7,15 @@
 #include <algorithm>
 #include <bit>
 #include <cmath>
+#include <cstring>
 #include <limits>
+#include <mutex>
+#include <new>
 #include <stdexcept>
 #include <string>
 #include <vector>
+
+#include "semrec/topk_selector.hpp"
 
 namespace semrec {
 namespace {
@@ -24,123 +29,157 @@ constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 //
 // Every score is q[0]*x[0] + q[1]*x[1] + ... accumulated left to right, one fused multiply-add
 // per term where the instruction set has FMA (explicit intrinsics; the core is built with
-// -ffp-contract=off so the compiler never fuses on its own), multiply then add elsewhere. All
-// kernels below follow that order exactly, so a score is bitwise the same whichever kernel,
-// block position, batch size or thread computed it: identical items tie exactly and the tie
-// goes to the lower id. (Eigen's GEMM sums in different orders for edge rows, which broke that.)
-
-// A register tile is kItemRows items x kVecs vectors of queries (kLanes floats each).
+// -ffp-contract=off so the compiler never fuses on its own), multiply then add elsewhere. Every
+// path below follows that order exactly, so a score is bitwise the same whichever path, block
+// position, batch size or thread computed it: identical items tie exactly and the tie goes to
+// the lower id. (Eigen's GEMM sums in different orders for edge rows, which broke that.)
+//
+// Items are packed into panels of kPanel items laid out [term][item], so the vector lanes run
+// over items: a register tile is kTileQueries queries (broadcast) x kPanel items (kPanelVecs
+// vectors), like the micro-kernel of a BLAS GEMM, and a single query streams the panels at
+// memory speed with the same sums.
 #if defined(__AVX512F__)
 constexpr int kLanes = 16;
-constexpr int kVecs = 4;  // 6 x 4 accumulators (of 32 zmm): 24 FMAs per 10 loads
-constexpr int kItemRows = 6;
-#elif defined(__AVX2__)
+constexpr int kPanelVecs = 2;
+constexpr int kTileQueries = 12;  // 12 x 2 accumulators (of 32 zmm): 24 FMAs per 14 loads
+#define SEMREC_KERNEL "avx512f fma"
+#elif defined(__AVX2__) && defined(__FMA__)
 constexpr int kLanes = 8;
-constexpr int kVecs = 2;
-constexpr int kItemRows = 6;  // 6 x 2 accumulators (of 16 ymm)
+constexpr int kPanelVecs = 2;
+constexpr int kTileQueries = 6;  // 6 x 2 accumulators (of 16 ymm)
+#define SEMREC_KERNEL "avx2 fma"
 #else
 constexpr int kLanes = 4;
-constexpr int kVecs = 2;
-constexpr int kItemRows = 4;  // 4 x 2 accumulators (of 16 xmm)
+constexpr int kPanelVecs = 2;
+constexpr int kTileQueries = 6;  // 6 x 2 accumulators (of 16 xmm), multiply then add
+#define SEMREC_KERNEL "sse2"
 #endif
-constexpr std::int64_t kQueryTile = kVecs * kLanes;  // queries per register tile
+constexpr std::int64_t kPanel = kPanelVecs * kLanes;  // items per panel
 
 typedef float Vec __attribute__((vector_size(kLanes * sizeof(float))));
 // The same vector, for loads and stores at any float-aligned address.
 typedef float VecMem __attribute__((vector_size(kLanes * sizeof(float)), aligned(4), may_alias));
 
-// c + a * b, rounded once where the CPU has FMA.
+inline float half_to_float(std::uint16_t h) {
+  return static_cast<float>(std::bit_cast<_Float16>(h));
+}
+inline std::uint16_t float_to_half(float f) {
+  return std::bit_cast<std::uint16_t>(static_cast<_Float16>(f));
+}
+
+inline Vec load(const float* p) { return *reinterpret_cast<const VecMem*>(p); }
+inline Vec load(const std::uint16_t* p) {
+#if defined(__AVX512F__)
+  return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+#elif defined(__AVX2__) && defined(__F16C__)
+  return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+#else
+  Vec v;
+  for (int i = 0; i < kLanes; ++i) v[i] = half_to_float(p[i]);
+  return v;
+#endif
+}
+inline void store(float* p, Vec v) { *reinterpret_cast<VecMem*>(p) = v; }
+
+// c + a * b, rounded once where the CPU has FMA; a is broadcast to every lane.
 inline Vec madd(float a, Vec b, Vec c) {
 #if defined(__AVX512F__)
   return _mm512_fmadd_ps(_mm512_set1_ps(a), b, c);
-#elif defined(__FMA__) && defined(__AVX2__)
+#elif defined(__AVX2__) && defined(__FMA__)
   return _mm256_fmadd_ps(_mm256_set1_ps(a), b, c);
 #else
   return c + a * b;
 #endif
 }
 
-inline float madd(float a, float b, float c) {
-#if defined(__FMA__)
-  return __builtin_fmaf(a, b, c);
-#else
-  return c + a * b;
-#endif
-}
-
-// Block shapes: 512 queries are packed once per task and reused for every item; within a depth
-// block of 128 terms one packed query tile (32 KiB with AVX-512) stays in L1 while the item block's
-// rows stream past it; the 512 x 512 score block (1 MiB) is scanned for the top k while in L2.
-constexpr std::int64_t kQueryBlock = 512;
-constexpr std::int64_t kItemBlock = 512;
-constexpr std::int64_t kDepthBlock = 128;
-// Below this many queries, lanes would mostly hold padding: use the per-query scan instead.
-constexpr std::int64_t kMinTiledQueries = 8;
-// Queries per task in the per-query kernels; items per scoring pass there.
-constexpr std::int64_t kGatherBlock = 64;
-constexpr std::int64_t kScanPiece = 2048;
-
-// Copies queries [q0, q0 + n) into tiles packed[t][kk][kQueryTile], zero padded to whole tiles.
-void pack_queries(const float* q, std::int64_t n, std::int64_t dim, float* packed) {
-  const std::int64_t tiles = (n + kQueryTile - 1) / kQueryTile;
-  std::fill(packed, packed + tiles * dim * kQueryTile, 0.0f);
-  for (std::int64_t i = 0; i < n; ++i) {
-    float* dst = packed + (i / kQueryTile) * dim * kQueryTile + i % kQueryTile;
-    const float* src = q + i * dim;
-    for (std::int64_t kk = 0; kk < dim; ++kk) dst[kk * kQueryTile] = src[kk];
-  }
-}
-
-// s[r][c] (+)= dot(item r, query c) over `depth` terms, for R items and one packed tile of
-// kQueryTile queries. With `accumulate` the sums continue from s, so splitting the depth into
-// blocks keeps the exact left-to-right order of the terms.
-template <int R>
-inline void tile_kernel(const float* tile, const float* const* x, std::int64_t depth,
-                        bool accumulate, float* s, std::int64_t lds) {
-  Vec acc[R][kVecs];
+// s[r * lds + g * kPanel + lane] (+)= dot(query r, item lane of panel g) over `depth` terms, for
+// R queries (a packed tile, q[term * R + r]) and G panels (panel g at x + g * stride). With
+// `accumulate` the sums continue from s, so splitting the depth keeps the left-to-right order.
+template <int R, int G, class T>
+inline void micro_kernel(const float* q, const T* x, std::int64_t stride, std::int64_t depth,
+                         bool accumulate, float* s, std::int64_t lds) {
+  constexpr int V = G * kPanelVecs;
+  Vec acc[R][V];
   for (int r = 0; r < R; ++r) {
-    for (int v = 0; v < kVecs; ++v) {
-      acc[r][v] =
-          accumulate ? Vec(*reinterpret_cast<const VecMem*>(s + r * lds + v * kLanes)) : Vec{};
+    for (int v = 0; v < V; ++v) {
+      const std::int64_t at = r * lds + (v / kPanelVecs) * kPanel + (v % kPanelVecs) * kLanes;
+      acc[r][v] = accumulate ? load(s + at) : Vec{};
     }
   }
   for (std::int64_t kk = 0; kk < depth; ++kk) {
-    Vec b[kVecs];
-    for (int v = 0; v < kVecs; ++v) {
-      b[v] = *reinterpret_cast<const VecMem*>(tile + kk * kQueryTile + v * kLanes);
+    Vec b[V];
+#pragma GCC unroll 8
+    for (int v = 0; v < V; ++v) {
+      b[v] = load(x + (v / kPanelVecs) * stride + kk * kPanel + (v % kPanelVecs) * kLanes);
     }
 #pragma GCC unroll 16
     for (int r = 0; r < R; ++r) {
-      const float a = x[r][kk];
-      for (int v = 0; v < kVecs; ++v) acc[r][v] = madd(a, b[v], acc[r][v]);
+      const float a = q[kk * R + r];
+#pragma GCC unroll 8
+      for (int v = 0; v < V; ++v) acc[r][v] = madd(a, b[v], acc[r][v]);
     }
   }
   for (int r = 0; r < R; ++r) {
-    for (int v = 0; v < kVecs; ++v) {
-      *reinterpret_cast<VecMem*>(s + r * lds + v * kLanes) = acc[r][v];
+    for (int v = 0; v < V; ++v) {
+      store(s + r * lds + (v / kPanelVecs) * kPanel + (v % kPanelVecs) * kLanes, acc[r][v]);
     }
   }
 }
 
-// out[r] = dot(q, x[r]) for 8 items at once (8 independent chains hide the FMA latency).
-inline void dot8(const float* q, const float* const* x, int count, std::int64_t dim, float* out) {
-  float acc[8] = {};
-  for (std::int64_t kk = 0; kk < dim; ++kk) {
-    const float a = q[kk];
-#pragma GCC unroll 8
-    for (int r = 0; r < 8; ++r) acc[r] = madd(a, x[r][kk], acc[r]);
+// One query tile of R queries against `panels` consecutive panels. Few queries leave registers
+// free: several panels go through at once, so enough independent sums hide the FMA latency.
+template <int R, class T>
+void tile_panels(const float* q, const T* x, std::int64_t stride, std::int64_t panels,
+                 std::int64_t depth, bool accumulate, float* s, std::int64_t lds) {
+  constexpr int G = R == 1 ? 4 : R <= 3 ? 2 : 1;
+  std::int64_t p = 0;
+  for (; p + G <= panels; p += G) {
+    micro_kernel<R, G>(q, x + p * stride, stride, depth, accumulate, s + p * kPanel, lds);
   }
-  for (int r = 0; r < count; ++r) out[r] = acc[r];
+  for (; p < panels; ++p) {
+    micro_kernel<R, 1>(q, x + p * stride, stride, depth, accumulate, s + p * kPanel, lds);
+  }
 }
 
-// Scores of query q against items item(0..n-1) into out[0..n-1].
-template <class ItemRow>
-void scan_scores(const float* q, std::int64_t dim, std::int64_t n, ItemRow item, float* out) {
-  const float* rows[8];
-  for (std::int64_t j = 0; j < n; j += 8) {
-    const int count = static_cast<int>(std::min<std::int64_t>(8, n - j));
-    for (int r = 0; r < 8; ++r) rows[r] = item(j + (r < count ? r : 0));
-    dot8(q, rows, count, dim, out + j);
+template <class T, int... Rs>
+void tile_dispatch(int r, const float* q, const T* x, std::int64_t stride, std::int64_t panels,
+                   std::int64_t depth, bool accumulate, float* s, std::int64_t lds,
+                   std::integer_sequence<int, Rs...>) {
+  ((r == Rs + 1 ? tile_panels<Rs + 1, T>(q, x, stride, panels, depth, accumulate, s, lds) : void()),
+   ...);
+}
+
+// A tile of r <= kTileQueries queries.
+template <class T>
+void tile(int r, const float* q, const T* x, std::int64_t stride, std::int64_t panels,
+          std::int64_t depth, bool accumulate, float* s, std::int64_t lds) {
+  tile_dispatch<T>(r, q, x, stride, panels, depth, accumulate, s, lds,
+                   std::make_integer_sequence<int, kTileQueries>{});
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scaling by powers of two, so that no norm or product overflows or underflows. Multiplying by
+// 2^e is exact, so for vectors of ordinary magnitude every score keeps the same bits.
+
+// The power of two 2^e as a float, for e in [-126, 127].
+inline float pow2(int e) { return std::bit_cast<float>(static_cast<std::uint32_t>(e + 127) << 23); }
+
+// The e that brings max |row| into [1, 2); 0 for a zero (or non-finite) row.
+int unit_exponent(const float* row, std::int64_t dim) {
+  float m = 0.0f;
+  for (std::int64_t kk = 0; kk < dim; ++kk) m = std::max(m, std::fabs(row[kk]));
+  if (!(m > 0.0f) || !std::isfinite(m)) return 0;
+  return -std::ilogb(m);
+}
+
+void scale_row(const float* src, std::int64_t dim, int e, float* dst) {
+  if (e == 0) {
+    std::copy(src, src + dim, dst);
+  } else if (e >= -126 && e <= 127) {
+    const float f = pow2(e);
+    for (std::int64_t kk = 0; kk < dim; ++kk) dst[kk] = src[kk] * f;
+  } else {
+    for (std::int64_t kk = 0; kk < dim; ++kk) dst[kk] = std::ldexp(src[kk], e);
   }
 }
 
@@ -149,67 +188,111 @@ float inverse_norm(const float* row, std::int64_t dim) {
   return norm > 0.0f ? 1.0f / norm : 0.0f;
 }
 
-struct Entry {
-  float score;
-  std::int32_t id;
-};
-
-// Higher score first; among equal scores the lower id first.
-inline bool better(const Entry& a, const Entry& b) {
-  return a.score > b.score || (a.score == b.score && a.id < b.id);
+// Float16 keeps 11 significant bits; rows are scaled to a maximum in [2^14, 2^15) first, so
+// that the range (up to 65504) is used and small components stay normal numbers.
+constexpr int kHalfShift = 14;
+// Relative error of an approximate (float16) score: 2^-11 from rounding the items, twice the
+// float32 summation error of `dim` terms, and a margin for the final products.
+double half_error(std::int64_t dim) {
+  return 1.05 * (std::ldexp(1.0, -11) + static_cast<double>(2 * dim + 8) * std::ldexp(1.0, -24));
 }
 
-// The k best entries seen so far. Candidates go into a buffer of up to 2k entries; when it
-// fills, a selection keeps the k best and raises the entry threshold. That costs O(1) per
-// candidate on average, against O(log k) for a heap, which matters for large k.
-class TopK {
- public:
-  explicit TopK(int k) : k_(k) {}
-
-  // A candidate can only enter if it scores strictly above this. Candidates arrive in
-  // increasing id order, so an equal score would lose the tie to the entry already kept.
-  float threshold() const { return threshold_; }
-
-  void push(float score, std::int32_t id) {
-    if (buffer_.empty()) buffer_.reserve(2 * static_cast<std::size_t>(k_));
-    buffer_.push_back({score, id});
-    if (buffer_.size() == 2 * static_cast<std::size_t>(k_)) shrink();
+template <class T>
+inline T convert(float v) {
+  if constexpr (std::is_same_v<T, float>) {
+    return v;
+  } else {
+    return float_to_half(v);
   }
+}
 
-  // Writes the kept entries best first, padded to k with (-1, -inf); empties the selector.
-  void write(std::int32_t* ids, float* scores) {
-    shrink();
-    std::sort(buffer_.begin(), buffer_.end(), better);
-    std::size_t i = 0;
-    for (; i < buffer_.size(); ++i) {
-      ids[i] = buffer_[i].id;
-      scores[i] = buffer_[i].score;
+#if defined(__AVX2__)
+// Rows r[0..7] become columns: r[t] holds element t of each of the eight rows.
+inline void transpose8(__m256 r[8]) {
+  __m256 t[8], s[8];
+  for (int i = 0; i < 4; ++i) {
+    t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  for (int h = 0; h < 2; ++h) {
+    const int a = 4 * h;
+    s[a] = _mm256_shuffle_ps(t[a], t[a + 2], _MM_SHUFFLE(1, 0, 1, 0));
+    s[a + 1] = _mm256_shuffle_ps(t[a], t[a + 2], _MM_SHUFFLE(3, 2, 3, 2));
+    s[a + 2] = _mm256_shuffle_ps(t[a + 1], t[a + 3], _MM_SHUFFLE(1, 0, 1, 0));
+    s[a + 3] = _mm256_shuffle_ps(t[a + 1], t[a + 3], _MM_SHUFFLE(3, 2, 3, 2));
+  }
+  for (int i = 0; i < 4; ++i) {
+    r[i] = _mm256_permute2f128_ps(s[i], s[i + 4], 0x20);
+    r[i + 4] = _mm256_permute2f128_ps(s[i], s[i + 4], 0x31);
+  }
+}
+
+// One whole panel of float32 rows (each times its factor f[r], a power of two): eight rows by
+// eight terms at a time through an in-register transpose, so that a query against a raw
+// matrix costs little more than streaming it.
+void pack_panel(const float* const* src, const float* f, std::int64_t dim, float* dst) {
+  std::int64_t kk = 0;
+  for (; kk + 8 <= dim; kk += 8) {
+    for (std::int64_t r0 = 0; r0 < kPanel; r0 += 8) {
+      __m256 r[8];
+      for (int i = 0; i < 8; ++i) {
+        r[i] = _mm256_mul_ps(_mm256_loadu_ps(src[r0 + i] + kk), _mm256_set1_ps(f[r0 + i]));
+      }
+      transpose8(r);
+      for (int t = 0; t < 8; ++t) _mm256_storeu_ps(dst + (kk + t) * kPanel + r0, r[t]);
     }
-    for (; i < static_cast<std::size_t>(k_); ++i) {
-      ids[i] = -1;
-      scores[i] = kNegInf;
+  }
+  for (; kk < dim; ++kk) {
+    for (std::int64_t r = 0; r < kPanel; ++r) dst[kk * kPanel + r] = src[r][kk] * f[r];
+  }
+}
+#endif
+
+// Writes rows i0 .. i0 + n - 1 of `rows`, row i scaled by 2^(exponent[i] + shift) when exponent
+// is given, into `panels` as items first .. first + n - 1 (panel (first + j) / kPanel, lane
+// (first + j) % kPanel).
+template <class T>
+void pack_rows(MatrixView rows, std::int64_t i0, std::int64_t n, const std::int16_t* exponent,
+               int shift, T* panels, std::int64_t first, float* scratch) {
+  const std::int64_t dim = rows.cols;
+  std::int64_t j = 0;
+#if defined(__AVX2__)
+  if constexpr (std::is_same_v<T, float>) {
+    // Whole panels whose factors are normal floats (every row of ordinary magnitude).
+    for (; (first + j) % kPanel == 0 && j + kPanel <= n; j += kPanel) {
+      const float* src[kPanel];
+      float f[kPanel];
+      bool plain = true;
+      for (std::int64_t r = 0; r < kPanel; ++r) {
+        src[r] = rows.row(i0 + j + r);
+        const int e = exponent ? exponent[i0 + j + r] + shift : 0;
+        plain = plain && e >= -126 && e <= 127;
+        f[r] = plain ? pow2(e) : 1.0f;
+      }
+      if (!plain) break;
+      pack_panel(src, f, dim, panels + ((first + j) / kPanel) * dim * kPanel);
     }
-    buffer_.clear();
-    threshold_ = kNegInf;
   }
-
- private:
-  void shrink() {
-    if (buffer_.size() <= static_cast<std::size_t>(k_)) return;
-    std::nth_element(buffer_.begin(), buffer_.begin() + (k_ - 1), buffer_.end(), better);
-    buffer_.resize(static_cast<std::size_t>(k_));
-    threshold_ = buffer_[k_ - 1].score;
+#endif
+  for (; j < n; ++j) {
+    const std::int64_t slot = first + j;
+    T* dst = panels + (slot / kPanel) * dim * kPanel + slot % kPanel;
+    const float* src = rows.row(i0 + j);
+    if (exponent != nullptr) {
+      scale_row(src, dim, exponent[i0 + j] + shift, scratch);
+      src = scratch;
+    }
+    for (std::int64_t kk = 0; kk < dim; ++kk) dst[kk * kPanel] = convert<T>(src[kk]);
   }
+}
 
-  int k_;
-  float threshold_ = kNegInf;
-  std::vector<Entry> buffer_;
-};
+// ---------------------------------------------------------------------------------------------
+// Selection
 
 // Feeds scores s[0..n) of items id(0), id(1), ... (increasing ids) to the selector. Most scores
 // fall below the threshold, so 16 at a time are tested with one vectorised comparison first.
 template <class Id>
-void select_scores(const float* s, std::int64_t n, Id id, TopK& top) {
+void select_scores(const float* s, std::int64_t n, Id id, TopKSelector& top) {
   std::int64_t j = 0;
   for (; j + 16 <= n; j += 16) {
     const float thr = top.threshold();
@@ -235,22 +318,23 @@ struct Blocks {
   std::int64_t end(std::int64_t b) const { return std::min(n, (b + 1) * width); }
 };
 
-// Splits [0, n_tasks_per_row) further into chunks when there are too few rows of tasks to keep
-// every thread busy; the per-chunk top-k lists are merged afterwards, exactly.
+// Splits each row of tasks into chunks of item blocks when there are too few rows of tasks to
+// keep every thread busy; the per-chunk top-k lists are merged afterwards, exactly.
 std::int64_t chunk_count(std::int64_t row_tasks, std::int64_t max_chunks, int num_threads) {
   if (row_tasks >= 2 * num_threads) return 1;
   return std::max<std::int64_t>(
       1, std::min(max_chunks, (4 * num_threads + row_tasks - 1) / row_tasks));
 }
 
+constexpr std::int64_t kGatherBlock = 64;  // queries per task in the per-query loops
+
 // Each query's per-chunk lists (chunks x k, best first, padded) merged into its final k.
 void merge_chunks(std::int64_t nq, int k, std::int64_t chunks, const std::vector<std::int32_t>& ids,
                   const std::vector<float>& scores, int num_threads, const StopCheck& stop,
                   TopKOutput out) {
   parallel_tasks((nq + kGatherBlock - 1) / kGatherBlock, num_threads, stop, [&](std::int64_t t) {
-    TopK top(k);
+    TopKSelector top(k);
     for (std::int64_t q = t * kGatherBlock; q < std::min(nq, (t + 1) * kGatherBlock); ++q) {
-      // Chunks cover increasing id ranges, so feeding them in order keeps the tie rule.
       for (std::int64_t c = 0; c < chunks; ++c) {
         const std::int64_t off = (q * chunks + c) * k;
         for (int i = 0; i < k && ids[off + i] >= 0; ++i) top.push(scores[off + i], ids[off + i]);
@@ -260,32 +344,8 @@ void merge_chunks(std::int64_t nq, int k, std::int64_t chunks, const std::vector
   });
 }
 
-std::string shape_str(std::int64_t r, std::int64_t c) {
-  return "(" + std::to_string(r) + ", " + std::to_string(c) + ")";
-}
-
-void check_csr(const CsrView& m, std::int64_t rows, std::int64_t cols, const char* name) {
-  if (!m.present()) return;
-  if (m.rows != rows || m.cols != cols) {
-    throw std::invalid_argument(std::string(name) + " has shape " + shape_str(m.rows, m.cols) +
-                                ", expected " + shape_str(rows, cols));
-  }
-  if (m.indptr[0] != 0) throw std::invalid_argument(std::string(name) + ": indptr[0] must be 0");
-  for (std::int64_t i = 0; i < rows; ++i) {
-    const std::int64_t a = m.indptr[i], b = m.indptr[i + 1];
-    if (b < a) throw std::invalid_argument(std::string(name) + ": indptr must be non-decreasing");
-    for (std::int64_t p = a; p < b; ++p) {
-      const std::int32_t j = m.indices[p];
-      if (j < 0 || j >= cols) {
-        throw std::out_of_range(std::string(name) + ": index " + std::to_string(j) +
-                                " out of range for " + std::to_string(cols) + " items");
-      }
-      if (p > a && j < m.indices[p - 1]) {
-        throw std::invalid_argument(std::string(name) + ": indices must be sorted within rows");
-      }
-    }
-  }
-}
+// ---------------------------------------------------------------------------------------------
+// Checks (the Python layer validates with friendlier messages; these keep direct calls safe)
 
 void check_common(MatrixView queries, MatrixView items, int k, CsrView exclude, TopKOutput out) {
   if (k < 1) throw std::invalid_argument("k must be >= 1, got " + std::to_string(k));
@@ -305,28 +365,208 @@ void check_common(MatrixView queries, MatrixView items, int k, CsrView exclude, 
   check_csr(exclude, queries.rows, items.rows, "exclude");
 }
 
-std::vector<float> inverse_norms(MatrixView m, int num_threads, const StopCheck& stop) {
-  std::vector<float> inv(static_cast<std::size_t>(m.rows));
-  constexpr std::int64_t kRows = 4096;
-  parallel_tasks((m.rows + kRows - 1) / kRows, num_threads, stop, [&](std::int64_t t) {
-    for (std::int64_t i = t * kRows; i < std::min(m.rows, (t + 1) * kRows); ++i) {
-      inv[static_cast<std::size_t>(i)] = inverse_norm(m.row(i), m.cols);
-    }
-  });
-  return inv;
-}
-
 void fill_padding(std::int64_t rows, int k, TopKOutput out) {
   std::fill(out.ids, out.ids + rows * k, -1);
   std::fill(out.scores, out.scores + rows * k, kNegInf);
 }
 
-// Many queries: tiles of queries in vector lanes times groups of items, one block at a time.
-void topk_tiled(MatrixView queries, MatrixView items, int k, bool cosine,
-                const std::vector<float>& inv_q, const std::vector<float>& inv_x, CsrView exclude,
-                int num_threads, TopKOutput out, const StopCheck& stop) {
-  const std::int64_t nq = queries.rows, dim = queries.cols;
-  const Blocks qblocks(nq, kQueryBlock), iblocks(items.rows, kItemBlock);
+template <class T>
+struct CacheAligned {
+  using value_type = T;
+  CacheAligned() = default;
+  template <class U>
+  CacheAligned(const CacheAligned<U>&) {}
+  T* allocate(std::size_t n) {
+    return static_cast<T*>(::operator new(n * sizeof(T), std::align_val_t{64}));
+  }
+  void deallocate(T* p, std::size_t) { ::operator delete(p, std::align_val_t{64}); }
+  template <class U>
+  bool operator==(const CacheAligned<U>&) const {
+    return true;
+  }
+};
+template <class T>
+using AlignedVector = std::vector<T, CacheAligned<T>>;
+
+// ---------------------------------------------------------------------------------------------
+// Per-item and per-query scaling
+
+// Cosine: each row's exponent (max |x 2^e| in [1, 2)) and the inverse norm of the scaled row.
+void unit_scaling(MatrixView m, std::int64_t first, std::int16_t* exponent, float* inv_norm,
+                  int num_threads, const StopCheck& stop) {
+  constexpr std::int64_t kRows = 1024;
+  parallel_tasks((m.rows + kRows - 1) / kRows, num_threads, stop, [&](std::int64_t t) {
+    std::vector<float> scaled(static_cast<std::size_t>(m.cols));
+    for (std::int64_t i = t * kRows; i < std::min(m.rows, (t + 1) * kRows); ++i) {
+      const int e = unit_exponent(m.row(i), m.cols);
+      exponent[first + i] = static_cast<std::int16_t>(e);
+      if (inv_norm != nullptr) {
+        scale_row(m.row(i), m.cols, e, scaled.data());
+        inv_norm[first + i] = inverse_norm(scaled.data(), m.cols);
+      }
+    }
+  });
+}
+
+// The queries as the kernel reads them: scaled copies and their inverse norms for cosine, the
+// caller's rows otherwise.
+struct Queries {
+  MatrixView m;
+  std::vector<float> scaled;
+  std::vector<float> inv_norm;  // empty for dot
+};
+
+Queries prepare_queries(MatrixView q, bool cosine, int num_threads, const StopCheck& stop) {
+  Queries out;
+  out.m = q;
+  if (!cosine) return out;
+  out.scaled.resize(static_cast<std::size_t>(q.rows * q.cols));
+  out.inv_norm.resize(static_cast<std::size_t>(q.rows));
+  std::vector<std::int16_t> exponent(static_cast<std::size_t>(q.rows));
+  unit_scaling(q, 0, exponent.data(), nullptr, num_threads, stop);
+  for (std::int64_t i = 0; i < q.rows; ++i) {
+    float* dst = out.scaled.data() + i * q.cols;
+    scale_row(q.row(i), q.cols, exponent[i], dst);
+    out.inv_norm[i] = inverse_norm(dst, q.cols);
+  }
+  out.m = {out.scaled.data(), q.rows, q.cols};
+  return out;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// Prepared items
+
+struct PreparedItems::Data {
+  std::int64_t n = 0;
+  AlignedVector<float> panels32;
+  AlignedVector<std::uint16_t> panels16;
+  std::vector<std::int16_t> exponent;  // max |x 2^e| in [1, 2); cosine or float16
+  std::vector<float> inv_norm;         // cosine: 1 / |x 2^e|
+  std::vector<float> approx_scale;     // float16: turns a panel dot product into a score
+  double max_norm = 0.0;               // float16, dot: the largest |x| (the error bound)
+};
+
+PreparedItems::PreparedItems(std::int64_t dim, Metric metric, ItemStorage storage)
+    : dim_(dim), metric_(metric), storage_(storage), data_(std::make_unique<Data>()) {
+  if (dim < 0) throw std::invalid_argument("dim must be >= 0");
+}
+
+PreparedItems::~PreparedItems() = default;
+
+std::int64_t PreparedItems::size() const {
+  std::shared_lock lock(mutex_);
+  return data_->n;
+}
+
+std::int64_t PreparedItems::bytes() const {
+  std::shared_lock lock(mutex_);
+  const Data& d = *data_;
+  return static_cast<std::int64_t>(
+      d.panels32.capacity() * sizeof(float) + d.panels16.capacity() * sizeof(std::uint16_t) +
+      d.exponent.capacity() * sizeof(std::int16_t) +
+      (d.inv_norm.capacity() + d.approx_scale.capacity()) * sizeof(float));
+}
+
+void PreparedItems::append(MatrixView rows, int num_threads, const StopCheck& stop) {
+  if (rows.cols != dim_) {
+    throw std::invalid_argument("rows have " + std::to_string(rows.cols) +
+                                " columns, prepared items have " + std::to_string(dim_));
+  }
+  std::unique_lock lock(mutex_);
+  Data& d = *data_;
+  const std::int64_t n0 = d.n, n1 = n0 + rows.rows;
+  if (n1 > std::numeric_limits<std::int32_t>::max()) {
+    throw std::invalid_argument("more than 2^31 - 1 items");
+  }
+  const bool cosine = metric_ == Metric::cosine, half = storage_ == ItemStorage::float16;
+  const auto grow = [](auto& v, std::int64_t size) {
+    if (static_cast<std::size_t>(size) > v.capacity()) {
+      v.reserve(std::max(static_cast<std::size_t>(size), 2 * v.capacity()));
+    }
+    v.resize(static_cast<std::size_t>(size));
+  };
+  if (cosine || half) grow(d.exponent, n1);
+  if (cosine) grow(d.inv_norm, n1);
+  if (half) grow(d.approx_scale, n1);
+  if (cosine || half) {
+    unit_scaling(rows, n0, d.exponent.data(), cosine ? d.inv_norm.data() : nullptr, num_threads,
+                 stop);
+  }
+  const std::int64_t panel_floats = ((n1 + kPanel - 1) / kPanel) * dim_ * kPanel;
+  if (half) {
+    grow(d.panels16, panel_floats);
+  } else {
+    grow(d.panels32, panel_floats);
+  }
+  // Cosine panels hold the unit-scaled rows, float16 ones the rows scaled into its range.
+  const std::int16_t* exponent = cosine || half ? d.exponent.data() : nullptr;
+  const int shift = half ? kHalfShift : 0;
+  constexpr std::int64_t kRows = 4 * kPanel;
+  // Tasks own whole panels: the first task also completes the panel left partial before.
+  const std::int64_t start = n0 - n0 % kPanel;
+  const std::int64_t tasks = (n1 - start + kRows - 1) / kRows;
+  std::vector<double> norms(static_cast<std::size_t>(tasks), 0.0);
+  parallel_tasks(tasks, num_threads, stop, [&](std::int64_t t) {
+    const std::int64_t a = std::max(n0, start + t * kRows),
+                       b = std::min(n1, start + (t + 1) * kRows);
+    std::vector<float> scratch(static_cast<std::size_t>(dim_));
+    const std::int16_t* row_exponent = exponent ? exponent + n0 : nullptr;  // row i: item n0 + i
+    if (half) {
+      pack_rows(rows, a - n0, b - a, row_exponent, shift, d.panels16.data(), a, scratch.data());
+      for (std::int64_t i = a; i < b; ++i) {
+        const int e = d.exponent[i] + kHalfShift;
+        d.approx_scale[i] = cosine ? std::ldexp(d.inv_norm[i], -kHalfShift)
+                                   : static_cast<float>(std::ldexp(1.0, -e));
+        if (!cosine) {
+          const float* row = rows.row(i - n0);
+          double sq = 0.0;
+          for (std::int64_t kk = 0; kk < dim_; ++kk) sq += static_cast<double>(row[kk]) * row[kk];
+          norms[t] = std::max(norms[t], std::sqrt(sq));
+        }
+      }
+    } else {
+      pack_rows(rows, a - n0, b - a, row_exponent, shift, d.panels32.data(), a, scratch.data());
+    }
+  });
+  for (const double v : norms) d.max_norm = std::max(d.max_norm, v);
+  d.n = n1;
+}
+
+namespace {
+
+// ---------------------------------------------------------------------------------------------
+// The scan: blocks of queries x blocks of items, each block's scores selected while in cache.
+
+// Block shapes: up to 42 query tiles are packed once per task; an item block of 512 items is
+// packed (or, prepared, read in place) and, within a depth block of 128 terms, stays in L2 while
+// one query tile (in L1) meets every panel; its scores (query block x 512) are then selected.
+constexpr std::int64_t kQueryBlock = (512 / kTileQueries) * kTileQueries;
+constexpr std::int64_t kItemBlock = 512;
+constexpr std::int64_t kDepthBlock = 128;
+static_assert(kItemBlock % kPanel == 0);
+
+// What one scan reads. Items come either as float32 rows, packed block by block (scaled by
+// 2^exponent when exponent is set), or as prepared panels.
+template <class T>
+struct Scan {
+  const float* const* query_rows = nullptr;  // one pointer per query (a gathered subset allowed)
+  std::int64_t nq = 0, dim = 0, n_items = 0;
+  const float* query_scale = nullptr;  // per query: multiplies every score (cosine), or null
+  MatrixView rows;                     // when panels is null
+  const std::int16_t* exponent = nullptr;
+  const T* panels = nullptr;
+  const float* item_scale = nullptr;          // per item: multiplies every score, or null
+  CsrView exclude;                            // rows follow query order (exclude_row maps them)
+  const std::int64_t* exclude_row = nullptr;  // query i's row of exclude (null: row i)
+  int k = 1;
+};
+
+template <class T>
+void scan(const Scan<T>& s, int num_threads, const StopCheck& stop, TopKOutput out) {
+  const std::int64_t nq = s.nq, dim = s.dim, k = s.k;
+  const Blocks qblocks(nq, kQueryBlock), iblocks(s.n_items, kItemBlock);
   const std::int64_t chunks = chunk_count(qblocks.count, iblocks.count, num_threads);
   std::vector<std::int32_t> part_ids;
   std::vector<float> part_scores;
@@ -334,92 +574,87 @@ void topk_tiled(MatrixView queries, MatrixView items, int k, bool cosine,
     part_ids.resize(static_cast<std::size_t>(nq * chunks * k));
     part_scores.resize(part_ids.size());
   }
+  const std::int64_t stride = dim * kPanel;  // floats (or halves) per panel
 
   parallel_tasks(qblocks.count * chunks, num_threads, stop, [&](std::int64_t task) {
     const std::int64_t qb = task / chunks, chunk = task % chunks;
     const std::int64_t q0 = qblocks.begin(qb), nqb = qblocks.end(qb) - q0;
-    const std::int64_t tiles = (nqb + kQueryTile - 1) / kQueryTile, lds = tiles * kQueryTile;
+    const std::int64_t tiles = (nqb + kTileQueries - 1) / kTileQueries;
     const std::int64_t b0 = chunk * iblocks.count / chunks;
     const std::int64_t b1 = (chunk + 1) * iblocks.count / chunks;
 
-    std::vector<float> packed(static_cast<std::size_t>(lds * dim));
-    pack_queries(queries.row(q0), nqb, dim, packed.data());
-    std::vector<float> scale(static_cast<std::size_t>(lds), 0.0f);
-    if (cosine) std::copy(inv_q.begin() + q0, inv_q.begin() + q0 + nqb, scale.begin());
-
-    std::vector<TopK> tops(static_cast<std::size_t>(nqb), TopK(k));
-    std::vector<float> thresholds(static_cast<std::size_t>(nqb), kNegInf);
-    std::vector<std::int64_t> cursor;  // next exclusion entry of each query
-    if (exclude.present()) {
-      cursor.resize(static_cast<std::size_t>(nqb));
-      const auto first = static_cast<std::int32_t>(iblocks.begin(b0));
-      for (std::int64_t q = 0; q < nqb; ++q) {
-        const std::int32_t* a = exclude.indices + exclude.indptr[q0 + q];
-        const std::int32_t* b = exclude.indices + exclude.indptr[q0 + q + 1];
-        cursor[q] = std::lower_bound(a, b, first) - exclude.indices;
+    // Query tiles, packed [term][query]; the last one may be narrower.
+    std::vector<float> packed(static_cast<std::size_t>(nqb * dim));
+    for (std::int64_t t = 0; t < tiles; ++t) {
+      const std::int64_t r0 = t * kTileQueries, w = std::min<std::int64_t>(kTileQueries, nqb - r0);
+      float* dst = packed.data() + r0 * dim;
+      for (std::int64_t r = 0; r < w; ++r) {
+        const float* src = s.query_rows[q0 + r0 + r];
+        for (std::int64_t kk = 0; kk < dim; ++kk) dst[kk * w + r] = src[kk];
       }
     }
 
-    std::vector<float> S(static_cast<std::size_t>(kItemBlock * lds));  // S[item][query]
-    const float* rows[kItemRows];
+    std::vector<TopKSelector> tops(static_cast<std::size_t>(nqb),
+                                   TopKSelector(static_cast<int>(k)));
+    std::vector<std::int64_t> cursor, cursor_end;  // next exclusion entry of each query
+    if (s.exclude.present()) {
+      cursor.resize(static_cast<std::size_t>(nqb));
+      cursor_end.resize(static_cast<std::size_t>(nqb));
+      const auto first = static_cast<std::int32_t>(iblocks.begin(b0));
+      for (std::int64_t q = 0; q < nqb; ++q) {
+        const std::int64_t row = s.exclude_row ? s.exclude_row[q0 + q] : q0 + q;
+        const std::int32_t* a = s.exclude.indices + s.exclude.indptr[row];
+        const std::int32_t* b = s.exclude.indices + s.exclude.indptr[row + 1];
+        cursor[q] = std::lower_bound(a, b, first) - s.exclude.indices;
+        cursor_end[q] = s.exclude.indptr[row + 1];
+      }
+    }
+
+    AlignedVector<float> S(static_cast<std::size_t>(nqb * kItemBlock));  // S[query][item]
+    AlignedVector<T> own_panels;
+    std::vector<float> scratch;
+    if (s.panels == nullptr) {
+      own_panels.resize(static_cast<std::size_t>(kItemBlock * dim));
+      scratch.resize(static_cast<std::size_t>(dim));
+    }
+    const std::int64_t depth_block = tiles == 1 ? std::max<std::int64_t>(dim, 1) : kDepthBlock;
     for (std::int64_t ib = b0; ib < b1; ++ib) {
       const std::int64_t i0 = iblocks.begin(ib), n = iblocks.end(ib) - i0;
+      const std::int64_t n_panels = (n + kPanel - 1) / kPanel;
+      const T* panels = s.panels ? s.panels + (i0 / kPanel) * stride : own_panels.data();
+      if (s.panels == nullptr) {
+        pack_rows(s.rows, i0, n, s.exponent, 0, own_panels.data(), 0, scratch.data());
+      }
       if (dim == 0) std::fill(S.begin(), S.end(), 0.0f);
-      // Depth blocks keep one query tile's slice in L1 while the block's items stream past it.
-      for (std::int64_t k0 = 0; k0 < dim; k0 += kDepthBlock) {
-        const std::int64_t depth = std::min(kDepthBlock, dim - k0);
+      // Depth blocks keep the item block's slice in L2 while each query tile meets it.
+      for (std::int64_t k0 = 0; k0 < dim; k0 += depth_block) {
+        const std::int64_t depth = std::min(depth_block, dim - k0);
         for (std::int64_t t = 0; t < tiles; ++t) {
-          const float* tile = packed.data() + (t * dim + k0) * kQueryTile;
-          float* out_tile = S.data() + t * kQueryTile;
-          std::int64_t g = 0;
-          for (; g + kItemRows <= n; g += kItemRows) {
-            for (int r = 0; r < kItemRows; ++r) rows[r] = items.row(i0 + g + r) + k0;
-            tile_kernel<kItemRows>(tile, rows, depth, k0 > 0, out_tile + g * lds, lds);
-          }
-          for (; g < n; ++g) {
-            rows[0] = items.row(i0 + g) + k0;
-            tile_kernel<1>(tile, rows, depth, k0 > 0, out_tile + g * lds, lds);
-          }
+          const std::int64_t r0 = t * kTileQueries;
+          const int w = static_cast<int>(std::min<std::int64_t>(kTileQueries, nqb - r0));
+          tile<T>(w, packed.data() + r0 * dim + k0 * w, panels + k0 * kPanel, stride, n_panels,
+                  depth, k0 > 0, S.data() + r0 * kItemBlock, kItemBlock);
         }
       }
-      if (cosine) {
-        for (std::int64_t j = 0; j < n; ++j) {
-          float* row = S.data() + j * lds;
-          const float ix = inv_x[i0 + j];
-          for (std::int64_t q = 0; q < lds; ++q) row[q] *= scale[q] * ix;
+      for (std::int64_t q = 0; q < nqb; ++q) {
+        float* row = S.data() + q * kItemBlock;
+        if (s.item_scale != nullptr) {
+          const float* is = s.item_scale + i0;
+          if (s.query_scale != nullptr) {
+            const float qs = s.query_scale[q0 + q];
+            for (std::int64_t j = 0; j < n; ++j) row[j] *= qs * is[j];
+          } else {
+            for (std::int64_t j = 0; j < n; ++j) row[j] *= is[j];
+          }
         }
-      }
-      if (exclude.present()) {
-        for (std::int64_t q = 0; q < nqb; ++q) {
+        if (s.exclude.present()) {
           std::int64_t& p = cursor[q];
-          const std::int64_t end = exclude.indptr[q0 + q + 1];
-          for (; p < end && exclude.indices[p] < i0 + n; ++p) {
-            S[(exclude.indices[p] - i0) * lds + q] = kNegInf;
+          for (; p < cursor_end[q] && s.exclude.indices[p] < i0 + n; ++p) {
+            row[s.exclude.indices[p] - i0] = kNegInf;
           }
         }
-      }
-      // Items in increasing id order; all queries of the block compared at once per item.
-      for (std::int64_t j = 0; j < n; ++j) {
-        const float* row = S.data() + j * lds;
-        const auto id = static_cast<std::int32_t>(i0 + j);
-        std::int64_t q = 0;
-        for (; q + 16 <= nqb; q += 16) {
-          // One vector comparison for 16 queries; only the lanes that pass touch a heap.
-          unsigned mask = 0;
-          for (int t = 0; t < 16; ++t) mask |= unsigned{row[q + t] > thresholds[q + t]} << t;
-          while (mask != 0) {
-            const std::int64_t t = q + std::countr_zero(mask);
-            mask &= mask - 1;
-            tops[t].push(row[t], id);
-            thresholds[t] = tops[t].threshold();
-          }
-        }
-        for (; q < nqb; ++q) {
-          if (row[q] > thresholds[q]) {
-            tops[q].push(row[q], id);
-            thresholds[q] = tops[q].threshold();
-          }
-        }
+        select_scores(
+            row, n, [&](std::int64_t j) { return static_cast<std::int32_t>(i0 + j); }, tops[q]);
       }
     }
 
@@ -429,46 +664,218 @@ void topk_tiled(MatrixView queries, MatrixView items, int k, bool cosine,
                     (chunks == 1 ? out.scores : part_scores.data()) + off);
     }
   });
-  if (chunks > 1) merge_chunks(nq, k, chunks, part_ids, part_scores, num_threads, stop, out);
+  if (chunks > 1) {
+    merge_chunks(nq, static_cast<int>(k), chunks, part_ids, part_scores, num_threads, stop, out);
+  }
 }
 
-// Few queries: each query scans item ranges on its own (8 items at a time), ranges in parallel.
-void topk_scan(MatrixView queries, MatrixView items, int k, bool cosine,
-               const std::vector<float>& inv_q, const std::vector<float>& inv_x, CsrView exclude,
-               int num_threads, TopKOutput out, const StopCheck& stop) {
-  const std::int64_t nq = queries.rows, dim = queries.cols;
-  const Blocks pieces(items.rows, kScanPiece);
-  const std::int64_t chunks = chunk_count(nq, pieces.count, num_threads);
-  std::vector<std::int32_t> part_ids(static_cast<std::size_t>(nq * chunks * k));
-  std::vector<float> part_scores(part_ids.size());
+std::vector<const float*> row_pointers(MatrixView m) {
+  std::vector<const float*> p(static_cast<std::size_t>(m.rows));
+  for (std::int64_t i = 0; i < m.rows; ++i) p[i] = m.row(i);
+  return p;
+}
 
-  parallel_tasks(nq * chunks, num_threads, stop, [&](std::int64_t task) {
-    const std::int64_t q = task / chunks, chunk = task % chunks;
-    const std::int64_t p0 = chunk * pieces.count / chunks, p1 = (chunk + 1) * pieces.count / chunks;
-    const float* query = queries.row(q);
-    TopK top(k);
-    std::vector<float> s(static_cast<std::size_t>(kScanPiece));
-    std::int64_t e = 0, e_end = 0;
-    if (exclude.present()) {
-      const std::int32_t* a = exclude.indices + exclude.indptr[q];
-      const std::int32_t* b = exclude.indices + exclude.indptr[q + 1];
-      e = std::lower_bound(a, b, static_cast<std::int32_t>(pieces.begin(p0))) - exclude.indices;
-      e_end = exclude.indptr[q + 1];
-    }
-    for (std::int64_t p = p0; p < p1; ++p) {
-      const std::int64_t i0 = pieces.begin(p), n = pieces.end(p) - i0;
-      scan_scores(query, dim, n, [&](std::int64_t j) { return items.row(i0 + j); }, s.data());
-      if (cosine) {
-        for (std::int64_t j = 0; j < n; ++j) s[j] *= inv_q[q] * inv_x[i0 + j];
+// Exact scores of one query against a list of items (the candidates path and the re-scoring of
+// float16 candidates): the listed rows are packed into panels and go through the same kernel.
+class RowScorer {
+ public:
+  RowScorer(std::int64_t dim) : dim_(dim), panel_(static_cast<std::size_t>(dim * kPanel)) {
+    scratch_.resize(static_cast<std::size_t>(dim));
+  }
+
+  // out[i] = dot(query, row ids[i] scaled by 2^exponent[ids[i]]) (exponent may be null).
+  void score(const float* query, MatrixView rows, const std::int32_t* ids, std::int64_t n,
+             const std::int16_t* exponent, float* out) {
+    float lane_scores[kPanel];
+    for (std::int64_t j0 = 0; j0 < n; j0 += kPanel) {
+      const std::int64_t m = std::min<std::int64_t>(kPanel, n - j0);
+      for (std::int64_t j = 0; j < m; ++j) {
+        const std::int32_t id = ids[j0 + j];
+        const float* src = rows.row(id);
+        if (exponent != nullptr) {
+          scale_row(src, dim_, exponent[id], scratch_.data());
+          src = scratch_.data();
+        }
+        for (std::int64_t kk = 0; kk < dim_; ++kk) panel_[kk * kPanel + j] = src[kk];
       }
-      for (; e < e_end && exclude.indices[e] < i0 + n; ++e) s[exclude.indices[e] - i0] = kNegInf;
-      select_scores(
-          s.data(), n, [&](std::int64_t j) { return static_cast<std::int32_t>(i0 + j); }, top);
+      micro_kernel<1, 1>(query, panel_.data(), 0, dim_, false, lane_scores, kPanel);
+      std::copy(lane_scores, lane_scores + m, out + j0);
     }
-    const std::int64_t off = (q * chunks + chunk) * k;
-    top.write(part_ids.data() + off, part_scores.data() + off);
+  }
+
+ private:
+  std::int64_t dim_;
+  AlignedVector<float> panel_;
+  std::vector<float> scratch_;
+};
+
+struct ItemScaling {  // cosine: per item exponent and inverse norm
+  const std::int16_t* exponent = nullptr;
+  const float* inv_norm = nullptr;
+};
+
+void candidates_search(const Queries& q, MatrixView items, ItemScaling scaling, CsrView candidates,
+                       int k, CsrView exclude, int num_threads, TopKOutput out,
+                       const StopCheck& stop) {
+  const std::int64_t nq = q.m.rows, dim = q.m.cols;
+  const bool cosine = !q.inv_norm.empty();
+  parallel_tasks((nq + kGatherBlock - 1) / kGatherBlock, num_threads, stop, [&](std::int64_t t) {
+    TopKSelector top(k);
+    RowScorer scorer(dim);
+    std::vector<std::int32_t> ids;
+    std::vector<float> s;
+    for (std::int64_t i = t * kGatherBlock; i < std::min(nq, (t + 1) * kGatherBlock); ++i) {
+      // The query's distinct, non-excluded candidates, in increasing id order.
+      ids.clear();
+      std::int64_t e = exclude.present() ? exclude.indptr[i] : 0;
+      const std::int64_t e_end = exclude.present() ? exclude.indptr[i + 1] : 0;
+      for (std::int64_t p = candidates.indptr[i]; p < candidates.indptr[i + 1]; ++p) {
+        const std::int32_t j = candidates.indices[p];
+        if (!ids.empty() && ids.back() == j) continue;
+        while (e < e_end && exclude.indices[e] < j) ++e;
+        if (e < e_end && exclude.indices[e] == j) continue;
+        ids.push_back(j);
+      }
+      const auto n = static_cast<std::int64_t>(ids.size());
+      s.resize(ids.size());
+      scorer.score(q.m.row(i), items, ids.data(), n, scaling.exponent, s.data());
+      if (cosine) {
+        const float iq = q.inv_norm[i];
+        for (std::int64_t j = 0; j < n; ++j) s[j] *= iq * scaling.inv_norm[ids[j]];
+      }
+      select_scores(s.data(), n, [&](std::int64_t j) { return ids[j]; }, top);
+      top.write(out.ids + i * k, out.scores + i * k);
+    }
   });
-  merge_chunks(nq, k, chunks, part_ids, part_scores, num_threads, stop, out);
+}
+
+// Raw rows, cosine: exponents and inverse norms computed for this call.
+struct RawScaling {
+  std::vector<std::int16_t> exponent;
+  std::vector<float> inv_norm;
+  ItemScaling view() const { return {exponent.data(), inv_norm.data()}; }
+};
+
+RawScaling raw_scaling(MatrixView items, int num_threads, const StopCheck& stop) {
+  RawScaling out;
+  out.exponent.resize(static_cast<std::size_t>(items.rows));
+  out.inv_norm.resize(static_cast<std::size_t>(items.rows));
+  unit_scaling(items, 0, out.exponent.data(), out.inv_norm.data(), num_threads, stop);
+  return out;
+}
+
+// The float32 scan over rows (packed block by block).
+void exact_scan(const Queries& q, const std::vector<const float*>& query_rows, MatrixView items,
+                ItemScaling scaling, CsrView exclude, const std::int64_t* exclude_row, int k,
+                int num_threads, TopKOutput out, const StopCheck& stop) {
+  Scan<float> s;
+  s.query_rows = query_rows.data();
+  s.nq = static_cast<std::int64_t>(query_rows.size());
+  s.dim = items.cols;
+  s.n_items = items.rows;
+  s.rows = items;
+  s.exponent = scaling.exponent;
+  if (!q.inv_norm.empty()) {
+    s.query_scale = q.inv_norm.data();
+    s.item_scale = scaling.inv_norm;
+  }
+  s.exclude = exclude;
+  s.exclude_row = exclude_row;
+  s.k = k;
+  scan(s, num_threads, stop, out);
+}
+
+// Float16 panels: an approximate scan keeps the best `wide` candidates of each query; they are
+// re-scored exactly from the float32 rows. The k best of them are the exact answer when the k-th
+// exact score beats every other item's upper bound (its approximate score plus the error bound);
+// queries that cannot be certified are searched again exactly.
+void half_search(const Queries& q, const std::vector<float>& query_scale,
+                 const PreparedItems& items, MatrixView rows, CsrView exclude, int k,
+                 int num_threads, TopKOutput out, const StopCheck& stop) {
+  const PreparedItems::Data& d = items.data();
+  const std::int64_t nq = q.m.rows, dim = q.m.cols, n = rows.rows;
+  const bool cosine = items.metric() == Metric::cosine;
+  const int wide = static_cast<int>(std::min<std::int64_t>(n, 2 * std::int64_t{k} + 32));
+  const std::vector<const float*> query_rows = row_pointers(q.m);
+  std::vector<std::int32_t> cand_ids(static_cast<std::size_t>(nq * wide));
+  std::vector<float> cand_scores(cand_ids.size());
+  {
+    Scan<std::uint16_t> s;
+    s.query_rows = query_rows.data();
+    s.nq = nq;
+    s.dim = dim;
+    s.n_items = n;
+    s.panels = d.panels16.data();
+    s.query_scale = cosine ? query_scale.data() : nullptr;
+    s.item_scale = d.approx_scale.data();
+    s.exclude = exclude;
+    s.k = wide;
+    scan(s, num_threads, stop, {cand_ids.data(), cand_scores.data()});
+  }
+  const double rel = half_error(dim);
+  std::vector<unsigned char> redo(static_cast<std::size_t>(nq), 0);
+  const ItemScaling scaling{cosine ? d.exponent.data() : nullptr,
+                            cosine ? d.inv_norm.data() : nullptr};
+  parallel_tasks((nq + kGatherBlock - 1) / kGatherBlock, num_threads, stop, [&](std::int64_t t) {
+    TopKSelector top(k);
+    RowScorer scorer(dim);
+    std::vector<float> exact(static_cast<std::size_t>(wide));
+    for (std::int64_t i = t * kGatherBlock; i < std::min(nq, (t + 1) * kGatherBlock); ++i) {
+      const std::int32_t* ids = cand_ids.data() + i * wide;
+      const float* approx = cand_scores.data() + i * wide;
+      std::int64_t m = 0;
+      while (m < wide && ids[m] >= 0) ++m;
+      scorer.score(q.m.row(i), rows, ids, m, scaling.exponent, exact.data());
+      if (cosine) {
+        for (std::int64_t j = 0; j < m; ++j) exact[j] *= q.inv_norm[i] * scaling.inv_norm[ids[j]];
+      }
+      for (std::int64_t j = 0; j < m; ++j) top.push(exact[j], ids[j]);
+      top.write(out.ids + i * k, out.scores + i * k);
+      // The bound on |approximate - exact|, in score units; negative when the approximate
+      // scores may have overflowed or underflowed (the query is then searched exactly).
+      double bound = rel;
+      if (!cosine) {
+        double qn = 0.0;
+        for (std::int64_t kk = 0; kk < dim; ++kk) {
+          qn += static_cast<double>(q.m.row(i)[kk]) * q.m.row(i)[kk];
+        }
+        qn = std::sqrt(qn);
+        const double reach =
+            qn * std::max(d.max_norm, std::sqrt(static_cast<double>(dim)) * 65536.0);
+        bound = reach < 1e30 && qn * d.max_norm > 1e-30 ? rel * qn * d.max_norm : -1.0;
+      }
+      if (bound >= 0.0 && (m < wide || wide == n)) continue;  // every eligible item was scored
+      // Certified when no item outside the candidates can reach the k-th exact score.
+      const double kth = out.scores[i * k + k - 1];
+      const double outside = static_cast<double>(approx[wide - 1]) + bound;
+      if (!(bound >= 0.0 && std::isfinite(kth) && std::isfinite(outside) && kth > outside)) {
+        redo[i] = 1;
+      }
+    }
+  });
+  // The rare uncertain queries: exactly, over the float32 rows.
+  std::vector<const float*> again;
+  std::vector<std::int64_t> again_rows;
+  for (std::int64_t i = 0; i < nq; ++i) {
+    if (redo[i]) {
+      again.push_back(q.m.row(i));
+      again_rows.push_back(i);
+    }
+  }
+  if (again.empty()) return;
+  std::vector<std::int32_t> ids(again.size() * k);
+  std::vector<float> scores(ids.size());
+  Queries sub;
+  sub.m = q.m;
+  if (cosine) {
+    for (const std::int64_t i : again_rows) sub.inv_norm.push_back(q.inv_norm[i]);
+  }
+  exact_scan(sub, again, rows, scaling, exclude, again_rows.data(), k, num_threads,
+             {ids.data(), scores.data()}, stop);
+  for (std::size_t j = 0; j < again.size(); ++j) {
+    std::copy(ids.begin() + j * k, ids.begin() + (j + 1) * k, out.ids + again_rows[j] * k);
+    std::copy(scores.begin() + j * k, scores.begin() + (j + 1) * k, out.scores + again_rows[j] * k);
+  }
 }
 
 }  // namespace
@@ -479,16 +886,41 @@ void topk(MatrixView queries, MatrixView items, int k, Metric metric, CsrView ex
   if (queries.rows == 0) return;
   if (items.rows == 0) return fill_padding(queries.rows, k, out);
   const bool cosine = metric == Metric::cosine;
-  std::vector<float> inv_q, inv_x;
+  const Queries q = prepare_queries(queries, cosine, num_threads, stop);
+  RawScaling scaling;
+  if (cosine) scaling = raw_scaling(items, num_threads, stop);
+  exact_scan(q, row_pointers(q.m), items, cosine ? scaling.view() : ItemScaling{}, exclude, nullptr,
+             k, num_threads, out, stop);
+}
+
+void topk(MatrixView queries, const PreparedItems& items, MatrixView rows, int k, CsrView exclude,
+          int num_threads, TopKOutput out, const StopCheck& stop) {
+  check_common(queries, rows, k, exclude, out);
+  if (rows.cols != items.dim()) throw std::invalid_argument("rows do not match the prepared items");
+  std::shared_lock lock(items.mutex());
+  const PreparedItems::Data& d = items.data();
+  if (rows.rows > d.n) throw std::invalid_argument("rows has more items than were prepared");
+  if (queries.rows == 0) return;
+  if (rows.rows == 0) return fill_padding(queries.rows, k, out);
+  const bool cosine = items.metric() == Metric::cosine;
+  const Queries q = prepare_queries(queries, cosine, num_threads, stop);
+  if (items.storage() == ItemStorage::float16) {
+    return half_search(q, q.inv_norm, items, rows, exclude, k, num_threads, out, stop);
+  }
+  const std::vector<const float*> query_rows = row_pointers(q.m);
+  Scan<float> s;
+  s.query_rows = query_rows.data();
+  s.nq = q.m.rows;
+  s.dim = q.m.cols;
+  s.n_items = rows.rows;
+  s.panels = d.panels32.data();
   if (cosine) {
-    inv_q = inverse_norms(queries, num_threads, stop);
-    inv_x = inverse_norms(items, num_threads, stop);
+    s.query_scale = q.inv_norm.data();
+    s.item_scale = d.inv_norm.data();
   }
-  if (queries.rows >= kMinTiledQueries) {
-    topk_tiled(queries, items, k, cosine, inv_q, inv_x, exclude, num_threads, out, stop);
-  } else {
-    topk_scan(queries, items, k, cosine, inv_q, inv_x, exclude, num_threads, out, stop);
-  }
+  s.exclude = exclude;
+  s.k = k;
+  scan(s, num_threads, stop, out);
 }
 
 void topk_candidates(MatrixView queries, MatrixView items, CsrView candidates, int k, Metric metric,
@@ -496,37 +928,36 @@ void topk_candidates(MatrixView queries, MatrixView items, CsrView candidates, i
   check_common(queries, items, k, exclude, out);
   if (!candidates.present()) throw std::invalid_argument("candidates are missing");
   check_csr(candidates, queries.rows, items.rows, "candidates");
-  const std::int64_t nq = queries.rows, dim = queries.cols;
   const bool cosine = metric == Metric::cosine;
+  const Queries q = prepare_queries(queries, cosine, num_threads, stop);
+  RawScaling scaling;
+  if (cosine) scaling = raw_scaling(items, num_threads, stop);
+  candidates_search(q, items, cosine ? scaling.view() : ItemScaling{}, candidates, k, exclude,
+                    num_threads, out, stop);
+}
 
-  parallel_tasks((nq + kGatherBlock - 1) / kGatherBlock, num_threads, stop, [&](std::int64_t t) {
-    TopK top(k);
-    std::vector<std::int32_t> ids;
-    std::vector<float> s;
-    for (std::int64_t q = t * kGatherBlock; q < std::min(nq, (t + 1) * kGatherBlock); ++q) {
-      // The query's distinct, non-excluded candidates, in increasing id order.
-      ids.clear();
-      std::int64_t e = exclude.present() ? exclude.indptr[q] : 0;
-      const std::int64_t e_end = exclude.present() ? exclude.indptr[q + 1] : 0;
-      for (std::int64_t p = candidates.indptr[q]; p < candidates.indptr[q + 1]; ++p) {
-        const std::int32_t j = candidates.indices[p];
-        if (!ids.empty() && ids.back() == j) continue;
-        while (e < e_end && exclude.indices[e] < j) ++e;
-        if (e < e_end && exclude.indices[e] == j) continue;
-        ids.push_back(j);
-      }
-      const auto n = static_cast<std::int64_t>(ids.size());
-      s.resize(ids.size());
-      const float* query = queries.row(q);
-      scan_scores(query, dim, n, [&](std::int64_t i) { return items.row(ids[i]); }, s.data());
-      if (cosine) {
-        const float iq = inverse_norm(query, dim);
-        for (std::int64_t i = 0; i < n; ++i) s[i] *= iq * inverse_norm(items.row(ids[i]), dim);
-      }
-      select_scores(s.data(), n, [&](std::int64_t i) { return ids[i]; }, top);
-      top.write(out.ids + q * k, out.scores + q * k);
-    }
-  });
+void topk_candidates(MatrixView queries, const PreparedItems& items, MatrixView rows,
+                     CsrView candidates, int k, CsrView exclude, int num_threads, TopKOutput out,
+                     const StopCheck& stop) {
+  check_common(queries, rows, k, exclude, out);
+  if (!candidates.present()) throw std::invalid_argument("candidates are missing");
+  check_csr(candidates, queries.rows, rows.rows, "candidates");
+  if (rows.cols != items.dim()) throw std::invalid_argument("rows do not match the prepared items");
+  std::shared_lock lock(items.mutex());
+  const PreparedItems::Data& d = items.data();
+  if (rows.rows > d.n) throw std::invalid_argument("rows has more items than were prepared");
+  const bool cosine = items.metric() == Metric::cosine;
+  const Queries q = prepare_queries(queries, cosine, num_threads, stop);
+  const ItemScaling scaling =
+      cosine ? ItemScaling{d.exponent.data(), d.inv_norm.data()} : ItemScaling{};
+  candidates_search(q, rows, scaling, candidates, k, exclude, num_threads, out, stop);
+}
+
+const char* kernel_description() {
+  static const std::string text = std::string(SEMREC_KERNEL) + ", register tile " +
+                                  std::to_string(kTileQueries) + " queries x " +
+                                  std::to_string(kPanel) + " items";
+  return text.c_str();
 }
 
 }  // namespace semrec

@@ -2,47 +2,76 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
+#include <shared_mutex>
 
 #include "semrec/parallel.hpp"
+#include "semrec/views.hpp"
 
 namespace semrec {
 
 enum class Metric { dot, cosine };
 
-// A row-major, C-contiguous float32 matrix owned by the caller.
-struct MatrixView {
-  const float* data = nullptr;
-  std::int64_t rows = 0;
-  std::int64_t cols = 0;
-  const float* row(std::int64_t i) const { return data + i * cols; }
-};
+// How prepared items hold their vectors for the scan. float16 streams half the bytes; the best
+// candidates of every query are then re-scored exactly from the float32 rows, and the answer is
+// certified by an error bound (or recomputed exactly), so results equal the float32 ones.
+enum class ItemStorage { float32, float16 };
 
-// The structure of a CSR matrix owned by the caller (values are not needed). Each row's indices
-// must be sorted ascending; duplicates are allowed. A default-constructed view means "none".
-struct CsrView {
-  const std::int64_t* indptr = nullptr;
-  const std::int32_t* indices = nullptr;
-  std::int64_t rows = 0;
-  std::int64_t cols = 0;
-  bool present() const { return indptr != nullptr; }
-};
+// Item vectors prepared once for many searches: scaled for cosine, packed into the scan's panel
+// layout, with their norms. The caller keeps the float32 rows (every search takes them) and
+// guarantees they are finite. Searches may run concurrently with each other; append() waits
+// for running searches and blocks new ones while it runs.
+class PreparedItems {
+ public:
+  PreparedItems(std::int64_t dim, Metric metric, ItemStorage storage);
+  ~PreparedItems();
+  PreparedItems(const PreparedItems&) = delete;
+  PreparedItems& operator=(const PreparedItems&) = delete;
 
-// Caller-allocated results, each rows x k, row-major.
-struct TopKOutput {
-  std::int32_t* ids = nullptr;
-  float* scores = nullptr;
+  // Prepares rows as items size() .. size() + rows.rows - 1.
+  void append(MatrixView rows, int num_threads, const StopCheck& stop = {});
+  std::int64_t size() const;
+  std::int64_t bytes() const;  // memory held (panels, norms)
+  std::int64_t dim() const { return dim_; }
+  Metric metric() const { return metric_; }
+  ItemStorage storage() const { return storage_; }
+
+  struct Data;  // defined with the kernels
+  const Data& data() const { return *data_; }
+  std::shared_mutex& mutex() const { return mutex_; }
+
+ private:
+  std::int64_t dim_;
+  Metric metric_;
+  ItemStorage storage_;
+  mutable std::shared_mutex mutex_;
+  std::unique_ptr<Data> data_;
 };
 
 // For every query row, the k items with the highest score, best first, ties broken by the lower
 // item id. Items listed in the query's row of `exclude` are skipped. Rows with fewer than k
 // eligible items are padded with id -1 and score -inf. Each score is summed in one fixed order,
-// so it is bitwise the same for any thread count, batch size or position of the item: identical
-// items tie exactly. For metric=cosine a zero vector scores 0 against everything.
+// so it is bitwise the same for any thread count, batch size, path (batch, few queries,
+// candidates, prepared items) or position of the item: identical items tie exactly. For
+// metric=cosine a zero vector scores 0 against everything; vectors are scaled by powers of two
+// first, so no norm or product overflows or underflows (exact scaling: the same bits otherwise).
 void topk(MatrixView queries, MatrixView items, int k, Metric metric, CsrView exclude,
+          int num_threads, TopKOutput out, const StopCheck& stop = {});
+
+// The same search over prepared items whose float32 rows are `rows` (the first rows.rows items
+// are searched: a snapshot taken before a concurrent append stays consistent).
+void topk(MatrixView queries, const PreparedItems& items, MatrixView rows, int k, CsrView exclude,
           int num_threads, TopKOutput out, const StopCheck& stop = {});
 
 // As topk, but query i only considers the items listed in row i of `candidates` (sorted).
 void topk_candidates(MatrixView queries, MatrixView items, CsrView candidates, int k, Metric metric,
                      CsrView exclude, int num_threads, TopKOutput out, const StopCheck& stop = {});
+void topk_candidates(MatrixView queries, const PreparedItems& items, MatrixView rows,
+                     CsrView candidates, int k, CsrView exclude, int num_threads, TopKOutput out,
+                     const StopCheck& stop = {});
+
+// Names of the compiled kernel's shape, for benchmark headers: e.g. "avx512 fma: 12 queries x
+// 32 items per register tile".
+const char* kernel_description();
 
 }  // namespace semrec

@@ -7,6 +7,7 @@ See the README for the tour; the public API is re-exported here.
 from semrec import datasets, metrics, split
 from semrec._threads import get_num_threads, set_num_threads
 from semrec.als import ALS
+from semrec.ann import HNSWIndex
 from semrec.baselines import MostPopular, Random
 from semrec.coldstart import ColdStartALS
 from semrec.content import ContentRecommender
@@ -15,7 +16,7 @@ from semrec.evaluation import compare, evaluate
 from semrec.hybrid import Hybrid
 from semrec.knn import ItemKNN, UserKNN
 from semrec.rerank import diversify
-from semrec.similarity import item_neighbours, topk
+from semrec.similarity import ItemIndex, item_neighbours, topk
 
 __version__ = "0.1.0"
 
@@ -25,7 +26,9 @@ __all__ = [
     "ContentRecommender",
     "EmbeddingCache",
     "FormatError",
+    "HNSWIndex",
     "Hybrid",
+    "ItemIndex",
     "ItemKNN",
     "MostPopular",
     "NotFittedError",

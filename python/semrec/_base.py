@@ -1,10 +1,21 @@
-"""The contract every recommender keeps, and the shared pieces that implement it.
+"""The one contract every recommender keeps, written once (see ``docs/model_contract.md``).
 
-A model subclasses :class:`Recommender`, lists its hyperparameters in ``_PARAMS``, sets
-``interactions_`` in ``fit`` and implements ``_score_rows(users)`` (dense scores of every item
-for a batch of users). It then gets ``recommend``, ``score``, ``__repr__`` and the checks for
-free, and ``save`` / ``load`` by implementing ``_state`` / ``_restore``. Models with a faster
-path (a dot-product model uses :func:`semrec.topk`) override ``recommend``.
+A model subclasses :class:`Recommender`, stores its hyperparameters verbatim in ``__init__``
+(listed in ``_PARAMS``), returns ``self`` from ``fit`` and names in ``_FITTED_BY`` an attribute
+that exists once it is fitted. It then provides hooks; the verbs, their checks, their
+signatures and their docstrings live here:
+
+* scoring, one of
+    - ``_vectors(users) -> (queries, item_vectors)`` (plus ``_score_offset``): a dot-product
+      model, ``score = query · item + offset``; ``recommend`` goes through :func:`semrec.topk`,
+      ``score`` through float64 dot products;
+    - ``_score_rows(users) -> dense scores`` (optionally ``_rank_rows`` for a finer dtype and
+      ``_recommend_rows`` for a faster top-k path): a score-matrix model;
+* ``_item_space() -> (vectors, metric)`` or ``_similar_items(ids, k)`` for ``similar_items``;
+* ``_fold_in``, ``_update``, ``_add_items`` for the real-time verbs (a model without them
+  raises ``NotImplementedError`` with the hint in ``_HINTS``);
+* ``_state() -> (meta, arrays)`` and ``_restore(saved)`` for ``save`` / ``load``, with
+  ``_FORMAT_NAME`` and ``_FORMAT_VERSION``.
 """
 
 from __future__ import annotations
@@ -17,96 +28,70 @@ import scipy.sparse as sp
 
 from semrec import _persist as persist
 from semrec import _validation as check
+from semrec._scoring import dot_scores, nearest, select_topk
 from semrec.errors import FormatError, NotFittedError
+from semrec.similarity import topk
 
-# Users scored per dense block in the default recommend: bounds memory at 256 x n_items floats.
+__all__ = ["FORMATS", "Recommender", "dot_scores", "load_nested", "nest", "select_topk"]
+
+# Users scored per dense block by score-matrix models: bounds memory at 256 x n_items floats.
 BATCH_USERS = 256
 
-
-def dot_scores(queries: np.ndarray, items: np.ndarray, offset: float = 0.0) -> np.ndarray:
-    """``queries @ items.T + offset`` as float32, the same for a row alone or in any batch.
-
-    Computed in float64: BLAS sums one row (gemv) and a batch (gemm) in different orders, and
-    a user's scores must not depend on who else is asked at the same time.
-    """
-    out = queries.astype(np.float64) @ items.T.astype(np.float64)
-    return (out + offset).astype(np.float32)
-
-
-def select_topk(
-    scores: np.ndarray,
-    k: int,
-    *,
-    exclude: sp.csr_array | None = None,
-    allowed: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Top-``k`` columns of each row of a dense score block, best first.
-
-    ``exclude`` (CSR, same shape) and ``allowed`` (bool mask over columns) remove items; ties go
-    to the lower id; rows with fewer than ``k`` eligible items are padded with ``-1`` / ``-inf``.
-    Modifies ``scores`` in place.
-    """
-    n, n_items = scores.shape
-    if allowed is not None:
-        scores[:, ~allowed] = -np.inf
-    if exclude is not None:
-        rows = np.repeat(np.arange(exclude.shape[0]), np.diff(exclude.indptr))
-        scores[rows, exclude.indices] = -np.inf
-    ids = np.full((n, k), -1, dtype=np.int32)
-    out = np.full((n, k), -np.inf, dtype=np.float32)
-    width = min(k, n_items)
-    if n == 0 or width == 0:
-        return ids, out
-    top = np.argpartition(-scores, width - 1, axis=1)[:, :width]
-    top_scores = np.take_along_axis(scores, top, axis=1)
-    # Sort by (score desc, id asc); a partition may cut a tie at the boundary, so re-select the
-    # boundary ties by id to keep the documented tie-break.
-    kth = top_scores.min(axis=1, keepdims=True)
-    if width < n_items:
-        ties = (scores == kth).sum(axis=1) > (top_scores == kth).sum(axis=1)
-        for row in np.flatnonzero(ties):
-            above = np.flatnonzero(scores[row] > kth[row, 0])
-            tied = np.flatnonzero(scores[row] == kth[row, 0])[: width - above.size]
-            top[row] = np.concatenate([above, tied])
-            top_scores[row] = scores[row, top[row]]
-    order = np.lexsort((top, -top_scores), axis=1)
-    top = np.take_along_axis(top, order, axis=1)
-    top_scores = np.take_along_axis(top_scores, order, axis=1)
-    valid = top_scores > -np.inf
-    ids[:, :width] = np.where(valid, top, -1)
-    out[:, :width] = top_scores
-    return ids, out
+# Every saved model class, by format name: what a Hybrid or ColdStartALS file loads members with.
+FORMATS: dict[str, type[Recommender]] = {}
 
 
 class Recommender:
-    """Base of every model: the common verbs, argument checks, repr and persistence."""
+    """Base of every model: the common verbs, their argument checks, repr and persistence.
+
+    See ``docs/model_contract.md`` for what each verb promises and the hooks a model provides.
+    """
 
     _PARAMS: ClassVar[tuple[str, ...]] = ()
     _FORMAT_NAME: ClassVar[str] = ""
-    _FORMAT_VERSION: ClassVar[int] = 1
-    interactions_: sp.csr_array
+    _FORMAT_VERSION: ClassVar[int] = 2
+    _FITTED_BY: ClassVar[str] = "interactions_"
+    # What to do instead, for each real-time verb or similar_items a model does not support.
+    _HINTS: ClassVar[dict[str, str]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.__dict__.get("_FORMAT_NAME"):
+            FORMATS[cls._FORMAT_NAME] = cls
 
     def __repr__(self) -> str:
         params = ", ".join(f"{p}={getattr(self, p)!r}" for p in self._PARAMS)
         return f"{type(self).__name__}({params})"
 
+    def _set_params(self, values: dict[str, Any]) -> None:
+        """Store each hyperparameter of ``_PARAMS`` verbatim (``__init__`` passes ``locals()``);
+        they are checked when the model is fitted, so that ``__init__`` never fails."""
+        for name in self._PARAMS:
+            setattr(self, name, values[name])
+
     # -- state -------------------------------------------------------------------------------
     def _check_fitted(self) -> None:
-        if not hasattr(self, "interactions_"):
+        if self._FITTED_BY not in vars(self):
             name = type(self).__name__
             raise NotFittedError(f"this {name} is not fitted yet; call fit(interactions) first")
 
     @property
     def n_users_(self) -> int:
+        """Number of users (fitted, folded in or added by ``update``)."""
         self._check_fitted()
-        return int(self.interactions_.shape[0])
+        return int(self._shape()[0])
 
     @property
     def n_items_(self) -> int:
+        """Number of items (fitted or added)."""
         self._check_fitted()
-        return int(self.interactions_.shape[1])
+        return int(self._shape()[1])
 
-    def _users(self, users: Any) -> tuple[np.ndarray, bool]:
+    def _shape(self) -> tuple[int, int]:
+        """(users, items) of the fitted model (without merging anything to find out)."""
+        return self.interactions_.shape
+
+    def _user_ids(self, users: Any) -> tuple[np.ndarray, bool]:
         self._check_fitted()
         return check.index_array(users, "users", self.n_users_, "user")
 
@@ -114,9 +99,24 @@ class Recommender:
         """The items each listed user has interacted with (what ``exclude_seen`` removes)."""
         return sp.csr_array(self.interactions_[users])
 
-    # -- scoring -----------------------------------------------------------------------------
+    @property
+    def _threads(self) -> int | None:
+        return getattr(self, "num_threads", None)
+
+    # -- scoring hooks ---------------------------------------------------------------------------
+    _score_offset: float = 0.0
+
+    def _vectors(self, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Dot-product models: (queries of ``users``, item vectors), float32, C-contiguous."""
+        raise NotImplementedError
+
+    def _is_dot_product(self) -> bool:
+        return type(self)._vectors is not Recommender._vectors
+
     def _score_rows(self, users: np.ndarray) -> np.ndarray:
-        """Dense float32 scores of every item for each user id, shape (len(users), n_items)."""
+        """Score-matrix models: dense float32 scores of every item, (len(users), n_items)."""
+        if self._is_dot_product():
+            return dot_scores(*self._vectors(users), self._score_offset)
         raise NotImplementedError
 
     def _rank_rows(self, users: np.ndarray) -> np.ndarray:
@@ -124,20 +124,40 @@ class Recommender:
         dtype for its ties (its returned scores are float32 either way)."""
         return np.array(self._score_rows(users), dtype=np.float32)
 
-    def score(self, users: int | np.ndarray, items: np.ndarray) -> np.ndarray:
-        """Scores of every listed item for every listed user.
+    def _recommend_rows(
+        self, users: np.ndarray, k: int, exclude_seen: bool, candidates: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k of validated users: exact top-k over the dot products, or over dense rows."""
+        if self._is_dot_product():
+            queries, items = self._vectors(users)
+            ids, scores = topk(
+                queries,
+                items,
+                k,
+                metric="dot",
+                exclude=self._seen_rows(users) if exclude_seen else None,
+                candidates=candidates,
+                num_threads=self._threads,
+                check_finite=False,
+            )
+            if self._score_offset:
+                scores = scores + np.float32(self._score_offset)  # -inf padding stays -inf
+            return ids, scores
+        allowed = None
+        if candidates is not None:
+            allowed = np.zeros(self.n_items_, dtype=bool)
+            allowed[candidates] = True
+        ids = np.empty((users.size, k), dtype=np.int32)
+        scores = np.empty((users.size, k), dtype=np.float32)
+        for start in range(0, users.size, BATCH_USERS):
+            batch = users[start : start + BATCH_USERS]
+            exclude = self._seen_rows(batch) if exclude_seen else None
+            ids[start : start + batch.size], scores[start : start + batch.size] = select_topk(
+                self._rank_rows(batch), k, exclude=exclude, allowed=allowed
+            )
+        return ids, scores
 
-        Returns an array of shape (n_users, n_items) (1-D for a scalar user); higher is better.
-        """
-        u, scalar = self._users(users)
-        i, _ = check.index_array(items, "items", self.n_items_, "item")
-        out = np.empty((u.size, i.size), dtype=np.float32)
-        for start in range(0, u.size, BATCH_USERS):
-            out[start : start + BATCH_USERS] = self._score_rows(u[start : start + BATCH_USERS])[
-                :, i
-            ]
-        return out[0] if scalar else out
-
+    # -- the verbs -------------------------------------------------------------------------------
     def recommend(
         self,
         users: int | np.ndarray,
@@ -154,40 +174,272 @@ class Recommender:
             User ids; a scalar gives 1-D results.
         k : int, default 10
         exclude_seen : bool, default True
-            Never return items in the user's training interactions.
+            Never return an item the user has interacted with (in ``fit``, ``fold_in`` or
+            ``update``), whatever the weight of the interaction.
         items : 1-D array of int, optional
             Only recommend among these item ids.
 
         Returns
         -------
         ids : ndarray of int32, shape (n_users, k)
-            Padded with -1 when fewer than ``k`` items are eligible.
+            Best first, ties to the lower id; padded with -1 when fewer than ``k`` items are
+            eligible.
         scores : ndarray of float32, shape (n_users, k)
-            Padded with -inf.
+            The items' scores (as ``score`` gives them); padded with -inf.
+
+        Examples
+        --------
+        >>> import numpy as np, scipy.sparse as sp, semrec
+        >>> clicks = sp.csr_array(np.eye(4, dtype=np.float32))
+        >>> model = semrec.ALS(factors=2, random_state=0, show_progress=False).fit(clicks)
+        >>> model.recommend([0, 1], k=2)[0].shape
+        (2, 2)
         """
-        u, scalar = self._users(users)
+        u, scalar = self._user_ids(users)
         k = check.positive_int(k, "k")
-        allowed = None
-        if items is not None:
-            allowed = np.zeros(self.n_items_, dtype=bool)
-            allowed[check.item_ids(items, "items", self.n_items_)] = True
-        ids = np.empty((u.size, k), dtype=np.int32)
-        scores = np.empty((u.size, k), dtype=np.float32)
-        for start in range(0, u.size, BATCH_USERS):
-            batch = u[start : start + BATCH_USERS]
-            exclude = self._seen_rows(batch) if exclude_seen else None
-            ids[start : start + batch.size], scores[start : start + batch.size] = select_topk(
-                self._rank_rows(batch), k, exclude=exclude, allowed=allowed
-            )
+        if k > np.iinfo(np.int32).max:
+            raise ValueError(f"k must be < 2**31, got {k}")
+        candidates = None if items is None else check.item_ids(items, "items", self.n_items_)
+        ids, scores = self._recommend_rows(u, k, bool(exclude_seen), candidates)
         return (ids[0], scores[0]) if scalar else (ids, scores)
+
+    def score(self, users: int | np.ndarray, items: np.ndarray) -> np.ndarray:
+        """Scores of every listed item for every listed user (higher is better).
+
+        The same values ``recommend`` ranks by and returns; a user's scores do not depend on
+        the other users asked in the same call.
+
+        Returns
+        -------
+        ndarray of float32, shape (n_users, n_items)
+            1-D for a scalar user.
+
+        Examples
+        --------
+        >>> import numpy as np, scipy.sparse as sp, semrec
+        >>> model = semrec.MostPopular().fit(sp.csr_array([[1.0, 0.0], [1.0, 1.0]]))
+        >>> model.score(0, [0, 1])
+        array([2., 1.], dtype=float32)
+        """
+        u, scalar = self._user_ids(users)
+        i, _ = check.index_array(items, "items", self.n_items_, "item")
+        if self._is_dot_product():
+            queries, vectors = self._vectors(u)
+            out = dot_scores(queries, vectors[i], self._score_offset)
+        else:
+            out = np.empty((u.size, i.size), dtype=np.float32)
+            for start in range(0, u.size, BATCH_USERS):
+                rows = self._score_rows(u[start : start + BATCH_USERS])
+                out[start : start + BATCH_USERS] = rows[:, i]
+        return out[0] if scalar else out
+
+    def similar_items(self, items: int | np.ndarray, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` items most similar to each given item (itself excluded), best first.
+
+        Similar by the model's own item representation: the cosine of factor or embedding
+        vectors, or a neighbourhood model's item graph.
+
+        Returns
+        -------
+        ids, scores : ndarray of int32 / float32, shape (n_items, k)
+            1-D for a scalar item; padded with -1 / -inf.
+
+        Examples
+        --------
+        >>> import numpy as np, scipy.sparse as sp, semrec
+        >>> emb = np.array([[1, 0], [0, 1], [0.9, 0.1]], dtype=np.float32)
+        >>> model = semrec.ContentRecommender(emb, show_progress=False)
+        >>> model.fit(sp.csr_array((1, 3), dtype=np.float32)).similar_items(0, k=1)[0].tolist()
+        [2]
+        """
+        self._check_fitted()
+        ids, scalar = check.index_array(items, "items", self.n_items_, "item")
+        k = check.positive_int(k, "k")
+        found, scores = self._similar_items(ids, k)
+        return (found[0], scores[0]) if scalar else (found, scores)
+
+    def _similar_items(self, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        vectors, metric = self._item_space()
+        return nearest(vectors, ids, k, metric, self._threads)
+
+    def _item_space(self) -> tuple[np.ndarray, str]:
+        """The item vectors ``similar_items`` compares, and the metric (``"cosine"``/``"dot"``)."""
+        raise self._unsupported("similar_items")
+
+    def explain(self, user: int, item: int, k: int = 5) -> Any:
+        """Why ``user`` gets ``item``: the terms the score is made of, largest first.
+
+        Each model splits its score into one term per item of the user's history (UserKNN:
+        per neighbour), in the score's units; the model's ``_explain`` documents how, and when
+        the split is exact.
+
+        Parameters
+        ----------
+        user, item : int
+        k : int, default 5
+            Rows to return.
+
+        Returns
+        -------
+        pandas.DataFrame
+            The common table of :mod:`semrec.explain`: columns ``item`` (or ``neighbour``),
+            ``contribution``, ``share``; ``attrs`` ``user``, ``item``, ``score``,
+            ``explained`` (the sum over every term) and ``rest`` (``score - explained``).
+
+        Examples
+        --------
+        >>> import numpy as np, scipy.sparse as sp, semrec
+        >>> r = sp.csr_array(np.array([[1, 1, 0], [1, 1, 1], [0, 1, 1]], dtype=np.float32))
+        >>> why = semrec.ItemKNN(2, show_progress=False).fit(r).explain(0, 2)
+        >>> why["item"].tolist(), bool(abs(why.attrs["rest"]) < 1e-6)
+        ([1, 0], True)
+        """
+        self._check_fitted()
+        u = check.one_id(user, "user", self.n_users_)
+        i = check.one_id(item, "item", self.n_items_)
+        return self._explain(u, i, check.positive_int(k, "k"))
+
+    def _explain(self, user: int, item: int, k: int) -> Any:
+        raise self._unsupported("explain")
+
+    # -- real time ---------------------------------------------------------------------------
+    def fold_in(
+        self,
+        history: sp.csr_array | sp.csr_matrix,
+        *,
+        users: np.ndarray | None = None,
+        timestamps: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """The vectors of users described by their interaction histories; optionally store them.
+
+        Parameters
+        ----------
+        history : scipy.sparse CSR, shape (n, n_items_)
+            One row per user: that user's whole history (weights as in ``fit``; every stored
+            entry is an interaction, a weight of 0 included).
+        users : 1-D array of int, optional
+            Also store the histories under these ids: an existing id replaces that user's
+            history, ids ``n_users_, n_users_ + 1, ...`` append new users. The ids must be
+            distinct. Without it the model is unchanged.
+        timestamps : 1-D array, optional
+            One time per stored entry of ``history`` (models with time decay; default "now").
+            Ignored by models without a notion of time.
+
+        Returns
+        -------
+        ndarray of float32, shape (n, d)
+            One row per history: the user's vector in the model's space, the same that
+            ``update`` returns: user factors (factor models), the interest profile
+            (ContentRecommender), or the scores of every item (models without user vectors:
+            neighbourhood models, Hybrid).
+
+        Examples
+        --------
+        >>> import numpy as np, scipy.sparse as sp, semrec
+        >>> model = semrec.ALS(factors=2, random_state=0, show_progress=False)
+        >>> model = model.fit(sp.csr_array(np.eye(3, dtype=np.float32)))
+        >>> new = sp.csr_array(np.array([[1, 0, 1]], dtype=np.float32))
+        >>> model.fold_in(new, users=[3]).shape, model.n_users_
+        ((1, 2), 4)
+        """
+        self._check_fitted()
+        check.require_csr(history, "history", f"of shape (n_users, {self.n_items_})")
+        if history.ndim != 2 or history.shape[1] != self.n_items_:
+            raise ValueError(
+                f"history must have shape (n_users, {self.n_items_}) (one row per user, one "
+                f"column per item of the model), got {history.shape}"
+            )
+        ids = None
+        if users is not None:
+            ids = check.new_user_ids(users, history.shape[0], self.n_users_)
+        times = None if timestamps is None else check.timestamps(timestamps, history.nnz)
+        return self._fold_in(history, ids, times)
+
+    def _fold_in(
+        self, history: Any, users: np.ndarray | None, times: np.ndarray | None
+    ) -> np.ndarray:
+        raise self._unsupported("fold_in")
+
+    def update(
+        self, user: int, item: int, weight: float = 1.0, t: float | None = None
+    ) -> np.ndarray:
+        """Record one interaction; the user's next recommendations reflect it at once.
+
+        Parameters
+        ----------
+        user : int
+            An existing user, or ``n_users_`` to start a new one.
+        item : int
+        weight : float, default 1.0
+            Added to the user's weight for the item (negative: a dislike, where the model has
+            them). The item is seen from now on, whatever the resulting weight.
+        t : float, optional
+            When it happened (models with time decay; default "now", the latest time seen).
+            Ignored by models without a notion of time.
+
+        Returns
+        -------
+        ndarray of float32, shape (d,)
+            The user's new vector: what ``fold_in`` of the user's whole changed history gives.
+
+        Examples
+        --------
+        >>> import numpy as np, scipy.sparse as sp, semrec
+        >>> model = semrec.ItemKNN(2, show_progress=False)
+        >>> model = model.fit(sp.csr_array(np.eye(3, dtype=np.float32) + np.eye(3, k=1)))
+        >>> model.update(0, 2).shape, int(model.recommend(0, k=1)[0][0])
+        ((3,), -1)
+        """
+        self._check_fitted()
+        u = check.one_id(user, "user", self.n_users_ + 1)
+        i = check.one_id(item, "item", self.n_items_)
+        w = check.number(weight, "weight")
+        ts = None if t is None else check.number(t, "t")
+        return self._update(u, i, w, ts)
+
+    def _update(self, user: int, item: int, weight: float, t: float | None) -> np.ndarray:
+        raise self._unsupported("update")
+
+    def add_items(self, items: Any) -> np.ndarray:
+        """Append items to the catalogue; they are recommendable at once, with no interactions.
+
+        Parameters
+        ----------
+        items : ndarray of float32, shape (m, dim) or (dim,), or str / list of str
+            The new items' embeddings, or their texts for a model with a text encoder.
+
+        Returns
+        -------
+        ndarray of int32
+            The new item ids: ``n_items_`` before the call, and on.
+
+        Examples
+        --------
+        >>> import numpy as np, scipy.sparse as sp, semrec
+        >>> model = semrec.ContentRecommender(np.eye(2, dtype=np.float32), show_progress=False)
+        >>> model = model.fit(sp.csr_array(np.array([[1, 0]], dtype=np.float32)))
+        >>> model.add_items(np.array([[2, 0.1]], dtype=np.float32)).tolist()
+        [2]
+        """
+        self._check_fitted()
+        return self._add_items(items)
+
+    def _add_items(self, items: Any) -> np.ndarray:
+        raise self._unsupported("add_items")
+
+    def _unsupported(self, verb: str) -> NotImplementedError:
+        hint = self._HINTS.get(verb, "")
+        return NotImplementedError(
+            f"{type(self).__name__} does not support {verb}" + (f": {hint}" if hint else "")
+        )
 
     # -- persistence -------------------------------------------------------------------------
     def _state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         """JSON-serialisable metadata and the arrays that make up the fitted model."""
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} cannot be saved")
 
-    def _restore(self, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
-        """Inverse of ``_state``; raise KeyError/ValueError/TypeError on damaged content."""
+    def _restore(self, saved: persist.Saved) -> None:
+        """Inverse of ``_state``: read every field through ``saved`` (checked accessors)."""
         raise NotImplementedError
 
     def _params(self) -> dict[str, Any]:
@@ -198,32 +450,86 @@ class Recommender:
             params["random_state"] = None  # a Generator is not data; its job is done after fit
         return params
 
-    def save(self, path: str | os.PathLike[str]) -> None:
-        """Write the fitted model to ``path`` (``.npz`` arrays plus JSON metadata; no pickle)."""
+    def _document(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """The whole saved form: format, version, hyperparameters, state."""
         self._check_fitted()
         meta, arrays = self._state()
-        arrays = arrays | persist.csr_arrays(self.interactions_, "interactions")
-        meta = {"params": self._params(), "shape": list(self.interactions_.shape), **meta}
-        persist.write(path, self._FORMAT_NAME, self._FORMAT_VERSION, meta, arrays)
+        header = {"format": self._FORMAT_NAME, "version": self._FORMAT_VERSION}
+        return {**header, "params": self._params(), **meta}, arrays
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the fitted model to ``path``.
+
+        One ``.npz`` archive: the model's arrays and JSON metadata (format name and version,
+        hyperparameters, a SHA-256 per array); no pickle. Written to a temporary file beside
+        ``path`` and renamed over it, so a crash never leaves a half-written file. Models
+        inside the model (a Hybrid's members) are saved in the same file. A text encoder is
+        not saved: give it again after ``load``.
+
+        Examples
+        --------
+        >>> import numpy as np, scipy.sparse as sp, semrec, tempfile, os
+        >>> model = semrec.ALS(factors=2, random_state=0, show_progress=False)
+        >>> model = model.fit(sp.csr_array(np.eye(3, dtype=np.float32)))
+        >>> path = os.path.join(tempfile.mkdtemp(), "als.npz")
+        >>> model.save(path); semrec.ALS.load(path).factors
+        2
+        """
+        meta, arrays = self._document()
+        persist.write(path, meta, arrays)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Any:
-        """Read a model written by ``save``.
+        """Read a model written by ``save``; everything read is checked first.
 
-        Raises ``FileNotFoundError`` for a missing file and :class:`semrec.FormatError` for a
-        corrupt file or one of another format or version.
+        Raises ``FileNotFoundError`` for a missing file and :class:`semrec.FormatError` (naming
+        the file and the field) for a corrupt file, one of another model or format version.
+
+        Examples
+        --------
+        >>> import numpy as np, scipy.sparse as sp, semrec, tempfile, os
+        >>> path = os.path.join(tempfile.mkdtemp(), "pop.npz")
+        >>> semrec.MostPopular().fit(sp.csr_array([[1.0, 0.0]])).save(path)
+        >>> semrec.MostPopular.load(path).n_items_
+        2
         """
-        meta, arrays = persist.read(path, cls._FORMAT_NAME, cls._FORMAT_VERSION)
+        return cls._from_saved(persist.read(path, cls._FORMAT_NAME, cls._FORMAT_VERSION))
+
+    @classmethod
+    def _from_saved(cls, saved: persist.Saved) -> Any:
         try:
-            model = cls._from_params(meta["params"], arrays)
-            shape = tuple(int(n) for n in meta["shape"])
-            model.interactions_ = persist.csr_from(arrays, "interactions", shape)
-            model._restore(meta, arrays)
+            model = cls._from_params(saved.params(cls._PARAMS), saved)
+            model._restore(saved)
+        except FormatError:
+            raise
         except (KeyError, TypeError, ValueError, IndexError) as exc:
-            raise FormatError(f"{path} is corrupt: {exc}") from None
+            raise FormatError(f"{saved.path} is corrupt: {saved.prefix}{exc}") from None
         return model
 
     @classmethod
-    def _from_params(cls, params: dict[str, Any], arrays: dict[str, np.ndarray]) -> Any:
+    def _from_params(cls, params: dict[str, Any], saved: persist.Saved) -> Any:
         """A fresh model from saved hyperparameters (override when __init__ needs arrays)."""
         return cls(**params)
+
+
+def load_nested(saved: persist.Saved, key: str) -> Any:
+    """A model saved inside another one under ``key`` (see :meth:`Recommender._document`)."""
+    inner = saved.nested(key)
+    name = inner.value("format", str)
+    cls = FORMATS.get(name)
+    if cls is None:
+        raise saved.error(key, f"is a {name!r} model, which this semrec does not know")
+    if inner.value("version", int) != cls._FORMAT_VERSION:
+        raise saved.error(key, f"has {name} format version {inner.meta['version']}")
+    return cls._from_saved(inner)
+
+
+def nest(key: str, model: Any) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """``model``'s saved form to store inside another model's file under ``key``."""
+    if not isinstance(model, Recommender) or not model._FORMAT_NAME:
+        raise TypeError(
+            f"{type(model).__name__} is not a semrec model that can be saved; save the "
+            "semrec models and rebuild the rest after loading"
+        )
+    meta, arrays = model._document()
+    return {key: meta}, {f"{key}/{name}": a for name, a in arrays.items()}

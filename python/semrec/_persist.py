@@ -1,72 +1,97 @@
-"""One save-file format for every model: a ``.npz`` archive of arrays plus JSON metadata.
+"""One save-file format for every model: an uncompressed ``.npz`` of arrays plus JSON metadata.
 
-No pickle anywhere. The metadata names the format (``"semrec.ALS"`` ...) and its version, so
-loading a file of another kind or version fails with a clear :class:`semrec.FormatError`.
+No pickle anywhere. The metadata names the format (``"semrec.ALS"`` ...) and its version, and
+holds a SHA-256 of every array, so loading a file of another kind or version, a truncated file
+or one with flipped bytes fails with a clear :class:`semrec.FormatError`. Reading checks every
+array's header against the bytes actually stored before anything is allocated (a header that
+claims 10^12 elements is refused, not attempted), and :class:`Saved` gives each model checked
+access to its fields, so that a load validates everything it reads up front and every error
+names the file and the field.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
+import math
 import os
+import struct
 import zipfile
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
+from semrec import _validation as check
 from semrec.errors import FormatError
 
+# The metadata is JSON; deeper nesting than this is not something semrec writes.
+_MAX_JSON_DEPTH = 64
+_ALLOWED_KINDS = "biuf"  # bool, ints, unsigned ints, floats: no objects, strings or voids
 
-def write(
-    path: str | os.PathLike[str],
-    format_name: str,
-    version: int,
-    meta: dict[str, Any],
-    arrays: dict[str, np.ndarray],
-) -> None:
-    """Write ``arrays`` and ``meta`` (JSON-serialisable) to ``path``.
 
-    The archive is written to a temporary file next to ``path`` and renamed over it, so a
+def write(path: str | os.PathLike[str], meta: dict[str, Any], arrays: dict[str, Any]) -> None:
+    """Write ``arrays`` and ``meta`` (JSON-serialisable, with ``format`` and ``version``).
+
+    Each array is stored C-contiguous with its SHA-256 in ``meta["checksums"]``. The archive is
+    written to a temporary file next to ``path``, flushed to disk and renamed over it, so a
     crash or a full disk never leaves a half-written file where a good one was.
     """
-    header = {"format": format_name, "version": version, **meta}
+    stored = {name: np.ascontiguousarray(a) for name, a in arrays.items()}
+    for name, a in stored.items():
+        if a.dtype.kind not in _ALLOWED_KINDS:
+            raise TypeError(f"cannot save array {name!r} of dtype {a.dtype} (numbers only)")
+    header = {**meta, "checksums": {name: _digest(a.data) for name, a in stored.items()}}
     blob = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
-    tmp = f"{os.fspath(path)}.tmp-{os.getpid()}"
+    target = os.fspath(path)
+    tmp = os.path.join(
+        os.path.dirname(target) or ".", f".{os.path.basename(target)}.tmp-{os.getpid()}"
+    )
     try:
         with open(tmp, "wb") as f:
-            np.savez(f, metadata=blob, **arrays)
-        os.replace(tmp, path)
+            np.savez(f, metadata=blob, **stored)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
 
 
-def read(
-    path: str | os.PathLike[str], format_name: str, version: int
-) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """Read a file written by :func:`write`; returns ``(meta, arrays)``.
+def read(path: str | os.PathLike[str], format_name: str, version: int) -> Saved:
+    """Read and verify a file written by :func:`write`.
 
     Raises ``FileNotFoundError`` for a missing file and :class:`semrec.FormatError` for a
     corrupt file, a file of another format, or another version.
     """
     with open(path, "rb") as f:
         raw = f.read()
-    try:
-        with np.load(io.BytesIO(raw), allow_pickle=False) as z:
-            arrays = {name: z[name] for name in z.files}
-        meta = json.loads(arrays.pop("metadata").tobytes().decode())
-    except (zipfile.BadZipFile, OSError, ValueError, KeyError, EOFError) as exc:
-        raise FormatError(f"{path} is not a readable {format_name} file ({exc})") from None
-    if not isinstance(meta, dict) or meta.get("format") != format_name:
-        found = meta.get("format") if isinstance(meta, dict) else meta
-        raise FormatError(f"{path} is not a {format_name} file (its format is {found!r})")
+    members = _read_archive(raw, path, format_name)
+    digests = {name: digest for name, (_, digest) in members.items()}
+    arrays = {name: a for name, (a, _) in members.items()}
+    blob = arrays.pop("metadata", None)
+    digests.pop("metadata", None)
+    if blob is None or blob.dtype != np.uint8 or blob.ndim != 1:
+        raise FormatError(f"{path} is not a {format_name} file (no metadata)")
+    meta = _json(blob, path, format_name)
+    if meta.get("format") != format_name:
+        raise FormatError(
+            f"{path} is not a {format_name} file (its format is {meta.get('format')!r})"
+        )
     if meta.get("version") != version:
         raise FormatError(
             f"{path} has {format_name} format version {meta.get('version')!r}; this semrec "
             f"reads version {version}. Re-train and save with this version."
         )
-    return meta, arrays
+    checksums = meta.get("checksums")
+    if not isinstance(checksums, dict) or set(checksums) != set(arrays):
+        raise FormatError(f"{path} is corrupt: its arrays and their checksums do not match")
+    for name, digest in digests.items():
+        if checksums[name] != digest:
+            raise FormatError(f"{path} is corrupt: array {name!r} does not match its checksum")
+    return Saved(path, meta, arrays)
 
 
 def csr_arrays(m: sp.csr_array, prefix: str) -> dict[str, np.ndarray]:
@@ -74,14 +99,207 @@ def csr_arrays(m: sp.csr_array, prefix: str) -> dict[str, np.ndarray]:
     return {f"{prefix}_indptr": m.indptr, f"{prefix}_indices": m.indices, f"{prefix}_data": m.data}
 
 
-def csr_from(arrays: dict[str, np.ndarray], prefix: str, shape: tuple[int, int]) -> sp.csr_array:
-    """Rebuild and fully check a CSR matrix stored with :func:`csr_arrays`.
+class Saved:
+    """The verified content of a saved model, with checked access to each field.
 
-    Raises ``KeyError`` / ``ValueError`` on damage; callers turn those into ``FormatError``.
+    Every accessor raises :class:`semrec.FormatError` naming the file and the field when the
+    content is not what the model wrote: a wrong dtype or shape, NaN, a negative weight where
+    none can be, an id outside its range, a missing key.
     """
-    m = sp.csr_array(
-        (arrays[f"{prefix}_data"], arrays[f"{prefix}_indices"], arrays[f"{prefix}_indptr"]),
-        shape=shape,
-    )
-    m.check_format(full_check=True)
-    return m
+
+    def __init__(
+        self, path: Any, meta: dict[str, Any], arrays: dict[str, np.ndarray], prefix: str = ""
+    ) -> None:
+        self.path = path
+        self.meta = meta
+        self.arrays = arrays
+        self.prefix = prefix
+
+    def error(self, field: str, problem: str) -> FormatError:
+        """The error for a damaged field (the message says "corrupt", the file and the field)."""
+        return FormatError(f"{self.path} is corrupt: {self.prefix}{field} {problem}")
+
+    # -- metadata --------------------------------------------------------------------------------
+    def value(
+        self, key: str, kind: type | tuple[type, ...], *, minimum: float | None = None
+    ) -> Any:
+        """``meta[key]``, of the JSON type ``kind`` (int excludes bool), ``>= minimum``."""
+        if key not in self.meta:
+            raise self.error(key, "is missing from the metadata")
+        value = self.meta[key]
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        if isinstance(value, bool) and bool not in kinds:
+            raise self.error(key, f"must be {_names(kinds)}, got {value!r}")
+        if not isinstance(value, kinds):
+            raise self.error(key, f"must be {_names(kinds)}, got {type(value).__name__}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise self.error(key, f"must be finite, got {value}")
+        if minimum is not None and isinstance(value, int | float) and value < minimum:
+            raise self.error(key, f"must be >= {minimum}, got {value}")
+        return value
+
+    def shape(self, key: str) -> tuple[int, int]:
+        """A (rows, columns) pair of non-negative ints from the metadata."""
+        value = self.value(key, list)
+        if len(value) != 2 or not all(
+            isinstance(n, int) and not isinstance(n, bool) for n in value
+        ):
+            raise self.error(key, f"must be [rows, columns], got {value!r}")
+        if min(value) < 0:
+            raise self.error(key, f"must hold sizes >= 0, got {value!r}")
+        return int(value[0]), int(value[1])
+
+    def params(self, allowed: tuple[str, ...]) -> dict[str, Any]:
+        """The saved hyperparameters (only names the model takes; values checked by its
+        ``__init__`` / ``fit`` checks, whose errors ``load`` reports as FormatErrors)."""
+        params = self.value("params", dict)
+        unknown = set(params) - set(allowed)
+        if unknown:
+            raise self.error("params", f"name unknown hyperparameters {sorted(unknown)}")
+        return dict(params)
+
+    def nested(self, key: str) -> Saved:
+        """The state of a model saved inside this one (a Hybrid's member, an ALS in a
+        ColdStartALS): its metadata ``meta[key]``, its arrays under ``<key>/``."""
+        meta = self.value(key, dict)
+        prefix = f"{key}/"
+        arrays = {n[len(prefix) :]: a for n, a in self.arrays.items() if n.startswith(prefix)}
+        return Saved(self.path, meta, arrays, self.prefix + prefix)
+
+    # -- arrays ----------------------------------------------------------------------------------
+    def array(
+        self,
+        name: str,
+        dtype: Any,
+        shape: tuple[int | None, ...],
+        *,
+        finite: bool = True,
+        minimum: float | None = None,
+        below: int | None = None,
+    ) -> np.ndarray:
+        """Array ``name``, exactly of ``dtype`` (an integer dtype: any integer dtype, cast),
+        of ``shape`` (``None`` matches any length), finite, ``>= minimum`` and ``< below``."""
+        if name not in self.arrays:
+            raise self.error(name, "is missing")
+        a = self.arrays[name]
+        want = np.dtype(dtype)
+        if want.kind in "iu" and a.dtype.kind in "iu":
+            a = a.astype(want, copy=False)
+        elif a.dtype != want:
+            raise self.error(name, f"must have dtype {want}, got {a.dtype}")
+        fits = a.ndim == len(shape)
+        if not fits or any(n is not None and n != m for n, m in zip(shape, a.shape, strict=True)):
+            expected = tuple("any" if n is None else n for n in shape)
+            raise self.error(name, f"must have shape {expected}, got {a.shape}")
+        if finite and a.dtype.kind == "f" and not np.isfinite(a).all():
+            raise self.error(name, "holds NaN or infinite values")
+        if a.size and minimum is not None and a.min() < minimum:
+            raise self.error(name, f"must hold values >= {minimum}, found {a.min()}")
+        if a.size and below is not None and a.max() >= below:
+            raise self.error(name, f"must hold values < {below}, found {a.max()}")
+        return a
+
+    def csr(
+        self, prefix: str, shape: tuple[int, int], *, nonnegative: bool = False
+    ) -> sp.csr_array:
+        """The CSR matrix saved with :func:`csr_arrays`, fully checked, canonical."""
+        indptr = self.array(f"{prefix}_indptr", np.int64, (shape[0] + 1,))
+        indices = self.array(f"{prefix}_indices", np.int32, (None,))
+        data = self.array(f"{prefix}_data", np.float32, (indices.size,))
+        if nonnegative and data.size and data.min() < 0:
+            raise self.error(f"{prefix}_data", f"holds negative weights (min {data.min()})")
+        m = sp.csr_array(shape, dtype=np.float32)
+        m.indptr, m.indices, m.data = indptr, indices, data
+        try:
+            return check.canonical_csr(m, prefix, allow_empty=True)
+        except (ValueError, IndexError, TypeError) as exc:
+            raise self.error(prefix, f"is not a valid CSR matrix ({exc})") from None
+
+
+# -- reading the archive -------------------------------------------------------------------------
+
+
+def _read_archive(raw: bytes, path: Any, format_name: str) -> dict[str, tuple[np.ndarray, str]]:
+    """Every ``.npy`` member, each checked against its stored size before it is read."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(raw)) as z:
+            return dict(_members(z, len(raw), path))
+    except FormatError:
+        raise
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, KeyError, EOFError,
+            NotImplementedError, OverflowError, RuntimeError, UnicodeDecodeError, MemoryError,
+            IndexError, TypeError, SyntaxError, RecursionError, struct.error) as exc:  # fmt: skip
+        raise FormatError(f"{path} is not a readable {format_name} file ({exc})") from None
+
+
+def _members(
+    z: zipfile.ZipFile, file_size: int, path: Any
+) -> Iterator[tuple[str, tuple[np.ndarray, str]]]:
+    seen = set()
+    for info in z.infolist():
+        if not info.filename.endswith(".npy") or info.filename in seen:
+            raise FormatError(f"{path} is corrupt: unexpected member {info.filename!r}")
+        seen.add(info.filename)
+        if info.compress_type != zipfile.ZIP_STORED or info.file_size > file_size:
+            raise FormatError(f"{path} is corrupt: member {info.filename!r} is not stored plainly")
+        yield info.filename[:-4], _npy(z.read(info), f"{path}: {info.filename}")
+
+
+def _npy(blob: bytes, where: str) -> tuple[np.ndarray, str]:
+    """An array from the bytes of one ``.npy`` member (header checked against the size), and
+    the SHA-256 of its data bytes."""
+    f = io.BytesIO(blob)
+    major, _ = np.lib.format.read_magic(f)
+    if major == 1:
+        shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+    elif major in (2, 3):
+        shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+    else:
+        raise FormatError(f"{where} has an unknown .npy version {major}")
+    if dtype.kind not in _ALLOWED_KINDS or dtype.hasobject:
+        raise FormatError(f"{where} holds dtype {dtype}, not numbers")
+    offset = f.tell()
+    count = math.prod(int(n) for n in shape)
+    if count * dtype.itemsize != len(blob) - offset:
+        raise FormatError(
+            f"{where}: its header claims {count} values of {dtype}, the file holds "
+            f"{len(blob) - offset} bytes"
+        )
+    body = bytearray(blob[offset:])
+    data = np.frombuffer(body, dtype=dtype, count=count)
+    return data.reshape(shape, order="F" if fortran else "C"), _digest(body)
+
+
+def _json(blob: np.ndarray, path: Any, format_name: str) -> dict[str, Any]:
+    try:
+        text = blob.tobytes().decode("utf-8")
+        if _depth(text) > _MAX_JSON_DEPTH:
+            raise ValueError("nested too deeply")
+        meta = json.loads(text)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise FormatError(
+            f"{path} is not a readable {format_name} file (metadata: {exc})"
+        ) from None
+    if not isinstance(meta, dict):
+        raise FormatError(f"{path} is not a {format_name} file (metadata is not an object)")
+    return meta
+
+
+def _depth(text: str) -> int:
+    """Upper bound of the JSON nesting depth (brackets inside strings count too)."""
+    depth = deepest = 0
+    for ch in text:
+        if ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "]}":
+            depth -= 1
+    return deepest
+
+
+def _digest(buffer: Any) -> str:
+    return hashlib.sha256(memoryview(buffer).cast("B")).hexdigest()
+
+
+def _names(kinds: tuple[type, ...]) -> str:
+    return " or ".join(k.__name__ for k in kinds)

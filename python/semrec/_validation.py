@@ -6,6 +6,7 @@ exception type the conventions assign (TypeError / ValueError / IndexError).
 
 from __future__ import annotations
 
+import math
 import operator
 from typing import Any
 
@@ -59,6 +60,104 @@ def positive_int(value: Any, name: str) -> int:
     if n < 1:
         raise ValueError(f"{name} must be >= 1, got {n}")
     return n
+
+
+def number(
+    value: Any,
+    name: str,
+    *,
+    minimum: float | None = None,
+    above: float | None = None,
+    maximum: float | None = None,
+) -> float:
+    """Return ``value`` as a finite float, optionally ``>= minimum``, ``> above``, ``<= maximum``.
+
+    Python and NumPy ints and floats are numbers; bools, strings and arrays are not.
+
+    Examples
+    --------
+    >>> from semrec._validation import number
+    >>> number(3, "alpha", minimum=0)
+    3.0
+    >>> number(-1.0, "alpha", minimum=0)
+    Traceback (most recent call last):
+    ...
+    ValueError: alpha must be a finite number >= 0, got -1.0
+    """
+    if isinstance(value, bool | np.bool_) or not isinstance(value, int | float | np.number):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+    if isinstance(value, complex | np.complexfloating):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    out = float(value)
+    bounds = "".join(
+        f" {op} {bound:g}"
+        for op, bound in ((">=", minimum), (">", above), ("<=", maximum))
+        if bound is not None
+    )
+    ok = math.isfinite(out)
+    ok = ok and (minimum is None or out >= minimum) and (above is None or out > above)
+    ok = ok and (maximum is None or out <= maximum)
+    if not ok:
+        what = f"a finite number{bounds}" if bounds else "finite"
+        raise ValueError(f"{name} must be {what}, got {value}")
+    return out
+
+
+def one_id(value: Any, name: str, n: int | None) -> int:
+    """One user or item id as a Python int, in ``[0, n)`` (``n=None``: any id >= 0).
+
+    Examples
+    --------
+    >>> from semrec._validation import one_id
+    >>> one_id(2, "item", 5)
+    2
+    >>> one_id(7, "item", 5)
+    Traceback (most recent call last):
+    ...
+    IndexError: item 7 is outside [0, 5) (there is no item id 7)
+    """
+    if isinstance(value, bool | np.bool_):
+        raise TypeError(f"{name} must be an int id, got bool")
+    if np.ndim(value) != 0:
+        raise TypeError(
+            f"{name} must be a single {name} id, got an array of shape {np.shape(value)}"
+        )
+    try:
+        out = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an int id, got {type(value).__name__}") from None
+    if out < 0 and n is None:
+        raise IndexError(f"{name} must be >= 0, got {out}")
+    if n is not None and not 0 <= out < n:
+        raise IndexError(f"{name} {out} is outside [0, {n}) (there is no {name} id {out})")
+    return int(out)
+
+
+def new_user_ids(users: Any, rows: int, n_users: int) -> np.ndarray:
+    """Validate the ``users`` of ``fold_in``: one distinct id per history row, each an existing
+    user (replaced) or one of the next new ids ``n_users, n_users + 1, ...`` (appended).
+
+    The one rule for every model; returns int64 ids.
+    """
+    ids = np.asarray(users)
+    if ids.ndim != 1 or ids.size != rows:
+        raise ValueError(
+            f"users must be a 1-D array with one id per history row ({rows}), got shape {ids.shape}"
+        )
+    if ids.size and not np.issubdtype(ids.dtype, np.integer):
+        raise TypeError(f"users must hold integer user ids, got dtype {ids.dtype}")
+    ids = ids.astype(np.int64)
+    new = np.sort(ids[ids >= n_users])
+    if (
+        (ids < 0).any()
+        or np.unique(ids).size != ids.size
+        or not np.array_equal(new, np.arange(n_users, n_users + new.size))
+    ):
+        raise IndexError(
+            f"users must be distinct existing ids in [0, {n_users}) or the next new ids "
+            f"{n_users}, {n_users + 1}, ...; got {ids.tolist()}"
+        )
+    return ids
 
 
 def choice(value: Any, name: str, options: tuple[str, ...]) -> str:
@@ -158,6 +257,76 @@ def item_ids(ids: Any, name: str, n_items: int) -> np.ndarray:
     return arr.astype(np.int32, copy=False)
 
 
+def events(m: Any, name: str, n_items: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(indptr int64, indices int32, weights float32) of a users x items CSR of events.
+
+    Every stored entry is one event: entries keep their order (timestamps stay aligned),
+    duplicates and zeros included; copies are made only to fix dtypes.
+    """
+    require_csr(m, name, "(users x items)")
+    if m.ndim != 2 or m.shape[1] != n_items:
+        raise ValueError(
+            f"{name} must have one column per item ({n_items}, the rows of item_embeddings), "
+            f"got shape {m.shape}"
+        )
+    indptr, indices = _structure(m, name, m.shape)
+    data = np.asarray(m.data)
+    if data.shape != indices.shape:
+        raise ValueError(f"{name} is malformed: indptr/indices/data lengths do not match")
+    if not (np.issubdtype(data.dtype, np.number) and not np.iscomplexobj(data)):
+        raise TypeError(f"{name} must hold real numbers, got dtype {data.dtype}")
+    weights = np.ascontiguousarray(data, dtype=np.float32)
+    if weights.size and not np.isfinite(weights).all():
+        raise ValueError(f"{name} contains NaN or infinite weights; drop or fix those entries")
+    return (
+        np.ascontiguousarray(indptr, dtype=np.int64),
+        np.ascontiguousarray(indices, dtype=np.int32),
+        weights,
+    )
+
+
+def timestamps(times: Any, n: int, name: str = "timestamps") -> np.ndarray | None:
+    """Times as int64 (integers, no copy when already int64) or float64, finite, length n."""
+    if times is None:
+        return None
+    arr = np.asarray(times)
+    if arr.ndim != 1 or arr.size != n:
+        raise ValueError(
+            f"{name} must be a 1-D array with one time per event ({n}), got shape {arr.shape}"
+        )
+    if np.issubdtype(arr.dtype, np.integer):
+        return np.ascontiguousarray(arr, dtype=np.int64)
+    if arr.dtype.kind != "f":
+        raise TypeError(f"{name} must hold integers or floats, got dtype {arr.dtype}")
+    arr = np.ascontiguousarray(arr, dtype=np.float64)
+    if arr.size and not np.isfinite(arr).all():
+        raise ValueError(f"{name} contains NaN or infinite values")
+    return arr
+
+
+def id_array(ids: Any, name: str, dtype: type) -> np.ndarray:
+    """A 1-D array of integer ids as ``dtype`` (range checks are the caller's)."""
+    arr = np.asarray(ids)
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be a 1-D array of ids, got shape {arr.shape}")
+    if arr.size and not np.issubdtype(arr.dtype, np.integer):
+        raise TypeError(f"{name} must hold integer ids, got dtype {arr.dtype}")
+    return np.ascontiguousarray(arr, dtype=dtype)
+
+
+def float_array(values: Any, name: str, n: int, dtype: type = np.float32) -> np.ndarray:
+    """A 1-D array of ``n`` finite real numbers as ``dtype``."""
+    arr = np.asarray(values)
+    if arr.ndim != 1 or arr.size != n:
+        raise ValueError(f"{name} must be a 1-D array of length {n}, got shape {arr.shape}")
+    if arr.size and not (np.issubdtype(arr.dtype, np.integer) or arr.dtype.kind == "f"):
+        raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
+    arr = np.ascontiguousarray(arr, dtype=dtype)
+    if arr.size and not np.isfinite(arr).all():
+        raise ValueError(f"{name} contains NaN or infinite values")
+    return arr
+
+
 def canonical_csr(
     m: Any,
     name: str = "interactions",
@@ -200,7 +369,7 @@ def canonical_csr(
     if canonical:
         # Already canonical: one copy with the kernels' dtypes (the caller's arrays are never
         # shared), no scipy round trip.
-        return _csr_from(
+        return csr_from_arrays(
             m.shape, indptr.astype(np.int64), indices.astype(np.int32), data.astype(np.float32)
         )
     rows = np.repeat(np.arange(m.shape[0], dtype=np.int64), np.diff(indptr))
@@ -215,7 +384,7 @@ def canonical_csr(
         rows, cols = rows[starts], cols[starts]
     new_indptr = np.zeros(m.shape[0] + 1, dtype=np.int64)
     np.cumsum(np.bincount(rows, minlength=m.shape[0]), out=new_indptr[1:])
-    return _csr_from(m.shape, new_indptr, cols, values)
+    return csr_from_arrays(m.shape, new_indptr, cols, values)
 
 
 def without_zeros(m: sp.csr_array) -> sp.csr_array:
@@ -229,7 +398,7 @@ def without_zeros(m: sp.csr_array) -> sp.csr_array:
     rows = np.repeat(np.arange(m.shape[0], dtype=np.int64), np.diff(m.indptr))[keep]
     indptr = np.zeros(m.shape[0] + 1, dtype=np.int64)
     np.cumsum(np.bincount(rows, minlength=m.shape[0]), out=indptr[1:])
-    return _csr_from(m.shape, indptr, m.indices[keep], m.data[keep])
+    return csr_from_arrays(m.shape, indptr, m.indices[keep], m.data[keep])
 
 
 def summed(*matrices: sp.csr_array) -> sp.csr_array:
@@ -249,10 +418,11 @@ def summed(*matrices: sp.csr_array) -> sp.csr_array:
     return canonical_csr(raw, "matrices", allow_empty=True)
 
 
-def _csr_from(
+def csr_from_arrays(
     shape: tuple[int, int], indptr: np.ndarray, indices: np.ndarray, data: np.ndarray
 ) -> sp.csr_array:
-    """A canonical CSR from arrays known to be valid (filled in place: no scipy re-check)."""
+    """A canonical CSR from arrays the caller knows to be canonical (int64 indptr, int32
+    sorted indices, float32 data): filled in place, without scipy's re-checks."""
     out = sp.csr_array(shape, dtype=np.float32)
     out.indptr, out.indices, out.data = indptr, indices, data
     out.has_sorted_indices = True

@@ -8,34 +8,43 @@ import numpy as np
 
 from semrec import _validation as check
 from semrec._base import Recommender
-from semrec.similarity import topk
+from semrec._persist import Saved
+
+_HINTS = {
+    "fold_in": "a baseline keeps no user state; fit it on the new interactions instead",
+    "update": "a baseline keeps no user state; fit it on the new interactions instead",
+    "add_items": "a baseline knows items by their interactions only; refit it",
+    "similar_items": "a baseline has no notion of item similarity; use ItemKNN or ALS",
+    "explain": "a baseline's score comes from no user history (popularity or chance)",
+}
 
 
 class _Baseline(Recommender):
     _PARAMS: ClassVar[tuple[str, ...]] = ()
+    _HINTS = _HINTS
 
     def fit(self, interactions: Any) -> Any:
         """Remember the training interactions (users x items CSR); returns ``self``."""
-        self.interactions_ = check.interactions(interactions, "interactions", nonnegative=False)
+        self.interactions_ = check.canonical_csr(interactions, "interactions")
         self._fit()
         return self
 
     def _fit(self) -> None:
         pass
 
-    # The state is the training matrix (saved by the base class); the rest is derived from it.
+    # The state is the training matrix; the rest is derived from it.
     def _state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-        return {"seed": getattr(self, "_seed", None)}, {}
+        from semrec._persist import csr_arrays
 
-    def _restore(self, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+        shape = list(self.interactions_.shape)
+        return {"shape": shape}, csr_arrays(self.interactions_, "interactions")
+
+    def _restore(self, saved: Saved) -> None:
+        self.interactions_ = saved.csr("interactions", saved.shape("shape"))
         self._fit()
-        if meta.get("seed") is not None:
-            self._seed = int(meta["seed"])
 
 
 class MostPopular(_Baseline):
-    _FORMAT_NAME = "semrec.MostPopular"
-
     """Recommend the items most users interacted with (ties: lower item index first).
 
     ``score(user, item)`` is the item's number of training users, the same for everyone.
@@ -49,29 +58,15 @@ class MostPopular(_Baseline):
     [0, 2]
     """
 
+    _FORMAT_NAME = "semrec.MostPopular"
+
     def _fit(self) -> None:
         counts = np.bincount(self.interactions_.indices, minlength=self.n_items_)
         self.popularity_ = counts.astype(np.float32)
 
-    def _score_rows(self, users: np.ndarray) -> np.ndarray:
-        return np.broadcast_to(self.popularity_, (users.size, self.n_items_))
-
-    def recommend(
-        self, users: Any, k: int = 10, *, exclude_seen: bool = True, items: Any = None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Top-``k`` items by popularity per user; ``items`` restricts the candidates."""
-        u, single = self._users(users)
-        k = check.positive_int(k, "k")
-        queries = np.ones((len(u), 1), dtype=np.float32)
-        ids, scores = topk(
-            queries,
-            self.popularity_[:, None].copy(),
-            k,
-            metric="dot",
-            exclude=self.interactions_[u] if exclude_seen else None,
-            candidates=None if items is None else check.item_ids(items, "items", self.n_items_),
-        )
-        return (ids[0], scores[0]) if single else (ids, scores)
+    def _vectors(self, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        # A dot product of 1 with each item's count: the count, for every user.
+        return np.ones((users.size, 1), dtype=np.float32), self.popularity_[:, None].copy()
 
 
 class Random(_Baseline):
@@ -104,9 +99,9 @@ class Random(_Baseline):
         seed = self.random_state
         if isinstance(seed, np.random.Generator) or seed is None:
             # A generator or fresh entropy picks the per-user seed base once, at fit time.
-            self._seed = int(np.random.default_rng(seed).integers(2**63))
+            self.seed_ = int(np.random.default_rng(seed).integers(2**63))
         elif isinstance(seed, int | np.integer) and not isinstance(seed, bool) and seed >= 0:
-            self._seed = int(seed)
+            self.seed_ = int(seed)
         else:
             raise TypeError(
                 f"random_state must be None, a non-negative int or a numpy Generator, got {seed!r}"
@@ -115,7 +110,15 @@ class Random(_Baseline):
     def _score_rows(self, users: np.ndarray) -> np.ndarray:
         out = np.empty((users.size, self.n_items_), dtype=np.float32)
         for row, user in enumerate(users.tolist()):
-            out[row] = np.random.default_rng([self._seed, user]).random(
+            out[row] = np.random.default_rng([self.seed_, user]).random(
                 self.n_items_, dtype=np.float32
             )
         return out
+
+    def _state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        meta, arrays = super()._state()
+        return {**meta, "seed": self.seed_}, arrays
+
+    def _restore(self, saved: Saved) -> None:
+        super()._restore(saved)
+        self.seed_ = saved.value("seed", int, minimum=0)

@@ -11,20 +11,18 @@ identity without the intercept entry (the intercept is not penalised).
 
 from __future__ import annotations
 
-import math
-import os
-from typing import Any, NoReturn
+from typing import Any
 
 import numpy as np
 import scipy.linalg
 import scipy.sparse as sp
 
 from semrec import _validation as check
-from semrec._base import Recommender, dot_scores
+from semrec._base import Recommender, load_nested, nest
+from semrec._persist import Saved
+from semrec.als import ALS
 from semrec.datasets import Dataset
 from semrec.datasets._embeddings import check_alignment
-from semrec.errors import NotFittedError
-from semrec.similarity import topk
 
 
 def ridge_map(
@@ -73,7 +71,7 @@ def ridge_map(
         )
     if e.shape[0] == 0:
         raise ValueError("embeddings is empty (0 rows); the map needs warm items to learn from")
-    reg = _non_negative(regularization, "regularization")
+    reg = check.number(regularization, "regularization", minimum=0)
     dim = e.shape[1]
     if fit_intercept:
         e = np.hstack([e, np.ones((e.shape[0], 1))])
@@ -128,8 +126,9 @@ class ColdStartALS(Recommender):
 
     Notes
     -----
-    ``save`` is not supported: save the ALS (``als.save``) and ``item_embeddings_`` and rebuild
-    ``ColdStartALS(ALS.load(path), embeddings).fit()`` (the map is closed-form and cheap).
+    ``fold_in`` and ``update`` go to the ALS (the users are its users) and return its user
+    factors; they take interactions with the ALS's items only (a text-only item has no
+    factors to learn from until the ALS is refitted). ``save`` writes the ALS in the same file.
 
     Examples
     --------
@@ -144,6 +143,8 @@ class ColdStartALS(Recommender):
     """
 
     _PARAMS = ("als", "regularization", "fit_intercept", "min_interactions")
+    _FORMAT_NAME = "semrec.ColdStartALS"
+    _FITTED_BY = "item_factors_"
 
     def __init__(
         self,
@@ -154,11 +155,8 @@ class ColdStartALS(Recommender):
         fit_intercept: bool = True,
         min_interactions: int = 1,
     ) -> None:
-        self.als = als
         self.item_embeddings = item_embeddings
-        self.regularization = regularization
-        self.fit_intercept = fit_intercept
-        self.min_interactions = min_interactions
+        self._set_params(locals())
 
     def fit(self, interactions: Any = None) -> ColdStartALS:
         """Fit the map on the warm items (fitting the ALS first when ``interactions`` is given).
@@ -176,16 +174,16 @@ class ColdStartALS(Recommender):
         if isinstance(interactions, Dataset):
             check_alignment(self.item_embeddings, interactions)
             interactions = interactions.interactions
-        _non_negative(self.regularization, "regularization")
+        check.number(self.regularization, "regularization", minimum=0)
         min_count = check.positive_int(self.min_interactions, "min_interactions")
-        if not hasattr(self.als, "fold_in"):
+        if not isinstance(self.als, ALS):
             raise TypeError(f"als must be a semrec.ALS, got {type(self.als).__name__}")
-        if not hasattr(self.als, "item_factors_") and interactions is None:
+        if interactions is not None:
+            self.als.fit(interactions)
+        elif not hasattr(self.als, "item_factors_"):
             raise ValueError(
                 f"als is not fitted; fit it first or call fit(interactions), got {self.als!r}"
             )
-        if interactions is not None:
-            self.als.fit(interactions)
         emb, _ = check.as_float32_matrix(self.item_embeddings, "item_embeddings")
         n_cf = self.als.n_items_
         if emb.shape[0] < n_cf:
@@ -211,7 +209,6 @@ class ColdStartALS(Recommender):
         )
         self.weights_ = weights.astype(np.float32)
         self.intercept_ = intercept.astype(np.float32)
-        self._n_cf_items = n_cf
         self.item_embeddings_ = emb
         mapped = np.empty((emb.shape[0], targets.shape[1]), dtype=np.float32)
         mapped[:n_cf] = targets
@@ -223,46 +220,39 @@ class ColdStartALS(Recommender):
     def _targets(self) -> np.ndarray:
         """What the map predicts: item factors, plus the item bias as a last column."""
         factors = np.asarray(self.als.item_factors_, dtype=np.float32)
-        biases = getattr(self.als, "item_biases_", None)
+        biases = self.als.item_biases_
         return factors if biases is None else np.hstack([factors, biases[:, None]])
 
     def _map(self, emb: np.ndarray) -> np.ndarray:
         return (emb @ self.weights_ + self.intercept_).astype(np.float32)
 
     def _set_items(self, mapped: np.ndarray, cold: np.ndarray) -> None:
-        f = self.als.item_factors_.shape[1]
+        f = self.als.factors
         self.item_factors_ = np.ascontiguousarray(mapped[:, :f])
         self.item_biases_ = mapped[:, f].copy() if mapped.shape[1] > f else None
         self.cold_items_ = cold
 
     # -- state -------------------------------------------------------------------------------
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "item_factors_"):
-            raise NotFittedError("this ColdStartALS is not fitted yet; call fit() first")
+    def _shape(self) -> tuple[int, int]:
+        return self.als.n_users_, self.item_factors_.shape[0]
 
     @property
-    def n_users_(self) -> int:
-        self._check_fitted()
-        return int(self.als.n_users_)
-
-    @property
-    def n_items_(self) -> int:
-        self._check_fitted()
-        return int(self.item_factors_.shape[0])
-
-    @property
-    def interactions_(self) -> sp.csr_array:  # type: ignore[override]
+    def interactions_(self) -> sp.csr_array:
         """The ALS's interactions, with empty columns for the items it does not know."""
         self._check_fitted()
-        return self._seen(np.arange(self.n_users_))
+        return self._seen_rows(np.arange(self.n_users_))
 
-    def _seen(self, users: np.ndarray) -> sp.csr_array:
+    @property
+    def _threads(self) -> int | None:
+        return self.als.num_threads
+
+    # -- the contract's hooks --------------------------------------------------------------------
+    def _seen_rows(self, users: np.ndarray) -> sp.csr_array:
         rows = sp.csr_array(self.als.interactions_[users])
         return sp.csr_array(
             (rows.data, rows.indices, rows.indptr), shape=(users.size, self.n_items_)
         )
 
-    # -- queries -----------------------------------------------------------------------------
     def _vectors(self, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """User and item vectors whose dot product is the score (biases folded in)."""
         queries = np.asarray(self.als.user_factors_[users], dtype=np.float32)
@@ -275,83 +265,30 @@ class ColdStartALS(Recommender):
             )
         return np.ascontiguousarray(queries), np.ascontiguousarray(items)
 
-    def _score_rows(self, users: np.ndarray) -> np.ndarray:
-        return dot_scores(*self._vectors(users))
+    def _item_space(self) -> tuple[np.ndarray, str]:
+        return self.item_factors_, "cosine"
 
-    def recommend(
-        self,
-        users: int | np.ndarray,
-        k: int = 10,
-        *,
-        exclude_seen: bool = True,
-        items: np.ndarray | None = None,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Top-``k`` items (warm and cold alike) by ``user · item``, best first.
+    def _fold_in(
+        self, history: Any, users: np.ndarray | None, times: np.ndarray | None
+    ) -> np.ndarray:
+        n_cf = self.als.n_items_
+        if sp.csr_array(history)[:, n_cf:].nnz:
+            raise ValueError(
+                f"history holds interactions with text-only items (ids >= {n_cf}); the ALS has "
+                "no factors for them to learn from: refit the ALS and the map"
+            )
+        return self.als.fold_in(sp.csr_array(history)[:, :n_cf], users=users)
 
-        Parameters and returns as :meth:`semrec.ALS.recommend`; ``items=model.cold_items_``
-        ranks the text-only items only.
-        """
-        u, scalar = self._users(users)
-        k = check.positive_int(k, "k")
-        queries, vectors = self._vectors(u)
-        ids, scores = topk(
-            queries,
-            vectors,
-            k,
-            metric="dot",
-            exclude=self._seen(u) if exclude_seen else None,
-            candidates=None if items is None else check.item_ids(items, "items", self.n_items_),
-            num_threads=self.als.num_threads,
-            check_finite=False,
-        )
-        return (ids[0], scores[0]) if scalar else (ids, scores)
+    def _update(self, user: int, item: int, weight: float, t: float | None) -> np.ndarray:
+        if item >= self.als.n_items_:
+            raise ValueError(
+                f"item {item} is a text-only item; the ALS has no factors for it to learn "
+                "from: refit the ALS and the map"
+            )
+        return self.als.update(user, item, weight)
 
-    def similar_items(
-        self, items: int | np.ndarray, k: int = 10, *, metric: str = "cosine"
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """The ``k`` items whose factors are closest to each given item (itself excluded)."""
-        self._check_fitted()
-        rows, scalar = check.index_array(items, "items", self.n_items_, "item")
-        itself = sp.csr_array(
-            (np.ones(rows.size, np.float32), rows.astype(np.int32), np.arange(rows.size + 1)),
-            shape=(rows.size, self.n_items_),
-        )
-        ids, scores = topk(
-            np.ascontiguousarray(self.item_factors_[rows]),
-            self.item_factors_,
-            k,
-            metric=metric,
-            exclude=itself,
-            num_threads=self.als.num_threads,
-        )
-        return (ids[0], scores[0]) if scalar else (ids, scores)
-
-    # -- real time ---------------------------------------------------------------------------
-    def add_items(self, embeddings: np.ndarray) -> np.ndarray:
-        """Append text-only items; they are recommendable at once, with mapped factors.
-
-        Parameters
-        ----------
-        embeddings : ndarray of float32, shape (n_new, dim) or (dim,)
-            The new items' text embeddings (same encoder as ``item_embeddings``).
-
-        Returns
-        -------
-        ndarray of int32
-            The new items' ids (``n_items_`` before the call, onwards).
-
-        Examples
-        --------
-        >>> import numpy as np, scipy.sparse as sp, semrec
-        >>> clicks = sp.csr_array(np.eye(4, dtype=np.float32))
-        >>> emb = np.eye(4, dtype=np.float32)
-        >>> als = semrec.ALS(factors=2, random_state=0, show_progress=False)
-        >>> model = semrec.ColdStartALS(als, emb).fit(clicks)
-        >>> model.add_items(np.array([0.5, 0.5, 0, 0], dtype=np.float32)).tolist()
-        [4]
-        """
-        self._check_fitted()
-        new, _ = check.as_float32_matrix(embeddings, "embeddings", allow_1d=True)
+    def _add_items(self, items: Any) -> np.ndarray:
+        new, _ = check.as_float32_matrix(items, "items", allow_1d=True)
         dim = self.item_embeddings_.shape[1]
         if new.shape[1] != dim:
             raise ValueError(
@@ -370,22 +307,43 @@ class ColdStartALS(Recommender):
         self.cold_items_ = np.concatenate([self.cold_items_, ids])
         return ids
 
-    # -- persistence -------------------------------------------------------------------------
-    def save(self, path: str | os.PathLike[str]) -> NoReturn:
-        """Not supported: save the ALS and ``item_embeddings_``, then rebuild and ``fit()``."""
-        raise NotImplementedError(
-            "ColdStartALS.save is not supported: save model.als (als.save(path)) and "
-            "model.item_embeddings_ (numpy.save), then rebuild "
-            "ColdStartALS(ALS.load(path), embeddings).fit()"
-        )
+    # -- persistence: the ALS inside the same file -----------------------------------------------
+    def _params(self) -> dict[str, Any]:
+        return {p: v for p, v in super()._params().items() if p != "als"}
+
+    def _state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        meta, arrays = nest("als", self.als)
+        arrays |= {
+            "item_embeddings": self.item_embeddings_,
+            "weights": self.weights_,
+            "intercept": self.intercept_,
+            "item_factors": self.item_factors_,
+            "cold_items": self.cold_items_,
+        }
+        if self.item_biases_ is not None:
+            arrays["item_biases"] = self.item_biases_
+        return meta, arrays
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> NoReturn:
-        """Not supported: see :meth:`save`."""
-        raise NotImplementedError(
-            "ColdStartALS.load is not supported: load the ALS with semrec.ALS.load and rebuild "
-            "ColdStartALS(als, embeddings).fit()"
-        )
+    def _from_params(cls, params: dict[str, Any], saved: Saved) -> Any:
+        als = load_nested(saved, "als")
+        return cls(als, saved.array("item_embeddings", np.float32, (None, None)), **params)
+
+    def _restore(self, saved: Saved) -> None:
+        emb = self.item_embeddings
+        n_items, dim = emb.shape
+        factors = self.als.factors + (1 if self.als.biases else 0)
+        self.weights_ = saved.array("weights", np.float32, (dim, factors))
+        self.intercept_ = saved.array("intercept", np.float32, (factors,))
+        self.item_embeddings_ = emb
+        mapped = saved.array("item_factors", np.float32, (n_items, self.als.factors))
+        if self.als.biases:
+            biases = saved.array("item_biases", np.float32, (n_items,))
+            mapped = np.column_stack([mapped, biases])
+        cold = saved.array("cold_items", np.int32, (None,), minimum=0, below=n_items)
+        if n_items < self.als.n_items_:
+            raise saved.error("item_embeddings", "has fewer rows than the ALS has items")
+        self._set_items(np.ascontiguousarray(mapped, dtype=np.float32), cold)
 
 
 def _real_matrix(x: Any, name: str) -> np.ndarray:
@@ -399,11 +357,3 @@ def _real_matrix(x: Any, name: str) -> np.ndarray:
     if not np.isfinite(arr).all():
         raise ValueError(f"{name} contains NaN or infinite values")
     return arr.astype(np.float64)
-
-
-def _non_negative(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
-        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
-    if not (math.isfinite(value) and value >= 0):
-        raise ValueError(f"{name} must be a finite number >= 0, got {value}")
-    return float(value)

@@ -100,8 +100,8 @@ def evaluate(
     if item_embeddings is not None:
         check_alignment(item_embeddings, train)
         item_embeddings = np.asarray(item_embeddings)
-    cutoffs = M._cutoffs(k)
-    wanted = _metrics(metrics, item_embeddings)
+    cutoffs = M.cutoffs(k)
+    wanted = metric_names(metrics, item_embeddings)
     relevant = test.interactions
     if relevance_threshold is not None:
         relevant = sp.csr_array(relevant.multiply(relevant >= relevance_threshold))
@@ -123,7 +123,7 @@ def evaluate(
             + ("" if relevance_threshold is None else f" (weight >= {relevance_threshold})")
             + "; check the split or lower relevance_threshold"
         )
-    recs = _recommend(
+    recs = recommend_lists(
         model, eval_users, max(cutoffs), items, batch_size, known_history(train, test)
     )
     rel = relevant[eval_users]
@@ -149,7 +149,8 @@ def evaluate(
                 v = M.novelty(recs, popularity, train.n_users, c, per_user=True)
             else:
                 v = M.intra_list_diversity(recs, item_embeddings, c, per_user=True)
-            column.append(M._nanmean(v))
+            ok = ~np.isnan(v)
+            column.append(float(v[ok].mean()) if ok.any() else float("nan"))
             per.append(v)
         table[name] = column
         if per:
@@ -189,9 +190,8 @@ def compare(
     Examples
     --------
     >>> import semrec
-    >>> from semrec.datasets import synthetic
-    >>> from semrec.split import last_fraction
-    >>> train, test = last_fraction(synthetic(200, 300, 4_000))
+    >>> data = semrec.datasets.synthetic(200, 300, 4_000)
+    >>> train, test = semrec.split.last_fraction(data)
     >>> table = semrec.compare({}, train, test, k=10)
     >>> sorted(table.index.get_level_values("model").unique())
     ['MostPopular', 'Random']
@@ -209,7 +209,15 @@ def compare(
     return pd.concat(tables, names=["model"])
 
 
-def _metrics(metrics: Iterable[str] | None, item_embeddings: Any) -> set[str]:
+def metric_names(metrics: Iterable[str] | None, item_embeddings: Any) -> set[str]:
+    """The metrics ``evaluate`` computes for its ``metrics`` argument (checked).
+
+    Examples
+    --------
+    >>> from semrec.evaluation import metric_names
+    >>> sorted(metric_names(["ndcg", "recall"], None))
+    ['ndcg', 'recall']
+    """
     if metrics is None:
         wanted = set(DEFAULT_METRICS)
         if item_embeddings is not None:
@@ -244,7 +252,7 @@ def known_history(train: Dataset, test: Dataset) -> sp.csr_array:
     return check.summed(train.interactions, history.interactions)
 
 
-def _recommend(
+def recommend_lists(
     model: Any,
     users: np.ndarray,
     k: int,
@@ -252,8 +260,18 @@ def _recommend(
     batch_size: int,
     seen: sp.csr_array | None = None,
 ) -> np.ndarray:
-    """Each user's top ``k`` from ``model.recommend``; items in ``seen`` (users x items) are
-    never kept: a list holding some is asked again, longer, and refilled."""
+    """Each user's top ``k`` from ``model.recommend`` (in batches of ``batch_size`` users);
+    items in ``seen`` (users x items) are never kept: a list holding some is asked again,
+    longer, and refilled.
+
+    Examples
+    --------
+    >>> import numpy as np, scipy.sparse as sp, semrec
+    >>> from semrec.evaluation import recommend_lists
+    >>> model = semrec.MostPopular().fit(sp.csr_array([[1.0, 1.0, 0.0], [1.0, 0.0, 0.0]]))
+    >>> recommend_lists(model, np.array([1]), 2, None, 8192).tolist()
+    [[1, 2]]
+    """
     out = np.empty((len(users), k), dtype=np.int32)
     kwargs = {} if items is None else {"items": items}
     for start in range(0, len(users), batch_size):

@@ -70,14 +70,3 @@ def explanation(
         rest=float(score) - explained,
     )
     return frame
-
-
-def scalar_id(value: Any, name: str, n: int, what: str) -> int:
-    """One user or item index, checked like every model's ids."""
-    if np.ndim(value) != 0:
-        raise TypeError(
-            f"{name} must be a single {what} index, got an array of shape "
-            f"{np.shape(value)}; explain one (user, item) pair per call"
-        )
-    ids, _ = check.index_array(value, name, n, what)
-    return int(ids[0])

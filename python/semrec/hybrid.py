@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import itertools
 import logging
-import os
 import sys
 from collections.abc import Sequence
-from typing import Any, NoReturn
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -21,7 +20,9 @@ import scipy.stats
 from tqdm import tqdm
 
 from semrec import _validation as check
-from semrec._base import Recommender, select_topk
+from semrec._base import Recommender, load_nested, nest
+from semrec._persist import Saved, csr_arrays
+from semrec._scoring import select_topk
 from semrec.datasets import Dataset
 from semrec.metrics import RANKING_METRICS
 
@@ -56,8 +57,9 @@ class Hybrid(Recommender):
     Fitting is optional: members fitted beforehand are used as they are, and the items a user
     has seen (for ``exclude_seen``) are the union of what the weighted members have seen.
     ``fit(interactions)`` fits the members that are not fitted yet (all of them with
-    ``refit=True``) and makes ``interactions`` the seen items instead. ``save`` / ``load`` are
-    not supported: save the member models and rebuild the Hybrid from them.
+    ``refit=True``) and makes ``interactions`` the seen items instead. The Hybrid scores with
+    its members as they are: ``fold_in`` / ``update`` each member and the blend follows at once.
+    ``save`` writes every member in the same file (members must be semrec models).
 
     Examples
     --------
@@ -70,6 +72,13 @@ class Hybrid(Recommender):
     """
 
     _PARAMS = ("models", "normalize")
+    _FORMAT_NAME = "semrec.Hybrid"
+    _HINTS = {  # noqa: RUF012 (class constant)
+        "fold_in": "fold the histories into each member (hybrid.models); the blend follows",
+        "update": "update each member (hybrid.models); the blend follows at once",
+        "add_items": "members take new items in different forms; add them to each member",
+        "similar_items": "ask a member (hybrid.models) for similar items",
+    }
 
     def __init__(self, models: Sequence[tuple[Any, float]], normalize: str = "zscore") -> None:
         self.models = models
@@ -114,16 +123,18 @@ class Hybrid(Recommender):
         items (an entry of 1 where any member has seen the item)."""
         if self._interactions is not None:
             return self._interactions
-        members = self._members()
-        n_users = _fitted_shape(members[0][0])
-        if n_users is None:
-            raise ValueError("the first weighted member is not fitted; fit it first")
-        return self._seen_rows(np.arange(n_users[0]))
+        self._check_fitted()
+        return self._seen_rows(np.arange(self.n_users_))
 
     def _seen_rows(self, users: np.ndarray) -> sp.csr_array:
         if self._interactions is not None:
             return sp.csr_array(self._interactions[users])
-        return seen_union([model.interactions_[users] for model, _ in self._members()])
+        return _seen_union([model.interactions_[users] for model, _ in self._members()])
+
+    def _shape(self) -> tuple[int, int]:
+        if self._interactions is not None:
+            return self._interactions.shape
+        return _fitted_shape(self._members()[0][0])  # type: ignore[return-value]
 
     def _check_fitted(self) -> None:
         self._members()
@@ -170,7 +181,7 @@ class Hybrid(Recommender):
         n_items = self.n_items_
         total = np.zeros((users.size, n_items), dtype=np.float64)
         for model, weight in self._members():
-            raw = member_scores(model, users, n_items)
+            raw = _member_scores(model, users, n_items)
             total += weight * normalize_rows(raw, self.normalize, name=type(model).__name__)
         return total
 
@@ -181,8 +192,8 @@ class Hybrid(Recommender):
         return self._blend(users)  # float64: members' ties stay ties
 
     # -- explanations ------------------------------------------------------------------------
-    def explain(self, user: int, item: int, k: int = 5) -> pd.DataFrame:
-        """The history items that contribute most to the blended score of ``item``.
+    def _explain(self, u: int, i: int, k: int) -> pd.DataFrame:
+        """How the blended score splits into terms (see :meth:`explain`).
 
         The blend is ``sum_m w_m * norm_m(s_m)``. With ``"zscore"`` and ``"minmax"`` each
         member's normalisation is affine for a given user, ``norm_m(s) = (s - c_m) / d_m`` (its
@@ -193,27 +204,10 @@ class Hybrid(Recommender):
         the whole part of members without an item-keyed ``explain`` (MostPopular, Random, and
         UserKNN, whose terms are neighbours). With ``"rank"``, which is not linear, each
         member's normalised part is split in proportion to its raw contributions: an
-        approximation, said here rather than hidden.
-
-        Parameters
-        ----------
-        user, item : int
-        k : int, default 5
-            Rows to return.
-
-        Returns
-        -------
-        pandas.DataFrame
-            The common table of :mod:`semrec.explain` (columns ``item``, ``contribution``,
-            ``share``; ``attrs`` ``user``, ``item``, ``score``, ``explained``, ``rest``) in the
-            blended score's units, plus ``attrs["members"]``: one dict per weighted member with
-            its ``model`` name, ``weight``, ``part`` (its term of the blended score) and
-            ``explained`` (the part its history items carry here).
-
-        Raises
-        ------
-        ValueError
-            A member gives the item a score of ``-inf`` (it never recommends it).
+        approximation, said here rather than hidden. The table's ``attrs["members"]`` holds one
+        dict per weighted member: its ``model`` name, ``weight``, ``part`` (its term of the
+        blended score) and ``explained`` (the part its history items carry here). A member
+        that gives the item a score of ``-inf`` (never recommends it) makes it a ValueError.
 
         Examples
         --------
@@ -227,17 +221,14 @@ class Hybrid(Recommender):
         >>> bool(abs(why.attrs["explained"] + why.attrs["rest"] - why.attrs["score"]) < 1e-9)
         True
         """
-        from semrec.explain import explanation, scalar_id
+        from semrec.explain import explanation
 
-        self._check_fitted()
-        u = scalar_id(user, "user", self.n_users_, "user")
-        i = scalar_id(item, "item", self.n_items_, "item")
         n_items = self.n_items_
         score = 0.0
         items, parts, members = [], [], []
         for model, weight in self._members():
             name = type(model).__name__
-            raw = member_scores(model, np.array([u]), n_items)
+            raw = _member_scores(model, np.array([u]), n_items)
             normed = normalize_rows(raw, self.normalize, name=name)[0, i]
             if not np.isfinite(normed):
                 raise ValueError(
@@ -326,9 +317,8 @@ class Hybrid(Recommender):
         Examples
         --------
         >>> import semrec
-        >>> from semrec.datasets import synthetic
-        >>> from semrec.split import last_fraction
-        >>> train, validation = last_fraction(synthetic(200, 300, 4_000))
+        >>> data = semrec.datasets.synthetic(200, 300, 4_000)
+        >>> train, validation = semrec.split.last_fraction(data)
         >>> pop = semrec.MostPopular().fit(train.interactions)
         >>> rnd = semrec.Random(random_state=0).fit(train.interactions)
         >>> best = semrec.Hybrid.tune([pop, rnd], train, validation, grid=2, show_progress=False)
@@ -366,21 +356,34 @@ class Hybrid(Recommender):
         chosen.tuning_ = table
         return chosen
 
-    # -- persistence -------------------------------------------------------------------------
-    def save(self, path: str | os.PathLike[str]) -> NoReturn:
-        """Not supported: save each member model and rebuild the Hybrid from them."""
-        raise NotImplementedError(
-            "Hybrid.save is not supported: save each member model (model.save(path)) and "
-            "rebuild Hybrid([(Model.load(path), weight), ...]) after loading them"
-        )
+    # -- persistence: every member in the same file ---------------------------------------------
+    def _params(self) -> dict[str, Any]:
+        return {"normalize": self.normalize}
+
+    def _state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        meta: dict[str, Any] = {"weights": [float(w) for _, w in self.models]}
+        arrays: dict[str, np.ndarray] = {}
+        for j, (model, _) in enumerate(self.models):
+            member_meta, member_arrays = nest(f"member{j}", model)
+            meta |= member_meta
+            arrays |= member_arrays
+        if self._interactions is not None:
+            meta["shape"] = list(self._interactions.shape)
+            arrays |= csr_arrays(self._interactions, "interactions")
+        return meta, arrays
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> NoReturn:
-        """Not supported: load the member models and rebuild the Hybrid from them."""
-        raise NotImplementedError(
-            "Hybrid.load is not supported: load each member model and rebuild "
-            "Hybrid([(model, weight), ...])"
-        )
+    def _from_params(cls, params: dict[str, Any], saved: Saved) -> Any:
+        weights = saved.value("weights", list)
+        if not weights:
+            raise saved.error("weights", "is empty")
+        members = [load_nested(saved, f"member{j}") for j in range(len(weights))]
+        return cls(list(zip(members, weights, strict=True)), **params)
+
+    def _restore(self, saved: Saved) -> None:
+        if "shape" in saved.meta:
+            self._interactions = saved.csr("interactions", saved.shape("shape"))
+        self._check_fitted()
 
 
 def normalize_rows(scores: np.ndarray, how: str, *, name: str = "scores") -> np.ndarray:
@@ -434,13 +437,16 @@ def _item_contributions(
     """A member's per-history-item contributions, or None when it has no item-keyed explain."""
     if not hasattr(model, "explain"):
         return None
-    table = model.explain(user, item, k=n_items)
+    try:
+        table = model.explain(user, item, k=n_items)
+    except NotImplementedError:  # a baseline: no history terms
+        return None
     if "item" not in table.columns:  # UserKNN explains by neighbour
         return None
     return table["item"].to_numpy(np.int32), table["contribution"].to_numpy(np.float64)
 
 
-def seen_union(rows: Sequence[Any]) -> sp.csr_array:
+def _seen_union(rows: Sequence[Any]) -> sp.csr_array:
     """The union of several users x items matrices' entries (1 where any has an entry; a
     stored 0 counts: it is a seen item)."""
     patterns = []
@@ -454,7 +460,7 @@ def seen_union(rows: Sequence[Any]) -> sp.csr_array:
     return union
 
 
-def member_scores(model: Any, users: np.ndarray, n_items: int) -> np.ndarray:
+def _member_scores(model: Any, users: np.ndarray, n_items: int) -> np.ndarray:
     """Scores of every item for ``users`` from ``model.score``, or from a full-catalogue
     ``recommend`` (unlisted items -inf) for models without ``score``."""
     if hasattr(model, "score"):
@@ -495,7 +501,7 @@ class _BlendCache:
         if key not in self.batches:
             normed = [
                 normalize_rows(
-                    member_scores(m, users, self.n_items), self.normalize, name=type(m).__name__
+                    _member_scores(m, users, self.n_items), self.normalize, name=type(m).__name__
                 )
                 for m in self.models
             ]
@@ -516,7 +522,7 @@ class _BlendCache:
         if items is not None:
             allowed = np.zeros(self.n_items, dtype=bool)
             allowed[check.item_ids(items, "items", self.n_items)] = True
-        exclude = seen_union([seen[j] for j in active]) if exclude_seen else None
+        exclude = _seen_union([seen[j] for j in active]) if exclude_seen else None
         return select_topk(total, k, exclude=exclude, allowed=allowed)
 
 

@@ -15,8 +15,6 @@ any time order, with the same result as the batch computation.
 
 from __future__ import annotations
 
-import math
-import operator
 from typing import Any
 
 import numpy as np
@@ -84,11 +82,11 @@ def user_profiles(
     [[1.0, 0.0, 0.0], [0.707, 0.707, 0.0]]
     """
     x, _ = check.as_float32_matrix(item_embeddings, "item_embeddings")
-    decay = _half_life(half_life)
+    decay = half_life_value(half_life)
     if t_now is not None:
-        _time_value(t_now, "t_now")
-    indptr, indices, weights = _events_csr(interactions, "interactions", x.shape[0])
-    times = _timestamps(timestamps, weights.size)
+        check.number(t_now, "t_now")
+    indptr, indices, weights = check.events(interactions, "interactions", x.shape[0])
+    times = check.timestamps(timestamps, weights.size)
     if decay and times is None:
         raise ValueError("half_life needs timestamps (one per stored interaction)")
     return core.interest_profiles(
@@ -152,9 +150,9 @@ class StreamingProfiles:
         self.half_life = half_life
         self.num_threads = num_threads
         self._items = x
-        self._state = core.InterestState(x.shape[1], _half_life(half_life))
+        self._state = core.InterestState(x.shape[1], half_life_value(half_life))
         if n_users:
-            self._state.grow(_scalar_id(n_users, "n_users"))
+            self.grow(n_users)
 
     def __repr__(self) -> str:
         return (
@@ -189,12 +187,10 @@ class StreamingProfiles:
         ``t=None`` means "now", the latest time seen so far. ``user`` may be any id >= 0; ids
         beyond the known users create them (without history).
         """
-        u = _scalar_id(user, "user")
-        i = _scalar_id(item, "item")
-        if i >= self._items.shape[0]:
-            raise IndexError(f"item {i} is outside [0, {self._items.shape[0]})")
-        w = _weight(weight)
-        ts = self._state.latest if t is None else _time_value(t, "t")
+        u = check.one_id(user, "user", None)
+        i = check.one_id(item, "item", self._items.shape[0])
+        w = check.number(weight, "weight")
+        ts = self._state.latest if t is None else check.number(t, "t")
         if u >= self._state.n_users:
             self._state.grow(u + 1)
         self._state.add(self._items, u, i, w, ts)
@@ -218,15 +214,15 @@ class StreamingProfiles:
 
         Nothing is applied if any event is invalid.
         """
-        u = _id_array(users, "users", np.int64)
-        i = _id_array(items, "items", np.int32)
+        u = check.id_array(users, "users", np.int64)
+        i = check.id_array(items, "items", np.int32)
         n = u.size
         if i.size != n:
             raise ValueError(f"users and items must have the same length, got {n} and {i.size}")
         w = None
         if weights is not None:
-            w = _float_array(weights, "weights", np.float32, n)
-        ts = _timestamps(times, n, name="times")
+            w = check.float_array(weights, "weights", n)
+        ts = check.timestamps(times, n, name="times")
         if n == 0:
             return
         if u.min() < 0:
@@ -239,9 +235,7 @@ class StreamingProfiles:
 
     def profile(self, user: int) -> np.ndarray:
         """The normalised profile of one user, shape (dim,)."""
-        u = _scalar_id(user, "user")
-        if u >= self._state.n_users:
-            raise IndexError(f"user {u} is outside [0, {self._state.n_users})")
+        u = check.one_id(user, "user", self._state.n_users)
         return self._state.profiles(np.array([u], dtype=np.int64), 1)[0]
 
     def profiles(self, users: np.ndarray | None = None) -> np.ndarray:
@@ -268,147 +262,66 @@ class StreamingProfiles:
         self._items = np.ascontiguousarray(np.vstack([self._items, x]))
         return np.arange(start, start + x.shape[0], dtype=np.int32)
 
-    def _add_rows(
+    def grow(self, n_users: int) -> None:
+        """Make room for users ``0 .. n_users - 1`` (new ones start without history)."""
+        self._state.grow(check.one_id(n_users, "n_users", None))
+
+    def add_rows(
         self,
-        indptr: np.ndarray,
-        indices: np.ndarray,
-        weights: np.ndarray,
-        times: np.ndarray | None,
-        first_user: int,
+        history: sp.csr_array | sp.csr_matrix,
+        times: np.ndarray | None = None,
+        *,
+        first_user: int = 0,
     ) -> None:
-        """Add validated CSR rows to users ``first_user + r`` (which must exist)."""
+        """Apply a CSR of events: row ``r`` is user ``first_user + r`` (in parallel over rows).
+
+        ``history`` is users x items with one stored entry per event (duplicates add up);
+        ``times`` hold one time per entry, aligned with ``history.data`` (needed with a
+        ``half_life``). Users that do not exist yet are created.
+
+        Examples
+        --------
+        >>> import numpy as np, scipy.sparse as sp
+        >>> from semrec.interest import StreamingProfiles
+        >>> state = StreamingProfiles(np.eye(2, dtype=np.float32))
+        >>> state.add_rows(sp.csr_array(np.array([[1.0, 0.0], [1.0, 1.0]])), first_user=3)
+        >>> state.n_users, state.profile(4).astype(float).round(3).tolist()
+        (5, [0.707, 0.707])
+        """
+        indptr, indices, weights = check.events(history, "history", self.n_items)
+        ts = check.timestamps(times, weights.size, name="times")
+        first = check.one_id(first_user, "first_user", None)
+        if ts is None and self.half_life is not None and weights.size:
+            raise ValueError("times are needed with a half_life (one per stored event)")
+        self._state.grow(first + indptr.size - 1)
         self._state.add_rows(
             indptr,
             indices,
             weights,
-            times,
+            ts,
             self._items,
-            first_user,
+            first,
             resolve_num_threads(self.num_threads),
         )
 
-    def _raw(self, user: int) -> tuple[np.ndarray, float, float, int]:
-        """(sum, reference time, mass, event count) of one user."""
-        return self._state.raw(user)
+    def decayed_sum(self, user: int) -> tuple[np.ndarray, float]:
+        """A user's un-normalised sum of weighted, decayed embeddings, and the reference time
+        its decay is relative to (what :meth:`profile` normalises)."""
+        total, reference, _, _ = self._state.raw(check.one_id(user, "user", self._state.n_users))
+        return total, float(reference)
 
 
-# -- validation helpers (shared with semrec.content) ------------------------------------------
+def half_life_value(half_life: Any) -> float:
+    """``half_life`` checked, as the kernel's float (0 = no decay).
 
-
-def _half_life(half_life: Any) -> float:
-    """``half_life`` as the kernel's float (0 = no decay)."""
+    Examples
+    --------
+    >>> from semrec.interest import half_life_value
+    >>> half_life_value(None), half_life_value(86400)
+    (0.0, 86400.0)
+    """
     if half_life is None:
         return 0.0
     if isinstance(half_life, bool) or not isinstance(half_life, int | float | np.number):
         raise TypeError(f"half_life must be a number or None, got {type(half_life).__name__}")
-    value = float(half_life)
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"half_life must be a finite number > 0 (or None), got {half_life}")
-    return value
-
-
-def _time_value(t: Any, name: str) -> float:
-    if isinstance(t, bool) or not isinstance(t, int | float | np.number):
-        raise TypeError(f"{name} must be a number (a timestamp), got {type(t).__name__}")
-    value = float(t)
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {t}")
-    return value
-
-
-def _weight(weight: Any) -> float:
-    if isinstance(weight, bool) or not isinstance(weight, int | float | np.number):
-        raise TypeError(f"weight must be a number, got {type(weight).__name__}")
-    value = float(weight)
-    if not math.isfinite(value):
-        raise ValueError(f"weight must be finite, got {weight}")
-    return value
-
-
-def _scalar_id(value: Any, name: str) -> int:
-    if isinstance(value, bool | np.bool_):
-        raise TypeError(f"{name} must be an int id, got bool")
-    try:
-        n = operator.index(value)
-    except TypeError:
-        raise TypeError(f"{name} must be an int id, got {type(value).__name__}") from None
-    if n < 0:
-        raise IndexError(f"{name} must be >= 0, got {n}")
-    return n
-
-
-def _id_array(ids: Any, name: str, dtype: type) -> np.ndarray:
-    arr = np.asarray(ids)
-    if arr.ndim != 1:
-        raise ValueError(f"{name} must be a 1-D array of ids, got shape {arr.shape}")
-    if arr.size and not np.issubdtype(arr.dtype, np.integer):
-        raise TypeError(f"{name} must hold integer ids, got dtype {arr.dtype}")
-    return np.ascontiguousarray(arr, dtype=dtype)
-
-
-def _float_array(values: Any, name: str, dtype: type, n: int) -> np.ndarray:
-    arr = np.asarray(values)
-    if arr.ndim != 1 or arr.size != n:
-        raise ValueError(f"{name} must be a 1-D array of length {n}, got shape {arr.shape}")
-    if arr.size and not (np.issubdtype(arr.dtype, np.integer) or arr.dtype.kind == "f"):
-        raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
-    arr = np.ascontiguousarray(arr, dtype=dtype)
-    if arr.size and not np.isfinite(arr).all():
-        raise ValueError(f"{name} contains NaN or infinite values")
-    return arr
-
-
-def _timestamps(times: Any, n: int, name: str = "timestamps") -> np.ndarray | None:
-    """Times as int64 (integers, no copy when already int64) or float64, finite, length n."""
-    if times is None:
-        return None
-    arr = np.asarray(times)
-    if arr.ndim != 1 or arr.size != n:
-        raise ValueError(
-            f"{name} must be a 1-D array with one time per event ({n}), got shape {arr.shape}"
-        )
-    if np.issubdtype(arr.dtype, np.integer):
-        return np.ascontiguousarray(arr, dtype=np.int64)
-    if arr.dtype.kind != "f":
-        raise TypeError(f"{name} must hold integers or floats, got dtype {arr.dtype}")
-    arr = np.ascontiguousarray(arr, dtype=np.float64)
-    if arr.size and not np.isfinite(arr).all():
-        raise ValueError(f"{name} contains NaN or infinite values")
-    return arr
-
-
-def _events_csr(m: Any, name: str, n_items: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(indptr int64, indices int32, weights float32) of a users x items CSR, checked.
-
-    Entries keep their order (timestamps stay aligned); copies are made only to fix dtypes.
-    """
-    check.require_csr(m, name, "(users x items)")
-    if m.ndim != 2 or m.shape[1] != n_items:
-        raise ValueError(
-            f"{name} must have one column per item ({n_items}, the rows of item_embeddings), "
-            f"got shape {m.shape}"
-        )
-    indptr = np.asarray(m.indptr)
-    indices = np.asarray(m.indices)
-    data = np.asarray(m.data)
-    if indptr.shape != (m.shape[0] + 1,) or indices.shape != data.shape:
-        raise ValueError(f"{name} is malformed: indptr/indices/data lengths do not match")
-    nnz = indices.size
-    if indptr[0] != 0 or indptr[-1] != nnz or (np.diff(indptr) < 0).any():
-        raise ValueError(
-            f"{name} is malformed: indptr must start at 0, never decrease and end at nnz "
-            f"({nnz}); rebuild it with scipy.sparse.csr_array"
-        )
-    if nnz and (indices.min() < 0 or indices.max() >= n_items):
-        bad = indices[(indices < 0) | (indices >= n_items)][0]
-        raise IndexError(f"{name} holds item id {bad}, outside [0, {n_items})")
-    if not (np.issubdtype(data.dtype, np.number) and not np.iscomplexobj(data)):
-        raise TypeError(f"{name} must hold real numbers, got dtype {data.dtype}")
-    weights = np.ascontiguousarray(data, dtype=np.float32)
-    if nnz and not np.isfinite(weights).all():
-        raise ValueError(f"{name} contains NaN or infinite weights; drop or fix those entries")
-    return (
-        np.ascontiguousarray(indptr, dtype=np.int64),
-        np.ascontiguousarray(indices, dtype=np.int32),
-        weights,
-    )
+    return check.number(half_life, "half_life", above=0)

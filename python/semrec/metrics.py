@@ -67,16 +67,16 @@ def ranking_metrics(
     >>> float(ranking_metrics(recs, relevant, k=2).loc[2, "mrr"])
     0.5
     """
-    cutoffs = _cutoffs(k)
+    ks = cutoffs(k)
     recs = _recommendations(recommendations, "recommendations", relevant_shape(relevant)[1])
     shape = (recs.shape[0], relevant_shape(relevant)[1])
-    if recs.shape[1] < max(cutoffs):
+    if recs.shape[1] < max(ks):
         raise ValueError(
-            f"recommendations hold {recs.shape[1]} items per user, fewer than k={max(cutoffs)}"
+            f"recommendations hold {recs.shape[1]} items per user, fewer than k={max(ks)}"
         )
     indptr, indices = check.csr_structure(relevant, "relevant", shape)
     values = core.ranking_metrics(
-        recs, indptr, indices, shape[1], list(cutoffs), resolve_num_threads(num_threads)
+        recs, indptr, indices, shape[1], list(ks), resolve_num_threads(num_threads)
     )
     if per_user:
         return values
@@ -86,7 +86,7 @@ def ranking_metrics(
         if has_relevant.any()
         else np.full(values.shape[1:], np.nan)
     )
-    return pd.DataFrame(means, index=pd.Index(cutoffs, name="k"), columns=list(RANKING_METRICS))
+    return pd.DataFrame(means, index=pd.Index(ks, name="k"), columns=list(RANKING_METRICS))
 
 
 def catalog_coverage(recommendations: np.ndarray, n_items: int, k: int) -> float:
@@ -128,8 +128,15 @@ def novelty(
     2.0
     """
     pop = np.asarray(popularity, dtype=np.float64)
-    if pop.ndim != 1 or (pop < 0).any():
-        raise ValueError("popularity must be a 1-D array of non-negative counts")
+    if pop.ndim != 1:
+        raise ValueError(f"popularity must be a 1-D array of counts, got shape {pop.shape}")
+    bad = ~(np.isfinite(pop) & (pop >= 0))
+    if bad.any():
+        item = int(np.flatnonzero(bad)[0])
+        raise ValueError(
+            "popularity must hold finite, non-negative counts (users per item); "
+            f"item {item} has {pop[item]}"
+        )
     n_users = check.positive_int(n_users, "n_users")
     recs = _recommendations(recommendations, "recommendations", len(pop))
     k = _width_cutoff(k, recs)
@@ -157,8 +164,11 @@ def intra_list_diversity(
     1.0
     """
     emb, _ = check.as_float32_matrix(item_embeddings, "item_embeddings")
-    norms = np.linalg.norm(emb, axis=1, keepdims=True)
-    unit = np.ascontiguousarray(emb / np.where(norms > 0, norms, 1.0), dtype=np.float32)
+    # Norms in float64: a float32 sum of squares underflows for tiny vectors and overflows for
+    # huge ones, and the distances would then be those of unnormalised rows.
+    e64 = emb.astype(np.float64)
+    norms = np.sqrt(np.einsum("ij,ij->i", e64, e64))[:, None]
+    unit = np.ascontiguousarray(e64 / np.where(norms > 0, norms, 1.0), dtype=np.float32)
     recs = _recommendations(recommendations, "recommendations", emb.shape[0])
     k = _width_cutoff(k, recs)
     values = core.intra_list_diversity(recs, k, unit, resolve_num_threads(num_threads))
@@ -195,12 +205,29 @@ def mae(predicted: Any, actual: Any) -> float:
 
 # -- helpers ----------------------------------------------------------------------------------
 def relevant_shape(relevant: Any) -> tuple[int, int]:
+    """The shape of a users x items relevance matrix (a TypeError unless it is sparse).
+
+    Examples
+    --------
+    >>> import scipy.sparse as sp
+    >>> from semrec.metrics import relevant_shape
+    >>> relevant_shape(sp.csr_array((3, 5)))
+    (3, 5)
+    """
     if not sp.issparse(relevant):
         raise TypeError(f"relevant must be a scipy.sparse CSR matrix, got {type(relevant)}")
     return relevant.shape
 
 
-def _cutoffs(k: int | Iterable[int]) -> tuple[int, ...]:
+def cutoffs(k: int | Iterable[int]) -> tuple[int, ...]:
+    """Cutoffs as a tuple of ints >= 1 (an int gives one).
+
+    Examples
+    --------
+    >>> from semrec.metrics import cutoffs
+    >>> cutoffs(10), cutoffs([5, 20])
+    ((10,), (5, 20))
+    """
     ks = (k,) if np.ndim(k) == 0 else tuple(k)  # type: ignore[arg-type]
     if not ks:
         raise ValueError("k must name at least one cutoff")

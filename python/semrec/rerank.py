@@ -160,20 +160,14 @@ class Diversified:
             f"candidates={self.candidates}, normalize={self.normalize!r})"
         )
 
-    def recommend(
-        self,
-        users: int | np.ndarray,
-        k: int = 10,
-        *,
-        exclude_seen: bool = True,
-        items: np.ndarray | None = None,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """The model's top ``candidates`` for each user, re-ranked to ``k`` by MMR; the scores
-        are the model's (padding ``-1`` / ``-inf``)."""
+    def recommend(self, users: Any, k: int = 10, **options: Any) -> tuple[np.ndarray, np.ndarray]:
+        """The model's top ``candidates`` for each user, re-ranked to ``k`` by MMR.
+
+        ``options`` (``exclude_seen``, ``items``) go to the model's ``recommend``, which sees
+        the same users; the scores are the model's (padding ``-1`` / ``-inf``).
+        """
         k = check.positive_int(k, "k")
-        ids, scores = self.model.recommend(
-            users, max(self.candidates, k), exclude_seen=exclude_seen, items=items
-        )
+        ids, scores = self.model.recommend(users, max(self.candidates, k), **options)
         return diversify(
             ids, scores, self.item_embeddings, k, self.lambda_, normalize=self.normalize
         )
@@ -183,6 +177,13 @@ def minmax_rows(scores: np.ndarray, valid: np.ndarray) -> np.ndarray:
     """Rescale each row's ``valid`` entries to [0, 1] (a constant row becomes 1); float32.
 
     Entries outside ``valid`` are left as they are (the kernel never reads them).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from semrec.rerank import minmax_rows
+    >>> minmax_rows(np.array([[1.0, 3.0, 9.0]]), np.array([[True, True, False]])).tolist()
+    [[0.0, 1.0, 9.0]]
     """
     s = scores.astype(np.float64)
     lo = np.min(s, axis=1, keepdims=True, where=valid, initial=np.inf)
@@ -194,7 +195,15 @@ def minmax_rows(scores: np.ndarray, valid: np.ndarray) -> np.ndarray:
 
 
 def unit_rows(emb: np.ndarray) -> np.ndarray:
-    """``emb`` itself when every row is unit length (or zero), else an L2-normalised copy."""
+    """``emb`` itself when every row is unit length (or zero), else an L2-normalised copy.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from semrec.rerank import unit_rows
+    >>> unit_rows(np.array([[3, 4], [0, 0]], dtype=np.float32)).tolist()
+    [[0.6000000238418579, 0.800000011920929], [0.0, 0.0]]
+    """
     norms = np.sqrt(np.einsum("ij,ij->i", emb, emb, dtype=np.float64))
     if np.all((np.abs(norms - 1.0) <= _UNIT_TOLERANCE) | (norms == 0)):
         return emb

@@ -2,14 +2,20 @@
 
 The kernel multiplies blocks of queries by blocks of items with a register-tiled micro-kernel
 (AVX-512, AVX2 or SSE, chosen at import) and keeps each query's best ``k`` while the block is
-still in cache, so the full score matrix is never materialised. Every score is summed in one
-fixed order, so identical items tie exactly and results do not depend on the batch or the
-thread count. Work is spread over query blocks (and over item ranges when
-there are few queries); the GIL is released and Ctrl-C interrupts a long search.
+still in cache, so the full score matrix is never materialised. Items are re-laid out in panels
+whose vector lanes run over items, so one query streams them at memory speed and many queries
+share every load. Every score is summed in one fixed order, so identical items tie exactly and
+results do not depend on the batch, the path or the thread count. Work is spread over query
+blocks (and over item ranges when there are few queries); the GIL is released and Ctrl-C
+interrupts a long search.
+
+:class:`ItemIndex` prepares item vectors once (checked, scaled, packed) for many searches;
+:func:`topk` accepts it wherever it accepts an item matrix.
 """
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import numpy as np
@@ -20,14 +26,166 @@ from semrec._native import core
 from semrec._threads import resolve_num_threads
 
 METRICS = ("cosine", "dot")
+STORAGES = ("float32", "float16")
+
+
+class ItemIndex:
+    """Item vectors prepared once for fast, repeated exact search with :func:`topk`.
+
+    The vectors are copied, checked for NaN/inf once, and packed into the layout the search
+    kernel streams (for ``"cosine"`` with their norms), so a search neither re-validates nor
+    re-packs them: the path for real-time recommendation, where one query meets the whole
+    catalogue. Results are bitwise equal to ``topk(queries, vectors, k, metric=metric)``.
+
+    Parameters
+    ----------
+    vectors : ndarray of float32, shape (n_items, dim)
+        One row per item, C-contiguous, finite.
+    metric : {"cosine", "dot"}, default "cosine"
+        The similarity every search through this index uses.
+    storage : {"float32", "float16"}, default "float32"
+        How the packed copy holds the vectors. ``"float16"`` streams half the bytes per search:
+        the best candidates are then re-scored exactly in float32 and the answer is certified
+        by a rigorous error bound (a query that cannot be certified is searched again in
+        float32), so ids and scores are still exactly those of ``"float32"``.
+    num_threads : int, optional
+        Threads for packing; as in :func:`topk`.
+
+    Attributes
+    ----------
+    metric, storage : str
+    dim : int
+    vectors : ndarray of float32, shape (n_items, dim)
+        The indexed vectors (read-only).
+    nbytes : int
+        Memory held: the float32 vectors plus the packed copy.
+
+    Notes
+    -----
+    Concurrent searches are safe, and so is :meth:`add` during searches: a search sees the
+    items that were indexed when it started.
+
+    Examples
+    --------
+    >>> import numpy as np, semrec
+    >>> index = semrec.ItemIndex(np.eye(4, dtype=np.float32), metric="dot")
+    >>> ids, scores = semrec.topk(np.array([1, 0.5, 0, 0], dtype=np.float32), index, k=2)
+    >>> ids.tolist()
+    [0, 1]
+    >>> index.add(np.ones((1, 4), dtype=np.float32)).tolist()
+    [4]
+    >>> len(index)
+    5
+    """
+
+    def __init__(
+        self,
+        vectors: np.ndarray,
+        *,
+        metric: str = "cosine",
+        storage: str = "float32",
+        num_threads: int | None = None,
+    ) -> None:
+        x, _ = check.as_float32_matrix(vectors, "vectors")
+        self.metric = check.choice(metric, "metric", METRICS)
+        self.storage = check.choice(storage, "storage", STORAGES)
+        self.dim = int(x.shape[1])
+        self._lock = threading.Lock()  # one add at a time
+        self._prepared = core.PreparedItems(self.dim, self.metric, self.storage)
+        self._buffer = np.array(x, dtype=np.float32, order="C", copy=True)
+        self._n = 0
+        self._append(self._buffer, resolve_num_threads(num_threads))
+
+    @property
+    def vectors(self) -> np.ndarray:
+        view = self._buffer[: self._n]
+        view.flags.writeable = False
+        return view
+
+    @property
+    def nbytes(self) -> int:
+        return int(self._buffer.nbytes + self._prepared.nbytes)
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __repr__(self) -> str:
+        return (
+            f"ItemIndex(n_items={self._n}, dim={self.dim}, metric={self.metric!r}, "
+            f"storage={self.storage!r})"
+        )
+
+    def add(self, vectors: np.ndarray, *, num_threads: int | None = None) -> np.ndarray:
+        """Index more items; returns their ids (``len(self)`` onwards).
+
+        Parameters
+        ----------
+        vectors : ndarray of float32, shape (n_new, dim) or (dim,)
+            Finite, C-contiguous; one vector may be passed as a 1-D array.
+        num_threads : int, optional
+            As in :func:`topk`.
+
+        Returns
+        -------
+        ndarray of int32, shape (n_new,)
+
+        Examples
+        --------
+        >>> import numpy as np, semrec
+        >>> index = semrec.ItemIndex(np.eye(2, dtype=np.float32))
+        >>> index.add(np.array([[1, 1], [1, -1]], dtype=np.float32)).tolist()
+        [2, 3]
+        """
+        x, _ = check.as_float32_matrix(vectors, "vectors", allow_1d=True)
+        if x.shape[1] != self.dim:
+            raise ValueError(f"vectors must have dimension {self.dim}, got {x.shape[1]}")
+        threads = resolve_num_threads(num_threads)
+        with self._lock:
+            n0, n1 = self._n, self._n + x.shape[0]
+            if n1 > np.iinfo(np.int32).max:
+                raise ValueError(f"an ItemIndex holds at most 2**31 - 1 items, adding gives {n1}")
+            if n1 > self._buffer.shape[0]:
+                # A new buffer: searches running on the old one keep it alive and consistent.
+                grown = np.empty((max(n1, self._buffer.shape[0] * 3 // 2), self.dim), np.float32)
+                grown[:n0] = self._buffer[:n0]
+                self._buffer = grown
+            self._buffer[n0:n1] = x  # rows no running search reads
+            self._append(self._buffer[n0:n1], threads)
+        return np.arange(n0, n1, dtype=np.int32)
+
+    def _append(self, rows: np.ndarray, threads: int) -> None:
+        self._prepared.append(rows, threads)
+        self._n += rows.shape[0]
+
+    def search(
+        self,
+        queries: np.ndarray,
+        k: int,
+        *,
+        exclude: sp.csr_array | sp.csr_matrix | None = None,
+        candidates: np.ndarray | sp.csr_array | sp.csr_matrix | None = None,
+        num_threads: int | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``topk(queries, self, k, ...)``; see :func:`topk`.
+
+        Examples
+        --------
+        >>> import numpy as np, semrec
+        >>> index = semrec.ItemIndex(np.eye(3, dtype=np.float32))
+        >>> index.search(np.array([0, 1, 0], dtype=np.float32), k=1)[0].tolist()
+        [1]
+        """
+        return topk(
+            queries, self, k, exclude=exclude, candidates=candidates, num_threads=num_threads
+        )
 
 
 def topk(
     queries: np.ndarray,
-    items: np.ndarray,
+    items: np.ndarray | ItemIndex,
     k: int,
     *,
-    metric: str = "cosine",
+    metric: str | None = None,
     exclude: sp.csr_array | sp.csr_matrix | None = None,
     candidates: np.ndarray | sp.csr_array | sp.csr_matrix | None = None,
     num_threads: int | None = None,
@@ -39,15 +197,21 @@ def topk(
     ----------
     queries : ndarray of float32, shape (n_queries, dim) or (dim,)
         Query vectors, C-contiguous. A single 1-D query gives 1-D results.
-    items : ndarray of float32, shape (n_items, dim)
-        Item vectors, C-contiguous.
+    items : ndarray of float32, shape (n_items, dim), ItemIndex or HNSWIndex
+        Item vectors, C-contiguous; or an :class:`ItemIndex` (checked and packed once, the fast
+        path for repeated searches), which gives bitwise the same results; or a
+        :class:`semrec.HNSWIndex` (approximate: it may miss some of the true top k, but every
+        returned score is exact).
     k : int
         Number of results per query (>= 1). ``k`` larger than the number of eligible items is
         allowed: the rest of the row is padding.
-    metric : {"cosine", "dot"}
+    metric : {"cosine", "dot"}, optional
         ``"dot"`` is the inner product; ``"cosine"`` divides it by both norms (a zero vector
-        scores 0 against everything). For embeddings already L2-normalised, ``"dot"`` gives the
-        same ranking and skips computing the norms.
+        scores 0 against everything; any finite magnitude works: vectors are rescaled by powers
+        of two internally, so norms never overflow or underflow). For embeddings already
+        L2-normalised, ``"dot"`` gives the same ranking and skips computing the norms.
+        Default: ``"cosine"`` for a matrix, the index's metric for an :class:`ItemIndex` (any
+        other value is an error).
     exclude : scipy.sparse CSR of shape (n_queries, n_items), optional
         Item ids never to return for each query (typically the items a user has already seen).
         Values are ignored; unsorted rows and duplicates are accepted.
@@ -59,7 +223,8 @@ def topk(
         depend on it.
     check_finite : bool, default True
         Reject NaN and infinite inputs. Turning it off saves one pass over ``items`` per call
-        when the caller already guarantees finite values.
+        when the caller already guarantees finite values (an :class:`ItemIndex` was checked
+        once; only the queries are checked then).
 
     Returns
     -------
@@ -85,14 +250,31 @@ def topk(
     >>> ids.tolist()
     [0, 1]
     """
+    if not isinstance(items, np.ndarray | ItemIndex) and callable(getattr(items, "search", None)):
+        # An approximate index (semrec.HNSWIndex): it searches, then re-scores exactly here.
+        if metric is not None and metric != items.metric:
+            raise ValueError(f"metric={metric!r} differs from the index's metric {items.metric!r}")
+        return items.search(
+            queries, k, exclude=exclude, candidates=candidates, num_threads=num_threads
+        )
     q, single = check.as_float32_matrix(
         queries, "queries", allow_1d=True, check_finite=check_finite
     )
-    x, _ = check.as_float32_matrix(items, "items", check_finite=check_finite)
+    index = items if isinstance(items, ItemIndex) else None
+    if index is not None:
+        if metric is not None and metric != index.metric:
+            raise ValueError(
+                f"metric={metric!r} differs from the index's metric {index.metric!r}; build an "
+                "ItemIndex with that metric (or leave metric unset)"
+            )
+        metric = index.metric
+        x = index.vectors  # a snapshot: items added during this search are not searched
+    else:
+        x, _ = check.as_float32_matrix(items, "items", check_finite=check_finite)
+        metric = "cosine" if metric is None else check.choice(metric, "metric", METRICS)
     k = check.positive_int(k, "k")
     if k > np.iinfo(np.int32).max:
         raise ValueError(f"k must be < 2**31, got {k}")
-    metric = check.choice(metric, "metric", METRICS)
     threads = resolve_num_threads(num_threads)
     if x.shape[0] == 0:
         raise ValueError("items is empty (0 rows); there is nothing to search")
@@ -104,10 +286,18 @@ def topk(
     ex = (None, None) if exclude is None else check.csr_structure(exclude, "exclude", shape)
 
     if candidates is None:
-        ids, scores = core.topk(q, x, k, metric, *ex, threads)
+        if index is not None:
+            ids, scores = core.topk_prepared(q, index._prepared, x, k, *ex, threads)
+        else:
+            ids, scores = core.topk(q, x, k, metric, *ex, threads)
     elif sp.issparse(candidates):
         cand = check.csr_structure(candidates, "candidates", shape)
-        ids, scores = core.topk_candidates(q, x, *cand, k, metric, *ex, threads)
+        if index is not None:
+            ids, scores = core.topk_candidates_prepared(
+                q, index._prepared, x, *cand, k, *ex, threads
+            )
+        else:
+            ids, scores = core.topk_candidates(q, x, *cand, k, metric, *ex, threads)
     else:
         ids, scores = _topk_shared_candidates(q, x, k, metric, candidates, exclude, ex, threads)
     return (ids[0], scores[0]) if single else (ids, scores)

@@ -200,10 +200,10 @@ def new_users(
     rank = _rank_within_user(dataset, (dataset.interactions.indices, t, rows))
     new_row = is_new[rows]
     revealed = new_row & (rank < n_reveal)
-    train = dataset._subset(~new_row)
-    test = dataset._subset(new_row & ~revealed)
+    train = dataset.subset(~new_row)
+    test = dataset.subset(new_row & ~revealed)
     test.split_info["users"] = chosen
-    test.split_info["history"] = dataset._subset(revealed)
+    test.split_info["history"] = dataset.subset(revealed)
     return train, test
 
 
@@ -257,4 +257,4 @@ def _last(dataset: Dataset, n_test: np.ndarray) -> tuple[Dataset, Dataset]:
 
 
 def _split(dataset: Dataset, to_test: np.ndarray) -> tuple[Dataset, Dataset]:
-    return dataset._subset(~to_test), dataset._subset(to_test)
+    return dataset.subset(~to_test), dataset.subset(to_test)

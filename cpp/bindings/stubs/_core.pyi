@@ -27,6 +27,35 @@ def topk_candidates(
     exclude_indices: npt.NDArray[np.int32] | None,
     num_threads: int,
 ) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.float32]]: ...
+class PreparedItems:
+    def __init__(self, dim: int, metric: str, storage: str) -> None: ...
+    def append(self, rows: npt.NDArray[np.float32], num_threads: int) -> None: ...
+    @property
+    def size(self) -> int: ...
+    @property
+    def nbytes(self) -> int: ...
+
+def topk_prepared(
+    queries: npt.NDArray[np.float32],
+    items: PreparedItems,
+    rows: npt.NDArray[np.float32],
+    k: int,
+    exclude_indptr: npt.NDArray[np.int64] | None,
+    exclude_indices: npt.NDArray[np.int32] | None,
+    num_threads: int,
+) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.float32]]: ...
+def topk_candidates_prepared(
+    queries: npt.NDArray[np.float32],
+    items: PreparedItems,
+    rows: npt.NDArray[np.float32],
+    cand_indptr: npt.NDArray[np.int64],
+    cand_indices: npt.NDArray[np.int32],
+    k: int,
+    exclude_indptr: npt.NDArray[np.int64] | None,
+    exclude_indices: npt.NDArray[np.int32] | None,
+    num_threads: int,
+) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.float32]]: ...
+def kernel_description() -> str: ...
 def ranking_metrics(
     recs: npt.NDArray[np.int32],
     rel_indptr: npt.NDArray[np.int64],

@@ -27,6 +27,21 @@ def paragraph(text: str) -> str:
     return textwrap.fill(text, 95)
 
 
+def command(
+    sub: argparse._SubParsersAction, name: str, summary: str, description: str, epilog: str
+) -> argparse.ArgumentParser:
+    """A subcommand's parser: one-line ``summary`` in the command list, ``description`` (a
+    paragraph, plus anything after a blank line as written) and ``epilog`` in its help."""
+    first, _, rest = description.partition("\n\n")
+    return sub.add_parser(
+        name,
+        help=summary,
+        description=paragraph(first) + (f"\n\n{rest}" if rest else ""),
+        epilog=epilog,
+        formatter_class=HelpFormatter,
+    )
+
+
 def positive(text: str) -> int:
     try:
         value = int(text)

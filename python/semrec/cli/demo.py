@@ -9,9 +9,7 @@ a real-time update, then figures and a self-contained HTML report written to ``-
 from __future__ import annotations
 
 import argparse
-import base64
 import hashlib
-import html
 import io
 import os
 import sys
@@ -26,6 +24,8 @@ import scipy.sparse as sp
 
 import semrec
 from semrec import split
+from semrec.cli import report
+from semrec.cli.demo_user import query_part, sample_part, sample_user, update_part
 from semrec.datasets import SYNTHETIC_THEMES, Dataset, ItemEmbeddings, synthetic
 from semrec.rerank import Diversified
 
@@ -34,7 +34,6 @@ SIZES: dict[str, tuple[int, int, int]] = {
     "tiny": (300, 500, 8_000),
     "small": (2_000, 1_500, 60_000),
 }
-ML_QUERY = "space adventure with robots"
 KS = (5, 10, 20)
 LAMBDAS = (1.0, 0.8, 0.6, 0.4, 0.2)
 # Rows of the comparison table, in order.
@@ -312,55 +311,6 @@ def format_table(header: list[str], rows: list[list[Any]]) -> str:
     return "\n".join(lines)
 
 
-# -- the sample user --------------------------------------------------------------------------
-
-
-def short(text: Any, width: int = 60) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= width else text[: width - 3] + "..."
-
-
-def sample_user(train: Dataset, test: Dataset) -> int:
-    """The user with the shortest history of at least 8 train items among those with a
-    relevant test item (ties: the lowest index)."""
-    n_train = np.diff(train.interactions.indptr)
-    t = test.interactions
-    relevant = np.zeros(train.n_users, dtype=bool)
-    relevant[np.repeat(np.arange(t.shape[0]), np.diff(t.indptr))[t.data >= 4]] = True
-    candidates = np.flatnonzero(relevant & (n_train >= 8))
-    if candidates.size == 0:
-        candidates = np.flatnonzero(n_train > 0)
-    return int(candidates[np.argmin(n_train[candidates])])
-
-
-def because(model: Any, user: int, item: int, names: np.ndarray) -> str:
-    why = model.explain(user, item, k=2)
-    parts = [
-        f"{short(names[i], 40)} ({s:.0%})"
-        for i, s in zip(why["item"], why["share"], strict=True)
-        if s > 0
-    ]
-    return "because you liked " + ", ".join(parts) if parts else "(no positive contribution)"
-
-
-def rec_lines(model: Any, user: int, names: np.ndarray, labels: np.ndarray, k: int = 5) -> list:
-    ids, scores = model.recommend(user, k=k)
-    out = []
-    for i, s in zip(ids, scores, strict=True):
-        if i < 0:
-            continue
-        out.append((int(i), f"{short(names[i], 50)} [{labels[i]}] {s:.3f}"))
-    return out
-
-
-def first_rank(model: Any, user: int, labels: np.ndarray, label: Any) -> int:
-    """1-based rank of the user's best unseen item with ``label`` (0 if none)."""
-    ids = model.recommend(user, k=labels.size)[0]
-    ids = ids[ids >= 0]
-    hits = np.flatnonzero(labels[ids] == label)
-    return int(hits[0]) + 1 if hits.size else 0
-
-
 # -- figures and report -----------------------------------------------------------------------
 
 
@@ -389,26 +339,22 @@ def figures(warm: dict[str, Any], emb: np.ndarray, labels: np.ndarray, user_mark
     return out
 
 
-def html_report(title: str, sections: list[tuple[str, str]], pngs: dict[str, bytes]) -> bytes:
-    parts = [
-        "<!doctype html><html><head><meta charset='utf-8'>",
-        f"<title>{html.escape(title)}</title>",
-        "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto;padding:0 1em}"
-        "pre{background:#f6f6f6;padding:.8em;overflow-x:auto}img{max-width:100%}</style>",
-        f"</head><body><h1>{html.escape(title)}</h1>",
-    ]
-    for heading, text in sections:
-        parts.append(f"<h2>{html.escape(heading)}</h2><pre>{html.escape(text)}</pre>")
-    if pngs:
-        parts.append("<h2>Figures</h2>")
-    for name, data in pngs.items():
-        encoded = base64.b64encode(data).decode("ascii")
-        parts.append(
-            f"<h3>{html.escape(name)}</h3><img alt='{html.escape(name)}' "
-            f"src='data:image/png;base64,{encoded}'>"
-        )
-    parts.append("</body></html>\n")
-    return "".join(parts).encode("utf-8")
+def html_report(
+    title: str,
+    settings: list[tuple[str, str]],
+    sections: list[report.Section],
+    figures: dict[str, tuple[bytes, str]],
+) -> bytes:
+    """The report page (see :mod:`semrec.cli.report`)."""
+    return report.render(title, settings, sections, figures)
+
+
+FIGURE_CAPTIONS = {
+    "metrics_vs_k": "NDCG and recall at k = 5, 10, 20 on the warm split, per model",
+    "mmr_tradeoff": "MMR re-ranking of the hybrid: accuracy against diversity as lambda falls",
+    "embedding_map": "Item embeddings (PCA): the sample user's history and recommendations",
+    "als_training_loss": "ALS training loss per iteration",
+}
 
 
 # -- the command ------------------------------------------------------------------------------
@@ -435,23 +381,36 @@ def demo(args: argparse.Namespace) -> int:
             want_figures = False
 
     ds, names, labels, what = load(args)
+    threads = semrec.get_num_threads()
     console.say(
         f"semrec {semrec.__version__} demo on the {what}: {ds.n_users:,} users x "
-        f"{ds.n_items:,} items, {ds.n_interactions:,} interactions, "
-        f"{semrec.get_num_threads()} threads"
+        f"{ds.n_items:,} items, {ds.n_interactions:,} interactions, {threads} threads"
     )
+    timings: list[tuple[str, float]] = []
+    clock = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        timings.append((name, now - clock))
+        clock = now
+
     texts = [str(t) for t in ds.items["text"]]
     encoder = encoder_for(console)
     console.step(f"1. encoding {len(texts):,} item texts with {type(encoder).__name__}")
     emb, how = embed(texts, encoder, out, console)
     console.step(f"   embeddings {emb.shape}: {how}")
+    lap("encoding" + (" (cached)" if how.startswith("cached") else ""))
 
     console.step("2-3. warm split: fitting ALS, content, ItemKNN; tuning the hybrid on validation")
     warm = warm_part(ds, emb, encoder, args.seed)
+    lap("warm split (fit, tune, evaluate, MMR sweep)")
     console.step("     cold-item split: content and ColdStartALS on the held-out items")
     cold = cold_part(ds, emb, args.seed)
+    lap("cold-item split")
     console.step("     new-user split: 5 revealed interactions folded in")
     new = new_user_part(ds, emb, warm["weights"], args.seed)
+    lap("new-user split")
     weights = ", ".join(f"{n} {w:.2f}" for n, w in warm["weights"].items())
     rows = comparison(warm, cold, new)
     table = format_table(["model", *COLUMNS], rows)
@@ -464,99 +423,61 @@ def demo(args: argparse.Namespace) -> int:
 
     train, test = warm["train"], warm["test"]
     models = warm["models"]
-    content, als = models["content"], models["ALS"]
     u = sample_user(train, test)
-    seen = train.interactions
-    hist = seen.indices[seen.indptr[u] : seen.indptr[u + 1]]
-    ratings = seen.data[seen.indptr[u] : seen.indptr[u + 1]]
-    order = np.argsort(-ratings, kind="stable")
-    sample = [f"Sample user {u} ({hist.size} items in train), highest rated first:"]
-    sample += [
-        f"  {r:g}  {short(names[i])} [{labels[i]}]"
-        for i, r in zip(hist[order][:8], ratings[order][:8], strict=True)
-    ]
-    sample.append("\nContent recommendations, explained:")
-    before = rec_lines(content, u, names, labels)
-    for i, line in before:
-        sample.append(f"  {line}\n      {because(content, u, i, names)}")
-    sample.append("\nHybrid recommendations, explained:")
-    hybrid_recs = rec_lines(models["hybrid"], u, names, labels)
-    for i, line in hybrid_recs:
-        sample.append(f"  {line}\n      {because(models['hybrid'], u, i, names)}")
-    sample_text = "\n".join(sample)
+    sample_text, sample_section, recommended = sample_part(models, train, test, u, names, labels)
     console.say(sample_text)
-
-    # 5. a text query
-    user_labels = set(labels[hist])
-    if args.dataset == "synthetic":
-        counts = pd.Series(labels[hist]).value_counts()
-        topic = next(
-            (t for t in SYNTHETIC_THEMES if t[0] not in counts.index and t[0] in set(labels)),
-            SYNTHETIC_THEMES[0],
-        )
-        query = f"stories of {topic[1]}s, {topic[4]}s and {topic[0]}s"
-    else:
-        query = ML_QUERY
-    ids, scores = content.recommend_text(query, k=5)
-    query_lines = [f'Text query: "{query}"']
-    query_lines += [
-        f"  {short(names[i], 50)} [{labels[i]}] {s:.3f}" for i, s in zip(ids, scores, strict=True)
-    ]
-    query_text = "\n".join(query_lines)
+    query_text, query_section, ids = query_part(models["content"], args, train, u, names, labels)
     console.say("\n" + query_text)
-
-    # 6. a real-time update: the user clicks the query's best items (a topic new to them)
-    fresh = [int(i) for i in ids if labels[i] not in user_labels]
-    topic = labels[fresh[0] if fresh else int(ids[0])]
-    clicks = [int(i) for i in ids if labels[i] == topic][:3]
-    novelty = "new to them" if fresh else "already in their history"
-    lists = {"content": content, "ALS": als}
-    old = {n: model.recommend(u, k=10)[0] for n, model in lists.items()}
-    first_before = {n: first_rank(model, u, labels, topic) for n, model in lists.items()}
-    t0 = time.perf_counter()
-    for i in clicks:
-        content.update(u, i, 5.0)
-        als.update(u, i, 5.0)
-    update_ms = (time.perf_counter() - t0) * 1e3
-    rt = [
-        f"Real-time update: user {u} clicks {len(clicks)} [{topic}] item(s) ({novelty}: "
-        f"{', '.join(short(names[i], 40) for i in clicks)}); ContentRecommender.update + "
-        f"ALS.update took {update_ms:.1f} ms in all"
-    ]
-    for model_name, model in lists.items():
-        now = model.recommend(u, k=10)[0]
-        on_before = int(np.sum(labels[old[model_name]] == topic))
-        on_after = int(np.sum(labels[now] == topic))
-        moved = len(set(now.tolist()) - set(old[model_name].tolist()))
-        rt.append(
-            f"  {model_name}: [{topic}] items in the top 10: {on_before} -> {on_after}, best "
-            f"[{topic}] item at rank {first_before[model_name]} -> "
-            f"{first_rank(model, u, labels, topic)} ({moved} of 10 changed); top 5 now:"
-        )
-        rt += [f"    {line}" for _, line in rec_lines(model, u, names, labels)]
-    update_text = "\n".join(rt)
+    update_text, update_section = update_part(models, train, u, ids, names, labels)
     console.say("\n" + update_text)
+    lap("sample user, text query, real-time update")
 
     # 7. figures and the report, rendered in memory, then written atomically
     pngs: dict[str, bytes] = {}
     if want_figures:
         console.step("7. rendering figures")
-        pngs = figures(warm, emb, labels, (hist, [i for i, _ in before]))
-    sweep = warm["sweep"].to_string(index=False, float_format=lambda v: f"{v:.4f}")
-    report = html_report(
-        f"semrec {semrec.__version__} demo: {what}",
-        [
-            ("Comparison", f"{caption}\n\n{table}"),
-            ("MMR sweep (hybrid's top 50 re-ranked to 10, warm split)", sweep),
-            ("Sample user", sample_text),
-            ("Text query", query_text),
-            ("Real-time update", update_text),
-        ],
-        pngs,
+        hist = train.interactions[[u]].indices
+        pngs = figures(warm, emb, labels, (hist, recommended))
+        lap("figures")
+    sweep = warm["sweep"]
+    sections = [
+        report.Section(
+            "Comparison", [report.Table(["model", *COLUMNS], rows, best=(1, 2, 3), caption=caption)]
+        ),
+        report.Section(
+            "Diversity: MMR re-ranking of the hybrid",
+            [
+                report.Table(
+                    [str(c) for c in sweep.columns],
+                    [[f"{r[0]:g}", *r[1:]] for r in sweep.itertuples(index=False)],
+                    best=tuple(range(1, sweep.shape[1])),
+                    caption="The hybrid's top 50 re-ranked to 10 on the warm split; lambda = 1 "
+                    "is the plain relevance order.",
+                )
+            ],
+        ),
+        sample_section,
+        query_section,
+        update_section,
+    ]
+    settings = [
+        ("data", f"{what}: {ds.n_users:,} users x {ds.n_items:,} items, "
+                 f"{ds.n_interactions:,} interactions"),
+        ("embeddings", f"{type(encoder).__name__}, {emb.shape[1]} dimensions ({how})"),
+        ("models", f"ALS 64 factors, ItemKNN 100 neighbours, content profiles, hybrid ({weights})"),
+        ("run", f"seed {args.seed}, {threads} threads, semrec {semrec.__version__}"),
+        ("timings", "; ".join(f"{name} {seconds:.1f} s" for name, seconds in timings)
+         + f"; total {time.perf_counter() - console.start:.1f} s"),
+    ]  # fmt: skip
+    page = html_report(
+        f"semrec {semrec.__version__} demo",
+        settings,
+        sections,
+        {name: (data, FIGURE_CAPTIONS.get(name, name)) for name, data in pngs.items()},
     )
     for name, data in pngs.items():
         write_atomic(out / f"{name}.png", data)
-    write_atomic(out / "report.html", report)
+    write_atomic(out / "report.html", page)
     written = ", ".join([*(f"{n}.png" for n in pngs), "report.html"])
     console.step(f"wrote {written} to {out}")
     print(f"report: {out / 'report.html'} ({time.perf_counter() - console.start:.1f} s in all)")

@@ -21,17 +21,15 @@ output: .npy holds a float32 array (one L2-normalised row per input row, in file
 """
 
 
+SUMMARY = "embed a text column with the language model (to .npy or .parquet)"
+DESCRIPTION = (
+    "Embed each row's text with a sentence-transformers model running in "
+    "semrec's C++ encoder (default: the bundled all-MiniLM-L6-v2, offline)."
+)
+
+
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "encode",
-        help="embed a text column with the language model (to .npy or .parquet)",
-        description=_args.paragraph(
-            "Embed each row's text with a sentence-transformers model running in "
-            "semrec's C++ encoder (default: the bundled all-MiniLM-L6-v2, offline)."
-        ),
-        epilog=EPILOG,
-        formatter_class=_args.HelpFormatter,
-    )
+    p = _args.command(sub, "encode", SUMMARY, DESCRIPTION, EPILOG)
     g = p.add_argument_group("input")
     g.add_argument("--items", required=True, metavar="FILE", help="table: .csv, .tsv, .parquet")
     g.add_argument("--text-column", required=True, metavar="COL", help="column holding the text")

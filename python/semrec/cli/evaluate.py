@@ -33,20 +33,16 @@ embeddings of the recommended items).
 """
 
 
+SUMMARY = "split an interactions file, fit models and print a metrics table"
+DESCRIPTION = (
+    "Hold out part of an interactions table, fit each model on the rest and print ranking "
+    "metrics (precision, recall, ndcg, map, hit rate, mrr, coverage, novelty) side by "
+    "side.\n\nmodels:\n" + registry.describe()
+)
+
+
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "evaluate",
-        help="split an interactions file, fit models and print a metrics table",
-        description=_args.paragraph(
-            "Hold out part of an interactions table, fit each model on the rest and "
-            "print ranking metrics (precision, recall, ndcg, map, hit rate, mrr, coverage, "
-            "novelty) side by side."
-        )
-        + "\n\nmodels:\n"
-        + registry.describe(),
-        epilog=EPILOG,
-        formatter_class=_args.HelpFormatter,
-    )
+    p = _args.command(sub, "evaluate", SUMMARY, DESCRIPTION, EPILOG)
     _args.add_data_arguments(
         p, text_help="item text column of --items (for text models and the diversity metric)"
     )

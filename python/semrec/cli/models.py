@@ -73,17 +73,15 @@ def builds(cls: type) -> Callable[[Factory], Factory]:
     return mark
 
 
+def _running(args: argparse.Namespace) -> dict[str, Any]:
+    """The options every model with a kernel takes from the command line."""
+    return {"num_threads": args.threads, "show_progress": _args.show_progress(args)}
+
+
 @builds(ALS)
 def _als(args: argparse.Namespace, train: Dataset) -> Any:
     """matrix factorisation (semrec.ALS; implicit feedback unless feedback=explicit)"""
-    model = build(
-        ALS,
-        "als",
-        args,
-        random_state=args.seed,
-        num_threads=args.threads,
-        show_progress=_args.show_progress(args),
-    )
+    model = build(ALS, "als", args, random_state=args.seed, **_running(args))
     return model.fit(train.interactions)
 
 
@@ -102,24 +100,16 @@ def _random(args: argparse.Namespace, train: Dataset) -> Any:
 @builds(ContentRecommender)
 def _content(args: argparse.Namespace, train: Dataset) -> Any:
     """user-interest profiles over the item-text embeddings (needs --items/--text-column)"""
-    model = build(
-        ContentRecommender,
-        "content",
-        args,
-        item_embeddings=item_embeddings(args, train),
-        num_threads=args.threads,
-        show_progress=_args.show_progress(args),
+    emb = item_embeddings(args, train)
+    return build(ContentRecommender, "content", args, item_embeddings=emb, **_running(args)).fit(
+        train
     )
-    return model.fit(train)
 
 
 def _knn(cls: type, name: str) -> Factory:
     @builds(cls)
     def factory(args: argparse.Namespace, train: Dataset) -> Any:
-        model = build(
-            cls, name, args, num_threads=args.threads, show_progress=_args.show_progress(args)
-        )
-        return model.fit(train.interactions)
+        return build(cls, name, args, **_running(args)).fit(train.interactions)
 
     what = "items" if cls is ItemKNN else "users"
     factory.__doc__ = f"neighbourhood CF over similar {what} (semrec.{cls.__name__})"

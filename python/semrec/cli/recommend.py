@@ -27,19 +27,15 @@ the raw ids of the input files. Users with fewer than k unseen items get shorter
 """
 
 
+SUMMARY = "fit a model on an interactions file and write each user's top-k items"
+DESCRIPTION = (
+    "Fit a model on an interactions table (CSV or Parquet) and write each user's top-k "
+    "unseen items.\n\nmodels:\n" + registry.describe()
+)
+
+
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "recommend",
-        help="fit a model on an interactions file and write each user's top-k items",
-        description=_args.paragraph(
-            "Fit a model on an interactions table (CSV or Parquet) and write each "
-            "user's top-k unseen items."
-        )
-        + "\n\nmodels:\n"
-        + registry.describe(),
-        epilog=EPILOG,
-        formatter_class=_args.HelpFormatter,
-    )
+    p = _args.command(sub, "recommend", SUMMARY, DESCRIPTION, EPILOG)
     _args.add_data_arguments(p, text_help="item text column of --items (for text models)")
     g = p.add_argument_group("recommendations")
     g.add_argument("--model", default="als", help="model to fit (als); see the list above")

@@ -399,9 +399,27 @@ class Dataset:
         out.split_info = {"item_permutation": perm}
         return out
 
-    # -- used by the splitters ------------------------------------------------------------------
-    def _subset(self, keep: np.ndarray) -> Dataset:
-        """A dataset with the same id maps and tables holding the interactions where keep."""
+    # -- subsets (what the splitters are made of) ------------------------------------------------
+    def subset(self, keep: np.ndarray) -> Dataset:
+        """A dataset with the same id maps and tables, holding the interactions where ``keep``.
+
+        ``keep`` is a boolean mask over the stored interactions (aligned with
+        ``interactions.data`` and ``timestamps``); what the splitters are made of.
+
+        Examples
+        --------
+        >>> import scipy.sparse as sp
+        >>> from semrec.datasets import Dataset
+        >>> ds = Dataset(sp.csr_array([[1.0, 2.0], [0.0, 3.0]]))
+        >>> ds.subset(ds.interactions.data > 1).interactions.toarray().tolist()
+        [[0.0, 2.0], [0.0, 3.0]]
+        """
+        keep = np.asarray(keep)
+        if keep.dtype != bool or keep.shape != (self.n_interactions,):
+            raise ValueError(
+                f"keep must be a boolean mask with one entry per interaction "
+                f"({self.n_interactions}), got dtype {keep.dtype} and shape {keep.shape}"
+            )
         m = self.interactions
         rows = np.repeat(np.arange(self.n_users), np.diff(m.indptr))[keep]
         indptr = np.zeros(self.n_users + 1, dtype=np.int64)

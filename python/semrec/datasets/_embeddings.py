@@ -127,8 +127,8 @@ class ItemEmbeddings:
             row = int(np.flatnonzero(mine != ids)[0])
             raise ValueError(
                 f"{name} are not aligned with the dataset's items: row {row} is item "
-                f"{mine[row]!r} but the dataset's item {row} is {ids[row]!r}; pass "
-                f"{name}.aligned_to(dataset)"
+                f"{mine[row].item()!r} but the dataset's item {row} is {ids[row].item()!r}; "
+                f"pass {name}.aligned_to(dataset)"
             )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
@@ -113,9 +114,20 @@ def dask_frame(frame: Any, name: str, columns: Iterable[str]) -> dd.DataFrame:
     return frame
 
 
-def broadcast(client: Client, value: Any) -> Future:
+def broadcast(client: Client, value: Any, attempts: int = 5) -> Future:
     """Send ``value`` once to every worker; tasks take the future instead of a pickled copy.
 
-    ``hash=False``: hashing a large matrix costs a pass over it and buys nothing here.
+    ``hash=False``: hashing a large matrix costs a pass over it and buys nothing here. A worker
+    that dies while the copy is sent fails the whole scatter (the scheduler has not noticed
+    yet): wait a moment for it to be removed, and send again.
     """
-    return client.scatter(value, broadcast=True, hash=False)
+    from distributed.comm.core import CommClosedError
+
+    for attempt in range(attempts):
+        try:
+            return client.scatter(value, broadcast=True, hash=False)
+        except (CommClosedError, OSError):
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.5 * (attempt + 1))
+    raise AssertionError("unreachable")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import sys
 import time
@@ -12,9 +13,10 @@ import scipy.sparse as sp
 from distributed import Client, Future, wait
 from tqdm import tqdm
 
-from semrec._native import core
+from semrec import _validation as check
 from semrec._threads import resolve_num_threads
-from semrec.als import ALS, Callback, _KernelCsr, logger
+from semrec.als import ALS, Callback
+from semrec.als_solve import ALSSolve, KernelRows
 from semrec.distributed._blocks import Block, infer_shape, row_blocks
 from semrec.distributed._cluster import (
     broadcast,
@@ -92,7 +94,8 @@ def fit_als(
     >>> model.recommend(0, k=5)                                         # doctest: +SKIP
     """
     model = ALS(**params)
-    model._check_params()
+    solve = ALSSolve.for_model(model)  # checks the hyperparameters
+    check.positive_int(model.iterations, "iterations")
     frame = dask_frame(interactions, "interactions", (user, item, weight))
     client = client_for(client)
     table = worker_threads(client, num_threads)
@@ -103,29 +106,26 @@ def fit_als(
         [b for *_, b in row_blocks(frame, user, item, weight, n_users, n_items, parts)]
     )
     by_item_raw = row_blocks(frame, item, user, weight, n_items, n_users, parts)
+    mean = 0.0
     if model.biases:
         sums = client.gather([client.submit(_sum_count, b, pure=False) for b in raw])
         total, count = (sum(x) for x in zip(*sums, strict=True))
-        model.global_mean_ = float(total / count)
-    else:
-        model.global_mean_ = 0.0
-    nonnegative = model._implicit
-    by_user = [client.submit(_kernel_block, model, b, nonnegative, pure=False) for b in raw]
-    by_item = client.compute(
-        [_delayed_kernel_block(model, b, nonnegative) for *_, b in by_item_raw]
-    )
+        mean = float(total / count)
+    by_user = [client.submit(_kernel_block, solve, b, mean, pure=False) for b in raw]
+    by_item = client.compute([_delayed_kernel_block(solve, b, mean) for *_, b in by_item_raw])
 
     # Build every block before the first iteration, so that its time (and the callback's) is
     # the iteration's own; the item side's shuffle runs here.
     start = time.perf_counter()
     with client.as_current():  # wait() uses the current client, which may be another one
         wait(by_user + by_item)
+    logger = logging.getLogger("semrec")
     logger.info("fit_als: %d user and %d item blocks ready in %.1fs", len(by_user),
                 len(by_item), time.perf_counter() - start)  # fmt: skip
     threads = resolve_num_threads(None)
     rng = np.random.default_rng(model.random_state)
-    _, items = model._initial_factors(rng, 0, n_items)
-    users = np.empty((n_users, model._dims), dtype=np.float32)
+    _, items = solve.initial_factors(rng, 0, n_items)
+    users = np.empty((n_users, solve.dims), dtype=np.float32)
     users_warm: Future | None = None  # iteration 0: the task makes ALS's initial users
     items_sent = broadcast(client, items)  # natural layout = the user side's solving layout
     show = model.show_progress if model.show_progress is not None else sys.stderr.isatty()
@@ -133,12 +133,12 @@ def fit_als(
     try:
         for iteration in range(model.iterations):
             start = time.perf_counter()
-            _, gram = model._solving_side(items, threads, swap=False)
-            users = _solve_all(client, model, by_user, items_sent, gram, users_warm, False, table)
-            solving, gram = model._solving_side(users, threads, swap=True)
+            _, gram = solve.solving_side(items, threads, swap=False)
+            users = _solve_all(client, solve, by_user, items_sent, gram, users_warm, False, table)
+            solving, gram = solve.solving_side(users, threads, swap=True)
             users_sent = broadcast(client, solving)
             users_warm = users_sent if solving is users else broadcast(client, users)
-            items = _solve_all(client, model, by_item, users_sent, gram, items_sent, True, table)
+            items = _solve_all(client, solve, by_item, users_sent, gram, items_sent, True, table)
             items_sent = broadcast(client, items)
             seconds = time.perf_counter() - start
             if not (np.isfinite(users).all() and np.isfinite(items).all()):
@@ -148,27 +148,33 @@ def fit_als(
                 )
             loss = None
             if model.calculate_training_loss:
-                loss = _training_loss(client, model, by_user, users_warm, users, items, table)
+                loss = _training_loss(client, solve, by_user, users_warm, users, items, table)
                 bar.set_postfix(loss=f"{loss:.5g}")
             bar.update(1)
-            logger.debug("distributed ALS iteration %d: %.3fs, loss %s", iteration, seconds, loss)
+            logging.getLogger("semrec").debug(
+                "distributed ALS iteration %d: %.3fs, loss %s", iteration, seconds, loss
+            )
             if callback is not None:
                 callback(iteration, seconds, loss)
     finally:
         bar.close()
     train = sp.vstack([b.matrix for b in client.gather(raw)], format="csr")
-    train.indptr = train.indptr.astype(np.int64, copy=False)
-    train.indices = train.indices.astype(np.int32, copy=False)
-    model._users, model._items = users, items
-    model._user_buffer = model._user_views = model._item_views = None
-    model._set_interactions(train)
-    model._publish()
-    return model
+    user_factors, user_biases = solve.split(users, users=True)
+    item_factors, item_biases = solve.split(items, users=False)
+    return ALS.from_factors(
+        user_factors,
+        item_factors,
+        train,
+        user_biases=user_biases,
+        item_biases=item_biases,
+        global_mean=mean,
+        **params,
+    )
 
 
 def _solve_all(
     client: Client,
-    model: ALS,
+    solve: ALSSolve,
     blocks: list[Future],
     other: Future,
     gram: np.ndarray | None,
@@ -179,7 +185,7 @@ def _solve_all(
     """One half-step: every block solved against ``other``, gathered in row order."""
     gram_sent = None if gram is None else broadcast(client, gram)
     tasks = [
-        client.submit(_solve_block, model, b, other, gram_sent, warm, swap, table, pure=False)
+        client.submit(_solve_block, solve, b, other, gram_sent, warm, swap, table, pure=False)
         for b in blocks
     ]
     return np.concatenate(client.gather(tasks))
@@ -187,7 +193,7 @@ def _solve_all(
 
 def _training_loss(
     client: Client,
-    model: ALS,
+    solve: ALSSolve,
     blocks: list[Future],
     users_sent: Future,
     users: np.ndarray,
@@ -195,30 +201,22 @@ def _training_loss(
     table: dict[str, int],
 ) -> float:
     """``ALS``'s training objective: the data term summed over user blocks, plus the penalty."""
-    threads = resolve_num_threads(None)
-    gram = core.als_gram(items, items.shape[1], threads) if model._implicit else None
     items_sent = broadcast(client, items)
-    gram_sent = None if gram is None else broadcast(client, gram)
-    tasks = [
-        client.submit(_block_loss, model._implicit, b, users_sent, items_sent, gram_sent, table)
-        for b in blocks
-    ]
+    tasks = [client.submit(_block_loss, solve, b, users_sent, items_sent, table) for b in blocks]
     data = math.fsum(client.gather(tasks))
-    return float(data + model._penalty(users, items))
+    return float(data + solve.penalty(users, items))
 
 
 def _block_loss(
-    implicit: bool,
-    block: tuple[int, int, _KernelCsr],
+    solve: ALSSolve,
+    block: tuple[int, int, KernelRows],
     users: np.ndarray,
     items: np.ndarray,
-    gram: np.ndarray | None,
     table: dict[str, int],
 ) -> float:
     threads = use_threads(table)
     start, stop, r = block
-    rows = np.ascontiguousarray(users[start:stop])
-    return float(core.als_loss(r.indptr, r.indices, r.data, rows, items, gram, implicit, threads))
+    return solve.data_loss(r, np.ascontiguousarray(users[start:stop]), items, threads)
 
 
 def _sum_count(block: Block) -> tuple[float, int]:
@@ -226,26 +224,26 @@ def _sum_count(block: Block) -> tuple[float, int]:
     return float(data.sum(dtype=np.float64)), int(data.size)
 
 
-def _kernel_block(model: ALS, block: Block, nonnegative: bool) -> tuple[int, int, _KernelCsr]:
+def _kernel_block(solve: ALSSolve, block: Block, mean: float) -> tuple[int, int, KernelRows]:
     """The block as the kernel takes it: values are ``c - 1`` or the centred rating."""
     m = block.matrix
-    if nonnegative and m.data.size and m.data.min() < 0:
+    if solve.implicit and m.data.size and m.data.min() < 0:
         raise ValueError(
             f"interactions contains negative weights (min {m.data.min()}); implicit feedback "
             "needs weights >= 0 (counts, durations, ratings)"
         )
-    return block.start, block.stop, _KernelCsr(m.indptr, m.indices, model._values(m.data))
+    return block.start, block.stop, solve.kernel_rows(m, mean)
 
 
-def _delayed_kernel_block(model: ALS, block: Any, nonnegative: bool) -> Any:
+def _delayed_kernel_block(solve: ALSSolve, block: Any, mean: float) -> Any:
     import dask
 
-    return dask.delayed(_kernel_block, pure=True)(model, block, nonnegative)
+    return dask.delayed(_kernel_block, pure=True)(solve, block, mean)
 
 
 def _solve_block(
-    model: ALS,
-    block: tuple[int, int, _KernelCsr],
+    solve: ALSSolve,
+    block: tuple[int, int, KernelRows],
     other: np.ndarray,
     gram: np.ndarray | None,
     warm: np.ndarray | None,
@@ -256,8 +254,8 @@ def _solve_block(
     threads = use_threads(table)
     start, stop, ratings = block
     if warm is None:
-        target = model._initial_users(stop - start)
+        target = solve.initial_users(stop - start)
     else:
         target = np.array(warm[start:stop], dtype=np.float32, order="C")  # a copy: never in place
-    model._solve_rows(ratings, other, gram, target, threads, swap=swap)
+    solve.solve_rows(ratings, other, gram, target, threads, swap=swap)
     return target

@@ -20,7 +20,7 @@ from semrec.distributed._cluster import (
     use_threads,
     worker_threads,
 )
-from semrec.evaluation import _metrics, _recommend
+from semrec.evaluation import metric_names, recommend_lists
 
 PER_USER = ("novelty", "diversity")
 
@@ -86,8 +86,8 @@ def evaluate(
     test = dask_frame(test, "test", (user, item, weight))
     if not hasattr(model, "recommend"):
         raise TypeError(f"model must have a recommend method, got {type(model).__name__}")
-    cutoffs = M._cutoffs(k)
-    wanted = _metrics(metrics, item_embeddings)
+    cutoffs = M.cutoffs(k)
+    wanted = metric_names(metrics, item_embeddings)
     if {"rmse", "mae"} & wanted and not hasattr(model, "predict"):
         raise TypeError(
             f"rmse/mae need model.predict(users, items); {type(model).__name__} has none"
@@ -172,7 +172,7 @@ def _block_sums(
     if rows.size == 0:
         return out
     users = (rows + block.start).astype(np.int32)
-    recs = _recommend(model, users, max(cutoffs), items, batch_size)
+    recs = recommend_lists(model, users, max(cutoffs), items, batch_size)
     values = M.ranking_metrics(recs, relevant[rows], cutoffs, per_user=True, num_threads=threads)
     out["ranking"] = values.sum(axis=0)
     for c, cutoff in enumerate(cutoffs):

@@ -51,11 +51,8 @@ def interest_profiles(
         As for ``user_profiles``.
     n_users : int, optional
         Default: largest user id + 1.
-    npartitions : int, optional
-        Blocks when the input is shuffled (default: its partition count). A frame indexed by
-        user with known divisions (as :func:`interactions_frame` makes) is used as it is.
-    client, num_threads
-        See :mod:`semrec.distributed`.
+    npartitions, client, num_threads
+        As for :func:`semrec.distributed.evaluate`.
 
     Returns
     -------

@@ -1,0 +1,162 @@
+"""Shared plumbing of the benchmark scripts: pinning threads and instruction sets before the
+libraries load, describing the machine and the code paths taken, timing and contention notes.
+
+Import it first, then call :func:`pin_environment` before numpy, faiss or torch are imported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import resource
+import statistics
+import time
+from importlib.metadata import PackageNotFoundError, version
+
+USABLE_CPUS: int = (
+    len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+)
+
+# What "--isa avx2" sets so that every library takes its AVX2 path on an AVX-512 machine (the
+# emulation of an AVX2-only CPU such as AMD Zen 3): semrec's kernel variant, OpenBLAS's core
+# type (its Zen kernels are its Haswell ones), faiss's SIMD level, NumPy's own SIMD loops, torch.
+AVX2_ENVIRONMENT = {
+    "SEMREC_ISA": "avx2",
+    "OPENBLAS_CORETYPE": "Zen",
+    "FAISS_OPT_LEVEL": "AVX2",  # faiss wheels with one library per instruction set
+    "FAISS_SIMD_LEVEL": "AVX2",  # faiss wheels with dynamic dispatch (1.12 and later)
+    "NPY_DISABLE_CPU_FEATURES": "AVX512F AVX512CD AVX512_SKX AVX512_CLX AVX512_CNL AVX512_ICL "
+    "AVX512_SPR",
+    "ONEDNN_MAX_CPU_ISA": "AVX2",
+    "ATEN_CPU_CAPABILITY": "avx2",
+}
+
+
+def pin_environment() -> argparse.Namespace:
+    """Reads --threads and --isa from the command line and sets the environment they imply.
+
+    BLAS and OpenMP runtimes read their thread counts (and OpenBLAS its core type) when they
+    are loaded, so this must run before numpy and faiss are imported. Returns the two values;
+    the script parses its full command line later.
+    """
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--threads", type=int, default=USABLE_CPUS)
+    pre.add_argument("--isa", choices=["native", "avx2"], default="native")
+    known = pre.parse_known_args()[0]
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS"):
+        os.environ[var] = str(known.threads)
+    if known.isa == "avx2":
+        os.environ.update(AVX2_ENVIRONMENT)
+    return known
+
+
+def add_common_arguments(parser: argparse.ArgumentParser, threads: int) -> None:
+    parser.add_argument("--threads", type=int, default=threads, help="threads for every library")
+    parser.add_argument(
+        "--isa",
+        choices=["native", "avx2"],
+        default="native",
+        help="avx2: emulate an AVX2-only CPU (sets " + ", ".join(AVX2_ENVIRONMENT) + ")",
+    )
+
+
+def cpu_model_and_flags() -> tuple[str, set[str]]:
+    cpu, flags = "unknown CPU", set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name":
+                    cpu = value.strip()
+                elif key.strip() == "flags":
+                    flags = set(value.split())
+    except OSError:
+        pass
+    return cpu, flags
+
+
+def machine_line() -> str:
+    cpu, flags = cpu_model_and_flags()
+    simd = [s for s in ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile")]
+    present = ", ".join(s for s in simd if s in flags) or "-"
+    return (
+        f"machine  : {cpu}; {os.cpu_count()} logical CPUs, {USABLE_CPUS} usable; CPU has "
+        f"{present}; {platform.system()} {platform.release()}"
+    )
+
+
+def semrec_version() -> str:
+    import semrec
+
+    try:
+        return version("semrec")
+    except PackageNotFoundError:  # e.g. run from a source tree on PYTHONPATH
+        return str(getattr(semrec, "__version__", "unknown"))
+
+
+def paths_line() -> str:
+    """The code paths the libraries took in this process (after any --isa emulation)."""
+    from threadpoolctl import threadpool_info
+
+    from semrec._native import core
+
+    parts = [f"semrec {core.__name__.rsplit('.', 1)[-1]} ({core.kernel_description()})"]
+    for info in threadpool_info():
+        if info["user_api"] == "blas":
+            owner = next(
+                (lib for lib in ("numpy", "scipy", "faiss", "torch") if lib in info["filepath"]),
+                "other",
+            )
+            parts.append(
+                f"{owner} BLAS {info['internal_api']} {info.get('version')} "
+                f"{info.get('architecture', '')}"
+            )
+    try:
+        import faiss
+
+        level = (
+            faiss.SIMDConfig.get_level_name()
+            if hasattr(faiss, "SIMDConfig")
+            else faiss.get_compile_options().strip()
+        )
+        parts.append(f"faiss {faiss.__version__} {level}")
+    except ImportError:
+        pass
+    emulated = os.environ.get("SEMREC_ISA") == "avx2"
+    return f"paths    : {'; '.join(parts)}" + (
+        " [AVX2 emulated: " + " ".join(f"{k}={v}" for k, v in AVX2_ENVIRONMENT.items()) + "]"
+        if emulated
+        else ""
+    )
+
+
+def fmt_time(ts: list[float], unit: float = 1.0, digits: int = 3) -> str:
+    return (
+        f"{statistics.median(ts) / unit:.{digits}g} "
+        f"[{min(ts) / unit:.{digits}g}–{max(ts) / unit:.{digits}g}]"
+    )
+
+
+def cpu_seconds() -> tuple[float, float, float]:
+    """(wall clock, busy CPU seconds of the whole machine incl. steal, this process's CPU)."""
+    busy = float("nan")
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(v) for v in f.readline().split()[1:]]
+        busy = (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        pass
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    return time.perf_counter(), busy, own.ru_utime + own.ru_stime
+
+
+def contention_note(start: tuple[float, float, float]) -> str:
+    """How much CPU everything but this benchmark used while it ran (and the VM's steal)."""
+    end = cpu_seconds()
+    wall, busy, own = (b - a for a, b in zip(start, end, strict=True))
+    share = max(0.0, busy - own) / (wall * (os.cpu_count() or 1))
+    verdict = "timings are contended" if share > 0.05 else "a quiet machine"
+    return (
+        f"other processes (and steal) used {100 * share:.0f}% of the CPUs during the run: {verdict}"
+    )

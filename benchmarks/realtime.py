@@ -1,0 +1,340 @@
+"""Benchmark real-time recommendation: one click (update + top-10), and one query over a catalogue.
+
+How to run (from the project root, in the project's virtualenv; faiss-cpu is the ``bench`` extra):
+
+    python benchmarks/realtime.py                 # 20k-item clicks, then 1M x 384 single queries
+    python benchmarks/realtime.py --quick         # 200k items for the single-query part
+    python benchmarks/realtime.py --isa avx2      # emulate an AVX2-only CPU (see _bench.py)
+
+Part 1, the click. A ContentRecommender over ``--click-items`` items (384-d, unit length, in 20
+topics) is fitted on seeded synthetic interactions; then the same ``--clicks`` random (user,
+item) clicks are replayed by every method, which each keep their own state:
+
+* semrec model: ``model.update(user, item)`` then ``model.recommend(user, k=10)`` (seen items
+  excluded), the model as it is.
+* semrec index: ``model.update(user, item)`` (returns the new profile) then
+  ``semrec.topk(profile, index, 10, exclude=seen)`` over an ``ItemIndex`` of the embeddings:
+  the kernel path a model takes once it holds its item vectors in an index.
+* numpy: the reference. Profile sum += weight * embedding, normalise, ``E @ p``, seen items set
+  to -inf, ``argpartition`` and a sort of the 10 (by score, then id).
+
+Each click runs the methods in rotating order; the table gives p50 / p99 / mean latency, the
+ratio of medians to NumPy (< 1: semrec faster) and how many of the clicks gave exactly NumPy's
+top-10 ids (the rest, if any, differ only at a score tie within float32 rounding, checked).
+
+Part 2, one query. Exact top-10 of single queries over ``--items`` items x 384 (unit rows): the
+raw matrix (``topk(q, X, 10, metric="dot", check_finite=False)``), an ``ItemIndex`` in float32
+and in float16 storage (exact answers either way: asserted equal to the float32 index), NumPy
+(``X @ q`` + argpartition + sort) and faiss ``IndexFlatIP``. Methods alternate query by query.
+GB/s = bytes of the float32 matrix / time (the float16 index streams half of them; its "streamed"
+rate is shown too). The memory bandwidth probe is a plain NumPy ``X.sum()`` over the same array
+(one thread), and the same sum split over ``--threads`` Python threads (NumPy releases the GIL):
+"% of bandwidth" divides by the larger of the two.
+"""
+
+from __future__ import annotations
+
+import _bench
+
+KNOWN = _bench.pin_environment()
+
+import argparse  # noqa: E402
+import statistics  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+
+import numpy as np  # noqa: E402
+import scipy.sparse as sp  # noqa: E402
+from threadpoolctl import threadpool_limits  # noqa: E402
+
+import semrec  # noqa: E402
+
+try:
+    import faiss
+except ImportError:  # pragma: no cover - depends on the environment
+    faiss = None
+
+DIM = 384
+SEED = 20240601
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _bench.add_common_arguments(parser, KNOWN.threads)
+    parser.add_argument("--quick", action="store_true", help="200k items in part 2")
+    parser.add_argument("--click-items", type=int, default=20_000)
+    parser.add_argument("--clicks", type=int, default=300)
+    parser.add_argument("--items", type=int, help="items in part 2 (1M; --quick: 200k)")
+    parser.add_argument("--queries", type=int, default=60, help="single queries in part 2")
+    parser.add_argument("--skip", choices=["clicks", "scan"], help="run one part only")
+    args = parser.parse_args()
+    if args.items is None:
+        args.items = 200_000 if args.quick else 1_000_000
+    return args
+
+
+def topic_vectors(rng: np.random.Generator, topics: np.ndarray, n_topics: int) -> np.ndarray:
+    """Unit rows: a topic's direction plus as much noise (within-topic cosine about 0.5)."""
+    centres = rng.standard_normal((n_topics, DIM), dtype=np.float32)
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    out = np.empty((topics.size, DIM), dtype=np.float32)
+    for s in range(0, topics.size, 1 << 16):
+        block = rng.standard_normal((min(1 << 16, topics.size - s), DIM), dtype=np.float32)
+        block *= np.float32(1 / np.sqrt(DIM))
+        block += centres[topics[s : s + block.shape[0]]]
+        block /= np.linalg.norm(block, axis=1, keepdims=True)
+        out[s : s + block.shape[0]] = block
+    return out
+
+
+def percentiles(ts: list[float]) -> tuple[float, float, float]:
+    a = np.asarray(ts)
+    return float(np.percentile(a, 50)), float(np.percentile(a, 99)), float(a.mean())
+
+
+def run_alternating(methods: dict[str, Callable[[int], object]], n: int) -> dict[str, list[float]]:
+    """Calls every method on case 0..n-1, the order rotating from case to case."""
+    times: dict[str, list[float]] = {name: [] for name in methods}
+    names = list(methods)
+    for case in range(n):
+        shift = case % len(names)
+        for name in names[shift:] + names[:shift]:
+            t0 = time.perf_counter()
+            methods[name](case)
+            times[name].append(time.perf_counter() - t0)
+    return times
+
+
+# ---------------------------------------------------------------------------------------------
+# Part 1: clicks
+
+
+class NumpyClicks:
+    """The reference: profile sums, a GEMV, a mask and argpartition."""
+
+    def __init__(self, emb: np.ndarray, history: sp.csr_array) -> None:
+        self.emb = emb
+        self.sums = (history @ emb.astype(np.float64)).astype(np.float64)
+        self.seen = [history.indices[history.indptr[u] : history.indptr[u + 1]].copy()
+                     for u in range(history.shape[0])]  # fmt: skip
+
+    def click(self, user: int, item: int, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+        self.sums[user] += self.emb[item]
+        if item not in self.seen[user]:
+            self.seen[user] = np.append(self.seen[user], item)
+        p = self.sums[user]
+        p = (p / np.linalg.norm(p)).astype(np.float32)
+        scores = self.emb @ p
+        scores[self.seen[user]] = -np.inf
+        top = np.argpartition(-scores, k)[:k]
+        order = np.lexsort((top, -scores[top]))
+        return top[order], scores[top[order]]
+
+
+def bench_clicks(args: argparse.Namespace) -> list[str]:
+    rng = np.random.default_rng(SEED)
+    n_items = args.click_items
+    ds = semrec.datasets.synthetic(5_000, n_items, 100_000, with_text=False, random_state=SEED)
+    history = sp.csr_array(ds.interactions)
+    history.data[:] = 1.0  # one click, weight 1, as update() records
+    emb = topic_vectors(rng, ds.items["topic"].to_numpy(), ds.items["topic"].nunique())
+    users = rng.integers(0, history.shape[0], size=args.clicks + 1)
+    items = rng.integers(0, n_items, size=args.clicks + 1)
+
+    def model() -> semrec.ContentRecommender:
+        return semrec.ContentRecommender(emb, show_progress=False, num_threads=args.threads).fit(
+            history
+        )
+
+    m_model, m_index = model(), model()
+    index = semrec.ItemIndex(m_index.item_embeddings_, metric="dot", num_threads=args.threads)
+    seen = [history.indices[history.indptr[u] : history.indptr[u + 1]].copy()
+            for u in range(history.shape[0])]  # fmt: skip
+    reference = NumpyClicks(m_model.item_embeddings_, history)
+    results: dict[str, list] = {"semrec model": [], "semrec index": [], "numpy": []}
+
+    def via_model(c: int) -> None:
+        m_model.update(int(users[c]), int(items[c]))
+        results["semrec model"].append(m_model.recommend(int(users[c]), k=10))
+
+    def via_index(c: int) -> None:
+        u, i = int(users[c]), int(items[c])
+        profile = m_index.update(u, i)
+        if i not in seen[u]:
+            seen[u] = np.sort(np.append(seen[u], i))
+        row = sp.csr_array(
+            (np.ones(seen[u].size, np.float32), seen[u], np.array([0, seen[u].size])),
+            shape=(1, n_items),
+        )
+        results["semrec index"].append(
+            semrec.topk(profile, index, 10, exclude=row, num_threads=args.threads)
+        )
+
+    def via_numpy(c: int) -> None:
+        results["numpy"].append(reference.click(int(users[c]), int(items[c])))
+
+    methods = {"semrec model": via_model, "semrec index": via_index, "numpy": via_numpy}
+    for fn in methods.values():  # warm-up click (case 0), not timed
+        fn(0)
+    for r in results.values():
+        r.clear()
+    times = run_alternating({n: (lambda c, f=f: f(c + 1)) for n, f in methods.items()}, args.clicks)
+
+    ref_ids = [ids for ids, _ in results["numpy"]]
+    ref_scores = [s for _, s in results["numpy"]]
+    rows = []
+    med_np = statistics.median(times["numpy"])
+    for name in methods:
+        same = tie_only = 0
+        for c, (ids, scores) in enumerate(results[name]):
+            if np.array_equal(ids, ref_ids[c]):
+                same += 1
+            elif np.allclose(scores, ref_scores[c], rtol=0, atol=2e-6):
+                tie_only += 1
+        p50, p99, mean = percentiles(times[name])
+        rows.append(
+            f"{name:<13} | {p50 * 1e3:8.3f} | {p99 * 1e3:8.3f} | {mean * 1e3:8.3f} | "
+            f"{statistics.median(times[name]) / med_np:9.2f} | {same}/{args.clicks}"
+            + (f" (+{tie_only} at float32 ties)" if tie_only else "")
+        )
+    header = [
+        f"Part 1: one click = update(user, item) + top-10, {n_items} items x {DIM} "
+        f"(20 topics, unit rows), {history.shape[0]} users fitted on {history.nnz} events, "
+        f"{args.clicks} clicks, methods rotating click by click",
+        "method        |  p50 ms  |  p99 ms  | mean ms  | p50/numpy | identical top-10 ids",
+        "--------------+----------+----------+----------+-----------+---------------------",
+    ]
+    return header + rows
+
+
+# ---------------------------------------------------------------------------------------------
+# Part 2: single queries over a large catalogue
+
+
+def parallel_sum(x: np.ndarray, threads: int) -> float:
+    parts = np.array_split(np.arange(x.shape[0]), threads)
+    out = [0.0] * threads
+
+    def work(j: int) -> None:
+        out[j] = float(x[parts[j][0] : parts[j][-1] + 1].sum()) if parts[j].size else 0.0
+
+    workers = [threading.Thread(target=work, args=(j,)) for j in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    return sum(out)
+
+
+def numpy_top10(x: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    s = x @ q
+    top = np.argpartition(-s, 10)[:10]
+    order = np.lexsort((top, -s[top]))
+    return top[order], s[top[order]]
+
+
+def bench_scan(args: argparse.Namespace) -> list[str]:
+    rng = np.random.default_rng(SEED + 1)
+    n = args.items
+    topics = rng.integers(0, 200, size=n)
+    x = topic_vectors(rng, topics, 200)
+    index32 = semrec.ItemIndex(x, metric="dot", num_threads=args.threads)
+    del x
+    x = index32.vectors  # the one float32 copy everybody reads
+    index16 = semrec.ItemIndex(x, metric="dot", storage="float16", num_threads=args.threads)
+    queries = topic_vectors(rng, rng.integers(0, 200, size=args.queries + 1), 200)
+    flat = None
+    if faiss is not None:
+        flat = faiss.IndexFlatIP(DIM)
+        flat.add(x)
+    t = args.threads
+    results: dict[str, list] = {}
+
+    def keep(name: str, value: object) -> None:
+        results.setdefault(name, []).append(value)
+
+    methods: dict[str, Callable[[int], object]] = {
+        "numpy sum (1 thread)": lambda c: x.sum(),
+        f"numpy sum ({t} threads)": lambda c: parallel_sum(x, t),
+        "semrec ItemIndex float32": lambda c: keep(
+            "f32", semrec.topk(queries[c], index32, 10, num_threads=t)
+        ),
+        "semrec ItemIndex float16": lambda c: keep(
+            "f16", semrec.topk(queries[c], index16, 10, num_threads=t)
+        ),
+        "semrec topk(matrix)": lambda c: semrec.topk(
+            queries[c], x, 10, metric="dot", check_finite=False, num_threads=t
+        ),
+        "numpy X @ q + argpartition": lambda c: keep("np", numpy_top10(x, queries[c])),
+    }
+    if flat is not None:
+        methods["faiss IndexFlatIP"] = lambda c: flat.search(queries[c][None], 10)
+    for fn in methods.values():
+        fn(args.queries)  # warm-up on the extra query
+    results.clear()
+    times = run_alternating(methods, args.queries)
+    for a, b in zip(results["f32"], results["f16"], strict=True):
+        assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1]), "float16 not exact"
+    pairs = zip(results["f32"], results["np"], strict=True)
+    agree = sum(np.array_equal(a[0], b[0]) for a, b in pairs)
+
+    gb = x.nbytes / 1e9
+    bandwidth = max(
+        gb / statistics.median(times["numpy sum (1 thread)"]),
+        gb / statistics.median(times[f"numpy sum ({t} threads)"]),
+    )
+    med32 = statistics.median(times["semrec ItemIndex float32"])
+    rows = [
+        f"Part 2: exact top-10 of one query over {n} x {DIM} float32 ({gb:.2f} GB), "
+        f"{args.queries} queries, methods rotating query by query; ItemIndex float16 == float32 "
+        f"on every query (asserted); float32 index == NumPy ids on {agree}/{args.queries}",
+        "method                     |  p50 ms  |  p99 ms  | GB/s (p50) | % of bandwidth "
+        "| index32 p50 / this p50",
+        "---------------------------+----------+----------+------------+----------------"
+        "+----------------------",
+    ]
+    for name, ts in times.items():
+        p50, p99, _ = percentiles(ts)
+        rate = gb / p50
+        note = f" (streams {gb / 2 / p50:.1f})" if "float16" in name else ""
+        rows.append(
+            f"{name:<26} | {p50 * 1e3:8.2f} | {p99 * 1e3:8.2f} | {rate:10.1f} | "
+            f"{100 * rate / bandwidth:13.0f}% | {med32 / p50:8.2f}{note}"
+        )
+    return rows
+
+
+def main() -> None:
+    args = parse_args()
+    semrec.set_num_threads(args.threads)
+    if faiss is not None:
+        faiss.omp_set_num_threads(args.threads)
+    start = _bench.cpu_seconds()
+    with threadpool_limits(limits=args.threads):
+        print("semrec real-time benchmark")
+        print(_bench.machine_line())
+        print(_bench.paths_line())
+        print(
+            f"versions : semrec {_bench.semrec_version()}, numpy {np.__version__}"
+            + (f", faiss {faiss.__version__}" if faiss is not None else ", faiss missing")
+        )
+        print(
+            f"threads  : {args.threads} for all (semrec num_threads, OMP_NUM_THREADS, "
+            "threadpool_limits for BLAS, faiss.omp_set_num_threads)"
+        )
+        print()
+        if args.skip != "clicks":
+            print("\n".join(bench_clicks(args)), flush=True)
+            print()
+        if args.skip != "scan":
+            print("\n".join(bench_scan(args)), flush=True)
+    print()
+    print(_bench.contention_note(start))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,163 @@
+"""Users' interaction histories that change one user at a time (streaming models).
+
+A canonical users x items CSR plus an overlay of the rows replaced or added since, merged into
+a new CSR only once the overlay is a sizeable share of it: a click costs O(that user's
+history), not O(all interactions), and whole-matrix reads stay cheap.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+
+class Histories:
+    """Per-user histories: a canonical CSR (rows ``[0, base rows)``) plus changed rows.
+
+    Parameters
+    ----------
+    matrix : scipy.sparse.csr_array
+        Canonical (sorted rows, no duplicates; explicit zeros are entries), float32 data,
+        int64 ``indptr`` and int32 ``indices``. Kept by reference.
+
+    Examples
+    --------
+    >>> import numpy as np, scipy.sparse as sp
+    >>> from semrec._histories import Histories
+    >>> h = Histories(sp.csr_array(np.array([[1, 0, 2]], dtype=np.float32)))
+    >>> h.set_row(1, np.array([1], np.int32), np.array([5.0], np.float32))   # a new user
+    >>> h.matrix().toarray().tolist()
+    [[1.0, 0.0, 2.0], [0.0, 5.0, 0.0]]
+    """
+
+    def __init__(self, matrix: sp.csr_array) -> None:
+        self._base = matrix
+        self._changed: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self.n_users = int(matrix.shape[0])
+        self.n_items = int(matrix.shape[1])
+
+    def row(self, user: int) -> tuple[np.ndarray, np.ndarray]:
+        """User's current history as (sorted item ids int32, weights float32), read-only."""
+        if user in self._changed:
+            return self._changed[user]
+        base = self._base
+        if user >= base.shape[0]:
+            return np.empty(0, dtype=np.int32), np.empty(0, dtype=np.float32)
+        start, end = base.indptr[user], base.indptr[user + 1]
+        return base.indices[start:end], base.data[start:end]
+
+    def set_row(self, user: int, indices: np.ndarray, weights: np.ndarray) -> None:
+        """Replace (or, for ``user >= n_users``, add) one user's history (sorted ids)."""
+        self._changed[user] = (indices, weights)
+        self.n_users = max(self.n_users, user + 1)
+        self._maybe_merge()
+
+    def set_rows(self, users: np.ndarray, rows: sp.csr_array) -> None:
+        """Replace or add the histories of ``users`` (one canonical CSR row each)."""
+        for pos, u in enumerate(users.tolist()):
+            start, end = rows.indptr[pos], rows.indptr[pos + 1]
+            self._changed[u] = (rows.indices[start:end].copy(), rows.data[start:end].copy())
+        if users.size:
+            self.n_users = max(self.n_users, int(users.max()) + 1)
+        self._maybe_merge()
+
+    def structure(self, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The histories of ``users`` as CSR (indptr int64, indices int32), without a merge
+        for a few users."""
+        if users.size > 64 and self._changed:
+            self._merge()
+        if self._changed or users.size == 1:
+            rows = [self.row(u)[0] for u in users.tolist()]
+            indptr = np.zeros(len(rows) + 1, dtype=np.int64)
+            np.cumsum([r.size for r in rows], out=indptr[1:])
+            indices = rows[0] if len(rows) == 1 else np.concatenate(rows)
+            return indptr, np.ascontiguousarray(indices, dtype=np.int32)
+        picked = self._base[users]
+        return picked.indptr.astype(np.int64), picked.indices.astype(np.int32)
+
+    def seen(self, users: np.ndarray) -> sp.csr_array:
+        """The pattern of ``users``' histories (entries of 1), a CSR of shape (n, n_items)."""
+        indptr, indices = self.structure(users)
+        ones = np.ones(indices.size, dtype=np.float32)
+        return sp.csr_array((ones, indices, indptr), shape=(users.size, self.n_items))
+
+    def matrix(self) -> sp.csr_array:
+        """Every history as one canonical CSR (merging the changed rows first)."""
+        if self._changed or self._base.shape[0] != self.n_users:
+            self._merge()
+        return self._base
+
+    def _maybe_merge(self) -> None:
+        # Merging is O(all interactions): only once the overlay is a sizeable share of it.
+        if len(self._changed) > max(1024, self.n_users // 8):
+            self._merge()
+
+    def _merge(self) -> None:
+        """Fold the changed rows into a new canonical CSR (copies unchanged runs of rows whole)."""
+        base = self._base
+        n_base, n = base.shape[0], self.n_users
+        changed = sorted(self._changed)
+        lengths = np.zeros(n, dtype=np.int64)
+        lengths[:n_base] = np.diff(base.indptr)
+        for u in changed:
+            lengths[u] = self._changed[u][0].size
+        indptr = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(lengths, out=indptr[1:])
+        indices = np.empty(indptr[-1], dtype=np.int32)
+        data = np.empty(indptr[-1], dtype=np.float32)
+
+        def copy_base(first: int, last: int) -> None:  # base rows [first, last)
+            last = min(last, n_base)
+            if first < last:
+                src = slice(base.indptr[first], base.indptr[last])
+                dst = slice(indptr[first], indptr[last])
+                indices[dst], data[dst] = base.indices[src], base.data[src]
+
+        following = 0
+        for u in changed:
+            copy_base(following, u)
+            idx, w = self._changed[u]
+            indices[indptr[u] : indptr[u + 1]] = idx
+            data[indptr[u] : indptr[u + 1]] = w
+            following = u + 1
+        copy_base(following, n_base)
+        merged = sp.csr_array((n, base.shape[1]), dtype=np.float32)  # filled, not re-checked
+        merged.indptr, merged.indices, merged.data = indptr, indices, data
+        merged.has_sorted_indices = True
+        merged.has_canonical_format = True
+        self._base = merged
+        self._changed = {}
+
+
+class RowBuffer:
+    """A matrix that grows by rows with spare capacity, so that adding one row is O(row).
+
+    ``grow(n)`` returns a view of the first ``max(n, rows)`` rows; new rows hold ``fill``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from semrec._histories import RowBuffer
+    >>> buffer = RowBuffer(np.ones((2, 3), np.float32), fill=np.zeros(3, np.float32))
+    >>> buffer.grow(3).tolist()
+    [[1.0, 1.0, 1.0], [1.0, 1.0, 1.0], [0.0, 0.0, 0.0]]
+    """
+
+    def __init__(self, rows: np.ndarray, fill: np.ndarray) -> None:
+        self.rows = rows
+        self.fill = fill
+        self._buffer: np.ndarray | None = None
+
+    def grow(self, n: int) -> np.ndarray:
+        old = self.rows
+        if n <= old.shape[0]:
+            return old
+        buffer = self._buffer
+        if buffer is None or buffer.shape[0] < n or old.base is not buffer:
+            capacity = max(n, old.shape[0] + old.shape[0] // 2 + 16)
+            buffer = np.zeros((capacity, old.shape[1]), dtype=old.dtype)
+            buffer[: old.shape[0]] = old
+        self._buffer = buffer
+        self.rows = buffer[:n]
+        self.rows[old.shape[0] :] = self.fill
+        return self.rows

@@ -1,0 +1,220 @@
+"""Neighbour graphs over sparse vectors: the weighting, the packed targets and the kernel calls
+that :mod:`semrec.knn`'s models are built from (C++: ``cpp/semrec/knn.cpp``).
+
+The compared rows are the "documents", their columns the "terms" (see :mod:`semrec.knn` for the
+weightings). Targets are packed once, most frequent first, so that the kernel's accumulator
+stays small on power-law data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from semrec import _validation as check
+from semrec._native import core
+
+
+def kernel_arrays(m: sp.csr_array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The kernel's view of a CSR: (int64 indptr, int32 indices, float32 data), contiguous."""
+    return (
+        np.ascontiguousarray(m.indptr, dtype=np.int64),
+        np.ascontiguousarray(m.indices, dtype=np.int32),
+        np.ascontiguousarray(m.data, dtype=np.float32),
+    )
+
+
+def transpose(m: sp.csr_array, threads: int = 1) -> sp.csr_array:
+    """The transpose as CSR, canonical (rows sorted, no duplicates) when ``m`` is: the kernel's
+    parallel counting sort writes each row in input-row order (scipy's serial one takes
+    seconds at scale)."""
+    indptr, indices, data = core.csr_transpose(*kernel_arrays(m), m.shape[1], threads)
+    out = sp.csr_array((m.shape[1], m.shape[0]), dtype=np.float32)
+    out.indptr, out.indices, out.data = indptr, indices, data  # no constructor: no re-check
+    out.has_sorted_indices = True  # rows are filled in input-row order
+    return out
+
+
+def row_sums(indptr: np.ndarray, values: np.ndarray) -> np.ndarray:
+    out = np.zeros(indptr.size - 1)
+    filled = np.diff(indptr) > 0
+    if values.size:
+        # Segments start at the non-empty rows only, so each sums exactly its own row.
+        out[filled] = np.add.reduceat(values, indptr[:-1][filled])
+    return out
+
+
+def row_norms(m: sp.csr_array) -> np.ndarray:
+    return np.sqrt(row_sums(m.indptr, np.square(m.data, dtype=np.float64))).astype(np.float32)
+
+
+def rows_of(m: sp.csr_array, ids: np.ndarray) -> sp.csr_array:
+    """Rows ``ids`` of a canonical ``m``, in that order."""
+    return sp.csr_array(m[ids])
+
+
+class Targets:
+    """Documents prepared as the kernel's targets from the transposed (terms x documents)
+    weighted matrix: documents renumbered most frequent first, which keeps the hot part of the
+    kernel's accumulator small (power-law data put most sums on few targets). The kernel maps
+    the numbers back, so results are in the original ids."""
+
+    def __init__(self, docs_t: sp.csr_array, norms: np.ndarray, counts: np.ndarray) -> None:
+        self.order = np.argsort(-counts, kind="stable").astype(np.int32)
+        self.rank = np.empty_like(self.order)
+        self.rank[self.order] = np.arange(self.order.size, dtype=np.int32)
+        # Renumbering leaves each row's columns unsorted; the kernel does not need them sorted.
+        self.matrix = sp.csr_array(
+            (docs_t.data, self.rank[docs_t.indices], docs_t.indptr), shape=docs_t.shape
+        )
+        self.norms = np.ascontiguousarray(norms[self.order])
+
+    def transposed_docs(self) -> sp.csr_array:
+        """The terms x documents matrix in the original document ids (rows sorted)."""
+        out = sp.csr_array(
+            (self.matrix.data, self.order[self.matrix.indices], self.matrix.indptr),
+            shape=self.matrix.shape,
+        )
+        out.sort_indices()
+        return out
+
+
+def padded(graph: sp.csr_array, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's k largest values, best first (ties by lower id), padded with -1 / -inf."""
+    n = graph.shape[0]
+    ids = np.full((n, k), -1, dtype=np.int32)
+    scores = np.full((n, k), -np.inf, dtype=np.float32)
+    for r in range(n):
+        lo, hi = graph.indptr[r], graph.indptr[r + 1]
+        cols, vals = graph.indices[lo:hi], graph.data[lo:hi]
+        order = np.lexsort((cols, -vals))[:k]
+        ids[r, : order.size] = cols[order]
+        scores[r, : order.size] = vals[order]
+    return ids, scores
+
+
+def replace_rows(m: sp.csr_array, ids: np.ndarray, rows: sp.csr_array, n_cols: int) -> sp.csr_array:
+    """``m`` with rows ``ids`` replaced by ``rows``; ids ``len(m), len(m)+1, ...`` append."""
+    n_old = m.shape[0]
+    total = max(n_old, int(ids.max()) + 1) if ids.size else n_old
+    stacked = sp.vstack(
+        [
+            sp.csr_array((m.data, m.indices, m.indptr), shape=(n_old, n_cols)),
+            sp.csr_array((rows.data, rows.indices, rows.indptr), shape=(rows.shape[0], n_cols)),
+        ],
+        format="csr",
+    )
+    source = np.arange(total)
+    source[ids] = n_old + np.arange(ids.size)
+    # Explicit zeros stay: in interactions they are seen items.
+    return check.canonical_csr(stacked[source], "rows", allow_empty=True)
+
+
+def weight_stats(
+    doc: np.ndarray, term: np.ndarray, values: np.ndarray, n_docs: int, n_terms: int, weighting: str
+) -> tuple[np.ndarray | None, float, np.ndarray | None]:
+    """Per-term idf, the mean document length and each document's length, from the entries."""
+    if weighting == "none":
+        return None, 0.0, None
+    lengths = np.bincount(doc, weights=values, minlength=n_docs)
+    df = np.bincount(term, minlength=n_terms).astype(np.float64)
+    if weighting == "tfidf":
+        with np.errstate(divide="ignore"):
+            idf = np.where(df > 0, np.log(n_docs / np.maximum(df, 1.0)), 0.0)
+    else:
+        idf = np.log1p((n_docs - df + 0.5) / (df + 0.5))
+    return idf, float(lengths.sum() / n_docs), lengths
+
+
+def entry_weights(
+    x: np.ndarray,
+    doc: np.ndarray,
+    term: np.ndarray,
+    lengths: np.ndarray,
+    weighting: str,
+    idf: np.ndarray,
+    avg_len: float,
+    k1: float,
+    b: float,
+) -> np.ndarray:
+    """The weight of each entry (value x of document ``doc`` and term ``term``), float32."""
+    x = x.astype(np.float64)
+    if weighting == "tfidf":
+        return (np.sqrt(x) * idf[term]).astype(np.float32)
+    rel = lengths[doc] / (avg_len if avg_len > 0 else 1.0)
+    return (x * (k1 + 1.0) / (x + k1 * (1.0 - b + b * rel)) * idf[term]).astype(np.float32)
+
+
+def apply_weights(
+    docs: sp.csr_array,
+    weighting: str,
+    idf: np.ndarray | None,
+    avg_len: float,
+    k1: float,
+    b: float,
+    docs_t: sp.csr_array | None = None,
+) -> tuple[sp.csr_array, sp.csr_array | None]:
+    """Re-weight a documents x terms matrix (and its transpose, when given) with the fitted
+    term statistics; weights are per entry, so both layouts get them without a transpose."""
+    if weighting == "none":
+        return docs, docs_t
+    lengths = row_sums(docs.indptr, docs.data.astype(np.float64))
+    rows = np.repeat(np.arange(docs.shape[0]), np.diff(docs.indptr))
+    stats = (lengths, weighting, idf, avg_len, k1, b)
+    w = entry_weights(docs.data, rows, docs.indices, *stats)
+    out = sp.csr_array((w, docs.indices, docs.indptr), shape=docs.shape)
+    if docs_t is None:
+        return out, None
+    rows_t = np.repeat(np.arange(docs_t.shape[0]), np.diff(docs_t.indptr))
+    w_t = entry_weights(docs_t.data, docs_t.indices, rows_t, *stats)
+    return out, sp.csr_array((w_t, docs_t.indices, docs_t.indptr), shape=docs_t.shape)
+
+
+class Settings:
+    """Hyperparameters for one neighbour computation (k and shrinkage)."""
+
+    def __init__(self, neighbours: int, shrinkage: float) -> None:
+        self.neighbours = neighbours
+        self.shrinkage = shrinkage
+
+
+def graph_rows(
+    queries: sp.csr_array,
+    lo: int,
+    hi: int,
+    targets: Targets,
+    query_norms: np.ndarray,
+    settings: Any,
+    threads: int,
+    *,
+    self_ids: np.ndarray,
+    progress: Callable[[int], None] | None = None,
+) -> sp.csr_array:
+    """Neighbour rows lo..hi of ``queries`` (zero-copy slices) among the targets' documents.
+
+    ``query_norms`` covers the rows lo..hi; ``self_ids`` names, per row, one document that is
+    never its neighbour (-1: none); ``progress(rows_done)`` is called now and then.
+    """
+    q_indptr, q_indices, q_data = kernel_arrays(queries)
+    start, stop = q_indptr[lo], q_indptr[hi]
+    me = np.asarray(self_ids, dtype=np.int32)
+    me = np.where(me >= 0, targets.rank[np.maximum(me, 0)], -1).astype(np.int32)
+    g_indptr, g_indices, g_values = core.knn_graph(
+        q_indptr[lo : hi + 1] - start,
+        q_indices[start:stop],
+        q_data[start:stop],
+        *kernel_arrays(targets.matrix),
+        targets.order.size,
+        np.ascontiguousarray(query_norms, dtype=np.float32),
+        targets.norms,
+        me,
+        targets.order,
+        int(settings.neighbours),
+        float(settings.shrinkage),
+        threads,
+        progress,
+    )
+    return sp.csr_array((g_values, g_indices, g_indptr), shape=(hi - lo, targets.order.size))

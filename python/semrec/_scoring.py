@@ -1,0 +1,110 @@
+"""Scoring pieces the models share: batch-independent dot products, top-k of dense score
+rows, and nearest neighbours among a model's own vectors."""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from semrec.similarity import topk
+
+
+def dot_scores(queries: np.ndarray, items: np.ndarray, offset: float = 0.0) -> np.ndarray:
+    """``queries @ items.T + offset`` as float32, the same for a row alone or in any batch.
+
+    Computed in float64: BLAS sums one row (gemv) and a batch (gemm) in different orders, and
+    a user's scores must not depend on who else is asked at the same time.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from semrec._scoring import dot_scores
+    >>> dot_scores(np.ones((1, 2), np.float32), np.eye(2, dtype=np.float32), 0.5)
+    array([[1.5, 1.5]], dtype=float32)
+    """
+    out = queries.astype(np.float64) @ items.T.astype(np.float64)
+    return (out + offset).astype(np.float32)
+
+
+def select_topk(
+    scores: np.ndarray,
+    k: int,
+    *,
+    exclude: sp.csr_array | None = None,
+    allowed: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Top-``k`` columns of each row of a dense score block, best first.
+
+    ``exclude`` (CSR, same shape) and ``allowed`` (bool mask over columns) remove items; ties go
+    to the lower id; rows with fewer than ``k`` eligible items are padded with ``-1`` / ``-inf``.
+    Modifies ``scores`` in place.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from semrec._scoring import select_topk
+    >>> select_topk(np.array([[0.5, 2.0, 2.0]]), 2)[0].tolist()
+    [[1, 2]]
+    """
+    n, n_items = scores.shape
+    if allowed is not None:
+        scores[:, ~allowed] = -np.inf
+    if exclude is not None:
+        rows = np.repeat(np.arange(exclude.shape[0]), np.diff(exclude.indptr))
+        scores[rows, exclude.indices] = -np.inf
+    ids = np.full((n, k), -1, dtype=np.int32)
+    out = np.full((n, k), -np.inf, dtype=np.float32)
+    width = min(k, n_items)
+    if n == 0 or width == 0:
+        return ids, out
+    top = np.argpartition(-scores, width - 1, axis=1)[:, :width]
+    top_scores = np.take_along_axis(scores, top, axis=1)
+    # Sort by (score desc, id asc); a partition may cut a tie at the boundary, so re-select the
+    # boundary ties by id to keep the documented tie-break.
+    kth = top_scores.min(axis=1, keepdims=True)
+    if width < n_items:
+        ties = (scores == kth).sum(axis=1) > (top_scores == kth).sum(axis=1)
+        for row in np.flatnonzero(ties):
+            above = np.flatnonzero(scores[row] > kth[row, 0])
+            tied = np.flatnonzero(scores[row] == kth[row, 0])[: width - above.size]
+            top[row] = np.concatenate([above, tied])
+            top_scores[row] = scores[row, top[row]]
+    order = np.lexsort((top, -top_scores), axis=1)
+    top = np.take_along_axis(top, order, axis=1)
+    top_scores = np.take_along_axis(top_scores, order, axis=1)
+    valid = top_scores > -np.inf
+    ids[:, :width] = np.where(valid, top, -1)
+    out[:, :width] = top_scores
+    return ids, out
+
+
+def itself(ids: np.ndarray, n: int) -> sp.csr_array:
+    """A CSR with one entry per row, ``ids[r]``: excludes each query's own row from a search.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from semrec._scoring import itself
+    >>> itself(np.array([2, 0]), 3).toarray().tolist()
+    [[0.0, 0.0, 1.0], [1.0, 0.0, 0.0]]
+    """
+    rows = np.asarray(ids).size
+    return sp.csr_array(
+        (np.ones(rows, dtype=np.float32), np.asarray(ids, dtype=np.int32), np.arange(rows + 1)),
+        shape=(rows, n),
+    )
+
+
+def nearest(
+    vectors: np.ndarray, ids: np.ndarray, k: int, metric: str, threads: int | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` rows of ``vectors`` closest to each row ``ids`` (itself excluded)."""
+    return topk(
+        np.ascontiguousarray(vectors[ids]),
+        vectors,
+        k,
+        metric=metric,
+        exclude=itself(ids, vectors.shape[0]),
+        num_threads=threads,
+        check_finite=False,
+    )

@@ -1,0 +1,358 @@
+"""The numerical core of ALS, one object shared by ``ALS.fit`` and ``semrec.distributed.fit_als``.
+
+:class:`ALSSolve` holds one problem's settings and does every step of it: the values the C++
+kernel (``cpp/semrec/als.cpp``) sees per interaction, the initial factors, the layout and
+gram matrix of the fixed side, the solve of any block of rows (each row's solve depends only
+on its ratings, its start, the fixed side and the gram, so blocks solved apart give exactly
+the rows of one solve), the exact solve of users' histories (fold-in), and the loss.
+
+Internal layouts: without biases both sides are ``(n, factors)``. With biases (explicit
+feedback), users are ``[x, b_u, 1]`` and items ``[y, 1, b_i]``, so that ``user · item = x · y +
+b_u + b_i``; the constant columns are never solved.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, NamedTuple
+
+import numpy as np
+import scipy.sparse as sp
+
+from semrec import _validation as check
+from semrec._native import core
+
+SOLVERS = ("cg", "cholesky")
+FEEDBACK = ("implicit", "explicit")
+CONFIDENCE = ("linear", "log")
+# The ALS hyperparameters that define the problem (the rest: seeds, threads, display).
+SETTINGS = (
+    "factors", "regularization", "alpha", "feedback", "confidence", "epsilon", "biases",
+    "solver", "cg_steps",
+)  # fmt: skip
+
+
+class KernelRows(NamedTuple):
+    """CSR arrays exactly as the kernel takes them: int64 indptr, int32 indices, float32
+    values (``c - 1`` for implicit feedback, the centred rating for explicit).
+
+    Examples
+    --------
+    >>> import numpy as np, scipy.sparse as sp
+    >>> from semrec.als_solve import ALSSolve
+    >>> rows = ALSSolve(factors=2, regularization=0.1, alpha=2.0).kernel_rows(
+    ...     sp.csr_array(np.array([[1.0, 0.0, 3.0]], dtype=np.float32)))
+    >>> rows.indices.tolist(), rows.data.tolist()
+    ([0, 2], [2.0, 6.0])
+    """
+
+    indptr: np.ndarray
+    indices: np.ndarray
+    data: np.ndarray
+
+
+class ALSSolve:
+    """Settings and steps of one ALS problem (see the module docstring).
+
+    Parameters
+    ----------
+    factors, regularization, alpha, feedback, confidence, epsilon, biases, solver, cg_steps
+        As in :class:`semrec.ALS` (checked here, with the same messages).
+    kernels : module, optional
+        The compiled kernels to call (default ``semrec._native.core``; tests substitute it).
+
+    Examples
+    --------
+    >>> import numpy as np, scipy.sparse as sp
+    >>> from semrec.als_solve import ALSSolve
+    >>> solve = ALSSolve(factors=2, regularization=0.1, alpha=1.0)
+    >>> rows = solve.kernel_rows(sp.csr_array(np.eye(3, dtype=np.float32)))
+    >>> users, items = solve.initial_factors(np.random.default_rng(0), 3, 3)
+    >>> solve.half_step(rows, items, users, threads=1, swap=False)
+    >>> users.shape
+    (3, 2)
+    """
+
+    def __init__(
+        self,
+        *,
+        factors: int,
+        regularization: float,
+        alpha: float = 40.0,
+        feedback: str = "implicit",
+        confidence: str = "linear",
+        epsilon: float = 1.0,
+        biases: bool = False,
+        solver: str = "cg",
+        cg_steps: int = 3,
+        kernels: Any = None,
+    ) -> None:
+        self._kernels = None if kernels is core else kernels  # a module does not pickle
+        self.factors = check.positive_int(factors, "factors")
+        self.cg_steps = check.positive_int(cg_steps, "cg_steps")
+        self.solver = check.choice(solver, "solver", SOLVERS)
+        self.feedback = check.choice(feedback, "feedback", FEEDBACK)
+        self.confidence = check.choice(confidence, "confidence", CONFIDENCE)
+        self.regularization = check.number(regularization, "regularization", minimum=0)
+        self.alpha = check.number(alpha, "alpha", minimum=0)
+        self.epsilon = check.number(epsilon, "epsilon", above=0)
+        self.biases = bool(biases)
+        if self.biases and self.feedback != "explicit":
+            raise ValueError('biases=True needs feedback="explicit" (implicit ALS has no biases)')
+
+    @classmethod
+    def for_model(cls, model: Any, kernels: Any = None) -> ALSSolve:
+        """The problem an :class:`semrec.ALS` describes (its hyperparameters, checked)."""
+        return cls(**{name: getattr(model, name) for name in SETTINGS}, kernels=kernels)
+
+    @property
+    def kernels(self) -> Any:
+        return core if self._kernels is None else self._kernels
+
+    @property
+    def implicit(self) -> bool:
+        return self.feedback == "implicit"
+
+    @property
+    def dims(self) -> int:
+        """Columns of the internal factor matrices: factors, plus [bias, 1] with biases."""
+        return self.factors + (2 if self.biases else 0)
+
+    @property
+    def solve_dims(self) -> int:
+        """Columns a row solve finds: factors, plus the bias with biases."""
+        return self.factors + (1 if self.biases else 0)
+
+    # -- what the kernel sees ------------------------------------------------------------------
+    def values(self, weights: np.ndarray, global_mean: float = 0.0) -> np.ndarray:
+        """Per entry: ``c - 1`` (implicit) or the centred rating ``r - global_mean``.
+
+        Computed in float32 (one pass, no float64 copy of every weight); an overflow shows up
+        as inf and is reported.
+        """
+        weights = np.asarray(weights, dtype=np.float32)
+        with np.errstate(over="ignore"):
+            if not self.implicit:
+                values = weights - np.float32(global_mean)
+            elif self.confidence == "log":
+                values = np.log1p(weights / np.float32(self.epsilon))
+                values *= np.float32(self.alpha)
+            else:
+                values = weights * np.float32(self.alpha)
+        if values.size and not np.isfinite(values).all():
+            raise ValueError(
+                f"confidence alpha * r overflows float32 (alpha={self.alpha}, max weight "
+                f"{weights.max()}); reduce alpha or rescale the interaction weights"
+            )
+        return values
+
+    def kernel_rows(self, m: sp.csr_array, global_mean: float = 0.0) -> KernelRows:
+        """A canonical CSR's non-zero entries as the kernel's rows (a stored 0 is seen but
+        carries nothing: it is left out)."""
+        m = check.without_zeros(m)
+        indptr = np.ascontiguousarray(m.indptr, dtype=np.int64)
+        indices = np.ascontiguousarray(m.indices, dtype=np.int32)
+        return KernelRows(indptr, indices, self.values(m.data, global_mean))
+
+    # -- factors -----------------------------------------------------------------------------------
+    def initial_users(self, n_users: int) -> np.ndarray:
+        """User factors before the first solve: zero (they only seed CG, as in a fold-in)."""
+        users = np.zeros((n_users, self.dims), dtype=np.float32)
+        if self.biases:
+            users[:, -1] = 1.0
+        return users
+
+    def initial_factors(
+        self, rng: np.random.Generator, n_users: int, n_items: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Initial (users, items): only the item side draws from ``rng``.
+
+        Implicit feedback starts from small positive item factors: the first user solve then
+        points every user along the popularity direction, which the next iterations refine
+        (on MovieLens this reaches a given NDCG in fewer iterations than a centred start).
+        """
+        users = self.initial_users(n_users)
+        if self.implicit:
+            items = rng.random((n_items, self.dims), dtype=np.float32)
+            items *= np.float32(0.01)
+        else:
+            items = rng.standard_normal((n_items, self.dims), dtype=np.float32)
+            items *= np.float32(0.1 / math.sqrt(self.factors))
+        if self.biases:
+            items[:, -2:] = (1.0, 0.0)
+        return users, items
+
+    def split(self, internal: np.ndarray, *, users: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        """(factors, biases or None) of an internal matrix (copies only with biases)."""
+        if not self.biases:
+            return internal, None
+        f = self.factors
+        bias = internal[:, f] if users else internal[:, f + 1]
+        return np.ascontiguousarray(internal[:, :f]), bias.copy()
+
+    def join(self, factors: np.ndarray, biases: np.ndarray | None, *, users: bool) -> np.ndarray:
+        """The internal matrix of given factors (and biases): the inverse of :meth:`split`."""
+        if not self.biases:
+            return np.array(factors, dtype=np.float32, order="C")
+        ones = np.ones(factors.shape[0], dtype=np.float32)
+        columns = [biases, ones] if users else [ones, biases]
+        return np.ascontiguousarray(np.column_stack([factors, *columns]), dtype=np.float32)
+
+    def internal(
+        self,
+        user_factors: Any,
+        item_factors: Any,
+        user_biases: Any = None,
+        item_biases: Any = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The internal (users, items) matrices of given factors and biases, checked."""
+        x, _ = check.as_float32_matrix(user_factors, "user_factors")
+        y, _ = check.as_float32_matrix(item_factors, "item_factors")
+        if x.shape[1] != self.factors or y.shape[1] != self.factors:
+            raise ValueError(
+                f"user_factors and item_factors must have {self.factors} columns (factors), "
+                f"got {x.shape[1]} and {y.shape[1]}"
+            )
+        if (user_biases is not None, item_biases is not None) != (self.biases, self.biases):
+            raise ValueError(
+                "user_biases and item_biases go together with biases=True (and only then)"
+            )
+        if self.biases:
+            user_biases = check.float_array(user_biases, "user_biases", x.shape[0])
+            item_biases = check.float_array(item_biases, "item_biases", y.shape[0])
+        return self.join(x, user_biases, users=True), self.join(y, item_biases, users=False)
+
+    # -- solving ---------------------------------------------------------------------------------
+    def _swap_perm(self) -> np.ndarray:
+        """Column order that puts the item side's fixed column last: [y, b_i, 1]."""
+        return np.r_[np.arange(self.factors), self.factors + 1, self.factors]
+
+    def gram(self, other: np.ndarray, threads: int, dims: int | None = None) -> np.ndarray | None:
+        """``other``'s first ``dims`` columns' gram (implicit feedback only), else None."""
+        if not self.implicit:
+            return None
+        return self.kernels.als_gram(other, self.solve_dims if dims is None else dims, threads)
+
+    def solving_side(
+        self, other: np.ndarray, threads: int, *, swap: bool
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """``other`` in the layout the kernel solves against, and its gram (implicit only).
+
+        Separate from the solve so that a distributed fit computes both once per half-step
+        and broadcasts them to every block of rows.
+        """
+        if self.biases and swap:
+            other = np.ascontiguousarray(other[:, self._swap_perm()])
+        return other, self.gram(other, threads)
+
+    def solve_rows(
+        self,
+        rows: KernelRows,
+        other: np.ndarray,
+        gram: np.ndarray | None,
+        target: np.ndarray,
+        threads: int,
+        *,
+        swap: bool,
+        solver: str | None = None,
+    ) -> None:
+        """Solve the rows of ``target`` (one per row of ``rows``) in place.
+
+        ``other`` and ``gram`` come from :meth:`solving_side`. Each row's solve depends only
+        on its own ratings, its start value, ``other`` and ``gram``: any block of rows solved
+        alone gives exactly the rows of the full solve.
+        """
+        if self.biases and swap:
+            # The item side solves [y, b_i] with the fixed column last: present it with its
+            # last two columns swapped, solve, and swap back.
+            perm = self._swap_perm()
+            swapped = np.ascontiguousarray(target[:, perm])
+            self.solve_rows(rows, other, gram, swapped, threads, swap=False, solver=solver)
+            target[:] = swapped[:, perm]
+            return
+        self.kernels.als_solve(
+            rows.indptr,
+            rows.indices,
+            rows.data,
+            other,
+            gram,
+            target,
+            self.implicit,
+            self.solve_dims,
+            float(self.regularization),
+            solver or self.solver,
+            int(self.cg_steps),
+            threads,
+        )
+
+    def half_step(
+        self, rows: KernelRows, other: np.ndarray, target: np.ndarray, threads: int, *, swap: bool
+    ) -> None:
+        """Solve every row of ``target`` in place against ``other``."""
+        other, gram = self.solving_side(other, threads, swap=swap)
+        self.solve_rows(rows, other, gram, target, threads, swap=swap)
+
+    def solve_histories(
+        self,
+        history: sp.csr_array,
+        items: np.ndarray,
+        gram: np.ndarray | None,
+        global_mean: float = 0.0,
+    ) -> np.ndarray:
+        """Exact (Cholesky) user rows for canonical histories against fixed ``items``
+        (internal layout; ``gram`` from :meth:`gram` of the items)."""
+        rows = self.kernel_rows(history, global_mean)
+        target = self.initial_users(rows.indptr.size - 1)
+        self.solve_rows(rows, items, gram, target, 1, swap=False, solver="cholesky")
+        return target
+
+    # -- loss ------------------------------------------------------------------------------------
+    def loss(self, rows: KernelRows, users: np.ndarray, items: np.ndarray, threads: int) -> float:
+        """Training objective: data term plus ``regularization`` times the squared norms."""
+        return float(self.data_loss(rows, users, items, threads) + self.penalty(users, items))
+
+    def data_loss(
+        self, rows: KernelRows, users: np.ndarray, items: np.ndarray, threads: int
+    ) -> float:
+        """The data term of the loss over ``rows`` (users ``users``, one row each)."""
+        gram = self.kernels.als_gram(items, items.shape[1], threads) if self.implicit else None
+        return float(
+            self.kernels.als_loss(
+                rows.indptr, rows.indices, rows.data, users, items, gram, self.implicit, threads
+            )
+        )
+
+    def penalty(self, users: np.ndarray, items: np.ndarray) -> float:
+        """``regularization`` times the squared norms of the factors (the loss's second term)."""
+        if self.biases:  # the constant columns carry no penalty
+            penalised = np.square(users[:, :-1]).sum(dtype=np.float64)
+            penalised += np.square(items[:, : self.factors]).sum(dtype=np.float64)
+            penalised += np.square(items[:, -1]).sum(dtype=np.float64)
+        else:
+            penalised = np.square(users).sum(dtype=np.float64)
+            penalised += np.square(items).sum(dtype=np.float64)
+        return float(self.regularization * penalised)
+
+    # -- explanations ------------------------------------------------------------------------------
+    def contributions(
+        self, history: sp.csr_array, items: np.ndarray, item: int, global_mean: float
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Each history item's term of the exact user solve's score for ``item`` (float64):
+        ``c_uj * y_i^T W_u y_j`` (implicit) or ``(r_uj - mean - b_j) * z_i^T W_u z_j``."""
+        row = check.without_zeros(history)  # a stored 0 carries nothing
+        ids = row.indices.astype(np.int32)
+        dims = self.solve_dims
+        z = items[:, :dims].astype(np.float64)
+        z_hist = z[ids]
+        values = self.values(row.data, global_mean).astype(np.float64)
+        if self.implicit:
+            system = z.T @ z + (z_hist.T * values) @ z_hist
+            weights = 1.0 + values  # confidence times preference 1
+        else:
+            system = z_hist.T @ z_hist
+            # With biases the fixed item bias b_j moves to the right-hand side.
+            offset = items[ids, -1].astype(np.float64) if self.biases else 0.0
+            weights = values - offset
+        system[np.diag_indices(dims)] += self.regularization
+        similarity = z_hist @ np.linalg.solve(system, z[item])  # y_j^T W_u y_i (W_u symmetric)
+        return ids, weights * similarity

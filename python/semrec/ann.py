@@ -1,0 +1,281 @@
+"""Approximate top-k for catalogues of millions of items: a faiss HNSW graph proposes, semrec
+re-scores exactly (optional extra ``semrec[ann]``, which installs ``faiss-cpu``).
+
+Why faiss: it is maintained by a large team with frequent releases and wheels for every
+platform semrec builds on, its HNSW index adds items incrementally, serialises to bytes (saved
+inside semrec's own ``.npz`` format, behind a checksum) and filters ids *during* the graph
+search (``IDSelector``), which is how excluded and non-candidate items are honoured without
+searching blindly deeper. hnswlib would do the graph too, but its filters are Python callbacks
+per visited node and its releases have slowed.
+
+Recall is a property of the data and of ``ef_search``: ``benchmarks/realtime.py`` measures it
+against the exact search (recall@10 and latency at 1M x 384 are in the README). The returned
+scores are always exact (semrec's fixed-order kernel over the returned ids), so an item found
+by both paths has bitwise the same score, and ties still go to the lower id.
+
+faiss ships its own OpenMP runtime; batched searches use ``num_threads`` of it, single queries
+run on the calling thread.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from semrec import _persist as persist
+from semrec import _validation as check
+from semrec._threads import resolve_num_threads
+from semrec.errors import FormatError
+from semrec.similarity import ItemIndex, topk
+
+_FORMAT = "semrec.HNSWIndex"
+_VERSION = 1
+# A shared candidate list this small (or this share of the catalogue) is searched exactly.
+_EXACT_CANDIDATES = 4096
+_EXACT_SHARE = 0.02
+
+
+def _faiss() -> Any:
+    try:
+        import faiss
+    except ImportError:
+        raise ImportError(
+            "semrec.HNSWIndex needs faiss: pip install 'semrec[ann]' (or pip install faiss-cpu)"
+        ) from None
+    return faiss
+
+
+class HNSWIndex:
+    """Approximate nearest-neighbour search over item vectors, with exact scores.
+
+    A faiss HNSW graph (inner product; cosine on normalised copies) proposes each query's
+    ``k`` best items; they are re-scored exactly by semrec's kernel through the wrapped
+    :class:`ItemIndex`. :func:`semrec.topk` accepts this index in place of the item matrix,
+    with the same ``exclude`` and ``candidates`` semantics: excluded and non-candidate items are
+    filtered inside the graph search, and a small candidate list is searched exactly.
+
+    Parameters
+    ----------
+    items : ItemIndex or ndarray of float32, shape (n_items, dim)
+        The exact index to wrap (its metric is used), or vectors to build one from.
+    metric : {"cosine", "dot"}, optional
+        Only when ``items`` is an array (default ``"cosine"``).
+    m : int, default 32
+        Graph degree (faiss ``M``): more is slower to build, larger, and more accurate.
+    ef_construction : int, default 100
+        Candidate list while building.
+    ef_search : int, default 128
+        Candidate list while searching (at least ``k`` is used): the recall/speed knob, may be
+        changed at any time.
+    num_threads : int, optional
+        Threads for building and for batches of queries.
+
+    Attributes
+    ----------
+    items : ItemIndex
+        The exact index (vectors, metric).
+
+    Examples
+    --------
+    >>> import numpy as np, semrec
+    >>> vectors = np.random.default_rng(0).standard_normal((1000, 16)).astype(np.float32)
+    >>> ann = semrec.HNSWIndex(vectors)
+    >>> ids, scores = semrec.topk(vectors[:2], ann, k=3)
+    >>> ids[:, 0].tolist()
+    [0, 1]
+    """
+
+    def __init__(
+        self,
+        items: ItemIndex | np.ndarray,
+        *,
+        metric: str | None = None,
+        m: int = 32,
+        ef_construction: int = 100,
+        ef_search: int = 128,
+        num_threads: int | None = None,
+    ) -> None:
+        faiss = _faiss()
+        if isinstance(items, ItemIndex):
+            if metric is not None and metric != items.metric:
+                raise ValueError(f"metric={metric!r} differs from the ItemIndex's {items.metric!r}")
+            self.items = items
+        else:
+            self.items = ItemIndex(items, metric=metric or "cosine", num_threads=num_threads)
+        self.m = check.positive_int(m, "m")
+        self.ef_construction = check.positive_int(ef_construction, "ef_construction")
+        self.ef_search = check.positive_int(ef_search, "ef_search")
+        self._lock = threading.Lock()
+        self._graph = faiss.IndexHNSWFlat(self.items.dim, self.m, faiss.METRIC_INNER_PRODUCT)
+        self._graph.hnsw.efConstruction = self.ef_construction
+        self._add_to_graph(self.items.vectors, num_threads)
+
+    @property
+    def metric(self) -> str:
+        return self.items.metric
+
+    def __len__(self) -> int:
+        return int(self._graph.ntotal)
+
+    def __repr__(self) -> str:
+        return (
+            f"HNSWIndex(n_items={len(self)}, dim={self.items.dim}, metric={self.items.metric!r}, "
+            f"m={self.m}, ef_construction={self.ef_construction}, ef_search={self.ef_search})"
+        )
+
+    def _graph_rows(self, x: np.ndarray) -> np.ndarray:
+        if self.items.metric != "cosine":
+            return x
+        norms = np.linalg.norm(x.astype(np.float64), axis=1, keepdims=True)
+        return np.divide(x, norms, out=np.zeros_like(x), where=norms > 0).astype(np.float32)
+
+    def _add_to_graph(self, x: np.ndarray, num_threads: int | None) -> None:
+        faiss = _faiss()
+        if x.shape[0]:
+            faiss.omp_set_num_threads(resolve_num_threads(num_threads))
+            self._graph.add(self._graph_rows(x))
+
+    def add(self, vectors: np.ndarray, *, num_threads: int | None = None) -> np.ndarray:
+        """Add items to the exact index and the graph; returns their ids.
+
+        Examples
+        --------
+        >>> import numpy as np, semrec
+        >>> ann = semrec.HNSWIndex(np.eye(3, dtype=np.float32))
+        >>> ann.add(np.ones((1, 3), dtype=np.float32)).tolist()
+        [3]
+        """
+        with self._lock:
+            ids = self.items.add(vectors, num_threads=num_threads)
+            self._add_to_graph(self.items.vectors[ids[0] :] if ids.size else ids, num_threads)
+        return ids
+
+    def search(
+        self,
+        queries: np.ndarray,
+        k: int,
+        *,
+        exclude: sp.csr_array | sp.csr_matrix | None = None,
+        candidates: np.ndarray | sp.csr_array | sp.csr_matrix | None = None,
+        num_threads: int | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Approximate top-k with exact scores; the arguments are those of :func:`semrec.topk`.
+
+        Examples
+        --------
+        >>> import numpy as np, semrec
+        >>> ann = semrec.HNSWIndex(np.eye(4, dtype=np.float32))
+        >>> ann.search(np.array([0, 1, 0, 0], dtype=np.float32), k=1)[0].tolist()
+        [1]
+        """
+        faiss = _faiss()
+        q, single = check.as_float32_matrix(queries, "queries", allow_1d=True)
+        k = check.positive_int(k, "k")
+        threads = resolve_num_threads(num_threads)
+        n = len(self.items)
+        if q.shape[1] != self.items.dim:
+            raise ValueError(
+                f"queries have dimension {q.shape[1]} but items have dimension {self.items.dim}"
+            )
+        shape = (q.shape[0], n)
+        exact = dict(exclude=exclude, num_threads=threads)
+        if sp.issparse(candidates):
+            # Per-query candidate lists: exact over them (their cost is their length).
+            return self._shaped(topk(q, self.items, k, candidates=candidates, **exact), single)
+        allowed = None
+        if candidates is not None:
+            allowed = np.unique(check.item_ids(candidates, "candidates", n))
+            if allowed.size <= max(_EXACT_CANDIDATES, _EXACT_SHARE * n):
+                return self._shaped(topk(q, self.items, k, candidates=allowed, **exact), single)
+        ex = None if exclude is None else check.csr_structure(exclude, "exclude", shape)
+        depth = min(k, n)
+        found = np.full((q.shape[0], depth), -1, dtype=np.int64)
+        graph_q = self._graph_rows(q)
+        ef = max(self.ef_search, depth)
+        if ex is None and allowed is None:
+            faiss.omp_set_num_threads(threads)
+            params = faiss.SearchParametersHNSW(efSearch=ef)
+            found = self._graph.search(graph_q, depth, params=params)[1]
+        else:
+            keep = None if allowed is None else faiss.IDSelectorBatch(allowed.astype(np.int64))
+            for i in range(q.shape[0]):
+                sel = keep
+                if ex is not None:
+                    seen = ex[1][ex[0][i] : ex[0][i + 1]].astype(np.int64)
+                    if seen.size:
+                        drop = faiss.IDSelectorNot(faiss.IDSelectorBatch(seen))
+                        sel = drop if keep is None else faiss.IDSelectorAnd(keep, drop)
+                params = faiss.SearchParametersHNSW(efSearch=ef, sel=sel)
+                found[i] = self._graph.search(graph_q[i : i + 1], depth, params=params)[1][0]
+        # Exact scores (and the ranking they imply) for what the graph found.
+        rows = np.repeat(np.arange(q.shape[0]), depth)
+        cols = found.reshape(-1)
+        ok = cols >= 0
+        cand = sp.csr_array((np.ones(int(ok.sum()), np.float32), (rows[ok], cols[ok])), shape=shape)
+        return self._shaped(topk(q, self.items, k, candidates=cand, **exact), single)
+
+    @staticmethod
+    def _shaped(result: tuple[np.ndarray, np.ndarray], single: bool) -> tuple[np.ndarray, ...]:
+        ids, scores = result
+        return (ids[0], scores[0]) if single and ids.ndim == 2 else (ids, scores)
+
+    # -- persistence -------------------------------------------------------------------------
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Save vectors and graph to ``path`` (``.npz`` + JSON metadata, atomic, no pickle)."""
+        faiss = _faiss()
+        graph = faiss.serialize_index(self._graph)
+        vectors = np.ascontiguousarray(self.items.vectors)
+        meta = {
+            "metric": self.items.metric,
+            "storage": self.items.storage,
+            "m": self.m,
+            "ef_construction": self.ef_construction,
+            "ef_search": self.ef_search,
+            "sha256": _digest(vectors, graph),
+        }
+        persist.write(path, _FORMAT, _VERSION, meta, {"vectors": vectors, "graph": graph})
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], *, num_threads: int | None = None) -> HNSWIndex:
+        """Load an index written by :meth:`save`; damage raises :class:`semrec.FormatError`."""
+        faiss = _faiss()
+        meta, arrays = persist.read(path, _FORMAT, _VERSION)
+        try:
+            vectors, graph = arrays["vectors"], arrays["graph"]
+            ok = (
+                vectors.dtype == np.float32
+                and vectors.ndim == 2
+                and graph.dtype == np.uint8
+                and meta.get("sha256") == _digest(vectors, graph)
+            )
+        except KeyError as exc:
+            raise FormatError(f"{path}: missing array {exc}") from None
+        if not ok:
+            raise FormatError(f"{path}: the arrays do not match their checksum (damaged file)")
+        self = cls.__new__(cls)
+        try:
+            self.items = ItemIndex(
+                vectors, metric=meta["metric"], storage=meta["storage"], num_threads=num_threads
+            )
+            self.m = check.positive_int(meta["m"], "m")
+            self.ef_construction = check.positive_int(meta["ef_construction"], "ef_construction")
+            self.ef_search = check.positive_int(meta["ef_search"], "ef_search")
+        except (KeyError, TypeError, ValueError) as exc:
+            raise FormatError(f"{path}: bad metadata ({exc})") from None
+        self._lock = threading.Lock()
+        self._graph = faiss.deserialize_index(graph)
+        if self._graph.ntotal != vectors.shape[0] or self._graph.d != vectors.shape[1]:
+            raise FormatError(f"{path}: the graph does not match the vectors")
+        return self
+
+
+def _digest(vectors: np.ndarray, graph: np.ndarray) -> str:
+    h = hashlib.sha256()
+    h.update(np.ascontiguousarray(vectors).view(np.uint8))
+    h.update(np.ascontiguousarray(graph).view(np.uint8))
+    return h.hexdigest()

@@ -1,0 +1,170 @@
+// semrec::interest_profiles and InterestState against decayed sums computed in double here.
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <stdexcept>
+#include <string>
+
+#include "harness.hpp"
+#include "semrec/interest.hpp"
+
+namespace checks {
+
+namespace {
+
+// normalise(Σ w · 0.5^((t_max − t) / half_life) · e) per row; zero for an empty row.
+template <class Time>
+std::vector<double> reference(const Csr& events, const std::vector<Time>& times,
+                              const std::vector<float>& items, std::int64_t dim, double half_life,
+                              std::int64_t row) {
+  std::vector<double> sum(static_cast<std::size_t>(dim), 0.0);
+  double newest = -INFINITY;
+  for (std::int64_t p = events.indptr[row]; p < events.indptr[row + 1]; ++p) {
+    newest = std::max(newest, static_cast<double>(times[p]));
+  }
+  for (std::int64_t p = events.indptr[row]; p < events.indptr[row + 1]; ++p) {
+    double f = events.values[p];
+    if (half_life > 0.0) f *= std::exp2(-(newest - static_cast<double>(times[p])) / half_life);
+    for (std::int64_t d = 0; d < dim; ++d) sum[d] += f * items[events.indices[p] * dim + d];
+  }
+  double norm = 0.0;
+  for (double v : sum) norm += v * v;
+  norm = std::sqrt(norm);
+  for (double& v : sum) v = norm > 0.0 ? v / norm : 0.0;
+  return sum;
+}
+
+bool rows_match(const float* got, const std::vector<double>& want, double tol) {
+  for (std::size_t d = 0; d < want.size(); ++d) {
+    if (!near(got[d], want[d], tol)) return false;
+  }
+  return true;
+}
+
+template <class Time>
+void profiles_case(Rng& rng, std::int64_t users, std::int64_t n_items, std::int64_t dim,
+                   double half_life, Time spread) {
+  Csr events = random_csr(rng, users, n_items, 0.15, 0.1f, 5.0f);
+  std::vector<Time> times(events.indices.size());
+  times.reserve(1);  // non-null even when empty
+  std::uniform_real_distribution<double> when(0.0, static_cast<double>(spread));
+  for (Time& t : times) t = static_cast<Time>(when(rng));
+  const std::vector<float> items = random_matrix(rng, n_items, dim);
+  const semrec::InterestEvents<Time> ev{events.view(), events.values.data(), times.data()};
+  std::vector<float> out(static_cast<std::size_t>(users * dim), 7.0f);
+  semrec::interest_profiles(ev, view(items, n_items, dim), half_life, 2, out.data());
+
+  // The same events streamed one at a time, in a shuffled order, into an InterestState.
+  semrec::InterestState state(dim, half_life);
+  state.grow(users);
+  std::vector<std::int64_t> order(events.indices.size()), who(events.indices.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::shuffle(order.begin(), order.end(), rng);
+  for (std::int64_t u = 0; u < users; ++u) {
+    for (std::int64_t p = events.indptr[u]; p < events.indptr[u + 1]; ++p) who[p] = u;
+  }
+  std::vector<std::int64_t> ev_users;
+  std::vector<std::int32_t> ev_items;
+  std::vector<float> ev_weights;
+  std::vector<Time> ev_times;
+  for (std::int64_t p : order) {
+    ev_users.push_back(who[p]);
+    ev_items.push_back(events.indices[p]);
+    ev_weights.push_back(events.values[p]);
+    ev_times.push_back(times[p]);
+  }
+  const auto n_events = static_cast<std::int64_t>(order.size());
+  state.add_many(view(items, n_items, dim), n_events, ev_users.data(), ev_items.data(),
+                 ev_weights.data(), ev_times.data());
+  std::vector<std::int64_t> all(static_cast<std::size_t>(users));
+  std::iota(all.begin(), all.end(), 0);
+  std::vector<float> streamed(out.size(), 7.0f);
+  state.profiles(all.data(), users, 2, streamed.data());
+
+  // And as whole rows merged into a second state.
+  semrec::InterestState rows_state(dim, half_life);
+  rows_state.grow(users);
+  rows_state.add_rows(ev, view(items, n_items, dim), 0, 2);
+  std::vector<float> merged(out.size(), 7.0f);
+  rows_state.profiles(all.data(), users, 2, merged.data());
+
+  const std::string label = "interest users=" + std::to_string(users) +
+                            " dim=" + std::to_string(dim) +
+                            " half_life=" + std::to_string(half_life);
+  bool batch_ok = true, stream_ok = true, rows_ok = true;
+  for (std::int64_t u = 0; u < users; ++u) {
+    const auto want = reference(events, times, items, dim, half_life, u);
+    batch_ok = batch_ok && rows_match(out.data() + u * dim, want, 1e-4);
+    stream_ok = stream_ok && rows_match(streamed.data() + u * dim, want, 1e-4);
+    rows_ok = rows_ok && rows_match(merged.data() + u * dim, want, 1e-4);
+  }
+  EXPECT(batch_ok, label + ": interest_profiles equals the decayed normalised sum");
+  EXPECT(stream_ok, label + ": InterestState.add_many (shuffled) equals it too");
+  EXPECT(rows_ok, label + ": InterestState.add_rows equals it too");
+
+  if (users > 0) {
+    const std::int64_t first = 0;
+    state.reset(&first, 1);
+    std::vector<float> reset(static_cast<std::size_t>(dim), 7.0f);
+    state.profiles(&first, 1, 1, reset.data());
+    EXPECT(std::all_of(reset.begin(), reset.end(), [](float v) { return v == 0.0f; }),
+           label + ": a reset user's profile is zero");
+  }
+}
+
+}  // namespace
+
+void check_interest(Rng& rng) {
+  for (double half_life : {0.0, 50.0}) {
+    profiles_case<std::int64_t>(rng, 0, 5, 3, half_life, 100);
+    profiles_case<std::int64_t>(rng, 1, 1, 1, half_life, 100);
+    profiles_case<std::int64_t>(rng, 70, 40, 8, half_life, 1000);
+    profiles_case<double>(rng, 130, 90, 67, half_life, 300.0);  // two tasks, odd width
+    profiles_case<std::int64_t>(rng, 20, 30, 130, half_life, 1'000'000'000'000LL);  // far apart
+  }
+
+  // A history that cancels out has a zero profile, not noise blown up to unit length.
+  Csr cancel;
+  cancel.rows = 1;
+  cancel.cols = 1;
+  cancel.indptr = {0, 2};
+  cancel.indices = {0, 0};
+  cancel.values = {1.0f, -1.0f};
+  const std::vector<float> item{0.3f, -0.4f};
+  const std::vector<std::int64_t> t{5, 5};
+  std::vector<float> out(2, 7.0f);
+  semrec::interest_profiles(
+      semrec::InterestEvents<std::int64_t>{cancel.view(), cancel.values.data(), t.data()},
+      view(item, 1, 2), 10.0, 1, out.data());
+  EXPECT(out[0] == 0.0f && out[1] == 0.0f, "interest: cancelled history gives a zero profile");
+
+  const std::vector<float> items = random_matrix(rng, 3, 4);
+  Csr bad = random_csr(rng, 2, 3, 1.0, 1.0f, 2.0f);
+  bad.indices[1] = 3;
+  std::vector<float> out2(8);
+  EXPECT_THROWS(std::out_of_range,
+                semrec::interest_profiles(
+                    semrec::InterestEvents<double>{bad.view(), bad.values.data(), nullptr},
+                    view(items, 3, 4), 0.0, 1, out2.data()),
+                "interest_profiles item out of range");
+  EXPECT_THROWS(std::invalid_argument,
+                semrec::interest_profiles(
+                    semrec::InterestEvents<double>{bad.view(), bad.values.data(), nullptr},
+                    view(items, 3, 4), 5.0, 1, out2.data()),
+                "interest_profiles decay without timestamps");
+  EXPECT_THROWS(std::invalid_argument, semrec::InterestState(0, 1.0), "InterestState dim=0");
+  EXPECT_THROWS(std::invalid_argument, semrec::InterestState(3, INFINITY),
+                "InterestState infinite half_life");
+  semrec::InterestState state(4, 0.0);
+  state.grow(2);
+  const std::int64_t users[] = {0, 2};
+  const std::int32_t ids[] = {0, 1};
+  EXPECT_THROWS(std::out_of_range,
+                state.add_many<double>(view(items, 3, 4), 2, users, ids, nullptr, nullptr),
+                "InterestState.add_many user out of range");
+  EXPECT_THROWS(std::out_of_range, state.profiles(users, 2, 1, out2.data()),
+                "InterestState.profiles user out of range");
+  EXPECT_THROWS(std::out_of_range, state.reset(users, 2), "InterestState.reset user out of range");
+}
+
+}  // namespace checks

@@ -1,0 +1,115 @@
+// semrec::topk and topk_candidates against scores computed in double here.
+#include <cmath>
+#include <limits>
+#include <stdexcept>
+#include <string>
+
+#include "harness.hpp"
+
+namespace checks {
+
+namespace {
+
+constexpr double kNegInf = -std::numeric_limits<double>::infinity();
+
+std::vector<double> reference_row(const std::vector<float>& q, std::int64_t qi,
+                                  const std::vector<float>& x, std::int64_t n, std::int64_t d,
+                                  semrec::Metric metric) {
+  std::vector<double> out(static_cast<std::size_t>(n));
+  const float* query = q.data() + qi * d;
+  const double qn = std::sqrt(dot(query, query, d));
+  for (std::int64_t i = 0; i < n; ++i) {
+    const float* item = x.data() + i * d;
+    double s = dot(query, item, d);
+    if (metric == semrec::Metric::cosine) {
+      const double xn = std::sqrt(dot(item, item, d));
+      s = qn == 0.0 || xn == 0.0 ? 0.0 : s / (qn * xn);
+    }
+    out[static_cast<std::size_t>(i)] = s;
+  }
+  return out;
+}
+
+void one_case(Rng& rng, std::int64_t nq, std::int64_t n, std::int64_t d, int k, bool exclude,
+              bool candidates) {
+  std::vector<float> q = random_matrix(rng, nq, d);
+  std::vector<float> x = random_matrix(rng, n, d);
+  if (n > 3) {  // an exact duplicate and a zero vector: ties and the cosine zero rule
+    std::copy(x.begin(), x.begin() + d, x.begin() + 2 * d);
+    std::fill(x.begin() + d, x.begin() + 2 * d, 0.0f);
+  }
+  const Csr ex = exclude ? random_csr(rng, nq, n, 0.2, 1.0f, 1.0f) : Csr{};
+  const Csr cand = random_csr(rng, nq, n, 0.3, 1.0f, 1.0f);
+  for (auto metric : {semrec::Metric::dot, semrec::Metric::cosine}) {
+    std::vector<std::int32_t> ids(static_cast<std::size_t>(nq * k), 7);
+    std::vector<float> scores(static_cast<std::size_t>(nq * k), 7.0f);
+    const semrec::CsrView ex_view = exclude ? ex.view() : semrec::CsrView{};
+    if (candidates) {
+      semrec::topk_candidates(view(q, nq, d), view(x, n, d), cand.view(), k, metric, ex_view, 2,
+                              {ids.data(), scores.data()});
+    } else {
+      semrec::topk(view(q, nq, d), view(x, n, d), k, metric, ex_view, 2,
+                   {ids.data(), scores.data()});
+    }
+    for (std::int64_t qi = 0; qi < nq; ++qi) {
+      std::vector<double> ref = reference_row(q, qi, x, n, d, metric);
+      for (std::int64_t i = 0; i < n; ++i) {
+        const auto c = static_cast<std::int32_t>(i);
+        if ((exclude && ex.contains(qi, c)) || (candidates && !cand.contains(qi, c))) {
+          ref[static_cast<std::size_t>(i)] = kNegInf;
+        }
+      }
+      const std::string label = std::string(candidates ? "topk_candidates" : "topk") +
+                                (metric == semrec::Metric::dot ? " dot" : " cosine") +
+                                " nq=" + std::to_string(nq) + " n=" + std::to_string(n) +
+                                " d=" + std::to_string(d) + " k=" + std::to_string(k);
+      check_topk_row(ref, ids.data() + qi * k, scores.data() + qi * k, k, 1e-4, label);
+    }
+  }
+}
+
+}  // namespace
+
+void check_similarity(Rng& rng) {
+  const struct {
+    std::int64_t nq, n, d;
+    int k;
+  } shapes[] = {{1, 1, 1, 1},      {3, 5, 7, 10},   {17, 100, 33, 5}, {64, 257, 16, 8},
+                {5, 700, 100, 20}, {0, 10, 4, 3},   {4, 0, 4, 3},     {40, 300, 384, 10},
+                {130, 50, 3, 50},  {9, 2000, 24, 1}};
+  for (const auto& s : shapes) {
+    for (bool exclude : {false, true}) {
+      one_case(rng, s.nq, s.n, s.d, s.k, exclude, false);
+      one_case(rng, s.nq, s.n, s.d, s.k, exclude, true);
+    }
+  }
+
+  // Invalid input is refused with the documented exception types.
+  std::vector<float> q = random_matrix(rng, 2, 4), x = random_matrix(rng, 3, 4);
+  std::vector<std::int32_t> ids(6);
+  std::vector<float> scores(6);
+  const semrec::TopKOutput out{ids.data(), scores.data()};
+  EXPECT_THROWS(std::invalid_argument,
+                semrec::topk(view(q, 2, 4), view(x, 3, 4), 0, semrec::Metric::dot, {}, 1, out),
+                "topk k=0");
+  EXPECT_THROWS(std::invalid_argument,
+                semrec::topk(view(q, 2, 4), view(x, 4, 3), 3, semrec::Metric::dot, {}, 1, out),
+                "topk dimension mismatch");
+  Csr bad = random_csr(rng, 2, 3, 1.0, 1.0f, 1.0f);
+  bad.indices[1] = 5;
+  EXPECT_THROWS(
+      std::out_of_range,
+      semrec::topk(view(q, 2, 4), view(x, 3, 4), 3, semrec::Metric::dot, bad.view(), 1, out),
+      "topk exclude index out of range");
+  Csr unsorted = random_csr(rng, 2, 3, 1.0, 1.0f, 1.0f);
+  std::swap(unsorted.indices[0], unsorted.indices[1]);
+  EXPECT_THROWS(std::invalid_argument,
+                semrec::topk(view(q, 2, 4), view(x, 3, 4), 3, semrec::Metric::cosine,
+                             unsorted.view(), 1, out),
+                "topk unsorted exclude");
+  EXPECT_THROWS(std::invalid_argument,
+                semrec::topk(view(q, 2, 4), view(x, 3, 4), 3, semrec::Metric::dot, {}, 0, out),
+                "topk num_threads=0");
+}
+
+}  // namespace checks

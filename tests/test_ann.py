@@ -1,0 +1,130 @@
+"""semrec.HNSWIndex (optional extra: faiss): recall against the exact search, exact scores for
+what it returns, filters honoured, incremental adds, save/load, damaged files refused."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from fuzzing import corruptions
+
+import semrec
+from semrec.similarity import ItemIndex, topk
+
+faiss = pytest.importorskip("faiss", reason="faiss-cpu is not installed (pip install .[ann])")
+HNSWIndex = semrec.HNSWIndex
+
+
+def low_rank(rng: np.random.Generator, n: int, dim: int = 32, rank: int = 8) -> np.ndarray:
+    """Vectors near a low-dimensional subspace, as embeddings are (random ones are not)."""
+    basis = rng.standard_normal((rank, dim))
+    return (rng.standard_normal((n, rank)) @ basis + 0.2 * rng.standard_normal((n, dim))).astype(
+        np.float32
+    )
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(0)
+    x = low_rank(rng, 3000)
+    q = low_rank(rng, 40)
+    return x, q, HNSWIndex(x, m=16, ef_search=64, num_threads=1)
+
+
+def recall(got: np.ndarray, want: np.ndarray) -> float:
+    pairs = zip(got, want, strict=True)
+    return float(np.mean([np.intersect1d(g[g >= 0], w[w >= 0]).size / w.size for g, w in pairs]))
+
+
+def exact_scores_of(q, items, ids, k):
+    """The exact kernel's scores of exactly these ids (the reference for 'scores are exact')."""
+    rows = np.repeat(np.arange(ids.shape[0]), (ids >= 0).sum(axis=1))
+    cand = sp.csr_array(
+        (np.ones(rows.size), (rows, ids[ids >= 0])), shape=(ids.shape[0], len(items))
+    )
+    return topk(q, items, k, candidates=cand)
+
+
+def test_recall_and_exact_scores(data):
+    x, q, ann = data
+    want = topk(q, x, 10)
+    got = topk(q, ann, 10)
+    assert recall(got[0], want[0]) >= 0.95
+    again = exact_scores_of(q, ann.items, got[0], 10)
+    np.testing.assert_array_equal(got[0], again[0])
+    np.testing.assert_array_equal(got[1], again[1])
+    one = topk(q[3], ann, 10)
+    np.testing.assert_array_equal(one[0], got[0][3])
+
+
+def test_exclusion_and_candidates_are_honoured(data):
+    x, q, ann = data
+    rng = np.random.default_rng(1)
+    want0 = topk(q, x, 10)[0]
+    # Exclude each query's true top 3: they must not come back, the rest is still found.
+    rows = np.repeat(np.arange(q.shape[0]), 3)
+    ex = sp.csr_array((np.ones(rows.size), (rows, want0[:, :3].reshape(-1))), shape=(40, 3000))
+    got = topk(q, ann, 10, exclude=ex)
+    for i in range(q.shape[0]):
+        assert not np.isin(got[0][i], want0[i, :3]).any()
+    assert recall(got[0], topk(q, x, 10, exclude=ex)[0]) >= 0.95
+    # A large shared candidate list goes through the graph, a small one is exact.
+    for size in (2500, 30):
+        cand = rng.choice(3000, size, replace=False)
+        got = topk(q, ann, 10, candidates=cand, exclude=ex)
+        ok = got[0][got[0] >= 0]
+        assert np.isin(ok, cand).all()
+        assert recall(got[0], topk(q, x, 10, candidates=cand, exclude=ex)[0]) >= 0.95
+    per_query = sp.random(40, 3000, density=0.05, format="csr", rng=rng)
+    got = topk(q, ann, 5, candidates=per_query)
+    want = topk(q, x, 5, candidates=per_query)
+    np.testing.assert_array_equal(got[0], want[0])
+
+
+def test_add_and_wrap_an_item_index():
+    rng = np.random.default_rng(2)
+    x = low_rank(rng, 1200)
+    ann = HNSWIndex(ItemIndex(x[:1000], metric="dot"), m=16)
+    assert ann.metric == "dot" and len(ann) == 1000
+    np.testing.assert_array_equal(ann.add(x[1000:]), np.arange(1000, 1200))
+    assert len(ann) == len(ann.items) == 1200
+    ids, _ = topk(x[1100:1110] * 3, ann, 1)
+    want = topk(x[1100:1110] * 3, x, 1, metric="dot")[0]
+    np.testing.assert_array_equal(ids, want)
+    with pytest.raises(ValueError, match="differs"):
+        HNSWIndex(ann.items, metric="cosine")
+    with pytest.raises(ValueError, match="differs"):
+        topk(x[:2], ann, 1, metric="cosine")
+    with pytest.raises(ValueError, match="dimension"):
+        ann.search(np.ones((1, 5), np.float32), 1)
+    with pytest.raises(ValueError, match="queries contains NaN"):
+        ann.search(np.full((1, 32), np.nan, np.float32), 1)
+    assert "HNSWIndex(n_items=1200" in repr(ann)
+
+
+def test_save_load_roundtrip(data, tmp_path):
+    _, q, ann = data
+    path = tmp_path / "ann.npz"
+    ann.save(path)
+    back = HNSWIndex.load(path)
+    assert repr(back) == repr(ann)
+    for a, b in zip(topk(q, ann, 10), topk(q, back, 10), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.fuzz
+def test_damaged_files_are_refused(data, tmp_path):
+    _, q, ann = data
+    path = tmp_path / "ann.npz"
+    small = HNSWIndex(ann.items.vectors[:200], m=8)
+    small.save(path)
+    blob = path.read_bytes()
+    for what, damaged in corruptions(blob, cases=60):
+        path.write_bytes(damaged)
+        try:
+            back = HNSWIndex.load(path)
+        except semrec.FormatError:
+            continue
+        # Accepted only if nothing that matters changed.
+        for a, b in zip(topk(q, small, 5), topk(q, back, 5), strict=True):
+            np.testing.assert_array_equal(a, b, err_msg=what)

@@ -1,0 +1,146 @@
+"""semrec.ItemIndex: the same answers as the item matrix, checked once, safe to grow while searched.
+
+Expected results come from ``topk`` over the plain matrix (itself checked against the float64
+NumPy reference in test_similarity) and from that reference directly.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from test_similarity import assert_close, reference, tolerances
+
+import semrec
+from semrec.similarity import ItemIndex, topk
+
+
+def clustered(rng: np.random.Generator, n: int, dim: int) -> np.ndarray:
+    """Rows near a few directions, with exact duplicates: many near-ties at the top."""
+    centres = rng.standard_normal((5, dim))
+    x = centres[rng.integers(0, 5, n)] + 0.05 * rng.standard_normal((n, dim))
+    x[1::50] = x[0]
+    return x.astype(np.float32)
+
+
+@pytest.mark.parametrize("storage", ["float32", "float16"])
+@pytest.mark.parametrize("metric", ["cosine", "dot"])
+@pytest.mark.parametrize("n_queries", [1, 3, 13, 700])
+def test_bitwise_equal_to_the_matrix(metric, storage, n_queries):
+    rng = np.random.default_rng(n_queries)
+    x = clustered(rng, 5000, 48)
+    q = clustered(rng, n_queries, 48)
+    ex = sp.random(n_queries, 5000, density=0.01, format="csr", rng=rng)
+    index = ItemIndex(x, metric=metric, storage=storage)
+    for kwargs in ({}, {"exclude": ex}):
+        want = topk(q, x, 25, metric=metric, **kwargs)
+        got = topk(q, index, 25, **kwargs)
+        np.testing.assert_array_equal(got[0], want[0])
+        np.testing.assert_array_equal(got[1], want[1])
+    _, _, full, allowed = reference(q, x, 25, metric, ex)
+    assert_close(*topk(q, index, 25, exclude=ex), full, allowed, 25, tolerances(q, x, metric))
+
+
+def test_float16_is_exact_even_when_its_scores_cannot_rank():
+    # Items that differ below float16's precision: the certificate fails and the query is
+    # searched again in float32; the answer is still exact.
+    rng = np.random.default_rng(3)
+    base = rng.standard_normal(32).astype(np.float32)
+    x = np.tile(base, (3000, 1)) + np.float32(1e-5) * rng.standard_normal((3000, 32)).astype(
+        np.float32
+    )
+    q = base + np.float32(1e-3) * rng.standard_normal(32).astype(np.float32)
+    want = topk(q, x, 10, metric="dot")
+    got = topk(q, ItemIndex(x, metric="dot", storage="float16"), 10)
+    np.testing.assert_array_equal(got[0], want[0])
+    np.testing.assert_array_equal(got[1], want[1])
+
+
+def test_checked_once_and_copied():
+    x = np.ones((4, 3), np.float32)
+    index = ItemIndex(x)
+    x[0] = np.nan  # the caller's array is not the index's
+    assert np.isfinite(index.vectors).all()
+    assert not index.vectors.flags.writeable
+    with pytest.raises(ValueError, match="vectors contains NaN"):
+        ItemIndex(x)
+    with pytest.raises(ValueError, match="vectors contains NaN"):
+        index.add(x)
+    with pytest.raises(TypeError, match="float32"):
+        ItemIndex(x.astype(np.float64))
+    with pytest.raises(ValueError, match="dimension 3"):
+        index.add(np.ones((1, 4), np.float32))
+    with pytest.raises(ValueError, match="storage"):
+        ItemIndex(np.ones((4, 3), np.float32), storage="int8")
+    with pytest.raises(ValueError, match="metric='dot' differs"):
+        topk(np.ones(3, np.float32), index, 1, metric="dot")
+    with pytest.raises(ValueError, match="queries contains NaN"):
+        topk(np.full(3, np.nan, np.float32), index, 1)
+    assert len(index) == 4 and index.dim == 3 and index.nbytes > x.nbytes
+    assert repr(index) == "ItemIndex(n_items=4, dim=3, metric='cosine', storage='float32')"
+    assert semrec.ItemIndex is ItemIndex
+
+
+def test_add_gives_the_index_of_all_rows():
+    rng = np.random.default_rng(4)
+    x = clustered(rng, 1000, 20)
+    q = clustered(rng, 30, 20)
+    index = ItemIndex(x[:10], metric="dot", storage="float16")
+    assert index.add(x[10:11][0]).tolist() == [10]  # one 1-D vector
+    np.testing.assert_array_equal(index.add(x[11:500]), np.arange(11, 500))
+    index.add(x[500:])
+    np.testing.assert_array_equal(index.vectors, x)
+    want = topk(q, x, 7, metric="dot")
+    got = index.search(q, 7)
+    np.testing.assert_array_equal(got[0], want[0])
+    np.testing.assert_array_equal(got[1], want[1])
+
+
+def test_candidates_through_the_index():
+    rng = np.random.default_rng(5)
+    x = clustered(rng, 800, 16)
+    q = clustered(rng, 6, 16)
+    index = ItemIndex(x)
+    shared = rng.integers(0, 800, 50)
+    per_query = sp.random(6, 800, density=0.1, format="csr", rng=rng)
+    for cand in (shared, per_query):
+        want = topk(q, x, 9, candidates=cand)
+        got = topk(q, index, 9, candidates=cand)
+        np.testing.assert_array_equal(got[0], want[0])
+        np.testing.assert_array_equal(got[1], want[1])
+
+
+def test_searches_during_adds_see_a_consistent_snapshot():
+    rng = np.random.default_rng(6)
+    x = clustered(rng, 6000, 24)
+    q = clustered(rng, 4, 24)
+    index = ItemIndex(x[:1000], metric="dot")
+    first = topk(q, x[:1000], 5, metric="dot")[1]  # the top 5 of the smallest snapshot
+    errors: list[BaseException] = []
+    done = threading.Event()
+
+    def searcher() -> None:
+        try:
+            while not done.is_set():
+                ids, scores = topk(q, index, 5)
+                # The exact top 5 of the prefix the index held when the search started.
+                n = len(index)
+                assert (ids < n).all() and np.isfinite(scores).all()
+                assert (scores <= topk(q, x[:n], 5, metric="dot")[1]).all()
+                assert (scores >= first).all()
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=searcher) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for start in range(1000, 6000, 250):
+        index.add(x[start : start + 250])
+    done.set()
+    for t in threads:
+        t.join()
+    assert not errors, errors[0]
+    want = topk(q, x, 5, metric="dot")
+    np.testing.assert_array_equal(topk(q, index, 5)[0], want[0])

@@ -1,0 +1,206 @@
+"""Saved models: every load checks everything it reads (issue 16), and damaged files never load
+as anything but the model that was saved.
+
+The fuzz tests feed every saved-model format the corruptions of ``tests/fuzzing.py``
+(truncations, flipped bits, overwritten and removed runs of bytes): each must raise
+:class:`semrec.FormatError` or load a model that recommends exactly like the original.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from fuzzing import corruptions
+
+import semrec
+from semrec import _persist as persist
+from semrec.datasets import synthetic
+
+N_USERS, N_ITEMS = 30, 20
+
+
+@pytest.fixture(scope="module")
+def data() -> tuple[sp.csr_array, np.ndarray]:
+    x = synthetic(N_USERS, N_ITEMS, 250, n_topics=3, with_text=False, random_state=5).interactions
+    emb = np.random.default_rng(5).standard_normal((N_ITEMS, 6)).astype(np.float32)
+    return x, emb
+
+
+def _als(**kw: Any) -> semrec.ALS:
+    return semrec.ALS(factors=3, iterations=2, random_state=0, show_progress=False, **kw)
+
+
+FORMATS = {
+    "ALS": lambda emb: _als(),
+    "ALS-explicit": lambda emb: _als(feedback="explicit", biases=True, regularization=1.0),
+    "MostPopular": lambda emb: semrec.MostPopular(),
+    "Random": lambda emb: semrec.Random(random_state=1),
+    "ContentRecommender": lambda emb: semrec.ContentRecommender(emb, show_progress=False),
+    "ItemKNN": lambda emb: semrec.ItemKNN(5, weighting="bm25", show_progress=False),
+    "UserKNN": lambda emb: semrec.UserKNN(5, show_progress=False),
+    "ColdStartALS": lambda emb: semrec.ColdStartALS(_als(), emb),
+    "Hybrid": lambda emb: semrec.Hybrid([(_als(), 0.6), (semrec.MostPopular(), 0.4)]),
+}
+
+
+def fitted(name: str, data: tuple[sp.csr_array, np.ndarray]) -> Any:
+    x, emb = data
+    return FORMATS[name](emb).fit(x)  # Hybrid.fit fits its members and keeps x as seen items
+
+
+def same_model(a: Any, b: Any) -> None:
+    users = np.arange(a.n_users_)
+    for got, want in zip(a.recommend(users, k=8), b.recommend(users, k=8), strict=True):
+        np.testing.assert_array_equal(got, want)
+    assert repr(a) == repr(b)
+
+
+@pytest.mark.fuzz
+@pytest.mark.parametrize("name", sorted(FORMATS))
+def test_every_corruption_is_refused_or_loads_the_same_model(
+    name: str, data: Any, tmp_path: Path
+) -> None:
+    model = fitted(name, data)
+    path = tmp_path / "model.npz"
+    model.save(path)
+    blob = path.read_bytes()
+    cls = type(model)
+    for what, damaged in corruptions(blob):
+        path.write_bytes(damaged)
+        try:
+            loaded = cls.load(path)
+        except semrec.FormatError:
+            continue
+        except Exception as exc:  # the point: nothing else may escape
+            raise AssertionError(f"{name}, {what}: {type(exc).__name__}: {exc}") from exc
+        same_model(loaded, model)
+
+
+# -- issue 16: each damage named, refused before anything is built ---------------------------------
+
+
+def rewrite(path: Path, change: Any) -> None:
+    """Load the saved arrays and metadata, let ``change(meta, arrays)`` edit them, and save them
+    again with fresh checksums: the damage a checksum cannot see."""
+    saved = persist.read(path, json.loads(_metadata(path))["format"], 2)
+    meta = {k: v for k, v in saved.meta.items() if k != "checksums"}
+    arrays = {k: np.array(v) for k, v in saved.arrays.items()}
+    change(meta, arrays)
+    persist.write(path, meta, arrays)
+
+
+def replace_member(path: Path, member: str, change: Any) -> None:
+    """Rewrite one member of the archive with ``change(bytes)`` (a new archive: its own CRCs
+    are right, only semrec's checks can notice)."""
+    with zipfile.ZipFile(path) as z:
+        members = {name: z.read(name) for name in z.namelist()}
+    members[member] = change(members[member])
+    with zipfile.ZipFile(path, "w") as z:
+        for name, blob in members.items():
+            z.writestr(name, blob)
+
+
+def _metadata(path: Path) -> str:
+    with np.load(path) as z:
+        return z["metadata"].tobytes().decode()
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        (lambda m, a: a["users"].__setitem__((0, 0), np.nan), "users"),
+        (lambda m, a: a.__setitem__("items", a["items"][:, :2].copy()), "items"),
+        (lambda m, a: a["interactions_data"].__setitem__(0, -1.0), "interactions_data"),
+        (lambda m, a: a["interactions_indices"].__setitem__(0, 999), "interactions"),
+        (lambda m, a: m.__setitem__("global_mean", "x"), "global_mean"),
+        (lambda m, a: m["params"].__setitem__("factors", -3), "factors"),
+        (lambda m, a: m["params"].__setitem__("mystery", 1), "params"),
+        (lambda m, a: a.pop("items"), "items"),
+    ],
+    ids=[
+        "nan-factors",
+        "wrong-width",
+        "negative-implicit-weight",
+        "item-outside",
+        "mean-not-a-number",
+        "bad-hyperparameter",
+        "unknown-hyperparameter",
+        "missing-array",
+    ],
+)
+def test_als_load_checks_every_field(data: Any, tmp_path: Path, change: Any, field: str) -> None:
+    path = tmp_path / "als.npz"
+    fitted("ALS", data).save(path)
+    rewrite(path, change)
+    with pytest.raises(semrec.FormatError, match=field) as caught:
+        semrec.ALS.load(path)
+    assert str(path) in str(caught.value)
+
+
+def test_a_huge_array_header_is_refused_before_allocating(data: Any, tmp_path: Path) -> None:
+    """A .npy header that claims 10**12 elements (4 TB): refused from the sizes alone."""
+    path = tmp_path / "als.npz"
+    fitted("ALS", data).save(path)
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        header, {"descr": "<f4", "fortran_order": False, "shape": (10**12,)}
+    )
+    replace_member(path, "users.npy", lambda blob: header.getvalue() + b"\x00" * 16)
+    with pytest.raises(semrec.FormatError, match="claims 1000000000000 values"):
+        semrec.ALS.load(path)
+
+
+def test_a_flipped_byte_in_an_array_is_caught_by_the_checksum(data: Any, tmp_path: Path) -> None:
+    path = tmp_path / "als.npz"
+    fitted("ALS", data).save(path)
+
+    def flip(blob: bytes) -> bytes:  # one bit of a factor: still a finite float
+        return blob[:-3] + bytes([blob[-3] ^ 0x10]) + blob[-2:]
+
+    replace_member(path, "users.npy", flip)
+    with pytest.raises(semrec.FormatError, match="'users' does not match its checksum"):
+        semrec.ALS.load(path)
+
+
+def test_members_are_checked_like_models(data: Any, tmp_path: Path) -> None:
+    path = tmp_path / "hybrid.npz"
+    fitted("Hybrid", data).save(path)
+    loaded = semrec.Hybrid.load(path)
+    same_model(loaded, fitted("Hybrid", data))
+    rewrite(path, lambda m, a: a["member0/users"].__setitem__((1, 1), np.inf))
+    with pytest.raises(semrec.FormatError, match="member0/users"):
+        semrec.Hybrid.load(path)
+    fitted("Hybrid", data).save(path)
+    rewrite(path, lambda m, a: m["member1"].__setitem__("format", "semrec.Nothing"))
+    with pytest.raises(semrec.FormatError, match=r"semrec\.Nothing"):
+        semrec.Hybrid.load(path)
+
+
+def test_a_file_of_another_model_or_version_is_named(data: Any, tmp_path: Path) -> None:
+    path = tmp_path / "pop.npz"
+    fitted("MostPopular", data).save(path)
+    with pytest.raises(semrec.FormatError, match=r"not a semrec\.ALS file.*semrec\.MostPopular"):
+        semrec.ALS.load(path)
+    rewrite(path, lambda m, a: m.__setitem__("version", 1))
+    with pytest.raises(semrec.FormatError, match="version 1"):
+        semrec.MostPopular.load(path)
+
+
+def test_saves_are_atomic_and_leave_no_temporary_file(data: Any, tmp_path: Path) -> None:
+    path = tmp_path / "als.npz"
+    model = fitted("ALS", data)
+    model.save(path)
+    before = path.read_bytes()
+
+    broken = fitted("ALS", data)
+    broken._users = np.zeros((N_USERS, 3), dtype=object)  # cannot be saved: numbers only
+    with pytest.raises(TypeError, match="numbers only"):
+        broken.save(path)
+    assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["als.npz"]
