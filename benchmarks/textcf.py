@@ -59,7 +59,8 @@ from threadpoolctl import threadpool_limits  # noqa: E402
 import semrec  # noqa: E402
 from semrec import split  # noqa: E402
 from semrec.datasets import Dataset  # noqa: E402
-from semrec.textcf import network, training  # noqa: E402
+from semrec.textcf import _network as network  # noqa: E402
+from semrec.textcf import _training as training  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -290,6 +291,44 @@ def part_curve(args: argparse.Namespace) -> None:
 
 
 # -- quality ----------------------------------------------------------------------------------
+# The quality parts reuse benchmarks/semantic.py's data, tuned families and helpers, so that the
+# tables put TextCF beside exactly the README's rows.
+
+
+def peers() -> Any:
+    """benchmarks/semantic.py (a sibling script: benchmarks/ is on sys.path)."""
+    import semantic
+
+    return semantic
+
+
+def quality_data(args: argparse.Namespace) -> tuple[Any, Dataset, Any]:
+    """semantic.py, its MovieLens data set and its item embeddings (ids attached), the vectors
+    cached on disk by a hash of the item texts."""
+    sem = peers()
+    data = sem.movielens()
+    if "emb" not in sem._CACHE:
+        texts = [str(t) for t in data.item_text]
+        key = hashlib.sha256("\n".join(texts).encode()).hexdigest()[:16]
+        path = args.cache / f"ml100k-items-{key}.npy"
+        if path.exists():
+            vectors = np.load(path)
+        else:
+            vectors = np.asarray(semrec.TextEncoder().encode_items(data), dtype=np.float32)
+            args.cache.mkdir(parents=True, exist_ok=True)
+            np.save(path, vectors)
+        emb = semrec.datasets.ItemEmbeddings(vectors, data.item_ids)
+        sem._CACHE["emb"] = (emb, "semrec.TextEncoder (all-MiniLM-L6-v2)")
+    return sem, data, sem._CACHE["emb"][0]
+
+
+def warm_split(data: Dataset) -> tuple[Dataset, Dataset]:
+    """The warm split, one object per run (semantic.py caches its tuning by the train set)."""
+    if "warm" not in _CACHE:
+        _CACHE["warm"] = split.last_fraction(data)
+    return _CACHE["warm"]
+
+
 def textcf_grid(quick: bool) -> list[dict[str, Any]]:
     """TextCF's tuning budget: 8 configurations (4 with --quick), like every family."""
     grid = [
@@ -305,13 +344,11 @@ def label(params: dict[str, Any]) -> str:
     return " ".join(f"{k}={v}" for k, v in params.items())
 
 
-def tuned_textcf(args: argparse.Namespace, train: Dataset) -> tuple[dict[str, Any], str]:
-    """The configuration with the best validation NDCG@10 (validation carved from train), with
-    ``epochs`` set to its best epoch + 1 for the final fit on the whole train set."""
-    key = ("textcf", id(train))
-    if key not in _CACHE:
+def tuned_textcf(args: argparse.Namespace, train: Dataset, emb: Any) -> tuple[dict, str]:
+    """The configuration with the best validation NDCG@10 (validation carved from the warm
+    train set), with ``epochs`` set to its best epoch + 1 for the final fits."""
+    if "textcf" not in _CACHE:
         fit_set, valid = split.last_fraction(train)
-        emb = item_embeddings(args.cache)
         scored = []
         for params in textcf_grid(args.quick):
             model = make_textcf(emb, dict(params, epochs=40, patience=3))
@@ -321,46 +358,12 @@ def tuned_textcf(args: argparse.Namespace, train: Dataset) -> tuple[dict[str, An
             print(f"  tuning TextCF {label(params)}: valid {best:.4f} at epoch "
                   f"{model.best_epoch_}", flush=True)  # fmt: skip
         best, name, params = max(scored, key=lambda t: t[0])
-        _CACHE[key] = (params, f"{name} epochs={params['epochs']} (valid {best:.4f})")
-    return _CACHE[key]
+        _CACHE["textcf"] = (params, f"{name} epochs={params['epochs']} (valid {best:.4f})")
+    return _CACHE["textcf"]
 
 
-def make_textcf(emb: np.ndarray, params: dict[str, Any]) -> semrec.TextCF:
+def make_textcf(emb: Any, params: dict[str, Any]) -> semrec.TextCF:
     return semrec.TextCF(emb, random_state=SEED, num_threads=THREADS, show_progress=False, **params)
-
-
-def peers() -> Any:
-    """benchmarks/semantic.py's tuned families (ALS, ItemKNN, content) and its helpers."""
-    import semantic  # a sibling script: benchmarks/ is on sys.path
-
-    return semantic
-
-
-def userknn_grid(quick: bool) -> list[tuple[str, Callable[[], Any]]]:
-    grid = [
-        (
-            f"K={k} shrink={sh:g}",
-            lambda k=k, sh=sh: semrec.UserKNN(k, shrinkage=sh, show_progress=False),
-        )
-        for k in (20, 50, 100, 200)
-        for sh in (0.0, 10.0)
-    ]
-    return grid[::2] if quick else grid
-
-
-def tuned_userknn(args: argparse.Namespace, train: Dataset) -> tuple[str, Callable[[], Any]]:
-    key = ("userknn", id(train))
-    if key not in _CACHE:
-        fit_set, valid = split.last_fraction(train)
-        sem = peers()
-        scored = [
-            (sem.metric(make().fit(fit_set.interactions), fit_set, valid, "ndcg", 10), i)
-            for i, (_, make) in enumerate(userknn_grid(args.quick))
-        ]
-        best, i = max(scored)
-        name, make = userknn_grid(args.quick)[i]
-        _CACHE[key] = (f"{name} (valid {best:.4f})", make)
-    return _CACHE[key]
 
 
 def print_table(title: str, header: list[str], rows: list[list[Any]]) -> None:
@@ -372,17 +375,20 @@ def print_table(title: str, header: list[str], rows: list[list[Any]]) -> None:
 
 
 def part_warm(args: argparse.Namespace) -> None:
-    sem = peers()
-    emb = item_embeddings(args.cache)
-    sem._CACHE["emb"] = (emb, "semrec.TextEncoder (all-MiniLM-L6-v2)")
-    train, test = split.last_fraction(movielens())
-    params, chosen = tuned_textcf(args, train)
+    sem, data, emb = quality_data(args)
+    train, test = warm_split(data)
+    params, chosen = tuned_textcf(args, train, emb)
     families = sem.tuned(emb, train, args.quick)
-    knn_label, knn_make = tuned_userknn(args, train)
+    fit_set, valid = split.last_fraction(train)
+    members = [make_textcf(emb, params).fit(fit_set)]
+    members += [sem.fit_on(make, fit_set) for _, make in families.values()]
+    weights = sem.hybrid_weights(members, fit_set, valid, 4 if args.quick else 10)
+    names = ["TextCF", *families]
     models = {"TextCF": (make_textcf(emb, params).fit(train), chosen)}
     for family, (name, make) in families.items():
         models[family] = (sem.fit_on(make, train), name)
-    models["UserKNN"] = (knn_make().fit(train.interactions), knn_label)
+    hybrid = semrec.Hybrid([(m, w) for (m, _), w in zip(models.values(), weights, strict=True)])
+    models["hybrid"] = (hybrid, "weights " + sem.weights_label(names, weights))
     models["most-popular"] = (semrec.MostPopular().fit(train.interactions), "")
     models["random"] = (semrec.Random(random_state=SEED).fit(train.interactions), "")
     cols = ["ndcg", "recall", "coverage", "diversity"]
@@ -392,38 +398,52 @@ def part_warm(args: argparse.Namespace) -> None:
         rows.append([name, *(float(table.loc[10, c]) for c in cols), note])
     print_table(
         "## warm split, MovieLens-100k (relevant = rating >= 4); each family tuned on a "
-        "validation split carved from train, 8 configurations each",
+        "validation split carved from train, 8 configurations each; hybrid weights tuned there "
+        f"too; {THREADS} threads; {cpu_name()}, {isa_note()}",
         ["model", "NDCG@10", "Recall@10", "coverage@10", "diversity@10", "chosen on validation"],
         rows,
     )
-    als = next(r[1] for r in rows if r[0] == "ALS")
-    print(f"TextCF NDCG@10 / ALS: {rows[0][1] / als:.3f}x (target >= 1)")
+    ndcg = {r[0]: r[1] for r in rows}
+    single = max((v, k) for k, v in ndcg.items() if k in names)
+    print(f"TextCF NDCG@10 / ALS: {ndcg['TextCF'] / ndcg['ALS']:.3f}x (target >= 1)")
+    print(f"hybrid NDCG@10 / best single model ({single[1]}): {ndcg['hybrid'] / single[0]:.3f}x "
+          "(target >= 1.10)")  # fmt: skip
 
 
 def part_cold(args: argparse.Namespace) -> None:
-    sem = peers()
-    emb0 = item_embeddings(args.cache)
-    sem._CACHE["emb"] = (emb0, "semrec.TextEncoder (all-MiniLM-L6-v2)")
-    warm_train, _ = split.last_fraction(movielens())
-    params, chosen = tuned_textcf(args, warm_train)
-    families = sem.tuned(emb0, warm_train, args.quick)
-    data, emb = sem.shuffled_items(movielens(), emb0, SEED)
-    train, test = split.cold_items(data, 0.1, 5, random_state=SEED)
+    sem, data, emb = quality_data(args)
+    params, chosen = tuned_textcf(args, warm_split(data)[0], emb)
+    families = sem.tuned(emb, warm_split(data)[0], args.quick)
+    train, test = split.cold_items(data, 0.1, 5, random_state=SEED)  # item indices permuted
     cold = test.split_info["cold_items"]
-    fit_set, valid = split.cold_items(train, 0.1, 5, random_state=SEED)
+    aligned = emb.aligned_to(train)
+    fit_set, valid = split.cold_items(train, 0.1, 5, random_state=SEED, permute_items=False)
+    valid_cold = valid.split_info["cold_items"]
     valid_als = sem.fit_on(families["ALS"][1], fit_set)
     best_penalty = max(
         (10.0**e for e in range(-1, 6)),
         key=lambda lam: sem.metric(
-            semrec.ColdStartALS(valid_als, emb, regularization=lam).fit(),
-            fit_set, valid, "recall", 20, items=valid.split_info["cold_items"],
+            semrec.ColdStartALS(valid_als, aligned, regularization=lam).fit(),
+            fit_set, valid, "recall", 20, items=valid_cold,
         ),
     )  # fmt: skip
+    valid_members = [
+        make_textcf(aligned, params).fit(fit_set),
+        semrec.ColdStartALS(valid_als, aligned, regularization=best_penalty).fit(),
+    ]
+    tuned = semrec.Hybrid.tune(valid_members, fit_set, valid, grid=10, k=20, metric="recall",
+                               items=valid_cold, show_progress=False)  # fmt: skip
+    weights = [w for _, w in tuned.models]
+    textcf = make_textcf(aligned, params).fit(train)
+    mapped = semrec.ColdStartALS(
+        sem.fit_on(families["ALS"][1], train), aligned, regularization=best_penalty
+    ).fit()
     models = {
-        f"TextCF ({chosen})": make_textcf(emb, params).fit(train),
-        f"ColdStartALS (penalty {best_penalty:g})": semrec.ColdStartALS(
-            sem.fit_on(families["ALS"][1], train), emb, regularization=best_penalty
-        ).fit(),
+        f"ColdStartALS (penalty {best_penalty:g})": mapped,
+        f"TextCF ({chosen})": textcf,
+        f"hybrid TextCF {weights[0]:.1f} + ColdStartALS {weights[1]:.1f}": semrec.Hybrid(
+            [(textcf, weights[0]), (mapped, weights[1])]
+        ),
         "content": sem.fit_on(families["content"][1], train),
         "random": semrec.Random(random_state=SEED).fit(train.interactions),
     }
@@ -432,48 +452,53 @@ def part_cold(args: argparse.Namespace) -> None:
         table = semrec.evaluate(model, train, test, k=20, items=cold, metrics=["recall", "ndcg"])
         rows.append([name, float(table.loc[20, "recall"]), float(table.loc[20, "ndcg"])])
     for r in rows:
-        r.append(f"{r[1] / rows[1][1]:.2f}x")
+        r.append(f"{r[1] / rows[0][1]:.2f}x")
         r.append(f"{r[1] / rows[-1][1]:.2f}x")
     print_table(
-        f"## cold-item split, MovieLens-100k, item indices shuffled (seed 0); {cold.size} cold "
-        f"items (the pool: random Recall@20 ~ 20/{cold.size}); users rank the cold items only",
+        f"## cold-item split, MovieLens-100k, item indices permuted (seed 0); {cold.size} cold "
+        f"items (the pool: random Recall@20 ~ 20/{cold.size}); users rank the cold items only; "
+        "TextCF's hyperparameters from the warm validation, the ridge penalty and the hybrid "
+        "weights from a cold split carved from train",
         ["model", "Recall@20", "NDCG@20", "vs ColdStartALS (target >= 1.2x)", "vs random"],
         rows,
     )
 
 
 def part_new_users(args: argparse.Namespace) -> None:
-    sem = peers()
-    emb = item_embeddings(args.cache)
-    sem._CACHE["emb"] = (emb, "semrec.TextEncoder (all-MiniLM-L6-v2)")
-    data = movielens()
-    warm_train, _ = split.last_fraction(data)
-    params, _ = tuned_textcf(args, warm_train)
-    families = sem.tuned(emb, warm_train, args.quick)
-    _, knn_make = tuned_userknn(args, warm_train)
+    sem, data, emb = quality_data(args)
+    params, _ = tuned_textcf(args, warm_split(data)[0], emb)
+    chosen = sem.tuned(emb, warm_split(data)[0], args.quick)
     train, test = split.new_users(data, 0.1, 5, random_state=SEED)
     new = test.split_info["users"]
-    history = test.split_info["history"].interactions[new]
+    # Another seed: the same one would draw the very users already taken out of train.
+    fit_set, valid = split.new_users(train, 0.1, 5, random_state=SEED + 1)
+    members = {"TextCF": make_textcf(emb, params).fit(fit_set)}
+    members |= {f: sem.fit_on(make, fit_set) for f, (_, make) in chosen.items()}
+    sem.fold_in_new_users(members, chosen, valid)
+    weights = sem.hybrid_weights(list(members.values()), fit_set, valid, 4 if args.quick else 10)
     models = {"TextCF": make_textcf(emb, params).fit(train)}
-    models["ALS"] = sem.fit_on(families["ALS"][1], train)
-    models["ItemKNN"] = sem.fit_on(families["ItemKNN"][1], train)
-    models["UserKNN"] = knn_make().fit(train.interactions)
-    for model in models.values():
-        model.fold_in(history, users=new)
-    models["most-popular"] = semrec.MostPopular().fit(train.interactions)
-    models["random"] = semrec.Random(random_state=SEED).fit(train.interactions)
+    models |= {f: sem.fit_on(make, train) for f, (_, make) in chosen.items()}
+    sem.fold_in_new_users(models, chosen, test)
+    names = list(models)
+    models["hybrid"] = semrec.Hybrid(list(zip(list(models.values()), weights, strict=True)))
+    known = semrec.evaluation.known_history(train, test)  # the baselines see the history too
+    models["most-popular"] = semrec.MostPopular().fit(known)
+    models["random"] = semrec.Random(random_state=SEED).fit(known)
     rows = []
     for name, model in models.items():
         table = semrec.evaluate(model, train, test, k=10, users=new, metrics=["ndcg", "recall"])
-        rows.append([name, float(table.loc[10, "ndcg"]), float(table.loc[10, "recall"])])
+        rows.append([name, float(table.loc[10, "ndcg"]), float(table.loc[10, "recall"]), ""])
+    rows[len(names)][3] = "weights " + sem.weights_label(names, weights)
     print_table(
         f"## new-user split, MovieLens-100k ({new.size} users, 5 revealed interactions folded "
-        "in; hyperparameters from the warm validation)",
-        ["model", "NDCG@10", "Recall@10"],
+        "in; hyperparameters from the warm validation; hybrid weights tuned on a new-user split "
+        "carved from train)",
+        ["model", "NDCG@10", "Recall@10", "hybrid"],
         rows,
     )
-    knn = max(r[1] for r in rows if r[0] in ("ItemKNN", "UserKNN"))
-    print(f"TextCF NDCG@10 / best of ItemKNN, UserKNN: {rows[0][1] / knn:.3f}x (target >= 1)")
+    ndcg = {r[0]: r[1] for r in rows}
+    knn = max(ndcg["ItemKNN"], ndcg["UserKNN"])
+    print(f"TextCF NDCG@10 / best of ItemKNN, UserKNN: {ndcg['TextCF'] / knn:.3f}x (target >= 1)")
 
 
 PARTS: dict[str, Callable[[argparse.Namespace], None]] = {

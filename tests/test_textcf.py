@@ -14,7 +14,8 @@ from textcf_reference import loss_and_gradients, normalised_adjacency, propagati
 import semrec
 from semrec import split
 from semrec.datasets import synthetic
-from semrec.textcf import network, training
+from semrec.textcf import _network as network
+from semrec.textcf import _training as training
 
 
 def _problem(n_users: int = 7, n_items: int = 9, dim: int = 5, seed: int = 0):
@@ -316,14 +317,9 @@ def test_load_rejects_another_version(topics, tmp_path) -> None:
     model.save(path)
     from semrec import _persist
 
-    meta, arrays = _persist.read(path, "semrec.TextCF", 1)
-    _persist.write(
-        path,
-        "semrec.TextCF",
-        2,
-        {k: v for k, v in meta.items() if k not in ("format", "version")},
-        arrays,
-    )
+    saved = _persist.read(path, "semrec.TextCF", 2)
+    meta = {k: v for k, v in saved.meta.items() if k != "checksums"} | {"version": 1}
+    _persist.write(path, meta, dict(saved.arrays))
     with pytest.raises(semrec.FormatError, match="version"):
         semrec.TextCF.load(path)
 
@@ -375,8 +371,12 @@ def test_bad_input_raises_clear_errors(topics) -> None:
         model.update(0, 1, weight=float("nan"))
     with pytest.raises(IndexError, match="item"):
         model.update(0, 500)
-    with pytest.raises(IndexError, match="users must be existing ids"):
+    with pytest.raises(ValueError, match="weight must be >= 0"):
+        model.update(0, 1, weight=-1.0)
+    with pytest.raises(IndexError, match="users must be distinct existing ids"):
         model.fold_in(m[[0]], users=[model.n_users_ + 3])
+    with pytest.raises(ValueError, match="user_embeddings must have shape"):
+        model.fold_in(m[[0]], user_embeddings=np.ones((2, 32), dtype=np.float32))
 
 
 @pytest.mark.slow

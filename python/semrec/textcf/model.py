@@ -15,15 +15,16 @@ import numpy as np
 import scipy.sparse as sp
 
 from semrec import _validation as check
-from semrec._base import Recommender, dot_scores
+from semrec._base import Recommender
+from semrec._persist import Saved
 from semrec._threads import resolve_num_threads
 from semrec.datasets import Dataset, ItemEmbeddings
 from semrec.datasets._embeddings import check_alignment
-from semrec.errors import NotFittedError
-from semrec.similarity import topk
-from semrec.textcf import network, persistence, training
-from semrec.textcf.network import Graph, UserState
-from semrec.textcf.realtime import RealTimeVerbs
+from semrec.textcf import _network as network
+from semrec.textcf import _persistence as persistence
+from semrec.textcf import _training as training
+from semrec.textcf._network import Graph, UserState
+from semrec.textcf._realtime import RealTimeVerbs
 
 NETWORKS = ("mlp", "linear")
 
@@ -95,9 +96,9 @@ class TextCF(RealTimeVerbs, Recommender):
     weights_ : dict of str to ndarray
         The trained network (``l1.weight`` (hidden, dim), ``l1.bias``, ``l2.weight``,
         ``l2.bias``; ``l1.*`` only for ``"linear"``).
-    graph_ : semrec.textcf.network.Graph
+    graph_ : semrec.textcf._network.Graph
         The items' propagation layer outputs and training degrees (for fold-in and updates).
-    user_state_ : semrec.textcf.network.UserState
+    user_state_ : semrec.textcf._network.UserState
         Each user's embedding sum, weight and graph sums (what ``update`` changes in O(dim)).
     history_ : list of dict
         Per epoch: ``epoch``, ``loss``, ``ndcg`` (validation, or None), ``seconds``.
@@ -136,7 +137,7 @@ class TextCF(RealTimeVerbs, Recommender):
         "show_progress",
     )
     _FORMAT_NAME: ClassVar[str] = "semrec.TextCF"
-    _FORMAT_VERSION: ClassVar[int] = 1
+    _FITTED_BY: ClassVar[str] = "user_factors_"
 
     def __init__(
         self,
@@ -316,82 +317,15 @@ class TextCF(RealTimeVerbs, Recommender):
         self.interactions_ = seen
         return self
 
-    # -- state -------------------------------------------------------------------------------
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "user_factors_"):
-            raise NotFittedError("this TextCF is not fitted yet; call fit(interactions) first")
+    # -- the contract's hooks (recommend, score, similar_items come from Recommender) -------
+    def _shape(self) -> tuple[int, int]:
+        return self.user_factors_.shape[0], self.item_factors_.shape[0]
 
-    @property
-    def n_users_(self) -> int:
-        self._check_fitted()
-        return int(self.user_factors_.shape[0])
+    def _vectors(self, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return np.ascontiguousarray(self.user_factors_[users]), self.item_factors_
 
-    @property
-    def n_items_(self) -> int:
-        self._check_fitted()
-        return int(self.item_factors_.shape[0])
-
-    # -- queries -----------------------------------------------------------------------------
-    def _score_rows(self, users: np.ndarray) -> np.ndarray:
-        return dot_scores(self.user_factors_[users], self.item_factors_)
-
-    def score(self, users: int | np.ndarray, items: np.ndarray) -> np.ndarray:
-        """Cosine of each listed user's vector with each listed item's, (n_users, n_items)
-        (1-D for a scalar user)."""
-        u, scalar = self._users_checked(users)
-        i, _ = check.index_array(items, "items", self.n_items_, "item")
-        out = dot_scores(self.user_factors_[u], self.item_factors_[i])
-        return out[0] if scalar else out
-
-    def _users_checked(self, users: Any) -> tuple[np.ndarray, bool]:
-        self._check_fitted()
-        return check.index_array(users, "users", self.n_users_, "user")
-
-    def recommend(
-        self,
-        users: int | np.ndarray,
-        k: int = 10,
-        *,
-        exclude_seen: bool = True,
-        items: np.ndarray | None = None,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Top-``k`` items for each user by cosine (:func:`semrec.topk`), best first.
-
-        Parameters and returns as :meth:`semrec.ALS.recommend`.
-        """
-        u, scalar = self._users_checked(users)
-        k = check.positive_int(k, "k")
-        ids, scores = topk(
-            np.ascontiguousarray(self.user_factors_[u]),
-            self.item_factors_,
-            k,
-            metric="dot",
-            exclude=self.interactions_[u] if exclude_seen else None,
-            candidates=None if items is None else check.item_ids(items, "items", self.n_items_),
-            num_threads=self.num_threads,
-            check_finite=False,
-        )
-        return (ids[0], scores[0]) if scalar else (ids, scores)
-
-    def similar_items(self, items: int | np.ndarray, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
-        """The ``k`` items whose vectors are closest (cosine) to each given item's, itself
-        excluded."""
-        self._check_fitted()
-        rows, scalar = check.index_array(items, "items", self.n_items_, "item")
-        itself = sp.csr_array(
-            (np.ones(rows.size, np.float32), rows.astype(np.int32), np.arange(rows.size + 1)),
-            shape=(rows.size, self.n_items_),
-        )
-        ids, scores = topk(
-            np.ascontiguousarray(self.item_factors_[rows]),
-            self.item_factors_,
-            k,
-            metric="dot",
-            exclude=itself,
-            num_threads=self.num_threads,
-            check_finite=False,
-        )
-        return (ids[0], scores[0]) if scalar else (ids, scores)
+    def _item_space(self) -> tuple[np.ndarray, str]:
+        return self.item_factors_, "cosine"
 
     # -- persistence (fold_in, update, add_items and explain: RealTimeVerbs) ----------------
     def _params(self) -> dict[str, Any]:
@@ -400,14 +334,15 @@ class TextCF(RealTimeVerbs, Recommender):
         return params
 
     @classmethod
-    def _from_params(cls, params: dict[str, Any], arrays: dict[str, np.ndarray]) -> Any:
-        return persistence.from_params(cls, params, arrays)
+    def _from_params(cls, params: dict[str, Any], saved: Saved) -> Any:
+        return persistence.from_params(cls, params, saved)
 
     def _state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         return persistence.state(self)
 
-    def _restore(self, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
-        persistence.restore(self, meta, arrays)
+    def _restore(self, saved: Saved) -> None:
+        self._settings()  # the saved hyperparameters must still be valid
+        persistence.restore(self, saved)
 
 
 # -- argument checks ------------------------------------------------------------------------

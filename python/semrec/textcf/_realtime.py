@@ -14,9 +14,9 @@ import pandas as pd
 import scipy.sparse as sp
 
 from semrec import _validation as check
-from semrec.explain import explanation, scalar_id
-from semrec.textcf import network
-from semrec.textcf.network import Graph, UserState
+from semrec.explain import explanation
+from semrec.textcf import _network as network
+from semrec.textcf._network import Graph, UserState
 
 
 class RealTimeVerbs:
@@ -39,6 +39,7 @@ class RealTimeVerbs:
         history: sp.csr_array | sp.csr_matrix,
         *,
         users: np.ndarray | None = None,
+        timestamps: np.ndarray | None = None,
         user_embeddings: np.ndarray | None = None,
     ) -> np.ndarray:
         """Vectors of users from their histories: one forward pass, no training.
@@ -46,15 +47,18 @@ class RealTimeVerbs:
         Each row's input is the weighted mean of its items' embeddings (plus its text
         embedding, if given), as in ``fit``; with propagation layers the user's own layers are
         built from the fitted items' layer outputs. For a training user's own history this is
-        the user's fitted vector.
+        the user's fitted vector. Otherwise as :meth:`semrec.ALS.fold_in` (the contract's
+        ``fold_in``; ``timestamps`` are ignored: TextCF has no notion of time).
 
         Parameters
         ----------
         history : scipy.sparse CSR, shape (n, n_items)
-            One row per user (positive weights); an empty row gives the no-history vector.
+            One row per user (weights >= 0); an empty row gives the no-history vector.
         users : 1-D array of int, optional
             Store the result under these ids: an existing id replaces that user, ids
             ``n_users_, n_users_ + 1, ...`` append new users. Without it nothing is stored.
+        timestamps : 1-D array, optional
+            Ignored.
         user_embeddings : ndarray of float32, shape (n, dim), optional
             The users' own text embeddings.
 
@@ -73,11 +77,19 @@ class RealTimeVerbs:
         >>> model.fold_in(new, users=[30]).shape
         (1, 4)
         """
-        self._check_fitted()
-        rows = _history(history, self.n_items_)
+        self._fold_text = user_embeddings  # read by _fold_in once the contract's checks pass
+        try:
+            return super().fold_in(history, users=users, timestamps=timestamps)  # type: ignore[misc]
+        finally:
+            self._fold_text = None
+
+    def _fold_in(
+        self, history: Any, users: np.ndarray | None, times: np.ndarray | None
+    ) -> np.ndarray:
+        rows = check.canonical_csr(history, "history", nonnegative=True, allow_empty=True)
         text = None
-        if user_embeddings is not None:
-            text, _ = check.as_float32_matrix(user_embeddings, "user_embeddings")
+        if getattr(self, "_fold_text", None) is not None:
+            text, _ = check.as_float32_matrix(self._fold_text, "user_embeddings")
             if text.shape != (rows.shape[0], self.item_embeddings_.shape[1]):
                 raise ValueError(
                     f"user_embeddings must have shape ({rows.shape[0]}, "
@@ -94,7 +106,7 @@ class RealTimeVerbs:
             self.weights_, state, np.arange(rows.shape[0]), self.negative_slope
         )
         if users is not None:
-            self._store(_target_ids(users, rows.shape[0], self.n_users_), rows, state, vectors)
+            self._store(users, rows, state, vectors)
         return vectors
 
     def _store(
@@ -111,39 +123,17 @@ class RealTimeVerbs:
         self.interactions_ = _replace_rows(self.interactions_, ids, rows, n)
         self.user_factors_ = factors
 
-    def update(self, user: int, item: int, weight: float = 1.0) -> np.ndarray:
-        """Add one interaction and recompute the user's vector at once (streaming).
-
-        The user's weighted embedding sum gains ``weight * e_item`` (O(dim)); a first
+    def _update(self, user: int, item: int, weight: float, t: float | None) -> np.ndarray:
+        """The user's weighted embedding sum gains ``weight * e_item`` (O(dim)); a first
         interaction with the item also adds its edge to the user's propagation layers
-        (O(layers * factors)); then one forward pass. A weight of 0 only marks the item seen. ``user`` may be ``n_users_`` to start a
-        new user. The items' side of the graph is the fitted one until the next ``fit``.
-
-        Returns
-        -------
-        ndarray of float32, shape (factors,)
-            The user's new vector.
-
-        Examples
-        --------
-        >>> import numpy as np, scipy.sparse as sp, semrec
-        >>> emb = np.random.default_rng(0).standard_normal((20, 8)).astype(np.float32)
-        >>> clicks = sp.random_array((30, 20), density=0.3, format="csr", rng=0, dtype=np.float32)
-        >>> model = semrec.TextCF(emb, hidden=16, factors=4, epochs=2, random_state=0,
-        ...                       show_progress=False).fit(clicks)
-        >>> model.update(0, 5, weight=2.0).shape
-        (4,)
-        """
-        self._check_fitted()
-        u = scalar_id(user, "user", self.n_users_ + 1, "user")
-        i = scalar_id(item, "item", self.n_items_, "item")
-        if isinstance(weight, bool) or not isinstance(weight, int | float | np.number):
-            raise TypeError(f"weight must be a number, got {type(weight).__name__}")
-        if not (math.isfinite(weight) and weight >= 0):
+        (O(layers * factors)); then one forward pass. A weight of 0 only marks the item seen.
+        The items' side of the graph is the fitted one until the next ``fit``."""
+        if weight < 0:
             raise ValueError(
-                f"weight must be a finite number >= 0 (TextCF averages embeddings with positive "
-                f"weights; 0 marks the item seen), got {weight}"
+                f"weight must be >= 0 (TextCF averages embeddings with positive weights; 0 "
+                f"marks the item seen), got {weight}"
             )
+        u, i = user, item
         if u == self.n_users_:  # a new user starts with no history
             self.fold_in(sp.csr_array((1, self.n_items_), dtype=np.float32), users=[u])
         s = self.user_state_
@@ -160,33 +150,10 @@ class RealTimeVerbs:
         self.user_factors_[u] = vector[0]
         return vector[0].copy()
 
-    def add_items(self, embeddings_or_texts: np.ndarray | str | list[str]) -> np.ndarray:
-        """Append text-only items; they are recommendable at once.
-
-        A new item's vector is ``normalise(MLP(e))``: exactly what ``fit`` gives an item
-        without interactions (propagation adds nothing to a node without edges).
-
-        Parameters
-        ----------
-        embeddings_or_texts : ndarray of float32, shape (m, dim) or (dim,), or str / list of str
-            Embeddings from the items' encoder, or texts encoded with ``encoder``.
-
-        Returns
-        -------
-        ndarray of int32
-            The new item ids (``n_items_`` before the call, and on).
-
-        Examples
-        --------
-        >>> import numpy as np, scipy.sparse as sp, semrec
-        >>> emb = np.random.default_rng(0).standard_normal((20, 8)).astype(np.float32)
-        >>> clicks = sp.random_array((30, 20), density=0.3, format="csr", rng=0, dtype=np.float32)
-        >>> model = semrec.TextCF(emb, hidden=16, factors=4, epochs=2, random_state=0,
-        ...                       show_progress=False).fit(clicks)
-        >>> model.add_items(emb[:2]).tolist()
-        [20, 21]
-        """
-        self._check_fitted()
+    def _add_items(self, embeddings_or_texts: Any) -> np.ndarray:
+        """A new item's vector is ``normalise(MLP(e))``: exactly what ``fit`` gives an item
+        without interactions (propagation adds nothing to a node without edges). Texts are
+        encoded with ``encoder`` (default: the bundled model, on first use)."""
         new = self._item_vectors(embeddings_or_texts)
         h = network.mlp(self.weights_, new, self.negative_slope)
         start = self.n_items_
@@ -230,8 +197,8 @@ class RealTimeVerbs:
             )
         return new
 
-    def explain(self, user: int, item: int, k: int = 5) -> pd.DataFrame:
-        """The history items behind ``user``'s score for ``item``, with their shares.
+    def _explain(self, u: int, i: int, k: int) -> pd.DataFrame:
+        """The history items behind ``u``'s score for ``i``, with their shares.
 
         The score is ``v_u · v_i`` with ``v_u = h_u / ||h_u||`` and ``h_u`` the mean of the
         network output ``MLP(x_u)`` and the propagation layers. LeakyReLU is piecewise linear:
@@ -241,26 +208,7 @@ class RealTimeVerbs:
         history item ``j`` gets ``(w_j / W) J e_j`` plus its propagation terms, dotted with
         ``v_i / ((layers + 1) ||h_u||)``; ``attrs["rest"]`` carries ``c`` and the user's own
         text. The split is exact up to float rounding.
-
-        Returns
-        -------
-        pandas.DataFrame
-            The common table of :mod:`semrec.explain`.
-
-        Examples
-        --------
-        >>> import numpy as np, scipy.sparse as sp, semrec
-        >>> emb = np.random.default_rng(0).standard_normal((20, 8)).astype(np.float32)
-        >>> clicks = sp.random_array((30, 20), density=0.3, format="csr", rng=0, dtype=np.float32)
-        >>> model = semrec.TextCF(emb, hidden=16, factors=4, epochs=2, random_state=0,
-        ...                       show_progress=False).fit(clicks)
-        >>> why = model.explain(0, 5, k=2)
-        >>> list(why.columns)
-        ['item', 'contribution', 'share']
         """
-        self._check_fitted()
-        u = scalar_id(user, "user", self.n_users_, "user")
-        i = scalar_id(item, "item", self.n_items_, "item")
         s = self.user_state_
         row = self.interactions_[[u]]
         weighted = row.data != 0  # stored zeros are seen but take no part in the score
@@ -284,33 +232,6 @@ class RealTimeVerbs:
         contributions = ((direct + layered) @ target) * scale if history.size else np.zeros(0)
         score = float(self.score(u, [i])[0])
         return explanation(history, contributions, k, user=u, item=i, score=score)
-
-
-def _history(history: Any, n_items: int) -> sp.csr_array:
-    check.require_csr(history, "history", f"(users x {n_items} items)")
-    if history.ndim != 2 or history.shape[1] != n_items:
-        raise ValueError(
-            f"history must have shape (n_users, {n_items}) (one row per user, one column per "
-            f"item of the model), got {history.shape}"
-        )
-    return check.canonical_csr(history, "history", nonnegative=True, allow_empty=True)
-
-
-def _target_ids(users: Any, n: int, n_users: int) -> np.ndarray:
-    ids = np.asarray(users)
-    if ids.ndim != 1 or ids.size != n:
-        raise ValueError(f"users must be a 1-D array with one id per history row, got {ids}")
-    if ids.size and not np.issubdtype(ids.dtype, np.integer):
-        raise TypeError(f"users must hold integer user ids, got dtype {ids.dtype}")
-    new = np.sort(ids[ids >= n_users])
-    if (ids < 0).any() or not np.array_equal(new, np.arange(n_users, n_users + new.size)):
-        raise IndexError(
-            f"users must be existing ids in [0, {n_users}) or the next new ids {n_users}, "
-            f"{n_users + 1}, ...; got {ids.tolist()}"
-        )
-    if np.unique(ids).size != ids.size:
-        raise ValueError(f"users must not repeat an id, got {ids.tolist()}")
-    return ids.astype(np.int64)
 
 
 def _replace_rows(m: sp.csr_array, ids: np.ndarray, rows: sp.csr_array, n: int) -> Any:
