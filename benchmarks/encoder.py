@@ -1,4 +1,11 @@
-"""Text encoder throughput: semrec (fp32, bf16) vs sentence-transformers; tokenizer vs HF.
+"""Text encoder throughput: semrec (fp32, bf16, int8, auto) vs sentence-transformers.
+
+Also the tokenizer vs HF ``tokenizers``, and (``--profile``) where semrec's time goes on long
+texts. The header names the CPU's features, the ISA caps in force and the kernels each
+precision runs: emulate an AVX2-only CPU on an AVX-512 one with
+``SEMREC_ISA=avx2 ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2`` (this script then also caps
+MKL, sentence-transformers' GEMM library, with ``MKL_ENABLE_INSTRUCTIONS=AVX2``, and semrec
+caps FBGEMM with ``FBGEMM_ENABLE_INSTRUCTIONS=AVX2``); the header shows oneDNN's own ISA line.
 
 Texts: MovieLens-100k item texts ("<title> — <genres>" plus the wiki sentence when present)
 and long texts (192-256 tokens, a part of them truncated at 256). Same model
@@ -14,13 +21,21 @@ from __future__ import annotations
 import argparse
 import csv
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
+_EMULATING_AVX2 = any(
+    os.environ.get(v, "").lower() == "avx2"
+    for v in ("SEMREC_ISA", "ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY")
+)
+if _EMULATING_AVX2:  # before torch loads MKL: the peer's GEMMs stay on AVX2 as well
+    os.environ.setdefault("MKL_ENABLE_INSTRUCTIONS", "AVX2")
 
-import numpy as np
+import numpy as np  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 
@@ -88,6 +103,72 @@ def best_st_batch(st, texts: list[str], sizes: tuple[int, ...]) -> tuple[int, di
     return min(medians, key=medians.get), medians
 
 
+def onednn_isa_line() -> str:
+    """oneDNN's own report of the ISA it dispatches to, from a child process (same env)."""
+    code = "import torch; torch.nn.Linear(8, 8)(torch.ones(2, 8)); " + (
+        "torch.ops.mkldnn._linear_pointwise(torch.ones(2, 8), "
+        "torch.ops.mkldnn._reorder_linear_weight(torch.ones(8, 8), None), None, 'none', [], None)"
+    )
+    env = dict(os.environ, ONEDNN_VERBOSE="1")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    return next((line for line in out.stdout.splitlines() if "isa:" in line), "no oneDNN line")
+
+
+def profile_long(encoder, texts: list[str], top: int = 12) -> None:
+    """Share of semrec's time per operator on ``texts`` (torch profiler, self CPU time)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    encoder.encode(texts[:32])
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        encoder.encode(texts)
+    events = [e for e in prof.key_averages() if e.self_cpu_time_total > 0]
+    total = sum(e.self_cpu_time_total for e in events)
+    events.sort(key=lambda e: -e.self_cpu_time_total)
+    print(f"\n#### where {encoder.kernels_} spends its time ({len(texts)} long texts)")
+    print("| operator (self CPU) | share |")
+    print("|---|---:|")
+    for e in events[:top]:
+        print(f"| {e.key} | {100 * e.self_cpu_time_total / total:.1f}% |")
+
+
+def quality(encoders: dict) -> None:
+    """Each precision's item vectors: cosine to fp32 and the content recommender's NDCG@10.
+
+    MovieLens-100k warm split (PROTOCOL.md), ContentRecommender with default settings fitted
+    on each set of vectors; the NDCG difference to fp32 with its paired standard error over
+    users (the noise it must stay within).
+    """
+    import semrec
+    from semrec import split
+
+    data = semrec.datasets.movielens("100k", path=DATA / "ml-100k")
+    texts = [str(t) for t in data.items["text"]]
+    train, test = split.last_fraction(data)
+    vectors = {name: enc.encode(texts) for name, enc in encoders.items()}
+    per_user = {}
+    for name, emb in vectors.items():
+        model = semrec.ContentRecommender(emb, show_progress=False).fit(train)
+        table, users = semrec.evaluate(
+            model, train, test, k=10, metrics=["ndcg", "recall"], per_user=True
+        )
+        per_user[name] = (table, users)
+    print(f"\n### item vectors per precision ({len(texts)} MovieLens-100k item texts)")
+    print(
+        "| precision | cosine to fp32 min / mean | NDCG@10 | Recall@10 | NDCG - fp32 (paired SE) |"
+    )
+    print("|---|---|---:|---:|---:|")
+    base = per_user["fp32"][1]["ndcg"].to_numpy()
+    for name, emb in vectors.items():
+        cos = (emb * vectors["fp32"]).sum(1)
+        table, users = per_user[name]
+        diff = users["ndcg"].to_numpy() - base
+        se = diff.std(ddof=1) / np.sqrt(len(diff))
+        print(
+            f"| {name} | {cos.min():.4f} / {cos.mean():.5f} | {table.loc[10, 'ndcg']:.4f} | "
+            f"{table.loc[10, 'recall']:.4f} | {diff.mean():+.4f} ({se:.4f}) |"
+        )
+
+
 def row(name: str, n: int, times: list[float], ref: float) -> str:
     med = float(np.median(times))
     return (
@@ -106,6 +187,8 @@ def main() -> None:
     parser.add_argument("--n-movielens", type=int, default=1682, help="item texts to encode")
     parser.add_argument("--n-long", type=int, default=256, help="long texts to encode")
     parser.add_argument("--search-every", type=int, default=1, help="ST search on every k-th")
+    parser.add_argument("--profile", action="store_true", help="profile each path on long texts")
+    parser.add_argument("--quality", action="store_true", help="NDCG of each precision's vectors")
     args = parser.parse_args()
     os.environ["RAYON_NUM_THREADS"] = str(args.threads)  # HF tokenizers' thread pool
 
@@ -115,6 +198,7 @@ def main() -> None:
 
     import semrec
     from semrec import TextEncoder
+    from semrec.text import cpu_features
     from semrec.text._model import resolve_model_dir
 
     semrec.set_num_threads(args.threads)
@@ -130,16 +214,35 @@ def main() -> None:
     if args.set in ("long", "all"):
         sets["long"] = long_texts(n_long, rng, vocab)
 
-    fp32, bf16 = TextEncoder(), TextEncoder(precision="bf16")
+    features = cpu_features()
+    encoders = {"fp32": TextEncoder(precision="fp32"), "int8": TextEncoder(precision="int8")}
+    if features.bf16_native:  # elsewhere an explicit bf16 runs fp32 (with a warning)
+        encoders["bf16"] = TextEncoder(precision="bf16")
+    auto = TextEncoder()
+    fp32 = encoders["fp32"]
     st = SentenceTransformer(str(directory), device="cpu")
     hf_tok = Tokenizer.from_file(str(directory / "tokenizer.json"))
     hf_tok.enable_truncation(fp32.max_length)
     b = args.batch_size
 
+    print(features.describe())
+    print(
+        f"torch {torch.__version__}: ATen {torch.backends.cpu.get_cpu_capability()}, "
+        f"MKL_ENABLE_INSTRUCTIONS={os.environ.get('MKL_ENABLE_INSTRUCTIONS', 'unset')}; "
+        f"oneDNN: {onednn_isa_line()}"
+    )
+    print(
+        "semrec paths: "
+        + "; ".join(f"{name}: {enc.kernels_}" for name, enc in encoders.items())
+        + f"; auto -> {auto.precision_} ({auto.kernels_})"
+        + ("" if features.bf16_native else "; bf16 not run: no native bf16 here")
+    )
     print(
         f"threads={args.threads} (semrec, torch); all-MiniLM-L6-v2; repeats={repeat}; "
         f"semrec batch_size={b}; texts/s median and min-max; ratio = ST b32 median / median"
     )
+    if args.quality:
+        quality(encoders)
     for name, texts in sets.items():
         n = len(texts)
         lengths = [len(ids) for ids in fp32.tokenize(texts)]
@@ -158,8 +261,10 @@ def main() -> None:
         methods = {st32: lambda t=texts: st.encode(t, batch_size=32)}
         if st_best != st32:
             methods[st_best] = lambda t=texts, k=best: st.encode(t, batch_size=k)
-        methods["semrec fp32"] = lambda t=texts: fp32.encode(t, batch_size=b)
-        methods["semrec bf16"] = lambda t=texts: bf16.encode(t, batch_size=b)
+        for name, enc in encoders.items():
+            methods[f"semrec {name}"] = lambda t=texts, e=enc: e.encode(t, batch_size=b)
+        # The default encoder timed as a user gets it: its path must be the fastest fp32-parity one.
+        methods[f"semrec auto ({auto.precision_})"] = lambda t=texts: auto.encode(t, batch_size=b)
         times = measure(methods, repeat)
         ref32 = float(np.median(times[st32]))
         ref_best = float(np.median(times[st_best]))
@@ -179,6 +284,9 @@ def main() -> None:
         print("|---|---|---|---|")
         for method, t in tok.items():
             print(row(method, n, t, ref))
+        if args.profile and name == "long":
+            for enc in encoders.values():
+                profile_long(enc, texts[:128])
 
 
 if __name__ == "__main__":

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 import struct
 
 import numpy as np
 import pytest
-from text_helpers import default_model_dir, english_words, generate_texts
+from text_helpers import (
+    default_model_dir,
+    english_words,
+    generate_texts,
+    write_tiny_bert,
+)
 
 import semrec
 from semrec import EmbeddingCache, TextEncoder
@@ -45,7 +49,7 @@ def st_reference(parity_texts):
 @pytest.mark.slow
 def test_fp32_matches_sentence_transformers(parity_texts, st_reference):
     assert len(parity_texts) >= 990
-    ours = TextEncoder().encode(parity_texts, batch_size=32)
+    ours = TextEncoder(precision="fp32").encode(parity_texts, batch_size=32)
     assert ours.dtype == np.float32 and ours.shape == st_reference.shape
     cos = _cosines(ours, st_reference)
     assert cos.min() >= 0.99999, f"worst cosine {cos.min()} for {parity_texts[cos.argmin()]!r}"
@@ -56,6 +60,102 @@ def test_bf16_matches_sentence_transformers(parity_texts, st_reference):
     ours = TextEncoder(precision="bf16").encode(parity_texts)
     cos = _cosines(ours, st_reference)
     assert cos.min() >= 0.999, f"worst cosine {cos.min()}"
+
+
+@pytest.mark.slow
+def test_int8_matches_sentence_transformers(parity_texts, st_reference):
+    enc = TextEncoder(precision="int8")
+    assert enc.precision_ == "int8" and enc.kernels_.startswith("int8 FBGEMM")
+    cos = _cosines(enc.encode(parity_texts), st_reference)
+    assert cos.min() >= 0.99, f"worst cosine {cos.min()} for {parity_texts[cos.argmin()]!r}"
+    assert cos.mean() >= 0.997
+
+
+def test_int8_dense_layers_match_a_numpy_reference(tmp_path):
+    # The tiny BERT's int8 vectors against transformers' fp32 ones: the quantisation error of
+    # 8-bit per-row activations and per-channel weights, nothing more.
+    transformers = pytest.importorskip("transformers")
+    model = write_tiny_bert(tmp_path / "tiny")
+    texts = ["the space war", "a love story, great!", "bad films", "movie " * 30]
+    hf_tok = transformers.BertTokenizerFast(str(tmp_path / "tiny" / "vocab.txt"))
+    batch = hf_tok(texts, truncation=True, max_length=16, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        reference = model(**batch).last_hidden_state[:, 0].numpy()
+    ours = TextEncoder(tmp_path / "tiny", precision="int8").encode(texts, normalize=False)
+    assert _cosines(ours, reference).min() >= 0.995
+
+
+def test_precision_auto_and_the_path_reported():
+    from semrec.text import cpu_features
+
+    features = cpu_features()
+    # torch's own CPUID flags decide what "native bf16" means here (no ISA caps in this run).
+    native = bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    if features.caps:
+        pytest.skip(f"ISA caps set: {features.caps}")
+    auto = TextEncoder()
+    assert auto.precision == "auto"
+    assert auto.precision_ == ("bf16" if native else "fp32")
+    assert f"[{auto.kernels_}]" in repr(auto) and auto.kernels_.startswith(auto.precision_)
+    assert auto.identity.endswith(":" + auto.precision_)
+
+
+def test_resolve_precision_rules():
+    from semrec.text.precision import CpuFeatures, resolve_precision
+
+    def cpu(bf16: bool, **caps: str) -> CpuFeatures:
+        return CpuFeatures(True, True, True, bf16, False, caps, "AVX512")
+
+    if not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        pytest.skip("oneDNN has no bf16 here at all")
+    assert resolve_precision("auto", cpu(True)) == "bf16"
+    assert resolve_precision("auto", cpu(False)) == "fp32"
+    # Every emulation cap lowers the answer, whichever library it names.
+    for name in ("ONEDNN_MAX_CPU_ISA", "SEMREC_ISA", "FBGEMM_ENABLE_INSTRUCTIONS"):
+        assert resolve_precision("auto", cpu(True, **{name: "avx2"})) == "fp32"
+    assert resolve_precision("auto", cpu(True, ONEDNN_MAX_CPU_ISA="AVX512_CORE_VNNI")) == "fp32"
+    assert resolve_precision("auto", cpu(True, ONEDNN_MAX_CPU_ISA="AVX512_CORE_AMX")) == "bf16"
+    assert not cpu(True, ONEDNN_MAX_CPU_ISA="AVX2").vnni
+    assert resolve_precision("int8", cpu(False)) == "int8"
+    with pytest.warns(RuntimeWarning, match="no native support"):
+        assert resolve_precision("bf16", cpu(False)) == "fp32"
+
+
+@pytest.mark.slow
+def test_emulated_avx2_cpu_is_honoured():
+    # A fresh process with the emulation variables: oneDNN must lose bf16, FBGEMM must drop to
+    # AVX2, ATen to AVX2, and "auto" must not pick bf16; explicit bf16 warns and runs fp32.
+    import subprocess
+    import sys
+
+    code = (
+        "import warnings, torch, semrec\n"
+        "enc = semrec.TextEncoder(precision='int8')\n"
+        "print('aten', torch.backends.cpu.get_cpu_capability())\n"
+        "print('onednn_bf16', torch.ops.mkldnn._is_mkldnn_bf16_supported())\n"
+        "print('auto', semrec.TextEncoder().precision_)\n"
+        "print('int8', enc.kernels_)\n"
+        "with warnings.catch_warnings(record=True) as w:\n"
+        "    warnings.simplefilter('always')\n"
+        "    b = semrec.TextEncoder(precision='bf16')\n"
+        "    semrec.TextEncoder(precision='bf16')\n"
+        "print('bf16', b.precision_, sum('no native support' in str(x.message) for x in w))\n"
+    )
+    env = dict(
+        __import__("os").environ,
+        SEMREC_ISA="avx2",
+        ONEDNN_MAX_CPU_ISA="AVX2",
+        ATEN_CPU_CAPABILITY="avx2",
+    )
+    env.pop("FBGEMM_ENABLE_INSTRUCTIONS", None)
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    ).stdout
+    assert "aten AVX2" in out
+    assert "onednn_bf16 False" in out
+    assert "auto fp32" in out
+    assert "int8 int8 FBGEMM avx2" in out
+    assert "bf16 fp32 1" in out  # warned once for two encoders
 
 
 def test_order_batch_size_and_streaming_do_not_change_vectors():
@@ -83,62 +183,24 @@ def test_bad_encode_inputs():
         enc.encode(["a"], batch_size=0)
     with pytest.raises(ValueError, match="precision"):
         TextEncoder(precision="fp8")
+    with pytest.raises(
+        ValueError, match=r"texts\[1\] holds a lone surrogate U\+D800 at position 3"
+    ):
+        enc.encode(["fine", "abc\ud800"])
+    with pytest.raises(ValueError, match=r"texts\[0\] holds a lone surrogate U\+DE00"):
+        enc.tokenize("\ude00")
 
 
-# --- a tiny random BERT with CLS pooling (bge-style layout), written here ---------------------
-
-TINY_VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "movie", "film", "space"]
-TINY_VOCAB += ["war", "love", "story", "##s", "a", "of", "!", ",", "##ing", "great", "bad"]
-
-
-def _write_tiny_bert(directory, prefix: str) -> None:
-    transformers = pytest.importorskip("transformers")
-    safetensors_torch = pytest.importorskip("safetensors.torch")
-    config = transformers.BertConfig(
-        vocab_size=len(TINY_VOCAB), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-        intermediate_size=48, max_position_embeddings=40, layer_norm_eps=1e-7,
-    )  # fmt: skip
-    torch.manual_seed(0)
-    model = transformers.BertModel(config).eval()
-    directory.mkdir(parents=True, exist_ok=True)
-    config.save_pretrained(directory)
-    state = {prefix + k: v.contiguous() for k, v in model.state_dict().items()}
-    safetensors_torch.save_file(state, str(directory / "model.safetensors"))
-    (directory / "vocab.txt").write_text("\n".join(TINY_VOCAB) + "\n", encoding="utf-8")
-    (directory / "sentence_bert_config.json").write_text('{"max_seq_length": 16}')
-    (directory / "modules.json").write_text(
-        json.dumps(
-            [
-                {
-                    "idx": 0,
-                    "name": "0",
-                    "path": "",
-                    "type": "sentence_transformers.models.Transformer",
-                },
-                {
-                    "idx": 1,
-                    "name": "1",
-                    "path": "1_Pooling",
-                    "type": "sentence_transformers.models.Pooling",
-                },
-            ]
-        )
-    )
-    (directory / "1_Pooling").mkdir(exist_ok=True)
-    (directory / "1_Pooling" / "config.json").write_text(
-        '{"word_embedding_dimension": 32, "pooling_mode_cls_token": true,'
-        ' "pooling_mode_mean_tokens": false}'
-    )
-    return model
+# --- a tiny random BERT with CLS pooling (bge-style layout) ----------------------------------
 
 
 @pytest.mark.parametrize("prefix", ["", "bert."])
 def test_tiny_cls_bert_matches_transformers(tmp_path, prefix):
     transformers = pytest.importorskip("transformers")
-    model = _write_tiny_bert(tmp_path / "tiny", prefix)
+    model = write_tiny_bert(tmp_path / "tiny", prefix)
     texts = ["the space war", "a love story, great!", "bad films", "zzz unknown", "movie " * 30]
     hf_tok = transformers.BertTokenizerFast(str(tmp_path / "tiny" / "vocab.txt"))
-    enc = TextEncoder(tmp_path / "tiny")
+    enc = TextEncoder(tmp_path / "tiny", precision="fp32")
     ours_ids = enc.tokenize(texts)
     batch = hf_tok(texts, truncation=True, max_length=16, padding=True, return_tensors="pt")
     ref_ids = [row[row != 0].tolist() for row in batch["input_ids"]]
@@ -151,7 +213,7 @@ def test_tiny_cls_bert_matches_transformers(tmp_path, prefix):
 
 def test_corrupt_and_missing_files_raise_clear_errors(tmp_path):
     good = tmp_path / "good"
-    _write_tiny_bert(good, "")
+    write_tiny_bert(good, "")
     with pytest.raises(FileNotFoundError, match="does not exist"):
         TextEncoder(tmp_path / "nowhere")
     data = (good / "model.safetensors").read_bytes()
@@ -275,7 +337,8 @@ def test_plain_aten_path_matches_sentence_transformers(precision, bound):
     texts = _mixed_texts(80, seed=13)
     reference = st.SentenceTransformer(str(default_model_dir()), device="cpu").encode(texts)
     enc = TextEncoder(precision=precision)
-    files = load_model_files(None, bf16=precision == "bf16")
+    files = load_model_files(None)
+    files.config.precision = enc.precision_
     files.config.onednn = False
     enc._model = text_ext.BertEncoder(
         files.config, str(files.weights), files.data_start, files.entries, files.prefix

@@ -35,6 +35,31 @@ def test_ids_match_hf_tokenizers_on_generated_strings(setup):
     assert not mismatches, f"{len(mismatches)} mismatches, first: {mismatches[:3]!r}"
 
 
+@pytest.mark.slow
+def test_ids_match_hf_tokenizers_on_many_generated_strings(setup):
+    encoder, reference, vocab = setup
+    texts = generate_texts(60_000, seed=8, words=english_words(vocab))
+    ours = encoder.tokenize(texts)
+    theirs = [e.ids for e in reference.encode_batch(texts)]
+    mismatches = [(t, a, b) for t, a, b in zip(texts, ours, theirs, strict=True) if a != b]
+    assert not mismatches, f"{len(mismatches)} mismatches, first: {mismatches[:3]!r}"
+
+
+@pytest.mark.slow
+def test_every_codepoint_tokenizes_as_hf_tokenizers_does(setup):
+    # Inside a word and alone: the category, accent, lowercase, whitespace and CJK treatment
+    # of every codepoint, including those where HF's tables are older or newer than Unicode's
+    # (gen_unicode_tables.py lists them: U+2E43-U+2E4F, U+08D4-U+08E2, U+166D, U+1734, ...).
+    encoder, reference, _ = setup
+    chars = [chr(cp) for cp in range(0x110000) if not 0xD800 <= cp <= 0xDFFF]
+    for template in ("a{}b", "{}"):
+        texts = [template.format(c) for c in chars]
+        ours = encoder.tokenize(texts)
+        theirs = [e.ids for e in reference.encode_batch(texts)]
+        bad = [f"U+{ord(c):04X}" for c, a, b in zip(chars, ours, theirs, strict=True) if a != b]
+        assert not bad, f"{template}: {len(bad)} codepoints differ, first {bad[:10]}"
+
+
 def test_truncation_counts_cls_and_sep(setup):
     encoder, _, _ = setup
     ids = encoder.tokenize("word " * 1000)[0]

@@ -73,8 +73,11 @@ void register_text_encoder(py::module_& m) {
       .def_readwrite("type_vocab_size", &BertConfig::type_vocab_size)
       .def_readwrite("layer_norm_eps", &BertConfig::layer_norm_eps)
       .def_readwrite("mean_pooling", &BertConfig::mean_pooling)
-      .def_readwrite("bf16", &BertConfig::bf16)
-      .def_readwrite("onednn", &BertConfig::onednn);
+      .def_readwrite("precision", &BertConfig::precision)
+      .def_readwrite("onednn", &BertConfig::onednn)
+      .def_readwrite("reduce_range", &BertConfig::reduce_range);
+
+  m.def("int8_kernel_isa", &text::int8_kernel_isa);
 
   py::class_<BertEncoder>(m, "BertEncoder")
       .def(py::init([](const BertConfig& cfg, const std::string& path, std::uint64_t data_start,
@@ -85,6 +88,7 @@ void register_text_encoder(py::module_& m) {
            py::arg("config"), py::arg("path"), py::arg("data_start"), py::arg("entries"),
            py::arg("prefix"))
       .def_property_readonly("dim", &BertEncoder::dim)
+      .def_property_readonly("kernels", &BertEncoder::kernels)
       .def(
           "encode",
           [](const BertEncoder& enc, const std::vector<std::vector<std::int32_t>>& ids,

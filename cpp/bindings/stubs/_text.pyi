@@ -33,8 +33,11 @@ class BertConfig:
     type_vocab_size: int
     layer_norm_eps: float
     mean_pooling: bool
-    bf16: bool
+    precision: str
     onednn: bool
+    reduce_range: bool
+
+def int8_kernel_isa() -> str: ...
 
 class BertEncoder:
     def __init__(
@@ -42,6 +45,8 @@ class BertEncoder:
     ) -> None: ...
     @property
     def dim(self) -> int: ...
+    @property
+    def kernels(self) -> str: ...
     def encode(
         self, ids: list[list[int]], batch_size: int, normalize: bool
     ) -> npt.NDArray[np.float32]: ...

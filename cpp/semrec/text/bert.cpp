@@ -32,6 +32,7 @@ struct Layer {
 
 struct BertEncoder::Impl {
   BertConfig cfg;
+  std::string kernels;
   at::Tensor word, position, token_type0, emb_ln_w, emb_ln_b;
   std::vector<Layer> layers;
 
@@ -43,13 +44,17 @@ BertEncoder::BertEncoder(const BertConfig& config, const std::string& path,
                          const std::string& prefix)
     : impl_(std::make_unique<Impl>()) {
   impl_->cfg = config;
+  const std::string& precision = config.precision;
+  if (precision != "fp32" && precision != "bf16" && precision != "int8") {
+    throw std::invalid_argument("precision must be fp32, bf16 or int8, got " + precision);
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) throw std::runtime_error("cannot open " + path);
   std::map<std::string, const TensorEntry*> by_name;
   for (const auto& e : entries) {
     if (e.name.rfind(prefix, 0) == 0) by_name[e.name.substr(prefix.size())] = &e;
   }
-  const at::ScalarType compute = config.bf16 ? at::kBFloat16 : at::kFloat;
+  const at::ScalarType compute = precision == "bf16" ? at::kBFloat16 : at::kFloat;
   auto load = [&](const std::string& name, std::vector<std::int64_t> shape) {
     auto it = by_name.find(name);
     if (it == by_name.end()) throw SafetensorsError("missing tensor " + prefix + name);
@@ -62,7 +67,11 @@ BertEncoder::BertEncoder(const BertConfig& config, const std::string& path,
     in.seekg(static_cast<std::streamoff>(data_start + e.begin));
     in.read(static_cast<char*>(t.data_ptr()), static_cast<std::streamsize>(t.nbytes()));
     if (!in) throw SafetensorsError("cannot read tensor " + e.name);
-    return t.to(at::kFloat);
+    t = t.to(at::kFloat);
+    if (!at::isfinite(t).all().item<bool>()) {
+      throw SafetensorsError("tensor " + e.name + " holds NaN or infinite values");
+    }
+    return t;
   };
   const std::int64_t h = config.hidden, inter = config.intermediate;
   auto& m = *impl_;
@@ -71,10 +80,23 @@ BertEncoder::BertEncoder(const BertConfig& config, const std::string& path,
   m.token_type0 = load("embeddings.token_type_embeddings.weight", {config.type_vocab_size, h})[0];
   m.emb_ln_w = load("embeddings.LayerNorm.weight", {h});
   m.emb_ln_b = load("embeddings.LayerNorm.bias", {h});
-  const bool onednn = config.onednn && onednn_usable(compute);
+  const DenseKernel kernel = precision == "int8"                       ? DenseKernel::int8
+                             : config.onednn && onednn_usable(compute) ? DenseKernel::onednn
+                                                                       : DenseKernel::aten;
+  if (kernel == DenseKernel::int8) {
+    m.kernels = "int8 FBGEMM " + int8_kernel_isa() +
+                (config.reduce_range ? " (7-bit weights; fp32 attention and FFN output)"
+                                     : " (fp32 FFN output)");
+  } else {
+    m.kernels = precision + (kernel == DenseKernel::onednn ? " oneDNN" : " ATen");
+  }
+  auto make_dense = [&](at::Tensor w, at::Tensor b) {
+    return Dense(w.to(compute), b.to(compute), kernel, config.reduce_range);
+  };
+  const DenseKernel fp32_kernel =
+      config.onednn && onednn_usable(at::kFloat) ? DenseKernel::onednn : DenseKernel::aten;
   auto dense = [&](const std::string& name, std::int64_t rows, std::int64_t cols) {
-    return Dense(load(name + ".weight", {rows, cols}).to(compute),
-                 load(name + ".bias", {rows}).to(compute), onednn);
+    return make_dense(load(name + ".weight", {rows, cols}), load(name + ".bias", {rows}));
   };
   auto norm = [&](const std::string& name) { return load(name, {h}).to(compute).contiguous(); };
   for (std::int64_t l = 0; l < config.layers; ++l) {
@@ -82,18 +104,25 @@ BertEncoder::BertEncoder(const BertConfig& config, const std::string& path,
     Layer L;
     // Fused QKV: one (3h x h) GEMM instead of three.
     const std::string self = p + "attention.self.";
-    L.qkv = Dense(at::cat({load(self + "query.weight", {h, h}), load(self + "key.weight", {h, h}),
-                           load(self + "value.weight", {h, h})})
-                      .to(compute),
-                  at::cat({load(self + "query.bias", {h}), load(self + "key.bias", {h}),
-                           load(self + "value.bias", {h})})
-                      .to(compute),
-                  onednn);
-    L.out = dense(p + "attention.output.dense", h, h);
+    L.qkv =
+        make_dense(at::cat({load(self + "query.weight", {h, h}), load(self + "key.weight", {h, h}),
+                            load(self + "value.weight", {h, h})}),
+                   at::cat({load(self + "query.bias", {h}), load(self + "key.bias", {h}),
+                            load(self + "value.bias", {h})}));
+    // Without VNNI (7-bit weights) the attention output stays float32 too: its share of the
+    // work is small (1/12) and it keeps the vectors above 0.99 cosine to fp32.
+    L.out = kernel == DenseKernel::int8 && config.reduce_range
+                ? Dense(load(p + "attention.output.dense.weight", {h, h}),
+                        load(p + "attention.output.dense.bias", {h}), fp32_kernel)
+                : dense(p + "attention.output.dense", h, h);
     L.ln1_w = norm(p + "attention.output.LayerNorm.weight");
     L.ln1_b = norm(p + "attention.output.LayerNorm.bias");
     L.inter = dense(p + "intermediate.dense", inter, h);
-    L.down = dense(p + "output.dense", h, inter);
+    // int8 keeps the feed-forward output layer in float32: its weights and post-GELU inputs
+    // quantise worst (alone it moves the vectors more than the other layers together).
+    L.down = kernel == DenseKernel::int8 ? Dense(load(p + "output.dense.weight", {h, inter}),
+                                                 load(p + "output.dense.bias", {h}), fp32_kernel)
+                                         : dense(p + "output.dense", h, inter);
     L.ln2_w = norm(p + "output.LayerNorm.weight");
     L.ln2_b = norm(p + "output.LayerNorm.bias");
     m.layers.push_back(std::move(L));
@@ -106,6 +135,8 @@ BertEncoder::BertEncoder(const BertConfig& config, const std::string& path,
 BertEncoder::~BertEncoder() = default;
 
 std::int64_t BertEncoder::dim() const { return impl_->cfg.hidden; }
+
+std::string BertEncoder::kernels() const { return impl_->kernels; }
 
 // ids: (b, len) int64 padded; lengths: (b,) int64. Returns pooled (b, hidden) float32.
 at::Tensor BertEncoder::Impl::forward(const at::Tensor& ids, const at::Tensor& lengths,

@@ -17,9 +17,15 @@ struct BertConfig {
   std::int64_t max_positions = 0, type_vocab_size = 2;
   double layer_norm_eps = 1e-12;
   bool mean_pooling = true;  // else the [CLS] state
-  bool bf16 = false;         // weights and activations in bfloat16 (pooling in float32)
-  bool onednn = true;        // prepacked oneDNN GEMMs with fused epilogues where available
+  // "fp32"; "bf16": weights and activations in bfloat16 (pooling in float32); "int8": dense
+  // layers with int8 weights and dynamically quantised activations, the rest in float32.
+  std::string precision = "fp32";
+  bool onednn = true;         // prepacked oneDNN GEMMs with fused epilogues where available
+  bool reduce_range = false;  // int8: 7-bit weights (CPUs without VNNI: no 16-bit saturation)
 };
+
+// FBGEMM's instruction set for the int8 kernels ("avx2", "avx512_vnni", ...; "none" without it).
+std::string int8_kernel_isa();
 
 class BertEncoder {
  public:
@@ -39,6 +45,9 @@ class BertEncoder {
               bool normalize, float* out, const StopCheck& stop = {}) const;
 
   std::int64_t dim() const;
+
+  // The kernels in use, e.g. "bf16 oneDNN" or "int8 FBGEMM avx512_vnni".
+  std::string kernels() const;
 
  private:
   struct Impl;

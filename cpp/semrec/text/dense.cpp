@@ -2,6 +2,13 @@
 
 #include <ATen/core/dispatch/Dispatcher.h>
 
+// torch's x86 wheels ship FBGEMM; its CPU-dispatch header is self-contained.
+#if __has_include(<fbgemm/Utils.h>)
+#include <fbgemm/Utils.h>
+#define SEMREC_HAVE_FBGEMM 1
+#endif
+
+#include <mutex>
 #include <optional>
 #include <string_view>
 
@@ -38,6 +45,60 @@ at::Tensor linear_add(const at::Tensor& x, const at::Tensor& other, const at::Te
   return op.call(x, other, w, b, "add");
 }
 
+// Per-row scales of a symmetric quantisation of w to [-levels, levels]: for each row the
+// clipping of its largest magnitude (none, or down to 70%) with the least squared error, as a
+// few outliers would otherwise waste most of the levels on the rest of the row.
+at::Tensor weight_scales(const at::Tensor& w, double levels) {
+  const at::Tensor amax = w.abs().amax(1, /*keepdim=*/true).clamp_min(1e-12);
+  at::Tensor best_scale, best_error;
+  for (const double clip : {1.0, 0.95, 0.9, 0.85, 0.8, 0.75, 0.7}) {
+    const at::Tensor scale = amax * (clip / levels);
+    const at::Tensor error =
+        ((w / scale).round_().clamp_(-levels, levels).mul_(scale) - w).square_().sum(1, true);
+    if (!best_scale.defined()) {
+      best_scale = scale, best_error = error;
+    } else {
+      const at::Tensor better = error < best_error;
+      best_scale = at::where(better, scale, best_scale);
+      best_error = at::where(better, error, best_error);
+    }
+  }
+  return best_scale.view({-1});
+}
+
+// Quantised tensors are deprecated in torch (a warning on first use); here a weight is one only
+// until FBGEMM has packed it.
+c10::WarningHandler& silent_warnings() {
+  struct Silent : c10::WarningHandler {
+    void process(const c10::Warning&) override {}
+  };
+  static Silent silent;
+  return silent;
+}
+
+// Packs an int8 weight (per-channel qint8) and float bias for FBGEMM's dynamic linear. The op
+// follows the global quantisation engine, so FBGEMM is selected for the call and restored.
+c10::intrusive_ptr<LinearPackedParamsBase> prepack_int8(const at::Tensor& w,
+                                                        const std::optional<at::Tensor>& b) {
+  static auto op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("quantized::linear_prepack", "")
+                       .typed<c10::intrusive_ptr<LinearPackedParamsBase>(
+                           at::Tensor, std::optional<at::Tensor>)>();
+  static std::mutex engine_mutex;
+  std::lock_guard<std::mutex> lock(engine_mutex);
+  auto& ctx = at::globalContext();
+  const at::QEngine previous = ctx.qEngine();
+  ctx.setQEngine(at::QEngine::FBGEMM);
+  try {
+    auto packed = op.call(w, b);
+    ctx.setQEngine(previous);
+    return packed;
+  } catch (...) {
+    ctx.setQEngine(previous);
+    throw;
+  }
+}
+
 }  // namespace
 
 bool onednn_usable(at::ScalarType dtype) {
@@ -50,12 +111,65 @@ bool onednn_usable(at::ScalarType dtype) {
   return op.call();
 }
 
-Dense::Dense(at::Tensor weight, at::Tensor bias, bool use_onednn)
+std::string int8_kernel_isa() {
+#if defined(SEMREC_HAVE_FBGEMM)
+  switch (fbgemm::fbgemmInstructionSet()) {
+    case fbgemm::inst_set_t::avx2:
+      return "avx2";
+    case fbgemm::inst_set_t::avx512:
+      return "avx512";
+    case fbgemm::inst_set_t::avx512_ymm:
+      return "avx512_ymm";
+    case fbgemm::inst_set_t::avx512_vnni:
+      return "avx512_vnni";
+    case fbgemm::inst_set_t::avx512_vnni_ymm:
+      return "avx512_vnni_ymm";
+    default:
+      return "none";
+  }
+#else
+  return "none";
+#endif
+}
+
+Dense::Dense(at::Tensor weight, at::Tensor bias, DenseKernel kernel, bool seven_bit_weights)
     : weight_(weight.contiguous()), bias_(bias.contiguous()) {
-  if (use_onednn) packed_ = reorder_weight(weight_);
+  if (kernel == DenseKernel::onednn) packed_ = reorder_weight(weight_);
+  if (kernel == DenseKernel::int8) {
+    if (int8_kernel_isa() == "none") throw std::invalid_argument("int8 needs FBGEMM (x86 CPUs)");
+    // Symmetric per-channel weights: row r is scaled so its largest magnitude maps to 127, or
+    // to 64 where the CPU lacks VNNI: its u8 x s8 multiply-add sums two products in 16 bits,
+    // which saturates beyond 32767 = 2 x 255 x 64.25 (so the activations keep all 8 bits).
+    c10::WarningUtils::WarningHandlerGuard quiet(&silent_warnings());
+    const double levels = seven_bit_weights ? 64.0 : 127.0;
+    const at::Tensor w = weight_.to(at::kFloat);
+    const at::Tensor scales = weight_scales(w, levels).to(at::kDouble);
+    const at::Tensor zeros = at::zeros({w.size(0)}, at::kLong);
+    const at::Tensor q = at::quantize_per_channel(w, scales, zeros, 0, at::kQInt8);
+    int8_ = prepack_int8(q, std::nullopt);
+    weight_sums_ = q.dequantize().sum(1);
+    weight_ = at::Tensor();  // the packed copy is all that is needed
+  }
 }
 
 at::Tensor Dense::operator()(const at::Tensor& x, Epilogue act, const at::Tensor* residual) const {
+  if (int8_) {
+    // Per-row activation scales on FBGEMM's per-tensor kernel: each row is mapped affinely
+    // onto [0, 1] (x = lo + range * u), so quantising u with one scale for the whole tensor
+    // quantises every row over its own range; then x W^T = range * (u W^T) + lo * rowsum(W).
+    const auto in = x.size(-1);
+    std::vector<std::int64_t> shape(x.sizes().begin(), x.sizes().end());
+    const at::Tensor rows = x.reshape({-1, in});
+    auto [lo, hi] = at::aminmax(rows, 1, /*keepdim=*/true);
+    const at::Tensor range = (hi - lo).clamp_min_(1e-30);
+    at::Tensor y = int8_->apply_dynamic((rows - lo).div_(range), /*reduce_range=*/false);
+    y.mul_(range).addr_(lo.view({-1}), weight_sums_).add_(bias_);
+    shape.back() = y.size(-1);
+    y = y.view(shape);
+    if (act == Epilogue::gelu) y = at::gelu(y);
+    if (residual != nullptr) y.add_(*residual);
+    return y;
+  }
   if (packed_.defined()) {
     if (residual != nullptr && act == Epilogue::none) {
       return linear_add(x, *residual, packed_, bias_);

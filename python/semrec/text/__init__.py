@@ -7,5 +7,6 @@ which semrec's kernels share) are loaded first.
 from semrec.text.cache import EmbeddingCache
 from semrec.text.encoder import TextEncoder
 from semrec.text.pooling import mean_pool
+from semrec.text.precision import cpu_features
 
-__all__ = ["EmbeddingCache", "TextEncoder", "mean_pool"]
+__all__ = ["EmbeddingCache", "TextEncoder", "cpu_features", "mean_pool"]

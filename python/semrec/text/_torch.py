@@ -2,6 +2,17 @@
 
 from __future__ import annotations
 
+import os
+
+# A process emulating an AVX2-only CPU (SEMREC_ISA, ONEDNN_MAX_CPU_ISA or ATEN_CPU_CAPABILITY set
+# to avx2) keeps FBGEMM, which runs the int8 layers, on AVX2 as well. FBGEMM reads this variable
+# on its first use, so it is set before any quantised operation runs.
+if "FBGEMM_ENABLE_INSTRUCTIONS" not in os.environ and any(
+    os.environ.get(name, "").lower() == "avx2"
+    for name in ("SEMREC_ISA", "ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY")
+):
+    os.environ["FBGEMM_ENABLE_INSTRUCTIONS"] = "AVX2"
+
 import torch
 
 from semrec._threads import get_num_threads

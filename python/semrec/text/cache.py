@@ -2,27 +2,44 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 
-from semrec.text.encoder import TextEncoder, _checked_texts
+from semrec.errors import FormatError
+from semrec.text.encoder import TextEncoder, checked_texts
+
+_FORMAT = "semrec-embedding-cache"
+_VERSION = "2"
+# sqlite messages that say the file cannot be used (rather than that it is corrupt).
+_ACCESS = ("unable to open", "readonly", "locked", "disk i/o", "permission", "disk is full")
+
+
+def _checksum(model: str, key: str, vec: bytes) -> bytes:
+    """Ties a row's vector to its key: sqlite stores pages without checksums of its own."""
+    return hashlib.blake2b(
+        b"%s\0%s\0%s" % (model.encode(), key.encode(), vec), digest_size=16
+    ).digest()
 
 
 class EmbeddingCache:
     """Re-encoding a catalogue costs nothing: vectors are stored in a SQLite file.
 
     Keys are (model identity, SHA-256 of the text, normalize): a different model, precision
-    or weights file never returns a stale vector.
+    or weights file never returns a stale vector. Each stored vector carries a checksum, so a
+    damaged file raises :class:`semrec.FormatError` instead of returning a wrong vector, and
+    each ``encode`` writes its new vectors in one transaction: a crash mid-write leaves the
+    cache as it was before that call (sqlite's journal rolls the partial write back).
 
     Parameters
     ----------
     encoder : TextEncoder
     path : str or path-like
-        SQLite file (created when absent).
+        SQLite file (created when absent; its directory must exist).
 
     Examples
     --------
@@ -36,35 +53,118 @@ class EmbeddingCache:
     def __init__(self, encoder: TextEncoder, path: str | os.PathLike) -> None:
         if not isinstance(encoder, TextEncoder):
             raise TypeError(f"encoder must be a TextEncoder, got {type(encoder).__name__}")
+        if not isinstance(path, str | os.PathLike):
+            raise TypeError(f"path must be a str or path-like, got {type(path).__name__}")
         self.encoder = encoder
         self.path = os.fspath(path)
-        self._db = sqlite3.connect(self.path)
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS emb (model TEXT, key TEXT, vec BLOB, "
-            "PRIMARY KEY (model, key))"
-        )
-        self._db.commit()
+        directory = os.path.dirname(os.path.abspath(self.path))
+        if not os.path.isdir(directory):
+            raise FileNotFoundError(
+                f"cannot create the embedding cache {self.path!r}: directory {directory!r} does "
+                "not exist"
+            )
+        if os.path.isdir(self.path):
+            raise IsADirectoryError(f"embedding cache path {self.path!r} is a directory")
+        self._db: sqlite3.Connection | None = None
+        try:
+            with self._errors("open"):
+                self._db = sqlite3.connect(self.path)
+                self._open()
+        except BaseException:
+            self.close()
+            raise
+
+    @contextlib.contextmanager
+    def _errors(self, action: str) -> Iterator[None]:
+        """sqlite errors as the exception a user can act on, naming the file."""
+        try:
+            yield
+        except sqlite3.Error as exc:
+            message = str(exc)
+            if any(s in message.lower() for s in _ACCESS):
+                raise OSError(
+                    f"cannot {action} the embedding cache {self.path!r}: {message}"
+                ) from None
+            raise FormatError(
+                f"{self.path} is not a usable semrec embedding cache ({message}); delete it to "
+                "start a new one"
+            ) from None
+
+    def _open(self) -> None:
+        db = self._db
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if not tables or tables == {"emb"}:
+            with db:  # one transaction: a new cache, or a version-1 cache (no checksums) adopted
+                db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
+                db.executemany(
+                    "INSERT INTO meta VALUES (?, ?)", [("format", _FORMAT), ("version", _VERSION)]
+                )
+                db.execute(
+                    "CREATE TABLE vectors (model TEXT, key TEXT, vec BLOB, checksum BLOB, "
+                    "PRIMARY KEY (model, key))"
+                )
+                if tables:
+                    rows = db.execute("SELECT model, key, vec FROM emb").fetchall()
+                    db.executemany(
+                        "INSERT INTO vectors VALUES (?, ?, ?, ?)",
+                        [(m, k, v, _checksum(m, k, v)) for m, k, v in rows],
+                    )
+                    db.execute("DROP TABLE emb")
+            return
+        meta = dict(db.execute("SELECT key, value FROM meta")) if "meta" in tables else {}
+        if meta.get("format") != _FORMAT or "vectors" not in tables:
+            raise FormatError(f"{self.path} is an sqlite file but not a semrec embedding cache")
+        if meta.get("version") != _VERSION:
+            raise FormatError(
+                f"{self.path}: embedding cache format version {meta.get('version')!r}; this "
+                f"semrec reads version {_VERSION} (delete the file to rebuild it)"
+            )
+
+    def _store(self, rows: list[tuple[str, str, bytes]]) -> None:
+        with self._errors("write"), self._db:  # one transaction: all rows or none
+            self._db.executemany(
+                "INSERT OR REPLACE INTO vectors VALUES (?, ?, ?, ?)",
+                [(m, k, v, _checksum(m, k, v)) for m, k, v in rows],
+            )
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise ValueError(f"the embedding cache {self.path!r} is closed")
+        return self._db
 
     def encode(self, texts: str | Iterable[str], **kwargs) -> np.ndarray:
         """Like ``TextEncoder.encode``; only texts not yet stored are encoded."""
-        texts = list(_checked_texts(texts))
+        db = self._connection()
+        texts = list(checked_texts(texts))
         if not texts:
             raise ValueError("texts is empty; pass at least one string")
         normalize = bool(kwargs.get("normalize", True))
         model = f"{self.encoder.identity}:{int(normalize)}"
-        keys = [hashlib.sha256(t.encode("utf-8", "surrogatepass")).hexdigest() for t in texts]
+        keys = [hashlib.sha256(t.encode("utf-8")).hexdigest() for t in texts]
         found: dict[str, bytes] = {}
         unique = list(dict.fromkeys(keys))
-        for start in range(0, len(unique), 500):
-            part = unique[start : start + 500]
-            marks = ",".join("?" * len(part))
-            rows = self._db.execute(
-                f"SELECT key, vec FROM emb WHERE model = ? AND key IN ({marks})", [model, *part]
-            )
-            found.update(rows)
         dim = self.encoder.dim
+        with self._errors("read"):
+            for start in range(0, len(unique), 500):
+                part = unique[start : start + 500]
+                marks = ",".join("?" * len(part))
+                rows = db.execute(
+                    f"SELECT key, vec, checksum FROM vectors WHERE model = ? AND key IN ({marks})",
+                    [model, *part],
+                )
+                for key, vec, checksum in rows:
+                    if (
+                        not isinstance(vec, bytes)
+                        or len(vec) != 4 * dim
+                        or checksum != _checksum(model, str(key), vec)
+                    ):
+                        raise FormatError(
+                            f"{self.path}: the stored vector of text hash {str(key)[:16]}... is "
+                            "damaged (checksum mismatch); delete the file to rebuild the cache"
+                        )
+                    found[key] = vec
         out = np.empty((len(texts), dim), dtype=np.float32)
-        missing = {}
+        missing: dict[str, list[int]] = {}
         for i, key in enumerate(keys):
             if key in found:
                 out[i] = np.frombuffer(found[key], dtype=np.float32)
@@ -75,15 +175,23 @@ class EmbeddingCache:
             vectors = self.encoder.encode([texts[i] for i in first], **kwargs)
             for rows, vec in zip(missing.values(), vectors, strict=True):
                 out[rows] = vec
-            self._db.executemany(
-                "INSERT OR REPLACE INTO emb VALUES (?, ?, ?)",
-                [(model, key, vec.tobytes()) for key, vec in zip(missing, vectors, strict=True)],
+            self._store(
+                [(model, key, vec.tobytes()) for key, vec in zip(missing, vectors, strict=True)]
             )
-            self._db.commit()
         return out
 
     def __len__(self) -> int:
-        return int(self._db.execute("SELECT COUNT(*) FROM emb").fetchone()[0])
+        with self._errors("read"):
+            return int(self._connection().execute("SELECT COUNT(*) FROM vectors").fetchone()[0])
 
     def close(self) -> None:
-        self._db.close()
+        """Close the file (later calls raise ValueError)."""
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    def __enter__(self) -> EmbeddingCache:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

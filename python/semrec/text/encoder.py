@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable, Iterator
 from itertools import islice
 from typing import Any
@@ -14,13 +15,26 @@ from semrec._validation import choice, positive_int
 from semrec.errors import FormatError
 from semrec.text._model import load_model_files
 from semrec.text._torch import text_ext, torch
+from semrec.text.precision import PRECISIONS, cpu_features, resolve_precision
 
 # Texts are read from the iterable this many at a time: memory stays bounded and each chunk
 # is sorted by length so batches carry little padding.
 _CHUNK = 4096
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def _checked_texts(texts: Any, name: str = "texts") -> Iterator[str]:
+def checked_texts(texts: Any, name: str = "texts") -> Iterator[str]:
+    """The strings of ``texts`` (a str or an iterable of str), each checked as it is read.
+
+    TypeError names the first item that is not a str, ValueError the first holding a lone
+    surrogate (Python strings may, UTF-8 text may not).
+
+    Examples
+    --------
+    >>> from semrec.text.encoder import checked_texts
+    >>> list(checked_texts("one text"))
+    ['one text']
+    """
     if texts is None:
         raise TypeError(f"{name} must be a string or an iterable of strings, got None")
     if isinstance(texts, bytes):
@@ -36,6 +50,14 @@ def _checked_texts(texts: Any, name: str = "texts") -> Iterator[str]:
     for i, text in enumerate(iterator):
         if not isinstance(text, str):
             raise TypeError(f"{name}[{i}] must be str, got {type(text).__name__}")
+        if not text.isascii() and (bad := _SURROGATE.search(text)):
+            # Python allows them in str; UTF-8 (and so the tokenizer) does not.
+            raise ValueError(
+                f"{name}[{i}] holds a lone surrogate U+{ord(bad.group()):04X} at position "
+                f"{bad.start()}, which is not valid Unicode (often bytes decoded with "
+                "errors='surrogateescape'); repair the text first, e.g. "
+                "text.encode('utf-8', 'replace').decode('utf-8')"
+            )
         yield text
 
 
@@ -52,9 +74,16 @@ class TextEncoder:
         local sentence-transformers / Hugging Face model directory, or a hub id such as
         ``"BAAI/bge-small-en-v1.5"`` (needs ``huggingface_hub`` and the files reachable or
         cached).
-    precision : {"fp32", "bf16"}, default "fp32"
-        ``"bf16"`` runs the transformer in bfloat16 (fast on CPUs with AVX-512 BF16 / AMX);
-        cosine to the fp32 vectors stays above 0.999.
+    precision : {"auto", "fp32", "bf16", "int8"}, default "auto"
+        ``"auto"``: bf16 where the CPU runs it natively (AVX-512 BF16 or AMX), else fp32: the
+        fastest path whose vectors stay within 0.999 cosine of fp32. ``"fp32"`` matches
+        sentence-transformers to float rounding. ``"bf16"`` runs the transformer in bfloat16
+        (cosine to fp32 above 0.999); on a CPU without native bf16 it would be several times
+        slower than fp32, so it runs fp32 with a warning instead. ``"int8"`` quantises the
+        dense layers (int8 weights with per-channel scales, activations quantised per call,
+        int32 accumulation on FBGEMM's AVX-512 VNNI or AVX2 kernels): the fastest path on CPUs
+        without native bf16, cosine to fp32 about 0.99. The path chosen is in ``precision_``
+        and ``kernels_``.
     num_threads : int, optional
         Threads for each ``encode`` call that does not pass its own: ``None`` follows
         ``semrec.get_num_threads()`` at call time, ``0`` means all cores.
@@ -71,16 +100,23 @@ class TextEncoder:
         self,
         model: str | os.PathLike | None = None,
         *,
-        precision: str = "fp32",
+        precision: str = "auto",
         num_threads: int | None = None,
     ) -> None:
-        choice(precision, "precision", ("fp32", "bf16"))
+        choice(precision, "precision", PRECISIONS)
         self.precision = precision
         resolve_num_threads(num_threads)  # checked now, resolved at each call
         self.num_threads = num_threads
-        files = load_model_files(model, bf16=precision == "bf16")
+        features = cpu_features()
+        files = load_model_files(model)
+        #: The precision this encoder runs ("fp32", "bf16" or "int8"): ``precision`` resolved.
+        self.precision_ = resolve_precision(precision, features)
+        files.config.precision = self.precision_
+        files.config.reduce_range = self.precision_ == "int8" and not features.vnni
         self.model_path = files.path
-        self.identity = f"{files.identity}:{precision}"
+        self.identity = f"{files.identity}:{self.precision_}"
+        if files.config.reduce_range:
+            self.identity += "-7bit"
         self._max_length = files.max_length
         try:
             self._tokenizer = text_ext.WordPieceTokenizer(files.vocab)
@@ -92,6 +128,8 @@ class TextEncoder:
             )
         except text_ext.SafetensorsError as exc:
             raise FormatError(f"{files.weights}: {exc}") from exc
+        #: The kernels doing the work, e.g. "bf16 oneDNN" or "int8 FBGEMM avx512_vnni".
+        self.kernels_ = str(self._model.kernels)
 
     @property
     def dim(self) -> int:
@@ -116,7 +154,7 @@ class TextEncoder:
         >>> TextEncoder().tokenize("Hello!")
         [[101, 7592, 999, 102]]
         """
-        return self._tokenizer.encode_batch(list(_checked_texts(texts)), self._max_length)
+        return self._tokenizer.encode_batch(list(checked_texts(texts)), self._max_length)
 
     def encode(
         self,
@@ -160,7 +198,7 @@ class TextEncoder:
         """
         batch_size = positive_int(batch_size, "batch_size")
         threads = resolve_num_threads(self.num_threads if num_threads is None else num_threads)
-        iterator = _checked_texts(texts)
+        iterator = checked_texts(texts)
         total = len(texts) if hasattr(texts, "__len__") and not isinstance(texts, str) else None
         parts = []
         progress = None
@@ -186,7 +224,13 @@ class TextEncoder:
                 progress.close()
         if not parts:
             raise ValueError("texts is empty; pass at least one string")
-        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+        out = parts[0] if len(parts) == 1 else np.concatenate(parts)
+        if not np.isfinite(out).all():  # finite but absurd weights overflow in the forward pass
+            raise FormatError(
+                f"the model in {self.model_path} produced non-finite vectors: its weights are "
+                "corrupt or out of range"
+            )
+        return out
 
     def encode_items(self, dataset: Any, **encode_kwargs: Any) -> Any:
         """Embed a dataset's item text; the vectors keep the items' ids.
@@ -231,5 +275,5 @@ class TextEncoder:
     def __repr__(self) -> str:
         return (
             f"TextEncoder(model={str(self.model_path)!r}, precision={self.precision!r}, "
-            f"num_threads={self.num_threads!r})"
+            f"num_threads={self.num_threads!r}) [{self.kernels_}]"
         )

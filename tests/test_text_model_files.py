@@ -1,0 +1,253 @@
+"""Model directory reader: every file validated, errors name the file and the field; fuzzed."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import struct
+
+import numpy as np
+import pytest
+from fuzzing import corruptions
+from text_helpers import TINY_VOCAB, write_tiny_bert
+
+import semrec
+from semrec import TextEncoder
+
+pytest.importorskip("transformers")
+pytestmark = pytest.mark.filterwarnings(
+    "ignore::FutureWarning", "ignore::DeprecationWarning", "ignore::UserWarning"
+)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("tiny") / "model"
+    write_tiny_bert(directory)
+    return directory
+
+
+def _copy(tiny, tmp_path, name="broken"):
+    target = tmp_path / name
+    shutil.copytree(tiny, target)
+    return target
+
+
+def _edit_json(path, **changes):
+    value = json.loads(path.read_text())
+    value.update(changes)
+    path.write_text(json.dumps(value))
+
+
+def _safetensors(header: dict, data: bytes) -> bytes:
+    raw = json.dumps(header).encode()
+    return struct.pack("<Q", len(raw)) + raw + data
+
+
+def _read_safetensors(path):
+    blob = path.read_bytes()
+    (n,) = struct.unpack("<Q", blob[:8])
+    return json.loads(blob[8 : 8 + n]), blob[8 + n :]
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("num_hidden_layers", -1, "'num_hidden_layers' must be a positive integer, got -1"),
+        ("num_hidden_layers", 0, "'num_hidden_layers' must be a positive integer"),
+        ("hidden_size", "32", "'hidden_size' must be a positive integer, got '32'"),
+        ("num_attention_heads", 5, "'num_attention_heads' \\(5\\) must divide 'hidden_size'"),
+        ("intermediate_size", True, "'intermediate_size' must be a positive integer"),
+        ("vocab_size", 10**12, "'vocab_size' must be a positive integer"),
+        ("hidden_act", "relu", "'hidden_act' is 'relu'"),
+        ("model_type", "roberta", "'model_type' is 'roberta'"),
+        ("layer_norm_eps", -1.0, "'layer_norm_eps' must be in"),
+        ("position_embedding_type", "relative_key", "'position_embedding_type'"),
+    ],
+)
+def test_config_fields_are_validated(tiny, tmp_path, field, value, message):
+    broken = _copy(tiny, tmp_path)
+    _edit_json(broken / "config.json", **{field: value})
+    with pytest.raises(semrec.FormatError, match=message) as err:
+        TextEncoder(broken)
+    assert "config.json" in str(err.value)
+
+
+def test_config_that_disagrees_with_the_weights(tiny, tmp_path):
+    fewer = _copy(tiny, tmp_path, "fewer")
+    _edit_json(fewer / "config.json", num_hidden_layers=1)
+    with pytest.raises(semrec.FormatError, match=r"'num_hidden_layers' is 1 but .* holds 2"):
+        TextEncoder(fewer)
+    more = _copy(tiny, tmp_path, "more")
+    _edit_json(more / "config.json", num_hidden_layers=3)
+    with pytest.raises(semrec.FormatError, match=r"encoder\.layer\.2\..* is missing"):
+        TextEncoder(more)
+    wider = _copy(tiny, tmp_path, "wider")
+    _edit_json(wider / "config.json", intermediate_size=64)
+    with pytest.raises(semrec.FormatError, match=r"has shape \[48, 32\], but config.json"):
+        TextEncoder(wider)
+    vocab = _copy(tiny, tmp_path, "vocab")
+    _edit_json(vocab / "config.json", vocab_size=len(TINY_VOCAB) + 1)
+    with pytest.raises(semrec.FormatError, match="'vocab_size' is 21 but the vocabulary has 20"):
+        TextEncoder(vocab)
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("config.json", b"{", "config.json is not valid JSON"),
+        ("config.json", b"\xff\xfe{}", "config.json is not UTF-8"),
+        ("config.json", b"[1, 2]", "config.json must hold a JSON dict"),
+        ("config.json", b"[" * 100_000 + b"]" * 100_000, "config.json"),
+        ("modules.json", b"{}", "modules.json must hold a JSON list"),
+        ("modules.json", b'[{"type": "sentence_transformers.models.Dense"}]', "Dense.* not supp"),
+        ("1_Pooling/config.json", b'{"pooling_mode_max_tokens": true}', "max_tokens is not"),
+        ("1_Pooling/config.json", b'{"word_embedding_dimension": 7}', "is 7 but the model's"),
+        ("sentence_bert_config.json", b'{"max_seq_length": -3}', "'max_seq_length' must be"),
+        ("vocab.txt", b"[PAD]\n\xff\n", "vocab.txt is not UTF-8"),
+    ],
+)
+def test_side_files_are_validated(tiny, tmp_path, name, content, message):
+    broken = _copy(tiny, tmp_path)
+    (broken / name).write_bytes(content)
+    with pytest.raises(semrec.FormatError, match=message):
+        TextEncoder(broken)
+
+
+def test_tokenizer_json_vocabulary(tiny, tmp_path):
+    transformers = pytest.importorskip("transformers")
+    only_json = _copy(tiny, tmp_path, "json")
+    fast = transformers.BertTokenizerFast(str(tiny / "vocab.txt"))
+    (only_json / "tokenizer.json").write_text(fast.backend_tokenizer.to_str())
+    (only_json / "vocab.txt").unlink()
+    texts = ["the space war", "a love story!"]
+    np.testing.assert_array_equal(
+        TextEncoder(only_json).encode(texts), TextEncoder(tiny).encode(texts)
+    )
+    value = json.loads((only_json / "tokenizer.json").read_text())
+    value["model"]["vocab"]["movie"] = 99
+    (only_json / "tokenizer.json").write_text(json.dumps(value))
+    with pytest.raises(semrec.FormatError, match=r"'model.vocab' ids must be 0..19"):
+        TextEncoder(only_json)
+
+
+def _rewrite_weights(directory, edit) -> None:
+    header, data = _read_safetensors(directory / "model.safetensors")
+    header, data = edit(header, data)
+    (directory / "model.safetensors").write_bytes(_safetensors(header, data))
+
+
+def _shift(header, name, delta):
+    begin, end = header[name]["data_offsets"]
+    header[name]["data_offsets"] = [begin + delta, end + delta]
+
+
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        ("overlap", "overlaps"),
+        ("gap", "leaves a gap"),
+        ("tail", "extra bytes at the end"),
+        ("outside", "outside the .*-byte data block"),
+        ("shape", r"x 4 bytes \(F32\) does not match"),
+        ("dtype", "unknown dtype 'F99'"),
+        ("offsets", "data_offsets must be"),
+        ("duplicate", "names .* twice"),
+        ("depth", "nests 6 levels deep"),
+        ("metadata", "__metadata__ must map strings"),
+        ("nan", "holds NaN or infinite values"),
+        ("int_dtype", "has dtype I32; supported"),
+    ],
+)
+def test_safetensors_header_is_validated(tiny, tmp_path, case, message):
+    broken = _copy(tiny, tmp_path)
+    name = "embeddings.LayerNorm.bias"
+
+    def edit(header, data):
+        entries = sorted(
+            (k for k in header if k != "__metadata__"), key=lambda k: header[k]["data_offsets"]
+        )
+        second = entries[1]
+        if case == "overlap":  # the second tensor starts inside the first (same length)
+            _shift(header, second, -4)
+        elif case == "gap":
+            for k in entries[1:]:
+                _shift(header, k, 4)
+            data = (
+                data[: header[second]["data_offsets"][0] - 4]
+                + b"\0" * 4
+                + data[header[second]["data_offsets"][0] - 4 :]
+            )
+        elif case == "tail":
+            data += b"\0" * 8
+        elif case == "outside":
+            header[entries[-1]]["data_offsets"][1] += 4
+        elif case == "shape":
+            header[name]["shape"] = [31]
+        elif case == "dtype":
+            header[name]["dtype"] = "F99"
+        elif case == "offsets":
+            header[name]["data_offsets"] = [0, -1]
+        elif case == "metadata":
+            header["__metadata__"] = {"format": 3}
+        elif case == "nan":
+            begin = header[name]["data_offsets"][0]
+            data = data[:begin] + struct.pack("<f", float("nan")) + data[begin + 4 :]
+        elif case == "int_dtype":
+            header[name]["dtype"] = "I32"
+        return header, data
+
+    if case == "duplicate":  # JSON with a repeated key cannot come from json.dumps
+        header, data = _read_safetensors(broken / "model.safetensors")
+        raw = json.dumps(header).encode()
+        entry = json.dumps({name: header[name]}).encode()[1:-1]
+        raw = raw[:-1] + b", " + entry + b"}"
+        (broken / "model.safetensors").write_bytes(struct.pack("<Q", len(raw)) + raw + data)
+    elif case == "depth":
+        header, data = _read_safetensors(broken / "model.safetensors")
+        header["__metadata__"] = {"x": [[[["deep"]]]]}
+        (broken / "model.safetensors").write_bytes(_safetensors(header, data))
+    else:
+        _rewrite_weights(broken, edit)
+    with pytest.raises(semrec.FormatError, match=message) as err:
+        TextEncoder(broken)
+    assert "model.safetensors" in str(err.value)
+
+
+def test_huge_nesting_and_header_length_are_refused_cheaply(tiny, tmp_path):
+    broken = _copy(tiny, tmp_path)
+    raw = b"[" * 5_000_000 + b"]" * 5_000_000
+    (broken / "model.safetensors").write_bytes(struct.pack("<Q", len(raw)) + raw)
+    with pytest.raises(semrec.FormatError, match="nests 5000000 levels"):
+        TextEncoder(broken)
+    (broken / "model.safetensors").write_bytes(struct.pack("<Q", 2**62) + b"{}")
+    with pytest.raises(semrec.FormatError, match="does not fit the file"):
+        TextEncoder(broken)
+
+
+# --- fuzzing: every corruption is refused, or loads into a working encoder -----------------
+
+_FILES = ["model.safetensors", "config.json", "vocab.txt", "modules.json",
+          "1_Pooling/config.json", "sentence_bert_config.json"]  # fmt: skip
+
+
+@pytest.mark.fuzz
+@pytest.mark.parametrize("name", _FILES)
+def test_fuzzed_model_files(tiny, tmp_path, name):
+    # JSON and vocabulary files carry no checksum: a corruption that still reads as a valid,
+    # consistent file (a changed digit, a renamed token) is a different model, not an error.
+    # What must never happen is another exception, a crash, a hang or non-finite vectors.
+    broken = _copy(tiny, tmp_path)
+    blob = (tiny / name).read_bytes()
+    cases = corruptions(blob) if name in _FILES[:2] else corruptions(blob, cases=50)
+    loaded = refused = 0
+    for description, damaged in cases:
+        (broken / name).write_bytes(damaged)
+        try:
+            vectors = TextEncoder(broken, precision="fp32").encode(["the space war", "a love!"])
+        except semrec.FormatError:
+            refused += 1
+            continue
+        assert np.isfinite(vectors).all(), f"{name}, {description}: non-finite vectors"
+        loaded += 1
+    assert refused > 0, f"no corruption of {name} was refused"
