@@ -398,8 +398,8 @@ def part_warm(args: argparse.Namespace) -> None:
         rows.append([name, *(float(table.loc[10, c]) for c in cols), note])
     print_table(
         "## warm split, MovieLens-100k (relevant = rating >= 4); each family tuned on a "
-        "validation split carved from train, 8 configurations each; hybrid weights tuned there "
-        f"too; {THREADS} threads; {cpu_name()}, {isa_note()}",
+        f"validation split carved from train, {len(textcf_grid(args.quick))} configurations "
+        f"each; hybrid weights tuned there too; {THREADS} threads; {cpu_name()}, {isa_note()}",
         ["model", "NDCG@10", "Recall@10", "coverage@10", "diversity@10", "chosen on validation"],
         rows,
     )
