@@ -5,6 +5,8 @@
 # make notebooks - execute notebooks/*.ipynb with nbmake (part of make test)
 # make fuzz - the file readers' fuzz tests with SEMREC_FUZZ_CASES=20000 cases each
 # make sanitize - the C++ kernels under AddressSanitizer + UBSan (tests/sanitize/, no Python)
+# make docs - the documentation site in docs/_build/html (Sphinx + MyST-NB, offline, warnings are
+#             errors, every example on a guide page runs; part of make test)
 # make bench - the benchmarks in quick mode;  make lint - ruff and clang-format;  make clean
 #
 # semrec in $(VENV) is always installed from the repaired wheel in dist/, never from python/:
@@ -25,7 +27,7 @@ SOURCES := $(shell find cpp python build_backend -type f -not -name '*.pyc') CMa
 WHEEL_EXCLUDE := libtorch.so libtorch_cpu.so libc10.so libgomp.so.1
 STAMP_WHEEL := dist/.stamp-wheel
 
-.PHONY: demo test doctest notebooks fuzz bench lint clean install wheel sanitize
+.PHONY: demo test doctest notebooks docs fuzz bench lint clean install wheel sanitize
 
 demo: $(VENV)/.stamp-semrec
 	$(BIN)/semrec demo
@@ -34,6 +36,7 @@ test: $(VENV)/.stamp-install
 	$(BIN)/python -P -m pytest
 	$(MAKE) doctest
 	$(MAKE) notebooks
+	$(MAKE) docs
 
 # Every example in the installed package's docstrings runs (tests/test_docstrings.py checks
 # that each public class and function has one).
@@ -45,6 +48,15 @@ doctest: $(VENV)/.stamp-install
 # JUPYTER_PATH puts this venv's kernelspec ahead of any user-level "python3" kernel.
 notebooks: $(VENV)/.stamp-install
 	JUPYTER_PATH="$(abspath $(VENV))/share/jupyter" $(BIN)/python -m pytest --nbmake notebooks -p no:cacheprovider
+
+# The site, from the installed wheel's docstrings (docs/_ext/semrec_api.py writes the API pages
+# and fails the build if a public name has none). Pages with {code-cell} blocks run in a fresh
+# kernel of this interpreter (JUPYTER_PATH: this venv's kernelspec; PATH: its `semrec` command).
+docs: $(VENV)/.stamp-docs
+	rm -rf docs/_build docs/api/generated docs/jupyter_execute
+	PATH="$(abspath $(BIN)):$$PATH" JUPYTER_PATH="$(abspath $(VENV))/share/jupyter" \
+		$(BIN)/python -P -m sphinx -W --keep-going -j auto -q -b html docs docs/_build/html
+	@echo "docs: docs/_build/html/index.html"
 
 fuzz: $(VENV)/.stamp-install
 	SEMREC_FUZZ_CASES=20000 $(BIN)/python -P -m pytest -m fuzz -p no:cacheprovider
@@ -62,8 +74,8 @@ bench: $(VENV)/.stamp-semrec
 
 lint: $(VENV)/.stamp-venv
 	$(BIN)/pip install --quiet "ruff==0.17.6" "clang-format==23.1.5"
-	$(BIN)/ruff check python tests benchmarks notebooks build_backend
-	$(BIN)/ruff format --check python tests benchmarks notebooks build_backend
+	$(BIN)/ruff check python tests benchmarks notebooks build_backend docs
+	$(BIN)/ruff format --check python tests benchmarks notebooks build_backend docs
 	find cpp tests -name '*.cpp' -o -name '*.hpp' | xargs $(BIN)/clang-format --dry-run -Werror
 
 install: $(VENV)/.stamp-install
@@ -97,6 +109,11 @@ $(VENV)/.stamp-install: $(VENV)/.stamp-semrec
 	$(BIN)/pip install "$$(ls dist/semrec-*.whl)[test]"
 	touch $@
 
+# The documentation tools (pinned in the docs extra) beside the installed wheel.
+$(VENV)/.stamp-docs: $(VENV)/.stamp-semrec pyproject.toml
+	$(BIN)/pip install "$$(ls dist/semrec-*.whl)[docs]"
+	touch $@
+
 clean:
-	rm -rf build dist $(VENV) .pytest_cache .ruff_cache
+	rm -rf build dist $(VENV) .pytest_cache .ruff_cache docs/_build docs/api/generated docs/jupyter_execute
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

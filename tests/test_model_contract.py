@@ -179,6 +179,38 @@ class ContractTests:
         with pytest.raises(IndexError, match="items"):
             model.score(0, [N_ITEMS])
 
+    def test_hostile_inputs_name_the_argument(self, model: Any, data: Any) -> None:
+        """Issue 16: a huge k or id (once std::bad_alloc / MemoryError) and a malformed CSR
+        (once a raw NumPy IndexError) get an exception naming the argument and the fix."""
+        x, _ = data
+        for users in (0, np.arange(N_USERS)):
+            with pytest.raises(ValueError, match=rf"k=\d+ .*{N_ITEMS} items: pass k <= {N_ITEMS}"):
+                model.recommend(users, k=2**31 - 1)
+        huge = 10**12
+        with pytest.raises(IndexError, match=f"user id {huge}"):
+            model.recommend(huge)
+        with pytest.raises(IndexError, match=f"user id {huge}"):
+            model.score(huge, [0])
+        if _supports(lambda: model.similar_items(0, k=1), "similar"):
+            with pytest.raises(ValueError, match=rf"k=\d+ .*{N_ITEMS} items: pass k <= {N_ITEMS}"):
+                model.similar_items([0, 1], k=2**30)
+        history = sp.csr_array(x[[1, 2]])
+        if _supports(lambda: model.fold_in(history), "fold_in"):
+            with pytest.raises(IndexError, match=f"users .*{huge}"):
+                model.fold_in(history, users=[0, huge])
+            for part in ("indptr", "indices"):
+                malformed = history.copy()
+                setattr(malformed, part, getattr(malformed, part).astype(np.float64))
+                with pytest.raises(ValueError, match=f"history is malformed: its {part}"):
+                    model.fold_in(malformed)
+        if _supports(lambda: model.update(0, 0, 1.0), "update"):
+            with pytest.raises(IndexError, match=f"user {huge}"):
+                model.update(huge, 0)
+        malformed = x.copy()
+        malformed.indptr = malformed.indptr.astype(np.float64)
+        with pytest.raises(ValueError, match=r"interactions is malformed: its indptr .*integer"):
+            self.fresh(data).fit(malformed)
+
     def test_unfitted_model_says_so(self, data: Any) -> None:
         model = self.fresh(data)
         for call in (

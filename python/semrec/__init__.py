@@ -1,7 +1,7 @@
 """semrec: semantic recommendation on an OpenMP C++ core.
 
 Language-model embeddings of item and user text, mixed with collaborative filtering.
-See the README for the tour; the public API is re-exported here.
+See docs/getting_started.md for the tour; the public API is re-exported here.
 """
 
 from semrec import datasets, metrics, split

@@ -28,7 +28,7 @@ import scipy.sparse as sp
 
 from semrec import _persist as persist
 from semrec import _validation as check
-from semrec._scoring import dot_scores, nearest, select_topk
+from semrec._scoring import dot_scores, nearest, padded_to, select_topk
 from semrec.errors import FormatError, NotFittedError
 from semrec.similarity import topk
 
@@ -130,10 +130,11 @@ class Recommender:
         """Top-k of validated users: exact top-k over the dot products, or over dense rows."""
         if self._is_dot_product():
             queries, items = self._vectors(users)
-            ids, scores = topk(
+            width = min(k, max(items.shape[0], 1))  # the kernel allocates by k: pad the rest
+            found, top = topk(
                 queries,
                 items,
-                k,
+                width,
                 metric="dot",
                 exclude=self._seen_rows(users) if exclude_seen else None,
                 candidates=candidates,
@@ -141,8 +142,8 @@ class Recommender:
                 check_finite=False,
             )
             if self._score_offset:
-                scores = scores + np.float32(self._score_offset)  # -inf padding stays -inf
-            return ids, scores
+                top = top + np.float32(self._score_offset)  # -inf padding stays -inf
+            return padded_to((found, top), k)
         allowed = None
         if candidates is not None:
             allowed = np.zeros(self.n_items_, dtype=bool)
@@ -196,9 +197,7 @@ class Recommender:
         (2, 2)
         """
         u, scalar = self._user_ids(users)
-        k = check.positive_int(k, "k")
-        if k > np.iinfo(np.int32).max:
-            raise ValueError(f"k must be < 2**31, got {k}")
+        k = check.result_width(k, u.size, self.n_items_)
         candidates = None if items is None else check.item_ids(items, "items", self.n_items_)
         ids, scores = self._recommend_rows(u, k, bool(exclude_seen), candidates)
         return (ids[0], scores[0]) if scalar else (ids, scores)
@@ -254,7 +253,7 @@ class Recommender:
         """
         self._check_fitted()
         ids, scalar = check.index_array(items, "items", self.n_items_, "item")
-        k = check.positive_int(k, "k")
+        k = check.result_width(k, ids.size, self.n_items_)
         found, scores = self._similar_items(ids, k)
         return (found[0], scores[0]) if scalar else (found, scores)
 
@@ -314,7 +313,7 @@ class Recommender:
 
         Parameters
         ----------
-        history : scipy.sparse CSR, shape (n, n_items_)
+        history : scipy.sparse CSR, shape (n, ``n_items_``)
             One row per user: that user's whole history (weights as in ``fit``; every stored
             entry is an interaction, a weight of 0 included).
         users : 1-D array of int, optional

@@ -49,7 +49,7 @@ def _load_core() -> ModuleType:
         "semrec's compiled kernels could not be loaded ("
         + ("; ".join(errors) or "no variant built for this CPU")
         + "). Reinstall the package: pip install torch==2.13.0, then "
-        "pip install --no-build-isolation semrec (see README, 'Building from source')."
+        "pip install --no-build-isolation semrec (see docs/building.md)."
     )
 
 

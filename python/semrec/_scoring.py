@@ -57,7 +57,8 @@ def select_topk(
     width = min(k, n_items)
     if n == 0 or width == 0:
         return ids, out
-    top = np.argpartition(-scores, width - 1, axis=1)[:, :width]
+    # The width largest, in no order (partitioning the scores as they are: no negated copy).
+    top = np.argpartition(scores, n_items - width, axis=1)[:, n_items - width :]
     top_scores = np.take_along_axis(scores, top, axis=1)
     # Sort by (score desc, id asc); a partition may cut a tie at the boundary, so re-select the
     # boundary ties by id to keep the documented tie-break.
@@ -99,12 +100,32 @@ def nearest(
     vectors: np.ndarray, ids: np.ndarray, k: int, metric: str, threads: int | None
 ) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` rows of ``vectors`` closest to each row ``ids`` (itself excluded)."""
-    return topk(
+    found = topk(
         np.ascontiguousarray(vectors[ids]),
         vectors,
-        k,
+        min(k, max(vectors.shape[0], 1)),  # the kernel allocates by k: pad past the rows here
         metric=metric,
         exclude=itself(ids, vectors.shape[0]),
         num_threads=threads,
         check_finite=False,
     )
+    return padded_to(found, k)
+
+
+def padded_to(found: tuple[np.ndarray, np.ndarray], k: int) -> tuple[np.ndarray, np.ndarray]:
+    """A top-k result ``(ids, scores)`` widened to ``k`` columns with ``-1`` / ``-inf``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from semrec._scoring import padded_to
+    >>> padded_to((np.array([[2]], np.int32), np.array([[0.5]], np.float32)), 2)[0].tolist()
+    [[2, -1]]
+    """
+    ids, scores = found
+    if ids.shape[1] >= k:
+        return ids, scores
+    out_ids = np.full((ids.shape[0], k), -1, dtype=np.int32)
+    out_scores = np.full((ids.shape[0], k), -np.inf, dtype=np.float32)
+    out_ids[:, : ids.shape[1]], out_scores[:, : ids.shape[1]] = ids, scores
+    return out_ids, out_scores

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import operator
+import os
 from typing import Any
 
 import numpy as np
@@ -25,7 +26,7 @@ def as_float32_matrix(
     if not isinstance(x, np.ndarray):
         if sp.issparse(x):
             raise TypeError(f"{name} must be a dense float32 array, got a sparse matrix")
-        x = np.asarray(x, dtype=np.float32)
+        x = _converted(x, name)
     if x.dtype != np.float32:
         raise TypeError(
             f"{name} must have dtype float32, got {x.dtype}; pass {name}.astype(np.float32)"
@@ -49,6 +50,32 @@ def as_float32_matrix(
     return x, was_1d
 
 
+def _converted(x: Any, name: str) -> np.ndarray:
+    """A list (or other array-like) of numbers as float32, with NumPy's errors named."""
+    try:
+        with np.errstate(over="raise"):
+            return np.asarray(x, dtype=np.float32)
+    except FloatingPointError:
+        raise ValueError(f"{name} holds numbers too large for float32 (max ~3.4e38)") from None
+    except (TypeError, ValueError):
+        if not isinstance(x, list | tuple):
+            raise TypeError(
+                f"{name} must be a float32 array (or a list of numbers), got {type(x).__name__}"
+            ) from None
+        flat = [v for row in x for v in (row if isinstance(row, list | tuple) else [row])]
+        scalar = (int, float, np.number, list, tuple, np.ndarray)
+        bad = next((j for j, v in enumerate(flat) if not isinstance(v, scalar)), None)
+        if bad is not None:
+            raise TypeError(
+                f"{name} must hold numbers, got {flat[bad]!r} ({type(flat[bad]).__name__}) "
+                f"as its element {bad} (counting row by row)"
+            ) from None
+        raise ValueError(
+            f"{name} must be a rectangular array of numbers (every row the same length); "
+            "pad or drop the short rows"
+        ) from None
+
+
 def positive_int(value: Any, name: str) -> int:
     """Return ``value`` as an int >= 1."""
     if isinstance(value, bool | np.bool_):
@@ -62,6 +89,39 @@ def positive_int(value: Any, name: str) -> int:
     return n
 
 
+# Entries a top-k result may hold when k exceeds the catalogue (the rest is -1/-inf padding):
+# 2**27 entries (1 GiB of ids and scores); past that, a huge k is a mistake, not a request.
+MAX_PADDED = 2**27
+
+
+def result_width(k: Any, rows: int, n_items: int, what: str = "items") -> int:
+    """``k`` of a top-k call as an int >= 1 whose padded ``(rows, k)`` result fits in memory.
+
+    Results are padded to ``k`` columns even past the catalogue; a ``k`` past the catalogue
+    whose padded result would exceed ``MAX_PADDED`` entries is refused here, naming ``k``,
+    rather than failing later inside an allocation (or taking the machine's memory).
+
+    Examples
+    --------
+    >>> from semrec._validation import result_width
+    >>> result_width(5, 2, 3)
+    5
+    >>> result_width(2**31, 1, 3)
+    Traceback (most recent call last):
+    ...
+    ValueError: k must be < 2**31, got 2147483648; there are 3 items: pass k <= 3
+    """
+    k = positive_int(k, "k")
+    fix = f"there are {n_items} {what}: pass k <= {n_items}"
+    if k > np.iinfo(np.int32).max:
+        raise ValueError(f"k must be < 2**31, got {k}; {fix}")
+    if k > n_items and max(rows, 1) * k > MAX_PADDED:
+        raise ValueError(
+            f"k={k} asks for a {rows} x {k} result, mostly padding (more than 2**27 entries); {fix}"
+        )
+    return k
+
+
 def number(
     value: Any,
     name: str,
@@ -69,8 +129,10 @@ def number(
     minimum: float | None = None,
     above: float | None = None,
     maximum: float | None = None,
+    below: float | None = None,
 ) -> float:
-    """Return ``value`` as a finite float, optionally ``>= minimum``, ``> above``, ``<= maximum``.
+    """Return ``value`` as a finite float, optionally ``>= minimum`` or ``> above``, and
+    ``<= maximum`` or ``< below``.
 
     Python and NumPy ints and floats are numbers; bools, strings and arrays are not.
 
@@ -83,21 +145,34 @@ def number(
     Traceback (most recent call last):
     ...
     ValueError: alpha must be a finite number >= 0, got -1.0
+    >>> number(1.0, "fraction", above=0, below=1)
+    Traceback (most recent call last):
+    ...
+    ValueError: fraction must be a finite number strictly between 0 and 1, got 1.0
     """
     if isinstance(value, bool | np.bool_) or not isinstance(value, int | float | np.number):
         raise TypeError(f"{name} must be a number, got {type(value).__name__}")
     if isinstance(value, complex | np.complexfloating):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
     out = float(value)
-    bounds = "".join(
-        f" {op} {bound:g}"
-        for op, bound in ((">=", minimum), (">", above), ("<=", maximum))
-        if bound is not None
-    )
+    low = minimum if minimum is not None else above
+    high = maximum if maximum is not None else below
     ok = math.isfinite(out)
     ok = ok and (minimum is None or out >= minimum) and (above is None or out > above)
-    ok = ok and (maximum is None or out <= maximum)
+    ok = ok and (maximum is None or out <= maximum) and (below is None or out < below)
     if not ok:
+        if above is not None and below is not None:
+            bounds = f" strictly between {low:g} and {high:g}"
+        elif low is not None and high is not None:
+            left = "[" if minimum is not None else "("
+            right = "]" if maximum is not None else ")"
+            bounds = f" in {left}{low:g}, {high:g}{right}"
+        elif low is not None:
+            bounds = f" {'>=' if minimum is not None else '>'} {low:g}"
+        elif high is not None:
+            bounds = f" {'<=' if maximum is not None else '<'} {high:g}"
+        else:
+            bounds = ""
         what = f"a finite number{bounds}" if bounds else "finite"
         raise ValueError(f"{name} must be {what}, got {value}")
     return out
@@ -201,6 +276,13 @@ def _structure(m: Any, name: str, shape: tuple[int, int]) -> tuple[np.ndarray, n
         raise ValueError(f"{name} must have shape {shape} (queries x items), got {m.shape}")
     indptr = np.asarray(m.indptr)
     indices = np.asarray(m.indices)
+    for part, arr in (("indptr", indptr), ("indices", indices)):
+        if not np.issubdtype(arr.dtype, np.integer) or arr.ndim != 1:
+            raise ValueError(
+                f"{name} is malformed: its {part} must be a 1-D integer array, got dtype "
+                f"{arr.dtype} and shape {arr.shape}; rebuild it with "
+                f"scipy.sparse.csr_array((data, indices, indptr)) from integer index arrays"
+            )
     if indptr.ndim != 1 or indptr.shape[0] != shape[0] + 1:
         raise ValueError(
             f"{name} is malformed: indptr has length {indptr.shape}, expected {shape[0] + 1}"
@@ -450,3 +532,55 @@ def index_array(ids: Any, name: str, n: int, what: str) -> tuple[np.ndarray, boo
         bad = arr[(arr < 0) | (arr >= n)][0]
         raise IndexError(f"{name} holds {what} id {bad}, outside [0, {n})")
     return arr.astype(np.int64, copy=False), scalar
+
+
+def dataset(value: Any, name: str = "dataset") -> Any:
+    """``value`` if it is a :class:`semrec.datasets.Dataset`, else a TypeError that names
+    the argument and how to build one (a CSR or a table is the usual mistake)."""
+    from semrec.datasets import Dataset  # the datasets package imports this module
+
+    if not isinstance(value, Dataset):
+        got = type(value).__name__
+        hint = (
+            f"; wrap a users x items matrix as semrec.datasets.Dataset({name})"
+            if sp.issparse(value)
+            else "; build one with semrec.datasets.Dataset.from_pandas(...) or Dataset(csr)"
+        )
+        raise TypeError(f"{name} must be a semrec.datasets.Dataset, got {got}{hint}")
+    return value
+
+
+# Memory a growth request may ask for before it is refused as a mistake (a raw id passed as
+# an index): the machine's physical memory, or 1 TiB where that is unknown.
+def _memory_bytes() -> int:
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return 1 << 40
+
+
+def room_for(rows: int, row_bytes: int, what: str) -> int:
+    """``rows`` if ``rows`` rows of ``row_bytes`` bytes fit in the machine's memory.
+
+    Ids address rows directly, so one id of 10**12 asks for 10**12 rows: refuse it with a
+    ValueError that names the argument (``what``, e.g. ``"user 10**12"``) and the fix
+    instead of a MemoryError or std::bad_alloc.
+
+    Examples
+    --------
+    >>> from semrec._validation import room_for
+    >>> room_for(10, 64, "user 9")
+    10
+    >>> room_for(10**12, 64, "user 999999999999")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: user 999999999999 would need 1000000000000 rows (...); ids are contiguous ...
+    """
+    need = int(rows) * max(int(row_bytes), 1)
+    if need > _memory_bytes():
+        raise ValueError(
+            f"{what} would need {rows} rows ({need / 2**30:.3g} GiB, more than this machine's "
+            "memory); ids are contiguous indices 0, 1, 2, ...: map raw ids to indices with "
+            "semrec.datasets.Dataset (user_index / item_index)"
+        )
+    return int(rows)

@@ -373,7 +373,7 @@ class ALS(Recommender):
         (1,)
         """
         ids, scalar = self._user_ids(users)
-        k = check.positive_int(k, "k")
+        k = check.result_width(k, ids.size, self.n_users_, "users")
         found, scores = nearest(self.user_factors_, ids, k, "cosine", self.num_threads)
         return (found[0], scores[0]) if scalar else (found, scores)
 
@@ -408,7 +408,9 @@ class ALS(Recommender):
             )
         indptr = np.array([0, indices.size], dtype=np.int64)
         row = check.csr_from_arrays((1, self.n_items_), indptr, indices.astype(np.int32), weights)
-        target = solve.solve_histories(row, self._items, self._gram, self.global_mean_)
+        target = solve.solve_histories(
+            row, self._items, self._gram, self.global_mean_, f"weight (user {user}'s history)"
+        )
         self._users = self._buffer.grow(user + 1)
         self._users[user] = target[0]
         self._user_views = None

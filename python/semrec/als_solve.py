@@ -124,7 +124,9 @@ class ALSSolve:
         return self.factors + (1 if self.biases else 0)
 
     # -- what the kernel sees ------------------------------------------------------------------
-    def values(self, weights: np.ndarray, global_mean: float = 0.0) -> np.ndarray:
+    def values(
+        self, weights: np.ndarray, global_mean: float = 0.0, name: str = "interactions"
+    ) -> np.ndarray:
         """Per entry: ``c - 1`` (implicit) or the centred rating ``r - global_mean``.
 
         Computed in float32 (one pass, no float64 copy of every weight); an overflow shows up
@@ -140,19 +142,22 @@ class ALSSolve:
             else:
                 values = weights * np.float32(self.alpha)
         if values.size and not np.isfinite(values).all():
+            what = "r - mean" if not self.implicit else "confidence alpha * r"
             raise ValueError(
-                f"confidence alpha * r overflows float32 (alpha={self.alpha}, max weight "
+                f"{name}: {what} overflows float32 (alpha={self.alpha}, max weight "
                 f"{weights.max()}); reduce alpha or rescale the interaction weights"
             )
         return values
 
-    def kernel_rows(self, m: sp.csr_array, global_mean: float = 0.0) -> KernelRows:
+    def kernel_rows(
+        self, m: sp.csr_array, global_mean: float = 0.0, name: str = "interactions"
+    ) -> KernelRows:
         """A canonical CSR's non-zero entries as the kernel's rows (a stored 0 is seen but
         carries nothing: it is left out)."""
         m = check.without_zeros(m)
         indptr = np.ascontiguousarray(m.indptr, dtype=np.int64)
         indices = np.ascontiguousarray(m.indices, dtype=np.int32)
-        return KernelRows(indptr, indices, self.values(m.data, global_mean))
+        return KernelRows(indptr, indices, self.values(m.data, global_mean, name))
 
     # -- factors -----------------------------------------------------------------------------------
     def initial_users(self, n_users: int) -> np.ndarray:
@@ -255,34 +260,65 @@ class ALSSolve:
         *,
         swap: bool,
         solver: str | None = None,
+        name: str = "interactions",
     ) -> None:
         """Solve the rows of ``target`` (one per row of ``rows``) in place.
 
         ``other`` and ``gram`` come from :meth:`solving_side`. Each row's solve depends only
         on its own ratings, its start value, ``other`` and ``gram``: any block of rows solved
-        alone gives exactly the rows of the full solve.
+        alone gives exactly the rows of the full solve. ``name`` is the argument the rows came
+        from, for the error when their normal equations cannot be solved.
         """
         if self.biases and swap:
             # The item side solves [y, b_i] with the fixed column last: present it with its
             # last two columns swapped, solve, and swap back.
             perm = self._swap_perm()
             swapped = np.ascontiguousarray(target[:, perm])
-            self.solve_rows(rows, other, gram, swapped, threads, swap=False, solver=solver)
+            self.solve_rows(
+                rows, other, gram, swapped, threads, swap=False, solver=solver, name=name
+            )
             target[:] = swapped[:, perm]
             return
-        self.kernels.als_solve(
-            rows.indptr,
-            rows.indices,
-            rows.data,
-            other,
-            gram,
-            target,
-            self.implicit,
-            self.solve_dims,
-            float(self.regularization),
-            solver or self.solver,
-            int(self.cg_steps),
-            threads,
+        try:
+            self.kernels.als_solve(
+                rows.indptr,
+                rows.indices,
+                rows.data,
+                other,
+                gram,
+                target,
+                self.implicit,
+                self.solve_dims,
+                float(self.regularization),
+                solver or self.solver,
+                int(self.cg_steps),
+                threads,
+            )
+        except ValueError as exc:
+            if "positive definite" not in str(exc):
+                raise
+            raise self.unsolvable(rows, name) from None
+
+    def unsolvable(self, rows: KernelRows, name: str) -> ValueError:
+        """The error for rows whose normal equations failed (or gave NaN/inf) in floating
+        point: in exact arithmetic they are positive definite whenever regularization > 0,
+        so the cause is the weights' range (one confidence 1e30 times larger than the rest)."""
+        if self.regularization == 0:
+            return ValueError(
+                f"the normal equations of {name} are singular (a user or item whose history "
+                "does not determine its factors); use regularization > 0"
+            )
+        top = float(np.abs(rows.data).max()) if rows.data.size else 0.0
+        if self.implicit:
+            what, fix = (
+                "alpha * r",
+                "divide them by their maximum, use confidence='log' or reduce alpha",
+            )
+        else:
+            what, fix = "r - mean", "divide the ratings by their maximum"
+        return ValueError(
+            f"{name} has weights too large to solve for in floating point ({what} reaches "
+            f"{top:g} beside regularization={self.regularization:g}); rescale them: {fix}"
         )
 
     def half_step(
@@ -298,12 +334,16 @@ class ALSSolve:
         items: np.ndarray,
         gram: np.ndarray | None,
         global_mean: float = 0.0,
+        name: str = "history",
     ) -> np.ndarray:
         """Exact (Cholesky) user rows for canonical histories against fixed ``items``
-        (internal layout; ``gram`` from :meth:`gram` of the items)."""
-        rows = self.kernel_rows(history, global_mean)
+        (internal layout; ``gram`` from :meth:`gram` of the items); a ValueError naming
+        ``name`` when the weights are too large to solve for (never NaN factors)."""
+        rows = self.kernel_rows(history, global_mean, name)
         target = self.initial_users(rows.indptr.size - 1)
-        self.solve_rows(rows, items, gram, target, 1, swap=False, solver="cholesky")
+        self.solve_rows(rows, items, gram, target, 1, swap=False, solver="cholesky", name=name)
+        if not np.isfinite(target).all():
+            raise self.unsolvable(rows, name)
         return target
 
     # -- loss ------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ searching blindly deeper. hnswlib would do the graph too, but its filters are Py
 per visited node and its releases have slowed.
 
 Recall is a property of the data and of ``ef_search``: ``benchmarks/realtime.py`` measures it
-against the exact search (recall@10 and latency at 1M x 384 are in the README). The returned
+against the exact search (recall@10 and latency at 1M x 384: benchmarks/README.md). The returned
 scores are always exact (semrec's fixed-order kernel over the returned ids), so an item found
 by both paths has bitwise the same score, and ties still go to the lower id.
 
@@ -238,13 +238,15 @@ class HNSWIndex:
             "ef_search": self.ef_search,
             "sha256": _digest(vectors, graph),
         }
-        persist.write(path, _FORMAT, _VERSION, meta, {"vectors": vectors, "graph": graph})
+        meta = {"format": _FORMAT, "version": _VERSION, **meta}
+        persist.write(path, meta, {"vectors": vectors, "graph": graph})
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], *, num_threads: int | None = None) -> HNSWIndex:
         """Load an index written by :meth:`save`; damage raises :class:`semrec.FormatError`."""
         faiss = _faiss()
-        meta, arrays = persist.read(path, _FORMAT, _VERSION)
+        saved = persist.read(path, _FORMAT, _VERSION)
+        meta, arrays = saved.meta, saved.arrays
         try:
             vectors, graph = arrays["vectors"], arrays["graph"]
             ok = (

@@ -177,7 +177,11 @@ class ColdStartALS(Recommender):
         check.number(self.regularization, "regularization", minimum=0)
         min_count = check.positive_int(self.min_interactions, "min_interactions")
         if not isinstance(self.als, ALS):
-            raise TypeError(f"als must be a semrec.ALS, got {type(self.als).__name__}")
+            raise TypeError(
+                f"als must be a semrec.ALS (fitted, or fitted by fit(interactions)), got "
+                f"{type(self.als).__name__}: ColdStartALS maps item embeddings to ALS item "
+                "factors, which other models do not have"
+            )
         if interactions is not None:
             self.als.fit(interactions)
         elif not hasattr(self.als, "item_factors_"):
@@ -272,12 +276,13 @@ class ColdStartALS(Recommender):
         self, history: Any, users: np.ndarray | None, times: np.ndarray | None
     ) -> np.ndarray:
         n_cf = self.als.n_items_
-        if sp.csr_array(history)[:, n_cf:].nnz:
+        history = check.canonical_csr(history, "history", allow_empty=True)  # before slicing
+        if history[:, n_cf:].nnz:
             raise ValueError(
                 f"history holds interactions with text-only items (ids >= {n_cf}); the ALS has "
                 "no factors for them to learn from: refit the ALS and the map"
             )
-        return self.als.fold_in(sp.csr_array(history)[:, :n_cf], users=users)
+        return self.als.fold_in(sp.csr_array(history[:, :n_cf]), users=users)
 
     def _update(self, user: int, item: int, weight: float, t: float | None) -> np.ndarray:
         if item >= self.als.n_items_:

@@ -64,7 +64,7 @@ class ContentRecommender(Recommender):
 
     Attributes
     ----------
-    item_embeddings_ : ndarray of float32, shape (n_items_, dim)
+    item_embeddings_ : ndarray of float32, shape (``n_items_``, dim)
         The normalised catalogue, including items added by :meth:`add_items`.
     interactions_ : scipy.sparse.csr_array
         Summed weights of every event so far (users x items), an entry for every item with an
@@ -139,8 +139,7 @@ class ContentRecommender(Recommender):
         >>> shuffled.item_ids[model.recommend(0, k=1)[0]].tolist()
         ['b']
         """
-        if not isinstance(dataset, Dataset):
-            raise TypeError(f"dataset must be a semrec.datasets.Dataset, got {type(dataset)}")
+        check.dataset(dataset)
         if item_embeddings is None:
             encoder = params.get("encoder")
             if encoder is None:
@@ -412,7 +411,7 @@ class ContentRecommender(Recommender):
 
     def _add_items(self, items: Any) -> np.ndarray:
         if isinstance(items, str) or (
-            isinstance(items, list | tuple) and items and all(isinstance(t, str) for t in items)
+            isinstance(items, list | tuple) and any(isinstance(t, str) for t in items)
         ):
             vectors = self._encode(_texts(items, "items"), "items")
         else:
@@ -529,8 +528,14 @@ def _normalised(x: Any, name: str, *, allow_1d: bool = False) -> np.ndarray:
 
 def _texts(value: Any, name: str) -> list[str]:
     texts = [value] if isinstance(value, str) else value
-    if not isinstance(texts, list | tuple) or not all(isinstance(t, str) for t in texts):
+    if not isinstance(texts, list | tuple):
         raise TypeError(f"{name} must be a string or a list of strings, got {type(value).__name__}")
+    bad = next((j for j, t in enumerate(texts) if not isinstance(t, str)), None)
+    if bad is not None:
+        raise TypeError(
+            f"{name}[{bad}] is {texts[bad]!r} ({type(texts[bad]).__name__}), not a string; "
+            f"{name} must be a string or a list of strings (use '' for an item without text)"
+        )
     if not texts:
         raise ValueError(f"{name} is empty; pass at least one string")
     return list(texts)

@@ -87,9 +87,9 @@ def evaluate(
     >>> list(table.index)
     [10, 20]
     """
-    for name, ds in (("train", train), ("test", test)):
-        if not isinstance(ds, Dataset):
-            raise TypeError(f"{name} must be a semrec.datasets.Dataset, got {type(ds).__name__}")
+    check.dataset(train, "train")
+    check.dataset(test, "test")
+    batch_size = check.positive_int(batch_size, "batch_size")
     if train.interactions.shape != test.interactions.shape:
         raise ValueError(
             f"train and test must share id maps (shape {train.interactions.shape} vs "
@@ -198,6 +198,8 @@ def compare(
     """
     if not isinstance(models, Mapping):
         raise TypeError(f"models must be a dict of name -> fitted model, got {type(models)}")
+    check.dataset(train, "train")
+    check.dataset(test, "test")
     all_models = dict(models)
     if baselines:
         history = known_history(train, test)
@@ -246,7 +248,8 @@ def known_history(train: Dataset, test: Dataset) -> sp.csr_array:
     ...     test.split_info["history"].n_interactions)
     True
     """
-    history = test.split_info.get("history")
+    check.dataset(train, "train")
+    history = check.dataset(test, "test").split_info.get("history")
     if not isinstance(history, Dataset):
         return train.interactions
     return check.summed(train.interactions, history.interactions)
@@ -306,9 +309,12 @@ def _seen_mask(ids: np.ndarray, seen: sp.csr_array, users: np.ndarray) -> np.nda
     """True where ``ids[r, j]`` is an item user ``users[r]`` has in ``seen``."""
     rows = sp.csr_array(seen[users])
     entries = np.repeat(np.arange(users.size, dtype=np.int64), np.diff(rows.indptr))
-    keys = entries * seen.shape[1] + rows.indices
+    keys = np.sort(entries * seen.shape[1] + rows.indices)  # sorted already for sorted rows
     listed = np.arange(users.size, dtype=np.int64)[:, None] * seen.shape[1] + ids
-    return (ids >= 0) & np.isin(listed, keys)
+    if keys.size == 0:
+        return np.zeros(ids.shape, dtype=bool)
+    pos = np.minimum(np.searchsorted(keys, listed), keys.size - 1)
+    return (ids >= 0) & (keys[pos] == listed)
 
 
 def _predict(model: Any, test: Dataset) -> tuple[np.ndarray, np.ndarray]:

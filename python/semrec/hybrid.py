@@ -10,7 +10,9 @@ from __future__ import annotations
 import itertools
 import logging
 import sys
+import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -23,6 +25,7 @@ from semrec import _validation as check
 from semrec._base import Recommender, load_nested, nest
 from semrec._persist import Saved, csr_arrays
 from semrec._scoring import select_topk
+from semrec._threads import resolve_num_threads
 from semrec.datasets import Dataset
 from semrec.metrics import RANKING_METRICS
 
@@ -101,12 +104,7 @@ class Hybrid(Recommender):
             if not (isinstance(pair, tuple | list) and len(pair) == 2):
                 raise TypeError(f"models[{n}] must be a (model, weight) pair, got {pair!r}")
             model, weight = pair
-            if isinstance(weight, bool) or not isinstance(
-                weight, int | float | np.integer | np.floating
-            ):
-                raise TypeError(f"the weight of models[{n}] must be a number, got {weight!r}")
-            if not (np.isfinite(weight) and weight >= 0):
-                raise ValueError(f"the weight of models[{n}] must be finite and >= 0, got {weight}")
+            weight = check.number(weight, f"the weight of models[{n}]", minimum=0)
             if not (hasattr(model, "score") or hasattr(model, "recommend")):
                 raise TypeError(
                     f"models[{n}] ({type(model).__name__}) has neither score nor recommend"
@@ -334,21 +332,32 @@ class Hybrid(Recommender):
 
         cls([(m, 1.0) for m in models], normalize=normalize)._check_fitted()
         cache = _BlendCache(models, normalize)
-        show = show_progress if show_progress is not None else sys.stderr.isatty()
-        rows = []
-        for w in tqdm(weights, desc="Hybrid.tune", disable=not show):
+
+        def value(w: tuple[float, ...]) -> float:
             table = evaluate(
-                cache.with_weights(w),
+                cache.blend(w),
                 train,
                 validation,
                 k=k,
                 metrics=[metric],
                 relevance_threshold=relevance_threshold,
                 items=items,
+                num_threads=1,  # the weight vectors run in parallel instead
             )
-            value = float(table.loc[k, metric])
-            logger.debug("Hybrid.tune weights %s: %s@%d = %.5f", w, metric, k, value)
-            rows.append((*w, value))
+            return float(table.loc[k, metric])
+
+        show = show_progress if show_progress is not None else sys.stderr.isatty()
+        rows = []
+        with tqdm(total=len(weights), desc="Hybrid.tune", disable=not show) as bar:
+            values = [value(weights[0])]  # the members score the validation users here, once
+            bar.update(1)
+            with ThreadPoolExecutor(resolve_num_threads(None)) as pool:
+                for v in pool.map(value, weights[1:]):
+                    values.append(v)
+                    bar.update(1)
+        for w, v in zip(weights, values, strict=True):
+            logger.debug("Hybrid.tune weights %s: %s@%d = %.5f", w, metric, k, v)
+            rows.append((*w, v))
         columns = [f"w{j}" for j in range(len(models))] + [f"{metric}@{k}"]
         table = pd.DataFrame(rows, columns=columns)
         best = int(np.argmax(table[columns[-1]].to_numpy()))
@@ -483,46 +492,70 @@ def _member_scores(model: Any, users: np.ndarray, n_items: int) -> np.ndarray:
 class _BlendCache:
     """What ``Hybrid.tune`` evaluates: each member's normalised rows, scored once per batch
     of users, blended for any weight vector exactly as :meth:`Hybrid.recommend` blends them
-    (same float64 sums in the same order, same seen items, same selection)."""
+    (same float64 sums in the same order, same seen items, same selection). Thread-safe: the
+    weight vectors are evaluated in parallel."""
 
     def __init__(self, models: Sequence[Any], normalize: str) -> None:
         self.models = list(models)
         self.normalize = normalize
         self.n_items = _fitted_shape(self.models[0])[1]  # type: ignore[index]
         self.batches: dict[bytes, tuple[list[np.ndarray], list[sp.csr_array]]] = {}
-        self.weights: tuple[float, ...] = ()
+        self.unions: dict[tuple[bytes, tuple[int, ...]], sp.csr_array] = {}
+        self.lock = threading.Lock()
 
-    def with_weights(self, weights: Sequence[float]) -> _BlendCache:
-        self.weights = tuple(float(w) for w in weights)
-        return self
+    def blend(self, weights: Sequence[float]) -> _Blend:
+        return _Blend(self, tuple(float(w) for w in weights))
 
-    def _rows(self, users: np.ndarray) -> tuple[list[np.ndarray], list[sp.csr_array]]:
+    def rows(self, users: np.ndarray) -> tuple[list[np.ndarray], list[sp.csr_array]]:
         key = users.tobytes()
-        if key not in self.batches:
-            normed = [
-                normalize_rows(
-                    _member_scores(m, users, self.n_items), self.normalize, name=type(m).__name__
-                )
-                for m in self.models
-            ]
-            seen = [sp.csr_array(m.interactions_[users]) for m in self.models]
-            self.batches[key] = (normed, seen)
-        return self.batches[key]
+        with self.lock:
+            if key not in self.batches:
+                normed = [
+                    normalize_rows(
+                        _member_scores(m, users, self.n_items),
+                        self.normalize,
+                        name=type(m).__name__,
+                    )
+                    for m in self.models
+                ]
+                seen = [sp.csr_array(m.interactions_[users]) for m in self.models]
+                self.batches[key] = (normed, seen)
+            return self.batches[key]
+
+    def seen(self, users: np.ndarray, active: tuple[int, ...]) -> sp.csr_array:
+        """The union of the active members' seen items (cached per batch and member set)."""
+        key = (users.tobytes(), active)
+        with self.lock:
+            if key not in self.unions:
+                rows = self.batches[key[0]][1]
+                self.unions[key] = _seen_union([rows[j] for j in active])
+            return self.unions[key]
+
+
+class _Blend:
+    """One weight vector over a :class:`_BlendCache`: a model ``evaluate`` can rank with."""
+
+    def __init__(self, cache: _BlendCache, weights: tuple[float, ...]) -> None:
+        self.cache = cache
+        self.weights = weights
 
     def recommend(
         self, users: Any, k: int = 10, *, exclude_seen: bool = True, items: Any = None
     ) -> tuple[np.ndarray, np.ndarray]:
         users = np.asarray(users, dtype=np.int64).reshape(-1)
-        normed, seen = self._rows(users)
-        total = np.zeros((users.size, self.n_items), dtype=np.float64)
-        active = [j for j, w in enumerate(self.weights) if w > 0]
-        for j in active:
-            total += self.weights[j] * normed[j]
+        normed, _ = self.cache.rows(users)
+        n_items = self.cache.n_items
+        active = tuple(j for j, w in enumerate(self.weights) if w > 0)
+        total = np.zeros((users.size, n_items), dtype=np.float64)
+        term = np.empty_like(total)
+        for j in active:  # total += weight * rows, the blend's exact float64 arithmetic
+            np.multiply(normed[j], self.weights[j], out=term)
+            total += term
         allowed = None
         if items is not None:
-            allowed = np.zeros(self.n_items, dtype=bool)
-            allowed[check.item_ids(items, "items", self.n_items)] = True
-        exclude = _seen_union([seen[j] for j in active]) if exclude_seen else None
+            allowed = np.zeros(n_items, dtype=bool)
+            allowed[check.item_ids(items, "items", n_items)] = True
+        exclude = self.cache.seen(users, active) if exclude_seen else None
         return select_topk(total, k, exclude=exclude, allowed=allowed)
 
 

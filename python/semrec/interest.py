@@ -192,7 +192,7 @@ class StreamingProfiles:
         w = check.number(weight, "weight")
         ts = self._state.latest if t is None else check.number(t, "t")
         if u >= self._state.n_users:
-            self._state.grow(u + 1)
+            self._state.grow(self._room(u + 1, f"user {u}"))
         self._state.add(self._items, u, i, w, ts)
 
     def update_many(
@@ -230,7 +230,7 @@ class StreamingProfiles:
         if i.min() < 0 or i.max() >= self._items.shape[0]:
             bad = i[(i < 0) | (i >= self._items.shape[0])][0]
             raise IndexError(f"items holds item id {bad}, outside [0, {self._items.shape[0]})")
-        self._state.grow(int(u.max()) + 1)
+        self._state.grow(self._room(int(u.max()) + 1, f"users (holding id {u.max()})"))
         self._state.add_many(self._items, u, i, w, ts)
 
     def profile(self, user: int) -> np.ndarray:
@@ -264,7 +264,14 @@ class StreamingProfiles:
 
     def grow(self, n_users: int) -> None:
         """Make room for users ``0 .. n_users - 1`` (new ones start without history)."""
-        self._state.grow(check.one_id(n_users, "n_users", None))
+        n = check.one_id(n_users, "n_users", None)
+        self._state.grow(self._room(n, f"n_users={n}"))
+
+    def _room(self, rows: int, what: str) -> int:
+        """``rows`` users, unless they cannot fit in memory (a raw id used as an index)."""
+        if rows <= self._state.n_users:
+            return rows
+        return check.room_for(rows, 4 * self.dim + 16, what)
 
     def add_rows(
         self,
@@ -293,7 +300,7 @@ class StreamingProfiles:
         first = check.one_id(first_user, "first_user", None)
         if ts is None and self.half_life is not None and weights.size:
             raise ValueError("times are needed with a half_life (one per stored event)")
-        self._state.grow(first + indptr.size - 1)
+        self._state.grow(self._room(first + indptr.size - 1, f"first_user={first}"))
         self._state.add_rows(
             indptr,
             indices,

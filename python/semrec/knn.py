@@ -231,22 +231,22 @@ class _NeighbourCF(Recommender):
 
     def _similar(self, kind: str, ids: Any, k: int) -> tuple[np.ndarray, np.ndarray]:
         self._check_fitted()
-        k = check.positive_int(k, "k")
         if kind == self._KIND:
             n = self.similarity_.shape[0]
             q, scalar = check.index_array(ids, f"{kind}s", n, kind)
-            out = padded(self.similarity_[q], k)
+            out = padded(self.similarity_[q], check.result_width(k, q.size, n, f"{kind}s"))
         else:
             # The other side's vectors are the columns of the weighted document matrix.
             terms, norms, targets = self._terms()
             q, scalar = check.index_array(ids, f"{kind}s", terms.shape[0], kind)
+            k = check.result_width(k, q.size, terms.shape[0], f"{kind}s")
             graph = graph_rows(
                 rows_of(terms, q),
                 0,
                 q.size,
                 targets,
                 norms[q],
-                Settings(k, self.shrinkage),
+                Settings(min(k, terms.shape[0]), self.shrinkage),  # the kernel allocates by k
                 resolve_num_threads(self.num_threads),
                 self_ids=q.astype(np.int32),
             )

@@ -95,7 +95,7 @@ def diversify(
         raise ValueError("item_embeddings is empty (0 rows); there is nothing to re-rank")
     cand, rel, single = _candidates(ids, scores, emb.shape[0])
     k = check.positive_int(k, "k")
-    lambda_ = _unit_interval(lambda_, "lambda_")
+    lambda_ = check.number(lambda_, "lambda_", minimum=0, maximum=1)
     normalize = check.choice(normalize, "normalize", NORMALIZE)
     threads = resolve_num_threads(num_threads)
     relevance = minmax_rows(rel, cand >= 0) if normalize == "minmax" else rel
@@ -150,7 +150,7 @@ class Diversified:
             raise TypeError(f"model must have a recommend method, got {type(model).__name__}")
         self.model = model
         self.item_embeddings, _ = check.as_float32_matrix(item_embeddings, "item_embeddings")
-        self.lambda_ = _unit_interval(lambda_, "lambda_")
+        self.lambda_ = check.number(lambda_, "lambda_", minimum=0, maximum=1)
         self.candidates = check.positive_int(candidates, "candidates")
         self.normalize = check.choice(normalize, "normalize", NORMALIZE)
 
@@ -245,12 +245,3 @@ def _candidates(ids: Any, scores: Any, n_items: int) -> tuple[np.ndarray, np.nda
             "mark missing candidates with id -1"
         )
     return cand, rel, single
-
-
-def _unit_interval(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
-        raise TypeError(f"{name} must be a number in [0, 1], got {type(value).__name__}")
-    value = float(value)
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"{name} must lie in [0, 1] (1 = relevance only), got {value}")
-    return value

@@ -80,6 +80,7 @@ def last_fraction(
     >>> bool((test.interactions.sum(axis=1) > 0).sum() <= 50)
     True
     """
+    _check_dataset(dataset)
     fraction = _fraction(fraction)
     if isinstance(min_test, bool) or not isinstance(min_test, int | np.integer) or min_test < 0:
         raise ValueError(f"min_test must be an int >= 0, got {min_test!r}")
@@ -100,6 +101,7 @@ def leave_last_k(dataset: Dataset, k: int = 1) -> tuple[Dataset, Dataset]:
     >>> test.n_interactions
     50
     """
+    _check_dataset(dataset)
     k = check.positive_int(k, "k")
     return _last(dataset, np.full(dataset.n_users, k, dtype=np.int64))
 
@@ -209,18 +211,13 @@ def new_users(
 
 # -- helpers ----------------------------------------------------------------------------------
 def _check_dataset(dataset: Any) -> None:
-    if not isinstance(dataset, Dataset):
-        raise TypeError(f"dataset must be a semrec.datasets.Dataset, got {type(dataset)}")
+    check.dataset(dataset)
     if dataset.n_interactions == 0:
         raise ValueError("dataset has no interactions to split")
 
 
 def _fraction(fraction: Any) -> float:
-    if isinstance(fraction, bool) or not isinstance(fraction, int | float | np.floating):
-        raise TypeError(f"fraction must be a float in (0, 1), got {type(fraction).__name__}")
-    if not 0.0 < fraction < 1.0:
-        raise ValueError(f"fraction must lie strictly between 0 and 1, got {fraction}")
-    return float(fraction)
+    return check.number(fraction, "fraction", above=0, below=1)
 
 
 def _timestamps(dataset: Dataset) -> np.ndarray:

@@ -154,7 +154,15 @@ class Dataset:
         2
         """
         if not isinstance(interactions, pd.DataFrame):
-            raise TypeError(f"interactions must be a pandas DataFrame, got {type(interactions)}")
+            raise TypeError(
+                f"interactions must be a pandas DataFrame (one row per interaction), got "
+                f"{type(interactions).__name__}; for a users x items matrix use Dataset(matrix)"
+            )
+        if not (item_text is None or isinstance(item_text, str) or callable(item_text)):
+            raise TypeError(
+                f"item_text must be a column name, a function of an item row or None, "
+                f"got {type(item_text).__name__}"
+            )
         if duplicates not in DUPLICATES:
             raise ValueError(f"duplicates must be one of {DUPLICATES}, got {duplicates!r}")
         _require_columns(interactions, [user_col, item_col, weight_col, time_col], "interactions")
@@ -166,11 +174,19 @@ class Dataset:
         item_catalogue = interactions[item_col]
         if items is not None:
             if not isinstance(items, pd.DataFrame):
-                raise TypeError(f"items must be a pandas DataFrame, got {type(items)}")
+                raise TypeError(
+                    f"items must be a pandas DataFrame with a {item_col!r} column, "
+                    f"got {type(items).__name__}"
+                )
             _require_columns(items, [item_col], "items")
             item_catalogue = pd.concat([item_catalogue, items[item_col]], ignore_index=True)
         user_catalogue = interactions[user_col]
         if users is not None:
+            if not isinstance(users, pd.DataFrame):
+                raise TypeError(
+                    f"users must be a pandas DataFrame with a {user_col!r} column, "
+                    f"got {type(users).__name__}"
+                )
             _require_columns(users, [user_col], "users")
             user_catalogue = pd.concat([user_catalogue, users[user_col]], ignore_index=True)
         user_ids = np.sort(pd.unique(user_catalogue))
@@ -256,7 +272,7 @@ class Dataset:
         """
         frame = _read_csv(path, **read_csv_kwargs)
         if items is not None and not isinstance(items, pd.DataFrame):
-            items = _read_csv(items, **read_csv_kwargs)
+            items = _read_csv(items, "items", **read_csv_kwargs)
         return cls.from_pandas(
             frame,
             user_col,
@@ -446,6 +462,10 @@ def _index_dtypes(m: sp.csr_array) -> None:
 def _id_array(ids: Iterable[Hashable] | None, n: int, name: str) -> np.ndarray:
     if ids is None:
         return np.arange(n)
+    if isinstance(ids, str | bytes) or not isinstance(ids, Iterable):
+        raise TypeError(
+            f"{name} must be a sequence of {n} raw ids (one per index), got {type(ids).__name__}"
+        )
     arr = np.asarray(list(ids) if not isinstance(ids, np.ndarray | pd.Index) else ids)
     if arr.shape != (n,):
         raise ValueError(f"{name} must hold {n} ids (one per index), got shape {arr.shape}")
@@ -493,7 +513,12 @@ def _timestamps(col: pd.Series, name: str) -> np.ndarray:
     return col.to_numpy(np.int64)
 
 
-def _read_csv(path: Any, **kwargs: Any) -> pd.DataFrame:
+def _read_csv(path: Any, name: str = "path", **kwargs: Any) -> pd.DataFrame:
+    if not isinstance(path, str | PathLike) and not hasattr(path, "read"):
+        raise TypeError(
+            f"{name} must be a file path or an open file (or, for items, a DataFrame), "
+            f"got {type(path).__name__}"
+        )
     try:
         return pd.read_csv(path, **kwargs)
     except FileNotFoundError:

@@ -31,7 +31,7 @@ except ImportError as exc:  # pragma: no cover - depends on a broken install
     raise ImportError(
         f"semrec's LibTorch extension failed to load ({exc}). Reinstall with "
         f"torch=={REQUIRED_TORCH} present and --no-build-isolation "
-        "(README, 'Building from source')."
+        "(docs/building.md)."
     ) from exc
 
 # LibTorch follows the package-wide thread setting from the moment it is first used.

@@ -1,0 +1,199 @@
+"""Issue 16, the Python layer: hostile inputs get an exception that names the argument, what was
+received and the fix; never NaN factors, a raw NumPy/pybind11 message, an AttributeError or a
+std::bad_alloc. (Per-model rules on huge k, huge ids and malformed CSR: the contract suite.)"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+
+import semrec
+from semrec import split
+from semrec.datasets import Dataset, synthetic
+from semrec.interest import StreamingProfiles
+
+
+@pytest.fixture(scope="module")
+def clicks() -> sp.csr_array:
+    rng = np.random.default_rng(4)
+    return sp.csr_array((rng.random((30, 20)) < 0.3).astype(np.float32))
+
+
+@pytest.fixture(scope="module")
+def frame() -> pd.DataFrame:
+    return pd.DataFrame({"u": [1, 1, 2], "i": ["a", "b", "a"], "t": [1, 2, 3]})
+
+
+def _history(n_items: int, weights: dict[int, float]) -> sp.csr_array:
+    row = np.zeros((1, n_items), dtype=np.float32)
+    for item, w in weights.items():
+        row[0, item] = w
+    return sp.csr_array(row)
+
+
+# -- ALS with weights near the float32 limit ---------------------------------------------------
+def test_als_fold_in_with_huge_weights_is_a_clear_error_and_changes_nothing(clicks):
+    als = semrec.ALS(4, random_state=0, show_progress=False).fit(clicks)
+    n, before = als.n_users_, als.recommend(np.arange(30), k=5)
+    for weight, says in ((3e38, "overflows float32"), (1e30, "too large to solve for")):
+        with pytest.raises(ValueError, match=f"history.*{says}.*rescale") as err:
+            als.fold_in(_history(20, {0: weight, 3: 1.0}), users=[n])
+        assert "positive definite" not in str(err.value)  # the old, misleading message
+        with pytest.raises(ValueError, match=r"weight .*rescale"):
+            als.update(0, 3, weight)
+    assert als.n_users_ == n
+    for got, want in zip(als.recommend(np.arange(30), k=5), before, strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_als_fold_in_of_ordinary_weights_matches_a_float64_solve(clicks):
+    """The guard refuses only what cannot be solved: a weight of 100 still gives the exact
+    solve of the normal equations (Hu, Koren & Volinsky 2008), computed here in NumPy."""
+    als = semrec.ALS(4, random_state=0, show_progress=False).fit(clicks)
+    y = als.item_factors_.astype(np.float64)
+    idx, w = np.array([0, 3]), np.array([100.0, 1.0])
+    c = 1.0 + als.alpha * w
+    a = y.T @ y + (y[idx].T * (c - 1.0)) @ y[idx] + als.regularization * np.eye(4)
+    want = np.linalg.solve(a, y[idx].T @ c)
+    got = als.fold_in(_history(20, {0: 100.0, 3: 1.0}))[0]
+    np.testing.assert_allclose(got, want, rtol=2e-3, atol=1e-4)
+
+
+def test_explicit_als_with_ratings_near_float32_max_never_gives_nan(clicks):
+    als = semrec.ALS(4, feedback="explicit", random_state=0, show_progress=False).fit(clicks)
+    with pytest.raises(ValueError, match=r"history has weights too large.*rescale"):
+        als.fold_in(_history(20, {0: 3e38, 1: 3e38, 2: 3e38}))
+
+
+# -- malformed scipy.sparse ----------------------------------------------------------------------
+@pytest.mark.parametrize("part", ["indptr", "indices"])
+def test_csr_with_float_index_arrays_is_named(clicks, part):
+    bad = clicks.copy()
+    setattr(bad, part, getattr(bad, part).astype(np.float64))
+    message = f"interactions is malformed: its {part} must be a 1-D integer array.*float64"
+    for call in (
+        lambda: semrec.ALS(2, show_progress=False).fit(bad),
+        lambda: semrec.ItemKNN(3, show_progress=False).fit(bad),
+        lambda: semrec.MostPopular().fit(bad),
+        lambda: Dataset(bad),
+    ):
+        with pytest.raises(ValueError, match=message):
+            call()
+
+
+# -- a Dataset where one is expected, and the Dataset constructors ------------------------------
+def test_functions_expecting_a_dataset_say_so(clicks):
+    data = synthetic(20, 30, 300, random_state=0)
+    train, test = split.last_fraction(data)
+    model = semrec.MostPopular().fit(train.interactions)
+    calls = {
+        "dataset": [
+            lambda: split.last_fraction(clicks),
+            lambda: split.leave_last_k(clicks),
+            lambda: split.random_holdout(clicks),
+            lambda: split.temporal_global(clicks),
+            lambda: split.cold_items(clicks),
+            lambda: split.new_users(clicks),
+            lambda: semrec.ContentRecommender.from_dataset(clicks, np.eye(20, dtype=np.float32)),
+        ],
+        "train": [
+            lambda: semrec.evaluate(model, clicks, test),
+            lambda: semrec.compare({}, clicks, test),
+        ],
+        "test": [
+            lambda: semrec.evaluate(model, train, [1, 2]),
+            lambda: semrec.compare({}, train, {}),
+        ],
+    }
+    for name, group in calls.items():
+        for call in group:
+            with pytest.raises(TypeError, match=f"^{name} must be a semrec.datasets.Dataset, got"):
+                call()
+    with pytest.raises(TypeError, match=r"Dataset\(dataset\)"):  # the fix for a matrix
+        split.last_fraction(clicks)
+
+
+def test_dataset_constructors_name_the_wrong_argument(clicks, frame):
+    cases = [
+        (lambda: Dataset.from_pandas(frame, "u", "i", users=[1, 2]), "users must be a pandas"),
+        (lambda: Dataset.from_pandas(frame, "u", "i", items=["a"]), "items must be a pandas"),
+        (lambda: Dataset.from_pandas(frame, "u", "i", item_text=5), "item_text must be"),
+        (lambda: Dataset.from_pandas(clicks, "u", "i"), r"interactions must be a pandas.*Dataset"),
+        (lambda: Dataset(clicks, user_ids=7), "user_ids must be a sequence of 30"),
+        (lambda: Dataset(clicks, item_ids="abc"), "item_ids must be a sequence of 20"),
+        (lambda: Dataset([[1, 0]]), "interactions must be a scipy.sparse CSR"),
+        (lambda: Dataset.from_csv(None, "u", "i"), "path must be a file path"),
+        (lambda: Dataset.from_csv(42, "u", "i"), "path must be a file path"),
+    ]
+    for call, message in cases:
+        with pytest.raises(TypeError, match=message):
+            call()
+
+
+# -- arguments that used to be blamed on another ------------------------------------------------
+def test_evaluate_blames_batch_size():
+    train, test = split.last_fraction(synthetic(20, 30, 300, random_state=0))
+    model = semrec.MostPopular().fit(train.interactions)
+    for bad in (0, -3):
+        with pytest.raises(ValueError, match=f"batch_size must be >= 1, got {bad}"):
+            semrec.evaluate(model, train, test, batch_size=bad)
+    with pytest.raises(TypeError, match="batch_size must be an int"):
+        semrec.evaluate(model, train, test, batch_size=2.5)
+    one = semrec.evaluate(model, train, test, k=5, relevance_threshold=None, batch_size=1)
+    many = semrec.evaluate(model, train, test, k=5, relevance_threshold=None)
+    pd.testing.assert_frame_equal(one, many)
+
+
+def test_cold_start_als_says_it_needs_an_als(clicks):
+    knn = semrec.ItemKNN(3, show_progress=False).fit(clicks)
+    emb = np.eye(20, dtype=np.float32)
+    for call in (
+        lambda: semrec.ColdStartALS(knn, emb).fit(),
+        lambda: semrec.ColdStartALS(knn, emb).fit(clicks),
+    ):
+        with pytest.raises(TypeError, match=r"als must be a semrec.ALS .*got ItemKNN") as err:
+            call()
+        assert "not fitted" not in str(err.value)
+
+
+def test_add_items_names_the_bad_element(clicks):
+    rng = np.random.default_rng(0)
+    content = semrec.ContentRecommender(
+        rng.standard_normal((20, 3)).astype(np.float32), show_progress=False
+    ).fit(clicks)
+    with pytest.raises(TypeError, match=r"items\[1\] is None \(NoneType\), not a string"):
+        content.add_items(["x", None])
+    with pytest.raises(TypeError, match=r"items\[0\] is 3"):
+        content.add_items([3, "x"])
+    with pytest.raises(ValueError, match=r"items must be a rectangular array.*same length"):
+        content.add_items([[1.0, 2.0, 3.0], [1.0]])
+    cold = semrec.ColdStartALS(
+        semrec.ALS(2, random_state=0, show_progress=False), np.eye(20, 3, dtype=np.float32)
+    )
+    cold.fit(clicks)
+    with pytest.raises(TypeError, match=r"items must hold numbers, got 'x' \(str\)"):
+        cold.add_items([[0.0, 1.0, "x"]])
+    assert content.n_items_ == 20 and cold.n_items_ == 20, "refused calls add nothing"
+
+
+# -- ids used as allocation sizes -----------------------------------------------------------------
+def test_a_user_id_of_1e12_is_refused_before_any_allocation(clicks):
+    huge = 10**12
+    emb = np.eye(20, 4, dtype=np.float32)
+    state = StreamingProfiles(emb)
+    state.update(2, 1)
+    for call, names in (
+        (lambda: state.update(huge, 0), f"user {huge}"),
+        (lambda: state.update_many([0, huge], [1, 2]), f"users \\(holding id {huge}\\)"),
+        (lambda: state.add_rows(clicks, first_user=huge), f"first_user={huge}"),
+        (lambda: state.grow(huge), f"n_users={huge}"),
+        (lambda: StreamingProfiles(emb, n_users=huge), f"n_users={huge}"),
+    ):
+        with pytest.raises(ValueError, match=f"{names} would need .* GiB.*user_index"):
+            call()
+    assert state.n_users == 3, "refused calls add no user"
+    state.update(5, 0)  # ids past the known users still create them
+    assert state.n_users == 6
+    np.testing.assert_allclose(state.profile(5), emb[0])
