@@ -38,6 +38,10 @@ def _als(**kw: Any) -> semrec.ALS:
     return semrec.ALS(factors=4, iterations=3, random_state=0, show_progress=False, **kw)
 
 
+def _textcf(emb: np.ndarray) -> semrec.TextCF:
+    return semrec.TextCF(emb, hidden=16, factors=8, epochs=2, random_state=0, show_progress=False)
+
+
 def _new_vectors(emb: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(emb[:2] + emb[2:4])
 
@@ -54,6 +58,7 @@ MODELS: dict[str, Spec] = {
     "ItemKNN": Spec(lambda emb: semrec.ItemKNN(10, show_progress=False)),
     "ItemKNNBM25": Spec(lambda emb: semrec.ItemKNN(10, weighting="bm25", show_progress=False)),
     "UserKNN": Spec(lambda emb: semrec.UserKNN(10, shrinkage=1.0, show_progress=False)),
+    "TextCF": Spec(lambda emb: _textcf(emb), _new_vectors),
 }
 
 

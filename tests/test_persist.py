@@ -47,6 +47,9 @@ FORMATS = {
     "UserKNN": lambda emb: semrec.UserKNN(5, show_progress=False),
     "ColdStartALS": lambda emb: semrec.ColdStartALS(_als(), emb),
     "Hybrid": lambda emb: semrec.Hybrid([(_als(), 0.6), (semrec.MostPopular(), 0.4)]),
+    "TextCF": lambda emb: semrec.TextCF(
+        emb, hidden=8, factors=4, epochs=1, random_state=0, show_progress=False
+    ),
 }
 
 

@@ -2,7 +2,8 @@
 #include "bindings/register.hpp"
 
 PYBIND11_MODULE(_text, m) {
-  m.doc() = "semrec LibTorch kernels";
+  m.doc() = "semrec LibTorch kernels: text encoder and TextCF training";
   semrec::bindings::register_pooling(m);
   semrec::bindings::register_text_encoder(m);
+  semrec::bindings::register_textcf(m);
 }

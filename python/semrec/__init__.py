@@ -33,6 +33,7 @@ __all__ = [
     "MostPopular",
     "NotFittedError",
     "Random",
+    "TextCF",
     "TextEncoder",
     "UserKNN",
     "__version__",
@@ -55,6 +56,10 @@ def __getattr__(name: str):
         import semrec.text
 
         return getattr(semrec.text, name)
+    if name == "TextCF":  # trained in LibTorch: torch loads on first use, as for TextEncoder
+        from semrec.textcf import TextCF
+
+        return TextCF
     if name in ("plot", "explain"):  # semrec.plot imports matplotlib only when drawing
         import importlib
 

@@ -1,0 +1,156 @@
+"""TextCF's network outside training, in NumPy: initial weights, node inputs, the forward pass.
+
+Training runs in C++ (``cpp/semrec/train/textcf.cpp``). Everything after it — a new user folded
+in, a streaming update, a text-only item, an explanation — is one forward pass through the
+fitted weights, done here in float64 and stored as float32.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+import scipy.sparse as sp
+
+WEIGHT_NAMES = ("l1.weight", "l1.bias", "l2.weight", "l2.bias")
+
+
+def initial_weights(
+    dim: int, hidden: int, factors: int, rng: np.random.Generator
+) -> dict[str, np.ndarray]:
+    """Weights drawn like ``torch.nn.Linear``'s default: U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
+
+    ``hidden == 0`` gives the linear variant (``l1`` only, ``dim -> factors``).
+    """
+    shapes = [(hidden, dim), (factors, hidden)] if hidden else [(factors, dim)]
+    weights = {}
+    for n, (rows, cols) in enumerate(shapes, start=1):
+        bound = 1.0 / math.sqrt(cols)
+        weights[f"l{n}.weight"] = rng.uniform(-bound, bound, (rows, cols)).astype(np.float32)
+        weights[f"l{n}.bias"] = rng.uniform(-bound, bound, rows).astype(np.float32)
+    return weights
+
+
+def mlp(weights: dict[str, np.ndarray], x: np.ndarray, negative_slope: float) -> np.ndarray:
+    """The network on rows of ``x`` (float64 result)."""
+    h = x.astype(np.float64) @ weights["l1.weight"].T.astype(np.float64) + weights["l1.bias"]
+    if "l2.weight" not in weights:
+        return h
+    h = np.where(h > 0, h, negative_slope * h)
+    return h @ weights["l2.weight"].T.astype(np.float64) + weights["l2.bias"]
+
+
+def linearised(
+    weights: dict[str, np.ndarray], x: np.ndarray, negative_slope: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(J, c)`` with ``mlp(y) = y @ J.T + c`` for every ``y`` that gives the hidden layer the
+    same signs as ``x`` (one row): LeakyReLU is piecewise linear, so this is exact at ``x``."""
+    w1 = weights["l1.weight"].astype(np.float64)
+    b1 = weights["l1.bias"].astype(np.float64)
+    if "l2.weight" not in weights:
+        return w1, b1
+    slope = np.where(x.astype(np.float64) @ w1.T + b1 > 0, 1.0, negative_slope)
+    w2 = weights["l2.weight"].astype(np.float64)
+    jacobian = (w2 * slope) @ w1
+    return jacobian, (w2 * slope) @ b1 + weights["l2.bias"]
+
+
+def normalised_rows(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit L2 norm, as float32 (zero rows stay zero)."""
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return np.divide(x, norms, out=np.zeros_like(x), where=norms > 0).astype(np.float32)
+
+
+class UserState:
+    """What a user's vector is computed from, kept so that one interaction updates it in O(dim).
+
+    ``input_sum`` is ``sum_j w_uj e_j`` (plus ``user_text_weight * t_u``) and ``mass`` the sum of
+    those weights: the network's input is ``input_sum / mass``. ``graph_sum[l]`` is
+    ``sum_j item_layer[l][j] / sqrt(deg_j)`` over the user's distinct items and ``degree`` their
+    number, so that propagation layer ``l + 1`` of the user is ``graph_sum[l] / sqrt(degree)``.
+    """
+
+    def __init__(
+        self, input_sum: np.ndarray, mass: np.ndarray, graph_sum: np.ndarray, degree: np.ndarray
+    ) -> None:
+        self.input_sum = input_sum  # (users, dim) float64
+        self.mass = mass  # (users,) float64
+        self.graph_sum = graph_sum  # (users, layers, factors) float64
+        self.degree = degree  # (users,) int64
+
+    def grow(self, n_users: int) -> None:
+        """Append users with no history (zero rows) up to ``n_users``."""
+        extra = n_users - self.mass.size
+        if extra <= 0:
+            return
+        self.input_sum = np.vstack([self.input_sum, np.zeros((extra, self.input_sum.shape[1]))])
+        self.mass = np.concatenate([self.mass, np.zeros(extra)])
+        shape = (extra, *self.graph_sum.shape[1:])
+        self.graph_sum = np.concatenate([self.graph_sum, np.zeros(shape)])
+        self.degree = np.concatenate([self.degree, np.zeros(extra, dtype=np.int64)])
+
+
+class Graph(NamedTuple):
+    """The fitted graph's item side: per-layer item outputs and item degrees."""
+
+    item_layers: np.ndarray  # (layers, items, factors) float32: outputs of layers 0..L-1
+    item_degree: np.ndarray  # (items,) int64, training degree (0 for cold and added items)
+
+    def item_scale(self, items: np.ndarray) -> np.ndarray:
+        """``1 / sqrt(deg_j)`` with a floor of one edge: a new user's edge is the item's first."""
+        return 1.0 / np.sqrt(np.maximum(self.item_degree[items], 1).astype(np.float64))
+
+
+def user_inputs(
+    interactions: sp.csr_array,
+    item_embeddings: np.ndarray,
+    user_embeddings: np.ndarray | None = None,
+    user_text_weight: float = 0.0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(input_sum, mass)`` of every row of ``interactions`` (canonical CSR, weights > 0)."""
+    weights = sp.csr_array(
+        (interactions.data.astype(np.float64), interactions.indices, interactions.indptr),
+        shape=interactions.shape,
+    )
+    input_sum = weights @ item_embeddings.astype(np.float64)
+    mass = np.asarray(weights.sum(axis=1), dtype=np.float64).ravel()
+    if user_embeddings is not None and user_text_weight > 0:
+        input_sum += user_text_weight * user_embeddings.astype(np.float64)
+        mass += user_text_weight
+    return input_sum, mass
+
+
+def graph_sums(interactions: sp.csr_array, graph: Graph) -> tuple[np.ndarray, np.ndarray]:
+    """``(graph_sum, degree)`` of every row of ``interactions`` (see :class:`UserState`)."""
+    binary = sp.csr_array(
+        (graph.item_scale(interactions.indices), interactions.indices, interactions.indptr),
+        shape=interactions.shape,
+    )
+    layers, _, factors = graph.item_layers.shape
+    graph_sum = np.empty((interactions.shape[0], layers, factors))
+    for layer in range(layers):
+        graph_sum[:, layer] = binary @ graph.item_layers[layer].astype(np.float64)
+    return graph_sum, np.diff(interactions.indptr).astype(np.int64)
+
+
+def means(input_sum: np.ndarray, mass: np.ndarray) -> np.ndarray:
+    """The network inputs of users: weighted means (zero without any history), float64."""
+    return np.divide(
+        input_sum, mass[:, None], out=np.zeros_like(input_sum), where=mass[:, None] > 0
+    )
+
+
+def user_vectors(
+    weights: dict[str, np.ndarray],
+    state: UserState,
+    users: np.ndarray,
+    negative_slope: float,
+) -> np.ndarray:
+    """Unit vectors of ``users``: mean of the network output and the propagation layers."""
+    h = mlp(weights, means(state.input_sum[users], state.mass[users]), negative_slope)
+    degree = state.degree[users].astype(np.float64)
+    scale = np.divide(1.0, np.sqrt(degree), out=np.zeros_like(degree), where=degree > 0)
+    layers = state.graph_sum.shape[1]
+    total = h + (state.graph_sum[users] * scale[:, None, None]).sum(axis=1)
+    return normalised_rows(total / (layers + 1))

@@ -1,0 +1,89 @@
+"""TextCF's save file: the network weights, the vectors, the seen interactions and the
+streaming state as ``.npz`` arrays, hyperparameters and history as JSON (``semrec._persist``:
+atomic, versioned, checksummed, no pickle).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from semrec._persist import Saved, csr_arrays
+from semrec.textcf._network import WEIGHT_NAMES, Graph, UserState
+
+
+def state(model: Any) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Metadata and arrays of a fitted TextCF (see ``Recommender._state``)."""
+    arrays = {f"weight:{name}": w for name, w in model.weights_.items()}
+    arrays |= {
+        "user_factors": model.user_factors_,
+        "item_factors": model.item_factors_,
+        "item_embeddings": model.item_embeddings_,
+        "item_layers": model.graph_.item_layers,
+        "item_degree": model.graph_.item_degree,
+    }
+    s = model.user_state_
+    arrays |= {"input_sum": s.input_sum, "mass": s.mass, "graph_sum": s.graph_sum}
+    arrays["degree"] = s.degree
+    arrays |= csr_arrays(model.interactions_, "interactions")
+    # The constructor's catalogue (items added later come after it): load rebuilds the
+    # same hyperparameters, so the repr round-trips.
+    arrays["constructor_items"] = np.array([np.shape(model.item_embeddings)[0]], dtype=np.int64)
+    if model.user_embeddings is not None:
+        arrays["user_embeddings"] = np.asarray(model.user_embeddings, dtype=np.float32)
+    meta = {"history": model.history_, "best_epoch": model.best_epoch_}
+    return meta, arrays
+
+
+def from_params(cls: type, params: dict[str, Any], saved: Saved) -> Any:
+    """A fresh, unfitted TextCF with the saved hyperparameters and embeddings."""
+    items = saved.array("item_embeddings", np.float32, (None, None))
+    count = saved.array("constructor_items", np.int64, (1,), minimum=0, below=items.shape[0] + 1)
+    n = int(count[0])
+    users = None
+    if "user_embeddings" in saved.arrays:
+        users = saved.array("user_embeddings", np.float32, (None, items.shape[1]))
+    return cls(
+        np.ascontiguousarray(items[:n]),
+        user_embeddings=None if users is None else np.ascontiguousarray(users),
+        **params,
+    )
+
+
+def restore(model: Any, saved: Saved) -> None:
+    """Install the saved state; every field is checked first (``saved`` raises FormatError)."""
+    f, layers = int(model.factors), int(model.layers)
+    user_factors = saved.array("user_factors", np.float32, (None, f))
+    item_factors = saved.array("item_factors", np.float32, (None, f))
+    users, items = user_factors.shape[0], item_factors.shape[0]
+    emb = saved.array("item_embeddings", np.float32, (items, None))
+    dim = emb.shape[1]
+    hidden = int(model.hidden) if model.network == "mlp" else f
+    shapes = {"l1.weight": (hidden, dim), "l1.bias": (hidden,)}
+    if model.network == "mlp":
+        shapes |= {"l2.weight": (f, hidden), "l2.bias": (f,)}
+    extra = [n for n in WEIGHT_NAMES if n not in shapes and f"weight:{n}" in saved.arrays]
+    if extra:
+        raise saved.error(f"weight:{extra[0]}", f"does not belong to network={model.network!r}")
+    weights = {n: saved.array(f"weight:{n}", np.float32, shape) for n, shape in shapes.items()}
+    item_layers = saved.array("item_layers", np.float32, (layers, items, f))
+    item_degree = saved.array("item_degree", np.int64, (items,), minimum=0)
+    user_state = UserState(
+        saved.array("input_sum", np.float64, (users, dim)),
+        saved.array("mass", np.float64, (users,), minimum=0),
+        saved.array("graph_sum", np.float64, (users, layers, f)),
+        saved.array("degree", np.int64, (users,), minimum=0),
+    )
+    seen = saved.csr("interactions", (users, items), nonnegative=True)
+    history = saved.value("history", list)
+    best_epoch = saved.value("best_epoch", int)
+    model.weights_ = {n: np.ascontiguousarray(w) for n, w in weights.items()}
+    model.item_factors_ = np.ascontiguousarray(item_factors)
+    model.item_embeddings_ = np.ascontiguousarray(emb)
+    model.graph_ = Graph(np.ascontiguousarray(item_layers), np.asarray(item_degree))
+    model.user_state_ = user_state
+    model.interactions_ = seen
+    model.history_ = list(history)
+    model.best_epoch_ = int(best_epoch)
+    model.user_factors_ = np.ascontiguousarray(user_factors)  # last: marks the model fitted

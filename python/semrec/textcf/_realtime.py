@@ -1,0 +1,268 @@
+"""TextCF's real-time verbs and explanations: each is one forward pass of the fitted network.
+
+A mixin of :class:`semrec.TextCF` (kept apart so the model module stays readable); the state it
+reads is the fitted model's public attributes ``weights_``, ``graph_``, ``user_state_``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from semrec import _validation as check
+from semrec.explain import explanation
+from semrec.textcf import _network as network
+from semrec.textcf._network import Graph, UserState
+
+
+class RealTimeVerbs:
+    """``fold_in``, ``update``, ``add_items`` and ``explain`` of :class:`semrec.TextCF`."""
+
+    weights_: dict[str, np.ndarray]
+    graph_: Graph
+    user_state_: UserState
+    user_factors_: np.ndarray
+    item_factors_: np.ndarray
+    item_embeddings_: np.ndarray
+    interactions_: sp.csr_array
+    negative_slope: float
+    user_text_weight: float
+    encoder: Any
+    num_threads: int | None
+
+    def fold_in(
+        self,
+        history: sp.csr_array | sp.csr_matrix,
+        *,
+        users: np.ndarray | None = None,
+        timestamps: np.ndarray | None = None,
+        user_embeddings: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Vectors of users from their histories: one forward pass, no training.
+
+        Each row's input is the weighted mean of its items' embeddings (plus its text
+        embedding, if given), as in ``fit``; with propagation layers the user's own layers are
+        built from the fitted items' layer outputs. For a training user's own history this is
+        the user's fitted vector. Otherwise as :meth:`semrec.ALS.fold_in` (the contract's
+        ``fold_in``; ``timestamps`` are ignored: TextCF has no notion of time).
+
+        Parameters
+        ----------
+        history : scipy.sparse CSR, shape (n, n_items)
+            One row per user (weights >= 0); an empty row gives the no-history vector.
+        users : 1-D array of int, optional
+            Store the result under these ids: an existing id replaces that user, ids
+            ``n_users_, n_users_ + 1, ...`` append new users. Without it nothing is stored.
+        timestamps : 1-D array, optional
+            Ignored.
+        user_embeddings : ndarray of float32, shape (n, dim), optional
+            The users' own text embeddings.
+
+        Returns
+        -------
+        ndarray of float32, shape (n, factors)
+
+        Examples
+        --------
+        >>> import numpy as np, scipy.sparse as sp, semrec
+        >>> emb = np.random.default_rng(0).standard_normal((20, 8)).astype(np.float32)
+        >>> clicks = sp.random_array((30, 20), density=0.3, format="csr", rng=0, dtype=np.float32)
+        >>> model = semrec.TextCF(emb, hidden=16, factors=4, epochs=2, random_state=0,
+        ...                       show_progress=False).fit(clicks)
+        >>> new = sp.csr_array(np.eye(20, dtype=np.float32)[[3]])
+        >>> model.fold_in(new, users=[30]).shape
+        (1, 4)
+        """
+        self._fold_text = user_embeddings  # read by _fold_in once the contract's checks pass
+        try:
+            return super().fold_in(history, users=users, timestamps=timestamps)  # type: ignore[misc]
+        finally:
+            self._fold_text = None
+
+    def _fold_in(
+        self, history: Any, users: np.ndarray | None, times: np.ndarray | None
+    ) -> np.ndarray:
+        rows = check.canonical_csr(history, "history", nonnegative=True, allow_empty=True)
+        text = None
+        if getattr(self, "_fold_text", None) is not None:
+            text, _ = check.as_float32_matrix(self._fold_text, "user_embeddings")
+            if text.shape != (rows.shape[0], self.item_embeddings_.shape[1]):
+                raise ValueError(
+                    f"user_embeddings must have shape ({rows.shape[0]}, "
+                    f"{self.item_embeddings_.shape[1]}) (one row per history row, the items' "
+                    f"dimension), got {text.shape}"
+                )
+        weighted = check.without_zeros(rows)  # a stored 0 is seen, not learned from
+        input_sum, mass = network.user_inputs(
+            weighted, self.item_embeddings_, text, float(self.user_text_weight)
+        )
+        graph_sum, degree = network.graph_sums(weighted, self.graph_)
+        state = UserState(input_sum, mass, graph_sum, degree)
+        vectors = network.user_vectors(
+            self.weights_, state, np.arange(rows.shape[0]), self.negative_slope
+        )
+        if users is not None:
+            self._store(users, rows, state, vectors)
+        return vectors
+
+    def _store(
+        self, ids: np.ndarray, rows: sp.csr_array, state: UserState, vectors: np.ndarray
+    ) -> None:
+        n = max(self.n_users_, int(ids.max()) + 1) if ids.size else self.n_users_
+        self.user_state_.grow(n)
+        s = self.user_state_
+        s.input_sum[ids], s.mass[ids] = state.input_sum, state.mass
+        s.graph_sum[ids], s.degree[ids] = state.graph_sum, state.degree
+        factors = np.zeros((n, self.user_factors_.shape[1]), dtype=np.float32)
+        factors[: self.n_users_] = self.user_factors_
+        factors[ids] = vectors
+        self.interactions_ = _replace_rows(self.interactions_, ids, rows, n)
+        self.user_factors_ = factors
+
+    def _update(self, user: int, item: int, weight: float, t: float | None) -> np.ndarray:
+        """The user's weighted embedding sum gains ``weight * e_item`` (O(dim)); a first
+        interaction with the item also adds its edge to the user's propagation layers
+        (O(layers * factors)); then one forward pass. A weight of 0 only marks the item seen.
+        The items' side of the graph is the fitted one until the next ``fit``."""
+        if weight < 0:
+            raise ValueError(
+                f"weight must be >= 0 (TextCF averages embeddings with positive weights; 0 "
+                f"marks the item seen), got {weight}"
+            )
+        u, i = user, item
+        if u == self.n_users_:  # a new user starts with no history
+            self.fold_in(sp.csr_array((1, self.n_items_), dtype=np.float32), users=[u])
+        s = self.user_state_
+        s.input_sum[u] += float(weight) * self.item_embeddings_[i]
+        s.mass[u] += float(weight)
+        row = self.interactions_[[u]]
+        before = row.data[row.indices == i]
+        if weight > 0 and not (before.size and before[0] > 0):  # the user's new edge to i
+            scale = self.graph_.item_scale(np.array([i]))[0]
+            s.graph_sum[u] += self.graph_.item_layers[:, i].astype(np.float64) * scale
+            s.degree[u] += 1
+        self.interactions_ = _add_entry(self.interactions_, u, i, float(weight))
+        vector = network.user_vectors(self.weights_, s, np.array([u]), self.negative_slope)
+        self.user_factors_[u] = vector[0]
+        return vector[0].copy()
+
+    def _add_items(self, embeddings_or_texts: Any) -> np.ndarray:
+        """A new item's vector is ``normalise(MLP(e))``: exactly what ``fit`` gives an item
+        without interactions (propagation adds nothing to a node without edges). Texts are
+        encoded with ``encoder`` (default: the bundled model, on first use)."""
+        new = self._item_vectors(embeddings_or_texts)
+        h = network.mlp(self.weights_, new, self.negative_slope)
+        start = self.n_items_
+        layers = self.graph_.item_layers
+        added = np.zeros((layers.shape[0], new.shape[0], layers.shape[2]), dtype=np.float32)
+        if layers.shape[0]:
+            added[0] = h
+        self.graph_ = Graph(
+            np.concatenate([layers, added], axis=1),
+            np.concatenate([self.graph_.item_degree, np.zeros(new.shape[0], dtype=np.int64)]),
+        )
+        self.item_factors_ = np.vstack([self.item_factors_, network.normalised_rows(h)])
+        self.item_embeddings_ = np.vstack([self.item_embeddings_, new])
+        seen = self.interactions_
+        self.interactions_ = sp.csr_array(
+            (seen.data, seen.indices, seen.indptr), shape=(seen.shape[0], self.n_items_)
+        )
+        return np.arange(start, self.n_items_, dtype=np.int32)
+
+    def _item_vectors(self, x: Any) -> np.ndarray:
+        dim = self.item_embeddings_.shape[1]
+        if isinstance(x, str) or (
+            isinstance(x, list | tuple) and x and all(isinstance(t, str) for t in x)
+        ):
+            encoder = self.encoder
+            if encoder is None:
+                if getattr(self, "default_encoder_", None) is None:
+                    from semrec.text import TextEncoder
+
+                    self.default_encoder_ = TextEncoder(num_threads=self.num_threads)
+                encoder = self.default_encoder_
+            x = np.ascontiguousarray(encoder.encode(x), dtype=np.float32)
+            name = "the encoded texts"
+        else:
+            name = "embeddings_or_texts"
+        new, _ = check.as_float32_matrix(x, name, allow_1d=True)
+        if new.shape[1] != dim:
+            raise ValueError(
+                f"{name} must have dimension {dim} like the item embeddings, got {new.shape[1]}; "
+                "use the encoder that embedded the items"
+            )
+        return new
+
+    def _explain(self, u: int, i: int, k: int) -> pd.DataFrame:
+        """The history items behind ``u``'s score for ``i``, with their shares.
+
+        The score is ``v_u · v_i`` with ``v_u = h_u / ||h_u||`` and ``h_u`` the mean of the
+        network output ``MLP(x_u)`` and the propagation layers. LeakyReLU is piecewise linear:
+        at the user's own input, ``MLP(x) = J x + c`` exactly (``J`` the network with the
+        user's activation pattern frozen), and ``x_u`` is a weighted mean of the history's
+        embeddings; each propagation layer is a weighted sum over the history too. So every
+        history item ``j`` gets ``(w_j / W) J e_j`` plus its propagation terms, dotted with
+        ``v_i / ((layers + 1) ||h_u||)``; ``attrs["rest"]`` carries ``c`` and the user's own
+        text. The split is exact up to float rounding.
+        """
+        s = self.user_state_
+        row = self.interactions_[[u]]
+        weighted = row.data != 0  # stored zeros are seen but take no part in the score
+        history = row.indices[weighted].astype(np.int32)
+        weights = row.data[weighted].astype(np.float64)
+        x = network.means(s.input_sum[[u]], s.mass[[u]])
+        jacobian, _ = network.linearised(self.weights_, x, self.negative_slope)
+        n_layers = s.graph_sum.shape[1]
+        degree = float(s.degree[u])
+        hop = 1.0 / math.sqrt(degree) if degree > 0 else 0.0
+        h = (
+            network.mlp(self.weights_, x, self.negative_slope)[0] + s.graph_sum[u].sum(axis=0) * hop
+        ) / (n_layers + 1)
+        norm = float(np.linalg.norm(h))
+        target = self.item_factors_[i].astype(np.float64)
+        scale = 1.0 / ((n_layers + 1) * norm) if norm > 0 else 0.0
+        mass = float(s.mass[u])
+        direct = (weights[:, None] / mass) * (self.item_embeddings_[history] @ jacobian.T)
+        layered = self.graph_.item_layers[:, history].astype(np.float64).sum(axis=0)
+        layered *= (self.graph_.item_scale(history) * hop)[:, None]
+        contributions = ((direct + layered) @ target) * scale if history.size else np.zeros(0)
+        score = float(self.score(u, [i])[0])
+        return explanation(history, contributions, k, user=u, item=i, score=score)
+
+
+def _replace_rows(m: sp.csr_array, ids: np.ndarray, rows: sp.csr_array, n: int) -> Any:
+    """``m`` with rows ``ids`` replaced by ``rows`` (and grown to ``n`` rows), canonical CSR."""
+    owner = np.repeat(np.arange(m.shape[0]), np.diff(m.indptr))
+    keep = ~np.isin(owner, ids)
+    new_owner = ids[np.repeat(np.arange(ids.size), np.diff(rows.indptr))]
+    r = np.concatenate([owner[keep], new_owner])
+    c = np.concatenate([m.indices[keep], rows.indices]).astype(np.int32)
+    d = np.concatenate([m.data[keep], rows.data]).astype(np.float32)
+    order = np.lexsort((c, r))
+    out = sp.csr_array((n, m.shape[1]), dtype=np.float32)
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(r, minlength=n), out=indptr[1:])
+    out.indptr, out.indices, out.data = indptr, c[order], d[order]
+    out.has_canonical_format = True
+    return out
+
+
+def _add_entry(m: sp.csr_array, u: int, i: int, weight: float) -> Any:
+    """``m`` with ``weight`` added at (u, i) (inserted when absent), canonical CSR."""
+    start, end = int(m.indptr[u]), int(m.indptr[u + 1])
+    pos = start + int(np.searchsorted(m.indices[start:end], i))
+    if pos < end and m.indices[pos] == i:
+        m.data[pos] += np.float32(weight)
+        return m
+    out = sp.csr_array(m.shape, dtype=np.float32)
+    indptr = m.indptr.copy()
+    indptr[u + 1 :] += 1
+    out.indptr = indptr
+    out.indices = np.insert(m.indices, pos, np.int32(i))
+    out.data = np.insert(m.data, pos, np.float32(weight))
+    out.has_canonical_format = True
+    return out

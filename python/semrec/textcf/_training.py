@@ -1,0 +1,190 @@
+"""TextCF's training loop driver: the C++ trainer runs each epoch (GIL released); this module
+measures validation NDCG@10 between epochs, stops early, reports progress and calls back."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+from tqdm import tqdm
+
+from semrec.metrics import ranking_metrics
+from semrec.similarity import topk
+from semrec.text._torch import text_ext, torch
+
+logger = logging.getLogger("semrec")
+
+Callback = Callable[[int, float, float | None], Any]
+
+VALIDATION_K = 10
+
+
+@dataclass
+class Settings:
+    """The hyperparameters the trainer needs (already validated)."""
+
+    hidden: int
+    factors: int
+    negative_slope: float
+    layers: int
+    tau: float
+    negatives: int
+    batch_size: int
+    learning_rate: float
+    weight_decay: float
+    epochs: int
+    patience: int | None
+    seed: int
+    threads: int
+    show_progress: bool
+
+
+@dataclass
+class Result:
+    """The trained network and its node vectors (users first), with the per-epoch history."""
+
+    weights: dict[str, np.ndarray]
+    vectors: np.ndarray  # (nodes, factors) float32, unit rows
+    layer_outputs: np.ndarray  # (layers + 1, nodes, factors) float32
+    best_epoch: int
+    history: list[dict[str, float | None]] = field(default_factory=list)
+
+
+def validation_ndcg(
+    vectors: np.ndarray,
+    n_users: int,
+    train: sp.csr_array,
+    relevant: sp.csr_array,
+    threads: int,
+) -> float:
+    """Mean NDCG@10 over users with a relevant validation item, training items excluded."""
+    users = np.flatnonzero(np.diff(relevant.indptr) > 0)
+    ids, _ = topk(
+        np.ascontiguousarray(vectors[users]),
+        np.ascontiguousarray(vectors[n_users:]),
+        VALIDATION_K,
+        metric="dot",
+        exclude=train[users],
+        num_threads=threads,
+        check_finite=False,
+    )
+    table = ranking_metrics(ids, relevant[users], VALIDATION_K, num_threads=threads)
+    return float(table.loc[VALIDATION_K, "ndcg"])
+
+
+def make_trainer(
+    settings: Settings,
+    inputs: np.ndarray,
+    interactions: sp.csr_array,
+    weights: dict[str, np.ndarray],
+    *,
+    user_means: bool = True,
+    score_block: int = 1 << 24,
+) -> Any:
+    """The C++ trainer (``semrec._text.TextCFTrainer``) over canonical interactions.
+
+    ``inputs`` holds the node inputs, users first, as float32 (users + items, dim). With
+    ``user_means`` the users' inputs are the weighted means of their items' (the interaction
+    weights) and the trainer derives their first layer from the items' (a sparse product
+    instead of a dense one); their rows of ``inputs`` are then not read. ``score_block``
+    bounds the floats of one block of the dense score matrix (tests make it small).
+    """
+    s = settings
+    n_users, n_items = interactions.shape
+    return text_ext.TextCFTrainer(
+        np.ascontiguousarray(inputs, dtype=np.float32),
+        np.ascontiguousarray(interactions.indptr, dtype=np.int64),
+        np.ascontiguousarray(interactions.indices, dtype=np.int32),
+        n_users,
+        n_items,
+        {name: np.ascontiguousarray(w, dtype=np.float32) for name, w in weights.items()},
+        s.hidden,
+        s.factors,
+        s.negative_slope,
+        s.layers,
+        s.tau,
+        s.negatives,
+        s.batch_size,
+        s.learning_rate,
+        s.weight_decay,
+        s.seed,
+        score_block,
+        np.ascontiguousarray(interactions.data, dtype=np.float32) if user_means else None,
+    )
+
+
+def propagate(interactions: sp.csr_array, x: np.ndarray, layers: int) -> np.ndarray:
+    """``(1 / (L + 1)) sum_l A^l x`` over the user-item graph (users' rows first), in C++."""
+    n_users, n_items = interactions.shape
+    return text_ext.textcf_propagate(
+        np.ascontiguousarray(interactions.indptr, dtype=np.int64),
+        np.ascontiguousarray(interactions.indices, dtype=np.int32),
+        n_users,
+        n_items,
+        np.ascontiguousarray(x, dtype=np.float32),
+        layers,
+    )
+
+
+def train(
+    settings: Settings,
+    inputs: np.ndarray,
+    interactions: sp.csr_array,
+    weights: dict[str, np.ndarray],
+    validation: sp.csr_array | None,
+    callback: Callback | None,
+    *,
+    user_means: bool = True,
+) -> Result:
+    """Train from ``weights``; with ``validation``, keep the epoch with the best NDCG@10.
+
+    ``user_means``: see :func:`make_trainer` (False when users also have text embeddings).
+    """
+    n_users = interactions.shape[0]
+    s = settings
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(s.threads)
+    bar = tqdm(total=s.epochs, desc="TextCF", unit="epoch", disable=not s.show_progress)
+    try:
+        trainer = make_trainer(s, inputs, interactions, weights, user_means=user_means)
+        history: list[dict[str, float | None]] = []
+        best = (-np.inf, -1, trainer.parameters())
+        for epoch in range(s.epochs):
+            start = time.perf_counter()
+            loss = trainer.epoch(epoch)
+            if not np.isfinite(loss):
+                raise ValueError(
+                    f"TextCF diverged at epoch {epoch} (loss {loss}); lower learning_rate or "
+                    "raise tau"
+                )
+            metric = None
+            if validation is not None:
+                metric = validation_ndcg(
+                    trainer.vectors(), n_users, interactions, validation, s.threads
+                )
+                if metric > best[0]:
+                    best = (metric, epoch, trainer.parameters())
+            seconds = time.perf_counter() - start
+            history.append({"epoch": epoch, "loss": loss, "ndcg": metric, "seconds": seconds})
+            logger.debug("TextCF epoch %d: loss %.5f, ndcg %s, %.2fs", epoch, loss, metric, seconds)
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss:.4f}", **({} if metric is None else {"ndcg": metric}))
+            if callback is not None:
+                callback(epoch, loss, metric)
+            if s.patience is not None and metric is not None and epoch - best[1] >= s.patience:
+                logger.debug("TextCF: early stop after epoch %d (best %d)", epoch, best[1])
+                break
+        best_epoch = len(history) - 1
+        if validation is not None:
+            trainer.set_parameters(best[2])
+            best_epoch = best[1]
+        vectors, layer_outputs = trainer.vectors(s.layers)
+        return Result(trainer.parameters(), vectors, layer_outputs, best_epoch, history)
+    finally:
+        bar.close()
+        torch.set_num_threads(previous_threads)

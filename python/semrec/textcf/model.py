@@ -1,0 +1,381 @@
+"""``TextCF``: collaborative filtering learned on top of frozen language-model embeddings.
+
+A small network shared by users and items maps text embeddings into a space where a user's
+vector points at the items they interact with (AlphaRec, Sheng et al., ICLR 2025). It is
+trained on interactions in C++ on LibTorch (``cpp/semrec/train/textcf.cpp``); every vector is a
+function of text, so new items and new users need one forward pass and no retraining.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar
+
+import numpy as np
+import scipy.sparse as sp
+
+from semrec import _validation as check
+from semrec._base import Recommender
+from semrec._persist import Saved
+from semrec._threads import resolve_num_threads
+from semrec.datasets import Dataset, ItemEmbeddings
+from semrec.datasets._embeddings import check_alignment
+from semrec.textcf import _network as network
+from semrec.textcf import _persistence as persistence
+from semrec.textcf import _training as training
+from semrec.textcf._network import Graph, UserState
+from semrec.textcf._realtime import RealTimeVerbs
+
+NETWORKS = ("mlp", "linear")
+
+
+class TextCF(RealTimeVerbs, Recommender):
+    """Recommend with a network trained on interactions over language-model embeddings.
+
+    ``item vector = normalise(MLP(e_i))`` and ``user vector = normalise(MLP(x_u))``, where
+    ``x_u`` is the mean of the embeddings of the user's items weighted by the interaction
+    weights (plus the user's own text embedding, if given, with weight ``user_text_weight``).
+    One MLP (``Linear -> LeakyReLU -> Linear``, or a single ``Linear`` with
+    ``network="linear"``) serves users and items. With ``layers > 0``, LightGCN-style
+    propagation over the symmetric-normalised user-item graph averages each node's network
+    output with its ``1..layers``-hop neighbourhood before normalising. Scores are cosines.
+
+    Training minimises InfoNCE (sampled softmax): for each training interaction, the positive
+    item against ``negatives`` items drawn uniformly (with replacement) from the items that have
+    training interactions, at temperature ``tau``; Adam, batches of ``batch_size``
+    interactions, ``epochs`` passes, optionally early-stopped on a validation split.
+
+    Parameters
+    ----------
+    item_embeddings : ndarray of float32 or ItemEmbeddings, shape (n_items, dim)
+        One text embedding per item (e.g. ``semrec.TextEncoder().encode_items(dataset)``);
+        any dim.
+    user_embeddings : ndarray of float32, shape (n_users, dim), optional
+        Users' own text embeddings (same encoder), mixed into their input.
+    network : {"mlp", "linear"}, default "mlp"
+    hidden : int, default 768
+        Width of the MLP's hidden layer (ignored by ``"linear"``).
+    factors : int, default 64
+        Dimension of the user and item vectors.
+    layers : int, default 2
+        Propagation layers (0: none).
+    tau : float, default 0.15
+        Softmax temperature.
+    negatives : int or "all", default 256
+        Sampled negative items per positive; ``"all"``: the full softmax over every item
+        with training interactions (computed from the same dense scores, at no extra cost).
+    batch_size : int, default 2048
+        Interactions per Adam step.
+    learning_rate : float, default 5e-4
+    weight_decay : float, default 0.0
+        L2 penalty added to the gradient (``torch.optim.Adam``'s ``weight_decay``).
+    epochs : int, default 20
+        Most passes over the interactions.
+    patience : int or None, default 3
+        With ``fit(..., validation=...)``: stop after this many epochs without a better
+        validation NDCG@10, and keep the best epoch's weights. ``None``: run every epoch (the
+        best epoch is still kept).
+    negative_slope : float, default 0.01
+        LeakyReLU slope for negative inputs.
+    user_text_weight : float, default 1.0
+        Weight of a user's own text embedding among their interaction weights.
+    encoder : semrec.TextEncoder, optional
+        Encodes texts given to :meth:`add_items` (default: the bundled model, on first use).
+    random_state : None, int or numpy.random.Generator
+        Seeds the initial weights, the order of the interactions and the negatives.
+    num_threads : int, optional
+        ``None`` uses :func:`semrec.get_num_threads`, ``0`` all cores. Training is
+        deterministic for a given ``random_state`` and thread count.
+    show_progress : bool, optional
+        Progress bar over epochs (``None``: when stderr is a terminal).
+
+    Attributes
+    ----------
+    user_factors_, item_factors_ : ndarray of float32, shape (n, factors)
+        Unit vectors; ``score = user · item``.
+    weights_ : dict of str to ndarray
+        The trained network (``l1.weight`` (hidden, dim), ``l1.bias``, ``l2.weight``,
+        ``l2.bias``; ``l1.*`` only for ``"linear"``).
+    graph_ : semrec.textcf._network.Graph
+        The items' propagation layer outputs and training degrees (for fold-in and updates).
+    user_state_ : semrec.textcf._network.UserState
+        Each user's embedding sum, weight and graph sums (what ``update`` changes in O(dim)).
+    history_ : list of dict
+        Per epoch: ``epoch``, ``loss``, ``ndcg`` (validation, or None), ``seconds``.
+    best_epoch_ : int
+        The epoch whose weights were kept.
+
+    Examples
+    --------
+    >>> import numpy as np, scipy.sparse as sp, semrec
+    >>> rng = np.random.default_rng(0)
+    >>> emb = rng.standard_normal((30, 16)).astype(np.float32)
+    >>> clicks = sp.random_array((40, 30), density=0.2, format="csr", rng=0, dtype=np.float32)
+    >>> model = semrec.TextCF(emb, hidden=32, factors=8, epochs=3, random_state=0,
+    ...                       show_progress=False).fit(clicks)
+    >>> model.recommend(0, k=3)[0].shape
+    (3,)
+    """
+
+    _PARAMS: ClassVar[tuple[str, ...]] = (
+        "network",
+        "hidden",
+        "factors",
+        "layers",
+        "tau",
+        "negatives",
+        "batch_size",
+        "learning_rate",
+        "weight_decay",
+        "epochs",
+        "patience",
+        "negative_slope",
+        "user_text_weight",
+        "encoder",
+        "random_state",
+        "num_threads",
+        "show_progress",
+    )
+    _FORMAT_NAME: ClassVar[str] = "semrec.TextCF"
+    _FITTED_BY: ClassVar[str] = "user_factors_"
+
+    def __init__(
+        self,
+        item_embeddings: np.ndarray,
+        *,
+        user_embeddings: np.ndarray | None = None,
+        network: str = "mlp",
+        hidden: int = 768,
+        factors: int = 64,
+        layers: int = 2,
+        tau: float = 0.15,
+        negatives: int | str = 256,
+        batch_size: int = 2048,
+        learning_rate: float = 5e-4,
+        weight_decay: float = 0.0,
+        epochs: int = 20,
+        patience: int | None = 3,
+        negative_slope: float = 0.01,
+        user_text_weight: float = 1.0,
+        encoder: Any = None,
+        random_state: int | np.random.Generator | None = None,
+        num_threads: int | None = None,
+        show_progress: bool | None = None,
+    ) -> None:
+        self.item_embeddings = item_embeddings
+        self.user_embeddings = user_embeddings
+        self.network = network
+        self.hidden = hidden
+        self.factors = factors
+        self.layers = layers
+        self.tau = tau
+        self.negatives = negatives
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.weight_decay = weight_decay
+        self.epochs = epochs
+        self.patience = patience
+        self.negative_slope = negative_slope
+        self.user_text_weight = user_text_weight
+        self.encoder = encoder
+        self.random_state = random_state
+        self.num_threads = num_threads
+        self.show_progress = show_progress
+
+    def __repr__(self) -> str:
+        def shape(a: Any) -> str:
+            return "None" if a is None else f"<array {getattr(a, 'shape', None)}>"
+
+        params = ", ".join(f"{p}={getattr(self, p)!r}" for p in self._PARAMS)
+        return (
+            f"TextCF(item_embeddings={shape(self.item_embeddings)}, "
+            f"user_embeddings={shape(self.user_embeddings)}, {params})"
+        )
+
+    # -- training ----------------------------------------------------------------------------
+    def _settings(self) -> training.Settings:
+        check.choice(self.network, "network", NETWORKS)
+        for name in ("hidden", "factors", "batch_size", "epochs"):
+            check.positive_int(getattr(self, name), name)
+        negatives = (
+            0 if self.negatives == "all" else check.positive_int(self.negatives, "negatives")
+        )
+        layers = _non_negative_int(self.layers, "layers")
+        patience = None if self.patience is None else check.positive_int(self.patience, "patience")
+        tau = _number(self.tau, "tau", positive=True)
+        lr = _number(self.learning_rate, "learning_rate", positive=True)
+        wd = _number(self.weight_decay, "weight_decay")
+        slope = _number(self.negative_slope, "negative_slope")
+        _number(self.user_text_weight, "user_text_weight")
+        show = self.show_progress
+        if show is None:
+            import sys
+
+            show = sys.stderr.isatty()
+        return training.Settings(
+            hidden=int(self.hidden) if self.network == "mlp" else 0,
+            factors=int(self.factors),
+            negative_slope=slope,
+            layers=layers,
+            tau=tau,
+            negatives=negatives,
+            batch_size=int(self.batch_size),
+            learning_rate=lr,
+            weight_decay=wd,
+            epochs=int(self.epochs),
+            patience=patience,
+            seed=0,
+            threads=resolve_num_threads(self.num_threads),
+            show_progress=bool(show),
+        )
+
+    def fit(
+        self,
+        interactions: Any,
+        *,
+        validation: Any = None,
+        callback: training.Callback | None = None,
+    ) -> TextCF:
+        """Train the network on a users x items interaction matrix.
+
+        Parameters
+        ----------
+        interactions : scipy.sparse CSR or Dataset, shape (n_users, n_items)
+            Weights >= 0 (ratings, counts); they weight each user's mean embedding, and every
+            interaction with a non-zero weight is a positive of the loss. A stored 0 is seen
+            (never recommended back) but not learned from. With a Dataset, item embeddings
+            that carry ids (:class:`semrec.datasets.ItemEmbeddings`) are checked to be aligned.
+        validation : scipy.sparse CSR or Dataset, optional
+            Held-out interactions of the same users and items; each stored entry is a relevant
+            item. After each epoch the model's NDCG@10 on it (training items excluded) is
+            measured for early stopping (``patience``) and the best epoch is kept.
+        callback : callable, optional
+            ``callback(epoch, loss, ndcg)`` after each epoch (``ndcg`` None without validation).
+
+        Returns
+        -------
+        self
+
+        Raises
+        ------
+        TypeError, ValueError
+            Bad interactions (no entries, NaN, negative weights), embeddings of the wrong shape
+            or with NaN, bad hyperparameters, or training diverged.
+        KeyboardInterrupt
+            Ctrl-C, honoured between batches; the model is then left as it was.
+        """
+        settings = self._settings()
+        if isinstance(interactions, Dataset):
+            check_alignment(self.item_embeddings, interactions)
+        seen = _interactions(interactions, "interactions")
+        train = check.without_zeros(seen)  # a stored 0 is seen but carries no weight
+        if train.nnz == 0:
+            raise ValueError(
+                "interactions has no non-zero weights; TextCF learns from positive weights"
+            )
+        n_users, n_items = train.shape
+        emb = _embeddings(self.item_embeddings, "item_embeddings", n_items, "item")
+        users_emb = None
+        if self.user_embeddings is not None:
+            users_emb = _embeddings(self.user_embeddings, "user_embeddings", n_users, "user")
+            if users_emb.shape[1] != emb.shape[1]:
+                raise ValueError(
+                    f"user_embeddings have dimension {users_emb.shape[1]} but item_embeddings "
+                    f"{emb.shape[1]}; embed users and items with the same encoder"
+                )
+        relevant = None
+        if validation is not None:
+            relevant = _interactions(validation, "validation", nonnegative=False)
+            if relevant.shape != train.shape:
+                raise ValueError(
+                    f"validation must have the shape of interactions {train.shape}, got "
+                    f"{relevant.shape}"
+                )
+        rng = np.random.default_rng(self.random_state)
+        weights = network.initial_weights(emb.shape[1], settings.hidden, settings.factors, rng)
+        settings.seed = int(rng.integers(2**63))
+        input_sum, mass = network.user_inputs(train, emb, users_emb, float(self.user_text_weight))
+        inputs = np.vstack([network.means(input_sum, mass), emb]).astype(np.float32)
+        # Without user text, users' inputs are pure means of item embeddings: the trainer
+        # then derives their first layer from the items' (cheaper, same values).
+        user_means = users_emb is None or float(self.user_text_weight) == 0
+        result = training.train(
+            settings, inputs, train, weights, relevant, callback, user_means=user_means
+        )
+
+        self.weights_ = result.weights
+        self.user_factors_ = np.ascontiguousarray(result.vectors[:n_users])
+        self.item_factors_ = np.ascontiguousarray(result.vectors[n_users:])
+        item_degree = np.bincount(train.indices, minlength=n_items).astype(np.int64)
+        item_layers = result.layer_outputs[: settings.layers, n_users:]
+        self.graph_ = Graph(np.ascontiguousarray(item_layers), item_degree)
+        graph_sum, degree = network.graph_sums(train, self.graph_)
+        self.user_state_ = UserState(input_sum, mass, graph_sum, degree)
+        self.item_embeddings_ = emb
+        self.history_ = result.history
+        self.best_epoch_ = result.best_epoch
+        self.interactions_ = seen
+        return self
+
+    # -- the contract's hooks (recommend, score, similar_items come from Recommender) -------
+    def _shape(self) -> tuple[int, int]:
+        return self.user_factors_.shape[0], self.item_factors_.shape[0]
+
+    def _vectors(self, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return np.ascontiguousarray(self.user_factors_[users]), self.item_factors_
+
+    def _item_space(self) -> tuple[np.ndarray, str]:
+        return self.item_factors_, "cosine"
+
+    # -- persistence (fold_in, update, add_items and explain: RealTimeVerbs) ----------------
+    def _params(self) -> dict[str, Any]:
+        params = super()._params()
+        params["encoder"] = None  # a model object, not data: pass it again after load
+        return params
+
+    @classmethod
+    def _from_params(cls, params: dict[str, Any], saved: Saved) -> Any:
+        return persistence.from_params(cls, params, saved)
+
+    def _state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        return persistence.state(self)
+
+    def _restore(self, saved: Saved) -> None:
+        self._settings()  # the saved hyperparameters must still be valid
+        persistence.restore(self, saved)
+
+
+# -- argument checks ------------------------------------------------------------------------
+def _interactions(x: Any, name: str, *, nonnegative: bool = True) -> sp.csr_array:
+    if isinstance(x, Dataset):
+        x = x.interactions
+    return check.interactions(x, name, nonnegative=nonnegative)
+
+
+def _embeddings(x: Any, name: str, rows: int, what: str) -> np.ndarray:
+    emb, _ = check.as_float32_matrix(np.asarray(x) if isinstance(x, ItemEmbeddings) else x, name)
+    if emb.shape[0] != rows:
+        raise ValueError(
+            f"{name} has {emb.shape[0]} rows but the interactions have {rows} {what}s; give "
+            f"one embedding per {what}, in index order"
+        )
+    return emb
+
+
+def _number(value: Any, name: str, *, positive: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+    ok = math.isfinite(value) and (value > 0 if positive else value >= 0)
+    if not ok:
+        raise ValueError(
+            f"{name} must be a finite number {'> 0' if positive else '>= 0'}, got {value}"
+        )
+    return float(value)
+
+
+def _non_negative_int(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if value < 0:
+        raise ValueError(f"{name} must be >= 0, got {value}")
+    return int(value)

@@ -1,0 +1,226 @@
+"""Plain-PyTorch reference of TextCF, independent of semrec's C++ trainer.
+
+Written the straightforward way one would in Python: ``torch.nn`` modules, autograd for every
+step, the propagation as a ``torch.sparse`` product with the symmetric-normalised adjacency built
+here with SciPy, and the sampled-softmax loss from the gathered vectors of every positive's own
+negatives (``batch x negatives x factors``). The tests compare semrec's forward pass, loss and
+gradients with it; ``benchmarks/textcf.py`` times its training loop against the C++ one.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+
+def binary(interactions: sp.csr_array) -> sp.csr_array:
+    """Ones where an interaction is stored (float64, int64 indices: one dtype for scipy)."""
+    return sp.csr_array(
+        (
+            np.ones(interactions.nnz),
+            np.asarray(interactions.indices, dtype=np.int64),
+            np.asarray(interactions.indptr, dtype=np.int64),
+        ),
+        shape=interactions.shape,
+    )
+
+
+def normalised_adjacency(interactions: sp.csr_array) -> sp.csr_array:
+    """``D^-1/2 A D^-1/2`` of the bipartite graph (users first, then items), binary edges."""
+    r = binary(interactions)
+    n_users, n_items = r.shape
+    a = sp.block_array([[None, r], [r.T, None]], format="csr")
+    a.resize((n_users + n_items, n_users + n_items))
+    degree = np.asarray(a.sum(axis=1)).ravel()
+    scale = np.divide(1.0, np.sqrt(degree), out=np.zeros_like(degree), where=degree > 0)
+    return sp.csr_array(sp.diags_array(scale) @ a @ sp.diags_array(scale))
+
+
+def propagation_matrix(interactions: sp.csr_array, layers: int) -> np.ndarray:
+    """The dense operator ``(1 / (L + 1)) sum_l A^l`` (small problems only)."""
+    a = normalised_adjacency(interactions).toarray()
+    power = np.eye(a.shape[0])
+    total = power.copy()
+    for _ in range(layers):
+        power = a @ power
+        total += power
+    return total / (layers + 1)
+
+
+def torch_adjacency(interactions: sp.csr_array) -> torch.Tensor:
+    a = normalised_adjacency(interactions).tocoo()
+    index = torch.from_numpy(np.vstack([a.row, a.col]).astype(np.int64))
+    values = torch.from_numpy(a.data.astype(np.float32))
+    return torch.sparse_coo_tensor(index, values, a.shape, check_invariants=True).coalesce()
+
+
+class ReferenceTextCF(torch.nn.Module):
+    """The model: shared MLP (or one linear layer), optional propagation, L2 normalisation."""
+
+    def __init__(self, weights: dict[str, np.ndarray], negative_slope: float = 0.01) -> None:
+        super().__init__()
+        w1 = torch.from_numpy(np.array(weights["l1.weight"], dtype=np.float32))
+        self.l1 = torch.nn.Linear(w1.shape[1], w1.shape[0])
+        self.l2 = None
+        if "l2.weight" in weights:
+            w2 = torch.from_numpy(np.array(weights["l2.weight"], dtype=np.float32))
+            self.l2 = torch.nn.Linear(w2.shape[1], w2.shape[0])
+        self.negative_slope = negative_slope
+        with torch.no_grad():
+            for name, p in self.named_parameters():
+                p.copy_(torch.from_numpy(np.array(weights[name], dtype=np.float32)))
+
+    def mlp(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.l1(x)
+        if self.l2 is None:
+            return h
+        return self.l2(torch.nn.functional.leaky_relu(h, self.negative_slope))
+
+    def forward(self, inputs: torch.Tensor, adjacency: torch.Tensor, layers: int) -> torch.Tensor:
+        h = self.mlp(inputs)
+        outputs = [h]
+        for _ in range(layers):
+            h = torch.sparse.mm(adjacency, h)
+            outputs.append(h)
+        p = torch.stack(outputs).mean(dim=0)
+        return torch.nn.functional.normalize(p, dim=1)
+
+
+def infonce(
+    v: torch.Tensor,
+    n_users: int,
+    users: torch.Tensor,
+    items: torch.Tensor,
+    negatives: torch.Tensor,
+    tau: float,
+) -> torch.Tensor:
+    """Mean over the batch of -log softmax of each positive against its own negatives."""
+    vu = v[users]
+    vi = v[n_users + items]
+    vn = v[n_users + negatives]  # (batch, negatives, factors): the gather the issue describes
+    positive = (vu * vi).sum(dim=1) / tau
+    negative = torch.einsum("bf,bkf->bk", vu, vn) / tau
+    logits = torch.cat([positive[:, None], negative], dim=1)
+    return (torch.logsumexp(logits, dim=1) - positive).mean()
+
+
+def infonce_full(
+    v: torch.Tensor,
+    n_users: int,
+    users: torch.Tensor,
+    items: torch.Tensor,
+    pool: torch.Tensor,
+    tau: float,
+) -> torch.Tensor:
+    """The full softmax: each positive against every item of ``pool`` (itself included)."""
+    scores = v[users] @ v[n_users + pool].T / tau
+    positive = (v[users] * v[n_users + items]).sum(dim=1) / tau
+    return (torch.logsumexp(scores, dim=1) - positive).mean()
+
+
+def infonce_dense(
+    v: torch.Tensor,
+    n_users: int,
+    users: torch.Tensor,
+    items: torch.Tensor,
+    negatives: torch.Tensor,
+    tau: float,
+) -> torch.Tensor:
+    """The same loss, with the scores read from the dense (batch users x items) product, the
+    way semrec's C++ trainer computes them (a control for the benchmark)."""
+    rows, row_of = torch.unique(users, return_inverse=True)
+    scores = v[rows] @ v[n_users:].T / tau
+    positive = scores[row_of, items]
+    negative = scores[row_of[:, None], negatives]
+    logits = torch.cat([positive[:, None], negative], dim=1)
+    return (torch.logsumexp(logits, dim=1) - positive).mean()
+
+
+def loss_and_gradients(
+    weights: dict[str, np.ndarray],
+    inputs: np.ndarray,
+    interactions: sp.csr_array,
+    layers: int,
+    users: np.ndarray,
+    items: np.ndarray,
+    negatives: np.ndarray,
+    tau: float,
+    negative_slope: float = 0.01,
+) -> tuple[float, dict[str, np.ndarray], np.ndarray]:
+    """Loss, the gradient of every weight, and the node vectors, for one batch (``negatives``
+    with 0 columns: the full softmax)."""
+    model = ReferenceTextCF(weights, negative_slope)
+    v = model(torch.from_numpy(inputs), torch_adjacency(interactions), layers)
+    u = torch.from_numpy(users.astype(np.int64))
+    i = torch.from_numpy(items.astype(np.int64))
+    if negatives.shape[1] == 0:  # full softmax over the items with interactions
+        pool = torch.from_numpy(np.unique(interactions.indices).astype(np.int64))
+        loss = infonce_full(v, interactions.shape[0], u, i, pool, tau)
+    else:
+        n = torch.from_numpy(negatives.astype(np.int64))
+        loss = infonce(v, interactions.shape[0], u, i, n, tau)
+    loss.backward()
+    grads = {name: p.grad.numpy().copy() for name, p in model.named_parameters()}
+    return float(loss.detach()), grads, v.detach().numpy()
+
+
+class ReferenceLoop:
+    """The training loop in plain PyTorch: shuffle, sample negatives, forward, loss, Adam.
+
+    ``scores="gather"`` is the plain formulation (each positive's negative vectors gathered);
+    ``"dense"`` reads the scores from the batch users x items product like semrec's trainer.
+    """
+
+    def __init__(
+        self,
+        weights: dict[str, np.ndarray],
+        inputs: np.ndarray,
+        interactions: sp.csr_array,
+        *,
+        layers: int,
+        tau: float,
+        negatives: int,
+        batch_size: int,
+        learning_rate: float,
+        weight_decay: float = 0.0,
+        negative_slope: float = 0.01,
+        seed: int = 0,
+        scores: str = "gather",
+    ) -> None:
+        self.loss = {"gather": infonce, "dense": infonce_dense}[scores]
+        self.model = ReferenceTextCF(weights, negative_slope)
+        self.inputs = torch.from_numpy(inputs)
+        self.adjacency = torch_adjacency(interactions)
+        coo = sp.coo_array(binary(interactions))
+        self.users = torch.from_numpy(coo.row.astype(np.int64))
+        self.items = torch.from_numpy(coo.col.astype(np.int64))
+        self.pool = torch.from_numpy(np.unique(coo.col).astype(np.int64))
+        self.n_users = interactions.shape[0]
+        self.layers, self.tau, self.negatives, self.batch_size = layers, tau, negatives, batch_size
+        self.optimizer = torch.optim.Adam(
+            self.model.parameters(), lr=learning_rate, weight_decay=weight_decay
+        )
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def epoch(self) -> float:
+        order = torch.randperm(self.users.numel(), generator=self.generator)
+        total = 0.0
+        for start in range(0, order.numel(), self.batch_size):
+            batch = order[start : start + self.batch_size]
+            draws = torch.randint(
+                self.pool.numel(), (batch.numel(), self.negatives), generator=self.generator
+            )
+            self.optimizer.zero_grad()
+            v = self.model(self.inputs, self.adjacency, self.layers)
+            loss = self.loss(
+                v, self.n_users, self.users[batch], self.items[batch], self.pool[draws], self.tau
+            )
+            loss.backward()
+            self.optimizer.step()
+            total += float(loss.detach()) * batch.numel()
+        return total / order.numel()
+
+    def vectors(self) -> np.ndarray:
+        with torch.no_grad():
+            return self.model(self.inputs, self.adjacency, self.layers).numpy()
