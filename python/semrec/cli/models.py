@@ -45,8 +45,8 @@ def build(cls: type, name: str, args: argparse.Namespace, **defaults: Any) -> An
 
 
 def item_embeddings(args: argparse.Namespace, dataset: Dataset) -> np.ndarray:
-    """Text embeddings of every item (encoded once per run and kept on ``args``)."""
-    cached = getattr(args, "_item_embeddings", None)
+    """Text embeddings of every item (encoded once per run and kept on ``args.encoded_items``)."""
+    cached = getattr(args, "encoded_items", None)
     if cached is not None:
         return cached
     texts = dataset.item_text
@@ -57,10 +57,10 @@ def item_embeddings(args: argparse.Namespace, dataset: Dataset) -> np.ndarray:
     encoder = TextEncoder(
         args.encoder, precision="bf16" if args.bf16 else "fp32", num_threads=args.threads
     )
-    args._item_embeddings = encoder.encode(
+    args.encoded_items = encoder.encode(
         texts, batch_size=args.batch_size, show_progress=_args.show_progress(args)
     )
-    return args._item_embeddings
+    return args.encoded_items
 
 
 def builds(cls: type) -> Callable[[Factory], Factory]:

@@ -95,9 +95,8 @@ class Dataset:
             timestamps = timestamps.astype(np.int64, copy=False)
         self.timestamps: np.ndarray | None = timestamps
         self.user_ids = _id_array(user_ids, m.shape[0], "user_ids")
-        self.item_ids = _id_array(item_ids, m.shape[1], "item_ids")
         self._user_lookup = pd.Index(self.user_ids)
-        self._item_lookup = pd.Index(self.item_ids)
+        self._set_item_ids(_id_array(item_ids, m.shape[1], "item_ids"))
         for name, lookup in (("user_ids", self._user_lookup), ("item_ids", self._item_lookup)):
             if not lookup.is_unique:
                 dup = lookup[lookup.duplicated()][0]
@@ -409,11 +408,15 @@ class Dataset:
         )
         out.interactions.has_sorted_indices = True
         out.timestamps = None if self.timestamps is None else self.timestamps[order]
-        out.item_ids = self.item_ids[perm]
-        out._item_lookup = pd.Index(out.item_ids)
+        out._set_item_ids(self.item_ids[perm])
         out.items = self.items.iloc[perm].reset_index(drop=True)
         out.split_info = {"item_permutation": perm}
         return out
+
+    def _set_item_ids(self, item_ids: np.ndarray) -> None:
+        """The item id map and its lookup index, always set together."""
+        self.item_ids = item_ids
+        self._item_lookup = pd.Index(item_ids)
 
     # -- subsets (what the splitters are made of) ------------------------------------------------
     def subset(self, keep: np.ndarray) -> Dataset:
