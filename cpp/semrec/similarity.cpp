@@ -328,16 +328,19 @@ std::int64_t chunk_count(std::int64_t row_tasks, std::int64_t max_chunks, int nu
 
 constexpr std::int64_t kGatherBlock = 64;  // queries per task in the per-query loops
 
-// Each query's per-chunk lists (chunks x k, best first, padded) merged into its final k.
+// Each query's per-chunk lists (chunks x k, in id order, padded) merged into its final k. Chunk
+// c covers lower ids than chunk c + 1, so the lists arrive in increasing id order.
 void merge_chunks(std::int64_t nq, int k, std::int64_t chunks, const std::vector<std::int32_t>& ids,
                   const std::vector<float>& scores, int num_threads, const StopCheck& stop,
                   TopKOutput out) {
   parallel_tasks((nq + kGatherBlock - 1) / kGatherBlock, num_threads, stop, [&](std::int64_t t) {
-    TopKSelector top(k);
+    AscendingTopK top(k);
     for (std::int64_t q = t * kGatherBlock; q < std::min(nq, (t + 1) * kGatherBlock); ++q) {
       for (std::int64_t c = 0; c < chunks; ++c) {
         const std::int64_t off = (q * chunks + c) * k;
-        for (int i = 0; i < k && ids[off + i] >= 0; ++i) top.push(scores[off + i], ids[off + i]);
+        std::int64_t n = 0;
+        while (n < k && ids[off + n] >= 0) ++n;
+        top.offer(scores.data() + off, ids.data() + off, n);
       }
       top.write(out.ids + q * k, out.scores + q * k);
     }
@@ -594,8 +597,8 @@ void scan(const Scan<T>& s, int num_threads, const StopCheck& stop, TopKOutput o
       }
     }
 
-    std::vector<TopKSelector> tops(static_cast<std::size_t>(nqb),
-                                   TopKSelector(static_cast<int>(k)));
+    std::vector<AscendingTopK> tops(static_cast<std::size_t>(nqb),
+                                    AscendingTopK(static_cast<int>(k)));
     std::vector<std::int64_t> cursor, cursor_end;  // next exclusion entry of each query
     if (s.exclude.present()) {
       cursor.resize(static_cast<std::size_t>(nqb));
@@ -653,15 +656,17 @@ void scan(const Scan<T>& s, int num_threads, const StopCheck& stop, TopKOutput o
             row[s.exclude.indices[p] - i0] = kNegInf;
           }
         }
-        select_scores(
-            row, n, [&](std::int64_t j) { return static_cast<std::int32_t>(i0 + j); }, tops[q]);
+        tops[q].offer(row, n, static_cast<std::int32_t>(i0));
       }
     }
 
     for (std::int64_t q = 0; q < nqb; ++q) {
       const std::int64_t off = chunks == 1 ? (q0 + q) * k : ((q0 + q) * chunks + chunk) * k;
-      tops[q].write((chunks == 1 ? out.ids : part_ids.data()) + off,
-                    (chunks == 1 ? out.scores : part_scores.data()) + off);
+      if (chunks == 1) {
+        tops[q].write(out.ids + off, out.scores + off);
+      } else {
+        tops[q].write_unranked(part_ids.data() + off, part_scores.data() + off);
+      }
     }
   });
   if (chunks > 1) {
