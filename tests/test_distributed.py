@@ -220,6 +220,24 @@ def test_recommend_equals_model_recommend(client, als):
     np.testing.assert_array_equal(got_scores, want_scores)
 
 
+def test_recommend_through_each_workers_approximate_index(client, data):
+    # A ContentRecommender searching an HNSW graph: the graph travels with the pickled model,
+    # so every worker answers what the model answers here (exclusions honoured).
+    pytest.importorskip("faiss")
+    emb = np.random.default_rng(5).standard_normal((data.n_items, 16), dtype=np.float32)
+    model = semrec.ContentRecommender(emb, show_progress=False).fit(data.interactions)
+    model.update(3, 11)
+    model.use_index("hnsw", m=8, ef_construction=40, ef_search=32)
+    users = np.arange(0, model.n_users_, 7, dtype=np.int32)
+    ids, scores = recommend(model, da.from_array(users, chunks=40), k=6, client=client)
+    got_ids, got_scores = client.gather(client.compute([ids, scores]))
+    want_ids, want_scores = model.recommend(users, k=6)
+    np.testing.assert_array_equal(got_ids, want_ids)
+    np.testing.assert_array_equal(got_scores, want_scores)
+    seen = model.interactions_[users]
+    assert not np.take_along_axis(seen.toarray(), got_ids, axis=1).any()
+
+
 def test_large_model_is_scattered_not_embedded(client):
     # 40k items x 64 factors: a 10 MB model, past Dask's large-graph warning (an error here).
     big = synthetic(200, 40_000, 5_000, with_text=False, random_state=0)

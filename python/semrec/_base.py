@@ -102,6 +102,10 @@ class Recommender:
         """The items each listed user has interacted with (what ``exclude_seen`` removes)."""
         return sp.csr_array(self.interactions_[users])
 
+    def _seen_items(self, user: int) -> np.ndarray:
+        """One user's seen item ids, 1-D (what ``exclude_seen`` removes for a single user)."""
+        return self._seen_rows(np.array([user])).indices
+
     @property
     def _threads(self) -> int | None:
         return getattr(self, "num_threads", None)
@@ -134,14 +138,20 @@ class Recommender:
         if self._is_dot_product():
             queries, items = self._vectors(users)
             width = min(k, max(items.shape[0], 1))  # the kernel allocates by k: pad the rest
+            one = users.size == 1  # a click: one 1-D query, its seen items as a plain array
+            exclude = None
+            if exclude_seen:
+                exclude = self._seen_items(int(users[0])) if one else self._seen_rows(users)
             found, top = topk(
-                queries,
+                queries[0] if one else queries,
                 self._item_search().index_for(items, self._threads),
                 width,
-                exclude=self._seen_rows(users) if exclude_seen else None,
+                exclude=exclude,
                 candidates=candidates,
                 num_threads=self._threads,
             )
+            if one:
+                found, top = found[None], top[None]
             if self._score_offset:
                 top = top + np.float32(self._score_offset)  # -inf padding stays -inf
             return padded_to((found, top), k)
