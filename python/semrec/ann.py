@@ -249,6 +249,9 @@ class HNSWIndex:
                 f"queries have dimension {q.shape[1]} but items have dimension {self.items.dim}"
             )
         shape = (q.shape[0], n)
+        ex = None if exclude is None else check.exclusions(exclude, "exclude", shape, single)
+        if ex is not None and not sp.issparse(exclude):  # one query's ids: as a CSR row
+            exclude = sp.csr_array((np.ones(ex[1].size, np.float32), ex[1], ex[0]), shape=shape)
         exact = dict(exclude=exclude, num_threads=threads)
         if sp.issparse(candidates):
             # Per-query candidate lists: exact over them (their cost is their length).
@@ -258,7 +261,6 @@ class HNSWIndex:
             allowed = np.unique(check.item_ids(candidates, "candidates", n))
             if allowed.size <= max(_EXACT_CANDIDATES, _EXACT_SHARE * n):
                 return self._shaped(topk(q, self.items, k, candidates=allowed, **exact), single)
-        ex = None if exclude is None else check.exclusions(exclude, "exclude", shape, single)
         depth = min(k, n)
         found = np.full((q.shape[0], depth), -1, dtype=np.int64)
         graph_q = self._graph_rows(q)
