@@ -576,6 +576,30 @@ struct Scan {
   int k = 1;
 };
 
+// One query's scores of the item block i0 .. i0 + n - 1 into its list: scaled (cosine, float16
+// panels), its excluded items (from *cursor up to cursor_end; cursor null: none) set to -inf,
+// then selected.
+template <class T>
+void select_block(const Scan<T>& s, std::int64_t query, float* row, std::int64_t i0, std::int64_t n,
+                  std::int64_t* cursor, std::int64_t cursor_end, TopKSelector& top) {
+  if (s.item_scale != nullptr) {
+    const float* is = s.item_scale + i0;
+    if (s.query_scale != nullptr) {
+      const float qs = s.query_scale[query];
+      for (std::int64_t j = 0; j < n; ++j) row[j] *= qs * is[j];
+    } else {
+      for (std::int64_t j = 0; j < n; ++j) row[j] *= is[j];
+    }
+  }
+  if (cursor != nullptr) {
+    std::int64_t& p = *cursor;
+    for (; p < cursor_end && s.exclude.indices[p] < i0 + n; ++p) {
+      row[s.exclude.indices[p] - i0] = kNegInf;
+    }
+  }
+  select_scores(row, n, [&](std::int64_t j) { return static_cast<std::int32_t>(i0 + j); }, top);
+}
+
 template <class T>
 void scan(const Scan<T>& s, int num_threads, const StopCheck& stop, TopKOutput out) {
   const std::int64_t nq = s.nq, dim = s.dim, k = s.k;
@@ -650,24 +674,9 @@ void scan(const Scan<T>& s, int num_threads, const StopCheck& stop, TopKOutput o
         }
       }
       for (std::int64_t q = 0; q < nqb; ++q) {
-        float* row = S.data() + q * kItemBlock;
-        if (s.item_scale != nullptr) {
-          const float* is = s.item_scale + i0;
-          if (s.query_scale != nullptr) {
-            const float qs = s.query_scale[q0 + q];
-            for (std::int64_t j = 0; j < n; ++j) row[j] *= qs * is[j];
-          } else {
-            for (std::int64_t j = 0; j < n; ++j) row[j] *= is[j];
-          }
-        }
-        if (s.exclude.present()) {
-          std::int64_t& p = cursor[q];
-          for (; p < cursor_end[q] && s.exclude.indices[p] < i0 + n; ++p) {
-            row[s.exclude.indices[p] - i0] = kNegInf;
-          }
-        }
-        select_scores(
-            row, n, [&](std::int64_t j) { return static_cast<std::int32_t>(i0 + j); }, tops[q]);
+        const bool ex = s.exclude.present();
+        select_block(s, q0 + q, S.data() + q * kItemBlock, i0, n, ex ? &cursor[q] : nullptr,
+                     ex ? cursor_end[q] : 0, tops[q]);
       }
     }
 
@@ -761,24 +770,9 @@ void few_scan(const Scan<T>& s, int num_threads, const StopCheck& stop, TopKOutp
                 S.data() + r0 * kItemBlock, kItemBlock);
       }
       for (std::int64_t q = 0; q < nq; ++q) {
-        float* row = S.data() + q * kItemBlock;
-        if (s.item_scale != nullptr) {
-          const float* is = s.item_scale + i0;
-          if (s.query_scale != nullptr) {
-            const float qs = s.query_scale[q];
-            for (std::int64_t j = 0; j < n; ++j) row[j] *= qs * is[j];
-          } else {
-            for (std::int64_t j = 0; j < n; ++j) row[j] *= is[j];
-          }
-        }
-        if (s.exclude.present()) {
-          std::int64_t& p = cursor[q];
-          for (; p < cursor_end[q] && s.exclude.indices[p] < i0 + n; ++p) {
-            row[s.exclude.indices[p] - i0] = kNegInf;
-          }
-        }
-        select_scores(
-            row, n, [&](std::int64_t j) { return static_cast<std::int32_t>(i0 + j); }, tops[q]);
+        const bool ex = s.exclude.present();
+        select_block(s, q, S.data() + q * kItemBlock, i0, n, ex ? &cursor[q] : nullptr,
+                     ex ? cursor_end[q] : 0, tops[q]);
       }
     }
     for (std::int64_t q = 0; q < nq; ++q) {
