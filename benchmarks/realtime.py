@@ -12,14 +12,14 @@ topics) is fitted on seeded synthetic interactions; then the same ``--clicks`` r
 item) clicks are replayed by every method, which each keep their own state:
 
 * semrec model: ``model.update(user, item)`` then ``model.recommend(user, k=10)`` (seen items
-  excluded), the model as it is (its items in an exact ItemIndex with float16 panels, the
-  ContentRecommender default: candidates re-scored exactly in float32).
-* semrec model f32: the same with ``model.use_index("exact", storage="float32")``.
+  excluded), the model as it is (its items in an exact float32 ItemIndex: the default).
+* semrec model f16: the same with ``model.use_index("exact", storage="float16")`` (float16
+  panels, candidates re-scored exactly).
 * semrec model hnsw: the same with ``model.use_index("hnsw")`` (approximate; faiss): its
   recall@10 against NumPy's exact lists is the last column.
 * semrec index: ``model.update(user, item)`` (returns the new profile) then
-  ``semrec.topk(profile, index, 10, exclude=seen_ids)`` over a float16 ``ItemIndex`` of the
-  embeddings, the user's seen ids a plain sorted array: the kernel path without the model.
+  ``semrec.topk(profile, index, 10, exclude=seen)`` over an ``ItemIndex`` of the embeddings:
+  the kernel path a model takes once it holds its item vectors in an index.
 * numpy: the reference. Profile sum += weight * embedding, normalise, ``E @ p``, seen items set
   to -inf, ``argpartition`` and a sort of the 10 (by score, then id).
 
@@ -183,12 +183,10 @@ def bench_clicks(args: argparse.Namespace) -> list[str]:
             history
         )
 
-    m_model, m_f32, m_index = model(), model(), model()
-    m_f32.use_index("exact", storage="float32")
+    m_model, m_f16, m_index = model(), model(), model()
+    m_f16.use_index("exact", storage="float16")
     m_hnsw = model().use_index("hnsw") if faiss is not None else None
-    index = semrec.ItemIndex(
-        m_index.item_embeddings_, metric="dot", storage="float16", num_threads=args.threads
-    )
+    index = semrec.ItemIndex(m_index.item_embeddings_, metric="dot", num_threads=args.threads)
     seen = [history.indices[history.indptr[u] : history.indptr[u + 1]].copy()
             for u in range(history.shape[0])]  # fmt: skip
     reference = NumpyClicks(m_model.item_embeddings_, history)
@@ -206,15 +204,19 @@ def bench_clicks(args: argparse.Namespace) -> list[str]:
         profile = m_index.update(u, i)
         if i not in seen[u]:
             seen[u] = np.sort(np.append(seen[u], i))
+        row = sp.csr_array(
+            (np.ones(seen[u].size, np.float32), seen[u], np.array([0, seen[u].size])),
+            shape=(1, n_items),
+        )
         results.setdefault("semrec index", []).append(
-            semrec.topk(profile, index, 10, exclude=seen[u], num_threads=args.threads)
+            semrec.topk(profile, index, 10, exclude=row, num_threads=args.threads)
         )
 
     def via_numpy(c: int) -> None:
         results.setdefault("numpy", []).append(reference.click(int(users[c]), int(items[c])))
 
     methods = {"semrec model": via("semrec model", m_model)}
-    methods["semrec model f32"] = via("semrec model f32", m_f32)
+    methods["semrec model f16"] = via("semrec model f16", m_f16)
     if m_hnsw is not None:
         methods["semrec model hnsw"] = via("semrec model hnsw", m_hnsw)
     methods.update({"semrec index": via_index, "numpy": via_numpy})

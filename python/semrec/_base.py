@@ -54,8 +54,6 @@ class Recommender:
     _FORMAT_NAME: ClassVar[str] = ""
     _FORMAT_VERSION: ClassVar[int] = 2
     _FITTED_BY: ClassVar[str] = "interactions_"
-    # How the exact item index of a dot-product model packs its vectors (see use_index).
-    _INDEX_STORAGE: ClassVar[str] = "float32"
     # What to do instead, for each real-time verb or similar_items a model does not support.
     _HINTS: ClassVar[dict[str, str]] = {}
 
@@ -172,7 +170,7 @@ class Recommender:
         return ids, scores
 
     # -- how recommend searches the items (dot-product models) -------------------------------
-    def use_index(self, kind: str = "exact", *, storage: str | None = None, **params: int) -> Any:
+    def use_index(self, kind: str = "exact", *, storage: str = "float32", **params: int) -> Any:
         """Choose how ``recommend`` searches the items: exactly (the default) or approximately.
 
         Parameters
@@ -184,11 +182,9 @@ class Recommender:
             ``items=`` are honoured, but some of the true top k may be missed (recall: see
             ``benchmarks/realtime.py``). Built now (unfitted: at the first ``recommend``), grown
             by ``add_items``, rebuilt when the item vectors change, saved with the model.
-        storage : {"float32", "float16"}, optional
+        storage : {"float32", "float16"}, default "float32"
             The exact index's packed copy (see :class:`semrec.ItemIndex`): answers are exact
-            either way; float16 halves what one user's query streams. Default: the model's,
-            ``"float16"`` for :class:`semrec.ContentRecommender` (unit vectors, whose float16
-            scores certify the answer almost always), ``"float32"`` for the others.
+            either way; float16 halves what one user's query streams (catalogues beyond cache).
         **params : int
             ``"hnsw"``: ``m``, ``ef_construction``, ``ef_search`` (see HNSWIndex).
 
@@ -224,10 +220,7 @@ class Recommender:
         return self._item_search().index_for(self._vectors(_NO_USERS)[1], self._threads)
 
     def _item_search(self) -> ItemSearch:
-        search = vars(self).get("_item_search_state")
-        if search is None:
-            search = self.__dict__["_item_search_state"] = ItemSearch(self._INDEX_STORAGE)
-        return search
+        return vars(self).setdefault("_item_search_state", ItemSearch())
 
     def _items_changed(self, first: int = 0) -> None:
         """A model that changes its item vectors in place, or appends rows (``first`` = the

@@ -89,8 +89,6 @@ class ContentRecommender(EncodesText, Recommender):
     _PARAMS: ClassVar[tuple[str, ...]] = ("half_life", "encoder", "num_threads", "show_progress")
     _FORMAT_NAME: ClassVar[str] = "semrec.ContentRecommender"
     _FITTED_BY: ClassVar[str] = "_stream"
-    # Unit vectors: float16 panels (half the bytes a click streams) certify exact answers.
-    _INDEX_STORAGE: ClassVar[str] = "float16"
 
     def __init__(
         self,
