@@ -18,8 +18,8 @@ item) clicks are replayed by every method, which each keep their own state:
 * semrec model hnsw: the same with ``model.use_index("hnsw")`` (approximate; faiss): its
   recall@10 against NumPy's exact lists is the last column.
 * semrec index: ``model.update(user, item)`` (returns the new profile) then
-  ``semrec.topk(profile, index, 10, exclude=seen)`` over an ``ItemIndex`` of the embeddings:
-  the kernel path a model takes once it holds its item vectors in an index.
+  ``semrec.topk(profile, index, 10, exclude=seen_ids)`` over an ``ItemIndex`` of the
+  embeddings, the user's seen ids a plain sorted array: the kernel path without the model.
 * numpy: the reference. Profile sum += weight * embedding, normalise, ``E @ p``, seen items set
   to -inf, ``argpartition`` and a sort of the 10 (by score, then id).
 
@@ -204,12 +204,8 @@ def bench_clicks(args: argparse.Namespace) -> list[str]:
         profile = m_index.update(u, i)
         if i not in seen[u]:
             seen[u] = np.sort(np.append(seen[u], i))
-        row = sp.csr_array(
-            (np.ones(seen[u].size, np.float32), seen[u], np.array([0, seen[u].size])),
-            shape=(1, n_items),
-        )
         results.setdefault("semrec index", []).append(
-            semrec.topk(profile, index, 10, exclude=row, num_threads=args.threads)
+            semrec.topk(profile, index, 10, exclude=seen[u], num_threads=args.threads)
         )
 
     def via_numpy(c: int) -> None:

@@ -72,8 +72,10 @@ class HNSWIndex:
     ef_construction : int, default 100
         Candidate list while building.
     ef_search : int, default 128
-        Candidate list while searching (at least ``k`` is used): the recall/speed knob, may be
-        changed at any time.
+        Candidate list while searching: the recall/speed knob, may be changed at any time. A
+        top-k query keeps at least ``2 * k`` candidates, plus one per item it excludes (see
+        :meth:`search_depth`). On 100k MiniLM-shaped vectors recall@10 was 0.88 at 64, 0.94 at
+        128, 0.97 at 256 (``benchmarks/realtime.py --only ann`` prints the curve).
     num_threads : int, optional
         Threads for building and for batches of queries.
 
