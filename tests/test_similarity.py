@@ -452,8 +452,10 @@ def test_exclude_as_ids_for_one_query() -> None:
         topk(queries[0], items, 3, exclude=[1, 50])
     with pytest.raises(TypeError, match="exclude must hold integer"):
         topk(queries[0], items, 3, exclude=np.array([1.0]))
+    ids, scores = topk(queries, items, 6, metric="dot", exclude=ids_out)  # one row: the same
+    assert_exact(ids, scores, *want)
     with pytest.raises(TypeError, match="exclude"):  # several queries: a CSR matrix only
-        topk(queries, items, 3, exclude=ids_out)
+        topk(np.vstack([queries, queries]), items, 3, exclude=ids_out)
 
 
 def test_exclude_csr_matrix_and_bool_values() -> None:

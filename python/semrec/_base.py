@@ -138,20 +138,18 @@ class Recommender:
         if self._is_dot_product():
             queries, items = self._vectors(users)
             width = min(k, max(items.shape[0], 1))  # the kernel allocates by k: pad the rest
-            one = users.size == 1  # a click: one 1-D query, its seen items as a plain array
             exclude = None
-            if exclude_seen:
+            if exclude_seen:  # one user (a click): the seen ids as they are, no matrix built
+                one = users.size == 1
                 exclude = self._seen_items(int(users[0])) if one else self._seen_rows(users)
             found, top = topk(
-                queries[0] if one else queries,
+                queries,
                 self._item_search().index_for(items, self._threads),
                 width,
                 exclude=exclude,
                 candidates=candidates,
                 num_threads=self._threads,
             )
-            if one:
-                found, top = found[None], top[None]
             if self._score_offset:
                 top = top + np.float32(self._score_offset)  # -inf padding stays -inf
             return padded_to((found, top), k)

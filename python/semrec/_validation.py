@@ -504,7 +504,7 @@ def exclusions(
     exclude: Any, name: str, shape: tuple[int, int], single: bool
 ) -> tuple[np.ndarray, np.ndarray]:
     """The CSR structure (indptr, sorted indices) of a top-k call's ``exclude``: a CSR of
-    ``shape``, or for a single 1-D query a 1-D array of item ids (no matrix to build)."""
+    ``shape``, or for a single query (``single``) a 1-D array of item ids (no matrix to build)."""
     if not (single and isinstance(exclude, np.ndarray | list | tuple)):
         return csr_structure(exclude, name, shape)
     ids = item_ids(exclude, name, shape[1])

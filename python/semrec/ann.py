@@ -251,7 +251,8 @@ class HNSWIndex:
                 f"queries have dimension {q.shape[1]} but items have dimension {self.items.dim}"
             )
         shape = (q.shape[0], n)
-        ex = None if exclude is None else check.exclusions(exclude, "exclude", shape, single)
+        one = q.shape[0] == 1
+        ex = None if exclude is None else check.exclusions(exclude, "exclude", shape, one)
         if ex is not None and not sp.issparse(exclude):  # one query's ids: as a CSR row
             exclude = sp.csr_array((np.ones(ex[1].size, np.float32), ex[1], ex[0]), shape=shape)
         exact = dict(exclude=exclude, num_threads=threads)
