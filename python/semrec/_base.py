@@ -102,6 +102,10 @@ class Recommender:
         """The items each listed user has interacted with (what ``exclude_seen`` removes)."""
         return sp.csr_array(self.interactions_[users])
 
+    def _seen_items(self, user: int) -> np.ndarray:
+        """One user's seen item ids, 1-D (what ``exclude_seen`` removes for a single user)."""
+        return self._seen_rows(np.array([user])).indices
+
     @property
     def _threads(self) -> int | None:
         return getattr(self, "num_threads", None)
@@ -134,11 +138,15 @@ class Recommender:
         if self._is_dot_product():
             queries, items = self._vectors(users)
             width = min(k, max(items.shape[0], 1))  # the kernel allocates by k: pad the rest
+            exclude = None
+            if exclude_seen:  # one user (a click): the seen ids as they are, no matrix built
+                one = users.size == 1
+                exclude = self._seen_items(int(users[0])) if one else self._seen_rows(users)
             found, top = topk(
                 queries,
                 self._item_search().index_for(items, self._threads),
                 width,
-                exclude=self._seen_rows(users) if exclude_seen else None,
+                exclude=exclude,
                 candidates=candidates,
                 num_threads=self._threads,
             )
