@@ -75,6 +75,12 @@ class TextCF(RealTimeVerbs, Recommender):
         With ``fit(..., validation=...)``: stop after this many epochs without a better
         validation NDCG@10, and keep the best epoch's weights. ``None``: run every epoch (the
         best epoch is still kept).
+    averaging : float, default 0.8
+        Decay of an exponential moving average of the network weights over epochs
+        (``a_t = averaging * a_(t-1) + (1 - averaging) * w_t``): the averaged network is the
+        one validated, kept and used for the vectors, while training goes on from its own
+        weights. It damps the epoch-to-epoch swing of the rankings; 0 keeps the last epoch's
+        weights.
     negative_slope : float, default 0.01
         LeakyReLU slope for negative inputs.
     user_text_weight : float, default 1.0
@@ -129,6 +135,7 @@ class TextCF(RealTimeVerbs, Recommender):
         "weight_decay",
         "epochs",
         "patience",
+        "averaging",
         "negative_slope",
         "user_text_weight",
         "encoder",
@@ -155,6 +162,7 @@ class TextCF(RealTimeVerbs, Recommender):
         weight_decay: float = 0.0,
         epochs: int = 20,
         patience: int | None = 3,
+        averaging: float = 0.8,
         negative_slope: float = 0.01,
         user_text_weight: float = 1.0,
         encoder: Any = None,
@@ -175,6 +183,7 @@ class TextCF(RealTimeVerbs, Recommender):
         self.weight_decay = weight_decay
         self.epochs = epochs
         self.patience = patience
+        self.averaging = averaging
         self.negative_slope = negative_slope
         self.user_text_weight = user_text_weight
         self.encoder = encoder
@@ -206,6 +215,9 @@ class TextCF(RealTimeVerbs, Recommender):
         lr = _number(self.learning_rate, "learning_rate", positive=True)
         wd = _number(self.weight_decay, "weight_decay")
         slope = _number(self.negative_slope, "negative_slope")
+        averaging = _number(self.averaging, "averaging")
+        if averaging >= 1:
+            raise ValueError(f"averaging must be in [0, 1), got {averaging}")
         _number(self.user_text_weight, "user_text_weight")
         show = self.show_progress
         if show is None:
@@ -224,6 +236,7 @@ class TextCF(RealTimeVerbs, Recommender):
             weight_decay=wd,
             epochs=int(self.epochs),
             patience=patience,
+            averaging=averaging,
             seed=0,
             threads=resolve_num_threads(self.num_threads),
             show_progress=bool(show),
