@@ -57,8 +57,10 @@ class TextCF(RealTimeVerbs, Recommender):
         Width of the MLP's hidden layer (ignored by ``"linear"``).
     factors : int, default 64
         Dimension of the user and item vectors.
-    layers : int, default 2
-        Propagation layers (0: none).
+    layers : int, default 0
+        Propagation layers (0: none). AlphaRec uses 2; on MovieLens-100k's validation split
+        0 scored higher (NDCG@10 0.1474 against 0.1452 at learning rate 1e-3, tau 0.15) and
+        is cheaper (only the batch's users and the items go through the network).
     tau : float, default 0.15
         Softmax temperature.
     negatives : int or "all", default 256
@@ -66,11 +68,14 @@ class TextCF(RealTimeVerbs, Recommender):
         with training interactions (computed from the same dense scores, at no extra cost).
     batch_size : int, default 2048
         Interactions per Adam step.
-    learning_rate : float, default 5e-4
+    learning_rate : float, default 1e-3
+        Adam's step size (1e-3 beat AlphaRec's 5e-4 in all 4 pairs of the benchmark's grid
+        on MovieLens-100k's validation split, with ``averaging``).
     weight_decay : float, default 0.0
         L2 penalty added to the gradient (``torch.optim.Adam``'s ``weight_decay``).
-    epochs : int, default 20
-        Most passes over the interactions.
+    epochs : int, default 10
+        Most passes over the interactions (the validation-tuned count on MovieLens-100k was
+        9; with ``validation``, ``patience`` may stop earlier).
     patience : int or None, default 3
         With ``fit(..., validation=...)``: stop after this many epochs without a better
         validation NDCG@10, and keep the best epoch's weights. ``None``: run every epoch (the
@@ -154,13 +159,13 @@ class TextCF(RealTimeVerbs, Recommender):
         network: str = "mlp",
         hidden: int = 768,
         factors: int = 64,
-        layers: int = 2,
+        layers: int = 0,
         tau: float = 0.15,
         negatives: int | str = 256,
         batch_size: int = 2048,
-        learning_rate: float = 5e-4,
+        learning_rate: float = 1e-3,
         weight_decay: float = 0.0,
-        epochs: int = 20,
+        epochs: int = 10,
         patience: int | None = 3,
         averaging: float = 0.8,
         negative_slope: float = 0.01,
