@@ -42,8 +42,21 @@ namespace {
 // wider than the target's registers is lowered through memory (an AVX2 build of 16-float
 // values ran 9x slower than AVX-512), hence one width per variant. Unaligned loads and stores
 // go through memcpy.
+// (Explicit specialisations: GCC drops vector_size on an alias template.)
 template <int kWidth>
-using Lanes = float __attribute__((vector_size(4 * kWidth)));
+struct Lanes;
+template <>
+struct Lanes<4> {
+  typedef float type __attribute__((vector_size(16)));
+};
+template <>
+struct Lanes<8> {
+  typedef float type __attribute__((vector_size(32)));
+};
+template <>
+struct Lanes<16> {
+  typedef float type __attribute__((vector_size(64)));
+};
 
 // out[n] = Σ_k values[k] * x[indices[k]] over row (rows ? rows[n] : n)'s entries, in entry
 // order, for n in [begin, end). 64 columns at a time are summed in register-held accumulators
@@ -54,7 +67,8 @@ SEMREC_INLINE void rows_product_body(const std::int64_t* indptr, const std::int3
                                      const float* values, const std::int32_t* rows,
                                      std::int64_t begin, std::int64_t end, const float* x,
                                      std::int64_t dim, float* out) {
-  using V = Lanes<kWidth>;
+  using V = typename Lanes<kWidth>::type;
+  static_assert(sizeof(V) == sizeof(float) * kWidth);
   constexpr std::int64_t kBlock = 64;
   constexpr int kRegs = kBlock / kWidth;
   for (std::int64_t n = begin; n < end; ++n) {
