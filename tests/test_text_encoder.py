@@ -93,9 +93,12 @@ def test_precision_auto_and_the_path_reported():
     native = bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
     if features.caps:
         pytest.skip(f"ISA caps set: {features.caps}")
+    from semrec.text.precision import int8_available
+
+    int8 = int8_available()
     auto = TextEncoder()
     assert auto.precision == "auto"
-    assert auto.precision_ == ("bf16" if native else "fp32")
+    assert auto.precision_ == ("bf16" if native else "int8" if int8 else "fp32")
     assert f"[{auto.kernels_}]" in repr(auto) and auto.kernels_.startswith(auto.precision_)
     assert auto.identity.endswith(":" + auto.precision_)
 
@@ -109,11 +112,14 @@ def test_resolve_precision_rules():
     if not torch.ops.mkldnn._is_mkldnn_bf16_supported():
         pytest.skip("oneDNN has no bf16 here at all")
     assert resolve_precision("auto", cpu(True)) == "bf16"
-    assert resolve_precision("auto", cpu(False)) == "fp32"
+    # Without native bf16: int8 where FBGEMM runs it, else fp32.
+    assert resolve_precision("auto", cpu(False), int8=True) == "int8"
+    assert resolve_precision("auto", cpu(False), int8=False) == "fp32"
     # Every emulation cap lowers the answer, whichever library it names.
     for name in ("ONEDNN_MAX_CPU_ISA", "SEMREC_ISA", "FBGEMM_ENABLE_INSTRUCTIONS"):
-        assert resolve_precision("auto", cpu(True, **{name: "avx2"})) == "fp32"
-    assert resolve_precision("auto", cpu(True, ONEDNN_MAX_CPU_ISA="AVX512_CORE_VNNI")) == "fp32"
+        assert resolve_precision("auto", cpu(True, **{name: "avx2"}), int8=True) == "int8"
+    vnni_only = cpu(True, ONEDNN_MAX_CPU_ISA="AVX512_CORE_VNNI")
+    assert resolve_precision("auto", vnni_only, int8=False) == "fp32"
     assert resolve_precision("auto", cpu(True, ONEDNN_MAX_CPU_ISA="AVX512_CORE_AMX")) == "bf16"
     assert not cpu(True, ONEDNN_MAX_CPU_ISA="AVX2").vnni
     assert resolve_precision("int8", cpu(False)) == "int8"
@@ -153,7 +159,7 @@ def test_emulated_avx2_cpu_is_honoured():
     ).stdout
     assert "aten AVX2" in out
     assert "onednn_bf16 False" in out
-    assert "auto fp32" in out
+    assert "auto int8" in out  # no native bf16: int8 on FBGEMM's AVX2 kernels
     assert "int8 int8 FBGEMM avx2" in out
     assert "bf16 fp32 1" in out  # warned once for two encoders
 
