@@ -12,6 +12,7 @@ import platform
 import resource
 import statistics
 import time
+from collections.abc import Callable, Mapping
 from importlib.metadata import PackageNotFoundError, version
 
 USABLE_CPUS: int = (
@@ -33,22 +34,44 @@ AVX2_ENVIRONMENT = {
 }
 
 
-def pin_environment() -> argparse.Namespace:
-    """Reads --threads and --isa from the command line and sets the environment they imply.
+# The variables OpenMP, the BLAS libraries and numba (ranx) read their thread counts from.
+THREAD_VARIABLES = (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "BLIS_NUM_THREADS",
+    "NUMBA_NUM_THREADS",
+)
 
-    BLAS and OpenMP runtimes read their thread counts (and OpenBLAS its core type) when they
-    are loaded, so this must run before numpy and faiss are imported. Returns the two values;
-    the script parses its full command line later.
+
+def pin_threads(default: int = USABLE_CPUS) -> int:
+    """Reads --threads from the command line and sets every runtime's thread count to it.
+
+    The runtimes read their thread counts when they are loaded, so this must run before numpy,
+    faiss or torch are imported. Returns the count; the script parses its full command line
+    later.
     """
     pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("--threads", type=int, default=USABLE_CPUS)
+    pre.add_argument("--threads", type=int, default=default)
+    threads = pre.parse_known_args()[0].threads
+    for var in THREAD_VARIABLES:
+        os.environ[var] = str(threads)
+    return threads
+
+
+def pin_environment() -> argparse.Namespace:
+    """:func:`pin_threads`, and --isa: the environment of the instruction set it names.
+
+    OpenBLAS reads its core type when it is loaded, so this too must run before numpy and faiss
+    are imported. Returns both values.
+    """
+    threads = pin_threads()
+    pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--isa", choices=["native", "avx2"], default="native")
     known = pre.parse_known_args()[0]
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS"):
-        os.environ[var] = str(known.threads)
     if known.isa == "avx2":
         os.environ.update(AVX2_ENVIRONMENT)
-    return known
+    return argparse.Namespace(threads=threads, isa=known.isa)
 
 
 def add_common_arguments(parser: argparse.ArgumentParser, threads: int) -> None:
@@ -59,6 +82,49 @@ def add_common_arguments(parser: argparse.ArgumentParser, threads: int) -> None:
         default="native",
         help="avx2: emulate an AVX2-only CPU (sets " + ", ".join(AVX2_ENVIRONMENT) + ")",
     )
+
+
+def parts_of(namespace: Mapping[str, object]) -> dict[str, Callable[[argparse.Namespace], None]]:
+    """The parts of a script (its ``globals()``): each function ``part_<name>`` under ``name``,
+    in the order they are defined."""
+    return {
+        name.removeprefix("part_"): fn
+        for name, fn in namespace.items()
+        if name.startswith("part_") and callable(fn)
+    }
+
+
+def parts_parser(doc: str, parts: Mapping[str, object], threads: int) -> argparse.ArgumentParser:
+    """The command line of a benchmark in parts (``--parts a,b``), the script's own options to
+    be added: --quick (its meaning is the script's), --parts, --threads and --repeats."""
+    parser = argparse.ArgumentParser(
+        description=doc.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="smaller data or fewer repeats")
+    parser.add_argument("--parts", default=",".join(parts), help=f"any of {', '.join(parts)}")
+    parser.add_argument("--threads", type=int, default=threads)
+    parser.add_argument("--repeats", type=int, default=5)
+    return parser
+
+
+def run_parts(
+    parser: argparse.ArgumentParser,
+    args: argparse.Namespace,
+    parts: Mapping[str, Callable[[argparse.Namespace], None]],
+) -> None:
+    """Runs the parts ``--parts`` names, in its order, with semrec and BLAS on --threads."""
+    from threadpoolctl import threadpool_limits
+
+    import semrec
+
+    chosen = [p.strip() for p in args.parts.split(",") if p.strip()]
+    unknown = [p for p in chosen if p not in parts]
+    if unknown:
+        parser.error(f"unknown part(s) {unknown}; choose from {list(parts)}")
+    semrec.set_num_threads(args.threads)
+    with threadpool_limits(limits=args.threads):
+        for name in chosen:
+            parts[name](args)
 
 
 def cpu_model_and_flags() -> tuple[str, set[str]]:

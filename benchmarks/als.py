@@ -67,31 +67,27 @@ def ranking_quality(recommend, test: datasets.Dataset, k: int = 10) -> tuple[flo
 # The two models behind one interface
 
 
-def semrec_model(factors, reg, alpha, iterations, seed=0):
-    return semrec.ALS(
-        factors,
+def shared_settings(factors, reg, iterations, seed) -> dict:
+    """The hyperparameters both libraries take under the same names."""
+    return dict(
+        factors=factors,
         regularization=reg,
-        alpha=alpha,
         iterations=iterations,
-        cg_steps=3,
         random_state=seed,
         num_threads=THREADS,
-        show_progress=False,
     )
+
+
+def semrec_model(factors, reg, alpha, iterations, seed=0):
+    settings = shared_settings(factors, reg, iterations, seed)
+    return semrec.ALS(**settings, alpha=alpha, cg_steps=3, show_progress=False)
 
 
 def implicit_model(factors, reg, alpha, iterations, seed=0):
     from implicit.cpu.als import AlternatingLeastSquares
 
-    model = AlternatingLeastSquares(
-        factors=factors,
-        regularization=reg,
-        alpha=1.0,
-        iterations=iterations,
-        use_cg=True,
-        num_threads=THREADS,
-        random_state=seed,
-    )
+    settings = shared_settings(factors, reg, iterations, seed)
+    model = AlternatingLeastSquares(**settings, alpha=1.0, use_cg=True)
     model.semrec_alpha = alpha
     return model
 

@@ -26,13 +26,10 @@ min(|relevant|, k): converted before the comparison) and the maximum difference 
 from __future__ import annotations
 
 import argparse
-import os
 
-_pre = argparse.ArgumentParser(add_help=False)
-_pre.add_argument("--threads", type=int, default=2)
-THREADS: int = _pre.parse_known_args()[0].threads
-for _var in ("OMP_NUM_THREADS", "NUMBA_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[_var] = str(THREADS)
+import _bench
+
+THREADS: int = _bench.pin_threads(default=2)  # before numpy, BLAS, OpenMP or torch load
 
 import statistics  # noqa: E402
 import time  # noqa: E402

@@ -59,13 +59,10 @@ semrec median.
 from __future__ import annotations
 
 import argparse
-import os
 
-_pre = argparse.ArgumentParser(add_help=False)
-_pre.add_argument("--threads", type=int, default=2)
-THREADS: int = _pre.parse_known_args()[0].threads
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS"):
-    os.environ[_var] = str(THREADS)
+import _bench
+
+THREADS: int = _bench.pin_threads(default=2)  # before numpy, BLAS, OpenMP or torch load
 
 import statistics  # noqa: E402
 import time  # noqa: E402
@@ -863,26 +860,12 @@ def part_tune(args: argparse.Namespace) -> None:
     print(f"| evaluate(Hybrid(...)) per weight vector | {summary(times['plain'])} | 1.0x |")
 
 
-PARTS: dict[str, Callable[[argparse.Namespace], None]] = {
-    "profiles": part_profiles,
-    "streaming": part_streaming,
-    "mmr": part_mmr,
-    "knn": part_knn,
-    "warm": part_warm,
-    "cold": part_cold,
-    "new_users": part_new_users,
-    "tune": part_tune,
-}
+# Every part_<name> function above, in its order.
+PARTS: dict[str, Callable[[argparse.Namespace], None]] = _bench.parts_of(globals())
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--quick", action="store_true", help="smaller data")
-    parser.add_argument("--parts", default=",".join(PARTS), help=f"any of {', '.join(PARTS)}")
-    parser.add_argument("--threads", type=int, default=THREADS)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser = _bench.parts_parser(__doc__, PARTS, THREADS)
     parser.add_argument("--sizes", default="M,L", help="synthetic sizes for the profiles part")
     parser.add_argument("--knn-sizes", default="S,M,L", help="synthetic sizes for the knn part")
     parser.add_argument(
@@ -910,14 +893,7 @@ def main() -> None:
     SOURCE.update(
         variant=args.movielens, path=args.data_path, tags=args.tags, embeddings=args.embeddings
     )
-    chosen = [p.strip() for p in args.parts.split(",") if p.strip()]
-    unknown = [p for p in chosen if p not in PARTS]
-    if unknown:
-        parser.error(f"unknown part(s) {unknown}; choose from {list(PARTS)}")
-    semrec.set_num_threads(args.threads)
-    with threadpool_limits(limits=args.threads):
-        for name in chosen:
-            PARTS[name](args)
+    _bench.run_parts(parser, args, PARTS)
 
 
 if __name__ == "__main__":

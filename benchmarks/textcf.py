@@ -36,11 +36,9 @@ from __future__ import annotations
 import argparse
 import os
 
-_pre = argparse.ArgumentParser(add_help=False)
-_pre.add_argument("--threads", type=int, default=2)
-THREADS: int = _pre.parse_known_args()[0].threads
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[_var] = str(THREADS)
+import _bench
+
+THREADS: int = _bench.pin_threads(default=2)  # before numpy, BLAS, OpenMP or torch load
 
 import hashlib  # noqa: E402
 import platform  # noqa: E402
@@ -54,7 +52,6 @@ from typing import Any  # noqa: E402
 import numpy as np  # noqa: E402
 import scipy.sparse as sp  # noqa: E402
 import torch  # noqa: E402
-from threadpoolctl import threadpool_limits  # noqa: E402
 
 import semrec  # noqa: E402
 from semrec import split  # noqa: E402
@@ -501,24 +498,12 @@ def part_new_users(args: argparse.Namespace) -> None:
     print(f"TextCF NDCG@10 / best of ItemKNN, UserKNN: {ndcg['TextCF'] / knn:.3f}x (target >= 1)")
 
 
-PARTS: dict[str, Callable[[argparse.Namespace], None]] = {
-    "speed": part_speed,
-    "propagation": part_propagation,
-    "curve": part_curve,
-    "warm": part_warm,
-    "cold": part_cold,
-    "new_users": part_new_users,
-}
+# Every part_<name> function above, in its order.
+PARTS: dict[str, Callable[[argparse.Namespace], None]] = _bench.parts_of(globals())
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--quick", action="store_true", help="fewer repeats")
-    parser.add_argument("--parts", default=",".join(PARTS), help=f"any of {', '.join(PARTS)}")
-    parser.add_argument("--threads", type=int, default=THREADS)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser = _bench.parts_parser(__doc__, PARTS, THREADS)
     parser.add_argument("--cache", type=Path, default=Path("/tmp/semrec-textcf"))
     parser.add_argument(
         "--textcf", default="", help="extra TextCF parameters for curve, e.g. 'epochs=30,tau=0.1'"
@@ -527,15 +512,8 @@ def main() -> None:
     args.textcf = {
         k: eval(v, {}) for k, v in (kv.split("=", 1) for kv in args.textcf.split(",") if kv)
     }
-    chosen = [p.strip() for p in args.parts.split(",") if p.strip()]
-    unknown = [p for p in chosen if p not in PARTS]
-    if unknown:
-        parser.error(f"unknown part(s) {unknown}; choose from {list(PARTS)}")
-    semrec.set_num_threads(args.threads)
     torch.set_num_threads(args.threads)
-    with threadpool_limits(limits=args.threads):
-        for part in chosen:
-            PARTS[part](args)
+    _bench.run_parts(parser, args, PARTS)
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from typing import Any
 TORCH = "2.13.0"
 REQUIRES = ["scikit-build-core>=0.10", "pybind11>=2.13", "cmeel-eigen>=3.4"]
 FIX = f"pip install torch=={TORCH}, then run the same pip install again"
+Settings = dict[str, Any] | None  # what PEP 517 frontends pass as config_settings
 
 
 def _torch_dir() -> Path | None:
@@ -61,27 +62,27 @@ def _tools() -> list[str]:
     return needed
 
 
-def _settings(config_settings: dict[str, Any] | None) -> dict[str, Any]:
+def _settings(config_settings: Settings) -> dict[str, Any]:
     settings = dict(config_settings or {})
     settings["cmake.define.SEMREC_TORCH_DIR"] = str(_checked_torch_dir())
     return settings
 
 
-def get_requires_for_build_wheel(config_settings: dict[str, Any] | None = None) -> list[str]:
+def get_requires_for_build_wheel(config_settings: Settings = None) -> list[str]:
     _checked_torch_dir()
     return REQUIRES + _tools()
 
 
-def get_requires_for_build_editable(config_settings: dict[str, Any] | None = None) -> list[str]:
+def get_requires_for_build_editable(config_settings: Settings = None) -> list[str]:
     return get_requires_for_build_wheel(config_settings)
 
 
-def get_requires_for_build_sdist(config_settings: dict[str, Any] | None = None) -> list[str]:
+def get_requires_for_build_sdist(config_settings: Settings = None) -> list[str]:
     return ["scikit-build-core>=0.10"]
 
 
 def prepare_metadata_for_build_wheel(
-    metadata_directory: str, config_settings: dict[str, Any] | None = None
+    metadata_directory: str, config_settings: Settings = None
 ) -> str:
     from scikit_build_core import build
 
@@ -89,34 +90,33 @@ def prepare_metadata_for_build_wheel(
 
 
 def prepare_metadata_for_build_editable(
-    metadata_directory: str, config_settings: dict[str, Any] | None = None
+    metadata_directory: str, config_settings: Settings = None
 ) -> str:
     from scikit_build_core import build
 
     return build.prepare_metadata_for_build_editable(metadata_directory, config_settings)
 
 
-def build_wheel(
-    wheel_directory: str,
-    config_settings: dict[str, Any] | None = None,
-    metadata_directory: str | None = None,
-) -> str:
+def _build(hook: str, directory: str, config_settings: Settings, metadata: str | None) -> str:
+    """scikit-build-core's ``hook`` (a wheel or an editable wheel), CMake told the torch found."""
     from scikit_build_core import build
 
-    return build.build_wheel(wheel_directory, _settings(config_settings), metadata_directory)
+    return getattr(build, hook)(directory, _settings(config_settings), metadata)
+
+
+def build_wheel(
+    wheel_directory: str, config_settings: Settings = None, metadata_directory: str | None = None
+) -> str:
+    return _build("build_wheel", wheel_directory, config_settings, metadata_directory)
 
 
 def build_editable(
-    wheel_directory: str,
-    config_settings: dict[str, Any] | None = None,
-    metadata_directory: str | None = None,
+    wheel_directory: str, config_settings: Settings = None, metadata_directory: str | None = None
 ) -> str:
-    from scikit_build_core import build
-
-    return build.build_editable(wheel_directory, _settings(config_settings), metadata_directory)
+    return _build("build_editable", wheel_directory, config_settings, metadata_directory)
 
 
-def build_sdist(sdist_directory: str, config_settings: dict[str, Any] | None = None) -> str:
+def build_sdist(sdist_directory: str, config_settings: Settings = None) -> str:
     from scikit_build_core import build
 
     return build.build_sdist(sdist_directory, config_settings)

@@ -104,3 +104,20 @@ def test_bad_histories_raise_the_documented_error(model: semrec.ALS, damage: str
         expected = (IndexError, ValueError)
     with pytest.raises(expected):
         model.fold_in(history)
+
+
+@pytest.mark.parametrize("weight", [1e3, 1e6])
+def test_fold_in_stays_exact_at_large_weights(weight: float) -> None:
+    # The normal equations are accumulated in float64: in float32, weights near 1e6 left the
+    # solution ~1% off the float64 least-squares answer.
+    train = sp.random(60, 40, density=0.2, random_state=1, format="csr", dtype=np.float32)
+    model = semrec.ALS(16, regularization=0.1, alpha=1.0, iterations=3, random_state=0,
+                       num_threads=1, show_progress=False).fit(sp.csr_array(train))  # fmt: skip
+    history = np.zeros((3, 40), np.float32)
+    history[0, [1, 5, 9]] = [weight, 1, 2]
+    history[1, [2, 3, 4, 7, 8]] = weight
+    history[2, 10] = weight
+    got = model.fold_in(sp.csr_array(history))
+    want = reference(model, sp.csr_array(history))
+    scale = np.linalg.norm(want, axis=1, keepdims=True)
+    assert np.all(np.abs(got - want) <= 1e-5 * scale), (np.abs(got - want) / scale).max()

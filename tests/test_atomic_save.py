@@ -83,6 +83,16 @@ def _models(emb: np.ndarray) -> dict[str, Callable[[], Any]]:
         "UserKNN": lambda: semrec.UserKNN(5, show_progress=False),
         "Hybrid": lambda: semrec.Hybrid([(als(), 0.5), (semrec.MostPopular(), 0.5)]),
         "ColdStartALS": lambda: semrec.ColdStartALS(als(), emb),
+        "TextCF": lambda: semrec.TextCF(
+            emb,
+            hidden=8,
+            factors=4,
+            layers=1,
+            negatives=8,
+            epochs=1,
+            random_state=0,
+            show_progress=False,
+        ),
     }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -229,9 +230,10 @@ def test_encode_npy_and_parquet_match_the_encoder(files, tmp_path) -> None:
     from semrec.text import TextEncoder
 
     titles = pd.read_csv(files["movies"])["title"].tolist()
-    want = TextEncoder(precision="fp32").encode(titles)  # the CLI's default without --bf16
+    want = TextEncoder(precision="fp32").encode(titles)
     npy = tmp_path / "emb.npy"
     base = ["encode", "--items", str(files["movies"]), "--text-column", "title", "-q"]
+    base += ["--precision", "fp32"]
     assert main([*base, "--out", str(npy), "--batch-size", "16"]) == 0
     np.testing.assert_allclose(np.load(npy), want, atol=1e-5)
     pq = tmp_path / "emb.parquet"
@@ -239,6 +241,23 @@ def test_encode_npy_and_parquet_match_the_encoder(files, tmp_path) -> None:
     table = pd.read_parquet(pq)
     assert table["movieId"].tolist() == list(range(1000, 1120))
     np.testing.assert_allclose(np.stack(table["embedding"]), want, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("flags", "precision"),
+    [([], "auto"), (["--bf16"], "bf16"), (["--precision", "int8"], "int8")],
+)
+def test_encode_precision_flags_choose_the_encoders_precision(files, tmp_path, flags, precision):
+    from semrec.text import TextEncoder
+
+    titles = pd.read_csv(files["movies"])["title"].tolist()
+    with warnings.catch_warnings():  # bf16 warns once on a CPU without native bf16
+        warnings.simplefilter("ignore")
+        want = TextEncoder(precision=precision).encode(titles, batch_size=32)
+        out = tmp_path / "emb.npy"
+        args = ["encode", "--items", str(files["movies"]), "--text-column", "title", "-q"]
+        assert main([*args, "--out", str(out), *flags]) == 0
+    np.testing.assert_allclose(np.load(out), want, atol=1e-6)
 
 
 # -- failures: one line, non-zero, nothing written or damaged -----------------------------------

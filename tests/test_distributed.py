@@ -289,7 +289,10 @@ def test_encode_equals_text_encoder_and_writes_parquet(client, data, tmp_path):
     dim = semrec.TextEncoder().dim
     vectors = out[[f"e{j}" for j in range(dim)]].to_dask_array(lengths=True)
     assert vectors.dtype == np.float32
-    reference = semrec.TextEncoder(precision="fp32").encode(texts)  # encode()'s default
+    # encode()'s defaults (precision "auto", batch 64), one partition of 60 texts at a time
+    encoder = semrec.TextEncoder()
+    reference = np.concatenate([encoder.encode(texts[i : i + 60], batch_size=64)
+                                for i in range(0, 240, 60)])  # fmt: skip
     np.testing.assert_allclose(gather(client, vectors), reference, atol=1e-5)
     # Written to Parquet and read back unchanged; the id column travels with the vectors.
     gather(client, out.to_parquet(tmp_path / "emb", compute=False))

@@ -11,7 +11,7 @@ import threading
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from test_similarity import assert_close, reference, tolerances
+from test_similarity import assert_close, assert_same_results, reference, tolerances
 
 import semrec
 from semrec.similarity import ItemIndex, topk
@@ -37,8 +37,7 @@ def test_bitwise_equal_to_the_matrix(metric, storage, n_queries):
     for kwargs in ({}, {"exclude": ex}):
         want = topk(q, x, 25, metric=metric, **kwargs)
         got = topk(q, index, 25, **kwargs)
-        np.testing.assert_array_equal(got[0], want[0])
-        np.testing.assert_array_equal(got[1], want[1])
+        assert_same_results(got, want)
     _, _, full, allowed = reference(q, x, 25, metric, ex)
     assert_close(*topk(q, index, 25, exclude=ex), full, allowed, 25, tolerances(q, x, metric))
 
@@ -54,8 +53,7 @@ def test_float16_is_exact_even_when_its_scores_cannot_rank():
     q = base + np.float32(1e-3) * rng.standard_normal(32).astype(np.float32)
     want = topk(q, x, 10, metric="dot")
     got = topk(q, ItemIndex(x, metric="dot", storage="float16"), 10)
-    np.testing.assert_array_equal(got[0], want[0])
-    np.testing.assert_array_equal(got[1], want[1])
+    assert_same_results(got, want)
 
 
 def test_checked_once_and_copied():
@@ -94,8 +92,7 @@ def test_add_gives_the_index_of_all_rows():
     np.testing.assert_array_equal(index.vectors, x)
     want = topk(q, x, 7, metric="dot")
     got = index.search(q, 7)
-    np.testing.assert_array_equal(got[0], want[0])
-    np.testing.assert_array_equal(got[1], want[1])
+    assert_same_results(got, want)
 
 
 def test_candidates_through_the_index():
@@ -108,8 +105,7 @@ def test_candidates_through_the_index():
     for cand in (shared, per_query):
         want = topk(q, x, 9, candidates=cand)
         got = topk(q, index, 9, candidates=cand)
-        np.testing.assert_array_equal(got[0], want[0])
-        np.testing.assert_array_equal(got[1], want[1])
+        assert_same_results(got, want)
 
 
 def test_searches_during_adds_see_a_consistent_snapshot():

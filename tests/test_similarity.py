@@ -9,6 +9,7 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from interrupts import ctrl_c
 
 import semrec
 from semrec.similarity import item_neighbours, topk
@@ -581,7 +582,8 @@ def test_numpy_integer_k() -> None:
 # Threads: bit-identical results for any thread count.
 
 
-def _assert_same(a, b) -> None:
+def assert_same_results(a, b) -> None:
+    """Two (ids, scores) results are bitwise equal."""
     np.testing.assert_array_equal(a[0], b[0])
     np.testing.assert_array_equal(a[1], b[1])
 
@@ -591,10 +593,8 @@ def test_threads_many_queries(metric: str) -> None:
     rng = np.random.default_rng(24)
     queries, items = normal_data(rng, 700, 32), normal_data(rng, 10000, 32)
     one = topk(queries, items, 10, metric=metric, num_threads=1)
-    _assert_same(one, topk(queries, items, 10, metric=metric, num_threads=2))
-    _assert_same(one, topk(queries, items, 10, metric=metric, num_threads=0))
-    _assert_same(one, topk(queries, items, 10, metric=metric, num_threads=None))
-    _assert_same(one, topk(queries, items, 10, metric=metric, num_threads=5))
+    for threads in (2, 0, None, 5):
+        assert_same_results(one, topk(queries, items, 10, metric=metric, num_threads=threads))
     sub = slice(0, 700, 70)
     full = ref_scores(queries[sub], items, metric)
     tol = tolerances(queries[sub], items, metric)
@@ -605,11 +605,10 @@ def test_threads_many_queries(metric: str) -> None:
 def test_threads_single_query_many_items(metric: str) -> None:
     rng = np.random.default_rng(25)
     queries, items = normal_data(rng, 1, 32), normal_data(rng, 50000, 32)
-    one = topk(queries, items, 100, metric=metric, num_threads=1)
-    _assert_same(one, topk(queries, items, 100, metric=metric, num_threads=2))
-    _assert_same(one, topk(queries, items, 100, metric=metric, num_threads=0))
-    one_1d = topk(queries[0], items, 100, metric=metric, num_threads=1)
-    _assert_same(one_1d, topk(queries[0], items, 100, metric=metric, num_threads=2))
+    for q in (queries, queries[0]):  # a batch of one and a single 1-D query
+        one = topk(q, items, 100, metric=metric, num_threads=1)
+        for threads in (2, 0):
+            assert_same_results(one, topk(q, items, 100, metric=metric, num_threads=threads))
     run_and_check_close(queries, items, 100, metric)
 
 
@@ -619,12 +618,12 @@ def test_threads_with_filters() -> None:
     exclude = random_csr(rng, 300, 9000, 500)
     candidates = random_csr(rng, 300, 9000, 3000, empty_rows=[0, 299])
     kw = {"exclude": exclude, "candidates": candidates, "metric": "cosine"}
-    _assert_same(
+    assert_same_results(
         topk(queries, items, 20, num_threads=1, **kw), topk(queries, items, 20, num_threads=2, **kw)
     )
     arr = rng.integers(0, 9000, size=5000)
     kw = {"exclude": exclude, "candidates": arr, "metric": "dot"}
-    _assert_same(
+    assert_same_results(
         topk(queries, items, 20, num_threads=1, **kw), topk(queries, items, 20, num_threads=2, **kw)
     )
 
@@ -902,34 +901,14 @@ def test_scores_do_not_depend_on_batch_or_path(metric: str) -> None:
 
 
 def test_ctrl_c_interrupts_a_long_search() -> None:
-    import signal
-    import subprocess
-    import sys
-    import time
-
-    code = (
-        "import numpy as np, semrec\n"
-        # A shell that started the test run in the background passes SIGINT on as ignored;
-        # Python only installs its Ctrl-C handler when it is not, so install it explicitly.
-        "import signal; signal.signal(signal.SIGINT, signal.default_int_handler)\n"
-        "x = np.ones((200_000, 256), np.float32)\n"
-        "print('ready', flush=True)\n"
-        "try:\n"
-        "    for _ in range(100):\n"
-        "        semrec.topk(x[:20_000], x, 10, metric='dot', check_finite=False)\n"
-        "except KeyboardInterrupt:\n"
-        "    print('interrupted', flush=True)\n"
+    out = ctrl_c(
+        """
+        import numpy as np, semrec
+        x = np.ones((200_000, 256), np.float32)
+        """,
+        """
+        for _ in range(100):  # hours of work
+            semrec.topk(x[:20_000], x, 10, metric="dot", check_finite=False)
+        """,
     )
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout is not None
-        assert proc.stdout.readline().strip() == "ready"
-        time.sleep(1.0)
-        proc.send_signal(signal.SIGINT)
-        # Uninterrupted, the loop is hours of work: only the stop hook ends it within the timeout.
-        out, _ = proc.communicate(timeout=60)
-        assert "interrupted" in out
-    finally:
-        if proc.poll() is None:  # never leave hours of work running after a failure
-            proc.kill()
-            proc.wait()
+    assert "interrupted" in out

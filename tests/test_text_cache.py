@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import sqlite3
-import subprocess
-import sys
 import time
 
 import numpy as np
 import pytest
 from fuzzing import corruptions
+from interrupts import child
 from text_helpers import write_tiny_bert
 
 import semrec
@@ -143,19 +142,13 @@ def test_killed_mid_write_leaves_the_previous_cache(tiny, tmp_path):
         "cache.encode([f'film {i}' for i in range(300_000)], batch_size=512)\n"
         "print('finished', flush=True)\n"
     )
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout is not None
-        assert proc.stdout.readline().strip() == "committed"
+    with child(code, ready="committed") as proc:
         journal = path.with_name(path.name + "-journal")
         deadline = time.monotonic() + 120
         while not journal.exists() and time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.001)  # the big write's transaction has begun
         assert journal.exists(), "the child never began its big write"
         proc.kill()
-    finally:
-        proc.kill()
-        proc.wait()
     with EmbeddingCache(TextEncoder(tiny, precision="fp32"), path) as cache:
         assert len(cache) == 2
         np.testing.assert_array_equal(

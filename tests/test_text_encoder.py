@@ -7,6 +7,7 @@ import struct
 
 import numpy as np
 import pytest
+from interrupts import ctrl_c
 from text_helpers import (
     default_model_dir,
     english_words,
@@ -355,39 +356,20 @@ def test_plain_aten_path_matches_sentence_transformers(precision, bound):
 
 @pytest.mark.slow
 def test_ctrl_c_interrupts_a_long_encode_and_the_encoder_stays_usable() -> None:
-    import signal
-    import subprocess
-    import sys
-    import time
-
-    code = (
-        "import numpy as np, torch, semrec\n"
-        # A shell that started the test run in the background passes SIGINT on as ignored;
-        # Python only installs its Ctrl-C handler when it is not, so install it explicitly.
-        "import signal; signal.signal(signal.SIGINT, signal.default_int_handler)\n"
-        "enc = semrec.TextEncoder()\n"
-        "before = enc.encode(['a space opera', 'a romantic comedy'])\n"
-        "threads = torch.get_num_threads()\n"
-        "long = ' '.join(['word'] * 300)\n"
-        "print('ready', flush=True)\n"
-        "try:\n"
-        "    enc.encode([long] * 4000, batch_size=64, num_threads=1)\n"  # one C++ call
-        "except KeyboardInterrupt:\n"
-        "    print('interrupted', flush=True)\n"
-        "after = enc.encode(['a space opera', 'a romantic comedy'])\n"
-        "print('usable', np.array_equal(before, after), torch.get_num_threads() == threads)\n"
+    out = ctrl_c(
+        """
+        import numpy as np, torch, semrec
+        enc = semrec.TextEncoder()
+        before = enc.encode(["a space opera", "a romantic comedy"])
+        threads = torch.get_num_threads()
+        long = " ".join(["word"] * 300)
+        """,
+        # One C++ call: 63 batches on 1 thread, minutes of work.
+        "enc.encode([long] * 4000, batch_size=64, num_threads=1)\n",
+        """
+        after = enc.encode(["a space opera", "a romantic comedy"])
+        print("usable", np.array_equal(before, after), torch.get_num_threads() == threads)
+        """,
     )
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout is not None
-        assert proc.stdout.readline().strip() == "ready"
-        time.sleep(1.0)
-        proc.send_signal(signal.SIGINT)
-        # Uninterrupted, that call (63 batches on 1 thread) is minutes of work: only the stop
-        # hook ends it in time.
-        out, _ = proc.communicate(timeout=60)
-    finally:
-        proc.kill()  # never leave a runaway encoder behind when the test fails
-        proc.wait()
     assert "interrupted" in out
     assert "usable True True" in out

@@ -26,19 +26,12 @@ def setup():
     return encoder, reference, vocab
 
 
-def test_ids_match_hf_tokenizers_on_generated_strings(setup):
+@pytest.mark.parametrize(
+    ("count", "seed"), [(6000, 7), pytest.param(60_000, 8, marks=pytest.mark.slow)]
+)
+def test_ids_match_hf_tokenizers_on_generated_strings(setup, count, seed):
     encoder, reference, vocab = setup
-    texts = generate_texts(6000, seed=7, words=english_words(vocab))
-    ours = encoder.tokenize(texts)
-    theirs = [e.ids for e in reference.encode_batch(texts)]
-    mismatches = [(t, a, b) for t, a, b in zip(texts, ours, theirs, strict=True) if a != b]
-    assert not mismatches, f"{len(mismatches)} mismatches, first: {mismatches[:3]!r}"
-
-
-@pytest.mark.slow
-def test_ids_match_hf_tokenizers_on_many_generated_strings(setup):
-    encoder, reference, vocab = setup
-    texts = generate_texts(60_000, seed=8, words=english_words(vocab))
+    texts = generate_texts(count, seed=seed, words=english_words(vocab))
     ours = encoder.tokenize(texts)
     theirs = [e.ids for e in reference.encode_batch(texts)]
     mismatches = [(t, a, b) for t, a, b in zip(texts, ours, theirs, strict=True) if a != b]

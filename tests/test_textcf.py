@@ -9,6 +9,7 @@ import itertools
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from interrupts import ctrl_c
 from textcf_reference import loss_and_gradients, normalised_adjacency, propagation_matrix
 
 import semrec
@@ -381,37 +382,20 @@ def test_bad_input_raises_clear_errors(topics) -> None:
 
 @pytest.mark.slow
 def test_ctrl_c_stops_training_between_batches() -> None:
-    import signal
-    import subprocess
-    import sys
-    import time
-
-    code = (
-        "import numpy as np, semrec, torch\n"
-        "import signal; signal.signal(signal.SIGINT, signal.default_int_handler)\n"
-        "from semrec.datasets import synthetic\n"
-        "ds = synthetic(2000, 3000, 200000, with_text=False, random_state=0)\n"
-        "emb = np.random.default_rng(0).standard_normal((3000, 384)).astype(np.float32)\n"
-        "threads = torch.get_num_threads()\n"
-        "model = semrec.TextCF(emb, batch_size=256, epochs=50, num_threads=1,\n"
-        "                      show_progress=False)\n"
-        "print('ready', flush=True)\n"
-        "try:\n"
-        "    model.fit(ds)\n"
-        "except KeyboardInterrupt:\n"
-        "    print('interrupted', flush=True)\n"
-        "print('unfitted', not hasattr(model, 'user_factors_'),\n"
-        "      torch.get_num_threads() == threads)\n"
+    out = ctrl_c(
+        """
+        import numpy as np, semrec, torch
+        from semrec.datasets import synthetic
+        ds = synthetic(2000, 3000, 200000, with_text=False, random_state=0)
+        emb = np.random.default_rng(0).standard_normal((3000, 384)).astype(np.float32)
+        threads = torch.get_num_threads()
+        model = semrec.TextCF(emb, batch_size=256, epochs=50, num_threads=1, show_progress=False)
+        """,
+        "model.fit(ds)\n",  # uninterrupted: many minutes of training
+        """
+        print("unfitted", not hasattr(model, "user_factors_"), torch.get_num_threads() == threads)
+        """,
+        wait=3.0,
     )
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout is not None
-        assert proc.stdout.readline().strip() == "ready"
-        time.sleep(3.0)
-        proc.send_signal(signal.SIGINT)
-        out, _ = proc.communicate(timeout=60)  # uninterrupted: many minutes of training
-    finally:
-        proc.kill()
-        proc.wait()
     assert "interrupted" in out
     assert "unfitted True True" in out

@@ -94,13 +94,26 @@ def infonce(
     items: torch.Tensor,
     negatives: torch.Tensor,
     tau: float,
+    *,
+    dense: bool = False,
 ) -> torch.Tensor:
-    """Mean over the batch of -log softmax of each positive against its own negatives."""
-    vu = v[users]
-    vi = v[n_users + items]
-    vn = v[n_users + negatives]  # (batch, negatives, factors): the gather the issue describes
-    positive = (vu * vi).sum(dim=1) / tau
-    negative = torch.einsum("bf,bkf->bk", vu, vn) / tau
+    """Mean over the batch of -log softmax of each positive against its own negatives.
+
+    Each positive's negative vectors are gathered; ``dense=True`` reads the same scores from
+    the dense (batch users x items) product instead, the way semrec's C++ trainer computes
+    them (a control for the benchmark).
+    """
+    if dense:
+        rows, row_of = torch.unique(users, return_inverse=True)
+        scores = v[rows] @ v[n_users:].T / tau
+        positive = scores[row_of, items]
+        negative = scores[row_of[:, None], negatives]
+    else:
+        vu = v[users]
+        vi = v[n_users + items]
+        vn = v[n_users + negatives]  # (batch, negatives, factors): the gather the issue describes
+        positive = (vu * vi).sum(dim=1) / tau
+        negative = torch.einsum("bf,bkf->bk", vu, vn) / tau
     logits = torch.cat([positive[:, None], negative], dim=1)
     return (torch.logsumexp(logits, dim=1) - positive).mean()
 
@@ -117,24 +130,6 @@ def infonce_full(
     scores = v[users] @ v[n_users + pool].T / tau
     positive = (v[users] * v[n_users + items]).sum(dim=1) / tau
     return (torch.logsumexp(scores, dim=1) - positive).mean()
-
-
-def infonce_dense(
-    v: torch.Tensor,
-    n_users: int,
-    users: torch.Tensor,
-    items: torch.Tensor,
-    negatives: torch.Tensor,
-    tau: float,
-) -> torch.Tensor:
-    """The same loss, with the scores read from the dense (batch users x items) product, the
-    way semrec's C++ trainer computes them (a control for the benchmark)."""
-    rows, row_of = torch.unique(users, return_inverse=True)
-    scores = v[rows] @ v[n_users:].T / tau
-    positive = scores[row_of, items]
-    negative = scores[row_of[:, None], negatives]
-    logits = torch.cat([positive[:, None], negative], dim=1)
-    return (torch.logsumexp(logits, dim=1) - positive).mean()
 
 
 def loss_and_gradients(
@@ -188,7 +183,7 @@ class ReferenceLoop:
         seed: int = 0,
         scores: str = "gather",
     ) -> None:
-        self.loss = {"gather": infonce, "dense": infonce_dense}[scores]
+        self.dense = {"gather": False, "dense": True}[scores]
         self.model = ReferenceTextCF(weights, negative_slope)
         self.inputs = torch.from_numpy(inputs)
         self.adjacency = torch_adjacency(interactions)
@@ -213,8 +208,14 @@ class ReferenceLoop:
             )
             self.optimizer.zero_grad()
             v = self.model(self.inputs, self.adjacency, self.layers)
-            loss = self.loss(
-                v, self.n_users, self.users[batch], self.items[batch], self.pool[draws], self.tau
+            loss = infonce(
+                v,
+                self.n_users,
+                self.users[batch],
+                self.items[batch],
+                self.pool[draws],
+                self.tau,
+                dense=self.dense,
             )
             loss.backward()
             self.optimizer.step()

@@ -10,12 +10,6 @@ namespace semrec::bindings {
 
 namespace {
 
-AlsSolver parse_solver(const std::string& name) {
-  if (name == "cg") return AlsSolver::cg;
-  if (name == "cholesky") return AlsSolver::cholesky;
-  throw std::invalid_argument("solver must be 'cg' or 'cholesky', got '" + name + "'");
-}
-
 const double* gram_pointer(const std::optional<CArray<double>>& gram, std::int64_t dims) {
   if (!gram) return nullptr;
   if (gram->ndim() != 2 || gram->shape(0) != dims || gram->shape(1) != dims) {
@@ -69,8 +63,9 @@ void register_als(py::module_& m) {
         if (x.rows != r.rows || x.cols != y.cols) {
           throw std::invalid_argument("factors must have shape (ratings rows, other cols)");
         }
-        const AlsSettings settings{implicit, solve_dims, regularization, parse_solver(solver),
-                                   cg_steps};
+        const AlsSolver method = parse_choice<AlsSolver>(
+            "solver", solver, {{"cg", AlsSolver::cg}, {"cholesky", AlsSolver::cholesky}});
+        const AlsSettings settings{implicit, solve_dims, regularization, method, cg_steps};
         const double* g = gram_pointer(gram, solve_dims);
         float* out = factors.mutable_data();
         without_gil(

@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <initializer_list>
 #include <limits>
 #include <optional>
 #include <stdexcept>
@@ -86,6 +87,24 @@ class PythonStopCheck {
  private:
   std::chrono::steady_clock::time_point last_ = std::chrono::steady_clock::now();
 };
+
+// The enum value a string argument names, among `choices` (listed in that order in the error).
+template <class Enum>
+struct Choice {
+  const char* name;
+  Enum value;
+};
+
+template <class Enum>
+Enum parse_choice(const char* what, const std::string& name,
+                  std::initializer_list<Choice<Enum>> choices) {
+  std::string listed;
+  for (const Choice<Enum>& choice : choices) {
+    if (name == choice.name) return choice.value;
+    listed += (listed.empty() ? "'" : " or '") + std::string(choice.name) + "'";
+  }
+  throw std::invalid_argument(std::string(what) + " must be " + listed + ", got '" + name + "'");
+}
 
 // Runs fn(stop) with the GIL released. Python objects must all have been read before.
 template <class Fn>

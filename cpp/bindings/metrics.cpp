@@ -14,6 +14,26 @@ RecommendationView recs_view(const CArray<std::int32_t>& ids) {
   return {ids.data(), ids.shape(0), ids.shape(1)};
 }
 
+// Registers name(recs, k, <values_name>, num_threads) -> one float64 per user (row of recs),
+// computed without the GIL by kernel(recs, k, view(values), num_threads, out, stop).
+template <class T, class View, class Kernel>
+void def_per_user(py::module_& m, const char* name, const char* values_name, View view,
+                  Kernel kernel, const char* doc) {
+  m.def(
+      name,
+      [view, kernel](const CArray<std::int32_t>& recs, int k, const CArray<T>& values,
+                     ThreadCount num_threads) {
+        const RecommendationView r = recs_view(recs);
+        const auto v = view(values);
+        CArray<double> out(r.rows);
+        double* dst = out.mutable_data();
+        without_gil([&](const StopCheck& stop) { kernel(r, k, v, num_threads, dst, stop); });
+        return out;
+      },
+      py::arg("recs").noconvert(), py::arg("k"), py::arg(values_name).noconvert(),
+      py::arg("num_threads"), doc);
+}
+
 }  // namespace
 
 void register_metrics(py::module_& m) {
@@ -49,36 +69,17 @@ void register_metrics(py::module_& m) {
       py::arg("recs").noconvert(), py::arg("k"), py::arg("n_items"),
       "Distinct real item ids among the first k columns.");
 
-  m.def(
-      "mean_item_value",
-      [](const CArray<std::int32_t>& recs, int k, const CArray<double>& item_value,
-         ThreadCount num_threads) {
-        const RecommendationView r = recs_view(recs);
-        const std::span<const double> values(item_value.data(),
-                                             static_cast<std::size_t>(item_value.size()));
-        CArray<double> out(r.rows);
-        double* dst = out.mutable_data();
-        without_gil(
-            [&](const StopCheck& stop) { mean_item_value(r, k, values, num_threads, dst, stop); });
-        return out;
+  def_per_user<double>(
+      m, "mean_item_value", "item_value",
+      [](const CArray<double>& a) {
+        return std::span<const double>(a.data(), static_cast<std::size_t>(a.size()));
       },
-      py::arg("recs").noconvert(), py::arg("k"), py::arg("item_value").noconvert(),
-      py::arg("num_threads"), "Per-user mean of item_value over each list (novelty).");
+      mean_item_value, "Per-user mean of item_value over each list (novelty).");
 
-  m.def(
-      "intra_list_diversity",
-      [](const CArray<std::int32_t>& recs, int k, const CArray<float>& embeddings,
-         ThreadCount num_threads) {
-        const RecommendationView r = recs_view(recs);
-        const MatrixView e = matrix_view(embeddings, "embeddings");
-        CArray<double> out(r.rows);
-        double* dst = out.mutable_data();
-        without_gil(
-            [&](const StopCheck& stop) { intra_list_diversity(r, k, e, num_threads, dst, stop); });
-        return out;
-      },
-      py::arg("recs").noconvert(), py::arg("k"), py::arg("embeddings").noconvert(),
-      py::arg("num_threads"), "Per-user mean pairwise cosine distance within each list.");
+  def_per_user<float>(
+      m, "intra_list_diversity", "embeddings",
+      [](const CArray<float>& a) { return matrix_view(a, "embeddings"); }, intra_list_diversity,
+      "Per-user mean pairwise cosine distance within each list.");
 
   m.def(
       "error_sums",

@@ -11,15 +11,12 @@ namespace semrec::bindings {
 namespace {
 
 Metric parse_metric(const std::string& name) {
-  if (name == "dot") return Metric::dot;
-  if (name == "cosine") return Metric::cosine;
-  throw std::invalid_argument("metric must be 'cosine' or 'dot', got '" + name + "'");
+  return parse_choice<Metric>("metric", name, {{"cosine", Metric::cosine}, {"dot", Metric::dot}});
 }
 
 ItemStorage parse_storage(const std::string& name) {
-  if (name == "float32") return ItemStorage::float32;
-  if (name == "float16") return ItemStorage::float16;
-  throw std::invalid_argument("storage must be 'float32' or 'float16', got '" + name + "'");
+  return parse_choice<ItemStorage>(
+      "storage", name, {{"float32", ItemStorage::float32}, {"float16", ItemStorage::float16}});
 }
 
 py::tuple allocate(std::int64_t rows, int k, TopKOutput& out) {

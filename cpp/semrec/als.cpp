@@ -174,18 +174,25 @@ void als_solve(CsrValuesView r, MatrixView other, const double* gram, const AlsS
     x = Eigen::Map<const Eigen::VectorXf>(row, s);
 
     if (settings.solver == AlsSolver::cholesky) {
-      const Eigen::VectorXf b = yu.transpose() * t;
-      const RowMatrixF weighted = w.asDiagonal() * yu;
+      // Accumulated in double: with weights near 1e6 the float32 sums alone were ~1% off.
+      const Eigen::MatrixXd yd = yu.cast<double>();
+      const Eigen::VectorXd b = yd.transpose() * t.cast<double>();
       Eigen::MatrixXd a = gram_d;
-      a += (yu.transpose() * weighted).cast<double>();
+      a.noalias() += yd.transpose() * (w.cast<double>().asDiagonal() * yd);
       a.diagonal().array() += static_cast<double>(lambda);
       Eigen::LLT<Eigen::MatrixXd> llt(a);
-      if (llt.info() != Eigen::Success) {
-        throw std::invalid_argument("normal equations are not positive definite (row " +
-                                    std::to_string(u) + "); use regularization > 0");
+      if (llt.info() == Eigen::Success) {
+        x = llt.solve(b).cast<float>();
+      } else {
+        // One weight ~1e14 times the rest leaves the matrix semidefinite to rounding; the
+        // pivoted LDLT still solves the dominant direction (the caller rejects non-finite x).
+        Eigen::LDLT<Eigen::MatrixXd> ldlt(a);
+        if (ldlt.info() != Eigen::Success || lambda <= 0.0f) {
+          throw std::invalid_argument("normal equations are not positive definite (row " +
+                                      std::to_string(u) + "); use regularization > 0");
+        }
+        x = ldlt.solve(b).cast<float>();
       }
-      const Eigen::VectorXd solution = llt.solve(b.cast<double>());
-      x = solution.cast<float>();
     } else {
       // Conjugate gradient on (G + Yuᵀ W Yu + λI) x = b, warm-started from the current row.
       // The matrix is applied as products with Yu, never formed: O(n·s) per step, not O(n·s²).

@@ -179,11 +179,12 @@ inline void prefetch_ahead(const CsrValuesView& row_of, std::int64_t p, std::int
   }
 }
 
-// acc[j] += a * m[c, j] for every entry (c, a) of row r, in one fixed order (the row's entries,
-// then m's). Both paths below sum alike, so their results are bitwise equal.
-template <bool Narrow>
-inline void accumulate_dense(const CsrValuesView& row_of, std::int64_t r, const Packed& m,
-                             float* acc) {
+// add(j, a * m[c, j]) for every entry (c, a) of row r and every entry j of m's row c, in one
+// fixed order (the row's entries, then m's). Both accumulations below sum in it, so their results
+// are bitwise equal.
+template <bool Narrow, class Add>
+inline void for_each_product_of(const CsrValuesView& row_of, std::int64_t r, const Packed& m,
+                                Add& add) {
   const std::int64_t end = row_of.indptr[r + 1];
   for (std::int64_t p = row_of.indptr[r]; p < end; ++p) {
     prefetch_ahead<Narrow>(row_of, p, end, m);
@@ -191,49 +192,37 @@ inline void accumulate_dense(const CsrValuesView& row_of, std::int64_t r, const 
     const float a = row_of.values[p];
     const auto row = row_at<Narrow>(m, c);
     const std::int64_t n = m.indptr[c + 1] - m.indptr[c];
-    for (std::int64_t q = 0; q < n; ++q) acc[row.col(q)] += a * row.value(q);
+    for (std::int64_t q = 0; q < n; ++q) add(row.col(q), a * row.value(q));
   }
+}
+
+template <class Add>
+inline void for_each_product(const CsrValuesView& row_of, std::int64_t r, const Packed& m,
+                             Add add) {
+  if (m.is_narrow()) {
+    for_each_product_of<true>(row_of, r, m, add);
+  } else {
+    for_each_product_of<false>(row_of, r, m, add);
+  }
+}
+
+// acc[j] += a * m[c, j] for every entry (c, a) of row r.
+inline void accumulate_dense(const CsrValuesView& row_of, std::int64_t r, const Packed& m,
+                             float* acc) {
+  for_each_product(row_of, r, m, [acc](std::int32_t j, float v) { acc[j] += v; });
 }
 
 // The same sums, listing each column on its first touch.
-template <bool Narrow>
 inline void accumulate_sparse(const CsrValuesView& row_of, std::int64_t r, const Packed& m,
                               Scratch& s) {
   float* acc = s.acc.data();
-  const std::int64_t end = row_of.indptr[r + 1];
-  for (std::int64_t p = row_of.indptr[r]; p < end; ++p) {
-    prefetch_ahead<Narrow>(row_of, p, end, m);
-    const std::int32_t c = row_of.indices[p];
-    const float a = row_of.values[p];
-    const auto row = row_at<Narrow>(m, c);
-    const std::int64_t n = m.indptr[c + 1] - m.indptr[c];
-    for (std::int64_t q = 0; q < n; ++q) {
-      const std::int32_t j = row.col(q);
-      if (!s.marked(j)) {
-        s.mark(j);
-        s.touched.push_back(j);
-      }
-      acc[j] += a * row.value(q);
+  for_each_product(row_of, r, m, [acc, &s](std::int32_t j, float v) {
+    if (!s.marked(j)) {
+      s.mark(j);
+      s.touched.push_back(j);
     }
-  }
-}
-
-inline void accumulate_dense(const CsrValuesView& row_of, std::int64_t r, const Packed& m,
-                             float* acc) {
-  if (m.is_narrow()) {
-    accumulate_dense<true>(row_of, r, m, acc);
-  } else {
-    accumulate_dense<false>(row_of, r, m, acc);
-  }
-}
-
-inline void accumulate_sparse(const CsrValuesView& row_of, std::int64_t r, const Packed& m,
-                              Scratch& s) {
-  if (m.is_narrow()) {
-    accumulate_sparse<true>(row_of, r, m, s);
-  } else {
-    accumulate_sparse<false>(row_of, r, m, s);
-  }
+    acc[j] += v;
+  });
 }
 
 void check_values_csr(const CsrValuesView& m, const char* name) {

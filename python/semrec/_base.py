@@ -502,10 +502,10 @@ class Recommender:
 
     def _params(self) -> dict[str, Any]:
         params = {p: getattr(self, p) for p in self._PARAMS}
-        if "random_state" in params and not (
-            params["random_state"] is None or isinstance(params["random_state"], int)
-        ):
+        if not isinstance(params.get("random_state"), int | None):
             params["random_state"] = None  # a Generator is not data; its job is done after fit
+        if "encoder" in params:
+            params["encoder"] = None  # a model object, not data: pass it again after load
         return params
 
     def _document(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:

@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from semrec import _validation as check
 from semrec._base import Recommender
+from semrec._encoding import EncodesText
 from semrec._events import EventLog, csr_rows, drop_zeros, events_matrix
 from semrec._persist import Saved
 from semrec.datasets import Dataset, ItemEmbeddings
@@ -37,7 +38,7 @@ _MIN_CHUNK = 4096
 _TAIL_LIMIT = 65_536
 
 
-class ContentRecommender(Recommender):
+class ContentRecommender(EncodesText, Recommender):
     """Recommend items whose embeddings point where a user's interest profile points.
 
     ``profile_u = normalise(sum_i w_ui * 0.5 ** ((t_now - t_ui) / half_life) * e_i)`` over the
@@ -427,14 +428,7 @@ class ContentRecommender(Recommender):
 
     # -- helpers -----------------------------------------------------------------------------
     def _encode(self, texts: list[str], what: str) -> np.ndarray:
-        encoder = self.encoder
-        if encoder is None:
-            if getattr(self, "_default_encoder", None) is None:
-                from semrec.text import TextEncoder
-
-                self._default_encoder = TextEncoder(num_threads=self.num_threads)
-            encoder = self._default_encoder
-        vectors = np.ascontiguousarray(encoder.encode(texts), dtype=np.float32)
+        vectors = np.ascontiguousarray(self._text_encoder().encode(texts), dtype=np.float32)
         if vectors.ndim != 2 or vectors.shape[1] != self._stream.dim:
             raise ValueError(
                 f"the encoder gives {what} vectors of shape {vectors.shape[1:]}, but the items "
@@ -492,11 +486,6 @@ class ContentRecommender(Recommender):
         )
 
     # -- persistence: the catalogue and every event ----------------------------------------------
-    def _params(self) -> dict[str, Any]:
-        params = super()._params()
-        params["encoder"] = None  # a model object, not data: pass it again after load
-        return params
-
     @classmethod
     def _from_params(cls, params: dict[str, Any], saved: Saved) -> Any:
         return cls(saved.array("item_embeddings", np.float32, (None, None)), **params)

@@ -1,126 +1,81 @@
 # Type stubs for the kernel modules semrec._core_{generic,avx2,avx512} (one file per variant).
+# Parameters are grouped by meaning, one group a line: a CSR matrix's indptr, indices (and
+# values) together, an exclusion list's pair together, num_threads last.
+# fmt: off
 from collections.abc import Callable
+from typing import TypeAlias
 
 import numpy as np
 import numpy.typing as npt
 
+F32: TypeAlias = npt.NDArray[np.float32]
+F64: TypeAlias = npt.NDArray[np.float64]
+I32: TypeAlias = npt.NDArray[np.int32]
+I64: TypeAlias = npt.NDArray[np.int64]
+Times: TypeAlias = I64 | F64 | None  # seconds or any monotonic integer clock; None: no decay
+TopK: TypeAlias = tuple[I32, F32]  # ids (-1 pads) and scores (-inf pads), best first
+Csr: TypeAlias = tuple[I64, I32, F32]  # indptr, indices, values
+
 isa: str
 
 def max_threads() -> int: ...
+def kernel_description() -> str: ...
+
+# similarity
 def topk(
-    queries: npt.NDArray[np.float32],
-    items: npt.NDArray[np.float32],
-    k: int,
-    metric: str,
-    exclude_indptr: npt.NDArray[np.int64] | None,
-    exclude_indices: npt.NDArray[np.int32] | None,
-    num_threads: int,
-) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.float32]]: ...
+    queries: F32, items: F32, k: int, metric: str,
+    exclude_indptr: I64 | None, exclude_indices: I32 | None, num_threads: int,
+) -> TopK: ...
 def topk_candidates(
-    queries: npt.NDArray[np.float32],
-    items: npt.NDArray[np.float32],
-    cand_indptr: npt.NDArray[np.int64],
-    cand_indices: npt.NDArray[np.int32],
-    k: int,
-    metric: str,
-    exclude_indptr: npt.NDArray[np.int64] | None,
-    exclude_indices: npt.NDArray[np.int32] | None,
-    num_threads: int,
-) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.float32]]: ...
+    queries: F32, items: F32, cand_indptr: I64, cand_indices: I32, k: int, metric: str,
+    exclude_indptr: I64 | None, exclude_indices: I32 | None, num_threads: int,
+) -> TopK: ...
 class PreparedItems:
     def __init__(self, dim: int, metric: str, storage: str) -> None: ...
-    def append(self, rows: npt.NDArray[np.float32], num_threads: int) -> None: ...
+    def append(self, rows: F32, num_threads: int) -> None: ...
     @property
     def size(self) -> int: ...
     @property
     def nbytes(self) -> int: ...
 
 def topk_prepared(
-    queries: npt.NDArray[np.float32],
-    items: PreparedItems,
-    rows: npt.NDArray[np.float32],
-    k: int,
-    exclude_indptr: npt.NDArray[np.int64] | None,
-    exclude_indices: npt.NDArray[np.int32] | None,
-    num_threads: int,
-) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.float32]]: ...
+    queries: F32, items: PreparedItems, rows: F32, k: int,
+    exclude_indptr: I64 | None, exclude_indices: I32 | None, num_threads: int,
+) -> TopK: ...
 def topk_candidates_prepared(
-    queries: npt.NDArray[np.float32],
-    items: PreparedItems,
-    rows: npt.NDArray[np.float32],
-    cand_indptr: npt.NDArray[np.int64],
-    cand_indices: npt.NDArray[np.int32],
-    k: int,
-    exclude_indptr: npt.NDArray[np.int64] | None,
-    exclude_indices: npt.NDArray[np.int32] | None,
-    num_threads: int,
-) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.float32]]: ...
-def kernel_description() -> str: ...
+    queries: F32, items: PreparedItems, rows: F32, cand_indptr: I64, cand_indices: I32, k: int,
+    exclude_indptr: I64 | None, exclude_indices: I32 | None, num_threads: int,
+) -> TopK: ...
+
+# metrics
 def ranking_metrics(
-    recs: npt.NDArray[np.int32],
-    rel_indptr: npt.NDArray[np.int64],
-    rel_indices: npt.NDArray[np.int32],
-    n_items: int,
-    cutoffs: list[int],
+    recs: I32, rel_indptr: I64, rel_indices: I32, n_items: int, cutoffs: list[int],
     num_threads: int,
-) -> npt.NDArray[np.float64]: ...
-def distinct_items(recs: npt.NDArray[np.int32], k: int, n_items: int) -> int: ...
-def mean_item_value(
-    recs: npt.NDArray[np.int32],
-    k: int,
-    item_value: npt.NDArray[np.float64],
-    num_threads: int,
-) -> npt.NDArray[np.float64]: ...
-def intra_list_diversity(
-    recs: npt.NDArray[np.int32],
-    k: int,
-    embeddings: npt.NDArray[np.float32],
-    num_threads: int,
-) -> npt.NDArray[np.float64]: ...
-def error_sums(
-    predicted: npt.NDArray[np.float32], actual: npt.NDArray[np.float32]
-) -> tuple[float, float]: ...
-def csr_transpose(
-    indptr: npt.NDArray[np.int64],
-    indices: npt.NDArray[np.int32],
-    values: npt.NDArray[np.float32],
-    cols: int,
-    num_threads: int,
-) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int32], npt.NDArray[np.float32]]: ...
-def als_gram(other: npt.NDArray[np.float32], dims: int, num_threads: int) -> npt.NDArray[np.float64]: ...
+) -> F64: ...
+def distinct_items(recs: I32, k: int, n_items: int) -> int: ...
+def mean_item_value(recs: I32, k: int, item_value: F64, num_threads: int) -> F64: ...
+def intra_list_diversity(recs: I32, k: int, embeddings: F32, num_threads: int) -> F64: ...
+def error_sums(predicted: F32, actual: F32) -> tuple[float, float]: ...
+
+# als
+def csr_transpose(indptr: I64, indices: I32, values: F32, cols: int, num_threads: int) -> Csr: ...
+def als_gram(other: F32, dims: int, num_threads: int) -> F64: ...
 def als_solve(
-    indptr: npt.NDArray[np.int64],
-    indices: npt.NDArray[np.int32],
-    values: npt.NDArray[np.float32],
-    other: npt.NDArray[np.float32],
-    gram: npt.NDArray[np.float64] | None,
-    factors: npt.NDArray[np.float32],
-    implicit: bool,
-    solve_dims: int,
-    regularization: float,
-    solver: str,
-    cg_steps: int,
+    indptr: I64, indices: I32, values: F32,
+    other: F32, gram: F64 | None, factors: F32,
+    implicit: bool, solve_dims: int, regularization: float, solver: str, cg_steps: int,
     num_threads: int,
 ) -> None: ...
 def als_loss(
-    indptr: npt.NDArray[np.int64],
-    indices: npt.NDArray[np.int32],
-    values: npt.NDArray[np.float32],
-    factors: npt.NDArray[np.float32],
-    other: npt.NDArray[np.float32],
-    gram: npt.NDArray[np.float64] | None,
-    implicit: bool,
-    num_threads: int,
+    indptr: I64, indices: I32, values: F32,
+    factors: F32, other: F32, gram: F64 | None, implicit: bool, num_threads: int,
 ) -> float: ...
+
+# interest
 def interest_profiles(
-    indptr: npt.NDArray[np.int64],
-    indices: npt.NDArray[np.int32],
-    weights: npt.NDArray[np.float32],
-    times: npt.NDArray[np.int64] | npt.NDArray[np.float64] | None,
-    items: npt.NDArray[np.float32],
-    half_life: float,
-    num_threads: int,
-) -> npt.NDArray[np.float32]: ...
+    indptr: I64, indices: I32, weights: F32, times: Times,
+    items: F32, half_life: float, num_threads: int,
+) -> F32: ...
 
 class InterestState:
     def __init__(self, dim: int, half_life: float) -> None: ...
@@ -133,66 +88,33 @@ class InterestState:
     @property
     def latest(self) -> float: ...
     def grow(self, n_users: int) -> None: ...
-    def reset(self, users: npt.NDArray[np.int64]) -> None: ...
-    def add(
-        self, items: npt.NDArray[np.float32], user: int, item: int, weight: float, t: float
-    ) -> None: ...
+    def reset(self, users: I64) -> None: ...
+    def add(self, items: F32, user: int, item: int, weight: float, t: float) -> None: ...
     def add_many(
-        self,
-        items: npt.NDArray[np.float32],
-        users: npt.NDArray[np.int64],
-        ids: npt.NDArray[np.int32],
-        weights: npt.NDArray[np.float32] | None,
-        times: npt.NDArray[np.int64] | npt.NDArray[np.float64] | None,
+        self, items: F32, users: I64, ids: I32, weights: F32 | None, times: Times
     ) -> None: ...
     def add_rows(
-        self,
-        indptr: npt.NDArray[np.int64],
-        indices: npt.NDArray[np.int32],
-        weights: npt.NDArray[np.float32],
-        times: npt.NDArray[np.int64] | npt.NDArray[np.float64] | None,
-        items: npt.NDArray[np.float32],
-        first_user: int,
-        num_threads: int,
+        self, indptr: I64, indices: I32, weights: F32, times: Times,
+        items: F32, first_user: int, num_threads: int,
     ) -> None: ...
-    def profiles(self, users: npt.NDArray[np.int64], num_threads: int) -> npt.NDArray[np.float32]: ...
-    def raw(self, user: int) -> tuple[npt.NDArray[np.float32], float, float, int]: ...
+    def profiles(self, users: I64, num_threads: int) -> F32: ...
+    def raw(self, user: int) -> tuple[F32, float, float, int]: ...
+
+# rerank
 def mmr(
-    ids: npt.NDArray[np.int32],
-    relevance: npt.NDArray[np.float32],
-    embeddings: npt.NDArray[np.float32],
-    k: int,
-    lambda_: float,
-    num_threads: int,
-) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.float32], npt.NDArray[np.int32]]: ...
+    ids: I32, relevance: F32, embeddings: F32, k: int, lambda_: float, num_threads: int
+) -> tuple[I32, F32, I32]: ...
+
+# knn
 def knn_graph(
-    q_indptr: npt.NDArray[np.int64],
-    q_indices: npt.NDArray[np.int32],
-    q_values: npt.NDArray[np.float32],
-    t_indptr: npt.NDArray[np.int64],
-    t_indices: npt.NDArray[np.int32],
-    t_values: npt.NDArray[np.float32],
-    n_targets: int,
-    query_norms: npt.NDArray[np.float32],
-    target_norms: npt.NDArray[np.float32],
-    self: npt.NDArray[np.int32] | None,
-    target_ids: npt.NDArray[np.int32] | None,
-    k: int,
-    shrink: float,
-    num_threads: int,
-    progress: Callable[[int], object] | None = None,
-) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int32], npt.NDArray[np.float32]]: ...
+    q_indptr: I64, q_indices: I32, q_values: F32,
+    t_indptr: I64, t_indices: I32, t_values: F32, n_targets: int,
+    query_norms: F32, target_norms: F32, self: I32 | None, target_ids: I32 | None,
+    k: int, shrink: float, num_threads: int, progress: Callable[[int], object] | None = None,
+) -> Csr: ...
 def knn_topk(
-    h_indptr: npt.NDArray[np.int64],
-    h_indices: npt.NDArray[np.int32],
-    h_values: npt.NDArray[np.float32],
-    g_indptr: npt.NDArray[np.int64],
-    g_indices: npt.NDArray[np.int32],
-    g_values: npt.NDArray[np.float32],
-    n_items: int,
-    k: int,
-    exclude_indptr: npt.NDArray[np.int64] | None,
-    exclude_indices: npt.NDArray[np.int32] | None,
-    candidates: npt.NDArray[np.int32] | None,
+    h_indptr: I64, h_indices: I32, h_values: F32,
+    g_indptr: I64, g_indices: I32, g_values: F32, n_items: int, k: int,
+    exclude_indptr: I64 | None, exclude_indices: I32 | None, candidates: I32 | None,
     num_threads: int,
-) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.float32]]: ...
+) -> TopK: ...

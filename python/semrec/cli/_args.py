@@ -181,7 +181,25 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--batch-size", type=positive, default=32, metavar="N", help="texts per encoder batch (32)"
     )
-    g.add_argument("--bf16", action="store_true", help="run the text model in bfloat16")
+    add_precision_arguments(g)
+
+
+def add_precision_arguments(g: Any) -> None:
+    """``--precision`` (TextEncoder's, default auto) and ``--bf16``, its older spelling."""
+    g.add_argument(
+        "--precision",
+        choices=("auto", "fp32", "bf16", "int8"),
+        default="auto",
+        help="text model precision: auto picks the fastest this CPU runs at parity (bf16 with "
+        "AVX-512 BF16 or AMX, else fp32 or int8); see TextEncoder (auto)",
+    )
+    g.add_argument(
+        "--bf16",
+        dest="precision",
+        action="store_const",
+        const="bf16",
+        help="same as --precision bf16",
+    )
 
 
 def add_common_arguments(p: argparse.ArgumentParser) -> None:

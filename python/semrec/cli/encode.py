@@ -14,7 +14,7 @@ EPILOG = """\
 examples:
   semrec encode --items movies.csv --text-column title --out emb.npy
   semrec encode --items movies.csv --text-column description --id-column movieId \\
-      --out emb.parquet --bf16 --batch-size 128
+      --out emb.parquet --precision int8 --batch-size 128
 
 output: .npy holds a float32 array (one L2-normalised row per input row, in file order);
 .parquet holds the --id-column (when given) and an 'embedding' column of float32 lists.
@@ -45,12 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument(
         "--batch-size", type=_args.positive, default=32, metavar="N", help="texts per batch (32)"
     )
-    g.add_argument(
-        "--bf16",
-        action="store_true",
-        help="run the model in bfloat16 (faster on "
-        "CPUs with AVX-512 BF16 / AMX; cosine to fp32 above 0.999)",
-    )
+    _args.add_precision_arguments(g)
     g.add_argument("--threads", type=int, metavar="N", help="threads (default: all cores)")
     _args.add_common_arguments(p)
     p.set_defaults(run=run)
@@ -75,9 +70,7 @@ def run(args: argparse.Namespace) -> int:
         )
     from semrec.text import TextEncoder
 
-    encoder = TextEncoder(
-        args.model, precision="bf16" if args.bf16 else "fp32", num_threads=args.threads
-    )
+    encoder = TextEncoder(args.model, precision=args.precision, num_threads=args.threads)
     vectors = encoder.encode(
         text.astype(str).tolist(),
         batch_size=args.batch_size,

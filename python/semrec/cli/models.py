@@ -54,9 +54,7 @@ def item_embeddings(args: argparse.Namespace, dataset: Dataset) -> np.ndarray:
         raise ValueError("this needs item text: pass --items FILE --text-column COL")
     from semrec.text import TextEncoder
 
-    encoder = TextEncoder(
-        args.encoder, precision="bf16" if args.bf16 else "fp32", num_threads=args.threads
-    )
+    encoder = TextEncoder(args.encoder, precision=args.precision, num_threads=args.threads)
     args.encoded_items = encoder.encode(
         texts, batch_size=args.batch_size, show_progress=_args.show_progress(args)
     )

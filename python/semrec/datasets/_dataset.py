@@ -170,26 +170,8 @@ class Dataset:
         for col in (user_col, item_col):
             if interactions[col].isna().any():
                 raise ValueError(f"interactions[{col!r}] contains missing ids")
-        item_catalogue = interactions[item_col]
-        if items is not None:
-            if not isinstance(items, pd.DataFrame):
-                raise TypeError(
-                    f"items must be a pandas DataFrame with a {item_col!r} column, "
-                    f"got {type(items).__name__}"
-                )
-            _require_columns(items, [item_col], "items")
-            item_catalogue = pd.concat([item_catalogue, items[item_col]], ignore_index=True)
-        user_catalogue = interactions[user_col]
-        if users is not None:
-            if not isinstance(users, pd.DataFrame):
-                raise TypeError(
-                    f"users must be a pandas DataFrame with a {user_col!r} column, "
-                    f"got {type(users).__name__}"
-                )
-            _require_columns(users, [user_col], "users")
-            user_catalogue = pd.concat([user_catalogue, users[user_col]], ignore_index=True)
-        user_ids = np.sort(pd.unique(user_catalogue))
-        item_ids = np.sort(pd.unique(item_catalogue))
+        item_ids = _catalogue(interactions, items, item_col, "items")
+        user_ids = _catalogue(interactions, users, user_col, "users")
         u = pd.Index(user_ids).get_indexer(interactions[user_col]).astype(np.int64)
         i = pd.Index(item_ids).get_indexer(interactions[item_col]).astype(np.int64)
         if weight_col is None:
@@ -502,6 +484,23 @@ def _require_columns(frame: pd.DataFrame, cols: list[str | None], name: str) -> 
         raise ValueError(
             f"{name} has no column {missing[0]!r}; its columns are {list(frame.columns)}"
         )
+
+
+def _catalogue(
+    interactions: pd.DataFrame, extra: pd.DataFrame | None, col: str, name: str
+) -> np.ndarray:
+    """The sorted distinct ids of ``col`` in the interactions and in ``extra`` (``name``, the
+    optional table of users or items, which may list some that have no interaction)."""
+    ids = interactions[col]
+    if extra is not None:
+        if not isinstance(extra, pd.DataFrame):
+            raise TypeError(
+                f"{name} must be a pandas DataFrame with a {col!r} column, "
+                f"got {type(extra).__name__}"
+            )
+        _require_columns(extra, [col], name)
+        ids = pd.concat([ids, extra[col]], ignore_index=True)
+    return np.sort(pd.unique(ids))
 
 
 def _timestamps(col: pd.Series, name: str) -> np.ndarray:

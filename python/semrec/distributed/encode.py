@@ -23,7 +23,7 @@ def encode(
     *,
     keep: Sequence[str] = (),
     prefix: str = "e",
-    precision: str = "fp32",
+    precision: str = "auto",
     batch_size: int = 64,
     normalize: bool = True,
     client: Client | None = None,

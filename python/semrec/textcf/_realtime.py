@@ -14,12 +14,13 @@ import pandas as pd
 import scipy.sparse as sp
 
 from semrec import _validation as check
+from semrec._encoding import EncodesText
 from semrec.explain import explanation
 from semrec.textcf import _network as network
 from semrec.textcf._network import Graph, UserState
 
 
-class RealTimeVerbs:
+class RealTimeVerbs(EncodesText):
     """``fold_in``, ``update``, ``add_items`` and ``explain`` of :class:`semrec.TextCF`."""
 
     weights_: dict[str, np.ndarray]
@@ -31,8 +32,6 @@ class RealTimeVerbs:
     interactions_: sp.csr_array
     negative_slope: float
     user_text_weight: float
-    encoder: Any
-    num_threads: int | None
 
     def fold_in(
         self,
@@ -178,14 +177,7 @@ class RealTimeVerbs:
         if isinstance(x, str) or (
             isinstance(x, list | tuple) and x and all(isinstance(t, str) for t in x)
         ):
-            encoder = self.encoder
-            if encoder is None:
-                if getattr(self, "default_encoder_", None) is None:
-                    from semrec.text import TextEncoder
-
-                    self.default_encoder_ = TextEncoder(num_threads=self.num_threads)
-                encoder = self.default_encoder_
-            x = np.ascontiguousarray(encoder.encode(x), dtype=np.float32)
+            x = np.ascontiguousarray(self._text_encoder().encode(x), dtype=np.float32)
             name = "the encoded texts"
         else:
             name = "embeddings_or_texts"

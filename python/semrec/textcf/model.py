@@ -328,11 +328,6 @@ class TextCF(RealTimeVerbs, Recommender):
         return self.item_factors_, "cosine"
 
     # -- persistence (fold_in, update, add_items and explain: RealTimeVerbs) ----------------
-    def _params(self) -> dict[str, Any]:
-        params = super()._params()
-        params["encoder"] = None  # a model object, not data: pass it again after load
-        return params
-
     @classmethod
     def _from_params(cls, params: dict[str, Any], saved: Saved) -> Any:
         return persistence.from_params(cls, params, saved)
