@@ -181,8 +181,12 @@ def print_profile(encoders: dict, texts: list[str], label: str, batch_size: int)
     print("|---|" + "---:|" * len(encoders))
     for stage in (*STAGES, "other"):
         name = "  of which GELU" if stage == "gelu" else stage
-        print(f"| {name} | " + " | ".join(f"{100 * c[stage]:.1f}%" for c in columns.values()) + " |")
-    print("| wall s (profiled) | " + " | ".join(f"{c['wall s']:.2f}" for c in columns.values()) + " |")
+        print(
+            f"| {name} | " + " | ".join(f"{100 * c[stage]:.1f}%" for c in columns.values()) + " |"
+        )
+    print(
+        "| wall s (profiled) | " + " | ".join(f"{c['wall s']:.2f}" for c in columns.values()) + " |"
+    )
 
 
 def quality(encoders: dict) -> None:
@@ -316,9 +320,9 @@ def main() -> None:
         methods = {st32: lambda t=texts: st.encode(t, batch_size=32)}
         if st_best != st32:
             methods[st_best] = lambda t=texts, k=best: st.encode(t, batch_size=k)
-        for name, enc in encoders.items():
-            methods[f"semrec {name}"] = lambda t=texts, e=enc: e.encode(t, batch_size=b)
-        # The default encoder timed as a user gets it: its path must be the fastest fp32-parity one.
+        for precision, enc in encoders.items():
+            methods[f"semrec {precision}"] = lambda t=texts, e=enc: e.encode(t, batch_size=b)
+        # The default encoder timed as a user gets it: its path must be the fastest one at parity.
         methods[f"semrec auto ({auto.precision_})"] = lambda t=texts: auto.encode(t, batch_size=b)
         times = measure(methods, repeat)
         ref32 = float(np.median(times[st32]))

@@ -145,9 +145,7 @@ def test_recommend_with_each_registered_model_equals_the_library(files, tmp_path
         model = cls(show_progress=False).fit(ds.interactions)
     else:
         titles = pd.read_csv(files["movies"]).set_index("movieId").loc[ds.item_ids, "title"]
-        # The CLI encodes in fp32 (--bf16 asks for bf16); "auto" may pick bf16 or int8.
-        encoder = semrec.TextEncoder(precision="fp32")
-        emb = encoder.encode(list(titles), show_progress=False)
+        emb = semrec.TextEncoder().encode(list(titles), show_progress=False)
         content = semrec.ContentRecommender(emb, show_progress=False).fit(ds.interactions)
         model = content
         if name == "hybrid":
