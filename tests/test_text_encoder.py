@@ -171,8 +171,11 @@ def test_order_batch_size_and_streaming_do_not_change_vectors():
     full = enc.encode(texts, batch_size=3)
     one = np.vstack([enc.encode(t) for t in texts])
     streamed = enc.encode(iter(texts), batch_size=1, show_progress=True)
-    np.testing.assert_allclose(one, full, atol=1e-5)
-    np.testing.assert_allclose(streamed, full, atol=1e-5)
+    # int8 ("auto" on CPUs without native bf16) quantises activations whose last bits depend on
+    # the batch's padding and attention path: measured up to 0.013 per component.
+    atol = 2e-2 if enc.precision_ == "int8" else 1e-5
+    np.testing.assert_allclose(one, full, atol=atol)
+    np.testing.assert_allclose(streamed, full, atol=atol)
     raw = enc.encode(texts, normalize=False)
     np.testing.assert_allclose(raw / np.linalg.norm(raw, axis=1, keepdims=True), full, atol=1e-6)
     assert enc.dim == 384 and enc.max_length == 256
