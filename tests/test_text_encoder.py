@@ -94,12 +94,9 @@ def test_precision_auto_and_the_path_reported():
     native = bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
     if features.caps:
         pytest.skip(f"ISA caps set: {features.caps}")
-    from semrec.text.precision import int8_available
-
-    int8 = int8_available()
     auto = TextEncoder()
     assert auto.precision == "auto"
-    assert auto.precision_ == ("bf16" if native else "int8" if int8 else "fp32")
+    assert auto.precision_ == ("bf16" if native else "fp32")
     assert f"[{auto.kernels_}]" in repr(auto) and auto.kernels_.startswith(auto.precision_)
     assert auto.identity.endswith(":" + auto.precision_)
 
@@ -113,14 +110,13 @@ def test_resolve_precision_rules():
     if not torch.ops.mkldnn._is_mkldnn_bf16_supported():
         pytest.skip("oneDNN has no bf16 here at all")
     assert resolve_precision("auto", cpu(True)) == "bf16"
-    # Without native bf16: int8 where FBGEMM runs it, else fp32.
-    assert resolve_precision("auto", cpu(False), int8=True) == "int8"
-    assert resolve_precision("auto", cpu(False), int8=False) == "fp32"
+    # Without native bf16: fp32 (int8 is faster but batch-dependent, so only on request).
+    assert resolve_precision("auto", cpu(False)) == "fp32"
     # Every emulation cap lowers the answer, whichever library it names.
     for name in ("ONEDNN_MAX_CPU_ISA", "SEMREC_ISA", "FBGEMM_ENABLE_INSTRUCTIONS"):
-        assert resolve_precision("auto", cpu(True, **{name: "avx2"}), int8=True) == "int8"
+        assert resolve_precision("auto", cpu(True, **{name: "avx2"})) == "fp32"
     vnni_only = cpu(True, ONEDNN_MAX_CPU_ISA="AVX512_CORE_VNNI")
-    assert resolve_precision("auto", vnni_only, int8=False) == "fp32"
+    assert resolve_precision("auto", vnni_only) == "fp32"
     assert resolve_precision("auto", cpu(True, ONEDNN_MAX_CPU_ISA="AVX512_CORE_AMX")) == "bf16"
     assert not cpu(True, ONEDNN_MAX_CPU_ISA="AVX2").vnni
     assert resolve_precision("int8", cpu(False)) == "int8"
@@ -160,7 +156,7 @@ def test_emulated_avx2_cpu_is_honoured():
     ).stdout
     assert "aten AVX2" in out
     assert "onednn_bf16 False" in out
-    assert "auto int8" in out  # no native bf16: int8 on FBGEMM's AVX2 kernels
+    assert "auto fp32" in out  # no native bf16
     assert "int8 int8 FBGEMM avx2" in out
     assert "bf16 fp32 1" in out  # warned once for two encoders
 
@@ -171,11 +167,8 @@ def test_order_batch_size_and_streaming_do_not_change_vectors():
     full = enc.encode(texts, batch_size=3)
     one = np.vstack([enc.encode(t) for t in texts])
     streamed = enc.encode(iter(texts), batch_size=1, show_progress=True)
-    # int8 ("auto" on CPUs without native bf16) quantises activations whose last bits depend on
-    # the batch's padding and attention path: measured up to 0.013 per component.
-    atol = 2e-2 if enc.precision_ == "int8" else 1e-5
-    np.testing.assert_allclose(one, full, atol=atol)
-    np.testing.assert_allclose(streamed, full, atol=atol)
+    np.testing.assert_allclose(one, full, atol=1e-5)
+    np.testing.assert_allclose(streamed, full, atol=1e-5)
     raw = enc.encode(texts, normalize=False)
     np.testing.assert_allclose(raw / np.linalg.norm(raw, axis=1, keepdims=True), full, atol=1e-6)
     assert enc.dim == 384 and enc.max_length == 256

@@ -310,9 +310,10 @@ def test_explain_splits_the_score_exactly(topics) -> None:
 
 
 # -- persistence ------------------------------------------------------------------------------
-def test_save_load_round_trip(topics, tmp_path) -> None:
+@pytest.mark.parametrize("layers", [2, 0])  # 0: the graph's arrays are empty
+def test_save_load_round_trip(topics, tmp_path, layers) -> None:
     ds, emb = topics
-    model = _model(emb, epochs=2, layers=2).fit(ds)
+    model = _model(emb, epochs=2, layers=layers).fit(ds)
     model.add_items(emb[:1])
     model.update(1, 2)
     path = tmp_path / "textcf.npz"

@@ -148,30 +148,26 @@ def int8_available() -> bool:
     return str(text_ext.int8_kernel_isa()) != "none"
 
 
-def resolve_precision(
-    requested: str, features: CpuFeatures | None = None, *, int8: bool | None = None
-) -> str:
+def resolve_precision(requested: str, features: CpuFeatures | None = None) -> str:
     """The precision an encoder runs: ``auto`` resolved, slow choices replaced (with a warning).
 
-    ``auto`` is the fastest path that keeps its parity target on this CPU: bf16 where the CPU
-    runs it natively (cosine to fp32 above 0.999), else int8 where FBGEMM is present (cosine
-    above 0.99; on an AVX2-only CPU it beats fp32: see benchmarks/README.md), else fp32. An
-    explicit ``bf16`` on a CPU without native bf16 would run through emulation, several times
-    slower than fp32: it runs as fp32 instead, with a warning (once per process). ``int8``
-    says whether FBGEMM is present (``None``: ask this process's torch).
+    ``auto`` is bf16 where the CPU runs it natively (cosine to fp32 above 0.999), else fp32.
+    int8 is faster than fp32 on an AVX2-only CPU (see benchmarks/README.md) but only on
+    request: its vectors move by up to ~0.01 per component with the batch a text is encoded
+    in, which a default must not do. An explicit ``bf16`` on a CPU without native bf16 would
+    run through emulation, several times slower than fp32: it runs as fp32 instead, with a
+    warning (once per process).
 
     Examples
     --------
     >>> from semrec.text.precision import CpuFeatures, resolve_precision
     >>> avx2 = CpuFeatures(True, False, False, False, False, {}, "AVX2")
-    >>> resolve_precision("auto", avx2, int8=True), resolve_precision("auto", avx2, int8=False)
-    ('int8', 'fp32')
+    >>> resolve_precision("auto", avx2), resolve_precision("int8", avx2)
+    ('fp32', 'int8')
     """
     features = features or cpu_features()
     if requested == "auto":
-        if features.bf16_native:
-            return "bf16"
-        return "int8" if (int8_available() if int8 is None else int8) else "fp32"
+        return "bf16" if features.bf16_native else "fp32"
     if requested == "bf16" and not features.bf16_native:
         if "bf16" not in _warned:
             _warned.add("bf16")
