@@ -1,11 +1,23 @@
 """Text encoder throughput: semrec (fp32, bf16, int8, auto) vs sentence-transformers.
 
-Also the tokenizer vs HF ``tokenizers``, and (``--profile``) where semrec's time goes on long
-texts. The header names the CPU's features, the ISA caps in force and the kernels each
-precision runs: emulate an AVX2-only CPU on an AVX-512 one with
-``SEMREC_ISA=avx2 ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2`` (this script then also caps
-MKL, sentence-transformers' GEMM library, with ``MKL_ENABLE_INSTRUCTIONS=AVX2``, and semrec
-caps FBGEMM with ``FBGEMM_ENABLE_INSTRUCTIONS=AVX2``); the header shows oneDNN's own ISA line.
+Also the tokenizer vs HF ``tokenizers``, and (``--profile``) where semrec's time goes, stage by
+stage, per precision and text set. The header names the CPU's features, the ISA caps in force,
+the kernels each precision runs and the float32 GEMM rate of torch's BLAS (the peer's GEMMs).
+
+Emulating an AVX2-only CPU (AMD Zen 3) on an AVX-512 one: set
+``SEMREC_ISA=avx2 ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2``. Both sides then run AVX2:
+- semrec: its own kernels (SEMREC_ISA), oneDNN's GEMMs (ONEDNN_MAX_CPU_ISA; the header prints
+  oneDNN's ``isa:`` line), ATen's attention/LayerNorm/GELU (ATEN_CPU_CAPABILITY) and FBGEMM's
+  int8 GEMMs (semrec sets ``FBGEMM_ENABLE_INSTRUCTIONS=AVX2`` when unset).
+- sentence-transformers: its attention, GELU and LayerNorm are ATen kernels (capped the same
+  way); its linears are MKL ``SGEMM`` calls (``MKL_VERBOSE=1`` shows them, with or without the
+  variables above), which ONEDNN_MAX_CPU_ISA does not reach. This script also sets
+  ``MKL_ENABLE_INSTRUCTIONS=AVX2`` (which caps MKL on Intel CPUs). On the AMD EPYC used for
+  benchmarks/README.md MKL ignores that variable but runs its AVX2-class code there anyway:
+  SGEMM 2048x384x1536 on 2 threads ran at 144-149 GFLOP/s with MKL_ENABLE_INSTRUCTIONS unset,
+  AVX512, AVX2 or even SSE4_2, 134 with ``MKL_CBWR=AVX2`` (65 with ``MKL_CBWR=COMPATIBLE``,
+  so MKL does read its variables), i.e. the peer's GEMMs run the same code path as on a
+  Zen 3. The GEMM rate in the header lets other machines check this.
 
 Texts: MovieLens-100k item texts ("<title> — <genres>" plus the wiki sentence when present)
 and long texts (192-256 tokens, a part of them truncated at 256). Same model
@@ -103,6 +115,16 @@ def best_st_batch(st, texts: list[str], sizes: tuple[int, ...]) -> tuple[int, di
     return min(medians, key=medians.get), medians
 
 
+def blas_gemm_rate(threads: int) -> float:
+    """GFLOP/s of torch's float32 linear (MKL SGEMM) at 2048x384 by 384x1536: the peer's GEMMs."""
+    import torch
+
+    torch.set_num_threads(threads)
+    a, w = torch.randn(2048, 384), torch.randn(1536, 384)
+    times = measure({"gemm": lambda: torch.nn.functional.linear(a, w)}, 10)["gemm"]
+    return 2 * 2048 * 384 * 1536 / float(np.median(times)) / 1e9
+
+
 def onednn_isa_line() -> str:
     """oneDNN's own report of the ISA it dispatches to, from a child process (same env)."""
     code = "import torch; torch.nn.Linear(8, 8)(torch.ones(2, 8)); " + (
@@ -114,21 +136,57 @@ def onednn_isa_line() -> str:
     return next((line for line in out.stdout.splitlines() if "isa:" in line), "no oneDNN line")
 
 
-def profile_long(encoder, texts: list[str], top: int = 12) -> None:
-    """Share of semrec's time per operator on ``texts`` (torch profiler, self CPU time)."""
+STAGES = (
+    "embeddings",
+    "qkv_dense",
+    "attention",
+    "attention_output_dense",
+    "layernorm",
+    "ffn_dense_gelu",
+    "gelu",
+    "ffn_output_dense",
+    "pooling",
+)
+
+
+def stage_shares(encoder, texts: list[str], batch_size: int) -> dict[str, float]:
+    """Share of the wall time of ``encoder.encode(texts)`` spent in each stage of the forward pass.
+
+    The C++ forward pass marks its stages as named scopes for torch's profiler (``semrec::...``);
+    a scope's time is its wall time on the calling thread, intra-op threads included. "gelu" is
+    the separate GELU pass inside ``ffn_dense_gelu`` (int8; oneDNN fuses it into the GEMM);
+    "other" is tokenizing, batching and what lies between the stages.
+    """
     from torch.profiler import ProfilerActivity, profile
 
-    encoder.encode(texts[:32])
+    encoder.encode(texts[:batch_size], batch_size=batch_size)
     with profile(activities=[ProfilerActivity.CPU]) as prof:
-        encoder.encode(texts)
-    events = [e for e in prof.key_averages() if e.self_cpu_time_total > 0]
-    total = sum(e.self_cpu_time_total for e in events)
-    events.sort(key=lambda e: -e.self_cpu_time_total)
-    print(f"\n#### where {encoder.kernels_} spends its time ({len(texts)} long texts)")
-    print("| operator (self CPU) | share |")
-    print("|---|---:|")
-    for e in events[:top]:
-        print(f"| {e.key} | {100 * e.self_cpu_time_total / total:.1f}% |")
+        start = time.perf_counter()
+        encoder.encode(texts, batch_size=batch_size)
+        wall = time.perf_counter() - start
+    shares = {name: 0.0 for name in STAGES}
+    for event in prof.key_averages():
+        if event.key.startswith("semrec::"):
+            shares[event.key.removeprefix("semrec::")] = event.cpu_time_total / 1e6 / wall
+    shares["other"] = 1.0 - sum(v for k, v in shares.items() if k != "gelu")
+    shares["wall s"] = wall
+    return shares
+
+
+def print_profile(encoders: dict, texts: list[str], label: str, batch_size: int) -> None:
+    """One column per precision: where its time goes on ``texts`` (see :func:`stage_shares`)."""
+    columns = {name: stage_shares(enc, texts, batch_size) for name, enc in encoders.items()}
+    print(f"\n#### where the time goes: {label} ({len(texts)} texts, profiler on)")
+    print("| stage | " + " | ".join(f"{n} ({e.kernels_})" for n, e in encoders.items()) + " |")
+    print("|---|" + "---:|" * len(encoders))
+    for stage in (*STAGES, "other"):
+        name = "  of which GELU" if stage == "gelu" else stage
+        print(
+            f"| {name} | " + " | ".join(f"{100 * c[stage]:.1f}%" for c in columns.values()) + " |"
+        )
+    print(
+        "| wall s (profiled) | " + " | ".join(f"{c['wall s']:.2f}" for c in columns.values()) + " |"
+    )
 
 
 def quality(encoders: dict) -> None:
@@ -187,7 +245,7 @@ def main() -> None:
     parser.add_argument("--n-movielens", type=int, default=1682, help="item texts to encode")
     parser.add_argument("--n-long", type=int, default=256, help="long texts to encode")
     parser.add_argument("--search-every", type=int, default=1, help="ST search on every k-th")
-    parser.add_argument("--profile", action="store_true", help="profile each path on long texts")
+    parser.add_argument("--profile", action="store_true", help="time per stage, per precision")
     parser.add_argument("--quality", action="store_true", help="NDCG of each precision's vectors")
     args = parser.parse_args()
     os.environ["RAYON_NUM_THREADS"] = str(args.threads)  # HF tokenizers' thread pool
@@ -228,7 +286,8 @@ def main() -> None:
     print(features.describe())
     print(
         f"torch {torch.__version__}: ATen {torch.backends.cpu.get_cpu_capability()}, "
-        f"MKL_ENABLE_INSTRUCTIONS={os.environ.get('MKL_ENABLE_INSTRUCTIONS', 'unset')}; "
+        f"MKL_ENABLE_INSTRUCTIONS={os.environ.get('MKL_ENABLE_INSTRUCTIONS', 'unset')}, "
+        f"fp32 GEMM 2048x384x1536 {blas_gemm_rate(args.threads):.0f} GFLOP/s; "
         f"oneDNN: {onednn_isa_line()}"
     )
     print(
@@ -261,9 +320,9 @@ def main() -> None:
         methods = {st32: lambda t=texts: st.encode(t, batch_size=32)}
         if st_best != st32:
             methods[st_best] = lambda t=texts, k=best: st.encode(t, batch_size=k)
-        for name, enc in encoders.items():
-            methods[f"semrec {name}"] = lambda t=texts, e=enc: e.encode(t, batch_size=b)
-        # The default encoder timed as a user gets it: its path must be the fastest fp32-parity one.
+        for precision, enc in encoders.items():
+            methods[f"semrec {precision}"] = lambda t=texts, e=enc: e.encode(t, batch_size=b)
+        # The default encoder timed as a user gets it: its path must be the fastest one at parity.
         methods[f"semrec auto ({auto.precision_})"] = lambda t=texts: auto.encode(t, batch_size=b)
         times = measure(methods, repeat)
         ref32 = float(np.median(times[st32]))
@@ -284,9 +343,8 @@ def main() -> None:
         print("|---|---|---|---|")
         for method, t in tok.items():
             print(row(method, n, t, ref))
-        if args.profile and name == "long":
-            for enc in encoders.values():
-                profile_long(enc, texts[:128])
+        if args.profile:
+            print_profile(encoders, texts[: 128 if name == "long" else 600], name, b)
 
 
 if __name__ == "__main__":

@@ -86,8 +86,12 @@ def test_bad_histories_raise_the_documented_error(model: semrec.ALS, damage: str
             with np.errstate(over="ignore"):
                 confidence = np.float32(model.alpha) * np.float32(1e30)
             if model.feedback == "explicit" or model.confidence == "log" or np.isfinite(confidence):
-                # A large but representable weight is valid input: a finite solution.
-                assert np.isfinite(model.fold_in(history)).all()
+                # A large but representable weight is valid input: a finite solution, or, when
+                # it swamps the other weights beyond float64's digits, the documented refusal.
+                try:
+                    assert np.isfinite(model.fold_in(history)).all()
+                except ValueError as exc:
+                    assert "too large to solve for" in str(exc) and "rescale" in str(exc)
                 return
     elif damage == "negative":
         history.data[1] = -1.0

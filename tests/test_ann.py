@@ -75,10 +75,29 @@ def test_exclusion_and_candidates_are_honoured(data):
         ok = got[0][got[0] >= 0]
         assert np.isin(ok, cand).all()
         assert recall(got[0], topk(q, x, 10, candidates=cand, exclude=ex)[0]) >= 0.95
+    # One query's excluded ids as a plain array (a click): the same as its CSR row.
+    for i in (0, 7):
+        row = topk(q[i], ann, 10, exclude=ex[[i]])
+        for a, b in zip(topk(q[i], ann, 10, exclude=want0[i, :3]), row, strict=True):
+            np.testing.assert_array_equal(a, b)
+        small = topk(q[i], ann, 10, exclude=want0[i, :3], candidates=cand)  # exact path
+        np.testing.assert_array_equal(
+            small[0], topk(q[i], x, 10, exclude=ex[[i]], candidates=cand)[0]
+        )
     per_query = sp.random(40, 3000, density=0.05, format="csr", rng=rng)
     got = topk(q, ann, 5, candidates=per_query)
     want = topk(q, x, 5, candidates=per_query)
     np.testing.assert_array_equal(got[0], want[0])
+
+
+def test_search_depth_grows_with_k_and_the_excluded_items(data):
+    # ef_search is a floor: a top-k search keeps at least 2k candidates, plus one per excluded
+    # item (capped), so that filtering a user's seen items does not starve the list.
+    _, _, ann = data
+    assert ann.search_depth(10) == 64
+    assert ann.search_depth(50) == 100
+    assert ann.search_depth(10, excluded=25) == 89
+    assert ann.search_depth(10, excluded=10**6) == 64 + 2048
 
 
 def test_add_and_wrap_an_item_index():

@@ -3,7 +3,7 @@
 import numpy as np
 import scipy.sparse as sp
 
-from semrec._base import select_topk
+from semrec._scoring import select_topk
 
 
 def brute(scores, k, exclude, allowed):

@@ -221,6 +221,28 @@ def test_save_load_roundtrip(tmp_path, case):
     assert repr(loaded).startswith("ContentRecommender(item_embeddings=<array (121, 24)>")
 
 
+def test_pickle_roundtrip_keeps_profiles_events_and_index(case):
+    # Dask sends models to workers by pickle: the unpickled model must be the same model
+    # (profiles rebuilt from the events, as load does) and stay live.
+    import pickle
+
+    m, emb, times = case
+    model = fitted(m, emb, times, half_life=700.0)
+    model.update(3, 5, -2.0, t=9_999)
+    model.update(model.n_users_, 8)
+    model.add_items(np.ones((1, 24), dtype=np.float32))
+    copy = pickle.loads(pickle.dumps(model))
+    users = np.arange(model.n_users_)
+    np.testing.assert_allclose(copy.profiles(users), model.profiles(users), atol=1e-6)
+    for u in (3, 50, users):
+        np.testing.assert_array_equal(copy.recommend(u, k=5)[0], model.recommend(u, k=5)[0])
+    assert (copy.interactions_ != model.interactions_).nnz == 0
+    copy.update(3, 6)  # still live
+    model.update(3, 6)
+    np.testing.assert_array_equal(copy.recommend(3, k=5)[0], model.recommend(3, k=5)[0])
+    assert 6 not in copy.recommend(3, k=120)[0]
+
+
 def test_load_rejects_damaged_files(tmp_path, case):
     m, emb, _ = case
     path = tmp_path / "content.npz"

@@ -211,13 +211,31 @@ def test_interest_profiles_with_decay_equal_user_profiles(client, data):
     np.testing.assert_allclose(gather(client, profiles), reference, atol=1e-5)
 
 
+def distributed_lists(client, model, users, k, chunks):
+    """recommend() over a Dask array of users, gathered, checked equal to model.recommend."""
+    ids, scores = recommend(model, da.from_array(users, chunks=chunks), k=k, client=client)
+    got = client.gather(client.compute([ids, scores]))
+    for a, b in zip(got, model.recommend(users, k=k), strict=True):
+        np.testing.assert_array_equal(a, b)
+    return got[0]
+
+
 def test_recommend_equals_model_recommend(client, als):
-    users = np.arange(0, als.n_users_, 3, dtype=np.int32)
-    ids, scores = recommend(als, da.from_array(users, chunks=100), k=7, client=client)
-    got_ids, got_scores = client.gather(client.compute([ids, scores]))
-    want_ids, want_scores = als.recommend(users, k=7)
-    np.testing.assert_array_equal(got_ids, want_ids)
-    np.testing.assert_array_equal(got_scores, want_scores)
+    distributed_lists(client, als, np.arange(0, als.n_users_, 3, dtype=np.int32), 7, 100)
+
+
+def test_recommend_through_each_workers_approximate_index(client, data):
+    # A ContentRecommender searching an HNSW graph: the graph travels with the pickled model,
+    # so every worker answers what the model answers here (exclusions honoured).
+    pytest.importorskip("faiss")
+    emb = np.random.default_rng(5).standard_normal((data.n_items, 16), dtype=np.float32)
+    model = semrec.ContentRecommender(emb, show_progress=False).fit(data.interactions)
+    model.update(3, 11)
+    model.use_index("hnsw", m=8, ef_construction=40, ef_search=32)
+    users = np.arange(0, model.n_users_, 7, dtype=np.int32)
+    got_ids = distributed_lists(client, model, users, 6, 40)
+    seen = model.interactions_[users]
+    assert not np.take_along_axis(seen.toarray(), got_ids, axis=1).any()
 
 
 def test_large_model_is_scattered_not_embedded(client):

@@ -42,6 +42,25 @@ def test_bitwise_equal_to_the_matrix(metric, storage, n_queries):
     assert_close(*topk(q, index, 25, exclude=ex), full, allowed, 25, tolerances(q, x, metric))
 
 
+@pytest.mark.parametrize("storage", ["float32", "float16"])
+@pytest.mark.parametrize("n_queries", [1, 5])
+def test_few_queries_over_a_catalogue_split_between_threads(storage, n_queries):
+    # Past 1 MiB of panels a single query's scan is split into item ranges run by several
+    # threads and merged; answers stay bitwise those of the batch kernel, for any thread count.
+    rng = np.random.default_rng(40 + n_queries)
+    x = clustered(rng, 23_000, 40)
+    q = clustered(rng, n_queries, 40)
+    ex = sp.random(n_queries, x.shape[0], density=0.002, format="csr", rng=rng)
+    index = ItemIndex(x, metric="dot", storage=storage)
+    want = topk(q, x, 12, metric="dot", exclude=ex, num_threads=1)
+    for threads in (1, 2):
+        got = topk(q, index, 12, exclude=ex, num_threads=threads)
+        np.testing.assert_array_equal(got[0], want[0])
+        np.testing.assert_array_equal(got[1], want[1])
+    _, _, full, allowed = reference(q, x, 12, "dot", ex)
+    assert_close(*want, full, allowed, 12, tolerances(q, x, "dot"))
+
+
 def test_float16_is_exact_even_when_its_scores_cannot_rank():
     # Items that differ below float16's precision: the certificate fails and the query is
     # searched again in float32; the answer is still exact.

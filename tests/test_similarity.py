@@ -493,6 +493,30 @@ def test_exclude_unsorted_duplicates_zero_values_int64() -> None:
         np.testing.assert_array_equal(old, new)  # the caller's matrix is untouched
 
 
+def test_exclude_as_ids_for_one_query() -> None:
+    # A single 1-D query may list its excluded ids as a plain array (unsorted, duplicated).
+    rng = np.random.default_rng(14)
+    queries, items = int_data(rng, 1, 3), int_data(rng, 50, 3)
+    ids_out = np.array([7, 3, 3, 40, 0], dtype=np.int64)
+    mask = np.zeros((1, 50), dtype=bool)
+    mask[0, ids_out] = True
+    want = reference(queries, items, 6, "dot", sp.csr_array(mask))[:2]
+    for exclude in (ids_out, ids_out.tolist(), ids_out.astype(np.int32)):
+        ids, scores = topk(queries[0], items, 6, metric="dot", exclude=exclude)
+        assert_exact(ids[None], scores[None], *want)
+    index = semrec.ItemIndex(items, metric="dot")
+    ids, scores = topk(queries[0], index, 6, exclude=ids_out)
+    assert_exact(ids[None], scores[None], *want)
+    with pytest.raises(IndexError, match="exclude holds item id 50"):
+        topk(queries[0], items, 3, exclude=[1, 50])
+    with pytest.raises(TypeError, match="exclude must hold integer"):
+        topk(queries[0], items, 3, exclude=np.array([1.0]))
+    ids, scores = topk(queries, items, 6, metric="dot", exclude=ids_out)  # one row: the same
+    assert_exact(ids, scores, *want)
+    with pytest.raises(TypeError, match="exclude"):  # several queries: a CSR matrix only
+        topk(np.vstack([queries, queries]), items, 3, exclude=ids_out)
+
+
 def test_exclude_csr_matrix_and_bool_values() -> None:
     rng = np.random.default_rng(13)
     queries, items = normal_data(rng, 5, 7), normal_data(rng, 60, 7)

@@ -187,6 +187,27 @@ def test_validation_keeps_the_best_epoch_and_stops_early(topics) -> None:
     assert again == pytest.approx(metrics[best], abs=1e-6)
 
 
+def test_averaging_keeps_the_moving_average_of_each_epochs_weights(topics) -> None:
+    ds, emb = topics
+    # Training is a deterministic prefix: the fit with e epochs has epoch e's own weights.
+    own = [_model(emb, epochs=e, averaging=0.0).fit(ds).weights_ for e in (1, 2, 3)]
+    expected = {k: w.astype(np.float64) for k, w in own[0].items()}
+    for w in own[1:]:
+        expected = {k: 0.6 * a + 0.4 * w[k] for k, a in expected.items()}
+    got = _model(emb, epochs=3, averaging=0.6).fit(ds).weights_
+    for name, w in expected.items():
+        np.testing.assert_allclose(got[name], w, rtol=0, atol=1e-6, err_msg=name)
+
+
+def test_averaging_does_not_change_the_training_trajectory(topics) -> None:
+    ds, emb = topics
+    train, valid = split.last_fraction(ds)
+    plain = _model(emb, epochs=3, averaging=0.0).fit(train, validation=valid)
+    averaged = _model(emb, epochs=3, averaging=0.8).fit(train, validation=valid)
+    assert [h["loss"] for h in averaged.history_] == [h["loss"] for h in plain.history_]
+    assert [h["ndcg"] for h in averaged.history_] != [h["ndcg"] for h in plain.history_]
+
+
 def test_same_seed_same_model_other_seed_other_model(topics) -> None:
     ds, emb = topics
     a = _model(emb, epochs=2).fit(ds)
@@ -289,9 +310,10 @@ def test_explain_splits_the_score_exactly(topics) -> None:
 
 
 # -- persistence ------------------------------------------------------------------------------
-def test_save_load_round_trip(topics, tmp_path) -> None:
+@pytest.mark.parametrize("layers", [2, 0])  # 0: the graph's arrays are empty
+def test_save_load_round_trip(topics, tmp_path, layers) -> None:
     ds, emb = topics
-    model = _model(emb, epochs=2, layers=2).fit(ds)
+    model = _model(emb, epochs=2, layers=layers).fit(ds)
     model.add_items(emb[:1])
     model.update(1, 2)
     path = tmp_path / "textcf.npz"
@@ -356,6 +378,8 @@ def test_bad_input_raises_clear_errors(topics) -> None:
         ({"negatives": 0}, ValueError, "negatives"),
         ({"learning_rate": float("nan")}, ValueError, "learning_rate"),
         ({"epochs": 1.5}, TypeError, "epochs"),
+        ({"averaging": 1.0}, ValueError, "averaging"),
+        ({"averaging": "yes"}, TypeError, "averaging"),
     ):
         with pytest.raises(err, match=word):
             _model(emb, **kw).fit(m)

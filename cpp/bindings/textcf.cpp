@@ -140,26 +140,31 @@ void register_textcf(py::module_& m) {
           py::arg("weights"))
       .def_property_readonly("positives", &TextCFTrainer::positives);
 
-  m.def(
-      "textcf_propagate",
-      [](const CArray<std::int64_t>& indptr, const CArray<std::int32_t>& indices,
-         std::int64_t users, std::int64_t items, const CArray<float>& x, std::int64_t layers) {
-        const TrainingPairs p = pairs_of(indptr, indices, users, items);
-        if (x.ndim() != 2 || x.shape(0) != users + items) {
-          throw std::invalid_argument("x must be (users + items) x dim");
-        }
-        CArray<float> out({x.shape(0), x.shape(1)});
-        float* out_ptr = out.mutable_data();
-        {
-          py::gil_scoped_release release;
-          const train::BipartiteGraph graph(p.indptr, p.indices, users, items);
-          graph.propagate(x.data(), x.shape(1), layers, out_ptr);
-        }
-        return out;
-      },
-      py::arg("indptr").noconvert(), py::arg("indices").noconvert(), py::arg("users"),
-      py::arg("items"), py::arg("x").noconvert(), py::arg("layers"),
-      "Mean of the layer outputs of LightGCN propagation over the user-item graph.");
+  py::class_<train::BipartiteGraph>(m, "TextCFGraph")
+      .def(py::init([](const CArray<std::int64_t>& indptr, const CArray<std::int32_t>& indices,
+                       std::int64_t users, std::int64_t items) {
+             const TrainingPairs p = pairs_of(indptr, indices, users, items);
+             py::gil_scoped_release release;
+             return std::make_unique<train::BipartiteGraph>(p.indptr, p.indices, users, items);
+           }),
+           py::arg("indptr").noconvert(), py::arg("indices").noconvert(), py::arg("users"),
+           py::arg("items"))
+      .def(
+          "propagate",
+          [](const train::BipartiteGraph& graph, const CArray<float>& x, std::int64_t layers) {
+            if (x.ndim() != 2 || x.shape(0) != graph.nodes()) {
+              throw std::invalid_argument("x must be (users + items) x dim");
+            }
+            CArray<float> out({x.shape(0), x.shape(1)});
+            float* out_ptr = out.mutable_data();
+            {
+              py::gil_scoped_release release;
+              graph.propagate(x.data(), x.shape(1), layers, out_ptr);
+            }
+            return out;
+          },
+          py::arg("x").noconvert(), py::arg("layers"),
+          "Mean of the layer outputs of LightGCN propagation over this graph (built once).");
 }
 
 }  // namespace semrec::bindings

@@ -181,18 +181,13 @@ void als_solve(CsrValuesView r, MatrixView other, const double* gram, const AlsS
       a.noalias() += yd.transpose() * (w.cast<double>().asDiagonal() * yd);
       a.diagonal().array() += static_cast<double>(lambda);
       Eigen::LLT<Eigen::MatrixXd> llt(a);
-      if (llt.info() == Eigen::Success) {
-        x = llt.solve(b).cast<float>();
-      } else {
-        // One weight ~1e14 times the rest leaves the matrix semidefinite to rounding; the
-        // pivoted LDLT still solves the dominant direction (the caller rejects non-finite x).
-        Eigen::LDLT<Eigen::MatrixXd> ldlt(a);
-        if (ldlt.info() != Eigen::Success || lambda <= 0.0f) {
-          throw std::invalid_argument("normal equations are not positive definite (row " +
-                                      std::to_string(u) + "); use regularization > 0");
-        }
-        x = ldlt.solve(b).cast<float>();
+      // A weight ~1e14 times the rest leaves the smaller directions to rounding: a "solution"
+      // would be noise, so it is refused like a failed factorisation (rcond ~ eps / accuracy).
+      if (llt.info() != Eigen::Success || !(llt.rcond() > 1e-14)) {
+        throw std::invalid_argument("normal equations are not positive definite (row " +
+                                    std::to_string(u) + "); use regularization > 0");
       }
+      x = llt.solve(b).cast<float>();
     } else {
       // Conjugate gradient on (G + Yuᵀ W Yu + λI) x = b, warm-started from the current row.
       // The matrix is applied as products with Yu, never formed: O(n·s) per step, not O(n·s²).

@@ -328,6 +328,19 @@ std::int64_t chunk_count(std::int64_t row_tasks, std::int64_t max_chunks, int nu
 
 constexpr std::int64_t kGatherBlock = 64;  // queries per task in the per-query loops
 
+// parallel_tasks, but a single task (or a single thread) runs on the calling thread: a fork/join
+// costs tens of microseconds, as much as a small search itself. Same results either way.
+template <class Fn>
+void run_tasks(std::int64_t n_tasks, int num_threads, const StopCheck& stop, Fn&& fn) {
+  if (n_tasks > 1 && usable_threads(num_threads) > 1) {
+    return parallel_tasks(n_tasks, num_threads, stop, std::forward<Fn>(fn));
+  }
+  for (std::int64_t task = 0; task < n_tasks; ++task) {
+    if (stop && stop()) throw Interrupted();
+    fn(task);
+  }
+}
+
 // Each query's per-chunk lists (chunks x k, in id order, padded) merged into its final k. Chunk
 // c covers lower ids than chunk c + 1, so the lists arrive in increasing id order.
 void merge_chunks(std::int64_t nq, int k, std::int64_t chunks, const std::vector<std::int32_t>& ids,
@@ -398,7 +411,7 @@ using AlignedVector = std::vector<T, CacheAligned<T>>;
 void unit_scaling(MatrixView m, std::int64_t first, std::int16_t* exponent, float* inv_norm,
                   int num_threads, const StopCheck& stop) {
   constexpr std::int64_t kRows = 1024;
-  parallel_tasks((m.rows + kRows - 1) / kRows, num_threads, stop, [&](std::int64_t t) {
+  run_tasks((m.rows + kRows - 1) / kRows, num_threads, stop, [&](std::int64_t t) {
     std::vector<float> scaled(static_cast<std::size_t>(m.cols));
     for (std::int64_t i = t * kRows; i < std::min(m.rows, (t + 1) * kRows); ++i) {
       const int e = unit_exponent(m.row(i), m.cols);
@@ -566,6 +579,39 @@ struct Scan {
   int k = 1;
 };
 
+// One query's scores of the item block i0 .. i0 + n - 1 into its list: scaled (cosine, float16
+// panels), its excluded items (from *cursor up to cursor_end; cursor null: none) set to -inf,
+// then selected.
+// A block of scores (ids i0 ..) into a list: the general selector, or the batch scan's
+// AscendingTopK, which takes the block whole.
+inline void offer_block(const float* row, std::int64_t n, std::int64_t i0, TopKSelector& top) {
+  select_scores(row, n, [&](std::int64_t j) { return static_cast<std::int32_t>(i0 + j); }, top);
+}
+inline void offer_block(const float* row, std::int64_t n, std::int64_t i0, AscendingTopK& top) {
+  top.offer(row, n, static_cast<std::int32_t>(i0));
+}
+
+template <class T, class Top>
+void select_block(const Scan<T>& s, std::int64_t query, float* row, std::int64_t i0, std::int64_t n,
+                  std::int64_t* cursor, std::int64_t cursor_end, Top& top) {
+  if (s.item_scale != nullptr) {
+    const float* is = s.item_scale + i0;
+    if (s.query_scale != nullptr) {
+      const float qs = s.query_scale[query];
+      for (std::int64_t j = 0; j < n; ++j) row[j] *= qs * is[j];
+    } else {
+      for (std::int64_t j = 0; j < n; ++j) row[j] *= is[j];
+    }
+  }
+  if (cursor != nullptr) {
+    std::int64_t& p = *cursor;
+    for (; p < cursor_end && s.exclude.indices[p] < i0 + n; ++p) {
+      row[s.exclude.indices[p] - i0] = kNegInf;
+    }
+  }
+  offer_block(row, n, i0, top);
+}
+
 template <class T>
 void scan(const Scan<T>& s, int num_threads, const StopCheck& stop, TopKOutput out) {
   const std::int64_t nq = s.nq, dim = s.dim, k = s.k;
@@ -640,23 +686,9 @@ void scan(const Scan<T>& s, int num_threads, const StopCheck& stop, TopKOutput o
         }
       }
       for (std::int64_t q = 0; q < nqb; ++q) {
-        float* row = S.data() + q * kItemBlock;
-        if (s.item_scale != nullptr) {
-          const float* is = s.item_scale + i0;
-          if (s.query_scale != nullptr) {
-            const float qs = s.query_scale[q0 + q];
-            for (std::int64_t j = 0; j < n; ++j) row[j] *= qs * is[j];
-          } else {
-            for (std::int64_t j = 0; j < n; ++j) row[j] *= is[j];
-          }
-        }
-        if (s.exclude.present()) {
-          std::int64_t& p = cursor[q];
-          for (; p < cursor_end[q] && s.exclude.indices[p] < i0 + n; ++p) {
-            row[s.exclude.indices[p] - i0] = kNegInf;
-          }
-        }
-        tops[q].offer(row, n, static_cast<std::int32_t>(i0));
+        const bool ex = s.exclude.present();
+        select_block(s, q0 + q, S.data() + q * kItemBlock, i0, n, ex ? &cursor[q] : nullptr,
+                     ex ? cursor_end[q] : 0, tops[q]);
       }
     }
 
@@ -672,6 +704,119 @@ void scan(const Scan<T>& s, int num_threads, const StopCheck& stop, TopKOutput o
   if (chunks > 1) {
     merge_chunks(nq, static_cast<int>(k), chunks, part_ids, part_scores, num_threads, stop, out);
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Few queries over prepared panels: a click, one user's profile against the whole catalogue.
+//
+// The batch scan's query blocks buy nothing here, and its separate parallel regions (scan,
+// merge) each cost a fork/join. Instead the catalogue is cut into ranges of whole item blocks,
+// spread over threads only when it is large enough to pay for waking them, and the ranges'
+// lists are merged on the calling thread. Every score goes through the same micro-kernel over
+// the whole depth, so it is bitwise what the batch scan computes.
+constexpr std::int64_t kFewQueries = 8;
+// Bytes of panels one extra thread must stream to pay for the wake-up (tens of microseconds):
+// 1 MiB is about 50 us at 20 GB/s.
+constexpr std::int64_t kBytesPerThread = std::int64_t{1} << 20;
+// Ranges per thread, so that a thread the OS descheduled does not hold the others up, and at
+// most this many bytes per range (Ctrl-C is polled between ranges).
+constexpr std::int64_t kRangesPerThread = 4;
+constexpr std::int64_t kMaxRangeBytes = std::int64_t{16} << 20;
+
+template <class T>
+void few_scan(const Scan<T>& s, int num_threads, const StopCheck& stop, TopKOutput out) {
+  const std::int64_t nq = s.nq, dim = s.dim, k = s.k;
+  const Blocks iblocks(s.n_items, kItemBlock);
+  const std::int64_t bytes = s.n_items * dim * static_cast<std::int64_t>(sizeof(T));
+  const std::int64_t threads =
+      std::clamp<std::int64_t>(bytes / kBytesPerThread, 1, usable_threads(num_threads));
+  const std::int64_t ranges =
+      threads == 1
+          ? 1
+          : std::min(iblocks.count, std::max(kRangesPerThread * threads,
+                                             (bytes + kMaxRangeBytes - 1) / kMaxRangeBytes));
+  const std::int64_t stride = dim * kPanel;
+
+  // Query tiles, packed [term][query] once for every range.
+  const std::int64_t tiles = (nq + kTileQueries - 1) / kTileQueries;
+  std::vector<float> packed(static_cast<std::size_t>(nq * dim));
+  for (std::int64_t t = 0; t < tiles; ++t) {
+    const std::int64_t r0 = t * kTileQueries, w = std::min<std::int64_t>(kTileQueries, nq - r0);
+    float* dst = packed.data() + r0 * dim;
+    for (std::int64_t r = 0; r < w; ++r) {
+      const float* src = s.query_rows[r0 + r];
+      for (std::int64_t kk = 0; kk < dim; ++kk) dst[kk * w + r] = src[kk];
+    }
+  }
+  // One list per query and range: [range][query][k].
+  std::vector<std::int32_t> part_ids;
+  std::vector<float> part_scores;
+  if (ranges > 1) {
+    part_ids.resize(static_cast<std::size_t>(ranges * nq * k));
+    part_scores.resize(part_ids.size());
+  }
+
+  run_tasks(ranges, static_cast<int>(threads), stop, [&](std::int64_t range) {
+    const std::int64_t b0 = range * iblocks.count / ranges;
+    const std::int64_t b1 = (range + 1) * iblocks.count / ranges;
+    thread_local AlignedVector<float> S;  // S[query][item] of one item block
+    S.resize(static_cast<std::size_t>(nq * kItemBlock));
+    std::vector<TopKSelector> tops(static_cast<std::size_t>(nq), TopKSelector(static_cast<int>(k)));
+    std::int64_t cursor[kFewQueries], cursor_end[kFewQueries];  // next exclusion of each query
+    if (s.exclude.present()) {
+      const auto first = static_cast<std::int32_t>(iblocks.begin(b0));
+      for (std::int64_t q = 0; q < nq; ++q) {
+        const std::int64_t row = s.exclude_row ? s.exclude_row[q] : q;
+        const std::int32_t* a = s.exclude.indices + s.exclude.indptr[row];
+        const std::int32_t* b = s.exclude.indices + s.exclude.indptr[row + 1];
+        cursor[q] = std::lower_bound(a, b, first) - s.exclude.indices;
+        cursor_end[q] = s.exclude.indptr[row + 1];
+      }
+    }
+    for (std::int64_t ib = b0; ib < b1; ++ib) {
+      const std::int64_t i0 = iblocks.begin(ib), n = iblocks.end(ib) - i0;
+      const std::int64_t n_panels = (n + kPanel - 1) / kPanel;
+      const T* panels = s.panels + (i0 / kPanel) * stride;
+      if (dim == 0) std::fill(S.begin(), S.end(), 0.0f);
+      for (std::int64_t t = 0; t < tiles && dim > 0; ++t) {
+        const std::int64_t r0 = t * kTileQueries;
+        const int w = static_cast<int>(std::min<std::int64_t>(kTileQueries, nq - r0));
+        tile<T>(w, packed.data() + r0 * dim, panels, stride, n_panels, dim, false,
+                S.data() + r0 * kItemBlock, kItemBlock);
+      }
+      for (std::int64_t q = 0; q < nq; ++q) {
+        const bool ex = s.exclude.present();
+        select_block(s, q, S.data() + q * kItemBlock, i0, n, ex ? &cursor[q] : nullptr,
+                     ex ? cursor_end[q] : 0, tops[q]);
+      }
+    }
+    for (std::int64_t q = 0; q < nq; ++q) {
+      if (ranges == 1) {
+        tops[q].write(out.ids + q * k, out.scores + q * k);
+      } else {
+        const std::int64_t off = (range * nq + q) * k;
+        tops[q].write(part_ids.data() + off, part_scores.data() + off);
+      }
+    }
+  });
+  if (ranges == 1) return;
+  TopKSelector top(static_cast<int>(k));
+  for (std::int64_t q = 0; q < nq; ++q) {
+    for (std::int64_t r = 0; r < ranges; ++r) {
+      const std::int64_t off = (r * nq + q) * k;
+      for (std::int64_t i = 0; i < k && part_ids[off + i] >= 0; ++i) {
+        top.push(part_scores[off + i], part_ids[off + i]);
+      }
+    }
+    top.write(out.ids + q * k, out.scores + q * k);
+  }
+}
+
+// The batch scan, or the few-query path when the items are prepared panels.
+template <class T>
+void scan_prepared(const Scan<T>& s, int num_threads, const StopCheck& stop, TopKOutput out) {
+  if (s.nq <= kFewQueries && s.panels != nullptr) return few_scan(s, num_threads, stop, out);
+  scan(s, num_threads, stop, out);
 }
 
 std::vector<const float*> row_pointers(MatrixView m) {
@@ -724,7 +869,7 @@ void candidates_search(const Queries& q, MatrixView items, ItemScaling scaling, 
                        const StopCheck& stop) {
   const std::int64_t nq = q.m.rows, dim = q.m.cols;
   const bool cosine = !q.inv_norm.empty();
-  parallel_tasks((nq + kGatherBlock - 1) / kGatherBlock, num_threads, stop, [&](std::int64_t t) {
+  run_tasks((nq + kGatherBlock - 1) / kGatherBlock, num_threads, stop, [&](std::int64_t t) {
     TopKSelector top(k);
     RowScorer scorer(dim);
     std::vector<std::int32_t> ids;
@@ -820,13 +965,13 @@ void half_search(const Queries& q, const std::vector<float>& query_scale,
     s.item_scale = d.approx_scale.data();
     s.exclude = exclude;
     s.k = wide;
-    scan(s, num_threads, stop, {cand_ids.data(), cand_scores.data()});
+    scan_prepared(s, num_threads, stop, {cand_ids.data(), cand_scores.data()});
   }
   const double rel = half_error(dim);
   std::vector<unsigned char> redo(static_cast<std::size_t>(nq), 0);
   const ItemScaling scaling{cosine ? d.exponent.data() : nullptr,
                             cosine ? d.inv_norm.data() : nullptr};
-  parallel_tasks((nq + kGatherBlock - 1) / kGatherBlock, num_threads, stop, [&](std::int64_t t) {
+  run_tasks((nq + kGatherBlock - 1) / kGatherBlock, num_threads, stop, [&](std::int64_t t) {
     TopKSelector top(k);
     RowScorer scorer(dim);
     std::vector<float> exact(static_cast<std::size_t>(wide));
@@ -938,7 +1083,7 @@ void topk(MatrixView queries, const PreparedItems& items, MatrixView rows, int k
   }
   s.exclude = exclude;
   s.k = k;
-  scan(s, num_threads, stop, out);
+  scan_prepared(s, num_threads, stop, out);
 }
 
 void topk_candidates(MatrixView queries, MatrixView items, CsrView candidates, int k, Metric metric,

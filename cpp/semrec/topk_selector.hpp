@@ -123,7 +123,8 @@ class AscendingTopK {
     }
     if (j < n) {
       std::uint32_t mask = 0;
-      for (std::int64_t t = 0; j + t < n; ++t) mask |= static_cast<std::uint32_t>(s[j + t] > bar_) << t;
+      for (std::int64_t t = 0; j + t < n; ++t)
+        mask |= static_cast<std::uint32_t>(s[j + t] > bar_) << t;
       if (mask != 0) append(s + j, mask, first + static_cast<std::int32_t>(j));
     }
   }
@@ -196,9 +197,9 @@ class AscendingTopK {
     if (size_ + kBlock > scores_.size()) grow();
 #if defined(__AVX512F__)
     const auto m = static_cast<__mmask16>(mask);
-    const __m512i id = _mm512_add_epi32(
-        _mm512_set1_epi32(first),
-        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
+    const __m512i id =
+        _mm512_add_epi32(_mm512_set1_epi32(first),
+                         _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
     // Compressed into a register, then one full store: the buffer has room for 16 more.
     _mm512_storeu_ps(scores_.data() + size_,
                      _mm512_maskz_compress_ps(m, _mm512_maskz_loadu_ps(m, s)));

@@ -28,12 +28,12 @@ import scipy.sparse as sp
 
 from semrec import _persist as persist
 from semrec import _validation as check
-from semrec._scoring import dot_scores, nearest, padded_to, select_topk
+from semrec._scoring import dot_scores, nearest, padded_to, select_in_batches
 from semrec._search import ItemSearch
 from semrec.errors import FormatError, NotFittedError
 from semrec.similarity import topk
 
-__all__ = ["FORMATS", "Recommender", "dot_scores", "load_nested", "nest", "select_topk"]
+__all__ = ["FORMATS", "Recommender", "dot_scores", "load_nested", "nest"]
 
 # Users scored per dense block by score-matrix models: bounds memory at 256 x n_items floats.
 BATCH_USERS = 256
@@ -102,6 +102,10 @@ class Recommender:
         """The items each listed user has interacted with (what ``exclude_seen`` removes)."""
         return sp.csr_array(self.interactions_[users])
 
+    def _seen_items(self, user: int) -> np.ndarray:
+        """One user's seen item ids, 1-D (what ``exclude_seen`` removes for a single user)."""
+        return self._seen_rows(np.array([user])).indices
+
     @property
     def _threads(self) -> int | None:
         return getattr(self, "num_threads", None)
@@ -134,30 +138,25 @@ class Recommender:
         if self._is_dot_product():
             queries, items = self._vectors(users)
             width = min(k, max(items.shape[0], 1))  # the kernel allocates by k: pad the rest
+            exclude = None
+            if exclude_seen:  # one user (a click): the seen ids as they are, no matrix built
+                one = users.size == 1
+                exclude = self._seen_items(int(users[0])) if one else self._seen_rows(users)
             found, top = topk(
                 queries,
                 self._item_search().index_for(items, self._threads),
                 width,
-                exclude=self._seen_rows(users) if exclude_seen else None,
+                exclude=exclude,
                 candidates=candidates,
                 num_threads=self._threads,
             )
             if self._score_offset:
                 top = top + np.float32(self._score_offset)  # -inf padding stays -inf
             return padded_to((found, top), k)
-        allowed = None
-        if candidates is not None:
-            allowed = np.zeros(self.n_items_, dtype=bool)
-            allowed[candidates] = True
-        ids = np.empty((users.size, k), dtype=np.int32)
-        scores = np.empty((users.size, k), dtype=np.float32)
-        for start in range(0, users.size, BATCH_USERS):
-            batch = users[start : start + BATCH_USERS]
-            exclude = self._seen_rows(batch) if exclude_seen else None
-            ids[start : start + batch.size], scores[start : start + batch.size] = select_topk(
-                self._rank_rows(batch), k, exclude=exclude, allowed=allowed
-            )
-        return ids, scores
+        seen = self._seen_rows if exclude_seen else None
+        return select_in_batches(
+            users, k, self._rank_rows, seen, self.n_items_, candidates, BATCH_USERS
+        )
 
     # -- how recommend searches the items (dot-product models) -------------------------------
     def use_index(self, kind: str = "exact", *, storage: str = "float32", **params: int) -> Any:

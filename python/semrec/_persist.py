@@ -298,7 +298,8 @@ def _depth(text: str) -> int:
 
 
 def _digest(buffer: Any) -> str:
-    return hashlib.sha256(memoryview(buffer).cast("B")).hexdigest()
+    view = memoryview(buffer)  # an empty array's view has a zero in its shape: cannot cast
+    return hashlib.sha256(view.cast("B") if view.nbytes else b"").hexdigest()
 
 
 def _names(kinds: tuple[type, ...]) -> str:

@@ -3,6 +3,8 @@ rows, and nearest neighbours among a model's own vectors."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -24,6 +26,42 @@ def dot_scores(queries: np.ndarray, items: np.ndarray, offset: float = 0.0) -> n
     """
     out = queries.astype(np.float64) @ items.T.astype(np.float64)
     return (out + offset).astype(np.float32)
+
+
+def select_in_batches(
+    users: np.ndarray,
+    k: int,
+    rank_rows: Callable[[np.ndarray], np.ndarray],
+    seen_rows: Callable[[np.ndarray], sp.csr_array] | None,
+    n_items: int,
+    candidates: np.ndarray | None,
+    batch: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`select_topk` of ``rank_rows(part)`` for ``batch`` users at a time (the dense
+    score rows of a whole catalogue stay bounded), without ``seen_rows(part)`` when given and
+    only among ``candidates`` when given.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from semrec._scoring import select_in_batches
+    >>> rows = lambda users: np.array([[0.1, 0.9, 0.5]] * users.size)
+    >>> select_in_batches(np.arange(3), 2, rows, None, 3, np.array([0, 2]), 2)[0].tolist()
+    [[2, 0], [2, 0], [2, 0]]
+    """
+    allowed = None
+    if candidates is not None:
+        allowed = np.zeros(n_items, dtype=bool)
+        allowed[candidates] = True
+    ids = np.empty((users.size, k), dtype=np.int32)
+    scores = np.empty((users.size, k), dtype=np.float32)
+    for start in range(0, users.size, batch):
+        part = users[start : start + batch]
+        exclude = seen_rows(part) if seen_rows is not None else None
+        ids[start : start + part.size], scores[start : start + part.size] = select_topk(
+            rank_rows(part), k, exclude=exclude, allowed=allowed
+        )
+    return ids, scores
 
 
 def select_topk(

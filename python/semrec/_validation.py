@@ -500,6 +500,19 @@ def summed(*matrices: sp.csr_array) -> sp.csr_array:
     return canonical_csr(raw, "matrices", allow_empty=True)
 
 
+def exclusions(
+    exclude: Any, name: str, shape: tuple[int, int], single: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """The CSR structure (indptr, sorted indices) of a top-k call's ``exclude``: a CSR of
+    ``shape``, or for a single query (``single``) a 1-D array of item ids (no matrix to build)."""
+    if not (single and isinstance(exclude, np.ndarray | list | tuple)):
+        return csr_structure(exclude, name, shape)
+    ids = item_ids(exclude, name, shape[1])
+    if ids.size > 1 and not (ids[1:] >= ids[:-1]).all():
+        ids = np.sort(ids)
+    return np.array([0, ids.size], dtype=np.int64), np.ascontiguousarray(ids)
+
+
 def csr_from_arrays(
     shape: tuple[int, int], indptr: np.ndarray, indices: np.ndarray, data: np.ndarray
 ) -> sp.csr_array:

@@ -458,7 +458,13 @@ class ContentRecommender(EncodesText, Recommender):
         if self._seen.shape != shape:
             self._seen.resize(shape)
         if users.size == 1:  # a click: no matrix algebra, only this user's events
-            return self._seen_row(int(users[0]))
+            items = self._seen_items(int(users[0]))
+            return check.csr_from_arrays(
+                (1, self._stream.n_items),
+                np.array([0, items.size], dtype=np.int64),
+                items,
+                np.ones(items.size, dtype=np.float32),
+            )
         rows = csr_rows(self._seen, users)
         if self._seen_upto == len(self._log):
             return rows
@@ -469,8 +475,13 @@ class ContentRecommender(EncodesText, Recommender):
         tail = events_matrix(local, tail_items[mine], tail_weights[mine], (uniq.size, shape[1]))
         return check.summed(rows, tail[inverse])
 
-    def _seen_row(self, user: int) -> sp.csr_array:
-        """One user's seen items, for exclusion: the consolidated row and later events."""
+    def _seen_items(self, user: int) -> np.ndarray:
+        """One user's seen items, sorted int32: the consolidated row and later events."""
+        if self._seen is None or len(self._log) - self._seen_upto > _TAIL_LIMIT:
+            self._consolidate()
+        shape = (self._stream.n_users, self._stream.n_items)
+        if self._seen.shape != shape:
+            self._seen.resize(shape)
         indptr = self._seen.indptr
         items = np.asarray(self._seen.indices[indptr[user] : indptr[user + 1]], dtype=np.int32)
         if self._seen_upto < len(self._log):
@@ -478,12 +489,7 @@ class ContentRecommender(EncodesText, Recommender):
             later = tail_items[tail_users == user]
             if later.size:  # sorted; duplicates are fine for an exclusion
                 items = np.sort(np.concatenate([items, later.astype(np.int32)]))
-        return check.csr_from_arrays(
-            (1, self._stream.n_items),
-            np.array([0, items.size], dtype=np.int64),
-            items,
-            np.ones(items.size, dtype=np.float32),
-        )
+        return items
 
     # -- persistence: the catalogue and every event ----------------------------------------------
     @classmethod
@@ -512,8 +518,13 @@ class ContentRecommender(EncodesText, Recommender):
         items = saved.array("event_items", np.int32, (n,), minimum=0, below=emb.shape[0])
         weights = saved.array("event_weights", np.float32, (n,))
         times = saved.array("event_times", np.float64, (n,))
+        self._replay(np.ascontiguousarray(emb), n_users, (users, items, weights, times))
+
+    def _replay(self, emb: np.ndarray, n_users: int, events: tuple[np.ndarray, ...]) -> None:
+        """Profiles rebuilt from the catalogue and every event (load, unpickling)."""
+        users, items, weights, times = events
         self._stream = StreamingProfiles(
-            np.ascontiguousarray(emb), half_life=self.half_life, num_threads=self.num_threads
+            emb, half_life=self.half_life, num_threads=self.num_threads
         )
         order = np.argsort(users, kind="stable")
         indptr = np.zeros(n_users + 1, dtype=np.int64)
@@ -524,6 +535,26 @@ class ContentRecommender(EncodesText, Recommender):
         self._log = EventLog.from_arrays(users, items, weights, times)
         self._seen = None
         self._seen_upto = 0
+
+    # -- pickling (Dask workers): the saved form's content, profiles rebuilt by replaying --------
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.pop("_default_encoder", None)  # created again on first use
+        if "_stream" in state:  # fitted: the catalogue and the events stand for the profiles
+            state["_replay_from"] = (
+                self._stream.item_embeddings,
+                self._stream.n_users,
+                self._log.arrays(slice(None)),
+            )
+            for name in ("_stream", "_log", "_seen", "_seen_upto"):
+                del state[name]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        replay = state.pop("_replay_from", None)
+        self.__dict__.update(state)
+        if replay is not None:
+            self._replay(*replay)
 
 
 def _normalised(x: Any, name: str, *, allow_1d: bool = False) -> np.ndarray:

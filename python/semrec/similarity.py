@@ -233,7 +233,8 @@ def topk(
         other value is an error).
     exclude : scipy.sparse CSR of shape (n_queries, n_items), optional
         Item ids never to return for each query (typically the items a user has already seen).
-        Values are ignored; unsorted rows and duplicates are accepted.
+        Values are ignored; unsorted rows and duplicates are accepted. For a single query (1-D,
+        or one row), a 1-D array of item ids does too (no sparse matrix to build: a click).
     candidates : 1-D int array or scipy.sparse CSR of shape (n_queries, n_items), optional
         Restrict the search to these item ids: one list shared by all queries, or one row of
         ids per query. Returned ids are always ids into ``items``.
@@ -302,7 +303,9 @@ def topk(
             f"queries have dimension {q.shape[1]} but items have dimension {x.shape[1]}"
         )
     shape = (q.shape[0], x.shape[0])
-    ex = (None, None) if exclude is None else check.csr_structure(exclude, "exclude", shape)
+    ex: tuple[np.ndarray | None, np.ndarray | None] = (None, None)
+    if exclude is not None:
+        ex = check.exclusions(exclude, "exclude", shape, q.shape[0] == 1)
 
     if candidates is None:
         if index is not None:

@@ -1,6 +1,7 @@
 #include "semrec/text/bert.hpp"
 
 #include <ATen/ATen.h>
+#include <ATen/record_function.h>
 #include <c10/core/InferenceMode.h>
 
 #include "semrec/text/dense.hpp"
@@ -143,8 +144,14 @@ at::Tensor BertEncoder::Impl::forward(const at::Tensor& ids, const at::Tensor& l
                                       const StopCheck& stop) const {
   const std::int64_t b = ids.size(0), len = ids.size(1), h = cfg.hidden, heads = cfg.heads;
   const double eps = cfg.layer_norm_eps;
-  at::Tensor x = at::embedding(word, ids) + position.slice(0, 0, len) + token_type0;
-  x = at::layer_norm(x, {h}, emb_ln_w, emb_ln_b, eps);
+  // Each stage is a named scope in torch's profiler (benchmarks/encoder.py --profile); the
+  // scopes cost nothing while no profiler is running.
+  at::Tensor x;
+  {
+    RECORD_USER_SCOPE("semrec::embeddings");
+    x = at::embedding(word, ids) + position.slice(0, 0, len) + token_type0;
+    x = at::layer_norm(x, {h}, emb_ln_w, emb_ln_b, eps);
+  }
   at::Tensor valid = at::arange(len, lengths.options()).unsqueeze(0) < lengths.unsqueeze(1);
   // Key mask only when the batch is padded: unpadded batches take SDPA's fastest path.
   const bool padded = lengths.min().item<std::int64_t>() < len;
@@ -152,14 +159,39 @@ at::Tensor BertEncoder::Impl::forward(const at::Tensor& ids, const at::Tensor& l
   if (padded) mask = valid.view({b, 1, 1, len});
   for (const Layer& L : layers) {
     if (stop && stop()) throw Interrupted();
-    at::Tensor qkv = L.qkv(x).view({b, len, 3, heads, h / heads});
-    qkv = qkv.permute({2, 0, 3, 1, 4});  // (3, b, heads, len, d)
-    at::Tensor a = at::scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], mask);
-    a = a.transpose(1, 2).reshape({b, len, h});
-    x = at::layer_norm(L.out(a, Epilogue::none, &x), {h}, L.ln1_w, L.ln1_b, eps);
-    at::Tensor f = L.inter(x, Epilogue::gelu);  // exact erf GELU
-    x = at::layer_norm(L.down(f, Epilogue::none, &x), {h}, L.ln2_w, L.ln2_b, eps);
+    at::Tensor qkv, a, f;
+    {
+      RECORD_USER_SCOPE("semrec::qkv_dense");
+      qkv = L.qkv(x).view({b, len, 3, heads, h / heads});
+    }
+    {
+      RECORD_USER_SCOPE("semrec::attention");
+      qkv = qkv.permute({2, 0, 3, 1, 4});  // (3, b, heads, len, d)
+      a = at::scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], mask);
+      a = a.transpose(1, 2).reshape({b, len, h});
+    }
+    {
+      RECORD_USER_SCOPE("semrec::attention_output_dense");
+      x = L.out(a, Epilogue::none, &x);
+    }
+    {
+      RECORD_USER_SCOPE("semrec::layernorm");
+      x = at::layer_norm(x, {h}, L.ln1_w, L.ln1_b, eps);
+    }
+    {
+      RECORD_USER_SCOPE("semrec::ffn_dense_gelu");
+      f = L.inter(x, Epilogue::gelu);  // exact erf GELU
+    }
+    {
+      RECORD_USER_SCOPE("semrec::ffn_output_dense");
+      x = L.down(f, Epilogue::none, &x);
+    }
+    {
+      RECORD_USER_SCOPE("semrec::layernorm");
+      x = at::layer_norm(x, {h}, L.ln2_w, L.ln2_b, eps);
+    }
   }
+  RECORD_USER_SCOPE("semrec::pooling");
   x = x.to(at::kFloat);
   if (!cfg.mean_pooling) return x.select(1, 0).contiguous();
   return masked_mean(x.contiguous(), lengths);

@@ -1,6 +1,8 @@
 #include "semrec/text/dense.hpp"
 
+#include <ATen/Parallel.h>
 #include <ATen/core/dispatch/Dispatcher.h>
+#include <ATen/record_function.h>
 
 // torch's x86 wheels ship FBGEMM; its CPU-dispatch header is self-contained.
 #if __has_include(<fbgemm/Utils.h>)
@@ -8,6 +10,7 @@
 #define SEMREC_HAVE_FBGEMM 1
 #endif
 
+#include <algorithm>
 #include <mutex>
 #include <optional>
 #include <string_view>
@@ -99,6 +102,54 @@ c10::intrusive_ptr<LinearPackedParamsBase> prepack_int8(const at::Tensor& w,
   }
 }
 
+// int8 activations, step 1: each row of x (rows x in) mapped affinely onto [0, 1],
+// u = (x - lo) / range, in two passes over the row (extremes, then u) instead of ATen's three.
+void normalize_rows(const float* x, std::int64_t rows, std::int64_t in, float* u, float* lo,
+                    float* range) {
+  at::parallel_for(0, rows, 16, [&](std::int64_t begin, std::int64_t end) {
+    for (std::int64_t r = begin; r < end; ++r) {
+      const float* xr = x + r * in;
+      float mn = xr[0], mx = xr[0];
+#pragma omp simd reduction(min : mn) reduction(max : mx)
+      for (std::int64_t j = 0; j < in; ++j) {
+        mn = std::min(mn, xr[j]);
+        mx = std::max(mx, xr[j]);
+      }
+      const float width = std::max(mx - mn, 1e-30f);
+      lo[r] = mn;
+      range[r] = width;
+      float* ur = u + r * in;
+#pragma omp simd
+      for (std::int64_t j = 0; j < in; ++j) ur[j] = (xr[j] - mn) / width;
+    }
+  });
+}
+
+// int8 activations, step 2, in one pass over the GEMM's output y = u W^T (rows x out):
+// y = range * y + lo * rowsum(W) + bias (+ residual).
+void dequantize_rows(float* y, std::int64_t rows, std::int64_t out, const float* lo,
+                     const float* range, const float* weight_sums, const float* bias,
+                     const float* residual) {
+  at::parallel_for(0, rows, 16, [&](std::int64_t begin, std::int64_t end) {
+    for (std::int64_t r = begin; r < end; ++r) {
+      float* yr = y + r * out;
+      const float scale = range[r], offset = lo[r];
+      if (residual != nullptr) {
+        const float* rr = residual + r * out;
+#pragma omp simd
+        for (std::int64_t j = 0; j < out; ++j) {
+          yr[j] = yr[j] * scale + offset * weight_sums[j] + bias[j] + rr[j];
+        }
+      } else {
+#pragma omp simd
+        for (std::int64_t j = 0; j < out; ++j) {
+          yr[j] = yr[j] * scale + offset * weight_sums[j] + bias[j];
+        }
+      }
+    }
+  });
+}
+
 }  // namespace
 
 bool onednn_usable(at::ScalarType dtype) {
@@ -159,15 +210,26 @@ at::Tensor Dense::operator()(const at::Tensor& x, Epilogue act, const at::Tensor
     // quantises every row over its own range; then x W^T = range * (u W^T) + lo * rowsum(W).
     const auto in = x.size(-1);
     std::vector<std::int64_t> shape(x.sizes().begin(), x.sizes().end());
-    const at::Tensor rows = x.reshape({-1, in});
-    auto [lo, hi] = at::aminmax(rows, 1, /*keepdim=*/true);
-    const at::Tensor range = (hi - lo).clamp_min_(1e-30);
-    at::Tensor y = int8_->apply_dynamic((rows - lo).div_(range), /*reduce_range=*/false);
-    y.mul_(range).addr_(lo.view({-1}), weight_sums_).add_(bias_);
+    const at::Tensor rows = x.reshape({-1, in}).contiguous();
+    const std::int64_t n = rows.size(0);
+    at::Tensor u = at::empty_like(rows);
+    at::Tensor lo = at::empty({n}, rows.options()), range = at::empty({n}, rows.options());
+    normalize_rows(rows.data_ptr<float>(), n, in, u.data_ptr<float>(), lo.data_ptr<float>(),
+                   range.data_ptr<float>());
+    at::Tensor y = int8_->apply_dynamic(u, /*reduce_range=*/false).contiguous();
+    // The residual joins here only when no GELU follows (BERT never asks for both).
+    const bool add_residual = residual != nullptr && act == Epilogue::none;
+    const at::Tensor res = add_residual ? residual->reshape({n, -1}).contiguous() : at::Tensor();
+    dequantize_rows(y.data_ptr<float>(), n, y.size(1), lo.data_ptr<float>(),
+                    range.data_ptr<float>(), weight_sums_.data_ptr<float>(),
+                    bias_.data_ptr<float>(), add_residual ? res.data_ptr<float>() : nullptr);
     shape.back() = y.size(-1);
     y = y.view(shape);
-    if (act == Epilogue::gelu) y = at::gelu(y);
-    if (residual != nullptr) y.add_(*residual);
+    if (act == Epilogue::gelu) {
+      RECORD_USER_SCOPE("semrec::gelu");
+      at::gelu_(y);
+    }
+    if (residual != nullptr && !add_residual) y.add_(*residual);
     return y;
   }
   if (packed_.defined()) {

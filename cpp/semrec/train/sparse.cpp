@@ -37,29 +37,51 @@ namespace {
 #define SEMREC_INLINE inline
 #endif
 
-// 16 floats as one value (GCC vector extension): one zmm register on AVX-512, two ymm on AVX2,
-// four xmm on baseline x86-64. Unaligned loads and stores go through memcpy.
-typedef float Lanes __attribute__((vector_size(64)));
+// kWidth floats as one value (GCC vector extension), the width of the variant's registers:
+// 16 (one zmm) for AVX-512, 8 (one ymm) for AVX2, 4 (one xmm) for baseline x86-64. A type
+// wider than the target's registers is lowered through memory (an AVX2 build of 16-float
+// values ran 9x slower than AVX-512), hence one width per variant. Unaligned loads and stores
+// go through memcpy.
+// (Explicit specialisations: GCC drops vector_size on an alias template.)
+template <int kWidth>
+struct Lanes;
+template <>
+struct Lanes<4> {
+  typedef float type __attribute__((vector_size(16)));
+};
+template <>
+struct Lanes<8> {
+  typedef float type __attribute__((vector_size(32)));
+};
+template <>
+struct Lanes<16> {
+  typedef float type __attribute__((vector_size(64)));
+};
 
 // out[n] = Σ_k values[k] * x[indices[k]] over row (rows ? rows[n] : n)'s entries, in entry
-// order, for n in [begin, end). 64 columns at a time are summed in four register-held
-// accumulators (the destination is written once, not read and written at every entry).
+// order, for n in [begin, end). 64 columns at a time are summed in register-held accumulators
+// (the destination is written once, not read and written at every entry). Each output
+// element is one accumulator updated in entry order, whatever the width.
+template <int kWidth>
 SEMREC_INLINE void rows_product_body(const std::int64_t* indptr, const std::int32_t* indices,
                                      const float* values, const std::int32_t* rows,
                                      std::int64_t begin, std::int64_t end, const float* x,
                                      std::int64_t dim, float* out) {
-  constexpr std::int64_t kLanes = 16, kBlock = 4 * kLanes;
+  using V = typename Lanes<kWidth>::type;
+  static_assert(sizeof(V) == sizeof(float) * kWidth);
+  constexpr std::int64_t kBlock = 64;
+  constexpr int kRegs = kBlock / kWidth;
   for (std::int64_t n = begin; n < end; ++n) {
     const std::int64_t r = rows ? rows[n] : n;
     float* dst = out + n * dim;
     std::int64_t d0 = 0;
     for (; d0 + kBlock <= dim; d0 += kBlock) {
-      Lanes acc[4] = {};
+      V acc[kRegs] = {};
       for (std::int64_t k = indptr[r]; k < indptr[r + 1]; ++k) {
         const float* src = x + static_cast<std::int64_t>(indices[k]) * dim + d0;
-        for (int j = 0; j < 4; ++j) {
-          Lanes v;
-          std::memcpy(&v, src + j * kLanes, sizeof v);
+        for (int j = 0; j < kRegs; ++j) {
+          V v;
+          std::memcpy(&v, src + j * kWidth, sizeof v);
           acc[j] += values[k] * v;
         }
       }
@@ -90,12 +112,12 @@ SEMREC_INLINE void transposed_slice_body(const std::int64_t* indptr, const std::
   }
 }
 
-#define SEMREC_KERNELS(suffix, attributes)                                                       \
+#define SEMREC_KERNELS(suffix, attributes, width)                                                \
   attributes void rows_product_##suffix(const std::int64_t* indptr, const std::int32_t* indices, \
                                         const float* values, const std::int32_t* rows,           \
                                         std::int64_t begin, std::int64_t end, const float* x,    \
                                         std::int64_t dim, float* out) {                          \
-    rows_product_body(indptr, indices, values, rows, begin, end, x, dim, out);                   \
+    rows_product_body<width>(indptr, indices, values, rows, begin, end, x, dim, out);            \
   }                                                                                              \
   attributes void transposed_slice_##suffix(                                                     \
       const std::int64_t* indptr, const std::int32_t* indices, const float* values,              \
@@ -104,10 +126,10 @@ SEMREC_INLINE void transposed_slice_body(const std::int64_t* indptr, const std::
     transposed_slice_body(indptr, indices, values, rows, count, y, dim, lo, hi, out);            \
   }
 
-SEMREC_KERNELS(generic, )
+SEMREC_KERNELS(generic, , 4)
 #ifdef SEMREC_DISPATCH
-SEMREC_KERNELS(avx2, __attribute__((target("avx2"))))
-SEMREC_KERNELS(avx512, __attribute__((target("avx512f"))))
+SEMREC_KERNELS(avx2, __attribute__((target("avx2,fma"))), 8)
+SEMREC_KERNELS(avx512, __attribute__((target("avx512f"))), 16)
 #endif
 
 struct Kernels {
@@ -125,7 +147,8 @@ const Kernels& kernels() {
     if (limit == "avx512" && __builtin_cpu_supports("avx512f")) {
       k.rows_product = rows_product_avx512;
       k.transposed_slice = transposed_slice_avx512;
-    } else if (limit != "generic" && __builtin_cpu_supports("avx2")) {
+    } else if (limit != "generic" && __builtin_cpu_supports("avx2") &&
+               __builtin_cpu_supports("fma")) {
       k.rows_product = rows_product_avx2;
       k.transposed_slice = transposed_slice_avx2;
     }

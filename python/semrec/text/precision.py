@@ -134,19 +134,36 @@ def cpu_features() -> CpuFeatures:
 _warned: set[str] = set()
 
 
+def int8_available() -> bool:
+    """Whether this torch has FBGEMM, which runs the int8 layers (x86 CPUs with AVX2 or more).
+
+    Examples
+    --------
+    >>> from semrec.text.precision import int8_available
+    >>> isinstance(int8_available(), bool)
+    True
+    """
+    from semrec.text._torch import text_ext
+
+    return str(text_ext.int8_kernel_isa()) != "none"
+
+
 def resolve_precision(requested: str, features: CpuFeatures | None = None) -> str:
     """The precision an encoder runs: ``auto`` resolved, slow choices replaced (with a warning).
 
-    ``auto`` is bf16 where the CPU runs it natively, else fp32: the fastest path whose vectors
-    stay within 0.999 cosine of fp32. int8 (cosine about 0.99) is never chosen for you. An
-    explicit ``bf16`` on a CPU without native bf16 would run through emulation, several times
-    slower than fp32: it runs as fp32 instead, with a warning (once per process).
+    ``auto`` is bf16 where the CPU runs it natively (cosine to fp32 above 0.999), else fp32.
+    int8 is faster than fp32 on an AVX2-only CPU (see benchmarks/README.md) but only on
+    request: its vectors move by up to ~0.01 per component with the batch a text is encoded
+    in, which a default must not do. An explicit ``bf16`` on a CPU without native bf16 would
+    run through emulation, several times slower than fp32: it runs as fp32 instead, with a
+    warning (once per process).
 
     Examples
     --------
     >>> from semrec.text.precision import CpuFeatures, resolve_precision
-    >>> resolve_precision("auto", CpuFeatures(True, False, False, False, False, {}, "AVX2"))
-    'fp32'
+    >>> avx2 = CpuFeatures(True, False, False, False, False, {}, "AVX2")
+    >>> resolve_precision("auto", avx2), resolve_precision("int8", avx2)
+    ('fp32', 'int8')
     """
     features = features or cpu_features()
     if requested == "auto":
@@ -158,7 +175,7 @@ def resolve_precision(requested: str, features: CpuFeatures | None = None) -> st
                 "precision='bf16' has no native support here (it needs AVX-512 BF16 or AMX; "
                 f"{features.describe()}): bf16 would be emulated, several times slower than "
                 "fp32, so this encoder runs fp32 (see TextEncoder.precision_). Pass "
-                "precision='auto' to silence this, or 'int8' for the fastest path on this CPU.",
+                "precision='auto' (the fastest path here) or 'fp32' to silence this.",
                 RuntimeWarning,
                 stacklevel=3,
             )

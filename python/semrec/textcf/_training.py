@@ -42,6 +42,7 @@ class Settings:
     seed: int
     threads: int
     show_progress: bool
+    averaging: float = 0.0  # per-epoch EMA decay of the weights (0: the last epoch's weights)
 
 
 @dataclass
@@ -53,6 +54,28 @@ class Result:
     layer_outputs: np.ndarray  # (layers + 1, nodes, factors) float32
     best_epoch: int
     history: list[dict[str, float | None]] = field(default_factory=list)
+
+
+class Average:
+    """Exponential moving average of the weights over epochs: after epoch t,
+    ``a_t = decay * a_(t-1) + (1 - decay) * w_t`` with ``a_0 = w_0`` (float64 sums; decay 0:
+    the epoch's own weights). Averaging damps the epoch-to-epoch swing of the rankings that
+    Adam's last steps cause."""
+
+    def __init__(self, decay: float) -> None:
+        self.decay = decay
+        self.sums: dict[str, np.ndarray] | None = None
+
+    def add(self, weights: dict[str, np.ndarray] | None) -> dict[str, np.ndarray]:
+        """Fold in one epoch's weights (None: none) and return the average as float32."""
+        if weights is not None:
+            if self.sums is None or self.decay == 0:
+                self.sums = {k: w.astype(np.float64) for k, w in weights.items()}
+            else:
+                d = self.decay
+                self.sums = {k: d * a + (1 - d) * weights[k] for k, a in self.sums.items()}
+        assert self.sums is not None
+        return {k: a.astype(np.float32) for k, a in self.sums.items()}
 
 
 def validation_ndcg(
@@ -118,17 +141,21 @@ def make_trainer(
     )
 
 
-def propagate(interactions: sp.csr_array, x: np.ndarray, layers: int) -> np.ndarray:
-    """``(1 / (L + 1)) sum_l A^l x`` over the user-item graph (users' rows first), in C++."""
+def graph(interactions: sp.csr_array) -> Any:
+    """The user-item graph of canonical ``interactions``, built once (``semrec._text.TextCFGraph``:
+    ``.propagate(x, layers)`` gives ``(1 / (L + 1)) sum_l A^l x``, users' rows first)."""
     n_users, n_items = interactions.shape
-    return text_ext.textcf_propagate(
+    return text_ext.TextCFGraph(
         np.ascontiguousarray(interactions.indptr, dtype=np.int64),
         np.ascontiguousarray(interactions.indices, dtype=np.int32),
         n_users,
         n_items,
-        np.ascontiguousarray(x, dtype=np.float32),
-        layers,
     )
+
+
+def propagate(interactions: sp.csr_array, x: np.ndarray, layers: int) -> np.ndarray:
+    """``(1 / (L + 1)) sum_l A^l x`` over the user-item graph (users' rows first), in C++."""
+    return graph(interactions).propagate(np.ascontiguousarray(x, dtype=np.float32), layers)
 
 
 def train(
@@ -153,6 +180,7 @@ def train(
     try:
         trainer = make_trainer(s, inputs, interactions, weights, user_means=user_means)
         history: list[dict[str, float | None]] = []
+        average = Average(s.averaging)
         best = (-np.inf, -1, trainer.parameters())
         for epoch in range(s.epochs):
             start = time.perf_counter()
@@ -162,13 +190,17 @@ def train(
                     f"TextCF diverged at epoch {epoch} (loss {loss}); lower learning_rate or "
                     "raise tau"
                 )
+            own = trainer.parameters()
+            kept = average.add(own)  # the network this epoch stands for
             metric = None
             if validation is not None:
+                trainer.set_parameters(kept)
                 metric = validation_ndcg(
                     trainer.vectors(), n_users, interactions, validation, s.threads
                 )
+                trainer.set_parameters(own)  # training goes on from its own weights
                 if metric > best[0]:
-                    best = (metric, epoch, trainer.parameters())
+                    best = (metric, epoch, kept)
             seconds = time.perf_counter() - start
             history.append({"epoch": epoch, "loss": loss, "ndcg": metric, "seconds": seconds})
             logger.debug("TextCF epoch %d: loss %.5f, ndcg %s, %.2fs", epoch, loss, metric, seconds)
@@ -183,6 +215,8 @@ def train(
         if validation is not None:
             trainer.set_parameters(best[2])
             best_epoch = best[1]
+        elif s.averaging > 0:
+            trainer.set_parameters(average.add(None))
         vectors, layer_outputs = trainer.vectors(s.layers)
         return Result(trainer.parameters(), vectors, layer_outputs, best_epoch, history)
     finally:

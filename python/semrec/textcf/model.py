@@ -58,7 +58,10 @@ class TextCF(RealTimeVerbs, Recommender):
     factors : int, default 64
         Dimension of the user and item vectors.
     layers : int, default 2
-        Propagation layers (0: none).
+        Propagation layers (0: none; AlphaRec's 2 by default). On MovieLens-100k's
+        validation split 0 scored a little higher (NDCG@10 0.1474 against 0.1452 at learning
+        rate 1e-3, tau 0.15) and is cheaper (only the batch's users and the items go through
+        the network).
     tau : float, default 0.15
         Softmax temperature.
     negatives : int or "all", default 256
@@ -66,15 +69,24 @@ class TextCF(RealTimeVerbs, Recommender):
         with training interactions (computed from the same dense scores, at no extra cost).
     batch_size : int, default 2048
         Interactions per Adam step.
-    learning_rate : float, default 5e-4
+    learning_rate : float, default 1e-3
+        Adam's step size (1e-3 beat AlphaRec's 5e-4 in all 4 pairs of the benchmark's grid
+        on MovieLens-100k's validation split, with ``averaging``).
     weight_decay : float, default 0.0
         L2 penalty added to the gradient (``torch.optim.Adam``'s ``weight_decay``).
-    epochs : int, default 20
-        Most passes over the interactions.
+    epochs : int, default 12
+        Most passes over the interactions (the validation-tuned count on MovieLens-100k with
+        the defaults; with ``validation``, ``patience`` may stop earlier).
     patience : int or None, default 3
         With ``fit(..., validation=...)``: stop after this many epochs without a better
         validation NDCG@10, and keep the best epoch's weights. ``None``: run every epoch (the
         best epoch is still kept).
+    averaging : float, default 0.8
+        Decay of an exponential moving average of the network weights over epochs
+        (``a_t = averaging * a_(t-1) + (1 - averaging) * w_t``): the averaged network is the
+        one validated, kept and used for the vectors, while training goes on from its own
+        weights. It damps the epoch-to-epoch swing of the rankings; 0 keeps the last epoch's
+        weights.
     negative_slope : float, default 0.01
         LeakyReLU slope for negative inputs.
     user_text_weight : float, default 1.0
@@ -129,6 +141,7 @@ class TextCF(RealTimeVerbs, Recommender):
         "weight_decay",
         "epochs",
         "patience",
+        "averaging",
         "negative_slope",
         "user_text_weight",
         "encoder",
@@ -151,10 +164,11 @@ class TextCF(RealTimeVerbs, Recommender):
         tau: float = 0.15,
         negatives: int | str = 256,
         batch_size: int = 2048,
-        learning_rate: float = 5e-4,
+        learning_rate: float = 1e-3,
         weight_decay: float = 0.0,
-        epochs: int = 20,
+        epochs: int = 12,
         patience: int | None = 3,
+        averaging: float = 0.8,
         negative_slope: float = 0.01,
         user_text_weight: float = 1.0,
         encoder: Any = None,
@@ -175,6 +189,7 @@ class TextCF(RealTimeVerbs, Recommender):
         self.weight_decay = weight_decay
         self.epochs = epochs
         self.patience = patience
+        self.averaging = averaging
         self.negative_slope = negative_slope
         self.user_text_weight = user_text_weight
         self.encoder = encoder
@@ -206,6 +221,9 @@ class TextCF(RealTimeVerbs, Recommender):
         lr = _number(self.learning_rate, "learning_rate", positive=True)
         wd = _number(self.weight_decay, "weight_decay")
         slope = _number(self.negative_slope, "negative_slope")
+        averaging = _number(self.averaging, "averaging")
+        if averaging >= 1:
+            raise ValueError(f"averaging must be in [0, 1), got {averaging}")
         _number(self.user_text_weight, "user_text_weight")
         show = self.show_progress
         if show is None:
@@ -224,6 +242,7 @@ class TextCF(RealTimeVerbs, Recommender):
             weight_decay=wd,
             epochs=int(self.epochs),
             patience=patience,
+            averaging=averaging,
             seed=0,
             threads=resolve_num_threads(self.num_threads),
             show_progress=bool(show),
