@@ -416,6 +416,65 @@ def test_exclude_everything_for_some_rows(kind) -> None:
     assert set(ids[3, :2]) == {n_items - 2, n_items - 1}
 
 
+# k = 100 in the batch scan: the selection buffer fills, is cut back and refills many times per
+# query, ties straddle its bar, and a query may have fewer than k candidates left. Few queries
+# over many items split each query's items into chunks whose lists are merged afterwards.
+K100_SHAPES = [
+    # (n_queries, n_items, dim): dim 1 or 2 small integers, so scores take a handful of values
+    (3, 9000, 1),  # one query block, items split into chunks
+    (9, 6000, 2),
+    (600, 3000, 1),  # more than one query block
+    (520, 1200, 2),
+]
+
+
+@pytest.mark.parametrize(("n_queries", "n_items", "dim"), K100_SHAPES)
+@pytest.mark.parametrize("excluded", [0, 3])
+def test_k100_ties_and_exclusion(n_queries: int, n_items: int, dim: int, excluded: int) -> None:
+    rng = np.random.default_rng(90 + n_queries + dim + excluded)
+    queries, items = int_data(rng, n_queries, dim), int_data(rng, n_items, dim)
+    # About excluded / 10 of the items of every query (none when 0), random and unsorted.
+    exclude = random_csr(rng, n_queries, n_items, excluded * n_items // 5) if excluded else None
+    ids, scores = topk(queries, items, 100, metric="dot", exclude=exclude)
+    assert_exact(ids, scores, *reference(queries, items, 100, "dot", exclude)[:2])
+    one = topk(queries, items, 100, metric="dot", exclude=exclude, num_threads=1)
+    assert_same_results((ids, scores), one)
+
+
+@pytest.mark.parametrize("n_items", [100, 101, 130, 600])
+def test_k100_more_than_the_candidates_left(n_items: int) -> None:
+    """Rows keep 0, 1, 99, 100, 101 or all items after exclusion: short rows are padded."""
+    rng = np.random.default_rng(95 + n_items)
+    queries, items = int_data(rng, 6, 2), int_data(rng, n_items, 2)
+    keep = [0, 1, 99, 100, 101, n_items]
+    mask = np.ones((6, n_items), dtype=bool)
+    for r, m in enumerate(keep):
+        mask[r, rng.permutation(n_items)[: min(m, n_items)]] = False
+    exclude = sp.csr_array(mask)
+    for k in (99, 100, 101, n_items + 5):
+        ids, scores = topk(queries, items, k, metric="dot", exclude=exclude)
+        assert_exact(ids, scores, *reference(queries, items, k, "dot", exclude)[:2])
+        for r, m in enumerate(keep):
+            assert (ids[r, min(m, n_items, k) :] == -1).all()
+
+
+@pytest.mark.parametrize("metric", ["cosine", "dot"])
+def test_k100_float_scores_many_blocks(metric: str) -> None:
+    """Float scores: the k = 100 lists of a batch equal the reference within rounding, and each
+    query's list is the one it gets alone (the few-query path)."""
+    rng = np.random.default_rng(97)
+    queries, items = normal_data(rng, 530, 24), normal_data(rng, 7000, 24)
+    exclude = random_csr(rng, 530, 7000, 300)
+    ids, scores = topk(queries, items, 100, metric=metric, exclude=exclude)
+    sub = slice(0, 530, 53)
+    _, _, full, allowed = reference(queries[sub], items, 100, metric, exclude[sub])
+    assert_close(ids[sub], scores[sub], full, allowed, 100, tolerances(queries[sub], items, metric))
+    for i in (0, 263, 529):
+        alone = topk(queries[i], items, 100, metric=metric, exclude=exclude[[i]])
+        np.testing.assert_array_equal(alone[0], ids[i])
+        np.testing.assert_array_equal(alone[1], scores[i])
+
+
 def test_exclude_unsorted_duplicates_zero_values_int64() -> None:
     rng = np.random.default_rng(12)
     n_queries, n_items, k = 6, 40, 8

@@ -341,16 +341,19 @@ void run_tasks(std::int64_t n_tasks, int num_threads, const StopCheck& stop, Fn&
   }
 }
 
-// Each query's per-chunk lists (chunks x k, best first, padded) merged into its final k.
+// Each query's per-chunk lists (chunks x k, in id order, padded) merged into its final k. Chunk
+// c covers lower ids than chunk c + 1, so the lists arrive in increasing id order.
 void merge_chunks(std::int64_t nq, int k, std::int64_t chunks, const std::vector<std::int32_t>& ids,
                   const std::vector<float>& scores, int num_threads, const StopCheck& stop,
                   TopKOutput out) {
   parallel_tasks((nq + kGatherBlock - 1) / kGatherBlock, num_threads, stop, [&](std::int64_t t) {
-    TopKSelector top(k);
+    AscendingTopK top(k);
     for (std::int64_t q = t * kGatherBlock; q < std::min(nq, (t + 1) * kGatherBlock); ++q) {
       for (std::int64_t c = 0; c < chunks; ++c) {
         const std::int64_t off = (q * chunks + c) * k;
-        for (int i = 0; i < k && ids[off + i] >= 0; ++i) top.push(scores[off + i], ids[off + i]);
+        std::int64_t n = 0;
+        while (n < k && ids[off + n] >= 0) ++n;
+        top.offer(scores.data() + off, ids.data() + off, n);
       }
       top.write(out.ids + q * k, out.scores + q * k);
     }
@@ -579,9 +582,18 @@ struct Scan {
 // One query's scores of the item block i0 .. i0 + n - 1 into its list: scaled (cosine, float16
 // panels), its excluded items (from *cursor up to cursor_end; cursor null: none) set to -inf,
 // then selected.
-template <class T>
+// A block of scores (ids i0 ..) into a list: the general selector, or the batch scan's
+// AscendingTopK, which takes the block whole.
+inline void offer_block(const float* row, std::int64_t n, std::int64_t i0, TopKSelector& top) {
+  select_scores(row, n, [&](std::int64_t j) { return static_cast<std::int32_t>(i0 + j); }, top);
+}
+inline void offer_block(const float* row, std::int64_t n, std::int64_t i0, AscendingTopK& top) {
+  top.offer(row, n, static_cast<std::int32_t>(i0));
+}
+
+template <class T, class Top>
 void select_block(const Scan<T>& s, std::int64_t query, float* row, std::int64_t i0, std::int64_t n,
-                  std::int64_t* cursor, std::int64_t cursor_end, TopKSelector& top) {
+                  std::int64_t* cursor, std::int64_t cursor_end, Top& top) {
   if (s.item_scale != nullptr) {
     const float* is = s.item_scale + i0;
     if (s.query_scale != nullptr) {
@@ -597,7 +609,7 @@ void select_block(const Scan<T>& s, std::int64_t query, float* row, std::int64_t
       row[s.exclude.indices[p] - i0] = kNegInf;
     }
   }
-  select_scores(row, n, [&](std::int64_t j) { return static_cast<std::int32_t>(i0 + j); }, top);
+  offer_block(row, n, i0, top);
 }
 
 template <class T>
@@ -631,8 +643,8 @@ void scan(const Scan<T>& s, int num_threads, const StopCheck& stop, TopKOutput o
       }
     }
 
-    std::vector<TopKSelector> tops(static_cast<std::size_t>(nqb),
-                                   TopKSelector(static_cast<int>(k)));
+    std::vector<AscendingTopK> tops(static_cast<std::size_t>(nqb),
+                                    AscendingTopK(static_cast<int>(k)));
     std::vector<std::int64_t> cursor, cursor_end;  // next exclusion entry of each query
     if (s.exclude.present()) {
       cursor.resize(static_cast<std::size_t>(nqb));
@@ -682,8 +694,11 @@ void scan(const Scan<T>& s, int num_threads, const StopCheck& stop, TopKOutput o
 
     for (std::int64_t q = 0; q < nqb; ++q) {
       const std::int64_t off = chunks == 1 ? (q0 + q) * k : ((q0 + q) * chunks + chunk) * k;
-      tops[q].write((chunks == 1 ? out.ids : part_ids.data()) + off,
-                    (chunks == 1 ? out.scores : part_scores.data()) + off);
+      if (chunks == 1) {
+        tops[q].write(out.ids + off, out.scores + off);
+      } else {
+        tops[q].write_unranked(part_ids.data() + off, part_scores.data() + off);
+      }
     }
   });
   if (chunks > 1) {
