@@ -253,8 +253,8 @@ class HNSWIndex:
         shape = (q.shape[0], n)
         one = q.shape[0] == 1
         ex = None if exclude is None else check.exclusions(exclude, "exclude", shape, one)
-        if ex is not None and not sp.issparse(exclude):  # one query's ids: as a CSR row
-            exclude = sp.csr_array((np.ones(ex[1].size, np.float32), ex[1], ex[0]), shape=shape)
+        if ex is not None and not sp.issparse(exclude):
+            exclude = ex[1]  # one query's ids, checked and sorted: topk takes them as they are
         exact = dict(exclude=exclude, num_threads=threads)
         if sp.issparse(candidates):
             # Per-query candidate lists: exact over them (their cost is their length).

@@ -436,6 +436,16 @@ class ContentRecommender(EncodesText, Recommender):
             )
         return _normalised(vectors, "encoded " + what)
 
+    def _seen_matrix(self) -> sp.csr_array:
+        """The cached seen matrix at the current shape, consolidated once its unconsolidated
+        tail of events grows past _TAIL_LIMIT (the tail is read from the log meanwhile)."""
+        if self._seen is None or len(self._log) - self._seen_upto > _TAIL_LIMIT:
+            self._consolidate()
+        shape = (self._stream.n_users, self._stream.n_items)
+        if self._seen.shape != shape:
+            self._seen.resize(shape)
+        return self._seen
+
     def _consolidate(self) -> None:
         """Bring the cached seen matrix up to date with the event log."""
         shape = (self._stream.n_users, self._stream.n_items)
@@ -452,11 +462,7 @@ class ContentRecommender(EncodesText, Recommender):
 
     def _seen_rows(self, users: np.ndarray) -> sp.csr_array:
         """Seen items of each listed user, including events not yet consolidated."""
-        if self._seen is None or len(self._log) - self._seen_upto > _TAIL_LIMIT:
-            self._consolidate()
-        shape = (self._stream.n_users, self._stream.n_items)
-        if self._seen.shape != shape:
-            self._seen.resize(shape)
+        seen = self._seen_matrix()
         if users.size == 1:  # a click: no matrix algebra, only this user's events
             items = self._seen_items(int(users[0]))
             return check.csr_from_arrays(
@@ -465,25 +471,22 @@ class ContentRecommender(EncodesText, Recommender):
                 items,
                 np.ones(items.size, dtype=np.float32),
             )
-        rows = csr_rows(self._seen, users)
+        rows = csr_rows(seen, users)
         if self._seen_upto == len(self._log):
             return rows
         tail_users, tail_items, tail_weights, _ = self._log.arrays(slice(self._seen_upto, None))
         uniq, inverse = np.unique(users, return_inverse=True)
         mine = np.isin(tail_users, uniq)
         local = np.searchsorted(uniq, tail_users[mine])
-        tail = events_matrix(local, tail_items[mine], tail_weights[mine], (uniq.size, shape[1]))
+        tail = events_matrix(
+            local, tail_items[mine], tail_weights[mine], (uniq.size, seen.shape[1])
+        )
         return check.summed(rows, tail[inverse])
 
     def _seen_items(self, user: int) -> np.ndarray:
         """One user's seen items, sorted int32: the consolidated row and later events."""
-        if self._seen is None or len(self._log) - self._seen_upto > _TAIL_LIMIT:
-            self._consolidate()
-        shape = (self._stream.n_users, self._stream.n_items)
-        if self._seen.shape != shape:
-            self._seen.resize(shape)
-        indptr = self._seen.indptr
-        items = np.asarray(self._seen.indices[indptr[user] : indptr[user + 1]], dtype=np.int32)
+        seen = self._seen_matrix()
+        items = np.asarray(seen.indices[seen.indptr[user] : seen.indptr[user + 1]], dtype=np.int32)
         if self._seen_upto < len(self._log):
             tail_users, tail_items, _, _ = self._log.arrays(slice(self._seen_upto, None))
             later = tail_items[tail_users == user]

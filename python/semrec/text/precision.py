@@ -134,20 +134,6 @@ def cpu_features() -> CpuFeatures:
 _warned: set[str] = set()
 
 
-def int8_available() -> bool:
-    """Whether this torch has FBGEMM, which runs the int8 layers (x86 CPUs with AVX2 or more).
-
-    Examples
-    --------
-    >>> from semrec.text.precision import int8_available
-    >>> isinstance(int8_available(), bool)
-    True
-    """
-    from semrec.text._torch import text_ext
-
-    return str(text_ext.int8_kernel_isa()) != "none"
-
-
 def resolve_precision(requested: str, features: CpuFeatures | None = None) -> str:
     """The precision an encoder runs: ``auto`` resolved, slow choices replaced (with a warning).
 
@@ -175,7 +161,8 @@ def resolve_precision(requested: str, features: CpuFeatures | None = None) -> st
                 "precision='bf16' has no native support here (it needs AVX-512 BF16 or AMX; "
                 f"{features.describe()}): bf16 would be emulated, several times slower than "
                 "fp32, so this encoder runs fp32 (see TextEncoder.precision_). Pass "
-                "precision='auto' (the fastest path here) or 'fp32' to silence this.",
+                "precision='auto' or 'fp32' to silence this, or 'int8' for the fastest path "
+                "on this CPU.",
                 RuntimeWarning,
                 stacklevel=3,
             )
