@@ -1,6 +1,7 @@
 #include "semrec/text/bert.hpp"
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 #include <ATen/record_function.h>
 #include <c10/core/InferenceMode.h>
 
@@ -37,7 +38,8 @@ struct BertEncoder::Impl {
   at::Tensor word, position, token_type0, emb_ln_w, emb_ln_b;
   std::vector<Layer> layers;
 
-  at::Tensor forward(const at::Tensor& ids, const at::Tensor& lengths, const StopCheck& stop) const;
+  at::Tensor forward(const at::Tensor& ids, const std::vector<std::int64_t>& lengths,
+                     const StopCheck& stop) const;
 };
 
 BertEncoder::BertEncoder(const BertConfig& config, const std::string& path,
@@ -139,36 +141,50 @@ std::int64_t BertEncoder::dim() const { return impl_->cfg.hidden; }
 
 std::string BertEncoder::kernels() const { return impl_->kernels; }
 
-// ids: (b, len) int64 padded; lengths: (b,) int64. Returns pooled (b, hidden) float32.
-at::Tensor BertEncoder::Impl::forward(const at::Tensor& ids, const at::Tensor& lengths,
+// ids: the batch's token sequences one after another (T,) int64; lengths: theirs (b,). Returns
+// pooled (b, hidden) float32. No padding anywhere: the dense layers, LayerNorms and GELU work
+// row by row on the T real tokens, attention runs per sequence on its own tokens, and pooling
+// sums each sequence's rows in order, so a text's vector is bitwise the same whatever batch it
+// is encoded in. (Padding did change it: SDPA over a padded, masked sequence rounds differently
+// from SDPA over the sequence alone, ~1e-7, and int8's activation rounding amplified that to
+// 0.013 per component.)
+at::Tensor BertEncoder::Impl::forward(const at::Tensor& ids, const std::vector<std::int64_t>& lengths,
                                       const StopCheck& stop) const {
-  const std::int64_t b = ids.size(0), len = ids.size(1), h = cfg.hidden, heads = cfg.heads;
+  const auto b = static_cast<std::int64_t>(lengths.size());
+  const std::int64_t tokens = ids.size(0), h = cfg.hidden, heads = cfg.heads;
   const double eps = cfg.layer_norm_eps;
+  std::vector<std::int64_t> offsets(b + 1, 0);
+  for (std::int64_t i = 0; i < b; ++i) offsets[i + 1] = offsets[i] + lengths[i];
   // Each stage is a named scope in torch's profiler (benchmarks/encoder.py --profile); the
   // scopes cost nothing while no profiler is running.
   at::Tensor x;
   {
     RECORD_USER_SCOPE("semrec::embeddings");
-    x = at::embedding(word, ids) + position.slice(0, 0, len) + token_type0;
+    at::Tensor positions = at::empty({tokens}, at::kLong);
+    auto* pp = positions.data_ptr<std::int64_t>();
+    for (std::int64_t i = 0; i < b; ++i) std::iota(pp + offsets[i], pp + offsets[i + 1], 0);
+    x = at::embedding(word, ids) + at::embedding(position, positions) + token_type0;
     x = at::layer_norm(x, {h}, emb_ln_w, emb_ln_b, eps);
   }
-  at::Tensor valid = at::arange(len, lengths.options()).unsqueeze(0) < lengths.unsqueeze(1);
-  // Key mask only when the batch is padded: unpadded batches take SDPA's fastest path.
-  const bool padded = lengths.min().item<std::int64_t>() < len;
-  std::optional<at::Tensor> mask;
-  if (padded) mask = valid.view({b, 1, 1, len});
   for (const Layer& L : layers) {
     if (stop && stop()) throw Interrupted();
     at::Tensor qkv, a, f;
     {
       RECORD_USER_SCOPE("semrec::qkv_dense");
-      qkv = L.qkv(x).view({b, len, 3, heads, h / heads});
+      qkv = L.qkv(x);
     }
     {
       RECORD_USER_SCOPE("semrec::attention");
-      qkv = qkv.permute({2, 0, 3, 1, 4});  // (3, b, heads, len, d)
-      a = at::scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], mask);
-      a = a.transpose(1, 2).reshape({b, len, h});
+      a = at::empty({tokens, h}, qkv.options());
+      for (std::int64_t i = 0; i < b; ++i) {
+        const std::int64_t len = lengths[i];
+        // (len, 3h) -> (3, 1, heads, len, d): views only, as for a batch of one.
+        const at::Tensor s = qkv.slice(0, offsets[i], offsets[i + 1])
+                                 .view({1, len, 3, heads, h / heads})
+                                 .permute({2, 0, 3, 1, 4});
+        const at::Tensor o = at::scaled_dot_product_attention(s[0], s[1], s[2]);
+        a.slice(0, offsets[i], offsets[i + 1]).view({len, heads, h / heads}).copy_(o[0].transpose(0, 1));
+      }
     }
     {
       RECORD_USER_SCOPE("semrec::attention_output_dense");
@@ -192,9 +208,29 @@ at::Tensor BertEncoder::Impl::forward(const at::Tensor& ids, const at::Tensor& l
     }
   }
   RECORD_USER_SCOPE("semrec::pooling");
-  x = x.to(at::kFloat);
-  if (!cfg.mean_pooling) return x.select(1, 0).contiguous();
-  return masked_mean(x.contiguous(), lengths);
+  x = x.to(at::kFloat).contiguous();
+  at::Tensor pooled = at::empty({b, h}, x.options());
+  const float* xp = x.data_ptr<float>();
+  float* out = pooled.data_ptr<float>();
+  at::parallel_for(0, b, 16, [&](std::int64_t begin, std::int64_t end) {
+    for (std::int64_t i = begin; i < end; ++i) {
+      float* o = out + i * h;
+      if (!cfg.mean_pooling) {  // the [CLS] state
+        std::copy(xp + offsets[i] * h, xp + (offsets[i] + 1) * h, o);
+        continue;
+      }
+      std::fill(o, o + h, 0.0f);
+      for (std::int64_t t = offsets[i]; t < offsets[i + 1]; ++t) {
+        const float* row = xp + t * h;
+#pragma omp simd
+        for (std::int64_t j = 0; j < h; ++j) o[j] += row[j];
+      }
+      const float inv = 1.0f / static_cast<float>(lengths[i]);
+#pragma omp simd
+      for (std::int64_t j = 0; j < h; ++j) o[j] *= inv;
+    }
+  });
+  return pooled;
 }
 
 void BertEncoder::encode(const std::vector<std::vector<std::int32_t>>& ids, std::int64_t batch_size,
@@ -209,7 +245,8 @@ void BertEncoder::encode(const std::vector<std::vector<std::int32_t>>& ids, std:
       if (t < 0 || t >= impl_->cfg.vocab_size) throw std::invalid_argument("token id out of range");
     }
   }
-  // Longest first, so every batch is padded only to its own longest sequence.
+  // Longest first: each batch holds texts of similar lengths (no padding, so the vectors do
+  // not depend on how the texts are grouped).
   std::vector<std::int64_t> order(n);
   std::iota(order.begin(), order.end(), 0);
   std::stable_sort(order.begin(), order.end(),
@@ -218,15 +255,17 @@ void BertEncoder::encode(const std::vector<std::vector<std::int32_t>>& ids, std:
   for (std::int64_t start = 0; start < n; start += batch_size) {
     const std::int64_t end = std::min(n, start + batch_size);
     const std::int64_t b = end - start;
-    const auto len = static_cast<std::int64_t>(ids[order[start]].size());
-    at::Tensor batch = at::zeros({b, len}, at::kLong);
-    at::Tensor lengths = at::empty({b}, at::kLong);
+    std::vector<std::int64_t> lengths(b);
+    std::int64_t tokens = 0;
+    for (std::int64_t r = 0; r < b; ++r) {
+      lengths[r] = static_cast<std::int64_t>(ids[order[start + r]].size());
+      tokens += lengths[r];
+    }
+    at::Tensor batch = at::empty({tokens}, at::kLong);
     auto* bp = batch.data_ptr<std::int64_t>();
-    auto* lp = lengths.data_ptr<std::int64_t>();
     for (std::int64_t r = 0; r < b; ++r) {
       const auto& s = ids[order[start + r]];
-      lp[r] = static_cast<std::int64_t>(s.size());
-      std::copy(s.begin(), s.end(), bp + r * len);
+      bp = std::copy(s.begin(), s.end(), bp);
     }
     if (stop && stop()) throw Interrupted();
     at::Tensor pooled = impl_->forward(batch, lengths, stop);

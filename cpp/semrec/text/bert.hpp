@@ -37,9 +37,9 @@ class BertEncoder {
   BertEncoder(const BertEncoder&) = delete;
   BertEncoder& operator=(const BertEncoder&) = delete;
 
-  // Encodes token sequences ([CLS] ... [SEP]) into out (n x hidden, float32). Sequences are
-  // sorted by length and batched so that padding is minimal; pad positions are masked out of
-  // attention and pooling. stop is polled between batches and layers (throws Interrupted).
+  // Encodes token sequences ([CLS] ... [SEP]) into out (n x hidden, float32), batch_size
+  // sequences at a time, unpadded: a text's vector does not depend on its batch. stop is polled
+  // between batches and layers (throws Interrupted).
   // Runs on the calling thread's LibTorch intra-op thread count.
   void encode(const std::vector<std::vector<std::int32_t>>& ids, std::int64_t batch_size,
               bool normalize, float* out, const StopCheck& stop = {}) const;

@@ -134,26 +134,45 @@ def cpu_features() -> CpuFeatures:
 _warned: set[str] = set()
 
 
-def resolve_precision(requested: str, features: CpuFeatures | None = None) -> str:
+def int8_available() -> bool:
+    """Whether this torch has FBGEMM, which runs the int8 layers (x86 CPUs with AVX2 or more).
+
+    Examples
+    --------
+    >>> from semrec.text.precision import int8_available
+    >>> isinstance(int8_available(), bool)
+    True
+    """
+    from semrec.text._torch import text_ext
+
+    return str(text_ext.int8_kernel_isa()) != "none"
+
+
+def resolve_precision(
+    requested: str, features: CpuFeatures | None = None, *, int8: bool | None = None
+) -> str:
     """The precision an encoder runs: ``auto`` resolved, slow choices replaced (with a warning).
 
-    ``auto`` is bf16 where the CPU runs it natively (cosine to fp32 above 0.999), else fp32.
-    int8 is faster than fp32 on an AVX2-only CPU (see benchmarks/README.md) but only on
-    request: its vectors move by up to ~0.01 per component with the batch a text is encoded
-    in, which a default must not do. An explicit ``bf16`` on a CPU without native bf16 would
-    run through emulation, several times slower than fp32: it runs as fp32 instead, with a
-    warning (once per process).
+    ``auto`` is the fastest path that keeps its parity target on this CPU: bf16 where the CPU
+    runs it natively (cosine to fp32 above 0.999), else int8 where FBGEMM is present (cosine
+    above 0.99; faster than fp32 on AVX2-only CPUs, see benchmarks/README.md; a text's vector
+    does not depend on its batch), else fp32. An explicit ``bf16`` on a CPU without native
+    bf16 would run through emulation, several times slower than fp32: it runs as fp32 instead,
+    with a warning (once per process). ``int8`` says whether FBGEMM is present (``None``: ask
+    this process's torch).
 
     Examples
     --------
     >>> from semrec.text.precision import CpuFeatures, resolve_precision
     >>> avx2 = CpuFeatures(True, False, False, False, False, {}, "AVX2")
-    >>> resolve_precision("auto", avx2), resolve_precision("int8", avx2)
-    ('fp32', 'int8')
+    >>> resolve_precision("auto", avx2, int8=True), resolve_precision("auto", avx2, int8=False)
+    ('int8', 'fp32')
     """
     features = features or cpu_features()
     if requested == "auto":
-        return "bf16" if features.bf16_native else "fp32"
+        if features.bf16_native:
+            return "bf16"
+        return "int8" if (int8_available() if int8 is None else int8) else "fp32"
     if requested == "bf16" and not features.bf16_native:
         if "bf16" not in _warned:
             _warned.add("bf16")
@@ -161,8 +180,7 @@ def resolve_precision(requested: str, features: CpuFeatures | None = None) -> st
                 "precision='bf16' has no native support here (it needs AVX-512 BF16 or AMX; "
                 f"{features.describe()}): bf16 would be emulated, several times slower than "
                 "fp32, so this encoder runs fp32 (see TextEncoder.precision_). Pass "
-                "precision='auto' or 'fp32' to silence this, or 'int8' for the fastest path "
-                "on this CPU.",
+                "precision='auto' (the fastest path here) or 'fp32' to silence this.",
                 RuntimeWarning,
                 stacklevel=3,
             )
