@@ -196,7 +196,14 @@ Dense::Dense(at::Tensor weight, at::Tensor bias, DenseKernel kernel, bool seven_
     const at::Tensor w = weight_.to(at::kFloat);
     const at::Tensor scales = weight_scales(w, levels).to(at::kDouble);
     const at::Tensor zeros = at::zeros({w.size(0)}, at::kLong);
-    const at::Tensor q = at::quantize_per_channel(w, scales, zeros, 0, at::kQInt8);
+    // Rounded and clamped here, not by quantize_per_channel (which clamps to [-128, 127]): a
+    // clipped scale maps the row's extremes beyond +-levels, and past 64 the no-VNNI
+    // multiply-add would saturate.
+    const at::Tensor q_values = (w / scales.to(at::kFloat).unsqueeze(1))
+                                    .round_()
+                                    .clamp_(-levels, levels)
+                                    .to(at::kChar);
+    const at::Tensor q = at::_make_per_channel_quantized_tensor(q_values, scales, zeros, 0);
     int8_ = prepack_int8(q, std::nullopt);
     weight_sums_ = q.dequantize().sum(1);
     weight_ = at::Tensor();  // the packed copy is all that is needed
