@@ -148,7 +148,8 @@ std::string BertEncoder::kernels() const { return impl_->kernels; }
 // is encoded in. (Padding did change it: SDPA over a padded, masked sequence rounds differently
 // from SDPA over the sequence alone, ~1e-7, and int8's activation rounding amplified that to
 // 0.013 per component.)
-at::Tensor BertEncoder::Impl::forward(const at::Tensor& ids, const std::vector<std::int64_t>& lengths,
+at::Tensor BertEncoder::Impl::forward(const at::Tensor& ids,
+                                      const std::vector<std::int64_t>& lengths,
                                       const StopCheck& stop) const {
   const auto b = static_cast<std::int64_t>(lengths.size());
   const std::int64_t tokens = ids.size(0), h = cfg.hidden, heads = cfg.heads;
@@ -183,7 +184,9 @@ at::Tensor BertEncoder::Impl::forward(const at::Tensor& ids, const std::vector<s
                                  .view({1, len, 3, heads, h / heads})
                                  .permute({2, 0, 3, 1, 4});
         const at::Tensor o = at::scaled_dot_product_attention(s[0], s[1], s[2]);
-        a.slice(0, offsets[i], offsets[i + 1]).view({len, heads, h / heads}).copy_(o[0].transpose(0, 1));
+        a.slice(0, offsets[i], offsets[i + 1])
+            .view({len, heads, h / heads})
+            .copy_(o[0].transpose(0, 1));
       }
     }
     {

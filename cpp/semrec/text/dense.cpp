@@ -199,10 +199,8 @@ Dense::Dense(at::Tensor weight, at::Tensor bias, DenseKernel kernel, bool seven_
     // Rounded and clamped here, not by quantize_per_channel (which clamps to [-128, 127]): a
     // clipped scale maps the row's extremes beyond +-levels, and past 64 the no-VNNI
     // multiply-add would saturate.
-    const at::Tensor q_values = (w / scales.to(at::kFloat).unsqueeze(1))
-                                    .round_()
-                                    .clamp_(-levels, levels)
-                                    .to(at::kChar);
+    const at::Tensor q_values =
+        (w / scales.to(at::kFloat).unsqueeze(1)).round_().clamp_(-levels, levels).to(at::kChar);
     const at::Tensor q = at::_make_per_channel_quantized_tensor(q_values, scales, zeros, 0);
     int8_ = prepack_int8(q, std::nullopt);
     weight_sums_ = q.dequantize().sum(1);

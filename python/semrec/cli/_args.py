@@ -190,8 +190,8 @@ def add_precision_arguments(g: Any) -> None:
         "--precision",
         choices=("auto", "fp32", "bf16", "int8"),
         default="auto",
-        help="text model precision: auto is bf16 with AVX-512 BF16 or AMX, else fp32; int8 is "
-        "faster without native bf16 (cosine ~0.99 to fp32); see TextEncoder (auto)",
+        help="text model precision: auto is bf16 with AVX-512 BF16 or AMX, else int8 (cosine "
+        "~0.99 to fp32; fp32 without FBGEMM); see TextEncoder (auto)",
     )
     g.add_argument(
         "--bf16",

@@ -75,16 +75,16 @@ class TextEncoder:
         ``"BAAI/bge-small-en-v1.5"`` (needs ``huggingface_hub`` and the files reachable or
         cached).
     precision : {"auto", "fp32", "bf16", "int8"}, default "auto"
-        ``"auto"``: bf16 where the CPU runs it natively (AVX-512 BF16 or AMX; cosine to fp32
-        above 0.999), else fp32. ``"fp32"`` matches sentence-transformers to float rounding.
-        ``"bf16"`` runs the transformer in bfloat16; on a CPU without native bf16 it would be
-        several times slower than fp32, so it runs fp32 with a warning instead. ``"int8"``
-        quantises the dense layers (int8 weights with per-channel scales, activations
-        quantised per row and call, int32 accumulation on FBGEMM's AVX-512 VNNI or AVX2
-        kernels): the fastest choice on CPUs without native bf16, cosine to fp32 about 0.99,
-        but opt-in, because its vectors shift by up to ~0.01 per component with the batch a
-        text is encoded in. The path chosen is in ``precision_`` and ``kernels_`` (and the
-        repr).
+        ``"auto"``: the fastest path that keeps its parity target on this CPU: bf16 where the
+        CPU runs it natively (AVX-512 BF16 or AMX; cosine to fp32 above 0.999), else int8
+        (cosine to fp32 about 0.99), else fp32 (torch without FBGEMM). ``"fp32"`` matches
+        sentence-transformers to float rounding. ``"bf16"`` runs the transformer in bfloat16;
+        on a CPU without native bf16 it would be several times slower than fp32, so it runs
+        fp32 with a warning instead. ``"int8"`` quantises the dense layers (int8 weights with
+        per-channel scales, activations quantised per row and call, int32 accumulation on
+        FBGEMM's AVX-512 VNNI or AVX2 kernels). In every precision a text's vector is the same
+        whatever batch it is encoded in (batches are not padded). The path chosen is in
+        ``precision_`` and ``kernels_`` (and the repr).
     num_threads : int, optional
         Threads for each ``encode`` call that does not pass its own: ``None`` follows
         ``semrec.get_num_threads()`` at call time, ``0`` means all cores.
