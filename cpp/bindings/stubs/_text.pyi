@@ -41,7 +41,12 @@ def int8_kernel_isa() -> str: ...
 
 class BertEncoder:
     def __init__(
-        self, config: BertConfig, path: str, data_start: int, entries: list[TensorEntry], prefix: str
+        self,
+        config: BertConfig,
+        path: str,
+        data_start: int,
+        entries: list[TensorEntry],
+        prefix: str,
     ) -> None: ...
     @property
     def dim(self) -> int: ...
