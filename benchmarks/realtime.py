@@ -12,9 +12,9 @@ topics) is fitted on seeded synthetic interactions; then the same ``--clicks`` r
 item) clicks are replayed by every method, which each keep their own state:
 
 * semrec model: ``model.update(user, item)`` then ``model.recommend(user, k=10)`` (seen items
-  excluded), the model as it is (its items in an exact float32 ItemIndex: the default).
-* semrec model f16: the same with ``model.use_index("exact", storage="float16")`` (float16
-  panels, candidates re-scored exactly).
+  excluded), the model as it is (its items in an exact ItemIndex with float16 panels, the
+  candidates re-scored exactly: ContentRecommender's default).
+* semrec model f32: the same with ``model.use_index("exact", storage="float32")``.
 * semrec model hnsw: the same with ``model.use_index("hnsw")`` (approximate; faiss): its
   recall@10 against NumPy's exact lists is the last column.
 * semrec index: ``model.update(user, item)`` (returns the new profile) then
@@ -195,8 +195,8 @@ def bench_clicks(args: argparse.Namespace) -> list[str]:
             history
         )
 
-    m_model, m_f16, m_index = model(), model(), model()
-    m_f16.use_index("exact", storage="float16")
+    m_model, m_f32, m_index = model(), model(), model()
+    m_f32.use_index("exact", storage="float32")
     m_hnsw = model().use_index("hnsw") if faiss is not None else None
     index = semrec.ItemIndex(m_index.item_embeddings_, metric="dot", num_threads=args.threads)
     seen = [history.indices[history.indptr[u] : history.indptr[u + 1]].copy()
@@ -226,7 +226,7 @@ def bench_clicks(args: argparse.Namespace) -> list[str]:
         results.setdefault("numpy", []).append(reference.click(int(users[c]), int(items[c])))
 
     methods = {"semrec model": via("semrec model", m_model)}
-    methods["semrec model f16"] = via("semrec model f16", m_f16)
+    methods["semrec model f32"] = via("semrec model f32", m_f32)
     if m_hnsw is not None:
         methods["semrec model hnsw"] = via("semrec model hnsw", m_hnsw)
 
