@@ -12,21 +12,24 @@ topics) is fitted on seeded synthetic interactions; then the same ``--clicks`` r
 item) clicks are replayed by every method, which each keep their own state:
 
 * semrec model: ``model.update(user, item)`` then ``model.recommend(user, k=10)`` (seen items
-  excluded), the model as it is (its items in an exact float32 ItemIndex: the default).
-* semrec model f16: the same with ``model.use_index("exact", storage="float16")`` (float16
-  panels, candidates re-scored exactly).
+  excluded), the model as it is (its items in an exact ItemIndex with float16 panels, the
+  candidates re-scored exactly: ContentRecommender's default).
+* semrec model f32: the same with ``model.use_index("exact", storage="float32")``.
 * semrec model hnsw: the same with ``model.use_index("hnsw")`` (approximate; faiss): its
   recall@10 against NumPy's exact lists is the last column.
 * semrec index: ``model.update(user, item)`` (returns the new profile) then
   ``semrec.topk(profile, index, 10, exclude=seen_ids)`` over an ``ItemIndex`` of the
   embeddings, the user's seen ids a plain sorted array: the kernel path without the model.
 * numpy: the reference. Profile sum += weight * embedding, normalise, ``E @ p``, seen items set
-  to -inf, ``argpartition`` and a sort of the 10 (by score, then id).
+  to -inf, ``argpartition`` and a sort of the 10 (by score, then id). ``numpy 1 thread``: the
+  same with the BLAS on one thread for the click (``E @ p`` on two threads waits for the
+  second one, which a busy sibling core delays; the ratios stay to the two-thread row).
 
-Each click runs the methods in rotating order; the table gives p50 / p99 / mean latency, the
-ratio of medians to NumPy (< 1: semrec faster), min-max of that ratio over 5 equal slices of
-the clicks, how many of the clicks gave exactly NumPy's top-10 ids (the rest, if any, differ
-only at a score tie within float32 rounding, checked) and the mean recall@10 against NumPy.
+Each click runs the methods in a new random order (seeded; see ``run_alternating``); the table
+gives p50 / p99 / mean latency, the ratio of medians to NumPy (< 1: semrec faster), min-max of
+that ratio over 5 equal slices of the clicks, the ratio to ``numpy 1 thread``, how many of the
+clicks gave exactly NumPy's top-10 ids (the rest, if any, differ only at a score tie within
+float32 rounding, checked) and the mean recall@10 against NumPy.
 
 Part 2, one query. Exact top-10 of single queries over ``--items`` items x 384 (unit rows): the
 raw matrix (``topk(q, X, 10, metric="dot", check_finite=False)``), an ``ItemIndex`` in float32
@@ -65,7 +68,7 @@ from collections.abc import Callable  # noqa: E402
 import numpy as np  # noqa: E402
 import scipy.sparse as sp  # noqa: E402
 from _catalogues import DIM, KINDS, catalogue  # noqa: E402
-from threadpoolctl import threadpool_limits  # noqa: E402
+from threadpoolctl import ThreadpoolController, threadpool_limits  # noqa: E402
 
 import semrec  # noqa: E402
 
@@ -130,12 +133,21 @@ def percentiles(ts: list[float]) -> tuple[float, float, float]:
 
 
 def run_alternating(methods: dict[str, Callable[[int], object]], n: int) -> dict[str, list[float]]:
-    """Calls every method on case 0..n-1, the order rotating from case to case."""
+    """Calls every method on case 0..n-1, in a new (seeded) random order for every case.
+
+    Not a fixed rotation: with one, a method always follows the same other method, and on two
+    cores what that one leaves behind decides the time (its worker threads still spinning on
+    the second core: OpenBLAS after NumPy, an OpenMP runtime after semrec or faiss; its arrays
+    in the cache). Measured: ``recommend`` over 20k x 384 took 3.0 ms right after NumPy's
+    ``E @ p`` and 1.7 ms right after another ``recommend``; so the first method of the list,
+    always after NumPy in a rotation, was the slow one.
+    """
     times: dict[str, list[float]] = {name: [] for name in methods}
     names = list(methods)
+    rng = np.random.default_rng(SEED + 7)
     for case in range(n):
-        shift = case % len(names)
-        for name in names[shift:] + names[:shift]:
+        for j in rng.permutation(len(names)):
+            name = names[j]
             t0 = time.perf_counter()
             methods[name](case)
             times[name].append(time.perf_counter() - t0)
@@ -183,13 +195,15 @@ def bench_clicks(args: argparse.Namespace) -> list[str]:
             history
         )
 
-    m_model, m_f16, m_index = model(), model(), model()
-    m_f16.use_index("exact", storage="float16")
+    m_model, m_f32, m_index = model(), model(), model()
+    m_f32.use_index("exact", storage="float32")
     m_hnsw = model().use_index("hnsw") if faiss is not None else None
     index = semrec.ItemIndex(m_index.item_embeddings_, metric="dot", num_threads=args.threads)
     seen = [history.indices[history.indptr[u] : history.indptr[u + 1]].copy()
             for u in range(history.shape[0])]  # fmt: skip
     reference = NumpyClicks(m_model.item_embeddings_, history)
+    single = NumpyClicks(m_model.item_embeddings_, history)
+    blas = ThreadpoolController().select(user_api="blas").lib_controllers
     results: dict[str, list] = {}
 
     def via(name: str, m: semrec.ContentRecommender) -> Callable[[int], None]:
@@ -212,10 +226,18 @@ def bench_clicks(args: argparse.Namespace) -> list[str]:
         results.setdefault("numpy", []).append(reference.click(int(users[c]), int(items[c])))
 
     methods = {"semrec model": via("semrec model", m_model)}
-    methods["semrec model f16"] = via("semrec model f16", m_f16)
+    methods["semrec model f32"] = via("semrec model f32", m_f32)
     if m_hnsw is not None:
         methods["semrec model hnsw"] = via("semrec model hnsw", m_hnsw)
-    methods.update({"semrec index": via_index, "numpy": via_numpy})
+
+    def via_numpy_1(c: int) -> None:  # the BLAS switched to one thread (a ctypes call) and back
+        for lib in blas:
+            lib.set_num_threads(1)
+        results.setdefault("numpy 1 thread", []).append(single.click(int(users[c]), int(items[c])))
+        for lib in blas:
+            lib.set_num_threads(args.threads)
+
+    methods.update({"semrec index": via_index, "numpy": via_numpy, "numpy 1 thread": via_numpy_1})
     for fn in methods.values():  # warm-up click (case 0), not timed
         fn(0)
     for r in results.values():
@@ -226,6 +248,7 @@ def bench_clicks(args: argparse.Namespace) -> list[str]:
     ref_scores = [s for _, s in results["numpy"]]
     rows = []
     med_np = statistics.median(times["numpy"])
+    med_np1 = statistics.median(times["numpy 1 thread"])
     slices = np.array_split(np.arange(args.clicks), 5)
     for name in methods:
         same = tie_only = 0
@@ -245,17 +268,18 @@ def bench_clicks(args: argparse.Namespace) -> list[str]:
         rows.append(
             f"{name:<17} | {p50 * 1e3:7.3f} | {p99 * 1e3:7.3f} | {mean * 1e3:7.3f} | "
             f"{statistics.median(times[name]) / med_np:9.2f} | {min(ratios):4.2f}-"
-            f"{max(ratios):4.2f} | {hits / (10 * args.clicks):6.3f} | {same}/{args.clicks}"
+            f"{max(ratios):4.2f} | {statistics.median(times[name]) / med_np1:11.2f} | "
+            f"{hits / (10 * args.clicks):6.3f} | {same}/{args.clicks}"
             + (f" (+{tie_only} at float32 ties)" if tie_only else "")
         )
     header = [
         f"Part 1: one click = update(user, item) + top-10, {n_items} items x {DIM} "
         f"(20 topics, unit rows), {history.shape[0]} users fitted on {history.nnz} events, "
-        f"{args.clicks} clicks, methods rotating click by click",
-        "method            | p50 ms  | p99 ms  | mean ms | p50/numpy | min-max   | recall "
-        "| identical top-10 ids",
-        "------------------+---------+---------+---------+-----------+-----------+--------"
-        "+---------------------",
+        f"{args.clicks} clicks, methods in random order click by click",
+        "method            | p50 ms  | p99 ms  | mean ms | p50/numpy | min-max   | /numpy 1 th "
+        "| recall | identical top-10 ids",
+        "------------------+---------+---------+---------+-----------+-----------+-------------"
+        "+--------+---------------------",
     ]
     return header + rows
 
@@ -339,8 +363,8 @@ def bench_scan(args: argparse.Namespace) -> list[str]:
     med32 = statistics.median(times["semrec ItemIndex float32"])
     rows = [
         f"Part 2: exact top-10 of one query over {n} x {DIM} float32 ({gb:.2f} GB), "
-        f"{args.queries} queries, methods rotating query by query; ItemIndex float16 == float32 "
-        f"on every query (asserted); float32 index == NumPy ids on {agree}/{args.queries}",
+        f"{args.queries} queries, methods in random order query by query; ItemIndex float16 == "
+        f"float32 on every query (asserted); float32 index == NumPy ids on {agree}/{args.queries}",
         "method                     |  p50 ms  |  p99 ms  | GB/s (p50) | % of bandwidth "
         "| index32 p50 / this p50",
         "---------------------------+----------+----------+------------+----------------"
@@ -420,7 +444,7 @@ def ann_table(args: argparse.Namespace, kind: str) -> list[str]:
     med_exact = statistics.median(times["exact"])
     rows = [
         f"Part 3 ({kind}): top-10 of one query over {n} x {DIM}, {args.queries} queries "
-        f"(fresh draws), methods alternating; exact = ItemIndex float16 (exact answers); "
+        f"(fresh draws), methods in random order; exact = ItemIndex float16 (exact answers); "
         f"HNSWIndex(m={ann.m}, ef_construction={ann.ef_construction}) {how}, build "
         f"{build:.1f} s on {t} threads; returned scores exact",
         "method      | recall@10 | min recall |  p50 ms  |  p99 ms  | exact p50 / this p50",

@@ -130,6 +130,38 @@ def test_update_seen_and_interactions_stay_consistent(case):
     np.testing.assert_array_equal((ids >= 0).sum(axis=1), 120 - expected_seen)
 
 
+def test_clicks_after_fit_and_fold_in_exclude_exactly_the_seen_items(case, rng):
+    # One user's recommend excludes what a plain Python record of every event says is seen:
+    # fit, clicks (new users too), a fold-in that rewrites users, more clicks (the events after
+    # the consolidated seen matrix are indexed as they arrive, and restarted on a rewrite).
+    m, emb, _ = case
+    model = fitted(m, emb)
+    seen = [set(m.indices[m.indptr[u] : m.indptr[u + 1]].tolist()) for u in range(50)]
+    n_items = m.shape[1]
+
+    def check_users(users):
+        for u in users:
+            ids, _ = model.recommend(u, k=n_items)
+            assert set(ids[ids >= 0].tolist()) == set(range(n_items)) - seen[u], u
+
+    for _ in range(150):
+        u, i = int(rng.integers(0, len(seen) + 1)), int(rng.integers(0, n_items))
+        if u == len(seen):
+            seen.append(set())
+        model.update(u, i, weight=float(rng.choice([1.0, 0.0, -2.0])))
+        seen[u].add(i)
+        check_users([u])
+    rewrite = sp.csr_array(m[[5, 6]])
+    model.fold_in(rewrite, users=[0, 1])
+    seen[0] = set(rewrite[[0]].indices.tolist())
+    seen[1] = set(rewrite[[1]].indices.tolist())
+    check_users([0, 1])
+    for u, i in [(0, 7), (1, 8), (0, 9), (2, 7)]:
+        model.update(u, i)
+        seen[u].add(i)
+    check_users(range(len(seen)))
+
+
 def test_fold_in_matches_batch_and_stores_users(case):
     m, emb, times = case
     model = fitted(m, emb, times, half_life=800.0)

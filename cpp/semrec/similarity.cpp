@@ -715,9 +715,13 @@ void scan(const Scan<T>& s, int num_threads, const StopCheck& stop, TopKOutput o
 // lists are merged on the calling thread. Every score goes through the same micro-kernel over
 // the whole depth, so it is bitwise what the batch scan computes.
 constexpr std::int64_t kFewQueries = 8;
-// Bytes of panels one extra thread must stream to pay for the wake-up (tens of microseconds):
-// 1 MiB is about 50 us at 20 GB/s.
-constexpr std::int64_t kBytesPerThread = std::int64_t{1} << 20;
+// Bytes of panels one extra thread must stream to pay for waking it. On an idle core that is
+// tens of microseconds, but the join waits for the slowest thread, and a sibling core busy
+// with another process (even a niced one) or another runtime's spinning workers can delay
+// the wake-up by a scheduler slice, milliseconds: a 20k x 384 click took 7.8 ms on two
+// threads against 2.5 ms on one there (1.6 ms float16). 32 MiB is ~1.7 ms of one core's
+// streaming: smaller catalogues run on the calling thread, larger ones split.
+constexpr std::int64_t kBytesPerThread = std::int64_t{32} << 20;
 // Ranges per thread, so that a thread the OS descheduled does not hold the others up, and at
 // most this many bytes per range (Ctrl-C is polled between ranges).
 constexpr std::int64_t kRangesPerThread = 4;

@@ -29,7 +29,7 @@ import scipy.sparse as sp
 from semrec import _persist as persist
 from semrec import _validation as check
 from semrec._scoring import dot_scores, nearest, padded_to, select_in_batches
-from semrec._search import ItemSearch
+from semrec._search import DEFAULT_STORAGE, ItemSearch
 from semrec.errors import FormatError, NotFittedError
 from semrec.similarity import topk
 
@@ -112,6 +112,8 @@ class Recommender:
 
     # -- scoring hooks ---------------------------------------------------------------------------
     _score_offset: float = 0.0
+    # How the exact item index packs the vectors unless use_index says otherwise (_search.py).
+    _ITEM_STORAGE: str = DEFAULT_STORAGE
 
     def _vectors(self, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Dot-product models: (queries of ``users``, item vectors), float32, C-contiguous."""
@@ -159,7 +161,7 @@ class Recommender:
         )
 
     # -- how recommend searches the items (dot-product models) -------------------------------
-    def use_index(self, kind: str = "exact", *, storage: str = "float32", **params: int) -> Any:
+    def use_index(self, kind: str = "exact", *, storage: str | None = None, **params: int) -> Any:
         """Choose how ``recommend`` searches the items: exactly (the default) or approximately.
 
         Parameters
@@ -171,9 +173,10 @@ class Recommender:
             ``items=`` are honoured, but some of the true top k may be missed (recall: see
             ``benchmarks/realtime.py``). Built now (unfitted: at the first ``recommend``), grown
             by ``add_items``, rebuilt when the item vectors change, saved with the model.
-        storage : {"float32", "float16"}, default "float32"
+        storage : {"float32", "float16"}, optional
             The exact index's packed copy (see :class:`semrec.ItemIndex`): answers are exact
-            either way; float16 halves what one user's query streams (catalogues beyond cache).
+            either way; float16 halves what one user's query streams. Default: ``"float16"``
+            for :class:`semrec.ContentRecommender` (unit vectors), ``"float32"`` otherwise.
         **params : int
             ``"hnsw"``: ``m``, ``ef_construction``, ``ef_search`` (see HNSWIndex).
 
@@ -209,7 +212,10 @@ class Recommender:
         return self._item_search().index_for(self._vectors(_NO_USERS)[1], self._threads)
 
     def _item_search(self) -> ItemSearch:
-        return vars(self).setdefault("_item_search_state", ItemSearch())
+        search = vars(self).get("_item_search_state")
+        if search is None:
+            search = self.__dict__["_item_search_state"] = ItemSearch(self._ITEM_STORAGE)
+        return search
 
     def _items_changed(self, first: int = 0) -> None:
         """A model that changes its item vectors in place, or appends rows (``first`` = the

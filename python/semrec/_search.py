@@ -25,8 +25,11 @@ logger = logging.getLogger("semrec")
 KINDS = ("exact", "hnsw")
 # HNSWIndex settings a model's index accepts (with their defaults in semrec.HNSWIndex).
 HNSW_PARAMS = ("m", "ef_construction", "ef_search")
-# Exact answers either way (see ItemIndex). float32: on a 20k x 384 catalogue (in cache) a
-# click measured 0.61x NumPy's time with float32 panels, 0.69x with float16 (realtime.py).
+# Exact answers either way (see ItemIndex). float32 for models whose item vectors may have very
+# unequal norms (ALS factors: float16's error bound, from the largest norm, would often send a
+# query back to a float32 scan); ContentRecommender's unit rows take float16 (its _ITEM_STORAGE):
+# a 20k x 384 click took 1.07-1.17 ms against 1.74-1.79 ms with float32 panels (realtime.py, in
+# random order; the fixed rotation that once favoured float32 always ran float16 after NumPy).
 DEFAULT_STORAGE = "float32"
 
 
@@ -44,9 +47,10 @@ class ItemSearch:
     (True, 3)
     """
 
-    def __init__(self) -> None:
+    def __init__(self, default_storage: str = DEFAULT_STORAGE) -> None:
         self.kind = "exact"
-        self.storage = DEFAULT_STORAGE
+        self.default_storage = default_storage  # the model's (ContentRecommender: float16)
+        self.storage = default_storage
         self.params: dict[str, int] = {}
         self._source: np.ndarray | None = None  # the array the index was built from
         self._exact: ItemIndex | None = None
@@ -60,12 +64,15 @@ class ItemSearch:
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        state.setdefault("default_storage", DEFAULT_STORAGE)  # pickled before it existed
         self.__dict__.update(state)
         self._lock = threading.Lock()
 
-    def use(self, kind: str, storage: str, params: dict[str, Any]) -> None:
-        """Search exactly, or through an HNSW graph built on the next search (checked)."""
+    def use(self, kind: str, storage: str | None, params: dict[str, Any]) -> None:
+        """Search exactly, or through an HNSW graph built on the next search (checked);
+        ``storage=None`` is the model's default."""
         kind = check.choice(kind, "kind", KINDS)
+        storage = self.default_storage if storage is None else storage
         storage = check.choice(storage, "storage", STORAGES)
         allowed = HNSW_PARAMS if kind == "hnsw" else ()
         for name, value in params.items():
@@ -120,7 +127,7 @@ class ItemSearch:
     # -- saved with the model: the graph (the vectors are the model's own) ------------------
     def is_default(self) -> bool:
         """Exact search in the default storage: nothing to save with the model."""
-        return self.kind == "exact" and self.storage == DEFAULT_STORAGE
+        return self.kind == "exact" and self.storage == self.default_storage
 
     def save_into(self, meta: dict[str, Any], arrays: dict[str, Any], key: str, index: Any) -> None:
         """Describe ``index`` (this search's) under ``key`` in a model file's meta and arrays."""

@@ -89,6 +89,8 @@ def positive_int(value: Any, name: str) -> int:
     return n
 
 
+INT32_MAX = int(np.iinfo(np.int32).max)  # the largest id or k the kernels take
+
 # Entries a top-k result may hold when k exceeds the catalogue (the rest is -1/-inf padding):
 # 2**27 entries (1 GiB of ids and scores); past that, a huge k is a mistake, not a request.
 MAX_PADDED = 2**27
@@ -113,7 +115,7 @@ def result_width(k: Any, rows: int, n_items: int, what: str = "items") -> int:
     """
     k = positive_int(k, "k")
     fix = f"there are {n_items} {what}: pass k <= {n_items}"
-    if k > np.iinfo(np.int32).max:
+    if k > INT32_MAX:
         raise ValueError(f"k must be < 2**31, got {k}; {fix}")
     if k > n_items and max(rows, 1) * k > MAX_PADDED:
         raise ValueError(
@@ -532,6 +534,10 @@ def interactions(m: Any, name: str, *, nonnegative: bool) -> sp.csr_array:
 
 def index_array(ids: Any, name: str, n: int, what: str) -> tuple[np.ndarray, bool]:
     """Validate a scalar or 1-D array of indices in [0, n); return int64 and whether scalar."""
+    if type(ids) is int:  # one id, the real-time call: the same checks without array calls
+        if not 0 <= ids < n:
+            raise IndexError(f"{name} holds {what} id {ids}, outside [0, {n})")
+        return np.array([ids], dtype=np.int64), True
     arr = np.asarray(ids)
     scalar = arr.ndim == 0
     arr = arr.reshape(-1) if scalar else arr

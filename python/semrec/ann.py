@@ -75,7 +75,8 @@ class HNSWIndex:
         Candidate list while searching: the recall/speed knob, may be changed at any time. A
         top-k query keeps at least ``2 * k`` candidates, plus one per item it excludes (see
         :meth:`search_depth`). On 100k MiniLM-shaped vectors recall@10 was 0.88 at 64, 0.94 at
-        128, 0.97 at 256 (``benchmarks/realtime.py --only ann`` prints the curve).
+        128, 0.97 at 256; on 1M of them (default m and ef_construction) only 0.55 at 128 and
+        0.83 at 1024 (``benchmarks/realtime.py --only ann`` prints the curve).
     num_threads : int, optional
         Threads for building and for batches of queries.
 

@@ -293,7 +293,7 @@ def topk(
         x, _ = check.as_float32_matrix(items, "items", check_finite=check_finite)
         metric = "cosine" if metric is None else check.choice(metric, "metric", METRICS)
     k = check.positive_int(k, "k")
-    if k > np.iinfo(np.int32).max:
+    if k > check.INT32_MAX:
         raise ValueError(f"k must be < 2**31, got {k}")
     threads = resolve_num_threads(num_threads)
     if x.shape[0] == 0:
