@@ -99,7 +99,8 @@ class TextCF(RealTimeVerbs, Recommender):
         Weight of a user's own text embedding among their interaction weights.
     item_bias : bool, default False
         Add the text-predicted item bias ``b(i)`` to the logits (and ``tau * b(i)`` to the
-        scores).
+        scores). Neutral on MovieLens-100k's warm validation split (NDCG@10 0.1480 against
+        0.1474 with layers 0, tau 0.15; within 0.0005 in the 3 other pairs), hence off.
     encoder : semrec.TextEncoder, optional
         Encodes texts given to :meth:`add_items` (default: the bundled model, on first use).
     random_state : None, int or numpy.random.Generator
