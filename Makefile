@@ -74,8 +74,8 @@ bench: $(VENV)/.stamp-semrec
 
 lint: $(VENV)/.stamp-venv
 	$(BIN)/pip install --quiet "ruff==0.17.6" "clang-format==23.1.5"
-	$(BIN)/ruff check python tests benchmarks notebooks build_backend docs
-	$(BIN)/ruff format --check python tests benchmarks notebooks build_backend docs
+	$(BIN)/ruff check python tests benchmarks notebooks build_backend docs cpp/bindings/stubs
+	$(BIN)/ruff format --check python tests benchmarks notebooks build_backend docs cpp/bindings/stubs
 	find cpp tests -name '*.cpp' -o -name '*.hpp' | xargs $(BIN)/clang-format --dry-run -Werror
 
 install: $(VENV)/.stamp-install

@@ -6,6 +6,7 @@ How to run (from the project root, in the project's virtualenv; faiss-cpu is the
     python benchmarks/similarity.py             # 10k queries x {100k, 1M} items: ~2 h on 2 cores
     python benchmarks/similarity.py --threads 2 --repeats 5 --queries 2000 --items 100000,1000000
     python benchmarks/similarity.py --quick --isa avx2   # emulate an AVX2-only CPU (see _bench.py)
+    python benchmarks/similarity.py --dims 384 --ks 100 --exclude 0 --peers faiss   # one row
 
 What it measures. Every configuration (items x dim x k, without and with exclusion) solves the
 same problem: exact top-k by inner product of L2-normalised float32 queries against
@@ -86,7 +87,16 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--dims", type=_int_list, default=[64, 384], help="dimensions (64,384)")
     parser.add_argument("--ks", type=_int_list, default=[10, 100], help="values of k (10,100)")
     parser.add_argument("--exclude", type=int, default=100, help="excluded items per query (100)")
+    parser.add_argument(
+        "--peers",
+        type=lambda text: [p for p in text.split(",") if p],
+        default=["numpy", "faiss"],
+        help="peers timed beside semrec and GEMM (numpy,faiss); leaving NumPy out (the slowest) "
+        "lets one 384-d row of the full shapes fit in a few minutes",
+    )
     args = parser.parse_args()
+    if not args.peers or not set(args.peers) <= {"numpy", "faiss"}:
+        parser.error(f"--peers must name numpy and/or faiss, got {args.peers}")
     if args.queries is None:
         args.queries = 1000 if args.quick else 10_000
     if args.items is None:
@@ -260,8 +270,9 @@ def machine_header(args: argparse.Namespace) -> str:
             "ratios   : vs faiss = faiss s / semrec s, vs numpy = numpy s / semrec s "
             "(> 1: semrec is faster)",
             "GFLOP/s  : 2·queries·items·dim / median s; % GEMM = semrec GFLOP/s / GEMM GFLOP/s",
-            f"ok       : semrec's top-k scores match NumPy's within {TOLERANCE:g} "
+            f"ok       : semrec's top-k scores match {args.peers[0]}'s within {TOLERANCE:g} "
             "(checked on the warm-up results)",
+            f"peers    : {', '.join(args.peers)} (a peer left out shows nan)",
         ]
     )
 
@@ -290,14 +301,18 @@ def bench_config(
     args: argparse.Namespace,
 ) -> str:
     """Times the four methods on one configuration and returns its table row."""
-    methods: dict[str, Callable[[], TopK | None]] = {
-        "semrec": lambda: semrec_topk(q, x, k, exclude, args.threads),
+    peers: dict[str, Callable[[], TopK | None]] = {
         "numpy": lambda: numpy_topk(q, x, k, exclude, buf),
         "faiss": lambda: faiss_topk(index, q, k, exclude),
+    }
+    methods: dict[str, Callable[[], TopK | None]] = {
+        "semrec": lambda: semrec_topk(q, x, k, exclude, args.threads),
+        **{name: peers[name] for name in ("numpy", "faiss") if name in args.peers},
         "gemm": lambda: gemm(q, x, buf),
     }
     times, results = time_alternating(methods, args.repeats)
-    (s_ids, s_scores), (_, n_scores) = results["semrec"], results["numpy"]
+    # The reference scores: NumPy's when it ran, otherwise faiss's (both exact, BLAS-summed).
+    (s_ids, s_scores), (_, n_scores) = results["semrec"], results[args.peers[0]]
     ok = (
         s_ids.dtype == np.int32
         and s_scores.dtype == np.float32
@@ -305,6 +320,9 @@ def bench_config(
         and bool(np.all(np.abs(s_scores - n_scores) <= TOLERANCE))
     )
     med = {name: statistics.median(ts) for name, ts in times.items()}
+    skipped = {"numpy": [float("nan")], "faiss": [float("nan")]}
+    times = {**skipped, **times}
+    med = {**{name: float("nan") for name in skipped}, **med}
     gflop = 2.0 * q.shape[0] * x.shape[0] * x.shape[1] / 1e9
     return table_row(
         [
