@@ -38,8 +38,10 @@ def _als(**kw: Any) -> semrec.ALS:
     return semrec.ALS(factors=4, iterations=3, random_state=0, show_progress=False, **kw)
 
 
-def _textcf(emb: np.ndarray) -> semrec.TextCF:
-    return semrec.TextCF(emb, hidden=16, factors=8, epochs=2, random_state=0, show_progress=False)
+def _textcf(emb: np.ndarray, **kw: Any) -> semrec.TextCF:
+    return semrec.TextCF(
+        emb, hidden=16, factors=8, epochs=2, random_state=0, show_progress=False, **kw
+    )
 
 
 def _new_vectors(emb: np.ndarray) -> np.ndarray:
@@ -59,6 +61,7 @@ MODELS: dict[str, Spec] = {
     "ItemKNNBM25": Spec(lambda emb: semrec.ItemKNN(10, weighting="bm25", show_progress=False)),
     "UserKNN": Spec(lambda emb: semrec.UserKNN(10, shrinkage=1.0, show_progress=False)),
     "TextCF": Spec(lambda emb: _textcf(emb), _new_vectors),
+    "TextCFItemBias": Spec(lambda emb: _textcf(emb, item_bias=True), _new_vectors),
 }
 
 

@@ -50,6 +50,9 @@ FORMATS = {
     "TextCF": lambda emb: semrec.TextCF(
         emb, hidden=8, factors=4, epochs=1, random_state=0, show_progress=False
     ),
+    "TextCFItemBias": lambda emb: semrec.TextCF(
+        emb, hidden=8, factors=4, epochs=1, item_bias=True, random_state=0, show_progress=False
+    ),
 }
 
 

@@ -208,14 +208,18 @@ def test_averaging_does_not_change_the_training_trajectory(topics) -> None:
     assert [h["ndcg"] for h in averaged.history_] != [h["ndcg"] for h in plain.history_]
 
 
-def test_same_seed_same_model_other_seed_other_model(topics) -> None:
+@pytest.mark.parametrize("item_bias", [False, True])
+def test_same_seed_same_model_other_seed_other_model(topics, item_bias) -> None:
     ds, emb = topics
-    a = _model(emb, epochs=2).fit(ds)
-    b = _model(emb, epochs=2).fit(ds)
-    c = _model(emb, epochs=2, random_state=1).fit(ds)
+    a = _model(emb, epochs=2, item_bias=item_bias).fit(ds)
+    b = _model(emb, epochs=2, item_bias=item_bias).fit(ds)
+    c = _model(emb, epochs=2, item_bias=item_bias, random_state=1).fit(ds)
     np.testing.assert_array_equal(a.user_factors_, b.user_factors_)
     np.testing.assert_array_equal(a.item_factors_, b.item_factors_)
     assert not np.array_equal(a.item_factors_, c.item_factors_)
+    if item_bias:  # the biases too
+        np.testing.assert_array_equal(a.item_bias_, b.item_bias_)
+        assert not np.array_equal(a.item_bias_, c.item_bias_)
 
 
 def test_two_threads_are_deterministic_too(topics) -> None:

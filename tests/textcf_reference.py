@@ -56,7 +56,9 @@ def torch_adjacency(interactions: sp.csr_array) -> torch.Tensor:
 
 
 class ReferenceTextCF(torch.nn.Module):
-    """The model: shared MLP (or one linear layer), optional propagation, L2 normalisation."""
+    """The model: shared MLP (or one linear layer), optional propagation, L2 normalisation;
+    with a ``bias.weight`` among the weights, an item bias ``b(i)``: a bias-free linear layer
+    on the item's hidden layer (on its embedding without a hidden layer)."""
 
     def __init__(self, weights: dict[str, np.ndarray], negative_slope: float = 0.01) -> None:
         super().__init__()
@@ -66,6 +68,9 @@ class ReferenceTextCF(torch.nn.Module):
         if "l2.weight" in weights:
             w2 = torch.from_numpy(np.array(weights["l2.weight"], dtype=np.float32))
             self.l2 = torch.nn.Linear(w2.shape[1], w2.shape[0])
+        self.bias = None
+        if "bias.weight" in weights:
+            self.bias = torch.nn.Linear(weights["bias.weight"].shape[1], 1, bias=False)
         self.negative_slope = negative_slope
         with torch.no_grad():
             for name, p in self.named_parameters():
@@ -76,6 +81,15 @@ class ReferenceTextCF(torch.nn.Module):
         if self.l2 is None:
             return h
         return self.l2(torch.nn.functional.leaky_relu(h, self.negative_slope))
+
+    def item_biases(self, item_inputs: torch.Tensor) -> torch.Tensor | None:
+        """``b(i)`` of every item input row (None without the bias)."""
+        if self.bias is None:
+            return None
+        g = item_inputs
+        if self.l2 is not None:
+            g = torch.nn.functional.leaky_relu(self.l1(item_inputs), self.negative_slope)
+        return self.bias(g)[:, 0]
 
     def forward(self, inputs: torch.Tensor, adjacency: torch.Tensor, layers: int) -> torch.Tensor:
         h = self.mlp(inputs)
@@ -96,12 +110,13 @@ def infonce(
     tau: float,
     *,
     dense: bool = False,
+    bias: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Mean over the batch of -log softmax of each positive against its own negatives.
 
     Each positive's negative vectors are gathered; ``dense=True`` reads the same scores from
     the dense (batch users x items) product instead, the way semrec's C++ trainer computes
-    them (a control for the benchmark).
+    them (a control for the benchmark). ``bias``: each item's bias, added to its logits.
     """
     if dense:
         rows, row_of = torch.unique(users, return_inverse=True)
@@ -114,6 +129,9 @@ def infonce(
         vn = v[n_users + negatives]  # (batch, negatives, factors): the gather the issue describes
         positive = (vu * vi).sum(dim=1) / tau
         negative = torch.einsum("bf,bkf->bk", vu, vn) / tau
+    if bias is not None:
+        positive = positive + bias[items]
+        negative = negative + bias[negatives]
     logits = torch.cat([positive[:, None], negative], dim=1)
     return (torch.logsumexp(logits, dim=1) - positive).mean()
 
@@ -125,10 +143,14 @@ def infonce_full(
     items: torch.Tensor,
     pool: torch.Tensor,
     tau: float,
+    bias: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """The full softmax: each positive against every item of ``pool`` (itself included)."""
     scores = v[users] @ v[n_users + pool].T / tau
     positive = (v[users] * v[n_users + items]).sum(dim=1) / tau
+    if bias is not None:
+        scores = scores + bias[pool]
+        positive = positive + bias[items]
     return (torch.logsumexp(scores, dim=1) - positive).mean()
 
 
@@ -146,15 +168,17 @@ def loss_and_gradients(
     """Loss, the gradient of every weight, and the node vectors, for one batch (``negatives``
     with 0 columns: the full softmax)."""
     model = ReferenceTextCF(weights, negative_slope)
-    v = model(torch.from_numpy(inputs), torch_adjacency(interactions), layers)
+    x = torch.from_numpy(inputs)
+    v = model(x, torch_adjacency(interactions), layers)
+    bias = model.item_biases(x[interactions.shape[0] :])
     u = torch.from_numpy(users.astype(np.int64))
     i = torch.from_numpy(items.astype(np.int64))
     if negatives.shape[1] == 0:  # full softmax over the items with interactions
         pool = torch.from_numpy(np.unique(interactions.indices).astype(np.int64))
-        loss = infonce_full(v, interactions.shape[0], u, i, pool, tau)
+        loss = infonce_full(v, interactions.shape[0], u, i, pool, tau, bias)
     else:
         n = torch.from_numpy(negatives.astype(np.int64))
-        loss = infonce(v, interactions.shape[0], u, i, n, tau)
+        loss = infonce(v, interactions.shape[0], u, i, n, tau, bias=bias)
     loss.backward()
     grads = {name: p.grad.numpy().copy() for name, p in model.named_parameters()}
     return float(loss.detach()), grads, v.detach().numpy()

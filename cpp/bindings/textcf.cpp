@@ -57,7 +57,7 @@ void register_textcf(py::module_& m) {
                        double negative_slope, std::int64_t layers, double tau,
                        std::int64_t negatives, std::int64_t batch_size, double learning_rate,
                        double weight_decay, std::uint64_t seed, std::int64_t score_block,
-                       const std::optional<CArray<float>>& values) {
+                       const std::optional<CArray<float>>& values, bool item_bias) {
              if (inputs.ndim() != 2 || inputs.shape(0) != users + items) {
                throw std::invalid_argument("inputs must be (users + items) x dim");
              }
@@ -71,7 +71,8 @@ void register_textcf(py::module_& m) {
              const auto initial = named_arrays(weights);
              TextCFConfig cfg{hidden,       factors,   negative_slope, layers,
                               tau,          negatives, batch_size,     learning_rate,
-                              weight_decay, seed,      score_block,    values.has_value()};
+                              weight_decay, seed,      score_block,    values.has_value(),
+                              item_bias};
              py::gil_scoped_release release;
              return std::make_unique<TextCFTrainer>(cfg, inputs.data(), inputs.shape(1), pairs,
                                                     initial);
@@ -81,9 +82,10 @@ void register_textcf(py::module_& m) {
            py::arg("hidden"), py::arg("factors"), py::arg("negative_slope"), py::arg("layers"),
            py::arg("tau"), py::arg("negatives"), py::arg("batch_size"), py::arg("learning_rate"),
            py::arg("weight_decay"), py::arg("seed"), py::arg("score_block") = std::int64_t{1} << 24,
-           py::arg("values") = py::none(),
+           py::arg("values") = py::none(), py::arg("item_bias") = false,
            "With values (the interaction weights), users' inputs are the weighted means of "
-           "their items' and their rows of inputs are not read.")
+           "their items' and their rows of inputs are not read. With item_bias, weights "
+           "include bias.weight and every logit gains its item's bias.")
       .def(
           "epoch",
           [](TextCFTrainer& t, std::int64_t epoch_index) {
@@ -131,6 +133,17 @@ void register_textcf(py::module_& m) {
           },
           py::arg("layers") = -1,
           "Node vectors; with layers >= 0 (the trainer's own count) also each layer's output.")
+      .def("item_biases",
+           [](const TextCFTrainer& t) {
+             if (!t.item_bias()) throw std::invalid_argument("the trainer has no item bias");
+             CArray<float> out({t.items()});
+             float* ptr = out.mutable_data();
+             {
+               py::gil_scoped_release release;
+               t.item_biases(ptr);
+             }
+             return out;
+           })
       .def("parameters", [](const TextCFTrainer& t) { return to_dict(t.parameters()); })
       .def(
           "set_parameters",

@@ -61,6 +61,8 @@ struct Activations {
   at::Tensor z;            // first layer pre-activations
   at::Tensor g;            // LeakyReLU(z) (MLP only)
   at::Tensor h;            // network outputs
+  at::Tensor bias_input;   // what the item bias reads: items' g (MLP) or inputs (linear)
+  at::Tensor b;            // items' biases b(i) (item_bias only)
 };
 
 struct TextCFTrainer::Impl {
@@ -74,6 +76,7 @@ struct TextCFTrainer::Impl {
   std::vector<std::int32_t> pool;      // items with >= 1 training interaction
   std::vector<std::int32_t> user_row;  // user -> row in the current batch, -1 when absent
   torch::nn::Linear l1{nullptr}, l2{nullptr};
+  at::Tensor bias_weight;  // 1 x (hidden or dim), item_bias only
   std::unique_ptr<torch::optim::Adam> adam;
 
   std::vector<at::Tensor> weights() const {
@@ -82,6 +85,7 @@ struct TextCFTrainer::Impl {
       w.push_back(l2->weight);
       w.push_back(l2->bias);
     }
+    if (bias_weight.defined()) w.push_back(bias_weight);
     return w;
   }
   std::vector<std::string> names() const {
@@ -90,7 +94,15 @@ struct TextCFTrainer::Impl {
       n.push_back("l2.weight");
       n.push_back("l2.bias");
     }
+    if (bias_weight.defined()) n.push_back("bias.weight");
     return n;
+  }
+
+  // b = bias_input w_b^T (items), when the model has an item bias.
+  void add_bias(Activations& a) const {
+    if (!bias_weight.defined()) return;
+    a.bias_input = l2 ? a.g.narrow(0, a.users, items) : item_inputs;
+    a.b = at::mv(a.bias_input, bias_weight[0]);
   }
 
   // Forward pass of the listed users (all when null) and every item, without autograd: the
@@ -120,22 +132,28 @@ struct TextCFTrainer::Impl {
     }
     if (!l2) {
       a.h = a.z;
+      add_bias(a);
       return a;
     }
     a.g = at::leaky_relu(a.z, cfg.negative_slope);
     a.h = at::addmm(l2->bias, a.g, l2->weight.t());
+    add_bias(a);
     return a;
   }
 
-  // Sets every weight's .grad() from dL/dh of the rows of `a`.
-  void backward(const Activations& a, const at::Tensor& dh,
+  // Sets every weight's .grad() from dL/dh of the rows of `a` and dL/db of the items' biases
+  // (`db`, item_bias only).
+  void backward(const Activations& a, const at::Tensor& dh, const at::Tensor& db,
                 const std::vector<std::int32_t>* selected) {
     at::NoGradGuard no_grad;
     at::Tensor dz = dh;
+    if (bias_weight.defined()) bias_weight.mutable_grad() = db.unsqueeze(0).mm(a.bias_input);
     if (l2) {
       l2->weight.mutable_grad() = dh.t().mm(a.g);
       l2->bias.mutable_grad() = dh.sum(0);
-      dz = at::leaky_relu_backward(dh.mm(l2->weight), a.z, cfg.negative_slope, false);
+      at::Tensor dg = dh.mm(l2->weight);
+      if (bias_weight.defined()) dg.narrow(0, a.users, items).addr_(db, bias_weight[0]);
+      dz = at::leaky_relu_backward(dg, a.z, cfg.negative_slope, false);
     }
     const at::Tensor dz_users = dz.narrow(0, 0, a.users).contiguous();
     at::Tensor dz_items = dz.narrow(0, a.users, items);
@@ -279,6 +297,7 @@ struct TextCFTrainer::Impl {
     const at::Tensor vi = v.narrow(0, act.users, items);
     at::Tensor dq = at::empty({n_rows, v.size(1)}, kF32);
     at::Tensor dvi = at::zeros({items, v.size(1)}, kF32);
+    at::Tensor db = act.b.defined() ? at::zeros({items}, kF32) : at::Tensor();
     const double inv_tau = 1.0 / cfg.tau;
     double loss = 0.0;
     // Rows per chunk bound the dense score block (16M floats by default).
@@ -286,10 +305,13 @@ struct TextCFTrainer::Impl {
     for (std::int64_t first = 0; first < n_rows; first += chunk) {
       const std::int64_t count = std::min(chunk, n_rows - first);
       const at::Tensor qc = q.narrow(0, first, count);
-      at::Tensor s = at::mm(qc, vi.t()).mul_(inv_tau).contiguous();
+      at::Tensor s = at::mm(qc, vi.t()).mul_(inv_tau);
+      if (act.b.defined()) s.add_(act.b);  // each column's logit gains its item's bias
+      s = s.contiguous();
       at::Tensor ds = at::zeros_like(s);
       loss += softmax_rows(rows, first, count, s.data_ptr<float>(), ds.data_ptr<float>(), bi, neg,
                            1.0 / static_cast<double>(n));
+      if (db.defined()) db.add_(ds.sum(0));
       at::Tensor dqc = dq.narrow(0, first, count);
       at::mm_out(dqc, ds, vi).mul_(inv_tau);
       dvi.addmm_(ds.t(), qc, 1.0, inv_tau);
@@ -303,7 +325,7 @@ struct TextCFTrainer::Impl {
     dv.narrow(0, act.users, items).copy_(dvi);
     // Through v = p / ||p||: dp = (dv - v (v . dv)) / ||p||.
     const at::Tensor dp = ((dv - v * (v * dv).sum({1}, /*keepdim=*/true)) / norms).contiguous();
-    backward(act, propagated(dp), selected);  // the propagation operator is symmetric
+    backward(act, propagated(dp), db, selected);  // the propagation operator is symmetric
     return loss / static_cast<double>(n);
   }
 };
@@ -365,6 +387,10 @@ TextCFTrainer::TextCFTrainer(const TextCFConfig& config, const float* inputs, st
   const std::int64_t first_out = config.hidden > 0 ? config.hidden : config.factors;
   m.l1 = torch::nn::Linear(torch::nn::LinearOptions(dim, first_out));
   if (config.hidden > 0) m.l2 = torch::nn::Linear(config.hidden, config.factors);
+  if (config.item_bias) {
+    m.bias_weight = at::zeros({1, config.hidden > 0 ? config.hidden : dim}, kF32);
+    m.bias_weight.set_requires_grad(true);
+  }
   set_parameters(initial);
   std::vector<at::Tensor> params = m.weights();
   m.adam = std::make_unique<torch::optim::Adam>(
@@ -429,6 +455,15 @@ double TextCFTrainer::batch_gradients(const std::int32_t* users, const std::int3
   return loss;
 }
 
+void TextCFTrainer::item_biases(float* out) const {
+  Impl& m = *impl_;
+  if (!m.bias_weight.defined()) throw std::logic_error("item_biases: the model has no item bias");
+  at::NoGradGuard no_grad;
+  const std::vector<std::int32_t> no_users;
+  const at::Tensor b = m.forward(&no_users).b.contiguous();
+  std::memcpy(out, b.data_ptr<float>(), sizeof(float) * m.items);
+}
+
 void TextCFTrainer::vectors(float* out, float* layer_outputs) const {
   Impl& m = *impl_;
   at::NoGradGuard no_grad;
@@ -475,6 +510,8 @@ void TextCFTrainer::set_parameters(const std::vector<NamedArray>& values) {
   }
 }
 
+bool TextCFTrainer::item_bias() const { return impl_->bias_weight.defined(); }
+std::int64_t TextCFTrainer::items() const { return impl_->items; }
 std::int64_t TextCFTrainer::nodes() const { return impl_->users + impl_->items; }
 std::int64_t TextCFTrainer::factors() const { return impl_->cfg.factors; }
 std::int64_t TextCFTrainer::positives() const {

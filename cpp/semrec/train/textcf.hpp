@@ -18,6 +18,12 @@
 // the dense (batch users x items) product, which costs one GEMM instead of gathering
 // batch x negatives item vectors. negatives == 0 is the full softmax: every item of that pool
 // in the denominator (the positive included), read from the same product.
+//
+// Item bias (item_bias). Each logit gains b(i) = w_b . g_i, a linear function of the item's
+// hidden layer g_i = LeakyReLU(z_i) (of its input embedding in the linear variant): the
+// softmax then has a notion of popularity, and every item, cold ones included, gets its bias
+// from its text. The weight is "bias.weight" (1 x hidden, or 1 x dim); no constant term (it
+// cancels in the softmax).
 #pragma once
 
 #include <cstdint>
@@ -46,10 +52,12 @@ struct TextCFConfig {
   // their first layer is then computed from the items' (a sparse product); the users' rows of
   // `inputs` are not read.
   bool user_means = false;
+  bool item_bias = false;  // logits gain b(i) = w_b . g_i (see the header comment)
 };
 
 // A named float32 tensor, row-major: the network's weights ("l1.weight" (hidden x dim),
-// "l1.bias", "l2.weight", "l2.bias"; only "l1.*" (factors x dim) in the linear variant).
+// "l1.bias", "l2.weight", "l2.bias"; only "l1.*" (factors x dim) in the linear variant;
+// "bias.weight" with item_bias).
 struct NamedArray {
   std::string name;
   std::vector<std::int64_t> shape;
@@ -88,10 +96,15 @@ class TextCFTrainer {
   // output Â^l h, l = 0..layers, as consecutive nodes x factors blocks (before the mean).
   void vectors(float* out, float* layer_outputs = nullptr) const;
 
+  // Each item's bias b(i) (item_bias only; throws std::logic_error otherwise).
+  void item_biases(float* out) const;
+  bool item_bias() const;
+
   std::vector<NamedArray> parameters() const;
   void set_parameters(const std::vector<NamedArray>& values);
 
   std::int64_t nodes() const;
+  std::int64_t items() const;
   std::int64_t factors() const;
   std::int64_t positives() const;
 

@@ -13,15 +13,17 @@ from typing import NamedTuple
 import numpy as np
 import scipy.sparse as sp
 
-WEIGHT_NAMES = ("l1.weight", "l1.bias", "l2.weight", "l2.bias")
+WEIGHT_NAMES = ("l1.weight", "l1.bias", "l2.weight", "l2.bias", "bias.weight")
 
 
 def initial_weights(
-    dim: int, hidden: int, factors: int, rng: np.random.Generator
+    dim: int, hidden: int, factors: int, rng: np.random.Generator, *, item_bias: bool = False
 ) -> dict[str, np.ndarray]:
     """Weights drawn like ``torch.nn.Linear``'s default: U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
 
-    ``hidden == 0`` gives the linear variant (``l1`` only, ``dim -> factors``).
+    ``hidden == 0`` gives the linear variant (``l1`` only, ``dim -> factors``). With
+    ``item_bias``, ``bias.weight`` (1, hidden or dim) starts at zero: no item is favoured
+    before training.
     """
     shapes = [(hidden, dim), (factors, hidden)] if hidden else [(factors, dim)]
     weights = {}
@@ -29,6 +31,8 @@ def initial_weights(
         bound = 1.0 / math.sqrt(cols)
         weights[f"l{n}.weight"] = rng.uniform(-bound, bound, (rows, cols)).astype(np.float32)
         weights[f"l{n}.bias"] = rng.uniform(-bound, bound, rows).astype(np.float32)
+    if item_bias:
+        weights["bias.weight"] = np.zeros((1, hidden or dim), dtype=np.float32)
     return weights
 
 
@@ -39,6 +43,17 @@ def mlp(weights: dict[str, np.ndarray], x: np.ndarray, negative_slope: float) ->
         return h
     h = np.where(h > 0, h, negative_slope * h)
     return h @ weights["l2.weight"].T.astype(np.float64) + weights["l2.bias"]
+
+
+def item_biases(weights: dict[str, np.ndarray], x: np.ndarray, negative_slope: float) -> np.ndarray:
+    """``b(i) = w_b . g_i`` of item embeddings ``x`` (rows), float64: ``g_i`` the MLP's hidden
+    layer, or the embedding itself in the linear variant. A function of text alone, so a cold
+    or added item gets its bias as a trained one does."""
+    g = x.astype(np.float64)
+    if "l2.weight" in weights:
+        g = g @ weights["l1.weight"].T.astype(np.float64) + weights["l1.bias"]
+        g = np.where(g > 0, g, negative_slope * g)
+    return g @ weights["bias.weight"][0].astype(np.float64)
 
 
 def linearised(

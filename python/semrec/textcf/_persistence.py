@@ -26,6 +26,8 @@ def state(model: Any) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     s = model.user_state_
     arrays |= {"input_sum": s.input_sum, "mass": s.mass, "graph_sum": s.graph_sum}
     arrays["degree"] = s.degree
+    if model.item_bias_ is not None:
+        arrays["item_bias"] = model.item_bias_
     arrays |= csr_arrays(model.interactions_, "interactions")
     # The constructor's catalogue (items added later come after it): load rebuilds the
     # same hyperparameters, so the repr round-trips.
@@ -63,12 +65,18 @@ def restore(model: Any, saved: Saved) -> None:
     shapes = {"l1.weight": (hidden, dim), "l1.bias": (hidden,)}
     if model.network == "mlp":
         shapes |= {"l2.weight": (f, hidden), "l2.bias": (f,)}
+    if model.item_bias:
+        shapes["bias.weight"] = (1, hidden if model.network == "mlp" else dim)
     extra = [n for n in WEIGHT_NAMES if n not in shapes and f"weight:{n}" in saved.arrays]
     if extra:
-        raise saved.error(f"weight:{extra[0]}", f"does not belong to network={model.network!r}")
+        raise saved.error(
+            f"weight:{extra[0]}",
+            f"does not belong to network={model.network!r}, item_bias={model.item_bias!r}",
+        )
     weights = {n: saved.array(f"weight:{n}", np.float32, shape) for n, shape in shapes.items()}
     item_layers = saved.array("item_layers", np.float32, (layers, items, f))
     item_degree = saved.array("item_degree", np.int64, (items,), minimum=0)
+    item_bias = saved.array("item_bias", np.float32, (items,)) if model.item_bias else None
     user_state = UserState(
         saved.array("input_sum", np.float64, (users, dim)),
         saved.array("mass", np.float64, (users,), minimum=0),
@@ -80,6 +88,7 @@ def restore(model: Any, saved: Saved) -> None:
     best_epoch = saved.value("best_epoch", int)
     model.weights_ = {n: np.ascontiguousarray(w) for n, w in weights.items()}
     model.item_factors_ = np.ascontiguousarray(item_factors)
+    model.item_bias_ = item_bias
     model.item_embeddings_ = np.ascontiguousarray(emb)
     model.graph_ = Graph(np.ascontiguousarray(item_layers), np.asarray(item_degree))
     model.user_state_ = user_state

@@ -28,6 +28,7 @@ class RealTimeVerbs(EncodesText):
     user_state_: UserState
     user_factors_: np.ndarray
     item_factors_: np.ndarray
+    item_bias_: np.ndarray | None
     item_embeddings_: np.ndarray
     interactions_: sp.csr_array
     negative_slope: float
@@ -150,9 +151,9 @@ class RealTimeVerbs(EncodesText):
         return vector[0].copy()
 
     def _add_items(self, embeddings_or_texts: Any) -> np.ndarray:
-        """A new item's vector is ``normalise(MLP(e))``: exactly what ``fit`` gives an item
-        without interactions (propagation adds nothing to a node without edges). Texts are
-        encoded with ``encoder`` (default: the bundled model, on first use)."""
+        """A new item's vector is ``normalise(MLP(e))`` and its bias ``b(e)``: exactly what
+        ``fit`` gives an item without interactions (propagation adds nothing to a node without
+        edges). Texts are encoded with ``encoder`` (default: the bundled model, on first use)."""
         new = self._item_vectors(embeddings_or_texts)
         h = network.mlp(self.weights_, new, self.negative_slope)
         start = self.n_items_
@@ -165,6 +166,9 @@ class RealTimeVerbs(EncodesText):
             np.concatenate([self.graph_.item_degree, np.zeros(new.shape[0], dtype=np.int64)]),
         )
         self.item_factors_ = np.vstack([self.item_factors_, network.normalised_rows(h)])
+        if self.item_bias_ is not None:
+            bias = network.item_biases(self.weights_, new, self.negative_slope)
+            self.item_bias_ = np.concatenate([self.item_bias_, bias.astype(np.float32)])
         self.item_embeddings_ = np.vstack([self.item_embeddings_, new])
         seen = self.interactions_
         self.interactions_ = sp.csr_array(
@@ -198,8 +202,8 @@ class RealTimeVerbs(EncodesText):
         user's activation pattern frozen), and ``x_u`` is a weighted mean of the history's
         embeddings; each propagation layer is a weighted sum over the history too. So every
         history item ``j`` gets ``(w_j / W) J e_j`` plus its propagation terms, dotted with
-        ``v_i / ((layers + 1) ||h_u||)``; ``attrs["rest"]`` carries ``c`` and the user's own
-        text. The split is exact up to float rounding.
+        ``v_i / ((layers + 1) ||h_u||)``; ``attrs["rest"]`` carries ``c``, the user's own
+        text and the item bias ``tau * b(i)``. The split is exact up to float rounding.
         """
         s = self.user_state_
         row = self.interactions_[[u]]

@@ -43,6 +43,7 @@ class Settings:
     threads: int
     show_progress: bool
     averaging: float = 0.0  # per-epoch EMA decay of the weights (0: the last epoch's weights)
+    item_bias: bool = False  # logits gain a bias b(i) predicted from the item's text
 
 
 @dataclass
@@ -52,6 +53,7 @@ class Result:
     weights: dict[str, np.ndarray]
     vectors: np.ndarray  # (nodes, factors) float32, unit rows
     layer_outputs: np.ndarray  # (layers + 1, nodes, factors) float32
+    item_biases: np.ndarray | None  # (items,) float32 b(i) of the logits, None without
     best_epoch: int
     history: list[dict[str, float | None]] = field(default_factory=list)
 
@@ -78,18 +80,35 @@ class Average:
         return {k: a.astype(np.float32) for k, a in self.sums.items()}
 
 
+def scored(
+    users: np.ndarray, items: np.ndarray, biases: np.ndarray | None, tau: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(queries, item vectors)`` whose dot products rank as the logits do: the unit vectors,
+    or with item biases ``[v_u, 1] . [v_i, tau b(i)] = cos + tau b(i)`` (the logit times tau,
+    so scores stay on the cosine scale)."""
+    if biases is None:
+        return np.ascontiguousarray(users), np.ascontiguousarray(items)
+    ones = np.ones((users.shape[0], 1), dtype=np.float32)
+    column = (tau * biases.astype(np.float64)).astype(np.float32)[:, None]
+    return np.hstack([users, ones]), np.hstack([items, column])
+
+
 def validation_ndcg(
     vectors: np.ndarray,
     n_users: int,
     train: sp.csr_array,
     relevant: sp.csr_array,
     threads: int,
+    biases: np.ndarray | None = None,
+    tau: float = 1.0,
 ) -> float:
-    """Mean NDCG@10 over users with a relevant validation item, training items excluded."""
+    """Mean NDCG@10 over users with a relevant validation item, training items excluded
+    (``biases``: the items' logit biases, see :func:`scored`)."""
     users = np.flatnonzero(np.diff(relevant.indptr) > 0)
+    queries, items = scored(vectors[users], vectors[n_users:], biases, tau)
     ids, _ = topk(
-        np.ascontiguousarray(vectors[users]),
-        np.ascontiguousarray(vectors[n_users:]),
+        queries,
+        items,
         VALIDATION_K,
         metric="dot",
         exclude=train[users],
@@ -138,6 +157,7 @@ def make_trainer(
         s.seed,
         score_block,
         np.ascontiguousarray(interactions.data, dtype=np.float32) if user_means else None,
+        s.item_bias,
     )
 
 
@@ -196,7 +216,13 @@ def train(
             if validation is not None:
                 trainer.set_parameters(kept)
                 metric = validation_ndcg(
-                    trainer.vectors(), n_users, interactions, validation, s.threads
+                    trainer.vectors(),
+                    n_users,
+                    interactions,
+                    validation,
+                    s.threads,
+                    trainer.item_biases() if s.item_bias else None,
+                    s.tau,
                 )
                 trainer.set_parameters(own)  # training goes on from its own weights
                 if metric > best[0]:
@@ -218,7 +244,8 @@ def train(
         elif s.averaging > 0:
             trainer.set_parameters(average.add(None))
         vectors, layer_outputs = trainer.vectors(s.layers)
-        return Result(trainer.parameters(), vectors, layer_outputs, best_epoch, history)
+        biases = trainer.item_biases() if s.item_bias else None
+        return Result(trainer.parameters(), vectors, layer_outputs, biases, best_epoch, history)
     finally:
         bar.close()
         torch.set_num_threads(previous_threads)

@@ -38,12 +38,18 @@ class TextCF(RealTimeVerbs, Recommender):
     One MLP (``Linear -> LeakyReLU -> Linear``, or a single ``Linear`` with
     ``network="linear"``) serves users and items. With ``layers > 0``, LightGCN-style
     propagation over the symmetric-normalised user-item graph averages each node's network
-    output with its ``1..layers``-hop neighbourhood before normalising. Scores are cosines.
+    output with its ``1..layers``-hop neighbourhood before normalising. Scores are cosines,
+    plus ``tau * b(i)`` with ``item_bias``.
 
     Training minimises InfoNCE (sampled softmax): for each training interaction, the positive
     item against ``negatives`` items drawn uniformly (with replacement) from the items that have
     training interactions, at temperature ``tau``; Adam, batches of ``batch_size``
     interactions, ``epochs`` passes, optionally early-stopped on a validation split.
+
+    Cosines know nothing of popularity. With ``item_bias=True`` each logit gains
+    ``b(i) = w_b . g_i``, a learned linear function of the item's hidden layer ``g_i`` (of its
+    embedding with ``network="linear"``), trained jointly: against uniform negatives it learns
+    popularity-like values, and since it is a function of text, cold and added items get one.
 
     Parameters
     ----------
@@ -91,6 +97,10 @@ class TextCF(RealTimeVerbs, Recommender):
         LeakyReLU slope for negative inputs.
     user_text_weight : float, default 1.0
         Weight of a user's own text embedding among their interaction weights.
+    item_bias : bool, default False
+        Add the text-predicted item bias ``b(i)`` to the logits (and ``tau * b(i)`` to the
+        scores). Neutral on MovieLens-100k's warm validation split (NDCG@10 0.1480 against
+        0.1474 with layers 0, tau 0.15; within 0.0005 in the 3 other pairs), hence off.
     encoder : semrec.TextEncoder, optional
         Encodes texts given to :meth:`add_items` (default: the bundled model, on first use).
     random_state : None, int or numpy.random.Generator
@@ -104,10 +114,13 @@ class TextCF(RealTimeVerbs, Recommender):
     Attributes
     ----------
     user_factors_, item_factors_ : ndarray of float32, shape (n, factors)
-        Unit vectors; ``score = user · item``.
+        Unit vectors; ``score = user · item`` (``+ tau * item_bias_[item]`` with the bias).
+    item_bias_ : ndarray of float32, shape (n_items,), or None
+        Each item's logit bias ``b(i)`` (None without ``item_bias``).
     weights_ : dict of str to ndarray
         The trained network (``l1.weight`` (hidden, dim), ``l1.bias``, ``l2.weight``,
-        ``l2.bias``; ``l1.*`` only for ``"linear"``).
+        ``l2.bias``; ``l1.*`` only for ``"linear"``; ``bias.weight`` (1, hidden or dim) with
+        ``item_bias``).
     graph_ : semrec.textcf._network.Graph
         The items' propagation layer outputs and training degrees (for fold-in and updates).
     user_state_ : semrec.textcf._network.UserState
@@ -144,6 +157,7 @@ class TextCF(RealTimeVerbs, Recommender):
         "averaging",
         "negative_slope",
         "user_text_weight",
+        "item_bias",
         "encoder",
         "random_state",
         "num_threads",
@@ -171,6 +185,7 @@ class TextCF(RealTimeVerbs, Recommender):
         averaging: float = 0.8,
         negative_slope: float = 0.01,
         user_text_weight: float = 1.0,
+        item_bias: bool = False,
         encoder: Any = None,
         random_state: int | np.random.Generator | None = None,
         num_threads: int | None = None,
@@ -192,6 +207,7 @@ class TextCF(RealTimeVerbs, Recommender):
         self.averaging = averaging
         self.negative_slope = negative_slope
         self.user_text_weight = user_text_weight
+        self.item_bias = item_bias
         self.encoder = encoder
         self.random_state = random_state
         self.num_threads = num_threads
@@ -225,6 +241,8 @@ class TextCF(RealTimeVerbs, Recommender):
         if averaging >= 1:
             raise ValueError(f"averaging must be in [0, 1), got {averaging}")
         _number(self.user_text_weight, "user_text_weight")
+        if not isinstance(self.item_bias, bool | np.bool_):
+            raise TypeError(f"item_bias must be True or False, got {self.item_bias!r}")
         show = self.show_progress
         if show is None:
             import sys
@@ -243,6 +261,7 @@ class TextCF(RealTimeVerbs, Recommender):
             epochs=int(self.epochs),
             patience=patience,
             averaging=averaging,
+            item_bias=bool(self.item_bias),
             seed=0,
             threads=resolve_num_threads(self.num_threads),
             show_progress=bool(show),
@@ -311,7 +330,9 @@ class TextCF(RealTimeVerbs, Recommender):
                     f"{relevant.shape}"
                 )
         rng = np.random.default_rng(self.random_state)
-        weights = network.initial_weights(emb.shape[1], settings.hidden, settings.factors, rng)
+        weights = network.initial_weights(
+            emb.shape[1], settings.hidden, settings.factors, rng, item_bias=settings.item_bias
+        )
         settings.seed = int(rng.integers(2**63))
         input_sum, mass = network.user_inputs(train, emb, users_emb, float(self.user_text_weight))
         inputs = np.vstack([network.means(input_sum, mass), emb]).astype(np.float32)
@@ -325,6 +346,7 @@ class TextCF(RealTimeVerbs, Recommender):
         self.weights_ = result.weights
         self.user_factors_ = np.ascontiguousarray(result.vectors[:n_users])
         self.item_factors_ = np.ascontiguousarray(result.vectors[n_users:])
+        self.item_bias_ = result.item_biases
         item_degree = np.bincount(train.indices, minlength=n_items).astype(np.int64)
         item_layers = result.layer_outputs[: settings.layers, n_users:]
         self.graph_ = Graph(np.ascontiguousarray(item_layers), item_degree)
@@ -341,7 +363,22 @@ class TextCF(RealTimeVerbs, Recommender):
         return self.user_factors_.shape[0], self.item_factors_.shape[0]
 
     def _vectors(self, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return np.ascontiguousarray(self.user_factors_[users]), self.item_factors_
+        queries = np.ascontiguousarray(self.user_factors_[users])
+        if self.item_bias_ is None:
+            return queries, self.item_factors_
+        # [v_u, 1] . [v_i, tau b(i)]: one dot product, so recommend stays on semrec.topk.
+        ones = np.ones((queries.shape[0], 1), dtype=np.float32)
+        return np.hstack([queries, ones]), self._biased_items()
+
+    def _biased_items(self) -> np.ndarray:
+        """``[v_i, tau b(i)]`` rows, built once per catalogue (``add_items`` replaces both
+        arrays, which rebuilds them)."""
+        vectors, biases = self.item_factors_, self.item_bias_
+        cached = getattr(self, "_biased_cache", None)
+        if cached is None or cached[0] is not vectors or cached[1] is not biases:
+            _, items = training.scored(vectors[:0], vectors, biases, float(self.tau))
+            cached = self._biased_cache = (vectors, biases, items)
+        return cached[2]
 
     def _item_space(self) -> tuple[np.ndarray, str]:
         return self.item_factors_, "cosine"
