@@ -112,8 +112,7 @@ class Recommender:
 
     # -- scoring hooks ---------------------------------------------------------------------------
     _score_offset: float = 0.0
-    # How the exact item index packs the vectors unless use_index says otherwise (_search.py).
-    _ITEM_STORAGE: str = DEFAULT_STORAGE
+    _ITEM_STORAGE: str = DEFAULT_STORAGE  # the exact index's packing unless use_index says
 
     def _vectors(self, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Dot-product models: (queries of ``users``, item vectors), float32, C-contiguous."""
@@ -212,10 +211,7 @@ class Recommender:
         return self._item_search().index_for(self._vectors(_NO_USERS)[1], self._threads)
 
     def _item_search(self) -> ItemSearch:
-        search = vars(self).get("_item_search_state")
-        if search is None:
-            search = self.__dict__["_item_search_state"] = ItemSearch(self._ITEM_STORAGE)
-        return search
+        return vars(self).setdefault("_item_search_state", ItemSearch(self._ITEM_STORAGE))
 
     def _items_changed(self, first: int = 0) -> None:
         """A model that changes its item vectors in place, or appends rows (``first`` = the

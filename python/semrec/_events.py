@@ -122,3 +122,26 @@ def drop_zeros(
     new_indptr = np.zeros_like(indptr)
     np.cumsum(np.bincount(rows, minlength=indptr.size - 1), out=new_indptr[1:])
     return new_indptr, indices[keep], weights[keep], times[keep]
+
+
+class TailIndex:
+    """The events logged after the consolidated seen matrix, by user, indexed as they arrive.
+
+    A click then reads its user's few later items instead of scanning the whole tail (a tail of
+    60k events took about 80 us per click to scan). Between consolidations the log only
+    grows at its end (a fold-in that rewrites users drops the matrix, and the next read
+    consolidates, which starts a new index).
+    """
+
+    def __init__(self, start: int) -> None:
+        self.upto = start
+        self.by_user: dict[int, list[int]] = {}
+
+    def items_of(self, user: int, log: EventLog) -> list[int]:
+        """``user``'s items among ``log``'s events since the matrix (the new ones indexed first)."""
+        if self.upto < len(log):
+            users, items, _, _ = log.arrays(slice(self.upto, None))
+            for u, i in zip(users.tolist(), items.tolist(), strict=True):
+                self.by_user.setdefault(u, []).append(i)
+            self.upto = len(log)
+        return self.by_user.get(user, [])

@@ -90,7 +90,6 @@ def positive_int(value: Any, name: str) -> int:
 
 
 INT32_MAX = int(np.iinfo(np.int32).max)  # the largest id or k the kernels take
-
 # Entries a top-k result may hold when k exceeds the catalogue (the rest is -1/-inf padding):
 # 2**27 entries (1 GiB of ids and scores); past that, a huge k is a mistake, not a request.
 MAX_PADDED = 2**27
@@ -211,11 +210,9 @@ def one_id(value: Any, name: str, n: int | None) -> int:
 
 
 def new_user_ids(users: Any, rows: int, n_users: int) -> np.ndarray:
-    """Validate the ``users`` of ``fold_in``: one distinct id per history row, each an existing
-    user (replaced) or one of the next new ids ``n_users, n_users + 1, ...`` (appended).
-
-    The one rule for every model; returns int64 ids.
-    """
+    """Validate the ``users`` of ``fold_in`` (the one rule for every model; int64 ids): one
+    distinct id per history row, each an existing user (replaced) or one of the next new ids
+    ``n_users, n_users + 1, ...`` (appended)."""
     ids = np.asarray(users)
     if ids.ndim != 1 or ids.size != rows:
         raise ValueError(
@@ -534,9 +531,7 @@ def interactions(m: Any, name: str, *, nonnegative: bool) -> sp.csr_array:
 
 def index_array(ids: Any, name: str, n: int, what: str) -> tuple[np.ndarray, bool]:
     """Validate a scalar or 1-D array of indices in [0, n); return int64 and whether scalar."""
-    if type(ids) is int:  # one id, the real-time call: the same checks without array calls
-        if not 0 <= ids < n:
-            raise IndexError(f"{name} holds {what} id {ids}, outside [0, {n})")
+    if type(ids) is int and 0 <= ids < n:  # one valid id (a real-time call): no array calls
         return np.array([ids], dtype=np.int64), True
     arr = np.asarray(ids)
     scalar = arr.ndim == 0
@@ -569,9 +564,9 @@ def dataset(value: Any, name: str = "dataset") -> Any:
     return value
 
 
-# Memory a growth request may ask for before it is refused as a mistake (a raw id passed as
-# an index): the machine's physical memory, or 1 TiB where that is unknown.
 def _memory_bytes() -> int:
+    """The most a growth request may ask for (more is a raw id passed as an index): physical
+    memory, or 1 TiB where that is unknown."""
     try:
         return int(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
     except (ValueError, OSError, AttributeError):

@@ -21,7 +21,7 @@ from tqdm import tqdm
 from semrec import _validation as check
 from semrec._base import Recommender
 from semrec._encoding import EncodesText
-from semrec._events import EventLog, csr_rows, drop_zeros, events_matrix
+from semrec._events import EventLog, TailIndex, csr_rows, drop_zeros, events_matrix
 from semrec._persist import Saved
 from semrec.datasets import Dataset, ItemEmbeddings
 from semrec.datasets._embeddings import check_alignment
@@ -451,7 +451,7 @@ class ContentRecommender(EncodesText, Recommender):
 
     def _consolidate(self) -> None:
         """Bring the cached seen matrix up to date with the event log."""
-        self._tail = _TailIndex(len(self._log))  # every event is in the matrix below
+        self._tail = TailIndex(len(self._log))  # every event is in the matrix below
         shape = (self._stream.n_users, self._stream.n_items)
         if self._seen is None:
             self._seen = self._log.matrix(slice(None), shape)
@@ -560,28 +560,6 @@ class ContentRecommender(EncodesText, Recommender):
         self.__dict__.update(state)
         if replay is not None:
             self._replay(*replay)
-
-
-class _TailIndex:
-    """The events logged after the consolidated seen matrix, by user, indexed as they arrive.
-
-    A click then reads its user's few later items instead of scanning the whole tail (up to
-    _TAIL_LIMIT events: about 80 us per click at 60k). Between consolidations the log only
-    grows at its end (a fold-in that rewrites users drops the matrix, and the next read
-    consolidates, which starts a new index).
-    """
-
-    def __init__(self, start: int) -> None:
-        self.upto = start
-        self.by_user: dict[int, list[int]] = {}
-
-    def items_of(self, user: int, log: EventLog) -> list[int]:
-        if self.upto < len(log):
-            users, items, _, _ = log.arrays(slice(self.upto, None))
-            for u, i in zip(users.tolist(), items.tolist(), strict=True):
-                self.by_user.setdefault(u, []).append(i)
-            self.upto = len(log)
-        return self.by_user.get(user, [])
 
 
 def _normalised(x: Any, name: str, *, allow_1d: bool = False) -> np.ndarray:
