@@ -125,7 +125,8 @@ def drop_zeros(
 
 
 class TailIndex:
-    """The events logged after the consolidated seen matrix, by user, indexed as they arrive.
+    """The events logged after the consolidated seen matrix (from ``start`` on), by user,
+    indexed as they arrive.
 
     A click then reads its user's few later items instead of scanning the whole tail (a tail of
     60k events took about 80 us per click to scan). Between consolidations the log only
@@ -134,6 +135,7 @@ class TailIndex:
     """
 
     def __init__(self, start: int) -> None:
+        self.start = start  # the log's events before it are in the matrix
         self.upto = start
         self.by_user: dict[int, list[int]] = {}
 

@@ -238,7 +238,6 @@ class ContentRecommender(EncodesText, Recommender):
         self._add_events(indptr, indices, weights, times, n_users)
         self._log = log
         self._seen = None
-        self._seen_upto = 0
         logger.debug(
             "ContentRecommender.fit: %d users, %d events in %.3fs",
             n_users,
@@ -442,7 +441,7 @@ class ContentRecommender(EncodesText, Recommender):
     def _seen_matrix(self) -> sp.csr_array:
         """The cached seen matrix at the current shape, consolidated once its unconsolidated
         tail of events grows past _TAIL_LIMIT (the tail is read from the log meanwhile)."""
-        if self._seen is None or len(self._log) - self._seen_upto > _TAIL_LIMIT:
+        if self._seen is None or len(self._log) - self._tail.start > _TAIL_LIMIT:
             self._consolidate()
         shape = (self._stream.n_users, self._stream.n_items)
         if self._seen.shape != shape:
@@ -451,16 +450,14 @@ class ContentRecommender(EncodesText, Recommender):
 
     def _consolidate(self) -> None:
         """Bring the cached seen matrix up to date with the event log."""
-        self._tail = TailIndex(len(self._log))  # every event is in the matrix below
         shape = (self._stream.n_users, self._stream.n_items)
         if self._seen is None:
             self._seen = self._log.matrix(slice(None), shape)
-            self._seen_upto = len(self._log)
-        elif self._seen_upto < len(self._log):
-            tail = self._log.matrix(slice(self._seen_upto, None), shape)
+        elif self._tail.start < len(self._log):
+            tail = self._log.matrix(slice(self._tail.start, None), shape)
             self._seen.resize(shape)
             self._seen = check.summed(self._seen, tail)  # a sum of 0 stays seen
-            self._seen_upto = len(self._log)
+        self._tail = TailIndex(len(self._log))  # every event is in the matrix now
         if self._seen.shape != shape:
             self._seen.resize(shape)
 
@@ -476,9 +473,9 @@ class ContentRecommender(EncodesText, Recommender):
                 np.ones(items.size, dtype=np.float32),
             )
         rows = csr_rows(seen, users)
-        if self._seen_upto == len(self._log):
+        if self._tail.start == len(self._log):
             return rows
-        tail_users, tail_items, tail_weights, _ = self._log.arrays(slice(self._seen_upto, None))
+        tail_users, tail_items, tail_weights, _ = self._log.arrays(slice(self._tail.start, None))
         uniq, inverse = np.unique(users, return_inverse=True)
         mine = np.isin(tail_users, uniq)
         local = np.searchsorted(uniq, tail_users[mine])
@@ -539,7 +536,6 @@ class ContentRecommender(EncodesText, Recommender):
         )
         self._log = EventLog.from_arrays(users, items, weights, times)
         self._seen = None
-        self._seen_upto = 0
 
     # -- pickling (Dask workers): the saved form's content, profiles rebuilt by replaying --------
     def __getstate__(self) -> dict[str, Any]:
@@ -551,7 +547,7 @@ class ContentRecommender(EncodesText, Recommender):
                 self._stream.n_users,
                 self._log.arrays(slice(None)),
             )
-            for name in ("_stream", "_log", "_seen", "_seen_upto", "_tail"):
+            for name in ("_stream", "_log", "_seen", "_tail"):
                 state.pop(name, None)
         return state
 

@@ -88,9 +88,17 @@ def scored(
     so scores stay on the cosine scale)."""
     if biases is None:
         return np.ascontiguousarray(users), np.ascontiguousarray(items)
-    ones = np.ones((users.shape[0], 1), dtype=np.float32)
-    column = (tau * biases.astype(np.float64)).astype(np.float32)[:, None]
-    return np.hstack([users, ones]), np.hstack([items, column])
+    return biased_queries(users), biased_items(items, biases, tau)
+
+
+def biased_queries(users: np.ndarray) -> np.ndarray:
+    """``[v_u, 1]`` rows, for :func:`biased_items` (see :func:`scored`)."""
+    return np.hstack([users, np.ones((users.shape[0], 1), dtype=np.float32)])
+
+
+def biased_items(items: np.ndarray, biases: np.ndarray, tau: float) -> np.ndarray:
+    """``[v_i, tau b(i)]`` rows, for :func:`biased_queries` (see :func:`scored`)."""
+    return np.hstack([items, (tau * biases.astype(np.float64)).astype(np.float32)[:, None]])
 
 
 def validation_ndcg(

@@ -367,8 +367,7 @@ class TextCF(RealTimeVerbs, Recommender):
         if self.item_bias_ is None:
             return queries, self.item_factors_
         # [v_u, 1] . [v_i, tau b(i)]: one dot product, so recommend stays on semrec.topk.
-        ones = np.ones((queries.shape[0], 1), dtype=np.float32)
-        return np.hstack([queries, ones]), self._biased_items()
+        return training.biased_queries(queries), self._biased_items()
 
     def _biased_items(self) -> np.ndarray:
         """``[v_i, tau b(i)]`` rows, built once per catalogue (``add_items`` replaces both
@@ -376,7 +375,7 @@ class TextCF(RealTimeVerbs, Recommender):
         vectors, biases = self.item_factors_, self.item_bias_
         cached = getattr(self, "_biased_cache", None)
         if cached is None or cached[0] is not vectors or cached[1] is not biases:
-            _, items = training.scored(vectors[:0], vectors, biases, float(self.tau))
+            items = training.biased_items(vectors, biases, float(self.tau))
             cached = self._biased_cache = (vectors, biases, items)
         return cached[2]
 
