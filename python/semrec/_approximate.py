@@ -124,6 +124,8 @@ def exactly(items: ItemIndex, req: Request, candidates: Any = None) -> tuple[np.
 
 def rescored(items: ItemIndex, req: Request, found: np.ndarray) -> tuple[np.ndarray, ...]:
     """The exact top-k of the proposed ids ``found`` (-1: none), filters applied."""
+    if found.shape[0] == 1:  # one query: a plain id list (0.66 ms for 1000 of 1M, CSR 0.88)
+        return exactly(items, req, np.unique(found[found >= 0]))
     rows = np.repeat(np.arange(found.shape[0]), found.shape[1])
     cols = found.reshape(-1)
     ok = cols >= 0
