@@ -7,7 +7,7 @@ shaped vectors (``benchmarks/_catalogues.py``'s ``minilm``: high intrinsic dimen
 structure at scale) an IVF index with 1,024 lists found only 0.70 of the true top 10 after
 scanning 128 of them (200k items), and the HNSW graph needed 1024-wide searches at 1M for 0.83;
 a product-quantised copy of every item keeps the true top 10 within its best thousand
-(recall@10 0.99 at 200k with ``m=96`` and ``rerank=1000``), and faiss's fast-scan kernel reads
+(recall@10 0.99 at 200k, 0.95 at 1M, with ``m=96`` and ``rerank=1000``), and faiss's fast-scan kernel reads
 the 48 bytes per item (1/32 of float32) with in-register table lookups. The build is a k-means
 per sub-space on a sample: seconds, not the hours of a dense graph. Recall and latency at 1M:
 ``benchmarks/realtime.py --only ann --ann-kind pq`` and benchmarks/README.md.
@@ -74,8 +74,9 @@ class PQIndex:
         More is slower to scan and more accurate.
     rerank : int, default 1000
         Items re-scored exactly per query: the recall/speed knob, may be changed at any time.
-        Over 1M MiniLM-shaped vectors (384-d, default ``m``) recall@10 was 0.96 at 1000 (see
-        benchmarks/README.md); over 200k, 0.93 at 200 and 0.99 at 1000.
+        Over 1M MiniLM-shaped vectors (384-d, default ``m``) recall@10 was 0.87 at 250, 0.95
+        at 1000 and 0.98 at 2000, a query taking 3.2-5.7 ms (benchmarks/README.md); over 200k,
+        0.93 at 200 and 0.99 at 1000.
     random_state : int, default 0
         Seeds the training sample and the k-means.
     num_threads : int, optional
