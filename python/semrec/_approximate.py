@@ -6,12 +6,15 @@ are the exact kernel's, bitwise, and ties still go to the lower id).
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
+from semrec import _persist as persist
 from semrec import _validation as check
 from semrec._threads import resolve_num_threads
 from semrec.similarity import ItemIndex, topk
@@ -138,3 +141,51 @@ def shaped(result: tuple[np.ndarray, np.ndarray], single: bool) -> tuple[np.ndar
     """One query's row when the query was one vector."""
     ids, scores = result
     return (ids[0], scores[0]) if single and ids.ndim == 2 else (ids, scores)
+
+
+def save(
+    path: str | os.PathLike[str],
+    format_name: str,
+    version: int,
+    items: ItemIndex,
+    settings: dict[str, int],
+    name: str,
+    blob: np.ndarray,
+) -> None:
+    """Save an index's vectors, settings and faiss bytes (``blob`` under ``name``) to ``path``
+    (``.npz`` + JSON metadata with a SHA-256 of each array, written atomically, no pickle)."""
+    meta = {
+        "format": format_name,
+        "version": version,
+        "metric": items.metric,
+        "storage": items.storage,
+        **settings,
+    }
+    persist.write(path, meta, {"vectors": np.ascontiguousarray(items.vectors), name: blob})
+
+
+def load(
+    path: str | os.PathLike[str],
+    format_name: str,
+    version: int,
+    name: str,
+    settings: tuple[str, ...],
+    from_bytes: Callable[..., Any],
+    num_threads: int | None,
+) -> Any:
+    """The index :func:`save` wrote, through ``from_bytes(items, blob, **settings)``; damage
+    raises :class:`semrec.FormatError`."""
+    saved = persist.read(path, format_name, version)
+    vectors = saved.array("vectors", np.float32, (None, None))
+    blob = saved.array(name, np.uint8, (None,))
+    try:
+        items = ItemIndex(
+            vectors,
+            metric=saved.value("metric", str),
+            storage=saved.value("storage", str),
+            num_threads=num_threads,
+            copy=False,
+        )
+        return from_bytes(items, blob, **{key: saved.value(key, int) for key in settings})
+    except (TypeError, ValueError) as exc:
+        raise saved.error(name, f"does not match the vectors ({exc})") from None

@@ -27,7 +27,6 @@ import numpy as np
 import scipy.sparse as sp
 
 from semrec import _approximate as approx
-from semrec import _persist as persist
 from semrec import _validation as check
 from semrec._threads import resolve_num_threads
 from semrec.similarity import ItemIndex
@@ -272,35 +271,15 @@ class HNSWIndex:
         >>> len(semrec.HNSWIndex.load(path))
         3
         """
-        meta = {
-            "format": _FORMAT,
-            "version": _VERSION,
-            "metric": self.items.metric,
-            "storage": self.items.storage,
-            **self.settings(),
-        }
-        arrays = {"vectors": np.ascontiguousarray(self.items.vectors), "graph": self.graph_bytes()}
-        persist.write(path, meta, arrays)
+        approx.save(
+            path, _FORMAT, _VERSION, self.items, self.settings(), "graph", self.graph_bytes()
+        )
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], *, num_threads: int | None = None) -> HNSWIndex:
         """Load an index written by :meth:`save`; damage raises :class:`semrec.FormatError`."""
-        saved = persist.read(path, _FORMAT, _VERSION)
-        vectors = saved.array("vectors", np.float32, (None, None))
-        graph = saved.array("graph", np.uint8, (None,))
-        try:
-            items = ItemIndex(
-                vectors,
-                metric=saved.value("metric", str),
-                storage=saved.value("storage", str),
-                num_threads=num_threads,
-                copy=False,
-            )
-            names = ("m", "ef_construction", "ef_search")
-            params = {name: saved.value(name, int) for name in names}
-            return cls.from_bytes(items, graph, **params)
-        except (TypeError, ValueError) as exc:
-            raise saved.error("graph", f"does not match the vectors ({exc})") from None
+        names = ("m", "ef_construction", "ef_search")
+        return approx.load(path, _FORMAT, _VERSION, "graph", names, cls.from_bytes, num_threads)
 
 
 def _unpickle_hnsw(items: ItemIndex, graph: np.ndarray, settings: dict[str, int]) -> HNSWIndex:

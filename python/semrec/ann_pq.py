@@ -7,10 +7,10 @@ shaped vectors (``benchmarks/_catalogues.py``'s ``minilm``: high intrinsic dimen
 structure at scale) an IVF index with 1,024 lists found only 0.70 of the true top 10 after
 scanning 128 of them (200k items), and the HNSW graph needed 1024-wide searches at 1M for 0.83;
 a product-quantised copy of every item keeps the true top 10 within its best thousand
-(recall@10 0.99 at 200k, 0.95 at 1M, with ``m=96`` and ``rerank=1000``), and faiss's fast-scan kernel reads
-the 48 bytes per item (1/32 of float32) with in-register table lookups. The build is a k-means
-per sub-space on a sample: seconds, not the hours of a dense graph. Recall and latency at 1M:
-``benchmarks/realtime.py --only ann --ann-kind pq`` and benchmarks/README.md.
+(recall@10 0.99 at 200k, 0.95 at 1M, with ``m=96`` and ``rerank=1000``), and faiss's fast-scan
+kernel reads the 48 bytes per item (1/32 of float32) with in-register table lookups. The build
+is a k-means per sub-space on a sample: seconds, not the hours of a dense graph. Recall and
+latency at 1M: ``benchmarks/realtime.py --only ann --ann-kind pq`` and benchmarks/README.md.
 
 faiss ships its own OpenMP runtime; searches use ``num_threads`` of it.
 """
@@ -26,7 +26,6 @@ import numpy as np
 import scipy.sparse as sp
 
 from semrec import _approximate as approx
-from semrec import _persist as persist
 from semrec import _validation as check
 from semrec._threads import resolve_num_threads
 from semrec.similarity import ItemIndex
@@ -304,34 +303,15 @@ class PQIndex:
         >>> len(semrec.PQIndex.load(path))
         20
         """
-        meta = {
-            "format": _FORMAT,
-            "version": _VERSION,
-            "metric": self.items.metric,
-            "storage": self.items.storage,
-            **self.settings(),
-        }
-        arrays = {"vectors": np.ascontiguousarray(self.items.vectors), "codes": self.code_bytes()}
-        persist.write(path, meta, arrays)
+        approx.save(
+            path, _FORMAT, _VERSION, self.items, self.settings(), "codes", self.code_bytes()
+        )
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], *, num_threads: int | None = None) -> PQIndex:
         """Load an index written by :meth:`save`; damage raises :class:`semrec.FormatError`."""
-        saved = persist.read(path, _FORMAT, _VERSION)
-        vectors = saved.array("vectors", np.float32, (None, None))
-        codes = saved.array("codes", np.uint8, (None,))
-        try:
-            items = ItemIndex(
-                vectors,
-                metric=saved.value("metric", str),
-                storage=saved.value("storage", str),
-                num_threads=num_threads,
-                copy=False,
-            )
-            params = {name: saved.value(name, int) for name in ("m", "rerank", "random_state")}
-            return cls.from_bytes(items, codes, **params)
-        except (TypeError, ValueError) as exc:
-            raise saved.error("codes", f"does not match the vectors ({exc})") from None
+        names = ("m", "rerank", "random_state")
+        return approx.load(path, _FORMAT, _VERSION, "codes", names, cls.from_bytes, num_threads)
 
 
 def _unpickle_pq(items: ItemIndex, codes: np.ndarray, settings: dict[str, int]) -> PQIndex:
