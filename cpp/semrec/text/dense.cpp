@@ -117,11 +117,13 @@ SEMREC_AVX2_CLONE void normalize_row(const float* xr, std::int64_t in, float* ur
     mn = std::min(mn, xr[j]);
     mx = std::max(mx, xr[j]);
   }
-  const float width = std::max(mx - mn, 1e-30f), inverse = 1.0f / width;
+  const float width = std::max(mx - mn, 1e-30f);
   *lo = mn;
   *range = width;
+  // A division, not a multiplication by 1 / width: each row's largest u must be exactly 1, as
+  // FBGEMM's quantisation scale follows the whole batch's largest u (batch independence).
 #pragma omp simd
-  for (std::int64_t j = 0; j < in; ++j) ur[j] = (xr[j] - mn) * inverse;
+  for (std::int64_t j = 0; j < in; ++j) ur[j] = (xr[j] - mn) / width;
 }
 
 // Rows (rows x ld) of x, their first `in` columns normalised into u (rows x in).
