@@ -263,8 +263,7 @@ at::Tensor Dense::operator()(const at::Tensor& x, Epilogue act, const at::Tensor
     const bool add_residual = residual != nullptr && act == Epilogue::none;
     {
       RECORD_USER_SCOPE("semrec::int8_dequantize");
-      const at::Tensor res =
-          add_residual ? residual->reshape({n, -1}).contiguous() : at::Tensor();
+      const at::Tensor res = add_residual ? residual->reshape({n, -1}).contiguous() : at::Tensor();
       Tail tail;
       if (tail_ > 0) {
         tail = {rows.data_ptr<float>() + in_int8, in, tail_, tail_weight_.data_ptr<float>()};

@@ -34,8 +34,8 @@ class Dense {
   // range (int8 only): see Int8Range. fp32_tail (int8 only): the last fp32_tail input channels
   // are computed in float32 (activation outliers, which would otherwise set every row's
   // quantisation step) and left out of the rows' int8 ranges.
-  Dense(at::Tensor weight, at::Tensor bias, DenseKernel kernel,
-        Int8Range range = Int8Range::full, std::int64_t fp32_tail = 0);
+  Dense(at::Tensor weight, at::Tensor bias, DenseKernel kernel, Int8Range range = Int8Range::full,
+        std::int64_t fp32_tail = 0);
 
   // act(x W^T + b), plus residual when given (added before nothing else: post-LayerNorm BERT).
   at::Tensor operator()(const at::Tensor& x, Epilogue act = Epilogue::none,
