@@ -48,7 +48,6 @@ void kernel(const std::int32_t* const* q, const std::int8_t* x, std::int64_t str
     }
   }
 }
-constexpr int kGroup = 4;  // panels per step for one query (8 accumulators)
 #elif defined(__AVX2__)
 template <int R, int G>
 void kernel(const std::int32_t* const* q, const std::int8_t* x, std::int64_t stride,
@@ -85,7 +84,6 @@ void kernel(const std::int32_t* const* q, const std::int8_t* x, std::int64_t str
     }
   }
 }
-constexpr int kGroup = 2;
 #else
 template <int R, int G>
 void kernel(const std::int32_t* const* q, const std::int8_t* x, std::int64_t stride,
@@ -103,8 +101,13 @@ void kernel(const std::int32_t* const* q, const std::int8_t* x, std::int64_t str
     }
   }
 }
-constexpr int kGroup = 1;
 #endif
+
+// Panels per step: one. The sums' only dependency is a 1-cycle add, so one panel already has
+// enough independent work, and one sequential stream suits the prefetchers; measured over 20k x
+// 384 (after evicting the cache): 4 panels 0.52 ms AVX-512 / 0.50 ms AVX2, 2 panels 0.56 / 0.71
+// (AVX2 spills: 17 registers), 1 panel 0.45 / 0.47.
+constexpr int kGroup = 1;
 
 template <int R>
 void panels_for(const std::int32_t* const* q, const std::int8_t* x, std::int64_t panels,
