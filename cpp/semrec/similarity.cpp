@@ -764,18 +764,25 @@ constexpr std::int64_t kBytesPerThread = std::int64_t{32} << 20;
 constexpr std::int64_t kRangesPerThread = 4;
 constexpr std::int64_t kMaxRangeBytes = std::int64_t{16} << 20;
 
+// Threads and item ranges (of whole blocks) for a few-query scan of `bytes` of panels.
+struct Ranges {
+  std::int64_t threads, ranges;
+};
+Ranges scan_ranges(std::int64_t bytes, const Blocks& iblocks, int num_threads) {
+  const std::int64_t threads =
+      std::clamp<std::int64_t>(bytes / kBytesPerThread, 1, usable_threads(num_threads));
+  if (threads == 1) return {1, 1};
+  return {threads,
+          std::min(iblocks.count, std::max(kRangesPerThread * threads,
+                                           (bytes + kMaxRangeBytes - 1) / kMaxRangeBytes))};
+}
+
 template <class T>
 void few_scan(const Scan<T>& s, int num_threads, const StopCheck& stop, TopKOutput out) {
   const std::int64_t nq = s.nq, dim = s.dim, k = s.k;
   const Blocks iblocks(s.n_items, kItemBlock);
-  const std::int64_t bytes = s.n_items * dim * static_cast<std::int64_t>(sizeof(T));
-  const std::int64_t threads =
-      std::clamp<std::int64_t>(bytes / kBytesPerThread, 1, usable_threads(num_threads));
-  const std::int64_t ranges =
-      threads == 1
-          ? 1
-          : std::min(iblocks.count, std::max(kRangesPerThread * threads,
-                                             (bytes + kMaxRangeBytes - 1) / kMaxRangeBytes));
+  const auto [threads, ranges] =
+      scan_ranges(s.n_items * dim * static_cast<std::int64_t>(sizeof(T)), iblocks, num_threads);
   const std::int64_t stride = dim * kPanel;
 
   // Query tiles, packed [term][query] once for every range.
@@ -1113,14 +1120,8 @@ void int8_search(const Queries& q, const PreparedItems& items, MatrixView rows, 
   const auto na = static_cast<std::int64_t>(active.size());
   const Blocks iblocks(n, kItemBlock);
   const std::int64_t stride = quantized::panel_bytes(dim);
-  const std::int64_t bytes = (n + quantized::kPanel - 1) / quantized::kPanel * stride;
-  const std::int64_t threads =
-      std::clamp<std::int64_t>(bytes / kBytesPerThread, 1, usable_threads(num_threads));
-  const std::int64_t ranges =
-      threads == 1
-          ? 1
-          : std::min(iblocks.count, std::max(kRangesPerThread * threads,
-                                             (bytes + kMaxRangeBytes - 1) / kMaxRangeBytes));
+  const auto [threads, ranges] =
+      scan_ranges((n + quantized::kPanel - 1) / quantized::kPanel * stride, iblocks, num_threads);
   // Per range and active query: the k best lower bounds, and the candidates (id, upper bound).
   std::vector<std::int32_t> low_ids(static_cast<std::size_t>(ranges * na * k));
   std::vector<float> low_scores(low_ids.size());
