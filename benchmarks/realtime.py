@@ -12,9 +12,10 @@ topics) is fitted on seeded synthetic interactions; then the same ``--clicks`` r
 item) clicks are replayed by every method, which each keep their own state:
 
 * semrec model: ``model.update(user, item)`` then ``model.recommend(user, k=10)`` (seen items
-  excluded), the model as it is (its items in an exact ItemIndex with float16 panels, the
+  excluded), the model as it is (its items in an exact ItemIndex with int8 panels, the
   candidates re-scored exactly: ContentRecommender's default).
-* semrec model f32: the same with ``model.use_index("exact", storage="float32")``.
+* semrec model f16 / f32: the same with ``model.use_index("exact", storage="float16")`` /
+  ``"float32"``.
 * semrec model hnsw: the same with ``model.use_index("hnsw")`` (approximate; faiss): its
   recall@10 against NumPy's exact lists is the last column.
 * semrec index: ``model.update(user, item)`` (returns the new profile) then
@@ -32,13 +33,13 @@ clicks gave exactly NumPy's top-10 ids (the rest, if any, differ only at a score
 float32 rounding, checked) and the mean recall@10 against NumPy.
 
 Part 2, one query. Exact top-10 of single queries over ``--items`` items x 384 (unit rows): the
-raw matrix (``topk(q, X, 10, metric="dot", check_finite=False)``), an ``ItemIndex`` in float32
-and in float16 storage (exact answers either way: asserted equal to the float32 index), NumPy
+raw matrix (``topk(q, X, 10, metric="dot", check_finite=False)``), an ``ItemIndex`` in float32,
+float16 and int8 storage (exact answers each: asserted equal to the float32 index), NumPy
 (``X @ q`` + argpartition + sort) and faiss ``IndexFlatIP``. Methods alternate query by query.
-GB/s = bytes of the float32 matrix / time (the float16 index streams half of them; its "streamed"
-rate is shown too). The memory bandwidth probe is a plain NumPy ``X.sum()`` over the same array
-(one thread), and the same sum split over ``--threads`` Python threads (NumPy releases the GIL):
-"% of bandwidth" divides by the larger of the two.
+GB/s = bytes of the float32 matrix / time (the float16 and int8 indexes stream a half and a
+quarter of them; their "streamed" rate is shown too). The memory bandwidth probe is a plain
+NumPy ``X.sum()`` over the same array (one thread), and the same sum split over ``--threads``
+Python threads (NumPy releases the GIL): "% of bandwidth" divides by the larger of the two.
 
 Part 3, approximate. ``--ann-items`` items (100k; --quick 50k) of each ``--ann-data`` catalogue
 (``_catalogues.py``: ``minilm`` shaped like real sentence embeddings, ``topics`` and ``gaussian``
@@ -203,7 +204,8 @@ def bench_clicks(args: argparse.Namespace) -> list[str]:
             history
         )
 
-    m_model, m_f32, m_index = model(), model(), model()
+    m_model, m_f16, m_f32, m_index = model(), model(), model(), model()
+    m_f16.use_index("exact", storage="float16")
     m_f32.use_index("exact", storage="float32")
     m_hnsw = model().use_index("hnsw") if faiss is not None else None
     index = semrec.ItemIndex(m_index.item_embeddings_, metric="dot", num_threads=args.threads)
@@ -234,6 +236,7 @@ def bench_clicks(args: argparse.Namespace) -> list[str]:
         results.setdefault("numpy", []).append(reference.click(int(users[c]), int(items[c])))
 
     methods = {"semrec model": via("semrec model", m_model)}
+    methods["semrec model f16"] = via("semrec model f16", m_f16)
     methods["semrec model f32"] = via("semrec model f32", m_f32)
     if m_hnsw is not None:
         methods["semrec model hnsw"] = via("semrec model hnsw", m_hnsw)
@@ -327,6 +330,7 @@ def bench_scan(args: argparse.Namespace) -> list[str]:
     del x
     x = index32.vectors  # the one float32 copy everybody reads
     index16 = semrec.ItemIndex(x, metric="dot", storage="float16", num_threads=args.threads)
+    index8 = semrec.ItemIndex(x, metric="dot", storage="int8", num_threads=args.threads)
     queries = topic_vectors(rng, rng.integers(0, 200, size=args.queries + 1), 200)
     flat = None
     if faiss is not None:
@@ -347,6 +351,9 @@ def bench_scan(args: argparse.Namespace) -> list[str]:
         "semrec ItemIndex float16": lambda c: keep(
             "f16", semrec.topk(queries[c], index16, 10, num_threads=t)
         ),
+        "semrec ItemIndex int8": lambda c: keep(
+            "i8", semrec.topk(queries[c], index8, 10, num_threads=t)
+        ),
         "semrec topk(matrix)": lambda c: semrec.topk(
             queries[c], x, 10, metric="dot", check_finite=False, num_threads=t
         ),
@@ -358,8 +365,9 @@ def bench_scan(args: argparse.Namespace) -> list[str]:
         fn(args.queries)  # warm-up on the extra query
     results.clear()
     times = run_alternating(methods, args.queries)
-    for a, b in zip(results["f32"], results["f16"], strict=True):
-        assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1]), "float16 not exact"
+    for kind in ("f16", "i8"):
+        for a, b in zip(results["f32"], results[kind], strict=True):
+            assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1]), f"{kind} not exact"
     pairs = zip(results["f32"], results["np"], strict=True)
     agree = sum(np.array_equal(a[0], b[0]) for a, b in pairs)
 
@@ -371,8 +379,9 @@ def bench_scan(args: argparse.Namespace) -> list[str]:
     med32 = statistics.median(times["semrec ItemIndex float32"])
     rows = [
         f"Part 2: exact top-10 of one query over {n} x {DIM} float32 ({gb:.2f} GB), "
-        f"{args.queries} queries, methods in random order query by query; ItemIndex float16 == "
-        f"float32 on every query (asserted); float32 index == NumPy ids on {agree}/{args.queries}",
+        f"{args.queries} queries, methods in random order query by query; ItemIndex float16, "
+        f"int8 == float32 on every query (asserted); float32 index == NumPy ids on "
+        f"{agree}/{args.queries}",
         "method                     |  p50 ms  |  p99 ms  | GB/s (p50) | % of bandwidth "
         "| index32 p50 / this p50",
         "---------------------------+----------+----------+------------+----------------"
@@ -381,7 +390,8 @@ def bench_scan(args: argparse.Namespace) -> list[str]:
     for name, ts in times.items():
         p50, p99, _ = percentiles(ts)
         rate = gb / p50
-        note = f" (streams {gb / 2 / p50:.1f})" if "float16" in name else ""
+        share = 2 if "float16" in name else 4 if "int8" in name else 0
+        note = f" (streams {gb / share / p50:.1f})" if share else ""
         rows.append(
             f"{name:<26} | {p50 * 1e3:8.2f} | {p99 * 1e3:8.2f} | {rate:10.1f} | "
             f"{100 * rate / bandwidth:13.0f}% | {med32 / p50:8.2f}{note}"

@@ -25,7 +25,7 @@ def clustered(rng: np.random.Generator, n: int, dim: int) -> np.ndarray:
     return x.astype(np.float32)
 
 
-@pytest.mark.parametrize("storage", ["float32", "float16"])
+@pytest.mark.parametrize("storage", ["float32", "float16", "int8"])
 @pytest.mark.parametrize("metric", ["cosine", "dot"])
 @pytest.mark.parametrize("n_queries", [1, 3, 8, 9, 700])
 def test_bitwise_equal_to_the_matrix(metric, storage, n_queries):
@@ -42,7 +42,7 @@ def test_bitwise_equal_to_the_matrix(metric, storage, n_queries):
     assert_close(*topk(q, index, 25, exclude=ex), full, allowed, 25, tolerances(q, x, metric))
 
 
-@pytest.mark.parametrize("storage", ["float32", "float16"])
+@pytest.mark.parametrize("storage", ["float32", "float16", "int8"])
 @pytest.mark.parametrize("n_queries", [1, 5])
 def test_few_queries_over_a_catalogue_split_between_threads(storage, n_queries):
     # Past 1 MiB of panels a single query's scan is split into item ranges run by several
@@ -75,6 +75,84 @@ def test_float16_is_exact_even_when_its_scores_cannot_rank():
     assert_same_results(got, want)
 
 
+def half_steps(rng: np.random.Generator, n: int, dim: int) -> np.ndarray:
+    """Int8's worst case: every component but the largest half-way between two of the row's
+    int8 levels (the largest rounding error), around a few shared directions, so that many
+    items score within int8's error of each other; duplicates tie exactly."""
+    base = rng.integers(-120, 120, (4, dim))
+    x = (
+        base[rng.integers(0, 4, n)]
+        + rng.integers(-1, 2, (n, dim))
+        + rng.choice([-0.5, 0.5], (n, dim))
+    )
+    x[:, 0] = 127.0  # the row's largest: its int8 scale is exactly one unit of the grid
+    x[1::40] = x[0]
+    return (x * rng.uniform(0.5, 2.0, (n, 1)) / 127).astype(np.float32)
+
+
+def assert_int8_exact(q, x, k, metric, exclude=None):
+    """int8 panels give the float32 search's bits, and the float64 NumPy reference's top k."""
+    index = ItemIndex(x, metric=metric, storage="int8")
+    got = topk(q, index, k, exclude=exclude)
+    assert_same_results(got, topk(q, x, k, metric=metric, exclude=exclude))
+    _, _, full, allowed = reference(np.atleast_2d(q), x, k, metric, exclude)
+    assert_close(*(np.atleast_2d(a) for a in got), full, allowed, k, tolerances(q, x, metric))
+
+
+@pytest.mark.parametrize("metric", ["cosine", "dot"])
+@pytest.mark.parametrize("n_queries", [1, 2, 4])
+def test_int8_is_exact_where_its_rounding_is_largest(metric, n_queries):
+    rng = np.random.default_rng(70 + n_queries)
+    x = half_steps(rng, 6000, 96)
+    # Queries along the rounding errors' signs: int8's approximate scores err the most.
+    signs = np.sign(x[:n_queries] * 127 - np.rint(x[:n_queries] * 127))
+    q = (x[:n_queries] + 0.02 * signs).astype(np.float32)
+    ex = sp.random(n_queries, x.shape[0], density=0.01, format="csr", rng=rng)
+    for kwargs in ({}, {"exclude": ex}):
+        assert_int8_exact(q, x, 20, metric, **kwargs)
+
+
+@pytest.mark.parametrize("metric", ["cosine", "dot"])
+def test_int8_falls_back_to_float32_where_it_cannot_rank(metric):
+    rng = np.random.default_rng(8)
+    # Items that differ far below int8's precision (every item a candidate: searched again in
+    # float32), a zero query, and a dimension where the query's 16-bit codes must shrink.
+    base = rng.standard_normal(32).astype(np.float32)
+    x = np.tile(base, (3000, 1)) + np.float32(1e-5) * rng.standard_normal((3000, 32), np.float32)
+    assert_int8_exact(base + np.float32(1e-3) * rng.standard_normal(32, np.float32), x, 10, metric)
+    assert_int8_exact(np.zeros((2, 32), np.float32), x, 5, metric)
+    wide = rng.standard_normal((500, 1500)).astype(np.float32)
+    assert_int8_exact(wide[:3] + 0.1 * wide[3:6], wide, 10, metric)
+
+
+@pytest.mark.parametrize("metric", ["cosine", "dot"])
+def test_int8_at_extreme_magnitudes(metric):
+    # Rows from 1e-30 to 1e30: scales outside float's comfortable range (dot: searched in
+    # float32; cosine: unit-scaled first), and tiny or huge queries.
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((2000, 16)) * 10.0 ** rng.integers(-30, 31, (2000, 1))
+    x = x.astype(np.float32)
+    for magnitude in (1e-30, 1.0, 1e5):  # scores stay finite in float32
+        q = (rng.standard_normal((3, 16)) * magnitude).astype(np.float32)
+        assert_int8_exact(q, x, 10, metric)
+    same = rng.standard_normal((2000, 16)).astype(np.float32)  # one magnitude: int8 scan
+    assert_int8_exact((rng.standard_normal(16) * 1e20).astype(np.float32), same, 10, metric)
+
+
+@pytest.mark.slow
+def test_int8_over_a_catalogue_split_between_threads():
+    # Past 32 MiB of int8 panels one query's scan is cut into item ranges on two threads; the
+    # ranges' bounds and candidates merge into the same exact answer.
+    rng = np.random.default_rng(10)
+    x = rng.standard_normal((1_100_000, 32), np.float32)
+    q = rng.standard_normal((2, 32), np.float32)
+    ex = sp.random(2, x.shape[0], density=1e-4, format="csr", rng=rng)
+    index = ItemIndex(x, metric="dot", storage="int8")
+    want = topk(q, x, 10, metric="dot", exclude=ex, num_threads=1)
+    for threads in (1, 2):
+        assert_same_results(topk(q, index, 10, exclude=ex, num_threads=threads), want)
+
+
 def test_checked_once_and_copied():
     x = np.ones((4, 3), np.float32)
     index = ItemIndex(x)
@@ -90,7 +168,7 @@ def test_checked_once_and_copied():
     with pytest.raises(ValueError, match="dimension 3"):
         index.add(np.ones((1, 4), np.float32))
     with pytest.raises(ValueError, match="storage"):
-        ItemIndex(np.ones((4, 3), np.float32), storage="int8")
+        ItemIndex(np.ones((4, 3), np.float32), storage="int4")
     with pytest.raises(ValueError, match="metric='dot' differs"):
         topk(np.ones(3, np.float32), index, 1, metric="dot")
     with pytest.raises(ValueError, match="queries contains NaN"):

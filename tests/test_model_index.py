@@ -163,21 +163,23 @@ def test_item_index_pickles_and_can_hold_a_reference():
 def test_storage_choice_gives_the_same_lists_and_is_saved(tmp_path):
     model = content_model()
     users = np.arange(N_USERS)
-    assert model.item_index_.storage == "float16"  # ContentRecommender's default (unit rows)
-    half = [model.recommend(u, k=10) for u in range(N_USERS)]
+    assert model.item_index_.storage == "int8"  # ContentRecommender's default (unit rows)
+    small = [model.recommend(u, k=10) for u in range(N_USERS)]
     model.use_index("exact", storage="float32")
     assert model.item_index_.storage == "float32"
-    for u in range(N_USERS):  # one query: float16 panels re-scored == float32 panels
-        for a, b in zip(half[u], model.recommend(u, k=10), strict=True):
+    for u in range(N_USERS):  # one query: int8 panels re-scored == float32 panels
+        for a, b in zip(small[u], model.recommend(u, k=10), strict=True):
             np.testing.assert_array_equal(a, b)
     same_top(model, users)
     path = tmp_path / "model.npz"
     model.save(path)
     assert semrec.ContentRecommender.load(path).item_index_.storage == "float32"
     if importlib.util.find_spec("faiss") is not None:  # no storage given: the default again
-        assert model.use_index("hnsw", m=8).item_index_.items.storage == "float16"
-    model.use_index("exact").save(path)
+        assert model.use_index("hnsw", m=8).item_index_.items.storage == "int8"
+    model.use_index("exact", storage="float16").save(path)
     assert semrec.ContentRecommender.load(path).item_index_.storage == "float16"
+    model.use_index("exact").save(path)
+    assert semrec.ContentRecommender.load(path).item_index_.storage == "int8"
     als = semrec.ALS(factors=4, random_state=0, show_progress=False)
     assert als.fit(sp.eye_array(3, 5, format="csr")).item_index_.storage == "float32"
 

@@ -78,7 +78,7 @@ def test_topk_matches_the_reference(case):
 
 
 @FAST
-@given(searches(), st.sampled_from(["float32", "float16"]))
+@given(searches(), st.sampled_from(["float32", "float16", "int8"]))
 def test_item_index_gives_the_same_bits(case, storage):
     queries, items, k, metric, exclude, candidates = case
     want = topk(queries, items, k, metric=metric, exclude=exclude, candidates=candidates)

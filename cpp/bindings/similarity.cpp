@@ -15,8 +15,10 @@ Metric parse_metric(const std::string& name) {
 }
 
 ItemStorage parse_storage(const std::string& name) {
-  return parse_choice<ItemStorage>(
-      "storage", name, {{"float32", ItemStorage::float32}, {"float16", ItemStorage::float16}});
+  return parse_choice<ItemStorage>("storage", name,
+                                   {{"float32", ItemStorage::float32},
+                                    {"float16", ItemStorage::float16},
+                                    {"int8", ItemStorage::int8}});
 }
 
 py::tuple allocate(std::int64_t rows, int k, TopKOutput& out) {

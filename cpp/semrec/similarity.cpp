@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "semrec/quantized_scan.hpp"
 #include "semrec/topk_selector.hpp"
 
 namespace semrec {
@@ -195,6 +196,12 @@ constexpr int kHalfShift = 14;
 // float32 summation error of `dim` terms, and a margin for the final products.
 double half_error(std::int64_t dim) {
   return 1.05 * (std::ldexp(1.0, -11) + static_cast<double>(2 * dim + 8) * std::ldexp(1.0, -24));
+}
+
+// The smallest float >= v (v >= 0, finite or not).
+inline float round_up(double v) {
+  const auto f = static_cast<float>(v);
+  return static_cast<double>(f) < v ? std::nextafter(f, std::numeric_limits<float>::infinity()) : f;
 }
 
 template <class T>
@@ -458,10 +465,13 @@ struct PreparedItems::Data {
   std::int64_t n = 0;
   AlignedVector<float> panels32;
   AlignedVector<std::uint16_t> panels16;
+  AlignedVector<std::int8_t> panels8;  // quantized::kPanel items per panel
   std::vector<std::int16_t> exponent;  // max |x 2^e| in [1, 2); cosine or float16
   std::vector<float> inv_norm;         // cosine: 1 / |x 2^e|
-  std::vector<float> approx_scale;     // float16: turns a panel dot product into a score
-  double max_norm = 0.0;               // float16, dot: the largest |x| (the error bound)
+  std::vector<float> approx_scale;     // float16, int8: turns a panel dot product into a score
+  std::vector<float> code_error;       // int8: |x - approx_scale * code| in score units, upward
+  double max_norm = 0.0;               // float16, int8, dot: the largest |x| (the error bound)
+  bool exotic = false;                 // int8: a scale outside float's comfortable range
 };
 
 PreparedItems::PreparedItems(std::int64_t dim, Metric metric, ItemStorage storage)
@@ -481,8 +491,9 @@ std::int64_t PreparedItems::bytes() const {
   const Data& d = *data_;
   return static_cast<std::int64_t>(
       d.panels32.capacity() * sizeof(float) + d.panels16.capacity() * sizeof(std::uint16_t) +
-      d.exponent.capacity() * sizeof(std::int16_t) +
-      (d.inv_norm.capacity() + d.approx_scale.capacity()) * sizeof(float));
+      d.panels8.capacity() + d.exponent.capacity() * sizeof(std::int16_t) +
+      (d.inv_norm.capacity() + d.approx_scale.capacity() + d.code_error.capacity()) *
+          sizeof(float));
 }
 
 void PreparedItems::append(MatrixView rows, int num_threads, const StopCheck& stop) {
@@ -497,6 +508,7 @@ void PreparedItems::append(MatrixView rows, int num_threads, const StopCheck& st
     throw std::invalid_argument("more than 2^31 - 1 items");
   }
   const bool cosine = metric_ == Metric::cosine, half = storage_ == ItemStorage::float16;
+  const bool int8 = storage_ == ItemStorage::int8;
   const auto grow = [](auto& v, std::int64_t size) {
     if (static_cast<std::size_t>(size) > v.capacity()) {
       v.reserve(std::max(static_cast<std::size_t>(size), 2 * v.capacity()));
@@ -505,13 +517,17 @@ void PreparedItems::append(MatrixView rows, int num_threads, const StopCheck& st
   };
   if (cosine || half) grow(d.exponent, n1);
   if (cosine) grow(d.inv_norm, n1);
-  if (half) grow(d.approx_scale, n1);
+  if (half || int8) grow(d.approx_scale, n1);
+  if (int8) grow(d.code_error, n1);
   if (cosine || half) {
     unit_scaling(rows, n0, d.exponent.data(), cosine ? d.inv_norm.data() : nullptr, num_threads,
                  stop);
   }
   const std::int64_t panel_floats = ((n1 + kPanel - 1) / kPanel) * dim_ * kPanel;
-  if (half) {
+  if (int8) {
+    grow(d.panels8,
+         (n1 + quantized::kPanel - 1) / quantized::kPanel * quantized::panel_bytes(dim_));
+  } else if (half) {
     grow(d.panels16, panel_floats);
   } else {
     grow(d.panels32, panel_floats);
@@ -524,12 +540,32 @@ void PreparedItems::append(MatrixView rows, int num_threads, const StopCheck& st
   const std::int64_t start = n0 - n0 % kPanel;
   const std::int64_t tasks = (n1 - start + kRows - 1) / kRows;
   std::vector<double> norms(static_cast<std::size_t>(tasks), 0.0);
+  std::vector<unsigned char> exotic(static_cast<std::size_t>(tasks), 0);
   parallel_tasks(tasks, num_threads, stop, [&](std::int64_t t) {
     const std::int64_t a = std::max(n0, start + t * kRows),
                        b = std::min(n1, start + (t + 1) * kRows);
     std::vector<float> scratch(static_cast<std::size_t>(dim_));
     const std::int16_t* row_exponent = exponent ? exponent + n0 : nullptr;  // row i: item n0 + i
-    if (half) {
+    if (int8) {
+      for (std::int64_t i = a; i < b; ++i) {
+        const float* row = rows.row(i - n0);
+        if (cosine) {  // the unit-scaled row, whose inverse norm turns its dot into a cosine
+          scale_row(row, dim_, d.exponent[i], scratch.data());
+          row = scratch.data();
+        }
+        const quantized::RowCode code = quantized::pack_row(row, dim_, d.panels8.data(), i);
+        const double factor = cosine ? d.inv_norm[i] : 1.0;
+        d.approx_scale[i] = static_cast<float>(code.scale * factor);
+        d.code_error[i] = round_up(code.residual * factor);
+        const double s = code.scale * factor;
+        exotic[t] |= static_cast<unsigned char>(s != 0.0 && !(s > 0x1p-100 && s < 0x1p100));
+        if (!cosine) {
+          double sq = 0.0;
+          for (std::int64_t kk = 0; kk < dim_; ++kk) sq += static_cast<double>(row[kk]) * row[kk];
+          norms[t] = std::max(norms[t], std::sqrt(sq));
+        }
+      }
+    } else if (half) {
       pack_rows(rows, a - n0, b - a, row_exponent, shift, d.panels16.data(), a, scratch.data());
       for (std::int64_t i = a; i < b; ++i) {
         const int e = d.exponent[i] + kHalfShift;
@@ -547,6 +583,7 @@ void PreparedItems::append(MatrixView rows, int num_threads, const StopCheck& st
     }
   });
   for (const double v : norms) d.max_norm = std::max(d.max_norm, v);
+  for (const unsigned char e : exotic) d.exotic = d.exotic || e != 0;
   d.n = n1;
 }
 
@@ -727,18 +764,25 @@ constexpr std::int64_t kBytesPerThread = std::int64_t{32} << 20;
 constexpr std::int64_t kRangesPerThread = 4;
 constexpr std::int64_t kMaxRangeBytes = std::int64_t{16} << 20;
 
+// Threads and item ranges (of whole blocks) for a few-query scan of `bytes` of panels.
+struct Ranges {
+  std::int64_t threads, ranges;
+};
+Ranges scan_ranges(std::int64_t bytes, const Blocks& iblocks, int num_threads) {
+  const std::int64_t threads =
+      std::clamp<std::int64_t>(bytes / kBytesPerThread, 1, usable_threads(num_threads));
+  if (threads == 1) return {1, 1};
+  return {threads,
+          std::min(iblocks.count, std::max(kRangesPerThread * threads,
+                                           (bytes + kMaxRangeBytes - 1) / kMaxRangeBytes))};
+}
+
 template <class T>
 void few_scan(const Scan<T>& s, int num_threads, const StopCheck& stop, TopKOutput out) {
   const std::int64_t nq = s.nq, dim = s.dim, k = s.k;
   const Blocks iblocks(s.n_items, kItemBlock);
-  const std::int64_t bytes = s.n_items * dim * static_cast<std::int64_t>(sizeof(T));
-  const std::int64_t threads =
-      std::clamp<std::int64_t>(bytes / kBytesPerThread, 1, usable_threads(num_threads));
-  const std::int64_t ranges =
-      threads == 1
-          ? 1
-          : std::min(iblocks.count, std::max(kRangesPerThread * threads,
-                                             (bytes + kMaxRangeBytes - 1) / kMaxRangeBytes));
+  const auto [threads, ranges] =
+      scan_ranges(s.n_items * dim * static_cast<std::int64_t>(sizeof(T)), iblocks, num_threads);
   const std::int64_t stride = dim * kPanel;
 
   // Query tiles, packed [term][query] once for every range.
@@ -944,6 +988,10 @@ void exact_scan(const Queries& q, const std::vector<const float*>& query_rows, M
 // 500 queries over 20k x 384, float16 panels 1.2x slower than float32 rows).
 constexpr std::int64_t kHalfQueries = 8;
 
+void search_again(const Queries& q, MatrixView rows, ItemScaling scaling, CsrView exclude,
+                  const std::vector<unsigned char>& redo, int k, int num_threads, TopKOutput out,
+                  const StopCheck& stop);
+
 // Float16 panels: an approximate scan keeps the best `wide` candidates of each query; they are
 // re-scored exactly from the float32 rows. The k best of them are the exact answer when the k-th
 // exact score beats every other item's upper bound (its approximate score plus the error bound);
@@ -1012,7 +1060,171 @@ void half_search(const Queries& q, const std::vector<float>& query_scale,
       }
     }
   });
-  // The rare uncertain queries: exactly, over the float32 rows.
+  search_again(q, rows, scaling, exclude, redo, k, num_threads, out, stop);
+}
+
+// Int8 panels (quantized_scan.hpp): up to this many queries, in tiles of two.
+constexpr std::int64_t kInt8Queries = 4;
+
+// One query's constants for approximate int8 scores and their error bounds, in score units.
+struct Int8Query {
+  quantized::Query code;
+  double to_score = 0.0;  // integer dot * to_score * approx_scale[i] = approximate score
+  double err_coef = 0.0;  // bound = err_coef * code_error[i] + slack
+  double slack = 0.0;
+  bool usable = false;  // false: searched exactly (a zero query, extreme magnitudes)
+};
+
+// |q x - Q X| <= |Q| |x - X| + |q - Q| |x| (Cauchy-Schwarz) for the codes Q, X of q and x; then
+// the float32 summation of the exact score (dim terms, each rounding by at most 2^-24 of
+// |q| |x|) and the few roundings of the approximate score and its bounds.
+Int8Query int8_query(const float* row, std::int64_t dim, double inv_q, bool cosine,
+                     double max_norm) {
+  Int8Query out;
+  out.code = quantized::quantize_query(row, dim);
+  double qn = 0.0;
+  for (std::int64_t kk = 0; kk < dim; ++kk) qn += static_cast<double>(row[kk]) * row[kk];
+  qn = std::sqrt(qn);
+  const double u = std::ldexp(1.0, -24), n = static_cast<double>(dim);
+  const double f = cosine ? inv_q * (1.0 + 2.0 * (n + 4.0) * u) : 1.0;  // inv_q |q'| <= that
+  const double nx = cosine ? 1.0 + 2.0 * (n + 4.0) * u : max_norm;      // |x| in score units
+  out.to_score = out.code.scale * (cosine ? inv_q : 1.0);
+  out.err_coef = 1.01 * out.code.code_norm * f;
+  out.slack = 1.01 * f * (out.code.residual * nx + (2.0 * n + 32.0) * u * qn * nx);
+  const double reach = f * qn * nx;  // no score, approximate or exact, exceeds it
+  out.usable = out.code.code_norm > 0.0 && reach > 1e-30 && reach < 1e30 &&
+               out.to_score > 0x1p-100 && out.to_score < 0x1p100;
+  return out;
+}
+
+// Int8 panels: integer dot products give every item an approximate score and a rigorous bound
+// on its error. L, the k-th best lower bound, is at most the k-th best exact score, so every
+// item of the exact top k has an upper bound >= L: those candidates are re-scored exactly from
+// the float32 rows and the k best of them are the answer (no certificate can fail). Queries
+// whose bounds cannot be formed, or leave too many candidates, are searched exactly.
+void int8_search(const Queries& q, const PreparedItems& items, MatrixView rows, CsrView exclude,
+                 int k, int num_threads, TopKOutput out, const StopCheck& stop) {
+  const PreparedItems::Data& d = items.data();
+  const std::int64_t nq = q.m.rows, dim = q.m.cols, n = rows.rows;
+  const bool cosine = items.metric() == Metric::cosine;
+  std::vector<Int8Query> iq;
+  std::vector<unsigned char> redo(static_cast<std::size_t>(nq), 0);
+  for (std::int64_t i = 0; i < nq; ++i) {
+    iq.push_back(int8_query(q.m.row(i), dim, cosine ? q.inv_norm[i] : 1.0, cosine, d.max_norm));
+    redo[i] = !iq.back().usable || d.exotic;
+  }
+  std::vector<std::int64_t> active;  // the queries scanned here
+  for (std::int64_t i = 0; i < nq; ++i) {
+    if (!redo[i]) active.push_back(i);
+  }
+  const auto na = static_cast<std::int64_t>(active.size());
+  const Blocks iblocks(n, kItemBlock);
+  const std::int64_t stride = quantized::panel_bytes(dim);
+  const auto [threads, ranges] =
+      scan_ranges((n + quantized::kPanel - 1) / quantized::kPanel * stride, iblocks, num_threads);
+  // Per range and active query: the k best lower bounds, and the candidates (id, upper bound).
+  std::vector<std::int32_t> low_ids(static_cast<std::size_t>(ranges * na * k));
+  std::vector<float> low_scores(low_ids.size());
+  std::vector<std::vector<ScoredId>> found(static_cast<std::size_t>(ranges * na));
+  run_tasks(na == 0 ? 0 : ranges, static_cast<int>(threads), stop, [&](std::int64_t range) {
+    const std::int64_t b0 = range * iblocks.count / ranges;
+    const std::int64_t b1 = (range + 1) * iblocks.count / ranges;
+    std::vector<std::int32_t> dots(static_cast<std::size_t>(2 * kItemBlock));
+    std::vector<float> lower(static_cast<std::size_t>(kItemBlock)), upper(lower.size());
+    for (std::int64_t t0 = 0; t0 < na; t0 += 2) {
+      const int w = static_cast<int>(std::min<std::int64_t>(2, na - t0));
+      const quantized::Query* codes[2] = {&iq[active[t0]].code, &iq[active[t0 + w - 1]].code};
+      TopKSelector tops[2] = {TopKSelector(k), TopKSelector(k)};
+      std::int64_t cursor[2] = {0, 0}, cursor_end[2] = {0, 0};
+      for (int r = 0; r < w && exclude.present(); ++r) {
+        const std::int64_t row = active[t0 + r];
+        const std::int32_t* a = exclude.indices + exclude.indptr[row];
+        const std::int32_t* b = exclude.indices + exclude.indptr[row + 1];
+        cursor[r] =
+            std::lower_bound(a, b, static_cast<std::int32_t>(iblocks.begin(b0))) - exclude.indices;
+        cursor_end[r] = exclude.indptr[row + 1];
+      }
+      for (std::int64_t ib = b0; ib < b1; ++ib) {
+        const std::int64_t i0 = iblocks.begin(ib), m = iblocks.end(ib) - i0;
+        quantized::dots(codes, w, d.panels8.data() + (i0 / quantized::kPanel) * stride,
+                        (m + quantized::kPanel - 1) / quantized::kPanel, dim, dots.data(),
+                        kItemBlock);
+        for (int r = 0; r < w; ++r) {
+          const Int8Query& c = iq[active[t0 + r]];
+          const std::int32_t* dr = dots.data() + r * kItemBlock;
+          const float* scale = d.approx_scale.data() + i0;
+          const float* err = d.code_error.data() + i0;
+          for (std::int64_t j = 0; j < m; ++j) {
+            const double a = dr[j] * (c.to_score * scale[j]);
+            const double b = c.err_coef * err[j] + c.slack;
+            lower[j] = static_cast<float>(a - b);
+            upper[j] = static_cast<float>(a + b);
+          }
+          for (std::int64_t& p = cursor[r]; p < cursor_end[r] && exclude.indices[p] < i0 + m; ++p) {
+            lower[exclude.indices[p] - i0] = upper[exclude.indices[p] - i0] = kNegInf;
+          }
+          offer_block(lower.data(), m, i0, tops[r]);
+          const float bar = tops[r].threshold();
+          std::vector<ScoredId>& list = found[range * na + t0 + r];
+          for (std::int64_t j = 0; j < m; ++j) {
+            if (upper[j] >= bar && upper[j] > kNegInf) {
+              list.push_back({upper[j], static_cast<std::int32_t>(i0 + j)});
+            }
+          }
+        }
+      }
+      for (int r = 0; r < w; ++r) {
+        const std::int64_t off = (range * na + t0 + r) * k;
+        tops[r].write(low_ids.data() + off, low_scores.data() + off);
+      }
+    }
+  });
+  // Per query: L over every range, then the exact scores of the candidates that can reach it.
+  const ItemScaling scaling{cosine ? d.exponent.data() : nullptr,
+                            cosine ? d.inv_norm.data() : nullptr};
+  TopKSelector low(k), top(k);
+  RowScorer scorer(dim);
+  std::vector<std::int32_t> ids;
+  std::vector<float> exact;
+  for (std::int64_t a = 0; a < na; ++a) {
+    const std::int64_t i = active[a];
+    for (std::int64_t r = 0; r < ranges; ++r) {
+      const std::int64_t off = (r * na + a) * k;
+      for (std::int64_t j = 0; j < k && low_ids[off + j] >= 0; ++j) {
+        low.push(low_scores[off + j], low_ids[off + j]);
+      }
+    }
+    const std::vector<ScoredId>& kept = low.finish();
+    const float bar = static_cast<std::int64_t>(kept.size()) < k ? kNegInf : kept[k - 1].score;
+    low.reset();
+    ids.clear();
+    for (std::int64_t r = 0; r < ranges; ++r) {
+      for (const ScoredId& c : found[r * na + a]) {
+        if (c.score >= bar) ids.push_back(c.id);
+      }
+    }
+    if (static_cast<std::int64_t>(ids.size()) > std::max<std::int64_t>(256, n / 8)) {
+      redo[i] = 1;  // near-ties everywhere: the float32 scan is cheaper
+      continue;
+    }
+    exact.resize(ids.size());
+    scorer.score(q.m.row(i), rows, ids.data(), static_cast<std::int64_t>(ids.size()),
+                 scaling.exponent, exact.data());
+    for (std::size_t j = 0; j < ids.size(); ++j) {
+      const float e = cosine ? exact[j] * (q.inv_norm[i] * scaling.inv_norm[ids[j]]) : exact[j];
+      top.push(e, ids[j]);
+    }
+    top.write(out.ids + i * k, out.scores + i * k);
+  }
+  search_again(q, rows, scaling, exclude, redo, k, num_threads, out, stop);
+}
+
+// The queries marked in `redo`, searched exactly over the float32 rows.
+void search_again(const Queries& q, MatrixView rows, ItemScaling scaling, CsrView exclude,
+                  const std::vector<unsigned char>& redo, int k, int num_threads, TopKOutput out,
+                  const StopCheck& stop) {
+  const std::int64_t nq = q.m.rows;
+  const bool cosine = !q.inv_norm.empty();
   std::vector<const float*> again;
   std::vector<std::int64_t> again_rows;
   for (std::int64_t i = 0; i < nq; ++i) {
@@ -1063,9 +1275,12 @@ void topk(MatrixView queries, const PreparedItems& items, MatrixView rows, int k
   if (rows.rows == 0) return fill_padding(queries.rows, k, out);
   const bool cosine = items.metric() == Metric::cosine;
   const Queries q = prepare_queries(queries, cosine, num_threads, stop);
-  if (items.storage() == ItemStorage::float16) {
-    if (q.m.rows <= kHalfQueries) {
+  if (items.storage() != ItemStorage::float32) {
+    if (items.storage() == ItemStorage::float16 && q.m.rows <= kHalfQueries) {
       return half_search(q, q.inv_norm, items, rows, exclude, k, num_threads, out, stop);
+    }
+    if (items.storage() == ItemStorage::int8 && q.m.rows <= kInt8Queries) {
+      return int8_search(q, items, rows, exclude, k, num_threads, out, stop);
     }
     // Many queries make the scan compute-bound: the float32 rows (the same sums) are faster
     // than float16 panels plus re-scoring.

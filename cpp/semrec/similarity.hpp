@@ -12,10 +12,11 @@ namespace semrec {
 
 enum class Metric { dot, cosine };
 
-// How prepared items hold their vectors for the scan. float16 streams half the bytes; the best
-// candidates of every query are then re-scored exactly from the float32 rows, and the answer is
-// certified by an error bound (or recomputed exactly), so results equal the float32 ones.
-enum class ItemStorage { float32, float16 };
+// How prepared items hold their vectors for the scan. float16 streams half the bytes, int8 a
+// quarter (one scale per item); the candidates of every query are then re-scored exactly from
+// the float32 rows, and the answer is certified by an error bound (or recomputed exactly), so
+// results equal the float32 ones.
+enum class ItemStorage { float32, float16, int8 };
 
 // Item vectors prepared once for many searches: scaled for cosine, packed into the scan's panel
 // layout, with their norms. The caller keeps the float32 rows (every search takes them) and

@@ -172,9 +172,9 @@ class Recommender:
             exact, seen items and ``items=`` honoured, but some true top k may be missed (recall:
             benchmarks/README.md). Built now (unfitted: at the first ``recommend``), grown
             by ``add_items``, rebuilt when the item vectors change, saved with the model.
-        storage : {"float32", "float16"}, optional
+        storage : {"float32", "float16", "int8"}, optional
             The exact index's packed copy (see :class:`semrec.ItemIndex`): answers are exact
-            either way; float16 halves what one user's query streams. Default: ``"float16"``
+            either way; one user's query streams 1/2 (float16) or 1/4 (int8). Default: ``"int8"``
             for :class:`semrec.ContentRecommender` (unit vectors), ``"float32"`` otherwise.
         **params : int
             ``"hnsw"``: ``m``, ``ef_construction``, ``ef_search``; ``"pq"``: ``m``, ``rerank``.

@@ -26,7 +26,7 @@ from semrec._native import core
 from semrec._threads import resolve_num_threads
 
 METRICS = ("cosine", "dot")
-STORAGES = ("float32", "float16")
+STORAGES = ("float32", "float16", "int8")
 
 
 class ItemIndex:
@@ -35,7 +35,8 @@ class ItemIndex:
     The vectors are copied, checked for NaN/inf once, and packed into the layout the search
     kernel streams (for ``"cosine"`` with their norms), so a search neither re-validates nor
     re-packs them: the path for real-time recommendation, where one query meets the whole
-    catalogue. Results are bitwise equal to ``topk(queries, vectors, k, metric=metric)``.
+    catalogue. Results are bitwise equal to ``topk(queries, vectors, k, metric=metric)``,
+    whatever the storage.
 
     Parameters
     ----------
@@ -43,13 +44,17 @@ class ItemIndex:
         One row per item, C-contiguous, finite.
     metric : {"cosine", "dot"}, default "cosine"
         The similarity every search through this index uses.
-    storage : {"float32", "float16"}, default "float32"
+    storage : {"float32", "float16", "int8"}, default "float32"
         How the packed copy holds the vectors. ``"float16"`` streams half the bytes per search:
         the best candidates are then re-scored exactly in float32 and the answer is certified
         by a rigorous error bound (a query that cannot be certified is searched again in
-        float32), so ids and scores are still exactly those of ``"float32"``. Searches of
-        more than 8 queries at once scan the float32 rows instead (compute-bound, they gain
-        nothing from the smaller panels); the float16 copy is also the smaller one in memory.
+        float32), so ids and scores are still exactly those of ``"float32"``. ``"int8"``
+        streams a quarter: 8-bit codes and one scale per item, the query rounded to 16 bits,
+        exact integer dot products; every item whose error bound lets it reach the k-th best
+        is re-scored exactly, so the answer is again exactly ``"float32"``'s (near-ties below
+        int8's precision only cost more re-scoring, or a float32 scan). Searches of more than
+        8 queries (float16) or 4 (int8) at once scan the float32 rows instead (compute-bound,
+        they gain nothing from smaller panels); the packed copy is also the smaller in memory.
     num_threads : int, optional
         Threads for packing; as in :func:`topk`.
     copy : bool, default True

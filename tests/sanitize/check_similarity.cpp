@@ -1,5 +1,6 @@
 // semrec::topk and topk_candidates against scores computed in double here.
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <stdexcept>
 #include <string>
@@ -68,9 +69,57 @@ void one_case(Rng& rng, std::int64_t nq, std::int64_t n, std::int64_t d, int k, 
   }
 }
 
+// Prepared items in every storage (the few-query paths: float16 and int8 scans, then exact
+// float32 re-scoring) against the double reference and bitwise against the plain matrix search.
+void prepared_case(Rng& rng, std::int64_t nq, std::int64_t n, std::int64_t d, int k, bool exclude) {
+  std::vector<float> q = random_matrix(rng, nq, d);
+  std::vector<float> x = random_matrix(rng, n, d);
+  if (n > 3) std::copy(x.begin(), x.begin() + d, x.begin() + 2 * d);  // an exact tie
+  const Csr ex = exclude ? random_csr(rng, nq, n, 0.2, 1.0f, 1.0f) : Csr{};
+  const semrec::CsrView ex_view = exclude ? ex.view() : semrec::CsrView{};
+  const auto size = static_cast<std::size_t>(nq * k);
+  for (auto metric : {semrec::Metric::dot, semrec::Metric::cosine}) {
+    std::vector<std::int32_t> plain_ids(size);
+    std::vector<float> plain_scores(size);
+    semrec::topk(view(q, nq, d), view(x, n, d), k, metric, ex_view, 2,
+                 {plain_ids.data(), plain_scores.data()});
+    for (auto storage :
+         {semrec::ItemStorage::float32, semrec::ItemStorage::float16, semrec::ItemStorage::int8}) {
+      semrec::PreparedItems items(d, metric, storage);
+      items.append(view(x, n, d), 2);
+      std::vector<std::int32_t> ids(size, 7);
+      std::vector<float> scores(size, 7.0f);
+      semrec::topk(view(q, nq, d), items, view(x, n, d), k, ex_view, 2,
+                   {ids.data(), scores.data()});
+      const std::string label = "prepared storage=" + std::to_string(static_cast<int>(storage)) +
+                                " nq=" + std::to_string(nq) + " n=" + std::to_string(n) +
+                                " d=" + std::to_string(d) + " k=" + std::to_string(k);
+      EXPECT(ids == plain_ids &&
+                 std::memcmp(scores.data(), plain_scores.data(), size * sizeof(float)) == 0,
+             label + ": bitwise equal to the matrix search");
+      for (std::int64_t qi = 0; qi < nq; ++qi) {
+        std::vector<double> ref = reference_row(q, qi, x, n, d, metric);
+        for (std::int64_t i = 0; i < n; ++i) {
+          if (exclude && ex.contains(qi, static_cast<std::int32_t>(i))) {
+            ref[static_cast<std::size_t>(i)] = kNegInf;
+          }
+        }
+        check_topk_row(ref, ids.data() + qi * k, scores.data() + qi * k, k, 1e-4, label);
+      }
+    }
+  }
+}
+
 }  // namespace
 
 void check_similarity(Rng& rng) {
+  for (std::int64_t nq : {1, 2, 4, 6}) {
+    for (bool exclude : {false, true}) {
+      prepared_case(rng, nq, 300, 384, 10, exclude);
+      prepared_case(rng, nq, 70, 33, 5, exclude);
+    }
+  }
+
   const struct {
     std::int64_t nq, n, d;
     int k;
