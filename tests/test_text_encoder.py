@@ -86,6 +86,29 @@ def test_int8_dense_layers_match_a_numpy_reference(tmp_path):
     assert _cosines(ours, reference).min() >= 0.995
 
 
+def test_int8_ffn_output_outlier_channels_stay_float32(tmp_path):
+    # Two feed-forward channels per layer reach ~20x the others after GELU (as MiniLM's 14-25
+    # against a median of 1.2-1.4). The int8 FFN output layer must find them (calibration at
+    # load) and compute them in float32: quantised with the rest, they would set each row's
+    # step ~20x too coarse for the other 254 channels. Reference: transformers in float32.
+    transformers = pytest.importorskip("transformers")
+
+    def outliers(model):
+        for layer in model.encoder.layer:
+            layer.intermediate.dense.bias[[7, 200]] = 25.0
+            layer.output.dense.weight[:, [7, 200]] *= 0.1  # keep the residual stream sane
+
+    model = write_tiny_bert(tmp_path / "tiny", intermediate_size=256, edit=outliers)
+    texts = ["the space war", "a love story, great!", "bad films", "movie " * 30]
+    hf_tok = transformers.BertTokenizerFast(str(tmp_path / "tiny" / "vocab.txt"))
+    batch = hf_tok(texts, truncation=True, max_length=16, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        reference = model(**batch).last_hidden_state[:, 0].numpy()
+    enc = TextEncoder(tmp_path / "tiny", precision="int8")
+    assert "16 fp32 outlier channels in the FFN output" in enc.kernels_
+    assert _cosines(enc.encode(texts, normalize=False), reference).min() >= 0.999
+
+
 def test_precision_auto_and_the_path_reported():
     from semrec.text import cpu_features
 

@@ -78,17 +78,23 @@ TINY_VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "movie", "fil
 TINY_VOCAB += ["war", "love", "story", "##s", "a", "of", "!", ",", "##ing", "great", "bad"]
 
 
-def write_tiny_bert(directory, prefix: str = ""):
-    """A 2-layer random BERT with CLS pooling (bge-style layout) in ``directory``; its model."""
+def write_tiny_bert(directory, prefix: str = "", intermediate_size: int = 48, edit=None):
+    """A 2-layer random BERT with CLS pooling (bge-style layout) in ``directory``; its model.
+
+    ``edit(model)``, when given, changes the random weights before they are saved.
+    """
     torch = pytest.importorskip("torch")
     transformers = pytest.importorskip("transformers")
     safetensors_torch = pytest.importorskip("safetensors.torch")
     config = transformers.BertConfig(
         vocab_size=len(TINY_VOCAB), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-        intermediate_size=48, max_position_embeddings=40, layer_norm_eps=1e-7,
+        intermediate_size=intermediate_size, max_position_embeddings=40, layer_norm_eps=1e-7,
     )  # fmt: skip
     torch.manual_seed(0)
     model = transformers.BertModel(config).eval()
+    if edit is not None:
+        with torch.no_grad():
+            edit(model)
     directory.mkdir(parents=True, exist_ok=True)
     config.save_pretrained(directory)
     state = {prefix + k: v.contiguous() for k, v in model.state_dict().items()}

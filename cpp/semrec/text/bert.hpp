@@ -21,7 +21,7 @@ struct BertConfig {
   // layers with int8 weights and dynamically quantised activations, the rest in float32.
   std::string precision = "fp32";
   bool onednn = true;         // prepacked oneDNN GEMMs with fused epilogues where available
-  bool reduce_range = false;  // int8: 7-bit weights (CPUs without VNNI: no 16-bit saturation)
+  bool reduce_range = false;  // int8: 7-bit weights or activations (no VNNI: 16-bit sums)
 };
 
 // FBGEMM's instruction set for the int8 kernels ("avx2", "avx512_vnni", ...; "none" without it).

@@ -102,50 +102,75 @@ c10::intrusive_ptr<LinearPackedParamsBase> prepack_int8(const at::Tensor& w,
   }
 }
 
-// int8 activations, step 1: each row of x (rows x in) mapped affinely onto [0, 1],
-// u = (x - lo) / range, in two passes over the row (extremes, then u) instead of ATen's three.
-void normalize_rows(const float* x, std::int64_t rows, std::int64_t in, float* u, float* lo,
-                    float* range) {
+// The text library is compiled once, for baseline x86-64 (SSE2); these per-row loops, which
+// stream every int8 layer's activations, also get an AVX2+FMA clone, picked at load time on
+// CPUs that have it (every CPU FBGEMM runs int8 on).
+#define SEMREC_AVX2_CLONE __attribute__((target_clones("arch=x86-64-v3", "default")))
+
+// int8 activations, step 1: the first `in` values of a row mapped affinely onto [0, 1],
+// u = (x - lo) / range, in two passes (extremes, then u) instead of ATen's three.
+SEMREC_AVX2_CLONE void normalize_row(const float* xr, std::int64_t in, float* ur, float* lo,
+                                     float* range) {
+  float mn = xr[0], mx = xr[0];
+#pragma omp simd reduction(min : mn) reduction(max : mx)
+  for (std::int64_t j = 0; j < in; ++j) {
+    mn = std::min(mn, xr[j]);
+    mx = std::max(mx, xr[j]);
+  }
+  const float width = std::max(mx - mn, 1e-30f);
+  *lo = mn;
+  *range = width;
+  // A division, not a multiplication by 1 / width: each row's largest u must be exactly 1, as
+  // FBGEMM's quantisation scale follows the whole batch's largest u (batch independence).
+#pragma omp simd
+  for (std::int64_t j = 0; j < in; ++j) ur[j] = (xr[j] - mn) / width;
+}
+
+// Rows (rows x ld) of x, their first `in` columns normalised into u (rows x in).
+void normalize_rows(const float* x, std::int64_t rows, std::int64_t in, std::int64_t ld, float* u,
+                    float* lo, float* range) {
   at::parallel_for(0, rows, 16, [&](std::int64_t begin, std::int64_t end) {
     for (std::int64_t r = begin; r < end; ++r) {
-      const float* xr = x + r * in;
-      float mn = xr[0], mx = xr[0];
-#pragma omp simd reduction(min : mn) reduction(max : mx)
-      for (std::int64_t j = 0; j < in; ++j) {
-        mn = std::min(mn, xr[j]);
-        mx = std::max(mx, xr[j]);
-      }
-      const float width = std::max(mx - mn, 1e-30f);
-      lo[r] = mn;
-      range[r] = width;
-      float* ur = u + r * in;
-#pragma omp simd
-      for (std::int64_t j = 0; j < in; ++j) ur[j] = (xr[j] - mn) / width;
+      normalize_row(x + r * ld, in, u + r * in, lo + r, range + r);
     }
   });
 }
 
-// int8 activations, step 2, in one pass over the GEMM's output y = u W^T (rows x out):
-// y = range * y + lo * rowsum(W) + bias (+ residual).
+// The float32 part of a layer: its last `tail` input channels (the activation outliers).
+struct Tail {
+  const float* x = nullptr;  // the layer's input, row r's outliers at x + r * ld
+  std::int64_t ld = 0, count = 0;
+  const float* weight = nullptr;  // (count x out): the weight's last columns, transposed
+};
+
+// int8 activations, step 2, for one row of the GEMM's output y = u W^T:
+// y = range * y + lo * rowsum(W) + bias (+ the float32 tail's x_t W_t^T) (+ residual).
+SEMREC_AVX2_CLONE void dequantize_row(float* yr, std::int64_t out, float scale, float offset,
+                                      const float* weight_sums, const float* bias,
+                                      const float* tail_x, std::int64_t tail_count,
+                                      const float* tail_weight, const float* rr) {
+#pragma omp simd
+  for (std::int64_t j = 0; j < out; ++j) yr[j] = yr[j] * scale + offset * weight_sums[j] + bias[j];
+  for (std::int64_t t = 0; t < tail_count; ++t) {
+    const float xt = tail_x[t];
+    const float* wt = tail_weight + t * out;
+#pragma omp simd
+    for (std::int64_t j = 0; j < out; ++j) yr[j] += xt * wt[j];
+  }
+  if (rr != nullptr) {
+#pragma omp simd
+    for (std::int64_t j = 0; j < out; ++j) yr[j] += rr[j];
+  }
+}
+
 void dequantize_rows(float* y, std::int64_t rows, std::int64_t out, const float* lo,
                      const float* range, const float* weight_sums, const float* bias,
-                     const float* residual) {
+                     const Tail& tail, const float* residual) {
   at::parallel_for(0, rows, 16, [&](std::int64_t begin, std::int64_t end) {
     for (std::int64_t r = begin; r < end; ++r) {
-      float* yr = y + r * out;
-      const float scale = range[r], offset = lo[r];
-      if (residual != nullptr) {
-        const float* rr = residual + r * out;
-#pragma omp simd
-        for (std::int64_t j = 0; j < out; ++j) {
-          yr[j] = yr[j] * scale + offset * weight_sums[j] + bias[j] + rr[j];
-        }
-      } else {
-#pragma omp simd
-        for (std::int64_t j = 0; j < out; ++j) {
-          yr[j] = yr[j] * scale + offset * weight_sums[j] + bias[j];
-        }
-      }
+      dequantize_row(y + r * out, out, range[r], lo[r], weight_sums, bias,
+                     tail.count > 0 ? tail.x + r * tail.ld : nullptr, tail.count, tail.weight,
+                     residual != nullptr ? residual + r * out : nullptr);
     }
   });
 }
@@ -183,17 +208,22 @@ std::string int8_kernel_isa() {
 #endif
 }
 
-Dense::Dense(at::Tensor weight, at::Tensor bias, DenseKernel kernel, bool seven_bit_weights)
+Dense::Dense(at::Tensor weight, at::Tensor bias, DenseKernel kernel, Int8Range range,
+             std::int64_t fp32_tail)
     : weight_(weight.contiguous()), bias_(bias.contiguous()) {
   if (kernel == DenseKernel::onednn) packed_ = reorder_weight(weight_);
   if (kernel == DenseKernel::int8) {
     if (int8_kernel_isa() == "none") throw std::invalid_argument("int8 needs FBGEMM (x86 CPUs)");
-    // Symmetric per-channel weights: row r is scaled so its largest magnitude maps to 127, or
-    // to 64 where the CPU lacks VNNI: its u8 x s8 multiply-add sums two products in 16 bits,
-    // which saturates beyond 32767 = 2 x 255 x 64.25 (so the activations keep all 8 bits).
+    // Symmetric per-channel weights: row r is scaled so its largest magnitude maps to 127 (or
+    // 64, see Int8Range); activations take 255 levels (or 127).
     c10::WarningUtils::WarningHandlerGuard quiet(&silent_warnings());
-    const double levels = seven_bit_weights ? 64.0 : 127.0;
-    const at::Tensor w = weight_.to(at::kFloat);
+    const double levels = range == Int8Range::seven_bit_weights ? 64.0 : 127.0;
+    seven_bit_activations_ = range == Int8Range::seven_bit_activations;
+    const std::int64_t in = weight_.size(1);
+    if (fp32_tail < 0 || fp32_tail >= in) throw std::invalid_argument("fp32_tail out of range");
+    tail_ = fp32_tail;
+    tail_weight_ = weight_.slice(1, in - tail_).to(at::kFloat).t().contiguous();
+    const at::Tensor w = weight_.slice(1, 0, in - tail_).to(at::kFloat);
     const at::Tensor scales = weight_scales(w, levels).to(at::kDouble);
     const at::Tensor zeros = at::zeros({w.size(0)}, at::kLong);
     // Rounded and clamped here, not by quantize_per_channel (which clamps to [-128, 127]): a
@@ -213,21 +243,36 @@ at::Tensor Dense::operator()(const at::Tensor& x, Epilogue act, const at::Tensor
     // Per-row activation scales on FBGEMM's per-tensor kernel: each row is mapped affinely
     // onto [0, 1] (x = lo + range * u), so quantising u with one scale for the whole tensor
     // quantises every row over its own range; then x W^T = range * (u W^T) + lo * rowsum(W).
-    const auto in = x.size(-1);
+    const auto in = x.size(-1), in_int8 = in - tail_;
     std::vector<std::int64_t> shape(x.sizes().begin(), x.sizes().end());
     const at::Tensor rows = x.reshape({-1, in}).contiguous();
     const std::int64_t n = rows.size(0);
-    at::Tensor u = at::empty_like(rows);
+    at::Tensor u = at::empty({n, in_int8}, rows.options());
     at::Tensor lo = at::empty({n}, rows.options()), range = at::empty({n}, rows.options());
-    normalize_rows(rows.data_ptr<float>(), n, in, u.data_ptr<float>(), lo.data_ptr<float>(),
-                   range.data_ptr<float>());
-    at::Tensor y = int8_->apply_dynamic(u, /*reduce_range=*/false).contiguous();
+    {
+      RECORD_USER_SCOPE("semrec::int8_normalize");
+      normalize_rows(rows.data_ptr<float>(), n, in_int8, in, u.data_ptr<float>(),
+                     lo.data_ptr<float>(), range.data_ptr<float>());
+    }
+    at::Tensor y;
+    {
+      RECORD_USER_SCOPE("semrec::int8_gemm");  // FBGEMM: quantise u, then the int8 GEMM
+      y = int8_->apply_dynamic(u, /*reduce_range=*/seven_bit_activations_).contiguous();
+    }
     // The residual joins here only when no GELU follows (BERT never asks for both).
     const bool add_residual = residual != nullptr && act == Epilogue::none;
-    const at::Tensor res = add_residual ? residual->reshape({n, -1}).contiguous() : at::Tensor();
-    dequantize_rows(y.data_ptr<float>(), n, y.size(1), lo.data_ptr<float>(),
-                    range.data_ptr<float>(), weight_sums_.data_ptr<float>(),
-                    bias_.data_ptr<float>(), add_residual ? res.data_ptr<float>() : nullptr);
+    {
+      RECORD_USER_SCOPE("semrec::int8_dequantize");
+      const at::Tensor res = add_residual ? residual->reshape({n, -1}).contiguous() : at::Tensor();
+      Tail tail;
+      if (tail_ > 0) {
+        tail = {rows.data_ptr<float>() + in_int8, in, tail_, tail_weight_.data_ptr<float>()};
+      }
+      dequantize_rows(y.data_ptr<float>(), n, y.size(1), lo.data_ptr<float>(),
+                      range.data_ptr<float>(), weight_sums_.data_ptr<float>(),
+                      bias_.data_ptr<float>(), tail,
+                      add_residual ? res.data_ptr<float>() : nullptr);
+    }
     shape.back() = y.size(-1);
     y = y.view(shape);
     if (act == Epilogue::gelu) {

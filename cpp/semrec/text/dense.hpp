@@ -17,15 +17,25 @@
 namespace semrec::text {
 
 enum class Epilogue { none, gelu };
+
+// How int8 stays clear of the 16-bit saturation of CPUs without VNNI: their u8 x s8
+// multiply-add sums two products in 16 bits (at most 32767).
+enum class Int8Range {
+  full,                   // 8-bit activations and weights (VNNI: no 16-bit sums)
+  seven_bit_weights,      // weights in [-64, 64]: 2 x 255 x 64 = 32640
+  seven_bit_activations,  // activations in [0, 127]: 2 x 127 x 127 = 32258
+};
 enum class DenseKernel { aten, onednn, int8 };
 
 class Dense {
  public:
   Dense() = default;
   // weight (out x in) and bias (out): float32 for int8, else already in the compute dtype.
-  // seven_bit_weights (int8 only) quantises weights to [-64, 64], which CPUs without VNNI need
-  // (their 8-bit multiply-add saturates 16-bit sums).
-  Dense(at::Tensor weight, at::Tensor bias, DenseKernel kernel, bool seven_bit_weights = false);
+  // range (int8 only): see Int8Range. fp32_tail (int8 only): the last fp32_tail input channels
+  // are computed in float32 (activation outliers, which would otherwise set every row's
+  // quantisation step) and left out of the rows' int8 ranges.
+  Dense(at::Tensor weight, at::Tensor bias, DenseKernel kernel, Int8Range range = Int8Range::full,
+        std::int64_t fp32_tail = 0);
 
   // act(x W^T + b), plus residual when given (added before nothing else: post-LayerNorm BERT).
   at::Tensor operator()(const at::Tensor& x, Epilogue act = Epilogue::none,
@@ -35,6 +45,9 @@ class Dense {
   at::Tensor weight_, bias_, packed_;
   c10::intrusive_ptr<LinearPackedParamsBase> int8_;
   at::Tensor weight_sums_;  // int8: row sums of the dequantised weight
+  at::Tensor tail_weight_;  // int8: the float32 tail's weight, (fp32_tail x out)
+  std::int64_t tail_ = 0;
+  bool seven_bit_activations_ = false;
 };
 
 // True when oneDNN can run this dtype natively (bf16 needs AVX-512 BF16 or AMX).
