@@ -338,7 +338,7 @@ def textcf_grid(quick: bool) -> list[dict[str, Any]]:
     networks (user_vectors "network" / "items"; --quick: "network") x 4 popularity weights
     (BETAS), each pair scored on validation; popularity is applied after training (the same
     network, tests/test_textcf_popularity.py), so the 4 weights cost 1 training. Layers 0, tau
-    0.15 and learning rate 1e-3 won every pair of the session 4-5 grids (layers {0, 2} x tau
+    0.15 and learning rate 1e-3: the best of the session 4-5 grids (layers {0, 2} x tau
     {0.15, 0.1} x learning rate {5e-4, 1e-3} / item_bias) on this validation split. The epoch
     count is early-stopped on validation (the weights' per-epoch average is validated)."""
     trained = [dict(BASE, user_vectors=v) for v in ("network", "items")]
