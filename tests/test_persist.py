@@ -62,7 +62,7 @@ FORMATS = {
         popularity=0.5,
         random_state=0,
         show_progress=False,
-    ),  # fmt: skip
+    ),
 }
 
 

@@ -2,7 +2,8 @@
 (``user_vectors="items"``) against independent references: a ridge regression solved as a
 least-squares problem (NumPy's ``lstsq`` on the augmented system, not the normal equations),
 NumPy products and norms for the user vectors, a NumPy NDCG@10 for what validation measures
-(contract, save/load corruption: tests/test_model_contract.py, tests/test_persist.py)."""
+(contract, save/load: tests/test_model_contract.py, tests/test_persist.py,
+tests/test_textcf.py)."""
 
 from __future__ import annotations
 
@@ -28,13 +29,14 @@ def data() -> tuple[sp.csr_array, np.ndarray]:
     return m, emb.astype(np.float32)
 
 
+SMALL = dict(
+    hidden=16, factors=6, layers=0, negatives=16, batch_size=256, learning_rate=5e-3,
+    epochs=3, patience=None, random_state=0, num_threads=1, show_progress=False,
+)  # fmt: skip
+
+
 def _model(emb: np.ndarray, **kw) -> semrec.TextCF:
-    params = dict(
-        hidden=16, factors=6, layers=0, negatives=16, batch_size=256, learning_rate=5e-3,
-        epochs=3, patience=None, random_state=0, num_threads=1, show_progress=False,
-    )  # fmt: skip
-    params.update(kw)
-    return semrec.TextCF(emb, **params)
+    return semrec.TextCF(emb, **(SMALL | kw))
 
 
 def _ridge_reference(emb: np.ndarray, m: sp.csr_array, penalty: float) -> np.ndarray:
@@ -173,27 +175,6 @@ def test_same_seed_same_model(data) -> None:
     b = _model(emb, user_vectors="items", popularity=0.5).fit(m)
     np.testing.assert_array_equal(a.user_factors_, b.user_factors_)
     np.testing.assert_array_equal(a.item_bias_, b.item_bias_)
-
-
-def test_save_load_round_trip(data, tmp_path) -> None:
-    m, emb = data
-    model = _model(emb, user_vectors="items", popularity=0.5).fit(m)
-    model.fold_in(m[[5]], users=[200])
-    model.add_items(emb[:2])
-    model.update(1, 2)
-    path = tmp_path / "items.npz"
-    model.save(path)
-    loaded = semrec.TextCF.load(path)
-    assert repr(loaded) == repr(model)
-    assert "user_vectors='items'" in repr(loaded) and "popularity=0.5" in repr(loaded)
-    np.testing.assert_array_equal(loaded.item_bias_, model.item_bias_)
-    np.testing.assert_array_equal(loaded.popularity_prior_.weights, model.popularity_prior_.weights)
-    users = np.arange(201)
-    for got, want in zip(loaded.recommend(users, k=7), model.recommend(users, k=7), strict=True):
-        np.testing.assert_array_equal(got, want)
-    np.testing.assert_array_equal(loaded.update(3, 7), model.update(3, 7))
-    np.testing.assert_array_equal(loaded.add_items(emb[[5]]), model.add_items(emb[[5]]))
-    np.testing.assert_array_equal(loaded.item_bias_, model.item_bias_)
 
 
 @pytest.mark.parametrize(
