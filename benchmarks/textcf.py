@@ -330,14 +330,16 @@ def warm_split(data: Dataset) -> tuple[Dataset, Dataset]:
 
 
 BASE = dict(layers=0, tau=0.15, learning_rate=1e-3)  # the session 4-5 validation winner
-BETAS = (0.0, 0.3, 0.6, 1.0)  # popularity: the text-predicted log popularity's weight
+# (popularity, observed_popularity): the weight of p(i), and the share of the observed log
+# popularity in it for items with training interactions (the text prediction otherwise)
+POPULARITY = ((0.0, 0.0), (0.3, 0.0), (0.6, 0.0), (4.0, 0.5))
 
 
 def textcf_grid(quick: bool) -> list[dict[str, Any]]:
     """TextCF's tuning budget: 8 configurations (4 with --quick), like every family: 2 trained
-    networks (user_vectors "network" / "items"; --quick: "network") x 4 popularity weights
-    (BETAS), each pair scored on validation; popularity is applied after training (the same
-    network, tests/test_textcf_popularity.py), so the 4 weights cost 1 training. Layers 0, tau
+    networks (user_vectors "network" / "items"; --quick: "network") x 4 popularity settings
+    (POPULARITY), each pair scored on validation; popularity is applied after training (the same
+    network, tests/test_textcf_popularity.py), so the 4 settings cost 1 training. Layers 0, tau
     0.15 and learning rate 1e-3: the best of the session 4-5 grids (layers {0, 2} x tau
     {0.15, 0.1} x learning rate {5e-4, 1e-3} / item_bias) on this validation split. The epoch
     count is early-stopped on validation (the weights' per-epoch average is validated)."""
@@ -349,23 +351,23 @@ def label(params: dict[str, Any]) -> str:
     return " ".join(f"{k}={v}" for k, v in params.items() if k not in BASE)
 
 
-def with_popularity(model: semrec.TextCF, beta: float) -> semrec.TextCF:
-    """``model`` as ``fit`` with ``popularity=beta`` leaves it (training does not depend on it:
-    tests/test_textcf_popularity.py), without training again."""
+def with_popularity(model: semrec.TextCF, beta: float, observed: float) -> semrec.TextCF:
+    """``model`` as ``fit`` with ``popularity=beta, observed_popularity=observed`` leaves it
+    (training does not depend on them: tests/test_textcf_popularity.py), without training."""
     out = copy.copy(model)
-    out.popularity = beta
+    out.popularity, out.observed_popularity = beta, observed
     seen = sp.csr_array(model.interactions_)
-    out.popularity_prior_ = None
+    train = sp.csr_array(seen.multiply(seen > 0))
+    train.eliminate_zeros()
+    emb = model.item_embeddings_
+    out.popularity_prior_, popular = None, None
     if beta > 0:
-        train = sp.csr_array(seen.multiply(seen > 0))
-        train.eliminate_zeros()
-        out.popularity_prior_ = popularity.fit_prior(
-            model.item_embeddings_, train, float(model.popularity_penalty)
-        )
+        out.popularity_prior_ = popularity.fit_prior(emb, train, float(model.popularity_penalty))
+        popular = popularity.popularity(out.popularity_prior_, emb, train, observed)
     learned = None
     if model.item_bias:
-        learned = network.item_biases(model.weights_, model.item_embeddings_, model.negative_slope)
-    out.item_bias_ = popularity.biases(learned, out.popularity_prior_, beta, model.item_embeddings_)
+        learned = network.item_biases(model.weights_, emb, model.negative_slope)
+    out.item_bias_ = popularity.biases(learned, popular, beta)
     return out
 
 
@@ -373,15 +375,15 @@ def choose(
     fitted: dict[str, semrec.TextCF], score: Callable[[Any], float], what: str
 ) -> tuple[dict[str, Any], semrec.TextCF, str]:
     """The (user_vectors, popularity) pair with the best validation ``score`` among the fitted
-    networks (keyed by user_vectors) x BETAS; prints every pair's figure."""
+    networks (keyed by user_vectors) x POPULARITY; prints every pair's figure."""
     scored = []
     for vectors, model in fitted.items():
-        for beta in BETAS:
-            variant = with_popularity(model, beta)
+        for beta, observed in POPULARITY:
+            variant = with_popularity(model, beta, observed)
             value = score(variant)
-            scored.append((value, dict(user_vectors=vectors, popularity=beta), variant))
-            print(f"  {what} TextCF user_vectors={vectors} popularity={beta}: {value:.4f}",
-                  flush=True)  # fmt: skip
+            params = dict(user_vectors=vectors, popularity=beta, observed_popularity=observed)
+            scored.append((value, params, variant))
+            print(f"  {what} TextCF {label(params)}: {value:.4f}", flush=True)
     value, params, variant = max(scored, key=lambda t: t[0])
     return params, variant, f"{label(params)} (valid {value:.4f})"
 
@@ -420,7 +422,7 @@ def split_textcf(
     prepare: Callable[[semrec.TextCF], None] = lambda m: None,
 ) -> tuple[dict[str, Any], semrec.TextCF, str]:
     """TextCF's (user_vectors, popularity) chosen on a split's own validation (the training
-    hyperparameters and epochs from the warm validation): 2 networks x BETAS, as in the warm
+    hyperparameters and epochs from the warm validation): 2 networks x POPULARITY, as in the warm
     grid; ``prepare`` folds in the validation's new users."""
     fitted = {}
     for vectors, n in _CACHE["epochs"].items():
@@ -468,7 +470,7 @@ def part_warm(args: argparse.Namespace) -> None:
         rows.append([name, *(float(table.loc[10, c]) for c in cols), note])
     print_table(
         "## warm split, MovieLens-100k (relevant = rating >= 4); each family tuned on a "
-        f"validation split carved from train, {len(textcf_grid(args.quick)) * len(BETAS)} "
+        f"validation split carved from train, {len(textcf_grid(args.quick)) * len(POPULARITY)} "
         f"configurations each; hybrid weights tuned there too; {THREADS} threads; "
         f"{cpu_name()}, {isa_note()}",
         ["model", "NDCG@10", "Recall@10", "coverage@10", "diversity@10", "chosen on validation"],

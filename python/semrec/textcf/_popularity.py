@@ -9,7 +9,7 @@ added items get their prediction as trained ones do.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -47,17 +47,30 @@ def fit_prior(
     return PopularityPrior(weights, -float(mean @ weights))
 
 
-def biases(
-    learned: np.ndarray | None,
-    prior: PopularityPrior | None,
-    weight: float,
+def popularity(
+    prior: PopularityPrior,
     embeddings: np.ndarray,
-) -> np.ndarray | None:
-    """The items' logit biases: the learned ``b(i)`` (``item_bias``; None without) plus
-    ``weight * p(e_i)`` (with a prior), float32; None when there is neither."""
-    if prior is None:
+    interactions: sp.csr_array | None = None,
+    observed: float = 0.0,
+) -> np.ndarray:
+    """``p(i)`` of every item (float64): the text prediction; for the items with training
+    ``interactions`` (canonical CSR, non-zero weights), a share ``observed`` of it replaced by
+    their observed log popularity ``log(1 + n_i)``, centred over them like the prediction."""
+    p = prior.predict(embeddings)
+    if interactions is not None and observed > 0:
+        counts = np.bincount(interactions.indices, minlength=p.size)
+        trained = counts > 0
+        y = np.log1p(counts[trained].astype(np.float64))
+        p[trained] = (1 - observed) * p[trained] + observed * (y - y.mean())
+    return p
+
+
+def biases(learned: np.ndarray | None, popular: np.ndarray | None, weight: float) -> Any:
+    """The items' logit biases, float32: the learned ``b(i)`` (``item_bias``; None without)
+    plus ``weight * p(i)`` (``popular``: p, None without); None when there is neither."""
+    if popular is None:
         return learned
-    total = weight * prior.predict(embeddings)
+    total = weight * popular
     if learned is not None:
         total += learned.astype(np.float64)
     return total.astype(np.float32)

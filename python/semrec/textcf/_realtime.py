@@ -184,7 +184,9 @@ class RealTimeVerbs(EncodesText):
             learned = None
             if "bias.weight" in self.weights_:
                 learned = network.item_biases(self.weights_, new, self.negative_slope)
-            bias = prior.biases(learned, self.popularity_prior_, float(self.popularity), new)
+            fitted = self.popularity_prior_
+            popular = None if fitted is None else prior.popularity(fitted, new)
+            bias = prior.biases(learned, popular, float(self.popularity))
             self.item_bias_ = np.concatenate([self.item_bias_, np.asarray(bias, np.float32)])
         self.item_embeddings_ = np.vstack([self.item_embeddings_, new])
         seen = self.interactions_

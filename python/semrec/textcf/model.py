@@ -111,6 +111,10 @@ class TextCF(RealTimeVerbs, Recommender):
         their text. It does not change training.
     popularity_penalty : float, default 10.0
         The ridge penalty of that regression.
+    observed_popularity : float, default 0.0
+        For the items with training interactions, the share (in [0, 1]) of ``p(i)`` taken by
+        their observed ``log(1 + training users)`` (centred like the prediction) instead of the
+        text prediction; items without interactions (cold, added) keep the prediction.
     user_vectors : {"network", "items"}, default "network"
         ``"network"``: a user's vector is ``normalise(MLP(x_u))`` (with the propagation
         layers), as trained. ``"items"``: the weighted mean of the unit vectors of the user's
@@ -180,6 +184,7 @@ class TextCF(RealTimeVerbs, Recommender):
         "item_bias",
         "popularity",
         "popularity_penalty",
+        "observed_popularity",
         "user_vectors",
         "encoder",
         "random_state",
@@ -211,6 +216,7 @@ class TextCF(RealTimeVerbs, Recommender):
         item_bias: bool = False,
         popularity: float = 0.0,
         popularity_penalty: float = 10.0,
+        observed_popularity: float = 0.0,
         user_vectors: str = "network",
         encoder: Any = None,
         random_state: int | np.random.Generator | None = None,
@@ -236,6 +242,7 @@ class TextCF(RealTimeVerbs, Recommender):
         self.item_bias = item_bias
         self.popularity = popularity
         self.popularity_penalty = popularity_penalty
+        self.observed_popularity = observed_popularity
         self.user_vectors = user_vectors
         self.encoder = encoder
         self.random_state = random_state
@@ -258,6 +265,10 @@ class TextCF(RealTimeVerbs, Recommender):
         check.choice(self.user_vectors, "user_vectors", USER_VECTORS)
         _number(self.popularity, "popularity")
         _number(self.popularity_penalty, "popularity_penalty", positive=True)
+        if _number(self.observed_popularity, "observed_popularity") > 1:
+            raise ValueError(
+                f"observed_popularity must be in [0, 1], got {self.observed_popularity}"
+            )
         if self.user_vectors == "items" and self.user_embeddings is not None:
             raise ValueError(
                 'user_vectors="items" builds users from their items only; give no '
@@ -387,9 +398,11 @@ class TextCF(RealTimeVerbs, Recommender):
         self.popularity_prior_ = None
         if float(self.popularity) > 0:
             self.popularity_prior_ = prior.fit_prior(emb, train, float(self.popularity_penalty))
-        self.item_bias_ = prior.biases(
-            result.item_biases, self.popularity_prior_, float(self.popularity), emb
-        )
+        popular = None
+        if self.popularity_prior_ is not None:
+            share = float(self.observed_popularity)
+            popular = prior.popularity(self.popularity_prior_, emb, train, share)
+        self.item_bias_ = prior.biases(result.item_biases, popular, float(self.popularity))
         item_degree = np.bincount(train.indices, minlength=n_items).astype(np.int64)
         item_layers = result.layer_outputs[: settings.layers, n_users:]
         self.graph_ = Graph(np.ascontiguousarray(item_layers), item_degree)
