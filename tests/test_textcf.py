@@ -316,7 +316,11 @@ def test_explain_splits_the_score_exactly(topics) -> None:
 # -- persistence ------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     "options",
-    [dict(layers=2), dict(layers=0), dict(layers=1, user_vectors="items", popularity=0.5)],
+    [
+        dict(layers=2),
+        dict(layers=0),
+        dict(layers=1, user_vectors="items", popularity=0.5, observed_popularity=0.5),
+    ],
 )  # layers 0: the graph's arrays are empty; the last: item-mean users' sums, the ridge fit
 def test_save_load_round_trip(topics, tmp_path, options) -> None:
     ds, emb = topics

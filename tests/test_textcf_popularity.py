@@ -71,6 +71,22 @@ def test_popularity_is_beta_times_the_ridge_prediction_and_leaves_training_alone
     np.testing.assert_allclose(model.score(users, np.arange(60)), cos + 0.15 * want, atol=1e-5)
 
 
+def test_observed_popularity_mixes_the_counts_in_for_trained_items_only(data) -> None:
+    m, emb = data
+    model = _model(emb, popularity=2.0, observed_popularity=0.25).fit(m)
+    counts = np.asarray((m != 0).sum(axis=0)).ravel()
+    trained = counts > 0
+    observed = np.log1p(counts[trained]) - np.log1p(counts[trained]).mean()
+    text = _ridge_reference(emb, m, 10.0)
+    want = text.copy()
+    want[trained] = 0.75 * text[trained] + 0.25 * observed
+    np.testing.assert_allclose(model.item_bias_, 2.0 * want, rtol=1e-5, atol=1e-5)
+    assert not trained[:2].any()  # the cold items keep the text prediction
+    # An added item has no interactions: the text prediction, even with a trained item's text.
+    ids = model.add_items(emb[[0, 9]])
+    np.testing.assert_allclose(model.item_bias_[ids], 2.0 * text[[0, 9]], rtol=1e-5, atol=1e-5)
+
+
 def test_popularity_is_added_to_the_learned_bias(data) -> None:
     m, emb = data
     learned = _model(emb, item_bias=True).fit(m)
@@ -171,8 +187,8 @@ def test_validation_measures_the_vectors_that_are_kept(data, user_vectors) -> No
 
 def test_same_seed_same_model(data) -> None:
     m, emb = data
-    a = _model(emb, user_vectors="items", popularity=0.5).fit(m)
-    b = _model(emb, user_vectors="items", popularity=0.5).fit(m)
+    a = _model(emb, user_vectors="items", popularity=0.5, observed_popularity=0.5).fit(m)
+    b = _model(emb, user_vectors="items", popularity=0.5, observed_popularity=0.5).fit(m)
     np.testing.assert_array_equal(a.user_factors_, b.user_factors_)
     np.testing.assert_array_equal(a.item_bias_, b.item_bias_)
 
