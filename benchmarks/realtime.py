@@ -43,13 +43,16 @@ rate is shown too). The memory bandwidth probe is a plain NumPy ``X.sum()`` over
 Part 3, approximate. ``--ann-items`` items (100k; --quick 50k) of each ``--ann-data`` catalogue
 (``_catalogues.py``: ``minilm`` shaped like real sentence embeddings, ``topics`` and ``gaussian``
 as hard and worst cases), queries drawn fresh from the same generator: single-query top-10
-through an exact float16 ``ItemIndex`` and through a ``semrec.HNSWIndex`` over it (faiss HNSW,
-``--ann-m``, ``--ann-ef-construction``; returned scores exact) at every ``--ef`` value of
-``ef_search`` (the recall/latency curve), methods alternating query by query: recall@10 against
-the exact lists (mean and worst query), p50/p99 and the speed-up. Building a graph of 1M items
-takes minutes on 2 cores: ``--ann-graphs DIR --ann-build-only`` builds and saves them (run it
-under the shared lock), the same command without ``--ann-build-only`` loads them and times only
-the queries (the build time printed is the saved one).
+through the exact ``ItemIndex`` in float16 (the reference lists) and float32, and through each
+``--ann-kind``: ``hnsw``, a ``semrec.HNSWIndex`` over the float16 index (faiss HNSW,
+``--ann-m``, ``--ann-ef-construction``) at every ``--ef`` value of ``ef_search``; ``pq``, a
+``semrec.PQIndex`` (faiss 4-bit product-quantised fast scan of every item, ``--pq-m``
+sub-spaces, built in the run) at every ``--rerank`` value (items re-scored exactly). Returned
+scores are exact. Methods in a random order query by query: recall@10 against the exact lists
+(mean and worst query), p50/p99 and the speed-up over both exact indexes. Building an HNSW
+graph of 1M items takes most of an hour on 2 cores: ``--ann-graphs DIR --ann-build-only`` builds
+and saves them (run it under the shared lock), the same command without ``--ann-build-only``
+loads them and times only the queries (the build time printed is the saved one).
 """
 
 from __future__ import annotations
@@ -96,6 +99,9 @@ def parse_args() -> argparse.Namespace:
         "--ann-data", default="minilm,topics,gaussian", help=f"catalogues of part 3: {KINDS}"
     )
     parser.add_argument("--ef", default="16,32,64,128,256,512", help="ef_search values, part 3")
+    parser.add_argument("--ann-kind", default="hnsw,pq", help="approximate indexes: hnsw, pq")
+    parser.add_argument("--rerank", default="100,200,500,1000,2000", help="PQIndex rerank values")
+    parser.add_argument("--pq-m", type=int, help="PQIndex sub-spaces (default: dim / 4)")
     parser.add_argument("--ann-m", type=int, default=32, help="HNSW graph degree (m)")
     parser.add_argument("--ann-ef-construction", type=int, default=100)
     parser.add_argument("--ann-graphs", help="directory: save built graphs there, load them next")
@@ -110,6 +116,8 @@ def parse_args() -> argparse.Namespace:
         args.items = 200_000 if args.quick else 1_000_000
     if args.ann_items is None:
         args.ann_items = 50_000 if args.quick else 100_000
+    if not set(args.ann_kind.split(",")) <= {"hnsw", "pq"}:
+        parser.error(f"--ann-kind takes hnsw and/or pq, got {args.ann_kind!r}")
     return args
 
 
@@ -416,50 +424,77 @@ def bench_ann(args: argparse.Namespace) -> list[str]:
     return rows
 
 
+def ann_indexes(args: argparse.Namespace, kind: str, index: semrec.ItemIndex) -> list[tuple]:
+    """(index, what it is, its knob's name, the knob's values) for each of --ann-kind."""
+    out = []
+    for which in args.ann_kind.split(","):
+        if which == "hnsw":
+            ann, build, how = ann_graph(args, kind, index)
+            what = f"HNSWIndex(m={ann.m}, ef_construction={ann.ef_construction}) {how}"
+            out.append((ann, f"{what}, build {build:.1f} s", "ef_search", args.ef))
+        else:
+            t0 = time.perf_counter()
+            ann = semrec.PQIndex(index, m=args.pq_m, num_threads=args.threads)
+            build = time.perf_counter() - t0
+            what = f"PQIndex(m={ann.m}, {ann.m // 2} bytes per item) built in {build:.1f} s"
+            out.append((ann, what, "rerank", args.rerank))
+    return out
+
+
 def ann_table(args: argparse.Namespace, kind: str) -> list[str]:
-    """Part 3 on one catalogue: exact vs HNSW at every ef_search of --ef."""
+    """Part 3 on one catalogue: the exact indexes vs each approximate one at every knob value."""
     n, t = args.ann_items, args.threads
-    efs = [int(e) for e in args.ef.split(",")]
     x, queries = catalogue(kind, n, args.queries + 1, SEED + 2)
     index = semrec.ItemIndex(x, metric="dot", storage="float16", num_threads=t, copy=False)
-    ann, build, how = ann_graph(args, kind, index)
+    exact32 = semrec.ItemIndex(x, metric="dot", storage="float32", num_threads=t, copy=False)
+    approximate = ann_indexes(args, kind, index)
     if args.ann_build_only:
-        return [f"{kind}: graph over {n} x {DIM} {how} in {build:.1f} s"]
-    results: dict[object, list] = {"exact": [], **{ef: [] for ef in efs}}
+        return [f"{kind}: {what} over {n} x {DIM}" for _, what, _, _ in approximate]
+    results: dict[str, list] = {"exact": [], "exact f32": []}
+    methods: dict[str, Callable[[int], object]] = {
+        "exact": lambda c: results["exact"].append(
+            semrec.topk(queries[c], index, 10, num_threads=t)
+        ),
+        "exact f32": lambda c: results["exact f32"].append(
+            semrec.topk(queries[c], exact32, 10, num_threads=t)
+        ),
+    }
 
-    def exact(c: int) -> None:
-        results["exact"].append(semrec.topk(queries[c], index, 10, num_threads=t))
+    def approx(c: int, name: str, ann: object, knob: str, value: int) -> None:
+        setattr(ann, knob, value)
+        results[name].append(semrec.topk(queries[c], ann, 10, num_threads=t))
 
-    def approx(c: int, ef: int) -> None:
-        ann.ef_search = ef
-        results[ef].append(semrec.topk(queries[c], ann, 10, num_threads=t))
-
-    methods: dict[str, Callable[[int], object]] = {"exact": exact}
-    methods.update({f"ef={ef}": (lambda c, ef=ef: approx(c, ef)) for ef in efs})
+    for ann, _, knob, values in approximate:
+        short = "ef" if knob == "ef_search" else knob
+        for value in (int(v) for v in values.split(",")):
+            name = f"{type(ann).__name__[:-5].lower()} {short}={value}"
+            results[name] = []
+            methods[name] = lambda c, a=(name, ann, knob, value): approx(c, *a)
     for fn in methods.values():
         fn(args.queries)  # warm-up on the extra query
     for r in results.values():
         r.clear()
     times = run_alternating(methods, args.queries)
-    med_exact = statistics.median(times["exact"])
+    med16, med32 = (statistics.median(times[name]) for name in ("exact", "exact f32"))
     rows = [
         f"Part 3 ({kind}): top-10 of one query over {n} x {DIM}, {args.queries} queries "
-        f"(fresh draws), methods in random order; exact = ItemIndex float16 (exact answers); "
-        f"HNSWIndex(m={ann.m}, ef_construction={ann.ef_construction}) {how}, build "
-        f"{build:.1f} s on {t} threads; returned scores exact",
-        "method      | recall@10 | min recall |  p50 ms  |  p99 ms  | exact p50 / this p50",
-        "------------+-----------+------------+----------+----------+---------------------",
+        f"(fresh draws), methods in random order, {t} threads; exact = ItemIndex float16 "
+        "(exact answers), exact f32 = ItemIndex float32; returned scores exact",
+        *(f"  {what}" for _, what, _, _ in approximate),
+        "method            | recall@10 | min recall |  p50 ms  |  p99 ms  | f16 exact / this "
+        "| f32 exact / this",
+        "------------------+-----------+------------+----------+----------+------------------"
+        "+-----------------",
     ]
     for name, ts in times.items():
-        key = "exact" if name == "exact" else int(name[3:])
         per_query = [
             np.intersect1d(a[0], b[0]).size / 10
-            for a, b in zip(results["exact"], results[key], strict=True)
+            for a, b in zip(results["exact"], results[name], strict=True)
         ]
         p50, p99, _ = percentiles(ts)
         rows.append(
-            f"{name:<11} | {np.mean(per_query):9.3f} | {min(per_query):10.1f} | "
-            f"{p50 * 1e3:8.3f} | {p99 * 1e3:8.3f} | {med_exact / p50:8.1f}"
+            f"{name:<17} | {np.mean(per_query):9.3f} | {min(per_query):10.1f} | "
+            f"{p50 * 1e3:8.3f} | {p99 * 1e3:8.3f} | {med16 / p50:16.1f} | {med32 / p50:15.1f}"
         )
     return [*rows, ""]
 

@@ -224,14 +224,18 @@ def test_recommend_equals_model_recommend(client, als):
     distributed_lists(client, als, np.arange(0, als.n_users_, 3, dtype=np.int32), 7, 100)
 
 
-def test_recommend_through_each_workers_approximate_index(client, data):
-    # A ContentRecommender searching an HNSW graph: the graph travels with the pickled model,
-    # so every worker answers what the model answers here (exclusions honoured).
+@pytest.mark.parametrize(
+    ("kind", "params"),
+    [("hnsw", {"m": 8, "ef_construction": 40, "ef_search": 32}), ("pq", {"m": 8, "rerank": 30})],
+)
+def test_recommend_through_each_workers_approximate_index(client, data, kind, params):
+    # A ContentRecommender searching an HNSW graph or PQ codes: they travel with the pickled
+    # model, so every worker answers what the model answers here (exclusions honoured).
     pytest.importorskip("faiss")
     emb = np.random.default_rng(5).standard_normal((data.n_items, 16), dtype=np.float32)
     model = semrec.ContentRecommender(emb, show_progress=False).fit(data.interactions)
     model.update(3, 11)
-    model.use_index("hnsw", m=8, ef_construction=40, ef_search=32)
+    model.use_index(kind, **params)
     users = np.arange(0, model.n_users_, 7, dtype=np.int32)
     got_ids = distributed_lists(client, model, users, 6, 40)
     seen = model.interactions_[users]

@@ -193,3 +193,37 @@ def test_a_pickled_model_keeps_its_approximate_index():
     users = np.arange(N_USERS)
     for a, b in zip(model.recommend(users, k=10), again.recommend(users, k=10), strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_pq_recall_filters_save_and_pickle(tmp_path):
+    # The product-quantised scan behind the same verbs: lists against the NumPy reference.
+    pytest.importorskip("faiss", reason="faiss-cpu is not installed (pip install .[ann])")
+    model = content_model()
+    for u in range(5):
+        model.update(u, 3 * u + 1)
+    users = np.arange(N_USERS)
+    model.use_index("pq", m=4, rerank=40)
+    assert isinstance(model.item_index_, semrec.PQIndex) and model.item_index_.m == 4
+    ids, scores = model.recommend(users, k=10)
+    want = reference(model, users)
+    best = np.argsort(-want, axis=1, kind="stable")[:, :10]
+    assert np.mean([np.intersect1d(a, b).size for a, b in zip(ids, best, strict=True)]) >= 9.5
+    for u in range(N_USERS):
+        assert np.isfinite(want[u, ids[u]]).all()  # no seen item
+        np.testing.assert_allclose(scores[u], want[u, ids[u]], rtol=1e-5, atol=1e-6)
+    allowed = np.arange(0, N_ITEMS, 3)
+    assert np.isin(model.recommend(users[:4], k=5, items=allowed)[0], allowed).all()
+    path = tmp_path / "model.npz"
+    model.save(path)
+    for again in (semrec.ContentRecommender.load(path), pickle.loads(pickle.dumps(model))):
+        assert again.item_index_.settings() == {"m": 4, "rerank": 40, "random_state": 0}
+        for a, b in zip(model.recommend(users), again.recommend(users), strict=True):
+            np.testing.assert_array_equal(a, b)
+    new = model.add_items(embeddings(3, seed=11))
+    assert len(model.item_index_) == N_ITEMS + 3
+    model.update(6, int(new[1]), weight=100.0)
+    assert model.recommend(6, k=1, exclude_seen=False)[0][0] == new[1]
+    with pytest.raises(TypeError, match="ef_search"):
+        model.use_index("pq", ef_search=10)
+    with pytest.raises(ValueError, match="rerank"):
+        model.use_index("pq", rerank=0)

@@ -8,6 +8,7 @@ from semrec import datasets, metrics, split
 from semrec._threads import get_num_threads, set_num_threads
 from semrec.als import ALS
 from semrec.ann import HNSWIndex
+from semrec.ann_pq import PQIndex
 from semrec.baselines import MostPopular, Random
 from semrec.coldstart import ColdStartALS
 from semrec.content import ContentRecommender
@@ -32,6 +33,7 @@ __all__ = [
     "ItemKNN",
     "MostPopular",
     "NotFittedError",
+    "PQIndex",
     "Random",
     "TextCF",
     "TextEncoder",

@@ -165,19 +165,19 @@ class Recommender:
 
         Parameters
         ----------
-        kind : {"exact", "hnsw"}
+        kind : {"exact", "hnsw", "pq"}
             ``"exact"`` scores every item (vectors checked and packed once: a
-            :class:`semrec.ItemIndex`). ``"hnsw"``: a :class:`semrec.HNSWIndex` (extra
-            ``semrec[ann]``) proposes the items; returned scores are exact, seen items and
-            ``items=`` are honoured, but some of the true top k may be missed (recall: see
-            ``benchmarks/realtime.py``). Built now (unfitted: at the first ``recommend``), grown
+            :class:`semrec.ItemIndex`). ``"hnsw"`` / ``"pq"``: a :class:`semrec.HNSWIndex` /
+            :class:`semrec.PQIndex` (extra ``semrec[ann]``) proposes items; returned scores are
+            exact, seen items and ``items=`` honoured, but some true top k may be missed (recall:
+            benchmarks/README.md). Built now (unfitted: at the first ``recommend``), grown
             by ``add_items``, rebuilt when the item vectors change, saved with the model.
         storage : {"float32", "float16"}, optional
             The exact index's packed copy (see :class:`semrec.ItemIndex`): answers are exact
             either way; float16 halves what one user's query streams. Default: ``"float16"``
             for :class:`semrec.ContentRecommender` (unit vectors), ``"float32"`` otherwise.
         **params : int
-            ``"hnsw"``: ``m``, ``ef_construction``, ``ef_search`` (see HNSWIndex).
+            ``"hnsw"``: ``m``, ``ef_construction``, ``ef_search``; ``"pq"``: ``m``, ``rerank``.
 
         Returns
         -------
@@ -203,8 +203,8 @@ class Recommender:
 
     @property
     def item_index_(self) -> Any:
-        """The index ``recommend`` searches: a :class:`semrec.ItemIndex`, or the
-        :class:`semrec.HNSWIndex` chosen with :meth:`use_index` (dot-product models)."""
+        """The index ``recommend`` searches: a :class:`semrec.ItemIndex`, or the approximate
+        index chosen with :meth:`use_index` (dot-product models)."""
         self._check_fitted()
         if not self._is_dot_product():
             raise self._unsupported("use_index")

@@ -3,8 +3,8 @@
 A model's ``recommend`` goes through :class:`ItemSearch`: it holds an :class:`ItemIndex` of the
 item vectors the model's ``_vectors`` hook hands over (validated once, packed for the kernel,
 holding a reference to the float32 rows rather than a copy; float16 panels on request) and,
-when the model was asked to, an approximate
-:class:`semrec.HNSWIndex` over the same index. The index is rebuilt only when the item vectors
+when the model was asked to, an approximate :class:`semrec.HNSWIndex` or
+:class:`semrec.PQIndex` over the same index. The index is rebuilt only when the item vectors
 change: the hook hands over another array, or the model says so (``Recommender._items_changed``,
 for vectors changed in place or rows appended, which are then added incrementally).
 """
@@ -22,9 +22,9 @@ from semrec.similarity import STORAGES, ItemIndex
 
 logger = logging.getLogger("semrec")
 
-KINDS = ("exact", "hnsw")
-# HNSWIndex settings a model's index accepts (with their defaults in semrec.HNSWIndex).
-HNSW_PARAMS = ("m", "ef_construction", "ef_search")
+KINDS = ("exact", "hnsw", "pq")
+# The settings each approximate kind accepts (defaults: semrec.HNSWIndex, semrec.PQIndex).
+PARAMS = {"exact": (), "hnsw": ("m", "ef_construction", "ef_search"), "pq": ("m", "rerank")}
 # Exact answers either way (see ItemIndex). float32 for models whose item vectors may have very
 # unequal norms (ALS factors: float16's error bound, from the largest norm, would often send a
 # query back to a float32 scan); ContentRecommender's unit rows take float16 (its _ITEM_STORAGE):
@@ -54,7 +54,7 @@ class ItemSearch:
         self.params: dict[str, int] = {}
         self._source: np.ndarray | None = None  # the array the index was built from
         self._exact: ItemIndex | None = None
-        self._approx: Any = None  # semrec.HNSWIndex over self._exact
+        self._approx: Any = None  # semrec.HNSWIndex or PQIndex over self._exact
         self._changed_from: int | None = None  # rows changed since (None: nothing)
         self._lock = threading.Lock()
 
@@ -69,12 +69,12 @@ class ItemSearch:
         self._lock = threading.Lock()
 
     def use(self, kind: str, storage: str | None, params: dict[str, Any]) -> None:
-        """Search exactly, or through an HNSW graph built on the next search (checked);
+        """Search exactly, or through an approximate index built on the next search (checked);
         ``storage=None`` is the model's default."""
         kind = check.choice(kind, "kind", KINDS)
         storage = self.default_storage if storage is None else storage
         storage = check.choice(storage, "storage", STORAGES)
-        allowed = HNSW_PARAMS if kind == "hnsw" else ()
+        allowed = PARAMS[kind]
         for name, value in params.items():
             if name not in allowed:
                 raise TypeError(
@@ -109,12 +109,12 @@ class ItemSearch:
                 grow = self._approx if self._approx is not None else exact
                 grow.add(items[len(exact) :], num_threads=threads)
             self._source, self._changed_from = items, None
-            if self.kind == "hnsw" and self._approx is None:
-                from semrec.ann import HNSWIndex
-
-                logger.info("building an HNSW index over %d items", items.shape[0])
-                self._approx = HNSWIndex(self._exact, num_threads=threads, **self.params)
-            return self._approx if self.kind == "hnsw" else self._exact
+            if self.kind != "exact" and self._approx is None:
+                logger.info("building a %s index over %d items", self.kind, items.shape[0])
+                self._approx = approximate_index(self.kind)(
+                    self._exact, num_threads=threads, **self.params
+                )
+            return self._exact if self.kind == "exact" else self._approx
 
     def _current(self, items: np.ndarray) -> bool:
         """Whether the index holds ``items``' first rows as they are (new rows may follow)."""
@@ -135,23 +135,28 @@ class ItemSearch:
         if self.kind == "hnsw":  # the graph: load does not rebuild it
             meta[key].update(index.settings())
             arrays[f"{key}/graph"] = index.graph_bytes()
+        elif self.kind == "pq":  # codebooks and codes
+            meta[key].update(index.settings())
+            arrays[f"{key}/codes"] = index.code_bytes()
 
     def load(self, saved: Any, key: str, items: np.ndarray, threads: int | None) -> None:
         """Search ``items`` as saved under ``key`` (checked: a FormatError)."""
         meta = saved.value(key, dict)
         kind = meta.get("kind")
-        fields = {"kind", "storage", *(HNSW_PARAMS if kind == "hnsw" else ())}
+        saved_params = {"hnsw": PARAMS["hnsw"], "pq": (*PARAMS["pq"], "random_state")}
+        names = saved_params.get(kind, ())
+        fields = {"kind", "storage", *names}
         if kind not in KINDS or set(meta) != fields or meta["storage"] not in STORAGES:
             raise saved.error(key, f"is not an item index description: {meta!r}")
         storage, params, graph = meta["storage"], {}, None
-        blob = saved.array(f"{key}/graph", np.uint8, (None,)) if kind == "hnsw" else None
+        blobs = {"hnsw": "graph", "pq": "codes"}
+        blob = saved.array(f"{key}/{blobs[kind]}", np.uint8, (None,)) if kind in blobs else None
         try:
             exact = ItemIndex(items, metric="dot", storage=storage, num_threads=threads, copy=False)
             if blob is not None:
-                from semrec.ann import HNSWIndex
-
-                params = {name: check.positive_int(meta[name], name) for name in HNSW_PARAMS}
-                graph = HNSWIndex.from_bytes(exact, blob, **params)
+                params = {name: check.positive_int(meta[name], name) for name in PARAMS[kind]}
+                extra = {name: meta[name] for name in names if name not in params}
+                graph = approximate_index(kind).from_bytes(exact, blob, **params, **extra)
         except (TypeError, ValueError) as exc:
             raise saved.error(key, f"does not fit the model ({exc})") from None
         with self._lock:
@@ -161,5 +166,16 @@ class ItemSearch:
 
     @property
     def approximate(self) -> Any:
-        """The HNSWIndex when one is built, else None."""
+        """The approximate index (HNSWIndex, PQIndex) when one is built, else None."""
         return self._approx
+
+
+def approximate_index(kind: str) -> Any:
+    """The class of an approximate ``kind`` (imported on demand: faiss is an optional extra)."""
+    if kind == "hnsw":
+        from semrec.ann import HNSWIndex
+
+        return HNSWIndex
+    from semrec.ann_pq import PQIndex
+
+    return PQIndex

@@ -26,30 +26,13 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from semrec import _persist as persist
+from semrec import _approximate as approx
 from semrec import _validation as check
 from semrec._threads import resolve_num_threads
-from semrec.similarity import ItemIndex, topk
+from semrec.similarity import ItemIndex
 
 _FORMAT = "semrec.HNSWIndex"
 _VERSION = 1
-# A shared candidate list this small (or this share of the catalogue) is searched exactly.
-_EXACT_CANDIDATES = 4096
-_EXACT_SHARE = 0.02
-# Excluded items of a query widen its graph search by as many (faiss's filtered search still
-# walks through them, and a user's seen items crowd the neighbourhood of their profile), at
-# most by this much.
-_MAX_FILTER_DEPTH = 2048
-
-
-def _faiss() -> Any:
-    try:
-        import faiss
-    except ImportError:
-        raise ImportError(
-            "semrec.HNSWIndex needs faiss: pip install 'semrec[ann]' (or pip install faiss-cpu)"
-        ) from None
-    return faiss
 
 
 class HNSWIndex:
@@ -105,7 +88,7 @@ class HNSWIndex:
         ef_search: int = 128,
         num_threads: int | None = None,
     ) -> None:
-        faiss = _faiss()
+        faiss = approx.load_faiss("HNSWIndex")
         if isinstance(items, ItemIndex):
             if metric is not None and metric != items.metric:
                 raise ValueError(f"metric={metric!r} differs from the ItemIndex's {items.metric!r}")
@@ -156,7 +139,9 @@ class HNSWIndex:
         3
         """
         with self._lock:
-            return np.asarray(_faiss().serialize_index(self._graph), dtype=np.uint8)
+            return np.asarray(
+                approx.load_faiss("HNSWIndex").serialize_index(self._graph), dtype=np.uint8
+            )
 
     @classmethod
     def from_bytes(
@@ -167,14 +152,10 @@ class HNSWIndex:
         Raises ValueError when ``graph`` is not a faiss HNSW graph of ``len(items)`` vectors
         of ``items.dim`` dimensions.
         """
-        faiss = _faiss()
+        faiss = approx.load_faiss("HNSWIndex")
         if not isinstance(items, ItemIndex):
             raise TypeError(f"items must be a semrec.ItemIndex, got {type(items).__name__}")
-        blob = np.ascontiguousarray(graph, dtype=np.uint8).reshape(-1)
-        try:
-            loaded = faiss.deserialize_index(blob)
-        except RuntimeError as exc:  # faiss reports an unreadable blob this way
-            raise ValueError(f"graph is not a faiss index ({str(exc).splitlines()[0]})") from None
+        loaded = approx.deserialized(graph, "HNSWIndex")
         if not isinstance(loaded, faiss.IndexHNSWFlat) or loaded.metric_type != (
             faiss.METRIC_INNER_PRODUCT
         ):
@@ -197,17 +178,11 @@ class HNSWIndex:
         # Pickled as its ItemIndex and the serialised graph (sent to worker processes).
         return _unpickle_hnsw, (self.items, self.graph_bytes(), self.settings())
 
-    def _graph_rows(self, x: np.ndarray) -> np.ndarray:
-        if self.items.metric != "cosine":
-            return x
-        norms = np.linalg.norm(x.astype(np.float64), axis=1, keepdims=True)
-        return np.divide(x, norms, out=np.zeros_like(x), where=norms > 0).astype(np.float32)
-
     def _add_to_graph(self, x: np.ndarray, num_threads: int | None) -> None:
-        faiss = _faiss()
+        faiss = approx.load_faiss("HNSWIndex")
         if x.shape[0]:
             faiss.omp_set_num_threads(resolve_num_threads(num_threads))
-            self._graph.add(self._graph_rows(x))
+            self._graph.add(approx.unit_rows(x, self.items.metric))
 
     def add(self, vectors: np.ndarray, *, num_threads: int | None = None) -> np.ndarray:
         """Add items to the exact index and the graph; returns their ids.
@@ -242,56 +217,32 @@ class HNSWIndex:
         >>> ann.search(np.array([0, 1, 0, 0], dtype=np.float32), k=1)[0].tolist()
         [1]
         """
-        faiss = _faiss()
-        q, single = check.as_float32_matrix(queries, "queries", allow_1d=True)
-        k = check.positive_int(k, "k")
-        threads = resolve_num_threads(num_threads)
-        n = len(self.items)
-        if q.shape[1] != self.items.dim:
-            raise ValueError(
-                f"queries have dimension {q.shape[1]} but items have dimension {self.items.dim}"
-            )
-        shape = (q.shape[0], n)
-        one = q.shape[0] == 1
-        ex = None if exclude is None else check.exclusions(exclude, "exclude", shape, one)
-        if ex is not None and not sp.issparse(exclude):
-            exclude = ex[1]  # one query's ids, checked and sorted: topk takes them as they are
-        exact = dict(exclude=exclude, num_threads=threads)
-        if sp.issparse(candidates):
-            # Per-query candidate lists: exact over them (their cost is their length).
-            return self._shaped(topk(q, self.items, k, candidates=candidates, **exact), single)
-        allowed = None
-        if candidates is not None:
-            allowed = np.unique(check.item_ids(candidates, "candidates", n))
-            if allowed.size <= max(_EXACT_CANDIDATES, _EXACT_SHARE * n):
-                return self._shaped(topk(q, self.items, k, candidates=allowed, **exact), single)
-        depth = min(k, n)
-        found = np.full((q.shape[0], depth), -1, dtype=np.int64)
-        graph_q = self._graph_rows(q)
-        ef = self.search_depth(depth)
-        if ex is None and allowed is None:
-            faiss.omp_set_num_threads(threads)
-            params = faiss.SearchParametersHNSW(efSearch=ef)
+        faiss = approx.load_faiss("HNSWIndex")
+        req = approx.request(self.items, queries, k, exclude, candidates, num_threads)
+        if isinstance(req, tuple):
+            return req
+        depth = min(req.k, len(self.items))
+        found = np.full((req.queries.shape[0], depth), -1, dtype=np.int64)
+        graph_q = approx.unit_rows(req.queries, self.items.metric)
+        if req.excluded is None and req.allowed is None:
+            faiss.omp_set_num_threads(req.threads)
+            params = faiss.SearchParametersHNSW(efSearch=self.search_depth(depth))
             found = self._graph.search(graph_q, depth, params=params)[1]
         else:
-            keep = None if allowed is None else faiss.IDSelectorBatch(allowed.astype(np.int64))
-            for i in range(q.shape[0]):
+            keep = (
+                None if req.allowed is None else faiss.IDSelectorBatch(req.allowed.astype(np.int64))
+            )
+            for i in range(req.queries.shape[0]):
                 sel = keep
-                seen = np.empty(0, dtype=np.int64)
-                if ex is not None:
-                    seen = ex[1][ex[0][i] : ex[0][i + 1]].astype(np.int64)
-                    if seen.size:
-                        drop = faiss.IDSelectorNot(faiss.IDSelectorBatch(seen))
-                        sel = drop if keep is None else faiss.IDSelectorAnd(keep, drop)
+                seen = req.excluded_of(i)
+                if seen.size:
+                    drop = faiss.IDSelectorNot(faiss.IDSelectorBatch(seen))
+                    sel = drop if keep is None else faiss.IDSelectorAnd(keep, drop)
                 ef_i = self.search_depth(depth, seen.size)
                 params = faiss.SearchParametersHNSW(efSearch=ef_i, sel=sel)
                 found[i] = self._graph.search(graph_q[i : i + 1], depth, params=params)[1][0]
         # Exact scores (and the ranking they imply) for what the graph found.
-        rows = np.repeat(np.arange(q.shape[0]), depth)
-        cols = found.reshape(-1)
-        ok = cols >= 0
-        cand = sp.csr_array((np.ones(int(ok.sum()), np.float32), (rows[ok], cols[ok])), shape=shape)
-        return self._shaped(topk(q, self.items, k, candidates=cand, **exact), single)
+        return approx.rescored(self.items, req, found)
 
     def search_depth(self, k: int, excluded: int = 0) -> int:
         """The graph search's candidate list (faiss ``efSearch``) for a top-``k`` query with
@@ -305,12 +256,7 @@ class HNSWIndex:
         >>> ann.search_depth(10), ann.search_depth(100), ann.search_depth(10, excluded=30)
         (64, 200, 94)
         """
-        return max(self.ef_search, 2 * k) + min(excluded, _MAX_FILTER_DEPTH)
-
-    @staticmethod
-    def _shaped(result: tuple[np.ndarray, np.ndarray], single: bool) -> tuple[np.ndarray, ...]:
-        ids, scores = result
-        return (ids[0], scores[0]) if single and ids.ndim == 2 else (ids, scores)
+        return max(self.ef_search, 2 * k) + min(excluded, approx.MAX_FILTER_DEPTH)
 
     # -- persistence -------------------------------------------------------------------------
     def save(self, path: str | os.PathLike[str]) -> None:
@@ -325,35 +271,15 @@ class HNSWIndex:
         >>> len(semrec.HNSWIndex.load(path))
         3
         """
-        meta = {
-            "format": _FORMAT,
-            "version": _VERSION,
-            "metric": self.items.metric,
-            "storage": self.items.storage,
-            **self.settings(),
-        }
-        arrays = {"vectors": np.ascontiguousarray(self.items.vectors), "graph": self.graph_bytes()}
-        persist.write(path, meta, arrays)
+        approx.save(
+            path, _FORMAT, _VERSION, self.items, self.settings(), "graph", self.graph_bytes()
+        )
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], *, num_threads: int | None = None) -> HNSWIndex:
         """Load an index written by :meth:`save`; damage raises :class:`semrec.FormatError`."""
-        saved = persist.read(path, _FORMAT, _VERSION)
-        vectors = saved.array("vectors", np.float32, (None, None))
-        graph = saved.array("graph", np.uint8, (None,))
-        try:
-            items = ItemIndex(
-                vectors,
-                metric=saved.value("metric", str),
-                storage=saved.value("storage", str),
-                num_threads=num_threads,
-                copy=False,
-            )
-            names = ("m", "ef_construction", "ef_search")
-            params = {name: saved.value(name, int) for name in names}
-            return cls.from_bytes(items, graph, **params)
-        except (TypeError, ValueError) as exc:
-            raise saved.error("graph", f"does not match the vectors ({exc})") from None
+        names = ("m", "ef_construction", "ef_search")
+        return approx.load(path, _FORMAT, _VERSION, "graph", names, cls.from_bytes, num_threads)
 
 
 def _unpickle_hnsw(items: ItemIndex, graph: np.ndarray, settings: dict[str, int]) -> HNSWIndex:

@@ -216,11 +216,11 @@ def topk(
     ----------
     queries : ndarray of float32, shape (n_queries, dim) or (dim,)
         Query vectors, C-contiguous. A single 1-D query gives 1-D results.
-    items : ndarray of float32, shape (n_items, dim), ItemIndex or HNSWIndex
+    items : ndarray of float32, shape (n_items, dim), ItemIndex, HNSWIndex or PQIndex
         Item vectors, C-contiguous; or an :class:`ItemIndex` (checked and packed once, the fast
         path for repeated searches), which gives bitwise the same results; or a
-        :class:`semrec.HNSWIndex` (approximate: it may miss some of the true top k, but every
-        returned score is exact).
+        :class:`semrec.HNSWIndex` or :class:`semrec.PQIndex` (approximate: it may miss some of
+        the true top k, but every returned score is exact).
     k : int
         Number of results per query (>= 1). ``k`` larger than the number of eligible items is
         allowed: the rest of the row is padding.
@@ -271,7 +271,7 @@ def topk(
     [0, 1]
     """
     if not isinstance(items, np.ndarray | ItemIndex) and callable(getattr(items, "search", None)):
-        # An approximate index (semrec.HNSWIndex): it searches, then re-scores exactly here.
+        # An approximate index (HNSWIndex, PQIndex): it searches, then re-scores exactly here.
         if metric is not None and metric != items.metric:
             raise ValueError(f"metric={metric!r} differs from the index's metric {items.metric!r}")
         return items.search(

@@ -1,0 +1,191 @@
+"""What semrec's approximate indexes (:class:`semrec.HNSWIndex`, :class:`semrec.PQIndex`) share:
+loading faiss, the unit rows a cosine index is built on, one check of a search's queries and
+filters, and the exact re-scoring of the items the faiss index proposed (so the returned scores
+are the exact kernel's, bitwise, and ties still go to the lower id).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from semrec import _persist as persist
+from semrec import _validation as check
+from semrec._threads import resolve_num_threads
+from semrec.similarity import ItemIndex, topk
+
+# A shared candidate list this small (or this share of the catalogue) is searched exactly.
+EXACT_CANDIDATES = 4096
+EXACT_SHARE = 0.02
+# Excluded items of a query deepen its approximate search by as many (a user's seen items crowd
+# the neighbourhood of their profile), at most by this much.
+MAX_FILTER_DEPTH = 2048
+
+
+def load_faiss(what: str) -> Any:
+    """The faiss module, or an ImportError saying how to install it."""
+    try:
+        import faiss
+    except ImportError:
+        raise ImportError(
+            f"semrec.{what} needs faiss: pip install 'semrec[ann]' (or pip install faiss-cpu)"
+        ) from None
+    return faiss
+
+
+def unit_rows(x: np.ndarray, metric: str) -> np.ndarray:
+    """``x`` as the faiss index sees it: rows normalised for cosine (zero rows stay zero)."""
+    if metric != "cosine":
+        return x
+    norms = np.linalg.norm(x.astype(np.float64), axis=1, keepdims=True)
+    return np.divide(x, norms, out=np.zeros_like(x), where=norms > 0).astype(np.float32)
+
+
+def deserialized(blob: np.ndarray, what: str) -> Any:
+    """A faiss index from its serialised bytes; ValueError when they are not one."""
+    faiss = load_faiss(what)
+    try:
+        return faiss.deserialize_index(np.ascontiguousarray(blob, dtype=np.uint8).reshape(-1))
+    except RuntimeError as exc:  # faiss reports an unreadable blob this way
+        raise ValueError(f"graph is not a faiss index ({str(exc).splitlines()[0]})") from None
+
+
+@dataclass
+class Request:
+    """One checked search: float32 queries, ``k``, threads and the filters."""
+
+    queries: np.ndarray
+    single: bool
+    k: int
+    threads: int
+    exclude: Any  # as topk takes it (CSR, or one query's checked ids)
+    excluded: tuple[np.ndarray, np.ndarray] | None  # (indptr, ids) per query
+    allowed: np.ndarray | None  # a shared candidate list (sorted ids), searched approximately
+
+    def excluded_of(self, i: int) -> np.ndarray:
+        """Query ``i``'s excluded ids (int64)."""
+        if self.excluded is None:
+            return np.empty(0, dtype=np.int64)
+        indptr, ids = self.excluded
+        return ids[indptr[i] : indptr[i + 1]].astype(np.int64)
+
+    def most_excluded(self) -> int:
+        """The largest number of ids one query excludes."""
+        return 0 if self.excluded is None else int(np.diff(self.excluded[0]).max(initial=0))
+
+
+def request(
+    items: ItemIndex,
+    queries: np.ndarray,
+    k: int,
+    exclude: Any,
+    candidates: Any,
+    num_threads: int | None,
+) -> Request | tuple[np.ndarray, np.ndarray]:
+    """Check a search (the arguments of :func:`semrec.topk`); the exact answer when candidate
+    lists make the exact search the cheaper one."""
+    q, single = check.as_float32_matrix(queries, "queries", allow_1d=True)
+    k = check.positive_int(k, "k")
+    threads = resolve_num_threads(num_threads)
+    n = len(items)
+    if q.shape[1] != items.dim:
+        raise ValueError(
+            f"queries have dimension {q.shape[1]} but items have dimension {items.dim}"
+        )
+    shape = (q.shape[0], n)
+    ex = None if exclude is None else check.exclusions(exclude, "exclude", shape, q.shape[0] == 1)
+    if ex is not None and not sp.issparse(exclude):
+        exclude = ex[1]  # one query's ids, checked and sorted: topk takes them as they are
+    req = Request(q, single, k, threads, exclude, ex, None)
+    if sp.issparse(candidates):
+        # Per-query candidate lists: exact over them (their cost is their length).
+        return exactly(items, req, candidates)
+    if candidates is not None:
+        req.allowed = np.unique(check.item_ids(candidates, "candidates", n))
+        if req.allowed.size <= max(EXACT_CANDIDATES, EXACT_SHARE * n):
+            return exactly(items, req, req.allowed)
+    return req
+
+
+def exactly(items: ItemIndex, req: Request, candidates: Any = None) -> tuple[np.ndarray, ...]:
+    """The exact answer to ``req`` (over ``candidates`` when given)."""
+    found = topk(
+        req.queries,
+        items,
+        req.k,
+        exclude=req.exclude,
+        candidates=candidates,
+        num_threads=req.threads,
+    )
+    return shaped(found, req.single)
+
+
+def rescored(items: ItemIndex, req: Request, found: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The exact top-k of the proposed ids ``found`` (-1: none), filters applied."""
+    if found.shape[0] == 1:  # one query: a plain id list (0.66 ms for 1000 of 1M, CSR 0.88)
+        return exactly(items, req, np.unique(found[found >= 0]))
+    rows = np.repeat(np.arange(found.shape[0]), found.shape[1])
+    cols = found.reshape(-1)
+    ok = cols >= 0
+    shape = (found.shape[0], len(items))
+    cand = sp.csr_array((np.ones(int(ok.sum()), np.float32), (rows[ok], cols[ok])), shape=shape)
+    return exactly(items, req, cand)
+
+
+def shaped(result: tuple[np.ndarray, np.ndarray], single: bool) -> tuple[np.ndarray, ...]:
+    """One query's row when the query was one vector."""
+    ids, scores = result
+    return (ids[0], scores[0]) if single and ids.ndim == 2 else (ids, scores)
+
+
+def save(
+    path: str | os.PathLike[str],
+    format_name: str,
+    version: int,
+    items: ItemIndex,
+    settings: dict[str, int],
+    name: str,
+    blob: np.ndarray,
+) -> None:
+    """Save an index's vectors, settings and faiss bytes (``blob`` under ``name``) to ``path``
+    (``.npz`` + JSON metadata with a SHA-256 of each array, written atomically, no pickle)."""
+    meta = {
+        "format": format_name,
+        "version": version,
+        "metric": items.metric,
+        "storage": items.storage,
+        **settings,
+    }
+    persist.write(path, meta, {"vectors": np.ascontiguousarray(items.vectors), name: blob})
+
+
+def load(
+    path: str | os.PathLike[str],
+    format_name: str,
+    version: int,
+    name: str,
+    settings: tuple[str, ...],
+    from_bytes: Callable[..., Any],
+    num_threads: int | None,
+) -> Any:
+    """The index :func:`save` wrote, through ``from_bytes(items, blob, **settings)``; damage
+    raises :class:`semrec.FormatError`."""
+    saved = persist.read(path, format_name, version)
+    vectors = saved.array("vectors", np.float32, (None, None))
+    blob = saved.array(name, np.uint8, (None,))
+    try:
+        items = ItemIndex(
+            vectors,
+            metric=saved.value("metric", str),
+            storage=saved.value("storage", str),
+            num_threads=num_threads,
+            copy=False,
+        )
+        return from_bytes(items, blob, **{key: saved.value(key, int) for key in settings})
+    except (TypeError, ValueError) as exc:
+        raise saved.error(name, f"does not match the vectors ({exc})") from None
