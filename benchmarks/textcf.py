@@ -40,6 +40,7 @@ import _bench
 
 THREADS: int = _bench.pin_threads(default=2)  # before numpy, BLAS, OpenMP or torch load
 
+import copy  # noqa: E402
 import hashlib  # noqa: E402
 import platform  # noqa: E402
 import statistics  # noqa: E402
@@ -57,6 +58,7 @@ import semrec  # noqa: E402
 from semrec import split  # noqa: E402
 from semrec.datasets import Dataset  # noqa: E402
 from semrec.textcf import _network as network  # noqa: E402
+from semrec.textcf import _popularity as popularity  # noqa: E402
 from semrec.textcf import _training as training  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
@@ -327,41 +329,109 @@ def warm_split(data: Dataset) -> tuple[Dataset, Dataset]:
     return _CACHE["warm"]
 
 
+BASE = dict(layers=0, tau=0.15, learning_rate=1e-3)  # the session 4-5 validation winner
+# (popularity, observed_popularity): the weight of p(i), and the share of the observed log
+# popularity in it for items with training interactions (the text prediction otherwise)
+POPULARITY = ((0.0, 0.0), (0.3, 0.0), (0.6, 0.0), (4.0, 0.5))
+
+
 def textcf_grid(quick: bool) -> list[dict[str, Any]]:
-    """TextCF's tuning budget: 8 configurations (4 with --quick: layers=0), like every family;
-    the epoch count is early-stopped on validation (the weights' per-epoch average,
-    ``averaging``, is what is validated). Learning rate 1e-3: it beat 5e-4 in all 4 pairs of
-    the previous grid (layers x tau) on this validation split; that dimension now tries the
-    text-predicted item bias."""
-    grid = [
-        dict(layers=layers, tau=tau, learning_rate=1e-3, item_bias=bias)
-        for layers in (0, 2)
-        for tau in (0.15, 0.1)
-        for bias in (False, True)
-    ]
-    return grid[:4] if quick else grid
+    """TextCF's tuning budget: 8 configurations (4 with --quick), like every family: 2 trained
+    networks (user_vectors "network" / "items"; --quick: "network") x 4 popularity settings
+    (POPULARITY), each pair scored on validation; popularity is applied after training (the same
+    network, tests/test_textcf_popularity.py), so the 4 settings cost 1 training. Layers 0, tau
+    0.15 and learning rate 1e-3: the best of the session 4-5 grids (layers {0, 2} x tau
+    {0.15, 0.1} x learning rate {5e-4, 1e-3} / item_bias) on this validation split. The epoch
+    count is early-stopped on validation (the weights' per-epoch average is validated)."""
+    trained = [dict(BASE, user_vectors=v) for v in ("network", "items")]
+    return trained[:1] if quick else trained
 
 
 def label(params: dict[str, Any]) -> str:
-    return " ".join(f"{k}={v}" for k, v in params.items())
+    return " ".join(f"{k}={v}" for k, v in params.items() if k not in BASE)
+
+
+def with_popularity(model: semrec.TextCF, beta: float, observed: float) -> semrec.TextCF:
+    """``model`` as ``fit`` with ``popularity=beta, observed_popularity=observed`` leaves it
+    (training does not depend on them: tests/test_textcf_popularity.py), without training."""
+    out = copy.copy(model)
+    out.popularity, out.observed_popularity = beta, observed
+    seen = sp.csr_array(model.interactions_)
+    train = sp.csr_array(seen.multiply(seen > 0))
+    train.eliminate_zeros()
+    emb = model.item_embeddings_
+    out.popularity_prior_, popular = None, None
+    if beta > 0:
+        out.popularity_prior_ = popularity.fit_prior(emb, train, float(model.popularity_penalty))
+        popular = popularity.popularity(out.popularity_prior_, emb, train, observed)
+    learned = None
+    if model.item_bias:
+        learned = network.item_biases(model.weights_, emb, model.negative_slope)
+    out.item_bias_ = popularity.biases(learned, popular, beta)
+    return out
+
+
+def choose(
+    fitted: dict[str, semrec.TextCF], score: Callable[[Any], float], what: str
+) -> tuple[dict[str, Any], semrec.TextCF, str]:
+    """The (user_vectors, popularity) pair with the best validation ``score`` among the fitted
+    networks (keyed by user_vectors) x POPULARITY; prints every pair's figure."""
+    scored = []
+    for vectors, model in fitted.items():
+        for beta, observed in POPULARITY:
+            variant = with_popularity(model, beta, observed)
+            value = score(variant)
+            params = dict(user_vectors=vectors, popularity=beta, observed_popularity=observed)
+            scored.append((value, params, variant))
+            print(f"  {what} TextCF {label(params)}: {value:.4f}", flush=True)
+    value, params, variant = max(scored, key=lambda t: t[0])
+    return params, variant, f"{label(params)} (valid {value:.4f})"
 
 
 def tuned_textcf(args: argparse.Namespace, train: Dataset, emb: Any) -> tuple[dict, str]:
     """The configuration with the best validation NDCG@10 (validation carved from the warm
-    train set), with ``epochs`` set to its best epoch + 1 for the final fits."""
+    train set), with ``epochs`` set to its network's best epoch + 1 for the final fits;
+    ``_CACHE["epochs"]`` holds that count for each user_vectors."""
     if "textcf" not in _CACHE:
         fit_set, valid = split.last_fraction(train)
-        scored = []
+        fitted, epochs = {}, {}
         for params in textcf_grid(args.quick):
             model = make_textcf(emb, dict(params, epochs=40, patience=4))
             model.fit(fit_set, validation=relevant(valid))
-            best = max(h["ndcg"] for h in model.history_)
-            scored.append((best, label(params), dict(params, epochs=model.best_epoch_ + 1)))
-            print(f"  tuning TextCF {label(params)}: valid {best:.4f} at epoch "
-                  f"{model.best_epoch_}", flush=True)  # fmt: skip
-        best, name, params = max(scored, key=lambda t: t[0])
-        _CACHE["textcf"] = (params, f"{name} epochs={params['epochs']} (valid {best:.4f})")
+            fitted[params["user_vectors"]] = model
+            epochs[params["user_vectors"]] = model.best_epoch_ + 1
+            print(f"  tuning TextCF {label(params)}: best epoch {model.best_epoch_}", flush=True)
+        params, _, note = choose(
+            fitted, lambda m: sem_metric(m, fit_set, valid, "ndcg", 10), "warm validation"
+        )
+        params = dict(BASE, **params, epochs=epochs[params["user_vectors"]])
+        _CACHE["epochs"] = epochs
+        _CACHE["textcf"] = (params, f"{note} epochs={params['epochs']}")
     return _CACHE["textcf"]
+
+
+def sem_metric(model: Any, train: Dataset, test: Dataset, name: str, k: int, **kw: Any) -> float:
+    return peers().metric(model, train, test, name, k, **kw)
+
+
+def split_textcf(
+    emb: Any,
+    fit_set: Dataset,
+    score: Callable[[Any], float],
+    what: str,
+    prepare: Callable[[semrec.TextCF], None] = lambda m: None,
+) -> tuple[dict[str, Any], semrec.TextCF, str]:
+    """TextCF's (user_vectors, popularity) chosen on a split's own validation (the training
+    hyperparameters and epochs from the warm validation): 2 networks x POPULARITY, as in the warm
+    grid; ``prepare`` folds in the validation's new users."""
+    fitted = {}
+    for vectors, n in _CACHE["epochs"].items():
+        model = make_textcf(emb, dict(BASE, user_vectors=vectors, epochs=n)).fit(fit_set)
+        prepare(model)
+        fitted[vectors] = model
+    params, variant, note = choose(fitted, score, what)
+    params = dict(BASE, **params, epochs=_CACHE["epochs"][params["user_vectors"]])
+    return params, variant, f"{note} epochs={params['epochs']}"
 
 
 def make_textcf(emb: Any, params: dict[str, Any]) -> semrec.TextCF:
@@ -400,8 +470,9 @@ def part_warm(args: argparse.Namespace) -> None:
         rows.append([name, *(float(table.loc[10, c]) for c in cols), note])
     print_table(
         "## warm split, MovieLens-100k (relevant = rating >= 4); each family tuned on a "
-        f"validation split carved from train, {len(textcf_grid(args.quick))} configurations "
-        f"each; hybrid weights tuned there too; {THREADS} threads; {cpu_name()}, {isa_note()}",
+        f"validation split carved from train, {len(textcf_grid(args.quick)) * len(POPULARITY)} "
+        f"configurations each; hybrid weights tuned there too; {THREADS} threads; "
+        f"{cpu_name()}, {isa_note()}",
         ["model", "NDCG@10", "Recall@10", "coverage@10", "diversity@10", "chosen on validation"],
         rows,
     )
@@ -414,7 +485,7 @@ def part_warm(args: argparse.Namespace) -> None:
 
 def part_cold(args: argparse.Namespace) -> None:
     sem, data, emb = quality_data(args)
-    params, chosen = tuned_textcf(args, warm_split(data)[0], emb)
+    tuned_textcf(args, warm_split(data)[0], emb)  # the epochs
     families = sem.tuned(emb, warm_split(data)[0], args.quick)
     train, test = split.cold_items(data, 0.1, 5, random_state=SEED)  # item indices permuted
     cold = test.split_info["cold_items"]
@@ -429,8 +500,13 @@ def part_cold(args: argparse.Namespace) -> None:
             fit_set, valid, "recall", 20, items=valid_cold,
         ),
     )  # fmt: skip
+    params, chosen_model, chosen = split_textcf(
+        aligned, fit_set,
+        lambda m: sem_metric(m, fit_set, valid, "recall", 20, items=valid_cold),
+        "cold validation Recall@20",
+    )  # fmt: skip
     valid_members = [
-        make_textcf(aligned, params).fit(fit_set),
+        chosen_model,
         semrec.ColdStartALS(valid_als, aligned, regularization=best_penalty).fit(),
     ]
     tuned = semrec.Hybrid.tune(valid_members, fit_set, valid, grid=10, k=20, metric="recall",
@@ -459,30 +535,59 @@ def part_cold(args: argparse.Namespace) -> None:
     print_table(
         f"## cold-item split, MovieLens-100k, item indices permuted (seed 0); {cold.size} cold "
         f"items (the pool: random Recall@20 ~ 20/{cold.size}); users rank the cold items only; "
-        "TextCF's hyperparameters from the warm validation, the ridge penalty and the hybrid "
-        "weights from a cold split carved from train",
+        "TextCF's training hyperparameters from the warm validation, its user_vectors and "
+        "popularity, the ridge penalty and the hybrid weights from a cold split carved from train",
         ["model", "Recall@20", "NDCG@20", "vs ColdStartALS (target >= 1.2x)", "vs random"],
         rows,
     )
 
 
+def new_user_tuned(
+    sem: Any, emb: Any, fit_set: Dataset, valid: Dataset, quick: bool
+) -> dict[str, tuple[str, Callable]]:
+    """Every family's configuration chosen, like TextCF's, by NDCG@10 of the new users of a
+    new-user validation split (each configuration fitted, then the users folded in): the same
+    grids and budget as on the warm split, so no family is judged with another split's choice."""
+    users = valid.split_info["users"]
+    chosen = {}
+    for family, grid in sem.grids(emb, quick).items():
+        scored = []
+        for i, (name, make) in enumerate(grid):
+            model = sem.fit_on(make, fit_set)
+            sem.fold_in_new_users({family: model}, {family: (name, make)}, valid)
+            scored.append((sem_metric(model, fit_set, valid, "ndcg", 10, users=users), i))
+        best, i = max(scored)
+        chosen[family] = (f"{grid[i][0]} (valid {best:.4f})", grid[i][1])
+        print(f"  new-user validation {family}: {chosen[family][0]}", flush=True)
+    return chosen
+
+
 def part_new_users(args: argparse.Namespace) -> None:
     sem, data, emb = quality_data(args)
-    params, _ = tuned_textcf(args, warm_split(data)[0], emb)
-    chosen = sem.tuned(emb, warm_split(data)[0], args.quick)
+    warm_params, warm_note = tuned_textcf(args, warm_split(data)[0], emb)
     train, test = split.new_users(data, 0.1, 5, random_state=SEED)
     new = test.split_info["users"]
     # Another seed: the same one would draw the very users already taken out of train.
     fit_set, valid = split.new_users(train, 0.1, 5, random_state=SEED + 1)
-    members = {"TextCF": make_textcf(emb, params).fit(fit_set)}
+    valid_new = valid.split_info["users"]
+    chosen = new_user_tuned(sem, emb, fit_set, valid, args.quick)
+    params, textcf, note = split_textcf(
+        emb, fit_set, lambda m: sem_metric(m, fit_set, valid, "ndcg", 10, users=valid_new),
+        "new-user validation NDCG@10",
+        lambda m: m.fold_in(valid.split_info["history"].interactions[valid_new], users=valid_new),
+    )  # fmt: skip
+    members = {"TextCF": textcf}
     members |= {f: sem.fit_on(make, fit_set) for f, (_, make) in chosen.items()}
     sem.fold_in_new_users(members, chosen, valid)
     weights = sem.hybrid_weights(list(members.values()), fit_set, valid, 4 if args.quick else 10)
     models = {"TextCF": make_textcf(emb, params).fit(train)}
     models |= {f: sem.fit_on(make, train) for f, (_, make) in chosen.items()}
+    models["TextCF, warm choice"] = make_textcf(emb, warm_params).fit(train)
     sem.fold_in_new_users(models, chosen, test)
+    warm_choice = models.pop("TextCF, warm choice")
     names = list(models)
     models["hybrid"] = semrec.Hybrid(list(zip(list(models.values()), weights, strict=True)))
+    models["TextCF, warm-validation choice"] = warm_choice
     known = semrec.evaluation.known_history(train, test)  # the baselines see the history too
     models["most-popular"] = semrec.MostPopular().fit(known)
     models["random"] = semrec.Random(random_state=SEED).fit(known)
@@ -490,12 +595,16 @@ def part_new_users(args: argparse.Namespace) -> None:
     for name, model in models.items():
         table = semrec.evaluate(model, train, test, k=10, users=new, metrics=["ndcg", "recall"])
         rows.append([name, float(table.loc[10, "ndcg"]), float(table.loc[10, "recall"]), ""])
+    rows[0][3] = note
+    for r in rows:
+        r[3] = chosen[r[0]][0] if r[0] in chosen else r[3]
     rows[len(names)][3] = "weights " + sem.weights_label(names, weights)
+    rows[len(names) + 1][3] = warm_note
     print_table(
         f"## new-user split, MovieLens-100k ({new.size} users, 5 revealed interactions folded "
-        "in; hyperparameters from the warm validation; hybrid weights tuned on a new-user split "
-        "carved from train)",
-        ["model", "NDCG@10", "Recall@10", "hybrid"],
+        "in; every family's configuration (TextCF: user_vectors x popularity, 2 x 4) and the "
+        "hybrid weights tuned on a new-user split carved from train)",
+        ["model", "NDCG@10", "Recall@10", "chosen on validation"],
         rows,
     )
     ndcg = {r[0]: r[1] for r in rows}

@@ -62,6 +62,10 @@ MODELS: dict[str, Spec] = {
     "UserKNN": Spec(lambda emb: semrec.UserKNN(10, shrinkage=1.0, show_progress=False)),
     "TextCF": Spec(lambda emb: _textcf(emb), _new_vectors),
     "TextCFItemBias": Spec(lambda emb: _textcf(emb, item_bias=True), _new_vectors),
+    "TextCFItemsPopularity": Spec(
+        lambda emb: _textcf(emb, user_vectors="items", popularity=0.5, observed_popularity=0.5),
+        _new_vectors,
+    ),
 }
 
 

@@ -53,6 +53,16 @@ FORMATS = {
     "TextCFItemBias": lambda emb: semrec.TextCF(
         emb, hidden=8, factors=4, epochs=1, item_bias=True, random_state=0, show_progress=False
     ),
+    "TextCFItemsPopularity": lambda emb: semrec.TextCF(
+        emb,
+        hidden=8,
+        factors=4,
+        epochs=1,
+        user_vectors="items",
+        popularity=0.5,
+        random_state=0,
+        show_progress=False,
+    ),
 }
 
 

@@ -314,10 +314,17 @@ def test_explain_splits_the_score_exactly(topics) -> None:
 
 
 # -- persistence ------------------------------------------------------------------------------
-@pytest.mark.parametrize("layers", [2, 0])  # 0: the graph's arrays are empty
-def test_save_load_round_trip(topics, tmp_path, layers) -> None:
+@pytest.mark.parametrize(
+    "options",
+    [
+        dict(layers=2),
+        dict(layers=0),
+        dict(layers=1, user_vectors="items", popularity=0.5, observed_popularity=0.5),
+    ],
+)  # layers 0: the graph's arrays are empty; the last: item-mean users' sums, the ridge fit
+def test_save_load_round_trip(topics, tmp_path, options) -> None:
     ds, emb = topics
-    model = _model(emb, epochs=2, layers=layers).fit(ds)
+    model = _model(emb, epochs=2, **options).fit(ds)
     model.add_items(emb[:1])
     model.update(1, 2)
     path = tmp_path / "textcf.npz"
@@ -332,6 +339,10 @@ def test_save_load_round_trip(topics, tmp_path, layers) -> None:
     history.resize((1, 201))
     np.testing.assert_array_equal(loaded.fold_in(history), model.fold_in(history))
     assert loaded.history_ == model.history_
+    if "popularity" in options:  # the ridge fit gives added items their bias after loading too
+        assert model.item_bias_ is not None
+        np.testing.assert_array_equal(loaded.add_items(emb[[5]]), model.add_items(emb[[5]]))
+        np.testing.assert_array_equal(loaded.item_bias_, model.item_bias_)
     path.write_bytes(path.read_bytes()[:300])
     with pytest.raises(semrec.FormatError):
         semrec.TextCF.load(path)

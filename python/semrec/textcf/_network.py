@@ -84,6 +84,8 @@ class UserState:
     those weights: the network's input is ``input_sum / mass``. ``graph_sum[l]`` is
     ``sum_j item_layer[l][j] / sqrt(deg_j)`` over the user's distinct items and ``degree`` their
     number, so that propagation layer ``l + 1`` of the user is ``graph_sum[l] / sqrt(degree)``.
+    With ``user_vectors="items"``, ``item_sum`` is ``sum_j w_uj v_j`` over the items' unit
+    vectors (the user's vector is its normalisation; None otherwise).
     """
 
     def __init__(
@@ -93,6 +95,7 @@ class UserState:
         self.mass = mass  # (users,) float64
         self.graph_sum = graph_sum  # (users, layers, factors) float64
         self.degree = degree  # (users,) int64
+        self.item_sum: np.ndarray | None = None  # (users, factors) float64, user_vectors="items"
 
     def grow(self, n_users: int) -> None:
         """Append users with no history (zero rows) up to ``n_users``."""
@@ -104,6 +107,8 @@ class UserState:
         shape = (extra, *self.graph_sum.shape[1:])
         self.graph_sum = np.concatenate([self.graph_sum, np.zeros(shape)])
         self.degree = np.concatenate([self.degree, np.zeros(extra, dtype=np.int64)])
+        if self.item_sum is not None:
+            self.item_sum = np.vstack([self.item_sum, np.zeros((extra, self.item_sum.shape[1]))])
 
 
 class Graph(NamedTuple):
@@ -147,6 +152,16 @@ def graph_sums(interactions: sp.csr_array, graph: Graph) -> tuple[np.ndarray, np
     for layer in range(layers):
         graph_sum[:, layer] = binary @ graph.item_layers[layer].astype(np.float64)
     return graph_sum, np.diff(interactions.indptr).astype(np.int64)
+
+
+def item_sums(interactions: sp.csr_array, item_vectors: np.ndarray) -> np.ndarray:
+    """``sum_j w_uj v_j`` of every row of ``interactions`` (canonical CSR, weights > 0) over the
+    items' unit vectors (float64): ``user_vectors="items"``'s users before normalisation."""
+    weights = sp.csr_array(
+        (interactions.data.astype(np.float64), interactions.indices, interactions.indptr),
+        shape=(interactions.shape[0], item_vectors.shape[0]),
+    )
+    return weights @ item_vectors.astype(np.float64)
 
 
 def means(input_sum: np.ndarray, mass: np.ndarray) -> np.ndarray:

@@ -11,6 +11,7 @@ import numpy as np
 
 from semrec._persist import Saved, csr_arrays
 from semrec.textcf._network import WEIGHT_NAMES, Graph, UserState
+from semrec.textcf._popularity import PopularityPrior
 
 
 def state(model: Any) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -28,6 +29,11 @@ def state(model: Any) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     arrays["degree"] = s.degree
     if model.item_bias_ is not None:
         arrays["item_bias"] = model.item_bias_
+    if model.popularity_prior_ is not None:
+        arrays["popularity_weights"] = model.popularity_prior_.weights
+        arrays["popularity_offset"] = np.array([model.popularity_prior_.offset])
+    if s.item_sum is not None:
+        arrays["item_sum"] = s.item_sum
     arrays |= csr_arrays(model.interactions_, "interactions")
     # The constructor's catalogue (items added later come after it): load rebuilds the
     # same hyperparameters, so the repr round-trips.
@@ -76,19 +82,29 @@ def restore(model: Any, saved: Saved) -> None:
     weights = {n: saved.array(f"weight:{n}", np.float32, shape) for n, shape in shapes.items()}
     item_layers = saved.array("item_layers", np.float32, (layers, items, f))
     item_degree = saved.array("item_degree", np.int64, (items,), minimum=0)
-    item_bias = saved.array("item_bias", np.float32, (items,)) if model.item_bias else None
+    prior = None
+    if float(model.popularity) > 0:
+        prior = PopularityPrior(
+            saved.array("popularity_weights", np.float64, (dim,)),
+            float(saved.array("popularity_offset", np.float64, (1,))[0]),
+        )
+    biased = model.item_bias or prior is not None
+    item_bias = saved.array("item_bias", np.float32, (items,)) if biased else None
     user_state = UserState(
         saved.array("input_sum", np.float64, (users, dim)),
         saved.array("mass", np.float64, (users,), minimum=0),
         saved.array("graph_sum", np.float64, (users, layers, f)),
         saved.array("degree", np.int64, (users,), minimum=0),
     )
+    if model.user_vectors == "items":
+        user_state.item_sum = saved.array("item_sum", np.float64, (users, f))
     seen = saved.csr("interactions", (users, items), nonnegative=True)
     history = saved.value("history", list)
     best_epoch = saved.value("best_epoch", int)
     model.weights_ = {n: np.ascontiguousarray(w) for n, w in weights.items()}
     model.item_factors_ = np.ascontiguousarray(item_factors)
     model.item_bias_ = item_bias
+    model.popularity_prior_ = prior
     model.item_embeddings_ = np.ascontiguousarray(emb)
     model.graph_ = Graph(np.ascontiguousarray(item_layers), np.asarray(item_degree))
     model.user_state_ = user_state

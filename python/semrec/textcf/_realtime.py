@@ -17,6 +17,7 @@ from semrec import _validation as check
 from semrec._encoding import EncodesText
 from semrec.explain import explanation
 from semrec.textcf import _network as network
+from semrec.textcf import _popularity as prior
 from semrec.textcf._network import Graph, UserState
 
 
@@ -33,6 +34,9 @@ class RealTimeVerbs(EncodesText):
     interactions_: sp.csr_array
     negative_slope: float
     user_text_weight: float
+    user_vectors: str
+    popularity: float
+    popularity_prior_: Any
 
     def fold_in(
         self,
@@ -102,9 +106,13 @@ class RealTimeVerbs(EncodesText):
         )
         graph_sum, degree = network.graph_sums(weighted, self.graph_)
         state = UserState(input_sum, mass, graph_sum, degree)
-        vectors = network.user_vectors(
-            self.weights_, state, np.arange(rows.shape[0]), self.negative_slope
-        )
+        if self.user_vectors == "items":
+            state.item_sum = network.item_sums(weighted, self.item_factors_)
+            vectors = network.normalised_rows(state.item_sum)
+        else:
+            vectors = network.user_vectors(
+                self.weights_, state, np.arange(rows.shape[0]), self.negative_slope
+            )
         if users is not None:
             self._store(users, rows, state, vectors)
         return vectors
@@ -117,6 +125,8 @@ class RealTimeVerbs(EncodesText):
         s = self.user_state_
         s.input_sum[ids], s.mass[ids] = state.input_sum, state.mass
         s.graph_sum[ids], s.degree[ids] = state.graph_sum, state.degree
+        if s.item_sum is not None:
+            s.item_sum[ids] = state.item_sum
         factors = np.zeros((n, self.user_factors_.shape[1]), dtype=np.float32)
         factors[: self.n_users_] = self.user_factors_
         factors[ids] = vectors
@@ -146,7 +156,11 @@ class RealTimeVerbs(EncodesText):
             s.graph_sum[u] += self.graph_.item_layers[:, i].astype(np.float64) * scale
             s.degree[u] += 1
         self.interactions_ = _add_entry(self.interactions_, u, i, float(weight))
-        vector = network.user_vectors(self.weights_, s, np.array([u]), self.negative_slope)
+        if s.item_sum is not None:  # user_vectors="items": O(factors)
+            s.item_sum[u] += float(weight) * self.item_factors_[i]
+            vector = network.normalised_rows(s.item_sum[[u]])
+        else:
+            vector = network.user_vectors(self.weights_, s, np.array([u]), self.negative_slope)
         self.user_factors_[u] = vector[0]
         return vector[0].copy()
 
@@ -167,8 +181,13 @@ class RealTimeVerbs(EncodesText):
         )
         self.item_factors_ = np.vstack([self.item_factors_, network.normalised_rows(h)])
         if self.item_bias_ is not None:
-            bias = network.item_biases(self.weights_, new, self.negative_slope)
-            self.item_bias_ = np.concatenate([self.item_bias_, bias.astype(np.float32)])
+            learned = None
+            if "bias.weight" in self.weights_:
+                learned = network.item_biases(self.weights_, new, self.negative_slope)
+            fitted = self.popularity_prior_
+            popular = None if fitted is None else prior.popularity(fitted, new)
+            bias = prior.biases(learned, popular, float(self.popularity))
+            self.item_bias_ = np.concatenate([self.item_bias_, np.asarray(bias, np.float32)])
         self.item_embeddings_ = np.vstack([self.item_embeddings_, new])
         seen = self.interactions_
         self.interactions_ = sp.csr_array(
@@ -204,12 +223,20 @@ class RealTimeVerbs(EncodesText):
         history item ``j`` gets ``(w_j / W) J e_j`` plus its propagation terms, dotted with
         ``v_i / ((layers + 1) ||h_u||)``; ``attrs["rest"]`` carries ``c``, the user's own
         text and the item bias ``tau * b(i)``. The split is exact up to float rounding.
+        With ``user_vectors="items"``, ``v_u = sum_j w_j v_j / ||sum_j w_j v_j||``, so item
+        ``j`` gets ``w_j v_j . v_i / ||sum_j w_j v_j||`` (the bias in ``rest``).
         """
         s = self.user_state_
         row = self.interactions_[[u]]
         weighted = row.data != 0  # stored zeros are seen but take no part in the score
         history = row.indices[weighted].astype(np.int32)
         weights = row.data[weighted].astype(np.float64)
+        score = float(self.score(u, [i])[0])
+        if s.item_sum is not None:  # v_u = sum_j w_j v_j / ||.||: item j adds w_j v_j . v_i / ||.||
+            norm = float(np.linalg.norm(s.item_sum[u]))
+            cosines = self.item_factors_[history].astype(np.float64) @ self.item_factors_[i]
+            share = weights * cosines / norm if norm > 0 else np.zeros(history.size)
+            return explanation(history, share, k, user=u, item=i, score=score)
         x = network.means(s.input_sum[[u]], s.mass[[u]])
         jacobian, _ = network.linearised(self.weights_, x, self.negative_slope)
         n_layers = s.graph_sum.shape[1]
@@ -226,7 +253,6 @@ class RealTimeVerbs(EncodesText):
         layered = self.graph_.item_layers[:, history].astype(np.float64).sum(axis=0)
         layered *= (self.graph_.item_scale(history) * hop)[:, None]
         contributions = ((direct + layered) @ target) * scale if history.size else np.zeros(0)
-        score = float(self.score(u, [i])[0])
         return explanation(history, contributions, k, user=u, item=i, score=score)
 
 

@@ -16,6 +16,7 @@ from tqdm import tqdm
 from semrec.metrics import ranking_metrics
 from semrec.similarity import topk
 from semrec.text._torch import text_ext, torch
+from semrec.textcf._network import item_sums, normalised_rows
 
 logger = logging.getLogger("semrec")
 
@@ -44,6 +45,7 @@ class Settings:
     show_progress: bool
     averaging: float = 0.0  # per-epoch EMA decay of the weights (0: the last epoch's weights)
     item_bias: bool = False  # logits gain a bias b(i) predicted from the item's text
+    user_vectors: str = "network"  # "items": users are the mean of their items' unit vectors
 
 
 @dataclass
@@ -125,6 +127,16 @@ def validation_ndcg(
     )
     table = ranking_metrics(ids, relevant[users], VALIDATION_K, num_threads=threads)
     return float(table.loc[VALIDATION_K, "ndcg"])
+
+
+def node_vectors(trainer: Any, interactions: sp.csr_array, user_vectors: str) -> np.ndarray:
+    """The trainer's unit node vectors (users first); with ``user_vectors="items"`` the users'
+    rows are the normalised weighted sums of their items' vectors instead of the network's."""
+    vectors = trainer.vectors()
+    if user_vectors == "items":
+        n_users = interactions.shape[0]
+        vectors[:n_users] = normalised_rows(item_sums(interactions, vectors[n_users:]))
+    return vectors
 
 
 def make_trainer(
@@ -224,7 +236,7 @@ def train(
             if validation is not None:
                 trainer.set_parameters(kept)
                 metric = validation_ndcg(
-                    trainer.vectors(),
+                    node_vectors(trainer, interactions, s.user_vectors),
                     n_users,
                     interactions,
                     validation,
@@ -252,6 +264,8 @@ def train(
         elif s.averaging > 0:
             trainer.set_parameters(average.add(None))
         vectors, layer_outputs = trainer.vectors(s.layers)
+        if s.user_vectors == "items":
+            vectors[:n_users] = normalised_rows(item_sums(interactions, vectors[n_users:]))
         biases = trainer.item_biases() if s.item_bias else None
         return Result(trainer.parameters(), vectors, layer_outputs, biases, best_epoch, history)
     finally:

@@ -22,11 +22,13 @@ from semrec.datasets import Dataset, ItemEmbeddings
 from semrec.datasets._embeddings import check_alignment
 from semrec.textcf import _network as network
 from semrec.textcf import _persistence as persistence
+from semrec.textcf import _popularity as prior
 from semrec.textcf import _training as training
 from semrec.textcf._network import Graph, UserState
 from semrec.textcf._realtime import RealTimeVerbs
 
 NETWORKS = ("mlp", "linear")
+USER_VECTORS = ("network", "items")
 
 
 class TextCF(RealTimeVerbs, Recommender):
@@ -101,6 +103,25 @@ class TextCF(RealTimeVerbs, Recommender):
         Add the text-predicted item bias ``b(i)`` to the logits (and ``tau * b(i)`` to the
         scores). Neutral on MovieLens-100k's warm validation split (NDCG@10 0.1480 against
         0.1474 with layers 0, tau 0.15; within 0.0005 in the 3 other pairs), hence off.
+    popularity : float, default 0.0
+        Weight ``beta`` of the item's log popularity predicted from its text: after training,
+        a ridge regression from the item embeddings to ``log(1 + training users)`` (closed
+        form, training interactions only) gives ``p(i)``, and every item's logit bias gains
+        ``beta * p(i)`` (its score ``tau * beta * p(i)``). Cold and added items get it from
+        their text. It does not change training.
+    popularity_penalty : float, default 10.0
+        The ridge penalty of that regression.
+    observed_popularity : float, default 0.0
+        For the items with training interactions, the share (in [0, 1]) of ``p(i)`` taken by
+        their observed ``log(1 + training users)`` (centred like the prediction) instead of the
+        text prediction; items without interactions (cold, added) keep the prediction.
+    user_vectors : {"network", "items"}, default "network"
+        ``"network"``: a user's vector is ``normalise(MLP(x_u))`` (with the propagation
+        layers), as trained. ``"items"``: the weighted mean of the unit vectors of the user's
+        items, normalised (``v_u ~ sum_j w_uj v_j``): the network then scores like a learned
+        item-item neighbourhood, which is what wins for users with a few interactions. For
+        fitted, folded-in and updated users alike (validation during ``fit`` measures these
+        vectors); not with ``user_embeddings``.
     encoder : semrec.TextEncoder, optional
         Encodes texts given to :meth:`add_items` (default: the bundled model, on first use).
     random_state : None, int or numpy.random.Generator
@@ -116,7 +137,10 @@ class TextCF(RealTimeVerbs, Recommender):
     user_factors_, item_factors_ : ndarray of float32, shape (n, factors)
         Unit vectors; ``score = user · item`` (``+ tau * item_bias_[item]`` with the bias).
     item_bias_ : ndarray of float32, shape (n_items,), or None
-        Each item's logit bias ``b(i)`` (None without ``item_bias``).
+        Each item's logit bias ``b(i)`` (None without ``item_bias`` and ``popularity``): the
+        learned one plus ``popularity * p(i)``.
+    popularity_prior_ : semrec.textcf._popularity.PopularityPrior or None
+        The ridge fit ``p(e) = e . weights + offset`` (None when ``popularity`` is 0).
     weights_ : dict of str to ndarray
         The trained network (``l1.weight`` (hidden, dim), ``l1.bias``, ``l2.weight``,
         ``l2.bias``; ``l1.*`` only for ``"linear"``; ``bias.weight`` (1, hidden or dim) with
@@ -158,6 +182,10 @@ class TextCF(RealTimeVerbs, Recommender):
         "negative_slope",
         "user_text_weight",
         "item_bias",
+        "popularity",
+        "popularity_penalty",
+        "observed_popularity",
+        "user_vectors",
         "encoder",
         "random_state",
         "num_threads",
@@ -186,6 +214,10 @@ class TextCF(RealTimeVerbs, Recommender):
         negative_slope: float = 0.01,
         user_text_weight: float = 1.0,
         item_bias: bool = False,
+        popularity: float = 0.0,
+        popularity_penalty: float = 10.0,
+        observed_popularity: float = 0.0,
+        user_vectors: str = "network",
         encoder: Any = None,
         random_state: int | np.random.Generator | None = None,
         num_threads: int | None = None,
@@ -208,6 +240,10 @@ class TextCF(RealTimeVerbs, Recommender):
         self.negative_slope = negative_slope
         self.user_text_weight = user_text_weight
         self.item_bias = item_bias
+        self.popularity = popularity
+        self.popularity_penalty = popularity_penalty
+        self.observed_popularity = observed_popularity
+        self.user_vectors = user_vectors
         self.encoder = encoder
         self.random_state = random_state
         self.num_threads = num_threads
@@ -226,6 +262,18 @@ class TextCF(RealTimeVerbs, Recommender):
     # -- training ----------------------------------------------------------------------------
     def _settings(self) -> training.Settings:
         check.choice(self.network, "network", NETWORKS)
+        check.choice(self.user_vectors, "user_vectors", USER_VECTORS)
+        _number(self.popularity, "popularity")
+        _number(self.popularity_penalty, "popularity_penalty", positive=True)
+        if _number(self.observed_popularity, "observed_popularity") > 1:
+            raise ValueError(
+                f"observed_popularity must be in [0, 1], got {self.observed_popularity}"
+            )
+        if self.user_vectors == "items" and self.user_embeddings is not None:
+            raise ValueError(
+                'user_vectors="items" builds users from their items only; give no '
+                'user_embeddings, or use user_vectors="network"'
+            )
         for name in ("hidden", "factors", "batch_size", "epochs"):
             check.positive_int(getattr(self, name), name)
         negatives = (
@@ -262,6 +310,7 @@ class TextCF(RealTimeVerbs, Recommender):
             patience=patience,
             averaging=averaging,
             item_bias=bool(self.item_bias),
+            user_vectors=str(self.user_vectors),
             seed=0,
             threads=resolve_num_threads(self.num_threads),
             show_progress=bool(show),
@@ -346,12 +395,21 @@ class TextCF(RealTimeVerbs, Recommender):
         self.weights_ = result.weights
         self.user_factors_ = np.ascontiguousarray(result.vectors[:n_users])
         self.item_factors_ = np.ascontiguousarray(result.vectors[n_users:])
-        self.item_bias_ = result.item_biases
+        self.popularity_prior_ = None
+        if float(self.popularity) > 0:
+            self.popularity_prior_ = prior.fit_prior(emb, train, float(self.popularity_penalty))
+        popular = None
+        if self.popularity_prior_ is not None:
+            share = float(self.observed_popularity)
+            popular = prior.popularity(self.popularity_prior_, emb, train, share)
+        self.item_bias_ = prior.biases(result.item_biases, popular, float(self.popularity))
         item_degree = np.bincount(train.indices, minlength=n_items).astype(np.int64)
         item_layers = result.layer_outputs[: settings.layers, n_users:]
         self.graph_ = Graph(np.ascontiguousarray(item_layers), item_degree)
         graph_sum, degree = network.graph_sums(train, self.graph_)
         self.user_state_ = UserState(input_sum, mass, graph_sum, degree)
+        if self.user_vectors == "items":
+            self.user_state_.item_sum = network.item_sums(train, self.item_factors_)
         self.item_embeddings_ = emb
         self.history_ = result.history
         self.best_epoch_ = result.best_epoch
