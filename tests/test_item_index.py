@@ -44,9 +44,10 @@ def test_bitwise_equal_to_the_matrix(metric, storage, n_queries):
 
 @pytest.mark.parametrize("storage", ["float32", "float16", "int8"])
 @pytest.mark.parametrize("n_queries", [1, 5])
-def test_few_queries_over_a_catalogue_split_between_threads(storage, n_queries):
-    # Past 1 MiB of panels a single query's scan is split into item ranges run by several
-    # threads and merged; answers stay bitwise those of the batch kernel, for any thread count.
+def test_few_queries_bitwise_for_any_thread_count(storage, n_queries):
+    # Below 32 MiB of panels a few-query scan runs on the calling thread whatever num_threads
+    # says; answers stay bitwise those of the batch kernel for any thread count. The split into
+    # item ranges past 32 MiB is covered by the slow 1.1M-item test below.
     rng = np.random.default_rng(40 + n_queries)
     x = clustered(rng, 23_000, 40)
     q = clustered(rng, n_queries, 40)
