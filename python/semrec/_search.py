@@ -25,6 +25,10 @@ logger = logging.getLogger("semrec")
 KINDS = ("exact", "hnsw", "pq")
 # The settings each approximate kind accepts (defaults: semrec.HNSWIndex, semrec.PQIndex).
 PARAMS = {"exact": (), "hnsw": ("m", "ef_construction", "ef_search"), "pq": ("m", "rerank")}
+# What an approximate index saves with a model (load does not rebuild it): its settings (as its
+# settings() gives them) and one byte array, (array name, the index's method that makes it).
+SAVED_SETTINGS = {"hnsw": PARAMS["hnsw"], "pq": (*PARAMS["pq"], "random_state")}
+BLOBS = {"hnsw": ("graph", "graph_bytes"), "pq": ("codes", "code_bytes")}
 # Exact answers either way (see ItemIndex). float32 for models whose item vectors may have very
 # unequal norms (ALS factors: the error bounds grow with the largest norm and would send many
 # candidates, or the query, back to float32); ContentRecommender's unit rows take int8 (its
@@ -132,25 +136,21 @@ class ItemSearch:
     def save_into(self, meta: dict[str, Any], arrays: dict[str, Any], key: str, index: Any) -> None:
         """Describe ``index`` (this search's) under ``key`` in a model file's meta and arrays."""
         meta[key] = {"kind": self.kind, "storage": self.storage}
-        if self.kind == "hnsw":  # the graph: load does not rebuild it
+        if self.kind in BLOBS:
+            name, make = BLOBS[self.kind]
             meta[key].update(index.settings())
-            arrays[f"{key}/graph"] = index.graph_bytes()
-        elif self.kind == "pq":  # codebooks and codes
-            meta[key].update(index.settings())
-            arrays[f"{key}/codes"] = index.code_bytes()
+            arrays[f"{key}/{name}"] = getattr(index, make)()
 
     def load(self, saved: Any, key: str, items: np.ndarray, threads: int | None) -> None:
         """Search ``items`` as saved under ``key`` (checked: a FormatError)."""
         meta = saved.value(key, dict)
         kind = meta.get("kind")
-        saved_params = {"hnsw": PARAMS["hnsw"], "pq": (*PARAMS["pq"], "random_state")}
-        names = saved_params.get(kind, ())
+        names = SAVED_SETTINGS.get(kind, ())
         fields = {"kind", "storage", *names}
         if kind not in KINDS or set(meta) != fields or meta["storage"] not in STORAGES:
             raise saved.error(key, f"is not an item index description: {meta!r}")
         storage, params, graph = meta["storage"], {}, None
-        blobs = {"hnsw": "graph", "pq": "codes"}
-        blob = saved.array(f"{key}/{blobs[kind]}", np.uint8, (None,)) if kind in blobs else None
+        blob = saved.array(f"{key}/{BLOBS[kind][0]}", np.uint8, (None,)) if kind in BLOBS else None
         try:
             exact = ItemIndex(items, metric="dot", storage=storage, num_threads=threads, copy=False)
             if blob is not None:
