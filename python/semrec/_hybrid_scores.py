@@ -1,0 +1,57 @@
+"""How a Hybrid reads its members: their score rows, their fitted shape and their seen items.
+
+Shared by :class:`semrec.Hybrid` and its weight search (``semrec._hybrid_tuning``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from semrec import _validation as check
+
+
+def member_scores(model: Any, users: np.ndarray, n_items: int) -> np.ndarray:
+    """Scores of every item for ``users`` from ``model.score``, or from a full-catalogue
+    ``recommend`` (unlisted items -inf) for models without ``score``."""
+    if hasattr(model, "score"):
+        out = np.asarray(model.score(users, np.arange(n_items)), dtype=np.float64)
+    else:
+        ids, scores = model.recommend(users, k=n_items, exclude_seen=False)
+        ids = np.asarray(ids).reshape(users.size, -1)
+        scores = np.asarray(scores, dtype=np.float64).reshape(users.size, -1)
+        out = np.full((users.size, n_items), -np.inf)
+        rows, cols = np.nonzero(ids >= 0)
+        out[rows, ids[rows, cols]] = scores[rows, cols]
+    if out.shape != (users.size, n_items):
+        raise ValueError(
+            f"{type(model).__name__} returned scores of shape {out.shape}, expected "
+            f"{(users.size, n_items)}"
+        )
+    return out
+
+
+def seen_union(rows: Sequence[Any]) -> sp.csr_array:
+    """The union of several users x items matrices' entries (1 where any has an entry; a
+    stored 0 counts: it is a seen item)."""
+    patterns = []
+    for m in rows:
+        m = sp.csr_array(m)
+        patterns.append(
+            sp.csr_array((np.ones(m.nnz, dtype=np.float32), m.indices, m.indptr), shape=m.shape)
+        )
+    union = check.summed(*patterns)
+    union.data[:] = 1.0
+    return union
+
+
+def fitted_shape(model: Any) -> tuple[int, int] | None:
+    """(users, items) of a fitted model's interactions, None when it is not fitted."""
+    try:
+        shape = model.interactions_.shape
+    except (AttributeError, ValueError, RuntimeError):
+        return None
+    return (int(shape[0]), int(shape[1]))
