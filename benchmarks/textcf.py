@@ -446,21 +446,129 @@ def print_table(title: str, header: list[str], rows: list[list[Any]]) -> None:
         print("| " + " | ".join(f"{v:.4f}" if isinstance(v, float) else str(v) for v in r) + " |")
 
 
+VIEWS = ("all", "positives")  # the training data every warm model is tuned on, both ways
+
+
+def positives(ds: Dataset) -> Dataset:
+    """``ds`` with only the interactions rated >= 4 (the relevance threshold; ratings stay the
+    weights, timestamps follow): lower-rated items become unobserved for a model fitted on it.
+    The warm table tunes every family on both views (``view``)."""
+    m = sp.csr_array(ds.interactions)
+    keep = m.data >= 4
+    rows = np.repeat(np.arange(m.shape[0]), np.diff(m.indptr))
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(rows[keep], minlength=m.shape[0]))])
+    kept = sp.csr_array((m.data[keep], m.indices[keep], indptr), shape=m.shape)
+    times = None if ds.timestamps is None else ds.timestamps[keep]
+    return Dataset(kept, timestamps=times, user_ids=ds.user_ids, item_ids=ds.item_ids)
+
+
+def view(ds: Dataset, name: str) -> Dataset:
+    return positives(ds) if name == "positives" else ds
+
+
+def warm_families(args: argparse.Namespace, emb: Any, fit_set: Dataset, valid: Dataset) -> dict:
+    """{(family, view): (label, valid NDCG@10, make, model fitted on view(fit_set))}: each
+    family's best configuration on validation in each view (semantic.py's 8 configurations; the
+    first best on ties)."""
+    sem = peers()
+    out = {}
+    for family, grid in sem.grids(emb, args.quick).items():
+        for name in VIEWS:
+            best = None
+            for label, make in grid:
+                model = sem.fit_on(make, view(fit_set, name))
+                value = sem_metric(model, fit_set, valid, "ndcg", 10)
+                print(f"  warm validation {family} {name} {label}: {value:.4f}", flush=True)
+                if best is None or value > best[1]:
+                    best = (label, value, make, model)
+            out[family, name] = best
+    return out
+
+
+def warm_textcf(args: argparse.Namespace, emb: Any, train: Dataset, fit_set: Dataset,
+                valid: Dataset) -> dict:  # fmt: skip
+    """TextCF's best (user_vectors, popularity) on validation in each view, as warm_families:
+    the "all" view is tuned_textcf's choice (refitted on fit_set); the "positives" view trains
+    both networks on the positives (early-stopped on validation, which keeps the best epoch) and
+    chooses among POPULARITY the same way. Values:
+    (label, valid NDCG@10, params with epochs, model fitted on view(fit_set))."""
+    params, note = tuned_textcf(args, train, emb)
+    out = {("TextCF", "all"): (note, valid_of(note), params, make_textcf(emb, params).fit(fit_set))}
+    fitted, epochs = {}, {}
+    for grid_params in textcf_grid(args.quick):
+        model = make_textcf(emb, dict(grid_params, epochs=40, patience=4))
+        model.fit(positives(fit_set), validation=relevant(valid))
+        fitted[grid_params["user_vectors"]] = model
+        epochs[grid_params["user_vectors"]] = model.best_epoch_ + 1
+    chosen, member, label = choose(  # member: the early-stopped network (its best epoch)
+        fitted, lambda m: sem_metric(m, fit_set, valid, "ndcg", 10), "warm validation positives"
+    )
+    chosen = dict(BASE, **chosen, epochs=epochs[chosen["user_vectors"]])
+    out["TextCF", "positives"] = (f"{label} epochs={chosen['epochs']}", valid_of(label), chosen,
+                                  member)  # fmt: skip
+    return out
+
+
+def valid_of(note: str) -> float:
+    """The validation figure in a label made by ``choose`` ("... (valid 0.1533) ...")."""
+    return float(note.split("(valid ")[1].split(")")[0])
+
+
 def part_warm(args: argparse.Namespace) -> None:
+    """Every family tuned on validation in both views (VIEWS x 8 configurations, TextCF 2 x 4);
+    the single-model rows are each family's best over both; the hybrid's members are each
+    family's best in each view plus most-popular, weighted by coordinate ascent on the same
+    validation split, then refitted on their view of train."""
     sem, data, emb = quality_data(args)
     train, test = warm_split(data)
-    params, chosen = tuned_textcf(args, train, emb)
-    families = sem.tuned(emb, train, args.quick)
     fit_set, valid = split.last_fraction(train)
-    members = [make_textcf(emb, params).fit(fit_set)]
-    members += [sem.fit_on(make, fit_set) for _, make in families.values()]
-    weights = sem.hybrid_weights(members, fit_set, valid, 4 if args.quick else 10)
-    names = ["TextCF", *families]
-    models = {"TextCF": (make_textcf(emb, params).fit(train), chosen)}
-    for family, (name, make) in families.items():
-        models[family] = (sem.fit_on(make, train), name)
-    hybrid = semrec.Hybrid([(m, w) for (m, _), w in zip(models.values(), weights, strict=True)])
-    models["hybrid"] = (hybrid, "weights " + sem.weights_label(names, weights))
+    tuned = warm_textcf(args, emb, train, fit_set, valid) | warm_families(args, emb, fit_set, valid)
+
+    def final(key: tuple[str, str]) -> Any:
+        """The (family, view) choice refitted on its view of train (once)."""
+        if key not in finals:
+            family, name = key
+            made = tuned[key][2]
+            if family == "TextCF":
+                finals[key] = make_textcf(emb, made).fit(view(train, name))
+            else:
+                finals[key] = sem.fit_on(made, view(train, name))
+        return finals[key]
+
+    finals: dict[tuple[str, str], Any] = {}
+    families = list(dict.fromkeys(f for f, _ in tuned))
+    models = {}
+    for family in families:  # the single model: the better view on validation (all on ties)
+        key = max(((family, v) for v in VIEWS), key=lambda k: tuned[k][1])
+        label, value = tuned[key][:2]
+        models[family] = (final(key), f"{key[1]}: {label}" + ("" if "valid" in label else
+                                                              f" (valid {value:.4f})"))  # fmt: skip
+    keys = list(tuned)
+    pool = [tuned[k][3] for k in keys] + [semrec.MostPopular().fit(fit_set.interactions)]
+    names = [f"{f} {v}" for f, v in keys] + ["most-popular"]
+    grid = 10 if args.quick else 20
+    tuned_hybrid = semrec.Hybrid.tune(
+        pool, fit_set, valid, grid=grid, search="coordinate", k=10, metric="ndcg",
+        show_progress=False,
+    )  # fmt: skip
+    weights = [w for _, w in tuned_hybrid.models]
+    valid_best = float(tuned_hybrid.tuning_["ndcg@10"].max())
+    members = [(final(key), w) for key, w in zip(keys, weights[:-1], strict=True) if w > 0]
+    if weights[-1] > 0:
+        members.append((semrec.MostPopular().fit(train.interactions), weights[-1]))
+    label = ", ".join(f"{n} {w:g}" for n, w in zip(names, weights, strict=True) if w > 0)
+    models["hybrid"] = (
+        semrec.Hybrid(members),
+        f"{len(pool)} members, coordinate ascent (grid {grid}, "
+        f"{len(tuned_hybrid.tuning_)} weight vectors; valid {valid_best:.4f}): {label}",
+    )
+    # Session 6's hybrid for reference: the families' "all" choices, simplex grid 10.
+    old = [tuned[f, "all"][3] for f in families]
+    old_weights = sem.hybrid_weights(old, fit_set, valid, 4 if args.quick else 10)
+    models["hybrid, session 6 (all view, simplex grid)"] = (
+        semrec.Hybrid([(final((f, "all")), w) for f, w in zip(families, old_weights, strict=True)]),
+        "weights " + sem.weights_label(families, old_weights),
+    )
     models["most-popular"] = (semrec.MostPopular().fit(train.interactions), "")
     models["random"] = (semrec.Random(random_state=SEED).fit(train.interactions), "")
     cols = ["ndcg", "recall", "coverage", "diversity"]
@@ -470,17 +578,30 @@ def part_warm(args: argparse.Namespace) -> None:
         rows.append([name, *(float(table.loc[10, c]) for c in cols), note])
     print_table(
         "## warm split, MovieLens-100k (relevant = rating >= 4); each family tuned on a "
-        f"validation split carved from train, {len(textcf_grid(args.quick)) * len(POPULARITY)} "
-        f"configurations each; hybrid weights tuned there too; {THREADS} threads; "
-        f"{cpu_name()}, {isa_note()}",
+        f"validation split carved from train: {len(textcf_grid(args.quick)) * len(POPULARITY)} "
+        f"configurations x {len(VIEWS)} views (all interactions / positives only) each; the "
+        f"hybrid's weights there too; {THREADS} threads; {cpu_name()}, {isa_note()}",
         ["model", "NDCG@10", "Recall@10", "coverage@10", "diversity@10", "chosen on validation"],
         rows,
     )
+    each = []
+    for key in keys:
+        table = semrec.evaluate(final(key), train, test, k=10, metrics=["ndcg"])
+        each.append([f"{key[0]} {key[1]}", tuned[key][1], float(table.loc[10, "ndcg"]),
+                     tuned[key][0]])  # fmt: skip
+    print_table(
+        "## each family's choice in each view (the hybrid's members)",
+        ["family, view", "valid NDCG@10", "test NDCG@10", "configuration"],
+        each,
+    )
     ndcg = {r[0]: r[1] for r in rows}
-    single = max((v, k) for k, v in ndcg.items() if k in names)
+    single = max((v, k) for k, v in ndcg.items() if k in families)
     print(f"TextCF NDCG@10 / ALS: {ndcg['TextCF'] / ndcg['ALS']:.3f}x (target >= 1)")
     print(f"hybrid NDCG@10 / best single model ({single[1]}): {ndcg['hybrid'] / single[0]:.3f}x "
           "(target >= 1.10)")  # fmt: skip
+    every = max(r[2] for r in each)
+    print(f"hybrid NDCG@10 / best (family, view) choice on test ({every:.4f}): "
+          f"{ndcg['hybrid'] / every:.3f}x")  # fmt: skip
 
 
 def part_cold(args: argparse.Namespace) -> None:

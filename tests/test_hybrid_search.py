@@ -178,3 +178,39 @@ def test_coordinate_search_of_one_member_and_bad_arguments(planted):
         semrec.Hybrid.tune(models, train, validation, search="coordinate", rounds=0)
     with pytest.raises(ValueError, match="grid"):
         semrec.Hybrid.tune(models, train, validation, grid=0, search="coordinate")
+
+
+@pytest.mark.slow
+def test_a_climbed_hybrid_saves_loads_and_recommends_on_dask(tmp_path):
+    """What coordinate ascent returns is a plain Hybrid: the file round trip and
+    semrec.distributed.recommend give its own lists."""
+    distributed = pytest.importorskip("distributed")
+    import dask.array as da
+
+    from semrec.distributed import recommend
+
+    data = synthetic(100, 120, 3_000, random_state=4)
+    train, validation = last_fraction(data)
+    x = train.interactions
+    members = [
+        semrec.ItemKNN(20, show_progress=False).fit(x),
+        semrec.ALS(factors=6, iterations=3, random_state=0, show_progress=False).fit(x),
+        semrec.MostPopular().fit(x),
+    ]
+    best = semrec.Hybrid.tune(
+        members, train, validation, grid=4, search="coordinate", show_progress=False
+    )
+    users = np.arange(100)
+    ids, scores = best.recommend(users, k=7)
+    best.save(tmp_path / "climbed.npz")
+    loaded = semrec.Hybrid.load(tmp_path / "climbed.npz")
+    assert [w for _, w in loaded.models] == [w for _, w in best.models]
+    np.testing.assert_array_equal(loaded.recommend(users, k=7)[0], ids)
+    cluster = distributed.LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0"
+    )
+    with cluster, distributed.Client(cluster, set_as_default=False) as client:
+        lists = recommend(best, da.from_array(users, chunks=40), k=7, client=client)
+        got_ids, got_scores = client.gather(client.compute(list(lists)))
+    np.testing.assert_array_equal(got_ids, ids)
+    np.testing.assert_array_equal(got_scores, scores)
