@@ -331,8 +331,8 @@ class Hybrid(Recommender):
         (3, 3)
         >>> climbed = semrec.Hybrid.tune([pop, rnd], train, validation, grid=4,
         ...                              search="coordinate", show_progress=False)
-        >>> [w for _, w in climbed.models]
-        [1.0, 0.0]
+        >>> [w for _, w in climbed.models], len(climbed.tuning_)  # pop alone, then + rnd
+        ([1.0, 1.0], 9)
         """
         from semrec._hybrid_tuning import tune, tuning_table  # it imports this module
 
