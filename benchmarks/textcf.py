@@ -489,23 +489,18 @@ def warm_textcf(args: argparse.Namespace, emb: Any, train: Dataset, fit_set: Dat
                 valid: Dataset) -> dict:  # fmt: skip
     """TextCF's best (user_vectors, popularity) on validation in each view, as warm_families:
     the "all" view is tuned_textcf's choice (refitted on fit_set); the "positives" view trains
-    both networks on the positives (early-stopped on validation, which keeps the best epoch) and
-    chooses among POPULARITY the same way. Values:
-    (label, valid NDCG@10, params with epochs, model fitted on view(fit_set))."""
+    both networks on the positives with the all view's epochs (as split_textcf does for the
+    other splits) and chooses among POPULARITY the same way. Values: (label, valid NDCG@10,
+    params with epochs, model fitted on view(fit_set))."""
     params, note = tuned_textcf(args, train, emb)
     out = {("TextCF", "all"): (note, valid_of(note), params, make_textcf(emb, params).fit(fit_set))}
-    fitted, epochs = {}, {}
-    for grid_params in textcf_grid(args.quick):
-        model = make_textcf(emb, dict(grid_params, epochs=40, patience=4))
-        model.fit(positives(fit_set), validation=relevant(valid))
-        fitted[grid_params["user_vectors"]] = model
-        epochs[grid_params["user_vectors"]] = model.best_epoch_ + 1
-    chosen, member, label = choose(  # member: the early-stopped network (its best epoch)
-        fitted, lambda m: sem_metric(m, fit_set, valid, "ndcg", 10), "warm validation positives"
+    chosen, member, label = split_textcf(
+        emb,
+        positives(fit_set),
+        lambda m: sem_metric(m, fit_set, valid, "ndcg", 10),
+        "warm validation positives",
     )
-    chosen = dict(BASE, **chosen, epochs=epochs[chosen["user_vectors"]])
-    out["TextCF", "positives"] = (f"{label} epochs={chosen['epochs']}", valid_of(label), chosen,
-                                  member)  # fmt: skip
+    out["TextCF", "positives"] = (label, valid_of(label), chosen, member)
     return out
 
 
