@@ -5,6 +5,7 @@
 #include <ATen/record_function.h>
 #include <c10/core/InferenceMode.h>
 
+#include "semrec/text/attention.hpp"
 #include "semrec/text/dense.hpp"
 #include "semrec/text/pooling_ops.hpp"
 
@@ -253,10 +254,21 @@ at::Tensor BertEncoder::Impl::forward(const at::Tensor& ids,
       // sequences no longer pay a fork/join each (and a sequence's result is the same as
       // when its SDPA call splits its heads over the threads: each output row is computed the
       // same way by one thread).
+      // Short float32 sequences take semrec's small attention loops, the rest SDPA.
+      const bool small_loops = qkv.scalar_type() == at::kFloat;
+      if (small_loops) qkv = qkv.contiguous();
+      const float* qkv_data = small_loops ? qkv.data_ptr<float>() : nullptr;
+      float* a_data = small_loops ? a.data_ptr<float>() : nullptr;
       at::parallel_for(0, b, 1, [&](std::int64_t begin, std::int64_t end) {
         c10::InferenceMode inference;  // thread-local: the workers' own
+        std::vector<float> scratch;
         for (std::int64_t i = begin; i < end; ++i) {
           const std::int64_t len = lengths[i];
+          if (small_loops && len <= kShortAttention) {
+            attend_short(qkv_data + offsets[i] * 3 * h, len, heads, h / heads,
+                         a_data + offsets[i] * h, scratch);
+            continue;
+          }
           // (len, 3h) -> (3, 1, heads, len, d): views only, as for a batch of one.
           const at::Tensor s = qkv.slice(0, offsets[i], offsets[i + 1])
                                    .view({1, len, 3, heads, h / heads})
