@@ -61,28 +61,29 @@ SEMREC_ATTENTION_CLONE void shifted_scores(const float* qkv, std::int64_t len, s
   }
 }
 
-// out_i = sum_j p_ij v_j / sum_j p_ij per head, from the exponentiated scores p.
+// out_i = sum_j p_ij v_j / sum_j p_ij per head, from the exponentiated scores p; the head's
+// D outputs accumulate in registers over the keys (D a compile-time width).
+template <std::int64_t D>
 SEMREC_ATTENTION_CLONE void weighted_values(const float* qkv, std::int64_t len,
-                                            std::int64_t heads, std::int64_t d,
-                                            std::int64_t stride, const float* probs,
-                                            float* out) {
-  const std::int64_t h = heads * d, ld = 3 * h;
+                                            std::int64_t heads, std::int64_t stride,
+                                            const float* probs, float* out) {
+  const std::int64_t h = heads * D, ld = 3 * h;
   for (std::int64_t head = 0; head < heads; ++head) {
     for (std::int64_t i = 0; i < len; ++i) {
       const float* p = probs + (head * len + i) * stride;
-      float* o = out + i * h + head * d;
-      std::fill(o, o + d, 0.0f);
+      float acc[D] = {};
       float total = 0.0f;
       for (std::int64_t j = 0; j < len; ++j) {
         const float pj = p[j];
-        const float* v = qkv + j * ld + 2 * h + head * d;
+        const float* v = qkv + j * ld + 2 * h + head * D;
         total += pj;
 #pragma omp simd
-        for (std::int64_t c = 0; c < d; ++c) o[c] += pj * v[c];
+        for (std::int64_t c = 0; c < D; ++c) acc[c] += pj * v[c];
       }
       const float inverse = 1.0f / total;
+      float* o = out + i * h + head * D;
 #pragma omp simd
-      for (std::int64_t c = 0; c < d; ++c) o[c] *= inverse;
+      for (std::int64_t c = 0; c < D; ++c) o[c] = acc[c] * inverse;
     }
   }
 }
@@ -100,7 +101,7 @@ void attend_short(const float* qkv, std::int64_t len, std::int64_t heads, std::i
   // ATen's vectorised exp over all heads at once (one call per sequence).
   at::Tensor flat = at::from_blob(scores, {score_count}, at::kFloat);
   at::exp_(flat);
-  weighted_values(qkv, len, heads, head_dim, stride, scores, out);
+  weighted_values<kHeadDim>(qkv, len, heads, stride, scores, out);
 }
 
 }  // namespace semrec::text

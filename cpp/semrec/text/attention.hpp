@@ -12,6 +12,9 @@ namespace semrec::text {
 // Sequences up to this many tokens take attend_short; longer ones keep SDPA (its blocked
 // kernel wins once the score matrices outgrow the fixed cost).
 constexpr std::int64_t kShortAttention = 128;
+// The head width these loops are compiled for (MiniLM, BERT-base: 32 and 64 x 12 heads...);
+// other widths keep SDPA.
+constexpr std::int64_t kHeadDim = 32;
 
 // qkv: (len x 3 * heads * head_dim) float32 rows [q | k | v], heads side by side in each;
 // out: (len x heads * head_dim) rows, softmax(q k^T / sqrt(head_dim)) v per head. scratch is

@@ -255,7 +255,7 @@ at::Tensor BertEncoder::Impl::forward(const at::Tensor& ids,
       // when its SDPA call splits its heads over the threads: each output row is computed the
       // same way by one thread).
       // Short float32 sequences take semrec's small attention loops, the rest SDPA.
-      const bool small_loops = qkv.scalar_type() == at::kFloat;
+      const bool small_loops = qkv.scalar_type() == at::kFloat && h / heads == kHeadDim;
       if (small_loops) qkv = qkv.contiguous();
       const float* qkv_data = small_loops ? qkv.data_ptr<float>() : nullptr;
       float* a_data = small_loops ? a.data_ptr<float>() : nullptr;
