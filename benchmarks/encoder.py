@@ -47,6 +47,7 @@ _EMULATING_AVX2 = any(
 if _EMULATING_AVX2:  # before torch loads MKL: the peer's GEMMs stay on AVX2 as well
     os.environ.setdefault("MKL_ENABLE_INSTRUCTIONS", "AVX2")
 
+import _bench  # noqa: E402
 import numpy as np  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
@@ -323,13 +324,16 @@ def main() -> None:
             methods[f"semrec {precision}"] = lambda t=texts, e=enc: e.encode(t, batch_size=b)
         # The default encoder timed as a user gets it: its path must be the fastest one at parity.
         methods[f"semrec auto ({auto.precision_})"] = lambda t=texts: auto.encode(t, batch_size=b)
+        start = _bench.cpu_seconds()
         times = measure(methods, repeat)
+        contention = _bench.contention_note(start)
         ref32 = float(np.median(times[st32]))
         ref_best = float(np.median(times[st_best]))
         print("| method | texts/s | min-max | vs ST b32 | vs ST best |")
         print("|---|---|---|---|---|")
         for method, t in times.items():
             print(f"{row(method, n, t, ref32)} {ref_best / float(np.median(t)):.2f}x |", flush=True)
+        print(contention)
         tok = measure(
             {
                 "HF tokenizers encode_batch": lambda t=texts: hf_tok.encode_batch(t),

@@ -64,9 +64,8 @@ SEMREC_ATTENTION_CLONE void shifted_scores(const float* qkv, std::int64_t len, s
 // out_i = sum_j p_ij v_j / sum_j p_ij per head, from the exponentiated scores p; the head's
 // D outputs accumulate in registers over the keys (D a compile-time width).
 template <std::int64_t D>
-SEMREC_ATTENTION_CLONE void weighted_values(const float* qkv, std::int64_t len,
-                                            std::int64_t heads, std::int64_t stride,
-                                            const float* probs, float* out) {
+SEMREC_ATTENTION_CLONE void weighted_values(const float* qkv, std::int64_t len, std::int64_t heads,
+                                            std::int64_t stride, const float* probs, float* out) {
   const std::int64_t h = heads * D, ld = 3 * h;
   for (std::int64_t head = 0; head < heads; ++head) {
     for (std::int64_t i = 0; i < len; ++i) {

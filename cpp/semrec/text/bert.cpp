@@ -119,8 +119,8 @@ BertEncoder::BertEncoder(const BertConfig& config, const std::string& path,
                                                                        : DenseKernel::aten;
   if (kernel == DenseKernel::int8) {
     m.kernels = "int8 FBGEMM " + int8_kernel_isa() +
-                (config.reduce_range ? " (7-bit weights; " : " (") +
-                std::to_string(kFfnOutliers) + " fp32 outlier channels in the FFN output)";
+                (config.reduce_range ? " (7-bit weights; " : " (") + std::to_string(kFfnOutliers) +
+                " fp32 outlier channels in the FFN output)";
   } else {
     m.kernels = precision + (kernel == DenseKernel::onednn ? " oneDNN" : " ATen");
   }

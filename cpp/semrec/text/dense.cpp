@@ -93,13 +93,6 @@ SEMREC_AVX2_CLONE void quantize_row(const float* xr, std::int64_t in, float leve
   }
 }
 
-// The float32 part of a layer: its last `tail` input channels (the activation outliers).
-struct Tail {
-  const float* x = nullptr;  // the layer's input, row r's outliers at x + r * ld
-  std::int64_t ld = 0, count = 0;
-  const float* weight = nullptr;  // (count x out): the weight's last columns, transposed
-};
-
 // int8 activations, step 2, for one row: from the int32 sums c = a Wq^T to
 // y = step * c * scale + lo * rowsum(W) + bias (+ the float32 tail's x_t W_t^T) (+ residual).
 SEMREC_AVX2_CLONE void dequantize_row(const std::int32_t* cr, float* yr, std::int64_t out,
@@ -167,7 +160,8 @@ Dense::Dense(at::Tensor weight, at::Tensor bias, DenseKernel kernel, Int8Range r
 // Per-row activation scales: each row is mapped affinely onto 0..levels (x ~ lo + step * a),
 // so x W^T = step * (a Wq^T) * scale + lo * rowsum(W). Every step is per row and the int32
 // sums are exact, so a row's result does not depend on the other rows or the blocking.
-at::Tensor Dense::int8_forward(const at::Tensor& x, Epilogue act, const at::Tensor* residual) const {
+at::Tensor Dense::int8_forward(const at::Tensor& x, Epilogue act,
+                               const at::Tensor* residual) const {
   const std::int64_t in = x.size(-1), in_int8 = in - tail_, out = int8_.out();
   std::vector<std::int64_t> shape(x.sizes().begin(), x.sizes().end());
   const at::Tensor rows = x.reshape({-1, in}).contiguous();
