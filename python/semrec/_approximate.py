@@ -180,9 +180,10 @@ _POOL_LOCK = threading.Lock()
 
 def in_parallel(tasks: list[Callable[[], Any]], threads: int) -> list[Any]:
     """The results of ``tasks`` (in order), run on up to ``threads`` threads: this one and
-    shared workers (the tasks release the GIL in faiss, NumPy and semrec's kernels)."""
+    shared workers (the tasks release the GIL in faiss, NumPy and semrec's kernels). Each
+    thread claims the next task left, and this one waits only for tasks a worker has claimed:
+    a worker the scheduler starts late (a busy core) leaves its share to the others."""
     threads = max(1, min(threads, len(tasks)))
-    groups = [tasks[w::threads] for w in range(threads)]
     if threads == 1:
         return [task() for task in tasks]
     global _POOL
@@ -191,11 +192,32 @@ def in_parallel(tasks: list[Callable[[], Any]], threads: int) -> list[Any]:
             workers = max(1, available_cores() - 1)
             _POOL = ThreadPoolExecutor(workers, thread_name_prefix="semrec-ann")
         pool = _POOL
-    futures = [pool.submit(lambda g=g: [task() for task in g]) for g in groups[1:]]
-    done = [[task() for task in groups[0]], *(f.result() for f in futures)]
     out: list[Any] = [None] * len(tasks)
-    for w, results in enumerate(done):
-        out[w::threads] = results
+    done = [threading.Event() for _ in tasks]
+    errors: list[BaseException] = []
+    claim = iter(range(len(tasks)))
+    claim_lock = threading.Lock()
+
+    def run() -> None:
+        while True:
+            with claim_lock:
+                i = next(claim, None)
+            if i is None:
+                return
+            try:
+                out[i] = tasks[i]()
+            except BaseException as exc:  # re-raised in the calling thread
+                errors.append(exc)
+            finally:
+                done[i].set()
+
+    for _ in range(threads - 1):
+        pool.submit(run)
+    run()
+    for event in done:
+        event.wait()
+    if errors:
+        raise errors[0]
     return out
 
 
