@@ -109,9 +109,9 @@ class PQIndex:
     rerank : int, default 1000
         Items re-scored exactly per query: the recall/speed knob, may be changed at any time.
         Over 1M MiniLM-shaped vectors (384-d, default ``m``) recall@10 was 0.87 at 250, 0.95
-        at 1000 and 0.98 at 2000, a query at 1000 taking 1.5-1.7 ms on 2 idle cores (2 shards;
-        3.0-3.7 ms beside other jobs, benchmarks/README.md); over 200k, 0.93 at 200 and 0.99
-        at 1000.
+        at 1000 and 0.98 at 2000, a query at 1000 taking 1.5-1.7 ms on 2 threads (2 shards,
+        queries back to back; 2.6-3.3 ms alternating with exact scans, benchmarks/README.md);
+        over 200k, 0.93 at 200 and 0.99 at 1000.
     random_state : int, default 0
         Seeds the training sample and the k-means.
     shards : int, default 2
