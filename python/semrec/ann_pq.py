@@ -78,11 +78,13 @@ def _unpacked(codes: np.ndarray) -> list[np.ndarray]:
     count = int(codes[len(_MAGIC) : start].view("<u8")[0]) if codes.size >= start else 0
     if not 1 <= count <= _MAX_SHARDS or codes.size < start + 8 * count:
         raise ValueError(f"codes: the header names {count} shards (expected 1-{_MAX_SHARDS})")
-    sizes = codes[start : start + 8 * count].view("<u8").astype(np.int64)
-    ends = start + 8 * count + np.cumsum(sizes)
+    sizes = codes[start : start + 8 * count].view("<u8")
+    if (sizes == 0).any() or (sizes > codes.size).any():
+        raise ValueError("codes: a shard's size in the header is 0 or beyond the array")
+    ends = start + 8 * count + np.cumsum(sizes.astype(np.int64))
     if ends[-1] != codes.size:
         raise ValueError(f"codes: the shards hold {ends[-1]} bytes, the array {codes.size}")
-    return [codes[e - s : e] for s, e in zip(sizes, ends, strict=True)]
+    return [codes[e - int(s) : e] for s, e in zip(sizes, ends, strict=True)]
 
 
 class PQIndex:
