@@ -247,11 +247,15 @@ at::Tensor BertEncoder::Impl::forward(const at::Tensor& ids,
     {
       RECORD_USER_SCOPE("semrec::attention");
       a = at::empty({tokens, h}, qkv.options());
-      // One sequence per task: SDPA inside a parallel region runs on the one thread, so short
-      // sequences no longer pay a fork/join each (and a sequence's result is the same as
-      // when its SDPA call splits its heads over the threads: each output row is computed the
-      // same way by one thread).
-      // Short float32 sequences take semrec's small attention loops, the rest SDPA.
+      // One sequence per task: SDPA inside a parallel region runs on its one thread, so short
+      // sequences pay no fork/join each (and a sequence's result is the same as when its SDPA
+      // call splits its heads over the threads: each output row is computed the same way by
+      // one thread). The batch is sorted longest first, so the tasks take the texts in
+      // zigzag order (longest, shortest, 2nd longest, ...): each thread's contiguous share
+      // then holds as many tokens. Short float32 sequences take semrec's small attention
+      // loops, the rest SDPA.
+      std::vector<std::int64_t> zigzag(b);
+      for (std::int64_t k = 0; k < b; ++k) zigzag[k] = k % 2 == 0 ? k / 2 : b - 1 - k / 2;
       const bool small_loops = qkv.scalar_type() == at::kFloat && h / heads == kHeadDim;
       if (small_loops) qkv = qkv.contiguous();
       const float* qkv_data = small_loops ? qkv.data_ptr<float>() : nullptr;
@@ -259,8 +263,8 @@ at::Tensor BertEncoder::Impl::forward(const at::Tensor& ids,
       at::parallel_for(0, b, 1, [&](std::int64_t begin, std::int64_t end) {
         c10::InferenceMode inference;  // thread-local: the workers' own
         std::vector<float> scratch;
-        for (std::int64_t i = begin; i < end; ++i) {
-          const std::int64_t len = lengths[i];
+        for (std::int64_t task = begin; task < end; ++task) {
+          const std::int64_t i = zigzag[task], len = lengths[i];
           if (small_loops && len <= kShortAttention) {
             attend_short(qkv_data + offsets[i] * 3 * h, len, heads, h / heads,
                          a_data + offsets[i] * h, scratch);
