@@ -47,6 +47,7 @@ _EMULATING_AVX2 = any(
 if _EMULATING_AVX2:  # before torch loads MKL: the peer's GEMMs stay on AVX2 as well
     os.environ.setdefault("MKL_ENABLE_INSTRUCTIONS", "AVX2")
 
+import _bench  # noqa: E402
 import numpy as np  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
@@ -143,25 +144,18 @@ STAGES = (
     "attention_output_dense",
     "layernorm",
     "ffn_dense_gelu",
-    "gelu",
     "ffn_output_dense",
     "pooling",
-    "int8_normalize",
-    "int8_gemm",
-    "int8_dequantize",
 )
-# Scopes inside the stages above (their time is already counted there).
-NESTED = ("gelu", "int8_normalize", "int8_gemm", "int8_dequantize")
 
 
 def stage_shares(encoder, texts: list[str], batch_size: int) -> dict[str, float]:
     """Share of the wall time of ``encoder.encode(texts)`` spent in each stage of the forward pass.
 
     The C++ forward pass marks its stages as named scopes for torch's profiler (``semrec::...``);
-    a scope's time is its wall time on the calling thread, intra-op threads included. "gelu" is
-    the separate GELU pass inside ``ffn_dense_gelu`` (int8; oneDNN fuses it into the GEMM);
-    "int8_*" split the int8 layers into the per-row normalisation, FBGEMM (quantising and the
-    GEMM) and the dequantisation; "other" is tokenizing, batching and what lies between the
+    a scope's time is its wall time on the calling thread, intra-op threads included. An int8
+    layer's stage holds its quantising, FBGEMM GEMM and dequantising (with the GELU or the
+    residual), done block by block; "other" is tokenizing, batching and what lies between the
     stages.
     """
     from torch.profiler import ProfilerActivity, profile
@@ -175,7 +169,7 @@ def stage_shares(encoder, texts: list[str], batch_size: int) -> dict[str, float]
     for event in prof.key_averages():
         if event.key.startswith("semrec::"):
             shares[event.key.removeprefix("semrec::")] = event.cpu_time_total / 1e6 / wall
-    shares["other"] = 1.0 - sum(v for k, v in shares.items() if k not in NESTED)
+    shares["other"] = 1.0 - sum(shares.values())
     shares["wall s"] = wall
     return shares
 
@@ -187,9 +181,8 @@ def print_profile(encoders: dict, texts: list[str], label: str, batch_size: int)
     print("| stage | " + " | ".join(f"{n} ({e.kernels_})" for n, e in encoders.items()) + " |")
     print("|---|" + "---:|" * len(encoders))
     for stage in (*STAGES, "other"):
-        name = f"  of which {stage}" if stage in NESTED else stage
         print(
-            f"| {name} | " + " | ".join(f"{100 * c[stage]:.1f}%" for c in columns.values()) + " |"
+            f"| {stage} | " + " | ".join(f"{100 * c[stage]:.1f}%" for c in columns.values()) + " |"
         )
     print(
         "| wall s (profiled) | " + " | ".join(f"{c['wall s']:.2f}" for c in columns.values()) + " |"
@@ -331,13 +324,16 @@ def main() -> None:
             methods[f"semrec {precision}"] = lambda t=texts, e=enc: e.encode(t, batch_size=b)
         # The default encoder timed as a user gets it: its path must be the fastest one at parity.
         methods[f"semrec auto ({auto.precision_})"] = lambda t=texts: auto.encode(t, batch_size=b)
+        start = _bench.cpu_seconds()
         times = measure(methods, repeat)
+        contention = _bench.contention_note(start)
         ref32 = float(np.median(times[st32]))
         ref_best = float(np.median(times[st_best]))
         print("| method | texts/s | min-max | vs ST b32 | vs ST best |")
         print("|---|---|---|---|---|")
         for method, t in times.items():
             print(f"{row(method, n, t, ref32)} {ref_best / float(np.median(t)):.2f}x |", flush=True)
+        print(contention)
         tok = measure(
             {
                 "HF tokenizers encode_batch": lambda t=texts: hf_tok.encode_batch(t),

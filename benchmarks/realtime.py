@@ -44,16 +44,20 @@ Python threads (NumPy releases the GIL): "% of bandwidth" divides by the larger 
 Part 3, approximate. ``--ann-items`` items (100k; --quick 50k) of each ``--ann-data`` catalogue
 (``_catalogues.py``: ``minilm`` shaped like real sentence embeddings, ``topics`` and ``gaussian``
 as hard and worst cases), queries drawn fresh from the same generator: single-query top-10
-through the exact ``ItemIndex`` in float16 (the reference lists) and float32, and through each
-``--ann-kind``: ``hnsw``, a ``semrec.HNSWIndex`` over the float16 index (faiss HNSW,
-``--ann-m``, ``--ann-ef-construction``) at every ``--ef`` value of ``ef_search``; ``pq``, a
+through the exact ``ItemIndex`` in float16 (the reference lists), float32 and int8 (exact
+answers each), and through each ``--ann-kind``: ``hnsw``, a ``semrec.HNSWIndex`` over the
+float16 index (faiss HNSW, ``--ann-m``, ``--ann-ef-construction``) at every ``--ef`` value of
+``ef_search``; ``pq``, a
 ``semrec.PQIndex`` (faiss 4-bit product-quantised fast scan of every item, ``--pq-m``
-sub-spaces, built in the run) at every ``--rerank`` value (items re-scored exactly). Returned
-scores are exact. Methods in a random order query by query: recall@10 against the exact lists
-(mean and worst query), p50/p99 and the speed-up over both exact indexes. Building an HNSW
-graph of 1M items takes most of an hour on 2 cores: ``--ann-graphs DIR --ann-build-only`` builds
-and saves them (run it under the shared lock), the same command without ``--ann-build-only``
-loads them and times only the queries (the build time printed is the saved one).
+sub-spaces in ``--pq-shards`` parts scanned side by side, built in the run) at every ``--rerank``
+value (items re-scored exactly). Returned scores are exact. Methods in a random order query by
+query: recall@10 against the exact lists (mean and worst query), p50/p99 and the speed-up
+(ratio of p50s) over each exact index: float32, float16 and int8. A second table times each
+method's queries back to back (no other method's threads still spinning on the second core).
+Building an HNSW graph of 1M items takes most of an hour on 2 cores: ``--ann-graphs DIR
+--ann-build-only`` builds and saves them (run it under the shared lock), the same command
+without ``--ann-build-only`` loads them and times only the queries (the build time printed is
+the saved one).
 """
 
 from __future__ import annotations
@@ -103,6 +107,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--ann-kind", default="hnsw,pq", help="approximate indexes: hnsw, pq")
     parser.add_argument("--rerank", default="100,200,500,1000,2000", help="PQIndex rerank values")
     parser.add_argument("--pq-m", type=int, help="PQIndex sub-spaces (default: dim / 4)")
+    parser.add_argument("--pq-shards", type=int, default=2, help="PQIndex shards (default 2)")
     parser.add_argument("--ann-m", type=int, default=32, help="HNSW graph degree (m)")
     parser.add_argument("--ann-ef-construction", type=int, default=100)
     parser.add_argument("--ann-graphs", help="directory: save built graphs there, load them next")
@@ -444,9 +449,14 @@ def ann_indexes(args: argparse.Namespace, kind: str, index: semrec.ItemIndex) ->
             out.append((ann, f"{what}, build {build:.1f} s", "ef_search", args.ef))
         else:
             t0 = time.perf_counter()
-            ann = semrec.PQIndex(index, m=args.pq_m, num_threads=args.threads)
+            ann = semrec.PQIndex(
+                index, m=args.pq_m, shards=args.pq_shards, num_threads=args.threads
+            )
             build = time.perf_counter() - t0
-            what = f"PQIndex(m={ann.m}, {ann.m // 2} bytes per item) built in {build:.1f} s"
+            what = (
+                f"PQIndex(m={ann.m}, {ann.m // 2} bytes per item, shards={ann.shards}) "
+                f"built in {build:.1f} s"
+            )
             out.append((ann, what, "rerank", args.rerank))
     return out
 
@@ -456,18 +466,22 @@ def ann_table(args: argparse.Namespace, kind: str) -> list[str]:
     n, t = args.ann_items, args.threads
     x, queries = catalogue(kind, n, args.queries + 1, SEED + 2)
     index = semrec.ItemIndex(x, metric="dot", storage="float16", num_threads=t, copy=False)
-    exact32 = semrec.ItemIndex(x, metric="dot", storage="float32", num_threads=t, copy=False)
+    exact = {
+        "exact f32": semrec.ItemIndex(
+            x, metric="dot", storage="float32", num_threads=t, copy=False
+        ),
+        "exact": index,
+        "exact i8": semrec.ItemIndex(x, metric="dot", storage="int8", num_threads=t, copy=False),
+    }
     approximate = ann_indexes(args, kind, index)
     if args.ann_build_only:
         return [f"{kind}: {what} over {n} x {DIM}" for _, what, _, _ in approximate]
-    results: dict[str, list] = {"exact": [], "exact f32": []}
+    results: dict[str, list] = {name: [] for name in exact}
     methods: dict[str, Callable[[int], object]] = {
-        "exact": lambda c: results["exact"].append(
-            semrec.topk(queries[c], index, 10, num_threads=t)
-        ),
-        "exact f32": lambda c: results["exact f32"].append(
-            semrec.topk(queries[c], exact32, 10, num_threads=t)
-        ),
+        name: lambda c, name=name, e=e: results[name].append(
+            semrec.topk(queries[c], e, 10, num_threads=t)
+        )
+        for name, e in exact.items()
     }
 
     def approx(c: int, name: str, ann: object, knob: str, value: int) -> None:
@@ -485,16 +499,17 @@ def ann_table(args: argparse.Namespace, kind: str) -> list[str]:
     for r in results.values():
         r.clear()
     times = run_alternating(methods, args.queries)
-    med16, med32 = (statistics.median(times[name]) for name in ("exact", "exact f32"))
+    med = {name: statistics.median(times[name]) for name in exact}
     rows = [
         f"Part 3 ({kind}): top-10 of one query over {n} x {DIM}, {args.queries} queries "
-        f"(fresh draws), methods in random order, {t} threads; exact = ItemIndex float16 "
-        "(exact answers), exact f32 = ItemIndex float32; returned scores exact",
+        f"(fresh draws), methods in random order, {t} threads; exact = ItemIndex float16, "
+        "exact f32 / i8 = ItemIndex float32 / int8 (exact answers each); returned scores exact; "
+        "the last three columns: that exact index's p50 / this p50",
         *(f"  {what}" for _, what, _, _ in approximate),
-        "method            | recall@10 | min recall |  p50 ms  |  p99 ms  | f16 exact / this "
-        "| f32 exact / this",
-        "------------------+-----------+------------+----------+----------+------------------"
-        "+-----------------",
+        "method            | recall@10 | min recall |  p50 ms  |  p99 ms  | f32 / this "
+        "| f16 / this | i8 / this",
+        "------------------+-----------+------------+----------+----------+------------"
+        "+------------+----------",
     ]
     for name, ts in times.items():
         per_query = [
@@ -504,7 +519,35 @@ def ann_table(args: argparse.Namespace, kind: str) -> list[str]:
         p50, p99, _ = percentiles(ts)
         rows.append(
             f"{name:<17} | {np.mean(per_query):9.3f} | {min(per_query):10.1f} | "
-            f"{p50 * 1e3:8.3f} | {p99 * 1e3:8.3f} | {med16 / p50:16.1f} | {med32 / p50:15.1f}"
+            f"{p50 * 1e3:8.3f} | {p99 * 1e3:8.3f} | {med['exact f32'] / p50:10.1f} | "
+            f"{med['exact'] / p50:10.1f} | {med['exact i8'] / p50:9.1f}"
+        )
+    return [*rows, *back_to_back(methods, args.queries, list(exact))]
+
+
+def back_to_back(
+    methods: dict[str, Callable[[int], object]], n: int, exact: list[str]
+) -> list[str]:
+    """Each method's queries run one after another (the methods in turn): what a service that
+    runs only that search sees, without the spinning threads of the method before it."""
+    times: dict[str, list[float]] = {name: [] for name in methods}
+    for name, fn in methods.items():
+        fn(n)  # warm-up on the extra query: the method before has left the cores
+        for case in range(n):
+            t0 = time.perf_counter()
+            fn(case)
+            times[name].append(time.perf_counter() - t0)
+    med = [statistics.median(times[name]) for name in exact]  # f32, f16, i8
+    rows = [
+        "Back to back (each method's queries one after another, the methods in turn):",
+        "method            |  p50 ms  |  min ms  | f32 / this | f16 / this | i8 / this",
+        "------------------+----------+----------+------------+------------+----------",
+    ]
+    for name, ts in times.items():
+        p50 = statistics.median(ts)
+        rows.append(
+            f"{name:<17} | {p50 * 1e3:8.3f} | {min(ts) * 1e3:8.3f} | {med[0] / p50:10.1f} | "
+            f"{med[1] / p50:10.1f} | {med[2] / p50:9.1f}"
         )
     return [*rows, ""]
 

@@ -77,6 +77,59 @@ def test_recall_and_exact_scores(data):
     assert 0.5 < shallow < 0.95
 
 
+@pytest.mark.parametrize("shards", [1, 3])
+def test_shards_one_query_equals_its_batch_row_on_any_thread_count(data, shards):
+    x, q, _ = data
+    pq = PQIndex(x, m=16, rerank=100, shards=shards)
+    assert pq.shards == shards and f"shards={shards}" in repr(pq)
+    top3 = numpy_top(q, x, 3)
+    rows = np.repeat(np.arange(40), 3)
+    ex = sp.csr_array((np.ones(rows.size), (rows, top3.reshape(-1))), shape=(40, N))
+    keep = np.random.default_rng(4).choice(N, 5000, replace=False)
+    for extra in ({}, {"exclude": ex}, {"exclude": ex, "candidates": keep}):
+        batch = topk(q, pq, 10, num_threads=1, **extra)
+        np.testing.assert_array_equal(batch[0], topk(q, pq, 10, num_threads=2, **extra)[0])
+        drop = extra.get("exclude") is not None
+        want = numpy_top(q, x, 10, drop=list(top3) if drop else None, keep=extra.get("candidates"))
+        assert recall(batch[0], want) >= 0.95
+        for i in (0, 5, 39):
+            one = {**extra, "exclude": top3[i]} if drop else extra
+            for threads in (1, 2):  # shards side by side, or one after another
+                got = topk(q[i], pq, 10, num_threads=threads, **one)
+                np.testing.assert_array_equal(got[0], batch[0][i])
+                np.testing.assert_array_equal(got[1], batch[1][i])
+
+
+def test_items_added_later_go_to_every_shard():
+    x, q = planted(5000, seed=5)
+    pq = PQIndex(x[:3001], m=16, rerank=100, shards=3)
+    np.testing.assert_array_equal(pq.add(x[3001:4500]), np.arange(3001, 4500))
+    pq.add(x[4500:])
+    assert recall(topk(q, pq, 10)[0], numpy_top(q, x, 10)) >= 0.95
+    added = np.arange(3001, 5000, 97)  # each added item is its own nearest neighbour
+    np.testing.assert_array_equal(topk(x[added], pq, 1)[0][:, 0], added)
+    for i in range(5):
+        np.testing.assert_array_equal(topk(q[i], pq, 10)[0], topk(q, pq, 10)[0][i])
+
+
+def test_codes_of_one_bare_faiss_index_load_as_one_shard():
+    x, q = planted(3000, seed=6)
+    bare = faiss.IndexPQFastScan(32, 16, 4, faiss.METRIC_INNER_PRODUCT)  # as semrec saved it
+    bare.train(x)
+    bare.add(x)
+    blob = np.asarray(faiss.serialize_index(bare), dtype=np.uint8)
+    pq = PQIndex.from_bytes(ItemIndex(x, metric="dot"), blob, m=16, rerank=100, random_state=0)
+    assert pq.shards == 1
+    want = np.argsort(-(q.astype(np.float64) @ x.T.astype(np.float64)), axis=1)[:, :10]
+    assert recall(topk(q, pq, 10)[0], want) >= 0.95
+    sharded = PQIndex(x, metric="dot", m=16, shards=2).code_bytes()
+    for bad in (sharded[:20], sharded[:-1], np.concatenate([sharded, sharded[-3:]])):
+        with pytest.raises(ValueError, match="codes"):
+            PQIndex.from_bytes(ItemIndex(x, metric="dot"), bad, m=16, rerank=100, random_state=0)
+    with pytest.raises(ValueError, match="shards"):
+        PQIndex(x, shards=1000)
+
+
 def test_dimensions_not_divisible_by_m_are_padded():
     x, q = planted(3000, dim=30, seed=3)
     pq = PQIndex(x, m=16, rerank=100)  # 2 dimensions per sub-space, the last one padded

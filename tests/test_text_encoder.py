@@ -72,6 +72,48 @@ def test_int8_matches_sentence_transformers(parity_texts, st_reference):
     assert cos.mean() >= 0.997
 
 
+# Variables that make this process's libraries run as on an AVX2-only CPU (no VNNI, no bf16).
+AVX2_ONLY = {"SEMREC_ISA": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}
+
+
+@pytest.mark.slow
+def test_int8_on_an_avx2_only_cpu_matches_sentence_transformers(
+    parity_texts, st_reference, tmp_path
+):
+    # The AVX2 int8 path (7-bit weights or activations, no VNNI) is another set of kernels and
+    # roundings: a fresh process with the emulation variables encodes the parity corpus, and
+    # its vectors must meet the same target against sentence-transformers fp32 (run here).
+    import json
+    import subprocess
+    import sys
+
+    from semrec.text.precision import int8_available
+
+    if not int8_available() or not semrec.text.cpu_features().avx2:
+        pytest.skip("no FBGEMM int8 kernels on this CPU / torch build")
+    (tmp_path / "texts.json").write_text(json.dumps(parity_texts), encoding="utf-8")
+    code = (
+        "import json, sys, numpy as np, torch, semrec\n"
+        "texts = json.load(open(sys.argv[1], encoding='utf-8'))\n"
+        "enc = semrec.TextEncoder(precision='int8')\n"
+        "print(torch.backends.cpu.get_cpu_capability(), '|', enc.kernels_)\n"
+        "np.save(sys.argv[2], enc.encode(texts, batch_size=32))\n"
+        "np.save(sys.argv[3], np.vstack([enc.encode([t]) for t in texts[:40]]))\n"
+    )
+    env = dict(__import__("os").environ, **AVX2_ONLY)
+    env.pop("FBGEMM_ENABLE_INSTRUCTIONS", None)
+    paths = [str(tmp_path / name) for name in ("texts.json", "batched.npy", "alone.npy")]
+    out = subprocess.run(
+        [sys.executable, "-c", code, *paths], env=env, capture_output=True, text=True, check=True
+    ).stdout
+    assert out.startswith("AVX2 | int8 FBGEMM avx2 "), out  # the emulation took effect
+    batched, alone = np.load(paths[1]), np.load(paths[2])
+    np.testing.assert_array_equal(alone, batched[:40])  # bitwise batch-independent on AVX2 too
+    cos = _cosines(batched, st_reference)
+    assert cos.min() >= 0.99, f"worst cosine {cos.min()} for {parity_texts[cos.argmin()]!r}"
+    assert cos.mean() >= 0.996
+
+
 def test_int8_dense_layers_match_a_numpy_reference(tmp_path):
     # The tiny BERT's int8 vectors against transformers' fp32 ones: the quantisation error of
     # 8-bit per-row activations and per-channel weights, nothing more.

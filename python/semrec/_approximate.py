@@ -1,13 +1,16 @@
 """What semrec's approximate indexes (:class:`semrec.HNSWIndex`, :class:`semrec.PQIndex`) share:
 loading faiss, the unit rows a cosine index is built on, one check of a search's queries and
-filters, and the exact re-scoring of the items the faiss index proposed (so the returned scores
-are the exact kernel's, bitwise, and ties still go to the lower id).
+filters, the exact re-scoring of the items the faiss index proposed (so the returned scores
+are the exact kernel's, bitwise, and ties still go to the lower id), and the worker threads
+that let one query use several cores.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +19,7 @@ import scipy.sparse as sp
 
 from semrec import _persist as persist
 from semrec import _validation as check
-from semrec._threads import resolve_num_threads
+from semrec._threads import available_cores, resolve_num_threads
 from semrec.similarity import ItemIndex, topk
 
 # A shared candidate list this small (or this share of the catalogue) is searched exactly.
@@ -127,14 +130,95 @@ def exactly(items: ItemIndex, req: Request, candidates: Any = None) -> tuple[np.
 
 def rescored(items: ItemIndex, req: Request, found: np.ndarray) -> tuple[np.ndarray, ...]:
     """The exact top-k of the proposed ids ``found`` (-1: none), filters applied."""
-    if found.shape[0] == 1:  # one query: a plain id list (0.66 ms for 1000 of 1M, CSR 0.88)
-        return exactly(items, req, np.unique(found[found >= 0]))
+    if found.shape[0] == 1:  # one query: gather its rows, nothing of catalogue size
+        ids = np.unique(found[found >= 0])
+        if req.allowed is not None:
+            ids = ids[np.isin(ids, req.allowed, assume_unique=True)]
+        return shaped(merged([best_of(items, req, ids)], req.k), req.single)
     rows = np.repeat(np.arange(found.shape[0]), found.shape[1])
     cols = found.reshape(-1)
     ok = cols >= 0
     shape = (found.shape[0], len(items))
     cand = sp.csr_array((np.ones(int(ok.sum()), np.float32), (rows[ok], cols[ok])), shape=shape)
     return exactly(items, req, cand)
+
+
+def best_of(items: ItemIndex, req: Request, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One query's exact top-k among the unique ids ``ids`` less its excluded ones, as (ids,
+    scores) without padding: its rows gathered and scored by :func:`semrec.topk` on one thread
+    (the same scores, bitwise, as a search of every item; checked once, when indexed)."""
+    ids = np.sort(ids)
+    excluded = req.excluded_of(0)
+    if excluded.size:
+        ids = ids[~np.isin(ids, excluded, assume_unique=True)]
+    if ids.size == 0:
+        return ids.astype(np.int32), np.empty(0, np.float32)
+    rows = np.take(items.vectors, ids, axis=0)
+    got, scores = topk(
+        req.queries, rows, req.k, metric=items.metric, check_finite=False, num_threads=1
+    )
+    keep = got[0] >= 0
+    return ids[got[0][keep]].astype(np.int32), scores[0][keep]
+
+
+def merged(parts: list[tuple[np.ndarray, np.ndarray]], k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The best ``k`` of several (ids, scores) lists of one query (ties to the lower id), as a
+    (1, k) row padded with id -1 and score -inf."""
+    ids = np.concatenate([p[0] for p in parts]).astype(np.int32)
+    scores = np.concatenate([p[1] for p in parts]).astype(np.float32)
+    order = np.lexsort((ids, -scores))[:k]
+    out_ids = np.full((1, k), -1, dtype=np.int32)
+    out_scores = np.full((1, k), -np.inf, dtype=np.float32)
+    out_ids[0, : order.size] = ids[order]
+    out_scores[0, : order.size] = scores[order]
+    return out_ids, out_scores
+
+
+_POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def in_parallel(tasks: list[Callable[[], Any]], threads: int) -> list[Any]:
+    """The results of ``tasks`` (in order), run on up to ``threads`` threads: this one and
+    shared workers (the tasks release the GIL in faiss, NumPy and semrec's kernels). Each
+    thread claims the next task left, and this one waits only for tasks a worker has claimed:
+    a worker the scheduler starts late (a busy core) leaves its share to the others."""
+    threads = max(1, min(threads, len(tasks)))
+    if threads == 1:
+        return [task() for task in tasks]
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            workers = max(1, available_cores() - 1)
+            _POOL = ThreadPoolExecutor(workers, thread_name_prefix="semrec-ann")
+        pool = _POOL
+    out: list[Any] = [None] * len(tasks)
+    done = [threading.Event() for _ in tasks]
+    errors: list[BaseException] = []
+    claim = iter(range(len(tasks)))
+    claim_lock = threading.Lock()
+
+    def run() -> None:
+        while True:
+            with claim_lock:
+                i = next(claim, None)
+            if i is None:
+                return
+            try:
+                out[i] = tasks[i]()
+            except BaseException as exc:  # re-raised in the calling thread
+                errors.append(exc)
+            finally:
+                done[i].set()
+
+    for _ in range(threads - 1):
+        pool.submit(run)
+    run()
+    for event in done:
+        event.wait()
+    if errors:
+        raise errors[0]
+    return out
 
 
 def shaped(result: tuple[np.ndarray, np.ndarray], single: bool) -> tuple[np.ndarray, ...]:

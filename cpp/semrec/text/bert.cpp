@@ -5,6 +5,7 @@
 #include <ATen/record_function.h>
 #include <c10/core/InferenceMode.h>
 
+#include "semrec/text/attention.hpp"
 #include "semrec/text/dense.hpp"
 #include "semrec/text/pooling_ops.hpp"
 
@@ -118,8 +119,8 @@ BertEncoder::BertEncoder(const BertConfig& config, const std::string& path,
                                                                        : DenseKernel::aten;
   if (kernel == DenseKernel::int8) {
     m.kernels = "int8 FBGEMM " + int8_kernel_isa() +
-                (config.reduce_range ? " (7-bit weights; fp32 attention output; " : " (") +
-                std::to_string(kFfnOutliers) + " fp32 outlier channels in the FFN output)";
+                (config.reduce_range ? " (7-bit weights; " : " (") + std::to_string(kFfnOutliers) +
+                " fp32 outlier channels in the FFN output)";
   } else {
     m.kernels = precision + (kernel == DenseKernel::onednn ? " oneDNN" : " ATen");
   }
@@ -144,12 +145,9 @@ BertEncoder::BertEncoder(const BertConfig& config, const std::string& path,
                             load(self + "value.weight", {h, h})}),
                    at::cat({load(self + "query.bias", {h}), load(self + "key.bias", {h}),
                             load(self + "value.bias", {h})}));
-    // Without VNNI (7-bit weights) the attention output stays float32 too: its share of the
-    // work is small (1/12) and it keeps the vectors above 0.99 cosine to fp32.
-    L.out = kernel == DenseKernel::int8 && config.reduce_range
-                ? Dense(load(p + "attention.output.dense.weight", {h, h}),
-                        load(p + "attention.output.dense.bias", {h}), fp32_kernel)
-                : dense(p + "attention.output.dense", h, h);
+    // Without VNNI the attention output has 7-bit weights like QKV (parity corpus, AVX2: worst
+    // cosine 0.9909 to sentence-transformers; 7-bit activations instead: 0.9898).
+    L.out = dense(p + "attention.output.dense", h, h);
     L.ln1_w = norm(p + "attention.output.LayerNorm.weight");
     L.ln1_b = norm(p + "attention.output.LayerNorm.bias");
     L.inter = dense(p + "intermediate.dense", inter, h);
@@ -249,14 +247,29 @@ at::Tensor BertEncoder::Impl::forward(const at::Tensor& ids,
     {
       RECORD_USER_SCOPE("semrec::attention");
       a = at::empty({tokens, h}, qkv.options());
-      // One sequence per task: SDPA inside a parallel region runs on the one thread, so short
-      // sequences no longer pay a fork/join each (and a sequence's result is the same as
-      // when its SDPA call splits its heads over the threads: each output row is computed the
-      // same way by one thread).
+      // One sequence per task: SDPA inside a parallel region runs on its one thread, so short
+      // sequences pay no fork/join each (and a sequence's result is the same as when its SDPA
+      // call splits its heads over the threads: each output row is computed the same way by
+      // one thread). The batch is sorted longest first, so the tasks take the texts in
+      // zigzag order (longest, shortest, 2nd longest, ...): each thread's contiguous share
+      // then holds as many tokens. Short float32 sequences take semrec's small attention
+      // loops, the rest SDPA.
+      std::vector<std::int64_t> zigzag(b);
+      for (std::int64_t k = 0; k < b; ++k) zigzag[k] = k % 2 == 0 ? k / 2 : b - 1 - k / 2;
+      const bool small_loops = qkv.scalar_type() == at::kFloat && h / heads == kHeadDim;
+      if (small_loops) qkv = qkv.contiguous();
+      const float* qkv_data = small_loops ? qkv.data_ptr<float>() : nullptr;
+      float* a_data = small_loops ? a.data_ptr<float>() : nullptr;
       at::parallel_for(0, b, 1, [&](std::int64_t begin, std::int64_t end) {
         c10::InferenceMode inference;  // thread-local: the workers' own
-        for (std::int64_t i = begin; i < end; ++i) {
-          const std::int64_t len = lengths[i];
+        std::vector<float> scratch;
+        for (std::int64_t task = begin; task < end; ++task) {
+          const std::int64_t i = zigzag[task], len = lengths[i];
+          if (small_loops && len <= kShortAttention) {
+            attend_short(qkv_data + offsets[i] * 3 * h, len, heads, h / heads,
+                         a_data + offsets[i] * h, scratch);
+            continue;
+          }
           // (len, 3h) -> (3, 1, heads, len, d): views only, as for a batch of one.
           const at::Tensor s = qkv.slice(0, offsets[i], offsets[i + 1])
                                    .view({1, len, 3, heads, h / heads})

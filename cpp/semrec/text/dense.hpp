@@ -4,15 +4,17 @@
 //   the GEMM's epilogue instead of as separate passes over the activations;
 // - FBGEMM int8: dynamic quantisation. Weights int8 with one scale per output channel,
 //   activations quantised per call to uint8 with one scale and offset per row (token),
-//   int32 accumulation (AVX-512 VNNI or AVX2);
+//   int32 accumulation (AVX-512 VNNI or AVX2), in blocks of rows that stay in cache (quantise,
+//   multiply, dequantise with bias, outlier channels, GELU or residual, per block);
 // - plain at::linear + separate ops where oneDNN is missing; same maths.
 // Includes ATen: only for .cpp files inside cpp/semrec/text/.
 #pragma once
 
 #include <ATen/ATen.h>
-#include <ATen/native/quantized/PackedParams.h>
 
 #include <string>
+
+#include "semrec/text/int8_gemm.hpp"
 
 namespace semrec::text {
 
@@ -42,19 +44,18 @@ class Dense {
                         const at::Tensor* residual = nullptr) const;
 
  private:
+  at::Tensor int8_forward(const at::Tensor& x, Epilogue act, const at::Tensor* residual) const;
+
   at::Tensor weight_, bias_, packed_;
-  c10::intrusive_ptr<LinearPackedParamsBase> int8_;
-  at::Tensor weight_sums_;  // int8: row sums of the dequantised weight
-  at::Tensor tail_weight_;  // int8: the float32 tail's weight, (fp32_tail x out)
+  Int8Gemm int8_;
+  at::Tensor weight_scales_;  // int8: the weight's per-output-channel scales
+  at::Tensor weight_sums_;    // int8: row sums of the dequantised weight
+  at::Tensor tail_weight_;    // int8: the float32 tail's weight, (fp32_tail x out)
   std::int64_t tail_ = 0;
-  bool seven_bit_activations_ = false;
+  float activation_levels_ = 255.0f;  // int8: activations take 0..levels
 };
 
 // True when oneDNN can run this dtype natively (bf16 needs AVX-512 BF16 or AMX).
 bool onednn_usable(at::ScalarType dtype);
-
-// FBGEMM's instruction set in this process ("avx2", "avx512", "avx512_vnni", ...; it honours
-// FBGEMM_ENABLE_INSTRUCTIONS), or "none" when torch was built without FBGEMM.
-std::string int8_kernel_isa();
 
 }  // namespace semrec::text
