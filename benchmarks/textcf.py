@@ -40,7 +40,6 @@ import _bench
 
 THREADS: int = _bench.pin_threads(default=2)  # before numpy, BLAS, OpenMP or torch load
 
-import copy  # noqa: E402
 import hashlib  # noqa: E402
 import platform  # noqa: E402
 import statistics  # noqa: E402
@@ -58,7 +57,6 @@ import semrec  # noqa: E402
 from semrec import split  # noqa: E402
 from semrec.datasets import Dataset  # noqa: E402
 from semrec.textcf import _network as network  # noqa: E402
-from semrec.textcf import _popularity as popularity  # noqa: E402
 from semrec.textcf import _training as training  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
@@ -333,6 +331,10 @@ BASE = dict(layers=0, tau=0.15, learning_rate=1e-3)  # the session 4-5 validatio
 # (popularity, observed_popularity): the weight of p(i), and the share of the observed log
 # popularity in it for items with training interactions (the text prediction otherwise)
 POPULARITY = ((0.0, 0.0), (0.3, 0.0), (0.6, 0.0), (4.0, 0.5))
+POPULARITY_OPTIONS = [dict(popularity=b, observed_popularity=s) for b, s in POPULARITY]
+# The cold split's after-training options: cold_penalty (None: the network's vectors for cold
+# items; a number: the ridge map from text to the warm items' vectors, with that penalty).
+COLD_OPTIONS = [dict(cold_penalty=c) for c in (None, 10.0, 30.0, 100.0)]
 
 
 def textcf_grid(quick: bool) -> list[dict[str, Any]]:
@@ -351,37 +353,21 @@ def label(params: dict[str, Any]) -> str:
     return " ".join(f"{k}={v}" for k, v in params.items() if k not in BASE)
 
 
-def with_popularity(model: semrec.TextCF, beta: float, observed: float) -> semrec.TextCF:
-    """``model`` as ``fit`` with ``popularity=beta, observed_popularity=observed`` leaves it
-    (training does not depend on them: tests/test_textcf_popularity.py), without training."""
-    out = copy.copy(model)
-    out.popularity, out.observed_popularity = beta, observed
-    seen = sp.csr_array(model.interactions_)
-    train = sp.csr_array(seen.multiply(seen > 0))
-    train.eliminate_zeros()
-    emb = model.item_embeddings_
-    out.popularity_prior_, popular = None, None
-    if beta > 0:
-        out.popularity_prior_ = popularity.fit_prior(emb, train, float(model.popularity_penalty))
-        popular = popularity.popularity(out.popularity_prior_, emb, train, observed)
-    learned = None
-    if model.item_bias:
-        learned = network.item_biases(model.weights_, emb, model.negative_slope)
-    out.item_bias_ = popularity.biases(learned, popular, beta)
-    return out
-
-
 def choose(
-    fitted: dict[str, semrec.TextCF], score: Callable[[Any], float], what: str
+    fitted: dict[str, semrec.TextCF],
+    score: Callable[[Any], float],
+    what: str,
+    options: list[dict[str, Any]] = POPULARITY_OPTIONS,
 ) -> tuple[dict[str, Any], semrec.TextCF, str]:
-    """The (user_vectors, popularity) pair with the best validation ``score`` among the fitted
-    networks (keyed by user_vectors) x POPULARITY; prints every pair's figure."""
+    """The (user_vectors, after-training options) pair with the best validation ``score`` among
+    the fitted networks (keyed by user_vectors) x ``options`` (each applied with
+    ``TextCF.with_options``: no training); prints every pair's figure."""
     scored = []
     for vectors, model in fitted.items():
-        for beta, observed in POPULARITY:
-            variant = with_popularity(model, beta, observed)
+        for chosen in options:
+            variant = model.with_options(**chosen)
             value = score(variant)
-            params = dict(user_vectors=vectors, popularity=beta, observed_popularity=observed)
+            params = dict(user_vectors=vectors, **chosen)
             scored.append((value, params, variant))
             print(f"  {what} TextCF {label(params)}: {value:.4f}", flush=True)
     value, params, variant = max(scored, key=lambda t: t[0])
@@ -420,16 +406,18 @@ def split_textcf(
     score: Callable[[Any], float],
     what: str,
     prepare: Callable[[semrec.TextCF], None] = lambda m: None,
+    options: list[dict[str, Any]] = POPULARITY_OPTIONS,
 ) -> tuple[dict[str, Any], semrec.TextCF, str]:
-    """TextCF's (user_vectors, popularity) chosen on a split's own validation (the training
-    hyperparameters and epochs from the warm validation): 2 networks x POPULARITY, as in the warm
-    grid; ``prepare`` folds in the validation's new users."""
+    """TextCF's (user_vectors, after-training options) chosen on a split's own validation (the
+    training hyperparameters and epochs from the warm validation): 2 networks x ``options``
+    (POPULARITY_OPTIONS as in the warm grid, or COLD_OPTIONS); ``prepare`` folds in the
+    validation's new users."""
     fitted = {}
     for vectors, n in _CACHE["epochs"].items():
         model = make_textcf(emb, dict(BASE, user_vectors=vectors, epochs=n)).fit(fit_set)
         prepare(model)
         fitted[vectors] = model
-    params, variant, note = choose(fitted, score, what)
+    params, variant, note = choose(fitted, score, what, options)
     params = dict(BASE, **params, epochs=_CACHE["epochs"][params["user_vectors"]])
     return params, variant, f"{note} epochs={params['epochs']}"
 
@@ -619,7 +607,7 @@ def part_cold(args: argparse.Namespace) -> None:
     params, chosen_model, chosen = split_textcf(
         aligned, fit_set,
         lambda m: sem_metric(m, fit_set, valid, "recall", 20, items=valid_cold),
-        "cold validation Recall@20",
+        "cold validation Recall@20", options=COLD_OPTIONS,
     )  # fmt: skip
     valid_members = [
         chosen_model,
@@ -635,6 +623,9 @@ def part_cold(args: argparse.Namespace) -> None:
     models = {
         f"ColdStartALS (penalty {best_penalty:g})": mapped,
         f"TextCF ({chosen})": textcf,
+        "TextCF, the network's vectors for cold items (cold_penalty=None)": textcf.with_options(
+            cold_penalty=None
+        ),
         f"hybrid TextCF {weights[0]:.1f} + ColdStartALS {weights[1]:.1f}": semrec.Hybrid(
             [(textcf, weights[0]), (mapped, weights[1])]
         ),
@@ -652,7 +643,8 @@ def part_cold(args: argparse.Namespace) -> None:
         f"## cold-item split, MovieLens-100k, item indices permuted (seed 0); {cold.size} cold "
         f"items (the pool: random Recall@20 ~ 20/{cold.size}); users rank the cold items only; "
         "TextCF's training hyperparameters from the warm validation, its user_vectors and "
-        "popularity, the ridge penalty and the hybrid weights from a cold split carved from train",
+        "cold_penalty (2 x 4), ColdStartALS's ridge penalty (7) and the hybrid weights from a "
+        "cold split carved from train",
         ["model", "Recall@20", "NDCG@20", "vs ColdStartALS (target >= 1.2x)", "vs random"],
         rows,
     )

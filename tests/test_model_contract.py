@@ -66,6 +66,7 @@ MODELS: dict[str, Spec] = {
         lambda emb: _textcf(emb, user_vectors="items", popularity=0.5, observed_popularity=0.5),
         _new_vectors,
     ),
+    "TextCFColdMap": Spec(lambda emb: _textcf(emb, cold_penalty=1.0), _new_vectors),
 }
 
 

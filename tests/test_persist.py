@@ -63,6 +63,9 @@ FORMATS = {
         random_state=0,
         show_progress=False,
     ),
+    "TextCFColdMap": lambda emb: semrec.TextCF(
+        emb, hidden=8, factors=4, epochs=1, cold_penalty=2.0, random_state=0, show_progress=False
+    ),
 }
 
 

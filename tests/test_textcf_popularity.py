@@ -10,23 +10,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from textcf_reference import planted_with_cold_items
 
 import semrec
-from semrec.datasets import synthetic
 
 
 @pytest.fixture(scope="module")
 def data() -> tuple[sp.csr_array, np.ndarray]:
     """Planted topics, ratings as weights; items 0 and 1 have no interactions (cold)."""
-    ds = synthetic(200, 60, 3000, n_topics=4, with_text=True, random_state=3)
-    m = sp.csr_array(ds.interactions).astype(np.float32)
-    m = sp.csr_array(m @ sp.diags_array(np.r_[0.0, 0.0, np.ones(58)])).astype(np.float32)
-    m.eliminate_zeros()
-    m.data = np.random.default_rng(3).integers(1, 6, m.nnz).astype(np.float32)
-    rng = np.random.default_rng(4)
-    centres = rng.standard_normal((4, 12))
-    emb = centres[ds.items["topic"].to_numpy()] + rng.standard_normal((60, 12))
-    return m, emb.astype(np.float32)
+    return planted_with_cold_items(2, 3)
 
 
 SMALL = dict(

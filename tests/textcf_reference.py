@@ -249,3 +249,21 @@ class ReferenceLoop:
     def vectors(self) -> np.ndarray:
         with torch.no_grad():
             return self.model(self.inputs, self.adjacency, self.layers).numpy()
+
+
+def planted_with_cold_items(cold: int, seed: int) -> tuple[sp.csr_array, np.ndarray]:
+    """Test data: 200 users x 60 items with 4 planted topics, ratings 1-5 as weights, and
+    embeddings (12-d) drawn around per-topic centres; items ``0 .. cold - 1`` have no
+    interactions (cold)."""
+    from semrec.datasets import synthetic
+
+    ds = synthetic(200, 60, 3000, n_topics=4, with_text=True, random_state=seed)
+    m = sp.csr_array(ds.interactions).astype(np.float32)
+    keep = np.r_[np.zeros(cold), np.ones(60 - cold)]
+    m = sp.csr_array(m @ sp.diags_array(keep)).astype(np.float32)
+    m.eliminate_zeros()
+    m.data = np.random.default_rng(seed).integers(1, 6, m.nnz).astype(np.float32)
+    rng = np.random.default_rng(seed + 1)
+    centres = rng.standard_normal((4, 12))
+    emb = centres[ds.items["topic"].to_numpy()] + rng.standard_normal((60, 12))
+    return m, emb.astype(np.float32)

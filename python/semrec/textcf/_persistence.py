@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from semrec._persist import Saved, csr_arrays
+from semrec.textcf._coldmap import TextMap
 from semrec.textcf._network import WEIGHT_NAMES, Graph, UserState
 from semrec.textcf._popularity import PopularityPrior
 
@@ -32,6 +33,9 @@ def state(model: Any) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     if model.popularity_prior_ is not None:
         arrays["popularity_weights"] = model.popularity_prior_.weights
         arrays["popularity_offset"] = np.array([model.popularity_prior_.offset])
+    if model.cold_map_ is not None:
+        arrays["cold_weights"] = model.cold_map_.weights
+        arrays["cold_offset"] = model.cold_map_.offset
     if s.item_sum is not None:
         arrays["item_sum"] = s.item_sum
     arrays |= csr_arrays(model.interactions_, "interactions")
@@ -88,6 +92,12 @@ def restore(model: Any, saved: Saved) -> None:
             saved.array("popularity_weights", np.float64, (dim,)),
             float(saved.array("popularity_offset", np.float64, (1,))[0]),
         )
+    mapped = None
+    if model.cold_penalty is not None:
+        mapped = TextMap(
+            saved.array("cold_weights", np.float64, (dim, f)),
+            saved.array("cold_offset", np.float64, (f,)),
+        )
     biased = model.item_bias or prior is not None
     item_bias = saved.array("item_bias", np.float32, (items,)) if biased else None
     user_state = UserState(
@@ -105,6 +115,7 @@ def restore(model: Any, saved: Saved) -> None:
     model.item_factors_ = np.ascontiguousarray(item_factors)
     model.item_bias_ = item_bias
     model.popularity_prior_ = prior
+    model.cold_map_ = mapped
     model.item_embeddings_ = np.ascontiguousarray(emb)
     model.graph_ = Graph(np.ascontiguousarray(item_layers), np.asarray(item_degree))
     model.user_state_ = user_state

@@ -14,6 +14,8 @@ from typing import Any, NamedTuple
 import numpy as np
 import scipy.sparse as sp
 
+from semrec.textcf._coldmap import ridge
+
 
 class PopularityPrior(NamedTuple):
     """``p(e) = e . weights + offset``: the predicted (centred) log popularity of an item whose
@@ -36,15 +38,9 @@ def fit_prior(
     count says nothing of their text); the prediction is centred to 0 over the trained items."""
     counts = np.bincount(interactions.indices, minlength=interactions.shape[1])
     trained = counts > 0
-    x = embeddings[trained].astype(np.float64)
-    mean = x.mean(axis=0)
-    x -= mean
     y = np.log1p(counts[trained].astype(np.float64))
-    y -= y.mean()
-    gram = x.T @ x
-    gram[np.diag_indices_from(gram)] += penalty
-    weights = np.linalg.solve(gram, x.T @ y)
-    return PopularityPrior(weights, -float(mean @ weights))
+    fitted = ridge(embeddings[trained], (y - y.mean())[:, None], penalty)
+    return PopularityPrior(fitted.weights[:, 0], float(fitted.offset[0]))
 
 
 def popularity(

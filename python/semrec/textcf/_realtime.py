@@ -37,6 +37,7 @@ class RealTimeVerbs(EncodesText):
     user_vectors: str
     popularity: float
     popularity_prior_: Any
+    cold_map_: Any
 
     def fold_in(
         self,
@@ -165,9 +166,10 @@ class RealTimeVerbs(EncodesText):
         return vector[0].copy()
 
     def _add_items(self, embeddings_or_texts: Any) -> np.ndarray:
-        """A new item's vector is ``normalise(MLP(e))`` and its bias ``b(e)``: exactly what
-        ``fit`` gives an item without interactions (propagation adds nothing to a node without
-        edges). Texts are encoded with ``encoder`` (default: the bundled model, on first use)."""
+        """A new item's vector is ``normalise(MLP(e))`` (with ``cold_penalty``: the cold map's
+        ``f(e)``) and its bias ``b(e)``: exactly what ``fit`` gives an item without interactions
+        (propagation adds nothing to a node without edges). Texts are encoded with ``encoder``
+        (default: the bundled model, on first use)."""
         new = self._item_vectors(embeddings_or_texts)
         h = network.mlp(self.weights_, new, self.negative_slope)
         start = self.n_items_
@@ -179,7 +181,9 @@ class RealTimeVerbs(EncodesText):
             np.concatenate([layers, added], axis=1),
             np.concatenate([self.graph_.item_degree, np.zeros(new.shape[0], dtype=np.int64)]),
         )
-        self.item_factors_ = np.vstack([self.item_factors_, network.normalised_rows(h)])
+        mapped = self.cold_map_
+        vectors = network.normalised_rows(h) if mapped is None else mapped.predict(new)
+        self.item_factors_ = np.vstack([self.item_factors_, vectors.astype(np.float32)])
         if self.item_bias_ is not None:
             learned = None
             if "bias.weight" in self.weights_:

@@ -1,0 +1,133 @@
+"""semrec.TextCF's cold map (``cold_penalty``) and ``with_options`` against independent
+references: the map is a ridge regression solved as a least-squares problem (NumPy's ``lstsq``
+on the augmented system, not the normal equations) from the warm items' embeddings to the
+vectors of the same network fitted without the map; ``with_options`` against ``fit`` with the
+same options (save/load of the other fields: tests/test_textcf.py, tests/test_persist.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from textcf_reference import planted_with_cold_items
+
+import semrec
+from semrec.errors import NotFittedError
+
+
+SMALL = dict(
+    hidden=16, factors=6, layers=1, negatives=16, batch_size=256, learning_rate=5e-3,
+    epochs=3, patience=None, random_state=0, num_threads=1, show_progress=False,
+)  # fmt: skip
+
+
+def _map_reference(x: np.ndarray, y: np.ndarray, penalty: float, new: np.ndarray) -> np.ndarray:
+    """Ridge with an unpenalised intercept, min ||(X - mean) W - (Y - mean)||^2 +
+    penalty ||W||^2, as the least-squares problem [X - mean; sqrt(penalty) I] W = [Y - mean; 0],
+    evaluated at the rows of ``new``."""
+    x = x.astype(np.float64)
+    y = y.astype(np.float64)
+    a = np.vstack([x - x.mean(0), np.sqrt(penalty) * np.eye(x.shape[1])])
+    b = np.vstack([y - y.mean(0), np.zeros((x.shape[1], y.shape[1]))])
+    w = np.linalg.lstsq(a, b, rcond=None)[0]
+    return (new.astype(np.float64) - x.mean(0)) @ w + y.mean(0)
+
+
+def _model(emb: np.ndarray, **kw) -> semrec.TextCF:
+    return semrec.TextCF(emb, **(SMALL | kw))
+
+
+@pytest.fixture(scope="module")
+def data() -> tuple[sp.csr_array, np.ndarray]:
+    """Planted topics, ratings as weights; items 0, 1 and 2 have no interactions (cold)."""
+    return planted_with_cold_items(3, 5)
+
+
+@pytest.mark.parametrize("penalty", [0.5, 30.0])
+def test_cold_items_get_the_ridge_map_of_the_warm_items_vectors(data, penalty) -> None:
+    m, emb = data
+    plain = _model(emb).fit(m)
+    mapped = _model(emb, cold_penalty=penalty).fit(m)
+    warm = np.asarray((m != 0).sum(axis=0)).ravel() > 0
+    assert not warm[:3].any() and warm[3:].all()
+    # training and the warm items are untouched
+    np.testing.assert_array_equal(mapped.user_factors_, plain.user_factors_)
+    np.testing.assert_array_equal(mapped.item_factors_[warm], plain.item_factors_[warm])
+    want = _map_reference(emb[warm], plain.item_factors_[warm], penalty, emb[~warm])
+    np.testing.assert_allclose(mapped.item_factors_[~warm], want, atol=1e-5)
+    np.testing.assert_allclose(mapped.cold_map_.predict(emb[~warm]), want, atol=1e-5)
+    # not normalised: the map's norm is part of the score
+    assert not np.allclose(np.linalg.norm(mapped.item_factors_[:3], axis=1), 1.0)
+    scores = mapped.score(5, [0, 1, 2, 7])
+    np.testing.assert_allclose(
+        scores, mapped.item_factors_[[0, 1, 2, 7]] @ mapped.user_factors_[5], rtol=1e-5
+    )
+
+
+def test_added_items_get_the_map_like_cold_items_and_survive_save_load(data, tmp_path) -> None:
+    m, emb = data
+    model = _model(emb, cold_penalty=3.0).fit(m)
+    ids = model.add_items(emb[[0, 10]])
+    np.testing.assert_allclose(model.item_factors_[ids[0]], model.item_factors_[0], atol=1e-6)
+    np.testing.assert_allclose(
+        model.item_factors_[ids[1]], model.cold_map_.predict(emb[[10]])[0], atol=1e-6
+    )
+    path = tmp_path / "cold.semrec"
+    model.save(path)
+    loaded = semrec.TextCF.load(path)
+    assert loaded.cold_penalty == 3.0
+    np.testing.assert_array_equal(loaded.item_factors_, model.item_factors_)
+    np.testing.assert_array_equal(loaded.cold_map_.weights, model.cold_map_.weights)
+    a, b = loaded.add_items(emb[[1]]), model.add_items(emb[[1]])
+    np.testing.assert_array_equal(loaded.item_factors_[a], model.item_factors_[b])
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        dict(cold_penalty=3.0),
+        dict(cold_penalty=3.0, popularity=0.5, observed_popularity=0.5),
+        dict(popularity=0.8, popularity_penalty=2.0),
+    ],
+)
+@pytest.mark.parametrize("item_bias", [False, True])
+def test_with_options_equals_fit_with_the_options(data, options, item_bias) -> None:
+    m, emb = data
+    base = _model(emb, item_bias=item_bias, cold_penalty=10.0).fit(m)
+    before = base.item_factors_.copy()
+    fitted = _model(emb, item_bias=item_bias, **options).fit(m)
+    changed = base.with_options(**(dict(cold_penalty=None) | options))
+    for name, value in options.items():
+        assert getattr(changed, name) == value
+    np.testing.assert_allclose(changed.item_factors_, fitted.item_factors_, atol=1e-5)
+    np.testing.assert_array_equal(changed.user_factors_, fitted.user_factors_)
+    if fitted.item_bias_ is None:
+        assert changed.item_bias_ is None
+    else:
+        np.testing.assert_allclose(changed.item_bias_, fitted.item_bias_, atol=1e-5)
+    ids, _ = changed.recommend(4, k=5)
+    want, _ = fitted.recommend(4, k=5)
+    np.testing.assert_array_equal(ids, want)
+    np.testing.assert_array_equal(base.item_factors_, before)  # the original is untouched
+    assert base.cold_penalty == 10.0
+    other = sp.csr_array((np.ones(1, np.float32), [10], [0, 1]), shape=(1, m.shape[1]))
+    changed.fold_in(other, users=[4])  # the copy's streaming state is its own
+    np.testing.assert_array_equal(base.user_state_.input_sum, fitted.user_state_.input_sum)
+    assert not np.allclose(changed.user_state_.input_sum[4], base.user_state_.input_sum[4])
+
+
+def test_cold_map_and_with_options_reject_bad_values(data) -> None:
+    m, emb = data
+    for value, error in ((0.0, ValueError), (-1.0, ValueError), (np.nan, ValueError)):
+        with pytest.raises(error, match="cold_penalty must be a finite number > 0"):
+            _model(emb, cold_penalty=value).fit(m)
+    with pytest.raises(TypeError, match="cold_penalty must be a number"):
+        _model(emb, cold_penalty="strong").fit(m)
+    with pytest.raises(NotFittedError):
+        _model(emb).with_options(cold_penalty=1.0)
+    model = _model(emb).fit(m)
+    with pytest.raises(TypeError, match=r"with_options takes only popularity.*got epochs"):
+        model.with_options(epochs=4)
+    with pytest.raises(ValueError, match="cold_penalty must be a finite number > 0"):
+        model.with_options(cold_penalty=-2.0)
+    assert model.cold_penalty is None
