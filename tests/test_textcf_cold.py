@@ -14,7 +14,6 @@ from textcf_reference import planted_with_cold_items
 import semrec
 from semrec.errors import NotFittedError
 
-
 SMALL = dict(
     hidden=16, factors=6, layers=1, negatives=16, batch_size=256, learning_rate=5e-3,
     epochs=3, patience=None, random_state=0, num_threads=1, show_progress=False,
