@@ -69,7 +69,9 @@ def test_int8_matches_sentence_transformers(parity_texts, st_reference):
     assert enc.precision_ == "int8" and enc.kernels_.startswith("int8 FBGEMM")
     cos = _cosines(enc.encode(parity_texts), st_reference)
     assert cos.min() >= 0.99, f"worst cosine {cos.min()} for {parity_texts[cos.argmin()]!r}"
-    assert cos.mean() >= 0.997
+    # Without VNNI (AVX2 only) the weights or activations have 7 bits: a looser mean, as in the
+    # emulated test below (AMD EPYC Zen, native AVX2: mean 0.99663).
+    assert cos.mean() >= (0.996 if "7-bit" in enc.kernels_ else 0.997)
 
 
 # Variables that make this process's libraries run as on an AVX2-only CPU (no VNNI, no bf16).
@@ -165,7 +167,9 @@ def test_precision_auto_and_the_path_reported():
     assert auto.precision == "auto"
     assert auto.precision_ == ("bf16" if native else "int8" if int8_available() else "fp32")
     assert f"[{auto.kernels_}]" in repr(auto) and auto.kernels_.startswith(auto.precision_)
-    assert auto.identity.endswith(":" + auto.precision_)
+    # The cache key names the path: int8 without VNNI is "int8-7bit" (other vectors than VNNI's).
+    seven_bit = "-7bit" if "7-bit" in auto.kernels_ else ""
+    assert auto.identity.endswith(":" + auto.precision_ + seven_bit)
 
 
 def test_resolve_precision_rules():
