@@ -1,8 +1,10 @@
-"""semrec.TextCF's cold map (``cold_penalty``) and ``with_options`` against independent
-references: the map is a ridge regression solved as a least-squares problem (NumPy's ``lstsq``
-on the augmented system, not the normal equations) from the warm items' embeddings to the
-vectors of the same network fitted without the map; ``with_options`` against ``fit`` with the
-same options (save/load of the other fields: tests/test_textcf.py, tests/test_persist.py)."""
+"""semrec.TextCF's cold maps (``cold_penalty``, ``cold_neighbours``) and ``with_options``
+against independent references: the ridge map is a ridge regression solved as a least-squares
+problem (NumPy's ``lstsq`` on the augmented system, not the normal equations) from the warm
+items' embeddings to the vectors of the same network fitted without the map; the neighbour map
+a Python loop of cosines, a sort and a mean over the same vectors; ``with_options`` against
+``fit`` with the same options (save/load of the other fields: tests/test_textcf.py,
+tests/test_persist.py)."""
 
 from __future__ import annotations
 
@@ -32,6 +34,22 @@ def _map_reference(x: np.ndarray, y: np.ndarray, penalty: float, new: np.ndarray
     return (new.astype(np.float64) - x.mean(0)) @ w + y.mean(0)
 
 
+def _neighbours_reference(
+    keys: np.ndarray, values: np.ndarray, k: int, new: np.ndarray
+) -> np.ndarray:
+    """The neighbour map: for each row of ``new``, a Python loop of ``np.dot`` cosines to the
+    rows of ``keys``, sorted by (-cosine, index); the mean of the first ``k`` rows of
+    ``values``."""
+    out = []
+    for e in new.astype(np.float64):
+        cos = [
+            np.dot(e, x) / (np.linalg.norm(e) * np.linalg.norm(x)) for x in keys.astype(np.float64)
+        ]
+        order = sorted(range(len(cos)), key=lambda j: (-cos[j], j))[:k]
+        out.append(values[order].astype(np.float64).mean(axis=0))
+    return np.array(out)
+
+
 def _model(emb: np.ndarray, **kw) -> semrec.TextCF:
     return semrec.TextCF(emb, **(SMALL | kw))
 
@@ -42,21 +60,29 @@ def data() -> tuple[sp.csr_array, np.ndarray]:
     return planted_with_cold_items(3, 5)
 
 
-@pytest.mark.parametrize("penalty", [0.5, 30.0])
-def test_cold_items_get_the_ridge_map_of_the_warm_items_vectors(data, penalty) -> None:
+@pytest.mark.parametrize(
+    "option", [("cold_penalty", 0.5), ("cold_penalty", 30.0), ("cold_neighbours", 1),
+               ("cold_neighbours", 4), ("cold_neighbours", 1000)],
+)  # fmt: skip
+def test_cold_items_get_the_map_of_the_warm_items_vectors(data, option) -> None:
+    """The ridge map (``cold_penalty``) or the mean of the k nearest warm items' vectors by
+    text cosine (``cold_neighbours``)."""
     m, emb = data
+    name, value = option
     plain = _model(emb).fit(m)
-    mapped = _model(emb, cold_penalty=penalty).fit(m)
+    mapped = _model(emb, **{name: value}).fit(m)
     warm = np.asarray((m != 0).sum(axis=0)).ravel() > 0
     assert not warm[:3].any() and warm[3:].all()
     # training and the warm items are untouched
     np.testing.assert_array_equal(mapped.user_factors_, plain.user_factors_)
     np.testing.assert_array_equal(mapped.item_factors_[warm], plain.item_factors_[warm])
-    want = _map_reference(emb[warm], plain.item_factors_[warm], penalty, emb[~warm])
+    reference = _map_reference if name == "cold_penalty" else _neighbours_reference
+    want = reference(emb[warm], plain.item_factors_[warm], value, emb[~warm])
     np.testing.assert_allclose(mapped.item_factors_[~warm], want, atol=1e-5)
     np.testing.assert_allclose(mapped.cold_map_.predict(emb[~warm]), want, atol=1e-5)
-    # not normalised: the map's norm is part of the score
-    assert not np.allclose(np.linalg.norm(mapped.item_factors_[:3], axis=1), 1.0)
+    # not normalised (but for the single nearest item's): the map's norm is part of the score
+    norms = np.linalg.norm(mapped.item_factors_[:3], axis=1)
+    assert np.allclose(norms, 1.0, atol=1e-5) == (option == ("cold_neighbours", 1))
     scores = mapped.score(5, [0, 1, 2, 7])
     np.testing.assert_allclose(
         scores, mapped.item_factors_[[0, 1, 2, 7]] @ mapped.user_factors_[5], rtol=1e-5
@@ -81,11 +107,31 @@ def test_added_items_get_the_map_like_cold_items_and_survive_save_load(data, tmp
     np.testing.assert_array_equal(loaded.item_factors_[a], model.item_factors_[b])
 
 
+def test_the_neighbour_map_serves_added_items_and_survives_save_load(data, tmp_path) -> None:
+    m, emb = data
+    model = _model(emb, cold_neighbours=3).fit(m)
+    warm = np.asarray((m != 0).sum(axis=0)).ravel() > 0
+    ids = model.add_items(emb[[0, 10]] * 2.0)  # the scale of a text's vector does not matter
+    np.testing.assert_allclose(model.item_factors_[ids[0]], model.item_factors_[0], atol=1e-6)
+    fitted = model.item_factors_[: m.shape[1]][warm]
+    want = _neighbours_reference(emb[warm], fitted, 3, emb[[10]])
+    np.testing.assert_allclose(model.item_factors_[ids[1]], want[0], atol=1e-5)
+    path = tmp_path / "neighbours.semrec"
+    model.save(path)
+    loaded = semrec.TextCF.load(path)
+    assert loaded.cold_neighbours == 3 and loaded.cold_penalty is None
+    np.testing.assert_array_equal(loaded.item_factors_, model.item_factors_)
+    a, b = loaded.add_items(emb[[1, 20]]), model.add_items(emb[[1, 20]])
+    np.testing.assert_allclose(loaded.item_factors_[a], model.item_factors_[b], atol=1e-7)
+
+
 @pytest.mark.parametrize(
     "options",
     [
         dict(cold_penalty=3.0),
         dict(cold_penalty=3.0, popularity=0.5, observed_popularity=0.5),
+        dict(cold_neighbours=4),
+        dict(cold_neighbours=100, popularity=0.5),
         dict(popularity=0.8, popularity_penalty=2.0),
     ],
 )
@@ -130,3 +176,13 @@ def test_cold_map_and_with_options_reject_bad_values(data) -> None:
     with pytest.raises(ValueError, match="cold_penalty must be a finite number > 0"):
         model.with_options(cold_penalty=-2.0)
     assert model.cold_penalty is None
+    with pytest.raises(ValueError, match="cold_neighbours must be >= 1"):
+        _model(emb, cold_neighbours=0).fit(m)
+    with pytest.raises(TypeError, match="cold_neighbours must be an int"):
+        _model(emb, cold_neighbours=2.5).fit(m)
+    with pytest.raises(ValueError, match=r"cold_penalty \(the ridge map\) or cold_neighbours"):
+        _model(emb, cold_neighbours=5, cold_penalty=1.0).fit(m)
+    mapped = _model(emb, cold_penalty=1.0).fit(m)
+    with pytest.raises(ValueError, match="not both"):
+        mapped.with_options(cold_neighbours=5)
+    assert mapped.with_options(cold_penalty=None, cold_neighbours=5).cold_neighbours == 5

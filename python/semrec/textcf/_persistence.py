@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from semrec._persist import Saved, csr_arrays
-from semrec.textcf._coldmap import TextMap
+from semrec.textcf._coldmap import TextMap, neighbour_map
 from semrec.textcf._network import WEIGHT_NAMES, Graph, UserState
 from semrec.textcf._popularity import PopularityPrior
 
@@ -33,7 +33,7 @@ def state(model: Any) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     if model.popularity_prior_ is not None:
         arrays["popularity_weights"] = model.popularity_prior_.weights
         arrays["popularity_offset"] = np.array([model.popularity_prior_.offset])
-    if model.cold_map_ is not None:
+    if isinstance(model.cold_map_, TextMap):  # a NeighbourMap is rebuilt from the items
         arrays["cold_weights"] = model.cold_map_.weights
         arrays["cold_offset"] = model.cold_map_.offset
     if s.item_sum is not None:
@@ -98,6 +98,8 @@ def restore(model: Any, saved: Saved) -> None:
             saved.array("cold_weights", np.float64, (dim, f)),
             saved.array("cold_offset", np.float64, (f,)),
         )
+    elif model.cold_neighbours is not None:
+        mapped = neighbour_map(emb, item_factors, item_degree > 0, model.cold_neighbours)
     biased = model.item_bias or prior is not None
     item_bias = saved.array("item_bias", np.float32, (items,)) if biased else None
     user_state = UserState(

@@ -31,7 +31,9 @@ from semrec.textcf._realtime import RealTimeVerbs
 
 NETWORKS = ("mlp", "linear")
 # Options fitted from text after training (TextCF.with_options changes them without training).
-AFTER_TRAINING = ("popularity", "popularity_penalty", "observed_popularity", "cold_penalty")
+AFTER_TRAINING = (
+    "popularity", "popularity_penalty", "observed_popularity", "cold_penalty", "cold_neighbours"
+)  # fmt: skip
 USER_VECTORS = ("network", "items")
 
 
@@ -126,10 +128,13 @@ class TextCF(RealTimeVerbs, Recommender):
         embeddings to their fitted unit vectors (``f(e) = e W + c``, intercept unpenalised),
         applied to the cold items' embeddings and kept unnormalised (the norm shrinks for
         texts unlike the training items'). The network, trained on warm items, keeps fitting
-        details of their texts that do not carry over to new ones; on MovieLens-100k's cold
-        validation split (121 cold items) the map lifts cold-item Recall@20 from 0.355 to
-        0.43-0.44 (penalty 30-100; see benchmarks/README.md). Warm items keep the network's
-        vectors; it does not change training. None: the network for every item.
+        details of their texts that do not carry over to new ones (docs/guides/textcf.md has
+        the figures). Warm items keep the network's vectors; it does not change training.
+        None: the network for every item.
+    cold_neighbours : int or None, default None
+        With ``k``, those items get instead the mean of the fitted vectors of the ``k`` warm
+        items whose embeddings have the highest cosine to theirs (unnormalised; ties: the lower
+        index). Exclusive with ``cold_penalty``; it does not change training.
     user_vectors : {"network", "items"}, default "network"
         ``"network"``: a user's vector is ``normalise(MLP(x_u))`` (with the propagation
         layers), as trained. ``"items"``: the weighted mean of the unit vectors of the user's
@@ -157,8 +162,9 @@ class TextCF(RealTimeVerbs, Recommender):
     popularity_prior_ : semrec.textcf._popularity.PopularityPrior or None
         The ridge fit ``p(e) = e . weights + offset`` (None when ``popularity`` is 0).
     cold_map_ : semrec.textcf._coldmap.TextMap or None
-        The ridge map ``f(e) = e @ weights + offset`` that gives cold and added items their
-        vectors (None when ``cold_penalty`` is None).
+        The map that gives cold and added items their vectors: the ridge map
+        ``f(e) = e @ weights + offset`` (``cold_penalty``), the neighbour map
+        (``_coldmap.NeighbourMap``, ``cold_neighbours``), or None.
     weights_ : dict of str to ndarray
         The trained network (``l1.weight`` (hidden, dim), ``l1.bias``, ``l2.weight``,
         ``l2.bias``; ``l1.*`` only for ``"linear"``; ``bias.weight`` (1, hidden or dim) with
@@ -204,6 +210,7 @@ class TextCF(RealTimeVerbs, Recommender):
         "popularity_penalty",
         "observed_popularity",
         "cold_penalty",
+        "cold_neighbours",
         "user_vectors",
         "encoder",
         "random_state",
@@ -237,6 +244,7 @@ class TextCF(RealTimeVerbs, Recommender):
         popularity_penalty: float = 10.0,
         observed_popularity: float = 0.0,
         cold_penalty: float | None = None,
+        cold_neighbours: int | None = None,
         user_vectors: str = "network",
         encoder: Any = None,
         random_state: int | np.random.Generator | None = None,
@@ -264,6 +272,7 @@ class TextCF(RealTimeVerbs, Recommender):
         self.popularity_penalty = popularity_penalty
         self.observed_popularity = observed_popularity
         self.cold_penalty = cold_penalty
+        self.cold_neighbours = cold_neighbours
         self.user_vectors = user_vectors
         self.encoder = encoder
         self.random_state = random_state
@@ -292,6 +301,10 @@ class TextCF(RealTimeVerbs, Recommender):
             )
         if self.cold_penalty is not None:
             _number(self.cold_penalty, "cold_penalty", positive=True)
+        if self.cold_neighbours is not None:
+            check.positive_int(self.cold_neighbours, "cold_neighbours")
+            if self.cold_penalty is not None:
+                raise ValueError("give cold_penalty (the ridge map) or cold_neighbours, not both")
         if self.user_vectors == "items" and self.user_embeddings is not None:
             raise ValueError(
                 'user_vectors="items" builds users from their items only; give no '
@@ -434,8 +447,8 @@ class TextCF(RealTimeVerbs, Recommender):
 
     def _text_maps(self, train: sp.csr_array, learned: np.ndarray | None) -> None:
         """What is fitted from text after training: the popularity prior and the items'
-        biases (``learned``: the network's b(i), or None), and with ``cold_penalty`` the cold
-        map and the vectors of the items without training interactions."""
+        biases (``learned``: the network's b(i), or None), and with ``cold_penalty`` or
+        ``cold_neighbours`` the cold map and the vectors of the items without interactions."""
         emb = self.item_embeddings_
         self.popularity_prior_ = None
         popular = None
@@ -444,28 +457,29 @@ class TextCF(RealTimeVerbs, Recommender):
             share = float(self.observed_popularity)
             popular = prior.popularity(self.popularity_prior_, emb, train, share)
         self.item_bias_ = prior.biases(learned, popular, float(self.popularity))
-        self.cold_map_ = None
-        if self.cold_penalty is not None:
-            warm = self.graph_.item_degree > 0
-            self.cold_map_ = coldmap.cold_map(
-                emb, self.item_factors_, warm, float(self.cold_penalty)
-            )
+        warm = self.graph_.item_degree > 0
+        penalty = None if self.cold_penalty is None else float(self.cold_penalty)
+        self.cold_map_ = coldmap.fit_cold_map(
+            emb, self.item_factors_, warm, penalty, self.cold_neighbours
+        )
+        if self.cold_map_ is not None:
             self.item_factors_[~warm] = self.cold_map_.predict(emb[~warm])
 
     def with_options(self, **options: Any) -> TextCF:
         """A copy of this fitted model with other after-training options, without training.
 
-        ``popularity``, ``popularity_penalty``, ``observed_popularity`` and ``cold_penalty``
-        change nothing in training: they are fitted from text afterwards. The copy has them
-        refitted on the interactions in ``interactions_`` (those of ``fit``, plus any
-        ``fold_in`` / ``update`` since), exactly as ``fit`` with them would leave it (to float
-        rounding); the trained network is shared. Cheap: tune these on validation with it.
+        ``popularity``, ``popularity_penalty``, ``observed_popularity``, ``cold_penalty`` and
+        ``cold_neighbours`` change nothing in training: they are fitted from text afterwards.
+        The copy has them refitted on the interactions in ``interactions_`` (those of ``fit``,
+        plus any ``fold_in`` / ``update`` since), exactly as ``fit`` with them would leave it
+        (to float rounding); the trained network is shared. Cheap: tune these on validation
+        with it.
 
         Parameters
         ----------
         **options
             New values of some of ``popularity``, ``popularity_penalty``,
-            ``observed_popularity``, ``cold_penalty``.
+            ``observed_popularity``, ``cold_penalty``, ``cold_neighbours``.
 
         Returns
         -------
