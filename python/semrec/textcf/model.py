@@ -510,7 +510,6 @@ class TextCF(RealTimeVerbs, Recommender):
         out.item_factors_ = self.item_factors_.copy()
         out.interactions_ = self.interactions_.copy()
         out.user_state_ = copy.deepcopy(self.user_state_)
-        out._biased_cache = None
         emb = self.item_embeddings_
         if self.cold_map_ is not None:  # the cold items back to the network's vectors
             cold = self.graph_.item_degree == 0
