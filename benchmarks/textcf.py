@@ -363,10 +363,11 @@ def choose(
     score: Callable[[Any], float],
     what: str,
     options: list[dict[str, Any]] = POPULARITY_OPTIONS,
-) -> tuple[dict[str, Any], semrec.TextCF, str]:
+) -> tuple[dict[str, Any], semrec.TextCF, str, float]:
     """The (user_vectors, after-training options) pair with the best validation ``score`` among
     the fitted networks (keyed by user_vectors) x ``options`` (each applied with
-    ``TextCF.with_options``: no training); prints every pair's figure."""
+    ``TextCF.with_options``: no training); prints every pair's figure. Returns the pair's
+    params, the model, a label and its validation figure."""
     scored = []
     for vectors, model in fitted.items():
         for chosen in options:
@@ -376,13 +377,13 @@ def choose(
             scored.append((value, params, variant))
             print(f"  {what} TextCF {label(params)}: {value:.4f}", flush=True)
     value, params, variant = max(scored, key=lambda t: t[0])
-    return params, variant, f"{label(params)} (valid {value:.4f})"
+    return params, variant, f"{label(params)} (valid {value:.4f})", value
 
 
-def tuned_textcf(args: argparse.Namespace, train: Dataset, emb: Any) -> tuple[dict, str]:
+def tuned_textcf(args: argparse.Namespace, train: Dataset, emb: Any) -> tuple[dict, str, float]:
     """The configuration with the best validation NDCG@10 (validation carved from the warm
-    train set), with ``epochs`` set to its network's best epoch + 1 for the final fits;
-    ``_CACHE["epochs"]`` holds that count for each user_vectors."""
+    train set), with ``epochs`` set to its network's best epoch + 1 for the final fits, its
+    label and that NDCG@10; ``_CACHE["epochs"]`` holds the epochs for each user_vectors."""
     if "textcf" not in _CACHE:
         fit_set, valid = split.last_fraction(train)
         fitted, epochs = {}, {}
@@ -392,12 +393,12 @@ def tuned_textcf(args: argparse.Namespace, train: Dataset, emb: Any) -> tuple[di
             fitted[params["user_vectors"]] = model
             epochs[params["user_vectors"]] = model.best_epoch_ + 1
             print(f"  tuning TextCF {label(params)}: best epoch {model.best_epoch_}", flush=True)
-        params, _, note = choose(
+        params, _, note, value = choose(
             fitted, lambda m: sem_metric(m, fit_set, valid, "ndcg", 10), "warm validation"
         )
         params = dict(BASE, **params, epochs=epochs[params["user_vectors"]])
         _CACHE["epochs"] = epochs
-        _CACHE["textcf"] = (params, f"{note} epochs={params['epochs']}")
+        _CACHE["textcf"] = (params, f"{note} epochs={params['epochs']}", value)
     return _CACHE["textcf"]
 
 
@@ -412,19 +413,19 @@ def split_textcf(
     what: str,
     prepare: Callable[[semrec.TextCF], None] = lambda m: None,
     options: list[dict[str, Any]] = POPULARITY_OPTIONS,
-) -> tuple[dict[str, Any], semrec.TextCF, str]:
+) -> tuple[dict[str, Any], semrec.TextCF, str, float]:
     """TextCF's (user_vectors, after-training options) chosen on a split's own validation (the
     training hyperparameters and epochs from the warm validation): 2 networks x ``options``
     (POPULARITY_OPTIONS as in the warm grid, or COLD_OPTIONS); ``prepare`` folds in the
-    validation's new users."""
+    validation's new users. Returns what :func:`choose` does, epochs added."""
     fitted = {}
     for vectors, n in _CACHE["epochs"].items():
         model = make_textcf(emb, dict(BASE, user_vectors=vectors, epochs=n)).fit(fit_set)
         prepare(model)
         fitted[vectors] = model
-    params, variant, note = choose(fitted, score, what, options)
+    params, variant, note, value = choose(fitted, score, what, options)
     params = dict(BASE, **params, epochs=_CACHE["epochs"][params["user_vectors"]])
-    return params, variant, f"{note} epochs={params['epochs']}"
+    return params, variant, f"{note} epochs={params['epochs']}", value
 
 
 def make_textcf(emb: Any, params: dict[str, Any]) -> semrec.TextCF:
@@ -485,21 +486,16 @@ def warm_textcf(args: argparse.Namespace, emb: Any, train: Dataset, fit_set: Dat
     both networks on the positives with the all view's epochs (as split_textcf does for the
     other splits) and chooses among POPULARITY the same way. Values: (label, valid NDCG@10,
     params with epochs, model fitted on view(fit_set))."""
-    params, note = tuned_textcf(args, train, emb)
-    out = {("TextCF", "all"): (note, valid_of(note), params, make_textcf(emb, params).fit(fit_set))}
-    chosen, member, label = split_textcf(
+    params, note, value = tuned_textcf(args, train, emb)
+    out = {("TextCF", "all"): (note, value, params, make_textcf(emb, params).fit(fit_set))}
+    chosen, member, label, positives_value = split_textcf(
         emb,
         positives(fit_set),
         lambda m: sem_metric(m, fit_set, valid, "ndcg", 10),
         "warm validation positives",
     )
-    out["TextCF", "positives"] = (label, valid_of(label), chosen, member)
+    out["TextCF", "positives"] = (label, positives_value, chosen, member)
     return out
-
-
-def valid_of(note: str) -> float:
-    """The validation figure in a label made by ``choose`` ("... (valid 0.1533) ...")."""
-    return float(note.split("(valid ")[1].split(")")[0])
 
 
 def part_warm(args: argparse.Namespace) -> None:
@@ -609,7 +605,7 @@ def part_cold(args: argparse.Namespace) -> None:
             fit_set, valid, "recall", 20, items=valid_cold,
         ),
     )  # fmt: skip
-    params, chosen_model, chosen = split_textcf(
+    params, chosen_model, chosen, _ = split_textcf(
         aligned, fit_set,
         lambda m: sem_metric(m, fit_set, valid, "recall", 20, items=valid_cold),
         "cold validation Recall@20", options=COLD_OPTIONS,
@@ -677,14 +673,14 @@ def new_user_tuned(
 
 def part_new_users(args: argparse.Namespace) -> None:
     sem, data, emb = quality_data(args)
-    warm_params, warm_note = tuned_textcf(args, warm_split(data)[0], emb)
+    warm_params, warm_note, _ = tuned_textcf(args, warm_split(data)[0], emb)
     train, test = split.new_users(data, 0.1, 5, random_state=SEED)
     new = test.split_info["users"]
     # Another seed: the same one would draw the very users already taken out of train.
     fit_set, valid = split.new_users(train, 0.1, 5, random_state=SEED + 1)
     valid_new = valid.split_info["users"]
     chosen = new_user_tuned(sem, emb, fit_set, valid, args.quick)
-    params, textcf, note = split_textcf(
+    params, textcf, note, _ = split_textcf(
         emb, fit_set, lambda m: sem_metric(m, fit_set, valid, "ndcg", 10, users=valid_new),
         "new-user validation NDCG@10",
         lambda m: m.fold_in(valid.split_info["history"].interactions[valid_new], users=valid_new),

@@ -127,12 +127,12 @@ def tuning_table(weights: list[Weights], values: list[float], metric: str, k: in
 
 def _coordinate_ascent(
     n_models: int, steps: int, rounds: int, run: Callable[[list[Weights]], list[float]]
-) -> Weights:
+) -> None:
     """Start from the best member alone (weight 1); then, member by member in order, try each
     of its weights in ``0, 1/steps, ..., 1`` with the others fixed and keep the best if it
     beats the current metric (the first such weight on ties); stop after a pass with no change
     or after ``rounds`` passes. A member weighted alone keeps its weight (only ratios matter).
-    Returns the final weights."""
+    ``run`` records every vector it scores; the caller picks the best of that record."""
     levels = [j / steps for j in range(steps + 1)]
     alone = [tuple(float(i == j) for i in range(n_models)) for j in range(n_models)]
     values = run(alone)
@@ -153,7 +153,6 @@ def _coordinate_ascent(
                 current, best, changed = candidates[top], scored[top], True
         if not changed:
             break
-    return current
 
 
 def _grid(grid: Any, n_models: int) -> list[Weights]:
