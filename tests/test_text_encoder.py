@@ -162,15 +162,17 @@ def test_precision_auto_and_the_path_reported():
     from semrec.text import cpu_features
 
     features = cpu_features()
-    # torch's own CPUID flags decide what "native bf16" means here (no ISA caps in this run).
-    native = bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    # torch's own CPUID flags decide what "AMX" and "native bf16" mean here (no ISA caps).
+    amx = bool(torch.cpu._is_amx_tile_supported())
+    native = bool(torch.cpu._is_avx512_bf16_supported() or amx)
     if features.caps:
         pytest.skip(f"ISA caps set: {features.caps}")
     from semrec.text.precision import int8_available
 
     auto = TextEncoder()
     assert auto.precision == "auto"
-    assert auto.precision_ == ("bf16" if native else "int8" if int8_available() else "fp32")
+    fallback = "bf16" if native else "fp32"
+    assert auto.precision_ == ("bf16" if amx else "int8" if int8_available() else fallback)
     assert f"[{auto.kernels_}]" in repr(auto) and auto.kernels_.startswith(auto.precision_)
     # The cache key names the path: int8 without VNNI is "int8-7bit" (other vectors than VNNI's).
     seven_bit = "-7bit" if "7-bit" in auto.kernels_ else ""
@@ -180,21 +182,27 @@ def test_precision_auto_and_the_path_reported():
 def test_resolve_precision_rules():
     from semrec.text.precision import CpuFeatures, resolve_precision
 
-    def cpu(bf16: bool, **caps: str) -> CpuFeatures:
-        return CpuFeatures(True, True, True, bf16, False, caps, "AVX512")
+    def cpu(bf16: bool, amx: bool = False, **caps: str) -> CpuFeatures:
+        return CpuFeatures(True, True, True, bf16, amx, caps, "AVX512")
 
     if not torch.ops.mkldnn._is_mkldnn_bf16_supported():
         pytest.skip("oneDNN has no bf16 here at all")
-    assert resolve_precision("auto", cpu(True)) == "bf16"
+    # bf16 on AMX; with AVX-512 BF16 alone (AMD Zen 4) int8's VNNI kernels are faster.
+    assert resolve_precision("auto", cpu(True, amx=True), int8=True) == "bf16"
+    assert resolve_precision("auto", cpu(True), int8=True) == "int8"
+    assert resolve_precision("auto", cpu(True), int8=False) == "bf16"
     # Without native bf16: int8 where FBGEMM runs it, else fp32.
     assert resolve_precision("auto", cpu(False), int8=True) == "int8"
     assert resolve_precision("auto", cpu(False), int8=False) == "fp32"
     # Every emulation cap lowers the answer, whichever library it names.
     for name in ("ONEDNN_MAX_CPU_ISA", "SEMREC_ISA", "FBGEMM_ENABLE_INSTRUCTIONS"):
-        assert resolve_precision("auto", cpu(True, **{name: "avx2"}), int8=True) == "int8"
+        assert resolve_precision("auto", cpu(True, True, **{name: "avx2"}), int8=True) == "int8"
     vnni_only = cpu(True, ONEDNN_MAX_CPU_ISA="AVX512_CORE_VNNI")
     assert resolve_precision("auto", vnni_only, int8=False) == "fp32"
-    assert resolve_precision("auto", cpu(True, ONEDNN_MAX_CPU_ISA="AVX512_CORE_AMX")) == "bf16"
+    amx_cap = cpu(True, True, ONEDNN_MAX_CPU_ISA="AVX512_CORE_AMX")
+    assert resolve_precision("auto", amx_cap, int8=True) == "bf16"
+    capped = cpu(True, True, ONEDNN_MAX_CPU_ISA="AVX512_CORE_BF16")  # AMX capped away
+    assert resolve_precision("auto", capped, int8=True) == "int8"
     assert not cpu(True, ONEDNN_MAX_CPU_ISA="AVX2").vnni
     assert resolve_precision("int8", cpu(False)) == "int8"
     with pytest.warns(RuntimeWarning, match="no native support"):

@@ -75,9 +75,10 @@ class TextEncoder:
         ``"BAAI/bge-small-en-v1.5"`` (needs ``huggingface_hub`` and the files reachable or
         cached).
     precision : {"auto", "fp32", "bf16", "int8"}, default "auto"
-        ``"auto"``: the fastest path that keeps its parity target on this CPU: bf16 where the
-        CPU runs it natively (AVX-512 BF16 or AMX; cosine to fp32 above 0.999), else int8
-        (cosine to fp32 about 0.99), else fp32 (torch without FBGEMM). ``"fp32"`` matches
+        ``"auto"``: the fastest path that keeps its parity target on this CPU: bf16 on AMX
+        (cosine to fp32 above 0.999), else int8 (cosine to fp32 about 0.99; on AVX-512 VNNI
+        it outruns bf16 without AMX), else bf16 where native, else fp32 (torch without
+        FBGEMM). ``"fp32"`` matches
         sentence-transformers to float rounding. ``"bf16"`` runs the transformer in bfloat16;
         on a CPU without native bf16 it would be several times slower than fp32, so it runs
         fp32 with a warning instead. ``"int8"`` quantises the dense layers (int8 weights with

@@ -25,7 +25,7 @@ _ONEDNN_RANK = {
     "AVX512_CORE_AMX": 10, "AVX10_1_512_AMX": 10, "AVX512_CORE_AMX_FP16": 11,
     "AVX10_1_512_AMX_FP16": 11, "AVX10_2_512": 12, "AVX10_2_512_AMX_2": 13,
 }  # fmt: skip
-_AVX2, _AVX512_VNNI, _AVX512_BF16 = 3, 7, 8
+_AVX2, _AVX512_VNNI, _AVX512_BF16, _AMX = 3, 7, 8, 10
 _UNCAPPED = 99
 # Other caps, mapped onto the same scale.
 _SEMREC_RANK = {"generic": 1, "avx2": _AVX2, "avx512": _UNCAPPED, "native": _UNCAPPED}
@@ -57,7 +57,7 @@ class CpuFeatures:
     def level(self) -> int:
         """The ISA rank every library may use: the CPU's, lowered by every cap that is set."""
         if self.amx:
-            cpu = 10
+            cpu = _AMX
         elif self.avx512_bf16:
             cpu = _AVX512_BF16
         elif self.avx512_vnni:
@@ -80,6 +80,11 @@ class CpuFeatures:
     def bf16_native(self) -> bool:
         """bfloat16 GEMMs in hardware: AVX-512 BF16 or AMX, not capped below them."""
         return self.level >= _AVX512_BF16 and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+    @property
+    def amx_native(self) -> bool:
+        """bfloat16 GEMMs on AMX tiles (native bf16 and AMX, not capped below it)."""
+        return self.level >= _AMX and self.bf16_native
 
     @property
     def vnni(self) -> bool:
@@ -153,13 +158,14 @@ def resolve_precision(
 ) -> str:
     """The precision an encoder runs: ``auto`` resolved, slow choices replaced (with a warning).
 
-    ``auto`` is the fastest path that keeps its parity target on this CPU: bf16 where the CPU
-    runs it natively (cosine to fp32 above 0.999), else int8 where FBGEMM is present (cosine
-    above 0.99; faster than fp32 on AVX2-only CPUs, see benchmarks/README.md; a text's vector
-    does not depend on its batch), else fp32. An explicit ``bf16`` on a CPU without native
-    bf16 would run through emulation, several times slower than fp32: it runs as fp32 instead,
-    with a warning (once per process). ``int8`` says whether FBGEMM is present (``None``: ask
-    this process's torch).
+    ``auto`` is the fastest path that keeps its parity target on this CPU: bf16 on AMX (cosine
+    to fp32 above 0.999), else int8 where FBGEMM is present (cosine above 0.99; on AVX-512 BF16
+    without AMX, e.g. AMD Zen 4, int8's VNNI kernels ran item texts 1.3-1.4x faster than bf16; on
+    AVX2-only CPUs faster than fp32; see benchmarks/README.md), else bf16 where the CPU runs it
+    natively, else fp32. A text's vector never depends on its batch. An explicit ``bf16`` on a
+    CPU without native bf16 would run through emulation, several times slower than fp32: it
+    runs as fp32 instead, with a warning (once per process). ``int8`` says whether FBGEMM is
+    present (``None``: ask this process's torch).
 
     Examples
     --------
@@ -170,9 +176,11 @@ def resolve_precision(
     """
     features = features or cpu_features()
     if requested == "auto":
-        if features.bf16_native:
+        if features.amx_native:
             return "bf16"
-        return "int8" if (int8_available() if int8 is None else int8) else "fp32"
+        if int8_available() if int8 is None else int8:
+            return "int8"
+        return "bf16" if features.bf16_native else "fp32"
     if requested == "bf16" and not features.bf16_native:
         if "bf16" not in _warned:
             _warned.add("bf16")
