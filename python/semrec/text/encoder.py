@@ -78,14 +78,14 @@ class TextEncoder:
         ``"auto"``: the fastest path that keeps its parity target on this CPU: bf16 on AMX
         (cosine to fp32 above 0.999), else int8 (cosine to fp32 about 0.99; on AVX-512 VNNI
         it outruns bf16 without AMX), else bf16 where native, else fp32 (torch without
-        FBGEMM). ``"fp32"`` matches
-        sentence-transformers to float rounding. ``"bf16"`` runs the transformer in bfloat16;
-        on a CPU without native bf16 it would be several times slower than fp32, so it runs
-        fp32 with a warning instead. ``"int8"`` quantises the dense layers (int8 weights with
-        per-channel scales, activations quantised per row and call, int32 accumulation on
-        FBGEMM's AVX-512 VNNI or AVX2 kernels); each feed-forward output layer keeps the 16
-        input channels with outlier activations (found at load) in fp32. In every precision
-        a text's vector is the same whatever batch it is encoded in (batches are not padded).
+        FBGEMM). ``"fp32"`` matches sentence-transformers to float rounding. ``"bf16"`` runs
+        the transformer in bfloat16; on a CPU without native bf16 it would be several times
+        slower than fp32, so it runs fp32 with a warning instead. ``"int8"`` quantises the
+        dense layers (int8 weights with per-channel scales, activations quantised per row and
+        call, int32 accumulation on FBGEMM's AVX-512 VNNI or AVX2 kernels); each feed-forward
+        output layer keeps the 16 input channels with outlier activations (found at load) in
+        fp32. In every precision a text's vector is the same whatever batch it is encoded in
+        (batches are not padded).
         The path chosen is in ``precision_`` and ``kernels_`` (and the repr).
     num_threads : int, optional
         Threads for each ``encode`` call that does not pass its own: ``None`` follows
