@@ -190,8 +190,8 @@ def add_precision_arguments(g: Any) -> None:
         "--precision",
         choices=("auto", "fp32", "bf16", "int8"),
         default="auto",
-        help="text model precision: auto is bf16 with AMX, else int8 (cosine "
-        "~0.99 to fp32; fp32 without FBGEMM); see TextEncoder (auto)",
+        help="text model precision: auto is bf16 with AMX, else int8 (cosine ~0.99 to fp32), "
+        "else bf16 where native or fp32 (torch without FBGEMM); see TextEncoder (auto)",
     )
     g.add_argument(
         "--bf16",
