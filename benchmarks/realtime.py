@@ -48,8 +48,8 @@ through the exact ``ItemIndex`` in float16 (the reference lists), float32 and in
 answers each), and through each ``--ann-kind``: ``hnsw``, a ``semrec.HNSWIndex`` over the
 float16 index (faiss HNSW, ``--ann-m``, ``--ann-ef-construction``) at every ``--ef`` value of
 ``ef_search``; ``pq``, a
-``semrec.PQIndex`` (faiss 4-bit product-quantised fast scan of every item, ``--pq-m``
-sub-spaces in ``--pq-shards`` parts scanned side by side, built in the run) at every ``--rerank``
+``semrec.PQIndex`` (semrec's scan of 4-bit product-quantised codes of every item, ``--pq-m``
+sub-spaces, codebooks by faiss's k-means, built in the run) at every ``--rerank``
 value (items re-scored exactly). Returned scores are exact. Methods in a random order query by
 query: recall@10 against the exact lists (mean and worst query), p50/p99 and the speed-up
 (ratio of p50s) over each exact index: float32, float16 and int8. A second table times each
@@ -107,7 +107,6 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--ann-kind", default="hnsw,pq", help="approximate indexes: hnsw, pq")
     parser.add_argument("--rerank", default="100,200,500,1000,2000", help="PQIndex rerank values")
     parser.add_argument("--pq-m", type=int, help="PQIndex sub-spaces (default: dim / 4)")
-    parser.add_argument("--pq-shards", type=int, default=2, help="PQIndex shards (default 2)")
     parser.add_argument("--ann-m", type=int, default=32, help="HNSW graph degree (m)")
     parser.add_argument("--ann-ef-construction", type=int, default=100)
     parser.add_argument("--ann-graphs", help="directory: save built graphs there, load them next")
@@ -449,14 +448,9 @@ def ann_indexes(args: argparse.Namespace, kind: str, index: semrec.ItemIndex) ->
             out.append((ann, f"{what}, build {build:.1f} s", "ef_search", args.ef))
         else:
             t0 = time.perf_counter()
-            ann = semrec.PQIndex(
-                index, m=args.pq_m, shards=args.pq_shards, num_threads=args.threads
-            )
+            ann = semrec.PQIndex(index, m=args.pq_m, num_threads=args.threads)
             build = time.perf_counter() - t0
-            what = (
-                f"PQIndex(m={ann.m}, {ann.m // 2} bytes per item, shards={ann.shards}) "
-                f"built in {build:.1f} s"
-            )
+            what = f"PQIndex(m={ann.m}, {ann.m // 2} bytes per item) built in {build:.1f} s"
             out.append((ann, what, "rerank", args.rerank))
     return out
 

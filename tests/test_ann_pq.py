@@ -12,6 +12,7 @@ import scipy.sparse as sp
 from fuzzing import corruptions
 
 import semrec
+from semrec._native import core
 from semrec.similarity import ItemIndex, topk
 
 faiss = pytest.importorskip("faiss", reason="faiss-cpu is not installed (pip install .[ann])")
@@ -77,11 +78,47 @@ def test_recall_and_exact_scores(data):
     assert 0.5 < shallow < 0.95
 
 
-@pytest.mark.parametrize("shards", [1, 3])
-def test_shards_one_query_equals_its_batch_row_on_any_thread_count(data, shards):
-    x, q, _ = data
-    pq = PQIndex(x, m=16, rerank=100, shards=shards)
-    assert pq.shards == shards and f"shards={shards}" in repr(pq)
+def scan_reference(q: np.ndarray, book: np.ndarray, codes: np.ndarray, depth: int) -> np.ndarray:
+    """The scan's answer re-derived in NumPy: per sub-space the query's inner products with the
+    16 centroids (float64), shifted to 0 and rounded on one step that maps the widest row to
+    ``levels``; items ranked by the integer sum of their codes' entries, ties to the lower id."""
+    m, _, dsub = book.shape
+    dots = np.einsum("sd,scd->sc", q.reshape(m, dsub).astype(np.float64), book.astype(np.float64))
+    stored = (m + 3) // 4 * 4
+    levels = min(255, 32767 // stored)
+    step = (dots.max(1) - dots.min(1)).max() / levels
+    table = np.clip(np.rint((dots - dots.min(1, keepdims=True)) / step), 0, levels)
+    sums = table.astype(np.int64)[np.arange(m), codes].sum(1)
+    return np.lexsort((np.arange(codes.shape[0]), -sums))[:depth]
+
+
+@pytest.mark.parametrize("m", [13, 16])
+def test_scan_ranks_as_a_numpy_reference_on_any_thread_count(m):
+    """The kernel alone, on random codebooks and codes (m = 13 leaves padded sub-spaces)."""
+    rng = np.random.default_rng(m)
+    n, dsub = 5000, 3
+    book = rng.standard_normal((m, 16, dsub)).astype(np.float32)
+    codes = rng.integers(0, 16, (n, m), dtype=np.uint8)
+    blocks = np.zeros(-(-n // 32) * ((m + 3) // 4 * 64), np.uint8)
+    core.pq_pack(codes[:1001], blocks, 0)  # in two parts: the second starts mid-block
+    core.pq_pack(codes[1001:], blocks, 1001)
+    np.testing.assert_array_equal(core.pq_unpack(blocks, 0, n, m), codes)
+    q = rng.standard_normal((3, m * dsub)).astype(np.float32)
+    for threads in (1, 2):
+        for queries in (q[:1], q):  # one query split over the threads, or one per thread
+            got = core.pq_search(queries, book, blocks, n, 700, threads)
+            for i, row in enumerate(queries):
+                np.testing.assert_array_equal(got[i], scan_reference(row, book, codes, 700))
+    assert (core.pq_search(q[:1], book, blocks, 40, 64, 2)[0, 40:] == -1).all()  # n < depth
+    # Each row's code: its nearest centroid per sub-space (squared distance, NumPy).
+    rows = rng.standard_normal((300, m * dsub)).astype(np.float32)
+    diff = rows.reshape(300, m, 1, dsub) - book  # float32, as the kernel
+    want = np.argmin((diff**2).sum(-1), axis=-1)
+    np.testing.assert_array_equal(core.pq_encode(rows, book, 2), want)
+
+
+def test_one_query_equals_its_batch_row_on_any_thread_count(data):
+    x, q, pq = data
     top3 = numpy_top(q, x, 3)
     rows = np.repeat(np.arange(40), 3)
     ex = sp.csr_array((np.ones(rows.size), (rows, top3.reshape(-1))), shape=(40, N))
@@ -94,40 +131,63 @@ def test_shards_one_query_equals_its_batch_row_on_any_thread_count(data, shards)
         assert recall(batch[0], want) >= 0.95
         for i in (0, 5, 39):
             one = {**extra, "exclude": top3[i]} if drop else extra
-            for threads in (1, 2):  # shards side by side, or one after another
+            for threads in (1, 2):  # the scan split over two threads, or on one
                 got = topk(q[i], pq, 10, num_threads=threads, **one)
                 np.testing.assert_array_equal(got[0], batch[0][i])
                 np.testing.assert_array_equal(got[1], batch[1][i])
 
 
-def test_items_added_later_go_to_every_shard():
+def test_items_added_later_are_coded_and_found():
     x, q = planted(5000, seed=5)
-    pq = PQIndex(x[:3001], m=16, rerank=100, shards=3)
+    pq = PQIndex(x[:3001], m=16, rerank=100)
     np.testing.assert_array_equal(pq.add(x[3001:4500]), np.arange(3001, 4500))
-    pq.add(x[4500:])
+    for i in range(4500, 5000, 100):  # one by one too: the blocks grow in place
+        pq.add(x[i : i + 100])
     assert recall(topk(q, pq, 10)[0], numpy_top(q, x, 10)) >= 0.95
     added = np.arange(3001, 5000, 97)  # each added item is its own nearest neighbour
     np.testing.assert_array_equal(topk(x[added], pq, 1)[0][:, 0], added)
     for i in range(5):
         np.testing.assert_array_equal(topk(q[i], pq, 10)[0], topk(q, pq, 10)[0][i])
+    # Coded in parts or at once: the same codes, so the same answers.
+    whole = PQIndex.from_bytes(pq.items, pq.code_bytes(), **pq.settings())
+    np.testing.assert_array_equal(whole.code_bytes(), pq.code_bytes())
 
 
-def test_codes_of_one_bare_faiss_index_load_as_one_shard():
+def test_codes_saved_by_faiss_before_load_recoded():
+    """semrec saved faiss fast-scan indexes (one, or shards behind a header) before its own
+    scan: their codebooks are kept, the items coded again."""
     x, q = planted(3000, seed=6)
-    bare = faiss.IndexPQFastScan(32, 16, 4, faiss.METRIC_INNER_PRODUCT)  # as semrec saved it
-    bare.train(x)
-    bare.add(x)
-    blob = np.asarray(faiss.serialize_index(bare), dtype=np.uint8)
-    pq = PQIndex.from_bytes(ItemIndex(x, metric="dot"), blob, m=16, rerank=100, random_state=0)
-    assert pq.shards == 1
-    want = np.argsort(-(q.astype(np.float64) @ x.T.astype(np.float64)), axis=1)[:, :10]
-    assert recall(topk(q, pq, 10)[0], want) >= 0.95
-    sharded = PQIndex(x, metric="dot", m=16, shards=2).code_bytes()
+    shards = []
+    for s in range(2):
+        part = faiss.IndexPQFastScan(32, 16, 4, faiss.METRIC_INNER_PRODUCT)
+        if s == 0:
+            part.train(x)
+        else:
+            part.pq = shards[0].pq
+            part.is_trained = True
+        part.add(x[s::2])
+        shards.append(part)
+    blobs = [np.asarray(faiss.serialize_index(p), dtype=np.uint8) for p in shards]
+    sizes = np.array([2, *(b.size for b in blobs)], dtype="<u8").view(np.uint8)
+    sharded = np.concatenate([np.frombuffer(b"semrec.PQshards\n", np.uint8), sizes, *blobs])
+    book = faiss.vector_to_array(shards[0].pq.centroids)
+    for vectors, blob in ((np.ascontiguousarray(x[0::2]), blobs[0]), (x, sharded)):
+        pq = PQIndex.from_bytes(ItemIndex(vectors, metric="dot"), blob, m=16, rerank=100,
+                                random_state=0)  # fmt: skip
+        head = len(b"semrec.PQblocks\n") + 24
+        saved = pq.code_bytes()[head : head + book.size * 4].view("<f4")
+        np.testing.assert_array_equal(saved, book)  # the same codebooks
+        want = np.argsort(-(q.astype(np.float64) @ vectors.T.astype(np.float64)), axis=1)[:, :10]
+        assert recall(topk(q, pq, 10)[0], want) >= 0.95
     for bad in (sharded[:20], sharded[:-1], np.concatenate([sharded, sharded[-3:]])):
         with pytest.raises(ValueError, match="codes"):
             PQIndex.from_bytes(ItemIndex(x, metric="dot"), bad, m=16, rerank=100, random_state=0)
-    with pytest.raises(ValueError, match="shards"):
-        PQIndex(x, shards=1000)
+    ours = PQIndex(x, metric="dot", m=16).code_bytes()
+    for bad in (ours[:30], ours[:-1], np.concatenate([ours, ours[-3:]])):
+        with pytest.raises(ValueError, match="codes"):
+            PQIndex.from_bytes(ItemIndex(x, metric="dot"), bad, m=16, rerank=100, random_state=0)
+    with pytest.warns(DeprecationWarning, match="shards"):
+        PQIndex(x[:100], shards=2)
 
 
 def test_dimensions_not_divisible_by_m_are_padded():

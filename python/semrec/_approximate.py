@@ -1,16 +1,13 @@
 """What semrec's approximate indexes (:class:`semrec.HNSWIndex`, :class:`semrec.PQIndex`) share:
 loading faiss, the unit rows a cosine index is built on, one check of a search's queries and
-filters, the exact re-scoring of the items the faiss index proposed (so the returned scores
-are the exact kernel's, bitwise, and ties still go to the lower id), and the worker threads
-that let one query use several cores.
+filters, and the exact re-scoring of the items the approximate pass proposed (so the returned
+scores are the exact kernel's, bitwise, and ties still go to the lower id).
 """
 
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +16,7 @@ import scipy.sparse as sp
 
 from semrec import _persist as persist
 from semrec import _validation as check
-from semrec._threads import available_cores, resolve_num_threads
+from semrec._threads import resolve_num_threads
 from semrec.similarity import ItemIndex, topk
 
 # A shared candidate list this small (or this share of the catalogue) is searched exactly.
@@ -172,53 +169,6 @@ def merged(parts: list[tuple[np.ndarray, np.ndarray]], k: int) -> tuple[np.ndarr
     out_ids[0, : order.size] = ids[order]
     out_scores[0, : order.size] = scores[order]
     return out_ids, out_scores
-
-
-_POOL: ThreadPoolExecutor | None = None
-_POOL_LOCK = threading.Lock()
-
-
-def in_parallel(tasks: list[Callable[[], Any]], threads: int) -> list[Any]:
-    """The results of ``tasks`` (in order), run on up to ``threads`` threads: this one and
-    shared workers (the tasks release the GIL in faiss, NumPy and semrec's kernels). Each
-    thread claims the next task left, and this one waits only for tasks a worker has claimed:
-    a worker the scheduler starts late (a busy core) leaves its share to the others."""
-    threads = max(1, min(threads, len(tasks)))
-    if threads == 1:
-        return [task() for task in tasks]
-    global _POOL
-    with _POOL_LOCK:
-        if _POOL is None:
-            workers = max(1, available_cores() - 1)
-            _POOL = ThreadPoolExecutor(workers, thread_name_prefix="semrec-ann")
-        pool = _POOL
-    out: list[Any] = [None] * len(tasks)
-    done = [threading.Event() for _ in tasks]
-    errors: list[BaseException] = []
-    claim = iter(range(len(tasks)))
-    claim_lock = threading.Lock()
-
-    def run() -> None:
-        while True:
-            with claim_lock:
-                i = next(claim, None)
-            if i is None:
-                return
-            try:
-                out[i] = tasks[i]()
-            except BaseException as exc:  # re-raised in the calling thread
-                errors.append(exc)
-            finally:
-                done[i].set()
-
-    for _ in range(threads - 1):
-        pool.submit(run)
-    run()
-    for event in done:
-        event.wait()
-    if errors:
-        raise errors[0]
-    return out
 
 
 def shaped(result: tuple[np.ndarray, np.ndarray], single: bool) -> tuple[np.ndarray, ...]:

@@ -71,5 +71,6 @@ void check_als(Rng& rng);
 void check_interest(Rng& rng);
 void check_rerank(Rng& rng);
 void check_metrics(Rng& rng);
+void check_pq(Rng& rng);
 
 }  // namespace checks

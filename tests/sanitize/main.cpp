@@ -21,7 +21,8 @@ int main() {
                 {"als", checks::check_als},
                 {"interest", checks::check_interest},
                 {"rerank", checks::check_rerank},
-                {"metrics", checks::check_metrics}};
+                {"metrics", checks::check_metrics},
+                {"pq", checks::check_pq}};
   for (const auto& suite : suites) {
     try {
       suite.run(rng);

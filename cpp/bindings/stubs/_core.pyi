@@ -12,6 +12,7 @@ F32: TypeAlias = npt.NDArray[np.float32]
 F64: TypeAlias = npt.NDArray[np.float64]
 I32: TypeAlias = npt.NDArray[np.int32]
 I64: TypeAlias = npt.NDArray[np.int64]
+U8: TypeAlias = npt.NDArray[np.uint8]
 Times: TypeAlias = I64 | F64 | None  # seconds or any monotonic integer clock; None: no decay
 TopK: TypeAlias = tuple[I32, F32]  # ids (-1 pads) and scores (-inf pads), best first
 Csr: TypeAlias = tuple[I64, I32, F32]  # indptr, indices, values
@@ -118,3 +119,11 @@ def knn_topk(
     exclude_indptr: I64 | None, exclude_indices: I32 | None, candidates: I32 | None,
     num_threads: int,
 ) -> TopK: ...
+
+# product-quantised codes (semrec.PQIndex)
+def pq_pack(codes: U8, blocks: U8, first: int) -> None: ...
+def pq_unpack(blocks: U8, first: int, n: int, subspaces: int) -> U8: ...
+def pq_encode(rows: F32, centroids: F32, num_threads: int) -> U8: ...
+def pq_search(
+    queries: F32, centroids: F32, blocks: U8, n_items: int, depth: int, num_threads: int
+) -> I32: ...
