@@ -115,6 +115,11 @@ def test_scan_ranks_as_a_numpy_reference_on_any_thread_count(m):
     diff = rows.reshape(300, m, 1, dsub) - book  # float32, as the kernel
     want = np.argmin((diff**2).sum(-1), axis=-1)
     np.testing.assert_array_equal(core.pq_encode(rows, book, 2), want)
+    # The re-scored rows' gather (any order, repeats) is a plain take.
+    ids = rng.integers(0, 300, 1000).astype(np.int32)
+    np.testing.assert_array_equal(core.gather_rows(rows, ids, 2), rows[ids])
+    with pytest.raises(IndexError):
+        core.gather_rows(rows, np.array([300], np.int32), 1)
 
 
 def test_one_query_equals_its_batch_row_on_any_thread_count(data):

@@ -4,7 +4,9 @@
 #include <immintrin.h>
 #endif
 #include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <functional>
 #include <stdexcept>
 #include <vector>
 
@@ -165,62 +167,95 @@ inline int nearest(const float* distance) {
 }
 #endif
 
-struct Entry {
-  int score;
-  std::int32_t id;
-};
-
-inline bool better(const Entry& a, const Entry& b) {
-  return a.score != b.score ? a.score > b.score : a.id < b.id;
+// An item as one integer that orders as the ranking does: the score above, then the id
+// reversed (the lower id is the larger key), so a plain integer comparison sorts.
+using Key = std::uint64_t;
+inline Key key_of(int score, std::int64_t id) {
+  return static_cast<Key>(score) << 32 | static_cast<Key>(0x7fffffff - id);
 }
+inline int score_of(Key key) { return static_cast<int>(key >> 32); }
+inline std::int32_t id_of(Key key) {
+  return static_cast<std::int32_t>(0x7fffffff - (key & 0xffffffff));
+}
+
+// The lowest score worth keeping for one query, shared by the parts that scan it side by side:
+// a part that holds `depth` items scoring at least t proves that no item scoring below t, in any
+// part, is among the best `depth`. Pruning below it never changes the answer, only the work.
+class Floor {
+ public:
+  int get() const { return value_.load(std::memory_order_relaxed); }
+  void raise(int to) {
+    int now = get();
+    while (now < to && !value_.compare_exchange_weak(now, to, std::memory_order_relaxed)) {
+    }
+  }
+
+ private:
+  std::atomic<int> value_{0};
+};
 
 // The best `depth` of the items pushed in increasing id order, kept in a buffer that is cut
 // back to `depth` when full. After a cut every kept item beats any later item of a score no
 // higher than the worst kept (the later one has the larger id), so only higher ones get in.
 class Best {
  public:
-  explicit Best(std::int64_t depth) : depth_(depth) {
+  Best(std::int64_t depth, Floor& floor) : depth_(depth), floor_(floor) {
     kept_.reserve(static_cast<std::size_t>(std::max<std::int64_t>(2 * depth, depth + 256)));
   }
-  int threshold() const { return threshold_; }
-  void push(int score, std::int32_t id) {
-    kept_.push_back({score, id});
+  // The lowest score that can still enter.
+  int lowest() const { return std::max(threshold_ + 1, floor_.get()); }
+  void push(int score, std::int64_t id) {
+    kept_.push_back(key_of(score, id));
     if (kept_.size() == kept_.capacity()) cut();
   }
-  std::vector<Entry>& entries() { return kept_; }
+  std::vector<Key>& keys() { return kept_; }
 
  private:
   void cut() {
-    std::nth_element(kept_.begin(), kept_.begin() + (depth_ - 1), kept_.end(), better);
+    std::nth_element(kept_.begin(), kept_.begin() + (depth_ - 1), kept_.end(), std::greater<>());
     kept_.resize(static_cast<std::size_t>(depth_));
-    threshold_ = kept_.back().score;  // the worst kept: nth_element put it last
+    threshold_ = score_of(kept_.back());  // the worst kept: nth_element put it last
+    floor_.raise(threshold_);
   }
   std::int64_t depth_;
+  Floor& floor_;
   int threshold_ = -1;
-  std::vector<Entry> kept_;
+  std::vector<Key> kept_;
 };
 
 void scan(const std::uint8_t* blocks, std::int64_t bytes_per_block, const std::uint8_t* table,
           std::int64_t stored, std::int64_t n_items, std::int64_t first_block,
           std::int64_t last_block, Best& best) {
   alignas(64) std::uint16_t scores[kBlock];
+  int lowest = best.lowest();
   for (std::int64_t b = first_block; b < last_block; ++b) {
     const int top = block_scores(blocks + b * bytes_per_block, table, stored, scores);
-    if (top <= best.threshold()) continue;
+    if (top < lowest) continue;
     const std::int64_t lanes = std::min(kBlock, n_items - b * kBlock);
     for (std::int64_t lane = 0; lane < lanes; ++lane) {
-      if (scores[lane] > best.threshold()) {
-        best.push(scores[lane], static_cast<std::int32_t>(b * kBlock + lane));
+      if (scores[lane] >= lowest) {
+        best.push(scores[lane], b * kBlock + lane);
+        lowest = best.lowest();
       }
     }
+    if ((b & 63) == 0) lowest = best.lowest();  // other parts raise the floor too
   }
 }
 
-// The best `depth` of all entries (in order) into out, -1 after them.
-void write_best(std::vector<Entry>& all, std::int64_t depth, std::int32_t* out) {
-  const std::int64_t take = std::min<std::int64_t>(depth, static_cast<std::int64_t>(all.size()));
-  std::partial_sort(all.begin(), all.begin() + take, all.end(), better);
-  for (std::int64_t i = 0; i < depth; ++i) out[i] = i < take ? all[i].id : -1;
+// Cuts keys to their best `depth`, unordered (linear time).
+void keep_best(std::vector<Key>& keys, std::int64_t depth) {
+  if (static_cast<std::int64_t>(keys.size()) <= depth) return;
+  std::nth_element(keys.begin(), keys.begin() + (depth - 1), keys.end(), std::greater<>());
+  keys.resize(static_cast<std::size_t>(depth));
+}
+
+// The best `depth` of all keys (in order) into out, -1 after them.
+void write_best(std::vector<Key>& all, std::int64_t depth, std::int32_t* out) {
+  keep_best(all, depth);
+  std::sort(all.begin(), all.end(), std::greater<>());
+  for (std::int64_t i = 0; i < depth; ++i) {
+    out[i] = i < static_cast<std::int64_t>(all.size()) ? id_of(all[i]) : -1;
+  }
 }
 
 }  // namespace
@@ -286,6 +321,21 @@ void encode(const float* rows, std::int64_t n, const Codebook& book, int num_thr
   });
 }
 
+void gather(const float* rows, std::int64_t dim, const std::int32_t* ids, std::int64_t n,
+            int num_threads, float* out, const StopCheck& stop) {
+  constexpr std::int64_t kRowsPerTask = 128, kAhead = 8;
+  parallel_tasks((n + kRowsPerTask - 1) / kRowsPerTask, num_threads, stop, [&](std::int64_t t) {
+    const std::int64_t end = std::min(n, (t + 1) * kRowsPerTask);
+    for (std::int64_t i = t * kRowsPerTask; i < end; ++i) {
+      if (i + kAhead < end) {
+        const char* next = reinterpret_cast<const char*>(rows + ids[i + kAhead] * dim);
+        for (std::int64_t b = 0; b < dim * 4; b += 64) __builtin_prefetch(next + b);
+      }
+      std::copy_n(rows + ids[i] * dim, dim, out + i * dim);
+    }
+  });
+}
+
 void search(const float* queries, std::int64_t nq, const Codebook& book, const std::uint8_t* blocks,
             std::int64_t n_items, std::int64_t depth, int num_threads, std::int32_t* out,
             const StopCheck& stop) {
@@ -299,26 +349,30 @@ void search(const float* queries, std::int64_t nq, const Codebook& book, const s
   }
   if (nq >= num_threads) {  // a query per task, every block
     parallel_tasks(nq, num_threads, stop, [&](std::int64_t q) {
-      Best best(depth);
+      Floor floor;
+      Best best(depth, floor);
       scan(blocks, bytes, tables.data() + q * stored * 16, stored, n_items, 0, n_blocks, best);
-      write_best(best.entries(), depth, out + q * depth);
+      write_best(best.keys(), depth, out + q * depth);
     });
     return;
   }
-  // Few queries: each split into parts scanned side by side (dynamically, so a busy core
-  // takes fewer), whose best are merged; the union of the parts' best holds the overall best.
+  // Few queries: each split into a part per thread (each part's buffer fills before its
+  // threshold rises, so more parts cost more), whose best are merged; the union of the parts'
+  // best holds the overall best.
   const std::int64_t parts = std::min<std::int64_t>(std::max<std::int64_t>(1, n_blocks),
-                                                    2 * static_cast<std::int64_t>(num_threads));
-  std::vector<std::vector<Entry>> found(static_cast<std::size_t>(parts));
+                                                    static_cast<std::int64_t>(num_threads));
+  std::vector<std::vector<Key>> found(static_cast<std::size_t>(parts));
   for (std::int64_t q = 0; q < nq; ++q) {
+    Floor floor;
     parallel_tasks(parts, num_threads, stop, [&](std::int64_t p) {
-      Best best(depth);
+      Best best(depth, floor);
       scan(blocks, bytes, tables.data() + q * stored * 16, stored, n_items, n_blocks * p / parts,
            n_blocks * (p + 1) / parts, best);
-      found[p] = std::move(best.entries());
+      keep_best(best.keys(), depth);  // here, in parallel: the merge below stays short
+      found[p] = std::move(best.keys());
     });
-    std::vector<Entry> all;
-    for (const std::vector<Entry>& part : found) all.insert(all.end(), part.begin(), part.end());
+    std::vector<Key> all;
+    for (const std::vector<Key>& part : found) all.insert(all.end(), part.begin(), part.end());
     write_best(all, depth, out + q * depth);
   }
 }

@@ -16,6 +16,7 @@ import scipy.sparse as sp
 
 from semrec import _persist as persist
 from semrec import _validation as check
+from semrec._native import core
 from semrec._threads import resolve_num_threads
 from semrec.similarity import ItemIndex, topk
 
@@ -142,15 +143,16 @@ def rescored(items: ItemIndex, req: Request, found: np.ndarray) -> tuple[np.ndar
 
 def best_of(items: ItemIndex, req: Request, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """One query's exact top-k among the unique ids ``ids`` less its excluded ones, as (ids,
-    scores) without padding: its rows gathered and scored by :func:`semrec.topk` on one thread
-    (the same scores, bitwise, as a search of every item; checked once, when indexed)."""
+    scores) without padding: its rows gathered (on the request's threads) and scored by
+    :func:`semrec.topk` on one thread (the same scores, bitwise, as a search of every item;
+    checked once, when indexed)."""
     ids = np.sort(ids)
     excluded = req.excluded_of(0)
     if excluded.size:
         ids = ids[~np.isin(ids, excluded, assume_unique=True)]
     if ids.size == 0:
         return ids.astype(np.int32), np.empty(0, np.float32)
-    rows = np.take(items.vectors, ids, axis=0)
+    rows = core.gather_rows(items.vectors, ids.astype(np.int32), req.threads)  # prefetched
     got, scores = topk(
         req.queries, rows, req.k, metric=items.metric, check_finite=False, num_threads=1
     )
