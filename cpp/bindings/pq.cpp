@@ -9,7 +9,7 @@ namespace {
 
 // The blocks holding n_items of m sub-spaces: a 1-D uint8 array at least that long.
 void check_blocks(const CArray<std::uint8_t>& blocks, std::int64_t n_items, std::int64_t m) {
-  const std::int64_t need = (n_items + pq::kBlock - 1) / pq::kBlock * pq::block_bytes(m);
+  const std::int64_t need = pq::blocks_bytes(n_items, m);
   if (blocks.ndim() != 1 || blocks.shape(0) < need) {
     throw std::invalid_argument("blocks must be a 1-D uint8 array of at least " +
                                 std::to_string(need) + " bytes");
@@ -27,6 +27,17 @@ pq::Codebook codebook(const CArray<float>& centroids) {
 }  // namespace
 
 void register_pq(py::module_& m) {
+  m.def(
+      "pq_blocks_bytes",
+      [](std::int64_t n_items, std::int64_t subspaces) {
+        if (n_items < 0 || subspaces < 1) {
+          throw std::invalid_argument("n_items must be >= 0, subspaces >= 1");
+        }
+        return pq::blocks_bytes(n_items, subspaces);
+      },
+      py::arg("n_items"), py::arg("subspaces"),
+      "Bytes of the scan's blocks that hold n_items codes of `subspaces` sub-spaces.");
+
   m.def(
       "pq_pack",
       [](const CArray<std::uint8_t>& codes, CArray<std::uint8_t>& blocks, std::int64_t first) {

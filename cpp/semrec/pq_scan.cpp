@@ -343,15 +343,17 @@ void search(const float* queries, std::int64_t nq, const Codebook& book, const s
   num_threads = usable_threads(num_threads);
   const std::int64_t stored = stored_subspaces(book.m), bytes = block_bytes(book.m);
   const std::int64_t n_blocks = (n_items + kBlock - 1) / kBlock;
-  std::vector<std::uint8_t> tables(static_cast<std::size_t>(nq * stored * 16));
-  for (std::int64_t q = 0; q < nq; ++q) {
-    make_table(queries + q * book.m * book.dsub, book, tables.data() + q * stored * 16);
-  }
+  auto table_of = [&](std::int64_t q) {
+    std::vector<std::uint8_t> table(static_cast<std::size_t>(stored * 16));
+    make_table(queries + q * book.m * book.dsub, book, table.data());
+    return table;
+  };
   if (nq >= num_threads) {  // a query per task, every block
     parallel_tasks(nq, num_threads, stop, [&](std::int64_t q) {
+      const std::vector<std::uint8_t> table = table_of(q);
       Floor floor;
       Best best(depth, floor);
-      scan(blocks, bytes, tables.data() + q * stored * 16, stored, n_items, 0, n_blocks, best);
+      scan(blocks, bytes, table.data(), stored, n_items, 0, n_blocks, best);
       write_best(best.keys(), depth, out + q * depth);
     });
     return;
@@ -363,10 +365,11 @@ void search(const float* queries, std::int64_t nq, const Codebook& book, const s
                                                     static_cast<std::int64_t>(num_threads));
   std::vector<std::vector<Key>> found(static_cast<std::size_t>(parts));
   for (std::int64_t q = 0; q < nq; ++q) {
+    const std::vector<std::uint8_t> table = table_of(q);
     Floor floor;
     parallel_tasks(parts, num_threads, stop, [&](std::int64_t p) {
       Best best(depth, floor);
-      scan(blocks, bytes, tables.data() + q * stored * 16, stored, n_items, n_blocks * p / parts,
+      scan(blocks, bytes, table.data(), stored, n_items, n_blocks * p / parts,
            n_blocks * (p + 1) / parts, best);
       keep_best(best.keys(), depth);  // here, in parallel: the merge below stays short
       found[p] = std::move(best.keys());

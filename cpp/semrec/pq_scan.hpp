@@ -25,6 +25,11 @@ inline std::int64_t stored_subspaces(std::int64_t m) { return (m + 3) / 4 * 4; }
 // Bytes of one block of codes of m sub-spaces.
 inline std::int64_t block_bytes(std::int64_t m) { return stored_subspaces(m) * 16; }
 
+// Bytes of the blocks that hold n items of m sub-spaces.
+inline std::int64_t blocks_bytes(std::int64_t n, std::int64_t m) {
+  return (n + kBlock - 1) / kBlock * block_bytes(m);
+}
+
 // Writes the codes of n items (n x m bytes, each in [0, 16)) as items first, first + 1, ... of
 // the blocks at `blocks` (which must cover them), leaving every other item's codes unchanged.
 void pack(const std::uint8_t* codes, std::int64_t n, std::int64_t m, std::uint8_t* blocks,

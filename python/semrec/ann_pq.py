@@ -46,7 +46,6 @@ _SHARDS_MAGIC = b"semrec.PQshards\n"  # faiss fast-scan shards, as saved before:
 _MAX_SHARDS = 256
 _CODE_BITS = 4  # 16 centroids per sub-space, looked up in SIMD registers
 _KSUB = 1 << _CODE_BITS
-_BLOCK = 32  # items per block of codes (pq_scan.hpp's kBlock)
 _TRAIN_SAMPLE = 65536  # items the codebooks are trained on (a seeded sample)
 _ENCODE_ROWS = 65536  # items coded per call: the padded float copy stays small
 
@@ -58,16 +57,6 @@ def _seed(value: Any) -> int:
     if not 0 <= value < 2**31:
         raise ValueError(f"random_state must be in [0, 2**31), got {value}")
     return int(value)
-
-
-def _block_bytes(m: int) -> int:
-    """Bytes of one block of codes: a 16-byte row per sub-space, ``m`` rounded up to 4."""
-    return (m + 3) // 4 * 4 * 16
-
-
-def _blocks_for(n: int, m: int) -> int:
-    """Bytes of the blocks that hold ``n`` items."""
-    return -(-n // _BLOCK) * _block_bytes(m)
 
 
 def _header(m: int, dsub: int, n: int) -> np.ndarray:
@@ -207,7 +196,7 @@ class PQIndex:
         if book is None:
             return _header(self.m, 0, 0)
         centroids = np.ascontiguousarray(book, "<f4").reshape(-1).view(np.uint8)
-        used = blocks[: _blocks_for(coded, self.m)]
+        used = blocks[: core.pq_blocks_bytes(coded, self.m)]
         return np.concatenate([_header(self.m, self._dsub, coded), centroids, used])
 
     @classmethod
@@ -242,7 +231,7 @@ class PQIndex:
                 f"the items {n} in {self.m} of {self._dsub}"
             )
         book_bytes = self.m * _KSUB * dsub * 4
-        if codes.size != start + book_bytes + (_blocks_for(n, self.m) if dsub else 0):
+        if codes.size != start + book_bytes + (core.pq_blocks_bytes(n, self.m) if dsub else 0):
             raise ValueError(f"codes: {codes.size} bytes do not match their header")
         if dsub == 0:
             if n >= _KSUB:
@@ -275,9 +264,9 @@ class PQIndex:
                 return
             self._book = self._trained(x, threads)
         blocks, start = self._codes
-        need = _blocks_for(len(x), self.m)
+        need = core.pq_blocks_bytes(len(x), self.m)
         if blocks.size < need:  # grown by half again: adding item by item stays linear
-            grown = np.zeros(max(need, _blocks_for(len(x) * 3 // 2, self.m)), np.uint8)
+            grown = np.zeros(max(need, core.pq_blocks_bytes(len(x) * 3 // 2, self.m)), np.uint8)
             grown[: blocks.size] = blocks
             blocks = grown
         for b in range(start, len(x), _ENCODE_ROWS):
