@@ -115,11 +115,6 @@ def test_scan_ranks_as_a_numpy_reference_on_any_thread_count(m):
     diff = rows.reshape(300, m, 1, dsub) - book  # float32, as the kernel
     want = np.argmin((diff**2).sum(-1), axis=-1)
     np.testing.assert_array_equal(core.pq_encode(rows, book, 2), want)
-    # The re-scored rows' gather (any order, repeats) is a plain take.
-    ids = rng.integers(0, 300, 1000).astype(np.int32)
-    np.testing.assert_array_equal(core.gather_rows(rows, ids, 2), rows[ids])
-    with pytest.raises(IndexError):
-        core.gather_rows(rows, np.array([300], np.int32), 1)
 
 
 def test_one_query_equals_its_batch_row_on_any_thread_count(data):
@@ -227,6 +222,14 @@ def test_exclusion_and_candidates_are_honoured(data):
     per_query = sp.random(40, N, density=0.01, format="csr", rng=rng)
     np.testing.assert_array_equal(
         topk(q, pq, 5, candidates=per_query)[0], topk(q, x, 5, candidates=per_query)[0]
+    )
+    # The same lists as rows padded with -1: searched exactly, like the CSR.
+    padded = np.full((40, int(np.diff(per_query.indptr).max())), -1)
+    for i in range(40):
+        row = per_query.indices[per_query.indptr[i] : per_query.indptr[i + 1]]
+        padded[i, : row.size] = row[::-1]
+    np.testing.assert_array_equal(
+        topk(q, pq, 5, candidates=padded)[0], topk(q, x, 5, candidates=per_query)[0]
     )
 
 

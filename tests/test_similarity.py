@@ -580,6 +580,80 @@ def test_candidates_csr_unsorted_duplicates() -> None:
     np.testing.assert_array_equal(candidates.indices, before)
 
 
+@pytest.mark.parametrize("dtype", [np.int32, np.int64])
+def test_candidates_per_query_array_padded(dtype) -> None:
+    # Rows in any order, repeats and -1 slots: the same lists as a CSR, and exact (NumPy).
+    rng = np.random.default_rng(19)
+    n_queries, n_items, k = 6, 200, 7
+    queries, items = int_data(rng, n_queries, 3), int_data(rng, n_items, 3)
+    lists = rng.integers(0, n_items, (n_queries, 30)).astype(dtype)
+    lists[rng.random(lists.shape) < 0.3] = -1
+    lists[4] = -1  # a query with no candidate
+    lists[5, :5] = lists[5, 5]  # repeats
+    rows, cols = np.nonzero(lists >= 0)
+    csr = sp.csr_array(
+        (np.ones(rows.size, np.float32), (rows, lists[rows, cols])), shape=(n_queries, n_items)
+    )
+    mask = rng.random((n_queries, n_items)) < 0.2
+    for exclude in (None, sp.csr_array(mask)):
+        ids, scores = topk(queries, items, k, metric="dot", candidates=lists, exclude=exclude)
+        want = reference(queries, items, k, "dot", exclude, csr)
+        assert_exact(ids, scores, *want[:2])
+        index = semrec.ItemIndex(items, metric="dot")
+        got = topk(queries, index, k, candidates=lists, exclude=exclude)
+        np.testing.assert_array_equal(got[0], ids)
+        np.testing.assert_array_equal(got[1], scores)
+    assert (ids[4] == -1).all()
+    as_list = topk(queries, items, k, metric="dot", candidates=lists.tolist())  # any array-like
+    np.testing.assert_array_equal(
+        as_list[0], topk(queries, items, k, metric="dot", candidates=csr)[0]
+    )
+    # One query: a 1-row array.
+    one = topk(queries[0], items, k, metric="dot", candidates=lists[:1])
+    np.testing.assert_array_equal(
+        one[0], topk(queries[:1], items, k, metric="dot", candidates=csr[[0]])[0][0]
+    )
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.int64])
+def test_candidates_per_query_array_errors(dtype) -> None:
+    rng = np.random.default_rng(20)
+    queries, items = normal_data(rng, 3, 4), normal_data(rng, 20, 4)
+    for bad in (20, -2):
+        lists = np.zeros((3, 4), dtype=dtype)
+        lists[1, 2] = bad
+        with pytest.raises(
+            IndexError, match=rf"candidates hold.* item id {bad}, outside \[0, 20\)"
+        ):
+            topk(queries, items, 2, candidates=lists)
+    with pytest.raises(ValueError, match=r"candidates .*shape \(3, slots\)"):
+        topk(queries, items, 2, candidates=np.zeros((2, 4), dtype))
+    with pytest.raises(TypeError, match="candidates must hold integer item ids"):
+        topk(queries, items, 2, candidates=np.zeros((3, 4), np.float32))
+
+
+@pytest.mark.parametrize("metric", ["cosine", "dot"])
+def test_one_long_candidate_list_split_over_threads(metric: str) -> None:
+    # One query's list longer than a thread's slice: scored in parallel, same bits as the full
+    # scan on any thread count, exclusions applied.
+    rng = np.random.default_rng(21)
+    items = rng.standard_normal((20_000, 40)).astype(np.float32)
+    query = rng.standard_normal(40).astype(np.float32)
+    listed = rng.choice(20_000, 3_000, replace=False)
+    seen = listed[::3]
+    full_ids, full_scores = topk(query, items, 20_000, metric=metric, num_threads=1)
+    keep = np.isin(full_ids, listed) & ~np.isin(full_ids, seen)
+    want_ids, want_scores = full_ids[keep][:50], full_scores[keep][:50]
+    one_row = sp.csr_array((np.ones(3000), listed, [0, 3000]), shape=(1, 20_000))
+    for threads in (1, 2, 3):
+        for cand in (listed[None, :], one_row):
+            ids, scores = topk(
+                query, items, 50, metric=metric, candidates=cand, exclude=seen, num_threads=threads
+            )
+            np.testing.assert_array_equal(ids, want_ids)
+            np.testing.assert_array_equal(scores, want_scores)
+
+
 def test_single_query_1d() -> None:
     rng = np.random.default_rng(18)
     items = normal_data(rng, 500, 12)

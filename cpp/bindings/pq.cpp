@@ -85,27 +85,6 @@ void register_pq(py::module_& m) {
       "Each row's nearest centroid per sub-space (items x sub-spaces uint8).");
 
   m.def(
-      "gather_rows",
-      [](const CArray<float>& rows, const CArray<std::int32_t>& ids, ThreadCount num_threads) {
-        const MatrixView x = matrix_view(rows, "rows");
-        if (ids.ndim() != 1) throw std::invalid_argument("ids must be 1-D");
-        const std::int64_t n = ids.shape(0);
-        for (std::int64_t i = 0; i < n; ++i) {
-          if (ids.data()[i] < 0 || ids.data()[i] >= x.rows) {
-            throw std::out_of_range("ids must be in [0, rows)");
-          }
-        }
-        CArray<float> out({n, x.cols});
-        float* dst = out.mutable_data();
-        without_gil([&](const StopCheck& stop) {
-          pq::gather(x.data, x.cols, ids.data(), n, num_threads, dst, stop);
-        });
-        return out;
-      },
-      py::arg("rows").noconvert(), py::arg("ids").noconvert(), py::arg("num_threads"),
-      "rows[ids], gathered on num_threads threads with prefetching.");
-
-  m.def(
       "pq_search",
       [](const CArray<float>& queries, const CArray<float>& centroids,
          const CArray<std::uint8_t>& blocks, std::int64_t n_items, std::int64_t depth,

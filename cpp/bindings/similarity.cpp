@@ -134,6 +134,20 @@ void register_similarity(py::module_& m) {
       py::arg("num_threads"), "Top-k over per-query candidates of prepared items.");
 
   m.def(
+      "padded_lists",
+      [](const CArray<std::int32_t>& ids, std::int64_t n_items) {
+        if (ids.ndim() != 2) throw std::invalid_argument("ids must be 2-D (queries x slots)");
+        PaddedLists lists = padded_lists(ids.data(), ids.shape(0), ids.shape(1), n_items);
+        CArray<std::int64_t> indptr(static_cast<py::ssize_t>(lists.indptr.size()));
+        CArray<std::int32_t> indices(static_cast<py::ssize_t>(lists.indices.size()));
+        std::copy(lists.indptr.begin(), lists.indptr.end(), indptr.mutable_data());
+        std::copy(lists.indices.begin(), lists.indices.end(), indices.mutable_data());
+        return py::make_tuple(indptr, indices);
+      },
+      py::arg("ids").noconvert(), py::arg("n_items"),
+      "Per-query id lists padded with -1 as a sorted CSR structure (indptr, indices).");
+
+  m.def(
       "kernel_description", [] { return std::string(kernel_description()); },
       "The compiled search kernel: instruction set and register tile.");
 }

@@ -321,21 +321,6 @@ void encode(const float* rows, std::int64_t n, const Codebook& book, int num_thr
   });
 }
 
-void gather(const float* rows, std::int64_t dim, const std::int32_t* ids, std::int64_t n,
-            int num_threads, float* out, const StopCheck& stop) {
-  constexpr std::int64_t kRowsPerTask = 128, kAhead = 8;
-  parallel_tasks((n + kRowsPerTask - 1) / kRowsPerTask, num_threads, stop, [&](std::int64_t t) {
-    const std::int64_t end = std::min(n, (t + 1) * kRowsPerTask);
-    for (std::int64_t i = t * kRowsPerTask; i < end; ++i) {
-      if (i + kAhead < end) {
-        const char* next = reinterpret_cast<const char*>(rows + ids[i + kAhead] * dim);
-        for (std::int64_t b = 0; b < dim * 4; b += 64) __builtin_prefetch(next + b);
-      }
-      std::copy_n(rows + ids[i] * dim, dim, out + i * dim);
-    }
-  });
-}
-
 void search(const float* queries, std::int64_t nq, const Codebook& book, const std::uint8_t* blocks,
             std::int64_t n_items, std::int64_t depth, int num_threads, std::int32_t* out,
             const StopCheck& stop) {

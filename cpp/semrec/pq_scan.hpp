@@ -57,9 +57,4 @@ void search(const float* queries, std::int64_t nq, const Codebook& book, const s
             std::int64_t n_items, std::int64_t depth, int num_threads, std::int32_t* out,
             const StopCheck& stop);
 
-// Copies rows ids[i] (each < n_rows) of `rows` (dim floats each) to out[i], on num_threads
-// threads with the next rows prefetched: the items a search re-scores lie anywhere in memory.
-void gather(const float* rows, std::int64_t dim, const std::int32_t* ids, std::int64_t n,
-            int num_threads, float* out, const StopCheck& stop);
-
 }  // namespace semrec::pq

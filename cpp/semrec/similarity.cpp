@@ -875,6 +875,8 @@ std::vector<const float*> row_pointers(MatrixView m) {
 
 // Exact scores of one query against a list of items (the candidates path and the re-scoring of
 // float16 candidates): the listed rows are packed into panels and go through the same kernel.
+// The listed rows are scattered over the catalogue, so the next panel's rows are prefetched
+// while this one is packed and scored.
 class RowScorer {
  public:
   RowScorer(std::int64_t dim) : dim_(dim), panel_(static_cast<std::size_t>(dim * kPanel)) {
@@ -885,16 +887,20 @@ class RowScorer {
   void score(const float* query, MatrixView rows, const std::int32_t* ids, std::int64_t n,
              const std::int16_t* exponent, float* out) {
     float lane_scores[kPanel];
+    prefetch(rows, ids, std::min<std::int64_t>(kPanel, n));
     for (std::int64_t j0 = 0; j0 < n; j0 += kPanel) {
       const std::int64_t m = std::min<std::int64_t>(kPanel, n - j0);
-      for (std::int64_t j = 0; j < m; ++j) {
-        const std::int32_t id = ids[j0 + j];
-        const float* src = rows.row(id);
-        if (exponent != nullptr) {
-          scale_row(src, dim_, exponent[id], scratch_.data());
-          src = scratch_.data();
+      prefetch(rows, ids + j0 + m, std::min<std::int64_t>(kPanel, n - j0 - m));
+      if (!pack_whole(rows, ids + j0, m, exponent)) {
+        for (std::int64_t j = 0; j < m; ++j) {
+          const std::int32_t id = ids[j0 + j];
+          const float* src = rows.row(id);
+          if (exponent != nullptr) {
+            scale_row(src, dim_, exponent[id], scratch_.data());
+            src = scratch_.data();
+          }
+          for (std::int64_t kk = 0; kk < dim_; ++kk) panel_[kk * kPanel + j] = src[kk];
         }
-        for (std::int64_t kk = 0; kk < dim_; ++kk) panel_[kk * kPanel + j] = src[kk];
       }
       micro_kernel<1, 1>(query, panel_.data(), 0, dim_, false, lane_scores, kPanel);
       std::copy(lane_scores, lane_scores + m, out + j0);
@@ -902,6 +908,37 @@ class RowScorer {
   }
 
  private:
+  void prefetch(MatrixView rows, const std::int32_t* ids, std::int64_t n) const {
+    for (std::int64_t j = 0; j < n; ++j) {
+      const char* p = reinterpret_cast<const char*>(rows.row(ids[j]));
+      for (std::int64_t b = 0; b < dim_ * static_cast<std::int64_t>(sizeof(float)); b += 64) {
+        __builtin_prefetch(p + b);
+      }
+    }
+  }
+
+  // A whole panel through pack_panel's in-register transpose when every factor is a normal
+  // power of two (the same products as scale_row's, so the same bits); false otherwise.
+  bool pack_whole(MatrixView rows, const std::int32_t* ids, std::int64_t m,
+                  const std::int16_t* exponent) {
+#if defined(__AVX2__)
+    if (m != kPanel) return false;
+    const float* src[kPanel];
+    float f[kPanel];
+    for (std::int64_t r = 0; r < kPanel; ++r) {
+      src[r] = rows.row(ids[r]);
+      const int e = exponent != nullptr ? exponent[ids[r]] : 0;
+      if (e < -126 || e > 127) return false;
+      f[r] = pow2(e);
+    }
+    pack_panel(src, f, dim_, panel_.data());
+    return true;
+#else
+    (void)rows, (void)ids, (void)m, (void)exponent;
+    return false;
+#endif
+  }
+
   std::int64_t dim_;
   AlignedVector<float> panel_;
   std::vector<float> scratch_;
@@ -912,37 +949,74 @@ struct ItemScaling {  // cosine: per item exponent and inverse norm
   const float* inv_norm = nullptr;
 };
 
+// Query i's distinct, non-excluded candidates, in increasing id order, into ids.
+void listed_ids(CsrView candidates, CsrView exclude, std::int64_t i,
+                std::vector<std::int32_t>& ids) {
+  ids.clear();
+  std::int64_t e = exclude.present() ? exclude.indptr[i] : 0;
+  const std::int64_t e_end = exclude.present() ? exclude.indptr[i + 1] : 0;
+  for (std::int64_t p = candidates.indptr[i]; p < candidates.indptr[i + 1]; ++p) {
+    const std::int32_t j = candidates.indices[p];
+    if (!ids.empty() && ids.back() == j) continue;
+    while (e < e_end && exclude.indices[e] < j) ++e;
+    if (e < e_end && exclude.indices[e] == j) continue;
+    ids.push_back(j);
+  }
+}
+
+// A query's candidates per task when one query's list is split over threads (whole panels).
+constexpr std::int64_t kListSlice = 8 * kPanel;
+
 void candidates_search(const Queries& q, MatrixView items, ItemScaling scaling, CsrView candidates,
                        int k, CsrView exclude, int num_threads, TopKOutput out,
                        const StopCheck& stop) {
   const std::int64_t nq = q.m.rows, dim = q.m.cols;
   const bool cosine = !q.inv_norm.empty();
+  // The scores of one query (its candidates ids, in order) into s; any split of the list gives
+  // the same scores, each summed alone.
+  auto score = [&](std::int64_t i, const std::vector<std::int32_t>& ids, std::int64_t j0,
+                   std::int64_t j1, RowScorer& scorer, float* s) {
+    scorer.score(q.m.row(i), items, ids.data() + j0, j1 - j0, scaling.exponent, s + j0);
+    if (cosine) {
+      const float iq = q.inv_norm[i];
+      for (std::int64_t j = j0; j < j1; ++j) s[j] *= iq * scaling.inv_norm[ids[j]];
+    }
+  };
+  auto select = [&](std::int64_t i, const std::vector<std::int32_t>& ids, const float* s,
+                    TopKSelector& top) {
+    select_scores(
+        s, static_cast<std::int64_t>(ids.size()), [&](std::int64_t j) { return ids[j]; }, top);
+    top.write(out.ids + i * k, out.scores + i * k);
+  };
+  if (nq < usable_threads(num_threads)) {
+    // Fewer queries than threads (a single query re-scoring an approximate index's proposals):
+    // each query's list is scored on every thread, a slice each, the rows being scattered reads.
+    TopKSelector top(k);
+    std::vector<std::int32_t> ids;
+    std::vector<float> s;
+    for (std::int64_t i = 0; i < nq; ++i) {
+      listed_ids(candidates, exclude, i, ids);
+      const auto n = static_cast<std::int64_t>(ids.size());
+      s.resize(ids.size());
+      run_tasks((n + kListSlice - 1) / kListSlice, num_threads, stop, [&](std::int64_t t) {
+        RowScorer scorer(dim);
+        score(i, ids, t * kListSlice, std::min(n, (t + 1) * kListSlice), scorer, s.data());
+      });
+      select(i, ids, s.data(), top);
+    }
+    return;
+  }
   run_tasks((nq + kGatherBlock - 1) / kGatherBlock, num_threads, stop, [&](std::int64_t t) {
     TopKSelector top(k);
     RowScorer scorer(dim);
     std::vector<std::int32_t> ids;
     std::vector<float> s;
     for (std::int64_t i = t * kGatherBlock; i < std::min(nq, (t + 1) * kGatherBlock); ++i) {
-      // The query's distinct, non-excluded candidates, in increasing id order.
-      ids.clear();
-      std::int64_t e = exclude.present() ? exclude.indptr[i] : 0;
-      const std::int64_t e_end = exclude.present() ? exclude.indptr[i + 1] : 0;
-      for (std::int64_t p = candidates.indptr[i]; p < candidates.indptr[i + 1]; ++p) {
-        const std::int32_t j = candidates.indices[p];
-        if (!ids.empty() && ids.back() == j) continue;
-        while (e < e_end && exclude.indices[e] < j) ++e;
-        if (e < e_end && exclude.indices[e] == j) continue;
-        ids.push_back(j);
-      }
+      listed_ids(candidates, exclude, i, ids);
       const auto n = static_cast<std::int64_t>(ids.size());
       s.resize(ids.size());
-      scorer.score(q.m.row(i), items, ids.data(), n, scaling.exponent, s.data());
-      if (cosine) {
-        const float iq = q.inv_norm[i];
-        for (std::int64_t j = 0; j < n; ++j) s[j] *= iq * scaling.inv_norm[ids[j]];
-      }
-      select_scores(s.data(), n, [&](std::int64_t j) { return ids[j]; }, top);
-      top.write(out.ids + i * k, out.scores + i * k);
+      score(i, ids, 0, n, scorer, s.data());
+      select(i, ids, s.data(), top);
     }
   });
 }
@@ -1333,6 +1407,28 @@ void topk_candidates(MatrixView queries, const PreparedItems& items, MatrixView 
   const ItemScaling scaling =
       cosine ? ItemScaling{d.exponent.data(), d.inv_norm.data()} : ItemScaling{};
   candidates_search(q, rows, scaling, candidates, k, exclude, num_threads, out, stop);
+}
+
+PaddedLists padded_lists(const std::int32_t* ids, std::int64_t rows, std::int64_t width,
+                         std::int64_t n_items) {
+  PaddedLists out;
+  out.n_items = n_items;
+  out.indptr.assign(static_cast<std::size_t>(rows + 1), 0);
+  out.indices.reserve(static_cast<std::size_t>(rows * width));
+  for (std::int64_t i = 0; i < rows; ++i) {
+    const std::size_t first = out.indices.size();
+    for (std::int64_t j = 0; j < width; ++j) {
+      const std::int32_t id = ids[i * width + j];
+      if (id < -1 || id >= n_items) {
+        throw std::out_of_range("candidates hold item id " + std::to_string(id) + ", outside [0, " +
+                                std::to_string(n_items) + ") (-1 marks an empty slot)");
+      }
+      if (id >= 0) out.indices.push_back(id);
+    }
+    std::sort(out.indices.begin() + static_cast<std::ptrdiff_t>(first), out.indices.end());
+    out.indptr[static_cast<std::size_t>(i + 1)] = static_cast<std::int64_t>(out.indices.size());
+  }
+  return out;
 }
 
 const char* kernel_description() {

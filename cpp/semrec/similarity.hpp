@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <memory>
 #include <shared_mutex>
+#include <vector>
 
 #include "semrec/parallel.hpp"
 #include "semrec/views.hpp"
@@ -70,6 +71,20 @@ void topk_candidates(MatrixView queries, MatrixView items, CsrView candidates, i
 void topk_candidates(MatrixView queries, const PreparedItems& items, MatrixView rows,
                      CsrView candidates, int k, CsrView exclude, int num_threads, TopKOutput out,
                      const StopCheck& stop = {});
+
+// Per-query candidate lists given as a padded matrix (row i: query i's ids, -1 for none, any
+// order, repeats allowed), e.g. what an approximate index proposes, as the sorted CSR that
+// topk_candidates takes. Throws std::out_of_range for an id outside [-1, n_items).
+struct PaddedLists {
+  std::vector<std::int64_t> indptr;
+  std::vector<std::int32_t> indices;
+  std::int64_t n_items = 0;
+  CsrView view() const {
+    return {indptr.data(), indices.data(), static_cast<std::int64_t>(indptr.size()) - 1, n_items};
+  }
+};
+PaddedLists padded_lists(const std::int32_t* ids, std::int64_t rows, std::int64_t width,
+                         std::int64_t n_items);
 
 // Names of the compiled kernel's shape, for benchmark headers: e.g. "avx512 fma: 12 queries x
 // 32 items per register tile".

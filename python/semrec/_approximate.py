@@ -16,9 +16,8 @@ import scipy.sparse as sp
 
 from semrec import _persist as persist
 from semrec import _validation as check
-from semrec._native import core
 from semrec._threads import resolve_num_threads
-from semrec.similarity import ItemIndex, topk
+from semrec.similarity import ItemIndex, topk, topk_of_proposals
 
 # A shared candidate list this small (or this share of the catalogue) is searched exactly.
 EXACT_CANDIDATES = 4096
@@ -103,7 +102,7 @@ def request(
     if ex is not None and not sp.issparse(exclude):
         exclude = ex[1]  # one query's ids, checked and sorted: topk takes them as they are
     req = Request(q, single, k, threads, exclude, ex, None)
-    if sp.issparse(candidates):
+    if sp.issparse(candidates) or check.is_padded_lists(candidates):
         # Per-query candidate lists: exact over them (their cost is their length).
         return exactly(items, req, candidates)
     if candidates is not None:
@@ -127,50 +126,12 @@ def exactly(items: ItemIndex, req: Request, candidates: Any = None) -> tuple[np.
 
 
 def rescored(items: ItemIndex, req: Request, found: np.ndarray) -> tuple[np.ndarray, ...]:
-    """The exact top-k of the proposed ids ``found`` (-1: none), filters applied."""
-    if found.shape[0] == 1:  # one query: gather its rows, nothing of catalogue size
-        ids = np.unique(found[found >= 0])
-        if req.allowed is not None:
-            ids = ids[np.isin(ids, req.allowed, assume_unique=True)]
-        return shaped(merged([best_of(items, req, ids)], req.k), req.single)
-    rows = np.repeat(np.arange(found.shape[0]), found.shape[1])
-    cols = found.reshape(-1)
-    ok = cols >= 0
-    shape = (found.shape[0], len(items))
-    cand = sp.csr_array((np.ones(int(ok.sum()), np.float32), (rows[ok], cols[ok])), shape=shape)
-    return exactly(items, req, cand)
-
-
-def best_of(items: ItemIndex, req: Request, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """One query's exact top-k among the unique ids ``ids`` less its excluded ones, as (ids,
-    scores) without padding: its rows gathered (on the request's threads) and scored by
-    :func:`semrec.topk` on one thread (the same scores, bitwise, as a search of every item;
-    checked once, when indexed)."""
-    ids = np.sort(ids)
-    excluded = req.excluded_of(0)
-    if excluded.size:
-        ids = ids[~np.isin(ids, excluded, assume_unique=True)]
-    if ids.size == 0:
-        return ids.astype(np.int32), np.empty(0, np.float32)
-    rows = core.gather_rows(items.vectors, ids.astype(np.int32), req.threads)  # prefetched
-    got, scores = topk(
-        req.queries, rows, req.k, metric=items.metric, check_finite=False, num_threads=1
-    )
-    keep = got[0] >= 0
-    return ids[got[0][keep]].astype(np.int32), scores[0][keep]
-
-
-def merged(parts: list[tuple[np.ndarray, np.ndarray]], k: int) -> tuple[np.ndarray, np.ndarray]:
-    """The best ``k`` of several (ids, scores) lists of one query (ties to the lower id), as a
-    (1, k) row padded with id -1 and score -inf."""
-    ids = np.concatenate([p[0] for p in parts]).astype(np.int32)
-    scores = np.concatenate([p[1] for p in parts]).astype(np.float32)
-    order = np.lexsort((ids, -scores))[:k]
-    out_ids = np.full((1, k), -1, dtype=np.int32)
-    out_scores = np.full((1, k), -np.inf, dtype=np.float32)
-    out_ids[0, : order.size] = ids[order]
-    out_scores[0, : order.size] = scores[order]
-    return out_ids, out_scores
+    """The exact top-k of the proposed ids ``found`` (one row per query, -1: none; proposals
+    already inside ``req.allowed``), the exclusions applied: :func:`semrec.topk`'s per-query
+    candidates path, which scores each proposed row where it lies (prefetched; one query's list
+    split over the request's threads)."""
+    found = topk_of_proposals(req.queries, items, found, req.k, req.excluded, req.threads)
+    return shaped(found, req.single)
 
 
 def shaped(result: tuple[np.ndarray, np.ndarray], single: bool) -> tuple[np.ndarray, ...]:

@@ -250,7 +250,10 @@ class PQIndex:
 
     def _code_rows(self, x: np.ndarray) -> np.ndarray:
         """Rows as the codes see them: unit for cosine, zero-padded to ``m`` equal sub-spaces."""
-        x = approx.unit_rows(x, self.items.metric)
+        return self._padded(approx.unit_rows(x, self.items.metric))
+
+    def _padded(self, x: np.ndarray) -> np.ndarray:
+        """Float32 rows zero-padded to ``m`` equal sub-spaces."""
         pad = self.m * self._dsub - x.shape[1]
         return np.ascontiguousarray(np.pad(x, ((0, 0), (0, pad))) if pad else x, np.float32)
 
@@ -332,7 +335,9 @@ class PQIndex:
         book, (blocks, coded) = self._book, self._codes  # items added meanwhile: not searched
         if book is None or depth >= n or coded != n:
             return approx.exactly(self.items, req, req.allowed)
-        rows = self._code_rows(req.queries)
+        # Queries as they are: the scan ranks by the query's tables rounded on a step that scales
+        # with them, so a cosine query needs no normalising (one NumPy pass less per click).
+        rows = self._padded(req.queries)
         found = core.pq_search(rows, book, blocks, n, depth, req.threads)
         if req.allowed is not None:
             found[~np.isin(found, req.allowed)] = -1

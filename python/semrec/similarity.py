@@ -240,9 +240,12 @@ def topk(
         Item ids never to return for each query (typically the items a user has already seen).
         Values are ignored; unsorted rows and duplicates are accepted. For a single query (1-D,
         or one row), a 1-D array of item ids does too (no sparse matrix to build: a click).
-    candidates : 1-D int array or scipy.sparse CSR of shape (n_queries, n_items), optional
-        Restrict the search to these item ids: one list shared by all queries, or one row of
-        ids per query. Returned ids are always ids into ``items``.
+    candidates : 1-D int array, 2-D int array or scipy.sparse CSR, optional
+        Restrict the search to these item ids: one list shared by all queries (1-D); or one
+        list per query, as a CSR of shape (n_queries, n_items) or as a 2-D array of shape
+        (n_queries, slots) whose rows hold ids in any order, ``-1`` marking an empty slot (what
+        an approximate index proposes: no sparse matrix to build). Repeated ids count once.
+        Returned ids are always ids into ``items``.
     num_threads : int, optional
         ``None`` uses :func:`semrec.get_num_threads`, ``0`` all cores. The result does not
         depend on it.
@@ -317,8 +320,8 @@ def topk(
             ids, scores = core.topk_prepared(q, index._prepared, x, k, *ex, threads)
         else:
             ids, scores = core.topk(q, x, k, metric, *ex, threads)
-    elif sp.issparse(candidates):
-        cand = check.csr_structure(candidates, "candidates", shape)
+    elif sp.issparse(candidates) or check.is_padded_lists(candidates):
+        cand = _candidate_lists(candidates, shape)
         if index is not None:
             ids, scores = core.topk_candidates_prepared(
                 q, index._prepared, x, *cand, k, *ex, threads
@@ -328,6 +331,34 @@ def topk(
     else:
         ids, scores = _topk_shared_candidates(q, x, k, metric, candidates, exclude, ex, threads)
     return (ids[0], scores[0]) if single else (ids, scores)
+
+
+def topk_of_proposals(
+    queries: np.ndarray,
+    index: ItemIndex,
+    proposed: np.ndarray,
+    k: int,
+    excluded: tuple[np.ndarray, np.ndarray] | None,
+    num_threads: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The exact top-k of each query among the ids an approximate index proposed for it: what
+    ``topk(queries, index, k, candidates=proposed, exclude=...)`` returns, for arguments a
+    search already checked (float32 queries of the index's dimension, ``proposed`` a (queries,
+    slots) id array with -1 for an empty slot, ``excluded`` the checked (indptr, ids) of the
+    exclusions). It skips topk's checks: a click pays for them once, in the index's search.
+    """
+    lists = core.padded_lists(np.ascontiguousarray(proposed, dtype=np.int32), len(index))
+    ex = (None, None) if excluded is None else excluded
+    return core.topk_candidates_prepared(
+        queries, index._prepared, index.vectors, *lists, k, *ex, num_threads
+    )
+
+
+def _candidate_lists(candidates: Any, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Per-query candidates (CSR, or a 2-D array padded with -1) as a sorted CSR structure."""
+    if sp.issparse(candidates):
+        return check.csr_structure(candidates, "candidates", shape)
+    return core.padded_lists(check.padded_lists(candidates, "candidates", shape), shape[1])
 
 
 def _topk_shared_candidates(

@@ -123,9 +123,10 @@ void check_similarity(Rng& rng) {
   const struct {
     std::int64_t nq, n, d;
     int k;
-  } shapes[] = {{1, 1, 1, 1},      {3, 5, 7, 10},   {17, 100, 33, 5}, {64, 257, 16, 8},
-                {5, 700, 100, 20}, {0, 10, 4, 3},   {4, 0, 4, 3},     {40, 300, 384, 10},
-                {130, 50, 3, 50},  {9, 2000, 24, 1}};
+  } shapes[] = {
+      {1, 1, 1, 1},      {3, 5, 7, 10},    {17, 100, 33, 5}, {64, 257, 16, 8},
+      {5, 700, 100, 20}, {0, 10, 4, 3},    {4, 0, 4, 3},     {40, 300, 384, 10},
+      {130, 50, 3, 50},  {9, 2000, 24, 1}, {1, 3000, 40, 10}};  // the last: one long list split
   for (const auto& s : shapes) {
     for (bool exclude : {false, true}) {
       one_case(rng, s.nq, s.n, s.d, s.k, exclude, false);
@@ -159,6 +160,17 @@ void check_similarity(Rng& rng) {
   EXPECT_THROWS(std::invalid_argument,
                 semrec::topk(view(q, 2, 4), view(x, 3, 4), 3, semrec::Metric::dot, {}, 0, out),
                 "topk num_threads=0");
+
+  // Padded per-query lists: -1 dropped, each row sorted (repeats kept), ids checked.
+  const std::int32_t padded[] = {5, -1, 2, 5, -1, -1, -1, -1, 0, 9, 3, -1};
+  const semrec::PaddedLists lists = semrec::padded_lists(padded, 3, 4, 10);
+  const std::vector<std::int64_t> want_indptr = {0, 3, 3, 6};
+  const std::vector<std::int32_t> want_indices = {2, 5, 5, 0, 3, 9};
+  EXPECT(lists.indptr == want_indptr && lists.indices == want_indices, "padded_lists rows");
+  EXPECT(lists.view().rows == 3 && lists.view().cols == 10, "padded_lists shape");
+  EXPECT_THROWS(std::out_of_range, semrec::padded_lists(padded, 3, 4, 9), "padded_lists id 9");
+  const std::int32_t below[] = {-2};
+  EXPECT_THROWS(std::out_of_range, semrec::padded_lists(below, 1, 1, 9), "padded_lists id -2");
 }
 
 }  // namespace checks
