@@ -630,6 +630,8 @@ def test_candidates_per_query_array_errors(dtype) -> None:
         topk(queries, items, 2, candidates=np.zeros((2, 4), dtype))
     with pytest.raises(TypeError, match="candidates must hold integer item ids"):
         topk(queries, items, 2, candidates=np.zeros((3, 4), np.float32))
+    with pytest.raises(ValueError, match="pad short rows with -1"):
+        topk(queries, items, 2, candidates=[[1, 2], [3], [4, 5]])
 
 
 @pytest.mark.parametrize("metric", ["cosine", "dot"])

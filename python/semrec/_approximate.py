@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from semrec import _candidates as candidate_lists
 from semrec import _persist as persist
 from semrec import _validation as check
 from semrec._threads import resolve_num_threads
@@ -102,7 +103,7 @@ def request(
     if ex is not None and not sp.issparse(exclude):
         exclude = ex[1]  # one query's ids, checked and sorted: topk takes them as they are
     req = Request(q, single, k, threads, exclude, ex, None)
-    if sp.issparse(candidates) or check.is_padded_lists(candidates):
+    if sp.issparse(candidates) or candidate_lists.is_padded(candidates):
         # Per-query candidate lists: exact over them (their cost is their length).
         return exactly(items, req, candidates)
     if candidates is not None:

@@ -338,30 +338,6 @@ def item_ids(ids: Any, name: str, n_items: int) -> np.ndarray:
     return arr.astype(np.int32, copy=False)
 
 
-def is_padded_lists(candidates: Any) -> bool:
-    """Whether ``candidates`` are per-query id lists as a 2-D array (rows padded with -1)."""
-    return candidates is not None and not sp.issparse(candidates) and np.ndim(candidates) == 2
-
-
-def padded_lists(ids: Any, name: str, shape: tuple[int, int]) -> np.ndarray:
-    """Validate per-query id lists given as a 2-D integer array (one row per query, ``-1`` for
-    an empty slot) and return it as C-contiguous int32. The ids of an int32 array are checked
-    by the kernel that reads them (no extra pass here); other dtypes are checked before the
-    cast, which could otherwise wrap them into range."""
-    arr = np.asarray(ids)
-    if arr.ndim != 2 or arr.shape[0] != shape[0]:
-        raise ValueError(
-            f"{name} as an array of per-query lists must have shape ({shape[0]}, slots) (one row "
-            f"per query, -1 for an empty slot), got {arr.shape}"
-        )
-    if not np.issubdtype(arr.dtype, np.integer):
-        raise TypeError(f"{name} must hold integer item ids, got dtype {arr.dtype}")
-    if arr.dtype != np.int32 and arr.size and (arr.min() < -1 or arr.max() >= shape[1]):
-        bad = arr[(arr < -1) | (arr >= shape[1])][0]
-        raise IndexError(f"{name} holds item id {bad}, outside [0, {shape[1]}) (-1: empty slot)")
-    return np.ascontiguousarray(arr, dtype=np.int32)
-
-
 def events(m: Any, name: str, n_items: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(indptr int64, indices int32, weights float32) of a users x items CSR of events.
 

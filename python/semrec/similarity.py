@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from semrec import _candidates as candidate_lists
 from semrec import _validation as check
 from semrec._native import core
 from semrec._threads import resolve_num_threads
@@ -320,7 +321,7 @@ def topk(
             ids, scores = core.topk_prepared(q, index._prepared, x, k, *ex, threads)
         else:
             ids, scores = core.topk(q, x, k, metric, *ex, threads)
-    elif sp.issparse(candidates) or check.is_padded_lists(candidates):
+    elif sp.issparse(candidates) or candidate_lists.is_padded(candidates):
         cand = _candidate_lists(candidates, shape)
         if index is not None:
             ids, scores = core.topk_candidates_prepared(
@@ -346,6 +347,15 @@ def topk_of_proposals(
     search already checked (float32 queries of the index's dimension, ``proposed`` a (queries,
     slots) id array with -1 for an empty slot, ``excluded`` the checked (indptr, ids) of the
     exclusions). It skips topk's checks: a click pays for them once, in the index's search.
+
+    Examples
+    --------
+    >>> import numpy as np, semrec
+    >>> from semrec.similarity import topk_of_proposals
+    >>> index = semrec.ItemIndex(np.eye(4, dtype=np.float32), metric="dot")
+    >>> q = np.array([[0.1, 0.2, 0.9, 0.5]], dtype=np.float32)
+    >>> topk_of_proposals(q, index, np.array([[3, 0, -1]]), 2, None, 1)[0].tolist()
+    [[3, 0]]
     """
     lists = core.padded_lists(np.ascontiguousarray(proposed, dtype=np.int32), len(index))
     ex = (None, None) if excluded is None else excluded
@@ -358,7 +368,7 @@ def _candidate_lists(candidates: Any, shape: tuple[int, int]) -> tuple[np.ndarra
     """Per-query candidates (CSR, or a 2-D array padded with -1) as a sorted CSR structure."""
     if sp.issparse(candidates):
         return check.csr_structure(candidates, "candidates", shape)
-    return core.padded_lists(check.padded_lists(candidates, "candidates", shape), shape[1])
+    return core.padded_lists(candidate_lists.checked(candidates, "candidates", shape), shape[1])
 
 
 def _topk_shared_candidates(

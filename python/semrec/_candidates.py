@@ -1,0 +1,44 @@
+"""Per-query candidate lists given as a 2-D id array, one row per query padded with -1 (what an
+approximate index proposes, and a form :func:`semrec.topk` takes besides the CSR): recognised
+here, and checked before the kernels read them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+
+def is_padded(candidates: Any) -> bool:
+    """Whether ``candidates`` are per-query id lists as a 2-D array (rows padded with -1)."""
+    if candidates is None or sp.issparse(candidates):
+        return False
+    try:
+        return np.ndim(candidates) == 2
+    except ValueError:  # NumPy's word for a ragged nested sequence
+        raise ValueError(
+            "candidates must be one id list shared by all queries (1-D), per-query lists of "
+            "equal length (a 2-D array; pad short rows with -1) or a scipy.sparse CSR; got "
+            "rows of different lengths"
+        ) from None
+
+
+def checked(ids: Any, name: str, shape: tuple[int, int]) -> np.ndarray:
+    """Validate per-query id lists given as a 2-D integer array (one row per query, ``-1`` for
+    an empty slot) and return it as C-contiguous int32. The ids of an int32 array are checked
+    by the kernel that reads them (no extra pass here); other dtypes are checked before the
+    cast, which could otherwise wrap them into range."""
+    arr = np.asarray(ids)
+    if arr.ndim != 2 or arr.shape[0] != shape[0]:
+        raise ValueError(
+            f"{name} as an array of per-query lists must have shape ({shape[0]}, slots) (one row "
+            f"per query, -1 for an empty slot), got {arr.shape}"
+        )
+    if not np.issubdtype(arr.dtype, np.integer):
+        raise TypeError(f"{name} must hold integer item ids, got dtype {arr.dtype}")
+    if arr.dtype != np.int32 and arr.size and (arr.min() < -1 or arr.max() >= shape[1]):
+        bad = arr[(arr < -1) | (arr >= shape[1])][0]
+        raise IndexError(f"{name} holds item id {bad}, outside [0, {shape[1]}) (-1: empty slot)")
+    return np.ascontiguousarray(arr, dtype=np.int32)
