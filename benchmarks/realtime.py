@@ -107,6 +107,14 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--ann-kind", default="hnsw,pq", help="approximate indexes: hnsw, pq")
     parser.add_argument("--rerank", default="100,200,500,1000,2000", help="PQIndex rerank values")
     parser.add_argument("--pq-m", type=int, help="PQIndex sub-spaces (default: dim / 4)")
+    parser.add_argument(
+        "--tune",
+        type=float,
+        help="part 3: also tune each approximate index (its tune method) to this recall@10 on "
+        "--tune-queries further draws, then time it on the usual queries (the catalogue's "
+        "random draws then differ from a run without --tune)",
+    )
+    parser.add_argument("--tune-queries", type=int, default=200)
     parser.add_argument("--ann-m", type=int, default=32, help="HNSW graph degree (m)")
     parser.add_argument("--ann-ef-construction", type=int, default=100)
     parser.add_argument("--ann-graphs", help="directory: save built graphs there, load them next")
@@ -458,7 +466,9 @@ def ann_indexes(args: argparse.Namespace, kind: str, index: semrec.ItemIndex) ->
 def ann_table(args: argparse.Namespace, kind: str) -> list[str]:
     """Part 3 on one catalogue: the exact indexes vs each approximate one at every knob value."""
     n, t = args.ann_items, args.threads
-    x, queries = catalogue(kind, n, args.queries + 1, SEED + 2)
+    extra = args.tune_queries if args.tune else 0
+    x, queries = catalogue(kind, n, args.queries + 1 + extra, SEED + 2)
+    queries, held_out = queries[: args.queries + 1], queries[args.queries + 1 :]
     index = semrec.ItemIndex(x, metric="dot", storage="float16", num_threads=t, copy=False)
     exact = {
         "exact f32": semrec.ItemIndex(
@@ -468,6 +478,12 @@ def ann_table(args: argparse.Namespace, kind: str) -> list[str]:
         "exact i8": semrec.ItemIndex(x, metric="dot", storage="int8", num_threads=t, copy=False),
     }
     approximate = ann_indexes(args, kind, index)
+    tuned = [tuned_setting(args, ann, knob, held_out) for ann, _, knob, _ in approximate]
+    if args.tune:
+        approximate = [
+            (ann, what, knob, values if value is None else f"{values},{value}")
+            for (ann, what, knob, values), (value, _) in zip(approximate, tuned, strict=True)
+        ]
     if args.ann_build_only:
         return [f"{kind}: {what} over {n} x {DIM}" for _, what, _, _ in approximate]
     results: dict[str, list] = {name: [] for name in exact}
@@ -500,6 +516,7 @@ def ann_table(args: argparse.Namespace, kind: str) -> list[str]:
         "exact f32 / i8 = ItemIndex float32 / int8 (exact answers each); returned scores exact; "
         "the last three columns: that exact index's p50 / this p50",
         *(f"  {what}" for _, what, _, _ in approximate),
+        *(f"  {line}" for _, line in tuned if line),
         "method            | recall@10 | min recall |  p50 ms  |  p99 ms  | f32 / this "
         "| f16 / this | i8 / this",
         "------------------+-----------+------------+----------+----------+------------"
@@ -517,6 +534,25 @@ def ann_table(args: argparse.Namespace, kind: str) -> list[str]:
             f"{med['exact'] / p50:10.1f} | {med['exact i8'] / p50:9.1f}"
         )
     return [*rows, *back_to_back(methods, args.queries, list(exact))]
+
+
+def tuned_setting(
+    args: argparse.Namespace, ann: object, knob: str, held_out: np.ndarray
+) -> tuple[int | None, str]:
+    """``ann.tune`` to ``--tune`` on the held-out queries: (the value, a line saying so)."""
+    if not args.tune:
+        return None, ""
+    t0 = time.perf_counter()
+    try:
+        got = ann.tune(held_out, k=10, target=args.tune, num_threads=args.threads)  # type: ignore[attr-defined]
+    except ValueError as exc:
+        return None, f"{type(ann).__name__}.tune: {exc}"
+    took = time.perf_counter() - t0
+    return int(got[knob]), (
+        f"{type(ann).__name__}.tune(target={args.tune:g}) on {len(held_out)} other draws: "
+        f"{knob}={got[knob]} (recall@10 {got['recall']:.3f} there; {took:.1f} s); the row "
+        f"{knob}={got[knob]} below is measured on the usual queries"
+    )
 
 
 def back_to_back(

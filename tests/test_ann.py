@@ -147,3 +147,36 @@ def test_damaged_files_are_refused(data, tmp_path):
         # Accepted only if nothing that matters changed.
         for a, b in zip(topk(q, small, 5), topk(q, back, 5), strict=True):
             np.testing.assert_array_equal(a, b, err_msg=what)
+
+
+def test_recall_method_matches_a_numpy_reference(data):
+    x, q, ann = data
+    assert ann.recall(q, k=10) == pytest.approx(recall(ann.search(q, 10)[0], topk(q, x, 10)[0]))
+
+
+@pytest.mark.parametrize("target", [0.8, 0.97])
+def test_tune_reaches_the_target_within_a_sixteenth(target):
+    """Checked by searching: the tuned ef_search reaches the target against the exact top 10,
+    and the largest setting tried below it (1/16 less) does not."""
+    rng = np.random.default_rng(3)
+    x, q = low_rank(rng, 4000), low_rank(rng, 60)
+    ann = HNSWIndex(x, m=4, ef_construction=20, num_threads=1)
+    tuned = ann.tune(q, k=10, target=target)
+    want = topk(q, x, 10)[0]
+    assert ann.ef_search == tuned["ef_search"]
+    reached = recall(ann.search(q, 10)[0], want)
+    assert reached >= target and tuned["recall"] == pytest.approx(reached)
+    if tuned["ef_search"] > 20:
+        ann.ef_search = max(20, tuned["ef_search"] - max(1, tuned["ef_search"] // 16) - 1)
+        assert recall(ann.search(q, 10)[0], want) < target
+
+
+def test_tune_refuses_an_unreachable_target_and_bad_arguments(data):
+    _, q, ann = data
+    with pytest.raises(ValueError, match="max_ef_search=20"):
+        ann.tune(q, target=1.0, max_ef_search=20)
+    assert ann.ef_search == 64  # nothing changed
+    with pytest.raises(ValueError, match="target"):
+        ann.tune(q, target=0)
+    with pytest.raises(TypeError, match="max_ef_search"):
+        ann.tune(q, max_ef_search=2.5)

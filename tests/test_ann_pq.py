@@ -297,3 +297,51 @@ def test_damaged_files_are_refused(data, tmp_path):
             continue
         for a, b in zip(topk(q, small, 5), topk(q, back, 5), strict=True):
             np.testing.assert_array_equal(a, b, err_msg=what)
+
+
+def test_recall_method_matches_a_numpy_reference(data):
+    x, q, pq = data
+    want = numpy_top(q, x, 10)
+    assert pq.recall(q, k=10) == pytest.approx(recall(pq.search(q, 10)[0], want))
+    # With exclusions: the exact side excludes the same items.
+    drop = [want[i, :3] for i in range(len(q))]
+    rows = np.repeat(np.arange(len(q)), 3)
+    seen = sp.csr_array((np.ones(rows.size), (rows, np.concatenate(drop))), shape=(len(q), N))
+    got = pq.search(q, 10, exclude=seen)[0]
+    assert pq.recall(q, k=10, exclude=seen) == pytest.approx(recall(got, numpy_top(q, x, 10, drop)))
+
+
+@pytest.mark.parametrize("target", [0.6, 0.9, 0.99])
+def test_tune_finds_the_smallest_rerank_reaching_the_target(target):
+    """Checked by searching: the tuned rerank reaches the target (NumPy's exact top 10 as the
+    reference), one less does not, and the recall it reports is the one measured."""
+    x, q = planted(3000, seed=1)
+    pq = PQIndex(x, m=8, rerank=5, num_threads=1)
+    tuned = pq.tune(q, k=10, target=target)
+    want = numpy_top(q, x, 10)
+    assert pq.rerank == tuned["rerank"]
+    reached = recall(pq.search(q, 10)[0], want)
+    assert reached >= target
+    assert tuned["recall"] == pytest.approx(reached)
+    if tuned["rerank"] > 20:  # below 2 k every depth searches 2 k deep
+        pq.rerank = tuned["rerank"] - 1
+        assert recall(pq.search(q, 10)[0], want) < target
+
+
+def test_tune_refuses_an_unreachable_target_and_bad_arguments(data):
+    x, q, pq = data
+    before = pq.rerank
+    with pytest.raises(ValueError, match="max_rerank=30"):
+        pq.tune(q, target=1.0, max_rerank=30)
+    assert pq.rerank == before  # nothing changed
+    bad = [(0, ValueError), (1.5, ValueError), (np.nan, ValueError), ("x", TypeError)]
+    for target, error in bad:
+        with pytest.raises(error, match="target"):
+            pq.tune(q, target=target)
+    with pytest.raises(ValueError, match="dimension"):
+        pq.tune(np.ascontiguousarray(q[:, :5]))
+    with pytest.raises(ValueError, match="max_rerank"):
+        pq.tune(q, max_rerank=0)
+    # A catalogue searched exactly anyway (too small to code): recall 1, rerank unchanged.
+    tiny = PQIndex(x[:10], rerank=7)
+    assert tiny.tune(q) == {"rerank": 7, "recall": 1.0}

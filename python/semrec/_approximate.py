@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import scipy.sparse as sp
@@ -133,6 +133,36 @@ def rescored(items: ItemIndex, req: Request, found: np.ndarray) -> tuple[np.ndar
     split over the request's threads)."""
     found = topk_of_proposals(req.queries, items, found, req.k, req.excluded, req.threads)
     return shaped(found, req.single)
+
+
+def found_share(exact: np.ndarray, found: np.ndarray) -> float:
+    """Recall: the mean over queries of the share of each query's exact ids (``-1`` padding
+    ignored) that ``found`` holds in its row; queries with nothing to find are left out."""
+    exact, found = np.atleast_2d(exact), np.atleast_2d(found)
+    pairs = zip(exact, found, strict=True)
+    shares = [np.isin(e[e >= 0], f).mean() for e, f in pairs if e.max(initial=-1) >= 0]
+    return float(np.mean(shares)) if shares else 1.0
+
+
+def measured_recall(
+    index: Any, queries: Any, k: Any, exclude: Any, num_threads: int | None
+) -> float:
+    """Recall@k of ``index.search`` against the exact search of ``index.items``."""
+    found = index.search(queries, k, exclude=exclude, num_threads=num_threads)[0]
+    exact = topk(queries, index.items, k, exclude=exclude, num_threads=num_threads)[0]
+    return found_share(exact, found)
+
+
+def tuning_request(
+    items: ItemIndex, queries: Any, k: Any, target: Any, num_threads: int | None
+) -> tuple[Request, float, np.ndarray]:
+    """The checked arguments of an index's ``tune``: the request, the target recall and the
+    exact top-k ids of every query (2-D)."""
+    target = check.number(target, "target", above=0, maximum=1)
+    # Without candidates a request is never answered on the spot.
+    req = cast(Request, request(items, queries, k, None, None, num_threads))
+    exact = topk(req.queries, items, req.k, num_threads=req.threads)[0]
+    return req, target, exact
 
 
 def shaped(result: tuple[np.ndarray, np.ndarray], single: bool) -> tuple[np.ndarray, ...]:

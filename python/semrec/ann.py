@@ -59,7 +59,8 @@ class HNSWIndex:
         top-k query keeps at least ``2 * k`` candidates, plus one per item it excludes (see
         :meth:`search_depth`). On 100k MiniLM-shaped vectors recall@10 was 0.88 at 64, 0.94 at
         128, 0.97 at 256; on 1M of them (default m and ef_construction) only 0.55 at 128 and
-        0.83 at 1024 (``benchmarks/realtime.py --only ann`` prints the curve).
+        0.83 at 1024 (``benchmarks/realtime.py --only ann`` prints the curve). :meth:`tune`
+        picks it for a target recall on given queries; :meth:`recall` measures it.
     num_threads : int, optional
         Threads for building and for batches of queries.
 
@@ -243,6 +244,105 @@ class HNSWIndex:
                 found[i] = self._graph.search(graph_q[i : i + 1], depth, params=params)[1][0]
         # Exact scores (and the ranking they imply) for what the graph found.
         return approx.rescored(self.items, req, found)
+
+    def recall(
+        self,
+        queries: np.ndarray,
+        k: int = 10,
+        *,
+        exclude: sp.csr_array | sp.csr_matrix | None = None,
+        num_threads: int | None = None,
+    ) -> float:
+        """Recall@k of :meth:`search` on these queries: the mean share of each query's exact
+        top ``k`` (the wrapped :class:`ItemIndex` searched exactly) that it returns.
+
+        Recall depends on the data: measure it on queries like the ones to be served (a
+        model's user vectors, say) before relying on it.
+
+        Examples
+        --------
+        >>> import numpy as np, semrec
+        >>> vectors = np.random.default_rng(0).standard_normal((2000, 16)).astype(np.float32)
+        >>> semrec.HNSWIndex(vectors, ef_search=512).recall(vectors[:20], k=5)
+        1.0
+        """
+        return approx.measured_recall(self, queries, k, exclude, num_threads)
+
+    def tune(
+        self,
+        queries: np.ndarray,
+        *,
+        k: int = 10,
+        target: float = 0.95,
+        max_ef_search: int = 4096,
+        num_threads: int | None = None,
+    ) -> dict[str, float]:
+        """Set :attr:`ef_search` to the smallest value found at which these queries find
+        ``target`` of their exact top ``k`` (mean recall@k; filters, which deepen every
+        search, aside).
+
+        ``ef_search`` doubles from ``2 * k`` until the target is met, then a bisection narrows
+        it to within 1/16 (a graph search's recall grows with ``ef_search``, almost always
+        monotonically): a dozen batched searches of the queries.
+
+        Parameters
+        ----------
+        queries : array of float32, shape (n_queries, dim) or (dim,)
+            Queries like the ones to be served (held-out user vectors, say).
+        k : int, default 10
+        target : float, default 0.95
+            Mean recall@k to reach, in (0, 1].
+        max_ef_search : int, default 4096
+            The largest setting tried.
+
+        Returns
+        -------
+        dict
+            ``ef_search`` (now set) and the ``recall`` it reaches on these queries.
+
+        Raises
+        ------
+        ValueError
+            When ``max_ef_search`` does not reach ``target`` (nothing is changed); a larger
+            ``m`` or ``ef_construction`` builds a better graph.
+
+        Examples
+        --------
+        >>> import numpy as np, semrec
+        >>> vectors = np.random.default_rng(0).standard_normal((5000, 32)).astype(np.float32)
+        >>> ann = semrec.HNSWIndex(vectors, m=4)
+        >>> tuned = ann.tune(vectors[:100] + 0.5, k=10, target=0.9)
+        >>> ann.ef_search == tuned["ef_search"], ann.recall(vectors[:100] + 0.5, k=10) >= 0.9
+        (True, True)
+        """
+        faiss = approx.load_faiss("HNSWIndex")
+        req, target, exact = approx.tuning_request(self.items, queries, k, target, num_threads)
+        limit = check.positive_int(max_ef_search, "max_ef_search")
+        graph_q = approx.unit_rows(req.queries, self.items.metric)
+        faiss.omp_set_num_threads(req.threads)
+        depth = min(req.k, len(self.items))
+
+        def recall_at(ef: int) -> float:
+            params = faiss.SearchParametersHNSW(efSearch=max(ef, 2 * req.k))
+            return approx.found_share(exact, self._graph.search(graph_q, depth, params=params)[1])
+
+        failed, ef = 2 * req.k - 1, min(limit, 2 * req.k)  # below 2 k: the same search
+        while (reached := recall_at(ef)) < target:
+            if ef >= limit:
+                raise ValueError(
+                    f"ef_search up to max_ef_search={limit} does not reach recall@{req.k} "
+                    f"{target:g} on these queries (it reaches {reached:.3f}); pass a larger "
+                    "max_ef_search, or build the graph with a larger m or ef_construction"
+                )
+            failed, ef = ef, min(limit, 2 * ef)
+        while ef - failed > max(1, ef // 16):
+            middle = (failed + ef) // 2
+            if (found := recall_at(middle)) >= target:
+                ef, reached = middle, found
+            else:
+                failed = middle
+        self.ef_search = ef
+        return {"ef_search": ef, "recall": reached}
 
     def search_depth(self, k: int, excluded: int = 0) -> int:
         """The graph search's candidate list (faiss ``efSearch``) for a top-``k`` query with

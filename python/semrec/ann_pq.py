@@ -90,7 +90,8 @@ class PQIndex:
         Items re-scored exactly per query: the recall/speed knob, may be changed at any time.
         Over 1M MiniLM-shaped vectors (384-d, default ``m``) recall@10 was 0.87 at 250, 0.95
         at 1000 and 0.98 at 2000 (benchmarks/README.md has the latencies); over 200k, 0.93 at
-        200 and 0.99 at 1000.
+        200 and 0.99 at 1000. :meth:`tune` picks the smallest reaching a target recall on
+        given queries; :meth:`recall` measures it.
     random_state : int, default 0
         Seeds the training sample and the k-means.
     shards : int, optional
@@ -342,6 +343,115 @@ class PQIndex:
         if req.allowed is not None:
             found[~np.isin(found, req.allowed)] = -1
         return approx.rescored(self.items, req, found)
+
+    def recall(
+        self,
+        queries: np.ndarray,
+        k: int = 10,
+        *,
+        exclude: sp.csr_array | sp.csr_matrix | None = None,
+        num_threads: int | None = None,
+    ) -> float:
+        """Recall@k of :meth:`search` on these queries: the mean share of each query's exact
+        top ``k`` (the wrapped :class:`ItemIndex` searched exactly) that it returns.
+
+        Recall depends on the data: measure it on queries like the ones to be served (a
+        model's user vectors, say) before relying on it.
+
+        Examples
+        --------
+        >>> import numpy as np, semrec
+        >>> vectors = np.random.default_rng(0).standard_normal((2000, 16)).astype(np.float32)
+        >>> semrec.PQIndex(vectors, rerank=2000).recall(vectors[:20], k=5)
+        1.0
+        """
+        return approx.measured_recall(self, queries, k, exclude, num_threads)
+
+    def tune(
+        self,
+        queries: np.ndarray,
+        *,
+        k: int = 10,
+        target: float = 0.95,
+        max_rerank: int | None = None,
+        num_threads: int | None = None,
+    ) -> dict[str, float]:
+        """Set :attr:`rerank` to the smallest depth at which these queries find ``target`` of
+        their exact top ``k`` (mean recall@k; filters, which deepen every search, aside).
+
+        One scan per query, ``max_rerank`` deep, ranks each query's exact top ``k`` among the
+        proposals; a search re-scoring the best ``r`` finds exactly those ranked below ``r``,
+        so every depth's recall is known at once, without a search per candidate depth.
+
+        Parameters
+        ----------
+        queries : array of float32, shape (n_queries, dim) or (dim,)
+            Queries like the ones to be served (held-out user vectors, say).
+        k : int, default 10
+        target : float, default 0.95
+            Mean recall@k to reach, in (0, 1].
+        max_rerank : int, optional
+            The deepest setting tried (default: the larger of 16 x the current ``rerank`` and
+            20,000, at most the catalogue).
+
+        Returns
+        -------
+        dict
+            ``rerank`` (now set) and the ``recall`` it reaches on these queries.
+
+        Raises
+        ------
+        ValueError
+            When no depth up to ``max_rerank`` reaches ``target`` (nothing is changed); a larger
+            ``m`` codes the items more finely.
+
+        Examples
+        --------
+        >>> import numpy as np, semrec
+        >>> vectors = np.random.default_rng(0).standard_normal((5000, 32)).astype(np.float32)
+        >>> pq = semrec.PQIndex(vectors, m=8)
+        >>> tuned = pq.tune(vectors[:100] + 0.5, k=10, target=0.9)
+        >>> pq.rerank == tuned["rerank"], pq.recall(vectors[:100] + 0.5, k=10) >= 0.9
+        (True, True)
+        """
+        req, target, exact = approx.tuning_request(self.items, queries, k, target, num_threads)
+        n = len(self.items)
+        limit = min(n, max(16 * self.rerank, 20_000))
+        if max_rerank is not None:
+            limit = min(n, check.positive_int(max_rerank, "max_rerank"))
+        book, (blocks, coded) = self._book, self._codes
+        if book is None or coded != n or self.search_depth(req.k) >= n:
+            return {"rerank": self.rerank, "recall": 1.0}  # searched exactly anyway
+        proposed = core.pq_search(self._padded(req.queries), book, blocks, n, limit, req.threads)
+        # The places of each query's exact items among its proposals (limit: not proposed),
+        # and their weights in the mean recall.
+        places, weights = [], []
+        for wanted, row in zip(exact, proposed, strict=True):
+            wanted = wanted[wanted >= 0]
+            if wanted.size:
+                place = np.full(wanted.size, limit, dtype=np.int64)
+                hit = np.flatnonzero(np.isin(row, wanted))
+                place[: hit.size] = hit
+                places.append(place)
+                weights.append(np.full(wanted.size, 1.0 / wanted.size))
+        if not places:
+            return {"rerank": self.rerank, "recall": 1.0}
+        place, weight = np.concatenate(places), np.concatenate(weights) / len(places)
+
+        def recall_at(depth: int) -> float:
+            return round(float(weight[place < depth].sum()), 12)
+
+        order = np.argsort(place, kind="stable")
+        reached = np.flatnonzero(np.cumsum(weight[order]) >= target - 1e-12)
+        if reached.size == 0 or place[order[reached[0]]] >= limit:
+            raise ValueError(
+                f"no rerank up to max_rerank={limit} reaches recall@{req.k} {target:g} on these "
+                f"queries (it reaches {recall_at(limit):.3f}); pass a larger max_rerank, or build "
+                "the index with a larger m"
+            )
+        depth = int(place[order[reached[0]]]) + 1
+        self.rerank = depth
+        return {"rerank": depth, "recall": recall_at(self.search_depth(req.k))}
 
     def search_depth(self, k: int, excluded: int = 0) -> int:
         """How many items a top-``k`` query re-scores exactly with ``excluded`` items filtered
