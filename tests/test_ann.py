@@ -180,3 +180,45 @@ def test_tune_refuses_an_unreachable_target_and_bad_arguments(data):
         ann.tune(q, target=0)
     with pytest.raises(TypeError, match="max_ef_search"):
         ann.tune(q, max_ef_search=2.5)
+
+
+def test_items_added_to_the_wrapped_item_index_are_searched_and_saved(tmp_path):
+    rng = np.random.default_rng(5)
+    x, extra = low_rank(rng, 300), low_rank(rng, 20)
+    items = semrec.ItemIndex(x)
+    ann = HNSWIndex(items, num_threads=1)
+    items.add(extra)  # not through ann.add
+    assert len(ann) == 320
+    got = ann.search(extra, 1)[0][:, 0]
+    np.testing.assert_array_equal(got, topk(extra, items, 1)[0][:, 0])
+    assert (got >= 300).all()
+    path = tmp_path / "grown.npz"
+    ann.save(path)
+    assert len(HNSWIndex.load(path)) == 320
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"m": 10**9}, "m must be <= 1024"),
+        ({"m": 2**31}, "m must be <= 1024"),
+        ({"ef_construction": 2**31}, "ef_construction must be <="),
+        ({"ef_search": 2**31}, "ef_search must be <="),
+    ],
+)
+def test_graph_sizes_beyond_reason_are_refused_by_name(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        HNSWIndex(np.eye(4, dtype=np.float32), **kwargs)
+
+
+def test_huge_k_and_an_empty_index_get_clear_errors(data):
+    _, q, ann = data
+    with pytest.raises(ValueError, match="pass k <= 3000"):
+        ann.search(q, 2**31 - 1)
+    with pytest.raises(ValueError, match="index is empty"):
+        HNSWIndex(np.zeros((0, 4), np.float32)).search(np.ones(4, np.float32), 1)
+    ann.ef_search = 2**40  # set after construction: capped to what faiss takes
+    try:
+        assert ann.search_depth(10) == 2**31 - 1
+    finally:
+        ann.ef_search = 64

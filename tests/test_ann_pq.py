@@ -345,3 +345,35 @@ def test_tune_refuses_an_unreachable_target_and_bad_arguments(data):
     # A catalogue searched exactly anyway (too small to code): recall 1, rerank unchanged.
     tiny = PQIndex(x[:10], rerank=7)
     assert tiny.tune(q) == {"rerank": 7, "recall": 1.0}
+
+
+def test_vectors_too_large_to_code_are_refused_not_aborting():
+    """faiss's k-means aborts the process when squared distances overflow float32: semrec must
+    refuse such vectors first, and an add of them must leave the index as it was."""
+    x = np.random.default_rng(0).standard_normal((40, 16)).astype(np.float32)
+    for scale in (1e19, 1e30):
+        with pytest.raises(ValueError, match="too large for PQIndex"):
+            PQIndex(x * np.float32(scale), metric="dot")
+    pq = PQIndex(x, metric="dot")
+    with pytest.raises(ValueError, match="too large for PQIndex"):
+        pq.add(np.full((1, 16), 1e30, np.float32))
+    assert len(pq) == len(pq.items) == 40
+    assert PQIndex(x * np.float32(1e12), metric="dot").search(x[0] * 1e12, 1)[0][0] == 0
+    with pytest.raises(ValueError, match="0 dimensions"):
+        PQIndex(np.zeros((20, 0), np.float32))
+
+
+def test_items_added_to_the_wrapped_item_index_are_coded_and_found(data):
+    x, q, _ = data
+    items = ItemIndex(x[:3000])
+    pq = PQIndex(items, m=16, rerank=100, num_threads=1)
+    items.add(x[3000:])  # not through pq.add
+    got = pq.search(q, 10)[0]
+    assert pq._codes[1] == N  # coded at the search
+    assert recall(got, numpy_top(q, x, 10)) >= 0.95
+
+
+def test_huge_k_is_refused_by_name(data):
+    _, q, pq = data
+    with pytest.raises(ValueError, match=f"pass k <= {N}"):
+        pq.search(q, 2**31 - 1)

@@ -255,3 +255,11 @@ def test_streaming_bad_inputs():
         StreamingProfiles(emb, half_life=0)
     assert state.n_users == 0
     assert repr(state) == "StreamingProfiles(n_items=3, dim=3, half_life=2.0, n_users=0)"
+
+
+def test_ids_past_int32_are_refused_not_wrapped():
+    # 2**32 + 1 cast to int32 is 1: the event would land on item 1.
+    state = StreamingProfiles(np.eye(3, dtype=np.float32))
+    with pytest.raises(IndexError, match="items holds ids beyond the int32 range"):
+        state.update_many([0], np.array([2**32 + 1]))
+    assert state.n_users == 0

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import stat
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -223,3 +225,40 @@ def test_saves_are_atomic_and_leave_no_temporary_file(data: Any, tmp_path: Path)
     with pytest.raises(TypeError, match="numbers only"):
         broken.save(path)
     assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["als.npz"]
+
+
+def test_saves_follow_links_and_never_replace_what_is_not_a_file(data: Any, tmp_path: Path) -> None:
+    """A save renames a temporary file over its target: through a symbolic link it must write
+    the file the link names (the link stays), and a pipe, a device or a directory at the path
+    must be refused, untouched (a rename over /dev/null would replace the device)."""
+    model = fitted("MostPopular", data)
+    real = tmp_path / "real.npz"
+    link = tmp_path / "latest.npz"
+    link.symlink_to(real)
+    model.save(link)
+    assert link.is_symlink() and real.is_file()
+    same_model(model, semrec.MostPopular.load(link))
+    model.save(link)  # again, over the existing file through the link
+    assert link.is_symlink() and os.readlink(link) == str(real)
+
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    for path, what in [(pipe, "not a regular file"), (tmp_path, "is a directory")]:
+        with pytest.raises(ValueError, match=what):
+            model.save(path)
+    assert stat.S_ISFIFO(os.stat(pipe).st_mode)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["latest.npz", "pipe", "real.npz"]
+    if os.path.exists("/dev/null"):  # refused before anything is written
+        with pytest.raises(ValueError, match="not a regular file"):
+            model.save("/dev/null")
+        assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
+
+
+@pytest.mark.parametrize("path", [0, 3, None, 1.5])
+def test_paths_must_be_paths_not_file_descriptors(data: Any, path: Any) -> None:
+    # An int would be taken by open() as a file descriptor: reading stdin, or closing the
+    # caller's descriptor.
+    with pytest.raises(TypeError, match="path must be a file path"):
+        semrec.MostPopular.load(path)
+    with pytest.raises(TypeError, match="path must be a file path"):
+        fitted("MostPopular", data).save(path)

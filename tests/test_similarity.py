@@ -1071,3 +1071,60 @@ def test_ctrl_c_interrupts_a_long_search() -> None:
         """,
     )
     assert "interrupted" in out
+
+
+def test_a_huge_k_is_refused_before_allocating():
+    # k past the catalogue pads with -1, but not to a (3 x 10**9) result.
+    x = np.eye(50, 8, dtype=np.float32)
+    with pytest.raises(ValueError, match="pass k <= 50"):
+        topk(np.ones((3, 8), np.float32), x, 10**9)
+    assert topk(np.ones((3, 8), np.float32), x, 60)[0].shape == (3, 60)
+
+
+def test_topk_of_proposals_keeps_its_cheap_checks():
+    """It skips topk's full checks, not the cheap ones: a wrapped or fractional id, a wrong
+    dtype, a NaN query or a raw array gets a clear error (never a wrong answer)."""
+    from semrec.similarity import ItemIndex, topk_of_proposals
+
+    index = ItemIndex(np.eye(3, dtype=np.float32))
+    q = np.ones((1, 3), np.float32)
+    bad = [
+        ((q, index, np.array([[2**32 + 1]]), 1, None, 1), IndexError, "proposed"),
+        ((q, index, np.array([[1.9]]), 1, None, 1), ValueError, "proposed"),
+        ((q.astype(np.float64), index, np.array([[1]]), 1, None, 1), TypeError, "queries"),
+        ((q, np.eye(3, dtype=np.float32), np.array([[1]]), 1, None, 1), TypeError, "index"),
+        ((q * np.nan, index, np.array([[1]]), 1, None, 1), ValueError, "queries"),
+        ((q, index, np.array([[1]]), 2**31, None, 1), ValueError, "k must be"),
+        (
+            (q, index, np.array([[0]]), 1, (np.array([0, 1]), np.array([2**32])), 1),
+            IndexError,
+            "excluded",
+        ),
+    ]
+    for args, error, match in bad:
+        with pytest.raises(error, match=match):
+            topk_of_proposals(*args)
+    ids, _ = topk_of_proposals(
+        q, index, np.array([[0, 1, 2]]), 2, (np.array([0, 1]), np.array([1])), 1
+    )
+    np.testing.assert_array_equal(ids, [[0, 2]])
+
+
+def test_dot_products_that_overflow_float32_are_refused():
+    """Scores past 3.4e38 become inf (ranked above a true 2e20) or NaN (the item dropped):
+    refused, for arrays and ItemIndex alike; large but safe magnitudes still rank exactly."""
+    from semrec.similarity import ItemIndex
+
+    q = np.array([1e20, 1e20], np.float32)
+    x = np.array([[1e20, 1e20], [1e20, -1e20], [1, 1]], np.float32)
+    for items in (x, ItemIndex(x, metric="dot")):
+        with pytest.raises(ValueError, match="beyond float32's range"):
+            topk(q, items, 3, metric="dot")
+    index = ItemIndex(x[2:], metric="dot")
+    index.add(x[:2])  # the peak follows added rows
+    with pytest.raises(ValueError, match="beyond float32's range"):
+        topk(q, index, 3)
+    big = np.array([[1e15, 1], [1, 1]], np.float32)
+    ids, scores = topk(np.array([1e15, 1], np.float32), big, 2, metric="dot")
+    np.testing.assert_array_equal(ids, [0, 1])
+    np.testing.assert_allclose(scores, big.astype(np.float64) @ [1e15, 1], rtol=1e-6)

@@ -91,9 +91,11 @@ def request(
     """Check a search (the arguments of :func:`semrec.topk`); the exact answer when candidate
     lists make the exact search the cheaper one."""
     q, single = check.as_float32_matrix(queries, "queries", allow_1d=True)
-    k = check.positive_int(k, "k")
-    threads = resolve_num_threads(num_threads)
     n = len(items)
+    if n == 0:
+        raise ValueError("the index is empty (0 items); add items before searching")
+    k = check.result_width(k, q.shape[0], n)
+    threads = resolve_num_threads(num_threads)
     if q.shape[1] != items.dim:
         raise ValueError(
             f"queries have dimension {q.shape[1]} but items have dimension {items.dim}"

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from semrec import _files as files
 from semrec import _validation as check
 from semrec.errors import FormatError
 
@@ -45,7 +46,7 @@ def write(path: str | os.PathLike[str], meta: dict[str, Any], arrays: dict[str, 
             raise TypeError(f"cannot save array {name!r} of dtype {a.dtype} (numbers only)")
     header = {**meta, "checksums": {name: _digest(a.data) for name, a in stored.items()}}
     blob = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
-    target = os.fspath(path)
+    target = files.writable_path(path)
     tmp = os.path.join(
         os.path.dirname(target) or ".", f".{os.path.basename(target)}.tmp-{os.getpid()}"
     )
@@ -66,7 +67,7 @@ def read(path: str | os.PathLike[str], format_name: str, version: int) -> Saved:
     Raises ``FileNotFoundError`` for a missing file and :class:`semrec.FormatError` for a
     corrupt file, a file of another format, or another version.
     """
-    with open(path, "rb") as f:
+    with open(files.readable_path(path), "rb") as f:
         raw = f.read()
     members = _read_archive(raw, path, format_name)
     digests = {name: digest for name, (_, digest) in members.items()}

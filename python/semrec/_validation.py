@@ -195,9 +195,7 @@ def one_id(value: Any, name: str, n: int | None) -> int:
     if isinstance(value, bool | np.bool_):
         raise TypeError(f"{name} must be an int id, got bool")
     if np.ndim(value) != 0:
-        raise TypeError(
-            f"{name} must be a single {name} id, got an array of shape {np.shape(value)}"
-        )
+        raise TypeError(f"{name} must be a single {name} id, got an array of {np.shape(value)}")
     try:
         out = operator.index(value)
     except TypeError:
@@ -248,9 +246,7 @@ def require_csr(m: Any, name: str, expected: str) -> None:
             f"{name} must be a scipy.sparse CSR matrix {expected}, got {type(m).__name__}"
         )
     if m.format != "csr":
-        raise TypeError(
-            f"{name} must be in CSR format, got {m.format.upper()}; pass {name}.tocsr()"
-        )
+        raise TypeError(f"{name} must be in CSR format, got {m.format}; pass {name}.tocsr()")
 
 
 def csr_structure(m: Any, name: str, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
@@ -392,7 +388,10 @@ def id_array(ids: Any, name: str, dtype: type) -> np.ndarray:
         raise ValueError(f"{name} must be a 1-D array of ids, got shape {arr.shape}")
     if arr.size and not np.issubdtype(arr.dtype, np.integer):
         raise TypeError(f"{name} must hold integer ids, got dtype {arr.dtype}")
-    return np.ascontiguousarray(arr, dtype=dtype)
+    out = np.ascontiguousarray(arr, dtype=dtype)
+    if out.size and not np.array_equal(out, arr):  # an id past dtype's range would wrap
+        raise IndexError(f"{name} holds ids beyond the {out.dtype} range (ids are 0, 1, ...)")
+    return out
 
 
 def float_array(values: Any, name: str, n: int, dtype: type = np.float32) -> np.ndarray:

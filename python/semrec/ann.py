@@ -96,9 +96,9 @@ class HNSWIndex:
             self.items = items
         else:
             self.items = ItemIndex(items, metric=metric or "cosine", num_threads=num_threads)
-        self.m = check.positive_int(m, "m")
-        self.ef_construction = check.positive_int(ef_construction, "ef_construction")
-        self.ef_search = check.positive_int(ef_search, "ef_search")
+        self.m, self.ef_construction, self.ef_search = _graph_settings(
+            m, ef_construction, ef_search
+        )
         self._lock = threading.Lock()
         self._graph = faiss.IndexHNSWFlat(self.items.dim, self.m, faiss.METRIC_INNER_PRODUCT)
         self._graph.hnsw.efConstruction = self.ef_construction
@@ -109,7 +109,7 @@ class HNSWIndex:
         return self.items.metric
 
     def __len__(self) -> int:
-        return int(self._graph.ntotal)
+        return len(self.items)  # the graph catches up at the next search
 
     def __repr__(self) -> str:
         return (
@@ -139,6 +139,7 @@ class HNSWIndex:
         >>> len(again)
         3
         """
+        self._sync(None)
         with self._lock:
             return np.asarray(
                 approx.load_faiss("HNSWIndex").serialize_index(self._graph), dtype=np.uint8
@@ -168,9 +169,9 @@ class HNSWIndex:
             )
         self = cls.__new__(cls)
         self.items = items
-        self.m = check.positive_int(m, "m")
-        self.ef_construction = check.positive_int(ef_construction, "ef_construction")
-        self.ef_search = check.positive_int(ef_search, "ef_search")
+        self.m, self.ef_construction, self.ef_search = _graph_settings(
+            m, ef_construction, ef_search
+        )
         self._lock = threading.Lock()
         self._graph = loaded
         return self
@@ -178,6 +179,13 @@ class HNSWIndex:
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
         # Pickled as its ItemIndex and the serialised graph (sent to worker processes).
         return _unpickle_hnsw, (self.items, self.graph_bytes(), self.settings())
+
+    def _sync(self, num_threads: int | None) -> None:
+        """Put the items the graph lacks into it: those added to the wrapped ItemIndex
+        directly (``index.items.add``) are then searched too."""
+        if self._graph.ntotal < len(self.items):
+            with self._lock:
+                self._add_to_graph(self.items.vectors[self._graph.ntotal :], num_threads)
 
     def _add_to_graph(self, x: np.ndarray, num_threads: int | None) -> None:
         faiss = approx.load_faiss("HNSWIndex")
@@ -197,7 +205,7 @@ class HNSWIndex:
         """
         with self._lock:
             ids = self.items.add(vectors, num_threads=num_threads)
-            self._add_to_graph(self.items.vectors[ids[0] :] if ids.size else ids, num_threads)
+        self._sync(num_threads)
         return ids
 
     def search(
@@ -219,6 +227,7 @@ class HNSWIndex:
         [1]
         """
         faiss = approx.load_faiss("HNSWIndex")
+        self._sync(num_threads)
         req = approx.request(self.items, queries, k, exclude, candidates, num_threads)
         if isinstance(req, tuple):
             return req
@@ -318,6 +327,8 @@ class HNSWIndex:
         faiss = approx.load_faiss("HNSWIndex")
         req, target, exact = approx.tuning_request(self.items, queries, k, target, num_threads)
         limit = check.positive_int(max_ef_search, "max_ef_search")
+        if limit > _MAX_EF:
+            raise ValueError(f"max_ef_search must be <= {_MAX_EF}, got {limit}")
         graph_q = approx.unit_rows(req.queries, self.items.metric)
         faiss.omp_set_num_threads(req.threads)
         depth = min(req.k, len(self.items))
@@ -356,7 +367,8 @@ class HNSWIndex:
         >>> ann.search_depth(10), ann.search_depth(100), ann.search_depth(10, excluded=30)
         (64, 200, 94)
         """
-        return max(self.ef_search, 2 * k) + min(excluded, approx.MAX_FILTER_DEPTH)
+        depth = max(self.ef_search, 2 * k) + min(excluded, approx.MAX_FILTER_DEPTH)
+        return min(depth, check.INT32_MAX)  # faiss takes a C int
 
     # -- persistence -------------------------------------------------------------------------
     def save(self, path: str | os.PathLike[str]) -> None:
@@ -380,6 +392,28 @@ class HNSWIndex:
         """Load an index written by :meth:`save`; damage raises :class:`semrec.FormatError`."""
         names = ("m", "ef_construction", "ef_search")
         return approx.load(path, _FORMAT, _VERSION, "graph", names, cls.from_bytes, num_threads)
+
+
+# Larger graphs only cost memory and time (faiss takes C ints; m = 10**9 would ask for
+# terabytes, ef_construction = 2**31 makes every insertion a full scan).
+_MAX_M = 1024
+_MAX_EF = 2**20
+
+
+def _graph_settings(m: Any, ef_construction: Any, ef_search: Any) -> tuple[int, int, int]:
+    """``m``, ``ef_construction`` and ``ef_search`` checked: ints in [1, 1024], [1, 2**20] and
+    [1, 2**20]."""
+    out = []
+    for value, name, most in [
+        (m, "m", _MAX_M),
+        (ef_construction, "ef_construction", _MAX_EF),
+        (ef_search, "ef_search", _MAX_EF),
+    ]:
+        value = check.positive_int(value, name)
+        if value > most:
+            raise ValueError(f"{name} must be <= {most}, got {value}")
+        out.append(value)
+    return out[0], out[1], out[2]
 
 
 def _unpickle_hnsw(items: ItemIndex, graph: np.ndarray, settings: dict[str, int]) -> HNSWIndex:

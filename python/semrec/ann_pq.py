@@ -48,6 +48,7 @@ _CODE_BITS = 4  # 16 centroids per sub-space, looked up in SIMD registers
 _KSUB = 1 << _CODE_BITS
 _TRAIN_SAMPLE = 65536  # items the codebooks are trained on (a seeded sample)
 _ENCODE_ROWS = 65536  # items coded per call: the padded float copy stays small
+_LARGEST_SQUARE = 1e36  # squared norms beyond this overflow float32 distance sums (3.4e38)
 
 
 def _seed(value: Any) -> int:
@@ -57,6 +58,20 @@ def _seed(value: Any) -> int:
     if not 0 <= value < 2**31:
         raise ValueError(f"random_state must be in [0, 2**31), got {value}")
     return int(value)
+
+
+def _check_scale(rows: np.ndarray) -> None:
+    """k-means and the coding square distances in float32 (faiss aborts the process when they
+    overflow): rows whose squared norm could are refused."""
+    if rows.size == 0 or rows.dtype.kind != "f":
+        return
+    peak = float(np.abs(rows).max())
+    if peak * peak * rows.shape[-1] > _LARGEST_SQUARE:
+        raise ValueError(
+            f"items hold values up to {peak:.3g}, too large for PQIndex's codebooks (their "
+            "squared distances overflow float32); divide the vectors by a common factor (the "
+            "ranking by dot product does not change), or use metric='cosine'"
+        )
 
 
 def _header(m: int, dsub: int, n: int) -> np.ndarray:
@@ -144,6 +159,8 @@ class PQIndex:
 
     def _setup(self, m: int | None, rerank: int, random_state: int) -> None:
         dim = self.items.dim
+        if dim == 0:
+            raise ValueError("items have 0 dimensions; PQIndex needs vectors of dimension >= 1")
         self.m = math.ceil(dim / 4) if m is None else check.positive_int(m, "m")
         if self.m > dim:
             raise ValueError(f"m={self.m} sub-spaces exceed the {dim} dimensions; use m <= {dim}")
@@ -250,8 +267,11 @@ class PQIndex:
         return _unpickle_pq, (self.items, self.code_bytes(), self.settings())
 
     def _code_rows(self, x: np.ndarray) -> np.ndarray:
-        """Rows as the codes see them: unit for cosine, zero-padded to ``m`` equal sub-spaces."""
-        return self._padded(approx.unit_rows(x, self.items.metric))
+        """Rows as the codes see them: unit for cosine, zero-padded to ``m`` equal sub-spaces
+        (rows too large to code refused)."""
+        rows = approx.unit_rows(x, self.items.metric)
+        _check_scale(rows)
+        return self._padded(rows)
 
     def _padded(self, x: np.ndarray) -> np.ndarray:
         """Float32 rows zero-padded to ``m`` equal sub-spaces."""
@@ -303,6 +323,8 @@ class PQIndex:
         [20]
         """
         with self._lock:
+            if self.items.metric == "dot" and isinstance(vectors, np.ndarray):
+                _check_scale(vectors)  # before the items change: coding them would fail
             ids = self.items.add(vectors, num_threads=num_threads)
             if ids.size:
                 self._add_codes(num_threads)
@@ -326,6 +348,9 @@ class PQIndex:
         >>> pq.search(np.eye(20, dtype=np.float32)[7], k=1)[0].tolist()
         [7]
         """
+        if self._codes[1] < len(self.items):  # items added to the wrapped ItemIndex directly
+            with self._lock:
+                self._add_codes(num_threads)
         req = approx.request(self.items, queries, k, exclude, candidates, num_threads)
         if isinstance(req, tuple):
             return req

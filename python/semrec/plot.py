@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from semrec import _files as files
 from semrec import _validation as check
 
 # Categorical colours up to this many labels; more labels share a continuous colour map.
@@ -297,7 +298,7 @@ def save(fig: Any, path: str | os.PathLike[str], *, dpi: int = 150) -> None:
     >>> os.path.getsize(path) > 0
     True
     """
-    target = os.fspath(path)
+    target = files.writable_path(path)
     ext = os.path.splitext(target)[1].lower().lstrip(".") or "png"
     tmp = os.path.join(
         os.path.dirname(target) or ".", f".{os.getpid()}.tmp-{os.path.basename(target)}"

@@ -109,6 +109,7 @@ class ItemIndex:
         self._prepared = core.PreparedItems(self.dim, self.metric, self.storage)
         self._buffer = np.array(x, dtype=np.float32, order="C", copy=True) if copy else x
         self._n = 0
+        self._peak = 0.0  # the largest |value|: bounds every dot product (see _dot_in_range)
         self._append(self._buffer, resolve_num_threads(num_threads))
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
@@ -175,6 +176,7 @@ class ItemIndex:
         return np.arange(n0, n1, dtype=np.int32)
 
     def _append(self, rows: np.ndarray, threads: int) -> None:
+        self._peak = max(self._peak, _peak_of(rows))
         self._prepared.append(rows, threads)
         self._n += rows.shape[0]
 
@@ -301,12 +303,12 @@ def topk(
     else:
         x, _ = check.as_float32_matrix(items, "items", check_finite=check_finite)
         metric = "cosine" if metric is None else check.choice(metric, "metric", METRICS)
-    k = check.positive_int(k, "k")
-    if k > check.INT32_MAX:
-        raise ValueError(f"k must be < 2**31, got {k}")
     threads = resolve_num_threads(num_threads)
     if x.shape[0] == 0:
         raise ValueError("items is empty (0 rows); there is nothing to search")
+    k = check.result_width(k, q.shape[0], x.shape[0])  # a huge k: refused, not allocated
+    if metric == "dot" and (index is not None or check_finite):  # the peak costs a pass
+        _dot_in_range(q, x, index._peak if index is not None else _peak_of(x))
     if q.shape[1] != x.shape[1]:
         raise ValueError(
             f"queries have dimension {q.shape[1]} but items have dimension {x.shape[1]}"
@@ -346,7 +348,8 @@ def topk_of_proposals(
     ``topk(queries, index, k, candidates=proposed, exclude=...)`` returns, for arguments a
     search already checked (float32 queries of the index's dimension, ``proposed`` a (queries,
     slots) id array with -1 for an empty slot, ``excluded`` the checked (indptr, ids) of the
-    exclusions). It skips topk's checks: a click pays for them once, in the index's search.
+    exclusions). It skips topk's full checks (a click pays for them once, in the index's
+    search) and keeps only the cheap ones: types, shapes, the ids' range, finite queries.
 
     Examples
     --------
@@ -357,11 +360,60 @@ def topk_of_proposals(
     >>> topk_of_proposals(q, index, np.array([[3, 0, -1]]), 2, None, 1)[0].tolist()
     [[3, 0]]
     """
-    lists = core.padded_lists(np.ascontiguousarray(proposed, dtype=np.int32), len(index))
-    ex = (None, None) if excluded is None else excluded
+    if not isinstance(index, ItemIndex):
+        raise TypeError(f"index must be a semrec.ItemIndex, got {type(index).__name__}")
+    q, _ = check.as_float32_matrix(queries, "queries")  # small: the finiteness check is cheap
+    if q.shape[1] != index.dim:
+        raise ValueError(f"queries have dimension {q.shape[1]}, the index {index.dim}")
+    k = check.result_width(k, q.shape[0], len(index))
+    ids = np.asarray(proposed)
+    if ids.ndim != 2 or ids.shape[0] != q.shape[0] or not np.issubdtype(ids.dtype, np.integer):
+        raise ValueError(
+            "proposed must be a 2-D integer array with a row per query, got dtype "
+            f"{ids.dtype} and shape {ids.shape} for {q.shape[0]} queries"
+        )
+    if ids.size and (ids.min() < -1 or ids.max() >= len(index)):  # before any narrowing cast
+        raise IndexError(f"proposed holds ids outside [-1, {len(index)})")
+    if index.metric == "dot":
+        _dot_in_range(q, index.vectors, index._peak)
+    lists = core.padded_lists(np.ascontiguousarray(ids, dtype=np.int32), len(index))
+    ex = (None, None)
+    if excluded is not None:  # (indptr, ids) as check.exclusions returns them
+        indptr, excluded_ids = (np.asarray(a) for a in excluded)
+        if excluded_ids.size and (excluded_ids.min() < 0 or excluded_ids.max() >= len(index)):
+            raise IndexError(f"excluded holds ids outside [0, {len(index)})")
+        if indptr.shape != (q.shape[0] + 1,) or indptr[-1] != excluded_ids.size:
+            raise ValueError("excluded must be (indptr, ids) with an indptr entry per query + 1")
+        ex = (np.ascontiguousarray(indptr, np.int64), np.ascontiguousarray(excluded_ids, np.int32))
     return core.topk_candidates_prepared(
-        queries, index._prepared, index.vectors, *lists, k, *ex, num_threads
+        q, index._prepared, index.vectors, *lists, k, *ex, resolve_num_threads(num_threads)
     )
+
+
+def _peak_of(x: np.ndarray) -> float:
+    """The largest |value| of ``x`` (two passes, no temporary array)."""
+    return float(max(-x.min(), x.max())) if x.size else 0.0
+
+
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _dot_in_range(q: np.ndarray, x: np.ndarray, x_peak: float) -> None:
+    """Refuse dot products that can overflow float32 (scores of inf, or NaN when an inf meets
+    a -inf, rank wrongly or drop items): every partial sum of q . x is at most |q| |x|."""
+    if _peak_of(q) * x_peak * q.shape[1] <= _FLOAT32_MAX / 4:
+        return  # the cheap bound holds (always, for vectors of ordinary magnitude)
+    q_norm = float(np.sqrt(np.square(q, dtype=np.float64).sum(axis=1)).max())
+    x_norm = max(
+        float(np.sqrt(np.square(x[s : s + 65536], dtype=np.float64).sum(axis=1)).max())
+        for s in range(0, x.shape[0], 65536)
+    )
+    if q_norm * x_norm > _FLOAT32_MAX / 4:
+        raise ValueError(
+            f"dot products of these queries and items can reach {q_norm * x_norm:.3g}, beyond "
+            "float32's range (3.4e38): their scores would overflow and rank wrongly; divide the "
+            "queries or the items by a common factor (the ranking does not change)"
+        )
 
 
 def _candidate_lists(candidates: Any, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from semrec import _files as files
 from semrec.datasets import Dataset
 from semrec.errors import FormatError
 
@@ -175,7 +176,7 @@ def check_output(path: str, endings: Iterable[str], option: str = "--out") -> st
 def write_atomic(path: str, write: Callable[[str], None]) -> None:
     """Call ``write(tmp)`` on a temporary file in the target's directory, then rename it over
     ``path``: a failure at any point leaves an existing ``path`` untouched and no debris."""
-    target = Path(path)
+    target = Path(files.writable_path(path))
     # The temporary name keeps the real ending so that pandas infers the same compression.
     tmp = target.with_name(f".{secrets.token_hex(4)}-{os.getpid()}.tmp-{target.name}")
     try:

@@ -23,6 +23,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 import semrec
+from semrec import _files as files
 from semrec import split
 from semrec.cli import report
 from semrec.cli.demo_user import query_part, sample_part, sample_user, update_part
@@ -162,6 +163,7 @@ def embed(texts: list[str], encoder: Any, out: Path, console: _Console) -> tuple
 def write_atomic(path: Path, data: bytes) -> None:
     """Write to a temporary file beside ``path``, then rename: never a half-written file."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    path = Path(files.writable_path(path))
     tmp = path.parent / f".{path.name}.{os.getpid()}.tmp"
     try:
         tmp.write_bytes(data)

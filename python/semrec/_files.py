@@ -1,0 +1,63 @@
+"""The paths semrec saves to and loads from: one check for every save and load.
+
+A save writes a temporary file beside its target and renames it over the target (atomic: a
+crash never leaves half a file). A rename replaces whatever the name pointed at, so the target
+must be a regular file's path: a rename over ``/dev/null`` would replace the device, one over
+a symbolic link would replace the link. Links are followed to the file they name, and
+anything else that is not a regular file is refused before any byte is written.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+
+def readable_path(path: Any, name: str = "path") -> str:
+    """``path`` as a str; an int (an open file descriptor to ``open``) or any other non-path is
+    a TypeError, as reading would block on it or close it behind the caller's back.
+
+    Examples
+    --------
+    >>> from semrec._files import readable_path
+    >>> readable_path(0)
+    Traceback (most recent call last):
+    ...
+    TypeError: path must be a file path (str or os.PathLike), got int
+    """
+    if not isinstance(path, str | bytes | os.PathLike):
+        raise TypeError(
+            f"{name} must be a file path (str or os.PathLike), got {type(path).__name__}"
+        )
+    target = os.fspath(path)
+    return os.fsdecode(target) if isinstance(target, bytes) else target
+
+
+def writable_path(path: Any, name: str = "path") -> str:
+    """The file a save should replace: ``path`` through any symbolic links; a directory, a
+    device, a pipe or a socket there is a ValueError (nothing is written).
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from semrec._files import writable_path
+    >>> folder = tempfile.mkdtemp()
+    >>> os.symlink(os.path.join(folder, "model.npz"), os.path.join(folder, "latest.npz"))
+    >>> os.path.basename(writable_path(os.path.join(folder, "latest.npz")))
+    'model.npz'
+    >>> writable_path(folder)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: path '...' is a directory; give the path of a file to write
+    """
+    target = readable_path(path, name)
+    if os.path.islink(target):
+        target = os.path.realpath(target)  # the link keeps naming the new file
+    if os.path.lexists(target) and not os.path.isfile(target):
+        what = (
+            "a directory"
+            if os.path.isdir(target)
+            else "not a regular file (a device, pipe or socket), which a save would replace"
+        )
+        raise ValueError(f"{name} {target!r} is {what}; give the path of a file to write")
+    return target
