@@ -523,3 +523,39 @@ def test_zero_weights_are_seen_but_carry_nothing(rng, feedback):
     a.update(u, int(i), 2.0)
     a.update(u, int(i), -2.0)  # the weights cancel: still an interaction
     assert int(i) not in a.recommend(u, k=r.shape[1])[0]
+
+
+BAD_SEEDS = [(1.5, TypeError), (True, TypeError), ("0", TypeError), (-1, ValueError)]
+
+
+@pytest.mark.parametrize(("seed", "error"), BAD_SEEDS)
+def test_bad_random_state_is_refused_naming_it(seed, error) -> None:
+    r = sp.csr_array(np.eye(4, dtype=np.float32))
+    with pytest.raises(error, match="random_state"):
+        ALS(factors=2, iterations=1, random_state=seed, show_progress=False).fit(r)
+
+
+def test_numpy_int_none_and_generator_seeds_are_accepted() -> None:
+    r = sp.csr_array(np.eye(4, dtype=np.float32))
+    fit = {
+        s: ALS(factors=2, iterations=1, random_state=s, show_progress=False).fit(r)
+        for s in (3, np.int64(3))
+    }
+    assert np.array_equal(fit[3].item_factors_, fit[np.int64(3)].item_factors_)
+    for seed in (None, np.random.default_rng(0)):
+        ALS(factors=2, iterations=1, random_state=seed, show_progress=False).fit(r)
+
+
+def test_factors_too_large_for_memory_are_refused_before_allocating() -> None:
+    r = sp.csr_array(np.eye(4, dtype=np.float32))
+    with pytest.raises(ValueError, match=r"factors=1000000 would need .* GiB.*fewer factors"):
+        ALS(factors=10**6, iterations=1, show_progress=False).fit(r)
+    users = np.zeros((2, 10**6), dtype=np.float32)
+    with pytest.raises(ValueError, match="factors=1000000"):
+        ALS.from_factors(users, np.zeros((3, 10**6), dtype=np.float32))
+
+
+def test_from_factors_without_items_names_item_factors() -> None:
+    users, items = np.zeros((2, 4), np.float32), np.zeros((0, 4), np.float32)
+    with pytest.raises(ValueError, match="item_factors has 0 rows"):
+        ALS.from_factors(users, items)

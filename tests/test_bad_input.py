@@ -197,3 +197,32 @@ def test_a_user_id_of_1e12_is_refused_before_any_allocation(clicks):
     state.update(5, 0)  # ids past the known users still create them
     assert state.n_users == 6
     np.testing.assert_allclose(state.profile(5), emb[0])
+
+
+# -- temporal_global's cut and from_pandas ids -----------------------------------------------------
+def test_temporal_global_at_must_be_one_timestamp():
+    data = synthetic(50, 40, 600, random_state=2)
+    for at in ("2020-01-01", [1, 2], np.array([1, 2]), pd.Timestamp("2020-01-01"), True):
+        with pytest.raises(TypeError, match="at must be one timestamp"):
+            split.temporal_global(data, at=at)
+    with pytest.raises(ValueError, match="at must be finite"):
+        split.temporal_global(data, at=float("nan"))
+    t = data.timestamps
+    for at in (int(np.median(t)), float(np.median(t)) + 0.5, np.int64(t.max())):
+        train, test = split.temporal_global(data, at=at)
+        assert test.n_interactions == int((t > at).sum())
+        assert train.n_interactions == int((t <= at).sum())
+
+
+def test_from_pandas_refuses_mixed_or_list_ids_naming_the_column():
+    mixed = pd.DataFrame({"u": ["a", 1], "i": ["x", "y"]})
+    with pytest.raises(TypeError, match=r"interactions\['u'\] mixes id types \(int, str\)"):
+        Dataset.from_pandas(mixed, "u", "i")
+    listed = pd.DataFrame({"u": [1, 2], "i": [["x"], ["y"]]})
+    with pytest.raises(TypeError, match=r"interactions\['i'\] holds ids of type list"):
+        Dataset.from_pandas(listed, "u", "i")
+    items = pd.DataFrame({"i": ["x", 3]})
+    with pytest.raises(TypeError, match=r"interactions\['i'\] \(with items\['i'\]\) mixes"):
+        Dataset.from_pandas(pd.DataFrame({"u": [1], "i": ["x"]}), "u", "i", items=items)
+    same = Dataset.from_pandas(mixed.astype({"u": str}), "u", "i")  # the suggested fix works
+    assert same.n_users == 2

@@ -208,3 +208,13 @@ def test_min_interactions_maps_rare_items_too(rng):
     )
     np.testing.assert_allclose(model.item_factors_[rare], emb[rare] @ ref, rtol=1e-4, atol=1e-5)
     np.testing.assert_array_equal(model.intercept_, np.zeros(4, np.float32))
+
+
+def test_huge_embeddings_are_reported_as_too_large_not_as_singular() -> None:
+    r = sp.csr_array((np.random.default_rng(1).random((20, 20)) < 0.3).astype(np.float32))
+    als = semrec.ALS(factors=4, iterations=2, random_state=0, show_progress=False).fit(r)
+    huge = np.full((20, 8), 1e38, dtype=np.float32)
+    with pytest.raises(ValueError, match=r"item_embeddings are too large.*rescale"):
+        semrec.ColdStartALS(als, huge).fit()
+    with pytest.raises(ValueError, match=r"embeddings are too large.*rescale"):
+        ridge_map(huge.astype(np.float64), np.ones((20, 2)))

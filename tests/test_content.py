@@ -439,3 +439,46 @@ def test_encode_items_carries_the_ids_through_a_cold_split(topical):
         ContentRecommender(emb, show_progress=False).fit(train)
     with pytest.raises(ValueError, match="no item text"):
         model.encoder.encode_items(semrec.datasets.Dataset(ds.interactions))
+
+
+def test_encoder_without_encode_is_a_type_error_naming_encoder() -> None:
+    emb = np.eye(3, dtype=np.float32)
+    r = sp.csr_array(np.eye(3, dtype=np.float32))
+    with pytest.raises(TypeError, match=r"encoder must be None .* encode"):
+        ContentRecommender(emb, encoder=3, show_progress=False).fit(r)
+    model = ContentRecommender(emb, show_progress=False).fit(r)
+    model.encoder = "not an encoder"  # set after fit
+    with pytest.raises(TypeError, match="encoder"):
+        model.recommend_text("x")
+    with pytest.raises(TypeError, match="encoder"):
+        model.add_items(["x"])
+
+
+def test_huge_and_tiny_embeddings_still_give_unit_rows() -> None:
+    base = np.random.default_rng(0).standard_normal((5, 4))
+    for scale in (np.float32(1e37), np.float32(1e-30)):
+        emb = base.astype(np.float32) * scale
+        model = ContentRecommender(emb, show_progress=False).fit(
+            sp.csr_array(np.eye(5, dtype=np.float32))
+        )
+        expected = unit(emb.astype(np.float64))
+        np.testing.assert_allclose(model.item_embeddings_, expected, rtol=1e-6, atol=1e-7)
+        new = model.add_items(emb[:2])
+        np.testing.assert_allclose(model.item_embeddings_[new], expected[:2], rtol=1e-6, atol=1e-7)
+        _, scores = model.recommend(0, k=2)
+        assert np.isfinite(scores).all() and scores[0] > 0
+
+
+@pytest.mark.parametrize("half_life", [None, 10.0])
+def test_update_whose_weight_overflows_the_profile_is_refused(half_life) -> None:
+    emb = np.array([[1, 0], [0.6, 0.8], [0, 1]], dtype=np.float32)
+    r = sp.csr_array(np.array([[1, 0, 0]], dtype=np.float32))
+    model = ContentRecommender(emb, half_life=half_life, show_progress=False)
+    model.fit(r, timestamps=np.zeros(1))
+    model.update(0, 1, 3e38)  # 1.8e38 and 2.4e38: still finite
+    with pytest.raises(ValueError, match=r"weight=3e\+38 would take user 0's profile"):
+        model.update(0, 1, 3e38)
+    _, scores = model.recommend(0, k=3, exclude_seen=False)  # the profile is unchanged
+    assert np.isfinite(scores).all()
+    assert model.interactions_[0, 1] == np.float32(3e38)
+    model.update(0, 2, 1.0)

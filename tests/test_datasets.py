@@ -286,3 +286,22 @@ def test_item_embeddings_follow_their_items(tmp_path: Path) -> None:
             item_embeddings=emb,
             relevance_threshold=None,
         )
+
+
+@pytest.mark.parametrize(
+    ("seed", "error"), [(1.5, TypeError), (True, TypeError), ("0", TypeError), (-1, ValueError)]
+)
+def test_bad_random_state_is_refused_naming_it(seed, error) -> None:
+    ds = Dataset(sp.csr_array(np.eye(3, dtype=np.float32)))
+    with pytest.raises(error, match="random_state"):
+        ds.permute_items(random_state=seed)
+    with pytest.raises(error, match="random_state"):
+        synthetic(10, 10, 20, random_state=seed)
+
+
+def test_permute_items_takes_numpy_ints_and_generators() -> None:
+    ds = Dataset(sp.csr_array(np.eye(5, dtype=np.float32)))
+    same = ds.permute_items(np.int32(2)).split_info["item_permutation"]
+    np.testing.assert_array_equal(same, ds.permute_items(2).split_info["item_permutation"])
+    assert ds.permute_items(np.random.default_rng(0)).n_items == 5
+    assert ds.permute_items(None).n_items == 5

@@ -164,3 +164,47 @@ def test_new_user_baselines_know_and_exclude_the_revealed_history() -> None:
         dcg = sum(1 / math.log2(r + 2) for r, i in enumerate(ranked) if i in relevant)
         ndcg.append(dcg / sum(1 / math.log2(r + 2) for r in range(min(10, len(relevant)))))
     assert table.loc[("MostPopular", 10), "ndcg"] == pytest.approx(np.mean(ndcg), abs=1e-12)
+
+
+def test_evaluate_refuses_a_model_fitted_on_other_items() -> None:
+    train, test = split.last_fraction(synthetic(200, 20, 2_000, random_state=1))
+    narrow = semrec.MostPopular().fit(sp.csr_array(train.interactions[:, :10]))
+    with pytest.raises(ValueError, match="model was fitted on 10 items but the split has 20"):
+        semrec.evaluate(narrow, train, test, k=2)
+
+
+def test_evaluate_checks_relevance_threshold(warm: tuple[Dataset, Dataset]) -> None:
+    train, test = warm
+    model = semrec.MostPopular().fit(train.interactions)
+    with pytest.raises(TypeError, match="relevance_threshold must be a number, got str"):
+        semrec.evaluate(model, train, test, relevance_threshold="4")
+    with pytest.raises(ValueError, match="relevance_threshold must be finite"):
+        semrec.evaluate(model, train, test, relevance_threshold=float("nan"))
+    as_float = semrec.evaluate(model, train, test, k=5, relevance_threshold=np.float32(4))
+    assert as_float.equals(semrec.evaluate(model, train, test, k=5, relevance_threshold=4))
+
+
+def test_evaluate_refuses_a_huge_k_before_allocating(warm: tuple[Dataset, Dataset]) -> None:
+    train, test = warm
+    model = semrec.MostPopular().fit(train.interactions)
+    with pytest.raises(ValueError, match=r"k must be < 2\*\*31.*pass k <= 120"):
+        semrec.evaluate(model, train, test, k=2**31)
+    with pytest.raises(ValueError, match=r"k=268435456 asks for .*pass k <= 120"):
+        semrec.evaluate(model, train, test, k=(10, 2**28))
+    # k past the catalogue but small is padded, as recommend does: recall can only reach 1.
+    table = semrec.evaluate(model, train, test, k=130, metrics=["recall"])
+    assert table.loc[130, "recall"] == pytest.approx(1.0)
+
+
+def test_evaluate_refuses_lists_that_repeat_an_item(warm: tuple[Dataset, Dataset]) -> None:
+    train, test = warm
+
+    class Stutter(semrec.MostPopular):
+        def recommend(self, users, k=10, *, exclude_seen=True, items=None):
+            ids, scores = super().recommend(users, k, exclude_seen=exclude_seen, items=items)
+            ids[-1, 1] = ids[-1, 0]
+            return ids, scores
+
+    model = Stutter().fit(train.interactions)
+    with pytest.raises(ValueError, match=r"model.recommend listed item \d+ more than once"):
+        semrec.evaluate(model, train, test, k=5)

@@ -612,3 +612,13 @@ def test_zero_weights_are_seen_but_carry_nothing(rng, kind):
     a.update(0, 24, 0.0)  # a new interaction of weight 0
     assert 24 not in a.recommend(0, k=25)[0]
     assert a.interactions_[[0]].indices.tolist().count(24) == 1
+
+
+@pytest.mark.parametrize("cls", [ItemKNN, UserKNN])
+def test_neighbours_beyond_the_catalogue_keep_them_all(cls) -> None:
+    r = sp.csr_array((np.random.default_rng(0).random((8, 10)) < 0.4).astype(np.float32))
+    huge = cls(2**40, show_progress=False).fit(r)
+    every = cls(100, show_progress=False).fit(r)
+    assert (huge.similarity_ != every.similarity_).nnz == 0
+    np.testing.assert_array_equal(huge.recommend(0, k=3)[0], every.recommend(0, k=3)[0])
+    np.testing.assert_array_equal(huge.fold_in(r[[0]]), every.fold_in(r[[0]]))

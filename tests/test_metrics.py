@@ -166,3 +166,79 @@ def test_bad_inputs_raise_clear_errors() -> None:
         metrics.ranking_metrics(recs, np.eye(3), 2)
     with pytest.raises(ValueError, match="differ in length"):
         metrics.rmse([1.0], [1.0, 2.0])
+
+
+def test_a_list_repeating_an_item_is_refused_by_every_list_metric() -> None:
+    """A repeated id would count one relevant item several times (recall 4.0 from one hit)."""
+    rel = sp.csr_array(np.eye(2, 20, dtype=np.float32))
+    dup = np.array([[0, 1, 2, 3], [1, 5, 1, -1]], dtype=np.int32)
+    emb = np.eye(20, 4, dtype=np.float32)
+    for call in (
+        lambda: metrics.ranking_metrics(dup, rel, k=4),
+        lambda: metrics.catalog_coverage(dup, 20, k=4),
+        lambda: metrics.novelty(dup, np.ones(20), n_users=2, k=4),
+        lambda: metrics.intra_list_diversity(dup, emb, k=4),
+    ):
+        with pytest.raises(ValueError, match=r"recommendations row 1 lists item 1 more than once"):
+            call()
+    with pytest.raises(ValueError, match=r"recommendations row 0 lists item 0"):
+        metrics.ranking_metrics(np.array([[0, 0, 0, 0]]), sp.csr_array(np.eye(1, 20)), k=4)
+    # Repeated -1 padding is fine, and the values stay those of the definitions.
+    padded = np.array([[0, -1, -1, -1], [7, 1, -1, -1]], dtype=np.int32)
+    table = metrics.ranking_metrics(padded, rel, k=4)
+    assert table.loc[4, "recall"] == 1.0 and table.loc[4, "map"] == pytest.approx(0.75)
+    assert table.loc[4, "ndcg"] == pytest.approx(np.mean([1.0, 1 / np.log2(3)]), rel=1e-12)
+
+
+def test_novelty_refuses_popularity_above_n_users() -> None:
+    recs = np.array([[0, 1]], dtype=np.int32)
+    with pytest.raises(ValueError, match=r"popularity .* between 0 and n_users \(30\); item 0"):
+        metrics.novelty(recs[:, :1], np.full(20, 100), n_users=30, k=1)
+    with pytest.raises(TypeError, match="popularity must hold real numbers"):
+        metrics.novelty(recs, np.array(["1", "2"]), n_users=30, k=1)
+    # A count equal to n_users is the largest allowed: information 0.
+    got = metrics.novelty(recs, np.array([30, 15]), n_users=30, k=2)
+    assert got == pytest.approx(np.mean(-np.log2(np.array([30, 15]) / 30)), rel=1e-12)
+
+
+def test_rmse_and_mae_are_computed_in_float64_on_matching_shapes() -> None:
+    assert metrics.rmse([100000001.0], [100000000.0]) == 1.0
+    assert metrics.mae([100000001.0], [100000000.0]) == 1.0
+    rng = np.random.default_rng(3)
+    p, a = rng.standard_normal((2, 3)) * 1e3, rng.standard_normal((2, 3)) * 1e3
+    assert metrics.rmse(p, a) == pytest.approx(np.sqrt(np.mean((p - a) ** 2)), rel=1e-14)
+    assert metrics.mae(p, a) == pytest.approx(np.mean(np.abs(p - a)), rel=1e-14)
+    # Errors whose squares overflow float64 still give the right root.
+    huge = np.array([1e200, -3e200])
+    want = 1e200 * np.sqrt(np.mean((huge / 1e200) ** 2))
+    assert metrics.rmse(huge, np.zeros(2)) == pytest.approx(want, rel=1e-14)
+    for fn in (metrics.rmse, metrics.mae):
+        with pytest.raises(ValueError, match=r"predicted and actual differ in shape"):
+            fn(np.ones((2, 3)), np.ones((3, 2)))
+        with pytest.raises(ValueError, match=r"predicted and actual differ in shape"):
+            fn(np.ones(3), np.ones((3, 1)))
+
+
+def test_a_1d_sparse_truth_is_refused_clearly() -> None:
+    recs = np.array([[0, 1], [2, 3]], dtype=np.int32)
+    with pytest.raises(ValueError, match=r"relevant must be 2-D \(users x items\)"):
+        metrics.ranking_metrics(recs, sp.csr_array(np.eye(2, 20))[0], k=2)
+
+
+def test_ragged_or_non_numeric_lists_get_named_errors() -> None:
+    rel = sp.csr_array(np.eye(2, 20, dtype=np.float32))
+    with pytest.raises(ValueError, match=r"recommendations has rows of different lengths.*-1"):
+        metrics.ranking_metrics([[1, 2], [3]], rel, k=1)
+    with pytest.raises(ValueError, match="predicted has rows of different lengths"):
+        metrics.rmse([[1.0, 2.0], [3.0]], [1.0, 2.0, 3.0])
+    with pytest.raises(ValueError, match="actual has rows of different lengths"):
+        metrics.mae([1.0, 2.0], [[1.0], [2.0, 3.0]])
+    for call, name in (
+        (lambda: metrics.rmse(["a"], ["b"]), "predicted"),
+        (lambda: metrics.mae([1j], [0]), "predicted"),
+        (lambda: metrics.mae([0.0], [1j]), "actual"),
+        (lambda: metrics.rmse([1.0, None], [1.0, 2.0]), "predicted"),
+        (lambda: metrics.rmse([1.0], [True]), "actual"),
+    ):
+        with pytest.raises(TypeError, match=f"{name} must hold real numbers"):
+            call()

@@ -106,7 +106,8 @@ def test_coverage_and_novelty_equal_the_definitions(case: tuple[np.ndarray, int]
         np.unique(real).size / n_items, rel=1e-12
     )
     n_users = data.draw(st.integers(1, 10**6))
-    popularity = np.array(data.draw(st.lists(st.integers(0, 10**6), min_size=n_items,
+    # Counts of the users who saw each item: at most n_users (more is refused, see test_metrics).
+    popularity = np.array(data.draw(st.lists(st.integers(0, n_users), min_size=n_items,
                                              max_size=n_items)))  # fmt: skip
     info = -np.log2(np.maximum(popularity, 1) / n_users)
     want = np.array([info[row[row >= 0]].mean() if (row >= 0).any() else np.nan for row in top])
@@ -163,14 +164,15 @@ def test_intra_list_diversity_is_the_mean_cosine_distance(
 def test_rmse_and_mae_equal_numpy(n: int, data, dtype: type) -> None:
     predicted = data.draw(float_matrices(1, n, special=True, dtype=dtype)).ravel()
     actual = data.draw(float_matrices(1, n, dtype=dtype)).ravel()
-    p32, a32 = predicted.astype(np.float32), actual.astype(np.float32)
-    if n == 0 or not (np.isfinite(p32).all() and np.isfinite(a32).all()):
+    # Computed in float64, as given (a float32 cast would round 100000001 to 100000000).
+    p64, a64 = predicted.astype(np.float64), actual.astype(np.float64)
+    if n == 0 or not (np.isfinite(p64).all() and np.isfinite(a64).all()):
         with pytest.raises(ValueError):
             metrics.rmse(predicted, actual)
         with pytest.raises(ValueError):
             metrics.mae(predicted, actual)
         return
-    err = p32.astype(np.float64) - a32.astype(np.float64)
+    err = p64 - a64
     assert metrics.rmse(predicted, actual) == pytest.approx(np.sqrt(np.mean(err**2)), rel=1e-12)
     assert metrics.mae(predicted, actual) == pytest.approx(np.mean(np.abs(err)), rel=1e-12)
 

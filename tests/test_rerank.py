@@ -255,3 +255,27 @@ def test_diversified_model_reranks_its_top_candidates(rng):
         Diversified(object(), emb)
     with pytest.raises(ValueError, match="lambda_"):
         Diversified(model, emb, 1.5)
+
+
+def test_ragged_candidate_lists_are_refused_clearly():
+    emb = np.eye(5, dtype=np.float32)
+    with pytest.raises(ValueError, match=r"ids has rows of different lengths.*; pad .* -1"):
+        semrec.diversify([[1, 2], [3]], [[1.0, 2.0], [3.0]], emb, 1)
+    with pytest.raises(ValueError, match="scores has rows of different lengths"):
+        semrec.diversify([[1, 2], [3, -1]], [[1.0, 2.0], [3.0]], emb, 1)
+
+
+def test_a_huge_k_is_refused_at_once_and_a_small_one_pads():
+    import time
+
+    emb = np.eye(5, dtype=np.float32)
+    ids, scores = np.array([[0, 1, 2]]), np.array([[1.0, 2.0, 3.0]])
+    start = time.perf_counter()
+    with pytest.raises(ValueError, match=r"k=1000000000 asks .*3 candidates per user: pass k <= 3"):
+        semrec.diversify(ids, scores, emb, k=10**9)
+    with pytest.raises(ValueError, match=r"k must be < 2\*\*31"):
+        semrec.diversify(ids, scores, emb, k=2**31)
+    assert time.perf_counter() - start < 5
+    got_ids, got_scores = semrec.diversify(ids, scores, emb, k=5, lambda_=1.0)
+    assert got_ids.tolist() == [[2, 1, 0, -1, -1]]
+    assert got_scores.tolist() == [[3.0, 2.0, 1.0, -np.inf, -np.inf]]

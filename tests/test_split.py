@@ -196,3 +196,21 @@ def test_a_model_scoring_every_cold_item_alike_scores_like_random() -> None:
     assert cold_sizes == {test.split_info["cold_items"].size}
     mean, sem = np.mean(permuted), np.std(permuted, ddof=1) / np.sqrt(len(permuted))
     assert abs(mean - expected) < 3 * sem + 0.01, (mean, expected, sem)
+
+
+@pytest.mark.parametrize(
+    ("seed", "error"), [(1.5, TypeError), (True, TypeError), ("0", TypeError), (-1, ValueError)]
+)
+@pytest.mark.parametrize("splitter", [split.random_holdout, split.cold_items, split.new_users])
+def test_bad_random_state_is_refused_naming_it(data, splitter, seed, error) -> None:
+    with pytest.raises(error, match="random_state"):
+        splitter(data, random_state=seed)
+
+
+@pytest.mark.parametrize("splitter", [split.random_holdout, split.cold_items, split.new_users])
+def test_numpy_int_and_generator_seeds_are_accepted(data, splitter) -> None:
+    a, _ = splitter(data, random_state=np.int64(4))
+    b, _ = splitter(data, random_state=4)
+    assert pairs(a) == pairs(b)
+    splitter(data, random_state=np.random.default_rng(0))
+    splitter(data, random_state=None)

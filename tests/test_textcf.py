@@ -438,3 +438,58 @@ def test_ctrl_c_stops_training_between_batches() -> None:
     )
     assert "interrupted" in out
     assert "unfitted True True" in out
+
+
+@pytest.mark.parametrize(
+    ("seed", "error"), [(1.5, TypeError), (True, TypeError), ("0", TypeError), (-1, ValueError)]
+)
+def test_bad_random_state_is_refused_naming_it(seed, error) -> None:
+    m, emb, _ = _problem()
+    with pytest.raises(error, match="random_state"):
+        _model(emb, epochs=1, random_state=seed).fit(m)
+
+
+@pytest.mark.parametrize(
+    ("kw", "match"),
+    [
+        ({"layers": 17}, "layers must be at most 16"),
+        ({"layers": 2**40}, "layers must be at most 16"),
+        ({"hidden": 2**40}, r"hidden=1099511627776 would need .* GiB"),
+        ({"factors": 2**40}, r"factors=1099511627776 would need .* GiB"),
+        ({"negatives": 2**40}, r"negatives=1099511627776 would need .* GiB"),
+    ],
+)
+def test_absurd_sizes_are_refused_before_allocating(kw, match) -> None:
+    m, emb, _ = _problem()
+    with pytest.raises(ValueError, match=match):
+        _model(emb, epochs=1, **kw).fit(m)
+
+
+def test_batch_size_beyond_the_data_is_one_batch_of_all() -> None:
+    m, emb, _ = _problem()
+    huge = _model(emb, epochs=2, layers=0, batch_size=2**40).fit(m)
+    exact = _model(emb, epochs=2, layers=0, batch_size=int(m.nnz)).fit(m)
+    np.testing.assert_array_equal(huge.item_factors_, exact.item_factors_)
+    assert huge.batch_size == 2**40  # the hyperparameter is kept as given
+
+
+def test_validation_is_checked_as_a_validation_set() -> None:
+    m, emb, _ = _problem()
+    with pytest.raises(ValueError, match=r"validation must have the shape of interactions"):
+        _model(emb, epochs=1).fit(m, validation=sp.csr_array((3, 3), dtype=np.float32))
+    with pytest.raises(ValueError, match=r"validation has no entries.*validation=None"):
+        _model(emb, epochs=1).fit(m, validation=sp.csr_array(m.shape, dtype=np.float32))
+
+
+def test_huge_embeddings_and_bad_encoder_are_refused() -> None:
+    m, emb, _ = _problem()
+    with pytest.raises(ValueError, match=r"item_embeddings has rows of norm up to .*rescale"):
+        _model(np.full_like(emb, 1e38), epochs=1).fit(m)
+    with pytest.raises(TypeError, match="encoder must be None"):
+        _model(emb, epochs=1, encoder=3).fit(m)
+    model = _model(emb, epochs=1).fit(m)
+    with pytest.raises(ValueError, match="embeddings_or_texts has rows of norm"):
+        model.add_items(np.full((1, emb.shape[1]), 1e38, dtype=np.float32))
+    model.encoder = 3
+    with pytest.raises(TypeError, match="encoder"):
+        model.add_items("a new item")

@@ -80,19 +80,6 @@ void register_metrics(py::module_& m) {
       m, "intra_list_diversity", "embeddings",
       [](const CArray<float>& a) { return matrix_view(a, "embeddings"); }, intra_list_diversity,
       "Per-user mean pairwise cosine distance within each list.");
-
-  m.def(
-      "error_sums",
-      [](const CArray<float>& predicted, const CArray<float>& actual) {
-        const std::span<const float> p(predicted.data(),
-                                       static_cast<std::size_t>(predicted.size()));
-        const std::span<const float> a(actual.data(), static_cast<std::size_t>(actual.size()));
-        double squared = 0.0, absolute = 0.0;
-        without_gil([&](const StopCheck&) { error_sums(p, a, squared, absolute); });
-        return py::make_tuple(squared, absolute);
-      },
-      py::arg("predicted").noconvert(), py::arg("actual").noconvert(),
-      "Sum of squared and of absolute errors.");
 }
 
 }  // namespace semrec::bindings

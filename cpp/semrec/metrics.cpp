@@ -147,18 +147,4 @@ void intra_list_diversity(const RecommendationView& recs, int k, const MatrixVie
   });
 }
 
-void error_sums(std::span<const float> predicted, std::span<const float> actual, double& squared,
-                double& absolute) {
-  if (predicted.size() != actual.size()) {
-    throw std::invalid_argument("predicted and actual must have the same length");
-  }
-  squared = 0.0;
-  absolute = 0.0;
-  for (std::size_t i = 0; i < predicted.size(); ++i) {
-    const double e = static_cast<double>(predicted[i]) - actual[i];
-    squared += e * e;
-    absolute += std::abs(e);
-  }
-}
-
 }  // namespace semrec

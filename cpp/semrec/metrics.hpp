@@ -38,8 +38,4 @@ void mean_item_value(const RecommendationView& recs, int k, std::span<const doub
 void intra_list_diversity(const RecommendationView& recs, int k, const MatrixView& embeddings,
                           int num_threads, double* out, const StopCheck& stop);
 
-// Sums of squared and absolute errors over aligned arrays, in a fixed order.
-void error_sums(std::span<const float> predicted, std::span<const float> actual, double& squared,
-                double& absolute);
-
 }  // namespace semrec

@@ -155,6 +155,35 @@ def measured_recall(
     return found_share(exact, found)
 
 
+class Measurable:
+    """What semrec's approximate indexes share besides their search: recall on given queries."""
+
+    def recall(
+        self,
+        queries: np.ndarray,
+        k: int = 10,
+        *,
+        exclude: sp.csr_array | sp.csr_matrix | None = None,
+        num_threads: int | None = None,
+    ) -> float:
+        """Recall@k of ``search`` on these queries: the mean share of each query's exact top
+        ``k`` (the wrapped :class:`semrec.ItemIndex` searched exactly) that it returns.
+
+        Recall depends on the data: measure it on queries like the ones to be served (a
+        model's user vectors, say) before relying on it; ``tune`` picks the setting.
+
+        Examples
+        --------
+        >>> import numpy as np, semrec
+        >>> vectors = np.random.default_rng(0).standard_normal((2000, 16)).astype(np.float32)
+        >>> semrec.PQIndex(vectors, rerank=2000).recall(vectors[:20], k=5)
+        1.0
+        >>> semrec.HNSWIndex(vectors, ef_search=512).recall(vectors[:20], k=5)
+        1.0
+        """
+        return measured_recall(self, queries, k, exclude, num_threads)
+
+
 def tuning_request(
     items: ItemIndex, queries: Any, k: Any, target: Any, num_threads: int | None
 ) -> tuple[Request, float, np.ndarray]:

@@ -1,6 +1,7 @@
-"""Per-query candidate lists given as a 2-D id array, one row per query padded with -1 (what an
-approximate index proposes, and a form :func:`semrec.topk` takes besides the CSR): recognised
-here, and checked before the kernels read them.
+"""Lists of ids given as a 2-D array, one row per query or user padded with -1: per-query
+candidates (what an approximate index proposes, and a form :func:`semrec.topk` takes besides
+the CSR), recognised here and checked before the kernels read them, and ranked lists (the
+metrics' and re-rankers' input), whose rows must be rectangular and hold distinct ids.
 """
 
 from __future__ import annotations
@@ -42,3 +43,29 @@ def checked(ids: Any, name: str, shape: tuple[int, int]) -> np.ndarray:
         bad = arr[(arr < -1) | (arr >= shape[1])][0]
         raise IndexError(f"{name} holds item id {bad}, outside [0, {shape[1]}) (-1: empty slot)")
     return np.ascontiguousarray(arr, dtype=np.int32)
+
+
+def rectangular(values: Any, name: str, fix: str) -> np.ndarray:
+    """``values`` as an ndarray; a ValueError naming ``name`` (and saying ``fix``) for rows of
+    different lengths, where NumPy would speak of an "inhomogeneous shape"."""
+    if sp.issparse(values):
+        raise TypeError(f"{name} must be a dense array or a list, got a scipy.sparse matrix")
+    try:
+        return np.asarray(values)
+    except ValueError:
+        raise ValueError(
+            f"{name} has rows of different lengths (or mixes lists and numbers); {fix}"
+        ) from None
+
+
+def first_repeat(lists: np.ndarray) -> tuple[int, int, int] | None:
+    """``(row, id, rows affected)`` for the first row of 2-D ``lists`` holding an id twice (-1
+    padding may repeat), or None."""
+    if lists.ndim != 2 or lists.shape[1] < 2 or lists.shape[0] == 0:
+        return None
+    ordered = np.sort(lists, axis=1)
+    repeated = (ordered[:, 1:] == ordered[:, :-1]) & (ordered[:, 1:] >= 0)
+    rows = np.flatnonzero(repeated.any(axis=1))
+    if not rows.size:
+        return None
+    return int(rows[0]), int(ordered[rows[0], 1:][repeated[rows[0]]][0]), int(rows.size)

@@ -197,7 +197,10 @@ def graph_rows(
 
     ``query_norms`` covers the rows lo..hi; ``self_ids`` names, per row, one document that is
     never its neighbour (-1: none); ``progress(rows_done)`` is called now and then.
+    ``settings.neighbours`` above the number of documents keeps them all (the kernel
+    allocates by k: it is clamped, so ``ItemKNN(2**40)`` is ``ItemKNN(n_items)``).
     """
+    k = min(int(settings.neighbours), max(targets.order.size, 1))
     q_indptr, q_indices, q_data = kernel_arrays(queries)
     start, stop = q_indptr[lo], q_indptr[hi]
     me = np.asarray(self_ids, dtype=np.int32)
@@ -212,7 +215,7 @@ def graph_rows(
         targets.norms,
         me,
         targets.order,
-        int(settings.neighbours),
+        k,
         float(settings.shrinkage),
         threads,
         progress,

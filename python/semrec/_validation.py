@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import math
 import operator
-import os
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
+
+from semrec._seeds import memory_bytes
 
 
 def as_float32_matrix(
@@ -563,15 +564,6 @@ def dataset(value: Any, name: str = "dataset") -> Any:
     return value
 
 
-def _memory_bytes() -> int:
-    """The most a growth request may ask for (more is a raw id passed as an index): physical
-    memory, or 1 TiB where that is unknown."""
-    try:
-        return int(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
-    except (ValueError, OSError, AttributeError):
-        return 1 << 40
-
-
 def room_for(rows: int, row_bytes: int, what: str) -> int:
     """``rows`` if ``rows`` rows of ``row_bytes`` bytes fit in the machine's memory.
 
@@ -590,7 +582,7 @@ def room_for(rows: int, row_bytes: int, what: str) -> int:
     ValueError: user 999999999999 would need 1000000000000 rows (...); ids are contiguous ...
     """
     need = int(rows) * max(int(row_bytes), 1)
-    if need > _memory_bytes():
+    if need > memory_bytes():
         raise ValueError(
             f"{what} would need {rows} rows ({need / 2**30:.3g} GiB, more than this machine's "
             "memory); ids are contiguous indices 0, 1, 2, ...: map raw ids to indices with "

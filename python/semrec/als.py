@@ -21,6 +21,7 @@ import numpy as np
 import scipy.sparse as sp
 from tqdm import tqdm
 
+from semrec import _seeds as seeds
 from semrec import _validation as check
 from semrec._base import Recommender
 from semrec._histories import Histories, RowBuffer
@@ -163,7 +164,8 @@ class ALS(Recommender):
         ------
         TypeError, ValueError
             Not a CSR matrix, empty, NaN/inf weights, negative weights for implicit feedback,
-            bad hyperparameters, or training diverged (NaN/inf factors).
+            bad hyperparameters (a bad ``random_state``, ``factors`` too large for the
+            memory), or training diverged (NaN/inf factors).
 
         Examples
         --------
@@ -176,6 +178,7 @@ class ALS(Recommender):
         """
         solve = self._problem
         check.positive_int(self.iterations, "iterations")
+        seeds.random_state(self.random_state)
         threads = resolve_num_threads(self.num_threads)
         train = check.canonical_csr(interactions, "interactions", nonnegative=solve.implicit)
         weights = check.without_zeros(train)
@@ -184,8 +187,9 @@ class ALS(Recommender):
                 "interactions has no non-zero entries (only zero weights); there is nothing to "
                 "learn from"
             )
-        rng = np.random.default_rng(self.random_state)
         n_users, n_items = train.shape
+        solve.check_memory(n_users, n_items, threads)
+        rng = seeds.generator(self.random_state)
         mean = float(weights.data.mean(dtype=np.float64)) if self.biases else 0.0
         users, items = solve.initial_factors(rng, n_users, n_items)
         self._install(users, items, train, mean, gram=False)  # a callback reads them
@@ -267,6 +271,12 @@ class ALS(Recommender):
         solve = model._problem
         users, items = solve.internal(user_factors, item_factors, user_biases, item_biases)
         shape = (users.shape[0], items.shape[0])
+        if shape[1] == 0:
+            raise ValueError(
+                "item_factors has 0 rows: a model needs at least one item (one row of "
+                f"item_factors per item), got shape {np.shape(item_factors)}"
+            )
+        solve.check_memory(*shape, resolve_num_threads(model.num_threads))
         if interactions is None:
             interactions = sp.csr_array(shape, dtype=np.float32)
         train = check.canonical_csr(

@@ -19,6 +19,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import scipy.sparse as sp
 
+from semrec import _seeds as seeds
 from semrec import _validation as check
 from semrec._native import core
 
@@ -122,6 +123,18 @@ class ALSSolve:
     def solve_dims(self) -> int:
         """Columns a row solve finds: factors, plus the bias with biases."""
         return self.factors + (1 if self.biases else 0)
+
+    def check_memory(self, n_users: int, n_items: int, threads: int) -> None:
+        """Refuse ``factors`` whose arrays cannot fit in memory, before allocating them: the
+        float32 factors of both sides (and their working copies) and the float64
+        ``dims x dims`` gram and per-thread systems of the solve."""
+        rows = 3 * 4 * self.dims * (n_users + n_items)
+        systems = 8 * self.dims**2 * (max(int(threads), 1) + 2)
+        seeds.memory(
+            rows + systems,
+            f"factors={self.factors}",
+            f"use fewer factors (typically 32 to 512; {n_users} users x {n_items} items)",
+        )
 
     # -- what the kernel sees ------------------------------------------------------------------
     def values(

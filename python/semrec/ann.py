@@ -35,7 +35,7 @@ _FORMAT = "semrec.HNSWIndex"
 _VERSION = 1
 
 
-class HNSWIndex:
+class HNSWIndex(approx.Measurable):
     """Approximate nearest-neighbour search over item vectors, with exact scores.
 
     A faiss HNSW graph (inner product; cosine on normalised copies) proposes each query's
@@ -254,29 +254,6 @@ class HNSWIndex:
         # Exact scores (and the ranking they imply) for what the graph found.
         return approx.rescored(self.items, req, found)
 
-    def recall(
-        self,
-        queries: np.ndarray,
-        k: int = 10,
-        *,
-        exclude: sp.csr_array | sp.csr_matrix | None = None,
-        num_threads: int | None = None,
-    ) -> float:
-        """Recall@k of :meth:`search` on these queries: the mean share of each query's exact
-        top ``k`` (the wrapped :class:`ItemIndex` searched exactly) that it returns.
-
-        Recall depends on the data: measure it on queries like the ones to be served (a
-        model's user vectors, say) before relying on it.
-
-        Examples
-        --------
-        >>> import numpy as np, semrec
-        >>> vectors = np.random.default_rng(0).standard_normal((2000, 16)).astype(np.float32)
-        >>> semrec.HNSWIndex(vectors, ef_search=512).recall(vectors[:20], k=5)
-        1.0
-        """
-        return approx.measured_recall(self, queries, k, exclude, num_threads)
-
     def tune(
         self,
         queries: np.ndarray,
@@ -296,11 +273,9 @@ class HNSWIndex:
 
         Parameters
         ----------
-        queries : array of float32, shape (n_queries, dim) or (dim,)
-            Queries like the ones to be served (held-out user vectors, say).
-        k : int, default 10
-        target : float, default 0.95
-            Mean recall@k to reach, in (0, 1].
+        queries, k, target
+            As in :meth:`semrec.PQIndex.tune`: queries like the ones to be served, and the
+            mean recall@k to reach (default 0.95 at k = 10).
         max_ef_search : int, default 4096
             The largest setting tried.
 
@@ -318,11 +293,11 @@ class HNSWIndex:
         Examples
         --------
         >>> import numpy as np, semrec
-        >>> vectors = np.random.default_rng(0).standard_normal((5000, 32)).astype(np.float32)
-        >>> ann = semrec.HNSWIndex(vectors, m=4)
-        >>> tuned = ann.tune(vectors[:100] + 0.5, k=10, target=0.9)
-        >>> ann.ef_search == tuned["ef_search"], ann.recall(vectors[:100] + 0.5, k=10) >= 0.9
-        (True, True)
+        >>> rng = np.random.default_rng(1)
+        >>> ann = semrec.HNSWIndex(rng.standard_normal((3000, 24)).astype(np.float32), m=4)
+        >>> users = rng.standard_normal((80, 24)).astype(np.float32)
+        >>> sorted(ann.tune(users, target=0.9)), ann.recall(users) >= 0.9
+        (['ef_search', 'recall'], True)
         """
         faiss = approx.load_faiss("HNSWIndex")
         req, target, exact = approx.tuning_request(self.items, queries, k, target, num_threads)

@@ -80,7 +80,7 @@ def _header(m: int, dsub: int, n: int) -> np.ndarray:
     )
 
 
-class PQIndex:
+class PQIndex(approx.Measurable):
     """Approximate nearest-neighbour search by a scan of product-quantised codes, exact scores.
 
     Every item is coded in ``m`` sub-spaces of 4 bits each (``m / 2`` bytes); a query ranks all
@@ -368,29 +368,6 @@ class PQIndex:
         if req.allowed is not None:
             found[~np.isin(found, req.allowed)] = -1
         return approx.rescored(self.items, req, found)
-
-    def recall(
-        self,
-        queries: np.ndarray,
-        k: int = 10,
-        *,
-        exclude: sp.csr_array | sp.csr_matrix | None = None,
-        num_threads: int | None = None,
-    ) -> float:
-        """Recall@k of :meth:`search` on these queries: the mean share of each query's exact
-        top ``k`` (the wrapped :class:`ItemIndex` searched exactly) that it returns.
-
-        Recall depends on the data: measure it on queries like the ones to be served (a
-        model's user vectors, say) before relying on it.
-
-        Examples
-        --------
-        >>> import numpy as np, semrec
-        >>> vectors = np.random.default_rng(0).standard_normal((2000, 16)).astype(np.float32)
-        >>> semrec.PQIndex(vectors, rerank=2000).recall(vectors[:20], k=5)
-        1.0
-        """
-        return approx.measured_recall(self, queries, k, exclude, num_threads)
 
     def tune(
         self,

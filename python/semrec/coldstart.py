@@ -72,21 +72,46 @@ def ridge_map(
     if e.shape[0] == 0:
         raise ValueError("embeddings is empty (0 rows); the map needs warm items to learn from")
     reg = check.number(regularization, "regularization", minimum=0)
+    return _ridge(e, f, reg, fit_intercept, "embeddings")
+
+
+def _ridge(
+    e: np.ndarray, f: np.ndarray, reg: float, fit_intercept: bool, name: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`ridge_map` of checked float64 arrays; errors name ``name`` (the embeddings)."""
     dim = e.shape[1]
     if fit_intercept:
         e = np.hstack([e, np.ones((e.shape[0], 1))])
-    gram = e.T @ e
+    with np.errstate(over="ignore", invalid="ignore"):
+        gram = e.T @ e
+        rhs = e.T @ f
+    if not (np.isfinite(gram).all() and np.isfinite(rhs).all()):
+        raise _too_large(name, e, reg, "E'E overflows float64")
     gram[np.arange(dim), np.arange(dim)] += reg
     try:
-        solution = scipy.linalg.solve(gram, e.T @ f, assume_a="pos")
+        solution = scipy.linalg.solve(gram, rhs, assume_a="pos")
     except (np.linalg.LinAlgError, scipy.linalg.LinAlgError):
+        if reg > 0:  # positive definite in exact arithmetic: the penalty was lost in rounding
+            top = float(np.abs(np.diag(gram)).max())
+            raise _too_large(name, e, reg, f"E'E reaches {top:.3g}") from None
         raise ValueError(
             "the normal equations are singular (too few warm items for the embedding "
             f"dimension, or duplicate items); use regularization > 0 (got {reg})"
         ) from None
+    if not np.isfinite(solution).all():
+        raise _too_large(name, e, reg, "the solution overflows")
     if fit_intercept:
         return solution[:dim], solution[dim]
     return solution, np.zeros(f.shape[1])
+
+
+def _too_large(name: str, e: np.ndarray, reg: float, what: str) -> ValueError:
+    top = float(np.abs(e).max()) if e.size else 0.0
+    return ValueError(
+        f"{name} are too large for the ridge map (values up to {top:.3g}: {what}, beside which "
+        f"regularization={reg:g} is lost in floating point); rescale the embeddings, e.g. "
+        "normalise their rows to unit length (or raise regularization)"
+    )
 
 
 class ColdStartALS(Recommender):
@@ -174,7 +199,7 @@ class ColdStartALS(Recommender):
         if isinstance(interactions, Dataset):
             check_alignment(self.item_embeddings, interactions)
             interactions = interactions.interactions
-        check.number(self.regularization, "regularization", minimum=0)
+        reg = check.number(self.regularization, "regularization", minimum=0)
         min_count = check.positive_int(self.min_interactions, "min_interactions")
         if not isinstance(self.als, ALS):
             raise TypeError(
@@ -205,11 +230,12 @@ class ColdStartALS(Recommender):
                 "to learn from"
             )
         targets = self._targets()
-        weights, intercept = ridge_map(
-            emb[warm],
-            targets[warm[:n_cf]],
-            self.regularization,
-            fit_intercept=bool(self.fit_intercept),
+        weights, intercept = _ridge(
+            _real_matrix(emb[warm], "item_embeddings"),
+            _real_matrix(targets[warm[:n_cf]], "the ALS item factors"),
+            reg,
+            bool(self.fit_intercept),
+            "item_embeddings",
         )
         self.weights_ = weights.astype(np.float32)
         self.intercept_ = intercept.astype(np.float32)
@@ -217,7 +243,7 @@ class ColdStartALS(Recommender):
         mapped = np.empty((emb.shape[0], targets.shape[1]), dtype=np.float32)
         mapped[:n_cf] = targets
         cold = np.flatnonzero(~warm).astype(np.int32)
-        mapped[cold] = self._map(emb[cold])
+        mapped[cold] = self._map(emb[cold], "item_embeddings")
         self._set_items(mapped, cold)
         return self
 
@@ -227,8 +253,17 @@ class ColdStartALS(Recommender):
         biases = self.als.item_biases_
         return factors if biases is None else np.hstack([factors, biases[:, None]])
 
-    def _map(self, emb: np.ndarray) -> np.ndarray:
-        return (emb @ self.weights_ + self.intercept_).astype(np.float32)
+    def _map(self, emb: np.ndarray, name: str) -> np.ndarray:
+        """Mapped factors of embeddings ``emb`` (argument ``name``), float32 and finite."""
+        with np.errstate(over="ignore", invalid="ignore"):
+            mapped = (emb @ self.weights_ + self.intercept_).astype(np.float32)
+        if not np.isfinite(mapped).all():
+            raise ValueError(
+                f"{name} are too large: their mapped factors overflow float32 (values up to "
+                f"{float(np.abs(emb).max()):.3g}); rescale them like the embeddings the map "
+                "was fitted on (e.g. normalise the rows)"
+            )
+        return mapped
 
     def _set_items(self, mapped: np.ndarray, cold: np.ndarray) -> None:
         f = self.als.factors
@@ -306,7 +341,7 @@ class ColdStartALS(Recommender):
             )
         start = self.n_items_
         ids = np.arange(start, start + new.shape[0], dtype=np.int32)
-        mapped = self._map(new)
+        mapped = self._map(new, "items")
         biases = self.item_biases_
         self.item_factors_ = np.vstack(
             [self.item_factors_, mapped[:, : self.item_factors_.shape[1]]]

@@ -18,6 +18,7 @@ import numpy as np
 import scipy.sparse as sp
 from tqdm import tqdm
 
+from semrec import _seeds as seeds
 from semrec import _validation as check
 from semrec._base import Recommender
 from semrec._encoding import EncodesText
@@ -212,17 +213,15 @@ class ContentRecommender(EncodesText, Recommender):
         >>> semrec.ContentRecommender(emb, show_progress=False).fit(r).n_users_
         2
         """
+        seeds.encoder(self.encoder)
         if isinstance(interactions, Dataset):
             check_alignment(self.item_embeddings, interactions)
             if timestamps is None:
                 timestamps = interactions.timestamps
             interactions = interactions.interactions
         start = time.perf_counter()
-        stream = StreamingProfiles(
-            _normalised(self.item_embeddings, "item_embeddings"),
-            half_life=self.half_life,
-            num_threads=self.num_threads,
-        )
+        emb = _normalised(self.item_embeddings, "item_embeddings")
+        stream = StreamingProfiles(emb, half_life=self.half_life, num_threads=self.num_threads)
         indptr, indices, weights = check.events(interactions, "interactions", stream.n_items)
         times = check.timestamps(timestamps, weights.size)
         if self.half_life is not None and times is None:
@@ -238,11 +237,9 @@ class ContentRecommender(EncodesText, Recommender):
         self._add_events(indptr, indices, weights, times, n_users)
         self._log = log
         self._seen = None
+        seconds = time.perf_counter() - start
         logger.debug(
-            "ContentRecommender.fit: %d users, %d events in %.3fs",
-            n_users,
-            weights.size,
-            time.perf_counter() - start,
+            "ContentRecommender.fit: %d users, %d events in %.3fs", n_users, weights.size, seconds
         )
         return self
 
@@ -323,8 +320,7 @@ class ContentRecommender(EncodesText, Recommender):
         self._check_fitted()
         k = check.positive_int(k, "k")
         single = isinstance(query, str)
-        texts = _texts(query, "query")
-        queries = self._encode(texts, "query")
+        queries = self._encode(_texts(query, "query"), "query")
         ids, scores = topk(
             queries,
             self.item_embeddings_,
@@ -377,12 +373,30 @@ class ContentRecommender(EncodesText, Recommender):
     def _update(self, user: int, item: int, weight: float, t: float | None) -> np.ndarray:
         stream = self._stream
         ts = stream.latest if t is None else t
+        self._check_weight(user, item, weight, ts)
         if user == stream.n_users:
             stream.grow(user + 1)
         if weight != 0:  # a weight-0 event is seen (logged) but moves no profile
             stream.update(user, item, weight, ts)
         self._log.append(user, item, weight, ts)
         return stream.profile(user)
+
+    def _check_weight(self, user: int, item: int, weight: float, t: float) -> None:
+        """Refuse a weight that takes the user's float32 profile sum past float32's range,
+        predicted in float64 as the kernel adds the event (cpp/semrec/interest.cpp)."""
+        raw, ref = self._stream.decayed_sum(user) if user < self._stream.n_users else (0.0, t)
+        total, half_life = np.asarray(raw, dtype=np.float64), self.half_life
+        decays = half_life is not None and total.any()  # else the event sets the reference
+        if decays and t > ref + 16.0 * half_life:  # the kernel's kRebaseHalfLives
+            total, ref = total * np.exp2((ref - t) / half_life), t
+        with np.errstate(over="ignore", invalid="ignore"):
+            a = np.float32(weight * (np.exp2((t - ref) / half_life) if decays else 1.0))
+            peak = np.abs(total + np.float64(a) * self._stream.item_embeddings[item]).max()
+        if not peak <= np.finfo(np.float32).max:
+            raise ValueError(
+                f"weight={weight:g} would take user {user}'s profile sum past float32's range "
+                f"(to {peak:.3g}); use weights of a moderate scale (e.g. 1 per click)"
+            )
 
     def _fold_in(
         self, history: Any, users: np.ndarray | None, times: np.ndarray | None
@@ -430,6 +444,7 @@ class ContentRecommender(EncodesText, Recommender):
 
     # -- helpers -----------------------------------------------------------------------------
     def _encode(self, texts: list[str], what: str) -> np.ndarray:
+        seeds.encoder(self.encoder)  # it may have been set after fit (model.encoder = enc)
         vectors = np.ascontiguousarray(self._text_encoder().encode(texts), dtype=np.float32)
         if vectors.ndim != 2 or vectors.shape[1] != self._stream.dim:
             raise ValueError(
@@ -466,12 +481,9 @@ class ContentRecommender(EncodesText, Recommender):
         seen = self._seen_matrix()
         if users.size == 1:  # a click: no matrix algebra, only this user's events
             items = self._seen_items(int(users[0]))
-            return check.csr_from_arrays(
-                (1, self._stream.n_items),
-                np.array([0, items.size], dtype=np.int64),
-                items,
-                np.ones(items.size, dtype=np.float32),
-            )
+            indptr = np.array([0, items.size], dtype=np.int64)
+            ones = np.ones(items.size, dtype=np.float32)
+            return check.csr_from_arrays((1, self._stream.n_items), indptr, items, ones)
         rows = csr_rows(seen, users)
         if self._tail.start == len(self._log):
             return rows
@@ -563,8 +575,14 @@ def _normalised(x: Any, name: str, *, allow_1d: bool = False) -> np.ndarray:
     arr, _ = check.as_float32_matrix(x, name, allow_1d=allow_1d)
     if arr.shape[1] == 0:
         raise ValueError(f"{name} must have at least one column, got shape {arr.shape}")
-    norms = np.linalg.norm(arr, axis=1, keepdims=True)
-    return np.ascontiguousarray(np.divide(arr, norms, out=np.zeros_like(arr), where=norms > 0))
+    with np.errstate(over="ignore", under="ignore"):
+        norms = np.linalg.norm(arr, axis=1, keepdims=True)
+    out = np.ascontiguousarray(np.divide(arr, norms, out=np.zeros_like(arr), where=norms > 0))
+    # Float32 squares overflow past 1.8e19 (the row came out zero), underflow below 1e-19:
+    odd = ~((norms[:, 0] > 1e-18) & (norms[:, 0] < 1e18))  # those rows again in float64
+    wide = arr[odd].astype(np.float64)
+    out[odd] = wide / np.maximum(np.linalg.norm(wide, axis=1, keepdims=True), 1e-300)
+    return out
 
 
 def _texts(value: Any, name: str) -> list[str]:

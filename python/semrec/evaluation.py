@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from semrec import _candidates as lists
 from semrec import _validation as check
 from semrec import metrics as M
 from semrec.baselines import MostPopular, Random
@@ -39,7 +40,8 @@ def evaluate(
     A test item is relevant when its weight is ``>= relevance_threshold`` (every test item
     when ``None``). Users with at least one relevant test item are evaluated (restricted to
     ``users`` when given); each gets ``model.recommend(users, k=max(k), exclude_seen=True,
-    items=items)``, so the model must have been fitted on ``train``. The lists never hold an
+    items=items)``, so the model must have been fitted on ``train`` (one whose ``n_items_``
+    differs from the split's is refused). The lists never hold an
     item the user has interacted with in ``train`` (or in the revealed history of a new-user
     split, ``test.split_info["history"]``), whatever its weight: should a model return one,
     it is removed and the list refilled from the model's next items.
@@ -97,6 +99,9 @@ def evaluate(
         )
     if not hasattr(model, "recommend"):
         raise TypeError(f"model must have a recommend method, got {type(model).__name__}")
+    _check_model_items(model, train.n_items)
+    if relevance_threshold is not None:
+        relevance_threshold = check.number(relevance_threshold, "relevance_threshold")
     if item_embeddings is not None:
         check_alignment(item_embeddings, train)
         item_embeddings = np.asarray(item_embeddings)
@@ -123,9 +128,9 @@ def evaluate(
             + ("" if relevance_threshold is None else f" (weight >= {relevance_threshold})")
             + "; check the split or lower relevance_threshold"
         )
-    recs = recommend_lists(
-        model, eval_users, max(cutoffs), items, batch_size, known_history(train, test)
-    )
+    width = check.result_width(max(cutoffs), eval_users.size, train.n_items)
+    recs = recommend_lists(model, eval_users, width, items, batch_size, known_history(train, test))
+    _check_distinct(recs, eval_users)
     rel = relevant[eval_users]
     table = pd.DataFrame(index=pd.Index(cutoffs, name="k"))
     per_user_cols: dict[str, np.ndarray] = {}
@@ -295,6 +300,30 @@ def recommend_lists(
     return out
 
 
+def _check_model_items(model: Any, n_items: int) -> None:
+    """A ValueError when ``model`` knows another number of items than the split (a model
+    fitted on another matrix would rank ids the split does not have, or miss some)."""
+    fitted = getattr(model, "n_items_", None)  # a model without it is trusted
+    if fitted is None or isinstance(fitted, bool) or not isinstance(fitted, int | np.integer):
+        return
+    if int(fitted) != n_items:
+        raise ValueError(
+            f"model was fitted on {int(fitted)} items but the split has {n_items}; fit the "
+            "model on train.interactions of this split (same Dataset, same id maps)"
+        )
+
+
+def _check_distinct(recs: np.ndarray, users: np.ndarray) -> None:
+    """A ValueError naming the first user whose list from ``model.recommend`` repeats an item."""
+    repeat = lists.first_repeat(recs)
+    if repeat is not None:
+        row, item, rows = repeat
+        raise ValueError(
+            f"model.recommend listed item {item} more than once for user {int(users[row])} "
+            f"({rows} user(s) affected); a ranked list must hold distinct items"
+        )
+
+
 def _ids(model: Any, users: np.ndarray, k: int, kwargs: dict[str, Any]) -> np.ndarray:
     ids, _ = model.recommend(users, k=k, exclude_seen=True, **kwargs)
     ids = np.array(ids, dtype=np.int32)
@@ -324,4 +353,9 @@ def _predict(model: Any, test: Dataset) -> tuple[np.ndarray, np.ndarray]:
         )
     coo = test.interactions.tocoo()
     predicted = np.asarray(model.predict(coo.row.astype(np.int32), coo.col.astype(np.int32)))
+    if predicted.shape != coo.data.shape:
+        raise ValueError(
+            f"model.predict returned shape {predicted.shape} for {coo.data.size} (user, item) "
+            f"pairs; it must return one prediction per pair, shape {coo.data.shape}"
+        )
     return predicted, coo.data

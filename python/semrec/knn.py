@@ -375,7 +375,7 @@ class ItemKNN(_NeighbourCF):
     Parameters
     ----------
     neighbours : int, default 100
-        Neighbours kept per item (``K``).
+        Neighbours kept per item (``K``); more than there are other items keeps them all.
     weighting : {"none", "tfidf", "bm25"}, default "none"
         Re-weighting of the item vectors before the cosine (items are the documents, users the
         terms).

@@ -6,7 +6,8 @@ MAP@k = sum of precision at each hit / ``min(|relevant|, k)``; hit rate@k; MRR@k
 the first hit (0 without one); catalog coverage = distinct recommended items / all items; intra-list
 diversity = mean pairwise (1 - cosine) of a list's item embeddings; novelty = mean
 -log2(popularity share) of the recommended items. Padding ids (-1) never count as hits and
-are skipped by coverage, diversity and novelty. Lists are assumed to hold distinct items.
+are skipped by coverage, diversity and novelty. A list holds distinct items (a repeated id
+is refused: it would count one hit several times).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from semrec import _candidates as lists
 from semrec import _validation as check
 from semrec._native import core
 from semrec._threads import resolve_num_threads
@@ -40,7 +42,7 @@ def ranking_metrics(
     Parameters
     ----------
     recommendations : int array, shape (n_users, width)
-        Item ids per user, best first, ``-1`` for padding; ``width >= max(k)``.
+        Distinct item ids per user, best first, ``-1`` for padding; ``width >= max(k)``.
     relevant : scipy.sparse CSR, shape (n_users, n_items)
         Row ``u`` lists the items relevant to list ``u`` (values are ignored, stored entries
         are relevant).
@@ -116,9 +118,9 @@ def novelty(
 ) -> float | np.ndarray:
     """Mean self-information ``-log2(popularity[i] / n_users)`` of the recommended items.
 
-    ``popularity[i]`` is the number of (train) users who interacted with item ``i``; an item
-    nobody interacted with counts as if one user had. Users whose list is all padding are
-    skipped (NaN per user).
+    ``popularity[i]`` is the number of (train) users who interacted with item ``i``, between 0
+    and ``n_users``; an item nobody interacted with counts as if one user had. Users whose list
+    is all padding are skipped (NaN per user).
 
     Examples
     --------
@@ -127,17 +129,18 @@ def novelty(
     >>> novelty(np.array([[0]], dtype=np.int32), np.array([2, 4]), n_users=8, k=1)
     2.0
     """
-    pop = np.asarray(popularity, dtype=np.float64)
+    n_users = check.positive_int(n_users, "n_users")
+    pop = _real_values(popularity, "popularity")
     if pop.ndim != 1:
         raise ValueError(f"popularity must be a 1-D array of counts, got shape {pop.shape}")
-    bad = ~(np.isfinite(pop) & (pop >= 0))
+    bad = ~(np.isfinite(pop) & (pop >= 0) & (pop <= n_users))
     if bad.any():
         item = int(np.flatnonzero(bad)[0])
         raise ValueError(
-            "popularity must hold finite, non-negative counts (users per item); "
-            f"item {item} has {pop[item]}"
+            f"popularity must hold finite counts of users per item, between 0 and n_users "
+            f"({n_users}); item {item} has {pop[item]}: count the users in the same (train) "
+            "matrix as n_users"
         )
-    n_users = check.positive_int(n_users, "n_users")
     recs = _recommendations(recommendations, "recommendations", len(pop))
     k = _width_cutoff(k, recs)
     info = -np.log2(np.maximum(pop, 1.0) / n_users)
@@ -184,9 +187,8 @@ def rmse(predicted: Any, actual: Any) -> float:
     >>> rmse([1.0, 3.0], [2.0, 3.0])
     0.7071067811865476
     """
-    p, a = _pair(predicted, actual)
-    squared, _ = core.error_sums(p, a)
-    return float(np.sqrt(squared / len(p)))
+    scale, d = _scaled_errors(predicted, actual)
+    return _finite_error(float(scale * np.sqrt(np.mean(d * d))), "rmse")
 
 
 def mae(predicted: Any, actual: Any) -> float:
@@ -198,9 +200,8 @@ def mae(predicted: Any, actual: Any) -> float:
     >>> mae([1.0, 3.0], [2.0, 3.0])
     0.5
     """
-    p, a = _pair(predicted, actual)
-    _, absolute = core.error_sums(p, a)
-    return float(absolute / len(p))
+    scale, d = _scaled_errors(predicted, actual)
+    return _finite_error(float(scale * np.mean(np.abs(d))), "mae")
 
 
 # -- helpers ----------------------------------------------------------------------------------
@@ -216,6 +217,11 @@ def relevant_shape(relevant: Any) -> tuple[int, int]:
     """
     if not sp.issparse(relevant):
         raise TypeError(f"relevant must be a scipy.sparse CSR matrix, got {type(relevant)}")
+    if len(relevant.shape) != 2:
+        raise ValueError(
+            f"relevant must be 2-D (users x items), got a {len(relevant.shape)}-D sparse array "
+            f"of shape {relevant.shape}; for one user pass relevant.reshape(1, -1).tocsr()"
+        )
     return relevant.shape
 
 
@@ -235,7 +241,7 @@ def cutoffs(k: int | Iterable[int]) -> tuple[int, ...]:
 
 
 def _recommendations(recs: Any, name: str, n_items: int) -> np.ndarray:
-    arr = np.asarray(recs)
+    arr = lists.rectangular(recs, name, "pad the short rows with -1")
     if arr.ndim != 2:
         raise ValueError(f"{name} must be 2-D (users, list length), got shape {arr.shape}")
     if not np.issubdtype(arr.dtype, np.integer):
@@ -243,7 +249,16 @@ def _recommendations(recs: Any, name: str, n_items: int) -> np.ndarray:
     if arr.size and (arr.min() < -1 or arr.max() >= n_items):
         bad = arr[(arr < -1) | (arr >= n_items)][0]
         raise IndexError(f"{name} holds item id {bad}, outside [0, {n_items}) (or -1 padding)")
-    return np.ascontiguousarray(arr, dtype=np.int32)
+    arr = np.ascontiguousarray(arr, dtype=np.int32)
+    repeat = lists.first_repeat(arr)
+    if repeat is not None:
+        row, item, rows = repeat
+        raise ValueError(
+            f"{name} row {row} lists item {item} more than once ({rows} row(s) repeat an "
+            "item); a ranked list holds distinct items: keep each item's first position and "
+            "pad the end with -1"
+        )
+    return arr
 
 
 def _width_cutoff(k: int, recs: np.ndarray) -> int:
@@ -253,16 +268,50 @@ def _width_cutoff(k: int, recs: np.ndarray) -> int:
     return k
 
 
-def _pair(predicted: Any, actual: Any) -> tuple[np.ndarray, np.ndarray]:
-    p = np.ascontiguousarray(predicted, dtype=np.float32).ravel()
-    a = np.ascontiguousarray(actual, dtype=np.float32).ravel()
+def _real_values(values: Any, name: str) -> np.ndarray:
+    """``values`` as a float64 array of real numbers (a TypeError naming ``name`` otherwise)."""
+    arr = lists.rectangular(values, name, "pass one flat list of numbers")
+    if arr.dtype.kind == "O":  # e.g. a list mixing numbers and None or strings
+        real = (int, float, np.integer, np.floating)
+        for v in arr.ravel():
+            if isinstance(v, bool) or not isinstance(v, real):
+                raise TypeError(f"{name} must hold real numbers, got {v!r} ({type(v).__name__})")
+    elif arr.dtype.kind not in "iuf":
+        raise TypeError(f"{name} must hold real numbers (ints or floats), got dtype {arr.dtype}")
+    return arr.astype(np.float64)
+
+
+def _scaled_errors(predicted: Any, actual: Any) -> tuple[float, np.ndarray]:
+    """``(scale, d)`` with ``predicted - actual == scale * d`` in float64, ``|d| < 4``: the
+    power-of-two scale is exact and keeps squares of huge errors from overflowing."""
+    p = _real_values(predicted, "predicted")
+    a = _real_values(actual, "actual")
     if p.shape != a.shape:
-        raise ValueError(f"predicted and actual differ in length: {p.size} vs {a.size}")
+        what = "differ in length" if p.ndim == a.ndim == 1 else "differ in shape"
+        raise ValueError(
+            f"predicted and actual {what}: {p.shape} vs {a.shape}; pass one prediction per "
+            "actual value, in the same order and shape"
+        )
     if p.size == 0:
         raise ValueError("predicted and actual are empty")
-    if not (np.isfinite(p).all() and np.isfinite(a).all()):
-        raise ValueError("predicted and actual must be finite (found NaN or inf)")
-    return p, a
+    for arr, name in ((p, "predicted"), (a, "actual")):
+        if not np.isfinite(arr).all():
+            raise ValueError(f"{name} must be finite (found NaN or inf); drop those pairs")
+    largest = max(float(np.abs(p).max()), float(np.abs(a).max()))
+    if largest == 0:
+        return 1.0, np.zeros(p.size)
+    exponent = int(np.frexp(largest)[1]) - 1  # 2**exponent <= largest: a finite scale
+    d = np.ldexp(p.ravel(), -exponent) - np.ldexp(a.ravel(), -exponent)
+    return float(np.ldexp(1.0, exponent)), d
+
+
+def _finite_error(value: float, name: str) -> float:
+    if not np.isfinite(value):
+        raise ValueError(
+            f"the {name} of predicted and actual overflows float64 (errors near 1e308); "
+            "rescale both, e.g. divide them by the same constant"
+        )
+    return value
 
 
 def _nanmean(values: np.ndarray) -> float:

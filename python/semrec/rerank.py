@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from semrec import _candidates as lists
 from semrec import _validation as check
 from semrec._native import core
 from semrec._threads import resolve_num_threads
@@ -48,7 +49,8 @@ def diversify(
         Item vectors (typically text embeddings), C-contiguous. Rows that are not unit length
         are L2-normalised in a copy, so the similarity is always the cosine.
     k : int
-        Items to keep per user (rows with fewer distinct candidates are padded).
+        Items to keep per user (rows with fewer distinct candidates are padded). A ``k`` past
+        the candidates whose padded result would exceed 2**27 entries is refused.
     lambda_ : float in [0, 1], default 0.5
         Weight of relevance. ``1`` keeps the plain relevance order (the top ``k``); ``0``
         picks the most relevant item, then only maximises diversity.
@@ -94,7 +96,7 @@ def diversify(
     if emb.shape[0] == 0:
         raise ValueError("item_embeddings is empty (0 rows); there is nothing to re-rank")
     cand, rel, single = _candidates(ids, scores, emb.shape[0])
-    k = check.positive_int(k, "k")
+    k = check.result_width(k, cand.shape[0], cand.shape[1], "candidates per user")
     lambda_ = check.number(lambda_, "lambda_", minimum=0, maximum=1)
     normalize = check.choice(normalize, "normalize", NORMALIZE)
     threads = resolve_num_threads(num_threads)
@@ -212,8 +214,8 @@ def unit_rows(emb: np.ndarray) -> np.ndarray:
 
 
 def _candidates(ids: Any, scores: Any, n_items: int) -> tuple[np.ndarray, np.ndarray, bool]:
-    cand = np.asarray(ids)
-    rel = np.asarray(scores)
+    cand = lists.rectangular(ids, "ids", "pad the short rows with -1")
+    rel = lists.rectangular(scores, "scores", "pad them like ids (any number where the id is -1)")
     if not np.issubdtype(cand.dtype, np.integer):
         raise TypeError(f"ids must hold integer item ids, got dtype {cand.dtype}")
     if not (np.issubdtype(rel.dtype, np.floating) or np.issubdtype(rel.dtype, np.integer)):

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from semrec import _seeds as seeds
 from semrec import _validation as check
 from semrec.datasets import Dataset
 
@@ -34,7 +35,7 @@ def random_holdout(
     """
     _check_dataset(dataset)
     fraction = _fraction(fraction)
-    rng = np.random.default_rng(random_state)
+    rng = seeds.generator(random_state)
     rows = _rows(dataset)
     rank = _rank_within_user(dataset, (rng.random(dataset.n_interactions), rows))
     n_test = np.floor(fraction * np.diff(dataset.interactions.indptr)).astype(np.int64)
@@ -46,7 +47,8 @@ def temporal_global(
 ) -> tuple[Dataset, Dataset]:
     """A global time cut: interactions after the cut go to test.
 
-    The cut is ``at`` (a timestamp; test holds ``t > at``) or else the timestamp that leaves
+    The cut is ``at`` (a timestamp, an int or float in the units of ``dataset.timestamps``,
+    epoch seconds for datetimes; test holds ``t > at``) or else the timestamp that leaves
     ``fraction`` of the interactions after it. Test users need not appear in train.
 
     Examples
@@ -61,6 +63,17 @@ def temporal_global(
     if at is None:
         fraction = _fraction(fraction)
         at = int(np.quantile(t, 1.0 - fraction, method="lower"))
+    elif isinstance(at, int | np.integer) and not isinstance(at, bool | np.bool_):
+        at = int(at)  # exact, even past 2**53
+    elif isinstance(at, float | np.floating):
+        at = check.number(at, "at")
+    else:
+        shape = f" of shape {np.shape(at)}" if np.ndim(at) else ""
+        raise TypeError(
+            f"at must be one timestamp (an int or float, in the units of dataset.timestamps), "
+            f"got {type(at).__name__}{shape}; for a date pass its epoch seconds, e.g. "
+            "int(pd.Timestamp('2020-01-01').timestamp())"
+        )
     return _split(dataset, t > at)
 
 
@@ -146,6 +159,7 @@ def cold_items(
     _check_dataset(dataset)
     fraction = _fraction(fraction)
     min_interactions = check.positive_int(min_interactions, "min_interactions")
+    random_state = seeds.random_state(random_state)
     perm = None
     if permute_items:
         dataset = dataset.permute_items(random_state)
@@ -190,7 +204,7 @@ def new_users(
     _check_dataset(dataset)
     fraction = _fraction(fraction)
     n_reveal = check.positive_int(n_reveal, "n_reveal")
-    rng = np.random.default_rng(random_state)
+    rng = seeds.generator(random_state)
     n_new = round(fraction * dataset.n_users)
     if n_new == 0:
         raise ValueError(f"fraction={fraction} of {dataset.n_users} users draws nobody")

@@ -110,11 +110,6 @@ void check_metrics(Rng& rng) {
   ranking_case(rng, 1100, 20, 400, {3, 20});  // several tasks
   ranking_case(rng, 0, 5, 10, {5});
 
-  std::vector<float> p{1.0f, -2.5f, 3.0f}, a{0.5f, 1.0f, 3.0f};
-  double squared = -1, absolute = -1;
-  semrec::error_sums(p, a, squared, absolute);
-  EXPECT(near(squared, 0.25 + 12.25, 1e-12) && near(absolute, 0.5 + 3.5, 1e-12), "error_sums");
-
   const std::vector<std::int32_t> lists{0, 1, 9, -1};
   const Csr relevant = random_csr(rng, 2, 3, 0.5, 1.0f, 1.0f);
   std::vector<double> out(2 * semrec::n_ranking_metrics);
@@ -136,9 +131,6 @@ void check_metrics(Rng& rng) {
   EXPECT_THROWS(std::invalid_argument,
                 semrec::mean_item_value({lists.data(), 2, 2}, 0, value, 1, means.data(), {}),
                 "mean_item_value k=0");
-  std::vector<float> shorter{1.0f};
-  EXPECT_THROWS(std::invalid_argument, semrec::error_sums(p, shorter, squared, absolute),
-                "error_sums length mismatch");
 }
 
 }  // namespace checks

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from semrec import _seeds as seeds
 from semrec import _validation as check
 
 DUPLICATES = ("raise", "sum", "last")
@@ -377,7 +378,7 @@ class Dataset:
         >>> bool((shuffled.interactions.toarray() == ds.interactions.toarray()[:, perm]).all())
         True
         """
-        perm = np.random.default_rng(random_state).permutation(self.n_items)
+        perm = seeds.generator(random_state).permutation(self.n_items)
         new_index = np.argsort(perm)
         m = self.interactions
         rows = np.repeat(np.arange(self.n_users), np.diff(m.indptr))
@@ -499,8 +500,34 @@ def _catalogue(
                 f"got {type(extra).__name__}"
             )
         _require_columns(extra, [col], name)
+        if extra[col].isna().any():
+            raise ValueError(f"{name}[{col!r}] contains missing ids")
         ids = pd.concat([ids, extra[col]], ignore_index=True)
-    return np.sort(pd.unique(ids))
+    where = f"interactions[{col!r}]" + ("" if extra is None else f" (with {name}[{col!r}])")
+    try:
+        distinct = pd.unique(ids)
+    except TypeError:  # lists, dicts, sets...
+        bad = next((v for v in ids if not _hashable(v)), None)
+        raise TypeError(
+            f"{where} holds ids of type {type(bad).__name__} (e.g. {bad!r}), which cannot be "
+            "ids; an id must be a single int or string per row: explode or join the lists"
+        ) from None
+    try:
+        return np.sort(distinct)
+    except TypeError:  # e.g. ints and strings, which do not order
+        kinds = sorted({type(v).__name__ for v in distinct})
+        raise TypeError(
+            f"{where} mixes id types ({', '.join(kinds)}), which cannot be ordered; use one "
+            "type, e.g. convert the column with .astype(str)"
+        ) from None
+
+
+def _hashable(value: Any) -> bool:
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    return True
 
 
 def _timestamps(col: pd.Series, name: str) -> np.ndarray:

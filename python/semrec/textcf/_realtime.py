@@ -13,9 +13,11 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from semrec import _seeds as seeds
 from semrec import _validation as check
 from semrec._encoding import EncodesText
 from semrec.explain import explanation
+from semrec.textcf import _checks as checks
 from semrec.textcf import _network as network
 from semrec.textcf import _popularity as prior
 from semrec.textcf._network import Graph, UserState
@@ -95,6 +97,7 @@ class RealTimeVerbs(EncodesText):
         text = None
         if getattr(self, "_fold_text", None) is not None:
             text, _ = check.as_float32_matrix(self._fold_text, "user_embeddings")
+            checks.scale(text, "user_embeddings")
             if text.shape != (rows.shape[0], self.item_embeddings_.shape[1]):
                 raise ValueError(
                     f"user_embeddings must have shape ({rows.shape[0]}, "
@@ -204,6 +207,7 @@ class RealTimeVerbs(EncodesText):
         if isinstance(x, str) or (
             isinstance(x, list | tuple) and x and all(isinstance(t, str) for t in x)
         ):
+            seeds.encoder(self.encoder)  # it may have been set after fit
             x = np.ascontiguousarray(self._text_encoder().encode(x), dtype=np.float32)
             name = "the encoded texts"
         else:
@@ -214,7 +218,7 @@ class RealTimeVerbs(EncodesText):
                 f"{name} must have dimension {dim} like the item embeddings, got {new.shape[1]}; "
                 "use the encoder that embedded the items"
             )
-        return new
+        return checks.scale(new, name)
 
     def _explain(self, u: int, i: int, k: int) -> pd.DataFrame:
         """The history items behind ``u``'s score for ``i``, with their shares.

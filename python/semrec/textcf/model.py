@@ -9,18 +9,19 @@ function of text, so new items and new users need one forward pass and no retrai
 from __future__ import annotations
 
 import copy
-import math
 from typing import Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
 
+from semrec import _seeds as seeds
 from semrec import _validation as check
 from semrec._base import Recommender
 from semrec._persist import Saved
 from semrec._threads import resolve_num_threads
-from semrec.datasets import Dataset, ItemEmbeddings
+from semrec.datasets import Dataset
 from semrec.datasets._embeddings import check_alignment
+from semrec.textcf import _checks as checks
 from semrec.textcf import _coldmap as coldmap
 from semrec.textcf import _network as network
 from semrec.textcf import _persistence as persistence
@@ -72,7 +73,7 @@ class TextCF(RealTimeVerbs, Recommender):
     factors : int, default 64
         Dimension of the user and item vectors.
     layers : int, default 2
-        Propagation layers (0: none; AlphaRec's 2 by default). On MovieLens-100k's
+        Propagation layers (0: none, at most 16; AlphaRec's 2 by default). On MovieLens-100k's
         validation split 0 scored a little higher (NDCG@10 0.1474 against 0.1452 at learning
         rate 1e-3, tau 0.15) and is cheaper (only the batch's users and the items go through
         the network).
@@ -82,7 +83,7 @@ class TextCF(RealTimeVerbs, Recommender):
         Sampled negative items per positive; ``"all"``: the full softmax over every item
         with training interactions (computed from the same dense scores, at no extra cost).
     batch_size : int, default 2048
-        Interactions per Adam step.
+        Interactions per Adam step (more than the training interactions: one batch of all).
     learning_rate : float, default 1e-3
         Adam's step size (1e-3 beat AlphaRec's 5e-4 in all 4 pairs of the benchmark's grid
         on MovieLens-100k's validation split, with ``averaging``).
@@ -293,14 +294,14 @@ class TextCF(RealTimeVerbs, Recommender):
     def _settings(self) -> training.Settings:
         check.choice(self.network, "network", NETWORKS)
         check.choice(self.user_vectors, "user_vectors", USER_VECTORS)
-        _number(self.popularity, "popularity")
-        _number(self.popularity_penalty, "popularity_penalty", positive=True)
-        if _number(self.observed_popularity, "observed_popularity") > 1:
+        checks.number(self.popularity, "popularity")
+        checks.number(self.popularity_penalty, "popularity_penalty", positive=True)
+        if checks.number(self.observed_popularity, "observed_popularity") > 1:
             raise ValueError(
                 f"observed_popularity must be in [0, 1], got {self.observed_popularity}"
             )
         if self.cold_penalty is not None:
-            _number(self.cold_penalty, "cold_penalty", positive=True)
+            checks.number(self.cold_penalty, "cold_penalty", positive=True)
         if self.cold_neighbours is not None:
             check.positive_int(self.cold_neighbours, "cold_neighbours")
             if self.cold_penalty is not None:
@@ -315,18 +316,20 @@ class TextCF(RealTimeVerbs, Recommender):
         negatives = (
             0 if self.negatives == "all" else check.positive_int(self.negatives, "negatives")
         )
-        layers = _non_negative_int(self.layers, "layers")
+        layers = checks.layers(self.layers)
         patience = None if self.patience is None else check.positive_int(self.patience, "patience")
-        tau = _number(self.tau, "tau", positive=True)
-        lr = _number(self.learning_rate, "learning_rate", positive=True)
-        wd = _number(self.weight_decay, "weight_decay")
-        slope = _number(self.negative_slope, "negative_slope")
-        averaging = _number(self.averaging, "averaging")
+        tau = checks.number(self.tau, "tau", positive=True)
+        lr = checks.number(self.learning_rate, "learning_rate", positive=True)
+        wd = checks.number(self.weight_decay, "weight_decay")
+        slope = checks.number(self.negative_slope, "negative_slope")
+        averaging = checks.number(self.averaging, "averaging")
         if averaging >= 1:
             raise ValueError(f"averaging must be in [0, 1), got {averaging}")
-        _number(self.user_text_weight, "user_text_weight")
+        checks.number(self.user_text_weight, "user_text_weight")
         if not isinstance(self.item_bias, bool | np.bool_):
             raise TypeError(f"item_bias must be True or False, got {self.item_bias!r}")
+        seeds.random_state(self.random_state)
+        seeds.encoder(self.encoder)
         show = self.show_progress
         if show is None:
             import sys
@@ -390,31 +393,25 @@ class TextCF(RealTimeVerbs, Recommender):
         settings = self._settings()
         if isinstance(interactions, Dataset):
             check_alignment(self.item_embeddings, interactions)
-        seen = _interactions(interactions, "interactions")
+        seen = checks.interactions(interactions, "interactions")
         train = check.without_zeros(seen)  # a stored 0 is seen but carries no weight
         if train.nnz == 0:
             raise ValueError(
                 "interactions has no non-zero weights; TextCF learns from positive weights"
             )
         n_users, n_items = train.shape
-        emb = _embeddings(self.item_embeddings, "item_embeddings", n_items, "item")
+        emb = checks.embeddings(self.item_embeddings, "item_embeddings", n_items, "item")
         users_emb = None
         if self.user_embeddings is not None:
-            users_emb = _embeddings(self.user_embeddings, "user_embeddings", n_users, "user")
+            users_emb = checks.embeddings(self.user_embeddings, "user_embeddings", n_users, "user")
             if users_emb.shape[1] != emb.shape[1]:
                 raise ValueError(
                     f"user_embeddings have dimension {users_emb.shape[1]} but item_embeddings "
                     f"{emb.shape[1]}; embed users and items with the same encoder"
                 )
-        relevant = None
-        if validation is not None:
-            relevant = _interactions(validation, "validation", nonnegative=False)
-            if relevant.shape != train.shape:
-                raise ValueError(
-                    f"validation must have the shape of interactions {train.shape}, got "
-                    f"{relevant.shape}"
-                )
-        rng = np.random.default_rng(self.random_state)
+        relevant = None if validation is None else checks.validation(validation, train.shape)
+        settings.batch_size = checks.batch_size(settings, train.shape, emb.shape[1], train.nnz)
+        rng = seeds.generator(self.random_state)
         weights = network.initial_weights(
             emb.shape[1], settings.hidden, settings.factors, rng, item_bias=settings.item_bias
         )
@@ -556,39 +553,3 @@ class TextCF(RealTimeVerbs, Recommender):
     def _restore(self, saved: Saved) -> None:
         self._settings()  # the saved hyperparameters must still be valid
         persistence.restore(self, saved)
-
-
-# -- argument checks ------------------------------------------------------------------------
-def _interactions(x: Any, name: str, *, nonnegative: bool = True) -> sp.csr_array:
-    if isinstance(x, Dataset):
-        x = x.interactions
-    return check.interactions(x, name, nonnegative=nonnegative)
-
-
-def _embeddings(x: Any, name: str, rows: int, what: str) -> np.ndarray:
-    emb, _ = check.as_float32_matrix(np.asarray(x) if isinstance(x, ItemEmbeddings) else x, name)
-    if emb.shape[0] != rows:
-        raise ValueError(
-            f"{name} has {emb.shape[0]} rows but the interactions have {rows} {what}s; give "
-            f"one embedding per {what}, in index order"
-        )
-    return emb
-
-
-def _number(value: Any, name: str, *, positive: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
-        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
-    ok = math.isfinite(value) and (value > 0 if positive else value >= 0)
-    if not ok:
-        raise ValueError(
-            f"{name} must be a finite number {'> 0' if positive else '>= 0'}, got {value}"
-        )
-    return float(value)
-
-
-def _non_negative_int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < 0:
-        raise ValueError(f"{name} must be >= 0, got {value}")
-    return int(value)

@@ -1,0 +1,124 @@
+"""Checks of hyperparameters shared by several models: seeds, sizes, the text encoder.
+
+``random_state`` is taken as ``numpy.random.default_rng`` takes it, but checked first, so that a
+bad seed is a TypeError or ValueError that names the argument (never NumPy's "SeedSequence
+expects int ..."). :func:`memory` refuses a size whose arrays could not fit in the machine's
+memory before anything is allocated (never "Unable to allocate 7 TiB" or std::bad_alloc).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+# What numpy.random.default_rng accepts besides None and ints, passed through as they are.
+_GENERATORS = (np.random.Generator, np.random.BitGenerator, np.random.SeedSequence)
+
+
+def random_state(value: Any, name: str = "random_state") -> Any:
+    """``value`` checked as a seed: None, an int >= 0 (NumPy ints too) or a Generator.
+
+    Floats, bools, strings and negative ints are refused with a message naming ``name``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from semrec._seeds import random_state
+    >>> random_state(np.int64(3)), random_state(None)
+    (3, None)
+    >>> random_state(1.5)
+    Traceback (most recent call last):
+    ...
+    TypeError: random_state must be None, an int >= 0 or a numpy.random.Generator, got float 1.5
+    """
+    if value is None or isinstance(value, _GENERATORS):
+        return value
+    if isinstance(value, bool | np.bool_) or not isinstance(value, int | np.integer):
+        raise TypeError(
+            f"{name} must be None, an int >= 0 or a numpy.random.Generator, got "
+            f"{type(value).__name__} {value!r}"
+        )
+    if value < 0:
+        raise ValueError(f"{name} must be an int >= 0 (or None, or a Generator), got {value}")
+    return int(value)
+
+
+def generator(value: Any, name: str = "random_state") -> np.random.Generator:
+    """``numpy.random.default_rng(value)`` of a checked ``value`` (see :func:`random_state`).
+
+    Examples
+    --------
+    >>> from semrec._seeds import generator
+    >>> int(generator(0).integers(10)) == int(generator(0).integers(10))
+    True
+    """
+    return np.random.default_rng(random_state(value, name))
+
+
+def memory_bytes() -> int:
+    """The machine's physical memory in bytes (1 TiB where it cannot be read).
+
+    Examples
+    --------
+    >>> from semrec._seeds import memory_bytes
+    >>> memory_bytes() > 0
+    True
+    """
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return 1 << 40
+
+
+def memory(need: float, setting: str, fix: str) -> None:
+    """Refuse a hyperparameter whose arrays would need ``need`` bytes, more than the memory.
+
+    ``setting`` names the argument and its value (``"factors=1000000"``), ``fix`` says what to
+    do instead; the ValueError is raised before anything is allocated.
+
+    Examples
+    --------
+    >>> from semrec._seeds import memory
+    >>> memory(1024, "factors=8", "use fewer factors")
+    >>> memory(2.0**60, "factors=10**9", "use fewer factors")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: factors=10**9 would need 1.07e+09 GiB, more than this machine's memory (...
+    """
+    available = memory_bytes()
+    if need > available:
+        raise ValueError(
+            f"{setting} would need {need / 2**30:.3g} GiB, more than this machine's memory "
+            f"({available / 2**30:.3g} GiB); {fix}"
+        )
+
+
+def encoder(value: Any) -> Any:
+    """``value`` checked as a model's ``encoder``: None (the bundled TextEncoder) or an object
+    with an ``encode(texts)`` method (a TypeError naming ``encoder`` otherwise).
+
+    Examples
+    --------
+    >>> from semrec._seeds import encoder
+    >>> encoder(None) is None
+    True
+    >>> encoder(3)
+    Traceback (most recent call last):
+    ...
+    TypeError: encoder must be None (the bundled semrec.TextEncoder) or an object with an \
+encode(texts) method returning (n, dim) vectors, like semrec.TextEncoder; got int
+    """
+    if isinstance(value, str | bytes | os.PathLike):  # str.encode is no text encoder
+        raise TypeError(
+            f"encoder must be an encoder object, not the model name or path {value!r}; pass "
+            f"semrec.TextEncoder({value!r}) (or None for the bundled model)"
+        )
+    if value is not None and not callable(getattr(value, "encode", None)):
+        raise TypeError(
+            "encoder must be None (the bundled semrec.TextEncoder) or an object with an "
+            "encode(texts) method returning (n, dim) vectors, like semrec.TextEncoder; got "
+            f"{type(value).__name__}"
+        )
+    return value

@@ -1,0 +1,195 @@
+"""TextCF's argument checks: numbers, embeddings, interactions, and the sizes of training.
+
+Sizes are checked before anything is allocated: ``layers`` has a maximum (AlphaRec uses 2 or
+3; each layer is one more pass over the graph per batch), and ``hidden``, ``factors`` and
+``negatives`` must leave the network, its activations and a batch's scores within the
+machine's memory. Embeddings must be of a scale the float32 network can take.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from semrec import _seeds as seeds
+from semrec import _validation as check
+from semrec.datasets import Dataset, ItemEmbeddings
+
+MAX_LAYERS = 16
+# Largest embedding row norm taken: the float32 network's activations and their squares
+# overflow from about 1e19 on (every vector then comes out zero); this leaves a margin.
+MAX_NORM = 1e15
+
+
+def number(value: Any, name: str, *, positive: bool = False) -> float:
+    """``value`` as a finite float ``>= 0`` (``> 0`` with ``positive``).
+
+    Examples
+    --------
+    >>> from semrec.textcf._checks import number
+    >>> number(0.15, "tau", positive=True)
+    0.15
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+    ok = math.isfinite(value) and (value > 0 if positive else value >= 0)
+    if not ok:
+        raise ValueError(
+            f"{name} must be a finite number {'> 0' if positive else '>= 0'}, got {value}"
+        )
+    return float(value)
+
+
+def non_negative_int(value: Any, name: str) -> int:
+    """``value`` as an int ``>= 0``.
+
+    Examples
+    --------
+    >>> from semrec.textcf._checks import non_negative_int
+    >>> non_negative_int(2, "layers")
+    2
+    """
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if value < 0:
+        raise ValueError(f"{name} must be >= 0, got {value}")
+    return int(value)
+
+
+def layers(value: Any) -> int:
+    """``layers`` as an int in ``[0, MAX_LAYERS]``.
+
+    Examples
+    --------
+    >>> from semrec.textcf._checks import layers
+    >>> layers(2)
+    2
+    """
+    n = non_negative_int(value, "layers")
+    if n > MAX_LAYERS:
+        raise ValueError(
+            f"layers must be at most {MAX_LAYERS}, got {n}: each layer is one more pass over "
+            "the interaction graph per batch, and past a few layers every node averages the "
+            "whole graph (AlphaRec uses 2 or 3)"
+        )
+    return n
+
+
+def interactions(x: Any, name: str, *, nonnegative: bool = True) -> sp.csr_array:
+    """A CSR matrix or a Dataset's interactions, canonical (at least one entry).
+
+    Examples
+    --------
+    >>> import numpy as np, scipy.sparse as sp
+    >>> from semrec.textcf._checks import interactions
+    >>> interactions(sp.csr_array(np.eye(2, dtype=np.float32)), "interactions").nnz
+    2
+    """
+    if isinstance(x, Dataset):
+        x = x.interactions
+    return check.interactions(x, name, nonnegative=nonnegative)
+
+
+def validation(x: Any, shape: tuple[int, int]) -> sp.csr_array:
+    """``fit``'s ``validation``: held-out interactions of the training users and items.
+
+    Examples
+    --------
+    >>> import numpy as np, scipy.sparse as sp
+    >>> from semrec.textcf._checks import validation
+    >>> validation(sp.csr_array(np.eye(2, dtype=np.float32)), (2, 2)).nnz
+    2
+    """
+    if isinstance(x, Dataset):
+        x = x.interactions
+    relevant = check.canonical_csr(x, "validation", allow_empty=True)
+    if relevant.shape != shape:
+        raise ValueError(
+            f"validation must have the shape of interactions {shape} (the same users and "
+            f"items, held-out entries), got {relevant.shape}"
+        )
+    if relevant.nnz == 0:
+        raise ValueError(
+            "validation has no entries: it holds held-out interactions (each stored entry a "
+            "relevant item) that early stopping measures NDCG@10 on; pass validation=None to "
+            "train every epoch without it"
+        )
+    return relevant
+
+
+def scale(x: np.ndarray, name: str) -> np.ndarray:
+    """``x`` unchanged if its rows' norms (in float64) are at most ``MAX_NORM``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from semrec.textcf._checks import scale
+    >>> scale(np.ones((2, 3), dtype=np.float32), "item_embeddings").shape
+    (2, 3)
+    """
+    top = float(np.sqrt(np.einsum("ij,ij->i", x, x, dtype=np.float64).max())) if x.size else 0.0
+    if top > MAX_NORM:
+        raise ValueError(
+            f"{name} has rows of norm up to {top:.3g}; TextCF's float32 network overflows on "
+            f"inputs this large (norms must be at most {MAX_NORM:g}): rescale the embeddings, "
+            "e.g. normalise their rows or divide them by their largest norm"
+        )
+    return x
+
+
+def embeddings(x: Any, name: str, rows: int, what: str) -> np.ndarray:
+    """One float32 embedding per user or item (``what``), of a scale the network takes.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from semrec.textcf._checks import embeddings
+    >>> embeddings(np.zeros((3, 2), dtype=np.float32), "item_embeddings", 3, "item").shape
+    (3, 2)
+    """
+    emb, _ = check.as_float32_matrix(np.asarray(x) if isinstance(x, ItemEmbeddings) else x, name)
+    if emb.shape[0] != rows:
+        raise ValueError(
+            f"{name} has {emb.shape[0]} rows but the interactions have {rows} {what}s; give "
+            f"one embedding per {what}, in index order"
+        )
+    return scale(emb, name)
+
+
+def batch_size(settings: Any, shape: tuple[int, int], dim: int, positives: int) -> int:
+    """``settings.batch_size`` clamped to the ``positives`` (a larger batch is one batch of
+    them all, exactly), after checking that the sizes of training fit in memory: the network
+    (weights, gradients, Adam's moments and the average), every node's activations and one
+    batch's sampled negatives (a lower bound: the check refuses absurd sizes, before they are
+    allocated). The ValueError names the largest of them.
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace
+    >>> from semrec.textcf._checks import batch_size
+    >>> s = SimpleNamespace(hidden=8, factors=4, layers=2, negatives=16, batch_size=2048)
+    >>> batch_size(s, (8, 10), 6, 30)
+    30
+    """
+    s = settings
+    batch = min(int(s.batch_size), max(int(positives), 1))
+    nodes = shape[0] + shape[1]
+    need = {  # bytes at the least (weights: with gradients, Adam's moments, the average)
+        "hidden": 24.0 * s.hidden * (dim + 1) + 4.0 * nodes * s.hidden,
+        "factors": 4.0 * nodes * s.factors * (s.layers + 2),
+        "negatives": 8.0 * batch * s.negatives,
+    }
+    # The last layer (factors x hidden, or x dim) counts for the larger of the two.
+    need["hidden" if s.hidden > s.factors else "factors"] += (
+        24.0 * s.factors * ((s.hidden or dim) + 1)
+    )
+    name = max(need, key=need.__getitem__)
+    seeds.memory(
+        sum(need.values()),
+        f"{name}={getattr(s, name)}",
+        f"lower {name} ({shape[0]} users x {shape[1]} items, embedding dimension {dim})",
+    )
+    return batch
