@@ -263,3 +263,9 @@ def test_ids_past_int32_are_refused_not_wrapped():
     with pytest.raises(IndexError, match="items holds ids beyond the int32 range"):
         state.update_many([0], np.array([2**32 + 1]))
     assert state.n_users == 0
+
+
+def test_profiles_that_overflow_float32_are_refused():
+    # A weighted sum past 3.4e38 was returned as NaN.
+    with pytest.raises(ValueError, match="user 0's profile overflows float32"):
+        user_profiles(sp.csr_array(np.full((1, 1), 4, np.float32)), np.full((1, 4), 1e38, "f4"))

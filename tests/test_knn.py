@@ -622,3 +622,13 @@ def test_neighbours_beyond_the_catalogue_keep_them_all(cls) -> None:
     assert (huge.similarity_ != every.similarity_).nnz == 0
     np.testing.assert_array_equal(huge.recommend(0, k=3)[0], every.recommend(0, k=3)[0])
     np.testing.assert_array_equal(huge.fold_in(r[[0]]), every.fold_in(r[[0]]))
+
+
+@pytest.mark.parametrize("cls", [semrec.ItemKNN, semrec.UserKNN])
+def test_weights_that_overflow_the_similarities_are_refused(cls):
+    # Squared in float32, 3e38 became inf and every similarity 0: all scores 0, silently.
+    huge = sp.csr_array(np.array([[3e38, 3e38, 0], [3e38, 0, 3e38]], np.float32))
+    with pytest.raises(ValueError, match="weights up to 3e\\+38"):
+        cls(5).fit(huge)
+    scaled = sp.csr_array(huge.toarray() / np.float32(3e38))
+    assert np.isfinite(cls(5).fit(scaled).score([0, 1], [0, 1, 2])).all()

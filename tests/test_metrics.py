@@ -242,3 +242,10 @@ def test_ragged_or_non_numeric_lists_get_named_errors() -> None:
     ):
         with pytest.raises(TypeError, match=f"{name} must hold real numbers"):
             call()
+
+
+def test_coverage_refuses_a_catalogue_beyond_int32_ids():
+    # The kernel marks each of n_items: 10**12 reached std::bad_alloc, 2**63 pybind11.
+    for n_items in (10**12, 2**63):
+        with pytest.raises(ValueError, match="n_items must be < 2"):
+            metrics.catalog_coverage(np.array([[0, 1]]), n_items=n_items, k=2)

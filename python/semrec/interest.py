@@ -89,9 +89,16 @@ def user_profiles(
     times = check.timestamps(timestamps, weights.size)
     if decay and times is None:
         raise ValueError("half_life needs timestamps (one per stored interaction)")
-    return core.interest_profiles(
+    profiles = core.interest_profiles(
         indptr, indices, weights, times, x, decay, resolve_num_threads(num_threads)
     )
+    if not np.isfinite(profiles).all():  # float32 sums past 3.4e38 (inf, or inf - inf = NaN)
+        user = int(np.flatnonzero(~np.isfinite(profiles).all(axis=1))[0])
+        raise ValueError(
+            f"user {user}'s profile overflows float32 (the weighted sum of its item vectors "
+            "passes 3.4e38); divide the embeddings or the weights by a common factor"
+        )
+    return profiles
 
 
 class StreamingProfiles:

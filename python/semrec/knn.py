@@ -58,6 +58,9 @@ from semrec.explain import explanation
 logger = logging.getLogger("semrec")
 
 WEIGHTINGS = ("none", "tfidf", "bm25")
+# Interaction weights above this could overflow the float32 similarity sums (their squares,
+# summed over up to millions of users, must stay below 3.4e38).
+_LARGEST_WEIGHT = 1e15
 
 
 class _NeighbourCF(Recommender):
@@ -158,6 +161,13 @@ class _NeighbourCF(Recommender):
         """
         self._check_params()
         train = check.canonical_csr(interactions, "interactions", nonnegative=True)
+        peak = float(train.data.max(initial=0.0))
+        if peak > _LARGEST_WEIGHT:  # squared norms and dot products overflow float32
+            raise ValueError(
+                f"interactions holds weights up to {peak:.3g}; neighbour similarities square "
+                f"them in float32 (past 3.4e38 every similarity becomes 0): keep weights below "
+                f"{_LARGEST_WEIGHT:g}, e.g. divide them by their maximum"
+            )
         threads = resolve_num_threads(self.num_threads)
         # Every stored entry is seen (interactions_); the graph learns from non-zero weights.
         weighted, weighted_t = self._layouts(check.without_zeros(train))

@@ -102,6 +102,8 @@ def catalog_coverage(recommendations: np.ndarray, n_items: int, k: int) -> float
     0.5
     """
     n_items = check.positive_int(n_items, "n_items")
+    if n_items > check.INT32_MAX:  # ids are int32; the kernel marks each of n_items
+        raise ValueError(f"n_items must be < 2**31 (item ids are int32), got {n_items}")
     recs = _recommendations(recommendations, "recommendations", n_items)
     k = _width_cutoff(k, recs)
     return core.distinct_items(recs, k, n_items) / n_items
