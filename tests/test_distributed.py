@@ -21,6 +21,7 @@ import pandas as pd  # noqa: E402
 import semrec  # noqa: E402
 from semrec.datasets import synthetic  # noqa: E402
 from semrec.distributed import (  # noqa: E402
+    _cluster,
     _worker,
     encode,
     evaluate,
@@ -356,3 +357,14 @@ def test_wrong_types_and_unsupported_options(client, frame, als):
         fit_als(frame, client="tcp://nowhere")
     with pytest.raises(ValueError, match="timestamp"):
         interest_profiles(frame, np.ones((2000, 2), np.float32), half_life=1.0, client=client)
+
+
+def test_a_cluster_without_workers_is_waited_for_then_named(monkeypatch):
+    # All workers restarting (a nanny replacing a dead one) is waited for; none at all is an
+    # error that says so.
+    monkeypatch.setattr(_cluster, "WORKER_WAIT_SECONDS", 1)
+    cluster = distributed.LocalCluster(n_workers=0, processes=False, dashboard_address=":0")
+    with distributed.Client(cluster, set_as_default=False) as empty:
+        with pytest.raises(RuntimeError, match="no workers \\(none joined within 1 s\\)"):
+            worker_threads(empty, None)
+    cluster.close()

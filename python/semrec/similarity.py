@@ -176,7 +176,8 @@ class ItemIndex:
         return np.arange(n0, n1, dtype=np.int32)
 
     def _append(self, rows: np.ndarray, threads: int) -> None:
-        self._peak = max(self._peak, _peak_of(rows))
+        if self.metric == "dot":  # cosine rows are scaled by their own norm: no overflow
+            self._peak = max(self._peak, _peak_of(rows))
         self._prepared.append(rows, threads)
         self._n += rows.shape[0]
 

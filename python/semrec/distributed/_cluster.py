@@ -16,6 +16,9 @@ from distributed import Client, Future, get_client, get_worker
 
 from semrec._threads import get_num_threads, set_num_threads
 
+# How long a job waits for workers when the cluster has none (starting, or restarting).
+WORKER_WAIT_SECONDS = 30
+
 logger = logging.getLogger("semrec")
 
 START_METHOD_KEY = "distributed.worker.multiprocessing-method"
@@ -66,8 +69,15 @@ def worker_threads(client: Client, num_threads: int | None) -> dict[str, int]:
         if isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 1:
             raise ValueError(f"num_threads must be a positive int or None, got {num_threads!r}")
     workers = client.scheduler_info(n_workers=-1)["workers"]
-    if not workers:
-        raise RuntimeError("the Dask cluster has no workers; start some (or wait for them)")
+    if not workers:  # none yet, or all restarting (a nanny brings a dead worker back)
+        try:
+            client.wait_for_workers(1, timeout=WORKER_WAIT_SECONDS)
+        except TimeoutError:
+            raise RuntimeError(
+                f"the Dask cluster has no workers (none joined within {WORKER_WAIT_SECONDS} s); "
+                "start some"
+            ) from None
+        workers = client.scheduler_info(n_workers=-1)["workers"]
     cores = client.run(_cores)
     per_host: dict[str, int] = defaultdict(int)
     for info in workers.values():
