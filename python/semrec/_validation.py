@@ -389,10 +389,14 @@ def id_array(ids: Any, name: str, dtype: type) -> np.ndarray:
         raise ValueError(f"{name} must be a 1-D array of ids, got shape {arr.shape}")
     if arr.size and not np.issubdtype(arr.dtype, np.integer):
         raise TypeError(f"{name} must hold integer ids, got dtype {arr.dtype}")
-    out = np.ascontiguousarray(arr, dtype=dtype)
-    if out.size and not np.array_equal(out, arr):  # an id past dtype's range would wrap
-        raise IndexError(f"{name} holds ids beyond the {out.dtype} range (ids are 0, 1, ...)")
-    return out
+    info = np.iinfo(dtype)  # an id past dtype's range would wrap: range-checked, not compared
+    if (
+        arr.size
+        and not np.can_cast(arr.dtype, dtype)
+        and (arr.min() < info.min or arr.max() > info.max)
+    ):
+        raise IndexError(f"{name} holds ids beyond the {info.dtype} range (ids are 0, 1, ...)")
+    return np.ascontiguousarray(arr, dtype=dtype)
 
 
 def float_array(values: Any, name: str, n: int, dtype: type = np.float32) -> np.ndarray:
