@@ -85,7 +85,7 @@ def scan_reference(q: np.ndarray, book: np.ndarray, codes: np.ndarray, depth: in
     m, _, dsub = book.shape
     dots = np.einsum("sd,scd->sc", q.reshape(m, dsub).astype(np.float64), book.astype(np.float64))
     stored = (m + 3) // 4 * 4
-    levels = min(255, 32767 // stored)
+    levels = min(63, 32767 // stored)
     step = (dots.max(1) - dots.min(1)).max() / levels
     table = np.clip(np.rint((dots - dots.min(1, keepdims=True)) / step), 0, levels)
     sums = table.astype(np.int64)[np.arange(m), codes].sum(1)
@@ -115,6 +115,34 @@ def test_scan_ranks_as_a_numpy_reference_on_any_thread_count(m):
     diff = rows.reshape(300, m, 1, dsub) - book  # float32, as the kernel
     want = np.argmin((diff**2).sum(-1), axis=-1)
     np.testing.assert_array_equal(core.pq_encode(rows, book, 2), want)
+
+
+@pytest.mark.parametrize("order", ["rising", "tied", "random"])
+def test_scan_selection_under_adversarial_orders(order):
+    """The selection keeps the best `depth` whatever order the scores come in: rising with the
+    id (every item enters and the buffer is filtered again and again), all tied (ties go to the
+    lower id), or random; at depths 1, 10 and 300, on one and two threads."""
+    rng = np.random.default_rng(7)
+    m, dsub, n = 8, 2, 6000
+    # Sub-space s's centroid c is (c, 0): a query (1, 0, ...) scores code c as c everywhere.
+    book = np.zeros((m, 16, dsub), np.float32)
+    book[:, :, 0] = np.arange(16)
+    if order == "rising":
+        level = np.arange(n) * (16 * m) // n  # the summed code rises with the id
+        codes = np.minimum(15, level[:, None] // m + (np.arange(m) < level[:, None] % m))
+    elif order == "tied":
+        codes = np.full((n, m), 9)
+    else:
+        codes = rng.integers(0, 16, (n, m))
+    codes = codes.astype(np.uint8)
+    blocks = np.zeros(-(-n // 32) * ((m + 3) // 4 * 64), np.uint8)
+    core.pq_pack(codes, blocks, 0)
+    q = np.tile(np.array([1.0, 0.0], np.float32), m)[None, :]
+    for depth in (1, 10, 300):
+        want = scan_reference(q[0], book, codes, depth)
+        for threads in (1, 2):
+            got = core.pq_search(q, book, blocks, n, depth, threads)[0]
+            np.testing.assert_array_equal(got, want)
 
 
 def test_one_query_equals_its_batch_row_on_any_thread_count(data):
