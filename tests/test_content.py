@@ -476,9 +476,51 @@ def test_update_whose_weight_overflows_the_profile_is_refused(half_life) -> None
     model = ContentRecommender(emb, half_life=half_life, show_progress=False)
     model.fit(r, timestamps=np.zeros(1))
     model.update(0, 1, 3e38)  # 1.8e38 and 2.4e38: still finite
-    with pytest.raises(ValueError, match=r"weight=3e\+38 would take user 0's profile"):
+    before, profile = model._stream.decayed_sum(0), model.profiles(0)
+    with pytest.raises(ValueError, match=r"weight=3e\+38 would take user 0's profile.*4.8e\+38"):
         model.update(0, 1, 3e38)
-    _, scores = model.recommend(0, k=3, exclude_seen=False)  # the profile is unchanged
+    # The kernel refused it: sum, reference time and profile are bit for bit as they were.
+    after = model._stream.decayed_sum(0)
+    np.testing.assert_array_equal(after[0], before[0])
+    assert after[1] == before[1]
+    np.testing.assert_array_equal(model.profiles(0), profile)
+    _, scores = model.recommend(0, k=3, exclude_seen=False)
     assert np.isfinite(scores).all()
     assert model.interactions_[0, 1] == np.float32(3e38)
+    with pytest.raises(ValueError, match=r"weight=1e\+39 would take user 1's profile"):
+        model.update(1, 1, 1e39)  # a new user: not created
+    assert model.n_users_ == 1 and model.interactions_.shape == (1, 3)
     model.update(0, 2, 1.0)
+
+
+def test_update_after_a_history_that_cancels_out_is_refused_when_it_overflows() -> None:
+    """The sum is 0 but the reference time stays at the first event, so an event 15 half-lives
+    later counts 2**15 times its weight: 3e34 becomes 9.8e38. (Predicted in Python, a zero sum
+    was taken for no history and the event accepted: the sum became [inf, nan].)"""
+    emb = np.array([[1, 0], [0.6, 0.8]], dtype=np.float32)
+    model = ContentRecommender(emb, half_life=1.0, show_progress=False)
+    model.fit(sp.csr_array((1, 2), dtype=np.float32), timestamps=np.zeros(0))
+    model.update(0, 0, 1.0, t=0.0)
+    model.update(0, 0, -1.0, t=0.0)
+    with pytest.raises(ValueError, match=r"weight=3e\+34 would take user 0's .*9.83e\+38"):
+        model.update(0, 0, 3e34, t=15.0)
+    total, ref = model._stream.decayed_sum(0)
+    assert ref == 0.0 and not total.any()
+    model.update(0, 1, 3e28, t=15.0)  # 2**15 times 3e28 fits
+    np.testing.assert_allclose(model.profiles(0), [0.6, 0.8], rtol=1e-6)
+
+
+def test_update_refused_after_a_rebase_keeps_the_reference_time() -> None:
+    """An event 16+ half-lives after the user's reference time shrinks the sum to a new one
+    first (the kernel's rebase): a refusal there must leave both as they were."""
+    emb = np.array([[1, 0], [0.6, 0.8]], dtype=np.float32)
+    model = ContentRecommender(emb, half_life=1.0, show_progress=False)
+    model.fit(sp.csr_array(np.array([[3e38, 0]], dtype=np.float32)), timestamps=np.zeros(1))
+    before = model._stream.decayed_sum(0)
+    with pytest.raises(ValueError, match="would take user 0's profile sum past float32"):
+        # Rebased to t=20, the sum is 3e38 * 2**-20 = 2.9e32 along item 0: adding the largest
+        # float32 there passes float32's range (its last step is 2e31).
+        model.update(0, 0, float(np.finfo(np.float32).max), t=20.0)
+    after = model._stream.decayed_sum(0)
+    np.testing.assert_array_equal(after[0], before[0])
+    assert after[1] == before[1] == 0.0

@@ -265,6 +265,24 @@ def test_ids_past_int32_are_refused_not_wrapped():
     assert state.n_users == 0
 
 
+@pytest.mark.parametrize("half_life", [None, 5.0])
+def test_an_update_that_overflows_the_sum_is_refused_and_changes_nothing(half_life):
+    state = StreamingProfiles(np.array([[1, 0], [0.6, 0.8]], dtype=np.float32), half_life=half_life)
+    state.update(0, 0, 3e38, t=1.0)
+    before = state.decayed_sum(0)
+    for item, weight, t in ((0, 1e38, 1.0), (1, 3e38, 2.0), (0, 1e39, 1.0)):
+        with pytest.raises(ValueError, match=r"weight=.* would take user 0's profile sum past"):
+            state.update(0, item, weight, t=t)
+        after = state.decayed_sum(0)
+        np.testing.assert_array_equal(after[0], before[0])
+        assert after[1] == before[1]
+    assert state.latest == 1.0  # a refused event moves no clock
+    with pytest.raises(ValueError, match=r"weight=1e\+39 would take user 4's .* \(to inf\)"):
+        state.update(4, 0, 1e39)
+    assert state.n_users == 1  # nor creates its user
+    state.update(0, 1, -1e38, t=1.0)  # moving away from the limit is fine
+
+
 def test_profiles_that_overflow_float32_are_refused():
     # A weighted sum past 3.4e38 was returned as NaN.
     with pytest.raises(ValueError, match="user 0's profile overflows float32"):

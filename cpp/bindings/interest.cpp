@@ -1,5 +1,6 @@
 #include "semrec/interest.hpp"
 
+#include <exception>
 #include <optional>
 #include <string>
 
@@ -85,6 +86,19 @@ void def_state_methods(py::class_<InterestState>& cls) {
 }  // namespace
 
 void register_interest(py::module_& m) {
+  // A refused event reaches Python as SumOverflow with args (user, peak), no message: the
+  // Python layer words it for the argument its own caller passed.
+  PYBIND11_CONSTINIT static py::gil_safe_call_once_and_store<py::object> overflow;
+  overflow.call_once_and_store_result(
+      [&]() { return py::exception<SumOverflow>(m, "SumOverflow", PyExc_ValueError); });
+  py::register_local_exception_translator([](std::exception_ptr p) {
+    try {
+      if (p) std::rethrow_exception(p);
+    } catch (const SumOverflow& e) {
+      py::set_error(overflow.get_stored(), py::make_tuple(e.user(), e.peak()));
+    }
+  });
+
   def_profiles<std::int64_t>(m);
   def_profiles<double>(m);
 
@@ -108,13 +122,13 @@ void register_interest(py::module_& m) {
              float weight, double t) {
             const MatrixView x = matrix_view(items, "items");
             if (x.cols != s.dim()) throw std::invalid_argument("items dimension differs");
-            if (user < 0 || user >= s.n_users() || item < 0 || item >= x.rows) {
+            if (user < 0 || item < 0 || item >= x.rows) {
               throw std::out_of_range("user or item id out of range");
             }
             s.add(user, x.row(item), weight, t);
           },
           py::arg("items").noconvert(), py::arg("user"), py::arg("item"), py::arg("weight"),
-          py::arg("t"))
+          py::arg("t"), "One event (a new user id creates the user); SumOverflow if refused.")
       .def(
           "profiles",
           [](const InterestState& s, const CArray<std::int64_t>& users, ThreadCount num_threads) {

@@ -48,6 +48,24 @@ void scale(float a, float* y, std::int64_t n) {
   for (std::int64_t d = 0; d < n; ++d) y[d] *= a;
 }
 
+bool all_finite(const float* x, std::int64_t n) {
+  bool finite = true;
+  for (std::int64_t d = 0; d < n; ++d) finite &= std::isfinite(x[d]);
+  return finite;
+}
+
+// What a refused event reports: max |sum·shrink + f·x| in double (sum null: a new user's zero
+// sum), or infinity when that fits in float (then only the float factor f overflowed).
+double overflow_peak(const float* sum, double shrink, double f, const float* x, std::int64_t n) {
+  double peak = 0.0;
+  for (std::int64_t d = 0; d < n; ++d) {
+    const double v = (sum != nullptr ? sum[d] * shrink : 0.0) + f * x[d];
+    peak = std::max(peak, std::fabs(v));  // a NaN term (inf · 0) is skipped
+  }
+  if (peak > std::numeric_limits<float>::max()) return peak;
+  return std::numeric_limits<double>::infinity();
+}
+
 // ‖x‖² of a profile sum, in double: float squares underflow for tiny vectors (1e-30, whose
 // profile then came out zero or too long) and overflow for huge ones. Once per profile, so the
 // double lanes cost nothing measurable.
@@ -161,6 +179,7 @@ InterestState::InterestState(std::int64_t dim, double half_life)
     : dim_(dim), half_life_(half_life > 0.0 ? half_life : 0.0) {
   if (dim < 1) throw std::invalid_argument("dim must be >= 1");
   if (!std::isfinite(half_life)) throw std::invalid_argument("half_life must be finite");
+  scratch_.resize(static_cast<std::size_t>(dim));
 }
 
 void InterestState::grow(std::int64_t n_users) {
@@ -183,22 +202,42 @@ void InterestState::reset(const std::int64_t* users, std::int64_t n) {
 }
 
 void InterestState::add(std::int64_t user, const float* item, float weight, double t) {
-  float* sum = sums_.data() + user * dim_;
+  if (user < 0) throw std::out_of_range("user id out of range");
+  const bool known = user < n_users();
+  const float* before = known ? sum(user) : nullptr;
+  double ref = known ? ref_[user] : 0.0;
+  double mass = known ? mass_[user] : 0.0;
+  const std::int64_t count = known ? count_[user] : 0;
+  // The same operations as on the sum in place, on a copy: committed only if it stays finite.
+  float* next = scratch_.data();
+  if (known) {
+    std::copy(before, before + dim_, next);
+  } else {
+    std::fill(next, next + dim_, 0.0f);
+  }
+  double shrink = 1.0;
   double f = weight;
   if (half_life_ > 0.0) {
-    if (count_[user] == 0) {
-      ref_[user] = t;
-    } else if (t > ref_[user] + kRebaseHalfLives * half_life_) {
-      const double shrink = decay(t - ref_[user], half_life_);
-      scale(static_cast<float>(shrink), sum, dim_);
-      mass_[user] *= shrink;
-      ref_[user] = t;
+    if (count == 0) {
+      ref = t;
+    } else if (t > ref + kRebaseHalfLives * half_life_) {
+      shrink = decay(t - ref, half_life_);
+      scale(static_cast<float>(shrink), next, dim_);
+      mass *= shrink;
+      ref = t;
     }
-    f *= decay(ref_[user] - t, half_life_);
+    f *= decay(ref - t, half_life_);
   }
   const float a = static_cast<float>(f);
-  if (a != 0.0f) mass_[user] += std::fabs(f) * std::sqrt(axpy_norm(a, item, sum, dim_));
-  ++count_[user];
+  if (a != 0.0f) mass += std::fabs(f) * std::sqrt(axpy_norm(a, item, next, dim_));
+  if (!all_finite(next, dim_)) {
+    throw SumOverflow(user, overflow_peak(before, shrink, f, item, dim_));
+  }
+  if (!known) grow(user + 1);
+  std::copy(next, next + dim_, sums_.data() + user * dim_);
+  ref_[user] = ref;
+  mass_[user] = mass;
+  count_[user] = count + 1;
   if (!timed_ || t > latest_) latest_ = t;
   timed_ = true;
 }

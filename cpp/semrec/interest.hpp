@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <stdexcept>
 #include <vector>
 
 #include "semrec/parallel.hpp"
@@ -30,6 +31,24 @@ template <class Time>
 void interest_profiles(InterestEvents<Time> events, MatrixView items, double half_life,
                        int num_threads, float* out, const StopCheck& stop = {});
 
+// Thrown when an event would take a user's sum past float's range (the sums are float32): the
+// event is refused and the state is as it was. `peak` is the largest magnitude the sum would
+// have reached, computed in double; infinity when even that overflows or only the float event
+// factor did.
+class SumOverflow : public std::overflow_error {
+ public:
+  SumOverflow(std::int64_t user, double peak)
+      : std::overflow_error("an event would take a profile sum past float's range"),
+        user_(user),
+        peak_(peak) {}
+  std::int64_t user() const { return user_; }
+  double peak() const { return peak_; }
+
+ private:
+  std::int64_t user_;
+  double peak_;
+};
+
 // Streaming profiles: per-user decayed sums that absorb one event in O(dim), in any time order,
 // and give the same direction as interest_profiles over the same events. Not thread-safe:
 // one writer at a time.
@@ -48,7 +67,9 @@ class InterestState {
   // Forgets every event of these users.
   void reset(const std::int64_t* users, std::int64_t n);
 
-  // One event: `item` points to the item's embedding (dim floats). user < n_users().
+  // One event: `item` points to the item's embedding (dim floats). A user >= n_users() is
+  // created by it (the state grows). All or nothing: the updated sum is computed aside and
+  // committed only when every value is finite, else SumOverflow (the state is unchanged).
   void add(std::int64_t user, const float* item, float weight, double t);
   // Events applied in order; ids index rows of `items`. weights/times may be null (1 / latest).
   // Bounds are the caller's to check.
@@ -83,6 +104,7 @@ class InterestState {
   std::vector<double> ref_;
   std::vector<double> mass_;
   std::vector<std::int64_t> count_;
+  std::vector<float> scratch_;  // add's updated sum before it is committed
 };
 
 }  // namespace semrec

@@ -373,30 +373,12 @@ class ContentRecommender(EncodesText, Recommender):
     def _update(self, user: int, item: int, weight: float, t: float | None) -> np.ndarray:
         stream = self._stream
         ts = stream.latest if t is None else t
-        self._check_weight(user, item, weight, ts)
-        if user == stream.n_users:
-            stream.grow(user + 1)
-        if weight != 0:  # a weight-0 event is seen (logged) but moves no profile
+        if weight != 0:  # refused by the kernel if it overflows the profile (nothing changes)
             stream.update(user, item, weight, ts)
+        elif user == stream.n_users:  # a weight-0 event is seen (logged) but moves no profile
+            stream.grow(user + 1)
         self._log.append(user, item, weight, ts)
         return stream.profile(user)
-
-    def _check_weight(self, user: int, item: int, weight: float, t: float) -> None:
-        """Refuse a weight that takes the user's float32 profile sum past float32's range,
-        predicted in float64 as the kernel adds the event (cpp/semrec/interest.cpp)."""
-        raw, ref = self._stream.decayed_sum(user) if user < self._stream.n_users else (0.0, t)
-        total, half_life = np.asarray(raw, dtype=np.float64), self.half_life
-        decays = half_life is not None and total.any()  # else the event sets the reference
-        if decays and t > ref + 16.0 * half_life:  # the kernel's kRebaseHalfLives
-            total, ref = total * np.exp2((ref - t) / half_life), t
-        with np.errstate(over="ignore", invalid="ignore"):
-            a = np.float32(weight * (np.exp2((t - ref) / half_life) if decays else 1.0))
-            peak = np.abs(total + np.float64(a) * self._stream.item_embeddings[item]).max()
-        if not peak <= np.finfo(np.float32).max:
-            raise ValueError(
-                f"weight={weight:g} would take user {user}'s profile sum past float32's range "
-                f"(to {peak:.3g}); use weights of a moderate scale (e.g. 1 per click)"
-            )
 
     def _fold_in(
         self, history: Any, users: np.ndarray | None, times: np.ndarray | None

@@ -192,15 +192,18 @@ class StreamingProfiles:
         """Apply one event: ``user`` interacted with ``item`` with ``weight`` at time ``t``.
 
         ``t=None`` means "now", the latest time seen so far. ``user`` may be any id >= 0; ids
-        beyond the known users create them (without history).
+        beyond the known users create them (without history). A weight that would take the
+        user's float32 sum past float32's range is refused (ValueError) and changes nothing.
         """
         u = check.one_id(user, "user", None)
         i = check.one_id(item, "item", self._items.shape[0])
         w = check.number(weight, "weight")
         ts = self._state.latest if t is None else check.number(t, "t")
-        if u >= self._state.n_users:
-            self._state.grow(self._room(u + 1, f"user {u}"))
-        self._state.add(self._items, u, i, w, ts)
+        self._room(u + 1, f"user {u}")  # the kernel creates the user once the event is taken
+        try:
+            self._state.add(self._items, u, i, w, ts)
+        except core.SumOverflow as refused:
+            raise _overflow_error(refused, f"weight={w:g}") from None
 
     def update_many(
         self,
@@ -323,6 +326,24 @@ class StreamingProfiles:
         its decay is relative to (what :meth:`profile` normalises)."""
         total, reference, _, _ = self._state.raw(check.one_id(user, "user", self._state.n_users))
         return total, float(reference)
+
+
+def _overflow_error(refused: Exception, what: str) -> ValueError:
+    """The kernel's refusal of events (``core.SumOverflow``, args ``(user, peak)``: a user's
+    float32 sum would pass float32's range; nothing was applied) as the message a user reads.
+
+    Examples
+    --------
+    >>> from semrec.interest import _overflow_error
+    >>> print(_overflow_error(ValueError(3, 4.5e38), "weight=3e+38"))
+    weight=3e+38 would take user 3's profile sum past float32's range (to 4.5e+38); use \
+weights of a moderate scale (e.g. 1 per click)
+    """
+    user, peak = refused.args
+    return ValueError(
+        f"{what} would take user {user}'s profile sum past float32's range (to {peak:.3g}); "
+        "use weights of a moderate scale (e.g. 1 per click)"
+    )
 
 
 def half_life_value(half_life: Any) -> float:

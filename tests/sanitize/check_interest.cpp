@@ -165,6 +165,35 @@ void check_interest(Rng& rng) {
   EXPECT_THROWS(std::out_of_range, state.profiles(users, 2, 1, out2.data()),
                 "InterestState.profiles user out of range");
   EXPECT_THROWS(std::out_of_range, state.reset(users, 2), "InterestState.reset user out of range");
+
+  // An event that would take a sum past float's range is refused (SumOverflow) and changes
+  // nothing: not the sum, its reference time, mass or count, not the clock, no new user. With
+  // decay, t = 20 takes the rebase path (the sum shrunk to a new reference time) first.
+  for (double half_life : {0.0, 1.0}) {
+    const std::vector<float> unit{1.0f, 0.0f, 0.6f, 0.8f};
+    const float* along_x = unit.data();
+    const float* slanted = unit.data() + 2;
+    semrec::InterestState s(2, half_life);
+    s.add(0, along_x, 3e38f, 0.0);
+    const std::vector<float> sum(s.sum(0), s.sum(0) + 2);
+    const double ref = s.reference_time(0), mass = s.mass(0);
+    const std::string label = "InterestState.add refused, half_life=" + std::to_string(half_life);
+    double peak = 0.0;
+    try {
+      s.add(0, slanted, 3e38f, 0.0);
+    } catch (const semrec::SumOverflow& e) {
+      peak = e.user() == 0 ? e.peak() : 0.0;
+    }
+    EXPECT(near(peak, 4.8e38, 1e-6), label + ": reports user 0 and the sum it would reach");
+    EXPECT_THROWS(semrec::SumOverflow, s.add(0, along_x, 3.4028235e38f, 20.0), label + ", t=20");
+    EXPECT_THROWS(semrec::SumOverflow, s.add(3, along_x, INFINITY, 0.0), label + ", new user");
+    EXPECT(std::equal(sum.begin(), sum.end(), s.sum(0)) && s.reference_time(0) == ref &&
+               s.mass(0) == mass && s.count(0) == 1 && s.n_users() == 1 && s.latest() == 0.0,
+           label + ": the state is as it was");
+    s.add(2, slanted, 1.0f, 5.0);  // a new user with an ordinary event is created
+    EXPECT(s.n_users() == 3 && s.count(2) == 1 && s.count(1) == 0 && s.latest() == 5.0,
+           label + ": an accepted event creates its user");
+  }
 }
 
 }  // namespace checks

@@ -78,6 +78,9 @@ def interest_profiles(
     items: F32, half_life: float, num_threads: int,
 ) -> F32: ...
 
+class SumOverflow(ValueError):  # args (user, peak): an event refused, nothing was applied
+    ...
+
 class InterestState:
     def __init__(self, dim: int, half_life: float) -> None: ...
     @property
