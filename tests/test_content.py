@@ -493,6 +493,50 @@ def test_update_whose_weight_overflows_the_profile_is_refused(half_life) -> None
     model.update(0, 2, 1.0)
 
 
+@pytest.mark.parametrize("half_life", [None, 10.0])
+def test_fit_whose_weights_overflow_a_profile_is_refused_and_keeps_the_model(half_life) -> None:
+    """Summed weights past float32's range made a NaN profile: fit went through, score gave
+    NaN and recommend failed naming "queries", an argument the caller never passed."""
+    emb = np.array([[1, 0], [0.6, 0.8], [0, 1]], dtype=np.float32)
+    huge = sp.csr_array(np.array([[1, 0, 0], [3e38, 3e38, 0]], dtype=np.float32))
+    model = ContentRecommender(emb, half_life=half_life, show_progress=False)
+    says = r"interactions would take user 1's profile sum past float32's range \(to 4.8e\+38\)"
+    with pytest.raises(ValueError, match=says + "; use weights of a moderate scale"):
+        model.fit(huge, timestamps=np.zeros(3))
+    assert not hasattr(model, "n_users_")  # still unfitted
+    model.fit(sp.csr_array(np.eye(3, dtype=np.float32)), timestamps=np.zeros(3))
+    before = model.profiles(np.arange(3))
+    with pytest.raises(ValueError, match=says):
+        model.fit(huge, timestamps=np.zeros(3))
+    assert model.n_users_ == 3  # the earlier fit stands
+    np.testing.assert_array_equal(model.profiles(np.arange(3)), before)
+    model.fit(huge.multiply(np.float32(0.5)).tocsr(), timestamps=np.zeros(3))  # 2.4e38: fits
+    assert np.isfinite(model.score(1, [0, 1, 2])).all()
+
+
+@pytest.mark.parametrize("half_life", [None, 10.0])
+def test_fold_in_whose_weights_overflow_a_profile_is_refused_and_changes_nothing(half_life):
+    """fold_in(users=...) stored a NaN profile (an existing user's history already replaced);
+    without users the message did not name history."""
+    emb = np.array([[1, 0], [0.6, 0.8], [0, 1]], dtype=np.float32)
+    model = ContentRecommender(emb, half_life=half_life, show_progress=False)
+    model.fit(sp.csr_array(np.array([[1, 0, 0], [0, 0, 1]], np.float32)), timestamps=np.zeros(2))
+    huge = sp.csr_array(np.array([[0, 0, 1], [3e38, 3e38, 0]], dtype=np.float32))
+    before, seen = model.profiles([0, 1]), model.interactions_.toarray()
+    with pytest.raises(ValueError, match=r"history: user 1's profile overflows float32"):
+        model.fold_in(huge)
+    for users in ([0, 1], [2, 3], [1, 2]):  # existing users replaced, new ones appended
+        says = f"history would take user {users[1]}'s profile sum past float32's range"
+        with pytest.raises(ValueError, match=says):
+            model.fold_in(huge, users=users, timestamps=np.zeros(3))
+        assert model.n_users_ == 2
+        np.testing.assert_array_equal(model.profiles([0, 1]), before)
+        np.testing.assert_array_equal(model.interactions_.toarray(), seen)
+    fine = huge.multiply(np.float32(1e-30)).tocsr()
+    np.testing.assert_allclose(model.fold_in(fine, users=[1, 2])[1], [0.894427, 0.447214], 1e-6)
+    assert model.n_users_ == 3 and model.interactions_[2, 0] == np.float32(3e8)
+
+
 def test_update_after_a_history_that_cancels_out_is_refused_when_it_overflows() -> None:
     """The sum is 0 but the reference time stays at the first event, so an event 15 half-lives
     later counts 2**15 times its weight: 3e34 becomes 9.8e38. (Predicted in Python, a zero sum

@@ -283,6 +283,39 @@ def test_an_update_that_overflows_the_sum_is_refused_and_changes_nothing(half_li
     state.update(0, 1, -1e38, t=1.0)  # moving away from the limit is fine
 
 
+def test_update_many_reset_replaces_histories_in_one_step():
+    state = StreamingProfiles(np.eye(3, dtype=np.float32))
+    state.update_many([0, 0, 1], [0, 1, 2])
+    state.update_many([0, 2], [2, 1], reset=[0, 1])  # user 1: forgotten, no new events
+    np.testing.assert_array_equal(state.profile(0), [0, 0, 1])
+    assert not state.profile(1).any() and state.n_users == 3
+    with pytest.raises(IndexError, match="reset"):
+        state.update_many([0], [0], reset=[3])
+
+
+@pytest.mark.parametrize("half_life", [None, 5.0])
+def test_a_batch_that_overflows_a_sum_is_refused_and_changes_nothing(half_life):
+    """update_many and add_rows are all or nothing: the events before the refused one, the
+    users it would create and the users it would reset are all as they were."""
+    items = np.array([[1, 0], [0.6, 0.8]], dtype=np.float32)
+    state = StreamingProfiles(items, half_life=half_life)
+    state.update_many([0, 1, 2], [0, 1, 0], times=[1.0, 2.0, 3.0])
+    before = [state.decayed_sum(u) for u in range(3)] + [state.latest]
+    with pytest.raises(ValueError, match=r"history would take user 1's profile sum past"):
+        state.update_many(
+            [2, 5, 1, 1], [1, 0, 0, 0], [1.0, 1.0, 3e38, 3e38], [9.0] * 4, reset=[0], name="history"
+        )
+    batch = sp.csr_array(np.array([[1, 1], [3e38, 3e38], [3e38, 3e38]], dtype=np.float32))
+    with pytest.raises(ValueError, match=r"^history would take user 3's profile sum past"):
+        state.add_rows(batch, np.full(6, 9.0), first_user=2)
+    after = [state.decayed_sum(u) for u in range(3)] + [state.latest]
+    assert state.n_users == 3
+    for (s0, r0), (s1, r1) in zip(before[:3], after[:3], strict=True):
+        np.testing.assert_array_equal(s1, s0)
+        assert r1 == r0
+    assert after[3] == before[3]
+
+
 def test_profiles_that_overflow_float32_are_refused():
     # A weighted sum past 3.4e38 was returned as NaN.
     with pytest.raises(ValueError, match="user 0's profile overflows float32"):

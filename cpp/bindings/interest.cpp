@@ -2,6 +2,7 @@
 
 #include <exception>
 #include <optional>
+#include <span>
 #include <string>
 
 #include "bindings/common.hpp"
@@ -53,21 +54,28 @@ void def_state_methods(py::class_<InterestState>& cls) {
       "add_many",
       [](InterestState& s, const CArray<float>& items, const CArray<std::int64_t>& users,
          const CArray<std::int32_t>& ids, std::optional<CArray<float>> weights,
-         std::optional<CArray<Time>> times) {
+         std::optional<CArray<Time>> times, std::optional<CArray<std::int64_t>> reset,
+         double item_norm) {
         const MatrixView x = matrix_view(items, "items");
         const std::int64_t n = users.size();
         if (users.ndim() != 1 || ids.ndim() != 1 || ids.size() != n ||
-            (weights && weights->size() != n) || (times && times->size() != n)) {
+            (weights && weights->size() != n) || (times && times->size() != n) ||
+            (reset && reset->ndim() != 1)) {
           throw std::invalid_argument("users, items, weights and times must be 1-D, same length");
         }
         const float* w = weights ? weights->data() : nullptr;
         const Time* t = times ? times->data() : nullptr;
-        without_gil(
-            [&](const StopCheck& stop) { s.add_many(x, n, users.data(), ids.data(), w, t, stop); });
+        std::span<const std::int64_t> cleared;
+        if (reset) cleared = {reset->data(), static_cast<std::size_t>(reset->size())};
+        without_gil([&](const StopCheck& stop) {
+          s.add_many(x, n, users.data(), ids.data(), w, t, stop, cleared, item_norm);
+        });
       },
       py::arg("items").noconvert(), py::arg("users").noconvert(), py::arg("ids").noconvert(),
-      py::arg("weights").noconvert(), py::arg("times").noconvert(),
-      "Apply events in order (users must already exist).");
+      py::arg("weights").noconvert(), py::arg("times").noconvert(), py::arg("reset").noconvert(),
+      py::arg("item_norm"),
+      "Apply events in order after the reset users forget theirs, all or nothing (new users "
+      "are created; item_norm bounds the items' norms); SumOverflow if an event is refused.");
   cls.def(
       "add_rows",
       [](InterestState& s, const CArray<std::int64_t>& indptr, const CArray<std::int32_t>& indices,
@@ -80,7 +88,9 @@ void def_state_methods(py::class_<InterestState>& cls) {
       },
       py::arg("indptr").noconvert(), py::arg("indices").noconvert(), py::arg("weights").noconvert(),
       py::arg("times").noconvert(), py::arg("items").noconvert(), py::arg("first_user"),
-      py::arg("num_threads"), "Add CSR row r to user first_user + r, in parallel over rows.");
+      py::arg("num_threads"),
+      "Add CSR row r to user first_user + r, in parallel over rows, all or nothing (new users "
+      "are created); SumOverflow if a row is refused.");
 }
 
 }  // namespace

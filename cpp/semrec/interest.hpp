@@ -7,6 +7,8 @@
 #pragma once
 
 #include <cstdint>
+#include <limits>
+#include <span>
 #include <stdexcept>
 #include <vector>
 
@@ -62,7 +64,8 @@ class InterestState {
   // The latest event time seen (0 before any timed event): "now" on the state's clock.
   double latest() const { return latest_; }
 
-  // Grows to at least n_users users (new users have no events). Never shrinks.
+  // Grows to at least n_users users (new users have no events). Never shrinks (a failed
+  // add_many or add_rows only gives back what it grew).
   void grow(std::int64_t n_users);
   // Forgets every event of these users.
   void reset(const std::int64_t* users, std::int64_t n);
@@ -72,13 +75,19 @@ class InterestState {
   // committed only when every value is finite, else SumOverflow (the state is unchanged).
   void add(std::int64_t user, const float* item, float weight, double t);
   // Events applied in order; ids index rows of `items`. weights/times may be null (1 / latest).
-  // Bounds are the caller's to check.
+  // The users in `cleared` forget their history first (the events then replace it); users past
+  // n_users() are created. All or nothing: an event that would overflow (SumOverflow) or an id
+  // out of range leaves the state as it was. `item_norm` bounds the item rows' norms (infinity:
+  // unknown): when it shows that no event can come near float's range, nothing is saved for a
+  // rollback, and an interrupt keeps the events applied before it.
   template <class Time>
   void add_many(MatrixView items, std::int64_t n, const std::int64_t* users,
                 const std::int32_t* ids, const float* weights, const Time* times,
-                const StopCheck& stop = {});
-  // Row r of `events` is added to user first_user + r (parallel over rows, thread-count
-  // independent: each user is touched by one task).
+                const StopCheck& stop = {}, std::span<const std::int64_t> cleared = {},
+                double item_norm = std::numeric_limits<double>::infinity());
+  // Row r of `events` is added to user first_user + r, created if need be (parallel over rows,
+  // thread-count independent: each user is touched by one task). All or nothing like add_many;
+  // of several rows that overflow, the SumOverflow names the lowest user.
   template <class Time>
   void add_rows(InterestEvents<Time> events, MatrixView items, std::int64_t first_user,
                 int num_threads, const StopCheck& stop = {});
@@ -93,8 +102,19 @@ class InterestState {
   std::int64_t count(std::int64_t user) const { return count_[user]; }
 
  private:
-  // Adds a partial sum held at time `ref` into the user's sum.
-  void merge(std::int64_t user, const float* partial, double ref, double mass, std::int64_t count);
+  // One event, written aside and committed only if finite (else SumOverflow), or in_place
+  // straight into the sum of an existing user (add_many, knowing it cannot overflow).
+  void add_event(std::int64_t user, const float* item, float weight, double t, bool in_place);
+  // What add_many / add_rows change, kept to put back if they fail: the state's size and clock
+  // (begin_saving), and each existing user's state before its first change (save).
+  struct Saved;
+  Saved begin_saving();
+  void save(Saved& saved, std::int64_t user) const;
+  void restore(const Saved& saved);
+  // Adds a partial sum held at time `ref` into the user's sum, computed in `next` (dim floats)
+  // and committed only if finite; returns false (nothing changed) if not.
+  bool merge(std::int64_t user, const float* partial, double ref, double mass, std::int64_t count,
+             float* next);
 
   std::int64_t dim_;
   double half_life_;
@@ -105,6 +125,10 @@ class InterestState {
   std::vector<double> mass_;
   std::vector<std::int64_t> count_;
   std::vector<float> scratch_;  // add's updated sum before it is committed
+  // add_many saves a user at its first event of the call: the call's numbers mark it counted
+  // and saved (64 bits: they never wrap around).
+  std::vector<std::uint64_t> saved_in_;
+  std::uint64_t call_ = 0;
 };
 
 }  // namespace semrec

@@ -233,10 +233,9 @@ class ContentRecommender(EncodesText, Recommender):
         n_users = interactions.shape[0]
         users = np.repeat(np.arange(n_users, dtype=np.int32), np.diff(indptr))
         log = EventLog.from_arrays(users, indices, weights, times)  # every event is seen
-        self._stream = stream
-        self._add_events(indptr, indices, weights, times, n_users)
-        self._log = log
-        self._seen = None
+        # Refused (a ValueError naming interactions) if a profile sum overflows float32:
+        self._add_events(stream, (indptr, indices, weights, times), n_users, "interactions")
+        self._stream, self._log, self._seen = stream, log, None  # the model changes only now
         seconds = time.perf_counter() - start
         logger.debug(
             "ContentRecommender.fit: %d users, %d events in %.3fs", n_users, weights.size, seconds
@@ -245,19 +244,19 @@ class ContentRecommender(EncodesText, Recommender):
 
     def _add_events(
         self,
-        indptr: np.ndarray,
-        indices: np.ndarray,
-        weights: np.ndarray,
-        times: np.ndarray,
+        stream: StreamingProfiles,
+        events: tuple[np.ndarray, ...],
         n_users: int,
+        name: str,
         *,
         progress: bool = True,
     ) -> None:
-        """Every user's events into the stream, in chunks (a progress bar, Ctrl-C between).
+        """Every user's events (indptr, indices, weights, times) into a new stream, in chunks
+        (a progress bar, Ctrl-C between); ``name`` is what an overflow's message calls them.
 
         Zero weights move no profile: they are logged (seen) but not added."""
-        indptr, indices, weights, times = drop_zeros(indptr, indices, weights, times)
-        self._stream.grow(n_users)
+        indptr, indices, weights, times = drop_zeros(*events)
+        stream.grow(n_users)
         show = self.show_progress if self.show_progress is not None else sys.stderr.isatty()
         show = show and progress
         step = max(_MIN_CHUNK, -(-n_users // _FIT_CHUNKS))
@@ -265,10 +264,10 @@ class ContentRecommender(EncodesText, Recommender):
             for first in range(0, n_users, step):
                 last = min(n_users, first + step)
                 lo, hi = indptr[first], indptr[last]
-                chunk = sp.csr_array((last - first, self._stream.n_items), dtype=np.float32)
+                chunk = sp.csr_array((last - first, stream.n_items), dtype=np.float32)
                 chunk.indptr, chunk.indices = indptr[first : last + 1] - lo, indices[lo:hi]
                 chunk.data = weights[lo:hi]
-                self._stream.add_rows(chunk, times[lo:hi], first_user=first)
+                stream.add_rows(chunk, times[lo:hi], first_user=first, name=name)
                 bar.update(last - first)
 
     # -- queries -----------------------------------------------------------------------------
@@ -393,19 +392,21 @@ class ContentRecommender(EncodesText, Recommender):
                 timestamps=times,
                 half_life=self.half_life,
                 num_threads=self.num_threads,
+                name="history",
             )
         existing = users[users < self._stream.n_users]
+        kept = drop_zeros(indptr, indices, weights, times)
+        # One all-or-nothing step: the existing users forget their histories and take the new
+        # events, or nothing changes (a ValueError naming history if a sum overflows float32).
+        event_users = np.repeat(users, np.diff(kept[0]))
+        self._stream.update_many(event_users, *kept[1:], reset=existing, name="history")
+        if users.size:
+            self._stream.grow(int(users.max()) + 1)  # users whose history is empty
         if existing.size:
-            self._stream.reset(existing)
             self._log.remove_users(existing)
             self._seen = None
         event_users = np.repeat(users, np.diff(indptr))
         self._log.extend(event_users.astype(np.int32), indices, weights, times)  # all seen
-        indptr, indices, weights, times = drop_zeros(indptr, indices, weights, times)
-        event_users = np.repeat(users, np.diff(indptr))
-        if users.size:
-            self._stream.grow(int(users.max()) + 1)
-        self._stream.update_many(event_users, indices, weights, times)
         return self._stream.profiles(users)
 
     def _add_items(self, items: Any) -> np.ndarray:
@@ -519,16 +520,13 @@ class ContentRecommender(EncodesText, Recommender):
     def _replay(self, emb: np.ndarray, n_users: int, events: tuple[np.ndarray, ...]) -> None:
         """Profiles rebuilt from the catalogue and every event (load, unpickling)."""
         users, items, weights, times = events
-        self._stream = StreamingProfiles(
-            emb, half_life=self.half_life, num_threads=self.num_threads
-        )
+        stream = StreamingProfiles(emb, half_life=self.half_life, num_threads=self.num_threads)
         order = np.argsort(users, kind="stable")
         indptr = np.zeros(n_users + 1, dtype=np.int64)
         np.cumsum(np.bincount(users, minlength=n_users), out=indptr[1:])
-        self._add_events(
-            indptr, items[order], weights[order], times[order], n_users, progress=False
-        )
-        self._log = EventLog.from_arrays(users, items, weights, times)
+        rows = (indptr, items[order], weights[order], times[order])
+        self._add_events(stream, rows, n_users, "event_weights", progress=False)
+        self._stream, self._log = stream, EventLog.from_arrays(users, items, weights, times)
         self._seen = None
 
     # -- pickling (Dask workers): the saved form's content, profiles rebuilt by replaying --------

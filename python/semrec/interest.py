@@ -15,6 +15,7 @@ any time order, with the same result as the batch computation.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -33,6 +34,7 @@ def user_profiles(
     t_now: float | None = None,
     half_life: float | None = None,
     num_threads: int | None = None,
+    name: str = "interactions",
 ) -> np.ndarray:
     """L2-normalised interest profile of every user (row) of a users x items matrix.
 
@@ -56,6 +58,8 @@ def user_profiles(
     num_threads : int, optional
         ``None`` uses :func:`semrec.get_num_threads`, ``0`` all cores. The result does not
         depend on it.
+    name : str, default "interactions"
+        What error messages call ``interactions`` (a caller's own argument).
 
     Returns
     -------
@@ -68,7 +72,8 @@ def user_profiles(
         Not a CSR matrix, wrong dtypes.
     ValueError
         Shape mismatch, NaN/inf weights, embeddings or timestamps, bad ``half_life``,
-        ``half_life`` without ``timestamps``, malformed CSR.
+        ``half_life`` without ``timestamps``, malformed CSR, a profile whose sum overflows
+        float32.
     IndexError
         An item id outside the embedding matrix.
 
@@ -85,7 +90,7 @@ def user_profiles(
     decay = half_life_value(half_life)
     if t_now is not None:
         check.number(t_now, "t_now")
-    indptr, indices, weights = check.events(interactions, "interactions", x.shape[0])
+    indptr, indices, weights = check.events(interactions, name, x.shape[0])
     times = check.timestamps(timestamps, weights.size)
     if decay and times is None:
         raise ValueError("half_life needs timestamps (one per stored interaction)")
@@ -95,8 +100,8 @@ def user_profiles(
     if not np.isfinite(profiles).all():  # float32 sums past 3.4e38 (inf, or inf - inf = NaN)
         user = int(np.flatnonzero(~np.isfinite(profiles).all(axis=1))[0])
         raise ValueError(
-            f"user {user}'s profile overflows float32 (the weighted sum of its item vectors "
-            "passes 3.4e38); divide the embeddings or the weights by a common factor"
+            f"{name}: user {user}'s profile overflows float32 (the weighted sum of its item "
+            "vectors passes 3.4e38); divide the embeddings or the weights by a common factor"
         )
     return profiles
 
@@ -157,6 +162,7 @@ class StreamingProfiles:
         self.half_life = half_life
         self.num_threads = num_threads
         self._items = x
+        self._norm: float | None = None  # bounds the item norms, computed when first needed
         self._state = core.InterestState(x.shape[1], half_life_value(half_life))
         if n_users:
             self.grow(n_users)
@@ -211,6 +217,9 @@ class StreamingProfiles:
         items: np.ndarray,
         weights: np.ndarray | None = None,
         times: np.ndarray | None = None,
+        *,
+        reset: np.ndarray | None = None,
+        name: str = "weights",
     ) -> None:
         """Apply many events in the given order (one C++ call; the GIL is released).
 
@@ -221,8 +230,29 @@ class StreamingProfiles:
             Default 1 for every event.
         times : 1-D array of int or float, optional
             Default: every event happens "now" (the latest time seen before the call).
+        reset : 1-D array of int, optional
+            Existing users who forget their history first (as :meth:`reset`), in the same step:
+            the events replace their histories.
+        name : str, default "weights"
+            What a refusal's message calls the events (a caller's own argument).
 
-        Nothing is applied if any event is invalid.
+        Nothing is applied if any event is invalid, or if one would take a user's float32 sum
+        past float32's range (ValueError naming ``name``).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from semrec.interest import StreamingProfiles
+        >>> state = StreamingProfiles(np.eye(2, dtype=np.float32))
+        >>> state.update_many([0, 1], [0, 1], weights=[2.0, 1.0])
+        >>> state.update_many([0], [1], reset=[0])   # user 0's history is now item 1 alone
+        >>> state.profile(0).tolist()
+        [0.0, 1.0]
+        >>> state.update_many([1, 1], [0, 0], weights=[3e38, 3e38])
+        Traceback (most recent call last):
+        ...
+        ValueError: weights would take user 1's profile sum past float32's range (to 6e+38); \
+use weights of a moderate scale (e.g. 1 per click)
         """
         u = check.id_array(users, "users", np.int64)
         i = check.id_array(items, "items", np.int32)
@@ -233,15 +263,22 @@ class StreamingProfiles:
         if weights is not None:
             w = check.float_array(weights, "weights", n)
         ts = check.timestamps(times, n, name="times")
-        if n == 0:
+        cleared = None
+        if reset is not None:
+            cleared, _ = check.index_array(reset, "reset", self._state.n_users, "user")
+        if n == 0 and cleared is None:
             return
-        if u.min() < 0:
+        if n and u.min() < 0:
             raise IndexError(f"users holds {u.min()}; user ids must be >= 0")
-        if i.min() < 0 or i.max() >= self._items.shape[0]:
+        if n and (i.min() < 0 or i.max() >= self._items.shape[0]):
             bad = i[(i < 0) | (i >= self._items.shape[0])][0]
             raise IndexError(f"items holds item id {bad}, outside [0, {self._items.shape[0]})")
-        self._state.grow(self._room(int(u.max()) + 1, f"users (holding id {u.max()})"))
-        self._state.add_many(self._items, u, i, w, ts)
+        if n:  # the kernel creates new users once every event is taken
+            self._room(int(u.max()) + 1, f"users (holding id {u.max()})")
+        try:
+            self._state.add_many(self._items, u, i, w, ts, cleared, self._item_norm())
+        except core.SumOverflow as refused:
+            raise _overflow_error(refused, name) from None
 
     def profile(self, user: int) -> np.ndarray:
         """The normalised profile of one user, shape (dim,)."""
@@ -270,7 +307,16 @@ class StreamingProfiles:
             )
         start = self._items.shape[0]
         self._items = np.ascontiguousarray(np.vstack([self._items, x]))
+        if self._norm is not None:
+            self._norm = max(self._norm, _largest_norm(x))
         return np.arange(start, start + x.shape[0], dtype=np.int32)
+
+    def _item_norm(self) -> float:
+        """A bound of the item rows' norms: with it the kernel sees when a batch of events
+        cannot overflow and needs no copy of the users it changes to undo a refusal."""
+        if self._norm is None:
+            self._norm = _largest_norm(self._items)
+        return self._norm
 
     def grow(self, n_users: int) -> None:
         """Make room for users ``0 .. n_users - 1`` (new ones start without history)."""
@@ -289,12 +335,15 @@ class StreamingProfiles:
         times: np.ndarray | None = None,
         *,
         first_user: int = 0,
+        name: str = "history",
     ) -> None:
         """Apply a CSR of events: row ``r`` is user ``first_user + r`` (in parallel over rows).
 
         ``history`` is users x items with one stored entry per event (duplicates add up);
         ``times`` hold one time per entry, aligned with ``history.data`` (needed with a
-        ``half_life``). Users that do not exist yet are created.
+        ``half_life``). Users that do not exist yet are created. Nothing is applied if a row
+        would take its user's float32 sum past float32's range (a ValueError that calls the
+        events ``name``, naming the lowest such user).
 
         Examples
         --------
@@ -310,22 +359,26 @@ class StreamingProfiles:
         first = check.one_id(first_user, "first_user", None)
         if ts is None and self.half_life is not None and weights.size:
             raise ValueError("times are needed with a half_life (one per stored event)")
-        self._state.grow(self._room(first + indptr.size - 1, f"first_user={first}"))
-        self._state.add_rows(
-            indptr,
-            indices,
-            weights,
-            ts,
-            self._items,
-            first,
-            resolve_num_threads(self.num_threads),
-        )
+        self._room(first + indptr.size - 1, f"first_user={first}")  # the kernel grows
+        threads = resolve_num_threads(self.num_threads)
+        try:
+            self._state.add_rows(indptr, indices, weights, ts, self._items, first, threads)
+        except core.SumOverflow as refused:
+            raise _overflow_error(refused, name) from None
 
     def decayed_sum(self, user: int) -> tuple[np.ndarray, float]:
         """A user's un-normalised sum of weighted, decayed embeddings, and the reference time
         its decay is relative to (what :meth:`profile` normalises)."""
         total, reference, _, _ = self._state.raw(check.one_id(user, "user", self._state.n_users))
         return total, float(reference)
+
+
+def _largest_norm(x: np.ndarray) -> float:
+    """A bound of the row norms of a float32 matrix, ``sqrt(dim) * max |x|`` (exact, whatever
+    the magnitudes: no square to overflow or underflow)."""
+    if not x.size:
+        return 0.0
+    return math.sqrt(x.shape[1]) * max(float(x.max()), -float(x.min()))
 
 
 def _overflow_error(refused: Exception, what: str) -> ValueError:

@@ -112,6 +112,96 @@ void profiles_case(Rng& rng, std::int64_t users, std::int64_t n_items, std::int6
   }
 }
 
+// Every user's (sum, reference time, mass, count), and the state's size and clock.
+struct Snapshot {
+  std::vector<float> sums;
+  std::vector<double> numbers;
+  bool operator==(const Snapshot&) const = default;
+};
+
+Snapshot snapshot(const semrec::InterestState& s) {
+  Snapshot out;
+  for (std::int64_t u = 0; u < s.n_users(); ++u) {
+    out.sums.insert(out.sums.end(), s.sum(u), s.sum(u) + s.dim());
+    out.numbers.insert(out.numbers.end(),
+                       {s.reference_time(u), s.mass(u), static_cast<double>(s.count(u))});
+  }
+  out.numbers.insert(out.numbers.end(), {static_cast<double>(s.n_users()), s.latest()});
+  return out;
+}
+
+// add_many and add_rows are all or nothing: a batch with one event (or row) that overflows
+// leaves the state as it was, users it would have created and users it would have reset
+// included. add_many goes straight into the sums when item_norm shows that nothing can
+// overflow, and checks every event otherwise: both give the same bits.
+void batch_refusals(Rng& rng) {
+  for (double half_life : {0.0, 30.0}) {
+    const std::string label = "batch refusal, half_life=" + std::to_string(half_life);
+    const std::int64_t dim = 5, n_items = 6, n = 200;
+    std::vector<float> items = unit_rows(random_matrix(rng, n_items, dim), n_items, dim);
+    std::vector<std::int64_t> users(n);
+    std::vector<std::int32_t> ids(n);
+    std::vector<float> weights(n);
+    std::vector<double> times(n);
+    std::uniform_int_distribution<std::int64_t> who(0, 9);
+    std::uniform_real_distribution<double> when(0.0, 2000.0);
+    for (std::int64_t k = 0; k < n; ++k) {
+      users[k] = who(rng);
+      ids[k] = static_cast<std::int32_t>(k % n_items);
+      weights[k] = std::normal_distribution<float>(0.0f, 3.0f)(rng);
+      times[k] = when(rng);
+    }
+    const auto x = view(items, n_items, dim);
+    semrec::InterestState fast(dim, half_life), checked(dim, half_life);
+    fast.add_many(x, n, users.data(), ids.data(), weights.data(), times.data(), {}, {}, 1.0);
+    checked.add_many(x, n, users.data(), ids.data(), weights.data(), times.data());
+    EXPECT(snapshot(fast) == snapshot(checked), label + ": add_many unchecked == checked");
+
+    // Ordinary events, one on a new user, a reset user, then events that overflow user 4's sum
+    // (four times 3.4e38 along a unit vector: one component is at least 1/sqrt(5) of it).
+    const Snapshot before = snapshot(checked);
+    const std::int64_t more_users[] = {3, 12, 4, 4, 4, 4};
+    const std::int32_t more_ids[] = {0, 1, 2, 2, 2, 2};
+    const float more_weights[] = {1.0f, 2.0f, 3.4e38f, 3.4e38f, 3.4e38f, 3.4e38f};
+    const std::vector<double> more_times(6, 2000.0);
+    const std::int64_t cleared[] = {7};
+    bool refused_user_4 = false;
+    try {
+      checked.add_many(x, 6, more_users, more_ids, more_weights, more_times.data(), {}, cleared,
+                       1.0);
+    } catch (const semrec::SumOverflow& e) {
+      refused_user_4 = e.user() == 4 && e.peak() > 3.4e38;
+    }
+    EXPECT(refused_user_4, label + ": add_many reports the event's user and its peak");
+    EXPECT(snapshot(checked) == before, label + ": a refused add_many changes nothing");
+
+    // add_rows from user 8 (8 and 9 exist, the rest would be new): rows 1 and 70 (two tasks of
+    // 64 rows) overflow the same way, and user 8 + 1 is named.
+    Csr rows;
+    rows.rows = 100;
+    rows.cols = n_items;
+    rows.indptr = {0};
+    for (std::int64_t r = 0; r < rows.rows; ++r) {
+      const bool huge = r == 1 || r == 70;
+      for (int e = 0; e < 4; ++e) {
+        rows.indices.push_back(huge ? 0 : static_cast<std::int32_t>((r + e) % n_items));
+        rows.values.push_back(huge ? 3.4e38f : 1.0f);
+      }
+      rows.indptr.push_back(static_cast<std::int64_t>(rows.indices.size()));
+    }
+    const std::vector<double> row_times(rows.values.size(), 1000.0);
+    const semrec::InterestEvents<double> ev{rows.view(), rows.values.data(), row_times.data()};
+    std::int64_t named = -1;
+    try {
+      checked.add_rows(ev, x, 8, 2);
+    } catch (const semrec::SumOverflow& e) {
+      named = e.user();
+    }
+    EXPECT(named == 9, label + ": add_rows names the lowest user that overflows");
+    EXPECT(snapshot(checked) == before, label + ": a refused add_rows changes nothing");
+  }
+}
+
 }  // namespace
 
 void check_interest(Rng& rng) {
@@ -159,9 +249,15 @@ void check_interest(Rng& rng) {
   state.grow(2);
   const std::int64_t users[] = {0, 2};
   const std::int32_t ids[] = {0, 1};
+  const std::int64_t negative[] = {0, -1};
+  const std::int32_t past[] = {0, 3};
   EXPECT_THROWS(std::out_of_range,
-                state.add_many<double>(view(items, 3, 4), 2, users, ids, nullptr, nullptr),
-                "InterestState.add_many user out of range");
+                state.add_many<double>(view(items, 3, 4), 2, negative, ids, nullptr, nullptr),
+                "InterestState.add_many negative user");
+  EXPECT_THROWS(std::out_of_range,
+                state.add_many<double>(view(items, 3, 4), 2, users, past, nullptr, nullptr),
+                "InterestState.add_many item out of range");
+  EXPECT(state.n_users() == 2 && state.count(0) == 0, "InterestState.add_many bad ids: no change");
   EXPECT_THROWS(std::out_of_range, state.profiles(users, 2, 1, out2.data()),
                 "InterestState.profiles user out of range");
   EXPECT_THROWS(std::out_of_range, state.reset(users, 2), "InterestState.reset user out of range");
@@ -194,6 +290,7 @@ void check_interest(Rng& rng) {
     EXPECT(s.n_users() == 3 && s.count(2) == 1 && s.count(1) == 0 && s.latest() == 5.0,
            label + ": an accepted event creates its user");
   }
+  batch_refusals(rng);
 }
 
 }  // namespace checks

@@ -95,7 +95,8 @@ class InterestState:
     def reset(self, users: I64) -> None: ...
     def add(self, items: F32, user: int, item: int, weight: float, t: float) -> None: ...
     def add_many(
-        self, items: F32, users: I64, ids: I32, weights: F32 | None, times: Times
+        self, items: F32, users: I64, ids: I32, weights: F32 | None, times: Times,
+        reset: I64 | None, item_norm: float,
     ) -> None: ...
     def add_rows(
         self, indptr: I64, indices: I32, weights: F32, times: Times,
