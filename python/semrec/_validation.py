@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from semrec._seeds import memory_bytes
+from semrec._hyperparameters import memory_bytes
 
 
 def as_float32_matrix(

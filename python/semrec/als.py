@@ -21,7 +21,7 @@ import numpy as np
 import scipy.sparse as sp
 from tqdm import tqdm
 
-from semrec import _seeds as seeds
+from semrec import _hyperparameters as hyperparameters
 from semrec import _validation as check
 from semrec._base import Recommender
 from semrec._histories import Histories, RowBuffer
@@ -178,7 +178,7 @@ class ALS(Recommender):
         """
         solve = self._problem
         check.positive_int(self.iterations, "iterations")
-        seeds.random_state(self.random_state)
+        hyperparameters.random_state(self.random_state)
         threads = resolve_num_threads(self.num_threads)
         train = check.canonical_csr(interactions, "interactions", nonnegative=solve.implicit)
         weights = check.without_zeros(train)
@@ -189,7 +189,7 @@ class ALS(Recommender):
             )
         n_users, n_items = train.shape
         solve.check_memory(n_users, n_items, threads)
-        rng = seeds.generator(self.random_state)
+        rng = hyperparameters.generator(self.random_state)
         mean = float(weights.data.mean(dtype=np.float64)) if self.biases else 0.0
         users, items = solve.initial_factors(rng, n_users, n_items)
         self._install(users, items, train, mean, gram=False)  # a callback reads them

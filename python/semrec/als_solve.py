@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import scipy.sparse as sp
 
-from semrec import _seeds as seeds
+from semrec import _hyperparameters as hyperparameters
 from semrec import _validation as check
 from semrec._native import core
 
@@ -130,7 +130,7 @@ class ALSSolve:
         ``dims x dims`` gram and per-thread systems of the solve."""
         rows = 3 * 4 * self.dims * (n_users + n_items)
         systems = 8 * self.dims**2 * (max(int(threads), 1) + 2)
-        seeds.memory(
+        hyperparameters.memory(
             rows + systems,
             f"factors={self.factors}",
             f"use fewer factors (typically 32 to 512; {n_users} users x {n_items} items)",

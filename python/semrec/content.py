@@ -18,7 +18,7 @@ import numpy as np
 import scipy.sparse as sp
 from tqdm import tqdm
 
-from semrec import _seeds as seeds
+from semrec import _hyperparameters as hyperparameters
 from semrec import _validation as check
 from semrec._base import Recommender
 from semrec._encoding import EncodesText
@@ -213,7 +213,7 @@ class ContentRecommender(EncodesText, Recommender):
         >>> semrec.ContentRecommender(emb, show_progress=False).fit(r).n_users_
         2
         """
-        seeds.encoder(self.encoder)
+        hyperparameters.encoder(self.encoder)
         if isinstance(interactions, Dataset):
             check_alignment(self.item_embeddings, interactions)
             if timestamps is None:
@@ -427,7 +427,8 @@ class ContentRecommender(EncodesText, Recommender):
 
     # -- helpers -----------------------------------------------------------------------------
     def _encode(self, texts: list[str], what: str) -> np.ndarray:
-        seeds.encoder(self.encoder)  # it may have been set after fit (model.encoder = enc)
+        # The encoder may have been set after fit (model.encoder = enc).
+        hyperparameters.encoder(self.encoder)
         vectors = np.ascontiguousarray(self._text_encoder().encode(texts), dtype=np.float32)
         if vectors.ndim != 2 or vectors.shape[1] != self._stream.dim:
             raise ValueError(

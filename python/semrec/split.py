@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from semrec import _seeds as seeds
+from semrec import _hyperparameters as hyperparameters
 from semrec import _validation as check
 from semrec.datasets import Dataset
 
@@ -35,7 +35,7 @@ def random_holdout(
     """
     _check_dataset(dataset)
     fraction = _fraction(fraction)
-    rng = seeds.generator(random_state)
+    rng = hyperparameters.generator(random_state)
     rows = _rows(dataset)
     rank = _rank_within_user(dataset, (rng.random(dataset.n_interactions), rows))
     n_test = np.floor(fraction * np.diff(dataset.interactions.indptr)).astype(np.int64)
@@ -159,7 +159,7 @@ def cold_items(
     _check_dataset(dataset)
     fraction = _fraction(fraction)
     min_interactions = check.positive_int(min_interactions, "min_interactions")
-    random_state = seeds.random_state(random_state)
+    random_state = hyperparameters.random_state(random_state)
     perm = None
     if permute_items:
         dataset = dataset.permute_items(random_state)
@@ -204,7 +204,7 @@ def new_users(
     _check_dataset(dataset)
     fraction = _fraction(fraction)
     n_reveal = check.positive_int(n_reveal, "n_reveal")
-    rng = seeds.generator(random_state)
+    rng = hyperparameters.generator(random_state)
     n_new = round(fraction * dataset.n_users)
     if n_new == 0:
         raise ValueError(f"fraction={fraction} of {dataset.n_users} users draws nobody")

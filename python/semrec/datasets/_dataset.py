@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from semrec import _seeds as seeds
+from semrec import _hyperparameters as hyperparameters
 from semrec import _validation as check
 
 DUPLICATES = ("raise", "sum", "last")
@@ -378,7 +378,7 @@ class Dataset:
         >>> bool((shuffled.interactions.toarray() == ds.interactions.toarray()[:, perm]).all())
         True
         """
-        perm = seeds.generator(random_state).permutation(self.n_items)
+        perm = hyperparameters.generator(random_state).permutation(self.n_items)
         new_index = np.argsort(perm)
         m = self.interactions
         rows = np.repeat(np.arange(self.n_users), np.diff(m.indptr))

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from semrec import _seeds as seeds
+from semrec import _hyperparameters as hyperparameters
 from semrec import _validation as check
 from semrec.datasets._dataset import Dataset
 
@@ -109,7 +109,7 @@ def synthetic(
         )
     if not 0.0 <= topic_affinity <= 1.0:
         raise ValueError(f"topic_affinity must lie in [0, 1], got {topic_affinity}")
-    rng = seeds.generator(random_state)
+    rng = hyperparameters.generator(random_state)
 
     item_topic = rng.integers(0, n_topics, n_items)
     rank = rng.permutation(n_items) + 1

@@ -13,7 +13,7 @@ import scipy.sparse as sp
 from distributed import Client, Future, wait
 from tqdm import tqdm
 
-from semrec import _seeds as seeds
+from semrec import _hyperparameters as hyperparameters
 from semrec import _validation as check
 from semrec._threads import resolve_num_threads
 from semrec.als import ALS, Callback
@@ -124,7 +124,7 @@ def fit_als(
     logger.info("fit_als: %d user and %d item blocks ready in %.1fs", len(by_user),
                 len(by_item), time.perf_counter() - start)  # fmt: skip
     threads = resolve_num_threads(None)
-    rng = seeds.generator(model.random_state)
+    rng = hyperparameters.generator(model.random_state)
     _, items = solve.initial_factors(rng, 0, n_items)
     users = np.empty((n_users, solve.dims), dtype=np.float32)
     users_warm: Future | None = None  # iteration 0: the task makes ALS's initial users

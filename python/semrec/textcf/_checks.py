@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from semrec import _seeds as seeds
+from semrec import _hyperparameters as hyperparameters
 from semrec import _validation as check
 from semrec.datasets import Dataset, ItemEmbeddings
 
@@ -187,7 +187,7 @@ def batch_size(settings: Any, shape: tuple[int, int], dim: int, positives: int) 
         24.0 * s.factors * ((s.hidden or dim) + 1)
     )
     name = max(need, key=need.__getitem__)
-    seeds.memory(
+    hyperparameters.memory(
         sum(need.values()),
         f"{name}={getattr(s, name)}",
         f"lower {name} ({shape[0]} users x {shape[1]} items, embedding dimension {dim})",

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from semrec import _seeds as seeds
+from semrec import _hyperparameters as hyperparameters
 from semrec import _validation as check
 from semrec._encoding import EncodesText
 from semrec.explain import explanation
@@ -207,7 +207,7 @@ class RealTimeVerbs(EncodesText):
         if isinstance(x, str) or (
             isinstance(x, list | tuple) and x and all(isinstance(t, str) for t in x)
         ):
-            seeds.encoder(self.encoder)  # it may have been set after fit
+            hyperparameters.encoder(self.encoder)  # it may have been set after fit
             x = np.ascontiguousarray(self._text_encoder().encode(x), dtype=np.float32)
             name = "the encoded texts"
         else:

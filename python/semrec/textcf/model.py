@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 import numpy as np
 import scipy.sparse as sp
 
-from semrec import _seeds as seeds
+from semrec import _hyperparameters as hyperparameters
 from semrec import _validation as check
 from semrec._base import Recommender
 from semrec._persist import Saved
@@ -328,8 +328,8 @@ class TextCF(RealTimeVerbs, Recommender):
         checks.number(self.user_text_weight, "user_text_weight")
         if not isinstance(self.item_bias, bool | np.bool_):
             raise TypeError(f"item_bias must be True or False, got {self.item_bias!r}")
-        seeds.random_state(self.random_state)
-        seeds.encoder(self.encoder)
+        hyperparameters.random_state(self.random_state)
+        hyperparameters.encoder(self.encoder)
         show = self.show_progress
         if show is None:
             import sys
@@ -411,7 +411,7 @@ class TextCF(RealTimeVerbs, Recommender):
                 )
         relevant = None if validation is None else checks.validation(validation, train.shape)
         settings.batch_size = checks.batch_size(settings, train.shape, emb.shape[1], train.nnz)
-        rng = seeds.generator(self.random_state)
+        rng = hyperparameters.generator(self.random_state)
         weights = network.initial_weights(
             emb.shape[1], settings.hidden, settings.factors, rng, item_bias=settings.item_bias
         )

@@ -25,7 +25,7 @@ def random_state(value: Any, name: str = "random_state") -> Any:
     Examples
     --------
     >>> import numpy as np
-    >>> from semrec._seeds import random_state
+    >>> from semrec._hyperparameters import random_state
     >>> random_state(np.int64(3)), random_state(None)
     (3, None)
     >>> random_state(1.5)
@@ -50,7 +50,7 @@ def generator(value: Any, name: str = "random_state") -> np.random.Generator:
 
     Examples
     --------
-    >>> from semrec._seeds import generator
+    >>> from semrec._hyperparameters import generator
     >>> int(generator(0).integers(10)) == int(generator(0).integers(10))
     True
     """
@@ -62,7 +62,7 @@ def memory_bytes() -> int:
 
     Examples
     --------
-    >>> from semrec._seeds import memory_bytes
+    >>> from semrec._hyperparameters import memory_bytes
     >>> memory_bytes() > 0
     True
     """
@@ -80,7 +80,7 @@ def memory(need: float, setting: str, fix: str) -> None:
 
     Examples
     --------
-    >>> from semrec._seeds import memory
+    >>> from semrec._hyperparameters import memory
     >>> memory(1024, "factors=8", "use fewer factors")
     >>> memory(2.0**60, "factors=10**9", "use fewer factors")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
@@ -101,7 +101,7 @@ def encoder(value: Any) -> Any:
 
     Examples
     --------
-    >>> from semrec._seeds import encoder
+    >>> from semrec._hyperparameters import encoder
     >>> encoder(None) is None
     True
     >>> encoder(3)
