@@ -241,18 +241,10 @@ struct InterestState::Saved {
   std::vector<double> ref;
   std::vector<double> mass;
   std::vector<std::int64_t> count;
-
-  void reserve(std::size_t n_users, std::size_t n_rows, std::int64_t dim) {
-    users.reserve(n_users);
-    ref.reserve(n_users);
-    mass.reserve(n_users);
-    count.reserve(n_users);
-    sums.reserve(n_rows * static_cast<std::size_t>(dim));
-  }
 };
 
 InterestState::Saved InterestState::begin_saving() {
-  call_ += 2;  // two marks a call: add_many counts the users to save first, then saves them
+  ++call_;  // marks the users this call has saved (saved_in_)
   Saved saved;
   saved.n_users = n_users();
   saved.latest = latest_;
@@ -413,18 +405,8 @@ void InterestState::add_many(MatrixView items, std::int64_t n, const std::int64_
     return;
   }
   // Each existing user is saved before its first change (at its first event, or its reset),
-  // while its row is in cache for the change anyway, into room made for all of them at once.
+  // while its row is in cache for the change anyway.
   Saved saved = begin_saving();
-  std::size_t to_save = 0, rows_to_save = 0;
-  const auto count_once = [&](std::int64_t u) {
-    if (u >= saved.n_users || saved_in_[u] == call_ - 1) return;
-    saved_in_[u] = call_ - 1;
-    ++to_save;
-    rows_to_save += count_[u] > 0;
-  };
-  for (const std::int64_t u : cleared) count_once(u);
-  for (std::int64_t k = 0; k < n; ++k) count_once(users[k]);
-  saved.reserve(to_save, rows_to_save, dim_);
   const auto save_once = [&](std::int64_t u) {
     if (u >= saved.n_users || saved_in_[u] == call_) return;
     saved_in_[u] = call_;

@@ -125,8 +125,8 @@ class InterestState {
   std::vector<double> mass_;
   std::vector<std::int64_t> count_;
   std::vector<float> scratch_;  // add's updated sum before it is committed
-  // add_many saves a user at its first event of the call: the call's numbers mark it counted
-  // and saved (64 bits: they never wrap around).
+  // add_many saves a user at its first event of the call: the call's number marks it saved
+  // (64 bits: it never wraps around).
   std::vector<std::uint64_t> saved_in_;
   std::uint64_t call_ = 0;
 };
