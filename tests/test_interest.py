@@ -320,3 +320,22 @@ def test_profiles_that_overflow_float32_are_refused():
     # A weighted sum past 3.4e38 was returned as NaN.
     with pytest.raises(ValueError, match="user 0's profile overflows float32"):
         user_profiles(sp.csr_array(np.full((1, 1), 4, np.float32)), np.full((1, 4), 1e38, "f4"))
+
+
+def test_items_too_large_for_float_squares_still_give_their_direction(rng):
+    # An entry above ~1.8e19 overflows its float square: the item's norm read as infinite and
+    # every profile it entered came out zero, as if its likes had cancelled.
+    emb = rng.standard_normal((5, 64)).astype(np.float32)
+    emb[2] *= np.float32(1e21)
+    m = sp.csr_array(np.array([[1, 0, 2, 0, 0], [0, 0, 1, 0, 0], [1, 1, 0, 0, 0]], np.float32))
+    want = reference(m, emb)
+    np.testing.assert_allclose(user_profiles(m, emb), want, atol=2e-6)
+    state = StreamingProfiles(emb)
+    users, items, weights, _ = events_of(m, np.zeros(m.nnz))
+    state.update_many(users, items, weights)
+    for u in range(3):
+        np.testing.assert_allclose(state.profile(u), want[u], atol=2e-6)
+    # A like and dislike of the huge item still cancel to zero.
+    state.update(3, 2, 1.0)
+    state.update(3, 2, -1.0)
+    np.testing.assert_array_equal(state.profile(3), np.zeros(64))

@@ -204,6 +204,15 @@ def test_members_are_checked_like_models(data: Any, tmp_path: Path) -> None:
         semrec.Hybrid.load(path)
 
 
+def test_content_events_that_overflow_a_profile_are_a_corrupt_file(data: Any, tmp_path: Path):
+    # Files written before fit refused such weights replayed into a plain ValueError.
+    path = tmp_path / "content.npz"
+    fitted("ContentRecommender", data).save(path)
+    rewrite(path, lambda m, a: a["event_weights"].__setitem__(slice(0, 3), 3e38))
+    with pytest.raises(semrec.FormatError, match=r"events cannot be replayed.*float32's range"):
+        semrec.ContentRecommender.load(path)
+
+
 def test_a_file_of_another_model_or_version_is_named(data: Any, tmp_path: Path) -> None:
     path = tmp_path / "pop.npz"
     fitted("MostPopular", data).save(path)

@@ -24,6 +24,22 @@ constexpr double kSafeSum = std::numeric_limits<float>::max() / 4.0;
 constexpr std::int64_t kUsersPerTask = 64;
 constexpr int kLanes = 64;  // independent partial sums: keeps the squared-norm chain short
 
+// ‖x‖² in double: float squares underflow for tiny vectors (1e-30, whose profile then came out
+// zero or too long) and overflow for huge ones. Once per profile (and per item too large for
+// float squares), so the double lanes cost nothing measurable.
+double squared_norm(const float* x, std::int64_t n) {
+  constexpr int kNormLanes = 8;
+  double lanes[kNormLanes] = {};
+  std::int64_t d = 0;
+  for (; d + kNormLanes <= n; d += kNormLanes) {
+    for (int l = 0; l < kNormLanes; ++l) lanes[l] += static_cast<double>(x[d + l]) * x[d + l];
+  }
+  double total = 0.0;
+  for (; d < n; ++d) total += static_cast<double>(x[d]) * x[d];
+  for (double v : lanes) total += v;
+  return total;
+}
+
 // y += a·x; returns ‖x‖² (float lanes summed in double).
 double axpy_norm(float a, const float* __restrict x, float* __restrict y, std::int64_t n) {
   float lanes[kLanes] = {};
@@ -41,6 +57,9 @@ double axpy_norm(float a, const float* __restrict x, float* __restrict y, std::i
     total += static_cast<double>(x[d]) * x[d];
   }
   for (float v : lanes) total += v;
+  // A float square overflows for entries above ~1.8e19: recount such an item in double
+  // (otherwise its mass is infinite and every profile it enters reads as cancelled, i.e. zero).
+  if (!std::isfinite(total)) total = squared_norm(x, n);
   return total;
 }
 
@@ -62,6 +81,9 @@ double axpy_norm_into(float a, const float* __restrict x, const float* __restric
     total += static_cast<double>(x[d]) * x[d];
   }
   for (float v : lanes) total += v;
+  // A float square overflows for entries above ~1.8e19: recount such an item in double
+  // (otherwise its mass is infinite and every profile it enters reads as cancelled, i.e. zero).
+  if (!std::isfinite(total)) total = squared_norm(x, n);
   return total;
 }
 
@@ -94,22 +116,6 @@ double overflow_peak(const float* sum, double shrink, double f, const T* x, std:
   }
   if (peak > std::numeric_limits<float>::max()) return peak;
   return std::numeric_limits<double>::infinity();
-}
-
-// ‖x‖² of a profile sum, in double: float squares underflow for tiny vectors (1e-30, whose
-// profile then came out zero or too long) and overflow for huge ones. Once per profile, so the
-// double lanes cost nothing measurable.
-double squared_norm(const float* x, std::int64_t n) {
-  constexpr int kNormLanes = 8;
-  double lanes[kNormLanes] = {};
-  std::int64_t d = 0;
-  for (; d + kNormLanes <= n; d += kNormLanes) {
-    for (int l = 0; l < kNormLanes; ++l) lanes[l] += static_cast<double>(x[d + l]) * x[d + l];
-  }
-  double total = 0.0;
-  for (; d < n; ++d) total += static_cast<double>(x[d]) * x[d];
-  for (double v : lanes) total += v;
-  return total;
 }
 
 // Writes sum / ‖sum‖ into out, or zeros when the sum is empty or cancelled out.

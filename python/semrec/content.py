@@ -516,7 +516,10 @@ class ContentRecommender(EncodesText, Recommender):
         items = saved.array("event_items", np.int32, (n,), minimum=0, below=emb.shape[0])
         weights = saved.array("event_weights", np.float32, (n,))
         times = saved.array("event_times", np.float64, (n,))
-        self._replay(np.ascontiguousarray(emb), n_users, (users, items, weights, times))
+        try:
+            self._replay(np.ascontiguousarray(emb), n_users, (users, items, weights, times))
+        except ValueError as refused:  # e.g. weights whose sum passes float32 (older files)
+            raise saved.error("events", f"cannot be replayed: {refused}") from None
 
     def _replay(self, emb: np.ndarray, n_users: int, events: tuple[np.ndarray, ...]) -> None:
         """Profiles rebuilt from the catalogue and every event (load, unpickling)."""

@@ -228,6 +228,22 @@ void check_interest(Rng& rng) {
       view(item, 1, 2), 10.0, 1, out.data());
   EXPECT(out[0] == 0.0f && out[1] == 0.0f, "interest: cancelled history gives a zero profile");
 
+  // Items whose float squares overflow (entries past ~1.8e19) still give their direction.
+  Csr huge = random_csr(rng, 3, 4, 1.0, 0.5f, 2.0f);
+  std::vector<float> huge_items = random_matrix(rng, 4, 64);
+  for (std::int64_t d = 0; d < 64; ++d) huge_items[64 + d] *= 1e21f;
+  const std::vector<std::int64_t> huge_t(huge.indices.size(), 0);
+  std::vector<float> huge_out(3 * 64, 7.0f);
+  semrec::interest_profiles(
+      semrec::InterestEvents<std::int64_t>{huge.view(), huge.values.data(), huge_t.data()},
+      view(huge_items, 4, 64), 0.0, 2, huge_out.data());
+  bool huge_ok = true;
+  for (std::int64_t u = 0; u < 3; ++u) {
+    huge_ok = huge_ok && rows_match(huge_out.data() + u * 64,
+                                    reference(huge, huge_t, huge_items, 64, 0.0, u), 1e-5);
+  }
+  EXPECT(huge_ok, "interest: items past float's squared range keep their direction");
+
   const std::vector<float> items = random_matrix(rng, 3, 4);
   Csr bad = random_csr(rng, 2, 3, 1.0, 1.0f, 2.0f);
   bad.indices[1] = 3;
