@@ -40,6 +40,12 @@ double squared_norm(const float* x, std::int64_t n) {
   return total;
 }
 
+// ‖x‖² from float lanes, or recounted in double when a float square overflowed (entries above
+// ~1.8e19): an infinite item norm made every profile the item entered read as cancelled (zero).
+double recounted_if_overflowed(double total, const float* x, std::int64_t n) {
+  return std::isfinite(total) ? total : squared_norm(x, n);
+}
+
 // y += a·x; returns ‖x‖² (float lanes summed in double).
 double axpy_norm(float a, const float* __restrict x, float* __restrict y, std::int64_t n) {
   float lanes[kLanes] = {};
@@ -57,10 +63,7 @@ double axpy_norm(float a, const float* __restrict x, float* __restrict y, std::i
     total += static_cast<double>(x[d]) * x[d];
   }
   for (float v : lanes) total += v;
-  // A float square overflows for entries above ~1.8e19: recount such an item in double
-  // (otherwise its mass is infinite and every profile it enters reads as cancelled, i.e. zero).
-  if (!std::isfinite(total)) total = squared_norm(x, n);
-  return total;
+  return recounted_if_overflowed(total, x, n);
 }
 
 // out = y + a·x, the same float operations as axpy_norm written aside; returns ‖x‖².
@@ -81,10 +84,7 @@ double axpy_norm_into(float a, const float* __restrict x, const float* __restric
     total += static_cast<double>(x[d]) * x[d];
   }
   for (float v : lanes) total += v;
-  // A float square overflows for entries above ~1.8e19: recount such an item in double
-  // (otherwise its mass is infinite and every profile it enters reads as cancelled, i.e. zero).
-  if (!std::isfinite(total)) total = squared_norm(x, n);
-  return total;
+  return recounted_if_overflowed(total, x, n);
 }
 
 void axpy(float a, const float* __restrict x, float* __restrict y, std::int64_t n) {
