@@ -550,7 +550,8 @@ def tuned_setting(
     took = time.perf_counter() - t0
     return int(got[knob]), (
         f"{type(ann).__name__}.tune(target={args.tune:g}) on {len(held_out)} other draws: "
-        f"{knob}={got[knob]} (recall@10 {got['recall']:.3f} there; {took:.1f} s); the row "
+        f"{knob}={got[knob]} (recall@10 {got['recall']:.3f} there, lower bound "
+        f"{got['lower_bound']:.3f} at confidence 0.95; {took:.1f} s); the row "
         f"{knob}={got[knob]} below is measured on the usual queries"
     )
 

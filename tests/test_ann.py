@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import scipy.sparse as sp
+import scipy.stats as scipy_stats
 from fuzzing import corruptions
 
 import semrec
@@ -156,12 +157,14 @@ def test_recall_method_matches_a_numpy_reference(data):
 
 @pytest.mark.parametrize("target", [0.8, 0.97])
 def test_tune_reaches_the_target_within_a_sixteenth(target):
-    """Checked by searching: the tuned ef_search reaches the target against the exact top 10,
-    and the largest setting tried below it (1/16 less) does not."""
+    """Checked by searching: with confidence 0.5 (the mean of these queries) the tuned
+    ef_search reaches the target against the exact top 10, and the largest setting tried below
+    it (1/16 less) does not."""
     rng = np.random.default_rng(3)
     x, q = low_rank(rng, 4000), low_rank(rng, 60)
     ann = HNSWIndex(x, m=4, ef_construction=20, num_threads=1)
-    tuned = ann.tune(q, k=10, target=target)
+    tuned = ann.tune(q, k=10, target=target, confidence=0.5)
+    assert tuned["lower_bound"] == pytest.approx(tuned["recall"])
     want = topk(q, x, 10)[0]
     assert ann.ef_search == tuned["ef_search"]
     reached = recall(ann.search(q, 10)[0], want)
@@ -169,6 +172,23 @@ def test_tune_reaches_the_target_within_a_sixteenth(target):
     if tuned["ef_search"] > 20:
         ann.ef_search = max(20, tuned["ef_search"] - max(1, tuned["ef_search"] // 16) - 1)
         assert recall(ann.search(q, 10)[0], want) < target
+
+
+def test_tune_holds_the_target_to_a_lower_confidence_bound():
+    """The bound recomputed from each query's recall (scipy's normal quantile, NumPy's sample
+    deviation) reaches the target at the tuned ef_search and is the one reported; it asks for
+    a deeper search than the mean does."""
+    rng = np.random.default_rng(3)
+    x, q = low_rank(rng, 4000), low_rank(rng, 60)
+    ann = HNSWIndex(x, m=4, ef_construction=20, num_threads=1)
+    mean_only = ann.tune(q, k=10, target=0.9, confidence=0.5)["ef_search"]
+    tuned = ann.tune(q, k=10, target=0.9, confidence=0.95)
+    got, want = ann.search(q, 10)[0], topk(q, x, 10)[0]
+    shares = np.array([np.intersect1d(g, w).size / 10 for g, w in zip(got, want, strict=True)])
+    bound = shares.mean() - scipy_stats.norm.ppf(0.95) * shares.std(ddof=1) / np.sqrt(60)
+    assert bound >= 0.9 and tuned["lower_bound"] == pytest.approx(bound)
+    assert tuned["recall"] == pytest.approx(shares.mean())
+    assert tuned["ef_search"] > mean_only
 
 
 def test_tune_refuses_an_unreachable_target_and_bad_arguments(data):
@@ -180,6 +200,8 @@ def test_tune_refuses_an_unreachable_target_and_bad_arguments(data):
         ann.tune(q, target=0)
     with pytest.raises(TypeError, match="max_ef_search"):
         ann.tune(q, max_ef_search=2.5)
+    with pytest.raises(ValueError, match="confidence"):
+        ann.tune(q, confidence=1.0)
 
 
 def test_items_added_to_the_wrapped_item_index_are_searched_and_saved(tmp_path):

@@ -9,6 +9,7 @@ import pickle
 import numpy as np
 import pytest
 import scipy.sparse as sp
+import scipy.stats as scipy_stats
 from fuzzing import corruptions
 
 import semrec
@@ -342,11 +343,13 @@ def test_recall_method_matches_a_numpy_reference(data):
 
 @pytest.mark.parametrize("target", [0.6, 0.9, 0.99])
 def test_tune_finds_the_smallest_rerank_reaching_the_target(target):
-    """Checked by searching: the tuned rerank reaches the target (NumPy's exact top 10 as the
-    reference), one less does not, and the recall it reports is the one measured."""
+    """Checked by searching: with confidence 0.5 (the mean of these queries) the tuned rerank
+    reaches the target (NumPy's exact top 10 as the reference), one less does not, and the
+    recall it reports is the one measured."""
     x, q = planted(3000, seed=1)
     pq = PQIndex(x, m=8, rerank=5, num_threads=1)
-    tuned = pq.tune(q, k=10, target=target)
+    tuned = pq.tune(q, k=10, target=target, confidence=0.5)
+    assert tuned["lower_bound"] == pytest.approx(tuned["recall"])
     want = numpy_top(q, x, 10)
     assert pq.rerank == tuned["rerank"]
     reached = recall(pq.search(q, 10)[0], want)
@@ -355,6 +358,51 @@ def test_tune_finds_the_smallest_rerank_reaching_the_target(target):
     if tuned["rerank"] > 20:  # below 2 k every depth searches 2 k deep
         pq.rerank = tuned["rerank"] - 1
         assert recall(pq.search(q, 10)[0], want) < target
+
+
+def query_recalls(got: np.ndarray, want: np.ndarray) -> np.ndarray:
+    return np.array([np.intersect1d(g, w).size / w.size for g, w in zip(got, want, strict=True)])
+
+
+def lower_bound(shares: np.ndarray, confidence: float) -> float:
+    """The mean less z standard errors (scipy's normal quantile, NumPy's sample deviation)."""
+    z = scipy_stats.norm.ppf(confidence)
+    return float(shares.mean() - z * shares.std(ddof=1) / np.sqrt(shares.size))
+
+
+@pytest.mark.parametrize("confidence", [0.8, 0.99])
+def test_tune_holds_the_target_to_a_lower_confidence_bound(confidence):
+    """Checked by searching: the bound recomputed from each query's recall (NumPy's exact top 10
+    as the reference) reaches the target at the tuned rerank and not one below it, and it is
+    the bound reported."""
+    x, q = planted(3000, seed=1)
+    pq = PQIndex(x, m=8, rerank=5, num_threads=1)
+    tuned = pq.tune(q, k=10, target=0.9, confidence=confidence)
+    want = numpy_top(q, x, 10)
+    shares = query_recalls(pq.search(q, 10)[0], want)
+    assert lower_bound(shares, confidence) >= 0.9
+    assert tuned["lower_bound"] == pytest.approx(lower_bound(shares, confidence))
+    assert tuned["recall"] == pytest.approx(shares.mean()) and tuned["recall"] > 0.9
+    assert tuned["rerank"] > pq.tune(q, k=10, target=0.9, confidence=0.5)["rerank"] > 20
+    pq.rerank = tuned["rerank"] - 1
+    assert lower_bound(query_recalls(pq.search(q, 10)[0], want), confidence) < 0.9
+
+
+def test_a_tuned_rerank_holds_on_other_queries():
+    """The point of the bound: tuned on 100 queries to mean recall 0.9, other queries drawn
+    the same way fall short of 0.9 on some draws; held to a 0.95 bound, they reach it on all."""
+    x = planted(8000, seed=2)[0]
+    items, queries = x[:3000], x[3000:]
+    pq = PQIndex(items, m=8, rerank=5, num_threads=1)
+    fresh, want = queries[1000:], numpy_top(queries[1000:], items, 10)
+    short = []
+    for draw in range(5):
+        tuning = queries[draw * 100 : (draw + 1) * 100]
+        pq.tune(tuning, k=10, target=0.9, confidence=0.5)
+        short.append(recall(pq.search(fresh, 10)[0], want) < 0.9)
+        pq.tune(tuning, k=10, target=0.9, confidence=0.95)
+        assert recall(pq.search(fresh, 10)[0], want) >= 0.9
+    assert any(short)
 
 
 def test_tune_refuses_an_unreachable_target_and_bad_arguments(data):
@@ -371,9 +419,12 @@ def test_tune_refuses_an_unreachable_target_and_bad_arguments(data):
         pq.tune(np.ascontiguousarray(q[:, :5]))
     with pytest.raises(ValueError, match="max_rerank"):
         pq.tune(q, max_rerank=0)
+    for confidence, error in [(0.4, ValueError), (1.0, ValueError), ("x", TypeError)]:
+        with pytest.raises(error, match="confidence"):
+            pq.tune(q, confidence=confidence)
     # A catalogue searched exactly anyway (too small to code): recall 1, rerank unchanged.
     tiny = PQIndex(x[:10], rerank=7)
-    assert tiny.tune(q) == {"rerank": 7, "recall": 1.0}
+    assert tiny.tune(q) == {"rerank": 7, "recall": 1.0, "lower_bound": 1.0}
 
 
 def test_vectors_too_large_to_code_are_refused_not_aborting():

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from statistics import NormalDist
 from typing import Any, cast
 
 import numpy as np
@@ -137,13 +138,36 @@ def rescored(items: ItemIndex, req: Request, found: np.ndarray) -> tuple[np.ndar
     return shaped(found, req.single)
 
 
-def found_share(exact: np.ndarray, found: np.ndarray) -> float:
-    """Recall: the mean over queries of the share of each query's exact ids (``-1`` padding
-    ignored) that ``found`` holds in its row; queries with nothing to find are left out."""
+def found_shares(exact: np.ndarray, found: np.ndarray) -> np.ndarray:
+    """Each query's recall: the share of its exact ids (``-1`` padding ignored) that ``found``
+    holds in its row; queries with nothing to find are left out."""
     exact, found = np.atleast_2d(exact), np.atleast_2d(found)
     pairs = zip(exact, found, strict=True)
     shares = [np.isin(e[e >= 0], f).mean() for e, f in pairs if e.max(initial=-1) >= 0]
-    return float(np.mean(shares)) if shares else 1.0
+    return np.asarray(shares, dtype=np.float64)
+
+
+def found_share(exact: np.ndarray, found: np.ndarray) -> float:
+    """Recall: the mean of :func:`found_shares` (1 when no query has anything to find)."""
+    shares = found_shares(exact, found)
+    return float(shares.mean()) if shares.size else 1.0
+
+
+def recall_bound(
+    total: np.ndarray, squares: np.ndarray, count: int, confidence: float
+) -> np.ndarray:
+    """One-sided lower confidence bounds on the mean recall of queries drawn like the tuning
+    ones, from the sums of ``count`` per-query recalls and of their squares (arrays: one bound
+    per setting): the sample mean less ``z(confidence)`` standard errors (normal approximation;
+    ``confidence`` 0.5 gives the mean itself). A single query has no spread to measure, so it
+    is given the largest a recall with its mean can have, ``mean * (1 - mean)``."""
+    mean = total / count
+    if count > 1:
+        variance = np.maximum(squares - count * mean**2, 0.0) / (count - 1)
+    else:
+        variance = mean * (1.0 - mean)
+    z = NormalDist().inv_cdf(confidence)
+    return mean - z * np.sqrt(variance / count)
 
 
 def measured_recall(
@@ -185,15 +209,21 @@ class Measurable:
 
 
 def tuning_request(
-    items: ItemIndex, queries: Any, k: Any, target: Any, num_threads: int | None
-) -> tuple[Request, float, np.ndarray]:
-    """The checked arguments of an index's ``tune``: the request, the target recall and the
-    exact top-k ids of every query (2-D)."""
+    items: ItemIndex,
+    queries: Any,
+    k: Any,
+    target: Any,
+    confidence: Any,
+    num_threads: int | None,
+) -> tuple[Request, float, float, np.ndarray]:
+    """The checked arguments of an index's ``tune``: the request, the target recall, the
+    confidence and the exact top-k ids of every query (2-D)."""
     target = check.number(target, "target", above=0, maximum=1)
+    confidence = check.number(confidence, "confidence", minimum=0.5, below=1)
     # Without candidates a request is never answered on the spot.
     req = cast(Request, request(items, queries, k, None, None, num_threads))
     exact = topk(req.queries, items, req.k, num_threads=req.threads)[0]
-    return req, target, exact
+    return req, target, confidence, exact
 
 
 def shaped(result: tuple[np.ndarray, np.ndarray], single: bool) -> tuple[np.ndarray, ...]:

@@ -260,12 +260,13 @@ class HNSWIndex(approx.Measurable):
         *,
         k: int = 10,
         target: float = 0.95,
+        confidence: float = 0.95,
         max_ef_search: int = 4096,
         num_threads: int | None = None,
     ) -> dict[str, float]:
-        """Set :attr:`ef_search` to the smallest value found at which these queries find
-        ``target`` of their exact top ``k`` (mean recall@k; filters, which deepen every
-        search, aside).
+        """Set :attr:`ef_search` to the smallest value found at which queries like these find
+        ``target`` of their exact top ``k`` (mean recall@k, with ``confidence``; filters,
+        which deepen every search, aside).
 
         ``ef_search`` doubles from ``2 * k`` until the target is met, then a bisection narrows
         it to within 1/16 (a graph search's recall grows with ``ef_search``, almost always
@@ -273,22 +274,25 @@ class HNSWIndex(approx.Measurable):
 
         Parameters
         ----------
-        queries, k, target
-            As in :meth:`semrec.PQIndex.tune`: queries like the ones to be served, and the
-            mean recall@k to reach (default 0.95 at k = 10).
+        queries, k, target, confidence
+            As in :meth:`semrec.PQIndex.tune`: queries like the ones to be served, the mean
+            recall@k to reach (default 0.95 at k = 10), and how sure to be that other queries
+            drawn like these reach it too (default 0.95; 0.5 tunes to the mean of these).
         max_ef_search : int, default 4096
             The largest setting tried.
 
         Returns
         -------
         dict
-            ``ef_search`` (now set) and the ``recall`` it reaches on these queries.
+            ``ef_search`` (now set), the ``recall`` it reaches on these queries and the
+            ``lower_bound`` the target was held to.
 
         Raises
         ------
         ValueError
             When ``max_ef_search`` does not reach ``target`` (nothing is changed); a larger
-            ``m`` or ``ef_construction`` builds a better graph.
+            ``m`` or ``ef_construction`` builds a better graph, and more queries a tighter
+            bound.
 
         Examples
         --------
@@ -297,10 +301,12 @@ class HNSWIndex(approx.Measurable):
         >>> ann = semrec.HNSWIndex(rng.standard_normal((3000, 24)).astype(np.float32), m=4)
         >>> users = rng.standard_normal((80, 24)).astype(np.float32)
         >>> sorted(ann.tune(users, target=0.9)), ann.recall(users) >= 0.9
-        (['ef_search', 'recall'], True)
+        (['ef_search', 'lower_bound', 'recall'], True)
         """
         faiss = approx.load_faiss("HNSWIndex")
-        req, target, exact = approx.tuning_request(self.items, queries, k, target, num_threads)
+        req, target, confidence, exact = approx.tuning_request(
+            self.items, queries, k, target, confidence, num_threads
+        )
         limit = check.positive_int(max_ef_search, "max_ef_search")
         if limit > _MAX_EF:
             raise ValueError(f"max_ef_search must be <= {_MAX_EF}, got {limit}")
@@ -308,27 +314,35 @@ class HNSWIndex(approx.Measurable):
         faiss.omp_set_num_threads(req.threads)
         depth = min(req.k, len(self.items))
 
-        def recall_at(ef: int) -> float:
+        def recall_at(ef: int) -> tuple[float, float]:  # the mean, and its bound
             params = faiss.SearchParametersHNSW(efSearch=max(ef, 2 * req.k))
-            return approx.found_share(exact, self._graph.search(graph_q, depth, params=params)[1])
+            found = self._graph.search(graph_q, depth, params=params)[1]
+            shares = approx.found_shares(exact, found)
+            if not shares.size:
+                return 1.0, 1.0
+            sums = np.array([shares.sum()]), np.array([np.square(shares).sum()])
+            bound = approx.recall_bound(*sums, shares.size, confidence)[0]
+            return float(shares.mean()), round(float(bound), 12)
 
         failed, ef = 2 * req.k - 1, min(limit, 2 * req.k)  # below 2 k: the same search
-        while (reached := recall_at(ef)) < target:
+        while (reached := recall_at(ef))[1] < target:
             if ef >= limit:
                 raise ValueError(
                     f"ef_search up to max_ef_search={limit} does not reach recall@{req.k} "
-                    f"{target:g} on these queries (it reaches {reached:.3f}); pass a larger "
-                    "max_ef_search, or build the graph with a larger m or ef_construction"
+                    f"{target:g} with confidence {confidence:g} on these queries (recall "
+                    f"{reached[0]:.3f}, lower bound {reached[1]:.3f}); pass a larger "
+                    "max_ef_search or more queries, or build the graph with a larger m or "
+                    "ef_construction"
                 )
             failed, ef = ef, min(limit, 2 * ef)
         while ef - failed > max(1, ef // 16):
             middle = (failed + ef) // 2
-            if (found := recall_at(middle)) >= target:
+            if (found := recall_at(middle))[1] >= target:
                 ef, reached = middle, found
             else:
                 failed = middle
         self.ef_search = ef
-        return {"ef_search": ef, "recall": reached}
+        return {"ef_search": ef, "recall": reached[0], "lower_bound": reached[1]}
 
     def search_depth(self, k: int, excluded: int = 0) -> int:
         """The graph search's candidate list (faiss ``efSearch``) for a top-``k`` query with

@@ -375,23 +375,33 @@ class PQIndex(approx.Measurable):
         *,
         k: int = 10,
         target: float = 0.95,
+        confidence: float = 0.95,
         max_rerank: int | None = None,
         num_threads: int | None = None,
     ) -> dict[str, float]:
-        """Set :attr:`rerank` to the smallest depth at which these queries find ``target`` of
-        their exact top ``k`` (mean recall@k; filters, which deepen every search, aside).
+        """Set :attr:`rerank` to the smallest depth at which queries like these find
+        ``target`` of their exact top ``k`` (mean recall@k, with ``confidence``; filters,
+        which deepen every search, aside).
 
         One scan per query, ``max_rerank`` deep, ranks each query's exact top ``k`` among the
         proposals; a search re-scoring the best ``r`` finds exactly those ranked below ``r``,
         so every depth's recall is known at once, without a search per candidate depth.
 
+        A depth whose mean recall on these queries just reaches the target falls short of it
+        on other queries about half the time, so the target is held to a lower confidence
+        bound instead: the mean less ``z(confidence)`` standard errors of the per-query
+        recalls. The more queries, the closer the bound to the mean.
+
         Parameters
         ----------
         queries : array of float32, shape (n_queries, dim) or (dim,)
-            Queries like the ones to be served (held-out user vectors, say).
+            Queries like the ones to be served (held-out user vectors, say): a few hundred.
         k : int, default 10
         target : float, default 0.95
             Mean recall@k to reach, in (0, 1].
+        confidence : float, default 0.95
+            How sure to be that the mean recall of queries drawn like these reaches
+            ``target``, in [0.5, 1): 0.5 tunes to the mean recall of these queries.
         max_rerank : int, optional
             The deepest setting tried (default: the larger of 16 x the current ``rerank`` and
             20,000, at most the catalogue).
@@ -399,13 +409,14 @@ class PQIndex(approx.Measurable):
         Returns
         -------
         dict
-            ``rerank`` (now set) and the ``recall`` it reaches on these queries.
+            ``rerank`` (now set), the ``recall`` it reaches on these queries and the
+            ``lower_bound`` the target was held to.
 
         Raises
         ------
         ValueError
             When no depth up to ``max_rerank`` reaches ``target`` (nothing is changed); a larger
-            ``m`` codes the items more finely.
+            ``m`` codes the items more finely, and more queries give a tighter bound.
 
         Examples
         --------
@@ -416,18 +427,20 @@ class PQIndex(approx.Measurable):
         >>> pq.rerank == tuned["rerank"], pq.recall(vectors[:100] + 0.5, k=10) >= 0.9
         (True, True)
         """
-        req, target, exact = approx.tuning_request(self.items, queries, k, target, num_threads)
+        req, target, confidence, exact = approx.tuning_request(
+            self.items, queries, k, target, confidence, num_threads
+        )
         n = len(self.items)
         limit = min(n, max(16 * self.rerank, 20_000))
         if max_rerank is not None:
             limit = min(n, check.positive_int(max_rerank, "max_rerank"))
         book, (blocks, coded) = self._book, self._codes
         if book is None or coded != n or self.search_depth(req.k) >= n:
-            return {"rerank": self.rerank, "recall": 1.0}  # searched exactly anyway
+            return {"rerank": self.rerank, "recall": 1.0, "lower_bound": 1.0}  # exact anyway
         proposed = core.pq_search(self._padded(req.queries), book, blocks, n, limit, req.threads)
-        # The places of each query's exact items among its proposals (limit: not proposed),
-        # and their weights in the mean recall.
-        places, weights = [], []
+        # The places of each query's exact items among its proposals (ascending; limit: not
+        # proposed), and how much finding each adds to its query's recall and recall squared.
+        places, gains, square_gains = [], [], []
         for wanted, row in zip(exact, proposed, strict=True):
             wanted = wanted[wanted >= 0]
             if wanted.size:
@@ -435,25 +448,41 @@ class PQIndex(approx.Measurable):
                 hit = np.flatnonzero(np.isin(row, wanted))
                 place[: hit.size] = hit
                 places.append(place)
-                weights.append(np.full(wanted.size, 1.0 / wanted.size))
+                after = np.arange(1, wanted.size + 1) / wanted.size  # the recall once found
+                gains.append(np.full(wanted.size, 1.0 / wanted.size))
+                square_gains.append(after**2 - (after - 1.0 / wanted.size) ** 2)
         if not places:
-            return {"rerank": self.rerank, "recall": 1.0}
-        place, weight = np.concatenate(places), np.concatenate(weights) / len(places)
-
-        def recall_at(depth: int) -> float:
-            return round(float(weight[place < depth].sum()), 12)
-
+            return {"rerank": self.rerank, "recall": 1.0, "lower_bound": 1.0}
+        place = np.concatenate(places)
         order = np.argsort(place, kind="stable")
-        reached = np.flatnonzero(np.cumsum(weight[order]) >= target - 1e-12)
-        if reached.size == 0 or place[order[reached[0]]] >= limit:
+        place = place[order]
+        total = np.cumsum(np.concatenate(gains)[order])
+        squares = np.cumsum(np.concatenate(square_gains)[order])
+        # Every depth's sums: those of the last item placed above it.
+        last = np.flatnonzero(np.append(place[1:] != place[:-1], True) & (place < limit))
+        bounds = approx.recall_bound(total[last], squares[last], len(places), confidence)
+
+        def recall_at(depth: int) -> tuple[float, float]:  # the mean, and its bound
+            found = np.searchsorted(place, depth) - 1
+            if found < 0:
+                return 0.0, 0.0
+            sums = total[found : found + 1], squares[found : found + 1]
+            bound = approx.recall_bound(*sums, len(places), confidence)[0]
+            return round(float(sums[0][0] / len(places)), 12), round(float(bound), 12)
+
+        reached = np.flatnonzero(bounds >= target - 1e-12)
+        if reached.size == 0:
+            mean, bound = recall_at(limit)
             raise ValueError(
-                f"no rerank up to max_rerank={limit} reaches recall@{req.k} {target:g} on these "
-                f"queries (it reaches {recall_at(limit):.3f}); pass a larger max_rerank, or build "
-                "the index with a larger m"
+                f"no rerank up to max_rerank={limit} reaches recall@{req.k} {target:g} with "
+                f"confidence {confidence:g} on these queries (recall {mean:.3f}, lower bound "
+                f"{bound:.3f}); pass a larger max_rerank or more queries, or build the index "
+                "with a larger m"
             )
-        depth = int(place[order[reached[0]]]) + 1
+        depth = int(place[last[reached[0]]]) + 1
         self.rerank = depth
-        return {"rerank": depth, "recall": recall_at(self.search_depth(req.k))}
+        mean, bound = recall_at(self.search_depth(req.k))
+        return {"rerank": depth, "recall": mean, "lower_bound": bound}
 
     def search_depth(self, k: int, excluded: int = 0) -> int:
         """How many items a top-``k`` query re-scores exactly with ``excluded`` items filtered
