@@ -237,16 +237,22 @@ at::Tensor BertEncoder::Impl::forward(const at::Tensor& ids,
     x = at::embedding(word, ids) + at::embedding(position, positions) + token_type0;
     x = at::layer_norm(x, {h}, emb_ln_w, emb_ln_b, eps);
   }
+  // The int8 layers' two largest results, each overwritten by the next layer's once read, and
+  // the attention's output, likewise (fresh allocations this size fault on every page).
+  at::Tensor qkv_memory, ffn_memory, attention_memory;
   for (const Layer& L : layers) {
     if (stop && stop()) throw Interrupted();
     at::Tensor qkv, a, f;
     {
       RECORD_USER_SCOPE("semrec::qkv_dense");
-      qkv = L.qkv(x);
+      qkv = L.qkv(x, Epilogue::none, nullptr, &qkv_memory);
     }
     {
       RECORD_USER_SCOPE("semrec::attention");
-      a = at::empty({tokens, h}, qkv.options());
+      if (!attention_memory.defined() || attention_memory.scalar_type() != qkv.scalar_type()) {
+        attention_memory = at::empty({tokens, h}, qkv.options());
+      }
+      a = attention_memory;
       // One sequence per task: SDPA inside a parallel region runs on its one thread, so short
       // sequences pay no fork/join each (and a sequence's result is the same as when its SDPA
       // call splits its heads over the threads: each output row is computed the same way by
@@ -291,7 +297,7 @@ at::Tensor BertEncoder::Impl::forward(const at::Tensor& ids,
     }
     {
       RECORD_USER_SCOPE("semrec::ffn_dense_gelu");
-      f = L.inter(x, Epilogue::gelu);  // exact erf GELU
+      f = L.inter(x, Epilogue::gelu, nullptr, &ffn_memory);  // exact erf GELU
     }
     if (ffn_peaks != nullptr) ffn_peaks->push_back(f.abs().amax(0));
     {

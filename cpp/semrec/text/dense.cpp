@@ -160,13 +160,20 @@ Dense::Dense(at::Tensor weight, at::Tensor bias, DenseKernel kernel, Int8Range r
 // Per-row activation scales: each row is mapped affinely onto 0..levels (x ~ lo + step * a),
 // so x W^T = step * (a Wq^T) * scale + lo * rowsum(W). Every step is per row and the int32
 // sums are exact, so a row's result does not depend on the other rows or the blocking.
-at::Tensor Dense::int8_forward(const at::Tensor& x, Epilogue act,
-                               const at::Tensor* residual) const {
+at::Tensor Dense::int8_forward(const at::Tensor& x, Epilogue act, const at::Tensor* residual,
+                               at::Tensor* recycled) const {
   const std::int64_t in = x.size(-1), in_int8 = in - tail_, out = int8_.out();
   std::vector<std::int64_t> shape(x.sizes().begin(), x.sizes().end());
   const at::Tensor rows = x.reshape({-1, in}).contiguous();
   const std::int64_t n = rows.size(0);
-  at::Tensor y = at::empty({n, out}, rows.options());
+  at::Tensor y;
+  if (recycled != nullptr && recycled->defined() && recycled->is_contiguous() &&
+      recycled->scalar_type() == at::kFloat && recycled->numel() >= n * out) {
+    y = recycled->view({-1}).slice(0, 0, n * out).view({n, out});
+  } else {
+    y = at::empty({n, out}, rows.options());
+    if (recycled != nullptr) *recycled = y;
+  }
   shape.back() = out;
   if (n == 0) return y.view(shape);
   // The residual joins in the dequantisation only when no GELU follows (BERT never asks for
@@ -214,8 +221,9 @@ at::Tensor Dense::int8_forward(const at::Tensor& x, Epilogue act,
   return y;
 }
 
-at::Tensor Dense::operator()(const at::Tensor& x, Epilogue act, const at::Tensor* residual) const {
-  if (int8_) return int8_forward(x, act, residual);
+at::Tensor Dense::operator()(const at::Tensor& x, Epilogue act, const at::Tensor* residual,
+                             at::Tensor* recycled) const {
+  if (int8_) return int8_forward(x, act, residual, recycled);
   if (packed_.defined()) {
     if (residual != nullptr && act == Epilogue::none) {
       return linear_add(x, *residual, packed_, bias_);

@@ -40,11 +40,16 @@ class Dense {
         std::int64_t fp32_tail = 0);
 
   // act(x W^T + b), plus residual when given (added before nothing else: post-LayerNorm BERT).
+  // recycled (int8 only; optional): a result of an earlier call that is no longer read. Its
+  // memory holds this result when large enough, else it is set to the newly allocated result,
+  // so that a forward pass's layers share one buffer: a fresh allocation of tens of MB (an
+  // mmap) costs a page fault per 4 KB on first write, ~10% of the int8 time on long texts.
   at::Tensor operator()(const at::Tensor& x, Epilogue act = Epilogue::none,
-                        const at::Tensor* residual = nullptr) const;
+                        const at::Tensor* residual = nullptr, at::Tensor* recycled = nullptr) const;
 
  private:
-  at::Tensor int8_forward(const at::Tensor& x, Epilogue act, const at::Tensor* residual) const;
+  at::Tensor int8_forward(const at::Tensor& x, Epilogue act, const at::Tensor* residual,
+                          at::Tensor* recycled) const;
 
   at::Tensor weight_, bias_, packed_;
   Int8Gemm int8_;
