@@ -153,14 +153,13 @@ def found_share(exact: np.ndarray, found: np.ndarray) -> float:
     return float(shares.mean()) if shares.size else 1.0
 
 
-def recall_bound(
-    total: np.ndarray, squares: np.ndarray, count: int, confidence: float
-) -> np.ndarray:
+def recall_bound(total: Any, squares: Any, count: int, confidence: float) -> Any:
     """One-sided lower confidence bounds on the mean recall of queries drawn like the tuning
-    ones, from the sums of ``count`` per-query recalls and of their squares (arrays: one bound
-    per setting): the sample mean less ``z(confidence)`` standard errors (normal approximation;
-    ``confidence`` 0.5 gives the mean itself). A single query has no spread to measure, so it
-    is given the largest a recall with its mean can have, ``mean * (1 - mean)``."""
+    ones, from the sums of ``count`` per-query recalls and of their squares (numbers, or
+    arrays with one sum per setting): the sample mean less ``z(confidence)`` standard errors
+    (normal approximation; ``confidence`` 0.5 gives the mean itself). A single query has no
+    spread to measure, so it is given the largest variance a recall with its mean can have,
+    ``mean * (1 - mean)``."""
     mean = total / count
     if count > 1:
         variance = np.maximum(squares - count * mean**2, 0.0) / (count - 1)

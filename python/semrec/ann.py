@@ -320,8 +320,8 @@ class HNSWIndex(approx.Measurable):
             shares = approx.found_shares(exact, found)
             if not shares.size:
                 return 1.0, 1.0
-            sums = np.array([shares.sum()]), np.array([np.square(shares).sum()])
-            bound = approx.recall_bound(*sums, shares.size, confidence)[0]
+            squares = np.square(shares).sum()
+            bound = approx.recall_bound(shares.sum(), squares, shares.size, confidence)
             return float(shares.mean()), round(float(bound), 12)
 
         failed, ef = 2 * req.k - 1, min(limit, 2 * req.k)  # below 2 k: the same search

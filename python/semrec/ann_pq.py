@@ -466,9 +466,8 @@ class PQIndex(approx.Measurable):
             found = np.searchsorted(place, depth) - 1
             if found < 0:
                 return 0.0, 0.0
-            sums = total[found : found + 1], squares[found : found + 1]
-            bound = approx.recall_bound(*sums, len(places), confidence)[0]
-            return round(float(sums[0][0] / len(places)), 12), round(float(bound), 12)
+            bound = approx.recall_bound(total[found], squares[found], len(places), confidence)
+            return round(float(total[found] / len(places)), 12), round(float(bound), 12)
 
         reached = np.flatnonzero(bounds >= target - 1e-12)
         if reached.size == 0:

@@ -249,9 +249,7 @@ at::Tensor BertEncoder::Impl::forward(const at::Tensor& ids,
     }
     {
       RECORD_USER_SCOPE("semrec::attention");
-      if (!attention_memory.defined() || attention_memory.scalar_type() != qkv.scalar_type()) {
-        attention_memory = at::empty({tokens, h}, qkv.options());
-      }
+      if (!attention_memory.defined()) attention_memory = at::empty({tokens, h}, qkv.options());
       a = attention_memory;
       // One sequence per task: SDPA inside a parallel region runs on its one thread, so short
       // sequences pay no fork/join each (and a sequence's result is the same as when its SDPA
