@@ -256,22 +256,22 @@ at::Tensor BertEncoder::Impl::forward(const at::Tensor& ids,
       // call splits its heads over the threads: each output row is computed the same way by
       // one thread). The batch is sorted longest first, so the tasks take the texts in
       // zigzag order (longest, shortest, 2nd longest, ...): each thread's contiguous share
-      // then holds as many tokens. Short float32 sequences take semrec's small attention
-      // loops, the rest SDPA.
+      // then holds as many tokens. float32 sequences with 32-wide heads take semrec's own
+      // attention loops (attention.hpp), the rest (bf16, other widths) SDPA.
       std::vector<std::int64_t> zigzag(b);
       for (std::int64_t k = 0; k < b; ++k) zigzag[k] = k % 2 == 0 ? k / 2 : b - 1 - k / 2;
-      const bool small_loops = qkv.scalar_type() == at::kFloat && h / heads == kHeadDim;
-      if (small_loops) qkv = qkv.contiguous();
-      const float* qkv_data = small_loops ? qkv.data_ptr<float>() : nullptr;
-      float* a_data = small_loops ? a.data_ptr<float>() : nullptr;
+      const bool own_loops = qkv.scalar_type() == at::kFloat && h / heads == kHeadDim;
+      if (own_loops) qkv = qkv.contiguous();
+      const float* qkv_data = own_loops ? qkv.data_ptr<float>() : nullptr;
+      float* a_data = own_loops ? a.data_ptr<float>() : nullptr;
       at::parallel_for(0, b, 1, [&](std::int64_t begin, std::int64_t end) {
         c10::InferenceMode inference;  // thread-local: the workers' own
         std::vector<float> scratch;
         for (std::int64_t task = begin; task < end; ++task) {
           const std::int64_t i = zigzag[task], len = lengths[i];
-          if (small_loops && len <= kShortAttention) {
-            attend_short(qkv_data + offsets[i] * 3 * h, len, heads, h / heads,
-                         a_data + offsets[i] * h, scratch);
+          if (own_loops) {
+            attend(qkv_data + offsets[i] * 3 * h, len, heads, h / heads, a_data + offsets[i] * h,
+                   scratch);
             continue;
           }
           // (len, 3h) -> (3, 1, heads, len, d): views only, as for a batch of one.

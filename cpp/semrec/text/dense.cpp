@@ -9,6 +9,8 @@
 #include <optional>
 #include <string_view>
 
+#include "semrec/text/vec8.hpp"
+
 namespace semrec::text {
 
 namespace {
@@ -76,12 +78,8 @@ constexpr std::int64_t kInt8BlockRows = 128;
 // a = round((x - lo) / step), step = (max - lo) / levels; lo and step are returned.
 SEMREC_AVX2_CLONE void quantize_row(const float* xr, std::int64_t in, float levels,
                                     std::uint8_t* ar, float* lo, float* step) {
-  float mn = xr[0], mx = xr[0];
-#pragma omp simd reduction(min : mn) reduction(max : mx)
-  for (std::int64_t j = 0; j < in; ++j) {
-    mn = std::min(mn, xr[j]);
-    mx = std::max(mx, xr[j]);
-  }
+  float mn, mx;
+  min_max(xr, in, mn, mx);
   const float width = std::max(mx - mn, 1e-30f);
   const float inverse = levels / width;
   *lo = mn;
