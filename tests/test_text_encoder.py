@@ -323,6 +323,38 @@ def test_tiny_cls_bert_matches_transformers(tmp_path, prefix):
     np.testing.assert_allclose(ours, hidden, rtol=1e-4, atol=1e-5)
 
 
+def test_own_attention_loops_match_transformers_at_every_length(tmp_path):
+    """One head 32 wide, as MiniLM's: semrec's own attention loops (blocks of 4 query rows,
+    tiles of 16 keys, its own exp) against transformers, on sequences of 3 to 300 tokens (every
+    block and tail shape, both sides of the old 128-token switch to SDPA), with queries and keys
+    scaled up so that the softmax is far from uniform."""
+    transformers = pytest.importorskip("transformers")
+
+    def sharpen(model):
+        for layer in model.encoder.layer:
+            layer.attention.self.query.weight.mul_(20.0)
+            layer.attention.self.key.weight.mul_(20.0)
+
+    model = write_tiny_bert(tmp_path / "tiny", heads=1, max_length=300, edit=sharpen)
+    words = ["the", "movie", "film", "space", "war", "love", "story", "a", "of", "great", "bad"]
+    rng = np.random.default_rng(0)
+    lengths = [*range(1, 40), 126, 127, 128, 129, 200, 254, 255, 298]  # words; +2 tokens each
+    texts = [" ".join(rng.choice(words, size=n)) for n in lengths]
+    hf_tok = transformers.BertTokenizerFast(str(tmp_path / "tiny" / "vocab.txt"))
+    batch = hf_tok(texts, truncation=True, max_length=300, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        reference = model(**batch).last_hidden_state[:, 0].numpy()
+        # The first layer's attention over the longest text is far from uniform: the largest
+        # weight of a row is typically about a third (a uniform row's: 1/300).
+        ids = batch["input_ids"][-1:]
+        hidden = model.embeddings(input_ids=ids)
+        attention = model.encoder.layer[0].attention.self
+        scores = attention.query(hidden) @ attention.key(hidden).transpose(1, 2) / 32**0.5
+        assert float(scores.softmax(-1).amax(-1).median()) > 0.1
+    ours = TextEncoder(tmp_path / "tiny", precision="fp32").encode(texts, normalize=False)
+    np.testing.assert_allclose(ours, reference, rtol=1e-4, atol=1e-5)
+
+
 def test_corrupt_and_missing_files_raise_clear_errors(tmp_path):
     good = tmp_path / "good"
     write_tiny_bert(good, "")

@@ -78,17 +78,28 @@ TINY_VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "movie", "fil
 TINY_VOCAB += ["war", "love", "story", "##s", "a", "of", "!", ",", "##ing", "great", "bad"]
 
 
-def write_tiny_bert(directory, prefix: str = "", intermediate_size: int = 48, edit=None):
-    """A 2-layer random BERT with CLS pooling (bge-style layout) in ``directory``; its model.
+def write_tiny_bert(
+    directory,
+    prefix: str = "",
+    intermediate_size: int = 48,
+    edit=None,
+    heads: int = 4,
+    max_length: int = 16,
+):
+    """A 2-layer random BERT (hidden size 32) with CLS pooling (bge-style layout) in
+    ``directory``; its model.
 
-    ``edit(model)``, when given, changes the random weights before they are saved.
+    ``edit(model)``, when given, changes the random weights before they are saved. ``heads``
+    of width 32 / heads: one head is as wide as MiniLM's, so semrec runs its own attention loops
+    on it (narrower heads take SDPA). ``max_length`` is the encoder's token limit.
     """
     torch = pytest.importorskip("torch")
     transformers = pytest.importorskip("transformers")
     safetensors_torch = pytest.importorskip("safetensors.torch")
     config = transformers.BertConfig(
-        vocab_size=len(TINY_VOCAB), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-        intermediate_size=intermediate_size, max_position_embeddings=40, layer_norm_eps=1e-7,
+        vocab_size=len(TINY_VOCAB), hidden_size=32, num_hidden_layers=2, num_attention_heads=heads,
+        intermediate_size=intermediate_size, max_position_embeddings=max(40, max_length),
+        layer_norm_eps=1e-7,
     )  # fmt: skip
     torch.manual_seed(0)
     model = transformers.BertModel(config).eval()
@@ -100,7 +111,7 @@ def write_tiny_bert(directory, prefix: str = "", intermediate_size: int = 48, ed
     state = {prefix + k: v.contiguous() for k, v in model.state_dict().items()}
     safetensors_torch.save_file(state, str(directory / "model.safetensors"))
     (directory / "vocab.txt").write_text("\n".join(TINY_VOCAB) + "\n", encoding="utf-8")
-    (directory / "sentence_bert_config.json").write_text('{"max_seq_length": 16}')
+    (directory / "sentence_bert_config.json").write_text(f'{{"max_seq_length": {max_length}}}')
     (directory / "modules.json").write_text(
         json.dumps(
             [

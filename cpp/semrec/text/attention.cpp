@@ -66,8 +66,8 @@ SEMREC_ATTENTION_CLONE void split_heads(const float* qkv, const Layout& L, float
 }
 
 // e^x for x <= 0 (scores less their row's maximum), 8 at a time: x = n ln2 + r with
-// |r| <= ln2 / 2, e^r by its Taylor polynomial to r^6 (relative error < 2e-7, about float
-// rounding), times 2^n built in the exponent bits. Below -87 (e^-87 ~ 1.6e-38, the smallest
+// |r| <= ln2 / 2, e^r by its Taylor polynomial to r^6 (relative error < 3e-7: a few float
+// roundings), times 2^n built in the exponent bits. Below -87 (e^-87 ~ 1.6e-38, the smallest
 // normal floats) x is clamped: such a term is nothing beside the row maximum's e^0 = 1. The
 // libm-grade exp this replaced cost about as much as a score's 32 multiply-adds.
 // (In place: a 32-byte vector passed or returned by value changes the baseline build's ABI.)
