@@ -68,8 +68,8 @@ SEMREC_ATTENTION_CLONE void split_heads(const float* qkv, const Layout& L, float
 // e^x for x <= 0 (scores less their row's maximum), 8 at a time: x = n ln2 + r with
 // |r| <= ln2 / 2, e^r by its Taylor polynomial to r^6 (relative error < 3e-7: a few float
 // roundings), times 2^n built in the exponent bits. Below -87 (e^-87 ~ 1.6e-38, the smallest
-// normal floats) x is clamped: such a term is nothing beside the row maximum's e^0 = 1. The
-// libm-grade exp this replaced cost about as much as a score's 32 multiply-adds.
+// normal floats) x is clamped: such a term is nothing beside the row maximum's e^0 = 1. Inline,
+// where ATen's exp was one call per sequence over a score matrix that outgrew L2.
 // (In place: a 32-byte vector passed or returned by value changes the baseline build's ABI.)
 [[gnu::always_inline]] inline void exp_nonpositive(Vec8& x) {
   const Vec8 lowest = Vec8{} - 87.0f;
@@ -85,13 +85,13 @@ SEMREC_ATTENTION_CLONE void split_heads(const float* qkv, const Layout& L, float
   e = e * r + 1.0f;
   e = e * r + 1.0f;
   // shifted's low mantissa bits hold n (two's complement); n + 127 in the exponent field is 2^n
-  const Int8x32 bits = (__builtin_bit_cast(Int8x32, shifted) - 0x4b400000 + 127) << 23;
+  const Int32x8 bits = (__builtin_bit_cast(Int32x8, shifted) - 0x4b400000 + 127) << 23;
   x = e * __builtin_bit_cast(Vec8, bits);
 }
 
 // Rows i0 .. i0 + kQueries - 1 of one head: p[r][j] = e^(s_rj - max_j s_rj) with
-// s_rj = q_r . k_j / sqrt(d) (each summing its d products in order), zeros past len; returns
-// nothing, writes each row's sum of p to totals.
+// s_rj = q_r . k_j / sqrt(d) (each summing its d products in order), zeros past len, and
+// totals[r] = sum_j p[r][j].
 [[gnu::always_inline]] inline void block_probabilities(const Layout& L, const float* q,
                                                        const float* kt, float* p, float* totals) {
   const std::int64_t d = L.d, stride = L.stride;
@@ -110,7 +110,7 @@ SEMREC_ATTENTION_CLONE void split_heads(const float* qkv, const Layout& L, float
       SEMREC_STORE8(p + r * stride + j0 + 8, tile[r][1]);
     }
   }
-  const Int8x32 lane = {0, 1, 2, 3, 4, 5, 6, 7};
+  const Int32x8 lane = {0, 1, 2, 3, 4, 5, 6, 7};
   for (std::int64_t r = 0; r < kQueries; ++r) {
     float* s = p + r * stride;
     // (A scalar maximum, a chain of 3-cycle dependencies, took longer than the row's products.)

@@ -1,7 +1,7 @@
 // Self-attention of one sequence, every head, on the calling thread: semrec's own loops instead
 // of a scaled_dot_product_attention call, whose fixed cost (~0.18 ms on AVX2) is many times the
-// arithmetic of a 30-token text, and whose libm-grade exp cost long texts about as much as
-// their products.
+// arithmetic of a 30-token text; on 226-token texts these loops also took 20-30% less time than
+// SDPA (Zen 3, benchmarks/README.md).
 #pragma once
 
 #include <cstdint>

@@ -11,7 +11,7 @@
 namespace semrec::text {
 
 typedef float Vec8 __attribute__((vector_size(32)));
-typedef std::int32_t Int8x32 __attribute__((vector_size(32)));
+typedef std::int32_t Int32x8 __attribute__((vector_size(32)));
 // Vec8 read or written at any float address.
 typedef float Unaligned8 __attribute__((vector_size(32), aligned(4), may_alias));
 
