@@ -240,6 +240,7 @@ at::Tensor BertEncoder::Impl::forward(const at::Tensor& ids,
   // The int8 layers' two largest results, each overwritten by the next layer's once read, and
   // the attention's output, likewise (fresh allocations this size fault on every page).
   at::Tensor qkv_memory, ffn_memory, attention_memory;
+  QuantizedRows ffn_codes;  // the int8 FFN's intermediate, quantised (reused likewise)
   for (const Layer& L : layers) {
     if (stop && stop()) throw Interrupted();
     at::Tensor qkv, a, f;
@@ -293,12 +294,21 @@ at::Tensor BertEncoder::Impl::forward(const at::Tensor& ids,
       RECORD_USER_SCOPE("semrec::layernorm");
       x = at::layer_norm(x, {h}, L.ln1_w, L.ln1_b, eps);
     }
-    {
-      RECORD_USER_SCOPE("semrec::ffn_dense_gelu");
-      f = L.inter(x, Epilogue::gelu, nullptr, &ffn_memory);  // exact erf GELU
-    }
-    if (ffn_peaks != nullptr) ffn_peaks->push_back(f.abs().amax(0));
-    {
+    if (ffn_peaks == nullptr && L.inter.is_int8() && L.down.is_int8()) {
+      // int8 through: the intermediate goes from the first layer to the second as the second's
+      // uint8 codes (a quarter of its float32 bytes; 44 MB of floats for 32 long texts).
+      {
+        RECORD_USER_SCOPE("semrec::ffn_dense_gelu");
+        L.inter.quantized_for(L.down, x, Epilogue::gelu, ffn_codes);  // exact erf GELU
+      }
+      RECORD_USER_SCOPE("semrec::ffn_output_dense");
+      x = L.down(ffn_codes, &x, nullptr);
+    } else {
+      {
+        RECORD_USER_SCOPE("semrec::ffn_dense_gelu");
+        f = L.inter(x, Epilogue::gelu, nullptr, &ffn_memory);  // exact erf GELU
+      }
+      if (ffn_peaks != nullptr) ffn_peaks->push_back(f.abs().amax(0));
       RECORD_USER_SCOPE("semrec::ffn_output_dense");
       x = L.down(f, Epilogue::none, &x);
     }

@@ -7,7 +7,9 @@
 #include <algorithm>
 #include <array>
 #include <optional>
+#include <stdexcept>
 #include <string_view>
+#include <vector>
 
 #include "semrec/text/vec8.hpp"
 
@@ -155,32 +157,44 @@ Dense::Dense(at::Tensor weight, at::Tensor bias, DenseKernel kernel, Int8Range r
   }
 }
 
+// Where an int8 layer's input rows come from: float32 rows (n x in), quantised block by block,
+// or rows an earlier layer quantised for this one (Dense::quantized_for).
+struct Dense::Int8Input {
+  const float* rows = nullptr;
+  const QuantizedRows* quantized = nullptr;
+};
+
+// Where its results go: float32 rows (n x out, the residual added, then act), or, with `next`,
+// quantised for that layer into `quantized` (the float32 rows then live only block by block).
+struct Dense::Int8Output {
+  Epilogue act = Epilogue::none;
+  float* rows = nullptr;
+  const float* residual = nullptr;
+  const Dense* next = nullptr;
+  QuantizedRows* quantized = nullptr;
+};
+
+namespace {
+
+// The rows (n x out float32) of a result: `recycled`'s memory when large enough, else a new
+// tensor, which `recycled` then holds (see Dense::operator()).
+at::Tensor result_rows(std::int64_t n, std::int64_t out, at::Tensor* recycled) {
+  if (recycled != nullptr && recycled->defined() && recycled->is_contiguous() &&
+      recycled->scalar_type() == at::kFloat && recycled->numel() >= n * out) {
+    return recycled->view({-1}).slice(0, 0, n * out).view({n, out});
+  }
+  at::Tensor y = at::empty({n, out}, at::kFloat);
+  if (recycled != nullptr) *recycled = y;
+  return y;
+}
+
+}  // namespace
+
 // Per-row activation scales: each row is mapped affinely onto 0..levels (x ~ lo + step * a),
 // so x W^T = step * (a Wq^T) * scale + lo * rowsum(W). Every step is per row and the int32
 // sums are exact, so a row's result does not depend on the other rows or the blocking.
-at::Tensor Dense::int8_forward(const at::Tensor& x, Epilogue act, const at::Tensor* residual,
-                               at::Tensor* recycled) const {
-  const std::int64_t in = x.size(-1), in_int8 = in - tail_, out = int8_.out();
-  std::vector<std::int64_t> shape(x.sizes().begin(), x.sizes().end());
-  const at::Tensor rows = x.reshape({-1, in}).contiguous();
-  const std::int64_t n = rows.size(0);
-  at::Tensor y;
-  if (recycled != nullptr && recycled->defined() && recycled->is_contiguous() &&
-      recycled->scalar_type() == at::kFloat && recycled->numel() >= n * out) {
-    y = recycled->view({-1}).slice(0, 0, n * out).view({n, out});
-  } else {
-    y = at::empty({n, out}, rows.options());
-    if (recycled != nullptr) *recycled = y;
-  }
-  shape.back() = out;
-  if (n == 0) return y.view(shape);
-  // The residual joins in the dequantisation only when no GELU follows (BERT never asks for
-  // both).
-  const bool add_residual = residual != nullptr && act == Epilogue::none;
-  const at::Tensor res = add_residual ? residual->reshape({n, out}).contiguous() : at::Tensor();
-  const float* xp = rows.data_ptr<float>();
-  float* yp = y.data_ptr<float>();
-  const float* rp = add_residual ? res.data_ptr<float>() : nullptr;
+void Dense::int8_blocks(std::int64_t n, const Int8Input& input, const Int8Output& output) const {
+  const std::int64_t in_int8 = int8_.in(), in = in_int8 + tail_, out = int8_.out();
   const float *scales = weight_scales_.data_ptr<float>(), *sums = weight_sums_.data_ptr<float>();
   const float *bias = bias_.data_ptr<float>(), *tail_w = tail_weight_.data_ptr<float>();
   // Blocks of at most kInt8BlockRows, as many per thread (800 rows on 2 threads: 8 x 100,
@@ -192,30 +206,114 @@ at::Tensor Dense::int8_forward(const at::Tensor& x, Epilogue act, const at::Tens
   blocks = (n + block_rows - 1) / std::max<std::int64_t>(block_rows, 1);
   at::parallel_for(0, blocks, 1, [&](std::int64_t first, std::int64_t last) {
     c10::InferenceMode inference;  // thread-local: the workers' own (for the GELU)
-    std::vector<std::uint8_t> a(block_rows * in_int8);
+    std::vector<std::uint8_t> a(input.rows != nullptr ? block_rows * in_int8 : 0);
     std::vector<std::int32_t> c(block_rows * out);
     std::array<float, kInt8BlockRows> lo{}, step{};
     for (std::int64_t block = first; block < last; ++block) {
       const std::int64_t r0 = block * block_rows, m = std::min(block_rows, n - r0);
-      for (std::int64_t r = 0; r < m; ++r) {
-        quantize_row(xp + (r0 + r) * in, in_int8, activation_levels_, a.data() + r * in_int8,
-                     &lo[r], &step[r]);
+      const std::uint8_t* codes = a.data();
+      const float *row_lo = lo.data(), *row_step = step.data(), *tail_x = nullptr;
+      std::int64_t tail_stride = in;
+      if (input.rows != nullptr) {
+        for (std::int64_t r = 0; r < m; ++r) {
+          quantize_row(input.rows + (r0 + r) * in, in_int8, activation_levels_,
+                       a.data() + r * in_int8, &lo[r], &step[r]);
+        }
+        tail_x = input.rows + r0 * in + in_int8;
+      } else {
+        const QuantizedRows& q = *input.quantized;
+        codes = q.codes.data_ptr<std::uint8_t>() + r0 * in_int8;
+        row_lo = q.lo.data_ptr<float>() + r0;
+        row_step = q.step.data_ptr<float>() + r0;
+        if (tail_ > 0) tail_x = q.tail.data_ptr<float>() + r0 * tail_;
+        tail_stride = tail_;
       }
-      int8_.multiply(a.data(), m, c.data());
+      int8_.multiply(codes, m, c.data());
+      // Quantised for the next layer, the block's float results overwrite its int32 sums, which
+      // stay in cache: element j is read before it is written, and no other.
+      float* y =
+          output.rows != nullptr ? output.rows + r0 * out : reinterpret_cast<float*>(c.data());
       for (std::int64_t r = 0; r < m; ++r) {
-        const std::int64_t g = r0 + r;
-        dequantize_row(c.data() + r * out, yp + g * out, out, step[r], lo[r], scales, sums, bias,
-                       tail_ > 0 ? xp + g * in + in_int8 : nullptr, tail_, tail_w,
-                       rp != nullptr ? rp + g * out : nullptr);
+        dequantize_row(c.data() + r * out, y + r * out, out, row_step[r], row_lo[r], scales, sums,
+                       bias, tail_ > 0 ? tail_x + r * tail_stride : nullptr, tail_, tail_w,
+                       output.residual != nullptr ? output.residual + (r0 + r) * out : nullptr);
       }
-      if (act == Epilogue::gelu) {  // ATen's vectorised erf GELU on the block, while in cache
-        at::Tensor rows_done = y.slice(0, r0, r0 + m);
+      if (output.act == Epilogue::gelu) {  // ATen's vectorised erf GELU on the block, in cache
+        at::Tensor rows_done = at::from_blob(y, {m, out}, at::kFloat);
         at::gelu_(rows_done);
+      }
+      if (output.next != nullptr) {
+        const Dense& next = *output.next;
+        QuantizedRows& q = *output.quantized;
+        const std::int64_t next_int8 = next.int8_.in();
+        for (std::int64_t r = 0; r < m; ++r) {
+          const std::int64_t g = r0 + r;
+          const float* yr = y + r * out;
+          quantize_row(yr, next_int8, next.activation_levels_,
+                       q.codes.data_ptr<std::uint8_t>() + g * next_int8, q.lo.data_ptr<float>() + g,
+                       q.step.data_ptr<float>() + g);
+          std::copy(yr + next_int8, yr + out, q.tail.data_ptr<float>() + g * next.tail_);
+        }
       }
     }
   });
+}
+
+at::Tensor Dense::int8_forward(const at::Tensor& x, Epilogue act, const at::Tensor* residual,
+                               at::Tensor* recycled) const {
+  const std::int64_t in = x.size(-1), out = int8_.out();
+  std::vector<std::int64_t> shape(x.sizes().begin(), x.sizes().end());
+  const at::Tensor rows = x.reshape({-1, in}).contiguous();
+  const std::int64_t n = rows.size(0);
+  at::Tensor y = result_rows(n, out, recycled);
+  shape.back() = out;
+  if (n == 0) return y.view(shape);
+  // The residual joins in the dequantisation only when no GELU follows (BERT never asks for
+  // both).
+  const bool add_residual = residual != nullptr && act == Epilogue::none;
+  const at::Tensor res = add_residual ? residual->reshape({n, out}).contiguous() : at::Tensor();
+  int8_blocks(n, {rows.data_ptr<float>(), nullptr},
+              {act, y.data_ptr<float>(), add_residual ? res.data_ptr<float>() : nullptr});
   y = y.view(shape);
   if (residual != nullptr && !add_residual) y.add_(*residual);
+  return y;
+}
+
+void Dense::quantized_for(const Dense& next, const at::Tensor& x, Epilogue act,
+                          QuantizedRows& into) const {
+  if (!int8_ || !next.int8_ || next.int8_.in() + next.tail_ != int8_.out()) {
+    throw std::invalid_argument(
+        "quantized_for: both layers must be int8, this one's outputs "
+        "the next one's inputs");
+  }
+  const std::int64_t in = x.size(-1);
+  const at::Tensor rows = x.reshape({-1, in}).contiguous();
+  const std::int64_t n = rows.size(0), channels = next.int8_.in();
+  if (!into.codes.defined() || into.codes.size(0) < n || into.codes.size(1) != channels ||
+      into.tail.size(1) != next.tail_) {
+    into.codes = at::empty({n, channels}, at::kByte);
+    into.lo = at::empty({n}, at::kFloat);
+    into.step = at::empty({n}, at::kFloat);
+    into.tail = at::empty({n, next.tail_}, at::kFloat);
+  }
+  into.rows = n;
+  if (n > 0)
+    int8_blocks(n, {rows.data_ptr<float>(), nullptr}, {act, nullptr, nullptr, &next, &into});
+}
+
+at::Tensor Dense::operator()(const QuantizedRows& x, const at::Tensor* residual,
+                             at::Tensor* recycled) const {
+  if (!int8_ || x.codes.size(1) != int8_.in() || x.tail.size(1) != tail_) {
+    throw std::invalid_argument("quantized rows: not quantised for this layer");
+  }
+  const std::int64_t n = x.rows, out = int8_.out();
+  at::Tensor y = result_rows(n, out, recycled);
+  if (n == 0) return y;
+  const at::Tensor res =
+      residual != nullptr ? residual->reshape({n, out}).contiguous() : at::Tensor();
+  int8_blocks(
+      n, {nullptr, &x},
+      {Epilogue::none, y.data_ptr<float>(), residual != nullptr ? res.data_ptr<float>() : nullptr});
   return y;
 }
 

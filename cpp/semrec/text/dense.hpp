@@ -29,6 +29,17 @@ enum class Int8Range {
 };
 enum class DenseKernel { aten, onednn, int8 };
 
+// A layer's result already quantised for the int8 layer that reads it next, as that layer would
+// quantise it: uint8 codes of the int8 channels (rows x channels), each row's lo and step, and
+// the float32 tail channels. The float32 result itself is never written (for the FFN, 1536
+// floats per token: more memory traffic on long texts than the int8 codes that replace it).
+struct QuantizedRows {
+  std::int64_t rows = 0;  // the tensors hold at least this many (reused across calls)
+  at::Tensor codes;       // uint8 (rows x int8 channels)
+  at::Tensor lo, step;    // float32 (rows)
+  at::Tensor tail;        // float32 (rows x tail channels)
+};
+
 class Dense {
  public:
   Dense() = default;
@@ -47,7 +58,21 @@ class Dense {
   at::Tensor operator()(const at::Tensor& x, Epilogue act = Epilogue::none,
                         const at::Tensor* residual = nullptr, at::Tensor* recycled = nullptr) const;
 
+  // int8 layers only: act(x W^T + b) quantised for `next` (an int8 layer taking this one's
+  // outputs), into `into` (its tensors reused when large enough). The same codes as `next`
+  // computes from operator()'s float32 result, bit for bit.
+  void quantized_for(const Dense& next, const at::Tensor& x, Epilogue act,
+                     QuantizedRows& into) const;
+  // int8 layers only: the layer applied to rows quantised for it by quantized_for.
+  at::Tensor operator()(const QuantizedRows& x, const at::Tensor* residual,
+                        at::Tensor* recycled) const;
+
+  bool is_int8() const { return static_cast<bool>(int8_); }
+
  private:
+  struct Int8Input;
+  struct Int8Output;
+  void int8_blocks(std::int64_t n, const Int8Input& input, const Int8Output& output) const;
   at::Tensor int8_forward(const at::Tensor& x, Epilogue act, const at::Tensor* residual,
                           at::Tensor* recycled) const;
 
