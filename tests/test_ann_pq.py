@@ -93,10 +93,11 @@ def scan_reference(q: np.ndarray, book: np.ndarray, codes: np.ndarray, depth: in
     return np.lexsort((np.arange(codes.shape[0]), -sums))[:depth]
 
 
-@pytest.mark.parametrize("m", [13, 16, 22])
+@pytest.mark.parametrize("m", [10, 13, 16, 22, 96])
 def test_scan_ranks_as_a_numpy_reference_on_any_thread_count(m):
-    """The kernel alone, on random codebooks and codes (m = 13 leaves padded sub-spaces; 22 ends
-    on a partial group of the byte sums)."""
+    """The kernel alone, on random codebooks and codes (m = 13 leaves padded sub-spaces; 10 and
+    22 end on a partial group of the byte sums, with AVX2 and with AVX-512; 96 is the default
+    for 384-d vectors)."""
     rng = np.random.default_rng(m)
     n, dsub = 5000, 3
     book = rng.standard_normal((m, 16, dsub)).astype(np.float32)
