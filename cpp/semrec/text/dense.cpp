@@ -197,6 +197,8 @@ void Dense::int8_blocks(std::int64_t n, const Int8Input& input, const Int8Output
   const std::int64_t in_int8 = int8_.in(), in = in_int8 + tail_, out = int8_.out();
   const float *scales = weight_scales_.data_ptr<float>(), *sums = weight_sums_.data_ptr<float>();
   const float *bias = bias_.data_ptr<float>(), *tail_w = tail_weight_.data_ptr<float>();
+  const QuantizedRows* from = input.quantized;  // rows quantised for this layer, or null
+  QuantizedRows* into = output.quantized;       // rows quantised for output.next, or null
   // Blocks of at most kInt8BlockRows, as many per thread (800 rows on 2 threads: 8 x 100,
   // not 4 + 3 blocks of 128).
   const std::int64_t threads = std::max(1, at::get_num_threads());
@@ -221,11 +223,10 @@ void Dense::int8_blocks(std::int64_t n, const Int8Input& input, const Int8Output
         }
         tail_x = input.rows + r0 * in + in_int8;
       } else {
-        const QuantizedRows& q = *input.quantized;
-        codes = q.codes.data_ptr<std::uint8_t>() + r0 * in_int8;
-        row_lo = q.lo.data_ptr<float>() + r0;
-        row_step = q.step.data_ptr<float>() + r0;
-        if (tail_ > 0) tail_x = q.tail.data_ptr<float>() + r0 * tail_;
+        codes = from->codes.data_ptr<std::uint8_t>() + r0 * in_int8;
+        row_lo = from->lo.data_ptr<float>() + r0;
+        row_step = from->step.data_ptr<float>() + r0;
+        if (tail_ > 0) tail_x = from->tail.data_ptr<float>() + r0 * tail_;
         tail_stride = tail_;
       }
       int8_.multiply(codes, m, c.data());
@@ -244,15 +245,16 @@ void Dense::int8_blocks(std::int64_t n, const Int8Input& input, const Int8Output
       }
       if (output.next != nullptr) {
         const Dense& next = *output.next;
-        QuantizedRows& q = *output.quantized;
         const std::int64_t next_int8 = next.int8_.in();
+        std::uint8_t* codes_out = into->codes.data_ptr<std::uint8_t>();
+        float *lo_out = into->lo.data_ptr<float>(), *step_out = into->step.data_ptr<float>();
+        float* tail_out = into->tail.data_ptr<float>();
         for (std::int64_t r = 0; r < m; ++r) {
           const std::int64_t g = r0 + r;
           const float* yr = y + r * out;
-          quantize_row(yr, next_int8, next.activation_levels_,
-                       q.codes.data_ptr<std::uint8_t>() + g * next_int8, q.lo.data_ptr<float>() + g,
-                       q.step.data_ptr<float>() + g);
-          std::copy(yr + next_int8, yr + out, q.tail.data_ptr<float>() + g * next.tail_);
+          quantize_row(yr, next_int8, next.activation_levels_, codes_out + g * next_int8,
+                       lo_out + g, step_out + g);
+          std::copy(yr + next_int8, yr + out, tail_out + g * next.tail_);
         }
       }
     }
