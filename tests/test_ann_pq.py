@@ -95,9 +95,9 @@ def scan_reference(q: np.ndarray, book: np.ndarray, codes: np.ndarray, depth: in
 
 @pytest.mark.parametrize("m", [10, 13, 16, 22, 96])
 def test_scan_ranks_as_a_numpy_reference_on_any_thread_count(m):
-    """The kernel alone, on random codebooks and codes (m = 13 leaves padded sub-spaces; 10 and
-    22 end on a partial group of the byte sums, with AVX2 and with AVX-512; 96 is the default
-    for 384-d vectors)."""
+    """The kernel alone, on random codebooks and codes (m = 13 leaves padded sub-spaces; 10 ends
+    on a partial group of the byte sums in the AVX2 and the AVX-512 kernel, 22 in the AVX-512
+    one; 96 is the default for 384-d vectors)."""
     rng = np.random.default_rng(m)
     n, dsub = 5000, 3
     book = rng.standard_normal((m, 16, dsub)).astype(np.float32)
