@@ -120,6 +120,48 @@ def test_scan_ranks_as_a_numpy_reference_on_any_thread_count(m):
     np.testing.assert_array_equal(core.pq_encode(rows, book, 2), want)
 
 
+@pytest.mark.parametrize("storage", ["float32", "float16"])
+def test_fused_query_is_the_scan_then_the_exact_top_k_of_its_proposals(storage):
+    """core.pq_query (what PQIndex.search runs: the scan and the exact re-scoring in one call)
+    equals the scan's proposals re-scored by topk's per-query candidates path, bitwise, with and
+    without exclusions, on one and two threads; its scores are the items' true dot products."""
+    rng = np.random.default_rng(7)
+    n, m, dsub, depth = 3000, 12, 4, 300
+    book = rng.standard_normal((m, 16, dsub)).astype(np.float32)
+    codes = rng.integers(0, 16, (n, m), dtype=np.uint8)
+    blocks = np.zeros(core.pq_blocks_bytes(n, m), np.uint8)
+    core.pq_pack(codes, blocks, 0)
+    x = rng.standard_normal((n, m * dsub)).astype(np.float32)
+    index = ItemIndex(x, metric="dot", storage=storage)
+    q = rng.standard_normal((3, m * dsub)).astype(np.float32)
+    proposed = core.pq_search(q, book, blocks, n, depth, 1)
+    drop = [proposed[i, i : i + 20] for i in range(3)]  # excluded: some proposed, some not
+    drop[1] = np.concatenate([drop[1], rng.integers(0, n, 30)])
+    rows = np.repeat(np.arange(3), [d.size for d in drop])
+    ex = sp.csr_array((np.ones(rows.size), (rows, np.concatenate(drop))), shape=(3, n))
+    ex.sum_duplicates()
+    ex.sort_indices()
+    ex.indptr, ex.indices = ex.indptr.astype(np.int64), ex.indices.astype(np.int32)
+    rows = np.repeat(np.arange(3), depth)
+    cand = sp.csr_array((np.ones(rows.size), (rows, proposed.reshape(-1))), shape=(3, n))
+    stored = index.vectors.astype(np.float64)  # what the float16 index holds, widened
+    for exclude in (None, ex):
+        want = topk(q, index, 10, candidates=cand, exclude=exclude)
+        e = (None, None) if exclude is None else (exclude.indptr, exclude.indices)
+        for threads in (1, 2):
+            got = core.pq_query(q, book, blocks, n, depth, q, index._prepared, index.vectors, 10,
+                                *e, threads)  # fmt: skip
+            np.testing.assert_array_equal(got[0], want[0])
+            np.testing.assert_array_equal(got[1], want[1])
+        truth = np.einsum("qd,qkd->qk", q.astype(np.float64), stored[got[0]])
+        np.testing.assert_allclose(got[1], truth, rtol=1e-5, atol=1e-4)
+        if exclude is not None:
+            assert not any(np.isin(got[0][i], drop[i]).any() for i in range(3))
+    with pytest.raises(ValueError, match="queries must match"):
+        core.pq_query(q, book, blocks, n, depth, q[:2], index._prepared, index.vectors, 10,
+                      None, None, 1)  # fmt: skip
+
+
 @pytest.mark.parametrize("order", ["rising", "tied", "random"])
 def test_scan_selection_under_adversarial_orders(order):
     """The selection keeps the best `depth` whatever order the scores come in: rising with the

@@ -106,6 +106,15 @@ Enum parse_choice(const char* what, const std::string& name,
   throw std::invalid_argument(std::string(what) + " must be " + listed + ", got '" + name + "'");
 }
 
+// The (ids, scores) arrays of a top-k over `rows` queries, `out` pointing into them.
+inline py::tuple topk_result(std::int64_t rows, int k, TopKOutput& out) {
+  if (k < 1) throw std::invalid_argument("k must be >= 1");
+  CArray<std::int32_t> ids({rows, static_cast<std::int64_t>(k)});
+  CArray<float> scores({rows, static_cast<std::int64_t>(k)});
+  out = {ids.mutable_data(), scores.mutable_data()};
+  return py::make_tuple(ids, scores);
+}
+
 // Runs fn(stop) with the GIL released. Python objects must all have been read before.
 template <class Fn>
 void without_gil(Fn&& fn) {

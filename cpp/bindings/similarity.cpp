@@ -21,14 +21,6 @@ ItemStorage parse_storage(const std::string& name) {
                                     {"int8", ItemStorage::int8}});
 }
 
-py::tuple allocate(std::int64_t rows, int k, TopKOutput& out) {
-  if (k < 1) throw std::invalid_argument("k must be >= 1");
-  CArray<std::int32_t> ids({rows, static_cast<std::int64_t>(k)});
-  CArray<float> scores({rows, static_cast<std::int64_t>(k)});
-  out = {ids.mutable_data(), scores.mutable_data()};
-  return py::make_tuple(ids, scores);
-}
-
 }  // namespace
 
 void register_similarity(py::module_& m) {
@@ -42,7 +34,7 @@ void register_similarity(py::module_& m) {
         const CsrView ex = csr_view(exclude_indptr, exclude_indices, x.rows, "exclude");
         const Metric met = parse_metric(metric);
         TopKOutput out;
-        py::tuple result = allocate(q.rows, k, out);
+        py::tuple result = topk_result(q.rows, k, out);
         without_gil([&](const StopCheck& stop) { topk(q, x, k, met, ex, num_threads, out, stop); });
         return result;
       },
@@ -63,7 +55,7 @@ void register_similarity(py::module_& m) {
         const CsrView ex = csr_view(exclude_indptr, exclude_indices, x.rows, "exclude");
         const Metric met = parse_metric(metric);
         TopKOutput out;
-        py::tuple result = allocate(q.rows, k, out);
+        py::tuple result = topk_result(q.rows, k, out);
         without_gil([&](const StopCheck& stop) {
           topk_candidates(q, x, cand, k, met, ex, num_threads, out, stop);
         });
@@ -102,7 +94,7 @@ void register_similarity(py::module_& m) {
         const MatrixView x = matrix_view(rows, "rows");
         const CsrView ex = csr_view(exclude_indptr, exclude_indices, x.rows, "exclude");
         TopKOutput out;
-        py::tuple result = allocate(q.rows, k, out);
+        py::tuple result = topk_result(q.rows, k, out);
         without_gil(
             [&](const StopCheck& stop) { topk(q, items, x, k, ex, num_threads, out, stop); });
         return result;
@@ -122,7 +114,7 @@ void register_similarity(py::module_& m) {
         const CsrView cand = csr_view(cand_indptr, cand_indices, x.rows, "candidates");
         const CsrView ex = csr_view(exclude_indptr, exclude_indices, x.rows, "exclude");
         TopKOutput out;
-        py::tuple result = allocate(q.rows, k, out);
+        py::tuple result = topk_result(q.rows, k, out);
         without_gil([&](const StopCheck& stop) {
           topk_candidates(q, items, x, cand, k, ex, num_threads, out, stop);
         });

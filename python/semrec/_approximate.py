@@ -106,13 +106,14 @@ def request(
     if ex is not None and not sp.issparse(exclude):
         exclude = ex[1]  # one query's ids, checked and sorted: topk takes them as they are
     req = Request(q, single, k, threads, exclude, ex, None)
+    if candidates is None:  # a click's usual search: nothing more to check
+        return req
     if sp.issparse(candidates) or candidate_lists.is_padded(candidates):
         # Per-query candidate lists: exact over them (their cost is their length).
         return exactly(items, req, candidates)
-    if candidates is not None:
-        req.allowed = np.unique(check.item_ids(candidates, "candidates", n))
-        if req.allowed.size <= max(EXACT_CANDIDATES, EXACT_SHARE * n):
-            return exactly(items, req, req.allowed)
+    req.allowed = np.unique(check.item_ids(candidates, "candidates", n))
+    if req.allowed.size <= max(EXACT_CANDIDATES, EXACT_SHARE * n):
+        return exactly(items, req, req.allowed)
     return req
 
 
@@ -134,7 +135,9 @@ def rescored(items: ItemIndex, req: Request, found: np.ndarray) -> tuple[np.ndar
     already inside ``req.allowed``), the exclusions applied: :func:`semrec.topk`'s per-query
     candidates path, which scores each proposed row where it lies (prefetched; one query's list
     split over the request's threads)."""
-    found = topk_of_proposals(req.queries, items, found, req.k, req.excluded, req.threads)
+    found = topk_of_proposals(
+        req.queries, items, found, req.k, req.excluded, req.threads, queries_checked=True
+    )
     return shaped(found, req.single)
 
 

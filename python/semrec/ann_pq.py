@@ -37,7 +37,7 @@ from semrec import _approximate as approx
 from semrec import _validation as check
 from semrec._native import core
 from semrec._threads import resolve_num_threads
-from semrec.similarity import ItemIndex
+from semrec.similarity import ItemIndex, topk_of_native_proposals
 
 _FORMAT = "semrec.PQIndex"
 _VERSION = 2  # the file; its codes array names its own layout (see PQIndex.from_bytes)
@@ -364,9 +364,19 @@ class PQIndex(approx.Measurable):
         # Queries as they are: the scan ranks by the query's tables rounded on a step that scales
         # with them, so a cosine query needs no normalising (one NumPy pass less per click).
         rows = self._padded(req.queries)
+        if req.allowed is None:  # the scan and the exact re-scoring in one native call
+            scan = (rows, book, blocks, n, depth, req.queries)
+            found = topk_of_native_proposals(
+                req.queries,
+                self.items,
+                req.excluded,
+                lambda items, vectors, *ex: core.pq_query(
+                    *scan, items, vectors, req.k, *ex, req.threads
+                ),
+            )
+            return approx.shaped(found, req.single)
         found = core.pq_search(rows, book, blocks, n, depth, req.threads)
-        if req.allowed is not None:
-            found[~np.isin(found, req.allowed)] = -1
+        found[~np.isin(found, req.allowed)] = -1
         return approx.rescored(self.items, req, found)
 
     def tune(

@@ -344,6 +344,8 @@ def topk_of_proposals(
     k: int,
     excluded: tuple[np.ndarray, np.ndarray] | None,
     num_threads: int,
+    *,
+    queries_checked: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The exact top-k of each query among the ids an approximate index proposed for it: what
     ``topk(queries, index, k, candidates=proposed, exclude=...)`` returns, for arguments a
@@ -351,6 +353,12 @@ def topk_of_proposals(
     slots) id array with -1 for an empty slot, ``excluded`` the checked (indptr, ids) of the
     exclusions). It skips topk's full checks (a click pays for them once, in the index's
     search) and keeps only the cheap ones: types, shapes, the ids' range, finite queries.
+
+    ``queries_checked=True`` says the caller has already checked the queries and ``k`` as
+    :func:`topk` does (2-D C-contiguous finite float32 of the index's dimension, ``k`` an int
+    >= 1), as semrec's approximate indexes do in their search: right after a scan of a large
+    catalogue every NumPy call runs on cold caches, so a repeated check costs more than the
+    re-scoring. The ids' range is still checked (in the native call when they are int32).
 
     Examples
     --------
@@ -363,32 +371,79 @@ def topk_of_proposals(
     """
     if not isinstance(index, ItemIndex):
         raise TypeError(f"index must be a semrec.ItemIndex, got {type(index).__name__}")
-    q, _ = check.as_float32_matrix(queries, "queries")  # small: the finiteness check is cheap
-    if q.shape[1] != index.dim:
-        raise ValueError(f"queries have dimension {q.shape[1]}, the index {index.dim}")
-    k = check.result_width(k, q.shape[0], len(index))
-    ids = np.asarray(proposed)
-    if ids.ndim != 2 or ids.shape[0] != q.shape[0] or not np.issubdtype(ids.dtype, np.integer):
+    if queries_checked:
+        q = queries
+    else:
+        q, _ = check.as_float32_matrix(queries, "queries")  # small: the finiteness check is cheap
+        if q.shape[1] != index.dim:
+            raise ValueError(f"queries have dimension {q.shape[1]}, the index {index.dim}")
+        k = check.result_width(k, q.shape[0], len(index))
+    ids = proposed if isinstance(proposed, np.ndarray) else np.asarray(proposed)
+    if ids.ndim != 2 or ids.shape[0] != q.shape[0] or ids.dtype.kind not in "iu":
         raise ValueError(
             "proposed must be a 2-D integer array with a row per query, got dtype "
             f"{ids.dtype} and shape {ids.shape} for {q.shape[0]} queries"
         )
-    if ids.size and (ids.min() < -1 or ids.max() >= len(index)):  # before any narrowing cast
+    # int32 ids are range-checked by the native call; wider ones here, before the narrowing cast
+    if ids.dtype != np.int32 and ids.size and (ids.min() < -1 or ids.max() >= len(index)):
         raise IndexError(f"proposed holds ids outside [-1, {len(index)})")
     if index.metric == "dot":
         _dot_in_range(q, index.vectors, index._peak)
-    lists = core.padded_lists(np.ascontiguousarray(ids, dtype=np.int32), len(index))
-    ex = (None, None)
-    if excluded is not None:  # (indptr, ids) as check.exclusions returns them
-        indptr, excluded_ids = (np.asarray(a) for a in excluded)
-        if excluded_ids.size and (excluded_ids.min() < 0 or excluded_ids.max() >= len(index)):
-            raise IndexError(f"excluded holds ids outside [0, {len(index)})")
-        if indptr.shape != (q.shape[0] + 1,) or indptr[-1] != excluded_ids.size:
-            raise ValueError("excluded must be (indptr, ids) with an indptr entry per query + 1")
-        ex = (np.ascontiguousarray(indptr, np.int64), np.ascontiguousarray(excluded_ids, np.int32))
+    try:
+        lists = core.padded_lists(np.ascontiguousarray(ids, dtype=np.int32), len(index))
+    except IndexError:
+        raise IndexError(f"proposed holds ids outside [-1, {len(index)})") from None
+    ex = _excluded_arrays(excluded, q.shape[0], len(index))
     return core.topk_candidates_prepared(
         q, index._prepared, index.vectors, *lists, k, *ex, resolve_num_threads(num_threads)
     )
+
+
+def topk_of_native_proposals(
+    queries: np.ndarray,
+    index: ItemIndex,
+    excluded: tuple[np.ndarray, np.ndarray] | None,
+    propose_and_rescore: Any,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`topk_of_proposals` with ``queries_checked=True``, for an approximate pass that
+    proposes and re-scores in one native call (:class:`semrec.PQIndex`), so that no Python runs
+    between the two: ``propose_and_rescore(items, rows, exclude_indptr, exclude_ids)`` gets the
+    index's packed items (the native object the ``topk_candidates_prepared`` kernel takes), its
+    rows and the checked exclusions (``None, None`` without) and returns (ids, scores) as
+    :func:`topk` does. The dot products' range is checked here, as :func:`topk` does.
+
+    Examples
+    --------
+    >>> import numpy as np, semrec
+    >>> from semrec._native import core
+    >>> from semrec.similarity import topk_of_native_proposals
+    >>> index = semrec.ItemIndex(np.eye(4, dtype=np.float32), metric="dot")
+    >>> q = np.array([[0.1, 0.2, 0.9, 0.5]], dtype=np.float32)
+    >>> proposed = (np.array([0, 2]), np.array([0, 3], dtype=np.int32))  # one query: items 0, 3
+    >>> def rescore(items, rows, *exclude):
+    ...     return core.topk_candidates_prepared(q, items, rows, *proposed, 2, *exclude, 1)
+    >>> topk_of_native_proposals(q, index, None, rescore)[0].tolist()
+    [[3, 0]]
+    """
+    if index.metric == "dot":
+        _dot_in_range(queries, index.vectors, index._peak)
+    ex = _excluded_arrays(excluded, queries.shape[0], len(index))
+    return propose_and_rescore(index._prepared, index.vectors, *ex)
+
+
+def _excluded_arrays(
+    excluded: tuple[np.ndarray, np.ndarray] | None, n_queries: int, n_items: int
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Checked (indptr, ids) of the exclusions (as check.exclusions returns them) as the
+    kernels take them; (None, None) without."""
+    if excluded is None:
+        return None, None
+    indptr, excluded_ids = (np.asarray(a) for a in excluded)
+    if excluded_ids.size and (excluded_ids.min() < 0 or excluded_ids.max() >= n_items):
+        raise IndexError(f"excluded holds ids outside [0, {n_items})")
+    if indptr.shape != (n_queries + 1,) or indptr[-1] != excluded_ids.size:
+        raise ValueError("excluded must be (indptr, ids) with an indptr entry per query + 1")
+    return np.ascontiguousarray(indptr, np.int64), np.ascontiguousarray(excluded_ids, np.int32)
 
 
 def _peak_of(x: np.ndarray) -> float:
