@@ -1090,6 +1090,8 @@ def test_topk_of_proposals_keeps_its_cheap_checks():
     q = np.ones((1, 3), np.float32)
     bad = [
         ((q, index, np.array([[2**32 + 1]]), 1, None, 1), IndexError, "proposed"),
+        ((q, index, np.array([[3]], np.int32), 1, None, 1), IndexError, "proposed"),
+        ((q, index, np.array([[0, -2]], np.int32), 1, None, 1), IndexError, "proposed"),
         ((q, index, np.array([[1.9]]), 1, None, 1), ValueError, "proposed"),
         ((q.astype(np.float64), index, np.array([[1]]), 1, None, 1), TypeError, "queries"),
         ((q, np.eye(3, dtype=np.float32), np.array([[1]]), 1, None, 1), TypeError, "index"),
