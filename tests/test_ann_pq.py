@@ -14,7 +14,7 @@ from fuzzing import corruptions
 
 import semrec
 from semrec._native import core
-from semrec.similarity import ItemIndex, topk
+from semrec.similarity import ItemIndex, topk, topk_of_native_proposals
 
 faiss = pytest.importorskip("faiss", reason="faiss-cpu is not installed (pip install .[ann])")
 PQIndex = semrec.PQIndex
@@ -145,12 +145,22 @@ def test_fused_query_is_the_scan_then_the_exact_top_k_of_its_proposals(storage):
     rows = np.repeat(np.arange(3), depth)
     cand = sp.csr_array((np.ones(rows.size), (rows, proposed.reshape(-1))), shape=(3, n))
     stored = index.vectors.astype(np.float64)  # what the float16 index holds, widened
+
+    def fused(queries, excluded, threads):  # through the seam PQIndex.search uses
+        return topk_of_native_proposals(
+            q,
+            index,
+            excluded,
+            lambda items, rows, *e: core.pq_query(
+                q, book, blocks, n, depth, queries, items, rows, 10, *e, threads
+            ),
+        )
+
     for exclude in (None, ex):
         want = topk(q, index, 10, candidates=cand, exclude=exclude)
-        e = (None, None) if exclude is None else (exclude.indptr, exclude.indices)
+        e = None if exclude is None else (exclude.indptr, exclude.indices)
         for threads in (1, 2):
-            got = core.pq_query(q, book, blocks, n, depth, q, index._prepared, index.vectors, 10,
-                                *e, threads)  # fmt: skip
+            got = fused(q, e, threads)
             np.testing.assert_array_equal(got[0], want[0])
             np.testing.assert_array_equal(got[1], want[1])
         truth = np.einsum("qd,qkd->qk", q.astype(np.float64), stored[got[0]])
@@ -158,8 +168,7 @@ def test_fused_query_is_the_scan_then_the_exact_top_k_of_its_proposals(storage):
         if exclude is not None:
             assert not any(np.isin(got[0][i], drop[i]).any() for i in range(3))
     with pytest.raises(ValueError, match="queries must match"):
-        core.pq_query(q, book, blocks, n, depth, q[:2], index._prepared, index.vectors, 10,
-                      None, None, 1)  # fmt: skip
+        fused(q[:2], None, 1)
 
 
 @pytest.mark.parametrize("order", ["rising", "tied", "random"])
