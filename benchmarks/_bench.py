@@ -167,7 +167,12 @@ def paths_line() -> str:
 
     from semrec._native import core
 
-    parts = [f"semrec {core.__name__.rsplit('.', 1)[-1]} ({core.kernel_description()})"]
+    # Where the extension was loaded from: comparing two builds through PYTHONPATH silently
+    # measures the installed one twice when the path does not hold a semrec/ folder.
+    where = os.path.dirname(os.path.abspath(core.__file__))
+    parts = [
+        f"semrec {core.__name__.rsplit('.', 1)[-1]} ({core.kernel_description()}) from {where}"
+    ]
     for info in threadpool_info():
         if info["user_api"] == "blas":
             owner = next(
