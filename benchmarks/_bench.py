@@ -161,17 +161,24 @@ def semrec_version() -> str:
         return str(getattr(semrec, "__version__", "unknown"))
 
 
+def semrec_location() -> str:
+    """The folder semrec (and its extensions) was imported from. Comparing two builds through
+    PYTHONPATH silently measures the installed one twice when the path holds no semrec/ folder;
+    the headers print this so that a comparison shows which build ran."""
+    import semrec
+
+    return os.path.dirname(os.path.abspath(semrec.__file__))
+
+
 def paths_line() -> str:
     """The code paths the libraries took in this process (after any --isa emulation)."""
     from threadpoolctl import threadpool_info
 
     from semrec._native import core
 
-    # Where the extension was loaded from: comparing two builds through PYTHONPATH silently
-    # measures the installed one twice when the path does not hold a semrec/ folder.
-    where = os.path.dirname(os.path.abspath(core.__file__))
     parts = [
-        f"semrec {core.__name__.rsplit('.', 1)[-1]} ({core.kernel_description()}) from {where}"
+        f"semrec {core.__name__.rsplit('.', 1)[-1]} ({core.kernel_description()}) "
+        f"from {semrec_location()}"
     ]
     for info in threadpool_info():
         if info["user_api"] == "blas":

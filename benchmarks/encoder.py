@@ -295,7 +295,7 @@ def main() -> None:
         + "; ".join(f"{name}: {enc.kernels_}" for name, enc in encoders.items())
         + f"; auto -> {auto.precision_} ({auto.kernels_})"
         + ("" if features.bf16_native else "; bf16 not run: no native bf16 here")
-        + f"; loaded from {os.path.dirname(os.path.abspath(semrec.__file__))}"  # which build
+        + f"; loaded from {_bench.semrec_location()}"
     )
     print(
         f"threads={args.threads} (semrec, torch); all-MiniLM-L6-v2; repeats={repeat}; "
