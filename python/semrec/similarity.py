@@ -387,13 +387,11 @@ def topk_of_proposals(
     # int32 ids are range-checked by the native call; wider ones here, before the narrowing cast
     if ids.dtype != np.int32 and ids.size and (ids.min() < -1 or ids.max() >= len(index)):
         raise IndexError(f"proposed holds ids outside [-1, {len(index)})")
-    if index.metric == "dot":
-        _dot_in_range(q, index.vectors, index._peak)
+    ex = _rescoring_checks(q, index, excluded)
     try:
         lists = core.padded_lists(np.ascontiguousarray(ids, dtype=np.int32), len(index))
     except IndexError:
         raise IndexError(f"proposed holds ids outside [-1, {len(index)})") from None
-    ex = _excluded_arrays(excluded, q.shape[0], len(index))
     return core.topk_candidates_prepared(
         q, index._prepared, index.vectors, *lists, k, *ex, resolve_num_threads(num_threads)
     )
@@ -425,17 +423,19 @@ def topk_of_native_proposals(
     >>> topk_of_native_proposals(q, index, None, rescore)[0].tolist()
     [[3, 0]]
     """
-    if index.metric == "dot":
-        _dot_in_range(queries, index.vectors, index._peak)
-    ex = _excluded_arrays(excluded, queries.shape[0], len(index))
+    ex = _rescoring_checks(queries, index, excluded)
     return propose_and_rescore(index._prepared, index.vectors, *ex)
 
 
-def _excluded_arrays(
-    excluded: tuple[np.ndarray, np.ndarray] | None, n_queries: int, n_items: int
+def _rescoring_checks(
+    queries: np.ndarray, index: ItemIndex, excluded: tuple[np.ndarray, np.ndarray] | None
 ) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """Checked (indptr, ids) of the exclusions (as check.exclusions returns them) as the
-    kernels take them; (None, None) without."""
+    """The checks both re-scoring entries share: the dot products' range (as :func:`topk`
+    checks it), and the exclusions' (indptr, ids) (as check.exclusions returns them), returned
+    as the kernels take them; (None, None) without."""
+    if index.metric == "dot":
+        _dot_in_range(queries, index.vectors, index._peak)
+    n_queries, n_items = queries.shape[0], len(index)
     if excluded is None:
         return None, None
     indptr, excluded_ids = (np.asarray(a) for a in excluded)
