@@ -70,8 +70,11 @@ void make_table(const float* q, const Codebook& book, std::uint8_t* table) {
 // returns bits (bit i: item i) that hold at least the lanes scoring `lowest` or more, so the scan
 // visits only those (on a deep search a few percent of the blocks hold one, early on many more).
 #if defined(__AVX512BW__)
-std::uint32_t block_scores(const std::uint8_t* block, const std::uint8_t* table,
-                           std::int64_t stored, int lowest, std::uint16_t* scores) {
+// `upcoming` (null: none) is a block the scan reaches later: each 64 bytes of codes read here
+// prefetch the same 64 bytes of it into L2, spread over the block's work (kPrefetchAhead).
+std::uint32_t block_scores(const std::uint8_t* block, const std::uint8_t* upcoming,
+                           const std::uint8_t* table, std::int64_t stored, int lowest,
+                           std::uint16_t* scores) {
   const __m512i low4 = _mm512_set1_epi8(0x0f);
   __m512i sum[2], odd[2];  // [items 0-15, 16-31]: all bytes as 16-bit words, odd bytes alone
   sum[0] = sum[1] = odd[0] = odd[1] = _mm512_setzero_si512();
@@ -79,6 +82,7 @@ std::uint32_t block_scores(const std::uint8_t* block, const std::uint8_t* table,
     const std::int64_t end = std::min(stored, s + 4 * kGroup);
     __m512i bytes[2] = {_mm512_setzero_si512(), _mm512_setzero_si512()};
     for (; s < end; s += 4) {  // 4 sub-spaces, one per 128-bit lane, summed in bytes
+      if (upcoming != nullptr) __builtin_prefetch(upcoming + s * 16, 0, 2);
       const __m512i codes = _mm512_loadu_si512(block + s * 16);
       const __m512i rows = _mm512_loadu_si512(table + s * 16);
       bytes[0] =
@@ -132,8 +136,9 @@ template <int kPairs>
   }
 }
 
-std::uint32_t block_scores(const std::uint8_t* block, const std::uint8_t* table,
-                           std::int64_t stored, int lowest, std::uint16_t* scores) {
+std::uint32_t block_scores(const std::uint8_t* block, const std::uint8_t* /*upcoming*/,
+                           const std::uint8_t* table, std::int64_t stored, int lowest,
+                           std::uint16_t* scores) {
   __m256i sum[2], odd[2];  // as in the AVX-512 kernel, 2 sub-spaces per register
   sum[0] = sum[1] = odd[0] = odd[1] = _mm256_setzero_si256();
   const auto widen = [&](const __m256i(&bytes)[2]) {
@@ -172,8 +177,9 @@ std::uint32_t block_scores(const std::uint8_t* block, const std::uint8_t* table,
   return passed;
 }
 #else
-std::uint32_t block_scores(const std::uint8_t* block, const std::uint8_t* table,
-                           std::int64_t stored, int lowest, std::uint16_t* scores) {
+std::uint32_t block_scores(const std::uint8_t* block, const std::uint8_t* /*upcoming*/,
+                           const std::uint8_t* table, std::int64_t stored, int lowest,
+                           std::uint16_t* scores) {
   std::uint32_t passed = 0;
   for (std::int64_t lane = 0; lane < kBlock; ++lane) {
     int sum = 0;
@@ -294,10 +300,19 @@ class Best {
   std::vector<Key> kept_;
 };
 
-// Blocks are prefetched this far ahead (6 KB at m = 96). On a Zen 3 VM whose one core streamed
-// only 8-9 GB/s, the hardware prefetcher alone left two threads' scan of 1M items at 3.3-4.0 ms
-// (15 GB/s, where the exact float32 scan reached 26); 4 blocks ahead took it to 2.5-3.3 ms.
+// Blocks are prefetched this far ahead. On a Zen 3 VM whose one core streamed only 8-9 GB/s,
+// the hardware prefetcher alone left two threads' scan of 1M items at 3.3-4.0 ms (15 GB/s,
+// where the exact float32 scan reached 26); a burst into L1 of the whole block 4 ahead (6 KB at
+// m = 96) at each block's start took it to 2.5-3.3 ms. On an Intel Xeon with AMX (AVX-512) that
+// burst was 12% slower than none (1M items, m = 96: 2.6 against 2.3 ms), a prefetch into L2 of
+// the block 32 ahead (48 KB) spread over the block's loads 20% faster than none (1.8-1.9 ms).
+#if defined(__AVX512BW__)
+constexpr std::int64_t kPrefetchAhead = 32;
+constexpr bool kPrefetchInKernel = true;
+#else
 constexpr std::int64_t kPrefetchAhead = 4;
+constexpr bool kPrefetchInKernel = false;
+#endif
 
 void scan(const std::uint8_t* blocks, std::int64_t bytes_per_block, const std::uint8_t* table,
           std::int64_t stored, std::int64_t n_items, std::int64_t first_block,
@@ -305,12 +320,13 @@ void scan(const std::uint8_t* blocks, std::int64_t bytes_per_block, const std::u
   alignas(64) std::uint16_t scores[kBlock];
   int lowest = best.lowest();
   for (std::int64_t b = first_block; b < last_block; ++b) {
-    if (b + kPrefetchAhead < last_block) {
-      const std::uint8_t* next = blocks + (b + kPrefetchAhead) * bytes_per_block;
-      for (std::int64_t at = 0; at < bytes_per_block; at += 64) __builtin_prefetch(next + at);
+    const std::uint8_t* upcoming =
+        b + kPrefetchAhead < last_block ? blocks + (b + kPrefetchAhead) * bytes_per_block : nullptr;
+    if (!kPrefetchInKernel && upcoming != nullptr) {
+      for (std::int64_t at = 0; at < bytes_per_block; at += 64) __builtin_prefetch(upcoming + at);
     }
     std::uint32_t passed =
-        block_scores(blocks + b * bytes_per_block, table, stored, lowest, scores);
+        block_scores(blocks + b * bytes_per_block, upcoming, table, stored, lowest, scores);
     const std::int64_t lanes = n_items - b * kBlock;  // the last block may be partly padding
     if (lanes < kBlock) passed &= (std::uint32_t{1} << lanes) - 1;
     while (passed != 0) {  // in increasing lane (id) order, as Best requires
