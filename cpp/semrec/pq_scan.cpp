@@ -122,12 +122,15 @@ std::uint32_t block_scores(const std::uint8_t* block, const std::uint8_t* upcomi
 // lo (items 0-15) and hi (items 16-31), one sub-space per 128-bit lane. Unrolled (a loop over a
 // run-time count spent a third of its instructions on itself): a block of codes in cache took
 // 72-76 ns instead of 79-82 on one Zen 3 core, whose scan is compute-bound at ~20 GB/s.
+// `upcoming` (null: none) as in the AVX-512 kernel: one prefetch per 64 bytes of codes read.
 template <int kPairs>
 [[gnu::always_inline]] inline void add_lookups(const std::uint8_t* codes, const std::uint8_t* rows,
-                                               __m256i& lo, __m256i& hi) {
+                                               const std::uint8_t* upcoming, __m256i& lo,
+                                               __m256i& hi) {
   const __m256i low4 = _mm256_set1_epi8(0x0f);
 #pragma GCC unroll 8
   for (int i = 0; i < kPairs; ++i) {
+    if (upcoming != nullptr && i % 2 == 0) __builtin_prefetch(upcoming + 32 * i, 0, 2);
     const __m256i c = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(codes + 32 * i));
     const __m256i t = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rows + 32 * i));
     lo = _mm256_add_epi8(lo, _mm256_shuffle_epi8(t, _mm256_and_si256(c, low4)));
@@ -136,7 +139,7 @@ template <int kPairs>
   }
 }
 
-std::uint32_t block_scores(const std::uint8_t* block, const std::uint8_t* /*upcoming*/,
+std::uint32_t block_scores(const std::uint8_t* block, const std::uint8_t* upcoming,
                            const std::uint8_t* table, std::int64_t stored, int lowest,
                            std::uint16_t* scores) {
   __m256i sum[2], odd[2];  // as in the AVX-512 kernel, 2 sub-spaces per register
@@ -147,15 +150,20 @@ std::uint32_t block_scores(const std::uint8_t* block, const std::uint8_t* /*upco
       odd[h] = _mm256_add_epi16(odd[h], _mm256_srli_epi16(bytes[h], 8));
     }
   };
+  const auto ahead = [&](std::int64_t s) {
+    return upcoming != nullptr ? upcoming + s * 16 : nullptr;
+  };
   std::int64_t s = 0;
   for (; s + 2 * kGroup <= stored; s += 2 * kGroup) {  // kGroup lookups per byte
     __m256i bytes[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
-    add_lookups<kGroup>(block + s * 16, table + s * 16, bytes[0], bytes[1]);
+    add_lookups<kGroup>(block + s * 16, table + s * 16, ahead(s), bytes[0], bytes[1]);
     widen(bytes);
   }
-  if (s < stored) {  // the last sub-spaces (stored is a multiple of 4)
+  if (s < stored) {  // the last sub-spaces (stored is a multiple of 4: whole 64-byte lines)
     __m256i bytes[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
-    for (; s < stored; s += 2) add_lookups<1>(block + s * 16, table + s * 16, bytes[0], bytes[1]);
+    for (; s < stored; s += 4) {
+      add_lookups<2>(block + s * 16, table + s * 16, ahead(s), bytes[0], bytes[1]);
+    }
     widen(bytes);
   }
   // lowest - 1 >= -1: every score is in [0, 2^15), so the signed comparison is exact
@@ -300,19 +308,15 @@ class Best {
   std::vector<Key> kept_;
 };
 
-// Blocks are prefetched this far ahead. On a Zen 3 VM whose one core streamed only 8-9 GB/s,
-// the hardware prefetcher alone left two threads' scan of 1M items at 3.3-4.0 ms (15 GB/s,
-// where the exact float32 scan reached 26); a burst into L1 of the whole block 4 ahead (6 KB at
-// m = 96) at each block's start took it to 2.5-3.3 ms. On an Intel Xeon with AMX (AVX-512) that
-// burst was 12% slower than none (1M items, m = 96: 2.6 against 2.3 ms), a prefetch into L2 of
-// the block 32 ahead (48 KB) spread over the block's loads 20% faster than none (1.8-1.9 ms).
-#if defined(__AVX512BW__)
+// The SIMD kernels prefetch the block this far ahead (48 KB at m = 96) into L2, one 64-byte
+// line with each line of codes they read, so the prefetches are spread over the block's work.
+// 1M items, m = 96, two threads, right after an exact scan (session 21, Intel Xeon with AMX):
+// AVX-512 scan 1.8 ms against 2.3 with no prefetch and 2.6 with the burst into L1 of the whole
+// block 4 ahead at each block's start that it replaces (which holds the L1 fill buffers the
+// loads need); the AVX2 kernel on that CPU 1.9-2.0 ms against 2.9-3.0 with the burst. On a
+// Zen 3 VM the burst had taken the scan from 3.3-4.0 to 2.5-3.3 ms (session 18); spreading it,
+// and the L2 level, measured neutral there (session 20).
 constexpr std::int64_t kPrefetchAhead = 32;
-constexpr bool kPrefetchInKernel = true;
-#else
-constexpr std::int64_t kPrefetchAhead = 4;
-constexpr bool kPrefetchInKernel = false;
-#endif
 
 void scan(const std::uint8_t* blocks, std::int64_t bytes_per_block, const std::uint8_t* table,
           std::int64_t stored, std::int64_t n_items, std::int64_t first_block,
@@ -322,9 +326,6 @@ void scan(const std::uint8_t* blocks, std::int64_t bytes_per_block, const std::u
   for (std::int64_t b = first_block; b < last_block; ++b) {
     const std::uint8_t* upcoming =
         b + kPrefetchAhead < last_block ? blocks + (b + kPrefetchAhead) * bytes_per_block : nullptr;
-    if (!kPrefetchInKernel && upcoming != nullptr) {
-      for (std::int64_t at = 0; at < bytes_per_block; at += 64) __builtin_prefetch(upcoming + at);
-    }
     std::uint32_t passed =
         block_scores(blocks + b * bytes_per_block, upcoming, table, stored, lowest, scores);
     const std::int64_t lanes = n_items - b * kBlock;  // the last block may be partly padding
