@@ -314,8 +314,8 @@ class Best {
 // AVX-512 scan 1.8 ms against 2.3 with no prefetch and 2.6 with the burst into L1 of the whole
 // block 4 ahead at each block's start that it replaces (which holds the L1 fill buffers the
 // loads need); the AVX2 kernel on that CPU 1.9-2.0 ms against 2.9-3.0 with the burst. On a
-// Zen 3 VM the burst had taken the scan from 3.3-4.0 to 2.5-3.3 ms (session 18); spreading it,
-// and the L2 level, measured neutral there (session 20).
+// Zen 3 VM the burst had taken the scan from 3.3-4.0 to 2.5-3.3 ms (session 18) and spreading
+// it was neutral (session 20); this L2 prefetch is not measured there.
 constexpr std::int64_t kPrefetchAhead = 32;
 
 void scan(const std::uint8_t* blocks, std::int64_t bytes_per_block, const std::uint8_t* table,
