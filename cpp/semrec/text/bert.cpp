@@ -241,6 +241,10 @@ at::Tensor BertEncoder::Impl::forward(const at::Tensor& ids,
   // the attention's output, likewise (fresh allocations this size fault on every page).
   at::Tensor qkv_memory, ffn_memory, attention_memory;
   QuantizedRows ffn_codes;  // the int8 FFN's intermediate, quantised (reused likewise)
+  // Per-text tasks take the texts in zigzag order (longest, shortest, 2nd longest, ...; the
+  // batch is sorted longest first), so each thread's contiguous share holds as many tokens.
+  std::vector<std::int64_t> zigzag(b);
+  for (std::int64_t k = 0; k < b; ++k) zigzag[k] = k % 2 == 0 ? k / 2 : b - 1 - k / 2;
   for (const Layer& L : layers) {
     if (stop && stop()) throw Interrupted();
     at::Tensor qkv, a, f;
@@ -255,12 +259,9 @@ at::Tensor BertEncoder::Impl::forward(const at::Tensor& ids,
       // One sequence per task: SDPA inside a parallel region runs on its one thread, so short
       // sequences pay no fork/join each (and a sequence's result is the same as when its SDPA
       // call splits its heads over the threads: each output row is computed the same way by
-      // one thread). The batch is sorted longest first, so the tasks take the texts in
-      // zigzag order (longest, shortest, 2nd longest, ...): each thread's contiguous share
-      // then holds as many tokens. float32 sequences with 32-wide heads take semrec's own
-      // attention loops (attention.hpp), the rest (bf16, other widths) SDPA.
-      std::vector<std::int64_t> zigzag(b);
-      for (std::int64_t k = 0; k < b; ++k) zigzag[k] = k % 2 == 0 ? k / 2 : b - 1 - k / 2;
+      // one thread). The tasks take the texts in zigzag order. float32 sequences with 32-wide
+      // heads take semrec's own attention loops (attention.hpp), the rest (bf16, other widths)
+      // SDPA.
       const bool own_loops = qkv.scalar_type() == at::kFloat && h / heads == kHeadDim;
       if (own_loops) qkv = qkv.contiguous();
       const float* qkv_data = own_loops ? qkv.data_ptr<float>() : nullptr;
@@ -310,7 +311,27 @@ at::Tensor BertEncoder::Impl::forward(const at::Tensor& ids,
       }
       if (ffn_peaks != nullptr) ffn_peaks->push_back(f.abs().amax(0));
       RECORD_USER_SCOPE("semrec::ffn_output_dense");
-      x = L.down(f, Epilogue::none, &x);
+      if (f.scalar_type() == at::kBFloat16) {
+        // Text by text, a text per task: oneDNN's bf16 matmul over the 1,536 inputs picks its
+        // blocking by the row count (an AMX CPU, session 21: rows one bf16 step apart from 33
+        // rows up), so one call for the batch would make a text's vector depend on the texts
+        // around it. Per text, a text's rows meet the same call alone and in any batch (the
+        // same rows on any thread count; the other layers, over 384 inputs, gave the same rows
+        // for any row count).
+        at::Tensor y = at::empty_like(x);
+        at::parallel_for(0, b, 1, [&](std::int64_t begin, std::int64_t end) {
+          c10::InferenceMode inference;  // thread-local: the workers' own
+          for (std::int64_t task = begin; task < end; ++task) {
+            const std::int64_t i = zigzag[task];
+            const at::Tensor residual = x.slice(0, offsets[i], offsets[i + 1]);
+            y.slice(0, offsets[i], offsets[i + 1])
+                .copy_(L.down(f.slice(0, offsets[i], offsets[i + 1]), Epilogue::none, &residual));
+          }
+        });
+        x = y;
+      } else {
+        x = L.down(f, Epilogue::none, &x);
+      }
     }
     {
       RECORD_USER_SCOPE("semrec::layernorm");
