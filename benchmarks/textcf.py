@@ -27,6 +27,13 @@ curve
     Training curve with the defaults on the warm split's train set, validation carved from it
     (last 20% per user, relevant = rating >= 4): cumulative seconds and validation NDCG@10 per
     epoch; time to 99% of the final (best) validation NDCG (target <= 60 s on 2 cores).
+warm, cold, new_users
+    The quality tables on the PROTOCOL.md splits, every family tuned on validation; cold also
+    shows TextCF, ColdStartALS and their hybrid on ``[text embedding, TF-IDF]``.
+cold_words
+    ColdStartALS on the text embedding alone against ``[embedding, TF-IDF]``
+    (``semrec.TfidfEncoder``, vocabulary from the warm items' texts), penalties 30 and 100,
+    on six cold validation splits carved from train (seeds 0-5) and on the test split.
 
 Threads: --threads (default 2) for semrec, torch, OMP_NUM_THREADS and BLAS.
 """
@@ -588,6 +595,25 @@ def part_warm(args: argparse.Namespace) -> None:
           f"{ndcg['hybrid'] / every:.3f}x")  # fmt: skip
 
 
+def with_words(train: Dataset, aligned: Any) -> semrec.datasets.ItemEmbeddings:
+    """``[text embedding, TF-IDF]`` of train's items (``semrec.TfidfEncoder``, defaults), the
+    vocabulary fitted on the texts of the items with training interactions only (the cold
+    items' words unseen, as for items that arrive after fitting)."""
+    warm = np.diff(sp.csc_array(train.interactions).indptr) > 0
+    texts = [str(t) for t in train.item_text]
+    words = semrec.TfidfEncoder().fit([t for t, w in zip(texts, warm, strict=True) if w])
+    vectors = np.hstack([np.asarray(aligned), words.encode(texts)])
+    return semrec.datasets.ItemEmbeddings(vectors, train.item_ids)
+
+
+def cold_penalty_of(als: Any, emb: Any, score: Callable[[Any], float]) -> float:
+    """ColdStartALS's ridge penalty (0.1, 1, ..., 10^5) with the best validation ``score``."""
+    return max(
+        (10.0**e for e in range(-1, 6)),
+        key=lambda lam: score(semrec.ColdStartALS(als, emb, regularization=lam).fit()),
+    )
+
+
 def part_cold(args: argparse.Namespace) -> None:
     sem, data, emb = quality_data(args)
     tuned_textcf(args, warm_split(data)[0], emb)  # the epochs
@@ -595,41 +621,58 @@ def part_cold(args: argparse.Namespace) -> None:
     train, test = split.cold_items(data, 0.1, 5, random_state=SEED)  # item indices permuted
     cold = test.split_info["cold_items"]
     aligned = emb.aligned_to(train)
+    worded = with_words(train, aligned)
     fit_set, valid = split.cold_items(train, 0.1, 5, random_state=SEED, permute_items=False)
     valid_cold = valid.split_info["cold_items"]
     valid_als = sem.fit_on(families["ALS"][1], fit_set)
-    best_penalty = max(
-        (10.0**e for e in range(-1, 6)),
-        key=lambda lam: sem.metric(
-            semrec.ColdStartALS(valid_als, aligned, regularization=lam).fit(),
-            fit_set, valid, "recall", 20, items=valid_cold,
-        ),
-    )  # fmt: skip
-    params, chosen_model, chosen, _ = split_textcf(
-        aligned, fit_set,
-        lambda m: sem_metric(m, fit_set, valid, "recall", 20, items=valid_cold),
-        "cold validation Recall@20", options=COLD_OPTIONS,
-    )  # fmt: skip
-    valid_members = [
-        chosen_model,
-        semrec.ColdStartALS(valid_als, aligned, regularization=best_penalty).fit(),
-    ]
-    tuned = semrec.Hybrid.tune(valid_members, fit_set, valid, grid=10, k=20, metric="recall",
-                               items=valid_cold, show_progress=False)  # fmt: skip
-    weights = [w for _, w in tuned.models]
-    textcf = make_textcf(aligned, params).fit(train)
-    mapped = semrec.ColdStartALS(
-        sem.fit_on(families["ALS"][1], train), aligned, regularization=best_penalty
-    ).fit()
+
+    def score(m: Any) -> float:
+        return sem_metric(m, fit_set, valid, "recall", 20, items=valid_cold)
+
+    penalty = {name: cold_penalty_of(valid_als, e, score)
+               for name, e in (("embedding", aligned), ("words", worded))}  # fmt: skip
+
+    def blend(members: list[Any]) -> list[float]:
+        tuned = semrec.Hybrid.tune(members, fit_set, valid, grid=10, k=20, metric="recall",
+                                   items=valid_cold, show_progress=False)  # fmt: skip
+        return [w for _, w in tuned.models]
+
+    textcf_fits, valid_textcf = {}, {}
+    for name, e in (("embedding", aligned), ("words", worded)):
+        params, model, note, _ = split_textcf(
+            e, fit_set, score, f"cold validation Recall@20 ({name})", options=COLD_OPTIONS
+        )
+        members = [model, semrec.ColdStartALS(valid_als, e, regularization=penalty[name]).fit()]
+        textcf_fits[name] = (params, note, blend(members))
+        valid_textcf[name] = model
+    # TextCF on the embedding with ColdStartALS on the words: the two inputs in one blend
+    wm = blend(
+        [
+            valid_textcf["embedding"],
+            semrec.ColdStartALS(valid_als, worded, regularization=penalty["words"]).fit(),
+        ]
+    )
+    final_als = sem.fit_on(families["ALS"][1], train)
+    mapped = semrec.ColdStartALS(final_als, aligned, regularization=penalty["embedding"]).fit()
+    mapped_words = semrec.ColdStartALS(final_als, worded, regularization=penalty["words"]).fit()
+    textcf = make_textcf(aligned, textcf_fits["embedding"][0]).fit(train)
+    textcf_words = make_textcf(worded, textcf_fits["words"][0]).fit(train)
+    w, ww = textcf_fits["embedding"][2], textcf_fits["words"][2]
     models = {
-        f"ColdStartALS (penalty {best_penalty:g})": mapped,
-        f"TextCF ({chosen})": textcf,
+        f"ColdStartALS (penalty {penalty['embedding']:g})": mapped,
+        f"TextCF ({textcf_fits['embedding'][1]})": textcf,
         "TextCF, the network's vectors for cold items (no cold map)": textcf.with_options(
             cold_penalty=None, cold_neighbours=None
         ),
-        f"hybrid TextCF {weights[0]:.1f} + ColdStartALS {weights[1]:.1f}": semrec.Hybrid(
-            [(textcf, weights[0]), (mapped, weights[1])]
+        f"hybrid TextCF {w[0]:.1f} + ColdStartALS {w[1]:.1f}": semrec.Hybrid(
+            [(textcf, w[0]), (mapped, w[1])]
         ),
+        f"ColdStartALS on embedding + TF-IDF (penalty {penalty['words']:g})": mapped_words,
+        f"TextCF on embedding + TF-IDF ({textcf_fits['words'][1]})": textcf_words,
+        f"hybrid of both on embedding + TF-IDF, TextCF {ww[0]:.1f} + ColdStartALS "
+        f"{ww[1]:.1f}": semrec.Hybrid([(textcf_words, ww[0]), (mapped_words, ww[1])]),
+        f"hybrid TextCF (embedding) {wm[0]:.1f} + ColdStartALS on embedding + TF-IDF "
+        f"{wm[1]:.1f}": semrec.Hybrid([(textcf, wm[0]), (mapped_words, wm[1])]),
         "content": sem.fit_on(families["content"][1], train),
         "random": semrec.Random(random_state=SEED).fit(train.interactions),
     }
@@ -637,18 +680,57 @@ def part_cold(args: argparse.Namespace) -> None:
     for name, model in models.items():
         table = semrec.evaluate(model, train, test, k=20, items=cold, metrics=["recall", "ndcg"])
         rows.append([name, float(table.loc[20, "recall"]), float(table.loc[20, "ndcg"])])
+    words_row = rows[4][1]
     for r in rows:
         r.append(f"{r[1] / rows[0][1]:.2f}x")
+        r.append(f"{r[1] / words_row:.2f}x")
         r.append(f"{r[1] / rows[-1][1]:.2f}x")
     print_table(
         f"## cold-item split, MovieLens-100k, item indices permuted (seed 0); {cold.size} cold "
         f"items (the pool: random Recall@20 ~ 20/{cold.size}); users rank the cold items only; "
         "TextCF's training hyperparameters from the warm validation, its user_vectors and "
         "cold map (2 x 4: cold_penalty 30, 100 / cold_neighbours 50, 100), ColdStartALS's "
-        "ridge penalty (7) and the hybrid weights from a cold split carved from train",
-        ["model", "Recall@20", "NDCG@20", "vs ColdStartALS (target >= 1.2x)", "vs random"],
+        "ridge penalty (7) and the hybrid weights from a cold split carved from train; "
+        "'embedding + TF-IDF': each item's text embedding beside its semrec.TfidfEncoder "
+        "vector (defaults; vocabulary from the warm items' texts)",
+        ["model", "Recall@20", "NDCG@20", "vs ColdStartALS (target >= 1.2x)",
+         "vs ColdStartALS on embedding + TF-IDF", "vs random"],
         rows,
-    )
+    )  # fmt: skip
+
+
+def part_cold_words(args: argparse.Namespace) -> None:
+    sem, data, emb = quality_data(args)
+    families = sem.tuned(emb, warm_split(data)[0], args.quick)
+    train, test = split.cold_items(data, 0.1, 5, random_state=SEED)
+    aligned = emb.aligned_to(train)
+    worded = with_words(train, aligned)
+    carves = [
+        (f"validation seed {seed}",
+         *split.cold_items(train, 0.1, 5, random_state=seed, permute_items=False))
+        for seed in range(6)
+    ]  # fmt: skip
+    rows = []
+    for name, fit_set, held_out in [*carves, ("test", train, test)]:
+        cold = held_out.split_info["cold_items"]
+        als = sem.fit_on(families["ALS"][1], fit_set)
+        row = [name, cold.size]
+        for penalty in (30.0, 100.0):
+            pair = [
+                sem_metric(semrec.ColdStartALS(als, e, regularization=penalty).fit(), fit_set,
+                           held_out, "recall", 20, items=cold)
+                for e in (aligned, worded)
+            ]  # fmt: skip
+            row += [f"{pair[0]:.4f}", f"{pair[1]:.4f}", f"{pair[1] / pair[0]:.2f}x"]
+        rows.append(row)
+    print_table(
+        "## ColdStartALS's cold-item Recall@20, MovieLens-100k: the text embedding alone against "
+        "[embedding, TF-IDF] (semrec.TfidfEncoder defaults, vocabulary from the warm items' "
+        f"texts); ALS {families['ALS'][0]}",
+        ["split", "cold items", "embedding, penalty 30", "+ TF-IDF", "ratio",
+         "embedding, penalty 100", "+ TF-IDF", "ratio"],
+        rows,
+    )  # fmt: skip
 
 
 def new_user_tuned(

@@ -37,6 +37,7 @@ __all__ = [
     "Random",
     "TextCF",
     "TextEncoder",
+    "TfidfEncoder",
     "UserKNN",
     "__version__",
     "compare",
@@ -54,7 +55,7 @@ __all__ = [
 
 def __getattr__(name: str):
     # The text encoder imports torch: load it on first use, not with the package.
-    if name in ("TextEncoder", "EmbeddingCache"):
+    if name in ("TextEncoder", "TfidfEncoder", "EmbeddingCache"):
         import semrec.text
 
         return getattr(semrec.text, name)

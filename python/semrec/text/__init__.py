@@ -8,5 +8,6 @@ from semrec.text.cache import EmbeddingCache
 from semrec.text.encoder import TextEncoder
 from semrec.text.pooling import mean_pool
 from semrec.text.precision import cpu_features
+from semrec.text.tfidf import TfidfEncoder
 
-__all__ = ["EmbeddingCache", "TextEncoder", "cpu_features", "mean_pool"]
+__all__ = ["EmbeddingCache", "TextEncoder", "TfidfEncoder", "cpu_features", "mean_pool"]
