@@ -142,10 +142,9 @@ class TfidfEncoder:
                 f"no word occurs in min_df={self.min_df} or more of the {len(documents)} texts "
                 "(a word is two or more letters or digits); lower min_df or fit on more texts"
             )
-        self.vocabulary_ = sorted(kept)
-        counts = np.array([df[w] for w in self.vocabulary_], dtype=np.float64)
-        self.idf_ = np.log((1.0 + len(documents)) / (1.0 + counts)) + 1.0
-        self._columns = {w: j for j, w in enumerate(self.vocabulary_)}
+        vocabulary = sorted(kept)
+        counts = np.array([df[w] for w in vocabulary], dtype=np.float64)
+        self._set_vocabulary(vocabulary, np.log((1.0 + len(documents)) / (1.0 + counts)) + 1.0)
         return self
 
     # -- encoding --------------------------------------------------------------------------------
@@ -310,11 +309,15 @@ class TfidfEncoder:
             model._check_params()
         except (TypeError, ValueError) as exc:
             raise FormatError(f"{path} is corrupt: params {exc}") from None
-        model.vocabulary_, model.idf_ = list(vocabulary), idf
-        model._columns = {w: j for j, w in enumerate(vocabulary)}
+        model._set_vocabulary(list(vocabulary), idf)
         return model
 
     # -- helpers ---------------------------------------------------------------------------------
+    def _set_vocabulary(self, vocabulary: list[str], idf: np.ndarray) -> None:
+        """The fitted state: the sorted words, their idf, and each word's column."""
+        self.vocabulary_, self.idf_ = vocabulary, idf
+        self._columns = {w: j for j, w in enumerate(vocabulary)}
+
     def _terms(self, text: str) -> list[str]:
         words = _WORD.findall(text.lower())
         if self.ngrams == 2:
