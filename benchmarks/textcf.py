@@ -637,21 +637,16 @@ def part_cold(args: argparse.Namespace) -> None:
                                    items=valid_cold, show_progress=False)  # fmt: skip
         return [w for _, w in tuned.models]
 
-    textcf_fits, valid_textcf = {}, {}
+    textcf_fits, valid_members = {}, {}
     for name, e in (("embedding", aligned), ("words", worded)):
         params, model, note, _ = split_textcf(
             e, fit_set, score, f"cold validation Recall@20 ({name})", options=COLD_OPTIONS
         )
         members = [model, semrec.ColdStartALS(valid_als, e, regularization=penalty[name]).fit()]
         textcf_fits[name] = (params, note, blend(members))
-        valid_textcf[name] = model
+        valid_members[name] = members
     # TextCF on the embedding with ColdStartALS on the words: the two inputs in one blend
-    wm = blend(
-        [
-            valid_textcf["embedding"],
-            semrec.ColdStartALS(valid_als, worded, regularization=penalty["words"]).fit(),
-        ]
-    )
+    wm = blend([valid_members["embedding"][0], valid_members["words"][1]])
     final_als = sem.fit_on(families["ALS"][1], train)
     mapped = semrec.ColdStartALS(final_als, aligned, regularization=penalty["embedding"]).fit()
     mapped_words = semrec.ColdStartALS(final_als, worded, regularization=penalty["words"]).fit()
