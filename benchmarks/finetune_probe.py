@@ -205,8 +205,9 @@ def main() -> None:
             for epochs in (int(e) for e in args.epochs.split(",")):
                 users, items, seconds = train(variant, states, fit_set, rows, epochs)
                 recall = cold_recall(users, items, held_out)
-                control.setdefault(epochs, recall if variant == "mean" else None)
-                base = control[epochs]
+                if variant == "mean":
+                    control[epochs] = recall
+                base = control.get(epochs)
                 ratio = f"{recall / base:.2f}x" if base else "-"
                 print(f"| {name} | {variant} | {epochs} | {recall:.4f} | {ratio} | {seconds:.0f} |",
                       flush=True)  # fmt: skip

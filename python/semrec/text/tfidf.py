@@ -181,8 +181,9 @@ class TfidfEncoder:
         indptr, indices, values = [0], [], []
         for text in checked_texts(texts, "texts"):
             counts = Counter(t for t in self._terms(text) if t in self._columns)
-            columns = sorted(self._columns[t] for t in counts)
-            tf = np.array([counts[self.vocabulary_[j]] for j in columns], dtype=np.float64)
+            pairs = sorted((self._columns[t], n) for t, n in counts.items())
+            columns = [j for j, _ in pairs]
+            tf = np.array([n for _, n in pairs], dtype=np.float64)
             if self.sublinear_tf:
                 tf = 1.0 + np.log(tf)
             row = tf * self.idf_[columns]
