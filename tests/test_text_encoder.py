@@ -324,7 +324,7 @@ def test_tiny_cls_bert_matches_transformers(tmp_path, prefix):
 
 
 def test_own_attention_loops_match_transformers_at_every_length(tmp_path):
-    """One head 32 wide, as MiniLM's: semrec's own attention loops (blocks of 4 query rows,
+    """One head 32 wide, as MiniLM's: semrec's own attention loops (blocks of 6 query rows,
     tiles of 16 keys, its own exp) against transformers, on sequences of 3 to 300 tokens (every
     block and tail shape, both sides of the old 128-token switch to SDPA), with queries and keys
     scaled up so that the softmax is far from uniform."""
