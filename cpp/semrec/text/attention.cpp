@@ -145,7 +145,7 @@ SEMREC_ATTENTION_CLONE void split_heads(const float* qkv, const Layout& L, float
 
 // out_i = sum_j p_ij v_j / sum_j p_ij for the block's kQueries rows (d = 32), in two halves of
 // 16 columns: 6 x 16 outputs accumulate in 12 vector registers over the keys, sharing each
-// half value row (2 rows x 32 columns in 8 registers took 12% longer on 226-token texts).
+// half value row (2 rows x 32 columns in 8 registers took 4% longer on 226-token texts).
 // Padding rows past count are computed and dropped.
 [[gnu::always_inline]] inline void block_values(const Layout& L, const float* values,
                                                 const float* p, const float* totals,
