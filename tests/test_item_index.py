@@ -45,9 +45,9 @@ def test_bitwise_equal_to_the_matrix(metric, storage, n_queries):
 @pytest.mark.parametrize("storage", ["float32", "float16", "int8"])
 @pytest.mark.parametrize("n_queries", [1, 5])
 def test_few_queries_bitwise_for_any_thread_count(storage, n_queries):
-    # Below 32 MiB of panels a few-query scan runs on the calling thread whatever num_threads
-    # says; answers stay bitwise those of the batch kernel for any thread count. The split into
-    # item ranges past 32 MiB is covered by the slow 1.1M-item test below.
+    # Past 1 MiB of panels (here the float32 and float16 ones) a few-query scan is cut into
+    # item ranges that helper threads join (tests/test_single_query_threads.py); answers stay
+    # bitwise those of the batch kernel for any thread count.
     rng = np.random.default_rng(40 + n_queries)
     x = clustered(rng, 23_000, 40)
     q = clustered(rng, n_queries, 40)
@@ -142,7 +142,7 @@ def test_int8_at_extreme_magnitudes(metric):
 
 @pytest.mark.slow
 def test_int8_over_a_catalogue_split_between_threads():
-    # Past 32 MiB of int8 panels one query's scan is cut into item ranges on two threads; the
+    # 35 MiB of int8 panels, cut into item ranges of at most 16 MiB on two threads; the
     # ranges' bounds and candidates merge into the same exact answer.
     rng = np.random.default_rng(10)
     x = rng.standard_normal((1_100_000, 32), np.float32)

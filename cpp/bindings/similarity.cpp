@@ -86,6 +86,11 @@ void register_similarity(py::module_& m) {
       .def_property_readonly("nbytes", &PreparedItems::bytes);
 
   m.def(
+      "expect_query",
+      [](const PreparedItems& items, ThreadCount num_threads) { expect_query(items, num_threads); },
+      py::arg("items"), py::arg("num_threads"),
+      "Wakes the helper threads a single query against items will use.");
+  m.def(
       "topk_prepared",
       [](const CArray<float>& queries, const PreparedItems& items, const CArray<float>& rows, int k,
          std::optional<CArray<std::int64_t>> exclude_indptr,

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "semrec/eager_tasks.hpp"
 #include "semrec/quantized_scan.hpp"
 #include "semrec/topk_selector.hpp"
 
@@ -747,20 +748,20 @@ void scan(const Scan<T>& s, int num_threads, const StopCheck& stop, TopKOutput o
 // Few queries over prepared panels: a click, one user's profile against the whole catalogue.
 //
 // The batch scan's query blocks buy nothing here, and its separate parallel regions (scan,
-// merge) each cost a fork/join. Instead the catalogue is cut into ranges of whole item blocks,
-// spread over threads only when it is large enough to pay for waking them, and the ranges'
-// lists are merged on the calling thread. Every score goes through the same micro-kernel over
-// the whole depth, so it is bitwise what the batch scan computes.
+// merge) each cost a fork/join. Instead the catalogue is cut into ranges of whole item blocks
+// that the calling thread starts on at once and helpers join when they wake
+// (run_eager_tasks), and the ranges' lists are merged on the calling thread. Every score goes
+// through the same micro-kernel over the whole depth, so it is bitwise what the batch scan
+// computes.
 constexpr std::int64_t kFewQueries = 8;
-// Bytes of panels one extra thread must stream to pay for waking it. On an idle core that is
-// tens of microseconds, but the join waits for the slowest thread, and a sibling core busy
-// with another process (even a niced one) or another runtime's spinning workers can delay
-// the wake-up by a scheduler slice, milliseconds: a 20k x 384 click took 7.8 ms on two
-// threads against 2.5 ms on one there (1.6 ms float16). 32 MiB is ~1.7 ms of one core's
-// streaming: smaller catalogues run on the calling thread, larger ones split.
-constexpr std::int64_t kBytesPerThread = std::int64_t{32} << 20;
-// Ranges per thread, so that a thread the OS descheduled does not hold the others up, and at
-// most this many bytes per range (Ctrl-C is polled between ranges).
+// Bytes of panels per helper thread. A helper costs the caller one wake-up call: unlike an
+// OpenMP region, whose join waited for a helper that a busy core had not scheduled yet (a
+// 20k x 384 click took 7.8 ms on two threads against 2.5 ms on one on a Zen 3 running another
+// process), the caller never waits for a helper that has not started. 1 MiB is ~40 us of one
+// core's streaming.
+constexpr std::int64_t kBytesPerThread = std::int64_t{1} << 20;
+// Ranges per thread, so that the caller and the helpers share the work however late the
+// helpers come, and at most this many bytes per range (Ctrl-C is polled between ranges).
 constexpr std::int64_t kRangesPerThread = 4;
 constexpr std::int64_t kMaxRangeBytes = std::int64_t{16} << 20;
 
@@ -768,9 +769,11 @@ constexpr std::int64_t kMaxRangeBytes = std::int64_t{16} << 20;
 struct Ranges {
   std::int64_t threads, ranges;
 };
+std::int64_t scan_threads(std::int64_t bytes, int num_threads) {
+  return std::clamp<std::int64_t>(bytes / kBytesPerThread, 1, usable_threads(num_threads));
+}
 Ranges scan_ranges(std::int64_t bytes, const Blocks& iblocks, int num_threads) {
-  const std::int64_t threads =
-      std::clamp<std::int64_t>(bytes / kBytesPerThread, 1, usable_threads(num_threads));
+  const std::int64_t threads = scan_threads(bytes, num_threads);
   if (threads == 1) return {1, 1};
   return {threads,
           std::min(iblocks.count, std::max(kRangesPerThread * threads,
@@ -804,7 +807,7 @@ void few_scan(const Scan<T>& s, int num_threads, const StopCheck& stop, TopKOutp
     part_scores.resize(part_ids.size());
   }
 
-  run_tasks(ranges, static_cast<int>(threads), stop, [&](std::int64_t range) {
+  run_eager_tasks(ranges, static_cast<int>(threads), stop, [&](std::int64_t range) {
     const std::int64_t b0 = range * iblocks.count / ranges;
     const std::int64_t b1 = (range + 1) * iblocks.count / ranges;
     thread_local AlignedVector<float> S;  // S[query][item] of one item block
@@ -1200,7 +1203,7 @@ void int8_search(const Queries& q, const PreparedItems& items, MatrixView rows, 
   std::vector<std::int32_t> low_ids(static_cast<std::size_t>(ranges * na * k));
   std::vector<float> low_scores(low_ids.size());
   std::vector<std::vector<ScoredId>> found(static_cast<std::size_t>(ranges * na));
-  run_tasks(na == 0 ? 0 : ranges, static_cast<int>(threads), stop, [&](std::int64_t range) {
+  run_eager_tasks(na == 0 ? 0 : ranges, static_cast<int>(threads), stop, [&](std::int64_t range) {
     const std::int64_t b0 = range * iblocks.count / ranges;
     const std::int64_t b1 = (range + 1) * iblocks.count / ranges;
     std::vector<std::int32_t> dots(static_cast<std::size_t>(2 * kItemBlock));
@@ -1336,6 +1339,17 @@ void topk(MatrixView queries, MatrixView items, int k, Metric metric, CsrView ex
   if (cosine) scaling = raw_scaling(items, num_threads, stop);
   exact_scan(q, row_pointers(q.m), items, cosine ? scaling.view() : ItemScaling{}, exclude, nullptr,
              k, num_threads, out, stop);
+}
+
+void expect_query(const PreparedItems& items, int num_threads) {
+  const std::int64_t n = items.size(), dim = items.dim();
+  std::int64_t bytes = n * dim * static_cast<std::int64_t>(sizeof(float));  // what one query reads
+  if (items.storage() == ItemStorage::float16) bytes /= 2;
+  if (items.storage() == ItemStorage::int8) {
+    bytes = (n + quantized::kPanel - 1) / quantized::kPanel * quantized::panel_bytes(dim);
+  }
+  const std::int64_t threads = scan_threads(bytes, num_threads);
+  if (threads > 1) wake_eager_helpers(static_cast<int>(threads));
 }
 
 void topk(MatrixView queries, const PreparedItems& items, MatrixView rows, int k, CsrView exclude,

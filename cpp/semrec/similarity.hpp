@@ -50,6 +50,11 @@ class PreparedItems {
   std::unique_ptr<Data> data_;
 };
 
+// A hint that one query against `items` follows soon: wakes the helper threads its scan will
+// use, if any, so that they are awake when it starts (run_eager_tasks). Results never depend
+// on it; a hint not followed by a query costs a helper a short wait.
+void expect_query(const PreparedItems& items, int num_threads);
+
 // For every query row, the k items with the highest score, best first, ties broken by the lower
 // item id. Items listed in the query's row of `exclude` are skipped. Rows with fewer than k
 // eligible items are padded with id -1 and score -inf. Each score is summed in one fixed order,

@@ -66,6 +66,7 @@ void check_topk_row(const std::vector<double>& reference, const std::int32_t* id
                     const float* scores, int k, double tol, const std::string& label);
 
 void check_similarity(Rng& rng);
+void check_eager_tasks(Rng& rng);
 void check_knn(Rng& rng);
 void check_als(Rng& rng);
 void check_interest(Rng& rng);

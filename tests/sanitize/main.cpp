@@ -17,6 +17,7 @@ int main() {
     const char* name;
     void (*run)(checks::Rng&);
   } suites[] = {{"similarity", checks::check_similarity},
+                {"eager tasks", checks::check_eager_tasks},
                 {"knn", checks::check_knn},
                 {"als", checks::check_als},
                 {"interest", checks::check_interest},

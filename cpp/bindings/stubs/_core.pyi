@@ -39,6 +39,7 @@ class PreparedItems:
     @property
     def nbytes(self) -> int: ...
 
+def expect_query(items: PreparedItems, num_threads: int) -> None: ...
 def topk_prepared(
     queries: F32, items: PreparedItems, rows: F32, k: int,
     exclude_indptr: I64 | None, exclude_indices: I32 | None, num_threads: int,

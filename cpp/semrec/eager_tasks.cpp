@@ -1,0 +1,219 @@
+#include "semrec/eager_tasks.hpp"
+
+#include <pthread.h>
+#include <signal.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <exception>
+#include <mutex>
+#include <system_error>
+#include <thread>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+namespace semrec {
+namespace {
+
+// One call's tasks. It lives on the caller's stack: a helper touches it only while counted in
+// Pool::inside_, and the caller returns only once that count is back to zero.
+struct Job {
+  const std::function<void(std::int64_t)>* fn = nullptr;
+  std::int64_t n = 0;
+  std::atomic<std::int64_t> next{0};
+  std::mutex error_mutex;
+  std::exception_ptr error;
+
+  // Claims and runs tasks until none is left; true if `stop` asked to stop (caller only).
+  // Never throws: an error (of a task or of stop) is kept for the caller and ends the claims.
+  bool work(const StopCheck* stop) noexcept {
+    try {
+      for (;;) {
+        if (stop != nullptr && *stop && (*stop)()) {
+          next.store(n, std::memory_order_relaxed);
+          return true;
+        }
+        const std::int64_t task = next.fetch_add(1, std::memory_order_relaxed);
+        if (task >= n) return false;
+        (*fn)(task);
+      }
+    } catch (...) {
+      {
+        std::lock_guard<std::mutex> lock(error_mutex);
+        if (!error) error = std::current_exception();
+      }
+      next.store(n, std::memory_order_relaxed);  // the others stop claiming
+      return false;
+    }
+  }
+};
+
+// How long a helper woken ahead of a job (wake) waits for it awake before sleeping again: the
+// caller's own work in between (a click's Python layer) takes tens of microseconds.
+constexpr std::chrono::microseconds kAwake{300};
+
+inline void cpu_relax() {
+#if defined(__x86_64__)
+  _mm_pause();
+#endif
+}
+
+class Pool {
+ public:
+  // The process's pool. A child process after fork() has the parent's pool but none of its
+  // threads (and maybe a mutex a parent thread held): it starts a new one, leaking the old.
+  static Pool& get() {
+    static const bool registered = [] {
+      pthread_atfork(nullptr, nullptr, [] { current().store(nullptr); });
+      return true;
+    }();
+    (void)registered;
+    Pool* pool = current().load();
+    if (pool == nullptr) {
+      auto* fresh = new Pool();  // never deleted: detached helpers use it until the process ends
+      if (current().compare_exchange_strong(pool, fresh)) {
+        pool = fresh;
+      } else {
+        delete fresh;
+      }
+    }
+    return *pool;
+  }
+
+  // Wakes up to `helpers` helpers now; they wait for a job a short while before sleeping.
+  void wake(int helpers) {
+    std::unique_lock<std::mutex> busy(busy_, std::try_to_lock);
+    if (!busy.owns_lock()) return;
+    helpers = start(helpers);
+    if (helpers == 0) return;
+    {
+      std::lock_guard<std::mutex> lock(m_);
+      job_ = nullptr;
+      expecting_ = true;
+      invited_ = helpers;
+      published_.store(++epoch_, std::memory_order_release);
+    }
+    wake_.notify_all();
+  }
+
+  // Runs `job` on the calling thread (caller_work) with up to `helpers` helpers; false, with
+  // nothing run, when another call holds the pool.
+  template <class CallerWork>
+  bool try_run(Job& job, int helpers, CallerWork&& caller_work) {
+    std::unique_lock<std::mutex> busy(busy_, std::try_to_lock);
+    if (!busy.owns_lock()) return false;
+    helpers = start(helpers);
+    {
+      std::lock_guard<std::mutex> lock(m_);
+      job_ = &job;
+      expecting_ = false;
+      invited_ = helpers;
+      published_.store(++epoch_, std::memory_order_release);
+    }
+    if (helpers > 0) wake_.notify_all();
+    caller_work();
+    {
+      std::lock_guard<std::mutex> lock(m_);
+      job_ = nullptr;  // a helper waking from now on finds nothing to join
+    }
+    // Helpers still inside are finishing the task they claimed: wait for them.
+    for (int spin = 0; inside_.load(std::memory_order_acquire) != 0; ++spin) {
+      if (spin < 4096) {
+        cpu_relax();
+      } else {
+        std::this_thread::yield();
+      }
+    }
+    return true;
+  }
+
+ private:
+  static std::atomic<Pool*>& current() {
+    static std::atomic<Pool*> pool{nullptr};
+    return pool;
+  }
+
+  // Starts helpers up to `wanted` (under busy_); returns how many there are, at most wanted.
+  int start(int wanted) {
+    while (started_ < wanted) {
+      // Helpers never take signals: Python's handlers belong to the main thread.
+      sigset_t all, old;
+      sigfillset(&all);
+      pthread_sigmask(SIG_BLOCK, &all, &old);
+      try {
+        std::thread(&Pool::loop, this, started_).detach();
+        ++started_;
+      } catch (const std::system_error&) {
+        wanted = started_;  // no more threads allowed: run with those there are
+      }
+      pthread_sigmask(SIG_SETMASK, &old, nullptr);
+    }
+    return std::min(started_, wanted);
+  }
+
+  void loop(int index) {
+    std::uint64_t seen = 0;
+    std::unique_lock<std::mutex> lock(m_);
+    for (;;) {
+      wake_.wait(lock, [&] { return epoch_ != seen; });
+      seen = epoch_;
+      if (index >= invited_) continue;
+      if (job_ == nullptr) {
+        if (!expecting_) continue;  // woken for a job that finished without this helper
+        // A wake-up call: the job follows soon; wait for it awake, for a while.
+        lock.unlock();
+        const auto until = std::chrono::steady_clock::now() + kAwake;
+        while (published_.load(std::memory_order_acquire) == seen &&
+               std::chrono::steady_clock::now() < until) {
+          for (int i = 0; i < 16; ++i) cpu_relax();
+        }
+        lock.lock();
+        continue;
+      }
+      Job* job = job_;
+      inside_.fetch_add(1, std::memory_order_relaxed);  // under m_, before the job can close
+      lock.unlock();
+      job->work(nullptr);
+      inside_.fetch_sub(1, std::memory_order_release);
+      lock.lock();
+    }
+  }
+
+  std::mutex busy_;  // held by the one call using the helpers
+  int started_ = 0;  // guarded by busy_
+  std::mutex m_;
+  std::condition_variable wake_;
+  std::uint64_t epoch_ = 0;  // guarded by m_: bumped for every job
+  Job* job_ = nullptr;       // guarded by m_: the job helpers may join, or none
+  bool expecting_ = false;   // guarded by m_: woken ahead of a job (wake)
+  int invited_ = 0;          // guarded by m_: helpers with a smaller index may join it
+  std::atomic<int> inside_{0};
+  std::atomic<std::uint64_t> published_{0};  // epoch_, readable without m_
+};
+
+}  // namespace
+
+void wake_eager_helpers(int num_threads) {
+  const int helpers = usable_threads(num_threads) - 1;
+  if (helpers > 0) Pool::get().wake(helpers);
+}
+
+void run_eager_tasks(std::int64_t n_tasks, int num_threads, const StopCheck& stop,
+                     const std::function<void(std::int64_t)>& fn) {
+  if (n_tasks <= 0) return;
+  const auto helpers =
+      static_cast<int>(std::min<std::int64_t>(usable_threads(num_threads) - 1, n_tasks - 1));
+  Job job;
+  job.fn = &fn;
+  job.n = n_tasks;
+  bool interrupted = false;
+  auto caller_work = [&] { interrupted = job.work(&stop); };
+  if (helpers < 1 || !Pool::get().try_run(job, helpers, caller_work)) caller_work();
+  if (job.error) std::rethrow_exception(job.error);
+  if (interrupted) throw Interrupted();
+}
+
+}  // namespace semrec

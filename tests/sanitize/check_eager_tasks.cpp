@@ -1,0 +1,69 @@
+// run_eager_tasks: every task runs exactly once whoever runs it, errors and stops reach the
+// caller, and the helpers survive both for the next call.
+#include <atomic>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "harness.hpp"
+#include "semrec/eager_tasks.hpp"
+
+namespace checks {
+
+void check_eager_tasks(Rng&) {
+  for (int threads : {1, 2, 4}) {
+    for (std::int64_t n : {0, 1, 2, 7, 64}) {
+      for (int round = 0; round < 20; ++round) {
+        std::vector<std::atomic<int>> runs(static_cast<std::size_t>(n));
+        semrec::run_eager_tasks(n, threads, {}, [&](std::int64_t t) { ++runs[t]; });
+        bool once = true;
+        for (const auto& r : runs) once = once && r.load() == 1;
+        EXPECT(once,
+               "every task once: threads=" + std::to_string(threads) + " n=" + std::to_string(n));
+      }
+    }
+  }
+
+  // A task that throws, on whichever thread runs it: the first error is rethrown.
+  for (int round = 0; round < 20; ++round) {
+    EXPECT_THROWS(std::out_of_range,
+                  semrec::run_eager_tasks(16, 2, {},
+                                          [](std::int64_t t) {
+                                            if (t == 5) throw std::out_of_range("task 5");
+                                          }),
+                  "a task's exception reaches the caller");
+  }
+
+  // A stop request ends the call with Interrupted; tasks after it are not started.
+  std::atomic<int> started{0};
+  int polls = 0;
+  EXPECT_THROWS(semrec::Interrupted,
+                semrec::run_eager_tasks(
+                    1000, 2, [&] { return ++polls > 3; }, [&](std::int64_t) { ++started; }),
+                "a stop request interrupts");
+  EXPECT(started.load() < 1000, "tasks stop being claimed after a stop request");
+
+  // Several callers at once: one gets the helpers, the others run alone; all complete.
+  std::vector<std::thread> callers;
+  std::atomic<long> total{0};
+  for (int c = 0; c < 4; ++c) {
+    callers.emplace_back([&] {
+      for (int round = 0; round < 50; ++round) {
+        semrec::run_eager_tasks(9, 2, {}, [&](std::int64_t t) { total += t + 1; });
+      }
+    });
+  }
+  for (auto& c : callers) c.join();
+  EXPECT(total.load() == 4L * 50 * 45, "concurrent callers each run all their tasks");
+
+  // The wake-up hint, with and without a call after it.
+  semrec::wake_eager_helpers(2);
+  std::atomic<int> after_hint{0};
+  semrec::run_eager_tasks(8, 2, {}, [&](std::int64_t) { ++after_hint; });
+  EXPECT(after_hint.load() == 8, "a call after the wake-up hint runs every task");
+  semrec::wake_eager_helpers(2);
+  semrec::wake_eager_helpers(1);
+}
+
+}  // namespace checks
