@@ -30,7 +30,11 @@ Each click runs the methods in a new random order (seeded; see ``run_alternating
 gives p50 / p99 / mean latency, the ratio of medians to NumPy (< 1: semrec faster), min-max of
 that ratio over 5 equal slices of the clicks, the ratio to ``numpy 1 thread``, how many of the
 clicks gave exactly NumPy's top-10 ids (the rest, if any, differ only at a score tie within
-float32 rounding, checked) and the mean recall@10 against NumPy.
+float32 rounding, checked) and the mean recall@10 against NumPy. Then every method replays the
+next ``--clicks`` clicks back to back, the methods in turn (what a service running only that
+method sees: no other method's arrays in the cache or threads on the cores), in a second table
+(p50, p99 and the ratio to NumPy's back-to-back clicks); the recall and identical-list columns
+count both runs' clicks.
 
 Part 2, one query. Exact top-10 of single queries over ``--items`` items x 384 (unit rows): the
 raw matrix (``topk(q, X, 10, metric="dot", check_finite=False)``), an ``ItemIndex`` in float32,
@@ -208,8 +212,9 @@ def bench_clicks(args: argparse.Namespace) -> list[str]:
     history = sp.csr_array(ds.interactions)
     history.data[:] = 1.0  # one click, weight 1, as update() records
     emb = topic_vectors(rng, ds.items["topic"].to_numpy(), ds.items["topic"].nunique())
-    users = rng.integers(0, history.shape[0], size=args.clicks + 1)
-    items = rng.integers(0, n_items, size=args.clicks + 1)
+    # Case 0 warms up; 1..clicks run in the mixed order, the rest back to back.
+    users = rng.integers(0, history.shape[0], size=2 * args.clicks + 1)
+    items = rng.integers(0, n_items, size=2 * args.clicks + 1)
 
     def model() -> semrec.ContentRecommender:
         return semrec.ContentRecommender(emb, show_progress=False, num_threads=args.threads).fit(
@@ -266,9 +271,16 @@ def bench_clicks(args: argparse.Namespace) -> list[str]:
     for r in results.values():
         r.clear()
     times = run_alternating({n: (lambda c, f=f: f(c + 1)) for n, f in methods.items()}, args.clicks)
+    alone: dict[str, list[float]] = {}
+    for name, fn in methods.items():  # what a service running only this method sees
+        alone[name] = []
+        for c in range(args.clicks + 1, 2 * args.clicks + 1):
+            t0 = time.perf_counter()
+            fn(c)
+            alone[name].append(time.perf_counter() - t0)
 
     ref_ids = [ids for ids, _ in results["numpy"]]
-    ref_scores = [s for _, s in results["numpy"]]
+    ref_scores = [s for _, s in results["numpy"]]  # both runs' lists, in click order
     rows = []
     med_np = statistics.median(times["numpy"])
     med_np1 = statistics.median(times["numpy 1 thread"])
@@ -292,13 +304,28 @@ def bench_clicks(args: argparse.Namespace) -> list[str]:
             f"{name:<17} | {p50 * 1e3:7.3f} | {p99 * 1e3:7.3f} | {mean * 1e3:7.3f} | "
             f"{statistics.median(times[name]) / med_np:9.2f} | {min(ratios):4.2f}-"
             f"{max(ratios):4.2f} | {statistics.median(times[name]) / med_np1:11.2f} | "
-            f"{hits / (10 * args.clicks):6.3f} | {same}/{args.clicks}"
+            f"{hits / (10 * len(results[name])):6.3f} | {same}/{len(results[name])}"
             + (f" (+{tie_only} at float32 ties)" if tie_only else "")
+        )
+    med_alone = statistics.median(alone["numpy"])
+    rows += [
+        "",
+        f"Back to back: each method's next {args.clicks} clicks one after another (the methods "
+        "in turn), as a service running only that method sees them",
+        "method            | p50 ms  | p99 ms  | p50/numpy | /numpy 1 th",
+        "------------------+---------+---------+-----------+------------",
+    ]
+    for name, ts in alone.items():
+        p50, p99, _ = percentiles(ts)
+        rows.append(
+            f"{name:<17} | {p50 * 1e3:7.3f} | {p99 * 1e3:7.3f} | {p50 / med_alone:9.2f} | "
+            f"{p50 / statistics.median(alone['numpy 1 thread']):11.2f}"
         )
     header = [
         f"Part 1: one click = update(user, item) + top-10, {n_items} items x {DIM} "
         f"(20 topics, unit rows), {history.shape[0]} users fitted on {history.nnz} events, "
-        f"{args.clicks} clicks, methods in random order click by click",
+        f"{args.clicks} clicks, methods in random order click by click (recall, identical "
+        "top-10s: these and the back-to-back clicks)",
         "method            | p50 ms  | p99 ms  | mean ms | p50/numpy | min-max   | /numpy 1 th "
         "| recall | identical top-10 ids",
         "------------------+---------+---------+---------+-----------+-----------+-------------"
