@@ -45,7 +45,7 @@ def test_bitwise_equal_to_the_matrix(metric, storage, n_queries):
 @pytest.mark.parametrize("storage", ["float32", "float16", "int8"])
 @pytest.mark.parametrize("n_queries", [1, 5])
 def test_few_queries_bitwise_for_any_thread_count(storage, n_queries):
-    # Past 1 MiB of panels (here the float32 and float16 ones) a few-query scan is cut into
+    # From 3 MiB of panels (here the float32 ones) a few-query scan is cut into
     # item ranges that helper threads join (tests/test_single_query_threads.py); answers stay
     # bitwise those of the batch kernel for any thread count.
     rng = np.random.default_rng(40 + n_queries)

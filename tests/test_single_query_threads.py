@@ -1,6 +1,6 @@
 """One query over a prepared catalogue, split between the caller and helper threads.
 
-Past 1 MiB of packed items a single query's scan is cut into item ranges that the calling
+From 3 MiB of packed items a single query's scan is cut into item ranges that the calling
 thread starts at once and helper threads join when they wake (cpp/semrec/eager_tasks.cpp). The
 answers must stay bitwise those of one thread and of the plain matrix kernel, from any number
 of Python threads at once, after a fork, and with or without the ``expect_query`` hint.
@@ -36,9 +36,9 @@ def _run(code: str) -> str:
 @pytest.mark.parametrize("storage", ["float32", "float16", "int8"])
 @pytest.mark.parametrize("metric", ["cosine", "dot"])
 def test_split_single_query_is_bitwise_the_one_thread_answer(storage, metric):
-    # 60k x 48: 2.9 MB of int8 panels, 5.8 MB float16, 11.5 MB float32: every storage splits.
+    # 100k x 48: 4.6 MiB of int8 panels, 9.2 MiB float16, 18 MiB float32: every storage splits.
     rng = np.random.default_rng(71)
-    x = clustered(rng, 60_000, 48)
+    x = clustered(rng, 100_000, 48)
     q = clustered(rng, 1, 48)
     ex = sp.random(1, x.shape[0], density=0.003, format="csr", rng=rng)
     index = ItemIndex(x, metric=metric, storage=storage)
@@ -54,7 +54,7 @@ def test_split_single_query_is_bitwise_the_one_thread_answer(storage, metric):
 def test_single_queries_from_many_python_threads_at_once():
     # The helpers serve one search at a time; the others run on their own calling thread.
     rng = np.random.default_rng(72)
-    x = clustered(rng, 50_000, 32)
+    x = clustered(rng, 60_000, 32)  # 3.7 MiB of float16 panels
     queries = clustered(rng, 48, 32)
     index = ItemIndex(x, metric="dot", storage="float16")
     want = [topk(q, x, 10, metric="dot", num_threads=1) for q in queries]
@@ -83,7 +83,7 @@ def test_helper_threads_follow_num_threads():
     out = _run(
         """
         import os, numpy as np, semrec
-        x = np.random.default_rng(0).standard_normal((40_000, 64)).astype(np.float32)
+        x = np.random.default_rng(0).standard_normal((60_000, 64)).astype(np.float32)
         index = semrec.ItemIndex(x, metric="dot", storage="int8", num_threads=1)
         tasks = lambda: len(os.listdir("/proc/self/task"))
         before = tasks()
@@ -104,7 +104,7 @@ def test_a_forked_child_searches_with_helpers_of_its_own():
     out = _run(
         """
         import os, numpy as np, semrec
-        x = np.random.default_rng(1).standard_normal((40_000, 64)).astype(np.float32)
+        x = np.random.default_rng(1).standard_normal((60_000, 64)).astype(np.float32)
         index = semrec.ItemIndex(x, metric="dot", storage="int8", num_threads=1)
         want = semrec.topk(x[3], index, 5, num_threads=2)
         pid = os.fork()
@@ -120,7 +120,7 @@ def test_a_forked_child_searches_with_helpers_of_its_own():
 
 def test_expect_query_is_only_a_hint():
     rng = np.random.default_rng(73)
-    x = clustered(rng, 40_000, 40)
+    x = clustered(rng, 80_000, 40)  # 3 MiB of int8 panels
     q = clustered(rng, 1, 40)[0]
     index = ItemIndex(x, metric="cosine", storage="int8")
     want = topk(q, x, 8, num_threads=1)

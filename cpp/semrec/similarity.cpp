@@ -754,12 +754,14 @@ void scan(const Scan<T>& s, int num_threads, const StopCheck& stop, TopKOutput o
 // through the same micro-kernel over the whole depth, so it is bitwise what the batch scan
 // computes.
 constexpr std::int64_t kFewQueries = 8;
-// Bytes of panels per helper thread. A helper costs the caller one wake-up call: unlike an
-// OpenMP region, whose join waited for a helper that a busy core had not scheduled yet (a
-// 20k x 384 click took 7.8 ms on two threads against 2.5 ms on one on a Zen 3 running another
-// process), the caller never waits for a helper that has not started. 1 MiB is ~40 us of one
-// core's streaming.
-constexpr std::int64_t kBytesPerThread = std::int64_t{1} << 20;
+// Bytes of panels per thread (a second thread from 3 MiB on). Unlike an OpenMP region, whose
+// join waited for a helper that a busy core had not scheduled yet (a 20k x 384 click took
+// 7.8 ms on two threads against 2.5 ms on one on a Zen 3 running another process), the caller
+// never waits for a helper that has not started; but waking one costs the caller a system
+// call (~35 us in a 2-core VM), about what one core streams of 1 MiB. Measured there, one
+// query on two threads against one: 2.2 MiB of panels 1.04-1.09x the time, 3 MiB 0.42-0.89x,
+// 7.5 MiB 0.77x.
+constexpr std::int64_t kBytesPerThread = std::int64_t{3} << 19;
 // Ranges per thread, so that the caller and the helpers share the work however late the
 // helpers come, and at most this many bytes per range (Ctrl-C is polled between ranges).
 constexpr std::int64_t kRangesPerThread = 4;

@@ -119,9 +119,9 @@ void check_similarity(Rng& rng) {
       prepared_case(rng, nq, 70, 33, 5, exclude);
     }
   }
-  // Past 1 MiB of packed items (6000 x 384: 2.3 MB as int8) one query's scan is split into
+  // From 3 MiB of packed items (9000 x 384: 3.4 MiB as int8) one query's scan is split into
   // item ranges that helper threads join.
-  for (bool exclude : {false, true}) prepared_case(rng, 1, 6000, 384, 10, exclude);
+  for (bool exclude : {false, true}) prepared_case(rng, 1, 9000, 384, 10, exclude);
 
   const struct {
     std::int64_t nq, n, d;
