@@ -8,6 +8,7 @@ of Python threads at once, after a fork, and with or without the ``expect_query`
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -78,6 +79,7 @@ def test_single_queries_from_many_python_threads_at_once():
         assert_same_results(got[i], w)
 
 
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two cores for a helper")
 def test_helper_threads_follow_num_threads():
     # num_threads=1 never starts a helper; 2 starts one, kept (asleep) for the next search.
     out = _run(
