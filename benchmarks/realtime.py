@@ -157,6 +157,23 @@ def percentiles(ts: list[float]) -> tuple[float, float, float]:
     return float(np.percentile(a, 50)), float(np.percentile(a, 99)), float(a.mean())
 
 
+def time_back_to_back(
+    methods: dict[str, Callable[[int], object]], cases: range, warm_up: int | None = None
+) -> dict[str, list[float]]:
+    """Each method's cases one after another, the methods in turn (after an untimed
+    ``warm_up`` case, if given): seconds per case."""
+    times: dict[str, list[float]] = {}
+    for name, fn in methods.items():
+        if warm_up is not None:
+            fn(warm_up)
+        times[name] = []
+        for case in cases:
+            t0 = time.perf_counter()
+            fn(case)
+            times[name].append(time.perf_counter() - t0)
+    return times
+
+
 def run_alternating(methods: dict[str, Callable[[int], object]], n: int) -> dict[str, list[float]]:
     """Calls every method on case 0..n-1, in a new (seeded) random order for every case.
 
@@ -271,13 +288,8 @@ def bench_clicks(args: argparse.Namespace) -> list[str]:
     for r in results.values():
         r.clear()
     times = run_alternating({n: (lambda c, f=f: f(c + 1)) for n, f in methods.items()}, args.clicks)
-    alone: dict[str, list[float]] = {}
-    for name, fn in methods.items():  # what a service running only this method sees
-        alone[name] = []
-        for c in range(args.clicks + 1, 2 * args.clicks + 1):
-            t0 = time.perf_counter()
-            fn(c)
-            alone[name].append(time.perf_counter() - t0)
+    # What a service running only one method sees: its clicks one after another.
+    alone = time_back_to_back(methods, range(args.clicks + 1, 2 * args.clicks + 1))
 
     ref_ids = [ids for ids, _ in results["numpy"]]
     ref_scores = [s for _, s in results["numpy"]]  # both runs' lists, in click order
@@ -588,13 +600,8 @@ def back_to_back(
 ) -> list[str]:
     """Each method's queries run one after another (the methods in turn): what a service that
     runs only that search sees, without the spinning threads of the method before it."""
-    times: dict[str, list[float]] = {name: [] for name in methods}
-    for name, fn in methods.items():
-        fn(n)  # warm-up on the extra query: the method before has left the cores
-        for case in range(n):
-            t0 = time.perf_counter()
-            fn(case)
-            times[name].append(time.perf_counter() - t0)
+    # The warm-up on the extra query n: the method before has left the cores.
+    times = time_back_to_back(methods, range(n), warm_up=n)
     med = [statistics.median(times[name]) for name in exact]  # f32, f16, i8
     rows = [
         "Back to back (each method's queries one after another, the methods in turn):",

@@ -9,29 +9,16 @@ of Python threads at once, after a fork, and with or without the ``expect_query`
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import textwrap
 import threading
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from child_python import run_python
 from test_item_index import clustered
 from test_similarity import assert_close, assert_same_results, reference, tolerances
 
 from semrec.similarity import ItemIndex, topk
-
-
-def _run(code: str) -> str:
-    result = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr
-    return result.stdout.strip()
 
 
 @pytest.mark.parametrize("storage", ["float32", "float16", "int8"])
@@ -82,7 +69,7 @@ def test_single_queries_from_many_python_threads_at_once():
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two cores for a helper")
 def test_helper_threads_follow_num_threads():
     # num_threads=1 never starts a helper; 2 starts one, kept (asleep) for the next search.
-    out = _run(
+    out = run_python(
         """
         import os, numpy as np, semrec
         x = np.random.default_rng(0).standard_normal((60_000, 64)).astype(np.float32)
@@ -103,7 +90,7 @@ def test_helper_threads_follow_num_threads():
 
 def test_a_forked_child_searches_with_helpers_of_its_own():
     # The parent's helpers do not exist in a child; the child must not wait for them.
-    out = _run(
+    out = run_python(
         """
         import os, numpy as np, semrec
         x = np.random.default_rng(1).standard_normal((60_000, 64)).astype(np.float32)

@@ -7,15 +7,9 @@ import sys
 import textwrap
 
 import pytest
+from child_python import run_python
 
 import semrec
-
-
-def _run(code: str) -> str:
-    result = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, check=True
-    )
-    return result.stdout.strip()
 
 
 @pytest.mark.parametrize("torch_first", [True, False])
@@ -23,7 +17,7 @@ def test_one_openmp_runtime_with_torch(torch_first: bool) -> None:
     # A fresh process, so import order is really exercised; kernels of both modules are run so
     # that every runtime that could load has loaded.
     imports = "import torch; import semrec" if torch_first else "import semrec; import torch"
-    out = _run(
+    out = run_python(
         f"""
         {imports}
         import numpy as np
@@ -43,7 +37,7 @@ def test_one_openmp_runtime_with_torch(torch_first: bool) -> None:
 
 
 def test_set_num_threads_governs_kernels_and_torch() -> None:
-    out = _run(
+    out = run_python(
         """
         import semrec, torch
         semrec.set_num_threads(1)

@@ -86,17 +86,7 @@ class Pool {
   // Wakes up to `helpers` helpers now; they wait for a job a short while before sleeping.
   void wake(int helpers) {
     std::unique_lock<std::mutex> busy(busy_, std::try_to_lock);
-    if (!busy.owns_lock()) return;
-    helpers = start(helpers);
-    if (helpers == 0) return;
-    {
-      std::lock_guard<std::mutex> lock(m_);
-      job_ = nullptr;
-      expecting_ = true;
-      invited_ = helpers;
-      published_.store(++epoch_, std::memory_order_release);
-    }
-    wake_.notify_all();
+    if (busy.owns_lock()) publish(nullptr, helpers);
   }
 
   // Runs `job` on the calling thread (caller_work) with up to `helpers` helpers; false, with
@@ -105,15 +95,7 @@ class Pool {
   bool try_run(Job& job, int helpers, CallerWork&& caller_work) {
     std::unique_lock<std::mutex> busy(busy_, std::try_to_lock);
     if (!busy.owns_lock()) return false;
-    helpers = start(helpers);
-    {
-      std::lock_guard<std::mutex> lock(m_);
-      job_ = &job;
-      expecting_ = false;
-      invited_ = helpers;
-      published_.store(++epoch_, std::memory_order_release);
-    }
-    if (helpers > 0) wake_.notify_all();
+    publish(&job, helpers);
     caller_work();
     {
       std::lock_guard<std::mutex> lock(m_);
@@ -134,6 +116,20 @@ class Pool {
   static std::atomic<Pool*>& current() {
     static std::atomic<Pool*> pool{nullptr};
     return pool;
+  }
+
+  // Offers `job` (none: a wake-up call, the job follows) to up to `helpers` helpers, started if
+  // need be, and wakes them (under busy_).
+  void publish(Job* job, int helpers) {
+    helpers = start(helpers);
+    {
+      std::lock_guard<std::mutex> lock(m_);
+      job_ = job;
+      expecting_ = job == nullptr;
+      invited_ = helpers;
+      published_.store(++epoch_, std::memory_order_release);
+    }
+    if (helpers > 0) wake_.notify_all();
   }
 
   // Starts helpers up to `wanted` (under busy_); returns how many there are, at most wanted.

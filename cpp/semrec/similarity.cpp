@@ -457,6 +457,11 @@ Queries prepare_queries(MatrixView q, bool cosine, int num_threads, const StopCh
   return out;
 }
 
+// Bytes of the int8 panels of n items: what one query over them streams.
+std::int64_t int8_panel_bytes(std::int64_t n, std::int64_t dim) {
+  return (n + quantized::kPanel - 1) / quantized::kPanel * quantized::panel_bytes(dim);
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
@@ -526,8 +531,7 @@ void PreparedItems::append(MatrixView rows, int num_threads, const StopCheck& st
   }
   const std::int64_t panel_floats = ((n1 + kPanel - 1) / kPanel) * dim_ * kPanel;
   if (int8) {
-    grow(d.panels8,
-         (n1 + quantized::kPanel - 1) / quantized::kPanel * quantized::panel_bytes(dim_));
+    grow(d.panels8, int8_panel_bytes(n1, dim_));
   } else if (half) {
     grow(d.panels16, panel_floats);
   } else {
@@ -1199,8 +1203,7 @@ void int8_search(const Queries& q, const PreparedItems& items, MatrixView rows, 
   const auto na = static_cast<std::int64_t>(active.size());
   const Blocks iblocks(n, kItemBlock);
   const std::int64_t stride = quantized::panel_bytes(dim);
-  const auto [threads, ranges] =
-      scan_ranges((n + quantized::kPanel - 1) / quantized::kPanel * stride, iblocks, num_threads);
+  const auto [threads, ranges] = scan_ranges(int8_panel_bytes(n, dim), iblocks, num_threads);
   // Per range and active query: the k best lower bounds, and the candidates (id, upper bound).
   std::vector<std::int32_t> low_ids(static_cast<std::size_t>(ranges * na * k));
   std::vector<float> low_scores(low_ids.size());
@@ -1347,9 +1350,7 @@ void expect_query(const PreparedItems& items, int num_threads) {
   const std::int64_t n = items.size(), dim = items.dim();
   std::int64_t bytes = n * dim * static_cast<std::int64_t>(sizeof(float));  // what one query reads
   if (items.storage() == ItemStorage::float16) bytes /= 2;
-  if (items.storage() == ItemStorage::int8) {
-    bytes = (n + quantized::kPanel - 1) / quantized::kPanel * quantized::panel_bytes(dim);
-  }
+  if (items.storage() == ItemStorage::int8) bytes = int8_panel_bytes(n, dim);
   const std::int64_t threads = scan_threads(bytes, num_threads);
   if (threads > 1) wake_eager_helpers(static_cast<int>(threads));
 }

@@ -309,8 +309,10 @@ def topk(
         return items.search(
             queries, k, exclude=exclude, candidates=candidates, num_threads=num_threads
         )
+    threads: int | None = None
     if isinstance(items, ItemIndex) and np.shape(queries)[:-1] in ((), (1,)):
-        items.expect_query(num_threads=num_threads)  # woken during the checks below
+        threads = resolve_num_threads(num_threads)
+        core.expect_query(items._prepared, threads)  # helpers woken during the checks below
     q, single = check.as_float32_matrix(
         queries, "queries", allow_1d=True, check_finite=check_finite
     )
@@ -326,7 +328,7 @@ def topk(
     else:
         x, _ = check.as_float32_matrix(items, "items", check_finite=check_finite)
         metric = "cosine" if metric is None else check.choice(metric, "metric", METRICS)
-    threads = resolve_num_threads(num_threads)
+    threads = resolve_num_threads(num_threads) if threads is None else threads
     if x.shape[0] == 0:
         raise ValueError("items is empty (0 rows); there is nothing to search")
     k = check.result_width(k, q.shape[0], x.shape[0])  # a huge k: refused, not allocated

@@ -1,0 +1,18 @@
+"""A fresh Python process for tests whose subject is the process itself: which libraries load,
+which threads start, what a forked child can do."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+
+def run_python(code: str) -> str:
+    """Runs ``code`` (dedented) in a new interpreter; its stripped stdout, or a failure with its
+    stderr."""
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
