@@ -1112,6 +1112,55 @@ def test_topk_of_proposals_keeps_its_cheap_checks():
     np.testing.assert_array_equal(ids, [[0, 2]])
 
 
+@pytest.mark.parametrize("storage", ["float32", "float16", "int8"])
+@pytest.mark.parametrize("metric", ["dot", "cosine"])
+def test_topk_of_model_query_is_topk(storage: str, metric: str) -> None:
+    """A model's one-user search (the click path of ``recommend``) returns what topk returns,
+    bitwise, and the top k of a float64 NumPy reference, with and without seen items."""
+    from semrec.similarity import ItemIndex, topk_of_model_query
+
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((3000, 24)).astype(np.float32)
+    index = ItemIndex(x, metric=metric, storage=storage)
+    reference = x.astype(np.float64)
+    if metric == "cosine":
+        reference /= np.linalg.norm(reference, axis=1, keepdims=True)
+    for trial in range(20):
+        q = rng.standard_normal((1, 24)).astype(np.float32)
+        seen = None if trial % 4 == 0 else rng.choice(3000, trial * 7, replace=False)
+        seen = seen if seen is None or trial % 3 else np.sort(seen)  # a model's are sorted
+        seen = None if seen is None else seen.astype(np.int32 if trial % 2 else np.int64)
+        ids, scores = topk_of_model_query(q, index, 10, seen, 2)
+        want_ids, want_scores = topk(q, index, 10, exclude=seen, num_threads=1)
+        np.testing.assert_array_equal(ids, want_ids)
+        np.testing.assert_array_equal(scores, want_scores)
+        expected = reference @ q[0].astype(np.float64)
+        if metric == "cosine":
+            expected /= np.linalg.norm(q[0].astype(np.float64))
+        if seen is not None:
+            expected[seen] = -np.inf
+        np.testing.assert_array_equal(ids[0], np.argsort(-expected, kind="stable")[:10])
+        np.testing.assert_allclose(scores[0], expected[ids[0]], rtol=1e-5, atol=1e-5)
+
+
+def test_topk_of_model_query_refuses_what_a_model_cannot_vouch_for() -> None:
+    """A NaN or infinite query, dot products beyond float32 and seen ids outside the items
+    get clear errors, never garbage."""
+    from semrec.similarity import ItemIndex, topk_of_model_query
+
+    index = ItemIndex(np.eye(3, dtype=np.float32), metric="dot")
+    q = np.ones((1, 3), np.float32)
+    for bad in (q * np.nan, q * np.inf):
+        with pytest.raises(ValueError, match="NaN or inf"):
+            topk_of_model_query(bad, index, 2, None, 1)
+    huge = ItemIndex(np.full((2, 3), 1e20, np.float32), metric="dot")
+    with pytest.raises(ValueError, match="beyond float32's range"):
+        topk_of_model_query(q * 1e20, huge, 2, None, 1)
+    for seen in ([-1, 0], [0, 3], [3, 0]):
+        with pytest.raises(IndexError, match="seen item ids outside"):
+            topk_of_model_query(q, index, 2, np.array(seen, np.int32), 1)
+
+
 def test_dot_products_that_overflow_float32_are_refused():
     """Scores past 3.4e38 become inf (ranked above a true 2e20) or NaN (the item dropped):
     refused, for arrays and ItemIndex alike; large but safe magnitudes still rank exactly."""

@@ -813,12 +813,14 @@ void few_scan(const Scan<T>& s, int num_threads, const StopCheck& stop, TopKOutp
     part_scores.resize(part_ids.size());
   }
 
-  run_eager_tasks(ranges, static_cast<int>(threads), stop, [&](std::int64_t range) {
+  // Clicks on one catalogue back to back are a stream (run_eager_tasks): keyed by its panels.
+  run_eager_tasks(ranges, static_cast<int>(threads), stop, s.panels, [&](std::int64_t range) {
     const std::int64_t b0 = range * iblocks.count / ranges;
     const std::int64_t b1 = (range + 1) * iblocks.count / ranges;
     thread_local AlignedVector<float> S;  // S[query][item] of one item block
     S.resize(static_cast<std::size_t>(nq * kItemBlock));
-    std::vector<TopKSelector> tops(static_cast<std::size_t>(nq), TopKSelector(static_cast<int>(k)));
+    std::vector<AscendingTopK> tops(static_cast<std::size_t>(nq),
+                                    AscendingTopK(static_cast<int>(k)));
     std::int64_t cursor[kFewQueries], cursor_end[kFewQueries];  // next exclusion of each query
     if (s.exclude.present()) {
       const auto first = static_cast<std::int32_t>(iblocks.begin(b0));
@@ -852,7 +854,7 @@ void few_scan(const Scan<T>& s, int num_threads, const StopCheck& stop, TopKOutp
         tops[q].write(out.ids + q * k, out.scores + q * k);
       } else {
         const std::int64_t off = (range * nq + q) * k;
-        tops[q].write(part_ids.data() + off, part_scores.data() + off);
+        tops[q].write_unranked(part_ids.data() + off, part_scores.data() + off);
       }
     }
   });
@@ -1208,7 +1210,9 @@ void int8_search(const Queries& q, const PreparedItems& items, MatrixView rows, 
   std::vector<std::int32_t> low_ids(static_cast<std::size_t>(ranges * na * k));
   std::vector<float> low_scores(low_ids.size());
   std::vector<std::vector<ScoredId>> found(static_cast<std::size_t>(ranges * na));
-  run_eager_tasks(na == 0 ? 0 : ranges, static_cast<int>(threads), stop, [&](std::int64_t range) {
+  const std::int64_t tasks = na == 0 ? 0 : ranges;
+  const std::int8_t* panels = d.panels8.data();  // a stream's key, as in few_scan
+  run_eager_tasks(tasks, static_cast<int>(threads), stop, panels, [&](std::int64_t range) {
     const std::int64_t b0 = range * iblocks.count / ranges;
     const std::int64_t b1 = (range + 1) * iblocks.count / ranges;
     std::vector<std::int32_t> dots(static_cast<std::size_t>(2 * kItemBlock));
@@ -1216,7 +1220,7 @@ void int8_search(const Queries& q, const PreparedItems& items, MatrixView rows, 
     for (std::int64_t t0 = 0; t0 < na; t0 += 2) {
       const int w = static_cast<int>(std::min<std::int64_t>(2, na - t0));
       const quantized::Query* codes[2] = {&iq[active[t0]].code, &iq[active[t0 + w - 1]].code};
-      TopKSelector tops[2] = {TopKSelector(k), TopKSelector(k)};
+      AscendingTopK tops[2] = {AscendingTopK(k), AscendingTopK(k)};
       std::int64_t cursor[2] = {0, 0}, cursor_end[2] = {0, 0};
       for (int r = 0; r < w && exclude.present(); ++r) {
         const std::int64_t row = active[t0 + r];
@@ -1257,7 +1261,7 @@ void int8_search(const Queries& q, const PreparedItems& items, MatrixView rows, 
       }
       for (int r = 0; r < w; ++r) {
         const std::int64_t off = (range * na + t0 + r) * k;
-        tops[r].write(low_ids.data() + off, low_scores.data() + off);
+        tops[r].write_unranked(low_ids.data() + off, low_scores.data() + off);
       }
     }
   });

@@ -31,7 +31,7 @@ from semrec import _validation as check
 from semrec._scoring import dot_scores, nearest, padded_to, select_in_batches
 from semrec._search import DEFAULT_STORAGE, ItemSearch
 from semrec.errors import FormatError, NotFittedError
-from semrec.similarity import topk
+from semrec.similarity import ItemIndex, topk, topk_of_model_query
 
 __all__ = ["FORMATS", "Recommender", "dot_scores", "load_nested", "nest"]
 
@@ -103,7 +103,7 @@ class Recommender:
         return sp.csr_array(self.interactions_[users])
 
     def _seen_items(self, user: int) -> np.ndarray:
-        """One user's seen item ids, 1-D (what ``exclude_seen`` removes for a single user)."""
+        """One user's seen item ids, sorted, 1-D (what ``exclude_seen`` removes for one user)."""
         return self._seen_rows(np.array([user])).indices
 
     @property
@@ -139,18 +139,17 @@ class Recommender:
         if self._is_dot_product():
             queries, items = self._vectors(users)
             width = min(k, max(items.shape[0], 1))  # the kernel allocates by k: pad the rest
-            exclude = None
-            if exclude_seen:  # one user (a click): the seen ids as they are, no matrix built
-                one = users.size == 1
-                exclude = self._seen_items(int(users[0])) if one else self._seen_rows(users)
-            found, top = topk(
-                queries,
-                self._item_search().index_for(items, self._threads),
-                width,
-                exclude=exclude,
-                candidates=candidates,
-                num_threads=self._threads,
-            )
+            index = self._item_search().index_for(items, self._threads)
+            one, seen = users.size == 1, None
+            if exclude_seen:  # one user: the seen ids as they are, no matrix built
+                seen = self._seen_items(int(users[0])) if one else self._seen_rows(users)
+            if one and candidates is None and isinstance(index, ItemIndex):  # a click
+                found, top = topk_of_model_query(queries, index, width, seen, self._threads)
+            else:
+                found, top = topk(
+                    queries, index, width, exclude=seen, candidates=candidates,
+                    num_threads=self._threads,
+                )  # fmt: skip
             if self._score_offset:
                 top = top + np.float32(self._score_offset)  # -inf padding stays -inf
             return padded_to((found, top), k)

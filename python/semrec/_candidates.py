@@ -11,6 +11,9 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from semrec import _validation as check
+from semrec._native import core
+
 
 def is_padded(candidates: Any) -> bool:
     """Whether ``candidates`` are per-query id lists as a 2-D array (rows padded with -1)."""
@@ -69,3 +72,45 @@ def first_repeat(lists: np.ndarray) -> tuple[int, int, int] | None:
     if not rows.size:
         return None
     return int(rows[0]), int(ordered[rows[0], 1:][repeated[rows[0]]][0]), int(rows.size)
+
+
+def structure(candidates: Any, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Per-query candidates (CSR, or a 2-D array padded with -1) as a sorted CSR structure."""
+    if sp.issparse(candidates):
+        return check.csr_structure(candidates, "candidates", shape)
+    return core.padded_lists(checked(candidates, "candidates", shape), shape[1])
+
+
+def topk_among_shared(
+    q: np.ndarray,
+    x: np.ndarray,
+    k: int,
+    metric: str,
+    candidates: Any,
+    exclude: Any,
+    ex: tuple[np.ndarray | None, np.ndarray | None],
+    threads: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """One candidate list for every query: search the gathered rows, then map ids back."""
+    cand = np.unique(check.item_ids(candidates, "candidates", x.shape[0]))
+    if cand.size == 0:
+        return (
+            np.full((q.shape[0], k), -1, dtype=np.int32),
+            np.full((q.shape[0], k), -np.inf, dtype=np.float32),
+        )
+    sub_ex: tuple[np.ndarray | None, np.ndarray | None] = (None, None)
+    if exclude is not None:
+        # Translate excluded ids into positions within the candidate list (sorted, so the
+        # translated rows stay sorted); ids that are not candidates drop out.
+        indptr, indices = ex
+        position = np.full(x.shape[0], -1, dtype=np.int32)
+        position[cand] = np.arange(cand.size, dtype=np.int32)
+        mapped = position[indices]
+        keep = mapped >= 0
+        rows = np.repeat(np.arange(q.shape[0]), np.diff(indptr))[keep]
+        sub_indptr = np.zeros(q.shape[0] + 1, dtype=np.int64)
+        np.cumsum(np.bincount(rows, minlength=q.shape[0]), out=sub_indptr[1:])
+        sub_ex = (sub_indptr, np.ascontiguousarray(mapped[keep]))
+    sub_ids, scores = core.topk(q, np.ascontiguousarray(x[cand]), k, metric, *sub_ex, threads)
+    ids = np.where(sub_ids >= 0, cand[np.maximum(sub_ids, 0)], -1).astype(np.int32)
+    return ids, scores

@@ -152,10 +152,11 @@ def number(
     ...
     ValueError: fraction must be a finite number strictly between 0 and 1, got 1.0
     """
-    if isinstance(value, bool | np.bool_) or not isinstance(value, int | float | np.number):
-        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
-    if isinstance(value, complex | np.complexfloating):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    if type(value) is not float and type(value) is not int:  # a click's weight: no more checks
+        if isinstance(value, bool | np.bool_) or not isinstance(value, int | float | np.number):
+            raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+        if isinstance(value, complex | np.complexfloating):
+            raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
     out = float(value)
     low = minimum if minimum is not None else above
     high = maximum if maximum is not None else below
@@ -193,6 +194,8 @@ def one_id(value: Any, name: str, n: int | None) -> int:
     ...
     IndexError: item 7 is outside [0, 5) (there is no item id 7)
     """
+    if type(value) is int and 0 <= value and (n is None or value < n):  # a click: no array calls
+        return value
     if isinstance(value, bool | np.bool_):
         raise TypeError(f"{name} must be an int id, got bool")
     if np.ndim(value) != 0:
@@ -537,6 +540,8 @@ def index_array(ids: Any, name: str, n: int, what: str) -> tuple[np.ndarray, boo
     """Validate a scalar or 1-D array of indices in [0, n); return int64 and whether scalar."""
     if type(ids) is int and 0 <= ids < n:  # one valid id (a real-time call): no array calls
         return np.array([ids], dtype=np.int64), True
+    if type(ids) is np.ndarray and ids.shape == (1,) and ids.dtype == np.int64 and 0 <= ids[0] < n:
+        return ids, False  # the same id as a model passes it on
     arr = np.asarray(ids)
     scalar = arr.ndim == 0
     arr = arr.reshape(-1) if scalar else arr

@@ -291,7 +291,8 @@ use weights of a moderate scale (e.g. 1 per click)
             ids = np.arange(self._state.n_users, dtype=np.int64)
         else:
             ids, _ = check.index_array(users, "users", self._state.n_users, "user")
-        return self._state.profiles(ids, resolve_num_threads(self.num_threads))
+        threads = resolve_num_threads(self.num_threads) if ids.size > 1 else 1  # one: a click
+        return self._state.profiles(ids, threads)
 
     def reset(self, users: np.ndarray) -> None:
         """Forget the whole history of these users (their profiles become zero)."""
