@@ -58,8 +58,8 @@ constexpr std::chrono::microseconds kAwake{300};
 // stream (clicks back to back): its helpers then wait up to kAwake for the next job before
 // sleeping, since the call that wakes a sleeping thread costs the caller ~40 us in a virtual
 // machine. They yield the core while they wait, so that work of other threads runs then rather
-// than preempting a helper in the middle of a task (the caller would wait for it: clicks of
-// 2-4 ms at the 99th percentile without the yield). After other work (another catalogue, a
+// than preempting a helper in the middle of a task (the caller waits for it: without the
+// yield, up to 4 ms a click at the 99th percentile). After other work (another catalogue, a
 // longer gap) they sleep at once: that work's own threads may want the cores.
 constexpr std::chrono::microseconds kStream{500};
 
@@ -189,7 +189,8 @@ class Pool {
     }
   }
 
-  // Spins (pausing) until a job or wake-up call after epoch `seen` is published, or kAwake.
+  // Spins (pausing, and yielding the core if `yielding`) until a job or wake-up call after
+  // epoch `seen` is published, or for kAwake.
   void await_next(std::uint64_t seen, bool yielding = false) const {
     const auto until = std::chrono::steady_clock::now() + kAwake;
     while (published_.load(std::memory_order_acquire) == seen &&

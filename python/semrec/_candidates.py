@@ -1,7 +1,8 @@
 """Lists of ids given as a 2-D array, one row per query or user padded with -1: per-query
 candidates (what an approximate index proposes, and a form :func:`semrec.topk` takes besides
 the CSR), recognised here and checked before the kernels read them, and ranked lists (the
-metrics' and re-rankers' input), whose rows must be rectangular and hold distinct ids.
+metrics' and re-rankers' input), whose rows must be rectangular and hold distinct ids. Also
+:func:`semrec.topk`'s search among one candidate list shared by every query.
 """
 
 from __future__ import annotations
