@@ -1127,6 +1127,7 @@ def test_topk_of_model_query_is_topk(storage: str, metric: str) -> None:
         reference /= np.linalg.norm(reference, axis=1, keepdims=True)
     for trial in range(20):
         q = rng.standard_normal((1, 24)).astype(np.float32)
+        q *= np.float32((1.0, 1e20, 1e-30)[trial % 3])  # |q|^2 overflows, underflows float32
         seen = None if trial % 4 == 0 else rng.choice(3000, trial * 7, replace=False)
         seen = seen if seen is None or trial % 3 else np.sort(seen)  # a model's are sorted
         seen = None if seen is None else seen.astype(np.int32 if trial % 2 else np.int64)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -61,6 +62,21 @@ def test_default_threads_follow_environment() -> None:
         env={"SEMREC_NUM_THREADS": "1", "PATH": ""},
     )
     assert result.stdout.strip() == "1"
+
+
+def test_environment_is_read_once_as_openmp_reads_it() -> None:
+    """The environment's count is read when semrec first needs one (not at every kernel call,
+    which cost a click microseconds); set_num_threads changes it later."""
+    code = (
+        "import os, semrec; a = semrec.get_num_threads(); "
+        "os.environ['SEMREC_NUM_THREADS'] = '2'; b = semrec.get_num_threads(); "
+        "semrec.set_num_threads(2); print(a, b, semrec.get_num_threads())"
+    )
+    env = {"SEMREC_NUM_THREADS": "1", "PATH": ""}
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    )
+    assert result.stdout.split() == ["1", "1", str(min(2, len(os.sched_getaffinity(0))))]
 
 
 def test_set_num_threads_validates() -> None:

@@ -13,6 +13,11 @@ namespace {
 // Bytes of one pair of terms of a panel: kPanel items x 2 codes.
 constexpr std::int64_t kPairBytes = 2 * kPanel;
 
+// How far ahead of the line being read the kernels ask for the panels (into L1): the hardware
+// prefetchers alone left the scan of items in L3 at ~85% of the cores' read rate. Measured over
+// 20k x 384 on 2 cores: kernel 153-171 us without, 141-150 us at 1, 2 or 3 KiB.
+constexpr std::int64_t kPrefetchAhead = 2048;
+
 // G consecutive panels (panel g at x + g * stride) against R queries: every lane sums
 // code_x[2j] * code_q[2j] + code_x[2j + 1] * code_q[2j + 1] over the pairs j, exactly.
 #if defined(__AVX512BW__)
@@ -24,6 +29,7 @@ void kernel(const std::int32_t* const* q, const std::int8_t* x, std::int64_t str
     for (int g = 0; g < G; ++g) acc[r][g][0] = acc[r][g][1] = _mm512_setzero_si512();
   }
   for (std::int64_t j = 0; j < pairs; ++j) {
+    _mm_prefetch(reinterpret_cast<const char*>(x + j * kPairBytes + kPrefetchAhead), _MM_HINT_T0);
     __m512i v[G][2];
     for (int g = 0; g < G; ++g) {
       for (int h = 0; h < 2; ++h) {  // 16 items: their 32 codes widened to 16 bits
@@ -59,6 +65,7 @@ void kernel(const std::int32_t* const* q, const std::int8_t* x, std::int64_t str
     }
   }
   for (std::int64_t j = 0; j < pairs; ++j) {
+    _mm_prefetch(reinterpret_cast<const char*>(x + j * kPairBytes + kPrefetchAhead), _MM_HINT_T0);
     __m256i v[G][4];
     for (int g = 0; g < G; ++g) {
       for (int h = 0; h < 4; ++h) {  // 8 items: their 16 codes widened to 16 bits

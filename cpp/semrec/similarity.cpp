@@ -5,6 +5,7 @@
 #include <immintrin.h>
 #endif
 #include <algorithm>
+#include <atomic>
 #include <bit>
 #include <cmath>
 #include <cstring>
@@ -928,17 +929,18 @@ class RowScorer {
     }
   }
 
-  // A whole panel through pack_panel's in-register transpose when every factor is a normal
-  // power of two (the same products as scale_row's, so the same bits); false otherwise.
+  // A panel (a part one padded with its last row) through pack_panel's in-register transpose
+  // when every factor is a normal power of two (the same products as scale_row's, so the same
+  // bits); false otherwise.
   bool pack_whole(MatrixView rows, const std::int32_t* ids, std::int64_t m,
                   const std::int16_t* exponent) {
 #if defined(__AVX2__)
-    if (m != kPanel) return false;
     const float* src[kPanel];
     float f[kPanel];
     for (std::int64_t r = 0; r < kPanel; ++r) {
-      src[r] = rows.row(ids[r]);
-      const int e = exponent != nullptr ? exponent[ids[r]] : 0;
+      const std::int32_t id = ids[std::min(r, m - 1)];  // a part panel repeats its last row
+      src[r] = rows.row(id);
+      const int e = exponent != nullptr ? exponent[id] : 0;
       if (e < -126 || e > 127) return false;
       f[r] = pow2(e);
     }
@@ -1148,6 +1150,21 @@ void half_search(const Queries& q, const std::vector<float>& query_scale,
   search_again(q, rows, scaling, exclude, redo, k, num_threads, out, stop);
 }
 
+// A lower bound on a query's k-th best score that the threads of one search raise together.
+class SharedBar {
+ public:
+  // Raises the bar to `bar` if that is higher; returns the bar now.
+  float raise(float bar) {
+    float now = value_.load(std::memory_order_relaxed);
+    while (bar > now && !value_.compare_exchange_weak(now, bar, std::memory_order_relaxed)) {
+    }
+    return std::max(bar, now);
+  }
+
+ private:
+  std::atomic<float> value_{kNegInf};
+};
+
 // Int8 panels (quantized_scan.hpp): up to this many queries, in tiles of two.
 constexpr std::int64_t kInt8Queries = 4;
 
@@ -1210,6 +1227,9 @@ void int8_search(const Queries& q, const PreparedItems& items, MatrixView rows, 
   std::vector<std::int32_t> low_ids(static_cast<std::size_t>(ranges * na * k));
   std::vector<float> low_scores(low_ids.size());
   std::vector<std::vector<ScoredId>> found(static_cast<std::size_t>(ranges * na));
+  // Per active query: the best k-th lower bound any range has seen so far. It is at most L, so a
+  // range keeps only the candidates that reach it too (fewer to merge than its own bar keeps).
+  std::vector<SharedBar> shared(static_cast<std::size_t>(na));
   const std::int64_t tasks = na == 0 ? 0 : ranges;
   const std::int8_t* panels = d.panels8.data();  // a stream's key, as in few_scan
   run_eager_tasks(tasks, static_cast<int>(threads), stop, panels, [&](std::int64_t range) {
@@ -1250,7 +1270,7 @@ void int8_search(const Queries& q, const PreparedItems& items, MatrixView rows, 
             lower[exclude.indices[p] - i0] = upper[exclude.indices[p] - i0] = kNegInf;
           }
           offer_block(lower.data(), m, i0, tops[r]);
-          const float bar = tops[r].threshold();
+          const float bar = shared[t0 + r].raise(tops[r].threshold());
           std::vector<ScoredId>& list = found[range * na + t0 + r];
           for (std::int64_t j = 0; j < m; ++j) {
             if (upper[j] >= bar && upper[j] > kNegInf) {

@@ -449,8 +449,8 @@ class Recommender:
         ((3,), -1)
         """
         self._check_fitted()
-        u = check.one_id(user, "user", self.n_users_ + 1)
-        i = check.one_id(item, "item", self.n_items_)
+        u = check.one_id(user, "user", self._shape()[0] + 1)  # (n_users_ checks fitted again)
+        i = check.one_id(item, "item", self._shape()[1])
         w = check.number(weight, "weight")
         ts = None if t is None else check.number(t, "t")
         return self._update(u, i, w, ts)

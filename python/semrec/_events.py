@@ -139,6 +139,13 @@ class TailIndex:
         self.upto = start
         self.by_user: dict[int, list[int]] = {}
 
+    def logged(self, user: int, item: int, log: EventLog) -> None:
+        """``log`` has just taken the event (user, item): indexed now if the index was current
+        (a click; a later ``items_of`` would read it back from the log's arrays)."""
+        if self.upto == len(log) - 1:
+            self.by_user.setdefault(user, []).append(item)
+            self.upto += 1
+
     def items_of(self, user: int, log: EventLog) -> list[int]:
         """``user``'s items among ``log``'s events since the matrix (the new ones indexed first)."""
         if self.upto < len(log):

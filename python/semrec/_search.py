@@ -53,7 +53,7 @@ class ItemSearch:
 
     def __init__(self, default_storage: str = DEFAULT_STORAGE) -> None:
         self.kind = "exact"
-        self.default_storage = default_storage  # the model's (ContentRecommender: float16)
+        self.default_storage = default_storage  # the model's (ContentRecommender: int8)
         self.storage = default_storage
         self.params: dict[str, int] = {}
         self._source: np.ndarray | None = None  # the array the index was built from
@@ -102,6 +102,9 @@ class ItemSearch:
         """The index to search ``items`` (the model's current item vectors) with."""
         with self._lock:
             exact = self._exact
+            if items is self._source and self._changed_from is None and self.kind == "exact":
+                if exact is not None and items.shape[0] == len(exact):  # a click: unchanged
+                    return exact
             if exact is None or items.shape[1] != exact.dim or not self._current(items):
                 self._exact, self._approx = (
                     ItemIndex(

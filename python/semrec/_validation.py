@@ -79,6 +79,8 @@ def _converted(x: Any, name: str) -> np.ndarray:
 
 def positive_int(value: Any, name: str) -> int:
     """Return ``value`` as an int >= 1."""
+    if type(value) is int and value >= 1:  # a plain int (k of a click): no more checks
+        return value
     if isinstance(value, bool | np.bool_):
         raise TypeError(f"{name} must be an int, got bool")
     try:
@@ -114,10 +116,11 @@ def result_width(k: Any, rows: int, n_items: int, what: str = "items") -> int:
     ValueError: k must be < 2**31, got 2147483648; there are 3 items: pass k <= 3
     """
     k = positive_int(k, "k")
-    fix = f"there are {n_items} {what}: pass k <= {n_items}"
+    # Only a k past the catalogue (a padded result) can be refused: no message built otherwise.
+    fix = f"there are {n_items} {what}: pass k <= {n_items}" if k > n_items else ""
     if k > INT32_MAX:
         raise ValueError(f"k must be < 2**31, got {k}; {fix}")
-    if k > n_items and max(rows, 1) * k > MAX_PADDED:
+    if fix and max(rows, 1) * k > MAX_PADDED:
         raise ValueError(
             f"k={k} asks for a {rows} x {k} result, mostly padding (more than 2**27 entries); {fix}"
         )
@@ -305,21 +308,13 @@ def _row_starts(indptr: np.ndarray, nnz: int) -> np.ndarray:
     return starts
 
 
-def _rows_sorted(indptr: np.ndarray, indices: np.ndarray) -> bool:
-    """Each row's indices non-decreasing (one vectorised pass, no set lookups)."""
+def _rows_sorted(indptr: np.ndarray, indices: np.ndarray, strict: bool = False) -> bool:
+    """Each row's indices non-decreasing, or (``strict``) increasing: sorted, no duplicates
+    (one vectorised pass, no set lookups)."""
     if indices.size < 2:
         return True
-    ok = np.diff(indices) >= 0
+    ok = np.diff(indices) > 0 if strict else np.diff(indices) >= 0
     ok |= _row_starts(indptr, indices.size)[1:]  # a decrease is fine where a new row starts
-    return bool(ok.all())
-
-
-def _rows_increasing(indptr: np.ndarray, indices: np.ndarray) -> bool:
-    """Each row's indices strictly increasing: sorted and free of duplicates."""
-    if indices.size < 2:
-        return True
-    ok = np.diff(indices) > 0
-    ok |= _row_starts(indptr, indices.size)[1:]
     return bool(ok.all())
 
 
@@ -453,7 +448,8 @@ def canonical_csr(
         )
     if data.size == 0 and not allow_empty:
         raise ValueError(f"{name} has no non-zero entries; there is nothing to learn from")
-    canonical = (trusted and bool(m.has_canonical_format)) or _rows_increasing(indptr, indices)
+    canonical = trusted and bool(m.has_canonical_format)
+    canonical = canonical or _rows_sorted(indptr, indices, strict=True)
     if canonical:
         # Already canonical: one copy with the kernels' dtypes (the caller's arrays are never
         # shared), no scipy round trip.

@@ -377,6 +377,8 @@ class ContentRecommender(EncodesText, Recommender):
         elif user == stream.n_users:  # a weight-0 event is seen (logged) but moves no profile
             stream.grow(user + 1)
         self._log.append(user, item, weight, ts)
+        if self._seen is not None:  # else the next read consolidates the whole log
+            self._tail.logged(user, item, self._log)
         return stream.profile(user)
 
     def _fold_in(
@@ -486,7 +488,7 @@ class ContentRecommender(EncodesText, Recommender):
         items = np.asarray(seen.indices[seen.indptr[user] : seen.indptr[user + 1]], dtype=np.int32)
         later = self._tail.items_of(user, self._log)
         if later:  # sorted; duplicates are fine for an exclusion
-            items = np.sort(np.concatenate([items, np.array(later, dtype=np.int32)]))
+            items = np.sort(np.concatenate((items, later), dtype=np.int32))
         return items
 
     # -- persistence: the catalogue and every event ----------------------------------------------
