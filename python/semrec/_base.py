@@ -449,8 +449,9 @@ class Recommender:
         ((3,), -1)
         """
         self._check_fitted()
-        u = check.one_id(user, "user", self._shape()[0] + 1)  # (n_users_ checks fitted again)
-        i = check.one_id(item, "item", self._shape()[1])
+        n_users, n_items = self._shape()  # (n_users_ and n_items_ would check fitted again)
+        u = check.one_id(user, "user", n_users + 1)
+        i = check.one_id(item, "item", n_items)
         w = check.number(weight, "weight")
         ts = None if t is None else check.number(t, "t")
         return self._update(u, i, w, ts)

@@ -102,9 +102,6 @@ class ItemSearch:
         """The index to search ``items`` (the model's current item vectors) with."""
         with self._lock:
             exact = self._exact
-            unchanged = self._changed_from is None and exact is not None and self._current(items)
-            if unchanged and self.kind == "exact":
-                return exact  # a click: nothing changed since the last search
             if exact is None or items.shape[1] != exact.dim or not self._current(items):
                 self._exact, self._approx = (
                     ItemIndex(
