@@ -472,6 +472,26 @@ def test_bf16_vectors_barely_depend_on_threads():
     assert cos.min() >= 0.9999
 
 
+@pytest.mark.parametrize("precision", ["int8", "fp32"])
+def test_threads_running_whole_batches_give_the_same_vectors(precision):
+    # Enough texts for each thread to take whole batches of its own (BertEncoder::encode) give
+    # the vectors one thread gives, bit for bit, and those of each text encoded alone (the
+    # batch-independence test above checks the latter against sentence-transformers).
+    if semrec._native.core.max_threads() < 2:
+        pytest.skip("one core: every call runs on one thread")
+    from semrec.text.precision import int8_available
+
+    if precision == "int8" and not int8_available():
+        pytest.skip("no int8 kernel on this CPU")
+    enc = TextEncoder(precision=precision)
+    texts = _mixed_texts(120, seed=14)
+    one = enc.encode(texts, batch_size=16, num_threads=1)
+    two = enc.encode(texts, batch_size=16, num_threads=2)
+    np.testing.assert_array_equal(one, two)
+    alone = np.vstack([enc.encode([t], num_threads=1) for t in texts[:12]])
+    np.testing.assert_array_equal(alone, two[:12])
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(("precision", "bound"), [("fp32", 0.99999), ("bf16", 0.999)])
 def test_plain_aten_path_matches_sentence_transformers(precision, bound):
@@ -497,7 +517,9 @@ def test_plain_aten_path_matches_sentence_transformers(precision, bound):
 
 
 @pytest.mark.slow
-def test_ctrl_c_interrupts_a_long_encode_and_the_encoder_stays_usable() -> None:
+@pytest.mark.parametrize("threads", [1, 2])
+def test_ctrl_c_interrupts_a_long_encode_and_the_encoder_stays_usable(threads) -> None:
+    # 2 threads: each runs whole batches of its own; only the calling one polls for Ctrl-C.
     out = ctrl_c(
         """
         import numpy as np, torch, semrec
@@ -506,8 +528,8 @@ def test_ctrl_c_interrupts_a_long_encode_and_the_encoder_stays_usable() -> None:
         threads = torch.get_num_threads()
         long = " ".join(["word"] * 300)
         """,
-        # One C++ call: 63 batches on 1 thread, minutes of work.
-        "enc.encode([long] * 4000, batch_size=64, num_threads=1)\n",
+        # One C++ call: 63 batches of 256 tokens, minutes of work.
+        f"enc.encode([long] * 4000, batch_size=64, num_threads={threads})\n",
         """
         after = enc.encode(["a space opera", "a romantic comedy"])
         print("usable", np.array_equal(before, after), torch.get_num_threads() == threads)

@@ -5,6 +5,7 @@
 #include <ATen/record_function.h>
 #include <c10/core/InferenceMode.h>
 
+#include "semrec/parallel.hpp"
 #include "semrec/text/attention.hpp"
 #include "semrec/text/dense.hpp"
 #include "semrec/text/pooling_ops.hpp"
@@ -54,6 +55,11 @@ namespace {
 // channels per layer reach 3-20x the others' magnitude (MiniLM: one at 14-25 in layers 0-3
 // against a median of 1.2-1.4); quantised with the rest they set every row's step.
 constexpr std::int64_t kFfnOutliers = 16;
+
+// Batch-per-thread encoding (BertEncoder::encode): batches per thread to aim for, and the
+// fewest texts a thread's batch may hold (below it the threads share each batch instead).
+constexpr std::int64_t kBatchesPerThread = 4;
+constexpr std::int64_t kMinThreadBatch = 8;
 
 // Calibration input for finding those channels: token ids drawn from a fixed generator, as the
 // outlier channels are a property of the weights (random ids find the same largest channel in
@@ -382,9 +388,7 @@ void BertEncoder::encode(const std::vector<std::vector<std::int32_t>>& ids, std:
   std::iota(order.begin(), order.end(), 0);
   std::stable_sort(order.begin(), order.end(),
                    [&](auto a, auto b) { return ids[a].size() > ids[b].size(); });
-  c10::InferenceMode inference;  // no autograd bookkeeping
-  for (std::int64_t start = 0; start < n; start += batch_size) {
-    const std::int64_t end = std::min(n, start + batch_size);
+  auto run_batch = [&](std::int64_t start, std::int64_t end, const StopCheck& check) {
     const std::int64_t b = end - start;
     std::vector<std::int64_t> lengths(b);
     std::int64_t tokens = 0;
@@ -398,16 +402,40 @@ void BertEncoder::encode(const std::vector<std::vector<std::int32_t>>& ids, std:
       const auto& s = ids[order[start + r]];
       bp = std::copy(s.begin(), s.end(), bp);
     }
-    if (stop && stop()) throw Interrupted();
-    at::Tensor pooled = impl_->forward(batch, lengths, stop);
-    if (normalize) {
-      pooled = l2_normalize(pooled);
-    }
+    if (check && check()) throw Interrupted();
+    at::Tensor pooled = impl_->forward(batch, lengths, check);
+    if (normalize) pooled = l2_normalize(pooled);
     pooled = pooled.contiguous();
     const float* pp = pooled.data_ptr<float>();
     for (std::int64_t r = 0; r < b; ++r) {
       std::copy(pp + r * h, pp + (r + 1) * h, out + order[start + r] * h);
     }
+  };
+  c10::InferenceMode inference;  // no autograd bookkeeping
+  // Enough texts for every thread to run whole batches of its own: each thread takes the next
+  // batch (longest first) through the full forward pass, on its own, so the threads meet no
+  // barrier between the ~40 steps of a batch (sharing each step, they waited for each other
+  // and woke each other ~40 times a batch). The batches are at most batch_size texts and at
+  // least kMinThreadBatch, small enough for ~kBatchesPerThread each (the last ones, the
+  // shortest, even out the threads' loads).
+  // A text's vector is the same either way (no padding; every kernel's rows are independent of
+  // the other rows and of the thread count).
+  const int threads = std::max(1, at::get_num_threads());
+  const std::int64_t per_thread_batch =
+      std::min(batch_size, (n + kBatchesPerThread * threads - 1) / (kBatchesPerThread * threads));
+  if (threads > 1 && per_thread_batch >= kMinThreadBatch && !at::in_parallel_region()) {
+    const std::int64_t batches = (n + per_thread_batch - 1) / per_thread_batch;
+    // Only the calling thread (OpenMP thread 0) may consult stop; the others stop between
+    // batches once it has (parallel_tasks).
+    const StopCheck check = [&stop]() { return stop && omp_get_thread_num() == 0 && stop(); };
+    parallel_tasks(batches, threads, stop, [&](std::int64_t k) {
+      c10::InferenceMode worker_inference;  // thread-local: the workers' own
+      run_batch(k * per_thread_batch, std::min(n, (k + 1) * per_thread_batch), check);
+    });
+    return;
+  }
+  for (std::int64_t start = 0; start < n; start += batch_size) {
+    run_batch(start, std::min(n, start + batch_size), stop);
   }
 }
 

@@ -175,7 +175,9 @@ class TextEncoder:
         texts : str or iterable of str
             Any iterable (read in chunks, so a generator over a large catalogue is fine).
         batch_size : int, default 32
-            Texts per forward pass.
+            Texts per forward pass, at most (peak memory grows with it). With several threads
+            and enough texts, each thread runs whole batches of its own, smaller where that
+            evens out the threads' work (8 texts or more); the vectors do not depend on it.
         show_progress : bool, default False
             Show a tqdm progress bar.
         normalize : bool, default True
