@@ -1,6 +1,7 @@
 // run_eager_tasks: every task runs exactly once whoever runs it, errors and stops reach the
 // caller, and the helpers survive both (and streams of calls) for the next call.
 #include <atomic>
+#include <chrono>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -35,14 +36,24 @@ void check_eager_tasks(Rng&) {
                   "a task's exception reaches the caller");
   }
 
-  // A stop request ends the call with Interrupted; tasks after it are not started.
+  // A stop request ends the call with Interrupted; tasks after it are not started. A helper's
+  // tasks wait (up to a second) for the request: on a loaded machine a helper once ran all
+  // 1000 while the caller, between its polls, was off the CPU.
   std::atomic<int> started{0};
-  int polls = 0;
-  EXPECT_THROWS(
-      semrec::Interrupted,
-      semrec::run_eager_tasks(
-          1000, 2, [&] { return ++polls > 3; }, nullptr, [&](std::int64_t) { ++started; }),
-      "a stop request interrupts");
+  std::atomic<int> polls{0};
+  const std::thread::id caller = std::this_thread::get_id();
+  auto task = [&](std::int64_t) {
+    ++started;
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+    while (std::this_thread::get_id() != caller && polls.load() <= 3 &&
+           std::chrono::steady_clock::now() < until) {
+      std::this_thread::yield();
+    }
+  };
+  EXPECT_THROWS(semrec::Interrupted,
+                semrec::run_eager_tasks(
+                    1000, 2, [&] { return ++polls > 3; }, nullptr, task),
+                "a stop request interrupts");
   EXPECT(started.load() < 1000, "tasks stop being claimed after a stop request");
 
   // Several callers at once: one gets the helpers, the others run alone; all complete.
