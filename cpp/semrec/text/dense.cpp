@@ -15,6 +15,10 @@
 
 #if defined(__x86_64__)
 #include <immintrin.h>
+// The baseline twin of a function that also has an AVX2 version (GCC picks one at load time).
+#define SEMREC_BASELINE_VERSION __attribute__((target("default")))
+#else
+#define SEMREC_BASELINE_VERSION
 #endif
 
 namespace semrec::text {
@@ -81,18 +85,24 @@ at::Tensor weight_scales(const at::Tensor& w, double levels) {
 // were 5% slower on AVX2 encodes of item texts, session 27.)
 constexpr std::int64_t kInt8BlockRows = 64;
 
+// A row's quantisation range: lo = its minimum, step = (max - lo) / levels; returns 1 / step.
+[[gnu::always_inline]] inline float row_range(const float* xr, std::int64_t in, float levels,
+                                              float* lo, float* step) {
+  float mn, mx;
+  min_max(xr, in, mn, mx);
+  const float width = std::max(mx - mn, 1e-30f);
+  *lo = mn;
+  *step = width / levels;
+  return levels / width;
+}
+
 // int8 activations, step 1: the first `in` values of a row mapped affinely onto 0..levels,
 // a = round((x - lo) / step), step = (max - lo) / levels; lo and step are returned. Two
 // versions (picked at load time): AVX2 + FMA, the one every CPU that runs FBGEMM's int8 takes,
 // and the baseline one.
-__attribute__((target("default"))) void quantize_row(const float* xr, std::int64_t in, float levels,
-                                                     std::uint8_t* ar, float* lo, float* step) {
-  float mn, mx;
-  min_max(xr, in, mn, mx);
-  const float width = std::max(mx - mn, 1e-30f);
-  const float inverse = levels / width;
-  *lo = mn;
-  *step = width / levels;
+SEMREC_BASELINE_VERSION void quantize_row(const float* xr, std::int64_t in, float levels,
+                                          std::uint8_t* ar, float* lo, float* step) {
+  const float inverse = row_range(xr, in, levels, lo, step), mn = *lo;
   // Non-negative, so adding 0.5 and truncating rounds to nearest; the clamp guards the top.
 #pragma omp simd
   for (std::int64_t j = 0; j < in; ++j) {
@@ -101,46 +111,20 @@ __attribute__((target("default"))) void quantize_row(const float* xr, std::int64
 }
 
 #if defined(__x86_64__)
-// The same codes with AVX2 intrinsics, 32 values a step: four running minima and maxima (one
-// chain waited ~4 cycles per 8 values on each), and the codes packed 32 to a store (GCC's
-// vectorised loop went 16 at a time through 128-bit halves). Same arithmetic as GCC's AVX2
-// build of the loop above, FMA included.
+// The same codes with AVX2 intrinsics, packed 32 to a store (GCC's vectorised loop went 16 at
+// a time through 128-bit halves). Same arithmetic as GCC's AVX2 build of the loop above, FMA
+// included.
 __attribute__((target("arch=x86-64-v3"))) void quantize_row(const float* xr, std::int64_t in,
                                                             float levels, std::uint8_t* ar,
                                                             float* lo, float* step) {
-  std::int64_t j = 0;
-  __m256 low[4], high[4];
-  for (auto& v : low) v = _mm256_set1_ps(xr[0]);
-  for (auto& v : high) v = low[0];
-  for (; j + 32 <= in; j += 32) {
-    for (int k = 0; k < 4; ++k) {
-      const __m256 v = _mm256_loadu_ps(xr + j + 8 * k);
-      low[k] = _mm256_min_ps(low[k], v);
-      high[k] = _mm256_max_ps(high[k], v);
-    }
-  }
-  for (; j + 8 <= in; j += 8) {
-    const __m256 v = _mm256_loadu_ps(xr + j);
-    low[0] = _mm256_min_ps(low[0], v);
-    high[0] = _mm256_max_ps(high[0], v);
-  }
-  alignas(32) float lows[8], highs[8];
-  _mm256_store_ps(lows,
-                  _mm256_min_ps(_mm256_min_ps(low[0], low[1]), _mm256_min_ps(low[2], low[3])));
-  _mm256_store_ps(highs,
-                  _mm256_max_ps(_mm256_max_ps(high[0], high[1]), _mm256_max_ps(high[2], high[3])));
-  float mn = *std::min_element(lows, lows + 8), mx = *std::max_element(highs, highs + 8);
-  for (; j < in; ++j) mn = std::min(mn, xr[j]), mx = std::max(mx, xr[j]);
-  const float width = std::max(mx - mn, 1e-30f);
-  const float inverse = levels / width;
-  *lo = mn;
-  *step = width / levels;
+  const float inverse = row_range(xr, in, levels, lo, step), mn = *lo;
   const __m256 shift = _mm256_set1_ps(mn), scale = _mm256_set1_ps(inverse),
                half = _mm256_set1_ps(0.5f), top = _mm256_set1_ps(levels);
   // packus works within 128-bit lanes: the bytes come out as 4-byte groups a0 b0 c0 d0 | a1 b1
   // c1 d1 (a0 = a's codes 0-3, a1 = 4-7); the permute puts them back in order.
   const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
-  for (j = 0; j + 32 <= in; j += 32) {
+  std::int64_t j = 0;
+  for (; j + 32 <= in; j += 32) {
     __m256i c[4];
     for (int k = 0; k < 4; ++k) {
       const __m256 x = _mm256_loadu_ps(xr + j + 8 * k);
@@ -169,11 +153,12 @@ SEMREC_AVX2_CLONE void dequantize_row(const std::int32_t* cr, float* yr, std::in
   // One pass, each output's tail products and residual added while it is in a register, in
   // the order a pass per tail channel would add them (16 passes over the row cost the FFN
   // output layer more than its dequantisation). Vec8 by hand: GCC left this loop scalar.
-  typedef std::int32_t UnalignedInt8 __attribute__((vector_size(32), aligned(4), may_alias));
+  typedef std::int32_t UnalignedInt32x8 __attribute__((vector_size(32), aligned(4), may_alias));
   const Vec8 row_step = step - Vec8{}, row_lo = lo - Vec8{};
   std::int64_t j = 0;
   for (; j + 8 <= out; j += 8) {
-    const Vec8 c = __builtin_convertvector(*reinterpret_cast<const UnalignedInt8*>(cr + j), Vec8);
+    const Vec8 c =
+        __builtin_convertvector(*reinterpret_cast<const UnalignedInt32x8*>(cr + j), Vec8);
     Vec8 y = c * SEMREC_LOAD8(weight_scales + j) * row_step +
              row_lo * SEMREC_LOAD8(weight_sums + j) + SEMREC_LOAD8(bias + j);
     for (std::int64_t t = 0; t < tail_count; ++t) {
