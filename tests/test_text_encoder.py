@@ -121,11 +121,22 @@ def test_int8_on_an_avx2_only_cpu_matches_sentence_transformers(
     assert cos.mean() >= 0.996
 
 
-def test_int8_dense_layers_match_a_numpy_reference(tmp_path):
+@pytest.mark.parametrize("intermediate_size", [48, 45])
+def test_int8_dense_layers_match_a_numpy_reference(tmp_path, intermediate_size):
     # The tiny BERT's int8 vectors against transformers' fp32 ones: the quantisation error of
-    # 8-bit per-row activations and per-channel weights, nothing more.
+    # 8-bit per-row activations and per-channel weights, nothing more. (45: each row's last 5
+    # feed-forward values are dequantised, and go through GELU, apart from the vector loop.
+    # Channels 40-44 are made to matter: without their GELU the worst cosine was 0.85.)
+
+    def channels_40_to_44_matter(model):
+        for layer in model.encoder.layer:
+            layer.intermediate.dense.bias[40:45] = -2.0  # where GELU is far from linear
+            layer.output.dense.weight[:, 40:45] *= 4.0
+
     transformers = pytest.importorskip("transformers")
-    model = write_tiny_bert(tmp_path / "tiny")
+    model = write_tiny_bert(
+        tmp_path / "tiny", intermediate_size=intermediate_size, edit=channels_40_to_44_matter
+    )
     texts = ["the space war", "a love story, great!", "bad films", "movie " * 30]
     hf_tok = transformers.BertTokenizerFast(str(tmp_path / "tiny" / "vocab.txt"))
     batch = hf_tok(texts, truncation=True, max_length=16, padding=True, return_tensors="pt")

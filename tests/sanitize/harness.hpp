@@ -73,5 +73,6 @@ void check_interest(Rng& rng);
 void check_rerank(Rng& rng);
 void check_metrics(Rng& rng);
 void check_pq(Rng& rng);
+void check_gelu(Rng& rng);
 
 }  // namespace checks

@@ -23,7 +23,8 @@ int main() {
                 {"interest", checks::check_interest},
                 {"rerank", checks::check_rerank},
                 {"metrics", checks::check_metrics},
-                {"pq", checks::check_pq}};
+                {"pq", checks::check_pq},
+                {"gelu", checks::check_gelu}};
   for (const auto& suite : suites) {
     try {
       suite.run(rng);

@@ -2,7 +2,6 @@
 
 #include <ATen/Parallel.h>
 #include <ATen/core/dispatch/Dispatcher.h>
-#include <c10/core/InferenceMode.h>
 
 #include <algorithm>
 #include <array>
@@ -11,6 +10,7 @@
 #include <string_view>
 #include <vector>
 
+#include "semrec/text/gelu.hpp"
 #include "semrec/text/vec8.hpp"
 
 #if defined(__x86_64__)
@@ -144,12 +144,13 @@ __attribute__((target("arch=x86-64-v3"))) void quantize_row(const float* xr, std
 #endif
 
 // int8 activations, step 2, for one row: from the int32 sums c = a Wq^T to
-// y = step * c * scale + lo * rowsum(W) + bias (+ the float32 tail's x_t W_t^T) (+ residual).
+// y = step * c * scale + lo * rowsum(W) + bias (+ the float32 tail's x_t W_t^T) (+ residual),
+// then GELU(y) if `gelu`.
 SEMREC_AVX2_CLONE void dequantize_row(const std::int32_t* cr, float* yr, std::int64_t out,
                                       float step, float lo, const float* weight_scales,
                                       const float* weight_sums, const float* bias,
                                       const float* tail_x, std::int64_t tail_count,
-                                      const float* tail_weight, const float* rr) {
+                                      const float* tail_weight, const float* rr, bool gelu) {
   // One pass, each output's tail products and residual added while it is in a register, in
   // the order a pass per tail channel would add them (16 passes over the row cost the FFN
   // output layer more than its dequantisation). Vec8 by hand: GCC left this loop scalar.
@@ -165,14 +166,20 @@ SEMREC_AVX2_CLONE void dequantize_row(const std::int32_t* cr, float* yr, std::in
       y += tail_x[t] * SEMREC_LOAD8(tail_weight + t * out + j);
     }
     if (rr != nullptr) y += SEMREC_LOAD8(rr + j);
+    if (gelu) gelu_erf(y);
     SEMREC_STORE8(yr + j, y);
   }
-  for (; j < out; ++j) {
-    float y = static_cast<float>(cr[j]) * weight_scales[j] * step + lo * weight_sums[j] + bias[j];
-    for (std::int64_t t = 0; t < tail_count; ++t) y += tail_x[t] * tail_weight[t * out + j];
-    if (rr != nullptr) y += rr[j];
-    yr[j] = y;
+  if (j == out) return;
+  // The last few, through a Vec8 too (the same GELU).
+  Vec8 y{};
+  for (std::int64_t k = j; k < out; ++k) {
+    float v = static_cast<float>(cr[k]) * weight_scales[k] * step + lo * weight_sums[k] + bias[k];
+    for (std::int64_t t = 0; t < tail_count; ++t) v += tail_x[t] * tail_weight[t * out + k];
+    if (rr != nullptr) v += rr[k];
+    y[k - j] = v;
   }
+  if (gelu) gelu_erf(y);
+  for (std::int64_t k = j; k < out; ++k) yr[k] = y[k - j];
 }
 
 }  // namespace
@@ -266,7 +273,6 @@ void Dense::int8_blocks(std::int64_t n, const Int8Input& input, const Int8Output
   const std::int64_t block_rows = (n + blocks - 1) / std::max<std::int64_t>(blocks, 1);
   blocks = (n + block_rows - 1) / std::max<std::int64_t>(block_rows, 1);
   at::parallel_for(0, blocks, 1, [&](std::int64_t first, std::int64_t last) {
-    c10::InferenceMode inference;  // thread-local: the workers' own (for the GELU)
     std::vector<std::uint8_t> a(input.rows != nullptr ? block_rows * in_int8 : 0);
     std::vector<std::int32_t> c(block_rows * out);
     std::array<float, kInt8BlockRows> lo{}, step{};
@@ -296,11 +302,8 @@ void Dense::int8_blocks(std::int64_t n, const Int8Input& input, const Int8Output
       for (std::int64_t r = 0; r < m; ++r) {
         dequantize_row(c.data() + r * out, y + r * out, out, row_step[r], row_lo[r], scales, sums,
                        bias, tail_ > 0 ? tail_x + r * tail_stride : nullptr, tail_, tail_w,
-                       output.residual != nullptr ? output.residual + (r0 + r) * out : nullptr);
-      }
-      if (output.act == Epilogue::gelu) {  // ATen's vectorised erf GELU on the block, in cache
-        at::Tensor rows_done = at::from_blob(y, {m, out}, at::kFloat);
-        at::gelu_(rows_done);
+                       output.residual != nullptr ? output.residual + (r0 + r) * out : nullptr,
+                       output.act == Epilogue::gelu);
       }
       if (output.next != nullptr) {
         const Dense& next = *output.next;
