@@ -54,7 +54,6 @@ import _bench
 THREADS: int = _bench.pin_threads(default=2)  # before numpy, BLAS, OpenMP or torch load
 
 import hashlib  # noqa: E402
-import platform  # noqa: E402
 import statistics  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
@@ -85,19 +84,14 @@ ISSUE = dict(
 )  # fmt: skip
 
 
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
-def isa_note() -> str:
+def machine_note() -> str:
+    """The CPU's model name and the ISA the run used (capped by ATEN_CPU_CAPABILITY or native)."""
+    cpu, flags = _bench.cpu_model_and_flags()
     forced = os.environ.get("ATEN_CPU_CAPABILITY")
-    return f"ISA capped at {forced} (emulated)" if forced else "native ISA (AVX-512, no AMX)"
+    if forced:
+        return f"{cpu}, ISA capped at {forced} (emulated)"
+    widest = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
+    return f"{cpu}, native ISA ({widest}, {'AMX' if 'amx_tile' in flags else 'no AMX'})"
 
 
 _CACHE: dict[Any, Any] = {}
@@ -201,7 +195,7 @@ def part_speed(args: argparse.Namespace) -> None:
     print(
         f"\n## speed: seconds per epoch, ML-100k warm-split train ({m.nnz:,} interactions, "
         f"{m.shape[0]} users, {m.shape[1]} items), MiniLM 384-d, MLP 384-768-64, 2 layers, "
-        f"256 negatives, batch 2048; {THREADS} threads; {cpu_name()}, {isa_note()}; median "
+        f"256 negatives, batch 2048; {THREADS} threads; {machine_note()}; median "
         f"[min-max] of {repeats} after 1 warm-up, alternating\n"
     )
     print("| trainer | s/epoch | semrec / this |")
@@ -290,7 +284,7 @@ def part_curve(args: argparse.Namespace) -> None:
         f"\n## curve: {model!r}\nML-100k warm-split train minus validation "
         f"({fit_set.n_interactions:,} interactions); validation NDCG@10 (relevant = rating "
         f">= 4) after each epoch; "
-        f"{THREADS} threads; {cpu_name()}, {isa_note()}\n"
+        f"{THREADS} threads; {machine_note()}\n"
     )
     print("| epoch | seconds (cumulative, incl. validation) | loss | validation NDCG@10 |")
     print("|---:|---:|---:|---:|")
@@ -578,7 +572,7 @@ def part_warm(args: argparse.Namespace) -> None:
         "## warm split, MovieLens-100k (relevant = rating >= 4); each family tuned on a "
         f"validation split carved from train: {len(textcf_grid(args.quick)) * len(POPULARITY)} "
         f"configurations x {len(VIEWS)} views (all interactions / positives only) each; the "
-        f"hybrid's weights there too; {THREADS} threads; {cpu_name()}, {isa_note()}",
+        f"hybrid's weights there too; {THREADS} threads; {machine_note()}",
         ["model", "NDCG@10", "Recall@10", "coverage@10", "diversity@10", "chosen on validation"],
         rows,
     )
