@@ -23,6 +23,7 @@ iteration whose NDCG@10 reaches 99% of that library's NDCG@10 after the last ite
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import sys
 import time
@@ -317,6 +318,11 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=3, help="per timed fit (speed)")
     parser.add_argument("--repeats", type=int, default=None, help="default 5 (2 above 10M nnz)")
     args = parser.parse_args()
+    if importlib.util.find_spec("implicit") is None:  # every table compares with it
+        raise SystemExit(
+            "benchmarks/als.py compares semrec.ALS with implicit==0.7.3, which is not installed: "
+            "pip install implicit==0.7.3 (make bench installs it with semrec's [bench] extra)"
+        )
     factor_list = [int(f) for f in args.factors.split(",")]
     with threadpool_limits(1):
         ml = datasets.movielens("100k", path=DATA, show_progress=False)
