@@ -245,11 +245,12 @@ class AscendingTopK {
     std::size_t kept = 0;
     for (std::size_t i = 0; i < size_; ++i) {  // stable: the buffer stays in id order
       const float v = scores_[i];
-      const bool tie = v == bar && ties > 0;
+      const bool tie = (v == bar) & (ties > 0);
       ties -= tie;
       scores_[kept] = v;
       ids_[kept] = ids_[i];
-      kept += v > bar || tie;
+      // `|`, not `||`: no branch, whose outcome (kept or not) is a coin toss here.
+      kept += static_cast<std::size_t>(v > bar) | static_cast<std::size_t>(tie);
     }
     size_ = kept;
     bar_ = bar;
@@ -264,10 +265,17 @@ class AscendingTopK {
     return std::bit_cast<float>(key & 0x80000000u ? key & 0x7fffffffu : ~key);
   }
 
+  // Sixteen running maxima, which the compiler keeps in vector registers; one running maximum
+  // would be a chain of dependent scalar operations.
   float max_score() const {
-    float m = scores_[0];
-    for (std::size_t i = 1; i < size_; ++i) m = std::max(m, scores_[i]);
-    return m;
+    float m[kBlock];
+    std::fill(m, m + kBlock, scores_[0]);
+    std::size_t i = 0;
+    for (; i + kBlock <= size_; i += kBlock) {
+      for (std::int64_t t = 0; t < kBlock; ++t) m[t] = std::max(m[t], scores_[i + t]);
+    }
+    for (; i < size_; ++i) m[0] = std::max(m[0], scores_[i]);
+    return *std::max_element(m, m + kBlock);
   }
 
   std::size_t count_at_least(float t) const {
