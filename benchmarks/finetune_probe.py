@@ -44,6 +44,8 @@ THREADS: int = _bench.pin_threads(default=2)  # before numpy, BLAS, OpenMP or to
 
 import numpy as np  # noqa: E402
 import scipy.sparse as sp  # noqa: E402
+import semantic  # noqa: E402
+import textcf  # noqa: E402
 import torch  # noqa: E402
 
 import semrec  # noqa: E402
@@ -179,33 +181,17 @@ def cold_recall(users: np.ndarray, items: np.ndarray, held_out: semrec.datasets.
     return float(np.mean(recalls))
 
 
-def cold_map_inputs(fit_set: semrec.datasets.Dataset) -> tuple[semrec.ALS, np.ndarray]:
-    """What ColdStartALS needs besides ``x_i``, once per split: the ALS it maps into and the
-    items' TF-IDF vectors (the vocabulary from the warm items' texts)."""
-    m = sp.csr_array(fit_set.interactions)
-    warm = np.diff(sp.csc_array(m).indptr) > 0
-    texts = [str(t) for t in fit_set.item_text]
-    words = semrec.TfidfEncoder().fit([t for t, w in zip(texts, warm, strict=True) if w])
-    als = semrec.ALS(64, regularization=10, alpha=1, iterations=15, random_state=0,
-                     show_progress=False).fit(m)  # fmt: skip
-    return als, words.encode(texts)
-
-
-def cold_map_recalls(x: np.ndarray, inputs: tuple[semrec.ALS, np.ndarray],
-                     fit_set: semrec.datasets.Dataset,
+def cold_map_recalls(x: np.ndarray, als: semrec.ALS, fit_set: semrec.datasets.Dataset,
                      held_out: semrec.datasets.Dataset) -> list[float]:  # fmt: skip
-    """Cold-item Recall@20 of ColdStartALS on ``[x, TF-IDF]``, ridge penalties 30 and 100."""
-    als, words = inputs
-    features = semrec.datasets.ItemEmbeddings(
-        np.hstack([x, words]).astype(np.float32), fit_set.item_ids
-    )
+    """Cold-item Recall@20 of ColdStartALS on ``[x, TF-IDF]`` (``textcf.with_words``), ridge
+    penalties 30 and 100, mapping into ``als`` (fitted once per split)."""
+    features = textcf.with_words(fit_set, x)
     cold = held_out.split_info["cold_items"]
-    recalls = []
-    for penalty in (30.0, 100.0):
-        model = semrec.ColdStartALS(als, features, regularization=penalty).fit()
-        table = semrec.evaluate(model, fit_set, held_out, k=20, metrics=["recall"], items=cold)
-        recalls.append(float(table.loc[20, "recall"]))
-    return recalls
+    return [
+        semantic.metric(semrec.ColdStartALS(als, features, regularization=penalty).fit(),
+                        fit_set, held_out, "recall", 20, items=cold)
+        for penalty in (30.0, 100.0)
+    ]  # fmt: skip
 
 
 def main() -> None:
@@ -238,7 +224,9 @@ def main() -> None:
     print("|---|---|---|---|---|---|" + ("---|" if args.cold_map else ""))
     for name, fit_set, held_out in splits:
         control = {}
-        inputs = cold_map_inputs(fit_set) if args.cold_map else None
+        als = (  # what ColdStartALS maps into (the benchmark's tuned ALS), once per split
+            semantic.make_als((64, 10.0, 1.0)).fit(fit_set.interactions) if args.cold_map else None
+        )
         for variant in args.variants.split(","):
             for epochs in (int(e) for e in args.epochs.split(",")):
                 users, items, x, seconds = train(variant, states, fit_set, rows, epochs)
@@ -249,7 +237,7 @@ def main() -> None:
                 ratio = f"{recall / base:.2f}x" if base else "-"
                 line = f"| {name} | {variant} | {epochs} | {recall:.4f} | {ratio} | {seconds:.0f} |"
                 if args.cold_map:
-                    recalls = cold_map_recalls(x, inputs, fit_set, held_out)
+                    recalls = cold_map_recalls(x, als, fit_set, held_out)
                     line += " {:.4f} / {:.4f} |".format(*recalls)
                 print(line, flush=True)
 
