@@ -227,6 +227,34 @@ def quality(encoders: dict) -> None:
         )
 
 
+def words_table(texts: list[str], repeat: int) -> None:
+    """``TfidfEncoder``'s word vectors against scikit-learn's, both fitted on ``texts`` with the
+    same settings (tests/test_text_tfidf.py checks they agree), timed on 30 copies of them."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    from semrec.text import TfidfEncoder
+
+    ours = TfidfEncoder().fit(texts)
+    theirs = TfidfVectorizer(min_df=2, sublinear_tf=True, max_features=4096, dtype=np.float32).fit(
+        texts
+    )
+    many = texts * 30
+    sk = "scikit-learn TfidfVectorizer.transform"
+    times = measure(
+        {
+            sk: lambda: theirs.transform(many),
+            "semrec TfidfEncoder.transform": lambda: ours.transform(many),
+        },
+        repeat,
+    )
+    ref = float(np.median(times[sk]))
+    head = f"TF-IDF words ({len(many):,} texts; both single-threaded)"
+    print(f"| {head} | texts/s | min-max | vs scikit-learn |")
+    print("|---|---|---|---|")
+    for method, t in times.items():
+        print(row(method, len(many), t, ref))
+
+
 def row(name: str, n: int, times: list[float], ref: float) -> str:
     med = float(np.median(times))
     return (
@@ -347,6 +375,8 @@ def main() -> None:
         print("|---|---|---|---|")
         for method, t in tok.items():
             print(row(method, n, t, ref))
+        if name == "movielens":
+            words_table(texts, repeat)
         if args.profile:
             print_profile(encoders, texts[: 128 if name == "long" else 600], name, b)
 
