@@ -6,6 +6,7 @@ How to run (project root, project virtualenv with the test extra; ../shared/data
     python benchmarks/finetune_probe.py                          # mean and top, seeds 0-2
     python benchmarks/finetune_probe.py --variants mean,attention --epochs 4,8 --test
     python benchmarks/finetune_probe.py --seeds 0,1,2,3,4,5 --test --cold-map
+    python benchmarks/finetune_probe.py --variants top --layers 2 --seeds 0 --test --stack
 
 One small trainer for every variant, so that only the item input differs: a shared MLP
 384 -> 768 -> 64 (LeakyReLU), item vector = normalise(MLP(x_i)), user vector =
@@ -20,7 +21,8 @@ attention
     vector, Adam 1e-2).
 top
     The top transformer layer fine-tuned (Adam 1e-4) on the frozen fifth layer's token
-    states, then mean-pooled: the language model adapted to the interactions.
+    states, then mean-pooled: the language model adapted to the interactions. ``--layers N``
+    fine-tunes the top N layers on the frozen output of the layer below them.
 
 Scored on the PROTOCOL.md cold-item split's validation carves (``split.cold_items`` of the
 test split's train set, seeds ``--seeds``; ``--test`` adds the test split itself): cold-item
@@ -29,6 +31,8 @@ cold items only; and the training seconds (2 threads). ``--cold-map`` also score
 ``x_i`` as ColdStartALS's input beside the items' TF-IDF vectors (the benchmark's strongest cold
 baseline, ``textcf.py --parts cold_words``: ALS 64 factors, regularization 10, alpha 1; ridge
 penalty 30 and 100), so that the adapted encoder is measured where the text helps most.
+``--stack`` scores it with session 32's stacked cold map instead: ALS on the ratings >= 4 as
+1s with alpha 5, the ridge map fitted on the items with >= 5 interactions.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from __future__ import annotations
 import argparse
 import copy
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import _bench
@@ -57,9 +62,10 @@ TAU = 0.15
 
 
 class TokenStates:
-    """The items' token states from the frozen encoder: the last layer's and the fifth's."""
+    """The items' token states from the frozen encoder: the last layer's, and the input of its
+    top ``layers`` layers (the fifth layer's output for one)."""
 
-    def __init__(self, texts: list[str]) -> None:
+    def __init__(self, texts: list[str], layers: int = 1) -> None:
         from transformers import AutoModel, AutoTokenizer
 
         path = semrec.TextEncoder().model_path  # the bundled model files, offline
@@ -69,21 +75,30 @@ class TokenStates:
                           return_tensors="pt")  # fmt: skip
         with torch.no_grad():
             out = self.model(**batch, output_hidden_states=True)
-        self.last, self.fifth = out.last_hidden_state, out.hidden_states[-2]
+        self.layers = layers
+        self.last, self.below = out.last_hidden_state, out.hidden_states[-1 - layers]
         self.mask = batch["attention_mask"].float()
         self.additive = (1.0 - self.mask)[:, None, None, :] * torch.finfo(torch.float32).min
         # Items in length buckets of 64, each padded to its longest: little wasted work.
         lengths = self.mask.sum(1).long()
         self.buckets = list(torch.split(torch.argsort(lengths), 64))
         self.lengths = lengths
-        with torch.no_grad():  # the top layer on the fifth's states gives the last's
-            check = self.top_layer()(self.fifth[:8], attention_mask=self.additive[:8])
-        check = check[0] if isinstance(check, tuple) else check
+        with torch.no_grad():  # the top layers on the states below them give the last's
+            check = self.run(self.top_layers(), self.below[:8], self.additive[:8])
         gap = float(((check - self.last[:8]).abs() * self.mask[:8, :, None]).max())
-        assert gap < 1e-4, f"the top layer does not reproduce the encoder's output ({gap})"
+        assert gap < 1e-4, f"the top layers do not reproduce the encoder's output ({gap})"
 
-    def top_layer(self) -> torch.nn.Module:
-        return self.model.encoder.layer[-1]
+    def top_layers(self) -> list[torch.nn.Module]:
+        return list(self.model.encoder.layer[-self.layers :])
+
+    @staticmethod
+    def run(
+        layers: Iterable[torch.nn.Module], h: torch.Tensor, additive: torch.Tensor
+    ) -> torch.Tensor:
+        for layer in layers:
+            h = layer(h, attention_mask=additive)
+            h = h[0] if isinstance(h, tuple) else h
+        return h
 
     def mean(self, states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         return (states * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
@@ -101,14 +116,15 @@ class Inputs(torch.nn.Module):
         if variant == "attention":
             self.query = torch.nn.Parameter(torch.zeros(384))
         if variant == "top":
-            self.layer = copy.deepcopy(states.top_layer())  # eval mode: no dropout
+            # eval mode: no dropout
+            self.layers = torch.nn.ModuleList(copy.deepcopy(states.top_layers()))
 
     def groups(self) -> list[dict]:
         groups = [{"params": list(self.mlp.parameters()), "lr": 1e-3}]
         if self.variant == "attention":
             groups.append({"params": [self.query], "lr": 1e-2})
         if self.variant == "top":
-            groups.append({"params": list(self.layer.parameters()), "lr": 1e-4})
+            groups.append({"params": list(self.layers.parameters()), "lr": 1e-4})
         return groups
 
     def items(self) -> torch.Tensor:
@@ -122,8 +138,8 @@ class Inputs(torch.nn.Module):
             parts = []
             for rows in s.buckets:
                 n = int(s.lengths[rows].max())
-                h = self.layer(s.fifth[rows, :n], attention_mask=s.additive[rows][..., :n])
-                parts.append(s.mean(h[0] if isinstance(h, tuple) else h, s.mask[rows, :n]))
+                h = s.run(self.layers, s.below[rows, :n], s.additive[rows][..., :n])
+                parts.append(s.mean(h, s.mask[rows, :n]))
             x = torch.zeros(s.last.shape[0], 384).index_put((torch.cat(s.buckets),),
                                                            torch.cat(parts))  # fmt: skip
         return torch.nn.functional.normalize(x, dim=1)
@@ -181,14 +197,29 @@ def cold_recall(users: np.ndarray, items: np.ndarray, held_out: semrec.datasets.
     return float(np.mean(recalls))
 
 
+def cold_map_als(fit_set: semrec.datasets.Dataset, stack: bool) -> semrec.ALS:
+    """What ColdStartALS maps into, fitted once per split: the benchmark's tuned ALS (64
+    factors, regularization 10, alpha 1) on every interaction, or with ``stack`` on the ratings
+    >= 4 alone, as 1s, with alpha 5 (session 29's best view for the cold map)."""
+    m = sp.csr_array(fit_set.interactions)
+    if not stack:
+        return semantic.make_als((64, 10.0, 1.0)).fit(m)
+    liked = sp.csr_array((m >= 4).astype(np.float32))
+    liked.eliminate_zeros()
+    return semantic.make_als((64, 10.0, 5.0)).fit(liked)
+
+
 def cold_map_recalls(x: np.ndarray, als: semrec.ALS, fit_set: semrec.datasets.Dataset,
-                     held_out: semrec.datasets.Dataset) -> list[float]:  # fmt: skip
+                     held_out: semrec.datasets.Dataset, stack: bool) -> list[float]:  # fmt: skip
     """Cold-item Recall@20 of ColdStartALS on ``[x, TF-IDF]`` (``textcf.with_words``), ridge
-    penalties 30 and 100, mapping into ``als`` (fitted once per split)."""
+    penalties 30 and 100, mapping into ``als``; with ``stack`` the map is fitted on the items
+    with >= 5 interactions (``min_interactions``: like the protocol's cold items)."""
     features = textcf.with_words(fit_set, x)
     cold = held_out.split_info["cold_items"]
+    least = 5 if stack else 1
     return [
-        semantic.metric(semrec.ColdStartALS(als, features, regularization=penalty).fit(),
+        semantic.metric(semrec.ColdStartALS(als, features, regularization=penalty,
+                                            min_interactions=least).fit(),
                         fit_set, held_out, "recall", 20, items=cold)
         for penalty in (30.0, 100.0)
     ]  # fmt: skip
@@ -196,18 +227,24 @@ def cold_map_recalls(x: np.ndarray, als: semrec.ALS, fit_set: semrec.datasets.Da
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--threads", type=int, default=2, help="read before torch loads")
     parser.add_argument("--variants", default="mean,top")
     parser.add_argument("--epochs", default="4", help="comma-separated epoch counts")
     parser.add_argument("--seeds", default="0,1,2", help="the validation carves' seeds")
     parser.add_argument("--test", action="store_true", help="also the test split (info only)")
     parser.add_argument("--cold-map", action="store_true",
                         help="also ColdStartALS on [x_i, TF-IDF] (penalties 30, 100)")  # fmt: skip
+    parser.add_argument("--stack", action="store_true",
+                        help="--cold-map with ALS on the ratings >= 4 (alpha 5) and the map "
+                             "fitted on items with >= 5 interactions (session 32)")  # fmt: skip
+    parser.add_argument("--layers", type=int, default=1, choices=range(1, 7),
+                        help="how many top transformer layers 'top' fine-tunes")  # fmt: skip
     args = parser.parse_args()
     torch.set_num_threads(THREADS)
     if not (DATA / "u.data").exists():
         raise SystemExit(f"MovieLens-100k not found at {DATA}")
     data = semrec.datasets.movielens("100k", path=DATA)
-    states = TokenStates([str(t) for t in data.item_text])
+    states = TokenStates([str(t) for t in data.item_text], args.layers)
     train_set, test = split.cold_items(data, 0.1, 5, random_state=0)
     position = {item: row for row, item in enumerate(data.item_ids)}
     rows = torch.tensor([position[item] for item in train_set.item_ids])
@@ -218,15 +255,18 @@ def main() -> None:
     ]  # fmt: skip
     if args.test:
         splits.append(("test", train_set, test))
-    print(f"# cold-item Recall@20 of the network's own cold vectors; {THREADS} threads")
+    args.cold_map = args.cold_map or args.stack
+    print(
+        f"# cold-item Recall@20 of the network's own cold vectors; {THREADS} threads; 'top' "
+        f"fine-tunes the top {args.layers} layer(s)"
+        + ("; the cold map stacked" if args.stack else "")
+    )
     mapped = " ColdStartALS on [x_i, TF-IDF], penalty 30 / 100 |" if args.cold_map else ""
     print(f"| split | variant | epochs | Recall@20 | vs mean | training seconds |{mapped}")
     print("|---|---|---|---|---|---|" + ("---|" if args.cold_map else ""))
     for name, fit_set, held_out in splits:
         control = {}
-        als = (  # what ColdStartALS maps into (the benchmark's tuned ALS), once per split
-            semantic.make_als((64, 10.0, 1.0)).fit(fit_set.interactions) if args.cold_map else None
-        )
+        als = cold_map_als(fit_set, args.stack) if args.cold_map else None
         for variant in args.variants.split(","):
             for epochs in (int(e) for e in args.epochs.split(",")):
                 users, items, x, seconds = train(variant, states, fit_set, rows, epochs)
@@ -237,7 +277,7 @@ def main() -> None:
                 ratio = f"{recall / base:.2f}x" if base else "-"
                 line = f"| {name} | {variant} | {epochs} | {recall:.4f} | {ratio} | {seconds:.0f} |"
                 if args.cold_map:
-                    recalls = cold_map_recalls(x, als, fit_set, held_out)
+                    recalls = cold_map_recalls(x, als, fit_set, held_out, args.stack)
                     line += " {:.4f} / {:.4f} |".format(*recalls)
                 print(line, flush=True)
 
