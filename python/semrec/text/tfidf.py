@@ -240,8 +240,8 @@ class TfidfEncoder:
         # One output array, the sparse words scattered into it: no dense copy of them first.
         out = np.zeros((len(texts), dense.shape[1] + words.shape[1]), dtype=np.float32)
         out[:, : dense.shape[1]] = dense
-        rows = np.repeat(np.arange(len(texts)), np.diff(words.indptr))
-        out[rows, dense.shape[1] + words.indices] = words.data * np.float32(weight)
+        coo = words.tocoo()
+        out[coo.row, dense.shape[1] + coo.col] = coo.data * np.float32(weight)
         return out
 
     def encode_items(self, dataset: Any, **encode_kwargs: Any) -> Any:
