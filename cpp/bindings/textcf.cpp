@@ -1,13 +1,17 @@
-// TextCF trainer and graph propagation bindings for semrec._text. Validation with user-facing
-// messages lives in python/semrec/textcf/; the GIL is released around training and propagation.
+// TextCF trainer, graph propagation and encoder tuning bindings for semrec._text. Validation
+// with user-facing messages lives in python/semrec/textcf/ and python/semrec/text/_tuning.py; the
+// GIL is released around training and propagation.
 #include "semrec/train/textcf.hpp"
 
 #include "bindings/common.hpp"
 #include "bindings/register.hpp"
+#include "semrec/train/encoder_tuning.hpp"
 #include "semrec/train/propagation.hpp"
 
 namespace semrec::bindings {
 
+using train::EncoderTuner;
+using train::EncoderTuningConfig;
 using train::NamedArray;
 using train::TextCFConfig;
 using train::TextCFTrainer;
@@ -178,6 +182,89 @@ void register_textcf(py::module_& m) {
           },
           py::arg("x").noconvert(), py::arg("layers"),
           "Mean of the layer outputs of LightGCN propagation over this graph (built once).");
+
+  py::class_<EncoderTuner>(m, "EncoderTuner")
+      .def(py::init([](const py::dict& encoder, std::int64_t layers, const py::dict& mlp,
+                       const CArray<std::int64_t>& offsets, const CArray<std::int32_t>& ids,
+                       const CArray<std::int64_t>& indptr, const CArray<std::int32_t>& indices,
+                       const CArray<float>& values, std::int64_t users, std::int64_t items,
+                       std::int64_t heads, double layer_norm_eps, std::int64_t tuned_layers,
+                       std::int64_t hidden, std::int64_t factors, double negative_slope, double tau,
+                       std::int64_t batch_size, double learning_rate, double mlp_learning_rate,
+                       std::uint64_t seed) {
+             TrainingPairs pairs = pairs_of(indptr, indices, users, items);
+             if (values.ndim() != 1 || values.shape(0) != indices.shape(0)) {
+               throw std::invalid_argument("values must have one weight per index");
+             }
+             pairs.values = values.data();
+             if (offsets.ndim() != 1 || offsets.shape(0) != items + 1 || ids.ndim() != 1 ||
+                 offsets.data()[items] != ids.shape(0)) {
+               throw std::invalid_argument("offsets (items + 1) and ids disagree");
+             }
+             const train::TokenIds tokens{offsets.data(), ids.data(), items};
+             const auto weights = named_arrays(encoder);
+             const auto network = named_arrays(mlp);
+             EncoderTuningConfig cfg;
+             cfg.heads = heads;
+             cfg.layer_norm_eps = layer_norm_eps;
+             cfg.tuned_layers = tuned_layers;
+             cfg.hidden = hidden;
+             cfg.factors = factors;
+             cfg.negative_slope = negative_slope;
+             cfg.tau = tau;
+             cfg.batch_size = batch_size;
+             cfg.learning_rate = learning_rate;
+             cfg.mlp_learning_rate = mlp_learning_rate;
+             cfg.seed = seed;
+             std::unique_ptr<EncoderTuner> tuner;
+             without_gil([&](const StopCheck& stop) {
+               tuner = std::make_unique<EncoderTuner>(cfg, weights, layers, network, tokens, pairs,
+                                                      stop);
+             });
+             return tuner;
+           }),
+           py::arg("encoder"), py::arg("layers"), py::arg("mlp"), py::arg("offsets").noconvert(),
+           py::arg("ids").noconvert(), py::arg("indptr").noconvert(),
+           py::arg("indices").noconvert(), py::arg("values").noconvert(), py::arg("users"),
+           py::arg("items"), py::arg("heads"), py::arg("layer_norm_eps"), py::arg("tuned_layers"),
+           py::arg("hidden"), py::arg("factors"), py::arg("negative_slope"), py::arg("tau"),
+           py::arg("batch_size"), py::arg("learning_rate"), py::arg("mlp_learning_rate"),
+           py::arg("seed"),
+           "Runs the frozen layers once (Ctrl-C honoured); encoder and mlp map names to float32 "
+           "arrays.")
+      .def(
+          "step",
+          [](EncoderTuner& t, std::int64_t epoch, std::int64_t step) {
+            py::gil_scoped_release release;
+            return t.step(epoch, step);
+          },
+          py::arg("epoch"), py::arg("step"))
+      .def_property_readonly("steps_per_epoch", &EncoderTuner::steps_per_epoch)
+      .def(
+          "batch_gradients",
+          [](EncoderTuner& t, const CArray<std::int32_t>& users,
+             const CArray<std::int32_t>& items) {
+            if (users.ndim() != 1 || items.ndim() != 1 || items.size() != users.size()) {
+              throw std::invalid_argument("users and items must be 1-D of one length");
+            }
+            std::vector<NamedArray> grads;
+            double loss = 0.0;
+            {
+              py::gil_scoped_release release;
+              loss = t.batch_gradients(users.data(), items.data(), users.size(), grads);
+            }
+            return py::make_tuple(loss, to_dict(grads));
+          },
+          py::arg("users").noconvert(), py::arg("items").noconvert())
+      .def("item_inputs",
+           [](const EncoderTuner& t) {
+             CArray<float> out({t.items(), t.width()});
+             float* ptr = out.mutable_data();
+             without_gil([&](const StopCheck& stop) { t.item_inputs(ptr, stop); });
+             return out;
+           })
+      .def("tuned_weights", [](const EncoderTuner& t) { return to_dict(t.tuned_weights()); })
+      .def("mlp", [](const EncoderTuner& t) { return to_dict(t.mlp()); });
 }
 
 }  // namespace semrec::bindings

@@ -15,32 +15,12 @@
 #include <string>
 
 #include "semrec/train/propagation.hpp"
+#include "semrec/train/random.hpp"
 #include "semrec/train/sparse.hpp"
 
 namespace semrec::train {
 
 namespace {
-
-// splitmix64: tiny, fast, and a stream is fully determined by its 64-bit seed.
-struct SplitMix {
-  std::uint64_t state;
-  std::uint64_t next() {
-    std::uint64_t z = (state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-  }
-  // Uniform in [0, n) by multiply-shift (bias below n / 2^64).
-  std::uint64_t below(std::uint64_t n) {
-    return static_cast<std::uint64_t>((static_cast<unsigned __int128>(next()) * n) >> 64);
-  }
-};
-
-std::uint64_t derive(std::uint64_t seed, std::uint64_t a, std::uint64_t b = 0) {
-  SplitMix s{seed ^ (a * 0xD1B54A32D192ED03ull) ^ (b * 0x8CB92BA72F3D8DD7ull)};
-  s.next();
-  return s.next();
-}
 
 const auto kF32 = at::TensorOptions().dtype(at::kFloat);
 
@@ -403,12 +383,7 @@ double TextCFTrainer::epoch(std::int64_t epoch_index, const StopCheck& stop) {
   Impl& m = *impl_;
   const std::int64_t total = static_cast<std::int64_t>(m.pos_user.size());
   const std::int64_t batch = m.cfg.batch_size, k_neg = m.cfg.negatives;
-  std::vector<std::int64_t> perm(total);
-  std::iota(perm.begin(), perm.end(), std::int64_t{0});
-  SplitMix shuffle{derive(m.cfg.seed, static_cast<std::uint64_t>(epoch_index))};
-  for (std::int64_t i = total - 1; i > 0; --i) {
-    std::swap(perm[i], perm[shuffle.below(static_cast<std::uint64_t>(i + 1))]);
-  }
+  const std::vector<std::int64_t> perm = epoch_order(total, m.cfg.seed, epoch_index);
   std::vector<std::int32_t> bu(batch), bi(batch), neg(batch * k_neg);
   double loss = 0.0;
   const std::uint64_t pool = m.pool.size();

@@ -256,6 +256,11 @@ def _expected_shapes(config) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
+def tensor_names(config) -> list[str]:
+    """The names (without prefix) of every tensor a model of ``config`` is made of."""
+    return list(_expected_shapes(config))
+
+
 def _weight_entries(path: Path, config, config_path: Path) -> tuple[int, list, str, str]:
     header = read_header(path)
     prefix = "bert." if any(n.startswith("bert.") for n in header.tensors) else ""

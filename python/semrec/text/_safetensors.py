@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -144,3 +145,53 @@ def read_header(path: Path) -> SafetensorsHeader:
         )
     digest = hashlib.sha256(raw).hexdigest()
     return SafetensorsHeader(Path(path), data_start, data_size, tensors, digest)
+
+
+def read_float32(header: SafetensorsHeader, names: list[str]) -> dict[str, np.ndarray]:
+    """The named tensors of a validated file as float32 arrays (F32, F16 or BF16 stored)."""
+    raw = np.memmap(header.path, dtype=np.uint8, mode="r")
+    out = {}
+    for name in names:
+        t = header.tensors[name]
+        data = raw[header.data_start + t.begin : header.data_start + t.end]
+        if t.dtype == "F32":
+            values = data.view("<f4")
+        elif t.dtype == "F16":
+            values = data.view("<f2").astype(np.float32)
+        elif t.dtype == "BF16":  # the top half of a float32
+            values = (data.view("<u2").astype(np.uint32) << 16).view(np.float32)
+        else:
+            raise FormatError(f"{header.path}: tensor {name!r} has dtype {t.dtype}, not a float")
+        out[name] = np.array(values, dtype=np.float32).reshape(t.shape)
+    return out
+
+
+def raw_tensors(header: SafetensorsHeader) -> dict[str, tuple[str, tuple[int, ...], bytes]]:
+    """Every tensor of a validated file as (dtype, shape, stored bytes)."""
+    with open(header.path, "rb") as f:
+        f.seek(header.data_start)
+        data = f.read(header.data_size)
+    return {n: (t.dtype, t.shape, data[t.begin : t.end]) for n, t in header.tensors.items()}
+
+
+def write_tensors(
+    path: Path, tensors: dict[str, tuple[str, tuple[int, ...], bytes]], metadata: dict[str, str]
+) -> None:
+    """A safetensors file of (dtype, shape, little-endian bytes) tensors, names sorted, the data
+    tiled in that order, flushed to disk."""
+    header: dict[str, object] = {"__metadata__": metadata}
+    offset = 0
+    for name in sorted(tensors):
+        dtype, shape, data = tensors[name]
+        end = offset + len(data)
+        header[name] = {"dtype": dtype, "shape": list(shape), "data_offsets": [offset, end]}
+        offset = end
+    raw = json.dumps(header, separators=(",", ":")).encode()
+    raw += b" " * (-len(raw) % 8)  # the format pads the header to 8 bytes
+    with open(path, "wb") as f:
+        f.write(len(raw).to_bytes(8, "little"))
+        f.write(raw)
+        for name in sorted(tensors):
+            f.write(tensors[name][2])
+        f.flush()
+        os.fsync(f.fileno())

@@ -1,0 +1,87 @@
+// Fine-tuning the top layers of a BERT-family sentence encoder on interactions, jointly with a
+// TextCF-style network (LibTorch autograd: torch::optim::Adam). The interface uses plain types
+// (pimpl), so binding code never includes torch headers.
+//
+// Model. Item i's input x_i = normalise(mean over its tokens of the encoder's last layer), where
+// the bottom layers are frozen (run once, without gradients) and the top `tuned_layers` are
+// trained. A user's input is the weighted mean of the x_i of the user's history (the
+// interaction weights, row-normalised). Both go through one MLP, Linear(width, hidden) ->
+// LeakyReLU -> Linear(hidden, factors), and are normalised: v_u, v_i; s(u, i) = v_u . v_i.
+// Loss: the full softmax at temperature tau over the items with at least one interaction (the
+// cold items are not pushed away), averaged over a batch of interactions. Adam, one learning
+// rate for the encoder's layers and one for the MLP. Every trained item is recomputed by the
+// tuned layers at every step (their gradients reach each x_i through both sides).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "semrec/parallel.hpp"
+#include "semrec/train/textcf.hpp"  // NamedArray, TrainingPairs
+
+namespace semrec::train {
+
+struct EncoderTuningConfig {
+  std::int64_t heads = 12;  // attention heads of the encoder
+  double layer_norm_eps = 1e-12;
+  std::int64_t tuned_layers = 2;  // the top ones; the rest stay frozen
+  std::int64_t hidden = 768;      // the MLP
+  std::int64_t factors = 64;
+  double negative_slope = 0.01;
+  double tau = 0.15;
+  std::int64_t batch_size = 4096;
+  double learning_rate = 1e-4;  // the tuned layers
+  double mlp_learning_rate = 1e-3;
+  std::uint64_t seed = 0;
+  std::int64_t bucket = 64;  // texts per forward chunk (sorted by length, padded to the longest)
+};
+
+// Token ids ([CLS] ... [SEP]) of each item's text: text t is ids[offsets[t] .. offsets[t + 1]).
+struct TokenIds {
+  const std::int64_t* offsets = nullptr;
+  const std::int32_t* ids = nullptr;
+  std::int64_t texts = 0;
+};
+
+class EncoderTuner {
+ public:
+  // encoder: every tensor of a `layers`-layer encoder, float32, named without a prefix
+  // ("embeddings.word_embeddings.weight", "encoder.layer.5.output.dense.bias", ...). mlp:
+  // "l1.weight" (hidden x width), "l1.bias", "l2.weight" (factors x hidden), "l2.bias". tokens:
+  // one text per item of pairs. Runs the frozen layers once (stop polled between chunks).
+  // Copies what it needs; throws std::invalid_argument on inconsistent input.
+  EncoderTuner(const EncoderTuningConfig& config, const std::vector<NamedArray>& encoder,
+               std::int64_t layers, const std::vector<NamedArray>& mlp, TokenIds tokens,
+               TrainingPairs pairs, const StopCheck& stop = {});
+  ~EncoderTuner();
+  EncoderTuner(const EncoderTuner&) = delete;
+  EncoderTuner& operator=(const EncoderTuner&) = delete;
+
+  // Adam step `step` of epoch `epoch` (batches of the interactions in the order of
+  // epoch_order(seed, epoch)); returns the batch's loss.
+  double step(std::int64_t epoch, std::int64_t step);
+  std::int64_t steps_per_epoch() const;
+
+  // The loss of one batch of (user, item) interactions and the gradient of every trained
+  // weight (tuned layers, then the MLP), without updating anything (checks against a reference).
+  double batch_gradients(const std::int32_t* users, const std::int32_t* items, std::int64_t n,
+                         std::vector<NamedArray>& gradients);
+
+  // x_i of every item (items x width) through the current weights.
+  void item_inputs(float* out, const StopCheck& stop = {}) const;
+
+  // The tuned layers' tensors under their encoder names, and the MLP's.
+  std::vector<NamedArray> tuned_weights() const;
+  std::vector<NamedArray> mlp() const;
+
+  std::int64_t items() const;
+  std::int64_t width() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace semrec::train

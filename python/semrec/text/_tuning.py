@@ -1,0 +1,202 @@
+"""Fine-tuning the top layers of a sentence encoder on interactions (C++ on LibTorch).
+
+The language model itself is adapted to what users do: its top ``layers`` transformer layers
+are trained jointly with a TextCF-style network (item vector = MLP of the item's mean-pooled,
+normalised text embedding; user vector = MLP of the rating-weighted mean of the embeddings of
+the user's history; full softmax at temperature ``tau`` over the items with interactions), and
+the result is written as a new model directory that :class:`~semrec.TextEncoder` loads like any
+other. Every text, including that of items no one has seen, is then embedded by the adapted
+model: the embeddings feed :class:`~semrec.ColdStartALS`, :class:`~semrec.ContentRecommender`
+or :class:`~semrec.TextCF` unchanged.
+
+The bottom layers are frozen and run once; every step runs the tuned layers over every item
+with interactions (their gradients reach each item through both sides), so one epoch costs
+about ``steps x`` one forward and backward pass of the catalogue through the tuned layers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from semrec import _validation as check
+from semrec._hyperparameters import generator, memory_bytes
+from semrec._threads import resolve_num_threads
+from semrec.text._model import load_model_files, tensor_names
+from semrec.text._safetensors import raw_tensors, read_float32, read_header, write_tensors
+from semrec.text._torch import text_ext, torch
+from semrec.textcf._network import initial_weights
+
+# Files of a model directory that hold weights: the tuned model has its own model.safetensors,
+# and no stale copy of the original weights in another format.
+_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "tf_model.h5", "flax_model.msgpack",
+                 "*.onnx", "onnx", "openvino")  # fmt: skip
+
+
+def fine_tune(
+    encoder: Any,
+    dataset: Any,
+    path: str | os.PathLike[str],
+    *,
+    layers: int = 2,
+    epochs: int = 4,
+    learning_rate: float = 1e-4,
+    mlp_learning_rate: float = 1e-3,
+    batch_size: int = 4096,
+    tau: float = 0.15,
+    hidden: int = 768,
+    factors: int = 64,
+    random_state: int | None = 0,
+    num_threads: int | None = None,
+    show_progress: bool | None = None,
+    callback: Callable[[int, float], Any] | None = None,
+    overwrite: bool = False,
+) -> Any:
+    """Adapt ``encoder``'s top ``layers`` to ``dataset``'s interactions; see
+    :meth:`semrec.TextEncoder.fine_tune` (this is its implementation)."""
+    from semrec.text.encoder import TextEncoder
+
+    if not isinstance(encoder, TextEncoder):
+        raise TypeError(f"encoder must be a semrec.TextEncoder, got {type(encoder).__name__}")
+    data = check.dataset(dataset)
+    texts = data.item_text
+    if texts is None:
+        raise ValueError(
+            "dataset has no item text (no 'text' column in dataset.items); build it with "
+            "items=... and item_text=..."
+        )
+    interactions = check.interactions(data.interactions, "dataset.interactions", nonnegative=True)
+    if not (interactions.data > 0).any():
+        raise ValueError("dataset has no positive interactions to learn from")
+    files = load_model_files(encoder.model_path)
+    config = files.config
+    layers = check.positive_int(layers, "layers")
+    if layers > config.layers:
+        raise ValueError(f"layers must be at most the model's {config.layers} layers, got {layers}")
+    epochs = check.positive_int(epochs, "epochs")
+    batch_size = check.positive_int(batch_size, "batch_size")
+    hidden = check.positive_int(hidden, "hidden")
+    factors = check.positive_int(factors, "factors")
+    learning_rate = check.number(learning_rate, "learning_rate", minimum=0)
+    mlp_learning_rate = check.number(mlp_learning_rate, "mlp_learning_rate", minimum=0)
+    tau = check.number(tau, "tau", above=0)
+    threads = resolve_num_threads(num_threads)
+    target = Path(os.fspath(path))
+    if target.exists() and not overwrite:
+        raise FileExistsError(f"path {target} exists; pass overwrite=True or another path")
+    if target.resolve() == Path(files.path).resolve():
+        raise ValueError("path must not be the encoder's own model directory")
+
+    header = read_header(files.weights)
+    stored = read_float32(header, [files.prefix + name for name in tensor_names(config)])
+    weights = {name[len(files.prefix) :]: a for name, a in stored.items()}
+    tokens = encoder.tokenize(texts)
+    offsets = np.zeros(len(tokens) + 1, dtype=np.int64)
+    offsets[1:] = np.cumsum([len(t) for t in tokens])
+    ids = np.fromiter((i for t in tokens for i in t), dtype=np.int32, count=int(offsets[-1]))
+    warm = np.diff(interactions.tocsc().indptr) > 0
+    lengths = np.diff(offsets)
+    need = _training_bytes(int(lengths[warm].sum()), int(lengths.max()), config, layers)
+    if need > memory_bytes():
+        raise ValueError(
+            f"fine_tune would hold about {need / 2**30:.3g} GiB of activations for the "
+            f"{int(warm.sum())} items with interactions, more than this machine's memory: "
+            "fine-tune on a dataset of fewer items (a sample of the catalogue), with fewer "
+            "layers, or with shorter item texts"
+        )
+    rng = generator(random_state)
+    network = initial_weights(config.hidden, hidden, factors, rng)
+    seed = int(rng.integers(0, 2**63))
+    m = interactions
+    show = show_progress if show_progress is not None else sys.stderr.isatty()
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    bar = None
+    try:
+        tuner = text_ext.EncoderTuner(
+            weights, config.layers, network, offsets, ids, m.indptr.astype(np.int64),
+            m.indices.astype(np.int32), m.data.astype(np.float32), m.shape[0], m.shape[1],
+            config.heads, config.layer_norm_eps, layers, hidden, factors, 0.01, tau, batch_size,
+            learning_rate, mlp_learning_rate, seed,
+        )  # fmt: skip
+        steps = tuner.steps_per_epoch
+        bar = tqdm(total=epochs * steps, desc="fine_tune", unit="step", disable=not show)
+        for epoch in range(epochs):
+            total = 0.0
+            for step in range(steps):
+                loss = tuner.step(epoch, step)
+                if not np.isfinite(loss):
+                    raise ValueError(
+                        f"fine_tune diverged at epoch {epoch} (loss {loss}); lower "
+                        "learning_rate or raise tau"
+                    )
+                total += loss
+                bar.update(1)
+                bar.set_postfix(epoch=epoch, loss=f"{loss:.4f}")
+            if callback is not None:
+                callback(epoch, total / steps)
+        tuned = tuner.tuned_weights()
+    finally:
+        if bar is not None:
+            bar.close()
+        torch.set_num_threads(previous_threads)
+    # Every tensor of the original file is kept (the pooler, position ids ...: the directory
+    # stays a complete Hugging Face / sentence-transformers model); the tuned ones are float32.
+    stored = raw_tensors(header)
+    digest = hashlib.sha256()
+    for name in sorted(tuned):
+        data = np.ascontiguousarray(tuned[name], dtype="<f4")
+        stored[files.prefix + name] = ("F32", data.shape, data.tobytes())
+        digest.update(stored[files.prefix + name][2])
+    metadata = {
+        "format": "pt",
+        "semrec": "fine_tune",
+        "base_model": str(files.identity),
+        "tuned_layers": str(layers),
+        "tuned_sha256": digest.hexdigest(),  # a new identity: no embedding cache mixes them up
+    }
+    _write_model(Path(files.path), target, stored, metadata, overwrite)
+    return TextEncoder(target, precision=encoder.precision, num_threads=encoder.num_threads)
+
+
+def _training_bytes(tokens: int, longest: int, config: Any, layers: int) -> int:
+    """About what a step holds: the trained items' token states below the tuned layers, and
+    what autograd keeps of each tuned layer per token (queries, keys, values, context, two
+    residual sums and LayerNorms, the feed-forward's activations, the attention weights)."""
+    width, inner, heads = config.hidden, config.intermediate, config.heads
+    per_layer = 10 * width + 2 * inner + 2 * heads * longest
+    return 4 * tokens * (width + layers * per_layer)
+
+
+def _write_model(
+    source: Path, target: Path, tensors: dict[str, tuple[str, tuple[int, ...], bytes]],
+    metadata: dict[str, str], overwrite: bool,
+) -> None:  # fmt: skip
+    """``source``'s files with new weights at ``target``, built beside it and renamed into place:
+    an interrupted write never leaves a half-written model where a good one was."""
+    parent = target.parent
+    parent.mkdir(parents=True, exist_ok=True)
+    staging = parent / f".{target.name}.tmp-{os.getpid()}"
+    old = parent / f".{target.name}.old-{os.getpid()}"
+    try:
+        shutil.copytree(source, staging, ignore=shutil.ignore_patterns(*_WEIGHT_FILES))
+        write_tensors(staging / "model.safetensors", tensors, metadata)
+        if target.exists():
+            if not overwrite:  # appeared meanwhile
+                raise FileExistsError(f"path {target} exists; pass overwrite=True or another path")
+            target.rename(old)
+        staging.rename(target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        if old.is_dir():
+            shutil.rmtree(old, ignore_errors=True)
+        elif old.exists():
+            old.unlink()
