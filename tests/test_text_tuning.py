@@ -210,6 +210,12 @@ def test_bad_input_is_refused_with_clear_errors(encoder, tmp_path, monkeypatch):
     no_text = Dataset.from_pandas(pd.DataFrame({"user": [0], "item": [1]}), "user", "item")
     with pytest.raises(ValueError, match="no item text"):
         encoder.fine_tune(no_text, path)
+    zeros = Dataset.from_pandas(
+        pd.DataFrame({"user": [0, 1], "item": [0, 1], "rating": [0.0, 0.0]}), "user", "item",
+        "rating", items=pd.DataFrame({"item": [0, 1], "text": ["a", "b"]}),
+    )  # fmt: skip
+    with pytest.raises(ValueError, match="no positive interactions"):
+        encoder.fine_tune(zeros, path)
     with pytest.raises(ValueError, match="layers must be at most the model's 6 layers"):
         tune(encoder, path, layers=7)
     for name, value in (("layers", 0), ("epochs", 0), ("batch_size", -1)):

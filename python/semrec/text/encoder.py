@@ -364,12 +364,10 @@ class TextEncoder:
         """
         from semrec.text._tuning import fine_tune
 
-        return fine_tune(
-            self, dataset, path, layers=layers, epochs=epochs, learning_rate=learning_rate,
-            mlp_learning_rate=mlp_learning_rate, batch_size=batch_size, tau=tau, hidden=hidden,
-            factors=factors, random_state=random_state, num_threads=num_threads,
-            show_progress=show_progress, callback=callback, overwrite=overwrite,
-        )  # fmt: skip
+        options = dict(locals())  # the keyword arguments, checked by fine_tune
+        for positional in ("self", "dataset", "path", "fine_tune"):
+            del options[positional]
+        return fine_tune(self, dataset, path, **options)
 
     def __repr__(self) -> str:
         return (
