@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
+from interrupts import ctrl_c
 from text_helpers import default_model_dir
 
 from semrec import TextEncoder
@@ -231,3 +232,25 @@ def test_bad_input_is_refused_with_clear_errors(encoder, tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="own model directory"):
         tune(encoder, encoder.model_path, overwrite=True)
     assert not path.exists()
+
+
+def test_ctrl_c_stops_fine_tuning_and_writes_nothing(tmp_path):
+    default_model_dir()
+    out = ctrl_c(
+        """
+        import pandas as pd
+        from semrec import TextEncoder
+        from semrec.datasets import Dataset
+        events = pd.DataFrame({"user": [0, 0, 1, 1, 2], "item": [0, 1, 1, 2, 0]})
+        items = pd.DataFrame({"item": [0, 1, 2], "text": ["a", "b c", "d e f"]})
+        data = Dataset.from_pandas(events, "user", "item", items=items)
+        encoder = TextEncoder(precision="fp32")
+        """,
+        f"""
+        encoder.fine_tune(data, {str(tmp_path / "tuned")!r}, layers=1, epochs=10**6,
+                          hidden=8, factors=4, show_progress=False)
+        """,
+        wait=3.0,
+    )
+    assert out.splitlines()[-1] == "interrupted"
+    assert os.listdir(tmp_path) == []  # neither the model nor a staging directory
