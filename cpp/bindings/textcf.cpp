@@ -263,8 +263,7 @@ void register_textcf(py::module_& m) {
              without_gil([&](const StopCheck& stop) { t.item_inputs(ptr, stop); });
              return out;
            })
-      .def("tuned_weights", [](const EncoderTuner& t) { return to_dict(t.tuned_weights()); })
-      .def("mlp", [](const EncoderTuner& t) { return to_dict(t.mlp()); });
+      .def("tuned_weights", [](const EncoderTuner& t) { return to_dict(t.tuned_weights()); });
 }
 
 }  // namespace semrec::bindings

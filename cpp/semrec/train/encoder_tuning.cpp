@@ -122,6 +122,15 @@ struct EncoderTuner::Impl {
   SparseRows means;                     // users x pool
   std::vector<std::int32_t> pos_user, pos_slot;
   std::unique_ptr<torch::optim::Adam> adam;
+  std::int64_t order_epoch = -1;  // the epoch `order` is the interactions' order of
+  std::vector<std::int64_t> order;
+
+  // items, shortest text first (ties in the given order): chunks then carry little padding.
+  void by_length(std::vector<std::int32_t>& ids_of_items) const {
+    std::stable_sort(ids_of_items.begin(), ids_of_items.end(), [&](std::int32_t a, std::int32_t b) {
+      return offsets[a + 1] - offsets[a] < offsets[b + 1] - offsets[b];
+    });
+  }
 
   // Chunks of the listed items, frozen layers already applied (no gradients).
   std::vector<Chunk> make_chunks(const std::vector<std::int32_t>& order,
@@ -313,9 +322,7 @@ EncoderTuner::EncoderTuner(const EncoderTuningConfig& config,
   for (std::int32_t i = 0; i < m.items; ++i) {
     if (warm[i]) m.pool.push_back(i);
   }
-  const auto length = [&](std::int32_t i) { return m.offsets[i + 1] - m.offsets[i]; };
-  std::stable_sort(m.pool.begin(), m.pool.end(),
-                   [&](std::int32_t a, std::int32_t b) { return length(a) < length(b); });
+  m.by_length(m.pool);
   m.pool_slot.assign(m.items, -1);
   for (std::size_t s = 0; s < m.pool.size(); ++s)
     m.pool_slot[m.pool[s]] = static_cast<std::int32_t>(s);
@@ -362,7 +369,11 @@ double EncoderTuner::step(std::int64_t epoch, std::int64_t step) {
   if (step < 0 || step >= steps_per_epoch())
     throw std::invalid_argument("EncoderTuner: no such step");
   const auto total = static_cast<std::int64_t>(m.pos_user.size());
-  const std::vector<std::int64_t> order = epoch_order(total, m.cfg.seed, epoch);
+  if (m.order_epoch != epoch) {
+    m.order = epoch_order(total, m.cfg.seed, epoch);
+    m.order_epoch = epoch;
+  }
+  const std::vector<std::int64_t>& order = m.order;
   const std::int64_t first = step * m.cfg.batch_size;
   const std::int64_t n = std::min(m.cfg.batch_size, total - first);
   std::vector<std::int32_t> bu(n), bs(n);
@@ -406,9 +417,7 @@ void EncoderTuner::item_inputs(float* out, const StopCheck& stop) const {
   at::NoGradGuard no_grad;
   std::vector<std::int32_t> order(m.items);
   std::iota(order.begin(), order.end(), 0);
-  const auto length = [&](std::int32_t i) { return m.offsets[i + 1] - m.offsets[i]; };
-  std::stable_sort(order.begin(), order.end(),
-                   [&](std::int32_t a, std::int32_t b) { return length(a) < length(b); });
+  m.by_length(order);
   const at::Tensor x = m.pooled(m.make_chunks(order, stop)).contiguous();
   const float* src = x.data_ptr<float>();
   for (std::int64_t r = 0; r < m.items; ++r) {
@@ -422,12 +431,6 @@ std::vector<NamedArray> EncoderTuner::tuned_weights() const {
   std::vector<NamedArray> out;
   const std::size_t layer_tensors = weights.size() - impl_->mlp.size();  // the MLP comes last
   for (std::size_t k = 0; k < layer_tensors; ++k) out.push_back(named(names[k], weights[k]));
-  return out;
-}
-
-std::vector<NamedArray> EncoderTuner::mlp() const {
-  std::vector<NamedArray> out;
-  for (std::size_t k = 0; k < 4; ++k) out.push_back(named(kMlpTensors[k], impl_->mlp[k]));
   return out;
 }
 

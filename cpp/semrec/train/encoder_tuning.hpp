@@ -72,9 +72,8 @@ class EncoderTuner {
   // x_i of every item (items x width) through the current weights.
   void item_inputs(float* out, const StopCheck& stop = {}) const;
 
-  // The tuned layers' tensors under their encoder names, and the MLP's.
+  // The tuned layers' tensors under their encoder names.
   std::vector<NamedArray> tuned_weights() const;
-  std::vector<NamedArray> mlp() const;
 
   std::int64_t items() const;
   std::int64_t width() const;
