@@ -44,17 +44,12 @@ _WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "tf_model.h5", "flax_
 def fine_tune(encoder: Any, dataset: Any, path: str | os.PathLike[str], **options: Any) -> Any:
     """Adapt ``encoder``'s top layers to ``dataset``'s interactions: the implementation of
     :meth:`semrec.TextEncoder.fine_tune`, which documents ``options`` and their defaults."""
-    from semrec.text.encoder import TextEncoder
+    from semrec.text.encoder import TextEncoder, checked_item_texts
 
     if not isinstance(encoder, TextEncoder):
         raise TypeError(f"encoder must be a semrec.TextEncoder, got {type(encoder).__name__}")
     data = check.dataset(dataset)
-    texts = data.item_text
-    if texts is None:
-        raise ValueError(
-            "dataset has no item text (no 'text' column in dataset.items); build it with "
-            "items=... and item_text=..."
-        )
+    texts = checked_item_texts(data)
     interactions = check.without_zeros(
         check.interactions(data.interactions, "dataset.interactions", nonnegative=True)
     )  # a stored 0 weighs nothing in a user's mean

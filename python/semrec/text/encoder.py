@@ -61,6 +61,28 @@ def checked_texts(texts: Any, name: str = "texts") -> Iterator[str]:
         yield text
 
 
+def checked_item_texts(dataset: Any) -> Any:
+    """A dataset's item text, or a ValueError saying how to give it one (what every verb that
+    embeds a dataset's items needs).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from semrec.datasets import Dataset
+    >>> from semrec.text.encoder import checked_item_texts
+    >>> events = pd.DataFrame({"user": [1], "item": ["x"]})
+    >>> items = pd.DataFrame({"item": ["x"], "text": ["a space opera"]})
+    >>> list(checked_item_texts(Dataset.from_pandas(events, "user", "item", items=items)))
+    ['a space opera']
+    """
+    if dataset.item_text is None:
+        raise ValueError(
+            "dataset has no item text (no 'text' column in dataset.items); build it with "
+            "items=... and item_text=..."
+        )
+    return dataset.item_text
+
+
 class TextEncoder:
     """Sentence embeddings identical (to float rounding) to sentence-transformers, faster.
 
@@ -269,12 +291,7 @@ class TextEncoder:
 
         if not isinstance(dataset, Dataset):
             raise TypeError(f"dataset must be a semrec.datasets.Dataset, got {type(dataset)}")
-        texts = dataset.item_text
-        if texts is None:
-            raise ValueError(
-                "dataset has no item text (no 'text' column in dataset.items); build it with "
-                "items=... and item_text=..."
-            )
+        texts = checked_item_texts(dataset)
         return ItemEmbeddings(self.encode(texts, **encode_kwargs), dataset.item_ids)
 
     def fine_tune(

@@ -21,7 +21,7 @@ import scipy.sparse as sp
 
 from semrec import _persist as persist
 from semrec import _validation as check
-from semrec.text.encoder import checked_texts
+from semrec.text.encoder import checked_item_texts, checked_texts
 
 # Words of two or more letters or digits, as scikit-learn's TfidfVectorizer reads them.
 _WORD = re.compile(r"(?u)\b\w\w+\b")
@@ -274,12 +274,8 @@ class TfidfEncoder:
 
         if not isinstance(dataset, Dataset):
             raise TypeError(f"dataset must be a semrec.datasets.Dataset, got {type(dataset)}")
-        if dataset.item_text is None:
-            raise ValueError(
-                "dataset has no item text (no 'text' column in dataset.items); build it with "
-                "items=... and item_text=..."
-            )
-        return ItemEmbeddings(self.encode(dataset.item_text, **encode_kwargs), dataset.item_ids)
+        texts = checked_item_texts(dataset)
+        return ItemEmbeddings(self.encode(texts, **encode_kwargs), dataset.item_ids)
 
     # -- saving ----------------------------------------------------------------------------------
     def save(self, path: str | os.PathLike[str]) -> None:
