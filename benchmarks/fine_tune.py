@@ -3,6 +3,7 @@
 How to run (project root, project virtualenv with the test extra; ../shared/datasets/ml-100k):
 
     python benchmarks/fine_tune.py --parts speed
+    python benchmarks/fine_tune.py --parts memory
     python benchmarks/fine_tune.py --parts cold --seeds 0,1 --test      # about 15 min a split
 
 Parts
@@ -13,6 +14,10 @@ speed
     LibTorch; its setup and the writing of the model included) against the plain-PyTorch and
     Hugging Face loop of ``benchmarks/finetune_probe.py`` (variant ``top``, the same model and
     schedule; its setup excluded); ratio = semrec / reference.
+memory
+    One epoch of ``fine_tune`` (as ``speed``) with ``recompute=False`` (every item's activations
+    kept) and ``recompute=True`` (each chunk's tuned layers run again in backward), each in a
+    fresh process: seconds, the process's peak resident memory, and the ratios.
 cold
     Cold-item Recall@20 of ColdStartALS on ``[x, TF-IDF]`` scored as ``finetune_probe.py
     --stack`` does (ALS on the ratings >= 4 as 1s with alpha 5, the map fitted on the items with
@@ -27,6 +32,8 @@ cold
 from __future__ import annotations
 
 import argparse
+import multiprocessing
+import resource
 import tempfile
 import time
 
@@ -56,19 +63,25 @@ def splits(args: argparse.Namespace) -> list[tuple]:
     return out
 
 
-def tuned_encoder(fit_set: semrec.datasets.Dataset, args: argparse.Namespace, epochs: int):
+def tuned_encoder(fit_set: semrec.datasets.Dataset, args: argparse.Namespace, epochs: int,
+                  recompute: bool | None = None):  # fmt: skip
     """The fp32 encoder fine-tuned on ``fit_set``, and the seconds it took."""
     start = time.perf_counter()
     tuned = semrec.TextEncoder(precision="fp32").fine_tune(
         fit_set, tempfile.mkdtemp(prefix="semrec-fine-tune-") + "/model", layers=args.layers,
-        epochs=epochs, num_threads=args.threads, show_progress=False,
+        epochs=epochs, num_threads=args.threads, show_progress=False, recompute=recompute,
     )  # fmt: skip
     return tuned, time.perf_counter() - start
 
 
-def part_speed(args: argparse.Namespace) -> None:
+def test_split_train_set() -> tuple[semrec.datasets.Dataset, semrec.datasets.Dataset]:
+    """MovieLens-100k and the cold-item test split's train set."""
     data = semrec.datasets.movielens("100k", path=probe.DATA)
-    train_set, _ = split.cold_items(data, 0.1, 5, random_state=0)
+    return data, split.cold_items(data, 0.1, 5, random_state=0)[0]
+
+
+def part_speed(args: argparse.Namespace) -> None:
+    data, train_set = test_split_train_set()
     _, seconds = tuned_encoder(train_set, args, epochs=1)
     states = probe.TokenStates([str(t) for t in data.item_text], args.layers)
     position = {item: row for row, item in enumerate(data.item_ids)}
@@ -79,6 +92,32 @@ def part_speed(args: argparse.Namespace) -> None:
     print("| semrec fine_tune (setup included) | plain PyTorch + HF (setup excluded) | ratio |")
     print("|---|---|---|")
     print(f"| {seconds:.0f} s | {reference:.0f} s | {seconds / reference:.2f}x |")
+
+
+def one_epoch(args: argparse.Namespace, recompute: bool, results: multiprocessing.Queue) -> None:
+    """(seconds, peak resident GiB) of one epoch in this (fresh) process."""
+    torch.set_num_threads(args.threads)
+    _, seconds = tuned_encoder(test_split_train_set()[1], args, epochs=1, recompute=recompute)
+    results.put((seconds, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20))
+
+
+def part_memory(args: argparse.Namespace) -> None:
+    spawn = multiprocessing.get_context("spawn")  # a fresh process: its own peak memory
+    figures = {}
+    for recompute in (False, True):
+        results = spawn.Queue()
+        worker = spawn.Process(target=one_epoch, args=(args, recompute, results))
+        worker.start()
+        figures[recompute] = results.get()
+        worker.join()
+    (kept_s, kept_gib), (again_s, again_gib) = figures[False], figures[True]
+    print(f"# one epoch of fine-tuning the top {args.layers} layer(s) on the cold-item test "
+          f"split's train set, {THREADS} threads; {_bench.machine_line()}")  # fmt: skip
+    print("| recompute | seconds | peak resident memory |")
+    print("|---|---|---|")
+    print(f"| False (activations kept) | {kept_s:.0f} s | {kept_gib:.2f} GiB |")
+    print(f"| True (chunks run again in backward) | {again_s:.0f} s | {again_gib:.2f} GiB |")
+    print(f"| ratio True / False | {again_s / kept_s:.2f}x | {again_gib / kept_gib:.2f}x |")
 
 
 def part_cold(args: argparse.Namespace) -> None:

@@ -60,7 +60,15 @@ def dataset() -> Dataset:
     return Dataset.from_pandas(events, "user", "item", "rating", items=items)
 
 
-def make_tuner(encoder, weights, layers: int, mlp: dict, batch_size: int = 4):
+def make_tuner(
+    encoder,
+    weights,
+    layers: int,
+    mlp: dict,
+    batch_size: int = 4,
+    bucket: int = 64,
+    recompute: bool = False,
+):
     files, tensors = weights
     config = files.config
     ids = encoder.tokenize(TEXTS)
@@ -70,16 +78,20 @@ def make_tuner(encoder, weights, layers: int, mlp: dict, batch_size: int = 4):
         tensors, config.layers, mlp, offsets, np.concatenate(ids).astype(np.int32),
         m.indptr.astype(np.int64), m.indices.astype(np.int32), m.data.astype(np.float32), 5, 7,
         config.heads, config.layer_norm_eps, layers, 32, 8, 0.01, TAU, batch_size, 1e-4, 1e-3, 7,
+        bucket, recompute,
     )  # fmt: skip
 
 
-@pytest.mark.parametrize("layers", [1, 2])
+# (layers, texts per chunk, recompute): one chunk, and chunks of 2-3 texts whose tuned layers
+# run again in backward (gradient checkpointing).
+@pytest.mark.parametrize("layers, bucket, recompute", [(1, 64, False), (2, 64, False),
+                                                       (2, 2, True), (1, 3, True)])  # fmt: skip
 def test_inputs_loss_and_gradients_match_hugging_face_layers_and_plain_pytorch(
-    encoder, weights, layers
+    encoder, weights, layers, bucket, recompute
 ):
     transformers = pytest.importorskip("transformers")
     mlp = initial_weights(384, 32, 8, np.random.default_rng(1))
-    tuner = make_tuner(encoder, weights, layers, mlp)
+    tuner = make_tuner(encoder, weights, layers, mlp, bucket=bucket, recompute=recompute)
     users = np.array([0, 1, 2, 3, 2, 4], dtype=np.int32)
     items = np.array([1, 3, 4, 2, 0, 5], dtype=np.int32)
     loss, grads = tuner.batch_gradients(users, items)
@@ -178,6 +190,24 @@ def test_the_written_model_holds_the_tuned_top_layer_and_the_rest_unchanged(
                                atol=1e-5)  # fmt: skip
 
 
+def test_recompute_trains_the_same_model_over_several_chunks(encoder, tmp_path):
+    # 150 items: three chunks of 64 texts, so recompute runs the tuned layers chunk by chunk.
+    rng = np.random.default_rng(0)
+    genres = ["comedy", "drama", "space opera", "thriller", "romance", "western"]
+    texts = [f"film {i} a {genres[i % 6]} from {1950 + i % 70}" for i in range(150)]
+    events = pd.DataFrame({"user": rng.integers(0, 40, 600), "item": rng.integers(0, 150, 600)})
+    events = events.drop_duplicates()
+    items = pd.DataFrame({"item": np.arange(150), "text": texts})
+    data = Dataset.from_pandas(events, "user", "item", items=items)
+    settings = {"layers": 2, "epochs": 2, "batch_size": 128, "hidden": 32, "factors": 8,
+                "show_progress": False, "num_threads": 2}  # fmt: skip
+    kept = encoder.fine_tune(data, tmp_path / "kept", recompute=False, **settings)
+    again = encoder.fine_tune(data, tmp_path / "again", recompute=True, **settings)
+    a, b = kept.encode(texts), again.encode(texts)
+    assert np.abs(a - encoder.encode(texts)).max() > 1e-3  # both trained
+    np.testing.assert_allclose(a, b, atol=2e-5)
+
+
 def test_same_seed_same_model(encoder, tmp_path):
     a = tune(encoder, tmp_path / "a", random_state=3).encode(TEXTS)
     b = tune(encoder, tmp_path / "b", random_state=3).encode(TEXTS)
@@ -227,8 +257,12 @@ def test_bad_input_is_refused_with_clear_errors(encoder, tmp_path, monkeypatch):
             tune(encoder, path, **{name: value})
     with monkeypatch.context() as patch:  # a machine too small for the activations
         patch.setattr("semrec.text._tuning.memory_bytes", lambda: 1 << 20)
-        with pytest.raises(ValueError, match="more than this machine's memory"):
-            tune(encoder, path)
+        with pytest.raises(ValueError, match="even with recompute, more than this machine's"):
+            tune(encoder, path)  # recompute chosen by itself, and still too large
+        with pytest.raises(ValueError, match=r"memory: .*, or pass recompute=True"):
+            tune(encoder, path, recompute=False)
+    with pytest.raises(TypeError, match="recompute must be True, False or None"):
+        tune(encoder, path, recompute="yes")
     with pytest.raises(ValueError, match="own model directory"):
         tune(encoder, encoder.model_path, overwrite=True)
     assert not path.exists()

@@ -178,16 +178,18 @@ struct EncoderTuner::Impl {
     return v / v.norm(2, {1}, /*keepdim=*/true).clamp_min(1e-12);
   }
 
-  // x of the chunks' texts (rows in chunk order), through the tuned layers.
+  // x of one chunk's texts through the tuned layers: normalised mean of the token states.
+  at::Tensor chunk_x(const Chunk& c) const {
+    at::Tensor h = c.below;
+    for (const auto& w : tuned) h = layer_forward(w, h, c.additive, cfg.heads, cfg.layer_norm_eps);
+    return normalise((h * c.mask.unsqueeze(2)).sum(1) / c.lengths);
+  }
+
+  // x of the chunks' texts (rows in chunk order).
   at::Tensor pooled(const std::vector<Chunk>& parts) const {
     std::vector<at::Tensor> xs;
-    for (const Chunk& c : parts) {
-      at::Tensor h = c.below;
-      for (const auto& w : tuned)
-        h = layer_forward(w, h, c.additive, cfg.heads, cfg.layer_norm_eps);
-      xs.push_back((h * c.mask.unsqueeze(2)).sum(1) / c.lengths);
-    }
-    return normalise(at::cat(xs));
+    for (const Chunk& c : parts) xs.push_back(chunk_x(c));
+    return at::cat(xs);
   }
 
   at::Tensor network(const at::Tensor& x) const {
@@ -195,9 +197,9 @@ struct EncoderTuner::Impl {
     return at::linear(g, mlp[2], mlp[3]);
   }
 
-  // Loss of (users, pool slots) interactions, averaged; autograd graph attached.
-  at::Tensor loss(const std::int32_t* bu, const std::int32_t* slots, std::int64_t n) const {
-    const at::Tensor x = pooled(chunks);
+  // Loss of (users, pool slots) interactions on the pool's x, averaged; autograd graph attached.
+  at::Tensor loss(const at::Tensor& x, const std::int32_t* bu, const std::int32_t* slots,
+                  std::int64_t n) const {
     const at::Tensor vi = normalise(network(x));
     // Distinct users of the batch: one row of the score matrix each.
     std::vector<std::int32_t> distinct(bu, bu + n);
@@ -215,6 +217,33 @@ struct EncoderTuner::Impl {
     const at::Tensor lse = at::logsumexp(s, {1});
     const at::Tensor r = at::tensor(row_of, kI64), c = at::tensor(slot_of, kI64);
     return (lse.index_select(0, r) - s.index({r, c})).mean();
+  }
+
+  // The batch's loss, its gradients accumulated into the trained weights. With recompute, the
+  // loss is taken on a detached x first; then each chunk runs its tuned layers again and
+  // back-propagates its rows of dL/dx, so only one chunk's activations are alive at a time.
+  at::Tensor backward(const std::int32_t* bu, const std::int32_t* slots, std::int64_t n) const {
+    if (!cfg.recompute) {
+      const at::Tensor l = loss(pooled(chunks), bu, slots, n);
+      l.backward();
+      return l;
+    }
+    at::Tensor x;
+    {
+      at::NoGradGuard no_grad;
+      x = pooled(chunks);
+    }
+    x.requires_grad_(true);
+    const at::Tensor l = loss(x, bu, slots, n);
+    l.backward();
+    const at::Tensor dx = x.grad();
+    std::int64_t first = 0;
+    for (const Chunk& c : chunks) {
+      const std::int64_t count = c.below.size(0);
+      chunk_x(c).backward(dx.narrow(0, first, count));
+      first += count;
+    }
+    return l;
   }
 
   std::vector<at::Tensor> trained() const {
@@ -382,8 +411,7 @@ double EncoderTuner::step(std::int64_t epoch, std::int64_t step) {
     bs[b] = m.pos_slot[order[first + b]];
   }
   m.adam->zero_grad();
-  const at::Tensor loss = m.loss(bu.data(), bs.data(), n);
-  loss.backward();
+  const at::Tensor loss = m.backward(bu.data(), bs.data(), n);
   m.adam->step();
   return loss.item<double>();
 }
@@ -401,8 +429,7 @@ double EncoderTuner::batch_gradients(const std::int32_t* users, const std::int32
     slots[b] = m.pool_slot[items[b]];
   }
   m.adam->zero_grad();
-  const at::Tensor loss = m.loss(users, slots.data(), n);
-  loss.backward();
+  const at::Tensor loss = m.backward(users, slots.data(), n);
   const std::vector<at::Tensor> weights = m.trained();
   const std::vector<std::string> names = m.trained_names();
   gradients.clear();

@@ -36,6 +36,9 @@ struct EncoderTuningConfig {
   double mlp_learning_rate = 1e-3;
   std::uint64_t seed = 0;
   std::int64_t bucket = 64;  // texts per forward chunk (sorted by length, padded to the longest)
+  // Backward recomputes each chunk's tuned layers instead of keeping every chunk's activations:
+  // memory of one chunk for about a third more compute (catalogues too large to hold them all).
+  bool recompute = false;
 };
 
 // Token ids ([CLS] ... [SEP]) of each item's text: text t is ids[offsets[t] .. offsets[t + 1]).

@@ -35,6 +35,7 @@ from semrec.text._safetensors import raw_tensors, read_float32, read_header, wri
 from semrec.text._torch import text_ext, torch
 from semrec.textcf._network import initial_weights
 
+_CHUNK = 64  # texts per forward chunk (similar lengths, padded to the longest)
 # Files of a model directory that hold weights: the tuned model has its own model.safetensors,
 # and no stale copy of the original weights in another format.
 _WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "tf_model.h5", "flax_model.msgpack",
@@ -83,15 +84,25 @@ def fine_tune(encoder: Any, dataset: Any, path: str | os.PathLike[str], **option
     offsets = np.zeros(len(tokens) + 1, dtype=np.int64)
     offsets[1:] = np.cumsum([len(t) for t in tokens])
     ids = np.fromiter((i for t in tokens for i in t), dtype=np.int32, count=int(offsets[-1]))
+    recompute = options["recompute"]
+    if recompute is not None and not isinstance(recompute, (bool, np.bool_)):
+        raise TypeError(f"recompute must be True, False or None, got {recompute!r}")
     warm = np.diff(interactions.tocsc().indptr) > 0
     lengths = np.diff(offsets)
-    need = _training_bytes(int(lengths[warm].sum()), int(lengths.max()), config, layers)
-    if need > memory_bytes():
+    size = dict(tokens=int(lengths[warm].sum()), longest=int(lengths.max()),
+                scores=min(batch_size, interactions.shape[0]) * int(warm.sum()),
+                config=config, layers=layers)  # fmt: skip
+    budget = memory_bytes()
+    if recompute is None:
+        recompute = _training_bytes(**size, recompute=False) > budget // 2
+    need = _training_bytes(**size, recompute=bool(recompute))
+    if need > budget:
         raise ValueError(
-            f"fine_tune would hold about {need / 2**30:.3g} GiB of activations for the "
-            f"{int(warm.sum())} items with interactions, more than this machine's memory: "
-            "fine-tune on a dataset of fewer items (a sample of the catalogue), with fewer "
-            "layers, or with shorter item texts"
+            f"fine_tune would hold about {need / 2**30:.3g} GiB for the {int(warm.sum())} items "
+            f"with interactions{' even with recompute' if recompute else ''}, more than this "
+            "machine's memory: fine-tune on a dataset of fewer items (a sample of the "
+            "catalogue), with fewer layers, or with shorter item texts"
+            + ("" if recompute else ", or pass recompute=True")
         )
     rng = generator(options["random_state"])
     network = initial_weights(config.hidden, hidden, factors, rng)
@@ -107,7 +118,7 @@ def fine_tune(encoder: Any, dataset: Any, path: str | os.PathLike[str], **option
             weights, config.layers, network, offsets, ids, m.indptr.astype(np.int64),
             m.indices.astype(np.int32), m.data.astype(np.float32), m.shape[0], m.shape[1],
             config.heads, config.layer_norm_eps, layers, hidden, factors, 0.01, tau, batch_size,
-            learning_rate, mlp_learning_rate, seed,
+            learning_rate, mlp_learning_rate, seed, _CHUNK, bool(recompute),
         )  # fmt: skip
         steps = tuner.steps_per_epoch
         bar = tqdm(total=epochs * steps, desc="fine_tune", unit="step", disable=not show)
@@ -149,14 +160,19 @@ def fine_tune(encoder: Any, dataset: Any, path: str | os.PathLike[str], **option
     return TextEncoder(target, precision=encoder.precision, num_threads=encoder.num_threads)
 
 
-def _training_bytes(tokens: int, longest: int, config: Any, layers: int) -> int:
-    """About what a step holds: the trained items' token states below the tuned layers, and
-    what autograd keeps of each tuned layer per token (queries, keys, values, context, two
-    residual sums and LayerNorms, the feed-forward's activations, the attention weights, and
-    their gradients' transients). MovieLens-100k, 2 layers: 6.7 GiB estimated, 5.7 GiB peak."""
+def _training_bytes(
+    tokens: int, longest: int, scores: int, config: Any, layers: int, recompute: bool
+) -> int:
+    """About what a step holds: the trained items' token states below the tuned layers, the
+    batch's score matrix and its gradients (``scores`` entries), and what autograd keeps of
+    each tuned layer per token (queries, keys, values, context, two residual sums and
+    LayerNorms, the feed-forward's activations, the attention weights, and their gradients'
+    transients) for every trained item's tokens, or with ``recompute`` for one chunk's.
+    MovieLens-100k, 2 layers: 6.7 GiB estimated, 5.7 GiB peak."""
     width, inner, heads = config.hidden, config.intermediate, config.heads
     per_layer = 16 * width + 3 * inner + 2 * heads * longest
-    return 4 * tokens * (width + layers * per_layer)
+    alive = min(tokens, _CHUNK * longest) if recompute else tokens
+    return 4 * (tokens * width + 4 * scores + alive * layers * per_layer)
 
 
 def _write_model(

@@ -312,6 +312,7 @@ class TextEncoder:
         show_progress: bool | None = None,
         callback: Any = None,
         overwrite: bool = False,
+        recompute: bool | None = None,
     ) -> TextEncoder:
         """A copy of this encoder whose top ``layers`` are adapted to ``dataset``'s users.
 
@@ -328,7 +329,9 @@ class TextEncoder:
         or :class:`~semrec.TextCF`.
 
         Every step runs the tuned layers over every item with interactions, so it is costly:
-        on MovieLens-100k (1,682 items, 2 layers, 2 cores) about 4 minutes per epoch.
+        on MovieLens-100k (1,682 items, 2 layers, 2 cores) about 4 minutes per epoch. Memory
+        grows with the catalogue too; past half the machine's memory the layers' activations
+        are recomputed instead of kept (``recompute``).
 
         Parameters
         ----------
@@ -360,11 +363,22 @@ class TextEncoder:
             ``callback(epoch, mean_loss)`` after each epoch.
         overwrite : bool, default False
             Replace an existing ``path``.
+        recompute : bool, optional
+            Gradient checkpointing: the loss is taken on the items' inputs first, then each
+            chunk of 64 texts runs the tuned layers again for its backward pass, so only one
+            chunk's activations are held (the same gradients, for about a third more compute).
+            ``None`` recomputes only when keeping every item's activations would take more than
+            half the machine's memory.
 
         Returns
         -------
         TextEncoder
             The adapted model, loaded from ``path``.
+
+        Raises
+        ------
+        ValueError
+            Among others, when even recomputing would need more than the machine's memory.
 
         Examples
         --------
