@@ -74,14 +74,14 @@ def tuned_encoder(fit_set: semrec.datasets.Dataset, args: argparse.Namespace, ep
     return tuned, time.perf_counter() - start
 
 
-def test_split_train_set() -> tuple[semrec.datasets.Dataset, semrec.datasets.Dataset]:
+def data_and_train_set() -> tuple[semrec.datasets.Dataset, semrec.datasets.Dataset]:
     """MovieLens-100k and the cold-item test split's train set."""
     data = semrec.datasets.movielens("100k", path=probe.DATA)
     return data, split.cold_items(data, 0.1, 5, random_state=0)[0]
 
 
 def part_speed(args: argparse.Namespace) -> None:
-    data, train_set = test_split_train_set()
+    data, train_set = data_and_train_set()
     _, seconds = tuned_encoder(train_set, args, epochs=1)
     states = probe.TokenStates([str(t) for t in data.item_text], args.layers)
     position = {item: row for row, item in enumerate(data.item_ids)}
@@ -97,7 +97,7 @@ def part_speed(args: argparse.Namespace) -> None:
 def one_epoch(args: argparse.Namespace, recompute: bool, results: multiprocessing.Queue) -> None:
     """(seconds, peak resident GiB) of one epoch in this (fresh) process."""
     torch.set_num_threads(args.threads)
-    _, seconds = tuned_encoder(test_split_train_set()[1], args, epochs=1, recompute=recompute)
+    _, seconds = tuned_encoder(data_and_train_set()[1], args, epochs=1, recompute=recompute)
     results.put((seconds, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20))
 
 

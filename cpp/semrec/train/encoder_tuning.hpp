@@ -37,7 +37,7 @@ struct EncoderTuningConfig {
   std::uint64_t seed = 0;
   std::int64_t bucket = 64;  // texts per forward chunk (sorted by length, padded to the longest)
   // Backward recomputes each chunk's tuned layers instead of keeping every chunk's activations:
-  // memory of one chunk for about a third more compute (catalogues too large to hold them all).
+  // memory of one chunk for about 30% more compute (catalogues too large to hold them all).
   bool recompute = false;
 };
 

@@ -366,7 +366,7 @@ class TextEncoder:
         recompute : bool, optional
             Gradient checkpointing: the loss is taken on the items' inputs first, then each
             chunk of 64 texts runs the tuned layers again for its backward pass, so only one
-            chunk's activations are held (the same gradients, for about a third more compute).
+            chunk's activations are held: the same gradients, for about 30% more time.
             ``None`` recomputes only when keeping every item's activations would take more than
             half the machine's memory.
 
