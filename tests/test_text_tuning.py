@@ -256,10 +256,10 @@ def test_bad_input_is_refused_with_clear_errors(encoder, tmp_path, monkeypatch):
         with pytest.raises(ValueError, match=name):
             tune(encoder, path, **{name: value})
     with monkeypatch.context() as patch:  # a machine too small for the activations
-        patch.setattr("semrec.text._tuning.memory_bytes", lambda: 1 << 20)
-        with pytest.raises(ValueError, match="even with recompute, more than this machine's"):
+        patch.setattr("semrec._hyperparameters.memory_bytes", lambda: 1 << 20)
+        with pytest.raises(ValueError, match=r"even with recompute, would need .* GiB, more"):
             tune(encoder, path)  # recompute chosen by itself, and still too large
-        with pytest.raises(ValueError, match=r"memory: .*, or pass recompute=True"):
+        with pytest.raises(ValueError, match=r"machine's memory \(.*\); .*, or pass recompute"):
             tune(encoder, path, recompute=False)
     with pytest.raises(TypeError, match="recompute must be True, False or None"):
         tune(encoder, path, recompute="yes")

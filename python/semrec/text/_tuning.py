@@ -27,8 +27,9 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from semrec import _hyperparameters as hyperparameters
 from semrec import _validation as check
-from semrec._hyperparameters import generator, memory_bytes
+from semrec._hyperparameters import generator
 from semrec._threads import resolve_num_threads
 from semrec.text._model import load_model_files, tensor_names
 from semrec.text._safetensors import raw_tensors, read_float32, read_header, write_tensors
@@ -92,18 +93,15 @@ def fine_tune(encoder: Any, dataset: Any, path: str | os.PathLike[str], **option
     size = dict(tokens=int(lengths[warm].sum()), longest=int(lengths.max()),
                 scores=min(batch_size, interactions.shape[0]) * int(warm.sum()),
                 config=config, layers=layers)  # fmt: skip
-    budget = memory_bytes()
     if recompute is None:
-        recompute = _training_bytes(**size, recompute=False) > budget // 2
-    need = _training_bytes(**size, recompute=bool(recompute))
-    if need > budget:
-        raise ValueError(
-            f"fine_tune would hold about {need / 2**30:.3g} GiB for the {int(warm.sum())} items "
-            f"with interactions{' even with recompute' if recompute else ''}, more than this "
-            "machine's memory: fine-tune on a dataset of fewer items (a sample of the "
-            "catalogue), with fewer layers, or with shorter item texts"
-            + ("" if recompute else ", or pass recompute=True")
-        )
+        recompute = _training_bytes(**size, recompute=False) > hyperparameters.memory_bytes() // 2
+    hyperparameters.memory(
+        _training_bytes(**size, recompute=bool(recompute)),
+        f"fine_tune of the {int(warm.sum())} items with interactions"
+        + (", even with recompute," if recompute else ""),
+        "fine-tune on a dataset of fewer items (a sample of the catalogue), with fewer layers, "
+        "or with shorter item texts" + ("" if recompute else ", or pass recompute=True"),
+    )
     rng = generator(options["random_state"])
     network = initial_weights(config.hidden, hidden, factors, rng)
     seed = int(rng.integers(0, 2**63))
