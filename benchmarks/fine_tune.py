@@ -5,6 +5,7 @@ How to run (project root, project virtualenv with the test extra; ../shared/data
     python benchmarks/fine_tune.py --parts speed
     python benchmarks/fine_tune.py --parts memory
     python benchmarks/fine_tune.py --parts cold --seeds 0,1 --test      # about 15 min a split
+    python benchmarks/fine_tune.py --parts cold --seeds 0,1 --test --precision fp32
 
 Parts
 -----
@@ -13,7 +14,8 @@ speed
     on the cold-item test split's train set: semrec's ``TextEncoder.fine_tune`` (C++ on
     LibTorch; its setup and the writing of the model included) against the plain-PyTorch and
     Hugging Face loop of ``benchmarks/finetune_probe.py`` (variant ``top``, the same model and
-    schedule; its setup excluded); ratio = semrec / reference.
+    schedule; its setup excluded); ratio = semrec / reference. Where the CPU has native bf16,
+    also ``fine_tune(precision="bf16")``'s epoch and its ratio to fp32's.
 memory
     One epoch of ``fine_tune`` (as ``speed``) with ``recompute=False`` (every item's activations
     kept) and ``recompute=True`` (each chunk's tuned layers run again in backward), each in a
@@ -26,7 +28,8 @@ cold
     the gain, the training seconds, and the ratio to ColdStartALS on the frozen embedding alone
     (ALS 64 factors, regularization 10, alpha 1 on every rating; the better of penalties 30 and
     100): #15's cold target is 1.2x. Splits: the validation carves ``--seeds`` carved from the
-    test split's train set, and with ``--test`` the test split itself.
+    test split's train set, and with ``--test`` the test split itself. ``--precision`` is
+    ``fine_tune``'s (the training's, default ``auto``; every ``x`` is encoded in fp32).
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ import torch  # noqa: E402
 
 import semrec  # noqa: E402
 from semrec import split  # noqa: E402
+from semrec.text import cpu_features  # noqa: E402
 
 
 def splits(args: argparse.Namespace) -> list[tuple]:
@@ -64,12 +68,14 @@ def splits(args: argparse.Namespace) -> list[tuple]:
 
 
 def tuned_encoder(fit_set: semrec.datasets.Dataset, args: argparse.Namespace, epochs: int,
-                  recompute: bool | None = None):  # fmt: skip
-    """The fp32 encoder fine-tuned on ``fit_set``, and the seconds it took."""
+                  recompute: bool | None = None, precision: str = "fp32"):  # fmt: skip
+    """The fp32 encoder fine-tuned on ``fit_set`` (training in ``precision``), and the seconds
+    it took."""
     start = time.perf_counter()
     tuned = semrec.TextEncoder(precision="fp32").fine_tune(
         fit_set, tempfile.mkdtemp(prefix="semrec-fine-tune-") + "/model", layers=args.layers,
         epochs=epochs, num_threads=args.threads, show_progress=False, recompute=recompute,
+        precision=precision,
     )  # fmt: skip
     return tuned, time.perf_counter() - start
 
@@ -92,6 +98,13 @@ def part_speed(args: argparse.Namespace) -> None:
     print("| semrec fine_tune (setup included) | plain PyTorch + HF (setup excluded) | ratio |")
     print("|---|---|---|")
     print(f"| {seconds:.0f} s | {reference:.0f} s | {seconds / reference:.2f}x |")
+    if not cpu_features().bf16_native:
+        print("\nprecision='bf16': no native bf16 on this CPU (it would train in fp32)")
+        return
+    _, low = tuned_encoder(train_set, args, epochs=1, precision="bf16")
+    print("\n| fine_tune precision='fp32' | precision='bf16' | ratio bf16 / fp32 |")
+    print("|---|---|---|")
+    print(f"| {seconds:.0f} s | {low:.0f} s | {low / seconds:.2f}x |")
 
 
 def one_epoch(args: argparse.Namespace, recompute: bool, results: multiprocessing.Queue) -> None:
@@ -124,15 +137,15 @@ def part_cold(args: argparse.Namespace) -> None:
     chosen = splits(args)
     frozen_encoder = semrec.TextEncoder(precision="fp32")
     print(f"# cold-item Recall@20, ColdStartALS on [x, TF-IDF] (stacked map), penalty 30 / 100; "
-          f"top {args.layers} layer(s) fine-tuned for {args.epochs} epochs; {THREADS} threads; "
-          f"{_bench.machine_line()}")  # fmt: skip
+          f"top {args.layers} layer(s) fine-tuned for {args.epochs} epochs, precision="
+          f"{args.precision!r}; {THREADS} threads; {_bench.machine_line()}")  # fmt: skip
     print("| split | frozen | fine-tuned | gain (penalty 30) | training s | ColdStartALS on the "
           "frozen embedding alone | fine-tuned vs it |")  # fmt: skip
     print("|---|---|---|---|---|---|---|")
     for name, fit_set, held_out in chosen:
         texts = [str(t) for t in fit_set.item_text]
         frozen = frozen_encoder.encode(texts)
-        tuned, seconds = tuned_encoder(fit_set, args, args.epochs)
+        tuned, seconds = tuned_encoder(fit_set, args, args.epochs, precision=args.precision)
         x = tuned.encode(texts)
         stack = probe.cold_map_als(fit_set, True)
         before = probe.cold_map_recalls(frozen, stack, fit_set, held_out, True)
@@ -157,6 +170,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=4, help="cold: fine-tuning epochs")
     parser.add_argument("--seeds", default="0", help="cold: the validation carves' seeds")
     parser.add_argument("--test", action="store_true", help="cold: also the test split")
+    parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
+                        help="cold: fine_tune's training precision")  # fmt: skip
     args = parser.parse_args()
     if not (probe.DATA / "u.data").exists():
         raise SystemExit(f"MovieLens-100k not found at {probe.DATA}")

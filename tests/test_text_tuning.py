@@ -4,6 +4,7 @@ model directory it writes, determinism, and bad input."""
 from __future__ import annotations
 
 import copy
+import json
 import os
 
 import numpy as np
@@ -18,6 +19,8 @@ from semrec.datasets import Dataset
 from semrec.text._model import load_model_files
 from semrec.text._safetensors import read_float32, read_header
 from semrec.text._torch import text_ext
+from semrec.text._tuning import tuning_precision
+from semrec.text.precision import CpuFeatures
 from semrec.textcf._network import initial_weights
 
 torch = pytest.importorskip("torch")
@@ -68,6 +71,7 @@ def make_tuner(
     batch_size: int = 4,
     bucket: int = 64,
     recompute: bool = False,
+    bf16: bool = False,
 ):
     files, tensors = weights
     config = files.config
@@ -78,20 +82,24 @@ def make_tuner(
         tensors, config.layers, mlp, offsets, np.concatenate(ids).astype(np.int32),
         m.indptr.astype(np.int64), m.indices.astype(np.int32), m.data.astype(np.float32), 5, 7,
         config.heads, config.layer_norm_eps, layers, 32, 8, 0.01, TAU, batch_size, 1e-4, 1e-3, 7,
-        bucket, recompute,
+        bucket, recompute, bf16,
     )  # fmt: skip
 
 
-# (layers, texts per chunk, recompute): one chunk, and chunks of 2-3 texts whose tuned layers
-# run again in backward (gradient checkpointing).
-@pytest.mark.parametrize("layers, bucket, recompute", [(1, 64, False), (2, 64, False),
-                                                       (2, 2, True), (1, 3, True)])  # fmt: skip
+# (layers, texts per chunk, recompute, bf16): one chunk, chunks of 2-3 texts whose tuned layers
+# run again in backward (gradient checkpointing), and the tuned layers under bf16 autocast
+# (against the same layers under torch.autocast).
+@pytest.mark.parametrize("layers, bucket, recompute, bf16", [
+    (1, 64, False, False), (2, 64, False, False), (2, 2, True, False), (1, 3, True, False),
+    (2, 64, False, True), (2, 2, True, True),
+])  # fmt: skip
 def test_inputs_loss_and_gradients_match_hugging_face_layers_and_plain_pytorch(
-    encoder, weights, layers, bucket, recompute
+    encoder, weights, layers, bucket, recompute, bf16
 ):
     transformers = pytest.importorskip("transformers")
     mlp = initial_weights(384, 32, 8, np.random.default_rng(1))
-    tuner = make_tuner(encoder, weights, layers, mlp, bucket=bucket, recompute=recompute)
+    tuner = make_tuner(encoder, weights, layers, mlp, bucket=bucket, recompute=recompute,
+                       bf16=bf16)  # fmt: skip
     users = np.array([0, 1, 2, 3, 2, 4], dtype=np.int32)
     items = np.array([1, 3, 4, 2, 0, 5], dtype=np.int32)
     loss, grads = tuner.batch_gradients(users, items)
@@ -107,11 +115,19 @@ def test_inputs_loss_and_gradients_match_hugging_face_layers_and_plain_pytorch(
     top = torch.nn.ModuleList(copy.deepcopy(list(model.encoder.layer[-layers:])))
     mask = batch["attention_mask"].float()
     additive = (1 - mask)[:, None, None, :] * torch.finfo(torch.float32).min
-    h = below
-    for layer in top:
-        h = layer(h, attention_mask=additive)
-        h = h[0] if isinstance(h, tuple) else h
-    x = torch.nn.functional.normalize((h * mask[..., None]).sum(1) / mask.sum(1, keepdim=True))
+
+    def inputs(low_precision: bool) -> torch.Tensor:
+        h = below
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=low_precision):
+            for layer in top:
+                h = layer(h, attention_mask=additive)
+                h = h[0] if isinstance(h, tuple) else h
+        h = h.float()
+        return torch.nn.functional.normalize(
+            (h * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
+        )
+
+    x = inputs(bf16)
     w = {k: torch.tensor(v, requires_grad=True) for k, v in mlp.items()}
 
     f = torch.nn.functional
@@ -127,8 +143,15 @@ def test_inputs_loss_and_gradients_match_hugging_face_layers_and_plain_pytorch(
     reference = torch.nn.functional.cross_entropy(scores / TAU, targets)
     reference.backward()
 
-    np.testing.assert_allclose(tuner.item_inputs(), x.detach().numpy(), atol=1e-5)
-    assert loss == pytest.approx(reference.item(), rel=1e-5)
+    # bf16 rounds each product's inputs to 8 bits of mantissa, in a different order here and
+    # in Hugging Face's layers; it must also differ from float32 (autocast really was on).
+    x_atol, loss_rtol, grad_atol = (2e-3, 1e-4, 2e-2) if bf16 else (1e-5, 1e-5, 1e-4)
+    ours = tuner.item_inputs()
+    np.testing.assert_allclose(ours, x.detach().numpy(), atol=x_atol)
+    if bf16:
+        with torch.no_grad():
+            assert np.abs(ours - inputs(False).numpy()).max() > 1e-4
+    assert loss == pytest.approx(reference.item(), rel=loss_rtol)
     first = 6 - layers
     assert len(grads) == 16 * layers + 4
     by_name = dict(top.named_parameters())
@@ -140,9 +163,11 @@ def test_inputs_loss_and_gradients_match_hugging_face_layers_and_plain_pytorch(
             r = by_name[f"{int(parts[2]) - first}." + ".".join(parts[3:])].grad.numpy()
         if name.endswith("attention.self.key.bias"):
             # The softmax ignores a constant added to every key score: the true gradient is 0.
-            assert np.abs(g).max() < 1e-7 and np.abs(r).max() < 1e-7, name
+            # In bf16 both are rounding noise: far below the query bias's gradient.
+            zero = grad_atol * np.abs(grads[name.replace("key", "query")]).max() if bf16 else 1e-7
+            assert np.abs(g).max() < zero and np.abs(r).max() < zero, name
             continue
-        np.testing.assert_allclose(g, r, rtol=0, atol=1e-4 * np.abs(r).max(), err_msg=name)
+        np.testing.assert_allclose(g, r, rtol=0, atol=grad_atol * np.abs(r).max(), err_msg=name)
 
 
 def test_untrained_inputs_equal_the_encoder_and_steps_lower_the_loss(encoder, weights):
@@ -199,13 +224,37 @@ def test_recompute_trains_the_same_model_over_several_chunks(encoder, tmp_path):
     events = events.drop_duplicates()
     items = pd.DataFrame({"item": np.arange(150), "text": texts})
     data = Dataset.from_pandas(events, "user", "item", items=items)
+    # fp32: in bf16 the two backward orders' last-bit differences flip roundings, and grow.
     settings = {"layers": 2, "epochs": 2, "batch_size": 128, "hidden": 32, "factors": 8,
-                "show_progress": False, "num_threads": 2}  # fmt: skip
+                "show_progress": False, "num_threads": 2, "precision": "fp32"}  # fmt: skip
     kept = encoder.fine_tune(data, tmp_path / "kept", recompute=False, **settings)
     again = encoder.fine_tune(data, tmp_path / "again", recompute=True, **settings)
     a, b = kept.encode(texts), again.encode(texts)
     assert np.abs(a - encoder.encode(texts)).max() > 1e-3  # both trained
     np.testing.assert_allclose(a, b, atol=2e-5)
+
+
+def test_bf16_trains_in_bfloat16_where_native_and_falls_back_with_a_warning(
+    encoder, tmp_path, monkeypatch
+):
+    avx2 = CpuFeatures(True, False, False, False, False, {}, "AVX2")
+    zen4 = CpuFeatures(True, True, True, True, False, {}, "AVX512")
+    assert tuning_precision("auto", zen4) == "bf16" and tuning_precision("auto", avx2) == "fp32"
+    assert tuning_precision("fp32", zen4) == "fp32"
+    with pytest.warns(RuntimeWarning, match=r"no native support here .* trains in fp32"):
+        assert tuning_precision("bf16", avx2) == "fp32"
+    # End to end, on a CPU that reports native bf16 (any CPU runs autocast, if slowly): the
+    # model trains close to fp32's but not bitwise equal to it.
+    monkeypatch.setattr("semrec.text._tuning.cpu_features", lambda: zen4)
+    low = tune(encoder, tmp_path / "bf16")  # "auto"
+    full = tune(encoder, tmp_path / "fp32", precision="fp32")
+    a, b = low.encode(TEXTS), full.encode(TEXTS)
+    assert np.abs(b - encoder.encode(TEXTS)).max() > 1e-3  # training moved the model
+    assert 1e-6 < np.abs(a - b).max() < 5e-3
+    for path, precision in ((tmp_path / "bf16", "bf16"), (tmp_path / "fp32", "fp32")):
+        with open(path / "model.safetensors", "rb") as f:  # the format: u64 length, JSON header
+            header = json.loads(f.read(int.from_bytes(f.read(8), "little")))
+        assert header["__metadata__"]["tuned_precision"] == precision
 
 
 def test_same_seed_same_model(encoder, tmp_path):
@@ -263,6 +312,8 @@ def test_bad_input_is_refused_with_clear_errors(encoder, tmp_path, monkeypatch):
             tune(encoder, path, recompute=False)
     with pytest.raises(TypeError, match="recompute must be True, False or None"):
         tune(encoder, path, recompute="yes")
+    with pytest.raises(ValueError, match="precision"):
+        tune(encoder, path, precision="int8")
     with pytest.raises(ValueError, match="own model directory"):
         tune(encoder, encoder.model_path, overwrite=True)
     assert not path.exists()

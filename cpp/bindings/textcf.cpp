@@ -191,7 +191,7 @@ void register_textcf(py::module_& m) {
                        std::int64_t heads, double layer_norm_eps, std::int64_t tuned_layers,
                        std::int64_t hidden, std::int64_t factors, double negative_slope, double tau,
                        std::int64_t batch_size, double learning_rate, double mlp_learning_rate,
-                       std::uint64_t seed, std::int64_t bucket, bool recompute) {
+                       std::uint64_t seed, std::int64_t bucket, bool recompute, bool bf16) {
              TrainingPairs pairs = pairs_of(indptr, indices, users, items);
              if (values.ndim() != 1 || values.shape(0) != indices.shape(0)) {
                throw std::invalid_argument("values must have one weight per index");
@@ -218,6 +218,7 @@ void register_textcf(py::module_& m) {
              cfg.seed = seed;
              cfg.bucket = bucket;
              cfg.recompute = recompute;
+             cfg.bf16 = bf16;
              std::unique_ptr<EncoderTuner> tuner;
              without_gil([&](const StopCheck& stop) {
                tuner = std::make_unique<EncoderTuner>(cfg, weights, layers, network, tokens, pairs,
@@ -231,7 +232,7 @@ void register_textcf(py::module_& m) {
            py::arg("items"), py::arg("heads"), py::arg("layer_norm_eps"), py::arg("tuned_layers"),
            py::arg("hidden"), py::arg("factors"), py::arg("negative_slope"), py::arg("tau"),
            py::arg("batch_size"), py::arg("learning_rate"), py::arg("mlp_learning_rate"),
-           py::arg("seed"), py::arg("bucket"), py::arg("recompute"),
+           py::arg("seed"), py::arg("bucket"), py::arg("recompute"), py::arg("bf16"),
            "Runs the frozen layers once (Ctrl-C honoured); encoder and mlp map names to float32 "
            "arrays.")
       .def(

@@ -1,6 +1,7 @@
 #include "semrec/train/encoder_tuning.hpp"
 
 #include <ATen/ATen.h>
+#include <ATen/autocast_mode.h>
 #include <torch/csrc/autograd/custom_function.h>
 #include <torch/optim/adam.h>
 
@@ -97,6 +98,32 @@ struct UserMeans : torch::autograd::Function<UserMeans> {
   }
 };
 
+// CPU autocast to bfloat16 while in scope (thread-local, as autocast is), the previous state
+// restored after; its cache of bf16 weight copies is dropped when the outermost scope ends.
+class Bf16Autocast {
+ public:
+  explicit Bf16Autocast(bool on) : on_(on) {
+    if (!on_) return;
+    was_enabled_ = at::autocast::is_autocast_enabled(at::kCPU);
+    was_dtype_ = at::autocast::get_autocast_dtype(at::kCPU);
+    at::autocast::set_autocast_enabled(at::kCPU, true);
+    at::autocast::set_autocast_dtype(at::kCPU, at::kBFloat16);
+    at::autocast::increment_nesting();
+  }
+  ~Bf16Autocast() {
+    if (!on_) return;
+    if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
+    at::autocast::set_autocast_enabled(at::kCPU, was_enabled_);
+    at::autocast::set_autocast_dtype(at::kCPU, was_dtype_);
+  }
+  Bf16Autocast(const Bf16Autocast&) = delete;
+  Bf16Autocast& operator=(const Bf16Autocast&) = delete;
+
+ private:
+  bool on_, was_enabled_ = false;
+  at::ScalarType was_dtype_ = at::kBFloat16;
+};
+
 // Texts of one forward chunk (consecutive in the caller's order): similar lengths, padded to
 // the longest.
 struct Chunk {
@@ -179,9 +206,16 @@ struct EncoderTuner::Impl {
   }
 
   // x of one chunk's texts through the tuned layers: normalised mean of the token states.
+  // With bf16 the layers run under autocast; the pooling and everything after are float32.
   at::Tensor chunk_x(const Chunk& c) const {
     at::Tensor h = c.below;
-    for (const auto& w : tuned) h = layer_forward(w, h, c.additive, cfg.heads, cfg.layer_norm_eps);
+    {
+      const Bf16Autocast autocast(cfg.bf16);
+      for (const auto& w : tuned) {
+        h = layer_forward(w, h, c.additive, cfg.heads, cfg.layer_norm_eps);
+      }
+    }
+    h = h.to(at::kFloat);
     return normalise((h * c.mask.unsqueeze(2)).sum(1) / c.lengths);
   }
 

@@ -39,6 +39,9 @@ struct EncoderTuningConfig {
   // Backward recomputes each chunk's tuned layers instead of keeping every chunk's activations:
   // memory of one chunk for about 30% more compute (catalogues too large to hold them all).
   bool recompute = false;
+  // The tuned layers' matrix products in bfloat16 (autocast; weights, Adam and the loss stay
+  // float32): faster where the CPU has native bf16 (AVX-512 BF16, AMX), far slower where not.
+  bool bf16 = false;
 };
 
 // Token ids ([CLS] ... [SEP]) of each item's text: text t is ids[offsets[t] .. offsets[t + 1]).

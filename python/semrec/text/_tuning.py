@@ -20,6 +20,7 @@ import hashlib
 import os
 import shutil
 import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -34,9 +35,11 @@ from semrec._threads import resolve_num_threads
 from semrec.text._model import load_model_files, tensor_names
 from semrec.text._safetensors import raw_tensors, read_float32, read_header, write_tensors
 from semrec.text._torch import text_ext, torch
+from semrec.text.precision import CpuFeatures, cpu_features
 from semrec.textcf._network import initial_weights
 
 _CHUNK = 64  # texts per forward chunk (similar lengths, padded to the longest)
+PRECISIONS = ("auto", "fp32", "bf16")  # fine_tune's: the training's matrix products
 # Files of a model directory that hold weights: the tuned model has its own model.safetensors,
 # and no stale copy of the original weights in another format.
 _WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "tf_model.h5", "flax_model.msgpack",
@@ -69,6 +72,7 @@ def fine_tune(encoder: Any, dataset: Any, path: str | os.PathLike[str], **option
     learning_rate = check.number(options["learning_rate"], "learning_rate", minimum=0)
     mlp_learning_rate = check.number(options["mlp_learning_rate"], "mlp_learning_rate", minimum=0)
     tau = check.number(options["tau"], "tau", above=0)
+    precision = tuning_precision(check.choice(options["precision"], "precision", PRECISIONS))
     threads = resolve_num_threads(options["num_threads"])
     callback: Callable[[int, float], Any] | None = options["callback"]
     overwrite = bool(options["overwrite"])
@@ -117,6 +121,7 @@ def fine_tune(encoder: Any, dataset: Any, path: str | os.PathLike[str], **option
             m.indices.astype(np.int32), m.data.astype(np.float32), m.shape[0], m.shape[1],
             config.heads, config.layer_norm_eps, layers, hidden, factors, 0.01, tau, batch_size,
             learning_rate, mlp_learning_rate, seed, _CHUNK, bool(recompute),
+            precision == "bf16",
         )  # fmt: skip
         steps = tuner.steps_per_epoch
         bar = tqdm(total=epochs * steps, desc="fine_tune", unit="step", disable=not show)
@@ -152,10 +157,39 @@ def fine_tune(encoder: Any, dataset: Any, path: str | os.PathLike[str], **option
         "semrec": "fine_tune",
         "base_model": str(files.identity),
         "tuned_layers": str(layers),
+        "tuned_precision": precision,
         "tuned_sha256": digest.hexdigest(),  # a new identity: no embedding cache mixes them up
     }
     _write_model(Path(files.path), target, stored, metadata, overwrite)
     return TextEncoder(target, precision=encoder.precision, num_threads=encoder.num_threads)
+
+
+def tuning_precision(requested: str, features: CpuFeatures | None = None) -> str:
+    """The precision the tuned layers train in: ``auto`` is bf16 where the CPU runs it natively
+    (AVX-512 BF16 or AMX), else fp32. An explicit ``bf16`` without native support would be
+    emulated, slower than fp32: it trains in fp32 instead, with a warning.
+
+    Examples
+    --------
+    >>> from semrec.text.precision import CpuFeatures
+    >>> from semrec.text._tuning import tuning_precision
+    >>> avx2 = CpuFeatures(True, False, False, False, False, {}, "AVX2")
+    >>> tuning_precision("auto", avx2), tuning_precision("fp32", avx2)
+    ('fp32', 'fp32')
+    """
+    features = features or cpu_features()
+    if requested == "auto":
+        return "bf16" if features.bf16_native else "fp32"
+    if requested == "bf16" and not features.bf16_native:
+        warnings.warn(
+            "fine_tune(precision='bf16') has no native support here (it needs AVX-512 BF16 or "
+            f"AMX; {features.describe()}): emulated bf16 would be slower than fp32, so it trains "
+            "in fp32. Pass precision='auto' or 'fp32' to silence this.",
+            RuntimeWarning,
+            stacklevel=4,
+        )
+        return "fp32"
+    return requested
 
 
 def _training_bytes(
