@@ -10,16 +10,16 @@ How to run (project root, project virtualenv with the test extra; ../shared/data
 Parts
 -----
 speed
-    Seconds for one epoch of fine-tuning (``--layers``, default 2; batch 4,096, the defaults)
-    on the cold-item test split's train set: semrec's ``TextEncoder.fine_tune`` (C++ on
-    LibTorch; its setup and the writing of the model included) against the plain-PyTorch and
+    Seconds for one epoch of fine-tuning in fp32 (``--layers``, default 2; batch 4,096, the
+    defaults) on the cold-item test split's train set: semrec's ``TextEncoder.fine_tune`` (C++
+    on LibTorch; its setup and the writing of the model included) against the plain-PyTorch and
     Hugging Face loop of ``benchmarks/finetune_probe.py`` (variant ``top``, the same model and
     schedule; its setup excluded); ratio = semrec / reference. Where the CPU has native bf16,
     also ``fine_tune(precision="bf16")``'s epoch and its ratio to fp32's.
 memory
-    One epoch of ``fine_tune`` (as ``speed``) with ``recompute=False`` (every item's activations
-    kept) and ``recompute=True`` (each chunk's tuned layers run again in backward), each in a
-    fresh process: seconds, the process's peak resident memory, and the ratios.
+    One fp32 epoch of ``fine_tune`` (as ``speed``) with ``recompute=False`` (every item's
+    activations kept) and ``recompute=True`` (each chunk's tuned layers run again in backward),
+    each in a fresh process: seconds, the process's peak resident memory, and the ratios.
 cold
     Cold-item Recall@20 of ColdStartALS on ``[x, TF-IDF]`` scored as ``finetune_probe.py
     --stack`` does (ALS on the ratings >= 4 as 1s with alpha 5, the map fitted on the items with

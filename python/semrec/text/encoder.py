@@ -374,7 +374,7 @@ class TextEncoder:
         precision : {"auto", "fp32", "bf16"}, default "auto"
             The tuned layers' matrix products during training. ``"bf16"`` runs them in
             bfloat16 (autocast; the weights, Adam and the loss stay float32): on MovieLens-100k
-            (AMD Zen 4) about 1.5x faster, the adapted model's cold-item recall within 0.3% of
+            (AMD Zen 4) 1.5-2x faster, the adapted model's cold-item recall within 0.3% of
             fp32's. ``"auto"`` is bf16 where the CPU runs it natively (AVX-512 BF16 or AMX),
             else fp32. An explicit ``"bf16"`` without native support trains in fp32, with a
             warning (emulated bf16 is slower than fp32). The adapted model is float32 either
