@@ -207,6 +207,9 @@ struct EncoderTuner::Impl {
 
   // x of one chunk's texts through the tuned layers: normalised mean of the token states.
   // With bf16 the layers run under autocast; the pooling and everything after are float32.
+  // The scope is per chunk on purpose: each chunk casts the weights afresh, so its weight
+  // gradients return to float32 before the chunks' are summed (one cast shared by every chunk
+  // would sum them in bf16).
   at::Tensor chunk_x(const Chunk& c) const {
     at::Tensor h = c.below;
     {
