@@ -6,6 +6,8 @@ How to run (project root, project virtualenv with the test extra; ../shared/data
     python benchmarks/fine_tune.py --parts memory
     python benchmarks/fine_tune.py --parts cold --seeds 0,1 --test      # about 15 min a split
     python benchmarks/fine_tune.py --parts cold --seeds 0,1 --test --precision fp32
+    python benchmarks/fine_tune.py --parts cold --seeds 0,1 --test --items-per-step 512
+    python benchmarks/fine_tune.py --parts sampling --copies 1,4
 
 Parts
 -----
@@ -29,7 +31,14 @@ cold
     (ALS 64 factors, regularization 10, alpha 1 on every rating; the better of penalties 30 and
     100): #15's cold target is 1.2x. Splits: the validation carves ``--seeds`` carved from the
     test split's train set, and with ``--test`` the test split itself. ``--precision`` is
-    ``fine_tune``'s (the training's, default ``auto``; every ``x`` is encoded in fp32).
+    ``fine_tune``'s (the training's, default ``auto``; every ``x`` is encoded in fp32), and so
+    is ``--items-per-step`` (default: every item at every step).
+sampling
+    What ``items_per_step`` buys as the catalogue grows: MovieLens's items ``--copies`` times
+    over (each interaction moved to a random copy of its item; 16,384 of the cold-item test
+    split's train interactions, 4 steps an epoch), the seconds of an epoch's steps (epochs 2
+    and 3, timed between the epoch callbacks: the setup left out) with every item, 1,024 and
+    512 items per step, and the ratios (``--precision``, default ``auto``).
 """
 
 from __future__ import annotations
@@ -45,6 +54,9 @@ import _bench
 THREADS: int = _bench.pin_threads(default=2)  # before numpy, BLAS, OpenMP or torch load
 
 import finetune_probe as probe  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import scipy.sparse as sp  # noqa: E402
 import semantic  # noqa: E402
 import torch  # noqa: E402
 
@@ -68,14 +80,15 @@ def splits(args: argparse.Namespace) -> list[tuple]:
 
 
 def tuned_encoder(fit_set: semrec.datasets.Dataset, args: argparse.Namespace, epochs: int,
-                  recompute: bool | None = None, precision: str = "fp32"):  # fmt: skip
-    """The fp32 encoder fine-tuned on ``fit_set`` (training in ``precision``), and the seconds
-    it took."""
+                  recompute: bool | None = None, precision: str = "fp32",
+                  items_per_step: int | None = None, callback=None):  # fmt: skip
+    """The fp32 encoder fine-tuned on ``fit_set`` (training in ``precision``, ``items_per_step``
+    items run per step, ``callback`` after each epoch), and the seconds it took."""
     start = time.perf_counter()
     tuned = semrec.TextEncoder(precision="fp32").fine_tune(
         fit_set, tempfile.mkdtemp(prefix="semrec-fine-tune-") + "/model", layers=args.layers,
         epochs=epochs, num_threads=args.threads, show_progress=False, recompute=recompute,
-        precision=precision,
+        precision=precision, items_per_step=items_per_step, callback=callback,
     )  # fmt: skip
     return tuned, time.perf_counter() - start
 
@@ -138,14 +151,16 @@ def part_cold(args: argparse.Namespace) -> None:
     frozen_encoder = semrec.TextEncoder(precision="fp32")
     print(f"# cold-item Recall@20, ColdStartALS on [x, TF-IDF] (stacked map), penalty 30 / 100; "
           f"top {args.layers} layer(s) fine-tuned for {args.epochs} epochs, precision="
-          f"{args.precision!r}; {THREADS} threads; {_bench.machine_line()}")  # fmt: skip
+          f"{args.precision!r}, items_per_step={args.items_per_step}; {THREADS} threads; "
+          f"{_bench.machine_line()}")  # fmt: skip
     print("| split | frozen | fine-tuned | gain (penalty 30) | training s | ColdStartALS on the "
           "frozen embedding alone | fine-tuned vs it |")  # fmt: skip
     print("|---|---|---|---|---|---|---|")
     for name, fit_set, held_out in chosen:
         texts = [str(t) for t in fit_set.item_text]
         frozen = frozen_encoder.encode(texts)
-        tuned, seconds = tuned_encoder(fit_set, args, args.epochs, precision=args.precision)
+        tuned, seconds = tuned_encoder(fit_set, args, args.epochs, precision=args.precision,
+                                       items_per_step=args.items_per_step)  # fmt: skip
         x = tuned.encode(texts)
         stack = probe.cold_map_als(fit_set, True)
         before = probe.cold_map_recalls(frozen, stack, fit_set, held_out, True)
@@ -161,6 +176,46 @@ def part_cold(args: argparse.Namespace) -> None:
               f"{after[0] / alone:.2f}x |", flush=True)  # fmt: skip
 
 
+def copies_of(train_set: semrec.datasets.Dataset, copies: int, interactions: int):
+    """``interactions`` of ``train_set``'s interactions (drawn at random) over its catalogue
+    ``copies`` times as large: copy k of an item has the item's text plus " (copy k)", and each
+    interaction goes to a random copy of its item. The same users and tastes; more items."""
+    rng = np.random.default_rng(0)
+    m = sp.coo_array(train_set.interactions)
+    keep = rng.choice(m.nnz, size=min(interactions, m.nnz), replace=False)
+    copy = rng.integers(0, copies, keep.size)
+    events = pd.DataFrame({"user": m.row[keep], "item": m.col[keep] * copies + copy,
+                           "rating": m.data[keep]})  # fmt: skip
+    texts = [f"{t} (copy {k})" for t in train_set.item_text for k in range(copies)]
+    items = pd.DataFrame({"item": np.arange(len(texts)), "text": texts})
+    return semrec.datasets.Dataset.from_pandas(events, "user", "item", "rating", items=items)
+
+
+def part_sampling(args: argparse.Namespace) -> None:
+    _, train_set = data_and_train_set()
+    batches = 4
+    print(f"# seconds of one epoch of fine_tune's steps ({batches} batches of 4,096 "
+          "interactions; the mean of epochs 2 and 3, timed between the epoch callbacks, so the "
+          f"setup is left out), top {args.layers} layer(s), precision={args.precision!r}, "
+          f"{THREADS} threads; {_bench.machine_line()}")  # fmt: skip
+    print("| catalogue | items with interactions | every item | items_per_step=1024 | ratio | "
+          "items_per_step=512 | ratio |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|")
+    for copies in (int(c) for c in args.copies.split(",")):
+        data = copies_of(train_set, copies, batches * 4096)
+        trained = int((np.diff(sp.csc_array(data.interactions).indptr) > 0).sum())
+        seconds = {}
+        for per_step in (None, 1024, 512):
+            ends: list[float] = []
+            tuned_encoder(data, args, 3, precision=args.precision, items_per_step=per_step,
+                          callback=lambda *_, e=ends: e.append(time.perf_counter()))  # fmt: skip
+            seconds[per_step] = (ends[2] - ends[0]) / 2
+        every = seconds[None]
+        print(f"| MovieLens x {copies} ({data.n_items} items) | {trained} | {every:.1f} s | "
+              f"{seconds[1024]:.1f} s | {seconds[1024] / every:.2f}x | {seconds[512]:.1f} s | "
+              f"{seconds[512] / every:.2f}x |", flush=True)  # fmt: skip
+
+
 PARTS = _bench.parts_of(globals())
 
 
@@ -172,6 +227,9 @@ def main() -> None:
     parser.add_argument("--test", action="store_true", help="cold: also the test split")
     parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
                         help="cold: fine_tune's training precision")  # fmt: skip
+    parser.add_argument("--items-per-step", type=int, default=None,
+                        help="cold: fine_tune's items_per_step (default: every item)")  # fmt: skip
+    parser.add_argument("--copies", default="1,4", help="sampling: catalogue sizes, in copies")
     args = parser.parse_args()
     if not (probe.DATA / "u.data").exists():
         raise SystemExit(f"MovieLens-100k not found at {probe.DATA}")

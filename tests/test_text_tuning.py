@@ -72,6 +72,7 @@ def make_tuner(
     bucket: int = 64,
     recompute: bool = False,
     bf16: bool = False,
+    items_per_step: int = 0,
 ):
     files, tensors = weights
     config = files.config
@@ -82,19 +83,24 @@ def make_tuner(
         tensors, config.layers, mlp, offsets, np.concatenate(ids).astype(np.int32),
         m.indptr.astype(np.int64), m.indices.astype(np.int32), m.data.astype(np.float32), 5, 7,
         config.heads, config.layer_norm_eps, layers, 32, 8, 0.01, TAU, batch_size, 1e-4, 1e-3, 7,
-        bucket, recompute, bf16,
+        bucket, recompute, bf16, items_per_step,
     )  # fmt: skip
 
 
-# (layers, texts per chunk, recompute, bf16): one chunk, chunks of 2-3 texts whose tuned layers
-# run again in backward (gradient checkpointing), and the tuned layers under bf16 autocast
-# (against the same layers under torch.autocast).
-@pytest.mark.parametrize("layers, bucket, recompute, bf16", [
-    (1, 64, False, False), (2, 64, False, False), (2, 2, True, False), (1, 3, True, False),
-    (2, 64, False, True), (2, 2, True, True),
+FRESH = [4, 1, 5]  # trained items, in no order
+
+
+# (layers, texts per chunk, recompute, bf16, fresh): one chunk, chunks of 2-3 texts whose tuned
+# layers run again in backward (gradient checkpointing), the tuned layers under bf16 autocast
+# (against the same layers under torch.autocast), and a sampled step where only the `fresh`
+# items run the tuned layers (the others' inputs from the cache, without gradient).
+@pytest.mark.parametrize("layers, bucket, recompute, bf16, fresh", [
+    (1, 64, False, False, None), (2, 64, False, False, None), (2, 2, True, False, None),
+    (1, 3, True, False, None), (2, 64, False, True, None), (2, 2, True, True, None),
+    (2, 64, False, False, FRESH), (2, 2, True, False, FRESH), (1, 3, True, True, FRESH),
 ])  # fmt: skip
 def test_inputs_loss_and_gradients_match_hugging_face_layers_and_plain_pytorch(
-    encoder, weights, layers, bucket, recompute, bf16
+    encoder, weights, layers, bucket, recompute, bf16, fresh
 ):
     transformers = pytest.importorskip("transformers")
     mlp = initial_weights(384, 32, 8, np.random.default_rng(1))
@@ -102,7 +108,8 @@ def test_inputs_loss_and_gradients_match_hugging_face_layers_and_plain_pytorch(
                        bf16=bf16)  # fmt: skip
     users = np.array([0, 1, 2, 3, 2, 4], dtype=np.int32)
     items = np.array([1, 3, 4, 2, 0, 5], dtype=np.int32)
-    loss, grads = tuner.batch_gradients(users, items)
+    chosen = None if fresh is None else np.array(fresh, dtype=np.int32)
+    loss, grads = tuner.batch_gradients(users, items, chosen)
 
     # The reference: Hugging Face's BertModel for the frozen part and copies of its top layers
     # (eager attention) for the tuned part, the network and the loss in plain PyTorch.
@@ -128,6 +135,12 @@ def test_inputs_loss_and_gradients_match_hugging_face_layers_and_plain_pytorch(
         )
 
     x = inputs(bf16)
+    if fresh is not None:
+        # The cache holds every item's x from the same (untrained) weights: the values are the
+        # same, the gradient reaches the tuned layers through the fresh items only.
+        is_fresh = torch.zeros(len(TEXTS), 1, dtype=torch.bool)
+        is_fresh[fresh] = True
+        x = torch.where(is_fresh, x, x.detach())
     w = {k: torch.tensor(v, requires_grad=True) for k, v in mlp.items()}
 
     f = torch.nn.functional
@@ -168,6 +181,16 @@ def test_inputs_loss_and_gradients_match_hugging_face_layers_and_plain_pytorch(
             assert np.abs(g).max() < zero and np.abs(r).max() < zero, name
             continue
         np.testing.assert_allclose(g, r, rtol=0, atol=grad_atol * np.abs(r).max(), err_msg=name)
+    if fresh is not None:
+        # Same loss and MLP gradients as a step over every item (the same x values), but the
+        # tuned layers' gradients lose the stale items' share.
+        every_loss, every_grads = tuner.batch_gradients(users, items)
+        assert loss == pytest.approx(every_loss, rel=loss_rtol)
+        for name, g in every_grads.items():
+            if name.endswith("attention.self.key.bias"):
+                continue
+            moved = np.abs(g - grads[name]).max() / np.abs(g).max()
+            assert moved < grad_atol if name.startswith("l") else moved > 10 * grad_atol, name
 
 
 def test_untrained_inputs_equal_the_encoder_and_steps_lower_the_loss(encoder, weights):
@@ -176,6 +199,42 @@ def test_untrained_inputs_equal_the_encoder_and_steps_lower_the_loss(encoder, we
     np.testing.assert_allclose(tuner.item_inputs(), encoder.encode(TEXTS), atol=1e-5)
     losses = [tuner.step(epoch, 0) for epoch in range(12)]
     assert losses[-1] < 0.8 * losses[0]
+
+
+def test_sampled_steps_draw_items_apart_from_the_batch_and_cache_what_they_computed(
+    encoder, weights
+):
+    mlp = initial_weights(384, 32, 8, np.random.default_rng(3))
+    warm = np.unique(interactions().indices)  # 6 trained items; item 6 is cold
+    exact = make_tuner(encoder, weights, 2, mlp, batch_size=2)
+    np.testing.assert_array_equal(exact.step_items(0, 0), warm)
+    # items_per_step of at least the trained items is the exact path, bit for bit.
+    covering = make_tuner(encoder, weights, 2, mlp, batch_size=2, items_per_step=6)
+    assert [covering.step(0, s) for s in range(3)] == [exact.step(0, s) for s in range(3)]
+
+    tuner = make_tuner(encoder, weights, 2, mlp, batch_size=2, items_per_step=4)
+    cache = tuner.cached_inputs()  # the starting weights' x of every trained item
+    np.testing.assert_allclose(cache[warm], tuner.item_inputs()[warm], atol=1e-6)
+    assert not cache[6].any()
+    draws, positives_left_out = set(), 0
+    for step in range(tuner.steps_per_epoch):
+        _, items = tuner.step_pairs(0, step)
+        chosen = tuner.step_items(0, step)
+        assert chosen.size == 4 and np.unique(chosen).size == 4 and set(chosen) <= set(warm)
+        positives_left_out += not set(items) <= set(chosen)
+        before = tuner.item_inputs()  # x through the weights this step starts from
+        tuner.step(0, step)
+        after = tuner.cached_inputs()
+        np.testing.assert_allclose(after[chosen], before[chosen], atol=1e-5)
+        others = np.setdiff1d(warm, chosen)
+        np.testing.assert_array_equal(after[others], cache[others])  # stale, untouched
+        assert np.abs(after[others] - tuner.item_inputs()[others]).max() > 1e-4  # weights moved
+        cache = after
+        draws.add(tuple(chosen))
+    # A uniform draw, not the batch's positives first (fresh would then mean "positive").
+    assert positives_left_out > 0 and len(draws) > 1
+    again = make_tuner(encoder, weights, 2, mlp, batch_size=2, items_per_step=4)
+    np.testing.assert_array_equal(again.step_items(0, 5), tuner.step_items(0, 5))
 
 
 def tune(encoder, path, **kwargs):
@@ -215,18 +274,33 @@ def test_the_written_model_holds_the_tuned_top_layer_and_the_rest_unchanged(
                                atol=1e-5)  # fmt: skip
 
 
-def test_recompute_trains_the_same_model_over_several_chunks(encoder, tmp_path):
-    # 150 items: three chunks of 64 texts, so recompute runs the tuned layers chunk by chunk.
+def films() -> tuple[list[str], Dataset]:
+    """150 items (three chunks of 64 texts), 40 users, about 600 interactions: each user picks
+    films of one genre (user % 6), which the text names."""
     rng = np.random.default_rng(0)
     genres = ["comedy", "drama", "space opera", "thriller", "romance", "western"]
     texts = [f"film {i} a {genres[i % 6]} from {1950 + i % 70}" for i in range(150)]
-    events = pd.DataFrame({"user": rng.integers(0, 40, 600), "item": rng.integers(0, 150, 600)})
+    users = rng.integers(0, 40, 600)
+    events = pd.DataFrame({"user": users, "item": users % 6 + 6 * rng.integers(0, 25, 600)})
     events = events.drop_duplicates()
     items = pd.DataFrame({"item": np.arange(150), "text": texts})
-    data = Dataset.from_pandas(events, "user", "item", items=items)
-    # fp32: in bf16 the two backward orders' last-bit differences flip roundings, and grow.
-    settings = {"layers": 2, "epochs": 2, "batch_size": 128, "hidden": 32, "factors": 8,
-                "show_progress": False, "num_threads": 2, "precision": "fp32"}  # fmt: skip
+    return texts, Dataset.from_pandas(events, "user", "item", items=items)
+
+
+# fp32: in bf16 two backward orders' last-bit differences flip roundings, and grow.
+FILMS = {"layers": 2, "epochs": 2, "batch_size": 128, "hidden": 32, "factors": 8,
+         "show_progress": False, "num_threads": 2, "precision": "fp32"}  # fmt: skip
+
+
+def metadata(path) -> dict:
+    with open(path / "model.safetensors", "rb") as f:  # the format: u64 length, JSON header
+        return json.loads(f.read(int.from_bytes(f.read(8), "little")))["__metadata__"]
+
+
+def test_recompute_trains_the_same_model_over_several_chunks(encoder, tmp_path):
+    # Three chunks of 64 texts, so recompute runs the tuned layers chunk by chunk.
+    texts, data = films()
+    settings = FILMS
     kept = encoder.fine_tune(data, tmp_path / "kept", recompute=False, **settings)
     again = encoder.fine_tune(data, tmp_path / "again", recompute=True, **settings)
     a, b = kept.encode(texts), again.encode(texts)
@@ -252,9 +326,34 @@ def test_bf16_trains_in_bfloat16_where_native_and_falls_back_with_a_warning(
     assert np.abs(b - encoder.encode(TEXTS)).max() > 1e-3  # training moved the model
     assert 1e-6 < np.abs(a - b).max() < 5e-3
     for path, precision in ((tmp_path / "bf16", "bf16"), (tmp_path / "fp32", "fp32")):
-        with open(path / "model.safetensors", "rb") as f:  # the format: u64 length, JSON header
-            header = json.loads(f.read(int.from_bytes(f.read(8), "little")))
-        assert header["__metadata__"]["tuned_precision"] == precision
+        assert metadata(path)["tuned_precision"] == precision
+
+
+def test_items_per_step_trains_from_a_sample_of_the_items(encoder, tmp_path):
+    texts, data = films()
+    trained = np.unique(data.interactions.indices).size  # items with interactions
+    losses: dict[str, list[float]] = {}
+
+    def tune_films(name, **kwargs):
+        def record(_, loss):
+            losses.setdefault(name, []).append(loss)
+
+        settings = {**FILMS, "epochs": 4, **kwargs}
+        return encoder.fine_tune(data, tmp_path / name, callback=record, **settings)
+
+    exact = tune_films("exact").encode(texts)
+    sampled = tune_films("sampled", items_per_step=32).encode(texts)
+    again = tune_films("again", items_per_step=32).encode(texts)
+    covering = tune_films("covering", items_per_step=trained).encode(texts)
+    start = encoder.encode(texts)
+    np.testing.assert_array_equal(sampled, again)  # deterministic
+    np.testing.assert_array_equal(covering, exact)  # every item: the exact path
+    # Trained (it moved the model and lowered the loss), and not the exact model.
+    assert np.abs(sampled - start).max() > 1e-3
+    assert losses["sampled"][-1] < 0.9 * losses["sampled"][0]
+    assert np.abs(sampled - exact).max() > 1e-4
+    assert metadata(tmp_path / "sampled")["tuned_items_per_step"] == "32"
+    assert metadata(tmp_path / "covering")["tuned_items_per_step"] == "all"
 
 
 def test_same_seed_same_model(encoder, tmp_path):
@@ -308,8 +407,14 @@ def test_bad_input_is_refused_with_clear_errors(encoder, tmp_path, monkeypatch):
         patch.setattr("semrec._hyperparameters.memory_bytes", lambda: 1 << 20)
         with pytest.raises(ValueError, match=r"even with recompute, would need .* GiB, more"):
             tune(encoder, path)  # recompute chosen by itself, and still too large
-        with pytest.raises(ValueError, match=r"machine's memory \(.*\); .*, or pass recompute"):
+        fixes = r"memory \(.*\); pass items_per_step .*, or pass recompute=True, or fine-tune on"
+        with pytest.raises(ValueError, match=fixes):
             tune(encoder, path, recompute=False)
+        with pytest.raises(ValueError, match=r"items_per_step=2, even with recompute, would"):
+            tune(encoder, path, items_per_step=2)
+    for value in (0, 1.5, "all"):
+        with pytest.raises((TypeError, ValueError), match="items_per_step"):
+            tune(encoder, path, items_per_step=value)
     with pytest.raises(TypeError, match="recompute must be True, False or None"):
         tune(encoder, path, recompute="yes")
     with pytest.raises(ValueError, match="precision"):

@@ -30,6 +30,12 @@ TrainingPairs pairs_of(const CArray<std::int64_t>& indptr, const CArray<std::int
   return {indptr.data(), indices.data(), users, items};
 }
 
+CArray<std::int32_t> to_array(const std::vector<std::int32_t>& v) {
+  CArray<std::int32_t> out(static_cast<py::ssize_t>(v.size()));
+  std::copy(v.begin(), v.end(), out.mutable_data());
+  return out;
+}
+
 std::vector<NamedArray> named_arrays(const py::dict& arrays) {
   std::vector<NamedArray> out;
   for (const auto& [key, value] : arrays) {
@@ -191,7 +197,8 @@ void register_textcf(py::module_& m) {
                        std::int64_t heads, double layer_norm_eps, std::int64_t tuned_layers,
                        std::int64_t hidden, std::int64_t factors, double negative_slope, double tau,
                        std::int64_t batch_size, double learning_rate, double mlp_learning_rate,
-                       std::uint64_t seed, std::int64_t bucket, bool recompute, bool bf16) {
+                       std::uint64_t seed, std::int64_t bucket, bool recompute, bool bf16,
+                       std::int64_t items_per_step) {
              TrainingPairs pairs = pairs_of(indptr, indices, users, items);
              if (values.ndim() != 1 || values.shape(0) != indices.shape(0)) {
                throw std::invalid_argument("values must have one weight per index");
@@ -219,6 +226,7 @@ void register_textcf(py::module_& m) {
              cfg.bucket = bucket;
              cfg.recompute = recompute;
              cfg.bf16 = bf16;
+             cfg.items_per_step = items_per_step;
              std::unique_ptr<EncoderTuner> tuner;
              without_gil([&](const StopCheck& stop) {
                tuner = std::make_unique<EncoderTuner>(cfg, weights, layers, network, tokens, pairs,
@@ -233,6 +241,7 @@ void register_textcf(py::module_& m) {
            py::arg("hidden"), py::arg("factors"), py::arg("negative_slope"), py::arg("tau"),
            py::arg("batch_size"), py::arg("learning_rate"), py::arg("mlp_learning_rate"),
            py::arg("seed"), py::arg("bucket"), py::arg("recompute"), py::arg("bf16"),
+           py::arg("items_per_step"),
            "Runs the frozen layers once (Ctrl-C honoured); encoder and mlp map names to float32 "
            "arrays.")
       .def(
@@ -245,20 +254,45 @@ void register_textcf(py::module_& m) {
       .def_property_readonly("steps_per_epoch", &EncoderTuner::steps_per_epoch)
       .def(
           "batch_gradients",
-          [](EncoderTuner& t, const CArray<std::int32_t>& users,
-             const CArray<std::int32_t>& items) {
+          [](EncoderTuner& t, const CArray<std::int32_t>& users, const CArray<std::int32_t>& items,
+             const std::optional<CArray<std::int32_t>>& fresh) {
             if (users.ndim() != 1 || items.ndim() != 1 || items.size() != users.size()) {
               throw std::invalid_argument("users and items must be 1-D of one length");
             }
+            if (fresh && fresh->ndim() != 1) throw std::invalid_argument("fresh must be 1-D");
             std::vector<NamedArray> grads;
             double loss = 0.0;
             {
               py::gil_scoped_release release;
-              loss = t.batch_gradients(users.data(), items.data(), users.size(), grads);
+              loss = t.batch_gradients(users.data(), items.data(), users.size(), grads,
+                                       fresh ? fresh->data() : nullptr, fresh ? fresh->size() : 0);
             }
             return py::make_tuple(loss, to_dict(grads));
           },
-          py::arg("users").noconvert(), py::arg("items").noconvert())
+          py::arg("users").noconvert(), py::arg("items").noconvert(),
+          py::arg("fresh").noconvert() = py::none(),
+          "Loss and gradients of one batch, nothing updated; with `fresh`, only those items run "
+          "the tuned layers (the others' inputs from the cache).")
+      .def(
+          "step_pairs",
+          [](EncoderTuner& t, std::int64_t epoch, std::int64_t step) {
+            std::vector<std::int32_t> users, items;
+            t.step_pairs(epoch, step, users, items);
+            return py::make_tuple(to_array(users), to_array(items));
+          },
+          py::arg("epoch"), py::arg("step"), "The (users, items) interactions of that step.")
+      .def(
+          "step_items",
+          [](EncoderTuner& t, std::int64_t epoch, std::int64_t step) {
+            return to_array(t.step_items(epoch, step));
+          },
+          py::arg("epoch"), py::arg("step"), "Items whose tuned layers run in that step.")
+      .def("cached_inputs",
+           [](const EncoderTuner& t) {
+             CArray<float> out({t.items(), t.width()});
+             t.cached_inputs(out.mutable_data());
+             return out;
+           })
       .def("item_inputs",
            [](const EncoderTuner& t) {
              CArray<float> out({t.items(), t.width()});

@@ -13,6 +13,7 @@
 #include <numeric>
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 #include "semrec/train/random.hpp"
 #include "semrec/train/sparse.hpp"
@@ -131,6 +132,20 @@ struct Chunk {
   at::Tensor additive;  // chunk x 1 x 1 x length: 0 on tokens, the lowest float on padding
   at::Tensor mask;      // chunk x length
   at::Tensor lengths;   // chunk x 1
+
+  // A chunk of `count` texts of the given token counts, padded to the longest: its mask,
+  // lengths and additive mask set, `below` still empty.
+  static Chunk padded(const std::vector<std::int64_t>& token_counts) {
+    const auto count = static_cast<std::int64_t>(token_counts.size());
+    const std::int64_t len = *std::max_element(token_counts.begin(), token_counts.end());
+    Chunk chunk;
+    chunk.mask = at::zeros({count, len}, kF32);
+    for (std::int64_t c = 0; c < count; ++c) chunk.mask[c].narrow(0, 0, token_counts[c]).fill_(1);
+    chunk.lengths = chunk.mask.sum(1, /*keepdim=*/true);
+    chunk.additive =
+        ((1.0f - chunk.mask) * std::numeric_limits<float>::lowest()).view({count, 1, 1, len});
+    return chunk;
+  }
 };
 
 }  // namespace
@@ -152,11 +167,71 @@ struct EncoderTuner::Impl {
   std::int64_t order_epoch = -1;  // the epoch `order` is the interactions' order of
   std::vector<std::int64_t> order;
 
+  // Sampled steps (items_per_step): x of each trained item (pool order) as of the last step
+  // whose tuned layers ran it; the starting weights' x until then. Never on the autograd tape.
+  at::Tensor cache;
+
+  std::int64_t tokens_of(std::int32_t item) const { return offsets[item + 1] - offsets[item]; }
+
   // items, shortest text first (ties in the given order): chunks then carry little padding.
   void by_length(std::vector<std::int32_t>& ids_of_items) const {
-    std::stable_sort(ids_of_items.begin(), ids_of_items.end(), [&](std::int32_t a, std::int32_t b) {
-      return offsets[a + 1] - offsets[a] < offsets[b + 1] - offsets[b];
-    });
+    std::stable_sort(ids_of_items.begin(), ids_of_items.end(),
+                     [&](std::int32_t a, std::int32_t b) { return tokens_of(a) < tokens_of(b); });
+  }
+
+  bool sampling() const {
+    return cfg.items_per_step > 0 && cfg.items_per_step < static_cast<std::int64_t>(pool.size());
+  }
+
+  // The cache from the current weights (stop polled between chunks).
+  void fill_cache(const StopCheck& stop) {
+    at::NoGradGuard no_grad;
+    std::vector<at::Tensor> xs;
+    for (const Chunk& c : chunks) {
+      if (stop && stop()) throw Interrupted();
+      xs.push_back(chunk_x(c));
+    }
+    cache = at::cat(xs);
+  }
+
+  // Pool slots whose tuned layers run in a sampled step: a uniform sample of items_per_step of
+  // them (partial Fisher-Yates on `stream`), ascending, so shortest text first. Drawn apart
+  // from the batch on purpose: with the batch's positives drawn first, a fresh input would mean
+  // "positive" and a stale one "negative", a shortcut the network learns instead of the text
+  // (measured on MovieLens-100k: it erased the gain of fine-tuning).
+  std::vector<std::int32_t> draw(std::uint64_t stream) const {
+    std::vector<std::int32_t> slots(pool.size());
+    std::iota(slots.begin(), slots.end(), 0);
+    const auto total = static_cast<std::int64_t>(slots.size());
+    SplitMix rng{stream};
+    for (std::int64_t k = 0; k < cfg.items_per_step; ++k) {
+      const auto pick = static_cast<std::int64_t>(rng.below(static_cast<std::uint64_t>(total - k)));
+      std::swap(slots[k], slots[k + pick]);
+    }
+    slots.resize(cfg.items_per_step);
+    std::sort(slots.begin(), slots.end());
+    return slots;
+  }
+
+  // Chunks of the listed pool slots (ascending), cut from the pool's stored chunks: a text's
+  // states are the first (its token count) rows of its row there.
+  std::vector<Chunk> gather(const std::vector<std::int32_t>& slots) const {
+    std::vector<Chunk> out;
+    const auto n = static_cast<std::int64_t>(slots.size());
+    for (std::int64_t first = 0; first < n; first += cfg.bucket) {
+      const std::int64_t count = std::min(cfg.bucket, n - first);
+      std::vector<std::int64_t> counts(count);
+      for (std::int64_t c = 0; c < count; ++c) counts[c] = tokens_of(pool[slots[first + c]]);
+      Chunk chunk = Chunk::padded(counts);
+      chunk.below = at::zeros({count, chunk.mask.size(1), width}, kF32);
+      for (std::int64_t c = 0; c < count; ++c) {
+        const std::int32_t s = slots[first + c];
+        const at::Tensor& from = chunks[s / cfg.bucket].below;
+        chunk.below[c].narrow(0, 0, counts[c]).copy_(from[s % cfg.bucket].narrow(0, 0, counts[c]));
+      }
+      out.push_back(std::move(chunk));
+    }
+    return out;
   }
 
   // Chunks of the listed items, frozen layers already applied (no gradients).
@@ -168,26 +243,16 @@ struct EncoderTuner::Impl {
     for (std::int64_t first = 0; first < n; first += cfg.bucket) {
       if (stop && stop()) throw Interrupted();
       const std::int64_t count = std::min(cfg.bucket, n - first);
-      std::int64_t len = 0;
-      for (std::int64_t c = 0; c < count; ++c) {
-        const std::int32_t i = order[first + c];
-        len = std::max(len, offsets[i + 1] - offsets[i]);
-      }
+      std::vector<std::int64_t> counts(count);
+      for (std::int64_t c = 0; c < count; ++c) counts[c] = tokens_of(order[first + c]);
+      Chunk chunk = Chunk::padded(counts);
+      const std::int64_t len = chunk.mask.size(1);
       at::Tensor tokens = at::zeros({count, len}, kI64);
-      Chunk chunk;
-      chunk.mask = at::zeros({count, len}, kF32);
       auto t = tokens.accessor<std::int64_t, 2>();
-      auto m = chunk.mask.accessor<float, 2>();
       for (std::int64_t c = 0; c < count; ++c) {
         const std::int32_t i = order[first + c];
-        for (std::int64_t k = offsets[i]; k < offsets[i + 1]; ++k) {
-          t[c][k - offsets[i]] = ids[k];
-          m[c][k - offsets[i]] = 1.0f;
-        }
+        for (std::int64_t k = offsets[i]; k < offsets[i + 1]; ++k) t[c][k - offsets[i]] = ids[k];
       }
-      chunk.lengths = chunk.mask.sum(1, /*keepdim=*/true);
-      chunk.additive =
-          ((1.0f - chunk.mask) * std::numeric_limits<float>::lowest()).view({count, 1, 1, len});
       const at::Tensor positions = at::arange(len, kI64);
       at::Tensor h = at::embedding(embeddings[0], tokens) +
                      at::embedding(embeddings[1], positions).unsqueeze(0) + embeddings[2][0];
@@ -256,31 +321,66 @@ struct EncoderTuner::Impl {
     return (lse.index_select(0, r) - s.index({r, c})).mean();
   }
 
-  // The batch's loss, its gradients accumulated into the trained weights. With recompute, the
-  // loss is taken on a detached x first; then each chunk runs its tuned layers again and
+  // The batch's loss, its gradients accumulated into the trained weights; `parts` run the tuned
+  // layers: the pool's chunks, or the chunks of the pool slots `fresh` (int64, ascending), the
+  // other items' x then taken from the cache, without gradient. With recompute, the loss is
+  // taken on a detached x first; then each chunk runs its tuned layers again and
   // back-propagates its rows of dL/dx, so only one chunk's activations are alive at a time.
-  at::Tensor backward(const std::int32_t* bu, const std::int32_t* slots, std::int64_t n) const {
+  // Returns the loss and the x that `parts` gave (detached).
+  std::pair<at::Tensor, at::Tensor> backward(const std::vector<Chunk>& parts,
+                                             const at::Tensor& fresh, const std::int32_t* bu,
+                                             const std::int32_t* slots, std::int64_t n) const {
+    const auto every = [&](const at::Tensor& xs) {
+      return fresh.defined() ? cache.index_copy(0, fresh, xs) : xs;
+    };
     if (!cfg.recompute) {
-      const at::Tensor l = loss(pooled(chunks), bu, slots, n);
+      const at::Tensor xs = pooled(parts);
+      const at::Tensor l = loss(every(xs), bu, slots, n);
       l.backward();
-      return l;
+      return {l, xs.detach()};
     }
-    at::Tensor x;
+    at::Tensor xs;
     {
       at::NoGradGuard no_grad;
-      x = pooled(chunks);
+      xs = pooled(parts);
     }
-    x.requires_grad_(true);
-    const at::Tensor l = loss(x, bu, slots, n);
+    xs.requires_grad_(true);
+    const at::Tensor l = loss(every(xs), bu, slots, n);
     l.backward();
-    const at::Tensor dx = x.grad();
+    const at::Tensor dx = xs.grad();
     std::int64_t first = 0;
-    for (const Chunk& c : chunks) {
+    for (const Chunk& c : parts) {
       const std::int64_t count = c.below.size(0);
       chunk_x(c).backward(dx.narrow(0, first, count));
       first += count;
     }
-    return l;
+    return {l, xs.detach()};
+  }
+
+  // Interactions order[first .. first + n) of epoch `epoch`: their users and pool slots.
+  std::int64_t batch(std::int64_t epoch, std::int64_t step, std::vector<std::int32_t>& bu,
+                     std::vector<std::int32_t>& bs) {
+    const auto total = static_cast<std::int64_t>(pos_user.size());
+    if (order_epoch != epoch) {
+      order = epoch_order(total, cfg.seed, epoch);
+      order_epoch = epoch;
+    }
+    const std::int64_t first = step * cfg.batch_size;
+    const std::int64_t n = std::min(cfg.batch_size, total - first);
+    bu.resize(n);
+    bs.resize(n);
+    for (std::int64_t b = 0; b < n; ++b) {
+      bu[b] = pos_user[order[first + b]];
+      bs[b] = pos_slot[order[first + b]];
+    }
+    return n;
+  }
+
+  // The draw of a sampled step: its own stream (seed, epoch, step + 1; the epoch's order uses
+  // (seed, epoch, 0)).
+  std::vector<std::int32_t> step_draw(std::int64_t epoch, std::int64_t step) const {
+    return draw(
+        derive(cfg.seed, static_cast<std::uint64_t>(epoch), static_cast<std::uint64_t>(step) + 1));
   }
 
   std::vector<at::Tensor> trained() const {
@@ -310,7 +410,8 @@ EncoderTuner::EncoderTuner(const EncoderTuningConfig& config,
   m.layers = layers;
   if (config.heads < 1 || config.tuned_layers < 1 || config.tuned_layers > layers ||
       config.hidden < 1 || config.factors < 1 || !(config.tau > 0) || config.batch_size < 1 ||
-      config.bucket < 1 || !(config.learning_rate >= 0) || !(config.mlp_learning_rate >= 0)) {
+      config.bucket < 1 || !(config.learning_rate >= 0) || !(config.mlp_learning_rate >= 0) ||
+      config.items_per_step < 0) {
     throw std::invalid_argument("EncoderTuner: invalid configuration");
   }
   std::map<std::string, const NamedArray*> by_name;
@@ -412,6 +513,7 @@ EncoderTuner::EncoderTuner(const EncoderTuningConfig& config,
   m.means = SparseRows(std::move(ptr), std::move(idx), std::move(val),
                        static_cast<std::int64_t>(m.pool.size()));
   m.chunks = m.make_chunks(m.pool, stop);
+  if (m.sampling()) m.fill_cache(stop);
 
   std::vector<at::Tensor> layer_params;
   for (const auto& w : m.tuned) layer_params.insert(layer_params.end(), w.begin(), w.end());
@@ -434,29 +536,73 @@ double EncoderTuner::step(std::int64_t epoch, std::int64_t step) {
   Impl& m = *impl_;
   if (step < 0 || step >= steps_per_epoch())
     throw std::invalid_argument("EncoderTuner: no such step");
-  const auto total = static_cast<std::int64_t>(m.pos_user.size());
-  if (m.order_epoch != epoch) {
-    m.order = epoch_order(total, m.cfg.seed, epoch);
-    m.order_epoch = epoch;
-  }
-  const std::vector<std::int64_t>& order = m.order;
-  const std::int64_t first = step * m.cfg.batch_size;
-  const std::int64_t n = std::min(m.cfg.batch_size, total - first);
-  std::vector<std::int32_t> bu(n), bs(n);
-  for (std::int64_t b = 0; b < n; ++b) {
-    bu[b] = m.pos_user[order[first + b]];
-    bs[b] = m.pos_slot[order[first + b]];
-  }
+  std::vector<std::int32_t> bu, bs;
+  const std::int64_t n = m.batch(epoch, step, bu, bs);
   m.adam->zero_grad();
-  const at::Tensor loss = m.backward(bu.data(), bs.data(), n);
+  if (!m.sampling()) {
+    const at::Tensor loss = m.backward(m.chunks, at::Tensor(), bu.data(), bs.data(), n).first;
+    m.adam->step();
+    return loss.item<double>();
+  }
+  const std::vector<std::int32_t> fresh = m.step_draw(epoch, step);
+  const at::Tensor rows = at::tensor(std::vector<std::int64_t>(fresh.begin(), fresh.end()), kI64);
+  const auto [loss, xs] = m.backward(m.gather(fresh), rows, bu.data(), bs.data(), n);
   m.adam->step();
+  m.cache.index_copy_(0, rows, xs);  // the x this step saw (the weights before its update)
   return loss.item<double>();
 }
 
+void EncoderTuner::step_pairs(std::int64_t epoch, std::int64_t step,
+                              std::vector<std::int32_t>& users, std::vector<std::int32_t>& items) {
+  Impl& m = *impl_;
+  if (step < 0 || step >= steps_per_epoch())
+    throw std::invalid_argument("EncoderTuner: no such step");
+  m.batch(epoch, step, users, items);
+  for (std::int32_t& slot : items) slot = m.pool[slot];
+}
+
+std::vector<std::int32_t> EncoderTuner::step_items(std::int64_t epoch, std::int64_t step) {
+  Impl& m = *impl_;
+  if (step < 0 || step >= steps_per_epoch())
+    throw std::invalid_argument("EncoderTuner: no such step");
+  std::vector<std::int32_t> out;
+  if (!m.sampling()) {
+    out = m.pool;
+  } else {
+    for (std::int32_t s : m.step_draw(epoch, step)) out.push_back(m.pool[s]);
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+void EncoderTuner::cached_inputs(float* out) const {
+  const Impl& m = *impl_;
+  if (!m.cache.defined()) throw std::logic_error("EncoderTuner: no cache (no sampled step)");
+  std::fill(out, out + m.items * m.width, 0.0f);
+  const at::Tensor c = m.cache.contiguous();
+  for (std::size_t s = 0; s < m.pool.size(); ++s) {
+    std::memcpy(out + m.pool[s] * m.width, c.data_ptr<float>() + s * m.width,
+                m.width * sizeof(float));
+  }
+}
+
 double EncoderTuner::batch_gradients(const std::int32_t* users, const std::int32_t* items,
-                                     std::int64_t n, std::vector<NamedArray>& gradients) {
+                                     std::int64_t n, std::vector<NamedArray>& gradients,
+                                     const std::int32_t* fresh, std::int64_t fresh_n) {
   Impl& m = *impl_;
   if (n < 1) throw std::invalid_argument("EncoderTuner: an empty batch");
+  if (fresh != nullptr && fresh_n < 1) throw std::invalid_argument("EncoderTuner: no fresh items");
+  std::vector<std::int32_t> fresh_slots;
+  for (std::int64_t k = 0; k < fresh_n; ++k) {
+    if (fresh[k] < 0 || fresh[k] >= m.items || m.pool_slot[fresh[k]] < 0) {
+      throw std::invalid_argument("EncoderTuner: a fresh item is out of range or cold");
+    }
+    fresh_slots.push_back(m.pool_slot[fresh[k]]);
+  }
+  std::sort(fresh_slots.begin(), fresh_slots.end());
+  if (std::adjacent_find(fresh_slots.begin(), fresh_slots.end()) != fresh_slots.end()) {
+    throw std::invalid_argument("EncoderTuner: fresh items repeat");
+  }
   std::vector<std::int32_t> slots(n);
   for (std::int64_t b = 0; b < n; ++b) {
     if (users[b] < 0 || users[b] >= m.means.rows() || items[b] < 0 || items[b] >= m.items ||
@@ -466,7 +612,15 @@ double EncoderTuner::batch_gradients(const std::int32_t* users, const std::int32
     slots[b] = m.pool_slot[items[b]];
   }
   m.adam->zero_grad();
-  const at::Tensor loss = m.backward(users, slots.data(), n);
+  at::Tensor loss;
+  if (fresh == nullptr) {
+    loss = m.backward(m.chunks, at::Tensor(), users, slots.data(), n).first;
+  } else {
+    if (!m.cache.defined()) m.fill_cache({});
+    const at::Tensor rows =
+        at::tensor(std::vector<std::int64_t>(fresh_slots.begin(), fresh_slots.end()), kI64);
+    loss = m.backward(m.gather(fresh_slots), rows, users, slots.data(), n).first;
+  }
   const std::vector<at::Tensor> weights = m.trained();
   const std::vector<std::string> names = m.trained_names();
   gradients.clear();

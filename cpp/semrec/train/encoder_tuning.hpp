@@ -9,8 +9,11 @@
 // LeakyReLU -> Linear(hidden, factors), and are normalised: v_u, v_i; s(u, i) = v_u . v_i.
 // Loss: the full softmax at temperature tau over the items with at least one interaction (the
 // cold items are not pushed away), averaged over a batch of interactions. Adam, one learning
-// rate for the encoder's layers and one for the MLP. Every trained item is recomputed by the
-// tuned layers at every step (their gradients reach each x_i through both sides).
+// rate for the encoder's layers and one for the MLP. By default every trained item is
+// recomputed by the tuned layers at every step (their gradients reach each x_i through both
+// sides). With items_per_step, a step runs the tuned layers on that many items only (a
+// uniform sample) and takes every other x_i from a cache of its last computed value: a step's
+// cost no longer grows with the catalogue, at the price of stale inputs.
 #pragma once
 
 #include <cstdint>
@@ -42,6 +45,8 @@ struct EncoderTuningConfig {
   // The tuned layers' matrix products in bfloat16 (autocast; weights, Adam and the loss stay
   // float32): faster where the CPU has native bf16 (AVX-512 BF16, AMX), far slower where not.
   bool bf16 = false;
+  // Items whose tuned layers run per step; 0 (or at least the trained items): all of them.
+  std::int64_t items_per_step = 0;
 };
 
 // Token ids ([CLS] ... [SEP]) of each item's text: text t is ids[offsets[t] .. offsets[t + 1]).
@@ -72,8 +77,23 @@ class EncoderTuner {
 
   // The loss of one batch of (user, item) interactions and the gradient of every trained
   // weight (tuned layers, then the MLP), without updating anything (checks against a reference).
+  // With `fresh` (fresh_n distinct trained items), only those run the tuned layers and the
+  // other items' inputs come from the cache, as in a step with items_per_step.
   double batch_gradients(const std::int32_t* users, const std::int32_t* items, std::int64_t n,
-                         std::vector<NamedArray>& gradients);
+                         std::vector<NamedArray>& gradients, const std::int32_t* fresh = nullptr,
+                         std::int64_t fresh_n = 0);
+
+  // The (user, item) interactions of step `step` of epoch `epoch`.
+  void step_pairs(std::int64_t epoch, std::int64_t step, std::vector<std::int32_t>& users,
+                  std::vector<std::int32_t>& items);
+
+  // The items (ascending) whose tuned layers run in step `step` of epoch `epoch`: every trained
+  // item, or with items_per_step the step's draw.
+  std::vector<std::int32_t> step_items(std::int64_t epoch, std::int64_t step);
+
+  // The cached x_i of every item (items x width; rows of items without interactions are 0). The
+  // cache exists when items_per_step samples, or after batch_gradients with `fresh`.
+  void cached_inputs(float* out) const;
 
   // x_i of every item (items x width) through the current weights.
   void item_inputs(float* out, const StopCheck& stop = {}) const;

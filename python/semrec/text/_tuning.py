@@ -12,6 +12,8 @@ or :class:`~semrec.TextCF` unchanged.
 The bottom layers are frozen and run once; every step runs the tuned layers over every item
 with interactions (their gradients reach each item through both sides), so one epoch costs
 about ``steps x`` one forward and backward pass of the catalogue through the tuned layers.
+With ``items_per_step`` a step runs only that many items (a uniform sample) and reads every
+other item's input from a cache of its last computed value.
 """
 
 from __future__ import annotations
@@ -93,18 +95,30 @@ def fine_tune(encoder: Any, dataset: Any, path: str | os.PathLike[str], **option
     if recompute is not None and not isinstance(recompute, (bool, np.bool_)):
         raise TypeError(f"recompute must be True, False or None, got {recompute!r}")
     warm = np.diff(interactions.tocsc().indptr) > 0
+    items_per_step = options["items_per_step"]
+    if items_per_step is not None:
+        items_per_step = check.positive_int(items_per_step, "items_per_step")
+    sampled = items_per_step is not None and items_per_step < int(warm.sum())
     lengths = np.diff(offsets)
-    size = dict(tokens=int(lengths[warm].sum()), longest=int(lengths.max()),
+    # A sampled step's activations: at most the items_per_step longest trained texts' tokens.
+    longest_first = np.sort(lengths[warm])[::-1]
+    size = dict(tokens=int(lengths[warm].sum()),
+                tuned_tokens=int(longest_first[: items_per_step if sampled else None].sum()),
+                longest=int(lengths.max()),
                 scores=min(batch_size, interactions.shape[0]) * int(warm.sum()),
                 config=config, layers=layers)  # fmt: skip
     if recompute is None:
         recompute = _training_bytes(**size, recompute=False) > hyperparameters.memory_bytes() // 2
+    fixes = ["pass items_per_step (e.g. 1024)"] * (not sampled)
+    fixes += ["pass recompute=True"] * (not recompute)
+    fixes.append("fine-tune on fewer items (a sample of the catalogue), a smaller batch_size, "
+                 "fewer layers or shorter item texts")  # fmt: skip
     hyperparameters.memory(
         _training_bytes(**size, recompute=bool(recompute)),
         f"fine_tune of the {int(warm.sum())} items with interactions"
+        + (f", items_per_step={items_per_step}" if sampled else "")
         + (", even with recompute," if recompute else ""),
-        "fine-tune on a dataset of fewer items (a sample of the catalogue), with fewer layers, "
-        "or with shorter item texts" + ("" if recompute else ", or pass recompute=True"),
+        ", or ".join(fixes),
     )
     rng = generator(options["random_state"])
     network = initial_weights(config.hidden, hidden, factors, rng)
@@ -121,7 +135,7 @@ def fine_tune(encoder: Any, dataset: Any, path: str | os.PathLike[str], **option
             m.indices.astype(np.int32), m.data.astype(np.float32), m.shape[0], m.shape[1],
             config.heads, config.layer_norm_eps, layers, hidden, factors, 0.01, tau, batch_size,
             learning_rate, mlp_learning_rate, seed, _CHUNK, bool(recompute),
-            precision == "bf16",
+            precision == "bf16", items_per_step if sampled else 0,
         )  # fmt: skip
         steps = tuner.steps_per_epoch
         bar = tqdm(total=epochs * steps, desc="fine_tune", unit="step", disable=not show)
@@ -158,6 +172,7 @@ def fine_tune(encoder: Any, dataset: Any, path: str | os.PathLike[str], **option
         "base_model": str(files.identity),
         "tuned_layers": str(layers),
         "tuned_precision": precision,
+        "tuned_items_per_step": str(items_per_step if sampled else "all"),
         "tuned_sha256": digest.hexdigest(),  # a new identity: no embedding cache mixes them up
     }
     _write_model(Path(files.path), target, stored, metadata, overwrite)
@@ -193,17 +208,19 @@ def tuning_precision(requested: str, features: CpuFeatures | None = None) -> str
 
 
 def _training_bytes(
-    tokens: int, longest: int, scores: int, config: Any, layers: int, recompute: bool
-) -> int:
+    tokens: int, tuned_tokens: int, longest: int, scores: int, config: Any, layers: int,
+    recompute: bool,
+) -> int:  # fmt: skip
     """About what a step holds: the trained items' token states below the tuned layers, the
     batch's score matrix and its gradients (``scores`` entries), and what autograd keeps of
     each tuned layer per token (queries, keys, values, context, two residual sums and
     LayerNorms, the feed-forward's activations, the attention weights, and their gradients'
-    transients) for every trained item's tokens, or with ``recompute`` for one chunk's.
-    MovieLens-100k, 2 layers: 6.7 GiB estimated, 5.7 GiB peak."""
+    transients) for the tokens of the items a step runs (``tuned_tokens``), or with
+    ``recompute`` for one chunk's. MovieLens-100k, 2 layers, every item: 6.7 GiB estimated,
+    5.7 GiB peak."""
     width, inner, heads = config.hidden, config.intermediate, config.heads
     per_layer = 16 * width + 3 * inner + 2 * heads * longest
-    alive = min(tokens, _CHUNK * longest) if recompute else tokens
+    alive = min(tuned_tokens, _CHUNK * longest) if recompute else tuned_tokens
     return 4 * (tokens * width + 4 * scores + alive * layers * per_layer)
 
 
