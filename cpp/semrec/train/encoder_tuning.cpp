@@ -357,6 +357,18 @@ struct EncoderTuner::Impl {
     return {l, xs.detach()};
   }
 
+  std::int64_t steps() const {
+    return (static_cast<std::int64_t>(pos_user.size()) + cfg.batch_size - 1) / cfg.batch_size;
+  }
+  void check_step(std::int64_t step) const {
+    if (step < 0 || step >= steps()) throw std::invalid_argument("EncoderTuner: no such step");
+  }
+
+  // Pool slots as an index tensor (index_copy's).
+  static at::Tensor rows_of(const std::vector<std::int32_t>& slots) {
+    return at::tensor(std::vector<std::int64_t>(slots.begin(), slots.end()), kI64);
+  }
+
   // Interactions order[first .. first + n) of epoch `epoch`: their users and pool slots.
   std::int64_t batch(std::int64_t epoch, std::int64_t step, std::vector<std::int32_t>& bu,
                      std::vector<std::int32_t>& bs) {
@@ -527,15 +539,11 @@ EncoderTuner::EncoderTuner(const EncoderTuningConfig& config,
 
 EncoderTuner::~EncoderTuner() = default;
 
-std::int64_t EncoderTuner::steps_per_epoch() const {
-  const auto total = static_cast<std::int64_t>(impl_->pos_user.size());
-  return (total + impl_->cfg.batch_size - 1) / impl_->cfg.batch_size;
-}
+std::int64_t EncoderTuner::steps_per_epoch() const { return impl_->steps(); }
 
 double EncoderTuner::step(std::int64_t epoch, std::int64_t step) {
   Impl& m = *impl_;
-  if (step < 0 || step >= steps_per_epoch())
-    throw std::invalid_argument("EncoderTuner: no such step");
+  m.check_step(step);
   std::vector<std::int32_t> bu, bs;
   const std::int64_t n = m.batch(epoch, step, bu, bs);
   m.adam->zero_grad();
@@ -545,7 +553,7 @@ double EncoderTuner::step(std::int64_t epoch, std::int64_t step) {
     return loss.item<double>();
   }
   const std::vector<std::int32_t> fresh = m.step_draw(epoch, step);
-  const at::Tensor rows = at::tensor(std::vector<std::int64_t>(fresh.begin(), fresh.end()), kI64);
+  const at::Tensor rows = Impl::rows_of(fresh);
   const auto [loss, xs] = m.backward(m.gather(fresh), rows, bu.data(), bs.data(), n);
   m.adam->step();
   m.cache.index_copy_(0, rows, xs);  // the x this step saw (the weights before its update)
@@ -555,16 +563,14 @@ double EncoderTuner::step(std::int64_t epoch, std::int64_t step) {
 void EncoderTuner::step_pairs(std::int64_t epoch, std::int64_t step,
                               std::vector<std::int32_t>& users, std::vector<std::int32_t>& items) {
   Impl& m = *impl_;
-  if (step < 0 || step >= steps_per_epoch())
-    throw std::invalid_argument("EncoderTuner: no such step");
+  m.check_step(step);
   m.batch(epoch, step, users, items);
   for (std::int32_t& slot : items) slot = m.pool[slot];
 }
 
 std::vector<std::int32_t> EncoderTuner::step_items(std::int64_t epoch, std::int64_t step) {
   Impl& m = *impl_;
-  if (step < 0 || step >= steps_per_epoch())
-    throw std::invalid_argument("EncoderTuner: no such step");
+  m.check_step(step);
   std::vector<std::int32_t> out;
   if (!m.sampling()) {
     out = m.pool;
@@ -617,9 +623,8 @@ double EncoderTuner::batch_gradients(const std::int32_t* users, const std::int32
     loss = m.backward(m.chunks, at::Tensor(), users, slots.data(), n).first;
   } else {
     if (!m.cache.defined()) m.fill_cache({});
-    const at::Tensor rows =
-        at::tensor(std::vector<std::int64_t>(fresh_slots.begin(), fresh_slots.end()), kI64);
-    loss = m.backward(m.gather(fresh_slots), rows, users, slots.data(), n).first;
+    loss =
+        m.backward(m.gather(fresh_slots), Impl::rows_of(fresh_slots), users, slots.data(), n).first;
   }
   const std::vector<at::Tensor> weights = m.trained();
   const std::vector<std::string> names = m.trained_names();
