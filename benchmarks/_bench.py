@@ -142,13 +142,20 @@ def cpu_model_and_flags() -> tuple[str, set[str]]:
     return cpu, flags
 
 
+# Environment variables that cap the instruction sets semrec, oneDNN and ATen use: set, a run
+# emulates a smaller CPU (the AVX2 column), and the header line must say so.
+ISA_CAPS = ("SEMREC_ISA", "ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY")
+
+
 def machine_line() -> str:
     cpu, flags = cpu_model_and_flags()
     simd = [s for s in ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile")]
     present = ", ".join(s for s in simd if s in flags) or "-"
+    caps = ", ".join(f"{name}={os.environ[name]}" for name in ISA_CAPS if os.environ.get(name))
     return (
         f"machine  : {cpu}; {os.cpu_count()} logical CPUs, {USABLE_CPUS} usable; CPU has "
         f"{present}; {platform.system()} {platform.release()}"
+        + (f"; ISA capped ({caps}): emulated" if caps else "")
     )
 
 
