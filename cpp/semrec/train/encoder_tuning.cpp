@@ -186,12 +186,7 @@ struct EncoderTuner::Impl {
   // The cache from the current weights (stop polled between chunks).
   void fill_cache(const StopCheck& stop) {
     at::NoGradGuard no_grad;
-    std::vector<at::Tensor> xs;
-    for (const Chunk& c : chunks) {
-      if (stop && stop()) throw Interrupted();
-      xs.push_back(chunk_x(c));
-    }
-    cache = at::cat(xs);
+    cache = pooled(chunks, stop);
   }
 
   // Pool slots whose tuned layers run in a sampled step: a uniform sample of items_per_step of
@@ -287,10 +282,13 @@ struct EncoderTuner::Impl {
     return normalise((h * c.mask.unsqueeze(2)).sum(1) / c.lengths);
   }
 
-  // x of the chunks' texts (rows in chunk order).
-  at::Tensor pooled(const std::vector<Chunk>& parts) const {
+  // x of the chunks' texts (rows in chunk order); `stop` polled between chunks.
+  at::Tensor pooled(const std::vector<Chunk>& parts, const StopCheck& stop = {}) const {
     std::vector<at::Tensor> xs;
-    for (const Chunk& c : parts) xs.push_back(chunk_x(c));
+    for (const Chunk& c : parts) {
+      if (stop && stop()) throw Interrupted();
+      xs.push_back(chunk_x(c));
+    }
     return at::cat(xs);
   }
 
