@@ -444,3 +444,32 @@ def test_ctrl_c_stops_fine_tuning_and_writes_nothing(tmp_path):
     )
     assert out.splitlines()[-1] == "interrupted"
     assert os.listdir(tmp_path) == []  # neither the model nor a staging directory
+
+
+def test_ctrl_c_stops_fine_tuning_in_the_middle_of_a_step(tmp_path):
+    # One step over 5,000 texts of about 60 tokens through all six layers, recomputed, in fp32:
+    # minutes on 2 cores (well past ctrl_c's 60 s), so only the tuner's polling between chunks
+    # ends it in time. The setup (tokens, embeddings only) takes a few seconds of the 10 waited.
+    default_model_dir()
+    out = ctrl_c(
+        """
+        import numpy as np
+        import pandas as pd
+        from semrec import TextEncoder
+        from semrec.datasets import Dataset
+        words = "river stone light house green field quiet night open road old city".split()
+        rng = np.random.default_rng(0)
+        texts = [" ".join(rng.choice(words, 60)) for _ in range(5000)]
+        events = pd.DataFrame({"user": np.arange(5000) % 500, "item": np.arange(5000)})
+        items = pd.DataFrame({"item": np.arange(5000), "text": texts})
+        data = Dataset.from_pandas(events, "user", "item", items=items)
+        encoder = TextEncoder(precision="fp32")
+        """,
+        f"""
+        encoder.fine_tune(data, {str(tmp_path / "tuned")!r}, layers=6, epochs=1,
+                          recompute=True, precision="fp32", show_progress=False)
+        """,
+        wait=10.0,
+    )
+    assert out.splitlines()[-1] == "interrupted"
+    assert os.listdir(tmp_path) == []

@@ -247,10 +247,11 @@ void register_textcf(py::module_& m) {
       .def(
           "step",
           [](EncoderTuner& t, std::int64_t epoch, std::int64_t step) {
-            py::gil_scoped_release release;
-            return t.step(epoch, step);
+            double loss = 0.0;
+            without_gil([&](const StopCheck& stop) { loss = t.step(epoch, step, stop); });
+            return loss;
           },
-          py::arg("epoch"), py::arg("step"))
+          py::arg("epoch"), py::arg("step"), "One Adam step; Ctrl-C honoured between chunks.")
       .def_property_readonly("steps_per_epoch", &EncoderTuner::steps_per_epoch)
       .def(
           "batch_gradients",

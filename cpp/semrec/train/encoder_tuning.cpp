@@ -324,15 +324,17 @@ struct EncoderTuner::Impl {
   // other items' x then taken from the cache, without gradient. With recompute, the loss is
   // taken on a detached x first; then each chunk runs its tuned layers again and
   // back-propagates its rows of dL/dx, so only one chunk's activations are alive at a time.
-  // Returns the loss and the x that `parts` gave (detached).
+  // Returns the loss and the x that `parts` gave (detached). `stop` is polled between chunks;
+  // an interruption leaves gradients behind but no update (the next step zeroes them).
   std::pair<at::Tensor, at::Tensor> backward(const std::vector<Chunk>& parts,
                                              const at::Tensor& fresh, const std::int32_t* bu,
-                                             const std::int32_t* slots, std::int64_t n) const {
+                                             const std::int32_t* slots, std::int64_t n,
+                                             const StopCheck& stop = {}) const {
     const auto every = [&](const at::Tensor& xs) {
       return fresh.defined() ? cache.index_copy(0, fresh, xs) : xs;
     };
     if (!cfg.recompute) {
-      const at::Tensor xs = pooled(parts);
+      const at::Tensor xs = pooled(parts, stop);
       const at::Tensor l = loss(every(xs), bu, slots, n);
       l.backward();
       return {l, xs.detach()};
@@ -340,7 +342,7 @@ struct EncoderTuner::Impl {
     at::Tensor xs;
     {
       at::NoGradGuard no_grad;
-      xs = pooled(parts);
+      xs = pooled(parts, stop);
     }
     xs.requires_grad_(true);
     const at::Tensor l = loss(every(xs), bu, slots, n);
@@ -348,6 +350,7 @@ struct EncoderTuner::Impl {
     const at::Tensor dx = xs.grad();
     std::int64_t first = 0;
     for (const Chunk& c : parts) {
+      if (stop && stop()) throw Interrupted();
       const std::int64_t count = c.below.size(0);
       chunk_x(c).backward(dx.narrow(0, first, count));
       first += count;
@@ -539,20 +542,20 @@ EncoderTuner::~EncoderTuner() = default;
 
 std::int64_t EncoderTuner::steps_per_epoch() const { return impl_->steps(); }
 
-double EncoderTuner::step(std::int64_t epoch, std::int64_t step) {
+double EncoderTuner::step(std::int64_t epoch, std::int64_t step, const StopCheck& stop) {
   Impl& m = *impl_;
   m.check_step(step);
   std::vector<std::int32_t> bu, bs;
   const std::int64_t n = m.batch(epoch, step, bu, bs);
   m.adam->zero_grad();
   if (!m.sampling()) {
-    const at::Tensor loss = m.backward(m.chunks, at::Tensor(), bu.data(), bs.data(), n).first;
+    const at::Tensor loss = m.backward(m.chunks, at::Tensor(), bu.data(), bs.data(), n, stop).first;
     m.adam->step();
     return loss.item<double>();
   }
   const std::vector<std::int32_t> fresh = m.step_draw(epoch, step);
   const at::Tensor rows = Impl::rows_of(fresh);
-  const auto [loss, xs] = m.backward(m.gather(fresh), rows, bu.data(), bs.data(), n);
+  const auto [loss, xs] = m.backward(m.gather(fresh), rows, bu.data(), bs.data(), n, stop);
   m.adam->step();
   m.cache.index_copy_(0, rows, xs);  // the x this step saw (the weights before its update)
   return loss.item<double>();

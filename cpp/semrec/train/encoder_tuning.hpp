@@ -71,8 +71,10 @@ class EncoderTuner {
   EncoderTuner& operator=(const EncoderTuner&) = delete;
 
   // Adam step `step` of epoch `epoch` (batches of the interactions in the order of
-  // epoch_order(seed, epoch)); returns the batch's loss.
-  double step(std::int64_t epoch, std::int64_t step);
+  // epoch_order(seed, epoch)); returns the batch's loss. `stop` is polled between chunks of the
+  // tuned layers' forward pass, and of their backward pass under recompute; an interrupted step
+  // updates nothing.
+  double step(std::int64_t epoch, std::int64_t step, const StopCheck& stop = {});
   std::int64_t steps_per_epoch() const;
 
   // The loss of one batch of (user, item) interactions and the gradient of every trained
