@@ -46,12 +46,56 @@ def stub_functions(path: Path) -> list[tuple[str | None, ast.FunctionDef]]:
     return found
 
 
-@pytest.mark.parametrize(("stub", "module"), [("_core.pyi", None), ("_text.pyi", "semrec._text")])
-def test_stub_parameters_match_the_compiled_module(stub: str, module: str | None) -> None:
+def stub_names(path: Path) -> dict[str | None, set[str]]:
+    """What a stub declares: its top-level names (key None) and each class's members (methods,
+    properties and annotated attributes)."""
+
+    def names(body: list[ast.stmt]) -> set[str]:
+        found = set()
+        for node in body:
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+                found.add(node.name)
+            elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+                found.add(node.target.id)
+        return found
+
+    tree = ast.parse(path.read_text())
+    declared: dict[str | None, set[str]] = {None: names(tree.body)}
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef):
+            declared[node.name] = names(node.body)
+    return declared
+
+
+def compiled_module(module: str | None):
     if module is None:
-        from semrec._native import core as compiled
-    else:
-        compiled = importlib.import_module(module)
+        from semrec._native import core
+
+        return core
+    return importlib.import_module(module)
+
+
+MODULES = pytest.mark.parametrize(
+    ("stub", "module"), [("_core.pyi", None), ("_text.pyi", "semrec._text")]
+)
+
+
+@MODULES
+def test_stubs_declare_every_public_name_of_the_compiled_module(stub: str, module: str | None):
+    compiled = compiled_module(module)
+    declared = stub_names(STUBS / stub)
+    missing = [n for n in dir(compiled) if not n.startswith("_") and n not in declared[None]]
+    for name in declared[None]:
+        cls = getattr(compiled, name, None)
+        if isinstance(cls, type) and name in declared:
+            members = [m for m in vars(cls) if not m.startswith("_")]
+            missing += [f"{name}.{m}" for m in members if m not in declared[name]]
+    assert not missing, f"{stub} lacks: {', '.join(missing)}"
+
+
+@MODULES
+def test_stub_parameters_match_the_compiled_module(stub: str, module: str | None) -> None:
+    compiled = compiled_module(module)
     checked, wrong = 0, []
     for owner, fn in stub_functions(STUBS / stub):
         obj = getattr(getattr(compiled, owner), fn.name) if owner else getattr(compiled, fn.name)

@@ -63,3 +63,96 @@ class BertEncoder:
         batch_size: int,
         normalize: bool,
     ) -> npt.NDArray[np.float32]: ...
+
+class TextCFTrainer:
+    def __init__(
+        self,
+        inputs: npt.NDArray[np.float32],
+        indptr: npt.NDArray[np.int64],
+        indices: npt.NDArray[np.int32],
+        users: int,
+        items: int,
+        weights: dict[str, npt.NDArray[np.float32]],
+        hidden: int,
+        factors: int,
+        negative_slope: float,
+        layers: int,
+        tau: float,
+        negatives: int,
+        batch_size: int,
+        learning_rate: float,
+        weight_decay: float,
+        seed: int,
+        score_block: int = 16777216,
+        values: npt.ArrayLike | None = None,
+        item_bias: bool = False,
+    ) -> None: ...
+    def epoch(self, epoch_index: int) -> float: ...
+    def batch_gradients(
+        self,
+        users: npt.NDArray[np.int32],
+        items: npt.NDArray[np.int32],
+        negatives: npt.NDArray[np.int32],
+    ) -> tuple[float, dict[str, npt.NDArray[np.float32]]]: ...
+    def vectors(self, layers: int = -1) -> object: ...
+    def item_biases(self) -> npt.NDArray[np.float32]: ...
+    def parameters(self) -> dict[str, npt.NDArray[np.float32]]: ...
+    def set_parameters(self, weights: dict[str, npt.NDArray[np.float32]]) -> None: ...
+    @property
+    def positives(self) -> int: ...
+
+class TextCFGraph:
+    def __init__(
+        self,
+        indptr: npt.NDArray[np.int64],
+        indices: npt.NDArray[np.int32],
+        users: int,
+        items: int,
+    ) -> None: ...
+    def propagate(self, x: npt.NDArray[np.float32], layers: int) -> npt.NDArray[np.float32]: ...
+
+class EncoderTuner:
+    def __init__(
+        self,
+        encoder: dict[str, npt.NDArray[np.float32]],
+        layers: int,
+        mlp: dict[str, npt.NDArray[np.float32]],
+        offsets: npt.NDArray[np.int64],
+        ids: npt.NDArray[np.int32],
+        indptr: npt.NDArray[np.int64],
+        indices: npt.NDArray[np.int32],
+        values: npt.NDArray[np.float32],
+        users: int,
+        items: int,
+        heads: int,
+        layer_norm_eps: float,
+        tuned_layers: int,
+        hidden: int,
+        factors: int,
+        negative_slope: float,
+        tau: float,
+        batch_size: int,
+        learning_rate: float,
+        mlp_learning_rate: float,
+        seed: int,
+        bucket: int,
+        recompute: bool,
+        bf16: bool,
+        items_per_step: int,
+    ) -> None: ...
+    def step(self, epoch: int, step: int) -> float: ...
+    @property
+    def steps_per_epoch(self) -> int: ...
+    def batch_gradients(
+        self,
+        users: npt.NDArray[np.int32],
+        items: npt.NDArray[np.int32],
+        fresh: npt.NDArray[np.int32] | None = None,
+    ) -> tuple[float, dict[str, npt.NDArray[np.float32]]]: ...
+    def step_pairs(
+        self, epoch: int, step: int
+    ) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.int32]]: ...
+    def step_items(self, epoch: int, step: int) -> npt.NDArray[np.int32]: ...
+    def cached_inputs(self) -> npt.NDArray[np.float32]: ...
+    def item_inputs(self) -> npt.NDArray[np.float32]: ...
+    def tuned_weights(self) -> dict[str, npt.NDArray[np.float32]]: ...
