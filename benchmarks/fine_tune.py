@@ -19,9 +19,10 @@ speed
     schedule; its setup excluded); ratio = semrec / reference. Where the CPU has native bf16,
     also ``fine_tune(precision="bf16")``'s epoch and its ratio to fp32's.
 memory
-    One fp32 epoch of ``fine_tune`` (as ``speed``) with ``recompute=False`` (every item's
+    One epoch of ``fine_tune`` (as ``speed``) with ``recompute=False`` (every item's
     activations kept) and ``recompute=True`` (each chunk's tuned layers run again in backward),
-    each in a fresh process: seconds, the process's peak resident memory, and the ratios.
+    each in a fresh process, in fp32 and, where the CPU has native bf16, in bf16: seconds, the
+    process's peak resident memory, and the ratios.
 cold
     Cold-item Recall@20 of ColdStartALS on ``[x, TF-IDF]`` scored as ``finetune_probe.py
     --stack`` does (ALS on the ratings >= 4 as 1s with alpha 5, the map fitted on the items with
@@ -52,6 +53,8 @@ import time
 import _bench
 
 THREADS: int = _bench.pin_threads(default=2)  # before numpy, BLAS, OpenMP or torch load
+# The fine-tuned models (about 90 MB each) go here, and go when the process ends.
+SCRATCH = tempfile.TemporaryDirectory(prefix="semrec-fine-tune-")
 
 import finetune_probe as probe  # noqa: E402
 import numpy as np  # noqa: E402
@@ -86,7 +89,7 @@ def tuned_encoder(fit_set: semrec.datasets.Dataset, args: argparse.Namespace, ep
     items run per step, ``callback`` after each epoch), and the seconds it took."""
     start = time.perf_counter()
     tuned = semrec.TextEncoder(precision="fp32").fine_tune(
-        fit_set, tempfile.mkdtemp(prefix="semrec-fine-tune-") + "/model", layers=args.layers,
+        fit_set, tempfile.mkdtemp(dir=SCRATCH.name) + "/model", layers=args.layers,
         epochs=epochs, num_threads=args.threads, show_progress=False, recompute=recompute,
         precision=precision, items_per_step=items_per_step, callback=callback,
     )  # fmt: skip
@@ -120,30 +123,38 @@ def part_speed(args: argparse.Namespace) -> None:
     print(f"| {seconds:.0f} s | {low:.0f} s | {low / seconds:.2f}x |")
 
 
-def one_epoch(args: argparse.Namespace, recompute: bool, results: multiprocessing.Queue) -> None:
+def one_epoch(args: argparse.Namespace, recompute: bool, precision: str,
+              results: multiprocessing.Queue) -> None:  # fmt: skip
     """(seconds, peak resident GiB) of one epoch in this (fresh) process."""
     torch.set_num_threads(args.threads)
-    _, seconds = tuned_encoder(data_and_train_set()[1], args, epochs=1, recompute=recompute)
+    _, seconds = tuned_encoder(data_and_train_set()[1], args, epochs=1, recompute=recompute,
+                               precision=precision)  # fmt: skip
     results.put((seconds, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20))
 
 
 def part_memory(args: argparse.Namespace) -> None:
     spawn = multiprocessing.get_context("spawn")  # a fresh process: its own peak memory
-    figures = {}
-    for recompute in (False, True):
-        results = spawn.Queue()
-        worker = spawn.Process(target=one_epoch, args=(args, recompute, results))
-        worker.start()
-        figures[recompute] = results.get()
-        worker.join()
-    (kept_s, kept_gib), (again_s, again_gib) = figures[False], figures[True]
     print(f"# one epoch of fine-tuning the top {args.layers} layer(s) on the cold-item test "
           f"split's train set, {THREADS} threads; {_bench.machine_line()}")  # fmt: skip
-    print("| recompute | seconds | peak resident memory |")
-    print("|---|---|---|")
-    print(f"| False (activations kept) | {kept_s:.0f} s | {kept_gib:.2f} GiB |")
-    print(f"| True (chunks run again in backward) | {again_s:.0f} s | {again_gib:.2f} GiB |")
-    print(f"| ratio True / False | {again_s / kept_s:.2f}x | {again_gib / kept_gib:.2f}x |")
+    print("| precision | recompute | seconds | peak resident memory |")
+    print("|---|---|---|---|")
+    precisions = ["fp32"] + ["bf16"] * cpu_features().bf16_native
+    for precision in precisions:
+        figures = {}
+        for recompute in (False, True):
+            results = spawn.Queue()
+            worker = spawn.Process(target=one_epoch, args=(args, recompute, precision, results))
+            worker.start()
+            figures[recompute] = results.get()
+            worker.join()
+        (kept_s, kept_gib), (again_s, again_gib) = figures[False], figures[True]
+        print(f"| {precision} | False (activations kept) | {kept_s:.0f} s | {kept_gib:.2f} GiB |")
+        print(f"| {precision} | True (chunks run again in backward) | {again_s:.0f} s | "
+              f"{again_gib:.2f} GiB |")  # fmt: skip
+        print(f"| {precision} | ratio True / False | {again_s / kept_s:.2f}x | "
+              f"{again_gib / kept_gib:.2f}x |", flush=True)  # fmt: skip
+    if len(precisions) == 1:
+        print("\nprecision='bf16': no native bf16 on this CPU (it would train in fp32)")
 
 
 def part_cold(args: argparse.Namespace) -> None:

@@ -47,7 +47,6 @@ Threads: --threads (default 2) for semrec, torch, OMP_NUM_THREADS and BLAS.
 from __future__ import annotations
 
 import argparse
-import os
 
 import _bench
 
@@ -82,16 +81,6 @@ ISSUE = dict(
     hidden=768, factors=64, layers=2, tau=0.15, negatives=256, batch_size=2048,
     learning_rate=5e-4,
 )  # fmt: skip
-
-
-def machine_note() -> str:
-    """The CPU's model name and the ISA the run used (capped by ATEN_CPU_CAPABILITY or native)."""
-    cpu, flags = _bench.cpu_model_and_flags()
-    forced = os.environ.get("ATEN_CPU_CAPABILITY")
-    if forced:
-        return f"{cpu}, ISA capped at {forced} (emulated)"
-    widest = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
-    return f"{cpu}, native ISA ({widest}, {'AMX' if 'amx_tile' in flags else 'no AMX'})"
 
 
 _CACHE: dict[Any, Any] = {}
@@ -195,7 +184,7 @@ def part_speed(args: argparse.Namespace) -> None:
     print(
         f"\n## speed: seconds per epoch, ML-100k warm-split train ({m.nnz:,} interactions, "
         f"{m.shape[0]} users, {m.shape[1]} items), MiniLM 384-d, MLP 384-768-64, 2 layers, "
-        f"256 negatives, batch 2048; {THREADS} threads; {machine_note()}; median "
+        f"256 negatives, batch 2048; {THREADS} threads; {_bench.machine_line()}; median "
         f"[min-max] of {repeats} after 1 warm-up, alternating\n"
     )
     print("| trainer | s/epoch | semrec / this |")
@@ -284,7 +273,7 @@ def part_curve(args: argparse.Namespace) -> None:
         f"\n## curve: {model!r}\nML-100k warm-split train minus validation "
         f"({fit_set.n_interactions:,} interactions); validation NDCG@10 (relevant = rating "
         f">= 4) after each epoch; "
-        f"{THREADS} threads; {machine_note()}\n"
+        f"{THREADS} threads; {_bench.machine_line()}\n"
     )
     print("| epoch | seconds (cumulative, incl. validation) | loss | validation NDCG@10 |")
     print("|---:|---:|---:|---:|")
@@ -572,7 +561,7 @@ def part_warm(args: argparse.Namespace) -> None:
         "## warm split, MovieLens-100k (relevant = rating >= 4); each family tuned on a "
         f"validation split carved from train: {len(textcf_grid(args.quick)) * len(POPULARITY)} "
         f"configurations x {len(VIEWS)} views (all interactions / positives only) each; the "
-        f"hybrid's weights there too; {THREADS} threads; {machine_note()}",
+        f"hybrid's weights there too; {THREADS} threads; {_bench.machine_line()}",
         ["model", "NDCG@10", "Recall@10", "coverage@10", "diversity@10", "chosen on validation"],
         rows,
     )

@@ -335,6 +335,8 @@ class TextEncoder:
         in fp32, about 2 in bf16 (``precision``), and a step's time and memory grow with the
         catalogue. ``items_per_step`` caps the tuned layers' share of both; past half the
         machine's memory their activations are recomputed instead of kept (``recompute``).
+        Ctrl-C stops it within a chunk of 64 texts, even in the middle of a step, and leaves
+        ``path`` as it was.
 
         Parameters
         ----------
@@ -369,7 +371,7 @@ class TextEncoder:
         recompute : bool, optional
             Gradient checkpointing: the loss is taken on the items' inputs first, then each
             chunk of 64 texts runs the tuned layers again for its backward pass, so only one
-            chunk's activations are held: the same gradients, for about 30% more time.
+            chunk's activations are held: the same gradients, for 25-40% more time.
             ``None`` recomputes only when keeping every item's activations would take more than
             half the machine's memory.
         precision : {"auto", "fp32", "bf16"}, default "auto"
@@ -408,9 +410,10 @@ class TextEncoder:
         >>> events = pd.DataFrame({"user": [1, 1, 2], "item": ["x", "y", "y"]})
         >>> items = pd.DataFrame({"item": ["x", "y"], "text": ["a space opera", "a comedy"]})
         >>> data = Dataset.from_pandas(events, "user", "item", items=items)
-        >>> tuned = TextEncoder().fine_tune(data, tempfile.mkdtemp() + "/tuned", layers=1,
-        ...                                 epochs=1, show_progress=False)
-        >>> tuned.encode(["a space opera"]).shape
+        >>> with tempfile.TemporaryDirectory() as folder:  # the model takes about 90 MB
+        ...     tuned = TextEncoder().fine_tune(data, folder + "/tuned", layers=1, epochs=1,
+        ...                                     show_progress=False)
+        ...     print(tuned.encode(["a space opera"]).shape)
         (1, 384)
         """
         from semrec.text._tuning import fine_tune
