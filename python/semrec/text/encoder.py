@@ -335,8 +335,9 @@ class TextEncoder:
         in fp32, about 2 in bf16 (``precision``), and a step's time and memory grow with the
         catalogue. ``items_per_step`` caps the tuned layers' share of both; past half the
         machine's memory their activations are recomputed instead of kept (``recompute``).
-        Ctrl-C stops it within a chunk of 64 texts, even in the middle of a step, and leaves
-        ``path`` as it was.
+        Ctrl-C stops it between two chunks of 64 texts, even in the middle of a step (without
+        ``recompute``, the step's one backward pass runs to its end first), and leaves ``path``
+        as it was.
 
         Parameters
         ----------
