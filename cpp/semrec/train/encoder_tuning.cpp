@@ -642,7 +642,7 @@ void EncoderTuner::item_inputs(float* out, const StopCheck& stop) const {
   std::vector<std::int32_t> order(m.items);
   std::iota(order.begin(), order.end(), 0);
   m.by_length(order);
-  const at::Tensor x = m.pooled(m.make_chunks(order, stop)).contiguous();
+  const at::Tensor x = m.pooled(m.make_chunks(order, stop), stop).contiguous();
   const float* src = x.data_ptr<float>();
   for (std::int64_t r = 0; r < m.items; ++r) {
     std::memcpy(out + order[r] * m.width, src + r * m.width, m.width * sizeof(float));
