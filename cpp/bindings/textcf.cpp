@@ -252,6 +252,26 @@ void register_textcf(py::module_& m) {
             return loss;
           },
           py::arg("epoch"), py::arg("step"), "One Adam step; Ctrl-C honoured between chunks.")
+      .def(
+          "step_stopped_at",
+          [](EncoderTuner& t, std::int64_t epoch, std::int64_t step, std::int64_t poll) {
+            // Where Ctrl-C can land, made deterministic: the stop check answers "stop" at its
+            // poll-th call (0: never), in place of Python's signal check.
+            std::int64_t polls = 0;
+            bool stopped = false;
+            {
+              py::gil_scoped_release release;
+              try {
+                t.step(epoch, step, [&] { return ++polls == poll; });
+              } catch (const Interrupted&) {
+                stopped = true;
+              }
+            }
+            return py::make_tuple(polls, stopped);
+          },
+          py::arg("epoch"), py::arg("step"), py::arg("poll"),
+          "step with the stop check answering yes at its poll-th call (0: never); returns "
+          "(polls made, whether the step stopped).")
       .def_property_readonly("steps_per_epoch", &EncoderTuner::steps_per_epoch)
       .def(
           "batch_gradients",

@@ -321,38 +321,40 @@ struct EncoderTuner::Impl {
 
   // The batch's loss, its gradients accumulated into the trained weights; `parts` run the tuned
   // layers: the pool's chunks, or the chunks of the pool slots `fresh` (int64, ascending), the
-  // other items' x then taken from the cache, without gradient. With recompute, the loss is
-  // taken on a detached x first; then each chunk runs its tuned layers again and
-  // back-propagates its rows of dL/dx, so only one chunk's activations are alive at a time.
-  // Returns the loss and the x that `parts` gave (detached). `stop` is polled between chunks;
-  // an interruption leaves gradients behind but no update (the next step zeroes them).
+  // other items' x then taken from the cache, without gradient. The loss is taken on a detached
+  // x first; then each chunk back-propagates its rows of dL/dx on its own, through the
+  // activations its forward pass kept or, with recompute, through its tuned layers run again
+  // (so only one chunk's activations are alive at a time). One backward call per chunk, not one
+  // for them all, so that `stop` is polled between chunks in both passes, recompute or not.
+  // Returns the loss and the x that `parts` gave (detached). An interruption leaves gradients
+  // behind but no update (the next step zeroes them).
   std::pair<at::Tensor, at::Tensor> backward(const std::vector<Chunk>& parts,
                                              const at::Tensor& fresh, const std::int32_t* bu,
                                              const std::int32_t* slots, std::int64_t n,
                                              const StopCheck& stop = {}) const {
-    const auto every = [&](const at::Tensor& xs) {
-      return fresh.defined() ? cache.index_copy(0, fresh, xs) : xs;
-    };
-    if (!cfg.recompute) {
-      const at::Tensor xs = pooled(parts, stop);
-      const at::Tensor l = loss(every(xs), bu, slots, n);
-      l.backward();
-      return {l, xs.detach()};
-    }
+    std::vector<at::Tensor> kept;  // each chunk's x with its autograd graph (no recompute)
     at::Tensor xs;
-    {
+    if (cfg.recompute) {
       at::NoGradGuard no_grad;
       xs = pooled(parts, stop);
+    } else {
+      for (const Chunk& c : parts) {
+        if (stop && stop()) throw Interrupted();
+        kept.push_back(chunk_x(c));
+      }
+      at::NoGradGuard no_grad;
+      xs = at::cat(kept);
     }
     xs.requires_grad_(true);
-    const at::Tensor l = loss(every(xs), bu, slots, n);
+    const at::Tensor l = loss(fresh.defined() ? cache.index_copy(0, fresh, xs) : xs, bu, slots, n);
     l.backward();
     const at::Tensor dx = xs.grad();
     std::int64_t first = 0;
-    for (const Chunk& c : parts) {
+    for (std::size_t k = 0; k < parts.size(); ++k) {
       if (stop && stop()) throw Interrupted();
-      const std::int64_t count = c.below.size(0);
-      chunk_x(c).backward(dx.narrow(0, first, count));
+      const std::int64_t count = parts[k].below.size(0);
+      const at::Tensor x = cfg.recompute ? chunk_x(parts[k]) : std::exchange(kept[k], {});
+      x.backward(dx.narrow(0, first, count));
       first += count;
     }
     return {l, xs.detach()};
