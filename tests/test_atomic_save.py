@@ -169,3 +169,27 @@ def test_killed_save_leaves_the_previous_file_intact(name: str, tmp_path: Path) 
                 np.testing.assert_array_equal(got, want)
     # The sweep really interrupted saves: the first write limits and first steps always kill.
     assert "fsize 0: killed" in outcomes and "step 1: killed" in outcomes, outcomes
+
+
+def test_saves_from_threads_of_one_process_never_share_a_temporary_file(tmp_path: Path) -> None:
+    # Each save's temporary file is its own (not one per process), so concurrent saves to one
+    # path all succeed, and the file left is always one of them whole.
+    from concurrent.futures import ThreadPoolExecutor
+
+    models = [_fitted("ALS", seed) for seed in range(2)]
+    target = tmp_path / "shared.npz"
+    factors = [m.item_factors_ for m in models]
+    for _ in range(5):
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(lambda n: models[n % 2].save(target), range(16)))  # raises on failure
+        loaded = semrec.ALS.load(target).item_factors_
+        assert any(np.array_equal(loaded, f) for f in factors)
+    assert os.listdir(tmp_path) == ["shared.npz"]  # no temporary file left behind
+
+
+def test_a_save_into_a_missing_directory_names_the_directory(tmp_path: Path) -> None:
+    model = _fitted("ALS", 0)
+    missing = tmp_path / "no_such_dir"
+    with pytest.raises(FileNotFoundError, match=r"directory that does not exist .*no_such_dir"):
+        model.save(missing / "model.npz")
+    assert not missing.exists()

@@ -226,3 +226,108 @@ def test_from_pandas_refuses_mixed_or_list_ids_naming_the_column():
         Dataset.from_pandas(pd.DataFrame({"u": [1], "i": ["x"]}), "u", "i", items=items)
     same = Dataset.from_pandas(mixed.astype({"u": str}), "u", "i")  # the suggested fix works
     assert same.n_users == 2
+
+
+# -- flags: a string is truthy, so "no" would do the opposite of what was meant ------------------
+def test_flags_must_be_bools(clicks):
+    als = semrec.ALS(factors=2, iterations=1, random_state=0, show_progress=False).fit(clicks)
+    with pytest.raises(TypeError, match=r"exclude_seen must be True or False, got 'no'"):
+        als.recommend(0, exclude_seen="no")
+    emb = np.random.default_rng(0).standard_normal((20, 4)).astype(np.float32)
+    with pytest.raises(TypeError, match="fit_intercept must be True or False"):
+        semrec.ColdStartALS(als, emb, fit_intercept="no").fit()
+    with pytest.raises(TypeError, match=r"show_progress must be True, False or None"):
+        semrec.ItemKNN(2, show_progress="yes").fit(clicks)
+    with pytest.raises(TypeError, match="biases must be True or False"):
+        semrec.ALS(feedback="explicit", biases="yes").fit(clicks)
+    np.testing.assert_array_equal(  # NumPy's bools are bools
+        als.recommend(0, exclude_seen=np.True_)[0], als.recommend(0, exclude_seen=True)[0]
+    )
+
+
+def test_progress_bars_default_to_the_terminal_only(clicks, capsys):
+    # Every model draws its bar by default only when stderr is a terminal (pytest's is not).
+    emb = np.random.default_rng(0).standard_normal((20, 4)).astype(np.float32)
+    for model in (semrec.ItemKNN(2), semrec.UserKNN(2), semrec.ContentRecommender(emb)):
+        model.fit(clicks)
+    assert capsys.readouterr().err == ""
+
+
+# -- values that pass as finite numbers but overflow the float32 the models compute in -----------
+def test_an_update_weight_beyond_float32_is_refused_and_changes_nothing(clicks):
+    emb = np.random.default_rng(0).standard_normal((20, 8)).astype(np.float32)
+    model = semrec.TextCF(emb, hidden=8, factors=4, epochs=1, random_state=0, show_progress=False)
+    model.fit(clicks)
+    before = model.interactions_.copy()
+    with pytest.raises(ValueError, match=r"weight=1e\+39 would take user 0's stored weights past"):
+        model.update(0, 3, 1e39)
+    with pytest.raises(ValueError, match="would take user 30's"):  # a new user: not created
+        model.update(30, 3, 1e39)
+    assert model.n_users_ == 30
+    assert (model.interactions_ != before).nnz == 0
+    assert np.isfinite(model.recommend(0)[1]).all()
+
+
+def test_textcf_settings_that_overflow_or_diverge_are_clear_errors(clicks):
+    emb = np.random.default_rng(0).standard_normal((20, 8)).astype(np.float32)
+
+    def fit(embeddings=emb, **settings):
+        return semrec.TextCF(embeddings, hidden=16, factors=4, epochs=2, random_state=0,
+                             show_progress=False, **settings).fit(clicks)  # fmt: skip
+
+    for name in ("weight_decay", "negative_slope", "popularity"):
+        with pytest.raises(ValueError, match=rf"{name} must be at most 3.4e\+38 \(float32\)"):
+            fit(**{name: 1e300})
+    with pytest.raises(ValueError, match=r"TextCF diverged: .* lower learning_rate"):
+        fit(learning_rate=1e10)
+    with pytest.raises(ValueError, match=r"item_embeddings has dimension 0 \(shape \(20, 0\)\)"):
+        fit(np.zeros((20, 0), np.float32))
+    model = fit()
+    with pytest.raises(ValueError, match="items is empty"):
+        model.add_items([])
+    with pytest.raises(TypeError, match="callback must be callable"):
+        semrec.TextCF(emb, hidden=8, factors=4, epochs=1, show_progress=False).fit(
+            clicks, callback=3
+        )
+
+
+def test_hybrid_weights_are_bounded_so_the_blend_stays_finite(clicks):
+    pop = semrec.MostPopular().fit(clicks)
+    with pytest.raises(ValueError, match=r"weight of models\[0\] must be a finite number in"):
+        semrec.Hybrid([(pop, 1e308)])
+
+
+# -- NumPy scalars (a grid's values) are numbers everywhere, saves included ----------------------
+def test_numpy_scalar_hyperparameters_save_and_load(clicks, tmp_path):
+    from semrec.text import TfidfEncoder
+
+    emb = np.random.default_rng(0).standard_normal((20, 8)).astype(np.float32)
+    model = semrec.TextCF(emb, hidden=8, factors=np.int64(4), tau=np.float32(0.2), epochs=1,
+                          random_state=np.int64(3), show_progress=False).fit(clicks)  # fmt: skip
+    model.save(tmp_path / "textcf.npz")
+    loaded = semrec.TextCF.load(tmp_path / "textcf.npz")
+    assert (loaded.factors, loaded.random_state) == (4, 3)
+    assert loaded.tau == pytest.approx(0.2)
+    np.testing.assert_array_equal(loaded.recommend(0)[0], model.recommend(0)[0])
+    words = TfidfEncoder(min_df=np.int64(1), sublinear_tf=np.True_).fit(["red apple", "apple"])
+    words.save(tmp_path / "words.npz")
+    assert TfidfEncoder.load(tmp_path / "words.npz").sublinear_tf is True
+
+
+# -- TfidfEncoder -------------------------------------------------------------------------------
+def test_tfidf_refuses_a_huge_weight_a_nan_encoder_and_a_non_encoder_at_load(tmp_path):
+    from semrec.text import TfidfEncoder
+
+    texts = ["red apple", "green apple", "red wine"]
+    with pytest.raises(ValueError, match=r"weight must be a finite number in \[0, 1e\+30\]"):
+        TfidfEncoder(min_df=1, weight=1e39).fit(texts)
+
+    class NaNEncoder:
+        def encode(self, texts, **kwargs):
+            return np.full((len(texts), 2), np.nan, np.float32)
+
+    with pytest.raises(ValueError, match=r"encoder.encode gave NaN .* text 0: 'red apple'"):
+        TfidfEncoder(NaNEncoder(), min_df=1).fit(texts).encode(texts)
+    TfidfEncoder(min_df=1).fit(texts).save(tmp_path / "words.npz")
+    with pytest.raises(TypeError, match="encoder must be None or an object with an encode"):
+        TfidfEncoder.load(tmp_path / "words.npz", encoder="all-MiniLM-L6-v2")

@@ -218,3 +218,58 @@ def test_huge_embeddings_are_reported_as_too_large_not_as_singular() -> None:
         semrec.ColdStartALS(als, huge).fit()
     with pytest.raises(ValueError, match=r"embeddings are too large.*rescale"):
         ridge_map(huge.astype(np.float64), np.ones((20, 2)))
+
+
+def _cold_model(rng, **als_params):
+    """ColdStartALS over 60 items of which 50-59 have no interactions (cold)."""
+    counts = rng.poisson(0.4, size=(120, 60)).astype(np.float32) * 2
+    counts[:, 50:] = 0
+    clicks = sp.csr_array(counts)
+    als = semrec.ALS(factors=6, iterations=6, random_state=0, show_progress=False, **als_params)
+    emb = rng.standard_normal((60, 8)).astype(np.float32)
+    return semrec.ColdStartALS(als, emb).fit(clicks)
+
+
+@pytest.mark.parametrize(
+    "params", [{}, {"feedback": "explicit", "biases": True, "regularization": 0.5}],
+    ids=["implicit", "explicit-biases"],
+)  # fmt: skip
+def test_explain_splits_warm_and_cold_scores_over_the_history(rng, params):
+    model = _cold_model(rng, **params)
+    user = 7
+    model.fold_in(model.interactions_[[user]], users=[user])  # exact solve, current items
+    history = sorted(model.interactions_[[user]].indices)
+    for item in (3, 55):  # a warm item (its ALS factors) and a cold one (mapped from text)
+        table = model.explain(user, item, k=100)
+        score = float(model.score(user, [item])[0])
+        intercept = 0.0
+        if model.item_biases_ is not None:
+            intercept = model.als.global_mean_ + model.item_biases_[item]
+        assert sorted(table["item"]) == history
+        np.testing.assert_allclose(table["contribution"].sum() + intercept, score, rtol=1e-4,
+                                   atol=1e-5)  # fmt: skip
+    warm = model.explain(user, 3, k=100)  # a warm item: exactly the ALS's own explanation
+    als = model.als.explain(user, 3, k=100)
+    np.testing.assert_allclose(warm["contribution"], als["contribution"], rtol=1e-6)
+
+
+def test_a_refitted_als_makes_the_map_stale_and_says_so(rng):
+    model = _cold_model(rng)
+    before = model.recommend(0, k=5)[0]
+    model.update(0, 4)  # the ALS's users move; its items do not: still fine
+    model.als.random_state = 1
+    model.als.fit(model.als.interactions_)
+    for call in (lambda: model.recommend(0), lambda: model.score(0, [1]),
+                 lambda: model.update(0, 2), lambda: model.explain(0, 55)):  # fmt: skip
+        with pytest.raises(ValueError, match=r"refitted after the map was fitted.*call fit\(\)"):
+            call()
+    model.fit()  # the map refitted on the new ALS
+    assert model.recommend(0, k=5)[0].shape == before.shape
+
+
+def test_add_items_takes_embeddings_and_says_so_for_texts(rng):
+    model = _cold_model(rng)
+    with pytest.raises(TypeError, match=r"embeddings, not their texts.*encoder.encode\(texts\)"):
+        model.add_items(["a lighthouse keeper's story"])
+    new = model.add_items(rng.standard_normal((2, 8)).astype(np.float32))
+    assert new.tolist() == [60, 61]

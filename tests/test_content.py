@@ -570,3 +570,30 @@ def test_update_refused_after_a_rebase_keeps_the_reference_time() -> None:
     after = model._stream.decayed_sum(0)
     np.testing.assert_array_equal(after[0], before[0])
     assert after[1] == before[1] == 0.0
+
+
+def test_a_loaded_model_refuses_the_bundled_encoder_when_another_encoded_its_texts(tmp_path):
+    # The encoder is not saved, only what it was: after load, encoding a query with the bundled
+    # model instead would give vectors of the same width that mean something else.
+    class Words:  # an encoder of one's own
+        def encode(self, texts, **kwargs):
+            return np.array([[len(t), t.count("a"), 1.0, 0.5] for t in texts], np.float32)
+
+    class Tuned(Words):  # what a semrec.TextEncoder shows of its model files
+        identity = "0123abcd:fp32"
+        model_path = "/models/tuned"
+
+    emb = np.random.default_rng(0).standard_normal((6, 4)).astype(np.float32)
+    clicks = sp.csr_array(np.eye(3, 6, dtype=np.float32))
+    path = tmp_path / "content.npz"
+    cases = [(Words(), "a Words of your own"),
+             (Tuned(), r"TextEncoder of '/models/tuned'.*TextEncoder\('/models")]  # fmt: skip
+    for encoder, match in cases:
+        model = ContentRecommender(emb, encoder=encoder, show_progress=False).fit(clicks)
+        model.save(path)
+        loaded = ContentRecommender.load(path)
+        with pytest.raises(ValueError, match=match):
+            loaded.recommend_text("a story", k=3)
+        loaded.encoder = encoder  # given again, as the message says
+        np.testing.assert_array_equal(loaded.recommend_text("a story", k=3)[0],
+                                      model.recommend_text("a story", k=3)[0])  # fmt: skip

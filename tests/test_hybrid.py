@@ -217,7 +217,7 @@ def test_repr_and_persistence(clicks, als, tmp_path):
         ("als", {}, TypeError, "list of"),
         ([("x", 1.0, 2)], {}, TypeError, "pair"),
         ([(None, 1.0)], {}, TypeError, "neither score nor recommend"),
-        ([("als", -1.0)], {}, ValueError, ">= 0"),
+        ([("als", -1.0)], {}, ValueError, r"in \[0, 1e\+30\]"),
         ([("als", "1")], {}, TypeError, "number"),
         ([("als", 0.0)], {}, ValueError, "every weight is 0"),
         ([("als", 1.0)], {"normalize": "l2"}, ValueError, "normalize"),
@@ -334,9 +334,36 @@ def test_seen_items_are_the_union_of_the_members(rng, clicks):
     # A weight-0 member is not part of the blend, nor of the seen items.
     only_a = semrec.Hybrid([(a, 1.0), (b, 0.0)])
     np.testing.assert_array_equal(only_a.interactions_.toarray() != 0, clicks.toarray() != 0)
-    # fit(interactions) makes those the seen items, whatever the members saw.
+    # fit(interactions) adds those to the members' seen items (here: the same union).
     fitted = semrec.Hybrid([(a, 0.5), (b, 0.5)]).fit(clicks)
-    np.testing.assert_array_equal(fitted.interactions_.toarray(), clicks.toarray())
+    np.testing.assert_array_equal(fitted.interactions_.toarray() != 0, union)
+
+
+def test_members_updated_after_fit_move_the_seen_items_and_the_users(clicks):
+    # The guide's advice: update or fold_in each member, and the blend follows at once.
+    emb = np.random.default_rng(0).standard_normal((50, 8)).astype(np.float32)
+    textcf = semrec.TextCF(emb, hidden=16, factors=4, epochs=2, random_state=0,
+                           show_progress=False)  # fmt: skip
+    als = semrec.ALS(factors=4, iterations=3, random_state=0, show_progress=False)
+    hybrid = semrec.Hybrid([(textcf, 0.7), (als, 0.3)]).fit(clicks)
+    top = int(hybrid.recommend(0, k=1)[0][0])
+    for member, _ in hybrid.models:
+        member.update(0, top)
+    assert top not in hybrid.recommend(0, k=50)[0]  # seen now: excluded
+    assert hybrid.interactions_[0, top] == 1
+    for member, _ in hybrid.models:  # a new user, added to every member alike
+        member.update(40, 3)
+    ids, _ = hybrid.recommend(40, k=5)
+    assert hybrid.n_users_ == 41 and 3 not in ids
+    np.testing.assert_allclose(  # the blend of the members' own scores for the new user
+        hybrid.score(40, np.arange(50)),
+        0.7 * normalize_rows(textcf.score(40, np.arange(50))[None], "zscore")[0]
+        + 0.3 * normalize_rows(als.score(40, np.arange(50))[None], "zscore")[0],
+        rtol=1e-5, atol=1e-5,
+    )  # fmt: skip
+    textcf.add_items(emb[:1])  # one member only: the others do not know the item
+    with pytest.raises(ValueError, match="give every member the same fold_in, update and"):
+        hybrid.recommend(0)
 
 
 def test_tune_equals_evaluate_of_each_hybrid_and_returns_a_usable_one(rng):

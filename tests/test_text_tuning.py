@@ -91,13 +91,15 @@ FRESH = [4, 1, 5]  # trained items, in no order
 
 
 # (layers, texts per chunk, recompute, bf16, fresh): one chunk, chunks of 2-3 texts whose tuned
-# layers run again in backward (gradient checkpointing), the tuned layers under bf16 autocast
+# layers run again in backward (gradient checkpointing) or back-propagate chunk by chunk through
+# the activations kept, the tuned layers under bf16 autocast
 # (against the same layers under torch.autocast), and a sampled step where only the `fresh`
 # items run the tuned layers (the others' inputs from the cache, without gradient).
 @pytest.mark.parametrize("layers, bucket, recompute, bf16, fresh", [
     (1, 64, False, False, None), (2, 64, False, False, None), (2, 2, True, False, None),
     (1, 3, True, False, None), (2, 64, False, True, None), (2, 2, True, True, None),
     (2, 64, False, False, FRESH), (2, 2, True, False, FRESH), (1, 3, True, True, FRESH),
+    (2, 2, False, False, None), (1, 2, False, True, FRESH),
 ])  # fmt: skip
 def test_inputs_loss_and_gradients_match_hugging_face_layers_and_plain_pytorch(
     encoder, weights, layers, bucket, recompute, bf16, fresh
@@ -403,6 +405,16 @@ def test_bad_input_is_refused_with_clear_errors(encoder, tmp_path, monkeypatch):
     for name, value in (("tau", 0.0), ("learning_rate", float("nan"))):
         with pytest.raises(ValueError, match=name):
             tune(encoder, path, **{name: value})
+    with pytest.raises(ValueError, match=r"hidden=1000000000000, factors=\d+ would need .* GiB"):
+        tune(encoder, path, hidden=10**12)  # refused before the network is allocated
+    with pytest.raises(TypeError, match="callback must be callable"):
+        tune(encoder, path, callback=3)  # before training, not after it
+    mine = tmp_path / "mine"  # a folder of the user's: "no" is truthy, yet must not replace it
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    with pytest.raises(TypeError, match="overwrite must be True or False, got 'no'"):
+        tune(encoder, mine, overwrite="no")
+    assert (mine / "notes.txt").read_text() == "keep me"
     with monkeypatch.context() as patch:  # a machine too small for the activations
         patch.setattr("semrec._hyperparameters.memory_bytes", lambda: 1 << 20)
         with pytest.raises(ValueError, match=r"even with recompute, would need .* GiB, more"):
@@ -422,6 +434,38 @@ def test_bad_input_is_refused_with_clear_errors(encoder, tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="own model directory"):
         tune(encoder, encoder.model_path, overwrite=True)
     assert not path.exists()
+
+
+@pytest.mark.parametrize("recompute, items_per_step", [(False, 0), (True, 0), (False, 3)])
+def test_a_step_polls_for_ctrl_c_between_chunks_in_both_passes_and_a_stopped_step_changes_nothing(
+    encoder, weights, recompute, items_per_step
+):
+    # Chunks of 2 texts: the 6 trained items make 3 chunks, the 3 sampled ones 2. The stop check
+    # answers "stop" at each of its polls in turn, as Ctrl-C would, in the forward pass or in the
+    # backward pass, with the activations kept or recomputed.
+    mlp = initial_weights(384, 32, 8, np.random.default_rng(1))
+
+    def tuner():
+        return make_tuner(encoder, weights, 2, mlp, bucket=2, recompute=recompute,
+                          items_per_step=items_per_step)  # fmt: skip
+
+    ran = tuner()
+    polls, stopped = ran.step_stopped_at(0, 0, 0)
+    chunks = -(-len(ran.step_items(0, 0)) // 2)
+    assert not stopped
+    assert polls == 2 * chunks  # once before each chunk's forward pass and each's backward pass
+    for poll in range(1, polls + 1):
+        stopped_tuner = tuner()
+        before = stopped_tuner.tuned_weights()
+        assert stopped_tuner.step_stopped_at(0, 0, poll) == (poll, True)
+        for name, value in stopped_tuner.tuned_weights().items():
+            np.testing.assert_array_equal(value, before[name], err_msg=f"{name}, poll {poll}")
+        if items_per_step:  # the cache keeps the inputs from before the step
+            np.testing.assert_array_equal(stopped_tuner.cached_inputs(), tuner().cached_inputs())
+        # The stopped step left nothing behind: run again, it gives the uninterrupted step's model.
+        stopped_tuner.step(0, 0)
+        for name, value in stopped_tuner.tuned_weights().items():
+            np.testing.assert_allclose(value, ran.tuned_weights()[name], rtol=0, atol=1e-7)
 
 
 def test_ctrl_c_stops_fine_tuning_and_writes_nothing(tmp_path):

@@ -348,6 +348,22 @@ def test_save_load_round_trip(topics, tmp_path, options) -> None:
         semrec.TextCF.load(path)
 
 
+def test_a_loaded_model_refuses_texts_until_its_own_encoder_is_given_again(topics, tmp_path):
+    ds, emb = topics
+
+    class Topics:  # an encoder of one's own, of the embeddings' width
+        def encode(self, texts, **kwargs):
+            return np.tile(emb[:1], (len(texts), 1))
+
+    model = _model(emb, epochs=1, encoder=Topics()).fit(ds)
+    model.save(tmp_path / "m.npz")
+    loaded = semrec.TextCF.load(tmp_path / "m.npz")
+    with pytest.raises(ValueError, match=r"encoded by a Topics of your own.*model.encoder ="):
+        loaded.add_items(["a new film"])
+    loaded.encoder = Topics()
+    np.testing.assert_array_equal(loaded.add_items(["a new film"]), model.add_items(["a film"]))
+
+
 def test_load_rejects_another_version(topics, tmp_path) -> None:
     ds, emb = topics
     model = _model(emb, epochs=1).fit(ds)
@@ -488,7 +504,7 @@ def test_huge_embeddings_and_bad_encoder_are_refused() -> None:
     with pytest.raises(TypeError, match="encoder must be None"):
         _model(emb, epochs=1, encoder=3).fit(m)
     model = _model(emb, epochs=1).fit(m)
-    with pytest.raises(ValueError, match="embeddings_or_texts has rows of norm"):
+    with pytest.raises(ValueError, match="items has rows of norm"):
         model.add_items(np.full((1, emb.shape[1]), 1e38, dtype=np.float32))
     model.encoder = 3
     with pytest.raises(TypeError, match="encoder"):

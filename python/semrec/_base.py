@@ -255,10 +255,10 @@ class Recommender:
         >>> model.recommend([0, 1], k=2)[0].shape
         (2, 2)
         """
-        u, scalar = self._user_ids(users)
+        (u, scalar), seen = self._user_ids(users), check.flag(exclude_seen, "exclude_seen")
         k = check.result_width(k, u.size, self.n_items_)
         candidates = None if items is None else check.item_ids(items, "items", self.n_items_)
-        ids, scores = self._recommend_rows(u, k, bool(exclude_seen), candidates)
+        ids, scores = self._recommend_rows(u, k, seen, candidates)
         return (ids[0], scores[0]) if scalar else (ids, scores)
 
     def score(self, users: int | np.ndarray, items: np.ndarray) -> np.ndarray:
@@ -503,7 +503,7 @@ class Recommender:
 
     def _params(self) -> dict[str, Any]:
         params = {p: getattr(self, p) for p in self._PARAMS}
-        if not isinstance(params.get("random_state"), int | None):
+        if not isinstance(params.get("random_state"), int | np.integer | None):
             params["random_state"] = None  # a Generator is not data; its job is done after fit
         if "encoder" in params:
             params["encoder"] = None  # a model object, not data: pass it again after load

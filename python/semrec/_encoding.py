@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 
@@ -10,7 +11,10 @@ class EncodesText:
 
     ``encoder`` is any object with ``encode(texts) -> (n, dim) array``, or None for the bundled
     :class:`semrec.TextEncoder`, made on first use (so torch loads only once text is encoded)
-    and kept by the model. Neither is saved: pass the encoder again after ``load``.
+    and kept by the model. The encoder is not saved: pass it again after ``load``. What it was
+    is saved (:meth:`_encoder_record`), so that a loaded model whose items another encoder
+    embedded (a fine-tuned one, or one of your own) refuses to encode texts with the bundled
+    model instead: its vectors would have the same width and silently mean something else.
     """
 
     encoder: Any
@@ -22,5 +26,44 @@ class EncodesText:
         if getattr(self, "_default_encoder", None) is None:
             from semrec.text import TextEncoder
 
-            self._default_encoder = TextEncoder(num_threads=self.num_threads)
+            bundled = TextEncoder(num_threads=self.num_threads)
+            _check_fitted_with(getattr(self, "_fitted_encoder", None), bundled)
+            self._default_encoder = bundled
         return self._default_encoder
+
+    def _encoder_record(self) -> dict[str, str]:
+        """What encodes this model's texts, as saved with it: the bundled model (``encoder``
+        None), a :class:`semrec.TextEncoder`'s model files (their fingerprint and folder), or
+        another encoder's type."""
+        encoder = self.encoder
+        if encoder is None:
+            return {"source": "bundled"}
+        identity, path = getattr(encoder, "identity", None), getattr(encoder, "model_path", None)
+        if isinstance(identity, str) and path is not None:  # a TextEncoder
+            folder = os.path.abspath(path)  # the message at load must hold wherever it runs
+            return {"source": "model", "model": identity.split(":")[0], "path": folder}
+        return {"source": "custom", "type": type(encoder).__name__}
+
+    def _remember_encoder(self, meta: dict[str, Any]) -> None:
+        """After ``load``: what encoded the texts before (files written before the record
+        existed have none, and are trusted)."""
+        record = meta.get("encoder")
+        self._fitted_encoder = record if isinstance(record, dict) else None
+
+
+def _check_fitted_with(record: dict[str, Any] | None, bundled: Any) -> None:
+    """Refuse the bundled encoder for a loaded model whose texts another encoder embedded."""
+    if record is None or record.get("source") == "bundled":
+        return
+    if record.get("source") == "model":
+        if record.get("model") == bundled.identity.split(":")[0]:
+            return  # the bundled model's own files, wherever they were
+        raise ValueError(
+            f"this model's texts were encoded by the TextEncoder of {record.get('path')!r}, not "
+            "the bundled model; pass it again after load: "
+            f"model.encoder = semrec.TextEncoder({record.get('path')!r})"
+        )
+    raise ValueError(
+        f"this model's texts were encoded by a {record.get('type')} of your own, not the "
+        "bundled model; pass it again after load: model.encoder = <that encoder>"
+    )

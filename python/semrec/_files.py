@@ -10,6 +10,7 @@ anything else that is not a regular file is refused before any byte is written.
 from __future__ import annotations
 
 import os
+import secrets
 from typing import Any
 
 
@@ -60,4 +61,28 @@ def writable_path(path: Any, name: str = "path") -> str:
             else "not a regular file (a device, pipe or socket), which a save would replace"
         )
         raise ValueError(f"{name} {target!r} is {what}; give the path of a file to write")
+    folder = os.path.dirname(target) or "."
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(
+            f"{name} {target!r} is in a directory that does not exist ({folder!r}); create it "
+            "first, e.g. os.makedirs(folder, exist_ok=True)"
+        )
     return target
+
+
+def temporary_beside(target: str) -> str:
+    """A fresh name for the temporary file a save writes before renaming it over ``target``:
+    in the same directory (so the rename is atomic), ending in ``target``'s own name (writers
+    that infer a format from the ending see the same one), and unique to the call, process id
+    and random token both, so that concurrent saves, even threads of one process, never write
+    into one temporary file.
+
+    Examples
+    --------
+    >>> from semrec._files import temporary_beside
+    >>> a, b = temporary_beside("/data/model.npz"), temporary_beside("/data/model.npz")
+    >>> a.startswith("/data/.") and a.endswith(".tmp-model.npz") and a != b
+    True
+    """
+    folder, base = os.path.split(target)
+    return os.path.join(folder or ".", f".{secrets.token_hex(6)}-{os.getpid()}.tmp-{base}")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import sys
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -88,7 +87,7 @@ def tune(
         )
         return float(table.loc[k, metric])
 
-    show = show_progress if show_progress is not None else sys.stderr.isatty()
+    show = check.progress(show_progress)
     tried: dict[Weights, float] = {}
     with (
         tqdm(total=len(vectors) if vectors else None, desc="Hybrid.tune", disable=not show) as bar,

@@ -122,3 +122,30 @@ encode(texts) method returning (n, dim) vectors, like semrec.TextEncoder; got in
             f"{type(value).__name__}"
         )
     return value
+
+
+def room_for(rows: int, row_bytes: int, what: str) -> int:
+    """``rows`` if ``rows`` rows of ``row_bytes`` bytes fit in the machine's memory.
+
+    Ids address rows directly, so one id of 10**12 asks for 10**12 rows: refuse it with a
+    ValueError that names the argument (``what``, e.g. ``"user 10**12"``) and the fix
+    instead of a MemoryError or std::bad_alloc.
+
+    Examples
+    --------
+    >>> from semrec._hyperparameters import room_for
+    >>> room_for(10, 64, "user 9")
+    10
+    >>> room_for(10**12, 64, "user 999999999999")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: user 999999999999 would need 1000000000000 rows (...); ids are contiguous ...
+    """
+    need = int(rows) * max(int(row_bytes), 1)
+    if need > memory_bytes():
+        raise ValueError(
+            f"{what} would need {rows} rows ({need / 2**30:.3g} GiB, more than this machine's "
+            "memory); ids are contiguous indices 0, 1, 2, ...: map raw ids to indices with "
+            "semrec.datasets.Dataset (user_index / item_index)"
+        )
+    return int(rows)

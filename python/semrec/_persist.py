@@ -45,13 +45,11 @@ def write(path: str | os.PathLike[str], meta: dict[str, Any], arrays: dict[str, 
         if a.dtype.kind not in _ALLOWED_KINDS:
             raise TypeError(f"cannot save array {name!r} of dtype {a.dtype} (numbers only)")
     header = {**meta, "checksums": {name: _digest(a.data) for name, a in stored.items()}}
-    blob = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
+    blob = np.frombuffer(json.dumps(header, default=_plain).encode(), dtype=np.uint8)
     target = files.writable_path(path)
-    tmp = os.path.join(
-        os.path.dirname(target) or ".", f".{os.path.basename(target)}.tmp-{os.getpid()}"
-    )
+    tmp = files.temporary_beside(target)
     try:
-        with open(tmp, "wb") as f:
+        with open(tmp, "xb") as f:
             np.savez(f, metadata=blob, **stored)
             f.flush()
             os.fsync(f.fileno())
@@ -59,6 +57,16 @@ def write(path: str | os.PathLike[str], meta: dict[str, Any], arrays: dict[str, 
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def _plain(value: Any) -> Any:
+    """JSON for the NumPy scalars a hyperparameter may be given as (``np.int64(4)`` from a
+    grid): their Python value. Anything else is not data a model saves."""
+    if isinstance(value, np.bool_ | np.integer | np.floating):
+        return value.item()
+    raise TypeError(
+        f"cannot save {type(value).__name__} {value!r} (numbers, strings and lists only)"
+    )
 
 
 def read(path: str | os.PathLike[str], format_name: str, version: int) -> Saved:

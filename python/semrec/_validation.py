@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import math
 import operator
+import sys
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
-
-from semrec._hyperparameters import memory_bytes
 
 
 def as_float32_matrix(
@@ -237,6 +236,36 @@ def new_user_ids(users: Any, rows: int, n_users: int) -> np.ndarray:
             f"{n_users}, {n_users + 1}, ...; got {ids.tolist()}"
         )
     return ids
+
+
+def flag(value: Any, name: str) -> bool:
+    """Return ``value`` if it is True or False (a NumPy bool too): a string such as ``"no"``
+    is truthy, so taking any value by its truth would do the opposite of what was meant.
+
+    Examples
+    --------
+    >>> from semrec._validation import flag
+    >>> flag(False, "overwrite")
+    False
+    >>> flag("no", "overwrite")
+    Traceback (most recent call last):
+    ...
+    TypeError: overwrite must be True or False, got 'no' (str)
+    """
+    if not isinstance(value, bool | np.bool_):
+        raise TypeError(f"{name} must be True or False, got {value!r} ({type(value).__name__})")
+    return bool(value)
+
+
+def progress(value: Any, name: str = "show_progress") -> bool:
+    """Whether to draw a progress bar: ``value`` if True or False; None draws it only when
+    stderr is a terminal (not in logs, pipes or CI)."""
+    if value is None:
+        return sys.stderr.isatty()
+    if not isinstance(value, bool | np.bool_):
+        raise TypeError(f"{name} must be True, False or None (a bar on a terminal only), got "
+                        f"{value!r} ({type(value).__name__})")  # fmt: skip
+    return bool(value)
 
 
 def choice(value: Any, name: str, options: tuple[str, ...]) -> str:
@@ -567,30 +596,3 @@ def dataset(value: Any, name: str = "dataset") -> Any:
         )
         raise TypeError(f"{name} must be a semrec.datasets.Dataset, got {got}{hint}")
     return value
-
-
-def room_for(rows: int, row_bytes: int, what: str) -> int:
-    """``rows`` if ``rows`` rows of ``row_bytes`` bytes fit in the machine's memory.
-
-    Ids address rows directly, so one id of 10**12 asks for 10**12 rows: refuse it with a
-    ValueError that names the argument (``what``, e.g. ``"user 10**12"``) and the fix
-    instead of a MemoryError or std::bad_alloc.
-
-    Examples
-    --------
-    >>> from semrec._validation import room_for
-    >>> room_for(10, 64, "user 9")
-    10
-    >>> room_for(10**12, 64, "user 999999999999")  # doctest: +ELLIPSIS
-    Traceback (most recent call last):
-    ...
-    ValueError: user 999999999999 would need 1000000000000 rows (...); ids are contiguous ...
-    """
-    need = int(rows) * max(int(row_bytes), 1)
-    if need > memory_bytes():
-        raise ValueError(
-            f"{what} would need {rows} rows ({need / 2**30:.3g} GiB, more than this machine's "
-            "memory); ids are contiguous indices 0, 1, 2, ...: map raw ids to indices with "
-            "semrec.datasets.Dataset (user_index / item_index)"
-        )
-    return int(rows)

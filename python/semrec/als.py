@@ -12,7 +12,6 @@ never form the per-row matrix), in parallel, with the GIL released. The steps th
 from __future__ import annotations
 
 import logging
-import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -196,7 +195,7 @@ class ALS(Recommender):
         by_user = solve.kernel_rows(train, mean)
         # The kernel's own parallel transpose: scipy's takes longer than an iteration at scale.
         by_item = KernelRows(*core.csr_transpose(*by_user, n_items, threads))
-        show = self.show_progress if self.show_progress is not None else sys.stderr.isatty()
+        show = check.progress(self.show_progress)
         bar = tqdm(total=self.iterations, desc="ALS", unit="it", disable=not show)
         try:
             for iteration in range(self.iterations):
@@ -464,10 +463,28 @@ class ALS(Recommender):
         """
         from semrec.explain import explanation
 
-        history = sp.csr_array(self.interactions_[[u]])
-        ids, parts = self._problem.contributions(history, self._items, i, self.global_mean_)
+        ids, parts = history_terms(self, u, i)
         score = float(self.score(u, [i])[0])
         return explanation(ids, parts, k, user=u, item=i, score=score)
+
+
+def history_terms(model: ALS, user: int, item: int | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The history items of ``user`` and their terms of the exact solve's score (float64), for
+    one of ``model``'s items or for an item vector ``[y_i, 1]`` (``[y_i]`` without biases)
+    the ALS never saw: what :class:`semrec.ColdStartALS` explains its mapped items with.
+
+    Examples
+    --------
+    >>> import numpy as np, scipy.sparse as sp, semrec
+    >>> from semrec.als import history_terms
+    >>> r = sp.csr_array(np.array([[1, 1, 0], [0, 1, 1]], dtype=np.float32))
+    >>> model = semrec.ALS(factors=2, random_state=0, show_progress=False).fit(r)
+    >>> ids, terms = history_terms(model, 0, 2)
+    >>> ids.tolist(), terms.shape
+    ([0, 1], (2,))
+    """
+    history = sp.csr_array(model.interactions_[[user]])
+    return model._problem.contributions(history, model._items, item, model.global_mean_)
 
 
 def _insert(values: np.ndarray, pos: int, value: Any) -> np.ndarray:

@@ -97,7 +97,7 @@ class ALSSolve:
         self.regularization = check.number(regularization, "regularization", minimum=0)
         self.alpha = check.number(alpha, "alpha", minimum=0)
         self.epsilon = check.number(epsilon, "epsilon", above=0)
-        self.biases = bool(biases)
+        self.biases = check.flag(biases, "biases")
         if self.biases and self.feedback != "explicit":
             raise ValueError('biases=True needs feedback="explicit" (implicit ALS has no biases)')
 
@@ -388,10 +388,16 @@ class ALSSolve:
 
     # -- explanations ------------------------------------------------------------------------------
     def contributions(
-        self, history: sp.csr_array, items: np.ndarray, item: int, global_mean: float
+        self,
+        history: sp.csr_array,
+        items: np.ndarray,
+        item: int | np.ndarray,
+        global_mean: float,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Each history item's term of the exact user solve's score for ``item`` (float64):
-        ``c_uj * y_i^T W_u y_j`` (implicit) or ``(r_uj - mean - b_j) * z_i^T W_u z_j``."""
+        ``c_uj * y_i^T W_u y_j`` (implicit) or ``(r_uj - mean - b_j) * z_i^T W_u z_j``.
+        ``item`` is a row of ``items`` (internal layout), or the vector ``z_i`` itself for an
+        item the solve never saw (a cold item's mapped factors)."""
         row = check.without_zeros(history)  # a stored 0 carries nothing
         ids = row.indices.astype(np.int32)
         dims = self.solve_dims
@@ -407,5 +413,6 @@ class ALSSolve:
             offset = items[ids, -1].astype(np.float64) if self.biases else 0.0
             weights = values - offset
         system[np.diag_indices(dims)] += self.regularization
-        similarity = z_hist @ np.linalg.solve(system, z[item])  # y_j^T W_u y_i (W_u symmetric)
+        target = z[item] if np.ndim(item) == 0 else np.asarray(item, dtype=np.float64)[:dims]
+        similarity = z_hist @ np.linalg.solve(system, target)  # y_j^T W_u y_i (W_u symmetric)
         return ids, weights * similarity

@@ -234,7 +234,7 @@ class ColdStartALS(Recommender):
             _real_matrix(emb[warm], "item_embeddings"),
             _real_matrix(targets[warm[:n_cf]], "the ALS item factors"),
             reg,
-            bool(self.fit_intercept),
+            check.flag(self.fit_intercept, "fit_intercept"),
             "item_embeddings",
         )
         self.weights_ = weights.astype(np.float32)
@@ -271,6 +271,19 @@ class ColdStartALS(Recommender):
         self.item_biases_ = mapped[:, f].copy() if mapped.shape[1] > f else None
         self.cold_items_ = cold
         self._items = self._item_vectors(self.item_factors_, self.item_biases_)
+        self._mapped_for = self.als.item_factors_  # the ALS fit these items are mapped for
+
+    def _check_als(self) -> None:
+        """Refuse to score once the ALS inside was refitted: its users would then meet item
+        factors mapped for another fit (silently wrong, or a shape error with other factors).
+        A refit allocates new factors; update and fold_in change only the user side."""
+        now = self.als.item_factors_
+        if now.shape != self._mapped_for.shape or not np.may_share_memory(now, self._mapped_for):
+            raise ValueError(
+                "the ALS inside this ColdStartALS was refitted after the map was fitted, so the "
+                "mapped item factors belong to another fit; call fit() again (with no arguments "
+                "it keeps the ALS as it is and refits the map)"
+            )
 
     @staticmethod
     def _item_vectors(factors: np.ndarray, biases: np.ndarray | None) -> np.ndarray:
@@ -303,6 +316,7 @@ class ColdStartALS(Recommender):
 
     def _vectors(self, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """User and item vectors whose dot product is the score (biases folded in)."""
+        self._check_als()
         queries = np.asarray(self.als.user_factors_[users], dtype=np.float32)
         if self.item_biases_ is not None:
             offset = self.als.user_biases_[users] + np.float32(self.als.global_mean_)
@@ -315,6 +329,7 @@ class ColdStartALS(Recommender):
     def _fold_in(
         self, history: Any, users: np.ndarray | None, times: np.ndarray | None
     ) -> np.ndarray:
+        self._check_als()
         n_cf = self.als.n_items_
         history = check.canonical_csr(history, "history", allow_empty=True)  # before slicing
         if history[:, n_cf:].nnz:
@@ -325,6 +340,7 @@ class ColdStartALS(Recommender):
         return self.als.fold_in(sp.csr_array(history[:, :n_cf]), users=users)
 
     def _update(self, user: int, item: int, weight: float, t: float | None) -> np.ndarray:
+        self._check_als()
         if item >= self.als.n_items_:
             raise ValueError(
                 f"item {item} is a text-only item; the ALS has no factors for it to learn "
@@ -332,7 +348,34 @@ class ColdStartALS(Recommender):
             )
         return self.als.update(user, item, weight)
 
+    def _explain(self, u: int, i: int, k: int) -> Any:
+        """How the score splits into terms (see :meth:`explain`): the ALS's own decomposition
+        (:meth:`semrec.ALS.explain`), one term per history item, ``c_uj * y_i^T W_u y_j``, with
+        ``y_i`` the item's factors here, mapped from its text for a cold item. The user's
+        factors depend on the warm items only, so the split holds for a cold item exactly as
+        for a warm one: exact up to rounding once the user was solved against the current item
+        factors (after ``fold_in`` or ``update``), nearly so after ``fit``; ``attrs["rest"]``
+        holds ``mean + b_i`` with biases."""
+        from semrec.als import history_terms
+        from semrec.explain import explanation
+
+        self._check_als()
+        vector = self.item_factors_[i]
+        if self.item_biases_ is not None:
+            vector = np.append(vector, np.float32(1))  # [y_i, 1]: the solve's z_i
+        ids, parts = history_terms(self.als, u, vector)
+        score = float(self.score(u, [i])[0])
+        return explanation(ids, parts, k, user=u, item=i, score=score)
+
     def _add_items(self, items: Any) -> np.ndarray:
+        if isinstance(items, str) or (
+            isinstance(items, list | tuple) and any(isinstance(t, str) for t in items)
+        ):
+            raise TypeError(
+                "ColdStartALS.add_items takes the new items' embeddings, not their texts: "
+                "encode the texts with the encoder that embedded item_embeddings, e.g. "
+                "model.add_items(encoder.encode(texts))"
+            )
         new, _ = check.as_float32_matrix(items, "items", allow_1d=True)
         dim = self.item_embeddings_.shape[1]
         if new.shape[1] != dim:
@@ -359,6 +402,7 @@ class ColdStartALS(Recommender):
         return {p: v for p, v in super()._params().items() if p != "als"}
 
     def _state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        self._check_als()
         meta, arrays = nest("als", self.als)
         arrays |= {
             "item_embeddings": self.item_embeddings_,

@@ -10,7 +10,6 @@ query, and new items are recommendable from their embedding or text alone.
 from __future__ import annotations
 
 import logging
-import sys
 import time
 from typing import Any, ClassVar
 
@@ -58,7 +57,8 @@ class ContentRecommender(EncodesText, Recommender):
         Encodes the text given to :meth:`recommend_text` and ``add_items``; by default a
         :class:`semrec.TextEncoder` with its bundled model, created on first use. It must
         produce vectors of the items' dimension. Not saved by ``save``: pass it again after
-        ``load`` (``model.encoder = enc``) if it was not the default one.
+        ``load`` (``model.encoder = enc``) if it was not the default one; until then the loaded
+        model refuses to encode text (with the default, its vectors would silently differ).
     num_threads : int, optional
         ``None`` uses :func:`semrec.get_num_threads`, ``0`` all cores.
     show_progress : bool, optional
@@ -101,7 +101,7 @@ class ContentRecommender(EncodesText, Recommender):
         half_life: float | None = None,
         encoder: Any = None,
         num_threads: int | None = None,
-        show_progress: bool | None = True,
+        show_progress: bool | None = None,
     ) -> None:
         self.item_embeddings = item_embeddings
         self._set_params(locals())
@@ -257,7 +257,7 @@ class ContentRecommender(EncodesText, Recommender):
         Zero weights move no profile: they are logged (seen) but not added."""
         indptr, indices, weights, times = drop_zeros(*events)
         stream.grow(n_users)
-        show = self.show_progress if self.show_progress is not None else sys.stderr.isatty()
+        show = check.progress(self.show_progress)
         show = show and progress
         step = max(_MIN_CHUNK, -(-n_users // _FIT_CHUNKS))
         with tqdm(total=n_users, desc="profiles", unit="user", disable=not show) as bar:
@@ -505,9 +505,10 @@ class ContentRecommender(EncodesText, Recommender):
             "event_weights": weights,
             "event_times": times,
         }
-        return {"n_users": self._stream.n_users}, arrays
+        return {"n_users": self._stream.n_users, "encoder": self._encoder_record()}, arrays
 
     def _restore(self, saved: Saved) -> None:
+        self._remember_encoder(saved.meta)
         half_life_value(self.half_life)
         emb = self.item_embeddings
         if emb.shape[1] == 0:

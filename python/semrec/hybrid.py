@@ -94,7 +94,8 @@ class Hybrid(Recommender):
             if not (isinstance(pair, tuple | list) and len(pair) == 2):
                 raise TypeError(f"models[{n}] must be a (model, weight) pair, got {pair!r}")
             model, weight = pair
-            weight = check.number(weight, f"the weight of models[{n}]", minimum=0)
+            # Bounded so that a blend of normalised scores stays finite (only ratios matter).
+            weight = check.number(weight, f"the weight of models[{n}]", minimum=0, maximum=1e30)
             if not (hasattr(model, "score") or hasattr(model, "recommend")):
                 raise TypeError(
                     f"models[{n}] ({type(model).__name__}) has neither score nor recommend"
@@ -107,21 +108,31 @@ class Hybrid(Recommender):
 
     @property
     def interactions_(self) -> sp.csr_array:  # type: ignore[override]
-        """Seen items: those given to ``fit``, else the union of the weighted members' seen
-        items (an entry of 1 where any member has seen the item)."""
-        if self._interactions is not None:
-            return self._interactions
+        """Seen items: those given to ``fit`` and the weighted members' own seen items, which
+        grow with the members' ``update`` and ``fold_in`` (an entry of 1 where any has one)."""
         self._check_fitted()
         return self._seen_rows(np.arange(self.n_users_))
 
     def _seen_rows(self, users: np.ndarray) -> sp.csr_array:
+        rows = [model.interactions_[users] for model, _ in self._members()]
         if self._interactions is not None:
-            return sp.csr_array(self._interactions[users])
-        return seen_union([model.interactions_[users] for model, _ in self._members()])
+            rows.append(self._fitted_rows(users))
+        return seen_union(rows)
+
+    def _fitted_rows(self, users: np.ndarray) -> sp.csr_array:
+        """The rows of ``users`` in the interactions given to ``fit``, in the members' shape:
+        users and items added to the members since are empty there."""
+        fitted = self._interactions
+        n_users, n_items = self._shape()
+        if fitted.shape != (n_users, n_items):
+            grown = np.full(n_users - fitted.shape[0], fitted.indptr[-1], fitted.indptr.dtype)
+            fitted = sp.csr_array(
+                (fitted.data, fitted.indices, np.concatenate([fitted.indptr, grown])),
+                shape=(n_users, n_items),
+            )
+        return sp.csr_array(fitted[users])
 
     def _shape(self) -> tuple[int, int]:
-        if self._interactions is not None:
-            return self._interactions.shape
         return fitted_shape(self._members()[0][0])  # type: ignore[return-value]
 
     def _check_fitted(self) -> None:
@@ -137,12 +148,20 @@ class Hybrid(Recommender):
                     "Hybrid.fit(interactions)"
                 )
             shapes.append(shape)
-        if self._interactions is not None:
-            shapes.append(self._interactions.shape)
         if len(set(shapes)) > 1:
             raise ValueError(
                 f"the models disagree on the number of users and items: {shapes}; fit them on "
-                "the same interactions"
+                "the same interactions, and give every member the same fold_in, update and "
+                "add_items"
+            )
+        fitted = self._interactions
+        if fitted is not None and (
+            fitted.shape[0] > shapes[0][0] or fitted.shape[1] > shapes[0][1]
+        ):
+            raise ValueError(
+                f"the models know {shapes[0][0]} users and {shapes[0][1]} items, fewer than the "
+                f"interactions given to Hybrid.fit ({fitted.shape[0]} x {fitted.shape[1]}); "
+                "refit them: Hybrid.fit(interactions, refit=True)"
             )
 
     def fit(self, interactions: Any, *, refit: bool = False) -> Hybrid:

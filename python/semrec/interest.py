@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from semrec import _hyperparameters as hyperparameters
 from semrec import _validation as check
 from semrec._native import core
 from semrec._threads import resolve_num_threads
@@ -328,7 +329,7 @@ use weights of a moderate scale (e.g. 1 per click)
         """``rows`` users, unless they cannot fit in memory (a raw id used as an index)."""
         if rows <= self._state.n_users:
             return rows
-        return check.room_for(rows, 4 * self.dim + 16, what)
+        return hyperparameters.room_for(rows, 4 * self.dim + 16, what)
 
     def add_rows(
         self,

@@ -91,7 +91,7 @@ class _NeighbourCF(Recommender):
         bm25_k1: float = 1.2,
         bm25_b: float = 0.75,
         num_threads: int | None = None,
-        show_progress: bool = True,
+        show_progress: bool | None = None,
     ) -> None:
         self._set_params(locals())
 
@@ -175,9 +175,8 @@ class _NeighbourCF(Recommender):
         targets = Targets(weighted_t, norms, np.diff(weighted.indptr))
         n = weighted.shape[0]
         what = "items" if self._KIND == "item" else "users"
-        with tqdm(
-            total=n, desc=f"{type(self).__name__}", unit=what, disable=not self.show_progress
-        ) as bar:
+        show = check.progress(self.show_progress)
+        with tqdm(total=n, desc=f"{type(self).__name__}", unit=what, disable=not show) as bar:
             # One kernel call (the targets are packed once); it reports rows done (heaviest
             # rows first, so the bar speeds up towards the end).
             def report(done: int) -> None:
@@ -186,7 +185,7 @@ class _NeighbourCF(Recommender):
             me = np.arange(n, dtype=np.int32)
             self.similarity_ = graph_rows(
                 weighted, 0, n, targets, norms, self, threads, self_ids=me,
-                progress=report if self.show_progress else None,
+                progress=report if show else None,
             )  # fmt: skip
         self.interactions_ = train
         self._weighted, self._norms, self._targets = weighted, norms, targets
@@ -396,8 +395,8 @@ class ItemKNN(_NeighbourCF):
     num_threads : int, optional
         ``None`` uses :func:`semrec.get_num_threads`, ``0`` all cores. Results are identical
         for any value.
-    show_progress : bool, default True
-        tqdm progress bar during ``fit``.
+    show_progress : bool, optional
+        tqdm progress bar during ``fit`` (``None``: only when stderr is a terminal).
 
     Attributes
     ----------

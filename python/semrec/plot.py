@@ -300,9 +300,7 @@ def save(fig: Any, path: str | os.PathLike[str], *, dpi: int = 150) -> None:
     """
     target = files.writable_path(path)
     ext = os.path.splitext(target)[1].lower().lstrip(".") or "png"
-    tmp = os.path.join(
-        os.path.dirname(target) or ".", f".{os.getpid()}.tmp-{os.path.basename(target)}"
-    )
+    tmp = files.temporary_beside(target)
     try:
         fig.savefig(tmp, dpi=check.positive_int(dpi, "dpi"), format=ext)
         os.replace(tmp, target)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import secrets
 import warnings
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -178,7 +177,7 @@ def write_atomic(path: str, write: Callable[[str], None]) -> None:
     ``path``: a failure at any point leaves an existing ``path`` untouched and no debris."""
     target = Path(files.writable_path(path))
     # The temporary name keeps the real ending so that pandas infers the same compression.
-    tmp = target.with_name(f".{secrets.token_hex(4)}-{os.getpid()}.tmp-{target.name}")
+    tmp = Path(files.temporary_beside(str(target)))
     try:
         write(str(tmp))
         os.replace(tmp, target)

@@ -164,7 +164,7 @@ def write_atomic(path: Path, data: bytes) -> None:
     """Write to a temporary file beside ``path``, then rename: never a half-written file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path = Path(files.writable_path(path))
-    tmp = path.parent / f".{path.name}.{os.getpid()}.tmp"
+    tmp = Path(files.temporary_beside(str(path)))
     try:
         tmp.write_bytes(data)
         os.replace(tmp, path)

@@ -127,9 +127,15 @@ class ItemEmbeddings:
             row = int(np.flatnonzero(mine != ids)[0])
             raise ValueError(
                 f"{name} are not aligned with the dataset's items: row {row} is item "
-                f"{mine[row].item()!r} but the dataset's item {row} is {ids[row].item()!r}; "
+                f"{_plain(mine[row])!r} but the dataset's item {row} is {_plain(ids[row])!r}; "
                 f"pass {name}.aligned_to(dataset)"
             )
+
+
+def _plain(value: Any) -> Any:
+    """An id as Python shows it: a NumPy scalar's value (``5``, not ``np.int64(5)``); ids from
+    an object array (strings) are Python objects already."""
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def check_alignment(embeddings: Any, dataset: Any, name: str = "item_embeddings") -> None:

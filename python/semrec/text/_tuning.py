@@ -21,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import sys
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -30,6 +29,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from semrec import _files as files
 from semrec import _hyperparameters as hyperparameters
 from semrec import _validation as check
 from semrec._hyperparameters import generator
@@ -77,7 +77,9 @@ def fine_tune(encoder: Any, dataset: Any, path: str | os.PathLike[str], **option
     precision = tuning_precision(check.choice(options["precision"], "precision", PRECISIONS))
     threads = resolve_num_threads(options["num_threads"])
     callback: Callable[[int, float], Any] | None = options["callback"]
-    overwrite = bool(options["overwrite"])
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be callable, callback(epoch, loss), got {callback!r}")
+    overwrite = check.flag(options["overwrite"], "overwrite")
     target = Path(os.fspath(path))
     if target.exists() and not overwrite:
         raise FileExistsError(f"path {target} exists; pass overwrite=True or another path")
@@ -120,12 +122,14 @@ def fine_tune(encoder: Any, dataset: Any, path: str | os.PathLike[str], **option
         + (", even with recompute," if recompute else ""),
         ", or ".join(fixes),
     )
+    # The network, its gradients and Adam's two moments, in float32 (before allocating them).
+    mlp_bytes = 16 * (config.hidden * hidden + hidden + hidden * factors + factors)
+    hyperparameters.memory(mlp_bytes, f"hidden={hidden}, factors={factors}", "lower them")
     rng = generator(options["random_state"])
     network = initial_weights(config.hidden, hidden, factors, rng)
     seed = int(rng.integers(0, 2**63))
     m = interactions
-    show = options["show_progress"]
-    show = show if show is not None else sys.stderr.isatty()
+    show = check.progress(options["show_progress"])
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
     bar = None
@@ -233,8 +237,9 @@ def _write_model(
     an interrupted write never leaves a half-written model where a good one was."""
     parent = target.parent
     parent.mkdir(parents=True, exist_ok=True)
-    staging = parent / f".{target.name}.tmp-{os.getpid()}"
-    old = parent / f".{target.name}.old-{os.getpid()}"
+    # Names unique to this call (two fine-tunings writing one path must not share them).
+    staging = Path(files.temporary_beside(str(target)))
+    old = Path(files.temporary_beside(str(target)) + ".old")
     try:
         shutil.copytree(source, staging, ignore=shutil.ignore_patterns(*_WEIGHT_FILES))
         write_tensors(staging / "model.safetensors", tensors, metadata)

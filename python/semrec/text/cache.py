@@ -10,6 +10,7 @@ from collections.abc import Iterable, Iterator
 
 import numpy as np
 
+from semrec._validation import flag
 from semrec.errors import FormatError
 from semrec.text.encoder import TextEncoder, checked_texts
 
@@ -138,7 +139,7 @@ class EmbeddingCache:
         texts = list(checked_texts(texts))
         if not texts:
             raise ValueError("texts is empty; pass at least one string")
-        normalize = bool(kwargs.get("normalize", True))
+        normalize = flag(kwargs.get("normalize", True), "normalize")
         model = f"{self.encoder.identity}:{int(normalize)}"
         keys = [hashlib.sha256(t.encode("utf-8")).hexdigest() for t in texts]
         found: dict[str, bytes] = {}

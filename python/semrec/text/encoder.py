@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from semrec._threads import resolve_num_threads
-from semrec._validation import choice, positive_int
+from semrec._validation import choice, flag, positive_int
 from semrec.errors import FormatError
 from semrec.text._model import load_model_files
 from semrec.text._torch import text_ext, torch
@@ -192,6 +192,10 @@ class TextEncoder:
     ) -> np.ndarray:
         """Embed texts.
 
+        A text longer than ``max_length`` tokens (256 for the bundled MiniLM) is cut to its
+        first ``max_length`` tokens, as sentence-transformers does: words after that change
+        nothing. Embed long documents in passages (and average them) to use all of them.
+
         Parameters
         ----------
         texts : str or iterable of str
@@ -224,12 +228,13 @@ class TextEncoder:
         1.0
         """
         batch_size = positive_int(batch_size, "batch_size")
+        normalize = flag(normalize, "normalize")
         threads = resolve_num_threads(self.num_threads if num_threads is None else num_threads)
         iterator = checked_texts(texts)
         total = len(texts) if hasattr(texts, "__len__") and not isinstance(texts, str) else None
         parts = []
         progress = None
-        if show_progress:
+        if flag(show_progress, "show_progress"):
             from tqdm.auto import tqdm
 
             progress = tqdm(total=total, unit="text", desc="encoding")
@@ -240,7 +245,7 @@ class TextEncoder:
             while chunk := list(islice(iterator, _CHUNK)):
                 parts.append(
                     self._model.encode_texts(
-                        self._tokenizer, chunk, self._max_length, batch_size, bool(normalize)
+                        self._tokenizer, chunk, self._max_length, batch_size, normalize
                     )
                 )
                 if progress is not None:
@@ -335,9 +340,8 @@ class TextEncoder:
         in fp32, about 2 in bf16 (``precision``), and a step's time and memory grow with the
         catalogue. ``items_per_step`` caps the tuned layers' share of both; past half the
         machine's memory their activations are recomputed instead of kept (``recompute``).
-        Ctrl-C stops it between two chunks of 64 texts, even in the middle of a step (without
-        ``recompute``, the step's one backward pass runs to its end first), and leaves ``path``
-        as it was.
+        Ctrl-C stops it between two chunks of 64 texts, even in the middle of a step's forward
+        or backward pass, and leaves ``path`` as it was.
 
         Parameters
         ----------
@@ -358,9 +362,9 @@ class TextEncoder:
             Softmax temperature.
         hidden, factors : int, default 768 and 64
             The network's sizes (``width -> hidden -> factors``, LeakyReLU).
-        random_state : int, optional
+        random_state : int or None, default 0
             The network's initial weights and the order of the interactions; the same seed and
-            thread count give the same model.
+            thread count give the same model (None: a fresh seed each call).
         num_threads : int, optional
             ``None`` follows ``semrec.get_num_threads()``.
         show_progress : bool, optional

@@ -35,8 +35,9 @@ class TfidfEncoder:
     ``fit`` learns the vocabulary and each word's inverse document frequency from a corpus (the
     catalogue's item texts); ``encode`` then gives every text the row ``[encoder.encode(text),
     weight * tfidf(text)]`` as a dense float32 vector, so it goes wherever item embeddings do
-    (``ColdStartALS``, ``TextCF``, ``ContentRecommender``), and as a model's ``encoder`` it
-    embeds the texts given to ``add_items`` the same way.
+    (``ColdStartALS``, ``TextCF``, ``ContentRecommender``), and as the ``encoder`` of a model
+    that takes one (``TextCF``, ``ContentRecommender``) it embeds the texts given to
+    ``add_items`` the same way (``ColdStartALS.add_items`` takes ``encode(texts)``).
 
     The TF-IDF part follows scikit-learn's ``TfidfVectorizer`` (``smooth_idf``, ``norm="l2"``,
     its default token pattern): a word is a run of two or more letters or digits, lowercased;
@@ -226,7 +227,7 @@ class TfidfEncoder:
         """
         self._check_fitted()
         texts = list(checked_texts(texts, "texts"))
-        weight = check.number(self.weight, "weight", minimum=0)
+        weight = check.number(self.weight, "weight", minimum=0, maximum=1e30)  # float32 output
         words = self.transform(texts)
         if self.encoder is None:
             dense = np.empty((len(texts), 0), dtype=np.float32)
@@ -236,6 +237,12 @@ class TfidfEncoder:
             raise ValueError(
                 f"encoder.encode gave an array of shape {dense.shape} for {len(texts)} texts; "
                 "it must give one row per text"
+            )
+        if not np.isfinite(dense).all():
+            row = int(np.flatnonzero(~np.isfinite(dense).all(axis=1))[0])
+            raise ValueError(
+                f"encoder.encode gave NaN or infinite values (first for text {row}: "
+                f"{texts[row][:60]!r}); check the encoder"
             )
         # One output array, the sparse words scattered into it: no dense copy of them first.
         out = np.zeros((len(texts), dense.shape[1] + words.shape[1]), dtype=np.float32)
@@ -315,6 +322,7 @@ class TfidfEncoder:
         if sorted(set(vocabulary)) != vocabulary:
             raise saved.error("vocabulary", "must be sorted and free of repeats")
         idf = saved.array("idf", np.float64, (len(vocabulary),), minimum=1.0)
+        _check_encoder(encoder)  # the argument, before the file is blamed for anything
         model = cls(encoder, **params)
         try:
             model._check_params()
@@ -336,7 +344,7 @@ class TfidfEncoder:
         return words
 
     def _check_params(self) -> None:
-        check.number(self.weight, "weight", minimum=0)
+        check.number(self.weight, "weight", minimum=0, maximum=1e30)  # float32 output
         check.positive_int(self.min_df, "min_df")
         if self.max_features is not None:
             check.positive_int(self.max_features, "max_features")
@@ -346,17 +354,19 @@ class TfidfEncoder:
             )
         if not isinstance(self.sublinear_tf, bool | np.bool_):
             raise TypeError(f"sublinear_tf must be True or False, got {self.sublinear_tf!r}")
-        text_like = isinstance(self.encoder, str | bytes | os.PathLike)  # str.encode is no encoder
-        if text_like or (
-            self.encoder is not None and not callable(getattr(self.encoder, "encode", None))
-        ):
-            raise TypeError(
-                "encoder must be None or an object with an encode(texts) method (e.g. "
-                f"semrec.TextEncoder()), got {type(self.encoder).__name__}"
-            )
+        _check_encoder(self.encoder)
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "vocabulary_"):
             from semrec.errors import NotFittedError
 
             raise NotFittedError("this TfidfEncoder is not fitted; call fit(texts) first")
+
+
+def _check_encoder(encoder: Any) -> None:
+    text_like = isinstance(encoder, str | bytes | os.PathLike)  # str.encode is no encoder
+    if text_like or (encoder is not None and not callable(getattr(encoder, "encode", None))):
+        raise TypeError(
+            "encoder must be None or an object with an encode(texts) method (e.g. "
+            f"semrec.TextEncoder()), got {type(encoder).__name__}"
+        )

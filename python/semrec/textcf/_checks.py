@@ -24,6 +24,9 @@ MAX_LAYERS = 16
 MAX_NORM = 1e15
 
 
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
 def number(value: Any, name: str, *, positive: bool = False) -> float:
     """``value`` as a finite float ``>= 0`` (``> 0`` with ``positive``).
 
@@ -40,6 +43,8 @@ def number(value: Any, name: str, *, positive: bool = False) -> float:
         raise ValueError(
             f"{name} must be a finite number {'> 0' if positive else '>= 0'}, got {value}"
         )
+    if value > _FLOAT32_MAX:  # the trainer computes in float32
+        raise ValueError(f"{name} must be at most {_FLOAT32_MAX:.3g} (float32), got {value}")
     return float(value)
 
 
@@ -151,6 +156,8 @@ def embeddings(x: Any, name: str, rows: int, what: str) -> np.ndarray:
     (3, 2)
     """
     emb, _ = check.as_float32_matrix(np.asarray(x) if isinstance(x, ItemEmbeddings) else x, name)
+    if emb.shape[1] == 0:
+        raise ValueError(f"{name} has dimension 0 (shape {emb.shape}); give real embeddings")
     if emb.shape[0] != rows:
         raise ValueError(
             f"{name} has {emb.shape[0]} rows but the interactions have {rows} {what}s; give "

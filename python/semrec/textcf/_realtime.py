@@ -148,6 +148,7 @@ class RealTimeVerbs(EncodesText):
                 f"marks the item seen), got {weight}"
             )
         u, i = user, item
+        self._check_sums(u, i, weight)
         if u == self.n_users_:  # a new user starts with no history
             self.fold_in(sp.csr_array((1, self.n_items_), dtype=np.float32), users=[u])
         s = self.user_state_
@@ -168,12 +169,32 @@ class RealTimeVerbs(EncodesText):
         self.user_factors_[u] = vector[0]
         return vector[0].copy()
 
-    def _add_items(self, embeddings_or_texts: Any) -> np.ndarray:
+    def _check_sums(self, u: int, i: int, weight: float) -> None:
+        """Refuse, before anything changes, a weight that takes the user's stored weight for
+        the item, its total or its embedding sum past float32 (they are saved in it: an inf
+        there zeroes the user's scores and makes the file unloadable)."""
+        prior, mass, total = 0.0, 0.0, np.zeros(self.item_embeddings_.shape[1])
+        if u < self.n_users_:
+            row = self.interactions_[[u]]
+            prior = float(row.data[row.indices == i].sum())
+            mass, total = float(self.user_state_.mass[u]), self.user_state_.input_sum[u]
+        with np.errstate(over="ignore", invalid="ignore"):
+            sums = np.append(
+                total + weight * self.item_embeddings_[i], [prior + weight, mass + weight]
+            )
+            finite = bool(np.isfinite(sums.astype(np.float32)).all())
+        if not finite:
+            raise ValueError(
+                f"weight={weight:g} would take user {u}'s stored weights past float32's largest "
+                "value (3.4e38); rescale the weights"
+            )
+
+    def _add_items(self, items: Any) -> np.ndarray:
         """A new item's vector is ``normalise(MLP(e))`` (with ``cold_penalty``: the cold map's
         ``f(e)``) and its bias ``b(e)``: exactly what ``fit`` gives an item without interactions
         (propagation adds nothing to a node without edges). Texts are encoded with ``encoder``
         (default: the bundled model, on first use)."""
-        new = self._item_vectors(embeddings_or_texts)
+        new = self._item_vectors(items)
         h = network.mlp(self.weights_, new, self.negative_slope)
         start = self.n_items_
         layers = self.graph_.item_layers
@@ -211,7 +232,9 @@ class RealTimeVerbs(EncodesText):
             x = np.ascontiguousarray(self._text_encoder().encode(x), dtype=np.float32)
             name = "the encoded texts"
         else:
-            name = "embeddings_or_texts"
+            name = "items"
+        if isinstance(x, list | tuple) and not x:
+            raise ValueError("items is empty; give at least one embedding or text")
         new, _ = check.as_float32_matrix(x, name, allow_1d=True)
         if new.shape[1] != dim:
             raise ValueError(

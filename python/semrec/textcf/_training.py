@@ -267,7 +267,22 @@ def train(
         if s.user_vectors == "items":
             vectors[:n_users] = normalised_rows(item_sums(interactions, vectors[n_users:]))
         biases = trainer.item_biases() if s.item_bias else None
-        return Result(trainer.parameters(), vectors, layer_outputs, biases, best_epoch, history)
+        weights = trainer.parameters()
+        # A finite loss can hide a collapse: weights that overflowed give NaN outputs, which the
+        # normalisation turns into zero vectors, and every score into 0.
+        finite = all(np.isfinite(w).all() for w in weights.values())
+        if not finite or not np.linalg.norm(vectors, axis=1).any():
+            what = "weights overflowed" if not finite else "vectors are all zero"
+            raise ValueError(
+                f"TextCF diverged: the network's {what} after {len(history)} epoch(s) "
+                f"(learning_rate={s.learning_rate:g}); lower learning_rate"
+            )
+        if biases is not None and not np.isfinite(biases).all():
+            raise ValueError(
+                "TextCF's item biases overflowed (popularity or item_bias too large for the "
+                "embeddings); lower popularity"
+            )
+        return Result(weights, vectors, layer_outputs, biases, best_epoch, history)
     finally:
         bar.close()
         torch.set_num_threads(previous_threads)

@@ -145,6 +145,8 @@ class TextCF(RealTimeVerbs, Recommender):
         vectors); not with ``user_embeddings``.
     encoder : semrec.TextEncoder, optional
         Encodes texts given to :meth:`add_items` (default: the bundled model, on first use).
+        Not saved: after ``load``, pass it again (``model.encoder = enc``) if it was not the
+        bundled model; until then texts are refused rather than encoded by the wrong model.
     random_state : None, int or numpy.random.Generator
         Seeds the initial weights, the order of the interactions and the negatives.
     num_threads : int, optional
@@ -330,11 +332,7 @@ class TextCF(RealTimeVerbs, Recommender):
             raise TypeError(f"item_bias must be True or False, got {self.item_bias!r}")
         hyperparameters.random_state(self.random_state)
         hyperparameters.encoder(self.encoder)
-        show = self.show_progress
-        if show is None:
-            import sys
-
-            show = sys.stderr.isatty()
+        show = check.progress(self.show_progress)
         return training.Settings(
             hidden=int(self.hidden) if self.network == "mlp" else 0,
             factors=int(self.factors),
@@ -374,7 +372,10 @@ class TextCF(RealTimeVerbs, Recommender):
         validation : scipy.sparse CSR or Dataset, optional
             Held-out interactions of the same users and items; each stored entry is a relevant
             item. After each epoch the model's NDCG@10 on it (training items excluded) is
-            measured for early stopping (``patience``) and the best epoch is kept.
+            measured for early stopping (``patience``) and the best epoch is kept. Every stored
+            entry counts, whatever its value: to stop on what ``semrec.evaluate`` measures with
+            ``relevance_threshold=4``, pass only those entries (``validation.multiply(
+            validation >= 4)``).
         callback : callable, optional
             ``callback(epoch, loss, ndcg)`` after each epoch (``ndcg`` None without validation).
 
@@ -410,6 +411,10 @@ class TextCF(RealTimeVerbs, Recommender):
                     f"{emb.shape[1]}; embed users and items with the same encoder"
                 )
         relevant = None if validation is None else checks.validation(validation, train.shape)
+        if callback is not None and not callable(callback):
+            raise TypeError(
+                f"callback must be callable, callback(epoch, loss, ndcg), got {callback!r}"
+            )
         settings.batch_size = checks.batch_size(settings, train.shape, emb.shape[1], train.nnz)
         rng = hyperparameters.generator(self.random_state)
         weights = network.initial_weights(
@@ -548,8 +553,10 @@ class TextCF(RealTimeVerbs, Recommender):
         return persistence.from_params(cls, params, saved)
 
     def _state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-        return persistence.state(self)
+        meta, arrays = persistence.state(self)
+        return {**meta, "encoder": self._encoder_record()}, arrays
 
     def _restore(self, saved: Saved) -> None:
         self._settings()  # the saved hyperparameters must still be valid
         persistence.restore(self, saved)
+        self._remember_encoder(saved.meta)
