@@ -8,6 +8,7 @@ How to run (project root, project virtualenv with the test extra; ../shared/data
     python benchmarks/fine_tune.py --parts cold --seeds 0,1 --test --precision fp32
     python benchmarks/fine_tune.py --parts cold --seeds 0,1 --test --items-per-step 512
     python benchmarks/fine_tune.py --parts sampling --copies 1,4
+    python benchmarks/fine_tune.py --parts attention
 
 Parts
 -----
@@ -34,6 +35,12 @@ cold
     test split's train set, and with ``--test`` the test split itself. ``--precision`` is
     ``fine_tune``'s (the training's, default ``auto``; every ``x`` is encoded in fp32), and so
     is ``--items-per-step`` (default: every item at every step).
+attention
+    The tuned layers' attention block (the query, key and value projections, the attention and
+    its backward pass) over one chunk of 64 texts of the MovieLens texts' median token count:
+    as semrec's tuner writes it (two matrix products around a softmax) against LibTorch's
+    ``scaled_dot_product_attention``, in fp32 and, where the CPU has native bf16, under bf16
+    autocast; alternating, 1 warm-up, median [min-max] of 7 rounds of 5 calls, and the ratio.
 sampling
     What ``items_per_step`` buys as the catalogue grows: MovieLens's items ``--copies`` times
     over (each interaction moved to a random copy of its item; 16,384 of the cold-item test
@@ -49,6 +56,7 @@ import multiprocessing
 import resource
 import tempfile
 import time
+from collections.abc import Callable
 
 import _bench
 
@@ -225,6 +233,57 @@ def part_sampling(args: argparse.Namespace) -> None:
         print(f"| MovieLens x {copies} ({data.n_items} items) | {trained} | {every:.1f} s | "
               f"{seconds[1024]:.1f} s | {seconds[1024] / every:.2f}x | {seconds[512]:.1f} s | "
               f"{seconds[512] / every:.2f}x |", flush=True)  # fmt: skip
+
+
+def part_attention(args: argparse.Namespace) -> None:
+    data = data_and_train_set()[0]
+    lengths = [len(t) for t in semrec.TextEncoder().tokenize([str(t) for t in data.item_text])]
+    b, heads, d, length = 64, 12, 32, int(np.median(lengths))
+    gen = torch.Generator().manual_seed(0)
+    h = torch.randn(b, length, heads * d, generator=gen, requires_grad=True)
+    w = [(0.05 * torch.randn(heads * d, heads * d, generator=gen)).requires_grad_() for _ in "qkv"]
+    valid = torch.arange(length)[None, :] < torch.randint(length // 2, length + 1, (b, 1))
+    additive = torch.where(valid, 0.0, -1e4)[:, None, None, :]  # padded keys, as the tuner's
+
+    def heads_of(t: torch.Tensor) -> torch.Tensor:
+        return t.view(b, length, heads, d).transpose(1, 2)
+
+    def written_out() -> torch.Tensor:  # semrec's layer_forward
+        q, k, v = (heads_of(h @ x.t()) for x in w)
+        p = torch.softmax((q @ k.transpose(-1, -2)) * d**-0.5 + additive, -1)
+        return p @ v
+
+    def sdpa() -> torch.Tensor:
+        q, k, v = (heads_of(h @ x.t()) for x in w)
+        mask = additive.to(q.dtype)
+        return torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+
+    def step(f: Callable[[], torch.Tensor], bf16: bool) -> None:
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            out = f()
+        out.float().square().sum().backward()
+
+    print(f"# attention forward + backward, {b} texts x {length} tokens, 12 heads, "
+          f"{THREADS} threads; {_bench.machine_line()}")  # fmt: skip
+    print(
+        "| precision | written out (semrec) | scaled_dot_product_attention | ratio sdpa / semrec |"
+    )
+    print("|---|---|---|---|")
+    for bf16 in (False, True) if cpu_features().bf16_native else (False,):
+        times: dict[str, list[float]] = {"written": [], "sdpa": []}
+        for rnd in range(8):
+            for name, f in (("written", written_out), ("sdpa", sdpa)):
+                start = time.perf_counter()
+                for _ in range(5):
+                    step(f, bf16)
+                if rnd:  # round 0 warms up
+                    times[name].append((time.perf_counter() - start) / 5)
+        a, s = (float(np.median(times[k])) for k in ("written", "sdpa"))
+        written, fused = (_bench.fmt_time(times[k], 1e-3) for k in ("written", "sdpa"))
+        print(f"| {'bf16' if bf16 else 'fp32'} | {written} ms | {fused} ms | {s / a:.2f}x |",
+              flush=True)  # fmt: skip
+    if not cpu_features().bf16_native:
+        print("\nbf16: no native bf16 on this CPU (fine_tune trains in fp32 there)")
 
 
 PARTS = _bench.parts_of(globals())

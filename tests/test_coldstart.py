@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import copy
+import pickle
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -265,6 +268,9 @@ def test_a_refitted_als_makes_the_map_stale_and_says_so(rng):
             call()
     model.fit()  # the map refitted on the new ALS
     assert model.recommend(0, k=5)[0].shape == before.shape
+    # A copy holds equal factors in other memory: not stale.
+    for copied in (copy.deepcopy(model), pickle.loads(pickle.dumps(model))):
+        np.testing.assert_array_equal(copied.recommend(0, k=5)[0], model.recommend(0, k=5)[0])
 
 
 def test_add_items_takes_embeddings_and_says_so_for_texts(rng):

@@ -276,14 +276,19 @@ class ColdStartALS(Recommender):
     def _check_als(self) -> None:
         """Refuse to score once the ALS inside was refitted: its users would then meet item
         factors mapped for another fit (silently wrong, or a shape error with other factors).
-        A refit allocates new factors; update and fold_in change only the user side."""
-        now = self.als.item_factors_
-        if now.shape != self._mapped_for.shape or not np.may_share_memory(now, self._mapped_for):
-            raise ValueError(
-                "the ALS inside this ColdStartALS was refitted after the map was fitted, so the "
-                "mapped item factors belong to another fit; call fit() again (with no arguments "
-                "it keeps the ALS as it is and refits the map)"
-            )
+        A refit allocates new factors; update and fold_in change only the user side. A copy
+        or an unpickled model holds equal factors in new memory: compared once, then kept."""
+        now, mapped_for = self.als.item_factors_, self._mapped_for
+        if now.shape == mapped_for.shape and (
+            np.may_share_memory(now, mapped_for) or np.array_equal(now, mapped_for)
+        ):
+            self._mapped_for = now
+            return
+        raise ValueError(
+            "the ALS inside this ColdStartALS was refitted after the map was fitted, so the "
+            "mapped item factors belong to another fit; call fit() again (with no arguments "
+            "it keeps the ALS as it is and refits the map)"
+        )
 
     @staticmethod
     def _item_vectors(factors: np.ndarray, biases: np.ndarray | None) -> np.ndarray:
