@@ -6,6 +6,14 @@ import os
 from typing import Any
 
 
+def holds_text(items: Any) -> bool:
+    """Whether ``add_items`` was given texts (a str, or a list or tuple with a str in it) rather
+    than embeddings."""
+    return isinstance(items, str) or (
+        isinstance(items, list | tuple) and any(isinstance(t, str) for t in items)
+    )
+
+
 class EncodesText:
     """Mixin for a model whose ``encoder`` hyperparameter turns texts into item vectors.
 

@@ -19,6 +19,7 @@ import scipy.sparse as sp
 
 from semrec import _validation as check
 from semrec._base import Recommender, load_nested, nest
+from semrec._encoding import holds_text
 from semrec._persist import Saved
 from semrec.als import ALS
 from semrec.datasets import Dataset
@@ -373,9 +374,7 @@ class ColdStartALS(Recommender):
         return explanation(ids, parts, k, user=u, item=i, score=score)
 
     def _add_items(self, items: Any) -> np.ndarray:
-        if isinstance(items, str) or (
-            isinstance(items, list | tuple) and any(isinstance(t, str) for t in items)
-        ):
+        if holds_text(items):
             raise TypeError(
                 "ColdStartALS.add_items takes the new items' embeddings, not their texts: "
                 "encode the texts with the encoder that embedded item_embeddings, e.g. "

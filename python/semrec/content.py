@@ -20,7 +20,7 @@ from tqdm import tqdm
 from semrec import _hyperparameters as hyperparameters
 from semrec import _validation as check
 from semrec._base import Recommender
-from semrec._encoding import EncodesText
+from semrec._encoding import EncodesText, holds_text
 from semrec._events import EventLog, TailIndex, csr_rows, drop_zeros, events_matrix
 from semrec._persist import Saved
 from semrec.datasets import Dataset, ItemEmbeddings
@@ -412,9 +412,7 @@ class ContentRecommender(EncodesText, Recommender):
         return self._stream.profiles(users)
 
     def _add_items(self, items: Any) -> np.ndarray:
-        if isinstance(items, str) or (
-            isinstance(items, list | tuple) and any(isinstance(t, str) for t in items)
-        ):
+        if holds_text(items):
             vectors = self._encode(_texts(items, "items"), "items")
         else:
             vectors = _normalised(items, "items", allow_1d=True)

@@ -15,7 +15,7 @@ import scipy.sparse as sp
 
 from semrec import _hyperparameters as hyperparameters
 from semrec import _validation as check
-from semrec._encoding import EncodesText
+from semrec._encoding import EncodesText, holds_text
 from semrec.explain import explanation
 from semrec.textcf import _checks as checks
 from semrec.textcf import _network as network
@@ -148,14 +148,15 @@ class RealTimeVerbs(EncodesText):
                 f"marks the item seen), got {weight}"
             )
         u, i = user, item
-        self._check_sums(u, i, weight)
-        if u == self.n_users_:  # a new user starts with no history
+        new = u == self.n_users_
+        row = None if new else self.interactions_[[u]]
+        before = np.zeros(0) if row is None else row.data[row.indices == i]
+        self._check_sums(u, i, weight, float(before.sum()))
+        if new:  # a new user starts with no history
             self.fold_in(sp.csr_array((1, self.n_items_), dtype=np.float32), users=[u])
         s = self.user_state_
         s.input_sum[u] += float(weight) * self.item_embeddings_[i]
         s.mass[u] += float(weight)
-        row = self.interactions_[[u]]
-        before = row.data[row.indices == i]
         if weight > 0 and not (before.size and before[0] > 0):  # the user's new edge to i
             scale = self.graph_.item_scale(np.array([i]))[0]
             s.graph_sum[u] += self.graph_.item_layers[:, i].astype(np.float64) * scale
@@ -169,14 +170,12 @@ class RealTimeVerbs(EncodesText):
         self.user_factors_[u] = vector[0]
         return vector[0].copy()
 
-    def _check_sums(self, u: int, i: int, weight: float) -> None:
+    def _check_sums(self, u: int, i: int, weight: float, prior: float) -> None:
         """Refuse, before anything changes, a weight that takes the user's stored weight for
-        the item, its total or its embedding sum past float32 (they are saved in it: an inf
-        there zeroes the user's scores and makes the file unloadable)."""
-        prior, mass, total = 0.0, 0.0, np.zeros(self.item_embeddings_.shape[1])
+        the item (``prior`` so far), its total or its embedding sum past float32 (they are
+        saved in it: an inf there zeroes the user's scores and makes the file unloadable)."""
+        mass, total = 0.0, np.zeros(self.item_embeddings_.shape[1])
         if u < self.n_users_:
-            row = self.interactions_[[u]]
-            prior = float(row.data[row.indices == i].sum())
             mass, total = float(self.user_state_.mass[u]), self.user_state_.input_sum[u]
         with np.errstate(over="ignore", invalid="ignore"):
             sums = np.append(
@@ -225,9 +224,7 @@ class RealTimeVerbs(EncodesText):
 
     def _item_vectors(self, x: Any) -> np.ndarray:
         dim = self.item_embeddings_.shape[1]
-        if isinstance(x, str) or (
-            isinstance(x, list | tuple) and x and all(isinstance(t, str) for t in x)
-        ):
+        if holds_text(x):
             hyperparameters.encoder(self.encoder)  # it may have been set after fit
             x = np.ascontiguousarray(self._text_encoder().encode(x), dtype=np.float32)
             name = "the encoded texts"
