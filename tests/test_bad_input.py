@@ -4,6 +4,8 @@ std::bad_alloc. (Per-model rules on huge k, huge ids and malformed CSR: the cont
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -331,3 +333,64 @@ def test_tfidf_refuses_a_huge_weight_a_nan_encoder_and_a_non_encoder_at_load(tmp
     TfidfEncoder(min_df=1).fit(texts).save(tmp_path / "words.npz")
     with pytest.raises(TypeError, match="encoder must be None or an object with an encode"):
         TfidfEncoder.load(tmp_path / "words.npz", encoder="all-MiniLM-L6-v2")
+
+
+# -- the second round: the rest of the API -------------------------------------------------------
+def test_timestamps_missing_zoned_or_beyond_int64_are_handled(frame):
+    events = frame.assign(t=pd.to_datetime(["2020-01-01", None, "2020-01-03"]))
+    with pytest.raises(ValueError, match=r"interactions\['t'\] has missing timestamps"):
+        Dataset.from_pandas(events, "u", "i", time_col="t")  # NaT would read as -2**63
+    zoned = pd.to_datetime(["2020-01-01 01:00", "2020-01-02 00:00", "2020-01-03 00:00"])
+    data = Dataset.from_pandas(
+        frame.assign(t=zoned.tz_localize("Europe/Paris")), "u", "i", time_col="t"
+    )
+    utc = [datetime(2020, 1, 1, 0, tzinfo=UTC), datetime(2020, 1, 1, 23, tzinfo=UTC),
+           datetime(2020, 1, 2, 23, tzinfo=UTC)]  # fmt: skip
+    assert sorted(data.timestamps.tolist()) == [int(t.timestamp()) for t in utc]
+    huge = frame.assign(t=np.array([1, 2, 2**64 - 1], dtype=np.uint64))
+    with pytest.raises(ValueError, match="beyond int64"):
+        Dataset.from_pandas(huge, "u", "i", time_col="t")
+
+
+def test_weights_beyond_float32_are_refused_not_stored_as_inf():
+    m = sp.csr_array(np.array([[1e300, 0.0], [0.0, 1.0]]))
+    with pytest.raises(ValueError, match=r"weights up to 1e\+300, beyond float32"):
+        Dataset(m)
+
+
+def test_knn_refuses_weights_whose_squares_underflow(clicks):
+    tiny = clicks * np.float32(1e-18)
+    with pytest.raises(ValueError, match="weights as small as 1e-18"):
+        semrec.ItemKNN(2, show_progress=False).fit(sp.csr_array(tiny))
+
+
+def test_relevant_items_stored_twice_count_once():
+    from semrec.metrics import ranking_metrics
+
+    recs = np.array([[0, 1, 2]], dtype=np.int32)
+    once = sp.csr_array((np.ones(1, np.float32), np.array([0]), np.array([0, 1])), shape=(1, 3))
+    twice = sp.csr_array((np.ones(2, np.float32), np.array([0, 0]), np.array([0, 2])), shape=(1, 3))
+    expected = ranking_metrics(recs, once, k=3)
+    assert expected.loc[3, "recall"] == 1.0
+    pd.testing.assert_frame_equal(ranking_metrics(recs, twice, k=3), expected)
+
+
+def test_evaluate_names_empty_users_and_index_flags_and_hnsw_settings(clicks):
+    train = Dataset(clicks)
+    model = semrec.MostPopular().fit(clicks)
+    with pytest.raises(ValueError, match="users is empty"):
+        semrec.evaluate(model, train, train, users=[])
+    items = np.random.default_rng(0).standard_normal((20, 4)).astype(np.float32)
+    with pytest.raises(TypeError, match="copy must be True or False"):
+        semrec.ItemIndex(items, copy="no")
+    with pytest.raises(TypeError, match="path must be a folder path"):
+        semrec.datasets.movielens("100k", path=3)
+    with pytest.raises(ValueError, match="random_state must be an int >= 0"):
+        semrec.Random(random_state=-1).fit(clicks)
+    pytest.importorskip("faiss")
+    with pytest.raises(ValueError, match="m must be >= 2"):
+        semrec.HNSWIndex(items, m=1)  # faiss crashed the process on it
+    index = semrec.HNSWIndex(items, m=4)
+    with pytest.raises(ValueError, match="m=16 but the graph was built with m=4"):
+        semrec.HNSWIndex.from_bytes(index.items, index.graph_bytes(), m=16, ef_construction=40,
+                                    ef_search=16)  # fmt: skip

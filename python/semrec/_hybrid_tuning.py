@@ -20,6 +20,7 @@ import pandas as pd
 import scipy.sparse as sp
 from tqdm import tqdm
 
+from semrec import _hyperparameters as hyperparameters
 from semrec import _validation as check
 from semrec._hybrid_scores import fitted_shape, member_scores, seen_union
 from semrec._scoring import select_topk
@@ -87,7 +88,7 @@ def tune(
         )
         return float(table.loc[k, metric])
 
-    show = check.progress(show_progress)
+    show = hyperparameters.progress(show_progress)
     tried: dict[Weights, float] = {}
     with (
         tqdm(total=len(vectors) if vectors else None, desc="Hybrid.tune", disable=not show) as bar,

@@ -9,6 +9,7 @@ memory before anything is allocated (never "Unable to allocate 7 TiB" or std::ba
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any
 
 import numpy as np
@@ -149,3 +150,14 @@ def room_for(rows: int, row_bytes: int, what: str) -> int:
             "semrec.datasets.Dataset (user_index / item_index)"
         )
     return int(rows)
+
+
+def progress(value: Any, name: str = "show_progress") -> bool:
+    """Whether to draw a progress bar: ``value`` if True or False; None draws it only when
+    stderr is a terminal (not in logs, pipes or CI)."""
+    if value is None:
+        return sys.stderr.isatty()
+    if not isinstance(value, bool | np.bool_):
+        raise TypeError(f"{name} must be True, False or None (a bar on a terminal only), got "
+                        f"{value!r} ({type(value).__name__})")  # fmt: skip
+    return bool(value)

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import math
 import operator
-import sys
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
+
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def as_float32_matrix(
@@ -257,17 +258,6 @@ def flag(value: Any, name: str) -> bool:
     return bool(value)
 
 
-def progress(value: Any, name: str = "show_progress") -> bool:
-    """Whether to draw a progress bar: ``value`` if True or False; None draws it only when
-    stderr is a terminal (not in logs, pipes or CI)."""
-    if value is None:
-        return sys.stderr.isatty()
-    if not isinstance(value, bool | np.bool_):
-        raise TypeError(f"{name} must be True, False or None (a bar on a terminal only), got "
-                        f"{value!r} ({type(value).__name__})")  # fmt: skip
-    return bool(value)
-
-
 def choice(value: Any, name: str, options: tuple[str, ...]) -> str:
     """Return ``value`` if it is one of ``options``."""
     if not isinstance(value, str) or value not in options:
@@ -470,6 +460,11 @@ def canonical_csr(
         raise ValueError(f"{name} is malformed: data and indices have different lengths")
     if not np.isfinite(data).all():
         raise ValueError(f"{name} contains NaN or infinite weights; drop or fix those entries")
+    if data.dtype.itemsize > 4 and data.size and np.abs(data).max() > _FLOAT32_MAX:
+        raise ValueError(  # the float32 copy would hold inf
+            f"{name} holds weights up to {np.abs(data).max():.3g}, beyond float32's 3.4e38, "
+            "which semrec computes in; rescale them"
+        )
     if nonnegative and data.size and data.min() < 0:
         raise ValueError(
             f"{name} contains negative weights (min {data.min()}); implicit feedback needs "

@@ -195,7 +195,7 @@ class ALS(Recommender):
         by_user = solve.kernel_rows(train, mean)
         # The kernel's own parallel transpose: scipy's takes longer than an iteration at scale.
         by_item = KernelRows(*core.csr_transpose(*by_user, n_items, threads))
-        show = check.progress(self.show_progress)
+        show = hyperparameters.progress(self.show_progress)
         bar = tqdm(total=self.iterations, desc="ALS", unit="it", disable=not show)
         try:
             for iteration in range(self.iterations):

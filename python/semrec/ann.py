@@ -167,11 +167,14 @@ class HNSWIndex(approx.Measurable):
                 f"graph holds {loaded.ntotal} vectors of dimension {loaded.d}, the items "
                 f"{len(items)} of dimension {items.dim}"
             )
+        settings = _graph_settings(m, ef_construction, ef_search)
+        if loaded.hnsw.nb_neighbors(1) != settings[0]:  # m is the graph's, not a choice
+            raise ValueError(
+                f"m={settings[0]} but the graph was built with m={loaded.hnsw.nb_neighbors(1)}"
+            )
         self = cls.__new__(cls)
         self.items = items
-        self.m, self.ef_construction, self.ef_search = _graph_settings(
-            m, ef_construction, ef_search
-        )
+        self.m, self.ef_construction, self.ef_search = settings
         self._lock = threading.Lock()
         self._graph = loaded
         return self
@@ -390,8 +393,8 @@ _MAX_EF = 2**20
 
 
 def _graph_settings(m: Any, ef_construction: Any, ef_search: Any) -> tuple[int, int, int]:
-    """``m``, ``ef_construction`` and ``ef_search`` checked: ints in [1, 1024], [1, 2**20] and
-    [1, 2**20]."""
+    """``m``, ``ef_construction`` and ``ef_search`` checked: ints in [2, 1024], [1, 2**20] and
+    [1, 2**20] (a graph of one neighbour per node has no levels: faiss crashes on it)."""
     out = []
     for value, name, most in [
         (m, "m", _MAX_M),
@@ -401,6 +404,8 @@ def _graph_settings(m: Any, ef_construction: Any, ef_search: Any) -> tuple[int, 
         value = check.positive_int(value, name)
         if value > most:
             raise ValueError(f"{name} must be <= {most}, got {value}")
+        if name == "m" and value < 2:
+            raise ValueError(f"m must be >= 2 (neighbours per node), got {value}")
         out.append(value)
     return out[0], out[1], out[2]
 

@@ -6,6 +6,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from semrec import _hyperparameters as hyperparameters
 from semrec import _validation as check
 from semrec._base import Recommender
 from semrec._persist import Saved
@@ -97,16 +98,12 @@ class Random(_Baseline):
         self.random_state = random_state
 
     def _fit(self) -> None:
-        seed = self.random_state
+        seed = hyperparameters.random_state(self.random_state)  # the errors every model gives
         if isinstance(seed, np.random.Generator) or seed is None:
             # A generator or fresh entropy picks the per-user seed base once, at fit time.
             self.seed_ = int(np.random.default_rng(seed).integers(2**63))
-        elif isinstance(seed, int | np.integer) and not isinstance(seed, bool) and seed >= 0:
-            self.seed_ = int(seed)
         else:
-            raise TypeError(
-                f"random_state must be None, a non-negative int or a numpy Generator, got {seed!r}"
-            )
+            self.seed_ = int(seed)
 
     def _score_rows(self, users: np.ndarray) -> np.ndarray:
         out = np.empty((users.size, self.n_items_), dtype=np.float32)

@@ -257,7 +257,7 @@ class ContentRecommender(EncodesText, Recommender):
         Zero weights move no profile: they are logged (seen) but not added."""
         indptr, indices, weights, times = drop_zeros(*events)
         stream.grow(n_users)
-        show = check.progress(self.show_progress)
+        show = hyperparameters.progress(self.show_progress)
         show = show and progress
         step = max(_MIN_CHUNK, -(-n_users // _FIT_CHUNKS))
         with tqdm(total=n_users, desc="profiles", unit="user", disable=not show) as bar:

@@ -114,9 +114,11 @@ def evaluate(
     has_relevant = np.diff(relevant.indptr) > 0
     if users is not None:
         chosen = np.asarray(users).reshape(-1)
-        if chosen.size and not np.issubdtype(chosen.dtype, np.integer):
+        if chosen.size == 0:
+            raise ValueError("users is empty; give the user indices to evaluate, or None (all)")
+        if not np.issubdtype(chosen.dtype, np.integer):
             raise TypeError(f"users must hold integer user indices, got dtype {chosen.dtype}")
-        if chosen.size and (chosen.min() < 0 or chosen.max() >= test.n_users):
+        if chosen.min() < 0 or chosen.max() >= test.n_users:
             raise IndexError(f"users holds indices outside [0, {test.n_users})")
         mask = np.zeros(test.n_users, dtype=bool)
         mask[chosen] = True

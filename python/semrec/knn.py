@@ -34,6 +34,7 @@ import pandas as pd
 import scipy.sparse as sp
 from tqdm import tqdm
 
+from semrec import _hyperparameters as hyperparameters
 from semrec import _validation as check
 from semrec._base import Recommender
 from semrec._knn_graph import (
@@ -59,8 +60,10 @@ logger = logging.getLogger("semrec")
 
 WEIGHTINGS = ("none", "tfidf", "bm25")
 # Interaction weights above this could overflow the float32 similarity sums (their squares,
-# summed over up to millions of users, must stay below 3.4e38).
+# summed over up to millions of users, must stay below 3.4e38); below the smallest, their
+# squares underflow to 0 and every similarity with them.
 _LARGEST_WEIGHT = 1e15
+_SMALLEST_WEIGHT = 1e-15
 
 
 class _NeighbourCF(Recommender):
@@ -168,6 +171,14 @@ class _NeighbourCF(Recommender):
                 f"them in float32 (past 3.4e38 every similarity becomes 0): keep weights below "
                 f"{_LARGEST_WEIGHT:g}, e.g. divide them by their maximum"
             )
+        low = float(np.abs(train.data[train.data != 0]).min(initial=np.inf))
+        if low < _SMALLEST_WEIGHT:  # their squares underflow float32 to 0
+            raise ValueError(
+                f"interactions holds weights as small as {low:.3g}; neighbour similarities "
+                f"square them in float32 (below ~1e-19 a square is 0, and so is every "
+                f"similarity): keep weights above {_SMALLEST_WEIGHT:g}, e.g. divide them by "
+                "their maximum"
+            )
         threads = resolve_num_threads(self.num_threads)
         # Every stored entry is seen (interactions_); the graph learns from non-zero weights.
         weighted, weighted_t = self._layouts(check.without_zeros(train))
@@ -175,7 +186,7 @@ class _NeighbourCF(Recommender):
         targets = Targets(weighted_t, norms, np.diff(weighted.indptr))
         n = weighted.shape[0]
         what = "items" if self._KIND == "item" else "users"
-        show = check.progress(self.show_progress)
+        show = hyperparameters.progress(self.show_progress)
         with tqdm(total=n, desc=f"{type(self).__name__}", unit=what, disable=not show) as bar:
             # One kernel call (the targets are packed once); it reports rows done (heaviest
             # rows first, so the bar speeds up towards the end).

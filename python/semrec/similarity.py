@@ -107,6 +107,7 @@ class ItemIndex:
         self.dim = int(x.shape[1])
         self._lock = threading.Lock()  # one add at a time
         self._prepared = core.PreparedItems(self.dim, self.metric, self.storage)
+        copy = check.flag(copy, "copy")  # copy=None or "" would share the caller's array
         self._buffer = np.array(x, dtype=np.float32, order="C", copy=True) if copy else x
         self._n = 0
         self._peak = 0.0  # the largest |value|: bounds every dot product (see _dot_in_range)

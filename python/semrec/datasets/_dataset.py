@@ -531,13 +531,21 @@ def _hashable(value: Any) -> bool:
 
 
 def _timestamps(col: pd.Series, name: str) -> np.ndarray:
+    """Epoch seconds, int64: datetimes converted (timezone-aware ones through UTC)."""
+    if col.isna().any():  # NaT too: it would read as the oldest instant, -2**63
+        raise ValueError(f"interactions[{name!r}] has missing timestamps")
+    if isinstance(col.dtype, pd.DatetimeTZDtype):
+        col = col.dt.tz_convert("UTC").dt.tz_localize(None)
     if pd.api.types.is_datetime64_any_dtype(col):
         return (col.astype("datetime64[s]").astype("int64")).to_numpy()
-    if col.isna().any():
-        raise ValueError(f"interactions[{name!r}] has missing timestamps")
     if not pd.api.types.is_integer_dtype(col):
         raise TypeError(
             f"interactions[{name!r}] must hold integer timestamps or datetimes, got {col.dtype}"
+        )
+    if pd.api.types.is_unsigned_integer_dtype(col) and (col > np.iinfo(np.int64).max).any():
+        raise ValueError(
+            f"interactions[{name!r}] holds timestamps beyond int64 (up to {col.max()}); "
+            "give seconds since the epoch"
         )
     return col.to_numpy(np.int64)
 

@@ -96,6 +96,10 @@ def movielens(
         raise ValueError(f"variant must be one of {tuple(VARIANTS)}, got {variant!r}")
     n_tags = _tag_count(tags, variant)
     _, folder, marker = VARIANTS[variant]
+    if path is not None and not isinstance(path, str | PathLike):
+        raise TypeError(
+            f"path must be a folder path (str or os.PathLike), got {type(path).__name__}"
+        )
     root = Path(path) if path is not None else cache_dir() / folder
     if not (root / marker).exists():
         if not download:

@@ -128,7 +128,7 @@ def fit_als(
     users = np.empty((n_users, solve.dims), dtype=np.float32)
     users_warm: Future | None = None  # iteration 0: the task makes ALS's initial users
     items_sent = broadcast(client, items)  # natural layout = the user side's solving layout
-    show = check.progress(model.show_progress)
+    show = hyperparameters.progress(model.show_progress)
     bar = tqdm(total=model.iterations, desc="ALS (dask)", unit="it", disable=not show)
     try:
         for iteration in range(model.iterations):

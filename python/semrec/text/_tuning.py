@@ -129,7 +129,7 @@ def fine_tune(encoder: Any, dataset: Any, path: str | os.PathLike[str], **option
     network = initial_weights(config.hidden, hidden, factors, rng)
     seed = int(rng.integers(0, 2**63))
     m = interactions
-    show = check.progress(options["show_progress"])
+    show = hyperparameters.progress(options["show_progress"])
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
     bar = None

@@ -332,7 +332,7 @@ class TextCF(RealTimeVerbs, Recommender):
             raise TypeError(f"item_bias must be True or False, got {self.item_bias!r}")
         hyperparameters.random_state(self.random_state)
         hyperparameters.encoder(self.encoder)
-        show = check.progress(self.show_progress)
+        show = hyperparameters.progress(self.show_progress)
         return training.Settings(
             hidden=int(self.hidden) if self.network == "mlp" else 0,
             factors=int(self.factors),
