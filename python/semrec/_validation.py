@@ -275,18 +275,23 @@ def require_csr(m: Any, name: str, expected: str) -> None:
         raise TypeError(f"{name} must be in CSR format, got {m.format}; pass {name}.tocsr()")
 
 
-def csr_structure(m: Any, name: str, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """Validate a CSR matrix and return its (indptr int64, indices int32), rows sorted.
-
-    Unsorted rows are sorted in a copy (the caller's matrix is never modified); duplicate
-    entries are kept, the kernels tolerate them.
-    """
+def csr_structure(
+    m: Any, name: str, shape: tuple[int, int], *, distinct: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """A checked CSR's (indptr int64, indices int32), rows sorted in a copy. An item stored
+    twice in a row stays twice (masks tolerate it), or once with ``distinct`` (sets of items)."""
     indptr, indices = _structure(m, name, shape)
     indptr = indptr.astype(np.int64, copy=False)
     indices = indices.astype(np.int32, copy=False)
-    if not _rows_sorted(indptr, indices):
-        order = np.lexsort((indices, np.repeat(np.arange(shape[0]), np.diff(indptr))))
-        indices = indices[order]
+    if not _rows_sorted(indptr, indices, strict=distinct):
+        rows = np.repeat(np.arange(shape[0]), np.diff(indptr))
+        indices = indices[np.lexsort((indices, rows))]
+        if distinct:
+            repeated = np.zeros(indices.size, dtype=bool)
+            repeated[1:] = (indices[1:] == indices[:-1]) & (rows[1:] == rows[:-1])
+            indptr = np.zeros(shape[0] + 1, dtype=np.int64)
+            np.cumsum(np.bincount(rows[~repeated], minlength=shape[0]), out=indptr[1:])
+            indices = indices[~repeated]
     return np.ascontiguousarray(indptr), np.ascontiguousarray(indices)
 
 

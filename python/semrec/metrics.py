@@ -76,7 +76,7 @@ def ranking_metrics(
         raise ValueError(
             f"recommendations hold {recs.shape[1]} items per user, fewer than k={max(ks)}"
         )
-    indptr, indices = _distinct(*check.csr_structure(relevant, "relevant", shape))
+    indptr, indices = check.csr_structure(relevant, "relevant", shape, distinct=True)
     values = core.ranking_metrics(
         recs, indptr, indices, shape[1], list(ks), resolve_num_threads(num_threads)
     )
@@ -89,19 +89,6 @@ def ranking_metrics(
         else np.full(values.shape[1:], np.nan)
     )
     return pd.DataFrame(means, index=pd.Index(ks, name="k"), columns=list(RANKING_METRICS))
-
-
-def _distinct(indptr: np.ndarray, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Sorted CSR rows without repeated items: an item stored twice is one relevant item (the
-    kernel would count it twice in recall's and NDCG's denominators)."""
-    rows = np.repeat(np.arange(indptr.size - 1), np.diff(indptr))
-    repeated = np.zeros(indices.size, dtype=bool)
-    repeated[1:] = (indices[1:] == indices[:-1]) & (rows[1:] == rows[:-1])
-    if not repeated.any():
-        return indptr, indices
-    counts = np.bincount(rows[~repeated], minlength=indptr.size - 1)
-    kept = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-    return kept, np.ascontiguousarray(indices[~repeated])
 
 
 def catalog_coverage(recommendations: np.ndarray, n_items: int, k: int) -> float:
