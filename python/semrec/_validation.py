@@ -13,8 +13,6 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-_FLOAT32_MAX = float(np.finfo(np.float32).max)
-
 
 def as_float32_matrix(
     x: Any, name: str, *, allow_1d: bool = False, check_finite: bool = True
@@ -93,6 +91,7 @@ def positive_int(value: Any, name: str) -> int:
 
 
 INT32_MAX = int(np.iinfo(np.int32).max)  # the largest id or k the kernels take
+FLOAT32_MAX = float(np.finfo(np.float32).max)  # what the kernels compute in
 # Entries a top-k result may hold when k exceeds the catalogue (the rest is -1/-inf padding):
 # 2**27 entries (1 GiB of ids and scores); past that, a huge k is a mistake, not a request.
 MAX_PADDED = 2**27
@@ -465,7 +464,7 @@ def canonical_csr(
         raise ValueError(f"{name} is malformed: data and indices have different lengths")
     if not np.isfinite(data).all():
         raise ValueError(f"{name} contains NaN or infinite weights; drop or fix those entries")
-    if data.dtype.itemsize > 4 and data.size and np.abs(data).max() > _FLOAT32_MAX:
+    if data.dtype.itemsize > 4 and data.size and np.abs(data).max() > FLOAT32_MAX:
         raise ValueError(  # the float32 copy would hold inf
             f"{name} holds weights up to {np.abs(data).max():.3g}, beyond float32's 3.4e38, "
             "which semrec computes in; rescale them"

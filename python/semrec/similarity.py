@@ -481,8 +481,8 @@ def topk_of_model_query(
     # One BLAS call: |q|^2 is finite for a finite q of ordinary size, and |q| >= its peak is
     # enough for the range check (two reductions for the exact peak cost a cold click ~8 us).
     squares = float(np.vdot(query, query))
-    bound = squares**0.5 if squares <= _FLOAT32_MAX else _peak_of(query)  # >= every |q_i|
-    if not bound <= _FLOAT32_MAX:  # NaN fails the comparison too
+    bound = squares**0.5 if squares <= check.FLOAT32_MAX else _peak_of(query)  # >= every |q_i|
+    if not bound <= check.FLOAT32_MAX:  # NaN fails the comparison too
         raise ValueError(
             "the user's query vector holds NaN or inf; refit the model or check the inputs "
             "its profile came from (item vectors, interaction weights)"
@@ -523,21 +523,18 @@ def _peak_of(x: np.ndarray) -> float:
     return float(max(-x.min(), x.max())) if x.size else 0.0
 
 
-_FLOAT32_MAX = float(np.finfo(np.float32).max)
-
-
 def _dot_in_range(q: np.ndarray, x: np.ndarray, x_peak: float, q_peak: float | None = None) -> None:
     """Refuse dot products that can overflow float32 (scores of inf, or NaN when an inf meets
     a -inf, rank wrongly or drop items): every partial sum of q . x is at most |q| |x|."""
     q_peak = _peak_of(q) if q_peak is None else q_peak
-    if q_peak * x_peak * q.shape[1] <= _FLOAT32_MAX / 4:
+    if q_peak * x_peak * q.shape[1] <= check.FLOAT32_MAX / 4:
         return  # the cheap bound holds (always, for vectors of ordinary magnitude)
     q_norm = float(np.sqrt(np.square(q, dtype=np.float64).sum(axis=1)).max())
     x_norm = max(
         float(np.sqrt(np.square(x[s : s + 65536], dtype=np.float64).sum(axis=1)).max())
         for s in range(0, x.shape[0], 65536)
     )
-    if q_norm * x_norm > _FLOAT32_MAX / 4:
+    if q_norm * x_norm > check.FLOAT32_MAX / 4:
         raise ValueError(
             f"dot products of these queries and items can reach {q_norm * x_norm:.3g}, beyond "
             "float32's range (3.4e38): their scores would overflow and rank wrongly; divide the "

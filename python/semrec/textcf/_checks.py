@@ -24,9 +24,6 @@ MAX_LAYERS = 16
 MAX_NORM = 1e15
 
 
-_FLOAT32_MAX = float(np.finfo(np.float32).max)
-
-
 def number(value: Any, name: str, *, positive: bool = False) -> float:
     """``value`` as a finite float ``>= 0`` (``> 0`` with ``positive``).
 
@@ -43,8 +40,8 @@ def number(value: Any, name: str, *, positive: bool = False) -> float:
         raise ValueError(
             f"{name} must be a finite number {'> 0' if positive else '>= 0'}, got {value}"
         )
-    if value > _FLOAT32_MAX:  # the trainer computes in float32
-        raise ValueError(f"{name} must be at most {_FLOAT32_MAX:.3g} (float32), got {value}")
+    if value > check.FLOAT32_MAX:  # the trainer computes in float32
+        raise ValueError(f"{name} must be at most {check.FLOAT32_MAX:.3g} (float32), got {value}")
     return float(value)
 
 
