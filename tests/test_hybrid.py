@@ -152,8 +152,9 @@ def test_fit_fits_only_unfitted_members(clicks, als):
     before = als.item_factors_
     fresh = semrec.ALS(factors=3, iterations=2, random_state=1, show_progress=False)
     hybrid = semrec.Hybrid([(als, 1.0), (fresh, 1.0)])
-    with pytest.raises(ValueError, match="not fitted"):
+    with pytest.raises(semrec.NotFittedError, match="not fitted"):  # the contract's error
         hybrid.recommend(0)
+    assert not hasattr(hybrid, "n_users_")  # an AttributeError too, as for any model
     assert hybrid.fit(clicks) is hybrid
     assert als.item_factors_ is before
     assert fresh.item_factors_.shape == (50, 3)

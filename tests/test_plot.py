@@ -124,6 +124,17 @@ def test_training_loss_from_the_als_callback(tmp_path) -> None:
         plot.training_loss([None, None])
 
 
+def test_save_takes_the_format_from_the_name(tmp_path) -> None:
+    fig = plot.training_loss([3.0, 2.0, 1.5])
+    plot.save(fig, tmp_path / "loss.svg")
+    assert (tmp_path / "loss.svg").read_text().lstrip().startswith("<?xml")
+    plot.save(fig, tmp_path / "loss")
+    assert (tmp_path / "loss").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(ValueError, match=r"path .*'\.v2'.*\.png"):
+        plot.save(fig, tmp_path / "loss.v2")
+    assert not (tmp_path / "loss.v2").exists()
+
+
 def test_missing_matplotlib_says_how_to_install(monkeypatch) -> None:
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     monkeypatch.setitem(sys.modules, "matplotlib.figure", None)

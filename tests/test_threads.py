@@ -64,6 +64,20 @@ def test_default_threads_follow_environment() -> None:
     assert result.stdout.strip() == "1"
 
 
+@pytest.mark.parametrize(
+    ("value", "warns"), [("0", False), ("abc", True), ("2.5", True), ("-3", True)]
+)
+def test_environment_zero_means_every_core_and_junk_warns(value: str, warns: bool) -> None:
+    """0 means all cores, as for set_num_threads(0); a value that is no count says so."""
+    result = subprocess.run(
+        [sys.executable, "-c", "import semrec; print(semrec.get_num_threads())"],
+        capture_output=True, text=True, check=True,
+        env={"SEMREC_NUM_THREADS": value, "PATH": ""},
+    )  # fmt: skip
+    assert result.stdout.strip() == str(len(os.sched_getaffinity(0)))
+    assert ("is not a thread count" in result.stderr) == warns
+
+
 def test_environment_is_read_once_as_openmp_reads_it() -> None:
     """The environment's count is read when semrec first needs one (not at every kernel call,
     which cost a click microseconds); set_num_threads changes it later."""

@@ -44,6 +44,19 @@ void register_similarity(py::module_& m) {
       "Exact blocked top-k; see semrec.similarity.topk for the documented API.");
 
   m.def(
+      "dot_products",
+      [](const CArray<float>& queries, const CArray<float>& items, ThreadCount num_threads) {
+        const MatrixView q = matrix_view(queries, "queries");
+        const MatrixView x = matrix_view(items, "items");
+        CArray<float> out({q.rows, x.rows});
+        float* o = out.mutable_data();
+        without_gil([&](const StopCheck& stop) { dot_products(q, x, num_threads, o, stop); });
+        return out;
+      },
+      py::arg("queries").noconvert(), py::arg("items").noconvert(), py::arg("num_threads"),
+      "Every query's dot product with every item, summed as topk sums them.");
+
+  m.def(
       "topk_candidates",
       [](const CArray<float>& queries, const CArray<float>& items,
          const CArray<std::int64_t>& cand_indptr, const CArray<std::int32_t>& cand_indices, int k,

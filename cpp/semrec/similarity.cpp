@@ -1420,6 +1420,52 @@ void topk(MatrixView queries, const PreparedItems& items, MatrixView rows, int k
   scan_prepared(s, num_threads, stop, out);
 }
 
+void dot_products(MatrixView queries, MatrixView items, int num_threads, float* out,
+                  const StopCheck& stop) {
+  if (queries.cols != items.cols) {
+    throw std::invalid_argument("queries and items differ in dimension");
+  }
+  const std::int64_t nq = queries.rows, dim = queries.cols, n = items.rows;
+  if (nq == 0 || n == 0) return;
+  // The scan's blocks without its selection: each task packs one block of queries and one of
+  // items and writes their scores out whole.
+  const Blocks qblocks(nq, kQueryBlock), iblocks(n, kItemBlock);
+  const std::int64_t stride = dim * kPanel;
+  parallel_tasks(qblocks.count * iblocks.count, num_threads, stop, [&](std::int64_t task) {
+    const std::int64_t q0 = qblocks.begin(task / iblocks.count);
+    const std::int64_t nqb = qblocks.end(task / iblocks.count) - q0;
+    const std::int64_t i0 = iblocks.begin(task % iblocks.count);
+    const std::int64_t ni = iblocks.end(task % iblocks.count) - i0;
+    const std::int64_t tiles = (nqb + kTileQueries - 1) / kTileQueries;
+    std::vector<float> packed(static_cast<std::size_t>(nqb * dim));  // [term][query] per tile
+    for (std::int64_t t = 0; t < tiles; ++t) {
+      const std::int64_t r0 = t * kTileQueries, w = std::min<std::int64_t>(kTileQueries, nqb - r0);
+      for (std::int64_t r = 0; r < w; ++r) {
+        const float* src = queries.row(q0 + r0 + r);
+        for (std::int64_t kk = 0; kk < dim; ++kk) packed[r0 * dim + kk * w + r] = src[kk];
+      }
+    }
+    AlignedVector<float> panels(static_cast<std::size_t>(kItemBlock * dim));
+    std::vector<float> scratch(static_cast<std::size_t>(dim));
+    pack_rows(items, i0, ni, nullptr, 0, panels.data(), 0, scratch.data());
+    AlignedVector<float> S(static_cast<std::size_t>(nqb * kItemBlock), 0.0f);  // S[query][item]
+    const std::int64_t n_panels = (ni + kPanel - 1) / kPanel;
+    const std::int64_t depth_block = tiles == 1 ? std::max<std::int64_t>(dim, 1) : kDepthBlock;
+    for (std::int64_t k0 = 0; k0 < dim; k0 += depth_block) {
+      const std::int64_t depth = std::min(depth_block, dim - k0);
+      for (std::int64_t t = 0; t < tiles; ++t) {
+        const std::int64_t r0 = t * kTileQueries;
+        const int w = static_cast<int>(std::min<std::int64_t>(kTileQueries, nqb - r0));
+        tile<float>(w, packed.data() + r0 * dim + k0 * w, panels.data() + k0 * kPanel, stride,
+                    n_panels, depth, k0 > 0, S.data() + r0 * kItemBlock, kItemBlock);
+      }
+    }
+    for (std::int64_t q = 0; q < nqb; ++q) {
+      std::copy_n(S.data() + q * kItemBlock, ni, out + (q0 + q) * n + i0);
+    }
+  });
+}
+
 void topk_candidates(MatrixView queries, MatrixView items, CsrView candidates, int k, Metric metric,
                      CsrView exclude, int num_threads, TopKOutput out, const StopCheck& stop) {
   check_common(queries, items, k, exclude, out);

@@ -70,6 +70,12 @@ void topk(MatrixView queries, MatrixView items, int k, Metric metric, CsrView ex
 void topk(MatrixView queries, const PreparedItems& items, MatrixView rows, int k, CsrView exclude,
           int num_threads, TopKOutput out, const StopCheck& stop = {});
 
+// out[i * items.rows + j] = dot(query i, item j) for every query and item (row-major), each
+// summed in topk's fixed order: bitwise the scores topk returns for metric=dot, so a model's
+// score() agrees with its recommend() to the last bit, ties included.
+void dot_products(MatrixView queries, MatrixView items, int num_threads, float* out,
+                  const StopCheck& stop = {});
+
 // As topk, but query i only considers the items listed in row i of `candidates` (sorted).
 void topk_candidates(MatrixView queries, MatrixView items, CsrView candidates, int k, Metric metric,
                      CsrView exclude, int num_threads, TopKOutput out, const StopCheck& stop = {});

@@ -28,12 +28,12 @@ import scipy.sparse as sp
 
 from semrec import _persist as persist
 from semrec import _validation as check
-from semrec._scoring import dot_scores, nearest, padded_to, select_in_batches
+from semrec._scoring import kernel_scores, nearest, padded_to, select_in_batches
 from semrec._search import DEFAULT_STORAGE, ItemSearch
 from semrec.errors import FormatError, NotFittedError
 from semrec.similarity import ItemIndex, topk, topk_of_model_query
 
-__all__ = ["FORMATS", "Recommender", "dot_scores", "load_nested", "nest"]
+__all__ = ["FORMATS", "Recommender", "load_nested", "nest"]
 
 # Users scored per dense block by score-matrix models: bounds memory at 256 x n_items floats.
 BATCH_USERS = 256
@@ -124,7 +124,8 @@ class Recommender:
     def _score_rows(self, users: np.ndarray) -> np.ndarray:
         """Score-matrix models: dense float32 scores of every item, (len(users), n_items)."""
         if self._is_dot_product():
-            return dot_scores(*self._vectors(users), self._score_offset)
+            queries, items = self._vectors(users)
+            return kernel_scores(queries, items, None, self._score_offset, self._threads)
         raise NotImplementedError
 
     def _rank_rows(self, users: np.ndarray) -> np.ndarray:
@@ -283,7 +284,7 @@ class Recommender:
         i, _ = check.index_array(items, "items", self.n_items_, "item")
         if self._is_dot_product():
             queries, vectors = self._vectors(u)
-            out = dot_scores(queries, vectors[i], self._score_offset)
+            out = kernel_scores(queries, vectors, i, self._score_offset, self._threads)
         else:
             out = np.empty((u.size, i.size), dtype=np.float32)
             for start in range(0, u.size, BATCH_USERS):

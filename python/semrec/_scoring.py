@@ -8,24 +8,39 @@ from collections.abc import Callable
 import numpy as np
 import scipy.sparse as sp
 
+from semrec._native import core
+from semrec._threads import resolve_num_threads
 from semrec.similarity import topk
 
 
-def dot_scores(queries: np.ndarray, items: np.ndarray, offset: float = 0.0) -> np.ndarray:
-    """``queries @ items.T + offset`` as float32, the same for a row alone or in any batch.
+def kernel_scores(
+    queries: np.ndarray,
+    items: np.ndarray,
+    columns: np.ndarray | None = None,
+    offset: float = 0.0,
+    num_threads: int | None = None,
+) -> np.ndarray:
+    """``queries @ items[columns].T + offset`` as float32, summed as :func:`semrec.topk` sums.
 
-    Computed in float64: BLAS sums one row (gemv) and a batch (gemm) in different orders, and
-    a user's scores must not depend on who else is asked at the same time.
+    The search kernel adds up every dot product in one fixed order on every path (batch, one
+    query, candidates, any thread count), so these are bitwise the scores a dot-product model's
+    ``recommend`` returns (ties included), and a user's scores do not depend on who else is
+    asked at the same time. ``columns`` (default: every item) may repeat items, in any order.
 
     Examples
     --------
     >>> import numpy as np
-    >>> from semrec._scoring import dot_scores
-    >>> dot_scores(np.ones((1, 2), np.float32), np.eye(2, dtype=np.float32), 0.5)
-    array([[1.5, 1.5]], dtype=float32)
+    >>> from semrec._scoring import kernel_scores
+    >>> users, items = np.ones((1, 2), np.float32), np.eye(2, dtype=np.float32)
+    >>> kernel_scores(users, items, np.array([1, 0, 1]), 0.5)
+    array([[1.5, 1.5, 1.5]], dtype=float32)
     """
-    out = queries.astype(np.float64) @ items.T.astype(np.float64)
-    return (out + offset).astype(np.float32)
+    if columns is not None:
+        items = np.ascontiguousarray(items[columns])
+    out = core.dot_products(queries, items, resolve_num_threads(num_threads))
+    if offset:
+        out += np.float32(offset)  # in float32, as recommend adds it
+    return out
 
 
 def select_in_batches(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import operator
 import os
 import sys
+import warnings
 
 from semrec._native import core
 
@@ -25,11 +26,22 @@ def _default() -> int:
     # (os.environ raises and catches KeyError for an unset name).
     global _from_environment
     if _from_environment is None:
-        env = os.environ.get("SEMREC_NUM_THREADS") or os.environ.get("OMP_NUM_THREADS")
-        try:
-            _from_environment = max(1, int(env.split(",")[0])) if env else 0
-        except ValueError:
-            _from_environment = 0
+        name = "SEMREC_NUM_THREADS" if os.environ.get("SEMREC_NUM_THREADS") else "OMP_NUM_THREADS"
+        env = os.environ.get(name)
+        _from_environment = 0  # 0: all cores, as set_num_threads(0) means
+        if env:
+            try:
+                _from_environment = int(env.split(",")[0])  # OpenMP's nested list: the first
+            except ValueError:
+                _from_environment = -1
+            if _from_environment < 0:
+                warnings.warn(
+                    f"{name}={env!r} is not a thread count (an integer >= 0, 0 for all cores); "
+                    "semrec uses all cores",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
+                _from_environment = 0
     cores = available_cores()
     return min(_from_environment, cores) if _from_environment else cores
 

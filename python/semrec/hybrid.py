@@ -20,6 +20,7 @@ from semrec._base import Recommender, load_nested, nest
 from semrec._hybrid_scores import fitted_shape, member_scores, seen_union
 from semrec._persist import Saved, csr_arrays
 from semrec.datasets import Dataset
+from semrec.errors import NotFittedError
 
 NORMALIZE = ("zscore", "minmax", "rank")
 
@@ -143,7 +144,7 @@ class Hybrid(Recommender):
                 continue
             shape = fitted_shape(model)
             if shape is None:
-                raise ValueError(
+                raise NotFittedError(
                     f"models[{n}] ({type(model).__name__}) is not fitted; fit it first or call "
                     "Hybrid.fit(interactions)"
                 )

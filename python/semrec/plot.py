@@ -287,8 +287,11 @@ def training_loss(losses: Sequence[float] | np.ndarray) -> Any:
 
 
 def save(fig: Any, path: str | os.PathLike[str], *, dpi: int = 150) -> None:
-    """Write ``fig`` to ``path`` (PNG unless the name ends in .svg / .pdf), through a
-    temporary file renamed over the target so a failure leaves no partial image.
+    """Write ``fig`` to ``path`` through a temporary file renamed over the target, so a
+    failure leaves no partial image.
+
+    The format follows the name's ending (``.png``, ``.svg``, ``.pdf``, ``.jpg``, ...: any
+    that matplotlib writes); a name without one is written as PNG.
 
     Examples
     --------
@@ -300,6 +303,12 @@ def save(fig: Any, path: str | os.PathLike[str], *, dpi: int = 150) -> None:
     """
     target = files.writable_path(path)
     ext = os.path.splitext(target)[1].lower().lstrip(".") or "png"
+    formats = fig.canvas.get_supported_filetypes()
+    if ext not in formats:
+        raise ValueError(
+            f"path {os.fspath(path)!r} ends in '.{ext}', which is no image format matplotlib "
+            f"writes; end it in one of {', '.join('.' + f for f in sorted(formats))}"
+        )
     tmp = files.temporary_beside(target)
     try:
         fig.savefig(tmp, dpi=check.positive_int(dpi, "dpi"), format=ext)

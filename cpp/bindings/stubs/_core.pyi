@@ -27,6 +27,7 @@ def topk(
     queries: F32, items: F32, k: int, metric: str,
     exclude_indptr: I64 | None, exclude_indices: I32 | None, num_threads: int,
 ) -> TopK: ...
+def dot_products(queries: F32, items: F32, num_threads: int) -> F32: ...
 def topk_candidates(
     queries: F32, items: F32, cand_indptr: I64, cand_indices: I32, k: int, metric: str,
     exclude_indptr: I64 | None, exclude_indices: I32 | None, num_threads: int,
