@@ -155,3 +155,39 @@ def test_killed_mid_write_leaves_the_previous_cache(tiny, tmp_path):
             cache.encode(["the space war", "a love story!"]),
             cache.encoder.encode(["the space war", "a love story!"]),
         )
+
+
+def test_a_retrained_model_of_the_same_layout_is_not_served_stale_vectors(tiny, tmp_path):
+    """The cache key hashes the weights' bytes, not only their header: a model retrained and
+    saved in place keeps its layout, and must not get the old model's vectors back."""
+    torch = pytest.importorskip("torch")
+
+    def retrain(model):
+        with torch.no_grad():
+            model.encoder.layer[1].output.dense.weight.mul_(0.5)
+
+    write_tiny_bert(tmp_path / "retrained", edit=retrain)
+    old, new = (
+        TextEncoder(tiny, precision="fp32"),
+        TextEncoder(tmp_path / "retrained", precision="fp32"),
+    )
+    truth = new.encode(TEXTS)
+    assert not np.allclose(truth, old.encode(TEXTS), atol=1e-3)  # the weights do differ
+    path = tmp_path / "emb.sqlite"
+    with EmbeddingCache(old, path) as cache:
+        cache.encode(TEXTS)
+    with EmbeddingCache(new, path) as cache:
+        np.testing.assert_array_equal(cache.encode(TEXTS), truth)
+
+
+def test_threads_share_one_cache(encoder, tmp_path):
+    """A thread pool (a web server, an executor) encodes through the cache its owner opened:
+    sqlite's same-thread check must not surface as 'not a usable cache; delete it'."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    texts = [f"film number {i}" for i in range(40)]
+    with EmbeddingCache(encoder, tmp_path / "emb.sqlite") as cache:
+        with ThreadPoolExecutor(4) as pool:
+            parts = list(pool.map(lambda i: cache.encode(texts[i : i + 10]), range(0, 40, 10)))
+        np.testing.assert_array_equal(np.vstack(parts), encoder.encode(texts))
+        assert len(cache) == 40

@@ -261,6 +261,7 @@ def test_order_batch_size_and_streaming_do_not_change_vectors():
     enc = TextEncoder()
     texts = ["a space opera", "a much longer text about a romantic comedy set in paris", "x"]
     full = enc.encode(texts, batch_size=3)
+    np.testing.assert_array_equal(enc.encode(texts, batch_size=2**63), full)  # past int32: all
     one = np.vstack([enc.encode(t) for t in texts])
     streamed = enc.encode(iter(texts), batch_size=1, show_progress=True)
     np.testing.assert_allclose(one, full, atol=1e-5)
@@ -371,6 +372,8 @@ def test_corrupt_and_missing_files_raise_clear_errors(tmp_path):
     write_tiny_bert(good, "")
     with pytest.raises(FileNotFoundError, match="does not exist"):
         TextEncoder(tmp_path / "nowhere")
+    with pytest.raises(NotADirectoryError, match="is a file; pass the model's directory"):
+        TextEncoder(good / "model.safetensors")
     data = (good / "model.safetensors").read_bytes()
     (header_len,) = struct.unpack("<Q", data[:8])
     cases = {

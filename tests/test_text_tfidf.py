@@ -124,6 +124,12 @@ def test_save_load_round_trip(tmp_path):
     (tmp_path / "bad.npz").write_bytes((tmp_path / "w.npz").read_bytes()[:-40])
     with pytest.raises(semrec.FormatError):
         TfidfEncoder.load(tmp_path / "bad.npz")
+    saved = (tmp_path / "w.npz").read_bytes()
+    ours.ngrams = 3  # set after fit: neither encoded as 1 nor saved over the good file
+    for call in (lambda: ours.save(tmp_path / "w.npz"), lambda: ours.encode(CORPUS)):
+        with pytest.raises(ValueError, match="ngrams must be 1"):
+            call()
+    assert (tmp_path / "w.npz").read_bytes() == saved
 
 
 @pytest.mark.parametrize(

@@ -434,6 +434,25 @@ def test_bad_input_is_refused_with_clear_errors(encoder, tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="own model directory"):
         tune(encoder, encoder.model_path, overwrite=True)
     assert not path.exists()
+    epochs = []
+    (tmp_path / "a_file").write_text("")
+    with pytest.raises(ValueError, match=r"a_file is a file, not a folder"):
+        tune(encoder, tmp_path / "a_file" / "tuned", callback=lambda e, loss: epochs.append(e))
+    with pytest.raises(TypeError, match="path must be a str or path-like"):
+        encoder.fine_tune(dataset(), None)
+    assert epochs == []  # refused before training, not after it
+
+
+def test_a_diverged_model_replaces_nothing(encoder, tmp_path):
+    """The loss is taken before each update, so a last step can blow the weights up unseen by
+    it: the written model is tried on the item texts first, and a good model stays."""
+    target = tmp_path / "tuned"
+    tune(encoder, target)
+    before = (target / "model.safetensors").read_bytes()
+    with pytest.raises(ValueError, match=r"diverged: .* nothing was written .*learning_rate"):
+        tune(encoder, target, overwrite=True, learning_rate=1e30, epochs=1, batch_size=64)
+    assert (target / "model.safetensors").read_bytes() == before
+    assert sorted(os.listdir(tmp_path)) == ["tuned"]
 
 
 @pytest.mark.parametrize("recompute, items_per_step", [(False, 0), (True, 0), (False, 3)])

@@ -40,7 +40,7 @@ class ModelFiles:
     data_start: int
     entries: list
     prefix: str
-    identity: str  # hash of config + weights header: the EmbeddingCache key
+    identity: str  # hash of config, weights, vocabulary, length: the EmbeddingCache key
 
 
 def read_json(path: Path, kind: type = dict) -> dict | list:
@@ -101,6 +101,11 @@ def resolve_model_dir(model: str | os.PathLike | None) -> Path:
                 f"cannot get model {text!r} from the hub or its cache ({exc}); download it on a "
                 "connected machine (huggingface-cli download ...) and pass the directory"
             ) from exc
+    if path.exists():
+        raise NotADirectoryError(
+            f"model {text!r} is a file; pass the model's directory (the folder holding "
+            "config.json and model.safetensors)"
+        )
     raise FileNotFoundError(f"model directory {text!r} does not exist")
 
 
@@ -310,9 +315,14 @@ def load_model_files(model: str | os.PathLike | None) -> ModelFiles:
             f"{len(vocab)} tokens"
         )
     data_start, entries, prefix, digest = _weight_entries(weights, config, config_path)
+    # The weights' bytes, not only their header: a model retrained in place keeps its layout
+    # (about 65 ms for MiniLM's 91 MB, beside seconds of loading).
+    with open(weights, "rb") as f:
+        weights_digest = hashlib.file_digest(f, "sha256").hexdigest()
     identity = hashlib.sha256(
         json.dumps(cfg, sort_keys=True).encode() + digest.encode() + str(max_length).encode()
-    ).hexdigest()
+        + weights_digest.encode() + "\n".join(vocab).encode()
+    ).hexdigest()  # fmt: skip
     return ModelFiles(
         directory, vocab, config, max_length, weights, data_start, entries, prefix, identity
     )

@@ -34,6 +34,7 @@ from semrec import _hyperparameters as hyperparameters
 from semrec import _validation as check
 from semrec._hyperparameters import generator
 from semrec._threads import resolve_num_threads
+from semrec.errors import FormatError
 from semrec.text._model import load_model_files, tensor_names
 from semrec.text._safetensors import raw_tensors, read_float32, read_header, write_tensors
 from semrec.text._torch import text_ext, torch
@@ -80,7 +81,7 @@ def fine_tune(encoder: Any, dataset: Any, path: str | os.PathLike[str], **option
     if callback is not None and not callable(callback):
         raise TypeError(f"callback must be callable, callback(epoch, loss), got {callback!r}")
     overwrite = check.flag(options["overwrite"], "overwrite")
-    target = Path(os.fspath(path))
+    target = _checked_target(path)  # before minutes of training, not after
     if target.exists() and not overwrite:
         raise FileExistsError(f"path {target} exists; pass overwrite=True or another path")
     if target.resolve() == Path(files.path).resolve():
@@ -179,8 +180,25 @@ def fine_tune(encoder: Any, dataset: Any, path: str | os.PathLike[str], **option
         "tuned_items_per_step": str(items_per_step if sampled else "all"),
         "tuned_sha256": digest.hexdigest(),  # a new identity: no embedding cache mixes them up
     }
-    _write_model(Path(files.path), target, stored, metadata, overwrite)
+    _write_model(Path(files.path), target, stored, metadata, overwrite, texts[:16])
     return TextEncoder(target, precision=encoder.precision, num_threads=encoder.num_threads)
+
+
+def _checked_target(path: Any) -> Path:
+    """``path`` as a folder fine_tune can create: its nearest existing ancestor a writable
+    directory (a file there, or no write access, is refused before training)."""
+    if not isinstance(path, str | os.PathLike):
+        raise TypeError(f"path must be a str or path-like (the folder to write the tuned model "
+                        f"to), got {type(path).__name__}")  # fmt: skip
+    target = Path(os.fspath(path))
+    ancestor = target.absolute().parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise ValueError(f"path {target} cannot be created: {ancestor} is a file, not a folder")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise PermissionError(f"path {target} cannot be created: {ancestor} is not writable")
+    return target
 
 
 def tuning_precision(requested: str, features: CpuFeatures | None = None) -> str:
@@ -231,10 +249,14 @@ def _training_bytes(
 
 def _write_model(
     source: Path, target: Path, tensors: dict[str, tuple[str, tuple[int, ...], bytes]],
-    metadata: dict[str, str], overwrite: bool,
+    metadata: dict[str, str], overwrite: bool, texts: list[str],
 ) -> None:  # fmt: skip
     """``source``'s files with new weights at ``target``, built beside it and renamed into place:
-    an interrupted write never leaves a half-written model where a good one was."""
+    an interrupted write never leaves a half-written model where a good one was, and a model
+    that cannot encode ``texts`` (weights grown past what a forward pass holds) replaces
+    nothing."""
+    from semrec.text.encoder import TextEncoder  # the encoder module imports this one
+
     parent = target.parent
     parent.mkdir(parents=True, exist_ok=True)
     # Names unique to this call (two fine-tunings writing one path must not share them).
@@ -243,6 +265,14 @@ def _write_model(
     try:
         shutil.copytree(source, staging, ignore=shutil.ignore_patterns(*_WEIGHT_FILES))
         write_tensors(staging / "model.safetensors", tensors, metadata)
+        try:
+            TextEncoder(staging, precision="fp32").encode(texts)
+        except FormatError:  # the loss was finite before the last update; this is after it
+            raise ValueError(
+                "fine_tune diverged: the tuned model's vectors are not finite (its weights grew "
+                f"out of range), so nothing was written to {target}; lower learning_rate or "
+                "raise tau"
+            ) from None
         if target.exists():
             if not overwrite:  # appeared meanwhile
                 raise FileExistsError(f"path {target} exists; pass overwrite=True or another path")

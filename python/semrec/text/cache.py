@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import os
 import sqlite3
+import threading
 from collections.abc import Iterable, Iterator
 
 import numpy as np
@@ -67,9 +68,12 @@ class EmbeddingCache:
         if os.path.isdir(self.path):
             raise IsADirectoryError(f"embedding cache path {self.path!r} is a directory")
         self._db: sqlite3.Connection | None = None
+        # One connection shared by every thread that encodes through this cache (a thread pool
+        # serving requests), each access under the lock: sqlite's own check would refuse them.
+        self._lock = threading.Lock()
         try:
             with self._errors("open"):
-                self._db = sqlite3.connect(self.path)
+                self._db = sqlite3.connect(self.path, check_same_thread=False)
                 self._open()
         except BaseException:
             self.close()
@@ -122,8 +126,8 @@ class EmbeddingCache:
             )
 
     def _store(self, rows: list[tuple[str, str, bytes]]) -> None:
-        with self._errors("write"), self._db:  # one transaction: all rows or none
-            self._db.executemany(
+        with self._lock, self._errors("write"), self._connection() as db:  # all rows or none
+            db.executemany(
                 "INSERT OR REPLACE INTO vectors VALUES (?, ?, ?, ?)",
                 [(m, k, v, _checksum(m, k, v)) for m, k, v in rows],
             )
@@ -135,7 +139,7 @@ class EmbeddingCache:
 
     def encode(self, texts: str | Iterable[str], **kwargs) -> np.ndarray:
         """Like ``TextEncoder.encode``; only texts not yet stored are encoded."""
-        db = self._connection()
+        self._connection()  # closed: refused before any work
         texts = list(checked_texts(texts))
         if not texts:
             raise ValueError("texts is empty; pass at least one string")
@@ -145,7 +149,8 @@ class EmbeddingCache:
         found: dict[str, bytes] = {}
         unique = list(dict.fromkeys(keys))
         dim = self.encoder.dim
-        with self._errors("read"):
+        with self._lock, self._errors("read"):
+            db = self._connection()
             for start in range(0, len(unique), 500):
                 part = unique[start : start + 500]
                 marks = ",".join("?" * len(part))
@@ -182,14 +187,15 @@ class EmbeddingCache:
         return out
 
     def __len__(self) -> int:
-        with self._errors("read"):
+        with self._lock, self._errors("read"):
             return int(self._connection().execute("SELECT COUNT(*) FROM vectors").fetchone()[0])
 
     def close(self) -> None:
         """Close the file (later calls raise ValueError)."""
-        if self._db is not None:
-            self._db.close()
-            self._db = None
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
 
     def __enter__(self) -> EmbeddingCache:
         return self

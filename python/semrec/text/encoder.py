@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from semrec._threads import resolve_num_threads
-from semrec._validation import choice, flag, positive_int
+from semrec._validation import INT32_MAX, choice, flag, positive_int
 from semrec.errors import FormatError
 from semrec.text._model import load_model_files
 from semrec.text._torch import text_ext, torch
@@ -227,7 +227,8 @@ class TextEncoder:
         >>> round(float((v * v).sum()), 4)
         1.0
         """
-        batch_size = positive_int(batch_size, "batch_size")
+        # A batch past the texts is all of them; the kernel counts in int32.
+        batch_size = min(positive_int(batch_size, "batch_size"), INT32_MAX)
         normalize = flag(normalize, "normalize")
         threads = resolve_num_threads(self.num_threads if num_threads is None else num_threads)
         iterator = checked_texts(texts)

@@ -160,12 +160,12 @@ def resolve_precision(
 
     ``auto`` is the fastest path that keeps its parity target on this CPU: bf16 on AMX (cosine
     to fp32 above 0.999), else int8 where FBGEMM is present (cosine above 0.99; on AVX-512 BF16
-    without AMX, e.g. AMD Zen 4, int8's VNNI kernels ran item texts 1.3-1.4x faster than bf16; on
-    AVX2-only CPUs faster than fp32; see benchmarks/README.md), else bf16 where the CPU runs it
-    natively, else fp32. A text's vector never depends on its batch. An explicit ``bf16`` on a
-    CPU without native bf16 would run through emulation, several times slower than fp32: it
-    runs as fp32 instead, with a warning (once per process). ``int8`` says whether FBGEMM is
-    present (``None``: ask this process's torch).
+    without AMX, e.g. AMD Zen 4, int8's VNNI kernels ran item texts 1.7x and long texts 1.5x
+    faster than bf16; on AVX2-only CPUs faster than fp32; see benchmarks/README.md), else bf16
+    where the CPU runs it natively, else fp32. A text's vector never depends on its batch. An
+    explicit ``bf16`` on a CPU without native bf16 would run through emulation, several times
+    slower than fp32: it runs as fp32 instead, with a warning (once per process). ``int8`` says
+    whether FBGEMM is present (``None``: ask this process's torch).
 
     Examples
     --------

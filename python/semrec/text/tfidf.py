@@ -357,10 +357,13 @@ class TfidfEncoder:
         _check_encoder(self.encoder)
 
     def _check_fitted(self) -> None:
+        """Fitted, and the parameters still valid: one set after fit (``ngrams = 3``) must
+        not encode as something else, nor save a file that load refuses."""
         if not hasattr(self, "vocabulary_"):
             from semrec.errors import NotFittedError
 
             raise NotFittedError("this TfidfEncoder is not fitted; call fit(texts) first")
+        self._check_params()
 
 
 def _check_encoder(encoder: Any) -> None:
