@@ -115,6 +115,11 @@ def test_evaluate_errors(warm: tuple[Dataset, Dataset]) -> None:
         semrec.evaluate(model, train, test, metrics=["auc"])
     with pytest.raises(ValueError, match="item_embeddings"):
         semrec.evaluate(model, train, test, metrics=["diversity"])
+    rows = np.ones((train.n_items + 1, 4), dtype=np.float32)  # one row too many: misaligned
+    with pytest.raises(ValueError, match=r"item_embeddings has shape .* one row per item"):
+        semrec.evaluate(model, train, test, metrics=["diversity"], item_embeddings=rows)
+    with pytest.raises(ValueError, match="k lists a cutoff twice"):
+        semrec.evaluate(model, train, test, k=[10, 10])
     with pytest.raises(TypeError, match="recommend"):
         semrec.evaluate(object(), train, test)
     with pytest.raises(ValueError, match="no user has a relevant"):

@@ -133,6 +133,13 @@ def test_errors(data: Dataset) -> None:
     no_time = Dataset(data.interactions)
     with pytest.raises(ValueError, match="no timestamps"):
         split.last_fraction(no_time)
+    for bad in (1.0, "1"):
+        with pytest.raises(TypeError, match="min_test must be an int"):
+            split.last_fraction(data, 0.2, bad)
+    with pytest.raises(ValueError, match="every user, leaving train empty"):
+        split.new_users(data, 0.999)
+    with pytest.raises(ValueError, match="n_reveal=100000 reveals every interaction"):
+        split.new_users(data, 0.1, n_reveal=100_000)
 
 
 def test_permute_items_moves_every_item_attribute_together(data: Dataset) -> None:

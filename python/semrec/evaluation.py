@@ -105,6 +105,11 @@ def evaluate(
     if item_embeddings is not None:
         check_alignment(item_embeddings, train)
         item_embeddings = np.asarray(item_embeddings)
+        if item_embeddings.ndim != 2 or item_embeddings.shape[0] != train.n_items:
+            raise ValueError(
+                f"item_embeddings has shape {item_embeddings.shape}, but train has "
+                f"{train.n_items} items; pass one row per item, in the dataset's item order"
+            )
     cutoffs = M.cutoffs(k)
     wanted = metric_names(metrics, item_embeddings)
     relevant = test.interactions

@@ -58,7 +58,8 @@ def ranking_metrics(
     -------
     DataFrame
         One row per cutoff (index ``k``), one column per metric, averaged over the users with
-        at least one relevant item.
+        at least one relevant item (NaN when no user has one: a mean over nobody; use
+        ``per_user=True`` to tell the cases apart).
 
     Examples
     --------
@@ -239,7 +240,10 @@ def cutoffs(k: int | Iterable[int]) -> tuple[int, ...]:
     ks = (k,) if np.ndim(k) == 0 else tuple(k)  # type: ignore[arg-type]
     if not ks:
         raise ValueError("k must name at least one cutoff")
-    return tuple(check.positive_int(v, "k") for v in ks)
+    ks = tuple(check.positive_int(v, "k") for v in ks)
+    if len(set(ks)) != len(ks):
+        raise ValueError(f"k lists a cutoff twice, got {list(ks)}; name each once")
+    return ks
 
 
 def _recommendations(recs: Any, name: str, n_items: int) -> np.ndarray:

@@ -95,7 +95,9 @@ def last_fraction(
     """
     _check_dataset(dataset)
     fraction = _fraction(fraction)
-    if isinstance(min_test, bool) or not isinstance(min_test, int | np.integer) or min_test < 0:
+    if isinstance(min_test, bool) or not isinstance(min_test, int | np.integer):
+        raise TypeError(f"min_test must be an int >= 0, got {min_test!r}")
+    if min_test < 0:
         raise ValueError(f"min_test must be an int >= 0, got {min_test!r}")
     n_u = np.diff(dataset.interactions.indptr)
     n_test = np.maximum(min_test, np.floor(fraction * n_u).astype(np.int64))
@@ -208,6 +210,11 @@ def new_users(
     n_new = round(fraction * dataset.n_users)
     if n_new == 0:
         raise ValueError(f"fraction={fraction} of {dataset.n_users} users draws nobody")
+    if n_new == dataset.n_users:
+        raise ValueError(
+            f"fraction={fraction} of {dataset.n_users} users draws every user, leaving train "
+            "empty; lower fraction"
+        )
     chosen = np.sort(rng.choice(dataset.n_users, n_new, replace=False)).astype(np.int32)
     is_new = np.zeros(dataset.n_users, dtype=bool)
     is_new[chosen] = True
@@ -218,6 +225,11 @@ def new_users(
     revealed = new_row & (rank < n_reveal)
     train = dataset.subset(~new_row)
     test = dataset.subset(new_row & ~revealed)
+    if test.n_interactions == 0:
+        raise ValueError(
+            f"n_reveal={n_reveal} reveals every interaction of the new users, leaving test "
+            "empty; lower n_reveal"
+        )
     test.split_info["users"] = chosen
     test.split_info["history"] = dataset.subset(revealed)
     return train, test
