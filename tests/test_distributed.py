@@ -17,6 +17,7 @@ import dask.array as da  # noqa: E402
 import dask.dataframe as dd  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+import scipy.sparse as sp  # noqa: E402
 
 import semrec  # noqa: E402
 from semrec.datasets import synthetic  # noqa: E402
@@ -32,6 +33,7 @@ from semrec.distributed import (  # noqa: E402
 )
 from semrec.distributed._cluster import worker_threads  # noqa: E402
 from semrec.interest import user_profiles  # noqa: E402
+from semrec.rerank import Diversified  # noqa: E402
 from semrec.split import last_fraction  # noqa: E402
 
 START_METHOD = "distributed.worker.multiprocessing-method"
@@ -76,6 +78,16 @@ def als(split):
 
 def gather(client, collection):
     return client.compute(collection).result()
+
+
+def plain_frame(matrix, npartitions=2):
+    """user, item, weight columns of a CSR matrix, with no recorded shape (as if read from
+    files): the functions shuffle it and infer the shape from the ids."""
+    coo = matrix.tocoo()
+    table = pd.DataFrame(
+        {"user": coo.row.astype(np.int64), "item": coo.col.astype(np.int64), "weight": coo.data}
+    )
+    return dd.from_pandas(table, npartitions=npartitions)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -186,6 +198,55 @@ def test_fit_als_survives_a_killed_worker(client, data, frame):
     assert killed[0] not in client.scheduler_info(n_workers=-1)["workers"]
 
 
+@pytest.fixture(scope="module")
+def small_split():
+    # Small: 80 users x 60 items, most users and items in both train and test.
+    return last_fraction(synthetic(80, 60, 1500, random_state=0))
+
+
+def test_fit_als_keeps_the_shape_of_users_and_items_without_interactions(client, small_split):
+    # After a split the last item (and user) may have no train interactions: the model still
+    # has their rows, and every factor equals a single-machine fit of the same matrix.
+    train, _ = small_split
+    m = train.interactions.tolil()
+    m[:, -1] = 0
+    m[-1, :] = 0
+    m = sp.csr_array(m.tocsr())
+    m.eliminate_zeros()
+    assert m[:, [-1]].nnz == 0 and m[[-1], :].nnz == 0
+    kwargs = {"factors": 4, "iterations": 2, "random_state": 0, "show_progress": False}
+    reference = semrec.ALS(**kwargs).fit(m)
+    recorded = fit_als(interactions_frame(m, npartitions=3), client=client, **kwargs)
+    given = fit_als(plain_frame(m), shape=m.shape, client=client, **kwargs)
+    for model in (recorded, given):
+        assert (model.n_users_, model.n_items_) == m.shape
+        np.testing.assert_array_equal(model.user_factors_, reference.user_factors_)
+        np.testing.assert_array_equal(model.item_factors_, reference.item_factors_)
+    # Without a recorded shape or shape=, it is inferred from the ids, as documented.
+    inferred = fit_als(plain_frame(m), client=client, **kwargs)
+    assert (inferred.n_users_, inferred.n_items_) == (m.shape[0] - 1, m.shape[1] - 1)
+
+
+def test_fit_als_refuses_no_interactions_and_non_integer_ids(client):
+    kwargs = {"factors": 2, "iterations": 1, "show_progress": False, "client": client}
+    with pytest.raises(ValueError, match="no interactions"):  # shape recorded: 3 x 3, empty
+        fit_als(interactions_frame(sp.csr_array((3, 3), dtype=np.float32), 2), **kwargs)
+    empty = pd.DataFrame({"user": [0], "item": [0], "weight": [1.0]}).iloc[:0]
+    with pytest.raises(ValueError, match="no interactions"):  # nothing to infer a shape from
+        fit_als(dd.from_pandas(empty, npartitions=1), **kwargs)
+    zeros = pd.DataFrame({"user": [0, 1], "item": [1, 0], "weight": [0.0, 0.0]})
+    with pytest.raises(ValueError, match="no interactions"):  # zero weights are dropped
+        fit_als(dd.from_pandas(zeros, npartitions=1), **kwargs)
+    floats = pd.DataFrame({"user": [0.0, 1.5], "item": [0, 1], "weight": [1.0, 1.0]})
+    with pytest.raises(TypeError, match="'user' must hold integer ids, got dtype float64"):
+        fit_als(dd.from_pandas(floats, npartitions=1), **kwargs)
+    with pytest.raises(TypeError, match="'item' must hold integer ids"):
+        fit_als(dd.from_pandas(floats.assign(user=[0, 1], item=[0.0, 1.0]), 1), **kwargs)
+    ints = floats.assign(user=[0, 4])
+    with pytest.raises(IndexError, match=r"'user' holds id 4, outside \[0, 3\) set by shape"):
+        fit_als(dd.from_pandas(ints, npartitions=1), shape=(3, 2), **kwargs)
+
+
 # ----------------------------------------------------------------------------------------------
 # Profiles, recommendations, evaluation
 
@@ -210,6 +271,25 @@ def test_interest_profiles_with_decay_equal_user_profiles(client, data):
     profiles = interest_profiles(timed, emb, timestamp="t", half_life=86_400 * 30, client=client)
     reference = user_profiles(data.interactions, emb, timestamps=times, half_life=86_400 * 30)
     np.testing.assert_allclose(gather(client, profiles), reference, atol=1e-5)
+
+
+def test_interest_profiles_refuse_ids_past_n_users(client):
+    m = sp.csr_array(np.array([[1, 0, 2], [0, 3, 0], [1, 1, 0], [0, 0, 0], [2, 0, 1]], np.float32))
+    emb = np.random.default_rng(0).standard_normal((3, 4), dtype=np.float32)
+    recorded = interactions_frame(m, 2)
+    for n_users in (1, 2, 4):  # the indexed frame's divisions name the id before any work
+        with pytest.raises(IndexError, match=f"holds id 4, outside .* set by n_users={n_users}"):
+            interest_profiles(recorded, emb, n_users=n_users, client=client)
+    with pytest.raises(IndexError, match="set by n_users=2"):  # shuffled: found in a block
+        gather(client, interest_profiles(plain_frame(m), emb, n_users=2, client=client))
+    # A larger n_users adds zero rows, as user_profiles on the padded matrix.
+    padded = sp.csr_array(sp.vstack([m, sp.csr_array((2, 3), dtype=np.float32)]))
+    got = gather(client, interest_profiles(recorded, emb, n_users=7, client=client))
+    np.testing.assert_allclose(got, user_profiles(padded, emb), atol=1e-6)
+    # The recorded shape keeps a last user without interactions; inferred, it is cut.
+    last_empty = sp.csr_array(padded[:4])
+    got = gather(client, interest_profiles(interactions_frame(last_empty, 2), emb, client=client))
+    np.testing.assert_allclose(got, user_profiles(last_empty, emb), atol=1e-6)
 
 
 def distributed_lists(client, model, users, k, chunks):
@@ -274,6 +354,41 @@ def test_evaluate_equals_semrec_evaluate(client, split, als):
     pd.testing.assert_frame_equal(got[want.columns], want, rtol=1e-10)
 
 
+def test_evaluate_a_model_without_a_shape_uses_the_split(client, small_split):
+    # A reranker has no n_users_/n_items_: the shape comes from the frames (recorded, or the
+    # ids of train and test together), as semrec.evaluate takes it from the split, never from
+    # the test users and items alone.
+    train, test = small_split
+    als = semrec.ALS(8, iterations=3, random_state=0, show_progress=False).fit(train.interactions)
+    emb = np.random.default_rng(0).standard_normal((train.n_items, 8)).astype(np.float32)
+    model = Diversified(als, emb, 1.0)
+    assert not hasattr(model, "n_items_")
+    rows = np.repeat(np.arange(train.n_users), np.diff(test.interactions.indptr))
+    no_last_users = test.subset(rows < 60)
+    no_last_items = test.subset(test.interactions.indices < 50)
+    kwargs = {"k": 10, "metrics": ["ndcg", "coverage", "novelty"], "relevance_threshold": None}
+    for part in (no_last_users, no_last_items):
+        want = semrec.evaluate(model, train, part, **kwargs)
+        for frames in (
+            (interactions_frame(train.interactions, 3), interactions_frame(part.interactions, 3)),
+            (plain_frame(train.interactions), plain_frame(part.interactions)),
+        ):
+            got = evaluate(model, *frames, client=client, **kwargs)
+            pd.testing.assert_frame_equal(got[want.columns], want, rtol=1e-10)
+    # Frames of different matrices, a model listing items past the split, a model fitted on
+    # other items: clear errors.
+    with pytest.raises(ValueError, match="share id maps"):
+        evaluate(model, interactions_frame(train.interactions), interactions_frame(
+            sp.csr_array(test.interactions[:, :50])), client=client, **kwargs)  # fmt: skip
+    with pytest.raises(IndexError, match=r"model.recommend listed item 5\d.*\[0, 50\)"):
+        evaluate(model, plain_frame(train.interactions[:, :50]),
+                 plain_frame(no_last_items.interactions), k=10, metrics=["ndcg"],
+                 relevance_threshold=None, shape=(80, 50), client=client)  # fmt: skip
+    with pytest.raises(ValueError, match="fitted on 60 items but the split has 50"):
+        evaluate(als, plain_frame(train.interactions), plain_frame(test.interactions),
+                 shape=(80, 50), client=client, **kwargs)  # fmt: skip
+
+
 def test_evaluate_rating_errors_equal_semrec_evaluate(client, split):
     train, test = split
     ratings = semrec.ALS(
@@ -324,6 +439,21 @@ def test_encode_equals_text_encoder_and_writes_parquet(client, data, tmp_path):
     np.testing.assert_allclose(back.iloc[:, 1:].to_numpy(), reference, atol=1e-5)
     # One load per worker process however many partitions it encoded.
     assert set(client.run(_worker.load_count).values()) <= {0, 1}
+
+
+def test_encode_gives_an_empty_partition_its_columns(client):
+    texts = ["space opera", "romance in paris", "robots", "a cowboy film"]
+    frame = dd.from_pandas(pd.DataFrame({"id": [1, 2, 3, 4], "text": texts}), npartitions=2)
+    kept = frame[frame.id > 2]  # the first partition is now empty
+    assert [len(p) for p in kept.partitions] == [0, 2]
+    out = encode(kept, "text", keep=["id"], client=client)
+    parts = [gather(client, p) for p in out.partitions]
+    assert parts[0].empty and list(parts[0].columns) == list(parts[1].columns)
+    assert (parts[0].dtypes == parts[1].dtypes).all()
+    got = gather(client, out)
+    assert got["id"].tolist() == [3, 4]
+    reference = semrec.TextEncoder().encode(texts[2:], batch_size=64)
+    np.testing.assert_allclose(got.iloc[:, 1:].to_numpy(), reference, atol=1e-5)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -14,6 +14,8 @@ from dask.delayed import Delayed
 
 from semrec import _validation as check
 
+SHAPE = "shape"  # the attrs key of the matrix shape interactions_frame records
+
 
 class Block(NamedTuple):
     """Rows ``[start, stop)`` of a users x items (or items x users) matrix."""
@@ -48,7 +50,10 @@ def interactions_frame(
     Returns
     -------
     dask.dataframe.DataFrame
-        Index ``user`` (int32); columns ``item`` int32, ``weight`` float32 (and ``t``).
+        Index ``user`` (int32); columns ``item`` int32, ``weight`` float32 (and ``t``). The
+        matrix shape rides along as ``attrs["shape"]`` of its (pandas) partitions, through
+        selections and filters: the distributed functions use it, so users and items without
+        interactions (the last ones, say) keep their rows as in the single-machine API.
 
     Examples
     --------
@@ -77,8 +82,12 @@ def interactions_frame(
                 f"got {times.size}"
             )
         columns["t"] = times
+    table = pd.DataFrame(columns).set_index("user")
+    # The shape cannot be read back from the entries (a last item without interactions leaves
+    # no trace): pandas carries attrs to every partition and through Dask's operations.
+    table.attrs[SHAPE] = (int(interactions.shape[0]), int(interactions.shape[1]))
     # Indexed by user with known divisions: every function uses the partitions as they are.
-    return dd.from_pandas(pd.DataFrame(columns).set_index("user"), npartitions=npartitions)
+    return dd.from_pandas(table, npartitions=npartitions)
 
 
 def partitioned_by(frame: dd.DataFrame, key: str) -> bool:
@@ -86,17 +95,58 @@ def partitioned_by(frame: dd.DataFrame, key: str) -> bool:
     return frame.index.name == key and frame.known_divisions
 
 
+def checked_shape(shape: Any, name: str = "shape") -> tuple[int, int]:
+    """``shape`` as a pair of positive ints."""
+    if not (isinstance(shape, tuple | list) and len(shape) == 2):
+        raise TypeError(f"{name} must be a pair (n_users, n_items), got {shape!r}")
+    return check.positive_int(shape[0], f"{name}[0]"), check.positive_int(shape[1], f"{name}[1]")
+
+
+def recorded_shape(frame: dd.DataFrame) -> tuple[int, int] | None:
+    """The ``(n_users, n_items)`` :func:`interactions_frame` recorded on ``frame``, if any."""
+    shape = frame._meta.attrs.get(SHAPE)
+    return None if shape is None else checked_shape(shape, f"attrs[{SHAPE!r}]")
+
+
+def ids(frame: dd.DataFrame, column: str, name: str) -> Any:
+    """The ``column`` of ``frame`` (or its index of that name), checked to hold integers."""
+    values = frame.index if frame.index.name == column else frame[column]
+    if not pd.api.types.is_integer_dtype(values.dtype):
+        raise TypeError(
+            f"{name} column {column!r} must hold integer ids, got dtype {values.dtype}; cast "
+            f"it to int64 first (a float id such as 1.5 names no row)"
+        )
+    return values
+
+
+def largest_ids(client: Any, columns: list[Any]) -> list[int | None]:
+    """The largest value of each Dask column (None when it is empty), in one pass."""
+    tops = client.gather(client.compute([c.max() for c in columns]))
+    return [None if pd.isna(top) else int(top) for top in tops]
+
+
 def infer_shape(
-    client: Any, frame: dd.DataFrame, user: str, item: str, shape: tuple[int, int] | None
-) -> tuple[int, int]:
-    """``shape`` checked, or (max user + 1, max item + 1) computed in one pass."""
+    client: Any,
+    frame: dd.DataFrame,
+    user: str,
+    item: str,
+    shape: tuple[int, int] | None,
+    name: str = "interactions",
+) -> tuple[int, int, str]:
+    """``(n_users, n_items, origin)``: ``shape`` checked, else the one
+    :func:`interactions_frame` recorded, else (max user + 1, max item + 1) in one pass.
+    ``origin`` says where the shape came from, for error messages."""
+    users, items = ids(frame, user, name), ids(frame, item, name)
     if shape is not None:
-        if not (isinstance(shape, tuple | list) and len(shape) == 2):
-            raise TypeError(f"shape must be a pair (n_users, n_items), got {shape!r}")
-        return check.positive_int(shape[0], "shape[0]"), check.positive_int(shape[1], "shape[1]")
-    users = frame.index if frame.index.name == user else frame[user]
-    top_user, top_item = client.gather(client.compute([users.max(), frame[item].max()]))
-    return int(top_user) + 1, int(top_item) + 1
+        n_users, n_items = checked_shape(shape)
+        return n_users, n_items, f"shape={(n_users, n_items)}"
+    recorded = recorded_shape(frame)
+    if recorded is not None:
+        return *recorded, f"the shape {recorded} interactions_frame recorded"
+    top_user, top_item = largest_ids(client, [users, items])
+    if top_user is None or top_item is None:
+        raise ValueError(f"{name} holds no interactions; there is nothing to learn from")
+    return top_user + 1, top_item + 1, "the largest ids + 1 (pass shape= to set it)"
 
 
 def row_blocks(
@@ -110,6 +160,7 @@ def row_blocks(
     *,
     extra: str | None = None,
     sum_duplicates: bool = True,
+    origins: tuple[str, str] = ("", ""),
 ) -> list[tuple[int, int, Delayed]]:
     """``(start, stop, lazy Block)`` covering rows ``[0, n_rows)``, one per partition.
 
@@ -117,10 +168,16 @@ def row_blocks(
     range of ids; ``npartitions`` is ignored). Any other frame is shuffled by ``key`` into
     ``npartitions`` (default: its own count) ranges of consecutive ids (``set_index`` with
     given divisions): Dask moves the data; each block then becomes a CSR matrix on its worker.
+    ``origins`` say where ``n_rows`` and ``n_cols`` came from (``"n_users=2"``), for the
+    message when an id falls outside them.
     """
     values = [other, weight] + ([extra] if extra else [])
     if partitioned_by(frame, key):
         divisions = frame.divisions
+        # The divisions bound the ids already: an id past n_rows is refused before any work.
+        for bad in (divisions[0], divisions[-1]):
+            if not 0 <= bad < n_rows:
+                raise IndexError(outside(key, bad, n_rows, origins[0]))
         bounds = np.array([0, *divisions[1:-1], n_rows], dtype=np.int64)
         indexed = frame[values]
     else:
@@ -134,12 +191,24 @@ def row_blocks(
         divisions = [*bounds[:-1].tolist(), n_rows - 1]
         indexed = frame[[key, *values]].set_index(key, divisions=divisions)
     build = dask.delayed(_csr_block, pure=True)
-    args = (key, other, weight, n_cols, extra, sum_duplicates)
+    args = (key, other, weight, n_rows, n_cols, extra, sum_duplicates, origins)
     out = []
     for b, part in enumerate(indexed.to_delayed()):
         start, stop = int(bounds[b]), int(bounds[b + 1])
         out.append((start, stop, build(part, start, stop, *args)))
     return out
+
+
+def outside(column: str, bad: Any, limit: int, origin: str) -> str:
+    """The message for an id outside ``[0, limit)``."""
+    where = f" set by {origin}" if origin else ""
+    return f"column {column!r} holds id {bad}, outside [0, {limit}){where}"
+
+
+def _ids_array(values: Any, column: str) -> np.ndarray:
+    if values.hasnans:  # a nullable integer column with missing values
+        raise ValueError(f"column {column!r} holds missing ids; drop those rows first")
+    return values.to_numpy().astype(np.int64)
 
 
 def _csr_block(
@@ -149,18 +218,24 @@ def _csr_block(
     key: str,
     other: str,
     weight: str,
+    n_rows: int,
     n_cols: int,
     extra: str | None,
     sum_duplicates: bool,
+    origins: tuple[str, str],
 ) -> Block:
-    rows = part.index.to_numpy().astype(np.int64) - start
-    cols = part[other].to_numpy()
+    ids = _ids_array(part.index, key)
+    cols = _ids_array(part[other], other)
+    if ids.size and (ids.min() < 0 or ids.max() >= n_rows):
+        bad = ids[(ids < 0) | (ids >= n_rows)][0]
+        raise IndexError(outside(key, bad, n_rows, origins[0]))
+    if cols.size and (cols.min() < 0 or cols.max() >= n_cols):
+        bad = cols[(cols < 0) | (cols >= n_cols)][0]
+        raise IndexError(outside(other, bad, n_cols, origins[1]))
+    rows = ids - start
     if rows.size and (rows.min() < 0 or rows.max() >= stop - start):
         bad = rows[(rows < 0) | (rows >= stop - start)][0] + start
         raise IndexError(f"column {key!r} holds id {bad}, outside the block [{start}, {stop})")
-    if cols.size and (cols.min() < 0 or cols.max() >= n_cols):
-        bad = cols[(cols < 0) | (cols >= n_cols)][0]
-        raise IndexError(f"column {other!r} holds id {bad}, outside [0, {n_cols})")
     values = part[weight].to_numpy(dtype=np.float32)
     if values.size and not np.isfinite(values).all():
         raise ValueError(f"column {weight!r} holds NaN or inf")

@@ -58,7 +58,10 @@ def fit_als(
     user, item, weight : str
         Column names.
     shape : (n_users, n_items), optional
-        Default: largest ids + 1 (one pass over the data).
+        Default: the shape :func:`interactions_frame` recorded on the frame, else the largest
+        ids + 1 (one pass over the data). The inferred shape misses users or items past the
+        last one with an interaction (their factors would be absent and the others' differ
+        from a fit on the full matrix): pass ``shape`` for frames read from files.
     npartitions : int, optional
         Blocks when the input is shuffled (default: its partition count). A frame indexed by
         user with known divisions (as :func:`interactions_frame` makes) is used as it is.
@@ -99,18 +102,24 @@ def fit_als(
     frame = dask_frame(interactions, "interactions", (user, item, weight))
     client = client_for(client)
     table = worker_threads(client, num_threads)
-    n_users, n_items = infer_shape(client, frame, user, item, shape)
+    n_users, n_items, origin = infer_shape(client, frame, user, item, shape)
     parts = npartitions or frame.npartitions
 
-    raw = client.compute(
-        [b for *_, b in row_blocks(frame, user, item, weight, n_users, n_items, parts)]
+    by_user_raw = row_blocks(
+        frame, user, item, weight, n_users, n_items, parts, origins=(origin, origin)
     )
-    by_item_raw = row_blocks(frame, item, user, weight, n_items, n_users, parts)
-    mean = 0.0
-    if model.biases:
-        sums = client.gather([client.submit(_sum_count, b, pure=False) for b in raw])
-        total, count = (sum(x) for x in zip(*sums, strict=True))
-        mean = float(total / count)
+    by_item_raw = row_blocks(
+        frame, item, user, weight, n_items, n_users, parts, origins=(origin, origin)
+    )
+    raw = client.compute([b for *_, b in by_user_raw])
+    sums = client.gather([client.submit(_sum_count, b, pure=False) for b in raw])
+    total, count = (sum(x) for x in zip(*sums, strict=True))
+    if count == 0:  # as ALS.fit: zero weights are dropped, and nothing is left
+        raise ValueError(
+            "interactions holds no interactions with a non-zero weight; there is nothing to "
+            "learn from"
+        )
+    mean = float(total / count) if model.biases else 0.0
     by_user = [client.submit(_kernel_block, solve, b, mean, pure=False) for b in raw]
     by_item = client.compute([_delayed_kernel_block(solve, b, mean) for *_, b in by_item_raw])
 

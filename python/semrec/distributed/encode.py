@@ -38,7 +38,8 @@ def encode(
     Parameters
     ----------
     frame : dask.dataframe.DataFrame
-        Any partitioning; the output has the same partitions and index.
+        Any partitioning; the output has the same partitions and index (an empty partition
+        gives an empty one, with the same columns).
     text_column : str
         Column of strings.
     model : str or path-like, optional
@@ -89,6 +90,7 @@ def encode(
         text_column,
         keep,
         prefix,
+        dim,
         name,
         precision,
         batch_size,
@@ -109,6 +111,7 @@ def _encode_partition(
     text_column: str,
     keep: list[str],
     prefix: str,
+    dim: int,
     model: str | None,
     precision: str,
     batch_size: int,
@@ -116,14 +119,15 @@ def _encode_partition(
     table: dict[str, int],
 ) -> pd.DataFrame:
     threads = use_threads(table)
-    encoder = _worker.encoder(model, precision)
     texts = part[text_column]
-    if len(texts) and not texts.map(lambda t: isinstance(t, str)).all():
-        raise TypeError(f"column {text_column!r} must hold strings only")
-    vectors = encoder.encode(
-        texts.tolist(), batch_size=batch_size, normalize=normalize, num_threads=threads
-    )
-    out = pd.DataFrame(
-        vectors, index=part.index, columns=[f"{prefix}{j}" for j in range(vectors.shape[1])]
-    )
+    if len(texts) == 0:  # e.g. a partition a filter emptied: no rows, the same columns
+        vectors = np.empty((0, dim), dtype=np.float32)
+    else:
+        if not texts.map(lambda t: isinstance(t, str)).all():
+            raise TypeError(f"column {text_column!r} must hold strings only")
+        encoder = _worker.encoder(model, precision)
+        vectors = encoder.encode(
+            texts.tolist(), batch_size=batch_size, normalize=normalize, num_threads=threads
+        )
+    out = pd.DataFrame(vectors, index=part.index, columns=[f"{prefix}{j}" for j in range(dim)])
     return pd.concat([part[keep], out], axis=1) if keep else out

@@ -6,13 +6,22 @@ from collections.abc import Iterable
 from typing import Any
 
 import dask
+import dask.dataframe as dd
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 from distributed import Client
 
 from semrec import metrics as M
-from semrec.distributed._blocks import Block, infer_shape, row_blocks
+from semrec.distributed._blocks import (
+    Block,
+    checked_shape,
+    ids,
+    largest_ids,
+    outside,
+    recorded_shape,
+    row_blocks,
+)
 from semrec.distributed._cluster import (
     broadcast,
     client_for,
@@ -64,7 +73,13 @@ def evaluate(
     user, item, weight : str
         Column names.
     shape : (n_users, n_items), optional
-        Default: the model's ``(n_users_, n_items_)``.
+        The split's shape, as ``train.interactions.shape`` for ``semrec.evaluate`` (novelty
+        counts ``n_users``, coverage ``n_items``). Default: the shape
+        :func:`interactions_frame` recorded on ``train`` and ``test``, else the model's
+        ``(n_users_, n_items_)``, else the largest user and item ids of ``train`` and
+        ``test`` together + 1 (for a model without them, e.g. a reranker, on frames read from
+        files: pass ``shape`` when the last users or items have no interactions). A model
+        whose ``n_items_`` differs is refused, as by ``semrec.evaluate``.
     npartitions : int, optional
         Blocks when the input is shuffled (default: its partition count). A frame indexed by
         user with known divisions (as :func:`interactions_frame` makes) is used as it is.
@@ -92,21 +107,24 @@ def evaluate(
         raise TypeError(
             f"rmse/mae need model.predict(users, items); {type(model).__name__} has none"
         )
-    if shape is None and hasattr(model, "n_users_"):
-        shape = (model.n_users_, model.n_items_)
     client = client_for(client)
     table = worker_threads(client, num_threads)
-    n_users, n_items = infer_shape(client, test, user, item, shape)
+    n_users, n_items, origin = _split_shape(client, model, train, test, user, item, shape)
     popularity = np.zeros(n_items, dtype=np.int64)
     if "novelty" in wanted:  # one pass over train, only when needed
-        items_column = train.index if train.index.name == item else train[item]
-        counts = client.compute(items_column.value_counts()).result()
-        popularity[counts.index.to_numpy()] = counts.to_numpy()
-    blocks = row_blocks(test, user, item, weight, n_users, n_items, npartitions)
+        counts = client.compute(ids(train, item, "train").value_counts()).result()
+        listed = counts.index.to_numpy()
+        if listed.size and (listed.min() < 0 or listed.max() >= n_items):
+            bad = listed[(listed < 0) | (listed >= n_items)][0]
+            raise IndexError("train " + outside(item, bad, n_items, origin))
+        popularity[listed] = counts.to_numpy()
+    blocks = row_blocks(
+        test, user, item, weight, n_users, n_items, npartitions, origins=(origin, origin)
+    )
     model_sent = broadcast(client, model)
     popularity_sent = broadcast(client, popularity)
     emb_sent = None if item_embeddings is None else broadcast(client, item_embeddings)
-    settings = (cutoffs, wanted, relevance_threshold, items, batch_size, n_users, n_items)
+    settings = (cutoffs, wanted, relevance_threshold, items, batch_size, n_users, n_items, origin)
     task = dask.delayed(_block_sums, pure=True)
     parts = client.gather(
         client.compute(
@@ -143,6 +161,52 @@ def evaluate(
     return out
 
 
+def _split_shape(
+    client: Client,
+    model: Any,
+    train: dd.DataFrame,
+    test: dd.DataFrame,
+    user: str,
+    item: str,
+    shape: tuple[int, int] | None,
+) -> tuple[int, int, str]:
+    """``(n_users, n_items, origin)`` of the split: ``shape``, else the one recorded on the
+    frames, else the model's, else the largest ids of train and test together + 1."""
+    users, items = [ids(test, user, "test")], [ids(test, item, "test"), ids(train, item, "train")]
+    if user in train.columns or train.index.name == user:  # train needs only items
+        users.append(ids(train, user, "train"))
+    recorded = {s for s in (recorded_shape(train), recorded_shape(test)) if s is not None}
+    if len(recorded) > 1:
+        a, b = sorted(recorded)
+        raise ValueError(
+            f"train and test must share id maps (shapes {a} and {b} recorded by "
+            "interactions_frame); split one matrix and build both frames from its parts"
+        )
+    fitted = getattr(model, "n_users_", None), getattr(model, "n_items_", None)
+    if shape is not None:
+        n_users, n_items = checked_shape(shape)
+        origin = f"shape={(n_users, n_items)}"
+    elif recorded:
+        ((n_users, n_items),) = recorded
+        origin = f"the shape {(n_users, n_items)} interactions_frame recorded"
+    elif all(isinstance(n, int | np.integer) for n in fitted):
+        n_users, n_items = checked_shape(tuple(int(n) for n in fitted), "the model's shape")
+        origin = "the model's n_users_ and n_items_"
+    else:  # as semrec.evaluate's split: both frames share one matrix's ids
+        tops = largest_ids(client, users + items)
+        if tops[0] is None:
+            raise ValueError("test holds no interactions; check the split")
+        n_users = max(t for t in tops[: len(users)] if t is not None) + 1
+        n_items = max(t for t in tops[len(users) :] if t is not None) + 1
+        origin = "the largest ids of train and test + 1 (pass shape= to set it)"
+    if isinstance(fitted[1], int | np.integer) and int(fitted[1]) != n_items:
+        raise ValueError(
+            f"model was fitted on {int(fitted[1])} items but the split has {n_items} (from "
+            f"{origin}); fit the model on the train interactions of this split"
+        )
+    return n_users, n_items, origin
+
+
 def _block_sums(
     block: Block,
     model: Any,
@@ -152,7 +216,7 @@ def _block_sums(
     table: dict[str, int],
 ) -> dict[str, Any]:
     """Per-metric sums (and non-NaN counts) over one block's evaluated users."""
-    cutoffs, wanted, threshold, items, batch_size, n_users, n_items = settings
+    cutoffs, wanted, threshold, items, batch_size, n_users, n_items, origin = settings
     threads = use_threads(table)
     relevant = block.matrix
     if threshold is not None:
@@ -173,6 +237,13 @@ def _block_sums(
         return out
     users = (rows + block.start).astype(np.int32)
     recs = recommend_lists(model, users, max(cutoffs), items, batch_size)
+    wrong = (recs < -1) | (recs >= n_items)  # -1 pads a short list
+    if wrong.any():
+        row, col = np.argwhere(wrong)[0]
+        raise IndexError(
+            f"model.recommend listed item {recs[row, col]} for user {users[row]}, outside the "
+            f"split's [0, {n_items}) set by {origin}; pass shape= with the split's shape"
+        )
     values = M.ranking_metrics(recs, relevant[rows], cutoffs, per_user=True, num_threads=threads)
     out["ranking"] = values.sum(axis=0)
     for c, cutoff in enumerate(cutoffs):

@@ -10,7 +10,14 @@ import numpy as np
 from distributed import Client
 
 from semrec import _validation as check
-from semrec.distributed._blocks import Block, infer_shape, row_blocks
+from semrec.distributed._blocks import (
+    Block,
+    ids,
+    largest_ids,
+    outside,
+    recorded_shape,
+    row_blocks,
+)
 from semrec.distributed._cluster import (
     broadcast,
     client_for,
@@ -50,7 +57,9 @@ def interest_profiles(
     half_life : float, optional
         As for ``user_profiles``.
     n_users : int, optional
-        Default: largest user id + 1.
+        Default: the shape :func:`interactions_frame` recorded on the frame, else the largest
+        user id + 1 (users past the last one with an interaction then get no row). A user id
+        ``>= n_users`` is an ``IndexError``.
     npartitions, client, num_threads
         As for :func:`semrec.distributed.evaluate`.
 
@@ -73,16 +82,30 @@ def interest_profiles(
         raise ValueError("half_life needs timestamp= (the column holding each event's time)")
     client = client_for(client)
     table = worker_threads(client, num_threads)
-    shape = None if n_users is None else (n_users, emb.shape[0])
-    rows, n_cols = infer_shape(client, frame, user, item, shape)
-    if n_cols > emb.shape[0]:
-        raise IndexError(
-            f"interactions name item {n_cols - 1}, but item_embeddings has {emb.shape[0]} rows"
+    users = ids(frame, user, "interactions")
+    items = ids(frame, item, "interactions")
+    n_items, items_origin = emb.shape[0], f"item_embeddings ({emb.shape[0]} rows)"
+    recorded = recorded_shape(frame)
+    if n_users is not None:
+        rows, origin = check.positive_int(n_users, "n_users"), f"n_users={n_users}"
+    elif recorded is not None:
+        rows, origin = recorded[0], f"the shape {recorded} interactions_frame recorded"
+    else:
+        top_user, top_item = largest_ids(client, [users, items])
+        if top_user is None:
+            raise ValueError("interactions holds no interactions; pass n_users= for zero profiles")
+        if top_item >= n_items:  # named here, before any block is built
+            raise IndexError(outside(item, top_item, n_items, items_origin))
+        rows, origin = top_user + 1, "the largest user id + 1 (pass n_users= to set it)"
+    if recorded is not None and recorded[1] != n_items:  # as user_profiles: one row per item
+        raise ValueError(
+            f"interactions has {recorded[1]} items (the shape interactions_frame recorded), "
+            f"but item_embeddings has {n_items} rows; give one embedding per item"
         )
-    parts = npartitions
     blocks = row_blocks(
-        frame, user, item, weight, rows, emb.shape[0], parts, extra=timestamp, sum_duplicates=False
-    )
+        frame, user, item, weight, rows, n_items, npartitions, extra=timestamp,
+        sum_duplicates=False, origins=(origin, items_origin),
+    )  # fmt: skip
     sent = broadcast(client, emb)
     task = dask.delayed(_profiles_block, pure=True)
     chunks = [
