@@ -24,6 +24,11 @@ def test_console_script_help() -> None:
     )
     assert result.returncode == 0
     assert "--size" in result.stdout and "--data-dir" in result.stdout
+    # The sizes in the help are the ones the demo runs.
+    from semrec.cli.demo import SIZES
+
+    text = " ".join(result.stdout.split())
+    assert "tiny ({} users x {} items, {:,} interactions".format(*SIZES["tiny"]) in text
 
 
 def test_bad_argument_is_a_one_line_error() -> None:
@@ -361,7 +366,7 @@ def test_errors_in_a_real_process_have_no_traceback(files, tmp_path) -> None:
     assert "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines() == [
         f"semrec recommend: error: {files['ratings']} has no column 'who' (from --user-column); "
-        "its columns are userId, movieId, rating, ts"
+        "its columns are 'userId', 'movieId', 'rating', 'ts'"
     ]
 
 
@@ -387,3 +392,138 @@ def test_headerless_tsv_input_and_gzip_output(files, tmp_path) -> None:
     got = pd.read_csv(out).sort_values(["user", "rank"]).reset_index(drop=True)
     want = _popular_reference(ratings, 3).sort_values(["user", "rank"]).reset_index(drop=True)
     pd.testing.assert_frame_equal(got, want, check_dtype=False)
+
+
+# -- options that must reach what they name, and data the files spell differently -------------
+
+
+def _recommend_popular(files: dict[str, Path], out: Path, *extra: str) -> pd.DataFrame:
+    assert main(_recommend(files, out, "--model", "popular", *extra)) == 0
+    return pd.read_csv(out).sort_values(["user", "rank"]).reset_index(drop=True)
+
+
+def _reference(files: dict[str, Path], k: int) -> pd.DataFrame:
+    want = _popular_reference(pd.read_csv(files["ratings"]), k)
+    return want.sort_values(["user", "rank"]).reset_index(drop=True)
+
+
+@pytest.mark.parametrize(
+    ("param", "message"),
+    [
+        (
+            "hybrid.als_wieght=0.0",
+            "model 'hybrid' has no parameter 'als_wieght'; it takes als_weight",
+        ),
+        ("hybrid.factors=2", "'factors' belongs to its als member: --param als.factors=..."),
+        ("content.factors=2", "model 'content' has no parameter 'factors'"),
+    ],
+)
+def test_model_parameters_are_checked_before_any_work(files, tmp_path, capsys, param, message):
+    out = tmp_path / "recs.csv"
+    args = _recommend(files, out, "--model", "hybrid", "--param", param)
+    args += ["--items", str(files["movies"]), "--text-column", "title"]
+    args += ["--item-id-column", "movieId"]
+    assert main(args) == 1
+    assert message in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_messages_speak_the_command_lines_language(files, tmp_path, capsys) -> None:
+    dup = _write(tmp_path / "dup.csv", "userId,movieId\n1,7\n1,7\n2,8\n")
+    args = _recommend(files, tmp_path / "r.csv", "--duplicates", "raise")
+    args[2] = str(dup)
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert "e.g. user '1', item '7'; pass --duplicates sum or --duplicates last" in err
+    assert "np." not in err and "duplicates='" not in err
+    assert (
+        main(_recommend(files, tmp_path / "r.csv", "--model", "popular", "--param", "popular.n=3"))
+        == 1
+    )
+    assert capsys.readouterr().err.rstrip().endswith("it takes no parameters")
+
+
+def test_sep_is_for_interactions_and_items_sep_for_items(files, tmp_path) -> None:
+    tsv = tmp_path / "u.data"
+    pd.read_csv(files["ratings"]).to_csv(tsv, sep="\t", header=False, index=False)
+    piped = tmp_path / "movies.txt"
+    pd.read_csv(files["movies"]).to_csv(piped, sep="|", index=False)
+    args = ["--sep", "tab", "--column-names", "userId,movieId,rating,ts", "--k", "5"]
+    for items in (["--items", str(files["movies"])], ["--items", str(piped), "--items-sep", "|"]):
+        out = tmp_path / "recs.csv"
+        argv = _recommend(files, out, "--model", "popular", *args, *items)
+        argv[2] = str(tsv)
+        assert main(argv) == 0
+        got = pd.read_csv(out).sort_values(["user", "rank"]).reset_index(drop=True)
+        # The items add nothing unseen (every movie has a rating): the plain reference.
+        pd.testing.assert_frame_equal(got, _reference(files, 5), check_dtype=False)
+
+
+def test_missing_column_message_quotes_the_columns(files, tmp_path, capsys) -> None:
+    items = _write(tmp_path / "items.csv", "movieId;title\n1000;x\n")
+    args = _recommend(files, tmp_path / "r.csv", "--items", str(items))
+    assert main(args) == 1
+    assert "has no column 'movieId' (from --item-column); its columns are 'movieId;title'" in (
+        capsys.readouterr().err
+    )
+
+
+def test_evaluate_parses_datetime_text_as_its_timestamps(files, tmp_path, capsys) -> None:
+    ratings = pd.read_csv(files["ratings"])
+    iso = ratings.assign(
+        ts=pd.to_datetime(ratings["ts"], unit="s").dt.strftime("%Y-%m-%dT%H:%M:%S")
+    )
+    iso_csv = tmp_path / "iso.csv"
+    iso.to_csv(iso_csv, index=False)
+    tables = []
+    for path in (files["ratings"], iso_csv):
+        out = tmp_path / "metrics.csv"
+        args = ["evaluate", "--interactions", str(path), *RATING_COLUMNS, "-q", "--out", str(out)]
+        assert main([*args, "--timestamp-column", "ts", "--models", "popular", "--k", "5"]) == 0
+        tables.append(pd.read_csv(out))
+    pd.testing.assert_frame_equal(tables[0], tables[1])
+    capsys.readouterr()
+    bad = _write(tmp_path / "bad.csv", "userId,movieId,ts\na,1,2020-01-01\na,2,soon\n")
+    args = ["evaluate", "--interactions", str(bad), *RATING_COLUMNS, "--timestamp-column", "ts"]
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert "--timestamp-column 'ts'" in err and "'soon' (data row 2)" in err
+
+
+def test_item_ids_written_as_1_and_1_0_are_one_item(files, tmp_path, capsys) -> None:
+    movies = pd.read_csv(files["movies"])
+    as_float = tmp_path / "movies_float.csv"
+    # Float ids, plus one movie nobody rated.
+    extra = pd.DataFrame({"movieId": [5000], "title": ["an unrated film"]})
+    pd.concat([movies, extra]).astype({"movieId": float}).to_csv(as_float, index=False)
+    assert pd.read_csv(as_float)["movieId"].dtype == np.float64
+    got = _recommend_popular(files, tmp_path / "r.csv", "--k", "500", "--items", str(as_float))
+    want = _reference(files, 500)
+    assert got["item"].dtype == np.int64
+    # Each user gets the reference list, then the unrated movie (score 0) last.
+    assert (got.groupby("user")["item"].last() == 5000).all()
+    pd.testing.assert_frame_equal(
+        got[got["item"] != 5000].reset_index(drop=True), want, check_dtype=False
+    )
+    other = _write(tmp_path / "other.csv", "movieId,title\nm1,x\nm2,y\n")
+    assert main(_recommend(files, tmp_path / "r.csv", "--items", str(other))) == 1
+    err = capsys.readouterr().err
+    assert "no item id of --interactions" in err and "appears in --items" in err
+
+
+def test_huge_k_is_the_whole_catalogue(files, tmp_path) -> None:
+    got = _recommend_popular(files, tmp_path / "r.csv", "--k", "99999999999999999999")
+    pd.testing.assert_frame_equal(got, _reference(files, 10**6), check_dtype=False)
+
+
+def test_encode_embeds_the_text_as_written(tmp_path) -> None:
+    from semrec.text import TextEncoder
+
+    texts = ["007", "1e3", "None", "NA", "nan", "  padded  ", "True"]
+    table = tmp_path / "codes.csv"
+    pd.DataFrame({"id": range(len(texts)), "text": texts}).to_csv(table, index=False)
+    out = tmp_path / "codes.npy"
+    argv = ["encode", "--items", str(table), "--text-column", "text", "--out", str(out), "-q"]
+    assert main([*argv, "--precision", "fp32"]) == 0
+    want = TextEncoder(precision="fp32").encode(texts)
+    np.testing.assert_allclose(np.load(out), want, atol=1e-5)

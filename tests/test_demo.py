@@ -155,6 +155,16 @@ def test_ml100k_without_data_dir_names_the_argument(capsys: pytest.CaptureFixtur
     assert "--data-dir" in capsys.readouterr().err
 
 
+def test_data_dir_without_ml100k_is_an_error_not_ignored(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    assert main(["demo", "--size", "tiny", "--data-dir", str(tmp_path), "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--data-dir" in err and "add --dataset ml-100k" in err
+    assert not out.exists()
+
+
 # What the page reports about itself once loaded in a browser (tables, images, layout).
 PROBE = """<script>addEventListener('load', () => {
   const tables = [...document.querySelectorAll('table')].map(t => ({

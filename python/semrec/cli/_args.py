@@ -119,7 +119,10 @@ def add_data_arguments(p: argparse.ArgumentParser, *, text_help: str) -> None:
         help="interaction weights: ratings, counts (default: every event weighs 1)",
     )
     g.add_argument(
-        "--timestamp-column", metavar="COL", help="integer timestamps or datetimes of events"
+        "--timestamp-column",
+        metavar="COL",
+        help="event times: integers (e.g. Unix seconds) or datetimes; text such as "
+        "2020-01-31 or 2020-01-31T08:00:00+01:00 is parsed (UTC unless it says otherwise)",
     )
     g.add_argument(
         "--duplicates",
@@ -141,7 +144,13 @@ def add_data_arguments(p: argparse.ArgumentParser, *, text_help: str) -> None:
         metavar="NAMES",
         help="comma-separated column names of an --interactions CSV without a header line",
     )
-    add_sep_argument(g)
+    add_sep_argument(g, "--interactions")
+    g.add_argument(
+        "--items-sep",
+        type=separator,
+        metavar="SEP",
+        help="field separator of --items, 'tab' for a tab (default: tab for .tsv, else ',')",
+    )
 
 
 def separator(text: str) -> str:
@@ -149,11 +158,13 @@ def separator(text: str) -> str:
     return "\t" if text in ("tab", "\\t") else text
 
 
-def add_sep_argument(g: Any) -> None:
+def add_sep_argument(g: Any, option: str) -> None:
+    """``--sep``: the field separator of the CSV named by ``option`` (and of no other file)."""
     g.add_argument(
         "--sep",
         type=separator,
-        help="CSV field separator, 'tab' for a tab (default: ',', and tab for .tsv files)",
+        metavar="SEP",
+        help=f"field separator of {option}, 'tab' for a tab (default: tab for .tsv, else ',')",
     )
 
 

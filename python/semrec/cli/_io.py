@@ -36,12 +36,25 @@ def _parquet_engine() -> None:
         ) from None
 
 
+def default_sep(path: str | os.PathLike[str]) -> str:
+    """The field separator a CSV file's name implies: tab for .tsv, else a comma."""
+    return "\t" if _ending(path, (".tsv", ".tsv.gz")) else ","
+
+
 def read_table(
-    path: str, what: str, sep: str | None = None, names: list[str] | None = None
+    path: str,
+    what: str,
+    sep: str | None = None,
+    names: list[str] | None = None,
+    *,
+    text_columns: Iterable[str] = (),
 ) -> pd.DataFrame:
     """A CSV/TSV/Parquet file as a DataFrame; FileNotFoundError / FormatError otherwise.
 
-    ``names`` are the column names of a CSV file without a header line.
+    ``names`` are the column names of a CSV file without a header line. ``text_columns`` of a
+    CSV are read as written: no type inference ("007" stays "007") and no NA words ("None" and
+    "NA" stay text, an empty cell is ""); other columns then keep their inferred types, but an
+    empty cell there is "" too.
     """
     _check_file(path, what)
     p = Path(path)
@@ -52,13 +65,21 @@ def read_table(
         except Exception as exc:  # pyarrow raises its own types for damaged files
             raise FormatError(f"{path} is not a readable Parquet file ({exc})") from None
     if sep is None:
-        sep = "\t" if _ending(p, (".tsv", ".tsv.gz")) else ","
+        sep = default_sep(p)
+    text_columns = list(text_columns)
+    text = {"dtype": dict.fromkeys(text_columns, str), "keep_default_na": False}
+    text = text if text_columns else {}
     try:
         with warnings.catch_warnings():
             # Rows longer than the header would silently become an index or lose data.
             warnings.simplefilter("error", pd.errors.ParserWarning)
             frame = pd.read_csv(
-                p, sep=sep, index_col=False, header=None if names else "infer", names=names
+                p,
+                sep=sep,
+                index_col=False,
+                header=None if names else "infer",
+                names=names,
+                **text,
             )
     except pd.errors.ParserWarning:
         raise FormatError(
@@ -78,7 +99,9 @@ def read_text_table(path: str, what: str, sep: str | None = None) -> pd.DataFram
     """A CSV file as text cells, header line included as the first row."""
     _check_file(path, what)
     try:
-        frame = pd.read_csv(path, sep=sep or ",", header=None, dtype=str, keep_default_na=False)
+        frame = pd.read_csv(
+            path, sep=sep or default_sep(path), header=None, dtype=str, keep_default_na=False
+        )
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as exc:
         raise FormatError(f"{path} is not a readable CSV file ({exc})") from None
     return frame
@@ -98,7 +121,7 @@ def require_columns(frame: pd.DataFrame, columns: dict[str, str | None], path: s
         if col is not None and col not in frame.columns:
             raise ValueError(
                 f"{path} has no column {col!r} (from {option}); its columns are "
-                f"{', '.join(map(str, frame.columns))}"
+                f"{', '.join(repr(str(c)) for c in frame.columns)}"
             )
 
 
@@ -117,7 +140,7 @@ def load_dataset(args: argparse.Namespace) -> Dataset:
     )
     items = None
     if args.items is not None:
-        items = read_table(args.items, "--items", args.sep)
+        items = read_table(args.items, "--items", args.items_sep)
         id_col = args.item_id_column or args.item_column
         require_columns(
             items,
@@ -132,11 +155,11 @@ def load_dataset(args: argparse.Namespace) -> Dataset:
     elif args.text_column is not None:
         raise ValueError("--text-column needs --items FILE (the table holding the item text)")
     if items is not None:
-        # Item ids read from two files may differ in type (1 vs "1"): compare them as text.
-        a, b = frame[args.item_column], items[args.item_column]
-        if a.dtype != b.dtype:
-            frame[args.item_column] = a.astype(str)
-            items[args.item_column] = b.astype(str)
+        frame[args.item_column], items[args.item_column] = _same_ids(
+            frame[args.item_column], items[args.item_column], args
+        )
+    if args.timestamp_column is not None:
+        frame[args.timestamp_column] = _parse_times(frame[args.timestamp_column], args)
     try:
         return Dataset.from_pandas(
             frame,
@@ -150,7 +173,71 @@ def load_dataset(args: argparse.Namespace) -> Dataset:
         )
     except (ValueError, TypeError) as exc:  # name the files: the message names columns only
         files = args.interactions + (f" with {args.items}" if args.items else "")
-        raise type(exc)(f"{files}: {exc}") from None
+        # The library's advice names its keyword; here the choice is a flag.
+        message = str(exc).replace("duplicates='sum'", "--duplicates sum")
+        message = message.replace("duplicates='last'", "--duplicates last")
+        raise type(exc)(f"{files}: {message}") from None
+
+
+def _integral(ids: pd.Series) -> pd.Series:
+    """Float ids that are all whole numbers (1.0, as a CSV with a gap or a float export
+    writes them) as int64; any other column as it is."""
+    if pd.api.types.is_float_dtype(ids):
+        values = ids.to_numpy(np.float64, na_value=np.nan)
+        limit = float(2**63)  # int64 holds every whole float below 2**63 exactly
+        if np.isfinite(values).all() and (values == np.round(values)).all():
+            if (np.abs(values) < limit).all():
+                return ids.astype(np.int64)
+    return ids
+
+
+def _same_ids(a: pd.Series, b: pd.Series, args: argparse.Namespace) -> tuple[pd.Series, pd.Series]:
+    """The item ids of --interactions (``a``) and --items (``b``) in one type, so that equal
+    ids compare equal: numbers as numbers (1 and 1.0 are one item), anything else as text."""
+    numeric = pd.api.types.is_numeric_dtype
+    bool_ = pd.api.types.is_bool_dtype
+    if numeric(a) and numeric(b) and not bool_(a) and not bool_(b):
+        a, b = _integral(a), _integral(b)
+        integer = pd.api.types.is_integer_dtype
+        if a.dtype != b.dtype:  # int32 and int64 as int64; 1 and 1.5 as floats
+            kind = np.int64 if integer(a) and integer(b) else np.float64
+            a, b = a.astype(kind), b.astype(kind)
+    if a.dtype != b.dtype:  # 1 vs "1": compare as text
+        a, b = a.astype(str), b.astype(str)
+    if not pd.Index(a.dropna()).isin(b.dropna()).any():
+        id_flag = "--item-id-column" if args.item_id_column else "--item-column"
+        raise ValueError(
+            f"no item id of --interactions {args.interactions} (--item-column "
+            f"{args.item_column!r}, e.g. {str(a.iloc[0])!r}) appears in --items {args.items} "
+            f"({id_flag} {args.item_id_column or args.item_column!r}, e.g. "
+            f"{str(b.iloc[0])!r}): do the two columns hold the same ids?"
+        )
+    return a, b
+
+
+def _parse_times(times: pd.Series, args: argparse.Namespace) -> pd.Series:
+    """A text timestamp column (all a CSV can hold) as UTC datetimes; other columns as they are."""
+    if not (pd.api.types.is_string_dtype(times) or pd.api.types.is_object_dtype(times)):
+        return times
+    if times.isna().any():
+        return times  # the dataset names the missing timestamps
+    try:
+        return pd.to_datetime(times, utc=True, format="ISO8601")
+    except (ValueError, TypeError, OverflowError):
+        pass
+    try:  # one consistent non-ISO format, inferred from the first value (e.g. 01/31/2020)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "could not infer format"
+            return pd.to_datetime(times, utc=True)
+    except (ValueError, TypeError, OverflowError):
+        bad = pd.to_datetime(times, utc=True, format="ISO8601", errors="coerce").isna()
+        row = int(np.flatnonzero(bad.to_numpy())[0]) if bad.any() else 0
+        raise ValueError(
+            f"--timestamp-column {args.timestamp_column!r} of {args.interactions} holds text "
+            f"that is not a date or time, e.g. {str(times.iloc[row])!r} (data row {row + 1}); "
+            "give ISO 8601 dates such as 2020-01-31 or 2020-01-31T08:00:00, or integer "
+            "timestamps"
+        ) from None
 
 
 def check_output(path: str, endings: Iterable[str], option: str = "--out") -> str:

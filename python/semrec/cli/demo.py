@@ -78,6 +78,11 @@ class _Console:
 def load(args: argparse.Namespace) -> tuple[Dataset, np.ndarray, np.ndarray, str]:
     """The dataset, each item's short name and label (topic / first genre), and a description."""
     if args.dataset == "synthetic":
+        if args.data_dir is not None:  # it would be ignored: say so rather than run the other data
+            raise ValueError(
+                "--data-dir is read only with --dataset ml-100k: add --dataset ml-100k to run "
+                "on MovieLens-100k, or drop --data-dir for the synthetic catalogue"
+            )
         n_users, n_items, n = SIZES[args.size]
         ds = synthetic(n_users, n_items, n, random_state=args.seed)
         topics = ds.items["topic"].to_numpy()
@@ -502,13 +507,17 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="synthetic",
         help="synthetic (seeded, offline; default) or ml-100k (needs --data-dir)",
     )
-    p.add_argument("--data-dir", default=None, help="folder holding MovieLens-100k's u.data etc.")
+    p.add_argument(
+        "--data-dir",
+        default=None,
+        help="folder holding MovieLens-100k's u.data etc. (with --dataset ml-100k)",
+    )
     p.add_argument(
         "--size",
         choices=tuple(SIZES),
         default="small",
-        help="synthetic size: tiny (300 users x 200 items, seconds) or small (default, "
-        "2000 x 1500, 60k interactions)",
+        help="synthetic size: tiny ({} users x {} items, {:,} interactions, seconds) or small "
+        "(default, {} x {}, {:,} interactions)".format(*SIZES["tiny"], *SIZES["small"]),
     )
     p.add_argument("--out", default="semrec-demo", help="output folder (./semrec-demo)")
     p.add_argument("--seed", type=int, default=0, help="random seed (0)")

@@ -34,7 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--items", required=True, metavar="FILE", help="table: .csv, .tsv, .parquet")
     g.add_argument("--text-column", required=True, metavar="COL", help="column holding the text")
     g.add_argument("--id-column", metavar="COL", help="id column to keep (Parquet output)")
-    _args.add_sep_argument(g)
+    _args.add_sep_argument(g, "--items")
     g = p.add_argument_group("encoding")
     g.add_argument("--out", required=True, metavar="FILE", help="output: .npy or .parquet")
     g.add_argument(
@@ -57,12 +57,14 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(
             "--id-column needs a .parquet output (.npy holds only the vectors, in file order)"
         )
-    frame = _io.read_table(args.items, "--items", args.sep)
+    # The text is embedded as written: no type inference ("007" is not 7), no NA words. The ids
+    # keep pandas' types, as the other commands read them (1000 stays a number).
+    frame = _io.read_table(args.items, "--items", args.sep, text_columns=[args.text_column])
     _io.require_columns(
         frame, {"--text-column": args.text_column, "--id-column": args.id_column}, args.items
     )
     text = frame[args.text_column]
-    missing = text.isna().to_numpy().nonzero()[0]
+    missing = (text.isna() | (text.astype(str).str.strip() == "")).to_numpy().nonzero()[0]
     if missing.size:
         raise ValueError(
             f"{args.items}: column {args.text_column!r} has {missing.size} empty cell(s) "

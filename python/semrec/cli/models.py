@@ -36,10 +36,7 @@ def build(cls: type, name: str, args: argparse.Namespace, **defaults: Any) -> An
         if key not in accepted:
             if model is None:
                 continue  # a bare NAME=VALUE goes to the models that take it
-            raise ValueError(
-                f"--param {model}.{key}: model {name!r} has no parameter {key!r}; "
-                f"it takes {', '.join(sorted(accepted))}"
-            )
+            raise ValueError(_no_such_parameter(name, key, accepted))
         params[key] = value
     return cls(**{k: v for k, v in params.items() if k in accepted})
 
@@ -171,6 +168,9 @@ def check_params(args: argparse.Namespace, names: list[str]) -> None:
                 f"--param {model}.{key}: {model!r} is not among the chosen models "
                 f"({', '.join(names)})"
             )
+        accepted = None if model is None else _accepted(model)
+        if accepted is not None and key not in accepted:
+            raise ValueError(_no_such_parameter(model, key, accepted))
         if model is None and not any(_takes(n, key) for n in names):
             raise ValueError(
                 f"--param {key}: none of the chosen models ({', '.join(names)}) has a "
@@ -182,6 +182,23 @@ def _members(name: str) -> tuple[str, ...]:
     return getattr(MODELS[name], "members", ())
 
 
+def _accepted(name: str) -> set[str] | None:
+    """The parameters model ``name`` takes (None: unknown, assume it may take any)."""
+    cls = getattr(MODELS[name], "model_class", None)
+    return None if cls is None else set(inspect.signature(cls).parameters)
+
+
 def _takes(name: str, key: str) -> bool:
-    cls = getattr(MODELS[name], "model_class", None)  # unknown class: assume it may take it
-    return cls is None or key in inspect.signature(cls).parameters
+    accepted = _accepted(name)
+    return accepted is None or key in accepted
+
+
+def _no_such_parameter(name: str, key: str, accepted: set[str]) -> str:
+    takes = ", ".join(sorted(accepted)) if accepted else "no parameters"
+    message = f"--param {name}.{key}: model {name!r} has no parameter {key!r}; it takes {takes}"
+    owners = [m for m in _members(name) if _takes(m, key)]
+    if owners:  # a member's parameter given to the composite: name the member
+        spelled = " or ".join(f"--param {m}.{key}=..." for m in owners)
+        members = f"{' and '.join(owners)} member" + ("s" if len(owners) > 1 else "")
+        message += f"; {key!r} belongs to its {members}: {spelled}"
+    return message

@@ -63,9 +63,11 @@ def run(args: argparse.Namespace) -> int:
     _io.check_output(args.out, _io.TABLE_ENDINGS)
     dataset = _io.load_dataset(args)
     users = _users(args, dataset)
+    # No list is longer than the catalogue: a larger --k would only allocate padding.
+    k = min(args.k, dataset.n_items)
     model = registry.MODELS[args.model](args, dataset)
     recs = recommend_table(
-        model, dataset, users, args.k, not args.include_seen, _args.show_progress(args)
+        model, dataset, users, k, not args.include_seen, _args.show_progress(args)
     )
     _io.write_table(recs, args.out)
     if not args.quiet:
@@ -112,7 +114,7 @@ def _users(args: argparse.Namespace, dataset: Dataset) -> np.ndarray:
         _io.require_columns(frame, {"--user-column": args.user_column}, args.users)
         raw = frame[args.user_column].astype(str)
     else:
-        frame = _io.read_text_table(args.users, "--users", args.sep)
+        frame = _io.read_text_table(args.users, "--users")  # --sep is --interactions' own
         header = frame.iloc[0].tolist()
         if args.user_column in header:  # a table with a header line
             raw = frame.iloc[1:, header.index(args.user_column)]

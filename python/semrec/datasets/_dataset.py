@@ -197,7 +197,7 @@ class Dataset:
                 k = int(np.flatnonzero(~first)[0])
                 raise ValueError(
                     f"interactions holds {int((~first).sum())} duplicate (user, item) rows, "
-                    f"e.g. user {user_ids[u[k]]!r}, item {item_ids[i[k]]!r}; pass "
+                    f"e.g. user {str(user_ids[u[k]])!r}, item {str(item_ids[i[k]])!r}; pass "
                     "duplicates='sum' or duplicates='last', or drop them first"
                 )
             group = np.cumsum(first) - 1
