@@ -352,6 +352,10 @@ def test_evaluate_equals_semrec_evaluate(client, split, als):
     want = semrec.evaluate(als, train, test, k=(5, 10), item_embeddings=emb)
     assert got.attrs["n_users"] == want.attrs["n_users"]
     pd.testing.assert_frame_equal(got[want.columns], want, rtol=1e-10)
+    with pytest.raises(ValueError, match=r"item_embeddings has shape .* one row per item"):
+        evaluate(als, interactions_frame(train.interactions, 3),
+                 interactions_frame(test.interactions, 4), item_embeddings=emb[1:],
+                 client=client)  # fmt: skip
 
 
 def test_evaluate_a_model_without_a_shape_uses_the_split(client, small_split):

@@ -110,6 +110,13 @@ def evaluate(
     client = client_for(client)
     table = worker_threads(client, num_threads)
     n_users, n_items, origin = _split_shape(client, model, train, test, user, item, shape)
+    if item_embeddings is not None:
+        item_embeddings = np.asarray(item_embeddings)
+        if item_embeddings.ndim != 2 or item_embeddings.shape[0] != n_items:
+            raise ValueError(
+                f"item_embeddings has shape {item_embeddings.shape}, but the split has {n_items} "
+                f"items ({origin}); pass one row per item, in item id order"
+            )
     popularity = np.zeros(n_items, dtype=np.int64)
     if "novelty" in wanted:  # one pass over train, only when needed
         counts = client.compute(ids(train, item, "train").value_counts()).result()
