@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import scipy.stats as scipy_stats
+from child_python import run_python
 from fuzzing import corruptions
 
 import semrec
@@ -244,3 +245,26 @@ def test_huge_k_and_an_empty_index_get_clear_errors(data):
         assert ann.search_depth(10) == 2**31 - 1
     finally:
         ann.ef_search = 64
+
+
+def test_a_calls_thread_count_stays_with_the_call() -> None:
+    """Once torch is loaded, faiss shares its OpenMP runtime: an index's num_threads must not
+    become torch's thread count for the rest of the process. A fresh process, torch first."""
+    pytest.importorskip("torch")
+    out = run_python(
+        """
+        import torch, numpy as np, semrec
+        x = np.random.default_rng(0).standard_normal((3000, 32)).astype(np.float32)
+        ann = semrec.HNSWIndex(x)
+        counts = []
+        for call in (lambda: semrec.HNSWIndex(x, num_threads=1),
+                     lambda: ann.search(x[:5], k=3, num_threads=1),
+                     lambda: ann.tune(x[:40], target=0.5, num_threads=1),
+                     lambda: semrec.PQIndex(x, m=8, num_threads=1)):
+            torch.set_num_threads(2)
+            call()
+            counts.append(torch.get_num_threads())
+        print(*counts)
+        """
+    )
+    assert out.split() == ["2"] * 4

@@ -349,6 +349,17 @@ def test_bad_parameters_are_named(data, kwargs, error, match):
         PQIndex(data[0][:100], **kwargs)
 
 
+def test_every_seed_semrec_takes_is_taken(data):
+    """A pipeline passing one Generator (or None, or a 64-bit seed) everywhere: faiss wants a C
+    int, drawn from the seed, so equal seeds build equal indexes."""
+    x = data[0][:600]
+    for seed in (lambda: np.random.default_rng(5), lambda: 2**40):
+        a, b = PQIndex(x, m=8, random_state=seed()), PQIndex(x, m=8, random_state=seed())
+        assert 0 <= a.random_state < 2**31
+        np.testing.assert_array_equal(a.code_bytes(), b.code_bytes())
+    assert 0 <= PQIndex(x, m=8, random_state=None).random_state < 2**31
+
+
 def test_save_load_pickle_roundtrip(data, tmp_path):
     x, q, pq = data
     path = tmp_path / "pq.npz"

@@ -41,6 +41,11 @@ def test_random_is_seeded_uniform_and_excludes_seen() -> None:
     first = np.bincount(ids[:, 0], minlength=5)[[1, 3, 4]]
     assert first.min() > 60  # about 100 each
     assert "random_state=7" in repr(model)
+    for seed in (np.random.SeedSequence(3), np.random.PCG64(3)):  # as every seeded API takes
+        a = semrec.Random(random_state=seed).fit(x).recommend(np.arange(30), k=2)[0]
+        fresh = type(seed)(3)
+        np.testing.assert_array_equal(semrec.Random(random_state=fresh).fit(x).recommend(
+            np.arange(30), k=2)[0], a)  # fmt: skip
 
 
 def reference_table(recs: np.ndarray, relevant: list[set[int]], k: int) -> dict[str, float]:

@@ -6,8 +6,9 @@ scores are the exact kernel's, bitwise, and ties still go to the lower id).
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from statistics import NormalDist
 from typing import Any, cast
@@ -38,6 +39,19 @@ def load_faiss(what: str) -> Any:
             f"semrec.{what} needs faiss: pip install 'semrec[ann]' (or pip install faiss-cpu)"
         ) from None
     return faiss
+
+
+@contextlib.contextmanager
+def faiss_threads(faiss: Any, threads: int) -> Iterator[None]:
+    """faiss's OpenMP thread count for one call, the previous one restored after: once torch
+    is loaded faiss shares its OpenMP runtime, and a count left set would change torch's
+    threads for the whole process."""
+    previous = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(threads)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(previous)
 
 
 def unit_rows(x: np.ndarray, metric: str) -> np.ndarray:

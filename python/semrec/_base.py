@@ -124,8 +124,7 @@ class Recommender:
     def _score_rows(self, users: np.ndarray) -> np.ndarray:
         """Score-matrix models: dense float32 scores of every item, (len(users), n_items)."""
         if self._is_dot_product():
-            queries, items = self._vectors(users)
-            return kernel_scores(queries, items, None, self._score_offset, self._threads)
+            return kernel_scores(*self._vectors(users), None, self._score_offset, self._threads)
         raise NotImplementedError
 
     def _rank_rows(self, users: np.ndarray) -> np.ndarray:

@@ -578,7 +578,7 @@ def index_array(ids: Any, name: str, n: int, what: str) -> tuple[np.ndarray, boo
     if arr.size and (arr.min() < 0 or arr.max() >= n):
         bad = arr[(arr < 0) | (arr >= n)][0]
         raise IndexError(f"{name} holds {what} id {bad}, outside [0, {n})")
-    return arr.astype(np.int64, copy=False), scalar
+    return np.ascontiguousarray(arr, dtype=np.int64), scalar  # kernels take contiguous ids
 
 
 def dataset(value: Any, name: str = "dataset") -> Any:

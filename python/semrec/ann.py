@@ -193,8 +193,8 @@ class HNSWIndex(approx.Measurable):
     def _add_to_graph(self, x: np.ndarray, num_threads: int | None) -> None:
         faiss = approx.load_faiss("HNSWIndex")
         if x.shape[0]:
-            faiss.omp_set_num_threads(resolve_num_threads(num_threads))
-            self._graph.add(approx.unit_rows(x, self.items.metric))
+            with approx.faiss_threads(faiss, resolve_num_threads(num_threads)):
+                self._graph.add(approx.unit_rows(x, self.items.metric))
 
     def add(self, vectors: np.ndarray, *, num_threads: int | None = None) -> np.ndarray:
         """Add items to the exact index and the graph; returns their ids.
@@ -238,9 +238,9 @@ class HNSWIndex(approx.Measurable):
         found = np.full((req.queries.shape[0], depth), -1, dtype=np.int64)
         graph_q = approx.unit_rows(req.queries, self.items.metric)
         if req.excluded is None and req.allowed is None:
-            faiss.omp_set_num_threads(req.threads)
             params = faiss.SearchParametersHNSW(efSearch=self.search_depth(depth))
-            found = self._graph.search(graph_q, depth, params=params)[1]
+            with approx.faiss_threads(faiss, req.threads):
+                found = self._graph.search(graph_q, depth, params=params)[1]
         else:
             keep = (
                 None if req.allowed is None else faiss.IDSelectorBatch(req.allowed.astype(np.int64))
@@ -314,12 +314,12 @@ class HNSWIndex(approx.Measurable):
         if limit > _MAX_EF:
             raise ValueError(f"max_ef_search must be <= {_MAX_EF}, got {limit}")
         graph_q = approx.unit_rows(req.queries, self.items.metric)
-        faiss.omp_set_num_threads(req.threads)
         depth = min(req.k, len(self.items))
 
         def recall_at(ef: int) -> tuple[float, float]:  # the mean, and its bound
             params = faiss.SearchParametersHNSW(efSearch=max(ef, 2 * req.k))
-            found = self._graph.search(graph_q, depth, params=params)[1]
+            with approx.faiss_threads(faiss, req.threads):
+                found = self._graph.search(graph_q, depth, params=params)[1]
             shares = approx.found_shares(exact, found)
             if not shares.size:
                 return 1.0, 1.0

@@ -34,6 +34,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from semrec import _approximate as approx
+from semrec import _hyperparameters as hyperparameters
 from semrec import _validation as check
 from semrec._native import core
 from semrec._threads import resolve_num_threads
@@ -52,12 +53,12 @@ _LARGEST_SQUARE = 1e36  # squared norms beyond this overflow float32 distance su
 
 
 def _seed(value: Any) -> int:
-    """A k-means seed: an int in [0, 2**31) (faiss takes a C int)."""
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise TypeError(f"random_state must be an int, got {type(value).__name__}")
-    if not 0 <= value < 2**31:
-        raise ValueError(f"random_state must be in [0, 2**31), got {value}")
-    return int(value)
+    """A k-means seed: an int in [0, 2**31), as faiss takes a C int. Any other seed every
+    semrec API takes (None, a Generator, a larger int) draws one from NumPy's generator."""
+    value = hyperparameters.random_state(value)
+    if isinstance(value, int | np.integer) and value < 2**31:
+        return int(value)
+    return int(np.random.default_rng(value).integers(2**31))
 
 
 def _check_scale(rows: np.ndarray) -> None:
@@ -107,8 +108,10 @@ class PQIndex(approx.Measurable):
         at 1000 and 0.98 at 2000 (benchmarks/README.md has the latencies); over 200k, 0.93 at
         200 and 0.99 at 1000. :meth:`tune` picks the smallest reaching a target recall on
         given queries; :meth:`recall` measures it.
-    random_state : int, default 0
-        Seeds the training sample and the k-means.
+    random_state : None, int or numpy.random.Generator, default 0
+        Seeds the training sample and the k-means. faiss takes a C int: an int in
+        [0, 2**31) is used as it is, any other seed draws one (kept in ``random_state``, so
+        a saved index records it).
     shards : int, optional
         Deprecated, ignored: one query's scan is split over ``num_threads`` threads by itself.
     num_threads : int, optional
@@ -301,13 +304,13 @@ class PQIndex(approx.Measurable):
     def _trained(self, x: np.ndarray, threads: int) -> np.ndarray:
         """Codebooks (m, 16, dims per sub-space) from faiss's k-means on a seeded sample."""
         faiss = approx.load_faiss("PQIndex")
-        faiss.omp_set_num_threads(threads)
         rng = np.random.default_rng(self.random_state)
         take = rng.choice(x.shape[0], min(x.shape[0], _TRAIN_SAMPLE), replace=False)
         quantizer = faiss.ProductQuantizer(self.m * self._dsub, self.m, _CODE_BITS)
         quantizer.cp.seed = self.random_state
         quantizer.cp.min_points_per_centroid = 1  # small catalogues train quietly
-        quantizer.train(self._code_rows(x[np.sort(take)]))
+        with approx.faiss_threads(faiss, threads):
+            quantizer.train(self._code_rows(x[np.sort(take)]))
         centroids = faiss.vector_to_array(quantizer.centroids)
         return centroids.astype(np.float32).reshape(self.m, _KSUB, self._dsub)
 

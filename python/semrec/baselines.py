@@ -99,11 +99,10 @@ class Random(_Baseline):
 
     def _fit(self) -> None:
         seed = hyperparameters.random_state(self.random_state)  # the errors every model gives
-        if isinstance(seed, np.random.Generator) or seed is None:
-            # A generator or fresh entropy picks the per-user seed base once, at fit time.
-            self.seed_ = int(np.random.default_rng(seed).integers(2**63))
-        else:
+        if isinstance(seed, int | np.integer):
             self.seed_ = int(seed)
+        else:  # a generator, a seed sequence or fresh entropy picks the seed base, at fit time
+            self.seed_ = int(np.random.default_rng(seed).integers(2**63))
 
     def _score_rows(self, users: np.ndarray) -> np.ndarray:
         out = np.empty((users.size, self.n_items_), dtype=np.float32)
