@@ -60,7 +60,7 @@ def reference_ranking(recs: np.ndarray, relevant: sp.csr_array, ks: list[int]) -
 def test_ranking_metrics_equal_the_definitions(case: tuple[np.ndarray, int], data) -> None:
     recs, n_items = case
     relevant = data.draw(csr_matrices(recs.shape[0], n_items))
-    ks = data.draw(st.lists(st.integers(1, recs.shape[1]), min_size=1, max_size=3))
+    ks = data.draw(st.lists(st.integers(1, recs.shape[1]), min_size=1, max_size=3, unique=True))
     want = reference_ranking(recs, relevant, ks)
     got = metrics.ranking_metrics(recs, relevant, k=ks, per_user=True)
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-15)
