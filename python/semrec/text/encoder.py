@@ -406,7 +406,9 @@ class TextEncoder:
         Raises
         ------
         ValueError
-            Among others, when even recomputing would need more than the machine's memory.
+            Among others, when even recomputing would need more than the machine's memory, or
+            when training diverged (a model that cannot encode the item texts is not written,
+            and a model already at ``path`` stays).
 
         Examples
         --------
