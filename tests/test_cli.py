@@ -527,3 +527,25 @@ def test_encode_embeds_the_text_as_written(tmp_path) -> None:
     assert main([*argv, "--precision", "fp32"]) == 0
     want = TextEncoder(precision="fp32").encode(texts)
     np.testing.assert_allclose(np.load(out), want, atol=1e-5)
+
+
+def test_item_text_is_read_as_written_and_ids_keep_their_types(tmp_path) -> None:
+    """--items' text column is the text in the file ("None", "007"), while its id column keeps
+    pandas' number types and a blank id stays missing (never an item called "")."""
+    from semrec.cli import _io, build_parser
+
+    table = _write(tmp_path / "items.csv", "movieId,title\n1000,None\n1001,007\n1002,NA\n")
+    ratings = _write(tmp_path / "r.csv", "userId,movieId\na,1000\nb,1001\nb,1002\n")
+    args = build_parser().parse_args(
+        ["recommend", "--interactions", str(ratings), *RATING_COLUMNS, "--items", str(table),
+         "--text-column", "title", "--out", str(tmp_path / "o.csv")]
+    )  # fmt: skip
+    data = _io.load_dataset(args)
+    assert [str(t) for t in data.item_text] == ["None", "007", "NA"]
+    assert list(data.item_ids) == [1000, 1001, 1002]
+    blank = _write(tmp_path / "blank.csv", "movieId,title\n,x\n1000,y\n")
+    frame = _io.read_table(str(blank), "--items", text_columns=["title"])
+    assert frame["movieId"].isna().tolist() == [True, False] and frame["title"].tolist() == [
+        "x",
+        "y",
+    ]

@@ -53,8 +53,7 @@ def read_table(
 
     ``names`` are the column names of a CSV file without a header line. ``text_columns`` of a
     CSV are read as written: no type inference ("007" stays "007") and no NA words ("None" and
-    "NA" stay text, an empty cell is ""); other columns then keep their inferred types, but an
-    empty cell there is "" too.
+    "NA" stay text, an empty cell is ""); the other columns keep pandas' types and NA cells.
     """
     _check_file(path, what)
     p = Path(path)
@@ -66,21 +65,16 @@ def read_table(
             raise FormatError(f"{path} is not a readable Parquet file ({exc})") from None
     if sep is None:
         sep = default_sep(p)
-    text_columns = list(text_columns)
-    text = {"dtype": dict.fromkeys(text_columns, str), "keep_default_na": False}
-    text = text if text_columns else {}
+    layout = {"sep": sep, "index_col": False, "header": None if names else "infer", "names": names}
     try:
         with warnings.catch_warnings():
             # Rows longer than the header would silently become an index or lose data.
             warnings.simplefilter("error", pd.errors.ParserWarning)
-            frame = pd.read_csv(
-                p,
-                sep=sep,
-                index_col=False,
-                header=None if names else "infer",
-                names=names,
-                **text,
-            )
+            frame = pd.read_csv(p, **layout)
+            text = [c for c in text_columns if c in frame.columns]  # missing: named by the caller
+            if text:  # read again as written, in place of pandas' guesses
+                raw = pd.read_csv(p, **layout, usecols=text, dtype=str, keep_default_na=False)
+                frame[text] = raw[text]
     except pd.errors.ParserWarning:
         raise FormatError(
             f"{path} is malformed: some rows have more fields than the header"
@@ -140,7 +134,8 @@ def load_dataset(args: argparse.Namespace) -> Dataset:
     )
     items = None
     if args.items is not None:
-        items = read_table(args.items, "--items", args.items_sep)
+        text = [args.text_column] if args.text_column is not None else []
+        items = read_table(args.items, "--items", args.items_sep, text_columns=text)
         id_col = args.item_id_column or args.item_column
         require_columns(
             items,
