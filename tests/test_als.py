@@ -431,6 +431,16 @@ def test_bad_inputs(rng):
         make(solver="lu").fit(r)
     with pytest.raises(ValueError, match="biases"):
         make(biases=True).fit(r)
+    with pytest.raises(ValueError, match="cg_steps must be < 2"):
+        make(cg_steps=2**31).fit(r)  # pybind11's message before
+    with pytest.raises(ValueError, match="global_mean"):  # every score would be inf
+        semrec.ALS.from_factors(
+            np.ones((2, 2), np.float32), np.ones((3, 2), np.float32),
+            sp.csr_array((2, 3), dtype=np.float32), global_mean=1e308,
+        )  # fmt: skip
+    explicit = make(factors=2, feedback="explicit", biases=True).fit(r)
+    with pytest.raises(ValueError, match="weight: update would give user 0 a weight of 1e"):
+        explicit.update(0, 1, 1e38)  # fit refuses such ratings too (its solve diverges)
     with pytest.raises(ValueError, match="not fitted"):
         make().recommend(0)
     model.fit(r)

@@ -338,6 +338,9 @@ def test_update_changes_recommendations_at_once(rng):
     )
     model.update(60, 3)  # a new user
     assert model.n_users_ == 61
+    for weight in (1e38, 1e-20):  # beyond what fit takes: similarities would be 0 or inf
+        with pytest.raises(ValueError, match=r"weight: update would make interaction \(1, 2\)"):
+            model.update(1, 2, weight)
     ref = model.similarity_.toarray()[3]
     _, ref_scores = topk_ref(ref[None, :], 5, np.eye(40, dtype=bool)[[3]])
     np.testing.assert_allclose(model.recommend(60, k=5)[1], ref_scores[0], rtol=1e-6)

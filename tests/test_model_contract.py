@@ -304,6 +304,43 @@ class ContractTests:
         with pytest.raises(ValueError, match="weight"):
             model.update(0, 1, float("nan"))
 
+    def test_updates_from_several_threads_lose_nothing(self, data: Any) -> None:
+        """A server's threads record clicks at once: the model ends as after the same clicks one
+        by one (each is a whole unit of weight, so the sums do not depend on the order)."""
+        import copy
+        from concurrent.futures import ThreadPoolExecutor
+
+        model = self.fresh(data).fit(data[0])
+        if not _supports(lambda: model.update(0, 0, 0.0), "update"):
+            return
+        sequential = copy.deepcopy(model)
+        clicks = [
+            (u % 3 if k % 2 else 7, (5 * k + u) % N_ITEMS) for u in range(4) for k in range(25)
+        ]
+        for user, item in clicks:
+            sequential.update(user, item)
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(lambda c: model.update(*c), clicks))
+        users = np.array([0, 1, 2, 7])
+        np.testing.assert_array_equal(
+            model.interactions_[users].toarray(), sequential.interactions_[users].toarray()
+        )
+        np.testing.assert_allclose(
+            model.score(users, np.arange(N_ITEMS)), sequential.score(users, np.arange(N_ITEMS)),
+            rtol=1e-4, atol=1e-5,
+        )  # fmt: skip
+
+    def test_a_refused_index_leaves_the_model_as_it_was(self, model: Any) -> None:
+        before = model.recommend([0, 3], k=5)
+        try:
+            model.use_index("exact")
+        except NotImplementedError:  # a model without item vectors to index
+            return
+        with pytest.raises(ValueError, match="sub-spaces"):
+            model.use_index("pq", m=4 * DIM)  # more sub-spaces than dimensions: refused
+        for got, want in zip(model.recommend([0, 3], k=5), before, strict=True):
+            np.testing.assert_array_equal(got, want)
+
     def test_add_items_are_recommendable_at_once(self, model: Any, data: Any) -> None:
         _, emb = data
         new = self.spec.new_items(emb) if self.spec.new_items else np.ones((2, DIM), np.float32)

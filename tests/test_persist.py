@@ -141,6 +141,7 @@ def _metadata(path: Path) -> str:
         (lambda m, a: a["interactions_data"].__setitem__(0, -1.0), "interactions_data"),
         (lambda m, a: a["interactions_indices"].__setitem__(0, 999), "interactions"),
         (lambda m, a: m.__setitem__("global_mean", "x"), "global_mean"),
+        (lambda m, a: m.__setitem__("global_mean", 1e308), "global_mean"),
         (lambda m, a: m["params"].__setitem__("factors", -3), "factors"),
         (lambda m, a: m["params"].__setitem__("mystery", 1), "params"),
         (lambda m, a: a.pop("items"), "items"),
@@ -151,6 +152,7 @@ def _metadata(path: Path) -> str:
         "negative-implicit-weight",
         "item-outside",
         "mean-not-a-number",
+        "mean-past-float32",
         "bad-hyperparameter",
         "unknown-hyperparameter",
         "missing-array",
@@ -197,6 +199,10 @@ def test_members_are_checked_like_models(data: Any, tmp_path: Path) -> None:
     same_model(loaded, fitted("Hybrid", data))
     rewrite(path, lambda m, a: a["member0/users"].__setitem__((1, 1), np.inf))
     with pytest.raises(semrec.FormatError, match="member0/users"):
+        semrec.Hybrid.load(path)
+    fitted("Hybrid", data).save(path)  # a member without its weight is not silently dropped
+    rewrite(path, lambda m, a: m.__setitem__("weights", m["weights"][:-1]))
+    with pytest.raises(semrec.FormatError, match="weights lists 1 weights for more members"):
         semrec.Hybrid.load(path)
     fitted("Hybrid", data).save(path)
     rewrite(path, lambda m, a: m["member1"].__setitem__("format", "semrec.Nothing"))

@@ -7,8 +7,7 @@ signatures and their docstrings live here:
 
 * scoring, one of
     - ``_vectors(users) -> (queries, item_vectors)`` (plus ``_score_offset``): a dot-product
-      model, ``score = query · item + offset``; ``recommend`` goes through :func:`semrec.topk`,
-      ``score`` through float64 dot products;
+      model, ``score = query · item + offset``, summed by :func:`semrec.topk`'s kernel;
     - ``_score_rows(users) -> dense scores`` (optionally ``_rank_rows`` for a finer dtype and
       ``_recommend_rows`` for a faster top-k path): a score-matrix model;
 * ``_item_space() -> (vectors, metric)`` or ``_similar_items(ids, k)`` for ``similar_items``;
@@ -28,6 +27,7 @@ import scipy.sparse as sp
 
 from semrec import _persist as persist
 from semrec import _validation as check
+from semrec._model_lock import changes_model
 from semrec._scoring import kernel_scores, nearest, padded_to, select_in_batches
 from semrec._search import DEFAULT_STORAGE, ItemSearch
 from semrec.errors import FormatError, NotFittedError
@@ -54,8 +54,7 @@ class Recommender:
     _FORMAT_NAME: ClassVar[str] = ""
     _FORMAT_VERSION: ClassVar[int] = 2
     _FITTED_BY: ClassVar[str] = "interactions_"
-    # What to do instead, for each real-time verb or similar_items a model does not support.
-    _HINTS: ClassVar[dict[str, str]] = {}
+    _HINTS: ClassVar[dict[str, str]] = {}  # per verb a model lacks: what to do instead
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -159,6 +158,7 @@ class Recommender:
         )
 
     # -- how recommend searches the items (dot-product models) -------------------------------
+    @changes_model
     def use_index(self, kind: str = "exact", *, storage: str | None = None, **params: int) -> Any:
         """Choose how ``recommend`` searches the items: exactly (the default) or approximately.
 
@@ -195,9 +195,8 @@ class Recommender:
         """
         if not self._is_dot_product():
             raise self._unsupported("use_index")
-        self._item_search().use(kind, storage, params)
-        if self._FITTED_BY in vars(self):
-            self.item_index_  # noqa: B018 (built now rather than on the first recommend)
+        search, fitted = self._item_search(), self._FITTED_BY in vars(self)  # fitted: build now
+        search.use(kind, storage, params, (lambda: self.item_index_) if fitted else None)
         return self
 
     @property
@@ -418,6 +417,7 @@ class Recommender:
     ) -> np.ndarray:
         raise self._unsupported("fold_in")
 
+    @changes_model
     def update(
         self, user: int, item: int, weight: float = 1.0, t: float | None = None
     ) -> np.ndarray:
@@ -459,6 +459,7 @@ class Recommender:
     def _update(self, user: int, item: int, weight: float, t: float | None) -> np.ndarray:
         raise self._unsupported("update")
 
+    @changes_model
     def add_items(self, items: Any) -> np.ndarray:
         """Append items to the catalogue; they are recommendable at once, with no interactions.
 
@@ -487,10 +488,8 @@ class Recommender:
         raise self._unsupported("add_items")
 
     def _unsupported(self, verb: str) -> NotImplementedError:
-        hint = self._HINTS.get(verb, "")
-        return NotImplementedError(
-            f"{type(self).__name__} does not support {verb}" + (f": {hint}" if hint else "")
-        )
+        hint = f": {self._HINTS[verb]}" if self._HINTS.get(verb) else ""
+        return NotImplementedError(f"{type(self).__name__} does not support {verb}{hint}")
 
     # -- persistence -------------------------------------------------------------------------
     def _state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -519,6 +518,7 @@ class Recommender:
             search.save_into(meta, arrays, "item_index", self.item_index_)
         return meta, arrays
 
+    @changes_model
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the fitted model to ``path``.
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -72,9 +73,13 @@ class ItemSearch:
         self.__dict__.update(state)
         self._lock = threading.Lock()
 
-    def use(self, kind: str, storage: str | None, params: dict[str, Any]) -> None:
+    def use(
+        self, kind: str, storage: str | None, params: dict[str, Any],
+        build: Callable[[], Any] | None = None,
+    ) -> None:  # fmt: skip
         """Search exactly, or through an approximate index built on the next search (checked);
-        ``storage=None`` is the model's default."""
+        ``storage=None`` is the model's default. ``build`` builds it now: if that fails, the
+        settings before stay (a refused index does not break the model)."""
         kind = check.choice(kind, "kind", KINDS)
         storage = self.default_storage if storage is None else storage
         storage = check.choice(storage, "storage", STORAGES)
@@ -86,11 +91,19 @@ class ItemSearch:
                     f"{', '.join(('storage', *allowed))}"
                 )
             check.positive_int(value, name)
+        before = (self.kind, self.storage, self.params, self._exact, self._approx)
         with self._lock:
             if storage != self.storage:
                 self._exact = None  # re-packed at the next search
             self.kind, self.storage, self.params = kind, storage, dict(params)
             self._approx = None
+        if build is not None:
+            try:
+                build()
+            except BaseException:
+                with self._lock:
+                    self.kind, self.storage, self.params, self._exact, self._approx = before
+                raise
 
     def changed(self, first: int) -> None:
         """Item rows ``first`` onwards changed (``first`` = the old row count: rows appended)."""

@@ -33,6 +33,7 @@ from semrec.als_solve import SETTINGS, ALSSolve, KernelRows
 logger = logging.getLogger("semrec")
 
 Callback = Callable[[int, float, float | None], Any]
+_LARGEST_MEAN = 1e30  # a global mean or a weight past this would make scores overflow float32
 
 
 def _learned(users: bool, part: int, doc: str) -> property:
@@ -285,7 +286,9 @@ class ALS(Recommender):
             raise ValueError(
                 f"interactions must have shape {shape} (users x items), got {train.shape}"
             )
-        model._install(users, items, train, check.number(global_mean, "global_mean"))
+        bound = _LARGEST_MEAN
+        mean = check.number(global_mean, "global_mean", minimum=-bound, maximum=bound)
+        model._install(users, items, train, mean)
         return model
 
     def _install(
@@ -412,6 +415,11 @@ class ALS(Recommender):
         else:  # a new interaction, seen even with weight 0
             indices, weights = _insert(indices, pos, item), _insert(weights, pos, weight)
         solve = self._problem
+        if weights.size and np.abs(weights).max() > _LARGEST_MEAN:  # scores ~ weights: float32
+            raise ValueError(
+                f"weight: update would give user {user} a weight of {np.abs(weights).max():.3g} "
+                f"on an item; keep weights within ±{_LARGEST_MEAN:g} (scores are float32)"
+            )
         if solve.implicit and weights.size and weights.min() < 0:
             raise ValueError(
                 f"update would leave user {user} with weight {weights.min()} on an item; "
@@ -441,6 +449,8 @@ class ALS(Recommender):
         if solve.biases and not ((users[:, -1] == 1).all() and (items[:, -2] == 1).all()):
             raise saved.error("users/items", "lost their constant bias columns")
         mean = float(saved.value("global_mean", (int, float)))
+        if not abs(mean) <= _LARGEST_MEAN:
+            raise saved.error("global_mean", f"is {mean:g}, beyond float32 scores' range")
         train = saved.csr(
             "interactions", (users.shape[0], items.shape[0]), nonnegative=solve.implicit
         )

@@ -91,6 +91,8 @@ class ALSSolve:
         self._kernels = None if kernels is core else kernels  # a module does not pickle
         self.factors = check.positive_int(factors, "factors")
         self.cg_steps = check.positive_int(cg_steps, "cg_steps")
+        if self.cg_steps > check.INT32_MAX:  # the kernel counts in int32; 3 is the default
+            raise ValueError(f"cg_steps must be < 2**31, got {self.cg_steps}")
         self.solver = check.choice(solver, "solver", SOLVERS)
         self.feedback = check.choice(feedback, "feedback", FEEDBACK)
         self.confidence = check.choice(confidence, "confidence", CONFIDENCE)

@@ -396,6 +396,8 @@ class Hybrid(Recommender):
         weights = saved.value("weights", list)
         if not weights:
             raise saved.error("weights", "is empty")
+        if f"member{len(weights)}" in saved.meta:  # a member saved without its weight
+            raise saved.error("weights", f"lists {len(weights)} weights for more members")
         members = [load_nested(saved, f"member{j}") for j in range(len(weights))]
         return cls(list(zip(members, weights, strict=True)), **params)
 

@@ -320,6 +320,12 @@ class _NeighbourCF(Recommender):
                 f"update would make interaction ({user}, {item}) negative ({total}); weights "
                 "must stay >= 0"
             )
+        if total > _LARGEST_WEIGHT or 0 < total < _SMALLEST_WEIGHT:  # the bounds fit keeps
+            raise ValueError(
+                f"weight: update would make interaction ({user}, {item}) {total:.3g}; neighbour "
+                f"similarities square weights in float32: keep them in [{_SMALLEST_WEIGHT:g}, "
+                f"{_LARGEST_WEIGHT:g}] (or 0)"
+            )
         return self._scores_of(row, np.array([user]))[0]
 
     # -- explanations ----------------------------------------------------------------------------
