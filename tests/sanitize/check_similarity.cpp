@@ -1,4 +1,5 @@
 // semrec::topk and topk_candidates against scores computed in double here.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -110,9 +111,48 @@ void prepared_case(Rng& rng, std::int64_t nq, std::int64_t n, std::int64_t d, in
   }
 }
 
+// dot_products: every score within the double reference's tolerance, and bitwise the score topk
+// returns for that item (a model's score() and recommend() must agree to the last bit).
+void dot_products_case(Rng& rng, std::int64_t nq, std::int64_t n, std::int64_t d, int threads) {
+  std::vector<float> q = random_matrix(rng, nq, d);
+  std::vector<float> x = random_matrix(rng, n, d);
+  std::vector<float> dense(static_cast<std::size_t>(nq * n), 7.0f);
+  semrec::dot_products(view(q, nq, d), view(x, n, d), threads, dense.data());
+  const int k = static_cast<int>(std::max<std::int64_t>(n, 1));
+  std::vector<std::int32_t> ids(static_cast<std::size_t>(nq * k));
+  std::vector<float> scores(ids.size());
+  semrec::topk(view(q, nq, d), view(x, n, d), k, semrec::Metric::dot, {}, threads,
+               {ids.data(), scores.data()});
+  const std::string label = "dot_products nq=" + std::to_string(nq) + " n=" + std::to_string(n) +
+                            " d=" + std::to_string(d) + " threads=" + std::to_string(threads);
+  bool close = true, bitwise = true;
+  for (std::int64_t qi = 0; qi < nq; ++qi) {
+    const std::vector<double> ref = reference_row(q, qi, x, n, d, semrec::Metric::dot);
+    for (std::int64_t i = 0; i < n; ++i) {
+      const double got = dense[static_cast<std::size_t>(qi * n + i)];
+      close =
+          close && std::abs(got - ref[static_cast<std::size_t>(i)]) <= 1e-4 * (1 + std::abs(got));
+      const std::int32_t id = ids[static_cast<std::size_t>(qi * k + i)];
+      const float from_topk = scores[static_cast<std::size_t>(qi * k + i)];
+      const float mine = dense[static_cast<std::size_t>(qi * n + id)];
+      bitwise = bitwise && std::memcmp(&from_topk, &mine, sizeof(float)) == 0;
+    }
+  }
+  EXPECT(close, label + ": equal to the double reference");
+  EXPECT(bitwise, label + ": bitwise the scores topk returns");
+}
+
 }  // namespace
 
 void check_similarity(Rng& rng) {
+  const struct {
+    std::int64_t nq, n, d;
+  } dense_shapes[] = {{1, 1, 1},       {3, 5, 7},      {17, 600, 33},
+                      {600, 1100, 64}, {13, 300, 384}, {2, 40, 0}};
+  for (const auto& s : dense_shapes) {
+    for (int threads : {1, 2}) dot_products_case(rng, s.nq, s.n, s.d, threads);
+  }
+
   for (std::int64_t nq : {1, 2, 4, 6}) {
     for (bool exclude : {false, true}) {
       prepared_case(rng, nq, 300, 384, 10, exclude);
