@@ -305,3 +305,263 @@ def test_permute_items_takes_numpy_ints_and_generators() -> None:
     np.testing.assert_array_equal(same, ds.permute_items(2).split_info["item_permutation"])
     assert ds.permute_items(np.random.default_rng(0)).n_items == 5
     assert ds.permute_items(None).n_items == 5
+
+
+# -- audit s40: synthetic parameters ----------------------------------------------------------
+def test_synthetic_output_for_valid_parameters_is_pinned() -> None:
+    # Values of the seeded generator before the parameter checks were added: unchanged.
+    d = synthetic(30, 40, 300, random_state=2)
+    assert int(d.interactions.indices.sum()) == 6330 and float(d.interactions.data.sum()) == 754
+    assert int(d.timestamps.sum()) == 478042393222
+    d = synthetic(
+        20, 20, 200, n_topics=4, topic_affinity=0.9, popularity_exponent=1.5,
+        activity_sigma=2.0, random_state=5,
+    )  # fmt: skip
+    assert int(d.interactions.indices.sum()) == 1893 and float(d.interactions.data.sum()) == 609
+    assert int(d.timestamps.sum()) == 318760176721
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [
+        ({"activity_sigma": -1.0}, ValueError),
+        ({"activity_sigma": float("nan")}, ValueError),
+        ({"activity_sigma": 50.0}, ValueError),
+        ({"popularity_exponent": float("nan")}, ValueError),
+        ({"popularity_exponent": -1.0}, ValueError),
+        ({"topic_affinity": float("nan")}, ValueError),
+        ({"topic_affinity": 1.5}, ValueError),
+        ({"topic_affinity": "0.5"}, TypeError),
+    ],
+)
+def test_synthetic_float_parameters_are_checked_by_name(kwargs, error) -> None:
+    with pytest.raises(error, match=next(iter(kwargs))):
+        synthetic(50, 80, 500, **kwargs)
+
+
+def test_synthetic_raises_instead_of_looping_when_pairs_run_out() -> None:
+    # Each user only reaches its topic's ~10 items: 5000 distinct pairs cannot exist.
+    with pytest.raises(ValueError, match=r"topic_affinity=1 .* n_interactions=5000"):
+        synthetic(100, 200, 5_000, topic_affinity=1.0)
+    # Nearly all popularity on a few items: the fill loop stops making progress.
+    with pytest.raises(ValueError, match=r"cannot place 100 distinct .* popularity_exponent"):
+        synthetic(10, 20, 100, popularity_exponent=10.0)
+    assert synthetic(20, 30, 100, topic_affinity=1.0, n_topics=2).n_interactions == 100
+
+
+# -- audit s40: MovieLens file checks -----------------------------------------------------------
+def write_100k(folder: Path, files: dict[str, str] | None = None) -> Path:
+    """A tiny ml-100k folder (2 genres, 2 movies, 2 users); ``files`` replaces a file."""
+    folder.mkdir()
+    content = {
+        "u.data": "1\t1\t5\t881250949\n2\t1\t3\t881250950\n2\t2\t4\t881250951\n",
+        "u.item": "1|Toy Story (1995)|01-Jan-1995||http://x|0|1\n"
+        "2|Heat (1995)|01-Jan-1995||http://y|1|0\n",
+        "u.genre": "unknown|0\nComedy|1\n",
+        "u.user": "1|24|M|technician|85711\n2|53|F|other|94043\n",
+        "movie_wiki.csv": "movie_title,wiki_summary\nToy Story (1995),A toy film. More.\n",
+    }
+    content.update(files or {})
+    for name, text in content.items():
+        (folder / name).write_text(text, encoding="latin-1")
+    return folder
+
+
+def test_tiny_100k_folder_loads(tmp_path: Path) -> None:
+    ml = movielens("100k", path=write_100k(tmp_path / "ok"))
+    assert ml.interactions.toarray().tolist() == [[5.0, 0.0], [3.0, 4.0]]
+    assert ml.item_text == ["Toy Story (1995) — Comedy. A toy film.", "Heat (1995)"]
+
+
+@pytest.mark.parametrize(
+    ("files", "match"),
+    [
+        ({"u.data": "1\t1\t5\t881250949\t7\n"}, r"u\.data, line 1: expected 4 .* found 5"),
+        ({"u.item": "1|Toy Story (1995)|01-Jan-1995||http://x|0|1|0\n"}, r"u\.item, line 1"),
+        ({"u.user": "1|24|M|technician|85711\n2|53|F|other\n"}, r"u\.user, line 2: .* found 4"),
+        ({"u.user": "1,24,M,technician,85711\n2,53,F,other,94043\n"}, r"u\.user, line 1"),
+        ({"u.genre": ""}, r"u\.genre is empty"),
+    ],
+)
+def test_movielens_wrong_field_count_names_file_and_line(tmp_path: Path, files, match) -> None:
+    with pytest.raises(semrec.FormatError, match=match):
+        movielens("100k", path=write_100k(tmp_path / "ml", files))
+
+
+@pytest.mark.parametrize(
+    ("files", "match"),
+    [
+        ({"u.data": "1\t1\t5\t881250949\n1\t1\t4\t881250950\n"}, r"u\.data: user 1 rates item 1"),
+        ({"u.item": "1|A (1995)|||x|0|1\n1|B (1995)|||y|1|0\n2|C|||z|0|1\n"}, r"u\.item: item_id"),
+        ({"u.user": "1|24|M|t|1\n1|24|M|t|1\n2|5|F|o|2\n"}, r"u\.user: user_id 1"),
+        ({"u.data": "1\t1\t5\t1\n1\t9\t5\t2\n"}, r"u\.data holds 1 ratings of movies .*u\.item"),
+        ({"u.data": "1\t1\t5\t1\n7\t1\t5\t2\n"}, r"u\.data holds 1 ratings by users .*u\.user"),
+    ],
+)
+def test_movielens_inconsistent_files_name_the_file(tmp_path: Path, files, match) -> None:
+    with pytest.raises(semrec.FormatError, match=match) as info:
+        movielens("100k", path=write_100k(tmp_path / "ml", files))
+    assert "duplicates=" not in str(info.value)  # movielens() takes no such argument
+
+
+def test_movielens_unusable_wiki_file_is_skipped_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    bad_bytes = write_100k(tmp_path / "latin1")
+    wiki = bad_bytes / "movie_wiki.csv"
+    wiki.write_bytes(wiki.read_bytes() + "Heat (1995),Caf\u00e9.\n".encode("latin-1"))
+    wrong_cols = write_100k(
+        tmp_path / "cols", {"movie_wiki.csv": "title,summary\nHeat (1995),A.\n"}
+    )
+    for folder in (bad_bytes, wrong_cols):
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="semrec"):
+            ml = movielens("100k", path=folder)
+        assert str(folder / "movie_wiki.csv") in caplog.text
+        assert ml.item_text == ["Toy Story (1995) — Comedy", "Heat (1995)"]
+    repeated = write_100k(
+        tmp_path / "dup",
+        {"movie_wiki.csv": "movie_title,wiki_summary\nHeat (1995),One.\nHeat (1995),Two.\n"},
+    )
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="semrec"):
+        ml = movielens("100k", path=repeated)
+    assert "more than once" in caplog.text and "'Heat (1995)'" in caplog.text
+    assert ml.item_text[1] == "Heat (1995). Two."
+
+
+# -- audit s40: ids, item text, weights, timestamps -------------------------------------------
+def test_mixed_type_ids_stay_distinct() -> None:
+    from semrec.datasets import ItemEmbeddings
+
+    by_str = Dataset.from_pandas(pd.DataFrame({"u": ["1", "2"], "i": [1, 2]}), "u", "i")
+    with pytest.raises(KeyError, match=r"unknown user id\(s\) \[1\]"):
+        by_str.user_index([1, "2"])  # the int 1 is not the string "1"
+    assert by_str.user_index(["2", "1"]).tolist() == [1, 0]
+    by_int = Dataset.from_pandas(pd.DataFrame({"u": [1, 2], "i": [1, 2]}), "u", "i")
+    with pytest.raises(KeyError, match=r"id\(s\) \['x'\] \(1 missing\)"):
+        by_int.user_index([1, "x"])
+    mixed = Dataset(sp.csr_array([[1.0, 0, 1]]), item_ids=[10, "b", 30])
+    assert mixed.item_ids.tolist() == [10, "b", 30]
+    assert mixed.item_index([30, 10, "b"]).tolist() == [2, 0, 1]
+    with pytest.raises(KeyError):
+        mixed.item_index("10")
+    emb = ItemEmbeddings(np.eye(3, dtype=np.float32), [10, "b", 30])
+    assert emb.item_ids.tolist() == [10, "b", 30]
+    emb.check_aligned(mixed)
+    np.testing.assert_array_equal(emb.aligned_to([30, 10]).vectors, np.eye(3)[[2, 0]])
+
+
+def test_tuple_ids_are_refused_everywhere() -> None:
+    from semrec.datasets import ItemEmbeddings
+
+    with pytest.raises(TypeError, match=r"interactions\['u'\] holds tuple ids"):
+        Dataset.from_pandas(pd.DataFrame({"u": [(1, 2), (3, 4)], "i": [1, 2]}), "u", "i")
+    with pytest.raises(TypeError, match="item_ids holds a tuple id"):
+        Dataset(sp.csr_array([[1.0, 1.0]]), item_ids=[(1, 2), (3, 4)])
+    with pytest.raises(TypeError, match="item_ids holds a tuple id"):
+        ItemEmbeddings(np.eye(2, dtype=np.float32), [(1, 2), (3, 4)])
+    ds = Dataset(sp.csr_array([[1.0, 1.0]]), item_ids=[1, 2])
+    assert ds.item_index((2, 1)).tolist() == [1, 0]  # a tuple is a sequence of ids
+
+
+def test_item_text_is_always_a_list_of_str() -> None:
+    ds = Dataset(sp.csr_array([[1.0, 0, 1]]), items=pd.DataFrame({"text": ["a", None, np.nan]}))
+    assert ds.item_text == ["a", "", ""]
+    inter = pd.DataFrame({"u": [1, 1, 2], "i": ["a", "b", "c"]})
+    items = pd.DataFrame({"i": ["a", "b"], "text": ["Alien", "Brazil"], "title": ["Alien", "B"]})
+    raw = Dataset.from_pandas(inter, "u", "i", items=items, item_text=None)
+    assert raw.item_text == ["Alien", "Brazil", ""]
+    seen = []
+
+    def describe(row: pd.Series) -> str:
+        seen.append(row["i"])
+        return f"{row['title']}!"
+
+    made = Dataset.from_pandas(inter, "u", "i", items=items, item_text=describe)
+    assert made.item_text == ["Alien!", "B!", ""] and seen == ["a", "b"]  # not run for "c"
+
+
+def test_weights_beyond_float32_and_complex_weights_are_refused() -> None:
+    with pytest.raises(ValueError, match=r"interactions\['w'\] holds weights up to 1e\+39"):
+        Dataset.from_pandas(pd.DataFrame({"u": [1, 2], "i": [1, 2], "w": [1e39, 1]}), "u", "i", "w")
+    over = pd.DataFrame({"u": [1, 1], "i": [1, 1], "w": [3e38, 3e38]})
+    with pytest.raises(ValueError, match=r"summed interactions\['w'\].*float32"):
+        Dataset.from_pandas(over, "u", "i", "w", duplicates="sum")
+    cplx = pd.DataFrame({"u": [1, 2], "i": [1, 2], "w": [1 + 5j, 2]})
+    with pytest.raises(TypeError, match=r"interactions\['w'\] holds complex"):
+        Dataset.from_pandas(cplx, "u", "i", "w")
+    fits = pd.DataFrame({"u": [1, 1], "i": [1, 1], "w": [1e38, 1e38]})
+    ok = Dataset.from_pandas(fits, "u", "i", "w", duplicates="sum")
+    assert ok.interactions.data.tolist() == [np.float32(2e38)]
+
+
+def test_constructor_timestamps_beyond_int64_are_refused() -> None:
+    big = np.array([2**64 - 1, 1], dtype=np.uint64)
+    with pytest.raises(ValueError, match="timestamps holds values beyond int64"):
+        Dataset(sp.csr_array([[1.0, 2.0]]), timestamps=big)
+    ds = Dataset(sp.csr_array([[1.0, 2.0]]), timestamps=np.array([5, 1], dtype=np.uint64))
+    assert ds.timestamps.tolist() == [5, 1] and ds.timestamps.dtype == np.int64
+
+
+# -- audit s40: permutations and splits -------------------------------------------------------
+def test_second_permutation_composes_with_the_first() -> None:
+    ds = Dataset(sp.csr_array([[1.0, 0, 2.0, 0, 1.0]]), item_ids=list("abcde"))
+    vectors = np.arange(5, dtype=np.float32)[:, None]  # row r belongs to item r of ds
+    twice = ds.permute_items(1).permute_items(2)
+    first = np.random.default_rng(1).permutation(5)
+    second = np.random.default_rng(2).permutation(5)
+    perm = twice.split_info["item_permutation"]
+    np.testing.assert_array_equal(perm, first[second])  # NumPy reference
+    assert (twice.item_ids == ds.item_ids[perm]).all()
+    np.testing.assert_array_equal(vectors[perm][:, 0], np.arange(5)[perm])
+    np.testing.assert_array_equal(twice.interactions.toarray(), ds.interactions.toarray()[:, perm])
+    # a split of a permuted dataset keeps the record, so permuting it again still composes
+    split_then = ds.permute_items(1).subset(np.ones(3, dtype=bool)).permute_items(2)
+    np.testing.assert_array_equal(split_then.split_info["item_permutation"], first[second])
+
+
+def test_splits_do_not_share_editable_tables_with_their_parent() -> None:
+    ds = Dataset(
+        sp.csr_array([[1.0, 2.0], [3.0, 0.0]]),
+        items=pd.DataFrame({"genre": ["x", "y"]}),
+        users=pd.DataFrame({"age": [20, 30]}),
+    )
+    train = ds.subset(ds.interactions.data > 1.5)
+    test = ds.subset(ds.interactions.data <= 1.5)
+    train.items["genre"] = "EDITED"
+    train.users.loc[0, "age"] = -1
+    permuted = ds.permute_items(1)
+    permuted.users.loc[1, "age"] = -99
+    assert ds.items["genre"].tolist() == test.items["genre"].tolist() == ["x", "y"]
+    assert ds.users["age"].tolist() == [20, 30]
+    assert train.item_ids is ds.item_ids  # shared, and read-only so the lookup stays right
+    with pytest.raises(ValueError, match="read-only"):
+        train.item_ids[0] = 99
+    with pytest.raises(ValueError, match="read-only"):
+        ds.user_ids[0] = 99
+    mine = np.array([7, 8])
+    Dataset(sp.csr_array([[1.0, 2.0]]), item_ids=mine)
+    mine[0] = 9  # the caller's array is copied, never frozen
+
+
+# -- audit s40: messages ------------------------------------------------------------------------
+def test_datasets_messages_name_the_argument(tmp_path: Path) -> None:
+    from semrec.datasets import ItemEmbeddings
+
+    twice = pd.DataFrame([[1, 2, 3]], columns=["u", "i", "i"])
+    with pytest.raises(ValueError, match="more than one column named 'i'"):
+        Dataset.from_pandas(twice, "u", "i")
+    ds = Dataset.from_pandas(pd.DataFrame({"u": ["a", "b"], "i": [1, 2]}), "u", "i")
+    with pytest.raises(TypeError, match="got a set"):
+        ds.user_index({"a"})
+    with pytest.raises(TypeError, match=r"dataset must be a Dataset .* got NoneType"):
+        ItemEmbeddings(np.eye(3, dtype=np.float32), [1, 2, 3]).aligned_to(None)
+    with pytest.raises(ValueError, match=r"^item_ids must be unique, 10 repeats$"):
+        ItemEmbeddings(np.eye(3, dtype=np.float32), np.array([10, 10, 30]))
+    with pytest.raises(ValueError, match=r"^item_ids must be unique, 10 appears more"):
+        Dataset(sp.csr_array([[1.0, 0, 1]]), item_ids=np.array([10, 10, 30]))
+    with pytest.raises(KeyError, match=r"unknown item id\(s\) \[5\]"):
+        ds.item_index(np.array([5]))
+    with pytest.raises(IsADirectoryError, match="path must be a CSV file"):
+        Dataset.from_csv(tmp_path, "u", "i")

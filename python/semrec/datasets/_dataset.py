@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterable
 from os import PathLike
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -12,15 +13,19 @@ import scipy.sparse as sp
 
 from semrec import _hyperparameters as hyperparameters
 from semrec import _validation as check
+from semrec.datasets._ids import catalogue, id_array, lookup, require_columns, shown
 
 DUPLICATES = ("raise", "sum", "last")
+INT64_MAX = np.iinfo(np.int64).max
 
 
 class Dataset:
     """Interactions of users with items, with the maps between raw ids and indices.
 
-    Models see contiguous ``int32`` indices; the dataset owns the mapping from raw ids (any
-    hashable) to indices and back, and carries item text, timestamps and metadata.
+    Models see contiguous ``int32`` indices; the dataset owns the mapping from raw ids to
+    indices and back, and carries item text, timestamps and metadata. A raw id is a single
+    value (int, str, ...): ``1`` and ``"1"`` are different ids, and tuples are refused (a tuple
+    given to :meth:`user_index` is a sequence of ids), so join composite keys into one string.
 
     Parameters
     ----------
@@ -42,7 +47,12 @@ class Dataset:
     Attributes
     ----------
     split_info : dict
-        Extra outputs of a splitter (e.g. ``"cold_items"``, ``"history"``); empty otherwise.
+        Extra outputs of a splitter (e.g. ``"cold_items"``, ``"history"``), and
+        ``"item_permutation"`` once the items were renumbered (:meth:`permute_items`).
+
+    Splits (:meth:`subset`, :meth:`permute_items`) get their own shallow (copy-on-write)
+    copies of the ``items`` and ``users`` tables, so editing one split's table never edits
+    another's; they share the id arrays ``user_ids`` and ``item_ids``, which are read-only.
 
     Examples
     --------
@@ -93,15 +103,21 @@ class Dataset:
                 )
             if not np.issubdtype(timestamps.dtype, np.integer):
                 raise TypeError(f"timestamps must be integers, got dtype {timestamps.dtype}")
+            if timestamps.dtype == np.uint64 and timestamps.size and timestamps.max() > INT64_MAX:
+                raise ValueError(
+                    f"timestamps holds values beyond int64 (up to {timestamps.max()}); "
+                    "give seconds since the epoch"
+                )
             timestamps = timestamps.astype(np.int64, copy=False)
         self.timestamps: np.ndarray | None = timestamps
-        self.user_ids = _id_array(user_ids, m.shape[0], "user_ids")
+        self.user_ids = id_array(user_ids, m.shape[0], "user_ids")
+        self.user_ids.flags.writeable = False  # shared by splits, as item_ids
         self._user_lookup = pd.Index(self.user_ids)
-        self._set_item_ids(_id_array(item_ids, m.shape[1], "item_ids"))
-        for name, lookup in (("user_ids", self._user_lookup), ("item_ids", self._item_lookup)):
-            if not lookup.is_unique:
-                dup = lookup[lookup.duplicated()][0]
-                raise ValueError(f"{name} must be unique, {dup!r} appears more than once")
+        self._set_item_ids(id_array(item_ids, m.shape[1], "item_ids"))
+        for name, index in (("user_ids", self._user_lookup), ("item_ids", self._item_lookup)):
+            if not index.is_unique:
+                dup = index[index.duplicated()][0]
+                raise ValueError(f"{name} must be unique, {shown(dup)} appears more than once")
         self.items = _table(items, m.shape[1], "items")
         self.users = None if users is None else _table(users, m.shape[0], "users")
         self.split_info: dict[str, Any] = {}
@@ -137,8 +153,9 @@ class Dataset:
             Item table with an ``item_col`` column; its items join the catalogue even when
             nobody interacted with them.
         item_text : str or callable, optional
-            Column of ``items`` holding the text, or a function of an item row returning it.
-            Ignored when absent from ``items``.
+            Column of ``items`` holding the text, or a function of an item row returning it
+            (called only for the rows of ``items``; other items get ``""``, as do missing
+            values). Ignored when absent from ``items``.
         users : DataFrame, optional
             User table with a ``user_col`` column.
         duplicates : {'raise', 'sum', 'last'}
@@ -165,23 +182,28 @@ class Dataset:
             )
         if duplicates not in DUPLICATES:
             raise ValueError(f"duplicates must be one of {DUPLICATES}, got {duplicates!r}")
-        _require_columns(interactions, [user_col, item_col, weight_col, time_col], "interactions")
+        require_columns(interactions, [user_col, item_col, weight_col, time_col], "interactions")
         if len(interactions) == 0:
             raise ValueError("interactions is empty: a dataset needs at least one interaction")
         for col in (user_col, item_col):
             if interactions[col].isna().any():
                 raise ValueError(f"interactions[{col!r}] contains missing ids")
-        item_ids = _catalogue(interactions, items, item_col, "items")
-        user_ids = _catalogue(interactions, users, user_col, "users")
+        item_ids = catalogue(interactions, items, item_col, "items")
+        user_ids = catalogue(interactions, users, user_col, "users")
         u = pd.Index(user_ids).get_indexer(interactions[user_col]).astype(np.int64)
         i = pd.Index(item_ids).get_indexer(interactions[item_col]).astype(np.int64)
         if weight_col is None:
             w = np.ones(len(interactions), dtype=np.float32)
         else:
-            w = pd.to_numeric(interactions[weight_col], errors="coerce").to_numpy(np.float64)
+            numeric = pd.to_numeric(interactions[weight_col], errors="coerce")
+            if pd.api.types.is_complex_dtype(numeric):
+                raise TypeError(
+                    f"interactions[{weight_col!r}] holds complex numbers; weights are real"
+                )
+            w = numeric.to_numpy(np.float64)
             if not np.isfinite(w).all():
                 raise ValueError(f"interactions[{weight_col!r}] has missing or non-numeric values")
-            w = w.astype(np.float32)
+            _float32_range(w, f"interactions[{weight_col!r}]")
         t = None
         if time_col is not None:
             t = _timestamps(interactions[time_col], time_col)
@@ -204,11 +226,13 @@ class Dataset:
             last = np.ones(len(key), dtype=bool)
             last[:-1] = key[1:] != key[:-1]
             if duplicates == "sum":
-                w = np.bincount(group, weights=w).astype(np.float32)
+                w = np.bincount(group, weights=w)  # float64: range-checked below
+                _float32_range(w, f"the summed interactions[{weight_col!r}] of repeated pairs")
             else:
                 w = w[last]
             t = None if t is None else t[last]  # rows are time-sorted within a pair
             u, i = u[first], i[first]
+        w = w.astype(np.float32)
         indptr = np.zeros(len(user_ids) + 1, dtype=np.int64)
         np.cumsum(np.bincount(u, minlength=len(user_ids)), out=indptr[1:])
         m = sp.csr_array((w, i.astype(np.int32), indptr), shape=(len(user_ids), len(item_ids)))
@@ -216,7 +240,12 @@ class Dataset:
         item_table = _align(items, item_col, item_ids)
         if items is not None:
             if callable(item_text):
-                item_table["text"] = [str(item_text(row)) for _, row in item_table.iterrows()]
+                # Items only the interactions name have no row to describe: "" (not "nan").
+                listed = pd.Index(item_ids).isin(items[item_col])
+                item_table["text"] = [
+                    _text(item_text(row)) if known else ""
+                    for known, (_, row) in zip(listed, item_table.iterrows(), strict=True)
+                ]
             elif isinstance(item_text, str) and item_text in item_table.columns:
                 item_table["text"] = item_table[item_text].fillna("").astype(str)
         user_table = None if users is None else _align(users, user_col, user_ids)
@@ -281,19 +310,23 @@ class Dataset:
 
     @property
     def item_text(self) -> list[str] | None:
-        """Text of each item index, or None when the dataset has no item text."""
+        """Text of each item index (``""`` where missing), or None when the dataset has no
+        item text."""
         if "text" not in self.items.columns:
             return None
-        return self.items["text"].astype(str).tolist()
+        return [_text(t) for t in self.items["text"]]
 
     # -- id maps -------------------------------------------------------------------------------
     def user_index(self, raw_ids: Any) -> Any:
-        """Map raw user ids to int32 indices (a scalar gives a scalar); unknown ids: KeyError."""
-        return _lookup(self._user_lookup, raw_ids, "user")
+        """Map raw user ids to int32 indices; unknown ids: KeyError.
+
+        One id gives a scalar; a list, tuple or array of ids gives an array of its shape.
+        """
+        return lookup(self._user_lookup, raw_ids, "user")
 
     def item_index(self, raw_ids: Any) -> Any:
-        """Map raw item ids to int32 indices (a scalar gives a scalar); unknown ids: KeyError."""
-        return _lookup(self._item_lookup, raw_ids, "item")
+        """Map raw item ids to int32 indices, as :meth:`user_index`; unknown ids: KeyError."""
+        return lookup(self._item_lookup, raw_ids, "item")
 
     # -- description ---------------------------------------------------------------------------
     def summary(self) -> dict[str, Any]:
@@ -362,9 +395,11 @@ class Dataset:
         Returns
         -------
         Dataset
-            New item index ``p`` holds the original item ``perm[p]``; interactions, timestamps,
-            ``item_ids`` and the ``items`` table follow, users are unchanged.
-            ``split_info["item_permutation"]`` is ``perm`` (int64).
+            New item index ``p`` holds this dataset's item ``perm[p]``; interactions,
+            timestamps, ``item_ids`` and the ``items`` table follow, users are unchanged.
+            ``split_info["item_permutation"]`` is ``perm`` (int64), composed with the
+            permutation this dataset already records (``earlier[perm]``) when it was
+            permuted before, so that it always indexes vectors in the original item order.
 
         Examples
         --------
@@ -393,11 +428,15 @@ class Dataset:
         out.timestamps = None if self.timestamps is None else self.timestamps[order]
         out._set_item_ids(self.item_ids[perm])
         out.items = self.items.iloc[perm].reset_index(drop=True)
-        out.split_info = {"item_permutation": perm}
+        out.users = None if self.users is None else self.users.copy(deep=False)
+        earlier = self.split_info.get("item_permutation")
+        out.split_info = {"item_permutation": perm if earlier is None else earlier[perm]}
         return out
 
     def _set_item_ids(self, item_ids: np.ndarray) -> None:
-        """The item id map and its lookup index, always set together."""
+        """The item id map and its lookup index, always set together (read-only: an edit in
+        place would leave the lookup behind, in every split sharing the array)."""
+        item_ids.flags.writeable = False
         self.item_ids = item_ids
         self._item_lookup = pd.Index(item_ids)
 
@@ -406,7 +445,10 @@ class Dataset:
         """A dataset with the same id maps and tables, holding the interactions where ``keep``.
 
         ``keep`` is a boolean mask over the stored interactions (aligned with
-        ``interactions.data`` and ``timestamps``); what the splitters are made of.
+        ``interactions.data`` and ``timestamps``); what the splitters are made of. The
+        ``items`` and ``users`` tables are shallow copy-on-write copies, the (read-only) id
+        arrays are shared, and ``split_info`` keeps only the ``"item_permutation"`` of a
+        renumbered dataset.
 
         Examples
         --------
@@ -433,7 +475,9 @@ class Dataset:
         out.__dict__.update(self.__dict__)
         out.interactions = sub
         out.timestamps = None if self.timestamps is None else self.timestamps[keep]
-        out.split_info = {}
+        out.items = self.items.copy(deep=False)
+        out.users = None if self.users is None else self.users.copy(deep=False)
+        out.split_info = {k: v for k, v in self.split_info.items() if k == "item_permutation"}
         return out
 
 
@@ -443,19 +487,6 @@ def _index_dtypes(m: sp.csr_array) -> None:
     dtype = np.int32 if fits else np.int64
     m.indices = m.indices.astype(dtype, copy=False)
     m.indptr = m.indptr.astype(dtype, copy=False)
-
-
-def _id_array(ids: Iterable[Hashable] | None, n: int, name: str) -> np.ndarray:
-    if ids is None:
-        return np.arange(n)
-    if isinstance(ids, str | bytes) or not isinstance(ids, Iterable):
-        raise TypeError(
-            f"{name} must be a sequence of {n} raw ids (one per index), got {type(ids).__name__}"
-        )
-    arr = np.asarray(list(ids) if not isinstance(ids, np.ndarray | pd.Index) else ids)
-    if arr.shape != (n,):
-        raise ValueError(f"{name} must hold {n} ids (one per index), got shape {arr.shape}")
-    return arr
 
 
 def _table(table: pd.DataFrame | None, n: int, name: str) -> pd.DataFrame:
@@ -477,57 +508,6 @@ def _align(table: pd.DataFrame | None, col: str, ids: np.ndarray) -> pd.DataFram
         raise ValueError(f"the {col!r} column of the table lists {dup!r} more than once")
     out = table.set_index(col).reindex(pd.Index(ids, name=col)).reset_index()
     return out
-
-
-def _require_columns(frame: pd.DataFrame, cols: list[str | None], name: str) -> None:
-    missing = [c for c in cols if c is not None and c not in frame.columns]
-    if missing:
-        raise ValueError(
-            f"{name} has no column {missing[0]!r}; its columns are {list(frame.columns)}"
-        )
-
-
-def _catalogue(
-    interactions: pd.DataFrame, extra: pd.DataFrame | None, col: str, name: str
-) -> np.ndarray:
-    """The sorted distinct ids of ``col`` in the interactions and in ``extra`` (``name``, the
-    optional table of users or items, which may list some that have no interaction)."""
-    ids = interactions[col]
-    if extra is not None:
-        if not isinstance(extra, pd.DataFrame):
-            raise TypeError(
-                f"{name} must be a pandas DataFrame with a {col!r} column, "
-                f"got {type(extra).__name__}"
-            )
-        _require_columns(extra, [col], name)
-        if extra[col].isna().any():
-            raise ValueError(f"{name}[{col!r}] contains missing ids")
-        ids = pd.concat([ids, extra[col]], ignore_index=True)
-    where = f"interactions[{col!r}]" + ("" if extra is None else f" (with {name}[{col!r}])")
-    try:
-        distinct = pd.unique(ids)
-    except TypeError:  # lists, dicts, sets...
-        bad = next((v for v in ids if not _hashable(v)), None)
-        raise TypeError(
-            f"{where} holds ids of type {type(bad).__name__} (e.g. {bad!r}), which cannot be "
-            "ids; an id must be a single int or string per row: explode or join the lists"
-        ) from None
-    try:
-        return np.sort(distinct)
-    except TypeError:  # e.g. ints and strings, which do not order
-        kinds = sorted({type(v).__name__ for v in distinct})
-        raise TypeError(
-            f"{where} mixes id types ({', '.join(kinds)}), which cannot be ordered; use one "
-            "type, e.g. convert the column with .astype(str)"
-        ) from None
-
-
-def _hashable(value: Any) -> bool:
-    try:
-        hash(value)
-    except TypeError:
-        return False
-    return True
 
 
 def _timestamps(col: pd.Series, name: str) -> np.ndarray:
@@ -556,6 +536,8 @@ def _read_csv(path: Any, name: str = "path", **kwargs: Any) -> pd.DataFrame:
             f"{name} must be a file path or an open file (or, for items, a DataFrame), "
             f"got {type(path).__name__}"
         )
+    if isinstance(path, str | PathLike) and Path(path).is_dir():
+        raise IsADirectoryError(f"{name} must be a CSV file, but {path} is a directory")
     try:
         return pd.read_csv(path, **kwargs)
     except FileNotFoundError:
@@ -566,18 +548,22 @@ def _read_csv(path: Any, name: str = "path", **kwargs: Any) -> pd.DataFrame:
         raise FormatError(f"{path} is not a readable CSV file: {exc}") from exc
 
 
-def _lookup(index: pd.Index, raw_ids: Any, what: str) -> Any:
-    scalar = np.ndim(raw_ids) == 0
-    values = [raw_ids] if scalar else list(np.asarray(raw_ids).ravel())
-    pos = index.get_indexer(values)
-    if (pos < 0).any():
-        missing = [values[j] for j in np.flatnonzero(pos < 0)[:3]]
-        raise KeyError(
-            f"unknown {what} id(s) {missing} ({int((pos < 0).sum())} missing); "
-            f"the dataset knows {len(index)} {what}s, see dataset.{what}_ids"
+def _text(value: Any) -> str:
+    """One item text: missing values (None, NaN) are "" (pandas keeps NaN through astype)."""
+    if isinstance(value, str):
+        return value
+    if value is None or (np.ndim(value) == 0 and pd.isna(value)):
+        return ""
+    return str(value)
+
+
+def _float32_range(w: np.ndarray, name: str) -> None:
+    """Weights are stored as float32: a larger finite value would silently become inf."""
+    if w.size and np.abs(w).max() > np.finfo(np.float32).max:
+        raise ValueError(
+            f"{name} holds weights up to {np.abs(w).max():.3g}, beyond float32's 3.4e38, "
+            "which semrec computes in; rescale them"
         )
-    pos = pos.astype(np.int32)
-    return pos[0] if scalar else pos.reshape(np.shape(raw_ids))
 
 
 def _quantiles(values: np.ndarray, q: tuple[float, ...]) -> list[float]:

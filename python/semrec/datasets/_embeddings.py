@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from semrec import _validation as check
+from semrec.datasets._ids import raw_id_array, shown
 
 
 class ItemEmbeddings:
@@ -25,7 +26,8 @@ class ItemEmbeddings:
     vectors : ndarray of float32, shape (n_items, dim)
         C-contiguous, finite.
     item_ids : array-like, shape (n_items,)
-        The raw id of each row's item (``Dataset.item_ids``), unique.
+        The raw id of each row's item (``Dataset.item_ids``), unique; single values, as in a
+        :class:`Dataset` (``1`` and ``"1"`` differ, tuples are refused).
 
     Attributes
     ----------
@@ -48,7 +50,12 @@ class ItemEmbeddings:
 
     def __init__(self, vectors: np.ndarray, item_ids: Any) -> None:
         self.vectors, _ = check.as_float32_matrix(vectors, "vectors")
-        ids = np.asarray(item_ids)
+        if isinstance(item_ids, str | bytes) or not hasattr(item_ids, "__iter__"):
+            raise TypeError(
+                f"item_ids must be a sequence of raw ids (one per row of vectors), got "
+                f"{type(item_ids).__name__}"
+            )
+        ids = raw_id_array(item_ids, "item_ids")
         if ids.shape != (self.vectors.shape[0],):
             raise ValueError(
                 f"item_ids must hold one id per row of vectors ({self.vectors.shape[0]}), got "
@@ -56,7 +63,9 @@ class ItemEmbeddings:
             )
         lookup = pd.Index(ids)
         if not lookup.is_unique:
-            raise ValueError(f"item_ids must be unique, {lookup[lookup.duplicated()][0]!r} repeats")
+            raise ValueError(
+                f"item_ids must be unique, {shown(lookup[lookup.duplicated()][0])} repeats"
+            )
         self.item_ids = ids
         self._lookup = lookup
 
@@ -147,4 +156,11 @@ def check_alignment(embeddings: Any, dataset: Any, name: str = "item_embeddings"
 
 def _item_ids(dataset: Any) -> np.ndarray:
     ids = getattr(dataset, "item_ids", dataset)
-    return np.asarray(ids)
+    if isinstance(ids, str | bytes) or not hasattr(ids, "__iter__"):
+        raise TypeError(
+            f"dataset must be a Dataset or a sequence of its item ids, got {type(dataset).__name__}"
+        )
+    ids = raw_id_array(ids, "dataset's item ids")
+    if ids.ndim != 1:
+        raise ValueError(f"dataset's item ids must be one-dimensional, got shape {ids.shape}")
+    return ids

@@ -6,6 +6,7 @@ Wikipedia summary from ``movie_wiki.csv`` when that file is present and the titl
 
 from __future__ import annotations
 
+import csv
 import logging
 import re
 from os import PathLike
@@ -26,6 +27,12 @@ VARIANTS = {
     "latest-small": ("ml-latest-small.zip", "ml-latest-small", "ratings.csv"),
 }
 WIKI_FILE = "movie_wiki.csv"
+# The ratings, movie and user files of each variant (latest-small has no user file).
+FILES = {
+    "100k": ("u.data", "u.item", "u.user"),
+    "1m": ("ratings.dat", "movies.dat", "users.dat"),
+    "latest-small": ("ratings.csv", "movies.csv", None),
+}
 # Tags appended to an item's text with tags=True.
 TAGS_PER_ITEM = 5
 
@@ -85,6 +92,16 @@ def movielens(
         ``items`` has ``title``, ``genres`` (``|``-separated) and ``text`` columns; ``users``
         has the demographic columns where the release provides them.
 
+    Raises
+    ------
+    FileNotFoundError
+        The files are missing (and ``download`` is False).
+    semrec.FormatError
+        A file is damaged: a line with the wrong number of fields, a repeated rating, movie or
+        user, or a rating of a movie (by a user) that the movie (user) file does not list. The
+        message names the file. An unusable ``movie_wiki.csv`` (optional) is skipped with a
+        logged warning instead.
+
     Examples
     --------
     >>> from semrec.datasets import movielens
@@ -114,8 +131,11 @@ def movielens(
         movies["text"] = _item_text(movies, root / WIKI_FILE)
         if n_tags:
             movies["text"] = _with_tags(movies, _read_tags(root / "tags.csv"), n_tags)
+    except FormatError:
+        raise  # already names the file
     except (ValueError, pd.errors.ParserError, UnicodeDecodeError, IndexError) as exc:
         raise FormatError(f"MovieLens {variant} files in {root} are malformed: {exc}") from exc
+    _check_known_ids(ratings, movies, users, root, FILES[variant])
     rated = movies["item_id"].isin(ratings["item_id"])
     if not rated.all():
         unrated = int((~rated).sum())
@@ -156,13 +176,50 @@ def _download(variant: str, root: Path, *, base_url: str, show_progress: bool) -
         raise FormatError(f"{archive} did not contain {folder}/{marker}")
 
 
-def _read(path: Path, *, sep: str, names: list[str], **kwargs: object) -> pd.DataFrame:
+def _read(
+    path: Path, *, sep: str, names: list[str], encoding: str = "utf-8", shown_sep: str = ""
+) -> pd.DataFrame:
     if not path.exists():
         raise FileNotFoundError(f"missing MovieLens file {path}")
-    frame = pd.read_csv(path, sep=sep, header=None, names=names, **kwargs)  # type: ignore[call-overload]
+    _check_fields(path, sep, names, shown_sep or sep)
+    try:
+        # index_col=False: a surplus field must not become the index; the files never quote.
+        frame = pd.read_csv(
+            path,
+            sep=sep,
+            header=None,
+            names=names,
+            index_col=False,
+            quoting=csv.QUOTE_NONE,
+            encoding=encoding,
+        )
+    except UnicodeDecodeError as exc:
+        raise FormatError(f"{path} is not {encoding} text: {exc}") from exc
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise FormatError(f"{path} is not a readable MovieLens file: {exc}") from exc
     if frame.shape[1] != len(names) or frame.isna().all(axis=1).any():
         raise FormatError(f"{path}: expected {len(names)} columns per line")
     return frame
+
+
+def _check_fields(path: Path, sep: str, names: list[str], shown_sep: str) -> None:
+    """Every non-blank line holds one field per name: pandas would pad a short line with NaN
+    silently, and report a long one without the file's name."""
+    raw = path.read_bytes()
+    if not raw.strip():
+        raise FormatError(f"{path} is empty")
+    if b"\x00" in raw:
+        raise FormatError(f"{path} holds NUL bytes: it is not a plain text file (UTF-16?)")
+    fields = [n for n in names if not n.startswith("_")]  # '::' files: no empty fields
+    shown = f" ({', '.join(fields)})" if len(fields) <= 6 else ""
+    for number, line in enumerate(raw.splitlines(), 1):
+        found = line.count(sep.encode()) + 1
+        if found != len(names) and line.strip():
+            found = len(line.split(shown_sep.encode()))
+            raise FormatError(
+                f"{path}, line {number}: expected {len(fields)} {shown_sep!r}-separated "
+                f"fields{shown}, found {found}"
+            )
 
 
 def _check_ratings(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
@@ -173,16 +230,61 @@ def _check_ratings(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
             raise FormatError(f"{path}: column {col} must be integer, got {frame[col].dtype}")
     if not pd.api.types.is_numeric_dtype(frame["rating"]):
         raise FormatError(f"{path}: ratings must be numbers, got {frame['rating'].dtype}")
+    repeated = frame.duplicated(["user_id", "item_id"])
+    if repeated.any():
+        row = frame[repeated].iloc[0]
+        raise FormatError(
+            f"{path}: user {row['user_id']} rates item {row['item_id']} more than once "
+            f"({int(repeated.sum())} repeated user-item pairs); an official MovieLens file "
+            "holds each pair once, so this copy is damaged"
+        )
     return frame
+
+
+def _unique_ids(frame: pd.DataFrame, col: str, path: Path) -> pd.DataFrame:
+    """Movie and user files list each id once."""
+    repeated = frame[col].duplicated()
+    if repeated.any():
+        raise FormatError(
+            f"{path}: {col} {frame[col][repeated].iloc[0]} is listed more than once "
+            f"({int(repeated.sum())} repeated ids); an official MovieLens file lists each once"
+        )
+    return frame
+
+
+def _check_known_ids(
+    ratings: pd.DataFrame,
+    movies: pd.DataFrame,
+    users: pd.DataFrame | None,
+    root: Path,
+    files: tuple[str, str, str | None],
+) -> None:
+    """Every rated movie and rating user is listed in the movie and user files."""
+    tables = [("item_id", "of movies", movies, files[1]), ("user_id", "by users", users, files[2])]
+    for col, what, table, name in tables:
+        if table is None or name is None:
+            continue
+        unknown = ~ratings[col].isin(table[col])
+        if unknown.any():
+            raise FormatError(
+                f"{root / files[0]} holds {int(unknown.sum())} ratings {what} that "
+                f"{root / name} does not list (e.g. {col} {ratings[col][unknown].iloc[0]})"
+            )
 
 
 def _parse_100k(root: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     cols = ["user_id", "item_id", "rating", "timestamp"]
     ratings = _check_ratings(_read(root / "u.data", sep="\t", names=cols), root / "u.data")
     genres = _read(root / "u.genre", sep="|", names=["genre", "index"]).dropna()
+    if genres.empty:
+        raise FormatError(f"{root / 'u.genre'} lists no genres")
     genre_names = genres.sort_values("index")["genre"].tolist()
     item_cols = ["item_id", "title", "release_date", "video_release_date", "url", *genre_names]
-    raw = _read(root / "u.item", sep="|", names=item_cols, encoding="latin-1")
+    raw = _unique_ids(
+        _read(root / "u.item", sep="|", names=item_cols, encoding="latin-1"),
+        "item_id",
+        root / "u.item",
+    )
     flags = raw[genre_names].to_numpy()
     if not np.isin(flags, (0, 1)).all():
         raise FormatError(f"{root / 'u.item'}: genre flags must be 0 or 1")
@@ -195,17 +297,16 @@ def _parse_100k(root: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
             "genres": ["|".join(g for g in names[row == 1] if g != "unknown") for row in flags],
         }
     )
-    users = _read(
-        root / "u.user", sep="|", names=["user_id", "age", "gender", "occupation", "zip_code"]
-    )
-    return ratings, movies, users
+    path = root / "u.user"
+    users = _read(path, sep="|", names=["user_id", "age", "gender", "occupation", "zip_code"])
+    return ratings, movies, _unique_ids(users, "user_id", path)
 
 
 def _parse_1m(root: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     # '::' separated; ratings and users hold no ':' so the fast parser splits on ':' alone.
     cols = ["user_id", "item_id", "rating", "timestamp"]
     path = root / "ratings.dat"
-    raw = _read(path, sep=":", names=_double_colon(cols))
+    raw = _read(path, sep=":", names=_double_colon(cols), shown_sep="::")
     ratings = _check_ratings(raw[cols], path)
     lines = (root / "movies.dat").read_text(encoding="latin-1").splitlines()
     parts = [line.split("::") for line in lines if line]
@@ -213,9 +314,10 @@ def _parse_1m(root: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
         raise FormatError(f"{root / 'movies.dat'}: expected MovieID::Title::Genres per line")
     movies = pd.DataFrame(parts, columns=["item_id", "title", "genres"])
     movies["item_id"] = movies["item_id"].astype(np.int64)
+    _unique_ids(movies, "item_id", root / "movies.dat")
     ucols = ["user_id", "gender", "age", "occupation", "zip_code"]
-    users = _read(root / "users.dat", sep=":", names=_double_colon(ucols))
-    return ratings, movies, users[ucols]
+    users = _read(root / "users.dat", sep=":", names=_double_colon(ucols), shown_sep="::")
+    return ratings, movies, _unique_ids(users[ucols], "user_id", root / "users.dat")
 
 
 def _double_colon(cols: list[str]) -> list[str]:
@@ -231,6 +333,7 @@ def _parse_latest(root: Path) -> tuple[pd.DataFrame, pd.DataFrame, None]:
         raise FormatError(f"{root / 'ratings.csv'}: unexpected columns {list(ratings.columns)}")
     movies = pd.read_csv(root / "movies.csv").rename(columns={"movieId": "item_id"})
     movies["genres"] = movies["genres"].replace("(no genres listed)", "")
+    _unique_ids(movies, "item_id", root / "movies.csv")
     return _check_ratings(ratings, root / "ratings.csv"), movies, None
 
 
@@ -274,14 +377,7 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'])")
 
 
 def _item_text(movies: pd.DataFrame, wiki_path: Path) -> list[str]:
-    wiki: dict[str, str] = {}
-    if wiki_path.exists():
-        table = pd.read_csv(wiki_path)
-        if {"movie_title", "wiki_summary"} <= set(table.columns):
-            for title, summary in zip(table["movie_title"], table["wiki_summary"], strict=True):
-                if isinstance(summary, str) and summary.strip():
-                    first = _SENTENCE_END.split(summary.strip(), maxsplit=1)[0]
-                    wiki[str(title)] = " ".join(first.split())
+    wiki = _read_wiki(wiki_path)
     texts = []
     for title, genres in zip(movies["title"], movies["genres"], strict=True):
         genre_list = ", ".join(g for g in str(genres).split("|") if g)
@@ -290,3 +386,38 @@ def _item_text(movies: pd.DataFrame, wiki_path: Path) -> list[str]:
             text = f"{text}. {wiki[title]}"
         texts.append(text)
     return texts
+
+
+def _read_wiki(path: Path) -> dict[str, str]:
+    """First sentence of each title's summary from the optional ``movie_wiki.csv``; a file
+    that cannot be used is skipped with a warning (the movie text then lacks the summaries)."""
+    if not path.exists():
+        return {}
+    skip = "the item text goes without Wikipedia summaries"
+    try:
+        table = pd.read_csv(path)
+    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        logger.warning("%s is not a readable UTF-8 CSV file (%s); %s", path, exc, skip)
+        return {}
+    if not {"movie_title", "wiki_summary"} <= set(table.columns):
+        logger.warning(
+            "%s has columns %s, not movie_title and wiki_summary; %s",
+            path,
+            list(table.columns),
+            skip,
+        )
+        return {}
+    repeated = table["movie_title"].duplicated()
+    if repeated.any():
+        logger.warning(
+            "%s lists %d titles more than once (e.g. %r); the last summary of each is used",
+            path,
+            int(repeated.sum()),
+            str(table["movie_title"][repeated].iloc[0]),
+        )
+    wiki: dict[str, str] = {}
+    for title, summary in zip(table["movie_title"], table["wiki_summary"], strict=True):
+        if isinstance(summary, str) and summary.strip():
+            first = _SENTENCE_END.split(summary.strip(), maxsplit=1)[0]
+            wiki[str(title)] = " ".join(first.split())
+    return wiki

@@ -47,6 +47,13 @@ _ADJECTIVES = (
     "ancient", "modern", "restless", "silent", "broken", "brave", "curious", "distant", "final",
     "secret",
 )  # fmt: skip
+_MAX_EXPONENT = 10.0
+_MAX_SIGMA = 10.0
+# The fill loop gives up after this many draws in a row without a new (user, item) pair, or
+# after _MAX_DRAWS draws per requested pair in all (slow but completing calls measured below
+# 30k idle draws and 1.2k draws per pair).
+_MAX_IDLE_DRAWS = 1_000_000
+_MAX_DRAWS = 10_000
 
 
 def synthetic(
@@ -65,12 +72,12 @@ def synthetic(
 
     Each item belongs to one of ``n_topics`` latent topics and has a popularity drawn from a
     Zipf law (``popularity ∝ rank**-popularity_exponent``). Each user has a favourite topic and
-    a log-normal activity level. An interaction picks, with probability ``topic_affinity``, an
-    item of the user's topic (by popularity) and otherwise any item (by popularity). Ratings
-    are 4-5 for on-topic and 1-3 for off-topic items, so ``relevance_threshold=4`` marks
-    on-topic items. Item text is ``"<adjective> <topic noun> and the <topic noun> #<i>"`` made
-    from the topic's vocabulary, so text models see the same topics. Timestamps are spread
-    over 2020.
+    a log-normal activity level. Each draw picks, with probability ``topic_affinity``, an item
+    of the user's topic (by popularity) and otherwise any item (by popularity); a repeated
+    (user, item) pair is dropped and drawn again. Ratings are 4-5 for on-topic and 1-3 for
+    off-topic items, so ``relevance_threshold=4`` marks on-topic items. Item text is
+    ``"<adjective> <topic noun> and the <topic noun> #<i>"`` made from the topic's vocabulary,
+    so text models see the same topics. Timestamps are spread over 2020.
 
     Parameters
     ----------
@@ -78,16 +85,27 @@ def synthetic(
         Size; exactly ``n_interactions`` distinct (user, item) pairs are produced.
     n_topics : int
         Number of latent topics (``items["topic"]`` holds each item's label).
-    topic_affinity : float
-        Probability that an interaction falls in the user's topic.
-    popularity_exponent : float
-        Zipf exponent of item popularity (about 1 in the protocol).
-    activity_sigma : float
-        Sigma of the log-normal user activity.
+    topic_affinity : float in [0, 1]
+        Probability that a draw falls in the user's topic. A topic holds few items, so
+        on-topic draws repeat pairs more often and more of them are dropped: the realised
+        share of on-topic interactions is lower than ``topic_affinity`` (about 0.5 at the
+        default 0.8 for ``synthetic(500, 800, 20_000)``; 1.0 keeps every interaction on
+        topic, and then each user has only the items of one topic to choose from).
+    popularity_exponent : float in [0, 10]
+        Zipf exponent of item popularity (about 1 in the protocol; 0 is uniform).
+    activity_sigma : float in [0, 10]
+        Sigma of the log-normal user activity (0: every user equally active).
     with_text : bool
         Generate ``items["text"]`` (skipping it saves time at the L size).
     random_state : None, int or numpy.random.Generator
         Seed; the same seed gives the same dataset.
+
+    Raises
+    ------
+    ValueError
+        For a parameter out of range, or when the parameters leave too few (user, item) pairs
+        likely enough to place ``n_interactions`` distinct ones (e.g. ``topic_affinity=1``
+        with small topics, or a very skewed popularity or activity at a high density).
 
     Examples
     --------
@@ -107,8 +125,12 @@ def synthetic(
             f"n_interactions ({n_interactions}) must be at most half of n_users * n_items "
             f"({n_users * n_items // 2}) to leave room for distinct pairs"
         )
-    if not 0.0 <= topic_affinity <= 1.0:
-        raise ValueError(f"topic_affinity must lie in [0, 1], got {topic_affinity}")
+    topic_affinity = check.number(topic_affinity, "topic_affinity", minimum=0, maximum=1)
+    # Bounded so that rank**-exponent and the log-normal draws stay finite and non-zero.
+    popularity_exponent = check.number(
+        popularity_exponent, "popularity_exponent", minimum=0, maximum=_MAX_EXPONENT
+    )
+    activity_sigma = check.number(activity_sigma, "activity_sigma", minimum=0, maximum=_MAX_SIGMA)
     rng = hyperparameters.generator(random_state)
 
     item_topic = rng.integers(0, n_topics, n_items)
@@ -130,9 +152,21 @@ def synthetic(
     activity = rng.lognormal(0.0, activity_sigma, n_users)
     activity /= activity.sum()
 
+    if topic_affinity == 1.0:  # each user can only reach the items of its topic
+        feasible = int(np.bincount(item_topic, minlength=n_topics)[user_topic].sum())
+        if n_interactions > feasible:
+            raise ValueError(
+                f"topic_affinity=1 keeps each user within its topic's items, which leaves "
+                f"{feasible} distinct (user, item) pairs for n_interactions={n_interactions}; "
+                "lower n_interactions or topic_affinity, or use fewer (larger) topics (n_topics)"
+            )
+
     users_out = np.empty(0, dtype=np.int64)
     items_out = np.empty(0, dtype=np.int64)
     needed = n_interactions
+    # Draws since the last new pair, and in all: parameters can make the rest (nearly)
+    # unreachable, and the loop must then stop.
+    idle_draws = total_draws = 0
     while needed > 0:
         draws = int(needed * 1.3) + 16
         u = rng.choice(n_users, draws, p=activity)
@@ -148,7 +182,23 @@ def synthetic(
         _, first = np.unique(users_out * n_items + items_out, return_index=True)
         first.sort()  # keep draw order so the subsample below stays random
         users_out, items_out = users_out[first], items_out[first]
-        needed = n_interactions - len(users_out)
+        remaining = n_interactions - len(users_out)
+        idle_draws = idle_draws + draws if remaining >= needed else 0
+        needed = remaining
+        total_draws += draws
+        stalled = idle_draws >= _MAX_IDLE_DRAWS
+        if needed > 0 and (stalled or total_draws >= _MAX_DRAWS * n_interactions + 1_000_000):
+            why = (
+                f"the last {idle_draws:,} draws found no new pair"
+                if stalled
+                else f"{total_draws:,} draws found only {n_interactions - needed} distinct pairs"
+            )
+            raise ValueError(
+                f"synthetic() cannot place {n_interactions} distinct (user, item) pairs with "
+                f"these parameters: {why}; lower n_interactions, or make the draws less "
+                "concentrated (lower topic_affinity, popularity_exponent or activity_sigma, or "
+                "fewer topics)"
+            )
     keep = np.sort(rng.choice(len(users_out), n_interactions, replace=False))
     u, i = users_out[keep], items_out[keep]
     order = np.lexsort((i, u))
