@@ -418,7 +418,7 @@ class ALS(Recommender):
         if weights.size and np.abs(weights).max() > _LARGEST_MEAN:  # scores ~ weights: float32
             raise ValueError(
                 f"weight: update would give user {user} a weight of {np.abs(weights).max():.3g} "
-                f"on an item; keep weights within ±{_LARGEST_MEAN:g} (scores are float32)"
+                f"on an item; rescale the weights to within ±{_LARGEST_MEAN:g} (float32 scores)"
             )
         if solve.implicit and weights.size and weights.min() < 0:
             raise ValueError(
