@@ -35,8 +35,8 @@ def kernel_scores(
     >>> kernel_scores(users, items, np.array([1, 0, 1]), 0.5)
     array([[1.5, 1.5, 1.5]], dtype=float32)
     """
-    if columns is not None:
-        items = np.ascontiguousarray(items[columns])
+    if columns is not None and not np.array_equal(columns, np.arange(items.shape[0])):
+        items = np.ascontiguousarray(items[columns])  # a Hybrid asks for every item: no copy
     out = core.dot_products(queries, items, resolve_num_threads(num_threads))
     if offset:
         out += np.float32(offset)  # in float32, as recommend adds it

@@ -522,7 +522,7 @@ def _timestamps(col: pd.Series, name: str) -> np.ndarray:
         raise TypeError(
             f"interactions[{name!r}] must hold integer timestamps or datetimes, got {col.dtype}"
         )
-    if pd.api.types.is_unsigned_integer_dtype(col) and (col > np.iinfo(np.int64).max).any():
+    if pd.api.types.is_unsigned_integer_dtype(col) and (col > INT64_MAX).any():
         raise ValueError(
             f"interactions[{name!r}] holds timestamps beyond int64 (up to {col.max()}); "
             "give seconds since the epoch"
