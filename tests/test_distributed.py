@@ -393,6 +393,66 @@ def test_evaluate_a_model_without_a_shape_uses_the_split(client, small_split):
                  shape=(80, 50), client=client, **kwargs)  # fmt: skip
 
 
+def test_evaluate_drops_seen_items_as_semrec_evaluate(client, small_split):
+    # A model fitted on another matrix of the same shape excludes *its* items, not train's:
+    # semrec.evaluate drops train's items from the lists and refills them, and so must the
+    # distributed one (train as given, shuffled by user, or indexed by user already).
+    train, test = small_split
+    other = synthetic(80, 60, 1500, random_state=5).interactions
+    model = semrec.ALS(8, iterations=3, random_state=0, show_progress=False).fit(other)
+    kwargs = {"k": (5, 10), "metrics": ["ndcg", "recall", "coverage"], "relevance_threshold": 1}
+    want = semrec.evaluate(model, train, test, **kwargs)
+    empty = semrec.datasets.Dataset(sp.csr_array(train.interactions.shape))
+    plain = semrec.evaluate(model, empty, test, **kwargs)  # nothing to filter: other figures
+    assert not np.allclose(plain.to_numpy(), want.to_numpy())
+    for train_frame in (interactions_frame(train.interactions, 3), plain_frame(train.interactions)):
+        got = evaluate(
+            model, train_frame, interactions_frame(test.interactions, 2), client=client, **kwargs
+        )
+        pd.testing.assert_frame_equal(got[want.columns], want, rtol=1e-10)
+
+
+def test_evaluate_drops_a_new_user_splits_history(client):
+    # New users' revealed history: semrec.evaluate reads it from test.split_info, the
+    # distributed one takes it as history=.
+    train, test = semrec.split.new_users(synthetic(200, 150, 6000, random_state=1), 0.3)
+    history = test.split_info["history"]
+    model = semrec.MostPopular().fit(train.interactions)  # knows nothing of the history
+    kwargs = {"k": 10, "metrics": ["ndcg", "precision"], "relevance_threshold": None}
+    want = semrec.evaluate(model, train, test, **kwargs)
+    frames = (interactions_frame(train.interactions, 2), interactions_frame(test.interactions, 2))
+    got = evaluate(model, *frames, history=interactions_frame(history.interactions, 2),
+                   client=client, **kwargs)  # fmt: skip
+    pd.testing.assert_frame_equal(got[want.columns], want, rtol=1e-10)
+    without = evaluate(model, *frames, client=client, **kwargs)
+    assert not np.allclose(without.to_numpy(), want.to_numpy())
+
+
+def test_evaluate_refuses_a_list_that_repeats_an_item(client, small_split, tmp_path):
+    # The model's class must be importable on the workers: upload its module to them.
+    source = tmp_path / "semrec_test_repeating.py"
+    source.write_text(
+        "import numpy as np\n"
+        "class Repeating:\n"
+        "    def recommend(self, users, k=10, **kwargs):\n"
+        "        ids = np.zeros((len(users), k), dtype=np.int32)\n"
+        "        return ids, np.zeros(ids.shape, dtype=np.float32)\n"
+    )
+    client.upload_file(str(source))
+    sys.path.insert(0, str(tmp_path))
+    try:
+        from semrec_test_repeating import Repeating
+
+        train, test = small_split
+        frames = (interactions_frame(train.interactions), interactions_frame(test.interactions))
+        with pytest.raises(ValueError, match=r"listed item 0 more than once for user \d+"):
+            semrec.evaluate(Repeating(), train, test, k=3, relevance_threshold=None)
+        with pytest.raises(ValueError, match=r"listed item 0 more than once for user \d+"):
+            evaluate(Repeating(), *frames, k=3, relevance_threshold=None, client=client)
+    finally:
+        sys.path.remove(str(tmp_path))
+
+
 def test_evaluate_rating_errors_equal_semrec_evaluate(client, split):
     train, test = split
     ratings = semrec.ALS(

@@ -137,7 +137,7 @@ def evaluate(
         )
     width = check.result_width(max(cutoffs), eval_users.size, train.n_items)
     recs = recommend_lists(model, eval_users, width, items, batch_size, known_history(train, test))
-    _check_distinct(recs, eval_users)
+    check_distinct(recs, eval_users)
     rel = relevant[eval_users]
     table = pd.DataFrame(index=pd.Index(cutoffs, name="k"))
     per_user_cols: dict[str, np.ndarray] = {}
@@ -320,7 +320,7 @@ def _check_model_items(model: Any, n_items: int) -> None:
         )
 
 
-def _check_distinct(recs: np.ndarray, users: np.ndarray) -> None:
+def check_distinct(recs: np.ndarray, users: np.ndarray) -> None:
     """A ValueError naming the first user whose list from ``model.recommend`` repeats an item."""
     repeat = lists.first_repeat(recs)
     if repeat is not None:

@@ -199,6 +199,41 @@ def row_blocks(
     return out
 
 
+def user_rows(
+    frame: dd.DataFrame,
+    key: str,
+    other: str,
+    bounds: list[tuple[int, int]],
+    n_rows: int,
+    n_cols: int,
+    origins: tuple[str, str] = ("", ""),
+) -> list[Delayed]:
+    """A lazy Block of each ``[start, stop)`` range of ``frame``'s rows (entries as ones).
+
+    Unlike :func:`row_blocks`, the ranges are given (another frame's blocks), so ``frame`` is
+    indexed by ``key`` once (a shuffle, unless it already is, with known divisions) and each
+    range reads only the partitions that hold it.
+    """
+    if not partitioned_by(frame, key):
+        if frame.index.name == key:
+            frame = frame.reset_index()
+        frame = frame.set_index(key)
+    entries = frame[[other]].assign(_one=np.float32(1))
+    meta = entries._meta
+    build = dask.delayed(_csr_block, pure=True)
+    joined = dask.delayed(_joined, pure=True)
+    out = []
+    for start, stop in bounds:
+        part = joined(entries.loc[start : stop - 1].to_delayed(), meta)
+        args = (key, other, "_one", n_rows, n_cols, None, True, origins)
+        out.append(build(part, start, stop, *args))
+    return out
+
+
+def _joined(parts: list[pd.DataFrame], meta: pd.DataFrame) -> pd.DataFrame:
+    return pd.concat(parts) if parts else meta
+
+
 def outside(column: str, bad: Any, limit: int, origin: str) -> str:
     """The message for an id outside ``[0, limit)``."""
     where = f" set by {origin}" if origin else ""

@@ -21,6 +21,7 @@ from semrec.distributed._blocks import (
     outside,
     recorded_shape,
     row_blocks,
+    user_rows,
 )
 from semrec.distributed._cluster import (
     broadcast,
@@ -29,7 +30,7 @@ from semrec.distributed._cluster import (
     use_threads,
     worker_threads,
 )
-from semrec.evaluation import metric_names, recommend_lists
+from semrec.evaluation import check_distinct, metric_names, recommend_lists
 
 PER_USER = ("novelty", "diversity")
 
@@ -43,6 +44,7 @@ def evaluate(
     relevance_threshold: float | None = 4,
     *,
     items: np.ndarray | None = None,
+    history: dd.DataFrame | None = None,
     item_embeddings: np.ndarray | None = None,
     user: str = "user",
     item: str = "item",
@@ -58,18 +60,27 @@ def evaluate(
     Each task takes one block of test users, recommends for the users with a relevant item
     (the model and item embeddings are broadcast once), and returns per-metric sums and counts;
     the client adds them up. The table equals ``semrec.evaluate`` on the same split (to float
-    rounding of the sums).
+    rounding of the sums). As there, a list never holds an item the user has in ``train`` (or
+    in ``history``): should the model return one, it is dropped and the list refilled from the
+    model's next items; and a list that repeats an item is refused.
 
     Parameters
     ----------
     model : fitted semrec model
         Fitted on ``train``.
     train, test : dask.dataframe.DataFrame
-        Interactions (``user``, ``item``, ``weight`` columns); ``train`` only gives item
-        popularity for novelty (one pass over it, skipped when novelty is not asked for).
+        Interactions (``user``, ``item``, ``weight`` columns). ``train`` gives each user's
+        seen items (indexed by user once: a shuffle, unless it is already, as
+        :func:`interactions_frame` makes it; a ``train`` of items alone, without a ``user``
+        column, excludes nothing) and the item popularity for novelty (one more pass,
+        skipped when novelty is not asked for).
     k, metrics, relevance_threshold, items, item_embeddings, batch_size
         As for ``semrec.evaluate`` (``rmse`` and ``mae`` need ``model.predict``; they are
         summed over every test entry of each block, squared and absolute errors).
+    history : dask.dataframe.DataFrame, optional
+        More items to keep out of each user's list (``user`` and ``item`` columns): on a
+        new-user split, the revealed history, as ``test.split_info["history"]`` is for
+        ``semrec.evaluate``.
     user, item, weight : str
         Column names.
     shape : (n_users, n_items), optional
@@ -128,16 +139,24 @@ def evaluate(
     blocks = row_blocks(
         test, user, item, weight, n_users, n_items, npartitions, origins=(origin, origin)
     )
+    bounds = [(start, stop) for start, stop, _ in blocks]
+    seen = []  # per source, a lazy Block per test block
+    for frame, name in ((train, "train"), (history, "history")):
+        if frame is None or (name == "train" and not _has_column(frame, user)):
+            continue
+        frame = dask_frame(frame, name, (user, item))
+        for column in (user, item):
+            ids(frame, column, name)  # integer ids, else a clear TypeError now
+        origins = (origin, origin)
+        seen.append(user_rows(frame, user, item, bounds, n_users, n_items, origins))
     model_sent = broadcast(client, model)
     popularity_sent = broadcast(client, popularity)
     emb_sent = None if item_embeddings is None else broadcast(client, item_embeddings)
     settings = (cutoffs, wanted, relevance_threshold, items, batch_size, n_users, n_items, origin)
     task = dask.delayed(_block_sums, pure=True)
-    parts = client.gather(
-        client.compute(
-            [task(b, model_sent, emb_sent, popularity_sent, settings, table) for *_, b in blocks]
-        )
-    )
+    sent = (model_sent, emb_sent, popularity_sent, settings, table)
+    tasks = [task(b, [rows[j] for rows in seen], *sent) for j, (*_, b) in enumerate(blocks)]
+    parts = client.gather(client.compute(tasks))
     n = sum(p["n"] for p in parts)
     if n == 0:
         raise ValueError(
@@ -214,8 +233,35 @@ def _split_shape(
     return n_users, n_items, origin
 
 
+def _has_column(frame: dd.DataFrame, name: str) -> bool:
+    return name in frame.columns or frame.index.name == name
+
+
+class _Shifted:
+    """``model`` asked for the users of a block by their rows in it (``users + start``); an
+    item outside the split is refused before the lists are filtered (a seen-item lookup would
+    read it as another user's item)."""
+
+    def __init__(self, model: Any, start: int, n_items: int, origin: str) -> None:
+        self.model, self.start, self.n_items, self.origin = model, start, n_items, origin
+
+    def recommend(self, users: np.ndarray, **kwargs: Any) -> Any:
+        ids, scores = self.model.recommend(users + self.start, **kwargs)
+        ids = np.asarray(ids)
+        wrong = (ids < -1) | (ids >= self.n_items)  # -1 pads a short list
+        if ids.ndim == 2 and wrong.any():  # another shape: recommend_lists says so
+            row, col = np.argwhere(wrong)[0]
+            raise IndexError(
+                f"model.recommend listed item {ids[row, col]} for user "
+                f"{users[row] + self.start}, outside the split's [0, {self.n_items}) set by "
+                f"{self.origin}; pass shape= with the split's shape"
+            )
+        return ids, scores
+
+
 def _block_sums(
     block: Block,
+    seen: list[Block],
     model: Any,
     item_embeddings: np.ndarray | None,
     popularity: np.ndarray,
@@ -243,14 +289,10 @@ def _block_sums(
     if rows.size == 0:
         return out
     users = (rows + block.start).astype(np.int32)
-    recs = recommend_lists(model, users, max(cutoffs), items, batch_size)
-    wrong = (recs < -1) | (recs >= n_items)  # -1 pads a short list
-    if wrong.any():
-        row, col = np.argwhere(wrong)[0]
-        raise IndexError(
-            f"model.recommend listed item {recs[row, col]} for user {users[row]}, outside the "
-            f"split's [0, {n_items}) set by {origin}; pass shape= with the split's shape"
-        )
+    known = sum(s.matrix for s in seen) if seen else None  # rows of this block's users
+    shifted = _Shifted(model, block.start, n_items, origin)
+    recs = recommend_lists(shifted, rows.astype(np.int32), max(cutoffs), items, batch_size, known)
+    check_distinct(recs, users)
     values = M.ranking_metrics(recs, relevant[rows], cutoffs, per_user=True, num_threads=threads)
     out["ranking"] = values.sum(axis=0)
     for c, cutoff in enumerate(cutoffs):
