@@ -140,3 +140,118 @@ def test_missing_matplotlib_says_how_to_install(monkeypatch) -> None:
     monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
     with pytest.raises(ImportError, match=r"pip install 'semrec\[plot\]'"):
         plot.training_loss([1.0, 0.5])
+
+
+# -- bad input: a clear error naming the argument, never a blank figure or a raw message ------
+
+
+def _evaluate_table() -> pd.DataFrame:
+    return _compare_table().loc["ALS"]  # index "k", as semrec.evaluate returns
+
+
+def test_metrics_vs_k_refuses_tables_without_rows() -> None:
+    table = _compare_table()
+    with pytest.raises(ValueError, match="results has no rows"):
+        plot.metrics_vs_k(table.iloc[:0])  # e.g. a .loc filter that matched nothing
+    with pytest.raises(ValueError, match=r"results\['m'\] has no rows"):
+        plot.metrics_vs_k({"m": _evaluate_table().iloc[:0]})
+    with pytest.raises(ValueError, match="results has no rows"):
+        plot.metrics_vs_k(pd.DataFrame(columns=["ndcg", "recall"]))
+
+
+def test_metrics_vs_k_refuses_tables_not_indexed_by_k() -> None:
+    per_user = pd.DataFrame(  # the shape of evaluate(..., per_user=True)[1]
+        {"user": [0, 1, 2], "k": [10, 10, 10], "ndcg": [0.1, 0.3, 0.2], "recall": [0.2, 0.1, 0.0]}
+    )
+    with pytest.raises(ValueError, match=r"results is not indexed by the cutoff k.*per-user"):
+        plot.metrics_vs_k(per_user)
+    with pytest.raises(ValueError, match=r"results\['m'\] is not indexed by the cutoff k"):
+        plot.metrics_vs_k({"m": _evaluate_table().set_axis(["a", "b", "c"])})
+    with pytest.raises(ValueError, match="not indexed by the cutoff k"):
+        plot.metrics_vs_k(_evaluate_table().rename_axis(None))
+    # A table of one's own works once its index is the cutoffs, named k.
+    own = pd.DataFrame({"ndcg": [0.1, 0.2]}, index=[5, 10]).rename_axis("k")
+    np.testing.assert_array_equal(
+        plot.metrics_vs_k(own, "ndcg").axes[0].lines[0].get_xdata(), [5, 10]
+    )
+
+
+def test_metrics_vs_k_checks_its_arguments() -> None:
+    table = _compare_table()
+    with pytest.raises(TypeError, match=r"metrics must be a column name.*got NoneType"):
+        plot.metrics_vs_k(table, None)
+    with pytest.raises(TypeError, match=r"metrics must be a column name.*got int"):
+        plot.metrics_vs_k(table, ["ndcg", 3])
+    with pytest.raises(TypeError, match=r"results\['a'\] must be a DataFrame.*got int"):
+        plot.metrics_vs_k({"a": 3})
+    with pytest.raises(TypeError, match=r"results must be a semrec\.compare table"):
+        plot.metrics_vs_k([table])
+    with pytest.raises(TypeError, match=r"column 'ndcg' .* must hold numbers"):
+        plot.metrics_vs_k(table.assign(ndcg="x"), "ndcg")
+
+
+def test_diversity_tradeoff_needs_numeric_columns() -> None:
+    sweep = pd.DataFrame(
+        {
+            "lambda": ["low", "mid", "high"],
+            "ndcg": [0.3, 0.28, 0.2],
+            "diversity": [0.4, 0.6, 0.8],
+            "coverage": [0.1, 0.2, 0.3],
+        }
+    )
+    with pytest.raises(TypeError, match=r"sweep column 'lambda' \(parameter\) must hold numbers"):
+        plot.diversity_tradeoff(sweep)
+    numeric = sweep.assign(**{"lambda": [0.0, 0.5, 1.0]})
+    with pytest.raises(TypeError, match=r"sweep column 'ndcg' \(accuracy\) must hold numbers"):
+        plot.diversity_tradeoff(numeric.assign(ndcg=list("abc")))
+    with pytest.raises(TypeError, match="parameter must be a column name"):
+        plot.diversity_tradeoff(numeric, parameter=None)
+    assert len(plot.diversity_tradeoff(numeric, coverage=None).axes) == 2
+
+
+def _colours(ax) -> list[tuple[float, ...]]:
+    return [tuple(np.round(c.get_facecolor()[0][:3], 4)) for c in ax.collections]
+
+
+@pytest.mark.parametrize("n_labels", [3, 10, 11, 15, 20])
+def test_embedding_map_gives_each_label_its_own_colour(rng, n_labels) -> None:
+    emb = rng.standard_normal((200, 8))
+    ax = plot.embedding_map(emb, labels=np.arange(200) % n_labels).axes[0]
+    assert [c.get_label() for c in ax.collections] == [str(i) for i in range(n_labels)]
+    assert len(set(_colours(ax))) == n_labels
+
+
+def test_embedding_map_draws_missing_labels_as_one_group(rng) -> None:
+    emb = rng.standard_normal((30, 5))
+    labels = ["a"] * 10 + ["b"] * 10 + [None] * 5 + [float("nan")] * 5
+    ax = plot.embedding_map(emb, labels=labels).axes[0]
+    groups = {c.get_label(): c for c in ax.collections}
+    assert list(groups) == ["a", "b", "missing"]
+    points = plot.pca_2d(emb)
+    np.testing.assert_allclose(groups["missing"].get_offsets(), points[20:])
+    np.testing.assert_allclose(groups["a"].get_offsets(), points[:10])
+    # Beyond 20 labels (a colour map), missing labels are still their own grey group.
+    many = plot.embedding_map(emb, labels=[*range(25), *[None] * 5]).axes[0]
+    assert [c.get_label() for c in many.collections][-1] == "missing"
+    np.testing.assert_allclose(many.collections[-1].get_offsets(), points[25:])
+    with pytest.raises(TypeError, match="labels mix types"):  # an object column of str and int
+        plot.embedding_map(emb, labels=pd.Series(["a"] * 29 + [1], dtype=object))
+
+
+def test_training_loss_and_save_check_their_arguments(tmp_path) -> None:
+    with pytest.raises(TypeError, match=r"losses must be a sequence of numbers.*got float"):
+        plot.training_loss(3.0)
+    with pytest.raises(TypeError, match=r"losses must be a sequence of numbers.*got str"):
+        plot.training_loss("123")
+    with pytest.raises(TypeError, match=r"losses\[1\] is str"):
+        plot.training_loss([1.0, "a"])
+    np.testing.assert_allclose(  # NumPy scalars (and arrays) are numbers too
+        plot.training_loss(np.array([2.0, 1.0], np.float32)).axes[0].lines[0].get_ydata(), [2, 1]
+    )
+    path = tmp_path / "f.png"
+    for bad in ("not a figure", None):
+        with pytest.raises(TypeError, match=r"fig must be a matplotlib Figure"):
+            plot.save(bad, path)
+    with pytest.raises(TypeError, match="dpi must be an int"):
+        plot.save(plot.training_loss([1.0, 0.5]), path, dpi="high")
+    assert list(tmp_path.iterdir()) == []

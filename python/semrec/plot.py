@@ -8,6 +8,7 @@ or through :func:`save` to a PNG file.
 
 from __future__ import annotations
 
+import numbers
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -18,8 +19,11 @@ import pandas as pd
 from semrec import _files as files
 from semrec import _validation as check
 
-# Categorical colours up to this many labels; more labels share a continuous colour map.
+# Categorical colours up to this many labels (matplotlib's tab20 past the 10 default colours);
+# more labels share a continuous colour map.
 _MAX_CATEGORIES = 20
+# The legend entry of the items whose label is missing (None or NaN).
+_MISSING = "missing"
 
 
 def _figure(**kwargs: Any) -> Any:
@@ -42,9 +46,19 @@ def metrics_vs_k(
     ----------
     results : DataFrame or dict of str -> DataFrame
         The table of :func:`semrec.compare` (index ``(model, k)``), or ``{name: table}`` of
-        :func:`semrec.evaluate` tables (index ``k``).
+        :func:`semrec.evaluate` tables (index ``k``), each with at least one row. A table of
+        one's own works once its index holds the cutoffs and is named ``k``; the per-user
+        table of ``evaluate(..., per_user=True)`` (one row per user) is refused.
     metrics : str or sequence of str
-        Columns to plot.
+        Columns to plot (numeric).
+
+    Raises
+    ------
+    TypeError
+        ``results`` is not such a table or dict, ``metrics`` not column names, or a column
+        does not hold numbers.
+    ValueError
+        A table has no rows, its index is not the cutoffs ``k``, or it lacks a metric.
 
     Returns
     -------
@@ -61,10 +75,8 @@ def metrics_vs_k(
     >>> fig.axes[0].get_ylabel()
     'ndcg'
     """
+    names = _column_names(metrics)
     tables = _by_model(results)
-    names = [metrics] if isinstance(metrics, str) else list(metrics)
-    if not names:
-        raise ValueError("metrics is empty; name at least one column, e.g. 'ndcg'")
     for model, table in tables.items():
         missing = [m for m in names if m not in table.columns]
         if missing:
@@ -72,6 +84,8 @@ def metrics_vs_k(
                 f"results for {model!r} have no column {missing[0]!r}; they have "
                 f"{list(table.columns)}"
             )
+        for metric in names:
+            _numeric(table, metric, f"the column {metric!r} of the results for {model!r}")
     fig = _figure(figsize=(4.2 * len(names), 3.4))
     axes = fig.subplots(1, len(names), squeeze=False)[0]
     for ax, metric in zip(axes, names, strict=True):
@@ -103,7 +117,17 @@ def diversity_tradeoff(
     ----------
     sweep : DataFrame
         One row per parameter value with columns ``parameter``, ``accuracy``, ``diversity``
-        (and ``coverage`` unless None).
+        (and ``coverage`` unless None), all numeric.
+    parameter, accuracy, diversity, coverage : str
+        The names of those columns (``coverage=None``: no coverage curve).
+
+    Raises
+    ------
+    TypeError
+        ``sweep`` is not a DataFrame, a column name is not a str, or a column does not hold
+        numbers (e.g. ``"low"/"high"`` parameter labels: map them to the swept values).
+    ValueError
+        ``sweep`` has no rows or lacks one of the columns.
 
     Returns
     -------
@@ -119,7 +143,16 @@ def diversity_tradeoff(
     """
     if not isinstance(sweep, pd.DataFrame):
         raise TypeError(f"sweep must be a pandas DataFrame, got {type(sweep).__name__}")
-    columns = [parameter, accuracy, diversity] + ([coverage] if coverage else [])
+    roles = {"parameter": parameter, "accuracy": accuracy, "diversity": diversity}
+    if coverage is not None:
+        roles["coverage"] = coverage
+    for role, column in roles.items():
+        if not isinstance(column, str):
+            raise TypeError(
+                f"{role} must be a column name (str) of sweep, got {type(column).__name__}"
+                + ("; pass coverage=None for no coverage curve" if role == "coverage" else "")
+            )
+    columns = list(roles.values())
     missing = [c for c in columns if c not in sweep.columns]
     if missing:
         raise ValueError(
@@ -128,6 +161,8 @@ def diversity_tradeoff(
         )
     if len(sweep) == 0:
         raise ValueError("sweep is empty: it needs one row per parameter value")
+    for role, column in roles.items():
+        _numeric(sweep, column, f"sweep column {column!r} ({role})")
     data = sweep.sort_values(parameter)
     fig = _figure(figsize=(9, 3.6))
     left, right = fig.subplots(1, 2)
@@ -189,7 +224,11 @@ def embedding_map(
     ----------
     item_embeddings : array, shape (n_items, dim)
     labels : sequence, optional
-        One label per item (up to 20 distinct labels get their own colour and legend entry).
+        One label per item, all of one sortable type (e.g. str or int). Up to 20 distinct
+        labels get their own colour and legend entry (matplotlib's default colours up to 10,
+        the ``tab20`` colours up to 20); more labels share the ``viridis`` colour map, without
+        legend entries. Missing labels (None or NaN) are drawn as grey crosses, one legend
+        entry named ``"missing"``.
     history, recommended : sequence of int, optional
         Item indices to mark (history: black circles; recommendations: red stars).
 
@@ -213,19 +252,7 @@ def embedding_map(
     if labels is None:
         ax.scatter(points[:, 0], points[:, 1], s=8, color="0.6", alpha=0.6, linewidths=0)
     else:
-        values = np.asarray(labels)
-        if values.shape != (n,):
-            raise ValueError(f"labels must hold one label per item ({n}), got {values.shape}")
-        kinds, codes = np.unique(values, return_inverse=True)
-        if kinds.size <= _MAX_CATEGORIES:
-            for code, kind in enumerate(kinds):
-                mine = codes == code
-                ax.scatter(points[mine, 0], points[mine, 1], s=8, alpha=0.6, linewidths=0,
-                           color=f"C{code % 10}" if kinds.size <= 10 else None,
-                           label=str(kind))  # fmt: skip
-        else:
-            ax.scatter(points[:, 0], points[:, 1], s=8, c=codes, cmap="viridis", alpha=0.6,
-                       linewidths=0)  # fmt: skip
+        _draw_labels(ax, points, labels)
     for ids, name, style in (
         (history, "history", {"marker": "o", "facecolors": "none", "edgecolors": "black"}),
         (recommended, "recommended", {"marker": "*", "color": "red"}),
@@ -249,7 +276,8 @@ def training_loss(losses: Sequence[float] | np.ndarray) -> Any:
     Parameters
     ----------
     losses : sequence of float
-        One value per iteration, e.g. collected by ``fit``'s ``callback``.
+        One value per iteration, e.g. collected by ``fit``'s ``callback``; a sequence of
+        numbers (not a single number), each finite.
 
     Returns
     -------
@@ -266,7 +294,19 @@ def training_loss(losses: Sequence[float] | np.ndarray) -> Any:
     >>> semrec.plot.training_loss(losses).axes[0].get_xlabel()
     'iteration'
     """
-    values = np.asarray([np.nan if v is None else v for v in losses], dtype=float)
+    if isinstance(losses, str | bytes | Mapping) or not hasattr(losses, "__iter__"):
+        raise TypeError(
+            "losses must be a sequence of numbers, one per iteration (e.g. collected by fit's "
+            f"callback), got {type(losses).__name__}"
+        )
+    items = list(losses)
+    for i, v in enumerate(items):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, numbers.Real)):
+            raise TypeError(
+                f"losses must hold numbers (one loss per iteration); losses[{i}] is "
+                f"{type(v).__name__}"
+            )
+    values = np.asarray([np.nan if v is None else v for v in items], dtype=float)
     if values.ndim != 1 or values.size == 0:
         raise ValueError("losses must be a non-empty 1-D sequence, one value per iteration")
     if not np.isfinite(values).all():
@@ -291,7 +331,8 @@ def save(fig: Any, path: str | os.PathLike[str], *, dpi: int = 150) -> None:
     failure leaves no partial image.
 
     The format follows the name's ending (``.png``, ``.svg``, ``.pdf``, ``.jpg``, ...: any
-    that matplotlib writes); a name without one is written as PNG.
+    that matplotlib writes); a name without one is written as PNG. ``fig`` must be a
+    :class:`matplotlib.figure.Figure` (what the functions here return), else a TypeError.
 
     Examples
     --------
@@ -301,6 +342,12 @@ def save(fig: Any, path: str | os.PathLike[str], *, dpi: int = 150) -> None:
     >>> os.path.getsize(path) > 0
     True
     """
+    if not _is_figure(fig):
+        raise TypeError(
+            "fig must be a matplotlib Figure (what the semrec.plot functions return), got "
+            f"{type(fig).__name__}"
+        )
+    dpi = check.positive_int(dpi, "dpi")
     target = files.writable_path(path)
     ext = os.path.splitext(target)[1].lower().lstrip(".") or "png"
     formats = fig.canvas.get_supported_filetypes()
@@ -311,27 +358,138 @@ def save(fig: Any, path: str | os.PathLike[str], *, dpi: int = 150) -> None:
         )
     tmp = files.temporary_beside(target)
     try:
-        fig.savefig(tmp, dpi=check.positive_int(dpi, "dpi"), format=ext)
+        fig.savefig(tmp, dpi=dpi, format=ext)
         os.replace(tmp, target)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
 
 
+def _is_figure(fig: Any) -> bool:
+    try:
+        from matplotlib.figure import Figure
+    except ImportError:  # without matplotlib nothing is a Figure
+        return False
+    return isinstance(fig, Figure)
+
+
 def _by_model(results: Any) -> dict[str, pd.DataFrame]:
+    """``{model name: evaluate table}`` from a compare table or a dict of evaluate tables,
+    each checked to have rows and to be indexed by the cutoffs ``k``."""
     if isinstance(results, pd.DataFrame):
+        if len(results) == 0:
+            raise ValueError(_NO_ROWS.format(where="results"))
         if results.index.nlevels == 2:
             level = results.index.names[0] or 0
-            return {
+            tables = {
                 str(name): table.droplevel(0)
                 for name, table in results.groupby(level=level, sort=False)
             }
+            for table in tables.values():
+                _indexed_by_k(table, "results")
+            return tables
+        _indexed_by_k(results, "results")
         return {"model": results}
     if isinstance(results, Mapping):
         if not results:
             raise ValueError("results is empty: pass at least one model's table")
+        for name, table in results.items():
+            where = f"results[{name!r}]"
+            if not isinstance(table, pd.DataFrame):
+                raise TypeError(
+                    f"{where} must be a DataFrame (the table of semrec.evaluate), got "
+                    f"{type(table).__name__}"
+                )
+            if len(table) == 0:
+                raise ValueError(_NO_ROWS.format(where=where))
+            _indexed_by_k(table, where)
         return {str(name): table for name, table in results.items()}
     raise TypeError(
         "results must be a semrec.compare table or a dict of model name -> semrec.evaluate "
         f"table, got {type(results).__name__}"
     )
+
+
+_NO_ROWS = (
+    "{where} has no rows (e.g. a filter that matched nothing); pass the table of "
+    "semrec.evaluate / semrec.compare, one row per cutoff k"
+)
+
+
+def _indexed_by_k(table: pd.DataFrame, where: str) -> None:
+    """Refuse a table whose index is not the cutoffs: a per-user table (row numbers would be
+    drawn as k) or any other index."""
+    index = table.index
+    if (
+        index.name == "k"
+        and pd.api.types.is_integer_dtype(index.dtype)
+        and bool((index.to_numpy() >= 1).all())
+    ):
+        return
+    hint = "; it looks like the per-user table" if "k" in table.columns else ""
+    raise ValueError(
+        f"{where} is not indexed by the cutoff k (its index is named {index.name!r}{hint}); "
+        "pass the table of semrec.evaluate / semrec.compare, not the per-user table of "
+        "evaluate(..., per_user=True) (a table of your own: make its index the cutoffs, "
+        "named 'k', e.g. table.rename_axis('k'))"
+    )
+
+
+def _column_names(metrics: Any) -> list[str]:
+    if isinstance(metrics, str):
+        return [metrics]
+    if isinstance(metrics, Mapping) or not hasattr(metrics, "__iter__"):
+        raise TypeError(
+            "metrics must be a column name or a sequence of column names, e.g. "
+            f"('ndcg', 'recall'), got {type(metrics).__name__}"
+        )
+    names = list(metrics)
+    for name in names:
+        if not isinstance(name, str):
+            raise TypeError(
+                "metrics must be a column name or a sequence of column names, e.g. "
+                f"('ndcg', 'recall'), got {type(name).__name__} in it"
+            )
+    if not names:
+        raise ValueError("metrics is empty; name at least one column, e.g. 'ndcg'")
+    return names
+
+
+def _numeric(table: pd.DataFrame, column: str, what: str) -> None:
+    dtype = table[column].dtype
+    if not pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype):
+        raise TypeError(f"{what} must hold numbers, got dtype {dtype}")
+
+
+def _draw_labels(ax: Any, points: np.ndarray, labels: Any) -> None:
+    """Scatter ``points`` coloured by label (see :func:`embedding_map`)."""
+    values = np.asarray(labels)
+    n = points.shape[0]
+    if values.shape != (n,):
+        raise ValueError(f"labels must hold one label per item ({n}), got {values.shape}")
+    missing = np.asarray(pd.isna(values), dtype=bool)
+    try:
+        kinds, codes = np.unique(values[~missing], return_inverse=True)
+    except TypeError:  # np.unique sorts: mixed str / int labels cannot be ordered
+        raise TypeError(
+            "labels mix types that cannot be sorted (e.g. str and int); pass labels of one "
+            "type, e.g. [str(label) for label in labels]"
+        ) from None
+    shown = points[~missing]
+    if kinds.size <= _MAX_CATEGORIES:
+        if kinds.size <= 10:
+            colours = [f"C{code}" for code in range(kinds.size)]
+        else:
+            from matplotlib import colormaps
+
+            colours = list(colormaps["tab20"].colors)
+        for code, kind in enumerate(kinds):
+            mine = codes == code
+            ax.scatter(shown[mine, 0], shown[mine, 1], s=8, alpha=0.6, linewidths=0,
+                       color=colours[code], label=str(kind))  # fmt: skip
+    elif kinds.size:
+        ax.scatter(shown[:, 0], shown[:, 1], s=8, c=codes, cmap="viridis", alpha=0.6,
+                   linewidths=0)  # fmt: skip
+    if missing.any():  # crosses: grey alone would be confused with tab20's greys
+        ax.scatter(points[missing, 0], points[missing, 1], s=10, marker="x", color="0.45",
+                   linewidths=0.8, alpha=0.6, label=_MISSING)  # fmt: skip
