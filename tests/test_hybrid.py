@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
+import math
+import threading
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -391,3 +395,173 @@ def test_tune_equals_evaluate_of_each_hybrid_and_returns_a_usable_one(rng):
     ids, _ = best.recommend(np.arange(120), k=5)
     assert ids.shape == (120, 5)
     assert not any(set(ids[u]) & set(x[[u]].indices) for u in range(120))
+
+
+@pytest.fixture(scope="module")
+def small_split():
+    data = synthetic(60, 80, 1_200, random_state=0)
+    return last_fraction(data)
+
+
+@pytest.mark.parametrize(
+    ("grid", "error", "match"),
+    [
+        ([(1, 0), (-3, 1)], ValueError, r"grid\[1\]\[0\] \(row \(-3, 1\)\) must be a finite"),
+        ([(float("nan"), 1)], ValueError, r"grid\[0\]\[0\] \(row \(nan, 1\)\) must be a finite"),
+        ([(1, 0), (1, -1)], ValueError, r"grid\[1\]\[1\] .* in \[0, 1e\+30\]"),
+        ([(1, np.inf)], ValueError, r"grid\[0\]\[1\] .* finite"),
+        ([(0, 0), (1, 0)], ValueError, r"grid\[0\] is all 0 \(\(0, 0\)\)"),
+        ([("a", "b")], TypeError, r"grid\[0\]\[0\] .* must be a number, got str"),
+        ([(True, 1)], TypeError, r"grid\[0\]\[0\] .* must be a number, got bool"),
+        ([(1, 0), 1], TypeError, r"grid\[1\] must be a weight vector"),
+        ([(1, 0), "10"], TypeError, r"grid\[1\] must be a weight vector"),
+        ([(1, 0, 0)], ValueError, r"needs 2 weights .* grid\[0\] is \(1, 0, 0\)"),
+        ("ab", TypeError, "grid must be an int"),
+        ([], ValueError, "grid is empty"),
+    ],
+)
+def test_tune_checks_every_grid_row_before_evaluating(small_split, grid, error, match):
+    """Explicit weight vectors are held to Hybrid's weight rules, all before any scoring."""
+    train, validation = small_split
+    a = Fixed(np.zeros((60, 80)), train.interactions)
+    b = Fixed(np.ones((60, 80)), train.interactions)
+    with pytest.raises(error, match=match):
+        semrec.Hybrid.tune([a, b], train, validation, grid=grid, show_progress=False)
+    assert a.calls == b.calls == 0
+    # The same rows as NumPy arrays are accepted when valid (and scored).
+    best = semrec.Hybrid.tune(
+        [a, b], train, validation, grid=np.array([[1, 0], [0.5, 0.5]]), show_progress=False
+    )
+    assert best.tuning_[["w0", "w1"]].values.tolist() == [[1, 0], [0.5, 0.5]]
+
+
+@pytest.mark.parametrize("extra", [-30, 25])
+def test_tune_refuses_members_with_another_item_count(small_split, extra):
+    """tune gives the ValueError of evaluate(Hybrid(...)): the members know another item
+    count than the split (fewer: items never ranked; more: ids outside the split)."""
+    train, validation = small_split
+    x = train.interactions
+    if extra < 0:
+        other = sp.csr_array(x[:, :extra])
+    else:
+        more = sp.random_array((60, extra), density=0.3, format="csr", rng=0, dtype=np.float32)
+        other = sp.csr_array(sp.hstack([x, more]).tocsr())
+    members = [semrec.MostPopular().fit(other), Fixed(np.zeros(other.shape), other)]
+    with pytest.raises(ValueError) as expected:
+        semrec.evaluate(semrec.Hybrid([(m, 1.0) for m in members]), train, validation)
+    assert "items but the split has 80" in str(expected.value)
+    for search in ("grid", "coordinate"):
+        with pytest.raises(ValueError) as got:
+            semrec.Hybrid.tune(members, train, validation, grid=2, search=search)
+        assert str(got.value) == str(expected.value)
+    assert members[1].calls == 0
+
+
+def test_a_refused_fit_changes_nothing(clicks, als):
+    """The shape check runs before anything is stored or fitted."""
+    hybrid = semrec.Hybrid([(als, 1.0), (semrec.MostPopular().fit(clicks), 1.0)]).fit(clicks)
+    before_ids, before_seen = hybrid.recommend(np.arange(40), k=5)[0], hybrid.interactions_
+    bigger = sp.csr_array(sp.vstack([clicks, clicks[:5]]).tocsr())
+    with pytest.raises(ValueError, match="fewer than the interactions given"):
+        hybrid.fit(bigger)
+    np.testing.assert_array_equal(hybrid.recommend(np.arange(40), k=5)[0], before_ids)
+    assert (hybrid.interactions_ != before_seen).nnz == 0
+    # An unfitted member is not fitted by a fit that is refused.
+    fresh = semrec.ALS(factors=3, iterations=2, random_state=1, show_progress=False)
+    with pytest.raises(ValueError, match="disagree"):
+        semrec.Hybrid([(als, 1.0), (fresh, 1.0)]).fit(bigger)
+    assert not hasattr(fresh, "item_factors_")
+
+
+def old_simplex(steps: int, n: int) -> list[tuple[float, ...]]:
+    """The simplex as Hybrid.tune built it before (all (steps + 1) ** n products, filtered)."""
+    points = [
+        tuple(c / steps for c in combo)
+        for combo in itertools.product(range(steps + 1), repeat=n)
+        if sum(combo) == steps
+    ]
+    return sorted(points, reverse=True)
+
+
+def brute_simplex(steps: int, n: int) -> list[tuple[int, ...]]:
+    """Every integer vector of n entries in [0, steps] summing to steps, by counting up."""
+    found, vector = [], [0] * n
+    while True:
+        if sum(vector) == steps:
+            found.append(tuple(vector))
+        j = 0
+        while j < n and vector[j] == steps:
+            vector[j] = 0
+            j += 1
+        if j == n:
+            return found
+        vector[j] += 1
+
+
+def test_simplex_grid_is_the_old_list_without_the_products():
+    from semrec._hybrid_tuning import simplex
+
+    for n in range(1, 6):
+        for steps in range(1, 7):
+            got = simplex(steps, n)
+            assert got == old_simplex(steps, n)  # same vectors, same order, same floats
+            brute = brute_simplex(steps, n)
+            assert len(got) == len(brute) == math.comb(steps + n - 1, n - 1)
+            assert sorted(got) == sorted(tuple(c / steps for c in v) for v in brute)
+            assert all(a > b for a, b in itertools.pairwise(got))  # strictly decreasing
+    # 10 members at grid=10: 92378 vectors; the old scan of 11 ** 10 products took ~1 h.
+    done = {}
+    worker = threading.Thread(target=lambda: done.update(out=simplex(10, 10)), daemon=True)
+    worker.start()
+    worker.join(timeout=60)
+    assert "out" in done, "simplex(10, 10) did not finish within 60 s"
+    out = done["out"]
+    assert len(out) == 92378 == len(set(out))
+    assert out[0] == (1.0,) + (0.0,) * 9 and out[-1] == (0.0,) * 9 + (1.0,)
+    assert all(abs(sum(w) - 1) < 1e-9 for w in out[::997])
+
+
+def test_save_names_an_unfitted_weight_0_member(clicks, tmp_path):
+    pop = semrec.MostPopular().fit(clicks)
+    fresh = semrec.ALS(4, iterations=2, random_state=0, show_progress=False)
+    hybrid = semrec.Hybrid([(pop, 1.0), (fresh, 0.0)])
+    assert hybrid.recommend(0, k=3)[0].shape == (3,)  # the member is never called
+    path = tmp_path / "h.npz"
+    with pytest.raises(semrec.NotFittedError, match=r"models\[1\] \(ALS, weight 0\) is not"):
+        hybrid.save(path)
+    with pytest.raises(semrec.NotFittedError, match="fit it, or drop it from models"):
+        hybrid.save(path)
+    assert not path.exists()
+    fresh.fit(clicks)  # the fix the message gives: the weight-0 member is saved too
+    hybrid.save(path)
+    loaded = semrec.Hybrid.load(path)
+    assert [w for _, w in loaded.models] == [1.0, 0.0]
+    np.testing.assert_array_equal(loaded.recommend(np.arange(40), k=5)[0],
+                                  hybrid.recommend(np.arange(40), k=5)[0])  # fmt: skip
+
+
+def flat(text: str | None) -> str:
+    return " ".join((text or "").split())
+
+
+def test_docs_match_constant_rows_seen_items_and_fold_in(clicks):
+    # A constant row: all 0 with zscore/minmax, all 0.5 with rank, as the docstring says.
+    row = np.full((1, 4), 2.0)
+    assert normalize_rows(row, "zscore").tolist() == normalize_rows(row, "minmax").tolist()
+    assert normalize_rows(row, "zscore").tolist() == [[0.0] * 4]
+    assert normalize_rows(row, "rank").tolist() == [[0.5] * 4]
+    doc = flat(semrec.Hybrid.__doc__)
+    assert 'A constant row becomes all 0, or all 0.5 with ``"rank"``' in doc
+    # fit adds its interactions to the members' seen items (a union, not instead).
+    pop = semrec.MostPopular().fit(clicks)
+    first = sp.csr_array((np.ones(1, np.float32), [0], [0] + [1] * 40), shape=(40, 50))
+    hybrid = semrec.Hybrid([(pop, 1.0)]).fit(first)
+    assert set(hybrid.interactions_[[0]].indices) == {0} | set(clicks[[0]].indices)
+    assert "instead" not in doc and "adds ``interactions`` to that union" in doc
+    assert "union with the weighted members' own" in flat(semrec.Hybrid.fit.__doc__)
+    # fold_in's docstring (shown by every model) no longer says a Hybrid returns scores.
+    with pytest.raises(NotImplementedError, match="each member"):
+        hybrid.fold_in(first[[0]])
+    fold_doc = flat(semrec.Hybrid.fold_in.__doc__)
+    assert "a Hybrid has no fold_in of its own" in fold_doc
+    assert "neighbourhood models, Hybrid" not in fold_doc

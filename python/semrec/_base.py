@@ -387,8 +387,8 @@ class Recommender:
         ndarray of float32, shape (n, d)
             One row per history: the user's vector in the model's space, the same that
             ``update`` returns: user factors (factor models), the interest profile
-            (ContentRecommender), or the scores of every item (models without user vectors:
-            neighbourhood models, Hybrid).
+            (ContentRecommender), or the scores of every item (neighbourhood models, without
+            user vectors; a Hybrid has no fold_in of its own: fold each member in).
 
         Examples
         --------

@@ -156,25 +156,65 @@ def _coordinate_ascent(
 
 
 def _grid(grid: Any, n_models: int) -> list[Weights]:
+    """The weight vectors of ``grid``: the simplex of an int, or the given rows, each checked
+    as Hybrid checks its weights (before anything is evaluated)."""
     if isinstance(grid, int | np.integer) and not isinstance(grid, bool):
-        steps = check.positive_int(grid, "grid")
-        points = [
-            tuple(c / steps for c in combo)
-            for combo in itertools.product(range(steps + 1), repeat=n_models)
-            if sum(combo) == steps
-        ]
-        return sorted(points, reverse=True)
-    try:
-        points = [tuple(float(w) for w in row) for row in grid]
-    except TypeError:
+        return simplex(check.positive_int(grid, "grid"), n_models)
+    if isinstance(grid, str | bytes | dict):
+        rows = None
+    else:
+        try:
+            rows = list(grid)
+        except TypeError:
+            rows = None
+    if rows is None:
         raise TypeError(
             f"grid must be an int (simplex steps) or a list of weight vectors, got {grid!r}"
-        ) from None
-    if not points:
+        )
+    if not rows:
         raise ValueError("grid is empty; give at least one weight vector")
-    for row in points:
-        if len(row) != n_models:
-            raise ValueError(f"every grid row needs {n_models} weights (one per model), got {row}")
+    return [_grid_row(r, row, n_models) for r, row in enumerate(rows)]
+
+
+def _grid_row(r: int, row: Any, n_models: int) -> Weights:
+    """One explicit weight vector: one number per model, each finite and >= 0, not all 0."""
+    weights = None
+    if not isinstance(row, str | bytes | dict):
+        try:
+            weights = list(row)
+        except TypeError:
+            pass
+    if weights is None:
+        raise TypeError(f"grid[{r}] must be a weight vector (one weight per model), got {row!r}")
+    if len(weights) != n_models:
+        raise ValueError(
+            f"every grid row needs {n_models} weights (one per model); grid[{r}] is {row!r}"
+        )
+    # The bounds of Hybrid's own weights: a blend of normalised scores stays finite.
+    out = tuple(
+        check.number(w, f"grid[{r}][{j}] (row {row!r})", minimum=0, maximum=1e30)
+        for j, w in enumerate(weights)
+    )
+    if not any(out):
+        raise ValueError(f"grid[{r}] is all 0 ({row!r}); give at least one model a weight > 0")
+    return out
+
+
+def simplex(steps: int, n_models: int) -> list[Weights]:
+    """Every vector of ``n_models`` weights in ``0, 1/steps, ..., 1`` summing to 1, in
+    decreasing lexicographic order (the first model alone first).
+
+    Stars and bars: ``n_models - 1`` bars among ``steps + n_models - 1`` slots; the weights
+    are the numbers of stars between them. ``combinations`` yields the bar positions in
+    increasing lexicographic order, which is that of the weight vectors, so reversing it gives
+    the order above at a cost proportional to the vectors kept.
+    """
+    slots = steps + n_models - 1
+    points = []
+    for bars in itertools.combinations(range(slots), n_models - 1):
+        edges = (-1, *bars, slots)
+        points.append(tuple((edges[j + 1] - edges[j] - 1) / steps for j in range(n_models)))
+    points.reverse()
     return points
 
 
@@ -222,6 +262,12 @@ class _Blend:
     def __init__(self, cache: _BlendCache, weights: Weights) -> None:
         self.cache = cache
         self.weights = weights
+
+    @property
+    def n_items_(self) -> int:
+        """The members' item count: ``evaluate`` refuses it when the split has another one,
+        exactly as it refuses ``Hybrid(models, weights)``."""
+        return self.cache.n_items
 
     def recommend(
         self, users: Any, k: int = 10, *, exclude_seen: bool = True, items: Any = None

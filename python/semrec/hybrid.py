@@ -42,18 +42,20 @@ class Hybrid(Recommender):
     normalize : {"zscore", "minmax", "rank"}, default "zscore"
         Per user over all items: ``"zscore"`` subtracts the mean and divides by the standard
         deviation; ``"minmax"`` maps the row to [0, 1]; ``"rank"`` replaces scores by their
-        rank (ties averaged) scaled to [0, 1]. A constant row becomes all 0 (that model then
-        has no say for that user). Scores of ``-inf`` (an item the model must never return)
-        are left out of the statistics and stay ``-inf`` in the blend.
+        rank (ties averaged) scaled to [0, 1]. A constant row becomes all 0, or all 0.5 with
+        ``"rank"`` (one tie): either way that model then has no say in the user's ranking
+        (with ``"rank"`` it only shifts the blended scores). Scores of ``-inf`` (an item the
+        model must never return) are left out of the statistics and stay ``-inf`` in the blend.
 
     Notes
     -----
     Fitting is optional: members fitted beforehand are used as they are, and the items a user
     has seen (for ``exclude_seen``) are the union of what the weighted members have seen.
     ``fit(interactions)`` fits the members that are not fitted yet (all of them with
-    ``refit=True``) and makes ``interactions`` the seen items instead. The Hybrid scores with
-    its members as they are: ``fold_in`` / ``update`` each member and the blend follows at once.
-    ``save`` writes every member in the same file (members must be semrec models).
+    ``refit=True``) and adds ``interactions`` to that union. The Hybrid scores with its
+    members as they are: ``fold_in`` / ``update`` each member and the blend follows at once.
+    ``save`` writes every member in the same file, those of weight 0 included (members must be
+    fitted semrec models: fit a weight-0 member, or drop it from ``models``, before saving).
 
     Examples
     --------
@@ -149,38 +151,54 @@ class Hybrid(Recommender):
                     "Hybrid.fit(interactions)"
                 )
             shapes.append(shape)
+        fitted = self._interactions
+        self._check_shapes(shapes, None if fitted is None else fitted.shape)
+
+    @staticmethod
+    def _check_shapes(shapes: list[tuple[int, int]], given: tuple[int, int] | None) -> None:
+        """The weighted members' (users, items) must agree and cover the matrix given to fit."""
         if len(set(shapes)) > 1:
             raise ValueError(
                 f"the models disagree on the number of users and items: {shapes}; fit them on "
                 "the same interactions, and give every member the same fold_in, update and "
                 "add_items"
             )
-        fitted = self._interactions
-        if fitted is not None and (
-            fitted.shape[0] > shapes[0][0] or fitted.shape[1] > shapes[0][1]
-        ):
+        if given is not None and (given[0] > shapes[0][0] or given[1] > shapes[0][1]):
             raise ValueError(
                 f"the models know {shapes[0][0]} users and {shapes[0][1]} items, fewer than the "
-                f"interactions given to Hybrid.fit ({fitted.shape[0]} x {fitted.shape[1]}); "
+                f"interactions given to Hybrid.fit ({given[0]} x {given[1]}); "
                 "refit them: Hybrid.fit(interactions, refit=True)"
             )
 
     def fit(self, interactions: Any, *, refit: bool = False) -> Hybrid:
         """Fit the members that are not fitted yet on ``interactions`` (every one if ``refit``).
 
-        ``interactions`` (users x items CSR) also becomes the seen items for ``exclude_seen``.
+        ``interactions`` (users x items CSR) is also added to the seen items for
+        ``exclude_seen``, which stay the union with the weighted members' own. A fit refused for
+        the members' shapes changes neither the Hybrid nor any member.
 
         Returns
         -------
         self
         """
-        self._members()
+        weighted = self._members()
         check.require_csr(interactions, "interactions", "(users x items)")
-        for model, weight in self.models:
-            if weight > 0 and (refit or fitted_shape(model) is None):
-                model.fit(interactions)
-        self._interactions = check.interactions(interactions, "interactions", nonnegative=False)
-        self._check_fitted()
+        given = check.interactions(interactions, "interactions", nonnegative=False)
+        to_fit = [model for model, _ in weighted if refit or fitted_shape(model) is None]
+        # The shapes the members will have, checked before any of them is fitted.
+        shapes = [
+            given.shape if any(model is m for m in to_fit) else fitted_shape(model)
+            for model, _ in weighted
+        ]
+        self._check_shapes(shapes, given.shape)  # type: ignore[arg-type]
+        for model in to_fit:
+            model.fit(interactions)
+        previous, self._interactions = self._interactions, given
+        try:
+            self._check_fitted()  # a member's own fit could still give another shape
+        except ValueError:
+            self._interactions = previous
+            raise
         return self
 
     # -- scoring -----------------------------------------------------------------------------
@@ -304,8 +322,9 @@ class Hybrid(Recommender):
             Output of a splitter, sharing id maps.
         grid : int or sequence of weight vectors, default 10
             An int ``n`` searches every weight vector on the simplex with step ``1 / n``
-            (each single model alone included); or give the weight vectors to try. With
-            ``search="coordinate"``: an int, the weight steps ``0, 1/grid, ..., 1``.
+            (each single model alone included); or give the weight vectors to try, each
+            checked first as Hybrid's weights are (one number ``>= 0`` per model, not all 0).
+            With ``search="coordinate"``: an int, the weight steps ``0, 1/grid, ..., 1``.
         search : {"grid", "coordinate"}, default "grid"
             ``"coordinate"``: coordinate ascent. Start from the best member alone (weight 1);
             then, member by member in the given order, try each of its weight steps with the
@@ -383,6 +402,13 @@ class Hybrid(Recommender):
         meta: dict[str, Any] = {"weights": [float(w) for _, w in self.models]}
         arrays: dict[str, np.ndarray] = {}
         for j, (model, _) in enumerate(self.models):
+            # A weight-0 member is never called, so it may be unfitted; a member is saved
+            # with its state, so say which one and how to save the rest.
+            if isinstance(model, Recommender) and fitted_shape(model) is None:
+                raise NotFittedError(
+                    f"models[{j}] ({type(model).__name__}, weight 0) is not fitted, and save "
+                    "stores every member's fitted state; fit it, or drop it from models, then save"
+                )
             member_meta, member_arrays = nest(f"member{j}", model)
             meta |= member_meta
             arrays |= member_arrays
