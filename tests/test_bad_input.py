@@ -394,3 +394,64 @@ def test_evaluate_names_empty_users_and_index_flags_and_hnsw_settings(clicks):
     with pytest.raises(ValueError, match="m=16 but the graph was built with m=4"):
         semrec.HNSWIndex.from_bytes(index.items, index.graph_bytes(), m=16, ef_construction=40,
                                     ef_search=16)  # fmt: skip
+
+
+def test_diversified_checks_one_embedding_row_per_model_item(clicks):
+    from semrec.rerank import Diversified, diversify
+
+    model = semrec.MostPopular().fit(clicks)  # 20 items
+    rng = np.random.default_rng(5)
+    for rows in (30, 12):  # another catalogue: re-ranked by the wrong vectors, or an IndexError
+        says = rf"item_embeddings has {rows} rows but the model has 20 items \(model.n_items_\)"
+        with pytest.raises(ValueError, match=says + "; pass one row per item"):
+            Diversified(model, rng.standard_normal((rows, 4)).astype(np.float32))
+    emb = rng.standard_normal((20, 4)).astype(np.float32)
+    varied = Diversified(model, emb, 0.3, candidates=10)
+    got = varied.recommend([0, 1], k=4)
+    want = diversify(*model.recommend([0, 1], k=10), emb, 4, 0.3)
+    for a, b in zip(got, want, strict=True):
+        np.testing.assert_array_equal(a, b)
+    varied.item_embeddings = emb[:12]  # the same check before serving
+    with pytest.raises(ValueError, match="item_embeddings has 12 rows"):
+        varied.recommend([0], k=4)
+
+
+def test_finite_float64_beyond_float32_is_named_not_called_infinite():
+    """1e39 is finite: cast to float32 first, it was reported as "NaN or infinite" with a raw
+    NumPy overflow warning (an error under this suite's filterwarnings)."""
+    from semrec.interest import user_profiles
+    from semrec.rerank import diversify
+
+    emb = np.eye(4, dtype=np.float32)
+    beyond = "up to 1e\\+39, beyond float32's 3.4e38, which semrec computes in; rescale them"
+    with pytest.raises(ValueError, match=f"interactions holds weights {beyond}"):
+        user_profiles(sp.csr_array(np.array([[1e39, 0, 0, 0]])), emb)
+    with pytest.raises(ValueError, match=f"history holds weights {beyond}"):
+        StreamingProfiles(emb).add_rows(sp.csr_array(np.array([[0, 1e39, 0, 0]])))
+    with pytest.raises(ValueError, match=f"weights holds values {beyond}"):
+        StreamingProfiles(emb).update_many([0], [0], weights=[1e39])
+    with pytest.raises(ValueError, match=f"scores holds values {beyond}"):
+        diversify(np.array([0, 1]), np.array([1e39, 0.5]), emb, 2)
+    with pytest.raises(ValueError, match="scores holds NaN or infinite values"):
+        diversify(np.array([0, 1]), np.array([np.inf, 0.5]), emb, 2)
+    # float64 within range still works; a padding slot (-1) may hold any number, unread
+    ids, scores = diversify(np.array([1, -1, 2]), np.array([3e38, 1e300, 0.5]), emb, 3)
+    np.testing.assert_array_equal(ids, [1, 2, -1])
+    np.testing.assert_array_equal(scores, np.float32([3e38, 0.5, -np.inf]))
+    profile = user_profiles(sp.csr_array(np.array([[3e38, 0, 1e38, 0]])), emb)
+    np.testing.assert_allclose(profile, [[0.9486833, 0, 0.3162278, 0]], rtol=1e-6)
+
+
+def test_uint64_timestamps_beyond_int64_are_refused_not_wrapped():
+    from semrec.interest import user_profiles
+
+    emb = np.eye(4, dtype=np.float32)
+    m = sp.csr_array(np.array([[1, 0, 2, 0]], np.float32))
+    says = r"timestamps holds values beyond int64 \(up to 18446744073709551615\); give seconds"
+    with pytest.raises(ValueError, match=says):
+        user_profiles(m, emb, timestamps=np.array([2**64 - 1, 0], np.uint64), half_life=1.0)
+    with pytest.raises(ValueError, match="times holds values beyond int64"):
+        StreamingProfiles(emb).update_many([0], [0], times=np.array([2**63], np.uint64))
+    # uint64 times that fit int64 are the same times: the newest event (item 0) dominates
+    small = user_profiles(m, emb, timestamps=np.array([50, 0], np.uint64), half_life=1.0)
+    np.testing.assert_allclose(small, [[1, 0, 2 * 0.5**50, 0]], atol=1e-7)

@@ -129,6 +129,57 @@ def test_cancelling_likes_and_dislikes_give_zero():
     np.testing.assert_array_equal(state.profile(0), [0, 0])
 
 
+def test_a_zero_weight_event_does_not_move_the_decay_reference():
+    # An event of weight 0 contributes nothing, so it must not become the reference time
+    # either: 200 half-lives after the like, it would decay the like to 0 in float32. Every
+    # path gives the like's direction, and the state's latest time still moves.
+    emb = np.eye(3, dtype=np.float32)
+    with_zero = sp.csr_array(
+        (np.array([1.0, 0.0], np.float32), np.array([1, 2], np.int32), np.array([0, 2])), (1, 3)
+    )
+    times = np.array([0.0, 200.0])
+    want = [0, 1, 0]
+    np.testing.assert_array_equal(
+        user_profiles(with_zero, emb, timestamps=times, half_life=1.0)[0], want
+    )
+    for order in ((1, 0), (0, 1)):  # the zero event first (a new user's first event) or last
+        one_by_one = StreamingProfiles(emb, half_life=1.0)
+        for e in order:
+            one_by_one.update(0, [1, 2][e], weight=[1.0, 0.0][e], t=times[e])
+        many = StreamingProfiles(emb, half_life=1.0)
+        many.update_many([0, 0], np.array([1, 2])[list(order)], np.array([1.0, 0.0])[list(order)],
+                         times=times[list(order)])  # fmt: skip
+        for state in (one_by_one, many):
+            np.testing.assert_array_equal(state.profile(0), want)
+            assert state.latest == 200.0
+    rows = StreamingProfiles(emb, half_life=1.0)
+    rows.add_rows(with_zero, times)
+    np.testing.assert_array_equal(rows.profile(0), want)
+    assert rows.latest == 200.0
+    # Only zero weights: the user exists, with a zero profile.
+    zeros = StreamingProfiles(emb, half_life=1.0)
+    zeros.update(3, 1, weight=0.0, t=5.0)
+    np.testing.assert_array_equal(zeros.profile(3), [0, 0, 0])
+    only_zero = sp.csr_array((np.array([0.0], np.float32), [1], [0, 1]), (1, 3))
+    np.testing.assert_array_equal(
+        user_profiles(only_zero, emb, timestamps=[5.0], half_life=1.0), [[0, 0, 0]]
+    )
+    zeros.add_rows(only_zero, np.array([9.0]), first_user=1)
+    np.testing.assert_array_equal(zeros.profile(1), [0, 0, 0])
+
+
+def test_a_sum_below_float_range_still_gives_its_direction():
+    # Tiny weights on tiny vectors: the sum's norm (1e-40) is below 2^-128, and 1 / norm must
+    # not overflow float32 on the way to the unit direction.
+    emb = np.eye(3, dtype=np.float32)
+    tiny = emb * np.float32(1e-20)
+    state = StreamingProfiles(tiny)
+    state.update(0, 0, weight=1e-20)
+    np.testing.assert_array_equal(state.profile(0), [1, 0, 0])
+    m = sp.csr_array(np.array([[1e-20, 0, 0]], np.float32))
+    np.testing.assert_array_equal(user_profiles(m, tiny), [[1, 0, 0]])
+
+
 # -- streaming --------------------------------------------------------------------------------
 
 

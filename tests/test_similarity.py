@@ -1180,3 +1180,34 @@ def test_dot_products_that_overflow_float32_are_refused():
     ids, scores = topk(np.array([1e15, 1], np.float32), big, 2, metric="dot")
     np.testing.assert_array_equal(ids, [0, 1])
     np.testing.assert_allclose(scores, big.astype(np.float64) @ [1e15, 1], rtol=1e-6)
+
+
+def test_dot_overflow_is_refused_by_item_neighbours_too() -> None:
+    """Finite vectors whose dot products pass 3.4e38 are refused by topk and by item_neighbours
+    (which calls topk with check_finite=False, having checked the embeddings itself) instead of
+    giving inf similarities; large but safe ones still rank exactly, as float64 NumPy ranks
+    them."""
+    huge = np.full((3, 3), 1e20, np.float32)
+    with pytest.raises(ValueError, match="can reach 3e\\+40, beyond float32's range"):
+        topk(huge, huge, 2, metric="dot")
+    with pytest.raises(ValueError, match="can reach 3e\\+40, beyond float32's range"):
+        item_neighbours(huge, 2, metric="dot")
+    rng = np.random.default_rng(41)
+    big = (rng.standard_normal((60, 8)) * 5e17).astype(np.float32)  # the cheap bound fails
+    ids, scores = topk(big, big, 5, metric="dot")
+    want_ids, want_scores, _, _ = reference(big, big, 5, "dot")
+    np.testing.assert_array_equal(ids, want_ids)
+    np.testing.assert_allclose(scores, want_scores, rtol=1e-5)
+    graph = item_neighbours(big, 5, metric="dot")
+    assert np.isfinite(graph.data).all()
+    np.testing.assert_array_equal(neighbour_rows(graph, 5)[0], ref_neighbours(big, 5, "dot")[0])
+
+
+@pytest.mark.parametrize("value", [None, 0, 1, "", "no", []])
+def test_check_finite_must_be_a_bool(value: object) -> None:
+    """None, 0 or "" used to turn the NaN check off silently (a NaN query gave all padding)."""
+    items = np.eye(3, dtype=np.float32)
+    with pytest.raises(TypeError, match="check_finite must be True or False"):
+        topk(np.array([np.nan, 1, 0], np.float32), items, 2, check_finite=value)
+    ids, _ = topk(np.array([0, 1, 0], np.float32), items, 2, check_finite=np.False_)
+    np.testing.assert_array_equal(ids, [1, 0])

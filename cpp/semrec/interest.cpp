@@ -125,8 +125,8 @@ void normalise_into(const float* sum, double mass, std::int64_t n, float* out) {
     std::fill(out, out + n, 0.0f);
     return;
   }
-  const float inv = static_cast<float>(1.0 / norm);
-  for (std::int64_t d = 0; d < n; ++d) out[d] = sum[d] * inv;
+  const double inv = 1.0 / norm;  // in double: a norm below 2^-128 would make a float inv inf
+  for (std::int64_t d = 0; d < n; ++d) out[d] = static_cast<float>(sum[d] * inv);
 }
 
 // Asks for a whole embedding row ahead of its use: rows of random items are the kernel's
@@ -146,13 +146,26 @@ int useful_threads(int num_threads, std::int64_t n_tasks) {
 
 double decay(double dt, double half_life) { return std::exp2(-dt / half_life); }
 
+// The decay's reference: the latest time of row r's events with a weight (-inf when none). An
+// event of weight 0 contributes nothing, so it must not move the reference either: older
+// events would decay towards 0 relative to it.
 template <class Time>
 double row_reference(const InterestEvents<Time>& ev, std::int64_t r) {
   double ref = -std::numeric_limits<double>::infinity();
   for (std::int64_t j = ev.csr.indptr[r]; j < ev.csr.indptr[r + 1]; ++j) {
-    ref = std::max(ref, static_cast<double>(ev.times[j]));
+    if (ev.weights[j] != 0.0f) ref = std::max(ref, static_cast<double>(ev.times[j]));
   }
   return ref;
+}
+
+// The latest time of any of row r's events, weight 0 or not (the state's latest_).
+template <class Time>
+double row_latest(const InterestEvents<Time>& ev, std::int64_t r) {
+  double latest = -std::numeric_limits<double>::infinity();
+  for (std::int64_t j = ev.csr.indptr[r]; j < ev.csr.indptr[r + 1]; ++j) {
+    latest = std::max(latest, static_cast<double>(ev.times[j]));
+  }
+  return latest;
 }
 
 // acc (zeroed by the caller) += Σ_j w_j·decay(ref − t_j)·e_j over row r; returns the mass.
@@ -166,6 +179,7 @@ double accumulate_row(const InterestEvents<Time>& ev, std::int64_t r, MatrixView
     const std::int32_t i = ev.csr.indices[j];
     if (i < 0 || i >= items.rows) throw std::out_of_range("interactions: item id out of range");
     if (j + 1 < end) prefetch_row(items, ev.csr.indices[j + 1]);
+    if (ev.weights[j] == 0.0f) continue;  // nothing to add (and ref may be -inf)
     double f = ev.weights[j];
     if (decayed) f *= decay(ref - static_cast<double>(ev.times[j]), half_life);
     const float a = static_cast<float>(f);
@@ -184,6 +198,7 @@ double row_overflow_peak(const InterestEvents<Time>& ev, std::int64_t r, MatrixV
   const double ref = ev.times != nullptr ? row_reference(ev, r) : 0.0;
   std::vector<double> row(static_cast<std::size_t>(items.cols), 0.0);
   for (std::int64_t j = ev.csr.indptr[r]; j < ev.csr.indptr[r + 1]; ++j) {
+    if (ev.weights[j] == 0.0f) continue;
     double f = ev.weights[j];
     if (decayed) f *= decay(ref - static_cast<double>(ev.times[j]), half_life);
     const float* e = items.row(ev.csr.indices[j]);
@@ -318,6 +333,12 @@ void InterestState::add(std::int64_t user, const float* item, float weight, doub
 void InterestState::add_event(std::int64_t user, const float* item, float weight, double t,
                               bool in_place) {
   const bool known = user < n_users();
+  if (weight == 0.0f) {  // adds nothing, and must not move the decay's reference (row_reference)
+    if (!known) grow(user + 1);
+    if (!timed_ || t > latest_) latest_ = t;
+    timed_ = true;
+    return;
+  }
   float* const sum_row = known ? sums_.data() + user * dim_ : nullptr;
   double ref = known ? ref_[user] : 0.0;
   double mass = known ? mass_[user] : 0.0;
@@ -491,13 +512,17 @@ void InterestState::add_rows(InterestEvents<Time> events, MatrixView items, std:
       std::vector<float> next(static_cast<std::size_t>(dim_));
       const std::int64_t end = std::min(rows, (task + 1) * kUsersPerTask);
       for (std::int64_t r = task * kUsersPerTask; r < end; ++r) {
-        const std::int64_t count = events.csr.indptr[r + 1] - events.csr.indptr[r];
-        if (count == 0) continue;
-        double ref = 0.0;
+        const std::int64_t begin = events.csr.indptr[r], stop_at = events.csr.indptr[r + 1];
+        if (begin == stop_at) continue;
         if (events.times != nullptr) {
-          ref = row_reference(events, r);
-          task_latest[task] = std::max(task_latest[task], ref);
+          task_latest[task] = std::max(task_latest[task], row_latest(events, r));
         }
+        // Events of weight 0 add nothing: they are not counted and set no reference.
+        const std::int64_t count =
+            std::count_if(events.weights + begin, events.weights + stop_at,
+                          [](float w) { return w != 0.0f; });
+        if (count == 0) continue;
+        const double ref = events.times != nullptr ? row_reference(events, r) : 0.0;
         std::fill(partial.begin(), partial.end(), 0.0f);
         const double mass = accumulate_row(events, r, items, half_life_, ref, partial.data());
         if (!merge(first_user + r, partial.data(), ref, mass, count, next.data())) {

@@ -1,6 +1,5 @@
 #include "semrec/rerank.hpp"
 
-#include <Eigen/Core>
 #include <algorithm>
 #include <limits>
 #include <stdexcept>
@@ -10,15 +9,13 @@ namespace semrec {
 
 namespace {
 
-using RowMatrixF = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-
 // Rows per parallel task: amortises scheduling and buffer allocation, still balances well.
 constexpr std::int64_t kRowsPerTask = 16;
 
 // Per-thread scratch, reused across the rows of one task.
 struct Scratch {
   std::vector<std::int64_t> valid;  // columns holding a real id
-  std::vector<float> gathered;      // their embeddings, contiguous, so each pick is one GEMV
+  std::vector<float> gathered;      // their embeddings, transposed: term d of candidate v at d*m+v
   std::vector<float> sims;
   std::vector<double> max_sim;
   std::vector<char> alive;
@@ -41,13 +38,11 @@ void rerank_row(const CandidateView& c, std::int64_t row, const MatrixView& emb,
   s.gathered.resize(static_cast<std::size_t>(m * dim));
   for (std::int64_t v = 0; v < m; ++v) {
     const float* src = emb.row(ids[s.valid[v]]);
-    std::copy(src, src + dim, s.gathered.data() + v * dim);
+    for (std::int64_t d = 0; d < dim; ++d) s.gathered[d * m + v] = src[d];
   }
   s.sims.resize(static_cast<std::size_t>(m));
   s.max_sim.assign(static_cast<std::size_t>(m), -std::numeric_limits<double>::infinity());
   s.alive.assign(static_cast<std::size_t>(m), 1);
-  const Eigen::Map<const RowMatrixF> block(s.gathered.data(), m, dim);
-  Eigen::Map<Eigen::VectorXf> sims(s.sims.data(), m);
 
   int picked = 0;
   for (; picked < k; ++picked) {
@@ -73,7 +68,17 @@ void rerank_row(const CandidateView& c, std::int64_t row, const MatrixView& emb,
       if (ids[s.valid[v]] == id) s.alive[v] = 0;
     }
     if (picked + 1 == k) continue;
-    sims.noalias() = block * block.row(best).transpose();
+    // Every candidate's similarity to the pick, each summed term by term in the same order
+    // (vectorised across candidates): equal rows give equal sums wherever they sit, so ties go
+    // to the first candidate. A GEMV's sums depend on a row's position, which broke ties.
+    const float* chosen = emb.row(id);
+    std::fill(s.sims.begin(), s.sims.end(), 0.0f);
+    for (std::int64_t d = 0; d < dim; ++d) {
+      const float c = chosen[d];
+      const float* term = s.gathered.data() + d * m;
+      float* sims = s.sims.data();
+      for (std::int64_t v = 0; v < m; ++v) sims[v] += term[v] * c;
+    }
     for (std::int64_t v = 0; v < m; ++v) {
       s.max_sim[v] = std::max(s.max_sim[v], static_cast<double>(s.sims[v]));
     }

@@ -374,14 +374,9 @@ def events(m: Any, name: str, n_items: int) -> tuple[np.ndarray, np.ndarray, np.
         raise ValueError(f"{name} is malformed: indptr/indices/data lengths do not match")
     if not (np.issubdtype(data.dtype, np.number) and not np.iscomplexobj(data)):
         raise TypeError(f"{name} must hold real numbers, got dtype {data.dtype}")
+    finite_float32(data, name)
     weights = np.ascontiguousarray(data, dtype=np.float32)
-    if weights.size and not np.isfinite(weights).all():
-        raise ValueError(f"{name} contains NaN or infinite weights; drop or fix those entries")
-    return (
-        np.ascontiguousarray(indptr, dtype=np.int64),
-        np.ascontiguousarray(indices, dtype=np.int32),
-        weights,
-    )
+    return np.ascontiguousarray(indptr, np.int64), np.ascontiguousarray(indices, np.int32), weights
 
 
 def timestamps(times: Any, n: int, name: str = "timestamps") -> np.ndarray | None:
@@ -394,6 +389,9 @@ def timestamps(times: Any, n: int, name: str = "timestamps") -> np.ndarray | Non
             f"{name} must be a 1-D array with one time per event ({n}), got shape {arr.shape}"
         )
     if np.issubdtype(arr.dtype, np.integer):
+        if arr.dtype == np.uint64 and arr.size and arr.max() > np.iinfo(np.int64).max:
+            fix = "give seconds since the epoch"  # as int64 they would wrap to negative times
+            raise ValueError(f"{name} holds values beyond int64 (up to {arr.max()}); {fix}")
         return np.ascontiguousarray(arr, dtype=np.int64)
     if arr.dtype.kind != "f":
         raise TypeError(f"{name} must hold integers or floats, got dtype {arr.dtype}")
@@ -420,17 +418,27 @@ def id_array(ids: Any, name: str, dtype: type) -> np.ndarray:
     return np.ascontiguousarray(arr, dtype=dtype)
 
 
-def float_array(values: Any, name: str, n: int, dtype: type = np.float32) -> np.ndarray:
-    """A 1-D array of ``n`` finite real numbers as ``dtype``."""
+def float_array(values: Any, name: str, n: int) -> np.ndarray:
+    """A 1-D array of ``n`` finite real numbers as float32."""
     arr = np.asarray(values)
     if arr.ndim != 1 or arr.size != n:
         raise ValueError(f"{name} must be a 1-D array of length {n}, got shape {arr.shape}")
     if arr.size and not (np.issubdtype(arr.dtype, np.integer) or arr.dtype.kind == "f"):
         raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
-    arr = np.ascontiguousarray(arr, dtype=dtype)
-    if arr.size and not np.isfinite(arr).all():
-        raise ValueError(f"{name} contains NaN or infinite values")
-    return arr
+    finite_float32(arr, name, "values")
+    return np.ascontiguousarray(arr, dtype=np.float32)
+
+
+def finite_float32(values: np.ndarray, name: str, what: str = "weights") -> None:
+    """Refuse NaN, inf and values beyond float32 (checked before a cast would make them inf)."""
+    if not np.isfinite(values).all():
+        raise ValueError(f"{name} contains NaN or infinite {what}; drop or fix those entries")
+    if values.dtype.kind == "f" and values.dtype.itemsize > 4 and values.size:
+        if (peak := np.abs(values).max()) > FLOAT32_MAX:
+            raise ValueError(
+                f"{name} holds {what} up to {peak:.3g}, beyond float32's 3.4e38, which semrec "
+                "computes in; rescale them"
+            )
 
 
 def canonical_csr(
@@ -462,13 +470,7 @@ def canonical_csr(
         raise TypeError(f"{name} must hold real numbers, got dtype {m.dtype}")
     if data.shape != indices.shape:
         raise ValueError(f"{name} is malformed: data and indices have different lengths")
-    if not np.isfinite(data).all():
-        raise ValueError(f"{name} contains NaN or infinite weights; drop or fix those entries")
-    if data.dtype.itemsize > 4 and data.size and np.abs(data).max() > FLOAT32_MAX:
-        raise ValueError(  # the float32 copy would hold inf
-            f"{name} holds weights up to {np.abs(data).max():.3g}, beyond float32's 3.4e38, "
-            "which semrec computes in; rescale them"
-        )
+    finite_float32(data, name)
     if nonnegative and data.size and data.min() < 0:
         raise ValueError(
             f"{name} contains negative weights (min {data.min()}); implicit feedback needs "

@@ -120,7 +120,8 @@ class Diversified:
     model : fitted model
         Anything with ``recommend(users, k, exclude_seen=..., items=...)``.
     item_embeddings : ndarray of float32, shape (n_items, dim)
-        The vectors whose cosine measures how alike two items are.
+        The vectors whose cosine measures how alike two items are: one row per item of
+        ``model``, in its id order (checked against ``model.n_items_`` when it has one).
     lambda_ : float in [0, 1], default 0.5
         Weight of relevance, as in :func:`diversify`.
     candidates : int, default 100
@@ -152,9 +153,20 @@ class Diversified:
             raise TypeError(f"model must have a recommend method, got {type(model).__name__}")
         self.model = model
         self.item_embeddings, _ = check.as_float32_matrix(item_embeddings, "item_embeddings")
+        self._check_aligned()
         self.lambda_ = check.number(lambda_, "lambda_", minimum=0, maximum=1)
         self.candidates = check.positive_int(candidates, "candidates")
         self.normalize = check.choice(normalize, "normalize", NORMALIZE)
+
+    def _check_aligned(self) -> None:
+        """Rows of another catalogue would re-rank by the wrong items' vectors, silently."""
+        n_items = getattr(self.model, "n_items_", None)  # None: unfitted, or not a semrec model
+        rows = self.item_embeddings.shape[0]
+        if n_items is not None and rows != n_items:
+            raise ValueError(
+                f"item_embeddings has {rows} rows but the model has {n_items} items "
+                "(model.n_items_); pass one row per item, in the model's item id order"
+            )
 
     def __repr__(self) -> str:
         return (
@@ -169,6 +181,7 @@ class Diversified:
         the same users; the scores are the model's (padding ``-1`` / ``-inf``).
         """
         k = check.positive_int(k, "k")
+        self._check_aligned()  # the model may have grown (add_items) since
         ids, scores = self.model.recommend(users, max(self.candidates, k), **options)
         return diversify(
             ids, scores, self.item_embeddings, k, self.lambda_, normalize=self.normalize
@@ -237,13 +250,15 @@ def _candidates(ids: Any, scores: Any, n_items: int) -> tuple[np.ndarray, np.nda
             f"ids holds item id {bad}, outside [0, {n_items}) (the rows of item_embeddings) "
             "or -1 padding"
         )
-    cand = np.ascontiguousarray(cand, dtype=np.int32)
-    rel = np.ascontiguousarray(rel, dtype=np.float32)
     real = cand >= 0
-    if not np.isfinite(rel[real]).all():
+    given = rel[real]  # checked as given: float32 would turn 1e39 into inf
+    if not np.isfinite(given).all():
         row = int(np.flatnonzero((~np.isfinite(rel) & real).any(axis=1))[0])
         raise ValueError(
             f"scores holds NaN or infinite values for real candidate ids (first in row {row}); "
             "mark missing candidates with id -1"
         )
-    return cand, rel, single
+    check.finite_float32(given, "scores", "values")  # NaN: refused above, naming the row
+    with np.errstate(over="ignore"):  # padding may hold any number: the kernel never reads it
+        rel = np.ascontiguousarray(rel, dtype=np.float32)
+    return np.ascontiguousarray(cand, dtype=np.int32), rel, single

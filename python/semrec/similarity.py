@@ -277,9 +277,10 @@ def topk(
         ``None`` uses :func:`semrec.get_num_threads`, ``0`` all cores. The result does not
         depend on it.
     check_finite : bool, default True
-        Reject NaN and infinite inputs. Turning it off saves one pass over ``items`` per call
-        when the caller already guarantees finite values (an :class:`ItemIndex` was checked
-        once; only the queries are checked then).
+        Reject NaN and infinite inputs, and with ``"dot"`` vectors whose products could pass
+        float32's range. ``False`` skips those passes over ``items`` (and ``queries``) when the
+        caller vouches for them, e.g. a model's own checked factors (an :class:`ItemIndex` is
+        checked once, at build, and its range check always runs).
 
     Returns
     -------
@@ -293,7 +294,8 @@ def topk(
     TypeError
         Wrong dtype (only float32 is accepted, to avoid hidden copies) or container type.
     ValueError
-        Wrong shape or layout, NaN/inf, ``k < 1``, unknown metric, malformed CSR, no items.
+        Wrong shape or layout, NaN/inf, ``"dot"`` scores past float32, ``k < 1``, unknown
+        metric, malformed CSR, no items.
     IndexError
         A candidate or excluded id outside ``[0, n_items)``.
 
@@ -305,6 +307,7 @@ def topk(
     >>> ids.tolist()
     [0, 1]
     """
+    finite = check.flag(check_finite, "check_finite")  # None or 0 would turn the checks off
     if not isinstance(items, np.ndarray | ItemIndex) and callable(getattr(items, "search", None)):
         # An approximate index (HNSWIndex, PQIndex): it searches, then re-scores exactly here.
         if metric is not None and metric != items.metric:
@@ -316,9 +319,7 @@ def topk(
     if isinstance(items, ItemIndex) and np.shape(queries)[:-1] in ((), (1,)):
         threads = resolve_num_threads(num_threads)
         core.expect_query(items._prepared, threads)  # helpers woken during the checks below
-    q, single = check.as_float32_matrix(
-        queries, "queries", allow_1d=True, check_finite=check_finite
-    )
+    q, single = check.as_float32_matrix(queries, "queries", allow_1d=True, check_finite=finite)
     index = items if isinstance(items, ItemIndex) else None
     if index is not None:
         if metric is not None and metric != index.metric:
@@ -329,14 +330,14 @@ def topk(
         metric = index.metric
         x = index.vectors  # a snapshot: items added during this search are not searched
     else:
-        x, _ = check.as_float32_matrix(items, "items", check_finite=check_finite)
+        x, _ = check.as_float32_matrix(items, "items", check_finite=finite)
         metric = "cosine" if metric is None else check.choice(metric, "metric", METRICS)
     threads = resolve_num_threads(num_threads) if threads is None else threads
     if x.shape[0] == 0:
         raise ValueError("items is empty (0 rows); there is nothing to search")
     k = check.result_width(k, q.shape[0], x.shape[0])  # a huge k: refused, not allocated
-    if metric == "dot" and (index is not None or check_finite):  # the peak costs a pass
-        _dot_in_range(q, x, index._peak if index is not None else _peak_of(x))
+    if metric == "dot" and (index is not None or finite):  # |x| (one BLAS pass) bounds |x_ij|
+        _dot_in_range(q, x, index._peak if index is not None else float(np.vdot(x, x)) ** 0.5)
     if q.shape[1] != x.shape[1]:
         raise ValueError(
             f"queries have dimension {q.shape[1]} but items have dimension {x.shape[1]}"
@@ -587,6 +588,8 @@ def item_neighbours(
         (np.ones(n, dtype=np.float32), np.arange(n, dtype=np.int32), np.arange(n + 1)),
         shape=(n, n),
     )
+    if metric == "dot":  # checked here once: topk's check_finite=False skips it
+        _dot_in_range(x, x, float(np.vdot(x, x)) ** 0.5)
     ids, scores = topk(
         x, x, k, metric=metric, exclude=diagonal, num_threads=num_threads, check_finite=False
     )
