@@ -518,9 +518,8 @@ void InterestState::add_rows(InterestEvents<Time> events, MatrixView items, std:
           task_latest[task] = std::max(task_latest[task], row_latest(events, r));
         }
         // Events of weight 0 add nothing: they are not counted and set no reference.
-        const std::int64_t count =
-            std::count_if(events.weights + begin, events.weights + stop_at,
-                          [](float w) { return w != 0.0f; });
+        const std::int64_t count = std::count_if(events.weights + begin, events.weights + stop_at,
+                                                 [](float w) { return w != 0.0f; });
         if (count == 0) continue;
         const double ref = events.times != nullptr ? row_reference(events, r) : 0.0;
         std::fill(partial.begin(), partial.end(), 0.0f);

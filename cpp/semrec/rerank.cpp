@@ -1,6 +1,7 @@
 #include "semrec/rerank.hpp"
 
 #include <algorithm>
+#include <cstring>
 #include <limits>
 #include <stdexcept>
 #include <vector>
@@ -12,11 +13,45 @@ namespace {
 // Rows per parallel task: amortises scheduling and buffer allocation, still balances well.
 constexpr std::int64_t kRowsPerTask = 16;
 
+using Float8 = float __attribute__((vector_size(32)));  // GCC's vectors: SIMD on every build
+
+// dot(a[r], b) for R rows at once (their chains interleave), each in one fixed order set by
+// the code alone (4 x 8 interleaved partial sums, added pairwise, then the tail): a row's sum is
+// the same bits whatever R and wherever the row sits, so MMR's ties go to the first candidate.
+// Eigen's GEMV, used before, summed a row in an order that depended on its position in the
+// block, and broke ties by rounding. (Fused multiply-adds, where the build has them, kept its
+// speed; the sums may then differ between builds, never between rows.)
+#pragma GCC push_options
+#pragma GCC optimize("fp-contract=fast")
+template <int R>
+void fixed_order_dots(const float* const* a, const float* b, std::int64_t n, double* out) {
+  Float8 acc[R][4] = {};
+  std::int64_t d = 0;
+  for (; d + 32 <= n; d += 32) {
+    for (int j = 0; j < 4; ++j) {
+      Float8 y;
+      std::memcpy(&y, b + d + 8 * j, sizeof y);  // unaligned loads
+      for (int r = 0; r < R; ++r) {
+        Float8 x;
+        std::memcpy(&x, a[r] + d + 8 * j, sizeof x);
+        acc[r][j] += x * y;
+      }
+    }
+  }
+  for (int r = 0; r < R; ++r) {
+    const Float8 sum = (acc[r][0] + acc[r][1]) + (acc[r][2] + acc[r][3]);
+    float total = ((sum[0] + sum[1]) + (sum[2] + sum[3])) + ((sum[4] + sum[5]) + (sum[6] + sum[7]));
+    for (std::int64_t t = d; t < n; ++t) total += a[r][t] * b[t];
+    out[r] = total;
+  }
+}
+#pragma GCC pop_options
+
 // Per-thread scratch, reused across the rows of one task.
 struct Scratch {
   std::vector<std::int64_t> valid;  // columns holding a real id
-  std::vector<float> gathered;      // their embeddings, transposed: term d of candidate v at d*m+v
-  std::vector<float> sims;
+  std::vector<const float*> rows;   // their embeddings
+  std::vector<std::int64_t> open;   // the candidates still alive at a pick
   std::vector<double> max_sim;
   std::vector<char> alive;
 };
@@ -35,12 +70,8 @@ void rerank_row(const CandidateView& c, std::int64_t row, const MatrixView& emb,
   }
   const auto m = static_cast<std::int64_t>(s.valid.size());
   const std::int64_t dim = emb.cols;
-  s.gathered.resize(static_cast<std::size_t>(m * dim));
-  for (std::int64_t v = 0; v < m; ++v) {
-    const float* src = emb.row(ids[s.valid[v]]);
-    for (std::int64_t d = 0; d < dim; ++d) s.gathered[d * m + v] = src[d];
-  }
-  s.sims.resize(static_cast<std::size_t>(m));
+  s.rows.resize(static_cast<std::size_t>(m));
+  for (std::int64_t v = 0; v < m; ++v) s.rows[v] = emb.row(ids[s.valid[v]]);
   s.max_sim.assign(static_cast<std::size_t>(m), -std::numeric_limits<double>::infinity());
   s.alive.assign(static_cast<std::size_t>(m), 1);
 
@@ -68,19 +99,36 @@ void rerank_row(const CandidateView& c, std::int64_t row, const MatrixView& emb,
       if (ids[s.valid[v]] == id) s.alive[v] = 0;
     }
     if (picked + 1 == k) continue;
-    // Every candidate's similarity to the pick, each summed term by term in the same order
-    // (vectorised across candidates): equal rows give equal sums wherever they sit, so ties go
-    // to the first candidate. A GEMV's sums depend on a row's position, which broke ties.
-    const float* chosen = emb.row(id);
-    std::fill(s.sims.begin(), s.sims.end(), 0.0f);
-    for (std::int64_t d = 0; d < dim; ++d) {
-      const float c = chosen[d];
-      const float* term = s.gathered.data() + d * m;
-      float* sims = s.sims.data();
-      for (std::int64_t v = 0; v < m; ++v) sims[v] += term[v] * c;
-    }
+    s.open.clear();  // picked candidates (or their id) are never compared again
     for (std::int64_t v = 0; v < m; ++v) {
-      s.max_sim[v] = std::max(s.max_sim[v], static_cast<double>(s.sims[v]));
+      if (s.alive[v]) s.open.push_back(v);
+    }
+    const float* chosen = emb.row(id);
+    const auto n_open = static_cast<std::int64_t>(s.open.size());
+    const float* rows[4];
+    double sims[4];
+    const auto fold = [&](std::int64_t o, int group) {  // the group's sims into max_sim
+      for (int r = 0; r < group; ++r) {
+        double& most = s.max_sim[s.open[o + r]];
+        most = std::max(most, sims[r]);
+      }
+    };
+    std::int64_t o = 0;
+    for (; o + 4 <= n_open; o += 4) {
+      if (picked == 0) {  // the rows' first use: ask for the next group's while this one sums
+        for (std::int64_t r = o + 4; r < std::min(o + 8, n_open); ++r) {
+          const char* row = reinterpret_cast<const char*>(s.rows[s.open[r]]);
+          for (std::int64_t b = 0; b < dim * 4; b += 64) __builtin_prefetch(row + b);
+        }
+      }
+      for (int r = 0; r < 4; ++r) rows[r] = s.rows[s.open[o + r]];
+      fixed_order_dots<4>(rows, chosen, dim, sims);
+      fold(o, 4);
+    }
+    for (; o < n_open; ++o) {
+      rows[0] = s.rows[s.open[o]];
+      fixed_order_dots<1>(rows, chosen, dim, sims);
+      fold(o, 1);
     }
   }
   for (int t = picked; t < k; ++t) {
