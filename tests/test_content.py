@@ -597,3 +597,40 @@ def test_a_loaded_model_refuses_the_bundled_encoder_when_another_encoded_its_tex
         loaded.encoder = encoder  # given again, as the message says
         np.testing.assert_array_equal(loaded.recommend_text("a story", k=3)[0],
                                       model.recommend_text("a story", k=3)[0])  # fmt: skip
+
+
+def test_recommend_while_another_thread_adds_items():
+    # A search reads the item vectors, then the seen rows; add_items in between grew the seen
+    # rows past the vectors read ("exclude must have shape (20, N)"). Every call now succeeds
+    # and never lists a user's seen item.
+    import threading
+
+    rng = np.random.default_rng(0)
+    items = rng.standard_normal((2000, 16)).astype(np.float32)
+    clicks = sp.csr_array(sp.random_array((50, 2000), density=0.02, rng=rng) > 0, dtype=np.float32)
+    model = ContentRecommender(items, show_progress=False).fit(clicks)
+    done, errors, listed = threading.Event(), [], []
+
+    def reader() -> None:
+        while not done.is_set():
+            try:
+                for users in (np.arange(20), np.array([3])):
+                    listed.append((users, model.recommend(users, k=10)[0]))
+            except Exception as exc:  # any failure is the finding
+                errors.append(exc)
+                return
+
+    threads = [threading.Thread(target=reader) for _ in range(2)]
+    for t in threads:
+        t.start()
+    more = np.random.default_rng(1)
+    for _ in range(150):
+        model.add_items(more.standard_normal((20, 16)).astype(np.float32))
+    done.set()
+    for t in threads:
+        t.join()
+    assert not errors, errors[0]
+    assert listed
+    for users, ids in listed:
+        for user, row in zip(users, ids, strict=True):
+            assert not np.isin(row, clicks[[user]].indices).any()

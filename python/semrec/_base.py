@@ -28,7 +28,7 @@ import scipy.sparse as sp
 from semrec import _persist as persist
 from semrec import _validation as check
 from semrec._model_lock import changes_model
-from semrec._scoring import kernel_scores, nearest, padded_to, select_in_batches
+from semrec._scoring import kernel_scores, nearest, padded_to, seen_within, select_in_batches
 from semrec._search import DEFAULT_STORAGE, ItemSearch
 from semrec.errors import FormatError, NotFittedError
 from semrec.similarity import ItemIndex, topk, topk_of_model_query
@@ -127,8 +127,7 @@ class Recommender:
         raise NotImplementedError
 
     def _rank_rows(self, users: np.ndarray) -> np.ndarray:
-        """The scores ``recommend`` ranks by: ``_score_rows`` unless a model keeps a finer
-        dtype for its ties (its returned scores are float32 either way)."""
+        """``_score_rows``, unless a model ranks by a finer dtype (it returns float32 anyway)."""
         return np.array(self._score_rows(users), dtype=np.float32)
 
     def _recommend_rows(
@@ -140,8 +139,9 @@ class Recommender:
             width = min(k, max(items.shape[0], 1))  # the kernel allocates by k: pad the rest
             index = self._item_search().index_for(items, self._threads)
             one, seen = users.size == 1, None
-            if exclude_seen:  # one user: the seen ids as they are, no matrix built
+            if exclude_seen:  # one user: ids, no matrix; add_items may have grown them since
                 seen = self._seen_items(int(users[0])) if one else self._seen_rows(users)
+                seen = seen_within(seen, items.shape[0])
             if one and candidates is None and isinstance(index, ItemIndex):  # a click
                 found, top = topk_of_model_query(queries, index, width, seen, self._threads)
             else:

@@ -182,3 +182,24 @@ def padded_to(found: tuple[np.ndarray, np.ndarray], k: int) -> tuple[np.ndarray,
     out_scores = np.full((ids.shape[0], k), -np.inf, dtype=np.float32)
     out_ids[:, : ids.shape[1]], out_scores[:, : ids.shape[1]] = ids, scores
     return out_ids, out_scores
+
+
+def seen_within(seen: np.ndarray | sp.csr_array, n_items: int) -> np.ndarray | sp.csr_array:
+    """``seen`` (one user's sorted item ids, or a CSR of users' rows) fitted to the first
+    ``n_items`` items: a search reads the item vectors first, and ``add_items`` in another
+    thread may grow the seen rows before they are read (its new items are not searched).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from semrec._scoring import seen_within
+    >>> seen_within(np.array([1, 4, 7]), 5).tolist()
+    [1, 4]
+    """
+    if isinstance(seen, np.ndarray):
+        return seen[: np.searchsorted(seen, n_items)]
+    if seen.shape[1] > n_items:
+        return sp.csr_array(seen[:, :n_items])
+    if seen.shape[1] < n_items:  # the rows read before the vectors grew: no entry past them
+        return sp.csr_array((seen.data, seen.indices, seen.indptr), (seen.shape[0], n_items))
+    return seen
