@@ -3,6 +3,8 @@ what it returns, filters honoured, incremental adds, save/load, damaged files re
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -268,3 +270,194 @@ def test_a_calls_thread_count_stays_with_the_call() -> None:
         """
     )
     assert out.split() == ["2"] * 4
+
+
+def test_add_is_safe_mid_search() -> None:
+    """faiss cannot search a graph while it grows: searches on other threads while items are
+    added must neither crash the process (a fresh one: a crash fails the test) nor return
+    anything but valid ids with their exact scores."""
+    out = run_python(
+        """
+        import threading
+        import numpy as np, semrec
+        rng = np.random.default_rng(0)
+        x = rng.standard_normal((4000, 32)).astype(np.float32)
+        q = rng.standard_normal((64, 32)).astype(np.float32)
+        index = semrec.HNSWIndex(x, m=8)
+        added = [x]
+        stop, results, errors = threading.Event(), [], []
+
+        def reader():
+            try:
+                for i in range(10**9):
+                    if stop.is_set():
+                        break
+                    got, one = index.search(q, 10), index.search(q[0], 10)
+                    if i % 8 == 0:  # a sample is checked below (and a filtered search)
+                        results.extend([(q, *got), (q[:1], *one)])
+                        results.append((q[:1], *index.search(q[0], 10, exclude=np.arange(30))))
+            except Exception as exc:
+                errors.append(repr(exc))
+
+        threads = [threading.Thread(target=reader) for _ in range(3)]
+        for t in threads:
+            t.start()
+        more = np.random.default_rng(1)
+        for _ in range(300):  # crashed 8 runs in 8 when searches did not wait for an add
+            added.append(more.standard_normal((50, 32)).astype(np.float32))
+            index.add(added[-1])
+        stop.set()
+        for t in threads:
+            t.join()
+        assert not errors, errors
+        items = np.concatenate(added)
+        unit = items / np.linalg.norm(items, axis=1, keepdims=True)
+        for queries, ids, scores in results:
+            ids, scores = np.atleast_2d(ids), np.atleast_2d(scores)
+            assert ((ids >= 0) & (ids < len(items))).all(), ids
+            assert all(np.unique(row).size == row.size for row in ids)
+            assert (np.diff(scores, axis=1) <= 0).all()
+            unit_q = queries / np.linalg.norm(queries, axis=1, keepdims=True)
+            want = np.einsum("qd,qkd->qk", unit_q.astype(np.float64), unit[ids].astype(np.float64))
+            np.testing.assert_allclose(scores, want, atol=1e-5)
+        assert len(index) == len(items) == 19000
+        print(len(results))
+        """
+    )
+    assert int(out) > 0
+
+
+def test_shared_lock_lets_searches_run_together_and_an_add_alone() -> None:
+    from semrec._approximate import SharedLock
+
+    lock, inside, together = SharedLock(), [], threading.Barrier(2, timeout=10)
+
+    def search():
+        with lock.reading():
+            together.wait()  # both readers are inside at once, or this times out
+            inside.append("read")
+
+    readers = [threading.Thread(target=search) for _ in range(2)]
+    for t in readers:
+        t.start()
+    for t in readers:
+        t.join()
+    assert inside == ["read", "read"]
+    with lock.writing():  # a writer excludes readers until it is done
+        late = threading.Thread(target=search)
+        late.start()
+        late.join(timeout=0.2)
+        assert late.is_alive() and len(inside) == 2
+        other = threading.Thread(target=search)
+        other.start()
+    late.join(timeout=10)
+    other.join(timeout=10)
+    assert len(inside) == 4
+
+
+def two_regions(n: int = 6000, dim: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    """Items around +c (the first 70%) and -c, and a query near +c."""
+    rng = np.random.default_rng(7)
+    centre = 3 * rng.standard_normal(dim)
+    x = rng.standard_normal((n, dim))
+    x[: n * 7 // 10] += centre
+    x[n * 7 // 10 :] -= centre
+    return x.astype(np.float32), (centre + rng.standard_normal(dim)).astype(np.float32)[None]
+
+
+def numpy_eligible_top(q, x, k, drop=(), keep=None):
+    """The exact top-k by float64 cosine among the eligible items (-1 padding past them)."""
+    s = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float64) @ q[0]
+    eligible = np.ones(len(x), bool) if keep is None else np.isin(np.arange(len(x)), keep)
+    eligible[np.asarray(drop, dtype=np.int64)] = False
+    ids = np.flatnonzero(eligible)
+    ids = ids[np.argsort(-s[ids], kind="stable")][:k]
+    return np.concatenate([ids, np.full(k - ids.size, -1)])
+
+
+def test_filters_that_empty_the_graph_neighbourhood_fall_back_to_the_exact_search():
+    """A user who has seen the whole region around their profile, or a candidate list (a
+    category) outside it: thousands of items are eligible, so no -1 padding; the rows the
+    graph left short are answered exactly (NumPy brute force of the eligible items)."""
+    x, q = two_regions(20000)
+    ann = HNSWIndex(x, m=16, num_threads=1)
+    region_a, region_b = np.arange(14000), np.arange(14000, 20000)
+    for extra, drop, keep in [
+        ({"exclude": region_a}, region_a, None),
+        ({"candidates": region_b}, (), region_b),
+        ({"exclude": region_b[:5995], "candidates": region_b}, region_b[:5995], region_b),
+        ({"exclude": np.arange(19996)}, np.arange(19996), None),  # 4 eligible: the rest -1
+    ]:
+        ids, scores = topk(q[0], ann, 10, **extra)
+        np.testing.assert_array_equal(ids, numpy_eligible_top(q, x, 10, drop, keep))
+        assert np.isfinite(scores[ids >= 0]).all() and (scores[ids < 0] == -np.inf).all()
+    # A batch: each row answered as alone.
+    rows = np.repeat([0, 1], [14000, 3])
+    ex = sp.csr_array((np.ones(rows.size), (rows, np.r_[region_a, 0:3])), shape=(2, 20000))
+    batch = topk(np.repeat(q, 2, axis=0), ann, 10, exclude=ex)
+    np.testing.assert_array_equal(batch[0][0], numpy_eligible_top(q, x, 10, region_a))
+    for got, want in zip(batch, topk(q[0], ann, 10, exclude=np.arange(3)), strict=True):
+        np.testing.assert_array_equal(got[1], want)
+
+
+def test_tune_catches_up_with_items_added_to_the_wrapped_item_index():
+    rng = np.random.default_rng(8)
+    x, users = low_rank(rng, 4000), low_rank(rng, 60)
+    grown = HNSWIndex(x[:2000], m=4, num_threads=1)
+    grown.items.add(x[2000:])  # not through grown.add: the graph lacks them until it syncs
+    added = HNSWIndex(x[:2000], m=4, num_threads=1)
+    added.add(x[2000:], num_threads=1)
+    assert grown.tune(users, target=0.9) == added.tune(users, target=0.9)
+    assert grown.ef_search == added.ef_search
+
+
+def test_graph_bytes_as_bytes_and_unreadable_graphs_get_clean_messages():
+    rng = np.random.default_rng(9)
+    ann = HNSWIndex(low_rank(rng, 300), m=8)
+    for blob in (ann.graph_bytes().tobytes(), bytearray(ann.graph_bytes())):
+        again = HNSWIndex.from_bytes(ann.items, blob, **ann.settings())
+        np.testing.assert_array_equal(again.graph_bytes(), ann.graph_bytes())
+    with pytest.raises(TypeError, match="graph must be a uint8 array or bytes"):
+        HNSWIndex.from_bytes(ann.items, ann.graph_bytes().astype(np.int64), **ann.settings())
+    pq_codes = semrec.PQIndex(ann.items).code_bytes()
+    for bad, match in [
+        (np.arange(64, dtype=np.uint8), "graph: not an inner-product HNSW graph"),
+        (pq_codes, "graph: not an inner-product HNSW graph"),
+        (ann.graph_bytes()[:-1], "graph is damaged"),
+        (ann.graph_bytes()[:100], "graph"),
+    ]:
+        with pytest.raises(ValueError, match=match) as caught:
+            HNSWIndex.from_bytes(ann.items, bad, **ann.settings())
+        assert "faiss::" not in str(caught.value) and "/project" not in str(caught.value)
+
+
+def test_a_graph_declaring_a_huge_part_is_refused_before_faiss_allocates_it(tmp_path):
+    """faiss allocates whatever a serialised graph declares (here 256 GiB of neighbours) before
+    reading it: the declared sizes are checked against the bytes first. A fresh process with
+    its address space capped, so that the allocation cannot happen even if attempted."""
+    rng = np.random.default_rng(10)
+    ann = HNSWIndex(low_rank(rng, 200), m=8)
+    path = tmp_path / "ann.npz"
+    ann.save(path)
+    out = run_python(
+        f"""
+        import resource, struct
+        import numpy as np, semrec
+        from semrec import _persist as persist
+        ann = semrec.HNSWIndex.load({str(path)!r})
+        blob = ann.graph_bytes().copy()
+        pos = 37  # past faiss's header: the level probabilities, then four more vectors
+        for size in (8, 4, 4, 8):
+            pos += 8 + size * int(blob[pos : pos + 8].view("<u8")[0])
+        blob[pos : pos + 8] = np.frombuffer(struct.pack("<Q", 2**36), np.uint8)  # neighbours
+        resource.setrlimit(resource.RLIMIT_AS, (6 << 30, 6 << 30))
+        meta = {{"format": "semrec.HNSWIndex", "version": 1, "metric": "cosine",
+                "storage": "float32", **ann.settings()}}
+        persist.write({str(path)!r}, meta, {{"vectors": ann.items.vectors, "graph": blob}})
+        try:
+            semrec.HNSWIndex.load({str(path)!r})
+        except semrec.FormatError as exc:
+            print(exc)
+        """
+    )
+    assert "ann.npz" in out and "graph is damaged" in out

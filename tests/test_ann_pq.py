@@ -10,9 +10,11 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import scipy.stats as scipy_stats
+from child_python import run_python
 from fuzzing import corruptions
 
 import semrec
+from semrec import _persist as persist
 from semrec._native import core
 from semrec.similarity import ItemIndex, topk, topk_of_native_proposals
 
@@ -520,3 +522,136 @@ def test_huge_k_is_refused_by_name(data):
     _, q, pq = data
     with pytest.raises(ValueError, match=f"pass k <= {N}"):
         pq.search(q, 2**31 - 1)
+
+
+def two_regions(n: int = 20000, dim: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    """Items around +c (the first 70%) and -c, and a query near +c."""
+    rng = np.random.default_rng(7)
+    centre = 3 * rng.standard_normal(dim)
+    x = rng.standard_normal((n, dim))
+    x[: n * 7 // 10] += centre
+    x[n * 7 // 10 :] -= centre
+    return x.astype(np.float32), (centre + rng.standard_normal(dim)).astype(np.float32)[None]
+
+
+def test_filters_that_leave_the_scan_short_fall_back_to_the_exact_search():
+    """The scan goes rerank (plus the excluded count, at most 2048; times the share a
+    candidate list leaves out) deep, then filters: a user who has seen the whole region around
+    their profile, or a category outside it, used to get -1 padding although thousands of
+    items are eligible. Such a row is answered exactly (NumPy brute force of the eligible)."""
+    x, q = two_regions()
+    pq = PQIndex(x, m=8, rerank=1000, num_threads=1)
+    region_a, region_b = np.arange(14000), np.arange(14000, 20000)
+    for extra, drop, keep in [
+        ({"exclude": region_a}, region_a, None),
+        ({"candidates": region_b}, None, region_b),
+        ({"exclude": region_b[:5995], "candidates": region_b}, region_b[:5995], region_b),
+    ]:
+        ids, scores = topk(q[0], pq, 10, **extra)
+        want = numpy_top(q, x, 10, drop=None if drop is None else [drop], keep=keep)[0]
+        if drop is not None and keep is not None:  # 5 eligible: the rest is padding
+            want = np.r_[want[:5], [-1] * 5]
+        np.testing.assert_array_equal(ids, want)
+        assert np.isfinite(scores[ids >= 0]).all() and (scores[ids < 0] == -np.inf).all()
+
+
+def test_each_query_is_scanned_to_its_own_depth_whatever_its_batch(data):
+    """A query's scan goes as deep as its own exclusions ask, not its batch's most: its
+    answer is bitwise the same alone or in any batch (rows deep enough to reach the whole
+    catalogue are searched exactly, also alone)."""
+    x, q, pq = data
+    ranked = numpy_top(q, x, 2000)
+    rows = np.repeat(np.arange(40), np.arange(40) * 50)
+    ex = sp.csr_array(
+        (np.ones(rows.size), (rows, np.concatenate([ranked[i, : i * 50] for i in range(40)]))),
+        shape=(40, N),
+    )
+    keep = np.random.default_rng(11).choice(N, 5000, replace=False)
+    deep = PQIndex.from_bytes(pq.items, pq.code_bytes(), **{**pq.settings(), "rerank": 4500})
+    for index in (pq, deep):
+        for extra in ({"exclude": ex}, {"exclude": ex, "candidates": keep}):
+            batch = topk(q, index, 10, **extra)
+            for i in range(0, 40, 3):
+                one = topk(q[i], index, 10, **{**extra, "exclude": ranked[i, : i * 50]})
+                np.testing.assert_array_equal(one[0], batch[0][i])
+                np.testing.assert_array_equal(one[1], batch[1][i])
+            halves = [topk(q[s], index, 10, **{**extra, "exclude": ex[s]}) for s in (
+                slice(0, 20), slice(20, 40))]  # fmt: skip
+            np.testing.assert_array_equal(np.concatenate([h[0] for h in halves]), batch[0])
+
+
+def test_tune_catches_up_with_items_added_to_the_wrapped_item_index():
+    x, q = planted(3000, seed=12)
+    grown = PQIndex(x[:1500], m=8, rerank=100)
+    grown.items.add(x[1500:])  # not through grown.add: coded at the next search or tune
+    added = PQIndex(x[:1500], m=8, rerank=100)
+    added.add(x[1500:])
+    tuned = grown.tune(q, k=10, target=0.9)
+    assert tuned == added.tune(q, k=10, target=0.9) and tuned["recall"] < 1.0
+    assert grown.recall(q, k=10) == pytest.approx(tuned["recall"])
+
+
+def test_tune_does_not_depend_on_the_rerank_it_starts_from():
+    """A rerank covering the catalogue (set for a larger one, say) is tuned like any other:
+    only 2 k >= the catalogue makes every search exact."""
+    x, q = planted(3000, seed=13)
+    wide, narrow = PQIndex(x, m=8, rerank=3000), PQIndex(x, m=8, rerank=100)
+    tuned = wide.tune(q, k=10, target=0.9)
+    assert tuned == narrow.tune(q, k=10, target=0.9) and wide.rerank < 3000
+    small = PQIndex(x[:19], m=8, rerank=5)
+    assert small.tune(q, k=10, target=0.9) == {"rerank": 5, "recall": 1.0, "lower_bound": 1.0}
+
+
+def test_codes_as_bytes_and_unreadable_codes_get_clean_messages(data):
+    x = data[0]
+    small = PQIndex(x[:500], m=8)
+    for blob in (small.code_bytes().tobytes(), memoryview(small.code_bytes())):
+        again = PQIndex.from_bytes(small.items, blob, **small.settings())
+        np.testing.assert_array_equal(again.code_bytes(), small.code_bytes())
+    with pytest.raises(TypeError, match="codes must be a uint8 array or bytes"):
+        PQIndex.from_bytes(small.items, small.code_bytes().astype(np.int16), **small.settings())
+    with pytest.raises(TypeError, match="codes must be a uint8 array or bytes"):
+        PQIndex.from_bytes(small.items, small.code_bytes().tolist(), **small.settings())
+    legacy = faiss.IndexPQFastScan(32, 8, 4, faiss.METRIC_INNER_PRODUCT)
+    legacy.train(x[:500])
+    legacy.add(x[:500])
+    blob = np.asarray(faiss.serialize_index(legacy), dtype=np.uint8)
+    for bad, match in [
+        (np.arange(64, dtype=np.uint8), "codes: not inner-product PQ codes"),
+        (blob[:-1], "codes is damaged"),
+        (blob[:80], "codes"),
+    ]:
+        with pytest.raises(ValueError, match=match) as caught:
+            PQIndex.from_bytes(small.items, bad, **small.settings())
+        assert "graph" not in str(caught.value) and "faiss::" not in str(caught.value)
+
+
+def test_legacy_codes_declaring_a_huge_part_are_refused_before_faiss_allocates_it(tmp_path):
+    """faiss allocates whatever a serialised index declares (here 64 GiB of codes) before
+    reading it: the declared sizes are checked against the bytes first, and the file is named.
+    A fresh process with its address space capped, so that nothing large can be allocated."""
+    x, _ = planted(2000, seed=14)
+    legacy = faiss.IndexPQFastScan(32, 8, 4, faiss.METRIC_INNER_PRODUCT)
+    legacy.train(x)
+    legacy.add(x)
+    blob = np.asarray(faiss.serialize_index(legacy), dtype=np.uint8).copy()
+    size = legacy.codes.size()
+    assert blob[-size - 8 : -size].view("<u8")[0] == size  # the codes come last
+    blob[-size - 8 : -size] = np.array([2**36], dtype="<u8").view(np.uint8)
+    path = tmp_path / "pq.npz"
+    meta = {"format": "semrec.PQIndex", "version": 2, "metric": "dot", "storage": "float32"}
+    persist.write(
+        path, {**meta, "m": 8, "rerank": 50, "random_state": 0}, {"vectors": x, "codes": blob}
+    )
+    out = run_python(
+        f"""
+        import resource
+        import semrec
+        resource.setrlimit(resource.RLIMIT_AS, (6 << 30, 6 << 30))
+        try:
+            semrec.PQIndex.load({str(path)!r})
+        except semrec.FormatError as exc:
+            print(exc)
+        """
+    )
+    assert "pq.npz" in out and "codes is damaged" in out

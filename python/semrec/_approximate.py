@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import struct
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from statistics import NormalDist
@@ -62,13 +64,114 @@ def unit_rows(x: np.ndarray, metric: str) -> np.ndarray:
     return np.divide(x, norms, out=np.zeros_like(x), where=norms > 0).astype(np.float32)
 
 
-def deserialized(blob: np.ndarray, what: str) -> Any:
-    """A faiss index from its serialised bytes; ValueError when they are not one."""
+def blob_bytes(blob: Any, name: str, writer: str) -> np.ndarray:
+    """A serialised index (``writer``'s output) as a 1-D uint8 array: a uint8 array, or a
+    bytes-like object read as it is (no copy)."""
+    if isinstance(blob, bytes | bytearray | memoryview):
+        return np.frombuffer(blob, dtype=np.uint8)
+    if isinstance(blob, np.ndarray) and blob.dtype == np.uint8:
+        return np.ascontiguousarray(blob).reshape(-1)
+    got = f"an array of {blob.dtype}" if isinstance(blob, np.ndarray) else type(blob).__name__
+    raise TypeError(f"{name} must be a uint8 array or bytes, as {writer}() returns; got {got}")
+
+
+class FaissLayout:
+    """A walk through a serialised faiss index before faiss reads it: faiss allocates (and
+    zero-fills) whatever size a blob declares, up to 1 TiB, before reading the bytes, so every
+    declared size is checked against the bytes that follow; ValueError naming ``name``."""
+
+    def __init__(self, blob: np.ndarray, name: str) -> None:
+        self.view, self.name, self.pos = memoryview(blob), name, 0
+
+    def fields(self, fmt: str) -> tuple[Any, ...]:
+        size = struct.calcsize(fmt)
+        if self.pos + size > len(self.view):
+            raise ValueError(f"{self.name}: {len(self.view)} bytes end inside the index")
+        out = struct.unpack_from(fmt, self.view, self.pos)
+        self.pos += size
+        return out
+
+    def header(self, fourcc: bytes, what: str) -> tuple[int, int]:
+        """A faiss index header of type ``fourcc`` (inner product): its dimension and size."""
+        (kind,) = self.fields("<4s")
+        if kind != fourcc:
+            raise ValueError(f"{self.name}: not {what} (it starts with {kind!r})")
+        d, ntotal, _, _, _, metric = self.fields("<iqqqBi")
+        if metric != 0:  # faiss's METRIC_INNER_PRODUCT
+            raise ValueError(f"{self.name}: not {what} (faiss metric {metric})")
+        return d, ntotal
+
+    def vector(self, itemsize: int) -> int:
+        """Skip a vector (its uint64 length, then its entries): its length."""
+        (count,) = self.fields("<Q")
+        left = len(self.view) - self.pos
+        if count > left // itemsize:
+            raise ValueError(
+                f"{self.name} is damaged: a part declares {count * itemsize} bytes where "
+                f"{left} remain"
+            )
+        self.pos += count * itemsize
+        return int(count)
+
+    def end(self) -> None:
+        if self.pos != len(self.view):
+            raise ValueError(f"{self.name}: {len(self.view) - self.pos} bytes after the index")
+
+
+def deserialized(blob: np.ndarray, what: str, name: str) -> Any:
+    """A faiss index from the serialised bytes ``name`` (their layout checked by
+    :class:`FaissLayout` first); ValueError when faiss cannot read them."""
     faiss = load_faiss(what)
     try:
-        return faiss.deserialize_index(np.ascontiguousarray(blob, dtype=np.uint8).reshape(-1))
-    except RuntimeError as exc:  # faiss reports an unreadable blob this way
-        raise ValueError(f"graph is not a faiss index ({str(exc).splitlines()[0]})") from None
+        return faiss.deserialize_index(blob)
+    except RuntimeError:  # faiss's message is C++ internals: file paths and function names
+        raise ValueError(f"{name} is damaged: faiss cannot read it") from None
+    except MemoryError:  # a size the layout check could not see
+        raise ValueError(f"{name} is damaged: it declares more memory than there is") from None
+
+
+class SharedLock:
+    """Many readers at once, or one writer: searches of a faiss graph run side by side, an add
+    to it runs alone (faiss does not support searching a graph while it grows). A waiting
+    writer holds new readers back, so a stream of searches cannot starve an add. Not
+    reentrant: a reader must not take it again."""
+
+    def __init__(self) -> None:
+        self._state = threading.Condition(threading.Lock())
+        self._readers = 0
+        self._writing = False
+        self._waiting = 0
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[None]:
+        with self._state:
+            while self._writing or self._waiting:
+                self._state.wait()
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._state:
+                self._readers -= 1
+                if not self._readers:
+                    self._state.notify_all()
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[None]:
+        with self._state:
+            self._waiting += 1
+            try:
+                while self._writing or self._readers:
+                    self._state.wait()
+            finally:
+                self._waiting -= 1
+            self._writing = True
+        try:
+            yield
+        finally:
+            with self._state:
+                self._writing = False
+                self._state.notify_all()
 
 
 @dataclass
@@ -93,6 +196,28 @@ class Request:
     def most_excluded(self) -> int:
         """The largest number of ids one query excludes."""
         return 0 if self.excluded is None else int(np.diff(self.excluded[0]).max(initial=0))
+
+    def excluded_counts(self) -> np.ndarray:
+        """How many ids each query excludes (int64)."""
+        if self.excluded is None:
+            return np.zeros(self.queries.shape[0], dtype=np.int64)
+        return np.diff(self.excluded[0])
+
+    def eligible(self, n: int) -> np.ndarray:
+        """How many of ``n`` items each query may be given: the catalogue, or the shared
+        candidates, less the distinct ids it excludes among them."""
+        total = n if self.allowed is None else self.allowed.size
+        if self.excluded is None:
+            return np.full(self.queries.shape[0], total, dtype=np.int64)
+        indptr, ids = self.excluded  # each row sorted: a repeat follows its first
+        counted = np.ones(ids.size, dtype=bool)
+        counted[1:] = ids[1:] != ids[:-1]
+        counted[indptr[:-1][indptr[:-1] < ids.size]] = True  # a row's first id
+        if self.allowed is not None:
+            place = np.minimum(np.searchsorted(self.allowed, ids), self.allowed.size - 1)
+            counted &= self.allowed[place] == ids
+        ends = np.concatenate([[0], np.cumsum(counted)])
+        return total - (ends[indptr[1:]] - ends[indptr[:-1]])
 
 
 def request(
@@ -144,15 +269,64 @@ def exactly(items: ItemIndex, req: Request, candidates: Any = None) -> tuple[np.
     return shaped(found, req.single)
 
 
-def rescored(items: ItemIndex, req: Request, found: np.ndarray) -> tuple[np.ndarray, ...]:
+def rescored(
+    items: ItemIndex, req: Request, found: np.ndarray, redo: np.ndarray | None = None
+) -> tuple[np.ndarray, ...]:
     """The exact top-k of the proposed ids ``found`` (one row per query, -1: none; proposals
     already inside ``req.allowed``), the exclusions applied: :func:`semrec.topk`'s per-query
     candidates path, which scores each proposed row where it lies (prefetched; one query's list
-    split over the request's threads)."""
-    found = topk_of_proposals(
+    split over the request's threads). Then :func:`completed` (``redo``: rows to search
+    exactly whatever they found)."""
+    result = topk_of_proposals(
         req.queries, items, found, req.k, req.excluded, req.threads, queries_checked=True
     )
-    return shaped(found, req.single)
+    return shaped(completed(items, req, result, redo), req.single)
+
+
+def completed(
+    items: ItemIndex,
+    req: Request,
+    result: tuple[np.ndarray, np.ndarray],
+    redo: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``result`` (2-D) with the exact answer in every row that found fewer than ``min(k,
+    eligible items)`` ids (its filters left the approximate pass too few) or is marked in
+    ``redo``: padding only where fewer than ``k`` items are eligible. Each row's answer depends
+    on that row alone, never on the batch."""
+    ids, scores = result
+    if redo is None and ids.size and ids.min() >= 0:  # the usual case: every row full
+        return result
+    short = (ids >= 0).sum(axis=1) < req.k
+    if redo is not None:
+        short |= redo
+    if not short.any():
+        return result
+    rows = np.flatnonzero(short)
+    n = len(items)
+    want = np.minimum(req.k, req.eligible(n)[rows])
+    again = (ids[rows] >= 0).sum(axis=1) < want
+    rows = rows[again if redo is None else again | redo[rows]]
+    if not rows.size:
+        return result
+    exclude = None
+    if req.excluded is not None:  # these rows' exclusions, as a CSR of the catalogue now
+        indptr, excluded = req.excluded
+        starts, lengths = indptr[rows], indptr[rows + 1] - indptr[rows]
+        sub_indptr = np.concatenate([[0], np.cumsum(lengths)])
+        take = np.repeat(starts - sub_indptr[:-1], lengths) + np.arange(sub_indptr[-1])
+        exclude = sp.csr_array(
+            (np.ones(take.size, np.float32), excluded[take], sub_indptr), shape=(rows.size, n)
+        )
+    exact = topk(
+        req.queries[rows],
+        items,
+        req.k,
+        exclude=exclude,
+        candidates=req.allowed,
+        num_threads=req.threads,
+    )
+    ids[rows], scores[rows] = exact  # fresh arrays of this search: filled in place
+    return ids, scores
 
 
 def found_shares(exact: np.ndarray, found: np.ndarray) -> np.ndarray:

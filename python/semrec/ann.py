@@ -15,12 +15,15 @@ by both paths has bitwise the same score, and ties still go to the lower id.
 
 faiss ships its own OpenMP runtime; batched searches use ``num_threads`` of it, single queries
 run on the calling thread.
+
+faiss cannot search a graph while items are inserted into it: searches share a readers-writer
+lock (they run side by side), and an insertion waits for the searches under way, then holds new
+ones back until it is done. So ``add`` is safe mid-search, as for :class:`semrec.ItemIndex`.
 """
 
 from __future__ import annotations
 
 import os
-import threading
 from typing import Any
 
 import numpy as np
@@ -42,7 +45,8 @@ class HNSWIndex(approx.Measurable):
     ``k`` best items; they are re-scored exactly by semrec's kernel through the wrapped
     :class:`ItemIndex`. :func:`semrec.topk` accepts this index in place of the item matrix,
     with the same ``exclude`` and ``candidates`` semantics: excluded and non-candidate items are
-    filtered inside the graph search, and a small candidate list is searched exactly.
+    filtered inside the graph search, and a small candidate list is searched exactly, as is a
+    query the filtered graph search left with fewer than ``k`` items while more are eligible.
 
     Parameters
     ----------
@@ -99,7 +103,7 @@ class HNSWIndex(approx.Measurable):
         self.m, self.ef_construction, self.ef_search = _graph_settings(
             m, ef_construction, ef_search
         )
-        self._lock = threading.Lock()
+        self._lock = approx.SharedLock()  # searches share the graph, an insertion has it alone
         self._graph = faiss.IndexHNSWFlat(self.items.dim, self.m, faiss.METRIC_INNER_PRODUCT)
         self._graph.hnsw.efConstruction = self.ef_construction
         self._add_to_graph(self.items.vectors, num_threads)
@@ -140,7 +144,7 @@ class HNSWIndex(approx.Measurable):
         3
         """
         self._sync(None)
-        with self._lock:
+        with self._lock.reading():
             return np.asarray(
                 approx.load_faiss("HNSWIndex").serialize_index(self._graph), dtype=np.uint8
             )
@@ -151,13 +155,15 @@ class HNSWIndex(approx.Measurable):
     ) -> HNSWIndex:
         """An index over ``items`` from a graph serialised by :meth:`graph_bytes` over them.
 
-        Raises ValueError when ``graph`` is not a faiss HNSW graph of ``len(items)`` vectors
-        of ``items.dim`` dimensions.
+        ``graph`` is a uint8 array or a bytes-like object. Raises ValueError when it is not a
+        faiss HNSW graph of ``len(items)`` vectors of ``items.dim`` dimensions.
         """
         faiss = approx.load_faiss("HNSWIndex")
         if not isinstance(items, ItemIndex):
             raise TypeError(f"items must be a semrec.ItemIndex, got {type(items).__name__}")
-        loaded = approx.deserialized(graph, "HNSWIndex")
+        graph = approx.blob_bytes(graph, "graph", "HNSWIndex.graph_bytes")
+        _check_layout(graph, len(items), items.dim)  # before faiss allocates what it declares
+        loaded = approx.deserialized(graph, "HNSWIndex", "graph")
         if not isinstance(loaded, faiss.IndexHNSWFlat) or loaded.metric_type != (
             faiss.METRIC_INNER_PRODUCT
         ):
@@ -175,7 +181,7 @@ class HNSWIndex(approx.Measurable):
         self = cls.__new__(cls)
         self.items = items
         self.m, self.ef_construction, self.ef_search = settings
-        self._lock = threading.Lock()
+        self._lock = approx.SharedLock()
         self._graph = loaded
         return self
 
@@ -186,8 +192,8 @@ class HNSWIndex(approx.Measurable):
     def _sync(self, num_threads: int | None) -> None:
         """Put the items the graph lacks into it: those added to the wrapped ItemIndex
         directly (``index.items.add``) are then searched too."""
-        if self._graph.ntotal < len(self.items):
-            with self._lock:
+        if self._graph.ntotal < len(self.items):  # the count only grows: read without the lock
+            with self._lock.writing():
                 self._add_to_graph(self.items.vectors[self._graph.ntotal :], num_threads)
 
     def _add_to_graph(self, x: np.ndarray, num_threads: int | None) -> None:
@@ -197,7 +203,8 @@ class HNSWIndex(approx.Measurable):
                 self._graph.add(approx.unit_rows(x, self.items.metric))
 
     def add(self, vectors: np.ndarray, *, num_threads: int | None = None) -> np.ndarray:
-        """Add items to the exact index and the graph; returns their ids.
+        """Add items to the exact index and the graph; returns their ids. Safe mid-search: the
+        insertion waits for the searches under way and holds new ones back until it is done.
 
         Examples
         --------
@@ -206,8 +213,7 @@ class HNSWIndex(approx.Measurable):
         >>> ann.add(np.ones((1, 3), dtype=np.float32)).tolist()
         [3]
         """
-        with self._lock:
-            ids = self.items.add(vectors, num_threads=num_threads)
+        ids = self.items.add(vectors, num_threads=num_threads)  # safe mid-search itself
         self._sync(num_threads)
         return ids
 
@@ -235,27 +241,34 @@ class HNSWIndex(approx.Measurable):
         if isinstance(req, tuple):
             return req
         depth = min(req.k, len(self.items))
-        found = np.full((req.queries.shape[0], depth), -1, dtype=np.int64)
         graph_q = approx.unit_rows(req.queries, self.items.metric)
+        with self._lock.reading():
+            found = self._search_graph(faiss, req, graph_q, depth)
+        # Exact scores (and the ranking they imply) for what the graph found; a row its filters
+        # left with too few items is searched exactly.
+        return approx.rescored(self.items, req, found)
+
+    def _search_graph(
+        self, faiss: Any, req: approx.Request, graph_q: np.ndarray, depth: int
+    ) -> np.ndarray:
+        """Each query's ``depth`` graph proposals (-1: none); the caller holds the readers'
+        lock."""
         if req.excluded is None and req.allowed is None:
             params = faiss.SearchParametersHNSW(efSearch=self.search_depth(depth))
             with approx.faiss_threads(faiss, req.threads):
-                found = self._graph.search(graph_q, depth, params=params)[1]
-        else:
-            keep = (
-                None if req.allowed is None else faiss.IDSelectorBatch(req.allowed.astype(np.int64))
-            )
-            for i in range(req.queries.shape[0]):
-                sel = keep
-                seen = req.excluded_of(i)
-                if seen.size:
-                    drop = faiss.IDSelectorNot(faiss.IDSelectorBatch(seen))
-                    sel = drop if keep is None else faiss.IDSelectorAnd(keep, drop)
-                ef_i = self.search_depth(depth, seen.size)
-                params = faiss.SearchParametersHNSW(efSearch=ef_i, sel=sel)
-                found[i] = self._graph.search(graph_q[i : i + 1], depth, params=params)[1][0]
-        # Exact scores (and the ranking they imply) for what the graph found.
-        return approx.rescored(self.items, req, found)
+                return self._graph.search(graph_q, depth, params=params)[1]
+        found = np.full((req.queries.shape[0], depth), -1, dtype=np.int64)
+        keep = None if req.allowed is None else faiss.IDSelectorBatch(req.allowed.astype(np.int64))
+        for i in range(req.queries.shape[0]):
+            sel = keep
+            seen = req.excluded_of(i)
+            if seen.size:
+                drop = faiss.IDSelectorNot(faiss.IDSelectorBatch(seen))
+                sel = drop if keep is None else faiss.IDSelectorAnd(keep, drop)
+            ef_i = self.search_depth(depth, seen.size)
+            params = faiss.SearchParametersHNSW(efSearch=ef_i, sel=sel)
+            found[i] = self._graph.search(graph_q[i : i + 1], depth, params=params)[1][0]
+        return found
 
     def tune(
         self,
@@ -307,6 +320,7 @@ class HNSWIndex(approx.Measurable):
         (['ef_search', 'lower_bound', 'recall'], True)
         """
         faiss = approx.load_faiss("HNSWIndex")
+        self._sync(num_threads)  # items added through index.items: tuned on them too
         req, target, confidence, exact = approx.tuning_request(
             self.items, queries, k, target, confidence, num_threads
         )
@@ -318,7 +332,7 @@ class HNSWIndex(approx.Measurable):
 
         def recall_at(ef: int) -> tuple[float, float]:  # the mean, and its bound
             params = faiss.SearchParametersHNSW(efSearch=max(ef, 2 * req.k))
-            with approx.faiss_threads(faiss, req.threads):
+            with self._lock.reading(), approx.faiss_threads(faiss, req.threads):
                 found = self._graph.search(graph_q, depth, params=params)[1]
             shares = approx.found_shares(exact, found)
             if not shares.size:
@@ -408,6 +422,28 @@ def _graph_settings(m: Any, ef_construction: Any, ef_search: Any) -> tuple[int, 
             raise ValueError(f"m must be >= 2 (neighbours per node), got {value}")
         out.append(value)
     return out[0], out[1], out[2]
+
+
+def _check_layout(graph: np.ndarray, n: int, dim: int) -> None:
+    """``graph`` laid out as faiss writes an inner-product ``IndexHNSWFlat`` of ``n`` vectors
+    of ``dim`` dimensions, every size it declares within its bytes (ValueError otherwise)."""
+    walk = approx.FaissLayout(graph, "graph")
+    what = "an inner-product HNSW graph"
+    d, ntotal = walk.header(b"IHNf", what)
+    if (d, ntotal) != (dim, n):
+        raise ValueError(
+            f"graph holds {ntotal} vectors of dimension {d}, the items {n} of dimension {dim}"
+        )
+    walk.vector(8)  # the level probabilities (float64)
+    walk.vector(4)  # the neighbours per level, cumulated (int32)
+    levels, offsets = walk.vector(4), walk.vector(8)
+    walk.vector(4)  # the neighbours (int32)
+    walk.fields("<5i")  # entry point, top level, efConstruction, efSearch, (unused)
+    if (levels, offsets) != (n, n + 1) or walk.header(b"IxFI", what) != (d, n):
+        raise ValueError(f"graph is damaged: its parts disagree on {n} vectors")
+    if walk.vector(4) != n * d:  # the vectors (float32, counted in 4-byte words)
+        raise ValueError(f"graph is damaged: its storage is not {n} vectors of {d} dimensions")
+    walk.end()
 
 
 def _unpickle_hnsw(items: ItemIndex, graph: np.ndarray, settings: dict[str, int]) -> HNSWIndex:

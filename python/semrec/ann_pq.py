@@ -35,6 +35,7 @@ import scipy.sparse as sp
 
 from semrec import _approximate as approx
 from semrec import _hyperparameters as hyperparameters
+from semrec import _pq_legacy as legacy
 from semrec import _validation as check
 from semrec._native import core
 from semrec._threads import resolve_num_threads
@@ -42,9 +43,7 @@ from semrec.similarity import ItemIndex, topk_of_native_proposals
 
 _FORMAT = "semrec.PQIndex"
 _VERSION = 2  # the file; its codes array names its own layout (see PQIndex.from_bytes)
-_MAGIC = b"semrec.PQblocks\n"  # semrec's codebooks and blocks (code_bytes)
-_SHARDS_MAGIC = b"semrec.PQshards\n"  # faiss fast-scan shards, as saved before: re-coded
-_MAX_SHARDS = 256
+_MAGIC = b"semrec.PQblocks\n"  # semrec's codebooks and blocks (code_bytes); else _pq_legacy's
 _CODE_BITS = 4  # 16 centroids per sub-space, looked up in SIMD registers
 _KSUB = 1 << _CODE_BITS
 _TRAIN_SAMPLE = 65536  # items the codebooks are trained on (a seeded sample)
@@ -88,10 +87,11 @@ class PQIndex(approx.Measurable):
     codes (one OpenMP scan on ``num_threads`` threads), and its best ``rerank`` (at least
     ``2 * k``, plus one per item it excludes) are re-scored exactly by semrec's kernel from the
     wrapped :class:`ItemIndex`'s vectors. :func:`semrec.topk` accepts this index in place of the
-    item matrix, with the same ``exclude`` and ``candidates`` semantics: the scan goes deeper by
-    the excluded items (and by the catalogue's share a shared candidate list leaves out), then
-    filters; a small candidate list is searched exactly. Results do not depend on the thread
-    count or the CPU.
+    item matrix, with the same ``exclude`` and ``candidates`` semantics: each query's scan goes
+    deeper by its own excluded items (and by the catalogue's share a shared candidate list
+    leaves out), then filters; a small candidate list is searched exactly, and so is a query the
+    filters left with fewer than ``k`` items while more are eligible. Results do not depend on
+    the thread count, the CPU or the batch.
 
     Parameters
     ----------
@@ -228,17 +228,17 @@ class PQIndex(approx.Measurable):
         saved by semrec before its own scan (faiss fast-scan indexes) load too: their codebooks
         are kept and the items coded again (this needs faiss).
 
-        Raises ValueError when ``codes`` do not hold the codes of ``len(items)`` vectors of
-        ``items.dim`` dimensions in ``m`` sub-spaces.
+        ``codes`` is a uint8 array or a bytes-like object. Raises ValueError when it does not
+        hold the codes of ``len(items)`` vectors of ``items.dim`` dimensions in ``m`` sub-spaces.
         """
         if not isinstance(items, ItemIndex):
             raise TypeError(f"items must be a semrec.ItemIndex, got {type(items).__name__}")
+        codes = approx.blob_bytes(codes, "codes", "PQIndex.code_bytes")
         self = cls.__new__(cls)
         self.items = items
         self._setup(m, rerank, random_state)
-        codes = np.ascontiguousarray(codes, dtype=np.uint8).reshape(-1)
         if codes[: len(_MAGIC)].tobytes() != _MAGIC:
-            self._book = _faiss_codebook(codes, len(items), items.dim, self.m)
+            self._book = legacy.faiss_codebook(codes, len(items), items.dim, self.m)
             self._add_codes(None)
             return self
         start = len(_MAGIC) + 24
@@ -351,23 +351,25 @@ class PQIndex(approx.Measurable):
         >>> pq.search(np.eye(20, dtype=np.float32)[7], k=1)[0].tolist()
         [7]
         """
-        if self._codes[1] < len(self.items):  # items added to the wrapped ItemIndex directly
-            with self._lock:
-                self._add_codes(num_threads)
+        self._catch_up(num_threads)
         req = approx.request(self.items, queries, k, exclude, candidates, num_threads)
         if isinstance(req, tuple):
             return req
         n = len(self.items)
-        depth = self.search_depth(req.k, req.most_excluded())
-        if req.allowed is not None:  # the scan cannot filter: deeper by the share left out
-            depth = math.ceil(depth * n / max(1, req.allowed.size))
+        # Each query is scanned to its own depth (its exclusions'), never to its batch's.
+        batch = req.excluded is not None and req.queries.shape[0] > 1
+        if batch:
+            depths = self._depths(req, n, req.excluded_counts())
+            depth, shallowest = int(depths.max()), int(depths.min())
+        else:
+            depth = shallowest = self._depths(req, n, req.most_excluded())
         book, (blocks, coded) = self._book, self._codes  # items added meanwhile: not searched
-        if book is None or depth >= n or coded != n:
+        if book is None or shallowest >= n or coded != n:
             return approx.exactly(self.items, req, req.allowed)
         # Queries as they are: the scan ranks by the query's tables rounded on a step that scales
         # with them, so a cosine query needs no normalising (one NumPy pass less per click).
         rows = self._padded(req.queries)
-        if req.allowed is None:  # the scan and the exact re-scoring in one native call
+        if req.allowed is None and depth == shallowest:  # scan and re-scoring in one native call
             scan = (rows, book, blocks, n, depth, req.queries)
             found = topk_of_native_proposals(
                 req.queries,
@@ -377,10 +379,38 @@ class PQIndex(approx.Measurable):
                     *scan, items, vectors, req.k, *ex, req.threads
                 ),
             )
+            if req.excluded is not None:  # a row they left short is searched exactly
+                found = approx.completed(self.items, req, found)
             return approx.shaped(found, req.single)
+        redo = None  # rows searched exactly: those whose depth reaches the catalogue
+        if depth != shallowest:
+            redo = depths >= n
+            depth = int(depths[~redo].max())
         found = core.pq_search(rows, book, blocks, n, depth, req.threads)
-        found[~np.isin(found, req.allowed)] = -1
-        return approx.rescored(self.items, req, found)
+        if redo is not None:  # the scan lists each query's best first: cut at its own depth
+            found[np.arange(depth) >= depths[:, None]] = -1
+            found[redo] = -1
+        if req.allowed is not None:
+            found[~np.isin(found, req.allowed)] = -1
+        return approx.rescored(self.items, req, found, redo)
+
+    def _catch_up(self, num_threads: int | None) -> None:
+        """Code the items added to the wrapped ItemIndex directly (``index.items.add``)."""
+        if self._codes[1] < len(self.items):
+            with self._lock:
+                self._add_codes(num_threads)
+
+    def _depths(self, req: approx.Request, n: int, excluded: Any) -> Any:
+        """:meth:`search_depth` of queries excluding ``excluded`` items (a count or an array
+        of counts); with a shared candidate list deeper by the share of the ``n`` items it
+        leaves out (the scan cannot filter)."""
+        if isinstance(excluded, int):  # one depth (a click): no NumPy call
+            depths: Any = max(self.rerank, 2 * req.k) + min(excluded, approx.MAX_FILTER_DEPTH)
+        else:
+            depths = max(self.rerank, 2 * req.k) + np.minimum(excluded, approx.MAX_FILTER_DEPTH)
+        if req.allowed is not None:
+            depths = -(-depths * n // max(1, req.allowed.size))  # rounded up
+        return depths
 
     def tune(
         self,
@@ -440,6 +470,7 @@ class PQIndex(approx.Measurable):
         >>> pq.rerank == tuned["rerank"], pq.recall(vectors[:100] + 0.5, k=10) >= 0.9
         (True, True)
         """
+        self._catch_up(num_threads)  # items added through index.items: tuned on them too
         req, target, confidence, exact = approx.tuning_request(
             self.items, queries, k, target, confidence, num_threads
         )
@@ -448,8 +479,8 @@ class PQIndex(approx.Measurable):
         if max_rerank is not None:
             limit = min(n, check.positive_int(max_rerank, "max_rerank"))
         book, (blocks, coded) = self._book, self._codes
-        if book is None or coded != n or self.search_depth(req.k) >= n:
-            return {"rerank": self.rerank, "recall": 1.0, "lower_bound": 1.0}  # exact anyway
+        if book is None or coded != n or 2 * req.k >= n:  # every rerank searches exactly
+            return {"rerank": self.rerank, "recall": 1.0, "lower_bound": 1.0}
         proposed = core.pq_search(self._padded(req.queries), book, blocks, n, limit, req.threads)
         # The places of each query's exact items among its proposals (ascending; limit: not
         # proposed), and how much finding each adds to its query's recall and recall squared.
@@ -531,54 +562,6 @@ class PQIndex(approx.Measurable):
         """Load an index written by :meth:`save`; damage raises :class:`semrec.FormatError`."""
         names = ("m", "rerank", "random_state")
         return approx.load(path, _FORMAT, _VERSION, "codes", names, cls.from_bytes, num_threads)
-
-
-def _faiss_codebook(codes: np.ndarray, n: int, dim: int, m: int) -> np.ndarray | None:
-    """The codebooks (None: untrained) of faiss fast-scan codes as semrec saved them before
-    its own scan: one serialised faiss index, or several behind :data:`_SHARDS_MAGIC`."""
-    faiss = approx.load_faiss("PQIndex")
-    parts = [approx.deserialized(blob, "PQIndex") for blob in _faiss_blobs(codes)]
-    for part in parts:
-        if not isinstance(part, faiss.IndexPQFastScan) or part.metric_type != (
-            faiss.METRIC_INNER_PRODUCT
-        ):
-            raise ValueError(f"codes are a {type(part).__name__}, not inner-product PQ codes")
-    total = sum(p.ntotal for p in parts)
-    trained = {p.is_trained for p in parts}
-    untrained = trained == {False} and total == 0 and n < _KSUB
-    shapes = {(p.d, p.pq.M, p.pq.nbits) for p in parts}
-    if not (untrained or (trained == {True} and total == n)) or shapes != {
-        (m * math.ceil(dim / m), m, _CODE_BITS)
-    }:
-        p = parts[0]
-        raise ValueError(
-            f"codes hold {total} vectors of dimension {p.d} in {p.pq.M} sub-spaces, the items "
-            f"{n} of dimension {dim} in {m}"
-        )
-    if untrained:
-        return None
-    books = [faiss.vector_to_array(p.pq.centroids) for p in parts]
-    if any(not np.array_equal(books[0], b) for b in books[1:]):
-        raise ValueError("codes: the shards were coded with different codebooks")
-    return books[0].astype(np.float32).reshape(m, _KSUB, -1)
-
-
-def _faiss_blobs(codes: np.ndarray) -> list[np.ndarray]:
-    """The serialised faiss indexes of older codes: behind :data:`_SHARDS_MAGIC`, the shard
-    count and each blob's length (little-endian uint64), or one bare index."""
-    if codes[: len(_SHARDS_MAGIC)].tobytes() != _SHARDS_MAGIC:
-        return [codes]
-    start = len(_SHARDS_MAGIC) + 8
-    count = int(codes[len(_SHARDS_MAGIC) : start].view("<u8")[0]) if codes.size >= start else 0
-    if not 1 <= count <= _MAX_SHARDS or codes.size < start + 8 * count:
-        raise ValueError(f"codes: the header names {count} shards (expected 1-{_MAX_SHARDS})")
-    sizes = codes[start : start + 8 * count].view("<u8")
-    if (sizes == 0).any() or (sizes > codes.size).any():
-        raise ValueError("codes: a shard's size in the header is 0 or beyond the array")
-    ends = start + 8 * count + np.cumsum(sizes.astype(np.int64))
-    if ends[-1] != codes.size:
-        raise ValueError(f"codes: the shards hold {ends[-1]} bytes, the array {codes.size}")
-    return [codes[e - int(s) : e] for s, e in zip(sizes, ends, strict=True)]
 
 
 def _unpickle_pq(items: ItemIndex, codes: np.ndarray, settings: dict[str, int]) -> PQIndex:
