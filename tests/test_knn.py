@@ -325,6 +325,22 @@ def test_userknn_fold_in_of_a_fitted_user_reproduces_its_row(rng):
     np.testing.assert_array_equal(model.similarity_[[5]].toarray(), before)
 
 
+def test_userknn_fold_in_of_neighbours_together_returns_their_new_scores(rng):
+    # Users folded in by one call may be each other's neighbours: the returned rows use the
+    # histories this call stores (they used the others' old ones), so they equal score()
+    # afterwards and a fold-in of one user at a time.
+    r = random_interactions(rng, 40, 30, 0.2)
+    together = make(UserKNN, 6).fit(r)
+    one_by_one = make(UserKNN, 6).fit(r)
+    new = random_interactions(np.random.default_rng(7), 4, 30, 0.3)
+    users = np.array([3, 4, 5, 6])
+    rows = together.fold_in(new, users=users)
+    np.testing.assert_allclose(rows, together.score(users, np.arange(30)), rtol=1e-6)
+    for j, u in enumerate(users):
+        one_by_one.fold_in(new[[j]], users=[u])
+    np.testing.assert_allclose(rows, one_by_one.score(users, np.arange(30)), rtol=1e-5, atol=1e-7)
+
+
 def test_update_changes_recommendations_at_once(rng):
     r = random_interactions(rng)
     model = make(ItemKNN, 6).fit(r)

@@ -486,10 +486,9 @@ class UserKNN(_NeighbourCF):
             resolve_num_threads(self.num_threads),
             self_ids=me,
         )
-        pool = self.interactions_[: self._weighted.shape[0]]
-        scores = np.asarray((graph @ pool).toarray(), dtype=np.float32)
-        if users is not None:
+        if users is not None:  # stored first: users of one call may be each other's neighbours
             total = max(self.n_users_, int(users.max()) + 1)
             self.interactions_ = replace_rows(self.interactions_, users, history, self.n_items_)
             self.similarity_ = replace_rows(self.similarity_, users, graph, total)
-        return scores
+        pool = self.interactions_[: self._weighted.shape[0]]
+        return np.asarray((graph @ pool).toarray(), dtype=np.float32)
