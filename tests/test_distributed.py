@@ -410,6 +410,11 @@ def test_evaluate_drops_seen_items_as_semrec_evaluate(client, small_split):
             model, train_frame, interactions_frame(test.interactions, 2), client=client, **kwargs
         )
         pd.testing.assert_frame_equal(got[want.columns], want, rtol=1e-10)
+    # A test frame cut to its first users reads only their train rows, with the same result.
+    first = interactions_frame(test.interactions, 3).loc[:29]
+    want = semrec.evaluate(model, train, test, users=np.arange(30), **kwargs)
+    got = evaluate(model, interactions_frame(train.interactions, 3), first, client=client, **kwargs)
+    pd.testing.assert_frame_equal(got[want.columns], want, rtol=1e-10)
 
 
 def test_evaluate_drops_a_new_user_splits_history(client):

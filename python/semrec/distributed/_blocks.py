@@ -199,6 +199,17 @@ def row_blocks(
     return out
 
 
+def held_ranges(frame: dd.DataFrame, key: str, bounds: list[tuple[int, int]]) -> list[range]:
+    """The ids each of :func:`row_blocks`'s ``bounds`` of ``frame`` can hold: its partitions'
+    divisions when ``frame`` is indexed by ``key`` (a frame cut to its first users keeps the
+    block ``[0, n_rows)`` but holds far fewer), else the bounds themselves."""
+    if not partitioned_by(frame, key) or frame.npartitions != len(bounds):
+        return [range(start, stop) for start, stop in bounds]
+    d = frame.divisions  # partition j: [d[j], d[j + 1]), the last one with d[-1] included
+    last = len(bounds) - 1
+    return [range(int(d[j]), int(d[j + 1]) + (j == last)) for j in range(len(bounds))]
+
+
 def user_rows(
     frame: dd.DataFrame,
     key: str,
@@ -207,8 +218,10 @@ def user_rows(
     n_rows: int,
     n_cols: int,
     origins: tuple[str, str] = ("", ""),
+    held: list[range] | None = None,
 ) -> list[Delayed]:
-    """A lazy Block of each ``[start, stop)`` range of ``frame``'s rows (entries as ones).
+    """A lazy Block of each ``[start, stop)`` range of ``frame``'s rows (entries as ones);
+    with ``held``, only the rows of those ids are read (the others stay empty).
 
     Unlike :func:`row_blocks`, the ranges are given (another frame's blocks), so ``frame`` is
     indexed by ``key`` once (a shuffle, unless it already is, with known divisions) and each
@@ -223,8 +236,9 @@ def user_rows(
     build = dask.delayed(_csr_block, pure=True)
     joined = dask.delayed(_joined, pure=True)
     out = []
-    for start, stop in bounds:
-        part = joined(entries.loc[start : stop - 1].to_delayed(), meta)
+    for j, (start, stop) in enumerate(bounds):
+        ids = range(start, stop) if held is None else held[j]
+        part = joined(entries.loc[ids.start : ids.stop - 1].to_delayed(), meta)
         args = (key, other, "_one", n_rows, n_cols, None, True, origins)
         out.append(build(part, start, stop, *args))
     return out

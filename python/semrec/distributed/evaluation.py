@@ -16,6 +16,7 @@ from semrec import metrics as M
 from semrec.distributed._blocks import (
     Block,
     checked_shape,
+    held_ranges,
     ids,
     largest_ids,
     outside,
@@ -140,6 +141,7 @@ def evaluate(
         test, user, item, weight, n_users, n_items, npartitions, origins=(origin, origin)
     )
     bounds = [(start, stop) for start, stop, _ in blocks]
+    held = held_ranges(test, user, bounds)  # only the train rows of users test can hold
     seen = []  # per source, a lazy Block per test block
     for frame, name in ((train, "train"), (history, "history")):
         if frame is None or (name == "train" and not _has_column(frame, user)):
@@ -148,7 +150,7 @@ def evaluate(
         for column in (user, item):
             ids(frame, column, name)  # integer ids, else a clear TypeError now
         origins = (origin, origin)
-        seen.append(user_rows(frame, user, item, bounds, n_users, n_items, origins))
+        seen.append(user_rows(frame, user, item, bounds, n_users, n_items, origins, held))
     model_sent = broadcast(client, model)
     popularity_sent = broadcast(client, popularity)
     emb_sent = None if item_embeddings is None else broadcast(client, item_embeddings)
