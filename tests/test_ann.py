@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import scipy.stats as scipy_stats
+from ann_data import two_regions
 from child_python import run_python
 from fuzzing import corruptions
 
@@ -353,16 +354,6 @@ def test_shared_lock_lets_searches_run_together_and_an_add_alone() -> None:
     late.join(timeout=10)
     other.join(timeout=10)
     assert len(inside) == 4
-
-
-def two_regions(n: int = 6000, dim: int = 32) -> tuple[np.ndarray, np.ndarray]:
-    """Items around +c (the first 70%) and -c, and a query near +c."""
-    rng = np.random.default_rng(7)
-    centre = 3 * rng.standard_normal(dim)
-    x = rng.standard_normal((n, dim))
-    x[: n * 7 // 10] += centre
-    x[n * 7 // 10 :] -= centre
-    return x.astype(np.float32), (centre + rng.standard_normal(dim)).astype(np.float32)[None]
 
 
 def numpy_eligible_top(q, x, k, drop=(), keep=None):

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import scipy.stats as scipy_stats
+from ann_data import two_regions
 from child_python import run_python
 from fuzzing import corruptions
 
@@ -524,22 +525,12 @@ def test_huge_k_is_refused_by_name(data):
         pq.search(q, 2**31 - 1)
 
 
-def two_regions(n: int = 20000, dim: int = 32) -> tuple[np.ndarray, np.ndarray]:
-    """Items around +c (the first 70%) and -c, and a query near +c."""
-    rng = np.random.default_rng(7)
-    centre = 3 * rng.standard_normal(dim)
-    x = rng.standard_normal((n, dim))
-    x[: n * 7 // 10] += centre
-    x[n * 7 // 10 :] -= centre
-    return x.astype(np.float32), (centre + rng.standard_normal(dim)).astype(np.float32)[None]
-
-
 def test_filters_that_leave_the_scan_short_fall_back_to_the_exact_search():
     """The scan goes rerank (plus the excluded count, at most 2048; times the share a
     candidate list leaves out) deep, then filters: a user who has seen the whole region around
     their profile, or a category outside it, used to get -1 padding although thousands of
     items are eligible. Such a row is answered exactly (NumPy brute force of the eligible)."""
-    x, q = two_regions()
+    x, q = two_regions(20000)
     pq = PQIndex(x, m=8, rerank=1000, num_threads=1)
     region_a, region_b = np.arange(14000), np.arange(14000, 20000)
     for extra, drop, keep in [
