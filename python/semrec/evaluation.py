@@ -321,7 +321,18 @@ def _check_model_items(model: Any, n_items: int) -> None:
 
 
 def check_distinct(recs: np.ndarray, users: np.ndarray) -> None:
-    """A ValueError naming the first user whose list from ``model.recommend`` repeats an item."""
+    """A ValueError naming the first user whose list from ``model.recommend`` repeats an item.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from semrec.evaluation import check_distinct
+    >>> check_distinct(np.array([[3, 1, -1, -1]]), np.array([7]))  # padding may repeat
+    >>> check_distinct(np.array([[3, 1, 3, -1]]), np.array([7]))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: model.recommend listed item 3 more than once for user 7 ...
+    """
     repeat = lists.first_repeat(recs)
     if repeat is not None:
         row, item, rows = repeat
