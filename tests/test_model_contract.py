@@ -169,6 +169,23 @@ class ContractTests:
             assert not listed & _seen(zeroed, u)
             assert len(listed) == N_ITEMS - len(_seen(zeroed, u))
 
+    def test_interactions_are_a_plain_scipy_matrix(self, model: Any, data: Any) -> None:
+        # scipy's own routines refuse an int64 indptr beside int32 indices (the kernels' layout)
+        x, _ = data
+        user = 3
+        item = min(set(range(N_ITEMS)) - _seen(x, user))
+        want = {(int(r), int(c)) for r, c in zip(*x.nonzero(), strict=True)}
+        if _supports(lambda: model.update(user, item, 1.0), "update"):
+            want.add((user, item))
+        seen = model.interactions_
+        assert seen.indptr.dtype == seen.indices.dtype
+        coo = seen.tocoo()
+        assert set(zip(coo.row.tolist(), coo.col.tolist(), strict=True)) == want
+        assert set(zip(*(a.tolist() for a in seen.nonzero()), strict=True)) == want
+        again = sp.csr_array(seen)  # re-checked by scipy's constructor
+        again.eliminate_zeros()
+        assert again.shape == (model.n_users_, model.n_items_)
+
     def test_bad_arguments_raise_clear_errors(self, model: Any) -> None:
         with pytest.raises(IndexError, match="users"):
             model.recommend([0, N_USERS], k=3)

@@ -27,6 +27,7 @@ from semrec._histories import Histories, RowBuffer
 from semrec._native import core
 from semrec._persist import Saved, csr_arrays
 from semrec._scoring import nearest
+from semrec._seen import scipy_view
 from semrec._threads import resolve_num_threads
 from semrec.als_solve import SETTINGS, ALSSolve, KernelRows
 
@@ -338,7 +339,7 @@ class ALS(Recommender):
         them (one pass over all interactions).
         """
         self._check_fitted()
-        return self._histories.matrix()
+        return scipy_view(self._histories.matrix())
 
     # -- The contract's hooks (recommend, score, similar_items come from Recommender) ------------
     @property
@@ -438,7 +439,8 @@ class ALS(Recommender):
 
     # -- Persistence: the internal factor matrices, the histories and the mean -------------------
     def _state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-        train = self.interactions_
+        self._check_fitted()
+        train = self._histories.matrix()
         arrays = {"users": self._users, "items": self._items}
         return {"global_mean": self.global_mean_}, arrays | csr_arrays(train, "interactions")
 

@@ -10,6 +10,7 @@ from semrec import _hyperparameters as hyperparameters
 from semrec import _validation as check
 from semrec._base import Recommender
 from semrec._persist import Saved
+from semrec._seen import KeepsSeen
 
 _HINTS = {
     "fold_in": "a baseline keeps no user state; fit it on the new interactions instead",
@@ -20,13 +21,14 @@ _HINTS = {
 }
 
 
-class _Baseline(Recommender):
+class _Baseline(KeepsSeen, Recommender):
     _PARAMS: ClassVar[tuple[str, ...]] = ()
     _HINTS = _HINTS
+    _FITTED_BY: ClassVar[str] = "_seen"  # the kernels' layout; interactions_ is scipy's
 
     def fit(self, interactions: Any) -> Any:
         """Remember the training interactions (users x items CSR); returns ``self``."""
-        self.interactions_ = check.canonical_csr(interactions, "interactions")
+        self._seen = check.canonical_csr(interactions, "interactions")
         self._fit()
         return self
 
@@ -37,11 +39,11 @@ class _Baseline(Recommender):
     def _state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         from semrec._persist import csr_arrays
 
-        shape = list(self.interactions_.shape)
-        return {"shape": shape}, csr_arrays(self.interactions_, "interactions")
+        shape = list(self._seen.shape)
+        return {"shape": shape}, csr_arrays(self._seen, "interactions")
 
     def _restore(self, saved: Saved) -> None:
-        self.interactions_ = saved.csr("interactions", saved.shape("shape"))
+        self._seen = saved.csr("interactions", saved.shape("shape"))
         self._fit()
 
 
@@ -62,7 +64,7 @@ class MostPopular(_Baseline):
     _FORMAT_NAME = "semrec.MostPopular"
 
     def _fit(self) -> None:
-        counts = np.bincount(self.interactions_.indices, minlength=self.n_items_)
+        counts = np.bincount(self._seen.indices, minlength=self.n_items_)
         self.popularity_ = counts.astype(np.float32)
         self._counts = np.ascontiguousarray(self.popularity_[:, None])  # one array: indexed once
 

@@ -23,6 +23,7 @@ from semrec._base import Recommender
 from semrec._encoding import EncodesText, holds_text
 from semrec._events import EventLog, TailIndex, csr_rows, drop_zeros, events_matrix
 from semrec._persist import Saved
+from semrec._seen import scipy_view
 from semrec.datasets import Dataset, ItemEmbeddings
 from semrec.datasets._embeddings import check_alignment
 from semrec.explain import explanation
@@ -175,7 +176,7 @@ class ContentRecommender(EncodesText, Recommender):
     def interactions_(self) -> sp.csr_array:
         self._check_fitted()
         self._consolidate()
-        return self._seen
+        return scipy_view(self._seen)
 
     # -- training ----------------------------------------------------------------------------
     def fit(

@@ -19,6 +19,7 @@ from semrec import _validation as check
 from semrec._base import Recommender, load_nested, nest
 from semrec._hybrid_scores import fitted_shape, member_scores, seen_union
 from semrec._persist import Saved, csr_arrays
+from semrec._seen import scipy_view
 from semrec.datasets import Dataset
 from semrec.errors import NotFittedError
 
@@ -114,7 +115,7 @@ class Hybrid(Recommender):
         """Seen items: those given to ``fit`` and the weighted members' own seen items, which
         grow with the members' ``update`` and ``fold_in`` (an entry of 1 where any has one)."""
         self._check_fitted()
-        return self._seen_rows(np.arange(self.n_users_))
+        return scipy_view(self._seen_rows(np.arange(self.n_users_)))
 
     def _seen_rows(self, users: np.ndarray) -> sp.csr_array:
         rows = [model.interactions_[users] for model, _ in self._members()]

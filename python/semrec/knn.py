@@ -53,6 +53,7 @@ from semrec._knn_graph import (
 )
 from semrec._native import core
 from semrec._persist import Saved, csr_arrays
+from semrec._seen import KeepsSeen
 from semrec._threads import resolve_num_threads
 from semrec.explain import explanation
 
@@ -66,7 +67,7 @@ _LARGEST_WEIGHT = 1e15
 _SMALLEST_WEIGHT = 1e-15
 
 
-class _NeighbourCF(Recommender):
+class _NeighbourCF(KeepsSeen, Recommender):
     """What ItemKNN and UserKNN share; ``_KIND`` names the compared entities."""
 
     _HINTS = {  # noqa: RUF012 (class constant)
@@ -75,6 +76,7 @@ class _NeighbourCF(Recommender):
     }
     _KIND: ClassVar[str] = ""
     _EXPLAINED_BY: ClassVar[str] = "item"
+    _FITTED_BY: ClassVar[str] = "_seen"  # the kernels' layout; interactions_ is scipy's
     _PARAMS = (
         "neighbours",
         "weighting",
@@ -198,7 +200,7 @@ class _NeighbourCF(Recommender):
                 weighted, 0, n, targets, norms, self, threads, self_ids=me,
                 progress=report if show else None,
             )  # fmt: skip
-        self.interactions_ = train
+        self._seen = train
         self._weighted, self._norms, self._targets = weighted, norms, targets
         self._term_side = None
         logger.debug("%s: %d x %d graph, %d edges", type(self).__name__, n, n, self.similarity_.nnz)
@@ -207,11 +209,11 @@ class _NeighbourCF(Recommender):
     # -- scoring -----------------------------------------------------------------------------
     def _history(self, users: np.ndarray) -> sp.csr_array:
         """What a user's scores are summed over: its history (ItemKNN) or neighbours."""
-        return rows_of(self.interactions_ if self._KIND == "item" else self.similarity_, users)
+        return rows_of(self._seen if self._KIND == "item" else self.similarity_, users)
 
     def _through(self) -> sp.csr_array:
         """The matrix a history row is multiplied with to score every item."""
-        return self.similarity_ if self._KIND == "item" else self.interactions_
+        return self.similarity_ if self._KIND == "item" else self._seen
 
     def _score_rows(self, users: np.ndarray) -> np.ndarray:
         return np.asarray((self._history(users) @ self._through()).toarray(), dtype=np.float32)
@@ -227,7 +229,7 @@ class _NeighbourCF(Recommender):
         through = self._through()
         exclude = None
         if exclude_seen:
-            exclude = history if self._KIND == "item" else rows_of(self.interactions_, users)
+            exclude = history if self._KIND == "item" else rows_of(self._seen, users)
         ex_indptr, ex_indices, _ = (None, None, None) if exclude is None else kernel_arrays(exclude)
         return core.knn_topk(
             *kernel_arrays(check.without_zeros(history)),  # a seen 0 reaches no neighbour
@@ -307,7 +309,7 @@ class _NeighbourCF(Recommender):
     def _update(self, user: int, item: int, weight: float, t: float | None) -> np.ndarray:
         # The change costs one row (plus, for UserKNN, that user's neighbours); the graph of
         # the other users is not rebuilt until the next fit.
-        old = self.interactions_[[user]] if user < self.n_users_ else None
+        old = self._seen[[user]] if user < self.n_users_ else None
         old = sp.csr_array((1, self.n_items_), dtype=np.float32) if old is None else old
         cols = np.r_[old.indices, item].astype(np.int32)  # sparse: a seen 0 stays an entry
         values = np.r_[old.data, np.float32(weight)].astype(np.float64)
@@ -358,11 +360,11 @@ class _NeighbourCF(Recommender):
     def _state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         arrays = csr_arrays(self.similarity_, "similarity")
         arrays |= csr_arrays(self._weighted, "weighted")
-        arrays |= csr_arrays(self.interactions_, "interactions")
+        arrays |= csr_arrays(self._seen, "interactions")
         if self._idf is not None:
             arrays["idf"] = self._idf
         meta = {
-            "shape": list(self.interactions_.shape),
+            "shape": list(self._seen.shape),
             "similarity_shape": list(self.similarity_.shape),
             "weighted_shape": list(self._weighted.shape),
             "avg_len": self._avg_len,
@@ -372,7 +374,7 @@ class _NeighbourCF(Recommender):
     def _restore(self, saved: Saved) -> None:
         self._check_params()
         n_users, n_items = saved.shape("shape")
-        self.interactions_ = saved.csr("interactions", (n_users, n_items), nonnegative=True)
+        self._seen = saved.csr("interactions", (n_users, n_items), nonnegative=True)
         sim_shape = saved.shape("similarity_shape")
         w_shape = saved.shape("weighted_shape")
         docs = n_items if self._KIND == "item" else n_users
@@ -439,7 +441,7 @@ class ItemKNN(_NeighbourCF):
     def _scores_of(self, history: sp.csr_array, users: np.ndarray | None) -> np.ndarray:
         scores = np.asarray((history @ self.similarity_).toarray(), dtype=np.float32)
         if users is not None:
-            self.interactions_ = replace_rows(self.interactions_, users, history, self.n_items_)
+            self._seen = replace_rows(self._seen, users, history, self.n_items_)
         return scores
 
 
@@ -488,7 +490,7 @@ class UserKNN(_NeighbourCF):
         )
         if users is not None:  # stored first: users of one call may be each other's neighbours
             total = max(self.n_users_, int(users.max()) + 1)
-            self.interactions_ = replace_rows(self.interactions_, users, history, self.n_items_)
+            self._seen = replace_rows(self._seen, users, history, self.n_items_)
             self.similarity_ = replace_rows(self.similarity_, users, graph, total)
-        pool = self.interactions_[: self._weighted.shape[0]]
+        pool = self._seen[: self._weighted.shape[0]]
         return np.asarray((graph @ pool).toarray(), dtype=np.float32)

@@ -38,7 +38,7 @@ def state(model: Any) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         arrays["cold_offset"] = model.cold_map_.offset
     if s.item_sum is not None:
         arrays["item_sum"] = s.item_sum
-    arrays |= csr_arrays(model.interactions_, "interactions")
+    arrays |= csr_arrays(model._seen, "interactions")
     # The constructor's catalogue (items added later come after it): load rebuilds the
     # same hyperparameters, so the repr round-trips.
     arrays["constructor_items"] = np.array([np.shape(model.item_embeddings)[0]], dtype=np.int64)
@@ -121,7 +121,7 @@ def restore(model: Any, saved: Saved) -> None:
     model.item_embeddings_ = np.ascontiguousarray(emb)
     model.graph_ = Graph(np.ascontiguousarray(item_layers), np.asarray(item_degree))
     model.user_state_ = user_state
-    model.interactions_ = seen
+    model._seen = seen
     model.history_ = list(history)
     model.best_epoch_ = int(best_epoch)
     model.user_factors_ = np.ascontiguousarray(user_factors)  # last: marks the model fitted

@@ -33,7 +33,7 @@ class RealTimeVerbs(EncodesText):
     item_factors_: np.ndarray
     item_bias_: np.ndarray | None
     item_embeddings_: np.ndarray
-    interactions_: sp.csr_array
+    _seen: sp.csr_array  # the kernels' layout (interactions_ is the scipy view)
     negative_slope: float
     user_text_weight: float
     user_vectors: str
@@ -134,7 +134,7 @@ class RealTimeVerbs(EncodesText):
         factors = np.zeros((n, self.user_factors_.shape[1]), dtype=np.float32)
         factors[: self.n_users_] = self.user_factors_
         factors[ids] = vectors
-        self.interactions_ = _replace_rows(self.interactions_, ids, rows, n)
+        self._seen = _replace_rows(self._seen, ids, rows, n)
         self.user_factors_ = factors
 
     def _update(self, user: int, item: int, weight: float, t: float | None) -> np.ndarray:
@@ -149,7 +149,7 @@ class RealTimeVerbs(EncodesText):
             )
         u, i = user, item
         new = u == self.n_users_
-        row = None if new else self.interactions_[[u]]
+        row = None if new else self._seen[[u]]
         before = np.zeros(0) if row is None else row.data[row.indices == i]
         self._check_sums(u, i, weight, float(before.sum()))
         if new:  # a new user starts with no history
@@ -161,7 +161,7 @@ class RealTimeVerbs(EncodesText):
             scale = self.graph_.item_scale(np.array([i]))[0]
             s.graph_sum[u] += self.graph_.item_layers[:, i].astype(np.float64) * scale
             s.degree[u] += 1
-        self.interactions_ = _add_entry(self.interactions_, u, i, float(weight))
+        self._seen = _add_entry(self._seen, u, i, float(weight))
         if s.item_sum is not None:  # user_vectors="items": O(factors)
             s.item_sum[u] += float(weight) * self.item_factors_[i]
             vector = network.normalised_rows(s.item_sum[[u]])
@@ -216,9 +216,9 @@ class RealTimeVerbs(EncodesText):
             bias = prior.biases(learned, popular, float(self.popularity))
             self.item_bias_ = np.concatenate([self.item_bias_, np.asarray(bias, np.float32)])
         self.item_embeddings_ = np.vstack([self.item_embeddings_, new])
-        seen = self.interactions_
-        self.interactions_ = sp.csr_array(
-            (seen.data, seen.indices, seen.indptr), shape=(seen.shape[0], self.n_items_)
+        seen = self._seen
+        self._seen = check.csr_from_arrays(
+            (seen.shape[0], self.n_items_), seen.indptr, seen.indices, seen.data
         )
         return np.arange(start, self.n_items_, dtype=np.int32)
 
@@ -255,7 +255,7 @@ class RealTimeVerbs(EncodesText):
         ``j`` gets ``w_j v_j . v_i / ||sum_j w_j v_j||`` (the bias in ``rest``).
         """
         s = self.user_state_
-        row = self.interactions_[[u]]
+        row = self._seen[[u]]
         weighted = row.data != 0  # stored zeros are seen but take no part in the score
         history = row.indices[weighted].astype(np.int32)
         weights = row.data[weighted].astype(np.float64)

@@ -18,6 +18,7 @@ from semrec import _hyperparameters as hyperparameters
 from semrec import _validation as check
 from semrec._base import Recommender
 from semrec._persist import Saved
+from semrec._seen import KeepsSeen
 from semrec._threads import resolve_num_threads
 from semrec.datasets import Dataset
 from semrec.datasets._embeddings import check_alignment
@@ -38,7 +39,7 @@ AFTER_TRAINING = (
 USER_VECTORS = ("network", "items")
 
 
-class TextCF(RealTimeVerbs, Recommender):
+class TextCF(RealTimeVerbs, KeepsSeen, Recommender):
     """Recommend with a network trained on interactions over language-model embeddings.
 
     ``item vector = normalise(MLP(e_i))`` and ``user vector = normalise(MLP(x_u))``, where
@@ -444,7 +445,7 @@ class TextCF(RealTimeVerbs, Recommender):
         self._text_maps(train, result.item_biases)
         self.history_ = result.history
         self.best_epoch_ = result.best_epoch
-        self.interactions_ = seen
+        self._seen = seen
         return self
 
     def _text_maps(self, train: sp.csr_array, learned: np.ndarray | None) -> None:
@@ -510,7 +511,7 @@ class TextCF(RealTimeVerbs, Recommender):
             setattr(out, name, value)
         out._settings()  # the new values must be valid
         out.item_factors_ = self.item_factors_.copy()
-        out.interactions_ = self.interactions_.copy()
+        out._seen = self._seen.copy()
         out.user_state_ = copy.deepcopy(self.user_state_)
         emb = self.item_embeddings_
         if self.cold_map_ is not None:  # the cold items back to the network's vectors
@@ -520,7 +521,7 @@ class TextCF(RealTimeVerbs, Recommender):
         learned = None
         if self.item_bias:
             learned = network.item_biases(self.weights_, emb, float(self.negative_slope))
-        out._text_maps(check.without_zeros(self.interactions_), learned)
+        out._text_maps(check.without_zeros(self._seen), learned)
         return out
 
     # -- the contract's hooks (recommend, score, similar_items come from Recommender) -------
