@@ -243,9 +243,14 @@ def test_huge_k_and_an_empty_index_get_clear_errors(data):
         ann.search(q, 2**31 - 1)
     with pytest.raises(ValueError, match="index is empty"):
         HNSWIndex(np.zeros((0, 4), np.float32)).search(np.ones(4, np.float32), 1)
-    ann.ef_search = 2**40  # set after construction: capped to what faiss takes
+    assert ann.search_depth(2**31) == 2**31 - 1  # capped to what faiss takes
+    for value, error in [(2**40, ValueError), (0, ValueError), ("64", TypeError), (2.0, TypeError)]:
+        with pytest.raises(error, match="ef_search"):  # set after construction: checked too
+            ann.ef_search = value
+    assert ann.ef_search == 64
+    ann.ef_search = np.int64(96)  # what tune or a grid of settings may pass
     try:
-        assert ann.search_depth(10) == 2**31 - 1
+        assert type(ann.ef_search) is int and ann.search_depth(10) == 96
     finally:
         ann.ef_search = 64
 

@@ -352,6 +352,16 @@ def test_bad_parameters_are_named(data, kwargs, error, match):
         PQIndex(data[0][:100], **kwargs)
 
 
+def test_rerank_set_after_construction_is_checked(data):
+    pq = PQIndex(data[0][:300], m=8, rerank=20)
+    for value, error in [(0, ValueError), (-3, ValueError), (2.5, TypeError), ("20", TypeError)]:
+        with pytest.raises(error, match="rerank"):
+            pq.rerank = value
+    assert pq.rerank == 20
+    pq.rerank = np.int32(40)
+    assert type(pq.rerank) is int and pq.search_depth(5) == 40
+
+
 def test_every_seed_semrec_takes_is_taken(data):
     """A pipeline passing one Generator (or None, or a 64-bit seed) everywhere: faiss wants a C
     int, drawn from the seed, so equal seeds build equal indexes."""

@@ -109,6 +109,15 @@ class HNSWIndex(approx.Measurable):
         self._add_to_graph(self.items.vectors, num_threads)
 
     @property
+    def ef_search(self) -> int:
+        """Candidates a search keeps (the recall/speed knob); checked when set."""
+        return self._ef_search
+
+    @ef_search.setter
+    def ef_search(self, value: Any) -> None:
+        self._ef_search = _graph_settings(2, 1, value)[2]
+
+    @property
     def metric(self) -> str:
         return self.items.metric
 

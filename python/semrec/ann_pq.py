@@ -160,6 +160,15 @@ class PQIndex(approx.Measurable):
         self._setup(m, rerank, random_state)
         self._add_codes(num_threads)
 
+    @property
+    def rerank(self) -> int:
+        """Items re-scored exactly per query (the recall/speed knob); checked when set."""
+        return self._rerank
+
+    @rerank.setter
+    def rerank(self, value: Any) -> None:
+        self._rerank = check.positive_int(value, "rerank")
+
     def _setup(self, m: int | None, rerank: int, random_state: int) -> None:
         dim = self.items.dim
         if dim == 0:
