@@ -396,6 +396,29 @@ def test_filters_that_empty_the_graph_neighbourhood_fall_back_to_the_exact_searc
         np.testing.assert_array_equal(got[1], want)
 
 
+def test_an_add_just_before_the_exact_fallback_searches_is_no_error(monkeypatch):
+    """The exclusions of a fallback row are laid over the catalogue's size when they are
+    built: an ``add`` from another thread landing right then used to fail the search with
+    the exclusions' shape error. Simulated here by an add inside the fallback's first call."""
+    from semrec import _approximate as approx
+
+    x, q = two_regions(21000)
+    ann = HNSWIndex(x[:20000], m=16, num_threads=1)
+    region_a = np.arange(14700)  # the region around the query (the first 70%)
+    calls = []
+
+    def topk_after_an_add(*args, **kwargs):
+        if not calls:
+            ann.add(x[20000:], num_threads=1)  # by "another thread", before the search
+        calls.append(1)
+        return topk(*args, **kwargs)
+
+    monkeypatch.setattr(approx, "topk", topk_after_an_add)
+    ids, _ = topk(q[0], ann, 10, exclude=region_a)
+    assert len(calls) == 2  # the first call met the shape error, the second searched
+    np.testing.assert_array_equal(ids, numpy_eligible_top(q, x, 10, region_a))
+
+
 def test_tune_catches_up_with_items_added_to_the_wrapped_item_index():
     rng = np.random.default_rng(8)
     x, users = low_rank(rng, 4000), low_rank(rng, 60)

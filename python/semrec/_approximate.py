@@ -302,31 +302,42 @@ def completed(
     if not short.any():
         return result
     rows = np.flatnonzero(short)
-    n = len(items)
-    want = np.minimum(req.k, req.eligible(n)[rows])
+    want = np.minimum(req.k, req.eligible(len(items))[rows])
     again = (ids[rows] >= 0).sum(axis=1) < want
     rows = rows[again if redo is None else again | redo[rows]]
     if not rows.size:
         return result
-    exclude = None
-    if req.excluded is not None:  # these rows' exclusions, as a CSR of the catalogue now
-        indptr, excluded = req.excluded
-        starts, lengths = indptr[rows], indptr[rows + 1] - indptr[rows]
-        sub_indptr = np.concatenate([[0], np.cumsum(lengths)])
-        take = np.repeat(starts - sub_indptr[:-1], lengths) + np.arange(sub_indptr[-1])
-        exclude = sp.csr_array(
-            (np.ones(take.size, np.float32), excluded[take], sub_indptr), shape=(rows.size, n)
-        )
-    exact = topk(
-        req.queries[rows],
-        items,
-        req.k,
-        exclude=exclude,
-        candidates=req.allowed,
-        num_threads=req.threads,
-    )
+    while True:
+        n = len(items)
+        try:
+            exact = topk(
+                req.queries[rows],
+                items,
+                req.k,
+                exclude=_exclusions_of(req, rows, n),
+                candidates=req.allowed,
+                num_threads=req.threads,
+            )
+        except ValueError:
+            if len(items) == n:
+                raise
+            continue  # an add between reading n and the search widened the catalogue
+        break
     ids[rows], scores[rows] = exact  # fresh arrays of this search: filled in place
     return ids, scores
+
+
+def _exclusions_of(req: Request, rows: np.ndarray, n: int) -> sp.csr_array | None:
+    """The exclusions of the request's ``rows``, as a CSR over a catalogue of ``n`` items."""
+    if req.excluded is None:
+        return None
+    indptr, excluded = req.excluded
+    starts, lengths = indptr[rows], indptr[rows + 1] - indptr[rows]
+    sub_indptr = np.concatenate([[0], np.cumsum(lengths)])
+    take = np.repeat(starts - sub_indptr[:-1], lengths) + np.arange(sub_indptr[-1])
+    return sp.csr_array(
+        (np.ones(take.size, np.float32), excluded[take], sub_indptr), shape=(rows.size, n)
+    )
 
 
 def found_shares(exact: np.ndarray, found: np.ndarray) -> np.ndarray:
