@@ -33,6 +33,17 @@ def test_the_view_is_the_same_matrix_with_one_index_dtype() -> None:
     assert view[0, 1] == 7.0
 
 
+def test_the_view_follows_a_matrix_resized_in_place() -> None:
+    m = _kernel_matrix()
+    before = _seen.scipy_view(m)
+    m.resize((5, 6))  # what ContentRecommender does when users and items are added
+    after = _seen.scipy_view(m)
+    assert after.shape == (5, 6) and before.shape == (3, 4)
+    np.testing.assert_array_equal(after.toarray(), m.toarray())
+    m.indptr = m.indptr.copy()  # arrays replaced: built again
+    assert _seen.scipy_view(m) is not after
+
+
 def test_entries_beyond_int32_widen_both_index_arrays(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_seen, "_INT32_MAX", 3)  # as if the matrix held more than 2^31 entries
     m = _kernel_matrix()

@@ -4,8 +4,8 @@ Models keep their interactions in the kernels' layout: an int64 ``indptr`` (more
 entries fit) beside int32 ``indices`` (half the memory of int64). scipy's own routines
 (``tocoo``, ``nonzero``, ``eliminate_zeros``, even ``scipy.sparse.csr_array(m)``) refuse
 index arrays of two dtypes, so ``interactions_`` hands out the same matrix with one index
-dtype. The view shares the entries and the column indices, and is built once per matrix:
-models replace their matrix on every change instead of editing its structure in place.
+dtype. The view shares the entries and the column indices. It is built once per matrix and
+built again when the matrix's shape or arrays change (``resize`` grows a matrix in place).
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from collections.abc import Callable
 import numpy as np
 import scipy.sparse as sp
 
-# id(kernel matrix) -> its view; an entry leaves with its matrix (weakref.finalize), so a
-# view never keeps an old matrix's arrays alive after the model has replaced it.
-_VIEWS: dict[int, sp.csr_array] = {}
+# id(kernel matrix) -> (its view, the indptr and indices it was built from); an entry leaves
+# with its matrix (weakref.finalize), so a view never keeps a replaced matrix's arrays alive.
+_VIEWS: dict[int, tuple[sp.csr_array, np.ndarray, np.ndarray]] = {}
 _INT32_MAX = int(np.iinfo(np.int32).max)
 
 
@@ -40,11 +40,16 @@ def scipy_view(m: sp.csr_array) -> sp.csr_array:
     if m.indptr.dtype == m.indices.dtype:
         return m
     key = id(m)
-    view = _VIEWS.get(key)
-    if view is None:
-        view = _one_index_dtype(m)
-        _VIEWS[key] = view
+    cached = _VIEWS.get(key)
+    if cached is not None:
+        view, indptr, indices = cached
+        same = indptr is m.indptr and indices is m.indices and view.data is m.data
+        if same and view.shape == m.shape:
+            return view
+    else:
         weakref.finalize(m, _VIEWS.pop, key, None)
+    view = _one_index_dtype(m)
+    _VIEWS[key] = (view, m.indptr, m.indices)
     return view
 
 
