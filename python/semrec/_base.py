@@ -28,10 +28,15 @@ import scipy.sparse as sp
 from semrec import _persist as persist
 from semrec import _validation as check
 from semrec._model_lock import changes_model
-from semrec._scoring import kernel_scores, nearest, padded_to, seen_within, select_in_batches
+from semrec._scoring import (
+    kernel_scores,
+    nearest,
+    padded_to,
+    search_excluding_seen,
+    select_in_batches,
+)
 from semrec._search import DEFAULT_STORAGE, ItemSearch
 from semrec.errors import FormatError, NotFittedError
-from semrec.similarity import ItemIndex, topk, topk_of_model_query
 
 __all__ = ["FORMATS", "Recommender", "load_nested", "nest"]
 
@@ -141,14 +146,9 @@ class Recommender:
             one, seen = users.size == 1, None
             if exclude_seen:  # one user: ids, no matrix; add_items may have grown them since
                 seen = self._seen_items(int(users[0])) if one else self._seen_rows(users)
-                seen = seen_within(seen, items.shape[0])
-            if one and candidates is None and isinstance(index, ItemIndex):  # a click
-                found, top = topk_of_model_query(queries, index, width, seen, self._threads)
-            else:
-                found, top = topk(
-                    queries, index, width, exclude=seen, candidates=candidates,
-                    num_threads=self._threads,
-                )  # fmt: skip
+            found, top = search_excluding_seen(
+                queries, index, width, seen, candidates, self._threads, items.shape[0]
+            )
             if self._score_offset:
                 top = top + np.float32(self._score_offset)  # -inf padding stays -inf
             return padded_to((found, top), k)

@@ -4,13 +4,14 @@ rows, and nearest neighbours among a model's own vectors."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
 from semrec._native import core
 from semrec._threads import resolve_num_threads
-from semrec.similarity import topk
+from semrec.similarity import ItemIndex, topk, topk_of_model_query
 
 
 def kernel_scores(
@@ -203,3 +204,40 @@ def seen_within(seen: np.ndarray | sp.csr_array, n_items: int) -> np.ndarray | s
     if seen.shape[1] < n_items:  # the rows read before the vectors grew: no entry past them
         return sp.csr_array((seen.data, seen.indices, seen.indptr), (seen.shape[0], n_items))
     return seen
+
+
+def search_excluding_seen(
+    queries: np.ndarray,
+    index: Any,
+    k: int,
+    seen: np.ndarray | sp.csr_array | None,
+    candidates: Any,
+    num_threads: int | None,
+    n_read: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """A dot-product model's top-k: its ``queries`` (2-D) over ``index`` (the ``n_read`` item
+    vectors it read, or a live index of them), without the ``seen`` items (one user's sorted
+    ids, or a CSR of the users' rows).
+
+    One query over an :class:`ItemIndex` (a click) takes the query path without a matrix, its
+    ids fitted to the vectors read. Otherwise the seen rows are fitted to the items the search
+    itself reads: a live index may grow (``add_items`` in another thread) between reading its
+    size and searching, and the search is then asked again.
+    """
+    if queries.shape[0] == 1 and candidates is None and isinstance(index, ItemIndex):
+        seen = None if seen is None else seen_within(seen, n_read)
+        return topk_of_model_query(queries, index, k, seen, num_threads)
+    while True:
+        n = len(index)
+        try:
+            return topk(
+                queries,
+                index,
+                k,
+                exclude=None if seen is None else seen_within(seen, n),
+                candidates=candidates,
+                num_threads=num_threads,
+            )
+        except ValueError:
+            if len(index) == n:
+                raise
