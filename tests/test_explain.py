@@ -21,6 +21,11 @@ def test_explanation_table_sorts_cuts_and_shares() -> None:
     assert len(empty) == 0 and empty.attrs["explained"] == 0.0
     with pytest.raises(ValueError, match="same length"):
         explanation([1, 2], [1.0], 2, user=0, item=0, score=0.0)
+    with pytest.raises(TypeError, match="items must hold integer ids"):  # was truncated to 3
+        explanation([3.7], [1.0], 2, user=0, item=0, score=1.0)
+    with pytest.raises(IndexError, match="items holds ids beyond the int32 range"):
+        explanation([2**40], [1.0], 2, user=0, item=0, score=1.0)
+    assert explanation(np.int64(6), [1.0], 1, user=0, item=0, score=1.0)["item"].tolist() == [6]
 
 
 def _clicks(rng: np.random.Generator) -> sp.csr_array:

@@ -49,7 +49,7 @@ def explanation(
     0.0
     """
     k = check.positive_int(k, "k")
-    ids = np.asarray(items, dtype=np.int32).reshape(-1)
+    ids = check.id_array(np.asarray(items).reshape(-1), "items", np.int32)  # 3.7 is no id
     values = np.asarray(contributions, dtype=np.float64).reshape(-1)
     if ids.shape != values.shape:
         raise ValueError(
