@@ -188,8 +188,10 @@ def test_bad_inputs_raise(rng, tmp_path):
     with pytest.raises(ValueError, match="not fitted"):
         semrec.ColdStartALS(als, emb).recommend(0)
     model = semrec.ColdStartALS(als, emb).fit(clicks)
-    with pytest.raises(ValueError, match="dimension"):
+    with pytest.raises(ValueError, match=f"items have dimension {DIM + 1}, the model's"):
         model.add_items(np.ones((2, DIM + 1), np.float32))
+    with pytest.raises(ValueError, match="items is empty"):
+        model.add_items([])
     with pytest.raises(IndexError, match="outside"):
         model.recommend(0, items=[60])
     # save/load: the contract's round trip (tests/test_model_contract.py), ALS inside the file
@@ -211,6 +213,29 @@ def test_min_interactions_maps_rare_items_too(rng):
     )
     np.testing.assert_allclose(model.item_factors_[rare], emb[rare] @ ref, rtol=1e-4, atol=1e-5)
     np.testing.assert_array_equal(model.intercept_, np.zeros(4, np.float32))
+
+
+def test_streamed_clicks_make_no_item_warm(rng, tmp_path):
+    """update / fold_in refit users, never items: the map's warm items are those the ALS was
+    fitted on (an item whose ALS factors were never learnt must stay mapped)."""
+    clicks, emb, *_ = topic_catalogue(rng)
+    clicks = sp.csr_array(clicks.multiply(np.arange(60) != 7))  # item 7: no interactions
+    clicks.eliminate_zeros()
+    als = semrec.ALS(factors=4, iterations=3, random_state=0, show_progress=False)
+    model = semrec.ColdStartALS(als, emb, min_interactions=2).fit(clicks)
+    counts = np.bincount(clicks.indices, minlength=60)
+    np.testing.assert_array_equal(als.item_counts_, counts)
+    weights, cold = model.weights_.copy(), model.cold_items_.copy()
+    np.testing.assert_array_equal(cold, np.flatnonzero(counts < 2))
+    als.update(0, 7, 1.0)
+    als.update(1, 7, 1.0)  # two clicks: 2 >= min_interactions if streamed clicks counted
+    model.fit()  # the map refitted, the ALS kept
+    np.testing.assert_array_equal(model.cold_items_, cold)
+    np.testing.assert_array_equal(model.weights_, weights)
+    assert np.abs(model.item_factors_[7]).max() > 0  # mapped, not the ALS's zero factors
+    als.save(tmp_path / "als.npz")
+    again = semrec.ALS.load(tmp_path / "als.npz")
+    np.testing.assert_array_equal(again.item_counts_, counts)  # saved: not the streamed counts
 
 
 def test_huge_embeddings_are_reported_as_too_large_not_as_singular() -> None:

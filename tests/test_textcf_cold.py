@@ -161,6 +161,23 @@ def test_with_options_equals_fit_with_the_options(data, options, item_bias) -> N
     assert not np.allclose(changed.user_state_.input_sum[4], base.user_state_.input_sum[4])
 
 
+def test_with_options_rebuilds_item_mode_users_whose_history_holds_a_cold_item(data) -> None:
+    """user_vectors="items": a user's vector sums its items' vectors, so a history holding a
+    cold item (after update) changes with the remapped cold vectors; it must equal fold_in of
+    that history (the sum over the copy's own item vectors) in the copy."""
+    m, emb = data
+    base = _model(emb, user_vectors="items", cold_penalty=5.0).fit(m)
+    base.update(6, 1, 3.0)  # item 1 is cold
+    changed = base.with_options(cold_penalty=50.0)
+    assert not np.allclose(changed.item_factors_[1], base.item_factors_[1])
+    history = changed.interactions_[[6]]
+    summed = history.data @ changed.item_factors_[history.indices].astype(np.float64)
+    np.testing.assert_allclose(changed.user_factors_[6], summed / np.linalg.norm(summed), atol=1e-6)
+    np.testing.assert_allclose(changed.user_factors_[6], changed.fold_in(history)[0], atol=1e-6)
+    untouched = np.setdiff1d(np.arange(m.shape[0]), [6])
+    np.testing.assert_array_equal(changed.user_factors_[untouched], base.user_factors_[untouched])
+
+
 def test_cold_map_and_with_options_reject_bad_values(data) -> None:
     m, emb = data
     for value, error in ((0.0, ValueError), (-1.0, ValueError), (np.nan, ValueError)):

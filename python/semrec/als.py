@@ -88,6 +88,10 @@ class ALS(Recommender):
         Mean training rating with ``biases=True``, else 0.
     interactions_ : scipy.sparse.csr_array
         The training interactions (users x items), updated by ``update`` and ``fold_in``.
+    item_counts_ : ndarray of int64, shape (n_items,)
+        Each item's non-zero interactions in the data its factors were fitted on (``fit``,
+        ``from_factors``); ``update`` and ``fold_in`` refit users only and leave them as they
+        are.
 
     Examples
     --------
@@ -300,9 +304,14 @@ class ALS(Recommender):
         mean: float,
         *,
         gram: bool = True,
+        counts: np.ndarray | None = None,
     ) -> None:
         """Make (users, items) in the internal layout, the histories and the mean the model
-        (``gram``: also the items' gram that fold-in solves against)."""
+        (``gram``: also the items' gram that fold-in solves against; ``counts``: the items'
+        fitted interactions, default: the non-zero entries of ``train``)."""
+        if counts is None:
+            counts = np.bincount(train.indices[train.data != 0], minlength=items.shape[0])
+        self.item_counts_ = counts.astype(np.int64, copy=False)
         # Spare rows for new users: a new user costs O(factors), not O(users).
         self._buffer = RowBuffer(users, fill=self._problem.initial_users(1)[0])
         self._users, self._items = users, items
@@ -441,7 +450,7 @@ class ALS(Recommender):
     def _state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         self._check_fitted()
         train = self._histories.matrix()
-        arrays = {"users": self._users, "items": self._items}
+        arrays = {"users": self._users, "items": self._items, "item_counts": self.item_counts_}
         return {"global_mean": self.global_mean_}, arrays | csr_arrays(train, "interactions")
 
     def _restore(self, saved: Saved) -> None:
@@ -456,7 +465,12 @@ class ALS(Recommender):
         train = saved.csr(
             "interactions", (users.shape[0], items.shape[0]), nonnegative=solve.implicit
         )
-        self._install(np.ascontiguousarray(users), np.ascontiguousarray(items), train, mean)
+        counts = None  # files of earlier versions: counted on the saved (streamed) interactions
+        if "item_counts" in saved.arrays:
+            counts = saved.array("item_counts", np.int64, (items.shape[0],), minimum=0)
+        self._install(
+            np.ascontiguousarray(users), np.ascontiguousarray(items), train, mean, counts=counts
+        )
 
     # -- Explanations ----------------------------------------------------------------------------
     def _explain(self, u: int, i: int, k: int) -> Any:

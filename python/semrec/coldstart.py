@@ -135,13 +135,16 @@ class ColdStartALS(Recommender):
     fit_intercept : bool, default True
         Fit an unpenalised offset in the map.
     min_interactions : int, default 1
-        Items with fewer stored training interactions are cold (mapped); the rest are warm and
-        train the map.
+        Items with fewer non-zero interactions in the ALS's fitted data (``als.item_counts_``:
+        streamed ``update`` / ``fold_in`` clicks do not count, they refit no item) are cold
+        (mapped); the rest are warm and train the map.
 
     Attributes
     ----------
-    weights_ : ndarray of float32, shape (dim, factors)
-    intercept_ : ndarray of float32, shape (factors,)
+    weights_ : ndarray of float32, shape (dim, outputs)
+    intercept_ : ndarray of float32, shape (outputs,)
+        The map; ``outputs`` is ``factors``, plus one (the item bias, last) with an explicit
+        ALS with biases.
     item_factors_ : ndarray of float32, shape (n_items, factors)
         ALS factors of warm items, mapped factors of cold and added items.
     item_biases_ : ndarray of float32 or None
@@ -221,8 +224,7 @@ class ColdStartALS(Recommender):
                 f"item_embeddings has {emb.shape[0]} rows but the ALS has {n_cf} items; give one "
                 "embedding per item (extra rows are text-only items)"
             )
-        trained = check.without_zeros(self.als.interactions_)  # what the factors learnt from
-        counts = np.bincount(trained.indices, minlength=n_cf)
+        counts = self.als.item_counts_  # what the factors learnt from (not streamed clicks)
         warm = np.zeros(emb.shape[0], dtype=bool)
         warm[:n_cf] = counts >= min_count
         if not warm.any():
@@ -382,9 +384,12 @@ class ColdStartALS(Recommender):
             )
         new, _ = check.as_float32_matrix(items, "items", allow_1d=True)
         dim = self.item_embeddings_.shape[1]
+        if new.size == 0 and new.shape[1] in (0, dim):
+            raise ValueError("items is empty; give at least one embedding")
         if new.shape[1] != dim:
             raise ValueError(
-                f"embeddings have dimension {new.shape[1]}, the model's item embeddings {dim}"
+                f"items have dimension {new.shape[1]}, the model's item embeddings {dim}; "
+                "embed them with the encoder that embedded item_embeddings"
             )
         start = self.n_items_
         ids = np.arange(start, start + new.shape[0], dtype=np.int32)

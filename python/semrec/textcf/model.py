@@ -522,6 +522,11 @@ class TextCF(RealTimeVerbs, KeepsSeen, Recommender):
         if self.item_bias:
             learned = network.item_biases(self.weights_, emb, float(self.negative_slope))
         out._text_maps(check.without_zeros(self._seen), learned)
+        state = out.user_state_
+        if state.item_sum is not None:  # user_vectors="items": histories with remapped items
+            state.item_sum = network.item_sums(check.without_zeros(out._seen), out.item_factors_)
+            users = network.normalised_rows(state.item_sum)
+            out.user_factors_ = np.ascontiguousarray(users, dtype=np.float32)
         return out
 
     # -- the contract's hooks (recommend, score, similar_items come from Recommender) -------
