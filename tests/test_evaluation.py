@@ -218,3 +218,45 @@ def test_evaluate_refuses_lists_that_repeat_an_item(warm: tuple[Dataset, Dataset
     model = Stutter().fit(train.interactions)
     with pytest.raises(ValueError, match=r"model.recommend listed item \d+ more than once"):
         semrec.evaluate(model, train, test, k=5)
+
+
+def test_evaluate_refuses_a_test_set_of_another_split() -> None:
+    """Shapes alike, id maps not: cold_items permutes the items, so its test set read against
+    another split's train would score other items (it returned a table)."""
+    data = synthetic(200, 40, 3_000, random_state=2)
+    train, _ = split.last_fraction(data)
+    _, cold_test = split.cold_items(data, 0.2, 3, random_state=0)
+    assert cold_test.interactions.shape == train.interactions.shape
+    model = semrec.MostPopular().fit(train.interactions)
+    with pytest.raises(ValueError, match="train and test must share id maps"):
+        semrec.evaluate(model, train, cold_test, k=5)
+
+
+def test_a_threshold_at_or_below_zero_keeps_stored_zero_weights() -> None:
+    """A stored 0 (a centred rating) is an interaction: with relevance_threshold=0 it is
+    relevant, as with None; it was dropped by a sparse comparison (and warned)."""
+    weights = sp.csr_array(np.array([[1.0, 0, 0, 0], [0, 1.0, 0, 0]], np.float32))
+    test_weights = sp.csr_array(
+        (np.array([0.0, 0.5], np.float32), np.array([2, 3]), np.array([0, 1, 2])), shape=(2, 4)
+    )
+    ids = np.array(["a", "b", "c", "d"])
+    train = Dataset(weights, item_ids=ids)
+    test = Dataset(test_weights, user_ids=train.user_ids, item_ids=ids)
+    model = semrec.MostPopular().fit(train.interactions)
+    want = semrec.evaluate(model, train, test, k=2, relevance_threshold=None)
+    for threshold in (0, -1.0):
+        table = semrec.evaluate(model, train, test, k=2, relevance_threshold=threshold)
+        assert table.attrs["n_users"] == 2
+        assert table.equals(want)
+
+
+def test_evaluate_refuses_empty_candidates_and_a_model_of_fewer_users(
+    warm: tuple[Dataset, Dataset],
+) -> None:
+    train, test = warm
+    model = semrec.MostPopular().fit(train.interactions)
+    with pytest.raises(ValueError, match="items is empty"):
+        semrec.evaluate(model, train, test, k=5, items=[])
+    few = semrec.MostPopular().fit(sp.csr_array(train.interactions[:10]))
+    with pytest.raises(ValueError, match="model knows 10 users but the split evaluates users"):
+        semrec.evaluate(few, train, test, k=5)

@@ -141,7 +141,11 @@ def test_coverage_novelty_diversity_match_reference(rng: np.random.Generator) ->
                 dists.append(1 - x @ y / np.linalg.norm(x) / np.linalg.norm(y))
         per_list.append(np.mean(dists))
     got = metrics.intra_list_diversity(recs, emb, k)
-    assert got == pytest.approx(np.mean(per_list), rel=1e-5)
+    assert got == pytest.approx(np.mean(per_list), rel=1e-13)  # float64, not float32 unit rows
+    twins = np.vstack([emb[:1], emb[:1], np.zeros((2, 8), np.float32)])
+    twin_distance = metrics.intra_list_diversity(np.array([[0, 1]], np.int32), twins, 2)
+    assert 0.0 <= twin_distance < 1e-15  # float32 unit rows gave -9e-9
+    assert metrics.intra_list_diversity(np.array([[2, 3]], np.int32), twins, 2) == 1.0  # zeros
 
 
 def test_rmse_mae_closed_form() -> None:

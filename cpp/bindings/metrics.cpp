@@ -76,9 +76,23 @@ void register_metrics(py::module_& m) {
       },
       mean_item_value, "Per-user mean of item_value over each list (novelty).");
 
-  def_per_user<float>(
-      m, "intra_list_diversity", "embeddings",
-      [](const CArray<float>& a) { return matrix_view(a, "embeddings"); }, intra_list_diversity,
+  m.def(
+      "intra_list_diversity",
+      [](const CArray<std::int32_t>& recs, int k, const CArray<float>& embeddings,
+         const CArray<double>& inverse_norms, ThreadCount num_threads) {
+        const RecommendationView r = recs_view(recs);
+        const MatrixView e = matrix_view(embeddings, "embeddings");
+        const std::span<const double> inv(inverse_norms.data(),
+                                          static_cast<std::size_t>(inverse_norms.size()));
+        CArray<double> out(r.rows);
+        double* dst = out.mutable_data();
+        without_gil([&](const StopCheck& stop) {
+          intra_list_diversity(r, k, e, inv, num_threads, dst, stop);
+        });
+        return out;
+      },
+      py::arg("recs").noconvert(), py::arg("k"), py::arg("embeddings").noconvert(),
+      py::arg("inverse_norms").noconvert(), py::arg("num_threads"),
       "Per-user mean pairwise cosine distance within each list.");
 }
 

@@ -114,32 +114,39 @@ void mean_item_value(const RecommendationView& recs, int k, std::span<const doub
 }
 
 void intra_list_diversity(const RecommendationView& recs, int k, const MatrixView& embeddings,
-                          int num_threads, double* out, const StopCheck& stop) {
+                          std::span<const double> inverse_norms, int num_threads, double* out,
+                          const StopCheck& stop) {
   if (k < 1 || k > recs.width) throw std::invalid_argument("k must lie in [1, list width]");
+  if (static_cast<std::int64_t>(inverse_norms.size()) != embeddings.rows) {
+    throw std::invalid_argument("inverse_norms must hold one value per embedding row");
+  }
   parallel_tasks(n_tasks(recs.rows), num_threads, stop, [&](std::int64_t task) {
-    std::vector<const float*> vecs;
+    std::vector<std::int32_t> items;
     const std::int64_t end = std::min(recs.rows, (task + 1) * kUsersPerTask);
     for (std::int64_t u = task * kUsersPerTask; u < end; ++u) {
       const std::int32_t* list = recs.ids + u * recs.width;
-      vecs.clear();
+      items.clear();
       for (int r = 0; r < k; ++r) {
         if (list[r] < 0) continue;
         if (list[r] >= embeddings.rows) throw std::out_of_range("recommended item id >= n_items");
-        vecs.push_back(embeddings.row(list[r]));
+        items.push_back(list[r]);
       }
-      const auto n = static_cast<std::int64_t>(vecs.size());
+      const auto n = static_cast<std::int64_t>(items.size());
       if (n < 2) {
         out[u] = std::numeric_limits<double>::quiet_NaN();
         continue;
       }
       double total = 0.0;
       for (std::int64_t a = 0; a < n; ++a) {
+        const float* x = embeddings.row(items[a]);
         for (std::int64_t b = a + 1; b < n; ++b) {
+          const float* y = embeddings.row(items[b]);
           double dot = 0.0;
           for (std::int64_t d = 0; d < embeddings.cols; ++d) {
-            dot += static_cast<double>(vecs[a][d]) * vecs[b][d];
+            dot += static_cast<double>(x[d]) * y[d];
           }
-          total += 1.0 - dot;
+          const double cosine = dot * inverse_norms[items[a]] * inverse_norms[items[b]];
+          total += std::clamp(1.0 - cosine, 0.0, 2.0);  // rounding never gives a distance < 0
         }
       }
       out[u] = total / (static_cast<double>(n) * (n - 1) / 2.0);

@@ -33,9 +33,12 @@ std::int64_t distinct_items(const RecommendationView& recs, int k, std::int64_t 
 void mean_item_value(const RecommendationView& recs, int k, std::span<const double> item_value,
                      int num_threads, double* out, const StopCheck& stop);
 
-// Per user: mean pairwise (1 - dot) over the real ids among the first k columns, with
-// L2-normalised embeddings (so 1 - dot is the cosine distance); NaN for fewer than 2 items.
+// Per user: mean pairwise cosine distance 1 - dot(a, b) * inverse_norms[a] * inverse_norms[b]
+// over the real ids among the first k columns, in double (the float32 rows are exact in it),
+// clamped to [0, 2]; a row with inverse norm 0 (a zero vector) is at distance 1 from every
+// row. NaN for fewer than 2 items.
 void intra_list_diversity(const RecommendationView& recs, int k, const MatrixView& embeddings,
-                          int num_threads, double* out, const StopCheck& stop);
+                          std::span<const double> inverse_norms, int num_threads, double* out,
+                          const StopCheck& stop);
 
 }  // namespace semrec

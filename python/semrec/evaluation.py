@@ -92,10 +92,13 @@ def evaluate(
     check.dataset(train, "train")
     check.dataset(test, "test")
     batch_size = check.positive_int(batch_size, "batch_size")
-    if train.interactions.shape != test.interactions.shape:
+    if train.interactions.shape != test.interactions.shape or not (
+        _same_ids(train.user_ids, test.user_ids) and _same_ids(train.item_ids, test.item_ids)
+    ):
         raise ValueError(
             f"train and test must share id maps (shape {train.interactions.shape} vs "
-            f"{test.interactions.shape}); split one Dataset with semrec.split"
+            f"{test.interactions.shape}, the same user and item ids in the same order); split "
+            "one Dataset with semrec.split and pass both parts of that split"
         )
     if not hasattr(model, "recommend"):
         raise TypeError(f"model must have a recommend method, got {type(model).__name__}")
@@ -112,10 +115,13 @@ def evaluate(
             )
     cutoffs = M.cutoffs(k)
     wanted = metric_names(metrics, item_embeddings)
-    relevant = test.interactions
-    if relevance_threshold is not None:
-        relevant = sp.csr_array(relevant.multiply(relevant >= relevance_threshold))
-        relevant.eliminate_zeros()
+    relevant = sp.csr_array(test.interactions)
+    if relevance_threshold is not None:  # on the stored entries: a stored 0 may pass 0 >= t
+        keep = relevant.data >= relevance_threshold
+        rows = np.repeat(np.arange(relevant.shape[0]), np.diff(relevant.indptr))[keep]
+        relevant = sp.csr_array(
+            (relevant.data[keep], (rows, relevant.indices[keep])), shape=relevant.shape
+        )
     has_relevant = np.diff(relevant.indptr) > 0
     if users is not None:
         chosen = np.asarray(users).reshape(-1)
@@ -135,6 +141,9 @@ def evaluate(
             + ("" if relevance_threshold is None else f" (weight >= {relevance_threshold})")
             + "; check the split or lower relevance_threshold"
         )
+    _check_model_users(model, int(eval_users.max()) + 1)
+    if items is not None and np.size(items) == 0:
+        raise ValueError("items is empty; give the candidate item indices, or None (every item)")
     width = check.result_width(max(cutoffs), eval_users.size, train.n_items)
     recs = recommend_lists(model, eval_users, width, items, batch_size, known_history(train, test))
     check_distinct(recs, eval_users)
@@ -318,6 +327,24 @@ def _check_model_items(model: Any, n_items: int) -> None:
             f"model was fitted on {int(fitted)} items but the split has {n_items}; fit the "
             "model on train.interactions of this split (same Dataset, same id maps)"
         )
+
+
+def _check_model_users(model: Any, needed: int) -> None:
+    """A ValueError when ``model`` knows fewer users than the evaluated ones need."""
+    fitted = getattr(model, "n_users_", None)  # a model without it is trusted
+    if fitted is None or isinstance(fitted, bool) or not isinstance(fitted, int | np.integer):
+        return
+    if int(fitted) < needed:
+        raise ValueError(
+            f"model knows {int(fitted)} users but the split evaluates users up to index "
+            f"{needed - 1}; fit the model on train.interactions of this split (and fold_in "
+            "the revealed history of a new-user split)"
+        )
+
+
+def _same_ids(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether two id arrays are equal (splits of one Dataset share them: no comparison)."""
+    return a is b or (a.shape == b.shape and bool(np.array_equal(a, b)))
 
 
 def check_distinct(recs: np.ndarray, users: np.ndarray) -> None:

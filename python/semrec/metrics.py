@@ -161,6 +161,9 @@ def intra_list_diversity(
 ) -> float | np.ndarray:
     """Mean pairwise cosine distance ``1 - cos`` within each list (lists of < 2 items skipped).
 
+    Computed in float64 from the float32 rows; a zero vector (an item without text) is at
+    distance 1 from every item, itself included.
+
     Examples
     --------
     >>> import numpy as np
@@ -170,14 +173,14 @@ def intra_list_diversity(
     1.0
     """
     emb, _ = check.as_float32_matrix(item_embeddings, "item_embeddings")
-    # Norms in float64: a float32 sum of squares underflows for tiny vectors and overflows for
-    # huge ones, and the distances would then be those of unnormalised rows.
+    # Norms in float64 (a float32 sum of squares underflows for tiny vectors and overflows for
+    # huge ones); the kernel divides the float64 dot products of the rows by them.
     e64 = emb.astype(np.float64)
-    norms = np.sqrt(np.einsum("ij,ij->i", e64, e64))[:, None]
-    unit = np.ascontiguousarray(e64 / np.where(norms > 0, norms, 1.0), dtype=np.float32)
+    norms = np.sqrt(np.einsum("ij,ij->i", e64, e64))
+    inverse = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
     recs = _recommendations(recommendations, "recommendations", emb.shape[0])
     k = _width_cutoff(k, recs)
-    values = core.intra_list_diversity(recs, k, unit, resolve_num_threads(num_threads))
+    values = core.intra_list_diversity(recs, k, emb, inverse, resolve_num_threads(num_threads))
     return values if per_user else _nanmean(values)
 
 

@@ -130,7 +130,8 @@ def cold_items(
     permute_items: bool = True,
 ) -> tuple[Dataset, Dataset]:
     """The protocol's cold-item split: permute the item indices, then draw ``fraction`` of the
-    items with at least ``min_interactions`` interactions; all their interactions move to test.
+    items with at least ``min_interactions`` interactions (``round(fraction * eligible)``,
+    a half to the even count); all their interactions move to test.
 
     ``test.split_info["cold_items"]`` lists them (evaluate with ``items=`` those so users rank
     the cold items only).
@@ -191,6 +192,11 @@ def new_users(
     """Draw ``fraction`` of the users and remove them from train. Each reveals its first
     ``n_reveal`` interactions (by time, then item) as history; the rest goes to test.
 
+    ``round(fraction * n_users)`` users are drawn (Python's ``round``: a half goes to the even
+    count), from every row, those without interactions included (such a user has no test
+    interactions and is not evaluated: a split of a ``train`` that already holds empty rows,
+    like another split's new users, evaluates fewer users).
+
     ``test.split_info["users"]`` holds the new users, ``test.split_info["history"]`` a Dataset
     with the revealed interactions only.
 
@@ -226,6 +232,11 @@ def new_users(
     train = dataset.subset(~new_row)
     test = dataset.subset(new_row & ~revealed)
     if test.n_interactions == 0:
+        if not new_row.any():
+            raise ValueError(
+                f"the {n_new} users drawn have no interactions; draw another random_state or "
+                "a larger fraction"
+            )
         raise ValueError(
             f"n_reveal={n_reveal} reveals every interaction of the new users, leaving test "
             "empty; lower n_reveal"
