@@ -567,3 +567,39 @@ def test_a_cluster_without_workers_is_waited_for_then_named(monkeypatch):
         with pytest.raises(RuntimeError, match="no workers \\(none joined within 1 s\\)"):
             worker_threads(empty, None)
     cluster.close()
+
+
+def test_evaluate_keeps_stored_zero_weights_at_a_threshold_of_zero(client, small_split):
+    # A stored 0 (a centred rating) passes relevance_threshold=0, as in semrec.evaluate.
+    train, test = small_split
+    zeroed = test.interactions.copy()
+    zeroed.data[::4] = 0.0
+    part = semrec.datasets.Dataset(zeroed, user_ids=test.user_ids, item_ids=test.item_ids)
+    model = semrec.MostPopular().fit(train.interactions)
+    kwargs = {"k": 5, "metrics": ["ndcg", "recall"], "relevance_threshold": 0}
+    want = semrec.evaluate(model, train, part, **kwargs)
+    assert (
+        want.attrs["n_users"]
+        == semrec.evaluate(
+            model, train, part, k=5, metrics=["ndcg"], relevance_threshold=None
+        ).attrs["n_users"]
+    )
+    got = evaluate(model, interactions_frame(train.interactions, 3),
+                   interactions_frame(zeroed, 3), client=client, **kwargs)  # fmt: skip
+    assert got.attrs["n_users"] == want.attrs["n_users"]
+    pd.testing.assert_frame_equal(got[want.columns], want, rtol=1e-10)
+
+
+def test_fit_als_with_stored_zero_weights_equals_single_machine(client, small_split):
+    # A stored 0 is seen (kept in interactions_) but carries nothing: not in the mean, not
+    # in the solves, as in semrec.ALS.
+    train, _ = small_split
+    zeroed = train.interactions.copy()
+    zeroed.data[::5] = 0.0
+    kwargs = {"factors": 4, "iterations": 2, "random_state": 1, "show_progress": False,
+              "feedback": "explicit", "biases": True}  # fmt: skip
+    model = fit_als(interactions_frame(zeroed, 3), shape=zeroed.shape, client=client, **kwargs)
+    reference = semrec.ALS(**kwargs).fit(zeroed)
+    assert model.global_mean_ == pytest.approx(reference.global_mean_, rel=1e-12)
+    np.testing.assert_array_equal(model.item_factors_, reference.item_factors_)
+    assert model.interactions_.nnz == reference.interactions_.nnz == zeroed.nnz

@@ -115,13 +115,7 @@ def evaluate(
             )
     cutoffs = M.cutoffs(k)
     wanted = metric_names(metrics, item_embeddings)
-    relevant = sp.csr_array(test.interactions)
-    if relevance_threshold is not None:  # on the stored entries: a stored 0 may pass 0 >= t
-        keep = relevant.data >= relevance_threshold
-        rows = np.repeat(np.arange(relevant.shape[0]), np.diff(relevant.indptr))[keep]
-        relevant = sp.csr_array(
-            (relevant.data[keep], (rows, relevant.indices[keep])), shape=relevant.shape
-        )
+    relevant = relevant_entries(test.interactions, relevance_threshold)
     has_relevant = np.diff(relevant.indptr) > 0
     if users is not None:
         chosen = np.asarray(users).reshape(-1)
@@ -327,6 +321,25 @@ def _check_model_items(model: Any, n_items: int) -> None:
             f"model was fitted on {int(fitted)} items but the split has {n_items}; fit the "
             "model on train.interactions of this split (same Dataset, same id maps)"
         )
+
+
+def relevant_entries(m: sp.csr_array, threshold: float | None) -> sp.csr_array:
+    """The stored entries of ``m`` with a weight ``>= threshold`` (all of them for ``None``),
+    compared on the entries themselves: a stored 0 passes a threshold of 0.
+
+    Examples
+    --------
+    >>> import numpy as np, scipy.sparse as sp
+    >>> from semrec.evaluation import relevant_entries
+    >>> m = sp.csr_array((np.array([0.0, 3.0, 5.0]), [0, 1, 2], [0, 2, 3]), shape=(2, 3))
+    >>> relevant_entries(m, 4).nnz, relevant_entries(m, 0).nnz
+    (1, 3)
+    """
+    if threshold is None:
+        return m
+    keep = m.data >= threshold
+    rows = np.repeat(np.arange(m.shape[0]), np.diff(m.indptr))[keep]
+    return sp.csr_array((m.data[keep], (rows, m.indices[keep])), shape=m.shape)
 
 
 def _check_model_users(model: Any, needed: int) -> None:

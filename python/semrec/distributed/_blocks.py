@@ -294,9 +294,8 @@ def _csr_block(
     np.cumsum(np.bincount(rows, minlength=stop - start), out=indptr[1:])
     matrix = sp.csr_array((values, cols, indptr), shape=(stop - start, n_cols))
     times = None if extra is None else part[extra].to_numpy()[order]
-    if sum_duplicates:
-        matrix.sum_duplicates()  # as the single-machine checks do: duplicates add up
-        matrix.eliminate_zeros()
+    if sum_duplicates:  # as the single-machine checks do: duplicates add up, and an entry
+        matrix.sum_duplicates()  # of weight 0 stays (seen; a threshold of 0 counts it)
     matrix.has_sorted_indices = True
     matrix.indptr = matrix.indptr.astype(np.int64, copy=False)
     matrix.indices = matrix.indices.astype(np.int32, copy=False)

@@ -9,7 +9,6 @@ import dask
 import dask.dataframe as dd
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 from distributed import Client
 
 from semrec import metrics as M
@@ -31,7 +30,7 @@ from semrec.distributed._cluster import (
     use_threads,
     worker_threads,
 )
-from semrec.evaluation import check_distinct, metric_names, recommend_lists
+from semrec.evaluation import check_distinct, metric_names, recommend_lists, relevant_entries
 
 PER_USER = ("novelty", "diversity")
 
@@ -273,10 +272,7 @@ def _block_sums(
     """Per-metric sums (and non-NaN counts) over one block's evaluated users."""
     cutoffs, wanted, threshold, items, batch_size, n_users, n_items, origin = settings
     threads = use_threads(table)
-    relevant = block.matrix
-    if threshold is not None:
-        relevant = sp.csr_array(relevant.multiply(relevant >= threshold))
-        relevant.eliminate_zeros()
+    relevant = relevant_entries(block.matrix, threshold)
     rows = np.flatnonzero(np.diff(relevant.indptr) > 0)
     out: dict[str, Any] = {"n": rows.size, "ranking": np.zeros((len(cutoffs), 6))}
     out["coverage"] = np.zeros((len(cutoffs), n_items), dtype=bool)
