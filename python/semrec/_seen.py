@@ -17,7 +17,7 @@ import numpy as np
 import scipy.sparse as sp
 
 # id(kernel matrix) -> (its view, the indptr and indices it was built from); an entry leaves
-# with its matrix (weakref.finalize), so a view never keeps a replaced matrix's arrays alive.
+# with its matrix (weakref.finalize), so the cache never keeps a dropped matrix's arrays alive.
 _VIEWS: dict[int, tuple[sp.csr_array, np.ndarray, np.ndarray]] = {}
 _INT32_MAX = int(np.iinfo(np.int32).max)
 
