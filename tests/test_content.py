@@ -253,7 +253,8 @@ def test_save_load_roundtrip(tmp_path, case):
     np.testing.assert_array_equal(loaded.recommend(users, k=5)[0], model.recommend(users, k=5)[0])
     assert (loaded.interactions_ != model.interactions_).nnz == 0
     loaded.update(3, 6)  # still live after loading
-    assert repr(loaded).startswith("ContentRecommender(item_embeddings=<array (121, 24)>")
+    assert repr(loaded) == repr(model)  # the constructor's 120 items; the added one follows
+    assert repr(loaded).startswith("ContentRecommender(item_embeddings=<array (120, 24)>")
 
 
 def test_pickle_roundtrip_keeps_profiles_events_and_index(case):
@@ -595,6 +596,9 @@ def test_a_loaded_model_refuses_the_bundled_encoder_when_another_encoded_its_tex
         loaded = ContentRecommender.load(path)
         with pytest.raises(ValueError, match=match):
             loaded.recommend_text("a story", k=3)
+        loaded.save(tmp_path / "again.npz")  # saved again without its encoder: the record stays
+        with pytest.raises(ValueError, match=match):
+            ContentRecommender.load(tmp_path / "again.npz").recommend_text("a story", k=3)
         loaded.encoder = encoder  # given again, as the message says
         np.testing.assert_array_equal(loaded.recommend_text("a story", k=3)[0],
                                       model.recommend_text("a story", k=3)[0])  # fmt: skip

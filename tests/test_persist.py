@@ -277,3 +277,23 @@ def test_paths_must_be_paths_not_file_descriptors(data: Any, path: Any) -> None:
         semrec.MostPopular.load(path)
     with pytest.raises(TypeError, match="path must be a file path"):
         fitted("MostPopular", data).save(path)
+
+
+@pytest.mark.parametrize("name", ["ContentRecommender", "ColdStartALS", "TextCF"])
+def test_a_loaded_model_keeps_the_constructor_catalogue_after_add_items(
+    data: Any, tmp_path: Path, name: str
+) -> None:
+    """Items added later come after the constructor's: a refit starts again from the
+    constructor's ``item_embeddings`` in the loaded model as in the original."""
+    x, emb = data
+    model = FORMATS[name](emb).fit(x)
+    model.add_items(emb[:3] + 1.0)
+    model.save(tmp_path / "m.npz")
+    loaded = type(model).load(tmp_path / "m.npz")
+    assert repr(loaded) == repr(model)
+    assert loaded.n_items_ == model.n_items_ == N_ITEMS + 3
+    assert np.shape(loaded.item_embeddings) == emb.shape  # (Content saves them normalised)
+    if name == "ColdStartALS":
+        assert model.fit().n_items_ == loaded.fit().n_items_ == N_ITEMS
+    else:
+        assert model.fit(x).n_items_ == loaded.fit(x).n_items_ == N_ITEMS

@@ -44,8 +44,9 @@ class EncodesText:
         None), a :class:`semrec.TextEncoder`'s model files (their fingerprint and folder), or
         another encoder's type."""
         encoder = self.encoder
-        if encoder is None:
-            return {"source": "bundled"}
+        if encoder is None:  # loaded and not given again: what the file said, saved again
+            remembered = getattr(self, "_fitted_encoder", None)
+            return dict(remembered) if remembered is not None else {"source": "bundled"}
         identity, path = getattr(encoder, "identity", None), getattr(encoder, "model_path", None)
         if isinstance(identity, str) and path is not None:  # a TextEncoder
             folder = os.path.abspath(path)  # the message at load must hold wherever it runs

@@ -108,6 +108,23 @@ def csr_arrays(m: sp.csr_array, prefix: str) -> dict[str, np.ndarray]:
     return {f"{prefix}_indptr": m.indptr, f"{prefix}_indices": m.indices, f"{prefix}_data": m.data}
 
 
+def constructor_count(items: Any) -> np.ndarray:
+    """How many rows the constructor's ``item_embeddings`` had, saved beside the grown catalogue
+    (items added later come after them): load rebuilds the same hyperparameters, so the repr
+    round-trips and a refit drops the added items, as the original's does."""
+    return np.array([np.shape(items)[0]], dtype=np.int64)
+
+
+def constructor_rows(saved: Saved) -> np.ndarray:
+    """The constructor's ``item_embeddings`` of a saved model: the first ``constructor_items``
+    rows of the saved catalogue (all of them in files written before that count was)."""
+    items = saved.array("item_embeddings", np.float32, (None, None))
+    if "constructor_items" not in saved.arrays:
+        return items
+    count = saved.array("constructor_items", np.int64, (1,), minimum=0, below=items.shape[0] + 1)
+    return np.ascontiguousarray(items[: int(count[0])])
+
+
 class Saved:
     """The verified content of a saved model, with checked access to each field.
 

@@ -20,7 +20,7 @@ import scipy.sparse as sp
 from semrec import _validation as check
 from semrec._base import Recommender, load_nested, nest
 from semrec._encoding import holds_text
-from semrec._persist import Saved
+from semrec._persist import Saved, constructor_count, constructor_rows
 from semrec.als import ALS
 from semrec.datasets import Dataset
 from semrec.datasets._embeddings import check_alignment
@@ -415,6 +415,7 @@ class ColdStartALS(Recommender):
         meta, arrays = nest("als", self.als)
         arrays |= {
             "item_embeddings": self.item_embeddings_,
+            "constructor_items": constructor_count(self.item_embeddings),
             "weights": self.weights_,
             "intercept": self.intercept_,
             "item_factors": self.item_factors_,
@@ -427,10 +428,10 @@ class ColdStartALS(Recommender):
     @classmethod
     def _from_params(cls, params: dict[str, Any], saved: Saved) -> Any:
         als = load_nested(saved, "als")
-        return cls(als, saved.array("item_embeddings", np.float32, (None, None)), **params)
+        return cls(als, constructor_rows(saved), **params)
 
     def _restore(self, saved: Saved) -> None:
-        emb = self.item_embeddings
+        emb = saved.array("item_embeddings", np.float32, (None, None))  # added items too
         n_items, dim = emb.shape
         factors = self.als.factors + (1 if self.als.biases else 0)
         self.weights_ = saved.array("weights", np.float32, (dim, factors))

@@ -22,7 +22,7 @@ from semrec import _validation as check
 from semrec._base import Recommender
 from semrec._encoding import EncodesText, holds_text
 from semrec._events import EventLog, TailIndex, csr_rows, drop_zeros, events_matrix
-from semrec._persist import Saved
+from semrec._persist import Saved, constructor_count, constructor_rows
 from semrec._seen import scipy_view
 from semrec.datasets import Dataset, ItemEmbeddings
 from semrec.datasets._embeddings import check_alignment
@@ -493,12 +493,13 @@ class ContentRecommender(EncodesText, Recommender):
     # -- persistence: the catalogue and every event ----------------------------------------------
     @classmethod
     def _from_params(cls, params: dict[str, Any], saved: Saved) -> Any:
-        return cls(saved.array("item_embeddings", np.float32, (None, None)), **params)
+        return cls(constructor_rows(saved), **params)
 
     def _state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         users, items, weights, times = self._log.arrays(slice(None))
         arrays = {
             "item_embeddings": self.item_embeddings_,
+            "constructor_items": constructor_count(self.item_embeddings),
             "event_users": users,
             "event_items": items,
             "event_weights": weights,
@@ -509,7 +510,7 @@ class ContentRecommender(EncodesText, Recommender):
     def _restore(self, saved: Saved) -> None:
         self._remember_encoder(saved.meta)
         half_life_value(self.half_life)
-        emb = self.item_embeddings
+        emb = saved.array("item_embeddings", np.float32, (None, None))  # added items too
         if emb.shape[1] == 0:
             raise saved.error("item_embeddings", "has no columns")
         n_users = saved.value("n_users", int, minimum=0)

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from semrec._persist import Saved, csr_arrays
+from semrec._persist import Saved, constructor_count, constructor_rows, csr_arrays
 from semrec.textcf._coldmap import TextMap, neighbour_map
 from semrec.textcf._network import WEIGHT_NAMES, Graph, UserState
 from semrec.textcf._popularity import PopularityPrior
@@ -39,9 +39,7 @@ def state(model: Any) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     if s.item_sum is not None:
         arrays["item_sum"] = s.item_sum
     arrays |= csr_arrays(model._seen, "interactions")
-    # The constructor's catalogue (items added later come after it): load rebuilds the
-    # same hyperparameters, so the repr round-trips.
-    arrays["constructor_items"] = np.array([np.shape(model.item_embeddings)[0]], dtype=np.int64)
+    arrays["constructor_items"] = constructor_count(model.item_embeddings)
     if model.user_embeddings is not None:
         arrays["user_embeddings"] = np.asarray(model.user_embeddings, dtype=np.float32)
     meta = {"history": model.history_, "best_epoch": model.best_epoch_}
@@ -50,14 +48,12 @@ def state(model: Any) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
 
 def from_params(cls: type, params: dict[str, Any], saved: Saved) -> Any:
     """A fresh, unfitted TextCF with the saved hyperparameters and embeddings."""
-    items = saved.array("item_embeddings", np.float32, (None, None))
-    count = saved.array("constructor_items", np.int64, (1,), minimum=0, below=items.shape[0] + 1)
-    n = int(count[0])
+    items = constructor_rows(saved)
     users = None
     if "user_embeddings" in saved.arrays:
         users = saved.array("user_embeddings", np.float32, (None, items.shape[1]))
     return cls(
-        np.ascontiguousarray(items[:n]),
+        items,
         user_embeddings=None if users is None else np.ascontiguousarray(users),
         **params,
     )
