@@ -193,3 +193,24 @@ def test_a_save_into_a_missing_directory_names_the_directory(tmp_path: Path) -> 
     with pytest.raises(FileNotFoundError, match=r"directory that does not exist .*no_such_dir"):
         model.save(missing / "model.npz")
     assert not missing.exists()
+
+
+def test_save_errors_name_the_target_not_the_temporary_file(tmp_path: Path) -> None:
+    model = _fitted("ALS", 0)
+    with pytest.raises(ValueError, match="path is empty"):
+        model.save("")
+    long_name = "m" * 240 + ".npz"  # legal (244 bytes); the temporary name must fit as well
+    model.save(tmp_path / long_name)
+    assert os.listdir(tmp_path) == [long_name]
+    np.testing.assert_array_equal(
+        semrec.ALS.load(tmp_path / long_name).item_factors_, model.item_factors_
+    )
+    if os.geteuid() != 0:  # root writes in a read-only directory anyway
+        locked = tmp_path / "locked"
+        locked.mkdir()
+        locked.chmod(0o555)
+        try:
+            with pytest.raises(PermissionError, match=r"locked/model.npz' cannot be written"):
+                model.save(locked / "model.npz")
+        finally:
+            locked.chmod(0o755)

@@ -128,6 +128,11 @@ def replace_member(path: Path, member: str, change: Any) -> None:
             z.writestr(name, blob)
 
 
+def _ids_past_int32(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+    # int64 ids past int32: 2**32 + 1 used to wrap to 1 in the cast before the range check
+    arrays["interactions_indices"] = arrays["interactions_indices"].astype(np.int64) + 2**32
+
+
 def _metadata(path: Path) -> str:
     with np.load(path) as z:
         return z["metadata"].tobytes().decode()
@@ -140,6 +145,7 @@ def _metadata(path: Path) -> str:
         (lambda m, a: a.__setitem__("items", a["items"][:, :2].copy()), "items"),
         (lambda m, a: a["interactions_data"].__setitem__(0, -1.0), "interactions_data"),
         (lambda m, a: a["interactions_indices"].__setitem__(0, 999), "interactions"),
+        (_ids_past_int32, "interactions_indices holds values beyond int32"),
         (lambda m, a: m.__setitem__("global_mean", "x"), "global_mean"),
         (lambda m, a: m.__setitem__("global_mean", 1e308), "global_mean"),
         (lambda m, a: m["params"].__setitem__("factors", -3), "factors"),
@@ -151,6 +157,7 @@ def _metadata(path: Path) -> str:
         "wrong-width",
         "negative-implicit-weight",
         "item-outside",
+        "item-past-int32",
         "mean-not-a-number",
         "mean-past-float32",
         "bad-hyperparameter",

@@ -52,6 +52,8 @@ def writable_path(path: Any, name: str = "path") -> str:
     ValueError: path '...' is a directory; give the path of a file to write
     """
     target = readable_path(path, name)
+    if not target:
+        raise ValueError(f"{name} is empty; give the path of a file to write")
     if os.path.islink(target):
         target = os.path.realpath(target)  # the link keeps naming the new file
     if os.path.lexists(target) and not os.path.isfile(target):
@@ -66,6 +68,11 @@ def writable_path(path: Any, name: str = "path") -> str:
         raise FileNotFoundError(
             f"{name} {target!r} is in a directory that does not exist ({folder!r}); create it "
             "first, e.g. os.makedirs(folder, exist_ok=True)"
+        )
+    if not os.access(folder, os.W_OK | os.X_OK):  # the temporary file is written there first
+        raise PermissionError(
+            f"{name} {target!r} cannot be written: the directory {folder!r} is not writable "
+            "by this process"
         )
     return target
 
@@ -85,4 +92,10 @@ def temporary_beside(target: str) -> str:
     True
     """
     folder, base = os.path.split(target)
-    return os.path.join(folder or ".", f".{secrets.token_hex(6)}-{os.getpid()}.tmp-{base}")
+    prefix = f".{secrets.token_hex(6)}-{os.getpid()}.tmp-"
+    while len(os.fsencode(prefix + base)) > _NAME_MAX and len(base) > 1:
+        base = base[1:]  # a name the target's fits in: its ending kept
+    return os.path.join(folder or ".", prefix + base)
+
+
+_NAME_MAX = 255  # bytes in one file name on Linux, macOS and Windows file systems

@@ -210,6 +210,13 @@ class Saved:
         a = self.arrays[name]
         want = np.dtype(dtype)
         if want.kind in "iu" and a.dtype.kind in "iu":
+            info = np.iinfo(want)  # checked before the cast: 2**32 + 7 would wrap to 7
+            if (
+                a.size
+                and not np.can_cast(a.dtype, want)
+                and (a.min() < info.min or a.max() > info.max)
+            ):
+                raise self.error(name, f"holds values beyond {want} ({a.min()} to {a.max()})")
             a = a.astype(want, copy=False)
         elif a.dtype != want:
             raise self.error(name, f"must have dtype {want}, got {a.dtype}")

@@ -91,7 +91,8 @@ class ALS(Recommender):
     item_counts_ : ndarray of int64, shape (n_items,)
         Each item's non-zero interactions in the data its factors were fitted on (``fit``,
         ``from_factors``); ``update`` and ``fold_in`` refit users only and leave them as they
-        are.
+        are. A file saved before semrec kept them gives the counts of its saved interactions,
+        streamed ones included.
 
     Examples
     --------

@@ -431,6 +431,9 @@ class ColdStartALS(Recommender):
         return cls(als, constructor_rows(saved), **params)
 
     def _restore(self, saved: Saved) -> None:
+        check.number(self.regularization, "regularization", minimum=0)  # as fit checks them
+        check.positive_int(self.min_interactions, "min_interactions")
+        check.flag(self.fit_intercept, "fit_intercept")
         emb = saved.array("item_embeddings", np.float32, (None, None))  # added items too
         n_items, dim = emb.shape
         factors = self.als.factors + (1 if self.als.biases else 0)
