@@ -9,7 +9,6 @@ import scipy.sparse as sp
 import semrec
 from semrec import ContentRecommender, FormatError
 from semrec.datasets import SYNTHETIC_THEMES, synthetic
-from semrec.similarity import topk
 
 
 def unit(x):
@@ -639,29 +638,3 @@ def test_recommend_while_another_thread_adds_items():
     for users, ids in listed:
         for user, row in zip(users, ids, strict=True):
             assert not np.isin(row, clicks[[user]].indices).any()
-
-
-def test_an_index_grown_between_reading_its_size_and_searching(monkeypatch):
-    # The race above, made certain: another search indexes new items while this one is between
-    # fitting its seen rows to the shared index's size and searching it. It is asked again.
-    from semrec import _scoring
-
-    rng = np.random.default_rng(2)
-    clicks = sp.csr_array(sp.random_array((30, 400), density=0.05, rng=rng) > 0, dtype=np.float32)
-    model = ContentRecommender(rng.standard_normal((400, 16)).astype(np.float32),
-                               show_progress=False).fit(clicks)  # fmt: skip
-    calls = []
-
-    def topk_after_an_add(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 1:  # "another thread" adds items and clicks: the index grows
-            model.add_items(rng.standard_normal((7, 16)).astype(np.float32))
-            model.recommend(25, k=5)
-        return topk(*args, **kwargs)
-
-    monkeypatch.setattr(_scoring, "topk", topk_after_an_add)
-    users = np.arange(20)
-    ids, _ = model.recommend(users, k=50)
-    assert len(calls) == 2
-    for row, u in zip(ids, users, strict=True):
-        assert not set(row.tolist()) & set(clicks[[u]].indices.tolist())

@@ -304,3 +304,22 @@ def test_a_loaded_model_keeps_the_constructor_catalogue_after_add_items(
         assert model.fit().n_items_ == loaded.fit().n_items_ == N_ITEMS
     else:
         assert model.fit(x).n_items_ == loaded.fit(x).n_items_ == N_ITEMS
+
+
+def test_a_model_whose_hyperparameters_changed_after_fit_is_not_saved(
+    data: Any, tmp_path: Path
+) -> None:
+    """Its arrays no longer match: the file would not load back. The save says so and
+    writes nothing (a good file at that path stays)."""
+    path = tmp_path / "model.npz"
+    model = fitted("ALS", data)
+    model.save(path)
+    before = path.read_bytes()
+    model.factors = model.factors + 1
+    with pytest.raises(ValueError, match=r"not saved: the model would not load back \(users"):
+        model.save(path)
+    assert path.read_bytes() == before
+    model.factors -= 1  # set back: saved again
+    model.num_threads = 1  # a setting that does not shape the state may change
+    model.save(path)
+    assert semrec.ALS.load(path).num_threads == 1

@@ -27,14 +27,8 @@ import scipy.sparse as sp
 
 from semrec import _persist as persist
 from semrec import _validation as check
-from semrec._model_lock import changes_model
-from semrec._scoring import (
-    kernel_scores,
-    nearest,
-    padded_to,
-    search_excluding_seen,
-    select_in_batches,
-)
+from semrec._model_lock import changes_model, changes_model_with_users, model_lock, reads_model
+from semrec._scoring import kernel_scores, nearest, padded_to, search_unseen, select_in_batches
 from semrec._search import DEFAULT_STORAGE, ItemSearch
 from semrec.errors import FormatError, NotFittedError
 
@@ -114,8 +108,7 @@ class Recommender:
     def _threads(self) -> int | None:
         return getattr(self, "num_threads", None)
 
-    # -- scoring hooks ---------------------------------------------------------------------------
-    _score_offset: float = 0.0
+    _score_offset: float = 0.0  # -- scoring hooks
     _ITEM_STORAGE: str = DEFAULT_STORAGE  # the exact index's packing unless use_index says
 
     def _vectors(self, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -146,7 +139,7 @@ class Recommender:
             one, seen = users.size == 1, None
             if exclude_seen:  # one user: ids, no matrix; add_items may have grown them since
                 seen = self._seen_items(int(users[0])) if one else self._seen_rows(users)
-            found, top = search_excluding_seen(
+            found, top = search_unseen(
                 queries, index, width, seen, candidates, self._threads, items.shape[0]
             )
             if self._score_offset:
@@ -217,6 +210,7 @@ class Recommender:
         self._item_search().changed(first)
 
     # -- the verbs -------------------------------------------------------------------------------
+    @reads_model
     def recommend(
         self,
         users: int | np.ndarray,
@@ -260,6 +254,7 @@ class Recommender:
         ids, scores = self._recommend_rows(u, k, seen, candidates)
         return (ids[0], scores[0]) if scalar else (ids, scores)
 
+    @reads_model
     def score(self, users: int | np.ndarray, items: np.ndarray) -> np.ndarray:
         """Scores of every listed item for every listed user (higher is better).
 
@@ -290,6 +285,7 @@ class Recommender:
                 out[start : start + BATCH_USERS] = rows[:, i]
         return out[0] if scalar else out
 
+    @reads_model
     def similar_items(self, items: int | np.ndarray, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
         """The ``k`` items most similar to each given item (itself excluded), best first.
 
@@ -323,6 +319,7 @@ class Recommender:
         """The item vectors ``similar_items`` compares, and the metric (``"cosine"``/``"dot"``)."""
         raise self._unsupported("similar_items")
 
+    @reads_model
     def explain(self, user: int, item: int, k: int = 5) -> Any:
         """Why ``user`` gets ``item``: the terms the score is made of, largest first.
 
@@ -360,6 +357,7 @@ class Recommender:
         raise self._unsupported("explain")
 
     # -- real time ---------------------------------------------------------------------------
+    @changes_model_with_users
     def fold_in(
         self,
         history: sp.csr_array | sp.csr_matrix,
@@ -538,7 +536,7 @@ class Recommender:
         2
         """
         meta, arrays = self._document()
-        persist.write(path, meta, arrays)
+        persist.write(path, meta, arrays, loads=type(self)._from_saved)  # never unloadable
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Any:
@@ -590,11 +588,13 @@ def load_nested(saved: persist.Saved, key: str) -> Any:
 
 
 def nest(key: str, model: Any) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """``model``'s saved form to store inside another model's file under ``key``."""
+    """``model``'s saved form to store inside another model's file under ``key``: copied under
+    its lock, as another thread may change it (a Hybrid's member) until the file is written."""
     if not isinstance(model, Recommender) or not model._FORMAT_NAME:
         raise TypeError(
             f"{type(model).__name__} is not a semrec model that can be saved; save the "
             "semrec models and rebuild the rest after loading"
         )
-    meta, arrays = model._document()
-    return {key: meta}, {f"{key}/{name}": a for name, a in arrays.items()}
+    with model_lock(model).reading():
+        meta, arrays = model._document()
+        return {key: meta}, {f"{key}/{name}": np.array(a) for name, a in arrays.items()}

@@ -7,6 +7,9 @@ history), not O(all interactions), and whole-matrix reads stay cheap.
 
 from __future__ import annotations
 
+import threading
+from typing import Any
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -35,9 +38,23 @@ class Histories:
         self._changed: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self.n_users = int(matrix.shape[0])
         self.n_items = int(matrix.shape[1])
+        # Readers merge too (a batch's rows, a whole-matrix read), side by side: one at a time.
+        self._lock = threading.RLock()
+
+    def __getstate__(self) -> dict[str, Any]:
+        with self._lock:
+            return {k: v for k, v in self.__dict__.items() if k != "_lock"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.RLock()
 
     def row(self, user: int) -> tuple[np.ndarray, np.ndarray]:
         """User's current history as (sorted item ids int32, weights float32), read-only."""
+        with self._lock:
+            return self._row(user)
+
+    def _row(self, user: int) -> tuple[np.ndarray, np.ndarray]:
         if user in self._changed:
             return self._changed[user]
         base = self._base
@@ -48,31 +65,35 @@ class Histories:
 
     def set_row(self, user: int, indices: np.ndarray, weights: np.ndarray) -> None:
         """Replace (or, for ``user >= n_users``, add) one user's history (sorted ids)."""
-        self._changed[user] = (indices, weights)
-        self.n_users = max(self.n_users, user + 1)
-        self._maybe_merge()
+        with self._lock:
+            self._changed[user] = (indices, weights)
+            self.n_users = max(self.n_users, user + 1)
+            self._maybe_merge()
 
     def set_rows(self, users: np.ndarray, rows: sp.csr_array) -> None:
         """Replace or add the histories of ``users`` (one canonical CSR row each)."""
-        for pos, u in enumerate(users.tolist()):
-            start, end = rows.indptr[pos], rows.indptr[pos + 1]
-            self._changed[u] = (rows.indices[start:end].copy(), rows.data[start:end].copy())
-        if users.size:
-            self.n_users = max(self.n_users, int(users.max()) + 1)
-        self._maybe_merge()
+        with self._lock:
+            for pos, u in enumerate(users.tolist()):
+                start, end = rows.indptr[pos], rows.indptr[pos + 1]
+                self._changed[u] = (rows.indices[start:end].copy(), rows.data[start:end].copy())
+            if users.size:
+                self.n_users = max(self.n_users, int(users.max()) + 1)
+            self._maybe_merge()
 
     def structure(self, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The histories of ``users`` as CSR (indptr int64, indices int32), without a merge
         for a few users."""
-        if users.size > 64 and self._changed:
-            self._merge()
-        if self._changed or users.size == 1:
-            rows = [self.row(u)[0] for u in users.tolist()]
-            indptr = np.zeros(len(rows) + 1, dtype=np.int64)
-            np.cumsum([r.size for r in rows], out=indptr[1:])
-            indices = rows[0] if len(rows) == 1 else np.concatenate(rows)
-            return indptr, np.ascontiguousarray(indices, dtype=np.int32)
-        picked = self._base[users]
+        with self._lock:
+            if users.size > 64 and self._changed:
+                self._merge()
+            if self._changed or users.size == 1:
+                rows = [self._row(u)[0] for u in users.tolist()]
+                indptr = np.zeros(len(rows) + 1, dtype=np.int64)
+                np.cumsum([r.size for r in rows], out=indptr[1:])
+                indices = rows[0] if len(rows) == 1 else np.concatenate(rows)
+                return indptr, np.ascontiguousarray(indices, dtype=np.int32)
+            base = self._base
+        picked = base[users]
         return picked.indptr.astype(np.int64), picked.indices.astype(np.int32)
 
     def seen(self, users: np.ndarray) -> sp.csr_array:
@@ -83,9 +104,10 @@ class Histories:
 
     def matrix(self) -> sp.csr_array:
         """Every history as one canonical CSR (merging the changed rows first)."""
-        if self._changed or self._base.shape[0] != self.n_users:
-            self._merge()
-        return self._base
+        with self._lock:
+            if self._changed or self._base.shape[0] != self.n_users:
+                self._merge()
+            return self._base
 
     def _maybe_merge(self) -> None:
         # Merging is O(all interactions): only once the overlay is a sizeable share of it.

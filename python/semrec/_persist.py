@@ -18,7 +18,7 @@ import math
 import os
 import struct
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -33,17 +33,28 @@ _MAX_JSON_DEPTH = 64
 _ALLOWED_KINDS = "biuf"  # bool, ints, unsigned ints, floats: no objects, strings or voids
 
 
-def write(path: str | os.PathLike[str], meta: dict[str, Any], arrays: dict[str, Any]) -> None:
+def write(
+    path: str | os.PathLike[str],
+    meta: dict[str, Any],
+    arrays: dict[str, Any],
+    loads: Callable[[Saved], Any] | None = None,
+) -> None:
     """Write ``arrays`` and ``meta`` (JSON-serialisable, with ``format`` and ``version``).
 
     Each array is stored C-contiguous with its SHA-256 in ``meta["checksums"]``. The archive is
     written to a temporary file next to ``path``, flushed to disk and renamed over it, so a
-    crash or a full disk never leaves a half-written file where a good one was.
+    crash or a full disk never leaves a half-written file where a good one was. With
+    ``loads`` (a loader of the content), what it would refuse is a ValueError and nothing is
+    written: a model whose hyperparameters were changed after ``fit`` no longer matches its
+    arrays, and its file would not load back.
     """
     stored = {name: np.ascontiguousarray(a) for name, a in arrays.items()}
     for name, a in stored.items():
         if a.dtype.kind not in _ALLOWED_KINDS:
             raise TypeError(f"cannot save array {name!r} of dtype {a.dtype} (numbers only)")
+    text = json.dumps(meta, default=_plain)
+    if loads is not None:
+        _check_loads(loads, path, json.loads(text), stored)
     header = {**meta, "checksums": {name: _digest(a.data) for name, a in stored.items()}}
     blob = np.frombuffer(json.dumps(header, default=_plain).encode(), dtype=np.uint8)
     target = files.writable_path(path)
@@ -57,6 +68,23 @@ def write(path: str | os.PathLike[str], meta: dict[str, Any], arrays: dict[str, 
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def _check_loads(
+    loads: Callable[[Saved], Any], path: Any, meta: dict[str, Any], arrays: dict[str, Any]
+) -> None:
+    """Load the content in memory as ``load`` would read it back (the item index aside: it is
+    rebuilt from the model's own vectors); what it refuses is a ValueError."""
+    meta.pop("item_index", None)
+    try:
+        loads(Saved(path, meta, arrays))
+    except FormatError as refused:
+        problem = str(refused).split(" is corrupt: ", 1)[-1]
+        raise ValueError(
+            f"not saved: the model would not load back ({problem}). A hyperparameter changed "
+            "after fit? Refit the model, or set it back. Its members changed by other threads "
+            "meanwhile? Save again"
+        ) from None
 
 
 def _plain(value: Any) -> Any:

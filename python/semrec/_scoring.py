@@ -206,7 +206,7 @@ def seen_within(seen: np.ndarray | sp.csr_array, n_items: int) -> np.ndarray | s
     return seen
 
 
-def search_excluding_seen(
+def search_unseen(
     queries: np.ndarray,
     index: Any,
     k: int,
@@ -216,28 +216,10 @@ def search_excluding_seen(
     n_read: int,
 ) -> tuple[np.ndarray, np.ndarray]:
     """A dot-product model's top-k: its ``queries`` (2-D) over ``index`` (the ``n_read`` item
-    vectors it read, or a live index of them), without the ``seen`` items (one user's sorted
-    ids, or a CSR of the users' rows).
-
-    One query over an :class:`ItemIndex` (a click) takes the query path without a matrix, its
-    ids fitted to the vectors read. Otherwise the seen rows are fitted to the items the search
-    itself reads: a live index may grow (``add_items`` in another thread) between reading its
-    size and searching, and the search is then asked again.
-    """
+    vectors it read, or an index of them), without the ``seen`` items (one user's sorted ids,
+    or a CSR of the users' rows), fitted to those items. One query over an
+    :class:`ItemIndex` (a click) takes the query path without a matrix."""
+    seen = None if seen is None else seen_within(seen, n_read)
     if queries.shape[0] == 1 and candidates is None and isinstance(index, ItemIndex):
-        seen = None if seen is None else seen_within(seen, n_read)
         return topk_of_model_query(queries, index, k, seen, num_threads)
-    while True:
-        n = len(index)
-        try:
-            return topk(
-                queries,
-                index,
-                k,
-                exclude=None if seen is None else seen_within(seen, n),
-                candidates=candidates,
-                num_threads=num_threads,
-            )
-        except ValueError:
-            if len(index) == n:
-                raise
+    return topk(queries, index, k, exclude=seen, candidates=candidates, num_threads=num_threads)

@@ -24,6 +24,7 @@ from semrec import _hyperparameters as hyperparameters
 from semrec import _validation as check
 from semrec._base import Recommender
 from semrec._histories import Histories, RowBuffer
+from semrec._model_lock import reads_model
 from semrec._native import core
 from semrec._persist import Saved, csr_arrays
 from semrec._scoring import nearest
@@ -365,6 +366,7 @@ class ALS(Recommender):
     def _item_space(self) -> tuple[np.ndarray, str]:
         return self.item_factors_, "cosine"
 
+    @reads_model
     def predict(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         """Predicted rating (or score) of each (user, item) pair, elementwise.
 

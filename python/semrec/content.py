@@ -22,6 +22,7 @@ from semrec import _validation as check
 from semrec._base import Recommender
 from semrec._encoding import EncodesText, holds_text
 from semrec._events import EventLog, TailIndex, csr_rows, drop_zeros, events_matrix
+from semrec._model_lock import cache_lock, fills_cache, model_lock, reads_model
 from semrec._persist import Saved, constructor_count, constructor_rows
 from semrec._seen import scipy_view
 from semrec.datasets import Dataset, ItemEmbeddings
@@ -175,8 +176,9 @@ class ContentRecommender(EncodesText, Recommender):
     @property
     def interactions_(self) -> sp.csr_array:
         self._check_fitted()
-        self._consolidate()
-        return scipy_view(self._seen)
+        with model_lock(self).reading(), cache_lock(self):
+            self._consolidate()
+            return scipy_view(self._seen)
 
     # -- training ----------------------------------------------------------------------------
     def fit(
@@ -272,6 +274,7 @@ class ContentRecommender(EncodesText, Recommender):
                 bar.update(last - first)
 
     # -- queries -----------------------------------------------------------------------------
+    @reads_model
     def profiles(self, users: int | np.ndarray) -> np.ndarray:
         """The users' normalised interest profiles, shape (n, dim) (1-D for a scalar user).
 
@@ -292,6 +295,7 @@ class ContentRecommender(EncodesText, Recommender):
     def _item_space(self) -> tuple[np.ndarray, str]:
         return self.item_embeddings_, "dot"  # unit vectors: the dot is the cosine
 
+    @reads_model
     def recommend_text(
         self, query: str | list[str], k: int = 10, *, items: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
@@ -438,6 +442,7 @@ class ContentRecommender(EncodesText, Recommender):
             )
         return _normalised(vectors, "encoded " + what)
 
+    @fills_cache
     def _seen_matrix(self) -> sp.csr_array:
         """The cached seen matrix at the current shape, consolidated once its unconsolidated
         tail of events grows past _TAIL_LIMIT (the tail is read from the log meanwhile)."""
@@ -448,6 +453,7 @@ class ContentRecommender(EncodesText, Recommender):
             self._seen.resize(shape)
         return self._seen
 
+    @fills_cache
     def _consolidate(self) -> None:
         """Bring the cached seen matrix up to date with the event log."""
         shape = (self._stream.n_users, self._stream.n_items)
@@ -461,6 +467,7 @@ class ContentRecommender(EncodesText, Recommender):
         if self._seen.shape != shape:
             self._seen.resize(shape)
 
+    @fills_cache
     def _seen_rows(self, users: np.ndarray) -> sp.csr_array:
         """Seen items of each listed user, including events not yet consolidated."""
         seen = self._seen_matrix()
@@ -481,6 +488,7 @@ class ContentRecommender(EncodesText, Recommender):
         )
         return check.summed(rows, tail[inverse])
 
+    @fills_cache
     def _seen_items(self, user: int) -> np.ndarray:
         """One user's seen items, sorted int32: the consolidated row and later events."""
         seen = self._seen_matrix()

@@ -162,7 +162,7 @@ class Hybrid(Recommender):
             raise ValueError(
                 f"the models disagree on the number of users and items: {shapes}; fit them on "
                 "the same interactions, and give every member the same fold_in, update and "
-                "add_items"
+                "add_items (from several threads: all of one change's calls before a read)"
             )
         if given is not None and (given[0] > shapes[0][0] or given[1] > shapes[0][1]):
             raise ValueError(

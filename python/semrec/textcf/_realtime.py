@@ -16,6 +16,7 @@ import scipy.sparse as sp
 from semrec import _hyperparameters as hyperparameters
 from semrec import _validation as check
 from semrec._encoding import EncodesText, holds_text
+from semrec._model_lock import changes_model_with_users
 from semrec.explain import explanation
 from semrec.textcf import _checks as checks
 from semrec.textcf import _network as network
@@ -41,6 +42,7 @@ class RealTimeVerbs(EncodesText):
     popularity_prior_: Any
     cold_map_: Any
 
+    @changes_model_with_users
     def fold_in(
         self,
         history: sp.csr_array | sp.csr_matrix,
