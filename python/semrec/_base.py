@@ -108,7 +108,8 @@ class Recommender:
     def _threads(self) -> int | None:
         return getattr(self, "num_threads", None)
 
-    _score_offset: float = 0.0  # -- scoring hooks
+    # -- scoring hooks ---------------------------------------------------------------------------
+    _score_offset: float = 0.0
     _ITEM_STORAGE: str = DEFAULT_STORAGE  # the exact index's packing unless use_index says
 
     def _vectors(self, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -588,13 +589,12 @@ def load_nested(saved: persist.Saved, key: str) -> Any:
 
 
 def nest(key: str, model: Any) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """``model``'s saved form to store inside another model's file under ``key``: copied under
-    its lock, as another thread may change it (a Hybrid's member) until the file is written."""
+    """``model``'s saved form to store inside another model's file under ``key``."""
     if not isinstance(model, Recommender) or not model._FORMAT_NAME:
         raise TypeError(
             f"{type(model).__name__} is not a semrec model that can be saved; save the "
             "semrec models and rebuild the rest after loading"
         )
-    with model_lock(model).reading():
+    with model_lock(model).reading():  # a copy: other threads may change a member meanwhile
         meta, arrays = model._document()
         return {key: meta}, {f"{key}/{name}": np.array(a) for name, a in arrays.items()}

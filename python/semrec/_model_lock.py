@@ -39,24 +39,27 @@ class ModelLock:
 
     @contextlib.contextmanager
     def reading(self) -> Iterator[None]:
-        me = threading.get_ident()
-        depth = getattr(self._mine, "reads", 0)
-        if self._writer == me or depth:  # inside this thread's own write or read
-            self._mine.reads = depth + 1
-            try:
-                yield
-            finally:
-                self._mine.reads = depth
-            return
-        with self._state:
-            while self._writer is not None or self._waiting:
-                self._state.wait()
-            self._readers += 1
-        self._mine.reads = 1
+        depth = self.enter_read()
         try:
             yield
         finally:
-            self._mine.reads = 0
+            self.exit_read(depth)
+
+    def enter_read(self) -> int:
+        """Start a read (what :meth:`reading` does, for the hot path without a generator);
+        returns the depth to give :meth:`exit_read`."""
+        depth = getattr(self._mine, "reads", 0)
+        if not depth and self._writer != threading.get_ident():
+            with self._state:
+                while self._writer is not None or self._waiting:
+                    self._state.wait()
+                self._readers += 1
+        self._mine.reads = depth + 1
+        return depth
+
+    def exit_read(self, depth: int) -> None:
+        self._mine.reads = depth
+        if not depth and self._writer != threading.get_ident():
             with self._state:
                 self._readers -= 1
                 if not self._readers:
@@ -141,8 +144,12 @@ def reads_model(method: Method) -> Method:
 
     @functools.wraps(method)
     def locked(self: Any, *args: Any, **kwargs: Any) -> Any:
-        with model_lock(self).reading():
+        lock = _LOCKS.get(self) or model_lock(self)
+        depth = lock.enter_read()
+        try:
             return method(self, *args, **kwargs)
+        finally:
+            lock.exit_read(depth)
 
     return locked  # type: ignore[return-value]
 
