@@ -334,9 +334,9 @@ def test_add_is_safe_mid_search() -> None:
 
 
 def test_shared_lock_lets_searches_run_together_and_an_add_alone() -> None:
-    from semrec._approximate import SharedLock
+    from semrec._model_lock import ModelLock
 
-    lock, inside, together = SharedLock(), [], threading.Barrier(2, timeout=10)
+    lock, inside, together = ModelLock(), [], threading.Barrier(2, timeout=10)
 
     def search():
         with lock.reading():

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import os
 import struct
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from statistics import NormalDist
@@ -128,50 +127,6 @@ def deserialized(blob: np.ndarray, what: str, name: str) -> Any:
         raise ValueError(f"{name} is damaged: faiss cannot read it") from None
     except MemoryError:  # a size the layout check could not see
         raise ValueError(f"{name} is damaged: it declares more memory than there is") from None
-
-
-class SharedLock:
-    """Many readers at once, or one writer: searches of a faiss graph run side by side, an add
-    to it runs alone (faiss does not support searching a graph while it grows). A waiting
-    writer holds new readers back, so a stream of searches cannot starve an add. Not
-    reentrant: a reader must not take it again."""
-
-    def __init__(self) -> None:
-        self._state = threading.Condition(threading.Lock())
-        self._readers = 0
-        self._writing = False
-        self._waiting = 0
-
-    @contextlib.contextmanager
-    def reading(self) -> Iterator[None]:
-        with self._state:
-            while self._writing or self._waiting:
-                self._state.wait()
-            self._readers += 1
-        try:
-            yield
-        finally:
-            with self._state:
-                self._readers -= 1
-                if not self._readers:
-                    self._state.notify_all()
-
-    @contextlib.contextmanager
-    def writing(self) -> Iterator[None]:
-        with self._state:
-            self._waiting += 1
-            try:
-                while self._writing or self._readers:
-                    self._state.wait()
-            finally:
-                self._waiting -= 1
-            self._writing = True
-        try:
-            yield
-        finally:
-            with self._state:
-                self._writing = False
-                self._state.notify_all()
 
 
 @dataclass

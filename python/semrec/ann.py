@@ -31,6 +31,7 @@ import scipy.sparse as sp
 
 from semrec import _approximate as approx
 from semrec import _validation as check
+from semrec._model_lock import ModelLock
 from semrec._threads import resolve_num_threads
 from semrec.similarity import ItemIndex
 
@@ -103,7 +104,7 @@ class HNSWIndex(approx.Measurable):
         self.m, self.ef_construction, self.ef_search = _graph_settings(
             m, ef_construction, ef_search
         )
-        self._lock = approx.SharedLock()  # searches share the graph, an insertion has it alone
+        self._lock = ModelLock()  # searches share the graph, an insertion has it alone (faiss)
         self._graph = faiss.IndexHNSWFlat(self.items.dim, self.m, faiss.METRIC_INNER_PRODUCT)
         self._graph.hnsw.efConstruction = self.ef_construction
         self._add_to_graph(self.items.vectors, num_threads)
@@ -190,7 +191,7 @@ class HNSWIndex(approx.Measurable):
         self = cls.__new__(cls)
         self.items = items
         self.m, self.ef_construction, self.ef_search = settings
-        self._lock = approx.SharedLock()
+        self._lock = ModelLock()
         self._graph = loaded
         return self
 
