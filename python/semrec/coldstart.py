@@ -384,7 +384,7 @@ class ColdStartALS(Recommender):
             )
         new, _ = check.as_float32_matrix(items, "items", allow_1d=True)
         dim = self.item_embeddings_.shape[1]
-        if new.size == 0 and new.shape[1] in (0, dim):
+        if new.shape[1] == 0:  # add_items([]); rows of the right width may be none (a no-op)
             raise ValueError("items is empty; give at least one embedding")
         if new.shape[1] != dim:
             raise ValueError(
