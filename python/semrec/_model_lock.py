@@ -27,9 +27,9 @@ Method = TypeVar("Method", bound=Callable[..., Any])
 class ModelLock:
     """Many readers at once, or one writer (a model's verbs; an HNSW graph's searches and
     adds, as faiss cannot search a graph while it grows). A waiting writer holds new readers
-    back, so a stream of reads cannot starve a click. Reentrant: a writer may read or write again (a save
-    reads the model), and a reader may read again (a Hybrid reads its members). A reader that
-    asks to write is refused: two such readers would wait for each other forever."""
+    back, so a stream of reads cannot starve a click. Reentrant: a writer may read or write
+    again (a save reads the model), and a reader may read again (a verb that calls another).
+    A reader that asks to write is refused: two such readers would wait for each other."""
 
     def __init__(self) -> None:
         self._state = threading.Condition(threading.Lock())
