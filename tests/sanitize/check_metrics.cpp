@@ -76,9 +76,14 @@ void ranking_case(Rng& rng, std::int64_t rows, std::int64_t width, std::int64_t 
   for (double& v : value) v = any(rng);
   const std::int64_t dim = 5;
   const std::vector<float> emb = unit_rows(random_matrix(rng, n_items, dim), n_items, dim);
+  std::vector<double> inverse(static_cast<std::size_t>(n_items));
+  for (std::int64_t i = 0; i < n_items; ++i) {
+    const double norm = std::sqrt(dot(emb.data() + i * dim, emb.data() + i * dim, dim));
+    inverse[static_cast<std::size_t>(i)] = norm > 0 ? 1.0 / norm : 0.0;
+  }
   std::vector<double> means(static_cast<std::size_t>(rows)), div(means.size());
   semrec::mean_item_value({lists.data(), rows, width}, k, value, 2, means.data(), {});
-  semrec::intra_list_diversity({lists.data(), rows, width}, k, view(emb, n_items, dim), 2,
+  semrec::intra_list_diversity({lists.data(), rows, width}, k, view(emb, n_items, dim), inverse, 2,
                                div.data(), {});
   bool means_ok = true, div_ok = true;
   for (std::int64_t u = 0; u < rows; ++u) {
@@ -90,7 +95,9 @@ void ranking_case(Rng& rng, std::int64_t rows, std::int64_t width, std::int64_t 
     for (auto i : items) sum += value[i];
     for (std::size_t a = 0; a < items.size(); ++a) {
       for (std::size_t b = a + 1; b < items.size(); ++b) {
-        distance += 1.0 - dot(emb.data() + items[a] * dim, emb.data() + items[b] * dim, dim);
+        const double cosine = dot(emb.data() + items[a] * dim, emb.data() + items[b] * dim, dim) *
+                              inverse[items[a]] * inverse[items[b]];
+        distance += std::clamp(1.0 - cosine, 0.0, 2.0);
         pairs += 1;
       }
     }
