@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 
 from semrec._persist import Saved, constructor_count, constructor_rows, csr_arrays
 from semrec.textcf._coldmap import TextMap, neighbour_map
@@ -59,8 +60,9 @@ def from_params(cls: type, params: dict[str, Any], saved: Saved) -> Any:
     )
 
 
-def restore(model: Any, saved: Saved) -> None:
-    """Install the saved state; every field is checked first (``saved`` raises FormatError)."""
+def restore(model: Any, saved: Saved) -> sp.csr_array:
+    """Install the saved state; every field is checked first (``saved`` raises FormatError).
+    Returns the seen matrix, which the model keeps itself."""
     f, layers = int(model.factors), int(model.layers)
     user_factors = saved.array("user_factors", np.float32, (None, f))
     item_factors = saved.array("item_factors", np.float32, (None, f))
@@ -117,7 +119,7 @@ def restore(model: Any, saved: Saved) -> None:
     model.item_embeddings_ = np.ascontiguousarray(emb)
     model.graph_ = Graph(np.ascontiguousarray(item_layers), np.asarray(item_degree))
     model.user_state_ = user_state
-    model._seen = seen
     model.history_ = list(history)
     model.best_epoch_ = int(best_epoch)
     model.user_factors_ = np.ascontiguousarray(user_factors)  # last: marks the model fitted
+    return seen

@@ -564,5 +564,5 @@ class TextCF(RealTimeVerbs, KeepsSeen, Recommender):
 
     def _restore(self, saved: Saved) -> None:
         self._settings()  # the saved hyperparameters must still be valid
-        persistence.restore(self, saved)
+        self._seen = persistence.restore(self, saved)
         self._remember_encoder(saved.meta)
