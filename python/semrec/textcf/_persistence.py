@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from semrec._persist import Saved, constructor_count, constructor_rows, csr_arrays
+from semrec._persist import Saved, constructor_count, constructor_rows
 from semrec.textcf._coldmap import TextMap, neighbour_map
 from semrec.textcf._network import WEIGHT_NAMES, Graph, UserState
 from semrec.textcf._popularity import PopularityPrior
@@ -39,7 +39,6 @@ def state(model: Any) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         arrays["cold_offset"] = model.cold_map_.offset
     if s.item_sum is not None:
         arrays["item_sum"] = s.item_sum
-    arrays |= csr_arrays(model._seen, "interactions")
     arrays["constructor_items"] = constructor_count(model.item_embeddings)
     if model.user_embeddings is not None:
         arrays["user_embeddings"] = np.asarray(model.user_embeddings, dtype=np.float32)

@@ -17,7 +17,7 @@ import scipy.sparse as sp
 from semrec import _hyperparameters as hyperparameters
 from semrec import _validation as check
 from semrec._base import Recommender
-from semrec._persist import Saved
+from semrec._persist import Saved, csr_arrays
 from semrec._seen import KeepsSeen
 from semrec._threads import resolve_num_threads
 from semrec.datasets import Dataset
@@ -560,6 +560,7 @@ class TextCF(RealTimeVerbs, KeepsSeen, Recommender):
 
     def _state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         meta, arrays = persistence.state(self)
+        arrays |= csr_arrays(self._seen, "interactions")
         return {**meta, "encoder": self._encoder_record()}, arrays
 
     def _restore(self, saved: Saved) -> None:
