@@ -203,8 +203,7 @@ class ColdStartALS(Recommender):
         if isinstance(interactions, Dataset):
             check_alignment(self.item_embeddings, interactions)
             interactions = interactions.interactions
-        reg = check.number(self.regularization, "regularization", minimum=0)
-        min_count = check.positive_int(self.min_interactions, "min_interactions")
+        reg, min_count, fit_intercept = self._settings()
         if not isinstance(self.als, ALS):
             raise TypeError(
                 f"als must be a semrec.ALS (fitted, or fitted by fit(interactions)), got "
@@ -237,7 +236,7 @@ class ColdStartALS(Recommender):
             _real_matrix(emb[warm], "item_embeddings"),
             _real_matrix(targets[warm[:n_cf]], "the ALS item factors"),
             reg,
-            check.flag(self.fit_intercept, "fit_intercept"),
+            fit_intercept,
             "item_embeddings",
         )
         self.weights_ = weights.astype(np.float32)
@@ -430,10 +429,17 @@ class ColdStartALS(Recommender):
         als = load_nested(saved, "als")
         return cls(als, constructor_rows(saved), **params)
 
+    def _settings(self) -> tuple[float, int, bool]:
+        """The map's hyperparameters, checked: (regularization, min_interactions,
+        fit_intercept)."""
+        return (
+            check.number(self.regularization, "regularization", minimum=0),
+            check.positive_int(self.min_interactions, "min_interactions"),
+            check.flag(self.fit_intercept, "fit_intercept"),
+        )
+
     def _restore(self, saved: Saved) -> None:
-        check.number(self.regularization, "regularization", minimum=0)  # as fit checks them
-        check.positive_int(self.min_interactions, "min_interactions")
-        check.flag(self.fit_intercept, "fit_intercept")
+        self._settings()  # the saved hyperparameters, checked as fit checks them
         emb = saved.array("item_embeddings", np.float32, (None, None))  # added items too
         n_items, dim = emb.shape
         factors = self.als.factors + (1 if self.als.biases else 0)
