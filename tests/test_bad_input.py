@@ -455,3 +455,66 @@ def test_uint64_timestamps_beyond_int64_are_refused_not_wrapped():
     # uint64 times that fit int64 are the same times: the newest event (item 0) dominates
     small = user_profiles(m, emb, timestamps=np.array([50, 0], np.uint64), half_life=1.0)
     np.testing.assert_allclose(small, [[1, 0, 2 * 0.5**50, 0]], atol=1e-7)
+
+
+# -- found by the session 43 hostile-input audit ------------------------------------------------
+def test_a_failed_fit_leaves_the_model_as_it_was(clicks):
+    als = semrec.ALS(4, iterations=3, random_state=0, show_progress=False).fit(clicks)
+    ids, scores = als.recommend(np.arange(5), k=3)
+    diverging = clicks.astype(np.float64)
+    diverging.data[-1] = 1e30  # finite, within float32: the factors overflow in training
+    with pytest.raises(ValueError, match="diverged"):
+        als.fit(diverging)
+    np.testing.assert_array_equal(als.recommend(np.arange(5), k=3)[0], ids)
+    np.testing.assert_array_equal(als.recommend(np.arange(5), k=3)[1], scores)
+    fresh = semrec.ALS(4, iterations=3, random_state=0, show_progress=False)
+    with pytest.raises(ValueError, match="diverged"):
+        fresh.fit(diverging)
+    with pytest.raises(semrec.NotFittedError):  # not NaN factors named "vectors"
+        fresh.recommend(0, k=3)
+
+    def stop(iteration, seconds, loss):
+        raise KeyboardInterrupt  # Ctrl-C in a callback: the fit happens whole or not at all
+
+    with pytest.raises(KeyboardInterrupt):
+        als.fit(clicks[:, :10], callback=stop)
+    assert als.n_items_ == 20
+    np.testing.assert_array_equal(als.recommend(np.arange(5), k=3)[0], ids)
+
+
+def test_cold_start_als_refuses_short_embeddings_before_refitting_its_als(clicks):
+    emb = np.random.default_rng(0).standard_normal((20, 8)).astype(np.float32)
+    model = semrec.ColdStartALS(semrec.ALS(4, iterations=2, show_progress=False), emb).fit(clicks)
+    ids = model.recommend(np.arange(5), k=3)[0]
+    wider = sp.csr_array((clicks.data, clicks.indices, clicks.indptr), shape=(30, 23))
+    with pytest.raises(ValueError, match="item_embeddings has 20 rows but the ALS has 23"):
+        model.fit(wider)
+    assert model.als.n_items_ == 20
+    np.testing.assert_array_equal(model.recommend(np.arange(5), k=3)[0], ids)
+
+
+def test_masked_arrays_ragged_ids_and_non_string_metrics_are_named(clicks):
+    emb = np.random.default_rng(0).standard_normal((20, 8)).astype(np.float32)
+    model = semrec.ColdStartALS(semrec.ALS(4, iterations=2, show_progress=False), emb).fit(clicks)
+    with pytest.raises(ValueError, match="users must be a user id or a 1-D array of them, got a "
+                                         "ragged sequence"):  # fmt: skip
+        model.recommend([[0, 1], [2]], k=3)
+    with pytest.raises(ValueError, match=r"users must be .* ragged"):
+        model.fold_in(clicks[[0, 1]], users=[[0], [1, 2]])
+    with pytest.raises(TypeError, match=r"items must be a float32 array, got a masked one"):
+        model.add_items(np.ma.masked_array(emb[:2]))
+
+    class Tagged(np.ndarray):  # another subclass computes as the plain array it holds
+        pass
+
+    assert model.add_items(emb[:2].view(Tagged)).tolist() == [20, 21]
+    assert model.add_items(emb[:2]).tolist() == [22, 23]
+    np.testing.assert_array_equal(model.item_factors_[20:22], model.item_factors_[22:24])
+    ds = synthetic(40, 30, 500, with_text=False, random_state=0)
+    train, test = split.random_holdout(ds, 0.2, random_state=0)
+    knn = semrec.ItemKNN(5, show_progress=False).fit(train.interactions)
+    for bad in (5, True, ["ndcg", 3]):
+        with pytest.raises(TypeError, match="metrics must be a metric name or a list of them"):
+            semrec.evaluate(knn, train, test, k=5, metrics=bad)
+    table = semrec.evaluate(knn, train, test, k=5, metrics=(m for m in ["ndcg"]))
+    assert list(table.columns) == ["ndcg"]

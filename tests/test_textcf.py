@@ -229,6 +229,19 @@ def test_two_threads_are_deterministic_too(topics) -> None:
     np.testing.assert_array_equal(a.item_factors_, b.item_factors_)
 
 
+def test_fit_leaves_the_users_torch_generator_alone(topics) -> None:
+    # torch::nn::Linear draws its first weights from torch's global generator (the user's
+    # torch.manual_seed); TextCF overwrites them with its own, so it must not consume the draws.
+    import torch
+
+    ds, emb = topics
+    torch.manual_seed(5)
+    expected = torch.rand(4)
+    torch.manual_seed(5)
+    _model(emb, epochs=1, item_bias=True).fit(ds)
+    np.testing.assert_array_equal(torch.rand(4).numpy(), expected.numpy())
+
+
 # -- real time --------------------------------------------------------------------------------
 @pytest.mark.parametrize("layers", [0, 2])
 def test_fold_in_of_a_training_users_history_gives_its_fitted_vector(topics, layers) -> None:

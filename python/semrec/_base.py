@@ -20,7 +20,7 @@ signatures and their docstrings live here:
 from __future__ import annotations
 
 import os
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 import numpy as np
 import scipy.sparse as sp
@@ -540,7 +540,7 @@ class Recommender:
         persist.write(path, meta, arrays, loads=type(self)._from_saved)  # never unloadable
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> Any:
+    def load(cls, path: str | os.PathLike[str]) -> Self:
         """Read a model written by ``save``; everything read is checked first.
 
         Raises ``FileNotFoundError`` for a missing file and :class:`semrec.FormatError` (naming

@@ -1,8 +1,8 @@
 """One lock per model: reads side by side, or one change at a time.
 
 A server's threads may recommend, record clicks, add items, switch the index and save at once
-(docs/guides/realtime.md). The verbs that change a model (``update``, ``fold_in`` with
-``users=``, ``add_items``, ``use_index``, ``save``) hold its lock alone; the verbs that read
+(docs/guides/realtime.md). The verbs that change a model (``fit``, ``update``, ``fold_in``
+with ``users=``, ``add_items``, ``use_index``, ``save``) hold its lock alone; the verbs that read
 it (``recommend``, ``score``, ``similar_items``, ``explain``, ``fold_in`` of new users) share
 it, so searches run side by side but never while a change is half made (a user's row grown
 but not yet its vector, native state resized under a read).
@@ -136,6 +136,27 @@ def changes_model(method: Method) -> Method:
     def locked(self: Any, *args: Any, **kwargs: Any) -> Any:
         with model_lock(self).writing():
             return method(self, *args, **kwargs)
+
+    return locked  # type: ignore[return-value]
+
+
+def fits_model(method: Method) -> Method:
+    """``fit``: a change that happens whole or not at all. It holds the model's lock alone, and
+    when it raises (data refused late, training diverged, a callback's exception, Ctrl-C) the
+    model's attributes are put back as they were: a fitted model stays the model it was, a new
+    one stays unfitted. Models build their new state on the side or in new arrays (ALS trains
+    arrays it has just made), so the attributes kept here are untouched by the failed fit."""
+
+    @functools.wraps(method)
+    def locked(self: Any, *args: Any, **kwargs: Any) -> Any:
+        with model_lock(self).writing():
+            before = dict(vars(self))
+            try:
+                return method(self, *args, **kwargs)
+            except BaseException:
+                vars(self).clear()
+                vars(self).update(before)
+                raise
 
     return locked  # type: ignore[return-value]
 

@@ -13,6 +13,9 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from semrec._id_checks import index_array as index_array
+from semrec._id_checks import new_user_ids as new_user_ids
+
 
 def as_float32_matrix(
     x: Any, name: str, *, allow_1d: bool = False, check_finite: bool = True
@@ -22,6 +25,9 @@ def as_float32_matrix(
     Lists are converted; an ndarray of another dtype or layout is rejected rather than copied
     silently, because a hidden copy of an embedding matrix costs memory and time on every call.
     """
+    if isinstance(x, np.ma.MaskedArray):  # its arithmetic is not ndarray's
+        raise TypeError(f"{name} must be a float32 array, got a masked one; pass {name}.filled(0)")
+    x = np.asarray(x) if isinstance(x, np.ndarray) else x  # a subclass computes as its base
     if not isinstance(x, np.ndarray):
         if sp.issparse(x):
             raise TypeError(f"{name} must be a dense float32 array, got a sparse matrix")
@@ -211,31 +217,6 @@ def one_id(value: Any, name: str, n: int | None) -> int:
     if n is not None and not 0 <= out < n:
         raise IndexError(f"{name} {out} is outside [0, {n}) (there is no {name} id {out})")
     return int(out)
-
-
-def new_user_ids(users: Any, rows: int, n_users: int) -> np.ndarray:
-    """Validate the ``users`` of ``fold_in`` (the one rule for every model; int64 ids): one
-    distinct id per history row, each an existing user (replaced) or one of the next new ids
-    ``n_users, n_users + 1, ...`` (appended)."""
-    ids = np.asarray(users)
-    if ids.ndim != 1 or ids.size != rows:
-        raise ValueError(
-            f"users must be a 1-D array with one id per history row ({rows}), got shape {ids.shape}"
-        )
-    if ids.size and not np.issubdtype(ids.dtype, np.integer):
-        raise TypeError(f"users must hold integer user ids, got dtype {ids.dtype}")
-    ids = ids.astype(np.int64)
-    new = np.sort(ids[ids >= n_users])
-    if (
-        (ids < 0).any()
-        or np.unique(ids).size != ids.size
-        or not np.array_equal(new, np.arange(n_users, n_users + new.size))
-    ):
-        raise IndexError(
-            f"users must be distinct existing ids in [0, {n_users}) or the next new ids "
-            f"{n_users}, {n_users + 1}, ...; got {ids.tolist()}"
-        )
-    return ids
 
 
 def flag(value: Any, name: str) -> bool:
@@ -560,27 +541,6 @@ def csr_from_arrays(
 def interactions(m: Any, name: str, *, nonnegative: bool) -> sp.csr_array:
     """:func:`canonical_csr` for a model's training input (at least one entry)."""
     return canonical_csr(m, name, nonnegative=nonnegative)
-
-
-def index_array(ids: Any, name: str, n: int, what: str) -> tuple[np.ndarray, bool]:
-    """Validate a scalar or 1-D array of indices in [0, n); return int64 and whether scalar."""
-    if type(ids) is int and 0 <= ids < n:  # one valid id (a real-time call): no array calls
-        return np.array([ids], dtype=np.int64), True
-    if type(ids) is np.ndarray and ids.shape == (1,) and ids.dtype == np.int64 and 0 <= ids[0] < n:
-        return ids, False  # the same id as a model passes it on
-    arr = np.asarray(ids)
-    scalar = arr.ndim == 0
-    arr = arr.reshape(-1) if scalar else arr
-    if arr.ndim != 1:
-        raise ValueError(
-            f"{name} must be a {what} id or a 1-D array of them, got shape {arr.shape}"
-        )
-    if arr.size and not np.issubdtype(arr.dtype, np.integer):
-        raise TypeError(f"{name} must hold integer {what} ids, got dtype {arr.dtype}")
-    if arr.size and (arr.min() < 0 or arr.max() >= n):
-        bad = arr[(arr < 0) | (arr >= n)][0]
-        raise IndexError(f"{name} holds {what} id {bad}, outside [0, {n})")
-    return np.ascontiguousarray(arr, dtype=np.int64), scalar  # kernels take contiguous ids
 
 
 def dataset(value: Any, name: str = "dataset") -> Any:

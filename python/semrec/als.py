@@ -24,7 +24,7 @@ from semrec import _hyperparameters as hyperparameters
 from semrec import _validation as check
 from semrec._base import Recommender
 from semrec._histories import Histories, RowBuffer
-from semrec._model_lock import reads_model
+from semrec._model_lock import fits_model, reads_model
 from semrec._native import core
 from semrec._persist import Saved, csr_arrays
 from semrec._scoring import nearest
@@ -148,6 +148,7 @@ class ALS(Recommender):
         return cached[1]
 
     # -- Training --------------------------------------------------------------------------------
+    @fits_model
     def fit(
         self, interactions: sp.csr_array | sp.csr_matrix, *, callback: Callback | None = None
     ) -> ALS:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 import numpy as np
 
 from semrec import _hyperparameters as hyperparameters
 from semrec import _validation as check
 from semrec._base import Recommender
+from semrec._model_lock import fits_model
 from semrec._persist import Saved
 from semrec._seen import KeepsSeen
 
@@ -26,7 +27,8 @@ class _Baseline(KeepsSeen, Recommender):
     _HINTS = _HINTS
     _FITTED_BY: ClassVar[str] = "_seen"  # the kernels' layout; interactions_ is scipy's
 
-    def fit(self, interactions: Any) -> Any:
+    @fits_model
+    def fit(self, interactions: Any) -> Self:
         """Remember the training interactions (users x items CSR); returns ``self``."""
         self._seen = check.canonical_csr(interactions, "interactions")
         self._fit()

@@ -20,6 +20,7 @@ import scipy.sparse as sp
 from semrec import _validation as check
 from semrec._base import Recommender, load_nested, nest
 from semrec._encoding import holds_text
+from semrec._model_lock import fits_model
 from semrec._persist import Saved, constructor_count, constructor_rows
 from semrec.als import ALS
 from semrec.datasets import Dataset
@@ -187,6 +188,7 @@ class ColdStartALS(Recommender):
         self.item_embeddings = item_embeddings
         self._set_params(locals())
 
+    @fits_model
     def fit(self, interactions: Any = None) -> ColdStartALS:
         """Fit the map on the warm items (fitting the ALS first when ``interactions`` is given).
 
@@ -210,19 +212,17 @@ class ColdStartALS(Recommender):
                 f"{type(self.als).__name__}: ColdStartALS maps item embeddings to ALS item "
                 "factors, which other models do not have"
             )
+        emb, _ = check.as_float32_matrix(self.item_embeddings, "item_embeddings")
+        if len(shape := getattr(interactions, "shape", ())) == 2:
+            _enough_rows(emb, shape[1])  # before the ALS refits: a refusal leaves it as it was
         if interactions is not None:
             self.als.fit(interactions)
         elif not hasattr(self.als, "item_factors_"):
             raise ValueError(
                 f"als is not fitted; fit it first or call fit(interactions), got {self.als!r}"
             )
-        emb, _ = check.as_float32_matrix(self.item_embeddings, "item_embeddings")
         n_cf = self.als.n_items_
-        if emb.shape[0] < n_cf:
-            raise ValueError(
-                f"item_embeddings has {emb.shape[0]} rows but the ALS has {n_cf} items; give one "
-                "embedding per item (extra rows are text-only items)"
-            )
+        _enough_rows(emb, n_cf)
         counts = self.als.item_counts_  # what the factors learnt from (not streamed clicks)
         warm = np.zeros(emb.shape[0], dtype=bool)
         warm[:n_cf] = counts >= min_count
@@ -454,6 +454,14 @@ class ColdStartALS(Recommender):
         if n_items < self.als.n_items_:
             raise saved.error("item_embeddings", "has fewer rows than the ALS has items")
         self._set_items(np.ascontiguousarray(mapped, dtype=np.float32), cold)
+
+
+def _enough_rows(emb: np.ndarray, n_items: int) -> None:
+    if emb.shape[0] < n_items:
+        raise ValueError(
+            f"item_embeddings has {emb.shape[0]} rows but the ALS has {n_items} items; give one "
+            "embedding per item (extra rows are text-only items)"
+        )
 
 
 def _real_matrix(x: Any, name: str) -> np.ndarray:

@@ -22,7 +22,7 @@ from semrec import _validation as check
 from semrec._base import Recommender
 from semrec._encoding import EncodesText, holds_text
 from semrec._events import EventLog, TailIndex, csr_rows, drop_zeros, events_matrix
-from semrec._model_lock import cache_lock, fills_cache, model_lock, reads_model
+from semrec._model_lock import cache_lock, fills_cache, fits_model, model_lock, reads_model
 from semrec._persist import Saved, constructor_count, constructor_rows
 from semrec._seen import scipy_view
 from semrec.datasets import Dataset, ItemEmbeddings
@@ -181,6 +181,7 @@ class ContentRecommender(EncodesText, Recommender):
             return scipy_view(self._seen)
 
     # -- training ----------------------------------------------------------------------------
+    @fits_model
     def fit(
         self,
         interactions: sp.csr_array | sp.csr_matrix | Dataset,

@@ -240,7 +240,14 @@ def metric_names(metrics: Iterable[str] | None, item_embeddings: Any) -> set[str
         if item_embeddings is not None:
             wanted.add("diversity")
         return wanted
-    wanted = {metrics} if isinstance(metrics, str) else set(metrics)
+    names = [metrics] if isinstance(metrics, str) else metrics
+    names = list(names) if isinstance(names, Iterable) else None  # a generator is read once
+    if names is None or not all(isinstance(m, str) for m in names):
+        raise TypeError(
+            f"metrics must be a metric name or a list of them, e.g. ['ndcg', 'recall'], got "
+            f"{metrics!r}"
+        )
+    wanted = set(names)
     unknown = wanted - set(ALL_METRICS)
     if unknown:
         raise ValueError(f"unknown metric(s) {sorted(unknown)}; choose from {list(ALL_METRICS)}")

@@ -13,11 +13,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-import scipy.stats
 
 from semrec import _validation as check
 from semrec._base import Recommender, load_nested, nest
 from semrec._hybrid_scores import fitted_shape, member_scores, seen_union
+from semrec._model_lock import fits_model
 from semrec._persist import Saved, csr_arrays
 from semrec._seen import scipy_view
 from semrec.datasets import Dataset
@@ -171,6 +171,7 @@ class Hybrid(Recommender):
                 "refit them: Hybrid.fit(interactions, refit=True)"
             )
 
+    @fits_model
     def fit(self, interactions: Any, *, refit: bool = False) -> Hybrid:
         """Fit the members that are not fitted yet on ``interactions`` (every one if ``refit``).
 
@@ -453,6 +454,8 @@ def normalize_rows(scores: np.ndarray, how: str, *, name: str = "scores") -> np.
     finite = np.isfinite(s)
     count = finite.sum(axis=1, keepdims=True)
     if how == "rank":
+        import scipy.stats  # here: importing it takes about half of `import semrec`
+
         # rankdata puts the -inf entries first; shift them out so finite ranks start at 1.
         ranks = scipy.stats.rankdata(s, axis=1, method="average") - (s.shape[1] - count)
         return np.where(finite, (ranks - 1.0) / np.maximum(count - 1, 1), -np.inf)

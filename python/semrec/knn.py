@@ -27,7 +27,7 @@ kept, the row itself never, ties go to the lower id.
 from __future__ import annotations
 
 import logging
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 import numpy as np
 import pandas as pd
@@ -51,6 +51,7 @@ from semrec._knn_graph import (
     transpose,
     weight_stats,
 )
+from semrec._model_lock import fits_model
 from semrec._native import core
 from semrec._persist import Saved, csr_arrays
 from semrec._seen import KeepsSeen
@@ -151,7 +152,8 @@ class _NeighbourCF(KeepsSeen, Recommender):
         )
 
     # -- fit ---------------------------------------------------------------------------------
-    def fit(self, interactions: sp.csr_array | sp.csr_matrix) -> _NeighbourCF:
+    @fits_model
+    def fit(self, interactions: sp.csr_array | sp.csr_matrix) -> Self:
         """Build the neighbour graph from a users x items interaction matrix.
 
         Parameters

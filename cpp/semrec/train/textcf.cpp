@@ -1,6 +1,7 @@
 #include "semrec/train/textcf.hpp"
 
 #include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Parallel.h>
 #include <torch/nn/modules/linear.h>
 #include <torch/optim/adam.h>
@@ -10,6 +11,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <mutex>
 #include <numeric>
 #include <stdexcept>
 #include <string>
@@ -30,6 +32,26 @@ struct BatchRows {
   std::vector<std::int32_t> users;  // row -> user id
   std::vector<std::int64_t> start;  // row -> first slot in `order` (rows + 1 entries)
   std::vector<std::int64_t> order;  // slots -> position in the batch
+};
+
+// torch::nn::Linear draws its first weights from torch's global generator, the user's own
+// (torch.manual_seed); set_parameters overwrites them, so the draw is undone on the way out.
+class GlobalGeneratorKept {
+ public:
+  GlobalGeneratorKept() : generator_(at::detail::getDefaultCPUGenerator()) {
+    std::lock_guard<std::mutex> lock(generator_.mutex());
+    state_ = generator_.get_state();
+  }
+  ~GlobalGeneratorKept() {
+    std::lock_guard<std::mutex> lock(generator_.mutex());
+    generator_.set_state(state_);
+  }
+  GlobalGeneratorKept(const GlobalGeneratorKept&) = delete;
+  GlobalGeneratorKept& operator=(const GlobalGeneratorKept&) = delete;
+
+ private:
+  at::Generator generator_;
+  at::Tensor state_;
 };
 
 }  // namespace
@@ -365,8 +387,11 @@ TextCFTrainer::TextCFTrainer(const TextCFConfig& config, const float* inputs, st
   m.user_row.assign(m.users, -1);
 
   const std::int64_t first_out = config.hidden > 0 ? config.hidden : config.factors;
-  m.l1 = torch::nn::Linear(torch::nn::LinearOptions(dim, first_out));
-  if (config.hidden > 0) m.l2 = torch::nn::Linear(config.hidden, config.factors);
+  {
+    GlobalGeneratorKept kept;
+    m.l1 = torch::nn::Linear(torch::nn::LinearOptions(dim, first_out));
+    if (config.hidden > 0) m.l2 = torch::nn::Linear(config.hidden, config.factors);
+  }
   if (config.item_bias) {
     m.bias_weight = at::zeros({1, config.hidden > 0 ? config.hidden : dim}, kF32);
     m.bias_weight.set_requires_grad(true);

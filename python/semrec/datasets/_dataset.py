@@ -203,7 +203,7 @@ class Dataset:
             w = numeric.to_numpy(np.float64)
             if not np.isfinite(w).all():
                 raise ValueError(f"interactions[{weight_col!r}] has missing or non-numeric values")
-            _float32_range(w, f"interactions[{weight_col!r}]")
+            check.finite_float32(w, f"interactions[{weight_col!r}]")
         t = None
         if time_col is not None:
             t = _timestamps(interactions[time_col], time_col)
@@ -227,7 +227,9 @@ class Dataset:
             last[:-1] = key[1:] != key[:-1]
             if duplicates == "sum":
                 w = np.bincount(group, weights=w)  # float64: range-checked below
-                _float32_range(w, f"the summed interactions[{weight_col!r}] of repeated pairs")
+                check.finite_float32(
+                    w, f"the summed interactions[{weight_col!r}] of repeated pairs"
+                )
             else:
                 w = w[last]
             t = None if t is None else t[last]  # rows are time-sorted within a pair
@@ -555,15 +557,6 @@ def _text(value: Any) -> str:
     if value is None or (np.ndim(value) == 0 and pd.isna(value)):
         return ""
     return str(value)
-
-
-def _float32_range(w: np.ndarray, name: str) -> None:
-    """Weights are stored as float32: a larger finite value would silently become inf."""
-    if w.size and np.abs(w).max() > np.finfo(np.float32).max:
-        raise ValueError(
-            f"{name} holds weights up to {np.abs(w).max():.3g}, beyond float32's 3.4e38, "
-            "which semrec computes in; rescale them"
-        )
 
 
 def _quantiles(values: np.ndarray, q: tuple[float, ...]) -> list[float]:

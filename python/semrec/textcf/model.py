@@ -17,6 +17,7 @@ import scipy.sparse as sp
 from semrec import _hyperparameters as hyperparameters
 from semrec import _validation as check
 from semrec._base import Recommender
+from semrec._model_lock import fits_model
 from semrec._persist import Saved, csr_arrays
 from semrec._seen import KeepsSeen
 from semrec._threads import resolve_num_threads
@@ -354,6 +355,7 @@ class TextCF(RealTimeVerbs, KeepsSeen, Recommender):
             show_progress=bool(show),
         )
 
+    @fits_model
     def fit(
         self,
         interactions: Any,

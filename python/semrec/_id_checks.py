@@ -1,0 +1,63 @@
+"""Checks of user and item ids given to the models' verbs (re-exported by ``_validation``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+def _id_array(ids: Any, name: str, what: str) -> np.ndarray:
+    """``np.asarray(ids)``, with a ragged list's error naming the argument (NumPy's does not)."""
+    try:
+        return np.asarray(ids)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"{name} must be a {what} id or a 1-D array of them, got a ragged sequence"
+        ) from None
+
+
+def index_array(ids: Any, name: str, n: int, what: str) -> tuple[np.ndarray, bool]:
+    """Validate a scalar or 1-D array of indices in [0, n); return int64 and whether scalar."""
+    if type(ids) is int and 0 <= ids < n:  # one valid id (a real-time call): no array calls
+        return np.array([ids], dtype=np.int64), True
+    if type(ids) is np.ndarray and ids.shape == (1,) and ids.dtype == np.int64 and 0 <= ids[0] < n:
+        return ids, False  # the same id as a model passes it on
+    arr = _id_array(ids, name, what)
+    scalar = arr.ndim == 0
+    arr = arr.reshape(-1) if scalar else arr
+    if arr.ndim != 1:
+        raise ValueError(
+            f"{name} must be a {what} id or a 1-D array of them, got shape {arr.shape}"
+        )
+    if arr.size and not np.issubdtype(arr.dtype, np.integer):
+        raise TypeError(f"{name} must hold integer {what} ids, got dtype {arr.dtype}")
+    if arr.size and (arr.min() < 0 or arr.max() >= n):
+        bad = arr[(arr < 0) | (arr >= n)][0]
+        raise IndexError(f"{name} holds {what} id {bad}, outside [0, {n})")
+    return np.ascontiguousarray(arr, dtype=np.int64), scalar  # kernels take contiguous ids
+
+
+def new_user_ids(users: Any, rows: int, n_users: int) -> np.ndarray:
+    """Validate the ``users`` of ``fold_in`` (the one rule for every model; int64 ids): one
+    distinct id per history row, each an existing user (replaced) or one of the next new ids
+    ``n_users, n_users + 1, ...`` (appended)."""
+    ids = _id_array(users, "users", "user")
+    if ids.ndim != 1 or ids.size != rows:
+        raise ValueError(
+            f"users must be a 1-D array with one id per history row ({rows}), got shape {ids.shape}"
+        )
+    if ids.size and not np.issubdtype(ids.dtype, np.integer):
+        raise TypeError(f"users must hold integer user ids, got dtype {ids.dtype}")
+    ids = ids.astype(np.int64)
+    new = np.sort(ids[ids >= n_users])
+    if (
+        (ids < 0).any()
+        or np.unique(ids).size != ids.size
+        or not np.array_equal(new, np.arange(n_users, n_users + new.size))
+    ):
+        raise IndexError(
+            f"users must be distinct existing ids in [0, {n_users}) or the next new ids "
+            f"{n_users}, {n_users + 1}, ...; got {ids.tolist()}"
+        )
+    return ids
