@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 TORCH = "2.13.0"
-REQUIRES = ["scikit-build-core>=0.10", "pybind11>=2.13", "cmeel-eigen>=3.4"]
+REQUIRES = ["scikit-build-core>=0.11", "pybind11>=2.13", "cmeel-eigen>=3.4"]
 FIX = f"pip install torch=={TORCH}, then run the same pip install again"
 Settings = dict[str, Any] | None  # what PEP 517 frontends pass as config_settings
 
@@ -78,7 +78,7 @@ def get_requires_for_build_editable(config_settings: Settings = None) -> list[st
 
 
 def get_requires_for_build_sdist(config_settings: Settings = None) -> list[str]:
-    return ["scikit-build-core>=0.10"]
+    return ["scikit-build-core>=0.11"]
 
 
 def prepare_metadata_for_build_wheel(

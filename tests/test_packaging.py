@@ -105,6 +105,18 @@ def test_installed_from_a_repaired_manylinux_wheel() -> None:
     assert re.fullmatch(pattern, name), f"{name} is not an auditwheel-repaired manylinux wheel"
 
 
+def test_the_licence_and_the_notices_are_installed() -> None:
+    dist = importlib.metadata.distribution("semrec")
+    assert dist.metadata["License-Expression"] == "Apache-2.0"
+    files = {Path(str(f)).name: f for f in dist.files or [] if "licenses" in str(f)}
+    assert {"LICENSE", "THIRD_PARTY_NOTICES.md"} <= set(files), sorted(files)
+    for name in ("LICENSE", "THIRD_PARTY_NOTICES.md"):  # the repository's own texts
+        installed = files[name].read_text(encoding="utf-8")
+        assert installed == (ROOT / name).read_text(encoding="utf-8")
+    notices = files["THIRD_PARTY_NOTICES.md"].read_text(encoding="utf-8")
+    assert all(lib in notices for lib in ("pybind11", "Eigen", "PyTorch"))
+
+
 def test_changelog_records_this_version() -> None:
     changelog = (ROOT / "CHANGELOG.md").read_text(encoding="utf-8")
     assert re.search(rf"^## {re.escape(semrec.__version__)}\b", changelog, flags=re.M), (

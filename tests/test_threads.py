@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 from child_python import run_python
@@ -35,6 +37,29 @@ def test_one_openmp_runtime_with_torch(torch_first: bool) -> None:
     count, path = out.split(" ", 1)
     assert count == "1", f"expected exactly one OpenMP runtime, got {out}"
     assert "torch" in path, f"the runtime should be the one torch ships, got {path}"
+
+
+def test_one_openmp_runtime_when_torch_is_installed_elsewhere(tmp_path) -> None:
+    # semrec installed apart from torch (--target, --user, a venv over system packages): the
+    # extensions' run path ($ORIGIN/../torch/lib) finds nothing, so import semrec loads torch's
+    # runtime itself; before, the system's libgomp was bound and torch then shared it.
+    shutil.copytree(Path(semrec.__file__).parent, tmp_path / "semrec")
+    code = """
+        import semrec, torch, numpy as np
+        from threadpoolctl import threadpool_info
+        x = np.random.default_rng(0).standard_normal((500, 16)).astype(np.float32)
+        semrec.topk(x, x, 5, num_threads=2)
+        torch.ones(256, 256) @ torch.ones(256, 256)
+        libs = [i["filepath"] for i in threadpool_info() if i["user_api"] == "openmp"]
+        print(semrec.__file__, len(libs), *libs)
+        """
+    env = dict(os.environ, PYTHONPATH=str(tmp_path))
+    result = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
+                            text=True, timeout=300, env=env, cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    where, count, *paths = result.stdout.split()
+    assert where.startswith(str(tmp_path)), where  # the copy apart from torch was imported
+    assert count == "1" and "torch" in paths[0], f"expected torch's runtime alone, got {paths}"
 
 
 def test_set_num_threads_governs_kernels_and_torch() -> None:

