@@ -518,3 +518,43 @@ def test_masked_arrays_ragged_ids_and_non_string_metrics_are_named(clicks):
             semrec.evaluate(knn, train, test, k=5, metrics=bad)
     table = semrec.evaluate(knn, train, test, k=5, metrics=(m for m in ["ndcg"]))
     assert list(table.columns) == ["ndcg"]
+
+
+def test_yes_no_options_refuse_strings_instead_of_taking_their_truth(clicks):
+    ds = synthetic(40, 30, 500, with_text=False, random_state=0)
+    train, test = split.random_holdout(ds, 0.2, random_state=0)
+    knn = semrec.ItemKNN(5, show_progress=False).fit(train.interactions)
+    recs, relevant, x = knn.recommend(np.arange(5), k=3)[0], test.interactions[:5], clicks
+    cases = [
+        ("per_user", lambda: semrec.evaluate(knn, train, test, k=5, per_user="no")),
+        ("per_user", lambda: semrec.metrics.ranking_metrics(recs, relevant, 3, per_user="no")),
+        ("baselines", lambda: semrec.compare({"knn": knn}, train, test, k=5, baselines="no")),
+        ("permute_items", lambda: split.cold_items(ds, permute_items="false")),
+        ("with_text", lambda: synthetic(10, 10, 50, with_text="no")),
+        ("refit", lambda: semrec.Hybrid([(knn, 1.0)]).fit(train.interactions, refit="no")),
+        ("calculate_training_loss", lambda: semrec.ALS(2, calculate_training_loss="no").fit(x)),
+    ]
+    for name, call in cases:
+        with pytest.raises(TypeError, match=f"{name} must be True or False, got 'no'|'false'"):
+            call()
+
+
+def test_dataset_columns_ids_and_split_sizes_are_named(frame):
+    for bad in (None, ["u"], {"u": 1}):
+        with pytest.raises(TypeError, match="user_col must be a column name of interactions"):
+            Dataset.from_pandas(frame, bad, "i")
+    with pytest.raises(TypeError, match="weight_col must be a column name"):
+        Dataset.from_pandas(frame, "u", "i", weight_col=["t"])
+    ds = Dataset.from_pandas(frame, "u", "i", time_col="t")
+    for ragged in ([[1, 2], [1]], sp.csr_array(np.eye(2)), [{1}, {2}]):
+        with pytest.raises(TypeError, match="raw ids must be one user id or a list or array"):
+            ds.user_index(ragged)
+    np.testing.assert_array_equal(ds.item_index(np.array([["a", "b"]], dtype=object)), [[0, 1]])
+    with pytest.raises(ValueError, match="keep must be a boolean mask"):
+        ds.subset([[True], [True, False]])
+    for call in (
+        lambda: split.leave_last_k(ds, k=2**63),
+        lambda: split.last_fraction(ds, min_test=2**63),
+    ):
+        train, test = call()  # at most n_u - 1 per user, as for any k above it
+        assert train.n_interactions == 2 and test.n_interactions == 1

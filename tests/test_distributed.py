@@ -245,6 +245,12 @@ def test_fit_als_refuses_no_interactions_and_non_integer_ids(client):
     ints = floats.assign(user=[0, 4])
     with pytest.raises(IndexError, match=r"'user' holds id 4, outside \[0, 3\) set by shape"):
         fit_als(dd.from_pandas(ints, npartitions=1), shape=(3, 2), **kwargs)
+    # Ids past int32 are refused before any block is sized by them (a 32 TiB allocation).
+    huge = floats.assign(user=[0, 2**40], item=[0, 1])
+    with pytest.raises(IndexError, match=r"'user' holds id 1099511627776, beyond 2147483646"):
+        fit_als(dd.from_pandas(huge, npartitions=1), **kwargs)
+    with pytest.raises(IndexError, match=r"shape\[1\] is 2147483648, beyond the 2147483647"):
+        fit_als(dd.from_pandas(huge.assign(user=[0, 1]), 1), shape=(3, 2**31), **kwargs)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -552,6 +558,8 @@ def test_no_running_client_says_how_to_start_one(frame):
 def test_wrong_types_and_unsupported_options(client, frame, als):
     with pytest.raises(TypeError, match=r"dask\.array\.from_array"):
         recommend(als, np.arange(3), client=client)
+    with pytest.raises(TypeError, match="model must be a fitted model"):  # the class itself
+        recommend(semrec.ALS, da.arange(3, chunks=3), client=client)
     with pytest.raises(TypeError, match="client"):
         fit_als(frame, client="tcp://nowhere")
     with pytest.raises(ValueError, match="timestamp"):

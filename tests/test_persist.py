@@ -226,6 +226,26 @@ def test_content_events_that_overflow_a_profile_are_a_corrupt_file(data: Any, tm
         semrec.ContentRecommender.load(path)
 
 
+@pytest.mark.parametrize(
+    ("name", "field", "change"),
+    [
+        ("ItemKNN", "shape", lambda m, a: m.__setitem__("shape", [m["shape"][0], 2**63])),
+        ("UserKNN", "weighted_shape", lambda m, a: m["weighted_shape"].__setitem__(1, 2**31)),
+        ("MostPopular", "shape", lambda m, a: m.__setitem__("shape", [2**40, m["shape"][1]])),
+        ("ContentRecommender", "n_users", lambda m, a: m.__setitem__("n_users", 2**31)),
+    ],
+)
+def test_sizes_past_int32_are_a_corrupt_file_not_an_allocation(
+    data: Any, tmp_path: Path, name: str, field: str, change: Any
+) -> None:
+    # Edited sizes (checksums recomputed) raised OverflowError or sized allocations of GiBs.
+    path = tmp_path / "model.npz"
+    fitted(name, data).save(path)
+    rewrite(path, change)
+    with pytest.raises(semrec.FormatError, match=rf"{field} must (hold sizes in|be <=)"):
+        type(fitted(name, data)).load(path)
+
+
 def test_a_file_of_another_model_or_version_is_named(data: Any, tmp_path: Path) -> None:
     path = tmp_path / "pop.npz"
     fitted("MostPopular", data).save(path)

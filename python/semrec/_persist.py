@@ -192,15 +192,23 @@ class Saved:
             raise self.error(key, f"must be >= {minimum}, got {value}")
         return value
 
+    def count(self, key: str) -> int:
+        """A number of users or items from the metadata: an int in [0, 2^31 - 1] (ids are
+        int32; a larger count in an edited file would size an allocation of terabytes)."""
+        value = self.value(key, int, minimum=0)
+        if value > check.INT32_MAX:
+            raise self.error(key, f"must be <= {check.INT32_MAX} (int32 ids), got {value}")
+        return value
+
     def shape(self, key: str) -> tuple[int, int]:
-        """A (rows, columns) pair of non-negative ints from the metadata."""
+        """A (rows, columns) pair of counts (:meth:`count`) from the metadata."""
         value = self.value(key, list)
         if len(value) != 2 or not all(
             isinstance(n, int) and not isinstance(n, bool) for n in value
         ):
             raise self.error(key, f"must be [rows, columns], got {value!r}")
-        if min(value) < 0:
-            raise self.error(key, f"must hold sizes >= 0, got {value!r}")
+        if min(value) < 0 or max(value) > check.INT32_MAX:
+            raise self.error(key, f"must hold sizes in [0, {check.INT32_MAX}], got {value!r}")
         return int(value[0]), int(value[1])
 
     def params(self, allowed: tuple[str, ...]) -> dict[str, Any]:

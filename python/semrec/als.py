@@ -186,6 +186,7 @@ class ALS(Recommender):
         """
         solve = self._problem
         check.positive_int(self.iterations, "iterations")
+        check.flag(self.calculate_training_loss, "calculate_training_loss")
         hyperparameters.random_state(self.random_state)
         threads = resolve_num_threads(self.num_threads)
         train = check.canonical_csr(interactions, "interactions", nonnegative=solve.implicit)

@@ -522,7 +522,7 @@ class ContentRecommender(EncodesText, Recommender):
         emb = saved.array("item_embeddings", np.float32, (None, None))  # added items too
         if emb.shape[1] == 0:
             raise saved.error("item_embeddings", "has no columns")
-        n_users = saved.value("n_users", int, minimum=0)
+        n_users = saved.count("n_users")
         users = saved.array("event_users", np.int32, (None,), minimum=0, below=n_users)
         n = users.size
         items = saved.array("event_items", np.int32, (n,), minimum=0, below=emb.shape[0])

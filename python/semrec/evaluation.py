@@ -176,7 +176,7 @@ def evaluate(
             if name in wanted:
                 table[name] = fn(predicted, actual)
     table.attrs["n_users"] = len(eval_users)
-    if not per_user:
+    if not check.flag(per_user, "per_user"):
         return table
     detail = pd.DataFrame(
         {"user": np.tile(eval_users, len(cutoffs)), "k": np.repeat(cutoffs, len(eval_users))}
@@ -216,7 +216,7 @@ def compare(
     check.dataset(train, "train")
     check.dataset(test, "test")
     all_models = dict(models)
-    if baselines:
+    if check.flag(baselines, "baselines"):
         history = known_history(train, test)
         all_models.setdefault("Random", Random(random_state=random_state).fit(history))
         all_models.setdefault("MostPopular", MostPopular().fit(history))

@@ -183,7 +183,7 @@ class Hybrid(Recommender):
         -------
         self
         """
-        weighted = self._members()
+        weighted, refit = self._members(), check.flag(refit, "refit")
         check.require_csr(interactions, "interactions", "(users x items)")
         given = check.interactions(interactions, "interactions", nonnegative=False)
         to_fit = [model for model, _ in weighted if refit or fitted_shape(model) is None]

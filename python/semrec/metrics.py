@@ -81,7 +81,7 @@ def ranking_metrics(
     values = core.ranking_metrics(
         recs, indptr, indices, shape[1], list(ks), resolve_num_threads(num_threads)
     )
-    if per_user:
+    if check.flag(per_user, "per_user"):
         return values
     has_relevant = np.diff(indptr) > 0
     means = (
@@ -148,7 +148,7 @@ def novelty(
     k = _width_cutoff(k, recs)
     info = -np.log2(np.maximum(pop, 1.0) / n_users)
     values = core.mean_item_value(recs, k, info, resolve_num_threads(num_threads))
-    return values if per_user else _nanmean(values)
+    return values if check.flag(per_user, "per_user") else _nanmean(values)
 
 
 def intra_list_diversity(
@@ -181,7 +181,7 @@ def intra_list_diversity(
     recs = _recommendations(recommendations, "recommendations", emb.shape[0])
     k = _width_cutoff(k, recs)
     values = core.intra_list_diversity(recs, k, emb, inverse, resolve_num_threads(num_threads))
-    return values if per_user else _nanmean(values)
+    return values if check.flag(per_user, "per_user") else _nanmean(values)
 
 
 def rmse(predicted: Any, actual: Any) -> float:

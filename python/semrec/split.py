@@ -100,6 +100,7 @@ def last_fraction(
     if min_test < 0:
         raise ValueError(f"min_test must be an int >= 0, got {min_test!r}")
     n_u = np.diff(dataset.interactions.indptr)
+    min_test = min(int(min_test), int(n_u.max(initial=0)))  # _last caps at n_u - 1 anyway
     n_test = np.maximum(min_test, np.floor(fraction * n_u).astype(np.int64))
     return _last(dataset, n_test)
 
@@ -118,6 +119,7 @@ def leave_last_k(dataset: Dataset, k: int = 1) -> tuple[Dataset, Dataset]:
     """
     _check_dataset(dataset)
     k = check.positive_int(k, "k")
+    k = min(k, max(dataset.n_interactions, 1))  # _last caps at n_u - 1 anyway; int64 holds it
     return _last(dataset, np.full(dataset.n_users, k, dtype=np.int64))
 
 
@@ -164,7 +166,7 @@ def cold_items(
     min_interactions = check.positive_int(min_interactions, "min_interactions")
     random_state = hyperparameters.random_state(random_state)
     perm = None
-    if permute_items:
+    if check.flag(permute_items, "permute_items"):
         dataset = dataset.permute_items(random_state)
         perm = dataset.split_info["item_permutation"]
     rng = np.random.default_rng(random_state)

@@ -182,7 +182,12 @@ class Dataset:
             )
         if duplicates not in DUPLICATES:
             raise ValueError(f"duplicates must be one of {DUPLICATES}, got {duplicates!r}")
-        require_columns(interactions, [user_col, item_col, weight_col, time_col], "interactions")
+        columns = {"user_col": user_col, "item_col": item_col, "weight_col": weight_col,
+                   "time_col": time_col}  # fmt: skip
+        for arg, col in columns.items():
+            if not isinstance(col, Hashable) or (col is None and arg in ("user_col", "item_col")):
+                raise TypeError(f"{arg} must be a column name of interactions, got {col!r}")
+        require_columns(interactions, list(columns.values()), "interactions")
         if len(interactions) == 0:
             raise ValueError("interactions is empty: a dataset needs at least one interaction")
         for col in (user_col, item_col):
@@ -460,7 +465,10 @@ class Dataset:
         >>> ds.subset(ds.interactions.data > 1).interactions.toarray().tolist()
         [[0.0, 2.0], [0.0, 3.0]]
         """
-        keep = np.asarray(keep)
+        try:
+            keep = np.asarray(keep)
+        except ValueError:  # a ragged list: refused below with the shape expected
+            keep = np.asarray(None)
         if keep.dtype != bool or keep.shape != (self.n_interactions,):
             raise ValueError(
                 f"keep must be a boolean mask with one entry per interaction "

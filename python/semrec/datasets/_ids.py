@@ -119,14 +119,26 @@ def lookup(index: pd.Index, raw_ids: Any, what: str) -> Any:
             f"raw ids must be one {what} id or a list or array of them, got a "
             f"{type(raw_ids).__name__} (which has no order); pass a list"
         )
-    scalar = np.ndim(raw_ids) == 0
+    try:
+        shape = np.shape(raw_ids)
+    except ValueError:  # NumPy's "inhomogeneous shape" names no argument
+        shape = None
+    scalar = shape == ()
     if scalar:
         values = [raw_ids]
     elif isinstance(raw_ids, np.ndarray):
-        values = list(raw_ids.ravel())
-    else:  # dtype=object keeps each id's type: [1, "2"] must not become ["1", "2"]
+        values = list(np.asarray(raw_ids).ravel())  # np.matrix ravels to one row, not ids
+    elif shape is not None:  # dtype=object keeps each id's type: [1, "2"] must not be strings
         values = list(np.asarray(raw_ids, dtype=object).ravel())
-    pos = index.get_indexer(values)
+    try:
+        if shape is None or len(values) != np.prod(shape):  # ragged; a sparse matrix
+            raise TypeError
+        pos = index.get_indexer(values)
+    except TypeError:  # also ids that cannot be hashed (lists)
+        raise TypeError(
+            f"raw ids must be one {what} id or a list or array of them, got "
+            f"{type(raw_ids).__name__} {shown(raw_ids)[:80]}"
+        ) from None
     if (pos < 0).any():
         missing = ", ".join(shown(values[j]) for j in np.flatnonzero(pos < 0)[:3])
         raise KeyError(
@@ -134,7 +146,7 @@ def lookup(index: pd.Index, raw_ids: Any, what: str) -> Any:
             f"the dataset knows {len(index)} {what}s, see dataset.{what}_ids"
         )
     pos = pos.astype(np.int32)
-    return pos[0] if scalar else pos.reshape(np.shape(raw_ids))
+    return pos[0] if scalar else pos.reshape(shape)
 
 
 def shown(value: Any) -> str:

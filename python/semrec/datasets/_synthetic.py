@@ -215,7 +215,7 @@ def synthetic(
     )
     m.has_sorted_indices = True
     items: dict[str, Any] = {"topic": item_topic}
-    if with_text:
+    if check.flag(with_text, "with_text"):
         items["text"] = _item_text(item_topic, rng)
     users = pd.DataFrame({"topic": user_topic})
     return Dataset(m, timestamps=timestamps, items=pd.DataFrame(items), users=users)

@@ -96,10 +96,20 @@ def partitioned_by(frame: dd.DataFrame, key: str) -> bool:
 
 
 def checked_shape(shape: Any, name: str = "shape") -> tuple[int, int]:
-    """``shape`` as a pair of positive ints."""
+    """``shape`` as a pair of positive ints, each within int32 (ids are int32 in models)."""
     if not (isinstance(shape, tuple | list) and len(shape) == 2):
         raise TypeError(f"{name} must be a pair (n_users, n_items), got {shape!r}")
-    return check.positive_int(shape[0], f"{name}[0]"), check.positive_int(shape[1], f"{name}[1]")
+    return _id_count(shape[0], f"{name}[0]"), _id_count(shape[1], f"{name}[1]")
+
+
+def _id_count(value: Any, name: str) -> int:
+    count = check.positive_int(value, name)
+    if count > check.INT32_MAX:
+        raise IndexError(
+            f"{name} is {count}, beyond the {check.INT32_MAX} users or items a model indexes "
+            "(int32); renumber the ids densely from 0 first"
+        )
+    return count
 
 
 def recorded_shape(frame: dd.DataFrame) -> tuple[int, int] | None:
@@ -146,6 +156,12 @@ def infer_shape(
     top_user, top_item = largest_ids(client, [users, items])
     if top_user is None or top_item is None:
         raise ValueError(f"{name} holds no interactions; there is nothing to learn from")
+    for column, top in ((user, top_user), (item, top_item)):
+        if top >= check.INT32_MAX:  # before any block is sized by it
+            raise IndexError(
+                f"{name} column {column!r} holds id {top}, beyond {check.INT32_MAX - 1}, the "
+                "largest id a model indexes (int32); renumber the ids densely from 0 first"
+            )
     return top_user + 1, top_item + 1, "the largest ids + 1 (pass shape= to set it)"
 
 

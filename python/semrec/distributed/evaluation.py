@@ -110,8 +110,8 @@ def evaluate(
     """
     train = dask_frame(train, "train", (item,))  # an item column or index
     test = dask_frame(test, "test", (user, item, weight))
-    if not hasattr(model, "recommend"):
-        raise TypeError(f"model must have a recommend method, got {type(model).__name__}")
+    if isinstance(model, type) or not hasattr(model, "recommend"):
+        raise TypeError(f"model must be a fitted model (one with recommend), got {model!r}")
     cutoffs = M.cutoffs(k)
     wanted = metric_names(metrics, item_embeddings)
     if {"rmse", "mae"} & wanted and not hasattr(model, "predict"):

@@ -70,8 +70,8 @@ def recommend(
     if any(np.isnan(c) for c in users.chunks[0]):
         raise ValueError("users has unknown chunk sizes; call users.compute_chunk_sizes() first")
     k = check.positive_int(k, "k")
-    if not (isinstance(model, Future) or hasattr(model, "recommend")):
-        raise TypeError(f"model must have a recommend method, got {type(model).__name__}")
+    if isinstance(model, type) or not (isinstance(model, Future) or hasattr(model, "recommend")):
+        raise TypeError(f"model must be a fitted model (one with recommend), got {model!r}")
     client = client_for(client)
     table = worker_threads(client, num_threads)
     sent = model if isinstance(model, Future) else broadcast(client, model)

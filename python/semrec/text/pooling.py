@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from semrec import _validation as check
 from semrec.text._torch import text_ext
 
 
@@ -52,4 +53,5 @@ def mean_pool(hidden: np.ndarray, lengths: np.ndarray, *, normalize: bool = True
         raise TypeError(f"lengths must hold integers, got dtype {lengths.dtype}")
     if lengths.size and (lengths.min() < 0 or lengths.max() > hidden.shape[1]):
         raise ValueError(f"lengths must lie in [0, {hidden.shape[1]}] (the sequence length)")
+    normalize = check.flag(normalize, "normalize")
     return text_ext.mean_pool(hidden, np.ascontiguousarray(lengths, dtype=np.int64), normalize)
