@@ -227,6 +227,29 @@ def test_content_events_that_overflow_a_profile_are_a_corrupt_file(data: Any, tm
 
 
 @pytest.mark.parametrize(
+    ("name", "param", "value"),
+    [
+        ("ALS", "iterations", "x"),
+        ("ALS", "calculate_training_loss", "no"),
+        ("ALS", "random_state", -5),
+        ("ALS", "show_progress", [1]),
+        ("ItemKNN", "show_progress", "yes"),
+        ("ContentRecommender", "encoder", "x"),
+        ("ContentRecommender", "show_progress", 2),
+    ],
+)
+def test_hyperparameters_fit_checks_are_checked_at_load(
+    data: Any, tmp_path: Path, name: str, param: str, value: Any
+) -> None:
+    # Edited (checksums recomputed): they loaded, and failed only at a later refit or query.
+    path = tmp_path / "model.npz"
+    fitted(name, data).save(path)
+    rewrite(path, lambda m, a: m["params"].__setitem__(param, value))
+    with pytest.raises(semrec.FormatError, match=param):
+        type(fitted(name, data)).load(path)
+
+
+@pytest.mark.parametrize(
     ("name", "field", "change"),
     [
         ("ItemKNN", "shape", lambda m, a: m.__setitem__("shape", [m["shape"][0], 2**63])),

@@ -184,11 +184,7 @@ class ALS(Recommender):
         >>> model.user_factors_.shape
         (2, 2)
         """
-        solve = self._problem
-        check.positive_int(self.iterations, "iterations")
-        check.flag(self.calculate_training_loss, "calculate_training_loss")
-        hyperparameters.random_state(self.random_state)
-        threads = resolve_num_threads(self.num_threads)
+        solve, threads = self._checked_settings()
         train = check.canonical_csr(interactions, "interactions", nonnegative=solve.implicit)
         weights = check.without_zeros(train)
         if weights.nnz == 0:
@@ -458,8 +454,17 @@ class ALS(Recommender):
         arrays = {"users": self._users, "items": self._items, "item_counts": self.item_counts_}
         return {"global_mean": self.global_mean_}, arrays | csr_arrays(train, "interactions")
 
+    def _checked_settings(self) -> tuple[ALSSolve, int]:
+        """The solve and thread count of the hyperparameters, every one checked (by ``fit``, and
+        by ``load`` for a file's: an edited ``iterations="x"`` would fail only at a refit)."""
+        check.positive_int(self.iterations, "iterations")
+        check.flag(self.calculate_training_loss, "calculate_training_loss")
+        hyperparameters.random_state(self.random_state)
+        hyperparameters.progress(self.show_progress)
+        return self._problem, resolve_num_threads(self.num_threads)
+
     def _restore(self, saved: Saved) -> None:
-        solve = self._problem
+        solve, _ = self._checked_settings()
         users = saved.array("users", np.float32, (None, solve.dims))
         items = saved.array("items", np.float32, (None, solve.dims))
         if solve.biases and not ((users[:, -1] == 1).all() and (items[:, -2] == 1).all()):

@@ -519,6 +519,8 @@ class ContentRecommender(EncodesText, Recommender):
     def _restore(self, saved: Saved) -> None:
         self._remember_encoder(saved.meta)
         half_life_value(self.half_life)
+        hyperparameters.encoder(self.encoder)
+        hyperparameters.progress(self.show_progress)
         emb = saved.array("item_embeddings", np.float32, (None, None))  # added items too
         if emb.shape[1] == 0:
             raise saved.error("item_embeddings", "has no columns")

@@ -108,6 +108,7 @@ class _NeighbourCF(KeepsSeen, Recommender):
             check.number(getattr(self, name), name, minimum=0)
         check.number(self.bm25_b, "bm25_b", minimum=0, maximum=1)
         resolve_num_threads(self.num_threads)
+        hyperparameters.progress(self.show_progress)
 
     # -- orientation -----------------------------------------------------------------------
     def _layouts(self, train: sp.csr_array) -> tuple[sp.csr_array, sp.csr_array]:
