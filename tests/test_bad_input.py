@@ -558,3 +558,28 @@ def test_dataset_columns_ids_and_split_sizes_are_named(frame):
     ):
         train, test = call()  # at most n_u - 1 per user, as for any k above it
         assert train.n_interactions == 2 and test.n_interactions == 1
+
+
+def test_a_callback_that_cannot_be_called_and_a_model_class_are_named_up_front(clicks):
+    als = semrec.ALS(2, iterations=2, random_state=0, show_progress=False)
+    with pytest.raises(TypeError, match="callback must be a function"):
+        als.fit(clicks, callback=5)  # it failed after a whole iteration, with Python's message
+    ds = synthetic(40, 30, 500, with_text=False, random_state=0)
+    train, test = split.random_holdout(ds, 0.2, random_state=0)
+    with pytest.raises(TypeError, match="model must be a fitted model"):
+        semrec.compare({"als": semrec.ALS}, train, test, k=5)
+
+
+def test_an_index_files_bad_setting_is_named_not_blamed_on_the_graph(tmp_path):
+    pytest.importorskip("faiss")
+    from semrec import _persist as persist
+
+    vectors = np.random.default_rng(0).standard_normal((50, 8)).astype(np.float32)
+    path = tmp_path / "index.npz"
+    semrec.HNSWIndex(vectors).save(path)
+    saved = persist.read(path, "semrec.HNSWIndex", 1)  # edited, checksums recomputed
+    meta = {k: v for k, v in saved.meta.items() if k != "checksums"} | {"metric": None}
+    persist.write(path, meta, {k: np.array(v) for k, v in saved.arrays.items()})
+    with pytest.raises(semrec.FormatError, match="metric must be str") as caught:
+        semrec.HNSWIndex.load(path)
+    assert "graph" not in str(caught.value)

@@ -611,3 +611,51 @@ def test_fit_als_with_stored_zero_weights_equals_single_machine(client, small_sp
     assert model.global_mean_ == pytest.approx(reference.global_mean_, rel=1e-12)
     np.testing.assert_array_equal(model.item_factors_, reference.item_factors_)
     assert model.interactions_.nnz == reference.interactions_.nnz == zeroed.nnz
+
+
+def test_arguments_are_checked_as_on_one_machine(client, small_split):
+    # Found by the session 43 hostile-input audit: wrong metrics from a negative batch_size,
+    # a history whose users were silently dropped, complex weights cast to real, raw pandas
+    # and NumPy messages, a loss computed for calculate_training_loss="no".
+    train, test = small_split
+    model = semrec.ALS(4, iterations=2, random_state=0, show_progress=False).fit(train.interactions)
+    tr, te = interactions_frame(train.interactions, 2), interactions_frame(test.interactions, 2)
+    kwargs = {"k": 5, "client": client}
+    for bad, error, message in [
+        ({"batch_size": -1}, ValueError, "batch_size"),
+        ({"batch_size": None}, TypeError, "batch_size"),
+        ({"relevance_threshold": "3"}, TypeError, "relevance_threshold"),
+        ({"items": []}, ValueError, "items is empty"),
+    ]:
+        with pytest.raises(error, match=message):
+            evaluate(model, tr, te, **kwargs, **bad)
+    far = plain_frame(sp.csr_array(([1.0], ([0], [1])), shape=(2000, 60)))  # user 0 only
+    far = far.assign(user=far["user"] + 1000)
+    with pytest.raises(IndexError, match=r"history column 'user' holds id 1000, outside \[0, 80\)"):
+        evaluate(model, tr, te, history=far, **kwargs)
+    with pytest.raises(TypeError, match="model must be a fitted model"):
+        evaluate(semrec.ALS, tr, te, **kwargs)
+    table = plain_frame(train.interactions)
+    for frame, message in [
+        (table.assign(weight=table["weight"].astype(complex)), "must hold real numbers"),
+        (table.assign(weight=table["weight"].astype(str)), "must hold real numbers"),
+    ]:
+        with pytest.raises(TypeError, match=message):
+            fit_als(frame, factors=2, iterations=1, client=client)
+    fit = {"factors": 2, "iterations": 1, "show_progress": False, "client": client}
+    with pytest.raises(TypeError, match="calculate_training_loss must be True or False"):
+        fit_als(table, calculate_training_loss="no", **fit)
+    with pytest.raises(TypeError, match="callback must be a function"):
+        fit_als(table, callback=5, **fit)
+    for parts in (0, [], "2"):
+        with pytest.raises((TypeError, ValueError), match="npartitions"):
+            fit_als(table, npartitions=parts, **fit)
+    for names, error in [({"user": ["user"]}, TypeError), ({"item": "user"}, ValueError)]:
+        with pytest.raises(error, match="column"):
+            fit_als(table, **names, **fit)
+    emb = np.ones((60, 4), np.float32)
+    huge = table.assign(user=table["user"] + 2**40)
+    with pytest.raises(IndexError, match="beyond the 2147483647"):
+        interest_profiles(huge, emb, client=client)
+    model2 = fit_als(table, num_threads=np.int64(0), **fit)  # 0 and NumPy ints, as elsewhere
+    assert model2.n_users_ == 80

@@ -423,14 +423,13 @@ def load(
     saved = persist.read(path, format_name, version)
     vectors = saved.array("vectors", np.float32, (None, None))
     blob = saved.array(name, np.uint8, (None,))
+    # The metadata first: its own FormatErrors name the field, not the graph or the codes.
+    metric, storage = saved.value("metric", str), saved.value("storage", str)
+    values = {key: saved.value(key, int) for key in settings}
     try:
         items = ItemIndex(
-            vectors,
-            metric=saved.value("metric", str),
-            storage=saved.value("storage", str),
-            num_threads=num_threads,
-            copy=False,
+            vectors, metric=metric, storage=storage, num_threads=num_threads, copy=False
         )
-        return from_bytes(items, blob, **{key: saved.value(key, int) for key in settings})
+        return from_bytes(items, blob, **values)
     except (TypeError, ValueError) as exc:
         raise saved.error(name, f"does not match the vectors ({exc})") from None

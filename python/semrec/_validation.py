@@ -219,6 +219,12 @@ def one_id(value: Any, name: str, n: int | None) -> int:
     return int(out)
 
 
+def callback(value: Any, name: str = "callback") -> None:
+    """Refuse a ``callback`` that cannot be called, before the work whose end would call it."""
+    if value is not None and not callable(value):
+        raise TypeError(f"{name} must be a function (or None), got {value!r}")
+
+
 def flag(value: Any, name: str) -> bool:
     """Return ``value`` if it is True or False (a NumPy bool too): a string such as ``"no"``
     is truthy, so taking any value by its truth would do the opposite of what was meant.

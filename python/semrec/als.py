@@ -185,6 +185,7 @@ class ALS(Recommender):
         (2, 2)
         """
         solve, threads = self._checked_settings()
+        check.callback(callback)
         train = check.canonical_csr(interactions, "interactions", nonnegative=solve.implicit)
         weights = check.without_zeros(train)
         if weights.nnz == 0:

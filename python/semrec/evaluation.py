@@ -100,8 +100,8 @@ def evaluate(
             f"{test.interactions.shape}, the same user and item ids in the same order); split "
             "one Dataset with semrec.split and pass both parts of that split"
         )
-    if not hasattr(model, "recommend"):
-        raise TypeError(f"model must have a recommend method, got {type(model).__name__}")
+    if isinstance(model, type) or not hasattr(model, "recommend"):
+        raise TypeError(f"model must be a fitted model (one with recommend), got {model!r}")
     _check_model_items(model, train.n_items)
     if relevance_threshold is not None:
         relevance_threshold = check.number(relevance_threshold, "relevance_threshold")

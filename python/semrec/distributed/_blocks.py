@@ -99,10 +99,10 @@ def checked_shape(shape: Any, name: str = "shape") -> tuple[int, int]:
     """``shape`` as a pair of positive ints, each within int32 (ids are int32 in models)."""
     if not (isinstance(shape, tuple | list) and len(shape) == 2):
         raise TypeError(f"{name} must be a pair (n_users, n_items), got {shape!r}")
-    return _id_count(shape[0], f"{name}[0]"), _id_count(shape[1], f"{name}[1]")
+    return id_count(shape[0], f"{name}[0]"), id_count(shape[1], f"{name}[1]")
 
 
-def _id_count(value: Any, name: str) -> int:
+def id_count(value: Any, name: str) -> int:
     count = check.positive_int(value, name)
     if count > check.INT32_MAX:
         raise IndexError(
@@ -188,6 +188,14 @@ def row_blocks(
     message when an id falls outside them.
     """
     values = [other, weight] + ([extra] if extra else [])
+    weights = frame.index if frame.index.name == weight else frame[weight]
+    if not (pd.api.types.is_numeric_dtype(weights.dtype) and weights.dtype.kind in "biuf"):
+        raise TypeError(
+            f"the weight column {weight!r} must hold real numbers, got dtype {weights.dtype}; "
+            "convert it first (pandas.to_numeric)"
+        )
+    if npartitions is not None:
+        check.positive_int(npartitions, "npartitions")
     if partitioned_by(frame, key):
         divisions = frame.divisions
         # The divisions bound the ids already: an id past n_rows is refused before any work.
@@ -197,7 +205,7 @@ def row_blocks(
         bounds = np.array([0, *divisions[1:-1], n_rows], dtype=np.int64)
         indexed = frame[values]
     else:
-        npartitions = check.positive_int(npartitions or frame.npartitions, "npartitions")
+        npartitions = frame.npartitions if npartitions is None else npartitions
         if frame.index.name in (key, other, weight, extra):  # e.g. items of a user-indexed frame
             frame = frame.reset_index()
         # Divisions must increase strictly and the last one is inclusive: at most n_rows // 2

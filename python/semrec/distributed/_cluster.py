@@ -6,11 +6,12 @@ import logging
 import os
 import time
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable
 from typing import Any
 
 import dask
 import dask.dataframe as dd
+import numpy as np
 import pandas as pd
 from distributed import Client, Future, get_client, get_worker
 
@@ -64,10 +65,14 @@ def _cores() -> int:
 
 
 def worker_threads(client: Client, num_threads: int | None) -> dict[str, int]:
-    """semrec threads per task on each worker: ``cores_on_host // dask_threads_on_host``."""
+    """semrec threads per task on each worker: ``num_threads``, or with None or 0 (all of
+    the task's cores, as elsewhere in semrec) ``cores_on_host // dask_threads_on_host``."""
     if num_threads is not None:
-        if isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 1:
-            raise ValueError(f"num_threads must be a positive int or None, got {num_threads!r}")
+        if isinstance(num_threads, bool) or not isinstance(num_threads, int | np.integer):
+            raise TypeError(f"num_threads must be an int or None, got {num_threads!r}")
+        if num_threads < 0:
+            raise ValueError(f"num_threads must be >= 0 (0: the task's share), got {num_threads}")
+        num_threads = int(num_threads) or None
     workers = client.scheduler_info(n_workers=-1)["workers"]
     if not workers:  # none yet, or all restarting (a nanny brings a dead worker back)
         try:
@@ -115,6 +120,15 @@ def dask_frame(frame: Any, name: str, columns: Iterable[str]) -> dd.DataFrame:
         )
     if not isinstance(frame, dd.DataFrame):
         raise TypeError(f"{name} must be a Dask DataFrame, got {type(frame).__name__}")
+    columns = list(columns)
+    for column in columns:  # the keyword arguments that name them (user=, item=, ...)
+        if column is None or column == "" or not isinstance(column, Hashable):
+            raise TypeError(f"column names must be strings (user=, item=, ...), got {column!r}")
+    if len(set(columns)) != len(columns):
+        raise ValueError(
+            f"{name}: one column is named for two roles ({columns}); give each role its own "
+            "column (user=, item=, weight=, ...)"
+        )
     missing = [c for c in columns if c not in frame.columns and c != frame.index.name]
     if missing:
         raise ValueError(

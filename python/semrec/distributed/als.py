@@ -73,7 +73,8 @@ def fit_als(
     client : distributed.Client, optional
         Default: the current client.
     num_threads : int, optional
-        semrec threads per task; default ``max(1, cores_on_host // dask_threads_on_host)``.
+        semrec threads per task; default (None or 0) ``max(1, cores_on_host //
+        dask_threads_on_host)``.
         The returned model keeps ``num_threads=None`` (the package default on the client).
     **params
         ``semrec.ALS`` hyperparameters (``factors``, ``iterations``, ``regularization``,
@@ -99,11 +100,15 @@ def fit_als(
     model = ALS(**params)
     solve = ALSSolve.for_model(model)  # checks the hyperparameters
     check.positive_int(model.iterations, "iterations")
+    check.flag(model.calculate_training_loss, "calculate_training_loss")
+    check.callback(callback)
+    if npartitions is not None:
+        check.positive_int(npartitions, "npartitions")
     frame = dask_frame(interactions, "interactions", (user, item, weight))
     client = client_for(client)
     table = worker_threads(client, num_threads)
     n_users, n_items, origin = infer_shape(client, frame, user, item, shape)
-    parts = npartitions or frame.npartitions
+    parts = frame.npartitions if npartitions is None else npartitions
 
     by_user_raw = row_blocks(
         frame, user, item, weight, n_users, n_items, parts, origins=(origin, origin)

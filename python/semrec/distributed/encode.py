@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import dask.dataframe as dd
@@ -72,6 +72,12 @@ def encode(
     >>> out = encode(texts, "text", keep=["id"])                      # doctest: +SKIP
     >>> out.to_parquet("embeddings.parquet")                          # doctest: +SKIP
     """
+    if not isinstance(keep, str | Iterable):
+        raise TypeError(f"keep must be a column name or a list of them, got {keep!r}")
+    if not isinstance(prefix, str):
+        raise TypeError(f"prefix must be a string (the vector columns' names), got {prefix!r}")
+    if not isinstance(precision, str):
+        raise TypeError(f"precision must be a string such as 'auto', got {precision!r}")
     keep = [keep] if isinstance(keep, str) else list(keep)
     frame = dask_frame(frame, "frame", [text_column, *keep])
     check.positive_int(batch_size, "batch_size")

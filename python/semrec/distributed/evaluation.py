@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 from distributed import Client
 
+from semrec import _validation as check
 from semrec import metrics as M
 from semrec.distributed._blocks import (
     Block,
@@ -112,6 +113,11 @@ def evaluate(
     test = dask_frame(test, "test", (user, item, weight))
     if isinstance(model, type) or not hasattr(model, "recommend"):
         raise TypeError(f"model must be a fitted model (one with recommend), got {model!r}")
+    batch_size = check.positive_int(batch_size, "batch_size")
+    if relevance_threshold is not None:
+        relevance_threshold = check.number(relevance_threshold, "relevance_threshold")
+    if items is not None and np.size(items) == 0:
+        raise ValueError("items is empty; give the candidate item indices, or None (every item)")
     cutoffs = M.cutoffs(k)
     wanted = metric_names(metrics, item_embeddings)
     if {"rmse", "mae"} & wanted and not hasattr(model, "predict"):
@@ -148,6 +154,13 @@ def evaluate(
         frame = dask_frame(frame, name, (user, item))
         for column in (user, item):
             ids(frame, column, name)  # integer ids, else a clear TypeError now
+        # Rows are read by the test blocks' user ranges: a user outside them would be dropped
+        # silently (semrec.evaluate refuses such ids), so one pass checks their range first.
+        column = ids(frame, user, name)
+        low, high = client.gather(client.compute([column.min(), column.max()]))
+        for bad in (low, high):
+            if not pd.isna(bad) and not 0 <= bad < n_users:
+                raise IndexError(f"{name} " + outside(user, int(bad), n_users, origin))
         origins = (origin, origin)
         seen.append(user_rows(frame, user, item, bounds, n_users, n_items, origins, held))
     model_sent = broadcast(client, model)

@@ -12,6 +12,7 @@ from distributed import Client
 from semrec import _validation as check
 from semrec.distributed._blocks import (
     Block,
+    id_count,
     ids,
     largest_ids,
     outside,
@@ -75,7 +76,7 @@ def interest_profiles(
     >>> profiles.compute().shape                                             # doctest: +SKIP
     (1000, 384)
     """
-    columns = (user, item, weight) + ((timestamp,) if timestamp else ())
+    columns = (user, item, weight) + ((timestamp,) if timestamp is not None else ())
     frame = dask_frame(interactions, "interactions", columns)
     emb, _ = check.as_float32_matrix(item_embeddings, "item_embeddings")
     if half_life is not None and timestamp is None:
@@ -87,7 +88,7 @@ def interest_profiles(
     n_items, items_origin = emb.shape[0], f"item_embeddings ({emb.shape[0]} rows)"
     recorded = recorded_shape(frame)
     if n_users is not None:
-        rows, origin = check.positive_int(n_users, "n_users"), f"n_users={n_users}"
+        rows, origin = id_count(n_users, "n_users"), f"n_users={n_users}"
     elif recorded is not None:
         rows, origin = recorded[0], f"the shape {recorded} interactions_frame recorded"
     else:
@@ -96,7 +97,8 @@ def interest_profiles(
             raise ValueError("interactions holds no interactions; pass n_users= for zero profiles")
         if top_item >= n_items:  # named here, before any block is built
             raise IndexError(outside(item, top_item, n_items, items_origin))
-        rows, origin = top_user + 1, "the largest user id + 1 (pass n_users= to set it)"
+        rows = id_count(top_user + 1, f"the largest {user!r} id + 1")
+        origin = "the largest user id + 1 (pass n_users= to set it)"
     if recorded is not None and recorded[1] != n_items:  # as user_profiles: one row per item
         raise ValueError(
             f"interactions has {recorded[1]} items (the shape interactions_frame recorded), "
