@@ -123,7 +123,7 @@ def dask_frame(frame: Any, name: str, columns: Iterable[str]) -> dd.DataFrame:
     columns = list(columns)
     for column in columns:  # the keyword arguments that name them (user=, item=, ...)
         if column is None or column == "" or not isinstance(column, Hashable):
-            raise TypeError(f"column names must be strings (user=, item=, ...), got {column!r}")
+            raise TypeError(f"user=, item=, weight=, ... must each name a column, got {column!r}")
     if len(set(columns)) != len(columns):
         raise ValueError(
             f"{name}: one column is named for two roles ({columns}); give each role its own "
