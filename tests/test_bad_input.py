@@ -550,8 +550,12 @@ def test_dataset_columns_ids_and_split_sizes_are_named(frame):
         with pytest.raises(TypeError, match="raw ids must be one user id or a list or array"):
             ds.user_index(ragged)
     np.testing.assert_array_equal(ds.item_index(np.array([["a", "b"]], dtype=object)), [[0, 1]])
-    with pytest.raises(ValueError, match="keep must be a boolean mask"):
+    with pytest.raises(ValueError, match=r"keep must be a boolean mask .* got a ragged sequence"):
         ds.subset([[True], [True, False]])
+    from semrec.text import mean_pool
+
+    with pytest.raises(ValueError, match=r"lengths must have shape \(2,\), .* got a ragged list"):
+        mean_pool(np.ones((2, 3, 4), np.float32), [[3, 1], [1]])
     for call in (
         lambda: split.leave_last_k(ds, k=2**63),
         lambda: split.last_fraction(ds, min_test=2**63),

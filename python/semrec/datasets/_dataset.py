@@ -467,8 +467,11 @@ class Dataset:
         """
         try:
             keep = np.asarray(keep)
-        except ValueError:  # a ragged list: refused below with the shape expected
-            keep = np.asarray(None)
+        except ValueError:  # a ragged list: NumPy's message names no argument
+            raise ValueError(
+                f"keep must be a boolean mask with one entry per interaction "
+                f"({self.n_interactions}), got a ragged sequence"
+            ) from None
         if keep.dtype != bool or keep.shape != (self.n_interactions,):
             raise ValueError(
                 f"keep must be a boolean mask with one entry per interaction "

@@ -44,7 +44,12 @@ def mean_pool(hidden: np.ndarray, lengths: np.ndarray, *, normalize: bool = True
         raise ValueError("hidden must be C-contiguous; pass np.ascontiguousarray(hidden)")
     if not np.isfinite(hidden).all():
         raise ValueError("hidden contains NaN or infinite values")
-    lengths = np.asarray(lengths)
+    try:
+        lengths = np.asarray(lengths)
+    except ValueError:  # a ragged list: NumPy's message names no argument
+        raise ValueError(
+            f"lengths must have shape ({hidden.shape[0]},), one per sequence, got a ragged list"
+        ) from None
     if lengths.shape != (hidden.shape[0],):
         raise ValueError(
             f"lengths must have shape ({hidden.shape[0]},), one per sequence, got {lengths.shape}"
