@@ -269,6 +269,27 @@ def test_sizes_past_int32_are_a_corrupt_file_not_an_allocation(
         type(fitted(name, data)).load(path)
 
 
+@pytest.mark.parametrize(
+    ("name", "field", "change"),
+    [
+        ("TextCF", "best_epoch", lambda m, a: m.__setitem__("best_epoch", 1)),  # 1 epoch: [0]
+        ("TextCF", "best_epoch", lambda m, a: m.__setitem__("best_epoch", -1)),
+        ("TextCF", "history", lambda m, a: m.__setitem__("history", [])),
+        ("TextCF", "history", lambda m, a: m.__setitem__("history", [3.5])),
+        ("ItemKNN", "idf", lambda m, a: a.__setitem__("idf", -a["idf"] - 1)),
+    ],
+)
+def test_fitted_values_out_of_their_range_are_a_corrupt_file(
+    data: Any, tmp_path: Path, name: str, field: str, change: Any
+) -> None:
+    # Edited (checksums recomputed): they loaded; a negative idf turned similarities around.
+    path = tmp_path / "model.npz"
+    fitted(name, data).save(path)
+    rewrite(path, change)
+    with pytest.raises(semrec.FormatError, match=f"corrupt: {field}"):
+        type(fitted(name, data)).load(path)
+
+
 def test_a_file_of_another_model_or_version_is_named(data: Any, tmp_path: Path) -> None:
     path = tmp_path / "pop.npz"
     fitted("MostPopular", data).save(path)
@@ -317,6 +338,11 @@ def test_saves_follow_links_and_never_replace_what_is_not_a_file(data: Any, tmp_
         with pytest.raises(ValueError, match="not a regular file"):
             model.save("/dev/null")
         assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
+
+
+def test_loading_a_directory_says_to_give_a_saved_file(tmp_path: Path) -> None:
+    with pytest.raises(IsADirectoryError, match="is a directory; give the path of a file"):
+        semrec.MostPopular.load(tmp_path)
 
 
 @pytest.mark.parametrize("path", [0, 3, None, 1.5])

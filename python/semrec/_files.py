@@ -34,6 +34,27 @@ def readable_path(path: Any, name: str = "path") -> str:
     return os.fsdecode(target) if isinstance(target, bytes) else target
 
 
+def loadable_path(path: Any, name: str = "path") -> str:
+    """The file a load should read: ``path`` as a str (see :func:`readable_path`); a directory
+    there is an IsADirectoryError that says what to give instead.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from semrec._files import loadable_path
+    >>> loadable_path(tempfile.mkdtemp())  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    IsADirectoryError: path '...' is a directory; give the path of a file written by save
+    """
+    target = readable_path(path, name)
+    if os.path.isdir(target):
+        raise IsADirectoryError(
+            f"{name} {target!r} is a directory; give the path of a file written by save"
+        )
+    return target
+
+
 def writable_path(path: Any, name: str = "path") -> str:
     """The file a save should replace: ``path`` through any symbolic links; a directory, a
     device, a pipe or a socket there is a ValueError (nothing is written).

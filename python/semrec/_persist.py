@@ -103,7 +103,7 @@ def read(path: str | os.PathLike[str], format_name: str, version: int) -> Saved:
     Raises ``FileNotFoundError`` for a missing file and :class:`semrec.FormatError` for a
     corrupt file, a file of another format, or another version.
     """
-    with open(files.readable_path(path), "rb") as f:
+    with open(files.loadable_path(path), "rb") as f:
         raw = f.read()
     members = _read_archive(raw, path, format_name)
     digests = {name: digest for name, (_, digest) in members.items()}

@@ -388,7 +388,7 @@ class _NeighbourCF(KeepsSeen, Recommender):
         self._weighted = saved.csr("weighted", w_shape, nonnegative=True)
         self._idf = None
         if self.weighting != "none":
-            self._idf = saved.array("idf", np.float64, (w_shape[1],))
+            self._idf = saved.array("idf", np.float64, (w_shape[1],), minimum=0)
         self._avg_len = float(saved.value("avg_len", (int, float), minimum=0))
         self._norms = row_norms(self._weighted)
         counts = np.diff(self._weighted.indptr)

@@ -109,7 +109,11 @@ def restore(model: Any, saved: Saved) -> sp.csr_array:
         user_state.item_sum = saved.array("item_sum", np.float64, (users, f))
     seen = saved.csr("interactions", (users, items), nonnegative=True)
     history = saved.value("history", list)
-    best_epoch = saved.value("best_epoch", int)
+    if not history or not all(isinstance(h, dict) for h in history):
+        raise saved.error("history", "must be a non-empty list of per-epoch records")
+    best_epoch = saved.value("best_epoch", int, minimum=0)
+    if best_epoch >= len(history):
+        raise saved.error("best_epoch", f"must name one of the {len(history)} epochs in history")
     model.weights_ = {n: np.ascontiguousarray(w) for n, w in weights.items()}
     model.item_factors_ = np.ascontiguousarray(item_factors)
     model.item_bias_ = item_bias
