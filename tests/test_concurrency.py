@@ -249,3 +249,36 @@ def test_profiles_of_many_users_beside_new_users_is_no_crash() -> None:
         """
     )
     assert out == "0 True"
+
+
+def test_adding_items_beside_single_queries_does_not_deadlock() -> None:
+    # An add holds the index's lock and takes the GIL every 50 ms to check for Ctrl-C; a single
+    # query asked for that lock with the GIL held, and the two threads waited for each other
+    # forever (a C++ review, session 44). Adds of 200k rows last well over 50 ms. In a child
+    # process with a timeout: a deadlock fails the test instead of hanging the run.
+    out = run_python(
+        """
+        import threading
+        import numpy as np, semrec
+        rng = np.random.default_rng(0)
+        index = semrec.ItemIndex(rng.standard_normal((1000, 128)).astype(np.float32))
+        rows = rng.standard_normal((200_000, 128)).astype(np.float32)
+        query = rng.standard_normal(128).astype(np.float32)
+        stop, searched = threading.Event(), [0]
+        def search():
+            while not stop.is_set():
+                ids, _ = semrec.topk(query, index, k=10)
+                assert len(ids) == 10 and len(index) >= 1000
+                searched[0] += 1
+        thread = threading.Thread(target=search)
+        thread.start()
+        for _ in range(3):
+            index.add(rows, num_threads=1)
+        stop.set(); thread.join()
+        expected = semrec.topk(query, index.vectors, k=10, metric=index.metric)[0]
+        found = semrec.topk(query, index, k=10)[0]
+        print(len(index), searched[0] > 0, found.tolist() == expected.tolist())
+        """,
+        timeout=240,
+    )
+    assert out == "601000 True True"

@@ -449,6 +449,21 @@ def test_bad_input_raises_clear_errors(topics) -> None:
 
 
 @pytest.mark.slow
+def test_an_epoch_reports_the_positives_done_between_batches() -> None:
+    # The bar counts positives batch by batch: at a million interactions an epoch takes
+    # minutes, and a bar of epochs stood at 0/1 all along (a scale audit, session 44).
+    m, emb, rng = _problem()
+    s = _settings(batch_size=4)
+    weights = network.initial_weights(emb.shape[1], s.hidden, s.factors, rng)
+    trainer = training.make_trainer(s, _inputs(m, emb), m, weights)
+    told: list[int] = []
+    loss = trainer.epoch(0, told.append)
+    assert told and told[0] == 4  # the first batch is told at once, later ones every 100 ms
+    assert told == sorted(told) and told[-1] <= m.nnz
+    same = training.make_trainer(s, _inputs(m, emb), m, weights)
+    assert same.epoch(0) == loss  # the report changes nothing
+
+
 def test_ctrl_c_stops_training_between_batches() -> None:
     out = ctrl_c(
         """

@@ -227,3 +227,47 @@ def test_huge_thread_counts_run_and_match_one_thread() -> None:
     als = semrec.ALS(4, num_threads=100_000, random_state=0, show_progress=False).fit(clicks)
     ref = semrec.ALS(4, num_threads=1, random_state=0, show_progress=False).fit(clicks)
     np.testing.assert_array_equal(als.item_factors_, ref.item_factors_)
+
+
+def test_textcf_sparse_products_run_on_every_thread() -> None:
+    # ATen's parallel_for only runs in parallel in a file compiled with OpenMP; TextCF's sparse
+    # products and softmax were not, and ran on the calling thread whatever num_threads said (a
+    # C++ review, session 44). What a loop did shows in the CPU time of each OS thread of the
+    # process (wall time would be noise on a shared machine): at 2 threads the second thread
+    # must do a fair share of the propagation's work.
+    from semrec._threads import available_cores
+
+    if available_cores() < 2:
+        pytest.skip("needs at least 2 usable cores")
+    out = run_python(
+        """
+        import os, threading
+        import numpy as np, scipy.sparse as sp, semrec
+        from semrec.textcf._training import propagate
+        semrec.set_num_threads(2)
+        rng = np.random.default_rng(0)
+        users, items, nnz = 40_000, 10_000, 2_000_000
+        m = sp.csr_array((np.ones(nnz, np.float32),
+                          (rng.integers(0, users, nnz), rng.integers(0, items, nnz))),
+                         shape=(users, items))
+        m.sum_duplicates(); m.sort_indices()
+        x = rng.standard_normal((users + items, 64)).astype(np.float32)
+        propagate(m, x, 1)  # starts the thread team
+        def cpu():
+            tick, out = os.sysconf("SC_CLK_TCK"), {}
+            for tid in os.listdir("/proc/self/task"):
+                with open(f"/proc/self/task/{tid}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                out[int(tid)] = (int(fields[11]) + int(fields[12])) / tick
+            return out
+        before = cpu()
+        for _ in range(4):
+            propagate(m, x, 3)
+        after = cpu()
+        main = threading.get_native_id()
+        used = {t: after[t] - before.get(t, 0.0) for t in after}
+        others = sum(v for t, v in used.items() if t != main)
+        print(f"{others / (others + used[main]):.3f}")
+        """
+    )
+    assert float(out) > 0.25, f"share of the work on the other threads: {out}"

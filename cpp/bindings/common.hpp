@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <initializer_list>
 #include <limits>
 #include <optional>
@@ -116,6 +117,21 @@ inline py::tuple topk_result(std::int64_t rows, int k, TopKOutput& out) {
 }
 
 // Runs fn(stop) with the GIL released. Python objects must all have been read before.
+// A kernel's progress report (work done so far, told on the calling thread) passed on to a
+// Python callable, such as a tqdm bar's update, with the GIL, at most every 100 ms; an empty
+// function without one. `progress` must outlive the kernel call.
+inline std::function<void(std::int64_t)> throttled(const std::optional<py::function>& progress) {
+  if (!progress) return {};
+  auto last = std::chrono::steady_clock::now() - std::chrono::seconds(1);  // report at once
+  return [&progress, last](std::int64_t done) mutable {
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last < std::chrono::milliseconds(100)) return;
+    last = now;
+    py::gil_scoped_acquire gil;
+    (*progress)(done);
+  };
+}
+
 template <class Fn>
 void without_gil(Fn&& fn) {
   bool interrupted = false;

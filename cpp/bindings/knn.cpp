@@ -1,6 +1,5 @@
 #include "semrec/knn.hpp"
 
-#include <chrono>
 #include <memory>
 #include <optional>
 #include <string>
@@ -64,19 +63,7 @@ void register_knn(py::module_& m) {
           }
           names = target_ids->data();
         }
-        // progress(rows_done) is a Python callable (a tqdm bar's update): called with the GIL
-        // at most every 100 ms.
-        Progress report;
-        if (progress) {
-          auto last = std::chrono::steady_clock::now() - std::chrono::seconds(1);  // report at once
-          report = [&progress, last](std::int64_t done) mutable {
-            const auto now = std::chrono::steady_clock::now();
-            if (now - last < std::chrono::milliseconds(100)) return;
-            last = now;
-            py::gil_scoped_acquire gil;
-            (*progress)(done);
-          };
-        }
+        const Progress report = throttled(progress);  // progress(rows_done)
         CsrResult graph;
         without_gil([&](const StopCheck& stop) {
           graph = neighbour_graph(q, t, qn, tn, me, names, {k, shrink}, num_threads, stop, report);

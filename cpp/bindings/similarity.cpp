@@ -96,7 +96,12 @@ void register_similarity(py::module_& m) {
           py::arg("rows").noconvert(), py::arg("num_threads"),
           "Packs rows (finite, checked by the caller) as the next items.")
       .def_property_readonly("size", &PreparedItems::size)
-      .def_property_readonly("nbytes", &PreparedItems::bytes);
+      // bytes() takes the items' lock, which an append holds while its stop check takes the
+      // GIL: waiting for the lock with the GIL held would deadlock the two threads.
+      .def_property_readonly("nbytes", [](const PreparedItems& self) {
+        py::gil_scoped_release release;
+        return self.bytes();
+      });
 
   m.def(
       "expect_query",

@@ -98,12 +98,15 @@ void register_textcf(py::module_& m) {
            "include bias.weight and every logit gains its item's bias.")
       .def(
           "epoch",
-          [](TextCFTrainer& t, std::int64_t epoch_index) {
+          [](TextCFTrainer& t, std::int64_t epoch_index, std::optional<py::function> progress) {
             double loss = 0.0;
-            without_gil([&](const StopCheck& stop) { loss = t.epoch(epoch_index, stop); });
+            const train::BatchProgress report = throttled(progress);  // progress(positives_done)
+            without_gil([&](const StopCheck& stop) { loss = t.epoch(epoch_index, stop, report); });
             return loss;
           },
-          py::arg("epoch_index"))
+          py::arg("epoch_index"), py::arg("progress") = py::none(),
+          "One pass over the positives; progress(done) is told how many are done, between "
+          "batches, at most every 100 ms.")
       .def(
           "batch_gradients",
           [](TextCFTrainer& t, const CArray<std::int32_t>& users, const CArray<std::int32_t>& items,

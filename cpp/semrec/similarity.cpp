@@ -488,11 +488,6 @@ PreparedItems::PreparedItems(std::int64_t dim, Metric metric, ItemStorage storag
 
 PreparedItems::~PreparedItems() = default;
 
-std::int64_t PreparedItems::size() const {
-  std::shared_lock lock(mutex_);
-  return data_->n;
-}
-
 std::int64_t PreparedItems::bytes() const {
   std::shared_lock lock(mutex_);
   const Data& d = *data_;
@@ -591,6 +586,7 @@ void PreparedItems::append(MatrixView rows, int num_threads, const StopCheck& st
   for (const double v : norms) d.max_norm = std::max(d.max_norm, v);
   for (const unsigned char e : exotic) d.exotic = d.exotic || e != 0;
   d.n = n1;
+  size_.store(n1, std::memory_order_release);
 }
 
 namespace {

@@ -1,6 +1,7 @@
 // Exact top-k inner-product / cosine search over float32 row vectors.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <shared_mutex>
@@ -32,8 +33,10 @@ class PreparedItems {
 
   // Prepares rows as items size() .. size() + rows.rows - 1.
   void append(MatrixView rows, int num_threads, const StopCheck& stop = {});
-  std::int64_t size() const;
-  std::int64_t bytes() const;  // memory held (panels, norms)
+  // The items appended so far, without waiting for an append in progress (a caller may hold a
+  // lock of its own, such as Python's, that the append's stop check needs).
+  std::int64_t size() const { return size_.load(std::memory_order_acquire); }
+  std::int64_t bytes() const;  // memory held (panels, norms); waits for an append in progress
   std::int64_t dim() const { return dim_; }
   Metric metric() const { return metric_; }
   ItemStorage storage() const { return storage_; }
@@ -48,6 +51,7 @@ class PreparedItems {
   ItemStorage storage_;
   mutable std::shared_mutex mutex_;
   std::unique_ptr<Data> data_;
+  std::atomic<std::int64_t> size_{0};  // data_->n, published when an append completes
 };
 
 // A hint that one query against `items` follows soon: wakes the helper threads its scan will

@@ -1,4 +1,6 @@
 # Type stubs for the LibTorch module semrec._text.
+from collections.abc import Callable
+
 import numpy as np
 import numpy.typing as npt
 
@@ -87,7 +89,7 @@ class TextCFTrainer:
         values: npt.ArrayLike | None = None,
         item_bias: bool = False,
     ) -> None: ...
-    def epoch(self, epoch_index: int) -> float: ...
+    def epoch(self, epoch_index: int, progress: Callable[[int], object] | None = None) -> float: ...
     def batch_gradients(
         self,
         users: npt.NDArray[np.int32],

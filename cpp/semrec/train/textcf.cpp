@@ -404,7 +404,8 @@ TextCFTrainer::TextCFTrainer(const TextCFConfig& config, const float* inputs, st
 
 TextCFTrainer::~TextCFTrainer() = default;
 
-double TextCFTrainer::epoch(std::int64_t epoch_index, const StopCheck& stop) {
+double TextCFTrainer::epoch(std::int64_t epoch_index, const StopCheck& stop,
+                            const BatchProgress& progress) {
   Impl& m = *impl_;
   const std::int64_t total = static_cast<std::int64_t>(m.pos_user.size());
   const std::int64_t batch = m.cfg.batch_size, k_neg = m.cfg.negatives;
@@ -424,6 +425,7 @@ double TextCFTrainer::epoch(std::int64_t epoch_index, const StopCheck& stop) {
     for (std::int64_t k = 0; k < n * k_neg; ++k) neg[k] = m.pool[draw.below(pool)];
     loss += m.forward_backward(bu.data(), bi.data(), n, neg.data()) * static_cast<double>(n);
     m.adam->step();
+    if (progress) progress(start + n);
   }
   return loss / static_cast<double>(total);
 }

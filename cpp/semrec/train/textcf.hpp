@@ -27,6 +27,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -34,6 +35,9 @@
 #include "semrec/parallel.hpp"
 
 namespace semrec::train {
+
+// Told, between batches, how many of the epoch's positives are done (for a progress bar).
+using BatchProgress = std::function<void(std::int64_t positives_done)>;
 
 struct TextCFConfig {
   std::int64_t hidden = 768;  // 0: the linear variant
@@ -84,8 +88,10 @@ class TextCFTrainer {
   TextCFTrainer& operator=(const TextCFTrainer&) = delete;
 
   // One pass over every training interaction (order shuffled by (seed, epoch)), Adam step per
-  // batch; returns the mean loss. stop is polled between batches (throws Interrupted).
-  double epoch(std::int64_t epoch_index, const StopCheck& stop = {});
+  // batch; returns the mean loss. stop is polled between batches (throws Interrupted), and
+  // progress is told the positives done after each batch (on the calling thread).
+  double epoch(std::int64_t epoch_index, const StopCheck& stop = {},
+               const BatchProgress& progress = {});
 
   // The loss of one batch with the given negatives (n x negatives ids) and the gradient of
   // every weight, without updating anything (for checks against a reference).

@@ -216,7 +216,16 @@ def train(
     s = settings
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(s.threads)
-    bar = tqdm(total=s.epochs, desc="TextCF", unit="epoch", disable=not s.show_progress)
+    # Counted in positives (interactions), batch by batch: an epoch on a large catalogue takes
+    # minutes, and a bar of epochs would stand still all that time.
+    positives = int(interactions.nnz)
+    bar = tqdm(
+        total=s.epochs * positives,
+        desc="TextCF",
+        unit="pos",
+        unit_scale=True,
+        disable=not s.show_progress,
+    )
     try:
         trainer = make_trainer(s, inputs, interactions, weights, user_means=user_means)
         history: list[dict[str, float | None]] = []
@@ -224,7 +233,11 @@ def train(
         best = (-np.inf, -1, trainer.parameters())
         for epoch in range(s.epochs):
             start = time.perf_counter()
-            loss = trainer.epoch(epoch)
+
+            def advance(done: int, first: int = epoch * positives) -> None:
+                bar.update(first + done - bar.n)  # done: this epoch's positives so far
+
+            loss = trainer.epoch(epoch, advance if s.show_progress else None)
             if not np.isfinite(loss):
                 raise ValueError(
                     f"TextCF diverged at epoch {epoch} (loss {loss}); lower learning_rate or "
@@ -250,8 +263,10 @@ def train(
             seconds = time.perf_counter() - start
             history.append({"epoch": epoch, "loss": loss, "ndcg": metric, "seconds": seconds})
             logger.debug("TextCF epoch %d: loss %.5f, ndcg %s, %.2fs", epoch, loss, metric, seconds)
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss:.4f}", **({} if metric is None else {"ndcg": metric}))
+            bar.update((epoch + 1) * positives - bar.n)
+            bar.set_postfix(
+                epoch=epoch, loss=f"{loss:.4f}", **({} if metric is None else {"ndcg": metric})
+            )
             if callback is not None:
                 callback(epoch, loss, metric)
             if s.patience is not None and metric is not None and epoch - best[1] >= s.patience:
