@@ -565,3 +565,12 @@ def test_datasets_messages_name_the_argument(tmp_path: Path) -> None:
         ds.item_index(np.array([5]))
     with pytest.raises(IsADirectoryError, match="path must be a CSV file"):
         Dataset.from_csv(tmp_path, "u", "i")
+
+
+def test_from_pandas_names_the_table_that_repeats_an_id() -> None:
+    df = pd.DataFrame({"u": ["a", "b"], "i": [1, 2]})
+    items = pd.DataFrame({"i": [1, 1], "text": ["x", "y"]})
+    with pytest.raises(ValueError, match=r"the 'i' column of the items table lists 1 more than"):
+        Dataset.from_pandas(df, "u", "i", items=items)
+    with pytest.raises(ValueError, match=r"the 'u' column of the users table lists 'a' more"):
+        Dataset.from_pandas(df, "u", "i", users=pd.DataFrame({"u": ["a", "a"]}))

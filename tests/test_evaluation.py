@@ -260,3 +260,114 @@ def test_evaluate_refuses_empty_candidates_and_a_model_of_fewer_users(
     few = semrec.MostPopular().fit(sp.csr_array(train.interactions[:10]))
     with pytest.raises(ValueError, match="model knows 10 users but the split evaluates users"):
         semrec.evaluate(few, train, test, k=5)
+
+
+# -- session 44 audit ----------------------------------------------------------------------------
+class _Lists:
+    """A user-written model: recommend returns whatever ``make(users, k)`` builds."""
+
+    def __init__(self, make, n_items: int) -> None:
+        self.make, self.n_items_ = make, n_items
+
+    def recommend(self, users, k=10, exclude_seen=True, **options):
+        return self.make(np.asarray(users), k)
+
+
+def test_evaluate_checks_the_ids_model_recommend_returns(warm: tuple[Dataset, Dataset]) -> None:
+    train, test = warm
+    base = semrec.MostPopular().fit(train.interactions)
+
+    def good(users, k):
+        return base.recommend(users, k=k)[0]
+
+    want = semrec.evaluate(base, train, test, k=5)
+    # int64 ids in range are fine (cast only after the check)
+    same = _Lists(lambda u, k: (good(u, k).astype(np.int64), None), train.n_items)
+    assert semrec.evaluate(same, train, test, k=5).equals(want)
+    bad = {
+        "float ids": (TypeError, "model.recommend must return integer item ids, got dtype float"),
+        "wrapped": (IndexError, r"model.recommend returned item id 4294967\d+, outside"),
+        "negative": (IndexError, r"model.recommend returned item id -2,"),
+        "past": (IndexError, rf"item id {train.n_items}, outside \[0, {train.n_items}\)"),
+        "int": (TypeError, r"model.recommend must return a pair \(ids, scores\), got int"),
+        "none": (TypeError, "model.recommend must return integer item ids, got None"),
+        "triple": (TypeError, "got a tuple of length 3"),
+    }
+    makers = {
+        "float ids": lambda u, k: (good(u, k) + 0.9, None),
+        "wrapped": lambda u, k: (good(u, k).astype(np.int64) + 2**32, None),
+        "negative": lambda u, k: (np.where(good(u, k) == good(u, k)[0, 0], -2, good(u, k)), 0),
+        "past": lambda u, k: (np.full((len(u), k), train.n_items), None),
+        "int": lambda u, k: 3,
+        "none": lambda u, k: (None, None),
+        "triple": lambda u, k: (good(u, k), None, None),
+    }
+    for name, make in makers.items():
+        error, message = bad[name]
+        with pytest.raises(error, match=message):
+            semrec.evaluate(_Lists(make, train.n_items), train, test, k=5)
+
+
+def test_evaluate_rmse_covers_only_the_users_given(warm: tuple[Dataset, Dataset]) -> None:
+    train, test = warm
+
+    class Noisy(semrec.MostPopular):
+        def predict(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+            return (users % 5 + items % 3).astype(np.float64)  # errors differ between users
+
+    model = Noisy().fit(train.interactions)
+    relevant = semrec.evaluation.relevant_entries(test.interactions, 4)
+    users = np.flatnonzero(np.diff(relevant.indptr) > 0)[[0, 3, 5]]
+    table = semrec.evaluate(
+        model, train, test, k=5, metrics=["ndcg", "rmse", "mae"], users=[*users, users[0]]
+    )
+    coo = test.interactions.tocoo()
+    mine = np.isin(coo.row, users)  # every test rating of these users, relevant or not
+    error = (coo.row[mine] % 5 + coo.col[mine] % 3) - coo.data[mine].astype(np.float64)
+    assert table.attrs["n_users"] == 3
+    assert table.loc[5, "rmse"] == pytest.approx(math.sqrt(np.mean(error**2)))
+    assert table.loc[5, "mae"] == pytest.approx(np.mean(np.abs(error)))
+    everyone = semrec.evaluate(model, train, test, k=5, metrics=["rmse"])
+    assert everyone.loc[5, "rmse"] != pytest.approx(table.loc[5, "rmse"])
+
+
+def test_evaluate_argument_messages_name_the_argument(warm: tuple[Dataset, Dataset]) -> None:
+    train, test = warm
+    model = semrec.MostPopular().fit(train.interactions)
+    with pytest.raises(ValueError, match=r"users must be a user id .* ragged"):
+        semrec.evaluate(model, train, test, k=5, users=[[0], [1, 2]])
+    with pytest.raises(ValueError, match="items has rows of different lengths"):
+        semrec.evaluate(model, train, test, k=5, items=[[1], [2, 3]])
+    with pytest.raises(ValueError, match="metrics is empty"):
+        semrec.evaluate(model, train, test, k=5, metrics=[])
+    emb = np.random.default_rng(0).standard_normal((train.n_items, 4)).astype(np.float32)
+    with pytest.raises(TypeError, match="item_embeddings must be a dense float32 array"):
+        semrec.evaluate(
+            model, train, test, k=5, metrics=["diversity"], item_embeddings=sp.csr_array(emb)
+        )
+    # a list of lists is the same matrix (as for intra_list_diversity and diversify)
+    as_list = semrec.evaluate(model, train, test, k=5, item_embeddings=emb.tolist())
+    as_array = semrec.evaluate(model, train, test, k=5, item_embeddings=emb)
+    assert as_list.equals(as_array) and "diversity" in as_list.columns
+    # users holding no relevant item: the message blames users=
+    weights = test.interactions
+    low = np.flatnonzero(
+        (np.diff(weights.indptr) > 0)
+        & (np.diff(semrec.evaluation.relevant_entries(weights, 4).indptr) == 0)
+    )
+    with pytest.raises(ValueError, match=r"none of the 1 user\(s\) given in users="):
+        semrec.evaluate(model, train, test, k=5, users=low[:1])
+
+
+def test_compare_per_user_returns_both_tables(warm: tuple[Dataset, Dataset]) -> None:
+    train, test = warm
+    mine = semrec.MostPopular().fit(train.interactions)
+    table, detail = semrec.compare({"mine": mine}, train, test, k=(5, 10), per_user=True)
+    assert table.equals(semrec.compare({"mine": mine}, train, test, k=(5, 10)))
+    _, own = semrec.evaluate(mine, train, test, k=(5, 10), per_user=True)
+    assert list(detail.columns) == ["model", *own.columns]
+    assert set(detail["model"]) == {"mine", "Random", "MostPopular"}
+    got = detail[detail["model"] == "mine"].drop(columns="model").reset_index(drop=True)
+    assert got.equals(own)
+    with pytest.raises(TypeError, match="per_user must be True or False"):
+        semrec.compare({"mine": mine}, train, test, k=5, per_user="yes")

@@ -111,3 +111,21 @@ def test_explain_checks_its_arguments(rng) -> None:
         model.explain(0, 1, k=0)
     with pytest.raises(ValueError, match="not fitted"):
         ALS().explain(0, 0)
+
+
+def test_explanation_checks_contributions_and_ids() -> None:
+    with pytest.raises(ValueError, match=r"contributions must be finite, got nan \(entry 0\)"):
+        explanation([1, 2], [np.nan, 1.0], 3, user=0, item=1, score=1.0)
+    with pytest.raises(ValueError, match="contributions must be finite, got inf"):
+        explanation([1, 2], [1.0, np.inf], 3, user=0, item=1, score=1.0)
+    with pytest.raises(TypeError, match="contributions must hold real numbers"):
+        explanation([1, 2], ["a", "b"], 3, user=0, item=1, score=1.0)
+    with pytest.raises(TypeError, match="user must be an int id, got str"):
+        explanation([1], [1.0], 3, user="a", item=1, score=1.0)
+    with pytest.raises(TypeError, match="user must be an int id, got float"):
+        explanation([1], [1.0], 3, user=1.7, item=1, score=1.0)
+    with pytest.raises(IndexError, match="item must be >= 0"):
+        explanation([1], [1.0], 3, user=0, item=-1, score=1.0)
+    table = explanation([1], [2.0], 3, user=np.int64(4), item=np.int32(5), score=np.float32(2))
+    assert table.attrs == {"user": 4, "item": 5, "score": 2.0, "explained": 2.0, "rest": 0.0}
+    assert type(table.attrs["user"]) is int and type(table.attrs["score"]) is float

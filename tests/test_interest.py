@@ -390,3 +390,157 @@ def test_items_too_large_for_float_squares_still_give_their_direction(rng):
     state.update(3, 2, 1.0)
     state.update(3, 2, -1.0)
     np.testing.assert_array_equal(state.profile(3), np.zeros(64))
+
+
+# -- session 44 audit ----------------------------------------------------------------------------
+def test_profiles_stay_right_while_another_thread_adds_users():
+    """profiles() of many users runs without the GIL; update() of new users grows (reallocates)
+    the state's arrays meanwhile. The state's lock keeps the read off a half-made change."""
+    import threading
+    import time
+
+    rng = np.random.default_rng(0)
+    n_items, dim, first = 50, 16, 300
+    emb = rng.standard_normal((n_items, dim)).astype(np.float32)
+    unit = emb / np.linalg.norm(emb, axis=1, keepdims=True)
+    state = StreamingProfiles(emb, num_threads=2)
+    m = sp.random_array((first, n_items), density=0.1, format="csr", rng=rng, dtype=np.float32)
+    state.add_rows(m)
+    start = reference(m, emb)
+    step, cap = 3, 300_000  # new users every 3 ids (the ones between stay empty), < 30 MB
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def writer() -> None:
+        try:
+            u = first
+            while not stop.is_set() and u < cap:
+                state.update(u, u % n_items, 1.0)
+                u += step
+        except BaseException as e:  # reported by the main thread
+            errors.append(e)
+
+    def expected(n: int) -> np.ndarray:
+        want = np.zeros((n, dim))
+        want[:first] = start
+        users = np.arange(first, n, step)
+        want[users] = unit[users % n_items]
+        return want
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    checks = 0
+    try:
+        deadline = time.monotonic() + 3.0
+        while time.monotonic() < deadline and thread.is_alive():
+            # every user, the first ones last (a reallocation meanwhile frees what they are
+            # read from): > 64 users, the native call without the GIL
+            users = np.arange(state.n_users)[::-1]
+            got = state.profiles(users)
+            np.testing.assert_allclose(got, expected(users.size)[users], atol=2e-6)
+            checks += 1
+    finally:
+        stop.set()
+        thread.join()
+    assert not errors, errors
+    assert checks > 3 and state.n_users > first + 100
+    np.testing.assert_allclose(state.profiles(), expected(state.n_users), atol=2e-6)
+
+
+def test_reads_and_changes_of_a_state_never_overlap():
+    """A read that takes long (here: a native profiles() slowed down, the GIL released) and
+    updates from another thread: each change waits until no read runs, and reads wait for a
+    change in progress (the state's lock)."""
+    import threading
+    import time
+
+    class Watched:
+        """The native state, recording whether a change starts while a read runs."""
+
+        def __init__(self, inner) -> None:
+            self.inner, self.reads, self.overlaps = inner, 0, 0
+
+        def profiles(self, users, threads):
+            self.reads += 1
+            try:
+                time.sleep(0.002)  # a long native read: the GIL is free meanwhile
+                return self.inner.profiles(users, threads)
+            finally:
+                self.reads -= 1
+
+        def __getattr__(self, name):
+            attr = getattr(self.inner, name)
+            if name not in ("add", "add_many", "add_rows", "grow", "reset"):
+                return attr
+
+            def change(*args, **kwargs):
+                self.overlaps += self.reads > 0
+                return attr(*args, **kwargs)
+
+            return change
+
+    emb = np.eye(4, dtype=np.float32)
+    state = StreamingProfiles(emb)
+    state.update_many(np.arange(100), np.arange(100) % 4)
+    watched = state._state = Watched(state._state)
+    stop = threading.Event()
+
+    def reader() -> None:
+        while not stop.is_set():
+            got = state.profiles(np.arange(100))
+            np.testing.assert_array_equal(got, emb[np.arange(100) % 4])
+
+    threads = [threading.Thread(target=reader) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    try:
+        for u in range(100, 400):
+            state.update(u, u % 4)
+            if u % 50 == 0:
+                state.update_many([u + 1000], [0])
+                time.sleep(0.001)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+    assert watched.overlaps == 0
+    np.testing.assert_array_equal(state.profiles(np.arange(400)), emb[np.arange(400) % 4])
+
+
+def test_an_untimed_event_needs_a_clock_with_a_half_life():
+    emb = np.eye(3, dtype=np.float32)
+    state = StreamingProfiles(emb, half_life=7 * 86400.0)
+    with pytest.raises(ValueError, match="t is needed: this state has a half_life"):
+        state.update(0, 0, weight=5.0)
+    with pytest.raises(ValueError, match="times is needed"):
+        state.update_many([0], [0])
+    assert state.n_users == 0  # nothing applied
+    state.update(0, 1, weight=1.0, t=1.7e9)
+    state.update(0, 0, weight=5.0)  # now "now" is 1.7e9: both events at one time
+    want = reference(sp.csr_array(np.array([[5.0, 1.0, 0.0]], np.float32)), emb,
+                     times=[1.7e9, 1.7e9], half_life=7 * 86400.0)  # fmt: skip
+    np.testing.assert_allclose(state.profile(0), want[0], atol=1e-6)
+    state.update_many([1], [2])  # dated now too
+    assert state.decayed_sum(1)[1] == 1.7e9
+    # a clock from update_many / add_rows counts too; without a half_life there is no clock
+    timed = StreamingProfiles(emb, half_life=10.0)
+    timed.add_rows(sp.csr_array(np.ones((1, 3), np.float32)), times=[5, 5, 5])
+    timed.update(0, 0)
+    plain = StreamingProfiles(emb)
+    plain.update(0, 0)
+    plain.update_many([1], [1])
+    assert plain.profiles().tolist() == [[1, 0, 0], [0, 1, 0]]
+
+
+def test_num_threads_is_checked_when_the_state_is_made():
+    with pytest.raises(TypeError, match="num_threads must be an int or None, got str"):
+        StreamingProfiles(np.eye(3, dtype=np.float32), num_threads="x")
+
+
+def test_thread_safe_is_a_flag():
+    emb = np.eye(3, dtype=np.float32)
+    with pytest.raises(TypeError, match="thread_safe"):
+        StreamingProfiles(emb, thread_safe="no")  # a truthy string would mean the opposite
+    state = StreamingProfiles(emb, thread_safe=False)  # for a caller that serialises its calls
+    state.update(0, 2)
+    np.testing.assert_array_equal(state.profile(0), emb[2])

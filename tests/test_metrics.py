@@ -253,3 +253,11 @@ def test_coverage_refuses_a_catalogue_beyond_int32_ids():
     for n_items in (10**12, 2**63):
         with pytest.raises(ValueError, match="n_items must be < 2"):
             metrics.catalog_coverage(np.array([[0, 1]]), n_items=n_items, k=2)
+
+
+def test_rmse_and_mae_overflow_is_one_clean_error_without_a_numpy_warning() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a leaked RuntimeWarning would fail here
+        for fn, name in ((metrics.rmse, "rmse"), (metrics.mae, "mae")):
+            with pytest.raises(ValueError, match=f"the {name} of predicted and actual overflows"):
+                fn([1e308, -1e308], [-1e308, 1e308])

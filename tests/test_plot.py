@@ -255,3 +255,41 @@ def test_training_loss_and_save_check_their_arguments(tmp_path) -> None:
     with pytest.raises(TypeError, match="dpi must be an int"):
         plot.save(plot.training_loss([1.0, 0.5]), path, dpi="high")
     assert list(tmp_path.iterdir()) == []
+
+
+# -- session 44 audit ----------------------------------------------------------------------------
+def test_plot_inputs_get_clear_errors_and_padding_is_dropped() -> None:
+    import warnings
+
+    import scipy.sparse as sp
+
+    table = pd.DataFrame({"ndcg": [0.1, 0.2], "recall": [0.2, 0.3]},
+                         index=pd.Index([5, 10], name="k"))  # fmt: skip
+    sweep = pd.DataFrame({"lambda": [0.0, 0.5, 1.0], "ndcg": [0.3, 0.28, 0.2],
+                          "diversity": [0.4, 0.6, 0.8], "coverage": [0.1, 0.2, 0.3]})  # fmt: skip
+    with pytest.raises(ValueError, match=r"'ndcg' .* appears more than once"):
+        plot.metrics_vs_k(pd.concat([table, table[["ndcg"]]], axis=1))
+    with pytest.raises(ValueError, match=r"'ndcg' .* appears more than once"):
+        plot.diversity_tradeoff(pd.concat([sweep, sweep[["ndcg"]]], axis=1))
+    with pytest.raises(ValueError, match="must hold integer cutoffs, got float64"):
+        plot.metrics_vs_k(table.set_axis(pd.Index([5.0, 10.0], name="k")))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no ComplexWarning either
+        with pytest.raises(TypeError, match="must hold real numbers, got dtype complex128"):
+            plot.metrics_vs_k(table.assign(ndcg=[1 + 1j, 2j]))
+        x = np.random.default_rng(0).standard_normal((30, 5)).astype(np.float32)
+        with pytest.raises(TypeError, match="item_embeddings must be a dense array"):
+            plot.embedding_map(sp.csr_array(x))
+        with pytest.raises(TypeError, match="item_embeddings must be a 2-D array of real"):
+            plot.embedding_map(x.astype(np.complex64))
+    with pytest.raises(ValueError, match="item_embeddings contains NaN"):
+        plot.embedding_map(np.full((3, 3), np.nan, np.float32))
+    # recommend's output, padded with -1 past the items left, is drawn without the padding
+    padded = np.array([4, 7, 1, -1, -1])
+    fig = plot.embedding_map(x, history=[2, 3, -1], recommended=padded)
+    points = plot.pca_2d(x)
+    marks = {c.get_label(): c.get_offsets() for c in fig.axes[0].collections}
+    np.testing.assert_allclose(marks["recommended"], points[[4, 7, 1]])
+    np.testing.assert_allclose(marks["history"], points[[2, 3]])
+    with pytest.raises(IndexError, match="recommended holds item id -2"):
+        plot.embedding_map(x, recommended=[1, -2])

@@ -296,3 +296,95 @@ def test_a_huge_k_is_refused_at_once_and_a_small_one_pads():
     got_ids, got_scores = semrec.diversify(ids, scores, emb, k=5, lambda_=1.0)
     assert got_ids.tolist() == [[2, 1, 0, -1, -1]]
     assert got_scores.tolist() == [[3.0, 2.0, 1.0, -np.inf, -np.inf]]
+
+
+# -- session 44 audit: the documented order and tie rule -------------------------------------------
+def mmr_float64(ids, scores, emb, k, lam, normalize):
+    """An independent MMR in float64 with the documented tie rule: the larger trade-off, then
+    the higher score, then the lower id, wherever a candidate sits in its row."""
+    ids = np.atleast_2d(ids)
+    scores = np.atleast_2d(np.asarray(scores, dtype=np.float64))
+    e = emb.astype(np.float64)
+    norms = np.linalg.norm(e, axis=1)
+    e = e / np.where(norms > 0, norms, 1.0)[:, None]
+    out = np.full((ids.shape[0], k), -1)
+    for r in range(ids.shape[0]):
+        real = [c for c in range(ids.shape[1]) if ids[r, c] >= 0]
+        rel = scores[r].copy()
+        if normalize == "minmax" and real:
+            lo, hi = rel[real].min(), rel[real].max()
+            rel[real] = (rel[real] - lo) / (hi - lo) if hi > lo else 1.0
+        picked: list[int] = []
+        for step in range(k):
+            alive = [c for c in real if ids[r, c] not in picked]
+            if not alive:
+                break
+
+            def value(c, picked=picked, rel=rel, r=r):
+                if not picked:
+                    return rel[c]
+                return lam * rel[c] - (1 - lam) * max(e[ids[r, c]] @ e[p] for p in picked)
+
+            best = max(alive, key=lambda c, r=r: (value(c), scores[r, c], -ids[r, c]))
+            picked.append(int(ids[r, best]))
+            out[r, step] = ids[r, best]
+    return out
+
+
+def test_lambda_one_is_the_exact_score_order_ties_to_the_lower_id(rng):
+    emb = np.eye(8, dtype=np.float32)
+    # scores distinct in float64 only, or in float32 only once an outlier stretches min-max
+    got = semrec.diversify([0, 1, 2], [1.0, 1.0 + 1e-9, 0.5], emb, k=2, lambda_=1.0,
+                           normalize="none")[0]  # fmt: skip
+    assert got.tolist() == [1, 0]
+    close = np.array([1000.0, np.nextafter(np.float32(1000), np.float32(2000)), -1e7], np.float32)
+    assert semrec.diversify([0, 1, 2], close, emb, k=2, lambda_=1.0)[0].tolist() == [1, 0]
+    # an exact tie goes to the lower id, not to the first column
+    assert semrec.diversify([5, 2], [1.0, 1.0], emb, k=2, lambda_=1.0)[0].tolist() == [2, 5]
+    for normalize in ("minmax", "none"):
+        for _ in range(200):
+            width = int(rng.integers(2, 9))
+            ids = rng.integers(0, 8, width)  # repeats too
+            ids[rng.random(width) < 0.2] = -1
+            steps = rng.integers(0, 4, width).astype(np.float64)
+            scores = 1000 + steps * 6.1e-5  # ulps of 1000 in float32, distinct in float64
+            scores[rng.random(width) < 0.2] = -1e7
+            got, got_scores = semrec.diversify(ids, scores, emb, k=4, lambda_=1.0,
+                                               normalize=normalize)  # fmt: skip
+            real = ids >= 0
+            order = np.lexsort((ids[real], -scores[real]))
+            want = list(dict.fromkeys(ids[real][order].tolist()))[:4]
+            assert got.tolist() == want + [-1] * (4 - len(want))
+            best = {i: scores[real][ids[real] == i].max() for i in want}
+            np.testing.assert_array_equal(got_scores[: len(want)],
+                                          np.float32([best[i] for i in want]))  # fmt: skip
+
+
+@pytest.mark.parametrize("lam", [0.0, 0.3, 0.5, 0.7, 1.0])
+@pytest.mark.parametrize("normalize", ["minmax", "none"])
+def test_unsorted_lists_match_a_float64_reference(rng, lam, normalize):
+    for trial in range(40):
+        n_items = 30
+        # orthogonal items tie every trade-off (the score then the id decide); random ones not
+        emb = np.eye(n_items, dtype=np.float32) if trial % 2 else rng.standard_normal(
+            (n_items, 6)).astype(np.float32)  # fmt: skip
+        ids = rng.integers(-1, n_items, (4, 10))
+        scores = rng.integers(0, 4, (4, 10)).astype(np.float64)  # many exact ties
+        got, _ = semrec.diversify(ids, scores, emb, k=5, lambda_=lam, normalize=normalize)
+        np.testing.assert_array_equal(
+            got, mmr_float64(ids, scores, emb, 5, lam, normalize), err_msg=f"trial {trial}"
+        )
+
+
+def test_empty_python_lists_are_no_candidates():
+    ids, scores = semrec.diversify([], [], np.eye(3, dtype=np.float32), 3)
+    assert ids.tolist() == [-1, -1, -1] and np.isneginf(scores).all()
+    with pytest.raises(TypeError, match="integer item ids, got dtype float64"):
+        semrec.diversify(np.array([1.0]), [1.0], np.eye(3, dtype=np.float32), 3)
+
+
+def test_diversified_refuses_a_model_class():
+    emb = np.eye(10, dtype=np.float32)
+    for cls in (semrec.MostPopular, semrec.ALS, semrec.rerank.Diversified):
+        with pytest.raises(TypeError, match=f"got the class {cls.__name__}; pass an instance"):
+            semrec.rerank.Diversified(cls, emb)

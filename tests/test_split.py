@@ -221,3 +221,44 @@ def test_numpy_int_and_generator_seeds_are_accepted(data, splitter) -> None:
     assert pairs(a) == pairs(b)
     splitter(data, random_state=np.random.default_rng(0))
     splitter(data, random_state=None)
+
+
+def _reference_cut(t: list[int], fraction: float) -> int:
+    """The distinct timestamp whose test share (t > cut) is closest to fraction, the larger
+    test on a tie, both sides non-empty (a plain loop over the candidates)."""
+    best, best_gap = None, None
+    for cut in sorted(set(t))[:-1]:
+        n_test = sum(1 for v in t if v > cut)
+        gap = abs(n_test / len(t) - fraction)
+        if best_gap is None or gap < best_gap - 1e-12:
+            best, best_gap = cut, gap
+    return best
+
+
+def test_temporal_global_with_tied_timestamps_picks_the_closest_cut() -> None:
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(0)
+    for case in range(30):
+        x = sp.random_array((40, 30), density=0.2, format="csr", rng=rng, dtype=np.float32)
+        x.sort_indices()
+        n_days = int(rng.integers(2, 7))
+        p = rng.dirichlet(np.ones(n_days))
+        days = rng.choice(n_days, x.nnz, p=p) * 86400
+        if np.unique(days).size < 2:
+            continue
+        data = Dataset(x, timestamps=days)
+        for fraction in (0.05, 0.1, 0.2, 0.3, 0.5, 0.9):
+            train, test = split.temporal_global(data, fraction)
+            cut = _reference_cut(days.tolist(), fraction)
+            assert test.n_interactions == int((days > cut).sum()), (case, fraction)
+            assert train.n_interactions > 0 and test.n_interactions > 0
+            assert train.timestamps.max() <= cut < test.timestamps.min()
+    # the audit's case: the last day holds 30% of the rows; a small fraction is no empty test
+    x = sp.random_array((50, 40), density=0.2, format="csr", rng=0, dtype=np.float32)
+    x.sort_indices()
+    days = np.random.default_rng(0).choice(5, x.nnz, p=[0.15, 0.15, 0.2, 0.2, 0.3]) * 86400
+    _, test = split.temporal_global(Dataset(x, timestamps=days), 0.1)
+    assert test.n_interactions == int((days == days.max()).sum())
+    with pytest.raises(ValueError, match="every interaction has the same timestamp"):
+        split.temporal_global(Dataset(x, timestamps=np.full(x.nnz, 7)), 0.2)

@@ -14,6 +14,22 @@ def holds_text(items: Any) -> bool:
     )
 
 
+def texts(value: Any, name: str) -> list[str]:
+    """``value`` (one string or a list or tuple of them) as a non-empty list of strings."""
+    listed = [value] if isinstance(value, str) else value
+    if not isinstance(listed, list | tuple):
+        raise TypeError(f"{name} must be a string or a list of strings, got {type(value).__name__}")
+    bad = next((j for j, t in enumerate(listed) if not isinstance(t, str)), None)
+    if bad is not None:
+        raise TypeError(
+            f"{name}[{bad}] is {listed[bad]!r} ({type(listed[bad]).__name__}), not a string; "
+            f"{name} must be a string or a list of strings (use '' for an item without text)"
+        )
+    if not listed:
+        raise ValueError(f"{name} is empty; pass at least one string")
+    return list(listed)
+
+
 class EncodesText:
     """Mixin for a model whose ``encoder`` hyperparameter turns texts into item vectors.
 

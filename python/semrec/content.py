@@ -20,7 +20,7 @@ from tqdm import tqdm
 from semrec import _hyperparameters as hyperparameters
 from semrec import _validation as check
 from semrec._base import Recommender
-from semrec._encoding import EncodesText, holds_text
+from semrec._encoding import EncodesText, holds_text, texts
 from semrec._events import EventLog, TailIndex, csr_rows, drop_zeros, events_matrix
 from semrec._model_lock import cache_lock, fills_cache, fits_model, model_lock, reads_model
 from semrec._persist import Saved, constructor_count, constructor_rows
@@ -225,7 +225,7 @@ class ContentRecommender(EncodesText, Recommender):
             interactions = interactions.interactions
         start = time.perf_counter()
         emb = _normalised(self.item_embeddings, "item_embeddings")
-        stream = StreamingProfiles(emb, half_life=self.half_life, num_threads=self.num_threads)
+        stream = self._new_stream(emb)
         indptr, indices, weights = check.events(interactions, "interactions", stream.n_items)
         times = check.timestamps(timestamps, weights.size)
         if self.half_life is not None and times is None:
@@ -245,6 +245,12 @@ class ContentRecommender(EncodesText, Recommender):
             "ContentRecommender.fit: %d users, %d events in %.3fs", n_users, weights.size, seconds
         )
         return self
+
+    def _new_stream(self, emb: np.ndarray) -> StreamingProfiles:
+        # Every call on it is made under the model's lock: the stream needs no lock of its own.
+        return StreamingProfiles(
+            emb, half_life=self.half_life, num_threads=self.num_threads, thread_safe=False
+        )
 
     def _add_events(
         self,
@@ -325,7 +331,7 @@ class ContentRecommender(EncodesText, Recommender):
         self._check_fitted()
         k = check.positive_int(k, "k")
         single = isinstance(query, str)
-        queries = self._encode(_texts(query, "query"), "query")
+        queries = self._encode(texts(query, "query"), "query")
         ids, scores = topk(
             queries,
             self.item_embeddings_,
@@ -419,7 +425,7 @@ class ContentRecommender(EncodesText, Recommender):
 
     def _add_items(self, items: Any) -> np.ndarray:
         if holds_text(items):
-            vectors = self._encode(_texts(items, "items"), "items")
+            vectors = self._encode(texts(items, "items"), "items")
         else:
             vectors = _normalised(items, "items", allow_1d=True)
         if vectors.shape[1] != self._stream.dim:
@@ -538,7 +544,7 @@ class ContentRecommender(EncodesText, Recommender):
     def _replay(self, emb: np.ndarray, n_users: int, events: tuple[np.ndarray, ...]) -> None:
         """Profiles rebuilt from the catalogue and every event (load, unpickling)."""
         users, items, weights, times = events
-        stream = StreamingProfiles(emb, half_life=self.half_life, num_threads=self.num_threads)
+        stream = self._new_stream(emb)
         order = np.argsort(users, kind="stable")
         indptr = np.zeros(n_users + 1, dtype=np.int64)
         np.cumsum(np.bincount(users, minlength=n_users), out=indptr[1:])
@@ -581,18 +587,3 @@ def _normalised(x: Any, name: str, *, allow_1d: bool = False) -> np.ndarray:
     wide = arr[odd].astype(np.float64)
     out[odd] = wide / np.maximum(np.linalg.norm(wide, axis=1, keepdims=True), 1e-300)
     return out
-
-
-def _texts(value: Any, name: str) -> list[str]:
-    texts = [value] if isinstance(value, str) else value
-    if not isinstance(texts, list | tuple):
-        raise TypeError(f"{name} must be a string or a list of strings, got {type(value).__name__}")
-    bad = next((j for j, t in enumerate(texts) if not isinstance(t, str)), None)
-    if bad is not None:
-        raise TypeError(
-            f"{name}[{bad}] is {texts[bad]!r} ({type(texts[bad]).__name__}), not a string; "
-            f"{name} must be a string or a list of strings (use '' for an item without text)"
-        )
-    if not texts:
-        raise ValueError(f"{name} is empty; pass at least one string")
-    return list(texts)

@@ -41,7 +41,9 @@ def evaluate(
     when ``None``). Users with at least one relevant test item are evaluated (restricted to
     ``users`` when given); each gets ``model.recommend(users, k=max(k), exclude_seen=True,
     items=items)``, so the model must have been fitted on ``train`` (one whose ``n_items_``
-    differs from the split's is refused). The lists never hold an
+    differs from the split's is refused). ``recommend`` must return a pair ``(ids, scores)``
+    whose ids are integers in ``[0, n_items)`` or ``-1`` padding (else a TypeError or
+    IndexError naming ``model.recommend``). The lists never hold an
     item the user has interacted with in ``train`` (or in the revealed history of a new-user
     split, ``test.split_info["history"]``), whatever its weight: should a model return one,
     it is removed and the list refilled from the model's next items.
@@ -60,11 +62,12 @@ def evaluate(
     relevance_threshold : float or None
         Minimum test weight for relevance.
     users : int array, optional
-        User indices to evaluate.
+        User indices to evaluate (every metric, rmse and mae included, covers only them).
     items : int array, optional
         Candidate items (e.g. ``test.split_info["cold_items"]`` for the cold-item split).
     item_embeddings : float32 array, optional
-        Item vectors for intra-list diversity.
+        Item vectors for intra-list diversity (one row per item; a list of lists is
+        converted).
     per_user : bool
         Also return a per-user table (columns ``user``, ``k`` and the per-user metrics).
     batch_size : int
@@ -77,6 +80,12 @@ def evaluate(
     DataFrame
         Index ``k``, one column per metric; ``table.attrs["n_users"]`` is the number of users
         evaluated. With ``per_user=True``, a pair ``(table, per_user_table)``.
+
+    Notes
+    -----
+    rmse and mae compare ``model.predict`` with every stored test rating, relevant or not
+    (``relevance_threshold`` does not apply to them), of every user, or of the users in
+    ``users`` when given. They do not depend on ``k`` (the same value in every row).
 
     Examples
     --------
@@ -105,41 +114,48 @@ def evaluate(
     _check_model_items(model, train.n_items)
     if relevance_threshold is not None:
         relevance_threshold = check.number(relevance_threshold, "relevance_threshold")
-    if item_embeddings is not None:
-        check_alignment(item_embeddings, train)
-        item_embeddings = np.asarray(item_embeddings)
-        if item_embeddings.ndim != 2 or item_embeddings.shape[0] != train.n_items:
-            raise ValueError(
-                f"item_embeddings has shape {item_embeddings.shape}, but train has "
-                f"{train.n_items} items; pass one row per item, in the dataset's item order"
-            )
     cutoffs = M.cutoffs(k)
     wanted = metric_names(metrics, item_embeddings)
+    if "diversity" in wanted:
+        item_embeddings = _embeddings(item_embeddings, train)
     relevant = relevant_entries(test.interactions, relevance_threshold)
     has_relevant = np.diff(relevant.indptr) > 0
+    chosen = None
     if users is not None:
-        chosen = np.asarray(users).reshape(-1)
+        chosen, _ = check.index_array(users, "users", test.n_users, "user")
         if chosen.size == 0:
             raise ValueError("users is empty; give the user indices to evaluate, or None (all)")
-        if not np.issubdtype(chosen.dtype, np.integer):
-            raise TypeError(f"users must hold integer user indices, got dtype {chosen.dtype}")
-        if chosen.min() < 0 or chosen.max() >= test.n_users:
-            raise IndexError(f"users holds indices outside [0, {test.n_users})")
+        chosen = np.unique(chosen)
         mask = np.zeros(test.n_users, dtype=bool)
         mask[chosen] = True
         has_relevant &= mask
     eval_users = np.flatnonzero(has_relevant).astype(np.int32)
     if eval_users.size == 0:
+        weight = "" if relevance_threshold is None else f" (weight >= {relevance_threshold})"
+        if chosen is None:
+            raise ValueError(
+                f"no user has a relevant test item{weight}; check the split or lower "
+                "relevance_threshold"
+            )
         raise ValueError(
-            "no user has a relevant test item"
-            + ("" if relevance_threshold is None else f" (weight >= {relevance_threshold})")
-            + "; check the split or lower relevance_threshold"
+            f"none of the {chosen.size} user(s) given in users= has a relevant test "
+            f"item{weight}; choose other users, or lower relevance_threshold"
         )
     _check_model_users(model, int(eval_users.max()) + 1)
-    if items is not None and np.size(items) == 0:
-        raise ValueError("items is empty; give the candidate item indices, or None (every item)")
+    if items is not None:
+        items = lists.rectangular(items, "items", "pass a 1-D array of item indices")
+        items = items.reshape(-1) if items.ndim == 0 else items  # one candidate item
+        if items.ndim != 1:
+            raise ValueError(f"items must be a 1-D array of item indices, got shape {items.shape}")
+        items, _ = check.index_array(items, "items", train.n_items, "item")
+        if items.size == 0:
+            raise ValueError(
+                "items is empty; give the candidate item indices, or None (every item)"
+            )
     width = check.result_width(max(cutoffs), eval_users.size, train.n_items)
-    recs = recommend_lists(model, eval_users, width, items, batch_size, known_history(train, test))
+    recs = recommend_lists(
+        model, eval_users, width, items, batch_size, known_history(train, test), train.n_items
+    )
     check_distinct(recs, eval_users)
     rel = relevant[eval_users]
     table = pd.DataFrame(index=pd.Index(cutoffs, name="k"))
@@ -171,7 +187,7 @@ def evaluate(
         if per:
             per_user_cols[name] = np.concatenate(per)
     if "rmse" in wanted or "mae" in wanted:
-        predicted, actual = _predict(model, test)
+        predicted, actual = _predict(model, test, chosen)
         for name, fn in (("rmse", M.rmse), ("mae", M.mae)):
             if name in wanted:
                 table[name] = fn(predicted, actual)
@@ -200,7 +216,9 @@ def compare(
     With ``baselines=True`` the package's ``Random`` and ``MostPopular`` are added unless
     ``models`` already holds those names. They see the same history as the models: ``train``
     plus, on a new-user split, the revealed history (``test.split_info["history"]``), and they
-    exclude it. Extra keyword arguments go to :func:`evaluate`.
+    exclude it. Extra keyword arguments go to :func:`evaluate`; with ``per_user=True`` the
+    result is a pair ``(table, per_user_table)``, the second with a ``model`` column before
+    evaluate's per-user columns (``user``, ``k``, the metrics).
 
     Examples
     --------
@@ -213,6 +231,7 @@ def compare(
     """
     if not isinstance(models, Mapping):
         raise TypeError(f"models must be a dict of name -> fitted model, got {type(models)}")
+    per_user = check.flag(evaluate_kwargs.pop("per_user", False), "per_user")
     check.dataset(train, "train")
     check.dataset(test, "test")
     all_models = dict(models)
@@ -222,8 +241,16 @@ def compare(
         all_models.setdefault("MostPopular", MostPopular().fit(history))
     if not all_models:
         raise ValueError("models is empty and baselines=False: nothing to compare")
-    tables = {name: evaluate(m, train, test, **evaluate_kwargs) for name, m in all_models.items()}
-    return pd.concat(tables, names=["model"])
+    if not per_user:
+        tables = {
+            name: evaluate(m, train, test, **evaluate_kwargs) for name, m in all_models.items()
+        }
+        return pd.concat(tables, names=["model"])
+    tables, details = {}, {}
+    for name, m in all_models.items():
+        tables[name], details[name] = evaluate(m, train, test, per_user=True, **evaluate_kwargs)
+    detail = pd.concat(details, names=["model", None]).reset_index(level="model")
+    return pd.concat(tables, names=["model"]), detail.reset_index(drop=True)
 
 
 def metric_names(metrics: Iterable[str] | None, item_embeddings: Any) -> set[str]:
@@ -246,6 +273,11 @@ def metric_names(metrics: Iterable[str] | None, item_embeddings: Any) -> set[str
         raise TypeError(
             f"metrics must be a metric name or a list of them, e.g. ['ndcg', 'recall'], got "
             f"{metrics!r}"
+        )
+    if not names:
+        raise ValueError(
+            "metrics is empty; name at least one metric, e.g. ['ndcg'], or pass None for the "
+            "default set"
         )
     wanted = set(names)
     unknown = wanted - set(ALL_METRICS)
@@ -284,10 +316,12 @@ def recommend_lists(
     items: Any,
     batch_size: int,
     seen: sp.csr_array | None = None,
+    n_items: int | None = None,
 ) -> np.ndarray:
     """Each user's top ``k`` from ``model.recommend`` (in batches of ``batch_size`` users);
     items in ``seen`` (users x items) are never kept: a list holding some is asked again,
-    longer, and refilled.
+    longer, and refilled. The ids ``recommend`` returns must be integers in ``[0, n_items)``
+    (``n_items`` defaults to the columns of ``seen``) or ``-1`` padding.
 
     Examples
     --------
@@ -299,15 +333,17 @@ def recommend_lists(
     """
     out = np.empty((len(users), k), dtype=np.int32)
     kwargs = {} if items is None else {"items": items}
+    if n_items is None and seen is not None:
+        n_items = seen.shape[1]
     for start in range(0, len(users), batch_size):
         batch = users[start : start + batch_size]
-        ids = _ids(model, batch, k, kwargs)
+        ids = _ids(model, batch, k, kwargs, n_items)
         if seen is not None:
             bad = _seen_mask(ids, seen, batch)
             redo = np.flatnonzero(bad.any(axis=1))
             if redo.size:
                 extra = int(np.diff(seen.indptr)[batch[redo]].max())
-                longer = _ids(model, batch[redo], k + extra, kwargs)
+                longer = _ids(model, batch[redo], k + extra, kwargs, n_items)
                 kept = np.where(_seen_mask(longer, seen, batch[redo]), -1, longer)
                 for row, line in zip(redo.tolist(), kept, strict=True):
                     real = line[line >= 0][:k]
@@ -362,6 +398,18 @@ def _check_model_users(model: Any, needed: int) -> None:
         )
 
 
+def _embeddings(item_embeddings: Any, train: Dataset) -> np.ndarray:
+    """``item_embeddings`` for the diversity metric: float32, one row per item of ``train``."""
+    check_alignment(item_embeddings, train)
+    emb, _ = check.as_float32_matrix(item_embeddings, "item_embeddings")
+    if emb.shape[0] != train.n_items:
+        raise ValueError(
+            f"item_embeddings has shape {emb.shape}, but train has {train.n_items} items; pass "
+            "one row per item, in the dataset's item order"
+        )
+    return emb
+
+
 def _same_ids(a: np.ndarray, b: np.ndarray) -> bool:
     """Whether two id arrays are equal (splits of one Dataset share them: no comparison)."""
     return a is b or (a.shape == b.shape and bool(np.array_equal(a, b)))
@@ -389,14 +437,39 @@ def check_distinct(recs: np.ndarray, users: np.ndarray) -> None:
         )
 
 
-def _ids(model: Any, users: np.ndarray, k: int, kwargs: dict[str, Any]) -> np.ndarray:
-    ids, _ = model.recommend(users, k=k, exclude_seen=True, **kwargs)
-    ids = np.array(ids, dtype=np.int32)
+def _ids(
+    model: Any, users: np.ndarray, k: int, kwargs: dict[str, Any], n_items: int | None
+) -> np.ndarray:
+    """The ids of ``model.recommend``, checked before the int32 cast (which would truncate
+    float ids and wrap int64 ones onto real items, silently)."""
+    out = model.recommend(users, k=k, exclude_seen=True, **kwargs)
+    if not isinstance(out, tuple | list) or len(out) != 2:
+        got = type(out).__name__
+        if isinstance(out, tuple | list):
+            got = f"a {got} of length {len(out)}"
+        raise TypeError(f"model.recommend must return a pair (ids, scores), got {got}")
+    try:
+        ids = np.asarray(out[0])
+    except (TypeError, ValueError):
+        raise TypeError(
+            "model.recommend must return ids as a rectangular integer array (users x k), got "
+            "rows of different lengths"
+        ) from None
+    if ids.dtype == np.bool_ or not np.issubdtype(ids.dtype, np.integer):
+        got = "None" if out[0] is None else f"dtype {ids.dtype}"
+        raise TypeError(f"model.recommend must return integer item ids, got {got}")
     if ids.shape != (len(users), k):
         raise ValueError(
             f"model.recommend returned ids of shape {ids.shape}, expected {(len(users), k)}"
         )
-    return ids
+    high = check.INT32_MAX + 1 if n_items is None else n_items
+    if ids.size and (ids.min() < -1 or ids.max() >= high):
+        bad = ids[(ids < -1) | (ids >= high)][0]
+        raise IndexError(
+            f"model.recommend returned item id {bad}, outside [0, {high}) (or -1 padding); "
+            "fit the model on train.interactions of this split"
+        )
+    return ids.astype(np.int32)
 
 
 def _seen_mask(ids: np.ndarray, seen: sp.csr_array, users: np.ndarray) -> np.ndarray:
@@ -411,16 +484,24 @@ def _seen_mask(ids: np.ndarray, seen: sp.csr_array, users: np.ndarray) -> np.nda
     return (ids >= 0) & (keys[pos] == listed)
 
 
-def _predict(model: Any, test: Dataset) -> tuple[np.ndarray, np.ndarray]:
+def _predict(
+    model: Any, test: Dataset, users: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """``model.predict`` and the stored ratings of every test entry (of ``users`` only, when
+    given: sorted distinct indices)."""
     if not hasattr(model, "predict"):
         raise TypeError(
             f"rmse/mae need model.predict(users, items); {type(model).__name__} has none"
         )
     coo = test.interactions.tocoo()
-    predicted = np.asarray(model.predict(coo.row.astype(np.int32), coo.col.astype(np.int32)))
-    if predicted.shape != coo.data.shape:
+    rows, cols, actual = coo.row, coo.col, coo.data
+    if users is not None:
+        keep = np.isin(rows, users)
+        rows, cols, actual = rows[keep], cols[keep], actual[keep]
+    predicted = np.asarray(model.predict(rows.astype(np.int32), cols.astype(np.int32)))
+    if predicted.shape != actual.shape:
         raise ValueError(
-            f"model.predict returned shape {predicted.shape} for {coo.data.size} (user, item) "
-            f"pairs; it must return one prediction per pair, shape {coo.data.shape}"
+            f"model.predict returned shape {predicted.shape} for {actual.size} (user, item) "
+            f"pairs; it must return one prediction per pair, shape {actual.shape}"
         )
-    return predicted, coo.data
+    return predicted, actual

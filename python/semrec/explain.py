@@ -38,6 +38,8 @@ def explanation(
     """The common explanation table from all history items and their contributions.
 
     Rows are sorted by contribution (largest first, ties by item index) and cut to ``k``.
+    ``contributions`` must be finite real numbers, ``user`` and ``item`` int ids >= 0
+    (ValueError / TypeError otherwise: a NaN would make every share meaningless).
 
     Examples
     --------
@@ -50,7 +52,21 @@ def explanation(
     """
     k = check.positive_int(k, "k")
     ids = check.id_array(np.asarray(items).reshape(-1), "items", np.int32)  # 3.7 is no id
-    values = np.asarray(contributions, dtype=np.float64).reshape(-1)
+    user = check.one_id(user, "user", None)
+    item = check.one_id(item, "item", None)
+    score = float(score)  # a model's own score, as it computed it
+    raw = np.asarray(contributions)
+    if raw.dtype == np.bool_ or not (
+        np.issubdtype(raw.dtype, np.integer) or np.issubdtype(raw.dtype, np.floating)
+    ):
+        raise TypeError(f"contributions must hold real numbers, got dtype {raw.dtype}")
+    values = raw.astype(np.float64).reshape(-1)
+    if not np.isfinite(values).all():
+        bad = int(np.flatnonzero(~np.isfinite(values))[0])
+        raise ValueError(
+            f"contributions must be finite, got {values[bad]} (entry {bad}); the shares of a "
+            "NaN or infinite contribution mean nothing"
+        )
     if ids.shape != values.shape:
         raise ValueError(
             f"items and contributions must have the same length, got {ids.size} and {values.size}"
@@ -63,10 +79,6 @@ def explanation(
     )
     explained = float(values.sum())
     frame.attrs.update(
-        user=int(user),
-        item=int(item),
-        score=float(score),
-        explained=explained,
-        rest=float(score) - explained,
+        user=user, item=item, score=score, explained=explained, rest=score - explained
     )
     return frame

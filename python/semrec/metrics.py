@@ -194,7 +194,9 @@ def rmse(predicted: Any, actual: Any) -> float:
     0.7071067811865476
     """
     scale, d = _scaled_errors(predicted, actual)
-    return _finite_error(float(scale * np.sqrt(np.mean(d * d))), "rmse")
+    with np.errstate(over="ignore"):  # an overflow is refused below, naming rmse
+        value = float(scale * np.sqrt(np.mean(d * d)))
+    return _finite_error(value, "rmse")
 
 
 def mae(predicted: Any, actual: Any) -> float:
@@ -207,7 +209,9 @@ def mae(predicted: Any, actual: Any) -> float:
     0.5
     """
     scale, d = _scaled_errors(predicted, actual)
-    return _finite_error(float(scale * np.mean(np.abs(d))), "mae")
+    with np.errstate(over="ignore"):  # an overflow is refused below, naming mae
+        value = float(scale * np.mean(np.abs(d)))
+    return _finite_error(value, "mae")
 
 
 # -- helpers ----------------------------------------------------------------------------------

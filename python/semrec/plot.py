@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
 from semrec import _files as files
 from semrec import _validation as check
@@ -56,9 +57,10 @@ def metrics_vs_k(
     ------
     TypeError
         ``results`` is not such a table or dict, ``metrics`` not column names, or a column
-        does not hold numbers.
+        does not hold real numbers.
     ValueError
-        A table has no rows, its index is not the cutoffs ``k``, or it lacks a metric.
+        A table has no rows, its index is not the cutoffs ``k`` (integers >= 1), it lacks a
+        metric or has a metric's column twice.
 
     Returns
     -------
@@ -125,9 +127,9 @@ def diversity_tradeoff(
     ------
     TypeError
         ``sweep`` is not a DataFrame, a column name is not a str, or a column does not hold
-        numbers (e.g. ``"low"/"high"`` parameter labels: map them to the swept values).
+        real numbers (e.g. ``"low"/"high"`` parameter labels: map them to the swept values).
     ValueError
-        ``sweep`` has no rows or lacks one of the columns.
+        ``sweep`` has no rows, lacks one of the columns or has one twice.
 
     Returns
     -------
@@ -186,9 +188,10 @@ def diversity_tradeoff(
     return fig
 
 
-def pca_2d(vectors: np.ndarray) -> np.ndarray:
+def pca_2d(vectors: np.ndarray, name: str = "vectors") -> np.ndarray:
     """The first two principal components of ``vectors`` (rows), by an SVD of the centred
     data; each component's sign is fixed so its largest-magnitude loading is positive.
+    ``name`` is what error messages call ``vectors`` (a caller's own argument).
 
     Examples
     --------
@@ -197,11 +200,22 @@ def pca_2d(vectors: np.ndarray) -> np.ndarray:
     >>> pca_2d(np.random.default_rng(0).standard_normal((10, 5))).shape
     (10, 2)
     """
-    x = np.asarray(vectors, dtype=np.float64)
+    if sp.issparse(vectors):
+        raise TypeError(f"{name} must be a dense array, got a scipy.sparse matrix; pass "
+                        f"{name}.toarray()")  # fmt: skip
+    try:
+        if np.iscomplexobj(vectors):  # the cast would keep the real part, with a warning
+            raise TypeError
+        x = np.asarray(vectors, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"{name} must be a 2-D array of real numbers (one row per item), got "
+            f"{type(vectors).__name__} that does not convert to one"
+        ) from None
     if x.ndim != 2 or x.shape[0] < 2 or x.shape[1] < 2:
-        raise ValueError(f"vectors must be a 2-D array of at least 2 x 2, got shape {x.shape}")
+        raise ValueError(f"{name} must be a 2-D array of at least 2 x 2, got shape {x.shape}")
     if not np.isfinite(x).all():
-        raise ValueError("vectors contains NaN or infinite values")
+        raise ValueError(f"{name} contains NaN or infinite values")
     x = x - x.mean(axis=0)
     _, _, vt = np.linalg.svd(x, full_matrices=False)
     axes = vt[:2]
@@ -230,7 +244,9 @@ def embedding_map(
         legend entries. Missing labels (None or NaN) are drawn as grey crosses, one legend
         entry named ``"missing"``.
     history, recommended : sequence of int, optional
-        Item indices to mark (history: black circles; recommendations: red stars).
+        Item indices to mark (history: black circles; recommendations: red stars). ``-1``
+        entries (the padding of a top-k list, e.g. ``model.recommend(user, k)[0]``) are
+        dropped.
 
     Returns
     -------
@@ -245,7 +261,7 @@ def embedding_map(
     >>> fig.axes[0].get_title()
     'item embeddings (PCA)'
     """
-    points = pca_2d(item_embeddings)
+    points = pca_2d(item_embeddings, "item_embeddings")
     n = points.shape[0]
     fig = _figure(figsize=(6.4, 5.2))
     ax = fig.subplots()
@@ -259,7 +275,10 @@ def embedding_map(
     ):
         if ids is None:
             continue
-        chosen = check.item_ids(ids, name, n)
+        chosen = np.asarray(ids)
+        if chosen.ndim == 1 and np.issubdtype(chosen.dtype, np.integer):
+            chosen = chosen[chosen != -1]  # a top-k list's padding
+        chosen = check.item_ids(chosen, name, n)
         ax.scatter(points[chosen, 0], points[chosen, 1], s=90, linewidths=1.4, label=name,
                    zorder=3, **style)  # fmt: skip
     ax.set_xlabel("PC 1")
@@ -420,12 +439,15 @@ def _indexed_by_k(table: pd.DataFrame, where: str) -> None:
     """Refuse a table whose index is not the cutoffs: a per-user table (row numbers would be
     drawn as k) or any other index."""
     index = table.index
-    if (
-        index.name == "k"
-        and pd.api.types.is_integer_dtype(index.dtype)
-        and bool((index.to_numpy() >= 1).all())
-    ):
-        return
+    if index.name == "k":
+        if not pd.api.types.is_integer_dtype(index.dtype):
+            raise ValueError(
+                f"{where} is indexed by k, but its index must hold integer cutoffs, got "
+                f"{index.dtype}; e.g. table.set_axis(table.index.astype(int))"
+            )
+        if bool((index.to_numpy() >= 1).all()):
+            return
+        raise ValueError(f"{where} is indexed by k, but its cutoffs must be >= 1")
     hint = "; it looks like the per-user table" if "k" in table.columns else ""
     raise ValueError(
         f"{where} is not indexed by the cutoff k (its index is named {index.name!r}{hint}); "
@@ -456,9 +478,16 @@ def _column_names(metrics: Any) -> list[str]:
 
 
 def _numeric(table: pd.DataFrame, column: str, what: str) -> None:
+    if list(table.columns).count(column) > 1:
+        raise ValueError(
+            f"{what} appears more than once; drop the repeats, e.g. "
+            "table.loc[:, ~table.columns.duplicated()]"
+        )
     dtype = table[column].dtype
     if not pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype):
         raise TypeError(f"{what} must hold numbers, got dtype {dtype}")
+    if pd.api.types.is_complex_dtype(dtype):  # plotted, it would lose its imaginary part
+        raise TypeError(f"{what} must hold real numbers, got dtype {dtype}")
 
 
 def _draw_labels(ax: Any, points: np.ndarray, labels: Any) -> None:

@@ -52,8 +52,11 @@ def diversify(
         Items to keep per user (rows with fewer distinct candidates are padded). A ``k`` past
         the candidates whose padded result would exceed 2**27 entries is refused.
     lambda_ : float in [0, 1], default 0.5
-        Weight of relevance. ``1`` keeps the plain relevance order (the top ``k``); ``0``
-        picks the most relevant item, then only maximises diversity.
+        Weight of relevance. ``1`` keeps the plain relevance order (the top ``k`` by
+        ``scores``, compared as given, in float64); ``0`` picks the most relevant item, then
+        only maximises diversity. Ties (equal scores at ``1``, equal trade-offs otherwise) go
+        to the candidate with the higher score, then to the lower item id, wherever the
+        candidates sit in the row.
     normalize : {"minmax", "none"}, default "minmax"
         How relevance is put on the scale of cosine similarity before the trade-off.
         ``"minmax"`` rescales each user's candidate scores to [0, 1] (the best candidate 1, the
@@ -95,12 +98,13 @@ def diversify(
     emb, _ = check.as_float32_matrix(item_embeddings, "item_embeddings")
     if emb.shape[0] == 0:
         raise ValueError("item_embeddings is empty (0 rows); there is nothing to re-rank")
-    cand, rel, single = _candidates(ids, scores, emb.shape[0])
+    cand, rel, exact, single = _candidates(ids, scores, emb.shape[0])
     k = check.result_width(k, cand.shape[0], cand.shape[1], "candidates per user")
     lambda_ = check.number(lambda_, "lambda_", minimum=0, maximum=1)
     normalize = check.choice(normalize, "normalize", NORMALIZE)
     threads = resolve_num_threads(num_threads)
-    relevance = minmax_rows(rel, cand >= 0) if normalize == "minmax" else rel
+    cand, rel, exact = _relevance_order(cand, rel, exact)
+    relevance = minmax_rows(exact, cand >= 0) if normalize == "minmax" else rel
     picked, _, positions = core.mmr(cand, relevance, unit_rows(emb), k, lambda_, threads)
     out_scores = np.full(picked.shape, -np.inf, dtype=np.float32)
     rows, cols = np.nonzero(positions >= 0)
@@ -149,7 +153,12 @@ class Diversified:
         candidates: int = 100,
         normalize: str = "minmax",
     ) -> None:
-        if not hasattr(model, "recommend"):
+        if isinstance(model, type) or not hasattr(model, "recommend"):
+            if isinstance(model, type):
+                raise TypeError(
+                    f"model must be a fitted model, got the class {model.__name__}; pass an "
+                    f"instance, e.g. {model.__name__}(...).fit(interactions)"
+                )
             raise TypeError(f"model must have a recommend method, got {type(model).__name__}")
         self.model = model
         self.item_embeddings, _ = check.as_float32_matrix(item_embeddings, "item_embeddings")
@@ -226,9 +235,14 @@ def unit_rows(emb: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(emb / safe, dtype=np.float32)
 
 
-def _candidates(ids: Any, scores: Any, n_items: int) -> tuple[np.ndarray, np.ndarray, bool]:
+def _candidates(
+    ids: Any, scores: Any, n_items: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
+    """(ids int32, scores float32, scores float64 with -inf padding, whether 1-D), checked."""
     cand = lists.rectangular(ids, "ids", "pad the short rows with -1")
     rel = lists.rectangular(scores, "scores", "pad them like ids (any number where the id is -1)")
+    if cand.size == 0 and not isinstance(ids, np.ndarray):  # [] reads as float64: no ids given
+        cand = cand.astype(np.int32)
     if not np.issubdtype(cand.dtype, np.integer):
         raise TypeError(f"ids must hold integer item ids, got dtype {cand.dtype}")
     if not (np.issubdtype(rel.dtype, np.floating) or np.issubdtype(rel.dtype, np.integer)):
@@ -259,6 +273,30 @@ def _candidates(ids: Any, scores: Any, n_items: int) -> tuple[np.ndarray, np.nda
             "mark missing candidates with id -1"
         )
     check.finite_float32(given, "scores", "values")  # NaN: refused above, naming the row
+    exact = np.full(rel.shape, -np.inf)
+    exact[real] = given
     with np.errstate(over="ignore"):  # padding may hold any number: the kernel never reads it
         rel = np.ascontiguousarray(rel, dtype=np.float32)
-    return np.ascontiguousarray(cand, dtype=np.int32), rel, single
+    return np.ascontiguousarray(cand, dtype=np.int32), rel, exact, single
+
+
+def _relevance_order(
+    cand: np.ndarray, rel: np.ndarray, exact: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each row's candidates by score (``exact``, float64) descending, then id ascending,
+    padding last. The kernel compares float32 relevance and gives a tie to the first column:
+    in this order that is the higher score, then the lower id (the documented rule), and
+    ``lambda_=1`` is the exact score order. Rows already in order (``recommend`` output) are
+    left as they are."""
+    if cand.shape[1] < 2:
+        return cand, rel, exact
+    a, b = exact[:, :-1], exact[:, 1:]  # padding holds -inf: after any real candidate
+    ordered = (a > b) | ((a == b) & (cand[:, :-1] <= cand[:, 1:]))
+    rows = np.flatnonzero(~ordered.all(axis=1))
+    if rows.size == 0:
+        return cand, rel, exact
+    cand, rel, exact = cand.copy(), rel.copy(), exact.copy()
+    order = np.lexsort((cand[rows], -exact[rows]), axis=-1)
+    for part in (cand, rel, exact):
+        part[rows] = np.take_along_axis(part[rows], order, axis=1)
+    return cand, rel, exact

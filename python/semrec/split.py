@@ -49,7 +49,12 @@ def temporal_global(
 
     The cut is ``at`` (a timestamp, an int or float in the units of ``dataset.timestamps``,
     epoch seconds for datetimes; test holds ``t > at``) or else the timestamp that leaves
-    ``fraction`` of the interactions after it. Test users need not appear in train.
+    ``fraction`` of the interactions after it. Interactions that share a timestamp stay on
+    one side, so the cut is chosen among the distinct timestamps: the one whose test share is
+    closest to ``fraction`` (the larger test on a tie) with neither side empty. Under ties
+    (dates without times, a batch import) the share is therefore only approximate; when every
+    interaction has the same timestamp no cut exists (ValueError). Test users need not
+    appear in train.
 
     Examples
     --------
@@ -61,8 +66,7 @@ def temporal_global(
     """
     t = _timestamps(dataset)
     if at is None:
-        fraction = _fraction(fraction)
-        at = int(np.quantile(t, 1.0 - fraction, method="lower"))
+        at = _cut(t, _fraction(fraction))
     elif isinstance(at, int | np.integer) and not isinstance(at, bool | np.bool_):
         at = int(at)  # exact, even past 2**53
     elif isinstance(at, float | np.floating):
@@ -267,6 +271,21 @@ def _timestamps(dataset: Dataset) -> np.ndarray:
             "build it with time_col=, or use random_holdout"
         )
     return dataset.timestamps
+
+
+def _cut(t: np.ndarray, fraction: float) -> int:
+    """The distinct timestamp ``c`` whose test share ``mean(t > c)`` is closest to ``fraction``
+    (the larger test on a tie), with train and test both non-empty."""
+    times, counts = np.unique(t, return_counts=True)
+    if times.size < 2:
+        raise ValueError(
+            f"every interaction has the same timestamp ({times[0]}), so no time cut leaves both "
+            "train and test non-empty; use random_holdout, or last_fraction / leave_last_k "
+            "(they break ties by item)"
+        )
+    after = t.size - np.cumsum(counts)[:-1]  # test sizes of the cuts times[:-1]
+    best = int(np.argmin(np.abs(after - fraction * t.size)))  # first: the larger test
+    return int(times[best])
 
 
 def _rows(dataset: Dataset) -> np.ndarray:

@@ -244,7 +244,7 @@ class Dataset:
         np.cumsum(np.bincount(u, minlength=len(user_ids)), out=indptr[1:])
         m = sp.csr_array((w, i.astype(np.int32), indptr), shape=(len(user_ids), len(item_ids)))
         m.has_sorted_indices = True
-        item_table = _align(items, item_col, item_ids)
+        item_table = _align(items, item_col, item_ids, "items")
         if items is not None:
             if callable(item_text):
                 # Items only the interactions name have no row to describe: "" (not "nan").
@@ -255,7 +255,7 @@ class Dataset:
                 ]
             elif isinstance(item_text, str) and item_text in item_table.columns:
                 item_table["text"] = item_table[item_text].fillna("").astype(str)
-        user_table = None if users is None else _align(users, user_col, user_ids)
+        user_table = None if users is None else _align(users, user_col, user_ids, "users")
         return cls(
             m,
             timestamps=t,
@@ -512,13 +512,17 @@ def _table(table: pd.DataFrame | None, n: int, name: str) -> pd.DataFrame:
     return table.reset_index(drop=True)
 
 
-def _align(table: pd.DataFrame | None, col: str, ids: np.ndarray) -> pd.DataFrame:
-    """Rows of table reordered to follow ids (missing ids give empty rows)."""
+def _align(table: pd.DataFrame | None, col: str, ids: np.ndarray, name: str) -> pd.DataFrame:
+    """Rows of table (the argument ``name``) reordered to follow ids (missing ids give empty
+    rows)."""
     if table is None:
         return pd.DataFrame(index=pd.RangeIndex(len(ids)))
     if table[col].duplicated().any():
         dup = table[col][table[col].duplicated()].iloc[0]
-        raise ValueError(f"the {col!r} column of the table lists {dup!r} more than once")
+        raise ValueError(
+            f"the {col!r} column of the {name} table lists {shown(dup)} more than once; give "
+            f"one row per id (e.g. {name}.drop_duplicates({col!r}))"
+        )
     out = table.set_index(col).reindex(pd.Index(ids, name=col)).reset_index()
     return out
 
