@@ -290,6 +290,31 @@ def test_fitted_values_out_of_their_range_are_a_corrupt_file(
         type(fitted(name, data)).load(path)
 
 
+@pytest.mark.parametrize(
+    ("name", "field", "change"),
+    [
+        ("UserKNN", "shape", lambda m, a: m["shape"].__setitem__(1, 2**31 - 1)),
+        ("ItemKNN", "weighted_shape", lambda m, a: m["weighted_shape"].__setitem__(1, 2**31 - 1)),
+        ("MostPopular", "shape", lambda m, a: m["shape"].__setitem__(1, 2**31 - 1)),
+        ("Random", "shape", lambda m, a: m["shape"].__setitem__(1, 2**31 - 1)),
+        ("ContentRecommender", "n_users", lambda m, a: m.__setitem__("n_users", 2**31 - 1)),
+        ("Hybrid", "member1/shape", lambda m, a: m["member1"]["shape"].__setitem__(1, 2**31 - 1)),
+    ],
+)
+def test_a_count_only_metadata_states_must_fit_in_memory(
+    data: Any, tmp_path: Path, monkeypatch: Any, name: str, field: str, change: Any
+) -> None:
+    # A 10 KB file (checksums recomputed) claiming 2^31 - 1 items made these loads allocate
+    # 16 GiB (a scale audit, session 44): a count no array proves is refused when its arrays
+    # would need over half the memory. 8 GiB here, whatever this machine has.
+    monkeypatch.setattr(persist, "memory_bytes", lambda: 8 * 2**30)
+    path = tmp_path / "model.npz"
+    fitted(name, data).save(path)
+    rewrite(path, change)
+    with pytest.raises(semrec.FormatError, match=f"{field} claims 2147483647 users or items"):
+        type(fitted(name, data)).load(path)
+
+
 def test_a_file_of_another_model_or_version_is_named(data: Any, tmp_path: Path) -> None:
     path = tmp_path / "pop.npz"
     fitted("MostPopular", data).save(path)

@@ -26,6 +26,7 @@ import scipy.sparse as sp
 
 from semrec import _files as files
 from semrec import _validation as check
+from semrec._hyperparameters import memory_bytes
 from semrec.errors import FormatError
 
 # The metadata is JSON; deeper nesting than this is not something semrec writes.
@@ -97,15 +98,21 @@ def _plain(value: Any) -> Any:
     )
 
 
+def _largest_count() -> int:
+    """The most users or items a load accepts from metadata: their per-entry arrays (an int64
+    offset and a float64 value each, 16 bytes) within half the machine's memory."""
+    return memory_bytes() // 32
+
+
 def read(path: str | os.PathLike[str], format_name: str, version: int) -> Saved:
     """Read and verify a file written by :func:`write`.
 
     Raises ``FileNotFoundError`` for a missing file and :class:`semrec.FormatError` for a
     corrupt file, a file of another format, or another version.
     """
+    # Members are read one at a time from the file: no copy of the whole file beside them.
     with open(files.loadable_path(path), "rb") as f:
-        raw = f.read()
-    members = _read_archive(raw, path, format_name)
+        members = _read_archive(f, path, format_name)
     digests = {name: digest for name, (_, digest) in members.items()}
     arrays = {name: a for name, (a, _) in members.items()}
     blob = arrays.pop("metadata", None)
@@ -194,10 +201,12 @@ class Saved:
 
     def count(self, key: str) -> int:
         """A number of users or items from the metadata: an int in [0, 2^31 - 1] (ids are
-        int32; a larger count in an edited file would size an allocation of terabytes)."""
+        int32; a larger count in an edited file would size an allocation of terabytes), and
+        loadable here (:func:`_largest_count`)."""
         value = self.value(key, int, minimum=0)
         if value > check.INT32_MAX:
             raise self.error(key, f"must be <= {check.INT32_MAX} (int32 ids), got {value}")
+        self._loadable(key, value)
         return value
 
     def shape(self, key: str) -> tuple[int, int]:
@@ -209,7 +218,22 @@ class Saved:
             raise self.error(key, f"must be [rows, columns], got {value!r}")
         if min(value) < 0 or max(value) > check.INT32_MAX:
             raise self.error(key, f"must hold sizes in [0, {check.INT32_MAX}], got {value!r}")
+        for n in value:
+            self._loadable(key, n)
         return int(value[0]), int(value[1])
+
+    def _loadable(self, key: str, count: int) -> None:
+        """Refuse a count of users or items that no array of the file proves (only metadata
+        states it) and whose per-user or per-item arrays, which a load derives from it, would
+        not fit here: a 10 KB file claiming 2^31 - 1 items made loads allocate 16 GiB."""
+        largest = _largest_count()
+        if count > largest:
+            raise self.error(
+                key,
+                f"claims {count} users or items: loading them would need more than half of this "
+                f"machine's memory ({largest} at most here); the file is corrupt, or was "
+                "written on a machine with far more memory",
+            )
 
     def params(self, allowed: tuple[str, ...]) -> dict[str, Any]:
         """The saved hyperparameters (only names the model takes; values checked by its
@@ -288,11 +312,14 @@ class Saved:
 # -- reading the archive -------------------------------------------------------------------------
 
 
-def _read_archive(raw: bytes, path: Any, format_name: str) -> dict[str, tuple[np.ndarray, str]]:
+def _read_archive(
+    file: io.BufferedReader, path: Any, format_name: str
+) -> dict[str, tuple[np.ndarray, str]]:
     """Every ``.npy`` member, each checked against its stored size before it is read."""
     try:
-        with zipfile.ZipFile(io.BytesIO(raw)) as z:
-            return dict(_members(z, len(raw), path))
+        size = os.fstat(file.fileno()).st_size
+        with zipfile.ZipFile(file) as z:
+            return dict(_members(z, size, path))
     except FormatError:
         raise
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, KeyError, EOFError,
@@ -334,7 +361,7 @@ def _npy(blob: bytes, where: str) -> tuple[np.ndarray, str]:
             f"{where}: its header claims {count} values of {dtype}, the file holds "
             f"{len(blob) - offset} bytes"
         )
-    body = bytearray(blob[offset:])
+    body = bytearray(memoryview(blob)[offset:])  # one writable copy of the data bytes
     data = np.frombuffer(body, dtype=dtype, count=count)
     return data.reshape(shape, order="F" if fortran else "C"), _digest(body)
 
