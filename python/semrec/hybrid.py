@@ -209,8 +209,10 @@ class Hybrid(Recommender):
         n_items = self.n_items_
         total = np.zeros((users.size, n_items), dtype=np.float64)
         for model, weight in self._members():
-            raw = member_scores(model, users, n_items)
-            total += weight * normalize_rows(raw, self.normalize, name=type(model).__name__)
+            scores = member_scores(model, users, n_items)
+            part = normalize_rows(scores, self.normalize, name=type(model).__name__)
+            part *= weight  # in place: a block is users x every item
+            total += part
         return total
 
     def _score_rows(self, users: np.ndarray) -> np.ndarray:
@@ -448,10 +450,13 @@ def normalize_rows(scores: np.ndarray, how: str, *, name: str = "scores") -> np.
     [[0.0, 0.5, 1.0]]
     """
     check.choice(how, "normalize", NORMALIZE)
-    s = np.asarray(scores, dtype=np.float64)
-    if np.isnan(s).any() or np.isposinf(s).any():
+    # A copy, normalised in place in few passes: Hybrid's blocks are 256 users x every item.
+    s = np.array(scores, dtype=np.float64)
+    top = s.max() if s.size else 0.0
+    if np.isnan(top) or top == np.inf:  # max() propagates NaN
         raise ValueError(f"{name} returned NaN or +inf scores; only -inf may mark excluded items")
-    finite = np.isfinite(s)
+    excluded = s == -np.inf
+    finite = ~excluded
     count = finite.sum(axis=1, keepdims=True)
     if how == "rank":
         import scipy.stats  # here: importing it takes about half of `import semrec`
@@ -459,13 +464,21 @@ def normalize_rows(scores: np.ndarray, how: str, *, name: str = "scores") -> np.
         # rankdata puts the -inf entries first; shift them out so finite ranks start at 1.
         ranks = scipy.stats.rankdata(s, axis=1, method="average") - (s.shape[1] - count)
         return np.where(finite, (ranks - 1.0) / np.maximum(count - 1, 1), -np.inf)
-    zeroed = np.where(finite, s, 0.0)
-    center, spread = _row_center_spread(s, how)
-    ok = (count > 0) & (spread > 0)
-    scaled = np.where(ok, (zeroed - np.where(ok, center, 0.0)) / np.where(ok, spread, 1.0), 0.0)
-    out = np.full_like(s, -np.inf)
-    np.copyto(out, scaled, where=finite)
-    return out
+    if how == "zscore":  # the arithmetic of _row_center_spread, on s itself
+        s[excluded] = 0.0
+        center = s.sum(axis=1, keepdims=True) / np.maximum(count, 1)
+        s -= center
+        s[excluded] = 0.0
+        spread = np.sqrt(np.square(s).sum(axis=1, keepdims=True) / np.maximum(count, 1))
+        ok = (count > 0) & (spread > 0)
+    else:
+        center, spread = _row_center_spread(s, how)
+        ok = (count > 0) & (spread > 0)
+        s -= np.where(ok, center, 0.0)
+    s /= np.where(ok, spread, 1.0)
+    s[~ok[:, 0]] = 0.0  # a row without spread (or without finite entries): every item ties
+    s[excluded] = -np.inf
+    return s
 
 
 def _row_center_spread(s: np.ndarray, how: str) -> tuple[np.ndarray, np.ndarray]:
