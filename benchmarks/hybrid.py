@@ -91,8 +91,8 @@ def main() -> None:
                 times[name] += timed(call, 1)
         equal = np.array_equal(normalize_rows_before(block, how), normalize_rows(block, how))
         ratio = np.median(times["now"]) / np.median(times["before"])
-        print(f"| {how} | {_bench.fmt_time(times["before"], 1e-3)} | "
-              f"{_bench.fmt_time(times["now"], 1e-3)} | {ratio:.2f} | {equal} |")  # fmt: skip
+        print(f"| {how} | {_bench.fmt_time(times['before'], 1e-3)} | "
+              f"{_bench.fmt_time(times['now'], 1e-3)} | {ratio:.2f} | {equal} |")  # fmt: skip
 
     data = synthetic(n_users, n_items, nnz, with_text=False, random_state=0).interactions
     als = semrec.ALS(64, iterations=5, random_state=0, show_progress=False).fit(data)
