@@ -496,7 +496,7 @@ def test_cold_start_als_refuses_short_embeddings_before_refitting_its_als(clicks
 def test_masked_arrays_ragged_ids_and_non_string_metrics_are_named(clicks):
     emb = np.random.default_rng(0).standard_normal((20, 8)).astype(np.float32)
     model = semrec.ColdStartALS(semrec.ALS(4, iterations=2, show_progress=False), emb).fit(clicks)
-    with pytest.raises(ValueError, match="users must be a user id or a 1-D array of them, got a "
+    with pytest.raises(ValueError, match="users must be one user id or a 1-D array of them, got a "
                                          "ragged sequence"):  # fmt: skip
         model.recommend([[0, 1], [2]], k=3)
     with pytest.raises(ValueError, match=r"users must be .* ragged"):

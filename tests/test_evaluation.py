@@ -334,7 +334,7 @@ def test_evaluate_rmse_covers_only_the_users_given(warm: tuple[Dataset, Dataset]
 def test_evaluate_argument_messages_name_the_argument(warm: tuple[Dataset, Dataset]) -> None:
     train, test = warm
     model = semrec.MostPopular().fit(train.interactions)
-    with pytest.raises(ValueError, match=r"users must be a user id .* ragged"):
+    with pytest.raises(ValueError, match=r"users must be one user id .* ragged"):
         semrec.evaluate(model, train, test, k=5, users=[[0], [1, 2]])
     with pytest.raises(ValueError, match="items has rows of different lengths"):
         semrec.evaluate(model, train, test, k=5, items=[[1], [2, 3]])

@@ -13,7 +13,7 @@ def _id_array(ids: Any, name: str, what: str) -> np.ndarray:
         return np.asarray(ids)
     except (TypeError, ValueError):
         raise ValueError(
-            f"{name} must be a {what} id or a 1-D array of them, got a ragged sequence"
+            f"{name} must be one {what} id or a 1-D array of them, got a ragged sequence"
         ) from None
 
 
@@ -28,7 +28,7 @@ def index_array(ids: Any, name: str, n: int, what: str) -> tuple[np.ndarray, boo
     arr = arr.reshape(-1) if scalar else arr
     if arr.ndim != 1:
         raise ValueError(
-            f"{name} must be a {what} id or a 1-D array of them, got shape {arr.shape}"
+            f"{name} must be one {what} id or a 1-D array of them, got shape {arr.shape}"
         )
     if arr.size and not np.issubdtype(arr.dtype, np.integer):
         raise TypeError(f"{name} must hold integer {what} ids, got dtype {arr.dtype}")
