@@ -163,6 +163,7 @@ def synthetic(
 
     users_out = np.empty(0, dtype=np.int64)
     items_out = np.empty(0, dtype=np.int64)
+    kept = np.empty(0, dtype=np.int64)  # the pairs so far as sorted keys user * n_items + item
     needed = n_interactions
     # Draws since the last new pair, and in all: parameters can make the rest (nearly)
     # unreachable, and the loop must then stop.
@@ -177,11 +178,14 @@ def synthetic(
         i[on_topic] = by_topic[np.minimum(t_pos, n_items - 1)]
         g_pos = np.searchsorted(global_cdf, x[~on_topic], side="right")
         i[~on_topic] = np.minimum(g_pos, n_items - 1)
-        users_out = np.concatenate((users_out, u))
-        items_out = np.concatenate((items_out, i))
-        _, first = np.unique(users_out * n_items + items_out, return_index=True)
-        first.sort()  # keep draw order so the subsample below stays random
-        users_out, items_out = users_out[first], items_out[first]
+        # Each new pair's first draw, in draw order (so the subsample below stays random), after
+        # the pairs kept before: only the new draws are sorted, then merged into the kept keys.
+        keys, first = np.unique(u * n_items + i, return_index=True)
+        fresh = ~_in_sorted(keys, kept)
+        new, first = keys[fresh], np.sort(first[fresh])
+        users_out = np.concatenate((users_out, u[first]))
+        items_out = np.concatenate((items_out, i[first]))
+        kept = np.sort(np.concatenate((kept, new)), kind="stable")  # two sorted runs: a merge
         remaining = n_interactions - len(users_out)
         idle_draws = idle_draws + draws if remaining >= needed else 0
         needed = remaining
@@ -219,6 +223,14 @@ def synthetic(
         items["text"] = _item_text(item_topic, rng)
     users = pd.DataFrame({"topic": user_topic})
     return Dataset(m, timestamps=timestamps, items=pd.DataFrame(items), users=users)
+
+
+def _in_sorted(values: np.ndarray, sorted_keys: np.ndarray) -> np.ndarray:
+    """Whether each of ``values`` is in ``sorted_keys`` (ascending)."""
+    if sorted_keys.size == 0:
+        return np.zeros(values.shape, dtype=bool)
+    at = np.minimum(np.searchsorted(sorted_keys, values), sorted_keys.size - 1)
+    return sorted_keys[at] == values
 
 
 def synthetic_size(size: str, **kwargs: Any) -> Dataset:
