@@ -13,6 +13,7 @@ import json
 import os
 import stat
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -115,6 +116,14 @@ def rewrite(path: Path, change: Any) -> None:
     arrays = {k: np.array(v) for k, v in saved.arrays.items()}
     change(meta, arrays)
     persist.write(path, meta, arrays)
+
+
+def load_of_edited(name: str, data: Any, path: Path, change: Any) -> Callable[[], Any]:
+    """Save a fitted ``name`` to ``path``, edit it with :func:`rewrite`, and return the load of
+    it (to call under ``pytest.raises``)."""
+    fitted(name, data).save(path)
+    rewrite(path, change)
+    return lambda: type(fitted(name, data)).load(path)
 
 
 def replace_member(path: Path, member: str, change: Any) -> None:
@@ -242,11 +251,12 @@ def test_hyperparameters_fit_checks_are_checked_at_load(
     data: Any, tmp_path: Path, name: str, param: str, value: Any
 ) -> None:
     # Edited (checksums recomputed): they loaded, and failed only at a later refit or query.
-    path = tmp_path / "model.npz"
-    fitted(name, data).save(path)
-    rewrite(path, lambda m, a: m["params"].__setitem__(param, value))
+    def change(meta: dict[str, Any], arrays: dict[str, Any]) -> None:
+        meta["params"][param] = value
+
+    load = load_of_edited(name, data, tmp_path / "model.npz", change)
     with pytest.raises(semrec.FormatError, match=param):
-        type(fitted(name, data)).load(path)
+        load()
 
 
 @pytest.mark.parametrize(
@@ -262,11 +272,9 @@ def test_sizes_past_int32_are_a_corrupt_file_not_an_allocation(
     data: Any, tmp_path: Path, name: str, field: str, change: Any
 ) -> None:
     # Edited sizes (checksums recomputed) raised OverflowError or sized allocations of GiBs.
-    path = tmp_path / "model.npz"
-    fitted(name, data).save(path)
-    rewrite(path, change)
+    load = load_of_edited(name, data, tmp_path / "model.npz", change)
     with pytest.raises(semrec.FormatError, match=rf"{field} must (hold sizes in|be <=)"):
-        type(fitted(name, data)).load(path)
+        load()
 
 
 @pytest.mark.parametrize(
@@ -283,11 +291,9 @@ def test_fitted_values_out_of_their_range_are_a_corrupt_file(
     data: Any, tmp_path: Path, name: str, field: str, change: Any
 ) -> None:
     # Edited (checksums recomputed): they loaded; a negative idf turned similarities around.
-    path = tmp_path / "model.npz"
-    fitted(name, data).save(path)
-    rewrite(path, change)
+    load = load_of_edited(name, data, tmp_path / "model.npz", change)
     with pytest.raises(semrec.FormatError, match=f"corrupt: {field}"):
-        type(fitted(name, data)).load(path)
+        load()
 
 
 @pytest.mark.parametrize(
@@ -308,11 +314,9 @@ def test_a_count_only_metadata_states_must_fit_in_memory(
     # 16 GiB (a scale audit, session 44): a count no array proves is refused when its arrays
     # would need over half the memory. 8 GiB here, whatever this machine has.
     monkeypatch.setattr(persist, "memory_bytes", lambda: 8 * 2**30)
-    path = tmp_path / "model.npz"
-    fitted(name, data).save(path)
-    rewrite(path, change)
+    load = load_of_edited(name, data, tmp_path / "model.npz", change)
     with pytest.raises(semrec.FormatError, match=f"{field} claims 2147483647 users or items"):
-        type(fitted(name, data)).load(path)
+        load()
 
 
 def test_a_file_of_another_model_or_version_is_named(data: Any, tmp_path: Path) -> None:
