@@ -193,6 +193,35 @@ def test_add_gives_the_index_of_all_rows():
     assert_same_results(got, want)
 
 
+def test_a_ctrl_c_right_after_the_native_append_leaves_the_index_whole():
+    # The count lived in Python beside the native one: a KeyboardInterrupt between the append's
+    # return and `n += rows` left the rows packed but not counted, and later adds got ids whose
+    # searches returned other rows (found in 2 of 20 runs by a re-verification, session 44).
+    rng = np.random.default_rng(5)
+    x = clustered(rng, 300, 16)
+
+    class InterruptedAfter:
+        def __init__(self, inner) -> None:
+            self.inner = inner
+
+        def append(self, rows, threads) -> None:
+            self.inner.append(rows, threads)
+            raise KeyboardInterrupt  # as if Ctrl-C arrived just as the kernel returned
+
+        def __getattr__(self, name):
+            return getattr(self.inner, name)
+
+    index = ItemIndex(x[:100], metric="dot")
+    index._prepared = InterruptedAfter(index._prepared)
+    with pytest.raises(KeyboardInterrupt):
+        index.add(x[100:200])
+    index._prepared = index._prepared.inner
+    assert len(index) == 200  # the packed rows are counted
+    np.testing.assert_array_equal(index.add(x[200:]), np.arange(200, 300))
+    np.testing.assert_array_equal(index.vectors, x)
+    assert_same_results(index.search(x[:20], 5), topk(x[:20], x, 5, metric="dot"))
+
+
 def test_candidates_through_the_index():
     rng = np.random.default_rng(5)
     x = clustered(rng, 800, 16)

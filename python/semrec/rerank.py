@@ -157,7 +157,7 @@ class Diversified:
             if isinstance(model, type):
                 raise TypeError(
                     f"model must be a fitted model, got the class {model.__name__}; pass an "
-                    f"instance, e.g. {model.__name__}(...).fit(interactions)"
+                    "instance (a model fitted on your interactions)"
                 )
             raise TypeError(f"model must have a recommend method, got {type(model).__name__}")
         self.model = model

@@ -109,19 +109,18 @@ class ItemIndex:
         self._prepared = core.PreparedItems(self.dim, self.metric, self.storage)
         copy = check.flag(copy, "copy")  # copy=None or "" would share the caller's array
         self._buffer = np.array(x, dtype=np.float32, order="C", copy=True) if copy else x
-        self._n = 0
         self._peak = 0.0  # the largest |value|: bounds every dot product (see _dot_in_range)
         self._append(self._buffer, resolve_num_threads(num_threads))
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
         # The indexed rows (the caller's array itself when the index holds a reference, so a
         # pickle that also holds that array stores it once); packing is redone when unpickled.
-        rows = self._buffer if self._buffer.shape[0] == self._n else self.vectors
+        rows = self._buffer if self._buffer.shape[0] == len(self) else self.vectors
         return _unpickle_item_index, (rows, self.metric, self.storage)
 
     @property
     def vectors(self) -> np.ndarray:
-        view = self._buffer[: self._n]
+        view = self._buffer[: len(self)]
         view.flags.writeable = False
         return view
 
@@ -130,11 +129,11 @@ class ItemIndex:
         return int(self._buffer.nbytes + self._prepared.nbytes)
 
     def __len__(self) -> int:
-        return self._n
+        return int(self._prepared.size)  # the native count: in step even after a Ctrl-C
 
     def __repr__(self) -> str:
         return (
-            f"ItemIndex(n_items={self._n}, dim={self.dim}, metric={self.metric!r}, "
+            f"ItemIndex(n_items={len(self)}, dim={self.dim}, metric={self.metric!r}, "
             f"storage={self.storage!r})"
         )
 
@@ -164,7 +163,8 @@ class ItemIndex:
             raise ValueError(f"vectors must have dimension {self.dim}, got {x.shape[1]}")
         threads = resolve_num_threads(num_threads)
         with self._lock:
-            n0, n1 = self._n, self._n + x.shape[0]
+            n0 = len(self)
+            n1 = n0 + x.shape[0]
             if n1 > np.iinfo(np.int32).max:
                 raise ValueError(f"an ItemIndex holds at most 2**31 - 1 items, adding gives {n1}")
             if n1 > self._buffer.shape[0]:
@@ -180,7 +180,6 @@ class ItemIndex:
         if self.metric == "dot":  # cosine rows are scaled by their own norm: no overflow
             self._peak = max(self._peak, _peak_of(rows))
         self._prepared.append(rows, threads)
-        self._n += rows.shape[0]
 
     def search(
         self,
