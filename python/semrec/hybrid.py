@@ -472,7 +472,7 @@ def normalize_rows(scores: np.ndarray, how: str, *, name: str = "scores") -> np.
         spread = np.sqrt(np.square(s).sum(axis=1, keepdims=True) / np.maximum(count, 1))
         ok = (count > 0) & (spread > 0)
     else:
-        center, spread = _row_center_spread(s, how)
+        center, spread = _row_center_spread(s, how, finite)
         ok = (count > 0) & (spread > 0)
         s -= np.where(ok, center, 0.0)
     s /= np.where(ok, spread, 1.0)
@@ -481,9 +481,12 @@ def normalize_rows(scores: np.ndarray, how: str, *, name: str = "scores") -> np.
     return s
 
 
-def _row_center_spread(s: np.ndarray, how: str) -> tuple[np.ndarray, np.ndarray]:
-    """Per-row offset and scale of the affine normalisations over the finite entries."""
-    finite = np.isfinite(s)
+def _row_center_spread(
+    s: np.ndarray, how: str, finite: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-row offset and scale of the affine normalisations over the finite entries
+    (``finite``: ``np.isfinite(s)``, when the caller has it already)."""
+    finite = np.isfinite(s) if finite is None else finite
     count = finite.sum(axis=1, keepdims=True)
     if how == "zscore":
         center = np.where(finite, s, 0.0).sum(axis=1, keepdims=True) / np.maximum(count, 1)
