@@ -129,3 +129,21 @@ def test_explanation_checks_contributions_and_ids() -> None:
     table = explanation([1], [2.0], 3, user=np.int64(4), item=np.int32(5), score=np.float32(2))
     assert table.attrs == {"user": 4, "item": 5, "score": 2.0, "explained": 2.0, "rest": 0.0}
     assert type(table.attrs["user"]) is int and type(table.attrs["score"]) is float
+
+
+def test_shares_of_contributions_whose_sum_passes_float64_are_exact() -> None:
+    # Finite contributions near float64's limit: their sums overflowed, every share came out 0
+    # with a RuntimeWarning (an error here) and explained was inf (session 44 verify, N3).
+    contributions = np.array([1e308, 1e308, -1e308, 5e307, 3.0])
+    table = explanation([4, 2, 9, 7, 1], contributions, 5, user=0, item=3, score=1.0)
+    scaled = contributions / 1e308  # the same computation at a scale that cannot overflow
+    want = dict(zip([4, 2, 9, 7, 1], scaled / np.abs(scaled).sum(), strict=True))
+    np.testing.assert_allclose(table["share"], [want[i] for i in table["item"]], rtol=1e-15)
+    np.testing.assert_allclose(table.attrs["explained"], scaled.sum() * 1e308, rtol=1e-15)
+    assert table["item"].tolist() == [2, 4, 7, 1, 9]
+    # A total past float64's range is +-inf, the shares are still right.
+    table = explanation([1, 2], [1e308, 1e308], 2, user=0, item=3, score=1.0)
+    assert table["share"].tolist() == [0.5, 0.5]
+    assert table.attrs["explained"] == np.inf and table.attrs["rest"] == -np.inf
+    table = explanation([1, 2], [1.7e308, -1.7e308], 2, user=0, item=3, score=1.0)
+    assert table["share"].tolist() == [0.5, -0.5] and table.attrs["explained"] == 0.0

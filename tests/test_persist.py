@@ -277,6 +277,23 @@ def test_sizes_past_int32_are_a_corrupt_file_not_an_allocation(
         load()
 
 
+def _one_user_more(name: str) -> Callable[[dict[str, Any], dict[str, np.ndarray]], None]:
+    """A neighbour model's weighted matrix (fit-time items x users, users x items for
+    UserKNN) grown by an empty user the interactions do not have: it loaded, the metadata
+    disagreeing with the arrays (session 44 verify, N2)."""
+
+    def change(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+        if name == "ItemKNN":  # a column more, and its idf (bm25)
+            meta["weighted_shape"][1] += 1
+            arrays["idf"] = np.append(arrays["idf"], 1.0)
+        else:  # a row more
+            meta["weighted_shape"][0] += 1
+            indptr = arrays["weighted_indptr"]
+            arrays["weighted_indptr"] = np.append(indptr, indptr[-1])
+
+    return change
+
+
 @pytest.mark.parametrize(
     ("name", "field", "change"),
     [
@@ -285,6 +302,8 @@ def test_sizes_past_int32_are_a_corrupt_file_not_an_allocation(
         ("TextCF", "history", lambda m, a: m.__setitem__("history", [])),
         ("TextCF", "history", lambda m, a: m.__setitem__("history", [3.5])),
         ("ItemKNN", "idf", lambda m, a: a.__setitem__("idf", -a["idf"] - 1)),
+        ("ItemKNN", "weighted_shape", _one_user_more("ItemKNN")),
+        ("UserKNN", "weighted_shape", _one_user_more("UserKNN")),
     ],
 )
 def test_fitted_values_out_of_their_range_are_a_corrupt_file(
@@ -317,6 +336,112 @@ def test_a_count_only_metadata_states_must_fit_in_memory(
     load = load_of_edited(name, data, tmp_path / "model.npz", change)
     with pytest.raises(semrec.FormatError, match=f"{field} claims 2147483647 users or items"):
         load()
+
+
+# The models of the session 44 files (N2): their counts that no array backs, as they claimed.
+UNBACKED = {
+    "UserKNN": (lambda emb: semrec.UserKNN(5, show_progress=False), ["shape", "weighted_shape"]),
+    "ItemKNN": (lambda emb: semrec.ItemKNN(5, show_progress=False), ["weighted_shape"]),
+    "MostPopular": (lambda emb: semrec.MostPopular(), ["shape"]),
+    "Random": (lambda emb: semrec.Random(), ["shape"]),
+    "ContentRecommender": (FORMATS["ContentRecommender"], "n_users"),
+    "Hybrid": (
+        lambda emb: semrec.Hybrid([(_als(), 0.5), (semrec.ItemKNN(5, show_progress=False), 0.5)]),
+        ["member1", "weighted_shape"],
+    ),
+}
+
+
+def load_of_claim(name: str, data: Any, path: Path, count: int) -> Callable[[], Any]:
+    """Save the :data:`UNBACKED` model ``name`` with its count edited to ``count`` (a UserKNN's
+    items are in two fields, which must agree), and return the load of it."""
+    make, where = UNBACKED[name]
+    model = make(data[1]).fit(data[0])
+    model.save(path)
+
+    def change(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+        if where == "n_users":
+            meta["n_users"] = count
+        elif where[0] == "member1":
+            meta["member1"]["weighted_shape"][1] = count
+        else:
+            for field in where:
+                meta[field][1] = count
+
+    rewrite(path, change)
+    return lambda: type(model).load(path)
+
+
+@pytest.mark.parametrize("count", [10**8, 2**31 - 1])
+@pytest.mark.parametrize(
+    ("name", "field"),
+    [
+        ("UserKNN", "shape"),
+        ("ItemKNN", "weighted_shape"),
+        ("MostPopular", "shape"),
+        ("Random", "shape"),
+        ("ContentRecommender", "n_users"),
+        ("Hybrid", "member1/weighted_shape"),
+    ],
+)
+def test_a_count_no_array_backs_is_refused_on_any_machine(
+    data: Any, tmp_path: Path, monkeypatch: Any, name: str, field: str, count: int
+) -> None:
+    # A 10 KB file (checksums recomputed) claiming 10^8 users or items was under the memory
+    # limit and loaded, allocating 1-7 GB (ContentRecommender), or the claim loaded as the
+    # model's n_items_ (session 44 verify, N2); on a machine with 64 GiB even 2^31 - 1 was.
+    # 1 TiB here: only the file's own arrays can refuse it, before anything is allocated.
+    monkeypatch.setattr(persist, "memory_bytes", lambda: 2**40)
+    load = load_of_claim(name, data, tmp_path / "model.npz", count)
+    with pytest.raises(semrec.FormatError, match=f"{field} claims {count} users or items, but"):
+        load()
+
+
+def test_eventless_users_cost_a_profile_each(data: Any, tmp_path: Path, monkeypatch: Any) -> None:
+    # A ContentRecommender's user takes a profile (6 floats here) and offsets, 56 bytes: 2e7
+    # eventless users are past the 1 GiB a file may claim beyond its arrays (1.92e7 users).
+    monkeypatch.setattr(persist, "memory_bytes", lambda: 2**40)
+    load = load_of_claim("ContentRecommender", data, tmp_path / "m.npz", 20_000_000)
+    with pytest.raises(semrec.FormatError, match="n_users claims 20000000 users or items, but"):
+        load()
+
+
+def test_eventless_items_within_the_allowance_save_and_load(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    # One event, 10^5 items: the items without events are no corruption.
+    x = sp.csr_array((np.ones(1, np.float32), ([0], [3])), shape=(2, 100_000))
+    path = tmp_path / "pop.npz"
+    semrec.MostPopular().fit(x).save(path)
+    loaded = semrec.MostPopular.load(path)
+    assert loaded.n_items_ == 100_000
+    assert loaded.recommend(1, k=2)[0].tolist() == [3, 0]
+    # Past the allowance (64 entries here), save says so rather than write an unloadable file.
+    monkeypatch.setattr(persist, "_UNBACKED_BYTES", 64 * 16)
+    with pytest.raises(ValueError, match=r"not saved.*shape claims 100000 users or items, but"):
+        semrec.MostPopular().fit(x).save(tmp_path / "big.npz")
+    with pytest.raises(ValueError, match="drop the empty rows or columns"):
+        semrec.MostPopular().fit(x).save(tmp_path / "big.npz")
+    assert not (tmp_path / "big.npz").exists()
+
+
+def test_running_out_of_memory_in_a_load_names_the_file_and_its_counts(
+    data: Any, tmp_path: Path, monkeypatch: Any
+) -> None:
+    # A count the checks accept can still be too much for this machine (or a model's derived
+    # arrays): NumPy's "Unable to allocate" is not the error, the file and its claims are.
+    path = tmp_path / "pop.npz"
+    fitted("MostPopular", data).save(path)
+
+    def out_of_memory(self: Any) -> None:
+        raise MemoryError("Unable to allocate 5.22 GiB for an array with shape (700000000,)")
+
+    monkeypatch.setattr(semrec.MostPopular, "_fit", out_of_memory)
+    with pytest.raises(semrec.FormatError, match="ran out of memory") as caught:
+        semrec.MostPopular.load(path)
+    message = str(caught.value)
+    assert str(path) in message and f"shape claims {N_ITEMS}" in message
+    assert "Unable to allocate" not in message
 
 
 def test_a_file_of_another_model_or_version_is_named(data: Any, tmp_path: Path) -> None:

@@ -79,6 +79,13 @@ def _check_loads(
     meta.pop("item_index", None)
     try:
         loads(Saved(path, meta, arrays))
+    except _UnbackedCount as refused:
+        problem = str(refused).split(" is corrupt: ", 1)[-1]
+        raise ValueError(
+            f"not saved: its file would not load back ({problem}). The model holds too many "
+            "users or items without any interaction for a file to vouch for them; drop the "
+            "empty rows or columns of the interactions before fit"
+        ) from None
     except FormatError as refused:
         problem = str(refused).split(" is corrupt: ", 1)[-1]
         raise ValueError(
@@ -98,10 +105,33 @@ def _plain(value: Any) -> Any:
     )
 
 
-def _largest_count() -> int:
-    """The most users or items a load accepts from metadata: their per-entry arrays (an int64
-    offset and a float64 value each, 16 bytes) within half the machine's memory."""
-    return memory_bytes() // 32
+# Users or items without any event take no stored value, so no array backs their count; a file
+# may claim this much memory worth of them (2^26 at 16 bytes each) beyond what it stores. A
+# crafted file can make a load allocate about this much, no more; a real model past it (rows or
+# columns without events by the tens of millions) is refused at save time, saying why.
+_UNBACKED_BYTES = 2**30
+
+
+class _UnbackedCount(FormatError):
+    """A count of users or items past what the file stores and the allowance beyond it."""
+
+
+# What a load derives per user or item from a count, at the least: an int64 offset and a
+# float64 value (a model whose entries cost more, e.g. a profile each, says so).
+_ENTRY_BYTES = 16
+
+
+def load_error(saved: Saved, exc: Exception) -> FormatError:
+    """The FormatError for what a model's own checks refused while it was restored from
+    ``saved`` (their message), or for a MemoryError: the counts the file claims, not NumPy's
+    "Unable to allocate" (a count no check could bound, or a machine short of memory)."""
+    if not isinstance(exc, MemoryError):
+        return FormatError(f"{saved.path} is corrupt: {saved.prefix}{exc}")
+    claims = "; ".join(f"{key} claims {count}" for key, count in saved.claims)
+    return FormatError(
+        f"{saved.path} is corrupt, or too large for this machine: restoring it ran out of "
+        f"memory ({claims or 'counts from its arrays'}); load it on a machine with more memory"
+    )
 
 
 def read(path: str | os.PathLike[str], format_name: str, version: int) -> Saved:
@@ -175,6 +205,7 @@ class Saved:
         self.meta = meta
         self.arrays = arrays
         self.prefix = prefix
+        self.claims: list[tuple[str, int]] = []  # the counts read from metadata, for errors
 
     def error(self, field: str, problem: str) -> FormatError:
         """The error for a damaged field (the message says "corrupt", the file and the field)."""
@@ -199,14 +230,14 @@ class Saved:
             raise self.error(key, f"must be >= {minimum}, got {value}")
         return value
 
-    def count(self, key: str) -> int:
+    def count(self, key: str, *, entry_bytes: int = _ENTRY_BYTES) -> int:
         """A number of users or items from the metadata: an int in [0, 2^31 - 1] (ids are
         int32; a larger count in an edited file would size an allocation of terabytes), and
-        loadable here (:func:`_largest_count`)."""
+        loadable (:meth:`_loadable`; ``entry_bytes``: what the load derives per entry)."""
         value = self.value(key, int, minimum=0)
         if value > check.INT32_MAX:
             raise self.error(key, f"must be <= {check.INT32_MAX} (int32 ids), got {value}")
-        self._loadable(key, value)
+        self._loadable(key, value, entry_bytes)
         return value
 
     def shape(self, key: str) -> tuple[int, int]:
@@ -219,14 +250,21 @@ class Saved:
         if min(value) < 0 or max(value) > check.INT32_MAX:
             raise self.error(key, f"must hold sizes in [0, {check.INT32_MAX}], got {value!r}")
         for n in value:
-            self._loadable(key, n)
+            self._loadable(key, n, _ENTRY_BYTES)
         return int(value[0]), int(value[1])
 
-    def _loadable(self, key: str, count: int) -> None:
-        """Refuse a count of users or items that no array of the file proves (only metadata
-        states it) and whose per-user or per-item arrays, which a load derives from it, would
-        not fit here: a 10 KB file claiming 2^31 - 1 items made loads allocate 16 GiB."""
-        largest = _largest_count()
+    def _loadable(self, key: str, count: int, entry_bytes: int) -> None:
+        """Refuse a count of users or items that the file's arrays do not back, before a load
+        derives per-user or per-item arrays from it (a 10 KB file that claimed 2^31 - 1 items
+        made loads allocate 16 GiB; one that claimed 10^8 allocated 1.6 GB).
+
+        Every user or item a model holds takes at least one stored value (its row of factors,
+        its offset in a CSR, an event), except those without any event. So a count may pass
+        the number of values the file stores by at most :data:`_UNBACKED_BYTES` worth of
+        entries, whatever the machine; and in any case the entries must fit in half of its
+        memory."""
+        self.claims.append((self.prefix + key, count))
+        largest = memory_bytes() // (2 * entry_bytes)
         if count > largest:
             raise self.error(
                 key,
@@ -234,6 +272,16 @@ class Saved:
                 f"machine's memory ({largest} at most here); the file is corrupt, or was "
                 "written on a machine with far more memory",
             )
+        stored = sum(a.size for a in self.arrays.values())
+        unbacked = _UNBACKED_BYTES // entry_bytes
+        if count > max(stored, unbacked):
+            refused = self.error(
+                key,
+                f"claims {count} users or items, but the file stores only {stored} values: "
+                f"beyond {unbacked}, each user or item needs stored data of its own (an event, "
+                "a row)",
+            )
+            raise _UnbackedCount(str(refused))
 
     def params(self, allowed: tuple[str, ...]) -> dict[str, Any]:
         """The saved hyperparameters (only names the model takes; values checked by its

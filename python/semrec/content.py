@@ -530,7 +530,8 @@ class ContentRecommender(EncodesText, Recommender):
         emb = saved.array("item_embeddings", np.float32, (None, None))  # added items too
         if emb.shape[1] == 0:
             raise saved.error("item_embeddings", "has no columns")
-        n_users = saved.count("n_users")
+        # Each user gets a profile (float32 per dimension and its state) and offsets.
+        n_users = saved.count("n_users", entry_bytes=4 * emb.shape[1] + 32)
         users = saved.array("event_users", np.int32, (None,), minimum=0, below=n_users)
         n = users.size
         items = saved.array("event_items", np.int32, (n,), minimum=0, below=emb.shape[0])

@@ -15,9 +15,10 @@ contributions first (at most ``k`` rows), and the columns
     fraction of the score the item explains ("recommended because you liked X (40%)").
 
 ``frame.attrs`` holds ``user``, ``item`` (the explained pair), ``score`` (the model's score
-for it), ``explained`` (the sum of all history contributions) and ``rest`` (``score -
-explained``: intercepts and biases that no history item carries, or the approximation gap
-when the model's score is not exactly the sum; each model documents when it is exact).
+for it), ``explained`` (the sum of all history contributions; +-inf only when that sum is past
+float64's range, the shares stay exact) and ``rest`` (``score - explained``: intercepts and
+biases that no history item carries, or the approximation gap when the model's score is not
+exactly the sum; each model documents when it is exact).
 """
 
 from __future__ import annotations
@@ -71,13 +72,20 @@ def explanation(
         raise ValueError(
             f"items and contributions must have the same length, got {ids.size} and {values.size}"
         )
-    scale = np.abs(values).sum()
-    shares = values / scale if scale > 0 else np.zeros_like(values)
+    # Finite contributions near float64's limit (1e308 + 1e308) overflow their sums, which
+    # made every share 0: those are summed scaled by a power of two (exact), and only the
+    # total, ``explained``, rounds to +-inf when it is past float64's range.
+    big = float(np.abs(values).max(initial=0.0))
+    shift = int(np.frexp(big)[1]) if big > np.finfo(np.float64).max / max(values.size, 1) else 0
+    scaled = np.ldexp(values, -shift)
+    scale = np.abs(scaled).sum()
+    shares = scaled / scale if scale > 0 else np.zeros_like(values)
     order = np.lexsort((ids, -values))[:k]
     frame = pd.DataFrame(
         {"item": ids[order], "contribution": values[order], "share": shares[order]}
     )
-    explained = float(values.sum())
+    with np.errstate(over="ignore"):
+        explained = float(np.ldexp(scaled.sum(), shift))
     frame.attrs.update(
         user=user, item=item, score=score, explained=explained, rest=score - explained
     )

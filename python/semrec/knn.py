@@ -381,9 +381,19 @@ class _NeighbourCF(KeepsSeen, Recommender):
         sim_shape = saved.shape("similarity_shape")
         w_shape = saved.shape("weighted_shape")
         docs = n_items if self._KIND == "item" else n_users
-        expected_w = (n_items, w_shape[1]) if self._KIND == "item" else (w_shape[0], n_items)
-        if w_shape != expected_w or sim_shape[0] != sim_shape[1] or sim_shape[0] < docs:
+        if sim_shape[0] != sim_shape[1] or sim_shape[0] < docs:
             raise saved.error("similarity_shape", "does not match the interactions")
+        # The weighted matrix is items x users (users x items for UserKNN) of fit time: fold_in
+        # and update add users to the interactions only, so it has their items and at most
+        # their users. Its users were a count only metadata stated (10^8 loaded as 40).
+        users = w_shape[1] if self._KIND == "item" else w_shape[0]
+        items = w_shape[0] if self._KIND == "item" else w_shape[1]
+        if items != n_items or users > n_users:
+            raise saved.error(
+                "weighted_shape",
+                f"is {list(w_shape)}: it must have the interactions' {n_items} items and at most "
+                f"their {n_users} users",
+            )
         self.similarity_ = saved.csr("similarity", sim_shape)
         self._weighted = saved.csr("weighted", w_shape, nonnegative=True)
         self._idf = None
