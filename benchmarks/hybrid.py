@@ -1,4 +1,5 @@
-"""Hybrid's blend: the per-row normalisation of its members' score blocks, and recommend.
+"""Hybrid's blend: the per-row normalisation of its members' score blocks, their top-k, and
+recommend end to end.
 
 How to run (project root, project virtualenv):
 
@@ -6,11 +7,17 @@ How to run (project root, project virtualenv):
     python benchmarks/hybrid.py --quick         # a smaller catalogue
 
 What it measures. ``Hybrid.recommend`` scores each member on blocks of 256 users x every item,
-normalises each block row by row (``semrec.hybrid.normalize_rows``) and adds the blocks up.
-Until session 44 the normalisation made about twenty float64 passes over each block (masks,
-``np.where`` copies, the statistics twice); it now makes a handful, in place, with the same
-arithmetic (the results are checked equal bit for bit here). Table 1 times one block, before
-and now, alternating, one warm-up, the median [min-max] of ``--repeats`` rounds. Table 2 times
+normalises each block row by row and adds the blocks up (``semrec.hybrid.normalize_rows``), then
+takes each row's top-k without the seen items (``semrec._scoring.select_topk``). Since session 45
+both run in a native kernel (OpenMP over rows, one pass per statistic, no block-sized
+temporaries); until then they were NumPy. The NumPy ways are kept here as the peers, in their
+fastest form (session 44's in-place normalisation; ``argpartition`` with the lower-id tie-break).
+Table 1 times one block each way, alternating, one warm-up, the median [min-max] of
+``--repeats`` rounds: ``normalize_rows`` allocates its float64 result (page faults on a fresh
+40 MB block cost as much as the arithmetic on some machines), the kernel alone adds into a block
+already allocated, as a Hybrid's members after the first do. It prints how far the results
+differ (the native sums run in another order: the last bits may differ; top-k ids are
+compared). Table 2 times
 ``Hybrid(ALS, ItemKNN).recommend`` of ``--users`` users beside its two members' own
 ``recommend`` of the same users (a Hybrid cannot cost less than its members' scoring).
 """
@@ -25,32 +32,56 @@ import _bench
 PINNED = _bench.pin_environment()  # threads and --isa, before numpy or OpenMP load
 
 import numpy as np  # noqa: E402
+import scipy.sparse as sp  # noqa: E402
 
 import semrec  # noqa: E402
+from semrec._native import core  # noqa: E402
+from semrec._scoring import select_topk  # noqa: E402
 from semrec.datasets import synthetic  # noqa: E402
 from semrec.hybrid import normalize_rows  # noqa: E402
 
 
-def normalize_rows_before(s: np.ndarray, how: str) -> np.ndarray:
-    """The normalisation as it was before session 44 (zscore and minmax), for the ratio."""
-    s = np.asarray(s, dtype=np.float64)
-    if np.isnan(s).any() or np.isposinf(s).any():
-        raise ValueError("NaN or +inf scores")
-    finite = np.isfinite(s)
+def normalize_rows_numpy(s: np.ndarray, how: str) -> np.ndarray:
+    """Session 44's NumPy normalisation (zscore and minmax): a handful of in-place passes."""
+    s = np.array(s, dtype=np.float64)
+    excluded = s == -np.inf
+    finite = ~excluded
     count = finite.sum(axis=1, keepdims=True)
-    zeroed = np.where(finite, s, 0.0)
     if how == "zscore":
-        center = np.where(finite, s, 0.0).sum(axis=1, keepdims=True) / np.maximum(count, 1)
-        deviation = np.where(finite, s - center, 0.0)
-        spread = np.sqrt(np.square(deviation).sum(axis=1, keepdims=True) / np.maximum(count, 1))
+        s[excluded] = 0.0
+        center = s.sum(axis=1, keepdims=True) / np.maximum(count, 1)
+        s -= center
+        s[excluded] = 0.0
+        spread = np.sqrt(np.square(s).sum(axis=1, keepdims=True) / np.maximum(count, 1))
+        ok = (count > 0) & (spread > 0)
     else:
         center = np.min(s, axis=1, keepdims=True, where=finite, initial=np.inf)
         spread = np.max(s, axis=1, keepdims=True, where=finite, initial=-np.inf) - center
-    ok = (count > 0) & (spread > 0)
-    scaled = np.where(ok, (zeroed - np.where(ok, center, 0.0)) / np.where(ok, spread, 1.0), 0.0)
-    out = np.full_like(s, -np.inf)
-    np.copyto(out, scaled, where=finite)
-    return out
+        ok = (count > 0) & (spread > 0)
+        s -= np.where(ok, center, 0.0)
+    s /= np.where(ok, spread, 1.0)
+    s[~ok[:, 0]] = 0.0
+    s[excluded] = -np.inf
+    return s
+
+
+def select_topk_numpy(scores: np.ndarray, k: int, exclude: sp.csr_array) -> np.ndarray:
+    """The top-k ids by ``argpartition`` (session 44's way), ties by the lower id."""
+    scores = scores.copy()
+    rows = np.repeat(np.arange(exclude.shape[0]), np.diff(exclude.indptr))
+    scores[rows, exclude.indices] = -np.inf
+    n_items = scores.shape[1]
+    top = np.argpartition(scores, n_items - k, axis=1)[:, n_items - k :]
+    top_scores = np.take_along_axis(scores, top, axis=1)
+    kth = top_scores.min(axis=1, keepdims=True)
+    ties = (scores == kth).sum(axis=1) > (top_scores == kth).sum(axis=1)
+    for row in np.flatnonzero(ties):
+        above = np.flatnonzero(scores[row] > kth[row, 0])
+        tied = np.flatnonzero(scores[row] == kth[row, 0])[: k - above.size]
+        top[row] = np.concatenate([above, tied])
+        top_scores[row] = scores[row, top[row]]
+    order = np.lexsort((top, -top_scores), axis=1)
+    return np.take_along_axis(top, order, axis=1)
 
 
 def timed(call, repeats: int) -> list[float]:
@@ -60,6 +91,16 @@ def timed(call, repeats: int) -> list[float]:
         call()
         out.append(time.perf_counter() - start)
     return out
+
+
+def alternating(calls: dict, repeats: int) -> dict[str, list[float]]:
+    times: dict[str, list[float]] = {name: [] for name in calls}
+    for call in calls.values():
+        call()  # warm-up
+    for _ in range(repeats):
+        for name, call in calls.items():
+            times[name] += timed(call, 1)
+    return times
 
 
 def main() -> None:
@@ -77,37 +118,48 @@ def main() -> None:
     rng = np.random.default_rng(0)
     block = rng.standard_normal((256, n_items)).astype(np.float32)
     block[rng.random(block.shape) < 0.01] = -np.inf  # seen items, excluded
-    print("\n| normalize (256 x every item) | before, ms | now, ms | ratio now / before | "
-          "bitwise equal |")  # fmt: skip
-    print("|---|---|---|---|---|")
+    total = np.zeros(block.shape)  # an allocated block, as a Hybrid's later members add into
+    print("\n| one block, 256 x every item | NumPy, ms | semrec, ms | semrec / NumPy | semrec "
+          "into an allocated block, ms | that / NumPy | agreement |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|")
     for how in ("zscore", "minmax"):
-        calls = {"before": lambda how=how: normalize_rows_before(block, how),
-                 "now": lambda how=how: normalize_rows(block, how)}  # fmt: skip
-        times: dict[str, list[float]] = {name: [] for name in calls}
-        for call in calls.values():
-            call()  # warm-up
-        for _ in range(args.repeats):
-            for name, call in calls.items():
-                times[name] += timed(call, 1)
-        equal = np.array_equal(normalize_rows_before(block, how), normalize_rows(block, how))
-        ratio = np.median(times["now"]) / np.median(times["before"])
-        print(f"| {how} | {_bench.fmt_time(times['before'], 1e-3)} | "
-              f"{_bench.fmt_time(times['now'], 1e-3)} | {ratio:.2f} | {equal} |")  # fmt: skip
+        times = alternating({"numpy": lambda how=how: normalize_rows_numpy(block, how),
+                             "semrec": lambda how=how: normalize_rows(block, how),
+                             "into": lambda how=how: core.add_normalized_rows(
+                                 block, how, 1.0, total, args.threads)},
+                            args.repeats)  # fmt: skip
+        want, got = normalize_rows_numpy(block, how), normalize_rows(block, how)
+        finite = np.isfinite(want)
+        same_inf = np.array_equal(finite, np.isfinite(got))
+        diff = float(np.abs(want[finite] - got[finite]).max())
+        ratio = np.median(times["semrec"]) / np.median(times["numpy"])
+        into = np.median(times["into"]) / np.median(times["numpy"])
+        print(f"| normalize {how} | {_bench.fmt_time(times['numpy'], 1e-3)} | "
+              f"{_bench.fmt_time(times['semrec'], 1e-3)} | {ratio:.2f} | "
+              f"{_bench.fmt_time(times['into'], 1e-3)} | {into:.2f} | max abs difference "
+              f"{diff:.1e}, -inf kept: {same_inf} |")  # fmt: skip
+    blend = normalize_rows(block, "zscore") * 0.5 + normalize_rows(block[::-1], "zscore") * 0.5
+    seen = sp.csr_array(rng.random(blend.shape) < 0.02, dtype=np.float32)
+    times = alternating({"numpy": lambda: select_topk_numpy(blend, 10, seen),
+                         "semrec": lambda: select_topk(blend, 10, exclude=seen)},
+                        args.repeats)  # fmt: skip
+    equal = np.array_equal(
+        select_topk_numpy(blend, 10, seen), select_topk(blend, 10, exclude=seen)[0]
+    )
+    ratio = np.median(times["semrec"]) / np.median(times["numpy"])
+    print(f"| top-10 of the float64 blend, seen items excluded | "
+          f"{_bench.fmt_time(times['numpy'], 1e-3)} | {_bench.fmt_time(times['semrec'], 1e-3)} | "
+          f"{ratio:.2f} | | | same ids: {equal} |")  # fmt: skip
 
     data = synthetic(n_users, n_items, nnz, with_text=False, random_state=0).interactions
     als = semrec.ALS(64, iterations=5, random_state=0, show_progress=False).fit(data)
     knn = semrec.ItemKNN(100, show_progress=False).fit(data)
     hybrid = semrec.Hybrid([(als, 0.5), (knn, 0.5)]).fit(data)
     users = np.arange(min(args.users, n_users))
-    calls = {"ALS": lambda: als.recommend(users, k=10),
-             "ItemKNN": lambda: knn.recommend(users, k=10),
-             "Hybrid": lambda: hybrid.recommend(users, k=10)}  # fmt: skip
-    times = {name: [] for name in calls}
-    for call in calls.values():
-        call()  # warm-up
-    for _ in range(max(3, args.repeats // 2)):
-        for name, call in calls.items():
-            times[name] += timed(call, 1)
+    times = alternating({"ALS": lambda: als.recommend(users, k=10),
+                         "ItemKNN": lambda: knn.recommend(users, k=10),
+                         "Hybrid": lambda: hybrid.recommend(users, k=10)},
+                        max(3, args.repeats // 2))  # fmt: skip
     members = np.median(times["ALS"]) + np.median(times["ItemKNN"])
     print(f"\n| recommend, {users.size:,} users, k=10 | seconds | ratio to the members' sum |")
     print("|---|---|---|")

@@ -1,6 +1,7 @@
 """The shared top-k selection every score-matrix model uses, against a brute-force sort."""
 
 import numpy as np
+import pytest
 import scipy.sparse as sp
 
 from semrec._scoring import select_topk
@@ -21,14 +22,33 @@ def brute(scores, k, exclude, allowed):
     return np.array(out_ids), np.array(out_scores, dtype=np.float32)
 
 
-def test_select_topk_matches_brute_force_with_ties_and_padding(rng):
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int64])
+def test_select_topk_matches_brute_force_with_ties_and_padding(rng, dtype):
     for trial in range(20):
         n, m, k = 7, 12, int(rng.integers(1, 15))
         # few distinct values, so ties cross the k-th position often
-        scores = rng.integers(0, 4, size=(n, m)).astype(np.float32)
+        scores = rng.integers(0, 4, size=(n, m)).astype(dtype)
+        if dtype != np.int64:
+            scores[rng.random((n, m)) < 0.1] = -np.inf  # never returned
         exclude = sp.csr_array(rng.random((n, m)) < 0.3, dtype=np.float32)
         allowed = rng.random(m) < 0.8
         want_ids, want_scores = brute(scores, k, exclude.toarray(), allowed)
         ids, got = select_topk(scores.copy(), k, exclude=exclude, allowed=allowed)
         np.testing.assert_array_equal(ids, want_ids, err_msg=f"trial {trial}")
         np.testing.assert_array_equal(got, want_scores)
+
+
+def test_select_topk_ranks_float64_in_float64_and_any_thread_count(rng):
+    # Two scores equal in float32 but not in float64: the float64 order decides, and the
+    # result is the same on one thread and on two.
+    scores = np.array([[1.0, 1.0 + 1e-12, 0.5, 1.0 + 2e-12]])
+    ids, got = select_topk(scores, 3)
+    assert ids.tolist() == [[3, 1, 0]]
+    assert got.dtype == np.float32 and got.tolist() == [[1.0, 1.0, 1.0]]
+    big = rng.standard_normal((300, 2_000))
+    exclude = sp.csr_array(rng.random(big.shape) < 0.05, dtype=np.float32)
+    one = select_topk(big, 50, exclude=exclude, num_threads=1)
+    two = select_topk(big, 50, exclude=exclude, num_threads=2)
+    np.testing.assert_array_equal(one[0], two[0])
+    want_ids, _ = brute(big[:5], 50, exclude.toarray()[:5], np.ones(2_000, bool))
+    np.testing.assert_array_equal(one[0][:5], want_ids)

@@ -81,9 +81,29 @@ def test_normalisations_equal_numpy(rng, how):
         assert np.isneginf(got[r, ~finite]).all()
 
 
+@pytest.mark.parametrize("how", ["zscore", "minmax"])
+def test_normalisations_of_float32_huge_and_empty_rows(rng, how):
+    # float32 blocks are read as they are (no float64 copy), and equal the float64 result.
+    s32 = rng.standard_normal((5, 37)).astype(np.float32)
+    s32[0, :3] = -np.inf
+    np.testing.assert_array_equal(normalize_rows(s32, how), normalize_rows(s32.astype(float), how))
+    # Finite scores whose sum or range overflows float64 still normalise (scaled first).
+    huge = np.array([[1e308, -1e308, 5e307, -np.inf]])
+    v = huge[0, :3] / 1e308
+    want = (v - v.mean()) / v.std() if how == "zscore" else (v - v.min()) / np.ptp(v)
+    got = normalize_rows(huge, how)
+    np.testing.assert_allclose(got[0, :3], want, rtol=1e-12)
+    assert got[0, 3] == -np.inf
+    # A row with every item excluded stays -inf; an empty block stays empty.
+    assert np.isneginf(normalize_rows(np.full((2, 3), -np.inf), how)).all()
+    assert normalize_rows(np.empty((0, 4)), how).shape == (0, 4)
+
+
 def test_normalize_rejects_nan():
-    with pytest.raises(ValueError, match="NaN"):
-        normalize_rows(np.array([[1.0, np.nan]]), "zscore")
+    for how in ("zscore", "minmax", "rank"):
+        for bad in (np.nan, np.inf):
+            with pytest.raises(ValueError, match="NaN or \\+inf"):
+                normalize_rows(np.array([[1.0, 2.0], [1.0, bad]]), how)
 
 
 def test_blend_equals_weighted_numpy(rng, clicks, als):

@@ -19,4 +19,5 @@ PYBIND11_MODULE(SEMREC_MODULE_NAME, m) {
   semrec::bindings::register_rerank(m);
   semrec::bindings::register_knn(m);
   semrec::bindings::register_pq(m);
+  semrec::bindings::register_blend(m);
 }

@@ -14,19 +14,25 @@
 
 namespace semrec {
 
-struct ScoredId {
-  float score;
+template <class Score>
+struct BasicScoredId {
+  Score score;
   std::int32_t id;
 };
+using ScoredId = BasicScoredId<float>;
 
 // The ranking order of every result list: higher score first, equal scores by the lower id.
-inline bool ranks_before(const ScoredId& a, const ScoredId& b) {
+template <class Score>
+inline bool ranks_before(const BasicScoredId<Score>& a, const BasicScoredId<Score>& b) {
   return a.score > b.score || (a.score == b.score && a.id < b.id);
 }
 // The same order as a function object, which std::sort and std::nth_element inline (a function
 // pointer they call through).
 struct RanksBefore {
-  bool operator()(const ScoredId& a, const ScoredId& b) const { return ranks_before(a, b); }
+  template <class Score>
+  bool operator()(const BasicScoredId<Score>& a, const BasicScoredId<Score>& b) const {
+    return ranks_before(a, b);
+  }
 };
 
 // The k best entries scoring strictly above a floor (-inf: any number; NaN never enters).
@@ -34,28 +40,31 @@ struct RanksBefore {
 // worst of them becomes the bar every later entry must beat. That costs O(1) per entry on
 // average, against O(log k) for a heap, which matters for large k. The kept set is unique
 // (ranks_before is a strict total order over distinct ids), so it does not depend on the order
-// entries arrive in.
-class TopKSelector {
+// entries arrive in. Scores are float32 (every search) or float64 (Hybrid's blends).
+template <class Score>
+class BasicTopKSelector {
  public:
-  explicit TopKSelector(int k, float floor = -std::numeric_limits<float>::infinity())
+  using Entry = BasicScoredId<Score>;
+
+  explicit BasicTopKSelector(int k, Score floor = -std::numeric_limits<Score>::infinity())
       : k_(static_cast<std::size_t>(k)), floor_(floor) {}
 
   // The score an entry must exceed to enter; one that equals it enters only with a lower id
   // than the bar's (never, when ids arrive in increasing order). A cheap pre-filter.
-  float threshold() const { return full_ ? bar_.score : floor_; }
-  bool admits(float score, std::int32_t id) const {
-    return full_ ? ranks_before({score, id}, bar_) : score > floor_;
+  Score threshold() const { return full_ ? bar_.score : floor_; }
+  bool admits(Score score, std::int32_t id) const {
+    return full_ ? ranks_before(Entry{score, id}, bar_) : score > floor_;
   }
 
   // Adds an entry the caller found admissible (or any entry: the selection sorts it out).
-  void push(float score, std::int32_t id) {
+  void push(Score score, std::int32_t id) {
     if (buffer_.capacity() == 0) buffer_.reserve(std::min<std::size_t>(2 * k_, 1 << 16));
     buffer_.push_back({score, id});
     if (buffer_.size() >= 2 * k_) shrink();
   }
 
   // The kept entries, best first. The caller may read and extend them, then calls reset().
-  std::vector<ScoredId>& finish() {
+  std::vector<Entry>& finish() {
     shrink();
     std::sort(buffer_.begin(), buffer_.end(), RanksBefore{});
     return buffer_;
@@ -66,13 +75,14 @@ class TopKSelector {
     full_ = false;
   }
 
-  // Writes the kept entries best first, padded to k with (-1, -inf), and resets.
+  // Writes the kept entries best first (scores as float32), padded to k with (-1, -inf), and
+  // resets.
   void write(std::int32_t* ids, float* scores) {
     finish();
     std::size_t i = 0;
     for (; i < buffer_.size(); ++i) {
       ids[i] = buffer_[i].id;
-      scores[i] = buffer_[i].score;
+      scores[i] = static_cast<float>(buffer_[i].score);
     }
     for (; i < k_; ++i) {
       ids[i] = -1;
@@ -92,11 +102,12 @@ class TopKSelector {
   }
 
   std::size_t k_;
-  float floor_;
+  Score floor_;
   bool full_ = false;
-  ScoredId bar_{0.0f, 0};
-  std::vector<ScoredId> buffer_;
+  Entry bar_{0, 0};
+  std::vector<Entry> buffer_;
 };
+using TopKSelector = BasicTopKSelector<float>;
 
 // The k best scores of a scan that offers items in increasing id order, a block of scores at a
 // time: the selection of the batch search, where every score of every query passes through here.

@@ -127,7 +127,7 @@ class Recommender:
 
     def _rank_rows(self, users: np.ndarray) -> np.ndarray:
         """``_score_rows``, unless a model ranks by a finer dtype (it returns float32 anyway)."""
-        return np.array(self._score_rows(users), dtype=np.float32)
+        return np.asarray(self._score_rows(users), dtype=np.float32)  # select_topk only reads
 
     def _recommend_rows(
         self, users: np.ndarray, k: int, exclude_seen: bool, candidates: np.ndarray | None
@@ -148,7 +148,7 @@ class Recommender:
             return padded_to((found, top), k)
         seen = self._seen_rows if exclude_seen else None
         return select_in_batches(
-            users, k, self._rank_rows, seen, self.n_items_, candidates, BATCH_USERS
+            users, k, self._rank_rows, seen, self.n_items_, candidates, BATCH_USERS, self._threads
         )
 
     # -- how recommend searches the items (dot-product models) -------------------------------
@@ -282,8 +282,8 @@ class Recommender:
         else:
             out = np.empty((u.size, i.size), dtype=np.float32)
             for start in range(0, u.size, BATCH_USERS):
-                rows = self._score_rows(u[start : start + BATCH_USERS])
-                out[start : start + BATCH_USERS] = rows[:, i]
+                rows = self._score_rows(u[start : start + BATCH_USERS])  # i is checked: clip
+                np.take(rows, i, axis=1, out=out[start : start + BATCH_USERS], mode="clip")
         return out[0] if scalar else out
 
     @reads_model
@@ -566,8 +566,8 @@ class Recommender:
                 model._item_search().load(saved, "item_index", items, model._threads)
         except FormatError:
             raise
-        except (KeyError, TypeError, ValueError, IndexError) as exc:
-            raise FormatError(f"{saved.path} is corrupt: {saved.prefix}{exc}") from None
+        except (KeyError, TypeError, ValueError, IndexError, MemoryError) as exc:
+            raise persist.load_error(saved, exc) from None  # never NumPy's "Unable to allocate"
         return model
 
     @classmethod

@@ -15,10 +15,12 @@ from semrec import _validation as check
 
 
 def member_scores(model: Any, users: np.ndarray, n_items: int) -> np.ndarray:
-    """Scores of every item for ``users`` from ``model.score``, or from a full-catalogue
-    ``recommend`` (unlisted items -inf) for models without ``score``."""
+    """Scores of every item for ``users`` (float32 or float64) from ``model.score``, or from a
+    full-catalogue ``recommend`` (unlisted items -inf) for models without ``score``."""
     if hasattr(model, "score"):
-        out = np.asarray(model.score(users, np.arange(n_items)), dtype=np.float64)
+        out = np.asarray(model.score(users, np.arange(n_items)))
+        if out.dtype != np.float32:  # float32 stays: the blend reads it as it is
+            out = out.astype(np.float64)
     else:
         ids, scores = model.recommend(users, k=n_items, exclude_seen=False)
         ids = np.asarray(ids).reshape(users.size, -1)

@@ -52,6 +52,7 @@ def select_in_batches(
     n_items: int,
     candidates: np.ndarray | None,
     batch: int,
+    num_threads: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`select_topk` of ``rank_rows(part)`` for ``batch`` users at a time (the dense
     score rows of a whole catalogue stay bounded), without ``seen_rows(part)`` when given and
@@ -75,7 +76,7 @@ def select_in_batches(
         part = users[start : start + batch]
         exclude = seen_rows(part) if seen_rows is not None else None
         ids[start : start + part.size], scores[start : start + part.size] = select_topk(
-            rank_rows(part), k, exclude=exclude, allowed=allowed
+            rank_rows(part), k, exclude=exclude, allowed=allowed, num_threads=num_threads
         )
     return ids, scores
 
@@ -86,12 +87,14 @@ def select_topk(
     *,
     exclude: sp.csr_array | None = None,
     allowed: np.ndarray | None = None,
+    num_threads: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Top-``k`` columns of each row of a dense score block, best first.
+    """Top-``k`` columns of each row of a dense score block, best first (float32 scores).
 
-    ``exclude`` (CSR, same shape) and ``allowed`` (bool mask over columns) remove items; ties go
-    to the lower id; rows with fewer than ``k`` eligible items are padded with ``-1`` / ``-inf``.
-    Modifies ``scores`` in place.
+    ``exclude`` (CSR, same shape) and ``allowed`` (bool mask over columns) remove items, and so
+    does a score of ``-inf``; ties go to the lower id; rows with fewer than ``k`` eligible items
+    are padded with ``-1`` / ``-inf``. float32 and float64 blocks are ranked in their own
+    precision (a Hybrid's float64 blend keeps its members' ties apart); other dtypes as float64.
 
     Examples
     --------
@@ -100,37 +103,23 @@ def select_topk(
     >>> select_topk(np.array([[0.5, 2.0, 2.0]]), 2)[0].tolist()
     [[1, 2]]
     """
-    n, n_items = scores.shape
-    if allowed is not None:
-        scores[:, ~allowed] = -np.inf
+    dtype = np.float32 if np.asarray(scores).dtype == np.float32 else np.float64
+    scores = np.ascontiguousarray(scores, dtype=dtype)
+    if scores.ndim != 2:
+        raise ValueError(f"scores must be 2-D, got {scores.ndim}-D")
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    indptr = indices = None
     if exclude is not None:
-        rows = np.repeat(np.arange(exclude.shape[0]), np.diff(exclude.indptr))
-        scores[rows, exclude.indices] = -np.inf
-    ids = np.full((n, k), -1, dtype=np.int32)
-    out = np.full((n, k), -np.inf, dtype=np.float32)
-    width = min(k, n_items)
-    if n == 0 or width == 0:
-        return ids, out
-    # The width largest, in no order (partitioning the scores as they are: no negated copy).
-    top = np.argpartition(scores, n_items - width, axis=1)[:, n_items - width :]
-    top_scores = np.take_along_axis(scores, top, axis=1)
-    # Sort by (score desc, id asc); a partition may cut a tie at the boundary, so re-select the
-    # boundary ties by id to keep the documented tie-break.
-    kth = top_scores.min(axis=1, keepdims=True)
-    if width < n_items:
-        ties = (scores == kth).sum(axis=1) > (top_scores == kth).sum(axis=1)
-        for row in np.flatnonzero(ties):
-            above = np.flatnonzero(scores[row] > kth[row, 0])
-            tied = np.flatnonzero(scores[row] == kth[row, 0])[: width - above.size]
-            top[row] = np.concatenate([above, tied])
-            top_scores[row] = scores[row, top[row]]
-    order = np.lexsort((top, -top_scores), axis=1)
-    top = np.take_along_axis(top, order, axis=1)
-    top_scores = np.take_along_axis(top_scores, order, axis=1)
-    valid = top_scores > -np.inf
-    ids[:, :width] = np.where(valid, top, -1)
-    out[:, :width] = top_scores
-    return ids, out
+        if exclude.shape != scores.shape:
+            raise ValueError(f"exclude has shape {exclude.shape}, expected {scores.shape}")
+        indptr = np.asarray(exclude.indptr, dtype=np.int64)
+        indices = np.ascontiguousarray(exclude.indices, dtype=np.int32)
+    if allowed is not None:
+        allowed = np.ascontiguousarray(allowed, dtype=bool)
+    return core.topk_dense_rows(
+        scores, k, indptr, indices, allowed, resolve_num_threads(num_threads)
+    )
 
 
 def itself(ids: np.ndarray, n: int) -> sp.csr_array:

@@ -18,8 +18,10 @@ from semrec import _validation as check
 from semrec._base import Recommender, load_nested, nest
 from semrec._hybrid_scores import fitted_shape, member_scores, seen_union
 from semrec._model_lock import fits_model
+from semrec._native import core
 from semrec._persist import Saved, csr_arrays
 from semrec._seen import scipy_view
+from semrec._threads import resolve_num_threads
 from semrec.datasets import Dataset
 from semrec.errors import NotFittedError
 
@@ -210,9 +212,13 @@ class Hybrid(Recommender):
         total = np.zeros((users.size, n_items), dtype=np.float64)
         for model, weight in self._members():
             scores = member_scores(model, users, n_items)
-            part = normalize_rows(scores, self.normalize, name=type(model).__name__)
-            part *= weight  # in place: a block is users x every item
-            total += part
+            name = type(model).__name__
+            if self.normalize == "rank":
+                part = normalize_rows(scores, self.normalize, name=name)
+                part *= weight  # in place: a block is users x every item
+                total += part
+            else:  # normalised and added in one native pass per row, no block-sized temporaries
+                _add_normalized(scores, self.normalize, weight, total, name, self._threads)
         return total
 
     def _score_rows(self, users: np.ndarray) -> np.ndarray:
@@ -450,35 +456,41 @@ def normalize_rows(scores: np.ndarray, how: str, *, name: str = "scores") -> np.
     [[0.0, 0.5, 1.0]]
     """
     check.choice(how, "normalize", NORMALIZE)
-    # A copy, normalised in place in few passes: Hybrid's blocks are 256 users x every item.
-    s = np.array(scores, dtype=np.float64)
+    if how != "rank":
+        out = np.zeros(np.shape(scores), dtype=np.float64)
+        _add_normalized(scores, how, 1.0, out, name, None)  # 0 + 1 * x is x, bit for bit
+        return out
+    s = np.asarray(scores, dtype=np.float64)
     top = s.max() if s.size else 0.0
     if np.isnan(top) or top == np.inf:  # max() propagates NaN
         raise ValueError(f"{name} returned NaN or +inf scores; only -inf may mark excluded items")
-    excluded = s == -np.inf
-    finite = ~excluded
+    finite = s != -np.inf
     count = finite.sum(axis=1, keepdims=True)
-    if how == "rank":
-        import scipy.stats  # here: importing it takes about half of `import semrec`
+    import scipy.stats  # here: importing it takes about half of `import semrec`
 
-        # rankdata puts the -inf entries first; shift them out so finite ranks start at 1.
-        ranks = scipy.stats.rankdata(s, axis=1, method="average") - (s.shape[1] - count)
-        return np.where(finite, (ranks - 1.0) / np.maximum(count - 1, 1), -np.inf)
-    if how == "zscore":  # the arithmetic of _row_center_spread, on s itself
-        s[excluded] = 0.0
-        center = s.sum(axis=1, keepdims=True) / np.maximum(count, 1)
-        s -= center
-        s[excluded] = 0.0
-        spread = np.sqrt(np.square(s).sum(axis=1, keepdims=True) / np.maximum(count, 1))
-        ok = (count > 0) & (spread > 0)
-    else:
-        center, spread = _row_center_spread(s, how, finite)
-        ok = (count > 0) & (spread > 0)
-        s -= np.where(ok, center, 0.0)
-    s /= np.where(ok, spread, 1.0)
-    s[~ok[:, 0]] = 0.0  # a row without spread (or without finite entries): every item ties
-    s[excluded] = -np.inf
-    return s
+    # rankdata puts the -inf entries first; shift them out so finite ranks start at 1.
+    ranks = scipy.stats.rankdata(s, axis=1, method="average") - (s.shape[1] - count)
+    return np.where(finite, (ranks - 1.0) / np.maximum(count - 1, 1), -np.inf)
+
+
+def _add_normalized(
+    scores: np.ndarray,
+    how: str,
+    weight: float,
+    total: np.ndarray,
+    name: str,
+    num_threads: int | None,
+) -> None:
+    """``total += weight * normalize_rows(scores, how)`` for ``"zscore"`` / ``"minmax"``, in
+    the native kernel (float32 or float64 scores as they are; other dtypes as float64)."""
+    dtype = np.float32 if np.asarray(scores).dtype == np.float32 else np.float64
+    scores = np.ascontiguousarray(scores, dtype=dtype)
+    if scores.ndim != 2:
+        raise ValueError(
+            f"scores must be a 2-D block (users x items), got {scores.ndim}-D ({name})"
+        )
+    if not core.add_normalized_rows(scores, how, weight, total, resolve_num_threads(num_threads)):
+        raise ValueError(f"{name} returned NaN or +inf scores; only -inf may mark excluded items")
 
 
 def _row_center_spread(

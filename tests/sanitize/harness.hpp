@@ -74,5 +74,6 @@ void check_rerank(Rng& rng);
 void check_metrics(Rng& rng);
 void check_pq(Rng& rng);
 void check_gelu(Rng& rng);
+void check_blend(Rng& rng);
 
 }  // namespace checks

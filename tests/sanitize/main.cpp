@@ -24,7 +24,8 @@ int main() {
                 {"rerank", checks::check_rerank},
                 {"metrics", checks::check_metrics},
                 {"pq", checks::check_pq},
-                {"gelu", checks::check_gelu}};
+                {"gelu", checks::check_gelu},
+                {"blend", checks::check_blend}};
   for (const auto& suite : suites) {
     try {
       suite.run(rng);

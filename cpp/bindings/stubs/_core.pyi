@@ -13,6 +13,7 @@ F64: TypeAlias = npt.NDArray[np.float64]
 I32: TypeAlias = npt.NDArray[np.int32]
 I64: TypeAlias = npt.NDArray[np.int64]
 U8: TypeAlias = npt.NDArray[np.uint8]
+Bool: TypeAlias = npt.NDArray[np.bool_]
 Times: TypeAlias = I64 | F64 | None  # seconds or any monotonic integer clock; None: no decay
 TopK: TypeAlias = tuple[I32, F32]  # ids (-1 pads) and scores (-inf pads), best first
 Csr: TypeAlias = tuple[I64, I32, F32]  # indptr, indices, values
@@ -140,4 +141,14 @@ def pq_query(
     scan_queries: F32, centroids: F32, blocks: U8, n_items: int, depth: int,
     queries: F32, items: PreparedItems, rows: F32, k: int,
     exclude_indptr: I64 | None, exclude_indices: I32 | None, num_threads: int,
+) -> TopK: ...
+
+# Hybrid's blend (semrec.hybrid.normalize_rows, semrec._scoring.select_topk); float32 or float64
+def add_normalized_rows(
+    scores: F32 | F64, how: str, weight: float, total: F64, num_threads: int
+) -> bool: ...
+def topk_dense_rows(
+    scores: F32 | F64, k: int,
+    exclude_indptr: I64 | None, exclude_indices: I32 | None, allowed: Bool | None,
+    num_threads: int,
 ) -> TopK: ...
