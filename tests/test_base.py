@@ -52,3 +52,14 @@ def test_select_topk_ranks_float64_in_float64_and_any_thread_count(rng):
     np.testing.assert_array_equal(one[0], two[0])
     want_ids, _ = brute(big[:5], 50, exclude.toarray()[:5], np.ones(2_000, bool))
     np.testing.assert_array_equal(one[0][:5], want_ids)
+
+
+def test_select_topk_refuses_exclusions_outside_the_block_rather_than_wrapping():
+    # An int64 id of 2^32 + 1 must not wrap onto item 1 when the kernel takes int32 ids.
+    exclude = sp.csr_array(
+        (np.ones(1, np.float32), np.array([2**32 + 1], np.int64), np.array([0, 1], np.int64)),
+        shape=(1, 2**33),
+    )
+    exclude._shape = (1, 3)  # a matrix whose shape check passes: only the ids are wrong
+    with pytest.raises(IndexError, match=r"outside \[0, 3\)"):
+        select_topk(np.array([[0.1, 0.2, 0.3]]), 2, exclude=exclude)

@@ -94,6 +94,8 @@ def test_normalisations_of_float32_huge_and_empty_rows(rng, how):
     got = normalize_rows(huge, how)
     np.testing.assert_allclose(got[0, :3], want, rtol=1e-12)
     assert got[0, 3] == -np.inf
+    with pytest.raises(ValueError, match=r"2-D block .* got 0-D"):
+        normalize_rows(3.0, how)
     # A row with every item excluded stays -inf; an empty block stays empty.
     assert np.isneginf(normalize_rows(np.full((2, 3), -np.inf), how)).all()
     assert normalize_rows(np.empty((0, 4)), how).shape == (0, 4)
@@ -312,6 +314,28 @@ def test_explain_scales_member_contributions_exactly(rng, clicks, how):
     parts = {m["model"]: m for m in why.attrs["members"]}
     assert parts["MostPopular"]["explained"] == 0.0  # no history terms: all in rest
     assert sum(m["part"] for m in why.attrs["members"]) == pytest.approx(why.attrs["score"])
+
+
+class Linear64(Linear):
+    """:class:`Linear` in float64 (a custom member may score past float32's range)."""
+
+    def __init__(self, sim: np.ndarray, interactions: sp.csr_array) -> None:
+        Fixed.__init__(self, np.zeros((interactions.shape[0], sim.shape[1])), interactions)
+        self.sim = sim
+        self.table = interactions.toarray() @ sim
+
+
+@pytest.mark.parametrize("how", ["zscore", "minmax"])
+def test_explain_of_huge_scores_equals_that_of_the_same_scores_scaled_down(rng, clicks, how):
+    # A member's scores times 2^520 (past 1e156: their spread overflows float64) normalise
+    # to the same blend, and explain splits them the same way.
+    sim = rng.random((50, 50))
+    small = semrec.Hybrid([(Linear64(sim, clicks), 1.0)], normalize=how).explain(4, 17, k=100)
+    huge = semrec.Hybrid([(Linear64(np.ldexp(sim, 520), clicks), 1.0)], normalize=how)
+    why = huge.explain(4, 17, k=100)
+    np.testing.assert_allclose(why["contribution"], small["contribution"], rtol=1e-12)
+    assert why.attrs["explained"] == pytest.approx(small.attrs["explained"], rel=1e-12)
+    assert why.attrs["score"] == pytest.approx(small.attrs["score"], rel=1e-12)
 
 
 def test_explain_with_real_members_and_rank(clicks):

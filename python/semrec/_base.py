@@ -44,10 +44,8 @@ FORMATS: dict[str, type[Recommender]] = {}
 
 
 class Recommender:
-    """Base of every model: the common verbs, their argument checks, repr and persistence.
-
-    See ``docs/model_contract.md`` for what each verb promises and the hooks a model provides.
-    """
+    """Base of every model: the common verbs, their argument checks, repr and persistence
+    (``docs/model_contract.md``: what each verb promises, the hooks a model provides)."""
 
     _PARAMS: ClassVar[tuple[str, ...]] = ()
     _FORMAT_NAME: ClassVar[str] = ""
@@ -282,8 +280,9 @@ class Recommender:
         else:
             out = np.empty((u.size, i.size), dtype=np.float32)
             for start in range(0, u.size, BATCH_USERS):
-                rows = self._score_rows(u[start : start + BATCH_USERS])  # i is checked: clip
-                np.take(rows, i, axis=1, out=out[start : start + BATCH_USERS], mode="clip")
+                rows = self._score_rows(u[start : start + BATCH_USERS])
+                mode = "clip" if rows.shape[1] == self.n_items_ else "raise"  # i is checked
+                np.take(rows, i, axis=1, out=out[start : start + BATCH_USERS], mode=mode)
         return out[0] if scalar else out
 
     @reads_model

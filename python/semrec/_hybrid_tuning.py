@@ -286,4 +286,5 @@ class _Blend:
             allowed = np.zeros(n_items, dtype=bool)
             allowed[check.item_ids(items, "items", n_items)] = True
         exclude = self.cache.seen(users, active) if exclude_seen else None
-        return select_topk(total, k, exclude=exclude, allowed=allowed)
+        # One thread each: tune already evaluates the weight vectors on a pool of threads.
+        return select_topk(total, k, exclude=exclude, allowed=allowed, num_threads=1)

@@ -92,9 +92,10 @@ def select_topk(
     """Top-``k`` columns of each row of a dense score block, best first (float32 scores).
 
     ``exclude`` (CSR, same shape) and ``allowed`` (bool mask over columns) remove items, and so
-    does a score of ``-inf``; ties go to the lower id; rows with fewer than ``k`` eligible items
-    are padded with ``-1`` / ``-inf``. float32 and float64 blocks are ranked in their own
-    precision (a Hybrid's float64 blend keeps its members' ties apart); other dtypes as float64.
+    does a score of ``-inf`` or NaN; ties go to the lower id; rows with fewer than ``k``
+    eligible items are padded with ``-1`` / ``-inf``. float32 and float64 blocks are ranked in
+    their own precision (a Hybrid's float64 blend keeps its members' ties apart); other dtypes
+    as float64.
 
     Examples
     --------
@@ -114,7 +115,10 @@ def select_topk(
         if exclude.shape != scores.shape:
             raise ValueError(f"exclude has shape {exclude.shape}, expected {scores.shape}")
         indptr = np.asarray(exclude.indptr, dtype=np.int64)
-        indices = np.ascontiguousarray(exclude.indices, dtype=np.int32)
+        indices = np.asarray(exclude.indices)
+        if indices.size and (indices.min() < 0 or indices.max() >= scores.shape[1]):
+            raise IndexError(f"exclude holds item ids outside [0, {scores.shape[1]})")
+        indices = np.ascontiguousarray(indices, dtype=np.int32)  # in range: no wrap-around
     if allowed is not None:
         allowed = np.ascontiguousarray(allowed, dtype=bool)
     return core.topk_dense_rows(

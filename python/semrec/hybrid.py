@@ -280,9 +280,10 @@ class Hybrid(Recommender):
                 if self.normalize == "rank":
                     total = values.sum()
                     scale = part / total if abs(total) > 1e-12 * np.abs(values).sum() else 0.0
-                else:
-                    _, spread = _row_center_spread(raw, self.normalize)
-                    scale = weight / float(spread[0, 0]) if spread[0, 0] > 0 else 0.0
+                else:  # scores past ~1e154 overflow the spread: measure it in units of 2^e
+                    e = int(np.frexp(np.abs(raw[np.isfinite(raw)]).max(initial=1.0))[1])
+                    _, spread = _row_center_spread(np.ldexp(raw, -e), self.normalize)
+                    scale = np.ldexp(weight, -e) / spread[0, 0] if spread[0, 0] > 0 else 0.0
                 items.append(ids)
                 parts.append(values * scale)
                 explained = float(parts[-1].sum())
@@ -483,12 +484,12 @@ def _add_normalized(
 ) -> None:
     """``total += weight * normalize_rows(scores, how)`` for ``"zscore"`` / ``"minmax"``, in
     the native kernel (float32 or float64 scores as they are; other dtypes as float64)."""
-    dtype = np.float32 if np.asarray(scores).dtype == np.float32 else np.float64
-    scores = np.ascontiguousarray(scores, dtype=dtype)
-    if scores.ndim != 2:
+    scores = np.asarray(scores)
+    if scores.ndim != 2:  # before ascontiguousarray, which makes a scalar 1-D
         raise ValueError(
             f"scores must be a 2-D block (users x items), got {scores.ndim}-D ({name})"
         )
+    scores = np.ascontiguousarray(scores, np.float32 if scores.dtype == np.float32 else np.float64)
     if not core.add_normalized_rows(scores, how, weight, total, resolve_num_threads(num_threads)):
         raise ValueError(f"{name} returned NaN or +inf scores; only -inf may mark excluded items")
 
