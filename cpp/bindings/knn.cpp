@@ -114,6 +114,26 @@ void register_knn(py::module_& m) {
       py::arg("k"), py::arg("exclude_indptr").noconvert(), py::arg("exclude_indices").noconvert(),
       py::arg("candidates").noconvert(), py::arg("num_threads"),
       "Top-k of history @ graph per row; see semrec.ItemKNN.recommend.");
+
+  m.def(
+      "knn_scores",
+      [](const CArray<std::int64_t>& h_indptr, const CArray<std::int32_t>& h_indices,
+         const CArray<float>& h_values, const CArray<std::int64_t>& g_indptr,
+         const CArray<std::int32_t>& g_indices, const CArray<float>& g_values, std::int64_t n_items,
+         ThreadCount num_threads) {
+        const std::int64_t dims = g_indptr.ndim() == 1 ? g_indptr.shape(0) - 1 : 0;
+        const CsrValuesView h = csr_values_view(h_indptr, h_indices, h_values, dims, "history");
+        const CsrValuesView g = csr_values_view(g_indptr, g_indices, g_values, n_items, "graph");
+        CArray<float> scores({h.rows, n_items});
+        float* out = scores.mutable_data();
+        without_gil([&](const StopCheck& stop) { neighbour_scores(h, g, num_threads, out, stop); });
+        return scores;
+      },
+      py::arg("h_indptr").noconvert(), py::arg("h_indices").noconvert(),
+      py::arg("h_values").noconvert(), py::arg("g_indptr").noconvert(),
+      py::arg("g_indices").noconvert(), py::arg("g_values").noconvert(), py::arg("n_items"),
+      py::arg("num_threads"),
+      "Dense history @ graph, summed as knn_topk sums; see semrec.ItemKNN.score.");
 }
 
 }  // namespace semrec::bindings

@@ -458,4 +458,24 @@ void neighbour_topk(CsrValuesView history, CsrValuesView graph, int k, CsrView e
   });
 }
 
+void neighbour_scores(CsrValuesView history, CsrValuesView graph, int num_threads, float* out,
+                      const StopCheck& stop) {
+  if (history.cols != graph.rows) {
+    throw std::invalid_argument("history has " + std::to_string(history.cols) +
+                                " columns but graph has " + std::to_string(graph.rows) + " rows");
+  }
+  check_values_csr(history, "history");
+  check_values_csr(graph, "graph");
+  const std::int64_t nq = history.rows, n_items = graph.cols;
+  const Packed through = pack(graph);
+  const std::int64_t n_tasks = (nq + kRowsPerTask - 1) / kRowsPerTask;
+  parallel_tasks(n_tasks, num_threads, stop, [&](std::int64_t task) {
+    for (std::int64_t r = task * kRowsPerTask; r < std::min(nq, (task + 1) * kRowsPerTask); ++r) {
+      float* acc = out + r * n_items;
+      std::fill(acc, acc + n_items, 0.0f);
+      accumulate_dense(history, r, through, acc);
+    }
+  });
+}
+
 }  // namespace semrec

@@ -52,4 +52,10 @@ void neighbour_topk(CsrValuesView history, CsrValuesView graph, int k, CsrView e
                     const std::int32_t* candidates, std::int64_t n_candidates, int num_threads,
                     TopKOutput out, const StopCheck& stop = {});
 
+// The dense scores neighbour_topk ranks: out (q x n_items, row-major, caller-allocated) =
+// history @ graph, each sum in neighbour_topk's order, so bitwise its scores (what a kNN model's
+// score() returns). Any values; identical for any thread count.
+void neighbour_scores(CsrValuesView history, CsrValuesView graph, int num_threads, float* out,
+                      const StopCheck& stop = {});
+
 }  // namespace semrec

@@ -8,7 +8,7 @@ signatures and their docstrings live here:
 * scoring, one of
     - ``_vectors(users) -> (queries, item_vectors)`` (plus ``_score_offset``): a dot-product
       model, ``score = query · item + offset``, summed by :func:`semrec.topk`'s kernel;
-    - ``_score_rows(users) -> dense scores`` (optionally ``_rank_rows`` for a finer dtype and
+    - ``_score_rows(users) -> a fresh dense block`` (optionally ``_rank_rows`` for a finer dtype and
       ``_recommend_rows`` for a faster top-k path): a score-matrix model;
 * ``_item_space() -> (vectors, metric)`` or ``_similar_items(ids, k)`` for ``similar_items``;
 * ``_fold_in``, ``_update``, ``_add_items`` for the real-time verbs (a model without them
@@ -36,7 +36,6 @@ __all__ = ["FORMATS", "Recommender", "load_nested", "nest"]
 
 # Users scored per dense block by score-matrix models: bounds memory at 256 x n_items floats.
 BATCH_USERS = 256
-
 _NO_USERS = np.empty(0, dtype=np.int64)  # _vectors(_NO_USERS)[1]: the item vectors alone
 
 # Every saved model class, by format name: what a Hybrid or ColdStartALS file loads members with.
@@ -277,6 +276,8 @@ class Recommender:
         if self._is_dot_product():
             queries, vectors = self._vectors(u)
             out = kernel_scores(queries, vectors, i, self._score_offset, self._threads)
+        elif u.size <= BATCH_USERS and np.array_equal(i, np.arange(self.n_items_)):
+            out = np.asarray(self._score_rows(u), dtype=np.float32)  # one fresh block, no copy
         else:
             out = np.empty((u.size, i.size), dtype=np.float32)
             for start in range(0, u.size, BATCH_USERS):

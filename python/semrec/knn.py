@@ -219,7 +219,13 @@ class _NeighbourCF(KeepsSeen, Recommender):
         return self.similarity_ if self._KIND == "item" else self._seen
 
     def _score_rows(self, users: np.ndarray) -> np.ndarray:
-        return np.asarray((self._history(users) @ self._through()).toarray(), dtype=np.float32)
+        # Summed as recommend's kernel sums (same inputs, same order): the scores it ranks.
+        return core.knn_scores(
+            *kernel_arrays(check.without_zeros(self._history(users))),
+            *kernel_arrays(self._through()),
+            self.n_items_,
+            resolve_num_threads(self.num_threads),
+        )
 
     def _recommend_rows(
         self, users: np.ndarray, k: int, exclude_seen: bool, candidates: np.ndarray | None

@@ -1,4 +1,5 @@
-// semrec::neighbour_graph and neighbour_topk against sparse products computed in double here.
+// semrec::neighbour_graph, neighbour_topk and neighbour_scores against sparse products computed
+// in double here.
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -113,6 +114,9 @@ void topk_case(Rng& rng, std::int64_t nq, std::int64_t d, std::int64_t n_items, 
   semrec::neighbour_topk(history.values_view(), graph.values_view(), k, exclude.view(),
                          candidates ? cand.data() : nullptr, static_cast<std::int64_t>(cand.size()),
                          2, {ids.data(), scores.data()});
+  // The dense scores score() returns: the double product here, and bitwise what topk ranked.
+  std::vector<float> dense(static_cast<std::size_t>(nq * n_items), 7.0f);
+  semrec::neighbour_scores(history.values_view(), graph.values_view(), 2, dense.data());
   for (std::int64_t r = 0; r < nq; ++r) {
     const auto h = dense_row(history, r);
     std::vector<double> ref(static_cast<std::size_t>(n_items), 0.0);
@@ -120,6 +124,13 @@ void topk_case(Rng& rng, std::int64_t nq, std::int64_t d, std::int64_t n_items, 
       const auto g = dense_row(graph, c);
       for (std::int64_t j = 0; j < n_items; ++j) ref[j] += h[c] * g[j];
     }
+    bool same = true;
+    for (std::int64_t j = 0; j < n_items; ++j)
+      same = same && near(dense[r * n_items + j], ref[j], 1e-5);
+    for (std::int64_t t = 0; t < k && ids[r * k + t] >= 0; ++t) {
+      same = same && scores[r * k + t] == dense[r * n_items + ids[r * k + t]];
+    }
+    EXPECT(same, "neighbour_scores row " + std::to_string(r) + ": the product, topk's scores");
     for (std::int64_t j = 0; j < n_items; ++j) {
       const bool allowed = !candidates || j % 3 == 0;
       if (!allowed || exclude.contains(r, static_cast<std::int32_t>(j))) ref[j] = kNegInf;
@@ -175,6 +186,10 @@ void check_knn(Rng& rng) {
                 semrec::neighbour_topk(m.values_view(), mt.values_view(), 2, {}, unsorted.data(), 2,
                                        1, {ids.data(), scores.data()}),
                 "neighbour_topk unsorted candidates");
+  std::vector<float> dense(12);
+  EXPECT_THROWS(std::invalid_argument,
+                semrec::neighbour_scores(m.values_view(), m.values_view(), 1, dense.data()),
+                "neighbour_scores shape mismatch");
   EXPECT_THROWS(std::invalid_argument,
                 semrec::neighbour_topk(m.values_view(), m.values_view(), 2, {}, nullptr, 0, 1,
                                        {ids.data(), scores.data()}),
