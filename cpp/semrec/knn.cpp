@@ -246,6 +246,16 @@ void check_values_csr(const CsrValuesView& m, const char* name) {
   }
 }
 
+// history @ graph is defined, and both are well-formed.
+void check_product(const CsrValuesView& history, const CsrValuesView& graph) {
+  if (history.cols != graph.rows) {
+    throw std::invalid_argument("history has " + std::to_string(history.cols) +
+                                " columns but graph has " + std::to_string(graph.rows) + " rows");
+  }
+  check_values_csr(history, "history");
+  check_values_csr(graph, "graph");
+}
+
 }  // namespace
 
 CsrResult neighbour_graph(CsrValuesView queries, CsrValuesView targets_t, const float* query_norms,
@@ -373,12 +383,7 @@ void neighbour_topk(CsrValuesView history, CsrValuesView graph, int k, CsrView e
                     const std::int32_t* candidates, std::int64_t n_candidates, int num_threads,
                     TopKOutput out, const StopCheck& stop) {
   if (k < 1) throw std::invalid_argument("k must be >= 1, got " + std::to_string(k));
-  if (history.cols != graph.rows) {
-    throw std::invalid_argument("history has " + std::to_string(history.cols) +
-                                " columns but graph has " + std::to_string(graph.rows) + " rows");
-  }
-  check_values_csr(history, "history");
-  check_values_csr(graph, "graph");
+  check_product(history, graph);
   const std::int64_t nq = history.rows, n_items = graph.cols;
   check_csr(exclude, nq, n_items, "exclude", /*require_sorted=*/false);
   std::vector<unsigned char> allowed;
@@ -460,12 +465,7 @@ void neighbour_topk(CsrValuesView history, CsrValuesView graph, int k, CsrView e
 
 void neighbour_scores(CsrValuesView history, CsrValuesView graph, int num_threads, float* out,
                       const StopCheck& stop) {
-  if (history.cols != graph.rows) {
-    throw std::invalid_argument("history has " + std::to_string(history.cols) +
-                                " columns but graph has " + std::to_string(graph.rows) + " rows");
-  }
-  check_values_csr(history, "history");
-  check_values_csr(graph, "graph");
+  check_product(history, graph);
   const std::int64_t nq = history.rows, n_items = graph.cols;
   const Packed through = pack(graph);
   const std::int64_t n_tasks = (nq + kRowsPerTask - 1) / kRowsPerTask;

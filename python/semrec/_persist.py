@@ -79,20 +79,16 @@ def _check_loads(
     meta.pop("item_index", None)
     try:
         loads(Saved(path, meta, arrays))
-    except _UnbackedCount as refused:
-        problem = str(refused).split(" is corrupt: ", 1)[-1]
-        raise ValueError(
-            f"not saved: its file would not load back ({problem}). The model holds too many "
-            "users or items without any interaction for a file to vouch for them; drop the "
-            "empty rows or columns of the interactions before fit"
-        ) from None
     except FormatError as refused:
         problem = str(refused).split(" is corrupt: ", 1)[-1]
-        raise ValueError(
-            f"not saved: the model would not load back ({problem}). A hyperparameter changed "
-            "after fit? Refit the model, or set it back. Its members changed by other threads "
-            "meanwhile? Save again"
-        ) from None
+        hint = (
+            "The model holds too many users or items without any interaction for a file to "
+            "vouch for them; drop the empty rows or columns of the interactions before fit"
+            if isinstance(refused, _UnbackedCount)
+            else "A hyperparameter changed after fit? Refit the model, or set it back. Its "
+            "members changed by other threads meanwhile? Save again"
+        )
+        raise ValueError(f"not saved: the model would not load back ({problem}). {hint}") from None
 
 
 def _plain(value: Any) -> Any:
