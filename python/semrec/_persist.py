@@ -270,12 +270,12 @@ class Saved:
             )
         stored = sum(a.size for a in self.arrays.values())
         unbacked = _UNBACKED_BYTES // entry_bytes
-        if count > max(stored, unbacked):
+        if count > stored + unbacked:
             refused = self.error(
                 key,
                 f"claims {count} users or items, but the file stores only {stored} values: "
-                f"beyond {unbacked}, each user or item needs stored data of its own (an event, "
-                "a row)",
+                f"at most {unbacked} of them may go without stored data of their own (an "
+                "event, a row)",
             )
             raise _UnbackedCount(str(refused))
 
