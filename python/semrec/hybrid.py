@@ -280,10 +280,8 @@ class Hybrid(Recommender):
                 if self.normalize == "rank":
                     total = values.sum()
                     scale = part / total if abs(total) > 1e-12 * np.abs(values).sum() else 0.0
-                else:  # scores past ~1e154 overflow the spread: measure it in units of 2^e
-                    e = int(np.frexp(np.abs(raw[np.isfinite(raw)]).max(initial=1.0))[1])
-                    _, spread = _row_center_spread(np.ldexp(raw, -e), self.normalize)
-                    scale = np.ldexp(weight, -e) / spread[0, 0] if spread[0, 0] > 0 else 0.0
+                else:
+                    scale = _weight_per_spread(raw[0], self.normalize, weight)
                 items.append(ids)
                 parts.append(values * scale)
                 explained = float(parts[-1].sum())
@@ -494,21 +492,17 @@ def _add_normalized(
         raise ValueError(f"{name} returned NaN or +inf scores; only -inf may mark excluded items")
 
 
-def _row_center_spread(
-    s: np.ndarray, how: str, finite: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Per-row offset and scale of the affine normalisations over the finite entries
-    (``finite``: ``np.isfinite(s)``, when the caller has it already)."""
-    finite = np.isfinite(s) if finite is None else finite
-    count = finite.sum(axis=1, keepdims=True)
-    if how == "zscore":
-        center = np.where(finite, s, 0.0).sum(axis=1, keepdims=True) / np.maximum(count, 1)
-        deviation = np.where(finite, s - center, 0.0)
-        spread = np.sqrt(np.square(deviation).sum(axis=1, keepdims=True) / np.maximum(count, 1))
-    else:
-        center = np.min(s, axis=1, keepdims=True, where=finite, initial=np.inf)
-        spread = np.max(s, axis=1, keepdims=True, where=finite, initial=-np.inf) - center
-    return center, spread
+def _weight_per_spread(row: np.ndarray, how: str, weight: float) -> float:
+    """``weight / spread`` of the affine normalisation of one score row (the standard
+    deviation or the range of its finite entries), 0 without spread. The spread is measured in
+    units of 2^e (exact), so that scores past ~1e154, whose spread overflows, keep their scale."""
+    v = row[np.isfinite(row)]
+    if v.size == 0:
+        return 0.0
+    e = int(np.frexp(np.abs(v).max())[1])
+    v = np.ldexp(v, -e)
+    spread = v.std() if how == "zscore" else np.ptp(v)
+    return float(np.ldexp(weight, -e) / spread) if spread > 0 else 0.0
 
 
 def _item_contributions(
