@@ -72,6 +72,7 @@ bench: $(VENV)/.stamp-semrec
 	$(BIN)/python benchmarks/semantic.py --quick
 	$(BIN)/python benchmarks/als.py --quick
 	$(BIN)/python benchmarks/hybrid.py --quick
+	$(BIN)/python benchmarks/textcf_scale.py --parts epoch --quick
 
 lint: $(VENV)/.stamp-venv
 	$(BIN)/pip install --quiet "ruff==0.17.6" "clang-format==23.1.5"

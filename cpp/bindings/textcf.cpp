@@ -67,7 +67,8 @@ void register_textcf(py::module_& m) {
                        double negative_slope, std::int64_t layers, double tau,
                        std::int64_t negatives, std::int64_t batch_size, double learning_rate,
                        double weight_decay, std::uint64_t seed, std::int64_t score_block,
-                       const std::optional<CArray<float>>& values, bool item_bias) {
+                       const std::optional<CArray<float>>& values, bool item_bias,
+                       bool shared_negatives) {
              if (inputs.ndim() != 2 || inputs.shape(0) != users + items) {
                throw std::invalid_argument("inputs must be (users + items) x dim");
              }
@@ -79,10 +80,20 @@ void register_textcf(py::module_& m) {
                pairs.values = values->data();
              }
              const auto initial = named_arrays(weights);
-             TextCFConfig cfg{hidden,       factors,   negative_slope, layers,
-                              tau,          negatives, batch_size,     learning_rate,
-                              weight_decay, seed,      score_block,    values.has_value(),
-                              item_bias};
+             TextCFConfig cfg{hidden,
+                              factors,
+                              negative_slope,
+                              layers,
+                              tau,
+                              negatives,
+                              batch_size,
+                              learning_rate,
+                              weight_decay,
+                              seed,
+                              score_block,
+                              values.has_value(),
+                              item_bias,
+                              shared_negatives};
              py::gil_scoped_release release;
              return std::make_unique<TextCFTrainer>(cfg, inputs.data(), inputs.shape(1), pairs,
                                                     initial);
@@ -93,9 +104,11 @@ void register_textcf(py::module_& m) {
            py::arg("tau"), py::arg("negatives"), py::arg("batch_size"), py::arg("learning_rate"),
            py::arg("weight_decay"), py::arg("seed"), py::arg("score_block") = std::int64_t{1} << 24,
            py::arg("values") = py::none(), py::arg("item_bias") = false,
+           py::arg("shared_negatives") = false,
            "With values (the interaction weights), users' inputs are the weighted means of "
            "their items' and their rows of inputs are not read. With item_bias, weights "
-           "include bias.weight and every logit gains its item's bias.")
+           "include bias.weight and every logit gains its item's bias. With shared_negatives, "
+           "each batch draws its negatives once for all its positives.")
       .def(
           "epoch",
           [](TextCFTrainer& t, std::int64_t epoch_index, std::optional<py::function> progress) {

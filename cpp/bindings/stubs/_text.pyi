@@ -88,6 +88,7 @@ class TextCFTrainer:
         score_block: int = 16777216,
         values: npt.ArrayLike | None = None,
         item_bias: bool = False,
+        shared_negatives: bool = False,
     ) -> None: ...
     def epoch(self, epoch_index: int, progress: Callable[[int], object] | None = None) -> float: ...
     def batch_gradients(

@@ -77,6 +77,7 @@ struct TextCFTrainer::Impl {
   std::vector<std::int32_t> pos_user, pos_item;
   std::vector<std::int32_t> pool;      // items with >= 1 training interaction
   std::vector<std::int32_t> user_row;  // user -> row in the current batch, -1 when absent
+  std::vector<std::int32_t> item_col;  // item -> column among a batch's touched items, or -1
   torch::nn::Linear l1{nullptr}, l2{nullptr};
   at::Tensor bias_weight;  // 1 x (hidden or dim), item_bias only
   std::unique_ptr<torch::optim::Adam> adam;
@@ -220,20 +221,20 @@ struct TextCFTrainer::Impl {
   }
 
   // Loss (summed over the rows' positives) and its gradient dS for rows [first, first + count)
-  // of the score matrix S = Q Vi^T / tau (count x items, row-major). Sampled: each positive
-  // against its own negatives. Full (negatives == 0): against every item of the pool, whose
-  // log-sum-exp is computed once per row.
-  double softmax_rows(const BatchRows& rows, std::int64_t first, std::int64_t count, const float* s,
-                      float* ds, const std::int32_t* bi, const std::int32_t* neg,
-                      double scale) const {
+  // of the score matrix S = Q Vi^T / tau (count x width, row-major; bi and neg are columns).
+  // Sampled: each positive against its own negatives. Full (negatives == 0, every item a
+  // column): against every item of the pool, whose log-sum-exp is computed once per row.
+  double softmax_rows(const BatchRows& rows, std::int64_t first, std::int64_t count,
+                      std::int64_t width, const float* s, float* ds, const std::int32_t* bi,
+                      const std::int32_t* neg, double scale) const {
     const std::int64_t k_neg = cfg.negatives;
     std::vector<double> row_loss(count, 0.0);
     at::parallel_for(0, count, 16, [&](std::int64_t begin, std::int64_t end) {
       std::vector<double> logits(k_neg > 0 ? k_neg + 1 : pool.size());
       for (std::int64_t c = begin; c < end; ++c) {
         const std::int64_t r = first + c;
-        const float* srow = s + c * items;
-        float* drow = ds + c * items;
+        const float* srow = s + c * width;
+        float* drow = ds + c * width;
         double loss = 0.0;
         if (k_neg == 0) {
           double top = -std::numeric_limits<double>::infinity();
@@ -282,11 +283,57 @@ struct TextCFTrainer::Impl {
     return sum;
   }
 
+  // The loss (summed over the batch's n positives) of the scores S = Q Vi^T / tau (+ b, each
+  // column's bias), and its gradients dQ, dVi and db (defined with b). bi and neg are
+  // columns of Vi. The dense score matrix is processed in blocks of rows (score_block).
+  struct Scored {
+    double loss = 0.0;
+    at::Tensor dq, dvi, db;
+  };
+  Scored scored(const BatchRows& rows, const at::Tensor& q, const at::Tensor& vi,
+                const at::Tensor& b, const std::int32_t* bi, std::int64_t n,
+                const std::int32_t* neg) const {
+    const std::int64_t n_rows = q.size(0), width = vi.size(0);
+    Scored out;
+    out.dq = at::empty({n_rows, q.size(1)}, kF32);
+    out.dvi = at::zeros({width, q.size(1)}, kF32);
+    if (b.defined()) out.db = at::zeros({width}, kF32);
+    const double inv_tau = 1.0 / cfg.tau;
+    const std::int64_t chunk = std::max<std::int64_t>(1, cfg.score_block / width);
+    for (std::int64_t first = 0; first < n_rows; first += chunk) {
+      const std::int64_t count = std::min(chunk, n_rows - first);
+      const at::Tensor qc = q.narrow(0, first, count);
+      at::Tensor s = at::mm(qc, vi.t()).mul_(inv_tau);
+      if (b.defined()) s.add_(b);  // each column's logit gains its item's bias
+      s = s.contiguous();
+      at::Tensor ds = at::zeros_like(s);
+      out.loss += softmax_rows(rows, first, count, width, s.data_ptr<float>(), ds.data_ptr<float>(),
+                               bi, neg, 1.0 / static_cast<double>(n));
+      if (b.defined()) out.db.add_(ds.sum(0));
+      at::Tensor dqc = out.dq.narrow(0, first, count);
+      at::mm_out(dqc, ds, vi).mul_(inv_tau);
+      out.dvi.addmm_(ds.t(), qc, 1.0, inv_tau);
+    }
+    return out;
+  }
+
   // Forward and backward of one batch; the weights' .grad() hold the gradient afterwards.
   double forward_backward(const std::int32_t* bu, const std::int32_t* bi, std::int64_t n,
                           const std::int32_t* neg) {
     at::NoGradGuard no_grad;
     const BatchRows rows = group(bu, n);
+    const std::vector<std::int32_t> touched = touched_items(bi, n, neg);
+    if (!touched.empty()) {
+      // item_col goes back to all -1 however the batch ends (an exception included).
+      struct Unmark {
+        std::vector<std::int32_t>& col;
+        const std::vector<std::int32_t>& marked;
+        ~Unmark() {
+          for (std::int32_t i : marked) col[i] = -1;
+        }
+      } unmark{item_col, touched};
+      return forward_backward_touched(rows, touched, bi, n, neg);
+    }
     const std::int64_t n_rows = static_cast<std::int64_t>(rows.users.size());
     // Without propagation only the batch's users need the network; with it, every node does.
     const std::vector<std::int32_t>* selected = cfg.layers == 0 ? &rows.users : nullptr;
@@ -297,27 +344,8 @@ struct TextCFTrainer::Impl {
     const at::Tensor row_ids = index_tensor(rows.users);
     const at::Tensor q = selected ? v.narrow(0, 0, n_rows) : v.index_select(0, row_ids);
     const at::Tensor vi = v.narrow(0, act.users, items);
-    at::Tensor dq = at::empty({n_rows, v.size(1)}, kF32);
-    at::Tensor dvi = at::zeros({items, v.size(1)}, kF32);
-    at::Tensor db = act.b.defined() ? at::zeros({items}, kF32) : at::Tensor();
-    const double inv_tau = 1.0 / cfg.tau;
-    double loss = 0.0;
-    // Rows per chunk bound the dense score block (16M floats by default).
-    const std::int64_t chunk = std::max<std::int64_t>(1, cfg.score_block / items);
-    for (std::int64_t first = 0; first < n_rows; first += chunk) {
-      const std::int64_t count = std::min(chunk, n_rows - first);
-      const at::Tensor qc = q.narrow(0, first, count);
-      at::Tensor s = at::mm(qc, vi.t()).mul_(inv_tau);
-      if (act.b.defined()) s.add_(act.b);  // each column's logit gains its item's bias
-      s = s.contiguous();
-      at::Tensor ds = at::zeros_like(s);
-      loss += softmax_rows(rows, first, count, s.data_ptr<float>(), ds.data_ptr<float>(), bi, neg,
-                           1.0 / static_cast<double>(n));
-      if (db.defined()) db.add_(ds.sum(0));
-      at::Tensor dqc = dq.narrow(0, first, count);
-      at::mm_out(dqc, ds, vi).mul_(inv_tau);
-      dvi.addmm_(ds.t(), qc, 1.0, inv_tau);
-    }
+    const Scored sc = scored(rows, q, vi, act.b, bi, n, neg);
+    const at::Tensor &dq = sc.dq, &dvi = sc.dvi, &db = sc.db;
     at::Tensor dv = at::zeros_like(v);
     if (selected) {
       dv.narrow(0, 0, n_rows).copy_(dq);
@@ -328,7 +356,82 @@ struct TextCFTrainer::Impl {
     // Through v = p / ||p||: dp = (dv - v (v . dv)) / ||p||.
     const at::Tensor dp = ((dv - v * (v * dv).sum({1}, /*keepdim=*/true)) / norms).contiguous();
     backward(act, propagated(dp), db, selected);  // the propagation operator is symmetric
-    return loss / static_cast<double>(n);
+    return sc.loss / static_cast<double>(n);
+  }
+
+  // The items a batch touches (positives and negatives), sorted, each given its column in
+  // item_col, when the batch can run the network over them alone (no propagation, sampled
+  // negatives, under half the catalogue touched); else empty, item_col left all -1.
+  std::vector<std::int32_t> touched_items(const std::int32_t* bi, std::int64_t n,
+                                          const std::int32_t* neg) {
+    if (cfg.layers != 0 || cfg.negatives == 0) return {};
+    std::vector<std::int32_t> touched;
+    // Reserved up front: no allocation can fail between marking item_col and resetting it.
+    touched.reserve(static_cast<std::size_t>(std::min(items, n * (cfg.negatives + 1))));
+    const auto mark = [&](std::int32_t i) {
+      if (item_col[i] < 0) {
+        item_col[i] = 0;
+        touched.push_back(i);
+      }
+    };
+    for (std::int64_t b = 0; b < n; ++b) mark(bi[b]);
+    for (std::int64_t k = 0; k < n * cfg.negatives; ++k) mark(neg[k]);
+    const bool few = 2 * static_cast<std::int64_t>(touched.size()) < items;
+    if (few) std::sort(touched.begin(), touched.end());
+    for (std::size_t c = 0; c < touched.size(); ++c) {
+      item_col[touched[c]] = few ? static_cast<std::int32_t>(c) : -1;
+    }
+    if (!few) touched.clear();
+    return touched;
+  }
+
+  // forward_backward for a batch whose touched items (touched_items) and users alone go
+  // through the network: the two linear layers on their rows, nothing else. Users' inputs
+  // are their rows of user_inputs, or (user_means) their means of the items' inputs.
+  double forward_backward_touched(const BatchRows& rows, const std::vector<std::int32_t>& touched,
+                                  const std::int32_t* bi, std::int64_t n, const std::int32_t* neg) {
+    at::NoGradGuard no_grad;
+    const std::int64_t n_rows = static_cast<std::int64_t>(rows.users.size());
+    const std::int64_t m = static_cast<std::int64_t>(touched.size());
+    at::Tensor x = at::empty({n_rows + m, dim}, kF32);  // users' rows, then the items'
+    at::Tensor x_items = x.narrow(0, n_rows, m);
+    at::index_select_out(x_items, item_inputs, 0, index_tensor(touched));
+    if (cfg.user_means) {
+      means.multiply_rows(rows.users.data(), n_rows, item_inputs.data_ptr<float>(), dim,
+                          x.data_ptr<float>());
+    } else {
+      at::Tensor x_users = x.narrow(0, 0, n_rows);
+      at::index_select_out(x_users, user_inputs, 0, index_tensor(rows.users));
+    }
+    // The batch's positives and negatives as columns of the touched items.
+    std::vector<std::int32_t> bi_col(n), neg_col(n * cfg.negatives);
+    for (std::int64_t b = 0; b < n; ++b) bi_col[b] = item_col[bi[b]];
+    for (std::size_t k = 0; k < neg_col.size(); ++k) neg_col[k] = item_col[neg[k]];
+
+    const at::Tensor z = at::addmm(l1->bias, x, l1->weight.t());
+    const at::Tensor g = l2 ? at::leaky_relu(z, cfg.negative_slope) : at::Tensor();
+    const at::Tensor h = l2 ? at::addmm(l2->bias, g, l2->weight.t()) : z;
+    const at::Tensor bias_input = l2 ? g.narrow(0, n_rows, m) : x_items;
+    const at::Tensor b = bias_weight.defined() ? at::mv(bias_input, bias_weight[0]) : at::Tensor();
+    const at::Tensor norms = h.norm(2, {1}, /*keepdim=*/true).clamp_min(1e-12);
+    const at::Tensor v = h / norms;
+    const Scored sc = scored(rows, v.narrow(0, 0, n_rows), v.narrow(0, n_rows, m), b, bi_col.data(),
+                             n, neg_col.data());
+    const at::Tensor dv = at::cat({sc.dq, sc.dvi});
+    const at::Tensor dh = (dv - v * (v * dv).sum({1}, /*keepdim=*/true)) / norms;
+
+    at::Tensor dz = dh;
+    if (bias_weight.defined()) bias_weight.mutable_grad() = sc.db.unsqueeze(0).mm(bias_input);
+    if (l2) {
+      l2->weight.mutable_grad() = dh.t().mm(g);
+      l2->bias.mutable_grad() = dh.sum(0);
+      at::Tensor dg = dh.mm(l2->weight);
+      if (bias_weight.defined()) dg.narrow(0, n_rows, m).addr_(sc.db, bias_weight[0]);
+      dz = at::leaky_relu_backward(dg, z, cfg.negative_slope, false);
+    }  // (the linear variant's bias reads the inputs: nothing flows from it into l1)
+    l1->weight.mutable_grad() = dz.t().mm(x);
+    l1->bias.mutable_grad() = dz.sum(0);
+    return sc.loss / static_cast<double>(n);
   }
 };
 
@@ -385,6 +488,7 @@ TextCFTrainer::TextCFTrainer(const TextCFConfig& config, const float* inputs, st
     if (warm[i]) m.pool.push_back(static_cast<std::int32_t>(i));
   }
   m.user_row.assign(m.users, -1);
+  m.item_col.assign(m.items, -1);
 
   const std::int64_t first_out = config.hidden > 0 ? config.hidden : config.factors;
   {
@@ -422,7 +526,14 @@ double TextCFTrainer::epoch(std::int64_t epoch_index, const StopCheck& stop,
     }
     SplitMix draw{derive(m.cfg.seed, static_cast<std::uint64_t>(epoch_index) + 1,
                          static_cast<std::uint64_t>(step) + 1)};
-    for (std::int64_t k = 0; k < n * k_neg; ++k) neg[k] = m.pool[draw.below(pool)];
+    if (m.cfg.shared_negatives) {  // one draw, every positive's row
+      for (std::int64_t k = 0; k < k_neg; ++k) neg[k] = m.pool[draw.below(pool)];
+      for (std::int64_t b = 1; b < n; ++b) {
+        std::copy_n(neg.begin(), k_neg, neg.begin() + b * k_neg);
+      }
+    } else {
+      for (std::int64_t k = 0; k < n * k_neg; ++k) neg[k] = m.pool[draw.below(pool)];
+    }
     loss += m.forward_backward(bu.data(), bi.data(), n, neg.data()) * static_cast<double>(n);
     m.adam->step();
     if (progress) progress(start + n);

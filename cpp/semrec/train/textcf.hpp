@@ -19,6 +19,14 @@
 // batch x negatives item vectors. negatives == 0 is the full softmax: every item of that pool
 // in the denominator (the positive included), read from the same product.
 //
+// Shared negatives (shared_negatives). The batch draws `negatives` items once and every
+// positive of the batch is scored against those same items (the loss above, with one row of
+// negatives for all). Without propagation a batch then touches few items. Whenever the items a
+// batch touches (positives and negatives) are under half the catalogue and there is no
+// propagation, only they and the batch's users go through the network (users' inputs then
+// come from their means of the items' inputs), so a batch costs the same whatever the
+// catalogue's size; the result equals the full forward up to float rounding.
+//
 // Item bias (item_bias). Each logit gains b(i) = w_b . g_i, a linear function of the item's
 // hidden layer g_i = LeakyReLU(z_i) (of its input embedding in the linear variant): the
 // softmax then has a notion of popularity, and every item, cold ones included, gets its bias
@@ -56,7 +64,8 @@ struct TextCFConfig {
   // their first layer is then computed from the items' (a sparse product); the users' rows of
   // `inputs` are not read.
   bool user_means = false;
-  bool item_bias = false;  // logits gain b(i) = w_b . g_i (see the header comment)
+  bool item_bias = false;         // logits gain b(i) = w_b . g_i (see the header comment)
+  bool shared_negatives = false;  // one draw of negatives per batch (see the header comment)
 };
 
 // A named float32 tensor, row-major: the network's weights ("l1.weight" (hidden x dim),

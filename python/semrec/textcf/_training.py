@@ -46,6 +46,7 @@ class Settings:
     averaging: float = 0.0  # per-epoch EMA decay of the weights (0: the last epoch's weights)
     item_bias: bool = False  # logits gain a bias b(i) predicted from the item's text
     user_vectors: str = "network"  # "items": users are the mean of their items' unit vectors
+    shared_negatives: bool = False  # one draw of negatives per batch, shared by its positives
 
 
 @dataclass
@@ -178,6 +179,7 @@ def make_trainer(
         score_block,
         np.ascontiguousarray(interactions.data, dtype=np.float32) if user_means else None,
         s.item_bias,
+        s.shared_negatives,
     )
 
 
