@@ -9,23 +9,21 @@ import itertools
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from textcf_reference import loss_and_gradients
+from textcf_reference import (
+    loss_and_gradients,
+    ndcg_beside_content,
+    planted_topics,
+    small_settings,
+)
 
 import semrec
 from semrec import split
-from semrec.datasets import synthetic
 from semrec.textcf import _network as network
 from semrec.textcf import _training as training
 
 
 def _settings(**kw) -> training.Settings:
-    base = dict(
-        hidden=7, factors=4, negative_slope=0.01, layers=0, tau=0.2, negatives=3,
-        batch_size=64, learning_rate=1e-2, weight_decay=0.0, epochs=1, patience=None,
-        seed=1, threads=1, show_progress=False,
-    )  # fmt: skip
-    base.update(kw)
-    return training.Settings(**base)
+    return small_settings(**{"layers": 0, **kw})  # no propagation: batches over few items
 
 
 def _catalogue(n_users: int, warm: int, cold: int, dim: int, seed: int):
@@ -120,12 +118,8 @@ def test_an_epoch_draws_one_set_of_negatives_for_the_whole_batch() -> None:
 # -- training end to end ----------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def topics() -> tuple[semrec.datasets.Dataset, np.ndarray]:
-    """Planted topics among 600 items, embeddings = noisy topic directions."""
-    ds = synthetic(300, 600, 6000, n_topics=8, with_text=True, random_state=6)
-    rng = np.random.default_rng(6)
-    centres = rng.standard_normal((8, 32))
-    emb = centres[ds.items["topic"].to_numpy()] + 2.5 * rng.standard_normal((600, 32))
-    return ds, (emb / np.linalg.norm(emb, axis=1, keepdims=True)).astype(np.float32)
+    """Planted topics among 600 items (a batch touches under half of them)."""
+    return planted_topics(600, seed=6)
 
 
 def _model(emb: np.ndarray, **kw) -> semrec.TextCF:
@@ -144,12 +138,8 @@ def test_shared_negatives_train_and_recover_planted_topics(topics) -> None:
     losses: list[float] = []
     ours = _model(emb).fit(train, callback=lambda epoch, loss, metric: losses.append(loss))
     assert all(b < a for a, b in itertools.pairwise(losses[:4])), losses
-    content = semrec.ContentRecommender(emb, show_progress=False).fit(train.interactions)
-    ndcg = {
-        name: float(semrec.evaluate(model, train, test, k=10, metrics=["ndcg"]).loc[10, "ndcg"])
-        for name, model in (("shared", ours), ("content", content))
-    }
-    assert ndcg["shared"] > 1.5 * ndcg["content"], ndcg
+    shared, content = ndcg_beside_content(ours, emb, train, test)
+    assert shared > 1.5 * content, (shared, content)
 
 
 def test_shared_negatives_are_deterministic_and_differ_from_own_negatives(topics) -> None:

@@ -267,3 +267,43 @@ def planted_with_cold_items(cold: int, seed: int) -> tuple[sp.csr_array, np.ndar
     centres = rng.standard_normal((4, 12))
     emb = centres[ds.items["topic"].to_numpy()] + rng.standard_normal((60, 12))
     return m, emb.astype(np.float32)
+
+
+def ndcg_beside_content(model: object, emb: np.ndarray, train: object, test: object) -> tuple:
+    """NDCG@10 on ``test`` of a fitted model and of ``ContentRecommender`` on the same item
+    embeddings fitted on ``train`` (the planted-topics check: training on interactions should
+    recover topics the noisy text alone recovers poorly)."""
+    import semrec
+
+    content = semrec.ContentRecommender(emb, show_progress=False).fit(train.interactions)
+    return tuple(
+        float(semrec.evaluate(m, train, test, k=10, metrics=["ndcg"]).loc[10, "ndcg"])
+        for m in (model, content)
+    )
+
+
+def planted_topics(n_items: int, seed: int) -> tuple:
+    """Test data: 300 users x ``n_items`` items x 6,000 interactions with 8 planted topics, and
+    unit item embeddings (32-d) that are noisy topic directions (noisy enough that text alone
+    recovers the topics poorly: behaviour has to fill in)."""
+    from semrec.datasets import synthetic
+
+    ds = synthetic(300, n_items, 6000, n_topics=8, with_text=True, random_state=seed)
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((8, 32))
+    emb = centres[ds.items["topic"].to_numpy()] + 2.5 * rng.standard_normal((n_items, 32))
+    return ds, (emb / np.linalg.norm(emb, axis=1, keepdims=True)).astype(np.float32)
+
+
+def small_settings(**kw: object) -> object:
+    """semrec's trainer settings for the tiny gradient checks (a 7-wide hidden layer, 4
+    factors, 2 layers, tau 0.2, 3 negatives); ``kw`` overrides any of them."""
+    from semrec.textcf._training import Settings
+
+    base = dict(
+        hidden=7, factors=4, negative_slope=0.01, layers=2, tau=0.2, negatives=3,
+        batch_size=64, learning_rate=1e-2, weight_decay=0.0, epochs=1, patience=None,
+        seed=1, threads=1, show_progress=False,
+    )  # fmt: skip
+    base.update(kw)
+    return Settings(**base)
