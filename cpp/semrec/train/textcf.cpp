@@ -374,9 +374,11 @@ struct TextCFTrainer::Impl {
         touched.push_back(i);
       }
     };
-    for (std::int64_t b = 0; b < n; ++b) mark(bi[b]);
-    for (std::int64_t k = 0; k < n * cfg.negatives; ++k) mark(neg[k]);
-    const bool few = 2 * static_cast<std::int64_t>(touched.size()) < items;
+    // Marking stops once half the catalogue is touched: the batch takes the full path then.
+    const auto few_so_far = [&] { return 2 * static_cast<std::int64_t>(touched.size()) < items; };
+    for (std::int64_t b = 0; b < n && few_so_far(); ++b) mark(bi[b]);
+    for (std::int64_t k = 0; k < n * cfg.negatives && few_so_far(); ++k) mark(neg[k]);
+    const bool few = few_so_far();
     if (few) std::sort(touched.begin(), touched.end());
     for (std::size_t c = 0; c < touched.size(); ++c) {
       item_col[touched[c]] = few ? static_cast<std::int32_t>(c) : -1;
