@@ -146,18 +146,24 @@ struct TextCFTrainer::Impl {
 
   // Sets every weight's .grad() from dL/dh of the rows of `a` and dL/db of the items' biases
   // (`db`, item_bias only).
+  // dL/dz of the first layer from dL/dh (rows: users first, then `item_rows` items from row
+  // `first_item`), setting the second layer's and the item bias's .grad() on the way.
+  at::Tensor upper_backward(const at::Tensor& dh, const at::Tensor& z, const at::Tensor& g,
+                            const at::Tensor& bias_input, const at::Tensor& db,
+                            std::int64_t first_item, std::int64_t item_rows) {
+    if (bias_weight.defined()) bias_weight.mutable_grad() = db.unsqueeze(0).mm(bias_input);
+    if (!l2) return dh;  // the linear variant's bias reads the inputs: nothing flows into l1
+    l2->weight.mutable_grad() = dh.t().mm(g);
+    l2->bias.mutable_grad() = dh.sum(0);
+    at::Tensor dg = dh.mm(l2->weight);
+    if (bias_weight.defined()) dg.narrow(0, first_item, item_rows).addr_(db, bias_weight[0]);
+    return at::leaky_relu_backward(dg, z, cfg.negative_slope, false);
+  }
+
   void backward(const Activations& a, const at::Tensor& dh, const at::Tensor& db,
                 const std::vector<std::int32_t>* selected) {
     at::NoGradGuard no_grad;
-    at::Tensor dz = dh;
-    if (bias_weight.defined()) bias_weight.mutable_grad() = db.unsqueeze(0).mm(a.bias_input);
-    if (l2) {
-      l2->weight.mutable_grad() = dh.t().mm(a.g);
-      l2->bias.mutable_grad() = dh.sum(0);
-      at::Tensor dg = dh.mm(l2->weight);
-      if (bias_weight.defined()) dg.narrow(0, a.users, items).addr_(db, bias_weight[0]);
-      dz = at::leaky_relu_backward(dg, a.z, cfg.negative_slope, false);
-    }
+    const at::Tensor dz = upper_backward(dh, a.z, a.g, a.bias_input, db, a.users, items);
     const at::Tensor dz_users = dz.narrow(0, 0, a.users).contiguous();
     at::Tensor dz_items = dz.narrow(0, a.users, items);
     if (cfg.user_means) {
@@ -422,15 +428,7 @@ struct TextCFTrainer::Impl {
     const at::Tensor dv = at::cat({sc.dq, sc.dvi});
     const at::Tensor dh = (dv - v * (v * dv).sum({1}, /*keepdim=*/true)) / norms;
 
-    at::Tensor dz = dh;
-    if (bias_weight.defined()) bias_weight.mutable_grad() = sc.db.unsqueeze(0).mm(bias_input);
-    if (l2) {
-      l2->weight.mutable_grad() = dh.t().mm(g);
-      l2->bias.mutable_grad() = dh.sum(0);
-      at::Tensor dg = dh.mm(l2->weight);
-      if (bias_weight.defined()) dg.narrow(0, n_rows, m).addr_(sc.db, bias_weight[0]);
-      dz = at::leaky_relu_backward(dg, z, cfg.negative_slope, false);
-    }  // (the linear variant's bias reads the inputs: nothing flows from it into l1)
+    const at::Tensor dz = upper_backward(dh, z, g, bias_input, sc.db, n_rows, m);
     l1->weight.mutable_grad() = dz.t().mm(x);
     l1->bias.mutable_grad() = dz.sum(0);
     return sc.loss / static_cast<double>(n);
