@@ -238,7 +238,11 @@ def test_streamed_clicks_make_no_item_warm(rng, tmp_path):
     np.testing.assert_array_equal(again.item_counts_, counts)  # saved: not the streamed counts
 
 
-def test_huge_embeddings_are_reported_as_too_large_not_as_singular() -> None:
+@pytest.mark.parametrize("block", [4096, 7])
+def test_huge_embeddings_are_reported_as_too_large_not_as_singular(monkeypatch, block) -> None:
+    import semrec.coldstart as coldstart
+
+    monkeypatch.setattr(coldstart, "_BLOCK_ROWS", block)  # the overflow found over blocks too
     r = sp.csr_array((np.random.default_rng(1).random((20, 20)) < 0.3).astype(np.float32))
     als = semrec.ALS(factors=4, iterations=2, random_state=0, show_progress=False).fit(r)
     huge = np.full((20, 8), 1e38, dtype=np.float32)
@@ -304,3 +308,94 @@ def test_add_items_takes_embeddings_and_says_so_for_texts(rng):
         model.add_items(["a lighthouse keeper's story"])
     new = model.add_items(rng.standard_normal((2, 8)).astype(np.float32))
     assert new.tolist() == [60, 61]
+
+
+def _many_items(rng, n_items=10_000, dim=24, biases=False):
+    """10,000 items (every 7th without interactions, plus 5 text-only rows) for the blocked
+    ridge: with coldstart._BLOCK_ROWS patched to 7, many blocks and a ragged last one."""
+    counts = (rng.random((300, n_items)) < 0.01).astype(np.float32)
+    counts[:, ::7] = 0
+    params = {"feedback": "explicit", "biases": True} if biases else {}
+    als = semrec.ALS(factors=4, iterations=2, random_state=0, show_progress=False, **params)
+    als.fit(sp.csr_array(counts * (rng.integers(1, 6, counts.shape) if biases else 1)))
+    emb = rng.standard_normal((n_items + 5, dim), dtype=np.float32)
+    return als, emb
+
+
+@pytest.mark.parametrize("block", [7, 4096])
+@pytest.mark.parametrize("intercept", [True, False])
+@pytest.mark.parametrize("biases", [False, True], ids=["implicit", "explicit-biases"])
+def test_blocked_fit_equals_a_plain_float64_ridge(rng, monkeypatch, block, intercept, biases):
+    """The Gram matrix summed over row blocks of the warm items (no float64 copy of the
+    embeddings, no ones column) gives the plain normal equations' solution."""
+    import semrec.coldstart as coldstart
+
+    monkeypatch.setattr(coldstart, "_BLOCK_ROWS", block)
+    als, emb = _many_items(rng, biases=biases)
+    model = semrec.ColdStartALS(als, emb, regularization=0.7, fit_intercept=intercept).fit()
+    warm = np.flatnonzero(als.item_counts_ >= 1)
+    assert 8000 < warm.size < 9000 and 10_000 % 7 != 0  # a ragged last block
+    targets = als.item_factors_
+    if biases:
+        targets = np.column_stack([targets, als.item_biases_])
+    e, f = emb[warm].astype(np.float64), targets[warm].astype(np.float64)
+    if intercept:
+        e = np.hstack([e, np.ones((e.shape[0], 1))])
+    penalty = 0.7 * np.eye(e.shape[1])
+    if intercept:
+        penalty[-1, -1] = 0.0  # the intercept is not penalised
+    ref = np.linalg.solve(e.T @ e + penalty, e.T @ f)
+    weights, bias = ref[:24], ref[24] if intercept else np.zeros(f.shape[1])
+    # weights_ / intercept_ are float32: equal to the float64 solution up to float32 rounding
+    np.testing.assert_allclose(model.weights_, weights, rtol=2e-7, atol=1e-12)
+    np.testing.assert_allclose(model.intercept_, bias, rtol=2e-7, atol=1e-12)
+    # The float64 solution itself (ridge_map, same blocks) agrees to rounding.
+    w64, b64 = ridge_map(emb[warm], targets[warm], 0.7, fit_intercept=intercept)
+    np.testing.assert_allclose(w64, weights, rtol=1e-8, atol=1e-12)
+    np.testing.assert_allclose(b64, bias, rtol=1e-8, atol=1e-12)
+    cold = np.setdiff1d(np.arange(emb.shape[0]), warm)
+    np.testing.assert_array_equal(model.cold_items_, cold)  # text-only rows 10000-10004 too
+
+
+def test_nan_in_a_later_block_is_refused(rng, monkeypatch):
+    import semrec.coldstart as coldstart
+
+    monkeypatch.setattr(coldstart, "_BLOCK_ROWS", 7)
+    e = rng.standard_normal((1000, 6), dtype=np.float32)
+    f = rng.standard_normal((1000, 3))
+    bad = e.copy()
+    bad[993, 2] = np.nan  # the 142nd block
+    with pytest.raises(ValueError, match=r"^embeddings contains NaN or infinite values"):
+        ridge_map(bad, f)
+    bad_f = f.copy()
+    bad_f[500, 1] = np.inf
+    with pytest.raises(ValueError, match=r"^targets contains NaN or infinite values"):
+        ridge_map(e, bad_f, fit_intercept=False)
+    als, emb = _many_items(rng)
+    emb[9_001, 3] = np.nan
+    with pytest.raises(ValueError, match=r"item_embeddings contains NaN or infinite values"):
+        semrec.ColdStartALS(als, emb).fit()
+    emb[9_001, 3] = 0.0
+    warm = np.flatnonzero(als.item_counts_ >= 1)
+    factors = als.item_factors_
+    factors[warm[-3], 1] = np.nan  # the ALS's own factors, in a late block
+    assert np.isnan(als.item_factors_[warm[-3], 1])
+    with pytest.raises(ValueError, match=r"the ALS item factors contains NaN or infinite values"):
+        semrec.ColdStartALS(als, emb).fit()
+
+
+def test_fit_makes_no_float64_copy_of_the_embeddings(rng):
+    """The map's fit peaks well below the embeddings' own size (a float64 copy of the warm
+    rows with a ones column, as the map once made, is 2-4x their float32 bytes)."""
+    import tracemalloc
+
+    als, emb = _many_items(rng, n_items=50_000, dim=64)
+    model = semrec.ColdStartALS(als, emb)
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        model.fit()
+        peak = tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+    assert peak < 0.6 * emb.nbytes, f"fit peaked at {peak / emb.nbytes:.2f}x the embeddings"

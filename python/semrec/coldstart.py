@@ -11,6 +11,7 @@ identity without the intercept entry (the intercept is not penalised).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -37,7 +38,8 @@ def ridge_map(
     """Closed-form ridge regression from embeddings to target vectors.
 
     Minimises ``||E W + 1 b' - F||^2 + regularization * ||W||^2`` (``b`` unpenalised), solved
-    in float64 from the normal equations.
+    in float64 from the normal equations (summed over blocks of rows: no float64 copy of
+    ``embeddings`` is made).
 
     Parameters
     ----------
@@ -74,44 +76,86 @@ def ridge_map(
     if e.shape[0] == 0:
         raise ValueError("embeddings is empty (0 rows); the map needs warm items to learn from")
     reg = check.number(regularization, "regularization", minimum=0)
-    return _ridge(e, f, reg, fit_intercept, "embeddings")
+    return _ridge(e, f, None, reg, fit_intercept, ("embeddings", "targets"))
+
+
+# Rows converted to float64 at a time: E'E and E'F are summed over blocks, so no float64 copy
+# of all the embeddings (4x their float32 bytes with the ones column) is ever made.
+_BLOCK_ROWS = 4096
 
 
 def _ridge(
-    e: np.ndarray, f: np.ndarray, reg: float, fit_intercept: bool, name: str
+    e: np.ndarray,
+    f: np.ndarray,
+    rows: np.ndarray | None,
+    reg: float,
+    fit_intercept: bool,
+    names: tuple[str, str],
 ) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`ridge_map` of checked float64 arrays; errors name ``name`` (the embeddings)."""
+    """:func:`ridge_map` from the rows of ``e`` and ``f`` selected by the mask ``rows`` (all
+    of ``f``'s rows when None; ``e`` may have more); ``names`` are theirs in errors."""
     dim = e.shape[1]
-    if fit_intercept:
-        e = np.hstack([e, np.ones((e.shape[0], 1))])
+    size = dim + 1 if fit_intercept else dim
+    gram, rhs = np.zeros((size, size)), np.zeros((size, f.shape[1]))
     with np.errstate(over="ignore", invalid="ignore"):
-        gram = e.T @ e
-        rhs = e.T @ f
+        for eb, fb in _blocks(e, f, rows, names):
+            gram[:dim, :dim] += eb.T @ eb
+            rhs[:dim] += eb.T @ fb
+            if fit_intercept:  # the ones column of E, without making it: sums and the count
+                sums = eb.sum(axis=0)
+                gram[dim, :dim] += sums
+                gram[:dim, dim] += sums
+                gram[dim, dim] += eb.shape[0]
+                rhs[dim] += fb.sum(axis=0)
     if not (np.isfinite(gram).all() and np.isfinite(rhs).all()):
-        raise _too_large(name, e, reg, "E'E overflows float64")
-    gram[np.arange(dim), np.arange(dim)] += reg
+        raise _too_large(e, f, rows, names, reg, "E'E overflows float64")
+    gram[np.arange(dim), np.arange(dim)] += reg  # the intercept (last) is not penalised
     try:
         solution = scipy.linalg.solve(gram, rhs, assume_a="pos")
     except (np.linalg.LinAlgError, scipy.linalg.LinAlgError):
         if reg > 0:  # positive definite in exact arithmetic: the penalty was lost in rounding
             top = float(np.abs(np.diag(gram)).max())
-            raise _too_large(name, e, reg, f"E'E reaches {top:.3g}") from None
+            raise _too_large(e, f, rows, names, reg, f"E'E reaches {top:.3g}") from None
         raise ValueError(
             "the normal equations are singular (too few warm items for the embedding "
             f"dimension, or duplicate items); use regularization > 0 (got {reg})"
         ) from None
     if not np.isfinite(solution).all():
-        raise _too_large(name, e, reg, "the solution overflows")
+        raise _too_large(e, f, rows, names, reg, "the solution overflows")
     if fit_intercept:
         return solution[:dim], solution[dim]
     return solution, np.zeros(f.shape[1])
 
 
-def _too_large(name: str, e: np.ndarray, reg: float, what: str) -> ValueError:
-    top = float(np.abs(e).max()) if e.size else 0.0
+def _blocks(
+    e: np.ndarray, f: np.ndarray, rows: np.ndarray | None, names: tuple[str, str]
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Blocks of the selected rows of ``e`` and ``f``, checked finite, as float64."""
+    n = f.shape[0]  # e may have more rows (text-only items), never selected
+    for start in range(0, n, _BLOCK_ROWS):
+        part = slice(start, min(start + _BLOCK_ROWS, n))
+        eb, fb = e[part], f[part]
+        if rows is not None:
+            eb, fb = eb[rows[part]], fb[rows[part]]
+        for block, name in ((eb, names[0]), (fb, names[1])):
+            if not np.isfinite(block).all():
+                raise ValueError(f"{name} contains NaN or infinite values")
+        yield eb.astype(np.float64), fb.astype(np.float64)
+
+
+def _too_large(
+    e: np.ndarray,
+    f: np.ndarray,
+    rows: np.ndarray | None,
+    names: tuple[str, str],
+    reg: float,
+    what: str,
+) -> ValueError:
+    tops = [float(np.abs(eb).max()) for eb, _ in _blocks(e, f, rows, names) if eb.size]
+    top = max(tops, default=0.0)
     return ValueError(
-        f"{name} are too large for the ridge map (values up to {top:.3g}: {what}, beside which "
-        f"regularization={reg:g} is lost in floating point); rescale the embeddings, e.g. "
+        f"{names[0]} are too large for the ridge map (values up to {top:.3g}: {what}, beside "
+        f"which regularization={reg:g} is lost in floating point); rescale the embeddings, e.g. "
         "normalise their rows to unit length (or raise regularization)"
     )
 
@@ -232,12 +276,13 @@ class ColdStartALS(Recommender):
                 "to learn from"
             )
         targets = self._targets()
-        weights, intercept = _ridge(
-            _real_matrix(emb[warm], "item_embeddings"),
-            _real_matrix(targets[warm[:n_cf]], "the ALS item factors"),
+        weights, intercept = _ridge(  # the warm rows, taken block by block (no copy)
+            emb,
+            targets,
+            warm[:n_cf],
             reg,
             fit_intercept,
-            "item_embeddings",
+            ("item_embeddings", "the ALS item factors"),
         )
         self.weights_ = weights.astype(np.float32)
         self.intercept_ = intercept.astype(np.float32)
@@ -472,6 +517,4 @@ def _real_matrix(x: Any, name: str) -> np.ndarray:
         raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
     if arr.ndim != 2:
         raise ValueError(f"{name} must be 2-D (rows, dim), got shape {arr.shape}")
-    if not np.isfinite(arr).all():
-        raise ValueError(f"{name} contains NaN or infinite values")
-    return arr.astype(np.float64)
+    return arr  # checked finite and converted to float64 block by block (_blocks)
