@@ -99,6 +99,19 @@ def test_forward_loss_and_gradients_equal_the_pytorch_reference(
         np.testing.assert_allclose(g, ref_grads[name], rtol=1e-4, atol=1e-5, err_msg=name)
 
 
+@pytest.mark.parametrize("width", [1, 4])
+def test_batch_gradients_refuses_negatives_of_another_width(width: int) -> None:
+    """The kernel reads n x negatives ids: a narrower array would be read past its end."""
+    m, emb, rng = _problem()
+    s = small_settings(hidden=7, layers=0, negatives=3)
+    weights = network.initial_weights(emb.shape[1], 7, s.factors, rng)
+    trainer = training.make_trainer(s, _inputs(m, emb), m, weights, user_means=True)
+    coo = sp.coo_array(m)
+    users, items = coo.row[:2].astype(np.int32), coo.col[:2].astype(np.int32)
+    with pytest.raises(ValueError, match="the trainer's negatives"):
+        trainer.batch_gradients(users, items, np.zeros((2, width), np.int32))
+
+
 def test_large_batch_gradients_equal_the_reference_across_score_chunks() -> None:
     """Many users; the dense score matrix processed in blocks of 7 rows (7 * 40 floats)."""
     m, emb, rng = _problem(300, 40, 6, seed=3)

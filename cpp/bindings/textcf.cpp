@@ -126,8 +126,11 @@ void register_textcf(py::module_& m) {
              const CArray<std::int32_t>& negatives) {
             const std::int64_t n = users.size();
             if (users.ndim() != 1 || items.ndim() != 1 || items.size() != n ||
-                negatives.ndim() != 2 || negatives.shape(0) != n) {
-              throw std::invalid_argument("users, items (n) and negatives (n x k) disagree");
+                negatives.ndim() != 2 || negatives.shape(0) != n ||
+                negatives.shape(1) != t.negatives()) {
+              // the kernel reads n x negatives ids: a narrower array would be read past its end
+              throw std::invalid_argument(
+                  "users, items (n) and negatives (n x the trainer's negatives) disagree");
             }
             std::vector<NamedArray> grads;
             double loss = 0.0;

@@ -627,6 +627,7 @@ bool TextCFTrainer::item_bias() const { return impl_->bias_weight.defined(); }
 std::int64_t TextCFTrainer::items() const { return impl_->items; }
 std::int64_t TextCFTrainer::nodes() const { return impl_->users + impl_->items; }
 std::int64_t TextCFTrainer::factors() const { return impl_->cfg.factors; }
+std::int64_t TextCFTrainer::negatives() const { return impl_->cfg.negatives; }
 std::int64_t TextCFTrainer::positives() const {
   return static_cast<std::int64_t>(impl_->pos_user.size());
 }

@@ -25,7 +25,9 @@
 // batch touches (positives and negatives) are under half the catalogue and there is no
 // propagation, only they and the batch's users go through the network (users' inputs then
 // come from their means of the items' inputs), so a batch costs the same whatever the
-// catalogue's size; the result equals the full forward up to float rounding.
+// catalogue's size; the result equals the full forward up to float rounding. The rule holds for
+// negatives drawn per positive too, which touch under half only on catalogues several times
+// larger than a batch's draws.
 //
 // Item bias (item_bias). Each logit gains b(i) = w_b . g_i, a linear function of the item's
 // hidden layer g_i = LeakyReLU(z_i) (of its input embedding in the linear variant): the
@@ -121,6 +123,7 @@ class TextCFTrainer {
   std::int64_t nodes() const;
   std::int64_t items() const;
   std::int64_t factors() const;
+  std::int64_t negatives() const;  // per positive (0: the full softmax)
   std::int64_t positives() const;
 
  private:
