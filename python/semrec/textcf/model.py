@@ -87,8 +87,8 @@ class TextCF(RealTimeVerbs, KeepsSeen, Recommender):
     shared_negatives : bool, default False
         Draw the ``negatives`` once per batch and score every positive of the batch against
         those same items, instead of drawing them per positive. With ``layers=0`` a batch
-        then runs the network over its users, positives and negatives only, so an epoch's
-        cost stops growing with the catalogue: for large catalogues (docs/guides/textcf.md,
+        then runs the network over its users, positives and negatives only (when they are
+        under half the catalogue), so an epoch's cost stops growing with the catalogue: for large catalogues (docs/guides/textcf.md,
         "Cost per epoch"). Raise ``negatives`` with it: on MovieLens-100k 1,024 shared
         negatives matched 256 per positive, 256 shared lost 11% of NDCG@10.
     batch_size : int, default 2048
