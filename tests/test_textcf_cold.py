@@ -161,6 +161,28 @@ def test_with_options_equals_fit_with_the_options(data, options, item_bias) -> N
     assert not np.allclose(changed.user_state_.input_sum[4], base.user_state_.input_sum[4])
 
 
+def test_with_options_copy_shares_no_state_with_the_original(data) -> None:
+    """Clicks, fold-ins and index choices on the copy leave the original as it was: its
+    vectors, its recommendations (against a model fitted the same way) and its index."""
+    m, emb = data
+    base = _model(emb).fit(m)
+    twin = _model(emb).fit(m)  # the same fit (deterministic): what base must keep answering
+    base.use_index("hnsw", m=8, ef_search=64)
+    copy = base.with_options(popularity=0.3)
+    assert type(copy.item_index_).__name__ == "HNSWIndex"  # the same choice, its own index
+    copy.update(4, 7, 5.0)
+    copy.update(0, 11, 2.0)
+    copy.use_index("exact")
+    np.testing.assert_array_equal(base.user_factors_, twin.user_factors_)
+    np.testing.assert_array_equal(base.item_factors_, twin.item_factors_)
+    assert type(base.item_index_).__name__ == "HNSWIndex"
+    base.use_index("exact")
+    for user in (0, 4):
+        np.testing.assert_array_equal(base.recommend(user, k=5)[0], twin.recommend(user, k=5)[0])
+    own = sp.csr_array(base.interactions_[[4]])
+    np.testing.assert_allclose(base.fold_in(own)[0], base.user_factors_[4], atol=1e-6)
+
+
 def test_with_options_rebuilds_item_mode_users_whose_history_holds_a_cold_item(data) -> None:
     """user_vectors="items": a user's vector sums its items' vectors, so a history holding a
     cold item (after update) changes with the remapped cold vectors; it must equal fold_in of

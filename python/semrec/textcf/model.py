@@ -88,9 +88,10 @@ class TextCF(RealTimeVerbs, KeepsSeen, Recommender):
         Draw the ``negatives`` once per batch and score every positive of the batch against
         those same items, instead of drawing them per positive. With ``layers=0`` a batch
         then runs the network over its users, positives and negatives only (when they are
-        under half the catalogue), so an epoch's cost stops growing with the catalogue: for large catalogues (docs/guides/textcf.md,
-        "Cost per epoch"). Raise ``negatives`` with it: on MovieLens-100k 1,024 shared
-        negatives matched 256 per positive, 256 shared lost 11% of NDCG@10.
+        under half the catalogue), so an epoch's cost stops growing with the catalogue: for
+        large catalogues (docs/guides/textcf.md, "Cost per epoch"). Raise ``negatives``
+        with it: on MovieLens-100k 1,024 shared negatives matched 256 per positive, 256
+        shared lost 11% of NDCG@10.
     batch_size : int, default 2048
         Interactions per Adam step (more than the training interactions: one batch of all).
     learning_rate : float, default 1e-3
@@ -529,9 +530,14 @@ class TextCF(RealTimeVerbs, KeepsSeen, Recommender):
         for name, value in options.items():
             setattr(out, name, value)
         out._settings()  # the new values must be valid
+        # Everything the real-time verbs change in place is the copy's own; the network is shared.
         out.item_factors_ = self.item_factors_.copy()
+        out.user_factors_ = self.user_factors_.copy()
         out._seen = self._seen.copy()
         out.user_state_ = copy.deepcopy(self.user_state_)
+        search = self._item_search()  # the copy's own, with the same choice of index
+        vars(out).pop("_item_search_state", None)
+        out._item_search().use(search.kind, search.storage, search.params)
         emb = self.item_embeddings_
         if self.cold_map_ is not None:  # the cold items back to the network's vectors
             cold = self.graph_.item_degree == 0
