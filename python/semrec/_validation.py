@@ -81,6 +81,37 @@ def _converted(x: Any, name: str) -> np.ndarray:
         ) from None
 
 
+def encoded(encoder: Any, texts: list[str], dim: int) -> np.ndarray:
+    """``encoder.encode(texts)`` as a C-contiguous float32 ``(len(texts), dim)`` array of finite
+    values, else an error naming the encoder, before the caller changes anything (a wrong row
+    count would add the wrong number of items; a wrong width or NaN, meaningless ones)."""
+    who, n, raw = f"encoder.encode ({type(encoder).__name__})", len(texts), encoder.encode(texts)
+    try:
+        with np.errstate(over="ignore"):  # a float64 beyond float32 becomes inf: refused below
+            out = np.ascontiguousarray(raw, dtype=np.float32)
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"{who} gave {type(raw).__name__}: give numbers, one row per text"
+        ) from None
+    if out.ndim != 2 or out.shape[0] != n:
+        raise ValueError(
+            f"{who} gave an array of shape {out.shape} for {n} texts; it must give one row per "
+            f"text, shape ({n}, {dim})"
+        )
+    if out.shape[1] != dim:
+        raise ValueError(
+            f"{who} gave vectors of dimension {out.shape[1]}, but the items have dimension "
+            f"{dim}; use the encoder that embedded the items"
+        )
+    bad = np.flatnonzero(~np.isfinite(out).all(axis=1))
+    if bad.size:
+        raise ValueError(
+            f"{who} gave NaN or infinite values (first for text {bad[0]}: "
+            f"{texts[bad[0]][:60]!r}); check the encoder"
+        )
+    return out
+
+
 def positive_int(value: Any, name: str) -> int:
     """Return ``value`` as an int >= 1."""
     if type(value) is int and value >= 1:  # a plain int (k of a click): no more checks

@@ -441,12 +441,8 @@ class ContentRecommender(EncodesText, Recommender):
     def _encode(self, texts: list[str], what: str) -> np.ndarray:
         # The encoder may have been set after fit (model.encoder = enc).
         hyperparameters.encoder(self.encoder)
-        vectors = np.ascontiguousarray(self._text_encoder().encode(texts), dtype=np.float32)
-        if vectors.ndim != 2 or vectors.shape[1] != self._stream.dim:
-            raise ValueError(
-                f"the encoder gives {what} vectors of shape {vectors.shape[1:]}, but the items "
-                f"have dimension {self._stream.dim}; use the encoder that embedded the items"
-            )
+        # One row per text, the items' width, finite: checked before anything changes.
+        vectors = check.encoded(self._text_encoder(), texts, self._stream.dim)
         return _normalised(vectors, "encoded " + what)
 
     @fills_cache

@@ -15,7 +15,7 @@ import scipy.sparse as sp
 
 from semrec import _hyperparameters as hyperparameters
 from semrec import _validation as check
-from semrec._encoding import EncodesText, holds_text
+from semrec._encoding import EncodesText, holds_text, texts
 from semrec._model_lock import changes_model_with_users
 from semrec.explain import explanation
 from semrec.textcf import _checks as checks
@@ -228,7 +228,9 @@ class RealTimeVerbs(EncodesText):
         dim = self.item_embeddings_.shape[1]
         if holds_text(x):
             hyperparameters.encoder(self.encoder)  # it may have been set after fit
-            x = np.ascontiguousarray(self._text_encoder().encode(x), dtype=np.float32)
+            # As ContentRecommender: a str is one text; one row per text, checked before any
+            # change (a short or long answer would add the wrong number of items).
+            x = check.encoded(self._text_encoder(), texts(x, "items"), dim)
             name = "the encoded texts"
         else:
             name = "items"
