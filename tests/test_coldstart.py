@@ -399,3 +399,48 @@ def test_fit_makes_no_float64_copy_of_the_embeddings(rng):
     finally:
         tracemalloc.stop()
     assert peak < 0.6 * emb.nbytes, f"fit peaked at {peak / emb.nbytes:.2f}x the embeddings"
+
+
+def _added_then_als_refitted(rng):
+    """A model given 3 items with add_items (ids 60-62), whose ALS is then refitted alone."""
+    model = _cold_model(rng)
+    new = rng.standard_normal((3, 8)).astype(np.float32)
+    assert model.add_items(new).tolist() == [60, 61, 62]
+    model.als.random_state = 1
+    model.als.fit(model.als.interactions_)
+    return model, new
+
+
+def test_after_an_als_refit_the_message_says_how_to_keep_added_items(rng):
+    """Every verb refuses (add_items and similar_items too); the message's recipe keeps the
+    added items, equal to a new model given every embedding on the same ALS."""
+    model, new = _added_then_als_refitted(rng)
+    message = r"refitted after the map was fitted.*model.item_embeddings = model.item_embeddings_"
+    for verb in (
+        lambda: model.recommend(0),
+        lambda: model.similar_items(0, k=3),
+        lambda: model.add_items(rng.standard_normal((1, 8)).astype(np.float32)),
+    ):
+        with pytest.raises(ValueError, match=message):
+            verb()
+    assert model.n_items_ == 63  # nothing appended on the stale map
+    every = np.vstack([model.item_embeddings, new])
+    model.item_embeddings = model.item_embeddings_
+    model.fit()
+    assert model.n_items_ == 63
+    ref = semrec.ColdStartALS(model.als, every).fit()  # an independent model, same ALS
+    np.testing.assert_array_equal(model.cold_items_, ref.cold_items_)
+    assert set(model.cold_items_) >= {60, 61, 62}
+    np.testing.assert_array_equal(model.item_factors_, ref.item_factors_)
+    np.testing.assert_array_equal(model.recommend(0, k=5)[0], ref.recommend(0, k=5)[0])
+    assert model.add_items(np.ones(8, np.float32)).tolist() == [63]
+    assert model.similar_items(63, k=3)[0].shape == (3,)
+
+
+def test_a_plain_refit_starts_from_item_embeddings(rng):
+    """As every model's fit does (ContentRecommender, TextCF): the added items are dropped."""
+    model, _ = _added_then_als_refitted(rng)
+    model.fit()
+    assert model.n_items_ == 60
+    with pytest.raises(IndexError):
+        model.score(0, [61])

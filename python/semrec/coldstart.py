@@ -334,7 +334,9 @@ class ColdStartALS(Recommender):
         raise ValueError(
             "the ALS inside this ColdStartALS was refitted after the map was fitted, so the "
             "mapped item factors belong to another fit; call fit() again (with no arguments "
-            "it keeps the ALS as it is and refits the map)"
+            "it keeps the ALS as it is and refits the map). Like every fit it starts from "
+            "item_embeddings: to keep the items added with add_items, set "
+            "model.item_embeddings = model.item_embeddings_ first"
         )
 
     @staticmethod
@@ -376,6 +378,7 @@ class ColdStartALS(Recommender):
         return np.ascontiguousarray(queries), self._items  # built once per change of the items
 
     def _item_space(self) -> tuple[np.ndarray, str]:
+        self._check_als()  # the items' neighbours change with the ALS's fit
         return self.item_factors_, "cosine"
 
     def _fold_in(
@@ -420,6 +423,7 @@ class ColdStartALS(Recommender):
         return explanation(ids, parts, k, user=u, item=i, score=score)
 
     def _add_items(self, items: Any) -> np.ndarray:
+        self._check_als()  # the current map belongs to another fit of the ALS
         if holds_text(items):
             raise TypeError(
                 "ColdStartALS.add_items takes the new items' embeddings, not their texts: "
