@@ -317,6 +317,26 @@ def test_userknn_fold_in_equals_the_row_of_a_refit(rng, shrink):
     )
 
 
+@pytest.mark.parametrize("cls", [ItemKNN, UserKNN])
+@pytest.mark.parametrize("weight", [1e30, 1e-30])
+def test_fold_in_keeps_the_weight_bounds_of_fit_and_update(rng, cls, weight):
+    """Stored, such weights would make the model refuse a refit on its own interactions_."""
+    r = random_interactions(rng, 30, 20, 0.3)
+    model = make(cls, 5).fit(r)
+    before = model.interactions_.copy()
+    history = sp.csr_array((np.array([1.0, weight], np.float32), [2, 5], [0, 2]), shape=(1, 20))
+    with pytest.raises(ValueError, match=r"^history holds weights .*keep weights"):
+        model.fold_in(history, users=[3])
+    assert (model.interactions_ != before).nnz == 0  # unchanged
+
+
+@pytest.mark.parametrize("cls", [ItemKNN, UserKNN])
+def test_fold_in_of_no_users_returns_no_rows(rng, cls):
+    model = make(cls, 5).fit(random_interactions(rng, 30, 20, 0.3))
+    out = model.fold_in(sp.csr_array((0, 20), dtype=np.float32), users=[])
+    assert out.shape == (0, 20) and model.n_users_ == 30
+
+
 def test_userknn_fold_in_of_a_fitted_user_reproduces_its_row(rng):
     r = random_interactions(rng, 60, 40, 0.2)
     model = make(UserKNN, 8, weighting="bm25").fit(r)

@@ -68,6 +68,25 @@ _LARGEST_WEIGHT = 1e15
 _SMALLEST_WEIGHT = 1e-15
 
 
+def _check_weight_range(weights: np.ndarray, name: str) -> None:
+    """Neighbour similarities square the weights in float32: refuse weights whose squares
+    overflow (past 3.4e38 every similarity becomes 0) or underflow to 0 there."""
+    peak = float(weights.max(initial=0.0))
+    if peak > _LARGEST_WEIGHT:
+        raise ValueError(
+            f"{name} holds weights up to {peak:.3g}; neighbour similarities square them in "
+            f"float32 (past 3.4e38 every similarity becomes 0): keep weights below "
+            f"{_LARGEST_WEIGHT:g}, e.g. divide them by their maximum"
+        )
+    low = float(np.abs(weights[weights != 0]).min(initial=np.inf))
+    if low < _SMALLEST_WEIGHT:
+        raise ValueError(
+            f"{name} holds weights as small as {low:.3g}; neighbour similarities square them "
+            f"in float32 (below ~1e-19 a square is 0, and so is every similarity): keep "
+            f"weights above {_SMALLEST_WEIGHT:g}, e.g. divide them by their maximum"
+        )
+
+
 class _NeighbourCF(KeepsSeen, Recommender):
     """What ItemKNN and UserKNN share; ``_KIND`` names the compared entities."""
 
@@ -169,21 +188,7 @@ class _NeighbourCF(KeepsSeen, Recommender):
         """
         self._check_params()
         train = check.canonical_csr(interactions, "interactions", nonnegative=True)
-        peak = float(train.data.max(initial=0.0))
-        if peak > _LARGEST_WEIGHT:  # squared norms and dot products overflow float32
-            raise ValueError(
-                f"interactions holds weights up to {peak:.3g}; neighbour similarities square "
-                f"them in float32 (past 3.4e38 every similarity becomes 0): keep weights below "
-                f"{_LARGEST_WEIGHT:g}, e.g. divide them by their maximum"
-            )
-        low = float(np.abs(train.data[train.data != 0]).min(initial=np.inf))
-        if low < _SMALLEST_WEIGHT:  # their squares underflow float32 to 0
-            raise ValueError(
-                f"interactions holds weights as small as {low:.3g}; neighbour similarities "
-                f"square them in float32 (below ~1e-19 a square is 0, and so is every "
-                f"similarity): keep weights above {_SMALLEST_WEIGHT:g}, e.g. divide them by "
-                "their maximum"
-            )
+        _check_weight_range(train.data, "interactions")
         threads = resolve_num_threads(self.num_threads)
         # Every stored entry is seen (interactions_); the graph learns from non-zero weights.
         weighted, weighted_t = self._layouts(check.without_zeros(train))
@@ -313,6 +318,7 @@ class _NeighbourCF(KeepsSeen, Recommender):
         self, history: Any, users: np.ndarray | None, times: np.ndarray | None
     ) -> np.ndarray:
         rows = check.canonical_csr(history, "history", nonnegative=True, allow_empty=True)
+        _check_weight_range(rows.data, "history")  # the bounds fit and update keep
         return self._scores_of(rows, users)
 
     def _update(self, user: int, item: int, weight: float, t: float | None) -> np.ndarray:
@@ -507,7 +513,7 @@ class UserKNN(_NeighbourCF):
             resolve_num_threads(self.num_threads),
             self_ids=me,
         )
-        if users is not None:  # stored first: users of one call may be each other's neighbours
+        if users is not None and users.size:  # stored first: users may be each other's neighbours
             total = max(self.n_users_, int(users.max()) + 1)
             self._seen = replace_rows(self._seen, users, history, self.n_items_)
             self.similarity_ = replace_rows(self.similarity_, users, graph, total)
