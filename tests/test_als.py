@@ -569,3 +569,25 @@ def test_from_factors_without_items_names_item_factors() -> None:
     users, items = np.zeros((2, 4), np.float32), np.zeros((0, 4), np.float32)
     with pytest.raises(ValueError, match="item_factors has 0 rows"):
         ALS.from_factors(users, items)
+
+
+@pytest.mark.parametrize("biases", [False, True])
+def test_learned_arrays_are_read_only(biases: bool) -> None:
+    """An edit would reach score but not the search index or the cached Gram matrix, so
+    score and recommend would disagree: the documented read-only attributes refuse it."""
+    rng = np.random.default_rng(0)
+    r = sp.csr_array((rng.random((30, 20)) < 0.3) * rng.integers(1, 6, (30, 20)), dtype=np.float32)
+    kw = {"feedback": "explicit", "biases": True, "regularization": 0.1} if biases else {}
+    model = ALS(factors=4, iterations=3, random_state=0, show_progress=False, **kw).fit(r)
+    ids, _ = model.recommend(0, k=5)
+    names = ["user_factors_", "item_factors_"] + (["user_biases_", "item_biases_"] * biases)
+    for name in names:
+        before = getattr(model, name).copy()
+        with pytest.raises(ValueError, match="read-only"):
+            getattr(model, name)[0] = 9.0
+        np.testing.assert_array_equal(getattr(model, name), before)
+    model.update(0, int(ids[0]), 2.0)  # the model's own writes still work
+    model.fold_in(r[[1]], users=[30])
+    assert model.n_users_ == 31
+    again_ids, again = model.recommend(0, k=5)
+    np.testing.assert_allclose(again, model.score(0, again_ids), rtol=1e-6)

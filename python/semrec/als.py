@@ -38,6 +38,16 @@ Callback = Callable[[int, float, float | None], Any]
 _LARGEST_MEAN = 1e30  # a global mean or a weight past this would make scores overflow float32
 
 
+def _read_only(parts: tuple[np.ndarray, np.ndarray | None]) -> tuple[np.ndarray, Any]:
+    """Views of the model's arrays that refuse writes: an edit in place would reach ``score``
+    but not the search index or the cached Gram matrix (``from_factors`` builds a model)."""
+    views = tuple(None if part is None else part.view() for part in parts)
+    for view in views:
+        if view is not None:
+            view.flags.writeable = False
+    return views  # type: ignore[return-value]
+
+
 def _learned(users: bool, part: int, doc: str) -> property:
     """A read-only attribute: the factors (part 0) or biases (1) of one side."""
     return property(lambda self: self._views(users=users)[part], doc=doc + ".")
@@ -336,9 +346,9 @@ class ALS(Recommender):
         """(factors, biases) of one side, built once per change (not on every read)."""
         self._check_fitted()
         if users and self._user_views is None:
-            self._user_views = self._problem.split(self._users, users=True)
+            self._user_views = _read_only(self._problem.split(self._users, users=True))
         if not users and self._item_views is None:
-            self._item_views = self._problem.split(self._items, users=False)
+            self._item_views = _read_only(self._problem.split(self._items, users=False))
         return self._user_views if users else self._item_views
 
     @property
