@@ -574,3 +574,18 @@ def test_from_pandas_names_the_table_that_repeats_an_id() -> None:
         Dataset.from_pandas(df, "u", "i", items=items)
     with pytest.raises(ValueError, match=r"the 'u' column of the users table lists 'a' more"):
         Dataset.from_pandas(df, "u", "i", users=pd.DataFrame({"u": ["a", "a"]}))
+
+
+def test_dataset_and_item_embeddings_keep_no_reference_to_the_callers_arrays():
+    """Editing the arrays given after construction changes nothing: the timestamps are
+    copied, and the embeddings' ids (whose lookup is built once) refuse edits."""
+    from semrec.datasets import ItemEmbeddings
+
+    ts = np.array([5, 6, 7], dtype=np.int64)
+    ds = Dataset(sp.csr_array([[1.0, 0.0, 1.0], [0.0, 1.0, 0.0]]), timestamps=ts)
+    ts[:] = 0
+    assert ds.timestamps.tolist() == [5, 6, 7]
+    emb = ItemEmbeddings(np.eye(3, dtype=np.float32), ["a", "b", "c"])
+    with pytest.raises(ValueError, match="read-only"):
+        emb.item_ids[0] = "z"
+    assert emb.item_ids.tolist() == ["a", "b", "c"]

@@ -108,7 +108,7 @@ class Dataset:
                     f"timestamps holds values beyond int64 (up to {timestamps.max()}); "
                     "give seconds since the epoch"
                 )
-            timestamps = timestamps.astype(np.int64, copy=False)
+            timestamps = timestamps.astype(np.int64)  # a copy: the caller's array stays theirs
         self.timestamps: np.ndarray | None = timestamps
         self.user_ids = id_array(user_ids, m.shape[0], "user_ids")
         self.user_ids.flags.writeable = False  # shared by splits, as item_ids

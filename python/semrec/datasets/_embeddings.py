@@ -67,6 +67,7 @@ class ItemEmbeddings:
                 f"item_ids must be unique, {shown(lookup[lookup.duplicated()][0])} repeats"
             )
         self.item_ids = ids
+        self.item_ids.flags.writeable = False  # the lookup below is built from them once
         self._lookup = lookup
 
     def __repr__(self) -> str:
