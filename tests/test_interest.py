@@ -544,3 +544,17 @@ def test_thread_safe_is_a_flag():
     state = StreamingProfiles(emb, thread_safe=False)  # for a caller that serialises its calls
     state.update(0, 2)
     np.testing.assert_array_equal(state.profile(0), emb[2])
+
+
+@pytest.mark.parametrize("how", ["copy", "deepcopy", "pickle"])
+def test_streaming_profiles_refuse_copies_with_a_way_out(how):
+    """The sums live in the C++ core: a shallow copy would share them with the original."""
+    import copy
+    import pickle
+
+    state = StreamingProfiles(np.eye(3, dtype=np.float32), n_users=1)
+    state.update(0, 1)
+    act = {"copy": copy.copy, "deepcopy": copy.deepcopy, "pickle": pickle.dumps}[how]
+    with pytest.raises(TypeError, match=r"cannot be copied or pickled.*replay the events"):
+        act(state)
+    np.testing.assert_array_equal(state.profile(0), [0.0, 1.0, 0.0])

@@ -208,6 +208,15 @@ class StreamingProfiles:
         if n_users:
             self.grow(n_users)
 
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        # The sums live in the C++ core: a shallow copy would share them, a deep one cannot
+        # reach them. Refused with a way out rather than Python's "cannot pickle" message.
+        raise TypeError(
+            "a StreamingProfiles cannot be copied or pickled (its state lives in semrec's C++ "
+            "core); build a new one and replay the events with update_many, or use a "
+            "ContentRecommender, which pickles and saves"
+        )
+
     def __repr__(self) -> str:
         return (
             f"StreamingProfiles(n_items={self.n_items}, dim={self.dim}, "
