@@ -114,6 +114,7 @@ class ALSSolve:
 
     @property
     def implicit(self) -> bool:
+        """Whether ``feedback`` is ``"implicit"``."""
         return self.feedback == "implicit"
 
     @property

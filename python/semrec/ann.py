@@ -120,6 +120,7 @@ class HNSWIndex(approx.Measurable):
 
     @property
     def metric(self) -> str:
+        """``"dot"`` or ``"cosine"``: that of the exact index it proposes items from."""
         return self.items.metric
 
     def __len__(self) -> int:

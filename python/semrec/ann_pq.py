@@ -185,6 +185,7 @@ class PQIndex(approx.Measurable):
 
     @property
     def metric(self) -> str:
+        """``"dot"`` or ``"cosine"``: that of the exact index it re-scores with."""
         return self.items.metric
 
     def __len__(self) -> int:

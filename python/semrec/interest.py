@@ -231,19 +231,23 @@ class StreamingProfiles:
     @property
     @_serialised
     def n_users(self) -> int:
+        """Users with a profile (known from the start or named by an event)."""
         return int(self._state.n_users)
 
     @property
     def n_items(self) -> int:
+        """Rows of ``item_embeddings``."""
         return int(self._items.shape[0])
 
     @property
     def dim(self) -> int:
+        """Width of the embeddings and of the profiles."""
         return int(self._items.shape[1])
 
     @property
     @_serialised
     def latest(self) -> float:
+        """The latest event time seen (0.0 before any timed event): "now" for untimed events."""
         return float(self._state.latest)
 
     @_serialised

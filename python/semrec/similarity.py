@@ -120,6 +120,7 @@ class ItemIndex:
 
     @property
     def vectors(self) -> np.ndarray:
+        """The indexed vectors (n, dim), a read-only view of the float32 ones kept."""
         view = self._buffer[: len(self)]
         view.flags.writeable = False
         return view

@@ -305,14 +305,17 @@ class Dataset:
     # -- properties -------------------------------------------------------------------------
     @property
     def n_users(self) -> int:
+        """Rows of ``interactions``."""
         return int(self.interactions.shape[0])
 
     @property
     def n_items(self) -> int:
+        """Columns of ``interactions``."""
         return int(self.interactions.shape[1])
 
     @property
     def n_interactions(self) -> int:
+        """Stored entries of ``interactions`` (explicit zeros included)."""
         return int(self.interactions.nnz)
 
     @property

@@ -84,14 +84,17 @@ class ItemEmbeddings:
 
     @property
     def shape(self) -> tuple[int, int]:
+        """(items, dim) of ``vectors``."""
         return self.vectors.shape  # type: ignore[return-value]
 
     @property
     def dtype(self) -> np.dtype:
+        """float32, that of ``vectors``."""
         return self.vectors.dtype
 
     @property
     def ndim(self) -> int:
+        """2: one row per item."""
         return 2
 
     # -- alignment ---------------------------------------------------------------------------
