@@ -6,6 +6,8 @@ from __future__ import annotations
 import copy
 import json
 import os
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -441,6 +443,52 @@ def test_bad_input_is_refused_with_clear_errors(encoder, tmp_path, monkeypatch):
     with pytest.raises(TypeError, match="path must be a str or path-like"):
         encoder.fine_tune(dataset(), None)
     assert epochs == []  # refused before training, not after it
+
+
+def test_paths_holding_or_inside_the_encoders_model_and_tilde_paths(encoder, tmp_path, monkeypatch):
+    """overwrite=True moves a folder aside and deletes it: a folder holding the encoder's model
+    (or one inside it) is refused, and the model is still there; "~" is the home folder."""
+    base = tmp_path / "models" / "base"
+    shutil.copytree(encoder.model_path, base)
+    own = TextEncoder(base, precision="fp32")
+    for path in (tmp_path / "models", tmp_path, base / "inner"):
+        with pytest.raises(ValueError, match="a folder holding it or a folder inside it"):
+            tune(own, path, overwrite=True)
+    again = TextEncoder(base, precision="fp32")  # the model is still there, unchanged
+    np.testing.assert_array_equal(again.encode(TEXTS[:2]), own.encode(TEXTS[:2]))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    (tmp_path / "home").mkdir()
+    tuned = tune(encoder, "~/tuned")
+    assert (tmp_path / "home" / "tuned" / "model.safetensors").is_file()
+    assert not Path("~").exists()
+    written = TextEncoder(tmp_path / "home" / "tuned", precision="fp32")
+    np.testing.assert_array_equal(tuned.encode(TEXTS[:2]), written.encode(TEXTS[:2]))
+
+
+def test_a_failure_between_the_two_renames_puts_the_old_model_back(encoder, tmp_path, monkeypatch):
+    target = tmp_path / "tuned"
+    tune(encoder, target)
+    before = (target / "model.safetensors").read_bytes()
+    rename = Path.rename
+
+    def failing(self, to):  # the old model moved aside, then the new one fails to move in
+        if Path(to) == target and not self.name.endswith(".old"):
+            raise OSError("disk gone")
+        return rename(self, to)
+
+    monkeypatch.setattr(Path, "rename", failing)
+    with pytest.raises(OSError, match="disk gone"):
+        tune(encoder, target, overwrite=True, random_state=5)
+    monkeypatch.undo()
+    assert (target / "model.safetensors").read_bytes() == before
+    assert sorted(os.listdir(tmp_path)) == ["tuned"]
+
+
+def test_interactions_of_another_width_than_the_texts_are_refused(encoder, tmp_path):
+    data = dataset()
+    data.interactions = sp.csr_array(np.ones((3, len(TEXTS) + 2), dtype=np.float32))
+    with pytest.raises(ValueError, match=r"dataset.interactions has 9 items .* 7 texts"):
+        encoder.fine_tune(data, tmp_path / "t", layers=1, epochs=1, show_progress=False)
 
 
 def test_a_diverged_model_replaces_nothing(encoder, tmp_path):

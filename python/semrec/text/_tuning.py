@@ -63,6 +63,11 @@ def fine_tune(encoder: Any, dataset: Any, path: str | os.PathLike[str], **option
     )  # a stored 0 weighs nothing in a user's mean
     if interactions.nnz == 0:
         raise ValueError("dataset has no positive interactions to learn from")
+    if interactions.shape[1] != len(texts):
+        raise ValueError(
+            f"dataset.interactions has {interactions.shape[1]} items (columns) but "
+            f"dataset.item_text {len(texts)} texts; give one text per item"
+        )
     files = load_model_files(encoder.model_path)
     config = files.config
     layers = check.positive_int(options["layers"], "layers")
@@ -84,8 +89,13 @@ def fine_tune(encoder: Any, dataset: Any, path: str | os.PathLike[str], **option
     target = _checked_target(path)  # before minutes of training, not after
     if target.exists() and not overwrite:
         raise FileExistsError(f"path {target} exists; pass overwrite=True or another path")
-    if target.resolve() == Path(files.path).resolve():
-        raise ValueError("path must not be the encoder's own model directory")
+    source, written = Path(files.path).resolve(), target.resolve()
+    if written == source or written in source.parents or source in written.parents:
+        # overwrite would move the folder aside and delete it, the encoder's model with it
+        raise ValueError(
+            f"path {target} is the encoder's own model directory ({source}), a folder holding "
+            "it or a folder inside it; write the tuned model somewhere else"
+        )
 
     header = read_header(files.weights)
     stored = read_float32(header, [files.prefix + name for name in tensor_names(config)])
@@ -190,7 +200,7 @@ def _checked_target(path: Any) -> Path:
     if not isinstance(path, str | os.PathLike):
         raise TypeError(f"path must be a str or path-like (the folder to write the tuned model "
                         f"to), got {type(path).__name__}")  # fmt: skip
-    target = Path(os.fspath(path))
+    target = Path(os.path.expanduser(os.fspath(path)))  # "~/models/x" as TextEncoder reads it
     ancestor = target.absolute().parent
     while not ancestor.exists() and ancestor != ancestor.parent:
         ancestor = ancestor.parent
@@ -262,6 +272,7 @@ def _write_model(
     # Names unique to this call (two fine-tunings writing one path must not share them).
     staging = Path(files.temporary_beside(str(target)))
     old = Path(files.temporary_beside(str(target)) + ".old")
+    replaced = False
     try:
         shutil.copytree(source, staging, ignore=shutil.ignore_patterns(*_WEIGHT_FILES))
         write_tensors(staging / "model.safetensors", tensors, metadata)
@@ -278,9 +289,12 @@ def _write_model(
                 raise FileExistsError(f"path {target} exists; pass overwrite=True or another path")
             target.rename(old)
         staging.rename(target)
+        replaced = True
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-        if old.is_dir():
+        if old.exists() and not replaced and not target.exists():
+            old.rename(target)  # stopped between the two renames: the old model back in place
+        elif old.is_dir() and replaced:
             shutil.rmtree(old, ignore_errors=True)
-        elif old.exists():
+        elif old.exists() and replaced:
             old.unlink()

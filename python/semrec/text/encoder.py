@@ -350,7 +350,8 @@ class TextEncoder:
             Interactions (their values weigh each user's mean) and item text.
         path : str or path-like
             Where the adapted model directory is written (atomically: built beside it, then
-            renamed into place).
+            renamed into place; ``~`` is expanded). Never this encoder's model directory, a
+            folder holding it or one inside it.
         layers : int, default 2
             How many of the top transformer layers are trained (1 .. the model's layers).
         epochs : int, default 4
