@@ -130,6 +130,13 @@ def test_save_load_round_trip(tmp_path):
         with pytest.raises(ValueError, match="ngrams must be 1"):
             call()
     assert (tmp_path / "w.npz").read_bytes() == saved
+    ours.ngrams = 1  # valid, but the vocabulary holds pairs: encoding would zero them
+    for call in (lambda: ours.save(tmp_path / "w.npz"), lambda: ours.encode(CORPUS)):
+        with pytest.raises(ValueError, match="fitted with ngrams=2; set it back or fit again"):
+            call()
+    assert (tmp_path / "w.npz").read_bytes() == saved
+    ours.ngrams = 2
+    np.testing.assert_array_equal(back.encode(CORPUS)[:, 2:], ours.encode(CORPUS))
 
 
 @pytest.mark.parametrize(

@@ -336,6 +336,7 @@ class TfidfEncoder:
         """The fitted state: the sorted words, their idf, and each word's column."""
         self.vocabulary_, self.idf_ = vocabulary, idf
         self._columns = {w: j for j, w in enumerate(vocabulary)}
+        self._fitted_ngrams = self.ngrams  # the vocabulary's terms: words, or words and pairs
 
     def _terms(self, text: str) -> list[str]:
         words = _WORD.findall(text.lower())
@@ -364,6 +365,12 @@ class TfidfEncoder:
 
             raise NotFittedError("this TfidfEncoder is not fitted; call fit(texts) first")
         self._check_params()
+        fitted = getattr(self, "_fitted_ngrams", self.ngrams)  # (pickled before it was kept)
+        if self.ngrams != fitted:  # 2 -> 1 would zero every pair's column
+            raise ValueError(
+                f"ngrams is {self.ngrams!r} but the vocabulary was fitted with ngrams="
+                f"{fitted}; set it back or fit again"
+            )
 
 
 def _check_encoder(encoder: Any) -> None:
