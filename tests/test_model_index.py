@@ -229,3 +229,26 @@ def test_pq_recall_filters_save_and_pickle(tmp_path):
         model.use_index("pq", ef_search=10)
     with pytest.raises(ValueError, match="rerank"):
         model.use_index("pq", rerank=0)
+
+
+@pytest.mark.parametrize("kind", ["exact", "hnsw"])
+@pytest.mark.parametrize("model", ["content", "coldstart"])
+def test_a_refit_after_add_items_reindexes_every_item(model, kind):
+    """add_items tells the index which rows are new; a refit before the next search replaces
+    every row, and the index must follow all of them, not only the appended ones."""
+    if model == "content":
+        fitted = content_model()
+    else:
+        als = semrec.ALS(8, iterations=3, random_state=0, show_progress=False)
+        fitted = semrec.ColdStartALS(als, embeddings()).fit(clicks())
+    fitted.use_index(kind, **({"ef_search": 400} if kind == "hnsw" else {}))
+    users = np.arange(N_USERS)
+    fitted.recommend(users, k=5)  # the index built
+    fitted.add_items(embeddings(3, seed=5))
+    if model == "content":
+        fitted.item_embeddings = embeddings(seed=9)  # the refit's catalogue, 400 other vectors
+    fitted.fit(clicks(seed=4))
+    same_top(fitted, users)
+    ids, scores = fitted.recommend(users, k=10)
+    np.testing.assert_allclose(scores, np.take_along_axis(reference(fitted, users), ids, 1),
+                               rtol=1e-5, atol=1e-6)  # fmt: skip
