@@ -591,3 +591,28 @@ def test_learned_arrays_are_read_only(biases: bool) -> None:
     assert model.n_users_ == 31
     again_ids, again = model.recommend(0, k=5)
     np.testing.assert_allclose(again, model.score(0, again_ids), rtol=1e-6)
+
+
+def test_verbs_refuse_a_layout_changed_after_fit_with_the_way_out() -> None:
+    """factors or biases set after fit no longer describe the learned arrays: the verbs that
+    read them through the settings say so, instead of misreading them."""
+    rng = np.random.default_rng(1)
+    r = sp.csr_array((rng.random((12, 15)) < 0.3) * rng.integers(1, 6, (12, 15)), dtype=np.float32)
+    model = ALS(factors=4, iterations=2, random_state=0, show_progress=False).fit(r)
+    ids = model.recommend(0, k=3)[0]
+    for name, value in (("factors", 6), ("biases", True)):
+        if name == "biases":
+            model.feedback = "explicit"
+        setattr(model, name, value)
+        message = r"do not describe the learned arrays .* Refit the model, or set it back"
+        for verb in (
+            lambda: model.user_factors_,
+            lambda: model.update(0, 1),
+            lambda: model.fold_in(r[[0]]),
+            lambda: model.explain(0, 1),
+        ):
+            with pytest.raises(ValueError, match=message):
+                verb()
+        model.factors, model.biases, model.feedback = 4, False, "implicit"  # set back: works
+        assert model.user_factors_.shape == (12, 4)
+        np.testing.assert_array_equal(model.recommend(0, k=3)[0], ids)

@@ -157,6 +157,19 @@ class ALS(Recommender):
             self._solve = cached
         return cached[1]
 
+    @property
+    def _fitted_problem(self) -> ALSSolve:
+        """``_problem`` for the verbs of the fitted model, whose learned arrays it must still
+        describe: ``factors`` or ``biases`` changed since fit would have them misread."""
+        solve, width = self._problem, self._items.shape[1]
+        if width != solve.factors + 2 * solve.biases:
+            raise ValueError(
+                f"factors={self.factors!r}, biases={self.biases!r} do not describe the learned "
+                f"arrays ({width} columns): a hyperparameter changed after fit? Refit the "
+                "model, or set it back"
+            )
+        return solve
+
     # -- Training --------------------------------------------------------------------------------
     @fits_model
     def fit(
@@ -345,10 +358,11 @@ class ALS(Recommender):
     def _views(self, *, users: bool) -> tuple[np.ndarray, np.ndarray | None]:
         """(factors, biases) of one side, built once per change (not on every read)."""
         self._check_fitted()
+        solve = self._fitted_problem  # checked on every read, cached views or not
         if users and self._user_views is None:
-            self._user_views = _read_only(self._problem.split(self._users, users=True))
+            self._user_views = _read_only(solve.split(self._users, users=True))
         if not users and self._item_views is None:
-            self._item_views = _read_only(self._problem.split(self._items, users=False))
+            self._item_views = _read_only(solve.split(self._items, users=False))
         return self._user_views if users else self._item_views
 
     @property
@@ -417,7 +431,7 @@ class ALS(Recommender):
     def _fold_in(
         self, history: Any, users: np.ndarray | None, times: np.ndarray | None
     ) -> np.ndarray:
-        solve = self._problem
+        solve = self._fitted_problem
         rows = check.canonical_csr(history, "history", nonnegative=solve.implicit, allow_empty=True)
         target = solve.solve_histories(rows, self._items, self._gram, self.global_mean_)
         if users is not None:
@@ -436,7 +450,7 @@ class ALS(Recommender):
             weights[pos] = np.float32(float(weights[pos]) + weight)
         else:  # a new interaction, seen even with weight 0
             indices, weights = _insert(indices, pos, item), _insert(weights, pos, weight)
-        solve = self._problem
+        solve = self._fitted_problem
         if weights.size and np.abs(weights).max() > _LARGEST_MEAN:  # scores ~ weights: float32
             raise ValueError(
                 f"weight: update would give user {user} a weight of {np.abs(weights).max():.3g} "
@@ -531,7 +545,7 @@ def history_terms(model: ALS, user: int, item: int | np.ndarray) -> tuple[np.nda
     ([0, 1], (2,))
     """
     history = sp.csr_array(model.interactions_[[user]])
-    return model._problem.contributions(history, model._items, item, model.global_mean_)
+    return model._fitted_problem.contributions(history, model._items, item, model.global_mean_)
 
 
 def _insert(values: np.ndarray, pos: int, value: Any) -> np.ndarray:
