@@ -6,11 +6,17 @@ items in their history::
     profile_u = normalise( sum_i  w_ui * 0.5 ** ((t_now - t_ui) / half_life) * e_i )
 
 Weights may be negative (dislikes push the profile away from an item). A user with no history,
-or whose likes and dislikes cancel, gets the zero vector. Every decay factor shares the factor
-``0.5 ** (t_now / half_life)``, so the normalised direction does not depend on ``t_now``: the
-kernels keep each user's sum relative to a reference time of its own (never overflowing
-however far apart the timestamps are), and a streaming state absorbs one event in O(dim), in
-any time order, with the same result as the batch computation.
+or whose likes and dislikes cancel, gets the zero vector. "Cancel" is measured in float32: a
+sum whose norm is at most 1e-5 of the mass that went into it (the sum of ``|w_ui| * decay *
+||e_i||``) is taken for the rounding residue of a cancellation and reported as zero. With unit
+weights and unit items, one net like survives up to ~10^5 cancelled events; a like of weight
+1 beside a like and a dislike of 10^5 each on one item does not.
+
+Every decay factor shares the factor ``0.5 ** (t_now / half_life)``, so the normalised
+direction does not depend on ``t_now``: the kernels keep each user's sum relative to a
+reference time of its own (never overflowing however far apart the timestamps are), and a
+streaming state absorbs one event in O(dim), in any time order, with the same result as the
+batch computation.
 """
 
 from __future__ import annotations
@@ -86,7 +92,8 @@ def user_profiles(
     Returns
     -------
     ndarray of float32, shape (n_users, dim)
-        Unit rows, or zero rows for users without (net) history.
+        Unit rows, or zero rows for users without (net) history (a sum at most 1e-5 of the
+        mass that went into it counts as cancelled: see the module's notes).
 
     Raises
     ------
