@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from text_helpers import PlantedEncoder, refused_encoder_answers
 
 import semrec
 from semrec import ContentRecommender, FormatError
@@ -640,47 +641,26 @@ def test_recommend_while_another_thread_adds_items():
             assert not np.isin(row, clicks[[user]].indices).any()
 
 
-class _Planted:
-    """An encoder of one's own: row ``len(text)`` of ``table`` per text, or a planted answer."""
-
-    def __init__(self, table, answer=None):
-        self.table, self.answer, self.calls = table, answer, []
-
-    def encode(self, texts, **kwargs):
-        self.calls.append(texts)
-        return self.table[[len(t) for t in texts]] if self.answer is None else self.answer
-
-
 def test_add_items_checks_the_encoders_rows_and_keeps_the_model_on_error(case):
     m, emb, _ = case
-    model = ContentRecommender(emb, encoder=_Planted(emb), show_progress=False).fit(m)
+    model = ContentRecommender(emb, encoder=PlantedEncoder(emb), show_progress=False).fit(m)
     texts = ["ab", "abc", "a"]
     # Texts go the embeddings' way: the same unit vectors and scores as the encoder's rows.
-    by_text, by_rows = model.add_items(texts), model.add_items(_Planted(emb).encode(texts))
+    by_text, by_rows = model.add_items(texts), model.add_items(PlantedEncoder(emb).encode(texts))
     assert by_text.tolist() == [120, 121, 122] and by_rows.tolist() == [123, 124, 125]
     np.testing.assert_allclose(model.item_embeddings_[by_text], unit(emb[[2, 3, 1]]), atol=1e-6)
     np.testing.assert_array_equal(model.item_embeddings_[by_text], model.item_embeddings_[by_rows])
     users = np.arange(m.shape[0])
     np.testing.assert_array_equal(model.score(users, by_text), model.score(users, by_rows))
-    model.encoder = _Planted(emb)  # a str is one text, handed to the encoder in a list
+    model.encoder = PlantedEncoder(emb)  # a str is one text, handed to the encoder in a list
     assert model.add_items("abcd").tolist() == [126] and model.encoder.calls == [["abcd"]]
-    nan = emb[:3].copy()
-    nan[1, 2] = np.inf
     n = model.n_items_
-    bad = [
-        (emb[:1], ValueError, r"encoder.encode \(_Planted\) gave an array of shape \(1, 24\) for "
-         r"3 texts; it must give one row per text, shape \(3, 24\)"),
-        (emb[:4], ValueError, r"shape \(4, 24\) for 3 texts; it must give one row per text"),
-        (emb[:0], ValueError, r"shape \(0, 24\) for 3 texts; it must give one row per text"),
-        (np.ones((3, 25)), ValueError, r"dimension 25, but the items have dimension 24; use the"),
-        (nan, ValueError, r"gave NaN or infinite values \(first for text 1: 'abc'\)"),
-    ]  # fmt: skip
-    for answer, error, match in bad:
-        model.encoder = _Planted(emb, answer)
+    for answer, error, match in refused_encoder_answers(emb):
+        model.encoder = PlantedEncoder(emb, answer)
         with pytest.raises(error, match=match):
             model.add_items(texts)
         assert model.n_items_ == n and model.item_embeddings_.shape[0] == n
         assert model.recommend(users[:2], k=n)[0].max() < n  # nothing half-added
-    model.encoder = _Planted(emb, emb[:1])  # queries are checked the same way
+    model.encoder = PlantedEncoder(emb, emb[:1])  # queries are checked the same way
     with pytest.raises(ValueError, match=r"shape \(1, 24\) for 3 texts; it must give one row"):
         model.recommend_text(texts, k=2)

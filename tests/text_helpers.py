@@ -136,3 +136,32 @@ def write_tiny_bert(
         ' "pooling_mode_mean_tokens": false}'
     )
     return model
+
+
+class PlantedEncoder:
+    """An encoder of one's own: row ``len(text)`` of ``table`` per text, or a planted answer;
+    ``calls`` records what it was given."""
+
+    def __init__(self, table: np.ndarray, answer=None) -> None:
+        self.table, self.answer, self.calls = table, answer, []
+
+    def encode(self, texts, **kwargs):
+        self.calls.append(texts)
+        return self.table[[len(t) for t in texts]] if self.answer is None else self.answer
+
+
+def refused_encoder_answers(emb: np.ndarray) -> list[tuple[object, type, str]]:
+    """Answers to ``encode`` of 3 texts ("ab", "abc", "a") that add_items must refuse, with the
+    error and the message each gets: too few, too many or no rows, another width, a NaN."""
+    dim = emb.shape[1]
+    nan = emb[:3].copy()
+    nan[1, 0] = np.nan
+    return [
+        (emb[:1], ValueError, rf"encoder.encode \(PlantedEncoder\) gave an array of shape "
+         rf"\(1, {dim}\) for 3 texts; it must give one row per text, shape \(3, {dim}\)"),
+        (emb[:4], ValueError, rf"shape \(4, {dim}\) for 3 texts; it must give one row per text"),
+        (emb[:0], ValueError, rf"shape \(0, {dim}\) for 3 texts; it must give one row per text"),
+        (np.ones((3, dim + 1)), ValueError,
+         rf"dimension {dim + 1}, but the items have dimension {dim}; use the"),
+        (nan, ValueError, r"gave NaN or infinite values \(first for text 1: 'abc'\)"),
+    ]  # fmt: skip
