@@ -535,9 +535,7 @@ class TextCF(RealTimeVerbs, KeepsSeen, Recommender):
         out.user_factors_ = self.user_factors_.copy()
         out._seen = self._seen.copy()
         out.user_state_ = copy.deepcopy(self.user_state_)
-        search = self._item_search()  # the copy's own, with the same choice of index
-        vars(out).pop("_item_search_state", None)
-        out._item_search().use(search.kind, search.storage, search.params)
+        out._search_like(self._item_search())  # the copy's own, with the same choice of index
         emb = self.item_embeddings_
         if self.cold_map_ is not None:  # the cold items back to the network's vectors
             cold = self.graph_.item_degree == 0
@@ -553,6 +551,11 @@ class TextCF(RealTimeVerbs, KeepsSeen, Recommender):
             users = network.normalised_rows(state.item_sum)
             out.user_factors_ = np.ascontiguousarray(users, dtype=np.float32)
         return out
+
+    def _search_like(self, other: Any) -> None:
+        # An item search of this model's own (not a copied reference), with other's choice.
+        vars(self).pop("_item_search_state", None)
+        self._item_search().use(other.kind, other.storage, other.params)
 
     # -- the contract's hooks (recommend, score, similar_items come from Recommender) -------
     def _shape(self) -> tuple[int, int]:
