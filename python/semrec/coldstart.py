@@ -319,7 +319,7 @@ class ColdStartALS(Recommender):
         self.cold_items_ = cold
         self._items = self._item_vectors(self.item_factors_, self.item_biases_)
         self._mapped_for = self.als.item_factors_  # the ALS fit these items are mapped for
-        self._items_changed()  # every row (rows added since the last search are not the news)
+        self._items_changed()  # a new item array: every row re-indexed, whatever add_items said
 
     def _check_als(self) -> None:
         """Refuse to score once the ALS inside was refitted: its users would then meet item

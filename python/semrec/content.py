@@ -240,7 +240,7 @@ class ContentRecommender(EncodesText, Recommender):
         # Refused (a ValueError naming interactions) if a profile sum overflows float32:
         self._add_events(stream, (indptr, indices, weights, times), n_users, "interactions")
         self._stream, self._log, self._seen = stream, log, None  # the model changes only now
-        self._items_changed()  # every row, whatever add_items said since the last search
+        self._items_changed()  # a new catalogue: every row re-indexed, whatever add_items said
         seconds = time.perf_counter() - start
         logger.debug(
             "ContentRecommender.fit: %d users, %d events in %.3fs", n_users, weights.size, seconds
