@@ -203,8 +203,8 @@ class Recommender:
         return vars(self).setdefault("_item_search_state", ItemSearch(self._ITEM_STORAGE))
 
     def _items_changed(self, first: int = 0) -> None:
-        """A model that changes its item vectors in place, or appends rows (``first`` = the
-        old count), says so here; an array replaced by another one is noticed anyway."""
+        """A model that changes its item vectors in place, appends rows (``first`` = the old
+        count) or replaces them in a fit (0: a pending append would keep the old rows) says so."""
         self._item_search().changed(first)
 
     # -- the verbs -------------------------------------------------------------------------------

@@ -6,7 +6,8 @@ holding a reference to the float32 rows rather than a copy; float16 panels on re
 when the model was asked to, an approximate :class:`semrec.HNSWIndex` or
 :class:`semrec.PQIndex` over the same index. The index is rebuilt only when the item vectors
 change: the hook hands over another array, or the model says so (``Recommender._items_changed``,
-for vectors changed in place or rows appended, which are then added incrementally).
+for vectors changed in place, rows appended, which are then added incrementally, and a fit's
+new array, which would otherwise pass for the appended one while an append is pending).
 """
 
 from __future__ import annotations
