@@ -328,7 +328,8 @@ def test_tfidf_refuses_a_huge_weight_a_nan_encoder_and_a_non_encoder_at_load(tmp
         def encode(self, texts, **kwargs):
             return np.full((len(texts), 2), np.nan, np.float32)
 
-    with pytest.raises(ValueError, match=r"encoder.encode gave NaN .* text 0: 'red apple'"):
+    nan_message = r"encoder.encode \(NaNEncoder\) gave NaN .* text 0: 'red apple'"
+    with pytest.raises(ValueError, match=nan_message):
         TfidfEncoder(NaNEncoder(), min_df=1).fit(texts).encode(texts)
     TfidfEncoder(min_df=1).fit(texts).save(tmp_path / "words.npz")
     with pytest.raises(TypeError, match="encoder must be None or an object with an encode"):

@@ -81,11 +81,13 @@ def _converted(x: Any, name: str) -> np.ndarray:
         ) from None
 
 
-def encoded(encoder: Any, texts: list[str], dim: int) -> np.ndarray:
-    """``encoder.encode(texts)`` as a C-contiguous float32 ``(len(texts), dim)`` array of finite
-    values, else an error naming the encoder, before the caller changes anything (a wrong row
-    count would add the wrong number of items; a wrong width or NaN, meaningless ones)."""
-    who, n, raw = f"encoder.encode ({type(encoder).__name__})", len(texts), encoder.encode(texts)
+def encoded(encoder: Any, texts: list[str], dim: int | None, **kwargs: Any) -> np.ndarray:
+    """``encoder.encode(texts, **kwargs)`` as a C-contiguous float32 ``(len(texts), dim)`` array
+    (any width for ``dim=None``) of finite values, else an error naming the encoder, before the
+    caller changes anything (a wrong row count would add the wrong number of items; a wrong
+    width or NaN, meaningless ones)."""
+    who, n = f"encoder.encode ({type(encoder).__name__})", len(texts)
+    raw = encoder.encode(texts, **kwargs)
     try:
         with np.errstate(over="ignore"):  # a float64 beyond float32 becomes inf: refused below
             out = np.ascontiguousarray(raw, dtype=np.float32)
@@ -96,9 +98,9 @@ def encoded(encoder: Any, texts: list[str], dim: int) -> np.ndarray:
     if out.ndim != 2 or out.shape[0] != n:
         raise ValueError(
             f"{who} gave an array of shape {out.shape} for {n} texts; it must give one row per "
-            f"text, shape ({n}, {dim})"
+            f"text, shape ({n}, {'dim' if dim is None else dim})"
         )
-    if out.shape[1] != dim:
+    if dim is not None and out.shape[1] != dim:
         raise ValueError(
             f"{who} gave vectors of dimension {out.shape[1]}, but the items have dimension "
             f"{dim}; use the encoder that embedded the items"

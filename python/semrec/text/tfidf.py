@@ -231,19 +231,8 @@ class TfidfEncoder:
         words = self.transform(texts)
         if self.encoder is None:
             dense = np.empty((len(texts), 0), dtype=np.float32)
-        else:
-            dense = np.asarray(self.encoder.encode(texts, **encode_kwargs), dtype=np.float32)
-        if dense.ndim != 2 or dense.shape[0] != len(texts):
-            raise ValueError(
-                f"encoder.encode gave an array of shape {dense.shape} for {len(texts)} texts; "
-                "it must give one row per text"
-            )
-        if not np.isfinite(dense).all():
-            row = int(np.flatnonzero(~np.isfinite(dense).all(axis=1))[0])
-            raise ValueError(
-                f"encoder.encode gave NaN or infinite values (first for text {row}: "
-                f"{texts[row][:60]!r}); check the encoder"
-            )
+        else:  # one row per text, finite: the checks of every model's add_items(texts)
+            dense = check.encoded(self.encoder, texts, None, **encode_kwargs)
         # One output array, the sparse words scattered into it: no dense copy of them first.
         out = np.zeros((len(texts), dense.shape[1] + words.shape[1]), dtype=np.float32)
         out[:, : dense.shape[1]] = dense
