@@ -429,21 +429,26 @@ def test_profiles_stay_right_while_another_thread_adds_users():
 
     thread = threading.Thread(target=writer)
     thread.start()
-    checks = 0
+    checks = during = 0
     try:
         deadline = time.monotonic() + 3.0
-        while time.monotonic() < deadline and thread.is_alive():
+        # Reads for 3 s while the writer runs, and at least 4 in all: a count of reads in a
+        # fixed time would depend on the machine's load.
+        while checks < 4 or (time.monotonic() < deadline and thread.is_alive()):
+            if time.monotonic() >= deadline:
+                stop.set()  # the writer's time is up: the last reads see a finished state
+            writing = thread.is_alive()
             # every user, the first ones last (a reallocation meanwhile frees what they are
             # read from): > 64 users, the native call without the GIL
             users = np.arange(state.n_users)[::-1]
             got = state.profiles(users)
             np.testing.assert_allclose(got, expected(users.size)[users], atol=2e-6)
-            checks += 1
+            checks, during = checks + 1, during + writing
     finally:
         stop.set()
         thread.join()
     assert not errors, errors
-    assert checks > 3 and state.n_users > first + 100
+    assert during >= 1 and checks >= 4 and state.n_users > first + 100
     np.testing.assert_allclose(state.profiles(), expected(state.n_users), atol=2e-6)
 
 
