@@ -202,10 +202,10 @@ class Recommender:
     def _item_search(self) -> ItemSearch:
         return vars(self).setdefault("_item_search_state", ItemSearch(self._ITEM_STORAGE))
 
-    def _items_changed(self, first: int = 0) -> None:
-        """A model that changes its item vectors in place, appends rows (``first`` = the old
-        count) or replaces them in a fit (0: a pending append would keep the old rows) says so."""
-        self._item_search().changed(first)
+    def _items_changed(self, first: int = 0, items: np.ndarray | None = None) -> None:
+        """A model that changes its item vectors in place, or appends rows (``first`` = the old
+        count) to make ``items``, says so here; an array replaced by another one is noticed."""
+        self._item_search().changed(first, items)
 
     # -- the verbs -------------------------------------------------------------------------------
     @reads_model

@@ -6,8 +6,8 @@ holding a reference to the float32 rows rather than a copy; float16 panels on re
 when the model was asked to, an approximate :class:`semrec.HNSWIndex` or
 :class:`semrec.PQIndex` over the same index. The index is rebuilt only when the item vectors
 change: the hook hands over another array, or the model says so (``Recommender._items_changed``,
-for vectors changed in place, rows appended, which are then added incrementally, and a fit's
-new array, which would otherwise pass for the appended one while an append is pending).
+for vectors changed in place or rows appended, which are then added incrementally; the report
+names the array, so a later array, a refit's, is rebuilt whole).
 """
 
 from __future__ import annotations
@@ -62,6 +62,7 @@ class ItemSearch:
         self._exact: ItemIndex | None = None
         self._approx: Any = None  # semrec.HNSWIndex or PQIndex over self._exact
         self._changed_from: int | None = None  # rows changed since (None: nothing)
+        self._reported: np.ndarray | None = None  # the item array the model reported it for
         self._lock = threading.Lock()
 
     def __getstate__(self) -> dict[str, Any]:
@@ -71,6 +72,7 @@ class ItemSearch:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         state.setdefault("default_storage", DEFAULT_STORAGE)  # pickled before it existed
+        state.setdefault("_reported", None)
         self.__dict__.update(state)
         self._lock = threading.Lock()
 
@@ -106,11 +108,13 @@ class ItemSearch:
                     self.kind, self.storage, self.params, self._exact, self._approx = before
                 raise
 
-    def changed(self, first: int) -> None:
-        """Item rows ``first`` onwards changed (``first`` = the old row count: rows appended)."""
+    def changed(self, first: int, items: np.ndarray | None = None) -> None:
+        """Item rows ``first`` onwards changed (``first`` = the old row count: rows appended
+        to make ``items``, the array only they are added to; any other is indexed whole)."""
         with self._lock:
             if self._changed_from is None or first < self._changed_from:
                 self._changed_from = first
+            self._reported = items
 
     def index_for(self, items: np.ndarray, threads: int | None) -> Any:
         """The index to search ``items`` (the model's current item vectors) with."""
@@ -126,7 +130,7 @@ class ItemSearch:
             elif items.shape[0] > len(exact):  # rows appended: index only those
                 grow = self._approx if self._approx is not None else exact
                 grow.add(items[len(exact) :], num_threads=threads)
-            self._source, self._changed_from = items, None
+            self._source, self._changed_from, self._reported = items, None, None
             if self.kind != "exact" and self._approx is None:
                 logger.info("building a %s index over %d items", self.kind, items.shape[0])
                 self._approx = approximate_index(self.kind)(
@@ -138,8 +142,8 @@ class ItemSearch:
         """Whether the index holds ``items``' first rows as they are (new rows may follow)."""
         assert self._exact is not None
         n = len(self._exact)
-        if self._changed_from is not None:  # the model said which rows changed
-            return self._changed_from >= n and items.shape[0] >= n
+        if self._changed_from is not None:  # the model said which rows of which array changed
+            return self._changed_from >= n and items.shape[0] >= n and items is self._reported
         return items is self._source and items.shape[0] == n
 
     # -- saved with the model: the graph (the vectors are the model's own) ------------------
@@ -175,7 +179,7 @@ class ItemSearch:
             raise saved.error(key, f"does not fit the model ({exc})") from None
         with self._lock:
             self.kind, self.storage, self.params = kind, storage, params
-            self._source, self._changed_from = items, None
+            self._source, self._changed_from, self._reported = items, None, None
             self._exact, self._approx = exact, graph
 
     @property

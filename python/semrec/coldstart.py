@@ -319,7 +319,6 @@ class ColdStartALS(Recommender):
         self.cold_items_ = cold
         self._items = self._item_vectors(self.item_factors_, self.item_biases_)
         self._mapped_for = self.als.item_factors_  # the ALS fit these items are mapped for
-        self._items_changed()  # a new item array: every row re-indexed, whatever add_items said
 
     def _check_als(self) -> None:
         """Refuse to score once the ALS inside was refitted: its users would then meet item
@@ -452,7 +451,7 @@ class ColdStartALS(Recommender):
         self.item_embeddings_ = np.vstack([self.item_embeddings_, new])
         self.cold_items_ = np.concatenate([self.cold_items_, ids])
         self._items = self._item_vectors(self.item_factors_, self.item_biases_)
-        self._items_changed(start)  # rows appended: only those are indexed
+        self._items_changed(start, self._items)  # rows appended: only those are indexed
         return ids
 
     # -- persistence: the ALS inside the same file -----------------------------------------------

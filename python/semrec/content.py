@@ -240,7 +240,6 @@ class ContentRecommender(EncodesText, Recommender):
         # Refused (a ValueError naming interactions) if a profile sum overflows float32:
         self._add_events(stream, (indptr, indices, weights, times), n_users, "interactions")
         self._stream, self._log, self._seen = stream, log, None  # the model changes only now
-        self._items_changed()  # a new catalogue: every row re-indexed, whatever add_items said
         seconds = time.perf_counter() - start
         logger.debug(
             "ContentRecommender.fit: %d users, %d events in %.3fs", n_users, weights.size, seconds
@@ -435,7 +434,8 @@ class ContentRecommender(EncodesText, Recommender):
                 f"got {vectors.shape[1]}"
             )
         ids = self._stream.add_items(vectors)
-        self._items_changed(int(ids[0]) if ids.size else self._stream.n_items)  # rows appended
+        first = int(ids[0]) if ids.size else self._stream.n_items
+        self._items_changed(first, self.item_embeddings_)  # rows appended: only those indexed
         return ids
 
     # -- helpers -----------------------------------------------------------------------------
