@@ -188,6 +188,23 @@ def test_fit_fits_only_unfitted_members(clicks, als):
     assert als.item_factors_ is not before
 
 
+def test_fit_fits_a_member_listed_twice_once(clicks):
+    """A member listed under two weights is one model: Hybrid.fit fits it once."""
+    fits = []
+    model = semrec.MostPopular()
+    original = model.fit
+
+    def counted(interactions):
+        fits.append(interactions.shape)
+        return original(interactions)
+
+    model.fit = counted
+    semrec.Hybrid([(model, 0.5), (model, 0.5)]).fit(clicks)
+    assert fits == [clicks.shape]
+    semrec.Hybrid([(model, 0.5), (model, 0.5)]).fit(clicks, refit=True)
+    assert fits == [clicks.shape] * 2
+
+
 def test_shape_mismatch_raises(clicks, als):
     other = Fixed(np.zeros((40, 49)), clicks[:, :49])
     with pytest.raises(ValueError, match="disagree"):

@@ -56,6 +56,25 @@ def test_vectors_round_trip_and_are_reused(encoder, tmp_path):
         cache.encode("x")
 
 
+def test_arguments_are_checked_on_a_warm_cache_too(encoder, tmp_path):
+    """A call that a cold cache would refuse is refused when every text is stored as well."""
+    with EmbeddingCache(encoder, tmp_path / "emb.sqlite") as cache:
+        stored = cache.encode(TEXTS, batch_size=2, num_threads=1)
+        np.testing.assert_array_equal(stored, encoder.encode(TEXTS))
+        for kwargs, error, match in [
+            ({"batch_size": 0}, ValueError, "batch_size"),
+            ({"batch_size": "8"}, TypeError, "batch_size"),
+            ({"show_progress": "yes"}, TypeError, "show_progress"),
+            ({"normalize": 1.5}, TypeError, "normalize"),
+            ({"num_threads": -1}, ValueError, "num_threads"),
+            ({"batch_sise": 8}, TypeError, "batch_sise"),
+        ]:
+            with pytest.raises(error, match=match):
+                cache.encode(TEXTS, **kwargs)  # every text is stored: no encoding needed
+        raw = cache.encode(TEXTS[:1], normalize=False)  # another key: encoded, then stored
+        np.testing.assert_array_equal(raw, encoder.encode(TEXTS[:1], normalize=False))
+
+
 def test_bad_paths_and_files_give_clear_errors(encoder, tmp_path):
     with pytest.raises(FileNotFoundError, match=r"directory .*nowhere.* does not exist"):
         EmbeddingCache(encoder, tmp_path / "nowhere" / "emb.sqlite")

@@ -188,7 +188,10 @@ class Hybrid(Recommender):
         weighted, refit = self._members(), check.flag(refit, "refit")
         check.require_csr(interactions, "interactions", "(users x items)")
         given = check.interactions(interactions, "interactions", nonnegative=False)
-        to_fit = [model for model, _ in weighted if refit or fitted_shape(model) is None]
+        to_fit: list[Any] = []  # each distinct member once, even when it is listed twice
+        for model, _ in weighted:
+            if (refit or fitted_shape(model) is None) and not any(model is m for m in to_fit):
+                to_fit.append(model)
         # The shapes the members will have, checked before any of them is fitted.
         shapes = [
             given.shape if any(model is m for m in to_fit) else fitted_shape(model)

@@ -11,7 +11,8 @@ from collections.abc import Iterable, Iterator
 
 import numpy as np
 
-from semrec._validation import flag
+from semrec._threads import resolve_num_threads
+from semrec._validation import flag, positive_int
 from semrec.errors import FormatError
 from semrec.text.encoder import TextEncoder, checked_texts
 
@@ -137,14 +138,31 @@ class EmbeddingCache:
             raise ValueError(f"the embedding cache {self.path!r} is closed")
         return self._db
 
-    def encode(self, texts: str | Iterable[str], **kwargs) -> np.ndarray:
-        """Like ``TextEncoder.encode``; only texts not yet stored are encoded."""
+    def encode(
+        self,
+        texts: str | Iterable[str],
+        *,
+        batch_size: int = 32,
+        show_progress: bool = False,
+        normalize: bool = True,
+        num_threads: int | None = None,
+    ) -> np.ndarray:
+        """Like ``TextEncoder.encode`` (same arguments); only texts not yet stored are encoded.
+
+        Every argument is checked even when all the texts are stored, so a call that works on
+        a warm cache works on a cold one too.
+        """
         self._connection()  # closed: refused before any work
         texts = list(checked_texts(texts))
         if not texts:
             raise ValueError("texts is empty; pass at least one string")
-        normalize = flag(kwargs.get("normalize", True), "normalize")
-        model = f"{self.encoder.identity}:{int(normalize)}"
+        options = {
+            "batch_size": positive_int(batch_size, "batch_size"),
+            "show_progress": flag(show_progress, "show_progress"),
+            "normalize": flag(normalize, "normalize"),
+            "num_threads": None if num_threads is None else resolve_num_threads(num_threads),
+        }
+        model = f"{self.encoder.identity}:{int(options['normalize'])}"
         keys = [hashlib.sha256(t.encode("utf-8")).hexdigest() for t in texts]
         found: dict[str, bytes] = {}
         unique = list(dict.fromkeys(keys))
@@ -178,7 +196,7 @@ class EmbeddingCache:
                 missing.setdefault(key, []).append(i)
         if missing:
             first = [rows[0] for rows in missing.values()]
-            vectors = self.encoder.encode([texts[i] for i in first], **kwargs)
+            vectors = self.encoder.encode([texts[i] for i in first], **options)
             for rows, vec in zip(missing.values(), vectors, strict=True):
                 out[rows] = vec
             self._store(
