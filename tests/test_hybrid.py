@@ -96,6 +96,8 @@ def test_normalisations_of_float32_huge_and_empty_rows(rng, how):
     assert got[0, 3] == -np.inf
     with pytest.raises(ValueError, match=r"2-D block .* got 0-D"):
         normalize_rows(3.0, how)
+    with pytest.raises(ValueError, match="2-D"):
+        normalize_rows(np.array([1.0, 2.0]), how)
     # A row with every item excluded stays -inf; an empty block stays empty.
     assert np.isneginf(normalize_rows(np.full((2, 3), -np.inf), how)).all()
     assert normalize_rows(np.empty((0, 4)), how).shape == (0, 4)
@@ -203,6 +205,86 @@ def test_fit_fits_a_member_listed_twice_once(clicks):
     assert fits == [clicks.shape]
     semrec.Hybrid([(model, 0.5), (model, 0.5)]).fit(clicks, refit=True)
     assert fits == [clicks.shape] * 2
+
+
+class CountedALS(semrec.ALS):
+    """An ALS that records its fits."""
+
+    fits: list[int]
+
+    def fit(self, interactions, **kwargs):
+        self.fits.append(interactions.shape[0])
+        return super().fit(interactions, **kwargs)
+
+
+def counted_als(seed=None) -> CountedALS:
+    model = CountedALS(factors=3, iterations=2, random_state=seed, show_progress=False)
+    model.fits = []
+    return model
+
+
+@pytest.mark.parametrize("als_first", [True, False])
+def test_fit_fits_an_als_shared_with_a_coldstart_member_once(clicks, als_first):
+    """A ColdStartALS's ALS that is also a member is fitted once (random_state=None: a second
+    fit would change its factors under the map), and kept as it is when already fitted."""
+    emb = np.random.default_rng(0).standard_normal((clicks.shape[1], 6)).astype(np.float32)
+    inner = counted_als()
+    members = [(semrec.ColdStartALS(inner, emb), 0.5), (inner, 0.5)]
+    hybrid = semrec.Hybrid(members if als_first else members[::-1]).fit(clicks)
+    assert inner.fits == [clicks.shape[0]]
+    cold = members[0][0]
+    # The map was fitted on the ALS's final factors: the warm rows are the ALS's own.
+    np.testing.assert_array_equal(cold.item_factors_, inner.item_factors_)
+    ids, _ = hybrid.recommend(0, k=5)
+    assert ids.shape == (5,)
+    hybrid.fit(clicks)  # everything fitted: nothing is refitted
+    assert inner.fits == [clicks.shape[0]]
+    hybrid.fit(clicks, refit=True)
+    assert inner.fits == [clicks.shape[0]] * 2
+    np.testing.assert_array_equal(cold.item_factors_, inner.item_factors_)
+    fitted = counted_als(seed=0)
+    fitted.fit(clicks)
+    fresh_cold = semrec.ColdStartALS(fitted, emb)
+    semrec.Hybrid([(fresh_cold, 0.5), (fitted, 0.5)]).fit(clicks)
+    assert fitted.fits == [clicks.shape[0]]  # the fitted ALS member is used as it is
+    assert fresh_cold.n_items_ == clicks.shape[1]
+
+
+def test_fit_checks_a_coldstart_members_shape_before_fitting(clicks):
+    """A ColdStartALS covers every row of its item embeddings: a blend with a member over that
+    many items fits, and one over fewer is refused before any member is fitted."""
+    n_users, n_items = clicks.shape
+    emb = np.random.default_rng(0).standard_normal((n_items + 2, 6)).astype(np.float32)
+    wide = sp.csr_array((clicks.data, clicks.indices, clicks.indptr), shape=(n_users, n_items + 2))
+    content = semrec.ContentRecommender(emb, show_progress=False).fit(wide)
+    cold = semrec.ColdStartALS(counted_als(0), emb)
+    hybrid = semrec.Hybrid([(cold, 1.0), (content, 1.0)]).fit(clicks)
+    assert hybrid.n_items_ == n_items + 2
+    inner = counted_als(0)
+    narrow = semrec.ItemKNN().fit(clicks)
+    with pytest.raises(ValueError, match="disagree"):
+        semrec.Hybrid([(semrec.ColdStartALS(inner, emb), 1.0), (narrow, 1.0)]).fit(clicks)
+    assert inner.fits == []
+
+
+def test_fit_refuses_a_dataset_with_the_recipe(clicks):
+    data = synthetic(30, 40, 300, random_state=0)
+    with pytest.raises(TypeError, match=r"pass dataset\.interactions.*member\.fit\(dataset\)"):
+        semrec.Hybrid([(semrec.MostPopular(), 1.0)]).fit(data)
+
+
+def test_a_model_class_as_member_is_refused():
+    with pytest.raises(TypeError, match=r"models\[0\] is the class ALS, not a model"):
+        semrec.Hybrid([(semrec.ALS, 1.0)])
+
+
+def test_tune_refuses_members_with_fewer_users_clearly():
+    data = synthetic(120, 80, 2_000, random_state=0)
+    train, validation = last_fraction(data)
+    fewer = train.interactions[:100]
+    members = [semrec.MostPopular().fit(fewer), semrec.ItemKNN().fit(fewer)]
+    with pytest.raises(ValueError, match="model knows 100 users"):
+        semrec.Hybrid.tune(members, train, validation, grid=2, k=5, show_progress=False)
 
 
 def test_shape_mismatch_raises(clicks, als):

@@ -225,7 +225,7 @@ class _BlendCache:
     def __init__(self, models: Sequence[Any], normalize: str) -> None:
         self.models = list(models)
         self.normalize = normalize
-        self.n_items = fitted_shape(self.models[0])[1]  # type: ignore[index]
+        self.n_users, self.n_items = fitted_shape(self.models[0])  # type: ignore[misc]
         self.batches: dict[bytes, tuple[list[np.ndarray], list[sp.csr_array]]] = {}
         self.unions: dict[tuple[bytes, tuple[int, ...]], sp.csr_array] = {}
         self.lock = threading.Lock()
@@ -262,6 +262,11 @@ class _Blend:
     def __init__(self, cache: _BlendCache, weights: Weights) -> None:
         self.cache = cache
         self.weights = weights
+
+    @property
+    def n_users_(self) -> int:
+        """The members' user count: ``evaluate`` refuses a split with users past it clearly."""
+        return self.cache.n_users
 
     @property
     def n_items_(self) -> int:

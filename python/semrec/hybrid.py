@@ -22,6 +22,7 @@ from semrec._native import core
 from semrec._persist import Saved, csr_arrays
 from semrec._seen import scipy_view
 from semrec._threads import resolve_num_threads
+from semrec.coldstart import ColdStartALS
 from semrec.datasets import Dataset
 from semrec.errors import NotFittedError
 
@@ -102,6 +103,11 @@ class Hybrid(Recommender):
             model, weight = pair
             # Bounded so that a blend of normalised scores stays finite (only ratios matter).
             weight = check.number(weight, f"the weight of models[{n}]", minimum=0, maximum=1e30)
+            if isinstance(model, type):
+                raise TypeError(
+                    f"models[{n}] is the class {model.__name__}, not a model; pass an instance, "
+                    f"e.g. {model.__name__}(...)"
+                )
             if not (hasattr(model, "score") or hasattr(model, "recommend")):
                 raise TypeError(
                     f"models[{n}] ({type(model).__name__}) has neither score nor recommend"
@@ -178,28 +184,33 @@ class Hybrid(Recommender):
         """Fit the members that are not fitted yet on ``interactions`` (every one if ``refit``).
 
         ``interactions`` (users x items CSR) is also added to the seen items for
-        ``exclude_seen``, which stay the union with the weighted members' own. A fit refused for
-        the members' shapes changes neither the Hybrid nor any member.
+        ``exclude_seen``, which stay the union with the weighted members' own. Each model is
+        fitted at most once, however often it appears: a member listed twice, or an ALS that is
+        also a :class:`semrec.ColdStartALS` member's ``als`` (fitted first; the ColdStartALS
+        then maps its items with ``fit()``). A fit refused for the members' shapes, checked
+        before any member is fitted, changes neither the Hybrid nor any member.
 
         Returns
         -------
         self
         """
         weighted, refit = self._members(), check.flag(refit, "refit")
+        if isinstance(interactions, Dataset):
+            raise TypeError(
+                "interactions must be a scipy.sparse CSR matrix (users x items), got a Dataset; "
+                "pass dataset.interactions. A member that needs the Dataset itself (its "
+                "timestamps for a ContentRecommender's half_life, its item ids) is fitted on it "
+                "first: member.fit(dataset), then Hybrid(...).fit(dataset.interactions)"
+            )
         check.require_csr(interactions, "interactions", "(users x items)")
         given = check.interactions(interactions, "interactions", nonnegative=False)
-        to_fit: list[Any] = []  # each distinct member once, even when it is listed twice
-        for model, _ in weighted:
-            if (refit or fitted_shape(model) is None) and not any(model is m for m in to_fit):
-                to_fit.append(model)
+        plan = _fit_plan([model for model, _ in weighted], refit)
         # The shapes the members will have, checked before any of them is fitted.
-        shapes = [
-            given.shape if any(model is m for m in to_fit) else fitted_shape(model)
-            for model, _ in weighted
-        ]
-        self._check_shapes(shapes, given.shape)  # type: ignore[arg-type]
-        for model in to_fit:
-            model.fit(interactions)
+        self._check_shapes(
+            [_shape_after(model, plan, given.shape) for model, _ in weighted], given.shape
+        )
+        for model, inner_fitted in plan:
+            model.fit() if inner_fitted else model.fit(interactions)
         previous, self._interactions = self._interactions, given
         try:
             self._check_fitted()  # a member's own fit could still give another shape
@@ -445,6 +456,40 @@ class Hybrid(Recommender):
         self._check_fitted()
 
 
+def _fit_plan(members: list[Any], refit: bool) -> list[tuple[Any, bool]]:
+    """The members to fit, each distinct model once, in order: ``(model, inner_fitted)`` where
+    ``inner_fitted`` says a ColdStartALS's ALS is a member too, fitted (or kept) on its own, so
+    the ColdStartALS maps items with ``fit()`` rather than refitting that ALS."""
+    plan: list[tuple[Any, bool]] = []
+    for model in members:
+        if any(model is m for m, _ in plan) or not (refit or fitted_shape(model) is None):
+            continue
+        inner = getattr(model, "als", None) if isinstance(model, ColdStartALS) else None
+        shared = inner is not None and any(inner is m for m in members)
+        if shared and (refit or fitted_shape(inner) is None):
+            if not any(inner is m for m, _ in plan):
+                plan.append((inner, False))  # before the ColdStartALS that reads its factors
+        plan.append((model, shared))
+    return plan
+
+
+def _shape_after(model: Any, plan: list[tuple[Any, bool]], given: tuple[int, int]) -> Any:
+    """The (users, items) ``model`` will have after ``plan`` runs on interactions of shape
+    ``given``: a ColdStartALS covers every row of its item embeddings (at least the ALS's
+    items; its own fit refuses fewer), over the users of its ALS."""
+    planned = [inner for m, inner in plan if m is model]
+    if not planned:
+        return fitted_shape(model)
+    if not isinstance(model, ColdStartALS):
+        return given
+    users = given[0] if not planned[0] else _shape_after(model.als, plan, given)[0]
+    try:
+        rows = len(model.item_embeddings)
+    except TypeError:  # not an array: the ColdStartALS's own fit says what is wrong
+        return given
+    return users, max(rows, given[1])
+
+
 def normalize_rows(scores: np.ndarray, how: str, *, name: str = "scores") -> np.ndarray:
     """Normalise each row of a score block (float64 result), as :class:`Hybrid` documents.
 
@@ -463,6 +508,8 @@ def normalize_rows(scores: np.ndarray, how: str, *, name: str = "scores") -> np.
         _add_normalized(scores, how, 1.0, out, name, None)  # 0 + 1 * x is x, bit for bit
         return out
     s = np.asarray(scores, dtype=np.float64)
+    if s.ndim != 2:
+        raise ValueError(f"scores must be a 2-D block (users x items), got {s.ndim}-D ({name})")
     top = s.max() if s.size else 0.0
     if np.isnan(top) or top == np.inf:  # max() propagates NaN
         raise ValueError(f"{name} returned NaN or +inf scores; only -inf may mark excluded items")
