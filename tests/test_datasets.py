@@ -367,6 +367,40 @@ def write_100k(folder: Path, files: dict[str, str] | None = None) -> Path:
     return folder
 
 
+_ROCKY = "Rocky is a film directed by John G. Avildsen."
+_CRUMB = "Crumb is about the cartoonist R. Crumb and his family."
+_PATTON = "Patton is a film about U.S. General George S. Patton."
+_MOREAU = "The Island of Dr. Moreau is a 1996 film."
+
+
+@pytest.mark.parametrize(
+    ("summary", "first"),
+    [
+        (_ROCKY, _ROCKY),
+        (f"{_CRUMB} It won a prize.", _CRUMB),
+        (f"{_PATTON} It stars George C. Scott.", _PATTON),
+        (
+            "Rajakumaran (transl. Prince) is a 1994 film.",
+            "Rajakumaran (transl. Prince) is a 1994 film.",
+        ),
+        (f"{_MOREAU} Marlon Brando stars!", _MOREAU),
+        (
+            "A film by Mr. Smith, Jr. and St. John. Really? Yes.",
+            "A film by Mr. Smith, Jr. and St. John.",
+        ),
+        ("Sentence one! Sentence two.", "Sentence one!"),
+        ("Ends with a number 1. 2 follows.", "Ends with a number 1."),
+    ],
+)
+def test_wiki_first_sentence_keeps_initials_and_abbreviations(
+    tmp_path: Path, summary: str, first: str
+) -> None:
+    """The summary is cut after its first sentence, not at an initial or "Dr." inside it."""
+    wiki = f'movie_title,wiki_summary\nToy Story (1995),"{summary}"\n'
+    ml = movielens("100k", path=write_100k(tmp_path / "ml", {"movie_wiki.csv": wiki}))
+    assert ml.item_text[0] == f"Toy Story (1995) — Comedy. {first}"
+
+
 def test_tiny_100k_folder_loads(tmp_path: Path) -> None:
     ml = movielens("100k", path=write_100k(tmp_path / "ok"))
     assert ml.interactions.toarray().tolist() == [[5.0, 0.0], [3.0, 4.0]]

@@ -373,7 +373,33 @@ def _with_tags(movies: pd.DataFrame, tags: pd.DataFrame, n: int) -> list[str]:
     return texts
 
 
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'])")
+_SENTENCE_END = re.compile(r"([.!?])\s+(?=[A-Z0-9\"'])")
+# A period after one of these words (or an initial, or a word holding a period: "U.S.") ends an
+# abbreviation, not the sentence: "directed by John G. Avildsen" is one sentence.
+_ABBREVIATIONS = frozenset(
+    "dr mr mrs ms st jr sr mt vs no lit transl bros vol ltd inc co ft gen col lt sgt capt "
+    "rev prof".split()
+)
+
+
+def first_sentence(text: str) -> str:
+    """The first sentence of ``text``: up to the first ``.``, ``!`` or ``?`` followed by space
+    and a capital, a digit or a quote, where a ``.`` does not end an initial or an abbreviation.
+
+    Examples
+    --------
+    >>> from semrec.datasets._movielens import first_sentence
+    >>> first_sentence("Rocky is a film directed by John G. Avildsen. It won three Oscars.")
+    'Rocky is a film directed by John G. Avildsen.'
+    """
+    for end in _SENTENCE_END.finditer(text):
+        if end.group(1) == ".":
+            before = text[: end.start()].split()
+            word = before[-1].lstrip("(\"'") if before else ""
+            if (len(word) == 1 and word.isalpha()) or "." in word or word.lower() in _ABBREVIATIONS:
+                continue
+        return text[: end.start() + 1]
+    return text
 
 
 def _item_text(movies: pd.DataFrame, wiki_path: Path) -> list[str]:
@@ -418,6 +444,6 @@ def _read_wiki(path: Path) -> dict[str, str]:
     wiki: dict[str, str] = {}
     for title, summary in zip(table["movie_title"], table["wiki_summary"], strict=True):
         if isinstance(summary, str) and summary.strip():
-            first = _SENTENCE_END.split(summary.strip(), maxsplit=1)[0]
+            first = first_sentence(summary.strip())
             wiki[str(title)] = " ".join(first.split())
     return wiki
