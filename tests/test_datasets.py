@@ -135,6 +135,36 @@ def test_movielens_download_from_file_url(
     assert not (tmp_path / "cache2" / "ml-100k.zip").exists()
 
 
+def test_movielens_download_never_touches_a_neighbouring_folder(
+    tmp_path: Path, movielens_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The archive unpacks into a folder of its own: a user's folder named like the archive's
+    (ml-100k) beside the target keeps its files, and a non-empty target is refused."""
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    md5 = make_archive(movielens_dir, mirror / "ml-100k.zip")
+    (mirror / "ml-100k.zip.md5").write_text(f"MD5 (ml-100k.zip) = {md5}\n")
+    monkeypatch.setenv("SEMREC_DATA", str(tmp_path / "cache"))
+    data = tmp_path / "data"
+    mine = data / "ml-100k"
+    mine.mkdir(parents=True)
+    (mine / "u.data").write_text("my edited ratings\n")
+    (mine / "my_notes.txt").write_text("notes\n")
+    ml = movielens("100k", path=data / "fresh", download=True, base_url=mirror.as_uri())
+    assert ml.n_interactions == 100_000
+    assert (mine / "u.data").read_text() == "my edited ratings\n"
+    assert sorted(p.name for p in data.iterdir()) == ["fresh", "ml-100k"]  # no leftovers
+    assert sorted(p.name for p in mine.iterdir()) == ["my_notes.txt", "u.data"]
+    (data / "full").mkdir()
+    (data / "full" / "keep.txt").write_text("mine\n")
+    with pytest.raises(FileExistsError, match=r"full is not empty but holds no u\.data"):
+        movielens("100k", path=data / "full", download=True, base_url=mirror.as_uri())
+    assert [p.name for p in (data / "full").iterdir()] == ["keep.txt"]
+    (data / "empty").mkdir()
+    movielens("100k", path=data / "empty", download=True, base_url=mirror.as_uri())
+    assert (data / "empty" / "u.data").exists()
+
+
 def test_synthetic_is_seeded_and_has_the_protocol_shape() -> None:
     a = synthetic(300, 500, 6_000, random_state=1)
     b = synthetic(300, 500, 6_000, random_state=1)

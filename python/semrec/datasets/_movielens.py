@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import logging
 import re
+import tempfile
 from os import PathLike
 from pathlib import Path
 
@@ -72,7 +73,8 @@ def movielens(
         ``~/.cache/semrec``.
     download : bool
         When the files are missing, fetch the official archive from GroupLens into the cache
-        folder, check it against the MD5 published beside it, and unzip it.
+        folder, check it against the MD5 published beside it, and unzip it into ``path`` (or
+        the cache), which must be new or empty: nothing else on disk is written or moved.
     base_url : str
         Where the archives live (a mirror, or a ``file://`` URL).
     show_progress : bool
@@ -167,13 +169,24 @@ def _download(variant: str, root: Path, *, base_url: str, show_progress: bool) -
     match = re.search(r"\b[0-9a-fA-F]{32}\b", md5_text)
     if match is None:
         raise FormatError(f"{url}.md5 does not hold an MD5 checksum")
+    if root.is_dir() and any(root.iterdir()):
+        raise FileExistsError(
+            f"{root} is not empty but holds no {marker}: download=True unpacks MovieLens into a "
+            "new or empty folder only; pass path= to the folder with the official files, or to "
+            "a new one"
+        )
     dest = cache_dir() / archive
     fetch(url, dest, md5=match.group(0), show_progress=show_progress)
-    extract(dest, root.parent)
-    if root.name != folder and (root.parent / folder).exists():
-        (root.parent / folder).rename(root)
-    if not (root / marker).exists():
-        raise FormatError(f"{archive} did not contain {folder}/{marker}")
+    root.parent.mkdir(parents=True, exist_ok=True)
+    # Unpacked beside root in a folder of its own, then moved: a neighbouring folder that
+    # happens to bear the archive's folder name (a user's edited copy) is never touched.
+    with tempfile.TemporaryDirectory(dir=root.parent, prefix=".semrec-unpack-") as unpacked:
+        extract(dest, Path(unpacked))
+        if not (Path(unpacked) / folder / marker).exists():
+            raise FormatError(f"{archive} did not contain {folder}/{marker}")
+        if root.exists():
+            root.rmdir()  # empty (checked above)
+        (Path(unpacked) / folder).rename(root)
 
 
 def _read(
