@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
+import pickle
 import shutil
 import zipfile
 from pathlib import Path
@@ -13,7 +15,7 @@ import pytest
 import scipy.sparse as sp
 
 import semrec
-from semrec.datasets import Dataset, movielens, synthetic, synthetic_size
+from semrec.datasets import Dataset, ItemEmbeddings, movielens, synthetic, synthetic_size
 
 
 def frame() -> pd.DataFrame:
@@ -653,3 +655,43 @@ def test_dataset_and_item_embeddings_keep_no_reference_to_the_callers_arrays():
     with pytest.raises(ValueError, match="read-only"):
         emb.item_ids[0] = "z"
     assert emb.item_ids.tolist() == ["a", "b", "c"]
+
+
+# -- session 48: ids that cannot be matched, copies, argument order ------------------------------
+@pytest.mark.parametrize("missing", [np.nan, None, float("nan")])
+def test_missing_ids_are_refused(missing) -> None:
+    """A NaN id never equals itself, so no lookup or alignment check could ever match it."""
+    m = sp.csr_array(np.ones((1, 2), np.float32))
+    with pytest.raises(ValueError, match=r"item_ids holds a missing id .* at index 0"):
+        Dataset(m, item_ids=[missing, 1.0])
+    with pytest.raises(ValueError, match=r"user_ids holds a missing id .* at index 0"):
+        Dataset(m, user_ids=[missing])
+    with pytest.raises(ValueError, match=r"item_ids holds a missing id .* at index 1"):
+        ItemEmbeddings(np.eye(2, dtype=np.float32), ["a", missing])
+
+
+@pytest.mark.parametrize("how", ["deepcopy", "pickle"])
+def test_copied_datasets_keep_their_ids_read_only(how) -> None:
+    """The id arrays back the lookups: a copy must refuse edits in place as the original does."""
+    data = synthetic(20, 30, 100, random_state=0)
+    emb = ItemEmbeddings(np.ones((30, 2), np.float32), data.item_ids)
+    copy_ = copy.deepcopy if how == "deepcopy" else lambda x: pickle.loads(pickle.dumps(x))
+    for copied in (copy_(data), copy_(emb)):
+        with pytest.raises(ValueError, match="read-only"):
+            copied.item_ids[0] = 99
+    copied = copy_(data)
+    with pytest.raises(ValueError, match="read-only"):
+        copied.user_ids[0] = 99
+    assert copied.item_index(data.item_ids[3]) == 3
+
+
+def test_synthetic_checks_with_text_before_any_work(monkeypatch) -> None:
+    """A bad with_text is refused before the data is generated (minutes at size L)."""
+    import semrec.datasets._synthetic as generator
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("the generator ran before the arguments were checked")
+
+    monkeypatch.setattr(generator.np.random, "default_rng", no_work)
+    with pytest.raises(TypeError, match="with_text"):
+        synthetic(20, 30, 100, with_text="no")

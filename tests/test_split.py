@@ -262,3 +262,14 @@ def test_temporal_global_with_tied_timestamps_picks_the_closest_cut() -> None:
     assert test.n_interactions == int((days == days.max()).sum())
     with pytest.raises(ValueError, match="every interaction has the same timestamp"):
         split.temporal_global(Dataset(x, timestamps=np.full(x.nnz, 7)), 0.2)
+
+
+def test_cold_items_refuses_to_leave_train_empty() -> None:
+    """Every item cold (round(0.9 * 4) = 4 of 4): train would hold no interaction."""
+    import scipy.sparse as sp
+
+    everything = Dataset(sp.csr_array(np.ones((6, 4), np.float32)))
+    with pytest.raises(ValueError, match="leaving train empty"):
+        split.cold_items(everything, 0.9, 5)
+    train, test = split.cold_items(everything, 0.5, 5)
+    assert train.n_interactions == 12 and test.n_interactions == 12

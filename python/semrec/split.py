@@ -148,9 +148,9 @@ def cold_items(
     real data, and look better than random. So **train and test number the items in a new
     order**: build item vectors from ``train`` (``encoder.encode(train.item_text)``), carry
     them as :class:`semrec.datasets.ItemEmbeddings` (``embeddings.aligned_to(train)``), or
-    index them with ``test.split_info["item_permutation"]`` (new index ``p`` is the input's
-    item ``perm[p]``). ``permute_items=False`` keeps the input's order (for data already
-    permuted).
+    index them with ``test.split_info["item_permutation"]`` (new index ``p`` is item
+    ``perm[p]`` of the original, unpermuted data: permutations compose).
+    ``permute_items=False`` keeps the input's order (for data already permuted).
 
     Examples
     --------
@@ -185,7 +185,14 @@ def cold_items(
     cold = np.sort(rng.choice(eligible, n_cold, replace=False)).astype(np.int32)
     is_cold = np.zeros(dataset.n_items, dtype=bool)
     is_cold[cold] = True
-    train, test = _split(dataset, is_cold[dataset.interactions.indices])
+    to_test = is_cold[dataset.interactions.indices]
+    if to_test.all():
+        raise ValueError(
+            f"every interaction is on one of the {n_cold} cold items drawn (fraction={fraction} "
+            f"of the {len(eligible)} items with >= {min_interactions} interactions), leaving "
+            "train empty; lower fraction or raise min_interactions"
+        )
+    train, test = _split(dataset, to_test)
     test.split_info["cold_items"] = cold
     if perm is not None:
         train.split_info["item_permutation"] = test.split_info["item_permutation"] = perm

@@ -367,6 +367,13 @@ class Dataset:
         }
         return out
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Unpickled or deep-copied: the id arrays are read-only again (NumPy restores them
+        writeable, and an edit in place would leave the id lookups behind)."""
+        self.__dict__.update(state)
+        self.user_ids.flags.writeable = False
+        self.item_ids.flags.writeable = False
+
     def __repr__(self) -> str:
         s = self.summary()
         ua = s["user_activity_quantiles"]

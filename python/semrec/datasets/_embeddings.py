@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from semrec import _validation as check
-from semrec.datasets._ids import raw_id_array, shown
+from semrec.datasets._ids import raw_id_array, refuse_missing, shown
 
 
 class ItemEmbeddings:
@@ -61,6 +61,7 @@ class ItemEmbeddings:
                 f"item_ids must hold one id per row of vectors ({self.vectors.shape[0]}), got "
                 f"shape {ids.shape}"
             )
+        refuse_missing(ids, "item_ids")
         lookup = pd.Index(ids)
         if not lookup.is_unique:
             raise ValueError(
@@ -69,6 +70,11 @@ class ItemEmbeddings:
         self.item_ids = ids
         self.item_ids.flags.writeable = False  # the lookup below is built from them once
         self._lookup = lookup
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Unpickled or deep-copied: ``item_ids`` is read-only again, as its lookup needs."""
+        self.__dict__.update(state)
+        self.item_ids.flags.writeable = False
 
     def __repr__(self) -> str:
         return f"ItemEmbeddings({self.vectors.shape[0]} items x {self.vectors.shape[1]} dims)"

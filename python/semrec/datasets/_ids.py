@@ -21,7 +21,18 @@ def id_array(ids: Iterable[Hashable] | None, n: int, name: str) -> np.ndarray:
     arr = raw_id_array(ids, name)
     if arr.shape != (n,):
         raise ValueError(f"{name} must hold {n} ids (one per index), got shape {arr.shape}")
+    refuse_missing(arr, name)
     return arr
+
+
+def refuse_missing(ids: np.ndarray, name: str) -> None:
+    """A ValueError for a NaN or None id: NaN != NaN, so it could never be looked up or
+    matched to an embedding row."""
+    if ids.dtype.kind in "fcO" and (missing := np.flatnonzero(pd.isna(ids))).size:
+        raise ValueError(
+            f"{name} holds a missing id ({ids[missing[0]]!r}) at index {missing[0]}; every "
+            "id must be a value: drop or fill the missing ones"
+        )
 
 
 def raw_id_array(ids: Iterable[Hashable], name: str) -> np.ndarray:

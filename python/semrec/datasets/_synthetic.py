@@ -131,6 +131,7 @@ def synthetic(
         popularity_exponent, "popularity_exponent", minimum=0, maximum=_MAX_EXPONENT
     )
     activity_sigma = check.number(activity_sigma, "activity_sigma", minimum=0, maximum=_MAX_SIGMA)
+    with_text = check.flag(with_text, "with_text")  # before the work, as every other argument
     rng = hyperparameters.generator(random_state)
 
     item_topic = rng.integers(0, n_topics, n_items)
@@ -219,7 +220,7 @@ def synthetic(
     )
     m.has_sorted_indices = True
     items: dict[str, Any] = {"topic": item_topic}
-    if check.flag(with_text, "with_text"):
+    if with_text:
         items["text"] = _item_text(item_topic, rng)
     users = pd.DataFrame({"topic": user_topic})
     return Dataset(m, timestamps=timestamps, items=pd.DataFrame(items), users=users)
