@@ -287,6 +287,29 @@ def test_tune_refuses_members_with_fewer_users_clearly():
         semrec.Hybrid.tune(members, train, validation, grid=2, k=5, show_progress=False)
 
 
+@pytest.mark.parametrize("baseline", [semrec.MostPopular(), semrec.Random(random_state=3)])
+def test_a_blend_with_a_baseline_follows_new_users(clicks, baseline):
+    """The class docstring's blend: update and fold_in reach every member, baselines too, and
+    the Hybrid serves the new users (and the old ones) at once."""
+    als = semrec.ALS(factors=4, iterations=3, random_state=0, show_progress=False)
+    hybrid = semrec.Hybrid([(als, 0.7), (baseline, 0.3)]).fit(clicks)
+    before = baseline.score(0, np.arange(clicks.shape[1]))
+    n_users = clicks.shape[0]
+    for model in (als, baseline):
+        assert model.update(n_users, 3).ndim == 1
+        model.fold_in(clicks[[0, 1]], users=[n_users + 1, 0])
+    assert hybrid.n_users_ == n_users + 2
+    ids, _ = hybrid.recommend(n_users, k=clicks.shape[1])
+    assert 3 not in ids  # seen through the update
+    assert set(ids[ids >= 0]) == set(range(clicks.shape[1])) - {3}
+    seen = set(clicks[[0]].indices)  # user 0's history, folded in as the new user's
+    ids, _ = hybrid.recommend(n_users + 1, k=5)
+    assert not seen & set(ids)
+    # The baseline's scores are those of fit: the counts wait for the next fit.
+    np.testing.assert_array_equal(baseline.score(0, np.arange(clicks.shape[1])), before)
+    assert baseline.interactions_[[n_users]].indices.tolist() == [3]
+
+
 def test_shape_mismatch_raises(clicks, als):
     other = Fixed(np.zeros((40, 49)), clicks[:, :49])
     with pytest.raises(ValueError, match="disagree"):

@@ -5,17 +5,17 @@ from __future__ import annotations
 from typing import Any, ClassVar, Self
 
 import numpy as np
+import scipy.sparse as sp
 
 from semrec import _hyperparameters as hyperparameters
 from semrec import _validation as check
 from semrec._base import Recommender
+from semrec._knn_graph import replace_rows
 from semrec._model_lock import fits_model
 from semrec._persist import Saved
 from semrec._seen import KeepsSeen
 
 _HINTS = {
-    "fold_in": "a baseline keeps no user state; fit it on the new interactions instead",
-    "update": "a baseline keeps no user state; fit it on the new interactions instead",
     "add_items": "a baseline knows items by their interactions only; refit it",
     "similar_items": "a baseline has no notion of item similarity; use ItemKNN or ALS",
     "explain": "a baseline's score comes from no user history (popularity or chance)",
@@ -37,6 +37,26 @@ class _Baseline(KeepsSeen, Recommender):
     def _fit(self) -> None:
         pass
 
+    # Real time: a baseline's scores need no user state, so fold_in and update only record
+    # what the user has seen (and new users); the scores stay those of fit (MostPopular's
+    # counts are the training users', as ItemKNN's graph waits for the next fit).
+    def _fold_in(
+        self, history: Any, users: np.ndarray | None, times: np.ndarray | None
+    ) -> np.ndarray:
+        rows = check.canonical_csr(history, "history", allow_empty=True)
+        if users is not None:
+            self._seen = replace_rows(self._seen, users, rows, self.n_items_)
+        return np.zeros((rows.shape[0], 0), dtype=np.float32)
+
+    def _update(self, user: int, item: int, weight: float, t: float | None) -> np.ndarray:
+        n_users, n_items = self._seen.shape
+        old = self._seen[[user]] if user < n_users else sp.csr_array((1, n_items), dtype=np.float32)
+        cols = np.r_[old.indices, item].astype(np.int32)  # a seen 0 stays an entry
+        values = np.r_[old.data, np.float32(weight)]
+        row = sp.csr_array((values, cols, np.array([0, cols.size])), shape=(1, n_items))
+        self._seen = replace_rows(self._seen, np.array([user]), row, n_items)
+        return np.zeros(0, dtype=np.float32)
+
     # The state is the training matrix; the rest is derived from it.
     def _state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         from semrec._persist import csr_arrays
@@ -53,6 +73,8 @@ class MostPopular(_Baseline):
     """Recommend the items most users interacted with (ties: lower item index first).
 
     ``score(user, item)`` is the item's number of training users, the same for everyone.
+    ``update`` and ``fold_in`` add users and seen items (returning empty user vectors: the
+    scores need none); the counts stay those of ``fit`` until the next fit.
 
     Examples
     --------
@@ -79,7 +101,8 @@ class Random(_Baseline):
     """Recommend uniformly random items (never seen ones when ``exclude_seen``).
 
     Each user's scores are uniform in [0, 1), drawn from a generator seeded by
-    ``(seed, user)``: the same user gets the same list in any batch or call.
+    ``(seed, user)``: the same user gets the same list in any batch or call. ``update`` and
+    ``fold_in`` add users and seen items (returning empty user vectors).
 
     Parameters
     ----------
