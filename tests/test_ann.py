@@ -159,6 +159,92 @@ def test_recall_method_matches_a_numpy_reference(data):
     assert ann.recall(q, k=10) == pytest.approx(recall(ann.search(q, 10)[0], topk(q, x, 10)[0]))
 
 
+def planted_duplicates(seed: int, n: int = 2000, dim: int = 16) -> tuple[np.ndarray, ...]:
+    """``n`` random items plus 1-5 copies of 300 of them, shuffled (copies at scattered ids, as
+    items with identical text are), and 60 queries: 30 items, 30 items plus noise."""
+    rng = np.random.default_rng(seed)
+    base = rng.standard_normal((n, dim)).astype(np.float32)
+    copies = np.repeat(base[:300], rng.integers(1, 6, 300), axis=0)
+    x = np.concatenate([base, copies])[rng.permutation(n + copies.shape[0])]
+    noisy = base[30:60] + 0.3 * rng.standard_normal((30, dim)).astype(np.float32)
+    return np.ascontiguousarray(x), np.concatenate([base[:30], noisy]).astype(np.float32)
+
+
+def tie_recall(q: np.ndarray, x: np.ndarray, got: np.ndarray, k: int) -> float:
+    """Recall@k with ties, by float64 cosine: each distinct returned id counts when its score is
+    at least the query's k-th best (at most k per query). Identical rows are scored once, so
+    copies tie exactly; other scores must stay clear of the k-th (float32 cannot merge them)."""
+    uniq, inverse = np.unique(x, axis=0, return_inverse=True)
+    u, qq = uniq.astype(np.float64), q.astype(np.float64)
+    u /= np.linalg.norm(u, axis=1, keepdims=True)
+    qq /= np.linalg.norm(qq, axis=1, keepdims=True)
+    s = (qq @ u.T)[:, inverse.ravel()]
+    kth = -np.sort(-s, axis=1)[:, k - 1]
+    gap = np.abs(s - kth[:, None])
+    assert np.all((gap == 0) | (gap > 1e-5))
+    pairs = zip(s, got, kth, strict=True)
+    return float(np.mean([min((r[np.unique(g[g >= 0])] >= t).sum(), k) / k for r, g, t in pairs]))
+
+
+def test_recall_counts_copies_tied_with_the_exact_top_k():
+    """The audit's case: 20 copies of each vector, so any 5 copies of the query are an exact
+    answer (the same scores as the exact search's), whichever ids the exact search kept."""
+    base = np.random.default_rng(0).standard_normal((100, 16)).astype(np.float32)
+    x = np.repeat(base, 20, axis=0)
+    ann = HNSWIndex(x, ef_search=512)
+    scores = ann.search(base[:20], 5)[1]
+    np.testing.assert_array_equal(scores, topk(base[:20], ItemIndex(x), 5)[1])
+    assert ann.recall(base[:20], k=5) == 1.0
+    assert ann.tune(base[:20], k=5, target=0.9)["recall"] == 1.0
+
+
+@pytest.mark.parametrize("ef", [8, 64])
+def test_recall_and_tune_with_planted_copies_match_a_numpy_tie_reference(ef):
+    x, q = planted_duplicates(0)
+    ann = HNSWIndex(x, m=4, ef_construction=20, ef_search=ef, num_threads=1)
+    want = tie_recall(q, x, ann.search(q, 10)[0], 10)
+    assert want < 1.0  # a graph this coarse misses some: the shares are measured, not 1
+    assert ann.recall(q, k=10) == pytest.approx(want)
+    tuned = ann.tune(q, k=10, target=0.95, confidence=0.5)
+    reached = tie_recall(q, x, ann.search(q, 10)[0], 10)
+    assert tuned["recall"] == pytest.approx(reached) and reached >= 0.95
+
+
+def test_recall_without_ties_is_the_id_overlap():
+    """No two items tie: recall and tune's recall are the plain share of the exact ids found."""
+    rng = np.random.default_rng(7)
+    x, q = low_rank(rng, 3000), low_rank(rng, 50)
+    ann = HNSWIndex(x, m=4, ef_construction=20, ef_search=10, num_threads=1)
+    want = topk(q, x, 10)[0]
+
+    def overlap() -> float:
+        got = ann.search(q, 10)[0]
+        return float(np.mean([len(set(g) & set(w)) / 10 for g, w in zip(got, want, strict=True)]))
+
+    assert 0 < overlap() < 1 and ann.recall(q, k=10) == pytest.approx(overlap())
+    tuned = ann.tune(q, k=10, target=0.9, confidence=0.5)
+    assert tuned["recall"] == pytest.approx(overlap())
+
+
+def test_found_items_count_neither_padding_nor_a_repeat():
+    """Found ids given as a search could return them (the helper recall uses): a repeated id
+    counts once, -1 never, an excluded id never; a k past the catalogue leaves padding that
+    is not asked for."""
+    from semrec import _approximate as approx
+
+    items = ItemIndex(np.eye(4, dtype=np.float32), metric="dot")
+    q = np.array([[0.9, 0.9, 0.5, 0.0], [0.0, 0.0, 0.0, 1.0]], dtype=np.float32)
+    exact = topk(q, items, 2)  # query 0: items 0 and 1 (tied), query 1: item 3, then a tie
+    found = np.array([[1, 1, -1], [0, 2, -1]])
+    mask, wanted = approx.found_items(items, q, exact, found)
+    assert mask.tolist() == [[True, False, False], [True, True, False]]
+    assert approx.found_shares(mask, wanted).tolist() == [0.5, 1.0]
+    seen = sp.csr_array(([1.0], ([1], [2])), shape=(2, 4))
+    assert approx.found_items(items, q, exact, found, seen)[0][1].tolist() == [True, False, False]
+    ann = HNSWIndex(items)
+    assert ann.recall(q, k=7) == 1.0  # 4 items: 3 slots of padding on each side
+
+
 @pytest.mark.parametrize("target", [0.8, 0.97])
 def test_tune_reaches_the_target_within_a_sixteenth(target):
     """Checked by searching: with confidence 0.5 (the mean of these queries) the tuned

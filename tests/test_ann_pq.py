@@ -417,6 +417,58 @@ def test_recall_method_matches_a_numpy_reference(data):
     assert pq.recall(q, k=10, exclude=seen) == pytest.approx(recall(got, numpy_top(q, x, 10, drop)))
 
 
+def binary_items(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """0/1 items and queries: every dot product is a small integer, so the float32 kernel and
+    float64 NumPy agree exactly, and many different items tie (codes of different vectors
+    differ, so the scan does not propose tied items in id order)."""
+    rng = np.random.default_rng(seed)
+    x = (rng.random((5000, 32)) < 0.3).astype(np.float32)
+    return x, (rng.random((60, 32)) < 0.5).astype(np.float32)
+
+
+def tie_recall(q: np.ndarray, x: np.ndarray, got: np.ndarray, k: int) -> float:
+    """Recall@k with ties, by float64 dot products (exact here): each distinct returned id
+    counts when its score is at least the query's k-th best, at most k per query."""
+    s = q.astype(np.float64) @ x.T.astype(np.float64)
+    kth = -np.sort(-s, axis=1)[:, k - 1]
+    pairs = zip(s, got, kth, strict=True)
+    return float(np.mean([min((r[np.unique(g[g >= 0])] >= t).sum(), k) / k for r, g, t in pairs]))
+
+
+def test_recall_and_tune_count_ties_as_a_numpy_reference():
+    x, q = binary_items(1)
+    pq = PQIndex(x, metric="dot", m=8, rerank=20, num_threads=1)
+    got = pq.search(q, 10)[0]
+    overlap = recall(got, topk(q, x, 10, metric="dot")[0])
+    want = tie_recall(q, x, got, 10)
+    assert overlap < want < 1.0  # ties the id overlap misses; misses all the same
+    assert pq.recall(q, k=10) == pytest.approx(want)
+    tuned = pq.tune(q, k=10, target=0.99, confidence=0.5)
+    reached = tie_recall(q, x, pq.search(q, 10)[0], 10)
+    assert tuned["recall"] == pytest.approx(reached) and reached >= 0.99
+    assert tuned["rerank"] > 20  # the smallest: one less falls short
+    pq.rerank = tuned["rerank"] - 1
+    assert tie_recall(q, x, pq.search(q, 10)[0], 10) < 0.99
+
+
+def test_recall_and_tune_count_copies_of_an_item():
+    """20 copies of each vector: any 5 copies of the query are an exact answer."""
+    base = np.random.default_rng(0).standard_normal((100, 16)).astype(np.float32)
+    x = np.repeat(base, 20, axis=0)
+    pq = PQIndex(x, m=4, rerank=40, num_threads=1)
+    np.testing.assert_array_equal(pq.search(base[:20], 5)[1], topk(base[:20], x, 5)[1])
+    assert pq.recall(base[:20], k=5) == 1.0
+    assert pq.tune(base[:20], k=5, target=0.9)["recall"] == 1.0
+
+
+def test_recall_without_ties_is_the_id_overlap(data):
+    x, q, pq = data
+    shallow = PQIndex(pq.items, m=16, rerank=20, num_threads=1)
+    got, want = shallow.search(q, 10)[0], topk(q, x, 10)[0]
+    overlap = np.mean([len(set(g) & set(w)) / 10 for g, w in zip(got, want, strict=True)])
+    assert 0 < overlap < 1 and shallow.recall(q, k=10) == pytest.approx(overlap)
+
+
 @pytest.mark.parametrize("target", [0.6, 0.9, 0.99])
 def test_tune_finds_the_smallest_rerank_reaching_the_target(target):
     """Checked by searching: with confidence 0.5 (the mean of these queries) the tuned rerank

@@ -295,19 +295,54 @@ def _exclusions_of(req: Request, rows: np.ndarray, n: int) -> sp.csr_array | Non
     )
 
 
-def found_shares(exact: np.ndarray, found: np.ndarray) -> np.ndarray:
-    """Each query's recall: the share of its exact ids (``-1`` padding ignored) that ``found``
-    holds in its row; queries with nothing to find are left out."""
-    exact, found = np.atleast_2d(exact), np.atleast_2d(found)
-    pairs = zip(exact, found, strict=True)
-    shares = [np.isin(e[e >= 0], f).mean() for e, f in pairs if e.max(initial=-1) >= 0]
-    return np.asarray(shares, dtype=np.float64)
+def found_items(
+    items: ItemIndex,
+    queries: np.ndarray,
+    exact: tuple[np.ndarray, np.ndarray],
+    found: np.ndarray,
+    exclude: Any = None,
+    num_threads: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Which ids of ``found`` (a row per query, ``-1``: none) count towards their query's
+    recall, as a mask of ``found``'s shape, and how many items each query has to find (its
+    ``exact`` top-k, ids and scores as :func:`semrec.topk` returns them, less the padding).
+
+    An id counts when its exact score is at least the query's k-th exact score: an item that
+    ties the last exact one is as good an answer as the one the lower-id rule kept (identical
+    texts embed alike). The scores are :func:`semrec.topk`'s over the found ids, bitwise those
+    of the exact search; padding, an excluded id and a repeat of an id never count.
+    """
+    exact_ids, exact_scores = np.atleast_2d(exact[0]), np.atleast_2d(exact[1])
+    found = np.atleast_2d(found)
+    wanted = (exact_ids >= 0).sum(axis=1)
+    if not found.size:
+        return np.zeros(found.shape, dtype=bool), wanted
+    ids, scores = topk(
+        np.atleast_2d(queries),
+        items,
+        found.shape[1],  # every distinct found id, scored
+        exclude=exclude,
+        candidates=found,
+        num_threads=num_threads,
+    )
+    last = exact_scores[np.arange(wanted.size), np.maximum(wanted - 1, 0)]
+    good = (ids >= 0) & (scores >= np.where(wanted > 0, last, np.inf)[:, None])
+    # Match (query, id) pairs: a key per pair, each id's first place in its row only.
+    stride = int(found.max(initial=0)) + 1
+    rows = np.arange(found.shape[0], dtype=np.int64)[:, None]
+    keys = np.where(found >= 0, rows * stride + found, -1).ravel()
+    order = np.argsort(keys, kind="stable")
+    first = np.ones(keys.size, dtype=bool)
+    first[order[1:]] = keys[order[1:]] != keys[order[:-1]]
+    hit = np.isin(keys, (rows * stride + ids)[good]) & first & (keys >= 0)
+    return hit.reshape(found.shape), wanted
 
 
-def found_share(exact: np.ndarray, found: np.ndarray) -> float:
-    """Recall: the mean of :func:`found_shares` (1 when no query has anything to find)."""
-    shares = found_shares(exact, found)
-    return float(shares.mean()) if shares.size else 1.0
+def found_shares(mask: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """Each query's recall from :func:`found_items`: the items it found that count, at most
+    the ``wanted`` number, over that number; queries with nothing to find are left out."""
+    has = wanted > 0
+    return np.minimum(mask.sum(axis=1), wanted)[has] / wanted[has]
 
 
 def recall_bound(total: Any, squares: Any, count: int, confidence: float) -> Any:
@@ -329,10 +364,13 @@ def recall_bound(total: Any, squares: Any, count: int, confidence: float) -> Any
 def measured_recall(
     index: Any, queries: Any, k: Any, exclude: Any, num_threads: int | None
 ) -> float:
-    """Recall@k of ``index.search`` against the exact search of ``index.items``."""
+    """Recall@k of ``index.search`` against the exact search of ``index.items``, ties at
+    the k-th exact score counted as found (:func:`found_items`); 1 when no query has
+    anything to find."""
     found = index.search(queries, k, exclude=exclude, num_threads=num_threads)[0]
-    exact = topk(queries, index.items, k, exclude=exclude, num_threads=num_threads)[0]
-    return found_share(exact, found)
+    exact = topk(queries, index.items, k, exclude=exclude, num_threads=num_threads)
+    shares = found_shares(*found_items(index.items, queries, exact, found, exclude, num_threads))
+    return float(shares.mean()) if shares.size else 1.0
 
 
 class Measurable:
@@ -348,6 +386,11 @@ class Measurable:
     ) -> float:
         """Recall@k of ``search`` on these queries: the mean share of each query's exact top
         ``k`` (the wrapped :class:`semrec.ItemIndex` searched exactly) that it returns.
+
+        Ties count: a returned item whose exact score is at least the query's k-th exact
+        score counts as found, whatever its id (duplicate items score alike, and the exact
+        search keeps the lower ids among them). Padding and repeated ids never count, and a
+        query finds at most as many items as its exact top ``k`` holds.
 
         Recall depends on the data: measure it on queries like the ones to be served (a
         model's user vectors, say) before relying on it; ``tune`` picks the setting.
@@ -371,14 +414,14 @@ def tuning_request(
     target: Any,
     confidence: Any,
     num_threads: int | None,
-) -> tuple[Request, float, float, np.ndarray]:
+) -> tuple[Request, float, float, tuple[np.ndarray, np.ndarray]]:
     """The checked arguments of an index's ``tune``: the request, the target recall, the
-    confidence and the exact top-k ids of every query (2-D)."""
+    confidence and the exact top-k (ids, scores) of every query (2-D)."""
     target = check.number(target, "target", above=0, maximum=1)
     confidence = check.number(confidence, "confidence", minimum=0.5, below=1)
     # Without candidates a request is never answered on the spot.
     req = cast(Request, request(items, queries, k, None, None, num_threads))
-    exact = topk(req.queries, items, req.k, num_threads=req.threads)[0]
+    exact = topk(req.queries, items, req.k, num_threads=req.threads)
     return req, target, confidence, exact
 
 

@@ -293,7 +293,8 @@ class HNSWIndex(approx.Measurable):
     ) -> dict[str, float]:
         """Set :attr:`ef_search` to the smallest value found at which queries like these find
         ``target`` of their exact top ``k`` (mean recall@k, with ``confidence``; filters,
-        which deepen every search, aside).
+        which deepen every search, aside). Ties count as :meth:`recall` counts them: an item
+        scoring at least a query's k-th exact score is found.
 
         ``ef_search`` doubles from ``2 * k`` until the target is met, then a bisection narrows
         it to within 1/16 (a graph search's recall grows with ``ef_search``, almost always
@@ -345,7 +346,8 @@ class HNSWIndex(approx.Measurable):
             params = faiss.SearchParametersHNSW(efSearch=max(ef, 2 * req.k))
             with self._lock.reading(), approx.faiss_threads(faiss, req.threads):
                 found = self._graph.search(graph_q, depth, params=params)[1]
-            shares = approx.found_shares(exact, found)
+            hits = approx.found_items(self.items, req.queries, exact, found, None, req.threads)
+            shares = approx.found_shares(*hits)
             if not shares.size:
                 return 1.0, 1.0
             squares = np.square(shares).sum()

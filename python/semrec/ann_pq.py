@@ -438,7 +438,9 @@ class PQIndex(approx.Measurable):
 
         One scan per query, ``max_rerank`` deep, ranks each query's exact top ``k`` among the
         proposals; a search re-scoring the best ``r`` finds exactly those ranked below ``r``,
-        so every depth's recall is known at once, without a search per candidate depth.
+        so every depth's recall is known at once, without a search per candidate depth. Ties
+        count as :meth:`recall` counts them: an item scoring at least a query's k-th exact
+        score is found.
 
         A depth whose mean recall on these queries just reaches the target falls short of it
         on other queries about half the time, so the target is held to a lower confidence
@@ -492,19 +494,22 @@ class PQIndex(approx.Measurable):
         if book is None or coded != n or 2 * req.k >= n:  # every rerank searches exactly
             return {"rerank": self.rerank, "recall": 1.0, "lower_bound": 1.0}
         proposed = core.pq_search(self._padded(req.queries), book, blocks, n, limit, req.threads)
-        # The places of each query's exact items among its proposals (ascending; limit: not
-        # proposed), and how much finding each adds to its query's recall and recall squared.
+        # The places among its proposals of the first items each query finds (ties with its
+        # k-th exact score count; ascending; limit: not proposed), and how much finding each
+        # adds to its query's recall and recall squared.
+        hits, counts = approx.found_items(
+            self.items, req.queries, exact, proposed, None, req.threads
+        )
         places, gains, square_gains = [], [], []
-        for wanted, row in zip(exact, proposed, strict=True):
-            wanted = wanted[wanted >= 0]
-            if wanted.size:
-                place = np.full(wanted.size, limit, dtype=np.int64)
-                hit = np.flatnonzero(np.isin(row, wanted))
+        for wanted, row in zip(counts, hits, strict=True):
+            if wanted:
+                place = np.full(wanted, limit, dtype=np.int64)
+                hit = np.flatnonzero(row)[:wanted]
                 place[: hit.size] = hit
                 places.append(place)
-                after = np.arange(1, wanted.size + 1) / wanted.size  # the recall once found
-                gains.append(np.full(wanted.size, 1.0 / wanted.size))
-                square_gains.append(after**2 - (after - 1.0 / wanted.size) ** 2)
+                after = np.arange(1, wanted + 1) / wanted  # the recall once found
+                gains.append(np.full(wanted, 1.0 / wanted))
+                square_gains.append(after**2 - (after - 1.0 / wanted) ** 2)
         if not places:
             return {"rerank": self.rerank, "recall": 1.0, "lower_bound": 1.0}
         place = np.concatenate(places)
