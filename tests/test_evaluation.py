@@ -371,3 +371,87 @@ def test_compare_per_user_returns_both_tables(warm: tuple[Dataset, Dataset]) -> 
     assert got.equals(own)
     with pytest.raises(TypeError, match="per_user must be True or False"):
         semrec.compare({"mine": mine}, train, test, k=5, per_user="yes")
+
+
+# -- session 48 audit ----------------------------------------------------------------------------
+class _PredictOnly:
+    """A user-written rating model: ``predict`` and nothing else (no recommend, no n_*_)."""
+
+    def __init__(self, predict) -> None:
+        self.predict = predict
+
+
+def test_rmse_and_mae_alone_ignore_relevance_and_need_only_predict() -> None:
+    """rmse/mae alone made top-k lists, refused a split without a rating >= the threshold and
+    a model without recommend; now they are model.predict against every test rating."""
+    data = synthetic(200, 300, 5_000, random_state=0)
+    data.interactions.data /= 5  # every rating below the default threshold of 4
+    train, test = split.last_fraction(data)
+    als = semrec.ALS(8, feedback="explicit", random_state=0, show_progress=False)
+    als.fit(train.interactions)
+    coo = test.interactions.tocoo()
+
+    def reference(users: np.ndarray) -> tuple[float, float]:
+        mine = np.isin(coo.row, users)
+        predicted = als.predict(coo.row[mine], coo.col[mine]).astype(np.float64)
+        error = predicted - coo.data[mine].astype(np.float64)
+        return math.sqrt(np.mean(error**2)), np.mean(np.abs(error))
+
+    rated = np.flatnonzero(np.diff(test.interactions.indptr) > 0)
+    some = rated[[0, 4, 9]]  # their test ratings are all below the threshold
+    predict_only = _PredictOnly(als.predict)
+    for model in (als, predict_only):
+        table = semrec.evaluate(model, train, test, k=(5, 10), metrics=["rmse", "mae"])
+        rmse, mae = reference(rated)
+        assert table.attrs["n_users"] == rated.size
+        assert table["rmse"].tolist() == pytest.approx([rmse] * 2, rel=1e-9)
+        assert table["mae"].tolist() == pytest.approx([mae] * 2, rel=1e-9)
+        table = semrec.evaluate(model, train, test, k=10, metrics=["rmse", "mae"], users=some)
+        rmse, mae = reference(some)
+        assert table.attrs["n_users"] == 3
+        assert table.loc[10, "rmse"] == pytest.approx(rmse, rel=1e-9)
+        assert table.loc[10, "mae"] == pytest.approx(mae, rel=1e-9)
+    # the ranking part of a mixed request keeps its relevant-user rule
+    with pytest.raises(ValueError, match="no user has a relevant test item"):
+        semrec.evaluate(als, train, test, k=10, metrics=["ndcg", "rmse"])
+    with pytest.raises(TypeError, match=r"model must be a fitted model \(one with recommend\)"):
+        semrec.evaluate(predict_only, train, test, k=10, metrics=["ndcg", "rmse"])
+    with pytest.raises(TypeError, match=r"model must be a fitted model \(one with predict\)"):
+        semrec.evaluate(semrec.ALS, train, test, k=10, metrics=["rmse"])
+    unrated = np.setdiff1d(np.arange(test.n_users), rated)[:1]
+    with pytest.raises(ValueError, match=r"none of the 1 user\(s\) given in users= has a test"):
+        semrec.evaluate(als, train, test, k=10, metrics=["mae"], users=unrated)
+
+
+def test_rmse_alone_never_asks_for_lists(warm: tuple[Dataset, Dataset]) -> None:
+    train, test = warm
+
+    class NoLists(semrec.MostPopular):
+        def recommend(self, *args, **kwargs):
+            raise AssertionError("recommend called for rmse alone")
+
+        def predict(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+            return np.full(len(users), 3.0)
+
+    table = semrec.evaluate(NoLists().fit(train.interactions), train, test, metrics=["rmse"])
+    r = test.interactions.data.astype(np.float64)
+    assert table.loc[10, "rmse"] == pytest.approx(math.sqrt(np.mean((r - 3.0) ** 2)))
+
+
+def test_relevant_entries_treats_python_and_numpy_thresholds_alike() -> None:
+    """NumPy 2 compared float32 weights with a NumPy float64 threshold in float64 (float32
+    0.7 < 0.7, dropped) but with a Python float in float32 (kept)."""
+    relevant_entries = semrec.evaluation.relevant_entries
+    values = np.array([0.1, 0.3, 0.7, 1.1, 3.3, 4.0], dtype=np.float32)
+    m = sp.csr_array(values.reshape(2, 3))
+    for t in (0.1, 0.3, 0.7, 1.1, 3.3, 3.9, 4.0):
+        want = int((values >= np.float32(t)).sum())  # compared in the matrix's dtype
+        for threshold in (t, np.float64(t), np.float32(t)):
+            assert relevant_entries(m, threshold).nnz == want, (t, type(threshold))
+    one = sp.csr_array(np.array([[0.7]], dtype=np.float32))
+    assert relevant_entries(one, 0.7).nnz == relevant_entries(one, np.float64(0.7)).nnz == 1
+    counts = sp.csr_array(np.array([[3, 4, 5]], dtype=np.int64))  # integers: no rounding
+    for threshold in (4.5, np.float64(4.5), np.float32(4.5)):
+        assert relevant_entries(counts, threshold).data.tolist() == [5]
+    with pytest.raises(TypeError, match="threshold must be a number, got str"):
+        relevant_entries(m, "4")

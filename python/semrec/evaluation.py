@@ -46,11 +46,14 @@ def evaluate(
     IndexError naming ``model.recommend``). The lists never hold an
     item the user has interacted with in ``train`` (or in the revealed history of a new-user
     split, ``test.split_info["history"]``), whatever its weight: should a model return one,
-    it is removed and the list refilled from the model's next items.
+    it is removed and the list refilled from the model's next items. When ``metrics`` holds
+    only rmse and mae, no list is made: ``recommend`` is not needed, ``relevance_threshold``
+    plays no part and the users evaluated are those with a test rating.
 
     Parameters
     ----------
-    model : object with ``recommend`` (and ``predict(users, items)`` for rmse/mae)
+    model : object with ``recommend`` (and ``predict(users, items)`` for rmse/mae; only
+        ``predict`` when those are the only metrics)
     train, test : Dataset
         The output of a splitter (same id maps).
     k : int or sequence of int
@@ -79,7 +82,8 @@ def evaluate(
     -------
     DataFrame
         Index ``k``, one column per metric; ``table.attrs["n_users"]`` is the number of users
-        evaluated. With ``per_user=True``, a pair ``(table, per_user_table)``.
+        evaluated (for rmse and mae alone: the users with a test rating). With
+        ``per_user=True``, a pair ``(table, per_user_table)``.
 
     Notes
     -----
@@ -109,39 +113,23 @@ def evaluate(
             f"{test.interactions.shape}, the same user and item ids in the same order); split "
             "one Dataset with semrec.split and pass both parts of that split"
         )
-    if isinstance(model, type) or not hasattr(model, "recommend"):
-        raise TypeError(f"model must be a fitted model (one with recommend), got {model!r}")
+    cutoffs = M.cutoffs(k)
+    wanted = metric_names(metrics, item_embeddings)
+    ranked = bool(wanted - set(M.RATING_METRICS))  # rmse/mae alone need no top-k lists
+    if isinstance(model, type) or (ranked and not hasattr(model, "recommend")):
+        verb = "recommend" if ranked else "predict"
+        raise TypeError(f"model must be a fitted model (one with {verb}), got {model!r}")
     _check_model_items(model, train.n_items)
     if relevance_threshold is not None:
         relevance_threshold = check.number(relevance_threshold, "relevance_threshold")
-    cutoffs = M.cutoffs(k)
-    wanted = metric_names(metrics, item_embeddings)
     if "diversity" in wanted:
         item_embeddings = _embeddings(item_embeddings, train)
-    relevant = relevant_entries(test.interactions, relevance_threshold)
-    has_relevant = np.diff(relevant.indptr) > 0
     chosen = None
     if users is not None:
         chosen, _ = check.index_array(users, "users", test.n_users, "user")
         if chosen.size == 0:
             raise ValueError("users is empty; give the user indices to evaluate, or None (all)")
         chosen = np.unique(chosen)
-        mask = np.zeros(test.n_users, dtype=bool)
-        mask[chosen] = True
-        has_relevant &= mask
-    eval_users = np.flatnonzero(has_relevant).astype(np.int32)
-    if eval_users.size == 0:
-        weight = "" if relevance_threshold is None else f" (weight >= {relevance_threshold})"
-        if chosen is None:
-            raise ValueError(
-                f"no user has a relevant test item{weight}; check the split or lower "
-                "relevance_threshold"
-            )
-        raise ValueError(
-            f"none of the {chosen.size} user(s) given in users= has a relevant test "
-            f"item{weight}; choose other users, or lower relevance_threshold"
-        )
-    _check_model_users(model, int(eval_users.max()) + 1)
     if items is not None:
         items = lists.rectangular(items, "items", "pass a 1-D array of item indices")
         items = items.reshape(-1) if items.ndim == 0 else items  # one candidate item
@@ -152,40 +140,22 @@ def evaluate(
             raise ValueError(
                 "items is empty; give the candidate item indices, or None (every item)"
             )
-    width = check.result_width(max(cutoffs), eval_users.size, train.n_items)
-    recs = recommend_lists(
-        model, eval_users, width, items, batch_size, known_history(train, test), train.n_items
-    )
-    check_distinct(recs, eval_users)
-    rel = relevant[eval_users]
     table = pd.DataFrame(index=pd.Index(cutoffs, name="k"))
     per_user_cols: dict[str, np.ndarray] = {}
-    ranking = [m for m in M.RANKING_METRICS if m in wanted]
-    if ranking:
-        values = M.ranking_metrics(recs, rel, cutoffs, per_user=True, num_threads=num_threads)
-        for j, name in enumerate(M.RANKING_METRICS):
-            if name in wanted:
-                table[name] = values[:, :, j].mean(axis=0)
-                per_user_cols[name] = values[:, :, j].T.ravel()
-    popularity = np.bincount(train.interactions.indices, minlength=train.n_items)
-    for name in ("coverage", "novelty", "diversity"):
-        if name not in wanted:
-            continue
-        column, per = [], []
-        for c in cutoffs:
-            if name == "coverage":
-                column.append(M.catalog_coverage(recs, train.n_items, c))
-                continue
-            if name == "novelty":
-                v = M.novelty(recs, popularity, train.n_users, c, per_user=True)
-            else:
-                v = M.intra_list_diversity(recs, item_embeddings, c, per_user=True)
-            ok = ~np.isnan(v)
-            column.append(float(v[ok].mean()) if ok.any() else float("nan"))
-            per.append(v)
-        table[name] = column
-        if per:
-            per_user_cols[name] = np.concatenate(per)
+    if ranked:
+        relevant = relevant_entries(test.interactions, relevance_threshold)
+        eval_users = _users_with(relevant, chosen, relevance_threshold)
+        _check_model_users(model, int(eval_users.max()) + 1)
+        width = check.result_width(max(cutoffs), eval_users.size, train.n_items)
+        recs = recommend_lists(
+            model, eval_users, width, items, batch_size, known_history(train, test), train.n_items
+        )
+        check_distinct(recs, eval_users)
+        per_user_cols = _list_columns(
+            table, recs, relevant[eval_users], wanted, train, item_embeddings, num_threads
+        )
+    else:
+        eval_users = _users_with(test.interactions, chosen, None, rated=True)
     if "rmse" in wanted or "mae" in wanted:
         predicted, actual = _predict(model, test, chosen)
         for name, fn in (("rmse", M.rmse), ("mae", M.mae)):
@@ -370,6 +340,11 @@ def relevant_entries(m: sp.csr_array, threshold: float | None) -> sp.csr_array:
     """The stored entries of ``m`` with a weight ``>= threshold`` (all of them for ``None``),
     compared on the entries themselves: a stored 0 passes a threshold of 0.
 
+    The threshold (any real number, Python or NumPy) is compared in the matrix's dtype: for
+    floating weights it is first rounded to that dtype, so a float32 0.7 passes a threshold
+    of 0.7 whether given as a Python or a NumPy float. Integer weights are compared with the
+    threshold as a float (4 passes 3.5, not 4.5).
+
     Examples
     --------
     >>> import numpy as np, scipy.sparse as sp
@@ -380,9 +355,82 @@ def relevant_entries(m: sp.csr_array, threshold: float | None) -> sp.csr_array:
     """
     if threshold is None:
         return m
-    keep = m.data >= threshold
+    bound: Any = check.number(threshold, "threshold")  # a Python float, whatever was given
+    if np.issubdtype(m.data.dtype, np.floating):
+        # NumPy 2 promotes float32 data against a NumPy float64 to float64 (0.7f < 0.7) but
+        # not against a Python float: round once to the data's dtype, so both agree.
+        with np.errstate(over="ignore"):  # past the dtype's range: +-inf, compares right
+            bound = m.data.dtype.type(bound)
+    keep = m.data >= bound
     rows = np.repeat(np.arange(m.shape[0]), np.diff(m.indptr))[keep]
     return sp.csr_array((m.data[keep], (rows, m.indices[keep])), shape=m.shape)
+
+
+def _users_with(
+    entries: sp.csr_array, chosen: np.ndarray | None, threshold: float | None, rated: bool = False
+) -> np.ndarray:
+    """The users (int32, sorted) with a stored entry in ``entries`` (the relevant test items,
+    or every test rating when ``rated``), among ``chosen`` when given; a ValueError if none."""
+    has = np.diff(entries.indptr) > 0
+    if chosen is not None:
+        mask = np.zeros(entries.shape[0], dtype=bool)
+        mask[chosen] = True
+        has &= mask
+    found = np.flatnonzero(has).astype(np.int32)
+    if found.size:
+        return found
+    if rated:
+        what, lower = "test rating (rmse and mae compare model.predict with them)", ""
+    else:
+        weight = "" if threshold is None else f" (weight >= {threshold})"
+        what, lower = f"relevant test item{weight}", "lower relevance_threshold"
+    if chosen is None:
+        raise ValueError(f"no user has a {what}; check the split{' or ' if lower else ''}{lower}")
+    raise ValueError(
+        f"none of the {chosen.size} user(s) given in users= has a {what}; choose other "
+        f"users{', or ' if lower else ''}{lower}"
+    )
+
+
+def _list_columns(
+    table: pd.DataFrame,
+    recs: np.ndarray,
+    rel: sp.csr_array,
+    wanted: set[str],
+    train: Dataset,
+    item_embeddings: np.ndarray | None,
+    num_threads: int | None,
+) -> dict[str, np.ndarray]:
+    """Add the ranking and list metrics in ``wanted`` of the lists ``recs`` to ``table``
+    (one row per cutoff); return their per-user columns (cutoff-major)."""
+    cutoffs = tuple(int(c) for c in table.index)
+    per_user_cols: dict[str, np.ndarray] = {}
+    if any(m in wanted for m in M.RANKING_METRICS):
+        values = M.ranking_metrics(recs, rel, cutoffs, per_user=True, num_threads=num_threads)
+        for j, name in enumerate(M.RANKING_METRICS):
+            if name in wanted:
+                table[name] = values[:, :, j].mean(axis=0)
+                per_user_cols[name] = values[:, :, j].T.ravel()
+    popularity = np.bincount(train.interactions.indices, minlength=train.n_items)
+    for name in ("coverage", "novelty", "diversity"):
+        if name not in wanted:
+            continue
+        column, per = [], []
+        for c in cutoffs:
+            if name == "coverage":
+                column.append(M.catalog_coverage(recs, train.n_items, c))
+                continue
+            if name == "novelty":
+                v = M.novelty(recs, popularity, train.n_users, c, per_user=True)
+            else:
+                v = M.intra_list_diversity(recs, item_embeddings, c, per_user=True)
+            ok = ~np.isnan(v)
+            column.append(float(v[ok].mean()) if ok.any() else float("nan"))
+            per.append(v)
+        table[name] = column
+        if per:
+            per_user_cols[name] = np.concatenate(per)
+    return per_user_cols
 
 
 def _check_model_users(model: Any, needed: int) -> None:
