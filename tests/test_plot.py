@@ -50,6 +50,14 @@ def test_metrics_vs_k_draws_one_line_per_model_and_panel(tmp_path) -> None:
         plot.metrics_vs_k(table, "map")
 
 
+def test_metrics_vs_k_draws_k_in_increasing_order() -> None:
+    """evaluate keeps the order k was given in (20, 5, 10): the line still runs along k."""
+    table = pd.DataFrame({"recall": [0.4, 0.1, 0.2]}, index=pd.Index([20, 5, 10], name="k"))
+    line = plot.metrics_vs_k({"m": table}, "recall").axes[0].get_lines()[0]
+    np.testing.assert_array_equal(line.get_xdata(), [5, 10, 20])
+    np.testing.assert_array_equal(line.get_ydata(), [0.1, 0.2, 0.4])
+
+
 def test_diversity_tradeoff_plots_the_sweep(tmp_path) -> None:
     sweep = pd.DataFrame(
         {

@@ -1,4 +1,4 @@
-// Ranking and rating metrics over many users at once (definitions in PROTOCOL.md).
+// Ranking and rating metrics over many users at once (definitions: python/semrec/metrics.py).
 #pragma once
 
 #include <cstdint>

@@ -1,6 +1,6 @@
 """Ranking and rating metrics over many users at once (C++ kernels: ``cpp/semrec/metrics.cpp``).
 
-Definitions follow PROTOCOL.md (binary relevance): precision@k = hits/k; recall@k =
+Definitions (binary relevance; the evaluation guide has them too): precision@k = hits/k; recall@k =
 hits/``|relevant|``; NDCG@k with a log2 discount and the ideal DCG over ``min(|relevant|, k)``;
 MAP@k = sum of precision at each hit / ``min(|relevant|, k)``; hit rate@k; MRR@k = 1/rank of
 the first hit (0 without one); catalog coverage = distinct recommended items / all items; intra-list

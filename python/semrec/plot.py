@@ -92,6 +92,7 @@ def metrics_vs_k(
     axes = fig.subplots(1, len(names), squeeze=False)[0]
     for ax, metric in zip(axes, names, strict=True):
         for model, table in tables.items():
+            table = table.sort_index()  # evaluate keeps the order k was given in
             ks = np.asarray(table.index, dtype=float)
             ax.plot(ks, table[metric].to_numpy(dtype=float), marker="o", label=str(model))
         ax.set_xlabel("k")

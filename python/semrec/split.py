@@ -1,4 +1,4 @@
-"""Train/test splitters (definitions in PROTOCOL.md). Each returns ``(train, test)`` Datasets
+"""Train/test splitters (each defined in its docstring). Each returns ``(train, test)`` Datasets
 that share the id maps and tables of the input, so indices mean the same items in both.
 
 Splitters that need extra outputs put them in ``test.split_info``:

@@ -1,6 +1,6 @@
 """MovieLens loaders: parse the official files from a folder, or download the official archive.
 
-Item text follows PROTOCOL.md: ``"<title> — <genres>"``, plus the first sentence of the
+Item text (as the benchmarks use it): ``"<title> — <genres>"``, plus the first sentence of the
 Wikipedia summary from ``movie_wiki.csv`` when that file is present and the title matches.
 """
 

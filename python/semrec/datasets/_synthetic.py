@@ -12,7 +12,7 @@ from semrec import _hyperparameters as hyperparameters
 from semrec import _validation as check
 from semrec.datasets._dataset import Dataset
 
-# Protocol sizes (PROTOCOL.md): (n_users, n_items, n_interactions).
+# The benchmark sizes S, M, L (benchmarks/README.md): (n_users, n_items, n_interactions).
 SYNTHETIC_SIZES: dict[str, tuple[int, int, int]] = {
     "S": (1_000, 2_000, 100_000),
     "M": (100_000, 20_000, 5_000_000),
