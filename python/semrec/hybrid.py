@@ -57,9 +57,17 @@ class Hybrid(Recommender):
     has seen (for ``exclude_seen``) are the union of what the weighted members have seen.
     ``fit(interactions)`` fits the members that are not fitted yet (all of them with
     ``refit=True``) and adds ``interactions`` to that union. The Hybrid scores with its
-    members as they are: ``fold_in`` / ``update`` each member and the blend follows at once.
+    members as they are: ``fold_in`` / ``update`` each member and the blend follows at once
+    (a model listed twice, or an ALS that is also a ColdStartALS member's ``als``, is one
+    model: give it each change once).
     ``save`` writes every member in the same file, those of weight 0 included (members must be
     fitted semrec models: fit a weight-0 member, or drop it from ``models``, before saving).
+    Each member is saved on its own, so a model shared by two members loads as two
+    independent copies: after ``load``, give each member its changes.
+
+    Ranking follows the float64 blend, while ``score`` and ``recommend`` return it rounded to
+    float32: two items whose returned scores are equal can come in either id order (their
+    float64 blends differ), most often with ``"rank"``.
 
     Examples
     --------
