@@ -659,3 +659,95 @@ def test_arguments_are_checked_as_on_one_machine(client, small_split):
         interest_profiles(huge, emb, client=client)
     model2 = fit_als(table, num_threads=np.int64(0), **fit)  # 0 and NumPy ints, as elsewhere
     assert model2.n_users_ == 80
+
+
+# ----------------------------------------------------------------------------------------------
+# Found by the session 48 audit of semrec.distributed
+
+
+def test_evaluate_novelty_counts_distinct_users_of_a_click_log(client, small_split):
+    # A click log repeats (user, item) rows: novelty's popularity is each item's distinct
+    # train users, as semrec.evaluate counts the split's entries (not rows).
+    train, test = small_split
+    model = semrec.MostPopular().fit(train.interactions)
+    kwargs = {"k": (5, 10), "metrics": ["ndcg", "novelty"], "relevance_threshold": None}
+    want = semrec.evaluate(model, train, test, **kwargs)
+    coo = train.interactions.tocoo()
+    log = pd.DataFrame({"user": coo.row.astype(np.int64), "item": coo.col.astype(np.int64),
+                        "weight": coo.data})  # fmt: skip
+    clicks = pd.concat([log, log[log.user < 30], log])  # repeats in other partitions
+    indexed = dd.from_pandas(clicks.set_index("user").sort_index(), npartitions=3)
+    assert indexed.known_divisions  # a user's repeats share a partition
+    te = interactions_frame(test.interactions, 2)
+    for frame in (dd.from_pandas(clicks, npartitions=3), indexed):
+        got = evaluate(model, frame, te, client=client, **kwargs)
+        pd.testing.assert_frame_equal(got[want.columns], want, rtol=1e-10)
+
+
+def test_evaluate_after_realtime_users_equals_semrec_evaluate(client, small_split):
+    # update and fold_in append users past the split: frames read from files (no recorded
+    # shape) take the split's users from their ids, not the model's n_users_ (novelty counts
+    # them), so the table still equals semrec.evaluate's on the same split.
+    train, test = small_split
+    kwargs = {"k": 10, "metrics": ["ndcg", "novelty", "coverage"], "relevance_threshold": None}
+    model = semrec.ALS(4, iterations=2, random_state=0, show_progress=False)
+    model.fit(train.interactions)
+    model.update(model.n_users_, 3)
+    model.fold_in(sp.csr_array(train.interactions[[1, 2]]), users=[81, 82])
+    assert model.n_users_ == train.n_users + 3
+    want = semrec.evaluate(model, train, test, **kwargs)
+    got = evaluate(model, plain_frame(train.interactions), plain_frame(test.interactions),
+                   client=client, **kwargs)  # fmt: skip
+    pd.testing.assert_frame_equal(got[want.columns], want, rtol=1e-10)
+    # A model that knows fewer users than the split evaluates: semrec.evaluate's ValueError
+    # (with its fold_in hint), not the model's IndexError.
+    fewer = semrec.ALS(4, iterations=1, random_state=0, show_progress=False)
+    fewer.fit(sp.csr_array(train.interactions[:60]))
+    with pytest.raises(ValueError, match="fold_in the revealed history"):
+        semrec.evaluate(fewer, train, test, **kwargs)
+    for frames in (
+        (plain_frame(train.interactions), plain_frame(test.interactions)),
+        (interactions_frame(train.interactions, 2), interactions_frame(test.interactions, 2)),
+    ):
+        with pytest.raises(ValueError, match=r"model knows 60 users .* fold_in the revealed"):
+            evaluate(fewer, *frames, client=client, **kwargs)
+
+
+def test_evaluate_checks_k_and_items_as_semrec_evaluate(client, small_split):
+    # A k whose padded lists cannot fit is refused on the client with semrec.evaluate's
+    # message, not by an allocation on a worker; a scalar items= is one candidate item.
+    train, test = small_split
+    model = semrec.MostPopular().fit(train.interactions)
+    tr, te = interactions_frame(train.interactions, 2), interactions_frame(test.interactions, 2)
+    for k, message in [(2**40, r"k must be < 2\*\*31"), (10**7, "k=10000000 asks for a")]:
+        with pytest.raises(ValueError, match=f"{message}.*pass k <= 60"):
+            semrec.evaluate(model, train, test, k=k)
+        with pytest.raises(ValueError, match=f"{message}.*pass k <= 60"):
+            evaluate(model, tr, te, k=k, client=client)
+    kwargs = {"k": 5, "metrics": ["hit_rate", "coverage"], "relevance_threshold": None}
+    for items in (5, np.int64(5), [5]):
+        want = semrec.evaluate(model, train, test, items=items, **kwargs)
+        got = evaluate(model, tr, te, items=items, client=client, **kwargs)
+        pd.testing.assert_frame_equal(got[want.columns], want, rtol=1e-10)
+    with pytest.raises(IndexError, match=r"items holds item id 60, outside \[0, 60\)"):
+        evaluate(model, tr, te, items=[5, 60], client=client, **kwargs)
+    with pytest.raises(ValueError, match="1-D array of item indices"):
+        evaluate(model, tr, te, items=[[1, 2]], client=client, **kwargs)
+
+
+def test_encode_keeps_the_text_column_and_refuses_a_vector_name(client):
+    texts = ["space opera", "romance in paris", "robots"]
+    frame = dd.from_pandas(pd.DataFrame({"e0": [1, 2, 3], "text": texts}), npartitions=2)
+    got = gather(client, encode(frame, "text", keep=["text"], client=client))
+    assert got["text"].tolist() == texts
+    assert list(got.columns[:2]) == ["text", "e0"] and not got.columns.duplicated().any()
+    reference = semrec.TextEncoder().encode(texts, batch_size=64)
+    np.testing.assert_allclose(got.iloc[:, 1:].to_numpy(), reference, atol=1e-5)
+    with pytest.raises(ValueError, match=r"keep names column 'e0', which has the form of the"):
+        encode(frame, "text", keep=["e0"], client=client)
+    out = encode(frame, "text", keep=["e0"], prefix="v", client=client)  # no clash: kept
+    assert list(out.columns[:2]) == ["e0", "v0"]
+    with pytest.raises(ValueError, match="keep names column 'text' twice"):
+        encode(frame, "text", keep=["text", "text"], client=client)
+    with pytest.raises(ValueError, match=r"no column 'id' .*check keep="):
+        encode(frame, "text", keep=["id"], client=client)

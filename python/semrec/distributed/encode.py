@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+import re
+from collections.abc import Hashable, Iterable, Sequence
 from typing import Any
 
 import dask.dataframe as dd
@@ -46,9 +47,11 @@ def encode(
         As for ``TextEncoder``: ``None`` for the bundled all-MiniLM-L6-v2, or a model directory
         readable by every worker.
     keep : sequence of str
-        Columns of ``frame`` to carry into the output (an id column, say).
+        Columns of ``frame`` to carry into the output (an id column, say; ``text_column``
+        too, if wanted). A name of the vector columns' form (``prefix`` + a number) is
+        refused: it would be a second ``e0`` (or read as a dimension).
     prefix : str, default "e"
-        Embedding columns are named ``e0 ... e{dim-1}``.
+        Embedding columns are named ``{prefix}0 ... {prefix}{dim-1}``.
     precision, batch_size, normalize
         As for ``TextEncoder`` / ``TextEncoder.encode``.
     client : distributed.Client, optional
@@ -79,7 +82,8 @@ def encode(
     if not isinstance(precision, str):
         raise TypeError(f"precision must be a string such as 'auto', got {precision!r}")
     keep = [keep] if isinstance(keep, str) else list(keep)
-    frame = dask_frame(frame, "frame", [text_column, *keep])
+    frame = dask_frame(frame, "frame", [])
+    _check_columns(frame, text_column, keep, prefix)
     check.positive_int(batch_size, "batch_size")
     client = client_for(client)
     table = worker_threads(client, num_threads)
@@ -105,6 +109,36 @@ def encode(
         meta=meta,
         align_dataframes=False,
     )
+
+
+def _check_columns(frame: dd.DataFrame, text_column: Any, keep: list[Any], prefix: str) -> None:
+    """``text_column`` and ``keep`` name columns of ``frame``, and no kept column takes a
+    vector column's name."""
+    if text_column is None or not isinstance(text_column, Hashable):
+        raise TypeError(f"text_column must name a column of strings, got {text_column!r}")
+    for name in keep:
+        if name is None or not isinstance(name, Hashable):
+            raise TypeError(f"keep must list column names, got {name!r} in {keep!r}")
+    twice = [name for j, name in enumerate(keep) if name in keep[:j]]
+    if twice:
+        raise ValueError(f"keep names column {twice[0]!r} twice; name each column once")
+    # Any prefix + digits, whatever the dimension: a reader selects vectors by that pattern.
+    vector = re.compile(re.escape(prefix) + r"[0-9]+")
+    clash = [name for name in keep if isinstance(name, str) and vector.fullmatch(name)]
+    if clash:
+        raise ValueError(
+            f"keep names column {clash[0]!r}, which has the form of the vector columns "
+            f"({prefix}0, {prefix}1, ...); rename that column, or pass another prefix="
+        )
+    for name, what in ((text_column, "text_column"), *((k, "keep") for k in keep)):
+        if name not in frame.columns:
+            index = (
+                " (it is the index; the output keeps the index)" if name == frame.index.name else ""
+            )
+            raise ValueError(
+                f"frame has no column {name!r}{index} (columns: {list(frame.columns)}); check "
+                f"{what}="
+            )
 
 
 def _dim(model: str | None, precision: str, table: dict[str, int]) -> int:

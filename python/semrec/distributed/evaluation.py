@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 from distributed import Client
 
+from semrec import _candidates as lists
 from semrec import _validation as check
 from semrec import metrics as M
 from semrec.distributed._blocks import (
@@ -20,6 +21,7 @@ from semrec.distributed._blocks import (
     ids,
     largest_ids,
     outside,
+    partitioned_by,
     recorded_shape,
     row_blocks,
     user_rows,
@@ -73,8 +75,9 @@ def evaluate(
         Interactions (``user``, ``item``, ``weight`` columns). ``train`` gives each user's
         seen items (indexed by user once: a shuffle, unless it is already, as
         :func:`interactions_frame` makes it; a ``train`` of items alone, without a ``user``
-        column, excludes nothing) and the item popularity for novelty (one more pass,
-        skipped when novelty is not asked for).
+        column, excludes nothing) and the item popularity for novelty: the distinct users of
+        each item, so a click log's repeated rows count once (one more pass, skipped when
+        novelty is not asked for; a ``train`` without a ``user`` column counts its rows).
     k, metrics, relevance_threshold, items, item_embeddings, batch_size
         As for ``semrec.evaluate`` (``rmse`` and ``mae`` need ``model.predict``; they are
         summed over every test entry of each block, squared and absolute errors).
@@ -87,11 +90,13 @@ def evaluate(
     shape : (n_users, n_items), optional
         The split's shape, as ``train.interactions.shape`` for ``semrec.evaluate`` (novelty
         counts ``n_users``, coverage ``n_items``). Default: the shape
-        :func:`interactions_frame` recorded on ``train`` and ``test``, else the model's
-        ``(n_users_, n_items_)``, else the largest user and item ids of ``train`` and
-        ``test`` together + 1 (for a model without them, e.g. a reranker, on frames read from
-        files: pass ``shape`` when the last users or items have no interactions). A model
-        whose ``n_items_`` differs is refused, as by ``semrec.evaluate``.
+        :func:`interactions_frame` recorded on ``train`` and ``test``; else (frames read
+        from files) ``n_users`` is the largest user id of ``train`` and ``test`` together + 1
+        (not the model's ``n_users_``, which ``update`` and ``fold_in`` grow past the split)
+        and ``n_items`` the model's ``n_items_``, or for a model without it (a reranker) the
+        largest item id + 1: pass ``shape`` when the last users or items have no
+        interactions. A model whose ``n_items_`` differs is refused, and one that knows
+        fewer users than the evaluated ones needs, as by ``semrec.evaluate``.
     npartitions : int, optional
         Blocks when the input is shuffled (default: its partition count). A frame indexed by
         user with known divisions (as :func:`interactions_frame` makes) is used as it is.
@@ -116,8 +121,15 @@ def evaluate(
     batch_size = check.positive_int(batch_size, "batch_size")
     if relevance_threshold is not None:
         relevance_threshold = check.number(relevance_threshold, "relevance_threshold")
-    if items is not None and np.size(items) == 0:
-        raise ValueError("items is empty; give the candidate item indices, or None (every item)")
+    if items is not None:  # the ids are checked once the split's n_items is known
+        items = lists.rectangular(items, "items", "pass a 1-D array of item indices")
+        items = items.reshape(-1) if items.ndim == 0 else items  # one candidate item
+        if items.ndim != 1:
+            raise ValueError(f"items must be a 1-D array of item indices, got shape {items.shape}")
+        if items.size == 0:
+            raise ValueError(
+                "items is empty; give the candidate item indices, or None (every item)"
+            )
     cutoffs = M.cutoffs(k)
     wanted = metric_names(metrics, item_embeddings)
     if {"rmse", "mae"} & wanted and not hasattr(model, "predict"):
@@ -127,6 +139,11 @@ def evaluate(
     client = client_for(client)
     table = worker_threads(client, num_threads)
     n_users, n_items, origin = _split_shape(client, model, train, test, user, item, shape)
+    # Before anything is broadcast: a k whose padded lists cannot fit is refused here (by
+    # semrec.evaluate's rule, for every user of the split), not by an allocation on a worker.
+    check.result_width(max(cutoffs), n_users, n_items)
+    if items is not None:
+        items, _ = check.index_array(items, "items", n_items, "item")
     if item_embeddings is not None:
         item_embeddings = np.asarray(item_embeddings)
         if item_embeddings.ndim != 2 or item_embeddings.shape[0] != n_items:
@@ -136,12 +153,7 @@ def evaluate(
             )
     popularity = np.zeros(n_items, dtype=np.int64)
     if "novelty" in wanted:  # one pass over train, only when needed
-        counts = client.compute(ids(train, item, "train").value_counts()).result()
-        listed = counts.index.to_numpy()
-        if listed.size and (listed.min() < 0 or listed.max() >= n_items):
-            bad = listed[(listed < 0) | (listed >= n_items)][0]
-            raise IndexError("train " + outside(item, bad, n_items, origin))
-        popularity[listed] = counts.to_numpy()
+        popularity = _popularity(client, train, user, item, n_items, origin)
     blocks = row_blocks(
         test, user, item, weight, n_users, n_items, npartitions, origins=(origin, origin)
     )
@@ -201,6 +213,31 @@ def evaluate(
     return out
 
 
+def _popularity(
+    client: Client, train: dd.DataFrame, user: str, item: str, n_items: int, origin: str
+) -> np.ndarray:
+    """The distinct ``train`` users of each item, as ``semrec.evaluate`` counts the split's
+    stored entries (a repeated (user, item) row counts once); rows, without a user column."""
+    items = ids(train, item, "train")
+    if _has_column(train, user):
+        ids(train, user, "train")
+        frame = train.reset_index() if train.index.name in (user, item) else train
+        pairs = frame[[user, item]]
+        if partitioned_by(train, user):  # a user's rows share one partition: no shuffle
+            pairs = pairs.map_partitions(pd.DataFrame.drop_duplicates, meta=pairs._meta)
+        else:
+            pairs = pairs.drop_duplicates()
+        items = pairs[item]
+    counts = client.compute(items.value_counts()).result()
+    listed = counts.index.to_numpy()
+    if listed.size and (listed.min() < 0 or listed.max() >= n_items):
+        bad = listed[(listed < 0) | (listed >= n_items)][0]
+        raise IndexError("train " + outside(item, bad, n_items, origin))
+    popularity = np.zeros(n_items, dtype=np.int64)
+    popularity[listed] = counts.to_numpy()
+    return popularity
+
+
 def _split_shape(
     client: Client,
     model: Any,
@@ -211,7 +248,8 @@ def _split_shape(
     shape: tuple[int, int] | None,
 ) -> tuple[int, int, str]:
     """``(n_users, n_items, origin)`` of the split: ``shape``, else the one recorded on the
-    frames, else the model's, else the largest ids of train and test together + 1."""
+    frames, else the largest user ids of train and test together + 1 and the model's
+    ``n_items_`` (or the largest item ids + 1)."""
     users, items = [ids(test, user, "test")], [ids(test, item, "test"), ids(train, item, "train")]
     if user in train.columns or train.index.name == user:  # train needs only items
         users.append(ids(train, user, "train"))
@@ -222,29 +260,58 @@ def _split_shape(
             f"train and test must share id maps (shapes {a} and {b} recorded by "
             "interactions_frame); split one matrix and build both frames from its parts"
         )
-    fitted = getattr(model, "n_users_", None), getattr(model, "n_items_", None)
+    fitted = getattr(model, "n_items_", None)
+    if isinstance(fitted, bool) or not isinstance(fitted, int | np.integer):
+        fitted = None  # a model without it (a reranker) is trusted, as by semrec.evaluate
     if shape is not None:
         n_users, n_items = checked_shape(shape)
         origin = f"shape={(n_users, n_items)}"
     elif recorded:
         ((n_users, n_items),) = recorded
         origin = f"the shape {(n_users, n_items)} interactions_frame recorded"
-    elif all(isinstance(n, int | np.integer) for n in fitted):
-        n_users, n_items = checked_shape(tuple(int(n) for n in fitted), "the model's shape")
-        origin = "the model's n_users_ and n_items_"
     else:  # as semrec.evaluate's split: both frames share one matrix's ids
-        tops = largest_ids(client, users + items)
+        # Not the model's n_users_: update and fold_in append users the split does not have,
+        # and novelty counts n_users.
+        columns = users if fitted is not None else users + items
+        tops = largest_ids(client, columns)
         if tops[0] is None:
             raise ValueError("test holds no interactions; check the split")
+        for column, top in zip(columns, tops, strict=True):
+            if top is not None and top >= check.INT32_MAX:  # before a block is sized by it
+                raise IndexError(
+                    f"column {column.name!r} holds id {top}, beyond {check.INT32_MAX - 1}, the "
+                    "largest id a model indexes (int32); renumber the ids densely from 0 first"
+                )
         n_users = max(t for t in tops[: len(users)] if t is not None) + 1
-        n_items = max(t for t in tops[len(users) :] if t is not None) + 1
-        origin = "the largest ids of train and test + 1 (pass shape= to set it)"
-    if isinstance(fitted[1], int | np.integer) and int(fitted[1]) != n_items:
+        if fitted is None:
+            n_items = max(t for t in tops[len(users) :] if t is not None) + 1
+            origin = "the largest ids of train and test + 1 (pass shape= to set it)"
+        else:
+            n_items = int(fitted)
+            origin = (
+                "the largest user ids of train and test + 1 and the model's n_items_ (pass "
+                "shape= to set them)"
+            )
+    if fitted is not None and int(fitted) != n_items:
         raise ValueError(
-            f"model was fitted on {int(fitted[1])} items but the split has {n_items} (from "
+            f"model was fitted on {int(fitted)} items but the split has {n_items} (from "
             f"{origin}); fit the model on the train interactions of this split"
         )
     return n_users, n_items, origin
+
+
+def _check_model_users(model: Any, needed: int) -> None:
+    """semrec.evaluate's ValueError when ``model`` knows fewer users than a block evaluates
+    (only the blocks know which users have a relevant item), not the model's IndexError."""
+    fitted = getattr(model, "n_users_", None)  # a model without it is trusted
+    if fitted is None or isinstance(fitted, bool) or not isinstance(fitted, int | np.integer):
+        return
+    if int(fitted) < needed:
+        raise ValueError(
+            f"model knows {int(fitted)} users but the split evaluates users up to index "
+            f"{needed - 1}; fit the model on the train interactions of this split (and fold_in "
+            "the revealed history of a new-user split)"
+        )
 
 
 def _has_column(frame: dd.DataFrame, name: str) -> bool:
@@ -287,6 +354,8 @@ def _block_sums(
     threads = use_threads(table)
     relevant = relevant_entries(block.matrix, threshold)
     rows = np.flatnonzero(np.diff(relevant.indptr) > 0)
+    if rows.size:  # before any model call, as semrec.evaluate checks
+        _check_model_users(model, int(rows[-1]) + block.start + 1)
     out: dict[str, Any] = {"n": rows.size, "ranking": np.zeros((len(cutoffs), 6))}
     out["coverage"] = np.zeros((len(cutoffs), n_items), dtype=bool)
     if {"rmse", "mae"} & wanted:  # every test entry, relevant or not
