@@ -731,3 +731,99 @@ def test_docs_match_constant_rows_seen_items_and_fold_in(clicks):
     fold_doc = flat(semrec.Hybrid.fold_in.__doc__)
     assert "a Hybrid has no fold_in of its own" in fold_doc
     assert "neighbourhood models, Hybrid" not in fold_doc
+
+
+def tune_split_and_members():
+    """A split, and members whose seen items miss some of train's (so evaluate asks some users
+    again, for longer lists, when the ALS has weight 0)."""
+    data = synthetic(60, 90, 1_500, random_state=4)
+    train, validation = last_fraction(data)
+    x = train.interactions
+    thin = x.copy()
+    thin.data[::4] = 0.0
+    thin.eliminate_zeros()  # no longer seen by the Fixed members
+    rng = np.random.default_rng(5)
+    als = semrec.ALS(factors=6, iterations=3, random_state=0, show_progress=False).fit(x)
+    members = [als, Fixed(rng.random((60, 90)), thin), Fixed(rng.random((60, 90)), thin)]
+    return train, validation, members
+
+
+def test_tune_results_do_not_depend_on_the_batches(monkeypatch):
+    """Users scored in batches of 7, blended 3 at a time, vectors in groups of 3, on 1 or 3
+    threads: the same tuning_ as one batch, each row evaluate(Hybrid(models, w)) exactly."""
+    import semrec._hybrid_tuning as tuning
+
+    train, validation, members = tune_split_and_members()
+    runs = [
+        dict(grid=3, normalize="zscore", items=np.arange(0, 90, 2)),
+        dict(grid=4, search="coordinate", normalize="rank"),
+    ]
+    common = dict(k=5, relevance_threshold=None, show_progress=False)
+    whole = [semrec.Hybrid.tune(members, train, validation, **common, **kw).tuning_ for kw in runs]
+    n_users = int((np.diff(validation.interactions.indptr) > 0).sum())
+    monkeypatch.setattr(tuning, "BATCH_BYTES", 7 * 8 * 90 * len(members), raising=False)
+    monkeypatch.setattr(tuning, "BLEND_ROWS", 3, raising=False)
+    monkeypatch.setattr(tuning, "VALUES_BYTES", 3 * 8 * n_users, raising=False)
+    for kw, expected in zip(runs, whole, strict=True):
+        for threads in (1, 3):  # the weight vectors run on a pool of that many threads
+            semrec.set_num_threads(threads)
+            calls = members[1].calls
+            try:
+                table = semrec.Hybrid.tune(members, train, validation, **common, **kw).tuning_
+            finally:
+                semrec.set_num_threads(None)
+            assert members[1].calls - calls >= 2 * math.ceil(n_users / 7)  # several batches
+            assert table.equals(expected)
+        for _, row in table.iterrows():
+            weights = row[["w0", "w1", "w2"]].tolist()
+            hybrid = semrec.Hybrid(list(zip(members, weights, strict=True)), kw["normalize"])
+            reference = semrec.evaluate(
+                hybrid,
+                train,
+                validation,
+                k=5,
+                metrics=["ndcg"],
+                relevance_threshold=None,
+                items=kw.get("items"),
+            )
+            assert row["ndcg@5"] == float(reference.loc[5, "ndcg"])
+
+
+def test_tune_holds_one_batch_of_member_rows_at_a_time(monkeypatch):
+    """The normalised member rows alive at any time are those of one batch (8 users here),
+    not every validation user's: memory does not grow with the validation split."""
+    import weakref
+
+    import semrec._hybrid_tuning as tuning
+
+    train, validation, members = tune_split_and_members()
+    n_users = int((np.diff(validation.interactions.indptr) > 0).sum())
+    assert n_users > 40
+    monkeypatch.setattr(tuning, "BATCH_BYTES", 8 * 8 * 90 * len(members), raising=False)
+    alive: list[weakref.ref] = []
+    rows = {"scored": 0, "most alive": 0}
+    real = tuning.normalize_rows
+
+    def tracked(scores, how, *, name="scores"):
+        out = real(scores, how, name=name)
+        alive.append(weakref.ref(out))
+        rows["scored"] += out.shape[0]
+        held = sum(r().shape[0] for r in alive if r() is not None)
+        rows["most alive"] = max(rows["most alive"], held)
+        return out
+
+    monkeypatch.setattr(tuning, "normalize_rows", tracked)
+    for search in ("grid", "coordinate"):
+        rows.update({"scored": 0, "most alive": 0})
+        semrec.Hybrid.tune(
+            members,
+            train,
+            validation,
+            grid=3,
+            search=search,
+            k=5,
+            relevance_threshold=None,
+            show_progress=False,
+        )
+        assert rows["scored"] >= len(members) * n_users  # every user scored, in batches
+        assert rows["most alive"] <= len(members) * 8
