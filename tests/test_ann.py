@@ -3,6 +3,7 @@ what it returns, filters honoured, incremental adds, save/load, damaged files re
 
 from __future__ import annotations
 
+import pickle
 import threading
 
 import numpy as np
@@ -134,6 +135,63 @@ def test_save_load_roundtrip(data, tmp_path):
     assert repr(back) == repr(ann)
     for a, b in zip(topk(q, ann, 10), topk(q, back, 10), strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_a_loaded_or_unpickled_graph_grows_as_the_original(tmp_path):
+    # faiss draws each new node's level from a generator its bytes do not hold: the same adds
+    # must give a copy read back from a file or a pickle the original's graph and answers.
+    rng = np.random.default_rng(7)
+    x, more, q = low_rank(rng, 400), low_rank(rng, 301), low_rank(rng, 50)
+    ann = HNSWIndex(x, m=8, ef_search=10, num_threads=1)
+    path = tmp_path / "ann.npz"
+    ann.save(path)
+    copies = [HNSWIndex.load(path), pickle.loads(pickle.dumps(ann))]
+    for index in (ann, *copies):
+        index.add(more[:300], num_threads=1)
+        index.add(more[300], num_threads=1)
+    for again in copies:
+        np.testing.assert_array_equal(again.graph_bytes(), ann.graph_bytes())
+        for a, b in zip(topk(q, ann, 10), topk(q, again, 10), strict=True):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_a_fresh_graph_is_the_one_faiss_builds():
+    # Seeding the levels for the copies above leaves a new index's graph as faiss builds it.
+    x = low_rank(np.random.default_rng(8), 500)
+    ann = HNSWIndex(x, m=8, num_threads=1)
+    ref = faiss.IndexHNSWFlat(32, 8, faiss.METRIC_INNER_PRODUCT)
+    ref.hnsw.efConstruction = 100
+    unit = (x / np.linalg.norm(x.astype(np.float64), axis=1, keepdims=True)).astype(np.float32)
+    threads = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        ref.add(unit)
+    finally:
+        faiss.omp_set_num_threads(threads)
+    np.testing.assert_array_equal(ann.graph_bytes(), faiss.serialize_index(ref))
+
+
+def test_ties_go_to_the_lower_id_when_the_search_covers_every_item():
+    # 25 copies of each of 40 vectors: with ef_search >= the catalogue, every copy is a
+    # candidate and the lower ids win, as in the exact search (NumPy: a stable sort).
+    rng = np.random.default_rng(0)
+    x = np.repeat(rng.standard_normal((40, 8)).astype(np.float32), 25, axis=0)
+    q = rng.standard_normal((30, 8)).astype(np.float32)
+    ann = HNSWIndex(x, ef_search=1000, num_threads=1)
+    xn = x / np.linalg.norm(x.astype(np.float64), axis=1, keepdims=True)
+    scores = q.astype(np.float64) @ xn.T
+    drop = sp.random_array((30, 1000), density=0.01, format="csr", rng=1, dtype=np.float32)
+    for exclude in (None, drop):
+        ref = scores.copy()
+        if exclude is not None:
+            ref[exclude.toarray() != 0] = -np.inf
+        want = np.argsort(-ref, axis=1, kind="stable")[:, :30]
+        ids, got = topk(q, ann, 30, exclude=exclude)
+        np.testing.assert_array_equal(ids, want)
+        exact = topk(q, x, 30, exclude=exclude)
+        np.testing.assert_array_equal(ids, exact[0])
+        np.testing.assert_array_equal(got, exact[1])
+    assert ann.recall(q, 30) == 1.0
 
 
 @pytest.mark.fuzz

@@ -4,6 +4,7 @@ bad arguments and damaged files refused."""
 
 from __future__ import annotations
 
+import copy
 import pickle
 
 import numpy as np
@@ -579,6 +580,43 @@ def test_items_added_to_the_wrapped_item_index_are_coded_and_found(data):
     got = pq.search(q, 10)[0]
     assert pq._codes[1] == N  # coded at the search
     assert recall(got, numpy_top(q, x, 10)) >= 0.95
+
+
+@pytest.mark.parametrize("n", [300, 10])  # 10: no codebooks until the catch-up trains them
+def test_items_added_to_the_wrapped_item_index_are_saved_pickled_and_copied(n, tmp_path):
+    x, q = planted(n + 40, dim=16)
+    pq = PQIndex(x[:n], m=8, rerank=20, num_threads=1)
+    pq.items.add(x[n:])  # not through pq.add: searched too, so saved too
+    ref = PQIndex(x[:n], m=8, rerank=20, num_threads=1)
+    ref.add(x[n:])
+    path = tmp_path / "pq.npz"
+    pq.save(path)
+    for back in (PQIndex.load(path), pickle.loads(pickle.dumps(pq)), copy.deepcopy(pq)):
+        assert len(back) == n + 40
+        np.testing.assert_array_equal(back.items.vectors, x)
+        np.testing.assert_array_equal(back.code_bytes(), ref.code_bytes())
+        for a, b in zip(topk(q, back, 10), topk(q, ref, 10), strict=True):
+            np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(pq.code_bytes(), ref.code_bytes())
+
+
+@pytest.mark.parametrize("n", [100, 10])  # 10: no codebooks yet
+def test_a_refused_add_changes_nothing(n):
+    x, q = planted(n, dim=8)
+    pq = PQIndex(x, metric="dot", m=4, rerank=5, num_threads=1)
+    codes, found = pq.code_bytes(), topk(q, pq, 5)
+    for huge in ([[1e19] * 8], [1e19] * 8, np.full((2, 8), 1e19, np.float32)):
+        with pytest.raises(ValueError, match="too large for PQIndex"):
+            pq.add(huge)
+        assert len(pq) == len(pq.items) == n
+        np.testing.assert_array_equal(pq.code_bytes(), codes)
+        for a, b in zip(topk(q, pq, 5), found, strict=True):
+            np.testing.assert_array_equal(a, b)
+    more = np.resize(x, (20, 8))  # n = 10: 20 more train the codebooks
+    assert pq.add(more.tolist()).tolist() == list(range(n, n + 20))  # still usable
+    again = PQIndex.from_bytes(pq.items, pq.code_bytes(), **pq.settings())
+    for a, b in zip(topk(q, pq, 5), topk(q, again, 5), strict=True):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_huge_k_is_refused_by_name(data):

@@ -13,6 +13,7 @@ import pytest
 import scipy.sparse as sp
 
 import semrec
+from semrec._search import ItemSearch
 
 N_USERS, N_ITEMS, DIM = 30, 400, 16
 
@@ -145,6 +146,86 @@ def test_use_index_checks_its_arguments():
         model.use_index("exact", m=10)
     with pytest.raises(ValueError, match="ef_search"):
         model.use_index("hnsw", ef_search=0)
+
+
+def test_use_index_refuses_before_fit_what_the_index_would_refuse():
+    # Checked when given, not at the first recommend or save after fit.
+    cases = [
+        ("hnsw", {"m": 1}, "m must be >= 2"),
+        ("hnsw", {"m": 2000}, "m must be <= 1024"),
+        ("hnsw", {"ef_construction": 2**21}, "ef_construction must be <= 1048576"),
+        ("hnsw", {"ef_search": 2**21}, "ef_search must be <= 1048576"),
+        ("pq", {"rerank": 0}, "rerank"),
+    ]
+    for kind, params, match in cases:
+        model = semrec.ContentRecommender(embeddings(), show_progress=False)
+        with pytest.raises(ValueError, match=match):
+            model.use_index(kind, **params)
+        model.fit(clicks())  # the refused choice left no trace: exact search
+        assert isinstance(model.item_index_, semrec.ItemIndex)
+        np.testing.assert_array_equal(
+            model.recommend(np.arange(N_USERS), k=5)[0],
+            np.argsort(-reference(model, np.arange(N_USERS)), axis=1, kind="stable")[:, :5],
+        )
+        with pytest.raises(ValueError, match=match):
+            model.use_index(kind, **params)
+
+
+def test_a_loaded_model_rebuilds_its_index_with_the_use_index_settings(tmp_path, monkeypatch):
+    # The live index's settings (ef_search as tuned) come back with the file; a refit
+    # rebuilds from use_index's, as on the model that was saved.
+    pytest.importorskip("faiss", reason="faiss-cpu is not installed (pip install .[ann])")
+    model = semrec.ALS(factors=8, iterations=2, random_state=0, show_progress=False)
+    model.fit(clicks()).use_index("hnsw", m=4)
+    model.item_index_.ef_search = 1
+    path = tmp_path / "als.npz"
+    model.save(path)
+    loaded = semrec.ALS.load(path)
+    assert loaded.item_index_.settings() == {"m": 4, "ef_construction": 100, "ef_search": 1}
+    model.fit(clicks(seed=3))
+    loaded.fit(clicks(seed=3))
+    want = {"m": 4, "ef_construction": 100, "ef_search": 128}
+    assert model.item_index_.settings() == loaded.item_index_.settings() == want
+    users = np.arange(N_USERS)
+    for a, b in zip(model.recommend(users), loaded.recommend(users), strict=True):
+        np.testing.assert_array_equal(a, b)
+    # A file written before use_index's settings were saved takes the index's own.
+    model.item_index_.ef_search = 7
+    writes = ItemSearch.save_into
+
+    def written_before(self, meta, arrays, key, index):
+        writes(self, meta, arrays, key, index)
+        del meta[key]["use_index"]
+
+    monkeypatch.setattr(ItemSearch, "save_into", written_before)
+    model.save(path)
+    monkeypatch.undo()
+    old = semrec.ALS.load(path)
+    assert old.item_index_.settings() == {**want, "ef_search": 7}
+    assert old.fit(clicks(seed=3)).item_index_.settings() == {**want, "ef_search": 7}
+    # An entry the index would refuse is a damaged file.
+    for entry, match in [({"m": 1}, "m must be >= 2"), ({"rerank": 9}, "rerank"), (3, "dict")]:
+
+        def written_with(self, meta, arrays, key, index, entry=entry):
+            writes(self, meta, arrays, key, index)
+            meta[key]["use_index"] = entry
+
+        monkeypatch.setattr(ItemSearch, "save_into", written_with)
+        model.save(path)
+        monkeypatch.undo()
+        with pytest.raises(semrec.FormatError, match=match):
+            semrec.ALS.load(path)
+
+
+def test_hnsw_ties_go_to_the_lower_item_as_in_the_exact_search():
+    # MostPopular scores every item of equal counts alike: the lower ids first.
+    pytest.importorskip("faiss", reason="faiss-cpu is not installed (pip install .[ann])")
+    model = semrec.MostPopular().fit(sp.csr_array(np.ones((2, 50), np.float32)))
+    exact = model.recommend(0, k=5, exclude_seen=False)
+    approx = model.use_index("hnsw").recommend(0, k=5, exclude_seen=False)
+    np.testing.assert_array_equal(exact[0], np.arange(5))
+    for a, b in zip(approx, exact, strict=True):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_item_index_pickles_and_can_hold_a_reference():

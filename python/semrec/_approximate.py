@@ -29,6 +29,26 @@ EXACT_SHARE = 0.02
 # Excluded items of a query deepen its approximate search by as many (a user's seen items crowd
 # the neighbourhood of their profile), at most by this much.
 MAX_FILTER_DEPTH = 2048
+# HNSW graphs larger than these only cost memory and time (faiss takes C ints; m = 10**9 would
+# ask for terabytes, ef_construction = 2**31 makes every insertion a full scan).
+MAX_M = 1024
+MAX_EF = 2**20
+
+
+def setting(kind: str, name: str, value: Any) -> int:
+    """One setting of an approximate index ``kind`` (``"hnsw"``, ``"pq"``) checked as far as
+    it can be before the index sees its items: a positive int; an HNSW graph's ``m`` in [2,
+    1024] (one neighbour per node gives no levels: faiss crashes on it), its ``ef_construction``
+    and ``ef_search`` at most 2**20. (A PQIndex's ``m`` at most the dimension: checked once the
+    items are known.)"""
+    value = check.positive_int(value, name)
+    if kind == "hnsw":
+        most = MAX_M if name == "m" else MAX_EF
+        if value > most:
+            raise ValueError(f"{name} must be <= {most}, got {value}")
+        if name == "m" and value < 2:
+            raise ValueError(f"m must be >= 2 (neighbours per node), got {value}")
+    return value
 
 
 def load_faiss(what: str) -> Any:
@@ -439,9 +459,11 @@ def save(
     settings: dict[str, int],
     name: str,
     blob: np.ndarray,
+    vectors: np.ndarray | None = None,
 ) -> None:
-    """Save an index's vectors, settings and faiss bytes (``blob`` under ``name``) to ``path``
-    (``.npz`` + JSON metadata with a SHA-256 of each array, written atomically, no pickle)."""
+    """Save an index's vectors (``items.vectors`` unless given: those ``blob`` was made of),
+    settings and serialised state (``blob`` under ``name``) to ``path`` (``.npz`` + JSON
+    metadata with a SHA-256 of each array, written atomically, no pickle)."""
     meta = {
         "format": format_name,
         "version": version,
@@ -449,7 +471,8 @@ def save(
         "storage": items.storage,
         **settings,
     }
-    persist.write(path, meta, {"vectors": np.ascontiguousarray(items.vectors), name: blob})
+    vectors = items.vectors if vectors is None else vectors
+    persist.write(path, meta, {"vectors": np.ascontiguousarray(vectors), name: blob})
 
 
 def load(

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from semrec import _approximate as approx
 from semrec import _validation as check
 from semrec.similarity import STORAGES, ItemIndex
 
@@ -28,7 +29,10 @@ KINDS = ("exact", "hnsw", "pq")
 # The settings each approximate kind accepts (defaults: semrec.HNSWIndex, semrec.PQIndex).
 PARAMS = {"exact": (), "hnsw": ("m", "ef_construction", "ef_search"), "pq": ("m", "rerank")}
 # What an approximate index saves with a model (load does not rebuild it): its settings (as its
-# settings() gives them) and one byte array, (array name, the index's method that makes it).
+# settings() gives them, tuned ones included), use_index's own parameters (under USE_INDEX: what
+# a rebuild after a refit takes) and one byte array, (array name, the index's method that makes
+# it).
+USE_INDEX = "use_index"
 SAVED_SETTINGS = {"hnsw": PARAMS["hnsw"], "pq": (*PARAMS["pq"], "random_state")}
 BLOBS = {"hnsw": ("graph", "graph_bytes"), "pq": ("codes", "code_bytes")}
 # Exact answers either way (see ItemIndex). float32 for models whose item vectors may have very
@@ -80,25 +84,19 @@ class ItemSearch:
         self, kind: str, storage: str | None, params: dict[str, Any],
         build: Callable[[], Any] | None = None,
     ) -> None:  # fmt: skip
-        """Search exactly, or through an approximate index built on the next search (checked);
-        ``storage=None`` is the model's default. ``build`` builds it now: if that fails, the
-        settings before stay (a refused index does not break the model)."""
+        """Search exactly, or through an approximate index built on the next search (checked
+        as far as they can be without the items: an unfitted model refuses what its index would
+        refuse); ``storage=None`` is the model's default. ``build`` builds it now: if that
+        fails, the settings before stay (a refused index does not break the model)."""
         kind = check.choice(kind, "kind", KINDS)
         storage = self.default_storage if storage is None else storage
         storage = check.choice(storage, "storage", STORAGES)
-        allowed = PARAMS[kind]
-        for name, value in params.items():
-            if name not in allowed:
-                raise TypeError(
-                    f"use_index({kind!r}) takes no parameter {name!r}; it takes "
-                    f"{', '.join(('storage', *allowed))}"
-                )
-            check.positive_int(value, name)
+        params = checked_params(kind, params)
         before = (self.kind, self.storage, self.params, self._exact, self._approx)
         with self._lock:
             if storage != self.storage:
                 self._exact = None  # re-packed at the next search
-            self.kind, self.storage, self.params = kind, storage, dict(params)
+            self.kind, self.storage, self.params = kind, storage, params
             self._approx = None
         if build is not None:
             try:
@@ -156,25 +154,36 @@ class ItemSearch:
         meta[key] = {"kind": self.kind, "storage": self.storage}
         if self.kind in BLOBS:
             name, make = BLOBS[self.kind]
-            meta[key].update(index.settings())
+            # The live index's settings (tuned, say) and use_index's, which a refit takes.
+            meta[key].update(index.settings(), **{USE_INDEX: dict(self.params)})
             arrays[f"{key}/{name}"] = getattr(index, make)()
 
     def load(self, saved: Any, key: str, items: np.ndarray, threads: int | None) -> None:
-        """Search ``items`` as saved under ``key`` (checked: a FormatError)."""
+        """Search ``items`` as saved under ``key`` (checked: a FormatError). A file without
+        use_index's own parameters (written before they were saved) takes the index's."""
         meta = saved.value(key, dict)
         kind = meta.get("kind")
         names = SAVED_SETTINGS.get(kind, ())
         fields = {"kind", "storage", *names}
-        if kind not in KINDS or set(meta) != fields or meta["storage"] not in STORAGES:
+        if (
+            kind not in KINDS
+            or set(meta) - {USE_INDEX} != fields
+            or (USE_INDEX in meta and kind not in BLOBS)
+            or meta["storage"] not in STORAGES
+        ):
             raise saved.error(key, f"is not an item index description: {meta!r}")
         storage, params, graph = meta["storage"], {}, None
         blob = saved.array(f"{key}/{BLOBS[kind][0]}", np.uint8, (None,)) if kind in BLOBS else None
         try:
             exact = ItemIndex(items, metric="dot", storage=storage, num_threads=threads, copy=False)
             if blob is not None:
-                params = {name: check.positive_int(meta[name], name) for name in PARAMS[kind]}
-                extra = {name: meta[name] for name in names if name not in params}
-                graph = approximate_index(kind).from_bytes(exact, blob, **params, **extra)
+                live = checked_params(kind, {name: meta[name] for name in PARAMS[kind]})
+                extra = {name: meta[name] for name in names if name not in live}
+                graph = approximate_index(kind).from_bytes(exact, blob, **live, **extra)
+                chosen = meta.get(USE_INDEX, live)
+                if not isinstance(chosen, dict):
+                    raise TypeError(f"{USE_INDEX} must be a dict, got {type(chosen).__name__}")
+                params = checked_params(kind, chosen)
         except (TypeError, ValueError) as exc:
             raise saved.error(key, f"does not fit the model ({exc})") from None
         with self._lock:
@@ -186,6 +195,19 @@ class ItemSearch:
     def approximate(self) -> Any:
         """The approximate index (HNSWIndex, PQIndex) when one is built, else None."""
         return self._approx
+
+
+def checked_params(kind: str, params: dict[str, Any]) -> dict[str, int]:
+    """``use_index(kind, **params)``'s parameters checked by name (a TypeError for one ``kind``
+    does not take) and value (:func:`semrec._approximate.setting`)."""
+    allowed = PARAMS[kind]
+    for name in params:
+        if name not in allowed:
+            raise TypeError(
+                f"use_index({kind!r}) takes no parameter {name!r}; it takes "
+                f"{', '.join(('storage', *allowed))}"
+            )
+    return {name: approx.setting(kind, name, value) for name, value in params.items()}
 
 
 def approximate_index(kind: str) -> Any:

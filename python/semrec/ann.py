@@ -43,8 +43,9 @@ class HNSWIndex(approx.Measurable):
     """Approximate nearest-neighbour search over item vectors, with exact scores.
 
     A faiss HNSW graph (inner product; cosine on normalised copies) proposes each query's
-    ``k`` best items; they are re-scored exactly by semrec's kernel through the wrapped
-    :class:`ItemIndex`. :func:`semrec.topk` accepts this index in place of the item matrix,
+    candidates (the ``ef_search`` best it kept, at least ``2 * k``); they are re-scored exactly
+    by semrec's kernel through the wrapped :class:`ItemIndex`, which keeps the best ``k``, the
+    lower id first among ties. :func:`semrec.topk` accepts this index in place of the item matrix,
     with the same ``exclude`` and ``candidates`` semantics: excluded and non-candidate items are
     filtered inside the graph search, and a small candidate list is searched exactly, as is a
     query the filtered graph search left with fewer than ``k`` items while more are eligible.
@@ -116,7 +117,7 @@ class HNSWIndex(approx.Measurable):
 
     @ef_search.setter
     def ef_search(self, value: Any) -> None:
-        self._ef_search = _graph_settings(2, 1, value)[2]
+        self._ef_search = approx.setting("hnsw", "ef_search", value)
 
     @property
     def metric(self) -> str:
@@ -210,6 +211,9 @@ class HNSWIndex(approx.Measurable):
     def _add_to_graph(self, x: np.ndarray, num_threads: int | None) -> None:
         faiss = approx.load_faiss("HNSWIndex")
         if x.shape[0]:
+            # faiss draws each new node's level from a generator it does not serialise: seeded
+            # by the node count, a loaded or unpickled graph grows as the original would.
+            self._graph.hnsw.rng = faiss.RandomGenerator(_LEVEL_SEED + self._graph.ntotal)
             with approx.faiss_threads(faiss, resolve_num_threads(num_threads)):
                 self._graph.add(approx.unit_rows(x, self.items.metric))
 
@@ -251,24 +255,28 @@ class HNSWIndex(approx.Measurable):
         req = approx.request(self.items, queries, k, exclude, candidates, num_threads)
         if isinstance(req, tuple):
             return req
-        depth = min(req.k, len(self.items))
+        k = min(req.k, len(self.items))
         graph_q = approx.unit_rows(req.queries, self.items.metric)
         with self._lock.reading():
-            found = self._search_graph(faiss, req, graph_q, depth)
+            found = self._search_graph(faiss, req, graph_q, k)
         # Exact scores (and the ranking they imply) for what the graph found; a row its filters
         # left with too few items is searched exactly.
         return approx.rescored(self.items, req, found)
 
     def _search_graph(
-        self, faiss: Any, req: approx.Request, graph_q: np.ndarray, depth: int
+        self, faiss: Any, req: approx.Request, graph_q: np.ndarray, k: int
     ) -> np.ndarray:
-        """Each query's ``depth`` graph proposals (-1: none); the caller holds the readers'
-        lock."""
+        """Each query's graph proposals for its top ``k`` (-1: none); the caller holds the
+        readers' lock.
+
+        Every candidate the search kept is proposed, not only faiss's ``k`` best: among items
+        that tie, faiss keeps any, the exact re-scoring keeps the lower ids."""
+        width = min(self.search_depth(k), len(self.items))
         if req.excluded is None and req.allowed is None:
-            params = faiss.SearchParametersHNSW(efSearch=self.search_depth(depth))
+            params = faiss.SearchParametersHNSW(efSearch=self.search_depth(k))
             with approx.faiss_threads(faiss, req.threads):
-                return self._graph.search(graph_q, depth, params=params)[1]
-        found = np.full((req.queries.shape[0], depth), -1, dtype=np.int64)
+                return self._graph.search(graph_q, width, params=params)[1]
+        found = np.full((req.queries.shape[0], width), -1, dtype=np.int64)
         keep = None if req.allowed is None else faiss.IDSelectorBatch(req.allowed.astype(np.int64))
         for i in range(req.queries.shape[0]):
             sel = keep
@@ -276,9 +284,9 @@ class HNSWIndex(approx.Measurable):
             if seen.size:
                 drop = faiss.IDSelectorNot(faiss.IDSelectorBatch(seen))
                 sel = drop if keep is None else faiss.IDSelectorAnd(keep, drop)
-            ef_i = self.search_depth(depth, seen.size)
+            ef_i = self.search_depth(k, seen.size)
             params = faiss.SearchParametersHNSW(efSearch=ef_i, sel=sel)
-            found[i] = self._graph.search(graph_q[i : i + 1], depth, params=params)[1][0]
+            found[i] = self._graph.search(graph_q[i : i + 1], width, params=params)[1][0]
         return found
 
     def tune(
@@ -337,15 +345,16 @@ class HNSWIndex(approx.Measurable):
             self.items, queries, k, target, confidence, num_threads
         )
         limit = check.positive_int(max_ef_search, "max_ef_search")
-        if limit > _MAX_EF:
-            raise ValueError(f"max_ef_search must be <= {_MAX_EF}, got {limit}")
+        if limit > approx.MAX_EF:
+            raise ValueError(f"max_ef_search must be <= {approx.MAX_EF}, got {limit}")
         graph_q = approx.unit_rows(req.queries, self.items.metric)
-        depth = min(req.k, len(self.items))
 
         def recall_at(ef: int) -> tuple[float, float]:  # the mean, and its bound
+            # As a search proposes: every candidate kept, the best k of them found.
             params = faiss.SearchParametersHNSW(efSearch=max(ef, 2 * req.k))
+            width = min(max(ef, 2 * req.k), len(self.items))
             with self._lock.reading(), approx.faiss_threads(faiss, req.threads):
-                found = self._graph.search(graph_q, depth, params=params)[1]
+                found = self._graph.search(graph_q, width, params=params)[1]
             hits = approx.found_items(self.items, req.queries, exact, found, None, req.threads)
             shares = approx.found_shares(*hits)
             if not shares.size:
@@ -413,28 +422,19 @@ class HNSWIndex(approx.Measurable):
         return approx.load(path, _FORMAT, _VERSION, "graph", names, cls.from_bytes, num_threads)
 
 
-# Larger graphs only cost memory and time (faiss takes C ints; m = 10**9 would ask for
-# terabytes, ef_construction = 2**31 makes every insertion a full scan).
-_MAX_M = 1024
-_MAX_EF = 2**20
+# faiss's own seed for the levels of a graph's nodes (HNSW::rng): a fresh build draws them as
+# faiss alone would.
+_LEVEL_SEED = 12345
 
 
 def _graph_settings(m: Any, ef_construction: Any, ef_search: Any) -> tuple[int, int, int]:
     """``m``, ``ef_construction`` and ``ef_search`` checked: ints in [2, 1024], [1, 2**20] and
-    [1, 2**20] (a graph of one neighbour per node has no levels: faiss crashes on it)."""
-    out = []
-    for value, name, most in [
-        (m, "m", _MAX_M),
-        (ef_construction, "ef_construction", _MAX_EF),
-        (ef_search, "ef_search", _MAX_EF),
-    ]:
-        value = check.positive_int(value, name)
-        if value > most:
-            raise ValueError(f"{name} must be <= {most}, got {value}")
-        if name == "m" and value < 2:
-            raise ValueError(f"m must be >= 2 (neighbours per node), got {value}")
-        out.append(value)
-    return out[0], out[1], out[2]
+    [1, 2**20] (:func:`semrec._approximate.setting`)."""
+    return (
+        approx.setting("hnsw", "m", m),
+        approx.setting("hnsw", "ef_construction", ef_construction),
+        approx.setting("hnsw", "ef_search", ef_search),
+    )
 
 
 def _check_layout(graph: np.ndarray, n: int, dim: int) -> None:

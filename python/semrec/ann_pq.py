@@ -222,13 +222,22 @@ class PQIndex(approx.Measurable):
         >>> len(again)
         8
         """
-        with self._lock:
+        return self._snapshot()[1]
+
+    def _snapshot(self) -> tuple[np.ndarray, np.ndarray]:
+        """The vectors and their :meth:`code_bytes`, read together, the items added to the
+        wrapped ItemIndex directly (``index.items.add``) coded first: a file or a pickle of
+        them loads back."""
+        with self._lock:  # no add meanwhile: it would write into the blocks being copied
+            vectors = self._add_codes(None)
             book, (blocks, coded) = self._book, self._codes
-        if book is None:
-            return _header(self.m, 0, 0)
-        centroids = np.ascontiguousarray(book, "<f4").reshape(-1).view(np.uint8)
-        used = blocks[: core.pq_blocks_bytes(coded, self.m)]
-        return np.concatenate([_header(self.m, self._dsub, coded), centroids, used])
+            if book is None:  # fewer than 16 items: none coded yet
+                return vectors, _header(self.m, 0, 0)
+            centroids = np.ascontiguousarray(book, "<f4").reshape(-1).view(np.uint8)
+            used = blocks[: core.pq_blocks_bytes(coded, self.m)]
+            return vectors[:coded], np.concatenate(
+                [_header(self.m, self._dsub, coded), centroids, used]
+            )
 
     @classmethod
     def from_bytes(
@@ -291,14 +300,14 @@ class PQIndex(approx.Measurable):
         pad = self.m * self._dsub - x.shape[1]
         return np.ascontiguousarray(np.pad(x, ((0, 0), (0, pad))) if pad else x, np.float32)
 
-    def _add_codes(self, num_threads: int | None) -> None:
+    def _add_codes(self, num_threads: int | None) -> np.ndarray:
         """Code the items not coded yet; the codebooks are trained on the first :data:`_KSUB`
-        or more items (until then every search is exact)."""
+        or more items (until then every search is exact). Returns the vectors it went by."""
         threads = resolve_num_threads(num_threads)
         x = self.items.vectors
         if self._book is None:
             if len(x) < _KSUB:
-                return
+                return x
             self._book = self._trained(x, threads)
         blocks, start = self._codes
         need = core.pq_blocks_bytes(len(x), self.m)
@@ -310,6 +319,7 @@ class PQIndex(approx.Measurable):
             rows = self._code_rows(x[b : b + _ENCODE_ROWS])
             core.pq_pack(core.pq_encode(rows, self._book, threads), blocks, b)
         self._codes = (blocks, len(x))  # searches see the new items from here on
+        return x
 
     def _trained(self, x: np.ndarray, threads: int) -> np.ndarray:
         """Codebooks (m, 16, dims per sub-space) from faiss's k-means on a seeded sample."""
@@ -335,10 +345,11 @@ class PQIndex(approx.Measurable):
         >>> pq.add(np.ones((1, 20), dtype=np.float32)).tolist()
         [20]
         """
+        x, _ = check.as_float32_matrix(vectors, "vectors", allow_1d=True)
+        if self.items.metric == "dot":
+            _check_scale(x)  # before the items change: coding them would fail
         with self._lock:
-            if self.items.metric == "dot" and isinstance(vectors, np.ndarray):
-                _check_scale(vectors)  # before the items change: coding them would fail
-            ids = self.items.add(vectors, num_threads=num_threads)
+            ids = self.items.add(x, num_threads=num_threads)
             if ids.size:
                 self._add_codes(num_threads)
         return ids
@@ -568,9 +579,8 @@ class PQIndex(approx.Measurable):
         >>> len(semrec.PQIndex.load(path))
         20
         """
-        approx.save(
-            path, _FORMAT, _VERSION, self.items, self.settings(), "codes", self.code_bytes()
-        )
+        vectors, codes = self._snapshot()
+        approx.save(path, _FORMAT, _VERSION, self.items, self.settings(), "codes", codes, vectors)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], *, num_threads: int | None = None) -> PQIndex:
