@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import semrec
@@ -212,3 +213,67 @@ def test_report_renders_in_a_browser_without_overflow(run: dict, tmp_path: Path)
     assert dom["items"] >= 8 + 5 + 5  # history, content and hybrid recommendations
     assert dom["viewport"] == 1280
     assert dom["scroll"] <= 1280 and dom["right"] <= 1280, (dom["scroll"], dom["right"])
+
+
+class _Recorder:
+    """An encoder that records how it was called (hashed vectors, as the demo's fallback)."""
+
+    identity = "recorder"
+    dim = 384
+
+    def __init__(self) -> None:
+        self.calls: list[dict] = []
+
+    def encode(self, texts: list[str], **kwargs: object) -> np.ndarray:
+        import semrec.cli.demo as demo
+
+        self.calls.append(kwargs)
+        return demo.HashedEncoder().encode(texts)
+
+
+def test_damaged_embedding_cache_is_encoded_again(tmp_path: Path) -> None:
+    import semrec.cli.demo as demo
+
+    texts = ["red apples", "green pears", "blue plums"]
+    encoder = _Recorder()
+    console = demo._Console(quiet=True)
+    demo.embed(texts, encoder, tmp_path, console)
+    cache = next((tmp_path / "cache").glob("item-embeddings-*.npy"))
+    cache.write_bytes(cache.read_bytes()[:100])  # cut short, as by a full disk or a kill
+    again, how = demo.embed(texts, encoder, tmp_path, console)
+    assert how.startswith("encoded") and len(encoder.calls) == 2
+    np.testing.assert_array_equal(again, demo.HashedEncoder().encode(texts))
+    np.testing.assert_array_equal(np.load(cache), again)  # the cache is whole again
+
+
+def test_progress_bar_only_on_a_terminal(tmp_path: Path) -> None:
+    import semrec.cli.demo as demo
+
+    encoder = _Recorder()
+    assert not sys.stderr.isatty()  # pytest captures it: as in a log file
+    demo.embed(["red apples"], encoder, tmp_path, demo._Console(quiet=False))
+    assert encoder.calls == [{"show_progress": False}]
+
+
+def test_sample_user_is_named_by_its_raw_id() -> None:
+    from semrec.cli.demo_user import sample_part, update_part
+    from semrec.datasets import Dataset
+
+    frame = {"user": ["ann", "ann", "bob", "bob"], "item": [1, 2, 1, 3], "w": [5.0, 4.0, 3.0, 5.0]}
+    ds = Dataset.from_pandas(pd.DataFrame(frame), "user", "item", "w")
+    u = int(np.flatnonzero(ds.user_ids == "bob")[0])  # index 1, id "bob"
+
+    class NoRecs:
+        def recommend(self, user: int, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+            return np.full(k, -1), np.full(k, -np.inf)
+
+        def update(self, *args: object) -> None:
+            pass
+
+    models = {"content": NoRecs(), "hybrid": NoRecs(), "ALS": NoRecs()}
+    names = np.array(["one", "two", "three"], dtype=object)
+    labels = np.array(["a", "b", "c"], dtype=object)
+    text, section, _ = sample_part(models, ds, ds, u, names, labels)
+    assert text.startswith("Sample user bob (") and section.title == "Sample user bob"
+    text, _ = update_part(models, ds, u, np.array([0]), names, labels)
+    assert text.startswith("Real-time update: user bob clicks")

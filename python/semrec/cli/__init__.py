@@ -9,6 +9,8 @@ half-written file or damages an existing one.
 
 from __future__ import annotations
 
+import argparse
+import re
 import sys
 from collections.abc import Sequence
 
@@ -58,8 +60,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     except USER_ERRORS as exc:
         if args.traceback:
             raise
-        print(f"semrec {args.command}: error: {_one_line(exc)}", file=sys.stderr)
+        print(f"semrec {args.command}: error: {_flags(_one_line(exc), args)}", file=sys.stderr)
         return 1
+
+
+# Library keywords a command's flag sets: its messages name the keyword, the user typed the flag.
+FLAGS = {
+    "relevance_threshold": "--relevance-threshold",
+    "random_state": "--seed",
+    "num_threads": "--threads",
+}
+
+
+def _flags(text: str, args: argparse.Namespace) -> str:
+    """``text`` with each library keyword named as the flag that set it (not when a
+    ``--param`` gave that keyword itself, nor for a command without the flag)."""
+    given = {key for _, key, _ in getattr(args, "param", [])}
+    for word, flag in FLAGS.items():
+        if word not in given and hasattr(args, flag[2:].replace("-", "_")):
+            text = re.sub(rf"\b{word}\b", flag, text)
+    return text
 
 
 def _one_line(exc: BaseException) -> str:

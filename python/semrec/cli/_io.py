@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
+import stat
 import warnings
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from pandas.tseries.api import guess_datetime_format
 
 from semrec import _files as files
 from semrec.datasets import Dataset
@@ -48,12 +51,16 @@ def read_table(
     names: list[str] | None = None,
     *,
     text_columns: Iterable[str] = (),
+    id_columns: Iterable[str] = (),
 ) -> pd.DataFrame:
     """A CSV/TSV/Parquet file as a DataFrame; FileNotFoundError / FormatError otherwise.
 
     ``names`` are the column names of a CSV file without a header line. ``text_columns`` of a
     CSV are read as written: no type inference ("007" stays "007") and no NA words ("None" and
-    "NA" stay text, an empty cell is ""); the other columns keep pandas' types and NA cells.
+    "NA" stay text, an empty cell is ""). ``id_columns`` of a CSV too, except that an empty
+    cell is missing, and a column of plain integers ("7", "-12": not "007", "+7" or "1e5")
+    stays int64, which writes back the same text. The other columns keep pandas' types and NA
+    cells; a Parquet file keeps every column's own type.
     """
     _check_file(path, what)
     p = Path(path)
@@ -66,15 +73,22 @@ def read_table(
     if sep is None:
         sep = default_sep(p)
     layout = {"sep": sep, "index_col": False, "header": None if names else "infer", "names": names}
+    if len(sep) > 1 and sep != r"\s+":  # a regular expression (e.g. MovieLens-1M's "::")
+        layout["engine"] = "python"  # pandas' C parser takes single characters only
     try:
         with warnings.catch_warnings():
             # Rows longer than the header would silently become an index or lose data.
             warnings.simplefilter("error", pd.errors.ParserWarning)
             frame = pd.read_csv(p, **layout)
             text = [c for c in text_columns if c in frame.columns]  # missing: named by the caller
-            if text:  # read again as written, in place of pandas' guesses
-                raw = pd.read_csv(p, **layout, usecols=text, dtype=str, keep_default_na=False)
+            ids = [c for c in id_columns if c in frame.columns and c not in text]
+            if text or ids:  # read again as written, in place of pandas' guesses
+                # Python strings (dtype object): pandas' str dtype would copy them once more.
+                raw = pd.read_csv(p, **layout, usecols=[*text, *ids], dtype=object, na_filter=False)
                 frame[text] = raw[text]
+                for c in ids:
+                    if not _written_as_ints(frame[c], raw[c]):
+                        frame[c] = raw[c].where(raw[c] != "", np.nan)
     except pd.errors.ParserWarning:
         raise FormatError(
             f"{path} is malformed: some rows have more fields than the header"
@@ -82,11 +96,32 @@ def read_table(
         ) from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, EOFError) as exc:
         raise FormatError(f"{path} is not a readable CSV file ({exc})") from None
+    except re.error as exc:  # a separator longer than one character is a regular expression
+        raise ValueError(
+            f"the separator {sep!r} of {path} is not a valid regular expression ({exc}); a "
+            "separator longer than one character is one (escape it, e.g. '\\|\\|')"
+        ) from None
     except OSError as exc:  # e.g. a .gz file that is not gzip
         raise FormatError(f"{path} could not be read ({exc})") from None
     if frame.columns.size == 0 or len(frame) == 0:
         raise FormatError(f"{path} has no data rows")
     return frame
+
+
+def _written_as_ints(values: pd.Series, text: pd.Series) -> bool:
+    """Whether pandas' int64 ``values`` write back as ``text``, the cells as written: each
+    cell as long as its number's own spelling ("7" for 7, not "007", "+7" or " 7"), which a
+    text that parses to that number is only when it is that spelling."""
+    if values.dtype != np.int64:
+        return False
+    v = values.to_numpy()
+    negative = v < 0
+    magnitude = np.where(negative, -(v + 1), v).astype(np.uint64) + negative  # no overflow
+    powers = np.array([10**p for p in range(1, 20)], dtype=np.uint64)
+    # Digits: 1 + the powers of ten the magnitude reaches; a minus sign adds one.
+    length = 1 + np.searchsorted(powers, magnitude, side="right") + negative
+    written = np.fromiter(map(len, text.to_numpy(object)), np.int64, len(text))
+    return bool((written == length).all())
 
 
 def read_text_table(path: str, what: str, sep: str | None = None) -> pd.DataFrame:
@@ -121,7 +156,13 @@ def require_columns(frame: pd.DataFrame, columns: dict[str, str | None], path: s
 
 def load_dataset(args: argparse.Namespace) -> Dataset:
     """The interactions (and item table) named by the shared data options."""
-    frame = read_table(args.interactions, "--interactions", args.sep, args.column_names)
+    frame = read_table(
+        args.interactions,
+        "--interactions",
+        args.sep,
+        args.column_names,
+        id_columns=[args.user_column, args.item_column],
+    )
     require_columns(
         frame,
         {
@@ -132,27 +173,14 @@ def load_dataset(args: argparse.Namespace) -> Dataset:
         },
         args.interactions,
     )
-    items = None
+    items, text_name = None, None
     if args.items is not None:
-        text = [args.text_column] if args.text_column is not None else []
-        items = read_table(args.items, "--items", args.items_sep, text_columns=text)
-        id_col = args.item_id_column or args.item_column
-        require_columns(
-            items,
-            {"--item-id-column" if args.item_id_column else "--item-column": id_col}
-            | {"--text-column": args.text_column},
-            args.items,
-        )
-        if id_col != args.item_column:
-            items = items.rename(columns={id_col: args.item_column})
-            if args.text_column == id_col:
-                raise ValueError("--text-column and --item-id-column name the same column")
-    elif args.text_column is not None:
-        raise ValueError("--text-column needs --items FILE (the table holding the item text)")
-    if items is not None:
+        items, text_name = _item_table(args)
         frame[args.item_column], items[args.item_column] = _same_ids(
             frame[args.item_column], items[args.item_column], args
         )
+    elif args.text_column is not None:
+        raise ValueError("--text-column needs --items FILE (the table holding the item text)")
     if args.timestamp_column is not None:
         frame[args.timestamp_column] = _parse_times(frame[args.timestamp_column], args)
     try:
@@ -163,7 +191,7 @@ def load_dataset(args: argparse.Namespace) -> Dataset:
             args.weight_column,
             args.timestamp_column,
             items=items,
-            item_text=args.text_column,
+            item_text=text_name,
             duplicates=args.duplicates,
         )
     except (ValueError, TypeError) as exc:  # name the files: the message names columns only
@@ -174,31 +202,79 @@ def load_dataset(args: argparse.Namespace) -> Dataset:
         raise type(exc)(f"{files}: {message}") from None
 
 
-def _integral(ids: pd.Series) -> pd.Series:
-    """Float ids that are all whole numbers (1.0, as a CSV with a gap or a float export
-    writes them) as int64; any other column as it is."""
+def _item_table(args: argparse.Namespace) -> tuple[pd.DataFrame, str | None]:
+    """--items as the columns the dataset takes, and the name of the text column in it: the
+    ids under the --item-column name and the --text-column (only that: another column called
+    "text" is not item text)."""
+    text = [args.text_column] if args.text_column is not None else []
+    id_col = args.item_id_column or args.item_column
+    id_flag = "--item-id-column" if args.item_id_column else "--item-column"
+    items = read_table(
+        args.items, "--items", args.items_sep, text_columns=text, id_columns=[id_col]
+    )
+    require_columns(items, {id_flag: id_col, "--text-column": args.text_column}, args.items)
+    if args.item_id_column is not None and args.text_column == id_col:
+        raise ValueError("--text-column and --item-id-column name the same column")
+    # A fresh table: the file's other columns (one may be named like --item-column, or "text")
+    # must neither clash with the renamed id column nor pass for item text.
+    table = pd.DataFrame({args.item_column: items[id_col].to_numpy()})
+    if args.text_column is None:
+        return table, None
+    name = "text" if args.item_column != "text" else "item text"  # not the id column's name
+    table[name] = items[args.text_column].to_numpy()
+    return table, name
+
+
+def _integral(ids: pd.Series) -> pd.Series | None:
+    """Ids that are whole numbers as int64, or None: int columns, floats such as 1.0 (a CSV
+    with a gap or a float export writes them), and text such as "1" or "1.0" when no two of
+    its ids are one number ("007" and "7" stay apart)."""
+    if pd.api.types.is_bool_dtype(ids):
+        return None
+    if pd.api.types.is_integer_dtype(ids):
+        return ids.astype(np.int64)
     if pd.api.types.is_float_dtype(ids):
         values = ids.to_numpy(np.float64, na_value=np.nan)
         limit = float(2**63)  # int64 holds every whole float below 2**63 exactly
         if np.isfinite(values).all() and (values == np.round(values)).all():
             if (np.abs(values) < limit).all():
                 return ids.astype(np.int64)
-    return ids
+        return None
+    if pd.api.types.infer_dtype(ids, skipna=False) != "string":  # e.g. NaN, mixed objects
+        return None
+    # A plain integer (no leading zeros, at most 18 digits: int64 holds them), maybe with ".0".
+    if not ids.str.fullmatch(r"(?:0|-?[1-9][0-9]{0,17})(?:\.0*)?").all():
+        return None
+    numbers = ids.str.replace(r"\.0*$", "", regex=True).astype(np.int64)
+    if pd.unique(numbers).size != pd.unique(ids).size:  # "1" and "1.0" in one file
+        return None
+    return numbers
 
 
 def _same_ids(a: pd.Series, b: pd.Series, args: argparse.Namespace) -> tuple[pd.Series, pd.Series]:
     """The item ids of --interactions (``a``) and --items (``b``) in one type, so that equal
-    ids compare equal: numbers as numbers (1 and 1.0 are one item), anything else as text."""
-    numeric = pd.api.types.is_numeric_dtype
-    bool_ = pd.api.types.is_bool_dtype
-    if numeric(a) and numeric(b) and not bool_(a) and not bool_(b):
-        a, b = _integral(a), _integral(b)
-        integer = pd.api.types.is_integer_dtype
-        if a.dtype != b.dtype:  # int32 and int64 as int64; 1 and 1.5 as floats
-            kind = np.int64 if integer(a) and integer(b) else np.float64
-            a, b = a.astype(kind), b.astype(kind)
-    if a.dtype != b.dtype:  # 1 vs "1": compare as text
-        a, b = a.astype(str), b.astype(str)
+    ids compare equal. Two columns of one kind compare as they are (text as text: "007" is not
+    "7"); across kinds, whole numbers as numbers (a float export's 1.0 is the id 1), other
+    numbers as floats, anything else as text."""
+
+    def kind(s: pd.Series) -> str:
+        if pd.api.types.is_bool_dtype(s):
+            return "bool"
+        if pd.api.types.is_numeric_dtype(s):
+            return "int" if pd.api.types.is_integer_dtype(s) else "float"
+        return "text"
+
+    if kind(a) != kind(b):
+        whole_a, whole_b = _integral(a), _integral(b)
+        numeric = {kind(a), kind(b)} == {"int", "float"}
+        if whole_a is not None and whole_b is not None:
+            a, b = whole_a, whole_b
+        elif numeric:  # 1 and 1.5
+            a, b = a.astype(np.float64), b.astype(np.float64)
+        else:  # 1 vs "m1": compare as text
+            a, b = a.astype(str), b.astype(str)
+    elif kind(a) == "int" and a.dtype != b.dtype:  # int32 and int64
+        a, b = a.astype(np.int64), b.astype(np.int64)
     if not pd.Index(a.dropna()).isin(b.dropna()).any():
         id_flag = "--item-id-column" if args.item_id_column else "--item-column"
         raise ValueError(
@@ -220,19 +296,36 @@ def _parse_times(times: pd.Series, args: argparse.Namespace) -> pd.Series:
         return pd.to_datetime(times, utc=True, format="ISO8601")
     except (ValueError, TypeError, OverflowError):
         pass
-    try:  # one consistent non-ISO format, inferred from the first value (e.g. 01/31/2020)
+    # One consistent non-ISO format, which pandas infers from the first value (01/31/2020).
+    fmt = guess_datetime_format(str(times.iloc[0]))
+    try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # "could not infer format"
             return pd.to_datetime(times, utc=True)
     except (ValueError, TypeError, OverflowError):
-        bad = pd.to_datetime(times, utc=True, format="ISO8601", errors="coerce").isna()
-        row = int(np.flatnonzero(bad.to_numpy())[0]) if bad.any() else 0
+        row = _first_unparsed(times, fmt)
         raise ValueError(
             f"--timestamp-column {args.timestamp_column!r} of {args.interactions} holds text "
             f"that is not a date or time, e.g. {str(times.iloc[row])!r} (data row {row + 1}); "
             "give ISO 8601 dates such as 2020-01-31 or 2020-01-31T08:00:00, or integer "
             "timestamps"
         ) from None
+
+
+def _first_unparsed(times: pd.Series, fmt: str | None) -> int:
+    """The position of the first value the failed parse could not read: with the format
+    pandas inferred from the first value, or value by value when it inferred none."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        if fmt is not None:
+            bad = pd.to_datetime(times, utc=True, format=fmt, errors="coerce").isna().to_numpy()
+            return int(np.flatnonzero(bad)[0]) if bad.any() else 0
+        for row, value in enumerate(times):
+            try:
+                pd.to_datetime(value, utc=True)
+            except (ValueError, TypeError, OverflowError):
+                return row
+    return 0
 
 
 def check_output(path: str, endings: Iterable[str], option: str = "--out") -> str:
@@ -249,19 +342,28 @@ def check_output(path: str, endings: Iterable[str], option: str = "--out") -> st
         raise ValueError(f"{option} names a directory: {path}")
     if not os.access(parent, os.W_OK):
         raise PermissionError(f"{option}: cannot write in {parent}")
+    # The writer's own rule (links followed; a pipe, device or missing folder refused), now.
+    files.writable_path(path, option)
     if is_parquet(path):
         _parquet_engine()
     return ending
 
 
-def write_atomic(path: str, write: Callable[[str], None]) -> None:
+def write_atomic(path: str, write: Callable[[str], None], option: str = "--out") -> None:
     """Call ``write(tmp)`` on a temporary file in the target's directory, then rename it over
-    ``path``: a failure at any point leaves an existing ``path`` untouched and no debris."""
-    target = Path(files.writable_path(path))
+    ``path``: a failure at any point leaves an existing ``path`` untouched and no debris. An
+    existing file keeps its permission bits (a 0600 file stays private)."""
+    target = Path(files.writable_path(path, option))
     # The temporary name keeps the real ending so that pandas infers the same compression.
     tmp = Path(files.temporary_beside(str(target)))
     try:
         write(str(tmp))
+        try:
+            mode = stat.S_IMODE(target.stat().st_mode)
+        except FileNotFoundError:
+            mode = None  # a new file: the umask's default
+        if mode is not None:
+            os.chmod(tmp, mode)
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)

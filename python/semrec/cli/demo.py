@@ -62,6 +62,8 @@ def knn_model() -> semrec.ItemKNN:
 class _Console:
     def __init__(self, quiet: bool) -> None:
         self.quiet = quiet
+        # Progress bars on a terminal only, as the other commands (not into a log file).
+        self.progress = not quiet and sys.stderr.isatty()
         self.start = time.perf_counter()
 
     def say(self, text: str = "") -> None:
@@ -150,14 +152,18 @@ def embed(texts: list[str], encoder: Any, out: Path, console: _Console) -> tuple
     ).hexdigest()[:20]
     path = out / "cache" / f"item-embeddings-{key}.npy"
     if path.is_file():
-        emb = np.load(path)
-        if emb.shape == (len(texts), encoder.dim):
-            return np.ascontiguousarray(emb, dtype=np.float32), f"cached ({path})"
+        try:
+            emb = np.load(path)
+        except (ValueError, OSError, EOFError):  # a damaged cache (e.g. cut short): encode again
+            emb = None
+        if isinstance(emb, np.ndarray) and emb.dtype.kind == "f":
+            if emb.shape == (len(texts), encoder.dim):
+                return np.ascontiguousarray(emb, dtype=np.float32), f"cached ({path})"
     start = time.perf_counter()
     if isinstance(encoder, HashedEncoder):
         emb = encoder.encode(texts)
     else:
-        emb = encoder.encode(texts, show_progress=not console.quiet)
+        emb = encoder.encode(texts, show_progress=console.progress)
     seconds = time.perf_counter() - start
     buffer = io.BytesIO()
     np.save(buffer, emb)

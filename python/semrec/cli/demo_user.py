@@ -81,7 +81,8 @@ def sample_part(
     hist = seen.indices[seen.indptr[u] : seen.indptr[u + 1]]
     ratings = seen.data[seen.indptr[u] : seen.indptr[u + 1]]
     order = np.argsort(-ratings, kind="stable")[:8]
-    lines = [f"Sample user {u} ({hist.size} items in train), highest rated first:"]
+    raw = train.user_ids[u]  # the data's own id (u is the dataset's index)
+    lines = [f"Sample user {raw} ({hist.size} items in train), highest rated first:"]
     lines += [f"  {ratings[j]:g}  {short(names[hist[j]])} [{labels[hist[j]]}]" for j in order]
     history = [
         report.Item(str(names[hist[j]]), str(labels[hist[j]]), why=f"rated {ratings[j]:g}")
@@ -102,7 +103,7 @@ def sample_part(
             if name == "content":
                 recommended.append(i)
         blocks.append(report.Items(entries, f"{title} recommendations, explained"))
-    return "\n".join(lines), report.Section(f"Sample user {u}", blocks), recommended
+    return "\n".join(lines), report.Section(f"Sample user {raw}", blocks), recommended
 
 
 def query_part(
@@ -146,6 +147,7 @@ def update_part(
     labels: np.ndarray,
 ) -> tuple[str, report.Section]:
     """The user clicks the query's best items (a topic new to them, where there is one)."""
+    raw = train.user_ids[u]  # the data's own id, as printed
     user_labels = set(labels[train.interactions[[u]].indices])
     fresh = [int(i) for i in ids if labels[i] not in user_labels]
     topic = labels[fresh[0] if fresh else int(ids[0])]
@@ -160,7 +162,7 @@ def update_part(
             model.update(u, i, 5.0)
     update_ms = (time.perf_counter() - t0) * 1e3
     head = (
-        f"Real-time update: user {u} clicks {len(clicks)} [{topic}] item(s) ({novelty}: "
+        f"Real-time update: user {raw} clicks {len(clicks)} [{topic}] item(s) ({novelty}: "
         f"{', '.join(short(names[i], 40) for i in clicks)}); ContentRecommender.update + "
         f"ALS.update took {update_ms:.1f} ms in all"
     )
@@ -184,7 +186,7 @@ def update_part(
         ["model", f"[{topic}] in top 10 before", "after", "best rank before", "after",
          "changed of 10"],
         rows,
-        caption=f"User {u} clicked {len(clicks)} [{topic}] item(s), {novelty}; both updates "
+        caption=f"User {raw} clicked {len(clicks)} [{topic}] item(s), {novelty}; both updates "
         f"took {update_ms:.1f} ms in all.",
     )  # fmt: skip
     return "\n".join(lines), report.Section("Real-time update", [table, *blocks])

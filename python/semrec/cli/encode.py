@@ -57,9 +57,17 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(
             "--id-column needs a .parquet output (.npy holds only the vectors, in file order)"
         )
+    if args.id_column == "embedding":  # refused now, not after encoding every row
+        raise ValueError(
+            "--id-column 'embedding' is the name of the output's vector column; rename the id "
+            "column of --items"
+        )
     # The text is embedded as written: no type inference ("007" is not 7), no NA words. The ids
-    # keep pandas' types, as the other commands read them (1000 stays a number).
-    frame = _io.read_table(args.items, "--items", args.sep, text_columns=[args.text_column])
+    # are read as the other commands read them: as written ("0042" and "42" are two ids).
+    ids = [] if args.id_column is None else [args.id_column]
+    frame = _io.read_table(
+        args.items, "--items", args.sep, text_columns=[args.text_column], id_columns=ids
+    )
     _io.require_columns(
         frame, {"--text-column": args.text_column, "--id-column": args.id_column}, args.items
     )

@@ -6,6 +6,7 @@ import argparse
 
 import numpy as np
 
+from semrec import _validation as check
 from semrec import split
 from semrec.cli import _args, _io
 from semrec.cli import models as registry
@@ -89,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
         train, test = split.last_fraction(dataset, args.test_fraction)
     else:
         train, test = split.random_holdout(dataset, args.test_fraction, random_state=args.seed)
+    _check_k(args.k, train, _evaluated(test, args.relevance_threshold))
     embeddings = None
     if dataset.item_text is not None:
         embeddings = registry.item_embeddings(args, train)
@@ -116,6 +118,20 @@ def run(args: argparse.Namespace) -> int:
     if args.out is not None:
         _io.write_table(table.reset_index(), args.out)
     return 0
+
+
+def _check_k(ks: tuple[int, ...], train: Dataset, rows: int) -> None:
+    """Refuse a --k whose top-k lists would be mostly padding before fitting anything (the
+    evaluator's own limit, found otherwise only after every model is fitted)."""
+    if rows == 0:
+        return  # nothing to rank: the evaluator says so
+    try:
+        check.result_width(max(ks), rows, train.n_items)
+    except ValueError:
+        raise ValueError(
+            f"--k {max(ks)} asks for {rows:,} lists of {max(ks):,} items, mostly padding: there "
+            f"are {train.n_items:,} items; pass --k <= {train.n_items}"
+        ) from None
 
 
 def _evaluated(test: Dataset, threshold: float | None) -> int:

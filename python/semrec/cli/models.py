@@ -113,11 +113,18 @@ def _knn(cls: type, name: str) -> Factory:
 
 def _hybrid(args: argparse.Namespace, train: Dataset) -> Any:
     """ALS and content, z-scored and blended als_weight (0.7) : 1 - als_weight"""
-    values = {key: value for model, key, value in args.param if model in (None, "hybrid")}
-    weight = float(values.get("als_weight", 0.7))
-    if not 0.0 <= weight <= 1.0:
-        raise ValueError(f"--param hybrid.als_weight must lie in [0, 1], got {weight}")
+    weight = _als_weight(args)
     return Hybrid([(_als(args, train), weight), (_content(args, train), 1.0 - weight)])
+
+
+def _als_weight(args: argparse.Namespace) -> float:
+    """The hybrid's ``--param hybrid.als_weight`` (0.7), a number in [0, 1]."""
+    values = {key: value for model, key, value in args.param if model in (None, "hybrid")}
+    weight = values.get("als_weight", 0.7)
+    number = isinstance(weight, int | float) and not isinstance(weight, bool)
+    if not number or not 0.0 <= weight <= 1.0:
+        raise ValueError(f"--param hybrid.als_weight must be a number in [0, 1], got {weight!r}")
+    return float(weight)
 
 
 class _HybridParams:
@@ -129,6 +136,9 @@ class _HybridParams:
 
 _hybrid.model_class = _HybridParams  # type: ignore[attr-defined]
 _hybrid.members = ("als", "content")  # type: ignore[attr-defined]
+_hybrid.check = _als_weight  # type: ignore[attr-defined]
+# Models that embed the item text (--items and --text-column).
+_content.needs_text = _hybrid.needs_text = True  # type: ignore[attr-defined]
 
 
 MODELS: dict[str, Factory] = {
@@ -159,7 +169,8 @@ def check_names(names: list[str]) -> list[str]:
 
 
 def check_params(args: argparse.Namespace, names: list[str]) -> None:
-    """Every ``--param`` must reach at least one chosen model (catches typos before work)."""
+    """Every ``--param`` must reach at least one chosen model (catches typos before work), with
+    a value the model takes, and the models that embed item text need ``--text-column``."""
     # A composite model (hybrid) also takes its members' parameters (als.*, content.*).
     names = list(dict.fromkeys([*names, *(m for n in names for m in _members(n))]))
     for model, key, _ in args.param:
@@ -176,6 +187,11 @@ def check_params(args: argparse.Namespace, names: list[str]) -> None:
                 f"--param {key}: none of the chosen models ({', '.join(names)}) has a "
                 f"parameter {key!r}"
             )
+    for name in names:  # values a model checks itself (e.g. the hybrid's weight), now
+        getattr(MODELS[name], "check", lambda args: None)(args)
+    text = [n for n in names if getattr(MODELS[n], "needs_text", False)]
+    if text and args.text_column is None:  # found now, not after fitting the others
+        raise ValueError(f"model {text[0]!r} needs item text: pass --items FILE --text-column COL")
 
 
 def _members(name: str) -> tuple[str, ...]:
