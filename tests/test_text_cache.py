@@ -162,11 +162,18 @@ def test_killed_mid_write_leaves_the_previous_cache(tiny, tmp_path):
         "print('finished', flush=True)\n"
     )
     with child(code, ready="committed") as proc:
-        journal = path.with_name(path.name + "-journal")
+        # The big write's transaction has begun once its pages spill to the write-ahead log
+        # (the rollback journal where the filesystem refuses WAL).
+        journal, wal = (path.with_name(path.name + suffix) for suffix in ("-journal", "-wal"))
+        committed = wal.stat().st_size if wal.exists() else 0
+
+        def writing() -> bool:
+            return journal.exists() or (wal.exists() and wal.stat().st_size > committed + 65536)
+
         deadline = time.monotonic() + 120
-        while not journal.exists() and time.monotonic() < deadline and proc.poll() is None:
-            time.sleep(0.001)  # the big write's transaction has begun
-        assert journal.exists(), "the child never began its big write"
+        while not writing() and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.001)
+        assert writing(), "the child never began its big write"
         proc.kill()
     with EmbeddingCache(TextEncoder(tiny, precision="fp32"), path) as cache:
         assert len(cache) == 2
@@ -210,3 +217,181 @@ def test_threads_share_one_cache(encoder, tmp_path):
             parts = list(pool.map(lambda i: cache.encode(texts[i : i + 10]), range(0, 40, 10)))
         np.testing.assert_array_equal(np.vstack(parts), encoder.encode(texts))
         assert len(cache) == 40
+
+
+def test_models_differing_only_in_pooling_do_not_share_vectors(tiny, tmp_path):
+    """The identity covers the pooling: a model switched from CLS to mean pooling (or two such
+    folders) must not be served the other's vectors by a shared cache."""
+    import json
+    import shutil
+
+    mean_dir = tmp_path / "mean"
+    shutil.copytree(tiny, mean_dir)
+    (mean_dir / "1_Pooling" / "config.json").write_text(
+        json.dumps(
+            {
+                "word_embedding_dimension": 32,
+                "pooling_mode_cls_token": False,
+                "pooling_mode_mean_tokens": True,
+            }
+        )
+    )
+    cls, mean = TextEncoder(tiny, precision="fp32"), TextEncoder(mean_dir, precision="fp32")
+    assert cls.identity != mean.identity
+    cls_truth, mean_truth = cls.encode(TEXTS), mean.encode(TEXTS)
+    assert not np.allclose(cls_truth, mean_truth, atol=1e-3)  # the pooling does matter
+    path = tmp_path / "emb.sqlite"
+    with EmbeddingCache(cls, path) as cache:
+        np.testing.assert_array_equal(cache.encode(TEXTS), cls_truth)
+    with EmbeddingCache(mean, path) as cache:
+        np.testing.assert_array_equal(cache.encode(TEXTS), mean_truth)
+        assert len(cache) == 6  # three texts, two models
+    with EmbeddingCache(cls, path) as cache:
+        np.testing.assert_array_equal(cache.encode(TEXTS), cls_truth)
+
+
+def test_a_busy_writer_elsewhere_costs_the_cache_not_the_vectors(
+    encoder, tmp_path, monkeypatch, caplog
+):
+    """Another process holding the write lock longer than the busy timeout: reads go on (WAL)
+    and the new vectors come back, with a warning, instead of an OSError losing the encode."""
+    from semrec.text import cache as cache_module
+
+    monkeypatch.setattr(cache_module, "_BUSY_TIMEOUT", 0.2)
+    path = tmp_path / "emb.sqlite"
+    cache = EmbeddingCache(encoder, path)
+    cache.encode(TEXTS[:2])
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        assert other.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        other.execute("BEGIN EXCLUSIVE")
+        other.execute("DELETE FROM vectors")  # uncommitted: the cache still sees its rows
+        with caplog.at_level("WARNING", logger="semrec"):
+            got = cache.encode(TEXTS)
+        np.testing.assert_array_equal(got, encoder.encode(TEXTS))
+        assert "could not store 1 new vectors" in caplog.text and "locked" in caplog.text
+        assert len(cache) == 2  # read while the other holds the lock
+        other.execute("ROLLBACK")
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="semrec"):
+            np.testing.assert_array_equal(cache.encode(TEXTS), encoder.encode(TEXTS))
+        assert not caplog.text and len(cache) == 3  # stored once the lock is free
+    finally:
+        other.close()
+        cache.close()
+
+
+def test_a_failed_store_is_rolled_back_and_the_cache_stays_usable(encoder, tmp_path, caplog):
+    """Any sqlite error while storing (here: disk full) is a warning; the partial write goes."""
+    path = tmp_path / "emb.sqlite"
+    with EmbeddingCache(encoder, path) as cache:
+        cache.encode(TEXTS[:1])
+        other = sqlite3.connect(path, isolation_level=None, timeout=0)
+        try:
+            # A trigger failing the second row stands in for a disk filling up mid-write.
+            other.execute(
+                "CREATE TRIGGER full BEFORE INSERT ON vectors WHEN (SELECT COUNT(*) FROM "
+                "vectors) >= 2 BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END"
+            )
+            with caplog.at_level("WARNING", logger="semrec"):
+                got = cache.encode(TEXTS)
+            np.testing.assert_array_equal(got, encoder.encode(TEXTS))
+            assert "could not store 2 new vectors" in caplog.text and "disk is full" in caplog.text
+            assert len(cache) == 1
+            other.execute("BEGIN IMMEDIATE")  # the cache holds no lock after the failure
+            other.execute("DROP TRIGGER full")
+            other.execute("COMMIT")
+        finally:
+            other.close()
+        np.testing.assert_array_equal(cache.encode(TEXTS), got)
+        assert len(cache) == 3
+
+
+_OPENER = """
+import sys, semrec
+enc = semrec.TextEncoder({model!r}, precision="fp32")
+print("ready", flush=True)
+for line in sys.stdin:  # blocked until the test writes the path to both processes at once
+    try:
+        with semrec.EmbeddingCache(enc, line.strip()) as cache:
+            cache.encode(["the space war"])
+        print("ok", flush=True)
+    except Exception as exc:
+        print(type(exc).__name__, str(exc).replace("\\n", " "), flush=True)
+"""
+
+
+@pytest.mark.slow  # two interpreters loading torch
+def test_processes_creating_one_new_cache_at_once_all_succeed(tiny, tmp_path):
+    """Creating the tables is one transaction under sqlite's write lock: a second process
+    creating the same file waits, then finds the cache made (no 'table meta already exists')."""
+    import subprocess
+    import sys
+
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _OPENER.format(model=str(tiny))],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    try:
+        for proc in procs:
+            assert proc.stdout.readline().strip() == "ready"
+        for trial in range(12):
+            for proc in procs:
+                proc.stdin.write(f"{tmp_path / f'emb{trial}.sqlite'}\n")
+                proc.stdin.flush()
+            answers = [proc.stdout.readline().strip() for proc in procs]
+            assert answers == ["ok", "ok"], f"trial {trial}: {answers}"
+        for proc in procs:
+            proc.stdin.close()
+            assert proc.wait(timeout=60) == 0
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+            proc.stdout.close()
+
+
+def test_a_failure_while_creating_leaves_no_half_made_cache(encoder, tmp_path, monkeypatch):
+    """A crash or full disk at the first INSERT of a new cache rolls the creation back: the
+    next open makes the cache, instead of refusing the file forever."""
+    real = sqlite3.connect
+
+    class Failing(sqlite3.Connection):
+        def executemany(self, *args):
+            raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(sqlite3, "connect", lambda *a, **k: real(*a, factory=Failing, **k))
+    path = tmp_path / "emb.sqlite"
+    with pytest.raises(OSError, match="disk I/O error"):
+        EmbeddingCache(encoder, path)
+    monkeypatch.setattr(sqlite3, "connect", real)
+    with EmbeddingCache(encoder, path) as cache:
+        np.testing.assert_array_equal(cache.encode(TEXTS), encoder.encode(TEXTS))
+        assert len(cache) == 3
+
+
+def test_a_refused_sqlite_file_is_left_unchanged(encoder, tmp_path):
+    """A file with a lone 'emb' table that is not a version-1 cache: refused, and not altered
+    (its adoption is rolled back) nor switched to another journal mode."""
+    path = tmp_path / "other.sqlite"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE emb (id INTEGER, name TEXT)")
+        db.execute("INSERT INTO emb VALUES (1, 'x')")
+    db.close()
+    before = path.read_bytes()
+    with pytest.raises(semrec.FormatError, match="not a usable semrec embedding cache"):
+        EmbeddingCache(encoder, path)
+    assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize("path", ["", ":memory:"])
+def test_temporary_sqlite_databases_are_refused(encoder, path):
+    """sqlite opens a temporary database for "" and ":memory:": a cache that stores nothing."""
+    with pytest.raises(ValueError, match="give the cache's file"):
+        EmbeddingCache(encoder, path)

@@ -551,3 +551,80 @@ def test_ctrl_c_interrupts_a_long_encode_and_the_encoder_stays_usable(threads) -
     )
     assert "interrupted" in out
     assert "usable True True" in out
+
+
+@pytest.fixture(scope="module")
+def tiny_encoder(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("tiny") / "model"
+    write_tiny_bert(directory)
+    return TextEncoder(directory, precision="fp32")
+
+
+def test_progress_bar_moves_every_few_batches(tiny_encoder, monkeypatch):
+    """The bar used to move once per 4096 texts: a bar that sits at 0% for most of a call. The
+    chunks behind it do not change the vectors."""
+    import tqdm.auto
+
+    updates = []
+
+    class Bar:  # records what encode reports
+        def __init__(self, total=None, **kwargs):
+            self.total = total
+
+        def update(self, n):
+            updates.append(n)
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(tqdm.auto, "tqdm", Bar)
+    words = ["the", "movie", "space", "war", "love", "story", "great", "bad", "film"]
+    texts = [" ".join(words[: 1 + i % 9]) + f" {i}" for i in range(300)]
+    shown = tiny_encoder.encode(texts, batch_size=8, num_threads=2, show_progress=True)
+    assert len(updates) >= 4 and sum(updates) == 300
+    np.testing.assert_array_equal(shown, tiny_encoder.encode(texts, batch_size=8, num_threads=2))
+
+
+def test_texts_as_numpy_arrays_and_pandas_series_are_texts(tiny_encoder):
+    """add_items and recommend_text take texts in whatever form encode does: a NumPy str or
+    object array, a pandas Series, as well as a list (they were refused as bad embeddings)."""
+    pd = pytest.importorskip("pandas")
+    import scipy.sparse as sp
+
+    from semrec import ContentRecommender, TextCF
+
+    enc = tiny_encoder
+    emb = enc.encode(["the space war", "a love story", "bad films", "the war movie", "great"])
+    clicks = sp.csr_array(np.eye(3, 5, dtype=np.float32) + np.eye(3, 5, 1, dtype=np.float32))
+    new = ["a great space film", "the love war"]
+    forms = [  # each makes the texts given in one form
+        np.array,
+        lambda t: np.array(t, dtype=object),
+        lambda t: pd.Series(t, index=np.arange(len(t)) + 7),
+        lambda t: pd.Series(t, dtype="string"),
+    ]
+    queries = ["space war", "love"]
+    options = dict(hidden=16, factors=8, layers=1, negatives=2, batch_size=4, epochs=1,
+                   random_state=0, num_threads=1, show_progress=False, encoder=enc)  # fmt: skip
+    # The list form is the reference: its new vectors are the encoder's own.
+    content = ContentRecommender(emb, encoder=enc, show_progress=False).fit(clicks)
+    assert content.add_items(new).tolist() == [5, 6]
+    np.testing.assert_allclose(content.item_embeddings_[5:], enc.encode(new), atol=1e-6)
+    expected = content.recommend_text(queries, k=4)
+    textcf = TextCF(emb, **options).fit(clicks)
+    textcf_ids = textcf.add_items(new)
+    textcf_scores = textcf.score(0, textcf_ids)
+    for form in forms:
+        model = ContentRecommender(emb, encoder=enc, show_progress=False).fit(clicks)
+        assert model.add_items(form(new)).tolist() == [5, 6], type(form(new))
+        np.testing.assert_array_equal(model.item_embeddings_, content.item_embeddings_)
+        for got, want in zip(model.recommend_text(form(queries), k=4), expected, strict=True):
+            np.testing.assert_array_equal(got, want)
+        other = TextCF(emb, **options).fit(clicks)
+        ids = other.add_items(form(new))
+        np.testing.assert_array_equal(ids, textcf_ids)
+        np.testing.assert_array_equal(other.score(0, ids), textcf_scores)
+    with pytest.raises(TypeError, match=r"items\[1\] is (None|nan) .*, not a string"):
+        content.add_items(pd.Series(["a text", None]))
+    with pytest.raises(ValueError, match=r"items must be a 1-D array of strings, got .* \(1, 2\)"):
+        content.add_items(np.array([new]))

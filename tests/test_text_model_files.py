@@ -9,7 +9,7 @@ import struct
 import numpy as np
 import pytest
 from fuzzing import corruptions
-from text_helpers import TINY_VOCAB, write_tiny_bert
+from text_helpers import TINY_VOCAB, default_model_dir, write_tiny_bert
 
 import semrec
 from semrec import TextEncoder
@@ -129,6 +129,99 @@ def test_tokenizer_json_vocabulary(tiny, tmp_path):
     (only_json / "tokenizer.json").write_text(json.dumps(value))
     with pytest.raises(semrec.FormatError, match=r"'model.vocab' ids must be 0..19"):
         TextEncoder(only_json)
+
+
+def _with_tokenizer_files(tiny, tmp_path):
+    """A copy of ``tiny`` with the tokenizer.json and tokenizer_config.json that Hugging Face
+    writes for its (uncased) vocabulary."""
+    transformers = pytest.importorskip("transformers")
+    folder = _copy(tiny, tmp_path, "tokenizer")
+    transformers.BertTokenizerFast(str(tiny / "vocab.txt")).save_pretrained(str(folder))
+    return folder
+
+
+def _set_tokenizer(folder, name, setting, value):
+    path = folder / name
+    content = json.loads(path.read_text())
+    (content["normalizer"] if name == "tokenizer.json" else content)[setting] = value
+    path.write_text(json.dumps(content))
+
+
+@pytest.mark.parametrize(
+    ("name", "setting", "value", "message"),
+    [
+        ("tokenizer.json", "lowercase", False, r"is a cased model \(lowercase=false\); semrec's"),
+        ("tokenizer.json", "strip_accents", False, r"keeps accents \(strip_accents=false\)"),
+        ("tokenizer.json", "handle_chinese_chars", False, "sets handle_chinese_chars=false"),
+        ("tokenizer.json", "clean_text", False, "sets clean_text=false"),
+        ("tokenizer.json", "lowercase", "no", "field 'lowercase' must be a boolean, got 'no'"),
+        ("tokenizer.json", "type", "Sequence", "field 'normalizer' is 'Sequence'"),
+        ("tokenizer_config.json", "do_lower_case", False, r"cased model \(do_lower_case=false\)"),
+        ("tokenizer_config.json", "strip_accents", False, r"keeps accents \(strip_accents=fal"),
+        ("tokenizer_config.json", "tokenize_chinese_chars", False, "tokenize_chinese_chars=false"),
+        ("tokenizer_config.json", "do_basic_tokenize", False, "sets do_basic_tokenize=false"),
+    ],
+)
+def test_tokenizer_settings_semrec_does_not_implement_are_refused(
+    tiny, tmp_path, name, setting, value, message
+):
+    """semrec's tokenizer is uncased BERT WordPiece: a cased model (or one keeping accents, not
+    splitting Chinese characters ...) would load and give vectors of wrongly tokenised text."""
+    folder = _with_tokenizer_files(tiny, tmp_path)
+    np.testing.assert_array_equal(
+        TextEncoder(folder).encode(["the space war"]), TextEncoder(tiny).encode(["the space war"])
+    )  # Hugging Face's own files for an uncased model load
+    _set_tokenizer(folder, name, setting, value)
+    with pytest.raises(semrec.FormatError, match=message) as err:
+        TextEncoder(folder)
+    assert str(folder / name) in str(err.value)
+    assert isinstance(value, str) or "implements uncased BERT WordPiece only" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "setting", "value"),
+    [
+        ("tokenizer.json", "strip_accents", True),  # what None means when lowercasing
+        ("tokenizer_config.json", "strip_accents", True),
+        ("tokenizer.json", "normalizer", None),  # BertTokenizer builds it from the config
+    ],
+)
+def test_tokenizer_settings_that_mean_the_same_load(tiny, tmp_path, name, setting, value):
+    folder = _with_tokenizer_files(tiny, tmp_path)
+    if setting == "normalizer":
+        _edit_json(folder / name, normalizer=None)
+    else:
+        _set_tokenizer(folder, name, setting, value)
+    TextEncoder(folder)
+    for file in ("tokenizer.json", "tokenizer_config.json"):  # missing settings: the defaults
+        content = json.loads((folder / file).read_text())
+        if file == "tokenizer.json" and content["normalizer"] is not None:
+            content["normalizer"] = {"type": "BertNormalizer"}
+        else:
+            content = {k: v for k, v in content.items() if k == "normalizer"}
+        (folder / file).write_text(json.dumps(content))
+    TextEncoder(folder)
+
+
+def test_refused_tokenizer_settings_do_change_hugging_faces_tokens():
+    """The reference: on the bundled MiniLM (which loads, its settings being the defaults)
+    semrec's ids are Hugging Face's, and each setting refused above changes Hugging Face's."""
+    transformers = pytest.importorskip("transformers")
+    directory = default_model_dir()
+    texts = ["Paris and London in winter", "Café Crème Brûlée", "电影 and 映画 films"]
+    ours = TextEncoder(directory, precision="fp32").tokenize(texts)
+
+    def hugging_face(**settings):
+        tokenizer = transformers.BertTokenizerFast(str(directory / "vocab.txt"), **settings)
+        return [tokenizer(t)["input_ids"] for t in texts]
+
+    assert ours == hugging_face()
+    for settings in (
+        {"do_lower_case": False},
+        {"strip_accents": False},
+        {"tokenize_chinese_chars": False},
+    ):
+        assert hugging_face(**settings) != ours, settings
 
 
 def _rewrite_weights(directory, edit) -> None:

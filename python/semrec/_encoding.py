@@ -3,22 +3,51 @@
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any
+
+import numpy as np
+
+
+def _array_texts(items: Any, name: str = "texts") -> list | None:
+    """The elements of a NumPy array of str (or of objects) or a pandas Series / Index, as a
+    list; None for anything else (a list, a tuple, a numeric array, ...)."""
+    pandas = sys.modules.get("pandas")  # loaded already if items is one of its objects
+    if pandas is not None and isinstance(items, pandas.Series | pandas.Index):
+        items = items.to_numpy(dtype=object)
+    if not isinstance(items, np.ndarray) or items.dtype.kind not in "UO":
+        return None
+    if items.ndim != 1:
+        if items.dtype.kind == "U":
+            raise ValueError(
+                f"{name} must be a 1-D array of strings, got an array of shape {items.shape}"
+            )
+        return None  # an object matrix: embeddings, checked as such
+    return items.tolist()  # Python str, not numpy.str_
 
 
 def holds_text(items: Any) -> bool:
-    """Whether ``add_items`` was given texts (a str, or a list or tuple with a str in it) rather
-    than embeddings."""
-    return isinstance(items, str) or (
-        isinstance(items, list | tuple) and any(isinstance(t, str) for t in items)
-    )
+    """Whether ``add_items`` was given texts (a str; a list, tuple, object array or pandas
+    Series with a str in it; or a NumPy str array) rather than embeddings."""
+    if isinstance(items, str):
+        return True
+    if isinstance(items, np.ndarray) and items.dtype.kind == "U":
+        return True  # even empty: texts() then says so
+    listed = items if isinstance(items, list | tuple) else _array_texts(items)
+    return listed is not None and any(isinstance(t, str) for t in listed)
 
 
 def texts(value: Any, name: str) -> list[str]:
-    """``value`` (one string or a list or tuple of them) as a non-empty list of strings."""
+    """``value`` (one string, or a list, tuple, 1-D NumPy array or pandas Series of them) as a
+    non-empty list of strings."""
     listed = [value] if isinstance(value, str) else value
     if not isinstance(listed, list | tuple):
-        raise TypeError(f"{name} must be a string or a list of strings, got {type(value).__name__}")
+        listed = _array_texts(value, name)
+    if not isinstance(listed, list | tuple):
+        raise TypeError(
+            f"{name} must be a string or a list, array or pandas Series of strings, got "
+            f"{type(value).__name__}"
+        )
     bad = next((j for j, t in enumerate(listed) if not isinstance(t, str)), None)
     if bad is not None:
         raise TypeError(

@@ -40,7 +40,7 @@ class ModelFiles:
     data_start: int
     entries: list
     prefix: str
-    identity: str  # hash of config, weights, vocabulary, length: the EmbeddingCache key
+    identity: str  # hash of config, weights, vocabulary, length, pooling: the cache key
 
 
 def read_json(path: Path, kind: type = dict) -> dict | list:
@@ -183,6 +183,56 @@ def _load_vocab(directory: Path) -> list[str]:
     raise FileNotFoundError(f"{directory} has neither vocab.txt nor tokenizer.json")
 
 
+# What semrec's C++ WordPiece tokenizer implements: uncased BERT (the setting, its default).
+# strip_accents None follows lowercase, as in BERT; do_basic_tokenize off skips the splitting.
+_NORMALIZER = {"lowercase": True, "strip_accents": None, "handle_chinese_chars": True,
+               "clean_text": True}  # fmt: skip
+_TOKENIZER_CONFIG = {"do_lower_case": True, "strip_accents": None,
+                     "tokenize_chinese_chars": True, "do_basic_tokenize": True}  # fmt: skip
+
+
+def _check_settings(path: Path, settings: dict, expected: dict) -> None:
+    for key, default in expected.items():
+        value = settings.get(key, default)
+        if key == "strip_accents" and value is None:
+            continue  # follows lowercase, checked on its own
+        if not isinstance(value, bool):
+            raise FormatError(f"{path}: field {key!r} must be a boolean, got {value!r}")
+        if value:
+            continue
+        if key in ("lowercase", "do_lower_case"):
+            what = f"is a cased model ({key}=false)"
+        elif key == "strip_accents":
+            what = "keeps accents (strip_accents=false)"
+        else:
+            what = f"sets {key}=false"
+        raise FormatError(
+            f"{path} {what}; semrec's tokenizer implements uncased BERT WordPiece only "
+            "(lowercased, accents stripped, Chinese characters split, control characters "
+            "removed)"
+        )
+
+
+def _check_tokenizer(directory: Path) -> None:
+    """Refuse a tokenizer that semrec's would not reproduce (a cased model, say): loading it
+    would give vectors of wrongly tokenised text without an error."""
+    tok_json = directory / "tokenizer.json"
+    if tok_json.exists():
+        normalizer = read_json(tok_json).get("normalizer")
+        # null: transformers' BertTokenizer builds its BertNormalizer from tokenizer_config.
+        if normalizer is not None:
+            kind = normalizer.get("type") if isinstance(normalizer, dict) else None
+            if kind != "BertNormalizer":
+                raise FormatError(
+                    f"{tok_json}: field 'normalizer' is {kind or normalizer!r}; semrec's "
+                    "tokenizer implements uncased BERT WordPiece only (BertNormalizer)"
+                )
+            _check_settings(tok_json, normalizer, _NORMALIZER)
+    tok_config = directory / "tokenizer_config.json"
+    if tok_config.exists():
+        _check_settings(tok_config, read_json(tok_config), _TOKENIZER_CONFIG)
+
+
 def _pooling_is_mean(directory: Path, hidden: int) -> bool:
     pooling = directory / "1_Pooling" / "config.json"
     modules = directory / "modules.json"
@@ -307,6 +357,7 @@ def load_model_files(model: str | os.PathLike | None) -> ModelFiles:
         if not required.exists():
             raise FileNotFoundError(f"model directory {directory} lacks {required.name}")
     cfg, config = _bert_config(config_path)
+    _check_tokenizer(directory)
     config.mean_pooling = _pooling_is_mean(directory, config.hidden)
     max_length = _max_length(directory, config.max_positions)
     vocab = _load_vocab(directory)
@@ -320,9 +371,13 @@ def load_model_files(model: str | os.PathLike | None) -> ModelFiles:
     # (about 65 ms for MiniLM's 91 MB, beside seconds of loading).
     with open(weights, "rb") as f:
         weights_digest = hashlib.file_digest(f, "sha256").hexdigest()
+    # Pooling changes every vector (a Normalize module does not: normalize is encode's switch,
+    # and part of the cache key). Only CLS pooling is hashed, so a mean-pooled model keeps the
+    # identity it had before: its cache entries and the encoder saved with a model stay valid.
+    pooling = b"" if config.mean_pooling else b"\npooling=cls"
     identity = hashlib.sha256(
         json.dumps(cfg, sort_keys=True).encode() + digest.encode() + str(max_length).encode()
-        + weights_digest.encode() + "\n".join(vocab).encode()
+        + weights_digest.encode() + "\n".join(vocab).encode() + pooling
     ).hexdigest()  # fmt: skip
     return ModelFiles(
         directory, vocab, config, max_length, weights, data_start, entries, prefix, identity

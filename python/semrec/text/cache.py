@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import os
 import sqlite3
 import threading
@@ -20,6 +21,10 @@ _FORMAT = "semrec-embedding-cache"
 _VERSION = "2"
 # sqlite messages that say the file cannot be used (rather than that it is corrupt).
 _ACCESS = ("unable to open", "readonly", "locked", "disk i/o", "permission", "disk is full")
+# Seconds a call waits for another process's write (sqlite's default, 5, is shorter than a
+# large catalogue's write).
+_BUSY_TIMEOUT = 60.0
+_log = logging.getLogger("semrec")
 
 
 def _checksum(model: str, key: str, vec: bytes) -> bytes:
@@ -38,11 +43,17 @@ class EmbeddingCache:
     each ``encode`` writes its new vectors in one transaction: a crash mid-write leaves the
     cache as it was before that call (sqlite's journal rolls the partial write back).
 
+    Several processes may share one file: it is opened in sqlite's WAL mode where the
+    filesystem allows it (readers then never wait for a writer), a write waits up to 60 s for
+    another one, and a write that still fails is logged as a warning on the ``"semrec"``
+    logger while ``encode`` returns its vectors all the same (they are just not stored).
+
     Parameters
     ----------
     encoder : TextEncoder
     path : str or path-like
-        SQLite file (created when absent; its directory must exist).
+        SQLite file (created when absent; its directory must exist). Not ``""`` nor
+        ``":memory:"`` (sqlite's temporary databases, which would store nothing).
 
     Examples
     --------
@@ -60,6 +71,11 @@ class EmbeddingCache:
             raise TypeError(f"path must be a str or path-like, got {type(path).__name__}")
         self.encoder = encoder
         self.path = os.fspath(path)
+        if self.path in ("", ":memory:"):  # sqlite would open a temporary database
+            raise ValueError(
+                f"path is {'empty' if not self.path else repr(self.path)}; give the cache's "
+                "file, e.g. 'emb.sqlite' (sqlite would use a temporary database, lost on close)"
+            )
         directory = os.path.dirname(os.path.abspath(self.path))
         if not os.path.isdir(directory):
             raise FileNotFoundError(
@@ -74,7 +90,11 @@ class EmbeddingCache:
         self._lock = threading.Lock()
         try:
             with self._errors("open"):
-                self._db = sqlite3.connect(self.path, check_same_thread=False)
+                # Autocommit: _open and _store begin and end their own transactions.
+                self._db = sqlite3.connect(
+                    self.path, timeout=_BUSY_TIMEOUT, isolation_level=None,
+                    check_same_thread=False,
+                )  # fmt: skip
                 self._open()
         except BaseException:
             self.close()
@@ -96,27 +116,35 @@ class EmbeddingCache:
                 "start a new one"
             ) from None
 
+    def _tables(self) -> set[str]:
+        return {r[0] for r in self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE (the write lock, waiting for another writer) ... COMMIT, or ROLLBACK
+        on any error: all or nothing, even when interrupted."""
+        db = self._connection()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    db.execute("ROLLBACK")
+            raise
+
     def _open(self) -> None:
         db = self._db
-        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        tables = self._tables()
         if not tables or tables == {"emb"}:
-            with db:  # one transaction: a new cache, or a version-1 cache (no checksums) adopted
-                db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
-                db.executemany(
-                    "INSERT INTO meta VALUES (?, ?)", [("format", _FORMAT), ("version", _VERSION)]
-                )
-                db.execute(
-                    "CREATE TABLE vectors (model TEXT, key TEXT, vec BLOB, checksum BLOB, "
-                    "PRIMARY KEY (model, key))"
-                )
-                if tables:
-                    rows = db.execute("SELECT model, key, vec FROM emb").fetchall()
-                    db.executemany(
-                        "INSERT INTO vectors VALUES (?, ?, ?, ?)",
-                        [(m, k, v, _checksum(m, k, v)) for m, k, v in rows],
-                    )
-                    db.execute("DROP TABLE emb")
-            return
+            # A new cache, or a version-1 cache (no checksums) adopted, in one transaction that
+            # also holds off another process creating the same file: it re-reads the schema.
+            with self._transaction():
+                tables = self._tables()
+                if not tables or tables == {"emb"}:
+                    self._create(migrate=bool(tables))
+            tables = self._tables()
         meta = dict(db.execute("SELECT key, value FROM meta")) if "meta" in tables else {}
         if meta.get("format") != _FORMAT or "vectors" not in tables:
             raise FormatError(f"{self.path} is an sqlite file but not a semrec embedding cache")
@@ -125,13 +153,43 @@ class EmbeddingCache:
                 f"{self.path}: embedding cache format version {meta.get('version')!r}; this "
                 f"semrec reads version {_VERSION} (delete the file to rebuild it)"
             )
+        # Only on a file known to be a cache (WAL is a lasting property of the file): readers
+        # then never wait for a writer. Where the filesystem refuses it, the default journal.
+        with contextlib.suppress(sqlite3.Error):
+            db.execute("PRAGMA journal_mode=WAL")
 
-    def _store(self, rows: list[tuple[str, str, bytes]]) -> None:
-        with self._lock, self._errors("write"), self._connection() as db:  # all rows or none
+    def _create(self, migrate: bool) -> None:
+        db = self._db
+        db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
+        db.executemany(
+            "INSERT INTO meta VALUES (?, ?)", [("format", _FORMAT), ("version", _VERSION)]
+        )
+        db.execute(
+            "CREATE TABLE vectors (model TEXT, key TEXT, vec BLOB, checksum BLOB, "
+            "PRIMARY KEY (model, key))"
+        )
+        if migrate:
+            rows = db.execute("SELECT model, key, vec FROM emb").fetchall()
             db.executemany(
-                "INSERT OR REPLACE INTO vectors VALUES (?, ?, ?, ?)",
+                "INSERT INTO vectors VALUES (?, ?, ?, ?)",
                 [(m, k, v, _checksum(m, k, v)) for m, k, v in rows],
             )
+            db.execute("DROP TABLE emb")
+
+    def _store(self, rows: list[tuple[str, str, bytes]]) -> None:
+        """Store the rows, all or none; a failure (another process writing for longer than
+        the busy timeout, a full disk) is a warning: the caller has its vectors anyway."""
+        rows = [(m, k, v, _checksum(m, k, v)) for m, k, v in rows]
+        with self._lock:
+            try:
+                with self._transaction() as db:
+                    db.executemany("INSERT OR REPLACE INTO vectors VALUES (?, ?, ?, ?)", rows)
+            except sqlite3.Error as exc:
+                _log.warning(
+                    "could not store %d new vectors in the embedding cache %r (%s); they are "
+                    "returned but not cached",
+                    len(rows), self.path, exc,
+                )  # fmt: skip
 
     def _connection(self) -> sqlite3.Connection:
         if self._db is None:

@@ -20,6 +20,9 @@ from semrec.text.precision import PRECISIONS, cpu_features, resolve_precision
 # Texts are read from the iterable this many at a time: memory stays bounded and each chunk
 # is sorted by length so batches carry little padding.
 _CHUNK = 4096
+# With a progress bar, chunks of a few batches per thread (at least this many texts) so that
+# the bar moves; the vectors do not depend on the chunks.
+_PROGRESS_CHUNK = 64
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -234,16 +237,17 @@ class TextEncoder:
         iterator = checked_texts(texts)
         total = len(texts) if hasattr(texts, "__len__") and not isinstance(texts, str) else None
         parts = []
-        progress = None
+        progress, chunk_size = None, _CHUNK
         if flag(show_progress, "show_progress"):
             from tqdm.auto import tqdm
 
             progress = tqdm(total=total, unit="text", desc="encoding")
+            chunk_size = min(max(batch_size * threads, _PROGRESS_CHUNK), _CHUNK)
         # LibTorch's intra-op count is per calling thread; the caller's value comes back after.
         previous = torch.get_num_threads()
         torch.set_num_threads(threads)
         try:
-            while chunk := list(islice(iterator, _CHUNK)):
+            while chunk := list(islice(iterator, chunk_size)):
                 parts.append(
                     self._model.encode_texts(
                         self._tokenizer, chunk, self._max_length, batch_size, normalize
