@@ -628,3 +628,47 @@ def test_texts_as_numpy_arrays_and_pandas_series_are_texts(tiny_encoder):
         content.add_items(pd.Series(["a text", None]))
     with pytest.raises(ValueError, match=r"items must be a 1-D array of strings, got .* \(1, 2\)"):
         content.add_items(np.array([new]))
+
+
+# -- session 48: pickling, and containers whose iteration is not their texts --------------------
+def test_pickled_and_copied_encoders_rebuild_from_the_same_files(tmp_path) -> None:
+    """A pickle (a Dask worker) or a deep copy rebuilds the encoder from its model files and
+    gives the same vectors; files that changed since are refused, not silently used."""
+    import copy
+    import pickle
+
+    folder = tmp_path / "tiny"
+    write_tiny_bert(folder)
+    encoder = TextEncoder(folder, precision="fp32", num_threads=1)
+    texts = ["a space opera", "a love story"]
+    for copied in (pickle.loads(pickle.dumps(encoder)), copy.deepcopy(encoder)):
+        assert copied is not encoder and copied.identity == encoder.identity
+        assert copied.num_threads == 1 and copied.precision == "fp32"
+        np.testing.assert_array_equal(copied.encode(texts), encoder.encode(texts))
+    bundled = TextEncoder(precision="fp32")
+    np.testing.assert_array_equal(
+        pickle.loads(pickle.dumps(bundled)).encode(texts), bundled.encode(texts)
+    )
+    data = pickle.dumps(encoder)
+    shutil.rmtree(folder)
+    write_tiny_bert(folder, intermediate_size=40)  # another network in the same place
+    with pytest.raises(semrec.FormatError, match="model files changed"):
+        pickle.loads(data)
+
+
+def test_dataframes_and_mappings_are_refused_as_texts(tmp_path) -> None:
+    """Iterating a DataFrame gives its column names, a dict its keys: never texts."""
+    import pandas as pd
+
+    folder = tmp_path / "tiny"
+    write_tiny_bert(folder)
+    encoder = TextEncoder(folder, precision="fp32")
+    frame = pd.DataFrame({"item": ["tea", "mug"], "text": ["green tea", "a mug"]})
+    for given in (frame, {"tea": "green tea"}):
+        with pytest.raises(TypeError, match=r"frame\['text'\]"):
+            encoder.encode(given)
+        with pytest.raises(TypeError, match="keys or column names"):
+            semrec.TfidfEncoder(encoder, min_df=1).fit(given)
+    np.testing.assert_array_equal(
+        encoder.encode(frame["text"]), encoder.encode(["green tea", "a mug"])
+    )

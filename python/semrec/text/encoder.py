@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from itertools import islice
 from typing import Any
 
@@ -44,6 +44,13 @@ def checked_texts(texts: Any, name: str = "texts") -> Iterator[str]:
         raise TypeError(f"{name} must hold str, not bytes; decode it first")
     if isinstance(texts, str):
         texts = [texts]
+    if isinstance(texts, Mapping) or type(texts).__name__ == "DataFrame":
+        # Iterating either gives its keys or column names, not the texts.
+        raise TypeError(
+            f"{name} must be a string or an iterable of strings, got a "
+            f"{type(texts).__name__} (whose iteration gives its keys or column names); pass "
+            "the texts themselves, e.g. frame['text'] or list(mapping.values())"
+        )
     try:
         iterator = iter(texts)
     except TypeError:
@@ -142,6 +149,7 @@ class TextEncoder:
         files.config.precision = self.precision_
         files.config.reduce_range = self.precision_ == "int8" and not features.vnni
         self.model_path = files.path
+        self._source = None if model is None else str(files.path)  # what a pickle rebuilds
         self.identity = f"{files.identity}:{self.precision_}"
         if files.config.reduce_range:
             self.identity += "-7bit"
@@ -158,6 +166,14 @@ class TextEncoder:
             raise FormatError(f"{files.weights}: {exc}") from exc
         #: The kernels doing the work, e.g. "bf16 oneDNN" or "int8 FBGEMM avx512_vnni".
         self.kernels_ = str(self._model.kernels)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled as its model's location and settings: the C++ tokenizer and network are
+        rebuilt where it is unpickled (a Dask worker, a deep copy), from the same files, or
+        refused with a FormatError when the files there hold another model. The bundled model
+        is found wherever semrec is installed; ``precision="auto"`` resolves on that CPU."""
+        files_identity = self.identity.rsplit(":", 1)[0]
+        return (_rebuilt, (self._source, self.precision, self.num_threads, files_identity))
 
     @property
     def dim(self) -> int:
@@ -441,3 +457,17 @@ class TextEncoder:
             f"TextEncoder(model={str(self.model_path)!r}, precision={self.precision!r}, "
             f"num_threads={self.num_threads!r}) [{self.kernels_}]"
         )
+
+
+def _rebuilt(
+    source: str | None, precision: str, num_threads: int | None, files_identity: str
+) -> TextEncoder:
+    """An unpickled TextEncoder: the same model files, or a FormatError."""
+    encoder = TextEncoder(source, precision=precision, num_threads=num_threads)
+    if encoder.identity.rsplit(":", 1)[0] != files_identity:
+        raise FormatError(
+            f"the pickled TextEncoder's model files changed: {encoder.model_path} holds another "
+            "model (other weights, vocabulary or settings) than the one pickled; install the "
+            "same model files where the encoder is unpickled"
+        )
+    return encoder
