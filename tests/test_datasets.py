@@ -695,3 +695,72 @@ def test_synthetic_checks_with_text_before_any_work(monkeypatch) -> None:
     monkeypatch.setattr(generator.np.random, "default_rng", no_work)
     with pytest.raises(TypeError, match="with_text"):
         synthetic(20, 30, 100, with_text="no")
+
+
+# -- session 48: from_csv options, item rows, ids in messages, bytes ids -------------------------
+def test_from_csv_gives_the_item_file_only_format_options(tmp_path: Path) -> None:
+    """nrows and usecols are for the interactions file; sep reaches both files."""
+    import re
+
+    ratings, item_file = tmp_path / "r.csv", tmp_path / "it.csv"
+    ratings.write_text("u;i;w\n1;10;5\n2;20;4\n3;30;3\n")
+    item_file.write_text("i;text\n30;thirty\n20;twenty\n10;ten\n")
+    ds = Dataset.from_csv(ratings, "u", "i", items=item_file, sep=";", nrows=2, usecols=["u", "i"])
+    assert ds.n_interactions == 2  # the first two rows of r.csv only
+    assert ds.item_ids.tolist() == [10, 20, 30]  # item 30 joins from the item table
+    assert ds.item_text == ["ten", "twenty", "thirty"]
+    with pytest.raises(
+        ValueError, match=rf"cannot read path='{re.escape(str(ratings))}' .*Usecols do not"
+    ):
+        Dataset.from_csv(ratings, "u", "i", items=item_file, sep=";", usecols=["u", "x"])
+    item_file.write_text("i;text\n10;ten\n20;twenty;extra\n")  # a field too many
+    with pytest.raises(
+        semrec.FormatError, match=rf"^{re.escape(str(item_file))} is not a readable"
+    ):
+        Dataset.from_csv(ratings, "u", "i", items=item_file, sep=";")
+
+
+def test_callable_item_text_sees_the_values_of_the_items_table() -> None:
+    """Not the rows of the reindexed table, where an item without a row turned ints to floats,
+    nor iterrows, which turns every value of an all-numeric row into a float."""
+    events = pd.DataFrame({"user": [1, 1, 2], "item": ["a", "b", "c"]})
+    items = pd.DataFrame({"item": ["b", "a"], "year": [2001, 1995]})
+    rows = []
+
+    def describe(row: pd.Series) -> str:
+        rows.append(row)
+        return f"year {row['year']}"
+
+    ds = Dataset.from_pandas(events, "user", "item", items=items, item_text=describe)
+    assert ds.item_text == ["year 1995", "year 2001", ""]
+    assert [type(r["year"]) for r in rows] == [int, int]
+    assert [r.name for r in rows] == [0, 1] and rows[0].tolist() == ["b", 2001]
+    by_column = Dataset.from_pandas(events, "user", "item", items=items, item_text="year")
+    assert by_column.item_text == ["1995", "2001", ""]
+    numeric = pd.DataFrame({"item": [10, 20], "year": [1995, 2001], "score": [0.5, 1.5]})
+    events = pd.DataFrame({"user": [1, 2], "item": [10, 30]})
+    ds = Dataset.from_pandas(
+        events, "user", "item", items=numeric, item_text=lambda r: f"{r['item']}/{r['year']}"
+    )
+    assert ds.item_text == ["10/1995", "20/2001", ""]
+
+
+def test_duplicate_pairs_message_shows_each_id_as_it_is() -> None:
+    """1 and "1" are different ids: the message must not show them alike."""
+    ints = pd.DataFrame({"u": [1, 1], "i": [2, 2]})
+    with pytest.raises(ValueError, match=r"e\.g\. user 1, item 2; pass"):
+        Dataset.from_pandas(ints, "u", "i")
+    strings = pd.DataFrame({"u": ["1", "1"], "i": ["2", "2"]})
+    with pytest.raises(ValueError, match=r"e\.g\. user '1', item '2'; pass"):
+        Dataset.from_pandas(strings, "u", "i")
+
+
+def test_bytes_and_str_ids_stay_distinct() -> None:
+    """b"a" is not "a": np.asarray would decode it into a second "a"."""
+    ds = Dataset(sp.csr_array([[1.0, 0.0, 1.0]]), item_ids=[b"a", "a", 3])
+    assert ds.item_ids.tolist() == [b"a", "a", 3]
+    assert ds.item_index(["a", b"a", 3]).tolist() == [1, 0, 2]
+    two = Dataset(sp.csr_array([[1.0, 1.0]]), item_ids=[b"a", "a"])
+    assert two.item_ids.tolist() == [b"a", "a"] and two.item_index(b"a") == 0
+    emb = ItemEmbeddings(np.eye(2, dtype=np.float32), ["a", b"a"])
+    np.testing.assert_array_equal(emb.aligned_to(two).vectors, np.eye(2)[[1, 0]])

@@ -13,9 +13,14 @@ import scipy.sparse as sp
 
 from semrec import _hyperparameters as hyperparameters
 from semrec import _validation as check
-from semrec.datasets._ids import catalogue, id_array, lookup, require_columns, shown
+from semrec.datasets._ids import align, catalogue, id_array, lookup, require_columns, shown
 
 DUPLICATES = ("raise", "sum", "last")
+# How a file is written, not which rows or columns to read: what from_csv gives the item file.
+FORMAT_OPTIONS = frozenset(
+    "sep delimiter lineterminator quoting quotechar doublequote escapechar comment decimal "
+    "thousands skipinitialspace dialect encoding encoding_errors engine".split()
+)
 INT64_MAX = np.iinfo(np.int64).max
 
 
@@ -153,9 +158,10 @@ class Dataset:
             Item table with an ``item_col`` column; its items join the catalogue even when
             nobody interacted with them.
         item_text : str or callable, optional
-            Column of ``items`` holding the text, or a function of an item row returning it
-            (called only for the rows of ``items``; other items get ``""``, as do missing
-            values). Ignored when absent from ``items``.
+            Column of ``items`` holding the text (ignored when absent), or a function called
+            once per row of ``items`` with that row as a Series of dtype object, each value of
+            its column's type (``1995``, not ``1995.0``), returning the text. Items without a
+            row get ``""``, as do missing values.
         users : DataFrame, optional
             User table with a ``user_col`` column.
         duplicates : {'raise', 'sum', 'last'}
@@ -224,7 +230,7 @@ class Dataset:
                 k = int(np.flatnonzero(~first)[0])
                 raise ValueError(
                     f"interactions holds {int((~first).sum())} duplicate (user, item) rows, "
-                    f"e.g. user {str(user_ids[u[k]])!r}, item {str(item_ids[i[k]])!r}; pass "
+                    f"e.g. user {shown(user_ids[u[k]])}, item {shown(item_ids[i[k]])}; pass "
                     "duplicates='sum' or duplicates='last', or drop them first"
                 )
             group = np.cumsum(first) - 1
@@ -244,18 +250,20 @@ class Dataset:
         np.cumsum(np.bincount(u, minlength=len(user_ids)), out=indptr[1:])
         m = sp.csr_array((w, i.astype(np.int32), indptr), shape=(len(user_ids), len(item_ids)))
         m.has_sorted_indices = True
-        item_table = _align(items, item_col, item_ids, "items")
-        if items is not None:
-            if callable(item_text):
-                # Items only the interactions name have no row to describe: "" (not "nan").
-                listed = pd.Index(item_ids).isin(items[item_col])
-                item_table["text"] = [
-                    _text(item_text(row)) if known else ""
-                    for known, (_, row) in zip(listed, item_table.iterrows(), strict=True)
+        item_table = align(items, item_col, item_ids, "items")
+        named = isinstance(item_text, str) and items is not None and item_text in items.columns
+        if items is not None and (callable(item_text) or named):
+            # The caller's rows, mapped by id: reindexed (or iterrows) they'd hold 1995.0, not 1995.
+            if callable(item_text):  # an object Series: each value keeps its column's type
+                values = [
+                    item_text(pd.Series(row[1:], index=items.columns, dtype=object, name=row[0]))
+                    for row in items.itertuples(name=None)  # (index label, *values)
                 ]
-            elif isinstance(item_text, str) and item_text in item_table.columns:
-                item_table["text"] = item_table[item_text].fillna("").astype(str)
-        user_table = None if users is None else _align(users, user_col, user_ids, "users")
+            else:
+                values = list(items[item_text])
+            by_id = pd.Series(values, index=items[item_col].to_numpy(), dtype=object)
+            item_table["text"] = [_text(v) for v in by_id.reindex(item_ids)]
+        user_table = None if users is None else align(users, user_col, user_ids, "users")
         return cls(
             m,
             timestamps=t,
@@ -281,7 +289,20 @@ class Dataset:
     ) -> Dataset:
         """Read interactions (and optionally an item table) from CSV files.
 
-        Extra keyword arguments go to :func:`pandas.read_csv` (e.g. ``sep="\\t"``).
+        Parameters
+        ----------
+        path : str, path or open file
+            The interactions file, read with ``pandas.read_csv(path, **read_csv_kwargs)``.
+        user_col, item_col, weight_col, time_col, item_text, duplicates
+            As in :meth:`from_pandas`.
+        items : str, path, open file or DataFrame, optional
+            The item table, or a CSV file of it read with only the format options of
+            ``read_csv_kwargs`` (``sep``, ``delimiter``, ``lineterminator``, ``quoting``,
+            ``quotechar``, ``doublequote``, ``escapechar``, ``comment``, ``decimal``,
+            ``thousands``, ``skipinitialspace``, ``dialect``, ``encoding``, ``encoding_errors``,
+            ``engine``); the others (``nrows``, ``usecols``, ``dtype``...) are for ``path``.
+        **read_csv_kwargs
+            Options of :func:`pandas.read_csv` (e.g. ``sep="\\t"``); a read error names its file.
 
         Examples
         --------
@@ -290,7 +311,8 @@ class Dataset:
         """
         frame = _read_csv(path, **read_csv_kwargs)
         if items is not None and not isinstance(items, pd.DataFrame):
-            items = _read_csv(items, "items", **read_csv_kwargs)
+            formats = {k: v for k, v in read_csv_kwargs.items() if k in FORMAT_OPTIONS}
+            items = _read_csv(items, "items", **formats)
         return cls.from_pandas(
             frame,
             user_col,
@@ -522,21 +544,6 @@ def _table(table: pd.DataFrame | None, n: int, name: str) -> pd.DataFrame:
     return table.reset_index(drop=True)
 
 
-def _align(table: pd.DataFrame | None, col: str, ids: np.ndarray, name: str) -> pd.DataFrame:
-    """Rows of table (the argument ``name``) reordered to follow ids (missing ids give empty
-    rows)."""
-    if table is None:
-        return pd.DataFrame(index=pd.RangeIndex(len(ids)))
-    if table[col].duplicated().any():
-        dup = table[col][table[col].duplicated()].iloc[0]
-        raise ValueError(
-            f"the {col!r} column of the {name} table lists {shown(dup)} more than once; give "
-            f"one row per id (e.g. {name}.drop_duplicates({col!r}))"
-        )
-    out = table.set_index(col).reindex(pd.Index(ids, name=col)).reset_index()
-    return out
-
-
 def _timestamps(col: pd.Series, name: str) -> np.ndarray:
     """Epoch seconds, int64: datetimes converted (timezone-aware ones through UTC)."""
     if col.isna().any():  # NaT too: it would read as the oldest instant, -2**63
@@ -573,6 +580,9 @@ def _read_csv(path: Any, name: str = "path", **kwargs: Any) -> pd.DataFrame:
         from semrec.errors import FormatError
 
         raise FormatError(f"{path} is not a readable CSV file: {exc}") from exc
+    except (ValueError, TypeError) as exc:  # e.g. usecols the file lacks: pandas names no file
+        error = TypeError if isinstance(exc, TypeError) else ValueError
+        raise error(f"cannot read {name}={str(path)!r} with these read_csv options: {exc}") from exc
 
 
 def _text(value: Any) -> str:

@@ -1,5 +1,5 @@
-"""Raw ids: arrays that keep each id's type, the sorted catalogue of a column, lookups of raw
-ids into indices, and how an id is shown in a message."""
+"""Raw ids: arrays that keep each id's type, the sorted catalogue of a column, tables aligned
+to it, lookups of raw ids into indices, and how an id is shown in a message."""
 
 from __future__ import annotations
 
@@ -37,8 +37,9 @@ def refuse_missing(ids: np.ndarray, name: str) -> None:
 
 def raw_id_array(ids: Iterable[Hashable], name: str) -> np.ndarray:
     """Raw ids as an array, keeping each id's type: ``np.asarray([1, "b"])`` would turn 1 into
-    ``"1"`` (a different id), so ids that mix strings with other types go in an object array.
-    Tuples are refused (lookups read a tuple as several ids)."""
+    ``"1"`` (a different id), and ``np.asarray([b"a", "a"])`` would decode ``b"a"`` into
+    ``"a"``, so ids that mix strings, bytes and other types go in an object array. Tuples are
+    refused (lookups read a tuple as several ids)."""
     given = isinstance(ids, np.ndarray | pd.Index | pd.Series)
     values: Any = np.array(ids) if given else list(ids)  # a copy: never the caller's array
     if not given or values.dtype == object:
@@ -50,8 +51,8 @@ def raw_id_array(ids: Iterable[Hashable], name: str) -> np.ndarray:
             )
     if given:
         return values
-    is_text = [isinstance(v, str | bytes) for v in values]
-    if not any(is_text) or all(is_text):
+    kinds = {str if isinstance(v, str) else bytes if isinstance(v, bytes) else None for v in values}
+    if len(kinds) <= 1:  # all text, all bytes or no text at all: NumPy keeps them as they are
         return np.asarray(values)
     arr = np.empty(len(values), dtype=object)
     for j, v in enumerate(values):  # element by element: no coercion to strings
@@ -71,6 +72,21 @@ def require_columns(frame: pd.DataFrame, cols: list[str | None], name: str) -> N
         raise ValueError(
             f"{name} has more than one column named {repeated[0]!r}; rename or drop the copies"
         )
+
+
+def align(table: pd.DataFrame | None, col: str, ids: np.ndarray, name: str) -> pd.DataFrame:
+    """Rows of table (the argument ``name``) reordered to follow ids (missing ids give empty
+    rows)."""
+    if table is None:
+        return pd.DataFrame(index=pd.RangeIndex(len(ids)))
+    if table[col].duplicated().any():
+        dup = table[col][table[col].duplicated()].iloc[0]
+        raise ValueError(
+            f"the {col!r} column of the {name} table lists {shown(dup)} more than once; give "
+            f"one row per id (e.g. {name}.drop_duplicates({col!r}))"
+        )
+    out = table.set_index(col).reindex(pd.Index(ids, name=col)).reset_index()
+    return out
 
 
 def catalogue(
