@@ -588,3 +588,14 @@ def test_an_index_files_bad_setting_is_named_not_blamed_on_the_graph(tmp_path):
     with pytest.raises(semrec.FormatError, match="metric must be str") as caught:
         semrec.HNSWIndex.load(path)
     assert "graph" not in str(caught.value)
+
+
+def test_fit_on_a_dataset_or_a_dataframe_says_what_to_pass() -> None:
+    """The two natural first attempts at fit get the way out in the message."""
+    data = semrec.datasets.synthetic(20, 30, 100, random_state=0)
+    frame = pd.DataFrame({"user": [1, 2], "item": ["a", "b"]})
+    for model in (semrec.ALS(factors=2, show_progress=False), semrec.MostPopular()):
+        with pytest.raises(TypeError, match=r"got Dataset; pass dataset\.interactions"):
+            model.fit(data)
+        with pytest.raises(TypeError, match=r"got DataFrame; make one: Dataset\.from_pandas"):
+            model.fit(frame)

@@ -455,3 +455,26 @@ def test_relevant_entries_treats_python_and_numpy_thresholds_alike() -> None:
         assert relevant_entries(counts, threshold).data.tolist() == [5]
     with pytest.raises(TypeError, match="threshold must be a number, got str"):
         relevant_entries(m, "4")
+
+
+def test_a_model_that_has_seen_the_test_set_is_refused() -> None:
+    """Fitted on the whole data (or updated with a test event), a model excludes the test
+    items as seen: evaluate would score exactly 0 without a word."""
+    data = synthetic(200, 300, 6_000, random_state=0)
+    train, test = split.last_fraction(data)
+    leaky = semrec.ItemKNN(show_progress=False).fit(data.interactions)
+    with pytest.raises(ValueError, match=r"already seen \d+ relevant test interaction"):
+        semrec.evaluate(leaky, train, test, k=10, relevance_threshold=None)
+    model = semrec.ItemKNN(show_progress=False).fit(train.interactions)
+    clean = semrec.evaluate(model, train, test, k=10, relevance_threshold=None)
+    assert clean["ndcg"].iloc[0] > 0
+    user = int(np.flatnonzero(np.diff(test.interactions.indptr))[0])
+    model.update(user, int(test.interactions[[user]].indices[0]))  # a test event streamed in
+    with pytest.raises(ValueError, match=r"already seen 1 relevant test interaction"):
+        semrec.evaluate(model, train, test, k=10, relevance_threshold=None)
+    # An item in both train and test (a re-consumption) is the split's, not a leak.
+    both = sp.csr_array(train.interactions + test.interactions[:, :])
+    again = Dataset(both, user_ids=train.user_ids, item_ids=train.item_ids)
+    fitted = semrec.ItemKNN(show_progress=False).fit(again.interactions)
+    again_table = semrec.evaluate(fitted, again, test, k=10, relevance_threshold=None)
+    assert again_table["ndcg"].iloc[0] == 0  # every test item is a train item: never listed

@@ -827,3 +827,10 @@ def test_tune_holds_one_batch_of_member_rows_at_a_time(monkeypatch):
         )
         assert rows["scored"] >= len(members) * n_users  # every user scored, in batches
         assert rows["most alive"] <= len(members) * 8
+
+
+def test_models_given_positionally_get_the_list_form_in_the_message(clicks, als):
+    with pytest.raises(TypeError, match=r"Hybrid\(\[\(als, 0\.7\), \(popular, 0\.3\)\]\)"):
+        semrec.Hybrid(als, semrec.MostPopular())
+    with pytest.raises(TypeError, match="list of \\(model, weight\\) pairs"):
+        semrec.Hybrid(als, 0.5)

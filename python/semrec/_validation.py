@@ -287,9 +287,11 @@ def choice(value: Any, name: str, options: tuple[str, ...]) -> str:
 def require_csr(m: Any, name: str, expected: str) -> None:
     """Raise a TypeError unless ``m`` is a scipy.sparse matrix or array in CSR format."""
     if not sp.issparse(m):
-        raise TypeError(
-            f"{name} must be a scipy.sparse CSR matrix {expected}, got {type(m).__name__}"
-        )
+        kind = type(m).__name__  # hints for the two natural first attempts
+        hint = {"Dataset": "; pass dataset.interactions",
+                "DataFrame": "; make one: Dataset.from_pandas(frame, 'user', 'item')"}  # fmt: skip
+        raise TypeError(f"{name} must be a scipy.sparse CSR matrix {expected}, got {kind}"
+                        f"{hint.get(kind, '')}")  # fmt: skip
     if m.format != "csr":
         raise TypeError(f"{name} must be in CSR format, got {m.format}; pass {name}.tocsr()")
 

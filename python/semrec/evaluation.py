@@ -147,9 +147,9 @@ def evaluate(
         eval_users = _users_with(relevant, chosen, relevance_threshold)
         _check_model_users(model, int(eval_users.max()) + 1)
         width = check.result_width(max(cutoffs), eval_users.size, train.n_items)
-        recs = recommend_lists(
-            model, eval_users, width, items, batch_size, known_history(train, test), train.n_items
-        )
+        known = known_history(train, test)
+        _check_test_unseen(model, relevant[eval_users], eval_users, known)
+        recs = recommend_lists(model, eval_users, width, items, batch_size, known, train.n_items)
         check_distinct(recs, eval_users)
         per_user_cols = _list_columns(
             table, recs, relevant[eval_users], wanted, train, item_embeddings, num_threads
@@ -334,6 +334,35 @@ def _check_model_items(model: Any, n_items: int) -> None:
             f"model was fitted on {int(fitted)} items but the split has {n_items}; fit the "
             "model on train.interactions of this split (same Dataset, same id maps)"
         )
+
+
+def _check_test_unseen(
+    model: Any, relevant: sp.csr_array, users: np.ndarray, known: sp.csr_array
+) -> None:
+    """A ValueError when ``model`` has seen relevant test items that ``known`` (train, and a
+    new-user split's revealed history) does not hold: fitted on the whole data, or updated
+    with test events, it would exclude them as seen and score a silent 0."""
+    seen = getattr(model, "interactions_", None)
+    if not sp.issparse(seen) or seen.ndim != 2:
+        return  # a model without seen items is trusted
+    known_to_model = users < seen.shape[0]  # ``relevant`` has a row per user of ``users``
+    inside, n_items = users[known_to_model], min(seen.shape[1], relevant.shape[1])
+    # Structures only (a stored 0 is seen): 1 where relevant and seen, less what is known.
+    both = _ones(relevant[known_to_model][:, :n_items]).multiply(_ones(seen[inside][:, :n_items]))
+    leaked = sp.csr_array(both - both.multiply(_ones(known[inside][:, :n_items])))
+    if (count := int(leaked.sum())) > 0:
+        raise ValueError(
+            f"model has already seen {count} relevant test interaction(s) that train does not "
+            "hold (it was fitted on data that includes the test set, or updated with test "
+            "events), so it would exclude them as seen and score 0; fit it on train.interactions"
+        )
+
+
+def _ones(m: Any) -> sp.csr_array:
+    """``m``'s structure with every stored entry 1 (a stored 0 included)."""
+    out = sp.csr_array(m, copy=True)
+    out.data = np.ones_like(out.data, dtype=np.float64)
+    return out
 
 
 def relevant_entries(m: sp.csr_array, threshold: float | None) -> sp.csr_array:

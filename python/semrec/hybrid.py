@@ -97,11 +97,12 @@ class Hybrid(Recommender):
     # -- members -----------------------------------------------------------------------------
     def _members(self) -> list[tuple[Any, float]]:
         """The validated (model, weight) pairs with a non-zero weight."""
-        check.choice(self.normalize, "normalize", NORMALIZE)
         if isinstance(self.models, str | bytes) or not isinstance(self.models, Sequence):
             raise TypeError(
                 f"models must be a list of (model, weight) pairs, got {type(self.models).__name__}"
+                " (e.g. Hybrid([(als, 0.7), (popular, 0.3)]), not Hybrid(als, popular))"
             )
+        check.choice(self.normalize, "normalize", NORMALIZE)
         if len(self.models) == 0:
             raise ValueError("models is empty; give at least one (model, weight) pair")
         active = []
