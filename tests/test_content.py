@@ -664,3 +664,35 @@ def test_add_items_checks_the_encoders_rows_and_keeps_the_model_on_error(case):
     model.encoder = PlantedEncoder(emb, emb[:1])  # queries are checked the same way
     with pytest.raises(ValueError, match=r"shape \(1, 24\) for 3 texts; it must give one row"):
         model.recommend_text(texts, k=2)
+
+
+def test_a_half_life_changed_after_fit_is_not_saved_and_copies_keep_the_fitted_one(tmp_path, case):
+    """The profiles decay with the half-life of fit; load replays the events with the saved
+    one, so a file written after ``model.half_life = ...`` loaded a model that recommended
+    differently. The save refuses it, naming half_life; a pickled copy decays as the model."""
+    import pickle
+
+    m, emb, times = case
+    model = fitted(m, emb, times, half_life=700.0)
+    want = ref_profiles(m, emb, times, 700.0)
+    path = tmp_path / "content.npz"
+    model.half_life = 50_000.0
+    with pytest.raises(ValueError, match=r"half_life is 50000\.0, but .* fitted with 700\.0"):
+        model.save(path)
+    with pytest.raises(ValueError, match="half_life"):  # inside a Hybrid too
+        semrec.Hybrid([(model, 1.0)]).save(path)
+    assert not path.exists()
+    copy = pickle.loads(pickle.dumps(model))
+    users = np.arange(50)
+    np.testing.assert_allclose(copy.profiles(users), want, atol=2e-5)
+    for value in (700.0, 700):  # set back (as an int too): saved, and loads the same model
+        model.half_life = value
+        model.save(path)
+        loaded = ContentRecommender.load(path)
+        np.testing.assert_allclose(loaded.profiles(users), want, atol=2e-5)
+        ids = model.recommend(users, k=5)[0]
+        np.testing.assert_array_equal(loaded.recommend(users, k=5)[0], ids)
+        assert repr(loaded) == repr(model)
+    model.half_life = None
+    with pytest.raises(ValueError, match=r"half_life is None, but .* fitted with 700"):
+        model.save(path)

@@ -546,3 +546,69 @@ def test_a_model_whose_hyperparameters_changed_after_fit_is_not_saved(
     model.num_threads = 1  # a setting that does not shape the state may change
     model.save(path)
     assert semrec.ALS.load(path).num_threads == 1
+
+
+def test_saving_over_a_file_keeps_its_permissions(data: Any, tmp_path: Path) -> None:
+    """The temporary file is created under the umask; renamed as it was, a model made private
+    (0600) became readable by everyone at its next save. A new file gets the umask's default."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    model = fitted("MostPopular", data)
+    path = tmp_path / "model.npz"
+    model.save(path)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o666 & ~umask
+    for mode in (0o600, 0o640, 0o444):
+        os.chmod(path, mode)
+        model.save(path)
+        assert stat.S_IMODE(os.stat(path).st_mode) == mode
+    same_model(model, semrec.MostPopular.load(path))
+    index = semrec.HNSWIndex(data[1], m=4)  # the vector indexes write through the same code
+    os.chmod(path, 0o600)
+    index.save(path)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+
+
+def test_a_leading_tilde_is_the_home_directory(
+    data: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As in the text module: not expanded, "~/m.npz" named a folder "~" in the working
+    directory, and the error advised creating it."""
+    home, cwd = tmp_path / "home", tmp_path / "cwd"
+    home.mkdir()
+    cwd.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(cwd)
+    model = fitted("ALS", data)
+    model.save("~/m.npz")
+    assert sorted(p.name for p in home.iterdir()) == ["m.npz"]
+    same_model(model, semrec.ALS.load("~/m.npz"))
+    same_model(model, semrec.ALS.load(Path("~") / "m.npz"))
+    index = semrec.HNSWIndex(data[1], m=4)
+    index.save(Path("~/h.npz"))
+    assert (home / "h.npz").is_file() and len(semrec.HNSWIndex.load("~/h.npz")) == N_ITEMS
+    with pytest.raises(FileNotFoundError, match=f"directory that does not exist.*{home}/no"):
+        model.save("~/no/m.npz")
+    with pytest.raises(FileNotFoundError):
+        semrec.ALS.load("~/missing.npz")
+    assert list(cwd.iterdir()) == []  # no folder named "~"
+
+
+def test_a_generator_random_state_is_saved_as_none_and_given_again_to_refit(
+    data: Any, tmp_path: Path
+) -> None:
+    """Documented (Recommender.save, docs/concepts.md "Determinism"): a Generator is not data.
+    The fitted state is saved whole; a refit of the loaded model is reproducible once a seed is
+    given again."""
+    x, _ = data
+
+    def als(seed: Any) -> semrec.ALS:
+        return semrec.ALS(factors=3, iterations=2, random_state=seed, show_progress=False)
+
+    model = als(np.random.default_rng(7)).fit(x)
+    model.save(tmp_path / "a.npz")
+    loaded = semrec.ALS.load(tmp_path / "a.npz")
+    assert loaded.random_state is None
+    np.testing.assert_array_equal(loaded.item_factors_, model.item_factors_)
+    loaded.random_state = np.random.default_rng(7)
+    reference = als(np.random.default_rng(7)).fit(x)
+    np.testing.assert_array_equal(loaded.fit(x).item_factors_, reference.item_factors_)

@@ -521,17 +521,17 @@ class Recommender:
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the fitted model to ``path``.
 
-        One ``.npz`` archive: the model's arrays and JSON metadata (format name and version,
-        hyperparameters, a SHA-256 per array); no pickle. Written to a temporary file beside
-        ``path`` and renamed over it, so a crash never leaves a half-written file. Models
-        inside the model (a Hybrid's members) are saved in the same file. A text encoder is
-        not saved: give it again after ``load``.
+        One ``.npz`` archive: arrays and JSON metadata (format, version, hyperparameters, a
+        SHA-256 per array); no pickle. Written beside ``path`` and renamed over it (a crash
+        never leaves half a file; a replaced file keeps its permissions); ``~`` is the home.
+        Members (a Hybrid's) go in the same file. A hyperparameter changed since ``fit`` that
+        the file could not honour is a ValueError. Not saved, so give them again after ``load``:
+        a text encoder, a ``numpy.random.Generator`` random_state (saved as None: unseeded).
 
         Examples
         --------
         >>> import numpy as np, scipy.sparse as sp, semrec, tempfile, os
-        >>> model = semrec.ALS(factors=2, random_state=0, show_progress=False)
-        >>> model = model.fit(sp.csr_array(np.eye(3, dtype=np.float32)))
+        >>> model = semrec.ALS(2, random_state=0, show_progress=False).fit(sp.csr_array(np.eye(3)))
         >>> path = os.path.join(tempfile.mkdtemp(), "als.npz")
         >>> model.save(path); semrec.ALS.load(path).factors
         2

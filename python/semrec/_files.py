@@ -4,23 +4,30 @@ A save writes a temporary file beside its target and renames it over the target 
 crash never leaves half a file). A rename replaces whatever the name pointed at, so the target
 must be a regular file's path: a rename over ``/dev/null`` would replace the device, one over
 a symbolic link would replace the link. Links are followed to the file they name, and
-anything else that is not a regular file is refused before any byte is written.
+anything else that is not a regular file is refused before any byte is written. The file
+that a save replaces keeps its permission bits (a model saved 0600 stays private). A leading
+``~`` is the home directory, for saves and loads alike, as the text module reads it.
 """
 
 from __future__ import annotations
 
 import os
 import secrets
+import stat
 from typing import Any
 
 
 def readable_path(path: Any, name: str = "path") -> str:
-    """``path`` as a str; an int (an open file descriptor to ``open``) or any other non-path is
-    a TypeError, as reading would block on it or close it behind the caller's back.
+    """``path`` as a str, a leading ``~`` expanded to the home directory; an int (an open file
+    descriptor to ``open``) or any other non-path is a TypeError, as reading would block on it
+    or close it behind the caller's back.
 
     Examples
     --------
+    >>> import os
     >>> from semrec._files import readable_path
+    >>> readable_path("~/model.npz") == os.path.join(os.path.expanduser("~"), "model.npz")
+    True
     >>> readable_path(0)
     Traceback (most recent call last):
     ...
@@ -31,7 +38,9 @@ def readable_path(path: Any, name: str = "path") -> str:
             f"{name} must be a file path (str or os.PathLike), got {type(path).__name__}"
         )
     target = os.fspath(path)
-    return os.fsdecode(target) if isinstance(target, bytes) else target
+    target = os.fsdecode(target) if isinstance(target, bytes) else target
+    # Not expanded, "~/m.npz" would be a folder named "~" in the working directory.
+    return os.path.expanduser(target)
 
 
 def loadable_path(path: Any, name: str = "path") -> str:
@@ -120,3 +129,28 @@ def temporary_beside(target: str) -> str:
 
 
 _NAME_MAX = 255  # bytes in one file name on Linux, macOS and Windows file systems
+
+
+def replace(tmp: str, target: str) -> None:
+    """Rename the finished temporary file ``tmp`` over ``target``, giving it ``target``'s
+    permission bits first when ``target`` exists (the temporary file was created under the
+    umask: renamed as it is, a file chmod-ed 0600 would become readable by everyone); a new
+    file keeps the umask's default.
+
+    Examples
+    --------
+    >>> import os, stat, tempfile
+    >>> from semrec._files import replace, temporary_beside
+    >>> target = os.path.join(tempfile.mkdtemp(), "model.npz")
+    >>> open(target, "w").close(); os.chmod(target, 0o600)
+    >>> tmp = temporary_beside(target); open(tmp, "w").close()
+    >>> replace(tmp, target); oct(stat.S_IMODE(os.stat(target).st_mode))
+    '0o600'
+    """
+    try:
+        mode = stat.S_IMODE(os.stat(target).st_mode)
+    except FileNotFoundError:
+        mode = None  # a new file (or one removed meanwhile): the umask's default stands
+    if mode is not None:
+        os.chmod(tmp, mode)
+    os.replace(tmp, target)

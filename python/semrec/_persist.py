@@ -44,7 +44,8 @@ def write(
 
     Each array is stored C-contiguous with its SHA-256 in ``meta["checksums"]``. The archive is
     written to a temporary file next to ``path``, flushed to disk and renamed over it, so a
-    crash or a full disk never leaves a half-written file where a good one was. With
+    crash or a full disk never leaves a half-written file where a good one was; a file it
+    replaces keeps its permission bits, and a leading ``~`` in ``path`` is the home. With
     ``loads`` (a loader of the content), what it would refuse is a ValueError and nothing is
     written: a model whose hyperparameters were changed after ``fit`` no longer matches its
     arrays, and its file would not load back.
@@ -65,7 +66,7 @@ def write(
             np.savez(f, metadata=blob, **stored)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, target)
+        files.replace(tmp, target)  # an existing file keeps its permission bits
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)

@@ -225,7 +225,7 @@ class ContentRecommender(EncodesText, Recommender):
             interactions = interactions.interactions
         start = time.perf_counter()
         emb = _normalised(self.item_embeddings, "item_embeddings")
-        stream = self._new_stream(emb)
+        stream = self._new_stream(emb, self.half_life)
         indptr, indices, weights = check.events(interactions, "interactions", stream.n_items)
         times = check.timestamps(timestamps, weights.size)
         if self.half_life is not None and times is None:
@@ -246,10 +246,10 @@ class ContentRecommender(EncodesText, Recommender):
         )
         return self
 
-    def _new_stream(self, emb: np.ndarray) -> StreamingProfiles:
+    def _new_stream(self, emb: np.ndarray, half_life: Any) -> StreamingProfiles:
         # Every call on it is made under the model's lock: the stream needs no lock of its own.
         return StreamingProfiles(
-            emb, half_life=self.half_life, num_threads=self.num_threads, thread_safe=False
+            emb, half_life=half_life, num_threads=self.num_threads, thread_safe=False
         )
 
     def _add_events(
@@ -508,6 +508,16 @@ class ContentRecommender(EncodesText, Recommender):
         return cls(constructor_rows(saved), **params)
 
     def _state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        fitted = self._stream.half_life  # load replays the events with the saved half_life
+        try:
+            same = half_life_value(self.half_life) == half_life_value(fitted)
+        except (TypeError, ValueError):
+            same = False
+        if not same:
+            raise ValueError(
+                f"not saved: half_life is {self.half_life!r}, but the model was fitted with "
+                f"{fitted!r}; set it back (model.half_life = {fitted!r}) or refit"
+            )
         users, items, weights, times = self._log.arrays(slice(None))
         arrays = {
             "item_embeddings": self.item_embeddings_,
@@ -524,8 +534,8 @@ class ContentRecommender(EncodesText, Recommender):
         half_life_value(self.half_life)
         hyperparameters.encoder(self.encoder)
         hyperparameters.progress(self.show_progress)
-        emb = saved.array("item_embeddings", np.float32, (None, None))  # added items too
-        if emb.shape[1] == 0:
+        emb = np.ascontiguousarray(saved.array("item_embeddings", np.float32, (None, None)))
+        if emb.shape[1] == 0:  # (the whole catalogue: added items too)
             raise saved.error("item_embeddings", "has no columns")
         # Each user gets a profile (float32 per dimension and its state) and offsets.
         n_users = saved.count("n_users", entry_bytes=4 * emb.shape[1] + 32)
@@ -535,14 +545,16 @@ class ContentRecommender(EncodesText, Recommender):
         weights = saved.array("event_weights", np.float32, (n,))
         times = saved.array("event_times", np.float64, (n,))
         try:
-            self._replay(np.ascontiguousarray(emb), n_users, (users, items, weights, times))
+            self._replay(emb, n_users, (users, items, weights, times), self.half_life)
         except ValueError as refused:  # e.g. weights whose sum passes float32 (older files)
             raise saved.error("events", f"cannot be replayed: {refused}") from None
 
-    def _replay(self, emb: np.ndarray, n_users: int, events: tuple[np.ndarray, ...]) -> None:
+    def _replay(
+        self, emb: np.ndarray, n_users: int, events: tuple[np.ndarray, ...], half_life: Any
+    ) -> None:
         """Profiles rebuilt from the catalogue and every event (load, unpickling)."""
         users, items, weights, times = events
-        stream = self._new_stream(emb)
+        stream = self._new_stream(emb, half_life)
         order = np.argsort(users, kind="stable")
         indptr = np.zeros(n_users + 1, dtype=np.int64)
         np.cumsum(np.bincount(users, minlength=n_users), out=indptr[1:])
@@ -560,6 +572,7 @@ class ContentRecommender(EncodesText, Recommender):
                 self._stream.item_embeddings,
                 self._stream.n_users,
                 self._log.arrays(slice(None)),
+                self._stream.half_life,  # a copy decays as this model does, whatever half_life
             )
             for name in ("_stream", "_log", "_seen", "_tail"):
                 state.pop(name, None)
