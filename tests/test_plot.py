@@ -301,3 +301,14 @@ def test_plot_inputs_get_clear_errors_and_padding_is_dropped() -> None:
     np.testing.assert_allclose(marks["history"], points[[2, 3]])
     with pytest.raises(IndexError, match="recommended holds item id -2"):
         plot.embedding_map(x, recommended=[1, -2])
+
+
+def test_save_over_a_file_keeps_its_permissions(tmp_path) -> None:
+    import os
+    import stat
+
+    path = tmp_path / "fig.png"
+    plot.save(plot.metrics_vs_k(_compare_table(), "ndcg"), path)
+    os.chmod(path, 0o600)
+    plot.save(plot.metrics_vs_k(_compare_table(), "recall"), path)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600

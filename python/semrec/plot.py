@@ -379,7 +379,7 @@ def save(fig: Any, path: str | os.PathLike[str], *, dpi: int = 150) -> None:
     tmp = files.temporary_beside(target)
     try:
         fig.savefig(tmp, dpi=dpi, format=ext)
-        os.replace(tmp, target)
+        files.replace(tmp, target)  # an existing file's permission bits kept
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)

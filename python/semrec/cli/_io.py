@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import stat
 import warnings
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -358,13 +357,7 @@ def write_atomic(path: str, write: Callable[[str], None], option: str = "--out")
     tmp = Path(files.temporary_beside(str(target)))
     try:
         write(str(tmp))
-        try:
-            mode = stat.S_IMODE(target.stat().st_mode)
-        except FileNotFoundError:
-            mode = None  # a new file: the umask's default
-        if mode is not None:
-            os.chmod(tmp, mode)
-        os.replace(tmp, target)
+        files.replace(str(tmp), str(target))  # an existing file's permission bits kept
     finally:
         tmp.unlink(missing_ok=True)
 

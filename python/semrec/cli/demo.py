@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import io
-import os
 import sys
 import time
 import zlib
@@ -178,7 +177,7 @@ def write_atomic(path: Path, data: bytes) -> None:
     tmp = Path(files.temporary_beside(str(path)))
     try:
         tmp.write_bytes(data)
-        os.replace(tmp, path)
+        files.replace(str(tmp), str(path))  # an existing file's permission bits kept
     finally:
         if tmp.exists():
             tmp.unlink()
