@@ -160,15 +160,14 @@ class Recommender:
             ``"hnsw"`` / ``"pq"``: a :class:`semrec.HNSWIndex` / :class:`semrec.PQIndex` (extra
             ``semrec[ann]``) proposes items; returned scores are exact, seen items and
             ``items=`` honoured, but some true top k may be missed (recall: benchmarks/README.md).
-            Built now (unfitted: at the first ``recommend``), grown by ``add_items``, rebuilt
-            when the item vectors change, saved with the model.
+            Checked now; built now (unfitted: at the first ``recommend``), grown by
+            ``add_items``, rebuilt when the item vectors change, saved with the model.
         storage : {"float32", "float16", "int8"}, optional
             The exact index's packed copy (see :class:`semrec.ItemIndex`): answers are exact
             either way; one user's query streams 1/2 (float16) or 1/4 (int8). Default: ``"int8"``
             for :class:`semrec.ContentRecommender` (unit vectors), ``"float32"`` otherwise.
         **params : int
-            ``"hnsw"``: ``m``, ``ef_construction``, ``ef_search``; ``"pq"``: ``m``, ``rerank``
-            (checked now, fitted or not; only a PQ ``m`` past the dimension waits for the data).
+            ``"hnsw"``: ``m``, ``ef_construction``, ``ef_search``; ``"pq"``: ``m``, ``rerank``.
 
         Returns
         -------
