@@ -145,7 +145,7 @@ def evaluate(
     if ranked:
         relevant = relevant_entries(test.interactions, relevance_threshold)
         eval_users = _users_with(relevant, chosen, relevance_threshold)
-        _check_model_users(model, int(eval_users.max()) + 1)
+        check_model_users(model, int(eval_users.max()) + 1)
         width = check.result_width(max(cutoffs), eval_users.size, train.n_items)
         known = known_history(train, test)
         _check_test_unseen(model, relevant[eval_users], eval_users, known)
@@ -462,8 +462,16 @@ def _list_columns(
     return per_user_cols
 
 
-def _check_model_users(model: Any, needed: int) -> None:
-    """A ValueError when ``model`` knows fewer users than the evaluated ones need."""
+def check_model_users(model: Any, needed: int) -> None:
+    """A ValueError when ``model`` knows fewer users than the evaluated ones need (user
+    indices up to ``needed - 1``); a model without ``n_users_`` is trusted.
+
+    Examples
+    --------
+    >>> import scipy.sparse as sp, semrec
+    >>> from semrec.evaluation import check_model_users
+    >>> check_model_users(semrec.MostPopular().fit(sp.csr_array([[1.0]])), 1)
+    """
     fitted = getattr(model, "n_users_", None)  # a model without it is trusted
     if fitted is None or isinstance(fitted, bool) or not isinstance(fitted, int | np.integer):
         return

@@ -33,7 +33,13 @@ from semrec.distributed._cluster import (
     use_threads,
     worker_threads,
 )
-from semrec.evaluation import check_distinct, metric_names, recommend_lists, relevant_entries
+from semrec.evaluation import (
+    check_distinct,
+    check_model_users,
+    metric_names,
+    recommend_lists,
+    relevant_entries,
+)
 
 PER_USER = ("novelty", "diversity")
 
@@ -300,20 +306,6 @@ def _split_shape(
     return n_users, n_items, origin
 
 
-def _check_model_users(model: Any, needed: int) -> None:
-    """semrec.evaluate's ValueError when ``model`` knows fewer users than a block evaluates
-    (only the blocks know which users have a relevant item), not the model's IndexError."""
-    fitted = getattr(model, "n_users_", None)  # a model without it is trusted
-    if fitted is None or isinstance(fitted, bool) or not isinstance(fitted, int | np.integer):
-        return
-    if int(fitted) < needed:
-        raise ValueError(
-            f"model knows {int(fitted)} users but the split evaluates users up to index "
-            f"{needed - 1}; fit the model on the train interactions of this split (and fold_in "
-            "the revealed history of a new-user split)"
-        )
-
-
 def _has_column(frame: dd.DataFrame, name: str) -> bool:
     return name in frame.columns or frame.index.name == name
 
@@ -355,7 +347,9 @@ def _block_sums(
     relevant = relevant_entries(block.matrix, threshold)
     rows = np.flatnonzero(np.diff(relevant.indptr) > 0)
     if rows.size:  # before any model call, as semrec.evaluate checks
-        _check_model_users(model, int(rows[-1]) + block.start + 1)
+        # semrec.evaluate's error, not the model's IndexError (only the blocks know which
+        # users have a relevant item)
+        check_model_users(model, int(rows[-1]) + block.start + 1)
     out: dict[str, Any] = {"n": rows.size, "ranking": np.zeros((len(cutoffs), 6))}
     out["coverage"] = np.zeros((len(cutoffs), n_items), dtype=bool)
     if {"rmse", "mae"} & wanted:  # every test entry, relevant or not
