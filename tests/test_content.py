@@ -185,6 +185,23 @@ def test_fold_in_matches_batch_and_stores_users(case):
         model.fold_in(history, users=[0])
 
 
+def test_a_half_life_set_after_fit_waits_for_the_next_fit(case):
+    # explain and fold_in follow the profiles, which decay with the fitted half_life.
+    m, emb, times = case
+    model = fitted(m, emb, times, half_life=800.0)
+    model.half_life = 150.0
+    table = model.explain(4, 9, k=1000)
+    assert table["contribution"].sum() == pytest.approx(float(model.score(4, [9])[0]), abs=1e-5)
+    history = sp.csr_array(m[[2, 3]])
+    t = np.asarray(times)[np.r_[m.indptr[2] : m.indptr[4]]]
+    got = model.fold_in(history, timestamps=t)
+    np.testing.assert_allclose(got, ref_profiles(history, emb, t, 800.0), atol=2e-5)
+    refit = model.fit(m, timestamps=times)  # the next fit takes the new one
+    np.testing.assert_allclose(
+        refit.profiles(np.arange(50)), ref_profiles(m, emb, times, 150.0), atol=2e-5
+    )
+
+
 def test_explain_contributions_sum_to_the_score(case):
     m, emb, times = case
     model = fitted(m, emb, times, half_life=3000.0)
@@ -255,6 +272,13 @@ def test_save_load_roundtrip(tmp_path, case):
     loaded.update(3, 6)  # still live after loading
     assert repr(loaded) == repr(model)  # the constructor's 120 items; the added one follows
     assert repr(loaded).startswith("ContentRecommender(item_embeddings=<array (120, 24)>")
+
+
+def test_repr_names_what_the_constructor_was_given():
+    texts = ContentRecommender(["a film", "a book"], show_progress=False)
+    assert repr(texts).startswith("ContentRecommender(item_embeddings=<list>, half_life=None")
+    rows = ContentRecommender(((1.0, 0.0), (0.0, 1.0)), show_progress=False)
+    assert repr(rows).startswith("ContentRecommender(item_embeddings=<tuple>")
 
 
 def test_pickle_roundtrip_keeps_profiles_events_and_index(case):

@@ -426,6 +426,26 @@ def test_evaluate_drops_seen_items_as_semrec_evaluate(client, small_split):
     pd.testing.assert_frame_equal(got[want.columns], want, rtol=1e-10)
 
 
+def test_evaluate_refuses_a_model_that_has_seen_the_test_set(client, small_split):
+    # As semrec.evaluate: it would exclude the test items as seen and score a silent 0.
+    train, test = small_split
+    frames = (interactions_frame(train.interactions, 3), interactions_frame(test.interactions, 2))
+    kwargs = {"k": 10, "relevance_threshold": None, "client": client}
+    leaky = semrec.ItemKNN(show_progress=False).fit(train.interactions + test.interactions)
+    with pytest.raises(ValueError, match=r"already seen \d+ relevant test interaction"):
+        semrec.evaluate(leaky, train, test, k=10, relevance_threshold=None)
+    with pytest.raises(ValueError, match=r"already seen \d+ relevant test interaction"):
+        evaluate(leaky, *frames, **kwargs)
+    model = semrec.ItemKNN(show_progress=False).fit(train.interactions)
+    user = int(np.flatnonzero(np.diff(test.interactions.indptr))[-1])  # in the last block
+    model.update(user, int(test.interactions[[user]].indices[0]))  # a test event streamed in
+    with pytest.raises(ValueError, match=r"already seen 1 relevant test interaction"):
+        evaluate(model, *frames, **kwargs)
+    # A train of items alone says nothing of the users' histories: nothing to compare with.
+    items_only = dd.from_pandas(pd.DataFrame({"item": train.interactions.indices}), 1)
+    assert evaluate(model, items_only, frames[1], **kwargs)["ndcg"].iloc[0] >= 0
+
+
 def test_evaluate_drops_a_new_user_splits_history(client):
     # New users' revealed history: semrec.evaluate reads it from test.split_info, the
     # distributed one takes it as history=.

@@ -62,6 +62,18 @@ def rectangular(values: Any, name: str, fix: str) -> np.ndarray:
         ) from None
 
 
+def evaluated_items(items: Any) -> np.ndarray:
+    """``items=`` of an evaluation (one shared candidate list) as a non-empty 1-D array; its
+    ids are checked against the split's item count by the caller."""
+    items = rectangular(items, "items", "pass a 1-D array of item indices")
+    items = items.reshape(-1) if items.ndim == 0 else items  # one candidate item
+    if items.ndim != 1:
+        raise ValueError(f"items must be a 1-D array of item indices, got shape {items.shape}")
+    if items.size == 0:
+        raise ValueError("items is empty; give the candidate item indices, or None (every item)")
+    return items
+
+
 def first_repeat(lists: np.ndarray) -> tuple[int, int, int] | None:
     """``(row, id, rows affected)`` for the first row of 2-D ``lists`` holding an id twice (-1
     padding may repeat), or None."""

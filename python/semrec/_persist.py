@@ -86,8 +86,8 @@ def _check_loads(
             "The model holds too many users or items without any interaction for a file to "
             "vouch for them; drop the empty rows or columns of the interactions before fit"
             if isinstance(refused, _UnbackedCount)
-            else "A hyperparameter changed after fit? Refit the model, or set it back. Its "
-            "members changed by other threads meanwhile? Save again"
+            else "A hyperparameter changed after fit? Refit the model, or set it back. Was it "
+            "changed by another thread during the save? Save again"
         )
         raise ValueError(f"not saved: the model would not load back ({problem}). {hint}") from None
 

@@ -109,10 +109,10 @@ class ContentRecommender(EncodesText, Recommender):
         self._set_params(locals())
 
     def __repr__(self) -> str:
-        emb = self.item_embeddings
-        shape = getattr(emb, "shape", None)
+        shape = getattr(emb := self.item_embeddings, "shape", None)  # else e.g. a list of rows
+        what = f"array {shape}" if shape is not None else type(emb).__name__
         params = ", ".join(f"{p}={getattr(self, p)!r}" for p in self._PARAMS)
-        return f"ContentRecommender(item_embeddings=<array {shape}>, {params})"
+        return f"ContentRecommender(item_embeddings=<{what}>, {params})"
 
     @classmethod
     def from_dataset(
@@ -373,8 +373,8 @@ class ContentRecommender(EncodesText, Recommender):
             return explanation(hist, np.zeros(hist.size), k, user=u, item=j, score=score)
         norm = float(np.linalg.norm(total.astype(np.float64)))
         factors = ev_weights.astype(np.float64)
-        if self.half_life is not None:
-            factors *= np.exp2(-(ref - ev_times) / float(self.half_life))
+        if (fitted := self._stream.half_life) is not None:  # a new half_life waits for a fit
+            factors *= np.exp2(-(ref - ev_times) / float(fitted))
         emb = self.item_embeddings_
         cosines = emb[ev_items].astype(np.float64) @ emb[j].astype(np.float64)
         contributions = np.bincount(inverse, weights=factors * cosines / norm, minlength=hist.size)
@@ -404,7 +404,7 @@ class ContentRecommender(EncodesText, Recommender):
                 sp.csr_array((weights, indices, indptr), shape=(rows, self.n_items_)),
                 self.item_embeddings_,
                 timestamps=times,
-                half_life=self.half_life,
+                half_life=self._stream.half_life,
                 num_threads=self.num_threads,
                 name="history",
             )

@@ -131,15 +131,7 @@ def evaluate(
             raise ValueError("users is empty; give the user indices to evaluate, or None (all)")
         chosen = np.unique(chosen)
     if items is not None:
-        items = lists.rectangular(items, "items", "pass a 1-D array of item indices")
-        items = items.reshape(-1) if items.ndim == 0 else items  # one candidate item
-        if items.ndim != 1:
-            raise ValueError(f"items must be a 1-D array of item indices, got shape {items.shape}")
-        items, _ = check.index_array(items, "items", train.n_items, "item")
-        if items.size == 0:
-            raise ValueError(
-                "items is empty; give the candidate item indices, or None (every item)"
-            )
+        items, _ = check.index_array(lists.evaluated_items(items), "items", train.n_items, "item")
     table = pd.DataFrame(index=pd.Index(cutoffs, name="k"))
     per_user_cols: dict[str, np.ndarray] = {}
     if ranked:
@@ -148,7 +140,7 @@ def evaluate(
         check_model_users(model, int(eval_users.max()) + 1)
         width = check.result_width(max(cutoffs), eval_users.size, train.n_items)
         known = known_history(train, test)
-        _check_test_unseen(model, relevant[eval_users], eval_users, known)
+        check_test_unseen(model, relevant[eval_users], eval_users, known[eval_users])
         recs = recommend_lists(model, eval_users, width, items, batch_size, known, train.n_items)
         check_distinct(recs, eval_users)
         per_user_cols = _list_columns(
@@ -336,12 +328,23 @@ def _check_model_items(model: Any, n_items: int) -> None:
         )
 
 
-def _check_test_unseen(
+def check_test_unseen(
     model: Any, relevant: sp.csr_array, users: np.ndarray, known: sp.csr_array
 ) -> None:
     """A ValueError when ``model`` has seen relevant test items that ``known`` (train, and a
     new-user split's revealed history) does not hold: fitted on the whole data, or updated
-    with test events, it would exclude them as seen and score a silent 0."""
+    with test events, it would exclude them as seen and score a silent 0. ``relevant`` and
+    ``known`` hold one row per user of ``users``.
+
+    Examples
+    --------
+    >>> import numpy as np, scipy.sparse as sp, semrec
+    >>> from semrec.evaluation import check_test_unseen
+    >>> model = semrec.MostPopular().fit(sp.csr_array([[1.0, 1.0]]))  # fitted on item 1 too
+    >>> check_test_unseen(model, sp.csr_array([[0, 1.0]]), np.array([0]), sp.csr_array((1, 2)))
+    Traceback (most recent call last):
+    ValueError: model has already seen 1 relevant test interaction(s) that train does not hold ...
+    """
     seen = getattr(model, "interactions_", None)
     if not sp.issparse(seen) or seen.ndim != 2:
         return  # a model without seen items is trusted
@@ -349,7 +352,7 @@ def _check_test_unseen(
     inside, n_items = users[known_to_model], min(seen.shape[1], relevant.shape[1])
     # Structures only (a stored 0 is seen): 1 where relevant and seen, less what is known.
     both = _ones(relevant[known_to_model][:, :n_items]).multiply(_ones(seen[inside][:, :n_items]))
-    leaked = sp.csr_array(both - both.multiply(_ones(known[inside][:, :n_items])))
+    leaked = sp.csr_array(both - both.multiply(_ones(known[known_to_model][:, :n_items])))
     if (count := int(leaked.sum())) > 0:
         raise ValueError(
             f"model has already seen {count} relevant test interaction(s) that train does not "

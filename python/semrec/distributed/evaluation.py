@@ -36,6 +36,7 @@ from semrec.distributed._cluster import (
 from semrec.evaluation import (
     check_distinct,
     check_model_users,
+    check_test_unseen,
     metric_names,
     recommend_lists,
     relevant_entries,
@@ -128,14 +129,7 @@ def evaluate(
     if relevance_threshold is not None:
         relevance_threshold = check.number(relevance_threshold, "relevance_threshold")
     if items is not None:  # the ids are checked once the split's n_items is known
-        items = lists.rectangular(items, "items", "pass a 1-D array of item indices")
-        items = items.reshape(-1) if items.ndim == 0 else items  # one candidate item
-        if items.ndim != 1:
-            raise ValueError(f"items must be a 1-D array of item indices, got shape {items.shape}")
-        if items.size == 0:
-            raise ValueError(
-                "items is empty; give the candidate item indices, or None (every item)"
-            )
+        items = lists.evaluated_items(items)
     cutoffs = M.cutoffs(k)
     wanted = metric_names(metrics, item_embeddings)
     if {"rmse", "mae"} & wanted and not hasattr(model, "predict"):
@@ -364,6 +358,8 @@ def _block_sums(
         return out
     users = (rows + block.start).astype(np.int32)
     known = sum(s.matrix for s in seen) if seen else None  # rows of this block's users
+    if known is not None:  # a train of items alone says nothing of what the users have seen
+        check_test_unseen(model, relevant[rows], users, known[rows])
     shifted = _Shifted(model, block.start, n_items, origin)
     recs = recommend_lists(shifted, rows.astype(np.int32), max(cutoffs), items, batch_size, known)
     check_distinct(recs, users)
