@@ -599,3 +599,14 @@ def test_fit_on_a_dataset_or_a_dataframe_says_what_to_pass() -> None:
             model.fit(data)
         with pytest.raises(TypeError, match=r"got DataFrame; make one: Dataset\.from_pandas"):
             model.fit(frame)
+
+
+def test_none_for_a_vector_argument_is_a_type_error_naming_it(clicks):
+    # NumPy reads None as a NaN scalar: the message used to speak of an array of shape ().
+    emb = np.eye(3, dtype=np.float32)
+    with pytest.raises(TypeError, match="queries must be a dense float32 array, got None"):
+        semrec.topk(None, emb, 2)
+    with pytest.raises(TypeError, match="item_embeddings must be a dense float32 array, got None"):
+        semrec.diversify([0, 1], [1.0, 0.5], None, 2)
+    with pytest.raises(TypeError, match="item_embeddings must be a dense float32 array, got None"):
+        semrec.ContentRecommender(None, show_progress=False).fit(clicks)

@@ -29,8 +29,9 @@ def as_float32_matrix(
         raise TypeError(f"{name} must be a float32 array, got a masked one; pass {name}.filled(0)")
     x = np.asarray(x) if isinstance(x, np.ndarray) else x  # a subclass computes as its base
     if not isinstance(x, np.ndarray):
-        if sp.issparse(x):
-            raise TypeError(f"{name} must be a dense float32 array, got a sparse matrix")
+        if sp.issparse(x) or x is None:  # NumPy would read None as a NaN
+            what = "None" if x is None else "a sparse matrix"
+            raise TypeError(f"{name} must be a dense float32 array, got {what}")
         x = _converted(x, name)
     if x.dtype != np.float32:
         raise TypeError(
@@ -43,9 +44,7 @@ def as_float32_matrix(
         expected = "1-D or 2-D" if allow_1d else "2-D (rows, dim)"
         raise ValueError(f"{name} must be {expected}, got an array of shape {x.shape}")
     if not x.flags.c_contiguous:
-        raise ValueError(
-            f"{name} must be C-contiguous (row-major); pass np.ascontiguousarray({name})"
-        )
+        raise ValueError(f"{name} must be C-contiguous; pass np.ascontiguousarray({name})")
     if check_finite and x.size and not np.isfinite(x).all():
         bad_row = int(np.flatnonzero(~np.isfinite(x).all(axis=1))[0])
         raise ValueError(
