@@ -514,7 +514,7 @@ def test_zero_weights_are_seen_but_carry_nothing(rng, feedback):
     """A stored 0 (e.g. a centred rating equal to the mean) is an interaction: excluded from
     recommend like any seen item, and left out of the solve (issue 13). The factors equal a
     fit without those entries, bit for bit."""
-    r = random_interactions(rng, explicit=feedback == "explicit")
+    r = random_interactions(rng)
     zeroed = r.copy()
     zeroed.data[::4] = 0.0
     dropped = sp.csr_array(zeroed.toarray())  # the same weights without the zero entries
@@ -616,3 +616,64 @@ def test_verbs_refuse_a_layout_changed_after_fit_with_the_way_out() -> None:
         model.factors, model.biases, model.feedback = 4, False, "implicit"  # set back: works
         assert model.user_factors_.shape == (12, 4)
         np.testing.assert_array_equal(model.recommend(0, k=3)[0], ids)
+
+
+@pytest.mark.parametrize("feedback", ["implicit", "explicit"])
+def test_fold_in_inside_a_fit_callback_solves_against_that_iterations_items(rng, feedback) -> None:
+    """A callback may fold in (to evaluate new users every iteration): on a first fit and on a
+    refit it solves against the current item factors, not a missing or previous fit's Gram."""
+    r = random_interactions(rng)
+    kw = {"factors": 4, "regularization": 0.3, "alpha": 4.0, "feedback": feedback}
+    kw |= {"biases": True} if feedback == "explicit" else {}
+    history, seen = r[[0, 3]], []
+
+    def check(iteration: int, seconds: float, loss: float | None) -> None:
+        got = model.fold_in(history)
+        parts = {"user_biases": model.user_biases_, "item_biases": model.item_biases_}
+        parts = {k: v.copy() for k, v in parts.items() if v is not None}
+        exact = ALS.from_factors(
+            model.user_factors_.copy(), model.item_factors_.copy(), **parts,
+            global_mean=model.global_mean_, **kw,
+        ).fold_in(history)  # fmt: skip
+        np.testing.assert_allclose(got, exact, rtol=1e-6, atol=1e-6)
+        if feedback == "implicit":  # and the NumPy normal equations
+            ref = implicit_half_step(history.toarray(), model.item_factors_, 0.3, 4.0)
+            np.testing.assert_allclose(got, ref, rtol=2e-3, atol=2e-4)
+        seen.append(iteration)
+
+    model = make(iterations=3, **kw)
+    model.fit(r, callback=check)  # first fit: no Gram yet
+    model.fit(r * 3, callback=check)  # refit: the first fit's Gram is stale
+    assert seen == [0, 1, 2, 0, 1, 2]
+
+
+@pytest.mark.parametrize(
+    ("fitted", "changed"), [("explicit", "implicit"), ("implicit", "explicit")]
+)
+def test_verbs_refuse_a_feedback_changed_after_fit_with_the_way_out(
+    rng, tmp_path, fitted, changed
+) -> None:
+    """Explicit factors solved as confidences (or clicks taken as ratings) would be silently
+    wrong or a raw kernel message: fold_in, update and save name feedback and the way out."""
+    r = random_interactions(rng)
+    model = make(factors=4, iterations=2, regularization=0.3, feedback=fitted).fit(r)
+    expected = model.fold_in(r[[2]])
+    model.feedback = changed
+    message = (
+        f"feedback='{changed}' does not describe the learned factors \\(fitted with "
+        f"feedback='{fitted}'\\).* Refit the model, or set it back"
+    )
+    for verb in (
+        lambda: model.update(0, 1),
+        lambda: model.fold_in(r[[2]]),
+        lambda: model.save(tmp_path / "changed.npz"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            verb()
+    model.feedback = fitted  # set back: works again
+    np.testing.assert_array_equal(model.fold_in(r[[2]]), expected)
+    history = r[[0]].toarray()
+    history[0, 1] += 1.0
+    np.testing.assert_allclose(
+        model.update(0, 1), model.fold_in(sp.csr_array(history))[0], rtol=1e-6, atol=1e-6
+    )

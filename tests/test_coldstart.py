@@ -437,3 +437,53 @@ def test_a_plain_refit_starts_from_item_embeddings(rng):
     assert model.n_items_ == 60
     with pytest.raises(IndexError):
         model.score(0, [61])
+
+
+def _state(model):
+    """What a fitted ColdStartALS answers: every user's top 10 and scores of every item."""
+    users = np.arange(model.n_users_)
+    return model.recommend(users, k=10), model.score(users, np.arange(model.n_items_))
+
+
+@pytest.mark.parametrize("why", ["no warm item", "singular map", "through Hybrid"])
+def test_a_refused_fit_leaves_the_model_and_its_als_as_they_were(rng, monkeypatch, why):
+    """A refused fit is all or nothing: refused before the ALS refits (no item reaches
+    min_interactions), or after it (the map is singular without regularization: 12 warm items
+    for 16 dimensions), the ALS inside is the one the map was fitted for, and the model still
+    recommends exactly as before."""
+    model, clicks, *_ = fitted(rng)
+    als_fits = []
+    fit = model.als.fit
+    monkeypatch.setattr(model.als, "fit", lambda *a, **kw: als_fits.append(1) or fit(*a, **kw))
+    (ids, scores), before = _state(model), model.als.user_factors_.copy()
+    other = sp.csr_array(clicks[:50])
+    if why == "singular map":
+        other = sp.csr_array(clicks[:50].multiply(np.arange(60) < 12))  # warm items 0-11 only
+        other.eliminate_zeros()
+        assert 0 < np.count_nonzero(np.bincount(other.indices, minlength=60)) <= DIM
+        model.regularization = 0.0
+        match = "singular"
+    else:
+        model.min_interactions = 10_000
+        match = "no item has >= 10000"
+    with pytest.raises(ValueError, match=match):
+        if why == "through Hybrid":
+            semrec.Hybrid([(model, 1.0)]).fit(other, refit=True)
+        else:
+            model.fit(other)
+    assert len(als_fits) == (why == "singular map")  # what the interactions show, refused first
+    monkeypatch.undo()
+    model.regularization, model.min_interactions = 1.0, 1
+    assert model.als.n_users_ == clicks.shape[0]
+    np.testing.assert_array_equal(model.als.user_factors_, before)
+    ids_after, scores_after = _state(model)
+    np.testing.assert_array_equal(ids_after[0], ids[0])
+    np.testing.assert_array_equal(ids_after[1], ids[1])
+    np.testing.assert_array_equal(scores_after, scores)
+
+
+def test_ridge_map_refuses_a_non_boolean_fit_intercept():
+    """The string "no" is truthy: taken by its truth, it would fit the intercept it skips."""
+    e = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    with pytest.raises(TypeError, match=r"fit_intercept must be True or False, got 'no'"):
+        ridge_map(e, 2 * e + 1, 0.0, fit_intercept="no")

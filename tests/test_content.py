@@ -720,3 +720,77 @@ def test_a_half_life_changed_after_fit_is_not_saved_and_copies_keep_the_fitted_o
     model.half_life = None
     with pytest.raises(ValueError, match=r"half_life is None, but .* fitted with 700"):
         model.save(path)
+
+
+def test_item_embeddings_are_read_only_so_the_search_index_cannot_go_stale(case):
+    """``item_embeddings_`` was writable: an edit in place reached ``score`` but not the int8
+    search index, so ``recommend`` returned a wrong top-k without a word."""
+    m, emb, _ = case
+    model = fitted(m, emb)
+    top = int(model.recommend(0, k=1)[0][0])
+    with pytest.raises(ValueError, match="read-only"):
+        model.item_embeddings_[top] *= -1
+    assert model.item_embeddings_ is model.item_embeddings_  # one view: no index rebuild
+    editable = model.item_embeddings_.copy()  # the way to edit: a copy, for a new model
+    editable[top] *= -1
+    scores = ref_profiles(m, emb) @ unit(emb).T  # the catalogue as fitted, in float64
+    scores[m.toarray() != 0] = -np.inf
+    want = np.lexsort((np.arange(emb.shape[0]), -scores[0]))[:5]
+    np.testing.assert_array_equal(model.recommend(0, k=5)[0], want)
+    new = model.add_items(np.ones((1, emb.shape[1]), np.float32))
+    with pytest.raises(ValueError, match="read-only"):  # the grown catalogue too
+        model.item_embeddings_[new] = 0
+
+
+def test_an_untimed_event_needs_a_clock_with_a_half_life():
+    """Before any timed event, ``update`` without ``t`` (and ``fold_in`` without timestamps)
+    was dated t=0 and then vanished at the first epoch timestamp: refused now, as the
+    streaming state refuses it, and nothing changes."""
+    emb = np.eye(3, dtype=np.float32)
+    model = ContentRecommender(emb, half_life=86_400.0, show_progress=False)
+    model.fit(sp.csr_array((1, 3), dtype=np.float32), timestamps=np.array([]))
+    one = sp.csr_array(np.array([[1, 0, 0]], np.float32))
+    with pytest.raises(ValueError, match=r"^t is needed: .*half_life.*give t"):
+        model.update(0, 0)
+    with pytest.raises(ValueError, match=r"^t is needed"):  # seen, so dated: weight 0 too
+        model.update(0, 0, weight=0.0)
+    for users in ([1], [0], None):
+        with pytest.raises(ValueError, match=r"^timestamps are needed: .*give timestamps"):
+            model.fold_in(one, users=users)
+    assert model.n_users_ == 1 and model.interactions_.nnz == 0
+    np.testing.assert_array_equal(model.fold_in(sp.csr_array((1, 3), dtype=np.float32)), [[0] * 3])
+    model.update(0, 1, t=1.7e9)
+    model.update(0, 0)  # "now" is 1.7e9: the two events weigh the same
+    np.testing.assert_allclose(model.profiles(0), unit([1, 1, 0]), atol=1e-6)
+    got = model.fold_in(one + 2 * sp.csr_array(np.array([[0, 0, 1]], np.float32)))
+    np.testing.assert_allclose(got, unit([[1, 0, 2]]), atol=1e-6)
+
+
+def test_zero_weight_events_move_the_clock_as_other_events_do(tmp_path):
+    """Weight-0 events were dropped before the profiles saw their times: a fit whose only
+    timed event had weight 0 left no clock (later untimed events were dated 0), and an update
+    of weight 0 at a later time did not move "now"."""
+    emb = np.eye(3, dtype=np.float32)
+    half_life = 100_000.0
+    zero = sp.csr_array((np.array([0.0], np.float32), [2], [0, 1]), shape=(1, 3))
+    model = ContentRecommender(emb, half_life=half_life, show_progress=False)
+    model.fit(zero, timestamps=np.array([1.7e9]))
+    model.update(0, 1)  # dated 1.7e9, the latest time given to fit
+    model.update(0, 0, t=1.7e9)
+    np.testing.assert_allclose(model.profiles(0), unit([1, 1, 0]), atol=1e-6)
+    assert model.interactions_.toarray().tolist() == [[1, 1, 0]]  # the weight-0 item is seen
+    model.update(1, 0, t=100.0)
+    model.update(1, 1, weight=0.0, t=1.7e9 + half_life)  # moves no profile, but the clock
+    model.update(1, 2)
+    history = sp.csr_array(np.array([[1.0, 0.0, 1.0]], np.float32))
+    want = ref_profiles(history, emb, np.array([100.0, 1.7e9 + half_life]), half_life)
+    np.testing.assert_allclose(model.profiles(1), want[0], atol=1e-6)
+    # a fold-in's weight-0 events too; and a loaded model keeps the same clock
+    later = sp.csr_array((np.array([0.0], np.float32), [0], [0, 1]), shape=(1, 3))
+    model.fold_in(later, users=[2], timestamps=[1.7e9 + 3 * half_life])
+    model.save(tmp_path / "m.npz")
+    loaded = ContentRecommender.load(tmp_path / "m.npz")
+    for copy in (model, loaded):
+        copy.update(2, 0, t=1.7e9 + 2 * half_life)
+        copy.update(2, 1)  # dated 1.7e9 + 3 half-lives: counts twice as much
+        np.testing.assert_allclose(copy.profiles(2), unit([1, 2, 0]), atol=1e-6)

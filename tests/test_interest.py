@@ -517,7 +517,7 @@ def test_an_untimed_event_needs_a_clock_with_a_half_life():
     state = StreamingProfiles(emb, half_life=7 * 86400.0)
     with pytest.raises(ValueError, match="t is needed: this state has a half_life"):
         state.update(0, 0, weight=5.0)
-    with pytest.raises(ValueError, match="times is needed"):
+    with pytest.raises(ValueError, match="times are needed"):
         state.update_many([0], [0])
     assert state.n_users == 0  # nothing applied
     state.update(0, 1, weight=1.0, t=1.7e9)
@@ -563,3 +563,49 @@ def test_streaming_profiles_refuse_copies_with_a_way_out(how):
     with pytest.raises(TypeError, match=r"cannot be copied or pickled.*replay the events"):
         act(state)
     np.testing.assert_array_equal(state.profile(0), [0.0, 1.0, 0.0])
+
+
+def test_an_edit_of_the_callers_array_cannot_skip_the_overflow_check():
+    """The state kept the caller's array but cached a bound of its norms: an edit after that
+    let update_many's unchecked fast path turn profiles into inf/NaN."""
+    emb = np.eye(3, dtype=np.float32)
+    state = StreamingProfiles(emb)  # a copy: the caller's edits do not reach it
+    state.update_many([0], [1])
+    emb[0] = [1e38, 1e38, 0]
+    state.update_many([0] * 4, [0] * 4)
+    want = reference(sp.csr_array(np.array([[4, 1, 0]], np.float32)), np.eye(3))
+    np.testing.assert_allclose(state.profile(0), want[0], atol=1e-6)
+    assert state.item_embeddings.tolist() == np.eye(3).tolist()
+    emb = np.eye(3, dtype=np.float32)
+    shared = StreamingProfiles(emb, copy=False)  # the caller's rows, edits and all
+    shared.update_many([0], [1])
+    emb[0] = [1e38, 1e38, 0]
+    with pytest.raises(ValueError, match="weights would take user 0's profile sum past"):
+        shared.update_many([0] * 4, [0] * 4)
+    np.testing.assert_array_equal(shared.profile(0), [0, 1, 0])  # nothing applied
+    emb[2] = [0, 0, 3]
+    shared.update_many([0, 1], [2, 0])  # edited rows are used as they are now
+    want = reference(sp.csr_array(np.array([[0, 1, 1], [1, 0, 0]], np.float32)), emb)
+    np.testing.assert_allclose(shared.profiles(), want, atol=1e-6)
+    assert np.shares_memory(shared.item_embeddings, emb)
+    with pytest.raises(TypeError, match="copy"):
+        StreamingProfiles(emb, copy="no")
+
+
+def test_item_embeddings_are_read_only_and_now_is_the_clock():
+    emb = np.eye(3, dtype=np.float32)
+    state = StreamingProfiles(emb, half_life=10.0)
+    view = state.item_embeddings
+    with pytest.raises(ValueError, match="read-only"):
+        view[0] = 5
+    assert state.item_embeddings is view  # one object while the rows stay (an index keys on it)
+    state.add_items(np.ones((1, 3), np.float32))
+    grown = state.item_embeddings
+    assert grown is not view and grown.shape == (4, 3) and not grown.flags.writeable
+    with pytest.raises(ValueError, match=r"^when is needed: .*give when"):
+        state.now("when")
+    with pytest.raises(ValueError, match=r"^times are needed"):
+        state.now("times")
+    state.update(0, 3, weight=0.0, t=42.0)  # a weight-0 event still sets the clock
+    assert state.now() == 42.0 == state.latest
+    assert StreamingProfiles(emb).now() == 0.0  # no half_life: no clock needed

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import warnings
 import zipfile
 
 import numpy as np
@@ -374,9 +376,14 @@ def test_update_changes_recommendations_at_once(rng):
     )
     model.update(60, 3)  # a new user
     assert model.n_users_ == 61
-    for weight in (1e38, 1e-20):  # beyond what fit takes: similarities would be 0 or inf
-        with pytest.raises(ValueError, match=r"weight: update would make interaction \(1, 2\)"):
-            model.update(1, 2, weight)
+    # Beyond what fit takes (similarities would be inf or 0), as a weight or as a sum.
+    with pytest.raises(ValueError, match=r"^weight must be in \[-1e\+15, 1e\+15\]"):
+        model.update(1, 2, 1e38)
+    with pytest.raises(ValueError, match=r"weight: update would make interaction \(1, 2\) 1e-20"):
+        model.update(1, 2, 1e-20)
+    model.update(1, 2, 1e15)
+    with pytest.raises(ValueError, match=r"weight: update would make interaction \(1, 2\) 2e\+15"):
+        model.update(1, 2, 1e15)
     ref = model.similarity_.toarray()[3]
     _, ref_scores = topk_ref(ref[None, :], 5, np.eye(40, dtype=bool)[[3]])
     np.testing.assert_allclose(model.recommend(60, k=5)[1], ref_scores[0], rtol=1e-6)
@@ -671,3 +678,143 @@ def test_weights_that_overflow_the_similarities_are_refused(cls):
         cls(5).fit(huge)
     scaled = sp.csr_array(huge.toarray() / np.float32(3e38))
     assert np.isfinite(cls(5).fit(scaled).score([0, 1], [0, 1, 2])).all()
+
+
+# ---------------------------------------------------------------------------------------------
+# Hyperparameters changed after fit, extreme update weights, users added after fit
+
+# (fitted with, changed to): each shapes the graph or the weighted matrix.
+CHANGES = {
+    "none->bm25": ({}, {"weighting": "bm25"}),
+    "tfidf->bm25": ({"weighting": "tfidf"}, {"weighting": "bm25"}),
+    "neighbours": ({}, {"neighbours": 3}),
+    "shrinkage": ({}, {"shrinkage": 2.0}),
+    "bm25_k1": ({"weighting": "bm25"}, {"bm25_k1": 2.0}),
+    "bm25_b": ({"weighting": "bm25"}, {"bm25_b": 0.1}),
+}
+
+
+@pytest.mark.parametrize("change", CHANGES)
+def test_userknn_refuses_hyperparameters_changed_after_fit(rng, tmp_path, change):
+    fitted_with, changed = CHANGES[change]
+    r = random_interactions(rng, 40, 30, 0.25)
+    model = make(UserKNN, 6, **fitted_with).fit(r)
+    before = (model.interactions_.copy(), model.similarity_.copy())
+    for name, value in changed.items():
+        setattr(model, name, value)
+    (name, value), *_ = changed.items()
+    refused = rf"^{name}={value!r} does not describe the fitted UserKNN .*changed after fit\? Refit"
+    new = random_interactions(rng, 1, 30, 0.3)
+    for verb in (
+        lambda: model.fold_in(new),
+        lambda: model.fold_in(new, users=[40]),
+        lambda: model.update(2, 5),
+        lambda: model.update(40, 5),
+        lambda: model.save(tmp_path / "m.npz"),
+    ):
+        with pytest.raises(ValueError, match=refused):
+            verb()
+    if name != "neighbours":  # item similarities are computed with the weighting and shrinkage
+        with pytest.raises(ValueError, match=refused):
+            model.similar_items(0)
+    assert not (tmp_path / "m.npz").exists() and model.n_users_ == 40
+    assert (model.interactions_ != before[0]).nnz == 0
+    assert (model.similarity_ != before[1]).nnz == 0
+    # Set back, the model is the one fitted: fold_in as an untouched twin's, save works.
+    for name in changed:
+        setattr(model, name, getattr(make(UserKNN, 6, **fitted_with), name))
+    twin = make(UserKNN, 6, **fitted_with).fit(r)
+    np.testing.assert_array_equal(model.fold_in(new), twin.fold_in(new))
+    model.save(tmp_path / "m.npz")
+    assert repr(UserKNN.load(tmp_path / "m.npz")) == repr(twin)
+
+
+def test_itemknn_refuses_changed_hyperparameters_where_they_are_used(rng, tmp_path):
+    r = random_interactions(rng, 40, 30, 0.25)
+    model = make(ItemKNN, 6, weighting="tfidf").fit(r)
+    model.neighbours = 3
+    with pytest.raises(ValueError, match=r"^neighbours=3 does not describe the fitted ItemKNN"):
+        model.save(tmp_path / "m.npz")  # the file would say 3 over a graph of 6
+    # fold_in / update read the graph as fitted, similar_users does not use neighbours.
+    new = random_interactions(rng, 1, 30, 0.3)
+    np.testing.assert_allclose(
+        model.fold_in(new), new.toarray() @ model.similarity_.toarray(), rtol=1e-5
+    )
+    sims = cosine_ref(weigh_ref(r.toarray().T, "tfidf").T, weigh_ref(r.toarray().T, "tfidf").T, 0)
+    np.testing.assert_allclose(
+        model.similar_users(3, k=4)[1], np.sort(np.delete(sims[3], 3))[::-1][:4], rtol=2e-5
+    )
+    model.neighbours, model.weighting, model.shrinkage = 6, "bm25", 1.0
+    with pytest.raises(ValueError, match=r"^weighting='bm25', shrinkage=1.0 do not describe"):
+        model.similar_users(3)
+
+
+@pytest.mark.parametrize("cls", [ItemKNN, UserKNN])
+@pytest.mark.parametrize(
+    ("name", "value", "error", "message"),
+    [
+        ("neighbours", "x", TypeError, "neighbours must be an int, got str"),
+        ("shrinkage", -5, ValueError, "shrinkage must be a finite number >= 0, got -5"),
+        ("weighting", "idf", ValueError, "weighting must be one of 'none', 'tfidf', 'bm25'"),
+        ("bm25_b", 2.0, ValueError, "bm25_b must be a finite number"),
+    ],
+)
+def test_bad_hyperparameters_set_after_fit_are_named(
+    rng, tmp_path, cls, name, value, error, message
+):
+    model = make(cls, 6).fit(random_interactions(rng, 30, 20, 0.3))
+    setattr(model, name, value)
+    with pytest.raises(error, match=f"^{message}"):
+        model.save(tmp_path / "m.npz")
+    if cls is UserKNN:  # ItemKNN's fold_in / update use no hyperparameter
+        with pytest.raises(error, match=f"^{message}"):
+            model.update(0, 1)
+        with pytest.raises(error, match=f"^{message}"):
+            model.fold_in(model.interactions_[[0]])
+
+
+@pytest.mark.parametrize("cls", [ItemKNN, UserKNN])
+def test_settings_that_shape_nothing_may_change_after_fit(rng, tmp_path, cls):
+    r = random_interactions(rng, 30, 20, 0.3)
+    model = make(cls, 6, weighting="bm25").fit(r)
+    twin = make(cls, 6, weighting="bm25").fit(r)
+    model.num_threads, model.show_progress, model.neighbours = 2, False, np.int64(6)
+    np.testing.assert_array_equal(model.update(3, 4), twin.update(3, 4))
+    model.save(tmp_path / "m.npz")
+    assert cls.load(tmp_path / "m.npz").num_threads == 2
+    model.weighting = "none"  # bm25's parameters shape nothing then; weighting does
+    with pytest.raises(ValueError, match=r"^weighting='none' does not describe"):
+        model.save(tmp_path / "m.npz")
+
+
+@pytest.mark.parametrize("cls", [ItemKNN, UserKNN])
+@pytest.mark.parametrize("weight", [1e300, -1e300, 1e16])
+def test_update_names_a_weight_past_the_bound_before_casting_it(rng, cls, weight):
+    model = make(cls, 6).fit(random_interactions(rng, 30, 20, 0.3))
+    before = model.interactions_.copy()
+    expected = r"^weight must be in \[-1e\+15, 1e\+15\] .*got " + re.escape(f"{weight:.3g}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # float32(1e300) warned "overflow" before
+        with pytest.raises(ValueError, match=expected):
+            model.update(0, 0, weight)
+    assert (model.interactions_ != before).nnz == 0
+
+
+def test_itemknn_similar_users_says_later_users_need_a_refit(rng):
+    r = random_interactions(rng, 40, 30, 0.25)
+    model = make(ItemKNN, 6).fit(r)
+    expected = model.similar_users(3, k=4)
+    model.fold_in(random_interactions(rng, 1, 30, 0.3), users=[40])
+    model.update(41, 2)
+    assert model.n_users_ == 42
+    late = r"users holds user id {}, added after fit: ItemKNN's user similarities cover the "
+    late += r"fitted users \[0, 40\) only; refit to include later ones"
+    for users, bad in ((40, 40), (np.array([3, 41]), 41)):
+        with pytest.raises(IndexError, match="^" + late.format(bad)):
+            model.similar_users(users)
+    with pytest.raises(IndexError, match=r"^users holds user id 42, outside \[0, 42\)"):
+        model.similar_users(42)
+    for got, want in zip(model.similar_users(3, k=4), expected, strict=True):
+        np.testing.assert_array_equal(got, want)  # the fitted users' are unchanged
+    refit = make(ItemKNN, 6).fit(model.interactions_)
+    assert refit.similar_users(41, k=3)[0].shape == (3,)

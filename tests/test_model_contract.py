@@ -182,7 +182,7 @@ class ContractTests:
         coo = seen.tocoo()
         assert set(zip(coo.row.tolist(), coo.col.tolist(), strict=True)) == want
         assert set(zip(*(a.tolist() for a in seen.nonzero()), strict=True)) == want
-        again = sp.csr_array(seen)  # re-checked by scipy's constructor
+        again = sp.csr_array(seen, copy=True)  # re-checked by scipy's constructor
         again.eliminate_zeros()
         assert again.shape == (model.n_users_, model.n_items_)
 

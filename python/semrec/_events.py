@@ -111,19 +111,6 @@ def events_matrix(
     return check.canonical_csr(raw, "events", allow_empty=True)
 
 
-def drop_zeros(
-    indptr: np.ndarray, indices: np.ndarray, weights: np.ndarray, times: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Remove zero-weight entries (they carry no information), keeping times aligned."""
-    keep = weights != 0
-    if keep.all():
-        return indptr, indices, weights, times
-    rows = np.repeat(np.arange(indptr.size - 1), np.diff(indptr))[keep]
-    new_indptr = np.zeros_like(indptr)
-    np.cumsum(np.bincount(rows, minlength=indptr.size - 1), out=new_indptr[1:])
-    return new_indptr, indices[keep], weights[keep], times[keep]
-
-
 class TailIndex:
     """The events logged after the consolidated seen matrix (from ``start`` on), by user,
     indexed as they arrive.

@@ -103,7 +103,8 @@ class Histories:
         return sp.csr_array((ones, indices, indptr), shape=(users.size, self.n_items))
 
     def matrix(self) -> sp.csr_array:
-        """Every history as one canonical CSR (merging the changed rows first)."""
+        """Every history as one canonical CSR (merging the changed rows first): the model's
+        own arrays, handed to users only as ``semrec._seen.scipy_view`` (read-only) of it."""
         with self._lock:
             if self._changed or self._base.shape[0] != self.n_users:
                 self._merge()

@@ -4,27 +4,32 @@ Models keep their interactions in the kernels' layout: an int64 ``indptr`` (more
 entries fit) beside int32 ``indices`` (half the memory of int64). scipy's own routines
 (``tocoo``, ``nonzero``, ``eliminate_zeros``, even ``scipy.sparse.csr_array(m)``) refuse
 index arrays of two dtypes, so ``interactions_`` hands out the same matrix with one index
-dtype. The view shares the entries and the column indices. It is built once per matrix and
-built again when the matrix's shape or arrays change (``resize`` grows a matrix in place).
+dtype. Its arrays are read-only views of the model's (a write raises instead of changing the
+model's history behind its back; a ``.copy()`` is editable). The view is built once per
+matrix, and again when the matrix's arrays or shape change (``resize`` grows a matrix in
+place) or when whoever holds it resized it or set its arrays.
 """
 
 from __future__ import annotations
 
 import weakref
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
-# id(kernel matrix) -> (its view, the indptr and indices it was built from); an entry leaves
-# with its matrix (weakref.finalize), so the cache never keeps a dropped matrix's arrays alive.
-_VIEWS: dict[int, tuple[sp.csr_array, np.ndarray, np.ndarray]] = {}
+# id(kernel matrix) -> (its view; the view's read-only indptr, indices and data; the indptr,
+# indices and data they were built from); an entry leaves with its matrix (weakref.finalize),
+# so the cache never keeps a dropped matrix's arrays alive.
+_VIEWS: dict[int, tuple[Any, ...]] = {}
 _INT32_MAX = int(np.iinfo(np.int32).max)
 
 
 def scipy_view(m: sp.csr_array) -> sp.csr_array:
-    """``m`` with one dtype for ``indptr`` and ``indices``: int32 when its entries and columns
-    allow it (only ``indptr`` is copied), else int64 (``indices`` widened).
+    """``m`` with read-only arrays and one dtype for ``indptr`` and ``indices``: int32 when
+    its entries and columns allow it (only ``indptr`` is copied), else int64 (``indices``
+    widened).
 
     Examples
     --------
@@ -34,35 +39,42 @@ def scipy_view(m: sp.csr_array) -> sp.csr_array:
     >>> view = scipy_view(m)
     >>> view.indptr.dtype, view.indices.dtype, view.nonzero()[1].tolist()
     (dtype('int32'), dtype('int32'), [0, 1, 2])
-    >>> scipy_view(m) is view
-    True
+    >>> view.data[0] = 5.0
+    Traceback (most recent call last):
+    ValueError: assignment destination is read-only
+    >>> editable = view.copy()
+    >>> editable.data[0] = 5.0
     """
-    if m.indptr.dtype == m.indices.dtype:
-        return m
     key = id(m)
     cached = _VIEWS.get(key)
-    if cached is not None:
-        view, indptr, indices = cached
-        same = indptr is m.indptr and indices is m.indices and view.data is m.data
-        if same and view.shape == m.shape:
-            return view
-    else:
+    sources = (m.indptr, m.indices, m.data)
+    if cached is None:
         weakref.finalize(m, _VIEWS.pop, key, None)
-    view = _one_index_dtype(m)
-    _VIEWS[key] = (view, m.indptr, m.indices)
+    elif all(a is b for a, b in zip(cached[4:], sources, strict=True)):
+        view, arrays = cached[0], cached[1:4]
+        # Reused (a click reads it several times) unless it was resized or its arrays were
+        # set by whoever holds it, or the model's matrix was resized in place.
+        kept = (view.indptr, view.indices, view.data)
+        if view.shape == m.shape and all(a is b for a, b in zip(kept, arrays, strict=True)):
+            return view
+    arrays = _read_only_arrays(m)
+    view = sp.csr_array((arrays[2], arrays[1], arrays[0]), shape=m.shape, copy=False)
+    view.has_sorted_indices = m.has_sorted_indices
+    view.has_canonical_format = m.has_canonical_format
+    _VIEWS[key] = (view, view.indptr, view.indices, view.data, *sources)  # as scipy keeps them
     return view
 
 
-def _one_index_dtype(m: sp.csr_array) -> sp.csr_array:
+def _read_only_arrays(m: sp.csr_array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``m``'s indptr, indices and data with one index dtype, as read-only arrays: views of
+    ``m``'s own (flags set on new view objects, never on the arrays the model writes)."""
     small = m.nnz <= _INT32_MAX and m.shape[1] <= _INT32_MAX
     index = np.int32 if small else np.int64
-    out = sp.csr_array(m.shape, dtype=m.dtype)
-    out.indptr = m.indptr.astype(index, copy=False)
-    out.indices = m.indices.astype(index, copy=False)
-    out.data = m.data
-    out.has_sorted_indices = m.has_sorted_indices
-    out.has_canonical_format = m.has_canonical_format
-    return out
+    arrays = (m.indptr.astype(index, copy=False), m.indices.astype(index, copy=False), m.data)
+    views = tuple(a.view() for a in arrays)
+    for view in views:
+        view.flags.writeable = False
+    return views  # type: ignore[return-value]
 
 
 class KeepsSeen:
@@ -75,6 +87,7 @@ class KeepsSeen:
     @property
     def interactions_(self) -> sp.csr_array:
         """The training interactions (users x items), with the changes of ``update`` and
-        ``fold_in``."""
+        ``fold_in``: read-only views of the model's arrays (a write raises ``ValueError``,
+        ``eliminate_zeros`` too); ``.copy()`` it to edit."""
         self._check_fitted()
         return scipy_view(self._seen)

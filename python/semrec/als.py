@@ -24,7 +24,7 @@ from semrec import _hyperparameters as hyperparameters
 from semrec import _validation as check
 from semrec._base import Recommender
 from semrec._histories import Histories, RowBuffer
-from semrec._model_lock import fits_model, reads_model
+from semrec._model_lock import cache_lock, fits_model, reads_model
 from semrec._native import core
 from semrec._persist import Saved, csr_arrays
 from semrec._scoring import nearest
@@ -36,6 +36,9 @@ logger = logging.getLogger("semrec")
 
 Callback = Callable[[int, float, float | None], Any]
 _LARGEST_MEAN = 1e30  # a global mean or a weight past this would make scores overflow float32
+_STALE = object()  # the items' gram before its first use since they changed
+_LIVE = ": a read-only view that later fit iterations (user factors: also update and fold_in) "
+_LIVE += "may change in place; .copy() it to keep a snapshot"
 
 
 def _read_only(parts: tuple[np.ndarray, np.ndarray | None]) -> tuple[np.ndarray, Any]:
@@ -93,12 +96,15 @@ class ALS(Recommender):
     Attributes
     ----------
     user_factors_, item_factors_ : ndarray of float32, shape (n, factors)
+        Read-only views that later iterations, ``update`` and ``fold_in`` may change in
+        place: ``.copy()`` one to keep a snapshot (in a ``fit`` callback, say).
     user_biases_, item_biases_ : ndarray of float32 or None
         Learned biases (explicit feedback with ``biases=True``), else None.
     global_mean_ : float
         Mean training rating with ``biases=True``, else 0.
     interactions_ : scipy.sparse.csr_array
-        The training interactions (users x items), updated by ``update`` and ``fold_in``.
+        The training interactions (users x items), updated by ``update`` and ``fold_in``:
+        read-only views of the model's arrays (a write raises); ``.copy()`` it to edit.
     item_counts_ : ndarray of int64, shape (n_items,)
         Each item's non-zero interactions in the data its factors were fitted on (``fit``,
         ``from_factors``); ``update`` and ``fold_in`` refit users only and leave them as they
@@ -160,7 +166,8 @@ class ALS(Recommender):
     @property
     def _fitted_problem(self) -> ALSSolve:
         """``_problem`` for the verbs of the fitted model, whose learned arrays it must still
-        describe: ``factors`` or ``biases`` changed since fit would have them misread."""
+        describe: ``factors``, ``biases`` or ``feedback`` changed since fit would have them
+        misread (ratings solved as confidences, or the reverse)."""
         solve, width = self._problem, self._items.shape[1]
         if width != solve.factors + 2 * solve.biases:
             raise ValueError(
@@ -168,7 +175,17 @@ class ALS(Recommender):
                 f"arrays ({width} columns): a hyperparameter changed after fit? Refit the "
                 "model, or set it back"
             )
+        self._check_feedback()
         return solve
+
+    def _check_feedback(self) -> None:
+        """Refuse a ``feedback`` changed since fit (also at save: the file would load)."""
+        if self.feedback != self._fitted_feedback:
+            raise ValueError(
+                f"feedback={self.feedback!r} does not describe the learned factors (fitted "
+                f"with feedback={self._fitted_feedback!r}): a hyperparameter changed after "
+                "fit? Refit the model, or set it back"
+            )
 
     # -- Training --------------------------------------------------------------------------------
     @fits_model
@@ -331,28 +348,43 @@ class ALS(Recommender):
         counts: np.ndarray | None = None,
     ) -> None:
         """Make (users, items) in the internal layout, the histories and the mean the model
-        (``gram``: also the items' gram that fold-in solves against; ``counts``: the items'
-        fitted interactions, default: the non-zero entries of ``train``)."""
+        (``gram``: the items' gram fold-in solves against now, not at first use; ``counts``:
+        the items' fitted interactions, default: the non-zero entries of ``train``)."""
         if counts is None:
             counts = np.bincount(train.indices[train.data != 0], minlength=items.shape[0])
         self.item_counts_ = counts.astype(np.int64, copy=False)
         # Spare rows for new users: a new user costs O(factors), not O(users).
         self._buffer = RowBuffer(users, fill=self._problem.initial_users(1)[0])
         self._users, self._items = users, items
+        self._fitted_feedback = self._problem.feedback
         self._user_views = self._item_views = None
         self._items_changed()
         self._histories = Histories(train)
         self.global_mean_ = mean
-        if gram:
-            self._gram = self._problem.gram(items, resolve_num_threads(self.num_threads))
+        if gram:  # now, not at a server's first click
+            self._items_gram(self._problem)
+
+    def _items_changed(self, first: int = 0, items: np.ndarray | None = None) -> None:
+        self._gram = _STALE  # fit changes the items in place each iteration
+        super()._items_changed(first, items)
+
+    def _items_gram(self, solve: ALSSolve) -> np.ndarray | None:
+        """The items' gram that fold-in and update solve against (None for explicit feedback),
+        computed on first use after the items change: a fit pays for it only when its
+        callback folds in, and then against that iteration's items."""
+        if self._gram is _STALE:
+            with cache_lock(self):  # side-by-side fold-ins of new users: one computes it
+                if self._gram is _STALE:
+                    self._gram = solve.gram(self._items, resolve_num_threads(self.num_threads))
+        return self._gram
 
     # -- The learned state -----------------------------------------------------------------------
     def _shape(self) -> tuple[int, int]:
         return self._users.shape[0], self._items.shape[0]
 
-    user_factors_ = _learned(True, 0, "User factors, float32 (n_users, factors); kept current")
+    user_factors_ = _learned(True, 0, "User factors, float32 (n_users, factors)" + _LIVE)
     user_biases_ = _learned(True, 1, "User biases (explicit feedback with biases), else None")
-    item_factors_ = _learned(False, 0, "Item factors, float32 (n_items, factors)")
+    item_factors_ = _learned(False, 0, "Item factors, float32 (n_items, factors)" + _LIVE)
     item_biases_ = _learned(False, 1, "Item biases (explicit feedback with biases), else None")
 
     def _views(self, *, users: bool) -> tuple[np.ndarray, np.ndarray | None]:
@@ -370,7 +402,8 @@ class ALS(Recommender):
         """The training interactions (users x items), including fold-in and update changes.
 
         Streaming changes are kept per user and merged into one CSR on the first read after
-        them (one pass over all interactions).
+        them (one pass over all interactions). Read-only views of the model's arrays (a write
+        or ``eliminate_zeros`` raises ``ValueError``): ``.copy()`` it to edit.
         """
         self._check_fitted()
         return scipy_view(self._histories.matrix())
@@ -433,7 +466,9 @@ class ALS(Recommender):
     ) -> np.ndarray:
         solve = self._fitted_problem
         rows = check.canonical_csr(history, "history", nonnegative=solve.implicit, allow_empty=True)
-        target = solve.solve_histories(rows, self._items, self._gram, self.global_mean_)
+        target = solve.solve_histories(
+            rows, self._items, self._items_gram(solve), self.global_mean_
+        )
         if users is not None:
             if users.size:
                 self._users = self._buffer.grow(int(users.max()) + 1)
@@ -463,8 +498,9 @@ class ALS(Recommender):
             )
         indptr = np.array([0, indices.size], dtype=np.int64)
         row = check.csr_from_arrays((1, self.n_items_), indptr, indices.astype(np.int32), weights)
+        gram = self._items_gram(solve)
         target = solve.solve_histories(
-            row, self._items, self._gram, self.global_mean_, f"weight (user {user}'s history)"
+            row, self._items, gram, self.global_mean_, f"weight (user {user}'s history)"
         )
         self._users = self._buffer.grow(user + 1)
         self._users[user] = target[0]
@@ -475,6 +511,7 @@ class ALS(Recommender):
     # -- Persistence: the internal factor matrices, the histories and the mean -------------------
     def _state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         self._check_fitted()
+        self._check_feedback()
         train = self._histories.matrix()
         arrays = {"users": self._users, "items": self._items, "item_counts": self.item_counts_}
         return {"global_mean": self.global_mean_}, arrays | csr_arrays(train, "interactions")

@@ -11,7 +11,7 @@ identity without the intercept entry (the intercept is not penalised).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -76,7 +76,8 @@ def ridge_map(
     if e.shape[0] == 0:
         raise ValueError("embeddings is empty (0 rows); the map needs warm items to learn from")
     reg = check.number(regularization, "regularization", minimum=0)
-    return _ridge(e, f, None, reg, fit_intercept, ("embeddings", "targets"))
+    intercept = check.flag(fit_intercept, "fit_intercept")  # "no" is truthy
+    return _ridge(e, f, None, reg, intercept, ("embeddings", "targets"))
 
 
 # Rows converted to float64 at a time: E'E and E'F are summed over blocks, so no float64 copy
@@ -245,6 +246,12 @@ class ColdStartALS(Recommender):
         Returns
         -------
         self
+
+        Raises
+        ------
+        TypeError, ValueError
+            A refused fit (bad settings or inputs, no warm item, a singular map) leaves this
+            model and its ALS as they were.
         """
         if isinstance(interactions, Dataset):
             check_alignment(self.item_embeddings, interactions)
@@ -257,24 +264,32 @@ class ColdStartALS(Recommender):
                 "factors, which other models do not have"
             )
         emb, _ = check.as_float32_matrix(self.item_embeddings, "item_embeddings")
+        if interactions is None:
+            if not hasattr(self.als, "item_factors_"):
+                raise ValueError(
+                    f"als is not fitted; fit it first or call fit(interactions), got {self.als!r}"
+                )
+            self._fit_map(emb, reg, min_count, fit_intercept)
+            return self
+        # What can be refused from the interactions is refused before the ALS refits; what
+        # fails after its fit (a singular map) puts it back: a refused fit changes nothing.
         if len(shape := getattr(interactions, "shape", ())) == 2:
-            _enough_rows(emb, shape[1])  # before the ALS refits: a refusal leaves it as it was
-        if interactions is not None:
-            self.als.fit(interactions)
-        elif not hasattr(self.als, "item_factors_"):
-            raise ValueError(
-                f"als is not fitted; fit it first or call fit(interactions), got {self.als!r}"
-            )
+            _enough_rows(emb, shape[1])
+        _check_warm(interactions, min_count)
+        _fit_als_then(
+            self.als, interactions, lambda: self._fit_map(emb, reg, min_count, fit_intercept)
+        )
+        return self
+
+    def _fit_map(self, emb: np.ndarray, reg: float, min_count: int, fit_intercept: bool) -> None:
+        """Fit the map on the fitted ALS's warm items and map the others (``fit``'s work)."""
         n_cf = self.als.n_items_
         _enough_rows(emb, n_cf)
         counts = self.als.item_counts_  # what the factors learnt from (not streamed clicks)
         warm = np.zeros(emb.shape[0], dtype=bool)
         warm[:n_cf] = counts >= min_count
         if not warm.any():
-            raise ValueError(
-                f"no item has >= {min_count} training interactions; the map has no warm items "
-                "to learn from"
-            )
+            raise _no_warm_items(min_count)
         targets = self._targets()
         weights, intercept = _ridge(  # the warm rows, taken block by block (no copy)
             emb,
@@ -292,7 +307,6 @@ class ColdStartALS(Recommender):
         cold = np.flatnonzero(~warm).astype(np.int32)
         mapped[cold] = self._map(emb[cold], "item_embeddings")
         self._set_items(mapped, cold)
-        return self
 
     def _targets(self) -> np.ndarray:
         """What the map predicts: item factors, plus the item bias as a last column."""
@@ -353,9 +367,11 @@ class ColdStartALS(Recommender):
 
     @property
     def interactions_(self) -> sp.csr_array:
-        """The ALS's interactions, with empty columns for the items it does not know."""
+        """The ALS's interactions, with empty columns for the items it does not know: its
+        read-only arrays (``.copy()`` it to edit)."""
         self._check_fitted()
-        return self._seen_rows(np.arange(self.n_users_))
+        seen = self.als.interactions_
+        return sp.csr_array((seen.data, seen.indices, seen.indptr), (self.n_users_, self.n_items_))
 
     @property
     def _threads(self) -> int | None:
@@ -503,6 +519,31 @@ class ColdStartALS(Recommender):
         if n_items < self.als.n_items_:
             raise saved.error("item_embeddings", "has fewer rows than the ALS has items")
         self._set_items(np.ascontiguousarray(mapped, dtype=np.float32), cold)
+
+
+@fits_model  # on the ALS inside: put back as it was when what follows its fit raises
+def _fit_als_then(als: ALS, interactions: Any, then: Callable[[], None]) -> None:
+    """Fit ``als`` on ``interactions``, then call ``then``; all of it or none."""
+    als.fit(interactions)
+    then()
+
+
+def _check_warm(interactions: Any, min_count: int) -> None:
+    """Refuse interactions in which no item reaches ``min_count`` training interactions,
+    counted as the ALS counts them (``item_counts_``: non-zero weights, duplicates summed)."""
+    if min_count <= 1:  # one non-zero weight is enough, and the ALS refuses none at all
+        return
+    train = check.canonical_csr(interactions, "interactions")
+    counts = np.bincount(train.indices[train.data != 0], minlength=train.shape[1])
+    if counts.any() and counts.max() < min_count:  # only zeros: the ALS's own refusal says so
+        raise _no_warm_items(min_count)
+
+
+def _no_warm_items(min_count: int) -> ValueError:
+    return ValueError(
+        f"no item has >= {min_count} training interactions (min_interactions); the map has no "
+        "warm items to learn from"
+    )
 
 
 def _enough_rows(emb: np.ndarray, n_items: int) -> None:

@@ -21,7 +21,7 @@ from semrec import _hyperparameters as hyperparameters
 from semrec import _validation as check
 from semrec._base import Recommender
 from semrec._encoding import EncodesText, holds_text, texts
-from semrec._events import EventLog, TailIndex, csr_rows, drop_zeros, events_matrix
+from semrec._events import EventLog, TailIndex, csr_rows, events_matrix
 from semrec._model_lock import cache_lock, fills_cache, fits_model, model_lock, reads_model
 from semrec._persist import Saved, constructor_count, constructor_rows
 from semrec._seen import scipy_view
@@ -54,7 +54,8 @@ class ContentRecommender(EncodesText, Recommender):
         (zero rows stay zero and score 0).
     half_life : float, optional
         Time decay of interest, in the unit of the timestamps: an interaction ``half_life``
-        older than another counts half as much. ``None``: no decay.
+        older than another counts half as much. ``None``: no decay. An event without a time
+        is dated "now", the latest time seen: before any, a time is required (ValueError).
     encoder : semrec.TextEncoder, optional
         Encodes the text given to :meth:`recommend_text` and ``add_items``; by default a
         :class:`semrec.TextEncoder` with its bundled model, created on first use. It must
@@ -69,10 +70,11 @@ class ContentRecommender(EncodesText, Recommender):
     Attributes
     ----------
     item_embeddings_ : ndarray of float32, shape (``n_items_``, dim)
-        The normalised catalogue, including items added by :meth:`add_items`.
+        The normalised catalogue, including items added by :meth:`add_items`. Read-only (the
+        search index would miss an edit in place); ``.copy()`` to edit.
     interactions_ : scipy.sparse.csr_array
-        Summed weights of every event so far (users x items), an entry for every item with an
-        event (sums of 0 included); what ``exclude_seen`` excludes.
+        Summed weights of every event so far (users x items), an entry per item with an event
+        (sums of 0 included): what ``exclude_seen`` excludes. Read-only; ``.copy()`` to edit.
     n_users_, n_items_ : int
 
     Examples
@@ -169,7 +171,8 @@ class ContentRecommender(EncodesText, Recommender):
 
     @property
     def item_embeddings_(self) -> np.ndarray:
-        """The normalised catalogue, including items added by ``add_items``."""
+        """The normalised catalogue, including items added by ``add_items``: a read-only view
+        (an edit in place would miss the search index ``recommend`` uses)."""
         self._check_fitted()
         return self._stream.item_embeddings
 
@@ -263,9 +266,8 @@ class ContentRecommender(EncodesText, Recommender):
     ) -> None:
         """Every user's events (indptr, indices, weights, times) into a new stream, in chunks
         (a progress bar, Ctrl-C between); ``name`` is what an overflow's message calls them.
-
-        Zero weights move no profile: they are logged (seen) but not added."""
-        indptr, indices, weights, times = drop_zeros(*events)
+        Weight-0 events move no profile, but their times set the clock ("now") as others do."""
+        indptr, indices, weights, times = events
         stream.grow(n_users)
         show = hyperparameters.progress(self.show_progress)
         show = show and progress
@@ -383,11 +385,8 @@ class ContentRecommender(EncodesText, Recommender):
     # -- real time: profiles are the users' vectors ------------------------------------------
     def _update(self, user: int, item: int, weight: float, t: float | None) -> np.ndarray:
         stream = self._stream
-        ts = stream.latest if t is None else t
-        if weight != 0:  # refused by the kernel if it overflows the profile (nothing changes)
-            stream.update(user, item, weight, ts)
-        elif user == stream.n_users:  # a weight-0 event is seen (logged) but moves no profile
-            stream.grow(user + 1)
+        ts = stream.now("t") if t is None else t  # refused with a half_life before any time
+        stream.update(user, item, weight, ts)  # refused if it overflows (nothing changes)
         self._log.append(user, item, weight, ts)
         if self._seen is not None:  # else the next read consolidates the whole log
             self._tail.logged(user, item, self._log)
@@ -398,7 +397,9 @@ class ContentRecommender(EncodesText, Recommender):
     ) -> np.ndarray:
         indptr, indices, weights = check.events(history, "history", self.n_items_)
         rows = indptr.size - 1
-        times = np.full(weights.size, self._stream.latest) if times is None else times.astype(float)
+        if times is None:  # "now": with a half_life, refused before any event had a time
+            times = np.full(weights.size, self._stream.now("timestamps") if weights.size else 0.0)
+        times = times.astype(float)
         if users is None:
             return user_profiles(
                 sp.csr_array((weights, indices, indptr), shape=(rows, self.n_items_)),
@@ -409,17 +410,16 @@ class ContentRecommender(EncodesText, Recommender):
                 name="history",
             )
         existing = users[users < self._stream.n_users]
-        kept = drop_zeros(indptr, indices, weights, times)
         # One all-or-nothing step: the existing users forget their histories and take the new
         # events, or nothing changes (a ValueError naming history if a sum overflows float32).
-        event_users = np.repeat(users, np.diff(kept[0]))
-        self._stream.update_many(event_users, *kept[1:], reset=existing, name="history")
+        event_users = np.repeat(users, np.diff(indptr))
+        events = (event_users, indices, weights, times)
+        self._stream.update_many(*events, reset=existing, name="history")
         if users.size:
             self._stream.grow(int(users.max()) + 1)  # users whose history is empty
         if existing.size:
             self._log.remove_users(existing)
             self._seen = None
-        event_users = np.repeat(users, np.diff(indptr))
         self._log.extend(event_users.astype(np.int32), indices, weights, times)  # all seen
         return self._stream.profiles(users)
 

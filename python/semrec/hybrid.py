@@ -130,7 +130,8 @@ class Hybrid(Recommender):
     @property
     def interactions_(self) -> sp.csr_array:  # type: ignore[override]
         """Seen items: those given to ``fit`` and the weighted members' own seen items, which
-        grow with the members' ``update`` and ``fold_in`` (an entry of 1 where any has one)."""
+        grow with the members' ``update`` and ``fold_in`` (an entry of 1 where any has one).
+        Read-only, as the members' are: ``.copy()`` it to edit."""
         self._check_fitted()
         return scipy_view(self._seen_rows(np.arange(self.n_users_)))
 

@@ -145,7 +145,8 @@ class StreamingProfiles:
     Parameters
     ----------
     item_embeddings : ndarray of float32, shape (n_items, dim)
-        One C-contiguous row per item (kept by reference; :meth:`add_items` appends).
+        One C-contiguous row per item (copied unless ``copy=False``; :meth:`add_items`
+        appends).
     half_life : float, optional
         Time decay as in :func:`user_profiles`; ``None`` for a plain weighted sum.
     n_users : int, default 0
@@ -156,9 +157,15 @@ class StreamingProfiles:
         Take a lock around every call, so that threads may read and update at once (they take
         turns). ``False`` drops it, for a caller that never calls from two threads at a time or
         serialises the calls itself, as the models do with their own lock.
+    copy : bool, default True
+        Keep a copy of ``item_embeddings``. ``False`` keeps a reference instead (no second
+        copy of a large catalogue), which the caller may still edit: :meth:`update_many` then
+        bounds the norms of each batch's item rows anew (O(events x dim)) instead of once.
 
     Attributes
     ----------
+    item_embeddings : ndarray of float32, shape (n_items, dim)
+        Read-only.
     n_users : int
     latest : float
         The latest event time seen (0.0 before any timed event): "now" for an event given
@@ -198,6 +205,7 @@ class StreamingProfiles:
         n_users: int = 0,
         num_threads: int | None = None,
         thread_safe: bool = True,
+        copy: bool = True,
     ) -> None:
         x, _ = check.as_float32_matrix(item_embeddings, "item_embeddings")
         if x.shape[1] == 0:
@@ -209,7 +217,10 @@ class StreamingProfiles:
         self.half_life = half_life
         self.num_threads = num_threads
         self._timed = False  # whether an event with a time was applied: "now" exists
-        self._items = x
+        # update_many's bound of the item norms can be computed once only for rows of our own:
+        # the caller may edit theirs, and an unchecked event could then overflow (inf/NaN).
+        self._own = check.flag(copy, "copy")  # copy=None or "" would share the caller's array
+        self._set_items(x.copy() if self._own else x)
         self._norm: float | None = None  # bounds the item norms, computed when first needed
         self._state = core.InterestState(x.shape[1], half_life_value(half_life))
         if n_users:
@@ -232,8 +243,15 @@ class StreamingProfiles:
 
     @property
     def item_embeddings(self) -> np.ndarray:
-        """The item matrix events refer to, shape (n_items, dim)."""
-        return self._items
+        """The item matrix events refer to, shape (n_items, dim): a read-only view (an edit
+        in place would reach the profiles but not a model's search index)."""
+        return self._view
+
+    def _set_items(self, x: np.ndarray) -> None:
+        self._items = x
+        # One view per array: a search index rebuilds when handed another object.
+        self._view = x.view()
+        self._view.flags.writeable = False
 
     @property
     @_serialised
@@ -282,11 +300,36 @@ class StreamingProfiles:
             raise _overflow_error(refused, f"weight={w:g}") from None
         self._timed = self._timed or t is not None
 
+    @_serialised
+    def now(self, name: str = "t") -> float:
+        """The time an event given without one is dated at: :attr:`latest`. With a
+        ``half_life`` it exists once an event with a time has been seen; before that, a
+        ValueError asks for ``name`` (the caller's argument that would give the time).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from semrec.interest import StreamingProfiles
+        >>> state = StreamingProfiles(np.eye(2, dtype=np.float32), half_life=10.0)
+        >>> state.now()
+        Traceback (most recent call last):
+        ...
+        ValueError: t is needed: this state has a half_life and has not seen an event with a \
+time yet, so there is no 'now' to date an event without one; give t (e.g. epoch seconds) for \
+the first events
+        >>> state.update(0, 1, t=50.0)
+        >>> state.now()
+        50.0
+        """
+        self._check_clock(name)
+        return float(self._state.latest)
+
     def _check_clock(self, argument: str) -> None:
         """Refuse "now" on a decayed state that has seen no time yet (it would be 0)."""
         if self.half_life is not None and not self._timed:
+            verb = "are" if argument.endswith("s") else "is"  # times, timestamps
             raise ValueError(
-                f"{argument} is needed: this state has a half_life and has not seen an event "
+                f"{argument} {verb} needed: this state has a half_life and has not seen an event "
                 f"with a time yet, so there is no 'now' to date an event without one; give "
                 f"{argument} (e.g. epoch seconds) for the first events"
             )
@@ -360,7 +403,7 @@ use weights of a moderate scale (e.g. 1 per click)
         if n:  # the kernel creates new users once every event is taken
             self._room(int(u.max()) + 1, f"users (holding id {u.max()})")
         try:
-            self._state.add_many(self._items, u, i, w, ts, cleared, self._item_norm())
+            self._state.add_many(self._items, u, i, w, ts, cleared, self._item_norm(i))
         except core.SumOverflow as refused:
             raise _overflow_error(refused, name) from None
         self._timed = self._timed or (n > 0 and ts is not None)
@@ -396,16 +439,21 @@ use weights of a moderate scale (e.g. 1 per click)
                 f"embeddings must have dimension {self.dim} like the other items, got {x.shape[1]}"
             )
         start = self._items.shape[0]
-        self._items = np.ascontiguousarray(np.vstack([self._items, x]))
+        self._set_items(np.ascontiguousarray(np.vstack([self._items, x])))
         if self._norm is not None:
             self._norm = max(self._norm, _largest_norm(x))
+        self._own = True  # vstack copied every row
         return np.arange(start, start + x.shape[0], dtype=np.int32)
 
-    def _item_norm(self) -> float:
-        """A bound of the item rows' norms: with it the kernel sees when a batch of events
-        cannot overflow and needs no copy of the users it changes to undo a refusal."""
+    def _item_norm(self, items: np.ndarray) -> float:
+        """A bound of the norms of the rows ``items`` names: with it the kernel sees when a
+        batch of events cannot overflow and needs no copy of the users it changes to undo a
+        refusal. Cached for rows of our own; the caller's are bounded anew at every batch."""
+        x = self._items
+        if not self._own:  # one sequential pass over all rows costs about a gather of a third
+            return _largest_norm(x if 3 * items.size >= x.shape[0] else np.take(x, items, 0))
         if self._norm is None:
-            self._norm = _largest_norm(self._items)
+            self._norm = _largest_norm(x)
         return self._norm
 
     @_serialised

@@ -129,6 +129,29 @@ class _NeighbourCF(KeepsSeen, Recommender):
         resolve_num_threads(self.num_threads)
         hyperparameters.progress(self.show_progress)
 
+    def _shaping(self) -> dict[str, Any]:
+        """The hyperparameters the graph and the weighted matrix are built with (bm25's own
+        under bm25 only); num_threads and show_progress change nothing and may change."""
+        names = ("weighting", "neighbours", "shrinkage")
+        names += ("bm25_k1", "bm25_b") if self.weighting == "bm25" else ()
+        return {name: getattr(self, name) for name in names}
+
+    def _check_fitted_params(self, unused: tuple[str, ...] = ()) -> None:
+        """Refuse bad hyperparameters and those changed since fit (or load) that shape the
+        fitted state (but for the caller's ``unused`` ones): a verb using them would mix
+        formulas, a file would misdescribe it."""
+        self._check_params()
+        fitted = self._fitted_with
+        changed = [n for n in fitted if n not in unused and getattr(self, n) != fitted[n]]
+        if changed:
+            now = ", ".join(f"{name}={getattr(self, name)!r}" for name in changed)
+            was = ", ".join(f"{name}={fitted[name]!r}" for name in changed)
+            verb = "does" if len(changed) == 1 else "do"
+            raise ValueError(
+                f"{now} {verb} not describe the fitted {type(self).__name__} (fitted with "
+                f"{was}): a hyperparameter changed after fit? Refit the model, or set it back"
+            )
+
     # -- orientation -----------------------------------------------------------------------
     def _layouts(self, train: sp.csr_array) -> tuple[sp.csr_array, sp.csr_array]:
         """The weighted documents x terms matrix and its transpose (weights are per entry, so
@@ -211,6 +234,7 @@ class _NeighbourCF(KeepsSeen, Recommender):
         self._seen = train
         self._weighted, self._norms, self._targets = weighted, norms, targets
         self._term_side = None
+        self._fitted_with = self._shaping()
         logger.debug("%s: %d x %d graph, %d edges", type(self).__name__, n, n, self.similarity_.nnz)
         return self
 
@@ -272,9 +296,18 @@ class _NeighbourCF(KeepsSeen, Recommender):
             q, scalar = check.index_array(ids, f"{kind}s", n, kind)
             out = padded(self.similarity_[q], check.result_width(k, q.size, n, f"{kind}s"))
         else:
-            # The other side's vectors are the columns of the weighted document matrix.
+            # The other side's vectors are the columns of the weighted document matrix, of fit
+            # time: computed with the fitted weighting and shrinkage (not the graph's k).
+            self._check_fitted_params(unused=("neighbours",))
             terms, norms, targets = self._terms()
-            q, scalar = check.index_array(ids, f"{kind}s", terms.shape[0], kind)
+            total = self.n_users_ if kind == "user" else self.n_items_
+            q, scalar = check.index_array(ids, f"{kind}s", total, kind)
+            if q.size and q.max() >= terms.shape[0]:  # ItemKNN's users added by fold_in/update
+                raise IndexError(
+                    f"{kind}s holds {kind} id {q.max()}, added after fit: "
+                    f"{type(self).__name__}'s {kind} similarities cover the fitted {kind}s "
+                    f"[0, {terms.shape[0]}) only; refit to include later ones"
+                )
             k = check.result_width(k, q.size, terms.shape[0], f"{kind}s")
             graph = graph_rows(
                 rows_of(terms, q),
@@ -299,7 +332,8 @@ class _NeighbourCF(KeepsSeen, Recommender):
         """The ``k`` users most similar to each given user (itself excluded), best first.
 
         UserKNN reads them from its graph (users as fitted or last folded in); ItemKNN computes
-        the cosine between the user columns of its weighted items x users matrix (as fitted).
+        the cosine between the user columns of its weighted items x users matrix (as fitted:
+        users added later by ``fold_in`` / ``update`` are an IndexError until the next fit).
 
         Examples
         --------
@@ -324,6 +358,11 @@ class _NeighbourCF(KeepsSeen, Recommender):
     def _update(self, user: int, item: int, weight: float, t: float | None) -> np.ndarray:
         # The change costs one row (plus, for UserKNN, that user's neighbours); the graph of
         # the other users is not rebuilt until the next fit.
+        if abs(weight) > _LARGEST_WEIGHT:  # refused below anyway; float32 would make it inf
+            raise ValueError(
+                f"weight must be in [-{_LARGEST_WEIGHT:g}, {_LARGEST_WEIGHT:g}] (neighbour "
+                f"similarities square weights in float32), got {weight:.3g}"
+            )
         old = self._seen[[user]] if user < self.n_users_ else None
         old = sp.csr_array((1, self.n_items_), dtype=np.float32) if old is None else old
         cols = np.r_[old.indices, item].astype(np.int32)  # sparse: a seen 0 stays an entry
@@ -373,6 +412,7 @@ class _NeighbourCF(KeepsSeen, Recommender):
 
     # -- persistence: the graph, the weighted matrix and the statistics -------------------------
     def _state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        self._check_fitted_params()  # the file's hyperparameters describe its arrays
         arrays = csr_arrays(self.similarity_, "similarity")
         arrays |= csr_arrays(self._weighted, "weighted")
         arrays |= csr_arrays(self._seen, "interactions")
@@ -388,6 +428,7 @@ class _NeighbourCF(KeepsSeen, Recommender):
 
     def _restore(self, saved: Saved) -> None:
         self._check_params()
+        self._fitted_with = self._shaping()
         n_users, n_items = saved.shape("shape")
         self._seen = saved.csr("interactions", (n_users, n_items), nonnegative=True)
         sim_shape = saved.shape("similarity_shape")
@@ -447,7 +488,8 @@ class ItemKNN(_NeighbourCF):
     similarity_ : scipy.sparse.csr_array, shape (n_items, n_items)
         Row ``j`` holds item ``j``'s neighbours and their similarities (float32, sorted by id).
     interactions_ : scipy.sparse.csr_array
-        The users' histories (updated by ``update`` and ``fold_in``).
+        The users' histories (updated by ``update`` and ``fold_in``); read-only views of the
+        model's arrays (a write raises): ``.copy()`` it to edit.
 
     Examples
     --------
@@ -483,6 +525,7 @@ class UserKNN(_NeighbourCF):
         Row ``u`` holds user ``u``'s neighbours and similarities (float32, sorted by id). Users
         added by ``fold_in`` / ``update`` get a row; others' rows are rebuilt by ``fit`` only.
     interactions_ : scipy.sparse.csr_array
+        The users' histories, read-only as :class:`ItemKNN`'s (``.copy()`` it to edit).
 
     Examples
     --------
@@ -498,6 +541,7 @@ class UserKNN(_NeighbourCF):
     _EXPLAINED_BY = "neighbour"
 
     def _scores_of(self, history: sp.csr_array, users: np.ndarray | None) -> np.ndarray:
+        self._check_fitted_params()  # the new rows must be built as the fitted ones were
         weighted, _ = self._weigh(check.without_zeros(history))
         me = np.full(history.shape[0], -1, dtype=np.int32)
         if users is not None:
