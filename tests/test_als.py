@@ -604,7 +604,7 @@ def test_verbs_refuse_a_layout_changed_after_fit_with_the_way_out() -> None:
         if name == "biases":
             model.feedback = "explicit"
         setattr(model, name, value)
-        message = r"do not describe the learned arrays .* Refit the model, or set it back"
+        message = r"not describe the learned arrays .* Refit the model, or set it back"
         for verb in (
             lambda: model.user_factors_,
             lambda: model.update(0, 1),
@@ -660,7 +660,7 @@ def test_verbs_refuse_a_feedback_changed_after_fit_with_the_way_out(
     expected = model.fold_in(r[[2]])
     model.feedback = changed
     message = (
-        f"feedback='{changed}' does not describe the learned factors \\(fitted with "
+        f"feedback='{changed}' does not describe the learned arrays \\(fitted with "
         f"feedback='{fitted}'\\).* Refit the model, or set it back"
     )
     for verb in (
@@ -677,3 +677,21 @@ def test_verbs_refuse_a_feedback_changed_after_fit_with_the_way_out(
     np.testing.assert_allclose(
         model.update(0, 1), model.fold_in(sp.csr_array(history))[0], rtol=1e-6, atol=1e-6
     )
+
+
+def test_a_layout_of_the_same_width_is_refused_too(rng, tmp_path) -> None:
+    """factors=4 with biases (4 + 2 columns) and factors=6 without have the same width: the
+    learned arrays would be read in the wrong layout, silently."""
+    r = random_interactions(rng)
+    model = make(factors=4, biases=True, iterations=2, feedback="explicit").fit(r)
+    model.factors, model.biases = 6, False
+    message = r"factors=6, biases=False do not describe the learned arrays \(fitted with factors=4, biases=True\)"
+    for verb in (
+        lambda: model.fold_in(r[[2]]),
+        lambda: model.update(0, 1),
+        lambda: model.user_factors_,
+        lambda: model.save(tmp_path / "m.npz"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            verb()
+    assert not (tmp_path / "m.npz").exists()

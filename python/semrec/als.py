@@ -168,23 +168,22 @@ class ALS(Recommender):
         """``_problem`` for the verbs of the fitted model, whose learned arrays it must still
         describe: ``factors``, ``biases`` or ``feedback`` changed since fit would have them
         misread (ratings solved as confidences, or the reverse)."""
-        solve, width = self._problem, self._items.shape[1]
-        if width != solve.factors + 2 * solve.biases:
-            raise ValueError(
-                f"factors={self.factors!r}, biases={self.biases!r} do not describe the learned "
-                f"arrays ({width} columns): a hyperparameter changed after fit? Refit the "
-                "model, or set it back"
-            )
-        self._check_feedback()
+        solve = self._problem
+        self._check_layout(solve)
         return solve
 
-    def _check_feedback(self) -> None:
-        """Refuse a ``feedback`` changed since fit (also at save: the file would load)."""
-        if self.feedback != self._fitted_feedback:
+    def _check_layout(self, solve: ALSSolve) -> None:
+        """Refuse ``factors``, ``biases`` or ``feedback`` changed since fit (also at save: a
+        file of another layout with the same width would load as a silently wrong model)."""
+        now = {"factors": solve.factors, "biases": solve.biases, "feedback": solve.feedback}
+        changed = [name for name, value in now.items() if value != self._fitted_layout[name]]
+        if changed:
             raise ValueError(
-                f"feedback={self.feedback!r} does not describe the learned factors (fitted "
-                f"with feedback={self._fitted_feedback!r}): a hyperparameter changed after "
-                "fit? Refit the model, or set it back"
+                ", ".join(f"{n}={now[n]!r}" for n in changed)
+                + (" does" if len(changed) == 1 else " do")
+                + " not describe the learned arrays (fitted with "
+                + ", ".join(f"{n}={self._fitted_layout[n]!r}" for n in changed)
+                + "): a hyperparameter changed after fit? Refit the model, or set it back"
             )
 
     # -- Training --------------------------------------------------------------------------------
@@ -356,7 +355,12 @@ class ALS(Recommender):
         # Spare rows for new users: a new user costs O(factors), not O(users).
         self._buffer = RowBuffer(users, fill=self._problem.initial_users(1)[0])
         self._users, self._items = users, items
-        self._fitted_feedback = self._problem.feedback
+        solve = self._problem
+        self._fitted_layout = {
+            "factors": solve.factors,
+            "biases": solve.biases,
+            "feedback": solve.feedback,
+        }
         self._user_views = self._item_views = None
         self._items_changed()
         self._histories = Histories(train)
@@ -511,7 +515,7 @@ class ALS(Recommender):
     # -- Persistence: the internal factor matrices, the histories and the mean -------------------
     def _state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         self._check_fitted()
-        self._check_feedback()
+        self._check_layout(self._problem)
         train = self._histories.matrix()
         arrays = {"users": self._users, "items": self._items, "item_counts": self.item_counts_}
         return {"global_mean": self.global_mean_}, arrays | csr_arrays(train, "interactions")
