@@ -639,6 +639,64 @@ def test_a_refused_fit_changes_nothing(clicks, als):
     assert not hasattr(fresh, "item_factors_")
 
 
+def answers(model) -> list[np.ndarray]:
+    """Every user's top 8 (ids, scores) and scores of every item: what a model answers."""
+    users = np.arange(model.n_users_)
+    return [*model.recommend(users, k=8), model.score(users, np.arange(model.n_items_))]
+
+
+def assert_answers(models, before) -> None:
+    for model, expected in zip(models, before, strict=True):
+        for got, want in zip(answers(model), expected, strict=True):
+            np.testing.assert_array_equal(got, want)
+
+
+def test_a_refusal_after_a_shared_als_was_refitted_changes_nothing(clicks):
+    """Hybrid.fit is all or nothing: an ALS that is a member and a ColdStartALS member's ALS
+    is refitted first; when the ColdStartALS's own fit then refuses, the ALS is put back, and
+    every model answers as before the fit (the ColdStartALS's map still fits its ALS)."""
+    emb = np.random.default_rng(0).standard_normal((clicks.shape[1], 6)).astype(np.float32)
+    inner = counted_als(seed=0)
+    cold = semrec.ColdStartALS(inner, emb)
+    hybrid = semrec.Hybrid([(inner, 0.5), (cold, 0.5)]).fit(clicks)
+    models = (inner, cold, hybrid)
+    before = [answers(model) for model in models]
+    cold.min_interactions = 10_000
+    with pytest.raises(ValueError, match="min_interactions"):
+        hybrid.fit(clicks[:20], refit=True)
+    assert inner.fits == [40, 20]  # it was refitted, then put back
+    cold.min_interactions = 1
+    assert_answers(models, before)
+
+
+def test_a_refusal_of_the_last_member_leaves_the_others_as_they_were(clicks):
+    """A ColdStartALS (refitting its own ALS) and an ItemKNN are refitted, then the third
+    member refuses (half_life without timestamps): all three and the blend answer as before.
+    A member of a nested Hybrid, fitted by the nested Hybrid's fit, is put back too."""
+    n_users, n_items = clicks.shape
+    emb = np.random.default_rng(0).standard_normal((n_items, 6)).astype(np.float32)
+    inner = counted_als(seed=0)
+    cold = semrec.ColdStartALS(inner, emb).fit(clicks)
+    knn = semrec.ItemKNN(neighbours=10, show_progress=False).fit(clicks)
+    times = np.arange(clicks.nnz, dtype=np.float64)
+    content = semrec.ContentRecommender(emb, half_life=5.0, show_progress=False)
+    content.fit(clicks, timestamps=times)
+    hybrid = semrec.Hybrid([(cold, 1.0), (knn, 1.0), (content, 1.0)]).fit(clicks)
+    models = (cold, inner, knn, content, hybrid)
+    before = [answers(model) for model in models]
+    other = sp.random_array((n_users, n_items), density=0.2, format="csr", rng=9, dtype=np.float32)
+    with pytest.raises(ValueError, match="half_life needs timestamps"):
+        hybrid.fit(other, refit=True)
+    assert inner.fits == [n_users, n_users]  # refitted with the ColdStartALS, then put back
+    assert_answers(models, before)
+    fresh = semrec.ItemKNN(neighbours=10, show_progress=False)
+    nested = semrec.Hybrid([(fresh, 1.0)])
+    with pytest.raises(ValueError, match="half_life needs timestamps"):
+        semrec.Hybrid([(nested, 1.0), (content, 1.0)]).fit(other, refit=True)
+    assert not hasattr(fresh, "similarity_")
+    assert_answers(models, before)
+
+
 def old_simplex(steps: int, n: int) -> list[tuple[float, ...]]:
     """The simplex as Hybrid.tune built it before (all (steps + 1) ** n products, filtered)."""
     points = [

@@ -672,3 +672,24 @@ def test_dataframes_and_mappings_are_refused_as_texts(tmp_path) -> None:
     np.testing.assert_array_equal(
         encoder.encode(frame["text"]), encoder.encode(["green tea", "a mug"])
     )
+
+
+# -- session 49 ------------------------------------------------------------------------------
+def test_a_0d_array_is_refused_before_its_length_is_taken(tiny_encoder) -> None:
+    """encode took len() of a 0-d array before checking it: NumPy's "len() of unsized
+    object"."""
+    import pandas as pd
+
+    for given in (np.array("a space opera"), np.array(None, dtype=object)):
+        for verb in (tiny_encoder.encode, tiny_encoder.tokenize):
+            with pytest.raises(TypeError, match=r"got a 0-d ndarray; pass texts.item\(\) for"):
+                verb(given)
+        with pytest.raises(TypeError, match="0-d ndarray"):
+            semrec.TfidfEncoder(tiny_encoder, min_df=1).fit(given)
+    one = np.array("a space opera")
+    np.testing.assert_array_equal(
+        tiny_encoder.encode(one.item()), tiny_encoder.encode(["a space opera"])
+    )
+    np.testing.assert_array_equal(  # a 1-d array and np.str_ are texts, as before
+        tiny_encoder.encode(one[None]), tiny_encoder.encode(pd.Series([np.str_("a space opera")]))
+    )

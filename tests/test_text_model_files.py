@@ -344,3 +344,95 @@ def test_fuzzed_model_files(tiny, tmp_path, name):
         assert np.isfinite(vectors).all(), f"{name}, {description}: non-finite vectors"
         loaded += 1
     assert refused > 0, f"no corruption of {name} was refused"
+
+
+# --- session 49 ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("model_max_length", "sentence_bert_config", "expected"),
+    [
+        (8, None, 8),  # a plain Hugging Face directory: the tokenizer's limit
+        (8, {}, 8),  # a sentence-transformers config without max_seq_length: the same
+        (int(1e30), None, 40),  # transformers' "no limit": max_position_embeddings
+    ],
+)
+def test_max_length_without_max_seq_length_is_sentence_transformers(
+    tiny, tmp_path, model_max_length, sentence_bert_config, expected
+):
+    """Without a max_seq_length, sentence-transformers keeps min(the tokenizer's
+    model_max_length, max_position_embeddings) tokens; semrec kept max_position_embeddings,
+    and encoded a long text from more tokens than the reference."""
+    st = pytest.importorskip("sentence_transformers")
+    folder = _with_tokenizer_files(tiny, tmp_path)
+    _edit_json(folder / "tokenizer_config.json", model_max_length=model_max_length)
+    if sentence_bert_config is None:
+        (folder / "sentence_bert_config.json").unlink()
+    else:
+        (folder / "sentence_bert_config.json").write_text(json.dumps(sentence_bert_config))
+    text = " ".join(TINY_VOCAB[5:] * 4)  # 60 tokens: past every limit here
+    ours = TextEncoder(folder, precision="fp32")
+    reference = st.SentenceTransformer(str(folder), device="cpu")
+    assert ours.max_length == reference.max_seq_length == expected
+    assert len(ours.tokenize(text)[0]) == expected
+    np.testing.assert_allclose(
+        ours.encode([text]), reference.encode([text], normalize_embeddings=True), atol=2e-6
+    )
+
+
+def test_bad_model_max_length_is_refused(tiny, tmp_path):
+    folder = _with_tokenizer_files(tiny, tmp_path)
+    (folder / "sentence_bert_config.json").unlink()
+    for value in ("512", 1, 7.5):
+        _edit_json(folder / "tokenizer_config.json", model_max_length=value)
+        with pytest.raises(semrec.FormatError, match="'model_max_length' must be an integer"):
+            TextEncoder(folder)
+
+
+def test_a_relative_model_path_is_kept_absolute(tiny, tmp_path, monkeypatch):
+    """A copy or a pickle made after os.chdir rebuilds from the same folder, not from a folder
+    of that name under the new working directory (which fine_tune would then read)."""
+    import copy
+    import pickle
+
+    _copy(tiny, tmp_path / "here", "m")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(tmp_path / "here")
+    encoder = TextEncoder("m", precision="fp32")
+    assert encoder.model_path == (tmp_path / "here" / "m").resolve()
+    texts = ["the space war", "a love story"]
+    monkeypatch.chdir(elsewhere)
+    for copied in (copy.deepcopy(encoder), pickle.loads(pickle.dumps(encoder))):
+        assert copied.model_path == encoder.model_path
+        np.testing.assert_array_equal(copied.encode(texts), encoder.encode(texts))
+
+
+def test_a_token_listed_twice_in_vocab_txt_is_refused(tiny, tmp_path):
+    """Hugging Face gives a repeated token its last line's id, semrec's tokenizer its first's:
+    the same text would give other vectors without a word, so the file is refused."""
+    transformers = pytest.importorskip("transformers")
+    folder = _copy(tiny, tmp_path)
+    vocab = list(TINY_VOCAB)
+    vocab[8] = "movie"  # line 9 repeats line 7 ("space" gone: the size is unchanged)
+    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    hugging_face = transformers.BertTokenizer(str(folder / "vocab.txt"))
+    assert hugging_face("movie")["input_ids"] == [2, 8, 3]  # the last line's id, not 6
+    with pytest.raises(
+        semrec.FormatError, match=r"vocab.txt: token 'movie' is on line 7 and again on line 9"
+    ):
+        TextEncoder(folder)
+
+
+def test_weights_that_are_a_directory_are_refused(tiny, tmp_path):
+    """The C++ reader read an 8-byte length from a directory without checking the read, and
+    built its error from whatever the buffer held."""
+    from semrec.text._safetensors import read_header
+
+    folder = _copy(tiny, tmp_path)
+    (folder / "model.safetensors").unlink()
+    (folder / "model.safetensors").mkdir()
+    with pytest.raises(semrec.FormatError, match=r"model.safetensors is a directory; it must"):
+        TextEncoder(folder)
+    with pytest.raises(semrec.FormatError, match="cannot read the header length"):
+        read_header(folder / "model.safetensors")  # the C++ reader's own check

@@ -56,3 +56,20 @@ def test_bad_input() -> None:
     bad[1, 2, 3] = np.nan
     with pytest.raises(ValueError, match="NaN"):
         mean_pool(bad, np.array([1, 1]))
+
+
+def test_values_whose_sum_or_norm_overflows_float32_are_refused() -> None:
+    """Finite input near float32's limit summed to inf (NaN once normalised), and a mean whose
+    norm overflows was normalised to zeros; the float64 reference is finite and nonzero."""
+    four = np.full((1, 4, 3), 1e38, dtype=np.float32)
+    assert np.isfinite(_reference(four, np.array([4]), normalize=True)).all()
+    for normalize in (True, False):
+        with pytest.raises(ValueError, match="hidden's values overflow float32"):
+            mean_pool(four, [4], normalize=normalize)
+    one = np.full((1, 1, 3), 1e38, dtype=np.float32)  # its mean is fine, its norm is not
+    np.testing.assert_array_equal(mean_pool(one, [1], normalize=False), one[:, 0])
+    with pytest.raises(ValueError, match="hidden's values overflow float32"):
+        mean_pool(one, [1])
+    # A mean that is zero, or no token, stays a zero vector.
+    cancel = np.array([[[1, -2], [-1, 2]], [[5, 5], [0, 0]]], dtype=np.float32)
+    np.testing.assert_array_equal(mean_pool(cancel, [2, 0]), np.zeros((2, 2)))

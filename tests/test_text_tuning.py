@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 from interrupts import ctrl_c
-from text_helpers import default_model_dir
+from text_helpers import default_model_dir, write_tiny_bert
 
 from semrec import TextEncoder
 from semrec.datasets import Dataset
@@ -584,3 +584,35 @@ def test_ctrl_c_stops_fine_tuning_in_the_middle_of_a_step(tmp_path):
     )
     assert out.splitlines()[-1] == "interrupted"
     assert os.listdir(tmp_path) == []
+
+
+# -- session 49 ------------------------------------------------------------------------------
+def test_a_symbolic_link_as_path_is_followed_as_saves_follow_one(tmp_path):
+    """A live link was moved aside and left as a hidden '.tmp-<name>.old' file (rmtree refuses
+    links); a dangling one trained to the end, then failed with a raw NotADirectoryError. Both
+    are followed, as every save follows a link: the link keeps naming the tuned model."""
+    write_tiny_bert(tmp_path / "tiny")  # 2 layers of width 32: quick to tune
+    encoder = TextEncoder(tmp_path / "tiny", precision="fp32")
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / "latest").symlink_to(models / "v1")  # dangling: v1 does not exist yet
+    first = tune(encoder, models / "latest", epochs=1)
+    assert sorted(os.listdir(models)) == ["latest", "v1"]
+    assert (models / "latest").readlink() == models / "v1"
+    assert (models / "v1" / "model.safetensors").is_file()
+    before = (models / "v1" / "model.safetensors").read_bytes()
+    np.testing.assert_array_equal(
+        first.encode(TEXTS), TextEncoder(models / "latest", precision="fp32").encode(TEXTS)
+    )
+    epochs = []
+    with pytest.raises(FileExistsError, match=r"v1 exists; pass overwrite=True"):
+        tune(encoder, models / "latest", callback=lambda e, loss: epochs.append(e))
+    assert epochs == []  # refused before training
+    tune(encoder, models / "latest", epochs=1, overwrite=True, random_state=5)  # live link
+    assert sorted(os.listdir(models)) == ["latest", "v1"]  # nothing left aside
+    assert (models / "latest").is_symlink()
+    assert (models / "v1" / "model.safetensors").read_bytes() != before
+    (models / "loop").symlink_to(models / "loop")
+    with pytest.raises(ValueError, match="loop is a symbolic link that leads nowhere"):
+        tune(encoder, models / "loop", callback=lambda e, loss: epochs.append(e))
+    assert epochs == []

@@ -7,7 +7,7 @@ the member weights. That is the seeds' ``alpha * CF + (1 - alpha) * content`` fo
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -148,10 +148,8 @@ class Hybrid(Recommender):
         n_users, n_items = self._shape()
         if fitted.shape != (n_users, n_items):
             grown = np.full(n_users - fitted.shape[0], fitted.indptr[-1], fitted.indptr.dtype)
-            fitted = sp.csr_array(
-                (fitted.data, fitted.indices, np.concatenate([fitted.indptr, grown])),
-                shape=(n_users, n_items),
-            )
+            indptr = np.concatenate([fitted.indptr, grown])
+            fitted = sp.csr_array((fitted.data, fitted.indices, indptr), shape=(n_users, n_items))
         return sp.csr_array(fitted[users])
 
     def _shape(self) -> tuple[int, int]:
@@ -197,8 +195,9 @@ class Hybrid(Recommender):
         ``exclude_seen``, which stay the union with the weighted members' own. Each model is
         fitted at most once, however often it appears: a member listed twice, or an ALS that is
         also a :class:`semrec.ColdStartALS` member's ``als`` (fitted first; the ColdStartALS
-        then maps its items with ``fit()``). A fit refused for the members' shapes, checked
-        before any member is fitted, changes neither the Hybrid nor any member.
+        then maps its items with ``fit()``). A fit that fails (the members' shapes, checked
+        before any member is fitted, or a member's own fit refusing) changes neither the Hybrid
+        nor any member, nor the ALS inside a ColdStartALS member.
 
         Returns
         -------
@@ -219,14 +218,15 @@ class Hybrid(Recommender):
         self._check_shapes(
             [_shape_after(model, plan, given.shape) for model, _ in weighted], given.shape
         )
-        for model, inner_fitted in plan:
-            model.fit() if inner_fitted else model.fit(interactions)
-        previous, self._interactions = self._interactions, given
-        try:
+
+        def fit_members() -> None:
+            for model, inner_fitted in plan:
+                model.fit() if inner_fitted else model.fit(interactions)
+            self._interactions = given
             self._check_fitted()  # a member's own fit could still give another shape
-        except ValueError:
-            self._interactions = previous
-            raise
+
+        # A member failing after others were fitted: every model of the plan is put back.
+        _all_or_none(self, _changed_by(plan), fit_members)
         return self
 
     # -- scoring -----------------------------------------------------------------------------
@@ -485,6 +485,29 @@ def _fit_plan(members: list[Any], refit: bool) -> list[tuple[Any, bool]]:
     return plan
 
 
+def _changed_by(plan: list[tuple[Any, bool]]) -> list[Any]:
+    """Every model that ``plan``'s fits change: its models, the ALS a ColdStartALS refits
+    itself and what a Hybrid member fits. Sorted so that locks are taken in one order across
+    threads, a container before what it holds (as ColdStartALS.fit locks itself, then its ALS)."""
+    found: dict[int, Any] = {}
+    for model, inner_fitted in plan:
+        found[id(model)] = model
+        if isinstance(model, ColdStartALS) and not inner_fitted:  # its fit refits its ALS
+            found[id(model.als)] = model.als
+        elif isinstance(model, Hybrid):
+            nested = _fit_plan([m for m, _ in model._members()], refit=False)
+            found |= {id(m): m for m in _changed_by(nested)}
+    kept = (m for m in found.values() if hasattr(m, "__dict__"))  # fits_model reads vars()
+    return sorted(kept, key=lambda m: (-isinstance(m, Hybrid), -isinstance(m, ColdStartALS), id(m)))
+
+
+@fits_model  # on ``model``: put back as it was when what follows raises
+def _all_or_none(model: Any, rest: list[Any], then: Callable[[], None]) -> None:
+    """Call ``then`` with ``model`` and ``rest`` locked, all put back if it raises (fits replace
+    attributes, not change them: the references ``fits_model`` keeps are the old state)."""
+    _all_or_none(rest[0], rest[1:], then) if rest else then()
+
+
 def _shape_after(model: Any, plan: list[tuple[Any, bool]], given: tuple[int, int]) -> Any:
     """The (users, items) ``model`` will have after ``plan`` runs on interactions of shape
     ``given``: a ColdStartALS covers every row of its item embeddings (at least the ALS's
@@ -535,12 +558,7 @@ def normalize_rows(scores: np.ndarray, how: str, *, name: str = "scores") -> np.
 
 
 def _add_normalized(
-    scores: np.ndarray,
-    how: str,
-    weight: float,
-    total: np.ndarray,
-    name: str,
-    num_threads: int | None,
+    scores: np.ndarray, how: str, weight: float, total: np.ndarray, name: str, threads: int | None
 ) -> None:
     """``total += weight * normalize_rows(scores, how)`` for ``"zscore"`` / ``"minmax"``, in
     the native kernel (float32 or float64 scores as they are; other dtypes as float64)."""
@@ -550,7 +568,7 @@ def _add_normalized(
             f"scores must be a 2-D block (users x items), got {scores.ndim}-D ({name})"
         )
     scores = np.ascontiguousarray(scores, np.float32 if scores.dtype == np.float32 else np.float64)
-    if not core.add_normalized_rows(scores, how, weight, total, resolve_num_threads(num_threads)):
+    if not core.add_normalized_rows(scores, how, weight, total, resolve_num_threads(threads)):
         raise ValueError(f"{name} returned NaN or +inf scores; only -inf may mark excluded items")
 
 

@@ -24,6 +24,7 @@ _HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 _LOADABLE = ("F32", "F16", "BF16")
 _MAX_JSON_BYTES = 64 << 20  # a BERT tokenizer.json is about 1 MB
 _INT32_MAX = 2**31 - 1
+_NO_LIMIT = 10**9  # a tokenizer's model_max_length above this means none (int(1e30) as a rule)
 # Sentence-transformers modules that do not change the vectors (Normalize is encode's switch).
 _KNOWN_MODULES = ("Transformer", "Pooling", "Normalize")
 
@@ -77,14 +78,16 @@ def _default_model_dir() -> Path:
 
 
 def resolve_model_dir(model: str | os.PathLike | None) -> Path:
-    """A local directory for ``model``: None (bundled default), a path, or a hub id."""
+    """The absolute local directory of ``model``: None (bundled default), a path, or a hub
+    id."""
     if model is None:
         return _default_model_dir()
     if not isinstance(model, str | os.PathLike):
         raise TypeError(f"model must be None, a path or a hub id, got {type(model).__name__}")
     path = Path(model).expanduser()
     if path.is_dir():
-        return path
+        # Absolute: a copy or pickle made after os.chdir must reach the same folder.
+        return path.resolve()
     text = os.fspath(model)
     if isinstance(model, str) and _HUB_ID.match(text) and not path.exists():
         try:
@@ -156,6 +159,21 @@ def _bert_config(path: Path) -> tuple[dict, object]:
     return cfg, config
 
 
+def _no_duplicate_tokens(path: Path, vocab: list[str]) -> None:
+    """Refuse a token listed twice: Hugging Face gives it the last line's id, semrec's tokenizer
+    the first's, so the two would encode the same text differently without a word."""
+    if len(set(vocab)) == len(vocab):
+        return
+    first: dict[str, int] = {}
+    for line, token in enumerate(vocab, start=1):
+        if token in first:
+            raise FormatError(
+                f"{path}: token {token!r} is on line {first[token]} and again on line {line}; "
+                "a vocabulary lists each token once (remove the duplicate)"
+            )
+        first[token] = line
+
+
 def _load_vocab(directory: Path) -> list[str]:
     vocab_txt = directory / "vocab.txt"
     if vocab_txt.exists():
@@ -166,7 +184,9 @@ def _load_vocab(directory: Path) -> list[str]:
         lines = text.split("\n")
         if lines and lines[-1] == "":
             lines.pop()
-        return [line.rstrip("\r") for line in lines]
+        vocab = [line.rstrip("\r") for line in lines]
+        _no_duplicate_tokens(vocab_txt, vocab)
+        return vocab
     tok_json = directory / "tokenizer.json"
     if tok_json.exists():
         model = read_json(tok_json).get("model")
@@ -276,11 +296,36 @@ def _pooling_is_mean(directory: Path, hidden: int) -> bool:
     )
 
 
+def _tokenizer_limit(directory: Path, max_positions: int) -> int:
+    """The tokens a model without a ``max_seq_length`` keeps, as sentence-transformers counts
+    them: the tokenizer's ``model_max_length`` capped at ``max_position_embeddings``."""
+    tok_config = directory / "tokenizer_config.json"
+    if not tok_config.exists():
+        return max_positions
+    settings = read_json(tok_config)
+    # transformers' own fallback: "max_len" (older files), then no limit
+    value = settings.get("model_max_length", settings.get("max_len"))
+    if value is None:
+        return max_positions
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+        raise FormatError(
+            f"{tok_config}: field 'model_max_length' must be an integer, got {value!r}"
+        )
+    if value > _NO_LIMIT:  # transformers writes int(1e30) for "no limit"
+        return max_positions
+    if value < 2 or value != int(value):
+        raise FormatError(
+            f"{tok_config}: field 'model_max_length' must be an integer of at least 2, got "
+            f"{value!r}"
+        )
+    return min(int(value), max_positions)
+
+
 def _max_length(directory: Path, max_positions: int) -> int:
     st_config = directory / "sentence_bert_config.json"
-    if not st_config.exists():
-        return max_positions
-    value = read_json(st_config).get("max_seq_length", max_positions)
+    value = read_json(st_config).get("max_seq_length") if st_config.exists() else None
+    if value is None:  # sentence-transformers then asks the tokenizer
+        return _tokenizer_limit(directory, max_positions)
     if isinstance(value, bool) or not isinstance(value, int) or value < 2:
         raise FormatError(
             f"{st_config}: field 'max_seq_length' must be an integer of at least 2, got {value!r}"
@@ -356,6 +401,9 @@ def load_model_files(model: str | os.PathLike | None) -> ModelFiles:
     for required in (config_path, weights):
         if not required.exists():
             raise FileNotFoundError(f"model directory {directory} lacks {required.name}")
+        if not required.is_file():  # a folder there would be read as garbage
+            what = "a directory" if required.is_dir() else "not a regular file"
+            raise FormatError(f"{required} is {what}; it must be the model's {required.name} file")
     cfg, config = _bert_config(config_path)
     _check_tokenizer(directory)
     config.mean_pooling = _pooling_is_mean(directory, config.hidden)

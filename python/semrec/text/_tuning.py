@@ -195,12 +195,23 @@ def fine_tune(encoder: Any, dataset: Any, path: str | os.PathLike[str], **option
 
 
 def _checked_target(path: Any) -> Path:
-    """``path`` as a folder fine_tune can create: its nearest existing ancestor a writable
-    directory (a file there, or no write access, is refused before training)."""
+    """``path`` as a folder fine_tune can create, through any symbolic link: its nearest
+    existing ancestor a writable directory (a file there, or no write access, is refused before
+    training)."""
     if not isinstance(path, str | os.PathLike):
         raise TypeError(f"path must be a str or path-like (the folder to write the tuned model "
                         f"to), got {type(path).__name__}")  # fmt: skip
     target = Path(os.path.expanduser(os.fspath(path)))  # "~/models/x" as TextEncoder reads it
+    if target.is_symlink():
+        # Followed, as every save follows one (semrec._files.writable_path): the link keeps
+        # naming the tuned model, instead of being moved aside (live) or written over (dangling).
+        linked = Path(os.path.realpath(target))
+        if linked.is_symlink():
+            raise ValueError(
+                f"path {target} is a symbolic link that leads nowhere (a loop of links); give "
+                "a folder's path"
+            )
+        target = linked
     ancestor = target.absolute().parent
     while not ancestor.exists() and ancestor != ancestor.parent:
         ancestor = ancestor.parent
@@ -284,7 +295,7 @@ def _write_model(
                 f"out of range), so nothing was written to {target}; lower learning_rate or "
                 "raise tau"
             ) from None
-        if target.exists():
+        if os.path.lexists(target):  # a link made meanwhile too: a rename cannot replace it
             if not overwrite:  # appeared meanwhile
                 raise FileExistsError(f"path {target} exists; pass overwrite=True or another path")
             target.rename(old)
@@ -292,9 +303,11 @@ def _write_model(
         replaced = True
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-        if old.exists() and not replaced and not target.exists():
+        moved = os.path.lexists(old)  # a dangling link moved aside does not "exist"
+        if moved and not replaced and not os.path.lexists(target):
             old.rename(target)  # stopped between the two renames: the old model back in place
-        elif old.is_dir() and replaced:
-            shutil.rmtree(old, ignore_errors=True)
-        elif old.exists() and replaced:
-            old.unlink()
+        elif moved and replaced:
+            if old.is_dir() and not old.is_symlink():
+                shutil.rmtree(old, ignore_errors=True)
+            else:  # a file, or a link (rmtree refuses links): the link itself, not its target
+                old.unlink()

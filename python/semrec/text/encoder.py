@@ -27,7 +27,8 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def checked_texts(texts: Any, name: str = "texts") -> Iterator[str]:
-    """The strings of ``texts`` (a str or an iterable of str), each checked as it is read.
+    """The strings of ``texts`` (a str or an iterable of str), each checked as it is read;
+    ``texts`` itself is checked at the call (what is not an iterable is a TypeError at once).
 
     TypeError names the first item that is not a str, ValueError the first holding a lone
     surrogate (Python strings may, UTF-8 text may not).
@@ -51,12 +52,22 @@ def checked_texts(texts: Any, name: str = "texts") -> Iterator[str]:
             f"{type(texts).__name__} (whose iteration gives its keys or column names); pass "
             "the texts themselves, e.g. frame['text'] or list(mapping.values())"
         )
+    if getattr(texts, "ndim", None) == 0:  # np.array("a text"): no len(), no iteration
+        raise TypeError(
+            f"{name} must be a string or an iterable of strings, got a 0-d "
+            f"{type(texts).__name__}; pass {name}.item() for its one text, or a 1-d array"
+        )
     try:
         iterator = iter(texts)
     except TypeError:
         raise TypeError(
             f"{name} must be a string or an iterable of strings, got {type(texts).__name__}"
         ) from None
+    return _checked_items(iterator, name)
+
+
+def _checked_items(iterator: Iterator[Any], name: str) -> Iterator[str]:
+    """Each item of ``iterator`` as it is read: a str holding no lone surrogate."""
     for i, text in enumerate(iterator):
         if not isinstance(text, str):
             raise TypeError(f"{name}[{i}] must be str, got {type(text).__name__}")
@@ -250,7 +261,7 @@ class TextEncoder:
         batch_size = min(positive_int(batch_size, "batch_size"), INT32_MAX)
         normalize = flag(normalize, "normalize")
         threads = resolve_num_threads(self.num_threads if num_threads is None else num_threads)
-        iterator = checked_texts(texts)
+        iterator = checked_texts(texts)  # before len(): a 0-d array has __len__, and raises
         total = len(texts) if hasattr(texts, "__len__") and not isinstance(texts, str) else None
         parts = []
         progress, chunk_size = None, _CHUNK

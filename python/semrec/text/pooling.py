@@ -28,6 +28,12 @@ def mean_pool(hidden: np.ndarray, lengths: np.ndarray, *, normalize: bool = True
     -------
     ndarray of float32, shape (n, dim)
 
+    Raises
+    ------
+    ValueError
+        When values so large that their float32 sum or norm overflows would give infinite,
+        NaN or zero vectors.
+
     Examples
     --------
     >>> import numpy as np
@@ -59,4 +65,17 @@ def mean_pool(hidden: np.ndarray, lengths: np.ndarray, *, normalize: bool = True
     if lengths.size and (lengths.min() < 0 or lengths.max() > hidden.shape[1]):
         raise ValueError(f"lengths must lie in [0, {hidden.shape[1]}] (the sequence length)")
     normalize = check.flag(normalize, "normalize")
-    return text_ext.mean_pool(hidden, np.ascontiguousarray(lengths, dtype=np.int64), normalize)
+    lengths = np.ascontiguousarray(lengths, dtype=np.int64)
+    pooled = text_ext.mean_pool(hidden, lengths, normalize)
+    # The kernel sums and takes norms in float32: finite values near its limit overflow (to
+    # inf, or NaN once normalised), and a norm that overflows turns its row into zeros.
+    overflow = not np.isfinite(pooled).all()
+    if not overflow and normalize:
+        zero = (lengths > 0) & ~pooled.any(axis=1)  # rare: check those rows' means
+        overflow = zero.any() and text_ext.mean_pool(hidden[zero], lengths[zero], False).any()
+    if overflow:
+        raise ValueError(
+            "hidden's values overflow float32 when pooled (their sum or norm exceeds "
+            f"{np.finfo(np.float32).max:.3g}); scale them down first"
+        )
+    return pooled

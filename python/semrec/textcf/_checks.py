@@ -95,8 +95,13 @@ def interactions(x: Any, name: str, *, nonnegative: bool = True) -> sp.csr_array
     return check.interactions(x, name, nonnegative=nonnegative)
 
 
-def validation(x: Any, shape: tuple[int, int]) -> sp.csr_array:
-    """``fit``'s ``validation``: held-out interactions of the training users and items.
+def validation(x: Any, shape: tuple[int, int], train: Any = None) -> sp.csr_array | None:
+    """``fit``'s ``validation``: held-out interactions of the training users and items (None:
+    none).
+
+    When both it and ``train`` (``fit``'s interactions) are Datasets, their id maps must be
+    equal, as :func:`semrec.evaluate` requires of train and test: a shape alone does not say
+    that row ``u`` / column ``i`` is the same user / item in both.
 
     Examples
     --------
@@ -105,7 +110,20 @@ def validation(x: Any, shape: tuple[int, int]) -> sp.csr_array:
     >>> validation(sp.csr_array(np.eye(2, dtype=np.float32)), (2, 2)).nnz
     2
     """
+    if x is None:
+        return None
     if isinstance(x, Dataset):
+        if isinstance(train, Dataset) and not (
+            train.interactions.shape == x.interactions.shape
+            and _same_ids(train.user_ids, x.user_ids)
+            and _same_ids(train.item_ids, x.item_ids)
+        ):
+            raise ValueError(
+                f"interactions and validation must share id maps (shape "
+                f"{train.interactions.shape} vs {x.interactions.shape}, the same user and item "
+                "ids in the same order); split one Dataset with semrec.split and pass both "
+                "parts of that split"
+            )
         x = x.interactions
     relevant = check.canonical_csr(x, "validation", allow_empty=True)
     if relevant.shape != shape:
@@ -120,6 +138,11 @@ def validation(x: Any, shape: tuple[int, int]) -> sp.csr_array:
             "train every epoch without it"
         )
     return relevant
+
+
+def _same_ids(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether two id arrays are equal (as semrec.evaluate compares train's and test's)."""
+    return a is b or (a.shape == b.shape and bool(np.array_equal(a, b)))
 
 
 def scale(x: np.ndarray, name: str) -> np.ndarray:

@@ -7,6 +7,7 @@ reads is the fitted model's public attributes ``weights_``, ``graph_``, ``user_s
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -21,6 +22,7 @@ from semrec.explain import explanation
 from semrec.textcf import _checks as checks
 from semrec.textcf import _network as network
 from semrec.textcf import _popularity as prior
+from semrec.textcf import _training as training
 from semrec.textcf._network import Graph, UserState
 
 
@@ -39,8 +41,11 @@ class RealTimeVerbs(EncodesText):
     user_text_weight: float
     user_vectors: str
     popularity: float
+    tau: float
     popularity_prior_: Any
     cold_map_: Any
+    _biased_cache: tuple[np.ndarray, np.ndarray, np.ndarray]
+    _biased_items: Callable[[], np.ndarray]  # TextCF's: the [v_i, tau b(i)] rows
 
     @changes_model_with_users
     def fold_in(
@@ -208,20 +213,30 @@ class RealTimeVerbs(EncodesText):
         )
         mapped = self.cold_map_
         vectors = network.normalised_rows(h) if mapped is None else mapped.predict(new)
-        self.item_factors_ = np.vstack([self.item_factors_, vectors.astype(np.float32)])
+        vectors = vectors.astype(np.float32)
+        # With biases recommend searches [v_i, tau b(i)] rows: the cached ones are grown by the
+        # new rows, not rebuilt whole (read before the arrays they are cached for change).
+        biased = None if self.item_bias_ is None else self._biased_items()
+        self.item_factors_ = np.vstack([self.item_factors_, vectors])
+        searched = self.item_factors_
         if self.item_bias_ is not None:
             learned = None
             if "bias.weight" in self.weights_:
                 learned = network.item_biases(self.weights_, new, self.negative_slope)
             fitted = self.popularity_prior_
             popular = None if fitted is None else prior.popularity(fitted, new)
-            bias = prior.biases(learned, popular, float(self.popularity))
-            self.item_bias_ = np.concatenate([self.item_bias_, np.asarray(bias, np.float32)])
+            bias = np.asarray(prior.biases(learned, popular, float(self.popularity)), np.float32)
+            self.item_bias_ = np.concatenate([self.item_bias_, bias])
+            rows = training.biased_items(vectors, bias, float(self.tau))
+            searched = np.vstack([biased, rows])
+            self._biased_cache = (self.item_factors_, self.item_bias_, searched)
         self.item_embeddings_ = np.vstack([self.item_embeddings_, new])
         seen = self._seen
         self._seen = check.csr_from_arrays(
             (seen.shape[0], self.n_items_), seen.indptr, seen.indices, seen.data
         )
+        # Rows appended: the item index (exact or approximate) adds only those.
+        self._items_changed(start, searched)
         return np.arange(start, self.n_items_, dtype=np.int32)
 
     def _item_vectors(self, x: Any) -> np.ndarray:

@@ -391,7 +391,8 @@ class TextCF(RealTimeVerbs, KeepsSeen, Recommender):
             (never recommended back) but not learned from. With a Dataset, item embeddings
             that carry ids (:class:`semrec.datasets.ItemEmbeddings`) are checked to be aligned.
         validation : scipy.sparse CSR or Dataset, optional
-            Held-out interactions of the same users and items; each stored entry is a relevant
+            Held-out interactions of the same users and items (two Datasets must share their
+            id maps, as parts of one ``semrec.split``); each stored entry is a relevant
             item. After each epoch the model's NDCG@10 on it (training items excluded) is
             measured for early stopping (``patience``) and the best epoch is kept. Every stored
             entry counts, whatever its value: to stop on what ``semrec.evaluate`` measures with
@@ -431,7 +432,7 @@ class TextCF(RealTimeVerbs, KeepsSeen, Recommender):
                     f"user_embeddings have dimension {users_emb.shape[1]} but item_embeddings "
                     f"{emb.shape[1]}; embed users and items with the same encoder"
                 )
-        relevant = None if validation is None else checks.validation(validation, train.shape)
+        relevant = checks.validation(validation, train.shape, interactions)
         if callback is not None and not callable(callback):
             raise TypeError(
                 f"callback must be callable, callback(epoch, loss, ndcg), got {callback!r}"
@@ -569,8 +570,7 @@ class TextCF(RealTimeVerbs, KeepsSeen, Recommender):
         return training.biased_queries(queries), self._biased_items()
 
     def _biased_items(self) -> np.ndarray:
-        """``[v_i, tau b(i)]`` rows, built once per catalogue (``add_items`` replaces both
-        arrays, which rebuilds them)."""
+        """``[v_i, tau b(i)]`` rows, built once per fit (``add_items`` grows them)."""
         vectors, biases = self.item_factors_, self.item_bias_
         cached = getattr(self, "_biased_cache", None)
         if cached is None or cached[0] is not vectors or cached[1] is not biases:
