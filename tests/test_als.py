@@ -695,3 +695,22 @@ def test_a_layout_of_the_same_width_is_refused_too(rng, tmp_path) -> None:
         with pytest.raises(ValueError, match=message):
             verb()
     assert not (tmp_path / "m.npz").exists()
+
+
+def test_a_copy_made_inside_a_fit_callback_folds_in_as_the_model(rng) -> None:
+    """Before its first use the items' gram is a marker: a copy (pickle, deepcopy) must keep
+    it a marker, or the copy's fold_in would solve against the marker object itself."""
+    import copy
+    import pickle
+
+    r = random_interactions(rng)
+    checked = []
+
+    def callback(iteration, seconds, loss):
+        for twin in (copy.deepcopy(model), pickle.loads(pickle.dumps(model))):
+            np.testing.assert_allclose(twin.fold_in(r[[0]]), model.fold_in(r[[0]]), atol=1e-6)
+        checked.append(iteration)
+
+    model = make(factors=4, iterations=2)
+    model.fit(r, callback=callback)
+    assert len(checked) == 2

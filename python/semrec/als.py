@@ -36,7 +36,14 @@ logger = logging.getLogger("semrec")
 
 Callback = Callable[[int, float, float | None], Any]
 _LARGEST_MEAN = 1e30  # a global mean or a weight past this would make scores overflow float32
-_STALE = object()  # the items' gram before its first use since they changed
+
+
+class _Stale:  # the items' gram before its first use since they changed
+    def __reduce__(self) -> str:
+        return "_STALE"  # pickle and deepcopy give back this module's one instance
+
+
+_STALE = _Stale()
 _LIVE = ": a read-only view that later fit iterations (user factors: also update and fold_in) "
 _LIVE += "may change in place; .copy() it to keep a snapshot"
 
@@ -175,7 +182,7 @@ class ALS(Recommender):
     def _check_layout(self, solve: ALSSolve) -> None:
         """Refuse ``factors``, ``biases`` or ``feedback`` changed since fit (also at save: a
         file of another layout with the same width would load as a silently wrong model)."""
-        now = {"factors": solve.factors, "biases": solve.biases, "feedback": solve.feedback}
+        now = {name: getattr(solve, name) for name in self._fitted_layout}
         changed = [name for name, value in now.items() if value != self._fitted_layout[name]]
         if changed:
             raise ValueError(
@@ -355,11 +362,8 @@ class ALS(Recommender):
         # Spare rows for new users: a new user costs O(factors), not O(users).
         self._buffer = RowBuffer(users, fill=self._problem.initial_users(1)[0])
         self._users, self._items = users, items
-        solve = self._problem
         self._fitted_layout = {
-            "factors": solve.factors,
-            "biases": solve.biases,
-            "feedback": solve.feedback,
+            n: getattr(self._problem, n) for n in ("factors", "biases", "feedback")
         }
         self._user_views = self._item_views = None
         self._items_changed()
