@@ -818,3 +818,144 @@ def test_itemknn_similar_users_says_later_users_need_a_refit(rng):
         np.testing.assert_array_equal(got, want)  # the fitted users' are unchanged
     refit = make(ItemKNN, 6).fit(model.interactions_)
     assert refit.similar_users(41, k=3)[0].shape == (3,)
+
+
+# ---------------------------------------------------------------------------------------------
+# A long stream of clicks: the changed histories (and UserKNN's graph rows) are kept beside the
+# matrix and merged now and then, so that a click costs O(that user's history)
+
+
+def _stream_reference_scores(name, hist, graph):
+    """Every user's scores from the dense state: ItemKNN history @ graph, UserKNN graph rows @
+    the fitted users' current histories, MostPopular the fitted counts (``graph`` there)."""
+    if name == "ItemKNN":
+        return hist @ graph
+    if name == "UserKNN":
+        return graph @ hist[: graph.shape[1]]
+    return np.broadcast_to(graph, hist.shape)
+
+
+def _assert_stream_reads(name, model, hist, seen, graph, users, k=8):
+    """scores, the returned top-k scores and the excluded seen items against the dense state."""
+    ref = _stream_reference_scores(name, hist, graph)[users]
+    np.testing.assert_allclose(
+        model.score(users, np.arange(hist.shape[1])), ref, rtol=1e-5, atol=1e-6
+    )
+    ids, scores = model.recommend(users, k=k)
+    _, ref_scores = topk_ref(ref, k, seen[users])
+    np.testing.assert_allclose(scores, ref_scores, rtol=1e-5, atol=1e-6)
+    for row, u in zip(ids, users, strict=True):
+        assert not seen[u, row[row >= 0]].any()
+        assert (row >= 0).sum() == min(k, hist.shape[1] - seen[u].sum())
+
+
+@pytest.mark.parametrize("name", ["ItemKNN", "UserKNN", "MostPopular"])
+def test_a_long_stream_of_clicks_matches_a_dense_reference(name):
+    """1,500 updates and fold-ins (more than 1,024 changed users between whole-matrix reads,
+    so the kept rows are merged on the way) read as a dense NumPy model of the same clicks:
+    interactions_ (stored zeros included), UserKNN's new graph rows, scores, recommendations,
+    before and after the merges, and through a shallow copy, a pickle and a file."""
+    import copy
+    import pickle
+    import tempfile
+
+    rng = np.random.default_rng(11)
+    n_fit, n_items, k = 1200, 50, 6
+    r = random_interactions(rng, n_fit, n_items, 0.06)
+    r.data[::9] = 0.0  # stored zeros: seen, weightless
+    model = {
+        "ItemKNN": lambda: make(ItemKNN, k, shrinkage=1.0),
+        "UserKNN": lambda: make(UserKNN, k, shrinkage=1.0),
+        "MostPopular": semrec.MostPopular,
+    }[name]().fit(r)
+    hist = r.toarray().astype(np.float64)
+    seen = np.zeros(hist.shape, dtype=bool)
+    seen[np.repeat(np.arange(n_fit), np.diff(r.indptr)), r.indices] = True
+    fitted = hist.copy()
+    if name == "MostPopular":  # each item's number of fitted users (stored zeros included)
+        graph = np.bincount(r.indices, minlength=n_items).astype(np.float64)
+    else:  # the fitted graph (checked against the reference above); update keeps ItemKNN's
+        graph = model.similarity_.toarray().astype(np.float64)
+    merged_at_fit = model._histories.matrix()
+
+    def grow(n):  # users appended by fold_in / update
+        nonlocal hist, seen, graph
+        extra = n - hist.shape[0]
+        if extra > 0:
+            hist = np.vstack([hist, np.zeros((extra, n_items))])
+            seen = np.vstack([seen, np.zeros((extra, n_items), dtype=bool)])
+            if name == "UserKNN":
+                graph = np.vstack([graph, np.zeros((extra, n_fit))])
+
+    def new_graph_row(u):  # UserKNN: the user's new neighbours among the users as fitted
+        sims = cosine_ref(hist[[u]], fitted, 1.0)
+        return graph_ref(sims, k, np.array([u if u < n_fit else -1]))[0]
+
+    order = rng.permutation(n_fit)  # distinct users first: many kept rows before a merge
+    for step in range(1500):
+        n = model.n_users_
+        if step % 5 == 4:  # fold_in of a few users (their whole histories), some appended
+            users = rng.choice(n, size=int(rng.integers(1, 4)), replace=False)
+            if step % 3 == 0:
+                users = np.r_[users, n]
+            rows = random_interactions(rng, users.size, n_items, 0.1)
+            rows.data[::4] = 0.0
+            got = model.fold_in(rows, users=users)
+            grow(int(users.max()) + 1)
+            hist[users] = rows.toarray()
+            seen[users] = False
+            for j, u in enumerate(users):
+                seen[u, rows.indices[rows.indptr[j] : rows.indptr[j + 1]]] = True
+        else:
+            u = n if step % 50 == 49 else int(order[step % n_fit])
+            item = int(rng.integers(0, n_items))
+            weight = float(rng.choice([1.0, 0.0, 2.5]))  # 0: a new seen item of no weight
+            got = model.update(u, item, weight)
+            users = np.array([u])
+            grow(u + 1)
+            hist[u, item] += weight
+            seen[u, item] = True
+        if name == "UserKNN":
+            for u in users:
+                graph[u] = new_graph_row(u)
+        ref = _stream_reference_scores(name, hist, graph)[users]
+        if name == "MostPopular":
+            assert got.size == 0
+        else:
+            np.testing.assert_allclose(got.reshape(ref.shape), ref, rtol=1e-5, atol=1e-6)
+        if step % 100 == 0:  # reads of a few users, between merges
+            _assert_stream_reads(name, model, hist, seen, graph, np.r_[users, 0, 7])
+    # The clicks merged the kept rows themselves (no whole-matrix read since fit).
+    assert model._histories._base is not merged_at_fit
+
+    def check_everything(m):
+        view = m.interactions_
+        assert view.shape == hist.shape
+        np.testing.assert_array_equal(view.toarray(), hist.astype(np.float32))
+        pattern = np.zeros(hist.shape, dtype=bool)
+        pattern[np.repeat(np.arange(view.shape[0]), np.diff(view.indptr)), view.indices] = True
+        np.testing.assert_array_equal(pattern, seen)  # stored zeros stay seen
+        if name == "UserKNN":
+            got = m.similarity_.toarray()
+            assert got.shape == (hist.shape[0], hist.shape[0])
+            assert not got[:, n_fit:].any()
+            np.testing.assert_allclose(got[:, :n_fit], graph, rtol=2e-5, atol=1e-7)
+        _assert_stream_reads(name, m, hist, seen, graph, np.arange(hist.shape[0]))
+
+    check_everything(model)
+    for u, item in ((3, 5), (hist.shape[0], 2)):  # clicks after a whole read, then read again
+        model.update(u, item, 1.5)
+        grow(u + 1)
+        hist[u, item] += 1.5
+        seen[u, item] = True
+        if name == "UserKNN":
+            graph[u] = new_graph_row(u)
+    shallow = copy.copy(model)
+    shallow.update(0, 1, 3.0)  # a shallow copy's click changes the copy only
+    assert shallow.interactions_[0, 1] == hist[0, 1] + 3.0
+    check_everything(model)
+    check_everything(pickle.loads(pickle.dumps(model)))
+    with tempfile.TemporaryDirectory() as tmp:
+        model.save(f"{tmp}/model")
+        loaded = type(model).load(f"{tmp}/model")
+        check_everything(loaded)  # MostPopular too: its fitted counts are saved

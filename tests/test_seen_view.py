@@ -247,3 +247,33 @@ def test_scipy_reads_work_on_the_read_only_matrix(train: sp.csr_array, tmp_path:
     np.testing.assert_array_equal(pickle.loads(pickle.dumps(view)).toarray(), dense)
     sp.save_npz(tmp_path / "seen.npz", view)
     np.testing.assert_array_equal(sp.load_npz(tmp_path / "seen.npz").toarray(), dense)
+
+
+@pytest.mark.parametrize("name", ["ALS", "ItemKNN", "UserKNN", "MostPopular", "Random"])
+def test_a_click_reads_no_whole_matrix(
+    name: str, train: sp.csr_array, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """update and fold_in change one user's row: they neither merge the histories nor build
+    the interactions_ view (each O(all interactions)); the next read of it shows the clicks."""
+    from semrec._histories import Histories
+
+    model, reference = FAMILIES[name]().fit(train), FAMILIES[name]().fit(train)
+    whole_reads: list[str] = []
+    view, merge = _seen.scipy_view, Histories.matrix
+    monkeypatch.setattr(_seen, "scipy_view", lambda m: whole_reads.append("view") or view(m))
+    monkeypatch.setattr(Histories, "matrix", lambda h: whole_reads.append("merge") or merge(h))
+    new = sp.csr_array(np.eye(2, N_ITEMS, dtype=np.float32))
+    for m in (model, reference):
+        m.update(3, 4, 2.0)
+        m.update(N_USERS, 1)  # a new user
+        m.fold_in(new, users=[5, N_USERS + 1])
+        m.update(5, 7, 0.0)  # a new seen item of weight 0
+    assert whole_reads == []
+    expected = train.toarray()
+    expected[3, 4] += 2.0
+    expected = np.vstack([expected, np.zeros((2, N_ITEMS), np.float32)])
+    expected[N_USERS, 1] = 1.0
+    expected[[5, N_USERS + 1]] = new.toarray()
+    np.testing.assert_array_equal(model.interactions_.toarray(), expected)
+    assert model.interactions_[5, 7] == 0 and 7 in model.interactions_[[5]].indices  # seen
+    _assert_same(model, reference)

@@ -21,7 +21,9 @@ class Histories:
     ----------
     matrix : scipy.sparse.csr_array
         Canonical (sorted rows, no duplicates; explicit zeros are entries), float32 data,
-        int64 ``indptr`` and int32 ``indices``. Kept by reference.
+        int64 ``indptr`` and int32 ``indices``. Kept by reference, never written to.
+    square : bool, default False
+        The columns are the rows too (a graph among the users, UserKNN's): they grow with them.
 
     Examples
     --------
@@ -33,11 +35,15 @@ class Histories:
     [[1.0, 0.0, 2.0], [0.0, 5.0, 0.0]]
     """
 
-    def __init__(self, matrix: sp.csr_array) -> None:
+    _square = False  # (a class default: histories pickled before it existed are not square)
+
+    def __init__(self, matrix: sp.csr_array, *, square: bool = False) -> None:
         self._base = matrix
         self._changed: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self.n_users = int(matrix.shape[0])
         self.n_items = int(matrix.shape[1])
+        if square:
+            self._square = True
         # Readers merge too (a batch's rows, a whole-matrix read), side by side: one at a time.
         self._lock = threading.RLock()
 
@@ -48,6 +54,15 @@ class Histories:
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._lock = threading.RLock()
+
+    def __copy__(self) -> Histories:
+        """Histories that change apart from these: the arrays are shared (never written to,
+        a change replaces a row), the overlay's index is not."""
+        with self._lock:
+            out = Histories.__new__(Histories)
+            out.__setstate__(self.__getstate__())
+            out._changed = dict(self._changed)
+            return out
 
     def row(self, user: int) -> tuple[np.ndarray, np.ndarray]:
         """User's current history as (sorted item ids int32, weights float32), read-only."""
@@ -67,7 +82,7 @@ class Histories:
         """Replace (or, for ``user >= n_users``, add) one user's history (sorted ids)."""
         with self._lock:
             self._changed[user] = (indices, weights)
-            self.n_users = max(self.n_users, user + 1)
+            self._grow(user + 1)
             self._maybe_merge()
 
     def set_rows(self, users: np.ndarray, rows: sp.csr_array) -> None:
@@ -77,8 +92,13 @@ class Histories:
                 start, end = rows.indptr[pos], rows.indptr[pos + 1]
                 self._changed[u] = (rows.indices[start:end].copy(), rows.data[start:end].copy())
             if users.size:
-                self.n_users = max(self.n_users, int(users.max()) + 1)
+                self._grow(int(users.max()) + 1)
             self._maybe_merge()
+
+    def _grow(self, n_users: int) -> None:
+        self.n_users = max(self.n_users, n_users)
+        if self._square:
+            self.n_items = self.n_users
 
     def structure(self, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The histories of ``users`` as CSR (indptr int64, indices int32), without a merge
@@ -96,6 +116,36 @@ class Histories:
         picked = base[users]
         return picked.indptr.astype(np.int64), picked.indices.astype(np.int32)
 
+    def rows(self, users: np.ndarray) -> sp.csr_array:
+        """The histories of ``users`` (weights included), a canonical CSR of shape
+        (n, n_items), without a merge: O(their entries), whatever has changed since."""
+        users = np.asarray(users, dtype=np.int64)
+        with self._lock:
+            base, changed = self._base, self._changed
+            n_base = base.shape[0]
+            hit = np.zeros(users.size, dtype=bool)
+            if changed and users.size <= len(changed):
+                hit[:] = [u in changed for u in users.tolist()]
+            elif changed:
+                hit = np.isin(users, np.fromiter(changed, np.int64, len(changed)))
+            first = base.indptr[np.minimum(users, n_base)]
+            lengths = np.where(hit, 0, base.indptr[np.minimum(users + 1, n_base)] - first)
+            patched = np.flatnonzero(hit)
+            for pos in patched.tolist():
+                lengths[pos] = changed[int(users[pos])][0].size
+            # A changed row's run in the base is a placeholder, overwritten below.
+            indptr, indices, data = runs(base.indices, base.data, first, lengths)
+            for pos in patched.tolist():
+                row_indices, row_weights = changed[int(users[pos])]
+                indices[indptr[pos] : indptr[pos + 1]] = row_indices
+                data[indptr[pos] : indptr[pos + 1]] = row_weights
+            n_items = self.n_items
+        out = sp.csr_array((users.size, n_items), dtype=np.float32)  # filled, not re-checked
+        out.indptr, out.indices, out.data = indptr, indices, data
+        out.has_sorted_indices = True
+        out.has_canonical_format = True
+        return out
+
     def seen(self, users: np.ndarray) -> sp.csr_array:
         """The pattern of ``users``' histories (entries of 1), a CSR of shape (n, n_items)."""
         indptr, indices = self.structure(users)
@@ -106,7 +156,7 @@ class Histories:
         """Every history as one canonical CSR (merging the changed rows first): the model's
         own arrays, handed to users only as ``semrec._seen.scipy_view`` (read-only) of it."""
         with self._lock:
-            if self._changed or self._base.shape[0] != self.n_users:
+            if self._changed or self._base.shape != (self.n_users, self.n_items):
                 self._merge()
             return self._base
 
@@ -144,12 +194,37 @@ class Histories:
             data[indptr[u] : indptr[u + 1]] = w
             following = u + 1
         copy_base(following, n_base)
-        merged = sp.csr_array((n, base.shape[1]), dtype=np.float32)  # filled, not re-checked
+        merged = sp.csr_array((n, self.n_items), dtype=np.float32)  # filled, not re-checked
         merged.indptr, merged.indices, merged.data = indptr, indices, data
         merged.has_sorted_indices = True
         merged.has_canonical_format = True
         self._base = merged
         self._changed = {}
+
+
+def runs(
+    indices: np.ndarray, data: np.ndarray, first: np.ndarray, lengths: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The runs ``[first[r], first[r] + lengths[r])`` of a CSR's ``indices`` and ``data``, one
+    after another, as a CSR's (int64 indptr, int32 indices, float32 data): O(rows + entries
+    taken). A run past the arrays' end is clipped to their last entry (the caller's to fill).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from semrec._histories import runs
+    >>> runs(np.array([4, 5, 6]), np.ones(3), np.array([2, 0]), np.array([1, 2]))[:2]
+    (array([0, 1, 3]), array([6, 4, 5], dtype=int32))
+    """
+    indptr = np.zeros(lengths.size + 1, dtype=np.int64)
+    np.cumsum(lengths, out=indptr[1:])
+    # Each entry's place: its run's start, plus its rank in the run.
+    source = np.arange(indptr[-1], dtype=np.int64)
+    source += np.repeat(first - indptr[:-1], lengths)
+    if not indices.size:  # nothing to take from: every run is the caller's to fill
+        return indptr, np.empty(source.size, np.int32), np.empty(source.size, np.float32)
+    taken = np.take(indices, source, mode="clip").astype(np.int32, copy=False)
+    return indptr, taken, np.take(data, source, mode="clip").astype(np.float32, copy=False)
 
 
 class RowBuffer:

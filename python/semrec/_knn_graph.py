@@ -15,7 +15,11 @@ import numpy as np
 import scipy.sparse as sp
 
 from semrec import _validation as check
+from semrec._histories import runs
 from semrec._native import core
+
+_FEW_QUERIES = 64  # graph_rows passes such few queries only the target rows they reach
+_ROWS_PER_TASK = 8  # the kernel's (cpp/semrec/knn.cpp kRowsPerTask): rows of one thread's task
 
 
 def kernel_arrays(m: sp.csr_array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -36,6 +40,32 @@ def transpose(m: sp.csr_array, threads: int = 1) -> sp.csr_array:
     out.indptr, out.indices, out.data = indptr, indices, data  # no constructor: no re-check
     out.has_sorted_indices = True  # rows are filled in input-row order
     return out
+
+
+# Interaction weights above this could overflow the float32 similarity sums (their squares,
+# summed over up to millions of users, must stay below 3.4e38); below the smallest, their
+# squares underflow to 0 and every similarity with them.
+LARGEST_WEIGHT = 1e15
+SMALLEST_WEIGHT = 1e-15
+
+
+def check_weight_range(weights: np.ndarray, name: str) -> None:
+    """Neighbour similarities square the weights in float32: refuse weights whose squares
+    overflow (past 3.4e38 every similarity becomes 0) or underflow to 0 there."""
+    peak = float(weights.max(initial=0.0))
+    if peak > LARGEST_WEIGHT:
+        raise ValueError(
+            f"{name} holds weights up to {peak:.3g}; neighbour similarities square them in "
+            f"float32 (past 3.4e38 every similarity becomes 0): keep weights below "
+            f"{LARGEST_WEIGHT:g}, e.g. divide them by their maximum"
+        )
+    low = float(np.abs(weights[weights != 0]).min(initial=np.inf))
+    if low < SMALLEST_WEIGHT:
+        raise ValueError(
+            f"{name} holds weights as small as {low:.3g}; neighbour similarities square them "
+            f"in float32 (below ~1e-19 a square is 0, and so is every similarity): keep "
+            f"weights above {SMALLEST_WEIGHT:g}, e.g. divide them by their maximum"
+        )
 
 
 def row_sums(indptr: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -67,9 +97,11 @@ class Targets:
         self.rank = np.empty_like(self.order)
         self.rank[self.order] = np.arange(self.order.size, dtype=np.int32)
         # Renumbering leaves each row's columns unsorted; the kernel does not need them sorted.
-        self.matrix = sp.csr_array(
-            (docs_t.data, self.rank[docs_t.indices], docs_t.indptr), shape=docs_t.shape
-        )
+        # Kept in the kernel's dtypes (scipy's constructor would widen the indices to int64):
+        # UserKNN's fold_in and update pass it on every call, which must not convert it.
+        indptr, indices, data = kernel_arrays(docs_t)
+        self.matrix = sp.csr_array(docs_t.shape, dtype=np.float32)
+        self.matrix.indptr, self.matrix.indices, self.matrix.data = indptr, self.rank[indices], data
         self.norms = np.ascontiguousarray(norms[self.order])
 
     def transposed_docs(self) -> sp.csr_array:
@@ -96,21 +128,15 @@ def padded(graph: sp.csr_array, k: int) -> tuple[np.ndarray, np.ndarray]:
     return ids, scores
 
 
-def replace_rows(m: sp.csr_array, ids: np.ndarray, rows: sp.csr_array, n_cols: int) -> sp.csr_array:
-    """``m`` with rows ``ids`` replaced by ``rows``; ids ``len(m), len(m)+1, ...`` append."""
-    n_old = m.shape[0]
-    total = max(n_old, int(ids.max()) + 1) if ids.size else n_old
-    stacked = sp.vstack(
-        [
-            sp.csr_array((m.data, m.indices, m.indptr), shape=(n_old, n_cols)),
-            sp.csr_array((rows.data, rows.indices, rows.indptr), shape=(rows.shape[0], n_cols)),
-        ],
-        format="csr",
-    )
-    source = np.arange(total)
-    source[ids] = n_old + np.arange(ids.size)
-    # Explicit zeros stay: in interactions they are seen items.
-    return check.canonical_csr(stacked[source], "rows", allow_empty=True)
+def neighbour_columns(graph: sp.csr_array) -> tuple[sp.csr_array, np.ndarray]:
+    """``graph`` with its columns renumbered to the ones it uses, and those (sorted): in the
+    same order, so a product with their rows sums the same terms in the same order as one with
+    every row (and reads O(those rows))."""
+    ids = np.unique(graph.indices)
+    local = np.searchsorted(ids, graph.indices).astype(np.int32)
+    indptr = graph.indptr.astype(np.int64, copy=False)
+    shape = (graph.shape[0], ids.size)
+    return check.csr_from_arrays(shape, indptr, local, graph.data), ids
 
 
 def weight_stats(
@@ -203,13 +229,27 @@ def graph_rows(
     k = min(int(settings.neighbours), max(targets.order.size, 1))
     q_indptr, q_indices, q_data = kernel_arrays(queries)
     start, stop = q_indptr[lo], q_indptr[hi]
+    t_indptr, t_indices, t_data = kernel_arrays(targets.matrix)
+    if hi - lo <= _FEW_QUERIES:
+        # The kernel packs every target entry it is given: a click's user is given only the
+        # rows its terms reach (the same rows, in the same order: the same sums), so that it
+        # costs O(those rows), not O(every interaction).
+        reached = np.zeros(t_indptr.size - 1, dtype=bool)
+        reached[q_indices[start:stop]] = True
+        first = t_indptr[:-1]
+        lengths = np.where(reached, t_indptr[1:] - first, 0)
+        t_indptr, t_indices, t_data = runs(t_indices, t_data, first, lengths)
+    if hi - lo <= _ROWS_PER_TASK:  # one task: a second thread would only wait at the barrier
+        threads = 1
     me = np.asarray(self_ids, dtype=np.int32)
     me = np.where(me >= 0, targets.rank[np.maximum(me, 0)], -1).astype(np.int32)
     g_indptr, g_indices, g_values = core.knn_graph(
         q_indptr[lo : hi + 1] - start,
         q_indices[start:stop],
         q_data[start:stop],
-        *kernel_arrays(targets.matrix),
+        t_indptr,
+        t_indices,
+        t_data,
         targets.order.size,
         np.ascontiguousarray(query_norms, dtype=np.float32),
         targets.norms,

@@ -7,17 +7,22 @@ index arrays of two dtypes, so ``interactions_`` hands out the same matrix with 
 dtype. Its arrays are read-only views of the model's (a write raises instead of changing the
 model's history behind its back; a ``.copy()`` is editable). The view is built once per
 matrix, and again when the matrix's arrays or shape change (``resize`` grows a matrix in
-place) or when whoever holds it resized it or set its arrays.
+place) or when whoever holds it resized it or set its arrays. Models that change a user at a
+time keep :class:`semrec._histories.Histories` (:class:`KeepsHistories`): a click replaces a
+row beside the matrix, which is merged (and its view built) on the next whole read only.
 """
 
 from __future__ import annotations
 
+import copy
 import weakref
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
+
+from semrec._histories import Histories
 
 # id(kernel matrix) -> (its view; the view's read-only indptr, indices and data; the indptr,
 # indices and data they were built from); an entry leaves with its matrix (weakref.finalize),
@@ -91,3 +96,42 @@ class KeepsSeen:
         ``eliminate_zeros`` too); ``.copy()`` it to edit."""
         self._check_fitted()
         return scipy_view(self._seen)
+
+
+class KeepsHistories:
+    """Mixin of a model that keeps its users' histories in ``_histories`` (a
+    :class:`semrec._histories.Histories`): ``update`` and ``fold_in`` replace rows in
+    O(those rows), reads take rows without a merge, and ``interactions_`` is the scipy view of
+    the merged matrix (merged, and its view built, on the first read after a change)."""
+
+    _histories: Histories
+    _check_fitted: Callable[[], None]  # Recommender's
+    _FITTED_BY: ClassVar[str] = "_histories"
+
+    @property
+    def interactions_(self) -> sp.csr_array:
+        """The training interactions (users x items), with the changes of ``update`` and
+        ``fold_in``: read-only views of the model's arrays (a write raises ``ValueError``,
+        ``eliminate_zeros`` too); ``.copy()`` it to edit."""
+        self._check_fitted()
+        return scipy_view(self._histories.matrix())
+
+    def _shape(self) -> tuple[int, int]:
+        return self._histories.n_users, self._histories.n_items  # no merge to find out
+
+    def _seen_rows(self, users: np.ndarray) -> sp.csr_array:
+        return self._histories.rows(users)
+
+    def __copy__(self) -> Any:
+        # A shallow copy shares the arrays, as before histories changed in place: a click on
+        # the copy replaced the copy's matrix only, so it still reaches the copy only.
+        out = type(self).__new__(type(self))
+        for name, value in vars(self).items():
+            vars(out)[name] = copy.copy(value) if isinstance(value, Histories) else value
+        return out
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        if "_seen" in state and "_histories" not in state:  # pickled with one seen CSR
+            state = dict(state)
+            state["_histories"] = Histories(state.pop("_seen"))
+        vars(self).update(state)

@@ -10,10 +10,10 @@ import scipy.sparse as sp
 from semrec import _hyperparameters as hyperparameters
 from semrec import _validation as check
 from semrec._base import Recommender
-from semrec._knn_graph import replace_rows
+from semrec._histories import Histories
 from semrec._model_lock import fits_model
 from semrec._persist import Saved
-from semrec._seen import KeepsSeen
+from semrec._seen import KeepsHistories
 
 _HINTS = {
     "add_items": "a baseline knows items by their interactions only; refit it",
@@ -22,15 +22,14 @@ _HINTS = {
 }
 
 
-class _Baseline(KeepsSeen, Recommender):
+class _Baseline(KeepsHistories, Recommender):
     _PARAMS: ClassVar[tuple[str, ...]] = ()
     _HINTS = _HINTS
-    _FITTED_BY: ClassVar[str] = "_seen"  # the kernels' layout; interactions_ is scipy's
 
     @fits_model
     def fit(self, interactions: Any) -> Self:
         """Remember the training interactions (users x items CSR); returns ``self``."""
-        self._seen = check.canonical_csr(interactions, "interactions")
+        self._histories = Histories(check.canonical_csr(interactions, "interactions"))
         self._fit()
         return self
 
@@ -39,33 +38,35 @@ class _Baseline(KeepsSeen, Recommender):
 
     # Real time: a baseline's scores need no user state, so fold_in and update only record
     # what the user has seen (and new users); the scores stay those of fit (MostPopular's
-    # counts are the training users', as ItemKNN's graph waits for the next fit).
+    # counts are the training users', as ItemKNN's graph waits for the next fit). Each costs
+    # O(the changed rows): the histories keep them beside the matrix until a merge pays.
     def _fold_in(
         self, history: Any, users: np.ndarray | None, times: np.ndarray | None
     ) -> np.ndarray:
         rows = check.canonical_csr(history, "history", allow_empty=True)
         if users is not None:
-            self._seen = replace_rows(self._seen, users, rows, self.n_items_)
+            self._histories.set_rows(users, rows)
         return np.zeros((rows.shape[0], 0), dtype=np.float32)
 
     def _update(self, user: int, item: int, weight: float, t: float | None) -> np.ndarray:
-        n_users, n_items = self._seen.shape
-        old = self._seen[[user]] if user < n_users else sp.csr_array((1, n_items), dtype=np.float32)
-        cols = np.r_[old.indices, item].astype(np.int32)  # a seen 0 stays an entry
-        values = np.r_[old.data, np.float32(weight)]
-        row = sp.csr_array((values, cols, np.array([0, cols.size])), shape=(1, n_items))
-        self._seen = replace_rows(self._seen, np.array([user]), row, n_items)
+        indices, weights = self._histories.row(user)
+        cols = np.r_[indices, item].astype(np.int32)  # a seen 0 stays an entry
+        values = np.r_[weights, np.float32(weight)]
+        row = sp.csr_array((values, cols, np.array([0, cols.size])), shape=(1, self.n_items_))
+        # Summed as the whole matrix was (float32; an overflow to inf is "rows"' error).
+        row = check.canonical_csr(row, "rows", allow_empty=True)
+        self._histories.set_row(user, row.indices, row.data)
         return np.zeros(0, dtype=np.float32)
 
     # The state is the training matrix; the rest is derived from it.
     def _state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         from semrec._persist import csr_arrays
 
-        shape = list(self._seen.shape)
-        return {"shape": shape}, csr_arrays(self._seen, "interactions")
+        seen = self._histories.matrix()
+        return {"shape": list(seen.shape)}, csr_arrays(seen, "interactions")
 
     def _restore(self, saved: Saved) -> None:
-        self._seen = saved.csr("interactions", saved.shape("shape"))
+        self._histories = Histories(saved.csr("interactions", saved.shape("shape")))
         self._fit()
 
 
@@ -87,10 +88,22 @@ class MostPopular(_Baseline):
 
     _FORMAT_NAME = "semrec.MostPopular"
 
-    def _fit(self) -> None:
-        counts = np.bincount(self._seen.indices, minlength=self.n_items_)
+    def _fit(self, counts: np.ndarray | None = None) -> None:
+        if counts is None:  # the training users' interactions per item
+            counts = np.bincount(self._histories.matrix().indices, minlength=self.n_items_)
         self.popularity_ = counts.astype(np.float32)
         self._counts = np.ascontiguousarray(self.popularity_[:, None])  # one array: indexed once
+
+    # Saved apart from the interactions, which hold the clicks since fit as well: counted
+    # again at load, they gave the loaded model other scores than the saved one.
+    def _state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        meta, arrays = super()._state()
+        return meta, {**arrays, "popularity": self.popularity_}
+
+    def _restore(self, saved: Saved) -> None:
+        super()._restore(saved)  # files of earlier versions: counted on the saved interactions
+        if "popularity" in saved.arrays:
+            self._fit(saved.array("popularity", np.float32, (self.n_items_,), minimum=0))
 
     def _vectors(self, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         # A dot product of 1 with each item's count: the count, for every user.

@@ -37,15 +37,19 @@ from tqdm import tqdm
 from semrec import _hyperparameters as hyperparameters
 from semrec import _validation as check
 from semrec._base import Recommender
+from semrec._histories import Histories
 from semrec._knn_graph import (
+    LARGEST_WEIGHT,
+    SMALLEST_WEIGHT,
     Settings,
     Targets,
     apply_weights,
+    check_weight_range,
     entry_weights,
     graph_rows,
     kernel_arrays,
+    neighbour_columns,
     padded,
-    replace_rows,
     row_norms,
     rows_of,
     transpose,
@@ -54,40 +58,19 @@ from semrec._knn_graph import (
 from semrec._model_lock import fits_model
 from semrec._native import core
 from semrec._persist import Saved, csr_arrays
-from semrec._seen import KeepsSeen
+from semrec._seen import KeepsHistories
 from semrec._threads import resolve_num_threads
 from semrec.explain import explanation
 
 logger = logging.getLogger("semrec")
 
 WEIGHTINGS = ("none", "tfidf", "bm25")
-# Interaction weights above this could overflow the float32 similarity sums (their squares,
-# summed over up to millions of users, must stay below 3.4e38); below the smallest, their
-# squares underflow to 0 and every similarity with them.
-_LARGEST_WEIGHT = 1e15
-_SMALLEST_WEIGHT = 1e-15
+# UserKNN scores up to this many users from their neighbours' rows alone (more: the whole
+# matrix, whose merge a batch that size outweighs).
+_GATHERED = 64
 
 
-def _check_weight_range(weights: np.ndarray, name: str) -> None:
-    """Neighbour similarities square the weights in float32: refuse weights whose squares
-    overflow (past 3.4e38 every similarity becomes 0) or underflow to 0 there."""
-    peak = float(weights.max(initial=0.0))
-    if peak > _LARGEST_WEIGHT:
-        raise ValueError(
-            f"{name} holds weights up to {peak:.3g}; neighbour similarities square them in "
-            f"float32 (past 3.4e38 every similarity becomes 0): keep weights below "
-            f"{_LARGEST_WEIGHT:g}, e.g. divide them by their maximum"
-        )
-    low = float(np.abs(weights[weights != 0]).min(initial=np.inf))
-    if low < _SMALLEST_WEIGHT:
-        raise ValueError(
-            f"{name} holds weights as small as {low:.3g}; neighbour similarities square them "
-            f"in float32 (below ~1e-19 a square is 0, and so is every similarity): keep "
-            f"weights above {_SMALLEST_WEIGHT:g}, e.g. divide them by their maximum"
-        )
-
-
-class _NeighbourCF(KeepsSeen, Recommender):
+class _NeighbourCF(KeepsHistories, Recommender):
     """What ItemKNN and UserKNN share; ``_KIND`` names the compared entities."""
 
     _HINTS = {  # noqa: RUF012 (class constant)
@@ -96,7 +79,6 @@ class _NeighbourCF(KeepsSeen, Recommender):
     }
     _KIND: ClassVar[str] = ""
     _EXPLAINED_BY: ClassVar[str] = "item"
-    _FITTED_BY: ClassVar[str] = "_seen"  # the kernels' layout; interactions_ is scipy's
     _PARAMS = (
         "neighbours",
         "weighting",
@@ -211,7 +193,7 @@ class _NeighbourCF(KeepsSeen, Recommender):
         """
         self._check_params()
         train = check.canonical_csr(interactions, "interactions", nonnegative=True)
-        _check_weight_range(train.data, "interactions")
+        check_weight_range(train.data, "interactions")
         threads = resolve_num_threads(self.num_threads)
         # Every stored entry is seen (interactions_); the graph learns from non-zero weights.
         weighted, weighted_t = self._layouts(check.without_zeros(train))
@@ -231,7 +213,7 @@ class _NeighbourCF(KeepsSeen, Recommender):
                 weighted, 0, n, targets, norms, self, threads, self_ids=me,
                 progress=report if show else None,
             )  # fmt: skip
-        self._seen = train
+        self._histories = Histories(train)
         self._weighted, self._norms, self._targets = weighted, norms, targets
         self._term_side = None
         self._fitted_with = self._shaping()
@@ -241,17 +223,23 @@ class _NeighbourCF(KeepsSeen, Recommender):
     # -- scoring -----------------------------------------------------------------------------
     def _history(self, users: np.ndarray) -> sp.csr_array:
         """What a user's scores are summed over: its history (ItemKNN) or neighbours."""
-        return rows_of(self._seen if self._KIND == "item" else self.similarity_, users)
+        raise NotImplementedError
 
-    def _through(self) -> sp.csr_array:
-        """The matrix a history row is multiplied with to score every item."""
-        return self.similarity_ if self._KIND == "item" else self._seen
+    def _through(self, ids: np.ndarray) -> sp.csr_array:
+        """Rows ``ids`` of the matrix a history row is multiplied with to score every item."""
+        raise NotImplementedError
+
+    def _operands(self, users: np.ndarray) -> tuple[sp.csr_array, sp.csr_array]:
+        """(``users``' histories, the matrix they multiply): ItemKNN's graph, or UserKNN's
+        neighbours' rows, the history's columns renumbered to them."""
+        return self._history(users), self.similarity_
 
     def _score_rows(self, users: np.ndarray) -> np.ndarray:
         # Summed as recommend's kernel sums (same inputs, same order): the scores it ranks.
+        history, through = self._operands(users)
         return core.knn_scores(
-            *kernel_arrays(check.without_zeros(self._history(users))),
-            *kernel_arrays(self._through()),
+            *kernel_arrays(check.without_zeros(history)),
+            *kernel_arrays(through),
             self.n_items_,
             resolve_num_threads(self.num_threads),
         )
@@ -263,11 +251,10 @@ class _NeighbourCF(KeepsSeen, Recommender):
         # and come after every positive score, by increasing id.
         if candidates is not None:
             candidates = np.unique(candidates).astype(np.int32)
-        history = self._history(users)
-        through = self._through()
+        history, through = self._operands(users)
         exclude = None
         if exclude_seen:
-            exclude = history if self._KIND == "item" else rows_of(self._seen, users)
+            exclude = history if self._KIND == "item" else self._histories.rows(users)
         ex_indptr, ex_indices, _ = (None, None, None) if exclude is None else kernel_arrays(exclude)
         return core.knn_topk(
             *kernel_arrays(check.without_zeros(history)),  # a seen 0 reaches no neighbour
@@ -292,9 +279,11 @@ class _NeighbourCF(KeepsSeen, Recommender):
     def _similar(self, kind: str, ids: Any, k: int) -> tuple[np.ndarray, np.ndarray]:
         self._check_fitted()
         if kind == self._KIND:
-            n = self.similarity_.shape[0]
+            n = self.n_items_ if kind == "item" else self.n_users_
             q, scalar = check.index_array(ids, f"{kind}s", n, kind)
-            out = padded(self.similarity_[q], check.result_width(k, q.size, n, f"{kind}s"))
+            # The graph's rows: what ItemKNN's histories go through, UserKNN's user sums over.
+            graph = self._through(q) if kind == "item" else self._history(q)
+            out = padded(graph, check.result_width(k, q.size, n, f"{kind}s"))
         else:
             # The other side's vectors are the columns of the weighted document matrix, of fit
             # time: computed with the fitted weighting and shrinkage (not the graph's k).
@@ -352,21 +341,20 @@ class _NeighbourCF(KeepsSeen, Recommender):
         self, history: Any, users: np.ndarray | None, times: np.ndarray | None
     ) -> np.ndarray:
         rows = check.canonical_csr(history, "history", nonnegative=True, allow_empty=True)
-        _check_weight_range(rows.data, "history")  # the bounds fit and update keep
+        check_weight_range(rows.data, "history")  # the bounds fit and update keep
         return self._scores_of(rows, users)
 
     def _update(self, user: int, item: int, weight: float, t: float | None) -> np.ndarray:
         # The change costs one row (plus, for UserKNN, that user's neighbours); the graph of
         # the other users is not rebuilt until the next fit.
-        if abs(weight) > _LARGEST_WEIGHT:  # refused below anyway; float32 would make it inf
+        if abs(weight) > LARGEST_WEIGHT:  # refused below anyway; float32 would make it inf
             raise ValueError(
-                f"weight must be in [-{_LARGEST_WEIGHT:g}, {_LARGEST_WEIGHT:g}] (neighbour "
+                f"weight must be in [-{LARGEST_WEIGHT:g}, {LARGEST_WEIGHT:g}] (neighbour "
                 f"similarities square weights in float32), got {weight:.3g}"
             )
-        old = self._seen[[user]] if user < self.n_users_ else None
-        old = sp.csr_array((1, self.n_items_), dtype=np.float32) if old is None else old
-        cols = np.r_[old.indices, item].astype(np.int32)  # sparse: a seen 0 stays an entry
-        values = np.r_[old.data, np.float32(weight)].astype(np.float64)
+        indices, weights = self._histories.row(user)  # O(the row), whatever changed before
+        cols = np.r_[indices, item].astype(np.int32)  # sparse: a seen 0 stays an entry
+        values = np.r_[weights, np.float32(weight)].astype(np.float64)
         row = check.canonical_csr(
             sp.csr_array((values, cols, np.array([0, cols.size])), shape=(1, self.n_items_))
         )
@@ -376,11 +364,11 @@ class _NeighbourCF(KeepsSeen, Recommender):
                 f"update would make interaction ({user}, {item}) negative ({total}); weights "
                 "must stay >= 0"
             )
-        if total > _LARGEST_WEIGHT or 0 < total < _SMALLEST_WEIGHT:  # the bounds fit keeps
+        if total > LARGEST_WEIGHT or 0 < total < SMALLEST_WEIGHT:  # the bounds fit keeps
             raise ValueError(
                 f"weight: update would make interaction ({user}, {item}) {total:.3g}; neighbour "
-                f"similarities square weights in float32: keep them in [{_SMALLEST_WEIGHT:g}, "
-                f"{_LARGEST_WEIGHT:g}] (or 0)"
+                f"similarities square weights in float32: keep them in [{SMALLEST_WEIGHT:g}, "
+                f"{LARGEST_WEIGHT:g}] (or 0)"
             )
         return self._scores_of(row, np.array([user]))[0]
 
@@ -402,9 +390,8 @@ class _NeighbourCF(KeepsSeen, Recommender):
         [1, 0]
         """
         history = self._history(np.array([u]))
-        through = self._through()
         ids = history.indices
-        parts = history.data.astype(np.float32) * through[ids][:, [i]].toarray().ravel()
+        parts = history.data.astype(np.float32) * self._through(ids)[:, [i]].toarray().ravel()
         keep = parts != 0
         score = float(self.score(u, [i])[0])
         frame = explanation(ids[keep], parts[keep], k, user=u, item=i, score=score)
@@ -415,11 +402,12 @@ class _NeighbourCF(KeepsSeen, Recommender):
         self._check_fitted_params()  # the file's hyperparameters describe its arrays
         arrays = csr_arrays(self.similarity_, "similarity")
         arrays |= csr_arrays(self._weighted, "weighted")
-        arrays |= csr_arrays(self._seen, "interactions")
+        seen = self._histories.matrix()
+        arrays |= csr_arrays(seen, "interactions")
         if self._idf is not None:
             arrays["idf"] = self._idf
         meta = {
-            "shape": list(self._seen.shape),
+            "shape": list(seen.shape),
             "similarity_shape": list(self.similarity_.shape),
             "weighted_shape": list(self._weighted.shape),
             "avg_len": self._avg_len,
@@ -430,7 +418,7 @@ class _NeighbourCF(KeepsSeen, Recommender):
         self._check_params()
         self._fitted_with = self._shaping()
         n_users, n_items = saved.shape("shape")
-        self._seen = saved.csr("interactions", (n_users, n_items), nonnegative=True)
+        self._histories = Histories(saved.csr("interactions", (n_users, n_items), nonnegative=True))
         sim_shape = saved.shape("similarity_shape")
         w_shape = saved.shape("weighted_shape")
         docs = n_items if self._KIND == "item" else n_users
@@ -505,10 +493,16 @@ class ItemKNN(_NeighbourCF):
     _FORMAT_NAME = "semrec.ItemKNN"
     _EXPLAINED_BY = "item"
 
+    def _history(self, users: np.ndarray) -> sp.csr_array:
+        return self._histories.rows(users)
+
+    def _through(self, ids: np.ndarray) -> sp.csr_array:
+        return rows_of(self.similarity_, ids)
+
     def _scores_of(self, history: sp.csr_array, users: np.ndarray | None) -> np.ndarray:
         scores = np.asarray((history @ self.similarity_).toarray(), dtype=np.float32)
         if users is not None:
-            self._seen = replace_rows(self._seen, users, history, self.n_items_)
+            self._histories.set_rows(users, history)
         return scores
 
 
@@ -540,6 +534,47 @@ class UserKNN(_NeighbourCF):
     _FORMAT_NAME = "semrec.UserKNN"
     _EXPLAINED_BY = "neighbour"
 
+    # The graph changes a row per click (the user's neighbours), so it is kept as histories
+    # are: the changed rows beside the matrix, merged on a whole-graph read.
+    @property
+    def similarity_(self) -> sp.csr_array:
+        """The user graph, (n_users, n_users) (see the class docstring)."""
+        graph = vars(self).get("_graph")
+        if graph is None:  # what reading an attribute never set says
+            raise AttributeError(f"'{type(self).__name__}' object has no attribute 'similarity_'")
+        return graph.matrix()
+
+    @similarity_.setter
+    def similarity_(self, graph: sp.csr_array) -> None:
+        self._graph = Histories(graph, square=True)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        if "similarity_" in state:  # pickled with the graph as one CSR
+            state = dict(state)
+            state["_graph"] = Histories(state.pop("similarity_"), square=True)
+        super().__setstate__(state)
+
+    def _history(self, users: np.ndarray) -> sp.csr_array:
+        return self._graph.rows(users)
+
+    def _through(self, ids: np.ndarray) -> sp.csr_array:
+        return self._histories.rows(ids)
+
+    def _operands(self, users: np.ndarray) -> tuple[sp.csr_array, sp.csr_array]:
+        # A few users read their neighbours' rows only; many, the whole (merged) matrix.
+        return self._neighbours(self._graph.rows(users), gather=users.size <= _GATHERED)
+
+    def _neighbours(self, graph: sp.csr_array, gather: bool) -> tuple[sp.csr_array, sp.csr_array]:
+        """(``graph`` as the left operand, the histories it multiplies). Gathered: only the
+        neighbours' rows, the graph's columns renumbered to them in the same order, so that a
+        product sums the same terms in the same order as against every user's row."""
+        if not gather:
+            seen = self._histories.matrix()
+            shape = (graph.shape[0], seen.shape[0])
+            return check.csr_from_arrays(shape, graph.indptr, graph.indices, graph.data), seen
+        renumbered, ids = neighbour_columns(graph)
+        return renumbered, self._histories.rows(ids)
+
     def _scores_of(self, history: sp.csr_array, users: np.ndarray | None) -> np.ndarray:
         self._check_fitted_params()  # the new rows must be built as the fitted ones were
         weighted, _ = self._weigh(check.without_zeros(history))
@@ -558,8 +593,8 @@ class UserKNN(_NeighbourCF):
             self_ids=me,
         )
         if users is not None and users.size:  # stored first: users may be each other's neighbours
-            total = max(self.n_users_, int(users.max()) + 1)
-            self._seen = replace_rows(self._seen, users, history, self.n_items_)
-            self.similarity_ = replace_rows(self.similarity_, users, graph, total)
-        pool = self._seen[: self._weighted.shape[0]]
-        return np.asarray((graph @ pool).toarray(), dtype=np.float32)
+            self._histories.set_rows(users, history)
+            self._graph.set_rows(users, graph)
+        # The neighbours' rows only (a click reads O(their histories), never every user's).
+        neighbours, pool = self._neighbours(graph, gather=True)
+        return np.asarray((neighbours @ pool).toarray(), dtype=np.float32)
