@@ -794,3 +794,158 @@ def test_zero_weight_events_move_the_clock_as_other_events_do(tmp_path):
         copy.update(2, 0, t=1.7e9 + 2 * half_life)
         copy.update(2, 1)  # dated 1.7e9 + 3 half-lives: counts twice as much
         np.testing.assert_allclose(copy.profiles(2), unit([1, 2, 0]), atol=1e-6)
+
+
+def test_clicks_fold_ins_and_new_items_across_consolidations_match_a_dense_reference(
+    monkeypatch,
+):
+    # A tail limit of a few events: the seen matrix is merged with its tail every few clicks,
+    # with rows added, replaced by fold_in and widened by add_items in between.
+    monkeypatch.setattr(semrec.content, "_TAIL_LIMIT", 5)
+    rng = np.random.default_rng(7)
+    emb = rng.standard_normal((30, 6)).astype(np.float32)
+    start = sp.random_array((20, 30), density=0.15, format="csr", rng=1, dtype=np.float32)
+    start.data[:] = rng.choice([-2.0, -1.0, 1.0, 2.0], start.nnz)  # integers: exact sums
+    model = ContentRecommender(emb, show_progress=False).fit(start)
+    sums, seen = start.toarray().astype(np.float64), start.toarray() != 0
+
+    def check_user_rows(users):
+        ids, scores = model.recommend(users, k=emb.shape[0])
+        expected = unit(sums[users] @ unit(emb)) @ unit(emb).T
+        for row, u in enumerate(users.tolist()):
+            got = ids[row][ids[row] >= 0]
+            assert sorted(got.tolist()) == np.flatnonzero(~seen[u]).tolist()
+            np.testing.assert_allclose(scores[row][: got.size], expected[row][got], atol=1e-5)
+
+    for step in range(400):
+        n_users, n_items = sums.shape
+        op = rng.integers(0, 8)
+        if op <= 3:  # a click (weights that cancel out leave a seen 0), sometimes a new user
+            u, i = int(rng.integers(0, n_users + 1)), int(rng.integers(0, n_items))
+            w = float(rng.choice([-2.0, -1.0, 1.0, 2.0]))
+            model.update(u, i, w)
+            if u == n_users:
+                sums, seen = (
+                    np.vstack([sums, np.zeros(n_items)]),
+                    np.vstack([seen, [False] * n_items]),
+                )
+            sums[u, i] += w
+            seen[u, i] = True
+        elif op == 4:  # histories replaced (existing users) or added (the next new one)
+            users = np.append(rng.choice(n_users, int(rng.integers(1, 3)), replace=False), n_users)
+            history = sp.random_array((users.size, n_items), density=0.1, format="csr", rng=step)
+            history.data[:] = rng.choice([-1.0, 1.0, 2.0], history.nnz)
+            model.fold_in(sp.csr_array(history, dtype=np.float32), users=users)
+            sums, seen = np.vstack([sums, np.zeros(n_items)]), np.vstack([seen, [False] * n_items])
+            sums[users], seen[users] = history.toarray(), history.toarray() != 0
+        elif op == 5 and step % 4 == 0:
+            emb = np.vstack([emb, rng.standard_normal((1, 6)).astype(np.float32)])
+            model.add_items(emb[-1:])
+            sums, seen = (
+                np.hstack([sums, np.zeros((n_users, 1))]),
+                np.hstack([seen, np.zeros((n_users, 1), bool)]),
+            )
+        elif op == 6:
+            got = model.interactions_
+            assert got.shape == sums.shape
+            pattern = np.zeros(sums.shape, bool)
+            pattern[np.repeat(np.arange(got.shape[0]), np.diff(got.indptr)), got.indices] = True
+            np.testing.assert_array_equal(pattern, seen)  # stored zeros are seen
+            np.testing.assert_array_equal(got.toarray(), sums)
+        else:
+            check_user_rows(np.array([rng.integers(0, n_users)]))
+            check_user_rows(rng.choice(n_users, 4, replace=False))
+            u, j = int(rng.integers(0, n_users)), int(rng.integers(0, n_items))
+            table = model.explain(u, j, k=n_items)  # per item: summed weight * cos / norm
+            total = np.linalg.norm(sums[u] @ unit(emb))
+            want = sums[u] * (unit(emb) @ unit(emb)[j]) / (total if total > 0 else np.inf)
+            assert sorted(table["item"]) == np.flatnonzero(seen[u]).tolist()
+            np.testing.assert_allclose(table["contribution"], want[table["item"]], atol=1e-5)
+    check_user_rows(np.arange(sums.shape[0]))
+    np.testing.assert_array_equal(model.interactions_.toarray(), sums)
+
+
+def test_clicks_fold_ins_and_new_users_do_not_rebuild_the_whole_seen_matrix(monkeypatch):
+    rng = np.random.default_rng(3)
+    emb = rng.standard_normal((200, 8)).astype(np.float32)
+    start = sp.random_array((500, 200), density=0.1, format="csr", rng=2, dtype=np.float32)
+    model = ContentRecommender(emb, show_progress=False).fit(start)
+    model.recommend(0)  # the seen matrix is built (all 10k events, once)
+    sorted_sizes = []
+    canonical = semrec._validation.canonical_csr
+
+    def recording(m, *args, **kwargs):
+        sorted_sizes.append(m.nnz)
+        return canonical(m, *args, **kwargs)
+
+    monkeypatch.setattr(semrec._validation, "canonical_csr", recording)
+    monkeypatch.setattr(semrec.content, "_TAIL_LIMIT", 1)  # every second click consolidates
+    one = sp.csr_array(([1.0], [7], [0, 1]), shape=(1, 200), dtype=np.float32)
+    model.fold_in(one, users=[3])  # its row replaced, the matrix kept
+    for u in (3, 4, 4, 5, 500, 500):
+        if u == 500:  # a new user: no copy of the matrix's row offsets either
+            monkeypatch.setattr(sp.csr_array, "resize", None)
+        model.update(u, int(rng.integers(0, 200)))
+        model.recommend(u)
+        model.recommend([u, 0])
+    assert model.interactions_.shape == (501, 200)
+    # explain reads the user's events without scanning the log (nor a new user's)
+    history = set(model.interactions_[[4]].indices)
+    monkeypatch.setattr(semrec._events.EventLog, "arrays", None)
+    assert set(model.explain(4, 9, k=200)["item"]) == history
+    assert 1 <= len(model.explain(500, 9, k=200)) <= 2
+    assert max(sorted_sizes) <= 2 * start.shape[1] * 0.1 + 10  # a few rows, never 10k entries
+    assert start.nnz > 5000
+
+
+def test_explain_for_a_user_with_thousands_of_events_sums_them_per_item():
+    rng = np.random.default_rng(9)
+    emb = rng.standard_normal((40, 5)).astype(np.float32)
+    model = ContentRecommender(emb, show_progress=False).fit(
+        sp.csr_array((3, 40), dtype=np.float32)
+    )
+    sums = np.zeros((3, 40))
+    for _ in range(5000):  # a long chain of events: read by a scan instead
+        i, w, other = (
+            int(rng.integers(0, 40)),
+            float(rng.choice([1.0, 2.0])),
+            int(rng.choice([0, 2])),
+        )
+        model.update(1, i, w)
+        model.update(other, i, 1.0)  # other users' events interleaved
+        sums[1, i] += w
+        sums[other, i] += 1.0
+    np.testing.assert_array_equal(model.interactions_.toarray(), sums)
+    for user in (1, 2):
+        table = model.explain(user, 3, k=40)
+        want = sums[user] * (unit(emb) @ unit(emb)[3]) / np.linalg.norm(sums[user] @ unit(emb))
+        np.testing.assert_allclose(table["contribution"], want[table["item"]], atol=1e-5)
+        assert sorted(table["item"]) == np.flatnonzero(sums[user]).tolist()
+    # Their events dropped from the log (found by a scan): the others' stay
+    model.fold_in(sp.csr_array(([2.0], [7], [0, 1]), shape=(1, 40), dtype=np.float32), users=[1])
+    sums[1] = 0
+    sums[1, 7] = 2.0
+    assert model.explain(1, 3)["item"].tolist() == [7]
+    assert sorted(model.explain(0, 3, k=40)["item"]) == np.flatnonzero(sums[0]).tolist()
+    np.testing.assert_array_equal(model.interactions_.toarray(), sums)
+
+
+def test_a_tail_of_many_users_merges_into_the_seen_matrix_as_a_dense_sum():
+    rng = np.random.default_rng(5)
+    start = sp.random_array((3000, 50), density=0.05, format="csr", rng=4, dtype=np.float32)
+    start.data[:] = rng.choice([-1.0, 1.0, 2.0], start.nnz)
+    emb = rng.standard_normal((50, 4)).astype(np.float32)
+    model = ContentRecommender(emb, show_progress=False).fit(start)
+    model.recommend(0)
+    sums = np.vstack([start.toarray(), np.zeros(50)]).astype(np.float64)
+    seen = sums != 0
+    for u in [*rng.choice(3000, 2000, replace=False).tolist(), 3000, 5]:  # 2000 rows change
+        i, w = int(rng.integers(0, 50)), float(rng.choice([-1.0, 1.0]))
+        model.update(u, i, w)
+        sums[u, i] += w
+        seen[u, i] = True
+    got = model.interactions_
+    pattern = np.zeros(sums.shape, bool)
+    pattern[np.repeat(np.arange(got.shape[0]), np.diff(got.indptr)), got.indices] = True
+    np.testing.assert_array_equal(pattern, seen)
+    np.testing.assert_array_equal(got.toarray(), sums)

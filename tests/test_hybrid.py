@@ -892,3 +892,87 @@ def test_models_given_positionally_get_the_list_form_in_the_message(clicks, als)
         semrec.Hybrid(als, semrec.MostPopular())
     with pytest.raises(TypeError, match="list of \\(model, weight\\) pairs"):
         semrec.Hybrid(als, 0.5)
+
+
+def test_clicks_on_members_are_read_per_user_without_a_merge(clicks, monkeypatch):
+    """After clicks on an ALS and a ContentRecommender member, the Hybrid's recommend, score
+    and explain equal the NumPy blend of the members' scores, excluding their histories; and
+    they read only the clicked users' rows: neither member's histories are merged (each
+    merge is O(all interactions): seconds per call at 10M before, for a Content member)."""
+    from semrec._histories import Histories
+
+    emb = np.random.default_rng(0).standard_normal((50, 8)).astype(np.float32)
+    als = semrec.ALS(factors=4, iterations=3, random_state=0, show_progress=False).fit(clicks)
+    content = semrec.ContentRecommender(emb, show_progress=False).fit(clicks)
+    hybrid = semrec.Hybrid([(als, 0.6), (content, 0.4)])
+    hybrid.recommend(0)  # (Content consolidates its seen matrix at its first read)
+    merges: list[str] = []
+    merge, consolidate = Histories.matrix, semrec.ContentRecommender._consolidate
+    monkeypatch.setattr(Histories, "matrix", lambda h: merges.append("als") or merge(h))
+    monkeypatch.setattr(semrec.ContentRecommender, "_consolidate",
+                        lambda m: merges.append("content") or consolidate(m))  # fmt: skip
+    seen = clicks.toarray() != 0
+    seen = np.vstack([seen, np.zeros((1, 50), bool)])
+    for user, item, weight in [(1, 9, 1.0), (40, 3, 1.0), (2, 7, 0.0)]:  # 40: a new user
+        for member in (als, content):
+            member.update(user, item, weight)
+        seen[user, item] = True  # a weight of 0 is seen too
+    answers = {u: (hybrid.recommend(u, k=50), hybrid.score(u, np.arange(50))) for u in (1, 2, 40)}
+    why = hybrid.explain(1, 20, k=50)
+    assert hybrid.n_users_ == 41 and merges == []
+    monkeypatch.undo()
+
+    def z(x):
+        return (x - x.mean()) / x.std()
+
+    for u, ((ids, scores), blend) in answers.items():
+        expected = 0.6 * z(als.score(u, np.arange(50)).astype(float))
+        expected += 0.4 * z(content.score(u, np.arange(50)).astype(float))
+        np.testing.assert_allclose(blend, expected, rtol=1e-5, atol=1e-5)
+        ref = np.lexsort((np.arange(50), -np.where(seen[u], -np.inf, expected)))
+        np.testing.assert_array_equal(ids[ids >= 0], ref[: 50 - seen[u].sum()])
+        np.testing.assert_allclose(scores[ids >= 0], expected[ids[ids >= 0]], atol=1e-5)
+    np.testing.assert_array_equal(hybrid.interactions_.toarray() != 0, seen)
+    assert sorted(why["item"]) == np.flatnonzero(seen[1]).tolist()  # both members' history
+    np.testing.assert_allclose(why.attrs["score"], answers[1][1][20], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(why.attrs["explained"] + why.attrs["rest"], why.attrs["score"],
+                               rtol=1e-6, atol=1e-9)  # fmt: skip
+
+
+def test_the_matrix_given_to_fit_is_read_per_user(monkeypatch):
+    """Hybrid.fit(R) with R's indptr int64 and indices int32 (as semrec keeps them): a click's
+    recommend takes the user's rows of R in O(those rows), where ``R[users]`` made scipy
+    cast both whole index arrays to one dtype on every call (12 ms at 10M interactions);
+    and excludes R's items with the members', users added since included."""
+    import tracemalloc
+
+    n_users, n_items = 60_000, 40
+    rng = np.random.default_rng(1)
+    items = rng.integers(0, n_items, n_users * 8).astype(np.int32)
+    indptr = np.arange(0, n_users * 8 + 1, 8, dtype=np.int64)
+    given = sp.csr_array((np.ones(items.size, np.float32), items, indptr), (n_users, n_items))
+    given.sum_duplicates()
+    als = semrec.ALS(factors=2, iterations=1, random_state=0, show_progress=False).fit(given)
+    hybrid = semrec.Hybrid([(als, 1.0)]).fit(given)
+    # The ALS forgets users 0-499: their seen items are then those of R only.
+    als.fold_in(sp.csr_array((500, n_items), dtype=np.float32), users=np.arange(500))
+    als.update(n_users, 5)  # a new user, in the members only
+    fitted = hybrid._interactions
+    assert (fitted.indptr.dtype, fitted.indices.dtype) == (np.int64, np.int32)
+    hybrid.recommend(3)
+    tracemalloc.start()
+    try:
+        ids, _ = hybrid.recommend(3, k=n_items)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < fitted.indices.nbytes / 4  # a cast of the indices takes 2x their bytes
+    assert set(ids[ids >= 0].tolist()) == set(range(n_items)) - set(given[[3]].indices)
+    for u, history in [(3, given[[3]].indices), (n_users, [5]), (700, given[[700]].indices)]:
+        ids, _ = hybrid.recommend(u, k=n_items)
+        assert sorted(ids[ids >= 0].tolist()) == sorted(set(range(n_items)) - set(history))
+    batch, _ = hybrid.recommend([3, n_users, 700], k=n_items)
+    np.testing.assert_array_equal(batch[1], hybrid.recommend(n_users, k=n_items)[0])
+    seen = np.vstack([given.toarray(), np.eye(1, n_items, 5)]) != 0
+    np.testing.assert_array_equal(hybrid.interactions_[[3, 700, n_users]].toarray() != 0,
+                                  seen[[3, 700, n_users]])  # fmt: skip

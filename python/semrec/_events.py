@@ -2,10 +2,13 @@
 
 ``EventLog`` grows by amortised O(1) appends; ``events_matrix`` turns events into a canonical
 users x items CSR in which every (user, item) pair with an event has an entry, a sum of 0
-included: an item whose like and dislike cancel is still an item the user has seen.
+included: an item whose like and dislike cancel is still an item the user has seen;
+``merged_tail`` and ``with_rows`` change a few rows of such a CSR without sorting the others.
 """
 
 from __future__ import annotations
+
+import itertools
 
 import numpy as np
 import scipy.sparse as sp
@@ -14,7 +17,9 @@ from semrec import _validation as check
 
 
 class EventLog:
-    """Every event the model has seen, in order, in growable arrays (amortised O(1) append)."""
+    """Every event the model has seen, in order, in growable arrays (amortised O(1) append),
+    chained by user (each event knows its user's previous one): a user's events are read in
+    O(their number), not by scanning the log."""
 
     def __init__(self, capacity: int = 1024) -> None:
         self._n = 0
@@ -22,44 +27,78 @@ class EventLog:
         self._items = np.empty(capacity, dtype=np.int32)
         self._weights = np.empty(capacity, dtype=np.float32)
         self._times = np.empty(capacity, dtype=np.float64)
+        self._prev = np.empty(capacity, dtype=np.int64)  # the user's previous event, or -1
+        self._last = np.full(1024, -1, dtype=np.int64)  # each user's latest event, or -1
+        self._count = np.zeros(1024, dtype=np.int64)  # each user's number of events
 
     @classmethod
     def from_arrays(
-        cls, users: np.ndarray, items: np.ndarray, weights: np.ndarray, times: np.ndarray
+        cls,
+        users: np.ndarray,
+        items: np.ndarray,
+        weights: np.ndarray,
+        times: np.ndarray,
+        order: np.ndarray | None = None,
     ) -> EventLog:
+        """A log of these events; ``order``: a stable argsort of ``users`` if the caller has one."""
         log = cls(max(1024, users.size))
-        log.extend(users, items, weights, times)
+        log.extend(users, items, weights, times, order)
         return log
 
     def __len__(self) -> int:
         return self._n
 
-    def _reserve(self, n: int) -> None:
+    def _reserve(self, n: int, n_users: int = 0) -> None:
+        if n_users > self._last.size:
+            size = max(n_users, 2 * self._last.size)
+            self._last = np.concatenate((self._last, np.full(size - self._last.size, -1)))
+            self._count = np.concatenate((self._count, np.zeros(size - self._count.size, int)))
         if n <= self._users.size:
             return
         capacity = max(n, 2 * self._users.size)
-        for name in ("_users", "_items", "_weights", "_times"):
+        for name in ("_users", "_items", "_weights", "_times", "_prev"):
             old = getattr(self, name)
             new = np.empty(capacity, dtype=old.dtype)
             new[: self._n] = old[: self._n]
             setattr(self, name, new)
 
     def append(self, user: int, item: int, weight: float, t: float) -> None:
-        self._reserve(self._n + 1)
+        self._reserve(self._n + 1, user + 1)
         n = self._n
         self._users[n], self._items[n], self._weights[n], self._times[n] = user, item, weight, t
+        self._prev[n], self._last[user] = self._last[user], n
+        self._count[user] += 1
         self._n = n + 1
 
     def extend(
-        self, users: np.ndarray, items: np.ndarray, weights: np.ndarray, times: np.ndarray
+        self,
+        users: np.ndarray,
+        items: np.ndarray,
+        weights: np.ndarray,
+        times: np.ndarray,
+        order: np.ndarray | None = None,
     ) -> None:
         m = users.size
-        self._reserve(self._n + m)
-        end = self._n + m
-        self._users[self._n : end] = users
-        self._items[self._n : end] = items
-        self._weights[self._n : end] = weights
-        self._times[self._n : end] = times
+        self._reserve(self._n + m, int(users.max()) + 1 if m else 0)
+        start, end = self._n, self._n + m
+        self._users[start:end] = users
+        self._items[start:end] = items
+        self._weights[start:end] = weights
+        self._times[start:end] = times
+        if m:  # chained user by user: events grouped by user, in log order within a group
+            if order is None and not (users[1:] >= users[:-1]).all():  # (fit's are sorted)
+                order = np.argsort(users, kind="stable")
+            grouped = users if order is None else users[order]
+            at = np.arange(start, end) if order is None else start + order
+            first = np.ones(m, dtype=bool)
+            first[1:] = grouped[1:] != grouped[:-1]
+            prev = np.empty(m, dtype=np.int64)
+            prev[1:] = at[:-1]
+            prev[first] = self._last[grouped[first]]
+            self._prev[at] = prev
+            last = np.append(first[1:], True)
+            self._last[grouped[last]] = at[last]
+            self._count[grouped[first]] += np.diff(np.append(np.flatnonzero(first), m))
         self._n = end
 
     def arrays(self, part: slice) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -72,15 +111,49 @@ class EventLog:
         )
 
     def of_user(self, user: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        users, items, weights, times = self.arrays(slice(None))
-        mine = users == user
-        return items[mine], weights[mine], times[mine]
+        """``user``'s (items, weights, times), in log order."""
+        at = self._positions(np.array([user]))
+        return self._items[at], self._weights[at], self._times[at]
 
-    def remove_users(self, users: np.ndarray) -> None:
-        keep = ~np.isin(self._users[: self._n], users)
-        kept = [a[: self._n][keep] for a in (self._users, self._items, self._weights, self._times)]
-        self._n = 0
-        self.extend(*kept)
+    def _positions(self, users: np.ndarray) -> np.ndarray:
+        """The places of the events of ``users`` (distinct), sorted: their chains walked, or for
+        many events (a long walk in Python) the log scanned."""
+        users = users[users < self._count.size]
+        count = int(self._count[users].sum())
+        if count > 4096:
+            return np.flatnonzero(np.isin(self._users[: self._n], users))
+        at, filled, prev = np.empty(count, dtype=np.int64), 0, self._prev
+        for user in users.tolist():
+            p = int(self._last[user])
+            while p >= 0:
+                at[filled], p = p, int(prev[p])
+                filled += 1
+        return np.sort(at)
+
+    def remove_users(self, users: np.ndarray) -> np.ndarray:
+        """Drop every event of ``users`` (distinct); returns the places they had (sorted)."""
+        gone = self._positions(users)
+        if gone.size:  # the events before the first one gone keep their places
+            n, first, size = self._n, int(gone[0]), self._n - gone.size
+            names = ("_users", "_items", "_weights", "_times", "_prev")
+            if gone.size <= 64:  # a few: move each run between them up, whole
+                ends = [*gone.tolist(), n]
+                for values in (getattr(self, name) for name in names):
+                    for j, (lo, hi) in enumerate(itertools.pairwise(ends)):
+                        values[lo - j : hi - j - 1] = values[lo + 1 : hi]
+            else:
+                keep = np.ones(n - first, dtype=bool)
+                keep[gone - first] = False
+                for values in (getattr(self, name) for name in names):
+                    values[first:size] = values[first:n][keep]
+            prev = self._prev[first:size]  # the users' earlier events moved up too
+            self._prev[first:size] = np.where(prev >= 0, prev - np.searchsorted(gone, prev), -1)
+            known = users[users < self._last.size]
+            self._last[known], self._count[known] = -1, 0
+            moved = self._last >= first
+            self._last[moved] -= np.searchsorted(gone, self._last[moved])
+            self._n = size
+        return gone
 
     def matrix(self, part: slice, shape: tuple[int, int]) -> sp.csr_array:
         """Summed weights of a slice of the log as a users x items CSR; every item with an
@@ -89,14 +162,64 @@ class EventLog:
         return events_matrix(users, items, weights, shape)
 
 
-def csr_rows(m: sp.csr_array, rows: np.ndarray) -> sp.csr_array:
-    """``m[rows]`` in O(selected entries); scipy's fancy indexing copies the whole indptr."""
-    starts = m.indptr[rows]
-    counts = m.indptr[rows + 1] - starts
+def csr_rows(m: sp.csr_array, rows: np.ndarray, n_cols: int | None = None) -> sp.csr_array:
+    """``m[rows]`` in O(selected entries) (scipy's fancy indexing copies the whole indptr), with
+    ``n_cols`` columns (default ``m``'s); rows past ``m``'s last are empty."""
+    n = m.shape[0]
+    starts = m.indptr[np.minimum(rows, n)]
+    counts = m.indptr[np.minimum(rows + 1, n)] - starts
     indptr = np.zeros(rows.size + 1, dtype=np.int64)
     np.cumsum(counts, out=indptr[1:])
     pos = np.arange(indptr[-1]) + np.repeat(starts - indptr[:-1], counts)
-    return sp.csr_array((m.data[pos], m.indices[pos], indptr), shape=(rows.size, m.shape[1]))
+    shape = (rows.size, m.shape[1] if n_cols is None else n_cols)
+    return sp.csr_array((m.data[pos], m.indices[pos], indptr), shape=shape)
+
+
+def with_rows(
+    m: sp.csr_array, rows: np.ndarray, new: sp.csr_array, shape: tuple[int, int]
+) -> sp.csr_array:
+    """A new canonical CSR of ``shape`` (at least ``m``'s): ``m`` with its ``rows`` (sorted,
+    unique) replaced by ``new``'s, one each; rows past ``m``'s last are empty. Unchanged runs of
+    rows are copied whole, never re-sorted; ``m`` is not modified."""
+    n_old = m.shape[0]
+    if not rows.size:  # rows added at the end (or columns): the entries are shared
+        indptr = m.indptr
+        if shape[0] > n_old:
+            indptr = np.full(shape[0] + 1, m.indptr[-1], dtype=np.int64)
+            indptr[: n_old + 1] = m.indptr
+        return check.csr_from_arrays(shape, indptr, m.indices, m.data)
+    lengths = np.zeros(shape[0], dtype=np.int64)
+    lengths[:n_old] = np.diff(m.indptr)
+    lengths[rows] = np.diff(new.indptr)
+    indptr = np.zeros(shape[0] + 1, dtype=np.int64)
+    np.cumsum(lengths, out=indptr[1:])
+    indices = np.empty(indptr[-1], dtype=np.int32)
+    data = np.empty(indptr[-1], dtype=np.float32)
+    if rows.size <= 1024:  # a few rows: copy the runs between them
+
+        def copy(first: int, last: int) -> None:  # m's rows [first, last)
+            last = min(last, n_old)
+            if first < last:
+                src = slice(m.indptr[first], m.indptr[last])
+                dst = slice(indptr[first], indptr[last])
+                indices[dst], data[dst] = m.indices[src], m.data[src]
+
+        following = 0
+        for pos, r in enumerate(rows.tolist()):
+            copy(following, r)
+            dst = slice(indptr[r], indptr[r + 1])
+            src = slice(new.indptr[pos], new.indptr[pos + 1])
+            indices[dst], data[dst] = new.indices[src], new.data[src]
+            following = r + 1
+        copy(following, n_old)
+    else:  # many: place every entry by masks over the rows changed
+        changed = np.zeros(shape[0], dtype=bool)
+        changed[rows] = True
+        kept = ~np.repeat(changed[:n_old], np.diff(m.indptr))
+        placed = np.repeat(changed, lengths)
+        indices[~placed], data[~placed] = m.indices[kept], m.data[kept]
+        indices[placed], data[placed] = new.indices, new.data
+    return check.csr_from_arrays(shape, indptr, indices, data)
 
 
 def events_matrix(
@@ -111,14 +234,31 @@ def events_matrix(
     return check.canonical_csr(raw, "events", allow_empty=True)
 
 
+def merged_tail(
+    seen: sp.csr_array, log: EventLog, start: int, shape: tuple[int, int]
+) -> sp.csr_array:
+    """``seen`` (the sums of ``log``'s events before ``start``) plus the later events, as a new
+    canonical CSR of ``shape``: only the rows with later events are summed and sorted again."""
+    users, items, weights, _ = log.arrays(slice(start, None))
+    rows = np.unique(users)
+    tail = events_matrix(np.searchsorted(rows, users), items, weights, (rows.size, shape[1]))
+    return with_rows(seen, rows, check.summed(csr_rows(seen, rows, shape[1]), tail), shape)
+
+
+def emptied(seen: sp.csr_array, users: np.ndarray) -> sp.csr_array:
+    """``seen`` with the rows of ``users`` (those it has) emptied, as a new CSR."""
+    rows = np.unique(users[users < seen.shape[0]])
+    empty = sp.csr_array((rows.size, seen.shape[1]), dtype=np.float32)
+    return with_rows(seen, rows, empty, seen.shape)
+
+
 class TailIndex:
     """The events logged after the consolidated seen matrix (from ``start`` on), by user,
     indexed as they arrive.
 
     A click then reads its user's few later items instead of scanning the whole tail (a tail of
-    60k events took about 80 us per click to scan). Between consolidations the log only
-    grows at its end (a fold-in that rewrites users drops the matrix, and the next read
-    consolidates, which starts a new index).
+    60k events took about 80 us per click to scan). Between consolidations the log grows at
+    its end, or loses every event of the users a fold-in rewrites (``dropped``).
     """
 
     def __init__(self, start: int) -> None:
@@ -132,6 +272,13 @@ class TailIndex:
         if self.upto == len(log) - 1:
             self.by_user.setdefault(user, []).append(item)
             self.upto += 1
+
+    def dropped(self, gone: np.ndarray, users: np.ndarray) -> None:
+        """The log has lost its events at the places ``gone`` (sorted), all of ``users``'."""
+        self.start -= int(np.searchsorted(gone, self.start))
+        self.upto -= int(np.searchsorted(gone, self.upto))
+        for user in users.tolist():
+            self.by_user.pop(user, None)
 
     def items_of(self, user: int, log: EventLog) -> list[int]:
         """``user``'s items among ``log``'s events since the matrix (the new ones indexed first)."""

@@ -52,9 +52,8 @@ def _read_only(parts: tuple[np.ndarray, np.ndarray | None]) -> tuple[np.ndarray,
     """Views of the model's arrays that refuse writes: an edit in place would reach ``score``
     but not the search index or the cached Gram matrix (``from_factors`` builds a model)."""
     views = tuple(None if part is None else part.view() for part in parts)
-    for view in views:
-        if view is not None:
-            view.flags.writeable = False
+    for view in (v for v in views if v is not None):
+        view.flags.writeable = False
     return views  # type: ignore[return-value]
 
 
@@ -166,8 +165,7 @@ class ALS(Recommender):
         key = tuple(getattr(self, name) for name in SETTINGS)
         cached = self.__dict__.get("_solve")
         if cached is None or cached[0] != key:
-            cached = (key, ALSSolve.for_model(self, kernels=core))
-            self._solve = cached
+            self._solve = cached = (key, ALSSolve.for_model(self, kernels=core))
         return cached[1]
 
     @property
@@ -175,11 +173,9 @@ class ALS(Recommender):
         """``_problem`` for the verbs of the fitted model, whose learned arrays it must still
         describe: ``factors``, ``biases`` or ``feedback`` changed since fit would have them
         misread (ratings solved as confidences, or the reverse)."""
-        solve = self._problem
-        self._check_layout(solve)
-        return solve
+        return self._check_layout(self._problem)
 
-    def _check_layout(self, solve: ALSSolve) -> None:
+    def _check_layout(self, solve: ALSSolve) -> ALSSolve:
         """Refuse ``factors``, ``biases`` or ``feedback`` changed since fit (also at save: a
         file of another layout with the same width would load as a silently wrong model)."""
         now = {name: getattr(solve, name) for name in self._fitted_layout}
@@ -192,6 +188,7 @@ class ALS(Recommender):
                 + ", ".join(f"{n}={self._fitted_layout[n]!r}" for n in changed)
                 + "): a hyperparameter changed after fit? Refit the model, or set it back"
             )
+        return solve
 
     # -- Training --------------------------------------------------------------------------------
     @fits_model
@@ -263,11 +260,8 @@ class ALS(Recommender):
                         f"ALS diverged at iteration {iteration}: the factors contain NaN or inf. "
                         "Increase regularization, or reduce alpha or the interaction weights."
                     )
-                loss = (
-                    solve.loss(by_user, users, items, threads)
-                    if self.calculate_training_loss
-                    else None
-                )
+                training = self.calculate_training_loss
+                loss = solve.loss(by_user, users, items, threads) if training else None
                 bar.update(1)
                 if loss is not None:
                     bar.set_postfix(loss=f"{loss:.5g}")
@@ -362,9 +356,8 @@ class ALS(Recommender):
         # Spare rows for new users: a new user costs O(factors), not O(users).
         self._buffer = RowBuffer(users, fill=self._problem.initial_users(1)[0])
         self._users, self._items = users, items
-        self._fitted_layout = {
-            n: getattr(self._problem, n) for n in ("factors", "biases", "feedback")
-        }
+        layout = ("factors", "biases", "feedback")
+        self._fitted_layout = {n: getattr(self._problem, n) for n in layout}
         self._user_views = self._item_views = None
         self._items_changed()
         self._histories = Histories(train)
@@ -474,9 +467,8 @@ class ALS(Recommender):
     ) -> np.ndarray:
         solve = self._fitted_problem
         rows = check.canonical_csr(history, "history", nonnegative=solve.implicit, allow_empty=True)
-        target = solve.solve_histories(
-            rows, self._items, self._items_gram(solve), self.global_mean_
-        )
+        gram = self._items_gram(solve)
+        target = solve.solve_histories(rows, self._items, gram, self.global_mean_)
         if users is not None:
             if users.size:
                 self._users = self._buffer.grow(int(users.max()) + 1)
@@ -507,9 +499,8 @@ class ALS(Recommender):
         indptr = np.array([0, indices.size], dtype=np.int64)
         row = check.csr_from_arrays((1, self.n_items_), indptr, indices.astype(np.int32), weights)
         gram = self._items_gram(solve)
-        target = solve.solve_histories(
-            row, self._items, gram, self.global_mean_, f"weight (user {user}'s history)"
-        )
+        why = f"weight (user {user}'s history)"
+        target = solve.solve_histories(row, self._items, gram, self.global_mean_, why)
         self._users = self._buffer.grow(user + 1)
         self._users[user] = target[0]
         self._user_views = None
@@ -535,22 +526,19 @@ class ALS(Recommender):
 
     def _restore(self, saved: Saved) -> None:
         solve, _ = self._checked_settings()
-        users = saved.array("users", np.float32, (None, solve.dims))
-        items = saved.array("items", np.float32, (None, solve.dims))
+        users = np.ascontiguousarray(saved.array("users", np.float32, (None, solve.dims)))
+        items = np.ascontiguousarray(saved.array("items", np.float32, (None, solve.dims)))
         if solve.biases and not ((users[:, -1] == 1).all() and (items[:, -2] == 1).all()):
             raise saved.error("users/items", "lost their constant bias columns")
         mean = float(saved.value("global_mean", (int, float)))
         if not abs(mean) <= _LARGEST_MEAN:
             raise saved.error("global_mean", f"is {mean:g}, beyond float32 scores' range")
-        train = saved.csr(
-            "interactions", (users.shape[0], items.shape[0]), nonnegative=solve.implicit
-        )
+        shape = (users.shape[0], items.shape[0])
+        train = saved.csr("interactions", shape, nonnegative=solve.implicit)
         counts = None  # files of earlier versions: counted on the saved (streamed) interactions
         if "item_counts" in saved.arrays:
             counts = saved.array("item_counts", np.int64, (items.shape[0],), minimum=0)
-        self._install(
-            np.ascontiguousarray(users), np.ascontiguousarray(items), train, mean, counts=counts
-        )
+        self._install(users, items, train, mean, counts=counts)
 
     # -- Explanations ----------------------------------------------------------------------------
     def _explain(self, u: int, i: int, k: int) -> Any:
@@ -589,8 +577,20 @@ def history_terms(model: ALS, user: int, item: int | np.ndarray) -> tuple[np.nda
     >>> ids.tolist(), terms.shape
     ([0, 1], (2,))
     """
-    history = sp.csr_array(model.interactions_[[user]])
+    history = model._histories.rows(np.array([user]))  # that row: interactions_ would merge
     return model._fitted_problem.contributions(history, model._items, item, model.global_mean_)
+
+
+def user_rows(model: ALS, users: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """(factors, biases or None) of ``users`` only (with biases, ``user_factors_`` copies all).
+
+    Examples
+    --------
+    >>> import numpy as np, semrec
+    >>> semrec.als.user_rows(semrec.ALS.from_factors(*np.ones((2, 3, 2), np.float32)), [1])
+    (array([[1., 1.]], dtype=float32), None)
+    """
+    return model._fitted_problem.split(model._users[users], users=True)
 
 
 def _insert(values: np.ndarray, pos: int, value: Any) -> np.ndarray:

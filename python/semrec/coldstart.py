@@ -23,7 +23,7 @@ from semrec._base import Recommender, load_nested, nest
 from semrec._encoding import holds_text
 from semrec._model_lock import fits_model
 from semrec._persist import Saved, constructor_count, constructor_rows
-from semrec.als import ALS
+from semrec.als import ALS, user_rows
 from semrec.datasets import Dataset
 from semrec.datasets._embeddings import check_alignment
 
@@ -379,17 +379,20 @@ class ColdStartALS(Recommender):
 
     # -- the contract's hooks --------------------------------------------------------------------
     def _seen_rows(self, users: np.ndarray) -> sp.csr_array:
-        rows = sp.csr_array(self.als.interactions_[users])
-        return sp.csr_array(
-            (rows.data, rows.indices, rows.indptr), shape=(users.size, self.n_items_)
-        )
+        # The ALS's own rows of these users (its interactions_ merges the clicks since its
+        # last read: O(all interactions)), widened to the text-only items.
+        rows = self.als._seen_rows(users)
+        shape = (users.size, self.n_items_)
+        return sp.csr_array((rows.data, rows.indices, rows.indptr), shape=shape)
 
     def _vectors(self, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """User and item vectors whose dot product is the score (biases folded in)."""
         self._check_als()
-        queries = np.asarray(self.als.user_factors_[users], dtype=np.float32)
+        # These users' rows only: with biases, user_factors_ copies every user after a click.
+        factors, biases = user_rows(self.als, users)
+        queries = np.asarray(factors, dtype=np.float32)
         if self.item_biases_ is not None:
-            offset = self.als.user_biases_[users] + np.float32(self.als.global_mean_)
+            offset = biases + np.float32(self.als.global_mean_)
             queries = np.hstack([queries, np.ones((users.size, 1), np.float32), offset[:, None]])
         return np.ascontiguousarray(queries), self._items  # built once per change of the items
 

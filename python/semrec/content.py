@@ -21,7 +21,7 @@ from semrec import _hyperparameters as hyperparameters
 from semrec import _validation as check
 from semrec._base import Recommender
 from semrec._encoding import EncodesText, holds_text, texts
-from semrec._events import EventLog, TailIndex, csr_rows, events_matrix
+from semrec._events import EventLog, TailIndex, csr_rows, emptied, events_matrix, merged_tail
 from semrec._model_lock import cache_lock, fills_cache, fits_model, model_lock, reads_model
 from semrec._persist import Saved, constructor_count, constructor_rows
 from semrec._seen import scipy_view
@@ -418,8 +418,10 @@ class ContentRecommender(EncodesText, Recommender):
         if users.size:
             self._stream.grow(int(users.max()) + 1)  # users whose history is empty
         if existing.size:
-            self._log.remove_users(existing)
-            self._seen = None
+            gone = self._log.remove_users(existing)
+            if self._seen is not None:  # their rows emptied; their new events join the tail
+                self._tail.dropped(gone, existing)
+                self._seen = emptied(self._seen, existing)
         self._log.extend(event_users.astype(np.int32), indices, weights, times)  # all seen
         return self._stream.profiles(users)
 
@@ -448,28 +450,24 @@ class ContentRecommender(EncodesText, Recommender):
 
     @fills_cache
     def _seen_matrix(self) -> sp.csr_array:
-        """The cached seen matrix at the current shape, consolidated once its unconsolidated
-        tail of events grows past _TAIL_LIMIT (the tail is read from the log meanwhile)."""
+        """The cached seen matrix at the current item count (users past its rows have no entries
+        yet), consolidated once its tail of events grows past _TAIL_LIMIT (read from the log
+        meanwhile)."""
         if self._seen is None or len(self._log) - self._tail.start > _TAIL_LIMIT:
             self._consolidate()
-        shape = (self._stream.n_users, self._stream.n_items)
-        if self._seen.shape != shape:
-            self._seen.resize(shape)
+        if (seen := self._seen).shape[1] != (n_items := self._stream.n_items):  # items added
+            shape = (seen.shape[0], n_items)  # O(1): the arrays are shared
+            self._seen = check.csr_from_arrays(shape, seen.indptr, seen.indices, seen.data)
         return self._seen
 
     @fills_cache
     def _consolidate(self) -> None:
         """Bring the cached seen matrix up to date with the event log."""
-        shape = (self._stream.n_users, self._stream.n_items)
         if self._seen is None:
-            self._seen = self._log.matrix(slice(None), shape)
-        elif self._tail.start < len(self._log):
-            tail = self._log.matrix(slice(self._tail.start, None), shape)
-            self._seen.resize(shape)
-            self._seen = check.summed(self._seen, tail)  # a sum of 0 stays seen
+            self._seen = self._log.matrix(slice(None), self._shape())
+        else:  # a sum of 0 stays seen; rows without later events are copied, not re-sorted
+            self._seen = merged_tail(self._seen, self._log, self._tail.start, self._shape())
         self._tail = TailIndex(len(self._log))  # every event is in the matrix now
-        if self._seen.shape != shape:
-            self._seen.resize(shape)
 
     @fills_cache
     def _seen_rows(self, users: np.ndarray) -> sp.csr_array:
@@ -496,7 +494,9 @@ class ContentRecommender(EncodesText, Recommender):
     def _seen_items(self, user: int) -> np.ndarray:
         """One user's seen items, sorted int32: the consolidated row and later events."""
         seen = self._seen_matrix()
-        items = np.asarray(seen.indices[seen.indptr[user] : seen.indptr[user + 1]], dtype=np.int32)
+        n = seen.shape[0]  # a user past its rows (new since) has no consolidated events
+        items = seen.indices[seen.indptr[min(user, n)] : seen.indptr[min(user + 1, n)]]
+        items = np.asarray(items, dtype=np.int32)
         later = self._tail.items_of(user, self._log)
         if later:  # sorted; duplicates are fine for an exclusion
             items = np.sort(np.concatenate((items, later), dtype=np.int32))
@@ -560,7 +560,7 @@ class ContentRecommender(EncodesText, Recommender):
         np.cumsum(np.bincount(users, minlength=n_users), out=indptr[1:])
         rows = (indptr, items[order], weights[order], times[order])
         self._add_events(stream, rows, n_users, "event_weights", progress=False)
-        self._stream, self._log = stream, EventLog.from_arrays(users, items, weights, times)
+        self._stream, self._log = stream, EventLog.from_arrays(users, items, weights, times, order)
         self._seen = None
 
     # -- pickling (Dask workers): the saved form's content, profiles rebuilt by replaying --------

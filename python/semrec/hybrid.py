@@ -16,8 +16,8 @@ import scipy.sparse as sp
 
 from semrec import _validation as check
 from semrec._base import Recommender, load_nested, nest
-from semrec._hybrid_scores import fitted_shape, member_scores, seen_union
-from semrec._model_lock import fits_model
+from semrec._hybrid_scores import fitted_rows, fitted_shape, member_scores, seen_union
+from semrec._model_lock import fits_model, model_lock
 from semrec._native import core
 from semrec._persist import Saved, csr_arrays
 from semrec._seen import scipy_view
@@ -136,21 +136,10 @@ class Hybrid(Recommender):
         return scipy_view(self._seen_rows(np.arange(self.n_users_)))
 
     def _seen_rows(self, users: np.ndarray) -> sp.csr_array:
-        rows = [model.interactions_[users] for model, _ in self._members()]
+        rows = [_member_seen(model, users) for model, _ in self._members()]
         if self._interactions is not None:
-            rows.append(self._fitted_rows(users))
+            rows.append(fitted_rows(self._interactions, users, self._shape()[1]))
         return seen_union(rows)
-
-    def _fitted_rows(self, users: np.ndarray) -> sp.csr_array:
-        """The rows of ``users`` in the interactions given to ``fit``, in the members' shape:
-        users and items added to the members since are empty there."""
-        fitted = self._interactions
-        n_users, n_items = self._shape()
-        if fitted.shape != (n_users, n_items):
-            grown = np.full(n_users - fitted.shape[0], fitted.indptr[-1], fitted.indptr.dtype)
-            indptr = np.concatenate([fitted.indptr, grown])
-            fitted = sp.csr_array((fitted.data, fitted.indices, indptr), shape=(n_users, n_items))
-        return sp.csr_array(fitted[users])
 
     def _shape(self) -> tuple[int, int]:
         return fitted_shape(self._members()[0][0])  # type: ignore[return-value]
@@ -583,6 +572,15 @@ def _weight_per_spread(row: np.ndarray, how: str, weight: float) -> float:
     v = np.ldexp(v, -e)
     spread = v.std() if how == "zscore" else np.ptp(v)
     return float(np.ldexp(weight, -e) / spread) if spread > 0 else 0.0
+
+
+def _member_seen(model: Any, users: np.ndarray) -> Any:
+    """A member's seen rows of ``users``: a semrec model's own hook reads only those (its
+    ``interactions_`` would merge the clicks since its last read: O(all interactions))."""
+    if not isinstance(model, Recommender):
+        return model.interactions_[users]
+    with model_lock(model).reading():  # as its own verbs read it
+        return model._seen_rows(users)
 
 
 def _item_contributions(
