@@ -249,7 +249,7 @@ def test_scipy_reads_work_on_the_read_only_matrix(train: sp.csr_array, tmp_path:
     np.testing.assert_array_equal(sp.load_npz(tmp_path / "seen.npz").toarray(), dense)
 
 
-@pytest.mark.parametrize("name", ["ALS", "ItemKNN", "UserKNN", "MostPopular", "Random"])
+@pytest.mark.parametrize("name", ["ALS", "ItemKNN", "UserKNN", "MostPopular", "Random", "TextCF"])
 def test_a_click_reads_no_whole_matrix(
     name: str, train: sp.csr_array, monkeypatch: pytest.MonkeyPatch
 ) -> None:

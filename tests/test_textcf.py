@@ -5,6 +5,8 @@ closed forms for fold-in, updates and explanations, and ContentRecommender on pl
 from __future__ import annotations
 
 import itertools
+import pickle
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -299,6 +301,91 @@ def test_fold_in_stores_new_users_and_update_equals_fold_in(topics) -> None:
     new = model.update(n + 1, 9)  # a brand-new user
     assert model.n_users_ == n + 2
     np.testing.assert_allclose(new, model.fold_in(history[[0]] * 0 + _one_hot(9))[0], atol=1e-6)
+
+
+@pytest.mark.parametrize("layers", [0, 2])
+def test_a_long_sequence_of_verbs_equals_a_numpy_replay_and_fold_in_of_each_history(
+    topics, layers, tmp_path
+) -> None:
+    """update / fold_in / add_items change one user's row at a time: after a long random
+    sequence, interactions_ equals a NumPy replay of the changes, every user's vector equals
+    fold_in of the whole history, and recommend never returns a seen item (0-weight ones too);
+    a pickle and a save/load keep all of it."""
+    ds, emb = topics
+    model = _model(emb, epochs=1, layers=layers).fit(ds)
+    start = ds.interactions.toarray()
+    dense, seen = start.astype(np.float32), start != 0
+    rng = np.random.default_rng(3)
+    for step in range(300):
+        n_users, n_items = dense.shape
+        op = rng.integers(0, 10)
+        if op < 7 or step < 3:  # a click (on a new user now and then)
+            u, i = int(rng.integers(0, n_users + 1)), int(rng.integers(0, n_items))
+            w = float(rng.choice([0.0, 1.0, 2.5]))
+            if u == n_users:
+                dense = np.vstack([dense, np.zeros((1, n_items), np.float32)])
+                seen = np.vstack([seen, np.zeros((1, n_items), bool)])
+            model.update(u, i, w)
+            dense[u, i] += np.float32(w)
+            seen[u, i] = True
+        elif op < 9:  # a history replaced or a new user stored
+            u = int(rng.choice([rng.integers(0, n_users), n_users]))
+            row = (rng.random(n_items) < 0.05) * rng.integers(0, 3, n_items).astype(np.float32)
+            if u == n_users:
+                dense, seen = np.vstack([dense, row[None]]), np.vstack([seen, row[None] != 0])
+            dense[u], seen[u] = row, row != 0
+            model.fold_in(sp.csr_array(row[None]), users=[u])
+        else:
+            model.add_items(emb[int(rng.integers(0, 200))][None] + 0.1)
+            dense = np.hstack([dense, np.zeros((n_users, 1), np.float32)])
+            seen = np.hstack([seen, np.zeros((n_users, 1), bool)])
+    for m in (model, pickle.loads(pickle.dumps(model))):
+        np.testing.assert_array_equal(m.interactions_.toarray(), dense)
+        view, pattern = m.interactions_, np.zeros(dense.shape, dtype=bool)
+        pattern[np.repeat(np.arange(view.shape[0]), np.diff(view.indptr)), view.indices] = True
+        np.testing.assert_array_equal(pattern, seen)  # stored zeros included
+        want = m.fold_in(sp.csr_array(dense))
+        np.testing.assert_allclose(m.user_factors_, want, atol=2e-5)
+        users = np.arange(0, dense.shape[0], 7)
+        ids, _ = m.recommend(users, k=20)
+        assert not seen[users[:, None], np.maximum(ids, 0)][ids >= 0].any()
+    model.save(tmp_path / "m")
+    loaded = semrec.TextCF.load(tmp_path / "m")
+    np.testing.assert_array_equal(loaded.interactions_.toarray(), dense)
+    np.testing.assert_array_equal(loaded.update(3, 5), model.update(3, 5))
+
+
+@pytest.mark.parametrize("layers", [0, 2])
+def test_a_click_or_a_new_user_allocates_o_of_the_row_not_of_all_interactions(layers) -> None:
+    """A click, an explanation and a new user read and copy that user's row only: not the
+    whole seen matrix (a fancy-indexed row, an insert into every entry, a re-sort) nor every
+    user's factors and state (a copy per new user)."""
+    rng = np.random.default_rng(0)
+    emb = rng.standard_normal((200, 16)).astype(np.float32)
+    clicks = sp.random_array((20_000, 200), density=0.05, format="csr", rng=1, dtype=np.float32)
+    model = semrec.TextCF(
+        emb, hidden=8, factors=4, layers=layers, epochs=1, negatives=4, batch_size=8192,
+        random_state=0, show_progress=False,
+    ).fit(clicks)  # fmt: skip
+    row = sp.csr_array(np.eye(1, 200, 7, dtype=np.float32))
+    model.update(0, 1)
+    model.explain(0, 1)
+    model.fold_in(row, users=[model.n_users_])  # the first new user makes spare rows
+    tracemalloc.start()
+    try:
+        model.update(5, 199)  # a new item for the user
+        model.update(5, 199)  # the same item again
+        model.explain(5, 3)
+        model.update(model.n_users_, 3)  # a new user
+        model.fold_in(row, users=[model.n_users_])
+        model.fold_in(row, users=[9])
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    # The seen matrix's indices alone are 4 bytes per interaction, the user factors 16 a user
+    # (a fold-in reads the items' side in float64: 200 items, 25 kB).
+    assert peak < min(clicks.nnz * 4, model.n_users_ * 16) / 4, peak
+    assert model.interactions_[[5]].toarray()[0, 199] == 2.0
 
 
 def _one_hot(i: int) -> sp.csr_array:

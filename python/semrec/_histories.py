@@ -95,6 +95,11 @@ class Histories:
                 self._grow(int(users.max()) + 1)
             self._maybe_merge()
 
+    def grow_items(self, n_items: int) -> None:
+        """Widen every history to ``n_items`` columns (items added): O(1), no row changes."""
+        with self._lock:
+            self.n_items = max(self.n_items, int(n_items))
+
     def _grow(self, n_users: int) -> None:
         self.n_users = max(self.n_users, n_users)
         if self._square:
@@ -228,7 +233,8 @@ def runs(
 
 
 class RowBuffer:
-    """A matrix that grows by rows with spare capacity, so that adding one row is O(row).
+    """A matrix (or any array) that grows by rows with spare capacity, so that adding one row
+    is O(row).
 
     ``grow(n)`` returns a view of the first ``max(n, rows)`` rows; new rows hold ``fill``.
 
@@ -253,7 +259,7 @@ class RowBuffer:
         buffer = self._buffer
         if buffer is None or buffer.shape[0] < n or old.base is not buffer:
             capacity = max(n, old.shape[0] + old.shape[0] // 2 + 16)
-            buffer = np.zeros((capacity, old.shape[1]), dtype=old.dtype)
+            buffer = np.zeros((capacity, *old.shape[1:]), dtype=old.dtype)  # any row shape
             buffer[: old.shape[0]] = old
         self._buffer = buffer
         self.rows = buffer[:n]

@@ -13,6 +13,8 @@ from typing import NamedTuple
 import numpy as np
 import scipy.sparse as sp
 
+from semrec._histories import RowBuffer
+
 WEIGHT_NAMES = ("l1.weight", "l1.bias", "l2.weight", "l2.bias", "bias.weight")
 
 
@@ -98,17 +100,24 @@ class UserState:
         self.item_sum: np.ndarray | None = None  # (users, factors) float64, user_vectors="items"
 
     def grow(self, n_users: int) -> None:
-        """Append users with no history (zero rows) up to ``n_users``."""
-        extra = n_users - self.mass.size
-        if extra <= 0:
+        """Append users with no history (zero rows) up to ``n_users``: O(the new rows), the
+        arrays keep spare rows (a new user would otherwise copy every user's state)."""
+        if n_users <= self.mass.size:
             return
-        self.input_sum = np.vstack([self.input_sum, np.zeros((extra, self.input_sum.shape[1]))])
-        self.mass = np.concatenate([self.mass, np.zeros(extra)])
-        shape = (extra, *self.graph_sum.shape[1:])
-        self.graph_sum = np.concatenate([self.graph_sum, np.zeros(shape)])
-        self.degree = np.concatenate([self.degree, np.zeros(extra, dtype=np.int64)])
-        if self.item_sum is not None:
-            self.item_sum = np.vstack([self.item_sum, np.zeros((extra, self.item_sum.shape[1]))])
+        buffers = self.__dict__.setdefault("_buffers", {})  # (absent from pickles)
+        for name in ("input_sum", "mass", "graph_sum", "degree", "item_sum"):
+            rows = getattr(self, name)
+            if rows is None:
+                continue
+            buffer = buffers.get(name)
+            if buffer is None or buffer.rows is not rows:  # set anew since: buffer it
+                fill = np.zeros(rows.shape[1:], dtype=rows.dtype)
+                buffer = buffers[name] = RowBuffer(rows, fill=fill)
+            setattr(self, name, buffer.grow(n_users))
+
+    def __getstate__(self) -> dict[str, object]:
+        # Pickles and deep copies hold the users' rows, not the spare ones.
+        return {k: v for k, v in vars(self).items() if k != "_buffers"}
 
 
 class Graph(NamedTuple):

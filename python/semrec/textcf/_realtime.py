@@ -1,7 +1,10 @@
 """TextCF's real-time verbs and explanations: each is one forward pass of the fitted network.
 
 A mixin of :class:`semrec.TextCF` (kept apart so the model module stays readable); the state it
-reads is the fitted model's public attributes ``weights_``, ``graph_``, ``user_state_``.
+reads is the fitted model's public attributes ``weights_``, ``graph_``, ``user_state_``. Each
+verb reads and writes the changed users' rows only (their histories in ``_histories``, their
+state and vectors in arrays with spare rows): O(those rows), not O(all users or interactions).
+The graph's item side is the fitted one: no verb reads the whole interaction matrix.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import scipy.sparse as sp
 from semrec import _hyperparameters as hyperparameters
 from semrec import _validation as check
 from semrec._encoding import EncodesText, holds_text, texts
+from semrec._histories import Histories, RowBuffer
 from semrec._model_lock import changes_model_with_users
 from semrec.explain import explanation
 from semrec.textcf import _checks as checks
@@ -36,7 +40,7 @@ class RealTimeVerbs(EncodesText):
     item_factors_: np.ndarray
     item_bias_: np.ndarray | None
     item_embeddings_: np.ndarray
-    _seen: sp.csr_array  # the kernels' layout (interactions_ is the scipy view)
+    _histories: Histories  # the seen histories (interactions_ is the merged matrix's view)
     negative_slope: float
     user_text_weight: float
     user_vectors: str
@@ -138,11 +142,27 @@ class RealTimeVerbs(EncodesText):
         s.graph_sum[ids], s.degree[ids] = state.graph_sum, state.degree
         if s.item_sum is not None:
             s.item_sum[ids] = state.item_sum
-        factors = np.zeros((n, self.user_factors_.shape[1]), dtype=np.float32)
-        factors[: self.n_users_] = self.user_factors_
+        factors = self._user_rows(n)
         factors[ids] = vectors
-        self._seen = _replace_rows(self._seen, ids, rows, n)
+        self._histories.set_rows(ids, _kernel_layout(rows))
         self.user_factors_ = factors
+
+    def _user_rows(self, n: int) -> np.ndarray:
+        """``user_factors_`` grown to ``n`` rows (new ones zero) in O(the new rows)."""
+        buffer = vars(self).get("_factor_rows")
+        if buffer is None or buffer.rows is not self.user_factors_:  # set anew since
+            fill = np.zeros(self.user_factors_.shape[1], dtype=np.float32)
+            buffer = self._factor_rows = RowBuffer(self.user_factors_, fill=fill)
+        return buffer.grow(n)
+
+    def __copy__(self) -> Any:
+        out = super().__copy__()  # type: ignore[misc]
+        vars(out).pop("_factor_rows", None)  # a copy grows its own factors
+        return out
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Pickles hold the users' factors, not the spare rows.
+        return {k: v for k, v in vars(self).items() if k != "_factor_rows"}
 
     def _update(self, user: int, item: int, weight: float, t: float | None) -> np.ndarray:
         """The user's weighted embedding sum gains ``weight * e_item`` (O(dim)); a first
@@ -156,8 +176,11 @@ class RealTimeVerbs(EncodesText):
             )
         u, i = user, item
         new = u == self.n_users_
-        row = None if new else self._seen[[u]]
-        before = np.zeros(0) if row is None else row.data[row.indices == i]
+        # The user's row alone (O(row)), whatever changed before: never the whole matrix.
+        indices, weights = self._histories.row(u)
+        pos = int(np.searchsorted(indices, i))
+        before = weights[pos : pos + 1] if pos < indices.size and indices[pos] == i else []
+        before = np.asarray(before, dtype=np.float32)
         self._check_sums(u, i, weight, float(before.sum()))
         if new:  # a new user starts with no history
             self.fold_in(sp.csr_array((1, self.n_items_), dtype=np.float32), users=[u])
@@ -168,7 +191,13 @@ class RealTimeVerbs(EncodesText):
             scale = self.graph_.item_scale(np.array([i]))[0]
             s.graph_sum[u] += self.graph_.item_layers[:, i].astype(np.float64) * scale
             s.degree[u] += 1
-        self._seen = _add_entry(self._seen, u, i, float(weight))
+        if before.size:  # summed in float32, as the stored weight is
+            weights = weights.copy()
+            weights[pos] += np.float32(weight)
+        else:  # a new entry, seen even with weight 0
+            indices = np.insert(indices, pos, np.int32(i)).astype(np.int32, copy=False)
+            weights = np.insert(weights, pos, np.float32(weight)).astype(np.float32, copy=False)
+        self._histories.set_row(u, indices, weights)
         if s.item_sum is not None:  # user_vectors="items": O(factors)
             s.item_sum[u] += float(weight) * self.item_factors_[i]
             vector = network.normalised_rows(s.item_sum[[u]])
@@ -231,10 +260,7 @@ class RealTimeVerbs(EncodesText):
             searched = np.vstack([biased, rows])
             self._biased_cache = (self.item_factors_, self.item_bias_, searched)
         self.item_embeddings_ = np.vstack([self.item_embeddings_, new])
-        seen = self._seen
-        self._seen = check.csr_from_arrays(
-            (seen.shape[0], self.n_items_), seen.indptr, seen.indices, seen.data
-        )
+        self._histories.grow_items(self.n_items_)  # no row changes: O(1)
         # Rows appended: the item index (exact or approximate) adds only those.
         self._items_changed(start, searched)
         return np.arange(start, self.n_items_, dtype=np.int32)
@@ -274,10 +300,10 @@ class RealTimeVerbs(EncodesText):
         ``j`` gets ``w_j v_j . v_i / ||sum_j w_j v_j||`` (the bias in ``rest``).
         """
         s = self.user_state_
-        row = self._seen[[u]]
-        weighted = row.data != 0  # stored zeros are seen but take no part in the score
-        history = row.indices[weighted].astype(np.int32)
-        weights = row.data[weighted].astype(np.float64)
+        indices, data = self._histories.row(u)  # O(row), never the whole matrix
+        weighted = data != 0  # stored zeros are seen but take no part in the score
+        history = indices[weighted].astype(np.int32)
+        weights = data[weighted].astype(np.float64)
         score = float(self.score(u, [i])[0])
         if s.item_sum is not None:  # v_u = sum_j w_j v_j / ||.||: item j adds w_j v_j . v_i / ||.||
             norm = float(np.linalg.norm(s.item_sum[u]))
@@ -303,35 +329,11 @@ class RealTimeVerbs(EncodesText):
         return explanation(history, contributions, k, user=u, item=i, score=score)
 
 
-def _replace_rows(m: sp.csr_array, ids: np.ndarray, rows: sp.csr_array, n: int) -> Any:
-    """``m`` with rows ``ids`` replaced by ``rows`` (and grown to ``n`` rows), canonical CSR."""
-    owner = np.repeat(np.arange(m.shape[0]), np.diff(m.indptr))
-    keep = ~np.isin(owner, ids)
-    new_owner = ids[np.repeat(np.arange(ids.size), np.diff(rows.indptr))]
-    r = np.concatenate([owner[keep], new_owner])
-    c = np.concatenate([m.indices[keep], rows.indices]).astype(np.int32)
-    d = np.concatenate([m.data[keep], rows.data]).astype(np.float32)
-    order = np.lexsort((c, r))
-    out = sp.csr_array((n, m.shape[1]), dtype=np.float32)
-    indptr = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(np.bincount(r, minlength=n), out=indptr[1:])
-    out.indptr, out.indices, out.data = indptr, c[order], d[order]
-    out.has_canonical_format = True
-    return out
-
-
-def _add_entry(m: sp.csr_array, u: int, i: int, weight: float) -> Any:
-    """``m`` with ``weight`` added at (u, i) (inserted when absent), canonical CSR."""
-    start, end = int(m.indptr[u]), int(m.indptr[u + 1])
-    pos = start + int(np.searchsorted(m.indices[start:end], i))
-    if pos < end and m.indices[pos] == i:
-        m.data[pos] += np.float32(weight)
-        return m
-    out = sp.csr_array(m.shape, dtype=np.float32)
-    indptr = m.indptr.copy()
-    indptr[u + 1 :] += 1
-    out.indptr = indptr
-    out.indices = np.insert(m.indices, pos, np.int32(i))
-    out.data = np.insert(m.data, pos, np.float32(weight))
-    out.has_canonical_format = True
-    return out
+def _kernel_layout(rows: sp.csr_array) -> sp.csr_array:
+    """Canonical ``rows`` with the histories' dtypes: int64 indptr, int32 indices, float32."""
+    return check.csr_from_arrays(
+        rows.shape,
+        rows.indptr.astype(np.int64),
+        rows.indices.astype(np.int32),
+        rows.data.astype(np.float32),
+    )

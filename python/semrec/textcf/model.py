@@ -17,9 +17,10 @@ import scipy.sparse as sp
 from semrec import _hyperparameters as hyperparameters
 from semrec import _validation as check
 from semrec._base import Recommender
+from semrec._histories import Histories
 from semrec._model_lock import fits_model
 from semrec._persist import Saved, csr_arrays
-from semrec._seen import KeepsSeen
+from semrec._seen import KeepsHistories
 from semrec._threads import resolve_num_threads
 from semrec.datasets import Dataset
 from semrec.datasets._embeddings import check_alignment
@@ -40,7 +41,7 @@ AFTER_TRAINING = (
 USER_VECTORS = ("network", "items")
 
 
-class TextCF(RealTimeVerbs, KeepsSeen, Recommender):
+class TextCF(RealTimeVerbs, KeepsHistories, Recommender):
     """Recommend with a network trained on interactions over language-model embeddings.
 
     ``item vector = normalise(MLP(e_i))`` and ``user vector = normalise(MLP(x_u))``, where
@@ -466,7 +467,7 @@ class TextCF(RealTimeVerbs, KeepsSeen, Recommender):
         self._text_maps(train, result.item_biases)
         self.history_ = result.history
         self.best_epoch_ = result.best_epoch
-        self._seen = seen
+        self._histories = Histories(seen)
         return self
 
     def _text_maps(self, train: sp.csr_array, learned: np.ndarray | None) -> None:
@@ -534,7 +535,6 @@ class TextCF(RealTimeVerbs, KeepsSeen, Recommender):
         # Everything the real-time verbs change in place is the copy's own; the network is shared.
         out.item_factors_ = self.item_factors_.copy()
         out.user_factors_ = self.user_factors_.copy()
-        out._seen = self._seen.copy()
         out.user_state_ = copy.deepcopy(self.user_state_)
         out._search_like(self._item_search())  # the copy's own, with the same choice of index
         emb = self.item_embeddings_
@@ -545,10 +545,11 @@ class TextCF(RealTimeVerbs, KeepsSeen, Recommender):
         learned = None
         if self.item_bias:
             learned = network.item_biases(self.weights_, emb, float(self.negative_slope))
-        out._text_maps(check.without_zeros(self._seen), learned)
+        seen = check.without_zeros(self._histories.matrix())  # the copy's are the same
+        out._text_maps(seen, learned)
         state = out.user_state_
         if state.item_sum is not None:  # user_vectors="items": histories with remapped items
-            state.item_sum = network.item_sums(check.without_zeros(out._seen), out.item_factors_)
+            state.item_sum = network.item_sums(seen, out.item_factors_)
             users = network.normalised_rows(state.item_sum)
             out.user_factors_ = np.ascontiguousarray(users, dtype=np.float32)
         return out
@@ -588,10 +589,10 @@ class TextCF(RealTimeVerbs, KeepsSeen, Recommender):
 
     def _state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         meta, arrays = persistence.state(self)
-        arrays |= csr_arrays(self._seen, "interactions")
+        arrays |= csr_arrays(self._histories.matrix(), "interactions")
         return {**meta, "encoder": self._encoder_record()}, arrays
 
     def _restore(self, saved: Saved) -> None:
         self._settings()  # the saved hyperparameters must still be valid
-        self._seen = persistence.restore(self, saved)
+        self._histories = Histories(persistence.restore(self, saved))
         self._remember_encoder(saved.meta)
