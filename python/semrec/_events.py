@@ -3,7 +3,7 @@
 ``EventLog`` grows by amortised O(1) appends; ``events_matrix`` turns events into a canonical
 users x items CSR in which every (user, item) pair with an event has an entry, a sum of 0
 included: an item whose like and dislike cancel is still an item the user has seen;
-``merged_tail`` and ``with_rows`` change a few rows of such a CSR without sorting the others.
+``merged_tail`` changes a few rows of such a CSR without sorting the others (``with_rows``).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from semrec import _validation as check
+from semrec._histories import with_rows
 
 
 class EventLog:
@@ -173,53 +174,6 @@ def csr_rows(m: sp.csr_array, rows: np.ndarray, n_cols: int | None = None) -> sp
     pos = np.arange(indptr[-1]) + np.repeat(starts - indptr[:-1], counts)
     shape = (rows.size, m.shape[1] if n_cols is None else n_cols)
     return sp.csr_array((m.data[pos], m.indices[pos], indptr), shape=shape)
-
-
-def with_rows(
-    m: sp.csr_array, rows: np.ndarray, new: sp.csr_array, shape: tuple[int, int]
-) -> sp.csr_array:
-    """A new canonical CSR of ``shape`` (at least ``m``'s): ``m`` with its ``rows`` (sorted,
-    unique) replaced by ``new``'s, one each; rows past ``m``'s last are empty. Unchanged runs of
-    rows are copied whole, never re-sorted; ``m`` is not modified."""
-    n_old = m.shape[0]
-    if not rows.size:  # rows added at the end (or columns): the entries are shared
-        indptr = m.indptr
-        if shape[0] > n_old:
-            indptr = np.full(shape[0] + 1, m.indptr[-1], dtype=np.int64)
-            indptr[: n_old + 1] = m.indptr
-        return check.csr_from_arrays(shape, indptr, m.indices, m.data)
-    lengths = np.zeros(shape[0], dtype=np.int64)
-    lengths[:n_old] = np.diff(m.indptr)
-    lengths[rows] = np.diff(new.indptr)
-    indptr = np.zeros(shape[0] + 1, dtype=np.int64)
-    np.cumsum(lengths, out=indptr[1:])
-    indices = np.empty(indptr[-1], dtype=np.int32)
-    data = np.empty(indptr[-1], dtype=np.float32)
-    if rows.size <= 1024:  # a few rows: copy the runs between them
-
-        def copy(first: int, last: int) -> None:  # m's rows [first, last)
-            last = min(last, n_old)
-            if first < last:
-                src = slice(m.indptr[first], m.indptr[last])
-                dst = slice(indptr[first], indptr[last])
-                indices[dst], data[dst] = m.indices[src], m.data[src]
-
-        following = 0
-        for pos, r in enumerate(rows.tolist()):
-            copy(following, r)
-            dst = slice(indptr[r], indptr[r + 1])
-            src = slice(new.indptr[pos], new.indptr[pos + 1])
-            indices[dst], data[dst] = new.indices[src], new.data[src]
-            following = r + 1
-        copy(following, n_old)
-    else:  # many: place every entry by masks over the rows changed
-        changed = np.zeros(shape[0], dtype=bool)
-        changed[rows] = True
-        kept = ~np.repeat(changed[:n_old], np.diff(m.indptr))
-        placed = np.repeat(changed, lengths)
-        indices[~placed], data[~placed] = m.indices[kept], m.data[kept]
-        indices[placed], data[placed] = new.indices, new.data
-    return check.csr_from_arrays(shape, indptr, indices, data)
 
 
 def events_matrix(

@@ -171,40 +171,74 @@ class Histories:
             self._merge()
 
     def _merge(self) -> None:
-        """Fold the changed rows into a new canonical CSR (copies unchanged runs of rows whole)."""
-        base = self._base
-        n_base, n = base.shape[0], self.n_users
-        changed = sorted(self._changed)
-        lengths = np.zeros(n, dtype=np.int64)
-        lengths[:n_base] = np.diff(base.indptr)
-        for u in changed:
-            lengths[u] = self._changed[u][0].size
-        indptr = np.zeros(n + 1, dtype=np.int64)
-        np.cumsum(lengths, out=indptr[1:])
-        indices = np.empty(indptr[-1], dtype=np.int32)
-        data = np.empty(indptr[-1], dtype=np.float32)
+        """Fold the changed rows into a new canonical CSR (unchanged runs of rows copied whole)."""
+        users = sorted(self._changed)
+        rows = [self._changed[u] for u in users]
+        indptr = np.zeros(len(rows) + 1, dtype=np.int64)
+        np.cumsum([indices.size for indices, _ in rows], out=indptr[1:])
+        indices = np.concatenate([r[0] for r in rows]) if rows else np.empty(0, np.int32)
+        data = np.concatenate([r[1] for r in rows]) if rows else np.empty(0, np.float32)
+        new = _canonical((len(rows), self.n_items), indptr, indices, data)
+        shape = (self.n_users, self.n_items)
+        self._base = with_rows(self._base, np.array(users, dtype=np.int64), new, shape)
+        self._changed = {}
 
-        def copy_base(first: int, last: int) -> None:  # base rows [first, last)
-            last = min(last, n_base)
+
+def _canonical(
+    shape: tuple[int, int], indptr: np.ndarray, indices: np.ndarray, data: np.ndarray
+) -> sp.csr_array:
+    out = sp.csr_array(shape, dtype=np.float32)  # filled, not re-checked: canonical arrays
+    out.indptr, out.indices, out.data = indptr, indices, data
+    out.has_sorted_indices = True
+    out.has_canonical_format = True
+    return out
+
+
+def with_rows(
+    m: sp.csr_array, rows: np.ndarray, new: sp.csr_array, shape: tuple[int, int]
+) -> sp.csr_array:
+    """A new canonical CSR of ``shape`` (at least ``m``'s): ``m`` with its ``rows`` (sorted,
+    unique) replaced by ``new``'s, one each; rows past ``m``'s last are empty. Unchanged runs of
+    rows are copied whole, never re-sorted; ``m`` is not modified."""
+    n_old = m.shape[0]
+    if not rows.size:  # rows added at the end (or columns): the entries are shared
+        indptr = m.indptr
+        if shape[0] > n_old:
+            indptr = np.full(shape[0] + 1, m.indptr[-1], dtype=np.int64)
+            indptr[: n_old + 1] = m.indptr
+        return _canonical(shape, indptr, m.indices, m.data)
+    lengths = np.zeros(shape[0], dtype=np.int64)
+    lengths[:n_old] = np.diff(m.indptr)
+    lengths[rows] = np.diff(new.indptr)
+    indptr = np.zeros(shape[0] + 1, dtype=np.int64)
+    np.cumsum(lengths, out=indptr[1:])
+    indices = np.empty(indptr[-1], dtype=np.int32)
+    data = np.empty(indptr[-1], dtype=np.float32)
+    if rows.size <= 1024:  # a few rows: copy the runs between them
+
+        def copy(first: int, last: int) -> None:  # m's rows [first, last)
+            last = min(last, n_old)
             if first < last:
-                src = slice(base.indptr[first], base.indptr[last])
+                src = slice(m.indptr[first], m.indptr[last])
                 dst = slice(indptr[first], indptr[last])
-                indices[dst], data[dst] = base.indices[src], base.data[src]
+                indices[dst], data[dst] = m.indices[src], m.data[src]
 
         following = 0
-        for u in changed:
-            copy_base(following, u)
-            idx, w = self._changed[u]
-            indices[indptr[u] : indptr[u + 1]] = idx
-            data[indptr[u] : indptr[u + 1]] = w
-            following = u + 1
-        copy_base(following, n_base)
-        merged = sp.csr_array((n, self.n_items), dtype=np.float32)  # filled, not re-checked
-        merged.indptr, merged.indices, merged.data = indptr, indices, data
-        merged.has_sorted_indices = True
-        merged.has_canonical_format = True
-        self._base = merged
-        self._changed = {}
+        for pos, r in enumerate(rows.tolist()):
+            copy(following, r)
+            dst = slice(indptr[r], indptr[r + 1])
+            src = slice(new.indptr[pos], new.indptr[pos + 1])
+            indices[dst], data[dst] = new.indices[src], new.data[src]
+            following = r + 1
+        copy(following, n_old)
+    else:  # many: place every entry by masks over the rows changed
+        changed = np.zeros(shape[0], dtype=bool)
+        changed[rows] = True
+        kept = ~np.repeat(changed[:n_old], np.diff(m.indptr))
+        placed = np.repeat(changed, lengths)
+        indices[~placed], data[~placed] = m.indices[kept], m.data[kept]
+        indices[placed], data[placed] = new.indices, new.data
+    return _canonical(shape, indptr, indices, data)
 
 
 def runs(
