@@ -685,7 +685,10 @@ def test_a_layout_of_the_same_width_is_refused_too(rng, tmp_path) -> None:
     r = random_interactions(rng)
     model = make(factors=4, biases=True, iterations=2, feedback="explicit").fit(r)
     model.factors, model.biases = 6, False
-    message = r"factors=6, biases=False do not describe the learned arrays \(fitted with factors=4, biases=True\)"
+    message = (
+        r"factors=6, biases=False do not describe the learned arrays "
+        r"\(fitted with factors=4, biases=True\)"
+    )
     for verb in (
         lambda: model.fold_in(r[[2]]),
         lambda: model.update(0, 1),
