@@ -161,3 +161,28 @@ def progress(value: Any, name: str = "show_progress") -> bool:
         raise TypeError(f"{name} must be True, False or None (a bar on a terminal only), got "
                         f"{value!r} ({type(value).__name__})")  # fmt: skip
     return bool(value)
+
+
+def unchanged_since_fit(now: dict[str, Any], fitted: dict[str, Any], what: str) -> None:
+    """A ValueError naming every hyperparameter of ``now`` that differs from ``fitted``, the
+    values it was fitted with: ``what`` (the learned arrays, the fitted model) it no longer
+    describes, and the way out.
+
+    Examples
+    --------
+    >>> from semrec._hyperparameters import unchanged_since_fit
+    >>> unchanged_since_fit({"factors": 8}, {"factors": 8}, "the learned arrays")
+    >>> unchanged_since_fit({"factors": 6}, {"factors": 8}, "the learned arrays")
+    Traceback (most recent call last):
+    ValueError: factors=6 does not describe the learned arrays (fitted with factors=8): a \
+hyperparameter changed after fit? Refit the model, or set it back
+    """
+    changed = [name for name, value in now.items() if value != fitted[name]]
+    if changed:
+        verb = "does" if len(changed) == 1 else "do"
+        raise ValueError(
+            ", ".join(f"{name}={now[name]!r}" for name in changed)
+            + f" {verb} not describe {what} (fitted with "
+            + ", ".join(f"{name}={fitted[name]!r}" for name in changed)
+            + "): a hyperparameter changed after fit? Refit the model, or set it back"
+        )

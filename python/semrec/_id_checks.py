@@ -61,3 +61,21 @@ def new_user_ids(users: Any, rows: int, n_users: int) -> np.ndarray:
             f"{n_users}, {n_users + 1}, ...; got {ids.tolist()}"
         )
     return ids
+
+
+def check_same_id_maps(a: Any, b: Any, names: tuple[str, str]) -> None:
+    """A ValueError unless Datasets ``a`` and ``b`` (named ``names``) have one shape and the
+    same user and item ids in the same order: row ``u`` / column ``i`` mean the same in both."""
+    if a.interactions.shape != b.interactions.shape or not (
+        _same_ids(a.user_ids, b.user_ids) and _same_ids(a.item_ids, b.item_ids)
+    ):
+        raise ValueError(
+            f"{names[0]} and {names[1]} must share id maps (shape {a.interactions.shape} vs "
+            f"{b.interactions.shape}, the same user and item ids in the same order); split "
+            "one Dataset with semrec.split and pass both parts of that split"
+        )
+
+
+def _same_ids(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether two id arrays are equal (splits of one Dataset share them: no comparison)."""
+    return a is b or (a.shape == b.shape and bool(np.array_equal(a, b)))

@@ -179,15 +179,7 @@ class ALS(Recommender):
         """Refuse ``factors``, ``biases`` or ``feedback`` changed since fit (also at save: a
         file of another layout with the same width would load as a silently wrong model)."""
         now = {name: getattr(solve, name) for name in self._fitted_layout}
-        changed = [name for name, value in now.items() if value != self._fitted_layout[name]]
-        if changed:
-            raise ValueError(
-                ", ".join(f"{n}={now[n]!r}" for n in changed)
-                + (" does" if len(changed) == 1 else " do")
-                + " not describe the learned arrays (fitted with "
-                + ", ".join(f"{n}={self._fitted_layout[n]!r}" for n in changed)
-                + "): a hyperparameter changed after fit? Refit the model, or set it back"
-            )
+        hyperparameters.unchanged_since_fit(now, self._fitted_layout, "the learned arrays")
         return solve
 
     # -- Training --------------------------------------------------------------------------------

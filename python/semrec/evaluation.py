@@ -12,6 +12,7 @@ import scipy.sparse as sp
 from semrec import _candidates as lists
 from semrec import _validation as check
 from semrec import metrics as M
+from semrec._id_checks import check_same_id_maps
 from semrec.baselines import MostPopular, Random
 from semrec.datasets import Dataset
 from semrec.datasets._embeddings import check_alignment
@@ -105,14 +106,7 @@ def evaluate(
     check.dataset(train, "train")
     check.dataset(test, "test")
     batch_size = check.positive_int(batch_size, "batch_size")
-    if train.interactions.shape != test.interactions.shape or not (
-        _same_ids(train.user_ids, test.user_ids) and _same_ids(train.item_ids, test.item_ids)
-    ):
-        raise ValueError(
-            f"train and test must share id maps (shape {train.interactions.shape} vs "
-            f"{test.interactions.shape}, the same user and item ids in the same order); split "
-            "one Dataset with semrec.split and pass both parts of that split"
-        )
+    check_same_id_maps(train, test, ("train", "test"))
     cutoffs = M.cutoffs(k)
     wanted = metric_names(metrics, item_embeddings)
     ranked = bool(wanted - set(M.RATING_METRICS))  # rmse/mae alone need no top-k lists
@@ -496,11 +490,6 @@ def _embeddings(item_embeddings: Any, train: Dataset) -> np.ndarray:
             "one row per item, in the dataset's item order"
         )
     return emb
-
-
-def _same_ids(a: np.ndarray, b: np.ndarray) -> bool:
-    """Whether two id arrays are equal (splits of one Dataset share them: no comparison)."""
-    return a is b or (a.shape == b.shape and bool(np.array_equal(a, b)))
 
 
 def check_distinct(recs: np.ndarray, users: np.ndarray) -> None:

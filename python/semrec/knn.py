@@ -123,16 +123,9 @@ class _NeighbourCF(KeepsHistories, Recommender):
         fitted state (but for the caller's ``unused`` ones): a verb using them would mix
         formulas, a file would misdescribe it."""
         self._check_params()
-        fitted = self._fitted_with
-        changed = [n for n in fitted if n not in unused and getattr(self, n) != fitted[n]]
-        if changed:
-            now = ", ".join(f"{name}={getattr(self, name)!r}" for name in changed)
-            was = ", ".join(f"{name}={fitted[name]!r}" for name in changed)
-            verb = "does" if len(changed) == 1 else "do"
-            raise ValueError(
-                f"{now} {verb} not describe the fitted {type(self).__name__} (fitted with "
-                f"{was}): a hyperparameter changed after fit? Refit the model, or set it back"
-            )
+        now = {name: getattr(self, name) for name in self._fitted_with if name not in unused}
+        what = f"the fitted {type(self).__name__}"
+        hyperparameters.unchanged_since_fit(now, self._fitted_with, what)
 
     # -- orientation -----------------------------------------------------------------------
     def _layouts(self, train: sp.csr_array) -> tuple[sp.csr_array, sp.csr_array]:

@@ -16,6 +16,7 @@ import scipy.sparse as sp
 
 from semrec import _hyperparameters as hyperparameters
 from semrec import _validation as check
+from semrec._id_checks import check_same_id_maps
 from semrec.datasets import Dataset, ItemEmbeddings
 
 MAX_LAYERS = 16
@@ -113,17 +114,8 @@ def validation(x: Any, shape: tuple[int, int], train: Any = None) -> sp.csr_arra
     if x is None:
         return None
     if isinstance(x, Dataset):
-        if isinstance(train, Dataset) and not (
-            train.interactions.shape == x.interactions.shape
-            and _same_ids(train.user_ids, x.user_ids)
-            and _same_ids(train.item_ids, x.item_ids)
-        ):
-            raise ValueError(
-                f"interactions and validation must share id maps (shape "
-                f"{train.interactions.shape} vs {x.interactions.shape}, the same user and item "
-                "ids in the same order); split one Dataset with semrec.split and pass both "
-                "parts of that split"
-            )
+        if isinstance(train, Dataset):
+            check_same_id_maps(train, x, ("interactions", "validation"))
         x = x.interactions
     relevant = check.canonical_csr(x, "validation", allow_empty=True)
     if relevant.shape != shape:
@@ -138,11 +130,6 @@ def validation(x: Any, shape: tuple[int, int], train: Any = None) -> sp.csr_arra
             "train every epoch without it"
         )
     return relevant
-
-
-def _same_ids(a: np.ndarray, b: np.ndarray) -> bool:
-    """Whether two id arrays are equal (as semrec.evaluate compares train's and test's)."""
-    return a is b or (a.shape == b.shape and bool(np.array_equal(a, b)))
 
 
 def scale(x: np.ndarray, name: str) -> np.ndarray:
