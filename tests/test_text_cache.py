@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 import time
 
@@ -395,3 +396,81 @@ def test_temporary_sqlite_databases_are_refused(encoder, path):
     """sqlite opens a temporary database for "" and ":memory:": a cache that stores nothing."""
     with pytest.raises(ValueError, match="give the cache's file"):
         EmbeddingCache(encoder, path)
+
+
+def _stored(path):
+    """(model, text hash) of every stored row, read with sqlite itself."""
+    db = sqlite3.connect(path)
+    try:
+        return set(db.execute("SELECT model, key FROM vectors"))
+    finally:
+        db.close()
+
+
+def test_prune_keeps_the_given_texts_under_every_model(encoder, tmp_path):
+    path = tmp_path / "emb.sqlite"
+    with EmbeddingCache(encoder, path) as cache:
+        first = cache.encode(TEXTS)
+        cache.encode(TEXTS, normalize=False)  # a second model key
+        assert len(cache) == 6
+        kept = TEXTS[1]
+        assert cache.prune(iter([kept, "never stored"])) == 4
+        digest = hashlib.sha256(kept.encode()).hexdigest()
+        assert {key for _, key in _stored(path)} == {digest}
+        assert len(_stored(path)) == 2 and len(cache) == 2
+        assert cache.prune([kept]) == 0  # nothing left to remove
+    calls = []
+
+    class Counting(TextEncoder):
+        def encode(self, texts, *args, **kwargs):
+            calls.append(list(texts))
+            return super().encode(texts, *args, **kwargs)
+
+    with EmbeddingCache(Counting(encoder.model_path, precision="fp32"), path) as again:
+        np.testing.assert_array_equal(again.encode(kept), first[1:2])  # read back
+        assert not calls
+        np.testing.assert_array_equal(again.encode(TEXTS), first)  # the others encoded anew
+        assert calls == [[TEXTS[0], TEXTS[2]]]
+
+
+def test_clear_removes_every_vector_and_shrinks_the_file(encoder, tmp_path):
+    path = tmp_path / "emb.sqlite"
+    texts = [f"text number {i}" for i in range(400)]
+    with EmbeddingCache(encoder, path) as cache:
+        cache.encode(texts)
+        full = path.stat().st_size + (tmp_path / "emb.sqlite-wal").stat().st_size
+        assert cache.clear() == 400 and len(cache) == 0 and not _stored(path)
+        wal = tmp_path / "emb.sqlite-wal"
+        assert path.stat().st_size + wal.stat().st_size < full / 4  # shrunk while open
+        assert cache.clear() == 0
+        cache.encode(texts[:1])  # still usable
+        assert len(cache) == 1
+
+
+def test_prune_is_all_or_nothing_and_checks_its_argument(encoder, tmp_path):
+    path = tmp_path / "emb.sqlite"
+    cache = EmbeddingCache(encoder, path)
+    cache.encode(TEXTS)
+    for bad, kind in [(None, TypeError), (5, TypeError), (b"x", TypeError), (["a", 3], TypeError)]:
+        with pytest.raises(kind, match="keep"):
+            cache.prune(bad)
+    assert len(cache) == 3
+    other = sqlite3.connect(path, isolation_level=None, timeout=0)
+    try:
+        # A trigger failing the second deletion stands in for a disk filling up mid-way.
+        other.execute(
+            "CREATE TRIGGER full BEFORE DELETE ON vectors WHEN (SELECT COUNT(*) FROM vectors) "
+            "<= 2 BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END"
+        )
+        with pytest.raises(OSError, match=r"cannot prune the embedding cache.*disk is full"):
+            cache.prune([])
+        assert len(cache) == 3  # the first deletion rolled back
+        other.execute("DROP TRIGGER full")
+    finally:
+        other.close()
+    assert cache.prune([]) == 3 and len(cache) == 0
+    cache.close()
+    with pytest.raises(ValueError, match="closed"):
+        cache.prune(TEXTS)
+    with pytest.raises(ValueError, match="closed"):
+        cache.clear()

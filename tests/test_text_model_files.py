@@ -150,14 +150,14 @@ def _set_tokenizer(folder, name, setting, value):
 @pytest.mark.parametrize(
     ("name", "setting", "value", "message"),
     [
-        ("tokenizer.json", "lowercase", False, r"is a cased model \(lowercase=false\); semrec's"),
-        ("tokenizer.json", "strip_accents", False, r"keeps accents \(strip_accents=false\)"),
+        ("tokenizer.json", "lowercase", False, "tokenizer.json says the model is cased and .*"),
+        ("tokenizer.json", "strip_accents", False, r"keeps accents \(lowercase=true, strip_acc"),
         ("tokenizer.json", "handle_chinese_chars", False, "sets handle_chinese_chars=false"),
         ("tokenizer.json", "clean_text", False, "sets clean_text=false"),
         ("tokenizer.json", "lowercase", "no", "field 'lowercase' must be a boolean, got 'no'"),
         ("tokenizer.json", "type", "Sequence", "field 'normalizer' is 'Sequence'"),
-        ("tokenizer_config.json", "do_lower_case", False, r"cased model \(do_lower_case=false\)"),
-        ("tokenizer_config.json", "strip_accents", False, r"keeps accents \(strip_accents=fal"),
+        ("tokenizer_config.json", "do_lower_case", False, "is uncased and tokenizer_config.js"),
+        ("tokenizer_config.json", "strip_accents", False, r"keeps accents \(do_lower_case=tr"),
         ("tokenizer_config.json", "tokenize_chinese_chars", False, "tokenize_chinese_chars=false"),
         ("tokenizer_config.json", "do_basic_tokenize", False, "sets do_basic_tokenize=false"),
     ],
@@ -165,8 +165,9 @@ def _set_tokenizer(folder, name, setting, value):
 def test_tokenizer_settings_semrec_does_not_implement_are_refused(
     tiny, tmp_path, name, setting, value, message
 ):
-    """semrec's tokenizer is uncased BERT WordPiece: a cased model (or one keeping accents, not
-    splitting Chinese characters ...) would load and give vectors of wrongly tokenised text."""
+    """semrec's tokenizer is BERT WordPiece, uncased or cased: one keeping accents while
+    lowercasing, not splitting Chinese characters, or whose two files disagree on the case,
+    would load and give vectors of wrongly tokenised text."""
     folder = _with_tokenizer_files(tiny, tmp_path)
     np.testing.assert_array_equal(
         TextEncoder(folder).encode(["the space war"]), TextEncoder(tiny).encode(["the space war"])
@@ -174,8 +175,29 @@ def test_tokenizer_settings_semrec_does_not_implement_are_refused(
     _set_tokenizer(folder, name, setting, value)
     with pytest.raises(semrec.FormatError, match=message) as err:
         TextEncoder(folder)
-    assert str(folder / name) in str(err.value)
-    assert isinstance(value, str) or "implements uncased BERT WordPiece only" in str(err.value)
+    assert str(folder / name) in str(err.value) or name in str(err.value).split(" and ")[1]
+    assert isinstance(value, str) or "BERT WordPiece" in str(err.value) or "agree" in str(err.value)
+
+
+def test_cased_settings_load_when_the_files_agree(tiny, tmp_path):
+    """Both files cased: the cased tokenizer (a new identity, so no cached vector is shared);
+    cased with strip_accents=true, or with sentence-transformers lowercasing it, is refused."""
+    folder = _with_tokenizer_files(tiny, tmp_path)
+    _set_tokenizer(folder, "tokenizer.json", "lowercase", False)
+    _set_tokenizer(folder, "tokenizer_config.json", "do_lower_case", False)
+    cased, uncased = TextEncoder(folder), TextEncoder(tiny)
+    assert cased.identity != uncased.identity
+    assert cased.tokenize("the space war") == uncased.tokenize("the space war")
+    assert cased.tokenize("The SPACE war") != uncased.tokenize("The SPACE war")  # not in vocab
+    _set_tokenizer(folder, "tokenizer_config.json", "strip_accents", False)  # what None means
+    assert TextEncoder(folder).identity == cased.identity
+    _edit_json(folder / "sentence_bert_config.json", do_lower_case=True)
+    with pytest.raises(semrec.FormatError, match="do_lower_case=true on a cased tokenizer"):
+        TextEncoder(folder)
+    _edit_json(folder / "sentence_bert_config.json", do_lower_case=False)
+    _set_tokenizer(folder, "tokenizer.json", "strip_accents", True)
+    with pytest.raises(semrec.FormatError, match=r"strips accents but keeps case \(lowercase=f"):
+        TextEncoder(folder)
 
 
 @pytest.mark.parametrize(
@@ -217,8 +239,8 @@ def test_refused_tokenizer_settings_do_change_hugging_faces_tokens():
 
     assert ours == hugging_face()
     for settings in (
-        {"do_lower_case": False},
         {"strip_accents": False},
+        {"do_lower_case": False, "strip_accents": True},
         {"tokenize_chinese_chars": False},
     ):
         assert hugging_face(**settings) != ours, settings

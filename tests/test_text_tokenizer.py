@@ -1,9 +1,9 @@
-"""WordPiece tokenizer: ids identical to the Hugging Face fast tokenizer (BERT uncased)."""
+"""WordPiece tokenizer: ids identical to the Hugging Face fast tokenizer (uncased and cased)."""
 
 from __future__ import annotations
 
 import pytest
-from text_helpers import default_model_dir, english_words, generate_texts
+from text_helpers import default_model_dir, english_words, generate_texts, write_cased_minilm
 
 tokenizers = pytest.importorskip("tokenizers")
 
@@ -26,11 +26,31 @@ def setup():
     return encoder, reference, vocab
 
 
+@pytest.fixture(scope="module")
+def cased(tmp_path_factory):
+    """A cased model (MiniLM with cased tokens in its unused slots) and Hugging Face's cased
+    BERT tokenizer on the same vocabulary."""
+    from semrec import TextEncoder
+
+    directory = tmp_path_factory.mktemp("cased") / "model"
+    vocab = write_cased_minilm(directory)
+    encoder = TextEncoder(directory)
+    reference = tokenizers.BertWordPieceTokenizer(str(directory / "vocab.txt"), lowercase=False)
+    reference.enable_truncation(encoder.max_length)
+    return encoder, reference, vocab
+
+
 @pytest.mark.parametrize(
-    ("count", "seed"), [(6000, 7), pytest.param(60_000, 8, marks=pytest.mark.slow)]
+    ("count", "seed", "kind"),
+    [
+        (6000, 7, "setup"),
+        (6000, 9, "cased"),
+        pytest.param(60_000, 8, "setup", marks=pytest.mark.slow),
+        pytest.param(60_000, 10, "cased", marks=pytest.mark.slow),
+    ],
 )
-def test_ids_match_hf_tokenizers_on_generated_strings(setup, count, seed):
-    encoder, reference, vocab = setup
+def test_ids_match_hf_tokenizers_on_generated_strings(request, count, seed, kind):
+    encoder, reference, vocab = request.getfixturevalue(kind)
     texts = generate_texts(count, seed=seed, words=english_words(vocab))
     ours = encoder.tokenize(texts)
     theirs = [e.ids for e in reference.encode_batch(texts)]
@@ -39,11 +59,12 @@ def test_ids_match_hf_tokenizers_on_generated_strings(setup, count, seed):
 
 
 @pytest.mark.slow
-def test_every_codepoint_tokenizes_as_hf_tokenizers_does(setup):
+@pytest.mark.parametrize("kind", ["setup", "cased"])
+def test_every_codepoint_tokenizes_as_hf_tokenizers_does(request, kind):
     # Inside a word and alone: the category, accent, lowercase, whitespace and CJK treatment
     # of every codepoint, including those where HF's tables are older or newer than Unicode's
     # (gen_unicode_tables.py lists them: U+2E43-U+2E4F, U+08D4-U+08E2, U+166D, U+1734, ...).
-    encoder, reference, _ = setup
+    encoder, reference, _ = request.getfixturevalue(kind)
     chars = [chr(cp) for cp in range(0x110000) if not 0xD800 <= cp <= 0xDFFF]
     for template in ("a{}b", "{}"):
         texts = [template.format(c) for c in chars]
@@ -51,6 +72,17 @@ def test_every_codepoint_tokenizes_as_hf_tokenizers_does(setup):
         theirs = [e.ids for e in reference.encode_batch(texts)]
         bad = [f"U+{ord(c):04X}" for c, a, b in zip(chars, ours, theirs, strict=True) if a != b]
         assert not bad, f"{template}: {len(bad)} codepoints differ, first {bad[:10]}"
+
+
+def test_cased_tokens_keep_case_and_accents(cased, setup):
+    """The cased tokenizer reaches the cased tokens the uncased one folds away."""
+    encoder, _, vocab = cased
+    text = "Café Crème Brûlée in São Paulo"
+    assert [vocab[i] for i in encoder.tokenize(text)[0]] == [
+        "[CLS]", "Café", "Crème", "Brûlée", "in", "São", "Paulo", "[SEP]",
+    ]  # fmt: skip
+    uncased, _, uncased_vocab = setup
+    assert uncased_vocab[uncased.tokenize(text)[0][1]] == "cafe"
 
 
 def test_truncation_counts_cls_and_sep(setup):

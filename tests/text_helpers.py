@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -165,3 +166,33 @@ def refused_encoder_answers(emb: np.ndarray) -> list[tuple[object, type, str]]:
          rf"dimension {dim + 1}, but the items have dimension {dim}; use the"),
         (nan, ValueError, r"gave NaN or infinite values \(first for text 1: 'abc'\)"),
     ]  # fmt: skip
+
+
+def write_cased_minilm(directory) -> list[str]:
+    """MiniLM's files made a cased model in ``directory``; its vocabulary.
+
+    The weights are linked, not copied; tokenizer_config.json says ``do_lower_case: false``
+    and there is no tokenizer.json (Hugging Face builds its tokenizer from the two). MiniLM's
+    vocabulary is uncased, so its ``[unusedN]`` slots take cased tokens (capitalised words,
+    accented letters): case and accents then change which ids a text gets.
+    """
+    src = default_model_dir()
+    directory.mkdir(parents=True)
+    for name in ("config.json", "modules.json", "sentence_bert_config.json"):
+        shutil.copy(src / name, directory / name)
+    shutil.copytree(src / "1_Pooling", directory / "1_Pooling")
+    (directory / "model.safetensors").symlink_to(src / "model.safetensors")
+    settings = json.loads((src / "tokenizer_config.json").read_text(encoding="utf-8"))
+    settings["do_lower_case"] = False
+    (directory / "tokenizer_config.json").write_text(json.dumps(settings))
+    vocab = (src / "vocab.txt").read_text(encoding="utf-8").splitlines()
+    letters = "ÀÁÂÄÅÇÉÈÊËÍÎÏÑÓÔÖØÚÛÜàáâäåçéèêëíîïñóôöøúûüßİΣσ"
+    cased = [w.capitalize() for w in english_words(vocab)[:700]] + list(letters)
+    cased += ["##" + c for c in letters] + ["Café", "Crème", "Brûlée", "São", "Paulo", "##é"]
+    known = set(vocab)
+    cased = list(dict.fromkeys(t for t in cased if t not in known))
+    unused = [i for i, token in enumerate(vocab) if token.startswith("[unused")]
+    for i, token in zip(unused, cased, strict=False):  # as many as there are slots
+        vocab[i] = token
+    (directory / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    return vocab

@@ -28,8 +28,8 @@ void register_text_encoder(py::module_& m) {
   py::register_exception<text::SafetensorsError>(m, "SafetensorsError", PyExc_ValueError);
 
   py::class_<WordPieceTokenizer>(m, "WordPieceTokenizer")
-      .def(py::init<std::vector<std::string>, int>(), py::arg("vocab"),
-           py::arg("max_chars_per_word") = 100)
+      .def(py::init<std::vector<std::string>, int, bool>(), py::arg("vocab"),
+           py::arg("max_chars_per_word") = 100, py::arg("lowercase") = true)
       .def(
           "encode_batch",
           [](const WordPieceTokenizer& tok, const py::list& texts, std::int64_t max_length) {

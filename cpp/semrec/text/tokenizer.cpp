@@ -63,8 +63,9 @@ bool is_punct(char32_t c) { return (range_of(c).flags & kPunct) != 0; }
 
 }  // namespace
 
-WordPieceTokenizer::WordPieceTokenizer(std::vector<std::string> vocab, int max_chars_per_word)
-    : vocab_(std::move(vocab)), max_chars_per_word_(max_chars_per_word) {
+WordPieceTokenizer::WordPieceTokenizer(std::vector<std::string> vocab, int max_chars_per_word,
+                                       bool lowercase)
+    : vocab_(std::move(vocab)), max_chars_per_word_(max_chars_per_word), lowercase_(lowercase) {
   ids_.reserve(vocab_.size() * 2);
   for (std::size_t i = 0; i < vocab_.size(); ++i) {
     ids_.emplace(vocab_[i], static_cast<std::int32_t>(i));  // first occurrence wins
@@ -151,7 +152,7 @@ std::vector<std::int32_t> WordPieceTokenizer::encode(std::string_view text,
       continue;
     }
     if (r.flags & kCjk) flush();
-    if (r.flags & kMapped) {
+    if ((r.flags & kMapped) && lowercase_) {  // cased: no lowercasing, no accent stripping
       for (std::uint32_t k = 0; k < r.length; ++k) emit(kUnicodePool[r.offset + k]);
     } else {
       emit(c);

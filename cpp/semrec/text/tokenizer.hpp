@@ -1,5 +1,5 @@
-// WordPiece tokenizer for BERT uncased vocabularies, giving the same ids as the Hugging Face
-// fast tokenizer (BertNormalizer + BertPreTokenizer + WordPiece). No torch needed.
+// WordPiece tokenizer for BERT vocabularies, uncased or cased, giving the same ids as the
+// Hugging Face fast tokenizer (BertNormalizer + BertPreTokenizer + WordPiece). No torch needed.
 #pragma once
 
 #include <cstdint>
@@ -13,8 +13,11 @@ namespace semrec::text {
 class WordPieceTokenizer {
  public:
   // vocab[i] is the token with id i (the lines of vocab.txt). The special tokens [CLS], [SEP],
-  // [UNK] and [PAD] must be present.
-  explicit WordPieceTokenizer(std::vector<std::string> vocab, int max_chars_per_word = 100);
+  // [UNK] and [PAD] must be present. lowercase: the uncased normaliser (lowercased, accents
+  // stripped); false: the cased one (text kept as written, BertNormalizer's lowercase=false
+  // with strip_accents following it).
+  explicit WordPieceTokenizer(std::vector<std::string> vocab, int max_chars_per_word = 100,
+                              bool lowercase = true);
 
   // Ids of [CLS] pieces... [SEP] for UTF-8 text, with at most max_length ids in total (the
   // pieces are truncated, [CLS] and [SEP] always kept). Invalid UTF-8 bytes are dropped.
@@ -36,6 +39,7 @@ class WordPieceTokenizer {
   std::vector<std::string> vocab_;
   std::unordered_map<std::string, std::int32_t> ids_;
   int max_chars_per_word_;
+  bool lowercase_;
   std::int32_t cls_ = -1, sep_ = -1, unk_ = -1, pad_ = -1;
 };
 

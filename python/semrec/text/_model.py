@@ -41,7 +41,8 @@ class ModelFiles:
     data_start: int
     entries: list
     prefix: str
-    identity: str  # hash of config, weights, vocabulary, length, pooling: the cache key
+    identity: str  # hash of config, weights, vocabulary, length, pooling, casing: the cache key
+    lowercase: bool  # the uncased normaliser (else the cased one)
 
 
 def read_json(path: Path, kind: type = dict) -> dict | list:
@@ -203,39 +204,46 @@ def _load_vocab(directory: Path) -> list[str]:
     raise FileNotFoundError(f"{directory} has neither vocab.txt nor tokenizer.json")
 
 
-# What semrec's C++ WordPiece tokenizer implements: uncased BERT (the setting, its default).
-# strip_accents None follows lowercase, as in BERT; do_basic_tokenize off skips the splitting.
-_NORMALIZER = {"lowercase": True, "strip_accents": None, "handle_chinese_chars": True,
-               "clean_text": True}  # fmt: skip
-_TOKENIZER_CONFIG = {"do_lower_case": True, "strip_accents": None,
-                     "tokenize_chinese_chars": True, "do_basic_tokenize": True}  # fmt: skip
+# What semrec's C++ WordPiece tokenizer implements: BERT's normaliser with control characters
+# removed, Chinese characters split and the basic splitting on, uncased (lowercase, accents
+# stripped) or cased (neither). strip_accents None follows lowercase, as in BERT.
+_NORMALIZER_ON = ["clean_text", "handle_chinese_chars"]  # tokenizer.json's normalizer
+_CONFIG_ON = ["tokenize_chinese_chars", "do_basic_tokenize"]  # tokenizer_config.json
 
 
-def _check_settings(path: Path, settings: dict, expected: dict) -> None:
-    for key, default in expected.items():
-        value = settings.get(key, default)
-        if key == "strip_accents" and value is None:
-            continue  # follows lowercase, checked on its own
-        if not isinstance(value, bool):
-            raise FormatError(f"{path}: field {key!r} must be a boolean, got {value!r}")
-        if value:
-            continue
-        if key in ("lowercase", "do_lower_case"):
-            what = f"is a cased model ({key}=false)"
-        elif key == "strip_accents":
-            what = "keeps accents (strip_accents=false)"
-        else:
-            what = f"sets {key}=false"
+def _flag(path: Path, settings: dict, key: str, default: bool | None) -> bool | None:
+    value = settings.get(key, default)
+    if value is not None and not isinstance(value, bool):
+        raise FormatError(f"{path}: field {key!r} must be a boolean, got {value!r}")
+    return value
+
+
+def _lowercase_of(path: Path, settings: dict, lower_key: str, required: list[str]) -> bool:
+    """Whether these settings ask for the uncased normaliser (True) or the cased one (False);
+    FormatError for a combination semrec's tokenizer would not reproduce."""
+    for key in required:
+        if not _flag(path, settings, key, True):
+            raise FormatError(
+                f"{path} sets {key}=false; semrec's tokenizer implements BERT WordPiece with it "
+                "on only (control characters removed, Chinese characters split)"
+            )
+    lowercase = _flag(path, settings, lower_key, True)
+    accents = _flag(path, settings, "strip_accents", None)
+    if accents is not None and accents != lowercase:
+        what = "keeps accents" if lowercase else "strips accents but keeps case"
         raise FormatError(
-            f"{path} {what}; semrec's tokenizer implements uncased BERT WordPiece only "
-            "(lowercased, accents stripped, Chinese characters split, control characters "
-            "removed)"
+            f"{path} {what} ({lower_key}={str(lowercase).lower()}, strip_accents="
+            f"{str(accents).lower()}); semrec's tokenizer implements uncased BERT WordPiece "
+            "(lowercased, accents stripped) and cased (neither), not a mix"
         )
+    return bool(lowercase)
 
 
-def _check_tokenizer(directory: Path) -> None:
-    """Refuse a tokenizer that semrec's would not reproduce (a cased model, say): loading it
-    would give vectors of wrongly tokenised text without an error."""
+def _tokenizer_lowercase(directory: Path) -> bool:
+    """Whether the model's tokenizer is uncased (True) or cased (False), from each file that
+    says; FormatError when they disagree or ask for what semrec's would not reproduce (loading
+    it would give vectors of wrongly tokenised text without an error)."""
+    said: dict[Path, bool] = {}
     tok_json = directory / "tokenizer.json"
     if tok_json.exists():
         normalizer = read_json(tok_json).get("normalizer")
@@ -245,12 +253,28 @@ def _check_tokenizer(directory: Path) -> None:
             if kind != "BertNormalizer":
                 raise FormatError(
                     f"{tok_json}: field 'normalizer' is {kind or normalizer!r}; semrec's "
-                    "tokenizer implements uncased BERT WordPiece only (BertNormalizer)"
+                    "tokenizer implements BERT WordPiece only (BertNormalizer)"
                 )
-            _check_settings(tok_json, normalizer, _NORMALIZER)
+            said[tok_json] = _lowercase_of(tok_json, normalizer, "lowercase", _NORMALIZER_ON)
     tok_config = directory / "tokenizer_config.json"
     if tok_config.exists():
-        _check_settings(tok_config, read_json(tok_config), _TOKENIZER_CONFIG)
+        settings = read_json(tok_config)
+        said[tok_config] = _lowercase_of(tok_config, settings, "do_lower_case", _CONFIG_ON)
+    if len(set(said.values())) > 1:
+        (a, lower_a), (b, _) = said.items()
+        raise FormatError(
+            f"{a} says the model is {'uncased' if lower_a else 'cased'} and {b.name} the "
+            "opposite; make them agree"
+        )
+    lowercase = next(iter(said.values()), True)
+    st_config = directory / "sentence_bert_config.json"
+    if not lowercase and st_config.exists() and read_json(st_config).get("do_lower_case"):
+        # sentence-transformers would lowercase the text but keep its accents: neither mode.
+        raise FormatError(
+            f"{st_config} sets do_lower_case=true on a cased tokenizer (lowercased text with "
+            "its accents kept); semrec's tokenizer implements uncased or cased BERT WordPiece"
+        )
+    return lowercase
 
 
 def _pooling_is_mean(directory: Path, hidden: int) -> bool:
@@ -405,7 +429,7 @@ def load_model_files(model: str | os.PathLike | None) -> ModelFiles:
             what = "a directory" if required.is_dir() else "not a regular file"
             raise FormatError(f"{required} is {what}; it must be the model's {required.name} file")
     cfg, config = _bert_config(config_path)
-    _check_tokenizer(directory)
+    lowercase = _tokenizer_lowercase(directory)
     config.mean_pooling = _pooling_is_mean(directory, config.hidden)
     max_length = _max_length(directory, config.max_positions)
     vocab = _load_vocab(directory)
@@ -423,10 +447,12 @@ def load_model_files(model: str | os.PathLike | None) -> ModelFiles:
     # and part of the cache key). Only CLS pooling is hashed, so a mean-pooled model keeps the
     # identity it had before: its cache entries and the encoder saved with a model stay valid.
     pooling = b"" if config.mean_pooling else b"\npooling=cls"
+    casing = b"" if lowercase else b"\ncased"  # likewise: uncased models keep their identity
     identity = hashlib.sha256(
         json.dumps(cfg, sort_keys=True).encode() + digest.encode() + str(max_length).encode()
-        + weights_digest.encode() + "\n".join(vocab).encode() + pooling
+        + weights_digest.encode() + "\n".join(vocab).encode() + pooling + casing
     ).hexdigest()  # fmt: skip
     return ModelFiles(
-        directory, vocab, config, max_length, weights, data_start, entries, prefix, identity
-    )
+        directory, vocab, config, max_length, weights, data_start, entries, prefix, identity,
+        lowercase,
+    )  # fmt: skip

