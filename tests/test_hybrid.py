@@ -976,3 +976,52 @@ def test_the_matrix_given_to_fit_is_read_per_user(monkeypatch):
     seen = np.vstack([given.toarray(), np.eye(1, n_items, 5)]) != 0
     np.testing.assert_array_equal(hybrid.interactions_[[3, 700, n_users]].toarray() != 0,
                                   seen[[3, 700, n_users]])  # fmt: skip
+
+
+@pytest.mark.parametrize("leak", ["fitted_on_all", "updated_with_validation"])
+def test_tune_refuses_members_that_have_seen_the_validation_set(leak):
+    """Members fitted on train + validation, or updated with validation events, would exclude
+    the validation items as seen and score 0 for every weight vector: tune raises the
+    ValueError of evaluate(Hybrid(...)), counting the leaked relevant pairs as NumPy does,
+    before any member scores."""
+    data = synthetic(300, 200, 6_000, random_state=0, with_text=False)
+    train, validation = last_fraction(data)
+    if leak == "fitted_on_all":
+        members = [
+            semrec.ItemKNN(20, show_progress=False).fit(data.interactions),
+            semrec.MostPopular().fit(data.interactions),
+        ]
+    else:
+        members = [
+            semrec.ItemKNN(20, show_progress=False).fit(train.interactions),
+            semrec.MostPopular().fit(train.interactions),
+        ]
+        held = sp.coo_array(validation.interactions)
+        first = held.row < 30  # the validation events of users 0-29, on one member each
+        for u, i, w in zip(held.row[first], held.col[first], held.data[first], strict=True):
+            members[int(u) % 2].update(int(u), int(i), float(w))
+    # The reference count: relevant validation pairs (>= 4) seen by a member, not in train.
+    relevant = validation.interactions.toarray() >= 4
+    seen = np.zeros_like(relevant)
+    for m in members:
+        seen |= m.interactions_.toarray()[: relevant.shape[0]] != 0
+    leaked = int((relevant & seen & (train.interactions.toarray() == 0)).sum())
+    assert leaked > 0
+    with pytest.raises(ValueError) as expected:
+        semrec.evaluate(semrec.Hybrid([(m, 1.0) for m in members]), train, validation, k=10)
+    assert f"already seen {leaked} relevant test interaction(s)" in str(expected.value)
+    calls = Fixed(np.random.default_rng(0).random((300, 200)), train.interactions)
+    for search in ("grid", "coordinate"):
+        with pytest.raises(ValueError) as got:
+            semrec.Hybrid.tune(
+                [*members, calls], train, validation, grid=2, search=search, show_progress=False
+            )
+        assert str(got.value) == str(expected.value)
+    assert calls.calls == 0
+    # Members fitted on train alone are tuned, each vector as evaluate scores it.
+    clean = [semrec.MostPopular().fit(train.interactions), calls]
+    best = semrec.Hybrid.tune(clean, train, validation, grid=2, show_progress=False)
+    for _, row in best.tuning_.iterrows():
+        hybrid = semrec.Hybrid(list(zip(clean, row[["w0", "w1"]].tolist(), strict=True)))
+        table = semrec.evaluate(hybrid, train, validation, k=10, metrics=["ndcg"])
+        assert row["ndcg@10"] == float(table.loc[10, "ndcg"]) > 0

@@ -693,3 +693,23 @@ def test_a_0d_array_is_refused_before_its_length_is_taken(tiny_encoder) -> None:
     np.testing.assert_array_equal(  # a 1-d array and np.str_ are texts, as before
         tiny_encoder.encode(one[None]), tiny_encoder.encode(pd.Series([np.str_("a space opera")]))
     )
+
+
+def test_items_without_text_get_zero_rows(tiny_encoder):
+    """Items missing from the items table (or with blank text) must not all share the vector
+    of "": each would be every other's perfect match. Reference: encode of the texts alone."""
+    pd = pytest.importorskip("pandas")
+    events = pd.DataFrame({"user": [0, 0, 1, 1, 2], "item": ["tea", "card", "pot", "mug", "gift"]})
+    items = pd.DataFrame({"item": ["tea", "pot", "mug"], "text": ["green tea", " \t", "a mug"]})
+    data = semrec.datasets.Dataset.from_pandas(events, "user", "item", items=items)
+    with pytest.warns(UserWarning, match="3 of the dataset's 5 items have no text"):
+        emb = np.asarray(tiny_encoder.encode_items(data))
+    texts = dict(zip(data.item_ids.tolist(), data.item_text, strict=True))
+    for row, item in enumerate(data.item_ids.tolist()):
+        if item in ("tea", "mug"):
+            np.testing.assert_array_equal(emb[row], tiny_encoder.encode(texts[item])[0])
+        else:
+            assert not emb[row].any(), item
+    bare = semrec.datasets.Dataset.from_pandas(events, "user", "item", items=items.iloc[1:2])
+    with pytest.raises(ValueError, match="none of the dataset's 5 items has text"):
+        tiny_encoder.encode_items(bare)

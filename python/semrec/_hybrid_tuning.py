@@ -317,11 +317,32 @@ class _Checked(Exception):
 
 
 class _Probe:
-    """A model that stops ``evaluate`` at its first ``recommend``, all arguments checked."""
+    """A model that stops ``evaluate`` at its first ``recommend``, all arguments checked.
 
-    def __init__(self, cache: _BlendCache) -> None:
+    Its seen items are the members' (a Hybrid's), so that evaluate also refuses members that
+    have seen validation items (fitted on them, or updated with them): they would exclude
+    them as seen and score 0 for every weight vector."""
+
+    def __init__(self, cache: _BlendCache, validation: Dataset) -> None:
         self.n_users_ = cache.n_users
         self.n_items_ = cache.n_items
+        self._models = cache.models
+        self._validation = validation
+
+    @property
+    def interactions_(self) -> sp.csr_array:
+        """The union of the members' seen items on the rows of the users with a validation
+        entry (evaluate's check reads no others), the other rows empty. A property: read
+        only once evaluate's earlier checks have passed, in evaluate's order."""
+        held = self._validation.interactions
+        users = np.flatnonzero(np.diff(held.indptr)[: self.n_users_] > 0)
+        union = seen_union([m.interactions_[users] for m in self._models])
+        counts = np.zeros(self.n_users_ + 1, dtype=np.int64)
+        counts[users + 1] = np.diff(union.indptr)
+        indptr = np.cumsum(counts)
+        return sp.csr_array(
+            (union.data, union.indices, indptr), shape=(self.n_users_, self.n_items_)
+        )
 
     def recommend(
         self, users: Any, k: int = 10, *, exclude_seen: bool = True, items: Any = None
@@ -345,7 +366,7 @@ def _checked_by_evaluate(
 
     try:
         evaluate(
-            _Probe(cache),
+            _Probe(cache, validation),
             train,
             validation,
             k=k,

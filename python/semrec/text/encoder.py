@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from itertools import islice
 from typing import Any
@@ -311,7 +312,10 @@ class TextEncoder:
         -------
         semrec.datasets.ItemEmbeddings
             Row ``i`` is the dataset's item ``i``, and it knows it: models given both check
-            the alignment, and ``aligned_to(other)`` follows a renumbered dataset.
+            the alignment, and ``aligned_to(other)`` follows a renumbered dataset. An item
+            without text (empty or blank: e.g. missing from the items table) gets a zero row,
+            with a warning saying how many: embedding ``""`` would give all of them one
+            vector, a perfect match for each other. Content models score zero rows 0.
 
         Examples
         --------
@@ -329,8 +333,26 @@ class TextEncoder:
 
         if not isinstance(dataset, Dataset):
             raise TypeError(f"dataset must be a semrec.datasets.Dataset, got {type(dataset)}")
-        texts = checked_item_texts(dataset)
-        return ItemEmbeddings(self.encode(texts, **encode_kwargs), dataset.item_ids)
+        texts = list(checked_item_texts(dataset))
+        has_text = np.fromiter((bool(t.strip()) for t in texts), bool, len(texts))
+        if not has_text.any():
+            raise ValueError(
+                f"none of the dataset's {len(texts)} items has text (every item_text is empty "
+                "or blank); give the items a text column"
+            )
+        vectors = self.encode([t for t, keep in zip(texts, has_text, strict=True) if keep],
+                              **encode_kwargs)  # fmt: skip
+        if has_text.all():
+            return ItemEmbeddings(vectors, dataset.item_ids)
+        warnings.warn(
+            f"{int((~has_text).sum()):,} of the dataset's {len(texts):,} items have no text "
+            "(empty or blank); their rows are zero vectors, which content models score 0",
+            UserWarning,
+            stacklevel=2,
+        )
+        out = np.zeros((len(texts), vectors.shape[1]), dtype=np.float32)
+        out[has_text] = vectors
+        return ItemEmbeddings(out, dataset.item_ids)
 
     def fine_tune(
         self,
