@@ -63,3 +63,29 @@ def test_select_topk_refuses_exclusions_outside_the_block_rather_than_wrapping()
     exclude._shape = (1, 3)  # a matrix whose shape check passes: only the ids are wrong
     with pytest.raises(IndexError, match=r"outside \[0, 3\)"):
         select_topk(np.array([[0.1, 0.2, 0.3]]), 2, exclude=exclude)
+
+
+def test_an_item_with_a_zero_vector_has_no_similar_items():
+    """ALS's item without interactions and Content's item without text have zero vectors:
+    every cosine is 0, and the "most similar" would be the first k items by index. They get
+    padding; other items still get NumPy's cosine ranking (zero rows score 0 there)."""
+    import semrec
+
+    rng = np.random.default_rng(0)
+    dense = (rng.random((60, 12)) < 0.3).astype(np.float32)
+    dense[:, 3] = 0
+    clicks = sp.csr_array(dense)
+    als = semrec.ALS(4, iterations=3, random_state=0, show_progress=False).fit(clicks)
+    emb = rng.standard_normal((12, 5)).astype(np.float32)
+    emb[3] = 0
+    content = semrec.ContentRecommender(emb, show_progress=False).fit(clicks)
+    for model, vectors in ((als, np.asarray(als.item_factors_)), (content, emb)):
+        assert not vectors[3].any()
+        ids, scores = model.similar_items(3, k=4)
+        assert ids.tolist() == [-1] * 4 and np.isneginf(scores).all()
+        norms = np.linalg.norm(vectors, axis=1)
+        cos = vectors @ vectors[5] / np.maximum(norms * norms[5], 1e-30)
+        cos[5] = -np.inf
+        ids, scores = model.similar_items([5, 3], k=3)
+        np.testing.assert_allclose(scores[0], np.sort(cos)[::-1][:3], rtol=1e-5, atol=1e-6)
+        assert ids[1].tolist() == [-1] * 3

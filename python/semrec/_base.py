@@ -296,7 +296,7 @@ class Recommender:
         Returns
         -------
         ids, scores : ndarray of int32 / float32, shape (n_items, k)
-            1-D for a scalar item; padded with -1 / -inf.
+            1-D for a scalar item; padded with -1 / -inf (all of it for an all-zero vector).
 
         Examples
         --------

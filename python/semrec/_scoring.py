@@ -146,9 +146,11 @@ def itself(ids: np.ndarray, n: int) -> sp.csr_array:
 def nearest(
     vectors: np.ndarray, ids: np.ndarray, k: int, metric: str, threads: int | None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The ``k`` rows of ``vectors`` closest to each row ``ids`` (itself excluded)."""
+    """The ``k`` rows of ``vectors`` closest to each row ``ids`` (itself excluded); none for a
+    zero row (an item without interactions or text), whose every score would be 0."""
+    queries = np.ascontiguousarray(vectors[ids])
     found = topk(
-        np.ascontiguousarray(vectors[ids]),
+        queries,
         vectors,
         min(k, max(vectors.shape[0], 1)),  # the kernel allocates by k: pad past the rows here
         metric=metric,
@@ -156,6 +158,9 @@ def nearest(
         num_threads=threads,
         check_finite=False,
     )
+    unknown = ~queries.any(axis=1)
+    if unknown.any():  # its "neighbours" would be the first k items, by index order alone
+        found[0][unknown], found[1][unknown] = -1, -np.inf
     return padded_to(found, k)
 
 
