@@ -717,3 +717,81 @@ def test_a_copy_made_inside_a_fit_callback_folds_in_as_the_model(rng) -> None:
     model = make(factors=4, iterations=2)
     model.fit(r, callback=callback)
     assert len(checked) == 2
+
+
+# ---------------------------------------------------------------------------------------------
+# Copies: the users' factors once, not the spare rows kept for new users
+
+
+def _with_new_user(kind, rng):
+    """A fitted ALS (or ColdStartALS) whose user factors dominate its size."""
+    r = random_interactions(rng, n_users=2000, n_items=40, density=0.05)
+    als = make(factors=16, iterations=2)
+    if kind == "als":
+        return als.fit(r), r
+    emb = rng.standard_normal((40, 8)).astype(np.float32)
+    return semrec.ColdStartALS(als, emb).fit(r), r
+
+
+def _copy_bytes(copier, model) -> int:
+    """Bytes a copy allocates (NumPy reports its arrays to tracemalloc)."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        twin = copier(model)
+        size = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    del twin
+    return size
+
+
+@pytest.mark.parametrize("kind", ["als", "coldstart"])
+def test_a_new_user_does_not_grow_pickles_and_copies_by_the_spare_rows(kind, rng) -> None:
+    """A new user grows the factors into spare rows (O(factors) per user); a pickle or
+    deepcopy holds the users' factors once, about the size it had before that user."""
+    import copy
+    import pickle
+
+    model, _ = _with_new_user(kind, rng)
+    before = len(pickle.dumps(model)), _copy_bytes(copy.deepcopy, model)
+    model.update(model.n_users_, 3)
+    after = len(pickle.dumps(model)), _copy_bytes(copy.deepcopy, model)
+    assert after[0] < 1.2 * before[0], (before, after)
+    assert after[1] < 1.2 * before[1], (before, after)
+
+
+@pytest.mark.parametrize("kind", ["als", "coldstart"])
+@pytest.mark.parametrize("how", ["pickle", "deepcopy"])
+def test_a_copy_after_a_new_user_keeps_updating_as_the_model(kind, how, rng) -> None:
+    """The copy grows its own rows: its updates and fold-ins give what the model's give, and
+    leave the model as it was."""
+    import copy
+    import pickle
+
+    model, r = _with_new_user(kind, rng)
+    model.update(model.n_users_, 3)
+    twin = pickle.loads(pickle.dumps(model)) if how == "pickle" else copy.deepcopy(model)
+    users, items = np.arange(model.n_users_), np.arange(5)
+    kept = model.recommend(users, k=5), model.score(users, items)
+
+    def stream(m):
+        n = m.n_users_
+        m.update(n - 1, 7)  # the new user again
+        m.update(5, 9)
+        for extra in range(40):  # past the spare rows the copy had, had it kept them
+            m.update(n + extra, extra % 40, 2.0)
+        return m.fold_in(r[[1, 2]]), m.fold_in(r[[3]], users=[m.n_users_])
+
+    twin_out = stream(twin)
+    assert twin.n_users_ == model.n_users_ + 41
+    np.testing.assert_array_equal(model.recommend(users, k=5)[0], kept[0][0])
+    np.testing.assert_array_equal(model.score(users, items), kept[1])  # the copy's own rows
+    model_out = stream(model)
+    everyone = np.arange(model.n_users_)
+    for a, b in zip(twin_out, model_out, strict=True):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(twin.recommend(everyone, k=5), model.recommend(everyone, k=5), strict=True):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(twin.score(everyone, items), model.score(everyone, items))

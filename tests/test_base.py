@@ -89,3 +89,25 @@ def test_an_item_with_a_zero_vector_has_no_similar_items():
         ids, scores = model.similar_items([5, 3], k=3)
         np.testing.assert_allclose(scores[0], np.sort(cos)[::-1][:3], rtol=1e-5, atol=1e-6)
         assert ids[1].tolist() == [-1] * 3
+
+
+def test_raw_string_ids_point_to_the_dataset_index_maps():
+    """A Dataset's raw ids (strings) given where indices go: the error names the map to use,
+    and that map gives the indices the models take."""
+    import pandas as pd
+
+    import semrec
+    from semrec.datasets import Dataset
+
+    events = pd.DataFrame({"user": ["ann", "bob", "bob"], "item": ["tea", "tea", "mug"]})
+    data = Dataset.from_pandas(events, "user", "item")
+    model = semrec.ItemKNN(show_progress=False).fit(data.interactions)
+    with pytest.raises(TypeError, match=r"not raw ids: map yours with dataset\.user_index"):
+        model.recommend("ann")
+    with pytest.raises(TypeError, match=r"dataset\.item_index\(ids\)"):
+        model.similar_items(np.array(["mug"], dtype=object))
+    ann = int(data.user_index(["ann"])[0])
+    ids, _ = model.recommend(ann, k=1)
+    assert data.item_ids[ids].tolist() == ["mug"]  # bob's other item, the only one unseen
+    with pytest.raises(TypeError, match=r"got dtype float64$"):
+        model.recommend(1.5)

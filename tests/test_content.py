@@ -796,6 +796,95 @@ def test_zero_weight_events_move_the_clock_as_other_events_do(tmp_path):
         np.testing.assert_allclose(copy.profiles(2), unit([1, 2, 0]), atol=1e-6)
 
 
+def copies(model, tmp_path):
+    """A model loaded from ``model``'s file, a pickled, a deep and a shallow copy of it, and
+    a deep copy of the loaded one (every copy replays the events, as a load does)."""
+    import copy
+    import pickle
+
+    model.save(tmp_path / "clock.npz")
+    loaded = ContentRecommender.load(tmp_path / "clock.npz")
+    return {
+        "load": loaded,
+        "pickle": pickle.loads(pickle.dumps(model)),
+        "deepcopy": copy.deepcopy(model),
+        "copy": copy.copy(model),
+        "load+deepcopy": copy.deepcopy(loaded),
+    }
+
+
+def decayed(times, items, half_life, now, emb):
+    """The normalised sum of unit weights on ``items``, each decayed by 2^-((now - t)/half_life)."""
+    w = 2.0 ** (-(now - np.asarray(times, np.float64)) / half_life)
+    return unit(w @ np.asarray(emb, np.float64)[items])
+
+
+def test_copies_and_loads_keep_the_clock_when_a_fold_in_dropped_its_latest_events(tmp_path):
+    """A copy or a load replays the events still in the log: once a fold-in had dropped the
+    events that set the latest time, the copy's "now" went back in time (to 0 here), and an
+    untimed event weighed 2^10 times more than in the model it came from."""
+    emb = np.eye(3, dtype=np.float32)
+    model = ContentRecommender(emb, half_life=1.0, show_progress=False)
+    model.fit(sp.csr_array(np.array([[1, 0, 0], [1, 0, 0]], np.float32)), timestamps=[0.0, 0.0])
+    model.update(1, 2, t=10.0)  # the latest time seen: 10
+    model.fold_in(sp.csr_array((1, 3), dtype=np.float32), users=[1])  # user 1 forgets it
+    want = decayed([0.0, 10.0], [0, 1], 1.0, 10.0, emb)  # item 0 at 0, item 1 "now" = 10
+    for how, copy in {**copies(model, tmp_path), "model": model}.items():
+        copy.update(0, 1)
+        np.testing.assert_allclose(copy.profiles(0), want, atol=1e-6, err_msg=how)
+        assert copy.explain(0, 1)["contribution"].tolist()[0] > 0.99, how
+    assert want[1] > 0.99
+
+
+def test_copies_and_loads_keep_the_clock_of_a_model_whose_timed_events_are_all_gone(tmp_path):
+    """With a half_life, an untimed event needs a clock: a model whose only timed event a
+    fold-in dropped accepted untimed events, its loads and copies refused them ("t is needed")."""
+    emb = np.eye(4, dtype=np.float32)
+    model = ContentRecommender(emb, half_life=5.0, show_progress=False)
+    model.fit(sp.csr_array((1, 4), dtype=np.float32), timestamps=np.array([]))
+    model.update(0, 2, t=100.0)
+    model.fold_in(sp.csr_array((1, 4), dtype=np.float32), users=[0])  # no events left
+    assert model.interactions_.nnz == 0
+    want = decayed([100.0, 105.0], [3, 0], 5.0, 105.0, emb)  # item 3 dated "now" = 100
+    for how, copy in {**copies(model, tmp_path), "model": model}.items():
+        copy.update(1, 3)
+        copy.update(1, 0, t=105.0)
+        np.testing.assert_allclose(copy.profiles(1), want, atol=1e-6, err_msg=how)
+        np.testing.assert_allclose(copy.profiles(0), [0, 0, 0, 0], err_msg=how)
+    np.testing.assert_allclose(want, unit([1, 0, 0, 0.5]), atol=1e-12)
+
+
+def test_files_saved_without_the_clock_load_with_the_clock_of_their_events(tmp_path):
+    """Files of earlier versions carry no clock: they load as they did, dated by their events;
+    a clock that contradicts the events is a corrupt file."""
+    from semrec import _persist as persist
+
+    emb = np.eye(3, dtype=np.float32)
+    model = ContentRecommender(emb, half_life=1.0, show_progress=False)
+    model.fit(sp.csr_array(np.array([[1, 0, 0], [0, 0, 1]], np.float32)), timestamps=[0.0, 4.0])
+    model.update(1, 2, t=10.0)
+    model.fold_in(sp.csr_array((1, 3), dtype=np.float32), users=[1])
+    path = tmp_path / "m.npz"
+
+    def rewritten(**clock):
+        model.save(path)
+        saved = persist.read(path, ContentRecommender._FORMAT_NAME, 2)
+        meta = {k: v for k, v in saved.meta.items() if k not in ("checksums", "latest", "timed")}
+        persist.write(path, {**meta, **clock}, dict(saved.arrays))
+        return lambda: ContentRecommender.load(path)
+
+    old = rewritten()()  # the latest time of its events, 0: not the model's 10
+    old.update(0, 1)
+    np.testing.assert_allclose(old.profiles(0), decayed([0.0, 0.0], [0, 1], 1.0, 0.0, emb))
+    for clock in ({"latest": -1.0, "timed": True}, {"latest": 0.0, "timed": False}):
+        with pytest.raises(FormatError, match=r"corrupt: latest and timed .* contradict"):
+            rewritten(**clock)()
+    with pytest.raises(FormatError, match=r"corrupt: timed must be"):
+        rewritten(latest=10.0, timed=1)()
+    with pytest.raises(FormatError, match=r"corrupt: latest must be"):
+        rewritten(latest="10", timed=True)()
+
+
 def test_clicks_fold_ins_and_new_items_across_consolidations_match_a_dense_reference(
     monkeypatch,
 ):

@@ -119,16 +119,107 @@ def test_workers_are_not_forked_and_fork_is_refused(client, frame):
         fit_als(frame, iterations=1, client=client)
 
 
+def thread_probe():
+    """A model whose recommend lists, as every id, the semrec thread count its task ran with.
+
+    Defined in a function, so that cloudpickle sends the class by value to spawned workers.
+    """
+
+    class Probe:
+        def recommend(self, users, k=10, exclude_seen=True):
+            shape = (len(users), k)
+            return np.full(shape, semrec.get_num_threads(), np.int32), np.zeros(shape, np.float32)
+
+    return Probe()
+
+
+def counts_seen(client, num_threads):
+    ids, _ = recommend(
+        thread_probe(), da.arange(4, chunks=2), k=1, client=client, num_threads=num_threads
+    )
+    return set(gather(client, ids).ravel().tolist())
+
+
 def test_threads_share_the_cores(client, frame):
     cores = len(os.sched_getaffinity(0))
     share = max(1, cores // 2)  # two workers of one thread on this host
     table = worker_threads(client, None)
     assert sorted(table.values()) == [share, share]
     assert worker_threads(client, 3) == dict.fromkeys(table, 3)
-    # Each task applies its share in its worker process (an override, then the rule again).
-    for num_threads, expected in ((2, 2), (None, share)):
+    before = client.run(semrec.get_num_threads)
+    # Each task runs with its share (an override, then the rule again), in its own thread
+    # only: the worker process's setting stays as it was.
+    for num_threads, expected in ((2, min(2, cores)), (None, share)):
         fit_als(frame, factors=4, iterations=2, client=client, num_threads=num_threads)
-        assert set(client.run(semrec.get_num_threads).values()) == {expected}
+        assert counts_seen(client, num_threads) == {expected}
+        assert client.run(semrec.get_num_threads) == before
+
+
+@pytest.fixture(scope="module")
+def threaded_client():
+    # In-process workers: the tasks run in threads of this (the caller's) process.
+    cluster = distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=False, dashboard_address=":0"
+    )
+    with distributed.Client(cluster, set_as_default=False) as c:
+        yield c
+    cluster.close()
+
+
+@pytest.fixture
+def caller_threads():
+    """The caller's own count, set to all cores: more than a task's share (half of them)."""
+    cores = len(os.sched_getaffinity(0))
+    if cores < 2:
+        pytest.skip("needs 2 cores: a task's share must differ from the caller's count")
+    previous = semrec.get_num_threads()
+    semrec.set_num_threads(cores)
+    yield cores
+    semrec.set_num_threads(previous)
+
+
+def test_threaded_cluster_leaves_the_callers_thread_count(
+    threaded_client, caller_threads, data, frame, split, als
+):
+    c = threaded_client
+    torch = sys.modules.get("torch")  # LibTorch's count follows set_num_threads when loaded
+
+    def unchanged():
+        assert semrec.get_num_threads() == caller_threads
+        assert torch is None or torch.get_num_threads() == caller_threads
+
+    # The tasks ran with their share (or the override), yet this process's count is the
+    # caller's after each compute.
+    for num_threads, expected in ((None, caller_threads // 2), (1, 1)):
+        assert counts_seen(c, num_threads) == {expected}
+        unchanged()
+    users = np.arange(0, als.n_users_, 4, dtype=np.int32)
+    ids, scores = recommend(als, da.from_array(users, chunks=50), k=5, client=c)
+    got = dask.compute(ids, scores, scheduler=c.get)
+    unchanged()
+    for a, b in zip(got, als.recommend(users, k=5), strict=True):
+        np.testing.assert_array_equal(a, b)
+    train, test = split
+    metrics = evaluate(
+        als,
+        interactions_frame(train.interactions, 3),
+        interactions_frame(test.interactions, 2),
+        k=(5, 10),
+        client=c,
+        num_threads=1,
+    )
+    unchanged()
+    want = semrec.evaluate(als, train, test, k=(5, 10))
+    pd.testing.assert_frame_equal(metrics[want.columns], want, rtol=1e-10)
+    kwargs = {"factors": 8, "iterations": 2, "random_state": 1, "show_progress": False}
+    model = fit_als(frame, shape=data.interactions.shape, client=c, **kwargs)
+    unchanged()
+    reference = semrec.ALS(**kwargs).fit(data.interactions)
+    np.testing.assert_array_equal(model.item_factors_, reference.item_factors_)
+    emb = np.random.default_rng(3).standard_normal((data.n_items, 8), dtype=np.float32)
+    profiles = gather(c, interest_profiles(frame, emb, client=c))
+    unchanged()
+    np.testing.assert_allclose(profiles, user_profiles(data.interactions, emb), atol=1e-6)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -370,8 +370,11 @@ def test_own_attention_loops_match_transformers_at_every_length(tmp_path):
 def test_corrupt_and_missing_files_raise_clear_errors(tmp_path):
     good = tmp_path / "good"
     write_tiny_bert(good, "")
-    with pytest.raises(FileNotFoundError, match="does not exist"):
+    with pytest.raises(FileNotFoundError, match="does not exist; pass a model's directory") as e:
         TextEncoder(tmp_path / "nowhere")
+    assert "bundled" not in str(e.value)
+    with pytest.raises(FileNotFoundError, match=r"None for the bundled .*: TextEncoder\(\)"):
+        TextEncoder(tmp_path / "all-MiniLM-L6-v2")  # the model's name, not a folder here
     with pytest.raises(NotADirectoryError, match="is a file; pass the model's directory"):
         TextEncoder(good / "model.safetensors")
     data = (good / "model.safetensors").read_bytes()
@@ -713,3 +716,17 @@ def test_items_without_text_get_zero_rows(tiny_encoder):
     bare = semrec.datasets.Dataset.from_pandas(events, "user", "item", items=items.iloc[1:2])
     with pytest.raises(ValueError, match="none of the dataset's 5 items has text"):
         tiny_encoder.encode_items(bare)
+
+
+def test_missing_texts_are_named_as_missing(tiny_encoder):
+    pd = pytest.importorskip("pandas")
+    for texts, shown in [
+        (["a", None], "None"),
+        (pd.Series(["a", np.nan]), "nan"),
+        (pd.Series(["a", None], dtype="string"), "<NA>"),
+    ]:
+        with pytest.raises(TypeError, match=r"texts\[1\] must be str, got a missing value") as e:
+            tiny_encoder.encode(texts)
+        assert f"({shown}); fill or drop it first" in str(e.value)
+    with pytest.raises(TypeError, match=r"texts\[1\] must be str, got int$"):
+        tiny_encoder.encode(["a", 3])

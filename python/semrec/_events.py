@@ -3,18 +3,28 @@
 ``EventLog`` grows by amortised O(1) appends; ``events_matrix`` turns events into a canonical
 users x items CSR in which every (user, item) pair with an event has an entry, a sum of 0
 included: an item whose like and dislike cancel is still an item the user has seen;
-``merged_tail`` changes a few rows of such a CSR without sorting the others (``with_rows``).
+``merged_tail`` changes a few rows of such a CSR without sorting the others (``with_rows``);
+``add_events`` applies events grouped by user to a streaming state, in chunks.
 """
 
 from __future__ import annotations
 
 import itertools
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse as sp
+from tqdm import tqdm
 
 from semrec import _validation as check
 from semrec._histories import with_rows
+
+if TYPE_CHECKING:
+    from semrec.interest import StreamingProfiles
+
+# add_events adds users in this many chunks (progress bar steps, Ctrl-C checks between them).
+_FIT_CHUNKS = 32
+_MIN_CHUNK = 4096
 
 
 class EventLog:
@@ -161,6 +171,31 @@ class EventLog:
         event has an entry (a sum of 0 included: it is seen)."""
         users, items, weights, _ = self.arrays(part)
         return events_matrix(users, items, weights, shape)
+
+
+def add_events(
+    stream: StreamingProfiles,
+    events: tuple[np.ndarray, ...],
+    n_users: int,
+    name: str,
+    *,
+    show: bool,
+) -> None:
+    """Every user's events (indptr, indices, weights, times) into a new stream, in chunks
+    (a progress bar if ``show``, Ctrl-C between); ``name`` is what an overflow's message calls
+    them. Weight-0 events move no profile, but their times set the clock ("now") as others do."""
+    indptr, indices, weights, times = events
+    stream.grow(n_users)
+    step = max(_MIN_CHUNK, -(-n_users // _FIT_CHUNKS))
+    with tqdm(total=n_users, desc="profiles", unit="user", disable=not show) as bar:
+        for first in range(0, n_users, step):
+            last = min(n_users, first + step)
+            lo, hi = indptr[first], indptr[last]
+            chunk = sp.csr_array((last - first, stream.n_items), dtype=np.float32)
+            chunk.indptr, chunk.indices = indptr[first : last + 1] - lo, indices[lo:hi]
+            chunk.data = weights[lo:hi]
+            stream.add_rows(chunk, times[lo:hi], first_user=first, name=name)
+            bar.update(last - first)
 
 
 def csr_rows(m: sp.csr_array, rows: np.ndarray, n_cols: int | None = None) -> sp.csr_array:

@@ -286,6 +286,11 @@ class RowBuffer:
         self.fill = fill
         self._buffer: np.ndarray | None = None
 
+    def __getstate__(self) -> dict[str, Any]:
+        # Pickles and copies hold the used rows once (``rows`` is the owner's array too, so
+        # pickle's memo shares it), not the spare ones: the next ``grow`` makes room anew.
+        return {"rows": self.rows, "fill": self.fill, "_buffer": None}
+
     def grow(self, n: int) -> np.ndarray:
         old = self.rows
         if n <= old.shape[0]:

@@ -31,11 +31,23 @@ def index_array(ids: Any, name: str, n: int, what: str) -> tuple[np.ndarray, boo
             f"{name} must be one {what} id or a 1-D array of them, got shape {arr.shape}"
         )
     if arr.size and not np.issubdtype(arr.dtype, np.integer):
-        raise TypeError(f"{name} must hold integer {what} ids, got dtype {arr.dtype}")
+        raise TypeError(
+            f"{name} must hold integer {what} ids, got dtype {arr.dtype}{_raw(what, arr)}"
+        )
     if arr.size and (arr.min() < 0 or arr.max() >= n):
         bad = arr[(arr < 0) | (arr >= n)][0]
         raise IndexError(f"{name} holds {what} id {bad}, outside [0, {n})")
     return np.ascontiguousarray(arr, dtype=np.int64), scalar  # kernels take contiguous ids
+
+
+def _raw(what: str, arr: np.ndarray) -> str:
+    """A hint for raw ids (strings: a Dataset's own ids) given where indices are expected."""
+    if arr.dtype.kind not in "USO":
+        return ""
+    return (
+        f"; the models take {what} indices 0..n-1, not raw ids: map yours with "
+        f"dataset.{what}_index(ids) (and back with dataset.{what}_ids[indices])"
+    )
 
 
 def new_user_ids(users: Any, rows: int, n_users: int) -> np.ndarray:

@@ -5,12 +5,22 @@ from __future__ import annotations
 import operator
 import os
 import sys
+import threading
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from semrec._native import core
 
 _num_threads: int | None = None
 _from_environment: int | None = None  # the environment's count, read once (first use)
+
+
+class _Local(threading.local):
+    count: int | None = None  # this thread's override (a class default: no getattr per call)
+
+
+_local = _Local()
 
 
 def available_cores() -> int:
@@ -75,9 +85,53 @@ def get_num_threads() -> int:
     """Return the thread count semrec kernels use by default.
 
     It starts at ``SEMREC_NUM_THREADS`` or ``OMP_NUM_THREADS`` when set (read once, when
-    semrec first needs a count), else the number of cores this process may run on.
+    semrec first needs a count), else the number of cores this process may run on. Inside
+    :func:`thread_num_threads` it is that block's count, in that thread only.
     """
+    if _local.count is not None:
+        return _local.count
     return _num_threads if _num_threads is not None else _default()
+
+
+@contextmanager
+def thread_num_threads(num_threads: int | None) -> Iterator[int]:
+    """Within the block, the calling thread's semrec (and LibTorch) count is ``num_threads``.
+
+    Other threads, and the process-wide :func:`set_num_threads` setting, are left alone: a
+    Dask task on an in-process (threaded) worker runs in the client's process, next to the
+    user's own threads and other tasks. LibTorch's intra-op count is per thread too, so setting
+    it here and putting it back after races with no one. Blocks nest.
+
+    Parameters
+    ----------
+    num_threads : int or None
+        As elsewhere: ``None`` the current count, ``0`` all cores, capped to the cores.
+
+    Yields
+    ------
+    int
+        The resolved count.
+
+    Examples
+    --------
+    >>> from semrec._threads import get_num_threads, thread_num_threads
+    >>> with thread_num_threads(1):
+    ...     get_num_threads()
+    1
+    """
+    n = resolve_num_threads(num_threads)
+    previous = _local.count
+    torch = sys.modules.get("torch")
+    previous_torch = torch.get_num_threads() if torch is not None else None
+    _local.count = n
+    if torch is not None and previous_torch != n:
+        torch.set_num_threads(n)
+    try:
+        yield n
+    finally:
+        _local.count = previous
+        if torch is not None and previous_torch != n:
+            torch.set_num_threads(previous_torch)
 
 
 def resolve_num_threads(num_threads: int | None) -> int:

@@ -15,13 +15,20 @@ from typing import Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
-from tqdm import tqdm
 
 from semrec import _hyperparameters as hyperparameters
 from semrec import _validation as check
 from semrec._base import Recommender
 from semrec._encoding import EncodesText, holds_text, texts
-from semrec._events import EventLog, TailIndex, csr_rows, emptied, events_matrix, merged_tail
+from semrec._events import (
+    EventLog,
+    TailIndex,
+    add_events,
+    csr_rows,
+    emptied,
+    events_matrix,
+    merged_tail,
+)
 from semrec._model_lock import cache_lock, fills_cache, fits_model, model_lock, reads_model
 from semrec._persist import Saved, constructor_count, constructor_rows
 from semrec._seen import scipy_view
@@ -33,9 +40,6 @@ from semrec.similarity import topk
 
 logger = logging.getLogger("semrec")
 
-# fit adds users in this many chunks (progress bar steps, Ctrl-C checks between them).
-_FIT_CHUNKS = 32
-_MIN_CHUNK = 4096
 # Events kept outside the cached "seen" matrix before it is rebuilt.
 _TAIL_LIMIT = 65_536
 
@@ -241,7 +245,8 @@ class ContentRecommender(EncodesText, Recommender):
         users = np.repeat(np.arange(n_users, dtype=np.int32), np.diff(indptr))
         log = EventLog.from_arrays(users, indices, weights, times)  # every event is seen
         # Refused (a ValueError naming interactions) if a profile sum overflows float32:
-        self._add_events(stream, (indptr, indices, weights, times), n_users, "interactions")
+        show = hyperparameters.progress(self.show_progress)
+        add_events(stream, (indptr, indices, weights, times), n_users, "interactions", show=show)
         self._stream, self._log, self._seen = stream, log, None  # the model changes only now
         seconds = time.perf_counter() - start
         logger.debug(
@@ -254,33 +259,6 @@ class ContentRecommender(EncodesText, Recommender):
         return StreamingProfiles(
             emb, half_life=half_life, num_threads=self.num_threads, thread_safe=False
         )
-
-    def _add_events(
-        self,
-        stream: StreamingProfiles,
-        events: tuple[np.ndarray, ...],
-        n_users: int,
-        name: str,
-        *,
-        progress: bool = True,
-    ) -> None:
-        """Every user's events (indptr, indices, weights, times) into a new stream, in chunks
-        (a progress bar, Ctrl-C between); ``name`` is what an overflow's message calls them.
-        Weight-0 events move no profile, but their times set the clock ("now") as others do."""
-        indptr, indices, weights, times = events
-        stream.grow(n_users)
-        show = hyperparameters.progress(self.show_progress)
-        show = show and progress
-        step = max(_MIN_CHUNK, -(-n_users // _FIT_CHUNKS))
-        with tqdm(total=n_users, desc="profiles", unit="user", disable=not show) as bar:
-            for first in range(0, n_users, step):
-                last = min(n_users, first + step)
-                lo, hi = indptr[first], indptr[last]
-                chunk = sp.csr_array((last - first, stream.n_items), dtype=np.float32)
-                chunk.indptr, chunk.indices = indptr[first : last + 1] - lo, indices[lo:hi]
-                chunk.data = weights[lo:hi]
-                stream.add_rows(chunk, times[lo:hi], first_user=first, name=name)
-                bar.update(last - first)
 
     # -- queries -----------------------------------------------------------------------------
     @reads_model
@@ -527,7 +505,8 @@ class ContentRecommender(EncodesText, Recommender):
             "event_weights": weights,
             "event_times": times,
         }
-        return {"n_users": self._stream.n_users, "encoder": self._encoder_record()}, arrays
+        clock = {"latest": self._stream.latest, "timed": self._stream.timed}  # not in the events
+        return {"n_users": self._stream.n_users, "encoder": self._encoder_record(), **clock}, arrays
 
     def _restore(self, saved: Saved) -> None:
         self._remember_encoder(saved.meta)
@@ -544,22 +523,35 @@ class ContentRecommender(EncodesText, Recommender):
         items = saved.array("event_items", np.int32, (n,), minimum=0, below=emb.shape[0])
         weights = saved.array("event_weights", np.float32, (n,))
         times = saved.array("event_times", np.float64, (n,))
+        clock = None  # files of earlier versions: the clock that their events replay to
+        if "latest" in saved.meta:
+            clock = float(saved.value("latest", (int, float))), saved.value("timed", bool)
         try:
-            self._replay(emb, n_users, (users, items, weights, times), self.half_life)
+            self._replay(emb, n_users, (users, items, weights, times), self.half_life, clock)
         except ValueError as refused:  # e.g. weights whose sum passes float32 (older files)
             raise saved.error("events", f"cannot be replayed: {refused}") from None
+        if clock is not None and clock != (self._stream.latest, self._stream.timed):
+            raise saved.error("latest", f"and timed {clock} contradict the times of the events")
 
     def _replay(
-        self, emb: np.ndarray, n_users: int, events: tuple[np.ndarray, ...], half_life: Any
+        self,
+        emb: np.ndarray,
+        n_users: int,
+        events: tuple[np.ndarray, ...],
+        half_life: Any,
+        clock: tuple[float, bool] | None = None,
     ) -> None:
-        """Profiles rebuilt from the catalogue and every event (load, unpickling)."""
+        """Profiles rebuilt from the catalogue and every event (load, unpickling); ``clock``:
+        the (latest, timed) of the model, whose latest events a fold-in may have dropped."""
         users, items, weights, times = events
         stream = self._new_stream(emb, half_life)
         order = np.argsort(users, kind="stable")
         indptr = np.zeros(n_users + 1, dtype=np.int64)
         np.cumsum(np.bincount(users, minlength=n_users), out=indptr[1:])
         rows = (indptr, items[order], weights[order], times[order])
-        self._add_events(stream, rows, n_users, "event_weights", progress=False)
+        add_events(stream, rows, n_users, "event_weights", show=False)
+        if clock is not None and clock[1]:
+            stream.advance_clock(clock[0])
         self._stream, self._log = stream, EventLog.from_arrays(users, items, weights, times, order)
         self._seen = None
 
@@ -573,6 +565,7 @@ class ContentRecommender(EncodesText, Recommender):
                 self._stream.n_users,
                 self._log.arrays(slice(None)),
                 self._stream.half_life,  # a copy decays as this model does, whatever half_life
+                (self._stream.latest, self._stream.timed),  # and dates untimed events alike
             )
             for name in ("_stream", "_log", "_seen", "_tail"):
                 state.pop(name, None)

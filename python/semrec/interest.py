@@ -170,6 +170,8 @@ class StreamingProfiles:
     latest : float
         The latest event time seen (0.0 before any timed event): "now" for an event given
         without a time.
+    timed : bool
+        Whether an event with a time has been seen (with a ``half_life``, "now" exists).
 
     Notes
     -----
@@ -274,6 +276,37 @@ class StreamingProfiles:
     def latest(self) -> float:
         """The latest event time seen (0.0 before any timed event): "now" for untimed events."""
         return float(self._state.latest)
+
+    @property
+    def timed(self) -> bool:
+        """Whether an event with a time has been seen (with a ``half_life``: "now" exists)."""
+        return self._timed
+
+    @_serialised
+    def advance_clock(self, t: float) -> None:
+        """Date "now" at ``t`` if it is later than :attr:`latest` or no time was seen yet, as an
+        event of weight 0 at ``t`` would (no profile changes): the clock of a state rebuilt
+        from the events it still holds, after a :meth:`reset` dropped those that set it. A
+        state without a user or an item (no event yet) refuses (ValueError).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from semrec.interest import StreamingProfiles
+        >>> state = StreamingProfiles(np.eye(2, dtype=np.float32), half_life=10.0, n_users=1)
+        >>> state.advance_clock(50.0)
+        >>> state.advance_clock(20.0)  # never back
+        >>> state.now(), state.timed, state.profile(0).tolist()
+        (50.0, True, [0.0, 0.0])
+        """
+        ts = check.number(t, "t")
+        if not (self._state.n_users and self.n_items):
+            raise ValueError(
+                f"the clock cannot be set to t={ts:g}: the state has no user or no item yet "
+                "(it moves with events, which name both); give the first event a time instead"
+            )
+        self._state.add(self._items, 0, 0, 0.0, ts)  # weight 0: moves the clock, nothing else
+        self._timed = True
 
     @_serialised
     def update(self, user: int, item: int, weight: float = 1.0, t: float | None = None) -> None:

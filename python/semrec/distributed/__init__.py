@@ -9,7 +9,10 @@ DataFrame with one row per interaction (columns ``user``, ``item``, ``weight`` b
 Threads: each task runs the semrec kernels with ``max(1, cores_on_host // dask_threads_on_host)``
 threads, where ``dask_threads_on_host`` is the sum of ``nthreads`` of the workers on that host
 (``workers_on_host * threads_per_worker`` for a uniform cluster), so Dask threads times semrec
-threads never exceed the cores. ``num_threads=`` overrides it.
+threads never exceed the cores. ``num_threads=`` overrides it. The count holds for the task's
+thread only: the process-wide :func:`semrec.set_num_threads` setting is never changed, which
+matters on an in-process cluster (``Client(processes=False)``), whose tasks run in the client's
+own process.
 
 Needs the optional extra: ``pip install "semrec[dask]"``. ``import semrec`` never imports Dask.
 """

@@ -6,7 +6,8 @@ import logging
 import os
 import time
 from collections import defaultdict
-from collections.abc import Hashable, Iterable
+from collections.abc import Hashable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import dask
@@ -15,7 +16,7 @@ import numpy as np
 import pandas as pd
 from distributed import Client, Future, get_client, get_worker
 
-from semrec._threads import get_num_threads, set_num_threads
+from semrec._threads import thread_num_threads
 
 # How long a job waits for workers when the cluster has none (starting, or restarting).
 WORKER_WAIT_SECONDS = 30
@@ -95,19 +96,21 @@ def worker_threads(client: Client, num_threads: int | None) -> dict[str, int]:
     return table
 
 
-def use_threads(table: dict[str, int]) -> int:
-    """In a task: set this worker process's semrec (and LibTorch) thread count from ``table``.
+@contextmanager
+def task_threads(table: dict[str, int]) -> Iterator[int]:
+    """In a task: semrec's (and LibTorch's) thread count from ``table``, for this thread and
+    this block only.
 
-    A worker started after the table was made (a restart) takes the smallest share.
+    Not the process-wide setting: on an in-process (threaded) cluster the task runs in the
+    client's process, whose own count must stay the user's, and two tasks run at once in two
+    threads. A worker started after the table was made (a restart) takes the smallest share.
     """
     try:
         address = get_worker().address
     except ValueError:  # run outside a worker (e.g. dask's local scheduler)
         address = ""
-    n = table.get(address, min(table.values()))
-    if get_num_threads() != n:
-        set_num_threads(n)
-    return n
+    with thread_num_threads(table.get(address, min(table.values()))) as n:
+        yield n
 
 
 def dask_frame(frame: Any, name: str, columns: Iterable[str]) -> dd.DataFrame:

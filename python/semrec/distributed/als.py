@@ -22,7 +22,7 @@ from semrec.distributed._cluster import (
     broadcast,
     client_for,
     dask_frame,
-    use_threads,
+    task_threads,
     worker_threads,
 )
 
@@ -228,9 +228,9 @@ def _block_loss(
     items: np.ndarray,
     table: dict[str, int],
 ) -> float:
-    threads = use_threads(table)
     start, stop, r = block
-    return solve.data_loss(r, np.ascontiguousarray(users[start:stop]), items, threads)
+    with task_threads(table) as threads:
+        return solve.data_loss(r, np.ascontiguousarray(users[start:stop]), items, threads)
 
 
 def _sum_count(block: Block) -> tuple[float, int]:
@@ -266,11 +266,11 @@ def _solve_block(
     table: dict[str, int],
 ) -> np.ndarray:
     """New factors of the block's rows. Pure: reads its inputs, returns a new array."""
-    threads = use_threads(table)
     start, stop, ratings = block
     if warm is None:
         target = solve.initial_users(stop - start)
     else:
         target = np.array(warm[start:stop], dtype=np.float32, order="C")  # a copy: never in place
-    solve.solve_rows(ratings, other, gram, target, threads, swap=swap)
+    with task_threads(table) as threads:
+        solve.solve_rows(ratings, other, gram, target, threads, swap=swap)
     return target

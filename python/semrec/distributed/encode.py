@@ -14,7 +14,7 @@ from distributed import Client
 
 from semrec import _validation as check
 from semrec.distributed import _worker
-from semrec.distributed._cluster import client_for, dask_frame, use_threads, worker_threads
+from semrec.distributed._cluster import client_for, dask_frame, task_threads, worker_threads
 
 
 def encode(
@@ -142,8 +142,8 @@ def _check_columns(frame: dd.DataFrame, text_column: Any, keep: list[Any], prefi
 
 
 def _dim(model: str | None, precision: str, table: dict[str, int]) -> int:
-    use_threads(table)
-    return _worker.encoder(model, precision).dim
+    with task_threads(table):
+        return _worker.encoder(model, precision).dim
 
 
 def _encode_partition(
@@ -158,16 +158,16 @@ def _encode_partition(
     normalize: bool,
     table: dict[str, int],
 ) -> pd.DataFrame:
-    threads = use_threads(table)
     texts = part[text_column]
     if len(texts) == 0:  # e.g. a partition a filter emptied: no rows, the same columns
         vectors = np.empty((0, dim), dtype=np.float32)
     else:
         if not texts.map(lambda t: isinstance(t, str)).all():
             raise TypeError(f"column {text_column!r} must hold strings only")
-        encoder = _worker.encoder(model, precision)
-        vectors = encoder.encode(
-            texts.tolist(), batch_size=batch_size, normalize=normalize, num_threads=threads
-        )
+        with task_threads(table) as threads:
+            encoder = _worker.encoder(model, precision)
+            vectors = encoder.encode(
+                texts.tolist(), batch_size=batch_size, normalize=normalize, num_threads=threads
+            )
     out = pd.DataFrame(vectors, index=part.index, columns=[f"{prefix}{j}" for j in range(dim)])
     return pd.concat([part[keep], out], axis=1) if keep else out

@@ -30,7 +30,7 @@ from semrec.distributed._cluster import (
     broadcast,
     client_for,
     dask_frame,
-    use_threads,
+    task_threads,
     worker_threads,
 )
 from semrec.evaluation import (
@@ -335,9 +335,22 @@ def _block_sums(
     settings: tuple[Any, ...],
     table: dict[str, int],
 ) -> dict[str, Any]:
-    """Per-metric sums (and non-NaN counts) over one block's evaluated users."""
+    """Per-metric sums (and non-NaN counts) over one block's evaluated users (the task)."""
+    # The model's recommend and predict take no num_threads=: they read this thread's count.
+    with task_threads(table) as threads:
+        return _sums(block, seen, model, item_embeddings, popularity, settings, threads)
+
+
+def _sums(
+    block: Block,
+    seen: list[Block],
+    model: Any,
+    item_embeddings: np.ndarray | None,
+    popularity: np.ndarray,
+    settings: tuple[Any, ...],
+    threads: int,
+) -> dict[str, Any]:
     cutoffs, wanted, threshold, items, batch_size, n_users, n_items, origin = settings
-    threads = use_threads(table)
     relevant = relevant_entries(block.matrix, threshold)
     rows = np.flatnonzero(np.diff(relevant.indptr) > 0)
     if rows.size:  # before any model call, as semrec.evaluate checks

@@ -23,7 +23,7 @@ from semrec.distributed._cluster import (
     broadcast,
     client_for,
     dask_frame,
-    use_threads,
+    task_threads,
     worker_threads,
 )
 from semrec.interest import user_profiles
@@ -122,11 +122,11 @@ def interest_profiles(
 def _profiles_block(
     block: Block, item_embeddings: np.ndarray, half_life: float | None, table: dict[str, int]
 ) -> np.ndarray:
-    threads = use_threads(table)
-    return user_profiles(
-        block.matrix,
-        item_embeddings,
-        timestamps=block.extra,
-        half_life=half_life,
-        num_threads=threads,
-    )
+    with task_threads(table) as threads:
+        return user_profiles(
+            block.matrix,
+            item_embeddings,
+            timestamps=block.extra,
+            half_life=half_life,
+            num_threads=threads,
+        )

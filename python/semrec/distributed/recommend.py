@@ -11,7 +11,7 @@ import numpy as np
 from distributed import Client, Future
 
 from semrec import _validation as check
-from semrec.distributed._cluster import broadcast, client_for, use_threads, worker_threads
+from semrec.distributed._cluster import broadcast, client_for, task_threads, worker_threads
 
 
 def recommend(
@@ -92,7 +92,8 @@ def _recommend_chunk(
     items: np.ndarray | None,
     table: dict[str, int],
 ) -> tuple[np.ndarray, np.ndarray]:
-    use_threads(table)
     kwargs = {} if items is None else {"items": items}
-    ids, scores = model.recommend(np.asarray(users), k=k, exclude_seen=exclude_seen, **kwargs)
+    # The model takes no num_threads=: it reads the count this thread is given.
+    with task_threads(table):
+        ids, scores = model.recommend(np.asarray(users), k=k, exclude_seen=exclude_seen, **kwargs)
     return np.asarray(ids, dtype=np.int32), np.asarray(scores, dtype=np.float32)

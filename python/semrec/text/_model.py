@@ -111,7 +111,12 @@ def resolve_model_dir(model: str | os.PathLike | None) -> Path:
             f"model {text!r} is a file; pass the model's directory (the folder holding "
             "config.json and model.safetensors)"
         )
-    raise FileNotFoundError(f"model directory {text!r} does not exist")
+    bundled = "all-minilm-l6-v2" in text.lower()  # the name the docs speak of
+    raise FileNotFoundError(
+        f"model directory {text!r} does not exist; pass a model's directory or a hub id "
+        "('org/name')"
+        + (", or None for the bundled all-MiniLM-L6-v2: TextEncoder()" if bundled else "")
+    )
 
 
 def _field(cfg: dict, path: Path, key: str, default: object = None) -> object:

@@ -71,7 +71,11 @@ def _checked_items(iterator: Iterator[Any], name: str) -> Iterator[str]:
     """Each item of ``iterator`` as it is read: a str holding no lone surrogate."""
     for i, text in enumerate(iterator):
         if not isinstance(text, str):
-            raise TypeError(f"{name}[{i}] must be str, got {type(text).__name__}")
+            missing = text is None or type(text).__name__ == "NAType"  # None, pandas' NA
+            missing = missing or (isinstance(text, float) and text != text)  # NaN
+            what = f"a missing value ({text})" if missing else type(text).__name__
+            hint = "; fill or drop it first, e.g. series.fillna('')" if missing else ""
+            raise TypeError(f"{name}[{i}] must be str, got {what}{hint}")
         if not text.isascii() and (bad := _SURROGATE.search(text)):
             # Python allows them in str; UTF-8 (and so the tokenizer) does not.
             raise ValueError(
