@@ -316,6 +316,8 @@ class HNSWIndex(approx.Measurable):
             drawn like these reach it too (default 0.95; 0.5 tunes to the mean of these).
         max_ef_search : int, default 4096
             The largest setting tried.
+        num_threads : int, optional
+            Threads of the tuning searches (default: ``semrec.get_num_threads()``).
 
         Returns
         -------

@@ -471,6 +471,8 @@ class PQIndex(approx.Measurable):
         max_rerank : int, optional
             The deepest setting tried (default: the larger of 16 x the current ``rerank`` and
             20,000, at most the catalogue).
+        num_threads : int, optional
+            Threads of the tuning searches (default: ``semrec.get_num_threads()``).
 
         Returns
         -------

@@ -248,6 +248,8 @@ def embedding_map(
         Item indices to mark (history: black circles; recommendations: red stars). ``-1``
         entries (the padding of a top-k list, e.g. ``model.recommend(user, k)[0]``) are
         dropped.
+    title : str, default "item embeddings (PCA)"
+        The axes' title.
 
     Returns
     -------

@@ -110,7 +110,11 @@ def checked_item_texts(dataset: Any) -> Any:
 
 
 class TextEncoder:
-    """Sentence embeddings identical (to float rounding) to sentence-transformers, faster.
+    """Sentence embeddings as sentence-transformers computes them, faster.
+
+    ``precision="fp32"`` gives its vectors to float rounding; the default ``"auto"`` picks the
+    fastest precision that keeps its parity target on this CPU (bf16 or int8: cosine to fp32
+    about 0.999 / 0.99).
 
     The WordPiece tokenizer and the BERT forward pass run in C++ (LibTorch) with the GIL
     released. Texts are sorted by length and batched so no work is spent on padding.
