@@ -1038,3 +1038,28 @@ def test_a_tail_of_many_users_merges_into_the_seen_matrix_as_a_dense_sum():
     pattern[np.repeat(np.arange(got.shape[0]), np.diff(got.indptr)), got.indices] = True
     np.testing.assert_array_equal(pattern, seen)
     np.testing.assert_array_equal(got.toarray(), sums)
+
+
+def test_empty_additions_and_blank_queries_are_refused():
+    """add_items([]) is empty (not "a row of no columns"); a blank query has no words to
+    match, and its vector would rank the items by nothing the user said."""
+    calls = []
+
+    class Words:  # any object with encode(texts) is an encoder
+        def encode(self, texts):
+            calls.append(list(texts))
+            return np.ones((len(texts), 3), dtype=np.float32)
+
+    emb = np.eye(3, dtype=np.float32)
+    model = semrec.ContentRecommender(emb, encoder=Words(), show_progress=False)
+    model.fit(sp.csr_array((2, 3), dtype=np.float32))
+    for empty in ([], ()):
+        with pytest.raises(ValueError, match="items is empty; pass the new items' texts"):
+            model.add_items(empty)
+    for query, position in ((" ", 0), (["a film", "\t\n"], 1), ("", 0)):
+        with pytest.raises(ValueError, match=rf"query\[{position}\] is blank; describe"):
+            model.recommend_text(query)
+    assert not calls and model.n_items_ == 3
+    ids, scores = model.recommend_text("a film", k=3)
+    assert sorted(ids.tolist()) == [0, 1, 2]
+    np.testing.assert_allclose(scores, np.full(3, 1 / np.sqrt(3)), rtol=1e-6)  # cosine to ones

@@ -28,9 +28,12 @@ def _array_texts(items: Any, name: str = "texts") -> list | None:
 
 def holds_text(items: Any) -> bool:
     """Whether ``add_items`` was given texts (a str; a list, tuple, object array or pandas
-    Series with a str in it; or a NumPy str array) rather than embeddings."""
+    Series with a str in it; or a NumPy str array) rather than embeddings; an empty list or
+    tuple, which is neither, is a ValueError."""
     if isinstance(items, str):
         return True
+    if isinstance(items, list | tuple) and not items:  # as an array: a row of no columns
+        raise ValueError("items is empty; pass the new items' texts or embeddings")
     if isinstance(items, np.ndarray) and items.dtype.kind == "U":
         return True  # even empty: texts() then says so
     listed = items if isinstance(items, list | tuple) else _array_texts(items)

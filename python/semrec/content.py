@@ -311,7 +311,11 @@ class ContentRecommender(EncodesText, Recommender):
         self._check_fitted()
         k = check.positive_int(k, "k")
         single = isinstance(query, str)
-        queries = self._encode(texts(query, "query"), "query")
+        described = texts(query, "query")
+        blank = next((j for j, t in enumerate(described) if not t.strip()), None)
+        if blank is not None:  # its vector would rank the items by nothing the user said
+            raise ValueError(f"query[{blank}] is blank; describe what the user wants in words")
+        queries = self._encode(described, "query")
         ids, scores = topk(
             queries,
             self.item_embeddings_,
