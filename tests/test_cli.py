@@ -553,3 +553,24 @@ def test_item_text_is_read_as_written_and_ids_keep_their_types(tmp_path) -> None
         "x",
         "y",
     ]
+
+
+def test_python_dash_m_semrec_is_the_semrec_command(capsys) -> None:
+    import tomllib
+
+    import semrec.__main__ as dash_m
+
+    pyproject = Path(__file__).resolve().parents[1] / "pyproject.toml"
+    script = tomllib.loads(pyproject.read_text())["project"]["scripts"]["semrec"]
+    assert script == "semrec.cli:main" and dash_m.main is main  # the console script's target
+    with pytest.raises(SystemExit):
+        main(["recommend", "--help"])
+    want = capsys.readouterr().out
+    for argv in (["recommend", "--help"], ["--version"]):
+        result = subprocess.run(
+            [sys.executable, "-m", "semrec", *argv], capture_output=True, text=True
+        )
+        assert result.returncode == 0, result.stderr
+        assert result.stdout == (
+            want if argv[0] == "recommend" else f"semrec {semrec.__version__}\n"
+        )

@@ -233,3 +233,141 @@ def test_evaluate_checks_k_and_names_flags(tmp_path, monkeypatch, capsys) -> Non
         err = capsys.readouterr().err
         assert f"error: {flag} must be" in err, err
         assert "random_state" not in err and "num_threads" not in err
+
+
+# -- item tables without a header line, and items without text ---------------------------------
+
+# Rows shaped like MovieLens-100k's u.item: id|title|date|video date|url|genre flags.
+U_ITEM = """1|Toy Story (1995)|01-Jan-1995||http://imdb/1|0|1
+2|GoldenEye (1995)|01-Jan-1995||http://imdb/2|1|0
+3|Metisse (Caf\xe9 au Lait) (1993)|01-Jan-1993||http://imdb/3|0|1
+"""
+U_ITEM_NAMES = "item,title,released,video_released,url,action,comedy"
+
+
+def test_items_without_a_header_line_take_items_column_names(tmp_path, capsys) -> None:
+    items = tmp_path / "u.item"
+    items.write_bytes(U_ITEM.encode("latin-1"))  # as MovieLens writes it
+    data = _write(tmp_path / "u.data", "7\t1\t5\t100\n7\t2\t3\t200\n8\t3\t4\t300\n")
+    argv = ["--interactions", str(data), "--sep", "tab", "--column-names", "user,item,w,t"]
+    argv += ["--items", str(items), "--items-sep", "|", "--text-column", "title"]
+    argv += ["--items-encoding", "latin-1"]
+    ds = _io.load_dataset(_parsed(tmp_path, *argv, "--items-column-names", U_ITEM_NAMES))
+    # The reference: the file's own fields; the first row is an item, not a header.
+    fields = [line.split("|") for line in U_ITEM.splitlines()]
+    assert ds.item_ids.tolist() == [int(f[0]) for f in fields]
+    assert list(ds.item_text) == [f[1] for f in fields]
+    # Without the names, the missing-column error says where they go.
+    out = str(tmp_path / "o.csv")
+    assert main(["recommend", *argv, "--model", "popular", "--out", out, "-q"]) == 1
+    err = capsys.readouterr().err
+    assert "its columns are '1', 'Toy Story (1995)'" in err
+    assert err.rstrip().endswith("name its columns with --items-column-names")
+    # Too few names: how many fields a row has (not "malformed rows").
+    short = [*argv, "--items-column-names", "item,title", "--model", "popular"]
+    assert main(["recommend", *short, "--out", out, "-q"]) == 1
+    err = capsys.readouterr().err
+    assert f"has {len(fields[0])} fields per row, but --items-column-names names 2" in err
+    # A Latin-1 file read as UTF-8 names the option that reads it.
+    names = ["--items-column-names", U_ITEM_NAMES, "--model", "popular"]
+    assert main(["recommend", *argv[:-2], *names, "--out", out, "-q"]) == 1
+    err = capsys.readouterr().err
+    assert "not a readable CSV file" in err
+    assert err.rstrip().endswith("name its encoding with --items-encoding, e.g. latin-1")
+    # --column-names stays --interactions' own: a headed --items file is read by its header.
+    headed = _write(tmp_path / "items.csv", "item,title\n1,a\n2,b\n3,c\n")
+    argv[argv.index(str(items))] = str(headed)
+    argv = argv[: argv.index("--items-sep")] + argv[argv.index("--text-column") :]
+    assert list(_io.load_dataset(_parsed(tmp_path, *argv)).item_text) == ["a", "b", "c"]
+
+
+@pytest.mark.slow
+def test_the_guides_u_item_command_runs_on_movielens(movielens_dir, tmp_path) -> None:
+    """The command docs/guides/cli.md shows for u.data and u.item, as printed."""
+    import shlex
+
+    guide = (Path(__file__).resolve().parents[1] / "docs" / "guides" / "cli.md").read_text()
+    block = guide.split("```bash\n", 1)[1].split("```", 1)[0]
+    block = block.replace("\\\n", " ")  # bash joins the lines; shlex would keep a "\n"
+    argv = shlex.split(block.replace("ml-100k/", f"{movielens_dir}/"))
+    assert argv[:2] == ["semrec", "recommend"] and "--items-column-names" in argv
+    out = tmp_path / "recs.csv"
+    argv[argv.index("--out") + 1] = str(out)
+    ds = _io.load_dataset(build_parser().parse_args(argv[1:]))
+    assert argv[argv.index("--items-encoding") + 1] == "latin-1"  # the library reads it so
+    lines = (movielens_dir / "u.item").read_text(encoding="latin-1").splitlines()
+    titles = {int(f[0]): f[1] for f in (line.split("|") for line in lines)}
+    assert dict(zip(ds.item_ids.tolist(), ds.item_text, strict=True)) == titles  # Toy Story too
+    assert main([*argv[1:], "-q"]) == 0
+    recs = pd.read_csv(out)
+    ratings = (movielens_dir / "u.data").read_text().splitlines()
+    users = {int(line.split("\t")[0]) for line in ratings}
+    assert set(recs["user"]) == users and recs.groupby("user").size().eq(20).all()
+
+
+def _content_reference(ratings: pd.DataFrame, text: dict, items: list) -> dict:
+    """Cosine of each user's summed item vectors with each unseen item, in float64: an item
+    without text has a zero vector (scores 0, adds nothing to a profile)."""
+    from semrec.text import TextEncoder
+
+    with_text = [i for i in items if text.get(i, "").strip()]
+    vectors = TextEncoder().encode([text[i] for i in with_text]).astype(np.float64)
+    emb = {i: np.zeros(vectors.shape[1]) for i in items}
+    emb.update({i: v / np.linalg.norm(v) for i, v in zip(with_text, vectors, strict=True)})
+    scores = {}
+    for user, seen in ratings.groupby("user")["item"]:
+        profile = sum(emb[i] for i in seen)
+        norm = np.linalg.norm(profile)
+        profile = profile / norm if norm > 0 else profile
+        scores.update({(user, j): float(profile @ emb[j]) for j in items if j not in set(seen)})
+    return scores
+
+
+def test_items_without_text_get_no_text_vector_and_a_warning(tmp_path, capsys) -> None:
+    rows = [("ann", "shoe"), ("ann", "boot"), ("bob", "voucher"), ("cat", "cake")]
+    rows += [("dan", "card"), ("eve", "shoe"), ("eve", "voucher")]
+    data = tmp_path / "r.csv"
+    ratings = pd.DataFrame(rows, columns=["user", "item"])
+    ratings.to_csv(data, index=False)
+    # voucher: an empty cell; gift: a blank one; card: not listed at all.
+    catalogue = {"shoe": "red running shoe", "boot": "leather hiking boot", "voucher": "",
+                 "cake": "chocolate cake", "pie": "apple pie", "gift": "   "}  # fmt: skip
+    items = tmp_path / "items.csv"
+    pd.DataFrame({"item": list(catalogue), "text": list(catalogue.values())}).to_csv(
+        items, index=False
+    )
+    out = tmp_path / "recs.csv"
+    argv = ["recommend", "--interactions", str(data), "--items", str(items)]
+    argv += ["--text-column", "text", "--model", "content", "--k", "10", "--out", str(out)]
+    assert main([*argv, "-q"]) == 0
+    err = capsys.readouterr().err
+    assert err.splitlines() == [
+        f"semrec recommend: warning: 3 of 7 items have no text (1 not listed in --items {items}, "
+        "2 with an empty --text-column 'text' cell): they get no text vector (a zero row), "
+        "which text models score 0"
+    ]
+    recs = pd.read_csv(out, keep_default_na=False)
+    got = {(u, i): s for u, i, s in zip(recs["user"], recs["item"], recs["score"], strict=True)}
+    want = _content_reference(ratings, catalogue, sorted({*catalogue, "card"}))
+    assert got.keys() == want.keys()  # every unseen item (k = 10 > 7)
+    for pair, score in want.items():
+        assert got[pair] == pytest.approx(score, abs=1e-4), pair
+    # No text, no match: "" is not a text that every such item shares.
+    assert all(got[(u, i)] == 0 for u in ("bob", "dan") for i in ("card", "gift", "voucher")
+               if (u, i) in got)  # fmt: skip
+    # evaluate (the diversity metric's vectors) warns alike.
+    many = tmp_path / "many.csv"
+    pd.DataFrame(
+        [(u, i) for u in range(6) for i in ("shoe", "boot", "voucher", "cake", "card")],
+        columns=["user", "item"],
+    ).to_csv(many, index=False)
+    argv = ["evaluate", "--interactions", str(many), "--items", str(items), "--text-column"]
+    assert main([*argv, "text", "--models", "popular", "--split", "random", "-q"]) == 0
+    captured = capsys.readouterr()
+    assert "diversity" in captured.out and "3 of 7 items have no text" in captured.err
+    # No text anywhere is a mistake (e.g. the wrong --text-column), not a content model.
+    blank = _write(tmp_path / "blank.csv", "item,text\nshoe,\nboot, \n")
+    argv = ["recommend", "--interactions", str(data), "--items", str(blank)]
+    argv += ["--text-column", "text", "--model", "content", "--out", str(out), "-q"]
+    assert main(argv) == 1
+    assert "no item has text: --text-column 'text'" in capsys.readouterr().err

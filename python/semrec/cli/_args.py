@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import codecs
 import sys
 import textwrap
 from typing import Any
@@ -151,6 +152,29 @@ def add_data_arguments(p: argparse.ArgumentParser, *, text_help: str) -> None:
         metavar="SEP",
         help="field separator of --items, 'tab' for a tab (default: tab for .tsv, else ',')",
     )
+    g.add_argument(
+        "--items-column-names",
+        type=names,
+        metavar="NAMES",
+        help="comma-separated column names of an --items CSV without a header line (one per "
+        "field, e.g. MovieLens' u.item)",
+    )
+    g.add_argument(
+        "--items-encoding",
+        type=encoding,
+        metavar="CODEC",
+        help="text encoding of an --items CSV, e.g. latin-1 for MovieLens' u.item (utf-8)",
+    )
+
+
+def encoding(text: str) -> str:
+    """A text encoding Python knows (``latin-1``, ``cp1252``, ``utf-8-sig`` ...)."""
+    try:
+        return codecs.lookup(text).name
+    except LookupError:
+        raise argparse.ArgumentTypeError(
+            f"expected a text encoding such as utf-8 or latin-1, got {text!r}"
+        ) from None
 
 
 def separator(text: str) -> str:
@@ -220,6 +244,12 @@ def add_common_arguments(p: argparse.ArgumentParser) -> None:
 def status(message: str) -> None:
     """A progress line for the person at the terminal (stderr, so stdout stays data)."""
     print(f"semrec: {message}", file=sys.stderr, flush=True)
+
+
+def warn(args: argparse.Namespace, message: str) -> None:
+    """A warning about the input on stderr: printed even with ``--quiet``, which silences
+    progress only (the result is still written, but not quite what the files seem to say)."""
+    print(f"semrec {args.command}: warning: {message}", file=sys.stderr, flush=True)
 
 
 def show_progress(args: argparse.Namespace) -> bool:

@@ -8,6 +8,7 @@ import re
 import warnings
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -18,6 +19,8 @@ from semrec.datasets import Dataset
 from semrec.errors import FormatError
 
 TABLE_ENDINGS = (".csv", ".csv.gz", ".tsv", ".tsv.gz", ".parquet", ".pq")
+# A missing-column message lists this many of the file's columns (it is one line).
+SHOWN_COLUMNS = 12
 
 
 def _ending(path: str | os.PathLike[str], endings: Iterable[str]) -> str | None:
@@ -51,10 +54,15 @@ def read_table(
     *,
     text_columns: Iterable[str] = (),
     id_columns: Iterable[str] = (),
+    names_option: str = "--column-names",
+    encoding: str | None = None,
+    encoding_option: str | None = None,
 ) -> pd.DataFrame:
     """A CSV/TSV/Parquet file as a DataFrame; FileNotFoundError / FormatError otherwise.
 
-    ``names`` are the column names of a CSV file without a header line. ``text_columns`` of a
+    ``names`` are the column names of a CSV file without a header line, one per field (given
+    by the option ``names_option``, which a message names). A CSV is ``encoding`` text (None:
+    UTF-8); the message for a file that is not names ``encoding_option``. ``text_columns`` of a
     CSV are read as written: no type inference ("007" stays "007") and no NA words ("None" and
     "NA" stay text, an empty cell is ""). ``id_columns`` of a CSV too, except that an empty
     cell is missing, and a column of plain integers ("7", "-12": not "007", "+7" or "1e5")
@@ -72,6 +80,8 @@ def read_table(
     if sep is None:
         sep = default_sep(p)
     layout = {"sep": sep, "index_col": False, "header": None if names else "infer", "names": names}
+    if encoding is not None:
+        layout["encoding"] = encoding
     if len(sep) > 1 and sep != r"\s+":  # a regular expression (e.g. MovieLens-1M's "::")
         layout["engine"] = "python"  # pandas' C parser takes single characters only
     try:
@@ -89,12 +99,12 @@ def read_table(
                     if not _written_as_ints(frame[c], raw[c]):
                         frame[c] = raw[c].where(raw[c] != "", np.nan)
     except pd.errors.ParserWarning:
-        raise FormatError(
-            f"{path} is malformed: some rows have more fields than the header"
-            + (" (or than --column-names)" if names else "")
-        ) from None
+        raise FormatError(_too_many_fields(path, layout, names, names_option)) from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, EOFError) as exc:
-        raise FormatError(f"{path} is not a readable CSV file ({exc})") from None
+        hint = ""
+        if isinstance(exc, UnicodeDecodeError) and encoding_option is not None:
+            hint = f"; name its encoding with {encoding_option}, e.g. latin-1"
+        raise FormatError(f"{path} is not a readable CSV file ({exc}){hint}") from None
     except re.error as exc:  # a separator longer than one character is a regular expression
         raise ValueError(
             f"the separator {sep!r} of {path} is not a valid regular expression ({exc}); a "
@@ -105,6 +115,25 @@ def read_table(
     if frame.columns.size == 0 or len(frame) == 0:
         raise FormatError(f"{path} has no data rows")
     return frame
+
+
+def _too_many_fields(
+    path: str, layout: dict[str, Any], names: list[str] | None, option: str
+) -> str:
+    """The message for rows longer than the header line, or than the ``names`` given for a
+    file without one: a first row longer than the names means too few names, not bad rows."""
+    if not names:
+        return f"{path} is malformed: some rows have more fields than the header"
+    try:
+        fields = pd.read_csv(path, **{**layout, "header": None, "names": None}, nrows=1).shape[1]
+    except (pd.errors.ParserError, ValueError, OSError):
+        fields = 0
+    if fields > len(names):
+        return (
+            f"{path} has {fields} fields per row, but {option} names {len(names)} "
+            "column(s): name every field"
+        )
+    return f"{path} is malformed: some rows have more fields than {option} names ({len(names)})"
 
 
 def _written_as_ints(values: pd.Series, text: pd.Series) -> bool:
@@ -143,18 +172,40 @@ def _check_file(path: str, what: str) -> None:
         raise FormatError(f"{what} must be a file, got the directory {path}")
 
 
-def require_columns(frame: pd.DataFrame, columns: dict[str, str | None], path: str) -> None:
-    """Each option -> column it names must exist in ``frame``."""
-    for option, col in columns.items():
-        if col is not None and col not in frame.columns:
-            raise ValueError(
-                f"{path} has no column {col!r} (from {option}); its columns are "
-                f"{', '.join(repr(str(c)) for c in frame.columns)}"
-            )
+def require_columns(
+    frame: pd.DataFrame,
+    columns: dict[str, str | None],
+    path: str,
+    names_option: str | None = None,
+) -> None:
+    """Each option -> column it names must exist in ``frame``. When none does and
+    ``names_option`` is given (a CSV read with its first line as the header), the message
+    points to that option: the "columns" are then likely the first data row's fields."""
+    named = {option: col for option, col in columns.items() if col is not None}
+    missing = [(option, col) for option, col in named.items() if col not in frame.columns]
+    if not missing:
+        return
+    option, col = missing[0]
+    shown = ", ".join(repr(str(c)) for c in frame.columns[:SHOWN_COLUMNS])
+    if frame.columns.size > SHOWN_COLUMNS:
+        shown += f", ... ({frame.columns.size} in all)"
+    message = f"{path} has no column {col!r} (from {option}); its columns are {shown}"
+    if names_option is not None and len(missing) == len(named):
+        message += f"; if it has no header line, name its columns with {names_option}"
+    raise ValueError(message)
+
+
+def _names_hint(path: str, names: list[str] | None, option: str) -> str | None:
+    """``option`` when ``path`` is a CSV read with a header line (else None: nothing to name)."""
+    return option if names is None and not is_parquet(path) else None
 
 
 def load_dataset(args: argparse.Namespace) -> Dataset:
-    """The interactions (and item table) named by the shared data options."""
+    """The interactions (and item table) named by the shared data options.
+
+    Sets ``args.listed_items``: the item ids that --items lists (None without --items), so
+    that a warning about items without text can tell a missing row from an empty cell.
+    """
     frame = read_table(
         args.interactions,
         "--interactions",
@@ -171,6 +222,7 @@ def load_dataset(args: argparse.Namespace) -> Dataset:
             "--timestamp-column": args.timestamp_column,
         },
         args.interactions,
+        _names_hint(args.interactions, args.column_names, "--column-names"),
     )
     items, text_name = None, None
     if args.items is not None:
@@ -182,6 +234,7 @@ def load_dataset(args: argparse.Namespace) -> Dataset:
         raise ValueError("--text-column needs --items FILE (the table holding the item text)")
     if args.timestamp_column is not None:
         frame[args.timestamp_column] = _parse_times(frame[args.timestamp_column], args)
+    args.listed_items = None if items is None else items[args.item_column].to_numpy()
     try:
         return Dataset.from_pandas(
             frame,
@@ -209,9 +262,22 @@ def _item_table(args: argparse.Namespace) -> tuple[pd.DataFrame, str | None]:
     id_col = args.item_id_column or args.item_column
     id_flag = "--item-id-column" if args.item_id_column else "--item-column"
     items = read_table(
-        args.items, "--items", args.items_sep, text_columns=text, id_columns=[id_col]
+        args.items,
+        "--items",
+        args.items_sep,
+        args.items_column_names,
+        text_columns=text,
+        id_columns=[id_col],
+        names_option="--items-column-names",
+        encoding=args.items_encoding,
+        encoding_option="--items-encoding",
     )
-    require_columns(items, {id_flag: id_col, "--text-column": args.text_column}, args.items)
+    require_columns(
+        items,
+        {id_flag: id_col, "--text-column": args.text_column},
+        args.items,
+        _names_hint(args.items, args.items_column_names, "--items-column-names"),
+    )
     if args.item_id_column is not None and args.text_column == id_col:
         raise ValueError("--text-column and --item-id-column name the same column")
     # A fresh table: the file's other columns (one may be named like --item-column, or "text")

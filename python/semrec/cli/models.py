@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from semrec.als import ALS
 from semrec.baselines import MostPopular, Random
@@ -42,20 +43,58 @@ def build(cls: type, name: str, args: argparse.Namespace, **defaults: Any) -> An
 
 
 def item_embeddings(args: argparse.Namespace, dataset: Dataset) -> np.ndarray:
-    """Text embeddings of every item (encoded once per run and kept on ``args.encoded_items``)."""
+    """Text embeddings of every item (encoded once per run and kept on ``args.encoded_items``).
+
+    An item without text (absent from --items, or an empty --text-column cell) gets a zero
+    row, which the content model scores 0 and the diversity metric puts at distance 1, and a
+    warning on stderr says how many: the embedding of "" would make them all perfect matches
+    of one another.
+    """
     cached = getattr(args, "encoded_items", None)
     if cached is not None:
         return cached
     texts = dataset.item_text
     if texts is None:
         raise ValueError("this needs item text: pass --items FILE --text-column COL")
+    has_text = np.array([text.strip() != "" for text in texts], dtype=bool)
+    if not has_text.any():
+        raise ValueError(
+            f"no item has text: --text-column {args.text_column!r} of --items {args.items} is "
+            f"empty or absent for all {len(texts):,} items of --interactions"
+        )
+    if not has_text.all():
+        _args.warn(args, _without_text(args, dataset, has_text))
     from semrec.text import TextEncoder
 
     encoder = TextEncoder(args.encoder, precision=args.precision, num_threads=args.threads)
-    args.encoded_items = encoder.encode(
-        texts, batch_size=args.batch_size, show_progress=_args.show_progress(args)
+    vectors = encoder.encode(
+        [text for text, keep in zip(texts, has_text, strict=True) if keep],
+        batch_size=args.batch_size,
+        show_progress=_args.show_progress(args),
     )
-    return args.encoded_items
+    embeddings = np.zeros((len(texts), vectors.shape[1]), dtype=np.float32)
+    embeddings[has_text] = vectors
+    args.encoded_items = embeddings
+    return embeddings
+
+
+def _without_text(args: argparse.Namespace, dataset: Dataset, has_text: np.ndarray) -> str:
+    """The warning about the items without text: how many, and why (no row or an empty cell)."""
+    listed = getattr(args, "listed_items", None)
+    if listed is None:  # not read by load_dataset: no row is known to be missing
+        listed = dataset.item_ids
+    in_file = pd.Index(dataset.item_ids).isin(listed)
+    unlisted = int((~has_text & ~in_file).sum())
+    empty = int((~has_text & in_file).sum())
+    reasons = []
+    if unlisted:
+        reasons.append(f"{unlisted:,} not listed in --items {args.items}")
+    if empty:
+        reasons.append(f"{empty:,} with an empty --text-column {args.text_column!r} cell")
+    return (
+        f"{unlisted + empty:,} of {has_text.size:,} items have no text ({', '.join(reasons)}): "
+        "they get no text vector (a zero row), which text models score 0"
+    )
 
 
 def builds(cls: type) -> Callable[[Factory], Factory]:
