@@ -503,8 +503,13 @@ class UserKNN(_NeighbourCF):
     """User-based neighbourhood collaborative filtering (cosine user-user kNN).
 
     ``score(u, i) = sum_v sim(u, v) * r[v, i]`` over the ``neighbours`` users most similar to
-    ``u``. The parameters are those of :class:`ItemKNN`, applied to users (users are the
-    documents, items the terms).
+    ``u``.
+
+    Parameters
+    ----------
+    neighbours, weighting, shrinkage, bm25_k1, bm25_b, num_threads, show_progress
+        As in :class:`ItemKNN` (same defaults), applied to users: users are the documents,
+        items the terms, and ``neighbours`` are kept per user.
 
     Attributes
     ----------
