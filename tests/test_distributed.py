@@ -595,14 +595,18 @@ def test_evaluate_rating_errors_equal_semrec_evaluate(client, split):
     )
     want = semrec.evaluate(ratings, train, test, k=10, metrics=metrics)
     pd.testing.assert_frame_equal(got[want.columns], want, rtol=1e-10)
-    with pytest.raises(TypeError, match="predict"):
-        evaluate(
-            semrec.MostPopular().fit(train.interactions),
-            interactions_frame(train.interactions, 2),
-            interactions_frame(test.interactions, 2),
-            metrics=["rmse"],
-            client=client,
-        )
+    frames = interactions_frame(train.interactions, 2), interactions_frame(test.interactions, 2)
+    preferences = semrec.ALS(factors=8, iterations=3, random_state=0, show_progress=False)
+    preferences.fit(train.interactions)
+    for model, kind, metrics in [
+        (semrec.MostPopular().fit(train.interactions), TypeError, ["rmse"]),
+        (preferences, ValueError, ["ndcg", "mae", "rmse"]),  # implicit: no ratings to compare
+    ]:
+        with pytest.raises(kind) as want:
+            semrec.evaluate(model, train, test, metrics=metrics)
+        with pytest.raises(kind) as got:
+            evaluate(model, *frames, metrics=metrics, client=client)
+        assert str(got.value) == str(want.value)
 
 
 # ----------------------------------------------------------------------------------------------

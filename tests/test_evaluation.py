@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import inspect
 import math
+import re
+import warnings
 
 import numpy as np
 import pytest
@@ -478,3 +481,118 @@ def test_a_model_that_has_seen_the_test_set_is_refused() -> None:
     fitted = semrec.ItemKNN(show_progress=False).fit(again.interactions)
     again_table = semrec.evaluate(fitted, again, test, k=10, relevance_threshold=None)
     assert again_table["ndcg"].iloc[0] == 0  # every test item is a train item: never listed
+
+
+def _relevant_sets(test: Dataset) -> tuple[np.ndarray, list[set[int]]]:
+    """The users with a test weight >= 4 and their relevant items, from the raw CSR."""
+    t = test.interactions
+    users, relevant = [], []
+    for u in range(test.n_users):
+        row = slice(t.indptr[u], t.indptr[u + 1])
+        items = set(t.indices[row][t.data[row] >= 4].tolist())
+        if items:
+            users.append(u)
+            relevant.append(items)
+    return np.array(users), relevant
+
+
+def test_a_new_user_split_without_fold_in_warns_and_names_the_fix() -> None:
+    """Without fold_in the new users have no history in the model: every item scores alike
+    and the lists are the catalogue order (ALS, ItemKNN and ContentRecommender all scored
+    the same 'good' NDCG on MovieLens, 4.5x Random), without a word."""
+    data = synthetic(300, 200, 8_000, random_state=2)
+    train, test = split.new_users(data, 0.2, 5, random_state=0)
+    new = test.split_info["users"]
+    revealed = test.split_info["history"].interactions
+    users, relevant = _relevant_sets(test)
+    known = train.interactions.toarray() + revealed.toarray()
+    # Reference: each user's unknown items in index order, the lists of a model with no history.
+    in_order = np.array([[i for i in range(200) if known[u, i] == 0][:10] for u in users])
+    catalogue = reference_table(in_order, relevant, 10)["ndcg"]
+    warning = rf"has not seen the revealed history of {users.size} of the {users.size} new user"
+    fix = r"model\.fold_in\(test\.split_info\['history'\]\.interactions\[users\], users=users\)"
+    for model in (
+        semrec.ALS(8, random_state=0, show_progress=False).fit(train.interactions),
+        semrec.ItemKNN(show_progress=False).fit(train.interactions),
+    ):
+        with pytest.warns(UserWarning, match=warning) as caught:
+            table = semrec.evaluate(model, train, test, k=10, metrics=["ndcg"])
+        assert re.search(fix, str(caught[0].message))
+        assert caught[0].filename == __file__  # points at the call, not into semrec
+        assert table.loc[10, "ndcg"] == pytest.approx(catalogue, abs=1e-12)
+        with pytest.warns(UserWarning, match=type(model).__name__):  # compare, once per model
+            semrec.compare({"m": model}, train, test, k=10, metrics=["ndcg"])
+        # Half the new users folded in: evaluating those is quiet, everyone warns of the rest.
+        half = new[: new.size // 2]
+        model.fold_in(revealed[half], users=half)
+        folded = np.intersect1d(users, half)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            semrec.evaluate(model, train, test, k=10, metrics=["ndcg"], users=folded)
+        rest = users.size - folded.size
+        with pytest.warns(UserWarning, match=rf"history of {rest} of the {users.size} new"):
+            semrec.evaluate(model, train, test, k=10, metrics=["ndcg"])
+        model.fold_in(revealed[new], users=new)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            table = semrec.evaluate(model, train, test, k=10, metrics=["ndcg"])
+            compared = semrec.compare({"m": model}, train, test, k=10, metrics=["ndcg"])
+        # the score with fold_in is the model's own lists, unchanged by the check
+        recs, _ = model.recommend(users, k=10)
+        want = reference_table(recs, relevant, 10)["ndcg"]
+        assert table.loc[10, "ndcg"] == pytest.approx(want, abs=1e-12)
+        assert compared.loc[("m", 10), "ndcg"] == table.loc[10, "ndcg"]
+        assert table.loc[10, "ndcg"] != pytest.approx(catalogue, abs=1e-6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        # refitted on train + the revealed history instead of fold_in: it has it
+        refit = semrec.ItemKNN(show_progress=False).fit(known_csr := sp.csr_array(known))
+        semrec.evaluate(refit, train, test, k=10, metrics=["ndcg"])
+        assert known_csr.nnz == train.n_interactions + revealed.nnz
+        # MostPopular's and Random's lists ignore the history (evaluate drops revealed items)
+        pop = semrec.MostPopular().fit(train.interactions)
+        plain = semrec.evaluate(pop, train, test, k=10, metrics=["ndcg"])
+        pop.fold_in(revealed[new], users=new)
+        assert semrec.evaluate(pop, train, test, k=10, metrics=["ndcg"]).equals(plain)
+        semrec.evaluate(semrec.Random().fit(train.interactions), train, test, k=10)
+    # the check on its own: MostPopular without fold_in would list the revealed items again
+    with pytest.warns(UserWarning, match="MostPopular has not seen"):
+        split.check_history_folded_in(semrec.MostPopular().fit(train.interactions), test)
+
+
+def test_rating_metrics_refuse_a_model_of_implicit_feedback() -> None:
+    """evaluate(implicit ALS, metrics=["rmse"]) compared preference scores near 0-1 with 1-5
+    ratings and returned an RMSE of 2.83 without a word."""
+    train, test = split.last_fraction(synthetic(200, 300, 5_000, random_state=0))
+
+    class Listless(semrec.ALS):
+        def recommend(self, *args, **kwargs):
+            raise AssertionError("lists made before the refusal")
+
+    implicit = Listless(8, random_state=0, show_progress=False).fit(train.interactions)
+    for metrics in (["rmse"], ["mae"], ["rmse", "mae"], ["ndcg", "mae"]):
+        asked = " and ".join(m for m in ("rmse", "mae") if m in metrics)
+        match = rf"rating metrics \({asked}\) compare .* Listless has feedback='implicit'"
+        with pytest.raises(ValueError, match=match):
+            semrec.evaluate(implicit, train, test, k=10, metrics=metrics)
+        with pytest.raises(ValueError, match=match):
+            semrec.compare({"implicit": implicit}, train, test, k=10, metrics=metrics)
+    explicit = semrec.ALS(8, feedback="explicit", random_state=0, show_progress=False)
+    explicit.fit(train.interactions)
+    coo = test.interactions.tocoo()
+    error = explicit.predict(coo.row, coo.col).astype(np.float64) - coo.data
+    table = semrec.evaluate(explicit, train, test, k=10, metrics=["rmse", "mae"])
+    assert table.columns.tolist() == ["rmse", "mae"]
+    assert table.loc[10, "rmse"] == pytest.approx(math.sqrt(np.mean(error**2)), rel=1e-9)
+    assert table.loc[10, "mae"] == pytest.approx(np.mean(np.abs(error)), rel=1e-9)
+
+
+def test_evaluate_and_compare_document_every_parameter() -> None:
+    for fn in (semrec.evaluate, semrec.compare):
+        doc = inspect.getdoc(fn)
+        assert "Parameters\n----------" in doc and "Returns\n-------" in doc
+        section = doc.split("Parameters\n----------")[1].split("Returns\n-------")[0]
+        entries = [line.split(" :")[0] for line in section.splitlines() if line[:1].isalnum()]
+        entries += [line for line in section.splitlines() if line.startswith("**")]
+        documented = {name.strip("*") for entry in entries for name in entry.split(", ")}
+        assert set(inspect.signature(fn).parameters) <= documented, fn.__name__

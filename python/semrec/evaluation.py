@@ -16,6 +16,7 @@ from semrec._id_checks import check_same_id_maps
 from semrec.baselines import MostPopular, Random
 from semrec.datasets import Dataset
 from semrec.datasets._embeddings import check_alignment
+from semrec.split import check_history_folded_in
 
 DEFAULT_METRICS = (*M.RANKING_METRICS, "coverage", "novelty")
 ALL_METRICS = (*M.RANKING_METRICS, *M.LIST_METRICS, *M.RATING_METRICS)
@@ -47,7 +48,10 @@ def evaluate(
     IndexError naming ``model.recommend``). The lists never hold an
     item the user has interacted with in ``train`` (or in the revealed history of a new-user
     split, ``test.split_info["history"]``), whatever its weight: should a model return one,
-    it is removed and the list refilled from the model's next items. When ``metrics`` holds
+    it is removed and the list refilled from the model's next items. On a new-user split, a
+    model that has none of an evaluated user's revealed history (``fold_in`` forgotten) gets
+    a UserWarning naming the ``fold_in`` call (:func:`semrec.split.check_history_folded_in`;
+    not MostPopular and Random, whose lists ignore it). When ``metrics`` holds
     only rmse and mae, no list is made: ``recommend`` is not needed, ``relevance_threshold``
     plays no part and the users evaluated are those with a test rating.
 
@@ -90,7 +94,9 @@ def evaluate(
     -----
     rmse and mae compare ``model.predict`` with every stored test rating, relevant or not
     (``relevance_threshold`` does not apply to them), of every user, or of the users in
-    ``users`` when given. They do not depend on ``k`` (the same value in every row).
+    ``users`` when given. They do not depend on ``k`` (the same value in every row). They
+    need a model that predicts ratings: one with ``feedback="implicit"`` (the default ALS)
+    is refused with a ValueError (:func:`semrec.metrics.check_rating_model`).
 
     Examples
     --------
@@ -113,6 +119,8 @@ def evaluate(
     if isinstance(model, type) or (ranked and not hasattr(model, "recommend")):
         verb = "recommend" if ranked else "predict"
         raise TypeError(f"model must be a fitted model (one with {verb}), got {model!r}")
+    if rating := [m for m in M.RATING_METRICS if m in wanted]:  # refused before any list
+        M.check_rating_model(model, " and ".join(rating))
     _check_model_items(model, train.n_items)
     if relevance_threshold is not None:
         relevance_threshold = check.number(relevance_threshold, "relevance_threshold")
@@ -135,6 +143,8 @@ def evaluate(
         width = check.result_width(max(cutoffs), eval_users.size, train.n_items)
         known = known_history(train, test)
         check_test_unseen(model, relevant[eval_users], eval_users, known[eval_users])
+        if not isinstance(model, MostPopular | Random):  # lists that ignore the history
+            check_history_folded_in(model, test, eval_users)
         recs = recommend_lists(model, eval_users, width, items, batch_size, known, train.n_items)
         check_distinct(recs, eval_users)
         per_user_cols = _list_columns(
@@ -142,11 +152,10 @@ def evaluate(
         )
     else:
         eval_users = _users_with(test.interactions, chosen, None, rated=True)
-    if "rmse" in wanted or "mae" in wanted:
-        predicted, actual = _predict(model, test, chosen)
-        for name, fn in (("rmse", M.rmse), ("mae", M.mae)):
-            if name in wanted:
-                table[name] = fn(predicted, actual)
+    if rating:
+        predicted, actual = M.predicted_ratings(model, test.interactions, chosen)
+        for name in rating:
+            table[name] = (M.rmse if name == "rmse" else M.mae)(predicted, actual)
     table.attrs["n_users"] = len(eval_users)
     if not check.flag(per_user, "per_user"):
         return table
@@ -172,9 +181,29 @@ def compare(
     With ``baselines=True`` the package's ``Random`` and ``MostPopular`` are added unless
     ``models`` already holds those names. They see the same history as the models: ``train``
     plus, on a new-user split, the revealed history (``test.split_info["history"]``), and they
-    exclude it. Extra keyword arguments go to :func:`evaluate`; with ``per_user=True`` the
-    result is a pair ``(table, per_user_table)``, the second with a ``model`` column before
-    evaluate's per-user columns (``user``, ``k``, the metrics).
+    exclude it. Extra keyword arguments go to :func:`evaluate`, with its checks and warnings
+    for each model.
+
+    Parameters
+    ----------
+    models : dict of str to fitted model
+        Name -> model, each fitted on ``train.interactions`` (and, on a new-user split, given
+        the revealed history with ``fold_in``).
+    train, test : Dataset
+        The output of a splitter (same id maps).
+    baselines : bool, default True
+        Add ``Random`` and ``MostPopular`` (fitted here) unless ``models`` has those names.
+    random_state : None, int or numpy.random.Generator, default 0
+        Seed of the ``Random`` baseline.
+    **evaluate_kwargs
+        :func:`evaluate`'s arguments (``k``, ``metrics``, ``users``, ``per_user``, ...).
+
+    Returns
+    -------
+    DataFrame
+        Index ``(model, k)``, one column per metric. With ``per_user=True``, a pair
+        ``(table, per_user_table)``, the second with a ``model`` column before evaluate's
+        per-user columns (``user``, ``k``, the metrics).
 
     Examples
     --------
@@ -559,26 +588,3 @@ def _seen_mask(ids: np.ndarray, seen: sp.csr_array, users: np.ndarray) -> np.nda
         return np.zeros(ids.shape, dtype=bool)
     pos = np.minimum(np.searchsorted(keys, listed), keys.size - 1)
     return (ids >= 0) & (keys[pos] == listed)
-
-
-def _predict(
-    model: Any, test: Dataset, users: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """``model.predict`` and the stored ratings of every test entry (of ``users`` only, when
-    given: sorted distinct indices)."""
-    if not hasattr(model, "predict"):
-        raise TypeError(
-            f"rmse/mae need model.predict(users, items); {type(model).__name__} has none"
-        )
-    coo = test.interactions.tocoo()
-    rows, cols, actual = coo.row, coo.col, coo.data
-    if users is not None:
-        keep = np.isin(rows, users)
-        rows, cols, actual = rows[keep], cols[keep], actual[keep]
-    predicted = np.asarray(model.predict(rows.astype(np.int32), cols.astype(np.int32)))
-    if predicted.shape != actual.shape:
-        raise ValueError(
-            f"model.predict returned shape {predicted.shape} for {actual.size} (user, item) "
-            f"pairs; it must return one prediction per pair, shape {actual.shape}"
-        )
-    return predicted, actual

@@ -214,6 +214,88 @@ def mae(predicted: Any, actual: Any) -> float:
     return _finite_error(value, "mae")
 
 
+def check_rating_model(model: Any, metric: str = "rmse/mae") -> None:
+    """Refuse a model whose ``predict`` gives no ratings to compare with test ratings.
+
+    A model without ``predict(users, items)`` raises a TypeError. One whose ``feedback`` is
+    not ``"explicit"``, such as ``ALS(feedback="implicit")`` (the default: its scores are
+    preferences near 0 and 1, learnt from confidences), raises a ValueError: comparing them
+    with ratings means nothing. Only ``ALS(feedback="explicit")`` among semrec's models
+    predicts ratings; another object with ``predict`` and no ``feedback`` is trusted.
+    ``metric`` (the metrics asking) is named in the errors.
+
+    Examples
+    --------
+    >>> import scipy.sparse as sp, semrec
+    >>> from semrec.metrics import check_rating_model
+    >>> check_rating_model(semrec.ALS(2, feedback="explicit"))
+    >>> check_rating_model(semrec.ALS(2), "rmse")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ValueError: rating metrics (rmse) compare model.predict with the test ratings, but ...
+    """
+    if not hasattr(model, "predict"):
+        raise TypeError(
+            f"rating metrics ({metric}) need model.predict(users, items); "
+            f"{type(model).__name__} has none"
+        )
+    feedback = getattr(model, "feedback", "explicit")  # a model without it is trusted
+    if isinstance(feedback, str) and feedback != "explicit":
+        raise ValueError(
+            f"rating metrics ({metric}) compare model.predict with the test ratings, but this "
+            f"{type(model).__name__} has feedback={feedback!r}: its scores are preferences, "
+            f'not ratings; fit {type(model).__name__}(feedback="explicit") on the ratings for '
+            f"{metric}, or evaluate it with the ranking metrics (ndcg, recall, ...)"
+        )
+
+
+def predicted_ratings(
+    model: Any, ratings: Any, users: np.ndarray | None = None, *, metric: str = "rmse/mae"
+) -> tuple[np.ndarray, np.ndarray]:
+    """``model.predict`` and the stored rating of every entry of ``ratings``: what rmse and
+    mae compare. The model is checked first (:func:`check_rating_model`).
+
+    Parameters
+    ----------
+    model : object with ``predict(users, items)``
+        A model that predicts ratings.
+    ratings : scipy.sparse CSR, shape (n_users, n_items)
+        The test ratings; every stored entry counts.
+    users : sorted int array, optional
+        Only these rows' entries (default: every row).
+    metric : str
+        The metrics asking, named in the errors.
+
+    Returns
+    -------
+    predicted, actual : ndarray
+        One value per entry, in CSR order.
+
+    Examples
+    --------
+    >>> import numpy as np, scipy.sparse as sp, semrec
+    >>> from semrec.metrics import predicted_ratings
+    >>> r = sp.csr_array(np.array([[5, 0], [0, 3]], dtype=np.float32))
+    >>> model = semrec.ALS(2, feedback="explicit", regularization=0.01, random_state=0,
+    ...                    show_progress=False).fit(r)
+    >>> predicted, actual = predicted_ratings(model, r)
+    >>> predicted.shape, actual.tolist()
+    ((2,), [5.0, 3.0])
+    """
+    check_rating_model(model, metric)
+    coo = sp.coo_array(ratings)
+    rows, cols, actual = coo.row, coo.col, coo.data
+    if users is not None:
+        keep = np.isin(rows, users)
+        rows, cols, actual = rows[keep], cols[keep], actual[keep]
+    predicted = np.asarray(model.predict(rows.astype(np.int32), cols.astype(np.int32)))
+    if predicted.shape != actual.shape:
+        raise ValueError(
+            f"model.predict returned shape {predicted.shape} for {actual.size} (user, item) "
+            f"pairs; it must return one prediction per pair, shape {actual.shape}"
+        )
+    return predicted, actual
+
+
 # -- helpers ----------------------------------------------------------------------------------
 def relevant_shape(relevant: Any) -> tuple[int, int]:
     """The shape of a users x items relevance matrix (a TypeError unless it is sparse).

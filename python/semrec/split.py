@@ -4,14 +4,17 @@ that share the id maps and tables of the input, so indices mean the same items i
 Splitters that need extra outputs put them in ``test.split_info``:
 ``cold_items`` stores ``"cold_items"`` (int32 item indices); ``new_users`` stores ``"users"``
 (int32 indices of the new users) and ``"history"`` (a Dataset holding their revealed
-interactions, for ``fold_in`` or profile building).
+interactions, for ``fold_in`` or profile building; :func:`check_history_folded_in` warns
+when a model evaluated on the split was not given it).
 """
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 
 from semrec import _hyperparameters as hyperparameters
 from semrec import _validation as check
@@ -259,6 +262,71 @@ def new_users(
     return train, test
 
 
+def check_history_folded_in(model: Any, test: Dataset, users: Any = None) -> None:
+    """Warn when ``model`` has not been given the revealed history of a :func:`new_users` split.
+
+    The new users' rows of train are empty: a model that was not given their revealed history
+    (``test.split_info["history"]``), by ``fold_in`` or by fitting on it, ranks them without
+    any history. Most models then score every item alike and list the first items of the
+    catalogue, so an evaluation measures the item order, not the model. A user counts as
+    unknown when the model's seen items (``model.interactions_``) hold none of the user's
+    revealed items. A model without ``interactions_``, or a test set without a revealed
+    history, is trusted. Reads those users' rows only.
+
+    Parameters
+    ----------
+    model : fitted model
+    test : Dataset
+        The test side of a split; only a new-user split's is checked.
+    users : int array, optional
+        The users to check (default: every user with a revealed history).
+
+    Warns
+    -----
+    UserWarning
+        How many users the model does not know, and the ``fold_in`` call that fixes it.
+
+    Examples
+    --------
+    >>> import warnings, semrec
+    >>> from semrec.datasets import synthetic
+    >>> from semrec.split import check_history_folded_in, new_users
+    >>> train, test = new_users(synthetic(50, 100, 1000))
+    >>> model = semrec.ItemKNN(show_progress=False).fit(train.interactions)
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     check_history_folded_in(model, test)
+    >>> [w.category.__name__ for w in caught]
+    ['UserWarning']
+    >>> users = test.split_info["users"]
+    >>> _ = model.fold_in(test.split_info["history"].interactions[users], users=users)
+    >>> check_history_folded_in(model, test)  # no warning now
+    """
+    history = check.dataset(test, "test").split_info.get("history")
+    seen = getattr(model, "interactions_", None)
+    if not isinstance(history, Dataset) or not sp.issparse(seen) or seen.ndim != 2:
+        return
+    revealed = history.interactions
+    n = revealed.shape[0]
+    rows = np.arange(n) if users is None else check.index_array(users, "users", n, "user")[0]
+    rows = rows[np.diff(revealed.indptr)[rows] > 0]
+    inside = rows[rows < seen.shape[0]]  # a row past the model's users is unknown too
+    width = min(seen.shape[1], revealed.shape[1])
+    # Structures only (a stored 0 is seen): the revealed items each user's row also holds.
+    shared = _ones(revealed[inside][:, :width]).multiply(_ones(seen[inside][:, :width]))
+    missing = rows.size - inside.size + int(np.count_nonzero(shared.sum(axis=1) == 0))
+    if missing:
+        warnings.warn(
+            f"{type(model).__name__} has not seen the revealed history of {missing} of the "
+            f"{rows.size} new user(s) evaluated (test.split_info['history']): it ranks them "
+            "without any history (for most models: every item alike, in catalogue order). "
+            "fold_in the revealed history first: users = test.split_info['users']; "
+            "model.fold_in(test.split_info['history'].interactions[users], users=users)",
+            UserWarning,
+            stacklevel=3,  # the caller of evaluate, its usual caller
+        )
+
+
 # -- helpers ----------------------------------------------------------------------------------
 def _check_dataset(dataset: Any) -> None:
     check.dataset(dataset)
@@ -320,3 +388,9 @@ def _last(dataset: Dataset, n_test: np.ndarray) -> tuple[Dataset, Dataset]:
 
 def _split(dataset: Dataset, to_test: np.ndarray) -> tuple[Dataset, Dataset]:
     return dataset.subset(~to_test), dataset.subset(to_test)
+
+
+def _ones(m: Any) -> sp.csr_array:
+    """``m``'s structure (CSR) with every stored entry 1, a stored 0 included."""
+    m = sp.csr_array(m)
+    return sp.csr_array((np.ones(m.nnz), m.indices, m.indptr), shape=m.shape)

@@ -132,10 +132,8 @@ def evaluate(
         items = lists.evaluated_items(items)
     cutoffs = M.cutoffs(k)
     wanted = metric_names(metrics, item_embeddings)
-    if {"rmse", "mae"} & wanted and not hasattr(model, "predict"):
-        raise TypeError(
-            f"rmse/mae need model.predict(users, items); {type(model).__name__} has none"
-        )
+    if rating := [m for m in M.RATING_METRICS if m in wanted]:  # as semrec.evaluate refuses
+        M.check_rating_model(model, " and ".join(rating))
     client = client_for(client)
     table = worker_threads(client, num_threads)
     n_users, n_items, origin = _split_shape(client, model, train, test, user, item, shape)
