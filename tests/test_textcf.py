@@ -467,6 +467,108 @@ def test_save_load_round_trip(topics, tmp_path, options) -> None:
         semrec.TextCF.load(path)
 
 
+@pytest.mark.parametrize(
+    ("fitted", "changed"),
+    [
+        (dict(item_bias=True), dict(tau=1.0)),  # the biased rows [v_i, tau b(i)] of fit's tau
+        (dict(popularity=1.0), dict(popularity=0.0)),  # load skipped the saved biases
+        (dict(popularity=1.0), dict(popularity_penalty=2.0)),  # the saved prior is of 10.0
+        (dict(user_vectors="items"), dict(user_vectors="network")),  # update vs fold_in
+        (dict(cold_neighbours=3), dict(cold_neighbours=5)),  # load rebuilt the map with 5
+        (dict(cold_penalty=3.0), dict(cold_penalty=5.0)),
+        (dict(), dict(negative_slope=0.2)),  # the network the vectors came from
+    ],
+)
+def test_a_hyperparameter_changed_after_fit_is_refused_by_save_and_verbs(
+    topics, tmp_path, fitted, changed
+) -> None:
+    """The file could not honour it (the loaded model scored otherwise) and the model in memory
+    would mix the fitted value, in its arrays, with the new one: save and every verb raise a
+    ValueError naming it (as ALS and ItemKNN do), the good file stays; set back, all is well."""
+    ds, emb = topics
+    model = _model(emb, epochs=1, **fitted).fit(ds)
+    model.recommend(0)  # builds the cached rows a changed tau used to leave stale
+    path = tmp_path / "m.npz"
+    model.save(path)
+    before = path.read_bytes()
+    ((name, value),) = changed.items()
+    was = getattr(model, name)
+    setattr(model, name, value)
+    match = rf"^{name}={value!r} does not describe the fitted TextCF \(fitted with {name}={was!r}"
+    with pytest.raises(ValueError, match=match) as refused:
+        model.save(path)
+    assert "changed after fit? Refit the model, or set it back" in str(refused.value)
+    if name in ("popularity", "popularity_penalty", "cold_neighbours", "cold_penalty"):
+        assert f"with_options({name}={value!r})" in str(refused.value)
+    assert path.read_bytes() == before
+    history = sp.csr_array(ds.interactions[[3]])
+    verbs = {
+        "recommend": lambda: model.recommend(0),
+        "score": lambda: model.score(0, [1]),
+        "similar_items": lambda: model.similar_items(2),
+        "update": lambda: model.update(0, 1),
+        "fold_in": lambda: model.fold_in(history),
+        "add_items": lambda: model.add_items(emb[:1]),
+        "explain": lambda: model.explain(0, 1),
+    }
+    for call in verbs.values():  # a failure's traceback names the verb's line above
+        with pytest.raises(ValueError, match=match):
+            call()
+    assert model.n_items_ == emb.shape[0] and model.interactions_[0, 1] == ds.interactions[0, 1]
+    setattr(model, name, was)  # set back: the fitted model, saved and loaded as it scores
+    model.update(0, 1)
+    model.save(path)
+    loaded = semrec.TextCF.load(path)
+    users, items = np.arange(ds.interactions.shape[0]), np.arange(emb.shape[0])
+    np.testing.assert_array_equal(loaded.score(users, items), model.score(users, items))
+
+
+def test_settings_the_fitted_state_does_not_depend_on_may_change_after_fit(topics, tmp_path):
+    """tau without item biases, user_text_weight without user texts, the training settings:
+    nothing fitted holds them, so the file honours the new values (they are saved as set)."""
+    ds, emb = topics
+    model = _model(emb, epochs=1).fit(ds)
+    changed = dict(tau=1.0, user_text_weight=3.0, epochs=5, learning_rate=0.1, num_threads=2)
+    for name, value in changed.items():
+        setattr(model, name, value)
+    model.update(0, 1)
+    model.save(tmp_path / "m.npz")
+    loaded = semrec.TextCF.load(tmp_path / "m.npz")
+    assert {name: getattr(loaded, name) for name in changed} == changed
+    users, items = np.arange(ds.interactions.shape[0]), np.arange(emb.shape[0])
+    np.testing.assert_array_equal(loaded.score(users, items), model.score(users, items))
+
+
+def test_with_options_copies_are_saved_and_load_back_scoring_alike(topics, tmp_path) -> None:
+    """with_options is the way to change the after-training options: its copy is fitted with
+    them (it equals a fit with them), saves, and loads back scoring and adding items alike;
+    a training hyperparameter changed on the original is still refused by it."""
+    ds, emb = topics
+    base = _model(emb, epochs=1, item_bias=True, popularity=1.0, cold_neighbours=3).fit(ds)
+    options = dict(popularity=0.3, popularity_penalty=2.0, cold_neighbours=5)
+    copy = base.with_options(**options)
+    reference = _model(emb, epochs=1, item_bias=True, **options).fit(ds)
+    path = tmp_path / "m.npz"
+    copy.save(path)
+    loaded = semrec.TextCF.load(path)
+    assert repr(loaded) == repr(copy)
+    new = emb[[4, 9]] + 0.5 * emb[[7, 1]]  # texts unlike any item: the cold map's business
+    for model in (copy, loaded, reference):
+        model.add_items(new)
+        model.update(0, 200)
+    np.testing.assert_array_equal(loaded.item_factors_, copy.item_factors_)
+    np.testing.assert_allclose(copy.item_factors_, reference.item_factors_, atol=1e-5)
+    np.testing.assert_allclose(copy.item_bias_, reference.item_bias_, atol=1e-5)
+    users, items = np.arange(ds.interactions.shape[0]), np.arange(copy.n_items_)
+    np.testing.assert_array_equal(loaded.score(users, items), copy.score(users, items))
+    with pytest.raises(ValueError, match=r"^popularity=0.0 does not describe the fitted TextCF"):
+        copy.popularity = 0.0
+        copy.save(path)
+    base.tau = 1.0
+    with pytest.raises(ValueError, match=r"^tau=1.0 does not describe the fitted TextCF"):
+        base.with_options(popularity=0.5)
+
+
 def test_a_loaded_model_refuses_texts_until_its_own_encoder_is_given_again(topics, tmp_path):
     ds, emb = topics
 

@@ -207,3 +207,76 @@ def batch_size(settings: Any, shape: tuple[int, int], dim: int, positives: int) 
         f"lower {name} ({shape[0]} users x {shape[1]} items, embedding dimension {dim})",
     )
     return batch
+
+
+# Options fitted from text after training (TextCF.with_options changes them without training).
+AFTER_TRAINING = (
+    "popularity", "popularity_penalty", "observed_popularity", "cold_penalty", "cold_neighbours"
+)  # fmt: skip
+# What the fitted state was computed with and the verbs or a file's loader read again from the
+# model (network, hidden, factors and layers are its arrays' shapes: load refuses those).
+FITTED = ("item_bias", "tau", "negative_slope", "user_text_weight", "user_vectors", *AFTER_TRAINING)
+
+
+def fitted_with(model: Any) -> dict[str, Any]:
+    """The hyperparameters of :data:`FITTED` a fitted TextCF ``model`` has now.
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace
+    >>> from semrec.textcf._checks import FITTED, fitted_with
+    >>> fitted_with(SimpleNamespace(**dict.fromkeys(FITTED, 0)))["tau"]
+    0
+    """
+    return {name: getattr(model, name) for name in FITTED}
+
+
+def unchanged_since_fit(model: Any, fitted: dict[str, Any]) -> None:
+    """Refuse a hyperparameter of ``model`` (a fitted TextCF) changed since ``fitted``
+    (:func:`fitted_with` at fit, load or ``with_options``) that its state depends on: verbs
+    would mix the old value (in its arrays) with the new one, a file would misdescribe it.
+
+    ``tau`` counts only for a model with item biases (its scores add ``tau * b(i)``),
+    ``popularity_penalty`` and ``observed_popularity`` only with ``popularity``,
+    ``negative_slope`` only for the MLP, ``user_text_weight`` only with user embeddings.
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace
+    >>> from semrec.textcf._checks import FITTED, fitted_with, unchanged_since_fit
+    >>> model = SimpleNamespace(**dict.fromkeys(FITTED, 0), weights_={}, user_embeddings=None)
+    >>> fitted = fitted_with(model)
+    >>> model.popularity = 0.5
+    >>> unchanged_since_fit(model, fitted)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: popularity=0.5 does not describe the fitted TextCF (fitted with popularity=0): \
+a hyperparameter changed after fit? Refit the model, or set it back; with_options(popularity=0.5) \
+makes a copy with the new value, without training
+    """
+    unused = set()
+    if not (fitted["item_bias"] or fitted["popularity"] > 0):
+        unused.add("tau")
+    if not fitted["popularity"] > 0:
+        unused |= {"popularity_penalty", "observed_popularity"}
+    if "l2.weight" not in model.weights_:  # the linear network has no activation
+        unused.add("negative_slope")
+    if model.user_embeddings is None:
+        unused.add("user_text_weight")
+    now = {name: getattr(model, name) for name in fitted if name not in unused}
+    if all(value is fitted[name] for name, value in now.items()):
+        return  # the common case, cheap (every verb asks)
+    for name, value in now.items():
+        if value is not fitted[name] and np.ndim(value) != 0:  # no array comparisons
+            raise TypeError(f"{name} must be a single value, got {type(value).__name__}")
+    try:
+        hyperparameters.unchanged_since_fit(now, fitted, "the fitted TextCF")
+    except ValueError as changed:
+        options = [n for n in AFTER_TRAINING if n in now and now[n] != fitted[n]]
+        if not options:
+            raise
+        call = ", ".join(f"{name}={now[name]!r}" for name in options)
+        raise ValueError(
+            f"{changed}; with_options({call}) makes a copy with the new "
+            f"{'value' if len(options) == 1 else 'values'}, without training"
+        ) from None

@@ -10,7 +10,6 @@ The graph's item side is the fitted one: no verb reads the whole interaction mat
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -49,7 +48,24 @@ class RealTimeVerbs(EncodesText):
     popularity_prior_: Any
     cold_map_: Any
     _biased_cache: tuple[np.ndarray, np.ndarray, np.ndarray]
-    _biased_items: Callable[[], np.ndarray]  # TextCF's: the [v_i, tau b(i)] rows
+    _fitted_with: dict[str, Any]  # checks.fitted_with at fit, load or with_options
+
+    def _check_fitted_with(self) -> None:
+        """Refuse a hyperparameter changed since fit that the fitted state depends on (every
+        verb and ``save`` ask): a verb would mix its old value, in the arrays, with the new one
+        (``tau`` in the biased rows, ``user_vectors`` in the users' sums, ``popularity`` in the
+        biases, ``cold_*`` in the cold items' vectors), and a file would misdescribe the model."""
+        checks.unchanged_since_fit(self, self._fitted_with)
+
+    def _biased_items(self) -> np.ndarray:
+        """``[v_i, tau b(i)]`` rows, built once per fit (``add_items`` grows them), with the
+        fitted ``tau`` (the verbs refuse another: ``_check_fitted_with``)."""
+        vectors, biases = self.item_factors_, self.item_bias_
+        cached = getattr(self, "_biased_cache", None)
+        if cached is None or cached[0] is not vectors or cached[1] is not biases:
+            items = training.biased_items(vectors, biases, float(self.tau))
+            cached = self._biased_cache = (vectors, biases, items)
+        return cached[2]
 
     @changes_model_with_users
     def fold_in(
@@ -104,6 +120,7 @@ class RealTimeVerbs(EncodesText):
     def _fold_in(
         self, history: Any, users: np.ndarray | None, times: np.ndarray | None
     ) -> np.ndarray:
+        self._check_fitted_with()  # e.g. user_vectors: the fitted users' sums are of its value
         rows = check.canonical_csr(history, "history", nonnegative=True, allow_empty=True)
         text = None
         if getattr(self, "_fold_text", None) is not None:
@@ -169,6 +186,7 @@ class RealTimeVerbs(EncodesText):
         interaction with the item also adds its edge to the user's propagation layers
         (O(layers * factors)); then one forward pass. A weight of 0 only marks the item seen.
         The items' side of the graph is the fitted one until the next ``fit``."""
+        self._check_fitted_with()
         if weight < 0:
             raise ValueError(
                 f"weight must be >= 0 (TextCF averages embeddings with positive weights; 0 "
@@ -229,6 +247,7 @@ class RealTimeVerbs(EncodesText):
         ``f(e)``) and its bias ``b(e)``: exactly what ``fit`` gives an item without interactions
         (propagation adds nothing to a node without edges). Texts are encoded with ``encoder``
         (default: the bundled model, on first use)."""
+        self._check_fitted_with()  # the new rows must be built as the fitted ones were
         new = self._item_vectors(items)
         h = network.mlp(self.weights_, new, self.negative_slope)
         start = self.n_items_
@@ -299,6 +318,7 @@ class RealTimeVerbs(EncodesText):
         With ``user_vectors="items"``, ``v_u = sum_j w_j v_j / ||sum_j w_j v_j||``, so item
         ``j`` gets ``w_j v_j . v_i / ||sum_j w_j v_j||`` (the bias in ``rest``).
         """
+        self._check_fitted_with()
         s = self.user_state_
         indices, data = self._histories.row(u)  # O(row), never the whole matrix
         weighted = data != 0  # stored zeros are seen but take no part in the score

@@ -34,10 +34,7 @@ from semrec.textcf._network import Graph, UserState
 from semrec.textcf._realtime import RealTimeVerbs
 
 NETWORKS = ("mlp", "linear")
-# Options fitted from text after training (TextCF.with_options changes them without training).
-AFTER_TRAINING = (
-    "popularity", "popularity_penalty", "observed_popularity", "cold_penalty", "cold_neighbours"
-)  # fmt: skip
+AFTER_TRAINING = checks.AFTER_TRAINING  # fitted from text after training: with_options
 USER_VECTORS = ("network", "items")
 
 
@@ -468,6 +465,7 @@ class TextCF(RealTimeVerbs, KeepsHistories, Recommender):
         self.history_ = result.history
         self.best_epoch_ = result.best_epoch
         self._histories = Histories(seen)
+        self._fitted_with = checks.fitted_with(self)
         return self
 
     def _text_maps(self, train: sp.csr_array, learned: np.ndarray | None) -> None:
@@ -498,7 +496,8 @@ class TextCF(RealTimeVerbs, KeepsHistories, Recommender):
         The copy has them refitted on the interactions in ``interactions_`` (those of ``fit``,
         plus any ``fold_in`` / ``update`` since), exactly as ``fit`` with them would leave it
         (to float rounding); the trained network is shared. Cheap: tune these on validation
-        with it.
+        with it. Set on the model itself instead, they are refused by its verbs and ``save``
+        (its state holds the fitted values), as every hyperparameter the state depends on.
 
         Parameters
         ----------
@@ -532,6 +531,9 @@ class TextCF(RealTimeVerbs, KeepsHistories, Recommender):
         for name, value in options.items():
             setattr(out, name, value)
         out._settings()  # the new values must be valid
+        # These options are refitted below from their new values; the rest must be as fitted.
+        out._fitted_with = self._fitted_with | {n: getattr(out, n) for n in AFTER_TRAINING}
+        checks.unchanged_since_fit(out, out._fitted_with)
         # Everything the real-time verbs change in place is the copy's own; the network is shared.
         out.item_factors_ = self.item_factors_.copy()
         out.user_factors_ = self.user_factors_.copy()
@@ -564,22 +566,15 @@ class TextCF(RealTimeVerbs, KeepsHistories, Recommender):
         return self.user_factors_.shape[0], self.item_factors_.shape[0]
 
     def _vectors(self, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        self._check_fitted_with()  # e.g. tau: the [v_i, tau b(i)] rows are of the fitted tau
         queries = np.ascontiguousarray(self.user_factors_[users])
         if self.item_bias_ is None:
             return queries, self.item_factors_
         # [v_u, 1] . [v_i, tau b(i)]: one dot product, so recommend stays on semrec.topk.
         return training.biased_queries(queries), self._biased_items()
 
-    def _biased_items(self) -> np.ndarray:
-        """``[v_i, tau b(i)]`` rows, built once per fit (``add_items`` grows them)."""
-        vectors, biases = self.item_factors_, self.item_bias_
-        cached = getattr(self, "_biased_cache", None)
-        if cached is None or cached[0] is not vectors or cached[1] is not biases:
-            items = training.biased_items(vectors, biases, float(self.tau))
-            cached = self._biased_cache = (vectors, biases, items)
-        return cached[2]
-
     def _item_space(self) -> tuple[np.ndarray, str]:
+        self._check_fitted_with()  # the cold items' vectors are of the fitted cold map
         return self.item_factors_, "cosine"
 
     # -- persistence (fold_in, update, add_items and explain: RealTimeVerbs) ----------------
@@ -588,6 +583,7 @@ class TextCF(RealTimeVerbs, KeepsHistories, Recommender):
         return persistence.from_params(cls, params, saved)
 
     def _state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        self._check_fitted_with()  # the file's hyperparameters must describe its arrays
         meta, arrays = persistence.state(self)
         arrays |= csr_arrays(self._histories.matrix(), "interactions")
         return {**meta, "encoder": self._encoder_record()}, arrays
@@ -595,4 +591,5 @@ class TextCF(RealTimeVerbs, KeepsHistories, Recommender):
     def _restore(self, saved: Saved) -> None:
         self._settings()  # the saved hyperparameters must still be valid
         self._histories = Histories(persistence.restore(self, saved))
+        self._fitted_with = checks.fitted_with(self)
         self._remember_encoder(saved.meta)
