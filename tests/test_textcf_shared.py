@@ -165,6 +165,13 @@ def test_shared_negatives_survive_save_and_load(topics, tmp_path) -> None:
     [
         ({"negatives": "all"}, ValueError, 'negatives="all" samples none'),
         ({"shared_negatives": "yes"}, TypeError, "shared_negatives must be True or False"),
+        (
+            {"negatives": "ALL"},
+            ValueError,
+            r"negatives must be a positive int or \"all\", got 'ALL'",
+        ),
+        ({"negatives": "256"}, ValueError, r"negatives must be a positive int or \"all\""),
+        ({"negatives": 2.5}, TypeError, "negatives must be an int, got float"),
     ],
 )
 def test_bad_shared_negatives_are_refused(topics, kwargs, error, match) -> None:

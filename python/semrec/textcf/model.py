@@ -161,7 +161,8 @@ class TextCF(RealTimeVerbs, KeepsHistories, Recommender):
         ``None`` uses :func:`semrec.get_num_threads`, ``0`` all cores. Training is
         deterministic for a given ``random_state`` and thread count.
     show_progress : bool, optional
-        Progress bar over epochs (``None``: when stderr is a terminal).
+        Progress bar over the training interactions, batch by batch (``None``: when stderr
+        is a terminal).
 
     Attributes
     ----------
@@ -185,9 +186,10 @@ class TextCF(RealTimeVerbs, KeepsHistories, Recommender):
     user_state_ : semrec.textcf._network.UserState
         Each user's embedding sum, weight and graph sums (what ``update`` changes in O(dim)).
     history_ : list of dict
-        Per epoch: ``epoch``, ``loss``, ``ndcg`` (validation, or None), ``seconds``.
+        Per epoch: ``epoch`` (counted from 0), ``loss``, ``ndcg`` (validation, or None),
+        ``seconds``.
     best_epoch_ : int
-        The epoch whose weights were kept.
+        The epoch whose weights were kept, from 0 (``best_epoch_ + 1`` epochs were trained).
 
     Examples
     --------
@@ -326,6 +328,8 @@ class TextCF(RealTimeVerbs, KeepsHistories, Recommender):
             )
         for name in ("hidden", "factors", "batch_size", "epochs"):
             check.positive_int(getattr(self, name), name)
+        if isinstance(self.negatives, str) and self.negatives != "all":  # "ALL", "256"
+            raise ValueError(f'negatives must be a positive int or "all", got {self.negatives!r}')
         negatives = (
             0 if self.negatives == "all" else check.positive_int(self.negatives, "negatives")
         )
@@ -397,7 +401,7 @@ class TextCF(RealTimeVerbs, KeepsHistories, Recommender):
             ``relevance_threshold=4``, pass only those entries (``validation.multiply(
             validation >= 4)``).
         callback : callable, optional
-            ``callback(epoch, loss, ndcg)`` after each epoch (``ndcg`` None without validation).
+            ``callback(epoch, loss, ndcg)`` after each epoch (from 0; ``ndcg`` None unvalidated).
 
         Returns
         -------
