@@ -193,6 +193,34 @@ def test_forcing_an_unknown_isa_is_a_clear_error() -> None:
     assert "SEMREC_ISA must be one of" in result.stderr
 
 
+def test_a_forced_isa_this_cpu_lacks_is_refused_not_loaded() -> None:
+    """SEMREC_ISA=avx512 on an AVX2-only CPU would load kernels whose module init alone holds
+    AVX-512 instructions (SIGILL); the CPU's features as NumPy reports them, pretended here."""
+    from semrec._native import variants_to_try
+
+    avx2_only = {f: True for f in ("AVX2", "FMA3", "F16C", "BMI2", "SSE42")}
+    with pytest.raises(ImportError, match=r"SEMREC_ISA=avx512 needs .*AVX512F.*: avx2, generic"):
+        variants_to_try("avx512", avx2_only)
+    with pytest.raises(ImportError, match=r"SEMREC_ISA=avx2 needs .*AVX2, FMA3.*: generic$"):
+        variants_to_try("avx2", {})
+    assert variants_to_try("avx2", avx2_only) == ["avx2"]
+    assert variants_to_try(None, avx2_only) == ["native", "avx2", "generic"]
+    assert variants_to_try("", avx2_only) == variants_to_try(None, avx2_only)  # empty: unset
+
+
+def test_forcing_a_variant_this_build_lacks_says_so() -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", "import semrec"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "SEMREC_ISA": "native"},
+    )
+    if result.returncode == 0:
+        pytest.skip("this build has the native variant")
+    assert "this build of semrec has no _core_native" in result.stderr
+    assert "torch" not in result.stderr.splitlines()[-1]  # not sent to reinstall torch
+
+
 def test_thread_counts_above_the_cores_are_capped() -> None:
     # One cap for every kernel: more threads than cores is never faster, and 100k threads used
     # to crash the kernels that keep a scratch buffer per thread.

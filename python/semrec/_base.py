@@ -3,7 +3,7 @@
 A model subclasses :class:`Recommender`, stores its hyperparameters verbatim in ``__init__``
 (listed in ``_PARAMS``), returns ``self`` from ``fit`` and names in ``_FITTED_BY`` an attribute
 that exists once it is fitted. It then provides hooks; the verbs, their checks, their
-signatures and their docstrings live here:
+signatures and their docstrings live here (``use_index``: ``semrec._index_choice``):
 
 * scoring, one of
     - ``_vectors(users) -> (queries, item_vectors)`` (plus ``_score_offset``): a dot-product
@@ -26,9 +26,10 @@ import numpy as np
 import scipy.sparse as sp
 
 from semrec import _persist as persist
+from semrec import _scoring as scoring
 from semrec import _validation as check
+from semrec._index_choice import NO_USERS, IndexChoice
 from semrec._model_lock import changes_model, changes_model_with_users, model_lock, reads_model
-from semrec._scoring import kernel_scores, nearest, padded_to, search_unseen, select_in_batches
 from semrec._search import DEFAULT_STORAGE, ItemSearch
 from semrec.errors import FormatError, NotFittedError
 
@@ -36,13 +37,12 @@ __all__ = ["FORMATS", "Recommender", "load_nested", "nest"]
 
 # Users scored per dense block by score-matrix models: bounds memory at 256 x n_items floats.
 BATCH_USERS = 256
-_NO_USERS = np.empty(0, dtype=np.int64)  # _vectors(_NO_USERS)[1]: the item vectors alone
 
 # Every saved model class, by format name: what a Hybrid or ColdStartALS file loads members with.
 FORMATS: dict[str, type[Recommender]] = {}
 
 
-class Recommender:
+class Recommender(IndexChoice):
     """Base of every model: the common verbs, their argument checks, repr and persistence
     (``docs/model_contract.md``: what each verb promises, the hooks a model provides)."""
 
@@ -119,7 +119,8 @@ class Recommender:
     def _score_rows(self, users: np.ndarray) -> np.ndarray:
         """Score-matrix models: dense float32 scores of every item, (len(users), n_items)."""
         if self._is_dot_product():
-            return kernel_scores(*self._vectors(users), None, self._score_offset, self._threads)
+            queries, items = self._vectors(users)
+            return scoring.kernel_scores(queries, items, None, self._score_offset, self._threads)
         raise NotImplementedError
 
     def _rank_rows(self, users: np.ndarray) -> np.ndarray:
@@ -137,75 +138,20 @@ class Recommender:
             one, seen = users.size == 1, None
             if exclude_seen:  # one user: ids, no matrix; add_items may have grown them since
                 seen = self._seen_items(int(users[0])) if one else self._seen_rows(users)
-            found, top = search_unseen(
+            found, top = scoring.search_unseen(
                 queries, index, width, seen, candidates, self._threads, items.shape[0]
             )
             if self._score_offset:
                 top = top + np.float32(self._score_offset)  # -inf padding stays -inf
-            return padded_to((found, top), k)
+            return scoring.padded_to((found, top), k)
         seen = self._seen_rows if exclude_seen else None
-        return select_in_batches(
+        return scoring.select_in_batches(
             users, k, self._rank_rows, seen, self.n_items_, candidates, BATCH_USERS, self._threads
         )
 
-    # -- how recommend searches the items (dot-product models) -------------------------------
-    @changes_model
-    def use_index(self, kind: str = "exact", *, storage: str | None = None, **params: int) -> Any:
-        """Choose how ``recommend`` searches the items: exactly (the default) or approximately.
-
-        Parameters
-        ----------
-        kind : {"exact", "hnsw", "pq"}
-            ``"exact"`` scores every item (vectors packed once: a :class:`semrec.ItemIndex`).
-            ``"hnsw"`` / ``"pq"``: a :class:`semrec.HNSWIndex` / :class:`semrec.PQIndex` (extra
-            ``semrec[ann]``) proposes items; returned scores are exact, seen items and
-            ``items=`` honoured, but some true top k may be missed (recall: benchmarks/README.md).
-            Checked now; built now (unfitted: at the first ``recommend``), grown by
-            ``add_items``, rebuilt when the item vectors change, saved with the model.
-        storage : {"float32", "float16", "int8"}, optional
-            The exact index's packed copy (see :class:`semrec.ItemIndex`): answers are exact
-            either way; one user's query streams 1/2 (float16) or 1/4 (int8). Default: ``"int8"``
-            for :class:`semrec.ContentRecommender` (unit vectors), ``"float32"`` otherwise.
-        **params : int
-            ``"hnsw"``: ``m``, ``ef_construction``, ``ef_search``; ``"pq"``: ``m``, ``rerank``.
-
-        Returns
-        -------
-        self
-
-        Examples
-        --------
-        >>> import numpy as np, scipy.sparse as sp, semrec
-        >>> emb = np.random.default_rng(0).standard_normal((500, 16)).astype(np.float32)
-        >>> clicks = sp.eye_array(2, 500, format="csr")
-        >>> model = semrec.ContentRecommender(emb, show_progress=False).fit(clicks)
-        >>> exact = model.recommend(0, k=5)[0]
-        >>> approx = model.use_index("hnsw", ef_search=64).recommend(0, k=5)[0]
-        >>> len(set(exact) & set(approx)) >= 4
-        True
-        """
-        if not self._is_dot_product():
-            raise self._unsupported("use_index")
-        search, fitted = self._item_search(), self._FITTED_BY in vars(self)  # fitted: build now
-        search.use(kind, storage, params, (lambda: self.item_index_) if fitted else None)
-        return self
-
-    @property
-    def item_index_(self) -> Any:
-        """The index ``recommend`` searches: a :class:`semrec.ItemIndex`, or the approximate
-        index chosen with :meth:`use_index` (dot-product models)."""
-        self._check_fitted()
-        if not self._is_dot_product():
-            raise self._unsupported("use_index")
-        return self._item_search().index_for(self._vectors(_NO_USERS)[1], self._threads)
-
+    # -- how recommend searches the items (dot-product models; use_index: IndexChoice) ------
     def _item_search(self) -> ItemSearch:
         return vars(self).setdefault("_item_search_state", ItemSearch(self._ITEM_STORAGE))
-
-    def _items_changed(self, first: int = 0, items: np.ndarray | None = None) -> None:
-        """A model that changes its item vectors in place, or appends rows (``first`` = the old
-        count) to make ``items``, says so here; an array replaced by another one is noticed."""
-        self._item_search().changed(first, items)
 
     # -- the verbs -------------------------------------------------------------------------------
     @reads_model
@@ -259,10 +205,25 @@ class Recommender:
         The same values ``recommend`` ranks by and returns; a user's scores do not depend on
         the other users asked in the same call.
 
+        Parameters
+        ----------
+        users : int or 1-D array of int
+            User ids in ``[0, n_users_)``; a scalar gives 1-D results.
+        items : int or 1-D array of int
+            Item ids in ``[0, n_items_)``, in any order, repeats allowed: column ``j`` scores
+            ``items[j]``. Seen items are scored too (``exclude_seen`` is ``recommend``'s).
+
         Returns
         -------
         ndarray of float32, shape (n_users, n_items)
-            1-D for a scalar user.
+            One column per entry of ``items``; 1-D for a scalar user.
+
+        Raises
+        ------
+        IndexError
+            A user or item id outside the model's range.
+        TypeError
+            Ids that are not integers.
 
         Examples
         --------
@@ -275,15 +236,9 @@ class Recommender:
         i, _ = check.index_array(items, "items", self.n_items_, "item")
         if self._is_dot_product():
             queries, vectors = self._vectors(u)
-            out = kernel_scores(queries, vectors, i, self._score_offset, self._threads)
-        elif u.size <= BATCH_USERS and np.array_equal(i, np.arange(self.n_items_)):
-            out = np.asarray(self._score_rows(u), dtype=np.float32)  # one fresh block, no copy
+            out = scoring.kernel_scores(queries, vectors, i, self._score_offset, self._threads)
         else:
-            out = np.empty((u.size, i.size), dtype=np.float32)
-            for start in range(0, u.size, BATCH_USERS):
-                rows = self._score_rows(u[start : start + BATCH_USERS])
-                mode = "clip" if rows.shape[1] == self.n_items_ else "raise"  # i is checked
-                np.take(rows, i, axis=1, out=out[start : start + BATCH_USERS], mode=mode)
+            out = scoring.score_columns(u, i, self._score_rows, self.n_items_, BATCH_USERS)
         return out[0] if scalar else out
 
     @reads_model
@@ -293,10 +248,24 @@ class Recommender:
         Similar by the model's own item representation: the cosine of factor or embedding
         vectors, or a neighbourhood model's item graph.
 
+        Parameters
+        ----------
+        items : int or 1-D array of int
+            Item ids in ``[0, n_items_)``; a scalar gives 1-D results.
+        k : int, default 10
+            Neighbours per item (>= 1); past the other items' count the rows are padded.
+
         Returns
         -------
         ids, scores : ndarray of int32 / float32, shape (n_items, k)
             1-D for a scalar item; padded with -1 / -inf (all of it for an all-zero vector).
+
+        Raises
+        ------
+        IndexError
+            An item id outside ``[0, n_items_)``.
+        NotImplementedError
+            A model without item similarity (``MostPopular``, ``Random``).
 
         Examples
         --------
@@ -314,7 +283,7 @@ class Recommender:
 
     def _similar_items(self, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         vectors, metric = self._item_space()
-        return nearest(vectors, ids, k, metric, self._threads)
+        return scoring.nearest(vectors, ids, k, metric, self._threads)
 
     def _item_space(self) -> tuple[np.ndarray, str]:
         """The item vectors ``similar_items`` compares, and the metric (``"cosine"``/``"dot"``)."""
@@ -528,6 +497,18 @@ class Recommender:
         the file could not honour is a ValueError. Not saved, so give them again after ``load``:
         a text encoder, a ``numpy.random.Generator`` random_state (saved as None: unseeded).
 
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The file to write; a symbolic link is followed (the file it names is replaced).
+
+        Raises
+        ------
+        NotFittedError
+            The model is not fitted.
+        ValueError
+            ``path`` is a directory or not a regular file, or the model would not load back.
+
         Examples
         --------
         >>> import numpy as np, scipy.sparse as sp, semrec, tempfile, os
@@ -543,8 +524,23 @@ class Recommender:
     def load(cls, path: str | os.PathLike[str]) -> Self:
         """Read a model written by ``save``; everything read is checked first.
 
-        Raises ``FileNotFoundError`` for a missing file and :class:`semrec.FormatError` (naming
-        the file and the field) for a corrupt file, one of another model or format version.
+        Parameters
+        ----------
+        path : str or os.PathLike
+            A file written by ``save`` of this model class (``~`` is the home).
+
+        Returns
+        -------
+        Recommender
+            A fitted model of the class ``load`` is called on.
+
+        Raises
+        ------
+        FileNotFoundError
+            No file at ``path`` (IsADirectoryError: a directory).
+        semrec.FormatError
+            A corrupt file, one of another model or format version; names the file and the
+            field.
 
         Examples
         --------
@@ -562,7 +558,7 @@ class Recommender:
             model = cls._from_params(saved.params(cls._PARAMS), saved)
             model._restore(saved)
             if "item_index" in saved.meta:
-                items = model._vectors(_NO_USERS)[1]
+                items = model._vectors(NO_USERS)[1]
                 model._item_search().load(saved, "item_index", items, model._threads)
         except FormatError:
             raise

@@ -49,18 +49,39 @@ def _load_torch_openmp() -> None:
             return
 
 
+def variants_to_try(forced: str | None, features: dict[str, bool]) -> list[str]:
+    """The kernel variants to import, best first: the one ``SEMREC_ISA`` forces (refused with
+    an ImportError when this CPU lacks what it was compiled for: its first instruction would
+    kill the process with SIGILL), else every variant this CPU runs. Empty means unset."""
+    if not forced:
+        return [v for v in _VARIANTS if _supported(v, features)]
+    if forced not in _VARIANTS:
+        raise ImportError(f"SEMREC_ISA must be one of {', '.join(_VARIANTS)}, got {forced!r}")
+    missing = [flag for flag in _REQUIRES.get(forced, ()) if not features.get(flag, False)]
+    if missing:
+        runs = ", ".join(v for v in _VARIANTS[1:] if _supported(v, features))
+        raise ImportError(
+            f"SEMREC_ISA={forced} needs CPU features this CPU lacks ({', '.join(missing)}): "
+            f"its kernels would crash the process; unset SEMREC_ISA or choose one of: {runs}"
+        )
+    return [forced]
+
+
 def _load_core() -> ModuleType:
     _load_torch_openmp()
-    forced = os.environ.get("SEMREC_ISA")
-    if forced is not None and forced not in _VARIANTS:
-        raise ImportError(f"SEMREC_ISA must be one of {', '.join(_VARIANTS)}, got {forced!r}")
-    features = _cpu_features()
+    forced = os.environ.get("SEMREC_ISA") or None
     errors: list[str] = []
-    for variant in (forced,) if forced else _VARIANTS:
-        if not forced and not _supported(variant, features):
-            continue
+    for variant in variants_to_try(forced, _cpu_features()):
         try:
             return importlib.import_module(f"semrec._core_{variant}")
+        except ModuleNotFoundError as exc:
+            if forced and exc.name == f"semrec._core_{variant}":
+                raise ImportError(
+                    f"SEMREC_ISA={forced}: this build of semrec has no _core_{variant} (the "
+                    "native variant is built only with -DSEMREC_MARCH_NATIVE=ON, see "
+                    "docs/building.md); unset SEMREC_ISA or choose avx512, avx2 or generic"
+                ) from None
+            errors.append(f"_core_{variant}: {exc}")
         except ImportError as exc:
             errors.append(f"_core_{variant}: {exc}")
     raise ImportError(

@@ -81,6 +81,36 @@ def select_in_batches(
     return ids, scores
 
 
+def score_columns(
+    users: np.ndarray,
+    items: np.ndarray,
+    score_rows: Callable[[np.ndarray], np.ndarray],
+    n_items: int,
+    batch: int,
+) -> np.ndarray:
+    """``score_rows(part)[:, items]`` as float32, for ``batch`` users at a time (the dense
+    score rows of a whole catalogue stay bounded). ``items`` are checked ids, in any order,
+    repeats allowed; one block of at most ``batch`` users asking for every item in order is
+    returned as ``score_rows`` made it (fresh: no copy).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from semrec._scoring import score_columns
+    >>> rows = lambda users: np.array([[0.1, 0.9, 0.5]] * users.size, dtype=np.float32)
+    >>> score_columns(np.arange(3), np.array([2, 0, 2]), rows, 3, 2).tolist()[0]
+    [0.5, 0.10000000149011612, 0.5]
+    """
+    if users.size <= batch and np.array_equal(items, np.arange(n_items)):
+        return np.asarray(score_rows(users), dtype=np.float32)  # one fresh block, no copy
+    out = np.empty((users.size, items.size), dtype=np.float32)
+    for start in range(0, users.size, batch):
+        rows = score_rows(users[start : start + batch])
+        mode = "clip" if rows.shape[1] == n_items else "raise"  # items are checked ids
+        np.take(rows, items, axis=1, out=out[start : start + batch], mode=mode)
+    return out
+
+
 def select_topk(
     scores: np.ndarray,
     k: int,

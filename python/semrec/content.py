@@ -203,8 +203,7 @@ class ContentRecommender(EncodesText, Recommender):
             Weights per (user, item); negative weights are dislikes. Every stored entry is one
             event (duplicates add up). A ``Dataset`` brings its own ``timestamps``.
         timestamps : 1-D array of int or float, optional
-            One time per stored entry, aligned with ``interactions.data``; required with
-            ``half_life``.
+            One time per stored entry (in ``interactions.data`` order); required with ``half_life``.
 
         Returns
         -------
@@ -264,6 +263,10 @@ class ContentRecommender(EncodesText, Recommender):
     @reads_model
     def profiles(self, users: int | np.ndarray) -> np.ndarray:
         """The users' normalised interest profiles, shape (n, dim) (1-D for a scalar user).
+
+        Parameters
+        ----------
+        users : int or 1-D array of int
 
         Examples
         --------

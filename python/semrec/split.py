@@ -26,7 +26,32 @@ def random_holdout(
 ) -> tuple[Dataset, Dataset]:
     """Per user, a random ``floor(fraction * n_u)`` of the interactions go to test.
 
-    Users with a single interaction stay entirely in train.
+    Users with a single interaction (more generally, with ``fraction * n_u < 1``) stay
+    entirely in train. Needs no timestamps.
+
+    Parameters
+    ----------
+    dataset : Dataset
+        The interactions to split (at least one).
+    fraction : float, default 0.2
+        Share of each user's interactions drawn for test, strictly between 0 and 1.
+    random_state : None, int or numpy.random.Generator, default 0
+        Seeds the draw: the same seed gives the same split.
+
+    Returns
+    -------
+    train, test : Dataset
+        The interactions on each side; both keep every user and item index of ``dataset``
+        (and its id maps and tables), so an index means the same user or item in both.
+
+    Raises
+    ------
+    TypeError
+        ``dataset`` is not a :class:`~semrec.datasets.Dataset`, or ``fraction`` or
+        ``random_state`` is of the wrong type.
+    ValueError
+        ``dataset`` has no interactions, ``fraction`` is not strictly between 0 and 1, or
+        ``random_state`` is negative.
 
     Examples
     --------
@@ -58,6 +83,34 @@ def temporal_global(
     (dates without times, a batch import) the share is therefore only approximate; when every
     interaction has the same timestamp no cut exists (ValueError). Test users need not
     appear in train.
+
+    Parameters
+    ----------
+    dataset : Dataset
+        The interactions to split; needs ``dataset.timestamps``.
+    fraction : float, default 0.2
+        The share of interactions aimed at for test, strictly between 0 and 1 (see above).
+        Ignored (not even checked) when ``at`` is given.
+    at : int or float, optional
+        The cut itself, in the units of ``dataset.timestamps``: test holds ``t > at``. Taken
+        as given, so either side may be empty (at or past the last timestamp: test is; before
+        the first: train is).
+
+    Returns
+    -------
+    train, test : Dataset
+        The interactions on each side; both keep every user and item index of ``dataset``
+        (and its id maps and tables), so an index means the same user or item in both.
+
+    Raises
+    ------
+    TypeError
+        ``dataset`` is not a Dataset, or ``fraction`` or ``at`` is not one number (a bool,
+        string, date or array is refused: pass a date as epoch seconds).
+    ValueError
+        ``dataset`` has no interactions or no timestamps, ``fraction`` is not strictly
+        between 0 and 1, ``at`` is NaN or infinite, or (without ``at``) every interaction
+        has the same timestamp.
 
     Examples
     --------
@@ -92,6 +145,30 @@ def last_fraction(
 
     At least one interaction of every user stays in train, so every test user is in train.
 
+    Parameters
+    ----------
+    dataset : Dataset
+        The interactions to split; needs ``dataset.timestamps``.
+    fraction : float, default 0.2
+        Share of each user's latest interactions that go to test, strictly between 0 and 1.
+    min_test : int, default 1
+        At least this many test interactions per user (>= 0; 0 lets a user with
+        ``floor(fraction * n_u) == 0`` stay entirely in train), capped at ``n_u - 1``.
+
+    Returns
+    -------
+    train, test : Dataset
+        The interactions on each side; both keep every user and item index of ``dataset``
+        (and its id maps and tables), so an index means the same user or item in both.
+
+    Raises
+    ------
+    TypeError
+        ``dataset`` is not a Dataset, ``fraction`` is not a number or ``min_test`` not an int.
+    ValueError
+        ``dataset`` has no interactions or no timestamps, ``fraction`` is not strictly
+        between 0 and 1, or ``min_test`` is negative.
+
     Examples
     --------
     >>> from semrec.datasets import synthetic
@@ -115,6 +192,27 @@ def last_fraction(
 def leave_last_k(dataset: Dataset, k: int = 1) -> tuple[Dataset, Dataset]:
     """Per user, sorted by (timestamp, item), the last ``k`` interactions go to test
     (at most ``n_u - 1``, so every test user keeps one train interaction).
+
+    Parameters
+    ----------
+    dataset : Dataset
+        The interactions to split; needs ``dataset.timestamps``.
+    k : int, default 1
+        Test interactions per user (>= 1), capped at ``n_u - 1``: a user with a single
+        interaction stays entirely in train.
+
+    Returns
+    -------
+    train, test : Dataset
+        The interactions on each side; both keep every user and item index of ``dataset``
+        (and its id maps and tables), so an index means the same user or item in both.
+
+    Raises
+    ------
+    TypeError
+        ``dataset`` is not a Dataset or ``k`` is not an int.
+    ValueError
+        ``dataset`` has no interactions or no timestamps, or ``k`` < 1.
 
     Examples
     --------
@@ -154,6 +252,38 @@ def cold_items(
     index them with ``test.split_info["item_permutation"]`` (new index ``p`` is item
     ``perm[p]`` of the original, unpermuted data: permutations compose).
     ``permute_items=False`` keeps the input's order (for data already permuted).
+
+    Parameters
+    ----------
+    dataset : Dataset
+        The interactions to split (at least one).
+        Needs no timestamps.
+    fraction : float, default 0.1
+        Share of the eligible items made cold, strictly between 0 and 1.
+    min_interactions : int, default 5
+        Interactions (>= 1) an item needs to be eligible, counted on ``dataset``.
+    random_state : None, int or numpy.random.Generator, default 0
+        Seeds the item permutation and the draw of the cold items.
+    permute_items : bool, default True
+        Renumber the items first (see above); False keeps the input's order.
+
+    Returns
+    -------
+    train, test : Dataset
+        ``test`` holds every interaction with a cold item, ``train`` the rest. Both keep
+        every user and item index (in the permuted order unless ``permute_items=False``),
+        and both record ``split_info["item_permutation"]`` when permuted;
+        ``test.split_info["cold_items"]`` holds the cold item indices (int32, sorted).
+
+    Raises
+    ------
+    TypeError
+        ``dataset`` is not a Dataset, or an argument is of the wrong type (``permute_items``
+        must be True or False).
+    ValueError
+        ``dataset`` has no interactions, ``fraction`` is not strictly between 0 and 1,
+        ``min_interactions`` < 1, ``random_state`` is negative, no item is drawn, or the cold
+        items hold every interaction (train would be empty).
 
     Examples
     --------
@@ -215,6 +345,35 @@ def new_users(
 
     ``test.split_info["users"]`` holds the new users, ``test.split_info["history"]`` a Dataset
     with the revealed interactions only.
+
+    Parameters
+    ----------
+    dataset : Dataset
+        The interactions to split; needs ``dataset.timestamps``.
+    fraction : float, default 0.1
+        Share of the users drawn as new users, strictly between 0 and 1.
+    n_reveal : int, default 5
+        Interactions (>= 1) each new user reveals as history; a user with fewer reveals all
+        of them and has nothing in test.
+    random_state : None, int or numpy.random.Generator, default 0
+        Seeds the draw of the new users.
+
+    Returns
+    -------
+    train, test : Dataset
+        ``train`` without any interaction of the new users, ``test`` with their unrevealed
+        interactions; both keep every user and item index. ``test.split_info`` holds
+        ``"users"`` and ``"history"`` (see above).
+
+    Raises
+    ------
+    TypeError
+        ``dataset`` is not a Dataset, or an argument is of the wrong type.
+    ValueError
+        ``dataset`` has no interactions or no timestamps, ``fraction`` is not strictly
+        between 0 and 1, ``n_reveal`` < 1, ``random_state`` is negative, the draw selects
+        nobody or everybody, or ``test`` would be empty (the users drawn have no
+        interactions, or ``n_reveal`` reveals all of them).
 
     Examples
     --------

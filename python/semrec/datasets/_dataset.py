@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterable
 from os import PathLike
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -14,14 +13,16 @@ import scipy.sparse as sp
 from semrec import _hyperparameters as hyperparameters
 from semrec import _validation as check
 from semrec.datasets._ids import align, catalogue, id_array, lookup, require_columns, shown
+from semrec.datasets._inputs import (
+    FORMAT_OPTIONS,
+    INT64_MAX,
+    checked_table,
+    epoch_seconds,
+    read_csv,
+    text_value,
+)
 
 DUPLICATES = ("raise", "sum", "last")
-# How a file is written, not which rows or columns to read: what from_csv gives the item file.
-FORMAT_OPTIONS = frozenset(
-    "sep delimiter lineterminator quoting quotechar doublequote escapechar comment decimal "
-    "thousands skipinitialspace dialect encoding encoding_errors engine".split()
-)
-INT64_MAX = np.iinfo(np.int64).max
 
 
 class Dataset:
@@ -123,8 +124,8 @@ class Dataset:
             if not index.is_unique:
                 dup = index[index.duplicated()][0]
                 raise ValueError(f"{name} must be unique, {shown(dup)} appears more than once")
-        self.items = _table(items, m.shape[1], "items")
-        self.users = None if users is None else _table(users, m.shape[0], "users")
+        self.items = checked_table(items, m.shape[1], "items")
+        self.users = None if users is None else checked_table(users, m.shape[0], "users")
         self.split_info: dict[str, Any] = {}
 
     # -- constructors ----------------------------------------------------------------------
@@ -217,7 +218,7 @@ class Dataset:
             check.finite_float32(w, f"interactions[{weight_col!r}]")
         t = None
         if time_col is not None:
-            t = _timestamps(interactions[time_col], time_col)
+            t = epoch_seconds(interactions[time_col], time_col)
         # Sorted by user, item (and time, so 'last' keeps the latest of repeated pairs).
         order = np.lexsort((i, u) if t is None else (t, i, u))
         u, i, w = u[order], i[order], w[order]
@@ -262,7 +263,7 @@ class Dataset:
             else:
                 values = list(items[item_text])
             by_id = pd.Series(values, index=items[item_col].to_numpy(), dtype=object)
-            item_table["text"] = [_text(v) for v in by_id.reindex(item_ids)]
+            item_table["text"] = [text_value(v) for v in by_id.reindex(item_ids)]
         user_table = None if users is None else align(users, user_col, user_ids, "users")
         return cls(
             m,
@@ -309,10 +310,10 @@ class Dataset:
         >>> from semrec.datasets import Dataset
         >>> ds = Dataset.from_csv("ratings.csv", "userId", "movieId", "rating")  # doctest: +SKIP
         """
-        frame = _read_csv(path, **read_csv_kwargs)
+        frame = read_csv(path, **read_csv_kwargs)
         if items is not None and not isinstance(items, pd.DataFrame):
             formats = {k: v for k, v in read_csv_kwargs.items() if k in FORMAT_OPTIONS}
-            items = _read_csv(items, "items", **formats)
+            items = read_csv(items, "items", **formats)
         return cls.from_pandas(
             frame,
             user_col,
@@ -346,18 +347,53 @@ class Dataset:
         item text."""
         if "text" not in self.items.columns:
             return None
-        return [_text(t) for t in self.items["text"]]
+        return [text_value(t) for t in self.items["text"]]
 
     # -- id maps -------------------------------------------------------------------------------
     def user_index(self, raw_ids: Any) -> Any:
-        """Map raw user ids to int32 indices; unknown ids: KeyError.
+        """Map raw user ids to int32 indices (the inverse of ``user_ids``).
 
-        One id gives a scalar; a list, tuple or array of ids gives an array of its shape.
+        Parameters
+        ----------
+        raw_ids : hashable, or list, tuple or array of them
+            One raw id (``1`` and ``"1"`` are different ids), or a sequence of ids of any
+            shape (nested lists of equal length too); a tuple is a sequence of ids, not one id.
+
+        Returns
+        -------
+        numpy.int32 or ndarray of int32
+            A scalar for one id, else an array of the shape of ``raw_ids`` (empty for none).
+
+        Raises
+        ------
+        KeyError
+            An id the dataset does not know; names up to three of them and how many.
+        TypeError
+            A set or dict (unordered), a ragged sequence, or an id that cannot be hashed.
         """
         return lookup(self._user_lookup, raw_ids, "user")
 
     def item_index(self, raw_ids: Any) -> Any:
-        """Map raw item ids to int32 indices, as :meth:`user_index`; unknown ids: KeyError."""
+        """Map raw item ids to int32 indices (the inverse of ``item_ids``), as
+        :meth:`user_index` maps user ids.
+
+        Parameters
+        ----------
+        raw_ids : hashable, or list, tuple or array of them
+            One raw item id, or a sequence of them of any shape (see :meth:`user_index`).
+
+        Returns
+        -------
+        numpy.int32 or ndarray of int32
+            A scalar for one id, else an array of the shape of ``raw_ids``.
+
+        Raises
+        ------
+        KeyError
+            An id the dataset does not know (see ``item_ids``).
+        TypeError
+            A set or dict, a ragged sequence, or an id that cannot be hashed.
+        """
         return lookup(self._item_lookup, raw_ids, "item")
 
     # -- description ---------------------------------------------------------------------------
@@ -489,6 +525,22 @@ class Dataset:
         arrays are shared, and ``split_info`` keeps only the ``"item_permutation"`` of a
         renumbered dataset.
 
+        Parameters
+        ----------
+        keep : ndarray of bool, shape (n_interactions,)
+            True for each stored interaction to keep, in the order of ``interactions.data``.
+
+        Returns
+        -------
+        Dataset
+            Every user and item index of this dataset, with the kept interactions only (and
+            their timestamps).
+
+        Raises
+        ------
+        ValueError
+            ``keep`` is not a boolean array of shape ``(n_interactions,)``.
+
         Examples
         --------
         >>> import scipy.sparse as sp
@@ -532,66 +584,6 @@ def _index_dtypes(m: sp.csr_array) -> None:
     dtype = np.int32 if fits else np.int64
     m.indices = m.indices.astype(dtype, copy=False)
     m.indptr = m.indptr.astype(dtype, copy=False)
-
-
-def _table(table: pd.DataFrame | None, n: int, name: str) -> pd.DataFrame:
-    if table is None:
-        return pd.DataFrame(index=pd.RangeIndex(n))
-    if not isinstance(table, pd.DataFrame):
-        raise TypeError(f"{name} must be a pandas DataFrame, got {type(table).__name__}")
-    if len(table) != n:
-        raise ValueError(f"{name} must have one row per index ({n}), got {len(table)} rows")
-    return table.reset_index(drop=True)
-
-
-def _timestamps(col: pd.Series, name: str) -> np.ndarray:
-    """Epoch seconds, int64: datetimes converted (timezone-aware ones through UTC)."""
-    if col.isna().any():  # NaT too: it would read as the oldest instant, -2**63
-        raise ValueError(f"interactions[{name!r}] has missing timestamps")
-    if isinstance(col.dtype, pd.DatetimeTZDtype):
-        col = col.dt.tz_convert("UTC").dt.tz_localize(None)
-    if pd.api.types.is_datetime64_any_dtype(col):
-        return (col.astype("datetime64[s]").astype("int64")).to_numpy()
-    if not pd.api.types.is_integer_dtype(col):
-        raise TypeError(
-            f"interactions[{name!r}] must hold integer timestamps or datetimes, got {col.dtype}"
-        )
-    if pd.api.types.is_unsigned_integer_dtype(col) and (col > INT64_MAX).any():
-        raise ValueError(
-            f"interactions[{name!r}] holds timestamps beyond int64 (up to {col.max()}); "
-            "give seconds since the epoch"
-        )
-    return col.to_numpy(np.int64)
-
-
-def _read_csv(path: Any, name: str = "path", **kwargs: Any) -> pd.DataFrame:
-    if not isinstance(path, str | PathLike) and not hasattr(path, "read"):
-        raise TypeError(
-            f"{name} must be a file path or an open file (or, for items, a DataFrame), "
-            f"got {type(path).__name__}"
-        )
-    if isinstance(path, str | PathLike) and Path(path).is_dir():
-        raise IsADirectoryError(f"{name} must be a CSV file, but {path} is a directory")
-    try:
-        return pd.read_csv(path, **kwargs)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"no such CSV file: {path}") from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        from semrec.errors import FormatError
-
-        raise FormatError(f"{path} is not a readable CSV file: {exc}") from exc
-    except (ValueError, TypeError) as exc:  # e.g. usecols the file lacks: pandas names no file
-        error = TypeError if isinstance(exc, TypeError) else ValueError
-        raise error(f"cannot read {name}={str(path)!r} with these read_csv options: {exc}") from exc
-
-
-def _text(value: Any) -> str:
-    """One item text: missing values (None, NaN) are "" (pandas keeps NaN through astype)."""
-    if isinstance(value, str):
-        return value
-    if value is None or (np.ndim(value) == 0 and pd.isna(value)):
-        return ""
-    return str(value)
 
 
 def _quantiles(values: np.ndarray, q: tuple[float, ...]) -> list[float]:
