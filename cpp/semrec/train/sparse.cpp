@@ -143,8 +143,9 @@ const Kernels& kernels() {
     Kernels k;
 #ifdef SEMREC_DISPATCH
     const char* cap = std::getenv("SEMREC_ISA");
-    const std::string limit = cap ? cap : "avx512";
-    if (limit == "avx512" && __builtin_cpu_supports("avx512f")) {
+    const std::string limit = cap && *cap ? cap : "avx512";    // empty: unset, as in Python
+    const bool wide = limit == "avx512" || limit == "native";  // native: the CPU's own best
+    if (wide && __builtin_cpu_supports("avx512f")) {
       k.rows_product = rows_product_avx512;
       k.transposed_slice = transposed_slice_avx512;
     } else if (limit != "generic" && __builtin_cpu_supports("avx2") &&
