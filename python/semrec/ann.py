@@ -95,7 +95,7 @@ class HNSWIndex(approx.Measurable):
         ef_search: int = 128,
         num_threads: int | None = None,
     ) -> None:
-        faiss = approx.load_faiss("HNSWIndex")
+        approx.load_faiss("HNSWIndex")  # without faiss: a clear error before any work
         if isinstance(items, ItemIndex):
             if metric is not None and metric != items.metric:
                 raise ValueError(f"metric={metric!r} differs from the ItemIndex's {items.metric!r}")
@@ -106,8 +106,7 @@ class HNSWIndex(approx.Measurable):
             m, ef_construction, ef_search
         )
         self._lock = ModelLock()  # searches share the graph, an insertion has it alone (faiss)
-        self._graph = faiss.IndexHNSWFlat(self.items.dim, self.m, faiss.METRIC_INNER_PRODUCT)
-        self._graph.hnsw.efConstruction = self.ef_construction
+        self._graph = self._new_graph()
         self._add_to_graph(self.items.vectors, num_threads)
 
     @property
@@ -203,23 +202,46 @@ class HNSWIndex(approx.Measurable):
 
     def _sync(self, num_threads: int | None) -> None:
         """Put the items the graph lacks into it: those added to the wrapped ItemIndex
-        directly (``index.items.add``) are then searched too."""
-        if self._graph.ntotal < len(self.items):  # the count only grows: read without the lock
+        directly (``index.items.add``) are then searched too, and all of them after an
+        insertion that failed (:meth:`_add_to_graph` left an empty graph)."""
+        if self._graph.ntotal < len(self.items):  # read without the lock: the writer rechecks
             with self._lock.writing():
                 self._add_to_graph(self.items.vectors[self._graph.ntotal :], num_threads)
 
+    def _new_graph(self) -> Any:
+        """An empty faiss graph with this index's ``m`` and ``ef_construction``."""
+        faiss = approx.load_faiss("HNSWIndex")
+        graph = faiss.IndexHNSWFlat(self.items.dim, self.m, faiss.METRIC_INNER_PRODUCT)
+        graph.hnsw.efConstruction = self.ef_construction
+        return graph
+
     def _add_to_graph(self, x: np.ndarray, num_threads: int | None) -> None:
+        """Link the rows ``x`` into the graph; should that fail or be interrupted, the graph
+        is replaced by an empty one (rebuilt from the items at the next :meth:`_sync`)."""
         faiss = approx.load_faiss("HNSWIndex")
         if x.shape[0]:
+            graph, unit = self._graph, approx.unit_rows(x, self.items.metric)
+            empty = self._new_graph()  # made beforehand: the failure path only assigns it
             # faiss draws each new node's level from a generator it does not serialise: seeded
             # by the node count, a loaded or unpickled graph grows as the original would.
-            self._graph.hnsw.rng = faiss.RandomGenerator(_LEVEL_SEED + self._graph.ntotal)
-            with approx.faiss_threads(faiss, resolve_num_threads(num_threads)):
-                self._graph.add(approx.unit_rows(x, self.items.metric))
+            graph.hnsw.rng = faiss.RandomGenerator(_LEVEL_SEED + graph.ntotal)
+            try:
+                with approx.faiss_threads(faiss, resolve_num_threads(num_threads)):
+                    graph.add(unit)
+            except BaseException:
+                # faiss counts the new nodes before it links them: after Ctrl-C (or any error)
+                # mid-add the graph holds nodes no search reaches, and its count says it is
+                # complete. A single assignment, which a second Ctrl-C cannot skip.
+                self._graph = empty
+                raise
 
     def add(self, vectors: np.ndarray, *, num_threads: int | None = None) -> np.ndarray:
         """Add items to the exact index and the graph; returns their ids. Safe mid-search: the
         insertion waits for the searches under way and holds new ones back until it is done.
+
+        Should the graph insertion be interrupted (Ctrl-C) or fail, the exception propagates,
+        the items stay in the exact index (``len`` counts them) and the graph is rebuilt from
+        all the items at the next search, which takes as long as a new index.
 
         Examples
         --------
