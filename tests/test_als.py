@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import zipfile
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import scipy.sparse as sp
 
 import semrec
 from semrec import ALS
+from semrec import _persist as persist
 
 
 def random_interactions(rng, n_users=40, n_items=30, density=0.2, explicit=False):
@@ -439,8 +441,8 @@ def test_bad_inputs(rng):
             sp.csr_array((2, 3), dtype=np.float32), global_mean=1e308,
         )  # fmt: skip
     explicit = make(factors=2, feedback="explicit", biases=True).fit(r)
-    with pytest.raises(ValueError, match="weight: update would give user 0 a weight of 1e"):
-        explicit.update(0, 1, 1e38)  # fit refuses such ratings too (its solve diverges)
+    with pytest.raises(ValueError, match=r"weight \(user 0's history\) holds ratings up to 1e\+38"):
+        explicit.update(0, 1, 1e38)  # fit and fold_in refuse such ratings too
     with pytest.raises(ValueError, match="not fitted"):
         make().recommend(0)
     model.fit(r)
@@ -795,3 +797,136 @@ def test_a_copy_after_a_new_user_keeps_updating_as_the_model(kind, how, rng) -> 
     for a, b in zip(twin.recommend(everyone, k=5), model.recommend(everyone, k=5), strict=True):
         np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(twin.score(everyone, items), model.score(everyone, items))
+
+
+# -- Numerical extremes: one rule on weights, hyperparameters within float32 ------------------
+WEIGHT_CASES = [  # (settings, ratings' scale: the largest weight is 5x it, accepted, refusal)
+    ({"alpha": 1e-35}, 2e34, True, None),  # confidences 1 + 1e-35 * r: 1.4 to 3
+    ({"alpha": 40.0}, 1e37, False, r"alpha \* r overflows"),
+    ({"confidence": "log", "epsilon": 1e-30}, 1e10, False, r"epsilon=1e-30 is too small"),
+    ({"feedback": "explicit"}, 1e35, False, r"ratings up to \de\+35 in magnitude.*±1e\+30"),
+    ({"feedback": "explicit", "biases": True}, 1e35, False, r"ratings up to \de\+35.*±1e\+30"),
+    ({"feedback": "explicit", "solver": "cholesky"}, 1e29, True, None),
+]
+
+
+def _verdict(call, name: str, refusal: str | None, error=ValueError) -> bool:
+    """Whether ``call`` accepts; a refusal must name the argument ``name`` and say why."""
+    try:
+        call()
+    except error as exc:
+        assert refusal is not None, exc
+        assert name in str(exc) and re.search(refusal, str(exc)), exc
+        return False
+    return True
+
+
+@pytest.mark.parametrize(("settings", "scale", "accepted", "refusal"), WEIGHT_CASES)
+def test_fit_fold_in_update_from_factors_and_load_agree_on_weights(
+    rng, tmp_path, settings, scale, accepted, refusal
+) -> None:
+    """The weights one verb accepts, every verb accepts (fit's, fold_in's, update's; load
+    refused a fitted explicit model's mean, update every click of a fitted implicit user)."""
+    base = random_interactions(rng, n_users=12, n_items=8, density=0.4)
+    big = base * np.float32(scale)
+    small = make(factors=2, **settings).fit(base)  # a model that already holds the small data
+    kw = {"user_biases": small.user_biases_, "item_biases": small.item_biases_}
+    kw = kw if settings.get("biases") else {}
+    path = tmp_path / "big.npz"
+    small.save(path)  # then its interactions replaced by the big ones, checksums recomputed
+    with np.load(path) as z:
+        version = json.loads(z["metadata"].tobytes())["version"]
+    saved = persist.read(path, "semrec.ALS", version)
+    arrays = {k: np.array(v) for k, v in saved.arrays.items()}
+    np.testing.assert_array_equal(arrays["interactions_indices"], big.indices)
+    arrays["interactions_data"] = big.data
+    persist.write(path, {k: v for k, v in saved.meta.items() if k != "checksums"}, arrays)
+    item = int(np.flatnonzero(base[[0]].toarray()[0] == 0)[0])
+    verdicts = {
+        "fit": _verdict(lambda: make(factors=2, **settings).fit(big), "interactions", refusal),
+        "fold_in": _verdict(lambda: small.fold_in(big[[0, 1]]), "history", refusal),
+        "update": _verdict(lambda: small.update(0, item, 5 * scale), "weight", refusal),
+        "from_factors": _verdict(
+            lambda: ALS.from_factors(
+                small.user_factors_, small.item_factors_, big, factors=2, **settings, **kw
+            ),
+            "interactions",
+            refusal,
+        ),
+        "load": _verdict(lambda: ALS.load(path), "interactions", refusal, semrec.FormatError),
+    }
+    assert verdicts == dict.fromkeys(verdicts, accepted)
+
+
+@pytest.mark.parametrize(
+    ("settings", "scale"), [(s, scale) for s, scale, ok, _ in WEIGHT_CASES if ok]
+)
+def test_a_model_fitted_on_large_accepted_weights_takes_a_click(rng, tmp_path, settings, scale):
+    """update(u, i, 1.0) after a fit on weights near the bound: the exact solve of the
+    changed history (a NumPy reference), and the model saves and loads back."""
+    r = random_interactions(rng, n_users=12, n_items=8, density=0.4) * np.float32(scale)
+    model = make(factors=2, regularization=0.1, **settings).fit(r)
+    item = int(np.flatnonzero(r[[0]].toarray()[0] == 0)[0])
+    got = model.update(0, item, 1.0)
+    history = r[[0]].toarray().astype(np.float64)
+    history[0, item] += 1.0
+    if model.feedback == "implicit":
+        want = implicit_half_step(history, model.item_factors_, 0.1, settings["alpha"])[0]
+    else:
+        want = explicit_half_step(history, model.item_factors_, 0.1)[0]
+    np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-6 * np.abs(want).max())
+    model.save(tmp_path / "m.npz")
+    np.testing.assert_array_equal(ALS.load(tmp_path / "m.npz").user_factors_[0], got)
+
+
+def test_an_update_past_float32_names_weight_and_changes_nothing(rng) -> None:
+    """The sum is checked before the float32 cast (which stored inf, with NumPy's warning)."""
+    model = make(factors=2, alpha=1e-37).fit(random_interactions(rng))
+    item = int(model.interactions_[[0]].indices[0])
+    model.update(0, item, 2e38)  # a confidence of 1 + 20: accepted
+    before = model.interactions_.copy(), model.user_factors_.copy()
+    with pytest.raises(ValueError, match=r"weight: update would give user 0 a weight of 4e\+38"):
+        model.update(0, item, 2e38)
+    np.testing.assert_array_equal(model.interactions_.toarray(), before[0].toarray())
+    np.testing.assert_array_equal(model.user_factors_, before[1])
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"confidence": "log", "epsilon": 1e-45}, r"epsilon must be at least 1\.18e-38"),
+        ({"epsilon": 1e39}, r"epsilon must be at most 3\.4e\+38 \(float32\)"),
+        ({"epsilon": 0.0}, r"epsilon must be a finite number > 0"),
+        ({"regularization": 1e25}, r'regularization must be at most 1e\+18 with solver="cg"'),
+        ({"regularization": 1e39, "solver": "cholesky"}, r"regularization must be at most 3\.4e"),
+        ({"alpha": 1e39}, r"alpha must be at most 3\.4e\+38 \(float32\)"),
+    ],
+)
+def test_hyperparameters_beyond_float32_are_refused_naming_them(settings, message) -> None:
+    """Not "confidence overflows, reduce alpha", "diverged, increase regularization" or
+    "weights too large", each of which blamed something else."""
+    r = sp.csr_array(np.array([[1, 0, 2], [0, 1, 1], [1, 1, 0]], np.float32))
+    with pytest.raises(ValueError, match=message):
+        make(factors=2, **settings).fit(r)
+    with pytest.raises(ValueError, match=message):
+        ALS.from_factors(np.ones((3, 2), np.float32), np.ones((3, 2), np.float32), **settings)
+
+
+def test_hyperparameters_at_the_bounds_fit() -> None:
+    """Just inside each bound: finite factors, and the log confidence of the smallest epsilon
+    is the exact solve of a NumPy reference (r / epsilon near 1e38, log1p of it about 88)."""
+    r = sp.csr_array(np.array([[1, 0, 2], [0, 1, 1], [1, 1, 0]], np.float32))
+    tiny = float(np.finfo(np.float32).tiny)
+    for settings in (
+        {"regularization": 1e18},
+        {"regularization": 1e38, "solver": "cholesky"},
+        {"alpha": 1e38, "feedback": "explicit"},  # ignored there, but still a float32
+    ):
+        assert np.isfinite(make(factors=2, **settings).fit(r).user_factors_).all(), settings
+    model = make(factors=2, confidence="log", epsilon=tiny, alpha=1e-2).fit(r)
+    history = r[[0]].toarray()[0].astype(np.float64)
+    c = 1e-2 * np.log1p(history / np.float64(np.float32(tiny)))
+    y = model.item_factors_.astype(np.float64)
+    a = y.T @ y + y.T @ (c[:, None] * y) + 0.01 * np.eye(2)
+    want = np.linalg.solve(a, y.T @ ((1 + c) * (history > 0)))
+    np.testing.assert_allclose(model.fold_in(r[[0]])[0], want, rtol=1e-3)

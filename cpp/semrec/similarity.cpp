@@ -663,6 +663,9 @@ void scan(const Scan<T>& s, int num_threads, const StopCheck& stop, TopKOutput o
     part_scores.resize(part_ids.size());
   }
   const std::int64_t stride = dim * kPanel;  // floats (or halves) per panel
+  // A task may span the whole catalogue (seconds at millions of items): Ctrl-C is polled per
+  // item block on the thread that released the GIL, and every thread then leaves its task.
+  std::atomic<bool> stopped{false};
 
   parallel_tasks(qblocks.count * chunks, num_threads, stop, [&](std::int64_t task) {
     const std::int64_t qb = task / chunks, chunk = task % chunks;
@@ -707,6 +710,11 @@ void scan(const Scan<T>& s, int num_threads, const StopCheck& stop, TopKOutput o
     }
     const std::int64_t depth_block = tiles == 1 ? std::max<std::int64_t>(dim, 1) : kDepthBlock;
     for (std::int64_t ib = b0; ib < b1; ++ib) {
+      if (stopped.load(std::memory_order_relaxed)) return;
+      if (stop && omp_get_thread_num() == 0 && stop()) {  // the poll itself costs ~20 ns
+        stopped = true;
+        throw Interrupted();
+      }
       const std::int64_t i0 = iblocks.begin(ib), n = iblocks.end(ib) - i0;
       const std::int64_t n_panels = (n + kPanel - 1) / kPanel;
       const T* panels = s.panels ? s.panels + (i0 / kPanel) * stride : own_panels.data();

@@ -31,6 +31,13 @@ SETTINGS = (
     "factors", "regularization", "alpha", "feedback", "confidence", "epsilon", "biases",
     "solver", "cg_steps",
 )  # fmt: skip
+# Explicit scores, the global mean and the biases are on the ratings' scale: ratings past this
+# would leave float32 scores (3.4e38) no headroom. Implicit weights are confidences, not scores.
+LARGEST_RATING = 1e30
+# solver="cg" squares its float32 residual, which holds regularization times the factors: past
+# this (about the square root of float32's largest) it overflows at the first half-step.
+LARGEST_CG_REGULARIZATION = 1e18
+_FLOAT32_TINY = float(np.finfo(np.float32).tiny)  # the smallest normal float32
 
 
 class KernelRows(NamedTuple):
@@ -96,9 +103,20 @@ class ALSSolve:
         self.solver = check.choice(solver, "solver", SOLVERS)
         self.feedback = check.choice(feedback, "feedback", FEEDBACK)
         self.confidence = check.choice(confidence, "confidence", CONFIDENCE)
-        self.regularization = check.number(regularization, "regularization", minimum=0)
-        self.alpha = check.number(alpha, "alpha", minimum=0)
-        self.epsilon = check.number(epsilon, "epsilon", above=0)
+        self.regularization = _float32(regularization, "regularization", minimum=0)
+        if self.solver == "cg" and self.regularization > LARGEST_CG_REGULARIZATION:
+            raise ValueError(
+                f"regularization must be at most {LARGEST_CG_REGULARIZATION:g} with "
+                f'solver="cg" (its float32 steps square regularization times the factors), got '
+                f'{regularization}; use solver="cholesky" or a smaller regularization'
+            )
+        self.alpha = _float32(alpha, "alpha", minimum=0)
+        self.epsilon = _float32(epsilon, "epsilon", above=0)
+        if self.epsilon < _FLOAT32_TINY:  # float32 would make it 0 or lose its digits
+            raise ValueError(
+                f"epsilon must be at least {_FLOAT32_TINY:.3g} (float32's smallest "
+                f"normal number; the log confidence divides by it), got {epsilon}"
+            )
         self.biases = check.flag(biases, "biases")
         if self.biases and self.feedback != "explicit":
             raise ValueError('biases=True needs feedback="explicit" (implicit ALS has no biases)')
@@ -146,24 +164,57 @@ class ALSSolve:
         """Per entry: ``c - 1`` (implicit) or the centred rating ``r - global_mean``.
 
         Computed in float32 (one pass, no float64 copy of every weight); an overflow shows up
-        as inf and is reported.
+        as inf and is reported. The one rule on weights of ``fit``, ``fold_in``, ``update``,
+        ``from_factors`` and ``load`` (see :meth:`check_weights`): explicit ratings within
+        ``±LARGEST_RATING``, implicit weights whose confidence is finite in float32.
         """
         weights = np.asarray(weights, dtype=np.float32)
+        if not self.implicit and weights.size:
+            if (peak := np.abs(weights).max()) > np.float32(LARGEST_RATING):
+                raise ValueError(
+                    f"{name} holds ratings up to {peak:.3g} in magnitude; explicit ALS takes "
+                    f"ratings within ±{LARGEST_RATING:g} (its float32 scores, mean and biases "
+                    "are on their scale); rescale them, e.g. divide by their maximum"
+                )
         with np.errstate(over="ignore"):
             if not self.implicit:
                 values = weights - np.float32(global_mean)
             elif self.confidence == "log":
-                values = np.log1p(weights / np.float32(self.epsilon))
+                values = weights / np.float32(self.epsilon)
+                if values.size and not np.isfinite(values).all():
+                    raise ValueError(
+                        f"epsilon={self.epsilon:g} is too small for {name}: r / epsilon "
+                        f"overflows float32 (max weight {weights.max():g}); use a larger "
+                        "epsilon (above max weight / 3.4e38) or rescale the weights"
+                    )
+                values = np.log1p(values, out=values)
                 values *= np.float32(self.alpha)
             else:
                 values = weights * np.float32(self.alpha)
         if values.size and not np.isfinite(values).all():
-            what = "r - mean" if not self.implicit else "confidence alpha * r"
+            log = self.confidence == "log"
+            what = "confidence alpha * " + ("log1p(r / epsilon)" if log else "r")
+            what = what if self.implicit else "r - mean"
             raise ValueError(
                 f"{name}: {what} overflows float32 (alpha={self.alpha}, max weight "
                 f"{weights.max()}); reduce alpha or rescale the interaction weights"
             )
         return values
+
+    def check_weights(self, weights: np.ndarray, name: str = "interactions") -> None:
+        """:meth:`values`'s refusals for a whole matrix's weights in one pass: the weight
+        largest in magnitude is the one refused (the confidence grows with ``r >= 0``).
+
+        Parameters
+        ----------
+        weights : array of float
+            The stored weights (``interactions.data``).
+        name : str, default "interactions"
+            The argument the weights came from, named in the error.
+        """
+        weights = np.asarray(weights, dtype=np.float32)
+        if weights.size:
+            self.values(np.abs(weights).max(keepdims=True), 0.0, name)
 
     def kernel_rows(
         self, m: sp.csr_array, global_mean: float = 0.0, name: str = "interactions"
@@ -419,3 +470,59 @@ class ALSSolve:
         target = z[item] if np.ndim(item) == 0 else np.asarray(item, dtype=np.float64)[:dims]
         similarity = z_hist @ np.linalg.solve(system, target)  # y_j^T W_u y_i (W_u symmetric)
         return ids, weights * similarity
+
+
+def _float32(value: Any, name: str, **bounds: float) -> float:
+    """A hyperparameter the kernels take as a float32: :func:`check.number` with ``bounds``,
+    and at most float32's largest (past it the kernel would see inf)."""
+    out = check.number(value, name, **bounds)
+    if out > check.FLOAT32_MAX:
+        raise ValueError(f"{name} must be at most {check.FLOAT32_MAX:.3g} (float32), got {value}")
+    return out
+
+
+def add_weight(
+    indices: np.ndarray, weights: np.ndarray, user: int, item: int, weight: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """``user``'s history (sorted item ids, float32 weights) with ``weight`` added to
+    ``item``'s: a new interaction if it has none (seen even with weight 0). A sum beyond
+    float32 is refused naming ``weight`` (the cast would store inf); the problem's own bounds
+    are :meth:`ALSSolve.values`'s, as for every weight.
+
+    Parameters
+    ----------
+    indices, weights : ndarray
+        The user's history: sorted item ids and their float32 weights.
+    user, item : int
+        The user (named in the error) and the item whose weight changes.
+    weight : float
+        What the click adds.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from semrec.als_solve import add_weight
+    >>> ids, w = add_weight(np.array([1, 4]), np.array([2, 3], np.float32), 0, 2, 1.0)
+    >>> ids.tolist(), w.tolist()
+    ([1, 2, 4], [2.0, 1.0, 3.0])
+    """
+    pos = int(np.searchsorted(indices, item))
+    present = pos < indices.size and indices[pos] == item
+    total = float(weights[pos]) + weight if present else weight
+    if abs(total) > check.FLOAT32_MAX:
+        raise ValueError(
+            f"weight: update would give user {user} a weight of {total:.3g} on item {item}, "
+            f"beyond float32's {check.FLOAT32_MAX:.3g}; rescale the weights"
+        )
+    if present:
+        weights = weights.copy()
+        weights[pos] = np.float32(total)
+        return indices, weights
+    return _insert(indices, pos, item), _insert(weights, pos, weight)
+
+
+def _insert(values: np.ndarray, pos: int, value: Any) -> np.ndarray:
+    """``values`` with ``value`` inserted at ``pos`` (np.insert's generality costs 10x here)."""
+    out = np.empty(values.size + 1, dtype=values.dtype)
+    out[:pos], out[pos], out[pos + 1 :] = values[:pos], value, values[pos:]
+    return out
