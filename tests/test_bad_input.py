@@ -65,7 +65,7 @@ def test_als_fold_in_of_ordinary_weights_matches_a_float64_solve(clicks):
 
 def test_explicit_als_with_ratings_near_float32_max_never_gives_nan(clicks):
     als = semrec.ALS(4, feedback="explicit", random_state=0, show_progress=False).fit(clicks)
-    with pytest.raises(ValueError, match=r"history has weights too large.*rescale"):
+    with pytest.raises(ValueError, match=r"history holds ratings up to 3e\+38 .*rescale"):
         als.fold_in(_history(20, {0: 3e38, 1: 3e38, 2: 3e38}))
 
 
@@ -610,3 +610,59 @@ def test_none_for_a_vector_argument_is_a_type_error_naming_it(clicks):
         semrec.diversify([0, 1], [1.0, 0.5], None, 2)
     with pytest.raises(TypeError, match="item_embeddings must be a dense float32 array, got None"):
         semrec.ContentRecommender(None, show_progress=False).fit(clicks)
+
+
+# -- duplicate entries whose float32 sum overflows -------------------------------------------------
+def _duplicates_past_float32() -> sp.csr_array:
+    """User 1 holds item 2 twice at 2e38 (each within float32, their sum 4e38 is not)."""
+    data = np.array([1.0, 1.0, 2e38, 2e38], np.float32)
+    return sp.csr_array((data, np.array([0, 1, 2, 2]), np.array([0, 2, 4])), shape=(2, 3))
+
+
+_TINY_TEXTCF = dict(hidden=4, factors=2, epochs=1, negatives=1, random_state=0, show_progress=False)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        semrec.MostPopular,
+        lambda: semrec.Random(0),
+        lambda: semrec.ALS(2, iterations=1, random_state=0, show_progress=False),
+        lambda: semrec.TextCF(np.eye(3, dtype=np.float32), **_TINY_TEXTCF),
+    ],
+    ids=["MostPopular", "Random", "ALS", "TextCF"],
+)
+def test_duplicates_summing_past_float32_are_refused_naming_the_entry(make):
+    m = _duplicates_past_float32()
+    assert np.float64(2e38) * 2 > np.finfo(np.float32).max  # the NumPy reference: it overflows
+    # Warnings are errors here: NumPy's "overflow encountered in reduceat" must not leak.
+    with pytest.raises(ValueError, match=r"^interactions holds 2 entries for \(user 1, item 2\) "
+                       r"whose sum overflows float32.*their sum is 4e\+38"):  # fmt: skip
+        make().fit(m)
+
+
+def test_duplicates_within_float32_are_summed_in_float32_as_numpy_does():
+    m = _duplicates_past_float32()
+    m.data[2:] = np.float32(1e38)
+    expected = np.zeros(m.shape, np.float32)
+    np.add.at(expected, (np.array([0, 0, 1, 1]), m.indices), m.data)  # float32, stored order
+    pop = semrec.MostPopular().fit(m)
+    np.testing.assert_array_equal(pop.interactions_.toarray(), expected)
+    with pytest.raises(ValueError, match=r"^history holds 2 entries for \(user 1, item 2\)"):
+        pop.fold_in(_duplicates_past_float32())
+
+
+@pytest.mark.parametrize("make", [semrec.MostPopular, lambda: semrec.Random(0)])
+def test_baseline_updates_past_float32_are_refused_and_change_nothing(tmp_path, make):
+    model = make().fit(sp.csr_array(np.ones((1, 2), np.float32)))
+    model.update(0, 0, 3e38)
+    before = model.interactions_.toarray()
+    assert before[0, 0] == np.float32(1) + np.float32(3e38)  # summed in float32, finite
+    pattern = r"^weight: update would make interaction \(0, 0\) 3e\+38 \+ 3e\+38, past float32"
+    with pytest.raises(ValueError, match=pattern):
+        model.update(0, 0, 3e38)
+    with pytest.raises(ValueError, match=r"^weight: .* \(1, 1\) 0 \+ 1e\+39, past float32"):
+        model.update(1, 1, 1e39)  # a new user, whose weight alone is past float32
+    np.testing.assert_array_equal(model.interactions_.toarray(), before)
+    assert model.n_users_ == 1
+    model.save(tmp_path / "m.npz")  # finite weights: the file is written

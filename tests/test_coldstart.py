@@ -533,3 +533,36 @@ def test_clicks_are_read_per_user_without_a_merge(rng, params):
         rest = 0.0 if model.item_biases_ is None else als.global_mean_ + model.item_biases_[i]
         np.testing.assert_allclose(table["contribution"].sum() + rest, expected[u, i],
                                    rtol=1e-4, atol=1e-4)  # fmt: skip
+
+
+@pytest.mark.parametrize("intercept", [True, False])
+def test_ridge_of_huge_embeddings_is_the_rescaled_solve_without_a_warning(rng, intercept):
+    # Normal scale: the equilibrated solve is the plain one (NumPy) to 1e-10.
+    e = rng.standard_normal((40, 8)).astype(np.float32)
+    f = rng.standard_normal((40, 3))
+    w, b = ridge_map(e, f, 0.5, fit_intercept=intercept)
+    ref = normal_equations(e.astype(np.float64), f, 0.5, intercept)
+    np.testing.assert_allclose(w, ref[:8], rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(b, ref[8] if intercept else np.zeros(3), rtol=1e-10, atol=1e-12)
+    # Norm ~1e10: E'E reaches 1e20 beside the intercept's count of 40, which SciPy's condition
+    # estimate took for ill-conditioning (a LinAlgWarning; warnings are errors here). With
+    # E = c E0 the answer is W = W0 / c of the ridge on E0 with penalty reg / c^2 (b alike).
+    c = 1e10
+    big = (e * np.float32(c)).astype(np.float32)
+    w, b = ridge_map(big, f, 0.5, fit_intercept=intercept)
+    ref = normal_equations(big.astype(np.float64) / c, f, 0.5 / c**2, intercept)
+    np.testing.assert_allclose(w, ref[:8] / c, rtol=1e-9, atol=0)
+    np.testing.assert_allclose(b, ref[8] if intercept else np.zeros(3), rtol=1e-9, atol=1e-12)
+
+
+def test_cold_start_als_of_embeddings_of_norm_1e10_fits_without_a_warning(rng):
+    clicks = sp.random_array((40, 30), density=0.2, format="csr", rng=0, dtype=np.float32)
+    emb = rng.standard_normal((30, 8)).astype(np.float32) * np.float32(1e10)
+    als = semrec.ALS(4, iterations=3, random_state=0, show_progress=False)
+    model = semrec.ColdStartALS(als, emb).fit(clicks)  # a LinAlgWarning would be an error
+    warm = als.item_counts_ >= 1
+    x = np.hstack([emb[warm].astype(np.float64) / 1e10, np.ones((warm.sum(), 1))])
+    penalty = np.diag(np.r_[np.full(8, model.regularization / 1e20), 0.0])
+    ref = np.linalg.solve(x.T @ x + penalty, x.T @ als.item_factors_[warm].astype(np.float64))
+    np.testing.assert_allclose(model.weights_, (ref[:8] / 1e10).astype(np.float32), rtol=1e-5)
+    np.testing.assert_allclose(model.intercept_, ref[8].astype(np.float32), rtol=1e-5, atol=1e-6)

@@ -959,3 +959,49 @@ def test_a_long_stream_of_clicks_matches_a_dense_reference(name):
         model.save(f"{tmp}/model")
         loaded = type(model).load(f"{tmp}/model")
         check_everything(loaded)  # MostPopular too: its fitted counts are saved
+
+
+# ---------------------------------------------------------------------------------------------
+# Shrinkage at the edges of float32
+
+
+@pytest.mark.parametrize("kind", MODELS)
+def test_shrinkage_beyond_float32_is_refused(rng, kind):
+    r = random_interactions(rng, 20, 15, 0.3)
+    with np.errstate(over="ignore"):  # what the kernel would divide by: every similarity 0
+        assert np.float32(1e39) == np.inf
+    with pytest.raises(ValueError, match=r"^shrinkage must be at most 3.4e\+38 \(float32"):
+        make(MODELS[kind], 5, shrinkage=1e39).fit(r)
+
+
+def _reference_scores(r: np.ndarray, kind: str, k: int, shrink: float) -> np.ndarray:
+    graph, _ = reference_graph(r, kind, k, "none", shrink)
+    return r @ graph if kind == "item" else graph @ r
+
+
+@pytest.mark.parametrize("kind", MODELS)
+def test_weights_whose_shrunk_scores_underflow_are_refused_the_rest_match_float64(rng, kind):
+    r = random_interactions(rng, 50, 30, 0.2)  # weights in [0.5, 5)
+    tiny = sp.csr_array(r * np.float32(4e-15))  # accepted without shrinkage (>= 1e-15)
+    # The float64 reference: with shrinkage 10 the scores (~w^3 / 10) are below float32's
+    # smallest normal number, where float32 keeps a few bits or none (other top-5s).
+    ref = _reference_scores(tiny.toarray().astype(np.float64), kind, 10, 10.0)
+    assert 0 < ref[ref > 0].max() < np.finfo(np.float32).tiny
+    with pytest.raises(ValueError, match=r"^interactions holds weights as small as 2.*e-15; "
+                       r"with shrinkage=10 .* keep weights above 2.15e-10"):  # fmt: skip
+        make(MODELS[kind], 10, shrinkage=10.0).fit(tiny)
+    make(MODELS[kind], 10).fit(tiny)  # without shrinkage the bounds are as before
+    # Just above the bound the model is the float64 formula's, to float32 rounding.
+    small = sp.csr_array(r * np.float32(1e-9))
+    model = make(MODELS[kind], 10, shrinkage=10.0).fit(small)
+    ref = _reference_scores(small.toarray().astype(np.float64), kind, 10, 10.0)
+    got = model.score(np.arange(50), np.arange(30))
+    np.testing.assert_allclose(got, ref, rtol=1e-4, atol=0)
+    ids, _ = model.recommend(np.arange(50), k=5)
+    np.testing.assert_array_equal(ids, topk_ref(ref, 5, exclude=small.toarray() > 0)[0])
+    # fold_in and update keep the bound of the fitted shrinkage.
+    hist = sp.csr_array(np.where(np.arange(30) == 3, 1e-12, 0).astype(np.float32)[None])
+    with pytest.raises(ValueError, match="history holds weights as small as 1e-12; with shrinkage"):
+        model.fold_in(hist)
+    with pytest.raises(ValueError, match=r"^weight: .* 1e-12; .* keep them in \[2.15e-10, 1e\+15"):
+        model.update(0, int(np.flatnonzero(small.toarray()[0] == 0)[0]), 1e-12)

@@ -851,3 +851,24 @@ def test_validation_dataset_must_share_the_training_id_maps() -> None:
     # The same id maps (a copy of them, as another Dataset of the same ids) are accepted.
     same = semrec.datasets.Dataset(m, user_ids=[0, 1, 2], item_ids=[0, 1, 2])
     assert model.fit(train, validation=same).history_[0]["ndcg"] is not None
+
+
+def test_item_embeddings_of_tiny_norm_are_refused_normal_ones_kept_as_given() -> None:
+    m, emb, _ = _problem()
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    settings = dict(hidden=8, factors=4, epochs=1, negatives=2, random_state=0,
+                    show_progress=False)  # fmt: skip
+    # x1e-6 the network sees only its biases: every user's scores within ~1e-7 (chance hit@10).
+    tiny = emb * np.float32(1e-6)
+    top = np.linalg.norm(tiny.astype(np.float64), axis=1).max()
+    with pytest.raises(ValueError, match=rf"^item_embeddings has rows of norm at most {top:.3g}; "
+                       r".*Normalise the rows"):  # fmt: skip
+        semrec.TextCF(tiny, **settings).fit(m)
+    # Accepted: unit rows, rows of norm 0.01, and one row of norm >= 1e-3 among zero ones.
+    few = np.zeros_like(emb)
+    few[0] = emb[0] * np.float32(2e-3)
+    for ok in (emb, emb * np.float32(0.01), few):
+        model = semrec.TextCF(ok, **settings).fit(m)
+        assert model.item_embeddings_ is ok or np.array_equal(model.item_embeddings_, ok)
+    users = np.zeros((m.shape[0], emb.shape[1]), np.float32)  # user text may be absent (zero)
+    semrec.TextCF(emb, user_embeddings=users, user_text_weight=0.5, **settings).fit(m)

@@ -47,11 +47,40 @@ def transpose(m: sp.csr_array, threads: int = 1) -> sp.csr_array:
 # squares underflow to 0 and every similarity with them.
 LARGEST_WEIGHT = 1e15
 SMALLEST_WEIGHT = 1e-15
+# With shrinkage s, the similarities of the smallest weights w are about w**2 / s and the
+# scores through them w**3 / s: both are kept above SMALLEST_WEIGHT's square, as the
+# similarity sums are without shrinkage (float32's smallest normal number is 1.2e-38).
+SMALLEST_PRODUCT = SMALLEST_WEIGHT**2
 
 
-def check_weight_range(weights: np.ndarray, name: str) -> None:
-    """Neighbour similarities square the weights in float32: refuse weights whose squares
-    overflow (past 3.4e38 every similarity becomes 0) or underflow to 0 there."""
+def check_shrinkage(shrinkage: float) -> None:
+    """Refuse a ``shrinkage`` (a finite number >= 0) past float32's range: the kernel divides
+    by ``|a| |b| + shrinkage`` in float32, where it would be inf (every similarity 0)."""
+    if shrinkage > check.FLOAT32_MAX:
+        raise ValueError(
+            f"shrinkage must be at most {check.FLOAT32_MAX:.3g} (float32, which neighbour "
+            f"similarities are computed in), got {shrinkage}"
+        )
+
+
+def smallest_weight(shrinkage: float) -> float:
+    """The smallest non-zero weight whose similarities and scores stay clear of float32's
+    underflow with ``shrinkage`` (``SMALLEST_WEIGHT`` without shrinkage).
+
+    Examples
+    --------
+    >>> from semrec._knn_graph import smallest_weight
+    >>> smallest_weight(0.0), float(f"{smallest_weight(1000.0):.3g}")
+    (1e-15, 1e-09)
+    """
+    floor = SMALLEST_PRODUCT * float(shrinkage)
+    return max(SMALLEST_WEIGHT, floor**0.5, floor ** (1 / 3))
+
+
+def check_weight_range(weights: np.ndarray, name: str, shrinkage: float = 0.0) -> None:
+    """Neighbour similarities square the weights in float32 (and divide them by
+    ``|a| |b| + shrinkage``): refuse weights whose squares overflow (past 3.4e38 every
+    similarity becomes 0), or whose similarities or scores underflow there."""
     peak = float(weights.max(initial=0.0))
     if peak > LARGEST_WEIGHT:
         raise ValueError(
@@ -65,6 +94,25 @@ def check_weight_range(weights: np.ndarray, name: str) -> None:
             f"{name} holds weights as small as {low:.3g}; neighbour similarities square them "
             f"in float32 (below ~1e-19 a square is 0, and so is every similarity): keep "
             f"weights above {SMALLEST_WEIGHT:g}, e.g. divide them by their maximum"
+        )
+    if low < (bound := smallest_weight(shrinkage)):
+        most = min(low**2, low**3) / SMALLEST_PRODUCT  # the shrinkage these weights bear
+        raise ValueError(
+            f"{name} holds weights as small as {low:.3g}; with shrinkage={shrinkage:g} their "
+            f"neighbour similarities (~w^2/shrinkage) and scores (~w^3/shrinkage) fall below "
+            f"{SMALLEST_PRODUCT:g}, towards float32's underflow: keep weights above "
+            f"{bound:.3g} (multiply them all by one constant) or pass shrinkage <= {most:.3g}"
+        )
+
+
+def check_updated_weight(total: float, user: int, item: int, shrinkage: float) -> None:
+    """Refuse an update that leaves interaction (user, item) outside the bounds fit keeps."""
+    low = smallest_weight(shrinkage)
+    if total > LARGEST_WEIGHT or 0 < total < low:
+        raise ValueError(
+            f"weight: update would make interaction ({user}, {item}) {total:.3g}; neighbour "
+            f"similarities square weights in float32 (with shrinkage={shrinkage:g}): keep them "
+            f"in [{low:.3g}, {LARGEST_WEIGHT:g}] (or 0)"
         )
 
 

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from semrec._encoder_output import encoded as encoded
 from semrec._id_checks import index_array as index_array
 from semrec._id_checks import new_user_ids as new_user_ids
 
@@ -78,39 +79,6 @@ def _converted(x: Any, name: str) -> np.ndarray:
             f"{name} must be a rectangular array of numbers (every row the same length); "
             "pad or drop the short rows"
         ) from None
-
-
-def encoded(encoder: Any, texts: list[str], dim: int | None, **kwargs: Any) -> np.ndarray:
-    """``encoder.encode(texts, **kwargs)`` as a C-contiguous float32 ``(len(texts), dim)`` array
-    (any width for ``dim=None``) of finite values, else an error naming the encoder, before the
-    caller changes anything (a wrong row count would add the wrong number of items; a wrong
-    width or NaN, meaningless ones)."""
-    who, n = f"encoder.encode ({type(encoder).__name__})", len(texts)
-    raw = encoder.encode(texts, **kwargs)
-    try:
-        with np.errstate(over="ignore"):  # a float64 beyond float32 becomes inf: refused below
-            out = np.ascontiguousarray(raw, dtype=np.float32)
-    except (TypeError, ValueError):
-        raise TypeError(
-            f"{who} gave {type(raw).__name__}: give numbers, one row per text"
-        ) from None
-    if out.ndim != 2 or out.shape[0] != n:
-        raise ValueError(
-            f"{who} gave an array of shape {out.shape} for {n} texts; it must give one row per "
-            f"text, shape ({n}, {'dim' if dim is None else dim})"
-        )
-    if dim is not None and out.shape[1] != dim:
-        raise ValueError(
-            f"{who} gave vectors of dimension {out.shape[1]}, but the items have dimension "
-            f"{dim}; use the encoder that embedded the items"
-        )
-    bad = np.flatnonzero(~np.isfinite(out).all(axis=1))
-    if bad.size:
-        raise ValueError(
-            f"{who} gave NaN or infinite values (first for text {bad[0]}: "
-            f"{texts[bad[0]][:60]!r}); check the encoder"
-        )
-    return out
 
 
 def positive_int(value: Any, name: str) -> int:
@@ -472,11 +440,12 @@ def canonical_csr(
 ) -> sp.csr_array:
     """Validate a users x items CSR matrix and return a canonical float32 copy.
 
-    The copy has int64 ``indptr``, int32 ``indices``, sorted rows and duplicates summed. Every
-    stored entry is an interaction, explicit zeros included: a weight of 0 (a centred rating
-    equal to the mean, a like and a dislike that cancel) is still "seen"; models that learn
-    from the weights drop them from their training values (:func:`without_zeros`). The
-    caller's matrix is never modified.
+    The copy has int64 ``indptr``, int32 ``indices``, sorted rows and duplicates summed (in
+    float32: a sum past its range is a ValueError naming the entry). Every stored entry is an
+    interaction, explicit zeros included: a weight of 0 (a centred rating equal to the mean, a
+    like and a dislike that cancel) is still "seen"; models that learn from the weights drop
+    them from their training values (:func:`without_zeros`). The caller's matrix is never
+    modified.
 
     ``trusted=True`` takes scipy's ``has_canonical_format`` flag at its word (for matrices
     semrec built itself); otherwise the rows are verified in one vectorised pass.
@@ -515,11 +484,30 @@ def canonical_csr(
     first[1:] = (rows[1:] != rows[:-1]) | (cols[1:] != cols[:-1])
     if not first.all():  # duplicates add up; a sum of 0 stays an entry (still seen)
         starts = np.flatnonzero(first)
-        values = np.add.reduceat(values, starts).astype(np.float32)
+        values = _duplicate_sums(values, starts, rows, cols, name)
         rows, cols = rows[starts], cols[starts]
     new_indptr = np.zeros(m.shape[0] + 1, dtype=np.int64)
     np.cumsum(np.bincount(rows, minlength=m.shape[0]), out=new_indptr[1:])
     return csr_from_arrays(m.shape, new_indptr, cols, values)
+
+
+def _duplicate_sums(
+    values: np.ndarray, starts: np.ndarray, rows: np.ndarray, cols: np.ndarray, name: str
+) -> np.ndarray:
+    """The float32 sum of each run of entries (one (user, item) each, from ``starts``),
+    refused where it overflows: an inf weight breaks every model's arithmetic and its file."""
+    with np.errstate(over="ignore"):  # refused below, naming the entry
+        sums = np.add.reduceat(values, starts).astype(np.float32)
+    if not np.isfinite(sums).all():
+        run = int(np.flatnonzero(~np.isfinite(sums))[0])
+        lo, hi = starts[run], (starts[run + 1] if run + 1 < starts.size else values.size)
+        exact = float(values[lo:hi].sum(dtype=np.float64))
+        raise ValueError(
+            f"{name} holds {hi - lo} entries for (user {rows[lo]}, item {cols[lo]}) whose sum "
+            f"overflows float32, which semrec stores weights in (max ~3.4e38; their sum is "
+            f"{exact:.3g}): rescale the weights, e.g. divide them by their maximum"
+        )
+    return sums
 
 
 def without_zeros(m: sp.csr_array) -> sp.csr_array:
@@ -536,8 +524,9 @@ def without_zeros(m: sp.csr_array) -> sp.csr_array:
     return csr_from_arrays(m.shape, indptr, m.indices[keep], m.data[keep])
 
 
-def summed(*matrices: sp.csr_array) -> sp.csr_array:
-    """The entries of several same-shape CSR matrices in one canonical CSR, duplicates summed.
+def summed(*matrices: sp.csr_array, name: str = "matrices") -> sp.csr_array:
+    """The entries of several same-shape CSR matrices in one canonical CSR, duplicates summed
+    (a sum past float32 is a ValueError naming ``name``).
 
     Unlike scipy's ``a + b``, an entry whose values cancel stays (as a 0): it is still seen.
     """
@@ -550,7 +539,7 @@ def summed(*matrices: sp.csr_array) -> sp.csr_array:
     indices = np.concatenate([np.asarray(m.indices) for m in matrices])[order]
     data = np.concatenate([np.asarray(m.data, dtype=np.float32) for m in matrices])[order]
     raw = sp.csr_array((data, indices, indptr), shape=shape)
-    return canonical_csr(raw, "matrices", allow_empty=True)
+    return canonical_csr(raw, name, allow_empty=True)
 
 
 def exclusions(

@@ -50,11 +50,22 @@ class _Baseline(KeepsHistories, Recommender):
 
     def _update(self, user: int, item: int, weight: float, t: float | None) -> np.ndarray:
         indices, weights = self._histories.row(user)
+        pos = int(np.searchsorted(indices, item))
+        prior = weights[pos] if pos < indices.size and indices[pos] == item else np.float32(0)
+        # Summed as the whole matrix was (float32): refused, before anything changes, where
+        # the weight or the stored sum would be inf (the matrix and its file must stay finite).
+        with np.errstate(over="ignore"):
+            total = prior + np.float32(weight)
+        if abs(weight) > check.FLOAT32_MAX or not np.isfinite(total):
+            raise ValueError(
+                f"weight: update would make interaction ({user}, {item}) {float(prior):.3g} + "
+                f"{weight:.3g}, past float32's range (max ~3.4e38), which semrec stores weights "
+                "in; rescale the weights"
+            )
         cols = np.r_[indices, item].astype(np.int32)  # a seen 0 stays an entry
         values = np.r_[weights, np.float32(weight)]
         row = sp.csr_array((values, cols, np.array([0, cols.size])), shape=(1, self.n_items_))
-        # Summed as the whole matrix was (float32; an overflow to inf is "rows"' error).
-        row = check.canonical_csr(row, "rows", allow_empty=True)
+        row = check.canonical_csr(row, "weight", allow_empty=True)
         self._histories.set_row(user, row.indices, row.data)
         return np.zeros(0, dtype=np.float32)
 

@@ -111,8 +111,15 @@ def _ridge(
     if not (np.isfinite(gram).all() and np.isfinite(rhs).all()):
         raise _too_large(e, f, rows, names, reg, "E'E overflows float64")
     gram[np.arange(dim), np.arange(dim)] += reg  # the intercept (last) is not penalised
+    # Equilibrated by powers of two (D G D y = D rhs, solution D y): embeddings of norm 1e10
+    # beside the intercept's count span 20 orders on the diagonal, which LAPACK's condition
+    # estimate reads as ill-conditioned (a LinAlgWarning) though the scaled system is not.
+    # Scaling by powers of two is exact, so Cholesky's roundings are the unscaled ones.
+    scale = np.ldexp(1.0, -(np.frexp(np.diag(gram))[1] // 2))
     try:
-        solution = scipy.linalg.solve(gram, rhs, assume_a="pos")
+        solution = scale[:, None] * scipy.linalg.solve(
+            gram * scale[:, None] * scale, rhs * scale[:, None], assume_a="pos"
+        )
     except (np.linalg.LinAlgError, scipy.linalg.LinAlgError):
         if reg > 0:  # positive definite in exact arithmetic: the penalty was lost in rounding
             top = float(np.abs(np.diag(gram)).max())

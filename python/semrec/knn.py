@@ -40,10 +40,11 @@ from semrec._base import Recommender
 from semrec._histories import Histories
 from semrec._knn_graph import (
     LARGEST_WEIGHT,
-    SMALLEST_WEIGHT,
     Settings,
     Targets,
     apply_weights,
+    check_shrinkage,
+    check_updated_weight,
     check_weight_range,
     entry_weights,
     graph_rows,
@@ -107,6 +108,7 @@ class _NeighbourCF(KeepsHistories, Recommender):
         check.choice(self.weighting, "weighting", WEIGHTINGS)
         for name in ("shrinkage", "bm25_k1"):
             check.number(getattr(self, name), name, minimum=0)
+        check_shrinkage(self.shrinkage)
         check.number(self.bm25_b, "bm25_b", minimum=0, maximum=1)
         resolve_num_threads(self.num_threads)
         hyperparameters.progress(self.show_progress)
@@ -186,7 +188,7 @@ class _NeighbourCF(KeepsHistories, Recommender):
         """
         self._check_params()
         train = check.canonical_csr(interactions, "interactions", nonnegative=True)
-        check_weight_range(train.data, "interactions")
+        check_weight_range(train.data, "interactions", self.shrinkage)
         threads = resolve_num_threads(self.num_threads)
         # Every stored entry is seen (interactions_); the graph learns from non-zero weights.
         weighted, weighted_t = self._layouts(check.without_zeros(train))
@@ -334,7 +336,7 @@ class _NeighbourCF(KeepsHistories, Recommender):
         self, history: Any, users: np.ndarray | None, times: np.ndarray | None
     ) -> np.ndarray:
         rows = check.canonical_csr(history, "history", nonnegative=True, allow_empty=True)
-        check_weight_range(rows.data, "history")  # the bounds fit and update keep
+        check_weight_range(rows.data, "history", self._fitted_with["shrinkage"])  # as fit's
         return self._scores_of(rows, users)
 
     def _update(self, user: int, item: int, weight: float, t: float | None) -> np.ndarray:
@@ -357,12 +359,7 @@ class _NeighbourCF(KeepsHistories, Recommender):
                 f"update would make interaction ({user}, {item}) negative ({total}); weights "
                 "must stay >= 0"
             )
-        if total > LARGEST_WEIGHT or 0 < total < SMALLEST_WEIGHT:  # the bounds fit keeps
-            raise ValueError(
-                f"weight: update would make interaction ({user}, {item}) {total:.3g}; neighbour "
-                f"similarities square weights in float32: keep them in [{SMALLEST_WEIGHT:g}, "
-                f"{LARGEST_WEIGHT:g}] (or 0)"
-            )
+        check_updated_weight(total, user, item, self._fitted_with["shrinkage"])  # as fit's
         return self._scores_of(row, np.array([user]))[0]
 
     # -- explanations ----------------------------------------------------------------------------
@@ -455,7 +452,9 @@ class ItemKNN(_NeighbourCF):
         Re-weighting of the item vectors before the cosine (items are the documents, users the
         terms).
     shrinkage : float, default 0.0
-        ``sim = dot / (|a| |b| + shrinkage)``; damps similarities resting on few users.
+        ``sim = dot / (|a| |b| + shrinkage)``; damps similarities resting on few users. At
+        most 3.4e38 (float32); the smallest weight must exceed ``1e-10 * shrinkage ** (1/3)``
+        (and ``1e-15 * shrinkage ** 0.5``), or similarities and scores underflow float32.
     bm25_k1, bm25_b : float, default 1.2, 0.75
         BM25 saturation and length normalisation (``weighting="bm25"`` only).
     num_threads : int, optional

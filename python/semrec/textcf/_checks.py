@@ -23,6 +23,10 @@ MAX_LAYERS = 16
 # Largest embedding row norm taken: the float32 network's activations and their squares
 # overflow from about 1e19 on (every vector then comes out zero); this leaves a margin.
 MAX_NORM = 1e15
+# Smallest largest item-embedding row norm taken: the network starts with weights and biases
+# for inputs of norm ~1; from inputs this small its outputs are the biases', nearly equal for
+# every item and user (x1e-6: hit@10 at chance), and training does not recover.
+MIN_NORM = 1e-3
 
 
 def number(value: Any, name: str, *, positive: bool = False) -> float:
@@ -132,6 +136,11 @@ def validation(x: Any, shape: tuple[int, int], train: Any = None) -> sp.csr_arra
     return relevant
 
 
+def largest_norm(x: np.ndarray) -> float:
+    """The largest row norm of ``x`` (computed in float64; 0 without entries)."""
+    return float(np.sqrt(np.einsum("ij,ij->i", x, x, dtype=np.float64).max())) if x.size else 0.0
+
+
 def scale(x: np.ndarray, name: str) -> np.ndarray:
     """``x`` unchanged if its rows' norms (in float64) are at most ``MAX_NORM``.
 
@@ -142,8 +151,7 @@ def scale(x: np.ndarray, name: str) -> np.ndarray:
     >>> scale(np.ones((2, 3), dtype=np.float32), "item_embeddings").shape
     (2, 3)
     """
-    top = float(np.sqrt(np.einsum("ij,ij->i", x, x, dtype=np.float64).max())) if x.size else 0.0
-    if top > MAX_NORM:
+    if (top := largest_norm(x)) > MAX_NORM:
         raise ValueError(
             f"{name} has rows of norm up to {top:.3g}; TextCF's float32 network overflows on "
             f"inputs this large (norms must be at most {MAX_NORM:g}): rescale the embeddings, "
@@ -153,14 +161,21 @@ def scale(x: np.ndarray, name: str) -> np.ndarray:
 
 
 def embeddings(x: Any, name: str, rows: int, what: str) -> np.ndarray:
-    """One float32 embedding per user or item (``what``), of a scale the network takes.
+    """One float32 embedding per user or item (``what``), of a scale the network takes: row
+    norms at most ``MAX_NORM`` and, for items (every node's input is made of theirs), the
+    largest at least ``MIN_NORM``.
 
     Examples
     --------
     >>> import numpy as np
     >>> from semrec.textcf._checks import embeddings
-    >>> embeddings(np.zeros((3, 2), dtype=np.float32), "item_embeddings", 3, "item").shape
+    >>> embeddings(np.ones((3, 2), dtype=np.float32), "item_embeddings", 3, "item").shape
     (3, 2)
+    >>> embeddings(np.full((3, 2), 1e-6, np.float32), "item_embeddings", 3, "item")
+    ... # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: item_embeddings has rows of norm at most 1.41e-06; ... Normalise the rows ...
     """
     emb, _ = check.as_float32_matrix(np.asarray(x) if isinstance(x, ItemEmbeddings) else x, name)
     if emb.shape[1] == 0:
@@ -170,7 +185,15 @@ def embeddings(x: Any, name: str, rows: int, what: str) -> np.ndarray:
             f"{name} has {emb.shape[0]} rows but the interactions have {rows} {what}s; give "
             f"one embedding per {what}, in index order"
         )
-    return scale(emb, name)
+    emb = scale(emb, name)
+    if what == "item" and (top := largest_norm(emb)) < MIN_NORM:
+        raise ValueError(
+            f"{name} has rows of norm at most {top:.3g}; TextCF's network needs inputs of norm "
+            f"~1 (at least one row of norm >= {MIN_NORM:g}): from smaller ones every item and "
+            "user gets nearly the same vector. Normalise the rows (x / np.linalg.norm(x, "
+            "axis=1, keepdims=True))"
+        )
+    return emb
 
 
 def batch_size(settings: Any, shape: tuple[int, int], dim: int, positives: int) -> int:
