@@ -4,13 +4,15 @@
 users x items CSR in which every (user, item) pair with an event has an entry, a sum of 0
 included: an item whose like and dislike cancel is still an item the user has seen;
 ``merged_tail`` changes a few rows of such a CSR without sorting the others (``with_rows``);
-``add_events`` applies events grouped by user to a streaming state, in chunks.
+``add_events`` applies events grouped by user to a streaming state, in chunks;
+``logged_update`` gives one event to a state and a log together, Ctrl-C or not.
 """
 
 from __future__ import annotations
 
 import itertools
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -25,6 +27,8 @@ if TYPE_CHECKING:
 # add_events adds users in this many chunks (progress bar steps, Ctrl-C checks between them).
 _FIT_CHUNKS = 32
 _MIN_CHUNK = 4096
+# Weights from here on are inf in float32 (half an ulp past its largest).
+_PAST_FLOAT32 = 2.0**128 - 2.0**103
 
 
 class EventLog:
@@ -60,26 +64,32 @@ class EventLog:
         return self._n
 
     def _reserve(self, n: int, n_users: int = 0) -> None:
-        if n_users > self._last.size:
-            size = max(n_users, 2 * self._last.size)
-            self._last = np.concatenate((self._last, np.full(size - self._last.size, -1)))
-            self._count = np.concatenate((self._count, np.zeros(size - self._count.size, int)))
-        if n <= self._users.size:
-            return
-        capacity = max(n, 2 * self._users.size)
-        for name in ("_users", "_items", "_weights", "_times", "_prev"):
-            old = getattr(self, name)
-            new = np.empty(capacity, dtype=old.dtype)
-            new[: self._n] = old[: self._n]
-            setattr(self, name, new)
+        # Ctrl-C may land between any two statements: each array's size is checked on its own
+        # (a growth left half done is finished by the next call), and the new arrays replace
+        # the old ones in one statement, once all are made.
+        if n_users > (users := min(self._last.size, self._count.size)):
+            size = max(n_users, 2 * users)
+            self._last, self._count = _grown(self._last, size, -1), _grown(self._count, size, 0)
+        arrays = (self._users, self._items, self._weights, self._times, self._prev)
+        if n > (have := min(values.size for values in arrays)):
+            grown = [_grown(values, max(n, 2 * have), None, self._n) for values in arrays]
+            self._users, self._items, self._weights, self._times, self._prev = grown
 
     def append(self, user: int, item: int, weight: float, t: float) -> None:
+        """Log one event, whole or not at all: nothing shows before its last statement (a
+        Ctrl-C lands between statements, never inside one)."""
         self._reserve(self._n + 1, user + 1)
         n = self._n
         self._users[n], self._items[n], self._weights[n], self._times[n] = user, item, weight, t
-        self._prev[n], self._last[user] = self._last[user], n
-        self._count[user] += 1
-        self._n = n + 1
+        self._prev[n] = self._last[user]  # (place n is past the log's end until it is counted)
+        self._last[user], self._count[user], self._n = n, self._count[user] + 1, n + 1
+
+    def undo_append(self, n: int) -> None:
+        """Take back the event :meth:`append` put at place ``n`` if it is the last one (else the
+        append did not happen: nothing to do). In one statement, so it may be retried."""
+        if self._n == n + 1:
+            user = int(self._users[n])
+            self._last[user], self._count[user], self._n = self._prev[n], self._count[user] - 1, n
 
     def extend(
         self,
@@ -171,6 +181,72 @@ class EventLog:
         event has an entry (a sum of 0 included: it is seen)."""
         users, items, weights, _ = self.arrays(part)
         return events_matrix(users, items, weights, shape)
+
+
+def _grown(old: np.ndarray, size: int, fill: int | None, used: int | None = None) -> np.ndarray:
+    """``old`` if it has ``size`` entries, else a new array of ``size`` starting with its first
+    ``used`` (default all), the rest ``fill`` (``None``: left unset)."""
+    if old.size >= size:
+        return old
+    new = np.empty(size, old.dtype) if fill is None else np.full(size, fill, old.dtype)
+    used = old.size if used is None else used
+    new[:used] = old[:used]
+    return new
+
+
+def logged_update(
+    stream: StreamingProfiles, log: EventLog, user: int, item: int, weight: float, t: float
+) -> None:
+    """One event into ``stream`` and ``log`` together: both take it or neither does, whatever
+    interrupts it (Ctrl-C included).
+
+    The log's append is taken back exactly, the stream's update cannot be (its clock never goes
+    back), so it comes last. A refusal (ValueError) changes nothing in the stream: the append is
+    taken back. Anything else interrupts the stream's update before or after it took the event,
+    which cannot be told apart: the user's profile is then rebuilt from the log, which keeps it.
+    """
+    start = len(log)
+    try:
+        if abs(weight) < _PAST_FLOAT32:
+            log.append(user, item, weight, t)
+        else:  # inf in the log's float32, which the stream refuses: no overflow warning
+            with np.errstate(over="ignore"):
+                log.append(user, item, weight, t)
+        stream.update(user, item, weight, t)
+    except ValueError:
+        _finish(log.undo_append, start)
+        raise
+    except BaseException:
+        if len(log) > start:
+            _finish(_rebuild, stream, log, user, start)
+        raise
+
+
+def _rebuild(stream: StreamingProfiles, log: EventLog, user: int, start: int) -> None:
+    """``user``'s profile made again from their logged events (with the one at ``start``, or if
+    the stream refuses it, without): the same profile whether it was applied before or not."""
+    try:
+        _replay_user(stream, log, user)
+    except ValueError:  # a sum past float32's range: an event the stream would have refused
+        log.undo_append(start)
+        _replay_user(stream, log, user)
+
+
+def _replay_user(stream: StreamingProfiles, log: EventLog, user: int) -> None:
+    items, weights, times = log.of_user(user)
+    users = np.full(items.size, user, dtype=np.int64)
+    reset = np.array([user]) if user < stream.n_users else None
+    stream.update_many(users, items, weights, times, reset=reset, name="weight")
+
+
+def _finish(step: Callable[..., None], *args: Any) -> None:
+    """``step(*args)`` (which may be done again) run to its end: a Ctrl-C pressed again while
+    an interrupted update is set right is part of the one already being raised."""
+    while True:
+        try:
+            return step(*args)
+        except KeyboardInterrupt:
+            continue
 
 
 def add_events(

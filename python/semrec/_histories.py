@@ -81,18 +81,22 @@ class Histories:
     def set_row(self, user: int, indices: np.ndarray, weights: np.ndarray) -> None:
         """Replace (or, for ``user >= n_users``, add) one user's history (sorted ids)."""
         with self._lock:
-            self._changed[user] = (indices, weights)
+            # The rows first, then the row: a Ctrl-C between leaves an empty history, never a
+            # row past the matrix's end (which a merge cannot place).
             self._grow(user + 1)
+            self._changed[user] = (indices, weights)
             self._maybe_merge()
 
     def set_rows(self, users: np.ndarray, rows: sp.csr_array) -> None:
         """Replace or add the histories of ``users`` (one canonical CSR row each)."""
         with self._lock:
+            new = {}
             for pos, u in enumerate(users.tolist()):
                 start, end = rows.indptr[pos], rows.indptr[pos + 1]
-                self._changed[u] = (rows.indices[start:end].copy(), rows.data[start:end].copy())
+                new[u] = (rows.indices[start:end].copy(), rows.data[start:end].copy())
             if users.size:
                 self._grow(int(users.max()) + 1)
+            self._changed.update(new)  # all the rows in one step (Ctrl-C: none of them)
             self._maybe_merge()
 
     def grow_items(self, n_items: int) -> None:
@@ -101,9 +105,8 @@ class Histories:
             self.n_items = max(self.n_items, int(n_items))
 
     def _grow(self, n_users: int) -> None:
-        self.n_users = max(self.n_users, n_users)
-        if self._square:
-            self.n_items = self.n_users
+        n = max(self.n_users, n_users)
+        self.n_users, self.n_items = n, n if self._square else self.n_items  # one step
 
     def structure(self, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The histories of ``users`` as CSR (indptr int64, indices int32), without a merge
@@ -300,7 +303,8 @@ class RowBuffer:
             capacity = max(n, old.shape[0] + old.shape[0] // 2 + 16)
             buffer = np.zeros((capacity, *old.shape[1:]), dtype=old.dtype)  # any row shape
             buffer[: old.shape[0]] = old
-        self._buffer = buffer
-        self.rows = buffer[:n]
-        self.rows[old.shape[0] :] = self.fill
+        # The new rows filled before they show, and shown in one step: a Ctrl-C in between
+        # leaves the rows as they were (the next grow finishes the work).
+        buffer[old.shape[0] : n] = self.fill
+        self._buffer, self.rows = buffer, buffer[:n]
         return self.rows

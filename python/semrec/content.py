@@ -27,6 +27,7 @@ from semrec._events import (
     csr_rows,
     emptied,
     events_matrix,
+    logged_update,
     merged_tail,
 )
 from semrec._model_lock import cache_lock, fills_cache, fits_model, model_lock, reads_model
@@ -371,8 +372,7 @@ class ContentRecommender(EncodesText, Recommender):
     def _update(self, user: int, item: int, weight: float, t: float | None) -> np.ndarray:
         stream = self._stream
         ts = stream.now("t") if t is None else t  # refused with a half_life before any time
-        stream.update(user, item, weight, ts)  # refused if it overflows (nothing changes)
-        self._log.append(user, item, weight, ts)
+        logged_update(stream, self._log, user, item, weight, ts)  # both or neither, Ctrl-C too
         if self._seen is not None:  # else the next read consolidates the whole log
             self._tail.logged(user, item, self._log)
         return stream.profile(user)
