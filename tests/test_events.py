@@ -265,3 +265,32 @@ def test_histories_changed_under_ctrl_c_hold_each_change_whole_or_not_at_all(squ
         else:
             pytest.fail(f"{name} never finished")
         assert k > 2
+
+
+def test_textcf_user_state_grown_under_ctrl_c_keeps_its_arrays_in_step():
+    # The arrays grew one by one and only `mass` was checked: a Ctrl-C after it grew left the
+    # others short for good, and the next new user's row was out of bounds.
+    from semrec.textcf import _network
+
+    files = {_network.__file__, _histories.__file__}
+
+    def state():
+        s = _network.UserState(
+            np.ones((3, 4)), np.ones(3), np.ones((3, 2, 5)), np.ones(3, np.int64)
+        )
+        s.item_sum = np.ones((3, 5))
+        return s
+
+    for k in range(1, 400):
+        s = state()
+        if not interrupted(lambda s=s: s.grow(6), k, files):
+            break
+        s.grow(6)  # finishes what the interrupt cut short
+        for name in ("input_sum", "mass", "graph_sum", "degree", "item_sum"):
+            rows = getattr(s, name)
+            assert rows.shape[0] == 6, (k, name)
+            np.testing.assert_array_equal(rows[:3], 1)
+            np.testing.assert_array_equal(rows[3:], 0)
+    else:
+        pytest.fail("grow never finished")
+    assert k > 5

@@ -102,18 +102,20 @@ class UserState:
     def grow(self, n_users: int) -> None:
         """Append users with no history (zero rows) up to ``n_users``: O(the new rows), the
         arrays keep spare rows (a new user would otherwise copy every user's state)."""
-        if n_users <= self.mass.size:
-            return
+        names = ("input_sum", "mass", "graph_sum", "degree", "item_sum")
+        present = [name for name in names if getattr(self, name) is not None]
+        if all(getattr(self, name).shape[0] >= n_users for name in present):
+            return  # (each array checked: a growth a Ctrl-C cut short is finished here)
         buffers = self.__dict__.setdefault("_buffers", {})  # (absent from pickles)
-        for name in ("input_sum", "mass", "graph_sum", "degree", "item_sum"):
+        grown = {}
+        for name in present:
             rows = getattr(self, name)
-            if rows is None:
-                continue
             buffer = buffers.get(name)
             if buffer is None or buffer.rows is not rows:  # set anew since: buffer it
                 fill = np.zeros(rows.shape[1:], dtype=rows.dtype)
                 buffer = buffers[name] = RowBuffer(rows, fill=fill)
-            setattr(self, name, buffer.grow(n_users))
+            grown[name] = rows if rows.shape[0] >= n_users else buffer.grow(n_users)
+        self.__dict__.update(grown)  # every array at once
 
     def __getstate__(self) -> dict[str, object]:
         # Pickles and deep copies hold the users' rows, not the spare ones.
