@@ -33,12 +33,15 @@ def child(code: str, ready: str = "ready") -> Iterator[subprocess.Popen[str]]:
         proc.wait()
 
 
-def ctrl_c(setup: str, work: str, after: str = "", *, wait: float = 1.0) -> str:
+def ctrl_c(
+    setup: str, work: str, after: str = "", *, wait: float = 1.0, timeout: float = 60.0
+) -> str:
     """Everything the child ``setup; try: work; except KeyboardInterrupt: ...; after`` prints,
     Ctrl-C being pressed ``wait`` seconds into ``work``.
 
     The child prints ``interrupted`` when the KeyboardInterrupt reaches ``work``. Choose a
-    ``work`` of many minutes: only the kernels' stop hook then ends it within the 60 s timeout.
+    ``work`` of many minutes: only the kernels' stop hook then ends it within the 60 s timeout
+    (``timeout``: more for an ``after`` that does long work of its own).
     """
     code = (
         _CTRL_C_HANDLER
@@ -53,5 +56,5 @@ def ctrl_c(setup: str, work: str, after: str = "", *, wait: float = 1.0) -> str:
     with child(code) as proc:
         time.sleep(wait)
         proc.send_signal(signal.SIGINT)
-        out, _ = proc.communicate(timeout=60)
+        out, _ = proc.communicate(timeout=timeout)
     return out

@@ -646,6 +646,7 @@ def test_ctrl_c_in_a_long_add_then_a_search_as_good_as_a_fresh_build():
             return np.mean([np.intersect1d(g, w).size / 10 for g, w in zip(got, want)])
         print(len(ann), recall(ann), recall(semrec.HNSWIndex(x)))
         """,
+        timeout=300,  # after the interrupt: two builds of 100k items (~50 s on a busy machine)
     )
     lines = out.split("\n")
     assert lines[0] == "interrupted", out

@@ -11,6 +11,7 @@ import pickle
 import sys
 import threading
 import time
+import types
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -19,7 +20,8 @@ import pytest
 from child_python import run_python
 
 import semrec
-from semrec._model_lock import ModelLock
+from semrec import _model_lock
+from semrec._model_lock import ModelLock, model_lock
 from semrec.datasets import synthetic
 
 N_USERS, N_ITEMS = 300, 400
@@ -282,3 +284,305 @@ def test_adding_items_beside_single_queries_does_not_deadlock() -> None:
         timeout=240,
     )
     assert out == "601000 True True"
+
+
+# -- Ctrl-C inside the model's lock ---------------------------------------------------------------
+# A KeyboardInterrupt landing inside the lock's own code (first line of its read release, between
+# a count and its wake-up, between a with block and the release...) left the lock held: every
+# later change, or every later call, waited forever (the threads audit of session 50). CPython
+# delivers a signal at a function's start, after a call into C and at a loop's back edge; these
+# tests raise it at every one of those and more: at every bytecode, every Python call and return
+# and before and after every call into C that this thread makes in semrec._model_lock's code,
+# one point per run, then ask another thread to serve the model.
+
+
+def lock_code() -> set[types.CodeType]:
+    """Every code object of semrec._model_lock: functions, methods and the decorators' closures."""
+    found: set[types.CodeType] = set()
+
+    def add(code: types.CodeType) -> None:
+        found.add(code)
+        for const in code.co_consts:
+            if isinstance(const, types.CodeType):
+                add(const)
+
+    for obj in vars(_model_lock).values():
+        for member in vars(obj).values() if isinstance(obj, type) else [obj]:
+            if isinstance(member, types.FunctionType) and member.__module__ == _model_lock.__name__:
+                add(member.__code__)
+    return found
+
+
+EVENTS = ("call", "opcode", "return", "c_call", "c_return")  # an opcode event precedes each line
+
+
+@contextmanager
+def ctrl_c_at(n: int, code: set[types.CodeType]) -> Iterator[list[str]]:
+    """Raise KeyboardInterrupt at this thread's ``n``-th event in ``code``: a Python function's
+    start or return, a bytecode (sys.settrace), a call into C or its return (sys.setprofile).
+    Yields a list that then holds where it was raised: empty when there were fewer events."""
+    where: list[str] = []
+    seen = [0]
+
+    def fire(frame: types.FrameType, event: str) -> None:
+        if event in EVENTS and frame.f_code in code:
+            if seen[0] == n:
+                sys.settrace(None)
+                sys.setprofile(None)
+                where.append(f"{frame.f_code.co_name} line {frame.f_lineno} {event} "
+                             f"byte {frame.f_lasti}")  # fmt: skip
+                raise KeyboardInterrupt
+            seen[0] += 1
+
+    def local(frame: types.FrameType, event: str, arg: object) -> Callable[..., object]:
+        fire(frame, event)
+        return local
+
+    def trace(frame: types.FrameType, event: str, arg: object) -> Callable[..., object] | None:
+        if frame.f_code not in code:
+            return None
+        frame.f_trace_opcodes = True
+        fire(frame, event)
+        return local
+
+    def profile(frame: types.FrameType, event: str, arg: object) -> None:
+        if event.startswith("c_"):
+            fire(frame, event)
+
+    before = sys.gettrace(), sys.getprofile()
+    sys.settrace(trace)
+    sys.setprofile(profile)
+    try:
+        yield where
+    finally:
+        sys.settrace(before[0])
+        sys.setprofile(before[1])
+
+
+def idle(lock: ModelLock) -> bool:
+    """No reader, writer, waiting writer or held mutex left."""
+    free = lock._mutex.acquire(blocking=False)
+    if free:
+        lock._mutex.release()
+    held = not free or lock._mutex._is_owned()
+    return not (lock._readers or lock._writer is not None or lock._waiting or held)
+
+
+def serves(model: semrec.MostPopular) -> bool:
+    """Whether another thread can change and read ``model`` within a second."""
+    done = []
+
+    def use() -> None:
+        model.update(3, 5)
+        model.recommend(3, k=2)
+        done.append(True)
+
+    thread = threading.Thread(target=use, daemon=True)  # a hang leaves it behind, not the run
+    thread.start()
+    thread.join(1.0)
+    return bool(done)
+
+
+def until(condition: Callable[[], object], seconds: float = 2.0) -> None:
+    end = time.monotonic() + seconds
+    while not condition() and time.monotonic() < end:
+        time.sleep(0.0005)
+
+
+def another_thread_changes(verb: Callable[..., object]) -> Callable[..., None]:
+    """``verb(model, lock)`` run while another thread changes the model: it waits (sleeps)."""
+
+    def run(model: semrec.MostPopular, lock: ModelLock) -> None:
+        held, done = threading.Event(), threading.Event()
+
+        def change() -> None:
+            with lock.writing():
+                held.set()
+                until(lambda: lock._sleepers or done.is_set())  # until this thread sleeps
+
+        thread = threading.Thread(target=change)
+        thread.start()
+        held.wait()
+        try:
+            verb(model, lock)
+        finally:
+            done.set()
+            thread.join()
+
+    return run
+
+
+def wakes_a_change(read: Callable[..., object]) -> Callable[..., None]:
+    """``read(lock, during)``, ``during`` starting a change in another thread that waits for
+    the read: the read's release wakes it."""
+
+    def run(model: semrec.MostPopular, lock: ModelLock) -> None:
+        thread = threading.Thread(target=lambda: model.update(3, 5))
+
+        def during() -> None:
+            thread.start()
+            until(lambda: lock._sleepers)
+
+        try:
+            read(lock, during)
+        finally:
+            if thread.ident is not None:
+                thread.join()
+
+    return run
+
+
+def read_block(lock: ModelLock, during: Callable[[], None]) -> None:
+    with lock.reading():
+        during()
+
+
+def nested(model: semrec.MostPopular, lock: ModelLock) -> None:
+    with lock.reading():
+        model.recommend(3, k=2)
+    with lock.writing():
+        model.update(3, 5)
+        model.recommend(3, k=2)
+        with lock.reading(), lock.writing():
+            pass
+
+
+def read_locked(model: semrec.MostPopular, lock: ModelLock) -> None:
+    with lock.reading():
+        pass
+
+
+def write_locked(model: semrec.MostPopular, lock: ModelLock) -> None:
+    with lock.writing():
+        pass
+
+
+CTRL_C_CASES: dict[str, Callable[[semrec.MostPopular, ModelLock], object]] = {
+    "recommend": lambda model, lock: model.recommend(3, k=2),
+    "update": lambda model, lock: model.update(3, 5),
+    "fit": lambda model, lock: model.fit(model.interactions_),
+    "with reading()": read_locked,
+    "with writing()": write_locked,
+    "nested": nested,
+    "recommend waiting": another_thread_changes(lambda model, lock: model.recommend(3, k=2)),
+    "update waiting": another_thread_changes(lambda model, lock: model.update(3, 5)),
+    "reading() wakes a change": wakes_a_change(read_block),
+    "a read verb wakes a change": wakes_a_change(lambda lock, during: lock.call_reading(during)),
+}
+
+
+@pytest.mark.parametrize("case", CTRL_C_CASES)
+def test_a_ctrl_c_anywhere_in_the_lock_leaves_the_model_usable(clicks, case) -> None:
+    code, run, failures, points = lock_code(), CTRL_C_CASES[case], [], []
+
+    def every_point() -> None:  # in a thread of its own: a hang fails the test, not the run
+        try:
+            each_point()
+        except BaseException as exc:  # reported by the test
+            failures.append(f"after {points[-1:]}: {exc!r}")
+
+    def each_point() -> None:
+        while True:
+            model = semrec.MostPopular().fit(clicks)
+            lock = model_lock(model)
+            interrupted = False
+            with ctrl_c_at(len(points), code) as where:
+                try:
+                    run(model, lock)
+                except KeyboardInterrupt:
+                    interrupted = True
+            if not where:  # every point has had its turn
+                return
+            points.append(where[0])
+            if not (interrupted and idle(lock) and serves(model)):
+                failures.append(f"{where[0]}: interrupted={interrupted} readers={lock._readers} "
+                                f"writer={lock._writer} waiting={lock._waiting}")  # fmt: skip
+
+    thread = threading.Thread(target=every_point, daemon=True)
+    thread.start()
+    thread.join(120)
+    assert not thread.is_alive(), f"hung after {points[-1:]}"
+    assert len(points) > 100 and failures == []
+
+
+def test_ctrl_c_pressed_again_and_again_during_verbs_leaves_the_model_usable() -> None:
+    # Real signals, every 2 ms or so, into verbs that do nothing (the interrupts then land in the
+    # lock's code: the lock used to leak at the first) and into real models' verbs. In a child
+    # process: the signals stay out of the test run, and a hang is a timeout.
+    out = run_python(
+        """
+        import os, signal, threading, time
+        import numpy as np, semrec
+        from semrec._model_lock import changes_model, model_lock, reads_model
+        from semrec.datasets import synthetic
+
+        class Model:
+            @reads_model
+            def read(self): pass
+            @changes_model
+            def change(self): pass
+
+        clicks = synthetic(300, 400, 4000, with_text=False, random_state=0).interactions
+        models = [Model(), semrec.MostPopular().fit(clicks),
+                  semrec.ALS(8, iterations=1, random_state=0, show_progress=False).fit(clicks)]
+        armed, stop = [False], threading.Event()
+
+        def handler(signum, frame):
+            if armed[0]:
+                raise KeyboardInterrupt
+
+        def press():
+            rng = np.random.default_rng(0)
+            while not stop.is_set():
+                time.sleep(rng.uniform(0.001, 0.003))
+                os.kill(os.getpid(), signal.SIGINT)
+
+        def held(lock):
+            free = lock._mutex.acquire(blocking=False)
+            if free:
+                lock._mutex.release()
+            return bool(lock._readers or lock._writer is not None or lock._waiting or not free)
+
+        def block(lock, read):
+            with lock.reading() if read else lock.writing():
+                pass
+
+        signal.signal(signal.SIGINT, handler)
+        threading.Thread(target=press, daemon=True).start()
+        report = []
+        for model in models:
+            lock = model_lock(model)
+            if isinstance(model, Model):
+                calls = [model.read, model.change, lambda: block(lock, True),
+                         lambda: block(lock, False)]
+            else:
+                calls = [lambda: model.recommend(3, k=2), lambda: model.update(3, 5)]
+            for call in calls:
+                hits, leaked, end = 0, 0, time.monotonic() + 0.5
+                armed[0] = True
+                while time.monotonic() < end and not leaked:
+                    try:
+                        while time.monotonic() < end:
+                            call()
+                    except KeyboardInterrupt:
+                        armed[0] = False  # no interrupt in the check
+                        hits += 1
+                        leaked = hits if held(lock) else 0
+                        armed[0] = True
+                armed[0] = False
+                report.append((hits, leaked))
+        stop.set()
+        done = []
+        def use():
+            for model in models[1:]:
+                model.update(3, 5)
+                model.recommend(3, k=2)
+            done.append(1)
+        thread = threading.Thread(target=use, daemon=True)
+        thread.start()
+        thread.join(5)
+        print(min(h for h, _ in report) >= 20, [leaked for _, leaked in report], bool(done))
+        """,
+        timeout=120,
+    )
+    assert out == "True [0, 0, 0, 0, 0, 0, 0, 0] True"
