@@ -586,3 +586,46 @@ def test_ctrl_c_pressed_again_and_again_during_verbs_leaves_the_model_usable() -
         timeout=120,
     )
     assert out == "True [0, 0, 0, 0, 0, 0, 0, 0] True"
+
+
+@pytest.mark.parametrize("how", ["deepcopy", "pickle"])
+@pytest.mark.parametrize("kind", ["UserKNN", "ALS"])
+def test_copies_made_during_clicks_hold_one_moment(kind, how):
+    """Copies read the model under its lock: each holds the first j clicks of a stream that
+    another thread sends, for some j, whole (a deepcopy used to fail on a dict changing size,
+    or give users without rows)."""
+    import copy
+
+    x = semrec.datasets.synthetic(200, 300, 4000, with_text=False, random_state=0).interactions
+    make = {
+        "UserKNN": lambda: semrec.UserKNN(show_progress=False),
+        "ALS": lambda: semrec.ALS(8, iterations=2, random_state=0, show_progress=False),
+    }[kind]
+    model = make().fit(x)
+    n0, clicks = model.n_users_, [(200 + j, (7 * j) % 300) for j in range(300)]
+    done = threading.Event()
+
+    def click() -> None:
+        for user, item in clicks:
+            model.update(user, item)
+            time.sleep(0.0002)
+        done.set()
+
+    thread = threading.Thread(target=click)
+    thread.start()
+    copies = []
+    while not done.is_set() or not copies:
+        copies.append(
+            copy.deepcopy(model) if how == "deepcopy" else pickle.loads(pickle.dumps(model))
+        )
+    thread.join()
+    dense = x.toarray()
+    for c in copies:
+        j = c.n_users_ - n0  # the clicks this copy holds
+        want = np.zeros((c.n_users_, 300), np.float32)
+        want[:n0] = dense
+        for user, item in clicks[:j]:
+            want[user, item] += 1
+        np.testing.assert_array_equal(c.interactions_.toarray(), want)
+        ids, _ = c.recommend(np.arange(c.n_users_), k=3)
+        assert ids.shape == (c.n_users_, 3)

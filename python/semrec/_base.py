@@ -29,6 +29,7 @@ from semrec import _persist as persist
 from semrec import _scoring as scoring
 from semrec import _validation as check
 from semrec._index_choice import NO_USERS, IndexChoice
+from semrec._model_lock import CopiedWhole as LockedCopies
 from semrec._model_lock import changes_model, changes_model_with_users, model_lock, reads_model
 from semrec._search import DEFAULT_STORAGE, ItemSearch
 from semrec.errors import FormatError, NotFittedError
@@ -42,7 +43,7 @@ BATCH_USERS = 256
 FORMATS: dict[str, type[Recommender]] = {}
 
 
-class Recommender(IndexChoice):
+class Recommender(LockedCopies, IndexChoice):
     """Base of every model: the common verbs, their argument checks, repr and persistence
     (``docs/model_contract.md``: what each verb promises, the hooks a model provides)."""
 

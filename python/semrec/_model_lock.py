@@ -17,6 +17,7 @@ interrupt cut it short, and the verbs do run it again then.
 
 from __future__ import annotations
 
+import copy
 import functools
 import threading
 import weakref
@@ -338,3 +339,39 @@ def fills_cache(method: Method) -> Method:
             return method(self, *args, **kwargs)
 
     return locked  # type: ignore[return-value]
+
+
+class CopiedWhole:
+    """Mixin: ``copy.deepcopy`` and pickling read the model under its lock, so that another
+    thread's ``update`` or ``add_items`` cannot land half-way through the copy (a copy holding
+    the users of one moment and the seen items of another). A pickle is made from a private
+    deep copy (transiently twice the model's memory): serialising runs after ``__reduce_ex__``
+    returns, outside any lock."""
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Any:
+        return model_lock(self).call_reading(_copied, self, memo)
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        snapshot = copy.deepcopy(self)  # no other thread knows it: reduced without a lock
+        return object.__reduce_ex__(snapshot, protocol)
+
+    def __copy__(self) -> Any:  # as before: shares the state (not a pickle's deep snapshot)
+        return _copied(self, None)
+
+
+def _copied(model: Any, memo: dict[int, Any] | None) -> Any:
+    """What ``copy.deepcopy`` (``memo``) or ``copy.copy`` (None) does for a plain object: a new
+    instance given the model's state (``__getstate__``, then ``__setstate__`` where the class
+    has one), deep-copied or shared."""
+    out = type(model).__new__(type(model))
+    state = model.__getstate__()
+    if memo is not None:
+        memo[id(model)] = out
+        state = copy.deepcopy(state, memo)
+    elif state is vars(model):
+        state = dict(state)
+    if hasattr(out, "__setstate__"):
+        out.__setstate__(state)
+    else:
+        vars(out).update(state)
+    return out
