@@ -146,14 +146,15 @@ def broadcast(client: Client, value: Any, attempts: int = 5) -> Future:
 
     ``hash=False``: hashing a large matrix costs a pass over it and buys nothing here. A worker
     that dies while the copy is sent fails the whole scatter (the scheduler has not noticed
-    yet): wait a moment for it to be removed, and send again.
+    yet): wait a moment for it to be removed, and send again. One removed while the scheduler
+    replicates the copy fails it with a KeyError naming the worker's address: the same case.
     """
     from distributed.comm.core import CommClosedError
 
     for attempt in range(attempts):
         try:
             return client.scatter(value, broadcast=True, hash=False)
-        except (CommClosedError, OSError):
+        except (CommClosedError, OSError, KeyError):
             if attempt == attempts - 1:
                 raise
             time.sleep(0.5 * (attempt + 1))
