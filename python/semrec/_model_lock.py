@@ -191,9 +191,7 @@ class _Exit:
     def __get__(self, held: _Held | None, owner: type[_Held]) -> Callable[..., None]:
         if held is None:
             return owner.close
-        release = functools.partial(owner.close, held)
-        held._net = weakref.ref(release, functools.partial(owner.close, held))
-        return release
+        return held.release_guarded()
 
 
 class _Held:
@@ -225,6 +223,13 @@ class _Held:
             raise
 
     __exit__ = _Exit()
+
+    def release_guarded(self) -> Callable[..., None]:
+        """:meth:`close` as a partial, with a weak reference to it that runs :meth:`close`
+        again should an interrupt cut the first run short (see :class:`_Exit`)."""
+        release = functools.partial(type(self).close, self)
+        self._net = weakref.ref(release, functools.partial(type(self).close, self))
+        return release
 
     def close(self, *exc: object) -> None:
         """Release what :meth:`__enter__` took, once however often it is called."""
